@@ -1,0 +1,945 @@
+/*
+** engine/cascade.c
+** The delete planner: Django's on_delete semantics, computed by the
+** engine, run set-based in one transaction.
+** See LICENSE
+**
+** Deleting rows of a model walks the relation graph breadth first.  For
+** the keys found in one round it runs, per referring relation, one query
+** with the keys as one array parameter, and applies the relation's rule:
+**
+**   CASCADE      the referring rows join the deletion (next round);
+**   SET_NULL,    the referring rows are updated (set-based, by key);
+**   SET_DEFAULT
+**   PROTECT      the referring rows are blockers: refuse with `protected`;
+**   RESTRICT     the referring rows are blockers unless the same call
+**                deletes them through a cascade (checked after the walk,
+**                Django's Artist/Album/Song rule);
+**   NO_ACTION    nothing: the database's constraint decides (`integrity`).
+**
+** Rows of automatic join tables are always removed with either side.
+** Keys live in one quay_keyset per model (dedupe, dense order), and each
+** round processes the keys added since the last, so a self-referential
+** tree 1,000 deep is 1,000 rounds of a loop, never C recursion.
+**
+** Nothing is written until the walk is complete, so PROTECT / RESTRICT
+** errors change nothing.  Then, in one transaction (a savepoint inside a
+** user's transaction): SET_NULL/SET_DEFAULT updates, join rows, models
+** with no referrers straight by foreign key, then every collected model
+** children-first by key.  Foreign-key checks are deferred only when the
+** models to delete reference each other in a cycle.  Any failure rolls
+** everything back.  A dry run stops after the walk and reports the counts
+** the real run would report.
+*/
+#include "quayInt.h"
+
+#include <stdio.h>
+
+/* A relation through which rows of pChild refer to rows of the parent. */
+typedef struct Referrer {
+  quay_model *pChild;
+  Field *pFk;               /* column of pChild */
+  Field *pKey;              /* referenced field of the parent */
+  int eRule;
+  Rel *pRel;                /* for messages */
+  JoinTable *pJoin;         /* automatic join table (pChild NULL) */
+  const char *zJoinCol;
+} Referrer;
+
+typedef struct ModelState {
+  quay_keyset *pDel;        /* keys to delete */
+  int nDone;                /* keys already walked */
+  int nDirect;              /* direct (by FK) deletes planned */
+  int64_t nDeleted;
+} ModelState;
+
+/* A planned statement after the walk. */
+typedef struct Action {
+  int eKind;                /* 1 update-null, 2 update-default, 3 delete by fk,
+                            ** 4 join delete */
+  quay_model *pModel;       /* target model (kinds 1-3) */
+  JoinTable *pJoin;         /* kind 4 */
+  const char *zTable, *zCol;
+  Field *pFk;
+  quay_value *aKey; int nKey;  /* parent key values (arena) */
+  int eKeyType;
+} Action;
+
+typedef struct Blocker {
+  quay_model *pModel;
+  quay_value key;           /* arena copy */
+  Referrer *pRef;
+  quay_model *pParent;
+} Blocker;
+
+typedef struct Cascade {
+  quay_db *pDb;
+  Arena arena;
+  ModelState *aState;
+  Referrer **apRef; int *anRef;   /* per model */
+  Action *aAct; int nAct, nActAlloc;
+  Blocker *aProt; int nProt, nProtAlloc;
+  Blocker *aRestr; int nRestr, nRestrAlloc;
+  int64_t *anJoin;                /* dry run: join rows per join table */
+  quay_keyset **apJoinKs;         /* dry run: join row ids */
+  int bDry;
+  quay_err *pErr;
+} Cascade;
+
+/*
+** {==================================================================
+** Referrers
+** ===================================================================
+*/
+static int add_ref(Cascade *x, quay_model *pParent, const Referrer *r) {
+  int i = pParent->iModel;
+  Referrer *a = quay__arena_alloc(&x->arena, sizeof(Referrer) *
+                                                 (size_t)(x->anRef[i] + 1));
+  if (a == NULL) return QUAY_ENOMEM;
+  if (x->anRef[i]) memcpy(a, x->apRef[i], sizeof(Referrer) * (size_t)x->anRef[i]);
+  a[x->anRef[i]++] = *r;
+  x->apRef[i] = a;
+  return QUAY_OK;
+}
+
+/* Build the referrer lists of every model. */
+static int build_refs(Cascade *x) {
+  quay_db *pDb = x->pDb;
+  int i, k;
+  for (i = 0; i < pDb->nModel; i++) {
+    quay_model *m = pDb->apModel[i];
+    for (k = 0; k < m->nDeclRel; k++) {
+      Rel *r = m->apRel[k];
+      Referrer ref;
+      memset(&ref, 0, sizeof(ref));
+      if (!r->resolved) continue;
+      ref.pRel = r;
+      ref.eRule = r->eOnDelete;
+      if (r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE) {
+        ref.pChild = m;
+        ref.pFk = r->pFk;
+        ref.pKey = r->pKey;
+        if (add_ref(x, r->pTo, &ref)) return QUAY_ENOMEM;
+      } else if (r->eKind == QUAY_R_HAS_MANY || r->eKind == QUAY_R_HAS_ONE) {
+        ref.pChild = r->pTo;
+        ref.pFk = r->pFk;
+        ref.pKey = r->pKey;
+        if (add_ref(x, m, &ref)) return QUAY_ENOMEM;
+      }
+    }
+  }
+  for (i = 0; i < pDb->nJoin; i++) {
+    JoinTable *j = pDb->apJoin[i];
+    Referrer ref;
+    if (j->pThrough) continue;      /* an ordinary model */
+    memset(&ref, 0, sizeof(ref));
+    ref.pJoin = j;
+    ref.eRule = QUAY_CASCADE;
+    ref.zJoinCol = j->zSrcCol;
+    ref.pKey = j->pSrcKey;
+    if (add_ref(x, j->pSrc, &ref)) return QUAY_ENOMEM;
+    ref.zJoinCol = j->zDstCol;
+    ref.pKey = j->pDstKey;
+    if (add_ref(x, j->pDst, &ref)) return QUAY_ENOMEM;
+  }
+  return QUAY_OK;
+}
+
+/*
+** A model whose rows can be deleted straight by foreign key: nothing
+** refers to it and it has no RESTRICT relation (whose check needs its
+** deletion set).  Not in dry runs, which must count exactly.
+*/
+static int is_leaf(Cascade *x, quay_model *m) {
+  int k;
+  if (x->bDry) return 0;
+  if (x->anRef[m->iModel] > 0) return 0;
+  for (k = 0; k < m->nDeclRel; k++) {
+    Rel *r = m->apRel[k];
+    if ((r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE) &&
+        r->eOnDelete == QUAY_RESTRICT) {
+      return 0;
+    }
+  }
+  return 1;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Running one query
+** ===================================================================
+*/
+/* "zExpr IN <keys>" with the keys as one array parameter (or inline). */
+static void keys_in(Build *b, const char *zCol, const quay_value *a, int n,
+                    int eType) {
+  Str e;
+  char *zExpr;
+  quay__str_init(&e);
+  quay__str_ident(&e, zCol);
+  zExpr = e.oom ? NULL : quay__arena_strdup(b->pArena, e.z, e.n);
+  quay__str_free(&e);
+  if (zExpr == NULL) {
+    b->pArena->oom = 1;
+    return;
+  }
+  if (n == 1) {
+    quay__str_printf(&b->sql, "%s = ", zExpr);
+    quay__build_param(b, &a[0]);
+  } else {
+    Str arr;
+    quay_value v;
+    int iP;
+    quay__str_init(&arr);
+    b->pDia->xArrayValue(&arr, a, n);
+    v.type = QUAY_TEXT;
+    v.u.z = arr.z ? quay__arena_strdup(b->pArena, arr.z, arr.n) : "[]";
+    v.n = arr.n;
+    if (arr.oom || v.u.z == NULL) b->pArena->oom = 1;
+    quay__str_free(&arr);
+    iP = quay__params_add(&b->params, &v);
+    b->pDia->xInArray(&b->sql, zExpr, iP, eType);
+  }
+}
+
+/* Copy a value into the arena (text and blob bytes too). */
+static int keep(Cascade *x, quay_value *v) {
+  if (v->type == QUAY_TEXT || v->type == QUAY_BLOB) {
+    char *z = quay__arena_strdup(&x->arena, v->u.z, v->n);
+    if (z == NULL) return QUAY_ENOMEM;
+    v->u.z = z;
+  }
+  return QUAY_OK;
+}
+
+/*
+** SELECT zSel1[, zSel2] FROM table WHERE zCol IN keys; call xRow per row.
+*/
+typedef int (*RowFn)(Cascade *x, void *pArg, quay_value *a);
+
+static int select_in(Cascade *x, const char *zTable, const char *zSel1,
+                     int eHint1, const char *zSel2, int eHint2,
+                     const char *zCol, const quay_value *aKey, int nKey,
+                     int eKeyType, RowFn xRow, void *pArg) {
+  Build b;
+  quay_cursor *c = NULL;
+  int rc;
+  quay__build_init(&b, x->pDb, &x->arena, x->pErr);
+  quay__str_cat(&b.sql, "SELECT ");
+  quay__str_ident(&b.sql, zSel1);
+  if (zSel2) {
+    quay__str_cat(&b.sql, ", ");
+    quay__str_ident(&b.sql, zSel2);
+  }
+  quay__str_cat(&b.sql, " FROM ");
+  quay__str_ident(&b.sql, zTable);
+  quay__str_cat(&b.sql, " WHERE ");
+  keys_in(&b, zCol, aKey, nKey, eKeyType);
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
+                      NULL, x->pErr);
+  }
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, x->pErr)) == QUAY_ROW) {
+    quay_value a[2];
+    c->aHint[0] = eHint1;
+    if (zSel2) c->aHint[1] = eHint2;
+    quay_cursor_value(c, 0, &a[0]);
+    if (zSel2) quay_cursor_value(c, 1, &a[1]);
+    rc = xRow(x, pArg, a);
+  }
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+  quay_cursor_close(c);
+  quay__build_free(&b);
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** The walk
+** ===================================================================
+*/
+static int row_cascade(Cascade *x, void *pArg, quay_value *a) {
+  quay_model *m = pArg;
+  int idx;
+  return quay_keyset_add(x->aState[m->iModel].pDel, &a[0], &idx, x->pErr);
+}
+
+typedef struct BlockArg {
+  Blocker **paB; int *pn, *pnAlloc;
+  Referrer *pRef;
+  quay_model *pParent;
+} BlockArg;
+
+static int row_block(Cascade *x, void *pArg, quay_value *a) {
+  BlockArg *ba = pArg;
+  Blocker *b;
+  if (*ba->pn == *ba->pnAlloc) {
+    int nNew = *ba->pnAlloc ? *ba->pnAlloc * 2 : 16;
+    Blocker *aNew = quay__arena_alloc(&x->arena, sizeof(Blocker) *
+                                                     (size_t)nNew);
+    if (aNew == NULL) return quay__oom(x->pErr);
+    if (*ba->pn) memcpy(aNew, *ba->paB, sizeof(Blocker) * (size_t)*ba->pn);
+    *ba->paB = aNew;
+    *ba->pnAlloc = nNew;
+  }
+  b = &(*ba->paB)[(*ba->pn)++];
+  b->pModel = ba->pRef->pChild;
+  b->key = a[0];
+  b->pRef = ba->pRef;
+  b->pParent = ba->pParent;
+  return keep(x, &b->key) ? quay__oom(x->pErr) : QUAY_OK;
+}
+
+static int row_joinid(Cascade *x, void *pArg, quay_value *a) {
+  int idx;
+  return quay_keyset_add((quay_keyset *)pArg, &a[0], &idx, x->pErr);
+}
+
+static int add_action(Cascade *x, const Action *pA) {
+  if (x->nAct == x->nActAlloc) {
+    int nNew = x->nActAlloc ? x->nActAlloc * 2 : 16;
+    Action *a = quay__arena_alloc(&x->arena, sizeof(Action) * (size_t)nNew);
+    if (a == NULL) return quay__oom(x->pErr);
+    if (x->nAct) memcpy(a, x->aAct, sizeof(Action) * (size_t)x->nAct);
+    x->aAct = a;
+    x->nActAlloc = nNew;
+  }
+  x->aAct[x->nAct++] = *pA;
+  return QUAY_OK;
+}
+
+typedef struct ValArg {
+  quay_value *a; int n, nAlloc;
+} ValArg;
+
+static int row_value(Cascade *x, void *pArg, quay_value *a) {
+  ValArg *va = pArg;
+  if (a[0].type == QUAY_NULL) return QUAY_OK;
+  if (va->n == va->nAlloc) {
+    int nNew = va->nAlloc ? va->nAlloc * 2 : 64;
+    quay_value *aNew = quay__arena_alloc(&x->arena, sizeof(quay_value) *
+                                                        (size_t)nNew);
+    if (aNew == NULL) return quay__oom(x->pErr);
+    if (va->n) memcpy(aNew, va->a, sizeof(quay_value) * (size_t)va->n);
+    va->a = aNew;
+    va->nAlloc = nNew;
+  }
+  va->a[va->n] = a[0];
+  if (keep(x, &va->a[va->n])) return quay__oom(x->pErr);
+  va->n++;
+  return QUAY_OK;
+}
+
+/*
+** Walk one batch of keys of model m: keys aKey[0..n) (primary keys).
+*/
+static int walk_batch(Cascade *x, quay_model *m, quay_value *aKey, int n) {
+  int i, rc;
+  Referrer *aRef = x->apRef[m->iModel];
+  Field *pk = m->apField[m->iPk];
+  for (i = 0; i < x->anRef[m->iModel]; i++) {
+    Referrer *r = &aRef[i];
+    quay_value *aVal = aKey;
+    int nVal = n;
+    if (r->pKey != pk) {
+      /* Referenced by another (unique) field: read its values. */
+      ValArg va;
+      memset(&va, 0, sizeof(va));
+      rc = select_in(x, m->zTable, r->pKey->zCol, r->pKey->eType, NULL, 0,
+                     pk->zCol, aKey, n, pk->eType, row_value, &va);
+      if (rc) return rc;
+      aVal = va.a;
+      nVal = va.n;
+      if (nVal == 0) continue;
+    }
+    if (r->pJoin) {
+      if (x->bDry) {
+        int j;
+        for (j = 0; j < x->pDb->nJoin; j++) {
+          if (x->pDb->apJoin[j] == r->pJoin) break;
+        }
+        rc = select_in(x, r->pJoin->zTable, "id", QUAY_T_INTEGER, NULL, 0,
+                       r->zJoinCol, aVal, nVal, r->pKey->eType, row_joinid,
+                       x->apJoinKs[j]);
+        if (rc) return rc;
+      } else {
+        Action act;
+        memset(&act, 0, sizeof(act));
+        act.eKind = 4;
+        act.pJoin = r->pJoin;
+        act.zTable = r->pJoin->zTable;
+        act.zCol = r->zJoinCol;
+        act.aKey = aVal;
+        act.nKey = nVal;
+        act.eKeyType = r->pKey->eType;
+        rc = add_action(x, &act);
+        if (rc) return rc;
+      }
+      continue;
+    }
+    switch (r->eRule) {
+      case QUAY_CASCADE: {
+        quay_model *c = r->pChild;
+        if (is_leaf(x, c)) {
+          Action act;
+          memset(&act, 0, sizeof(act));
+          act.eKind = 3;
+          act.pModel = c;
+          act.zTable = c->zTable;
+          act.zCol = r->pFk->zCol;
+          act.pFk = r->pFk;
+          act.aKey = aVal;
+          act.nKey = nVal;
+          act.eKeyType = r->pKey->eType;
+          rc = add_action(x, &act);
+        } else {
+          Field *cpk = c->apField[c->iPk];
+          rc = select_in(x, c->zTable, cpk->zCol, cpk->eType, NULL, 0,
+                         r->pFk->zCol, aVal, nVal, r->pKey->eType,
+                         row_cascade, c);
+        }
+        if (rc) return rc;
+        break;
+      }
+      case QUAY_SET_NULL:
+      case QUAY_SET_DEFAULT: {
+        Action act;
+        memset(&act, 0, sizeof(act));
+        act.eKind = r->eRule == QUAY_SET_NULL ? 1 : 2;
+        act.pModel = r->pChild;
+        act.zTable = r->pChild->zTable;
+        act.zCol = r->pFk->zCol;
+        act.pFk = r->pFk;
+        act.aKey = aVal;
+        act.nKey = nVal;
+        act.eKeyType = r->pKey->eType;
+        rc = add_action(x, &act);
+        if (rc) return rc;
+        break;
+      }
+      case QUAY_PROTECT:
+      case QUAY_RESTRICT: {
+        BlockArg ba;
+        Field *cpk = r->pChild->apField[r->pChild->iPk];
+        if (r->eRule == QUAY_PROTECT) {
+          ba.paB = &x->aProt;
+          ba.pn = &x->nProt;
+          ba.pnAlloc = &x->nProtAlloc;
+        } else {
+          ba.paB = &x->aRestr;
+          ba.pn = &x->nRestr;
+          ba.pnAlloc = &x->nRestrAlloc;
+        }
+        ba.pRef = r;
+        ba.pParent = m;
+        rc = select_in(x, r->pChild->zTable, cpk->zCol, cpk->eType, NULL, 0,
+                       r->pFk->zCol, aVal, nVal, r->pKey->eType, row_block,
+                       &ba);
+        if (rc) return rc;
+        break;
+      }
+      default:
+        break;                        /* NO_ACTION: the database decides */
+    }
+  }
+  return QUAY_OK;
+}
+
+/* Walk rounds until no model has unwalked keys. */
+static int walk(Cascade *x) {
+  quay_db *pDb = x->pDb;
+  int progress = 1, i, rc;
+  while (progress) {
+    progress = 0;
+    for (i = 0; i < pDb->nModel; i++) {
+      ModelState *s = &x->aState[i];
+      int nNow;
+      quay_value *aAll;
+      if (s->pDel == NULL) continue;
+      nNow = quay_keyset_count(s->pDel);
+      if (nNow == s->nDone) continue;
+      if (quay__keyset_values(s->pDel, &x->arena, &aAll)) {
+        return quay__oom(x->pErr);
+      }
+      /* Copy this round's keys: the key set's text pool may move. */
+      {
+        int n = nNow - s->nDone, k;
+        quay_value *aBatch = quay__arena_alloc(&x->arena, sizeof(quay_value) *
+                                                             (size_t)n);
+        if (aBatch == NULL) return quay__oom(x->pErr);
+        for (k = 0; k < n; k++) {
+          aBatch[k] = aAll[s->nDone + k];
+          if (keep(x, &aBatch[k])) return quay__oom(x->pErr);
+        }
+        s->nDone = nNow;
+        rc = walk_batch(x, pDb->apModel[i], aBatch, n);
+        if (rc) return rc;
+      }
+      progress = 1;
+    }
+  }
+  return QUAY_OK;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Blockers and errors
+** ===================================================================
+*/
+static void key_text(const quay_value *v, char *z, size_t n) {
+  switch (v->type) {
+    case QUAY_INT: snprintf(z, n, "%lld", (long long)v->u.i); break;
+    case QUAY_TEXT: snprintf(z, n, "'%.*s'", (int)(v->n > 40 ? 40 : v->n),
+                             v->u.z); break;
+    default: snprintf(z, n, "?"); break;
+  }
+}
+
+/* Record blockers on the db and format the error. */
+static int blocked(Cascade *x, Blocker *a, int n, int code) {
+  char **az = quay__calloc(sizeof(char *) * (size_t)(n + 1));
+  quay_value *aKey = quay__calloc(sizeof(quay_value) * (size_t)(n + 1));
+  Str msg;
+  int i;
+  if (az == NULL || aKey == NULL) {
+    quay__free(az);
+    quay__free(aKey);
+    return quay__oom(x->pErr);
+  }
+  for (i = 0; i < n; i++) {
+    az[i] = quay__strdup(a[i].pModel->zName);
+    if (az[i] == NULL || quay__value_copy(&aKey[i], &a[i].key)) {
+      int k;
+      for (k = 0; k <= i; k++) {
+        quay__free(az[k]);
+        quay__value_clear(&aKey[k]);
+      }
+      quay__free(az);
+      quay__free(aKey);
+      return quay__oom(x->pErr);
+    }
+  }
+  quay__db_set_blockers(x->pDb, az, aKey, n);
+  quay__str_init(&msg);
+  quay__str_printf(&msg, "cannot delete %s: %d record(s) %s it through "
+                   "%s.%s (on_delete = %s): ", a[0].pParent->zName, n,
+                   code == QUAY_EPROTECTED ? "protect" : "restrict",
+                   a[0].pRef->pChild->zName, a[0].pRef->pRel->zName,
+                   quay__rule_name(a[0].pRef->eRule));
+  for (i = 0; i < n && i < 20; i++) {
+    char z[64];
+    key_text(&a[i].key, z, sizeof(z));
+    quay__str_printf(&msg, "%s%s %s", i ? ", " : "", a[i].pModel->zName, z);
+  }
+  if (n > 20) quay__str_printf(&msg, ", ... (%d more)", n - 20);
+  quay__str_cat(&msg, code == QUAY_EPROTECTED
+                          ? "; delete or reassign them first"
+                          : "; delete them first, or delete them in the "
+                            "same call through a CASCADE");
+  quay__err(x->pErr, code, "%s", msg.oom ? "cannot delete" : msg.z);
+  quay__str_free(&msg);
+  return code;
+}
+
+/* RESTRICT blockers that this call does not delete. */
+static int check_restrict(Cascade *x) {
+  int i, n = 0;
+  Blocker *a;
+  if (x->nRestr == 0) return QUAY_OK;
+  a = quay__arena_alloc(&x->arena, sizeof(Blocker) * (size_t)x->nRestr);
+  if (a == NULL) return quay__oom(x->pErr);
+  for (i = 0; i < x->nRestr; i++) {
+    Blocker *b = &x->aRestr[i];
+    ModelState *s = &x->aState[b->pModel->iModel];
+    if (s->pDel && quay_keyset_find(s->pDel, &b->key) >= 0) continue;
+    a[n++] = *b;
+  }
+  if (n == 0) return QUAY_OK;
+  return blocked(x, a, n, QUAY_ERESTRICTED);
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Execution
+** ===================================================================
+*/
+/* Run one statement "<zHead> WHERE col IN keys"; add changes to *pn. */
+static int run_in(Cascade *x, const char *zHead, const char *zCol,
+                  const quay_value *aKey, int nKey, int eType,
+                  const quay_value *pSetVal, int64_t *pn) {
+  Build b;
+  int64_t n = 0;
+  int rc;
+  quay__build_init(&b, x->pDb, &x->arena, x->pErr);
+  quay__str_cat(&b.sql, zHead);
+  if (pSetVal) quay__build_param(&b, pSetVal);
+  quay__str_cat(&b.sql, " WHERE ");
+  keys_in(&b, zCol, aKey, nKey, eType);
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
+                      NULL, &n, x->pErr);
+  }
+  quay__build_free(&b);
+  if (pn) *pn += n;
+  return rc;
+}
+
+/* Head of a statement into an arena string. */
+static char *head(Cascade *x, const char *zVerb, const char *zTable,
+                  const char *zSetCol) {
+  Str s;
+  char *z;
+  quay__str_init(&s);
+  quay__str_cat(&s, zVerb);
+  quay__str_ident(&s, zTable);
+  if (zSetCol) {
+    quay__str_cat(&s, " SET ");
+    quay__str_ident(&s, zSetCol);
+    quay__str_cat(&s, " = ");
+  }
+  z = s.oom ? NULL : quay__arena_strdup(&x->arena, s.z, s.n);
+  quay__str_free(&s);
+  return z;
+}
+
+/*
+** Order the models with keys so that children come before the models
+** they reference.  Returns non-0 in *pbCycle when no such order exists.
+*/
+static int delete_order(Cascade *x, int *aOrder, int *pn, int *pbCycle) {
+  quay_db *pDb = x->pDb;
+  int i, k, n = 0, nWant = 0;
+  unsigned char *aDone = quay__arena_alloc(&x->arena, (size_t)pDb->nModel + 1);
+  if (aDone == NULL) return QUAY_ENOMEM;
+  *pbCycle = 0;
+  for (i = 0; i < pDb->nModel; i++) {
+    ModelState *s = &x->aState[i];
+    aDone[i] = !(s->pDel && quay_keyset_count(s->pDel) > 0);
+    nWant += !aDone[i];
+  }
+  while (n < nWant) {
+    int progress = 0;
+    for (i = 0; i < pDb->nModel; i++) {
+      int ready = 1;
+      if (aDone[i]) continue;
+      /* Ready when no undeleted model with keys refers to model i. */
+      for (k = 0; k < x->anRef[i]; k++) {
+        Referrer *r = &x->apRef[i][k];
+        if (r->pChild && r->pChild->iModel != i && !aDone[r->pChild->iModel]) {
+          ready = 0;
+        }
+      }
+      if (ready) {
+        aDone[i] = 1;
+        aOrder[n++] = i;
+        progress = 1;
+      }
+    }
+    if (!progress) {
+      *pbCycle = 1;
+      for (i = 0; i < pDb->nModel; i++) {
+        if (!aDone[i]) {
+          aDone[i] = 1;
+          aOrder[n++] = i;
+        }
+      }
+    }
+  }
+  *pn = n;
+  return QUAY_OK;
+}
+
+static int execute(Cascade *x) {
+  quay_db *pDb = x->pDb;
+  int i, rc = QUAY_OK, nOrder = 0, bCycle = 0, deferred = 0;
+  int *aOrder = quay__arena_alloc(&x->arena, sizeof(int) *
+                                                 (size_t)(pDb->nModel + 1));
+  if (aOrder == NULL) return quay__oom(x->pErr);
+  if (delete_order(x, aOrder, &nOrder, &bCycle)) return quay__oom(x->pErr);
+  if (bCycle) {
+    rc = quay__db_simple(pDb, pDb->pDialect->zDeferFks, x->pErr);
+    if (rc) goto done;
+    deferred = 1;
+  }
+  /* 1. SET_NULL / SET_DEFAULT updates. */
+  for (i = 0; i < x->nAct; i++) {
+    Action *a = &x->aAct[i];
+    char *zHead;
+    if (a->eKind != 1 && a->eKind != 2) continue;
+    zHead = head(x, "UPDATE ", a->zTable, a->zCol);
+    if (zHead == NULL) {
+      rc = quay__oom(x->pErr);
+      goto done;
+    }
+    if (a->eKind == 1) {
+      quay_value vNull;
+      vNull.type = QUAY_NULL;
+      rc = run_in(x, zHead, a->zCol, a->aKey, a->nKey, a->eKeyType, &vNull,
+                  NULL);
+    } else {
+      rc = run_in(x, zHead, a->zCol, a->aKey, a->nKey, a->eKeyType,
+                  &a->pFk->dflt, NULL);
+    }
+    if (rc) goto done;
+  }
+  /* 2. Join rows, 3. leaf models by foreign key. */
+  for (i = 0; i < x->nAct; i++) {
+    Action *a = &x->aAct[i];
+    char *zHead;
+    int64_t n = 0;
+    if (a->eKind != 3 && a->eKind != 4) continue;
+    zHead = head(x, "DELETE FROM ", a->zTable, NULL);
+    if (zHead == NULL) {
+      rc = quay__oom(x->pErr);
+      goto done;
+    }
+    rc = run_in(x, zHead, a->zCol, a->aKey, a->nKey, a->eKeyType, NULL, &n);
+    if (rc) goto done;
+    if (a->eKind == 3) {
+      x->aState[a->pModel->iModel].nDeleted += n;
+    } else {
+      int j;
+      for (j = 0; j < pDb->nJoin; j++) {
+        if (pDb->apJoin[j] == a->pJoin) x->anJoin[j] += n;
+      }
+    }
+  }
+  /* 4. Collected rows, children first. */
+  for (i = 0; i < nOrder; i++) {
+    quay_model *m = pDb->apModel[aOrder[i]];
+    ModelState *s = &x->aState[m->iModel];
+    quay_value *aKey;
+    char *zHead = head(x, "DELETE FROM ", m->zTable, NULL);
+    if (zHead == NULL || quay__keyset_values(s->pDel, &x->arena, &aKey)) {
+      rc = quay__oom(x->pErr);
+      goto done;
+    }
+    rc = run_in(x, zHead, m->apField[m->iPk]->zCol, aKey,
+                quay_keyset_count(s->pDel), m->apField[m->iPk]->eType, NULL,
+                &s->nDeleted);
+    if (rc) goto done;
+  }
+  if (deferred) {
+    rc = quay__db_simple(pDb, pDb->pDialect->zUndeferFks, x->pErr);
+    deferred = 0;
+  }
+done:
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Counts and entry points
+** ===================================================================
+*/
+typedef struct CountEntry {
+  char *zName;
+  int64_t n;
+} CountEntry;
+
+struct quay_counts {
+  CountEntry *a;
+  int n;
+};
+
+int quay_counts_n(const quay_counts *p) { return p ? p->n : 0; }
+const char *quay_counts_name(const quay_counts *p, int i) {
+  return (p && i >= 0 && i < p->n) ? p->a[i].zName : NULL;
+}
+int64_t quay_counts_value(const quay_counts *p, int i) {
+  return (p && i >= 0 && i < p->n) ? p->a[i].n : 0;
+}
+void quay_counts_free(quay_counts *p) {
+  int i;
+  if (p == NULL) return;
+  for (i = 0; i < p->n; i++) quay__free(p->a[i].zName);
+  quay__free(p->a);
+  quay__free(p);
+}
+
+static int counts_add(quay_counts *p, const char *zName, int64_t n) {
+  CountEntry *a;
+  int i;
+  if (n == 0) return QUAY_OK;
+  for (i = 0; i < p->n; i++) {
+    if (strcmp(p->a[i].zName, zName) == 0) {
+      p->a[i].n += n;
+      return QUAY_OK;
+    }
+  }
+  a = quay__realloc(p->a, sizeof(CountEntry) * (size_t)(p->n + 1));
+  if (a == NULL) return QUAY_ENOMEM;
+  p->a = a;
+  p->a[p->n].zName = quay__strdup(zName);
+  if (p->a[p->n].zName == NULL) return QUAY_ENOMEM;
+  p->a[p->n++].n = n;
+  return QUAY_OK;
+}
+
+static void cascade_free(Cascade *x) {
+  int i;
+  if (x->aState) {
+    for (i = 0; i < x->pDb->nModel; i++) quay_keyset_free(x->aState[i].pDel);
+  }
+  if (x->apJoinKs) {
+    for (i = 0; i < x->pDb->nJoin; i++) quay_keyset_free(x->apJoinKs[i]);
+  }
+  quay__free(x->aState);
+  quay__free(x->apRef);
+  quay__free(x->anRef);
+  quay__free(x->anJoin);
+  quay__free(x->apJoinKs);
+  quay__arena_free(&x->arena);
+}
+
+int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
+                         int nKey, int bDry, quay_counts **ppCounts,
+                         quay_err *pErr) {
+  Cascade x;
+  quay_counts *pCounts = NULL;
+  int rc = QUAY_OK, i, idx, opened = 0;
+  *ppCounts = NULL;
+  memset(&x, 0, sizeof(x));
+  x.pDb = pDb;
+  x.bDry = bDry;
+  x.pErr = pErr;
+  quay__arena_init(&x.arena);
+  x.aState = quay__calloc(sizeof(ModelState) * (size_t)(pDb->nModel + 1));
+  x.apRef = quay__calloc(sizeof(Referrer *) * (size_t)(pDb->nModel + 1));
+  x.anRef = quay__calloc(sizeof(int) * (size_t)(pDb->nModel + 1));
+  x.anJoin = quay__calloc(sizeof(int64_t) * (size_t)(pDb->nJoin + 1));
+  x.apJoinKs = quay__calloc(sizeof(quay_keyset *) * (size_t)(pDb->nJoin + 1));
+  pCounts = quay__calloc(sizeof(*pCounts));
+  if (!x.aState || !x.apRef || !x.anRef || !x.anJoin || !x.apJoinKs ||
+      !pCounts) {
+    rc = quay__oom(pErr);
+    goto done;
+  }
+  quay__db_set_blockers(pDb, NULL, NULL, 0);
+  if (build_refs(&x)) {
+    rc = quay__oom(pErr);
+    goto done;
+  }
+  for (i = 0; i < pDb->nModel; i++) {
+    rc = quay_keyset_new(&x.aState[i].pDel, pErr);
+    if (rc) goto done;
+  }
+  if (bDry) {
+    for (i = 0; i < pDb->nJoin; i++) {
+      rc = quay_keyset_new(&x.apJoinKs[i], pErr);
+      if (rc) goto done;
+    }
+  }
+  for (i = 0; i < nKey; i++) {
+    rc = quay_keyset_add(x.aState[m->iModel].pDel, &aKey[i], &idx, pErr);
+    if (rc) goto done;
+  }
+  if (nKey == 0) goto done;
+  /* One transaction level around the walk and the writes, so what was
+  ** read is what is deleted. */
+  rc = quay__txn_begin(pDb, 1, pErr);
+  if (rc) goto done;
+  opened = 1;
+  rc = walk(&x);
+  if (rc) goto done;
+  if (x.nProt) {
+    rc = blocked(&x, x.aProt, x.nProt, QUAY_EPROTECTED);
+    goto done;
+  }
+  rc = check_restrict(&x);
+  if (rc) goto done;
+  if (bDry) {
+    for (i = 0; i < pDb->nModel; i++) {
+      x.aState[i].nDeleted = quay_keyset_count(x.aState[i].pDel);
+    }
+    for (i = 0; i < pDb->nJoin; i++) {
+      if (x.apJoinKs[i]) x.anJoin[i] = quay_keyset_count(x.apJoinKs[i]);
+    }
+  } else {
+    rc = execute(&x);
+    if (rc) goto done;
+  }
+  for (i = 0; i < pDb->nModel; i++) {
+    if (counts_add(pCounts, pDb->apModel[i]->zName, x.aState[i].nDeleted)) {
+      rc = quay__oom(pErr);
+      goto done;
+    }
+  }
+  for (i = 0; i < pDb->nJoin; i++) {
+    if (counts_add(pCounts, pDb->apJoin[i]->zTable, x.anJoin[i])) {
+      rc = quay__oom(pErr);
+      goto done;
+    }
+  }
+done:
+  if (opened) {
+    if (rc == QUAY_OK) {
+      rc = quay__txn_commit(pDb, pErr);
+    } else {
+      quay__txn_rollback(pDb);
+    }
+  }
+  cascade_free(&x);
+  if (rc) {
+    quay_counts_free(pCounts);
+    return rc;
+  }
+  *ppCounts = pCounts;
+  return QUAY_OK;
+}
+
+/*
+** qs:delete(): collect the primary keys of the query set, then cascade.
+*/
+int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDry,
+                   quay_counts **ppCounts, quay_err *pErr) {
+  quay_model *m = pQs->pModel;
+  Field *pk = m->apField[m->iPk];
+  Arena a;
+  Build b;
+  quay_cursor *c = NULL;
+  quay_keyset *pKs = NULL;
+  quay_value *aKey = NULL;
+  int rc, idx;
+  *ppCounts = NULL;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  quay__build_keys(&b, pQs, pk);
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) rc = quay_keyset_new(&pKs, pErr);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
+                      NULL, pErr);
+  }
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
+    quay_value v;
+    c->aHint[0] = pk->eType;
+    quay_cursor_value(c, 0, &v);
+    rc = quay_keyset_add(pKs, &v, &idx, pErr);
+  }
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+  quay_cursor_close(c);
+  if (rc == QUAY_OK && quay__keyset_values(pKs, &a, &aKey)) {
+    rc = quay__oom(pErr);
+  }
+  if (rc == QUAY_OK) {
+    rc = quay__cascade_delete(pDb, m, aKey, quay_keyset_count(pKs), bDry,
+                              ppCounts, pErr);
+  }
+  quay_keyset_free(pKs);
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+/* }================================================================== */

@@ -1,0 +1,158 @@
+/*
+** engine/dialect_sqlite.c
+** The SQLite dialect.
+** See LICENSE
+**
+** Choices measured on SQLite 3.40 (shared/MEASURED.md):
+**   - key lists of any size bind as one JSON array parameter,
+**     `x IN (SELECT value FROM json_each(?))`, so one statement text serves
+**     every size and no parameter limit can break a loader query;
+**   - contains/startswith/endswith must be case-sensitive: instr() and
+**     GLOB (with the pattern's own metacharacters bracketed) are; LIKE is
+**     kept for icontains, where SQLite's ASCII case folding is wanted.
+*/
+#include "quayInt.h"
+
+#include <stdio.h>
+
+static void sq_param(Str *p, int iParam) {
+  (void)iParam;
+  quay__str_char(p, '?');
+}
+
+static const char *sq_coltype(const Field *f) {
+  switch (f->eType) {
+    case QUAY_T_ID:
+    case QUAY_T_INTEGER: return "INTEGER";
+    case QUAY_T_NUMBER: return "REAL";
+    case QUAY_T_STRING: return "VARCHAR";
+    case QUAY_T_TEXT: return "TEXT";
+    case QUAY_T_BOOLEAN: return "BOOLEAN";
+    case QUAY_T_DATETIME: return "TEXT";
+    case QUAY_T_BLOB: return "BLOB";
+  }
+  return "TEXT";
+}
+
+static void sq_in_array(Str *p, const char *zExpr, int iParam, int eType) {
+  (void)eType;
+  quay__str_cat(p, zExpr);
+  quay__str_cat(p, " IN (SELECT value FROM json_each(");
+  sq_param(p, iParam);
+  quay__str_cat(p, "))");
+}
+
+/* JSON string body with escapes. */
+static void json_string(Str *p, const char *z, size_t n) {
+  size_t i;
+  quay__str_char(p, '"');
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)z[i];
+    if (c == '"' || c == '\\') {
+      quay__str_char(p, '\\');
+      quay__str_char(p, (char)c);
+    } else if (c < 0x20) {
+      quay__str_printf(p, "\\u%04x", c);
+    } else {
+      quay__str_char(p, (char)c);
+    }
+  }
+  quay__str_char(p, '"');
+}
+
+/*
+** Serialize keys as a JSON array: integers as numbers, text as strings.
+** Reals are written with 17 significant digits (round trip).
+*/
+static int sq_array_value(Str *pOut, const quay_value *a, int n) {
+  int i;
+  quay__str_char(pOut, '[');
+  for (i = 0; i < n; i++) {
+    if (i) quay__str_char(pOut, ',');
+    switch (a[i].type) {
+      case QUAY_INT: quay__str_printf(pOut, "%lld", (long long)a[i].u.i); break;
+      case QUAY_REAL: quay__str_printf(pOut, "%.17g", a[i].u.r); break;
+      case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
+      case QUAY_TEXT: json_string(pOut, a[i].u.z, a[i].n); break;
+      default: quay__str_cat(pOut, "null"); break;
+    }
+  }
+  quay__str_char(pOut, ']');
+  return pOut->oom ? QUAY_ENOMEM : QUAY_OK;
+}
+
+static void sq_text_match(Str *p, const char *zExpr, int eLookup, int iP) {
+  switch (eLookup) {
+    case LK_CONTAINS:
+      quay__str_printf(p, "instr(%s, ", zExpr);
+      sq_param(p, iP);
+      quay__str_cat(p, ") > 0");
+      break;
+    case LK_ICONTAINS:
+      quay__str_printf(p, "%s LIKE ", zExpr);
+      sq_param(p, iP);
+      quay__str_cat(p, " ESCAPE '\\'");
+      break;
+    default:                          /* startswith, endswith */
+      quay__str_printf(p, "%s GLOB ", zExpr);
+      sq_param(p, iP);
+      break;
+  }
+}
+
+/* Build the bound pattern for a text lookup. */
+static void sq_text_pattern(Str *pOut, int eLookup, const char *z, size_t n) {
+  size_t i;
+  if (eLookup == LK_CONTAINS) {
+    quay__str_append(pOut, z, n);
+    return;
+  }
+  if (eLookup == LK_ICONTAINS) {
+    quay__str_char(pOut, '%');
+    for (i = 0; i < n; i++) {
+      if (z[i] == '%' || z[i] == '_' || z[i] == '\\') quay__str_char(pOut, '\\');
+      quay__str_char(pOut, z[i]);
+    }
+    quay__str_char(pOut, '%');
+    return;
+  }
+  if (eLookup == LK_ENDSWITH) quay__str_char(pOut, '*');
+  for (i = 0; i < n; i++) {
+    char c = z[i];
+    if (c == '*' || c == '?' || c == '[') {
+      quay__str_char(pOut, '[');
+      quay__str_char(pOut, c);
+      quay__str_char(pOut, ']');
+    } else {
+      quay__str_char(pOut, c);
+    }
+  }
+  if (eLookup == LK_STARTSWITH) quay__str_char(pOut, '*');
+}
+
+const Dialect quay__dialect_sqlite = {
+  "sqlite",
+  sq_param,
+  sq_coltype,
+  "INTEGER PRIMARY KEY",
+  sq_in_array,
+  sq_array_value,
+  sq_text_match,
+  sq_text_pattern,
+  "IS NOT",
+  "",
+  "",
+  " LIMIT -1",
+  "BEGIN IMMEDIATE",
+  "BEGIN IMMEDIATE",
+  "",
+  64,
+  "TRUE", "FALSE",
+  "CREATE INDEX IF NOT EXISTS",
+  "DROP TABLE IF EXISTS",
+  "",
+  "PRAGMA defer_foreign_keys = ON",
+  "PRAGMA defer_foreign_keys = OFF",
+  1,
+  NULL
+};

@@ -1,0 +1,288 @@
+/*
+** engine/drv_sqlite.c
+** The SQLite driver: the quay_driver vtable over the sqlite3 C API.
+** See LICENSE
+**
+** Connections run with PRAGMA foreign_keys = ON, a busy timeout (default
+** 5 s) and, for files, WAL journaling so readers never block the writer.
+** A host-owned handle (quay_db_wrap_sqlite) is borrowed: it gets the same
+** pragmas except the journal mode, and is never closed here.
+**
+** Error mapping (API.md "Errors"): SQLITE_BUSY/LOCKED -> busy,
+** SQLITE_CONSTRAINT -> integrity, SQLITE_NOMEM -> nomem, CANTOPEN/NOTADB
+** -> connection, anything else -> sql.  Messages are copied out of
+** sqlite3_errmsg at once; no pointer to SQLite's text is kept.
+*/
+#include "quayInt.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct DrvConn {
+  sqlite3 *db;
+  int borrowed;             /* host-owned: never closed */
+};
+
+struct DrvStmt {
+  sqlite3_stmt *pSt;
+  DrvConn *pConn;
+  int64_t nChanges;
+};
+
+/* Map a SQLite result code into pErr; returns the Quay code. */
+static int sq_err(sqlite3 *db, int rc, const char *zWhat, quay_err *pErr) {
+  int code;
+  int prim = rc & 0xff;
+  const char *zMsg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (prim) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: code = QUAY_EBUSY; break;
+    case SQLITE_CONSTRAINT: code = QUAY_EINTEGRITY; break;
+    case SQLITE_NOMEM: code = QUAY_ENOMEM; break;
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOTADB:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: code = QUAY_ECONNECTION; break;
+    default: code = QUAY_ESQL; break;
+  }
+  if (code == QUAY_EBUSY) {
+    quay__err(pErr, code, "database is locked (%s): another connection "
+              "holds the lock past the busy timeout; retry, or raise "
+              "busy_timeout", zMsg);
+  } else if (code == QUAY_EINTEGRITY) {
+    quay__err(pErr, code, "integrity error: %s", zMsg);
+  } else {
+    quay__err(pErr, code, "%s%s%s", zWhat ? zWhat : "", zWhat ? ": " : "",
+              zMsg);
+  }
+  if (pErr) pErr->ext = db ? sqlite3_extended_errcode(db) : rc;
+  return code;
+}
+
+static int sq_simple(DrvConn *c, const char *zSql, quay_err *pErr) {
+  int rc = sqlite3_exec(c->db, zSql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) return sq_err(c->db, rc, NULL, pErr);
+  return QUAY_OK;
+}
+
+static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
+                   void *pHandle, DrvConn **ppConn, quay_err *pErr) {
+  DrvConn *c;
+  int rc, ms;
+  *ppConn = NULL;
+  c = quay__calloc(sizeof(*c));
+  if (c == NULL) return quay__oom(pErr);
+  if (pHandle) {
+    c->db = pHandle;
+    c->borrowed = 1;
+  } else {
+    int isMem = zUrl[0] == 0 || strcmp(zUrl, ":memory:") == 0;
+    rc = sqlite3_open_v2(isMem ? ":memory:" : zUrl, &c->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+      int code;
+      if (c->db == NULL) {
+        quay__free(c);
+        return quay__oom(pErr);
+      }
+      code = sq_err(c->db, rc, NULL, pErr);
+      quay__err(pErr, QUAY_ECONNECTION,
+                "cannot open SQLite database '%s': %s", zUrl,
+                sqlite3_errmsg(c->db));
+      (void)code;
+      sqlite3_close(c->db);
+      quay__free(c);
+      return QUAY_ECONNECTION;
+    }
+    sqlite3_extended_result_codes(c->db, 1);
+  }
+  ms = (pOpts && pOpts->busy_timeout_ms >= 0) ? pOpts->busy_timeout_ms : 5000;
+  sqlite3_busy_timeout(c->db, ms);
+  rc = sq_simple(c, "PRAGMA foreign_keys = ON", pErr);
+  if (rc == QUAY_OK && !c->borrowed && zUrl[0] &&
+      strcmp(zUrl, ":memory:") != 0) {
+    /* WAL: readers never block the writer; NORMAL sync is safe in WAL. */
+    rc = sq_simple(c, "PRAGMA journal_mode = WAL", pErr);
+    if (rc == QUAY_OK) rc = sq_simple(c, "PRAGMA synchronous = NORMAL", pErr);
+    if (rc == QUAY_EBUSY) rc = QUAY_OK;   /* another process holds it */
+  }
+  if (rc) {
+    if (!c->borrowed) sqlite3_close(c->db);
+    quay__free(c);
+    return rc;
+  }
+  *ppConn = c;
+  return QUAY_OK;
+}
+
+static void sq_close(DrvConn *c) {
+  if (c == NULL) return;
+  if (!c->borrowed) sqlite3_close_v2(c->db);
+  quay__free(c);
+}
+
+static int sq_prepare(DrvConn *c, const char *zSql, int nParam, int bPersist,
+                      DrvStmt **ppStmt, quay_err *pErr) {
+  DrvStmt *s;
+  int rc;
+  (void)nParam;
+  *ppStmt = NULL;
+  s = quay__calloc(sizeof(*s));
+  if (s == NULL) return quay__oom(pErr);
+  s->pConn = c;
+  rc = sqlite3_prepare_v3(c->db, zSql, -1,
+                          bPersist ? SQLITE_PREPARE_PERSISTENT : 0, &s->pSt,
+                          NULL);
+  if (rc != SQLITE_OK) {
+    int code = sq_err(c->db, rc, "cannot prepare statement", pErr);
+    sqlite3_finalize(s->pSt);
+    quay__free(s);
+    return code;
+  }
+  if (s->pSt == NULL) {
+    quay__free(s);
+    return quay__err(pErr, QUAY_ESQL, "empty SQL statement");
+  }
+  *ppStmt = s;
+  return QUAY_OK;
+}
+
+static void sq_finalize(DrvStmt *s) {
+  if (s == NULL) return;
+  sqlite3_finalize(s->pSt);
+  quay__free(s);
+}
+
+static int sq_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
+                   quay_err *pErr) {
+  int i, rc = SQLITE_OK;
+  sqlite3_stmt *st = s->pSt;
+  (void)bStream;
+  sqlite3_reset(st);
+  s->nChanges = 0;
+  if (n != sqlite3_bind_parameter_count(st)) {
+    return quay__err(pErr, QUAY_ESQL,
+                     "statement expects %d parameters, %d given",
+                     sqlite3_bind_parameter_count(st), n);
+  }
+  for (i = 0; i < n && rc == SQLITE_OK; i++) {
+    const quay_value *v = &a[i];
+    switch (v->type) {
+      case QUAY_NULL: rc = sqlite3_bind_null(st, i + 1); break;
+      case QUAY_INT: rc = sqlite3_bind_int64(st, i + 1, v->u.i); break;
+      case QUAY_REAL: rc = sqlite3_bind_double(st, i + 1, v->u.r); break;
+      case QUAY_BOOL: rc = sqlite3_bind_int(st, i + 1, v->u.b ? 1 : 0); break;
+      case QUAY_TEXT:
+        rc = sqlite3_bind_text64(st, i + 1, v->u.z, v->n, SQLITE_TRANSIENT,
+                                 SQLITE_UTF8);
+        break;
+      case QUAY_BLOB:
+        rc = sqlite3_bind_blob64(st, i + 1, v->u.z, v->n, SQLITE_TRANSIENT);
+        break;
+      default:
+        return quay__err(pErr, QUAY_EMISUSE,
+                         "parameter %d cannot be bound (%s)", i + 1,
+                         quay__value_kind(v));
+    }
+  }
+  if (rc != SQLITE_OK) return sq_err(s->pConn->db, rc, "cannot bind", pErr);
+  return QUAY_OK;
+}
+
+static int sq_step(DrvStmt *s, quay_err *pErr) {
+  int rc = sqlite3_step(s->pSt);
+  if (rc == SQLITE_ROW) return QUAY_ROW;
+  if (rc == SQLITE_DONE) {
+    s->nChanges = sqlite3_changes64(s->pConn->db);
+    return QUAY_DONE;
+  }
+  rc = sq_err(s->pConn->db, rc, NULL, pErr);
+  sqlite3_reset(s->pSt);
+  return rc;
+}
+
+static int sq_ncol(DrvStmt *s) { return sqlite3_column_count(s->pSt); }
+
+static const char *sq_colname(DrvStmt *s, int i) {
+  return sqlite3_column_name(s->pSt, i);
+}
+
+/*
+** Column value typed by the declared field type when known: booleans come
+** back as QUAY_BOOL and numbers as QUAY_REAL whatever SQLite stored.
+*/
+static void sq_column(DrvStmt *s, int i, int eHint, quay_value *p) {
+  sqlite3_stmt *st = s->pSt;
+  int t = sqlite3_column_type(st, i);
+  if (t == SQLITE_NULL) {
+    p->type = QUAY_NULL;
+    return;
+  }
+  switch (eHint) {
+    case QUAY_T_BOOLEAN:
+      p->type = QUAY_BOOL;
+      p->u.b = sqlite3_column_int64(st, i) != 0;
+      return;
+    case QUAY_T_NUMBER:
+      p->type = QUAY_REAL;
+      p->u.r = sqlite3_column_double(st, i);
+      return;
+    case QUAY_T_ID:
+    case QUAY_T_INTEGER:
+      if (t == SQLITE_INTEGER) {
+        p->type = QUAY_INT;
+        p->u.i = sqlite3_column_int64(st, i);
+        return;
+      }
+      break;
+    case QUAY_T_STRING:
+    case QUAY_T_TEXT:
+    case QUAY_T_DATETIME:
+      p->type = QUAY_TEXT;
+      p->u.z = (const char *)sqlite3_column_text(st, i);
+      p->n = (size_t)sqlite3_column_bytes(st, i);
+      if (p->u.z == NULL) p->type = QUAY_NULL;
+      return;
+    case QUAY_T_BLOB:
+      p->type = QUAY_BLOB;
+      p->u.z = sqlite3_column_blob(st, i);
+      p->n = (size_t)sqlite3_column_bytes(st, i);
+      if (p->u.z == NULL) p->u.z = "";
+      return;
+  }
+  switch (t) {
+    case SQLITE_INTEGER:
+      p->type = QUAY_INT;
+      p->u.i = sqlite3_column_int64(st, i);
+      break;
+    case SQLITE_FLOAT:
+      p->type = QUAY_REAL;
+      p->u.r = sqlite3_column_double(st, i);
+      break;
+    case SQLITE_BLOB:
+      p->type = QUAY_BLOB;
+      p->u.z = sqlite3_column_blob(st, i);
+      p->n = (size_t)sqlite3_column_bytes(st, i);
+      if (p->u.z == NULL) p->u.z = "";
+      break;
+    default:
+      p->type = QUAY_TEXT;
+      p->u.z = (const char *)sqlite3_column_text(st, i);
+      p->n = (size_t)sqlite3_column_bytes(st, i);
+      if (p->u.z == NULL) p->type = QUAY_NULL;
+      break;
+  }
+}
+
+static void sq_reset(DrvStmt *s) { sqlite3_reset(s->pSt); }
+
+static int64_t sq_changes(DrvStmt *s) { return s->nChanges; }
+
+static int sq_alive(DrvConn *c) { return c != NULL && c->db != NULL; }
+
+const quay_driver quay__drv_sqlite = {
+  1, "sqlite", &quay__dialect_sqlite,
+  sq_open, sq_close, sq_prepare, sq_finalize, sq_exec, sq_step,
+  sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive
+};

@@ -1,0 +1,623 @@
+/*
+** engine/exec.c
+** Databases, the statement cache, cursors, transactions and raw SQL.
+** See LICENSE
+**
+** A quay_db pairs a schema (models, relations, join tables) with a
+** connection made by a driver.  The two have separate lifetimes: the
+** connection may be closed (quay_db_disconnect) or lost and reopened while
+** the schema, and every binding object made from it, stays valid.
+**
+** Every statement the engine sends goes through quay__db_run, which
+**   1. counts it (db:stats) and shows it to the observer (db:on_query),
+**   2. finds its prepared statement in the per-connection cache (keyed by
+**      SQL text, LRU, QUAY_CACHE_MAX entries) or prepares and caches it,
+**   3. binds the parameters and either hands back a cursor or runs it.
+** A cached statement that a cursor is still stepping is marked in use; a
+** second user of the same text gets a private statement instead.
+**
+** Transactions nest: the outermost level is BEGIN, inner levels are
+** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
+** level of their own, so they are atomic inside or outside a user's
+** transaction.
+*/
+#include "quayInt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define QUAY_CACHE_MAX 128
+
+/*
+** {==================================================================
+** Opening and closing
+** ===================================================================
+*/
+/* Split a URL into a driver and the driver's part of the URL. */
+static const quay_driver *pick_driver(const char *zUrl, const char **pzRest) {
+  if (strncmp(zUrl, "sqlite:", 7) == 0) {
+    *pzRest = zUrl + 7;
+    return &quay__drv_sqlite;
+  }
+  if (strncmp(zUrl, "postgresql://", 13) == 0 ||
+      strncmp(zUrl, "postgres://", 11) == 0) {
+    *pzRest = zUrl;
+    return &quay__drv_pg;
+  }
+  /* A libpq keyword string: "host=... dbname=..." */
+  if (strchr(zUrl, '=') != NULL && strstr(zUrl, "://") == NULL) {
+    *pzRest = zUrl;
+    return &quay__drv_pg;
+  }
+  return NULL;
+}
+
+static int db_new(const quay_driver *pDrv, const quay_open_opts *pOpts,
+                  quay_db **ppDb, quay_err *pErr) {
+  quay_db *pDb = quay__calloc(sizeof(*pDb));
+  *ppDb = NULL;
+  if (pDb == NULL) return quay__oom(pErr);
+  pDb->pDrv = pDrv;
+  pDb->pDialect = pDrv->pDialect;
+  pDb->opts.busy_timeout_ms = -1;
+  if (pOpts) pDb->opts = *pOpts;
+  *ppDb = pDb;
+  return QUAY_OK;
+}
+
+int quay_db_open(const char *zUrl, const quay_open_opts *pOpts,
+                 quay_db **ppDb, quay_err *pErr) {
+  const char *zRest = NULL;
+  const quay_driver *pDrv;
+  quay_db *pDb;
+  int rc;
+  *ppDb = NULL;
+  if (zUrl == NULL || (pDrv = pick_driver(zUrl, &zRest)) == NULL) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "cannot open '%s': use sqlite::memory:, sqlite:<path>, "
+                     "postgresql://... or a libpq keyword string",
+                     zUrl ? zUrl : "(nil)");
+  }
+  rc = db_new(pDrv, pOpts, &pDb, pErr);
+  if (rc) return rc;
+  pDb->zUrl = quay__strdup(zUrl);
+  if (pDb->zUrl == NULL) {
+    quay_db_free(pDb);
+    return quay__oom(pErr);
+  }
+  rc = pDrv->xOpen(zRest, &pDb->opts, NULL, &pDb->pConn, pErr);
+  if (rc) {
+    quay_db_free(pDb);
+    return rc;
+  }
+  *ppDb = pDb;
+  return QUAY_OK;
+}
+
+int quay_db_wrap_sqlite(struct sqlite3 *pHandle, const quay_open_opts *pOpts,
+                        quay_db **ppDb, quay_err *pErr) {
+  quay_db *pDb;
+  int rc;
+  *ppDb = NULL;
+  if (pHandle == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_wrap_sqlite: NULL handle");
+  }
+  rc = db_new(&quay__drv_sqlite, pOpts, &pDb, pErr);
+  if (rc) return rc;
+  pDb->pBorrowed = pHandle;
+  rc = pDb->pDrv->xOpen("", &pDb->opts, pHandle, &pDb->pConn, pErr);
+  if (rc) {
+    quay_db_free(pDb);
+    return rc;
+  }
+  *ppDb = pDb;
+  return QUAY_OK;
+}
+
+static void cache_clear(quay_db *pDb) {
+  CachedStmt *p = pDb->pCache;
+  while (p) {
+    CachedStmt *pNext = p->pNext;
+    /* A cursor still using it owns nothing; it checks pConn first. */
+    pDb->pDrv->xFinalize(p->pStmt);
+    quay__free(p->zSql);
+    quay__free(p);
+    p = pNext;
+  }
+  pDb->pCache = NULL;
+  pDb->nCache = 0;
+}
+
+void quay_db_disconnect(quay_db *pDb) {
+  if (pDb == NULL || pDb->pConn == NULL) return;
+  if (pDb->txnDepth > 0 && pDb->pDrv->xAlive(pDb->pConn)) {
+    pDb->pDrv->xSimple(pDb->pConn, "ROLLBACK", NULL);
+  }
+  pDb->txnDepth = 0;
+  cache_clear(pDb);
+  pDb->pDrv->xClose(pDb->pConn);
+  pDb->pConn = NULL;
+  pDb->iGen++;
+}
+
+int quay_db_reopen(quay_db *pDb, quay_err *pErr) {
+  const char *zRest = "";
+  quay_db_disconnect(pDb);
+  if (pDb->pBorrowed == NULL) {
+    if (pDb->zUrl == NULL || pick_driver(pDb->zUrl, &zRest) == NULL) {
+      return quay__err(pErr, QUAY_ECONNECTION, "nothing to reopen");
+    }
+  }
+  return pDb->pDrv->xOpen(zRest, &pDb->opts, pDb->pBorrowed, &pDb->pConn,
+                          pErr);
+}
+
+static void blockers_clear(quay_db *pDb) {
+  int i;
+  for (i = 0; i < pDb->nBlock; i++) {
+    quay__free(pDb->azBlockModel[i]);
+    quay__value_clear(&pDb->aBlockKey[i]);
+  }
+  quay__free(pDb->azBlockModel);
+  quay__free(pDb->aBlockKey);
+  pDb->azBlockModel = NULL;
+  pDb->aBlockKey = NULL;
+  pDb->nBlock = 0;
+}
+
+void quay_db_free(quay_db *pDb) {
+  int i;
+  if (pDb == NULL) return;
+  quay_db_disconnect(pDb);
+  for (i = 0; i < pDb->nModel; i++) quay__model_free(pDb->apModel[i]);
+  quay__free(pDb->apModel);
+  for (i = 0; i < pDb->nJoin; i++) {
+    JoinTable *j = pDb->apJoin[i];
+    quay__free(j->zTable);
+    quay__free(j->zSrcCol);
+    quay__free(j->zDstCol);
+    quay__free(j);
+  }
+  quay__free(pDb->apJoin);
+  quay__smap_free(&pDb->mModel);
+  blockers_clear(pDb);
+  quay__free(pDb->zUrl);
+  quay__free(pDb);
+}
+
+int quay_db_is_open(const quay_db *pDb) {
+  return pDb != NULL && pDb->pConn != NULL;
+}
+
+const char *quay_db_backend(const quay_db *pDb) { return pDb->pDrv->zName; }
+
+int64_t quay_db_query_count(const quay_db *pDb) { return pDb->nQuery; }
+
+int quay_db_strict(const quay_db *pDb) { return pDb->opts.strict; }
+
+void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace, void *pArg) {
+  pDb->xTrace = xTrace;
+  pDb->pTraceArg = xTrace ? pArg : NULL;
+}
+
+int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
+  if (pDb->pConn == NULL) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "attempt to use a closed database (call db:reopen() or "
+                     "open a new one)");
+  }
+  return QUAY_OK;
+}
+
+int quay_db_blocker_count(const quay_db *pDb) { return pDb->nBlock; }
+
+const char *quay_db_blocker(const quay_db *pDb, int i, quay_value *pKey) {
+  if (i < 0 || i >= pDb->nBlock) return NULL;
+  *pKey = pDb->aBlockKey[i];
+  return pDb->azBlockModel[i];
+}
+
+/*
+** Replace the blocker list (cascade.c).  Takes ownership of both arrays.
+*/
+void quay__db_set_blockers(quay_db *pDb, char **az, quay_value *aKey, int n) {
+  blockers_clear(pDb);
+  pDb->azBlockModel = az;
+  pDb->aBlockKey = aKey;
+  pDb->nBlock = n;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Statements
+** ===================================================================
+*/
+/*
+** Called before every statement: count, test faults, observer.
+*/
+static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
+                       int n, int bRollback, quay_err *pErr) {
+  pDb->nQuery++;
+#ifdef QUAY_TEST
+  if (pDb->nFailStmt > 0 && !bRollback) {
+    if (--pDb->nFailStmt == 0) {
+      return quay__err(pErr, QUAY_ESQL,
+                       "injected statement failure (test hook) at: %.200s",
+                       zSql);
+    }
+  }
+#else
+  (void)bRollback;
+#endif
+  if (pDb->xTrace && pDb->xTrace(pDb->pTraceArg, zSql, a, n)) {
+    return quay__err(pErr, QUAY_ECALLBACK, "on_query callback failed");
+  }
+  return QUAY_OK;
+}
+
+/* After a driver failure: a dead connection becomes QUAY_ECONNECTION. */
+static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
+  if (rc != QUAY_ECONNECTION && pDb->pConn &&
+      !pDb->pDrv->xAlive(pDb->pConn)) {
+    char zMsg[sizeof(pErr->zMsg)];
+    memcpy(zMsg, pErr ? pErr->zMsg : "", sizeof(zMsg));
+    zMsg[sizeof(zMsg) - 1] = 0;
+    rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
+  }
+  if (rc == QUAY_ECONNECTION) pDb->txnDepth = 0;
+  return rc;
+}
+
+/* Find or prepare the statement for zSql. */
+static int get_stmt(quay_db *pDb, const char *zSql, int nParam,
+                    DrvStmt **ppStmt, CachedStmt **ppCached, quay_err *pErr) {
+  uint64_t h = quay__hash_bytes(zSql, strlen(zSql));
+  CachedStmt *p, *pPrev = NULL;
+  int rc;
+  *ppStmt = NULL;
+  *ppCached = NULL;
+  for (p = pDb->pCache; p; pPrev = p, p = p->pNext) {
+    if (p->h == h && strcmp(p->zSql, zSql) == 0) break;
+  }
+  if (p && !p->inUse) {
+    if (pPrev) {                      /* move to front */
+      pPrev->pNext = p->pNext;
+      p->pNext = pDb->pCache;
+      pDb->pCache = p;
+    }
+    *ppStmt = p->pStmt;
+    *ppCached = p;
+    return QUAY_OK;
+  }
+  if (p) {
+    /* Busy: a private, uncached statement. */
+    return pDb->pDrv->xPrepare(pDb->pConn, zSql, nParam, 0, ppStmt, pErr);
+  }
+  p = quay__calloc(sizeof(*p));
+  if (p == NULL) return quay__oom(pErr);
+  p->zSql = quay__strdup(zSql);
+  if (p->zSql == NULL) {
+    quay__free(p);
+    return quay__oom(pErr);
+  }
+  rc = pDb->pDrv->xPrepare(pDb->pConn, zSql, nParam, 1, &p->pStmt, pErr);
+  if (rc) {
+    quay__free(p->zSql);
+    quay__free(p);
+    return rc;
+  }
+  p->h = h;
+  p->pNext = pDb->pCache;
+  pDb->pCache = p;
+  pDb->nCache++;
+  if (pDb->nCache > QUAY_CACHE_MAX) {
+    /* Evict the least recently used statement that is not in use. */
+    CachedStmt **pp = &pDb->pCache, **ppVictim = NULL;
+    while (*pp) {
+      if (!(*pp)->inUse && *pp != p) ppVictim = pp;
+      pp = &(*pp)->pNext;
+    }
+    if (ppVictim) {
+      CachedStmt *v = *ppVictim;
+      *ppVictim = v->pNext;
+      pDb->pDrv->xFinalize(v->pStmt);
+      quay__free(v->zSql);
+      quay__free(v);
+      pDb->nCache--;
+    }
+  }
+  *ppStmt = p->pStmt;
+  *ppCached = p;
+  return QUAY_OK;
+}
+
+int quay__db_run(quay_db *pDb, const char *zSql, const quay_value *aParam,
+                 int nParam, const int *aHint, int nHint, int bStream,
+                 quay_cursor **ppCur, int64_t *pnChanged, quay_err *pErr) {
+  DrvStmt *pStmt = NULL;
+  CachedStmt *pCached = NULL;
+  int rc;
+  if (ppCur) *ppCur = NULL;
+  if (pnChanged) *pnChanged = 0;
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  rc = before_send(pDb, zSql, aParam, nParam, 0, pErr);
+  if (rc) return rc;
+  rc = get_stmt(pDb, zSql, nParam, &pStmt, &pCached, pErr);
+  if (rc) return after_fail(pDb, rc, pErr);
+  rc = pDb->pDrv->xExec(pStmt, aParam, nParam, bStream, pErr);
+  if (rc) goto fail;
+  if (ppCur) {
+    quay_cursor *c = quay__calloc(sizeof(*c));
+    int i;
+    if (c == NULL) {
+      rc = quay__oom(pErr);
+      goto fail;
+    }
+    c->pDb = pDb;
+    c->iGen = pDb->iGen;
+    c->pStmt = pStmt;
+    c->pCached = pCached;
+    c->nCol = pDb->pDrv->xColumnCount(pStmt);
+    if (c->nCol > 0) {
+      c->aHint = quay__calloc(sizeof(int) * (size_t)c->nCol);
+      if (c->aHint == NULL) {
+        quay__free(c);
+        rc = quay__oom(pErr);
+        goto fail;
+      }
+      for (i = 0; i < c->nCol && i < nHint; i++) {
+        c->aHint[i] = aHint ? aHint[i] : 0;
+      }
+    }
+    if (pCached) pCached->inUse = 1;
+    *ppCur = c;
+    return QUAY_OK;
+  }
+  for (;;) {
+    rc = pDb->pDrv->xStep(pStmt, pErr);
+    if (rc == QUAY_ROW) continue;
+    if (rc != QUAY_DONE) goto fail;
+    break;
+  }
+  if (pnChanged) *pnChanged = pDb->pDrv->xChanges(pStmt);
+  pDb->pDrv->xReset(pStmt);
+  if (pCached == NULL) pDb->pDrv->xFinalize(pStmt);
+  return QUAY_OK;
+fail:
+  if (pStmt) {
+    pDb->pDrv->xReset(pStmt);
+    if (pCached == NULL) pDb->pDrv->xFinalize(pStmt);
+  }
+  return after_fail(pDb, rc, pErr);
+}
+
+int quay__db_simple(quay_db *pDb, const char *zSql, quay_err *pErr) {
+  int rc = quay__db_check_open(pDb, pErr);
+  int bRollback = strncmp(zSql, "ROLLBACK", 8) == 0;
+  if (rc) return rc;
+  rc = before_send(pDb, zSql, NULL, 0, bRollback, pErr);
+  if (rc) return rc;
+  rc = pDb->pDrv->xSimple(pDb->pConn, zSql, pErr);
+  if (rc) return after_fail(pDb, rc, pErr);
+  return QUAY_OK;
+}
+
+int quay__db_scalar(quay_db *pDb, const char *zSql, const quay_value *aParam,
+                    int nParam, int64_t *pOut, quay_err *pErr) {
+  quay_cursor *c;
+  int rc = quay__db_run(pDb, zSql, aParam, nParam, NULL, 0, 0, &c, NULL, pErr);
+  *pOut = 0;
+  if (rc) return rc;
+  rc = quay_cursor_step(c, pErr);
+  if (rc == QUAY_ROW) {
+    quay_value v;
+    quay_cursor_value(c, 0, &v);
+    if (v.type == QUAY_INT) *pOut = v.u.i;
+    else if (v.type == QUAY_REAL) *pOut = (int64_t)v.u.r;
+    else if (v.type == QUAY_BOOL) *pOut = v.u.b;
+    rc = QUAY_OK;
+  } else if (rc == QUAY_DONE) {
+    rc = QUAY_OK;
+  }
+  quay_cursor_close(c);
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Cursors
+** ===================================================================
+*/
+int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
+  int rc;
+  if (c->done) return QUAY_DONE;
+  if (c->pDb->pConn == NULL || c->iGen != c->pDb->iGen) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "attempt to read rows from a closed database");
+  }
+  rc = c->pDb->pDrv->xStep(c->pStmt, pErr);
+  if (rc == QUAY_ROW) return rc;
+  c->done = 1;
+  if (rc == QUAY_DONE) return rc;
+  return after_fail(c->pDb, rc, pErr);
+}
+
+int quay_cursor_ncol(const quay_cursor *c) { return c->nCol; }
+
+const char *quay_cursor_colname(quay_cursor *c, int i) {
+  if (i < 0 || i >= c->nCol || c->iGen != c->pDb->iGen) return "";
+  return c->pDb->pDrv->xColumnName(c->pStmt, i);
+}
+
+void quay_cursor_value(quay_cursor *c, int i, quay_value *p) {
+  if (i < 0 || i >= c->nCol || c->done || c->iGen != c->pDb->iGen) {
+    p->type = QUAY_NULL;
+    return;
+  }
+  c->pDb->pDrv->xColumn(c->pStmt, i, c->aHint[i], p);
+}
+
+void quay_cursor_close(quay_cursor *c) {
+  if (c == NULL) return;
+  if (c->iGen == c->pDb->iGen) {
+    c->pDb->pDrv->xReset(c->pStmt);
+    if (c->pCached) {
+      c->pCached->inUse = 0;
+    } else {
+      c->pDb->pDrv->xFinalize(c->pStmt);
+    }
+  } else if (c->pCached == NULL) {
+    /* Private statement of a connection closed since: the driver's
+    ** finalize does not touch the (gone) connection. */
+    c->pDb->pDrv->xFinalize(c->pStmt);
+  }
+  /* A cached statement of a closed connection was finalized with it. */
+  quay__free(c->aHint);
+  quay__free(c);
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Transactions
+** ===================================================================
+*/
+static int txn_open(quay_db *pDb, const char *zBegin, quay_err *pErr) {
+  int rc;
+  char zSql[64];
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  if (pDb->txnDepth == 0) {
+    rc = quay__db_simple(pDb, zBegin, pErr);
+  } else {
+    snprintf(zSql, sizeof(zSql), "SAVEPOINT quay_sp_%d", pDb->txnDepth);
+    rc = quay__db_simple(pDb, zSql, pErr);
+  }
+  if (rc == QUAY_OK) pDb->txnDepth++;
+  return rc;
+}
+
+int quay_db_begin(quay_db *pDb, quay_err *pErr) {
+  return txn_open(pDb, pDb->pDialect->zBegin, pErr);
+}
+
+int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr) {
+  return txn_open(pDb, bWrite ? pDb->pDialect->zBeginWrite
+                              : pDb->pDialect->zBegin, pErr);
+}
+
+int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
+  int rc;
+  char zSql[96];
+  if (pDb->txnDepth == 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "no transaction to roll back");
+  }
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) {
+    pDb->txnDepth = 0;
+    return rc;
+  }
+  pDb->txnDepth--;
+  if (pDb->txnDepth == 0) {
+    return quay__db_simple(pDb, "ROLLBACK", pErr);
+  }
+  snprintf(zSql, sizeof(zSql), "ROLLBACK TO SAVEPOINT quay_sp_%d",
+           pDb->txnDepth);
+  rc = quay__db_simple(pDb, zSql, pErr);
+  snprintf(zSql, sizeof(zSql), "RELEASE SAVEPOINT quay_sp_%d", pDb->txnDepth);
+  if (rc == QUAY_OK) rc = quay__db_simple(pDb, zSql, pErr);
+  return rc;
+}
+
+/* Commit the innermost level; on failure that level is rolled back. */
+int quay_db_commit(quay_db *pDb, quay_err *pErr) {
+  int rc;
+  char zSql[64];
+  if (pDb->txnDepth == 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "no transaction to commit");
+  }
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) {
+    pDb->txnDepth = 0;
+    return rc;
+  }
+  if (pDb->txnDepth == 1) {
+    rc = quay__db_simple(pDb, "COMMIT", pErr);
+  } else {
+    snprintf(zSql, sizeof(zSql), "RELEASE SAVEPOINT quay_sp_%d",
+             pDb->txnDepth - 1);
+    rc = quay__db_simple(pDb, zSql, pErr);
+  }
+  if (rc == QUAY_OK) {
+    pDb->txnDepth--;
+    return QUAY_OK;
+  }
+  if (pDb->txnDepth > 0) quay__txn_rollback(pDb);
+  return rc;
+}
+
+int quay__txn_commit(quay_db *pDb, quay_err *pErr) {
+  return quay_db_commit(pDb, pErr);
+}
+
+/* Roll back the innermost level, keeping the caller's error. */
+void quay__txn_rollback(quay_db *pDb) {
+  quay_err e;
+  quay_err_clear(&e);
+  if (pDb->txnDepth > 0) quay_db_rollback(pDb, &e);
+}
+
+int quay_db_txn_depth(const quay_db *pDb) { return pDb->txnDepth; }
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Raw SQL
+** ===================================================================
+*/
+/* Raw SQL text in the backend's placeholder form (caller frees). */
+static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
+                   quay_err *pErr) {
+  *pz = NULL;
+  if (zSql == NULL) return quay__err(pErr, QUAY_EMISUSE, "SQL text is NULL");
+  if (pDb->pDialect->xRawSql) {
+    Str s;
+    int n = 0;
+    quay__str_init(&s);
+    pDb->pDialect->xRawSql(&s, zSql, &n);
+    (void)nParam;
+    *pz = quay__str_take(&s);
+  } else {
+    *pz = quay__strdup(zSql);
+  }
+  return *pz ? QUAY_OK : quay__oom(pErr);
+}
+
+int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
+                    int nParam, int64_t *pnChanged, quay_err *pErr) {
+  char *z;
+  int rc = raw_sql(pDb, zSql, nParam, &z, pErr);
+  if (rc) return rc;
+  rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, NULL, pnChanged, pErr);
+  quay__free(z);
+  return rc;
+}
+
+int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
+                  int nParam, quay_cursor **ppCur, quay_err *pErr) {
+  char *z;
+  int rc = raw_sql(pDb, zSql, nParam, &z, pErr);
+  *ppCur = NULL;
+  if (rc) return rc;
+  rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, ppCur, NULL, pErr);
+  quay__free(z);
+  return rc;
+}
+/* }================================================================== */

@@ -1,0 +1,1074 @@
+/*
+** engine/loader.c
+** The loading planner: a query set becomes one main SELECT (with a LEFT
+** JOIN per select_related level) plus one batched step per prefetch level.
+** See LICENSE
+**
+** A plan is a list of steps.  Step 0 is the main query; every other step
+** loads one relation for the records of one node of an earlier step:
+**
+**     users --(posts)--> posts --(tags)--> tags        3 steps, 3 queries
+**
+** A step's SQL selects the related rows plus a "group" column holding the
+** owner's key, restricted by one array parameter:
+**
+**     SELECT t0.*, t1."post_id" FROM "tags" AS t0
+**       JOIN "post_tags" AS t1 ON t1."tag_id" = t0."id"
+**      WHERE t1."post_id" IN (SELECT value FROM json_each(?))     -- SQLite
+**      WHERE t1."post_id" = ANY($1::bigint[])                      -- PostgreSQL
+**
+** One statement text serves every batch size, so it is prepared once and
+** no bound-parameter limit can break it.  The binding collects owner keys
+** into a quay_keyset and attaches each child row to its owners by one hash
+** probe on the group column; no per-row work happens in Lua.
+**
+** with() picks per path segment: to-one relations are JOINed, to-many and
+** quay.through ones batched.  A level already JOINed is not fetched again.
+** A limit inside quay.prefetch applies per owner, through ROW_NUMBER() OVER
+** (PARTITION BY group).
+*/
+#include "quayInt.h"
+
+#include <stdio.h>
+
+typedef struct PlanNode {
+  quay_model *pModel;
+  int iFirstCol;
+  int iParent;              /* -1 for node 0 */
+  Rel *pRel;                /* relation of the parent node's model */
+  int iKeyCol;
+  char *zAlias;
+  int selected;             /* columns in the SELECT list */
+} PlanNode;
+
+typedef struct PlanExtra {
+  char *zName;
+  int iCol, nCol;
+  quay_model *pModel;
+  int eKind;                /* 1 count, 2 pivot */
+  Hop aHop[QUAY_MAX_HOPS]; int nHop;   /* count */
+} PlanExtra;
+
+typedef struct PlanStep {
+  int iParent, iParentNode; /* internal step index (-1 for main) */
+  quay_model *pOwner;
+  Rel *pRel;
+  char *zAttach;
+  int isCustom, toMany;
+  Field *pOwnerKey;
+  int iGroupCol;
+  quay_qs *pSub;            /* reference, may be NULL */
+  QsView view;
+  int hasView;
+  PlanNode *aNode; int nNode, nNodeAlloc;
+  PlanExtra *aExtra; int nExtra, nExtraAlloc;
+  int *aHint; int nCol;
+  char *zSql;
+  quay_value *aParam; int nParam;
+  int iKeyParam;            /* batched steps: the key array parameter */
+  int eKeyType;
+} PlanStep;
+
+struct quay_plan {
+  quay_db *pDb;
+  quay_qs *pQs;             /* reference, NULL for lazy plans */
+  Arena arena;
+  PlanStep *aStep; int nStep, nStepAlloc;
+  int strict;
+};
+
+/*
+** {==================================================================
+** Planning
+** ===================================================================
+*/
+static int add_step(quay_plan *p, int *piStep, quay_err *pErr) {
+  PlanStep *s;
+  if (p->nStep == p->nStepAlloc) {
+    int nNew = p->nStepAlloc ? p->nStepAlloc * 2 : 4;
+    PlanStep *a = quay__realloc(p->aStep, sizeof(*a) * (size_t)nNew);
+    if (a == NULL) return quay__oom(pErr);
+    p->aStep = a;
+    p->nStepAlloc = nNew;
+  }
+  s = &p->aStep[p->nStep];
+  memset(s, 0, sizeof(*s));
+  s->iParent = -1;
+  s->iKeyParam = -1;
+  *piStep = p->nStep++;
+  return QUAY_OK;
+}
+
+static int add_node(quay_plan *p, int iStep, quay_model *m, int iParent,
+                    Rel *pRel, int selected, int *piNode, quay_err *pErr) {
+  PlanStep *s = &p->aStep[iStep];
+  PlanNode *n;
+  if (s->nNode == s->nNodeAlloc) {
+    int nNew = s->nNodeAlloc ? s->nNodeAlloc * 2 : 4;
+    PlanNode *a = quay__realloc(s->aNode, sizeof(*a) * (size_t)nNew);
+    if (a == NULL) return quay__oom(pErr);
+    s->aNode = a;
+    s->nNodeAlloc = nNew;
+  }
+  n = &s->aNode[s->nNode];
+  memset(n, 0, sizeof(*n));
+  n->pModel = m;
+  n->iParent = iParent;
+  n->pRel = pRel;
+  n->selected = selected;
+  *piNode = s->nNode++;
+  return QUAY_OK;
+}
+
+static int add_extra(quay_plan *p, int iStep, PlanExtra **ppX,
+                     quay_err *pErr) {
+  PlanStep *s = &p->aStep[iStep];
+  if (s->nExtra == s->nExtraAlloc) {
+    int nNew = s->nExtraAlloc ? s->nExtraAlloc * 2 : 4;
+    PlanExtra *a = quay__realloc(s->aExtra, sizeof(*a) * (size_t)nNew);
+    if (a == NULL) return quay__oom(pErr);
+    s->aExtra = a;
+    s->nExtraAlloc = nNew;
+  }
+  *ppX = &s->aExtra[s->nExtra++];
+  memset(*ppX, 0, sizeof(PlanExtra));
+  return QUAY_OK;
+}
+
+/* The JOIN node of step iStep below node iParent through r, or -1. */
+static int find_node(quay_plan *p, int iStep, int iParent, Rel *r) {
+  PlanStep *s = &p->aStep[iStep];
+  int i;
+  for (i = 1; i < s->nNode; i++) {
+    if (s->aNode[i].iParent == iParent && s->aNode[i].pRel == r) return i;
+  }
+  return -1;
+}
+
+/* A (non-custom) batched step below (iStep, iNode) through r, or -1. */
+static int find_step(quay_plan *p, int iStep, int iNode, Rel *r,
+                     const char *zTo) {
+  int i;
+  for (i = iStep + 1; i < p->nStep; i++) {
+    PlanStep *s = &p->aStep[i];
+    if (s->iParent == iStep && s->iParentNode == iNode && s->pRel == r) {
+      if (zTo == NULL && !s->isCustom) return i;
+      if (zTo && s->isCustom && strcmp(s->zAttach, zTo) == 0) return i;
+    }
+  }
+  return -1;
+}
+
+static int plan_view(quay_plan *p, int iStep, quay_err *pErr);
+
+/*
+** Create the batched step that loads r for the records of (iStep, iNode).
+*/
+static int new_batch(quay_plan *p, int iStep, int iNode, Rel *r,
+                     quay_qs *pSub, const char *zTo, int *piNew,
+                     quay_err *pErr) {
+  int i, rc;
+  PlanStep *s;
+  Hop aHop[QUAY_MAX_HOPS];
+  int nHop = 0;
+  rc = quay__rel_hops(r, aHop, &nHop, pErr);
+  if (rc) return rc;
+  rc = add_step(p, &i, pErr);
+  if (rc) return rc;
+  s = &p->aStep[i];
+  s->iParent = iStep;
+  s->iParentNode = iNode;
+  s->pOwner = r->pFrom;
+  s->pRel = r;
+  s->isCustom = zTo != NULL;
+  s->zAttach = quay__arena_strdup(&p->arena, zTo ? zTo : r->zName,
+                                  strlen(zTo ? zTo : r->zName));
+  s->toMany = r->toMany;
+  s->pOwnerKey = aHop[0].pFromKey;
+  s->eKeyType = aHop[0].pFromKey->eType;
+  s->pSub = quay_qs_ref(pSub);
+  if (s->zAttach == NULL) return quay__oom(pErr);
+  rc = add_node(p, i, r->pTo, -1, NULL, 1, &iNode, pErr);
+  if (rc) return rc;
+  *piNew = i;
+  if (pSub) {
+    rc = quay__qs_view(pSub, &p->aStep[i].view, &p->arena, pErr);
+    if (rc) return rc;
+    p->aStep[i].hasView = 1;
+    if (p->aStep[i].view.strict) p->strict = 1;
+    rc = plan_view(p, i, pErr);
+  }
+  return rc;
+}
+
+/*
+** Plan one load path from (iStep, node 0).  bJoinPass selects which kind
+** the caller is processing (JOIN loads run first, so that batch loads
+** find the levels already JOINed).
+*/
+static int plan_load(quay_plan *p, int iStep, quay_qs *L, quay_err *pErr) {
+  int curStep = iStep, curNode = 0, i, rc;
+  for (i = 0; i < L->nLoad; i++) {
+    Rel *r = L->apLoad[i];
+    int last = i == L->nLoad - 1;
+    quay_qs *pSub = last ? L->pSub : NULL;
+    const char *zTo = last ? L->zTo : NULL;
+    int eHow = L->eHow;
+    int k;
+    if (eHow == QUAY_LOAD_AUTO) {
+      eHow = (r->toMany || r->eKind == QUAY_R_THROUGH || pSub || zTo)
+                 ? QUAY_LOAD_BATCH : QUAY_LOAD_JOIN;
+    }
+    if (eHow == QUAY_LOAD_JOIN) {
+      k = find_node(p, curStep, curNode, r);
+      if (k < 0) {
+        rc = add_node(p, curStep, r->pTo, curNode, r, 1, &k, pErr);
+        if (rc) return rc;
+      } else {
+        p->aStep[curStep].aNode[k].selected = 1;
+      }
+      curNode = k;
+      continue;
+    }
+    if (zTo == NULL && pSub == NULL) {
+      k = find_node(p, curStep, curNode, r);
+      if (k >= 0 && p->aStep[curStep].aNode[k].selected) {
+        curNode = k;                /* already JOINed: not fetched again */
+        continue;
+      }
+    }
+    k = find_step(p, curStep, curNode, r, zTo);
+    if (k >= 0) {
+      if (pSub && p->aStep[k].pSub == NULL) {
+        /* The filtered set replaces a plain prefetch of the same path. */
+        p->aStep[k].pSub = quay_qs_ref(pSub);
+        rc = quay__qs_view(pSub, &p->aStep[k].view, &p->arena, pErr);
+        if (rc) return rc;
+        p->aStep[k].hasView = 1;
+        rc = plan_view(p, k, pErr);
+        if (rc) return rc;
+      }
+    } else {
+      rc = new_batch(p, curStep, curNode, r, pSub, zTo, &k, pErr);
+      if (rc) return rc;
+    }
+    curStep = k;
+    curNode = 0;
+  }
+  return QUAY_OK;
+}
+
+/* Plan the loads and counts of step iStep's view. */
+static int plan_view(quay_plan *p, int iStep, quay_err *pErr) {
+  int i, rc, pass;
+  QsView *v = &p->aStep[iStep].view;
+  for (pass = 0; pass < 2; pass++) {
+    for (i = 0; i < v->nLoad; i++) {
+      quay_qs *L = v->apLoad[i];
+      if ((L->eHow == QUAY_LOAD_JOIN) != (pass == 0)) continue;
+      rc = plan_load(p, iStep, L, pErr);
+      if (rc) return rc;
+      v = &p->aStep[iStep].view;    /* aStep may have moved */
+    }
+  }
+  for (i = 0; i < v->nCount; i++) {
+    PlanExtra *x;
+    quay_qs *c = v->apCount[i];
+    rc = add_extra(p, iStep, &x, pErr);
+    if (rc) return rc;
+    x->eKind = 1;
+    x->zName = c->zAnn;
+    x->nCol = 1;
+    memcpy(x->aHop, c->aHop, sizeof(Hop) * (size_t)c->nHop);
+    x->nHop = c->nHop;
+    v = &p->aStep[iStep].view;
+  }
+  return QUAY_OK;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** SQL of a step
+** ===================================================================
+*/
+/* The join node chain for an order_by/pluck path (to-one hops). */
+static int path_node(quay_plan *p, int iStep, const FieldPath *fp,
+                     int *piNode, quay_err *pErr) {
+  int cur = 0, i, rc;
+  for (i = 0; i < fp->nHop; i++) {
+    Rel *r = fp->aHop[i].pRel;
+    int k = find_node(p, iStep, cur, r);
+    if (k < 0) {
+      rc = add_node(p, iStep, r->pTo, cur, r, 0, &k, pErr);
+      if (rc) return rc;
+    }
+    cur = k;
+  }
+  *piNode = cur;
+  return QUAY_OK;
+}
+
+/* Emit LEFT JOINs for every node but node 0. */
+static void emit_joins(Build *b, PlanStep *s) {
+  int i;
+  for (i = 1; i < s->nNode; i++) {
+    PlanNode *n = &s->aNode[i];
+    PlanNode *par = &s->aNode[n->iParent];
+    Hop h;
+    int nh = 0;
+    if (quay__rel_hops(n->pRel, &h, &nh, b->pErr)) {
+      b->rc = b->pErr->code;
+      return;
+    }
+    quay__str_cat(&b->sql, " LEFT JOIN ");
+    quay__str_ident(&b->sql, n->pModel->zTable);
+    quay__str_cat(&b->sql, " AS ");
+    quay__str_ident(&b->sql, n->zAlias);
+    quay__str_cat(&b->sql, " ON ");
+    quay__str_col(&b->sql, n->zAlias, h.pToKey->zCol);
+    quay__str_cat(&b->sql, " = ");
+    quay__str_col(&b->sql, par->zAlias, h.pFromKey->zCol);
+  }
+}
+
+/*
+** Emit the tables of a hop chain, starting at hop 0's far side:
+**     "to" AS t          (hop without join table)
+**     "via" AS v [JOIN "to" AS t ON t.key = v.viaTo]
+** then JOINs for every later hop.  *pzLink gets the expression holding the
+** owner-side key of hop 0 (the group column); *pzLast the alias of the last
+** model (NULL when bNeedLast is 0 and the chain ends in a join table);
+** *pzVia0 the alias of hop 0's join table (the pivot), or NULL.
+*/
+static void emit_chain(Build *b, const Hop *aHop, int nHop, int bNeedLast,
+                       char **pzLink, char **pzLast, char **pzVia0) {
+  int j;
+  char *zPrev = NULL;
+  *pzLink = NULL;
+  *pzLast = NULL;
+  *pzVia0 = NULL;
+  for (j = 0; j < nHop; j++) {
+    const Hop *h = &aHop[j];
+    int needT = bNeedLast || j + 1 < nHop || h->zVia == NULL;
+    char *zV = h->zVia ? quay__alias(b) : NULL;
+    char *zT = needT ? quay__alias(b) : NULL;
+    if ((h->zVia && zV == NULL) || (needT && zT == NULL)) return;
+    if (j == 0) {
+      if (h->zVia) {
+        quay__str_ident(&b->sql, h->zVia);
+        quay__str_cat(&b->sql, " AS ");
+        quay__str_ident(&b->sql, zV);
+        *pzVia0 = zV;
+        *pzLink = zV;
+      } else {
+        quay__str_ident(&b->sql, h->pTo->zTable);
+        quay__str_cat(&b->sql, " AS ");
+        quay__str_ident(&b->sql, zT);
+        *pzLink = zT;
+      }
+    } else if (h->zVia) {
+      quay__str_cat(&b->sql, " JOIN ");
+      quay__str_ident(&b->sql, h->zVia);
+      quay__str_cat(&b->sql, " AS ");
+      quay__str_ident(&b->sql, zV);
+      quay__str_cat(&b->sql, " ON ");
+      quay__str_col(&b->sql, zV, h->zViaFrom);
+      quay__str_cat(&b->sql, " = ");
+      quay__str_col(&b->sql, zPrev, h->pFromKey->zCol);
+    }
+    if (needT && (j > 0 || h->zVia)) {
+      quay__str_cat(&b->sql, " JOIN ");
+      quay__str_ident(&b->sql, h->pTo->zTable);
+      quay__str_cat(&b->sql, " AS ");
+      quay__str_ident(&b->sql, zT);
+      quay__str_cat(&b->sql, " ON ");
+      quay__str_col(&b->sql, zT, h->pToKey->zCol);
+      quay__str_cat(&b->sql, " = ");
+      if (h->zVia) {
+        quay__str_col(&b->sql, zV, h->zViaTo);
+      } else {
+        quay__str_col(&b->sql, zPrev, h->pFromKey->zCol);
+      }
+    }
+    zPrev = zT;
+    *pzLast = zT;
+  }
+  {
+    /* The link expression: hop 0's owner-side column. */
+    Str s;
+    const Hop *h = &aHop[0];
+    quay__str_init(&s);
+    quay__str_col(&s, *pzLink, h->zVia ? h->zViaFrom : h->pToKey->zCol);
+    *pzLink = s.oom ? NULL : quay__arena_strdup(b->pArena, s.z, s.n);
+    if (*pzLink == NULL) b->pArena->oom = 1;
+    quay__str_free(&s);
+  }
+}
+
+/* Correlated count of related rows along x's hops from zAlias. */
+static void emit_count(Build *b, PlanExtra *x, const char *zAlias) {
+  char *zLink, *zLast, *zVia0;
+  quay__str_cat(&b->sql, "(SELECT COUNT(*) FROM ");
+  emit_chain(b, x->aHop, x->nHop, 0, &zLink, &zLast, &zVia0);
+  if (zLink == NULL) return;
+  quay__str_printf(&b->sql, " WHERE %s = ", zLink);
+  quay__str_col(&b->sql, zAlias, x->aHop[0].pFromKey->zCol);
+  quay__str_cat(&b->sql, ")");
+}
+
+/* Column list entry; in window mode every column gets a unique alias. */
+static void sel_col(Build *b, PlanStep *s, int bWindow, const char *zAlias,
+                    const char *zCol, int eHint) {
+  if (s->nCol) quay__str_cat(&b->sql, ", ");
+  quay__str_col(&b->sql, zAlias, zCol);
+  if (bWindow) quay__str_printf(&b->sql, " AS c%d", s->nCol);
+  s->aHint[s->nCol++] = eHint;
+}
+
+/* Make room in the hint array for n more columns. */
+static int grow_hints(PlanStep *s, int n, Arena *pArena) {
+  int *a = quay__arena_alloc(pArena, sizeof(int) * (size_t)(s->nCol + n + 1));
+  if (a == NULL) return QUAY_ENOMEM;
+  if (s->nCol) memcpy(a, s->aHint, sizeof(int) * (size_t)s->nCol);
+  s->aHint = a;
+  return QUAY_OK;
+}
+
+/* One ORDER BY term. */
+static void emit_order_term(Build *b, PlanStep *s, const FieldPath *fp,
+                            int iNode, int bWindow, const char *zPv) {
+  if (fp->zAnn) {
+    int i;
+    for (i = 0; i < s->nExtra; i++) {
+      if (s->aExtra[i].eKind == 1 && strcmp(s->aExtra[i].zName, fp->zAnn) == 0) {
+        if (bWindow) {
+          emit_count(b, &s->aExtra[i], s->aNode[0].zAlias);
+        } else {
+          quay__str_ident(&b->sql, fp->zAnn);
+        }
+        break;
+      }
+    }
+  } else if (fp->isPivot) {
+    quay__str_col(&b->sql, zPv, fp->pField->zCol);
+  } else {
+    quay__str_col(&b->sql, s->aNode[iNode].zAlias, fp->pField->zCol);
+  }
+  quay__str_cat(&b->sql, fp->desc ? " DESC" : " ASC");
+  quay__str_cat(&b->sql, fp->desc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+}
+
+/*
+** Build the SQL of step iStep.  pPluck (main step only) replaces the
+** select list by one field path.
+*/
+static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
+                      quay_err *pErr) {
+  PlanStep *s = &p->aStep[iStep];
+  QsView *v = s->hasView ? &s->view : NULL;
+  Build b;
+  int i, k, rc, nTerm = 0;
+  int bMain = iStep == 0;
+  int bWindow = !bMain && v && (v->limit >= 0 || v->offset >= 0);
+  int nOrder = (v && v->pOrder) ? v->pOrder->nOrder : 0;
+  int *aOrderNode = NULL;
+  int iPluckNode = 0;
+  char *zLink = NULL, *zLast = NULL, *zVia0 = NULL;
+  const char *zPv = NULL;
+  Hop aHop[QUAY_MAX_HOPS];
+  int nHop = 0;
+  quay__build_init(&b, p->pDb, &p->arena, pErr);
+  /* Nodes needed by order_by and pluck paths. */
+  if (nOrder) {
+    aOrderNode = quay__arena_alloc(&p->arena, sizeof(int) * (size_t)nOrder);
+    if (aOrderNode == NULL) goto oom;
+    for (i = 0; i < nOrder; i++) {
+      const FieldPath *fp = &v->pOrder->aOrder[i];
+      aOrderNode[i] = 0;
+      if (fp->nHop && !fp->isPivot) {
+        rc = path_node(p, iStep, fp, &aOrderNode[i], pErr);
+        if (rc) goto fail;
+        s = &p->aStep[iStep];
+      }
+    }
+  }
+  if (pPluck && pPluck->nHop && !pPluck->isPivot) {
+    rc = path_node(p, iStep, pPluck, &iPluckNode, pErr);
+    if (rc) goto fail;
+    s = &p->aStep[iStep];
+  }
+  if (!bMain) {
+    rc = quay__rel_hops(s->pRel, aHop, &nHop, pErr);
+    if (rc) goto fail;
+  }
+  /* Aliases.  Batched steps name node 0 after the chain is emitted; give
+  ** the other nodes theirs now (they only need to be unique). */
+  if (bMain) s->aNode[0].zAlias = quay__alias(&b);
+  for (i = 1; i < s->nNode; i++) s->aNode[i].zAlias = quay__alias(&b);
+  /* Select list: size the hint array for every possible column. */
+  k = 2;
+  for (i = 0; i < s->nNode; i++) k += s->aNode[i].pModel->nField;
+  for (i = 0; i < s->nExtra; i++) k += 1;
+  if (v && v->pScope && quay__scope_has_pivot(v->pScope)) k += 64;
+  if (!bMain && s->pRel) {
+    Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd : s->pRel;
+    if (fwd->pJoin && fwd->pJoin->pThrough) k += fwd->pJoin->pThrough->nField;
+  }
+  s->nCol = 0;
+  if (grow_hints(s, k + 8, &p->arena)) goto oom;
+  /* FROM first into a side buffer, since batched steps learn node 0's
+  ** alias from the chain. */
+  {
+    Str sel, from;
+    Str save = b.sql;
+    quay__str_init(&from);
+    b.sql = from;
+    if (bMain) {
+      zPv = quay__build_from(&b, v, s->aNode[0].zAlias);
+    } else {
+      quay__str_cat(&b.sql, " FROM ");
+      emit_chain(&b, aHop, nHop, 1, &zLink, &zLast, &zVia0);
+      s->aNode[0].zAlias = zLast;
+      if (zVia0 && s->pRel) {
+        Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd
+                                                    : s->pRel;
+        if (fwd->pJoin && fwd->pJoin->pThrough) zPv = zVia0;
+      }
+    }
+    emit_joins(&b, s);
+    from = b.sql;
+    b.sql = save;
+    if (from.oom || quay__build_rc(&b)) {
+      quay__str_free(&from);
+      goto oom;
+    }
+    /* Select list. */
+    quay__str_init(&sel);
+    b.sql = sel;
+    if (pPluck) {
+      if (pPluck->zAnn) {
+        for (i = 0; i < s->nExtra; i++) {
+          if (s->aExtra[i].eKind == 1 &&
+              strcmp(s->aExtra[i].zName, pPluck->zAnn) == 0) {
+            emit_count(&b, &s->aExtra[i], s->aNode[0].zAlias);
+            s->aHint[s->nCol++] = QUAY_T_INTEGER;
+          }
+        }
+      } else {
+        sel_col(&b, s, 0, pPluck->isPivot ? zPv : s->aNode[iPluckNode].zAlias,
+                pPluck->pField->zCol, pPluck->pField->eType);
+      }
+    } else {
+      for (i = 0; i < s->nNode; i++) {
+        PlanNode *n = &s->aNode[i];
+        if (!n->selected) continue;
+        n->iFirstCol = s->nCol;
+        n->iKeyCol = s->nCol + n->pModel->iPk;
+        for (k = 0; k < n->pModel->nField; k++) {
+          Field *f = n->pModel->apField[k];
+          sel_col(&b, s, bWindow, n->zAlias, f->zCol, f->eType);
+        }
+      }
+      for (i = 0; i < s->nExtra; i++) {
+        PlanExtra *x = &s->aExtra[i];
+        if (x->eKind != 1) continue;
+        x->iCol = s->nCol;
+        quay__str_cat(&b.sql, ", ");
+        emit_count(&b, x, s->aNode[0].zAlias);
+        quay__str_cat(&b.sql, " AS ");
+        if (bWindow) {
+          quay__str_printf(&b.sql, "c%d", s->nCol);
+        } else {
+          quay__str_ident(&b.sql, x->zName);
+        }
+        s->aHint[s->nCol++] = QUAY_T_INTEGER;
+      }
+      if (zPv) {
+        /* rec.pivot: the through model's columns. */
+        quay_model *pm;
+        PlanExtra *x;
+        Rel *r = bMain ? v->pScope->pScopeRel : s->pRel;
+        Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+        pm = fwd->pJoin->pThrough;
+        if (add_extra(p, iStep, &x, pErr)) {
+          quay__str_free(&b.sql);
+          quay__str_free(&from);
+          goto fail;
+        }
+        s = &p->aStep[iStep];
+        x->eKind = 2;
+        x->zName = "pivot";
+        x->pModel = pm;
+        x->iCol = s->nCol;
+        x->nCol = pm->nField;
+        for (k = 0; k < pm->nField; k++) {
+          sel_col(&b, s, bWindow, zPv, pm->apField[k]->zCol,
+                  pm->apField[k]->eType);
+        }
+      }
+      if (!bMain) {
+        s->iGroupCol = s->nCol;
+        quay__str_printf(&b.sql, ", %s", zLink ? zLink : "NULL");
+        if (bWindow) quay__str_printf(&b.sql, " AS c%d", s->nCol);
+        s->aHint[s->nCol++] = s->pOwnerKey->eType;
+      }
+    }
+    sel = b.sql;
+    b.sql = save;
+    if (sel.oom) {
+      quay__str_free(&sel);
+      quay__str_free(&from);
+      goto oom;
+    }
+    if (bWindow) quay__str_cat(&b.sql, "SELECT * FROM (");
+    quay__str_cat(&b.sql, "SELECT ");
+    quay__str_append(&b.sql, sel.z ? sel.z : "", sel.n);
+    if (bWindow) {
+      quay__str_printf(&b.sql, ", ROW_NUMBER() OVER (PARTITION BY %s ORDER BY ",
+                       zLink ? zLink : "NULL");
+      if (nOrder) {
+        for (i = 0; i < nOrder; i++) {
+          if (i) quay__str_cat(&b.sql, ", ");
+          emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 1, zPv);
+        }
+      } else {
+        quay__str_col(&b.sql, s->aNode[0].zAlias,
+                      s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]
+                          ->zCol);
+      }
+      quay__str_cat(&b.sql, ") AS qrn");
+    }
+    quay__str_append(&b.sql, from.z ? from.z : "", from.n);
+    quay__str_free(&sel);
+    quay__str_free(&from);
+  }
+  /* WHERE */
+  if (!bMain) {
+    quay__str_cat(&b.sql, " WHERE ");
+    nTerm = 1;
+    s->iKeyParam = b.params.n;
+    {
+      quay_value ph;
+      int iP;
+      ph.type = QUAY_NULL;
+      iP = quay__params_add(&b.params, &ph);
+      b.pDia->xInArray(&b.sql, zLink ? zLink : "NULL", iP, s->eKeyType);
+    }
+  }
+  if (v) quay__build_where_pv(&b, v, s->aNode[0].zAlias, zPv, &nTerm);
+  /* ORDER BY / LIMIT */
+  if (bWindow) {
+    quay_value n;
+    n.type = QUAY_INT;
+    quay__str_cat(&b.sql, ") AS w WHERE qrn > ");
+    n.u.i = v->offset >= 0 ? v->offset : 0;
+    quay__build_param(&b, &n);
+    if (v->limit >= 0) {
+      quay__str_cat(&b.sql, " AND qrn <= ");
+      n.u.i = (v->offset >= 0 ? v->offset : 0) + v->limit;
+      quay__build_param(&b, &n);
+    }
+    quay__str_printf(&b.sql, " ORDER BY c%d, qrn", s->iGroupCol);
+  } else if (nOrder) {
+    quay__str_cat(&b.sql, " ORDER BY ");
+    for (i = 0; i < nOrder; i++) {
+      if (i) quay__str_cat(&b.sql, ", ");
+      emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 0, zPv);
+    }
+  } else if (bMain) {
+    quay__str_cat(&b.sql, " ORDER BY ");
+    quay__str_col(&b.sql, s->aNode[0].zAlias,
+                  s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->zCol);
+  }
+  if (bMain && v) {
+    quay_value n;
+    n.type = QUAY_INT;
+    if (v->limit >= 0) {
+      quay__str_cat(&b.sql, " LIMIT ");
+      n.u.i = v->limit;
+      quay__build_param(&b, &n);
+    } else if (v->offset >= 0) {
+      quay__str_cat(&b.sql, b.pDia->zOffsetNoLimit);
+    }
+    if (v->offset >= 0) {
+      quay__str_cat(&b.sql, " OFFSET ");
+      n.u.i = v->offset;
+      quay__build_param(&b, &n);
+    }
+  }
+  rc = quay__build_rc(&b);
+  if (rc) goto fail;
+  s->zSql = quay__arena_strdup(&p->arena, b.sql.z, b.sql.n);
+  s->nParam = b.params.n;
+  s->aParam = quay__arena_alloc(&p->arena,
+                                sizeof(quay_value) * (size_t)(b.params.n + 1));
+  if (s->zSql == NULL || s->aParam == NULL) goto oom;
+  if (b.params.n) {
+    memcpy(s->aParam, b.params.a, sizeof(quay_value) * (size_t)b.params.n);
+  }
+  quay__build_free(&b);
+  return QUAY_OK;
+oom:
+  rc = quay__oom(pErr);
+fail:
+  quay__build_free(&b);
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Public plan API
+** ===================================================================
+*/
+void quay_plan_free(quay_plan *p) {
+  int i;
+  if (p == NULL) return;
+  for (i = 0; i < p->nStep; i++) {
+    quay__free(p->aStep[i].aNode);
+    quay__free(p->aStep[i].aExtra);
+    quay_qs_free(p->aStep[i].pSub);
+  }
+  quay__free(p->aStep);
+  quay_qs_free(p->pQs);
+  quay__arena_free(&p->arena);
+  quay__free(p);
+}
+
+static int plan_alloc(quay_db *pDb, quay_plan **pp, quay_err *pErr) {
+  quay_plan *p = quay__calloc(sizeof(*p));
+  *pp = p;
+  if (p == NULL) return quay__oom(pErr);
+  p->pDb = pDb;
+  quay__arena_init(&p->arena);
+  return QUAY_OK;
+}
+
+/* Plan a query set; pPluck selects one column instead of records. */
+static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
+                   quay_err *pErr) {
+  quay_plan *p;
+  int rc, i, iStep, iNode;
+  *pp = NULL;
+  rc = plan_alloc(pQs->pModel->pDb, &p, pErr);
+  if (rc) return rc;
+  p->pQs = quay_qs_ref(pQs);
+  rc = add_step(p, &iStep, pErr);
+  if (rc == QUAY_OK) {
+    rc = quay__qs_view(pQs, &p->aStep[0].view, &p->arena, pErr);
+  }
+  if (rc == QUAY_OK) {
+    p->aStep[0].hasView = 1;
+    p->strict = p->aStep[0].view.strict || pQs->pModel->pDb->opts.strict;
+    rc = add_node(p, 0, pQs->pModel, -1, NULL, 1, &iNode, pErr);
+  }
+  if (rc == QUAY_OK && pPluck == NULL) rc = plan_view(p, 0, pErr);
+  if (rc == QUAY_OK && pPluck) {
+    /* Counts are needed when plucking an annotation. */
+    QsView *v = &p->aStep[0].view;
+    for (i = 0; rc == QUAY_OK && i < v->nCount; i++) {
+      PlanExtra *x;
+      rc = add_extra(p, 0, &x, pErr);
+      if (rc == QUAY_OK) {
+        x->eKind = 1;
+        x->zName = v->apCount[i]->zAnn;
+        x->nCol = 1;
+        memcpy(x->aHop, v->apCount[i]->aHop,
+               sizeof(Hop) * (size_t)v->apCount[i]->nHop);
+        x->nHop = v->apCount[i]->nHop;
+      }
+    }
+  }
+  for (i = 0; rc == QUAY_OK && i < p->nStep; i++) {
+    rc = build_step(p, i, i == 0 ? pPluck : NULL, pErr);
+  }
+  if (rc) {
+    quay_plan_free(p);
+    return rc;
+  }
+  *pp = p;
+  return QUAY_OK;
+}
+
+int quay_plan_new(quay_qs *pQs, quay_plan **pp, quay_err *pErr) {
+  return plan_qs(pQs, NULL, pp, pErr);
+}
+
+int quay_plan_lazy(quay_model *m, int iRel, quay_plan **pp, quay_err *pErr) {
+  quay_plan *p;
+  int rc, iStep, iNode, iNew;
+  *pp = NULL;
+  if (iRel < 0 || iRel >= m->nRel) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_plan_lazy: bad relation");
+  }
+  rc = quay__resolve(m->pDb, pErr);
+  if (rc) return rc;
+  rc = plan_alloc(m->pDb, &p, pErr);
+  if (rc) return rc;
+  rc = add_step(p, &iStep, pErr);
+  if (rc == QUAY_OK) rc = add_node(p, 0, m, -1, NULL, 1, &iNode, pErr);
+  if (rc == QUAY_OK) {
+    rc = new_batch(p, 0, 0, m->apRel[iRel], NULL, NULL, &iNew, pErr);
+  }
+  if (rc == QUAY_OK) rc = build_step(p, 1, NULL, pErr);
+  if (rc) {
+    quay_plan_free(p);
+    return rc;
+  }
+  *pp = p;
+  return QUAY_OK;
+}
+
+/* Public step index (-1 = main) to internal. */
+static PlanStep *pstep(const quay_plan *p, int iStep) {
+  int i = iStep + 1;
+  return (i >= 0 && i < p->nStep) ? &p->aStep[i] : NULL;
+}
+
+int quay_plan_nnode(const quay_plan *p, int iStep) {
+  PlanStep *s = pstep(p, iStep);
+  int i, n = 0;
+  if (s == NULL) return 0;
+  for (i = 0; i < s->nNode; i++) n += s->aNode[i].selected;
+  return n;
+}
+
+/* Selected nodes only, in order; parents map to selected indexes too. */
+void quay_plan_node(const quay_plan *p, int iStep, int iNode,
+                    quay_node_info *pOut) {
+  PlanStep *s = pstep(p, iStep);
+  int i, k = 0;
+  memset(pOut, 0, sizeof(*pOut));
+  pOut->iParent = -1;
+  pOut->iRel = -1;
+  if (s == NULL) return;
+  for (i = 0; i < s->nNode; i++) {
+    PlanNode *n = &s->aNode[i];
+    if (!n->selected) continue;
+    if (k++ == iNode) {
+      pOut->pModel = n->pModel;
+      pOut->iFirstCol = n->iFirstCol;
+      pOut->iKeyCol = n->iKeyCol;
+      pOut->iRel = n->pRel ? n->pRel->iRel : -1;
+      if (n->iParent >= 0) {
+        int j, kp = 0;
+        for (j = 0; j < n->iParent; j++) kp += s->aNode[j].selected;
+        pOut->iParent = kp;
+      }
+      return;
+    }
+  }
+}
+
+int quay_plan_nextra(const quay_plan *p, int iStep) {
+  PlanStep *s = pstep(p, iStep);
+  return s ? s->nExtra : 0;
+}
+
+void quay_plan_extra(const quay_plan *p, int iStep, int i,
+                     quay_extra_info *pOut) {
+  PlanStep *s = pstep(p, iStep);
+  memset(pOut, 0, sizeof(*pOut));
+  if (s == NULL || i < 0 || i >= s->nExtra) return;
+  pOut->zName = s->aExtra[i].zName;
+  pOut->iCol = s->aExtra[i].iCol;
+  pOut->nCol = s->aExtra[i].nCol;
+  pOut->pModel = s->aExtra[i].pModel;
+}
+
+int quay_plan_nstep(const quay_plan *p) { return p->nStep - 1; }
+
+void quay_plan_step(const quay_plan *p, int iStep, quay_step_info *pOut) {
+  PlanStep *s = pstep(p, iStep);
+  memset(pOut, 0, sizeof(*pOut));
+  if (s == NULL || iStep < 0) return;
+  pOut->iParentStep = s->iParent - 1;
+  {
+    /* Map the parent node to its selected index. */
+    PlanStep *par = &p->aStep[s->iParent];
+    int j, kp = 0;
+    for (j = 0; j < s->iParentNode; j++) kp += par->aNode[j].selected;
+    pOut->iParentNode = kp;
+  }
+  pOut->pOwner = s->pOwner;
+  pOut->iRel = s->pRel->iRel;
+  pOut->zAttach = s->zAttach;
+  pOut->isCustom = s->isCustom;
+  pOut->toMany = s->toMany;
+  pOut->iOwnerKey = s->pOwnerKey->iField;
+  pOut->iGroupCol = s->iGroupCol;
+}
+
+const char *quay_plan_sql(quay_plan *p, int iStep, const quay_value **paParam,
+                          int *pnParam) {
+  PlanStep *s = pstep(p, iStep);
+  if (s == NULL) return NULL;
+  if (paParam) *paParam = s->aParam;
+  if (pnParam) *pnParam = s->nParam;
+  return s->zSql;
+}
+
+int quay_plan_strict(const quay_plan *p) { return p->strict; }
+
+int quay_plan_open(quay_plan *p, quay_db *pDb, quay_cursor **ppCur,
+                   quay_err *pErr) {
+  PlanStep *s = &p->aStep[0];
+  *ppCur = NULL;
+  if (s->zSql == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "this plan has no main query");
+  }
+  return quay__db_run(pDb, s->zSql, s->aParam, s->nParam, s->aHint, s->nCol,
+                      1, ppCur, NULL, pErr);
+}
+
+int quay_plan_step_open(quay_plan *p, int iStep, quay_db *pDb,
+                        const quay_keyset *pKs, quay_cursor **ppCur,
+                        quay_err *pErr) {
+  PlanStep *s = pstep(p, iStep);
+  quay_value *aKey, *aParam;
+  Arena a;
+  Str arr;
+  int rc;
+  *ppCur = NULL;
+  if (s == NULL || iStep < 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_plan_step_open: bad step");
+  }
+  quay__arena_init(&a);
+  quay__str_init(&arr);
+  rc = quay__keyset_values(pKs, &a, &aKey);
+  if (rc == QUAY_OK) {
+    rc = pDb->pDialect->xArrayValue(&arr, aKey, quay_keyset_count(pKs));
+  }
+  aParam = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)(s->nParam + 1));
+  if (rc || aParam == NULL || arr.oom) {
+    quay__str_free(&arr);
+    quay__arena_free(&a);
+    return quay__oom(pErr);
+  }
+  memcpy(aParam, s->aParam, sizeof(quay_value) * (size_t)s->nParam);
+  aParam[s->iKeyParam].type = QUAY_TEXT;
+  aParam[s->iKeyParam].u.z = arr.z ? arr.z : "[]";
+  aParam[s->iKeyParam].n = arr.n;
+  rc = quay__db_run(pDb, s->zSql, aParam, s->nParam, s->aHint, s->nCol, 1,
+                    ppCur, NULL, pErr);
+  quay__str_free(&arr);
+  quay__arena_free(&a);
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Terminal calls: count, exists, pluck
+** ===================================================================
+*/
+/* "SELECT <zWhat> FROM ... WHERE ..." of a query set into b. */
+static void select_where(Build *b, QsView *v, const char *zWhat) {
+  char *zA = quay__alias(b);
+  const char *zPv;
+  int nTerm = 0;
+  if (zA == NULL) return;
+  quay__str_printf(&b->sql, "SELECT %s", zWhat);
+  zPv = quay__build_from(b, v, zA);
+  quay__build_where_pv(b, v, zA, zPv, &nTerm);
+  if (v->limit >= 0 || v->offset >= 0) {
+    quay_value n;
+    Field *pk = v->pModel->apField[v->pModel->iPk];
+    n.type = QUAY_INT;
+    quay__str_cat(&b->sql, " ORDER BY ");
+    quay__str_col(&b->sql, zA, pk->zCol);
+    if (v->limit >= 0) {
+      quay__str_cat(&b->sql, " LIMIT ");
+      n.u.i = v->limit;
+      quay__build_param(b, &n);
+    } else {
+      quay__str_cat(&b->sql, b->pDia->zOffsetNoLimit);
+    }
+    if (v->offset >= 0) {
+      quay__str_cat(&b->sql, " OFFSET ");
+      n.u.i = v->offset;
+      quay__build_param(b, &n);
+    }
+  }
+}
+
+int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
+  Arena a;
+  Build b;
+  QsView v;
+  int rc;
+  *pn = 0;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  rc = quay__qs_view(pQs, &v, &a, pErr);
+  if (rc == QUAY_OK) {
+    if (v.limit >= 0 || v.offset >= 0) {
+      quay__str_cat(&b.sql, "SELECT COUNT(*) FROM (");
+      select_where(&b, &v, "1");
+      quay__str_cat(&b.sql, ") AS q");
+    } else {
+      select_where(&b, &v, "COUNT(*)");
+    }
+    rc = quay__build_rc(&b);
+  }
+  if (rc == QUAY_OK) {
+    rc = quay__db_scalar(pDb, b.sql.z, b.params.a, b.params.n, pn, pErr);
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+
+int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
+  Arena a;
+  Build b;
+  QsView v;
+  int rc;
+  int64_t n = 0;
+  *pb = 0;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  rc = quay__qs_view(pQs, &v, &a, pErr);
+  if (rc == QUAY_OK && v.limit == 0) {
+    quay__build_free(&b);
+    quay__arena_free(&a);
+    return QUAY_OK;
+  }
+  if (rc == QUAY_OK) {
+    quay__str_cat(&b.sql, "SELECT EXISTS (");
+    v.limit = v.offset >= 0 ? 1 : v.limit;
+    select_where(&b, &v, "1");
+    quay__str_cat(&b.sql, ")");
+    rc = quay__build_rc(&b);
+  }
+  if (rc == QUAY_OK) {
+    rc = quay__db_scalar(pDb, b.sql.z, b.params.a, b.params.n, &n, pErr);
+  }
+  *pb = n != 0;
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+
+int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
+                  quay_cursor **ppCur, quay_err *pErr) {
+  FieldPath fp;
+  quay_plan *p;
+  int rc;
+  *ppCur = NULL;
+  rc = quay__field_path(pQs, zPath, &fp, "pluck", pErr);
+  if (rc) return rc;
+  rc = plan_qs(pQs, &fp, &p, pErr);
+  quay__free(fp.zAnn);
+  if (rc) return rc;
+  rc = quay_plan_open(p, pDb, ppCur, pErr);
+  /* The cursor's SQL and parameters were copied by the driver at bind
+  ** time; the plan can go. */
+  quay_plan_free(p);
+  return rc;
+}
+/* }================================================================== */

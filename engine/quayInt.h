@@ -1,0 +1,647 @@
+/*
+** engine/quayInt.h
+** Internal shared header of the Quay engine.
+** See LICENSE
+**
+** Every engine file includes this header first.  It defines the internal
+** types shared across modules: the schema registry (Model, Field, Rel,
+** JoinTable), the relation hops the SQL builder walks, query-set nodes and
+** condition trees, the string buffer and arena used for per-query memory,
+** the key hash, and the dialect and driver vtables.  Nothing here includes
+** lua.h; only drv_sqlite.c and drv_pg.c include their client library.
+**
+** Invariants kept by every module:
+**   - An engine function never longjmps and never calls Lua.  It returns a
+**     code and writes detail into a caller's quay_err.
+**   - Memory goes through quay__malloc/realloc/free (pluggable allocator,
+**     fault injection under QUAY_TEST).
+**   - Only declared names reach SQL: identifiers come from the schema and
+**     are always quoted; values are always bound.
+*/
+#ifndef QUAY_INT_H
+#define QUAY_INT_H
+
+#include "quay.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#  define QUAY_INTERNAL __attribute__((visibility("hidden")))
+#  define QUAY_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#  define QUAY_INTERNAL
+#  define QUAY_PRINTF(a, b)
+#endif
+
+/*
+** Defensive branches (SQLite's ALWAYS/NEVER): conditions believed always
+** true / never true.  Debug builds assert; release builds keep the test so
+** that a wrong belief degrades into an error instead of a crash.
+*/
+#ifndef NDEBUG
+#  define QUAY_ALWAYS(x) (assert(x), 1)
+#  define QUAY_NEVER(x)  (assert(!(x)), 0)
+#else
+#  define QUAY_ALWAYS(x) (x)
+#  define QUAY_NEVER(x)  (x)
+#endif
+
+#define QUAY_ARRAYSIZE(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+typedef struct Field Field;
+typedef struct Rel Rel;
+typedef struct JoinTable JoinTable;
+typedef struct Hop Hop;
+typedef struct Cond Cond;
+typedef struct Str Str;
+typedef struct Arena Arena;
+typedef struct Smap Smap;
+typedef struct Dialect Dialect;
+typedef struct DrvConn DrvConn;
+typedef struct DrvStmt DrvStmt;
+typedef struct quay_driver quay_driver;
+typedef struct StmtCache StmtCache;
+
+
+/*
+** {==================================================================
+** Memory, errors, strings
+** ===================================================================
+*/
+QUAY_INTERNAL void *quay__malloc(size_t n);
+QUAY_INTERNAL void *quay__realloc(void *p, size_t n);
+QUAY_INTERNAL void quay__free(void *p);
+QUAY_INTERNAL void *quay__calloc(size_t n);
+QUAY_INTERNAL char *quay__strdup(const char *z);
+QUAY_INTERNAL char *quay__strndup(const char *z, size_t n);
+
+#ifdef QUAY_TEST
+/*
+** Fault injection (test builds only).  Allocation number k (1-based,
+** counted from the call) fails, and every later one too when bSticky.
+** k = 0 disables.  quay__test_alloc_count reports allocations made since
+** the last arm.
+*/
+QUAY_API void quay_test_fail_alloc(long k, int bSticky);
+QUAY_API long quay_test_alloc_count(void);
+QUAY_API long quay_test_alloc_live(void);
+#endif
+
+/* Set pErr and return code (the sqlite3OomFault idiom). */
+QUAY_INTERNAL int quay__err_at(quay_err *pErr, int code, int line,
+                               const char *zFmt, ...) QUAY_PRINTF(4, 5);
+#define quay__err(e, c, ...) quay__err_at((e), (c), __LINE__, __VA_ARGS__)
+#define quay__oom(e) quay__err_at((e), QUAY_ENOMEM, __LINE__, "out of memory")
+
+/*
+** A growable string.  Sticky OOM: once an append fails, oom is set and
+** later appends do nothing, so builders check once at the end.
+*/
+struct Str {
+  char *z;                  /* text, NUL-terminated when n > 0 */
+  size_t n;                 /* bytes used */
+  size_t nAlloc;            /* bytes allocated */
+  int oom;                  /* an allocation failed */
+};
+QUAY_INTERNAL void quay__str_init(Str *p);
+QUAY_INTERNAL void quay__str_free(Str *p);
+QUAY_INTERNAL void quay__str_reset(Str *p);
+QUAY_INTERNAL void quay__str_append(Str *p, const char *z, size_t n);
+QUAY_INTERNAL void quay__str_cat(Str *p, const char *z);
+QUAY_INTERNAL void quay__str_printf(Str *p, const char *zFmt, ...)
+    QUAY_PRINTF(2, 3);
+QUAY_INTERNAL void quay__str_char(Str *p, char c);
+/* Append "identifier" with quotes doubled. */
+QUAY_INTERNAL void quay__str_ident(Str *p, const char *zId);
+/* Append "alias"."column". */
+QUAY_INTERNAL void quay__str_col(Str *p, const char *zAlias,
+                                 const char *zCol);
+/* Take the text (caller frees); the Str is reset. NULL on OOM. */
+QUAY_INTERNAL char *quay__str_take(Str *p);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Arena: per-query memory freed in one call
+** ===================================================================
+*/
+typedef struct ArenaBlock ArenaBlock;
+struct Arena {
+  ArenaBlock *pBlock;       /* newest block first */
+  int oom;                  /* sticky */
+};
+QUAY_INTERNAL void quay__arena_init(Arena *p);
+QUAY_INTERNAL void *quay__arena_alloc(Arena *p, size_t n);
+QUAY_INTERNAL char *quay__arena_strdup(Arena *p, const char *z, size_t n);
+QUAY_INTERNAL void quay__arena_free(Arena *p);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** String map: name -> int (open addressing, keys borrowed)
+** ===================================================================
+*/
+struct Smap {
+  const char **azKey;       /* NULL = empty slot */
+  int *aVal;
+  int nSlot;                /* power of two */
+  int nUsed;
+};
+QUAY_INTERNAL void quay__smap_init(Smap *p);
+QUAY_INTERNAL void quay__smap_free(Smap *p);
+/* QUAY_OK, or QUAY_ENOMEM.  Replaces an existing key's value. */
+QUAY_INTERNAL int quay__smap_put(Smap *p, const char *zKey, int v);
+/* The value, or -1. */
+QUAY_INTERNAL int quay__smap_get(const Smap *p, const char *zKey);
+QUAY_INTERNAL uint64_t quay__hash_bytes(const void *p, size_t n);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Values
+** ===================================================================
+*/
+/* Deep copy (text, blob, list) into malloc'd memory.  RECORD is copied by
+** reference (valid only during the call that passed it). */
+QUAY_INTERNAL int quay__value_copy(quay_value *pDst, const quay_value *pSrc);
+QUAY_INTERNAL void quay__value_clear(quay_value *p);
+/* Equality of scalar values (INT==INT, REAL, TEXT bytes, BOOL). */
+QUAY_INTERNAL int quay__value_eq(const quay_value *a, const quay_value *b);
+QUAY_INTERNAL const char *quay__type_name(int eType);
+QUAY_INTERNAL const char *quay__value_kind(const quay_value *p);
+/* Count UTF-8 code points; -1 when the bytes are not valid UTF-8. */
+QUAY_INTERNAL long quay__utf8_len(const char *z, size_t n);
+/* Current UTC time "YYYY-MM-DD HH:MM:SS" into z (20 bytes). */
+QUAY_INTERNAL void quay__now_utc(char *z);
+/* The keys of a key set as values (arena memory, borrowed text). */
+QUAY_INTERNAL int quay__keyset_values(const quay_keyset *pKs, Arena *pArena,
+                                      quay_value **paOut);
+/* Non-0 when z is "YYYY-MM-DD HH:MM:SS". */
+QUAY_INTERNAL int quay__is_datetime(const char *z, size_t n);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Schema registry and relation graph
+** ===================================================================
+*/
+struct Field {
+  char *zName;              /* field name (or FK column name) */
+  char *zCol;               /* database column */
+  char *zDescr;             /* description or NULL */
+  int eType;                /* QUAY_T_*; FK columns: the target key's type */
+  unsigned mFlags;          /* QUAY_F_* */
+  int nMax;                 /* string max code points, 0 = unbounded */
+  quay_value dflt;          /* owned static default (QUAY_F_DEFAULT) */
+  double rSeq;              /* declaration sequence */
+  int iField;               /* index in the model's apField */
+  Rel *pRel;                /* FK columns: the relation that owns it */
+};
+
+struct JoinTable {
+  char *zTable;             /* join table name */
+  char *zSrcCol, *zDstCol;  /* columns pointing at source / target */
+  quay_model *pSrc, *pDst;
+  Field *pSrcKey, *pDstKey; /* referenced keys of source / target */
+  quay_model *pThrough;     /* custom pivot model, else NULL */
+  Rel *pThroughSrc, *pThroughDst; /* its belongs_to relations */
+  int isSelf;               /* source model == target model */
+};
+
+struct Rel {
+  char *zName;              /* accessor name */
+  char *zDescr;
+  char *zRelated;           /* related_name (declared or default) */
+  char *zTargetName;        /* as declared ("self" resolved at resolve) */
+  int eKind;                /* QUAY_R_* */
+  unsigned mFlags;          /* QUAY_F_* */
+  double rSeq;
+  int iRel;                 /* index in pFrom->apRel */
+  quay_model *pFrom;        /* owner of the accessor */
+  quay_model *pTo;          /* target (resolved) */
+  int eOnDelete, eOnUpdate;
+  quay_value dflt;          /* belongs_to default key */
+  /* declaration options, kept until resolve */
+  char *zColumn, *zToField, *zTable, *zSourceKey, *zTargetKey, *zThrough;
+  char *zForeignKey, *zLocalKey;
+  char **azPath; int nPath;
+  /* resolved */
+  int resolved;             /* 0 = not yet, 1 = done, 2 = in progress */
+  int toMany;               /* accessor yields a set */
+  Field *pFk;               /* FK column: in pFrom (belongs_to/one_to_one),
+                            ** in pTo (has_many/has_one); REVERSE: in pTo */
+  Field *pKey;              /* referenced key: in pTo (belongs_to), in
+                            ** pFrom (has_many/has_one, REVERSE) */
+  JoinTable *pJoin;         /* many_to_many both ways */
+  Rel **apPath; int nPathRel; /* THROUGH: hop relations */
+  Rel *pFwd;                /* REVERSE: the declared relation */
+  Rel *pRev;                /* declared: its reverse (hidden if skipped) */
+  int hidden;               /* reverse not registered (skip_reverse) */
+};
+
+struct quay_model {
+  quay_db *pDb;
+  char *zName;              /* "PostTag" */
+  char *zSnake;             /* "post_tag" */
+  char *zTable;             /* "post_tags" */
+  char *zDescr;
+  Field **apField; int nField, nFieldAlloc;
+  Rel **apRel; int nRel, nRelAlloc;
+  int nDeclRel;             /* declared relations come first */
+  int iPk;                  /* primary key field, -1 until finished */
+  char ***aaUnique; int *anUnique; int nUnique;
+  int iModel;               /* index in the db's model list */
+  int resolved;
+  Smap mFieldName;          /* field name -> index */
+  Smap mColName;            /* column name -> index */
+  Smap mRelName;            /* registered relation name -> index */
+};
+
+/* Schema functions (schema.c, relgraph.c). */
+QUAY_INTERNAL void quay__model_free(quay_model *pModel);
+QUAY_INTERNAL Field *quay__model_field(const quay_model *p, const char *z);
+QUAY_INTERNAL Rel *quay__model_rel(const quay_model *p, const char *z);
+QUAY_INTERNAL int quay__resolve(quay_db *pDb, quay_err *pErr);
+QUAY_INTERNAL int quay__model_add_rel_internal(quay_model *pModel,
+                                               Rel *pRel, quay_err *pErr);
+QUAY_INTERNAL const char *quay__rule_name(int eRule);
+/* Add the implicit id unless a field is the primary key (idempotent). */
+QUAY_INTERNAL int quay__model_finish(quay_model *m, quay_err *pErr);
+/* Append a has_many/has_one key column the target does not declare. */
+QUAY_INTERNAL int quay__model_add_fkcol(quay_model *m, const char *zCol,
+                                        int eType, Rel *pRel,
+                                        Field **ppField, quay_err *pErr);
+QUAY_INTERNAL const char *quay__kind_name(int eKind);
+
+/*
+** A primitive hop from one model to the next, as the SQL builder sees it:
+**   from.zFromCol = to.zToCol                      (zVia == NULL)
+**   from.zFromCol = via.zViaFrom AND via.zViaTo = to.zToCol
+** Relations expand into one hop, THROUGH relations into several.
+*/
+struct Hop {
+  quay_model *pFrom, *pTo;
+  Field *pFromKey;          /* field of pFrom */
+  Field *pToKey;            /* field of pTo */
+  const char *zVia;         /* join table, or NULL */
+  const char *zViaFrom, *zViaTo;
+  int toMany;
+  int fromNullable;         /* pFromKey may be NULL */
+  int toNullable;           /* pToKey (or via column) may be NULL */
+  Rel *pRel;                /* the relation this hop belongs to */
+};
+#define QUAY_MAX_HOPS 32
+/* Expand pRel into hops appended at aHop[*pn]; QUAY_EBAD_LOOKUP when the
+** path is too long. */
+QUAY_INTERNAL int quay__rel_hops(Rel *pRel, Hop *aHop, int *pn,
+                                 quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Conditions and query sets
+** ===================================================================
+*/
+enum {                      /* lookups */
+  LK_EQ = 1, LK_NE, LK_LT, LK_LTE, LK_GT, LK_GTE, LK_IN, LK_NOT_IN,
+  LK_CONTAINS, LK_ICONTAINS, LK_STARTSWITH, LK_ENDSWITH, LK_ISNULL,
+  LK_BETWEEN
+};
+QUAY_INTERNAL int quay__lookup_code(const char *z);
+QUAY_INTERNAL const char *quay__lookup_name(int eLk);
+
+enum {                      /* condition node kinds */
+  CN_AND = 1, CN_OR, CN_NOT, CN_LEAF, CN_HAS
+};
+
+/*
+** A condition tree.  Before quay__cond_bind, leaves hold the raw path and
+** value; binding resolves the path against a model into hops + field +
+** lookup and converts record values into keys.
+*/
+struct Cond {
+  int eOp;                  /* CN_* */
+  Cond **apChild; int nChild, nAlloc;
+  /* CN_LEAF */
+  char *zPath;              /* as given */
+  quay_value val;           /* owned; LIST for in/not_in/between */
+  int bound;                /* path resolved */
+  Hop aHop[QUAY_MAX_HOPS]; int nHop;
+  int isPivot;              /* path starts with "pivot__" */
+  Field *pField;            /* final field (in the last model) */
+  int eLookup;
+  /* CN_HAS: where_has on hops with conditions (apChild) or a sub qs */
+  quay_qs *pSub;            /* owned reference, may be NULL */
+};
+QUAY_INTERNAL void quay__cond_free(Cond *p);
+
+enum {                      /* query-set operations */
+  QS_ROOT = 1, QS_FILTER, QS_ORDER, QS_LIMIT, QS_OFFSET, QS_LOAD,
+  QS_COUNT_ANN, QS_STRICT, QS_SCOPE
+};
+
+/* A resolved path of hops ending at a field (order_by, pluck). */
+typedef struct FieldPath {
+  Hop aHop[QUAY_MAX_HOPS]; int nHop;
+  int isPivot;
+  Field *pField;            /* NULL for an annotation (order by count) */
+  char *zAnn;               /* annotation name */
+  int desc;
+} FieldPath;
+
+/* Resolve an order_by/pluck term over to-one relations. */
+QUAY_INTERNAL int quay__field_path(quay_qs *pQs, const char *zTerm,
+                                   FieldPath *p, const char *zWhat,
+                                   quay_err *pErr);
+
+struct quay_qs {
+  int nRef;
+  quay_model *pModel;
+  quay_qs *pParent;         /* one reference held */
+  int eOp;                  /* QS_* */
+  /* QS_FILTER */
+  Cond *pCond; int bExclude;
+  /* QS_ORDER */
+  FieldPath *aOrder; int nOrder;
+  /* QS_LIMIT / QS_OFFSET */
+  int64_t n;
+  /* QS_LOAD */
+  char *zPath; int eHow; quay_qs *pSub; char *zTo;
+  Rel *apLoad[QUAY_MAX_HOPS]; int nLoad;  /* path resolved into relations */
+  /* QS_COUNT_ANN */
+  char *zAnn;               /* "posts_count" (zPath holds "posts") */
+  Hop aHop[QUAY_MAX_HOPS]; int nHop;
+  /* QS_SCOPE: the related set of one owner */
+  Rel *pScopeRel;           /* relation of the owner's model */
+  quay_value scopeKey;      /* owned */
+};
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Dialects
+** ===================================================================
+** Everything that differs between SQL dialects lives here, never in
+** `if (pg)` branches of the builder.
+*/
+struct Dialect {
+  const char *zName;        /* "sqlite" / "postgresql" */
+  /* Placeholder for parameter number iParam (1-based). */
+  void (*xParam)(Str *p, int iParam);
+  /* Column type for DDL. */
+  const char *(*xColType)(const Field *pField);
+  const char *zAutoPk;      /* auto-increment integer primary key */
+  /* "<zExpr> IN <array parameter iParam>" for key lists of any size. */
+  void (*xInArray)(Str *p, const char *zExpr, int iParam, int eKeyType);
+  /* Serialize a key list into one parameter value (text). */
+  int (*xArrayValue)(Str *pOut, const quay_value *aKey, int nKey);
+  /* Text lookups (contains, icontains, startswith, endswith). */
+  void (*xTextMatch)(Str *p, const char *zExpr, int eLookup, int iParam);
+  void (*xTextPattern)(Str *pOut, int eLookup, const char *z, size_t n);
+  const char *zNullSafeNe;  /* null-safe "not equal" operator */
+  const char *zAscNulls;    /* appended to ASC terms */
+  const char *zDescNulls;   /* appended to DESC terms */
+  const char *zOffsetNoLimit; /* LIMIT clause used with OFFSET alone */
+  const char *zBeginWrite;  /* BEGIN for engine-run write transactions */
+  const char *zBegin;       /* BEGIN for db:transaction */
+  const char *zFkDeferrable;/* suffix for engine-managed FK constraints */
+  int maxInline;            /* longest IN list written inline */
+  const char *zTrue, *zFalse;
+  /* DDL: "CREATE TABLE IF NOT EXISTS", index creation form. */
+  const char *zCreateIndex; /* "CREATE INDEX IF NOT EXISTS" */
+  const char *zDropTable;   /* "DROP TABLE IF EXISTS" */
+  const char *zDropSuffix;  /* " CASCADE" on PostgreSQL */
+  /* Statements to defer / undefer FK checks inside a transaction. */
+  const char *zDeferFks, *zUndeferFks;
+  int bSavepointRelease;    /* RELEASE SAVEPOINT supported */
+  /* Rewrite raw SQL's '?' placeholders (NULL: used as written). */
+  void (*xRawSql)(Str *pOut, const char *zSql, int *pnParam);
+};
+QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
+QUAY_INTERNAL extern const Dialect quay__dialect_pg;
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Drivers
+** ===================================================================
+** Backends sit behind this vtable (sqlite3_vfs style).  A driver never
+** keeps pointers to its library's error text: it copies into quay_err.
+*/
+struct quay_driver {
+  int iVersion;             /* 1 */
+  const char *zName;        /* "sqlite" / "postgresql" */
+  const Dialect *pDialect;
+  /* Open from the URL remainder; or wrap a borrowed handle. */
+  int (*xOpen)(const char *zUrl, const quay_open_opts *pOpts, void *pHandle,
+               DrvConn **ppConn, quay_err *pErr);
+  void (*xClose)(DrvConn *pConn);
+  /* Prepare: bPersist marks statements kept in the cache. */
+  int (*xPrepare)(DrvConn *pConn, const char *zSql, int nParam, int bPersist,
+                  DrvStmt **ppStmt, quay_err *pErr);
+  void (*xFinalize)(DrvStmt *pStmt);
+  /* Bind all parameters and start; then xStep until QUAY_DONE. */
+  int (*xExec)(DrvStmt *pStmt, const quay_value *aParam, int nParam,
+               int bStream, quay_err *pErr);
+  int (*xStep)(DrvStmt *pStmt, quay_err *pErr);
+  int (*xColumnCount)(DrvStmt *pStmt);
+  const char *(*xColumnName)(DrvStmt *pStmt, int i);
+  /* Raw value of column i; eHint is the declared field type or 0. */
+  void (*xColumn)(DrvStmt *pStmt, int i, int eHint, quay_value *pOut);
+  /* Finish the current execution (reset) so the statement can be reused. */
+  void (*xReset)(DrvStmt *pStmt);
+  int64_t (*xChanges)(DrvStmt *pStmt);
+  /* Run one statement with no parameters and no rows (BEGIN, DDL). */
+  int (*xSimple)(DrvConn *pConn, const char *zSql, quay_err *pErr);
+  /* Non-0 while the server connection is usable. */
+  int (*xAlive)(DrvConn *pConn);
+};
+QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
+QUAY_INTERNAL extern const quay_driver quay__drv_pg;
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Databases and statements
+** ===================================================================
+*/
+typedef struct CachedStmt CachedStmt;
+struct CachedStmt {
+  char *zSql;               /* key */
+  uint64_t h;               /* hash of zSql */
+  DrvStmt *pStmt;
+  int inUse;                /* a cursor is stepping it */
+  CachedStmt *pNext;        /* LRU list, most recent first */
+};
+
+struct quay_db {
+  const quay_driver *pDrv;
+  const Dialect *pDialect;
+  DrvConn *pConn;           /* NULL when disconnected */
+  char *zUrl;               /* for reopen */
+  void *pBorrowed;          /* host-owned handle (never closed) */
+  quay_open_opts opts;
+  /* schema */
+  quay_model **apModel; int nModel, nModelAlloc;
+  Smap mModel;              /* name -> index */
+  JoinTable **apJoin; int nJoin, nJoinAlloc;
+  int resolved;             /* every model and relation resolved */
+  /* statements */
+  CachedStmt *pCache; int nCache;
+  int64_t nQuery;
+  quay_trace_fn xTrace; void *pTraceArg;
+  int txnDepth;
+  int iGen;                 /* connection generation (bumped on close) */
+  /* last protected/restricted blockers */
+  char **azBlockModel; quay_value *aBlockKey; int nBlock;
+#ifdef QUAY_TEST
+  long nFailStmt;           /* fail the n-th statement from now (0 = off) */
+#endif
+};
+
+/*
+** A cursor over one executing statement.  Owns the statement when it is
+** not from the cache; otherwise marks it in use.
+*/
+struct quay_cursor {
+  quay_db *pDb;
+  DrvStmt *pStmt;
+  CachedStmt *pCached;      /* NULL when pStmt is owned */
+  int nCol;
+  int *aHint;               /* per column: declared field type or 0 */
+  int done;
+  int iGen;                 /* pDb->iGen when opened */
+};
+
+QUAY_INTERNAL int quay__db_check_open(quay_db *pDb, quay_err *pErr);
+/*
+** Run SQL with parameters.  With ppCur, the caller gets a cursor over the
+** rows; else the statement is run to completion and *pnChanged set.
+** aHint (may be NULL, borrowed; copied) types the result columns.
+*/
+QUAY_INTERNAL int quay__db_run(quay_db *pDb, const char *zSql,
+                               const quay_value *aParam, int nParam,
+                               const int *aHint, int nHint, int bStream,
+                               quay_cursor **ppCur, int64_t *pnChanged,
+                               quay_err *pErr);
+QUAY_INTERNAL int quay__db_simple(quay_db *pDb, const char *zSql,
+                                  quay_err *pErr);
+/* Engine-run write transactions (savepoints when nested). */
+QUAY_INTERNAL int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr);
+QUAY_INTERNAL int quay__txn_commit(quay_db *pDb, quay_err *pErr);
+QUAY_INTERNAL void quay__txn_rollback(quay_db *pDb);
+/* Single-value query helper. */
+QUAY_INTERNAL int quay__db_scalar(quay_db *pDb, const char *zSql,
+                                  const quay_value *aParam, int nParam,
+                                  int64_t *pOut, quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** SQL builder (sqlbuild.c)
+** ===================================================================
+*/
+/* Parameters collected while building one statement. */
+typedef struct Params {
+  quay_value *a; int n, nAlloc;
+  Arena *pArena;            /* copies of transient values live here */
+  int oom;
+} Params;
+QUAY_INTERNAL void quay__params_init(Params *p, Arena *pArena);
+QUAY_INTERNAL void quay__params_free(Params *p);
+/* Append a value; returns its 1-based number. */
+QUAY_INTERNAL int quay__params_add(Params *p, const quay_value *pVal);
+
+/*
+** Builder context: one statement's text, parameters and alias counter.
+*/
+typedef struct Build {
+  quay_db *pDb;
+  const Dialect *pDia;
+  Str sql;
+  Params params;
+  Arena *pArena;
+  int nAlias;
+  quay_err *pErr;
+  int rc;                   /* first error (sticky) */
+} Build;
+QUAY_INTERNAL void quay__build_init(Build *b, quay_db *pDb, Arena *pArena,
+                                    quay_err *pErr);
+QUAY_INTERNAL void quay__build_free(Build *b);
+QUAY_INTERNAL void quay__build_param(Build *b, const quay_value *pVal);
+QUAY_INTERNAL int quay__build_rc(Build *b);
+
+/* Flattened view of a query-set chain (root first). */
+typedef struct QsView {
+  quay_model *pModel;
+  quay_qs **apFilter; int nFilter;   /* QS_FILTER nodes */
+  quay_qs *pOrder;                    /* last QS_ORDER or NULL */
+  int64_t limit, offset;              /* -1 = none */
+  quay_qs **apLoad; int nLoad;        /* QS_LOAD nodes */
+  quay_qs **apCount; int nCount;      /* QS_COUNT_ANN nodes */
+  quay_qs *pScope;                    /* QS_SCOPE node or NULL */
+  int strict;
+} QsView;
+QUAY_INTERNAL int quay__qs_view(quay_qs *pQs, QsView *pView, Arena *pArena,
+                                quay_err *pErr);
+
+/*
+** Emit the WHERE conditions of a view (its filters and scope) for the
+** model at zAlias into b->sql, prefixed by " WHERE " or " AND " as
+** *pnTerm says; *pnTerm counts terms written.
+*/
+QUAY_INTERNAL void quay__build_where(Build *b, QsView *pView,
+                                     const char *zAlias, int *pnTerm);
+/* Non-0 when a scope joins a custom pivot table (rec.pivot). */
+QUAY_INTERNAL int quay__scope_has_pivot(quay_qs *pScope);
+/* " FROM table AS zAlias" plus a scope's pivot join; the pivot alias. */
+QUAY_INTERNAL const char *quay__build_from(Build *b, QsView *v,
+                                           const char *zAlias);
+/* WHERE terms of a view with the pivot alias from quay__build_from. */
+QUAY_INTERNAL void quay__build_where_pv(Build *b, QsView *v,
+                                        const char *zAlias,
+                                        const char *zPivot, int *pnTerm);
+/* Emit a SELECT of the primary keys of a query set (no order). */
+QUAY_INTERNAL void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey);
+QUAY_INTERNAL int quay__build_ddl(quay_db *pDb, int bDrop, Str *pOut,
+                                  int *pnStmt, char ***pazStmt,
+                                  quay_err *pErr);
+QUAY_INTERNAL char *quay__alias(Build *b);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Writers and cascades
+** ===================================================================
+*/
+QUAY_INTERNAL int quay__cascade_delete(quay_db *pDb, quay_model *pModel,
+                                       const quay_value *aKey, int nKey,
+                                       int bDryRun, quay_counts **ppCounts,
+                                       quay_err *pErr);
+QUAY_INTERNAL int quay__on_update(quay_db *pDb, quay_model *pModel,
+                                  Field *pKey, const quay_value *pOld,
+                                  const quay_value *pNew, quay_err *pErr);
+QUAY_INTERNAL int quay__validate(quay_model *pModel, Field *pField,
+                                 const quay_value *pVal, quay_err *pErr);
+QUAY_INTERNAL int quay__value_fits(quay_model *pModel, Field *pField,
+                                   const quay_value *pVal, int bStore,
+                                   quay_err *pErr);
+QUAY_INTERNAL void quay__db_set_blockers(quay_db *pDb, char **az,
+                                         quay_value *aKey, int n);
+/* }================================================================== */
+
+#endif /* QUAY_INT_H */

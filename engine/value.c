@@ -1,0 +1,375 @@
+/*
+** engine/value.c
+** quay_value helpers, UTF-8 counting, UTC timestamps, key sets.
+** See LICENSE
+**
+** Values cross the engine boundary borrowed; whatever the engine keeps
+** (condition values, defaults, scope keys) is deep-copied here.  Key sets
+** map owner keys to dense indexes for the batched loaders: the loader
+** collects each owner's key once, and each child row finds its owner group
+** by one hash probe, with no per-row work in the binding's language.
+*/
+#define _POSIX_C_SOURCE 200809L
+#include "quayInt.h"
+
+#include <stdio.h>
+#include <time.h>
+
+int quay__value_copy(quay_value *pDst, const quay_value *pSrc) {
+  *pDst = *pSrc;
+  if (pSrc->type == QUAY_TEXT || pSrc->type == QUAY_BLOB) {
+    char *z = quay__malloc(pSrc->n + 1);
+    if (z == NULL) {
+      pDst->type = QUAY_NULL;
+      return QUAY_ENOMEM;
+    }
+    if (pSrc->n) memcpy(z, pSrc->u.z, pSrc->n);
+    z[pSrc->n] = 0;
+    pDst->u.z = z;
+  } else if (pSrc->type == QUAY_LIST) {
+    quay_value *a = quay__calloc(sizeof(quay_value) * (pSrc->n + 1));
+    size_t i;
+    if (a == NULL) {
+      pDst->type = QUAY_NULL;
+      return QUAY_ENOMEM;
+    }
+    for (i = 0; i < pSrc->n; i++) {
+      if (quay__value_copy(&a[i], &pSrc->u.a[i])) {
+        size_t j;
+        for (j = 0; j < i; j++) quay__value_clear(&a[j]);
+        quay__free(a);
+        pDst->type = QUAY_NULL;
+        return QUAY_ENOMEM;
+      }
+    }
+    pDst->u.a = a;
+  }
+  return QUAY_OK;
+}
+
+void quay__value_clear(quay_value *p) {
+  if (p->type == QUAY_TEXT || p->type == QUAY_BLOB) {
+    quay__free((void *)p->u.z);
+  } else if (p->type == QUAY_LIST) {
+    size_t i;
+    for (i = 0; i < p->n; i++) quay__value_clear((quay_value *)&p->u.a[i]);
+    quay__free((void *)p->u.a);
+  }
+  p->type = QUAY_NULL;
+  p->n = 0;
+}
+
+int quay__value_eq(const quay_value *a, const quay_value *b) {
+  if (a->type == QUAY_INT && b->type == QUAY_REAL) return (double)a->u.i == b->u.r;
+  if (a->type == QUAY_REAL && b->type == QUAY_INT) return a->u.r == (double)b->u.i;
+  if (a->type != b->type) return 0;
+  switch (a->type) {
+    case QUAY_NULL: return 1;
+    case QUAY_INT: return a->u.i == b->u.i;
+    case QUAY_REAL: return a->u.r == b->u.r;
+    case QUAY_BOOL: return (a->u.b != 0) == (b->u.b != 0);
+    case QUAY_TEXT:
+    case QUAY_BLOB:
+      return a->n == b->n && (a->n == 0 || memcmp(a->u.z, b->u.z, a->n) == 0);
+    default: return 0;
+  }
+}
+
+const char *quay__type_name(int eType) {
+  switch (eType) {
+    case QUAY_T_ID: return "id";
+    case QUAY_T_INTEGER: return "integer";
+    case QUAY_T_NUMBER: return "number";
+    case QUAY_T_STRING: return "string";
+    case QUAY_T_TEXT: return "text";
+    case QUAY_T_BOOLEAN: return "boolean";
+    case QUAY_T_DATETIME: return "datetime";
+    case QUAY_T_BLOB: return "blob";
+  }
+  return "?";
+}
+
+/* What a value is, for messages ("a string", "nil"). */
+const char *quay__value_kind(const quay_value *p) {
+  switch (p->type) {
+    case QUAY_NULL: return "null";
+    case QUAY_INT: return "an integer";
+    case QUAY_REAL: return "a number";
+    case QUAY_TEXT: return "a string";
+    case QUAY_BLOB: return "a blob";
+    case QUAY_BOOL: return "a boolean";
+    case QUAY_RECORD: return "a record";
+    case QUAY_LIST: return "a list";
+  }
+  return "a value";
+}
+
+/*
+** Count code points of well-formed UTF-8 (no overlongs, no surrogates, at
+** most U+10FFFF); -1 for anything else.
+*/
+long quay__utf8_len(const char *z, size_t n) {
+  const unsigned char *s = (const unsigned char *)z;
+  size_t i = 0;
+  long nCp = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+    } else {
+      int nCont;
+      unsigned cp;
+      size_t k;
+      if (c >= 0xC2 && c <= 0xDF) { nCont = 1; cp = c & 0x1F; }
+      else if (c >= 0xE0 && c <= 0xEF) { nCont = 2; cp = c & 0x0F; }
+      else if (c >= 0xF0 && c <= 0xF4) { nCont = 3; cp = c & 0x07; }
+      else return -1;
+      if (i + (size_t)nCont >= n) return -1;
+      for (k = 1; k <= (size_t)nCont; k++) {
+        if ((s[i + k] & 0xC0) != 0x80) return -1;
+        cp = (cp << 6) | (s[i + k] & 0x3F);
+      }
+      if ((nCont == 2 && cp < 0x800) || (nCont == 3 && cp < 0x10000) ||
+          cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return -1;
+      }
+      i += (size_t)nCont + 1;
+    }
+    nCp++;
+  }
+  return nCp;
+}
+
+void quay__now_utc(char *z) {
+  time_t t = time(NULL);
+  struct tm tm;
+  char zBuf[80];
+  gmtime_r(&t, &tm);
+  snprintf(zBuf, sizeof(zBuf), "%04d-%02d-%02d %02d:%02d:%02d",
+           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+           tm.tm_min, tm.tm_sec);
+  memcpy(z, zBuf, 19);
+  z[19] = 0;
+}
+
+static int digits(const char *z, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    if (z[i] < '0' || z[i] > '9') return 0;
+  }
+  return 1;
+}
+
+/* "YYYY-MM-DD HH:MM:SS" with plausible ranges. */
+int quay__is_datetime(const char *z, size_t n) {
+  int mo, d, h, mi, s;
+  if (n != 19) return 0;
+  if (!digits(z, 4) || z[4] != '-' || !digits(z + 5, 2) || z[7] != '-' ||
+      !digits(z + 8, 2) || z[10] != ' ' || !digits(z + 11, 2) ||
+      z[13] != ':' || !digits(z + 14, 2) || z[16] != ':' ||
+      !digits(z + 17, 2)) {
+    return 0;
+  }
+  mo = (z[5] - '0') * 10 + (z[6] - '0');
+  d = (z[8] - '0') * 10 + (z[9] - '0');
+  h = (z[11] - '0') * 10 + (z[12] - '0');
+  mi = (z[14] - '0') * 10 + (z[15] - '0');
+  s = (z[17] - '0') * 10 + (z[18] - '0');
+  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 &&
+         s <= 59;
+}
+
+/*
+** {==================================================================
+** Key sets
+** ===================================================================
+** Open addressing over (type, bytes) keys.  Integer keys hash their
+** 64-bit value; text keys their bytes.  Keys are copied (text into one
+** growing pool) so callers may pass borrowed values.
+*/
+typedef struct KsEntry {
+  uint64_t h;
+  int type;                 /* QUAY_INT or QUAY_TEXT */
+  int64_t i;                /* INT value, or offset into the pool */
+  size_t n;                 /* TEXT length */
+} KsEntry;
+
+struct quay_keyset {
+  KsEntry *aEntry;          /* dense, in insertion order */
+  int nEntry, nEntryAlloc;
+  int *aSlot;               /* hash slots: entry index + 1, 0 = empty */
+  int nSlot;
+  char *zPool; size_t nPool, nPoolAlloc;
+};
+
+int quay_keyset_new(quay_keyset **ppKs, quay_err *pErr) {
+  *ppKs = quay__calloc(sizeof(quay_keyset));
+  if (*ppKs == NULL) return quay__oom(pErr);
+  return QUAY_OK;
+}
+
+void quay_keyset_free(quay_keyset *pKs) {
+  if (pKs == NULL) return;
+  quay__free(pKs->aEntry);
+  quay__free(pKs->aSlot);
+  quay__free(pKs->zPool);
+  quay__free(pKs);
+}
+
+int quay_keyset_count(const quay_keyset *pKs) { return pKs->nEntry; }
+
+/* Normalize a key: integral reals become ints, bools ints.  0 if the
+** value cannot be a key (NULL). */
+static int ks_norm(const quay_value *p, quay_value *pOut) {
+  *pOut = *p;
+  switch (p->type) {
+    case QUAY_INT: case QUAY_TEXT: case QUAY_BLOB: return 1;
+    case QUAY_REAL:
+      if (p->u.r >= -9.2e18 && p->u.r <= 9.2e18 &&
+          (double)(int64_t)p->u.r == p->u.r) {
+        pOut->type = QUAY_INT;
+        pOut->u.i = (int64_t)p->u.r;
+        return 1;
+      }
+      pOut->type = QUAY_TEXT;   /* non-integral reals never match keys */
+      return 0;
+    case QUAY_BOOL:
+      pOut->type = QUAY_INT;
+      pOut->u.i = p->u.b ? 1 : 0;
+      return 1;
+  }
+  return 0;
+}
+
+static uint64_t ks_hash(const quay_value *k) {
+  if (k->type == QUAY_INT) {
+    uint64_t x = (uint64_t)k->u.i;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+  }
+  return quay__hash_bytes(k->u.z, k->n) ^ 0x9e3779b97f4a7c15ULL;
+}
+
+static int ks_match(const quay_keyset *pKs, const KsEntry *e,
+                    const quay_value *k, uint64_t h) {
+  if (e->h != h) return 0;
+  if (k->type == QUAY_INT) return e->type == QUAY_INT && e->i == k->u.i;
+  return e->type == QUAY_TEXT && e->n == k->n &&
+         memcmp(pKs->zPool + e->i, k->u.z, k->n) == 0;
+}
+
+static int ks_probe(const quay_keyset *pKs, const quay_value *k, uint64_t h) {
+  int mask = pKs->nSlot - 1;
+  int i = (int)(h & (uint64_t)mask);
+  while (pKs->aSlot[i]) {
+    if (ks_match(pKs, &pKs->aEntry[pKs->aSlot[i] - 1], k, h)) return i;
+    i = (i + 1) & mask;
+  }
+  return i;
+}
+
+static int ks_rehash(quay_keyset *pKs) {
+  int nNew = pKs->nSlot ? pKs->nSlot * 2 : 64;
+  int *aNew = quay__calloc(sizeof(int) * (size_t)nNew);
+  int j;
+  if (aNew == NULL) return QUAY_ENOMEM;
+  quay__free(pKs->aSlot);
+  pKs->aSlot = aNew;
+  pKs->nSlot = nNew;
+  for (j = 0; j < pKs->nEntry; j++) {
+    KsEntry *e = &pKs->aEntry[j];
+    int i = (int)(e->h & (uint64_t)(nNew - 1));
+    while (aNew[i]) i = (i + 1) & (nNew - 1);
+    aNew[i] = j + 1;
+  }
+  return QUAY_OK;
+}
+
+int quay_keyset_add(quay_keyset *pKs, const quay_value *pKey, int *piIndex,
+                    quay_err *pErr) {
+  quay_value k;
+  uint64_t h;
+  int i;
+  KsEntry *e;
+  *piIndex = -1;
+  if (!ks_norm(pKey, &k)) return QUAY_OK;
+  if (k.type == QUAY_BLOB) k.type = QUAY_TEXT;
+  h = ks_hash(&k);
+  if ((pKs->nEntry + 1) * 2 > pKs->nSlot) {
+    if (ks_rehash(pKs)) return quay__oom(pErr);
+  }
+  i = ks_probe(pKs, &k, h);
+  if (pKs->aSlot[i]) {
+    *piIndex = pKs->aSlot[i] - 1;
+    return QUAY_OK;
+  }
+  if (pKs->nEntry == pKs->nEntryAlloc) {
+    int nNew = pKs->nEntryAlloc ? pKs->nEntryAlloc * 2 : 64;
+    KsEntry *aNew = quay__realloc(pKs->aEntry, sizeof(KsEntry) * (size_t)nNew);
+    if (aNew == NULL) return quay__oom(pErr);
+    pKs->aEntry = aNew;
+    pKs->nEntryAlloc = nNew;
+  }
+  e = &pKs->aEntry[pKs->nEntry];
+  e->h = h;
+  e->type = k.type;
+  e->n = 0;
+  if (k.type == QUAY_INT) {
+    e->i = k.u.i;
+  } else {
+    if (pKs->nPool + k.n + 1 > pKs->nPoolAlloc) {
+      size_t nNew = pKs->nPoolAlloc ? pKs->nPoolAlloc * 2 : 1024;
+      char *zNew;
+      while (nNew < pKs->nPool + k.n + 1) nNew *= 2;
+      zNew = quay__realloc(pKs->zPool, nNew);
+      if (zNew == NULL) return quay__oom(pErr);
+      pKs->zPool = zNew;
+      pKs->nPoolAlloc = nNew;
+    }
+    memcpy(pKs->zPool + pKs->nPool, k.u.z, k.n);
+    pKs->zPool[pKs->nPool + k.n] = 0;
+    e->i = (int64_t)pKs->nPool;
+    e->n = k.n;
+    pKs->nPool += k.n + 1;
+  }
+  pKs->aSlot[i] = ++pKs->nEntry;
+  *piIndex = pKs->nEntry - 1;
+  return QUAY_OK;
+}
+
+int quay_keyset_find(const quay_keyset *pKs, const quay_value *pKey) {
+  quay_value k;
+  int i;
+  if (pKs->nSlot == 0 || !ks_norm(pKey, &k)) return -1;
+  if (k.type == QUAY_BLOB) k.type = QUAY_TEXT;
+  i = ks_probe(pKs, &k, ks_hash(&k));
+  return pKs->aSlot[i] ? pKs->aSlot[i] - 1 : -1;
+}
+
+/*
+** The keys as a value list (borrowed; valid until the next add).  Used by
+** the loader to bind the key array.  Returns QUAY_ENOMEM on failure.
+*/
+int quay__keyset_values(const quay_keyset *pKs, Arena *pArena,
+                        quay_value **paOut) {
+  quay_value *a;
+  int i;
+  a = quay__arena_alloc(pArena, sizeof(quay_value) * (size_t)(pKs->nEntry + 1));
+  *paOut = a;
+  if (a == NULL) return QUAY_ENOMEM;
+  for (i = 0; i < pKs->nEntry; i++) {
+    const KsEntry *e = &pKs->aEntry[i];
+    if (e->type == QUAY_INT) {
+      a[i].type = QUAY_INT;
+      a[i].u.i = e->i;
+    } else {
+      a[i].type = QUAY_TEXT;
+      a[i].u.z = pKs->zPool + e->i;
+      a[i].n = e->n;
+    }
+  }
+  return QUAY_OK;
+}
+/* }================================================================== */

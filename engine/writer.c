@@ -1,0 +1,1231 @@
+/*
+** engine/writer.c
+** Writes: validation, inserts, updates with on_update rules, qs:update,
+** and the writes of related sets (many-to-many and reverse foreign keys).
+** See LICENSE
+**
+** A quay_writer holds one row buffer (a value and a "set" flag per field)
+** and keeps its prepared INSERT across rows, so bulk_create is one
+** statement stepped N times inside one transaction, the fastest form
+** measured on SQLite (shared/MEASURED.md).  Text values are copied into
+** per-slot buffers that are reused from row to row.
+**
+** Every value is validated here before it reaches SQL (API.md: wrong
+** type, null for a non-null field, string longer than max, invalid UTF-8,
+** NaN), so both backends reject the same inputs with `validation`.
+**
+** Changing a referenced key (through save or qs:update) applies each
+** referencing relation's on_update rule in the same transaction: PROTECT /
+** RESTRICT refuse when referencing rows exist; CASCADE, SET_NULL and
+** SET_DEFAULT rewrite them (foreign-key checks are deferred meanwhile).
+*/
+#include "quayInt.h"
+
+#include <math.h>
+#include <stdio.h>
+
+typedef struct Slot {
+  quay_value v;
+  char *zBuf;               /* owned copy of text/blob */
+  size_t nBuf;
+  int set;
+} Slot;
+
+struct quay_writer {
+  quay_db *pDb;
+  quay_model *pModel;
+  Slot *aSlot;
+  char zNow[24];
+};
+
+/*
+** {==================================================================
+** Validation
+** ===================================================================
+*/
+/*
+** Type check of a non-NULL value against field f.  bStore adds the checks
+** that only matter for stored values (string max length, the datetime
+** format), so filters may compare with partial dates or long strings.
+*/
+int quay__value_fits(quay_model *m, Field *f, const quay_value *v,
+                     int bStore, quay_err *pErr) {
+  const char *zWant = NULL;
+  if (v->type == QUAY_NULL) return QUAY_OK;
+  switch (f->eType) {
+    case QUAY_T_ID:
+    case QUAY_T_INTEGER:
+      if (v->type != QUAY_INT) zWant = "an integer";
+      break;
+    case QUAY_T_NUMBER:
+      if (v->type != QUAY_INT && v->type != QUAY_REAL) zWant = "a number";
+      break;
+    case QUAY_T_STRING:
+    case QUAY_T_TEXT:
+      if (v->type != QUAY_TEXT) zWant = "a string";
+      break;
+    case QUAY_T_DATETIME:
+      if (v->type != QUAY_TEXT) zWant = "a \"YYYY-MM-DD HH:MM:SS\" string";
+      break;
+    case QUAY_T_BOOLEAN:
+      if (v->type != QUAY_BOOL) zWant = "a boolean";
+      break;
+    case QUAY_T_BLOB:
+      if (v->type != QUAY_TEXT && v->type != QUAY_BLOB) zWant = "a string";
+      break;
+  }
+  if (zWant) {
+    return quay__err(pErr, QUAY_EVALIDATION, "%s.%s: expected %s, got %s",
+                     m->zName, f->zName, zWant, quay__value_kind(v));
+  }
+  if (v->type == QUAY_TEXT &&
+      (f->eType == QUAY_T_STRING || f->eType == QUAY_T_TEXT)) {
+    long n;
+    if (memchr(v->u.z, 0, v->n) != NULL ||
+        (n = quay__utf8_len(v->u.z, v->n)) < 0) {
+      return quay__err(pErr, QUAY_EVALIDATION,
+                       "%s.%s: text must be valid UTF-8 without NUL bytes "
+                       "(store bytes in a quay.blob field)", m->zName,
+                       f->zName);
+    }
+    if (bStore && f->nMax > 0 && n > f->nMax) {
+      return quay__err(pErr, QUAY_EVALIDATION,
+                       "%s.%s: %ld characters is longer than max = %d",
+                       m->zName, f->zName, n, f->nMax);
+    }
+  }
+  if (bStore && f->eType == QUAY_T_DATETIME &&
+      !quay__is_datetime(v->u.z, v->n)) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s: '%.40s' is not a UTC datetime \"YYYY-MM-DD "
+                     "HH:MM:SS\"", m->zName, f->zName, v->u.z);
+  }
+  if (v->type == QUAY_REAL && isnan(v->u.r)) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s: NaN cannot be stored", m->zName, f->zName);
+  }
+  return QUAY_OK;
+}
+
+int quay__validate(quay_model *m, Field *f, const quay_value *v,
+                   quay_err *pErr) {
+  if (v->type == QUAY_NULL) {
+    if (f->mFlags & QUAY_F_NULL) return QUAY_OK;
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s cannot be null (declare it with null = true or "
+                     "give a value)", m->zName, f->zName);
+  }
+  return quay__value_fits(m, f, v, 1, pErr);
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Writers
+** ===================================================================
+*/
+int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
+                    quay_err *pErr) {
+  quay_writer *w;
+  int rc;
+  *ppW = NULL;
+  rc = quay__resolve(pDb, pErr);
+  if (rc) return rc;
+  w = quay__calloc(sizeof(*w));
+  if (w == NULL) return quay__oom(pErr);
+  w->pDb = pDb;
+  w->pModel = m;
+  w->aSlot = quay__calloc(sizeof(Slot) * (size_t)(m->nField + 1));
+  if (w->aSlot == NULL) {
+    quay__free(w);
+    return quay__oom(pErr);
+  }
+  *ppW = w;
+  return QUAY_OK;
+}
+
+void quay_writer_free(quay_writer *w) {
+  int i;
+  if (w == NULL) return;
+  for (i = 0; i < w->pModel->nField; i++) quay__free(w->aSlot[i].zBuf);
+  quay__free(w->aSlot);
+  quay__free(w);
+}
+
+void quay_writer_reset(quay_writer *w) {
+  int i;
+  for (i = 0; i < w->pModel->nField; i++) {
+    w->aSlot[i].set = 0;
+    w->aSlot[i].v.type = QUAY_NULL;
+  }
+}
+
+/* Store v in slot s, copying text into the slot's buffer. */
+static int slot_store(Slot *s, const quay_value *v) {
+  s->v = *v;
+  if (v->type == QUAY_TEXT || v->type == QUAY_BLOB) {
+    if (v->n + 1 > s->nBuf) {
+      size_t n = v->n + 1 < 32 ? 32 : v->n + 1;
+      char *z = quay__realloc(s->zBuf, n);
+      if (z == NULL) return QUAY_ENOMEM;
+      s->zBuf = z;
+      s->nBuf = n;
+    }
+    if (v->n) memcpy(s->zBuf, v->u.z, v->n);
+    s->zBuf[v->n] = 0;
+    s->v.u.z = s->zBuf;
+  }
+  s->set = 1;
+  return QUAY_OK;
+}
+
+int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
+                    quay_err *pErr) {
+  quay_model *m = w->pModel;
+  quay_value x;
+  if (iField < 0 || iField >= m->nField) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set: bad field");
+  }
+  x = *v;
+  if (x.type == QUAY_RECORD) {
+    Field *f = m->apField[iField];
+    Rel *r = f->pRel;
+    quay_value k;
+    if (r == NULL || r->pFrom != m || r->pFk != f ||
+        (r->eKind != QUAY_R_BELONGS_TO && r->eKind != QUAY_R_ONE_TO_ONE)) {
+      return quay__err(pErr, QUAY_EVALIDATION,
+                       "%s.%s: a record is not a value for this field",
+                       m->zName, f->zName);
+    }
+    if (x.u.rec.pModel != r->pTo) {
+      return quay__err(pErr, QUAY_EVALIDATION,
+                       "%s.%s: expected a %s record", m->zName, f->zName,
+                       r->pTo->zName);
+    }
+    if (x.u.rec.xGet(x.u.rec.p, r->pKey->zName, &k) || k.type == QUAY_NULL) {
+      return quay__err(pErr, QUAY_EVALIDATION,
+                       "%s.%s: the %s record has no %s yet (save it first)",
+                       m->zName, f->zName, r->pTo->zName, r->pKey->zName);
+    }
+    x = k;
+  }
+  if (x.type == QUAY_REAL && (m->apField[iField]->eType == QUAY_T_INTEGER ||
+                              m->apField[iField]->eType == QUAY_T_ID)) {
+    double r = x.u.r;
+    if (r >= -9.2233720368547758e18 && r < 9.2233720368547758e18 &&
+        floor(r) == r) {
+      x.type = QUAY_INT;
+      x.u.i = (int64_t)r;
+    }
+  }
+  if (slot_store(&w->aSlot[iField], &x)) return quay__oom(pErr);
+  return QUAY_OK;
+}
+
+int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
+                        quay_err *pErr) {
+  quay_model *m = w->pModel;
+  Rel *r;
+  if (iRel < 0 || iRel >= m->nRel) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set_rel: bad relation");
+  }
+  r = m->apRel[iRel];
+  if ((r->eKind != QUAY_R_BELONGS_TO && r->eKind != QUAY_R_ONE_TO_ONE) ||
+      r->pFrom != m) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s is a %s relation and cannot be assigned (only "
+                     "belongs_to and one_to_one can)", m->zName, r->zName,
+                     r->eKind == QUAY_R_REVERSE ? "reverse"
+                                                : quay__kind_name(r->eKind));
+  }
+  return quay_writer_set(w, r->pFk->iField, v, pErr);
+}
+
+int quay_writer_is_set(const quay_writer *w, int iField) {
+  return iField >= 0 && iField < w->pModel->nField && w->aSlot[iField].set;
+}
+
+void quay_writer_value(quay_writer *w, int iField, quay_value *pOut) {
+  if (iField < 0 || iField >= w->pModel->nField) {
+    pOut->type = QUAY_NULL;
+    return;
+  }
+  *pOut = w->aSlot[iField].v;
+}
+
+/*
+** Complete the row for an insert: defaults, auto_now values, validation.
+*/
+static int fill_insert(quay_writer *w, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  int i, rc;
+  w->zNow[0] = 0;
+  for (i = 0; i < m->nField; i++) {
+    Field *f = m->apField[i];
+    Slot *s = &w->aSlot[i];
+    if (!s->set) {
+      if (i == m->iPk && f->eType == QUAY_T_ID) continue;
+      if (f->mFlags & (QUAY_F_AUTO_NOW | QUAY_F_AUTO_NOW_ADD)) {
+        quay_value v;
+        if (w->zNow[0] == 0) quay__now_utc(w->zNow);
+        v.type = QUAY_TEXT;
+        v.u.z = w->zNow;
+        v.n = 19;
+        if (slot_store(s, &v)) return quay__oom(pErr);
+      } else if (f->mFlags & QUAY_F_DEFAULT) {
+        if (slot_store(s, &f->dflt)) return quay__oom(pErr);
+      } else if (f->mFlags & QUAY_F_NULL) {
+        s->v.type = QUAY_NULL;
+        s->set = 1;
+      } else if (f->pRel && f->pRel->pFk == f && f->pRel->pFrom == m) {
+        return quay__err(pErr, QUAY_EVALIDATION,
+                         "%s.%s is required: give %s = <record> or %s = "
+                         "<key>", m->zName, f->pRel->zName, f->pRel->zName,
+                         f->zName);
+      } else {
+        return quay__err(pErr, QUAY_EVALIDATION,
+                         "%s.%s is required: it cannot be null and has no "
+                         "default", m->zName, f->zName);
+      }
+    } else if (s->v.type == QUAY_NULL && i == m->iPk &&
+               f->eType == QUAY_T_ID) {
+      s->set = 0;
+      continue;
+    }
+    rc = quay__validate(m, f, &s->v, pErr);
+    if (rc) return rc;
+  }
+  return QUAY_OK;
+}
+
+/* Build the INSERT for the slots that are set. */
+static int insert_sql(quay_writer *w, Str *pSql, quay_value *aParam,
+                      int *pnParam) {
+  quay_model *m = w->pModel;
+  const Dialect *d = w->pDb->pDialect;
+  int i, n = 0;
+  quay__str_cat(pSql, "INSERT INTO ");
+  quay__str_ident(pSql, m->zTable);
+  quay__str_cat(pSql, " (");
+  for (i = 0; i < m->nField; i++) {
+    if (!w->aSlot[i].set) continue;
+    if (n) quay__str_cat(pSql, ", ");
+    quay__str_ident(pSql, m->apField[i]->zCol);
+    aParam[n++] = w->aSlot[i].v;
+  }
+  if (n == 0) {
+    quay__str_reset(pSql);
+    quay__str_cat(pSql, "INSERT INTO ");
+    quay__str_ident(pSql, m->zTable);
+    quay__str_cat(pSql, " DEFAULT VALUES");
+  } else {
+    quay__str_cat(pSql, ") VALUES (");
+    for (i = 0; i < n; i++) {
+      if (i) quay__str_cat(pSql, ", ");
+      d->xParam(pSql, i + 1);
+    }
+    quay__str_cat(pSql, ")");
+  }
+  quay__str_cat(pSql, " RETURNING ");
+  quay__str_ident(pSql, m->apField[m->iPk]->zCol);
+  *pnParam = n;
+  return pSql->oom ? QUAY_ENOMEM : QUAY_OK;
+}
+
+int quay_writer_insert(quay_writer *w, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  Str sql;
+  quay_value aStack[32], *aParam = aStack;
+  int n = 0, rc;
+  quay_cursor *c = NULL;
+  rc = fill_insert(w, pErr);
+  if (rc) return rc;
+  if (m->nField > QUAY_ARRAYSIZE(aStack)) {
+    aParam = quay__malloc(sizeof(quay_value) * (size_t)m->nField);
+    if (aParam == NULL) return quay__oom(pErr);
+  }
+  quay__str_init(&sql);
+  if (insert_sql(w, &sql, aParam, &n)) {
+    rc = quay__oom(pErr);
+    goto done;
+  }
+  rc = quay__db_run(w->pDb, sql.z, aParam, n, NULL, 0, 0, &c, NULL, pErr);
+  if (rc) goto done;
+  rc = quay_cursor_step(c, pErr);
+  if (rc == QUAY_ROW) {
+    quay_value v;
+    Field *pk = m->apField[m->iPk];
+    c->aHint[0] = pk->eType;
+    quay_cursor_value(c, 0, &v);
+    if (slot_store(&w->aSlot[m->iPk], &v)) {
+      rc = quay__oom(pErr);
+      goto done;
+    }
+    rc = quay_cursor_step(c, pErr);
+  }
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+done:
+  quay_cursor_close(c);
+  quay__str_free(&sql);
+  if (aParam != aStack) quay__free(aParam);
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** on_update
+** ===================================================================
+*/
+/* Does any relation reference field f of model m? */
+static int is_referenced(quay_db *pDb, quay_model *m, Field *f) {
+  int i, k;
+  for (i = 0; i < pDb->nModel; i++) {
+    quay_model *x = pDb->apModel[i];
+    for (k = 0; k < x->nDeclRel; k++) {
+      Rel *r = x->apRel[k];
+      if (!r->resolved) continue;
+      if ((r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE) &&
+          r->pTo == m && r->pKey == f) {
+        return 1;
+      }
+      if ((r->eKind == QUAY_R_HAS_MANY || r->eKind == QUAY_R_HAS_ONE) &&
+          r->pFrom == m && r->pKey == f) {
+        return 1;
+      }
+    }
+  }
+  for (i = 0; i < pDb->nJoin; i++) {
+    JoinTable *j = pDb->apJoin[i];
+    if (j->pThrough) continue;
+    if ((j->pSrc == m && j->pSrcKey == f) || (j->pDst == m && j->pDstKey == f)) {
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* One referencing column: table.col holds m.f values with rule eRule. */
+typedef struct RefCol {
+  const char *zTable, *zCol;
+  const char *zModel;       /* for messages */
+  const char *zRel;
+  int eRule;
+  Field *pFk;               /* for SET_DEFAULT: its default */
+} RefCol;
+
+static int collect_refs(quay_db *pDb, quay_model *m, Field *f, RefCol *a,
+                        int nMax) {
+  int i, k, n = 0;
+  for (i = 0; i < pDb->nModel; i++) {
+    quay_model *x = pDb->apModel[i];
+    for (k = 0; k < x->nDeclRel && n < nMax; k++) {
+      Rel *r = x->apRel[k];
+      if (!r->resolved) continue;
+      if ((r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE) &&
+          r->pTo == m && r->pKey == f) {
+        a[n].zTable = x->zTable;
+        a[n].zCol = r->pFk->zCol;
+        a[n].zModel = x->zName;
+        a[n].zRel = r->zName;
+        a[n].eRule = r->eOnUpdate;
+        a[n].pFk = r->pFk;
+        n++;
+      } else if ((r->eKind == QUAY_R_HAS_MANY || r->eKind == QUAY_R_HAS_ONE) &&
+                 r->pFrom == m && r->pKey == f) {
+        a[n].zTable = r->pTo->zTable;
+        a[n].zCol = r->pFk->zCol;
+        a[n].zModel = r->pTo->zName;
+        a[n].zRel = r->zName;
+        a[n].eRule = r->eOnUpdate;
+        a[n].pFk = r->pFk;
+        n++;
+      }
+    }
+  }
+  for (i = 0; i < pDb->nJoin && n < nMax; i++) {
+    JoinTable *j = pDb->apJoin[i];
+    if (j->pThrough) continue;
+    if (j->pSrc == m && j->pSrcKey == f) {
+      a[n].zTable = j->zTable;
+      a[n].zCol = j->zSrcCol;
+      a[n].zModel = j->zTable;
+      a[n].zRel = j->zTable;
+      a[n].eRule = QUAY_CASCADE;
+      a[n].pFk = NULL;
+      n++;
+    }
+    if (j->pDst == m && j->pDstKey == f && n < nMax) {
+      a[n].zTable = j->zTable;
+      a[n].zCol = j->zDstCol;
+      a[n].zModel = j->zTable;
+      a[n].zRel = j->zTable;
+      a[n].eRule = QUAY_CASCADE;
+      a[n].pFk = NULL;
+      n++;
+    }
+  }
+  return n;
+}
+
+/*
+** Key field f of m changes from the values aOld to pNew: check and apply
+** every referencing relation's on_update rule.  Runs inside the caller's
+** transaction with FK checks deferred.
+*/
+static int apply_on_update(quay_db *pDb, quay_model *m, Field *f,
+                           const quay_value *aOld, int nOld,
+                           const quay_value *pNew, int bCheckOnly,
+                           quay_err *pErr) {
+  RefCol aRef[64];
+  int nRef = collect_refs(pDb, m, f, aRef, QUAY_ARRAYSIZE(aRef));
+  int i, rc = QUAY_OK;
+  Arena a;
+  quay__arena_init(&a);
+  for (i = 0; i < nRef && rc == QUAY_OK; i++) {
+    RefCol *r = &aRef[i];
+    Build b;
+    quay__build_init(&b, pDb, &a, pErr);
+    if (bCheckOnly) {
+      if (r->eRule != QUAY_PROTECT && r->eRule != QUAY_RESTRICT) {
+        quay__build_free(&b);
+        continue;
+      }
+      quay__str_cat(&b.sql, "SELECT COUNT(*) FROM ");
+      quay__str_ident(&b.sql, r->zTable);
+      quay__str_cat(&b.sql, " WHERE ");
+    } else {
+      if (r->eRule == QUAY_PROTECT || r->eRule == QUAY_RESTRICT ||
+          r->eRule == QUAY_NO_ACTION) {
+        quay__build_free(&b);
+        continue;
+      }
+      quay__str_cat(&b.sql, "UPDATE ");
+      quay__str_ident(&b.sql, r->zTable);
+      quay__str_cat(&b.sql, " SET ");
+      quay__str_ident(&b.sql, r->zCol);
+      quay__str_cat(&b.sql, " = ");
+      if (r->eRule == QUAY_CASCADE) {
+        quay__build_param(&b, pNew);
+      } else if (r->eRule == QUAY_SET_NULL) {
+        quay__str_cat(&b.sql, "NULL");
+      } else {
+        quay__build_param(&b, &r->pFk->dflt);
+      }
+      quay__str_cat(&b.sql, " WHERE ");
+    }
+    {
+      quay_value *aNN = quay__arena_alloc(&a, sizeof(quay_value) *
+                                                  (size_t)(nOld + 1));
+      int k, nn = 0;
+      char *zExpr;
+      Str e;
+      if (aNN == NULL) {
+        rc = quay__oom(pErr);
+        quay__build_free(&b);
+        break;
+      }
+      for (k = 0; k < nOld; k++) {
+        if (aOld[k].type != QUAY_NULL) aNN[nn++] = aOld[k];
+      }
+      quay__str_init(&e);
+      quay__str_ident(&e, r->zCol);
+      zExpr = e.oom ? NULL : quay__arena_strdup(&a, e.z, e.n);
+      quay__str_free(&e);
+      if (zExpr == NULL || nn == 0) {
+        quay__build_free(&b);
+        if (zExpr == NULL) rc = quay__oom(pErr);
+        continue;
+      }
+      if (nn == 1) {
+        quay__str_printf(&b.sql, "%s = ", zExpr);
+        quay__build_param(&b, &aNN[0]);
+      } else {
+        Str arr;
+        quay_value v;
+        int iP;
+        quay__str_init(&arr);
+        pDb->pDialect->xArrayValue(&arr, aNN, nn);
+        v.type = QUAY_TEXT;
+        v.u.z = arr.z ? quay__arena_strdup(&a, arr.z, arr.n) : "[]";
+        v.n = arr.n;
+        quay__str_free(&arr);
+        iP = quay__params_add(&b.params, &v);
+        pDb->pDialect->xInArray(&b.sql, zExpr, iP, f->eType);
+      }
+    }
+    rc = quay__build_rc(&b);
+    if (rc == QUAY_OK && bCheckOnly) {
+      int64_t n = 0;
+      rc = quay__db_scalar(pDb, b.sql.z, b.params.a, b.params.n, &n, pErr);
+      if (rc == QUAY_OK && n > 0) {
+        rc = quay__err(pErr, r->eRule == QUAY_PROTECT ? QUAY_EPROTECTED
+                                                      : QUAY_ERESTRICTED,
+                       "cannot change %s.%s: %lld %s row(s) refer to it "
+                       "through %s.%s (on_update = %s)", m->zName, f->zName,
+                       (long long)n, r->zModel, r->zModel, r->zRel,
+                       quay__rule_name(r->eRule));
+      }
+    } else if (rc == QUAY_OK) {
+      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
+                        NULL, NULL, pErr);
+    }
+    quay__build_free(&b);
+  }
+  quay__arena_free(&a);
+  return rc;
+}
+
+/* Read field f of the row with primary key pKey. */
+static int read_field(quay_db *pDb, quay_model *m, Field *f,
+                      const quay_value *pKey, quay_value *pOut, Arena *pA,
+                      quay_err *pErr) {
+  Str s;
+  quay_cursor *c = NULL;
+  int rc;
+  pOut->type = QUAY_NULL;
+  quay__str_init(&s);
+  quay__str_cat(&s, "SELECT ");
+  quay__str_ident(&s, f->zCol);
+  quay__str_cat(&s, " FROM ");
+  quay__str_ident(&s, m->zTable);
+  quay__str_cat(&s, " WHERE ");
+  quay__str_ident(&s, m->apField[m->iPk]->zCol);
+  quay__str_cat(&s, " = ");
+  pDb->pDialect->xParam(&s, 1);
+  if (s.oom) {
+    quay__str_free(&s);
+    return quay__oom(pErr);
+  }
+  rc = quay__db_run(pDb, s.z, pKey, 1, NULL, 0, 0, &c, NULL, pErr);
+  quay__str_free(&s);
+  if (rc) return rc;
+  c->aHint[0] = f->eType;
+  rc = quay_cursor_step(c, pErr);
+  if (rc == QUAY_ROW) {
+    quay_value v;
+    quay_cursor_value(c, 0, &v);
+    *pOut = v;
+    if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+      pOut->u.z = quay__arena_strdup(pA, v.u.z, v.n);
+      if (pOut->u.z == NULL) rc = quay__oom(pErr);
+    }
+    if (rc == QUAY_ROW) rc = QUAY_OK;
+  } else if (rc == QUAY_DONE) {
+    rc = QUAY_OK;
+  }
+  quay_cursor_close(c);
+  return rc;
+}
+
+int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
+                       int64_t *pnChanged, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  quay_db *pDb = w->pDb;
+  Build b;
+  Arena a;
+  int i, rc, nSet = 0, opened = 0, deferred = 0;
+  int aChanged[64], nChanged = 0;
+  quay_value aOld[64];
+  if (pnChanged) *pnChanged = 0;
+  w->zNow[0] = 0;
+  for (i = 0; i < m->nField; i++) {
+    Field *f = m->apField[i];
+    Slot *s = &w->aSlot[i];
+    if (!s->set && (f->mFlags & QUAY_F_AUTO_NOW)) {
+      quay_value v;
+      if (w->zNow[0] == 0) quay__now_utc(w->zNow);
+      v.type = QUAY_TEXT;
+      v.u.z = w->zNow;
+      v.n = 19;
+      if (slot_store(s, &v)) return quay__oom(pErr);
+    }
+    if (!s->set) continue;
+    rc = quay__validate(m, f, &s->v, pErr);
+    if (rc) return rc;
+    nSet++;
+  }
+  if (nSet == 0) return QUAY_OK;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  /* Referenced keys that change. */
+  for (i = 0; i < m->nField && nChanged < 64; i++) {
+    Field *f = m->apField[i];
+    if (!w->aSlot[i].set || !is_referenced(pDb, m, f)) continue;
+    if (i == m->iPk) {
+      aOld[nChanged] = *pOldKey;
+    } else {
+      rc = read_field(pDb, m, f, pOldKey, &aOld[nChanged], &a, pErr);
+      if (rc) goto done;
+    }
+    if (!quay__value_eq(&aOld[nChanged], &w->aSlot[i].v)) {
+      aChanged[nChanged++] = i;
+    }
+  }
+  if (nChanged) {
+    rc = quay__txn_begin(pDb, 1, pErr);
+    if (rc) goto done;
+    opened = 1;
+    for (i = 0; i < nChanged; i++) {
+      rc = apply_on_update(pDb, m, m->apField[aChanged[i]], &aOld[i], 1,
+                           &w->aSlot[aChanged[i]].v, 1, pErr);
+      if (rc) goto done;
+    }
+    rc = quay__db_simple(pDb, pDb->pDialect->zDeferFks, pErr);
+    if (rc) goto done;
+    deferred = 1;
+  }
+  quay__str_cat(&b.sql, "UPDATE ");
+  quay__str_ident(&b.sql, m->zTable);
+  quay__str_cat(&b.sql, " SET ");
+  for (i = 0, nSet = 0; i < m->nField; i++) {
+    if (!w->aSlot[i].set) continue;
+    if (nSet++) quay__str_cat(&b.sql, ", ");
+    quay__str_ident(&b.sql, m->apField[i]->zCol);
+    quay__str_cat(&b.sql, " = ");
+    quay__build_param(&b, &w->aSlot[i].v);
+  }
+  quay__str_cat(&b.sql, " WHERE ");
+  quay__str_ident(&b.sql, m->apField[m->iPk]->zCol);
+  quay__str_cat(&b.sql, " = ");
+  quay__build_param(&b, pOldKey);
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, NULL,
+                      pnChanged, pErr);
+  }
+  for (i = 0; rc == QUAY_OK && i < nChanged; i++) {
+    rc = apply_on_update(pDb, m, m->apField[aChanged[i]], &aOld[i], 1,
+                         &w->aSlot[aChanged[i]].v, 0, pErr);
+  }
+  if (rc == QUAY_OK && deferred) {
+    rc = quay__db_simple(pDb, pDb->pDialect->zUndeferFks, pErr);
+    deferred = 0;
+  }
+done:
+  if (opened) {
+    if (rc == QUAY_OK) {
+      rc = quay__txn_commit(pDb, pErr);
+    } else {
+      quay__txn_rollback(pDb);
+    }
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+
+/*
+** qs:update(values).  The writer's set fields are the new values; updates
+** every row of the query set in one statement, applying on_update rules
+** for referenced keys that change.
+*/
+int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
+                   quay_err *pErr) {
+  quay_model *m = pQs->pModel;
+  quay_db *pDb = w->pDb;
+  Build b;
+  Arena a;
+  int i, rc, nSet = 0, opened = 0;
+  int aRefd[64], nRefd = 0;
+  *pn = 0;
+  if (w->pModel != m) {
+    return quay__err(pErr, QUAY_EMISUSE, "update: writer of another model");
+  }
+  for (i = 0; i < m->nField; i++) {
+    if (!w->aSlot[i].set) continue;
+    rc = quay__validate(m, m->apField[i], &w->aSlot[i].v, pErr);
+    if (rc) return rc;
+    nSet++;
+    if (is_referenced(pDb, m, m->apField[i]) && nRefd < 64) {
+      aRefd[nRefd++] = i;
+    }
+  }
+  if (nSet == 0) return QUAY_OK;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  rc = quay__txn_begin(pDb, 1, pErr);
+  if (rc) goto done;
+  opened = 1;
+  /* Old values of referenced keys, for on_update. */
+  {
+    quay_value *aaOld[64];
+    int anOld[64];
+    int k;
+    for (k = 0; k < nRefd; k++) {
+      Build kb;
+      quay_cursor *c = NULL;
+      int nAlloc = 16;
+      aaOld[k] = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)nAlloc);
+      anOld[k] = 0;
+      quay__build_init(&kb, pDb, &a, pErr);
+      quay__build_keys(&kb, pQs, m->apField[aRefd[k]]);
+      rc = quay__build_rc(&kb);
+      if (rc == QUAY_OK) {
+        rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, NULL, 0,
+                          0, &c, NULL, pErr);
+      }
+      while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
+        quay_value v;
+        c->aHint[0] = m->apField[aRefd[k]]->eType;
+        quay_cursor_value(c, 0, &v);
+        if (anOld[k] == nAlloc) {
+          quay_value *aNew = quay__arena_alloc(&a, sizeof(quay_value) *
+                                                       (size_t)nAlloc * 2);
+          if (aNew == NULL) {
+            rc = quay__oom(pErr);
+            break;
+          }
+          memcpy(aNew, aaOld[k], sizeof(quay_value) * (size_t)nAlloc);
+          aaOld[k] = aNew;
+          nAlloc *= 2;
+        }
+        if (aaOld[k] == NULL) {
+          rc = quay__oom(pErr);
+          break;
+        }
+        if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+          v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
+        }
+        if (!quay__value_eq(&v, &w->aSlot[aRefd[k]].v)) {
+          aaOld[k][anOld[k]++] = v;
+        }
+        rc = QUAY_OK;
+      }
+      if (rc == QUAY_DONE) rc = QUAY_OK;
+      quay_cursor_close(c);
+      quay__build_free(&kb);
+      if (rc) goto done;
+      rc = apply_on_update(pDb, m, m->apField[aRefd[k]], aaOld[k], anOld[k],
+                           &w->aSlot[aRefd[k]].v, 1, pErr);
+      if (rc) goto done;
+    }
+    if (nRefd) {
+      rc = quay__db_simple(pDb, pDb->pDialect->zDeferFks, pErr);
+      if (rc) goto done;
+    }
+    quay__str_cat(&b.sql, "UPDATE ");
+    quay__str_ident(&b.sql, m->zTable);
+    quay__str_cat(&b.sql, " SET ");
+    for (i = 0, nSet = 0; i < m->nField; i++) {
+      if (!w->aSlot[i].set) continue;
+      if (nSet++) quay__str_cat(&b.sql, ", ");
+      quay__str_ident(&b.sql, m->apField[i]->zCol);
+      quay__str_cat(&b.sql, " = ");
+      quay__build_param(&b, &w->aSlot[i].v);
+    }
+    quay__str_cat(&b.sql, " WHERE ");
+    quay__str_ident(&b.sql, m->apField[m->iPk]->zCol);
+    quay__str_cat(&b.sql, " IN (");
+    quay__build_keys(&b, pQs, m->apField[m->iPk]);
+    quay__str_cat(&b.sql, ")");
+    rc = quay__build_rc(&b);
+    if (rc == QUAY_OK) {
+      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
+                        NULL, pn, pErr);
+    }
+    for (k = 0; rc == QUAY_OK && k < nRefd; k++) {
+      rc = apply_on_update(pDb, m, m->apField[aRefd[k]], aaOld[k], anOld[k],
+                           &w->aSlot[aRefd[k]].v, 0, pErr);
+    }
+    if (rc == QUAY_OK && nRefd) {
+      rc = quay__db_simple(pDb, pDb->pDialect->zUndeferFks, pErr);
+    }
+  }
+done:
+  if (opened) {
+    if (rc == QUAY_OK) {
+      rc = quay__txn_commit(pDb, pErr);
+    } else {
+      quay__txn_rollback(pDb);
+    }
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Related-set writes
+** ===================================================================
+*/
+/* "col IN <keys>" with keys bound inline or as one array. */
+static void keys_in(Build *b, const char *zAlias, const char *zCol,
+                    const quay_value *aKey, int nKey, int eType) {
+  Str e;
+  char *zExpr;
+  quay__str_init(&e);
+  quay__str_col(&e, zAlias, zCol);
+  zExpr = e.oom ? NULL : quay__arena_strdup(b->pArena, e.z, e.n);
+  quay__str_free(&e);
+  if (zExpr == NULL) {
+    b->pArena->oom = 1;
+    return;
+  }
+  if (nKey <= b->pDia->maxInline) {
+    int i;
+    quay__str_printf(&b->sql, "%s IN (", zExpr);
+    for (i = 0; i < nKey; i++) {
+      if (i) quay__str_cat(&b->sql, ", ");
+      quay__build_param(b, &aKey[i]);
+    }
+    quay__str_cat(&b->sql, ")");
+  } else {
+    Str arr;
+    quay_value v;
+    int iP;
+    quay__str_init(&arr);
+    b->pDia->xArrayValue(&arr, aKey, nKey);
+    v.type = QUAY_TEXT;
+    v.u.z = arr.z ? quay__arena_strdup(b->pArena, arr.z, arr.n) : "[]";
+    v.n = arr.n;
+    if (arr.oom || v.u.z == NULL) b->pArena->oom = 1;
+    quay__str_free(&arr);
+    iP = quay__params_add(&b->params, &v);
+    b->pDia->xInArray(&b->sql, zExpr, iP, eType);
+  }
+}
+
+/* Existing target keys of the owner in the join table. */
+static int m2m_existing(quay_db *pDb, JoinTable *j, int bRev,
+                        const quay_value *pOwner, quay_keyset *pKs,
+                        quay_err *pErr) {
+  Arena a;
+  Build b;
+  quay_cursor *c = NULL;
+  int rc, idx;
+  const char *zOwn = bRev ? j->zDstCol : j->zSrcCol;
+  const char *zTgt = bRev ? j->zSrcCol : j->zDstCol;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  quay__str_cat(&b.sql, "SELECT ");
+  quay__str_ident(&b.sql, zTgt);
+  quay__str_cat(&b.sql, " FROM ");
+  quay__str_ident(&b.sql, j->zTable);
+  quay__str_cat(&b.sql, " WHERE ");
+  quay__str_ident(&b.sql, zOwn);
+  quay__str_cat(&b.sql, " = ");
+  quay__build_param(&b, pOwner);
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
+                      NULL, pErr);
+  }
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
+    quay_value v;
+    quay_cursor_value(c, 0, &v);
+    rc = quay_keyset_add(pKs, &v, &idx, pErr);
+  }
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+  quay_cursor_close(c);
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+
+/* Insert one link (auto join table, or a through model row). */
+static int m2m_insert(quay_db *pDb, JoinTable *j, int bRev,
+                      const quay_value *pOwner, const quay_value *pTarget,
+                      quay_writer *pPivot, quay_err *pErr) {
+  const quay_value *pSrc = bRev ? pTarget : pOwner;
+  const quay_value *pDst = bRev ? pOwner : pTarget;
+  if (j->pThrough) {
+    quay_writer *w = pPivot;
+    int rc, bOwn = 0;
+    if (w == NULL) {
+      rc = quay_writer_new(pDb, j->pThrough, &w, pErr);
+      if (rc) return rc;
+      bOwn = 1;
+    }
+    rc = quay_writer_set(w, j->pThroughSrc->pFk->iField, pSrc, pErr);
+    if (rc == QUAY_OK) {
+      rc = quay_writer_set(w, j->pThroughDst->pFk->iField, pDst, pErr);
+    }
+    if (rc == QUAY_OK) {
+      /* Keep pivot values across several targets: reset the key only. */
+      Slot *s = &w->aSlot[j->pThrough->iPk];
+      int bKeySet = s->set;
+      rc = quay_writer_insert(w, pErr);
+      if (!bKeySet) s->set = 0;
+    }
+    if (bOwn) quay_writer_free(w);
+    return rc;
+  } else {
+    Arena a;
+    Build b;
+    int rc;
+    quay__arena_init(&a);
+    quay__build_init(&b, pDb, &a, pErr);
+    quay__str_cat(&b.sql, "INSERT INTO ");
+    quay__str_ident(&b.sql, j->zTable);
+    quay__str_cat(&b.sql, " (");
+    quay__str_ident(&b.sql, j->zSrcCol);
+    quay__str_cat(&b.sql, ", ");
+    quay__str_ident(&b.sql, j->zDstCol);
+    quay__str_cat(&b.sql, ") VALUES (");
+    quay__build_param(&b, pSrc);
+    quay__str_cat(&b.sql, ", ");
+    quay__build_param(&b, pDst);
+    quay__str_cat(&b.sql, ")");
+    rc = quay__build_rc(&b);
+    if (rc == QUAY_OK) {
+      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
+                        NULL, NULL, pErr);
+    }
+    quay__build_free(&b);
+    quay__arena_free(&a);
+    return rc;
+  }
+}
+
+/* Remove links to the given targets (all links when aKey is NULL). */
+static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
+                      const quay_value *pOwner, const quay_value *aKey,
+                      int nKey, quay_err *pErr) {
+  const char *zOwn = bRev ? j->zDstCol : j->zSrcCol;
+  const char *zTgt = bRev ? j->zSrcCol : j->zDstCol;
+  Field *pTgtKey = bRev ? j->pSrcKey : j->pDstKey;
+  Arena a;
+  Build b;
+  int rc;
+  if (aKey && nKey == 0) return QUAY_OK;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  if (j->pThrough) {
+    /* An ordinary model: delete its rows through the cascade planner. */
+    Field *pk = j->pThrough->apField[j->pThrough->iPk];
+    quay_cursor *c = NULL;
+    quay_value *aPk = NULL;
+    int nPk = 0, nAlloc = 0;
+    quay__str_cat(&b.sql, "SELECT ");
+    quay__str_ident(&b.sql, pk->zCol);
+    quay__str_cat(&b.sql, " FROM ");
+    quay__str_ident(&b.sql, j->zTable);
+    quay__str_cat(&b.sql, " WHERE ");
+    quay__str_ident(&b.sql, zOwn);
+    quay__str_cat(&b.sql, " = ");
+    quay__build_param(&b, pOwner);
+    if (aKey) {
+      quay__str_cat(&b.sql, " AND ");
+      keys_in(&b, NULL, zTgt, aKey, nKey, pTgtKey->eType);
+    }
+    rc = quay__build_rc(&b);
+    if (rc == QUAY_OK) {
+      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
+                        NULL, pErr);
+    }
+    while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
+      quay_value v;
+      c->aHint[0] = pk->eType;
+      quay_cursor_value(c, 0, &v);
+      if (nPk == nAlloc) {
+        int nNew = nAlloc ? nAlloc * 2 : 16;
+        quay_value *aNew = quay__arena_alloc(&a, sizeof(quay_value) *
+                                                     (size_t)nNew);
+        if (aNew == NULL) {
+          rc = quay__oom(pErr);
+          break;
+        }
+        if (nPk) memcpy(aNew, aPk, sizeof(quay_value) * (size_t)nPk);
+        aPk = aNew;
+        nAlloc = nNew;
+      }
+      if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+        v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
+      }
+      aPk[nPk++] = v;
+      rc = QUAY_OK;
+    }
+    if (rc == QUAY_DONE) rc = QUAY_OK;
+    quay_cursor_close(c);
+    if (rc == QUAY_OK && nPk) {
+      quay_counts *pCounts = NULL;
+      rc = quay__cascade_delete(pDb, j->pThrough, aPk, nPk, 0, &pCounts,
+                                pErr);
+      quay_counts_free(pCounts);
+    }
+  } else {
+    quay__str_cat(&b.sql, "DELETE FROM ");
+    quay__str_ident(&b.sql, j->zTable);
+    quay__str_cat(&b.sql, " WHERE ");
+    quay__str_ident(&b.sql, zOwn);
+    quay__str_cat(&b.sql, " = ");
+    quay__build_param(&b, pOwner);
+    if (aKey) {
+      quay__str_cat(&b.sql, " AND ");
+      keys_in(&b, NULL, zTgt, aKey, nKey, pTgtKey->eType);
+    }
+    rc = quay__build_rc(&b);
+    if (rc == QUAY_OK) {
+      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
+                        NULL, NULL, pErr);
+    }
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+
+int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
+                   const quay_value *pOwner, int eOp, const quay_value *aKey,
+                   int nKey, quay_writer *pPivot, quay_err *pErr) {
+  Rel *r, *fwd;
+  JoinTable *j;
+  int bRev, rc, i, idx;
+  quay_keyset *pHave = NULL;
+  if (iRel < 0 || iRel >= m->nRel) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: bad relation");
+  }
+  r = m->apRel[iRel];
+  fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+  if (fwd->eKind != QUAY_R_MANY_TO_MANY) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s is not a many_to_many set", m->zName, r->zName);
+  }
+  if (pOwner->type == QUAY_NULL) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s: save the %s before changing its set", m->zName,
+                     r->zName, m->zName);
+  }
+  j = fwd->pJoin;
+  bRev = r != fwd;
+  if (pPivot && j->pThrough == NULL) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s: through values need a through model", m->zName,
+                     r->zName);
+  }
+  rc = quay__txn_begin(pDb, 1, pErr);
+  if (rc) return rc;
+  switch (eOp) {
+    case QUAY_M2M_ADD:
+      rc = quay_keyset_new(&pHave, pErr);
+      if (rc == QUAY_OK) rc = m2m_existing(pDb, j, bRev, pOwner, pHave, pErr);
+      for (i = 0; rc == QUAY_OK && i < nKey; i++) {
+        if (quay_keyset_find(pHave, &aKey[i]) >= 0) continue;
+        rc = m2m_insert(pDb, j, bRev, pOwner, &aKey[i], pPivot, pErr);
+        if (rc == QUAY_OK) rc = quay_keyset_add(pHave, &aKey[i], &idx, pErr);
+      }
+      break;
+    case QUAY_M2M_REMOVE:
+      rc = m2m_remove(pDb, j, bRev, pOwner, aKey, nKey, pErr);
+      break;
+    case QUAY_M2M_CLEAR:
+      rc = m2m_remove(pDb, j, bRev, pOwner, NULL, 0, pErr);
+      break;
+    case QUAY_M2M_SET: {
+      quay_keyset *pWant = NULL;
+      quay_value *aDrop = NULL;
+      Arena a;
+      int nDrop = 0;
+      quay__arena_init(&a);
+      rc = quay_keyset_new(&pHave, pErr);
+      if (rc == QUAY_OK) rc = quay_keyset_new(&pWant, pErr);
+      if (rc == QUAY_OK) rc = m2m_existing(pDb, j, bRev, pOwner, pHave, pErr);
+      for (i = 0; rc == QUAY_OK && i < nKey; i++) {
+        rc = quay_keyset_add(pWant, &aKey[i], &idx, pErr);
+      }
+      if (rc == QUAY_OK) {
+        quay_value *aHave;
+        int n = quay_keyset_count(pHave);
+        rc = quay__keyset_values(pHave, &a, &aHave) ? quay__oom(pErr)
+                                                    : QUAY_OK;
+        if (rc == QUAY_OK) {
+          aDrop = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)(n + 1));
+          if (aDrop == NULL) rc = quay__oom(pErr);
+        }
+        for (i = 0; rc == QUAY_OK && i < n; i++) {
+          if (quay_keyset_find(pWant, &aHave[i]) < 0) aDrop[nDrop++] = aHave[i];
+        }
+      }
+      if (rc == QUAY_OK && nDrop) {
+        rc = m2m_remove(pDb, j, bRev, pOwner, aDrop, nDrop, pErr);
+      }
+      for (i = 0; rc == QUAY_OK && i < nKey; i++) {
+        if (quay_keyset_find(pHave, &aKey[i]) >= 0) continue;
+        rc = m2m_insert(pDb, j, bRev, pOwner, &aKey[i], pPivot, pErr);
+        if (rc == QUAY_OK) rc = quay_keyset_add(pHave, &aKey[i], &idx, pErr);
+      }
+      quay_keyset_free(pWant);
+      quay__arena_free(&a);
+      break;
+    }
+    default:
+      rc = quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: bad operation");
+  }
+  quay_keyset_free(pHave);
+  if (rc == QUAY_OK) return quay__txn_commit(pDb, pErr);
+  quay__txn_rollback(pDb);
+  return rc;
+}
+
+int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,
+                     const quay_value *pOwner, int bRemove,
+                     const quay_value *aKey, int nKey, quay_err *pErr) {
+  Rel *r, *fwd;
+  quay_model *c;
+  Field *fk, *pk;
+  Arena a;
+  Build b;
+  int rc;
+  if (iRel < 0 || iRel >= m->nRel) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_fkset_write: bad relation");
+  }
+  r = m->apRel[iRel];
+  fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+  if (!(r != fwd && (fwd->eKind == QUAY_R_BELONGS_TO ||
+                     fwd->eKind == QUAY_R_ONE_TO_ONE)) &&
+      !(r == fwd && (fwd->eKind == QUAY_R_HAS_MANY ||
+                     fwd->eKind == QUAY_R_HAS_ONE))) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s is not a reverse foreign-key set", m->zName,
+                     r->zName);
+  }
+  c = r->pTo;
+  fk = fwd->pFk;
+  pk = c->apField[c->iPk];
+  if (bRemove && !(fk->mFlags & QUAY_F_NULL)) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s: cannot remove, %s.%s cannot be null (delete the "
+                     "%s records instead)", m->zName, r->zName, c->zName,
+                     fk->zName, c->zName);
+  }
+  if (pOwner->type == QUAY_NULL) {
+    return quay__err(pErr, QUAY_EVALIDATION,
+                     "%s.%s: save the %s first", m->zName, r->zName, m->zName);
+  }
+  if (nKey == 0) return QUAY_OK;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  quay__str_cat(&b.sql, "UPDATE ");
+  quay__str_ident(&b.sql, c->zTable);
+  quay__str_cat(&b.sql, " SET ");
+  quay__str_ident(&b.sql, fk->zCol);
+  quay__str_cat(&b.sql, " = ");
+  if (bRemove) {
+    quay__str_cat(&b.sql, "NULL");
+  } else {
+    quay__build_param(&b, pOwner);
+  }
+  quay__str_cat(&b.sql, " WHERE ");
+  keys_in(&b, NULL, pk->zCol, aKey, nKey, pk->eType);
+  if (bRemove) {
+    quay__str_cat(&b.sql, " AND ");
+    quay__str_ident(&b.sql, fk->zCol);
+    quay__str_cat(&b.sql, " = ");
+    quay__build_param(&b, pOwner);
+  }
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, NULL,
+                      NULL, pErr);
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+/* }================================================================== */

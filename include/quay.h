@@ -1,0 +1,778 @@
+/*
+** include/quay.h
+** Quay: an embedded ORM engine.  The one public header.
+** See LICENSE
+**
+** This header has two parts.
+**
+**   1. The engine's C API (no Lua): open a database, declare models and
+**      relations, build immutable query sets, run them through cursors and
+**      loaders, insert/update/delete with the cascade planner.  Another
+**      language binding can sit on this part alone.
+**
+**   2. The embedding entries for Lua hosts: luaopen_quay_core,
+**      quay_openlibs, quay_push_sqlite (API.md "Embedding in a host program").
+**
+** Conventions (house style):
+**   - Every fallible function returns an int code: QUAY_OK (0) or a QUAY_E*
+**     code; detail goes into a caller-supplied quay_err, which needs no free.
+**   - Out-parameters are set to NULL on failure.
+**   - Each function's comment names one ownership mode: "takes ownership",
+**     "borrowed; valid until <event>", or "caller frees with quay_x_free".
+**   - Destructors accept NULL.
+**
+** Threads: a quay_db and everything made from it (models, query sets,
+** cursors, plans, keysets) belong to one thread at a time.  Two threads may
+** each use their own quay_db (and their own lua_State) side by side; the
+** engine has no mutable global state except the allocator hooks, which must
+** be set before any other call (quay_set_allocator).  SQLite is used in its
+** serialized/multi-thread mode; a host-owned sqlite3* handed to
+** quay_db_wrap_sqlite must not be used by another thread while Quay runs.
+*/
+#ifndef QUAY_H
+#define QUAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define QUAY_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define QUAY_API __attribute__((visibility("default")))
+#else
+#  define QUAY_API
+#endif
+
+#define QUAY_VERSION "0.1.0"
+
+struct sqlite3;
+struct lua_State;
+
+/*
+** {==================================================================
+** Errors
+** ===================================================================
+** One X-macro gives both the enum and the contract's code strings
+** (API.md "Errors").  NOMEM and MISUSE are documented additions, as is
+** LAZY_LOAD (strict mode, issue 4) and CALLBACK (a host callback failed;
+** the binding re-raises the host's own error).
+*/
+#define QUAY_ERRMAP(X)                          \
+  X(OK,               "ok")                     \
+  X(DECLARATION,      "declaration")            \
+  X(UNKNOWN_FIELD,    "unknown_field")          \
+  X(UNKNOWN_RELATION, "unknown_relation")       \
+  X(BAD_LOOKUP,       "bad_lookup")             \
+  X(VALIDATION,       "validation")             \
+  X(NOT_FOUND,        "not_found")              \
+  X(MULTIPLE,         "multiple")               \
+  X(PROTECTED,        "protected")              \
+  X(RESTRICTED,       "restricted")             \
+  X(INTEGRITY,        "integrity")              \
+  X(CONNECTION,       "connection")             \
+  X(BUSY,             "busy")                   \
+  X(SQL,              "sql")                    \
+  X(LAZY_LOAD,        "lazy_load")              \
+  X(NOMEM,            "nomem")                  \
+  X(MISUSE,           "misuse")                 \
+  X(CALLBACK,         "callback")
+
+enum {
+#define QUAY__ERRENUM(name, str) QUAY_E##name,
+  QUAY_ERRMAP(QUAY__ERRENUM)
+#undef QUAY__ERRENUM
+  QUAY_NERRCODE
+};
+#define QUAY_OK QUAY_EOK
+
+/* Non-error results of stepping functions (SQLite's SQLITE_ROW/DONE). */
+#define QUAY_ROW  100
+#define QUAY_DONE 101
+
+/*
+** Error detail.  Filled by every failing call; the message is copied into
+** the struct, so it stays valid with no free.
+*/
+typedef struct quay_err {
+  int code;               /* QUAY_OK or QUAY_E* */
+  int line;               /* engine source line that set it (diagnostics) */
+  int ext;                /* driver detail: SQLite extended code, else 0 */
+  char zState[6];         /* SQLSTATE on PostgreSQL, "" otherwise */
+  char zMsg[512];         /* human message naming model/field and the fix */
+} quay_err;
+
+/* The contract string of an error code ("not_found").  Static storage. */
+QUAY_API const char *quay_errname(int code);
+
+/* Reset an error to QUAY_OK. */
+QUAY_API void quay_err_clear(quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Values
+** ===================================================================
+** A tagged value passed into and out of the engine.  Text and blob
+** pointers are borrowed: the engine copies what it keeps.  QUAY_RECORD is
+** a value a binding passes where a record is accepted (`author = u`): the
+** engine calls xGet to read the field it needs (a relation's target key),
+** so it never needs to know the binding's record representation.
+*/
+enum {
+  QUAY_NULL = 0, QUAY_INT, QUAY_REAL, QUAY_TEXT, QUAY_BLOB, QUAY_BOOL,
+  QUAY_RECORD, QUAY_LIST
+};
+
+typedef struct quay_model quay_model;
+typedef struct quay_value quay_value;
+
+/*
+** Reads field zField of a binding record into *pOut (borrowed; valid for
+** the duration of the engine call that asked).  Returns 0 on success, non-0
+** when the record has no such value.  Must not raise or longjmp.
+*/
+typedef int (*quay_record_get)(void *pRec, const char *zField,
+                               quay_value *pOut);
+
+struct quay_value {
+  int type;               /* QUAY_NULL .. QUAY_LIST */
+  size_t n;               /* bytes of z (TEXT, BLOB); items (LIST) */
+  union {
+    int64_t i;            /* INT */
+    double r;             /* REAL */
+    int b;                /* BOOL */
+    const char *z;        /* TEXT, BLOB */
+    const quay_value *a;  /* LIST: array of n values (no nested lists) */
+    struct {
+      void *p;            /* binding's record handle */
+      quay_model *pModel; /* the record's model */
+      quay_record_get xGet;
+    } rec;                /* RECORD */
+  } u;
+};
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Allocator
+** ===================================================================
+** Replace the engine's allocator (libuv's uv_replace_allocator).  Call
+** before any other Quay function.  Returns QUAY_EMISUSE if any argument is
+** NULL.
+*/
+typedef void *(*quay_malloc_fn)(size_t);
+typedef void *(*quay_realloc_fn)(void *, size_t);
+typedef void (*quay_free_fn)(void *);
+QUAY_API int quay_set_allocator(quay_malloc_fn xMalloc,
+                                quay_realloc_fn xRealloc, quay_free_fn xFree);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Databases
+** ===================================================================
+*/
+typedef struct quay_db quay_db;
+
+typedef struct quay_open_opts {
+  int busy_timeout_ms;    /* SQLite lock wait; <0 means the default 5000 */
+  int strict;             /* non-0: lazy loads raise QUAY_ELAZY_LOAD */
+} quay_open_opts;
+
+/*
+** CONSTRUCTOR.  Open a database from a URL: "sqlite::memory:",
+** "sqlite:<path>", "postgresql://...", "postgres://..." or a libpq keyword
+** string ("host=... dbname=...").  pOpts may be NULL.  On success *ppDb is
+** a new handle the caller frees with quay_db_free.  On failure *ppDb is
+** NULL and pErr says why (QUAY_ECONNECTION, QUAY_EMISUSE for a bad URL).
+*/
+QUAY_API int quay_db_open(const char *zUrl, const quay_open_opts *pOpts,
+                          quay_db **ppDb, quay_err *pErr);
+
+/*
+** CONSTRUCTOR.  Wrap a host-owned SQLite connection.  The handle is
+** borrowed: Quay never closes it; it must outlive the quay_db or be
+** detached first with quay_db_disconnect.  Quay turns on foreign keys and
+** sets the busy timeout on it.  Caller frees with quay_db_free.
+*/
+QUAY_API int quay_db_wrap_sqlite(struct sqlite3 *pHandle,
+                                 const quay_open_opts *pOpts, quay_db **ppDb,
+                                 quay_err *pErr);
+
+/*
+** Close the connection but keep the schema (models, relations), so that
+** objects made from the db stay valid; calls that need the connection then
+** fail with QUAY_ECONNECTION ("attempt to use a closed database").
+** Idempotent.  Rolls back an open transaction.
+*/
+QUAY_API void quay_db_disconnect(quay_db *pDb);
+
+/*
+** Open the connection again with the URL (or borrowed handle) of
+** quay_db_open.  Used after a lost connection.  The schema is kept.
+*/
+QUAY_API int quay_db_reopen(quay_db *pDb, quay_err *pErr);
+
+/* DESTRUCTOR.  Disconnect and free everything.  NULL is a no-op. */
+QUAY_API void quay_db_free(quay_db *pDb);
+
+/* Non-0 while the connection is open. */
+QUAY_API int quay_db_is_open(const quay_db *pDb);
+
+/* "sqlite" or "postgresql".  Static storage. */
+QUAY_API const char *quay_db_backend(const quay_db *pDb);
+
+/* Statements sent so far (API.md db:stats().queries). */
+QUAY_API int64_t quay_db_query_count(const quay_db *pDb);
+
+/* Strict mode (lazy loads raise QUAY_ELAZY_LOAD). */
+QUAY_API int quay_db_strict(const quay_db *pDb);
+
+/*
+** Statement observer: called before every statement is sent with the SQL
+** text and its bound parameters (borrowed; valid during the call).  A
+** non-0 return aborts the statement with QUAY_ECALLBACK.  NULL removes it.
+*/
+typedef int (*quay_trace_fn)(void *pArg, const char *zSql,
+                             const quay_value *aParam, int nParam);
+QUAY_API void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace,
+                               void *pArg);
+
+/*
+** Transactions.  quay_db_begin opens a transaction, or a savepoint when one
+** is open already; commit/rollback close the innermost level.
+*/
+QUAY_API int quay_db_begin(quay_db *pDb, quay_err *pErr);
+QUAY_API int quay_db_commit(quay_db *pDb, quay_err *pErr);
+QUAY_API int quay_db_rollback(quay_db *pDb, quay_err *pErr);
+QUAY_API int quay_db_txn_depth(const quay_db *pDb);
+
+/*
+** Raw SQL with '?' placeholders on every backend (translated to $n on
+** PostgreSQL).  quay_db_execute reports rows changed in *pnChanged (may be
+** NULL).
+*/
+QUAY_API int quay_db_execute(quay_db *pDb, const char *zSql,
+                             const quay_value *aParam, int nParam,
+                             int64_t *pnChanged, quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Cursors
+** ===================================================================
+** A cursor streams the rows of one statement.  Values read from it are
+** borrowed; valid until the next step or close.
+*/
+typedef struct quay_cursor quay_cursor;
+
+/* CONSTRUCTOR.  Raw query with '?' placeholders.  Caller frees with
+** quay_cursor_close. */
+QUAY_API int quay_db_query(quay_db *pDb, const char *zSql,
+                           const quay_value *aParam, int nParam,
+                           quay_cursor **ppCur, quay_err *pErr);
+
+/* Advance: QUAY_ROW, QUAY_DONE, or an error code. */
+QUAY_API int quay_cursor_step(quay_cursor *pCur, quay_err *pErr);
+QUAY_API int quay_cursor_ncol(const quay_cursor *pCur);
+/* Column name (borrowed; valid until close). */
+QUAY_API const char *quay_cursor_colname(quay_cursor *pCur, int iCol);
+/*
+** Column value of the current row.  Columns that map to a declared field
+** come typed by the field (booleans as QUAY_BOOL, numbers as QUAY_REAL);
+** raw columns by the driver's own type.
+*/
+QUAY_API void quay_cursor_value(quay_cursor *pCur, int iCol,
+                                quay_value *pOut);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_cursor_close(quay_cursor *pCur);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Schema declaration
+** ===================================================================
+*/
+enum {                    /* field types (API.md "Fields") */
+  QUAY_T_ID = 1, QUAY_T_INTEGER, QUAY_T_NUMBER, QUAY_T_STRING, QUAY_T_TEXT,
+  QUAY_T_BOOLEAN, QUAY_T_DATETIME, QUAY_T_BLOB
+};
+
+enum {                    /* relation kinds */
+  QUAY_R_BELONGS_TO = 1, QUAY_R_ONE_TO_ONE, QUAY_R_MANY_TO_MANY,
+  QUAY_R_HAS_MANY, QUAY_R_HAS_ONE, QUAY_R_THROUGH, QUAY_R_REVERSE
+};
+
+enum {                    /* on_delete / on_update rules */
+  QUAY_CASCADE = 1, QUAY_SET_NULL, QUAY_SET_DEFAULT, QUAY_RESTRICT,
+  QUAY_PROTECT, QUAY_NO_ACTION
+};
+
+/* Field and relation flags (mFlags). */
+#define QUAY_F_NULL          0x0001  /* NULL allowed */
+#define QUAY_F_UNIQUE        0x0002
+#define QUAY_F_INDEX         0x0004
+#define QUAY_F_PK            0x0008  /* primary key */
+#define QUAY_F_AUTO_NOW_ADD  0x0010
+#define QUAY_F_AUTO_NOW      0x0020
+#define QUAY_F_DEFAULT       0x0040  /* dflt holds a static default */
+#define QUAY_F_DYN_DEFAULT   0x0080  /* binding computes the default */
+#define QUAY_F_NO_INDEX      0x0100  /* belongs_to: index = false */
+#define QUAY_F_SKIP_REVERSE  0x0200
+#define QUAY_F_IMPLICIT      0x0400  /* added by the engine (implicit id) */
+#define QUAY_F_FKCOL         0x0800  /* a relation's key column */
+
+typedef struct quay_field_spec {
+  const char *zName;        /* field name (required) */
+  int eType;                /* QUAY_T_* */
+  unsigned mFlags;          /* QUAY_F_* */
+  const char *zColumn;      /* database column, NULL = zName */
+  const char *zDescription; /* NULL = none */
+  int nMax;                 /* string max length in code points, 0 = none */
+  quay_value dflt;          /* with QUAY_F_DEFAULT */
+  double rSeq;              /* declaration sequence number */
+} quay_field_spec;
+
+typedef struct quay_rel_spec {
+  const char *zName;        /* accessor name (required) */
+  int eKind;                /* QUAY_R_* (not REVERSE) */
+  const char *zTarget;      /* target model name or "self"; NULL for THROUGH */
+  unsigned mFlags;          /* QUAY_F_NULL, UNIQUE, NO_INDEX, SKIP_REVERSE,
+                            ** DEFAULT, INDEX */
+  const char *zColumn;      /* belongs_to column (default <name>_id) */
+  const char *zToField;     /* belongs_to target field (default pk) */
+  const char *zRelatedName; /* reverse accessor name */
+  const char *zDescription;
+  const char *zTable;       /* many_to_many join table */
+  const char *zSourceKey;   /* many_to_many source column / through relation */
+  const char *zTargetKey;   /* many_to_many target column / through relation */
+  const char *zThrough;     /* many_to_many custom pivot model */
+  const char *zForeignKey;  /* has_many/has_one: FK column on the target */
+  const char *zLocalKey;    /* has_many/has_one: key on this model */
+  const char *const *azPath;/* through: relation names hop by hop */
+  int nPath;
+  int eOnDelete;            /* QUAY_CASCADE.., 0 = kind's default */
+  int eOnUpdate;            /* 0 = CASCADE */
+  quay_value dflt;          /* belongs_to default key (QUAY_F_DEFAULT) */
+  double rSeq;
+} quay_rel_spec;
+
+/*
+** CONSTRUCTOR.  Declare a model.  zTable NULL gives the default name
+** (snake_case plus "s").  The model is owned by the db (borrowed; valid
+** until quay_db_free).  An implicit `id` primary key is added at resolve
+** time unless a field declares QUAY_F_PK.
+*/
+QUAY_API int quay_model_new(quay_db *pDb, const char *zName,
+                            const char *zTable, const char *zDescription,
+                            quay_model **ppModel, quay_err *pErr);
+QUAY_API int quay_model_add_field(quay_model *pModel,
+                                  const quay_field_spec *pSpec,
+                                  quay_err *pErr);
+QUAY_API int quay_model_add_relation(quay_model *pModel,
+                                     const quay_rel_spec *pSpec,
+                                     quay_err *pErr);
+/* unique_together: azField names fields or relations of the model. */
+QUAY_API int quay_model_add_unique(quay_model *pModel,
+                                   const char *const *azField, int nField,
+                                   quay_err *pErr);
+
+/*
+** Resolve every string reference, create reverse accessors and check every
+** rule (API.md "db:check()").  Runs lazily before the first use; explicit
+** calls are cheap when nothing changed.  QUAY_EDECLARATION names the model
+** and relation concerned.
+*/
+QUAY_API int quay_db_resolve(quay_db *pDb, quay_err *pErr);
+
+/* Models in declaration order; lookup by name (NULL if none). */
+QUAY_API int quay_db_model_count(const quay_db *pDb);
+QUAY_API quay_model *quay_db_model_at(const quay_db *pDb, int i);
+QUAY_API quay_model *quay_db_model(const quay_db *pDb, const char *zName);
+
+/* DDL: every table, join table, index and foreign key.  Idempotent. */
+QUAY_API int quay_db_create_tables(quay_db *pDb, quay_err *pErr);
+QUAY_API int quay_db_drop_tables(quay_db *pDb, quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Schema introspection
+** ===================================================================
+** All strings are borrowed; valid until quay_db_free.
+*/
+typedef struct quay_field_info {
+  const char *zName, *zColumn, *zDescription;
+  int eType;
+  unsigned mFlags;
+  int nMax;
+  int iRel;                 /* FK column: index of its relation, else -1 */
+  const quay_value *pDefault; /* static default or NULL */
+} quay_field_info;
+
+typedef struct quay_rel_info {
+  const char *zName, *zDescription, *zRelatedName;
+  int eKind;                /* QUAY_R_*; REVERSE for registered accessors */
+  int eForwardKind;         /* for REVERSE: the kind of the forward side */
+  int toMany;               /* non-0 when the accessor yields a set */
+  int writable;             /* assignable to-one (belongs_to, one_to_one) */
+  quay_model *pTarget;
+  const char *zThrough;     /* pivot model or join table name, else NULL */
+  const char *zColumn;      /* belongs_to/one_to_one column, else NULL */
+  int iFkField;             /* this model's FK column field, else -1 */
+  int iTargetKey;           /* field of pTarget a record value supplies */
+  int iOwnerKey;            /* field of this model whose value scopes sets */
+  int eOnDelete, eOnUpdate;
+  int nullable;             /* FK may be NULL (reverse: the child's FK) */
+  int hasPivot;             /* many_to_many with a custom through model */
+  quay_model *pPivot;       /* that through model */
+  int readOnly;             /* THROUGH paths */
+} quay_rel_info;
+
+QUAY_API const char *quay_model_name(const quay_model *pModel);
+QUAY_API const char *quay_model_table(const quay_model *pModel);
+QUAY_API const char *quay_model_description(const quay_model *pModel);
+QUAY_API quay_db *quay_model_db(const quay_model *pModel);
+QUAY_API int quay_model_field_count(const quay_model *pModel);
+QUAY_API int quay_model_field(const quay_model *pModel, int i,
+                              quay_field_info *pOut);
+QUAY_API int quay_model_pk(const quay_model *pModel);
+/* Relations: declared ones (in order), then reverse accessors. */
+QUAY_API int quay_model_relation_count(const quay_model *pModel);
+QUAY_API int quay_model_relation(const quay_model *pModel, int i,
+                                 quay_rel_info *pOut);
+
+enum { QUAY_M_NONE = 0, QUAY_M_FIELD, QUAY_M_RELATION };
+/*
+** Look a name up: a field by name or column, or a relation.  Returns
+** QUAY_M_FIELD / QUAY_M_RELATION with *piIndex set, or QUAY_M_NONE.
+*/
+QUAY_API int quay_model_member(const quay_model *pModel, const char *zName,
+                               int *piIndex);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Conditions
+** ===================================================================
+** A condition tree built by the binding from its own data, then handed to
+** quay_qs_filter (which takes ownership).  Leaves name a path
+** ("author__email__endswith") and carry values; names are checked when the
+** tree is attached to a query set.
+*/
+typedef struct quay_cond quay_cond;
+enum { QUAY_C_AND = 1, QUAY_C_OR, QUAY_C_NOT };
+
+/* CONSTRUCTOR.  A group node; caller frees with quay_cond_free unless
+** ownership passes to a parent or a query set. */
+QUAY_API int quay_cond_group(int eOp, quay_cond **ppCond, quay_err *pErr);
+/* A leaf "path = value"; the value is copied (lists too). */
+QUAY_API int quay_cond_leaf(const char *zPath, const quay_value *pVal,
+                            quay_cond **ppCond, quay_err *pErr);
+/* Append a child to a group.  Takes ownership of pChild, also on failure. */
+QUAY_API int quay_cond_add(quay_cond *pGroup, quay_cond *pChild,
+                           quay_err *pErr);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_cond_free(quay_cond *pCond);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Query sets
+** ===================================================================
+** Immutable and reference counted: every builder returns a new set that
+** shares its parent.  Caller frees each with quay_qs_free.
+*/
+typedef struct quay_qs quay_qs;
+
+QUAY_API int quay_qs_new(quay_model *pModel, quay_qs **ppQs, quay_err *pErr);
+QUAY_API quay_qs *quay_qs_ref(quay_qs *pQs);
+/* DESTRUCTOR (drops one reference).  NULL is a no-op. */
+QUAY_API void quay_qs_free(quay_qs *pQs);
+QUAY_API quay_model *quay_qs_model(const quay_qs *pQs);
+
+/* filter / exclude.  Takes ownership of pCond, also on failure. */
+QUAY_API int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
+                            quay_qs **ppOut, quay_err *pErr);
+/*
+** where_has / where_doesnt_have.  pCond (owned, may be NULL) applies to the
+** related rows, or pSub (borrowed; a query set of the related model) does.
+*/
+QUAY_API int quay_qs_where_has(quay_qs *pQs, const char *zRel,
+                               quay_cond *pCond, quay_qs *pSub, int bNot,
+                               quay_qs **ppOut, quay_err *pErr);
+/* order_by: terms like "-views", "author__name"; replaces earlier order. */
+QUAY_API int quay_qs_order_by(quay_qs *pQs, const char *const *azTerm,
+                              int nTerm, quay_qs **ppOut, quay_err *pErr);
+QUAY_API int quay_qs_limit(quay_qs *pQs, int64_t n, quay_qs **ppOut,
+                           quay_err *pErr);
+QUAY_API int quay_qs_offset(quay_qs *pQs, int64_t n, quay_qs **ppOut,
+                            quay_err *pErr);
+
+enum { QUAY_LOAD_JOIN = 1, QUAY_LOAD_BATCH, QUAY_LOAD_AUTO };
+/*
+** select_related (JOIN), prefetch_related (BATCH) or with (AUTO) of one
+** path.  For BATCH, pSub (borrowed, may be NULL) filters/orders the loaded
+** set, and zTo (may be NULL) names the attribute it lands in.
+*/
+QUAY_API int quay_qs_load(quay_qs *pQs, const char *zPath, int eHow,
+                          quay_qs *pSub, const char *zTo, quay_qs **ppOut,
+                          quay_err *pErr);
+/* with_count: adds the annotation "<path>_count". */
+QUAY_API int quay_qs_with_count(quay_qs *pQs, const char *zPath,
+                                quay_qs **ppOut, quay_err *pErr);
+/* strict: lazy loads of records from this set raise QUAY_ELAZY_LOAD. */
+QUAY_API int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr);
+QUAY_API int quay_qs_is_strict(const quay_qs *pQs);
+
+/*
+** The related set of one owner: rows of the relation's target reached from
+** the owner whose key (the relation's iOwnerKey field) is *pKey.
+** pModel is the owner's model, iRel its relation index.
+*/
+QUAY_API int quay_qs_related(quay_model *pModel, int iRel,
+                             const quay_value *pKey, quay_qs **ppOut,
+                             quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Running query sets
+** ===================================================================
+*/
+typedef struct quay_plan quay_plan;
+
+/*
+** A node of a result's layout: the main model (node 0) and each
+** select_related JOIN.  Columns iFirstCol .. iFirstCol+nField-1 are the
+** node model's fields in field order.  Node 0 is never NULL; a joined node
+** is NULL in a row when its key column is NULL.
+*/
+typedef struct quay_node_info {
+  quay_model *pModel;
+  int iFirstCol;
+  int iParent;              /* parent node, -1 for node 0 */
+  int iRel;                 /* relation of the parent's model */
+  int iKeyCol;              /* column holding the node's primary key */
+} quay_node_info;
+
+typedef struct quay_extra_info {
+  const char *zName;        /* annotation name ("posts_count"), "pivot" */
+  int iCol;                 /* first column */
+  int nCol;                 /* 1, or the pivot model's field count */
+  quay_model *pModel;       /* pivot model, else NULL */
+} quay_extra_info;
+
+/*
+** CONSTRUCTOR.  Compile a query set into a loading plan (the main SELECT
+** with its JOINs, then one batched step per prefetch level).  Caller frees
+** with quay_plan_free.
+*/
+QUAY_API int quay_plan_new(quay_qs *pQs, quay_plan **ppPlan, quay_err *pErr);
+/*
+** CONSTRUCTOR.  A plan of one batched step that loads relation iRel of
+** pModel for externally collected owners (lazy loading).
+*/
+QUAY_API int quay_plan_lazy(quay_model *pModel, int iRel, quay_plan **ppPlan,
+                            quay_err *pErr);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_plan_free(quay_plan *pPlan);
+
+QUAY_API int quay_plan_nnode(const quay_plan *pPlan, int iStep);
+QUAY_API void quay_plan_node(const quay_plan *pPlan, int iStep, int iNode,
+                             quay_node_info *pOut);
+QUAY_API int quay_plan_nextra(const quay_plan *pPlan, int iStep);
+QUAY_API void quay_plan_extra(const quay_plan *pPlan, int iStep, int i,
+                              quay_extra_info *pOut);
+
+typedef struct quay_step_info {
+  int iParentStep;          /* -1: the main query; lazy plans: -1 too */
+  int iParentNode;          /* owner node in the parent step's layout */
+  quay_model *pOwner;       /* owners' model */
+  int iRel;                 /* relation of pOwner being loaded */
+  const char *zAttach;      /* relation name, or the prefetch's `to` */
+  int isCustom;             /* non-0 when zAttach is a `to` name */
+  int toMany;               /* non-0: owners receive sets */
+  int iOwnerKey;            /* owner field whose values are collected */
+  int iGroupCol;            /* child column holding the owner key */
+} quay_step_info;
+
+/* Batched steps (the main query is not a step).  Lazy plans have one. */
+QUAY_API int quay_plan_nstep(const quay_plan *pPlan);
+QUAY_API void quay_plan_step(const quay_plan *pPlan, int iStep,
+                             quay_step_info *pOut);
+
+/* Non-0 when records loaded by this plan must not lazy-load (strict). */
+QUAY_API int quay_plan_strict(const quay_plan *pPlan);
+
+/* CONSTRUCTOR.  Run the main query of a plan.  Caller closes the cursor. */
+QUAY_API int quay_plan_open(quay_plan *pPlan, quay_db *pDb,
+                            quay_cursor **ppCur, quay_err *pErr);
+
+/* The SQL of the main query and of step i (-1: main); borrowed, valid
+** until quay_plan_free.  Parameters of the main query in *paParam. */
+QUAY_API const char *quay_plan_sql(quay_plan *pPlan, int iStep,
+                                   const quay_value **paParam, int *pnParam);
+
+/*
+** Key sets: the distinct owner keys of a batched step.  quay_keyset_add
+** returns the dense index of the key (existing or new), or -1 for NULL.
+*/
+typedef struct quay_keyset quay_keyset;
+QUAY_API int quay_keyset_new(quay_keyset **ppKs, quay_err *pErr);
+QUAY_API void quay_keyset_free(quay_keyset *pKs);
+QUAY_API int quay_keyset_add(quay_keyset *pKs, const quay_value *pKey,
+                             int *piIndex, quay_err *pErr);
+QUAY_API int quay_keyset_find(const quay_keyset *pKs, const quay_value *pKey);
+QUAY_API int quay_keyset_count(const quay_keyset *pKs);
+
+/* CONSTRUCTOR.  Run batched step iStep for the owners in pKs. */
+QUAY_API int quay_plan_step_open(quay_plan *pPlan, int iStep, quay_db *pDb,
+                                 const quay_keyset *pKs, quay_cursor **ppCur,
+                                 quay_err *pErr);
+
+/* Terminal calls that return no rows of records. */
+QUAY_API int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn,
+                           quay_err *pErr);
+QUAY_API int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb,
+                            quay_err *pErr);
+/* pluck: one column (a field path) as a cursor of one column. */
+QUAY_API int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
+                           quay_cursor **ppCur, quay_err *pErr);
+/*
+** The SQL text of the main query and its parameters.  *pzSql and
+** *paParam are owned by the plan; use quay_plan_new + quay_plan_sql.
+*/
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Writing
+** ===================================================================
+** Row buffers are arrays of quay_value indexed by field, with a parallel
+** array of "set" flags.  Dynamic defaults (QUAY_F_DYN_DEFAULT) are the
+** binding's job; the engine fills static defaults and auto_now values,
+** validates every value, writes, and returns the final row through
+** quay_row_value (generated keys included).
+*/
+typedef struct quay_writer quay_writer;
+
+/*
+** CONSTRUCTOR.  A writer for inserts into (or updates of) pModel; keeps
+** its prepared statement across rows (bulk_create).  Caller frees with
+** quay_writer_free.
+*/
+QUAY_API int quay_writer_new(quay_db *pDb, quay_model *pModel,
+                             quay_writer **ppW, quay_err *pErr);
+QUAY_API void quay_writer_free(quay_writer *pW);
+/* Slots of the writer's row buffer: one per field, all unset. */
+QUAY_API void quay_writer_reset(quay_writer *pW);
+/* Set field iField (value copied into the writer). */
+QUAY_API int quay_writer_set(quay_writer *pW, int iField,
+                             const quay_value *pVal, quay_err *pErr);
+/* Set relation iRel (to-one, writable) from a record value or a key. */
+QUAY_API int quay_writer_set_rel(quay_writer *pW, int iRel,
+                                 const quay_value *pVal, quay_err *pErr);
+QUAY_API int quay_writer_is_set(const quay_writer *pW, int iField);
+/* INSERT the buffered row; the final values are then readable. */
+QUAY_API int quay_writer_insert(quay_writer *pW, quay_err *pErr);
+/*
+** UPDATE the row whose primary key was *pOldKey with every field of the
+** buffer (unset fields keep their stored values); applies on_update rules
+** when a referenced key changes.  *pnChanged (may be NULL) gets the rows
+** changed (0 when the row is gone).
+*/
+QUAY_API int quay_writer_update(quay_writer *pW, const quay_value *pOldKey,
+                                int64_t *pnChanged, quay_err *pErr);
+/* A value of the buffer after insert/update (borrowed; valid until the
+** next call on the writer). */
+QUAY_API void quay_writer_value(quay_writer *pW, int iField,
+                                quay_value *pOut);
+
+/* qs:update(values): the values are a writer's set fields. */
+QUAY_API int quay_qs_update(quay_qs *pQs, quay_writer *pW, int64_t *pn,
+                            quay_err *pErr);
+
+/*
+** Deletion with cascades (API.md "Deleting and cascades").  The counts are
+** a list of (name, n) pairs, deleted rows per model (join tables by table
+** name), zero entries left out.  Caller frees with quay_counts_free.
+*/
+typedef struct quay_counts quay_counts;
+QUAY_API int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDryRun,
+                            quay_counts **ppCounts, quay_err *pErr);
+QUAY_API int quay_counts_n(const quay_counts *p);
+QUAY_API const char *quay_counts_name(const quay_counts *p, int i);
+QUAY_API int64_t quay_counts_value(const quay_counts *p, int i);
+QUAY_API void quay_counts_free(quay_counts *p);
+/*
+** Blockers of the last QUAY_EPROTECTED / QUAY_ERESTRICTED error on this
+** db: n entries of (model name, key).  Borrowed; valid until the next
+** delete.
+*/
+QUAY_API int quay_db_blocker_count(const quay_db *pDb);
+QUAY_API const char *quay_db_blocker(const quay_db *pDb, int i,
+                                     quay_value *pKey);
+
+/*
+** Many-to-many set writes of one owner (key *pOwnerKey) through relation
+** iRel of pModel.  aKey are target keys.  Pivot values, when given, are a
+** writer for the through model whose two key fields are filled by the
+** engine.
+*/
+enum { QUAY_M2M_ADD = 1, QUAY_M2M_REMOVE, QUAY_M2M_CLEAR, QUAY_M2M_SET };
+QUAY_API int quay_m2m_write(quay_db *pDb, quay_model *pModel, int iRel,
+                            const quay_value *pOwnerKey, int eOp,
+                            const quay_value *aKey, int nKey,
+                            quay_writer *pPivot, quay_err *pErr);
+/*
+** Reverse-FK set writes: point the children with keys aKey at the owner
+** (add) or at NULL (remove; the FK must be nullable).
+*/
+QUAY_API int quay_fkset_write(quay_db *pDb, quay_model *pModel, int iRel,
+                              const quay_value *pOwnerKey, int bRemove,
+                              const quay_value *aKey, int nKey,
+                              quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Embedding in a Lua host (API.md "Embedding in a host program")
+** ===================================================================
+** Lua-facing entries; they live in libquay next to the engine.
+*/
+/* The module entry of `require "quay.core"`. */
+QUAY_API int luaopen_quay_core(struct lua_State *L);
+/*
+** Wrap a host-owned sqlite3* as a Quay db object and push it (the Lua
+** `db` of API.md).  Borrowed: Quay never closes the handle; the host must
+** keep it open while the db object is in use and close it after.  Returns
+** 1 (values pushed); raises a Lua error on failure.
+*/
+QUAY_API int quay_push_sqlite(struct lua_State *L, struct sqlite3 *pHandle);
+/*
+** Preload "quay" and "quay.core" into package.preload of L (the Lua layer
+** is compiled into the library, so no files are needed).  Returns 0.
+*/
+QUAY_API int quay_openlibs(struct lua_State *L);
+/* }================================================================== */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QUAY_H */
