@@ -899,6 +899,15 @@ done:
   return QUAY_OK;
 }
 
+int quay_delete_keys(quay_db *pDb, quay_model *m, const quay_value *aKey,
+                     int nKey, int bDry, quay_counts **ppCounts,
+                     quay_err *pErr) {
+  int rc = quay__resolve(pDb, pErr);
+  *ppCounts = NULL;
+  if (rc) return rc;
+  return quay__cascade_delete(pDb, m, aKey, nKey, bDry, ppCounts, pErr);
+}
+
 /*
 ** qs:delete(): collect the primary keys of the query set, then cascade.
 */

@@ -209,6 +209,10 @@ int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
   return QUAY_OK;
 }
 
+#ifdef QUAY_TEST
+void quay_test_fail_statement(quay_db *pDb, long k) { pDb->nFailStmt = k; }
+#endif
+
 int quay_db_blocker_count(const quay_db *pDb) { return pDb->nBlock; }
 
 const char *quay_db_blocker(const quay_db *pDb, int i, quay_value *pKey) {
@@ -261,8 +265,9 @@ static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
 static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
   if (rc != QUAY_ECONNECTION && pDb->pConn &&
       !pDb->pDrv->xAlive(pDb->pConn)) {
-    char zMsg[sizeof(pErr->zMsg)];
-    memcpy(zMsg, pErr ? pErr->zMsg : "", sizeof(zMsg));
+    char zMsg[sizeof(((quay_err *)0)->zMsg)];
+    zMsg[0] = 0;
+    if (pErr) memcpy(zMsg, pErr->zMsg, sizeof(zMsg));
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }

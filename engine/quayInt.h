@@ -79,17 +79,7 @@ QUAY_INTERNAL void *quay__calloc(size_t n);
 QUAY_INTERNAL char *quay__strdup(const char *z);
 QUAY_INTERNAL char *quay__strndup(const char *z, size_t n);
 
-#ifdef QUAY_TEST
-/*
-** Fault injection (test builds only).  Allocation number k (1-based,
-** counted from the call) fails, and every later one too when bSticky.
-** k = 0 disables.  quay__test_alloc_count reports allocations made since
-** the last arm.
-*/
-QUAY_API void quay_test_fail_alloc(long k, int bSticky);
-QUAY_API long quay_test_alloc_count(void);
-QUAY_API long quay_test_alloc_live(void);
-#endif
+
 
 /* Set pErr and return code (the sqlite3OomFault idiom). */
 QUAY_INTERNAL int quay__err_at(quay_err *pErr, int code, int line,
@@ -498,6 +488,7 @@ struct quay_db {
   Smap mModel;              /* name -> index */
   JoinTable **apJoin; int nJoin, nJoinAlloc;
   int resolved;             /* every model and relation resolved */
+  int iSchema;              /* schema version (quay_db_schema_version) */
   /* statements */
   CachedStmt *pCache; int nCache;
   int64_t nQuery;

@@ -523,8 +523,11 @@ int quay__resolve(quay_db *pDb, quay_err *pErr) {
     pDb->apModel[i]->resolved = 1;
   }
   pDb->resolved = 1;
+  pDb->iSchema++;
   return QUAY_OK;
 }
+
+int quay_db_schema_version(const quay_db *pDb) { return pDb->iSchema; }
 
 int quay_db_resolve(quay_db *pDb, quay_err *pErr) {
   return quay__resolve(pDb, pErr);

@@ -92,7 +92,7 @@ int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
                      "digits and single underscores, starting with a letter",
                      zName ? zName : "");
   }
-  if (quay__smap_get(&pDb->mModel, zName) >= 0) {
+  if (quay_db_model(pDb, zName) != NULL) {
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s is declared twice: give the second one "
                      "another name", zName);
@@ -697,6 +697,24 @@ int quay__model_finish(quay_model *m, quay_err *pErr) {
   return insert_field(m, f, 0, pErr);
 }
 
+int quay_model_finish(quay_model *m, quay_err *pErr) {
+  return quay__model_finish(m, pErr);
+}
+
+int quay_model_discard(quay_model *m) {
+  quay_db *pDb = m->pDb;
+  /* Only the newest model: a failed declaration is always the last one, so
+  ** no other index moves.  Its name stays in the map, pointing past the
+  ** end; quay_db_model checks for that. */
+  if (m->resolved || pDb->nModel == 0 || pDb->apModel[pDb->nModel - 1] != m) {
+    return QUAY_EMISUSE;
+  }
+  pDb->nModel--;
+  quay__model_free(m);
+  pDb->resolved = 0;
+  return QUAY_OK;
+}
+
 /*
 ** Append a key column for a has_many/has_one whose target lacks it.
 */
@@ -751,7 +769,10 @@ quay_model *quay_db_model_at(const quay_db *pDb, int i) {
 }
 quay_model *quay_db_model(const quay_db *pDb, const char *zName) {
   int i = quay__smap_get(&pDb->mModel, zName);
-  return i >= 0 ? pDb->apModel[i] : NULL;
+  if (i < 0 || i >= pDb->nModel || strcmp(pDb->apModel[i]->zName, zName)) {
+    return NULL;
+  }
+  return pDb->apModel[i];
 }
 
 const char *quay_model_name(const quay_model *m) { return m->zName; }
@@ -813,6 +834,12 @@ int quay_model_relation(const quay_model *m, int i, quay_rel_info *p) {
   p->eOnDelete = fwd->eOnDelete;
   p->eOnUpdate = fwd->eOnUpdate;
   p->readOnly = r->eKind == QUAY_R_THROUGH;
+  p->iPeer = -1;
+  if (r->eKind == QUAY_R_REVERSE && r->pFwd) {
+    p->iPeer = r->pFwd->iRel;
+  } else if (r->pRev) {
+    p->iPeer = r->pRev->iRel;
+  }
   if (fwd->pJoin) {
     JoinTable *j = fwd->pJoin;
     p->zThrough = j->pThrough ? j->pThrough->zName : j->zTable;

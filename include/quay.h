@@ -381,6 +381,17 @@ QUAY_API int quay_model_add_field(quay_model *pModel,
 QUAY_API int quay_model_add_relation(quay_model *pModel,
                                      const quay_rel_spec *pSpec,
                                      quay_err *pErr);
+/*
+** Finish a declaration: adds the implicit `id` unless a field is the
+** primary key.  Field indexes are stable from then on (a has_many may
+** append its key column to its target at resolve).  Idempotent.
+*/
+QUAY_API int quay_model_finish(quay_model *pModel, quay_err *pErr);
+/*
+** Undo a declaration that failed half-way: remove the model from its db and
+** free it.  Only for a model not yet resolved; QUAY_EMISUSE otherwise.
+*/
+QUAY_API int quay_model_discard(quay_model *pModel);
 /* unique_together: azField names fields or relations of the model. */
 QUAY_API int quay_model_add_unique(quay_model *pModel,
                                    const char *const *azField, int nField,
@@ -393,6 +404,9 @@ QUAY_API int quay_model_add_unique(quay_model *pModel,
 ** and relation concerned.
 */
 QUAY_API int quay_db_resolve(quay_db *pDb, quay_err *pErr);
+
+/* Bumped whenever a resolve changed the schema (bindings rebuild caches). */
+QUAY_API int quay_db_schema_version(const quay_db *pDb);
 
 /* Models in declaration order; lookup by name (NULL if none). */
 QUAY_API int quay_db_model_count(const quay_db *pDb);
@@ -437,6 +451,9 @@ typedef struct quay_rel_info {
   int hasPivot;             /* many_to_many with a custom through model */
   quay_model *pPivot;       /* that through model */
   int readOnly;             /* THROUGH paths */
+  int iPeer;                /* REVERSE: the forward relation's index in
+                            ** pTarget; declared: its reverse's index in
+                            ** pTarget (hidden ones too), else -1 */
 } quay_rel_info;
 
 QUAY_API const char *quay_model_name(const quay_model *pModel);
@@ -715,6 +732,10 @@ QUAY_API int quay_qs_update(quay_qs *pQs, quay_writer *pW, int64_t *pn,
 typedef struct quay_counts quay_counts;
 QUAY_API int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDryRun,
                             quay_counts **ppCounts, quay_err *pErr);
+/* Delete the rows of pModel with primary keys aKey, with cascades. */
+QUAY_API int quay_delete_keys(quay_db *pDb, quay_model *pModel,
+                              const quay_value *aKey, int nKey, int bDryRun,
+                              quay_counts **ppCounts, quay_err *pErr);
 QUAY_API int quay_counts_n(const quay_counts *p);
 QUAY_API const char *quay_counts_name(const quay_counts *p, int i);
 QUAY_API int64_t quay_counts_value(const quay_counts *p, int i);
@@ -747,6 +768,27 @@ QUAY_API int quay_fkset_write(quay_db *pDb, quay_model *pModel, int iRel,
                               const quay_value *pOwnerKey, int bRemove,
                               const quay_value *aKey, int nKey,
                               quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Test hooks (builds with QUAY_TEST only)
+** ===================================================================
+*/
+#ifdef QUAY_TEST
+/*
+** Fault injection.  Allocation number k (1-based, counted from this call)
+** fails, and every later one too when bSticky; k = 0 disables.
+*/
+QUAY_API void quay_test_fail_alloc(long k, int bSticky);
+/* Allocations since the last quay_test_fail_alloc; blocks not freed. */
+QUAY_API long quay_test_alloc_count(void);
+QUAY_API long quay_test_alloc_live(void);
+/* Fail the k-th statement sent on pDb from now (1-based, 0 = off);
+** ROLLBACK statements are never failed. */
+QUAY_API void quay_test_fail_statement(quay_db *pDb, long k);
+#endif
 /* }================================================================== */
 
 

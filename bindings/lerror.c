@@ -1,0 +1,98 @@
+/*
+** bindings/lerror.c
+** Contract error objects (API.md "Errors") and the one raiser.
+** See LICENSE
+**
+** Errors are tables { code = "...", message = "..." } with a metatable
+** whose __tostring gives the message.  protected / restricted errors also
+** carry `blockers`, a list of { model = "Post", key = 3 }.  lquay_raise is
+** the only caller of lua_error in the binding: every caller releases what
+** it holds first (house rule 5).
+*/
+#include "lquay.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int err_tostring(lua_State *L) {
+  lua_getfield(L, 1, "message");
+  if (!lua_isstring(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "quay error");
+  }
+  return 1;
+}
+
+void lquay_open_error(lua_State *L) {
+  luaL_newmetatable(L, QUAY_ERR_MT);              /* [mt] */
+  lua_pushcfunction(L, err_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "quay.Error");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);                                   /* [] */
+}
+
+/* Push the error object for pErr. */
+void lquay_push_error(lua_State *L, const quay_err *pErr) {
+  lua_createtable(L, 0, 4);                        /* [err] */
+  lua_pushstring(L, quay_errname(pErr->code));
+  lua_setfield(L, -2, "code");
+  lua_pushstring(L, pErr->zMsg[0] ? pErr->zMsg : quay_errname(pErr->code));
+  lua_setfield(L, -2, "message");
+  if (pErr->zState[0]) {
+    lua_pushstring(L, pErr->zState);
+    lua_setfield(L, -2, "sqlstate");
+  }
+  luaL_setmetatable(L, QUAY_ERR_MT);
+}
+
+void lquay_raise(lua_State *L, const quay_err *pErr) {
+  quay_err e = *pErr;                              /* may live in a box */
+  lquay_push_error(L, &e);
+  lua_error(L);
+  for (;;) {}                                       /* not reached */
+}
+
+void lquay_raisef(lua_State *L, int code, const char *zFmt, ...) {
+  quay_err e;
+  va_list ap;
+  quay_err_clear(&e);
+  e.code = code;
+  va_start(ap, zFmt);
+  vsnprintf(e.zMsg, sizeof(e.zMsg), zFmt, ap);
+  va_end(ap);
+  lquay_raise(L, &e);
+}
+
+/*
+** Raise after an engine failure.  A callback (on_query) that raised made
+** the engine fail with QUAY_ECALLBACK; its own error value is re-raised.
+*/
+void lquay_fail(lua_State *L, LDb *pDb, const quay_err *pErr) {
+  if (pErr->code == QUAY_ECALLBACK && pDb && pDb->cbErrRef != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, pDb->cbErrRef);
+    luaL_unref(L, LUA_REGISTRYINDEX, pDb->cbErrRef);
+    pDb->cbErrRef = LUA_NOREF;
+    lua_error(L);
+  }
+  if ((pErr->code == QUAY_EPROTECTED || pErr->code == QUAY_ERESTRICTED) &&
+      pDb && pDb->db) {
+    int i, n = quay_db_blocker_count(pDb->db);
+    quay_err e = *pErr;
+    lquay_push_error(L, &e);                       /* [err] */
+    lua_createtable(L, n, 0);                      /* [err, list] */
+    for (i = 0; i < n; i++) {
+      quay_value k;
+      const char *z = quay_db_blocker(pDb->db, i, &k);
+      lua_createtable(L, 0, 2);
+      lua_pushstring(L, z);
+      lua_setfield(L, -2, "model");
+      lquay_push_value(L, &k);
+      lua_setfield(L, -2, "key");
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "blockers");               /* [err] */
+    lua_error(L);
+  }
+  lquay_raise(L, pErr);
+}

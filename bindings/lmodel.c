@@ -1,0 +1,712 @@
+/*
+** bindings/lmodel.c
+** Models: declaration from Lua specs, the record metatable, model methods.
+** See LICENSE
+**
+** db:model(name, spec) reads every key of spec.  A descriptor (made by
+** quay.string, quay.belongs_to, ...) declares a field or relation; any
+** other key must be a model option (table, description, unique_together).
+** All Lua-side checks run before the engine is touched; the engine's own
+** checks run next, and if any fails the half-declared model is discarded
+** (a box owns it until the declaration commits), so a failed db:model
+** leaves nothing behind.
+**
+** Each model has one record metatable.  Its __index/__newindex are C
+** closures whose first upvalue is the model's member map (name -> field
+** index + 1, or -(relation index + 1)); the map is rebuilt in place when a
+** resolve changes the schema (lquay_ready), e.g. when a has_many added a
+** key column to this model.
+*/
+#include "lquay.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Record method names a field or relation may not take. */
+static const char *const azReserved[] = {
+  "save", "delete", "refresh", "to_table", NULL
+};
+
+LModel *lquay_check_model(lua_State *L, int idx) {
+  LModel *pM = luaL_checkudata(L, idx, QUAY_MODEL_MT);
+  if (pM->pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database");
+  }
+  return pM;
+}
+
+/*
+** Push the state table of a db (registry "quay.dbstates", weak values,
+** keyed by the LDb pointer; the Db userdata holds it strongly).
+*/
+void lquay_push_state(lua_State *L, LDb *pDb) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "quay.dbstates");   /* [states] */
+  lua_rawgetp(L, -1, pDb);                                /* [states, st] */
+  lua_remove(L, -2);
+  if (lua_isnil(L, -1)) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a freed database");
+  }
+}
+
+/* Push the Model userdata of m. */
+void lquay_push_model(lua_State *L, LDb *pDb, quay_model *m) {
+  lquay_push_state(L, pDb);                               /* [st] */
+  lua_getfield(L, -1, "models");                          /* [st, models] */
+  lua_getfield(L, -1, quay_model_name(m));                /* [st, ms, M] */
+  lua_replace(L, -3);
+  lua_pop(L, 1);                                          /* [M] */
+  if (lua_isnil(L, -1)) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s has no Lua object",
+                 quay_model_name(m));
+  }
+}
+
+/*
+** Push the record metatable of model m, with its maps current.
+*/
+void lquay_push_mt(lua_State *L, LDb *pDb, quay_model *m) {
+  LModel *pM;
+  lquay_push_model(L, pDb, m);                            /* [M] */
+  pM = lua_touserdata(L, -1);
+  lquay_ready(L, pM);
+  lua_getiuservalue(L, -1, 2);                            /* [M, mt] */
+  lua_remove(L, -2);                                      /* [mt] */
+}
+
+/*
+** Rebuild the member map and field names of a model, in the existing
+** tables, so the closures that hold them see the change.
+*/
+static void rebuild(lua_State *L, LModel *pM) {
+  quay_model *m = pM->m;
+  int i, n;
+  lquay_push_model(L, pM->pDb, m);                   /* [M] */
+  lua_getiuservalue(L, -1, 2);                       /* [M, mt] */
+  lua_rawgetp(L, -1, &lquay_LK_MEMBERS);             /* [M, mt, members] */
+  lua_rawgetp(L, -2, &lquay_LK_NAMES);               /* [.., members, names] */
+  n = quay_model_field_count(m);
+  for (i = 0; i < n; i++) {
+    quay_field_info f;
+    quay_model_field(m, i, &f);
+    lua_pushstring(L, f.zName);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, i + 1);                       /* names[i+1] = name */
+    lua_pushinteger(L, i + 1);
+    lua_rawset(L, -4);                               /* members[name] */
+    if (strcmp(f.zName, f.zColumn) != 0) {
+      lua_pushstring(L, f.zColumn);
+      lua_pushinteger(L, i + 1);
+      lua_rawset(L, -4);
+    }
+  }
+  n = quay_model_relation_count(m);
+  for (i = 0; i < n; i++) {
+    quay_rel_info r;
+    int k;
+    quay_model_relation(m, i, &r);
+    if (quay_model_member(m, r.zName, &k) != QUAY_M_RELATION || k != i) {
+      continue;                                      /* hidden reverse */
+    }
+    lua_pushstring(L, r.zName);
+    lua_pushinteger(L, -(i + 1));
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 4);
+  pM->iVersion = quay_db_schema_version(pM->pDb->db);
+}
+
+/*
+** Make sure the schema is resolved and the model's maps are current.
+** Raises declaration errors.
+*/
+LModel *lquay_ready(lua_State *L, LModel *pM) {
+  quay_err err;
+  if (pM->pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a freed database");
+  }
+  if (quay_db_resolve(pM->pDb->db, &err)) lquay_raise(L, &err);
+  if (pM->iVersion != quay_db_schema_version(pM->pDb->db)) rebuild(L, pM);
+  return pM;
+}
+
+/*
+** {==================================================================
+** Declaration
+** ===================================================================
+*/
+typedef struct Opt {
+  const char *zName;
+  int eType;                /* LUA_T* expected, or -1 any */
+} Opt;
+
+static const char *const azFieldType[] = {
+  "id", "integer", "number", "string", "text", "boolean", "datetime", "blob",
+  NULL
+};
+
+static const char *const azRelKind[] = {
+  "belongs_to", "one_to_one", "many_to_many", "has_many", "has_one",
+  "through", NULL
+};
+
+static const char *const azFieldOpt[] = {
+  "null", "default", "unique", "index", "column", "primary_key",
+  "description", "max", "auto_now_add", "auto_now", NULL
+};
+
+static const char *const azRelOpt[] = {
+  "column", "to_field", "null", "on_delete", "on_update", "related_name",
+  "skip_reverse", "index", "unique", "description", "default", "table",
+  "source_key", "target_key", "through", "foreign_key", "local_key", NULL
+};
+
+static int in_list(const char *const *az, const char *z) {
+  int i;
+  for (i = 0; az[i]; i++) {
+    if (strcmp(az[i], z) == 0) return i;
+  }
+  return -1;
+}
+
+static int is_desc(lua_State *L, int idx) {
+  int r;
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, QUAY_DESC_MT);
+  r = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return r;
+}
+
+/* Optional string option; NULL when absent.  Raises on a wrong type. */
+static const char *opt_str(lua_State *L, int iOpts, const char *zKey,
+                           const char *zModel, const char *zName) {
+  const char *z;
+  lua_getfield(L, iOpts, zKey);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  if (lua_type(L, -1) != LUA_TSTRING) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: option %s must be a "
+                 "string", zModel, zName, zKey);
+  }
+  z = lua_tostring(L, -1);
+  lua_pop(L, 1);                    /* still referenced by the options */
+  return z;
+}
+
+static int opt_bool(lua_State *L, int iOpts, const char *zKey,
+                    const char *zModel, const char *zName, int dflt) {
+  int b;
+  lua_getfield(L, iOpts, zKey);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return dflt;
+  }
+  if (lua_type(L, -1) != LUA_TBOOLEAN) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: option %s must be true "
+                 "or false", zModel, zName, zKey);
+  }
+  b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
+static int opt_rule(lua_State *L, int iOpts, const char *zKey,
+                    const char *zModel, const char *zName) {
+  lua_Integer v;
+  lua_getfield(L, iOpts, zKey);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (!lua_isinteger(L, -1) || (v = lua_tointeger(L, -1)) < QUAY_CASCADE ||
+      v > QUAY_NO_ACTION) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: %s must be quay.CASCADE,"
+                 " SET_NULL, SET_DEFAULT, RESTRICT, PROTECT or NO_ACTION",
+                 zModel, zName, zKey);
+  }
+  lua_pop(L, 1);
+  return (int)v;
+}
+
+/* Check every option name of a descriptor against its list. */
+static void check_opts(lua_State *L, int iOpts, const char *const *azOk,
+                       const char *zModel, const char *zName) {
+  lua_pushnil(L);
+  while (lua_next(L, iOpts)) {
+    if (lua_type(L, -2) != LUA_TSTRING ||
+        in_list(azOk, lua_tostring(L, -2)) < 0) {
+      lquay_raisef(L, QUAY_EDECLARATION,
+                   "model %s: %s: unknown option '%s'", zModel, zName,
+                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                  : "?");
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Read a field descriptor (at iDesc) into spec.  A function default is
+** stored in iDefaults[name].  Values point into the descriptor's strings.
+*/
+static void read_field(lua_State *L, int iDesc, const char *zModel,
+                       const char *zName, quay_field_spec *s, int iDefaults) {
+  int iOpts, t;
+  const char *zType;
+  memset(s, 0, sizeof(*s));
+  s->zName = zName;
+  lua_getfield(L, iDesc, "type");
+  zType = lua_tostring(L, -1);
+  t = zType ? in_list(azFieldType, zType) : -1;
+  lua_pop(L, 1);
+  if (t < 0) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: unknown field type",
+                 zModel, zName);
+  }
+  s->eType = QUAY_T_ID + t;
+  lua_getfield(L, iDesc, "seq");
+  s->rSeq = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, iDesc, "options");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  luaL_checkstack(L, 6, "declaration");
+  iOpts = lua_gettop(L);
+  check_opts(L, iOpts, azFieldOpt, zModel, zName);
+  if (opt_bool(L, iOpts, "null", zModel, zName, 0)) s->mFlags |= QUAY_F_NULL;
+  if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) s->mFlags |= QUAY_F_UNIQUE;
+  if (opt_bool(L, iOpts, "index", zModel, zName, 0)) s->mFlags |= QUAY_F_INDEX;
+  if (opt_bool(L, iOpts, "primary_key", zModel, zName, 0)) s->mFlags |= QUAY_F_PK;
+  if (opt_bool(L, iOpts, "auto_now_add", zModel, zName, 0)) {
+    s->mFlags |= QUAY_F_AUTO_NOW_ADD;
+  }
+  if (opt_bool(L, iOpts, "auto_now", zModel, zName, 0)) {
+    s->mFlags |= QUAY_F_AUTO_NOW;
+  }
+  s->zColumn = opt_str(L, iOpts, "column", zModel, zName);
+  s->zDescription = opt_str(L, iOpts, "description", zModel, zName);
+  lua_getfield(L, iOpts, "max");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer n;
+    if (!lua_isinteger(L, -1) || (n = lua_tointeger(L, -1)) < 1 ||
+        n > 1000000000) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: max must be a "
+                   "positive integer", zModel, zName);
+    }
+    s->nMax = (int)n;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, iOpts, "default");
+  if (lua_isfunction(L, -1)) {
+    s->mFlags |= QUAY_F_DYN_DEFAULT;
+    lua_setfield(L, iDefaults, zName);
+  } else if (!lua_isnil(L, -1)) {
+    s->mFlags |= QUAY_F_DEFAULT;
+    if (lquay_to_value(L, -1, &s->dflt, 0, zName) != 0) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: default must be a "
+                   "value or a function", zModel, zName);
+    }
+    lua_setfield(L, iOpts, "\1default");     /* keep the string alive */
+  } else {
+    lua_pop(L, 1);
+  }
+  /* options table stays on the stack: its strings are borrowed */
+}
+
+/* A relation target: a model name or a Model object. */
+static const char *read_target(lua_State *L, int iDesc, const char *zModel,
+                               const char *zName) {
+  const char *z;
+  lua_getfield(L, iDesc, "target");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    z = lua_tostring(L, -1);
+  } else if (luaL_testudata(L, -1, QUAY_MODEL_MT)) {
+    LModel *pM = lua_touserdata(L, -1);
+    z = quay_model_name(pM->m);
+  } else {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: the target must be a "
+                 "model name or a model", zModel, zName);
+    return NULL;
+  }
+  lua_setfield(L, iDesc, "\1target");        /* keep alive */
+  return z;
+}
+
+static void read_relation(lua_State *L, int iDesc, const char *zModel,
+                          const char *zName, quay_rel_spec *s,
+                          const char **azPath, int nPathMax) {
+  int iOpts, k;
+  const char *zKind;
+  memset(s, 0, sizeof(*s));
+  s->zName = zName;
+  lua_getfield(L, iDesc, "rel");
+  zKind = lua_tostring(L, -1);
+  k = zKind ? in_list(azRelKind, zKind) : -1;
+  lua_pop(L, 1);
+  if (k < 0) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: unknown relation kind",
+                 zModel, zName);
+  }
+  s->eKind = QUAY_R_BELONGS_TO + k;
+  lua_getfield(L, iDesc, "seq");
+  s->rSeq = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  if (s->eKind == QUAY_R_THROUGH) {
+    lua_Integer i, n;
+    lua_getfield(L, iDesc, "path");
+    if (lua_type(L, -1) != LUA_TTABLE) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: quay.through needs "
+                   "relation names", zModel, zName);
+    }
+    n = (lua_Integer)lua_rawlen(L, -1);
+    if (n < 1 || n > nPathMax) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: quay.through takes 1 "
+                   "to %d relation names", zModel, zName, nPathMax);
+    }
+    for (i = 0; i < n; i++) {
+      lua_rawgeti(L, -1, i + 1);
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: quay.through "
+                     "takes relation names (strings)", zModel, zName);
+      }
+      azPath[i] = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    s->azPath = azPath;
+    s->nPath = (int)n;
+    lua_newtable(L);                         /* empty options */
+    return;
+  }
+  s->zTarget = read_target(L, iDesc, zModel, zName);
+  lua_getfield(L, iDesc, "options");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  luaL_checkstack(L, 6, "declaration");
+  iOpts = lua_gettop(L);
+  check_opts(L, iOpts, azRelOpt, zModel, zName);
+  if (opt_bool(L, iOpts, "null", zModel, zName, 0)) s->mFlags |= QUAY_F_NULL;
+  if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) s->mFlags |= QUAY_F_UNIQUE;
+  if (!opt_bool(L, iOpts, "index", zModel, zName, 1)) {
+    s->mFlags |= QUAY_F_NO_INDEX;
+  }
+  if (opt_bool(L, iOpts, "skip_reverse", zModel, zName, 0)) {
+    s->mFlags |= QUAY_F_SKIP_REVERSE;
+  }
+  s->zColumn = opt_str(L, iOpts, "column", zModel, zName);
+  s->zToField = opt_str(L, iOpts, "to_field", zModel, zName);
+  s->zRelatedName = opt_str(L, iOpts, "related_name", zModel, zName);
+  s->zDescription = opt_str(L, iOpts, "description", zModel, zName);
+  s->zTable = opt_str(L, iOpts, "table", zModel, zName);
+  s->zSourceKey = opt_str(L, iOpts, "source_key", zModel, zName);
+  s->zTargetKey = opt_str(L, iOpts, "target_key", zModel, zName);
+  s->zForeignKey = opt_str(L, iOpts, "foreign_key", zModel, zName);
+  s->zLocalKey = opt_str(L, iOpts, "local_key", zModel, zName);
+  s->eOnDelete = opt_rule(L, iOpts, "on_delete", zModel, zName);
+  s->eOnUpdate = opt_rule(L, iOpts, "on_update", zModel, zName);
+  lua_getfield(L, iOpts, "through");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    s->zThrough = lua_tostring(L, -1);
+  } else if (luaL_testudata(L, -1, QUAY_MODEL_MT)) {
+    s->zThrough = quay_model_name(((LModel *)lua_touserdata(L, -1))->m);
+  } else if (!lua_isnil(L, -1)) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: through must be a model"
+                 " name or a model", zModel, zName);
+  }
+  lua_setfield(L, iOpts, "\1through");
+  lua_getfield(L, iOpts, "default");
+  if (!lua_isnil(L, -1)) {
+    s->mFlags |= QUAY_F_DEFAULT;
+    if (lua_type(L, -1) == LUA_TTABLE && lquay_record_model(L, -1)) {
+      /* A record: its primary key (to_field defaults are keys too). */
+      LModel *pT = lquay_record_model(L, -1);
+      quay_field_info f;
+      quay_model_field(pT->m, quay_model_pk(pT->m), &f);
+      lua_getfield(L, -1, f.zName);
+      lua_replace(L, -2);
+    }
+    if (lquay_to_value(L, -1, &s->dflt, 0, zName) != 0 ||
+        s->dflt.type == QUAY_RECORD) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: default must be a key "
+                   "value or a saved record", zModel, zName);
+    }
+  }
+  lua_setfield(L, iOpts, "\1default");
+}
+
+/* Discard a model whose declaration did not complete. */
+static void discard_model(void *p) { quay_model_discard(p); }
+
+/*
+** db:model(name, spec)  [db, name, spec]
+*/
+int lquay_declare(lua_State *L) {
+  LDb *pDb = lquay_check_db(L, 1);
+  const char *zName = luaL_checkstring(L, 2);
+  const char *zTable = NULL, *zDescr = NULL;
+  quay_model *m;
+  quay_err err;
+  Box *pBox;
+  LModel *pM;
+  int iDefaults, iUnique = 0, rc;
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  lua_newtable(L);                                   /* [.., defaults] */
+  iDefaults = 4;
+  /* Pass 1: keys and options, Lua-side checks only. */
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {
+    const char *zKey;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: spec keys must be names",
+                   zName);
+    }
+    zKey = lua_tostring(L, -2);
+    if (is_desc(L, -1)) {
+      if (in_list(azReserved, zKey) >= 0) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: '%s' is a record method;"
+                     " name the field or relation something else", zName,
+                     zKey);
+      }
+    } else if (strcmp(zKey, "table") == 0) {
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: option table must be a "
+                     "string", zName);
+      }
+      zTable = lua_tostring(L, -1);
+    } else if (strcmp(zKey, "description") == 0) {
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: option description "
+                     "must be a string", zName);
+      }
+      zDescr = lua_tostring(L, -1);
+    } else if (strcmp(zKey, "unique_together") == 0) {
+      if (lua_type(L, -1) != LUA_TTABLE) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together must "
+                     "be a list of lists of names", zName);
+      }
+      iUnique = 1;
+    } else {
+      lquay_raisef(L, QUAY_EDECLARATION,
+                   "model %s: '%s' is neither a field or relation (use "
+                   "quay.string{}, quay.belongs_to(...), ...) nor a model "
+                   "option (table, description, unique_together)", zName,
+                   zKey);
+    }
+    lua_pop(L, 1);
+  }
+  /* The Model userdata first (closed), then the engine model in a box. */
+  pM = lua_newuserdatauv(L, sizeof(LModel), 2);      /* [.., M] */
+  pM->m = NULL;
+  pM->pDb = pDb;
+  pM->iVersion = -1;
+  luaL_setmetatable(L, QUAY_MODEL_MT);
+  pBox = lquay_box(L, discard_model);                /* [.., M, box] */
+  rc = quay_model_new(pDb->db, zName, zTable, zDescr, &m, &err);
+  if (rc) lquay_raise(L, &err);
+  pBox->p = m;
+  /* Pass 2: fields and relations. */
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {                           /* [.., key, value] */
+    int top = lua_gettop(L);
+    const char *zKey = lua_tostring(L, -2);
+    if (is_desc(L, -1)) {
+      const char *zKind;
+      lua_getfield(L, -1, "kind");
+      zKind = lua_tostring(L, -1);
+      lua_pop(L, 1);
+      if (zKind && strcmp(zKind, "field") == 0) {
+        quay_field_spec fs;
+        read_field(L, top, zName, zKey, &fs, iDefaults);
+        rc = quay_model_add_field(m, &fs, &err);
+      } else if (zKind && strcmp(zKind, "relation") == 0) {
+        quay_rel_spec rs;
+        const char *azPath[32];
+        read_relation(L, top, zName, zKey, &rs, azPath, 32);
+        rc = quay_model_add_relation(m, &rs, &err);
+      } else {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: bad descriptor",
+                     zName, zKey);
+      }
+      if (rc) lquay_raise(L, &err);
+    }
+    lua_settop(L, top - 1);
+  }
+  if (iUnique) {
+    lua_Integer k, n;
+    lua_getfield(L, 3, "unique_together");
+    n = (lua_Integer)lua_rawlen(L, -1);
+    for (k = 1; k <= n; k++) {
+      const char *az[64];
+      lua_Integer j, nj;
+      lua_rawgeti(L, -1, k);
+      if (lua_type(L, -1) != LUA_TTABLE) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together[%d] "
+                     "must be a list of names", zName, (int)k);
+      }
+      nj = (lua_Integer)lua_rawlen(L, -1);
+      if (nj < 1 || nj > 64) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together[%d] "
+                     "must name 1 to 64 fields", zName, (int)k);
+      }
+      for (j = 1; j <= nj; j++) {
+        lua_rawgeti(L, -1, j);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+          lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together "
+                       "entries are field names", zName);
+        }
+        az[j - 1] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+      }
+      if (quay_model_add_unique(m, az, (int)nj, &err)) lquay_raise(L, &err);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  if (quay_model_finish(m, &err)) lquay_raise(L, &err);
+  /* Committed: the model belongs to the db now. */
+  pBox->p = NULL;
+  pM->m = m;
+  /* The record metatable, user value 2 of the Model. */
+  {
+    int iM = 5;                                       /* [db,name,spec,defs,M] */
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, iM, 1);
+    lua_newtable(L);                                  /* [.., mt] */
+    lua_pushvalue(L, iM);
+    lua_rawsetp(L, -2, &lquay_LK_MODEL);
+    lua_newtable(L);
+    lua_rawsetp(L, -2, &lquay_LK_NAMES);
+    lua_pushvalue(L, iDefaults);
+    lua_rawsetp(L, -2, &lquay_LK_DEFAULTS);
+    lua_newtable(L);
+    lua_rawsetp(L, -2, &lquay_LK_PLANS);
+    lua_newtable(L);                                  /* members */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, -3, &lquay_LK_MEMBERS);            /* [.., mt, members] */
+    lquay_record_mt_init(L, lua_gettop(L) - 1, iM, zName);
+    lua_pop(L, 1);                                    /* [.., mt] */
+    lua_setiuservalue(L, iM, 2);
+    /* Register by name in the db's models table. */
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, -1, "models");
+    lua_pushvalue(L, iM);
+    lua_setfield(L, -2, zName);
+    lua_pop(L, 2);
+    lua_pushvalue(L, iM);
+  }
+  return 1;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Model methods
+** ===================================================================
+*/
+static int model_tostring(lua_State *L) {
+  LModel *pM = luaL_checkudata(L, 1, QUAY_MODEL_MT);
+  lua_pushfstring(L, "quay.Model(%s)", pM->m ? quay_model_name(pM->m) : "?");
+  return 1;
+}
+
+/* Model:new(values) */
+static int model_new(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  lquay_ready(L, pM);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  return lquay_new_record(L, 1, 2);
+}
+
+/* Model:create(values) */
+static int model_create(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  lquay_ready(L, pM);
+  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lquay_new_record(L, 1, 2);                         /* [M, values, rec] */
+  lquay_save(L, 3);
+  lua_settop(L, 3);
+  return 1;
+}
+
+/* Model:find(key) */
+static int model_find(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  quay_field_info f;
+  lquay_ready(L, pM);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  quay_model_field(pM->m, quay_model_pk(pM->m), &f);
+  lquay_root_qs(L, 1);                               /* [M, key, qs] */
+  lua_getfield(L, -1, "filter");
+  lua_pushvalue(L, 3);
+  lua_createtable(L, 0, 1);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, f.zName);
+  lua_call(L, 2, 1);                                 /* [M, key, qs, qs2] */
+  lua_getfield(L, -1, "first");
+  lua_insert(L, -2);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* Model:bulk_create(list): one transaction, one prepared statement. */
+static int model_bulk_create(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  lquay_ready(L, pM);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  return lquay_bulk_create(L, 1, 2);
+}
+
+static const luaL_Reg aModelMethod[] = {
+  {"new", model_new},
+  {"create", model_create},
+  {"find", model_find},
+  {"bulk_create", model_bulk_create},
+  {NULL, NULL}
+};
+
+/*
+** Model __index: own methods, else any query-set method applied to
+** Model:query().
+*/
+static int model_index(lua_State *L) {
+  luaL_checkstring(L, 2);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));                /* own methods */
+  if (!lua_isnil(L, -1)) return 1;
+  lua_pop(L, 1);
+  /* A query-set method: a closure that starts from Model:query() (an
+  ** unknown name raises when called, naming the method). */
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, lquay_qs_method, 1);
+  return 1;
+}
+
+static int model_name(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  lua_pushstring(L, quay_model_name(pM->m));
+  return 1;
+}
+
+void lquay_open_model(lua_State *L) {
+  luaL_newmetatable(L, QUAY_MODEL_MT);               /* [mt] */
+  luaL_newlib(L, aModelMethod);
+  lua_pushcfunction(L, model_name);
+  lua_setfield(L, -2, "name");
+  lua_pushcclosure(L, model_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, model_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}
+/* }================================================================== */

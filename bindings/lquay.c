@@ -1,0 +1,304 @@
+/*
+** bindings/lquay.c
+** The module entry (luaopen_quay_core), boxes, sentinels and the embedding
+** entries of include/quay.h (quay_openlibs, quay_push_sqlite).
+** See LICENSE
+**
+** Every metatable is complete when luaopen_quay_core returns, so no object
+** is created before its __gc exists (manual §2.5.3: an object whose
+** metatable lacks __gc when set is not marked for finalization).
+*/
+#include "lquay.h"
+
+#include <stdint.h>
+#include <string.h>
+
+const char lquay_LK_RESULT = 0;
+const char lquay_LK_PK = 0;
+const char lquay_LK_PIVOT = 0;
+const char lquay_LK_STRICT = 0;
+const char lquay_LK_MODEL = 0;
+const char lquay_LK_MEMBERS = 0;
+const char lquay_LK_NAMES = 0;
+const char lquay_LK_DEFAULTS = 0;
+const char lquay_LK_PLANS = 0;
+const char lquay_LK_OWNER = 0;
+const char lquay_LK_REL = 0;
+const char lquay_LK_LOADED = 0;
+const char lquay_LK_SETMODEL = 0;
+
+/*
+** {==================================================================
+** Boxes
+** ===================================================================
+*/
+/* __gc and __close: release the resource once. */
+static int box_close(lua_State *L) {
+  Box *b = luaL_checkudata(L, 1, QUAY_BOX_MT);
+  lquay_box_release(b);
+  return 0;
+}
+
+void lquay_box_release(Box *b) {
+  void *p = b->p;
+  b->p = NULL;                      /* NULL first: idempotent */
+  if (p && b->xFree) b->xFree(p);
+}
+
+/*
+** Push a new, empty box marked to-be-closed: whatever is stored in it is
+** released when the calling C function returns or unwinds.
+*/
+Box *lquay_box(lua_State *L, lquay_free_fn xFree) {
+  Box *b = lua_newuserdatauv(L, sizeof(Box), 0);     /* [.., box] */
+  b->p = NULL;
+  b->xFree = xFree;
+  luaL_setmetatable(L, QUAY_BOX_MT);
+  lua_toclose(L, -1);
+  return b;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** quay.null and declaration values
+** ===================================================================
+*/
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "quay.null");
+  return 1;
+}
+
+void lquay_push_null(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, "quay.null");
+}
+
+int lquay_is_null(lua_State *L, int idx) {
+  int r;
+  if (lua_type(L, idx) != LUA_TUSERDATA) return 0;
+  idx = lua_absindex(L, idx);
+  lquay_push_null(L);
+  r = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return r;
+}
+
+/* core.descriptor(t): mark t as a field/relation descriptor. */
+static int l_descriptor(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  luaL_setmetatable(L, QUAY_DESC_MT);
+  return 1;
+}
+
+/* quay.any { {...}, {...} }: OR of condition tables. */
+static int l_any(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_createtable(L, (int)lua_rawlen(L, 1), 0);
+  {
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, 1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, 1, i);
+      if (lua_type(L, -1) != LUA_TTABLE) {
+        lquay_raisef(L, QUAY_EBAD_LOOKUP,
+                     "quay.any: element %d is not a conditions table",
+                     (int)i);
+      }
+      lua_rawseti(L, -2, i);
+    }
+  }
+  luaL_setmetatable(L, QUAY_ANY_MT);
+  return 1;
+}
+
+/* quay.prefetch(path, qs [, {to = name}]) */
+static int l_prefetch(lua_State *L) {
+  const char *zPath = luaL_checkstring(L, 1);
+  const char *zTo = NULL;
+  lquay_check_qs(L, 2);
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "to");
+    if (!lua_isnil(L, -1)) zTo = luaL_checkstring(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, zPath);
+  lua_setfield(L, -2, "path");
+  lua_pushvalue(L, 2);
+  lua_setfield(L, -2, "qs");
+  if (zTo) {
+    lua_pushstring(L, zTo);
+    lua_setfield(L, -2, "to");
+  }
+  luaL_setmetatable(L, QUAY_PREFETCH_MT);
+  return 1;
+}
+
+/* quay.open(url [, opts]) */
+static int l_open(lua_State *L) {
+  const char *zUrl = luaL_checkstring(L, 1);
+  quay_open_opts opts;
+  quay_err err;
+  LDb *pDb;
+  int rc;
+  opts.busy_timeout_ms = -1;
+  opts.strict = 0;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_getfield(L, 2, "busy_timeout");
+    if (!lua_isnil(L, -1)) {
+      lua_Integer ms = luaL_checkinteger(L, -1);
+      opts.busy_timeout_ms = ms < 0 ? 0 : (ms > INT32_MAX ? INT32_MAX : (int)ms);
+    }
+    lua_getfield(L, 2, "strict");
+    opts.strict = lua_toboolean(L, -1);
+    lua_pop(L, 2);
+  }
+  lua_settop(L, 2);
+  /* The owner first, closed (db NULL); then open into it. */
+  lquay_db_wrap(L, NULL);                          /* [url, opts, db] */
+  pDb = lua_touserdata(L, -1);
+  rc = quay_db_open(zUrl, &opts, &pDb->db, &err);
+  if (rc) lquay_raise(L, &err);
+  quay_db_on_query(pDb->db, lquay_trace, pDb);
+  return 1;
+}
+
+#ifdef QUAY_TEST
+/* Test hooks: quay.core._test.* (QUAY_TEST builds only). */
+static int t_fail_alloc(lua_State *L) {
+  quay_test_fail_alloc((long)luaL_checkinteger(L, 1), lua_toboolean(L, 2));
+  return 0;
+}
+static int t_alloc_count(lua_State *L) {
+  lua_pushinteger(L, quay_test_alloc_count());
+  return 1;
+}
+static int t_fail_statement(lua_State *L) {
+  LDb *pDb = lquay_check_db(L, 1);
+  quay_test_fail_statement(pDb->db, (long)luaL_checkinteger(L, 2));
+  return 0;
+}
+#endif
+
+static const luaL_Reg aModuleFn[] = {
+  {"open", l_open},
+  {"descriptor", l_descriptor},
+  {"any", l_any},
+  {"prefetch", l_prefetch},
+  {NULL, NULL}
+};
+
+static void set_int(lua_State *L, const char *z, int v) {
+  lua_pushinteger(L, v);
+  lua_setfield(L, -2, z);
+}
+
+int luaopen_quay_core(lua_State *L) {
+  luaL_checkversion(L);
+  /* Metatables, complete before any object exists. */
+  luaL_newmetatable(L, QUAY_BOX_MT);
+  lua_pushcfunction(L, box_close);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, box_close);
+  lua_setfield(L, -2, "__close");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, QUAY_NULL_MT);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "quay.null");
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, QUAY_DESC_MT);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, QUAY_ANY_MT);
+  lua_pop(L, 1);
+  luaL_newmetatable(L, QUAY_PREFETCH_MT);
+  lua_pop(L, 1);
+  lquay_open_error(L);
+  lquay_open_db(L);
+  lquay_open_model(L);
+  lquay_open_record(L);
+  lquay_open_qs(L);
+  /* quay.null: one userdata, kept in the registry. */
+  lua_getfield(L, LUA_REGISTRYINDEX, "quay.null");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newuserdatauv(L, 0, 0);
+    luaL_setmetatable(L, QUAY_NULL_MT);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "quay.null");
+  }
+  lua_pop(L, 1);
+  /* The module table. */
+  luaL_newlib(L, aModuleFn);
+  lquay_push_null(L);
+  lua_setfield(L, -2, "null");
+  lua_pushliteral(L, QUAY_VERSION);
+  lua_setfield(L, -2, "version");
+  set_int(L, "CASCADE", QUAY_CASCADE);
+  set_int(L, "SET_NULL", QUAY_SET_NULL);
+  set_int(L, "SET_DEFAULT", QUAY_SET_DEFAULT);
+  set_int(L, "RESTRICT", QUAY_RESTRICT);
+  set_int(L, "PROTECT", QUAY_PROTECT);
+  set_int(L, "NO_ACTION", QUAY_NO_ACTION);
+#ifdef QUAY_TEST
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, t_fail_alloc);
+  lua_setfield(L, -2, "fail_alloc");
+  lua_pushcfunction(L, t_alloc_count);
+  lua_setfield(L, -2, "alloc_count");
+  lua_pushcfunction(L, t_fail_statement);
+  lua_setfield(L, -2, "fail_statement");
+  lua_setfield(L, -2, "_test");
+#endif
+  return 1;
+}
+
+/*
+** {==================================================================
+** Embedding
+** ===================================================================
+*/
+extern const unsigned char quay__lua_init[];
+extern const size_t quay__lua_init_len;
+
+/* package.preload["quay"]: run the embedded lua/quay/init.lua. */
+static int preload_quay(lua_State *L) {
+  if (luaL_loadbuffer(L, (const char *)quay__lua_init, quay__lua_init_len,
+                      "=quay/init.lua") != LUA_OK) {
+    return lua_error(L);
+  }
+  lua_pushliteral(L, "quay");
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int quay_openlibs(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);   /* [preload] */
+  lua_pushcfunction(L, luaopen_quay_core);
+  lua_setfield(L, -2, "quay.core");
+  lua_pushcfunction(L, preload_quay);
+  lua_setfield(L, -2, "quay");
+  lua_pop(L, 1);
+  return 0;
+}
+
+int quay_push_sqlite(lua_State *L, struct sqlite3 *pHandle) {
+  LDb *pDb;
+  quay_err err;
+  int rc;
+  /* Make sure the metatables exist (the module may not be loaded yet). */
+  luaL_requiref(L, "quay.core", luaopen_quay_core, 0);
+  lua_pop(L, 1);
+  lquay_db_wrap(L, NULL);                          /* [db] (closed) */
+  pDb = lua_touserdata(L, -1);
+  rc = quay_db_wrap_sqlite(pHandle, NULL, &pDb->db, &err);
+  if (rc) lquay_raise(L, &err);
+  quay_db_on_query(pDb->db, lquay_trace, pDb);
+  return 1;
+}
+/* }================================================================== */

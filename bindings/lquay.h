@@ -1,0 +1,178 @@
+/*
+** bindings/lquay.h
+** The Lua binding quay.core: shared declarations.
+** See LICENSE
+**
+** Objects and who owns what:
+**   Db       full userdata (QUAY_DB_MT) owning a quay_db.  User value 1 is
+**            a table of the db's Lua state (models by name).
+**   Model    full userdata (QUAY_MODEL_MT); user value 1 the Db, user value
+**            2 the record metatable, which holds the model's member map,
+**            field names, default functions and a back pointer.
+**   Record   a plain Lua table with the model's record metatable.  Field
+**            values are raw entries keyed by field name, so reading a field
+**            is a raw table read; hidden state uses light-userdata keys
+**            (see LK_* below) that Lua code cannot forge.
+**   Set      a plain Lua table (QUAY_SET_MT) holding loaded records in its
+**            array part, so #set, set[i] and ipairs are raw once loaded.
+**   QuerySet full userdata (QUAY_QS_MT) holding a quay_qs reference; user
+**            value 1 the Model.
+**   Box      scratch owner of one engine resource (plan, cursor, keyset,
+**            condition, writer, counts) with one idempotent __gc/__close;
+**            created before the resource and marked to-be-closed, so a Lua
+**            error anywhere releases it (house rule 2 and 4).
+**
+** Every error is raised through lquay_raise, the only caller of
+** lua_error, after the caller released what it holds (rule 5).
+*/
+#ifndef LQUAY_H
+#define LQUAY_H
+
+#include "quay.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#if defined(__GNUC__)
+#  define LQUAY_NORETURN __attribute__((noreturn))
+#  define LQUAY_INTERNAL __attribute__((visibility("hidden")))
+#else
+#  define LQUAY_NORETURN
+#  define LQUAY_INTERNAL
+#endif
+
+/* Metatable names (registry keys). */
+#define QUAY_DB_MT      "quay.Db"
+#define QUAY_MODEL_MT   "quay.Model"
+#define QUAY_QS_MT      "quay.QuerySet"
+#define QUAY_SET_MT     "quay.Set"
+#define QUAY_ITER_MT    "quay.Iterator"
+#define QUAY_BOX_MT     "quay.Box"
+#define QUAY_ERR_MT     "quay.Error"
+#define QUAY_NULL_MT    "quay.Null"
+#define QUAY_DESC_MT    "quay.Descriptor"
+#define QUAY_ANY_MT     "quay.Any"
+#define QUAY_PREFETCH_MT "quay.Prefetch"
+
+/*
+** Hidden keys (light userdata).  Their addresses are unique; Lua code
+** cannot make these keys, so they never collide with field names.
+*/
+LQUAY_INTERNAL extern const char lquay_LK_RESULT;   /* record -> its result */
+LQUAY_INTERNAL extern const char lquay_LK_PK;       /* record -> stored key */
+LQUAY_INTERNAL extern const char lquay_LK_PIVOT;    /* record -> pivot rec */
+LQUAY_INTERNAL extern const char lquay_LK_STRICT;   /* result -> true */
+LQUAY_INTERNAL extern const char lquay_LK_MODEL;    /* record mt -> Model */
+LQUAY_INTERNAL extern const char lquay_LK_MEMBERS;  /* record mt -> map */
+LQUAY_INTERNAL extern const char lquay_LK_NAMES;    /* record mt -> names */
+LQUAY_INTERNAL extern const char lquay_LK_DEFAULTS; /* record mt -> fns */
+LQUAY_INTERNAL extern const char lquay_LK_PLANS;    /* record mt -> plans */
+LQUAY_INTERNAL extern const char lquay_LK_OWNER;    /* set -> owner record */
+LQUAY_INTERNAL extern const char lquay_LK_REL;      /* set -> relation idx */
+LQUAY_INTERNAL extern const char lquay_LK_LOADED;   /* set -> true */
+LQUAY_INTERNAL extern const char lquay_LK_SETMODEL; /* set -> owner Model */
+
+/* Relation cache key of relation i in a record (small, never an address
+** of static data). */
+#define LQUAY_RELKEY(i) ((void *)(uintptr_t)(16 * ((i) + 1)))
+
+/*
+** {==================================================================
+** Userdata structs
+** ===================================================================
+*/
+typedef struct LDb {
+  quay_db *db;              /* NULL once freed (__gc) */
+  lua_State *L;             /* thread of the current call (callbacks) */
+  int onQueryRef;           /* LUA_NOREF or the callback */
+  int cbErrRef;             /* LUA_NOREF or the error a callback raised */
+} LDb;
+
+typedef struct LModel {
+  quay_model *m;
+  LDb *pDb;                 /* kept alive through user value 1 */
+  int iVersion;             /* schema version the member map was built at */
+} LModel;
+
+typedef struct LQs {
+  quay_qs *qs;              /* one reference, NULL after __gc */
+} LQs;
+
+typedef void (*lquay_free_fn)(void *);
+typedef struct Box {
+  void *p;                  /* the resource, NULL when released */
+  lquay_free_fn xFree;
+} Box;
+/* }================================================================== */
+
+
+/* lerror.c */
+LQUAY_INTERNAL LQUAY_NORETURN void lquay_raise(lua_State *L,
+                                               const quay_err *pErr);
+LQUAY_INTERNAL LQUAY_NORETURN void lquay_raisef(lua_State *L, int code,
+                                                const char *zFmt, ...);
+LQUAY_INTERNAL void lquay_push_error(lua_State *L, const quay_err *pErr);
+/* Raise after an engine failure: re-raises a callback's own error. */
+LQUAY_INTERNAL LQUAY_NORETURN void lquay_fail(lua_State *L, LDb *pDb,
+                                              const quay_err *pErr);
+LQUAY_INTERNAL void lquay_open_error(lua_State *L);
+
+/* lquay.c: boxes and helpers */
+LQUAY_INTERNAL Box *lquay_box(lua_State *L, lquay_free_fn xFree);
+LQUAY_INTERNAL void lquay_box_release(Box *b);
+LQUAY_INTERNAL int lquay_is_null(lua_State *L, int idx);
+LQUAY_INTERNAL void lquay_push_null(lua_State *L);
+
+/* ldb.c */
+LQUAY_INTERNAL LDb *lquay_check_db(lua_State *L, int idx);
+LQUAY_INTERNAL LDb *lquay_enter(lua_State *L, LDb *pDb);
+LQUAY_INTERNAL void lquay_open_db(lua_State *L);
+LQUAY_INTERNAL int lquay_db_wrap(lua_State *L, quay_db *db);
+
+/* lmodel.c */
+LQUAY_INTERNAL LModel *lquay_check_model(lua_State *L, int idx);
+LQUAY_INTERNAL LModel *lquay_ready(lua_State *L, LModel *pM);
+LQUAY_INTERNAL void lquay_push_model(lua_State *L, LDb *pDb, quay_model *m);
+LQUAY_INTERNAL int lquay_declare(lua_State *L);
+LQUAY_INTERNAL void lquay_open_model(lua_State *L);
+LQUAY_INTERNAL void lquay_push_mt(lua_State *L, LDb *pDb, quay_model *m);
+LQUAY_INTERNAL void lquay_push_state(lua_State *L, LDb *pDb);
+
+/* lrecord.c */
+LQUAY_INTERNAL void lquay_open_record(lua_State *L);
+LQUAY_INTERNAL LModel *lquay_record_model(lua_State *L, int idx);
+LQUAY_INTERNAL int lquay_new_record(lua_State *L, int iModelIdx,
+                                    int iValues);
+LQUAY_INTERNAL int lquay_save(lua_State *L, int iRec);
+LQUAY_INTERNAL int lquay_bulk_create(lua_State *L, int iModel, int iList);
+LQUAY_INTERNAL void lquay_record_mt_init(lua_State *L, int iMt, int iModel,
+                                         const char *zName);
+LQUAY_INTERNAL void lquay_push_set(lua_State *L, int iOwner, int iRel,
+                                   int bLoaded);
+
+/* lqueryset.c */
+LQUAY_INTERNAL void lquay_open_qs(lua_State *L);
+LQUAY_INTERNAL LQs *lquay_check_qs(lua_State *L, int idx);
+LQUAY_INTERNAL void lquay_push_qs(lua_State *L, int iModelIdx, quay_qs *qs);
+LQUAY_INTERNAL int lquay_root_qs(lua_State *L, int iModelIdx);
+LQUAY_INTERNAL int lquay_qs_method(lua_State *L);
+/* Load relation iRel for the record at iRec and the rest of its result. */
+LQUAY_INTERNAL void lquay_lazy_load(lua_State *L, int iRec, LModel *pM,
+                                    int iRel, const char *zWhy);
+/* Run a plan and push the array of records. */
+LQUAY_INTERNAL void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
+                                    int nLimitOne);
+
+/* lmarshal.c */
+LQUAY_INTERNAL int lquay_to_value(lua_State *L, int idx, quay_value *pOut,
+                                  int bAllowList, const char *zWhat);
+LQUAY_INTERNAL void lquay_push_value(lua_State *L, const quay_value *v);
+LQUAY_INTERNAL quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox);
+LQUAY_INTERNAL int lquay_record_get(void *p, const char *zField,
+                                    quay_value *pOut);
+
+/* lcallback.c */
+LQUAY_INTERNAL int lquay_trace(void *pArg, const char *zSql,
+                               const quay_value *aParam, int nParam);
+
+#endif /* LQUAY_H */
