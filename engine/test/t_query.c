@@ -1,0 +1,158 @@
+/*
+** engine/test/t_query.c
+** SQL builder and loader: semi-joins, grouping, bound values, key sets.
+** See LICENSE
+*/
+#include "tharness.h"
+
+/* Blog schema: User <- Post -> tags (m2m Tag), Post <- Comment. */
+static int blog(quay_db **pDb, quay_model **aM, quay_err *e) {
+  static const char *azModel[] = {"User", "Post", "Tag", "Comment"};
+  quay_field_spec f;
+  quay_rel_spec r;
+  int i, rc;
+  rc = quay_db_open("sqlite::memory:", NULL, pDb, e);
+  if (rc) return rc;
+  for (i = 0; i < 4; i++) {
+    rc = quay_model_new(*pDb, azModel[i], NULL, NULL, &aM[i], e);
+    if (rc) return rc;
+  }
+  memset(&f, 0, sizeof(f));
+  f.eType = QUAY_T_STRING;
+  f.zName = "email";
+  rc = quay_model_add_field(aM[0], &f, e);
+  f.zName = "title";
+  if (!rc) rc = quay_model_add_field(aM[1], &f, e);
+  f.zName = "name";
+  if (!rc) rc = quay_model_add_field(aM[2], &f, e);
+  f.zName = "body";
+  if (!rc) rc = quay_model_add_field(aM[3], &f, e);
+  memset(&r, 0, sizeof(r));
+  r.eKind = QUAY_R_BELONGS_TO;
+  r.zName = "author";
+  r.zTarget = "User";
+  r.zRelatedName = "posts";
+  r.eOnDelete = QUAY_CASCADE;
+  if (!rc) rc = quay_model_add_relation(aM[1], &r, e);
+  r.zName = "post";
+  r.zTarget = "Post";
+  r.zRelatedName = "comments";
+  if (!rc) rc = quay_model_add_relation(aM[3], &r, e);
+  memset(&r, 0, sizeof(r));
+  r.eKind = QUAY_R_MANY_TO_MANY;
+  r.zName = "tags";
+  r.zTarget = "Tag";
+  r.zRelatedName = "posts";
+  if (!rc) rc = quay_model_add_relation(aM[1], &r, e);
+  if (!rc) rc = quay_db_create_tables(*pDb, e);
+  return rc;
+}
+
+static int leaf(quay_cond *g, const char *z, const quay_value *v,
+                quay_err *e) {
+  quay_cond *c;
+  int rc = quay_cond_leaf(z, v, &c, e);
+  if (rc) return rc;
+  return quay_cond_add(g, c, e);
+}
+
+TEST(to_many_semi_join) {
+  quay_db *db;
+  quay_model *aM[4];
+  quay_err e;
+  quay_qs *q, *q2;
+  quay_cond *g;
+  quay_plan *p;
+  quay_value v;
+  const char *zSql;
+  const quay_value *aP;
+  int nP;
+  ASSERT_OK(blog(&db, aM, &e), e);
+  ASSERT_OK(quay_qs_new(aM[0], &q, &e), e);
+  ASSERT_OK(quay_cond_group(QUAY_C_AND, &g, &e), e);
+  v.type = QUAY_TEXT;
+  v.u.z = "lua";
+  v.n = 3;
+  ASSERT_OK(leaf(g, "posts__tags__name", &v, &e), e);
+  v.u.z = "x'); DROP TABLE users; --";
+  v.n = strlen(v.u.z);
+  ASSERT_OK(leaf(g, "posts__comments__body__contains", &v, &e), e);
+  ASSERT_OK(quay_qs_filter(q, g, 0, &q2, &e), e);
+  ASSERT_OK(quay_plan_new(q2, &p, &e), e);
+  zSql = quay_plan_sql(p, -1, &aP, &nP);
+  /* Owners never duplicated: no JOIN in the main query. */
+  ASSERT(strstr(zSql, "JOIN \"posts\"") == NULL);
+  /* One subquery for the shared first hop (posts). */
+  {
+    const char *z = zSql;
+    int n = 0;
+    while ((z = strstr(z, "FROM \"posts\"")) != NULL) {
+      n++;
+      z++;
+    }
+    ASSERT_EQ(n, 1);
+  }
+  ASSERT(strstr(zSql, "DROP TABLE") == NULL);
+  ASSERT_EQ(nP, 2);
+  quay_plan_free(p);
+  quay_qs_free(q2);
+  quay_qs_free(q);
+  quay_db_free(db);
+  return 0;
+}
+
+TEST(bad_names) {
+  quay_db *db;
+  quay_model *aM[4];
+  quay_err e;
+  quay_qs *q, *q2 = NULL;
+  quay_cond *g;
+  quay_value v;
+  ASSERT_OK(blog(&db, aM, &e), e);
+  ASSERT_OK(quay_qs_new(aM[1], &q, &e), e);
+  v.type = QUAY_INT;
+  v.u.i = 1;
+  ASSERT_OK(quay_cond_group(QUAY_C_AND, &g, &e), e);
+  ASSERT_OK(leaf(g, "author__nickname", &v, &e), e);
+  ASSERT_CODE(quay_qs_filter(q, g, 0, &q2, &e), QUAY_EUNKNOWN_FIELD);
+  ASSERT(q2 == NULL);
+  ASSERT_OK(quay_cond_group(QUAY_C_AND, &g, &e), e);
+  ASSERT_OK(leaf(g, "title__foo", &v, &e), e);
+  ASSERT_CODE(quay_qs_filter(q, g, 0, &q2, &e), QUAY_EBAD_LOOKUP);
+  ASSERT_CODE(quay_qs_load(q, "comments", QUAY_LOAD_JOIN, NULL, NULL, &q2, &e),
+              QUAY_EBAD_LOOKUP);
+  ASSERT_CODE(quay_qs_load(q, "nope", QUAY_LOAD_BATCH, NULL, NULL, &q2, &e),
+              QUAY_EUNKNOWN_RELATION);
+  quay_qs_free(q);
+  quay_db_free(db);
+  return 0;
+}
+
+TEST(keyset) {
+  quay_keyset *ks;
+  quay_err e;
+  quay_value v;
+  int i, idx;
+  ASSERT_OK(quay_keyset_new(&ks, &e), e);
+  v.type = QUAY_INT;
+  for (i = 0; i < 10000; i++) {
+    v.u.i = i % 5000;
+    ASSERT_OK(quay_keyset_add(ks, &v, &idx, &e), e);
+    ASSERT_EQ(idx, i % 5000);
+  }
+  ASSERT_EQ(quay_keyset_count(ks), 5000);
+  v.type = QUAY_TEXT;
+  v.u.z = "abc";
+  v.n = 3;
+  ASSERT_OK(quay_keyset_add(ks, &v, &idx, &e), e);
+  ASSERT_EQ(idx, 5000);
+  ASSERT_EQ(quay_keyset_find(ks, &v), 5000);
+  v.type = QUAY_REAL;
+  v.u.r = 42.0;
+  ASSERT_EQ(quay_keyset_find(ks, &v), 42);
+  v.type = QUAY_NULL;
+  ASSERT_OK(quay_keyset_add(ks, &v, &idx, &e), e);
+  ASSERT_EQ(idx, -1);
+  quay_keyset_free(ks);
+  return 0;
+}

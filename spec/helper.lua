@@ -1,0 +1,76 @@
+-- spec/helper.lua: shared set-up for the busted specs.
+-- The backend comes from QUAY_URL (default "sqlite::memory:"), so every spec
+-- file runs unchanged on SQLite and on PostgreSQL.
+local quay = require("quay")
+
+local helper = { quay = quay }
+
+helper.url = os.getenv("QUAY_URL") or "sqlite::memory:"
+helper.backend = helper.url:match("^sqlite") and "sqlite" or "postgresql"
+helper.is_pg = helper.backend == "postgresql"
+
+--- A fresh database: a new in-memory SQLite db, or a PostgreSQL db whose
+--- public schema has been emptied.
+function helper.open(opts)
+  local db = quay.open(helper.url, opts)
+  if helper.is_pg then
+    db:execute("DROP SCHEMA IF EXISTS public CASCADE")
+    db:execute("CREATE SCHEMA public")
+  end
+  return db
+end
+
+--- Run fn, which must raise a Quay error of the given code; returns it.
+function helper.raises(code, fn, ...)
+  local ok, err = pcall(fn, ...)
+  assert(not ok, "expected an error of code " .. code .. ", got success")
+  assert(type(err) == "table",
+    "expected a Quay error object, got " .. tostring(err))
+  assert(err.code == code,
+    ("expected code %s, got %s: %s"):format(code, tostring(err.code),
+      tostring(err.message)))
+  return err
+end
+
+--- Assert that a message mentions every name given.
+function helper.mentions(err, ...)
+  for _, name in ipairs({ ... }) do
+    assert(tostring(err.message):find(name, 1, true),
+      ("message %q does not mention %q"):format(tostring(err.message), name))
+  end
+end
+
+--- Statements sent while running fn.
+function helper.queries(db, fn)
+  local before = db:stats().queries
+  fn()
+  return db:stats().queries - before
+end
+
+--- The blog schema used across specs.
+function helper.blog(db)
+  local M = {}
+  M.User = db:model("User", {
+    name = quay.string { max = 100 },
+    email = quay.string { unique = true },
+  })
+  M.Profile = db:model("Profile", {
+    user = quay.one_to_one("User", { on_delete = quay.CASCADE, related_name = "profile" }),
+    bio = quay.text { null = true },
+  })
+  M.Tag = db:model("Tag", { name = quay.string { unique = true } })
+  M.Post = db:model("Post", {
+    title = quay.string(),
+    views = quay.integer { default = 0 },
+    author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+    tags = quay.many_to_many("Tag", { related_name = "posts" }),
+  })
+  M.Comment = db:model("Comment", {
+    post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),
+    body = quay.text(),
+  })
+  db:create_tables()
+  return M
+end
+
+return helper

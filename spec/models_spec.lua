@@ -1,0 +1,160 @@
+-- API.md "Declaring models" and "Schema"
+local helper = require("spec.helper")
+local quay = helper.quay
+
+describe("Declaring models", function()
+  local db
+  before_each(function() db = helper.open() end)
+  after_each(function() db:close() end)
+
+  it("declares every field type with its options", function()
+    local Thing = db:model("Thing", {
+      table = "things",
+      description = "a thing",
+      a = quay.integer { null = true, index = true, description = "an int" },
+      b = quay.number { default = 1.5 },
+      c = quay.string { max = 10, unique = true },
+      d = quay.text { default = "x" },
+      e = quay.boolean { default = false },
+      f = quay.datetime { null = true },
+      g = quay.blob { null = true },
+      h = quay.string { column = "h_col", null = true },
+    })
+    db:create_tables()
+    local t = Thing:create { c = "k", g = "\0\1\2" }
+    assert.equal(1.5, t.b)
+    assert.equal("x", t.d)
+    assert.equal(false, t.e)
+    assert.equal("\0\1\2", Thing:find(t.id).g)
+    local d = db:describe().Thing
+    assert.equal("things", d.table)
+    assert.equal("a thing", d.description)
+    local names = {}
+    for i, f in ipairs(d.fields) do names[i] = f.name end
+    assert.same({ "id", "a", "b", "c", "d", "e", "f", "g", "h" }, names)
+    assert.equal("h_col", d.fields[9].column)
+    assert.equal("an int", d.fields[2].description)
+    assert.is_true(d.fields[2].null)
+    assert.is_true(d.fields[4].unique)
+    assert.equal("datetime", d.fields[7].type)
+  end)
+
+  it("keeps declaration order, not table order", function()
+    local M = db:model("Order", {
+      zeta = quay.integer(), alpha = quay.integer(), mid = quay.integer(),
+    })
+    local d = db:describe().Order
+    assert.same({ "id", "zeta", "alpha", "mid" },
+      { d.fields[1].name, d.fields[2].name, d.fields[3].name, d.fields[4].name })
+    assert.truthy(M)
+  end)
+
+  it("derives table names from snake_case model names", function()
+    db:model("PostTag", { n = quay.integer() })
+    db:model("HTTPRequest", { n = quay.integer() })
+    db:model("MR", { n = quay.integer() })
+    local d = db:describe()
+    assert.equal("post_tags", d.PostTag.table)
+    assert.equal("http_requests", d.HTTPRequest.table)
+    assert.equal("mrs", d.MR.table)
+  end)
+
+  it("adds id unless a primary key is declared", function()
+    local Code = db:model("Code", {
+      code = quay.string { primary_key = true }, label = quay.string(),
+    })
+    db:create_tables()
+    local d = db:describe().Code
+    assert.equal("code", d.fields[1].name)
+    assert.is_true(d.fields[1].primary_key)
+    assert.equal(2, #d.fields)
+    local c = Code:create { code = "A1", label = "first" }
+    assert.equal("first", Code:find("A1").label)
+    assert.equal(c, Code:find("A1"))
+  end)
+
+  it("rejects a key that is neither a field nor an option", function()
+    local err = helper.raises("declaration", db.model, db, "Bad",
+      { name = quay.string(), colour = "red" })
+    helper.mentions(err, "Bad", "colour")
+    -- nothing half-declared is left behind
+    helper.raises("declaration", db.model, db, "Bad")
+    db:model("Bad", { name = quay.string() })
+  end)
+
+  it("rejects bad options, duplicate models and bad rules", function()
+    helper.raises("declaration", db.model, db, "A", { n = quay.integer { maxx = 3 } })
+    db:model("A", { n = quay.integer() })
+    helper.raises("declaration", db.model, db, "A", { n = quay.integer() })
+    local err = helper.raises("declaration", db.model, db, "B", {
+      a = quay.belongs_to("A", { on_delete = quay.SET_NULL }) })
+    helper.mentions(err, "B", "a", "SET_NULL")
+    helper.raises("declaration", db.model, db, "C", {
+      a = quay.belongs_to("A", { on_delete = quay.SET_DEFAULT }) })
+    helper.raises("declaration", db.model, db, "D", { n = quay.string { default = 5 } })
+    helper.raises("declaration", db.model, db, "E", { save = quay.integer() })
+  end)
+
+  it("resolves string references lazily and reports unknown models", function()
+    db:model("Post", { author = quay.belongs_to("Writer") })
+    local err = helper.raises("declaration", db.check, db)
+    helper.mentions(err, "Post", "author", "Writer")
+    db:model("Writer", { name = quay.string() })
+    db:check()
+    db:create_tables()
+  end)
+
+  it("supports unique_together", function()
+    local M = db:model("Pair", {
+      a = quay.integer(), b = quay.integer(),
+      unique_together = { { "a", "b" } },
+    })
+    db:create_tables()
+    M:create { a = 1, b = 1 }
+    M:create { a = 1, b = 2 }
+    helper.raises("integrity", M.create, M, { a = 1, b = 1 })
+  end)
+end)
+
+describe("Schema", function()
+  local db
+  before_each(function() db = helper.open() end)
+  after_each(function() db:close() end)
+
+  it("create_tables is idempotent and drop_tables drops", function()
+    local M = helper.blog(db)
+    db:create_tables()
+    M.User:create { name = "a", email = "a@x" }
+    db:create_tables()
+    assert.equal(1, M.User:count())
+    db:drop_tables()
+    helper.raises("sql", M.User.count, M.User)
+    db:create_tables()
+    assert.equal(0, M.User:count())
+  end)
+
+  it("describe() lists relations with kinds, targets and rules", function()
+    helper.blog(db)
+    local d = db:describe()
+    local function rel(model, name)
+      for _, r in ipairs(d[model].relations) do
+        if r.name == name then return r end
+      end
+    end
+    local a = rel("Post", "author")
+    assert.equal("belongs_to", a.kind)
+    assert.equal("User", a.target)
+    assert.equal("posts", a.related_name)
+    assert.equal("CASCADE", a.on_delete)
+    local t = rel("Post", "tags")
+    assert.equal("many_to_many", t.kind)
+    assert.equal("posts_tags", t.through)
+    local r = rel("User", "posts")
+    assert.equal("reverse", r.kind)
+    assert.equal("Post", r.target)
+    assert.equal("one_to_one", rel("Profile", "user").kind)
+    assert.equal("reverse", rel("User", "profile").kind)
+    -- declared relations come before reverse entries
+    assert.equal("author", d.Post.relations[1].name)
+  end)
+end)

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Run one busted spec file on one backend (sqlite | pg).
+# Used by ctest; QUAY_BUILD_DIR points at the build with quay/core.so.
+set -eu
+backend=$1
+spec=$2
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${QUAY_BUILD_DIR:-$root/build}
+case $backend in
+  sqlite) QUAY_URL=${QUAY_SQLITE_URL:-sqlite::memory:} ;;
+  pg)
+    if [ -z "${QUAY_PG_URL:-}" ]; then
+      echo "skipped: QUAY_PG_URL is not set (no PostgreSQL server)"
+      exit 77
+    fi
+    QUAY_URL=$QUAY_PG_URL ;;
+  *) echo "unknown backend $backend" >&2; exit 2 ;;
+esac
+export QUAY_URL
+export LUA_CPATH="$build/?.so;;"
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;"
+exec ${QUAY_LUA_RUNNER:-} lua5.4 "$(command -v busted)" --output=utfTerminal "$spec"
