@@ -53,9 +53,14 @@ Box *lquay_box(lua_State *L, lquay_free_fn xFree) {
   Box *b = lua_newuserdatauv(L, sizeof(Box), 0);     /* [.., box] */
   b->p = NULL;
   b->xFree = xFree;
+  b->idx = lua_gettop(L);
   luaL_setmetatable(L, QUAY_BOX_MT);
   lua_toclose(L, -1);
   return b;
+}
+
+void lquay_box_close(lua_State *L, Box *b) {
+  lua_closeslot(L, b->idx);         /* also closes the slots above it */
 }
 /* }================================================================== */
 

@@ -102,6 +102,7 @@ typedef void (*lquay_free_fn)(void *);
 typedef struct Box {
   void *p;                  /* the resource, NULL when released */
   lquay_free_fn xFree;
+  int idx;                  /* its (to-be-closed) stack slot */
 } Box;
 /* }================================================================== */
 
@@ -120,6 +121,13 @@ LQUAY_INTERNAL void lquay_open_error(lua_State *L);
 /* lquay.c: boxes and helpers */
 LQUAY_INTERNAL Box *lquay_box(lua_State *L, lquay_free_fn xFree);
 LQUAY_INTERNAL void lquay_box_release(Box *b);
+/*
+** Close a box's to-be-closed slot, and every one above it, before the
+** slots are popped.  Lua 5.4.4's lua_settop/lua_pop keep a stale stack
+** pointer when a __close call reallocates the stack (fixed in 5.4.5), so
+** the binding never lets lua_settop remove a to-be-closed slot.
+*/
+LQUAY_INTERNAL void lquay_box_close(lua_State *L, Box *b);
 LQUAY_INTERNAL int lquay_is_null(lua_State *L, int idx);
 LQUAY_INTERNAL void lquay_push_null(lua_State *L);
 

@@ -137,17 +137,20 @@ static quay_model *path_target(lua_State *L, quay_model *m,
 static int qs_where_has_x(lua_State *L, int bNot) {
   LQs *q = lquay_check_qs(L, 1);
   const char *zRel = luaL_checkstring(L, 2);
-  LModel *pM = qs_model(L, 1);
+  LModel *pM;
   quay_err err;
   LQs *out;
   int rc;
   lua_settop(L, 3);
+  pM = qs_model(L, 1);                               /* [q, rel, c, M] */
   if (lua_type(L, 3) == LUA_TFUNCTION) {
     quay_model *t = path_target(L, pM->m, zRel);
     LQs *sub;
-    lquay_push_model(L, pM->pDb, t);                 /* [q, rel, fn, T] */
+    int iT;
+    lquay_push_model(L, pM->pDb, t);                 /* [q, rel, fn, M, T] */
+    iT = lua_gettop(L);
     lua_pushvalue(L, 3);
-    lquay_root_qs(L, 4);                             /* [.., T, fn, qs] */
+    lquay_root_qs(L, iT);                            /* [.., T, fn, qs] */
     lua_call(L, 1, 1);                               /* [.., T, sub] */
     sub = luaL_testudata(L, -1, QUAY_QS_MT);
     if (sub == NULL || sub->qs == NULL) {
@@ -370,6 +373,7 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
   quay_extra_info aX[16];
   int aXName[16], iPvMt = 0, iPvNames = 0, iPivotX = -1;
   int k, rc, nRow = 0, top = lua_gettop(L), done = 0;
+  Box *pFirstBox = NULL;
   quay_err err;
   quay_value v;
   if (nNode > 16 || nExtra > 16) {
@@ -399,6 +403,7 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
     n->ks = NULL;
     if (k > 0 || (iStep >= 0 && iPivotX < 0)) {
       Box *b = lquay_box(L, keyset_free);
+      if (pFirstBox == NULL) pFirstBox = b;
       if (quay_keyset_new((quay_keyset **)&b->p, &err)) lquay_raise(L, &err);
       n->ks = b->p;
     }
@@ -490,7 +495,8 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
       }
     }
   }
-  lua_settop(L, top);                                /* closes the boxes */
+  if (pFirstBox) lquay_box_close(L, pFirstBox);
+  lua_settop(L, top);
   return done;
 }
 
@@ -634,6 +640,7 @@ static void run_step(lua_State *L, Mat *x, int iStep, int iOwners,
     }
     lua_settop(L, iOwner - 1);
   }
+  lquay_box_close(L, pKs);
   lua_settop(L, top);
 }
 
@@ -927,7 +934,7 @@ static int qs_pluck(lua_State *L) {
     lquay_push_value(L, &v);
     lua_rawseti(L, -3, ++n);
   }
-  lquay_box_release(pCur);
+  lquay_box_close(L, pCur);
   if (rc != QUAY_DONE) lquay_fail(L, pM->pDb, &err);
   lua_pop(L, 1);
   lua_pushinteger(L, n);

@@ -506,7 +506,7 @@ int lquay_save(lua_State *L, int iRec) {
     }
     write_back(L, iRec, pM, pBox->p, aUser);
   }
-  lquay_box_release(pBox);
+  lquay_box_close(L, pBox);
   lua_settop(L, iMt - 1);
   return 0;
 }
@@ -580,7 +580,7 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
       lquay_fail(L, pDb, &err);
     }
   }
-  lquay_box_release(pW);
+  lquay_box_close(L, pW);                            /* and pTxn */
   lua_settop(L, iRes);
   return 1;
 }
@@ -943,7 +943,7 @@ static int set_write(lua_State *L, int bRemove) {
     rc = quay_m2m_write(pDb->db, pM->m, j, &key,
                         bRemove ? QUAY_M2M_REMOVE : QUAY_M2M_ADD, aKey, n,
                         pBox->p, &err);
-    lquay_box_release(pBox);
+    lquay_box_close(L, pBox);
   } else {
     rc = quay_fkset_write(pDb->db, pM->m, j, &key, bRemove, aKey, n, &err);
     if (rc == QUAY_OK) {

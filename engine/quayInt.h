@@ -149,6 +149,8 @@ QUAY_INTERNAL void quay__smap_free(Smap *p);
 QUAY_INTERNAL int quay__smap_put(Smap *p, const char *zKey, int v);
 /* The value, or -1. */
 QUAY_INTERNAL int quay__smap_get(const Smap *p, const char *zKey);
+/* Remove a key (no allocation). */
+QUAY_INTERNAL void quay__smap_del(Smap *p, const char *zKey);
 QUAY_INTERNAL uint64_t quay__hash_bytes(const void *p, size_t n);
 /* }================================================================== */
 

@@ -704,11 +704,11 @@ int quay_model_finish(quay_model *m, quay_err *pErr) {
 int quay_model_discard(quay_model *m) {
   quay_db *pDb = m->pDb;
   /* Only the newest model: a failed declaration is always the last one, so
-  ** no other index moves.  Its name stays in the map, pointing past the
-  ** end; quay_db_model checks for that. */
+  ** no other index moves. */
   if (m->resolved || pDb->nModel == 0 || pDb->apModel[pDb->nModel - 1] != m) {
     return QUAY_EMISUSE;
   }
+  quay__smap_del(&pDb->mModel, m->zName);
   pDb->nModel--;
   quay__model_free(m);
   pDb->resolved = 0;

@@ -197,6 +197,28 @@ int quay__smap_put(Smap *p, const char *zKey, int v) {
   return QUAY_OK;
 }
 
+/*
+** Remove zKey (if present) without allocating: linear-probing deletion,
+** re-placing the rest of the probe cluster.
+*/
+void quay__smap_del(Smap *p, const char *zKey) {
+  int i, j, mask;
+  if (p->nSlot == 0) return;
+  mask = p->nSlot - 1;
+  i = smap_slot(p, zKey);
+  if (p->azKey[i] == NULL) return;
+  p->azKey[i] = NULL;
+  p->nUsed--;
+  for (j = (i + 1) & mask; p->azKey[j]; j = (j + 1) & mask) {
+    const char *z = p->azKey[j];
+    int v = p->aVal[j], k;
+    p->azKey[j] = NULL;
+    k = smap_slot(p, z);
+    p->azKey[k] = z;
+    p->aVal[k] = v;
+  }
+}
+
 int quay__smap_get(const Smap *p, const char *zKey) {
   int i;
   if (p->nSlot == 0) return -1;
