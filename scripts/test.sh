@@ -1,0 +1,56 @@
+#!/bin/bash
+# README command 2: install what is missing, build, and run every test:
+# the C engine tests and the busted specs on SQLite and on a throwaway
+# PostgreSQL server, then the same suite under AddressSanitizer +
+# UndefinedBehaviorSanitizer (LeakSanitizer on).  Ends with one line
+# "N passed, N failed".
+set -u
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+"$root/scripts/deps.sh" --test || exit 1
+"$root/scripts/build.sh" "$root/build" || exit 1
+
+pass=0
+fail=0
+count() {  # parse ctest's summary line
+  local log=$1 t f
+  t=$(grep -E "tests passed, [0-9]+ tests failed out of [0-9]+" "$log" | tail -1)
+  if [ -z "$t" ]; then fail=$((fail + 1)); return; fi
+  f=$(echo "$t" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
+  n=$(echo "$t" | sed -E 's/.* out of ([0-9]+).*/\1/')
+  s=$(grep -cE "\*\*\*Skipped|Not Run" "$log" || true)
+  pass=$((pass + n - f - s))
+  fail=$((fail + f))
+}
+
+# A throwaway PostgreSQL server for the pg variants of the specs.
+if [ -x "$root/scripts/pg-server.sh" ]; then
+  if url=$("$root/scripts/pg-server.sh" start); then
+    export QUAY_PG_URL="$url"
+    trap '"$root/scripts/pg-server.sh" stop' EXIT
+  else
+    echo "warning: could not start PostgreSQL; pg specs will be skipped" >&2
+  fi
+fi
+
+log=$(mktemp)
+(cd build && ctest --output-on-failure -j 2) 2>&1 | tee "$log"
+count "$log"
+
+# The same suite under ASan + UBSan, leaks included.
+if [ "${QUAY_SKIP_ASAN:-0}" != 1 ]; then
+  "$root/scripts/build.sh" "$root/build-asan" -DQUAY_SANITIZE="address;undefined" \
+    -DCMAKE_BUILD_TYPE=Debug || exit 1
+  asan=$(gcc -print-file-name=libasan.so)
+  ubsan=$(gcc -print-file-name=libubsan.so)
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"
+  export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export QUAY_LUA_RUNNER="env LD_PRELOAD=$asan:$ubsan"
+  (cd build-asan && ctest --output-on-failure -j 2) 2>&1 | tee "$log"
+  count "$log"
+fi
+rm -f "$log"
+echo
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
