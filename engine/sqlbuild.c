@@ -755,13 +755,21 @@ static int ddl_literal(Str *p, const Field *f, const quay_value *v) {
   return 0;
 }
 
+/*
+** The referential action written into DDL.  on_delete is computed by the
+** cascade planner (API.md: "not left to the database"), so the constraint
+** only guards integrity: NO ACTION, deferrable where the planner may need
+** to defer it (cycles).  on_update carries the matching action (API.md:
+** "the DDL carries the matching ON UPDATE").
+*/
 static const char *ddl_action(int eRule, int bUpdate) {
+  if (!bUpdate) return "NO ACTION";
   switch (eRule) {
     case QUAY_CASCADE: return "CASCADE";
     case QUAY_SET_NULL: return "SET NULL";
     case QUAY_SET_DEFAULT: return "SET DEFAULT";
     case QUAY_PROTECT:
-    case QUAY_RESTRICT: return bUpdate ? "RESTRICT" : "NO ACTION";
+    case QUAY_RESTRICT: return "RESTRICT";
   }
   return "NO ACTION";
 }
