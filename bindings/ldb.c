@@ -131,7 +131,7 @@ static int db_tostring(lua_State *L) {
 /* db:model(name [, spec]): declare, or look up with one argument. */
 static int db_model(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
-  const char *zName = luaL_checkstring(L, 2);
+  const char *zName = lquay_name(L, 2, QUAY_EDECLARATION, "a model name");
   if (lua_isnoneornil(L, 3)) {
     quay_model *m = quay_db_model(pDb->db, zName);
     if (m == NULL) {
@@ -241,7 +241,7 @@ static quay_value *raw_params(lua_State *L, int idx, int *pn) {
 
 static int db_execute(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
-  const char *zSql = luaL_checkstring(L, 2);
+  const char *zSql = lquay_name(L, 2, QUAY_ESQL, "SQL text");
   quay_err err;
   int n;
   int64_t nChanged = 0;
@@ -255,7 +255,7 @@ static int db_execute(lua_State *L) {
 
 static int db_rows(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
-  const char *zSql = luaL_checkstring(L, 2);
+  const char *zSql = lquay_name(L, 2, QUAY_ESQL, "SQL text");
   quay_err err;
   int n, rc, nCol, i, iRes;
   lua_Integer nRow = 0;

@@ -234,7 +234,8 @@ static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {                 /* [.., key, value] */
     if (lua_type(L, -2) == LUA_TSTRING) {
-      const char *zKey = lua_tostring(L, -2);
+      const char *zKey = lquay_name(L, -2, QUAY_EUNKNOWN_FIELD,
+                                    "a condition name");
       quay_value v;
       quay_cond *pLeaf;
       int nPushed;

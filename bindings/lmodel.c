@@ -190,7 +190,7 @@ static const char *opt_str(lua_State *L, int iOpts, const char *zKey,
     lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: option %s must be a "
                  "string", zModel, zName, zKey);
   }
-  z = lua_tostring(L, -1);
+  z = lquay_name(L, -1, QUAY_EDECLARATION, zKey);
   lua_pop(L, 1);                    /* still referenced by the options */
   return z;
 }
@@ -322,7 +322,7 @@ static const char *read_target(lua_State *L, int iDesc, const char *zModel,
   const char *z;
   lua_getfield(L, iDesc, "target");
   if (lua_type(L, -1) == LUA_TSTRING) {
-    z = lua_tostring(L, -1);
+    z = lquay_name(L, -1, QUAY_EDECLARATION, "a relation target");
   } else if (luaL_testudata(L, -1, QUAY_MODEL_MT)) {
     LModel *pM = lua_touserdata(L, -1);
     z = quay_model_name(pM->m);
@@ -372,7 +372,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
         lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: quay.through "
                      "takes relation names (strings)", zModel, zName);
       }
-      azPath[i] = lua_tostring(L, -1);
+      azPath[i] = lquay_name(L, -1, QUAY_EDECLARATION, "a quay.through hop");
       lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -411,7 +411,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
   s->eOnUpdate = opt_rule(L, iOpts, "on_update", zModel, zName);
   lua_getfield(L, iOpts, "through");
   if (lua_type(L, -1) == LUA_TSTRING) {
-    s->zThrough = lua_tostring(L, -1);
+    s->zThrough = lquay_name(L, -1, QUAY_EDECLARATION, "option through");
   } else if (luaL_testudata(L, -1, QUAY_MODEL_MT)) {
     s->zThrough = quay_model_name(((LModel *)lua_touserdata(L, -1))->m);
   } else if (!lua_isnil(L, -1)) {
@@ -447,7 +447,7 @@ static void discard_model(void *p) { quay_model_discard(p); }
 */
 int lquay_declare(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
-  const char *zName = luaL_checkstring(L, 2);
+  const char *zName = lquay_name(L, 2, QUAY_EDECLARATION, "a model name");
   const char *zTable = NULL, *zDescr = NULL;
   quay_model *m;
   quay_err err;
@@ -466,7 +466,7 @@ int lquay_declare(lua_State *L) {
       lquay_raisef(L, QUAY_EDECLARATION, "model %s: spec keys must be names",
                    zName);
     }
-    zKey = lua_tostring(L, -2);
+    zKey = lquay_name(L, -2, QUAY_EDECLARATION, "a field name");
     if (is_desc(L, -1)) {
       if (in_list(azReserved, zKey) >= 0) {
         lquay_raisef(L, QUAY_EDECLARATION, "model %s: '%s' is a record method;"
@@ -478,7 +478,7 @@ int lquay_declare(lua_State *L) {
         lquay_raisef(L, QUAY_EDECLARATION, "model %s: option table must be a "
                      "string", zName);
       }
-      zTable = lua_tostring(L, -1);
+      zTable = lquay_name(L, -1, QUAY_EDECLARATION, "option table");
     } else if (strcmp(zKey, "description") == 0) {
       if (lua_type(L, -1) != LUA_TSTRING) {
         lquay_raisef(L, QUAY_EDECLARATION, "model %s: option description "
@@ -560,7 +560,7 @@ int lquay_declare(lua_State *L) {
           lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together "
                        "entries are field names", zName);
         }
-        az[j - 1] = lua_tostring(L, -1);
+        az[j - 1] = lquay_name(L, -1, QUAY_EDECLARATION, "unique_together");
         lua_pop(L, 1);
       }
       if (quay_model_add_unique(m, az, (int)nj, &err)) lquay_raise(L, &err);

@@ -89,6 +89,20 @@ int lquay_is_null(lua_State *L, int idx) {
   return r;
 }
 
+const char *lquay_name(lua_State *L, int idx, int code, const char *zWhat) {
+  size_t n;
+  const char *z;
+  if (lua_type(L, idx) != LUA_TSTRING) {
+    lquay_raisef(L, code, "%s must be a string, got %s", zWhat,
+                 luaL_typename(L, idx));
+  }
+  z = lua_tolstring(L, idx, &n);
+  if (strlen(z) != n) {
+    lquay_raisef(L, code, "%s contains a NUL byte: no name can", zWhat);
+  }
+  return z;
+}
+
 /* core.descriptor(t): mark t as a field/relation descriptor. */
 static int l_descriptor(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -120,13 +134,16 @@ static int l_any(lua_State *L) {
 
 /* quay.prefetch(path, qs [, {to = name}]) */
 static int l_prefetch(lua_State *L) {
-  const char *zPath = luaL_checkstring(L, 1);
+  const char *zPath = lquay_name(L, 1, QUAY_EUNKNOWN_RELATION,
+                                 "quay.prefetch path");
   const char *zTo = NULL;
   lquay_check_qs(L, 2);
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     lua_getfield(L, 3, "to");
-    if (!lua_isnil(L, -1)) zTo = luaL_checkstring(L, -1);
+    if (!lua_isnil(L, -1)) {
+      zTo = lquay_name(L, -1, QUAY_EVALIDATION, "quay.prefetch `to`");
+    }
     lua_pop(L, 1);
   }
   lua_createtable(L, 0, 3);
@@ -144,7 +161,7 @@ static int l_prefetch(lua_State *L) {
 
 /* quay.open(url [, opts]) */
 static int l_open(lua_State *L) {
-  const char *zUrl = luaL_checkstring(L, 1);
+  const char *zUrl = lquay_name(L, 1, QUAY_ECONNECTION, "the URL");
   quay_open_opts opts;
   quay_err err;
   LDb *pDb;

@@ -136,7 +136,8 @@ static quay_model *path_target(lua_State *L, quay_model *m,
 
 static int qs_where_has_x(lua_State *L, int bNot) {
   LQs *q = lquay_check_qs(L, 1);
-  const char *zRel = luaL_checkstring(L, 2);
+  const char *zRel = lquay_name(L, 2, QUAY_EUNKNOWN_RELATION,
+                                "a relation path");
   LModel *pM;
   quay_err err;
   LQs *out;
@@ -186,7 +187,9 @@ static int qs_order_by(lua_State *L) {
   LQs *out;
   qs_model(L, 1);
   az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-  for (i = 0; i < n; i++) az[i] = luaL_checkstring(L, i + 2);
+  for (i = 0; i < n; i++) {
+    az[i] = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD, "an order_by term");
+  }
   out = derived(L, 1);
   if (quay_qs_order_by(q->qs, az, n, &out->qs, &err)) lquay_raise(L, &err);
   return 1;
@@ -229,9 +232,10 @@ static int qs_load(lua_State *L, int eHow) {
     LQs *cur = lua_touserdata(L, -1), *out;
     int rc;
     if (lua_type(L, i) == LUA_TSTRING) {
+      const char *zPath = lquay_name(L, i, QUAY_EUNKNOWN_RELATION,
+                                     "a relation path");
       out = derived(L, -1);
-      rc = quay_qs_load(cur->qs, lua_tostring(L, i), eHow, NULL, NULL,
-                        &out->qs, &err);
+      rc = quay_qs_load(cur->qs, zPath, eHow, NULL, NULL, &out->qs, &err);
     } else if (is_prefetch(L, i) && eHow != QUAY_LOAD_JOIN) {
       const char *zPath, *zTo;
       LQs *sub;
@@ -271,7 +275,8 @@ static int qs_with_count(lua_State *L) {
   lua_pushvalue(L, 1);
   for (i = 2; i <= n; i++) {
     LQs *cur = lua_touserdata(L, -1), *out;
-    const char *zPath = luaL_checkstring(L, i);
+    const char *zPath = lquay_name(L, i, QUAY_EUNKNOWN_RELATION,
+                                   "a with_count path");
     out = derived(L, -1);
     if (quay_qs_with_count(cur->qs, zPath, &out->qs, &err)) {
       lquay_raise(L, &err);
@@ -916,7 +921,7 @@ static int qs_exists(lua_State *L) {
 
 static int qs_pluck(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  const char *zPath = luaL_checkstring(L, 2);
+  const char *zPath = lquay_name(L, 2, QUAY_EUNKNOWN_FIELD, "a pluck path");
   LModel *pM = qs_model(L, 1);
   quay_err err;
   Box *pCur;

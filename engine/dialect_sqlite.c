@@ -7,17 +7,18 @@
 **   - key lists of any size bind as one JSON array parameter,
 **     `x IN (SELECT value FROM json_each(?))`, so one statement text serves
 **     every size and no parameter limit can break a loader query;
-**   - contains/startswith/endswith must be case-sensitive: instr() and
-**     GLOB (with the pattern's own metacharacters bracketed) are; LIKE is
-**     kept for icontains, where SQLite's ASCII case folding is wanted.
+**   - contains/startswith/endswith must be case-sensitive and must work
+**     for values of any length: instr() and substr() do, with no pattern
+**     escaping and no LIKE length limit; icontains folds ASCII case with
+**     lower(), like LIKE.
 */
 #include "quayInt.h"
 
 #include <stdio.h>
 
+/* Numbered placeholders (?NNN), so one value can be used twice. */
 static void sq_param(Str *p, int iParam) {
-  (void)iParam;
-  quay__str_char(p, '?');
+  quay__str_printf(p, "?%d", iParam);
 }
 
 static const char *sq_coltype(const Field *f) {
@@ -37,9 +38,7 @@ static const char *sq_coltype(const Field *f) {
 static void sq_in_array(Str *p, const char *zExpr, int iParam, int eType) {
   (void)eType;
   quay__str_cat(p, zExpr);
-  quay__str_cat(p, " IN (SELECT value FROM json_each(");
-  sq_param(p, iParam);
-  quay__str_cat(p, "))");
+  quay__str_printf(p, " IN (SELECT value FROM json_each(?%d))", iParam);
 }
 
 /* JSON string body with escapes. */
@@ -81,53 +80,34 @@ static int sq_array_value(Str *pOut, const quay_value *a, int n) {
   return pOut->oom ? QUAY_ENOMEM : QUAY_OK;
 }
 
+/*
+** Text lookups without LIKE/GLOB patterns: SQLite caps pattern length
+** (SQLITE_MAX_LIKE_PATTERN_LENGTH, 50,000 bytes), so instr() and substr()
+** do the matching, case-sensitively; icontains folds ASCII case with
+** lower(), as LIKE would.
+*/
 static void sq_text_match(Str *p, const char *zExpr, int eLookup, int iP) {
   switch (eLookup) {
     case LK_CONTAINS:
-      quay__str_printf(p, "instr(%s, ", zExpr);
-      sq_param(p, iP);
-      quay__str_cat(p, ") > 0");
+      quay__str_printf(p, "instr(%s, ?%d) > 0", zExpr, iP);
       break;
     case LK_ICONTAINS:
-      quay__str_printf(p, "%s LIKE ", zExpr);
-      sq_param(p, iP);
-      quay__str_cat(p, " ESCAPE '\\'");
+      quay__str_printf(p, "instr(lower(%s), lower(?%d)) > 0", zExpr, iP);
       break;
-    default:                          /* startswith, endswith */
-      quay__str_printf(p, "%s GLOB ", zExpr);
-      sq_param(p, iP);
+    case LK_STARTSWITH:
+      quay__str_printf(p, "substr(%s, 1, length(?%d)) = ?%d", zExpr, iP, iP);
+      break;
+    default:                          /* endswith */
+      quay__str_printf(p, "(?%d = '' OR substr(%s, -length(?%d)) = ?%d)", iP,
+                       zExpr, iP, iP);
       break;
   }
 }
 
-/* Build the bound pattern for a text lookup. */
+/* The bound value of a text lookup: the text itself (no pattern). */
 static void sq_text_pattern(Str *pOut, int eLookup, const char *z, size_t n) {
-  size_t i;
-  if (eLookup == LK_CONTAINS) {
-    quay__str_append(pOut, z, n);
-    return;
-  }
-  if (eLookup == LK_ICONTAINS) {
-    quay__str_char(pOut, '%');
-    for (i = 0; i < n; i++) {
-      if (z[i] == '%' || z[i] == '_' || z[i] == '\\') quay__str_char(pOut, '\\');
-      quay__str_char(pOut, z[i]);
-    }
-    quay__str_char(pOut, '%');
-    return;
-  }
-  if (eLookup == LK_ENDSWITH) quay__str_char(pOut, '*');
-  for (i = 0; i < n; i++) {
-    char c = z[i];
-    if (c == '*' || c == '?' || c == '[') {
-      quay__str_char(pOut, '[');
-      quay__str_char(pOut, c);
-      quay__str_char(pOut, ']');
-    } else {
-      quay__str_char(pOut, c);
-    }
-  }
-  if (eLookup == LK_STARTSWITH) quay__str_char(pOut, '*');
+  (void)eLookup;
+  quay__str_append(pOut, z, n);
 }
 
 const Dialect quay__dialect_sqlite = {

@@ -172,6 +172,14 @@ static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
   return QUAY_OK;
 }
 
+/* Non-0 when a "__" path has an empty segment (leading, trailing or
+** doubled separators), which no name can fill. */
+static int path_has_empty(const char *z) {
+  size_t n = strlen(z);
+  return n == 0 || strncmp(z, "__", 2) == 0 ||
+         (n >= 2 && strcmp(z + n - 2, "__") == 0) || strstr(z, "____") != NULL;
+}
+
 /* Split off the next "__"-separated segment of *pz into z (NUL-ended). */
 static int next_segment(const char **pz, char *z, size_t nz) {
   const char *s = *pz, *e;
@@ -209,8 +217,9 @@ static int bind_leaf(BindCtx *x, Cond *c) {
     return quay__err(pErr, QUAY_EBAD_LOOKUP,
                      "pivot needs a field: pivot__<field>");
   }
-  if (*z == 0) {
-    return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "empty condition name");
+  if (*z == 0 || path_has_empty(z)) {
+    return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "'%s' is not a field path "
+                     "(empty name between \"__\")", c->zPath);
   }
   while (next_segment(&z, zSeg, sizeof(zSeg))) {
     Rel *r;
@@ -522,8 +531,10 @@ static int rel_path(quay_model *m, const char *zPath, Hop *aHop, int *pnHop,
   int rc;
   *pnHop = 0;
   if (pnRel) *pnRel = 0;
-  if (zPath == NULL || *zPath == 0) {
-    return quay__err(pErr, QUAY_EUNKNOWN_RELATION, "empty relation path");
+  if (zPath == NULL || *zPath == 0 || path_has_empty(zPath)) {
+    return quay__err(pErr, QUAY_EUNKNOWN_RELATION,
+                     "'%s' is not a relation path (empty name between "
+                     "\"__\")", zPath ? zPath : "");
   }
   while (next_segment(&z, zSeg, sizeof(zSeg))) {
     Rel *r = quay__model_rel(m, zSeg);
@@ -637,9 +648,9 @@ int quay__field_path(quay_qs *pQs, const char *zTerm, FieldPath *p,
     m = qs_pivot(pQs);
     z += 7;
   }
-  if (*z == 0) {
-    return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "%s: empty field name",
-                     zWhat);
+  if (*z == 0 || path_has_empty(z)) {
+    return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "%s '%s': not a field path",
+                     zWhat, zTerm);
   }
   if (!p->isPivot && strstr(z, "__") == NULL && has_annotation(pQs, z)) {
     p->zAnn = quay__strdup(z);

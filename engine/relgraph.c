@@ -69,6 +69,19 @@ static int add_reverse(Rel *r, const char *zName, int toMany,
   int rc;
   const char *zUse = zName ? zName : r->zName;
   if (zName) {
+    const char *z;
+    int ok = (zName[0] >= 'a' && zName[0] <= 'z') ||
+             (zName[0] >= 'A' && zName[0] <= 'Z') || zName[0] == '_';
+    for (z = zName; *z && ok; z++) {
+      ok = (*z >= 'a' && *z <= 'z') || (*z >= 'A' && *z <= 'Z') ||
+           (*z >= '0' && *z <= '9') || *z == '_';
+    }
+    if (!ok || strstr(zName, "__")) {
+      return quay__err(pErr, QUAY_EDECLARATION,
+                       "%s.%s: related_name '%s' is not a valid name (letters, "
+                       "digits and single underscores)", r->pFrom->zName,
+                       r->zName, zName);
+    }
     Rel *pOther = quay__model_rel(t, zName);
     if (pOther) {
       const Rel *o = pOther->eKind == QUAY_R_REVERSE ? pOther->pFwd : pOther;
