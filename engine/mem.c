@@ -14,6 +14,7 @@
 */
 #include "quayInt.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 static quay_malloc_fn xMallocFn = malloc;
@@ -33,31 +34,41 @@ int quay_set_allocator(quay_malloc_fn xMalloc, quay_realloc_fn xRealloc,
 
 #ifdef QUAY_TEST
 /*
-** Fault injection state.  Not thread-safe on purpose: the OOM sweeps run
-** single-threaded; the thread test does not arm it.
+** Fault injection state.  Test builds count every allocation, so these
+** counters are touched by every thread that allocates: they are atomics
+** (relaxed order; they only count), which keeps two threads each working
+** on their own quay_db free of data races in QUAY_TEST builds too (the
+** ThreadSanitizer test, example.threads.tsan).  Arming the fault
+** (quay_test_fail_alloc) is meant for single-threaded OOM sweeps.
 */
-static long nFailAt = 0;        /* fail when nAllocs reaches this */
-static int bFailSticky = 0;
-static long nAllocs = 0;        /* allocations since arming */
-static long nLive = 0;          /* blocks allocated and not freed */
+static atomic_long nFailAt = 0;     /* fail when nAllocs reaches this */
+static atomic_int bFailSticky = 0;
+static atomic_long nAllocs = 0;     /* allocations since arming */
+static atomic_long nLive = 0;       /* blocks allocated and not freed */
 
 void quay_test_fail_alloc(long k, int bSticky) {
-  nFailAt = k;
-  bFailSticky = bSticky;
-  nAllocs = 0;
+  atomic_store_explicit(&nFailAt, k, memory_order_relaxed);
+  atomic_store_explicit(&bFailSticky, bSticky, memory_order_relaxed);
+  atomic_store_explicit(&nAllocs, 0, memory_order_relaxed);
 }
-long quay_test_alloc_count(void) { return nAllocs; }
-long quay_test_alloc_live(void) { return nLive; }
+long quay_test_alloc_count(void) {
+  return atomic_load_explicit(&nAllocs, memory_order_relaxed);
+}
+long quay_test_alloc_live(void) {
+  return atomic_load_explicit(&nLive, memory_order_relaxed);
+}
 
 /* Non-0 when this allocation must fail. */
 static int fault(void) {
-  nAllocs++;
-  if (nFailAt <= 0) return 0;
-  if (nAllocs == nFailAt) return 1;
-  return bFailSticky && nAllocs > nFailAt;
+  long n = atomic_fetch_add_explicit(&nAllocs, 1, memory_order_relaxed) + 1;
+  long k = atomic_load_explicit(&nFailAt, memory_order_relaxed);
+  if (k <= 0) return 0;
+  if (n == k) return 1;
+  return atomic_load_explicit(&bFailSticky, memory_order_relaxed) && n > k;
 }
 #  define FAULT() fault()
-#  define LIVE(d) (nLive += (d))
+#  define LIVE(d) \
+     ((void)atomic_fetch_add_explicit(&nLive, (d), memory_order_relaxed))
 #else
 #  define FAULT() 0
 #  define LIVE(d) ((void)0)
