@@ -134,5 +134,6 @@ const Dialect quay__dialect_sqlite = {
   "PRAGMA defer_foreign_keys = ON",
   "PRAGMA defer_foreign_keys = OFF",
   1,
-  NULL
+  NULL,
+  NULL                      /* xAddFk: forward references work inline */
 };

@@ -418,6 +418,11 @@ struct Dialect {
   int bSavepointRelease;    /* RELEASE SAVEPOINT supported */
   /* Rewrite raw SQL's '?' placeholders (NULL: used as written). */
   void (*xRawSql)(Str *pOut, const char *zSql, int *pnParam);
+  /* DDL adding a foreign key to an existing table, for references to a
+  ** table created later (cycles); zRefs is " REFERENCES ..." as written
+  ** inline.  Idempotent.  NULL: forward references may stay inline. */
+  void (*xAddFk)(Str *pOut, const char *zTable, const char *zCol,
+                 const char *zRefs);
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;

@@ -830,6 +830,17 @@ static void fk_clause(const Dialect *d, Str *s, Rel *r) {
   if (r->eOnDelete != QUAY_NO_ACTION) quay__str_cat(s, d->zFkDeferrable);
 }
 
+/*
+** Non-0 when the foreign key of relation r, declared by model m, must be
+** added after the CREATE TABLEs: the dialect cannot reference a table
+** that does not exist yet (xAddFk) and r's target is not created yet
+** (aDone marks the tables created so far).
+*/
+static int fk_late(const Dialect *d, const quay_model *m, const Rel *r,
+                   const unsigned char *aDone) {
+  return d->xAddFk != NULL && r->pTo != m && !aDone[r->pTo->iModel];
+}
+
 static void index_stmt(const Dialect *d, Str *s, const char *zTable,
                        const char *zCol) {
   char zName[512];
@@ -914,6 +925,10 @@ int quay__build_ddl(quay_db *pDb, int bDrop, Str *pUnused, int *pn,
     }
     goto done;
   }
+  /* aDone now marks tables created so far: a foreign key to a table not
+  ** created yet (a cycle) is added by ALTER TABLE after every table exists
+  ** on dialects that need it (Dialect.xAddFk; SQLite takes it inline). */
+  memset(aDone, 0, (size_t)pDb->nModel + 1);
   for (i = 0; i < nOrder; i++) {
     quay_model *m = pDb->apModel[aOrder[i]];
     quay__str_cat(&s, "CREATE TABLE IF NOT EXISTS ");
@@ -925,7 +940,8 @@ int quay__build_ddl(quay_db *pDb, int bDrop, Str *pUnused, int *pn,
       column_def(d, &s, f, k == m->iPk);
       if (f->pRel && f->pRel->pFk == f && f->pRel->pFrom == m &&
           (f->pRel->eKind == QUAY_R_BELONGS_TO ||
-           f->pRel->eKind == QUAY_R_ONE_TO_ONE)) {
+           f->pRel->eKind == QUAY_R_ONE_TO_ONE) &&
+          !fk_late(d, m, f->pRel, aDone)) {
         fk_clause(d, &s, f->pRel);
       }
     }
@@ -949,6 +965,29 @@ int quay__build_ddl(quay_db *pDb, int bDrop, Str *pUnused, int *pn,
       index_stmt(d, &s, m->zTable, f->zCol);
       if ((rc = push_stmt(&s, paz, pn))) goto oom;
     }
+    aDone[m->iModel] = 1;
+  }
+  /* The foreign keys left out above, now that every table exists. */
+  memset(aDone, 0, (size_t)pDb->nModel + 1);
+  for (i = 0; i < nOrder; i++) {
+    quay_model *m = pDb->apModel[aOrder[i]];
+    for (k = 0; k < m->nField; k++) {
+      Field *f = m->apField[k];
+      Str ref;
+      if (!f->pRel || f->pRel->pFk != f || f->pRel->pFrom != m ||
+          (f->pRel->eKind != QUAY_R_BELONGS_TO &&
+           f->pRel->eKind != QUAY_R_ONE_TO_ONE) ||
+          !fk_late(d, m, f->pRel, aDone)) {
+        continue;
+      }
+      quay__str_init(&ref);
+      fk_clause(d, &ref, f->pRel);
+      d->xAddFk(&s, m->zTable, f->zCol, ref.oom ? "" : ref.z);
+      if (ref.oom) s.oom = 1;
+      quay__str_free(&ref);
+      if ((rc = push_stmt(&s, paz, pn))) goto oom;
+    }
+    aDone[m->iModel] = 1;
   }
   for (i = 0; i < pDb->nJoin; i++) {
     JoinTable *j = pDb->apJoin[i];
