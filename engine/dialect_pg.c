@@ -134,6 +134,50 @@ static void pg_raw_sql(Str *pOut, const char *z, int *pnParam) {
   *pnParam = n;
 }
 
+/*
+** A foreign key to a table created later (a cycle): PostgreSQL checks
+** REFERENCES at CREATE TABLE, so the constraint is added afterwards.
+** create_tables is idempotent, and PostgreSQL has no ADD CONSTRAINT IF NOT
+** EXISTS, so the ALTER runs in a DO block that ignores duplicate_object.
+** The block body is a standard string literal (quotes doubled), so no
+** identifier can end it.
+*/
+static void pg_add_fk(Str *pOut, const char *zTable, const char *zCol,
+                      const char *zRefs) {
+  Str body;
+  char zName[128];
+  size_t i;
+  snprintf(zName, sizeof(zName), "%s_%s_fkey", zTable, zCol);
+  if (strlen(zName) > 63) {
+    /* Identifiers are cut at 63 bytes: keep 50 and a hash of the rest. */
+    unsigned h = (unsigned)(quay__hash_bytes(zName, strlen(zName)) &
+                            0xffffffffu);
+    snprintf(zName + 50, sizeof(zName) - 50, "_%08x", h);
+  }
+  quay__str_init(&body);
+  quay__str_cat(&body, "BEGIN ALTER TABLE ");
+  quay__str_ident(&body, zTable);
+  quay__str_cat(&body, " ADD CONSTRAINT ");
+  quay__str_ident(&body, zName);
+  quay__str_cat(&body, " FOREIGN KEY (");
+  quay__str_ident(&body, zCol);
+  quay__str_cat(&body, ")");
+  quay__str_cat(&body, zRefs);
+  quay__str_cat(&body, "; EXCEPTION WHEN duplicate_object THEN NULL; END");
+  if (body.oom) {
+    pOut->oom = 1;
+    quay__str_free(&body);
+    return;
+  }
+  quay__str_cat(pOut, "DO '");
+  for (i = 0; i < body.n; i++) {
+    if (body.z[i] == '\'') quay__str_char(pOut, '\'');
+    quay__str_char(pOut, body.z[i]);
+  }
+  quay__str_char(pOut, '\'');
+  quay__str_free(&body);
+}
+
 const Dialect quay__dialect_pg = {
   "postgresql",
   pg_param,
@@ -158,5 +202,6 @@ const Dialect quay__dialect_pg = {
   "SET CONSTRAINTS ALL DEFERRED",
   "SET CONSTRAINTS ALL IMMEDIATE",
   1,
-  pg_raw_sql
+  pg_raw_sql,
+  pg_add_fk
 };
