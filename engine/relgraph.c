@@ -76,7 +76,7 @@ static int add_reverse(Rel *r, const char *zName, int toMany,
       ok = (*z >= 'a' && *z <= 'z') || (*z >= 'A' && *z <= 'Z') ||
            (*z >= '0' && *z <= '9') || *z == '_';
     }
-    if (!ok || strstr(zName, "__")) {
+    if (!ok || strstr(zName, "__") || strlen(zName) > 63) {
       return quay__err(pErr, QUAY_EDECLARATION,
                        "%s.%s: related_name '%s' is not a valid name (letters, "
                        "digits and single underscores)", r->pFrom->zName,
@@ -345,6 +345,15 @@ static int resolve_m2m(quay_db *pDb, Rel *r, quay_err *pErr) {
     const char *zSnakeS = r->pFrom->zSnake, *zSnakeD = r->pTo->zSnake;
     j->zTable = r->zTable ? quay__strdup(r->zTable)
                           : cat3(r->pFrom->zTable, "_", r->pTo->zTable);
+    if (j->zTable && strlen(j->zTable) > 63) {
+      /* Too long for PostgreSQL: keep 50 bytes and a hash of the rest. */
+      char zShort[64];
+      snprintf(zShort, sizeof(zShort), "%.50s_%08x", j->zTable,
+               (unsigned)(quay__hash_bytes(j->zTable, strlen(j->zTable)) &
+                          0xffffffffu));
+      quay__free(j->zTable);
+      j->zTable = quay__strdup(zShort);
+    }
     if (r->zSourceKey) {
       j->zSrcCol = quay__strdup(r->zSourceKey);
     } else {

@@ -26,10 +26,17 @@
 #include <math.h>
 #include <stdio.h>
 
+/*
+** Names are identifiers of at most QUAY_MAX_NAME bytes: PostgreSQL
+** truncates identifiers to 63 bytes (NAMEDATALEN - 1), which would make
+** two long names collide silently.
+*/
+#define QUAY_MAX_NAME 63
+
 /* Non-0 when z is an identifier usable as a field or model name. */
 static int is_name(const char *z) {
   const char *s;
-  if (z == NULL || z[0] == 0) return 0;
+  if (z == NULL || z[0] == 0 || strlen(z) > QUAY_MAX_NAME) return 0;
   if (!((z[0] >= 'a' && z[0] <= 'z') || (z[0] >= 'A' && z[0] <= 'Z') ||
         z[0] == '_')) {
     return 0;
@@ -46,7 +53,7 @@ static int is_name(const char *z) {
 
 /* Non-0 for names that are unusable as table/column names. */
 static int bad_sqlname(const char *z) {
-  return z == NULL || z[0] == 0 || strlen(z) > 200;
+  return z == NULL || z[0] == 0 || strlen(z) > QUAY_MAX_NAME;
 }
 
 /*
@@ -88,9 +95,9 @@ int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
   *ppModel = NULL;
   if (!is_name(zName)) {
     return quay__err(pErr, QUAY_EDECLARATION,
-                     "model name '%s' is not a valid name: use letters, "
-                     "digits and single underscores, starting with a letter",
-                     zName ? zName : "");
+                     "model name '%.80s' is not a valid name: use letters, "
+                     "digits and single underscores, starting with a letter, "
+                     "at most 63 bytes", zName ? zName : "");
   }
   if (quay_db_model(pDb, zName) != NULL) {
     return quay__err(pErr, QUAY_EDECLARATION,
@@ -100,7 +107,7 @@ int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
   if (zTable && bad_sqlname(zTable)) {
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: option table must be a non-empty name of at "
-                     "most 200 bytes", zName);
+                     "most 63 bytes", zName);
   }
   m = quay__calloc(sizeof(*m));
   if (m == NULL) return quay__oom(pErr);
@@ -121,6 +128,13 @@ int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
     }
   }
   if (m->zTable == NULL) goto fail;
+  if (bad_sqlname(m->zTable)) {
+    rc = quay__err(pErr, QUAY_EDECLARATION,
+                   "model %s: the table name %s is longer than 63 bytes; set "
+                   "the table option", zName, m->zTable);
+    quay__model_free(m);
+    return rc;
+  }
   if (zDescr && (m->zDescr = quay__strdup(zDescr)) == NULL) goto fail;
   if (pDb->nModel == pDb->nModelAlloc) {
     int nNew = pDb->nModelAlloc ? pDb->nModelAlloc * 2 : 16;
@@ -289,8 +303,9 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
   const char *zCol = s->zColumn ? s->zColumn : s->zName;
   if (!is_name(s->zName)) {
     return quay__err(pErr, QUAY_EDECLARATION,
-                     "model %s: '%s' is not a valid field name (letters, "
-                     "digits and single underscores)", m->zName,
+                     "model %s: '%.80s' is not a valid field name (letters, "
+                     "digits and single underscores, at most 63 bytes)",
+                     m->zName,
                      s->zName ? s->zName : "");
   }
   if (m->resolved) {
@@ -307,7 +322,7 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
   if (bad_sqlname(zCol)) {
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: field %s: option column must be a non-empty "
-                     "name of at most 200 bytes", m->zName, s->zName);
+                     "name of at most 63 bytes", m->zName, s->zName);
   }
   if (name_taken(m, s->zName) || name_taken(m, zCol)) {
     return quay__err(pErr, QUAY_EDECLARATION,

@@ -845,6 +845,11 @@ static void index_stmt(const Dialect *d, Str *s, const char *zTable,
                        const char *zCol) {
   char zName[512];
   snprintf(zName, sizeof(zName), "%s_%s_idx", zTable, zCol);
+  if (strlen(zName) > 63) {
+    /* PostgreSQL truncates identifiers: keep 50 bytes and a hash. */
+    unsigned h = (unsigned)(quay__hash_bytes(zName, strlen(zName)) & 0xffffffffu);
+    snprintf(zName + 50, sizeof(zName) - 50, "_%08x", h);
+  }
   quay__str_printf(s, "%s ", d->zCreateIndex);
   quay__str_ident(s, zName);
   quay__str_cat(s, " ON ");

@@ -1,0 +1,92 @@
+-- spec/oom/scenario.lua: the workload the OOM host replays under
+-- allocation failures.  `setup` declares the models (and with data = true
+-- fills the database); `ops` are the operations, each all-or-nothing;
+-- `signature` renders the whole database as one string.
+local quay = require("quay")
+
+local S = {}
+
+function S.declare(db)
+  local M = {}
+  M.User = db:model("User", { name = quay.string(), email = quay.string { unique = true } })
+  M.Profile = db:model("Profile", {
+    user = quay.one_to_one("User", { on_delete = quay.CASCADE, related_name = "profile" }),
+    bio = quay.text { null = true } })
+  M.Tag = db:model("Tag", { name = quay.string() })
+  M.Post = db:model("Post", {
+    title = quay.string(), views = quay.integer { default = 0 },
+    author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+    tags = quay.many_to_many("Tag", { related_name = "posts" }) })
+  M.Comment = db:model("Comment", {
+    post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),
+    body = quay.text() })
+  return M
+end
+
+function S.fill(db, M)
+  db:create_tables()
+  db:transaction(function()
+    local tags = {}
+    for i = 1, 4 do tags[i] = M.Tag:create { name = "t" .. i } end
+    for u = 1, 4 do
+      local user = M.User:create { name = "u" .. u, email = u .. "@x" }
+      M.Profile:create { user = user, bio = "bio" .. u }
+      for p = 1, 3 do
+        local post = M.Post:create { title = ("p%d.%d"):format(u, p), author = user }
+        post.tags:add(tags[p], tags[p + 1])
+        M.Comment:create { post = post, body = "c" }
+      end
+    end
+  end)
+end
+
+-- Each op is atomic: after a failure the database is as before the op.
+S.ops = {
+  function(db, M)   -- reads with every loader; no change
+    for _, u in ipairs(M.User:with("profile", "posts__tags"):with_count("posts"):all()) do
+      assert(#u.posts == 3 and u.profile.bio)
+    end
+    for c in M.Comment:select_related("post__author"):iter() do assert(c.post.author.name) end
+    assert(M.User:filter { posts__tags__name__in = { "t1", "t2" } }:count() == 4)
+  end,
+  function(db, M)   -- bulk insert
+    local rows = {}
+    for i = 1, 20 do rows[i] = { name = "n" .. i, email = "n" .. i .. "@y" } end
+    M.User:bulk_create(rows)
+  end,
+  function(db, M)   -- many-to-many set
+    local p = M.Post:get { title = "p1.1" }
+    p.tags:set(M.Tag:filter { name__in = { "t3", "t4" } }:all())
+  end,
+  function(db, M)   -- update with a referenced key change (on_update)
+    M.Post:filter { views = 0 }:update { views = 7 }
+  end,
+  function(db, M)   -- multi-level cascade
+    M.User:filter { name__in = { "u1", "u2" } }:delete()
+  end,
+  function(db, M)   -- save of a new record through a set
+    M.User:get { name = "u3" }.posts:create { title = "late" }
+  end,
+}
+
+function S.signature(db)
+  local parts = {}
+  local tables = {}
+  for _, r in ipairs(db:rows(
+      "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")) do
+    tables[#tables + 1] = r.name
+  end
+  for _, t in ipairs(tables) do
+    for _, r in ipairs(db:rows(('SELECT * FROM "%s" ORDER BY 1'):format(t))) do
+      local keys = {}
+      for k in pairs(r) do keys[#keys + 1] = k end
+      table.sort(keys)
+      local cells = { t }
+      for _, k in ipairs(keys) do cells[#cells + 1] = k .. "=" .. tostring(r[k]) end
+      parts[#parts + 1] = table.concat(cells, ",")
+    end
+  end
+  return table.concat(parts, "\n")
+end
+
+return S
