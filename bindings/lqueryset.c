@@ -1231,7 +1231,8 @@ static int qs_iter(lua_State *L) {
   lua_getiuservalue(L, 1, 1);
   lua_setiuservalue(L, 2, 1);                        /* keeps the Model */
   if (quay_plan_new(q->qs, &it->plan, &err)) lquay_raise(L, &err);
-  if (quay_plan_open(it->plan, pM->pDb->db, &it->cur, &err)) {
+  /* Streamed: PostgreSQL reads it through a server-side cursor. */
+  if (quay_plan_stream(it->plan, pM->pDb->db, &it->cur, &err)) {
     lquay_fail(L, pM->pDb, &err);
   }
   lua_pushcfunction(L, iter_next);                   /* [q, it, f] */

@@ -913,15 +913,31 @@ const char *quay_plan_sql(quay_plan *p, int iStep, const quay_value **paParam,
 
 int quay_plan_strict(const quay_plan *p) { return p->strict; }
 
-int quay_plan_open(quay_plan *p, quay_db *pDb, quay_cursor **ppCur,
-                   quay_err *pErr) {
+/*
+** Run the main query.  bStream asks the driver to keep memory constant
+** while other statements run between chunks (quay_plan_stream, for
+** qs:iter()); otherwise the driver may fetch the whole result at once
+** (one round trip on PostgreSQL; SQLite ignores the flag).
+*/
+static int plan_open(quay_plan *p, quay_db *pDb, int bStream,
+                     quay_cursor **ppCur, quay_err *pErr) {
   PlanStep *s = &p->aStep[0];
   *ppCur = NULL;
   if (s->zSql == NULL) {
     return quay__err(pErr, QUAY_EMISUSE, "this plan has no main query");
   }
   return quay__db_run(pDb, s->zSql, s->aParam, s->nParam, s->aHint, s->nCol,
-                      1, ppCur, NULL, pErr);
+                      bStream, ppCur, NULL, pErr);
+}
+
+int quay_plan_open(quay_plan *p, quay_db *pDb, quay_cursor **ppCur,
+                   quay_err *pErr) {
+  return plan_open(p, pDb, 0, ppCur, pErr);
+}
+
+int quay_plan_stream(quay_plan *p, quay_db *pDb, quay_cursor **ppCur,
+                     quay_err *pErr) {
+  return plan_open(p, pDb, 1, ppCur, pErr);
 }
 
 int quay_plan_step_open(quay_plan *p, int iStep, quay_db *pDb,
@@ -952,7 +968,8 @@ int quay_plan_step_open(quay_plan *p, int iStep, quay_db *pDb,
   aParam[s->iKeyParam].type = QUAY_TEXT;
   aParam[s->iKeyParam].u.z = arr.z ? arr.z : "[]";
   aParam[s->iKeyParam].n = arr.n;
-  rc = quay__db_run(pDb, s->zSql, aParam, s->nParam, s->aHint, s->nCol, 1,
+  /* Not streamed: a batch is bounded by its owners (one chunk). */
+  rc = quay__db_run(pDb, s->zSql, aParam, s->nParam, s->aHint, s->nCol, 0,
                     ppCur, NULL, pErr);
   quay__str_free(&arr);
   quay__arena_free(&a);

@@ -638,6 +638,14 @@ QUAY_API int quay_plan_strict(const quay_plan *pPlan);
 /* CONSTRUCTOR.  Run the main query of a plan.  Caller closes the cursor. */
 QUAY_API int quay_plan_open(quay_plan *pPlan, quay_db *pDb,
                             quay_cursor **ppCur, quay_err *pErr);
+/*
+** CONSTRUCTOR.  Like quay_plan_open, for a cursor read a chunk at a time
+** while other statements run on the connection (qs:iter()): the backend
+** streams the rows in constant memory (PostgreSQL: a server-side cursor)
+** instead of fetching the whole result.  Caller closes the cursor.
+*/
+QUAY_API int quay_plan_stream(quay_plan *pPlan, quay_db *pDb,
+                              quay_cursor **ppCur, quay_err *pErr);
 
 /* The SQL of the main query and of step i (-1: main); borrowed, valid
 ** until quay_plan_free.  Parameters of the main query in *paParam. */
