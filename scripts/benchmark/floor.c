@@ -1,0 +1,845 @@
+/*
+** scripts/benchmark/floor.c
+** The benchmark floor: what a careful hand-written program does with the
+** sqlite3 C API and the Lua C API, and the fixed-seed data generator.
+** See LICENSE
+**
+**   quay_bench_floor gen FILE SCALE SEED
+**       fill FILE (tables already made by Quay's db:create_tables()) with
+**       the bench data: 10k users * SCALE, each with a profile; 10 posts
+**       per user (authors shuffled); 500 tags * SCALE (at least 50);
+**       3 distinct tags per post; 3 comments per post.
+**   quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL
+**       run one workload on FILE and print one line
+**       "time=S queries=N peak_kb=K check=C".  QUAYSQL is the file
+**       `quay_side.lua sql` writes: the statements Quay sends for the read
+**       workloads, with their parameters.
+**
+** Each workload runs the SQL Quay runs (read from QUAYSQL, so the floor
+** follows the engine's SQL as it changes; the result columns are checked
+** by name), or the hand-written form where the workload says so (W2's
+** subquery variant, W4, W5, W6's point queries), builds the
+** same Lua values through the Lua C API (one table per record keyed by
+** column name, related records attached, shared records deduplicated by id
+** through an id->table map), then calls the same Lua loop as the Quay side
+** (LOOPS.lua).  Keys are pushed once per workload and set with lua_rawset
+** on tables created at their final size.  The connection gets the pragmas
+** Quay's SQLite driver sets (foreign_keys ON, WAL, synchronous NORMAL).
+** Time is CLOCK_MONOTONIC from before the first prepare to after the Lua
+** loop returns; peak_kb is VmHWM read at the end, base_kb VmRSS just
+** before the clock starts (benchclock reads both alike).
+*/
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime */
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <sqlite3.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct Ctx {
+  lua_State *L;
+  sqlite3 *db;
+  int nQuery;          /* statements executed (BEGIN/COMMIT included) */
+  int iLoops;          /* stack index of the loops table */
+  lua_Integer nUsers;  /* users in the data set (W5 input) */
+  char zCheck[256];    /* result summary, compared with the Quay side */
+  char *zQuaySql;      /* the file written by `quay_side.lua sql` */
+} Ctx;
+
+/* A growable array of keys (for the json_each variants). */
+typedef struct KeyList {
+  sqlite3_int64 *a;
+  size_t n, nAlloc;
+} KeyList;
+
+static void die(const char *zFmt, ...) {
+  va_list ap;
+  va_start(ap, zFmt);
+  fputs("quay_bench_floor: ", stderr);
+  vfprintf(stderr, zFmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The "Vm...:" line zKey of /proc/self/status, in KiB (-1 if absent):
+** VmHWM is the peak resident set, VmRSS the current one. */
+static long status_kb(const char *zKey) {
+  char line[256];
+  long kb = -1;
+  size_t n = strlen(zKey);
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return -1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (strncmp(line, zKey, n) == 0) {
+      sscanf(line + n, "%ld", &kb);
+      break;
+    }
+  }
+  fclose(f);
+  return kb;
+}
+
+/*
+** {======================================================
+** SQLite helpers
+** =======================================================
+*/
+
+static sqlite3_stmt *prep(Ctx *c, const char *zSql) {
+  sqlite3_stmt *s = NULL;
+  if (sqlite3_prepare_v2(c->db, zSql, -1, &s, NULL) != SQLITE_OK)
+    die("prepare: %s\n  %s", sqlite3_errmsg(c->db), zSql);
+  return s;
+}
+
+static int step(Ctx *c, sqlite3_stmt *s) {
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    die("step: %s\n  %s", sqlite3_errmsg(c->db), sqlite3_sql(s));
+  return rc;
+}
+
+static void exec(Ctx *c, const char *zSql) {
+  char *zErr = NULL;
+  if (sqlite3_exec(c->db, zSql, NULL, NULL, &zErr) != SQLITE_OK)
+    die("exec: %s\n  %s", zErr ? zErr : "?", zSql);
+  c->nQuery++;
+}
+
+/*
+** Quay's own SQL.  `quay_side.lua sql FILE` records every statement Quay
+** sends for the read workloads as "key<TAB>sql" lines (keys w1.1, w2.1,
+** w2.2, ...), each followed by "key.param<TAB>type<TAB>value" lines.
+*/
+static char *read_file(const char *zPath) {
+  FILE *f = fopen(zPath, "rb");
+  long n;
+  char *z;
+  if (f == NULL) die("cannot read %s", zPath);
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  z = malloc((size_t)n + 1);
+  if (z == NULL || fread(z, 1, (size_t)n, f) != (size_t)n) die("cannot read %s", zPath);
+  z[n] = 0;
+  fclose(f);
+  return z;
+}
+
+/* Find the line "zKey<TAB>..." at or after z; returns the text after the
+** tab (up to the newline, length in *pn), or NULL. */
+static const char *find_line(const char *z, const char *zKey, size_t *pn,
+                             const char **pzNext) {
+  size_t nKey = strlen(zKey);
+  while (z && *z) {
+    const char *zEnd = strchr(z, '\n');
+    if (zEnd == NULL) zEnd = z + strlen(z);
+    if (strncmp(z, zKey, nKey) == 0 && z[nKey] == '\t') {
+      *pn = (size_t)(zEnd - (z + nKey + 1));
+      if (pzNext) *pzNext = *zEnd ? zEnd + 1 : zEnd;
+      return z + nKey + 1;
+    }
+    z = *zEnd ? zEnd + 1 : NULL;
+  }
+  return NULL;
+}
+
+/* Prepare Quay's statement zKey and bind the parameters Quay bound (JSON
+** key lists are bound by the caller instead). */
+static sqlite3_stmt *prep_quay(Ctx *c, const char *zKey) {
+  char zPKey[64];
+  size_t n;
+  const char *zNext, *zLine;
+  const char *zSql = find_line(c->zQuaySql, zKey, &n, &zNext);
+  char *zCopy;
+  sqlite3_stmt *s;
+  int i = 0;
+  if (zSql == NULL) die("Quay's SQL for %s not recorded (workload shape changed?)", zKey);
+  zCopy = malloc(n + 1);
+  if (zCopy == NULL) die("out of memory");
+  memcpy(zCopy, zSql, n);
+  zCopy[n] = 0;
+  s = prep(c, zCopy);
+  free(zCopy);
+  snprintf(zPKey, sizeof zPKey, "%s.param", zKey);
+  while ((zLine = find_line(zNext, zPKey, &n, &zNext)) != NULL) {
+    char ty = zLine[0];
+    const char *zVal = zLine + 2;
+    i++;
+    if (n < 2) die("bad parameter line for %s", zKey);
+    if (ty == 'i') sqlite3_bind_int64(s, i, strtoll(zVal, NULL, 10));
+    else if (ty == 'n') sqlite3_bind_double(s, i, strtod(zVal, NULL));
+    else sqlite3_bind_text(s, i, zVal, (int)(n - 2), SQLITE_TRANSIENT);
+  }
+  return s;
+}
+
+/* Die unless the result columns start with the given names (the floor
+** builds its tables by position). */
+static void expect_cols(sqlite3_stmt *s, const char *zKey, const char *const *az,
+                        int n) {
+  int i;
+  if (sqlite3_column_count(s) < n) die("Quay's SQL for %s changed shape", zKey);
+  for (i = 0; i < n; i++) {
+    const char *zName = sqlite3_column_name(s, i);
+    if (zName == NULL || strcmp(zName, az[i]) != 0)
+      die("Quay's SQL for %s changed shape: column %d is '%s', expected '%s'",
+          zKey, i, zName ? zName : "?", az[i]);
+  }
+}
+
+static void keys_add(KeyList *k, sqlite3_int64 v) {
+  if (k->n == k->nAlloc) {
+    k->nAlloc = k->nAlloc ? 2 * k->nAlloc : 1024;
+    k->a = realloc(k->a, k->nAlloc * sizeof(*k->a));
+    if (k->a == NULL) die("out of memory");
+  }
+  k->a[k->n++] = v;
+}
+
+/* Bind the keys as one JSON array text, as Quay does for json_each(?). */
+static void bind_json_keys(sqlite3_stmt *s, int iParam, const KeyList *k) {
+  size_t i, n = 0, nAlloc = 2 + k->n * 21;
+  char *z = malloc(nAlloc);
+  if (z == NULL) die("out of memory");
+  z[n++] = '[';
+  for (i = 0; i < k->n; i++) {
+    char tmp[24];
+    int m = 0;
+    sqlite3_int64 v = k->a[i];
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    if (i) z[n++] = ',';
+    if (v < 0) z[n++] = '-';
+    do { tmp[m++] = (char)('0' + u % 10); u /= 10; } while (u);
+    while (m) z[n++] = tmp[--m];
+  }
+  z[n++] = ']';
+  sqlite3_bind_text(s, iParam, z, (int)n, free);
+}
+
+/* }====================================================== */
+
+/*
+** {======================================================
+** Building Lua records
+** =======================================================
+*/
+
+/* Push the n key strings once; returns the stack index of the first. */
+static int push_keys(lua_State *L, const char *const *az, int n) {
+  int i;
+  luaL_checkstack(L, n + 8, "keys");
+  for (i = 0; i < n; i++) lua_pushstring(L, az[i]);
+  return lua_gettop(L) - n + 1;
+}
+
+static void push_col(lua_State *L, sqlite3_stmt *s, int i) {
+  switch (sqlite3_column_type(s, i)) {
+    case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(s, i)); break;
+    case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(s, i)); break;
+    default: {
+      const char *z = (const char *)sqlite3_column_text(s, i);
+      lua_pushlstring(L, z, (size_t)sqlite3_column_bytes(s, i));
+    }
+  }
+}
+
+/* t[keys[k]] = column col0+k for k in 0..n-1 (NULL columns left unset). */
+static void set_cols(lua_State *L, int t, int keys, sqlite3_stmt *s,
+                     int col0, int n) {
+  int k;
+  for (k = 0; k < n; k++) {
+    if (sqlite3_column_type(s, col0 + k) == SQLITE_NULL) continue;
+    lua_pushvalue(L, keys + k);     /* [.., key] */
+    push_col(L, s, col0 + k);       /* [.., key, value] */
+    lua_rawset(L, t);               /* [..] */
+  }
+}
+
+/* Append the value on top to the list t[key]; pops it. */
+static void append_to(lua_State *L, int t, int key) {
+  lua_pushvalue(L, key);              /* [.., v, key] */
+  lua_rawget(L, t);                   /* [.., v, list] */
+  lua_insert(L, -2);                  /* [.., list, v] */
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);  /* [.., list] */
+  lua_pop(L, 1);                      /* [..] */
+}
+
+/* Call loops[zName](arg) with nRet results left on the stack. */
+static void call_loop(Ctx *c, const char *zName, int iArg, int nRet) {
+  lua_State *L = c->L;
+  lua_getfield(L, c->iLoops, zName);
+  lua_pushvalue(L, iArg);
+  if (lua_pcall(L, 1, nRet, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
+}
+
+/* }====================================================== */
+
+/*
+** {======================================================
+** Workloads
+** =======================================================
+*/
+
+static const char *const azUserKeys[] = {"id", "name", "email", "posts"};
+static const char *const azPostKeys[] = {"id", "title", "views", "author_id",
+                                         "author", "tags"};
+static const char *const azTagKeys[] = {"id", "name"};
+
+/* W1: Quay's select_related("author") statement. */
+static void w1(Ctx *c) {
+  lua_State *L = c->L;
+  int kp = push_keys(L, azPostKeys, 5), ku = push_keys(L, azUserKeys, 3);
+  int res, users;
+  lua_Integer n = 0;
+  static const char *const azCols[] = {"id", "title", "views", "author_id",
+                                       "id", "name", "email"};
+  sqlite3_stmt *s = prep_quay(c, "w1.1");
+  expect_cols(s, "w1.1", azCols, 7);
+  lua_newtable(L); res = lua_gettop(L);       /* the result array */
+  lua_newtable(L); users = lua_gettop(L);     /* id -> user (dedup) */
+  c->nQuery++;
+  while (step(c, s) == SQLITE_ROW) {
+    int p;
+    lua_createtable(L, 0, 5); p = lua_gettop(L);          /* [post] */
+    set_cols(L, p, kp, s, 0, 4);
+    if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+      lua_Integer uid = sqlite3_column_int64(s, 4);
+      lua_pushvalue(L, kp + 4);                          /* [post, "author"] */
+      if (lua_rawgeti(L, users, uid) == LUA_TNIL) {      /* [post, k, u?] */
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 3);
+        set_cols(L, lua_gettop(L), ku, s, 4, 3);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, users, uid);
+      }
+      lua_rawset(L, p);                                  /* [post] */
+    }
+    lua_rawseti(L, res, ++n);                            /* [] */
+  }
+  sqlite3_finalize(s);
+  call_loop(c, "w1", res, 1);
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%lld,sum=%lld", (long long)n,
+           (long long)lua_tointeger(L, -1));
+}
+
+/* W2: Quay's three statements (users, then posts and posts__tags with keys
+** as one JSON array), or the same with keys by subquery (bJson == 0). */
+static const char zW2PostsSub[] =
+  "SELECT \"t0\".\"id\", \"t0\".\"title\", \"t0\".\"views\", \"t0\".\"author_id\" "
+  "FROM \"posts\" AS \"t0\" WHERE \"t0\".\"author_id\" IN "
+  "(SELECT \"u\".\"id\" FROM \"users\" AS \"u\")";
+static const char zW2TagsSub[] =
+  "SELECT \"t1\".\"id\", \"t1\".\"name\", \"t0\".\"post_id\" FROM \"posts_tags\" AS \"t0\" "
+  "JOIN \"tags\" AS \"t1\" ON \"t1\".\"id\" = \"t0\".\"tag_id\" "
+  "WHERE \"t0\".\"post_id\" IN (SELECT \"p\".\"id\" FROM \"posts\" AS \"p\" "
+  "WHERE \"p\".\"author_id\" IN (SELECT \"u\".\"id\" FROM \"users\" AS \"u\"))";
+
+static void w2(Ctx *c, int bJson) {
+  lua_State *L = c->L;
+  int ku = push_keys(L, azUserKeys, 4), kp = push_keys(L, azPostKeys, 6);
+  int kt = push_keys(L, azTagKeys, 2);
+  int res, umap, pmap, tmap, iOwner;
+  lua_Integer n = 0, nPost = 0, nLink = 0;
+  KeyList keys = {NULL, 0, 0};
+  sqlite3_stmt *s;
+
+  lua_newtable(L); res = lua_gettop(L);
+  lua_newtable(L); umap = lua_gettop(L);
+  lua_newtable(L); pmap = lua_gettop(L);
+  lua_newtable(L); tmap = lua_gettop(L);
+
+  s = prep_quay(c, "w2.1");
+  expect_cols(s, "w2.1", azUserKeys, 3);
+  c->nQuery++;
+  while (step(c, s) == SQLITE_ROW) {
+    int u;
+    sqlite3_int64 id = sqlite3_column_int64(s, 0);
+    lua_createtable(L, 0, 4); u = lua_gettop(L);          /* [u] */
+    set_cols(L, u, ku, s, 0, 3);
+    lua_pushvalue(L, ku + 3); lua_newtable(L); lua_rawset(L, u);  /* u.posts */
+    lua_pushvalue(L, u); lua_rawseti(L, umap, id);
+    lua_rawseti(L, res, ++n);                             /* [] */
+    if (bJson) keys_add(&keys, id);
+  }
+  sqlite3_finalize(s);
+
+  s = bJson ? prep_quay(c, "w2.2") : prep(c, zW2PostsSub);
+  expect_cols(s, "w2.2", azPostKeys, 4);
+  iOwner = sqlite3_column_count(s) - 1;    /* Quay appends the owner key */
+  if (bJson) bind_json_keys(s, 1, &keys);
+  keys.n = 0;
+  c->nQuery++;
+  while (step(c, s) == SQLITE_ROW) {
+    int p;
+    sqlite3_int64 id = sqlite3_column_int64(s, 0);
+    lua_createtable(L, 0, 5); p = lua_gettop(L);          /* [p] */
+    set_cols(L, p, kp, s, 0, 4);
+    lua_pushvalue(L, kp + 5); lua_newtable(L); lua_rawset(L, p);  /* p.tags */
+    lua_pushvalue(L, p); lua_rawseti(L, pmap, id);
+    lua_rawgeti(L, umap, sqlite3_column_int64(s, iOwner)); /* [p, owner] */
+    lua_insert(L, -2);                                   /* [owner, p] */
+    append_to(L, lua_gettop(L) - 1, ku + 3);             /* [owner] */
+    lua_pop(L, 1);
+    nPost++;
+    if (bJson) keys_add(&keys, id);
+  }
+  sqlite3_finalize(s);
+
+  s = bJson ? prep_quay(c, "w2.3") : prep(c, zW2TagsSub);
+  expect_cols(s, "w2.3", azTagKeys, 2);
+  iOwner = sqlite3_column_count(s) - 1;
+  if (bJson) bind_json_keys(s, 1, &keys);
+  c->nQuery++;
+  while (step(c, s) == SQLITE_ROW) {
+    lua_Integer tid = sqlite3_column_int64(s, 0);
+    lua_rawgeti(L, pmap, sqlite3_column_int64(s, iOwner)); /* [p] */
+    if (lua_rawgeti(L, tmap, tid) == LUA_TNIL) {         /* [p, t?] */
+      lua_pop(L, 1);
+      lua_createtable(L, 0, 2);
+      set_cols(L, lua_gettop(L), kt, s, 0, 2);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, tmap, tid);
+    }
+    append_to(L, lua_gettop(L) - 1, kp + 5);             /* [p] */
+    lua_pop(L, 1);
+    nLink++;
+  }
+  sqlite3_finalize(s);
+  free(keys.a);
+
+  call_loop(c, "w2", res, 1);
+  snprintf(c->zCheck, sizeof c->zCheck, "users=%lld,posts=%lld,links=%lld,sum=%lld",
+           (long long)n, (long long)nPost, (long long)nLink,
+           (long long)lua_tointeger(L, -1));
+}
+
+/* W3: Quay's statement for filter{author__email__endswith=..., tags__name=...},
+** prepared once and run 20 times with Quay's parameters. */
+static void w3(Ctx *c) {
+  lua_State *L = c->L;
+  int kp = push_keys(L, azPostKeys, 4);
+  int r;
+  lua_Integer cnt = 0, sum = 0;
+  sqlite3_stmt *s = prep_quay(c, "w3.1");
+  expect_cols(s, "w3.1", azPostKeys, 4);
+  for (r = 0; r < 20; r++) {
+    int res;
+    lua_Integer n = 0;
+    sqlite3_reset(s);                  /* bindings stay */
+    lua_newtable(L); res = lua_gettop(L);
+    c->nQuery++;
+    while (step(c, s) == SQLITE_ROW) {
+      lua_createtable(L, 0, 4);
+      set_cols(L, lua_gettop(L), kp, s, 0, 4);
+      lua_rawseti(L, res, ++n);
+    }
+    call_loop(c, "w3", res, 2);
+    cnt += lua_tointeger(L, -2);
+    sum += lua_tointeger(L, -1);
+    lua_settop(L, res - 1);
+  }
+  sqlite3_finalize(s);
+  snprintf(c->zCheck, sizeof c->zCheck, "count=%lld,idsum=%lld",
+           (long long)cnt, (long long)sum);
+}
+
+/* W4: the minimal set-based delete: children first, keys by subquery. */
+static void w4(Ctx *c) {
+  static const struct { const char *zName, *zSql; } aDel[] = {
+    {"Comment", "DELETE FROM \"comments\" WHERE \"post_id\" IN (SELECT \"id\" FROM "
+                "\"posts\" WHERE \"author_id\" IN (SELECT \"id\" FROM \"users\" "
+                "WHERE \"id\" <= 1000))"},
+    {"posts_tags", "DELETE FROM \"posts_tags\" WHERE \"post_id\" IN (SELECT \"id\" "
+                   "FROM \"posts\" WHERE \"author_id\" IN (SELECT \"id\" FROM "
+                   "\"users\" WHERE \"id\" <= 1000))"},
+    {"Post", "DELETE FROM \"posts\" WHERE \"author_id\" IN (SELECT \"id\" FROM "
+             "\"users\" WHERE \"id\" <= 1000)"},
+    {"Profile", "DELETE FROM \"profiles\" WHERE \"user_id\" IN (SELECT \"id\" "
+                "FROM \"users\" WHERE \"id\" <= 1000)"},
+    {"User", "DELETE FROM \"users\" WHERE \"id\" <= 1000"},
+  };
+  int aN[5], i;
+  exec(c, "BEGIN IMMEDIATE");
+  for (i = 0; i < 5; i++) {
+    exec(c, aDel[i].zSql);
+    aN[i] = sqlite3_changes(c->db);
+  }
+  exec(c, "COMMIT");
+  /* Same order as the Quay side prints (model names sorted). */
+  snprintf(c->zCheck, sizeof c->zCheck,
+           "Comment=%d,Post=%d,Profile=%d,User=%d,posts_tags=%d",
+           aN[0], aN[2], aN[3], aN[4], aN[1]);
+}
+
+/* W5: one prepared INSERT stepped per row in one transaction. */
+static void w5(Ctx *c) {
+  lua_State *L = c->L;
+  static const char *const azIn[] = {"title", "views", "author_id", "id"};
+  int k, rows, i, n;
+  sqlite3_stmt *s;
+  double t0;
+  lua_Integer sum = 0;
+  k = push_keys(L, azIn, 4);
+  lua_getfield(L, c->iLoops, "w5_rows");
+  lua_pushinteger(L, 100000);
+  lua_pushinteger(L, c->nUsers);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
+  rows = lua_gettop(L);
+  n = (int)lua_rawlen(L, rows);
+  lua_gc(L, LUA_GCCOLLECT);
+
+  t0 = now();
+  exec(c, "BEGIN IMMEDIATE");
+  s = prep(c, "INSERT INTO \"posts\" (\"title\", \"views\", \"author_id\") "
+              "VALUES (?, ?, ?)");
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *z;
+    lua_rawgeti(L, rows, i);                               /* [row] */
+    lua_pushvalue(L, k); lua_rawget(L, -2);                /* [row, title] */
+    z = lua_tolstring(L, -1, &len);
+    sqlite3_bind_text(s, 1, z, (int)len, SQLITE_STATIC);
+    lua_pushvalue(L, k + 1); lua_rawget(L, -3);            /* [row, title, views] */
+    sqlite3_bind_int64(s, 2, lua_tointeger(L, -1));
+    lua_pushvalue(L, k + 2); lua_rawget(L, -4);            /* [.., author_id] */
+    sqlite3_bind_int64(s, 3, lua_tointeger(L, -1));
+    c->nQuery++;
+    step(c, s);
+    sqlite3_reset(s);
+    lua_pop(L, 3);                                         /* [row] */
+    lua_pushvalue(L, k + 3);
+    lua_pushinteger(L, sqlite3_last_insert_rowid(c->db));
+    lua_rawset(L, -3);                                     /* row.id = rowid */
+    lua_pop(L, 1);                                         /* [] */
+  }
+  sqlite3_finalize(s);
+  exec(c, "COMMIT");
+  lua_pushnumber(L, now() - t0);
+  lua_setglobal(L, "W5_TIME");
+
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    lua_getfield(L, -1, "id");
+    sum += lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n, (long long)sum);
+}
+
+/* W6: Quay's first statement (2,000 posts), then each post's author: one
+** hand-written point query per post, or Quay's batched statement. */
+static const char zW6Point[] =
+  "SELECT \"t0\".\"id\", \"t0\".\"name\", \"t0\".\"email\" FROM \"users\" AS \"t0\" "
+  "WHERE \"t0\".\"id\" = ?";
+
+static int cmp_i64(const void *a, const void *b) {
+  sqlite3_int64 x = *(const sqlite3_int64 *)a, y = *(const sqlite3_int64 *)b;
+  return x < y ? -1 : x > y;
+}
+
+static void w6(Ctx *c, int bBatch) {
+  lua_State *L = c->L;
+  int kp = push_keys(L, azPostKeys, 5), ku = push_keys(L, azUserKeys, 3);
+  int res, i;
+  lua_Integer n = 0;
+  KeyList keys = {NULL, 0, 0};
+  sqlite3_stmt *s = prep_quay(c, "w6.1");     /* LIMIT bound as Quay does */
+
+  expect_cols(s, "w6.1", azPostKeys, 4);
+  lua_newtable(L); res = lua_gettop(L);
+  c->nQuery++;
+  while (step(c, s) == SQLITE_ROW) {
+    lua_createtable(L, 0, 5);
+    set_cols(L, lua_gettop(L), kp, s, 0, 4);
+    lua_rawseti(L, res, ++n);
+    keys_add(&keys, sqlite3_column_int64(s, 3));
+  }
+  sqlite3_finalize(s);
+
+  if (!bBatch) {
+    /* One point query per post, as a naive lazy loader does. */
+    s = prep(c, zW6Point);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, res, i);                        /* [p] */
+      lua_pushvalue(L, kp + 4);                      /* [p, "author"] */
+      sqlite3_reset(s);
+      sqlite3_bind_int64(s, 1, keys.a[i - 1]);
+      c->nQuery++;
+      if (step(c, s) == SQLITE_ROW) {
+        lua_createtable(L, 0, 3);
+        set_cols(L, lua_gettop(L), ku, s, 0, 3);
+        lua_rawset(L, -3);                           /* [p] */
+      } else {
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);                                 /* [] */
+    }
+    sqlite3_finalize(s);
+  } else {
+    /* One query for the distinct author keys, then attach by id. */
+    int umap;
+    size_t j, m = 0;
+    sqlite3_int64 *a = malloc((keys.n + 1) * sizeof(*a));
+    KeyList uniq;
+    if (a == NULL) die("out of memory");
+    memcpy(a, keys.a, keys.n * sizeof(*a));
+    qsort(a, keys.n, sizeof(*a), cmp_i64);
+    for (j = 0; j < keys.n; j++) if (m == 0 || a[m - 1] != a[j]) a[m++] = a[j];
+    uniq.a = a; uniq.n = m; uniq.nAlloc = keys.n + 1;
+    lua_newtable(L); umap = lua_gettop(L);
+    s = prep_quay(c, "w6.2");
+    expect_cols(s, "w6.2", azUserKeys, 3);
+    bind_json_keys(s, 1, &uniq);
+    c->nQuery++;
+    while (step(c, s) == SQLITE_ROW) {
+      lua_createtable(L, 0, 3);
+      set_cols(L, lua_gettop(L), ku, s, 0, 3);
+      lua_rawseti(L, umap, sqlite3_column_int64(s, 0));
+    }
+    sqlite3_finalize(s);
+    free(a);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, res, i);                        /* [p] */
+      lua_pushvalue(L, kp + 4);
+      lua_rawgeti(L, umap, keys.a[i - 1]);           /* [p, "author", u] */
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    }
+  }
+  free(keys.a);
+  call_loop(c, "w6", res, 1);
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%lld,sum=%lld", (long long)n,
+           (long long)lua_tointeger(L, -1));
+}
+
+/* }====================================================== */
+
+/*
+** {======================================================
+** Data generator
+** =======================================================
+*/
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void) {              /* splitmix64 */
+  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+static const char *const azWord[] = {
+  "lua", "sqlite", "engine", "query", "relation", "cascade", "index", "table",
+  "record", "join", "batch", "planner", "schema", "model", "field", "cursor",
+  "quick", "notes", "on", "the", "a", "fast", "simple", "embedded", "design",
+  "memory", "binding", "driver", "prefetch", "lazy", "eager", "benchmark"};
+static const char *const azFirst[] = {
+  "Ada", "Brian", "Dennis", "Grace", "Ken", "Barbara", "Edsger", "Frances",
+  "Niklaus", "Margaret", "Donald", "Radia", "Leslie", "Hedy", "Alan", "Joan"};
+static const char *const azLast[] = {
+  "Lovelace", "Kernighan", "Ritchie", "Hopper", "Thompson", "Liskov",
+  "Dijkstra", "Allen", "Wirth", "Hamilton", "Knuth", "Perlman", "Lamport",
+  "Lamarr", "Turing", "Clarke"};
+
+/* n random words (lo..hi of them) joined by spaces into z; returns length. */
+static int words(char *z, int nMax, int lo, int hi) {
+  int i, n = 0, k = lo + (int)(rnd() % (uint64_t)(hi - lo + 1));
+  for (i = 0; i < k; i++) {
+    n += snprintf(z + n, (size_t)(nMax - n), "%s%s", i ? " " : "",
+                  azWord[rnd() % (sizeof azWord / sizeof *azWord)]);
+    if (n >= nMax) die("word buffer");
+  }
+  if (n > 0) z[0] = (char)(z[0] - 'a' + 'A');
+  return n;
+}
+
+static void gen(const char *zFile, double scale, uint64_t seed) {
+  Ctx c;
+  sqlite3_stmt *s;
+  char z[512];
+  long long nUser = llround(10000 * scale), nTag = llround(500 * scale);
+  long long nPost, i, j, id;
+  long long *aAuthor;
+  memset(&c, 0, sizeof c);
+  if (nUser < 10) nUser = 10;
+  if (nTag < 50) nTag = 50;
+  nPost = 10 * nUser;
+  rng_state = seed;
+  if (sqlite3_open_v2(zFile, &c.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+    die("open %s: %s", zFile, sqlite3_errmsg(c.db));
+  exec(&c, "PRAGMA synchronous = OFF");
+  exec(&c, "PRAGMA cache_size = -65536");
+  exec(&c, "BEGIN");
+
+  s = prep(&c, "INSERT INTO \"users\" (\"id\", \"name\", \"email\") VALUES (?, ?, ?)");
+  for (i = 1; i <= nUser; i++) {
+    char zMail[64];
+    snprintf(z, sizeof z, "%s %s", azFirst[rnd() % 16], azLast[rnd() % 16]);
+    snprintf(zMail, sizeof zMail, "user%lld@example.com", i);
+    sqlite3_bind_int64(s, 1, i);
+    sqlite3_bind_text(s, 2, z, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 3, zMail, -1, SQLITE_TRANSIENT);
+    step(&c, s); sqlite3_reset(s);
+  }
+  sqlite3_finalize(s);
+
+  s = prep(&c, "INSERT INTO \"profiles\" (\"id\", \"user_id\", \"bio\") VALUES (?, ?, ?)");
+  for (i = 1; i <= nUser; i++) {
+    int n = words(z, sizeof z, 4, 12);
+    sqlite3_bind_int64(s, 1, i);
+    sqlite3_bind_int64(s, 2, i);
+    sqlite3_bind_text(s, 3, z, n, SQLITE_TRANSIENT);
+    step(&c, s); sqlite3_reset(s);
+  }
+  sqlite3_finalize(s);
+
+  s = prep(&c, "INSERT INTO \"tags\" (\"id\", \"name\") VALUES (?, ?)");
+  for (i = 1; i <= nTag; i++) {
+    snprintf(z, sizeof z, "tag%lld", i);
+    sqlite3_bind_int64(s, 1, i);
+    sqlite3_bind_text(s, 2, z, -1, SQLITE_TRANSIENT);
+    step(&c, s); sqlite3_reset(s);
+  }
+  sqlite3_finalize(s);
+
+  /* Exactly 10 posts per user, authors in a shuffled order. */
+  aAuthor = malloc((size_t)nPost * sizeof(*aAuthor));
+  if (aAuthor == NULL) die("out of memory");
+  for (i = 0; i < nPost; i++) aAuthor[i] = i / 10 + 1;
+  for (i = nPost - 1; i > 0; i--) {
+    long long t;
+    j = (long long)(rnd() % (uint64_t)(i + 1));
+    t = aAuthor[i]; aAuthor[i] = aAuthor[j]; aAuthor[j] = t;
+  }
+  s = prep(&c, "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", \"author_id\") "
+               "VALUES (?, ?, ?, ?)");
+  for (i = 1; i <= nPost; i++) {
+    int n = words(z, sizeof z, 3, 8);
+    sqlite3_bind_int64(s, 1, i);
+    sqlite3_bind_text(s, 2, z, n, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)(rnd() % 10000));
+    sqlite3_bind_int64(s, 4, aAuthor[i - 1]);
+    step(&c, s); sqlite3_reset(s);
+  }
+  sqlite3_finalize(s);
+  free(aAuthor);
+
+  s = prep(&c, "INSERT INTO \"posts_tags\" (\"id\", \"post_id\", \"tag_id\") "
+               "VALUES (?, ?, ?)");
+  for (i = 1, id = 1; i <= nPost; i++) {
+    long long t[3];
+    int k = 0;
+    while (k < 3) {
+      long long v = (long long)(rnd() % (uint64_t)nTag) + 1;
+      if ((k > 0 && t[0] == v) || (k > 1 && t[1] == v)) continue;
+      t[k++] = v;
+    }
+    for (k = 0; k < 3; k++) {
+      sqlite3_bind_int64(s, 1, id++);
+      sqlite3_bind_int64(s, 2, i);
+      sqlite3_bind_int64(s, 3, t[k]);
+      step(&c, s); sqlite3_reset(s);
+    }
+  }
+  sqlite3_finalize(s);
+
+  s = prep(&c, "INSERT INTO \"comments\" (\"id\", \"post_id\", \"body\") VALUES (?, ?, ?)");
+  for (i = 1, id = 1; i <= nPost; i++) {
+    int k;
+    for (k = 0; k < 3; k++) {
+      int n = words(z, sizeof z, 5, 16);
+      sqlite3_bind_int64(s, 1, id++);
+      sqlite3_bind_int64(s, 2, i);
+      sqlite3_bind_text(s, 3, z, n, SQLITE_TRANSIENT);
+      step(&c, s); sqlite3_reset(s);
+    }
+  }
+  sqlite3_finalize(s);
+
+  exec(&c, "COMMIT");
+  exec(&c, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_close(c.db);
+  printf("users=%lld profiles=%lld tags=%lld posts=%lld links=%lld comments=%lld\n"
+         "versions: SQLite %s, %s\n",
+         nUser, nUser, nTag, nPost, 3 * nPost, 3 * nPost, sqlite3_libversion(),
+         LUA_RELEASE);
+}
+
+/* }====================================================== */
+
+int main(int argc, char **argv) {
+  Ctx c;
+  const char *zW;
+  double t0, t;
+  long nBaseKb;
+  if (argc >= 5 && strcmp(argv[1], "gen") == 0) {
+    gen(argv[2], atof(argv[3]), strtoull(argv[4], NULL, 10));
+    return 0;
+  }
+  if (argc < 6) {
+    fprintf(stderr, "usage: quay_bench_floor gen FILE SCALE SEED\n"
+                    "       quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL\n"
+                    "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch\n");
+    return 2;
+  }
+  memset(&c, 0, sizeof c);
+  zW = argv[1];
+  c.nUsers = atoll(argv[4]);
+  c.zQuaySql = read_file(argv[5]);
+  if (sqlite3_open_v2(argv[2], &c.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+    die("open %s: %s", argv[2], sqlite3_errmsg(c.db));
+  /* The pragmas Quay's SQLite driver sets on every file connection. */
+  sqlite3_busy_timeout(c.db, 5000);
+  exec(&c, "PRAGMA foreign_keys = ON");
+  exec(&c, "PRAGMA journal_mode = WAL");
+  exec(&c, "PRAGMA synchronous = NORMAL");
+  c.nQuery = 0;
+
+  c.L = luaL_newstate();
+  if (c.L == NULL) die("cannot create a Lua state");
+  luaL_openlibs(c.L);
+  if (luaL_dofile(c.L, argv[3]) != LUA_OK) die("lua: %s", lua_tostring(c.L, -1));
+  c.iLoops = lua_gettop(c.L);
+
+  lua_gc(c.L, LUA_GCCOLLECT);         /* as the Quay side does */
+  nBaseKb = status_kb("VmRSS:");
+  t0 = now();
+  if (strcmp(zW, "w1") == 0) w1(&c);
+  else if (strcmp(zW, "w2") == 0) w2(&c, 0);
+  else if (strcmp(zW, "w2json") == 0) w2(&c, 1);
+  else if (strcmp(zW, "w3") == 0) w3(&c);
+  else if (strcmp(zW, "w4") == 0) w4(&c);
+  else if (strcmp(zW, "w5") == 0) w5(&c);
+  else if (strcmp(zW, "w6") == 0) w6(&c, 0);
+  else if (strcmp(zW, "w6batch") == 0) w6(&c, 1);
+  else die("unknown workload '%s'", zW);
+  t = now() - t0;
+  if (strcmp(zW, "w5") == 0) {         /* input rows are built untimed */
+    lua_getglobal(c.L, "W5_TIME");
+    t = lua_tonumber(c.L, -1);
+  }
+  printf("time=%.6f queries=%d peak_kb=%ld base_kb=%ld check=%s\n", t, c.nQuery,
+         status_kb("VmHWM:"), nBaseKb, c.zCheck);
+  /* Peak is read before teardown; closing is not timed on either side. */
+  lua_close(c.L);
+  sqlite3_close(c.db);
+  free(c.zQuaySql);
+  return 0;
+}

@@ -1,0 +1,135 @@
+-- scripts/benchmark/quay_side.lua: the Quay side of one workload.
+--   quay quay_side.lua WORKLOAD FILE NUSERS
+-- WORKLOAD is schema (create the tables on FILE), sql (see below) or w1..w6.
+-- Prints one line "time=S queries=N peak_kb=K base_kb=B check=C" like
+-- quay_bench_floor (peak_kb: VmHWM at the end; base_kb: VmRSS at the start).  The clock
+-- runs from just before the first query call to just after the Lua loop
+-- (model declaration, db:check() and W5's input rows are outside it);
+-- queries is the db:stats() difference over the same span.
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local quay = require("quay")
+local clock = require("benchclock")
+local loops = dofile(here .. "/loops.lua")
+local declare = dofile(here .. "/models.lua")
+
+local W, file, nusers = arg[1], arg[2], tonumber(arg[3] or "0")
+
+-- `sql OUTFILE`: run the read workloads once on a scratch in-memory db and
+-- write every statement Quay sends (with its parameters) to OUTFILE, one
+-- "key<TAB>sql" line and one "key.param<TAB>i|n|s<TAB>value" line per
+-- parameter.  The floor reads it and runs Quay's own SQL text.
+if W == "sql" then
+  local db = quay.open("sqlite::memory:")
+  local m = declare(db, quay)
+  db:create_tables()
+  local t = { m.Tag:create { name = "tag42" }, m.Tag:create { name = "lua" } }
+  for i = 1, 2 do
+    local u = m.User:create { name = "U" .. i, email = ("user%d7@example.com"):format(i) }
+    m.Profile:create { user = u, bio = "b" }
+    local p = m.Post:create { title = "p" .. i, views = i, author = u }
+    p.tags:add(t[1], t[2])
+  end
+  local out, key, n = {}, nil, 0
+  db:on_query(function(sql, params)
+    n = n + 1
+    local k = key .. "." .. n
+    out[#out + 1] = k .. "\t" .. sql
+    for i, v in ipairs(params or {}) do
+      local ty = math.type(v) == "integer" and "i" or type(v) == "number" and "n" or "s"
+      out[#out + 1] = ("%s.param\t%s\t%s"):format(k, ty, tostring(v))
+    end
+  end)
+  local function cap(k, fn) key, n = k, 0; fn() end
+  cap("w1", function() loops.w1(m.Post:select_related("author"):all()) end)
+  cap("w2", function() loops.w2(m.User:prefetch_related("posts", "posts__tags"):all()) end)
+  cap("w3", function()
+    loops.w3(m.Post:filter { author__email__endswith = "7@example.com",
+                             tags__name = "tag42" }:all())
+  end)
+  cap("w6", function() loops.w6(m.Post:limit(2000):all()) end)
+  db:on_query(nil)
+  db:close()
+  local f = assert(io.open(file, "w"))
+  f:write(table.concat(out, "\n"), "\n")
+  f:close()
+  return
+end
+
+local db = quay.open("sqlite:" .. file)
+local m = declare(db, quay)
+db:check()
+if W == "schema" then
+  db:create_tables()
+  db:close()
+  return
+end
+local User, Post = m.User, m.Post
+
+local run = {}
+
+function run.w1()
+  local posts = Post:select_related("author"):all()
+  return ("rows=%d,sum=%d"):format(#posts, loops.w1(posts))
+end
+
+function run.w2()
+  local users = User:prefetch_related("posts", "posts__tags"):all()
+  local np, nl = 0, 0
+  local sum = loops.w2(users)
+  return function()           -- counted after the clock stops
+    for _, u in ipairs(users) do
+      np = np + #u.posts
+      for _, p in ipairs(u.posts) do nl = nl + #p.tags end
+    end
+    return ("users=%d,posts=%d,links=%d,sum=%d"):format(#users, np, nl, sum)
+  end
+end
+
+function run.w3()
+  local c, s = 0, 0
+  for _ = 1, 20 do
+    local rows = Post:filter { author__email__endswith = "7@example.com",
+                               tags__name = "tag42" }:all()
+    local a, b = loops.w3(rows)
+    c, s = c + a, s + b
+  end
+  return ("count=%d,idsum=%d"):format(c, s)
+end
+
+function run.w4()
+  local counts = User:filter { id__lte = 1000 }:delete()
+  local keys = {}
+  for k in pairs(counts) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do keys[i] = k .. "=" .. counts[k] end
+  return table.concat(keys, ",")
+end
+
+local w5_rows
+function run.w5()
+  local recs = Post:bulk_create(w5_rows)
+  return function()
+    local s = 0
+    for _, r in ipairs(recs) do s = s + r.id end
+    return ("rows=%d,idsum=%d"):format(#recs, s)
+  end
+end
+
+function run.w6()
+  local posts = Post:limit(2000):all()
+  return ("rows=%d,sum=%d"):format(#posts, loops.w6(posts))
+end
+
+assert(run[W], "unknown workload " .. tostring(W))
+if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end
+collectgarbage("collect")
+local base = clock.rss_kb()
+local q0 = db:stats().queries
+local t0 = clock.now()
+local check = run[W]()
+local t = clock.now() - t0
+local q = db:stats().queries - q0
+if type(check) == "function" then check = check() end
+print(("time=%.6f queries=%d peak_kb=%d base_kb=%d check=%s"):format(t, q, clock.peak_kb(),
+  base, check))
+db:close()
