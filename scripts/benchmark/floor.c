@@ -248,26 +248,29 @@ static int push_keys(lua_State *L, const char *const *az, int n) {
   return lua_gettop(L) - n + 1;
 }
 
-static void push_col(lua_State *L, sqlite3_stmt *s, int i) {
-  switch (sqlite3_column_type(s, i)) {
-    case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(s, i)); break;
-    case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(s, i)); break;
-    default: {
-      const char *z = (const char *)sqlite3_column_text(s, i);
-      lua_pushlstring(L, z, (size_t)sqlite3_column_bytes(s, i));
-    }
-  }
-}
-
 /* t[keys[k]] = column col0+k for k in 0..n-1 (NULL columns left unset). */
 static void set_cols(lua_State *L, int t, int keys, sqlite3_stmt *s,
                      int col0, int n) {
   int k;
   for (k = 0; k < n; k++) {
-    if (sqlite3_column_type(s, col0 + k) == SQLITE_NULL) continue;
-    lua_pushvalue(L, keys + k);     /* [.., key] */
-    push_col(L, s, col0 + k);       /* [.., key, value] */
-    lua_rawset(L, t);               /* [..] */
+    int i = col0 + k;
+    switch (sqlite3_column_type(s, i)) {
+      case SQLITE_NULL: continue;
+      case SQLITE_INTEGER:
+        lua_pushvalue(L, keys + k);                             /* [.., key] */
+        lua_pushinteger(L, sqlite3_column_int64(s, i));         /* [.., key, v] */
+        break;
+      case SQLITE_FLOAT:
+        lua_pushvalue(L, keys + k);
+        lua_pushnumber(L, sqlite3_column_double(s, i));
+        break;
+      default: {
+        const char *z = (const char *)sqlite3_column_text(s, i);
+        lua_pushvalue(L, keys + k);
+        lua_pushlstring(L, z, (size_t)sqlite3_column_bytes(s, i));
+      }
+    }
+    lua_rawset(L, t);                                           /* [..] */
   }
 }
 

@@ -100,11 +100,13 @@ local function median(list, key)
   return (v[#v // 2] + v[#v // 2 + 1]) / 2
 end
 
+local ncpu = (capture("nproc"):match("%d+")) or "?"
+
 local function loadavg()
   local f = io.open("/proc/loadavg")
   local l = f and f:read("l") or "?"
   if f then f:close() end
-  return l:match("^(%S+ %S+ %S+)") or l
+  return l:match("^(%S+)") or l
 end
 
 -- Data ---------------------------------------------------------------------
@@ -210,8 +212,8 @@ if w6 and w6.quay[1] then
     w6.quay[1].queries == 2 and "" or "  MISS"))
 end
 print(#missed == 0 and "All targets met." or ("Targets missed: " .. table.concat(missed, "; ")))
-print(("Load average before/after: %s / %s (2 cores; above ~0.5 the times are noisy)")
-  :format(load0, loadavg()))
+print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
+  .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
 if failed then
   print("Some runs failed or results differ (see stderr).")
   os.exit(1)
