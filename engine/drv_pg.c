@@ -100,6 +100,11 @@ struct DrvConn {
   unsigned nName;           /* counter for statement and cursor names */
   DrvStmt *pZombie;         /* finalized named statements to DEALLOCATE */
   PendClose *pClose;        /* cursors to close once the txn allows */
+  /* The last statement failure, for a transaction it aborted (25P02 and
+  ** a COMMIT that the server turns into ROLLBACK report it). */
+  int lastCode;
+  char zLastState[6];
+  char zLastMsg[200];
 };
 
 /* A cursor whose CLOSE could not be sent (failed transaction). */
@@ -181,6 +186,12 @@ static int pg_err(DrvConn *c, const PGresult *r, const char *zWhat,
     copy_msg(zMsg, sizeof(zMsg), "no connection");
   }
   copy_msg(zDet, sizeof(zDet), zDetail);
+  if (zState && strcmp(zState, "25P02") == 0 && c && c->zLastMsg[0]) {
+    /* "current transaction is aborted": say what aborted it. */
+    snprintf(zDet, sizeof(zDet), "an earlier statement of this "
+             "transaction failed: %.60s; roll back, or use a nested "
+             "db:transaction", c->zLastMsg);
+  }
   if (zState && strlen(zState) == 5) {
     if (zState[0] == '2' && zState[1] == '3') {
       code = QUAY_EINTEGRITY;
@@ -224,6 +235,11 @@ static int pg_err(DrvConn *c, const PGresult *r, const char *zWhat,
   }
   if (pErr && zState && strlen(zState) == 5) {
     memcpy(pErr->zState, zState, 6);
+  }
+  if (c && (zState == NULL || strcmp(zState, "25P02") != 0)) {
+    c->lastCode = code;
+    memcpy(c->zLastState, zState && strlen(zState) == 5 ? zState : "", 6);
+    copy_msg(c->zLastMsg, sizeof(c->zLastMsg), zMsg);
   }
   return code;
 }
@@ -368,6 +384,17 @@ static int pg_simple(DrvConn *c, const char *zSql, quay_err *pErr) {
   flush_pending(c);
   r = PQexec(c->pg, zSql);
   rc = res_ok(c, r, NULL, pErr);
+  if (rc == QUAY_OK && strcmp(zSql, "COMMIT") == 0 &&
+      strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+    /* A failed statement aborted the transaction and the server rolled
+    ** it back instead of committing: never report that as success. */
+    rc = quay__err(pErr, c->lastCode ? c->lastCode : QUAY_ESQL,
+                   "the transaction was rolled back, not committed: a "
+                   "statement in it failed (%s); run statements that may "
+                   "fail in a nested db:transaction (a savepoint)",
+                   c->zLastMsg[0] ? c->zLastMsg : "unknown error");
+    if (pErr) memcpy(pErr->zState, c->zLastState, 6);
+  }
   PQclear(r);
   return rc;
 }
