@@ -11,7 +11,7 @@
 **       3 distinct tags per post; 3 comments per post.
 **   quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL
 **       run one workload on FILE and print one line
-**       "time=S queries=N peak_kb=K check=C".  QUAYSQL is the file
+**       "time=S queries=N peak_kb=K base_kb=B check=C".  QUAYSQL is the file
 **       `quay_side.lua sql` writes: the statements Quay sends for the read
 **       workloads, with their parameters.
 **

@@ -1,15 +1,17 @@
 -- scripts/benchmark/run.lua: the driver behind `scripts/bench`.
---   quay run.lua ROOT BUILD SCALE SEED RUNS [ONLY]
+--   quay run.lua ROOT BUILD SCALE SEED RUNS RUNID KEEP [ONLY]
 -- Generates the data set once, runs every workload RUNS times on each side
 -- (each run in its own process, write workloads on a fresh copy of the
 -- file), and prints the table of medians.  Exits 1 if a run failed or a
--- Quay result differs from the floor's.
-local root, build, scale, seed, runs, only = ...
+-- Quay result differs from the floor's.  Files go to BUILD/bench-data/
+-- run-RUNID/ (one directory per run, so runs never share a file), removed
+-- at the end unless KEEP is 1.
+local root, build, scale, seed, runs, runid, keep, only = ...
 scale, runs = tonumber(scale), tonumber(runs)
 local here = root .. "/scripts/benchmark"
 local quaybin = build .. "/bin/quay"
 local floorbin = build .. "/bench/quay_bench_floor"
-local datadir = build .. "/bench-data"
+local datadir = ("%s/bench-data/run-%s"):format(build, runid)
 local file = ("%s/bench-s%s-seed%s.db"):format(datadir, tostring(scale), seed)
 local work = datadir .. "/work.db"
 local sqlfile = datadir .. "/quay-sql.txt"
@@ -214,6 +216,11 @@ end
 print(#missed == 0 and "All targets met." or ("Targets missed: " .. table.concat(missed, "; ")))
 print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
   .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
+if keep == "1" then
+  print("kept: " .. datadir)
+else
+  os.execute("rm -rf " .. q(datadir))
+end
 if failed then
   print("Some runs failed or results differ (see stderr).")
   os.exit(1)
