@@ -3,14 +3,32 @@
 ** The `quay` command: runs a Lua script with the Quay module preloaded.
 ** See LICENSE
 **
-**   quay script.lua [args]     run a script; `arg` as in lua(1)
-**   quay --version             print the version
-**   quay describe script.lua   run the script, then print describe() of
-**                              every db it opened, as JSON
+**   quay script.lua [args]     run a script; `arg` and `...` as in lua(1)
+**   quay - [args]              run the script read from standard input
+**   quay describe script.lua [args]
+**                              run the script, then print describe() of
+**                              every db it opened as one JSON object keyed
+**                              by model name (API.md "Schema")
+**   quay --version             print the versions of Quay and Lua
+**   quay --help                print the usage
 **
-** Errors are reported with the script's file and line and a traceback,
-** and exit with status 1.  The script runs in protected mode (lua.c's
-** pmain pattern): nothing here can be unwound by a Lua error.
+** The module comes from libquay itself (quay_openlibs), so the command
+** needs no Lua files on disk and ignores LUA_PATH for "quay".
+**
+** Errors.  A failing script prints one line "quay: FILE:LINE: message"
+** on stderr, then a traceback, and the command exits with status 1.  Quay
+** raises error objects (tables with code and message) from C functions,
+** whose messages carry no position, so the message handler adds the file
+** and line of the innermost Lua frame and the error code:
+**   quay: app.lua:12: User has no field or relation 'nam' (unknown_field)
+** A usage error exits with status 2.
+**
+** In describe mode standard output is reserved for the JSON: whatever the
+** script prints goes to stderr, so `quay describe app.lua > schema.json`
+** gives a clean file.
+**
+** The script runs in protected mode (lua.c's pmain pattern): nothing here
+** can be unwound by a Lua error, and lua_close always runs.
 */
 #include "quay.h"
 
@@ -19,46 +37,110 @@
 #include <lualib.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-static int traceback(lua_State *L) {
-  const char *msg = lua_tostring(L, 1);
-  if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
-      msg = lua_tostring(L, -1);
-    } else {
-      msg = lua_pushfstring(L, "(error object is a %s value)",
-                            luaL_typename(L, 1));
+static const char zUsage[] =
+  "usage: quay script.lua [args]        run a script with Quay preloaded\n"
+  "       quay - [args]                 run a script read from stdin\n"
+  "       quay describe script.lua [args]\n"
+  "                                     run it, print the schema as JSON\n"
+  "       quay --version                print versions\n";
+
+/*
+** Non-0 when zMsg's first line already starts with a position
+** ("chunk:LINE: "), as messages from error() and the compiler do.
+*/
+static int has_position(const char *zMsg) {
+  const char *z;
+  for (z = zMsg; *z && *z != '\n'; z++) {
+    if (z[0] == ':' && z[1] >= '0' && z[1] <= '9') {
+      const char *p = z + 1;
+      while (*p >= '0' && *p <= '9') p++;
+      if (*p == ':') return 1;
     }
   }
-  luaL_traceback(L, L, msg, 1);
+  return 0;
+}
+
+/*
+** Push "FILE:LINE:" of the innermost Lua function on the stack of L, or
+** nothing and return 0 when there is none.
+*/
+static int push_where(lua_State *L) {
+  lua_Debug ar;
+  int level;
+  for (level = 1; lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d:", ar.short_src, ar.currentline);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/*
+** Message handler.  Stack effect: [err] -> [err, .., message+traceback].
+** Turns any error value into "FILE:LINE: message (code)" and appends a
+** traceback.
+*/
+static int msghandler(lua_State *L) {
+  const char *zMsg = lua_tostring(L, 1);
+  const char *zCode = NULL;
+  if (zMsg == NULL) {
+    if (lua_type(L, 1) == LUA_TTABLE) {
+      lua_getfield(L, 1, "code");                    /* [err, code] */
+      zCode = lua_tostring(L, -1);
+    }
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) {
+      zMsg = lua_tostring(L, -1);
+    } else {
+      zMsg = lua_pushfstring(L, "(error object is a %s value)",
+                             luaL_typename(L, 1));
+    }
+  }
+  if (!has_position(zMsg) && push_where(L)) {
+    zMsg = lua_pushfstring(L, "%s %s", lua_tostring(L, -1), zMsg);
+  }
+  if (zCode) zMsg = lua_pushfstring(L, "%s (%s)", zMsg, zCode);
+  luaL_traceback(L, L, zMsg, 1);
   return 1;
 }
 
-/* JSON encoding of describe() results, written by a small Lua chunk. */
+/*
+** JSON encoding of the describe() results.  Objects have sorted keys so
+** the output is stable; the top level is always an object.
+*/
 static const char zDescribe[] =
   "local dbs = ...\n"
   "local function esc(s) return (s:gsub('[%c\"\\\\]', function(c)\n"
   "  local m = { ['\"'] = '\\\\\"', ['\\\\'] = '\\\\\\\\', ['\\n'] = '\\\\n',\n"
   "    ['\\t'] = '\\\\t', ['\\r'] = '\\\\r' }\n"
   "  return m[c] or string.format('\\\\u%04x', c:byte()) end)) end\n"
-  "local function enc(v, ind)\n"
+  "local function enc(v, ind, obj)\n"
   "  local t = type(v)\n"
   "  if t == 'string' then return '\"' .. esc(v) .. '\"' end\n"
-  "  if t == 'number' or t == 'boolean' then return tostring(v) end\n"
+  "  if t == 'boolean' then return tostring(v) end\n"
+  "  if t == 'number' then\n"
+  "    if v ~= v or v == math.huge or v == -math.huge then return 'null' end\n"
+  "    return math.type(v) == 'integer' and tostring(v)\n"
+  "      or string.format('%.17g', v)\n"
+  "  end\n"
   "  if t ~= 'table' then return 'null' end\n"
   "  local pad, inner = ('  '):rep(ind), ('  '):rep(ind + 1)\n"
-  "  if #v > 0 or next(v) == nil then\n"
+  "  if not obj and (#v > 0 or next(v) == nil) then\n"
   "    if next(v) == nil then return '[]' end\n"
   "    local out = {}\n"
   "    for _, x in ipairs(v) do out[#out + 1] = inner .. enc(x, ind + 1) end\n"
   "    return '[\\n' .. table.concat(out, ',\\n') .. '\\n' .. pad .. ']'\n"
   "  end\n"
+  "  if next(v) == nil then return '{}' end\n"
   "  local keys = {}\n"
   "  for k in pairs(v) do keys[#keys + 1] = tostring(k) end\n"
   "  table.sort(keys)\n"
   "  local out = {}\n"
   "  for _, k in ipairs(keys) do\n"
-  "    out[#out + 1] = inner .. '\"' .. esc(k) .. '\": ' .. enc(v[k], ind + 1)\n"
+  "    local x = v[k]; if x == nil then x = v[tonumber(k)] end\n"
+  "    out[#out + 1] = inner .. '\"' .. esc(k) .. '\": ' .. enc(x, ind + 1)\n"
   "  end\n"
   "  return '{\\n' .. table.concat(out, ',\\n') .. '\\n' .. pad .. '}'\n"
   "end\n"
@@ -66,73 +148,119 @@ static const char zDescribe[] =
   "for _, db in ipairs(dbs) do\n"
   "  for name, m in pairs(db:describe()) do merged[name] = m end\n"
   "end\n"
-  "io.write(enc(merged, 0), '\\n')\n";
+  "return enc(merged, 0, true)\n";
+
+/*
+** Run before the script in describe mode: wraps quay.open so that every
+** db the script opens is kept in the table passed in (so describe() can
+** still run after the script dropped or closed them).
+*/
+static const char zRecordOpens[] =
+  "local dbs = ...\n"
+  "local quay = require('quay')\n"
+  "local open = quay.open\n"
+  "quay.open = function(...)\n"
+  "  local db = open(...)\n"
+  "  dbs[#dbs + 1] = db\n"
+  "  return db\n"
+  "end\n";
 
 typedef struct Args {
   int argc;
   char **argv;
-  int status;
+  int status;               /* exit status */
+  int fdStdout;             /* saved stdout in describe mode, else -1 */
 } Args;
 
-/* Protected main: everything that can raise runs here. */
+/* Describe mode: send the script's stdout to stderr until restored. */
+static void divert_stdout(Args *a) {
+  fflush(stdout);
+  a->fdStdout = dup(1);
+  if (a->fdStdout >= 0) dup2(2, 1);
+}
+
+static void restore_stdout(Args *a) {
+  if (a->fdStdout >= 0) {
+    fflush(stdout);
+    dup2(a->fdStdout, 1);
+    close(a->fdStdout);
+    a->fdStdout = -1;
+  }
+}
+
+/* Report the error on top of the stack and set the exit status. */
+static int report(lua_State *L, Args *a) {
+  const char *zMsg = lua_tostring(L, -1);
+  restore_stdout(a);
+  fprintf(stderr, "quay: %s\n", zMsg ? zMsg : "(error object)");
+  fflush(stderr);
+  a->status = 1;
+  return 0;
+}
+
+/*
+** Protected main.  Stack effect: [args] -> [...].  Everything that can
+** raise runs here.
+*/
 static int pmain(lua_State *L) {
   Args *a = lua_touserdata(L, 1);
-  int i, iScript = 1, bDescribe = 0, base;
+  int i, iScript = 1, bDescribe = 0, iMsgh, iDbs = 0, nArg;
+  const char *zScript;
   luaL_openlibs(L);
   quay_openlibs(L);
-  if (a->argc >= 2 && strcmp(a->argv[1], "--version") == 0) {
-    printf("quay %s (Lua %s.%s)\n", QUAY_VERSION, LUA_VERSION_MAJOR,
-           LUA_VERSION_MINOR);
+  if (a->argc >= 2 && (strcmp(a->argv[1], "--version") == 0 ||
+                       strcmp(a->argv[1], "-v") == 0)) {
+    printf("quay %s (%s)\n", QUAY_VERSION, LUA_RELEASE);
+    return 0;
+  }
+  if (a->argc >= 2 && (strcmp(a->argv[1], "--help") == 0 ||
+                       strcmp(a->argv[1], "-h") == 0)) {
+    fputs(zUsage, stdout);
     return 0;
   }
   if (a->argc >= 2 && strcmp(a->argv[1], "describe") == 0) {
     bDescribe = 1;
     iScript = 2;
   }
-  if (iScript >= a->argc) {
-    fprintf(stderr, "usage: quay script.lua [args]\n"
-                    "       quay describe script.lua [args]\n"
-                    "       quay --version\n");
+  if (iScript >= a->argc ||
+      (a->argv[iScript][0] == '-' && a->argv[iScript][1] != 0)) {
+    fputs(zUsage, stderr);
     a->status = 2;
     return 0;
   }
-  /* arg table as in lua(1) */
-  lua_createtable(L, a->argc, 1);
+  zScript = a->argv[iScript];
+  /* arg table as in lua(1): arg[0] the script, arg[1..] its arguments. */
+  lua_createtable(L, a->argc - iScript - 1, iScript + 1);
   for (i = 0; i < a->argc; i++) {
     lua_pushstring(L, a->argv[i]);
     lua_rawseti(L, -2, i - iScript);
   }
   lua_setglobal(L, "arg");
+  lua_pushcfunction(L, msghandler);
+  iMsgh = lua_gettop(L);
   if (bDescribe) {
-    /* Record every db the script opens. */
-    if (luaL_dostring(L,
-          "local quay = require('quay'); local open = quay.open\n"
-          "_QUAY_DBS = {}\n"
-          "quay.open = function(...) local db = open(...)\n"
-          "  _QUAY_DBS[#_QUAY_DBS + 1] = db; return db end") != LUA_OK) {
-      return lua_error(L);
-    }
+    lua_newtable(L);                                 /* [.., mh, dbs] */
+    iDbs = lua_gettop(L);
+    if (luaL_loadstring(L, zRecordOpens) != LUA_OK) return lua_error(L);
+    lua_pushvalue(L, iDbs);
+    if (lua_pcall(L, 1, 0, iMsgh) != LUA_OK) return report(L, a);
+    divert_stdout(a);
   }
-  lua_pushcfunction(L, traceback);
-  base = lua_gettop(L);
-  if (luaL_loadfile(L, a->argv[iScript]) != LUA_OK) {
-    fprintf(stderr, "quay: %s\n", lua_tostring(L, -1));
-    a->status = 1;
-    return 0;
+  if (luaL_loadfile(L, strcmp(zScript, "-") == 0 ? NULL : zScript) !=
+      LUA_OK) {
+    return report(L, a);
   }
+  nArg = a->argc - iScript - 1;
+  luaL_checkstack(L, nArg, "too many arguments");
   for (i = iScript + 1; i < a->argc; i++) lua_pushstring(L, a->argv[i]);
-  if (lua_pcall(L, a->argc - iScript - 1, 0, base) != LUA_OK) {
-    fprintf(stderr, "quay: %s\n", lua_tostring(L, -1));
-    a->status = 1;
-    return 0;
-  }
+  if (lua_pcall(L, nArg, 0, iMsgh) != LUA_OK) return report(L, a);
   if (bDescribe) {
     if (luaL_loadstring(L, zDescribe) != LUA_OK) return lua_error(L);
-    lua_getglobal(L, "_QUAY_DBS");
-    if (lua_pcall(L, 1, 0, base) != LUA_OK) {
-      fprintf(stderr, "quay: %s\n", lua_tostring(L, -1));
-      a->status = 1;
-    }
+    lua_pushvalue(L, iDbs);
+    if (lua_pcall(L, 1, 1, iMsgh) != LUA_OK) return report(L, a);
+    restore_stdout(a);
+    fputs(lua_tostring(L, -1), stdout);
+    fputc('\n', stdout);
   }
   return 0;
 }
@@ -148,14 +276,20 @@ int main(int argc, char **argv) {
   a.argc = argc;
   a.argv = argv;
   a.status = 0;
+  a.fdStdout = -1;
   lua_pushcfunction(L, pmain);
   lua_pushlightuserdata(L, &a);
   rc = lua_pcall(L, 1, 0, 0);
+  restore_stdout(&a);
   if (rc != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    fprintf(stderr, "quay: %s\n", msg ? msg : "(error object)");
+    const char *zMsg = lua_tostring(L, -1);
+    fprintf(stderr, "quay: %s\n", zMsg ? zMsg : "(error object)");
     a.status = 1;
   }
   lua_close(L);
+  if (fflush(stdout) != 0 && a.status == 0) {
+    perror("quay: stdout");
+    a.status = 1;
+  }
   return a.status;
 }
