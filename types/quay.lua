@@ -1,0 +1,514 @@
+---@meta quay
+--[[
+types/quay.lua: LuaLS (lua-language-server) annotations for Quay.
+
+Point the language server at this directory so editors complete and check
+the API of ../shared/API.md:
+
+  .luarc.json:  { "workspace.library": ["/path/to/quay/types"] }
+
+Installed copies live in <prefix>/share/quay/types.  This file only
+describes; it is never loaded at run time (`---@meta`).
+]]
+
+---@alias quay.ErrorCode
+---| "declaration"      # a model or relation declaration is invalid
+---| "unknown_field"    # a name is neither a field, a column nor a relation
+---| "unknown_relation" # a relation named in a loading call does not exist
+---| "bad_lookup"       # a lookup suffix that does not exist or does not fit
+---| "validation"       # a value of the wrong type, too long, or a missing value
+---| "not_found"        # :get() matched no row
+---| "multiple"         # :get() matched more than one row
+---| "protected"        # delete refused by PROTECT
+---| "restricted"       # delete refused by RESTRICT
+---| "integrity"        # the database refused the write (UNIQUE, foreign key)
+---| "connection"       # cannot connect, or the db is closed
+---| "busy"             # SQLite lock wait timed out
+---| "sql"              # any other database error
+---| "nomem"            # out of memory (addition)
+---| "misuse"           # an API used the wrong way (addition)
+---| "lazy_load"        # strict mode forbids a lazy load (addition)
+---| "callback"         # a host callback failed (addition)
+
+---@alias quay.Rule integer  one of quay.CASCADE .. quay.NO_ACTION
+
+---@alias quay.Value nil|boolean|integer|number|string|quay.Null|quay.Record
+
+---Conditions: `{ title = "x", views__gt = 10, author = u }`; keys are field
+---paths with an optional lookup suffix (eq, ne, lt, lte, gt, gte, in,
+---not_in, contains, icontains, startswith, endswith, isnull, between); the
+---array part may hold `quay.any {...}` groups.
+---@alias quay.Conditions table<string|integer, any>
+
+---The SQL NULL sentinel (`quay.null`), for filters and values.
+---@class quay.Null
+
+---A field descriptor made by `quay.string {...}` and friends.
+---@class quay.Field
+
+---A relation descriptor made by `quay.belongs_to(...)` and friends.
+---@class quay.Relation
+
+---An OR group made by `quay.any { {...}, {...} }`.
+---@class quay.Any
+
+---A filtered prefetch made by `quay.prefetch(path, qs)`.
+---@class quay.Prefetch
+
+---@class quay.Error
+---@field code quay.ErrorCode
+---@field message string names the model, field or relation, and the fix
+---@field blockers? { model: string, key: any }[] protected / restricted only
+---@field sqlstate? string PostgreSQL only
+
+---@class quay.OpenOptions
+---@field busy_timeout? integer SQLite lock wait in ms (default 5000)
+---@field strict? boolean lazy loads raise `lazy_load` (addition)
+
+---@class quay.FieldOptions
+---@field null? boolean NULL allowed (default false)
+---@field default? any|fun(): any value or function
+---@field unique? boolean
+---@field index? boolean
+---@field column? string database column name
+---@field primary_key? boolean
+---@field description? string
+
+---@class quay.StringOptions: quay.FieldOptions
+---@field max? integer maximum length in characters (UTF-8 code points)
+
+---@class quay.DatetimeOptions: quay.FieldOptions
+---@field auto_now_add? boolean set to the current UTC time on insert
+---@field auto_now? boolean set to the current UTC time on every save
+
+---@class quay.BelongsToOptions
+---@field column? string default `<name>_id`
+---@field to_field? string default the target's primary key
+---@field null? boolean
+---@field default? any a key value or a record (needed by SET_DEFAULT)
+---@field on_delete? quay.Rule default quay.RESTRICT
+---@field on_update? quay.Rule default quay.CASCADE
+---@field related_name? string reverse accessor name on the target
+---@field skip_reverse? boolean register no reverse accessor
+---@field index? boolean default true
+---@field unique? boolean
+---@field description? string
+
+---@class quay.ManyToManyOptions
+---@field table? string join table (default `<this_table>_<target_table>`)
+---@field source_key? string
+---@field target_key? string
+---@field through? string|quay.Model a declared model holding two belongs_to
+---@field related_name? string
+---@field skip_reverse? boolean
+---@field description? string
+
+---@class quay.HasOptions
+---@field foreign_key? string the column the target holds
+---@field local_key? string default this model's primary key
+---@field related_name? string
+---@field description? string
+
+---@class quay.ModelSpec
+---@field table? string default snake_case name + "s"
+---@field description? string
+---@field unique_together? string[][]
+---@field [string] quay.Field|quay.Relation
+
+---@class quay.DeleteOptions
+---@field dry_run? boolean count and check, change nothing
+
+---Deleted rows per model name (join tables by table name).
+---@alias quay.DeleteCounts table<string, integer>
+
+---@class quay.DescribeField
+---@field name string
+---@field column string
+---@field type "id"|"integer"|"number"|"string"|"text"|"boolean"|"datetime"|"blob"
+---@field null boolean
+---@field unique boolean
+---@field primary_key boolean
+---@field description? string
+---@field max? integer
+
+---@class quay.DescribeRelation
+---@field name string
+---@field kind "belongs_to"|"one_to_one"|"many_to_many"|"has_many"|"has_one"|"through"|"reverse"
+---@field target string model name
+---@field related_name? string
+---@field on_delete? string "CASCADE", "SET_NULL", ...
+---@field on_update? string
+---@field through? string through model or join table name
+---@field description? string
+
+---@class quay.DescribeModel
+---@field name string
+---@field table string
+---@field description? string
+---@field fields quay.DescribeField[]
+---@field relations quay.DescribeRelation[]
+
+---@class quay.Stats
+---@field queries integer SQL statements sent so far
+
+
+---A database connection and its models.
+---@class quay.Db
+local Db = {}
+
+---Close the connection (also on `__close` and `__gc`); the models stay
+---declared.  Idempotent.
+function Db:close() end
+
+---Reconnect after `close` (addition).
+---@return quay.Db
+function Db:reopen() end
+
+---@return boolean
+function Db:is_open() end
+
+---@return "sqlite"|"postgresql"
+function Db:backend() end
+
+---@return quay.Stats
+function Db:stats() end
+
+---Call `fn(sql, params)` for every statement; `nil` removes it.
+---@param fn? fun(sql: string, params: any[])
+function Db:on_query(fn) end
+
+---Declare a model, or with one argument look up a declared one.
+---@param name string
+---@param spec? quay.ModelSpec
+---@return quay.Model
+function Db:model(name, spec) end
+
+---Resolve every string reference now (raises `declaration`).
+---@return quay.Db
+function Db:check() end
+
+---Create every table, join table and index (idempotent).
+---@return quay.Db
+function Db:create_tables() end
+
+---@return quay.Db
+function Db:drop_tables() end
+
+---The schema as plain tables keyed by model name.
+---@return table<string, quay.DescribeModel>
+function Db:describe() end
+
+---Run `fn(db)` in a transaction (a savepoint when nested); an error rolls
+---back and is raised again.
+---@generic R
+---@param fn fun(db: quay.Db): R
+---@return R
+function Db:transaction(fn) end
+
+---Raw SQL with `?` placeholders; returns rows changed.
+---@param sql string
+---@param params? any[]
+---@return integer
+function Db:execute(sql, params) end
+
+---Raw query with `?` placeholders; an array of plain row tables.
+---@param sql string
+---@param params? any[]
+---@return table<string, any>[]
+function Db:rows(sql, params) end
+
+
+---An immutable query.  Chaining returns a new set; nothing runs until a
+---terminal call.
+---@class quay.QuerySet
+local QuerySet = {}
+
+---@param conds quay.Conditions|quay.Any
+---@return quay.QuerySet
+function QuerySet:filter(conds) end
+
+---@param conds quay.Conditions|quay.Any
+---@return quay.QuerySet
+function QuerySet:exclude(conds) end
+
+---Rows with at least one related row (matching `conds` or `fn(qs)`).
+---@param rel string
+---@param conds? quay.Conditions|fun(qs: quay.QuerySet): quay.QuerySet
+---@return quay.QuerySet
+function QuerySet:where_has(rel, conds) end
+
+---@param rel string
+---@param conds? quay.Conditions|fun(qs: quay.QuerySet): quay.QuerySet
+---@return quay.QuerySet
+function QuerySet:where_doesnt_have(rel, conds) end
+
+---`"-views"` sorts descending; paths may cross to-one relations.
+---@param ... string
+---@return quay.QuerySet
+function QuerySet:order_by(...) end
+
+---@param n integer
+---@return quay.QuerySet
+function QuerySet:limit(n) end
+
+---@param n integer
+---@return quay.QuerySet
+function QuerySet:offset(n) end
+
+---Load to-one paths in the same query (JOIN).
+---@param ... string
+---@return quay.QuerySet
+function QuerySet:select_related(...) end
+
+---Load paths with one batched query per level.
+---@param ... string|quay.Prefetch
+---@return quay.QuerySet
+function QuerySet:prefetch_related(...) end
+
+---Load paths; the engine picks JOIN or batched loading per path.
+---@param ... string
+---@return quay.QuerySet
+function QuerySet:with(...) end
+
+---Adds `rec.<path>_count` to every record.
+---@param ... string
+---@return quay.QuerySet
+function QuerySet:with_count(...) end
+
+---Records of this set raise `lazy_load` on a lazy load (addition).
+---@return quay.QuerySet
+function QuerySet:strict() end
+
+---@return quay.Record[]
+function QuerySet:all() end
+
+---@return quay.Record?
+function QuerySet:first() end
+
+---Exactly one row, else `not_found` / `multiple`.
+---@param conds? quay.Conditions
+---@return quay.Record
+function QuerySet:get(conds) end
+
+---@return integer
+function QuerySet:count() end
+
+---@return boolean
+function QuerySet:exists() end
+
+---Stream the rows in constant memory: `for rec in qs:iter() do`.
+---@return fun(): quay.Record?
+function QuerySet:iter() end
+
+---@param field string
+---@return any[]
+function QuerySet:pluck(field) end
+
+---@param values table<string, any>
+---@return integer rows changed
+function QuerySet:update(values) end
+
+---Delete with cascades, in one transaction.
+---@param opts? quay.DeleteOptions
+---@return quay.DeleteCounts
+function QuerySet:delete(opts) end
+
+---The SQL text and its parameters.
+---@return string sql
+---@return any[] params
+function QuerySet:sql() end
+
+---The loading plan: one entry per query (addition).
+---@return { path: string, how: string, sql: string }[]
+function QuerySet:explain() end
+
+
+---A declared model.  Every query-set method also works on the model, as
+---if called on `Model:query()`.
+---@class quay.Model: quay.QuerySet
+local Model = {}
+
+---All rows.
+---@return quay.QuerySet
+function Model:query() end
+
+---A new unsaved record.
+---@param values? table<string, any>
+---@return quay.Record
+function Model:new(values) end
+
+---Insert a record and return it.
+---@param values? table<string, any>
+---@return quay.Record
+function Model:create(values) end
+
+---The record with this primary key, or nil.
+---@param key any
+---@return quay.Record?
+function Model:find(key) end
+
+---Insert many records in one transaction.
+---@param list table<string, any>[]
+---@return quay.Record[]
+function Model:bulk_create(list) end
+
+---@return string
+function Model:name() end
+
+
+---A row of a model.  Fields, foreign-key columns and relations are read
+---and written as `rec.<name>`; to-one relations give a record or nil,
+---to-many ones a quay.RelatedSet.
+---@class quay.Record
+---@field pivot? quay.Record the through record, when loaded through a custom through model
+---@field [string] any
+local Record = {}
+
+---Insert or update.
+---@return quay.Record
+function Record:save() end
+
+---Delete with cascades; counts per model.
+---@param opts? quay.DeleteOptions
+---@return quay.DeleteCounts
+function Record:delete(opts) end
+
+---Reload the field values from the database.
+---@return quay.Record
+function Record:refresh() end
+
+---@return table<string, any>
+function Record:to_table() end
+
+
+---The to-many side of a relation on one record: a query set scoped to the
+---owner, plus `#set`, `set[i]` and `ipairs(set)` over its rows.
+---@class quay.RelatedSet: quay.QuerySet
+---@field [integer] quay.Record
+---@operator len: integer
+local RelatedSet = {}
+
+---Reverse foreign key: create a child pointing at the owner.
+---Many-to-many: create the target and add it.
+---@param values? table<string, any>
+---@return quay.Record
+function RelatedSet:create(values) end
+
+---Add records (many-to-many: the last argument may be a table of through
+---values).  Adding an existing pair is a no-op.
+---@param ... quay.Record|table<string, any>
+function RelatedSet:add(...) end
+
+---Remove records (a reverse foreign key must be nullable).
+---@param ... quay.Record
+function RelatedSet:remove(...) end
+
+---Many-to-many: remove every pair of the owner.
+function RelatedSet:clear() end
+
+---Many-to-many: make the set exactly `list`.
+---@param list quay.Record[]
+function RelatedSet:set(list) end
+
+---Many-to-many: is `rec` in the set?
+---@param rec quay.Record
+---@return boolean
+function RelatedSet:contains(rec) end
+
+
+---@class quay
+---@field null quay.Null the SQL NULL sentinel
+---@field version string
+---@field CASCADE quay.Rule
+---@field SET_NULL quay.Rule
+---@field SET_DEFAULT quay.Rule
+---@field RESTRICT quay.Rule
+---@field PROTECT quay.Rule
+---@field NO_ACTION quay.Rule
+local quay = {}
+
+---Open `"sqlite::memory:"`, `"sqlite:path.db"` or a PostgreSQL URL.
+---@param url string
+---@param opts? quay.OpenOptions
+---@return quay.Db
+function quay.open(url, opts) end
+
+---Integer auto-increment primary key.
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.id(opts) end
+
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.integer(opts) end
+
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.number(opts) end
+
+---@param opts? quay.StringOptions
+---@return quay.Field
+function quay.string(opts) end
+
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.text(opts) end
+
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.boolean(opts) end
+
+---UTC text "YYYY-MM-DD HH:MM:SS".
+---@param opts? quay.DatetimeOptions
+---@return quay.Field
+function quay.datetime(opts) end
+
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.blob(opts) end
+
+---@param target string|quay.Model model name, "self", or a model
+---@param opts? quay.BelongsToOptions
+---@return quay.Relation
+function quay.belongs_to(target, opts) end
+
+---A unique belongs_to.
+---@param target string|quay.Model
+---@param opts? quay.BelongsToOptions
+---@return quay.Relation
+function quay.one_to_one(target, opts) end
+
+---@param target string|quay.Model
+---@param opts? quay.ManyToManyOptions
+---@return quay.Relation
+function quay.many_to_many(target, opts) end
+
+---The parent side of a foreign key the target holds.
+---@param target string|quay.Model
+---@param opts? quay.HasOptions
+---@return quay.Relation
+function quay.has_many(target, opts) end
+
+---@param target string|quay.Model
+---@param opts? quay.HasOptions
+---@return quay.Relation
+function quay.has_one(target, opts) end
+
+---A read-only path of declared relations: `quay.through("enrolments", "student")`.
+---@param ... string
+---@return quay.Relation
+function quay.through(...) end
+
+---OR of condition tables.
+---@param groups quay.Conditions[]
+---@return quay.Any
+function quay.any(groups) end
+
+---Prefetch a filtered, ordered set; with `to`, into `rec.<to>`.
+---@param path string
+---@param qs quay.QuerySet
+---@param opts? { to: string }
+---@return quay.Prefetch
+function quay.prefetch(path, qs, opts) end
+
+return quay
