@@ -1,0 +1,82 @@
+# cmake/tests-packaging.cmake: tests of packaging, docs and the quay
+# command (issue 7).  Included from the root CMakeLists.txt when
+# QUAY_BUILD_TESTS is on.  Helpers live in test/packaging/.
+#
+#   install.prefix      cmake --install into a temporary prefix; build
+#                       examples/host.c against it with pkg-config; run it;
+#                       load the installed module with stock lua5.4
+#   package.rockspec    quay-<version>-1.rockspec loads and has the fields
+#   package.luarocks    `luarocks make` into a temporary tree (skipped when
+#                       luarocks is not installed; unsanitized builds only)
+#   package.types       types/quay.lua loads and annotates the live API
+#   docs.<guide>        every ```lua block of docs/<guide>.md runs (and its
+#                       ```c blocks compile and run against libquay)
+#   cmd.<case>          the quay command (test/packaging/cmd_test.lua)
+#
+# The examples' own tests (example.*) are in examples/CMakeLists.txt.
+
+set(_pk ${PROJECT_SOURCE_DIR}/test/packaging)
+# run-lua.sh BUILD SANITIZERS: "none", or the list joined with commas (an
+# empty argument would vanish from the COMMAND list).
+if(QUAY_SANITIZE)
+  string(REPLACE ";" "," _pk_san "${QUAY_SANITIZE}")
+else()
+  set(_pk_san none)
+endif()
+set(_lua ${_pk}/run-lua.sh ${CMAKE_BINARY_DIR} ${_pk_san})
+
+add_test(NAME install.prefix
+  COMMAND ${_pk}/test-install.sh ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR}
+          ${PROJECT_VERSION} ${CMAKE_C_COMPILER} ${_pk_san})
+set_tests_properties(install.prefix PROPERTIES TIMEOUT 300)
+
+add_test(NAME package.rockspec
+  COMMAND lua5.4 ${_pk}/check_rockspec.lua
+          ${PROJECT_SOURCE_DIR}/quay-${PROJECT_VERSION}-1.rockspec
+          ${PROJECT_VERSION} ${CMAKE_BINARY_DIR}/CMakeCache.txt)
+
+if(NOT QUAY_SANITIZE)
+  add_test(NAME package.luarocks
+    COMMAND ${_pk}/test-luarocks.sh ${PROJECT_SOURCE_DIR}
+            ${PROJECT_SOURCE_DIR}/quay-${PROJECT_VERSION}-1.rockspec)
+  set_tests_properties(package.luarocks PROPERTIES SKIP_RETURN_CODE 77
+    TIMEOUT 900)
+endif()
+
+add_test(NAME package.types
+  COMMAND ${_lua} ${_pk}/check_types.lua ${PROJECT_SOURCE_DIR}/types/quay.lua)
+
+# Compiler line for the ```c blocks of the guides: the build tree's header
+# and library (the install test covers the installed copy).
+set(_doc_cc "${CMAKE_C_COMPILER} -std=c11 -Wall -Wextra -Werror")
+if(QUAY_SANITIZE)
+  string(REPLACE ";" "," _doc_san "${QUAY_SANITIZE}")
+  string(APPEND _doc_cc " -fsanitize=${_doc_san}")
+endif()
+string(APPEND _doc_cc " -I${PROJECT_SOURCE_DIR}/include")
+foreach(_d ${LUA_INCLUDE_DIRS})
+  string(APPEND _doc_cc " -I${_d}")
+endforeach()
+set(_doc_libs "-L${CMAKE_BINARY_DIR} -Wl,-rpath,${CMAKE_BINARY_DIR} -lquay")
+foreach(_l ${LUA_LINK_LIBRARIES} ${SQLITE3_LINK_LIBRARIES})
+  string(APPEND _doc_libs " ${_l}")
+endforeach()
+
+file(GLOB _guides RELATIVE ${PROJECT_SOURCE_DIR}/docs
+     ${PROJECT_SOURCE_DIR}/docs/*.md)
+list(SORT _guides)
+foreach(_g ${_guides})
+  string(REPLACE ".md" "" _name ${_g})
+  add_test(NAME docs.${_name}
+    COMMAND ${_lua} ${_pk}/doctest.lua docs/${_g}
+    WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(docs.${_name} PROPERTIES
+    ENVIRONMENT "QUAY_DOC_CC=${_doc_cc};QUAY_DOC_LIBS=${_doc_libs}")
+endforeach()
+
+foreach(_case version help usage run stdin describe describe_error
+              error_quay error_lua error_syntax missing_file)
+  add_test(NAME cmd.${_case}
+    COMMAND ${_lua} ${_pk}/cmd_test.lua $<TARGET_FILE:quay_cmd>
+            ${PROJECT_SOURCE_DIR} ${PROJECT_VERSION} ${_case})
+endforeach()

@@ -1,0 +1,101 @@
+--[[
+test/packaging/check_types.lua
+ctest package.types: the LuaLS annotation file types/quay.lua
+
+  1. loads with lua5.4 (syntax) and starts with ---@meta;
+  2. declares the classes of the API: quay.Db, quay.Model, quay.Record,
+     quay.QuerySet, quay.RelatedSet, quay.Error;
+  3. annotates every method the binding really exposes on each object,
+     and no method that does not exist (compared with the metatables of
+     live objects).
+
+  lua5.4 check_types.lua types/quay.lua     (quay.core on LUA_CPATH)
+]]
+local path = arg[1]
+local fails = 0
+local function check(cond, fmt, ...)
+  if not cond then
+    fails = fails + 1
+    io.stderr:write("types: FAIL: ", fmt:format(...), "\n")
+  end
+end
+
+local f = assert(io.open(path))
+local text = f:read("a")
+f:close()
+local chunk, err = load(text, "@" .. path, "t", {})
+check(chunk, "syntax: %s", tostring(err))
+check(text:match("^%-%-%-@meta"), "first line must be ---@meta")
+
+-- Classes and the methods annotated on each.
+local classes, annotated = {}, {}
+for name in text:gmatch("\n%-%-%-@class ([%w_.]+)") do classes[name] = true end
+local var2class = {}
+for var, cls in text:gmatch("\n%-%-%-@class ([%w_.]+)[^\n]*\nlocal (%w+) = {}") do
+  var2class[cls] = var
+end
+for var, method in text:gmatch("\nfunction (%w+)[:.]([%w_]+)%(") do
+  annotated[var] = annotated[var] or {}
+  annotated[var][method] = true
+end
+for _, cls in ipairs { "quay.Db", "quay.Model", "quay.Record", "quay.QuerySet",
+                       "quay.RelatedSet", "quay.Error" } do
+  check(classes[cls], "no ---@class %s", cls)
+end
+
+-- Live objects.
+local quay = require("quay")
+local db = quay.open("sqlite::memory:")
+local Tag = db:model("Tag", { name = quay.string() })
+local Post = db:model("Post", { tags = quay.many_to_many("Tag") })
+db:create_tables()
+local post = Post:create {}
+local set = post.tags
+local qs = Post:query()
+
+local function keys(t)
+  local out = {}
+  for k, v in pairs(t) do
+    if type(k) == "string" and type(v) == "function" and k:sub(1, 2) ~= "__" then
+      out[k] = true
+    end
+  end
+  return out
+end
+local function upvalue_table(fn)
+  local _, t = debug.getupvalue(fn, 1)
+  return t
+end
+local live = {
+  Db = keys(getmetatable(db).__index),
+  QuerySet = keys(getmetatable(qs).__methods),
+  Model = keys(upvalue_table(getmetatable(Post).__index)),
+  Record = keys(getmetatable(Post)["\1recmethods"]),
+  RelatedSet = keys(upvalue_table(getmetatable(set).__index)),
+  quay = keys(quay),
+}
+live.Model.query = true               -- answered by the query-set fallback
+
+local inherits = { Model = "QuerySet", RelatedSet = "QuerySet" }
+for var, methods in pairs(live) do
+  local ann = annotated[var] or {}
+  local base = annotated[inherits[var]] or {}
+  for m in pairs(methods) do
+    check(ann[m] or base[m], "%s.%s exists but is not annotated", var, m)
+  end
+  for m in pairs(ann) do
+    check(methods[m], "%s.%s is annotated but does not exist", var, m)
+  end
+end
+-- Every quay.* value that is not a function is a documented field.
+for k, v in pairs(quay) do
+  if type(v) ~= "function" then
+    check(text:find("---@field " .. k .. " ", 1, true), "quay.%s has no ---@field", k)
+  end
+end
+-- Model and RelatedSet inherit the query-set methods.
+check(text:find("---@class quay.Model: quay.QuerySet", 1, true), "Model must extend QuerySet")
+check(text:find("---@class quay.RelatedSet: quay.QuerySet", 1, true), "RelatedSet must extend QuerySet")
+db:close()
+if fails > 0 then os.exit(1) end
+print("types: ok")
