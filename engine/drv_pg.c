@@ -238,7 +238,8 @@ static int pg_err(DrvConn *c, const PGresult *r, const char *zWhat,
   }
   if (c && (zState == NULL || strcmp(zState, "25P02") != 0)) {
     c->lastCode = code;
-    memcpy(c->zLastState, zState && strlen(zState) == 5 ? zState : "", 6);
+    snprintf(c->zLastState, sizeof(c->zLastState), "%s",
+             zState && strlen(zState) == 5 ? zState : "");
     copy_msg(c->zLastMsg, sizeof(c->zLastMsg), zMsg);
   }
   return code;
