@@ -21,13 +21,35 @@
 **     "borrowed; valid until <event>", or "caller frees with quay_x_free".
 **   - Destructors accept NULL.
 **
-** Threads: a quay_db and everything made from it (models, query sets,
-** cursors, plans, keysets) belong to one thread at a time.  Two threads may
-** each use their own quay_db (and their own lua_State) side by side; the
-** engine has no mutable global state except the allocator hooks, which must
-** be set before any other call (quay_set_allocator).  SQLite is used in its
-** serialized/multi-thread mode; a host-owned sqlite3* handed to
-** quay_db_wrap_sqlite must not be used by another thread while Quay runs.
+** Threads.  The rule is one Lua state and one database per thread:
+**   - A quay_db and everything made from it (models, query sets, cursors,
+**     plans, writers, keysets, counts) is used by one thread at a time.
+**     The same holds for a lua_State into which Quay is loaded, and for
+**     every Quay object (db, model, record, query set) living in it.  Never
+**     share either between threads that run at the same time; moving one
+**     to another thread needs the host's own synchronization (a mutex, a
+**     queue, pthread_join) between the last use in the old thread and the
+**     first in the new one.  Callbacks (db:on_query, busy handling) run on
+**     the thread of the call that triggered them.
+**   - Different threads may each use their own quay_db, and their own
+**     lua_State, side by side with no locking: states, dbs and connections
+**     share nothing.  The engine's only process-wide mutable state is
+**       (a) the allocator hooks, written only by quay_set_allocator, which
+**           must be called before any other Quay function and before a
+**           second thread starts; every later allocation only reads them;
+**       (b) in builds with QUAY_TEST (the test hooks below), the
+**           allocation counters, which are atomics; arming a fault
+**           (quay_test_fail_alloc) is for single-threaded tests only.
+**     The test example.threads.tsan runs two threads side by side under
+**     ThreadSanitizer without reports (examples/threads.c).
+**   - SQLite must be built thread-safe (SQLITE_THREADSAFE=1 or 2; Debian's
+**     libsqlite3 is built with SQLITE_THREADSAFE=1, serialized).  Each
+**     thread uses its own connection; quay_db_open opens one per db.
+**   - A host-owned sqlite3* handed to quay_db_wrap_sqlite or
+**     quay_push_sqlite belongs to the thread that uses that db: the host
+**     may use the handle itself on that thread between Quay calls, but no
+**     other thread may use it until the db is disconnected or freed.
+**   - libpq connections follow the same rule (one per db, one thread).
 */
 #ifndef QUAY_H
 #define QUAY_H
@@ -804,20 +826,67 @@ QUAY_API void quay_test_fail_statement(quay_db *pDb, long k);
 ** {==================================================================
 ** Embedding in a Lua host (API.md "Embedding in a host program")
 ** ===================================================================
-** Lua-facing entries; they live in libquay next to the engine.
+** Lua-facing entries; they live in libquay next to the engine (link with
+** `pkg-config --cflags --libs quay lua5.4 sqlite3`).  They take the
+** host's lua_State (Lua 5.4; luaL_checkversion makes a mismatched Lua
+** library an error, not a crash).  In Lua manual terms (section 4.6) each
+** is tagged [-0, +n, e]: it may raise a Lua error, so call it from
+** protected code (a C function run by lua_pcall, as lua.c's pmain does).
+** A complete host: examples/host.c.
+**
+** Typical use:
+**
+**   lua_State *L = luaL_newstate();
+**   luaL_openlibs(L);
+**   quay_openlibs(L);              // require "quay" now works, no files
+**   ... in protected code:
+**   quay_push_sqlite(L, handle);   // [.., db]  the host's connection
+**   ... run a script with the db as an argument ...
+**   lua_close(L);                  // frees the Quay db, not the handle
+**   sqlite3_close(handle);         // the host closes its own connection
 */
-/* The module entry of `require "quay.core"`. */
-QUAY_API int luaopen_quay_core(struct lua_State *L);
+
 /*
-** Wrap a host-owned sqlite3* as a Quay db object and push it (the Lua
-** `db` of API.md).  Borrowed: Quay never closes the handle; the host must
-** keep it open while the db object is in use and close it after.  Returns
-** 1 (values pushed); raises a Lua error on failure.
+** The module entry of `require "quay.core"` ([-0, +1, e]): creates the
+** metatables of Quay's objects in L (once per state) and pushes the module
+** table.  quay_openlibs registers it as package.preload["quay.core"]; a
+** host may also call it through luaL_requiref.  Stock lua5.4 loads the
+** same entry from the installed quay/core.so.
+*/
+QUAY_API int luaopen_quay_core(struct lua_State *L);
+
+/*
+** Wrap a host-owned SQLite connection as a Quay db object and push it
+** ([-0, +1, e]): the same object as quay.open returns in Lua, with every
+** method of API.md (db:model, db:transaction, db:close, ...).
+**
+** Ownership: borrowed.  Quay never closes pHandle.  It must stay open
+** until the db object is closed (db:close() in Lua) or collected
+** (lua_close(L), or a garbage collection after the last reference is
+** gone); either one finalizes every statement Quay prepared on it and
+** rolls back a transaction Quay left open, so the host's sqlite3_close
+** then succeeds.  The host may keep using the handle itself, on the same
+** thread, between Quay calls, and sees Quay's writes (they share the
+** connection and its transactions).
+**
+** Settings: Quay runs PRAGMA foreign_keys = ON on the handle (the on_delete
+** rules of API.md rely on it) and sets sqlite3_busy_timeout(pHandle, 5000),
+** which replaces a busy handler the host had installed.
+**
+** Loads quay.core into L if needed (package.loaded), so it works before
+** or without quay_openlibs; scripts that `require "quay"` need
+** quay_openlibs (or the Lua files on LUA_PATH).  Returns 1 (values
+** pushed).  Raises a Quay error object (code "misuse" for a NULL handle,
+** "nomem", or "sql" if the PRAGMA fails).
 */
 QUAY_API int quay_push_sqlite(struct lua_State *L, struct sqlite3 *pHandle);
+
 /*
-** Preload "quay" and "quay.core" into package.preload of L (the Lua layer
-** is compiled into the library, so no files are needed).  Returns 0.
+** Register "quay" and "quay.core" in package.preload of L ([-0, +0, e]),
+** so that `require "quay"` loads the Lua layer compiled into libquay and
+** the C module linked with it: a host needs no Lua files on disk, and
+** LUA_PATH/LUA_CPATH are not consulted for Quay.  Call it after
+** luaL_openlibs (it needs the package library).  Returns 0.
 */
 QUAY_API int quay_openlibs(struct lua_State *L);
 /* }================================================================== */
