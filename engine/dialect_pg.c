@@ -36,8 +36,9 @@ static const char *pg_coltype(const Field *f) {
 static const char *pg_array_type(int eType) {
   switch (eType) {
     case QUAY_T_ID:
-    case QUAY_T_INTEGER:
-    case QUAY_T_BOOLEAN: return "bigint[]";
+    case QUAY_T_INTEGER: return "bigint[]";
+    case QUAY_T_BOOLEAN: return "boolean[]";   /* elements 1/0 read as t/f */
+    case QUAY_T_BLOB: return "bytea[]";
     case QUAY_T_NUMBER: return "double precision[]";
     case QUAY_T_DATETIME: return "timestamp[]";
   }

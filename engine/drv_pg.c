@@ -12,13 +12,14 @@
 ** caches (bPersist) runs its first execution as a one-shot unnamed
 ** statement (PQexecParams: Parse, Bind and Execute in one round trip), and
 ** from its second execution on as a named server-side prepared statement
-** "quay_s<n>" (PQprepare + PQdescribePrepared once, then PQexecPrepared:
-** Bind and Execute only).  SQL that runs once (DDL, most raw SQL) thus
-** never pays for a prepare, and SQL that repeats is parsed and planned
-** once per connection.  A finalized named statement is not deallocated at
-** once: it goes on the connection's zombie list and its DEALLOCATE rides
-** in front of the next statement sent (nothing is sent when the
-** connection closes: the server frees them with the session).
+** "quay_s<n>": Parse, Describe, Bind and Execute go in one pipeline (one
+** round trip) the first time, then PQexecPrepared (Bind and Execute) each
+** time.  SQL that runs once (DDL, most raw SQL) thus never pays for a
+** prepare, and SQL that repeats is parsed and planned once per
+** connection.  A finalized named statement is not deallocated at once: it
+** goes on the connection's zombie list and its DEALLOCATE is sent before
+** the next statement (nothing is sent when the connection closes: the
+** server frees them with the session).
 **
 ** Parameters go as text, typed from their value (INT int8, REAL float8,
 ** BOOL bool; TEXT and NULL "unknown", so the server infers them from the
@@ -51,6 +52,8 @@
 **     DECLARE quay_c<n> NO SCROLL CURSOR WITH HOLD FOR <sql>
 **     FETCH FORWARD 256 FROM quay_c<n>      (once per chunk)
 **     CLOSE quay_c<n>                        (at xReset)
+** the DECLARE and the first FETCH in one pipeline (one round trip), so a
+** short iter() costs two round trips and a long one one more per chunk.
 ** WITH HOLD lets the cursor outlive a transaction that commits under it;
 ** declared outside a transaction, the server materializes the result at
 ** once (on the server, not here).  A cursor declared inside a transaction
@@ -63,12 +66,19 @@
 ** Errors.  SQLSTATE is copied into quay_err.zState and mapped: class 23
 ** integrity; 40001, 40P01, 55P03 busy; class 08, 57P01-57P03 and a
 ** connection that libpq reports as CONNECTION_BAD connection; else sql.
-** Messages are copied out of the PGresult at once.
+** Messages are copied out of the PGresult at once.  A failed statement
+** aborts a PostgreSQL transaction (SQLite's does not): later statements
+** get 25P02, whose message then names the first failure, and a COMMIT
+** the server turns into ROLLBACK is reported as that failure, never as
+** success.
 **
-** Pipeline mode (sending sibling prefetches together) is not used yet.
-** The driver keeps every libpq call for one execution in one place
-** (stmt_send / stmt_receive below is where a pipeline would split), so an
-** xSend/xReceive pair can be added without changing the rest.
+** Pipeline mode.  pipe_run (below) sends a batch of protocol steps and
+** reads their results in one round trip; it serves the prepare and cursor
+** paths above.  Sending sibling prefetches together is the loader's job
+** (not done yet); the driver side would be an xSend (queue one
+** statement's Bind/Execute, PIPE_EXEC_PREPARED) and an xReceive (read the
+** next statement's result into its DrvStmt), i.e. pipe_run split at
+** PQpipelineSync.
 */
 #include "quayInt.h"
 
@@ -615,30 +625,116 @@ static int bind_values(Bind *b, const quay_value *a, int n,
 static void bind_free(Bind *b) { quay__free((void *)b->az); }
 
 /*
-** Prepare zText on the server as zName ("" for the unnamed statement)
-** with the parameter types aType[nParam], and describe it: the types the
-** server resolved go into aResolved[nParam].  Two round trips.
+** {==================================================================
+** Pipelines
+** ===================================================================
+** pipe_run sends a batch of protocol steps in libpq's pipeline mode and
+** reads their results in one round trip.  It is used where one logical
+** operation needs several steps: Parse + Describe (+ Bind/Execute) of a
+** statement prepared on its second execution, and DECLARE + first FETCH
+** of a streamed query.  The future sibling-prefetch pipeline (issue 6)
+** is the same shape with several statements' PIPE_EXEC_PREPARED steps:
+** an xSend that queues one statement's step and an xReceive that reads
+** its result would split this function in two at PQpipelineSync.
 */
-static int server_prepare(DrvConn *c, const char *zName, const char *zText,
-                          int nParam, const Oid *aType, Oid *aResolved,
-                          quay_err *pErr) {
-  PGresult *r;
-  int rc, i;
-  r = PQprepare(c->pg, zName, zText, nParam, aType);
-  rc = res_ok(c, r, NULL, pErr);
-  PQclear(r);
-  if (rc) return rc;
-  r = PQdescribePrepared(c->pg, zName);
-  rc = res_ok(c, r, NULL, pErr);
-  if (rc == QUAY_OK) {
-    int nDesc = PQnparams(r);
-    for (i = 0; i < nParam; i++) {
-      aResolved[i] = i < nDesc ? PQparamtype(r, i) : 0;
+enum { PIPE_PREPARE = 1, PIPE_DESCRIBE, PIPE_EXEC_PREPARED, PIPE_EXEC_PARAMS };
+
+typedef struct PipeOp {
+  int eOp;                  /* PIPE_* */
+  const char *zName;        /* statement name (PREPARE, DESCRIBE, EXEC_PREP.) */
+  const char *zText;        /* SQL text (PREPARE, EXEC_PARAMS) */
+  int nParam;
+  const Oid *aType;         /* parameter types (PREPARE, EXEC_PARAMS) */
+  const Bind *pBind;        /* values (EXEC_*); NULL when nParam is 0 */
+  PGresult *pRes;           /* out: the step's result; caller clears */
+} PipeOp;
+
+/*
+** Run aOp[nOp] as one pipeline.  On success every step succeeded and its
+** result is in aOp[i].pRes.  On failure pErr holds the first error and no
+** result is kept (steps after a failed one are skipped by the server).
+*/
+static int pipe_run(DrvConn *c, PipeOp *aOp, int nOp, quay_err *pErr) {
+  PGconn *pg = c->pg;
+  int i, rc = QUAY_OK, iOp = 0, nNull = 0, bSynced = 0;
+  for (i = 0; i < nOp; i++) aOp[i].pRes = NULL;
+  if (!PQenterPipelineMode(pg)) return pg_err(c, NULL, NULL, pErr);
+  for (i = 0; i < nOp && rc == QUAY_OK; i++) {
+    PipeOp *o = &aOp[i];
+    const Bind *b = o->pBind;
+    int ok = 0;
+    switch (o->eOp) {
+      case PIPE_PREPARE:
+        ok = PQsendPrepare(pg, o->zName, o->zText, o->nParam, o->aType);
+        break;
+      case PIPE_DESCRIBE:
+        ok = PQsendDescribePrepared(pg, o->zName);
+        break;
+      case PIPE_EXEC_PREPARED:
+        ok = PQsendQueryPrepared(pg, o->zName, o->nParam, b ? b->az : NULL,
+                                 b ? b->an : NULL, b ? b->aFmt : NULL, 0);
+        break;
+      default:
+        ok = PQsendQueryParams(pg, o->zText, o->nParam, o->aType,
+                               b ? b->az : NULL, b ? b->an : NULL,
+                               b ? b->aFmt : NULL, 0);
+        break;
+    }
+    if (!ok) rc = pg_err(c, NULL, NULL, pErr);
+  }
+  /* Sync even after a failed send, so that what was sent can be drained. */
+  if (!PQpipelineSync(pg) && rc == QUAY_OK) rc = pg_err(c, NULL, NULL, pErr);
+  /* Each step's results end with a NULL; the sync's result ends it all. */
+  while (!bSynced) {
+    PGresult *r = PQgetResult(pg);
+    if (r == NULL) {
+      if (conn_bad(c) || ++nNull >= 2) break;
+      iOp++;
+      continue;
+    }
+    nNull = 0;
+    switch (PQresultStatus(r)) {
+      case PGRES_PIPELINE_SYNC:
+        bSynced = 1;
+        PQclear(r);
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        PQclear(r);
+        break;
+      case PGRES_FATAL_ERROR:
+      case PGRES_NONFATAL_ERROR:
+      case PGRES_BAD_RESPONSE:
+        if (rc == QUAY_OK) rc = pg_err(c, r, NULL, pErr);
+        PQclear(r);
+        break;
+      default:
+        if (iOp < nOp && aOp[iOp].pRes == NULL) {
+          aOp[iOp].pRes = r;
+        } else {
+          PQclear(r);
+        }
+        break;
     }
   }
-  PQclear(r);
+  if (!PQexitPipelineMode(pg) && rc == QUAY_OK) {
+    rc = pg_err(c, NULL, NULL, pErr);
+  }
+  if (rc == QUAY_OK && !bSynced) rc = pg_err(c, NULL, NULL, pErr);
+  if (rc) {
+    for (i = 0; i < nOp; i++) {
+      PQclear(aOp[i].pRes);
+      aOp[i].pRes = NULL;
+    }
+  }
   return rc;
 }
+
+/* Copy the parameter types a Describe step resolved into aOut[n]. */
+static void described_types(const PGresult *r, int n, Oid *aOut) {
+  int i, nDesc = r ? PQnparams(r) : 0;
+  for (i = 0; i < n; i++) aOut[i] = i < nDesc ? PQparamtype(r, i) : 0;
+}
+/* }================================================================== */
 
 /* Non-0 when the values' types fit the prepared statement's. */
 static int types_fit(const DrvStmt *s, const Bind *b) {
@@ -657,14 +753,20 @@ static int types_fit(const DrvStmt *s, const Bind *b) {
 ** into s->pRes.  zText is s->zSql, or the DECLARE of a streamed query
 ** (bNamed 0 then).  Chooses among: the named prepared statement, a
 ** one-shot unnamed statement, or a described unnamed statement for TEXT
-** values that need bytea's binary format.
+** values that need bytea's binary format.  zThen (may be NULL) is a
+** statement without parameters run right after, in the same round trip
+** where possible (the first FETCH of a cursor); s->pRes then holds its
+** result instead.
 */
 static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
-                    const quay_value *a, int n, quay_err *pErr) {
+                    const quay_value *a, int n, const char *zThen,
+                    quay_err *pErr) {
   DrvConn *c = s->pConn;
   Bind b;
   int rc;
   PGresult *r = NULL;
+  PipeOp op[3];
+  memset(op, 0, sizeof(op));
   if (n != s->nParam) {
     return quay__err(pErr, QUAY_ESQL,
                      "statement expects %d parameters, %d given", s->nParam,
@@ -677,43 +779,85 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
     r = PQexecPrepared(c->pg, s->zName, n, b.az, b.an, b.aFmt, 0);
   } else if (bNamed && s->zName[0] == 0 && s->bPersist &&
              (s->nExec > 0 || b.nRisky)) {
-    /* Second execution (or values that need describing): prepare. */
+    /* Second execution (or values that need describing): prepare it as
+    ** "quay_s<n>", describe it and, unless the values must wait for the
+    ** description, execute it: one round trip. */
     char zName[32];
+    int nOp = b.nRisky ? 2 : 3;
     snprintf(zName, sizeof(zName), "quay_s%u", ++c->nName);
     if (n > 0 && s->aPrepType == NULL) {
       s->aPrepType = quay__malloc(sizeof(Oid) * (size_t)n);
       s->aParamType = quay__malloc(sizeof(Oid) * (size_t)n);
       if (s->aPrepType == NULL || s->aParamType == NULL) rc = quay__oom(pErr);
     }
+    op[0].eOp = PIPE_PREPARE;
+    op[0].zName = zName;
+    op[0].zText = zText;
+    op[0].nParam = n;
+    op[0].aType = b.aType;
+    op[1].eOp = PIPE_DESCRIBE;
+    op[1].zName = zName;
+    op[2].eOp = PIPE_EXEC_PREPARED;
+    op[2].zName = zName;
+    op[2].nParam = n;
+    op[2].pBind = &b;
+    if (rc == QUAY_OK) rc = pipe_run(c, op, nOp, pErr);
     if (rc == QUAY_OK) {
-      rc = server_prepare(c, zName, zText, n, b.aType, s->aParamType, pErr);
-    }
-    if (rc == QUAY_OK) {
-      if (n > 0) memcpy(s->aPrepType, b.aType, sizeof(Oid) * (size_t)n);
+      if (n > 0) {
+        memcpy(s->aPrepType, b.aType, sizeof(Oid) * (size_t)n);
+        described_types(op[1].pRes, n, s->aParamType);
+      }
       memcpy(s->zName, zName, sizeof(zName));
-      bind_free(&b);
-      rc = bind_values(&b, a, n, s->aParamType, pErr);
-      if (rc) return rc;
-      r = PQexecPrepared(c->pg, s->zName, n, b.az, b.an, b.aFmt, 0);
+      if (nOp == 3) {
+        r = op[2].pRes;
+        op[2].pRes = NULL;
+      } else {
+        bind_free(&b);
+        rc = bind_values(&b, a, n, s->aParamType, pErr);
+        if (rc == QUAY_OK) {
+          r = PQexecPrepared(c->pg, s->zName, n, b.az, b.an, b.aFmt, 0);
+        }
+      }
     }
+    PQclear(op[0].pRes);
+    PQclear(op[1].pRes);
   } else if (b.nRisky) {
     /* One-shot, but a TEXT value may be for a bytea: describe first. */
     Oid *aRes = quay__malloc(sizeof(Oid) * (size_t)n + 1);
     if (aRes == NULL) rc = quay__oom(pErr);
+    op[0].eOp = PIPE_PREPARE;
+    op[0].zName = "";
+    op[0].zText = zText;
+    op[0].nParam = n;
+    op[0].aType = b.aType;
+    op[1].eOp = PIPE_DESCRIBE;
+    op[1].zName = "";
+    if (rc == QUAY_OK) rc = pipe_run(c, op, 2, pErr);
     if (rc == QUAY_OK) {
-      rc = server_prepare(c, "", zText, n, b.aType, aRes, pErr);
-    }
-    if (rc == QUAY_OK) {
+      described_types(op[1].pRes, n, aRes);
       bind_free(&b);
       rc = bind_values(&b, a, n, aRes, pErr);
       if (rc == QUAY_OK) {
         r = PQexecPrepared(c->pg, "", n, b.az, b.an, b.aFmt, 0);
       }
     }
+    PQclear(op[0].pRes);
+    PQclear(op[1].pRes);
     quay__free(aRes);
-    if (rc) {
-      bind_free(&b);
-      return rc;
+  } else if (zThen) {
+    /* DECLARE and the first FETCH in one round trip. */
+    op[0].eOp = PIPE_EXEC_PARAMS;
+    op[0].zText = zText;
+    op[0].nParam = n;
+    op[0].aType = b.aType;
+    op[0].pBind = &b;
+    op[1].eOp = PIPE_EXEC_PARAMS;
+    op[1].zText = zThen;
+    rc = pipe_run(c, op, 2, pErr);
+    if (rc == QUAY_OK) {
+      PQclear(op[0].pRes);
+      r = op[1].pRes;
+      zThen = NULL;
     }
   } else {
     r = PQexecParams(c->pg, zText, n, b.aType, b.az, b.an, b.aFmt, 0);
@@ -721,6 +865,11 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
   bind_free(&b);
   if (rc) return rc;
   rc = res_ok(c, r, NULL, pErr);
+  if (rc == QUAY_OK && zThen) {
+    PQclear(r);
+    r = PQexec(c->pg, zThen);
+    rc = res_ok(c, r, NULL, pErr);
+  }
   if (rc) {
     PQclear(r);
     return rc;
@@ -752,6 +901,18 @@ static int result_start(DrvStmt *s, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/* The FETCH statement of the open cursor (zOut holds 80 bytes). */
+static void fetch_sql(const DrvStmt *s, char *zOut) {
+  snprintf(zOut, 80, "FETCH FORWARD %d FROM %s", PG_FETCH_ROWS, s->zCursor);
+}
+
+/* Start reading a chunk just fetched into s->pRes. */
+static int chunk_start(DrvStmt *s, quay_err *pErr) {
+  int rc = result_start(s, pErr);
+  s->bMore = s->nRow == PG_FETCH_ROWS;
+  return rc;
+}
+
 /* FETCH the next chunk of the open cursor into s->pRes. */
 static int cursor_fetch(DrvStmt *s, quay_err *pErr) {
   char zSql[80];
@@ -759,8 +920,7 @@ static int cursor_fetch(DrvStmt *s, quay_err *pErr) {
   int rc;
   PQclear(s->pRes);
   s->pRes = NULL;
-  snprintf(zSql, sizeof(zSql), "FETCH FORWARD %d FROM %s", PG_FETCH_ROWS,
-           s->zCursor);
+  fetch_sql(s, zSql);
   r = PQexec(s->pConn->pg, zSql);
   rc = res_ok(s->pConn, r, NULL, pErr);
   if (rc) {
@@ -768,9 +928,7 @@ static int cursor_fetch(DrvStmt *s, quay_err *pErr) {
     return rc;
   }
   s->pRes = r;
-  rc = result_start(s, pErr);
-  s->bMore = s->nRow == PG_FETCH_ROWS;
-  return rc;
+  return chunk_start(s, pErr);
 }
 
 static int pg_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
@@ -793,16 +951,16 @@ static int pg_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
       quay__str_free(&q);
       return quay__oom(pErr);
     }
+    char zFetch[80];
     s->bCurIdle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
-    rc = stmt_run(s, q.z, 0, a, n, pErr);
-    quay__str_free(&q);
-    if (rc) return rc;
-    PQclear(s->pRes);
-    s->pRes = NULL;
+    /* Named before it exists, so that a failure closes what may exist. */
     memcpy(s->zCursor, zCur, sizeof(zCur));
-    rc = cursor_fetch(s, pErr);
+    fetch_sql(s, zFetch);
+    rc = stmt_run(s, q.z, 0, a, n, zFetch, pErr);
+    quay__str_free(&q);
+    if (rc == QUAY_OK) rc = chunk_start(s, pErr);
   } else {
-    rc = stmt_run(s, s->zSql, 1, a, n, pErr);
+    rc = stmt_run(s, s->zSql, 1, a, n, NULL, pErr);
     if (rc == QUAY_OK) {
       const char *z = PQcmdTuples(s->pRes);
       if (z && z[0]) s->nChanges = strtoll(z, NULL, 10);

@@ -82,6 +82,9 @@ describe("PostgreSQL driver", function()
       assert.equal(1, T:filter { b = true }:count())
       assert.equal(1, T:filter { b = false }:count())
       assert.equal(1, T:filter { b__in = { false } }:count())
+      local many = {}
+      for i = 1, 100 do many[i] = i % 2 == 0 end     -- past the inline limit
+      assert.equal(2, T:filter { b__in = many }:count())
       assert.equal(2, T:exclude { b = true }:count())
       local row = db:rows("SELECT b FROM ts ORDER BY id")
       assert.is_true(row[1].b)
