@@ -332,7 +332,6 @@ static int pg_open(const char *zUrl, const quay_open_opts *pOpts,
   DrvConn *c;
   PGresult *r;
   int rc;
-  (void)pOpts;
   *ppConn = NULL;
   if (pHandle != NULL) {
     return quay__err(pErr, QUAY_EMISUSE,
@@ -362,6 +361,16 @@ static int pg_open(const char *zUrl, const quay_open_opts *pOpts,
                     "SET client_min_messages = 'warning'");
   rc = res_ok(c, r, "cannot set up the PostgreSQL session", pErr);
   PQclear(r);
+  if (rc == QUAY_OK && pOpts && pOpts->busy_timeout_ms >= 0) {
+    /* busy_timeout: how long to wait for a lock before `busy` (55P03);
+    ** without it PostgreSQL waits as long as the lock is held. */
+    char zSql[64];
+    snprintf(zSql, sizeof(zSql), "SET lock_timeout = %d",
+             pOpts->busy_timeout_ms);
+    r = PQexec(c->pg, zSql);
+    rc = res_ok(c, r, "cannot set lock_timeout", pErr);
+    PQclear(r);
+  }
   if (rc) {
     PQfinish(c->pg);
     quay__free(c);

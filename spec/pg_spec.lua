@@ -202,6 +202,20 @@ describe("PostgreSQL driver", function()
       end)
       o:close()
       assert.same({ 2 }, list(T:pluck("n")))
+      -- busy_timeout sets lock_timeout (in ms) on PostgreSQL
+      local d2 = quay.open(helper.url, { busy_timeout = 50 })
+      local D2 = d2:model("T", { n = quay.integer { unique = true } })
+      assert.equal("50ms", d2:rows("SHOW lock_timeout")[1].lock_timeout)
+      local o2 = other()
+      local O2 = o2:model("T", { n = quay.integer { unique = true } })
+      o2:transaction(function()
+        O2:filter { n = 2 }:update { n = 3 }
+        local e2 = helper.raises("busy", function() D2:filter { n = 2 }:update { n = 4 } end)
+        assert.equal("55P03", e2.sqlstate)
+      end)
+      o2:close()
+      d2:close()
+      assert.same({ 3 }, list(T:pluck("n")))
       assert.equal(0, db:transaction(function() return #T:filter { n = 5 }:all() end))
     end)
 
@@ -377,6 +391,21 @@ describe("PostgreSQL driver", function()
       for i = 1, 20 do assert.equal(i, T:get { n = i }.n) end
       assert.equal(2, prepared())
       assert.equal(20, T:count())
+    end)
+
+    it("deallocates statements the cache evicts", function()
+      local function prepared()
+        return db:rows("SELECT count(*) AS n FROM pg_prepared_statements")[1].n
+      end
+      for i = 1, 300 do
+        for _ = 1, 2 do                   -- prepared on its second run
+          assert.equal(i, db:rows("SELECT " .. i .. " AS n")[1].n)
+        end
+      end
+      -- 300 prepared texts: at most the cache's 128 stay prepared (+1 for
+      -- the count query itself); the evicted ones were deallocated
+      assert.is_true(prepared() <= 129, tostring(prepared()))
+      assert.is_true(prepared() >= 100, tostring(prepared()))
     end)
 
     it("binds key lists of any size as one array parameter", function()
