@@ -265,6 +265,11 @@ QUAY_INTERNAL int quay__resolve(quay_db *pDb, quay_err *pErr);
 QUAY_INTERNAL int quay__model_add_rel_internal(quay_model *pModel,
                                                Rel *pRel, quay_err *pErr);
 QUAY_INTERNAL const char *quay__rule_name(int eRule);
+/* Non-0 when a column of m has this name, ignoring case. */
+QUAY_INTERNAL int quay__column_taken(const quay_model *m, const char *zCol);
+QUAY_INTERNAL int quay__casecmp(const char *a, const char *b);
+/* Non-0 for table names SQLite reserves ("sqlite_" prefix, any case). */
+QUAY_INTERNAL int quay__reserved_table(const char *z);
 /* Add the implicit id unless a field is the primary key (idempotent). */
 QUAY_INTERNAL int quay__model_finish(quay_model *m, quay_err *pErr);
 /* Append a has_many/has_one key column the target does not declare. */
@@ -290,7 +295,10 @@ struct Hop {
   int toNullable;           /* pToKey (or via column) may be NULL */
   Rel *pRel;                /* the relation this hop belongs to */
 };
-#define QUAY_MAX_HOPS 32
+/* Longest relation path (primitive hops).  Each to-many hop nests one
+** subquery; SQLite's parser overflows past about 9 levels (found by
+** fuzz/fuzz_cond), so paths are capped at 8 with a clear bad_lookup. */
+#define QUAY_MAX_HOPS 8
 /* Expand pRel into hops appended at aHop[*pn]; QUAY_EBAD_LOOKUP when the
 ** path is too long. */
 QUAY_INTERNAL int quay__rel_hops(Rel *pRel, Hop *aHop, int *pn,

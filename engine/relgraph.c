@@ -225,6 +225,16 @@ static int resolve_has(quay_db *pDb, Rel *r, quay_err *pErr) {
     if (zFk == NULL) return quay__oom(pErr);
   }
   fk = quay__model_field(t, r->zForeignKey ? r->zForeignKey : zFk);
+  if (fk == NULL && quay__column_taken(t, r->zForeignKey ? r->zForeignKey
+                                                        : zFk)) {
+    rc = quay__err(pErr, QUAY_EDECLARATION,
+                   "model %s: relation %s: foreign key column %s clashes with "
+                   "a column of %s that differs only in case; set "
+                   "foreign_key", r->pFrom->zName, r->zName,
+                   r->zForeignKey ? r->zForeignKey : zFk, t->zName);
+    quay__free(zFk);
+    return rc;
+  }
   if (fk == NULL) {
     rc = quay__model_add_fkcol(t, r->zForeignKey ? r->zForeignKey : zFk,
                                key_type(k), r, &fk, pErr);
@@ -511,6 +521,41 @@ static int check_unique(quay_model *m, quay_err *pErr) {
 }
 
 /*
+** Table names must differ in more than case (SQLite compares them without
+** case): models and automatic join tables.
+*/
+static int check_tables(quay_db *pDb, quay_err *pErr) {
+  int i, k;
+  for (i = 0; i < pDb->nModel + pDb->nJoin; i++) {
+    const char *a = i < pDb->nModel ? pDb->apModel[i]->zTable
+                                    : pDb->apJoin[i - pDb->nModel]->zTable;
+    if (i >= pDb->nModel && pDb->apJoin[i - pDb->nModel]->pThrough) continue;
+    if (quay__reserved_table(a)) {
+      return quay__err(pErr, QUAY_EDECLARATION,
+                       "table name %s is reserved (sqlite_...); set another "
+                       "table option", a);
+    }
+    for (k = i + 1; k < pDb->nModel + pDb->nJoin; k++) {
+      const char *b = k < pDb->nModel ? pDb->apModel[k]->zTable
+                                      : pDb->apJoin[k - pDb->nModel]->zTable;
+      if (k >= pDb->nModel && pDb->apJoin[k - pDb->nModel]->pThrough) continue;
+      if (quay__reserved_table(b)) {
+        return quay__err(pErr, QUAY_EDECLARATION,
+                         "table name %s is reserved (sqlite_...); set another "
+                         "table option", b);
+      }
+      if (quay__casecmp(a, b) == 0) {
+        return quay__err(pErr, QUAY_EDECLARATION,
+                         "two tables are named %s%s%s: set the table option "
+                         "of a model (or of a many_to_many)", a,
+                         strcmp(a, b) ? " / " : "", strcmp(a, b) ? b : "");
+      }
+    }
+  }
+  return QUAY_OK;
+}
+
+/*
 ** Resolve the whole schema.  Cheap when nothing changed since the last
 ** successful run.
 */
@@ -539,6 +584,8 @@ int quay__resolve(quay_db *pDb, quay_err *pErr) {
       if (rc) return rc;
     }
   }
+  rc = check_tables(pDb, pErr);
+  if (rc) return rc;
   for (i = 0; i < pDb->nModel; i++) {
     rc = check_unique(pDb->apModel[i], pErr);
     if (rc) return rc;
@@ -576,7 +623,8 @@ int quay__rel_hops(Rel *r, Hop *aHop, int *pn, quay_err *pErr) {
   }
   if (*pn >= QUAY_MAX_HOPS) {
     return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                     "path through %s.%s is longer than %d relations",
+                     "path through %s.%s is longer than %d relations (hops "
+                     "of quay.through relations count); split the query",
                      r->pFrom->zName, r->zName, QUAY_MAX_HOPS);
   }
   h = &aHop[(*pn)++];

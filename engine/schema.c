@@ -33,6 +33,30 @@
 */
 #define QUAY_MAX_NAME 63
 
+/* ASCII case-insensitive compare (SQLite's identifier rule). */
+static int sqlite_casecmp(const char *a, const char *b) {
+  for (;; a++, b++) {
+    int x = (unsigned char)*a, y = (unsigned char)*b;
+    if (x >= 'A' && x <= 'Z') x += 'a' - 'A';
+    if (y >= 'A' && y <= 'Z') y += 'a' - 'A';
+    if (x != y || x == 0) return x - y;
+  }
+}
+
+int quay__casecmp(const char *a, const char *b) { return sqlite_casecmp(a, b); }
+
+/* Table names SQLite reserves ("sqlite_..." in any case). */
+int quay__reserved_table(const char *z) {
+  static const char zPrefix[] = "sqlite_";
+  int i;
+  for (i = 0; zPrefix[i]; i++) {
+    int c = (unsigned char)z[i];
+    if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
+    if (c != zPrefix[i]) return 0;
+  }
+  return 1;
+}
+
 /* Non-0 when z is an identifier usable as a field or model name. */
 static int is_name(const char *z) {
   const char *s;
@@ -108,6 +132,11 @@ int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: option table must be a non-empty name of at "
                      "most 63 bytes", zName);
+  }
+  if (zTable && quay__reserved_table(zTable)) {
+    return quay__err(pErr, QUAY_EDECLARATION,
+                     "model %s: table names starting with sqlite_ are "
+                     "reserved; choose another table option", zName);
   }
   m = quay__calloc(sizeof(*m));
   if (m == NULL) return quay__oom(pErr);
@@ -226,10 +255,22 @@ static int reindex_fields(quay_model *m) {
   return QUAY_OK;
 }
 
+/*
+** Non-0 when column zCol clashes with a column of m.  SQLite compares
+** column names without case (even quoted), so the check does too.
+*/
+int quay__column_taken(const quay_model *m, const char *zCol) {
+  int i;
+  for (i = 0; i < m->nField; i++) {
+    if (sqlite_casecmp(m->apField[i]->zCol, zCol) == 0) return 1;
+  }
+  return 0;
+}
+
 /* Non-0 when zName is taken by a field, a column or a relation. */
 static int name_taken(const quay_model *m, const char *zName) {
   return quay__smap_get(&m->mFieldName, zName) >= 0 ||
-         quay__smap_get(&m->mColName, zName) >= 0 ||
+         quay__column_taken(m, zName) ||
          quay__smap_get(&m->mRelName, zName) >= 0;
 }
 

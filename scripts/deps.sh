@@ -5,7 +5,7 @@
 set -eu
 pkgs="lua5.4 liblua5.4-dev libsqlite3-dev libpq-dev cmake gcc make pkg-config"
 if [ "${1:-}" = "--test" ]; then
-  pkgs="$pkgs lua-busted postgresql valgrind"
+  pkgs="$pkgs lua-busted postgresql valgrind clang libclang-rt-dev"
 fi
 need=""
 for p in $pkgs; do

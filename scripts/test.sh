@@ -50,6 +50,18 @@ if [ "${QUAY_SKIP_ASAN:-0}" != 1 ]; then
   (cd build-asan && ctest --output-on-failure -j 2) 2>&1 | tee "$log"
   count "$log"
 fi
+# libFuzzer harnesses, a short run each (clang; see fuzz/ and the README).
+if [ "${QUAY_SKIP_FUZZ:-0}" != 1 ] && command -v clang >/dev/null 2>&1; then
+  CC=clang cmake -S "$root" -B "$root/build-fuzz" -DQUAY_FUZZ=ON \
+    -DQUAY_BUILD_TESTS=OFF -DQUAY_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Debug \
+    -DQUAY_SANITIZE="address;undefined;fuzzer-no-link" \
+    -DQUAY_FUZZ_SECONDS="${QUAY_FUZZ_SECONDS:-20}" >/dev/null &&
+    cmake --build "$root/build-fuzz" -j 2 --target fuzz_cond fuzz_decl >/dev/null ||
+    exit 1
+  unset QUAY_LUA_RUNNER
+  (cd build-fuzz && ctest --output-on-failure) 2>&1 | tee "$log"
+  count "$log"
+fi
 rm -f "$log"
 echo
 echo "$pass passed, $fail failed"
