@@ -78,19 +78,31 @@ static int pg_array_value(Str *pOut, const quay_value *a, int n) {
   return pOut->oom ? QUAY_ENOMEM : QUAY_OK;
 }
 
-static void pg_text_match(Str *p, const char *zExpr, int eLookup, int iP) {
-  quay__str_printf(p, "%s %s $%d ESCAPE '\\'", zExpr,
-                   eLookup == LK_ICONTAINS ? "ILIKE" : "LIKE", iP);
-}
-
-static void pg_text_pattern(Str *pOut, int eLookup, const char *z, size_t n) {
+/* LIKE / ILIKE with the value's own % _ \\ escaped. */
+static void pg_text_match(Build *b, const char *zExpr, int eLookup,
+                          const char *z, size_t n) {
+  Str pat;
+  quay_value v;
   size_t i;
-  if (eLookup != LK_STARTSWITH) quay__str_char(pOut, '%');
+  quay__str_init(&pat);
+  if (eLookup != LK_STARTSWITH) quay__str_char(&pat, '%');
   for (i = 0; i < n; i++) {
-    if (z[i] == '%' || z[i] == '_' || z[i] == '\\') quay__str_char(pOut, '\\');
-    quay__str_char(pOut, z[i]);
+    if (z[i] == '%' || z[i] == '_' || z[i] == '\\') quay__str_char(&pat, '\\');
+    quay__str_char(&pat, z[i]);
   }
-  if (eLookup != LK_ENDSWITH) quay__str_char(pOut, '%');
+  if (eLookup != LK_ENDSWITH) quay__str_char(&pat, '%');
+  v.type = QUAY_TEXT;
+  v.n = pat.n;
+  v.u.z = pat.oom ? NULL : quay__arena_strdup(b->pArena, pat.z, pat.n);
+  quay__str_free(&pat);
+  if (v.u.z == NULL) {
+    b->pArena->oom = 1;
+    return;
+  }
+  quay__str_printf(&b->sql, "%s %s ", zExpr,
+                   eLookup == LK_ICONTAINS ? "ILIKE" : "LIKE");
+  quay__build_param(b, &v);
+  quay__str_cat(&b->sql, " ESCAPE '\\'");
 }
 
 /*
@@ -187,7 +199,6 @@ const Dialect quay__dialect_pg = {
   pg_in_array,
   pg_array_value,
   pg_text_match,
-  pg_text_pattern,
   "IS DISTINCT FROM",
   " NULLS FIRST",
   " NULLS LAST",

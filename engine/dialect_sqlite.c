@@ -16,9 +16,9 @@
 
 #include <stdio.h>
 
-/* Numbered placeholders (?NNN), so one value can be used twice. */
 static void sq_param(Str *p, int iParam) {
-  quay__str_printf(p, "?%d", iParam);
+  (void)iParam;
+  quay__str_char(p, '?');
 }
 
 static const char *sq_coltype(const Field *f) {
@@ -38,7 +38,9 @@ static const char *sq_coltype(const Field *f) {
 static void sq_in_array(Str *p, const char *zExpr, int iParam, int eType) {
   (void)eType;
   quay__str_cat(p, zExpr);
-  quay__str_printf(p, " IN (SELECT value FROM json_each(?%d))", iParam);
+  quay__str_cat(p, " IN (SELECT value FROM json_each(");
+  sq_param(p, iParam);
+  quay__str_cat(p, "))");
 }
 
 /* JSON string body with escapes. */
@@ -83,31 +85,39 @@ static int sq_array_value(Str *pOut, const quay_value *a, int n) {
 /*
 ** Text lookups without LIKE/GLOB patterns: SQLite caps pattern length
 ** (SQLITE_MAX_LIKE_PATTERN_LENGTH, 50,000 bytes), so instr() and substr()
-** do the matching, case-sensitively; icontains folds ASCII case with
-** lower(), as LIKE would.
+** do the matching, case-sensitively, on the value itself; icontains folds
+** ASCII case with lower(), as LIKE would.  z is never empty (the builder
+** handles "").
 */
-static void sq_text_match(Str *p, const char *zExpr, int eLookup, int iP) {
+static void sq_text_match(Build *b, const char *zExpr, int eLookup,
+                          const char *z, size_t n) {
+  quay_value v;
+  v.type = QUAY_TEXT;
+  v.u.z = z;
+  v.n = n;
   switch (eLookup) {
     case LK_CONTAINS:
-      quay__str_printf(p, "instr(%s, ?%d) > 0", zExpr, iP);
+      quay__str_printf(&b->sql, "instr(%s, ", zExpr);
+      quay__build_param(b, &v);
+      quay__str_cat(&b->sql, ") > 0");
       break;
     case LK_ICONTAINS:
-      quay__str_printf(p, "instr(lower(%s), lower(?%d)) > 0", zExpr, iP);
+      quay__str_printf(&b->sql, "instr(lower(%s), lower(", zExpr);
+      quay__build_param(b, &v);
+      quay__str_cat(&b->sql, ")) > 0");
       break;
     case LK_STARTSWITH:
-      quay__str_printf(p, "substr(%s, 1, length(?%d)) = ?%d", zExpr, iP, iP);
+      quay__str_printf(&b->sql, "instr(%s, ", zExpr);
+      quay__build_param(b, &v);
+      quay__str_cat(&b->sql, ") = 1");
       break;
     default:                          /* endswith */
-      quay__str_printf(p, "(?%d = '' OR substr(%s, -length(?%d)) = ?%d)", iP,
-                       zExpr, iP, iP);
+      quay__str_printf(&b->sql, "substr(%s, -length(", zExpr);
+      quay__build_param(b, &v);
+      quay__str_cat(&b->sql, ")) = ");
+      quay__build_param(b, &v);
       break;
   }
-}
-
-/* The bound value of a text lookup: the text itself (no pattern). */
-static void sq_text_pattern(Str *pOut, int eLookup, const char *z, size_t n) {
-  (void)eLookup;
-  quay__str_append(pOut, z, n);
 }
 
 const Dialect quay__dialect_sqlite = {
@@ -118,7 +128,6 @@ const Dialect quay__dialect_sqlite = {
   sq_in_array,
   sq_array_value,
   sq_text_match,
-  sq_text_pattern,
   "IS NOT",
   "",
   "",

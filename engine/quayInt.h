@@ -65,6 +65,7 @@ typedef struct DrvConn DrvConn;
 typedef struct DrvStmt DrvStmt;
 typedef struct quay_driver quay_driver;
 typedef struct StmtCache StmtCache;
+typedef struct Build Build;
 
 
 /*
@@ -405,9 +406,13 @@ struct Dialect {
   void (*xInArray)(Str *p, const char *zExpr, int iParam, int eKeyType);
   /* Serialize a key list into one parameter value (text). */
   int (*xArrayValue)(Str *pOut, const quay_value *aKey, int nKey);
-  /* Text lookups (contains, icontains, startswith, endswith). */
-  void (*xTextMatch)(Str *p, const char *zExpr, int eLookup, int iParam);
-  void (*xTextPattern)(Str *pOut, int eLookup, const char *z, size_t n);
+  /*
+  ** Text lookups (contains, icontains, startswith, endswith) of the
+  ** non-empty text z: write the condition on zExpr, binding the value (or
+  ** a pattern made from it) with quay__build_param as often as needed.
+  */
+  void (*xTextMatch)(struct Build *b, const char *zExpr, int eLookup,
+                     const char *z, size_t n);
   const char *zNullSafeNe;  /* null-safe "not equal" operator */
   const char *zAscNulls;    /* appended to ASC terms */
   const char *zDescNulls;   /* appended to DESC terms */
@@ -574,7 +579,7 @@ QUAY_INTERNAL int quay__params_add(Params *p, const quay_value *pVal);
 /*
 ** Builder context: one statement's text, parameters and alias counter.
 */
-typedef struct Build {
+struct Build {
   quay_db *pDb;
   const Dialect *pDia;
   Str sql;
@@ -583,7 +588,7 @@ typedef struct Build {
   int nAlias;
   quay_err *pErr;
   int rc;                   /* first error (sticky) */
-} Build;
+};
 QUAY_INTERNAL void quay__build_init(Build *b, quay_db *pDb, Arena *pArena,
                                     quay_err *pErr);
 QUAY_INTERNAL void quay__build_free(Build *b);

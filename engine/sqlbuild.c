@@ -215,22 +215,14 @@ static void emit_final(Build *b, Cond *c, const char *zExpr) {
       }
       break;
     case LK_CONTAINS: case LK_ICONTAINS: case LK_STARTSWITH:
-    case LK_ENDSWITH: {
-      Str s;
-      quay_value pat;
-      int i;
-      quay__str_init(&s);
-      b->pDia->xTextPattern(&s, c->eLookup, v->u.z, v->n);
-      pat.type = QUAY_TEXT;
-      pat.n = s.n;
-      pat.u.z = quay__arena_strdup(b->pArena, s.z ? s.z : "", s.n);
-      if (s.oom) b->pArena->oom = 1;
-      quay__str_free(&s);
-      if (pat.u.z == NULL) return;
-      i = quay__params_add(&b->params, &pat);
-      b->pDia->xTextMatch(&b->sql, zExpr, c->eLookup, i);
+    case LK_ENDSWITH:
+      if (v->n == 0) {
+        /* Every text contains, starts and ends with "". */
+        quay__str_printf(&b->sql, "%s IS NOT NULL", zExpr);
+      } else {
+        b->pDia->xTextMatch(b, zExpr, c->eLookup, v->u.z, v->n);
+      }
       break;
-    }
     case LK_ISNULL:
       quay__str_printf(&b->sql, "%s IS %sNULL", zExpr, v->u.b ? "" : "NOT ");
       break;
