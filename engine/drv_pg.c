@@ -745,13 +745,21 @@ static void described_types(const PGresult *r, int n, Oid *aOut) {
 }
 /* }================================================================== */
 
-/* Non-0 when the values' types fit the prepared statement's. */
+/*
+** Non-0 when the values' types fit the prepared statement's: each value
+** is NULL, or of the type the parameter was prepared with, or (for a
+** parameter prepared untyped, e.g. NULL on that run) of the type the
+** server resolved for it; TEXT only where the parameter was untyped.
+*/
 static int types_fit(const DrvStmt *s, const Bind *b) {
   int i;
   for (i = 0; i < s->nParam; i++) {
-    if (b->aType[i] != 0 && b->aType[i] != s->aPrepType[i]) return 0;
-    if (b->aType[i] == 0 && b->az[i] != NULL && s->aPrepType[i] != 0) {
-      return 0;                       /* TEXT where a typed value was */
+    Oid t = b->aType[i];
+    if (b->az[i] == NULL && t == 0) continue;          /* NULL */
+    if (s->aPrepType[i] == 0) {
+      if (t != 0 && t != s->aParamType[i]) return 0;
+    } else if (t != s->aPrepType[i]) {
+      return 0;
     }
   }
   return 1;

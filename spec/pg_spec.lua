@@ -393,6 +393,24 @@ describe("PostgreSQL driver", function()
       assert.equal(20, T:count())
     end)
 
+    it("keeps value types exact when a prepared statement saw NULLs first", function()
+      local T = db:model("T", { n = quay.integer { null = true }, s = quay.string { null = true } })
+      db:create_tables()
+      local r = T:create { n = 1, s = "a" }
+      for _ = 1, 3 do r.n = nil; r.s = nil; r:save() end   -- prepared with NULLs
+      r.n = math.maxinteger; r.s = "b"; r:save()
+      local got = T:find(r.id)
+      assert.equal(math.maxinteger, got.n)
+      assert.equal("integer", math.type(got.n))
+      assert.equal("b", got.s)
+      for _ = 1, 3 do assert.is_nil(db:rows("SELECT ? AS x", { quay.null })[1].x) end
+      local x = db:rows("SELECT ? AS x", { 5 })[1].x
+      assert.equal(5, x)
+      assert.equal("integer", math.type(x))
+      assert.equal("five", db:rows("SELECT ? AS x", { "five" })[1].x)
+      assert.is_true(db:rows("SELECT ? AS x", { true })[1].x)
+    end)
+
     it("deallocates statements the cache evicts", function()
       local function prepared()
         return db:rows("SELECT count(*) AS n FROM pg_prepared_statements")[1].n
