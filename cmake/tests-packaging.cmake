@@ -11,6 +11,8 @@
 #   package.types       types/quay.lua loads and annotates the live API
 #   docs.<guide>        every ```lua block of docs/<guide>.md runs (and its
 #                       ```c blocks compile and run against libquay)
+#   docs.postgresql.pg  docs/postgresql.md on a fresh PostgreSQL database
+#                       (skipped when QUAY_PG_URL is not set)
 #   cmd.<case>          the quay command (test/packaging/cmd_test.lua)
 #
 # The examples' own tests (example.*) are in examples/CMakeLists.txt.
@@ -64,6 +66,7 @@ endforeach()
 
 file(GLOB _guides RELATIVE ${PROJECT_SOURCE_DIR}/docs
      ${PROJECT_SOURCE_DIR}/docs/*.md)
+list(REMOVE_ITEM _guides README.md)       # the index: no code
 list(SORT _guides)
 foreach(_g ${_guides})
   string(REPLACE ".md" "" _name ${_g})
@@ -73,6 +76,11 @@ foreach(_g ${_guides})
   set_tests_properties(docs.${_name} PROPERTIES
     ENVIRONMENT "QUAY_DOC_CC=${_doc_cc};QUAY_DOC_LIBS=${_doc_libs}")
 endforeach()
+# The PostgreSQL guide runs on PostgreSQL too (skipped without a server).
+add_test(NAME docs.postgresql.pg
+  COMMAND ${_pk}/doctest-pg.sh ${CMAKE_BINARY_DIR} ${_pk_san} docs/postgresql.md
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+set_tests_properties(docs.postgresql.pg PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(_case version help usage run stdin describe describe_error
               error_quay error_lua error_syntax missing_file)
