@@ -120,7 +120,11 @@ for k, b in ipairs(cblocks) do
   out:write(('#line %d "%s"\n'):format(b.first, path))
   out:write(table.concat(b.text, "\n"), "\n")
   out:close()
-  local r = util.run { "sh", "-c", cc .. " -o " .. util.shquote(exe) .. " " ..
+  -- In a sanitized build this interpreter runs with the sanitizer
+  -- runtimes preloaded; the compiler must not inherit them (LeakSanitizer
+  -- would report cc1's own leaks), and the program links them itself.
+  local r = util.run { "env", "-u", "LD_PRELOAD", "sh", "-c",
+                       cc .. " -o " .. util.shquote(exe) .. " " ..
                        util.shquote(src) .. " " .. libs }
   if r.status ~= 0 then
     io.stderr:write("doctest: FAIL: C block ", k, " (", path, ":", b.first,
@@ -128,7 +132,7 @@ for k, b in ipairs(cblocks) do
     os.remove(src); os.remove(tmp)
     os.exit(1)
   end
-  r = util.run { exe }
+  r = util.run { "env", "-u", "LD_PRELOAD", exe }
   io.write(r.stdout)
   os.remove(src); os.remove(exe); os.remove(tmp)
   if r.status ~= 0 then
