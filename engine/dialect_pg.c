@@ -9,7 +9,9 @@
 ** ordered as SQLite orders them (first ascending, last descending) so both
 ** backends return the same order.  Engine-managed foreign keys are
 ** DEFERRABLE INITIALLY IMMEDIATE so the cascade planner can defer checks
-** for cycles with SET CONSTRAINTS.
+** for cycles with SET CONSTRAINTS.  PostgreSQL checks REFERENCES when the
+** table is created, so a foreign key to a table created later (a cycle of
+** belongs_to) is added afterwards by xAddFk.
 */
 #include "quayInt.h"
 

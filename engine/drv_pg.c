@@ -725,8 +725,16 @@ static int pipe_run(DrvConn *c, PipeOp *aOp, int nOp, quay_err *pErr) {
         break;
     }
   }
-  if (!PQexitPipelineMode(pg) && rc == QUAY_OK) {
-    rc = pg_err(c, NULL, NULL, pErr);
+  if (!PQexitPipelineMode(pg)) {
+    /* Results left over (a step answered more than expected): drain them,
+    ** so that the connection never stays in pipeline mode. */
+    int k = 0;
+    PGresult *r;
+    while (!conn_bad(c) && k++ < 16 && !PQexitPipelineMode(pg)) {
+      r = PQgetResult(pg);
+      PQclear(r);
+    }
+    if (rc == QUAY_OK) rc = pg_err(c, NULL, "pipeline", pErr);
   }
   if (rc == QUAY_OK && !bSynced) rc = pg_err(c, NULL, NULL, pErr);
   if (rc) {
