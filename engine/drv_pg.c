@@ -131,7 +131,7 @@ struct DrvStmt {
   int nExec;                /* executions so far */
   char zName[32];           /* server-side prepared name, "" = none */
   Oid *aPrepType;           /* types given at prepare (nParam) */
-  Oid *aParamType;          /* types the server resolved (nParam) */
+  Oid *aParamType;          /* types the server resolved (same block) */
   /* current execution */
   PGresult *pRes;           /* result, or the current chunk */
   int iRow;                 /* current row in pRes, -1 before the first */
@@ -505,8 +505,7 @@ static void pg_finalize(DrvStmt *s) {
   if (s == NULL) return;
   stmt_clear(s);
   quay__free(s->zSql);
-  quay__free(s->aPrepType);
-  quay__free(s->aParamType);
+  quay__free(s->aPrepType);           /* aParamType shares the block */
   quay__free(s->zBuf);
   quay__free(s->aOff);
   quay__free(s->aLen);
@@ -659,9 +658,10 @@ typedef struct PipeOp {
 } PipeOp;
 
 /*
-** Run aOp[nOp] as one pipeline.  On success every step succeeded and its
-** result is in aOp[i].pRes.  On failure pErr holds the first error and no
-** result is kept (steps after a failed one are skipped by the server).
+** Run aOp[nOp] as one pipeline.  Each step that succeeded has its result
+** in aOp[i].pRes (the caller clears them all, also on failure); steps
+** after a failed one are skipped by the server.  On failure pErr holds
+** the first error.
 */
 static int pipe_run(DrvConn *c, PipeOp *aOp, int nOp, quay_err *pErr) {
   PGconn *pg = c->pg;
@@ -737,12 +737,6 @@ static int pipe_run(DrvConn *c, PipeOp *aOp, int nOp, quay_err *pErr) {
     if (rc == QUAY_OK) rc = pg_err(c, NULL, "pipeline", pErr);
   }
   if (rc == QUAY_OK && !bSynced) rc = pg_err(c, NULL, NULL, pErr);
-  if (rc) {
-    for (i = 0; i < nOp; i++) {
-      PQclear(aOp[i].pRes);
-      aOp[i].pRes = NULL;
-    }
-  }
   return rc;
 }
 
@@ -811,9 +805,10 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
     int nOp = b.nRisky ? 2 : 3;
     snprintf(zName, sizeof(zName), "quay_s%u", ++c->nName);
     if (n > 0 && s->aPrepType == NULL) {
-      s->aPrepType = quay__malloc(sizeof(Oid) * (size_t)n);
-      s->aParamType = quay__malloc(sizeof(Oid) * (size_t)n);
-      if (s->aPrepType == NULL || s->aParamType == NULL) rc = quay__oom(pErr);
+      /* One block: aParamType is its second half. */
+      s->aPrepType = quay__malloc(2 * sizeof(Oid) * (size_t)n);
+      if (s->aPrepType == NULL) rc = quay__oom(pErr);
+      else s->aParamType = s->aPrepType + n;
     }
     op[0].eOp = PIPE_PREPARE;
     op[0].zName = zName;
@@ -827,12 +822,15 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
     op[2].nParam = n;
     op[2].pBind = &b;
     if (rc == QUAY_OK) rc = pipe_run(c, op, nOp, pErr);
-    if (rc == QUAY_OK) {
+    if (op[0].pRes && op[1].pRes) {
+      /* Prepared and described (even if the execution then failed). */
       if (n > 0) {
         memcpy(s->aPrepType, b.aType, sizeof(Oid) * (size_t)n);
         described_types(op[1].pRes, n, s->aParamType);
       }
       memcpy(s->zName, zName, sizeof(zName));
+    }
+    if (rc == QUAY_OK) {
       if (nOp == 3) {
         r = op[2].pRes;
         op[2].pRes = NULL;
@@ -846,6 +844,7 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
     }
     PQclear(op[0].pRes);
     PQclear(op[1].pRes);
+    PQclear(op[2].pRes);
   } else if (b.nRisky) {
     /* One-shot, but a TEXT value may be for a bytea: describe first. */
     Oid *aRes = quay__malloc(sizeof(Oid) * (size_t)n + 1);
@@ -879,10 +878,12 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
     op[1].eOp = PIPE_EXEC_PARAMS;
     op[1].zText = zThen;
     rc = pipe_run(c, op, 2, pErr);
+    PQclear(op[0].pRes);
     if (rc == QUAY_OK) {
-      PQclear(op[0].pRes);
       r = op[1].pRes;
       zThen = NULL;
+    } else {
+      PQclear(op[1].pRes);
     }
   } else {
     r = PQexecParams(c->pg, zText, n, b.aType, b.az, b.an, b.aFmt, 0);
