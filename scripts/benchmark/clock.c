@@ -5,6 +5,7 @@
 **
 **   local clock = require("benchclock")
 **   clock.now()      -- seconds, CLOCK_MONOTONIC, as a float
+**   clock.cpu()      -- seconds of CPU used by this process (user + system)
 **   clock.peak_kb()  -- VmHWM of this process (peak resident set), in KiB
 **   clock.rss_kb()   -- VmRSS of this process (resident set now), in KiB
 **
@@ -23,6 +24,13 @@ int luaopen_benchclock(lua_State *L);
 static int clock_now(lua_State *L) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  return 1;
+}
+
+static int clock_cpu(lua_State *L) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
   return 1;
 }
@@ -57,7 +65,7 @@ static int clock_rss_kb(lua_State *L) {
 __attribute__((visibility("default")))
 int luaopen_benchclock(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"now", clock_now}, {"peak_kb", clock_peak_kb}, {"rss_kb", clock_rss_kb},
+    {"now", clock_now}, {"cpu", clock_cpu}, {"peak_kb", clock_peak_kb}, {"rss_kb", clock_rss_kb},
     {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;

@@ -11,7 +11,7 @@
 **       3 distinct tags per post; 3 comments per post.
 **   quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL
 **       run one workload on FILE and print one line
-**       "time=S queries=N peak_kb=K base_kb=B check=C".  QUAYSQL is the file
+**       "time=S cpu=S queries=N peak_kb=K base_kb=B check=C".  QUAYSQL is the file
 **       `quay_side.lua sql` writes: the statements Quay sends for the read
 **       workloads, with their parameters.
 **
@@ -26,7 +26,7 @@
 ** on tables created at their final size.  The connection gets the pragmas
 ** Quay's SQLite driver sets (foreign_keys ON, WAL, synchronous NORMAL).
 ** Time is CLOCK_MONOTONIC from before the first prepare to after the Lua
-** loop returns; peak_kb is VmHWM read at the end, base_kb VmRSS just
+** loop returns, cpu the process CPU time over the same span; peak_kb is VmHWM read at the end, base_kb VmRSS just
 ** before the clock starts (benchclock reads both alike).
 */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
@@ -73,6 +73,13 @@ static void die(const char *zFmt, ...) {
 static double now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds used by this process (less disturbed by other load). */
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -496,7 +503,7 @@ static void w5(Ctx *c) {
   static const char *const azIn[] = {"title", "views", "author_id", "id"};
   int k, rows, i, n;
   sqlite3_stmt *s;
-  double t0;
+  double t0, c0;
   lua_Integer sum = 0;
   k = push_keys(L, azIn, 4);
   lua_getfield(L, c->iLoops, "w5_rows");
@@ -507,6 +514,7 @@ static void w5(Ctx *c) {
   n = (int)lua_rawlen(L, rows);
   lua_gc(L, LUA_GCCOLLECT);
 
+  c0 = cpu_now();
   t0 = now();
   exec(c, "BEGIN IMMEDIATE");
   s = prep(c, "INSERT INTO \"posts\" (\"title\", \"views\", \"author_id\") "
@@ -535,6 +543,8 @@ static void w5(Ctx *c) {
   exec(c, "COMMIT");
   lua_pushnumber(L, now() - t0);
   lua_setglobal(L, "W5_TIME");
+  lua_pushnumber(L, cpu_now() - c0);
+  lua_setglobal(L, "W5_CPU");
 
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, rows, i);
@@ -790,7 +800,7 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
 int main(int argc, char **argv) {
   Ctx c;
   const char *zW;
-  double t0, t;
+  double t0, t, c0, tc;
   long nBaseKb;
   if (argc >= 5 && strcmp(argv[1], "gen") == 0) {
     gen(argv[2], atof(argv[3]), strtoull(argv[4], NULL, 10));
@@ -823,6 +833,7 @@ int main(int argc, char **argv) {
 
   lua_gc(c.L, LUA_GCCOLLECT);         /* as the Quay side does */
   nBaseKb = status_kb("VmRSS:");
+  c0 = cpu_now();
   t0 = now();
   if (strcmp(zW, "w1") == 0) w1(&c);
   else if (strcmp(zW, "w2") == 0) w2(&c, 0);
@@ -834,12 +845,15 @@ int main(int argc, char **argv) {
   else if (strcmp(zW, "w6batch") == 0) w6(&c, 1);
   else die("unknown workload '%s'", zW);
   t = now() - t0;
+  tc = cpu_now() - c0;
   if (strcmp(zW, "w5") == 0) {         /* input rows are built untimed */
     lua_getglobal(c.L, "W5_TIME");
     t = lua_tonumber(c.L, -1);
+    lua_getglobal(c.L, "W5_CPU");
+    tc = lua_tonumber(c.L, -1);
   }
-  printf("time=%.6f queries=%d peak_kb=%ld base_kb=%ld check=%s\n", t, c.nQuery,
-         status_kb("VmHWM:"), nBaseKb, c.zCheck);
+  printf("time=%.6f cpu=%.6f queries=%d peak_kb=%ld base_kb=%ld check=%s\n", t, tc,
+         c.nQuery, status_kb("VmHWM:"), nBaseKb, c.zCheck);
   /* Peak is read before teardown; closing is not timed on either side. */
   lua_close(c.L);
   sqlite3_close(c.db);

@@ -1,7 +1,7 @@
 -- scripts/benchmark/quay_side.lua: the Quay side of one workload.
 --   quay quay_side.lua WORKLOAD FILE NUSERS
 -- WORKLOAD is schema (create the tables on FILE), sql (see below) or w1..w6.
--- Prints one line "time=S queries=N peak_kb=K base_kb=B check=C" like
+-- Prints one line "time=S cpu=S queries=N peak_kb=K base_kb=B check=C" like
 -- quay_bench_floor (peak_kb: VmHWM at the end; base_kb: VmRSS at the start).  The clock
 -- runs from just before the first query call to just after the Lua loop
 -- (model declaration, db:check() and W5's input rows are outside it);
@@ -125,11 +125,13 @@ if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end
 collectgarbage("collect")
 local base = clock.rss_kb()
 local q0 = db:stats().queries
+local c0 = clock.cpu()
 local t0 = clock.now()
 local check = run[W]()
 local t = clock.now() - t0
+local tc = clock.cpu() - c0
 local q = db:stats().queries - q0
 if type(check) == "function" then check = check() end
-print(("time=%.6f queries=%d peak_kb=%d base_kb=%d check=%s"):format(t, q, clock.peak_kb(),
-  base, check))
+print(("time=%.6f cpu=%.6f queries=%d peak_kb=%d base_kb=%d check=%s"):format(t, tc, q,
+  clock.peak_kb(), base, check))
 db:close()

@@ -61,10 +61,10 @@ local floor_note = {
 }
 
 local function parse(out)
-  local t, qn, kb, base, check =
-    out:match("time=([%d.]+) queries=(%d+) peak_kb=(%-?%d+) base_kb=(%-?%d+) check=(%S*)")
+  local t, cpu, qn, kb, base, check = out:match(
+    "time=([%d.]+) cpu=([%d.]+) queries=(%d+) peak_kb=(%-?%d+) base_kb=(%-?%d+) check=(%S*)")
   if not t then return nil end
-  return { time = tonumber(t), queries = tonumber(qn), kb = tonumber(kb),
+  return { time = tonumber(t), cpu = tonumber(cpu), queries = tonumber(qn), kb = tonumber(kb),
            base = tonumber(base), check = check }
 end
 
@@ -157,15 +157,17 @@ end
 -- Table --------------------------------------------------------------------
 local function mib(kb) return kb and kb >= 0 and ("%.1f"):format(kb / 1024) or "-" end
 local function fmt(x, f) return x and (f):format(x) or "-" end
-local hdr = ("%-4s %-36s %8s %8s %6s %5s %12s %13s %6s %5s  %s")
+local hdr = ("%-4s %-36s %7s %7s %6s %5s %6s %13s %13s %5s %5s  %s")
 print()
-print(hdr:format("", "workload", "quay s", "floor s", "ratio", "<=1.5",
+print(hdr:format("", "workload", "quay s", "floor s", "ratio", "<=1.5", "cpu",
                  "queries q/f", "peak MiB q/f", "mem", "<=1.5", "result"))
 local missed = {}
 for _, r in ipairs(rows) do
   local tq, tf = median(r.quay, "time"), median(r.floor, "time")
   local ratio = tq and tf and tf > 0 and tq / tf or nil
   local ok = ratio and (ratio <= 1.5 and "ok" or "MISS") or "-"
+  local cq, cf = median(r.quay, "cpu"), median(r.floor, "cpu")
+  local cratio = cq and cf and cf > 0 and cq / cf or nil
   local mq, mf = median(r.quay, "kb"), median(r.floor, "kb")
   local mratio, mok = nil, ""
   if r.w.mem and mq and mf and mf > 0 then
@@ -189,8 +191,8 @@ for _, r in ipairs(rows) do
   local what = r.main and r.w.what or ("  same, floor: " .. (r.label == "W2j"
     and "json_each keys" or "2-query batch"))
   print(hdr:format(r.label, what, fmt(tq, "%.3f"), fmt(tf, "%.3f"), fmt(ratio, "%.2f"), ok,
-    ("%s/%s"):format(nq or "-", nf or "-"),
-    r.w.mem and ("%s/%s"):format(mib(mq), mib(mf)) or "", fmt(mratio, "%.2f"), mok,
+    fmt(cratio, "%.2f"), ("%s/%s"):format(nq or "-", nf or "-"),
+    r.w.mem and ("%s/%s"):format(mib(mq), mib(mf)) or "", r.w.mem and fmt(mratio, "%.2f") or "", mok,
     same))
 end
 print()
