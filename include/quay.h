@@ -44,7 +44,9 @@
 **     ThreadSanitizer without reports (examples/threads.c).
 **   - SQLite must be built thread-safe (SQLITE_THREADSAFE=1 or 2; Debian's
 **     libsqlite3 is built with SQLITE_THREADSAFE=1, serialized).  Each
-**     thread uses its own connection; quay_db_open opens one per db.
+**     thread uses its own connection; quay_db_open opens one per db, with
+**     SQLITE_OPEN_NOMUTEX (SQLite's multi-thread mode: no per-call mutex,
+**     which is why a db must never be used by two threads at once).
 **   - A host-owned sqlite3* handed to quay_db_wrap_sqlite or
 **     quay_push_sqlite belongs to the thread that uses that db: the host
 **     may use the handle itself on that thread between Quay calls, but no
