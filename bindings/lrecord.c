@@ -451,6 +451,37 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
   }
 }
 
+/* write_back for row k of a flushed batch. */
+static void write_back_queued(lua_State *L, int iRec, LModel *pM,
+                              quay_writer *w, int k,
+                              const unsigned char *aUser) {
+  int i, n = quay_model_field_count(pM->m);
+  int iPk = quay_model_pk(pM->m);
+  quay_value v;
+  for (i = 0; i < n; i++) {
+    quay_field_info f;
+    if (aUser[i] && i != iPk) {
+      quay_model_field(pM->m, i, &f);
+      lua_pushstring(L, f.zName);
+      if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
+        lua_pushstring(L, f.zName);
+        lua_pushnil(L);
+        lua_rawset(L, iRec);
+      }
+      lua_pop(L, 1);
+      continue;
+    }
+    quay_model_field(pM->m, i, &f);
+    quay_writer_queued_value(w, k, i, &v);
+    lua_pushstring(L, f.zName);
+    lquay_push_value(L, &v);
+    lua_rawset(L, iRec);
+  }
+  quay_writer_queued_value(w, k, iPk, &v);
+  lquay_push_value(L, &v);
+  lua_rawsetp(L, iRec, &lquay_LK_PK);
+}
+
 static void writer_free(void *p) { quay_writer_free(p); }
 
 /* rec:save() for the record at iRec. */
@@ -557,20 +588,54 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
     pTxn->p = pDb->db;
   }
   luaL_checkstack(L, 8, "bulk_create");
-  for (i = 1; i <= n; i++) {
-    int iRec;
-    lua_rawgeti(L, iRes, i);
-    iRec = lua_gettop(L);
-    quay_writer_reset(pW->p);
-    fill_writer(L, iRec, pM, pW->p, 0, aUser);
-    rc = quay_writer_insert(pW->p, &err);
-    if (rc) {
-      lquay_box_release(pW);
-      lquay_box_release(pTxn);                       /* rolls back */
-      lquay_fail(L, pDb, &err);
+  if (quay_writer_batch(pW->p) <= 1) {
+    /* One prepared INSERT stepped per row (SQLite's fastest form). */
+    for (i = 1; i <= n; i++) {
+      int iRec;
+      lua_rawgeti(L, iRes, i);
+      iRec = lua_gettop(L);
+      quay_writer_reset(pW->p);
+      fill_writer(L, iRec, pM, pW->p, 0, aUser);
+      rc = quay_writer_insert(pW->p, &err);
+      if (rc) {
+        lquay_box_release(pW);
+        lquay_box_release(pTxn);                     /* rolls back */
+        lquay_fail(L, pDb, &err);
+      }
+      write_back(L, iRec, pM, pW->p, aUser);
+      lua_pop(L, 1);
     }
-    write_back(L, iRec, pM, pW->p, aUser);
-    lua_pop(L, 1);
+  } else {
+    /* Multi-row INSERTs of quay_writer_batch rows (PostgreSQL). */
+    int nBatch = quay_writer_batch(pW->p);
+    unsigned char *aUsers = lua_newuserdatauv(L, (size_t)nBatch *
+                                                   (size_t)(nField + 1), 0);
+    lua_Integer iFirst = 1;
+    for (i = 1; i <= n; i++) {
+      int iRec, k;
+      lua_rawgeti(L, iRes, i);
+      iRec = lua_gettop(L);
+      quay_writer_reset(pW->p);
+      fill_writer(L, iRec, pM, pW->p, 0,
+                  aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
+      rc = quay_writer_queue(pW->p, &err);
+      lua_pop(L, 1);
+      if (rc == QUAY_OK && (i - iFirst + 1 == nBatch || i == n)) {
+        rc = quay_writer_flush(pW->p, &err);
+        for (k = 0; rc == QUAY_OK && k <= (int)(i - iFirst); k++) {
+          lua_rawgeti(L, iRes, iFirst + k);
+          write_back_queued(L, lua_gettop(L), pM, pW->p, k,
+                            aUsers + (size_t)k * (size_t)(nField + 1));
+          lua_pop(L, 1);
+        }
+        iFirst = i + 1;
+      }
+      if (rc) {
+        lquay_box_release(pW);
+        lquay_box_release(pTxn);                     /* rolls back */
+        lquay_fail(L, pDb, &err);
+      }
+    }
   }
   if (pTxn->p) {
     pTxn->p = NULL;

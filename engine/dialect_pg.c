@@ -217,5 +217,6 @@ const Dialect quay__dialect_pg = {
   "SET CONSTRAINTS ALL IMMEDIATE",
   1,
   pg_raw_sql,
-  pg_add_fk
+  pg_add_fk,
+  500                       /* maxInsertRows (multi-row VALUES) */
 };

@@ -144,5 +144,6 @@ const Dialect quay__dialect_sqlite = {
   "PRAGMA defer_foreign_keys = OFF",
   1,
   NULL,
-  NULL                      /* xAddFk: forward references work inline */
+  NULL,                     /* xAddFk: forward references work inline */
+  1                         /* maxInsertRows */
 };

@@ -436,6 +436,13 @@ struct Dialect {
   ** inline.  Idempotent.  NULL: forward references may stay inline. */
   void (*xAddFk)(Str *pOut, const char *zTable, const char *zCol,
                  const char *zRefs);
+  /*
+  ** Rows per INSERT in batched writes (bulk_create).  SQLite: 1, one
+  ** prepared statement stepped per row is its fastest form; PostgreSQL:
+  ** many, multi-row VALUES ... RETURNING saves a round trip per row (rows
+  ** come back in VALUES order).  Capped by 65,535 parameters.
+  */
+  int maxInsertRows;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;

@@ -36,6 +36,12 @@ struct quay_writer {
   quay_model *pModel;
   Slot *aSlot;
   char zNow[24];
+  /* Batched inserts: queued rows (values copied into aQueueArena). */
+  quay_value *aQueue;       /* nQueue rows of nField values */
+  unsigned char *aQueueSet; /* nQueue rows of nField "set" flags */
+  int nQueue, nQueueAlloc;
+  int flushed;              /* the queue holds inserted rows (readable) */
+  Arena queueArena;
 };
 
 /*
@@ -141,6 +147,7 @@ int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
     quay__free(w);
     return quay__oom(pErr);
   }
+  quay__arena_init(&w->queueArena);
   *ppW = w;
   return QUAY_OK;
 }
@@ -150,6 +157,9 @@ void quay_writer_free(quay_writer *w) {
   if (w == NULL) return;
   for (i = 0; i < w->pModel->nField; i++) quay__free(w->aSlot[i].zBuf);
   quay__free(w->aSlot);
+  quay__free(w->aQueue);
+  quay__free(w->aQueueSet);
+  quay__arena_free(&w->queueArena);
   quay__free(w);
 }
 
@@ -370,6 +380,167 @@ done:
   quay__str_free(&sql);
   if (aParam != aStack) quay__free(aParam);
   return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Batched inserts
+** ===================================================================
+*/
+int quay_writer_batch(const quay_writer *w) {
+  int nField = w->pModel->nField, n = w->pDb->pDialect->maxInsertRows;
+  if (n < 1) n = 1;
+  if (n * nField > 32000) n = 32000 / (nField ? nField : 1);
+  return n < 1 ? 1 : n;
+}
+
+int quay_writer_queued(const quay_writer *w) {
+  return w->flushed ? 0 : w->nQueue;
+}
+
+int quay_writer_queue(quay_writer *w, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  int i, rc, n = m->nField;
+  quay_value *row;
+  if (w->flushed) {
+    w->nQueue = 0;
+    w->flushed = 0;
+    quay__arena_free(&w->queueArena);
+  }
+  rc = fill_insert(w, pErr);
+  if (rc) return rc;
+  if (w->nQueue == w->nQueueAlloc) {
+    int nNew = w->nQueueAlloc ? w->nQueueAlloc * 2 : 16;
+    quay_value *a = quay__realloc(w->aQueue, sizeof(quay_value) *
+                                                 (size_t)nNew * (size_t)n);
+    unsigned char *b;
+    if (a == NULL) return quay__oom(pErr);
+    w->aQueue = a;
+    b = quay__realloc(w->aQueueSet, (size_t)nNew * (size_t)n);
+    if (b == NULL) return quay__oom(pErr);
+    w->aQueueSet = b;
+    w->nQueueAlloc = nNew;
+  }
+  row = &w->aQueue[(size_t)w->nQueue * (size_t)n];
+  for (i = 0; i < n; i++) {
+    Slot *s = &w->aSlot[i];
+    row[i] = s->v;
+    w->aQueueSet[(size_t)w->nQueue * (size_t)n + (size_t)i] = (unsigned char)s->set;
+    if (s->set && (s->v.type == QUAY_TEXT || s->v.type == QUAY_BLOB)) {
+      row[i].u.z = quay__arena_strdup(&w->queueArena, s->v.u.z, s->v.n);
+      if (row[i].u.z == NULL) return quay__oom(pErr);
+    }
+    if (!s->set) row[i].type = QUAY_NULL;
+  }
+  w->nQueue++;
+  return QUAY_OK;
+}
+
+/* Insert queued rows [iFrom, iTo) sharing one column set. */
+static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  const Dialect *d = w->pDb->pDialect;
+  int n = m->nField, i, r, nCol = 0, nParam = 0, rc;
+  const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
+  quay_value *aParam;
+  Field *pk = m->apField[m->iPk];
+  quay_cursor *c = NULL;
+  Str sql;
+  for (i = 0; i < n; i++) nCol += aSet[i];
+  aParam = quay__malloc(sizeof(quay_value) * (size_t)(nCol * (iTo - iFrom) + 1));
+  if (aParam == NULL) return quay__oom(pErr);
+  quay__str_init(&sql);
+  quay__str_cat(&sql, "INSERT INTO ");
+  quay__str_ident(&sql, m->zTable);
+  if (nCol == 0) {
+    quay__str_cat(&sql, " DEFAULT VALUES");
+  } else {
+    quay__str_cat(&sql, " (");
+    for (i = 0, r = 0; i < n; i++) {
+      if (!aSet[i]) continue;
+      if (r++) quay__str_cat(&sql, ", ");
+      quay__str_ident(&sql, m->apField[i]->zCol);
+    }
+    quay__str_cat(&sql, ") VALUES ");
+    for (r = iFrom; r < iTo; r++) {
+      const quay_value *row = &w->aQueue[(size_t)r * (size_t)n];
+      int k = 0;
+      quay__str_cat(&sql, r > iFrom ? ", (" : "(");
+      for (i = 0; i < n; i++) {
+        if (!aSet[i]) continue;
+        if (k++) quay__str_cat(&sql, ", ");
+        aParam[nParam++] = row[i];
+        d->xParam(&sql, nParam);
+      }
+      quay__str_char(&sql, ')');
+    }
+  }
+  quay__str_cat(&sql, " RETURNING ");
+  quay__str_ident(&sql, pk->zCol);
+  if (sql.oom) {
+    rc = quay__oom(pErr);
+    goto done;
+  }
+  rc = quay__db_run(w->pDb, sql.z, aParam, nParam, NULL, 0, 0, &c, NULL, pErr);
+  if (rc) goto done;
+  c->aHint[0] = pk->eType;
+  for (r = iFrom; r < iTo; r++) {
+    quay_value v;
+    rc = quay_cursor_step(c, pErr);
+    if (rc != QUAY_ROW) {
+      if (rc == QUAY_DONE) {
+        rc = quay__err(pErr, QUAY_ESQL, "INSERT returned fewer rows than "
+                       "it inserted");
+      }
+      goto done;
+    }
+    quay_cursor_value(c, 0, &v);
+    if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+      v.u.z = quay__arena_strdup(&w->queueArena, v.u.z, v.n);
+      if (v.u.z == NULL) {
+        rc = quay__oom(pErr);
+        goto done;
+      }
+    }
+    w->aQueue[(size_t)r * (size_t)n + (size_t)m->iPk] = v;
+  }
+  rc = quay_cursor_step(c, pErr);
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+done:
+  quay_cursor_close(c);
+  quay__str_free(&sql);
+  quay__free(aParam);
+  return rc;
+}
+
+int quay_writer_flush(quay_writer *w, quay_err *pErr) {
+  int n = w->pModel->nField, iFrom = 0, r, rc;
+  if (w->flushed || w->nQueue == 0) return QUAY_OK;
+  /* Rows sharing a column set (they differ only when some give the key)
+  ** go in one statement, at most quay_writer_batch rows each. */
+  for (r = 1; r <= w->nQueue; r++) {
+    if (r == w->nQueue || r - iFrom >= quay_writer_batch(w) ||
+        memcmp(&w->aQueueSet[(size_t)r * (size_t)n],
+               &w->aQueueSet[(size_t)iFrom * (size_t)n], (size_t)n) != 0) {
+      rc = flush_run(w, iFrom, r, pErr);
+      if (rc) return rc;
+      iFrom = r;
+    }
+  }
+  w->flushed = 1;
+  return QUAY_OK;
+}
+
+void quay_writer_queued_value(quay_writer *w, int iRow, int iField,
+                              quay_value *pOut) {
+  if (iRow < 0 || iRow >= w->nQueue || iField < 0 ||
+      iField >= w->pModel->nField) {
+    pOut->type = QUAY_NULL;
+    return;
+  }
+  *pOut = w->aQueue[(size_t)iRow * (size_t)w->pModel->nField + (size_t)iField];
 }
 /* }================================================================== */
 

@@ -747,6 +747,22 @@ QUAY_API int quay_writer_insert(quay_writer *pW, quay_err *pErr);
 */
 QUAY_API int quay_writer_update(quay_writer *pW, const quay_value *pOldKey,
                                 int64_t *pnChanged, quay_err *pErr);
+/*
+** Batched inserts (bulk_create).  quay_writer_queue completes and validates
+** the buffered row (defaults, auto_now) and queues a copy; the caller then
+** resets and fills the next row.  When quay_writer_queued reaches
+** quay_writer_batch (or at the end), quay_writer_flush inserts the queued
+** rows (one statement per row on SQLite, multi-row VALUES on PostgreSQL);
+** their final values, generated keys included, are then readable with
+** quay_writer_queued_value until the next queue call.  Run inside a
+** transaction: a failed flush leaves earlier batches in place.
+*/
+QUAY_API int quay_writer_queue(quay_writer *pW, quay_err *pErr);
+QUAY_API int quay_writer_flush(quay_writer *pW, quay_err *pErr);
+QUAY_API int quay_writer_queued(const quay_writer *pW);
+QUAY_API int quay_writer_batch(const quay_writer *pW);
+QUAY_API void quay_writer_queued_value(quay_writer *pW, int iRow, int iField,
+                                       quay_value *pOut);
 /* A value of the buffer after insert/update (borrowed; valid until the
 ** next call on the writer). */
 QUAY_API void quay_writer_value(quay_writer *pW, int iField,
