@@ -586,6 +586,8 @@ int lquay_declare(lua_State *L) {
     lua_rawsetp(L, -2, &lquay_LK_DEFAULTS);
     lua_newtable(L);
     lua_rawsetp(L, -2, &lquay_LK_PLANS);
+    lua_newtable(L);
+    lua_rawsetp(L, -2, &lquay_LK_SETMTS);
     lua_newtable(L);                                  /* members */
     lua_pushvalue(L, -1);
     lua_rawsetp(L, -3, &lquay_LK_MEMBERS);            /* [.., mt, members] */

@@ -26,6 +26,7 @@ const char lquay_LK_OWNER = 0;
 const char lquay_LK_REL = 0;
 const char lquay_LK_LOADED = 0;
 const char lquay_LK_SETMODEL = 0;
+const char lquay_LK_SETMTS = 0;
 
 /*
 ** {==================================================================

@@ -68,8 +68,9 @@ LQUAY_INTERNAL extern const char lquay_LK_NAMES;    /* record mt -> names */
 LQUAY_INTERNAL extern const char lquay_LK_DEFAULTS; /* record mt -> fns */
 LQUAY_INTERNAL extern const char lquay_LK_PLANS;    /* record mt -> plans */
 LQUAY_INTERNAL extern const char lquay_LK_OWNER;    /* set -> owner record */
-LQUAY_INTERNAL extern const char lquay_LK_REL;      /* set -> relation idx */
-LQUAY_INTERNAL extern const char lquay_LK_LOADED;   /* set -> true */
+LQUAY_INTERNAL extern const char lquay_LK_REL;      /* set mt -> rel idx */
+LQUAY_INTERNAL extern const char lquay_LK_LOADED;   /* set mt -> bool */
+LQUAY_INTERNAL extern const char lquay_LK_SETMTS;   /* record mt -> set mts */
 LQUAY_INTERNAL extern const char lquay_LK_SETMODEL; /* set -> owner Model */
 
 /* Relation cache key of relation i in a record (small, never an address
@@ -163,6 +164,15 @@ LQUAY_INTERNAL void lquay_record_mt_init(lua_State *L, int iMt, int iModel,
                                          const char *zName);
 LQUAY_INTERNAL void lquay_push_set(lua_State *L, int iOwner, int iRel,
                                    int bLoaded);
+/*
+** Sets carry one hidden key (their owner); the relation index and the
+** loaded state live in a set metatable per (relation, state), cached on
+** the owner's record metatable.  These switch and query that state.
+*/
+LQUAY_INTERNAL void lquay_set_mark(lua_State *L, int iSet, int iOwner,
+                                   int iRel, int bLoaded);
+LQUAY_INTERNAL int lquay_set_loaded(lua_State *L, int iSet);
+LQUAY_INTERNAL int lquay_is_set(lua_State *L, int idx);
 
 /* lqueryset.c */
 LQUAY_INTERNAL void lquay_open_qs(lua_State *L);

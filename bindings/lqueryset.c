@@ -490,7 +490,7 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
       if (g >= 0) {
         if (lua_rawgeti(L, iGroups, g + 1) == LUA_TNIL) {
           lua_pop(L, 1);
-          lua_createtable(L, 4, 0);
+          lua_createtable(L, 4, 1);                  /* room for the owner */
           lua_pushvalue(L, -1);
           lua_rawseti(L, iGroups, g + 1);
         }
@@ -507,15 +507,7 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
 
 /* Mark the set (or group) at idx as relation j's loaded set of owner. */
 static void make_set(lua_State *L, int idx, int iOwner, int j) {
-  lua_pushvalue(L, iOwner);
-  lua_rawsetp(L, idx, &lquay_LK_OWNER);
-  lua_pushinteger(L, j);
-  lua_rawsetp(L, idx, &lquay_LK_REL);
-  lua_pushboolean(L, 1);
-  lua_rawsetp(L, idx, &lquay_LK_LOADED);
-  lua_pushvalue(L, idx);
-  luaL_setmetatable(L, QUAY_SET_MT);
-  lua_pop(L, 1);
+  lquay_set_mark(L, idx, iOwner, j, 1);
 }
 
 /* Copy the array at iFrom into the table at iTo (appending). */
@@ -611,19 +603,13 @@ static void run_step(lua_State *L, Mat *x, int iStep, int iOwners,
     } else {
       int iSet;
       lua_rawgetp(L, iOwner, LQUAY_RELKEY(si.iRel));   /* existing set? */
-      if (lua_istable(L, -1)) {
-        lua_rawgetp(L, -1, &lquay_LK_LOADED);
-        if (!lua_toboolean(L, -1)) {
-          /* An unloaded set the user already holds: fill it in place. */
-          lua_pop(L, 1);
-          iSet = lua_gettop(L);
-          if (lua_istable(L, iGrp)) copy_array(L, iGrp, iSet);
-          lua_pushboolean(L, 1);
-          lua_rawsetp(L, iSet, &lquay_LK_LOADED);
-          lua_settop(L, iOwner - 1);
-          continue;
-        }
-        lua_pop(L, 1);
+      if (lua_istable(L, -1) && !lquay_set_loaded(L, -1)) {
+        /* An unloaded set the user already holds: fill it in place. */
+        iSet = lua_gettop(L);
+        if (lua_istable(L, iGrp)) copy_array(L, iGrp, iSet);
+        lquay_set_mark(L, iSet, iOwner, si.iRel, 1);
+        lua_settop(L, iOwner - 1);
+        continue;
       }
       lua_pop(L, 1);
       if (lua_istable(L, iGrp)) {
@@ -759,10 +745,8 @@ static int needs_load(lua_State *L, int idx, int j) {
   int r;
   if (lua_rawgetp(L, idx, LQUAY_RELKEY(j)) == LUA_TNIL) {
     r = 1;
-  } else if (lua_istable(L, -1) && lquay_record_model(L, -1) == NULL) {
-    lua_rawgetp(L, -1, &lquay_LK_LOADED);            /* a set */
-    r = !lua_toboolean(L, -1);
-    lua_pop(L, 1);
+  } else if (lquay_is_set(L, -1)) {
+    r = !lquay_set_loaded(L, -1);
   } else {
     r = 0;
   }

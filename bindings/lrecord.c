@@ -427,7 +427,7 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
     quay_field_info f;
     quay_value v;
     quay_model_field(pM->m, i, &f);
-    if (aUser && aUser[i] && i != iPk) {
+    if (aUser && aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER) {
       /* Only normalize an explicit quay.null. */
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
@@ -460,8 +460,8 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
   quay_value v;
   for (i = 0; i < n; i++) {
     quay_field_info f;
-    if (aUser[i] && i != iPk) {
-      quay_model_field(pM->m, i, &f);
+    quay_model_field(pM->m, i, &f);
+    if (aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER) {
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
         lua_pushstring(L, f.zName);
@@ -471,7 +471,6 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
       lua_pop(L, 1);
       continue;
     }
-    quay_model_field(pM->m, i, &f);
     quay_writer_queued_value(w, k, i, &v);
     lua_pushstring(L, f.zName);
     lquay_push_value(L, &v);
@@ -822,30 +821,85 @@ void lquay_record_mt_init(lua_State *L, int iMt, int iModel,
 ** Related sets
 ** ===================================================================
 */
+/*
+** Push the set metatable of relation j, loaded or not, for the owner record
+** at iOwner: copied once from the QUAY_SET_MT template and cached.
+*/
+static void push_set_mt(lua_State *L, int iOwner, int j, int bLoaded) {
+  int key = j * 2 + (bLoaded ? 1 : 0) + 1;
+  iOwner = lua_absindex(L, iOwner);
+  if (!lua_getmetatable(L, iOwner)) {
+    lquay_raisef(L, QUAY_EMISUSE, "a related set needs a record owner");
+  }
+  lua_rawgetp(L, -1, &lquay_LK_SETMTS);              /* [mt, mts] */
+  lua_remove(L, -2);
+  if (lua_rawgeti(L, -1, key) == LUA_TTABLE) {       /* [mts, smt] */
+    lua_remove(L, -2);
+    return;
+  }
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 7);                          /* [mts, smt] */
+  luaL_getmetatable(L, QUAY_SET_MT);                 /* [mts, smt, tpl] */
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {                          /* copy the template */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -5);
+  }
+  lua_pop(L, 1);
+  lua_pushinteger(L, j);
+  lua_rawsetp(L, -2, &lquay_LK_REL);
+  lua_pushboolean(L, bLoaded);
+  lua_rawsetp(L, -2, &lquay_LK_LOADED);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, key);
+  lua_remove(L, -2);                                 /* [smt] */
+}
+
+void lquay_set_mark(lua_State *L, int iSet, int iOwner, int j, int bLoaded) {
+  iSet = lua_absindex(L, iSet);
+  iOwner = lua_absindex(L, iOwner);
+  lua_pushvalue(L, iOwner);
+  lua_rawsetp(L, iSet, &lquay_LK_OWNER);
+  push_set_mt(L, iOwner, j, bLoaded);
+  lua_setmetatable(L, iSet);
+}
+
+/* Non-0 when the table at idx is a related set. */
+int lquay_is_set(lua_State *L, int idx) {
+  int r;
+  if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return 0;
+  r = lua_rawgetp(L, -1, &lquay_LK_REL) == LUA_TNUMBER;
+  lua_pop(L, 2);
+  return r;
+}
+
+int lquay_set_loaded(lua_State *L, int idx) {
+  int r;
+  if (!lua_getmetatable(L, idx)) return 0;
+  lua_rawgetp(L, -1, &lquay_LK_LOADED);
+  r = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  return r;
+}
+
 /* Push a new set of relation j of the owner record at iOwner. */
 void lquay_push_set(lua_State *L, int iOwner, int j, int bLoaded) {
   iOwner = lua_absindex(L, iOwner);
-  lua_createtable(L, 0, 3);
-  lua_pushvalue(L, iOwner);
-  lua_rawsetp(L, -2, &lquay_LK_OWNER);
-  lua_pushinteger(L, j);
-  lua_rawsetp(L, -2, &lquay_LK_REL);
-  if (bLoaded) {
-    lua_pushboolean(L, 1);
-    lua_rawsetp(L, -2, &lquay_LK_LOADED);
-  }
-  luaL_setmetatable(L, QUAY_SET_MT);
+  lua_createtable(L, 0, 1);
+  lquay_set_mark(L, -1, iOwner, j, bLoaded);
 }
 
 /* The set at idx: owner record pushed, its model and relation returned. */
 static LModel *set_owner(lua_State *L, int idx, int *pj, quay_rel_info *r) {
   LModel *pM;
-  if (lua_type(L, idx) != LUA_TTABLE) {
+  if (!lquay_is_set(L, idx)) {
     lquay_raisef(L, QUAY_EMISUSE, "expected a related set");
   }
-  lua_rawgetp(L, idx, &lquay_LK_REL);
+  lua_getmetatable(L, idx);
+  lua_rawgetp(L, -1, &lquay_LK_REL);
   *pj = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
+  lua_pop(L, 2);
   lua_rawgetp(L, idx, &lquay_LK_OWNER);              /* [.., owner] */
   pM = lquay_record_model(L, -1);
   if (pM == NULL) lquay_raisef(L, QUAY_EMISUSE, "expected a related set");
@@ -859,28 +913,29 @@ static void set_load(lua_State *L, int idx) {
   int j;
   quay_rel_info r;
   LModel *pM;
-  lua_rawgetp(L, idx, &lquay_LK_LOADED);
-  if (lua_toboolean(L, -1)) {
-    lua_pop(L, 1);
-    return;
-  }
-  lua_pop(L, 1);
+  if (lquay_set_loaded(L, idx)) return;
   pM = set_owner(L, idx, &j, &r);                    /* [.., owner] */
   lquay_lazy_load(L, lua_gettop(L), pM, j, r.zName);
+  if (!lquay_set_loaded(L, idx)) lquay_set_mark(L, idx, lua_gettop(L), j, 1);
   lua_pop(L, 1);
-  lua_pushboolean(L, 1);
-  lua_rawsetp(L, idx, &lquay_LK_LOADED);
 }
 
 /* Forget the loaded rows (after a write through the set). */
 static void set_invalidate(lua_State *L, int idx) {
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+  int j;
+  idx = lua_absindex(L, idx);
   for (i = n; i >= 1; i--) {
     lua_pushnil(L);
     lua_rawseti(L, idx, i);
   }
-  lua_pushnil(L);
-  lua_rawsetp(L, idx, &lquay_LK_LOADED);
+  lua_getmetatable(L, idx);
+  lua_rawgetp(L, -1, &lquay_LK_REL);
+  j = (int)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  lua_rawgetp(L, idx, &lquay_LK_OWNER);
+  lquay_set_mark(L, idx, -1, j, 0);
+  lua_pop(L, 1);
 }
 
 static int set_len(lua_State *L) {
@@ -1125,7 +1180,7 @@ static int set_set(lua_State *L) {
 /* set:contains(rec) */
 static int set_contains(lua_State *L) {
   lua_Integer i, n;
-  lua_rawgetp(L, 1, &lquay_LK_LOADED);
+  lua_pushboolean(L, lquay_set_loaded(L, 1));
   if (lua_toboolean(L, -1)) {
     n = (lua_Integer)lua_rawlen(L, 1);
     for (i = 1; i <= n; i++) {
@@ -1209,8 +1264,7 @@ static int set_create(lua_State *L) {
 
 /* set:all(), set:count(), set:first(): from the cache when loaded. */
 static int set_all(lua_State *L) {
-  lua_rawgetp(L, 1, &lquay_LK_LOADED);
-  if (lua_toboolean(L, -1)) {
+  if (lquay_set_loaded(L, 1)) {
     lua_Integer i, n = (lua_Integer)lua_rawlen(L, 1);
     lua_createtable(L, (int)n, 0);
     for (i = 1; i <= n; i++) {
@@ -1228,8 +1282,7 @@ static int set_all(lua_State *L) {
 }
 
 static int set_count(lua_State *L) {
-  lua_rawgetp(L, 1, &lquay_LK_LOADED);
-  if (lua_toboolean(L, -1)) {
+  if (lquay_set_loaded(L, 1)) {
     lua_pushinteger(L, (lua_Integer)lua_rawlen(L, 1));
     return 1;
   }
@@ -1283,9 +1336,8 @@ static int set_index(lua_State *L) {
 }
 
 static int set_tostring(lua_State *L) {
-  lua_rawgetp(L, 1, &lquay_LK_LOADED);
-  lua_pushfstring(L, "quay.Set(%s)", lua_toboolean(L, -1) ? "loaded"
-                                                           : "not loaded");
+  lua_pushfstring(L, "quay.Set(%s)", lquay_set_loaded(L, 1) ? "loaded"
+                                                             : "not loaded");
   return 1;
 }
 

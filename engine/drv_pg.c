@@ -1193,5 +1193,6 @@ static int64_t pg_changes(DrvStmt *s) { return s->nChanges; }
 const quay_driver quay__drv_pg = {
   1, "postgresql", &quay__dialect_pg,
   pg_open, pg_close, pg_prepare, pg_finalize, pg_exec, pg_step,
-  pg_ncol, pg_colname, pg_column, pg_reset, pg_changes, pg_simple, pg_alive
+  pg_ncol, pg_colname, pg_column, pg_reset, pg_changes, pg_simple, pg_alive,
+  NULL                      /* xLastInsertId: RETURNING is used */
 };

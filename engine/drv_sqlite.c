@@ -285,8 +285,13 @@ static int64_t sq_changes(DrvStmt *s) { return s->nChanges; }
 
 static int sq_alive(DrvConn *c) { return c != NULL && c->db != NULL; }
 
+static int64_t sq_last_insert_id(DrvConn *c) {
+  return sqlite3_last_insert_rowid(c->db);
+}
+
 const quay_driver quay__drv_sqlite = {
   1, "sqlite", &quay__dialect_sqlite,
   sq_open, sq_close, sq_prepare, sq_finalize, sq_exec, sq_step,
-  sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive
+  sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive,
+  sq_last_insert_id
 };

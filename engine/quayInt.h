@@ -483,6 +483,13 @@ struct quay_driver {
   int (*xSimple)(DrvConn *pConn, const char *zSql, quay_err *pErr);
   /* Non-0 while the server connection is usable. */
   int (*xAlive)(DrvConn *pConn);
+  /*
+  ** Optional (NULL = unsupported): the integer key the last INSERT on the
+  ** connection generated.  Lets the writer skip RETURNING, which costs
+  ** SQLite a temporary b-tree per row (3x on bulk inserts, scripts/bench
+  ** W5).
+  */
+  int64_t (*xLastInsertId)(DrvConn *pConn);
 };
 QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
 QUAY_INTERNAL extern const quay_driver quay__drv_pg;

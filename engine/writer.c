@@ -42,6 +42,12 @@ struct quay_writer {
   int nQueue, nQueueAlloc;
   int flushed;              /* the queue holds inserted rows (readable) */
   Arena queueArena;
+  /* The last single-row INSERT text, reused while the column set is the
+  ** same (bulk_create builds it once, not per row). */
+  Str insSql;
+  unsigned char *aInsMask;  /* nField flags the text was built for */
+  int bInsValid;
+  int bInsReturning;        /* the text ends with RETURNING */
 };
 
 /*
@@ -148,6 +154,7 @@ int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
     return quay__oom(pErr);
   }
   quay__arena_init(&w->queueArena);
+  quay__str_init(&w->insSql);
   *ppW = w;
   return QUAY_OK;
 }
@@ -160,6 +167,8 @@ void quay_writer_free(quay_writer *w) {
   quay__free(w->aQueue);
   quay__free(w->aQueueSet);
   quay__arena_free(&w->queueArena);
+  quay__str_free(&w->insSql);
+  quay__free(w->aInsMask);
   quay__free(w);
 }
 
@@ -219,6 +228,11 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
                        m->zName, f->zName, r->pTo->zName, r->pKey->zName);
     }
     x = k;
+  }
+  if (x.type == QUAY_INT && m->apField[iField]->eType == QUAY_T_NUMBER) {
+    /* numbers are floats once stored; make them so at once */
+    x.type = QUAY_REAL;
+    x.u.r = (double)x.u.i;
   }
   if (x.type == QUAY_REAL && (m->apField[iField]->eType == QUAY_T_INTEGER ||
                               m->apField[iField]->eType == QUAY_T_ID)) {
@@ -309,63 +323,100 @@ static int fill_insert(quay_writer *w, quay_err *pErr) {
   return QUAY_OK;
 }
 
-/* Build the INSERT for the slots that are set. */
-static int insert_sql(quay_writer *w, Str *pSql, quay_value *aParam,
-                      int *pnParam) {
+/*
+** The INSERT text for the slots that are set, kept in the writer and
+** rebuilt only when the set of columns changes.  With an auto-increment
+** key and a driver that reports the last insert id, no RETURNING clause:
+** SQLite pays a temporary b-tree per row for RETURNING.
+*/
+static int insert_sql(quay_writer *w, int *pbReturning) {
   quay_model *m = w->pModel;
   const Dialect *d = w->pDb->pDialect;
-  int i, n = 0;
-  quay__str_cat(pSql, "INSERT INTO ");
-  quay__str_ident(pSql, m->zTable);
-  quay__str_cat(pSql, " (");
+  Field *pk = m->apField[m->iPk];
+  int i, n = 0, bSame = w->bInsValid;
+  int bReturning = !(w->pDb->pDrv->xLastInsertId && pk->eType == QUAY_T_ID &&
+                     !w->aSlot[m->iPk].set);
+  if (w->aInsMask == NULL) {
+    w->aInsMask = quay__calloc((size_t)m->nField + 1);
+    if (w->aInsMask == NULL) return QUAY_ENOMEM;
+  }
+  for (i = 0; i < m->nField && bSame; i++) {
+    if (w->aInsMask[i] != (unsigned char)w->aSlot[i].set) bSame = 0;
+  }
+  *pbReturning = bReturning;
+  if (bSame && w->bInsReturning == bReturning) return QUAY_OK;
+  w->bInsValid = 0;
+  quay__str_reset(&w->insSql);
+  quay__str_cat(&w->insSql, "INSERT INTO ");
+  quay__str_ident(&w->insSql, m->zTable);
+  quay__str_cat(&w->insSql, " (");
   for (i = 0; i < m->nField; i++) {
+    w->aInsMask[i] = (unsigned char)w->aSlot[i].set;
     if (!w->aSlot[i].set) continue;
-    if (n) quay__str_cat(pSql, ", ");
-    quay__str_ident(pSql, m->apField[i]->zCol);
-    aParam[n++] = w->aSlot[i].v;
+    if (n++) quay__str_cat(&w->insSql, ", ");
+    quay__str_ident(&w->insSql, m->apField[i]->zCol);
   }
   if (n == 0) {
-    quay__str_reset(pSql);
-    quay__str_cat(pSql, "INSERT INTO ");
-    quay__str_ident(pSql, m->zTable);
-    quay__str_cat(pSql, " DEFAULT VALUES");
+    quay__str_reset(&w->insSql);
+    quay__str_cat(&w->insSql, "INSERT INTO ");
+    quay__str_ident(&w->insSql, m->zTable);
+    quay__str_cat(&w->insSql, " DEFAULT VALUES");
   } else {
-    quay__str_cat(pSql, ") VALUES (");
+    quay__str_cat(&w->insSql, ") VALUES (");
     for (i = 0; i < n; i++) {
-      if (i) quay__str_cat(pSql, ", ");
-      d->xParam(pSql, i + 1);
+      if (i) quay__str_cat(&w->insSql, ", ");
+      d->xParam(&w->insSql, i + 1);
     }
-    quay__str_cat(pSql, ")");
+    quay__str_cat(&w->insSql, ")");
   }
-  quay__str_cat(pSql, " RETURNING ");
-  quay__str_ident(pSql, m->apField[m->iPk]->zCol);
-  *pnParam = n;
-  return pSql->oom ? QUAY_ENOMEM : QUAY_OK;
+  if (bReturning) {
+    quay__str_cat(&w->insSql, " RETURNING ");
+    quay__str_ident(&w->insSql, pk->zCol);
+  }
+  if (w->insSql.oom) {
+    quay__str_free(&w->insSql);
+    return QUAY_ENOMEM;
+  }
+  w->bInsValid = 1;
+  w->bInsReturning = bReturning;
+  return QUAY_OK;
 }
 
 int quay_writer_insert(quay_writer *w, quay_err *pErr) {
   quay_model *m = w->pModel;
-  Str sql;
   quay_value aStack[32], *aParam = aStack;
-  int n = 0, rc;
+  int n = 0, i, rc, bReturning;
   quay_cursor *c = NULL;
+  Field *pk = m->apField[m->iPk];
   rc = fill_insert(w, pErr);
   if (rc) return rc;
   if (m->nField > QUAY_ARRAYSIZE(aStack)) {
     aParam = quay__malloc(sizeof(quay_value) * (size_t)m->nField);
     if (aParam == NULL) return quay__oom(pErr);
   }
-  quay__str_init(&sql);
-  if (insert_sql(w, &sql, aParam, &n)) {
+  for (i = 0; i < m->nField; i++) {
+    if (w->aSlot[i].set) aParam[n++] = w->aSlot[i].v;
+  }
+  if (insert_sql(w, &bReturning)) {
     rc = quay__oom(pErr);
     goto done;
   }
-  rc = quay__db_run(w->pDb, sql.z, aParam, n, NULL, 0, 0, &c, NULL, pErr);
+  if (!bReturning) {
+    quay_value v;
+    rc = quay__db_run(w->pDb, w->insSql.z, aParam, n, NULL, 0, 0, NULL, NULL,
+                      pErr);
+    if (rc) goto done;
+    v.type = QUAY_INT;
+    v.u.i = w->pDb->pDrv->xLastInsertId(w->pDb->pConn);
+    if (slot_store(&w->aSlot[m->iPk], &v)) rc = quay__oom(pErr);
+    goto done;
+  }
+  rc = quay__db_run(w->pDb, w->insSql.z, aParam, n, NULL, 0, 0, &c, NULL,
+                    pErr);
   if (rc) goto done;
   rc = quay_cursor_step(c, pErr);
   if (rc == QUAY_ROW) {
     quay_value v;
-    Field *pk = m->apField[m->iPk];
     c->aHint[0] = pk->eType;
     quay_cursor_value(c, 0, &v);
     if (slot_store(&w->aSlot[m->iPk], &v)) {
@@ -377,7 +428,6 @@ int quay_writer_insert(quay_writer *w, quay_err *pErr) {
   if (rc == QUAY_DONE) rc = QUAY_OK;
 done:
   quay_cursor_close(c);
-  quay__str_free(&sql);
   if (aParam != aStack) quay__free(aParam);
   return rc;
 }
