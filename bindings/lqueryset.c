@@ -371,7 +371,7 @@ static void push_model_ctx(lua_State *L, Mat *x, quay_model *m, int *piMt,
 */
 static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
                        int iStepArr, int nMax, const quay_keyset *pOwnerKs,
-                       int iGroups, int iGroupCol) {
+                       int iGroups, int iGroupCol, int bUnique) {
   int nNode = quay_plan_nnode(x->plan, iStep);
   int nExtra = quay_plan_nextra(x->plan, iStep);
   NodeCtx aNode[16];
@@ -406,7 +406,9 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
     n->iArr = lua_gettop(L);
     n->nRec = (int)lua_rawlen(L, n->iArr);
     n->ks = NULL;
-    if (k > 0 || (iStep >= 0 && iPivotX < 0)) {
+    /* Dedupe by key: joined records, and children that several owners
+    ** share (not those of a reverse foreign key, nor pivot rows). */
+    if (k > 0 || (iStep >= 0 && iPivotX < 0 && !bUnique)) {
       Box *b = lquay_box(L, keyset_free);
       if (pFirstBox == NULL) pFirstBox = b;
       if (quay_keyset_new((quay_keyset **)&b->p, &err)) lquay_raise(L, &err);
@@ -558,7 +560,7 @@ static void run_step(lua_State *L, Mat *x, int iStep, int iOwners,
       lquay_fail(L, x->pDb, &err);
     }
     materialize(L, x, iStep, pCur->p, iStepArr, 0, pKs->p, iGroups,
-                si.iGroupCol);
+                si.iGroupCol, si.uniqueChildren);
     lquay_box_release(pCur);
   } else {
     /* No owner has a key: the step's arrays are empty. */
@@ -678,7 +680,7 @@ static void run_plan(lua_State *L, LDb *pDb, quay_plan *plan) {
     lquay_fail(L, pDb, &err);
   }
   lua_rawgeti(L, iArrays, 1);
-  materialize(L, &x, -1, pCur->p, lua_gettop(L), 0, NULL, 0, 0);
+  materialize(L, &x, -1, pCur->p, lua_gettop(L), 0, NULL, 0, 0, 0);
   lua_pop(L, 1);
   lquay_box_release(pCur);
   run_steps(L, &x, iArrays);
@@ -1175,7 +1177,7 @@ static int iter_next(lua_State *L) {
     lua_rawseti(L, iArrays, 1);
     lua_rawgeti(L, iArrays, 1);
     it->done = materialize(L, &x, -1, it->cur, lua_gettop(L), ITER_CHUNK,
-                           NULL, 0, 0);
+                           NULL, 0, 0, 0);
     lua_pop(L, 1);
     if (it->done) {
       quay_cursor *c = it->cur;

@@ -59,7 +59,7 @@ static int pg_array_value(Str *pOut, const quay_value *a, int n) {
   for (i = 0; i < n; i++) {
     if (i) quay__str_char(pOut, ',');
     switch (a[i].type) {
-      case QUAY_INT: quay__str_printf(pOut, "%lld", (long long)a[i].u.i); break;
+      case QUAY_INT: quay__str_int(pOut, a[i].u.i); break;
       case QUAY_REAL: quay__str_printf(pOut, "%.17g", a[i].u.r); break;
       case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
       case QUAY_TEXT: {

@@ -900,6 +900,15 @@ void quay_plan_step(const quay_plan *p, int iStep, quay_step_info *pOut) {
   pOut->toMany = s->toMany;
   pOut->iOwnerKey = s->pOwnerKey->iField;
   pOut->iGroupCol = s->iGroupCol;
+  {
+    Rel *r = s->pRel;
+    Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+    pOut->uniqueChildren =
+        (r != fwd && (fwd->eKind == QUAY_R_BELONGS_TO ||
+                      fwd->eKind == QUAY_R_ONE_TO_ONE)) ||
+        (r == fwd && (fwd->eKind == QUAY_R_HAS_MANY ||
+                      fwd->eKind == QUAY_R_HAS_ONE));
+  }
 }
 
 const char *quay_plan_sql(quay_plan *p, int iStep, const quay_value **paParam,

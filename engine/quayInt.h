@@ -106,6 +106,7 @@ QUAY_INTERNAL void quay__str_cat(Str *p, const char *z);
 QUAY_INTERNAL void quay__str_printf(Str *p, const char *zFmt, ...)
     QUAY_PRINTF(2, 3);
 QUAY_INTERNAL void quay__str_char(Str *p, char c);
+QUAY_INTERNAL void quay__str_int(Str *p, int64_t v);
 /* Append "identifier" with quotes doubled. */
 QUAY_INTERNAL void quay__str_ident(Str *p, const char *zId);
 /* Append "alias"."column". */

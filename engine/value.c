@@ -183,12 +183,18 @@ int quay__is_datetime(const char *z, size_t n) {
 ** {==================================================================
 ** Key sets
 ** ===================================================================
-** Open addressing over (type, bytes) keys.  Integer keys hash their
-** 64-bit value; text keys their bytes.  Keys are copied (text into one
-** growing pool) so callers may pass borrowed values.
+** Open addressing, linear probing.  Integer keys (the common case) live
+** in the slot itself, so a probe touches one cache line; text keys keep
+** their hash in the slot and their bytes in one growing pool.  Entries
+** are dense, in insertion order (the dense index), for quay_keyset_values.
 */
+typedef struct KsSlot {
+  int64_t k;                /* INT: the key; TEXT: its hash */
+  int32_t idx;              /* entry index + 1; 0 = empty */
+  int32_t isText;
+} KsSlot;
+
 typedef struct KsEntry {
-  uint64_t h;
   int type;                 /* QUAY_INT or QUAY_TEXT */
   int64_t i;                /* INT value, or offset into the pool */
   size_t n;                 /* TEXT length */
@@ -197,8 +203,8 @@ typedef struct KsEntry {
 struct quay_keyset {
   KsEntry *aEntry;          /* dense, in insertion order */
   int nEntry, nEntryAlloc;
-  int *aSlot;               /* hash slots: entry index + 1, 0 = empty */
-  int nSlot;
+  KsSlot *aSlot;
+  int nSlot;                /* power of two, at most half full */
   char *zPool; size_t nPool, nPoolAlloc;
 };
 
@@ -218,12 +224,13 @@ void quay_keyset_free(quay_keyset *pKs) {
 
 int quay_keyset_count(const quay_keyset *pKs) { return pKs->nEntry; }
 
-/* Normalize a key: integral reals become ints, bools ints.  0 if the
-** value cannot be a key (NULL). */
+/* Normalize a key: integral reals become ints, bools ints, blobs text.
+** 0 if the value cannot be a key (NULL, non-integral real). */
 static int ks_norm(const quay_value *p, quay_value *pOut) {
   *pOut = *p;
   switch (p->type) {
-    case QUAY_INT: case QUAY_TEXT: case QUAY_BLOB: return 1;
+    case QUAY_INT: case QUAY_TEXT: return 1;
+    case QUAY_BLOB: pOut->type = QUAY_TEXT; return 1;
     case QUAY_REAL:
       if (p->u.r >= -9.2e18 && p->u.r <= 9.2e18 &&
           (double)(int64_t)p->u.r == p->u.r) {
@@ -231,7 +238,6 @@ static int ks_norm(const quay_value *p, quay_value *pOut) {
         pOut->u.i = (int64_t)p->u.r;
         return 1;
       }
-      pOut->type = QUAY_TEXT;   /* non-integral reals never match keys */
       return 0;
     case QUAY_BOOL:
       pOut->type = QUAY_INT;
@@ -241,68 +247,74 @@ static int ks_norm(const quay_value *p, quay_value *pOut) {
   return 0;
 }
 
-static uint64_t ks_hash(const quay_value *k) {
+static uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return x;
+}
+
+/* The slot holding key k (normalized), or the empty slot where it goes. */
+static int ks_probe(const quay_keyset *pKs, const quay_value *k,
+                    int64_t *pKey) {
+  int mask = pKs->nSlot - 1, i;
   if (k->type == QUAY_INT) {
-    uint64_t x = (uint64_t)k->u.i;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
+    *pKey = k->u.i;
+    i = (int)(mix64((uint64_t)k->u.i) & (uint64_t)mask);
+    while (pKs->aSlot[i].idx) {
+      const KsSlot *s = &pKs->aSlot[i];
+      if (!s->isText && s->k == k->u.i) return i;
+      i = (i + 1) & mask;
+    }
+    return i;
   }
-  return quay__hash_bytes(k->u.z, k->n) ^ 0x9e3779b97f4a7c15ULL;
-}
-
-static int ks_match(const quay_keyset *pKs, const KsEntry *e,
-                    const quay_value *k, uint64_t h) {
-  if (e->h != h) return 0;
-  if (k->type == QUAY_INT) return e->type == QUAY_INT && e->i == k->u.i;
-  return e->type == QUAY_TEXT && e->n == k->n &&
-         memcmp(pKs->zPool + e->i, k->u.z, k->n) == 0;
-}
-
-static int ks_probe(const quay_keyset *pKs, const quay_value *k, uint64_t h) {
-  int mask = pKs->nSlot - 1;
-  int i = (int)(h & (uint64_t)mask);
-  while (pKs->aSlot[i]) {
-    if (ks_match(pKs, &pKs->aEntry[pKs->aSlot[i] - 1], k, h)) return i;
+  *pKey = (int64_t)quay__hash_bytes(k->u.z, k->n);
+  i = (int)(mix64((uint64_t)*pKey) & (uint64_t)mask);
+  while (pKs->aSlot[i].idx) {
+    const KsSlot *s = &pKs->aSlot[i];
+    if (s->isText && s->k == *pKey) {
+      const KsEntry *e = &pKs->aEntry[s->idx - 1];
+      if (e->n == k->n && memcmp(pKs->zPool + e->i, k->u.z, k->n) == 0) {
+        return i;
+      }
+    }
     i = (i + 1) & mask;
   }
   return i;
 }
 
 static int ks_rehash(quay_keyset *pKs) {
-  int nNew = pKs->nSlot ? pKs->nSlot * 2 : 64;
-  int *aNew = quay__calloc(sizeof(int) * (size_t)nNew);
-  int j;
+  int nNew = pKs->nSlot ? pKs->nSlot * 2 : 64, j;
+  KsSlot *aNew = quay__calloc(sizeof(KsSlot) * (size_t)nNew);
+  KsSlot *aOld = pKs->aSlot;
   if (aNew == NULL) return QUAY_ENOMEM;
-  quay__free(pKs->aSlot);
+  for (j = 0; j < pKs->nSlot; j++) {
+    if (aOld[j].idx) {
+      int i = (int)(mix64((uint64_t)aOld[j].k) & (uint64_t)(nNew - 1));
+      while (aNew[i].idx) i = (i + 1) & (nNew - 1);
+      aNew[i] = aOld[j];
+    }
+  }
+  quay__free(aOld);
   pKs->aSlot = aNew;
   pKs->nSlot = nNew;
-  for (j = 0; j < pKs->nEntry; j++) {
-    KsEntry *e = &pKs->aEntry[j];
-    int i = (int)(e->h & (uint64_t)(nNew - 1));
-    while (aNew[i]) i = (i + 1) & (nNew - 1);
-    aNew[i] = j + 1;
-  }
   return QUAY_OK;
 }
 
 int quay_keyset_add(quay_keyset *pKs, const quay_value *pKey, int *piIndex,
                     quay_err *pErr) {
   quay_value k;
-  uint64_t h;
+  int64_t key;
   int i;
   KsEntry *e;
   *piIndex = -1;
   if (!ks_norm(pKey, &k)) return QUAY_OK;
-  if (k.type == QUAY_BLOB) k.type = QUAY_TEXT;
-  h = ks_hash(&k);
   if ((pKs->nEntry + 1) * 2 > pKs->nSlot) {
     if (ks_rehash(pKs)) return quay__oom(pErr);
   }
-  i = ks_probe(pKs, &k, h);
-  if (pKs->aSlot[i]) {
-    *piIndex = pKs->aSlot[i] - 1;
+  i = ks_probe(pKs, &k, &key);
+  if (pKs->aSlot[i].idx) {
+    *piIndex = pKs->aSlot[i].idx - 1;
     return QUAY_OK;
   }
   if (pKs->nEntry == pKs->nEntryAlloc) {
@@ -313,7 +325,6 @@ int quay_keyset_add(quay_keyset *pKs, const quay_value *pKey, int *piIndex,
     pKs->nEntryAlloc = nNew;
   }
   e = &pKs->aEntry[pKs->nEntry];
-  e->h = h;
   e->type = k.type;
   e->n = 0;
   if (k.type == QUAY_INT) {
@@ -328,24 +339,26 @@ int quay_keyset_add(quay_keyset *pKs, const quay_value *pKey, int *piIndex,
       pKs->zPool = zNew;
       pKs->nPoolAlloc = nNew;
     }
-    memcpy(pKs->zPool + pKs->nPool, k.u.z, k.n);
+    if (k.n) memcpy(pKs->zPool + pKs->nPool, k.u.z, k.n);
     pKs->zPool[pKs->nPool + k.n] = 0;
     e->i = (int64_t)pKs->nPool;
     e->n = k.n;
     pKs->nPool += k.n + 1;
   }
-  pKs->aSlot[i] = ++pKs->nEntry;
+  pKs->aSlot[i].k = key;
+  pKs->aSlot[i].isText = k.type != QUAY_INT;
+  pKs->aSlot[i].idx = ++pKs->nEntry;
   *piIndex = pKs->nEntry - 1;
   return QUAY_OK;
 }
 
 int quay_keyset_find(const quay_keyset *pKs, const quay_value *pKey) {
   quay_value k;
+  int64_t key;
   int i;
   if (pKs->nSlot == 0 || !ks_norm(pKey, &k)) return -1;
-  if (k.type == QUAY_BLOB) k.type = QUAY_TEXT;
-  i = ks_probe(pKs, &k, ks_hash(&k));
-  return pKs->aSlot[i] ? pKs->aSlot[i] - 1 : -1;
+  i = ks_probe(pKs, &k, &key);
+  return pKs->aSlot[i].idx - 1;
 }
 
 /*
