@@ -100,6 +100,21 @@ static void rebuild(lua_State *L, LModel *pM) {
     }
   }
   n = quay_model_relation_count(m);
+  {
+    /* Relation facts for the record accessors (userdata kept by the mt). */
+    LRelFast *a = lua_newuserdatauv(L, sizeof(LRelFast) * (size_t)(n + 1), 0);
+    lua_rawsetp(L, -4, &lquay_LK_FAST);              /* mt[LK_FAST] = a */
+    for (i = 0; i < n; i++) {
+      quay_rel_info r;
+      quay_model_relation(m, i, &r);
+      a[i].toMany = (unsigned char)r.toMany;
+      a[i].writable = (unsigned char)r.writable;
+      a[i].iFk = r.iFkField;
+      a[i].keyIsPk = r.pTarget && r.iTargetKey == quay_model_pk(r.pTarget);
+    }
+    pM->aFast = a;
+    pM->nFast = n;
+  }
   for (i = 0; i < n; i++) {
     quay_rel_info r;
     int k;
@@ -505,6 +520,8 @@ int lquay_declare(lua_State *L) {
   pM->m = NULL;
   pM->pDb = pDb;
   pM->iVersion = -1;
+  pM->aFast = NULL;
+  pM->nFast = 0;
   luaL_setmetatable(L, QUAY_MODEL_MT);
   pBox = lquay_box(L, discard_model);                /* [.., M, box] */
   rc = quay_model_new(pDb->db, zName, zTable, zDescr, &m, &err);

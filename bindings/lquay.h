@@ -71,6 +71,7 @@ LQUAY_INTERNAL extern const char lquay_LK_OWNER;    /* set -> owner record */
 LQUAY_INTERNAL extern const char lquay_LK_REL;      /* set mt -> rel idx */
 LQUAY_INTERNAL extern const char lquay_LK_LOADED;   /* set mt -> bool */
 LQUAY_INTERNAL extern const char lquay_LK_SETMTS;   /* record mt -> set mts */
+LQUAY_INTERNAL extern const char lquay_LK_FAST;     /* record mt -> LRelFast[] */
 LQUAY_INTERNAL extern const char lquay_LK_SETMODEL; /* set -> owner Model */
 
 /* Relation cache key of relation i in a record (small, never an address
@@ -89,10 +90,19 @@ typedef struct LDb {
   int cbErrRef;             /* LUA_NOREF or the error a callback raised */
 } LDb;
 
+/* What the record accessors need to know of relation i, without asking
+** the engine on every read (built with the member map). */
+typedef struct LRelFast {
+  unsigned char toMany, writable, keyIsPk;
+  int iFk;                  /* this model's key column (writable), else -1 */
+} LRelFast;
+
 typedef struct LModel {
   quay_model *m;
   LDb *pDb;                 /* kept alive through user value 1 */
   int iVersion;             /* schema version the member map was built at */
+  LRelFast *aFast;          /* per relation; memory owned by the record mt */
+  int nFast;
 } LModel;
 
 typedef struct LQs {
@@ -173,6 +183,13 @@ LQUAY_INTERNAL void lquay_set_mark(lua_State *L, int iSet, int iOwner,
                                    int iRel, int bLoaded);
 LQUAY_INTERNAL int lquay_set_loaded(lua_State *L, int iSet);
 LQUAY_INTERNAL int lquay_is_set(lua_State *L, int idx);
+/*
+** Push a metatable for the records of one result: a copy of the model's
+** record metatable (at iMt) that also holds LK_RESULT = the result array
+** (at iResult).  Records find their result for batched lazy loads through
+** it, at no cost per record.
+*/
+LQUAY_INTERNAL void lquay_push_result_mt(lua_State *L, int iMt, int iResult);
 
 /* lqueryset.c */
 LQUAY_INTERNAL void lquay_open_qs(lua_State *L);

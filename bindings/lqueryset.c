@@ -328,11 +328,10 @@ static void plan_free(void *p) { quay_plan_free(p); }
 ** the stack.
 */
 static void make_record(lua_State *L, quay_cursor *cur, int iFirst,
-                        int nField, int iNames, int iMt, int iResult,
-                        int iKeyCol) {
+                        int nField, int iNames, int iMt, int iKeyCol) {
   int i;
   quay_value v;
-  lua_createtable(L, 0, nField + 2);
+  lua_createtable(L, 0, nField + 1);
   for (i = 0; i < nField; i++) {
     quay_cursor_value(cur, iFirst + i, &v);
     if (v.type == QUAY_NULL) continue;
@@ -343,10 +342,6 @@ static void make_record(lua_State *L, quay_cursor *cur, int iFirst,
   quay_cursor_value(cur, iKeyCol, &v);
   lquay_push_value(L, &v);
   lua_rawsetp(L, -2, &lquay_LK_PK);
-  if (iResult) {
-    lua_pushvalue(L, iResult);
-    lua_rawsetp(L, -2, &lquay_LK_RESULT);
-  }
   lua_pushvalue(L, iMt);
   lua_setmetatable(L, -2);
 }
@@ -405,6 +400,8 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
     }
     n->iArr = lua_gettop(L);
     n->nRec = (int)lua_rawlen(L, n->iArr);
+    lquay_push_result_mt(L, n->iMt, n->iArr);        /* this result's mt */
+    n->iMt = lua_gettop(L);
     n->ks = NULL;
     /* Dedupe by key: joined records, and children that several owners
     ** share (not those of a reverse foreign key, nor pivot rows). */
@@ -457,7 +454,7 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
         }
       }
       make_record(L, cur, n->info.iFirstCol, n->nField, n->iNames, n->iMt,
-                  n->iArr, n->info.iKeyCol);
+                  n->info.iKeyCol);
       lua_pushvalue(L, -1);
       lua_rawseti(L, n->iArr, ++n->nRec);
       lua_replace(L, n->iSlot);
@@ -475,7 +472,7 @@ static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
         quay_value pk;
         int nf = quay_model_field_count(aX[k].pModel);
         quay_cursor_value(cur, aX[k].iCol + quay_model_pk(aX[k].pModel), &pk);
-        make_record(L, cur, aX[k].iCol, nf, iPvNames, iPvMt, 0,
+        make_record(L, cur, aX[k].iCol, nf, iPvNames, iPvMt,
                     aX[k].iCol + quay_model_pk(aX[k].pModel));
         lua_rawsetp(L, aNode[0].iSlot, &lquay_LK_PIVOT);
       } else {
@@ -766,7 +763,12 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
   if (pM->pDb->db == NULL) {
     lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a freed database");
   }
-  lua_rawgetp(L, iRec, &lquay_LK_RESULT);            /* [res|nil] */
+  if (lua_getmetatable(L, iRec)) {                   /* [mt] */
+    lua_rawgetp(L, -1, &lquay_LK_RESULT);            /* [mt, res|nil] */
+    lua_remove(L, -2);
+  } else {
+    lua_pushnil(L);
+  }
   strict = quay_db_strict(pM->pDb->db);
   if (!lua_isnil(L, -1)) {
     lua_rawgetp(L, -1, &lquay_LK_STRICT);

@@ -9,7 +9,8 @@
 ** Writes to a field that is present are raw too; every value is validated
 ** at save().  Hidden state uses light-userdata keys:
 **   LK_PK       the stored primary key (the record is persisted)
-**   LK_RESULT   the array the record was loaded in (batched lazy loads)
+**   LK_RESULT   (in the record's per-result metatable) the array the
+**               record was loaded in, for batched lazy loads
 **   RELKEY(i)   relation i's cached value: a record, false (none) or a set
 **   LK_PIVOT    the pivot record, for records loaded through a custom
 **               many-to-many set
@@ -26,13 +27,19 @@
 #define UP_MEMBERS lua_upvalueindex(1)
 #define UP_METHODS lua_upvalueindex(2)
 #define UP_MODEL   lua_upvalueindex(3)
+#define UP_NAMES   lua_upvalueindex(4)
 
-/* The Model of the record at idx, or NULL when it is not a record. */
+/*
+** The Model of the record at idx, or NULL when it is not a record.  Only
+** record metatables hold the LK_MODEL key (Lua code cannot make light
+** userdata keys), so its userdata value is a Model.
+*/
 LModel *lquay_record_model(lua_State *L, int idx) {
-  LModel *pM;
+  LModel *pM = NULL;
   if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, -1, &lquay_LK_MODEL);               /* [mt, M|nil] */
-  pM = luaL_testudata(L, -1, QUAY_MODEL_MT);
+  if (lua_rawgetp(L, -1, &lquay_LK_MODEL) == LUA_TUSERDATA) {
+    pM = lua_touserdata(L, -1);
+  }
   lua_pop(L, 2);
   return pM;
 }
@@ -82,12 +89,49 @@ static int cache_fresh(lua_State *L, int iRec, LModel *pM,
   return ok;
 }
 
-/* Push the value of relation j of the record at iRec. */
+/*
+** Fast path of a cached relation value (the top of the stack): non-0 when
+** it can be returned as is.  A writable to-one value is fresh while the
+** record's key column still holds the cached record's stored key.
+*/
+static int cache_ok(lua_State *L, int iRec, LModel *pM, int j, int iNames) {
+  const LRelFast *f = &pM->aFast[j];
+  int ok;
+  if (f->toMany || !f->writable) return 1;
+  if (!f->keyIsPk || iNames == 0) return -1;         /* ask the slow path */
+  lua_rawgeti(L, iNames, f->iFk + 1);                /* [.., v, fkname] */
+  lua_rawget(L, iRec);                               /* [.., v, fk] */
+  if (lua_toboolean(L, -2) == 0) {
+    ok = lua_isnil(L, -1);
+  } else {
+    lua_rawgetp(L, -2, &lquay_LK_PK);                /* [.., v, fk, pk] */
+    ok = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* Push the value of relation j of the record at iRec.  iNames (0 when not
+** at hand) is the model's field-name array. */
 static int rel_get(lua_State *L, int iRec, LModel *pM, int j,
-                   const char *zName) {
+                   const char *zName, int iNames) {
   quay_rel_info r;
-  quay_model_relation(pM->m, j, &r);
   lua_rawgetp(L, iRec, LQUAY_RELKEY(j));             /* [.., cached] */
+  if (!lua_isnil(L, -1) && j < pM->nFast) {
+    int ok = cache_ok(L, iRec, pM, j, iNames);
+    if (ok == 1) {
+      if (lua_toboolean(L, -1) == 0) lua_pushnil(L);
+      return 1;
+    }
+    if (ok == 0) {
+      lua_pushnil(L);
+      lua_rawsetp(L, iRec, LQUAY_RELKEY(j));         /* stale: reload */
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+  }
+  quay_model_relation(pM->m, j, &r);
   if (r.toMany) {
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 1);
@@ -209,7 +253,7 @@ static int rec_index(lua_State *L) {
       return 1;
     }
     lua_settop(L, 2);
-    return rel_get(L, 1, pM, (int)(-code - 1), lua_tostring(L, 2));
+    return rel_get(L, 1, pM, (int)(-code - 1), lua_tostring(L, 2), UP_NAMES);
   }
   lua_pop(L, 1);
   lua_pushvalue(L, 2);
@@ -559,6 +603,7 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
   iMt = lua_gettop(L);
   lua_createtable(L, (int)n, 0);                     /* [.., mt, res] */
   iRes = lua_gettop(L);
+  lquay_push_result_mt(L, iMt, iRes);                /* [.., res, rmt] */
   /* Lua work first: records and function defaults. */
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, iList, i);
@@ -568,8 +613,8 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
     }
     lquay_new_record(L, iModel, -1);                 /* [.., item, rec] */
     dyn_defaults(L, lua_gettop(L), pM, iMt);
-    lua_pushvalue(L, iRes);
-    lua_rawsetp(L, -2, &lquay_LK_RESULT);
+    lua_pushvalue(L, iRes + 1);
+    lua_setmetatable(L, -2);                         /* the result's mt */
     lua_rawseti(L, iRes, i);
     lua_pop(L, 1);
   }
@@ -796,7 +841,8 @@ void lquay_record_mt_init(lua_State *L, int iMt, int iModel,
   lua_getfield(L, -1, "\1recmethods");               /* shared methods */
   lua_remove(L, -2);
   lua_pushvalue(L, iModel);
-  lua_pushcclosure(L, rec_index, 3);
+  lua_rawgetp(L, iMt, &lquay_LK_NAMES);
+  lua_pushcclosure(L, rec_index, 4);
   lua_setfield(L, iMt, "__index");
   lua_pushvalue(L, iMembers);
   lua_pushnil(L);
@@ -863,6 +909,20 @@ void lquay_set_mark(lua_State *L, int iSet, int iOwner, int j, int bLoaded) {
   lua_rawsetp(L, iSet, &lquay_LK_OWNER);
   push_set_mt(L, iOwner, j, bLoaded);
   lua_setmetatable(L, iSet);
+}
+
+void lquay_push_result_mt(lua_State *L, int iMt, int iResult) {
+  iMt = lua_absindex(L, iMt);
+  iResult = lua_absindex(L, iResult);
+  lua_createtable(L, 0, 16);
+  lua_pushnil(L);
+  while (lua_next(L, iMt)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  lua_pushvalue(L, iResult);
+  lua_rawsetp(L, -2, &lquay_LK_RESULT);
 }
 
 /* Non-0 when the table at idx is a related set. */

@@ -1098,7 +1098,8 @@ static int parse_int(const char *z, size_t n, int64_t *pOut) {
 ** Convert column i of the current row.  With a hint the declared field
 ** type decides; without one (raw SQL) the column's type OID does.
 */
-static void pg_column(DrvStmt *s, int i, int eHint, quay_value *p) {
+static void pg_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
+  int eHint = eHintFlags & QUAY_HINT_TYPE;
   const char *z;
   size_t n;
   Oid t;

@@ -216,9 +216,26 @@ static const char *sq_colname(DrvStmt *s, int i) {
 ** Column value typed by the declared field type when known: booleans come
 ** back as QUAY_BOOL and numbers as QUAY_REAL whatever SQLite stored.
 */
-static void sq_column(DrvStmt *s, int i, int eHint, quay_value *p) {
+static void sq_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
   sqlite3_stmt *st = s->pSt;
-  int t = sqlite3_column_type(st, i);
+  int eHint = eHintFlags & QUAY_HINT_TYPE;
+  int t;
+  if (eHintFlags & QUAY_HINT_NOTNULL) {
+    /* Declared NOT NULL: skip sqlite3_column_type on the hot types. */
+    if (eHint == QUAY_T_INTEGER || eHint == QUAY_T_ID) {
+      p->type = QUAY_INT;
+      p->u.i = sqlite3_column_int64(st, i);
+      return;
+    }
+    if (eHint == QUAY_T_STRING || eHint == QUAY_T_TEXT ||
+        eHint == QUAY_T_DATETIME) {
+      p->u.z = (const char *)sqlite3_column_text(st, i);
+      p->n = (size_t)sqlite3_column_bytes(st, i);
+      p->type = p->u.z ? QUAY_TEXT : QUAY_NULL;
+      return;
+    }
+  }
+  t = sqlite3_column_type(st, i);
   if (t == SQLITE_NULL) {
     p->type = QUAY_NULL;
     return;

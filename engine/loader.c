@@ -568,7 +568,11 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
         n->iKeyCol = s->nCol + n->pModel->iPk;
         for (k = 0; k < n->pModel->nField; k++) {
           Field *f = n->pModel->apField[k];
-          sel_col(&b, s, bWindow, n->zAlias, f->zCol, f->eType);
+          /* NOT NULL holds for node 0 only: a LEFT JOINed node's columns
+          ** are all NULL when it has no row. */
+          sel_col(&b, s, bWindow, n->zAlias, f->zCol,
+                  f->eType | ((i > 0 || (f->mFlags & QUAY_F_NULL))
+                                  ? 0 : QUAY_HINT_NOTNULL));
         }
       }
       for (i = 0; i < s->nExtra; i++) {
@@ -903,11 +907,10 @@ void quay_plan_step(const quay_plan *p, int iStep, quay_step_info *pOut) {
   {
     Rel *r = s->pRel;
     Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
-    pOut->uniqueChildren =
-        (r != fwd && (fwd->eKind == QUAY_R_BELONGS_TO ||
-                      fwd->eKind == QUAY_R_ONE_TO_ONE)) ||
-        (r == fwd && (fwd->eKind == QUAY_R_HAS_MANY ||
-                      fwd->eKind == QUAY_R_HAS_ONE));
+    /* The key list is distinct, so a child row repeats only when it is
+    ** reached from several owners: through a join table or a path. */
+    pOut->uniqueChildren = fwd->eKind != QUAY_R_MANY_TO_MANY &&
+                           fwd->eKind != QUAY_R_THROUGH;
   }
 }
 

@@ -457,6 +457,9 @@ QUAY_INTERNAL extern const Dialect quay__dialect_pg;
 ** Backends sit behind this vtable (sqlite3_vfs style).  A driver never
 ** keeps pointers to its library's error text: it copies into quay_err.
 */
+#define QUAY_HINT_TYPE    0xff
+#define QUAY_HINT_NOTNULL 0x100
+
 struct quay_driver {
   int iVersion;             /* 1 */
   const char *zName;        /* "sqlite" / "postgresql" */
@@ -475,7 +478,11 @@ struct quay_driver {
   int (*xStep)(DrvStmt *pStmt, quay_err *pErr);
   int (*xColumnCount)(DrvStmt *pStmt);
   const char *(*xColumnName)(DrvStmt *pStmt, int i);
-  /* Raw value of column i; eHint is the declared field type or 0. */
+  /*
+  ** Raw value of column i; eHint is the declared field type or 0, possibly
+  ** or-ed with QUAY_HINT_NOTNULL (the column is declared NOT NULL, so a
+  ** driver may skip its NULL check).  Drivers mask with QUAY_HINT_TYPE.
+  */
   void (*xColumn)(DrvStmt *pStmt, int i, int eHint, quay_value *pOut);
   /* Finish the current execution (reset) so the statement can be reused. */
   void (*xReset)(DrvStmt *pStmt);

@@ -649,8 +649,8 @@ typedef struct quay_step_info {
   int toMany;               /* non-0: owners receive sets */
   int iOwnerKey;            /* owner field whose values are collected */
   int iGroupCol;            /* child column holding the owner key */
-  int uniqueChildren;       /* non-0: every child row has one owner (a
-                            ** reverse foreign key), no dedupe needed */
+  int uniqueChildren;       /* non-0: no child row comes back twice (not
+                            ** many_to_many or quay.through): no dedupe */
 } quay_step_info;
 
 /* Batched steps (the main query is not a step).  Lazy plans have one. */
