@@ -520,93 +520,104 @@ static void copy_array(lua_State *L, int iFrom, int iTo) {
 }
 
 /*
-** Run batched step iStep for the owners array at iOwners; store its node
-** arrays in the table at iStepArr; attach the loaded values to owners.
+** One batched step being run: its owners' keys are collected first; the
+** query is then opened together with its siblings; the rows are then
+** materialized and attached.
 */
-static void run_step(lua_State *L, Mat *x, int iStep, int iOwners,
-                     int iStepArr) {
+typedef struct StepRun {
+  int iStep;
   quay_step_info si;
+  int iOwners, iStepArr;    /* stack: owners array, the step's node arrays */
+  int iGroups;              /* stack: children per owner group */
+  int *aG;                  /* per owner: its group, -1 for a NULL key */
+  Box *pKs;                 /* the owners' key set */
+} StepRun;
+
+/* Collect the owners' keys of r (pushes the key name, aG, a key-set box,
+** and the groups table). */
+static void step_collect(lua_State *L, StepRun *r) {
   quay_field_info fk;
   quay_err err;
-  Box *pKs, *pCur;
-  int *aG;
-  lua_Integer i, nOwner = (lua_Integer)lua_rawlen(L, iOwners);
-  int iGroups, iKeyName, top = lua_gettop(L);
-  quay_plan_step(x->plan, iStep, &si);
-  quay_model_field(si.pOwner, si.iOwnerKey, &fk);
+  lua_Integer i, nOwner = (lua_Integer)lua_rawlen(L, r->iOwners);
+  int iKeyName;
+  quay_model_field(r->si.pOwner, r->si.iOwnerKey, &fk);
   lua_pushstring(L, fk.zName);
   iKeyName = lua_gettop(L);
-  aG = lua_newuserdatauv(L, sizeof(int) * (size_t)(nOwner + 1), 0);
-  pKs = lquay_box(L, keyset_free);
-  if (quay_keyset_new((quay_keyset **)&pKs->p, &err)) lquay_raise(L, &err);
+  r->aG = lua_newuserdatauv(L, sizeof(int) * (size_t)(nOwner + 1), 0);
+  r->pKs = lquay_box(L, keyset_free);
+  if (quay_keyset_new((quay_keyset **)&r->pKs->p, &err)) lquay_raise(L, &err);
   for (i = 1; i <= nOwner; i++) {
     quay_value v;
-    lua_rawgeti(L, iOwners, i);
+    lua_rawgeti(L, r->iOwners, i);
     lua_pushvalue(L, iKeyName);
     lua_rawget(L, -2);
     if (lquay_to_value(L, -1, &v, 0, fk.zName) != 0) v.type = QUAY_NULL;
-    if (quay_keyset_add(pKs->p, &v, &aG[i - 1], &err)) lquay_raise(L, &err);
+    if (quay_keyset_add(r->pKs->p, &v, &r->aG[i - 1], &err)) {
+      lquay_raise(L, &err);
+    }
     lua_pop(L, 2);
   }
-  lua_createtable(L, quay_keyset_count(pKs->p), 0);
-  iGroups = lua_gettop(L);
-  if (quay_keyset_count(pKs->p) > 0) {
-    pCur = lquay_box(L, cursor_free);
-    if (quay_plan_step_open(x->plan, iStep, x->pDb->db, pKs->p,
-                            (quay_cursor **)&pCur->p, &err)) {
-      lquay_fail(L, x->pDb, &err);
-    }
-    materialize(L, x, iStep, pCur->p, iStepArr, 0, pKs->p, iGroups,
-                si.iGroupCol, si.uniqueChildren);
-    lquay_box_release(pCur);
+  lua_createtable(L, quay_keyset_count(r->pKs->p), 0);
+  r->iGroups = lua_gettop(L);
+}
+
+/* Materialize r's rows from cur (NULL: no owner had a key) and attach the
+** loaded values to the owners. */
+static void step_finish(lua_State *L, Mat *x, StepRun *r, quay_cursor *cur) {
+  lua_Integer i, nOwner = (lua_Integer)lua_rawlen(L, r->iOwners);
+  const quay_step_info *si = &r->si;
+  int top = lua_gettop(L);
+  if (cur) {
+    materialize(L, x, r->iStep, cur, r->iStepArr, 0, r->pKs->p, r->iGroups,
+                si->iGroupCol, si->uniqueChildren);
   } else {
     /* No owner has a key: the step's arrays are empty. */
-    int k, nNode = quay_plan_nnode(x->plan, iStep);
+    int k, nNode = quay_plan_nnode(x->plan, r->iStep);
     for (k = 0; k < nNode; k++) {
       lua_newtable(L);
-      lua_rawseti(L, iStepArr, k + 1);
+      lua_rawseti(L, r->iStepArr, k + 1);
     }
   }
   luaL_checkstack(L, 8, "attach");
   for (i = 1; i <= nOwner; i++) {
-    int g = aG[i - 1], iOwner, iGrp;
-    lua_rawgeti(L, iOwners, i);
+    int g = r->aG[i - 1], iOwner, iGrp;
+    lua_rawgeti(L, r->iOwners, i);
     iOwner = lua_gettop(L);
     if (g >= 0) {
-      lua_rawgeti(L, iGroups, g + 1);
+      lua_rawgeti(L, r->iGroups, g + 1);
     } else {
       lua_pushnil(L);
     }
     iGrp = lua_gettop(L);
-    if (!si.toMany) {
+    if (!si->toMany) {
       if (lua_istable(L, iGrp)) {
         lua_rawgeti(L, iGrp, 1);
       } else {
         lua_pushboolean(L, 0);
       }
-      if (si.isCustom) {
+      if (si->isCustom) {
         if (!lua_toboolean(L, -1)) {
           lua_pop(L, 1);
           lua_pushnil(L);
         }
-        lua_setfield(L, iOwner, si.zAttach);
+        lua_setfield(L, iOwner, si->zAttach);
       } else {
-        lua_rawsetp(L, iOwner, LQUAY_RELKEY(si.iRel));
+        lua_rawsetp(L, iOwner, LQUAY_RELKEY(si->iRel));
       }
-    } else if (si.isCustom) {
+    } else if (si->isCustom) {
       lua_createtable(L, 0, 0);
       if (lua_istable(L, iGrp)) copy_array(L, iGrp, lua_gettop(L));
-      lua_pushstring(L, si.zAttach);
+      lua_pushstring(L, si->zAttach);
       lua_insert(L, -2);
       lua_rawset(L, iOwner);
     } else {
       int iSet;
-      lua_rawgetp(L, iOwner, LQUAY_RELKEY(si.iRel));   /* existing set? */
+      lua_rawgetp(L, iOwner, LQUAY_RELKEY(si->iRel));  /* existing set? */
       if (lua_istable(L, -1) && !lquay_set_loaded(L, -1)) {
         /* An unloaded set the user already holds: fill it in place. */
         iSet = lua_gettop(L);
         if (lua_istable(L, iGrp)) copy_array(L, iGrp, iSet);
-        lquay_set_mark(L, iSet, iOwner, si.iRel, 1);
+        lquay_set_mark(L, iSet, iOwner, si->iRel, 1);
         lua_settop(L, iOwner - 1);
         continue;
       }
@@ -618,43 +629,87 @@ static void run_step(lua_State *L, Mat *x, int iStep, int iOwners,
           lua_pushvalue(L, iGrp);                    /* the group is the set */
         } else {
           lua_pop(L, 1);
-          lua_createtable(L, (int)lua_rawlen(L, iGrp), 3);
+          lua_createtable(L, (int)lua_rawlen(L, iGrp), 1);
           copy_array(L, iGrp, lua_gettop(L));
         }
       } else {
-        lua_createtable(L, 0, 3);
+        lua_createtable(L, 0, 1);
       }
       iSet = lua_gettop(L);
-      make_set(L, iSet, iOwner, si.iRel);
-      lua_rawsetp(L, iOwner, LQUAY_RELKEY(si.iRel));
+      make_set(L, iSet, iOwner, si->iRel);
+      lua_rawsetp(L, iOwner, LQUAY_RELKEY(si->iRel));
     }
     lua_settop(L, iOwner - 1);
   }
-  lquay_box_close(L, pKs);
   lua_settop(L, top);
 }
 
+#define MAX_BATCH 16
+
 /*
 ** Run every batched step of the plan.  iArrays: { [step+2] = { [node+1] =
-** records } } with the main step's arrays at [1].
+** records } } with the main step's arrays at [1].  Steps whose owners are
+** already loaded (siblings, e.g. with("author", "tags", "media")) are
+** opened together: one round trip on PostgreSQL.
 */
 static void run_steps(lua_State *L, Mat *x, int iArrays) {
-  int s, n = quay_plan_nstep(x->plan);
-  for (s = 0; s < n; s++) {
-    quay_step_info si;
-    int top = lua_gettop(L);
-    quay_plan_step(x->plan, s, &si);
-    lua_rawgeti(L, iArrays, si.iParentStep + 2);     /* [parent arrays] */
-    lua_rawgeti(L, -1, si.iParentNode + 1);          /* [.., owners] */
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
+  int s = 0, n = quay_plan_nstep(x->plan);
+  while (s < n) {
+    StepRun aRun[MAX_BATCH];
+    Box *apBox[MAX_BATCH];
+    const quay_keyset *apKs[MAX_BATCH];
+    quay_cursor *apCur[MAX_BATCH];
+    int aiStep[MAX_BATCH];
+    int nRun = 0, nOpen = 0, k, top = lua_gettop(L);
+    Box *pFirst = NULL;
+    quay_err err;
+    /* The batch: s and the next steps whose parents are done. */
+    while (s + nRun < n && nRun < MAX_BATCH) {
+      StepRun *r = &aRun[nRun];
+      quay_plan_step(x->plan, s + nRun, &r->si);
+      if (nRun > 0 && r->si.iParentStep >= s) break;
+      r->iStep = s + nRun;
+      lua_rawgeti(L, iArrays, r->si.iParentStep + 2);  /* [parent arrays] */
+      lua_rawgeti(L, -1, r->si.iParentNode + 1);       /* [.., owners] */
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+      }
+      r->iOwners = lua_gettop(L);
       lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, iArrays, r->iStep + 2);
+      r->iStepArr = lua_gettop(L);
+      step_collect(L, r);
+      if (pFirst == NULL) pFirst = r->pKs;
+      nRun++;
     }
-    lua_newtable(L);                                 /* [.., owners, arr] */
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, iArrays, s + 2);
-    run_step(L, x, s, top + 2, top + 3);
+    /* Cursors: boxes first, then one batched open for the steps with keys. */
+    for (k = 0; k < nRun; k++) {
+      apBox[k] = NULL;
+      if (quay_keyset_count(aRun[k].pKs->p) == 0) continue;
+      apBox[k] = lquay_box(L, cursor_free);
+      aiStep[nOpen] = aRun[k].iStep;
+      apKs[nOpen] = aRun[k].pKs->p;
+      nOpen++;
+    }
+    if (nOpen > 0) {
+      int j = 0;
+      if (quay_plan_steps_open(x->plan, aiStep, nOpen, x->pDb->db, apKs, apCur,
+                               &err)) {
+        lquay_fail(L, x->pDb, &err);
+      }
+      for (k = 0; k < nRun; k++) {
+        if (apBox[k]) apBox[k]->p = apCur[j++];
+      }
+    }
+    for (k = 0; k < nRun; k++) {
+      step_finish(L, x, &aRun[k], apBox[k] ? apBox[k]->p : NULL);
+      if (apBox[k]) lquay_box_release(apBox[k]);
+    }
+    lquay_box_close(L, pFirst);
     lua_settop(L, top);
+    s += nRun;
   }
 }
 

@@ -904,6 +904,9 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
   return QUAY_OK;
 }
 
+static int pg_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
+                   quay_err *pErr);
+
 /* Set up the row state for a new s->pRes. */
 static int result_start(DrvStmt *s, quay_err *pErr) {
   int i;
@@ -955,6 +958,129 @@ static int cursor_fetch(DrvStmt *s, quay_err *pErr) {
   }
   s->pRes = r;
   return chunk_start(s, pErr);
+}
+
+/*
+** Sibling prefetch steps in one round trip: each statement contributes
+** its execution (Bind/Execute of its prepared name, or a one-shot Parse/
+** Bind/Execute) and, on its second run, its Parse + Describe first, as
+** stmt_run would do on its own; all go in one pipeline.  A statement whose
+** values need describing first (TEXT for a bytea) makes the whole batch
+** run one by one instead.
+*/
+static int pg_exec_batch(DrvStmt *const *aStmt,
+                         const quay_value *const *aaParam, const int *anParam,
+                         int n, quay_err *pErr) {
+  DrvConn *c;
+  Bind *aBind = NULL;
+  PipeOp *aOp = NULL;
+  int *aiExec = NULL;
+  char (*azName)[32] = NULL;
+  int i, rc = QUAY_OK, nOp = 0, nBound = 0, bSeq = 0;
+  if (n == 0) return QUAY_OK;
+  c = aStmt[0]->pConn;
+  if (conn_bad(c)) return pg_err(c, NULL, NULL, pErr);
+  flush_pending(c);
+  aBind = quay__calloc(sizeof(Bind) * (size_t)n);
+  aOp = quay__calloc(sizeof(PipeOp) * (size_t)(3 * n));
+  aiExec = quay__calloc(sizeof(int) * (size_t)n);
+  azName = quay__calloc(32 * (size_t)n);
+  if (!aBind || !aOp || !aiExec || !azName) {
+    rc = quay__oom(pErr);
+    goto done;
+  }
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    DrvStmt *s = aStmt[i];
+    pg_reset(s);
+    s->nChanges = 0;
+    if (anParam[i] != s->nParam) {
+      rc = quay__err(pErr, QUAY_ESQL, "statement expects %d parameters, %d "
+                     "given", s->nParam, anParam[i]);
+      break;
+    }
+    rc = bind_values(&aBind[i], aaParam[i], anParam[i],
+                     s->zName[0] ? s->aParamType : NULL, pErr);
+    if (rc) break;
+    nBound++;
+    if (aBind[i].nRisky || (s->zName[0] && !types_fit(s, &aBind[i]))) {
+      bSeq = 1;
+    }
+  }
+  if (rc == QUAY_OK && bSeq) {
+    /* Fall back: one by one, each with its full policy. */
+    for (i = 0; i < n && rc == QUAY_OK; i++) {
+      rc = pg_exec(aStmt[i], aaParam[i], anParam[i], 0, pErr);
+    }
+    goto done;
+  }
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    DrvStmt *s = aStmt[i];
+    if (s->zName[0]) {
+      aOp[nOp].eOp = PIPE_EXEC_PREPARED;
+      aOp[nOp].zName = s->zName;
+    } else if (s->bPersist && s->nExec > 0) {
+      if (s->nParam > 0 && s->aPrepType == NULL) {
+        s->aPrepType = quay__malloc(2 * sizeof(Oid) * (size_t)s->nParam);
+        if (s->aPrepType == NULL) {
+          rc = quay__oom(pErr);
+          break;
+        }
+        s->aParamType = s->aPrepType + s->nParam;
+      }
+      snprintf(azName[i], 32, "quay_s%u", ++c->nName);
+      aOp[nOp].eOp = PIPE_PREPARE;
+      aOp[nOp].zName = azName[i];
+      aOp[nOp].zText = s->zSql;
+      aOp[nOp].nParam = s->nParam;
+      aOp[nOp].aType = aBind[i].aType;
+      nOp++;
+      aOp[nOp].eOp = PIPE_DESCRIBE;
+      aOp[nOp].zName = azName[i];
+      nOp++;
+      aOp[nOp].eOp = PIPE_EXEC_PREPARED;
+      aOp[nOp].zName = azName[i];
+    } else {
+      aOp[nOp].eOp = PIPE_EXEC_PARAMS;
+      aOp[nOp].zText = s->zSql;
+      aOp[nOp].aType = aBind[i].aType;
+    }
+    aOp[nOp].nParam = s->nParam;
+    aOp[nOp].pBind = s->nParam ? &aBind[i] : NULL;
+    aiExec[i] = nOp++;
+  }
+  if (rc == QUAY_OK) rc = pipe_run(c, aOp, nOp, pErr);
+  for (i = 0; i < n; i++) {
+    DrvStmt *s = aStmt[i];
+    int k = aiExec[i];
+    if (azName[i][0] && k >= 2 && aOp[k - 2].pRes && aOp[k - 1].pRes) {
+      /* Prepared and described, even if a later step failed. */
+      if (s->nParam > 0) {
+        memcpy(s->aPrepType, aBind[i].aType, sizeof(Oid) * (size_t)s->nParam);
+        described_types(aOp[k - 1].pRes, s->nParam, s->aParamType);
+      }
+      memcpy(s->zName, azName[i], 32);
+    }
+    if (rc == QUAY_OK) {
+      const char *z;
+      s->pRes = aOp[k].pRes;
+      aOp[k].pRes = NULL;
+      z = PQcmdTuples(s->pRes);
+      if (z && z[0]) s->nChanges = strtoll(z, NULL, 10);
+      if (rc == QUAY_OK) rc = result_start(s, pErr);
+    }
+    s->nExec++;
+  }
+  for (i = 0; i < nOp; i++) PQclear(aOp[i].pRes);
+done:
+  if (rc) {
+    for (i = 0; i < n; i++) pg_reset(aStmt[i]);
+  }
+  for (i = 0; i < nBound; i++) bind_free(&aBind[i]);
+  quay__free(aBind);
+  quay__free(aOp);
+  quay__free(aiExec);
+  quay__free(azName);
+  return rc;
 }
 
 static int pg_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
@@ -1195,5 +1321,6 @@ const quay_driver quay__drv_pg = {
   1, "postgresql", &quay__dialect_pg,
   pg_open, pg_close, pg_prepare, pg_finalize, pg_exec, pg_step,
   pg_ncol, pg_colname, pg_column, pg_reset, pg_changes, pg_simple, pg_alive,
-  NULL                      /* xLastInsertId: RETURNING is used */
+  NULL,                     /* xLastInsertId: RETURNING is used */
+  pg_exec_batch
 };

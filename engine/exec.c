@@ -399,6 +399,92 @@ fail:
   return after_fail(pDb, rc, pErr);
 }
 
+/*
+** Run n statements as one batch and return a cursor over each (all or
+** none).  With a driver that batches (PostgreSQL pipelines), the n
+** executions cost one round trip; otherwise they run one by one.  Each
+** statement still counts in db:stats() and is shown to db:on_query.
+*/
+int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
+                       const quay_value *const *aaParam, const int *anParam,
+                       const int *const *aaHint, const int *anHint,
+                       quay_cursor **apCur, quay_err *pErr) {
+  DrvStmt **aStmt;
+  CachedStmt **aCached;
+  int i, k, rc = QUAY_OK, nGot = 0;
+  for (i = 0; i < n; i++) apCur[i] = NULL;
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  aStmt = quay__calloc(sizeof(DrvStmt *) * (size_t)(n + 1));
+  aCached = quay__calloc(sizeof(CachedStmt *) * (size_t)(n + 1));
+  if (aStmt == NULL || aCached == NULL) {
+    quay__free(aStmt);
+    quay__free(aCached);
+    return quay__oom(pErr);
+  }
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    rc = before_send(pDb, azSql[i], aaParam[i], anParam[i], 0, pErr);
+    if (rc == QUAY_OK) {
+      rc = get_stmt(pDb, azSql[i], anParam[i], &aStmt[i], &aCached[i], pErr);
+    }
+    if (rc == QUAY_OK) {
+      /* In use now, so a second copy of the same text in this batch gets
+      ** a statement of its own. */
+      if (aCached[i]) aCached[i]->inUse = 1;
+      nGot++;
+    }
+  }
+  if (rc == QUAY_OK) {
+    if (pDb->pDrv->xExecBatch && n > 1) {
+      rc = pDb->pDrv->xExecBatch(aStmt, aaParam, anParam, n, pErr);
+    } else {
+      for (i = 0; i < n && rc == QUAY_OK; i++) {
+        rc = pDb->pDrv->xExec(aStmt[i], aaParam[i], anParam[i], 0, pErr);
+      }
+    }
+  }
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    quay_cursor *c = quay__calloc(sizeof(*c));
+    if (c == NULL) {
+      rc = quay__oom(pErr);
+      break;
+    }
+    c->pDb = pDb;
+    c->iGen = pDb->iGen;
+    c->pStmt = aStmt[i];
+    c->pCached = aCached[i];
+    c->nCol = pDb->pDrv->xColumnCount(aStmt[i]);
+    if (c->nCol > 0) {
+      c->aHint = quay__calloc(sizeof(int) * (size_t)c->nCol);
+      if (c->aHint == NULL) {
+        quay__free(c);
+        rc = quay__oom(pErr);
+        break;
+      }
+      for (k = 0; k < c->nCol && k < anHint[i]; k++) {
+        c->aHint[k] = aaHint[i] ? aaHint[i][k] : 0;
+      }
+    }
+    apCur[i] = c;
+  }
+  if (rc) {
+    for (i = 0; i < n; i++) {
+      if (apCur[i]) {
+        quay_cursor_close(apCur[i]);
+        apCur[i] = NULL;
+      } else if (i < nGot) {
+        pDb->pDrv->xReset(aStmt[i]);
+        if (aCached[i]) aCached[i]->inUse = 0;
+        else pDb->pDrv->xFinalize(aStmt[i]);
+      }
+    }
+    rc = after_fail(pDb, rc, pErr);
+  }
+  quay__free(aStmt);
+  quay__free(aCached);
+  return rc;
+}
+
 int quay__db_simple(quay_db *pDb, const char *zSql, quay_err *pErr) {
   int rc = quay__db_check_open(pDb, pErr);
   int bRollback = strncmp(zSql, "ROLLBACK", 8) == 0;

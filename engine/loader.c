@@ -991,6 +991,66 @@ int quay_plan_step_open(quay_plan *p, int iStep, quay_db *pDb,
 
 
 /*
+** Open several batched steps at once, each for its own owners: one round
+** trip on PostgreSQL (pipeline), one statement after the other elsewhere.
+*/
+int quay_plan_steps_open(quay_plan *p, const int *aiStep, int n, quay_db *pDb,
+                         const quay_keyset *const *apKs, quay_cursor **apCur,
+                         quay_err *pErr) {
+  Arena a;
+  const char **azSql;
+  const quay_value **aaParam;
+  int *anParam, *anHint, i, rc = QUAY_OK;
+  const int **aaHint;
+  Str *aArr;
+  for (i = 0; i < n; i++) apCur[i] = NULL;
+  quay__arena_init(&a);
+  azSql = quay__arena_alloc(&a, sizeof(char *) * (size_t)(n + 1));
+  aaParam = quay__arena_alloc(&a, sizeof(quay_value *) * (size_t)(n + 1));
+  aaHint = quay__arena_alloc(&a, sizeof(int *) * (size_t)(n + 1));
+  anParam = quay__arena_alloc(&a, sizeof(int) * (size_t)(n + 1));
+  anHint = quay__arena_alloc(&a, sizeof(int) * (size_t)(n + 1));
+  aArr = quay__arena_alloc(&a, sizeof(Str) * (size_t)(n + 1));
+  if (!azSql || !aaParam || !aaHint || !anParam || !anHint || !aArr) {
+    quay__arena_free(&a);
+    return quay__oom(pErr);
+  }
+  for (i = 0; i < n; i++) quay__str_init(&aArr[i]);
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    PlanStep *s = pstep(p, aiStep[i]);
+    quay_value *aKey, *aParam;
+    if (s == NULL || aiStep[i] < 0) {
+      rc = quay__err(pErr, QUAY_EMISUSE, "quay_plan_steps_open: bad step");
+      break;
+    }
+    aParam = quay__arena_alloc(&a, sizeof(quay_value) *
+                                       (size_t)(s->nParam + 1));
+    if (aParam == NULL || quay__keyset_values(apKs[i], &a, &aKey) ||
+        pDb->pDialect->xArrayValue(&aArr[i], aKey,
+                                   quay_keyset_count(apKs[i]))) {
+      rc = quay__oom(pErr);
+      break;
+    }
+    memcpy(aParam, s->aParam, sizeof(quay_value) * (size_t)s->nParam);
+    aParam[s->iKeyParam].type = QUAY_TEXT;
+    aParam[s->iKeyParam].u.z = aArr[i].z ? aArr[i].z : "[]";
+    aParam[s->iKeyParam].n = aArr[i].n;
+    azSql[i] = s->zSql;
+    aaParam[i] = aParam;
+    anParam[i] = s->nParam;
+    aaHint[i] = s->aHint;
+    anHint[i] = s->nCol;
+  }
+  if (rc == QUAY_OK) {
+    rc = quay__db_run_batch(pDb, n, azSql, aaParam, anParam, aaHint, anHint,
+                            apCur, pErr);
+  }
+  for (i = 0; i < n; i++) quay__str_free(&aArr[i]);
+  quay__arena_free(&a);
+  return rc;
+}
+
+/*
 ** {==================================================================
 ** Terminal calls: count, exists, pluck
 ** ===================================================================

@@ -498,6 +498,15 @@ struct quay_driver {
   ** W5).
   */
   int64_t (*xLastInsertId)(DrvConn *pConn);
+  /*
+  ** Optional (NULL = run them one by one with xExec): execute n
+  ** statements, each with its own values, as one batch (PostgreSQL sends
+  ** them in one pipeline: one round trip).  Each statement is then read
+  ** with xStep as after xExec (never streamed).  On failure every
+  ** statement is reset and pErr holds the first error.
+  */
+  int (*xExecBatch)(DrvStmt *const *aStmt, const quay_value *const *aaParam,
+                    const int *anParam, int n, quay_err *pErr);
 };
 QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
 QUAY_INTERNAL extern const quay_driver quay__drv_pg;
@@ -571,6 +580,15 @@ QUAY_INTERNAL int quay__db_run(quay_db *pDb, const char *zSql,
                                quay_err *pErr);
 QUAY_INTERNAL int quay__db_simple(quay_db *pDb, const char *zSql,
                                   quay_err *pErr);
+/* n statements in one batch (one round trip where the driver can); a
+** cursor over each in apCur, all or none. */
+QUAY_INTERNAL int quay__db_run_batch(quay_db *pDb, int n,
+                                     const char *const *azSql,
+                                     const quay_value *const *aaParam,
+                                     const int *anParam,
+                                     const int *const *aaHint,
+                                     const int *anHint, quay_cursor **apCur,
+                                     quay_err *pErr);
 /* Engine-run write transactions (savepoints when nested). */
 QUAY_INTERNAL int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr);
 QUAY_INTERNAL int quay__txn_commit(quay_db *pDb, quay_err *pErr);

@@ -695,6 +695,17 @@ QUAY_API int quay_plan_step_open(quay_plan *pPlan, int iStep, quay_db *pDb,
                                  const quay_keyset *pKs, quay_cursor **ppCur,
                                  quay_err *pErr);
 
+/*
+** CONSTRUCTOR.  Open n batched steps at once (steps whose owners are all
+** loaded already), each with its key set: on PostgreSQL the n queries go
+** in one pipeline, one round trip.  apCur[i] gets step aiStep[i]'s cursor
+** (all or none); the caller closes each.
+*/
+QUAY_API int quay_plan_steps_open(quay_plan *pPlan, const int *aiStep, int n,
+                                  quay_db *pDb,
+                                  const quay_keyset *const *apKs,
+                                  quay_cursor **apCur, quay_err *pErr);
+
 /* Terminal calls that return no rows of records. */
 QUAY_API int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn,
                            quay_err *pErr);
