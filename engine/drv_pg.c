@@ -327,6 +327,20 @@ static void flush_pending(DrvConn *c) {
   quay__str_free(&s);
 }
 
+/* Parse a URL or keyword string with libpq, without connecting. */
+static int pg_check_url(const char *zUrl, quay_err *pErr) {
+  char *zMsg = NULL;
+  PQconninfoOption *a = PQconninfoParse(zUrl, &zMsg);
+  if (a == NULL) {
+    int rc = quay__err(pErr, QUAY_ECONNECTION, "bad PostgreSQL URL: %s",
+                       zMsg ? zMsg : "out of memory");
+    PQfreemem(zMsg);
+    return rc;
+  }
+  PQconninfoFree(a);
+  return QUAY_OK;
+}
+
 static int pg_open(const char *zUrl, const quay_open_opts *pOpts,
                    void *pHandle, DrvConn **ppConn, quay_err *pErr) {
   DrvConn *c;
@@ -1322,5 +1336,6 @@ const quay_driver quay__drv_pg = {
   pg_open, pg_close, pg_prepare, pg_finalize, pg_exec, pg_step,
   pg_ncol, pg_colname, pg_column, pg_reset, pg_changes, pg_simple, pg_alive,
   NULL,                     /* xLastInsertId: RETURNING is used */
-  pg_exec_batch
+  pg_exec_batch,
+  pg_check_url
 };

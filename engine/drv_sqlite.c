@@ -311,5 +311,6 @@ const quay_driver quay__drv_sqlite = {
   sq_open, sq_close, sq_prepare, sq_finalize, sq_exec, sq_step,
   sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive,
   sq_last_insert_id,
-  NULL                      /* xExecBatch: in-process, nothing to save */
+  NULL,                     /* xExecBatch: in-process, nothing to save */
+  NULL                      /* xCheckUrl: any path will do */
 };

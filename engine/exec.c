@@ -52,6 +52,24 @@ static const quay_driver *pick_driver(const char *zUrl, const char **pzRest) {
   return NULL;
 }
 
+int quay_url_check(const char *zUrl, const char **pzBackend, quay_err *pErr) {
+  const char *zRest = NULL;
+  const quay_driver *pDrv;
+  *pzBackend = NULL;
+  if (zUrl == NULL || (pDrv = pick_driver(zUrl, &zRest)) == NULL) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "'%.100s' is not a database URL: use sqlite::memory:, "
+                     "sqlite:<path>, postgresql://... or a libpq keyword "
+                     "string", zUrl ? zUrl : "(nil)");
+  }
+  if (pDrv->xCheckUrl) {
+    int rc = pDrv->xCheckUrl(zRest, pErr);
+    if (rc) return rc;
+  }
+  *pzBackend = pDrv->zName;
+  return QUAY_OK;
+}
+
 static int db_new(const quay_driver *pDrv, const quay_open_opts *pOpts,
                   quay_db **ppDb, quay_err *pErr) {
   quay_db *pDb = quay__calloc(sizeof(*pDb));

@@ -507,6 +507,8 @@ struct quay_driver {
   */
   int (*xExecBatch)(DrvStmt *const *aStmt, const quay_value *const *aaParam,
                     const int *anParam, int n, quay_err *pErr);
+  /* Optional: check the driver's part of a URL without connecting. */
+  int (*xCheckUrl)(const char *zUrl, quay_err *pErr);
 };
 QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
 QUAY_INTERNAL extern const quay_driver quay__drv_pg;

@@ -221,6 +221,14 @@ QUAY_API int quay_db_open(const char *zUrl, const quay_open_opts *pOpts,
                           quay_db **ppDb, quay_err *pErr);
 
 /*
+** Check a URL without opening anything: *pzBackend gets "sqlite" or
+** "postgresql" (static storage).  QUAY_ECONNECTION for a URL no driver
+** takes or that libpq cannot parse.
+*/
+QUAY_API int quay_url_check(const char *zUrl, const char **pzBackend,
+                            quay_err *pErr);
+
+/*
 ** CONSTRUCTOR.  Wrap a host-owned SQLite connection.  The handle is
 ** borrowed: Quay never closes it; it must outlive the quay_db or be
 ** detached first with quay_db_disconnect.  Quay turns on foreign keys and

@@ -56,7 +56,7 @@ if [ "${QUAY_SKIP_FUZZ:-0}" != 1 ] && command -v clang >/dev/null 2>&1; then
     -DQUAY_BUILD_TESTS=OFF -DQUAY_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Debug \
     -DQUAY_SANITIZE="address;undefined;fuzzer-no-link" \
     -DQUAY_FUZZ_SECONDS="${QUAY_FUZZ_SECONDS:-20}" >/dev/null &&
-    cmake --build "$root/build-fuzz" -j 2 --target fuzz_cond fuzz_decl >/dev/null ||
+    cmake --build "$root/build-fuzz" -j 2 --target fuzz_cond fuzz_decl fuzz_url >/dev/null ||
     exit 1
   unset QUAY_LUA_RUNNER
   (cd build-fuzz && ctest --output-on-failure) 2>&1 | tee "$log"
