@@ -278,6 +278,39 @@ describe("PostgreSQL driver", function()
       o:close()
     end)
 
+    it("raise connection when the backend dies in the middle of a cascade", function()
+      local M = helper.blog(db)
+      local u = M.User:create { name = "a", email = "a@x" }
+      local t = M.Tag:create { name = "t" }
+      for i = 1, 5 do
+        local p = M.Post:create { title = "p" .. i, author = u }
+        p.tags:add(t)
+        M.Comment:create { post = p, body = "c" }
+      end
+      local pid = db:rows("SELECT pg_backend_pid() AS pid")[1].pid
+      local o = other()
+      local killed = false
+      -- kill our backend from the other connection just before the
+      -- cascade's first DELETE goes out (after its SELECTs)
+      db:on_query(function(sql)
+        if not killed and sql:match("^DELETE") then
+          killed = true
+          o:rows("SELECT pg_terminate_backend(?::int, 5000) AS ok", { pid })
+        end
+      end)
+      local e = helper.raises("connection", u.delete, u)
+      assert.is_true(killed)
+      db:on_query(nil)
+      assert.equal("connection", e.code)
+      -- nothing of the cascade was applied
+      assert.same({ { n = 5 } }, o:rows("SELECT count(*) AS n FROM posts"))
+      assert.same({ { n = 5 } }, o:rows("SELECT count(*) AS n FROM comments"))
+      assert.same({ { n = 5 } }, o:rows("SELECT count(*) AS n FROM posts_tags"))
+      db:reopen()
+      assert.same({ User = 1, Post = 5, Comment = 5, posts_tags = 5 }, u:delete())
+      o:close()
+    end)
+
     it("raise connection outside a transaction and while streaming", function()
       local T = db:model("T", { n = quay.integer() })
       db:create_tables()

@@ -1,0 +1,104 @@
+-- Issue 8: I/O and statement failure injection.  The k-th statement of a
+-- multi-statement write fails (test hook quay.core._test.fail_statement);
+-- after each failure the data equals the state before the call.
+local helper = require("spec.helper")
+local quay = helper.quay
+local test = require("quay.core")._test
+
+local function snapshot(db)
+  local parts = {}
+  local sql = helper.is_pg
+    and "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+    or "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1"
+  for _, t in ipairs(db:rows(sql)) do
+    for _, r in ipairs(db:rows(('SELECT * FROM "%s" ORDER BY 1'):format(t.name))) do
+      local keys = {}
+      for k in pairs(r) do keys[#keys + 1] = k end
+      table.sort(keys)
+      local cells = { t.name }
+      for _, k in ipairs(keys) do cells[#cells + 1] = k .. "=" .. tostring(r[k]) end
+      parts[#parts + 1] = table.concat(cells, ",")
+    end
+  end
+  return table.concat(parts, "\n")
+end
+
+-- Fail statement 1, 2, ... of op() until it succeeds; every failed run
+-- must leave the database as it was.  Returns the number of failures.
+local function walk(db, op)
+  local before = snapshot(db)
+  local k = 1
+  while true do
+    test.fail_statement(db, k)
+    local ok, err = pcall(op)
+    test.fail_statement(db, 0)
+    if ok then return k - 1 end
+    assert.equal("sql", err.code, tostring(err))
+    assert.equal(before, snapshot(db), "statement " .. k .. " left changes")
+    k = k + 1
+    assert.is_true(k < 200)
+  end
+end
+
+describe("Statement failure injection", function()
+  if not test then
+    it("needs a QUAY_TEST build (test hooks compiled in)", function()
+      assert.is_nil(test)
+    end)
+    return
+  end
+
+  local db, M
+  before_each(function()
+    db = helper.open()
+    M = helper.blog(db)
+    local u = M.User:create { name = "a", email = "a@x" }
+    M.Profile:create { user = u, bio = "b" }
+    local tags = {}
+    for i = 1, 6 do tags[i] = M.Tag:create { name = "t" .. i } end
+    for i = 1, 3 do
+      local p = M.Post:create { title = "p" .. i, author = u }
+      p.tags:add(tags[i], tags[i + 1])
+      M.Comment:create { post = p, body = "c" }
+    end
+  end)
+  after_each(function() db:close() end)
+
+  it("many-to-many :set is all or nothing", function()
+    local p = M.Post:get { title = "p1" }
+    local want = M.Tag:filter { name__in = { "t3", "t4", "t5" } }:all()
+    local n = walk(db, function() p.tags:set(want) end)
+    assert.is_true(n >= 3, "walked " .. n)
+    assert.equal(3, #M.Post:get { title = "p1" }.tags)
+  end)
+
+  it("many-to-many :add of several targets is all or nothing", function()
+    local p = M.Post:get { title = "p2" }
+    local n = walk(db, function() p.tags:add(table.unpack(M.Tag:all())) end)
+    assert.is_true(n >= 3)
+    assert.equal(6, p.tags:count())
+  end)
+
+  it("bulk_create is all or nothing", function()
+    local rows = {}
+    for i = 1, 30 do rows[i] = { name = "n" .. i, email = "n" .. i .. "@y" } end
+    local n = walk(db, function() M.User:bulk_create(rows) end)
+    assert.is_true(n >= 2)
+    assert.equal(31, M.User:count())
+  end)
+
+  it("a multi-level cascade through qs:delete is all or nothing", function()
+    local n = walk(db, function() M.User:query():delete() end)
+    assert.is_true(n >= 5)
+    assert.equal(0, M.Comment:count())
+  end)
+
+  it("an update changing a referenced key is all or nothing", function()
+    local u = M.User:first()
+    local n = walk(db, function()
+      M.User:filter { id = u.id }:update { id = 1000 }
+    end)
+    assert.is_true(n >= 2)
+    assert.equal(3, M.Post:filter { author_id = 1000 }:count())
+  end)
+end)
