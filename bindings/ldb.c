@@ -305,45 +305,6 @@ static void set_str(lua_State *L, const char *zKey, const char *zVal) {
   }
 }
 
-static const char *rule_name(int e) {
-  switch (e) {
-    case QUAY_CASCADE: return "CASCADE";
-    case QUAY_SET_NULL: return "SET_NULL";
-    case QUAY_SET_DEFAULT: return "SET_DEFAULT";
-    case QUAY_RESTRICT: return "RESTRICT";
-    case QUAY_PROTECT: return "PROTECT";
-    case QUAY_NO_ACTION: return "NO_ACTION";
-  }
-  return NULL;
-}
-
-static const char *kind_name(int e) {
-  switch (e) {
-    case QUAY_R_BELONGS_TO: return "belongs_to";
-    case QUAY_R_ONE_TO_ONE: return "one_to_one";
-    case QUAY_R_MANY_TO_MANY: return "many_to_many";
-    case QUAY_R_HAS_MANY: return "has_many";
-    case QUAY_R_HAS_ONE: return "has_one";
-    case QUAY_R_THROUGH: return "through";
-    case QUAY_R_REVERSE: return "reverse";
-  }
-  return "?";
-}
-
-static const char *type_name(int e) {
-  switch (e) {
-    case QUAY_T_ID: return "id";
-    case QUAY_T_INTEGER: return "integer";
-    case QUAY_T_NUMBER: return "number";
-    case QUAY_T_STRING: return "string";
-    case QUAY_T_TEXT: return "text";
-    case QUAY_T_BOOLEAN: return "boolean";
-    case QUAY_T_DATETIME: return "datetime";
-    case QUAY_T_BLOB: return "blob";
-  }
-  return "?";
-}
-
 /* The describe() entry of one model. */
 static void describe_model(lua_State *L, quay_model *m) {
   int i, n, k;
@@ -360,7 +321,7 @@ static void describe_model(lua_State *L, quay_model *m) {
     lua_createtable(L, 0, 8);
     set_str(L, "name", f.zName);
     set_str(L, "column", f.zColumn);
-    set_str(L, "type", type_name(f.eType));
+    set_str(L, "type", quay_type_name(f.eType));
     lua_pushboolean(L, (f.mFlags & QUAY_F_NULL) != 0);
     lua_setfield(L, -2, "null");
     lua_pushboolean(L, (f.mFlags & (QUAY_F_UNIQUE | QUAY_F_PK)) != 0);
@@ -383,21 +344,21 @@ static void describe_model(lua_State *L, quay_model *m) {
     if (r.pTarget == NULL && r.eKind == QUAY_R_REVERSE) continue;
     lua_createtable(L, 0, 9);
     set_str(L, "name", r.zName);
-    set_str(L, "kind", kind_name(r.eKind));
+    set_str(L, "kind", quay_kind_name(r.eKind));
     set_str(L, "target", r.pTarget ? quay_model_name(r.pTarget) : NULL);
     set_str(L, "related_name", r.zRelatedName);
     if (r.eKind != QUAY_R_MANY_TO_MANY && r.eKind != QUAY_R_THROUGH &&
         !(r.eKind == QUAY_R_REVERSE &&
           r.eForwardKind == QUAY_R_MANY_TO_MANY)) {
-      set_str(L, "on_delete", rule_name(r.eOnDelete));
+      set_str(L, "on_delete", quay_rule_name(r.eOnDelete));
     }
     if (r.eKind == QUAY_R_BELONGS_TO || r.eKind == QUAY_R_ONE_TO_ONE) {
-      set_str(L, "on_update", rule_name(r.eOnUpdate));
+      set_str(L, "on_update", quay_rule_name(r.eOnUpdate));
       set_str(L, "column", r.zColumn);
     }
     set_str(L, "through", r.zThrough);
     set_str(L, "description", r.zDescription);
-    if (r.eKind == QUAY_R_REVERSE) set_str(L, "of", kind_name(r.eForwardKind));
+    if (r.eKind == QUAY_R_REVERSE) set_str(L, "of", quay_kind_name(r.eForwardKind));
     lua_pushboolean(L, r.toMany);
     lua_setfield(L, -2, "many");
     lua_rawseti(L, -2, ++k);

@@ -234,9 +234,12 @@ static LQUAY_NORETURN void unknown(lua_State *L, LModel *pM, int iKey) {
                "names, not by a %s", model_name(pM), luaL_typename(L, iKey));
 }
 
-/* __index(rec, key): NULL fields, relations, methods; else unknown. */
-static int rec_index(lua_State *L) {
-  LModel *pM = lua_touserdata(L, UP_MODEL);
+/*
+** Look the key (arg 2) up in the member map (upvalue 1), rebuilding the
+** map first if the schema changed since.  Pushes the member code (or nil)
+** and returns its type.
+*/
+static int member(lua_State *L, LModel *pM) {
   int t;
   lua_pushvalue(L, 2);
   t = lua_rawget(L, UP_MEMBERS);
@@ -246,7 +249,13 @@ static int rec_index(lua_State *L) {
     lua_pushvalue(L, 2);
     t = lua_rawget(L, UP_MEMBERS);
   }
-  if (t == LUA_TNUMBER) {
+  return t;
+}
+
+/* __index(rec, key): NULL fields, relations, methods; else unknown. */
+static int rec_index(lua_State *L) {
+  LModel *pM = lua_touserdata(L, UP_MODEL);
+  if (member(L, pM) == LUA_TNUMBER) {
     lua_Integer code = lua_tointeger(L, -1);
     if (code > 0) {
       lua_pushnil(L);                                /* a NULL field */
@@ -270,16 +279,7 @@ static int rec_index(lua_State *L) {
 /* __newindex(rec, key, value): fields raw, relations set the key. */
 static int rec_newindex(lua_State *L) {
   LModel *pM = lua_touserdata(L, UP_MODEL);
-  int t;
-  lua_pushvalue(L, 2);
-  t = lua_rawget(L, UP_MEMBERS);
-  if (t == LUA_TNIL && pM->iVersion != quay_db_schema_version(pM->pDb->db)) {
-    lua_pop(L, 1);
-    lquay_ready(L, pM);
-    lua_pushvalue(L, 2);
-    t = lua_rawget(L, UP_MEMBERS);
-  }
-  if (t == LUA_TNUMBER) {
+  if (member(L, pM) == LUA_TNUMBER) {
     lua_Integer code = lua_tointeger(L, -1);
     lua_pop(L, 1);
     if (code > 0) {

@@ -954,6 +954,10 @@ int quay_model_relation(const quay_model *m, int i, quay_rel_info *p) {
   return QUAY_OK;
 }
 
+const char *quay_type_name(int e) { return quay__type_name(e); }
+const char *quay_kind_name(int e) { return quay__kind_name(e); }
+const char *quay_rule_name(int e) { return quay__rule_name(e); }
+
 const char *quay__rule_name(int e) {
   switch (e) {
     case QUAY_CASCADE: return "CASCADE";

@@ -488,6 +488,12 @@ typedef struct quay_rel_info {
                             ** pTarget (hidden ones too), else -1 */
 } quay_rel_info;
 
+/* Contract names (static storage): a field type ("string"), a relation
+** kind ("belongs_to", "reverse"), a rule ("CASCADE"); NULL if unknown. */
+QUAY_API const char *quay_type_name(int eType);
+QUAY_API const char *quay_kind_name(int eKind);
+QUAY_API const char *quay_rule_name(int eRule);
+
 QUAY_API const char *quay_model_name(const quay_model *pModel);
 QUAY_API const char *quay_model_table(const quay_model *pModel);
 QUAY_API const char *quay_model_description(const quay_model *pModel);
