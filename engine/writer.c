@@ -841,6 +841,24 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
   return rc;
 }
 
+/* "UPDATE t SET c = ?, ... WHERE pk": the set fields of the writer; the
+** caller appends the key test. */
+static void build_update_head(Build *b, quay_model *m, quay_writer *w) {
+  int i, nSet = 0;
+  quay__str_cat(&b->sql, "UPDATE ");
+  quay__str_ident(&b->sql, m->zTable);
+  quay__str_cat(&b->sql, " SET ");
+  for (i = 0; i < m->nField; i++) {
+    if (!w->aSlot[i].set) continue;
+    if (nSet++) quay__str_cat(&b->sql, ", ");
+    quay__str_ident(&b->sql, m->apField[i]->zCol);
+    quay__str_cat(&b->sql, " = ");
+    quay__build_param(b, &w->aSlot[i].v);
+  }
+  quay__str_cat(&b->sql, " WHERE ");
+  quay__str_ident(&b->sql, m->apField[m->iPk]->zCol);
+}
+
 int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
                        int64_t *pnChanged, quay_err *pErr) {
   quay_model *m = w->pModel;
@@ -898,18 +916,7 @@ int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
     if (rc) goto done;
     deferred = 1;
   }
-  quay__str_cat(&b.sql, "UPDATE ");
-  quay__str_ident(&b.sql, m->zTable);
-  quay__str_cat(&b.sql, " SET ");
-  for (i = 0, nSet = 0; i < m->nField; i++) {
-    if (!w->aSlot[i].set) continue;
-    if (nSet++) quay__str_cat(&b.sql, ", ");
-    quay__str_ident(&b.sql, m->apField[i]->zCol);
-    quay__str_cat(&b.sql, " = ");
-    quay__build_param(&b, &w->aSlot[i].v);
-  }
-  quay__str_cat(&b.sql, " WHERE ");
-  quay__str_ident(&b.sql, m->apField[m->iPk]->zCol);
+  build_update_head(&b, m, w);
   quay__str_cat(&b.sql, " = ");
   quay__build_param(&b, pOldKey);
   rc = quay__build_rc(&b);
@@ -1027,18 +1034,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
       rc = quay__db_simple(pDb, pDb->pDialect->zDeferFks, pErr);
       if (rc) goto done;
     }
-    quay__str_cat(&b.sql, "UPDATE ");
-    quay__str_ident(&b.sql, m->zTable);
-    quay__str_cat(&b.sql, " SET ");
-    for (i = 0, nSet = 0; i < m->nField; i++) {
-      if (!w->aSlot[i].set) continue;
-      if (nSet++) quay__str_cat(&b.sql, ", ");
-      quay__str_ident(&b.sql, m->apField[i]->zCol);
-      quay__str_cat(&b.sql, " = ");
-      quay__build_param(&b, &w->aSlot[i].v);
-    }
-    quay__str_cat(&b.sql, " WHERE ");
-    quay__str_ident(&b.sql, m->apField[m->iPk]->zCol);
+    build_update_head(&b, m, w);
     quay__str_cat(&b.sql, " IN (");
     quay__build_keys(&b, pQs, m->apField[m->iPk]);
     quay__str_cat(&b.sql, ")");

@@ -8,16 +8,24 @@
 **   clock.cpu()      -- seconds of CPU used by this process (user + system)
 **   clock.peak_kb()  -- VmHWM of this process (peak resident set), in KiB
 **   clock.rss_kb()   -- VmRSS of this process (resident set now), in KiB
+**   clock.proc_cpu(pid) -- seconds of CPU used so far by process pid (the
+**                       PostgreSQL backend serving the connection), or nil
+**                       when /proc cannot tell (a server on another host)
+**   clock.net()      -- sends, receives, round trips, bytes sent, bytes
+**                       received so far, when netcount.so is preloaded;
+**                       else nil
 **
-** floor.c uses the same two readings, so both sides measure alike.
+** floor.c and floor_pg.c use the same readings, so both sides measure alike.
 */
-#define _POSIX_C_SOURCE 200809L   /* clock_gettime */
+#define _GNU_SOURCE               /* RTLD_DEFAULT */
 
+#include <dlfcn.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int luaopen_benchclock(lua_State *L);
 
@@ -62,11 +70,59 @@ static int clock_rss_kb(lua_State *L) {
   return 1;
 }
 
+/* CPU seconds used by process pid: /proc/PID/schedstat's first field
+** (nanoseconds on CPU), else utime + stime of /proc/PID/stat (ticks);
+** -1 if neither can be read.  The same code is in floor_pg.c. */
+static double proc_cpu(long pid) {
+  char zPath[64], line[1024];
+  FILE *f;
+  snprintf(zPath, sizeof zPath, "/proc/%ld/schedstat", pid);
+  f = fopen(zPath, "r");
+  if (f != NULL) {
+    unsigned long long ns;
+    int ok = fscanf(f, "%llu", &ns) == 1;
+    fclose(f);
+    if (ok) return (double)ns * 1e-9;
+  }
+  snprintf(zPath, sizeof zPath, "/proc/%ld/stat", pid);
+  f = fopen(zPath, "r");
+  if (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    const char *z = strrchr(line, ')');
+    unsigned long ut, st;
+    fclose(f);
+    if (z && sscanf(z + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                    &ut, &st) == 2)
+      return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    return -1;
+  }
+  if (f) fclose(f);
+  return -1;
+}
+
+static int clock_proc_cpu(lua_State *L) {
+  double t = proc_cpu((long)luaL_checkinteger(L, 1));
+  if (t < 0) return 0;
+  lua_pushnumber(L, t);
+  return 1;
+}
+
+typedef void (*net_fn)(long long *);
+
+static int clock_net(lua_State *L) {
+  long long a[5];
+  int i;
+  net_fn f = (net_fn)dlsym(RTLD_DEFAULT, "quay_bench_net");
+  if (f == NULL) return 0;
+  f(a);
+  for (i = 0; i < 5; i++) lua_pushinteger(L, (lua_Integer)a[i]);
+  return 5;
+}
+
 __attribute__((visibility("default")))
 int luaopen_benchclock(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"now", clock_now}, {"cpu", clock_cpu}, {"peak_kb", clock_peak_kb}, {"rss_kb", clock_rss_kb},
-    {NULL, NULL}};
+    {"proc_cpu", clock_proc_cpu}, {"net", clock_net}, {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

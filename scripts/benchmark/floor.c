@@ -38,12 +38,8 @@
 #include <sqlite3.h>
 
 #include <math.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+
+#include "floor_util.h"
 
 typedef struct Ctx {
   lua_State *L;
@@ -54,53 +50,6 @@ typedef struct Ctx {
   char zCheck[256];    /* result summary, compared with the Quay side */
   char *zQuaySql;      /* the file written by `quay_side.lua sql` */
 } Ctx;
-
-/* A growable array of keys (for the json_each variants). */
-typedef struct KeyList {
-  sqlite3_int64 *a;
-  size_t n, nAlloc;
-} KeyList;
-
-static void die(const char *zFmt, ...) {
-  va_list ap;
-  va_start(ap, zFmt);
-  fputs("quay_bench_floor: ", stderr);
-  vfprintf(stderr, zFmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* CPU seconds used by this process (less disturbed by other load). */
-static double cpu_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* The "Vm...:" line zKey of /proc/self/status, in KiB (-1 if absent):
-** VmHWM is the peak resident set, VmRSS the current one. */
-static long status_kb(const char *zKey) {
-  char line[256];
-  long kb = -1;
-  size_t n = strlen(zKey);
-  FILE *f = fopen("/proc/self/status", "r");
-  if (f == NULL) return -1;
-  while (fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, zKey, n) == 0) {
-      sscanf(line + n, "%ld", &kb);
-      break;
-    }
-  }
-  fclose(f);
-  return kb;
-}
 
 /*
 ** {======================================================
@@ -127,44 +76,6 @@ static void exec(Ctx *c, const char *zSql) {
   if (sqlite3_exec(c->db, zSql, NULL, NULL, &zErr) != SQLITE_OK)
     die("exec: %s\n  %s", zErr ? zErr : "?", zSql);
   c->nQuery++;
-}
-
-/*
-** Quay's own SQL.  `quay_side.lua sql FILE` records every statement Quay
-** sends for the read workloads as "key<TAB>sql" lines (keys w1.1, w2.1,
-** w2.2, ...), each followed by "key.param<TAB>type<TAB>value" lines.
-*/
-static char *read_file(const char *zPath) {
-  FILE *f = fopen(zPath, "rb");
-  long n;
-  char *z;
-  if (f == NULL) die("cannot read %s", zPath);
-  fseek(f, 0, SEEK_END);
-  n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  z = malloc((size_t)n + 1);
-  if (z == NULL || fread(z, 1, (size_t)n, f) != (size_t)n) die("cannot read %s", zPath);
-  z[n] = 0;
-  fclose(f);
-  return z;
-}
-
-/* Find the line "zKey<TAB>..." at or after z; returns the text after the
-** tab (up to the newline, length in *pn), or NULL. */
-static const char *find_line(const char *z, const char *zKey, size_t *pn,
-                             const char **pzNext) {
-  size_t nKey = strlen(zKey);
-  while (z && *z) {
-    const char *zEnd = strchr(z, '\n');
-    if (zEnd == NULL) zEnd = z + strlen(z);
-    if (strncmp(z, zKey, nKey) == 0 && z[nKey] == '\t') {
-      *pn = (size_t)(zEnd - (z + nKey + 1));
-      if (pzNext) *pzNext = *zEnd ? zEnd + 1 : zEnd;
-      return z + nKey + 1;
-    }
-    z = *zEnd ? zEnd + 1 : NULL;
-  }
-  return NULL;
 }
 
 /* Prepare Quay's statement zKey and bind the parameters Quay bound (JSON
@@ -211,32 +122,10 @@ static void expect_cols(sqlite3_stmt *s, const char *zKey, const char *const *az
   }
 }
 
-static void keys_add(KeyList *k, sqlite3_int64 v) {
-  if (k->n == k->nAlloc) {
-    k->nAlloc = k->nAlloc ? 2 * k->nAlloc : 1024;
-    k->a = realloc(k->a, k->nAlloc * sizeof(*k->a));
-    if (k->a == NULL) die("out of memory");
-  }
-  k->a[k->n++] = v;
-}
-
 /* Bind the keys as one JSON array text, as Quay does for json_each(?). */
 static void bind_json_keys(sqlite3_stmt *s, int iParam, const KeyList *k) {
-  size_t i, n = 0, nAlloc = 2 + k->n * 21;
-  char *z = malloc(nAlloc);
-  if (z == NULL) die("out of memory");
-  z[n++] = '[';
-  for (i = 0; i < k->n; i++) {
-    char tmp[24];
-    int m = 0;
-    sqlite3_int64 v = k->a[i];
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    if (i) z[n++] = ',';
-    if (v < 0) z[n++] = '-';
-    do { tmp[m++] = (char)('0' + u % 10); u /= 10; } while (u);
-    while (m) z[n++] = tmp[--m];
-  }
-  z[n++] = ']';
+  size_t n;
+  char *z = keys_text(k, '[', ']', &n);
   sqlite3_bind_text(s, iParam, z, (int)n, free);
 }
 
@@ -247,14 +136,6 @@ static void bind_json_keys(sqlite3_stmt *s, int iParam, const KeyList *k) {
 ** Building Lua records
 ** =======================================================
 */
-
-/* Push the n key strings once; returns the stack index of the first. */
-static int push_keys(lua_State *L, const char *const *az, int n) {
-  int i;
-  luaL_checkstack(L, n + 8, "keys");
-  for (i = 0; i < n; i++) lua_pushstring(L, az[i]);
-  return lua_gettop(L) - n + 1;
-}
 
 /* t[keys[k]] = column col0+k for k in 0..n-1 (NULL columns left unset). */
 static void set_cols(lua_State *L, int t, int keys, sqlite3_stmt *s,
@@ -282,21 +163,9 @@ static void set_cols(lua_State *L, int t, int keys, sqlite3_stmt *s,
   }
 }
 
-/* Append the value on top to the list t[key]; pops it. */
-static void append_to(lua_State *L, int t, int key) {
-  lua_pushvalue(L, key);              /* [.., v, key] */
-  lua_rawget(L, t);                   /* [.., v, list] */
-  lua_insert(L, -2);                  /* [.., list, v] */
-  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);  /* [.., list] */
-  lua_pop(L, 1);                      /* [..] */
-}
-
 /* Call loops[zName](arg) with nRet results left on the stack. */
 static void call_loop(Ctx *c, const char *zName, int iArg, int nRet) {
-  lua_State *L = c->L;
-  lua_getfield(L, c->iLoops, zName);
-  lua_pushvalue(L, iArg);
-  if (lua_pcall(L, 1, nRet, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
+  call_lua_loop(c->L, c->iLoops, zName, iArg, nRet);
 }
 
 /* }====================================================== */
@@ -562,11 +431,6 @@ static const char zW6Point[] =
   "SELECT \"t0\".\"id\", \"t0\".\"name\", \"t0\".\"email\" FROM \"users\" AS \"t0\" "
   "WHERE \"t0\".\"id\" = ?";
 
-static int cmp_i64(const void *a, const void *b) {
-  sqlite3_int64 x = *(const sqlite3_int64 *)a, y = *(const sqlite3_int64 *)b;
-  return x < y ? -1 : x > y;
-}
-
 static void w6(Ctx *c, int bBatch) {
   lua_State *L = c->L;
   int kp = push_keys(L, azPostKeys, 5), ku = push_keys(L, azUserKeys, 3);
@@ -608,14 +472,11 @@ static void w6(Ctx *c, int bBatch) {
   } else {
     /* One query for the distinct author keys, then attach by id. */
     int umap;
-    size_t j, m = 0;
-    sqlite3_int64 *a = malloc((keys.n + 1) * sizeof(*a));
-    KeyList uniq;
-    if (a == NULL) die("out of memory");
-    memcpy(a, keys.a, keys.n * sizeof(*a));
-    qsort(a, keys.n, sizeof(*a), cmp_i64);
-    for (j = 0; j < keys.n; j++) if (m == 0 || a[m - 1] != a[j]) a[m++] = a[j];
-    uniq.a = a; uniq.n = m; uniq.nAlloc = keys.n + 1;
+    KeyList uniq = {NULL, keys.n, keys.n};
+    uniq.a = malloc((keys.n + 1) * sizeof(*uniq.a));
+    if (uniq.a == NULL) die("out of memory");
+    memcpy(uniq.a, keys.a, keys.n * sizeof(*uniq.a));
+    keys_uniq(&uniq);
     lua_newtable(L); umap = lua_gettop(L);
     s = prep_quay(c, "w6.2");
     expect_cols(s, "w6.2", azUserKeys, 3);
@@ -627,7 +488,7 @@ static void w6(Ctx *c, int bBatch) {
       lua_rawseti(L, umap, sqlite3_column_int64(s, 0));
     }
     sqlite3_finalize(s);
-    free(a);
+    free(uniq.a);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, res, i);                        /* [p] */
       lua_pushvalue(L, kp + 4);

@@ -49,4 +49,16 @@ function M.w6(posts)
   return n
 end
 
+-- PIPE: one page of posts with author, tags and comments; sum of the
+-- lengths of the author's name, the tag names and the comment bodies.
+function M.pipe(posts)
+  local n = 0
+  for _, p in ipairs(posts) do
+    n = n + #p.author.name
+    for _, t in ipairs(p.tags) do n = n + #t.name end
+    for _, c in ipairs(p.comments) do n = n + #c.body end
+  end
+  return n
+end
+
 return M

@@ -1,11 +1,17 @@
 -- scripts/benchmark/quay_side.lua: the Quay side of one workload.
---   quay quay_side.lua WORKLOAD FILE NUSERS
--- WORKLOAD is schema (create the tables on FILE), sql (see below) or w1..w6.
--- Prints one line "time=S cpu=S queries=N peak_kb=K base_kb=B check=C" like
--- quay_bench_floor (peak_kb: VmHWM at the end; base_kb: VmRSS at the start).  The clock
--- runs from just before the first query call to just after the Lua loop
--- (model declaration, db:check() and W5's input rows are outside it);
--- queries is the db:stats() difference over the same span.
+--   quay quay_side.lua WORKLOAD DB NUSERS
+-- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
+-- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
+-- sql (see below), w1..w6, or pipe / pipepf (200 times one page of posts
+-- with author, tags and comments: with(...) / prefetch_related(...)).
+-- Prints one line "time=S cpu=S srv_cpu=S queries=N peak_kb=K base_kb=B rt=N
+-- check=C" like the floors (peak_kb: VmHWM at the end; base_kb: VmRSS at the
+-- start; srv_cpu: CPU time of the PostgreSQL server process serving the
+-- connection, -1 on SQLite; rt: round trips counted by netcount.so when it
+-- is preloaded, else -1).  The clock runs from just before the first query
+-- call to just after the Lua loop (model declaration, db:check() and W5's
+-- input rows are outside it); queries is the db:stats() difference over
+-- the same span.
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local quay = require("quay")
 local clock = require("benchclock")
@@ -14,12 +20,30 @@ local declare = dofile(here .. "/models.lua")
 
 local W, file, nusers = arg[1], arg[2], tonumber(arg[3] or "0")
 
--- `sql OUTFILE`: run the read workloads once on a scratch in-memory db and
--- write every statement Quay sends (with its parameters) to OUTFILE, one
--- "key<TAB>sql" line and one "key.param<TAB>i|n|s<TAB>value" line per
--- parameter.  The floor reads it and runs Quay's own SQL text.
+local function is_pg(s)
+  return s ~= nil and (s:match("^postgres") ~= nil or s:find("=", 1, true) ~= nil)
+end
+local function open(s)
+  return quay.open(is_pg(s) and s or ("sqlite:" .. s))
+end
+
+-- The page of PIPE: its sibling relations go to three loader steps
+-- (with() may JOIN the to-one author; prefetch_related batches all three).
+local PIPE_ITER = 200
+local function pipe_page(Post, how)
+  if how == "pipepf" then
+    return Post:limit(50):prefetch_related("author", "tags", "comments"):all()
+  end
+  return Post:limit(50):with("author", "tags", "comments"):all()
+end
+
+-- `sql OUTFILE [URL]`: run the read workloads once on a scratch in-memory
+-- SQLite db (or on the empty PostgreSQL database URL, whose tables it
+-- makes) and write every statement Quay sends (with its parameters) to
+-- OUTFILE, one "key<TAB>sql" line and one "key.param<TAB>i|n|s<TAB>value"
+-- line per parameter.  The floor reads it and runs Quay's own SQL text.
 if W == "sql" then
-  local db = quay.open("sqlite::memory:")
+  local db = quay.open(arg[3] or "sqlite::memory:")
   local m = declare(db, quay)
   db:create_tables()
   local t = { m.Tag:create { name = "tag42" }, m.Tag:create { name = "lua" } }
@@ -28,6 +52,7 @@ if W == "sql" then
     m.Profile:create { user = u, bio = "b" }
     local p = m.Post:create { title = "p" .. i, views = i, author = u }
     p.tags:add(t[1], t[2])
+    m.Comment:create { post = p, body = "c" .. i }
   end
   local out, key, n = {}, nil, 0
   db:on_query(function(sql, params)
@@ -47,6 +72,7 @@ if W == "sql" then
                              tags__name = "tag42" }:all())
   end)
   cap("w6", function() loops.w6(m.Post:limit(2000):all()) end)
+  cap("pipe", function() loops.pipe(pipe_page(m.Post, "pipe")) end)
   db:on_query(nil)
   db:close()
   local f = assert(io.open(file, "w"))
@@ -55,7 +81,7 @@ if W == "sql" then
   return
 end
 
-local db = quay.open("sqlite:" .. file)
+local db = open(file)
 local m = declare(db, quay)
 db:check()
 if W == "schema" then
@@ -120,18 +146,36 @@ function run.w6()
   return ("rows=%d,sum=%d"):format(#posts, loops.w6(posts))
 end
 
+local function pipe_run(how)
+  local rows, sum = 0, 0
+  for _ = 1, PIPE_ITER do
+    local posts = pipe_page(Post, how)
+    rows, sum = rows + #posts, sum + loops.pipe(posts)
+  end
+  return ("rows=%d,sum=%d"):format(rows, sum)
+end
+function run.pipe() return pipe_run("pipe") end
+function run.pipepf() return pipe_run("pipepf") end
+
 assert(run[W], "unknown workload " .. tostring(W))
 if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end
+-- The server process serving this connection, whose CPU time counts too.
+local backend = is_pg(file) and db:rows("SELECT pg_backend_pid() AS pid")[1].pid or nil
+if backend and not clock.proc_cpu(backend) then backend = nil end   -- another host
 collectgarbage("collect")
 local base = clock.rss_kb()
 local q0 = db:stats().queries
+local rt0 = select(3, clock.net())
+local s0 = backend and clock.proc_cpu(backend)
 local c0 = clock.cpu()
 local t0 = clock.now()
 local check = run[W]()
 local t = clock.now() - t0
 local tc = clock.cpu() - c0
+local ts = backend and clock.proc_cpu(backend) - s0 or -1
+local rt = rt0 and select(3, clock.net()) - rt0 or -1
 local q = db:stats().queries - q0
 if type(check) == "function" then check = check() end
-print(("time=%.6f cpu=%.6f queries=%d peak_kb=%d base_kb=%d check=%s"):format(t, tc, q,
-  clock.peak_kb(), base, check))
+print(("time=%.6f cpu=%.6f srv_cpu=%.6f queries=%d peak_kb=%d base_kb=%d rt=%d check=%s")
+  :format(t, tc, ts, q, clock.peak_kb(), base, rt, check))
 db:close()

@@ -1,16 +1,28 @@
 -- scripts/benchmark/run.lua: the driver behind `scripts/bench`.
---   quay run.lua ROOT BUILD SCALE SEED RUNS RUNID KEEP [ONLY]
+--   quay run.lua ROOT BUILD SCALE SEED RUNS RUNID KEEP BACKEND PGURL [ONLY]
 -- Generates the data set once, runs every workload RUNS times on each side
 -- (each run in its own process, write workloads on a fresh copy of the
--- file), and prints the table of medians.  Exits 1 if a run failed or a
+-- data), and prints the table of medians.  Exits 1 if a run failed or a
 -- Quay result differs from the floor's.  Files go to BUILD/bench-data/
 -- run-RUNID/ (one directory per run, so runs never share a file), removed
 -- at the end unless KEEP is 1.
-local root, build, scale, seed, runs, runid, keep, only = ...
+--
+-- BACKEND is sqlite or postgresql.  On PostgreSQL, PGURL is a server's
+-- libpq URL (its database is only used to run CREATE/DROP DATABASE); the
+-- data set goes into a database quay_bench_RUNID (the same rows as the
+-- SQLite file, which is generated first and copied in), each write run gets
+-- a fresh copy made by CREATE DATABASE ... TEMPLATE quay_bench_RUNID, and
+-- every process runs with netcount.so preloaded to count round trips.  The
+-- databases are dropped at the end unless KEEP is 1.
+local root, build, scale, seed, runs, runid, keep, backend, pgurl, only = ...
 scale, runs = tonumber(scale), tonumber(runs)
+if only == "" then only = nil end
+local pg = backend == "postgresql"
 local here = root .. "/scripts/benchmark"
 local quaybin = build .. "/bin/quay"
 local floorbin = build .. "/bench/quay_bench_floor"
+local floorpg = build .. "/bench/quay_bench_floor_pg"
+local netcount = build .. "/bench/netcount.so"
 local datadir = ("%s/bench-data/run-%s"):format(build, runid)
 local file = ("%s/bench-s%s-seed%s.db"):format(datadir, tostring(scale), seed)
 local work = datadir .. "/work.db"
@@ -34,22 +46,83 @@ local function rmdb(path)
   for _, suf in ipairs({ "", "-wal", "-shm", "-journal" }) do os.remove(path .. suf) end
 end
 
+-- PostgreSQL databases ----------------------------------------------------
+-- URL of database `name` on the server of pgurl: a URI gets its path
+-- replaced (query kept); a keyword string gets dbname= appended (the last
+-- one wins).
+local function db_url(name)
+  local head, query = pgurl:match("^(postgres[%w]*://[^/?]*)/?[^?]*(%??.*)$")
+  if head then return head .. "/" .. name .. query end
+  return pgurl .. " dbname=" .. name
+end
+local dbbase = "quay_bench_" .. runid
+local dbdata, dbwork, dbrec = dbbase, dbbase .. "_w", dbbase .. "_rec"
+local pgmajor = 0
+
+local function admin(...)
+  local args = {}
+  for i, s in ipairs({ ... }) do args[i] = q(s) end
+  local out, ok = capture(("%s admin %s %s"):format(q(floorpg), q(pgurl), table.concat(args, " ")))
+  if not ok then error("PostgreSQL: " .. out, 0) end
+end
+local function drop_sql(name)
+  return ("DROP DATABASE IF EXISTS %s%s"):format(name, pgmajor >= 13 and " WITH (FORCE)" or "")
+end
+local function create_sql(name, template)
+  return ("CREATE DATABASE %s%s%s"):format(name, template and (" TEMPLATE " .. template) or "",
+    (template and pgmajor >= 15) and " STRATEGY FILE_COPY" or "")
+end
+
 -- Workloads: quay = the Quay-side name; floors = { {label, floor-name} }.
-local workloads = {
-  { id = "W1", what = "all posts + author, select_related", quay = "w1", mem = true,
-    floors = { { "W1", "w1" } } },
-  { id = "W2", what = "users -> posts -> tags, prefetch", quay = "w2", mem = true,
-    floors = { { "W2", "w2" }, { "W2j", "w2json" } } },
-  { id = "W3", what = "20x email suffix + tag 'tag42'", quay = "w3",
-    floors = { { "W3", "w3" } } },
-  { id = "W4", what = "delete 1,000 users + dependents", quay = "w4", write = true,
-    floors = { { "W4", "w4" } } },
-  { id = "W5", what = "bulk_create 100k posts", quay = "w5", write = true,
-    floors = { { "W5", "w5" } } },
-  { id = "W6", what = "2,000 posts, lazy post.author", quay = "w6",
-    floors = { { "W6", "w6" }, { "W6b", "w6batch" } } },
+local workloads
+if pg then
+  workloads = {
+    { id = "W1", what = "all posts + author, select_related", quay = "w1", mem = true,
+      floors = { { "W1", "w1" } } },
+    { id = "W2", what = "users -> posts -> tags, prefetch", quay = "w2", mem = true,
+      floors = { { "W2", "w2" }, { "W2a", "w2array" } } },
+    { id = "W3", what = "20x email suffix + tag 'tag42'", quay = "w3",
+      floors = { { "W3", "w3" } } },
+    { id = "W4", what = "delete 1,000 users + dependents", quay = "w4", write = true,
+      floors = { { "W4", "w4" } } },
+    { id = "W5", what = "bulk_create 100k posts", quay = "w5", write = true,
+      floors = { { "W5", "w5" }, { "W5v", "w5values" }, { "W5p", "w5pipe" } } },
+    { id = "W6", what = "2,000 posts, lazy post.author", quay = "w6",
+      floors = { { "W6", "w6" }, { "W6b", "w6batch" } } },
+  }
+else
+  workloads = {
+    { id = "W1", what = "all posts + author, select_related", quay = "w1", mem = true,
+      floors = { { "W1", "w1" } } },
+    { id = "W2", what = "users -> posts -> tags, prefetch", quay = "w2", mem = true,
+      floors = { { "W2", "w2" }, { "W2j", "w2json" } } },
+    { id = "W3", what = "20x email suffix + tag 'tag42'", quay = "w3",
+      floors = { { "W3", "w3" } } },
+    { id = "W4", what = "delete 1,000 users + dependents", quay = "w4", write = true,
+      floors = { { "W4", "w4" } } },
+    { id = "W5", what = "bulk_create 100k posts", quay = "w5", write = true,
+      floors = { { "W5", "w5" } } },
+    { id = "W6", what = "2,000 posts, lazy post.author", quay = "w6",
+      floors = { { "W6", "w6" }, { "W6b", "w6batch" } } },
+  }
+end
+local extra_what = {
+  W2j = "json_each keys", W2a = "= ANY(array) keys", W6b = "2-query batch",
+  W5v = "500-row VALUES", W5p = "pipelined 1-row",
 }
-local floor_note = {
+local floor_note = pg and {
+  W1 = "Quay's JOIN (PQexecParams, text results); authors deduplicated by id",
+  W2 = "Quay's users query, then keys by subquery: author_id IN (SELECT id FROM users), ...",
+  W2a = "Quay's 3 statements: keys as one array parameter, = ANY($1::bigint[]), text '{1,2,...}'",
+  W3 = "Quay's IN (SELECT ...) statement, PQprepare'd once, PQexecPrepared 20 times",
+  W4 = "5 set-based DELETEs in one transaction, children first, keys by subquery",
+  W5 = "one INSERT ... SELECT FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])"
+    .. " RETURNING id; sets row.id",
+  W5v = "Quay's form: prepared 500-row INSERT ... VALUES ... RETURNING id, 200 times",
+  W5p = "prepared 1-row INSERT ... RETURNING id, 100k times in pipeline mode, sync per 500",
+  W6 = "2,001 queries: Quay's 2,000-post query, then one prepared point query per post",
+  W6b = "2 queries: Quay's 2,000-post query, then Quay's batched author query",
+} or {
   W1 = "Quay's JOIN; authors deduplicated by id",
   W2 = "Quay's users query, then keys by subquery: author_id IN (SELECT id FROM users), ...",
   W2j = "Quay's 3 statements: keys as one JSON array, IN (SELECT value FROM json_each(?))",
@@ -60,29 +133,49 @@ local floor_note = {
   W6b = "2 queries: Quay's 2,000-post query, then Quay's batched author query",
 }
 
+-- The pipelining section (PostgreSQL only): --only PIPE runs just it.
+local pipe_rows = {
+  { kind = "quay", name = "pipe", what = "Quay  with(\"author\", \"tags\", \"comments\")" },
+  { kind = "quay", name = "pipepf",
+    what = "Quay  prefetch_related(\"author\", \"tags\", \"comments\")" },
+  { kind = "floor", name = "pipeseq", what = "floor Quay's with() SQL, one query at a time" },
+  { kind = "floor", name = "pipeline", what = "floor same, tags + comments in one pipeline" },
+}
+local PIPE_ITER = 200
+
 local function parse(out)
-  local t, cpu, qn, kb, base, check = out:match(
-    "time=([%d.]+) cpu=([%d.]+) queries=(%d+) peak_kb=(%-?%d+) base_kb=(%-?%d+) check=(%S*)")
-  if not t then return nil end
+  local t, cpu = out:match("time=([%d.]+) cpu=([%d.]+) ")
+  local qn, kb, base = out:match("queries=(%d+) peak_kb=(%-?%d+) base_kb=(%-?%d+) ")
+  local check = out:match("check=(%S*)")
+  if not (t and qn and check) then return nil end
+  local srv = tonumber(out:match("srv_cpu=(%-?[%d.]+)") or "-1")
+  local rt = tonumber(out:match(" rt=(%-?%d+)") or "-1")
   return { time = tonumber(t), cpu = tonumber(cpu), queries = tonumber(qn), kb = tonumber(kb),
-           base = tonumber(base), check = check }
+           base = tonumber(base), check = check, srv = srv >= 0 and srv or nil,
+           rt = rt >= 0 and rt or nil }
 end
 
 local nusers
 local function run_one(kind, name, write)
-  local path = file
+  local target = pg and db_url(dbdata) or file
   if write then
-    rmdb(work)
-    sh(("cp %s %s"):format(q(file), q(work)))
-    path = work
+    if pg then
+      admin(drop_sql(dbwork), create_sql(dbwork, dbdata))
+      target = db_url(dbwork)
+    else
+      rmdb(work)
+      sh(("cp %s %s"):format(q(file), q(work)))
+      target = work
+    end
   end
+  local pre = pg and ("LD_PRELOAD=%s "):format(q(netcount)) or ""
   local cmd
   if kind == "quay" then
-    cmd = ("LUA_CPATH=%s %s %s %s %s %d"):format(q(build .. "/bench/?.so;;"), q(quaybin),
-      q(here .. "/quay_side.lua"), name, q(path), nusers)
+    cmd = ("%sLUA_CPATH=%s %s %s %s %s %d"):format(pre, q(build .. "/bench/?.so;;"), q(quaybin),
+      q(here .. "/quay_side.lua"), name, q(target), nusers)
   else
-    cmd = ("%s %s %s %s %d %s"):format(q(floorbin), name, q(path), q(here .. "/loops.lua"),
-      nusers, q(sqlfile))
+    cmd = ("%s%s %s %s %s %d %s"):format(pre, q(pg and floorpg or floorbin), name, q(target),
+      q(here .. "/loops.lua"), nusers, q(sqlfile))
   end
   local out, ok = capture(cmd)
   local r = ok and parse(out)
@@ -111,119 +204,229 @@ local function loadavg()
   return l:match("^(%S+)") or l
 end
 
+local function selected(id)
+  return not only or only:lower():find(id:lower(), 1, true) ~= nil
+end
+
 -- Data ---------------------------------------------------------------------
 sh("mkdir -p " .. q(datadir))
-local t0 = os.time()
-rmdb(file)
-do
-  local out, ok = capture(("LUA_CPATH=%s %s %s schema %s"):format(q(build .. "/bench/?.so;;"),
-    q(quaybin), q(here .. "/quay_side.lua"), q(file)))
-  if not ok then error("schema: " .. out, 0) end
-  out, ok = capture(("LUA_CPATH=%s %s %s sql %s"):format(q(build .. "/bench/?.so;;"),
-    q(quaybin), q(here .. "/quay_side.lua"), q(sqlfile)))
-  if not ok then error("recording Quay's SQL: " .. out, 0) end
-  out, ok = capture(("%s gen %s %s %s"):format(q(floorbin), q(file), tostring(scale), seed))
-  if not ok then error("gen: " .. out, 0) end
-  nusers = tonumber(out:match("users=(%d+)"))
-  io.write(("Quay benchmark: %s; scale %s, seed %s, median of %d runs, each in its own process\n")
-    :format(out:match("versions: ([^\n]*)") or "?", tostring(scale), seed, runs))
-  io.write(("data: %s (%s; generated in %ds)\n"):format(file, out:match("^[^\n]*"),
-    os.time() - t0))
-end
-
--- Runs ---------------------------------------------------------------------
-local load0 = loadavg()
-local failed = false
-local rows = {}
-for _, w in ipairs(workloads) do
-  if not only or only:lower():find(w.id:lower(), 1, true) then
-    io.stderr:write(("running %s ...\n"):format(w.id))
-    local qr, fr = {}, {}
-    for i, f in ipairs(w.floors) do fr[i] = {} end
-    for _ = 1, runs do
-      local r = run_one("quay", w.quay, w.write)
-      if r then qr[#qr + 1] = r else failed = true end
-      for i, f in ipairs(w.floors) do
-        r = run_one("floor", f[2], w.write)
-        if r then fr[i][#fr[i] + 1] = r else failed = true end
-      end
-    end
-    for i, f in ipairs(w.floors) do
-      rows[#rows + 1] = { label = f[1], w = w, quay = qr, floor = fr[i], main = (i == 1) }
-    end
+local cleaned = false
+local function cleanup()
+  if cleaned then return end
+  cleaned = true
+  if keep == "1" then
+    print("kept: " .. datadir .. (pg and (" and databases %s, %s on %s"):format(dbdata, dbwork,
+      pgurl) or ""))
+    return
   end
-end
-
--- Table --------------------------------------------------------------------
-local function mib(kb) return kb and kb >= 0 and ("%.1f"):format(kb / 1024) or "-" end
-local function fmt(x, f) return x and (f):format(x) or "-" end
-local hdr = ("%-4s %-36s %7s %7s %6s %5s %6s %13s %13s %5s %5s  %s")
-print()
-print(hdr:format("", "workload", "quay s", "floor s", "ratio", "<=1.5", "cpu",
-                 "queries q/f", "peak MiB q/f", "mem", "<=1.5", "result"))
-local missed = {}
-for _, r in ipairs(rows) do
-  local tq, tf = median(r.quay, "time"), median(r.floor, "time")
-  local ratio = tq and tf and tf > 0 and tq / tf or nil
-  local ok = ratio and (ratio <= 1.5 and "ok" or "MISS") or "-"
-  local cq, cf = median(r.quay, "cpu"), median(r.floor, "cpu")
-  local cratio = cq and cf and cf > 0 and cq / cf or nil
-  local mq, mf = median(r.quay, "kb"), median(r.floor, "kb")
-  local mratio, mok = nil, ""
-  if r.w.mem and mq and mf and mf > 0 then
-    mratio = mq / mf
-    mok = mratio <= 1.5 and "ok" or "MISS"
-  end
-  local nq = r.quay[1] and r.quay[1].queries or nil
-  local nf = r.floor[1] and r.floor[1].queries or nil
-  local same = "-"
-  if r.quay[1] and r.floor[1] then
-    same = (r.quay[1].check == r.floor[1].check) and "same" or "DIFFERENT"
-    if same ~= "same" then
-      failed = true
-      io.stderr:write(("%s result differs:\n  quay:  %s\n  floor: %s\n"):format(
-        r.label, r.quay[1].check, r.floor[1].check))
-    end
-  end
-  if r.w.id == "W6" and r.main and nq and nq ~= 2 then ok = ok .. "!" end
-  if ok:find("MISS") then missed[#missed + 1] = ("%s time %.2fx"):format(r.label, ratio) end
-  if mok == "MISS" then missed[#missed + 1] = ("%s memory %.2fx"):format(r.label, mratio) end
-  local what = r.main and r.w.what or ("  same, floor: " .. (r.label == "W2j"
-    and "json_each keys" or "2-query batch"))
-  print(hdr:format(r.label, what, fmt(tq, "%.3f"), fmt(tf, "%.3f"), fmt(ratio, "%.2f"), ok,
-    fmt(cratio, "%.2f"), ("%s/%s"):format(nq or "-", nf or "-"),
-    r.w.mem and ("%s/%s"):format(mib(mq), mib(mf)) or "", r.w.mem and fmt(mratio, "%.2f") or "", mok,
-    same))
-end
-print()
-print("Peak memory above each process's RSS when its clock started (VmHWM - VmRSS):")
-for _, r in ipairs(rows) do
-  if r.w.mem then
-    local dq = median(r.quay, "kb") - median(r.quay, "base")
-    local df = median(r.floor, "kb") - median(r.floor, "base")
-    print(("  %-4s quay %.1f MiB, floor %.1f MiB, ratio %.2f"):format(r.label, dq / 1024,
-      df / 1024, df > 0 and dq / df or 0))
-  end
-end
-print("Floors (C, sqlite3 API + Lua C API, same tables and same Lua loop):")
-for _, r in ipairs(rows) do
-  print(("  %-4s %s"):format(r.label, floor_note[r.label] or ""))
-end
-local w6 = nil
-for _, r in ipairs(rows) do if r.label == "W6" then w6 = r end end
-if w6 and w6.quay[1] then
-  print(("W6 query count: %d (target: exactly 2)%s"):format(w6.quay[1].queries,
-    w6.quay[1].queries == 2 and "" or "  MISS"))
-end
-print(#missed == 0 and "All targets met." or ("Targets missed: " .. table.concat(missed, "; ")))
-print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
-  .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
-if keep == "1" then
-  print("kept: " .. datadir)
-else
+  if pg then pcall(admin, drop_sql(dbwork), drop_sql(dbrec), drop_sql(dbdata)) end
   os.execute("rm -rf " .. q(datadir))
 end
-if failed then
+
+local function main()
+  local t0 = os.time()
+  local quay_env = ("LUA_CPATH=%s %s %s"):format(q(build .. "/bench/?.so;;"), q(quaybin),
+    q(here .. "/quay_side.lua"))
+  rmdb(file)
+  local out, ok = capture(quay_env .. " schema " .. q(file))
+  if not ok then error("schema: " .. out, 0) end
+  local gen
+  gen, ok = capture(("%s gen %s %s %s"):format(q(floorbin), q(file), tostring(scale), seed))
+  if not ok then error("gen: " .. gen, 0) end
+  nusers = tonumber(gen:match("users=(%d+)"))
+  local versions, counts = gen:match("versions: ([^\n]*)"), gen:match("^[^\n]*")
+  local where = file
+  if pg then
+    -- The major version decides the CREATE/DROP DATABASE options.
+    out, ok = capture(("%s admin %s %s"):format(q(floorpg), q(pgurl), q("SELECT 1")))
+    if not ok then error("PostgreSQL: " .. out, 0) end
+    admin(drop_sql(dbwork), drop_sql(dbrec), drop_sql(dbdata))
+    admin(create_sql(dbdata), create_sql(dbrec))
+    out, ok = capture(quay_env .. " schema " .. q(db_url(dbdata)))
+    if not ok then error("schema: " .. out, 0) end
+    out, ok = capture(("%s load %s %s"):format(q(floorpg), q(db_url(dbdata)), q(file)))
+    if not ok then error("load: " .. out, 0) end
+    versions, counts = out:match("versions: ([^\n]*)"), out:match("^[^\n]*")
+    pgmajor = tonumber(versions:match("PostgreSQL (%d+)")) or 0
+    out, ok = capture(quay_env .. " sql " .. q(sqlfile) .. " " .. q(db_url(dbrec)))
+    if not ok then error("recording Quay's SQL: " .. out, 0) end
+    admin(drop_sql(dbrec))
+    where = ("database %s on %s"):format(dbdata, pgurl)
+  else
+    out, ok = capture(quay_env .. " sql " .. q(sqlfile))
+    if not ok then error("recording Quay's SQL: " .. out, 0) end
+  end
+  io.write(("Quay benchmark: %s; scale %s, seed %s, median of %d runs, each in its own process\n")
+    :format(versions or "?", tostring(scale), seed, runs))
+  io.write(("data: %s (%s; generated in %ds)\n"):format(where, counts, os.time() - t0))
+
+  -- Runs -------------------------------------------------------------------
+  local load0 = loadavg()
+  local failed = false
+  local rows = {}
+  for _, w in ipairs(workloads) do
+    if selected(w.id) then
+      io.stderr:write(("running %s ...\n"):format(w.id))
+      local qr, fr = {}, {}
+      for i in ipairs(w.floors) do fr[i] = {} end
+      for _ = 1, runs do
+        local r = run_one("quay", w.quay, w.write)
+        if r then qr[#qr + 1] = r else failed = true end
+        for i, f in ipairs(w.floors) do
+          r = run_one("floor", f[2], w.write)
+          if r then fr[i][#fr[i] + 1] = r else failed = true end
+        end
+      end
+      for i, f in ipairs(w.floors) do
+        rows[#rows + 1] = { label = f[1], w = w, quay = qr, floor = fr[i], main = (i == 1) }
+      end
+    end
+  end
+  local pipe = nil
+  if pg and selected("PIPE") then
+    io.stderr:write("running PIPE ...\n")
+    pipe = {}
+    for i in ipairs(pipe_rows) do pipe[i] = {} end
+    for _ = 1, runs do
+      for i, p in ipairs(pipe_rows) do
+        local r = run_one(p.kind, p.name, false)
+        if r then pipe[i][#pipe[i] + 1] = r else failed = true end
+      end
+    end
+  elseif only and selected("PIPE") then
+    print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
+  end
+
+  -- Table ------------------------------------------------------------------
+  local function mib(kb) return kb and kb >= 0 and ("%.1f"):format(kb / 1024) or "-" end
+  local function fmt(x, f) return x and (f):format(x) or "-" end
+  -- On PostgreSQL the CPU time of a side is its process plus the server
+  -- process serving its connection (when /proc shows it).
+  local function cpu_of(list)
+    local c, s = median(list, "cpu"), median(list, "srv")
+    if pg and c and s then return c + s end
+    return c
+  end
+  local hdr = ("%-4s %-36s %7s %7s %6s %5s %6s %13s %13s %5s %5s  %s")
+  local missed = {}
+  if #rows > 0 then
+    print()
+    print(hdr:format("", "workload", "quay s", "floor s", "ratio", "<=1.5", "cpu",
+                     "queries q/f", "peak MiB q/f", "mem", "<=1.5", "result"))
+  end
+  for _, r in ipairs(rows) do
+    local tq, tf = median(r.quay, "time"), median(r.floor, "time")
+    local ratio = tq and tf and tf > 0 and tq / tf or nil
+    local ok = ratio and (ratio <= 1.5 and "ok" or "MISS") or "-"
+    local cq, cf = cpu_of(r.quay), cpu_of(r.floor)
+    local cratio = cq and cf and cf > 0 and cq / cf or nil
+    local mq, mf = median(r.quay, "kb"), median(r.floor, "kb")
+    local mratio, mok = nil, ""
+    if r.w.mem and mq and mf and mf > 0 then
+      mratio = mq / mf
+      mok = mratio <= 1.5 and "ok" or "MISS"
+    end
+    local nq = r.quay[1] and r.quay[1].queries or nil
+    local nf = r.floor[1] and r.floor[1].queries or nil
+    local same = "-"
+    if r.quay[1] and r.floor[1] then
+      same = (r.quay[1].check == r.floor[1].check) and "same" or "DIFFERENT"
+      if same ~= "same" then
+        failed = true
+        io.stderr:write(("%s result differs:\n  quay:  %s\n  floor: %s\n"):format(
+          r.label, r.quay[1].check, r.floor[1].check))
+      end
+    end
+    if r.w.id == "W6" and r.main and nq and nq ~= 2 then ok = ok .. "!" end
+    if ok:find("MISS") then missed[#missed + 1] = ("%s time %.2fx"):format(r.label, ratio) end
+    if mok == "MISS" then missed[#missed + 1] = ("%s memory %.2fx"):format(r.label, mratio) end
+    local what = r.main and r.w.what or ("  same, floor: " .. (extra_what[r.label] or r.label))
+    print(hdr:format(r.label, what, fmt(tq, "%.3f"), fmt(tf, "%.3f"), fmt(ratio, "%.2f"), ok,
+      fmt(cratio, "%.2f"), ("%s/%s"):format(nq or "-", nf or "-"),
+      r.w.mem and ("%s/%s"):format(mib(mq), mib(mf)) or "", r.w.mem and fmt(mratio, "%.2f") or "",
+      mok, same))
+  end
+  if #rows > 0 then
+    print()
+    print("Peak memory above each process's RSS when its clock started (VmHWM - VmRSS):")
+    for _, r in ipairs(rows) do
+      if r.w.mem then
+        local dq = median(r.quay, "kb") - median(r.quay, "base")
+        local df = median(r.floor, "kb") - median(r.floor, "base")
+        print(("  %-4s quay %.1f MiB, floor %.1f MiB, ratio %.2f"):format(r.label, dq / 1024,
+          df / 1024, df > 0 and dq / df or 0))
+      end
+    end
+    if pg then
+      print("CPU seconds, client process + its server process (the `cpu` ratio is of the"
+        .. " sums), and round trips, quay/floor:")
+      for _, r in ipairs(rows) do
+        print(("  %-4s client %s/%s  server %s/%s  round trips %s/%s"):format(r.label,
+          fmt(median(r.quay, "cpu"), "%.3f"), fmt(median(r.floor, "cpu"), "%.3f"),
+          fmt(median(r.quay, "srv"), "%.3f"), fmt(median(r.floor, "srv"), "%.3f"),
+          fmt(median(r.quay, "rt"), "%d"), fmt(median(r.floor, "rt"), "%d")))
+      end
+      print("Floors (C, libpq + Lua C API, same tables and same Lua loop, same server):")
+    else
+      print("Floors (C, sqlite3 API + Lua C API, same tables and same Lua loop):")
+    end
+    for _, r in ipairs(rows) do
+      print(("  %-4s %s"):format(r.label, floor_note[r.label] or ""))
+    end
+    local w6 = nil
+    for _, r in ipairs(rows) do if r.label == "W6" then w6 = r end end
+    if w6 and w6.quay[1] then
+      print(("W6 query count: %d (target: exactly 2)%s"):format(w6.quay[1].queries,
+        w6.quay[1].queries == 2 and "" or "  MISS"))
+    end
+    print(#missed == 0 and "All targets met."
+      or ("Targets missed: " .. table.concat(missed, "; ")))
+  end
+
+  -- Pipelining -------------------------------------------------------------
+  if pipe then
+    print()
+    print(("Sibling prefetches and round trips: Post:limit(50) with author, tags and"
+      .. " comments, %d pages per run (median of %d runs)"):format(PIPE_ITER, runs))
+    local h = "  %-56s %8s %11s %12s %6s  %s"
+    print(h:format("", "ms/page", "statements", "round trips", "saved", "result"))
+    local ref = pipe[1][1] and pipe[1][1].check
+    for i, p in ipairs(pipe_rows) do
+      local l = pipe[i]
+      local t, nq, rt = median(l, "time"), median(l, "queries"), median(l, "rt")
+      local same = "-"
+      if l[1] and ref then
+        same = l[1].check == ref and "same" or "DIFFERENT"
+        if same ~= "same" then
+          failed = true
+          io.stderr:write(("PIPE %s result differs: %s vs %s\n"):format(p.name, l[1].check, ref))
+        end
+      end
+      -- The floor's prepares are round trips of their own, once per run.
+      local trips = rt and (p.kind == "floor" and rt - 3 or rt) / PIPE_ITER
+      local stmts = nq and nq / PIPE_ITER
+      print(h:format(p.what, fmt(t and t * 1000 / PIPE_ITER, "%.3f"), fmt(stmts, "%.2f"),
+        fmt(trips, "%.2f"), fmt(stmts and trips and stmts - trips, "%.2f"), same))
+    end
+    print("  statements: db:stats() (Quay) or statements executed (floor) per page; round"
+      .. " trips: the client's")
+    print("  send->receive turns counted by netcount.so (LD_PRELOAD on send/recv) per page"
+      .. " (the floor's 3")
+    print("  PQprepare calls left out); saved = statements that shared a round trip."
+      .. " Re-run: scripts/bench --backend postgresql --only PIPE")
+  end
+  print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
+    .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
+  return failed
+end
+
+local okrun, res = pcall(main)
+cleanup()
+if not okrun then
+  io.stderr:write("scripts/bench: " .. tostring(res) .. "\n")
+  os.exit(1)
+end
+if res then
   print("Some runs failed or results differ (see stderr).")
   os.exit(1)
 end
