@@ -253,6 +253,34 @@ static void emit_cond(Build *b, Cond *c, const char *zAlias,
 static void emit_has(Build *b, Cond *c, int iHop, const char *zBase);
 
 /* Same primitive hop (groups share a subquery). */
+/* The FROM part of a hop's semi-join, after "IN (SELECT ": the target's
+** key column from the target table, through the pivot table when the hop
+** has one (zV is then the pivot's alias). */
+static void hop_source(Build *b, const Hop *h, const char *zT,
+                       const char *zV) {
+  if (h->zVia) {
+    col(b, zV, h->zViaFrom);
+    cat(b, " FROM ");
+    ident(b, h->zVia);
+    cat(b, " AS ");
+    ident(b, zV);
+    cat(b, " JOIN ");
+    ident(b, h->pTo->zTable);
+    cat(b, " AS ");
+    ident(b, zT);
+    cat(b, " ON ");
+    col(b, zT, h->pToKey->zCol);
+    cat(b, " = ");
+    col(b, zV, h->zViaTo);
+  } else {
+    col(b, zT, h->pToKey->zCol);
+    cat(b, " FROM ");
+    ident(b, h->pTo->zTable);
+    cat(b, " AS ");
+    ident(b, zT);
+  }
+}
+
 static int same_hop(const Hop *a, const Hop *b) {
   return a->pFrom == b->pFrom && a->pTo == b->pTo &&
          a->pFromKey == b->pFromKey && a->pToKey == b->pToKey &&
@@ -309,27 +337,7 @@ static void emit_hop(Build *b, const Hop *h, LRef *a, int n,
     int nTerm = 0;
     if (zT == NULL || (h->zVia && zV == NULL)) return;
     quay__str_printf(&b->sql, "%s IN (SELECT ", zFrom);
-    if (h->zVia) {
-      col(b, zV, h->zViaFrom);
-      cat(b, " FROM ");
-      ident(b, h->zVia);
-      cat(b, " AS ");
-      ident(b, zV);
-      cat(b, " JOIN ");
-      ident(b, h->pTo->zTable);
-      cat(b, " AS ");
-      ident(b, zT);
-      cat(b, " ON ");
-      col(b, zT, h->pToKey->zCol);
-      cat(b, " = ");
-      col(b, zV, h->zViaTo);
-    } else {
-      col(b, zT, h->pToKey->zCol);
-      cat(b, " FROM ");
-      ident(b, h->pTo->zTable);
-      cat(b, " AS ");
-      ident(b, zT);
-    }
+    hop_source(b, h, zT, zV);
     for (i = 0; i < n; i++) a[i].iHop++;
     emit_refs(b, a, n, zT, &nTerm);
     for (i = 0; i < n; i++) a[i].iHop--;
@@ -475,27 +483,7 @@ static void emit_has(Build *b, Cond *c, int iHop, const char *zBase) {
   if (zT == NULL || (h->zVia && zV == NULL)) return;
   col(b, zBase, h->pFromKey->zCol);
   cat(b, " IN (SELECT ");
-  if (h->zVia) {
-    col(b, zV, h->zViaFrom);
-    cat(b, " FROM ");
-    ident(b, h->zVia);
-    cat(b, " AS ");
-    ident(b, zV);
-    cat(b, " JOIN ");
-    ident(b, h->pTo->zTable);
-    cat(b, " AS ");
-    ident(b, zT);
-    cat(b, " ON ");
-    col(b, zT, h->pToKey->zCol);
-    cat(b, " = ");
-    col(b, zV, h->zViaTo);
-  } else {
-    col(b, zT, h->pToKey->zCol);
-    cat(b, " FROM ");
-    ident(b, h->pTo->zTable);
-    cat(b, " AS ");
-    ident(b, zT);
-  }
+  hop_source(b, h, zT, zV);
   if (iHop + 1 < c->nHop) {
     cat(b, " WHERE ");
     emit_has(b, c, iHop + 1, zT);

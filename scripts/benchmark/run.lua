@@ -408,12 +408,13 @@ local function main()
       print(h:format(p.what, fmt(t and t * 1000 / PIPE_ITER, "%.3f"), fmt(stmts, "%.2f"),
         fmt(trips, "%.2f"), fmt(stmts and trips and stmts - trips, "%.2f"), same))
     end
-    print("  statements: db:stats() (Quay) or statements executed (floor) per page; round"
-      .. " trips: the client's")
-    print("  send->receive turns counted by netcount.so (LD_PRELOAD on send/recv) per page"
-      .. " (the floor's 3")
-    print("  PQprepare calls left out); saved = statements that shared a round trip."
-      .. " Re-run: scripts/bench --backend postgresql --only PIPE")
+    print("  statements per page: db:stats() (Quay), statements executed (floor); round trips"
+      .. " per page: the")
+    print("  client's send->receive turns, counted by netcount.so (LD_PRELOAD over send/recv;"
+      .. " the floor's 3")
+    print("  PQprepare round trips left out); saved = statements - round trips.  This section"
+      .. " alone:")
+    print("  scripts/bench --backend postgresql --only PIPE")
   end
   print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
     .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
