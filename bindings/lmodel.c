@@ -262,27 +262,40 @@ static void check_opts(lua_State *L, int iOpts, const char *const *azOk,
 }
 
 /*
+** The descriptor's kind string desc[zKey] as an index into azList (raises
+** "unknown <zWhat>" when it is not there) and its declaration order.
+*/
+static int read_kind(lua_State *L, int iDesc, const char *zKey,
+                     const char *const *azList, const char *zModel,
+                     const char *zName, const char *zWhat, double *prSeq) {
+  const char *z;
+  int k;
+  lua_getfield(L, iDesc, zKey);
+  z = lua_tostring(L, -1);
+  k = z ? in_list(azList, z) : -1;
+  lua_pop(L, 1);
+  if (k < 0) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: unknown %s", zModel,
+                 zName, zWhat);
+  }
+  lua_getfield(L, iDesc, "seq");
+  *prSeq = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return k;
+}
+
+/*
 ** Read a field descriptor (at iDesc) into spec.  A function default is
 ** stored in iDefaults[name].  Values point into the descriptor's strings.
 */
 static void read_field(lua_State *L, int iDesc, const char *zModel,
                        const char *zName, quay_field_spec *s, int iDefaults) {
   int iOpts, t;
-  const char *zType;
   memset(s, 0, sizeof(*s));
   s->zName = zName;
-  lua_getfield(L, iDesc, "type");
-  zType = lua_tostring(L, -1);
-  t = zType ? in_list(azFieldType, zType) : -1;
-  lua_pop(L, 1);
-  if (t < 0) {
-    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: unknown field type",
-                 zModel, zName);
-  }
+  t = read_kind(L, iDesc, "type", azFieldType, zModel, zName, "field type",
+                &s->rSeq);
   s->eType = QUAY_T_ID + t;
-  lua_getfield(L, iDesc, "seq");
-  s->rSeq = lua_tonumber(L, -1);
-  lua_pop(L, 1);
   lua_getfield(L, iDesc, "options");
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -354,21 +367,11 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
                           const char *zName, quay_rel_spec *s,
                           const char **azPath, int nPathMax) {
   int iOpts, k;
-  const char *zKind;
   memset(s, 0, sizeof(*s));
   s->zName = zName;
-  lua_getfield(L, iDesc, "rel");
-  zKind = lua_tostring(L, -1);
-  k = zKind ? in_list(azRelKind, zKind) : -1;
-  lua_pop(L, 1);
-  if (k < 0) {
-    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: unknown relation kind",
-                 zModel, zName);
-  }
+  k = read_kind(L, iDesc, "rel", azRelKind, zModel, zName, "relation kind",
+                &s->rSeq);
   s->eKind = QUAY_R_BELONGS_TO + k;
-  lua_getfield(L, iDesc, "seq");
-  s->rSeq = lua_tonumber(L, -1);
-  lua_pop(L, 1);
   if (s->eKind == QUAY_R_THROUGH) {
     lua_Integer i, n;
     lua_getfield(L, iDesc, "path");
