@@ -1213,24 +1213,30 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
   if (aKey && nKey == 0) return QUAY_OK;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
+  /* "SELECT pk" of a through model's rows, or "DELETE" of plain pivot rows,
+  ** then the same row test. */
+  if (j->pThrough) {
+    quay__str_cat(&b.sql, "SELECT ");
+    quay__str_ident(&b.sql, j->pThrough->apField[j->pThrough->iPk]->zCol);
+  } else {
+    quay__str_cat(&b.sql, "DELETE");
+  }
+  quay__str_cat(&b.sql, " FROM ");
+  quay__str_ident(&b.sql, j->zTable);
+  quay__str_cat(&b.sql, " WHERE ");
+  quay__str_ident(&b.sql, zOwn);
+  quay__str_cat(&b.sql, " = ");
+  quay__build_param(&b, pOwner);
+  if (aKey) {
+    quay__str_cat(&b.sql, " AND ");
+    keys_in(&b, NULL, zTgt, aKey, nKey, pTgtKey->eType);
+  }
   if (j->pThrough) {
     /* An ordinary model: delete its rows through the cascade planner. */
     Field *pk = j->pThrough->apField[j->pThrough->iPk];
     quay_cursor *c = NULL;
     quay_value *aPk = NULL;
     int nPk = 0, nAlloc = 0;
-    quay__str_cat(&b.sql, "SELECT ");
-    quay__str_ident(&b.sql, pk->zCol);
-    quay__str_cat(&b.sql, " FROM ");
-    quay__str_ident(&b.sql, j->zTable);
-    quay__str_cat(&b.sql, " WHERE ");
-    quay__str_ident(&b.sql, zOwn);
-    quay__str_cat(&b.sql, " = ");
-    quay__build_param(&b, pOwner);
-    if (aKey) {
-      quay__str_cat(&b.sql, " AND ");
-      keys_in(&b, NULL, zTgt, aKey, nKey, pTgtKey->eType);
-    }
     rc = quay__build_rc(&b);
     if (rc == QUAY_OK) {
       rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
@@ -1267,16 +1273,6 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
       quay_counts_free(pCounts);
     }
   } else {
-    quay__str_cat(&b.sql, "DELETE FROM ");
-    quay__str_ident(&b.sql, j->zTable);
-    quay__str_cat(&b.sql, " WHERE ");
-    quay__str_ident(&b.sql, zOwn);
-    quay__str_cat(&b.sql, " = ");
-    quay__build_param(&b, pOwner);
-    if (aKey) {
-      quay__str_cat(&b.sql, " AND ");
-      keys_in(&b, NULL, zTgt, aKey, nKey, pTgtKey->eType);
-    }
     rc = quay__build_rc(&b);
     if (rc == QUAY_OK) {
       rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
