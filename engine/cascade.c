@@ -188,18 +188,7 @@ static void keys_in(Build *b, const char *zCol, const quay_value *a, int n,
     quay__str_printf(&b->sql, "%s = ", zExpr);
     quay__build_param(b, &a[0]);
   } else {
-    Str arr;
-    quay_value v;
-    int iP;
-    quay__str_init(&arr);
-    b->pDia->xArrayValue(&arr, a, n);
-    v.type = QUAY_TEXT;
-    v.u.z = arr.z ? quay__arena_strdup(b->pArena, arr.z, arr.n) : "[]";
-    v.n = arr.n;
-    if (arr.oom || v.u.z == NULL) b->pArena->oom = 1;
-    quay__str_free(&arr);
-    iP = quay__params_add(&b->params, &v);
-    b->pDia->xInArray(&b->sql, zExpr, iP, eType);
+    quay__build_array(b, zExpr, a, n, eType);
   }
 }
 

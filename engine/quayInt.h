@@ -635,6 +635,8 @@ QUAY_INTERNAL void quay__build_init(Build *b, quay_db *pDb, Arena *pArena,
                                     quay_err *pErr);
 QUAY_INTERNAL void quay__build_free(Build *b);
 QUAY_INTERNAL void quay__build_param(Build *b, const quay_value *pVal);
+QUAY_INTERNAL void quay__build_array(Build *b, const char *zExpr,
+                                    const quay_value *a, int n, int eType);
 QUAY_INTERNAL int quay__build_rc(Build *b);
 
 /* Flattened view of a query-set chain (root first). */

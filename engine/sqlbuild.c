@@ -123,6 +123,30 @@ static void col(Build *b, const char *zA, const char *zC) {
 ** Final comparisons
 ** ===================================================================
 */
+/*
+** "expr IN <the dialect's array form>" with the n values bound as one
+** array parameter (json_each on SQLite, = ANY($n::type[]) on PostgreSQL).
+** Running out of memory marks the builder; the statement is then not run.
+*/
+void quay__build_array(Build *b, const char *zExpr, const quay_value *a,
+                       int n, int eType) {
+  Str arr;
+  quay_value v;
+  quay__str_init(&arr);
+  b->pDia->xArrayValue(&arr, a, n);
+  if (arr.oom) {
+    b->pArena->oom = 1;
+    quay__str_free(&arr);
+    return;
+  }
+  v.type = QUAY_TEXT;
+  v.n = arr.n;
+  v.u.z = quay__arena_strdup(b->pArena, arr.z ? arr.z : "", arr.n);
+  quay__str_free(&arr);
+  if (v.u.z == NULL) return;
+  b->pDia->xInArray(&b->sql, zExpr, quay__params_add(&b->params, &v), eType);
+}
+
 /* Bind a list "expr IN (...)": inline when short, one array otherwise. */
 static void in_list(Build *b, const char *zExpr, const quay_value *a, int n,
                     int eType) {
@@ -136,28 +160,13 @@ static void in_list(Build *b, const char *zExpr, const quay_value *a, int n,
     }
     cat(b, ")");
   } else {
-    Str s;
-    quay_value v;
     quay_value *aNN = quay__arena_alloc(b->pArena, sizeof(quay_value) *
                                                        (size_t)n);
     if (aNN == NULL) return;
     for (i = k = 0; i < n; i++) {
       if (a[i].type != QUAY_NULL) aNN[k++] = a[i];
     }
-    quay__str_init(&s);
-    b->pDia->xArrayValue(&s, aNN, k);
-    if (s.oom) {
-      b->pArena->oom = 1;
-      quay__str_free(&s);
-      return;
-    }
-    v.type = QUAY_TEXT;
-    v.n = s.n;
-    v.u.z = quay__arena_strdup(b->pArena, s.z, s.n);
-    quay__str_free(&s);
-    if (v.u.z == NULL) return;
-    i = quay__params_add(&b->params, &v);
-    b->pDia->xInArray(&b->sql, zExpr, i, eType);
+    quay__build_array(b, zExpr, aNN, k, eType);
   }
 }
 

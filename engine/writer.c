@@ -764,17 +764,7 @@ static int apply_on_update(quay_db *pDb, quay_model *m, Field *f,
         quay__str_printf(&b.sql, "%s = ", zExpr);
         quay__build_param(&b, &aNN[0]);
       } else {
-        Str arr;
-        quay_value v;
-        int iP;
-        quay__str_init(&arr);
-        pDb->pDialect->xArrayValue(&arr, aNN, nn);
-        v.type = QUAY_TEXT;
-        v.u.z = arr.z ? quay__arena_strdup(&a, arr.z, arr.n) : "[]";
-        v.n = arr.n;
-        quay__str_free(&arr);
-        iP = quay__params_add(&b.params, &v);
-        pDb->pDialect->xInArray(&b.sql, zExpr, iP, f->eType);
+        quay__build_array(&b, zExpr, aNN, nn, f->eType);
       }
     }
     rc = quay__build_rc(&b);
@@ -1093,18 +1083,7 @@ static void keys_in(Build *b, const char *zAlias, const char *zCol,
     }
     quay__str_cat(&b->sql, ")");
   } else {
-    Str arr;
-    quay_value v;
-    int iP;
-    quay__str_init(&arr);
-    b->pDia->xArrayValue(&arr, aKey, nKey);
-    v.type = QUAY_TEXT;
-    v.u.z = arr.z ? quay__arena_strdup(b->pArena, arr.z, arr.n) : "[]";
-    v.n = arr.n;
-    if (arr.oom || v.u.z == NULL) b->pArena->oom = 1;
-    quay__str_free(&arr);
-    iP = quay__params_add(&b->params, &v);
-    b->pDia->xInArray(&b->sql, zExpr, iP, eType);
+    quay__build_array(b, zExpr, aKey, nKey, eType);
   }
 }
 
