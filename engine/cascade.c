@@ -872,13 +872,7 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
     }
   }
 done:
-  if (opened) {
-    if (rc == QUAY_OK) {
-      rc = quay__txn_commit(pDb, pErr);
-    } else {
-      quay__txn_rollback(pDb);
-    }
-  }
+  if (opened) rc = quay__txn_end(pDb, rc, pErr);
   cascade_free(&x);
   if (rc) {
     quay_counts_free(pCounts);

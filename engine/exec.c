@@ -682,6 +682,14 @@ void quay__txn_rollback(quay_db *pDb) {
   if (pDb->txnDepth > 0) quay_db_rollback(pDb, &e);
 }
 
+/* End a level opened by quay__txn_begin: commit when rc is QUAY_OK, roll
+** back otherwise; the result is rc or the commit's failure. */
+int quay__txn_end(quay_db *pDb, int rc, quay_err *pErr) {
+  if (rc == QUAY_OK) return quay__txn_commit(pDb, pErr);
+  quay__txn_rollback(pDb);
+  return rc;
+}
+
 int quay_db_txn_depth(const quay_db *pDb) { return pDb->txnDepth; }
 /* }================================================================== */
 

@@ -595,6 +595,7 @@ QUAY_INTERNAL int quay__db_run_batch(quay_db *pDb, int n,
 QUAY_INTERNAL int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr);
 QUAY_INTERNAL int quay__txn_commit(quay_db *pDb, quay_err *pErr);
 QUAY_INTERNAL void quay__txn_rollback(quay_db *pDb);
+QUAY_INTERNAL int quay__txn_end(quay_db *pDb, int rc, quay_err *pErr);
 /* Single-value query helper. */
 QUAY_INTERNAL int quay__db_scalar(quay_db *pDb, const char *zSql,
                                   const quay_value *aParam, int nParam,

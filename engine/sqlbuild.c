@@ -1051,11 +1051,7 @@ static int run_ddl(quay_db *pDb, int bDrop, quay_err *pErr) {
     for (i = 0; rc == QUAY_OK && i < n; i++) {
       rc = quay__db_run(pDb, az[i], NULL, 0, NULL, 0, 0, NULL, NULL, pErr);
     }
-    if (rc == QUAY_OK) {
-      rc = quay__txn_commit(pDb, pErr);
-    } else {
-      quay__txn_rollback(pDb);
-    }
+    rc = quay__txn_end(pDb, rc, pErr);
   }
   for (i = 0; i < n; i++) quay__free(az[i]);
   quay__free(az);

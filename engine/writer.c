@@ -923,13 +923,7 @@ int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
     deferred = 0;
   }
 done:
-  if (opened) {
-    if (rc == QUAY_OK) {
-      rc = quay__txn_commit(pDb, pErr);
-    } else {
-      quay__txn_rollback(pDb);
-    }
-  }
+  if (opened) rc = quay__txn_end(pDb, rc, pErr);
   quay__build_free(&b);
   quay__arena_free(&a);
   return rc;
@@ -1042,13 +1036,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     }
   }
 done:
-  if (opened) {
-    if (rc == QUAY_OK) {
-      rc = quay__txn_commit(pDb, pErr);
-    } else {
-      quay__txn_rollback(pDb);
-    }
-  }
+  if (opened) rc = quay__txn_end(pDb, rc, pErr);
   quay__build_free(&b);
   quay__arena_free(&a);
   return rc;
@@ -1350,9 +1338,7 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
       rc = quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: bad operation");
   }
   quay_keyset_free(pHave);
-  if (rc == QUAY_OK) return quay__txn_commit(pDb, pErr);
-  quay__txn_rollback(pDb);
-  return rc;
+  return quay__txn_end(pDb, rc, pErr);
 }
 
 int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,
