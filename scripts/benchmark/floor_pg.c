@@ -49,6 +49,7 @@
 
 #include <unistd.h>
 
+#define FLOOR_NAME "quay_bench_floor_pg"
 #include "floor_util.h"
 
 #define OID_INT8   20

@@ -19,6 +19,9 @@
 #include <time.h>
 
 #define FLOOR_UNUSED __attribute__((unused))
+#ifndef FLOOR_NAME
+#define FLOOR_NAME "quay_bench_floor"      /* prefix of error messages */
+#endif
 
 /* A growable array of keys. */
 typedef struct KeyList {
@@ -29,7 +32,7 @@ typedef struct KeyList {
 static FLOOR_UNUSED void die(const char *zFmt, ...) {
   va_list ap;
   va_start(ap, zFmt);
-  fputs("quay_bench_floor: ", stderr);
+  fputs(FLOOR_NAME ": ", stderr);
   vfprintf(stderr, zFmt, ap);
   fputc('\n', stderr);
   va_end(ap);

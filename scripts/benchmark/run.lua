@@ -225,6 +225,20 @@ end
 
 local function main()
   local t0 = os.time()
+  local any = pg and selected("PIPE")
+  for _, w in ipairs(workloads) do any = any or selected(w.id) end
+  if only and selected("PIPE") and not pg then
+    print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
+  end
+  if not any then
+    print(("--only %s: nothing to run (workloads: W1-W6%s)"):format(only, pg and ", PIPE" or ""))
+    return false
+  end
+  if pg then
+    -- Fail early when the server cannot be reached.
+    local out, ok = capture(("%s admin %s %s"):format(q(floorpg), q(pgurl), q("SELECT 1")))
+    if not ok then error("PostgreSQL: " .. out, 0) end
+  end
   local quay_env = ("LUA_CPATH=%s %s %s"):format(q(build .. "/bench/?.so;;"), q(quaybin),
     q(here .. "/quay_side.lua"))
   rmdb(file)
@@ -237,9 +251,6 @@ local function main()
   local versions, counts = gen:match("versions: ([^\n]*)"), gen:match("^[^\n]*")
   local where = file
   if pg then
-    -- The major version decides the CREATE/DROP DATABASE options.
-    out, ok = capture(("%s admin %s %s"):format(q(floorpg), q(pgurl), q("SELECT 1")))
-    if not ok then error("PostgreSQL: " .. out, 0) end
     admin(drop_sql(dbwork), drop_sql(dbrec), drop_sql(dbdata))
     admin(create_sql(dbdata), create_sql(dbrec))
     out, ok = capture(quay_env .. " schema " .. q(db_url(dbdata)))
@@ -247,6 +258,7 @@ local function main()
     out, ok = capture(("%s load %s %s"):format(q(floorpg), q(db_url(dbdata)), q(file)))
     if not ok then error("load: " .. out, 0) end
     versions, counts = out:match("versions: ([^\n]*)"), out:match("^[^\n]*")
+    -- The major version decides the CREATE/DROP DATABASE options.
     pgmajor = tonumber(versions:match("PostgreSQL (%d+)")) or 0
     out, ok = capture(quay_env .. " sql " .. q(sqlfile) .. " " .. q(db_url(dbrec)))
     if not ok then error("recording Quay's SQL: " .. out, 0) end
@@ -293,8 +305,6 @@ local function main()
         if r then pipe[i][#pipe[i] + 1] = r else failed = true end
       end
     end
-  elseif only and selected("PIPE") then
-    print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
   end
 
   -- Table ------------------------------------------------------------------
