@@ -12,6 +12,7 @@
 */
 #include "lquay.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* A record's scalar fields, captured for the engine. */
@@ -214,10 +215,47 @@ static void add_table(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
   fill_group(L, idx, g, iKeep);
 }
 
-/* Keys of a conditions table: string keys are leaves, array elements are
-** nested tables (quay.any or AND groups). */
-static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
+/* One named condition: the key at -2, its value at -1 (both stay). */
+static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep) {
+  const char *zKey = lquay_name(L, -2, QUAY_EUNKNOWN_FIELD,
+                                "a condition name");
   quay_err err;
+  quay_value v;
+  quay_cond *pLeaf;
+  int nPushed;
+  if (is_mt(L, -1, QUAY_ANY_MT)) {
+    lquay_raisef(L, QUAY_EBAD_LOOKUP,
+                 "%s = quay.any{...}: put quay.any in the list part of "
+                 "the conditions", zKey);
+  }
+  nPushed = lquay_to_value(L, -1, &v, 1, zKey);
+  if (quay_cond_leaf(zKey, &v, &pLeaf, &err)) lquay_raise(L, &err);
+  add_child(L, pGroup, pLeaf);
+  /* Snapshots must live until the tree is bound: keep them. */
+  while (nPushed-- > 0) {
+    lua_rawseti(L, iKeep, (lua_Integer)lua_rawlen(L, iKeep) + 1);
+  }
+}
+
+typedef struct Name { const char *z; size_t n; } Name;
+
+static int cmp_name(const void *pA, const void *pB) {
+  const Name *a = pA, *b = pB;
+  int c = memcmp(a->z, b->z, a->n < b->n ? a->n : b->n);
+  if (c) return c;
+  return a->n < b->n ? -1 : a->n > b->n;
+}
+
+/*
+** Keys of a conditions table: array elements are nested tables (quay.any
+** or AND groups), string keys are leaves.  The leaves are added in the
+** byte order of their names, so the SQL text (and the statement cache
+** entry) of a filter does not depend on the table's hash order, which
+** changes from process to process.
+*/
+static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
+  Name *az;
+  int nStr = 0, i;
   if (lua_type(L, idx) != LUA_TTABLE) {
     lquay_raisef(L, QUAY_EBAD_LOOKUP, "conditions must be a table, got %s",
                  luaL_typename(L, idx));
@@ -234,23 +272,7 @@ static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {                 /* [.., key, value] */
     if (lua_type(L, -2) == LUA_TSTRING) {
-      const char *zKey = lquay_name(L, -2, QUAY_EUNKNOWN_FIELD,
-                                    "a condition name");
-      quay_value v;
-      quay_cond *pLeaf;
-      int nPushed;
-      if (is_mt(L, -1, QUAY_ANY_MT)) {
-        lquay_raisef(L, QUAY_EBAD_LOOKUP,
-                     "%s = quay.any{...}: put quay.any in the list part of "
-                     "the conditions", zKey);
-      }
-      nPushed = lquay_to_value(L, -1, &v, 1, zKey);
-      if (quay_cond_leaf(zKey, &v, &pLeaf, &err)) lquay_raise(L, &err);
-      add_child(L, pGroup, pLeaf);
-      /* Snapshots must live until the tree is bound: keep them. */
-      while (nPushed-- > 0) {
-        lua_rawseti(L, iKeep, (lua_Integer)lua_rawlen(L, iKeep) + 1);
-      }
+      nStr++;
     } else if (lua_type(L, -2) == LUA_TNUMBER) {
       if (lua_type(L, -1) != LUA_TTABLE) {
         lquay_raisef(L, QUAY_EBAD_LOOKUP,
@@ -265,6 +287,40 @@ static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
     }
     lua_pop(L, 1);
   }
+  if (nStr == 0) return;
+  if (nStr == 1) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        add_leaf(L, pGroup, iKeep);
+        lua_pop(L, 2);
+        return;
+      }
+      lua_pop(L, 1);
+    }
+    return;
+  }
+  /* The names stay alive as keys of the table, which nothing changes. */
+  az = lua_newuserdatauv(L, sizeof(Name) * (size_t)nStr, 0);
+  i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) == LUA_TSTRING && i < nStr) {
+      az[i].z = lua_tolstring(L, -2, &az[i].n);
+      i++;
+    }
+    lua_pop(L, 1);
+  }
+  qsort(az, (size_t)i, sizeof(Name), cmp_name);
+  nStr = i;
+  for (i = 0; i < nStr; i++) {
+    lua_pushlstring(L, az[i].z, az[i].n);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, idx);                      /* [.., az, key, value] */
+    add_leaf(L, pGroup, iKeep);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
 }
 
 /*
