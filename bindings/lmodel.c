@@ -284,6 +284,22 @@ static int read_kind(lua_State *L, int iDesc, const char *zKey,
   return k;
 }
 
+/* Push the descriptor's options table (an empty one when it has none),
+** checked against the allowed names; returns its stack index. */
+static int push_opts(lua_State *L, int iDesc, const char *const *azAllowed,
+                     const char *zModel, const char *zName) {
+  int iOpts;
+  lua_getfield(L, iDesc, "options");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  luaL_checkstack(L, 6, "declaration");
+  iOpts = lua_gettop(L);
+  check_opts(L, iOpts, azAllowed, zModel, zName);
+  return iOpts;
+}
+
 /*
 ** Read a field descriptor (at iDesc) into spec.  A function default is
 ** stored in iDefaults[name].  Values point into the descriptor's strings.
@@ -296,14 +312,7 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
   t = read_kind(L, iDesc, "type", azFieldType, zModel, zName, "field type",
                 &s->rSeq);
   s->eType = QUAY_T_ID + t;
-  lua_getfield(L, iDesc, "options");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-  }
-  luaL_checkstack(L, 6, "declaration");
-  iOpts = lua_gettop(L);
-  check_opts(L, iOpts, azFieldOpt, zModel, zName);
+  iOpts = push_opts(L, iDesc, azFieldOpt, zModel, zName);
   if (opt_bool(L, iOpts, "null", zModel, zName, 0)) s->mFlags |= QUAY_F_NULL;
   if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) s->mFlags |= QUAY_F_UNIQUE;
   if (opt_bool(L, iOpts, "index", zModel, zName, 0)) s->mFlags |= QUAY_F_INDEX;
@@ -400,14 +409,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
     return;
   }
   s->zTarget = read_target(L, iDesc, zModel, zName);
-  lua_getfield(L, iDesc, "options");
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-  }
-  luaL_checkstack(L, 6, "declaration");
-  iOpts = lua_gettop(L);
-  check_opts(L, iOpts, azRelOpt, zModel, zName);
+  iOpts = push_opts(L, iDesc, azRelOpt, zModel, zName);
   if (opt_bool(L, iOpts, "null", zModel, zName, 0)) s->mFlags |= QUAY_F_NULL;
   if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) s->mFlags |= QUAY_F_UNIQUE;
   if (!opt_bool(L, iOpts, "index", zModel, zName, 1)) {

@@ -1029,6 +1029,14 @@ static void set_qs(lua_State *L, int idx) {
   lua_settop(L, iOwner);
 }
 
+/* Push the method zName of the set's scoped query set, then the query set
+** itself ([.., fn, qs]), ready for a call with further arguments. */
+static void push_qs_method(lua_State *L, int iSet, const char *zName) {
+  set_qs(L, iSet);
+  lua_getfield(L, -1, zName);
+  lua_insert(L, -2);
+}
+
 static int is_m2m(const quay_rel_info *r) {
   return r->eKind == QUAY_R_MANY_TO_MANY ||
          (r->eKind == QUAY_R_REVERSE && r->eForwardKind == QUAY_R_MANY_TO_MANY);
@@ -1182,9 +1190,7 @@ static int set_clear(lua_State *L) {
                    quay_model_name(r.pTarget));
     }
     quay_model_field(r.pTarget, r.iTargetKey, &fk);
-    set_qs(L, 1);                                    /* [.., qs] */
-    lua_getfield(L, -1, "update");
-    lua_insert(L, -2);
+    push_qs_method(L, 1, "update");                  /* [.., fn, qs] */
     lua_createtable(L, 0, 1);
     lquay_push_null(L);
     lua_setfield(L, -2, fk.zName);
@@ -1260,9 +1266,7 @@ static int set_contains(lua_State *L) {
     quay_field_info pk;
     if (pT == NULL) lquay_raisef(L, QUAY_EVALIDATION, "contains: expected a record");
     quay_model_field(pT->m, quay_model_pk(pT->m), &pk);
-    set_qs(L, 1);                                    /* [.., qs] */
-    lua_getfield(L, -1, "filter");
-    lua_insert(L, -2);
+    push_qs_method(L, 1, "filter");                  /* [.., fn, qs] */
     lua_createtable(L, 0, 1);
     lua_getfield(L, 2, pk.zName);
     if (lua_isnil(L, -1)) {
@@ -1334,9 +1338,7 @@ static int set_all(lua_State *L) {
     return 1;
   }
   lua_settop(L, 1);
-  set_qs(L, 1);
-  lua_getfield(L, -1, "all");
-  lua_insert(L, -2);
+  push_qs_method(L, 1, "all");
   lua_call(L, 1, 1);
   return 1;
 }
@@ -1347,9 +1349,7 @@ static int set_count(lua_State *L) {
     return 1;
   }
   lua_settop(L, 1);
-  set_qs(L, 1);
-  lua_getfield(L, -1, "count");
-  lua_insert(L, -2);
+  push_qs_method(L, 1, "count");
   lua_call(L, 1, 1);
   return 1;
 }

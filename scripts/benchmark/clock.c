@@ -20,44 +20,20 @@
 #define _GNU_SOURCE               /* RTLD_DEFAULT */
 
 #include <dlfcn.h>
-#include <lauxlib.h>
-#include <lua.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
+
+#define FLOOR_NAME "benchclock"
+#include "floor_util.h"           /* cpu_now, now, status_kb, proc_cpu */
 
 int luaopen_benchclock(lua_State *L);
 
 static int clock_now(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, now());
   return 1;
 }
 
 static int clock_cpu(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+  lua_pushnumber(L, cpu_now());
   return 1;
-}
-
-/* The "Vm...:" line zKey of /proc/self/status, in KiB (-1 if absent). */
-static long status_kb(const char *zKey) {
-  char line[256];
-  long kb = -1;
-  size_t n = strlen(zKey);
-  FILE *f = fopen("/proc/self/status", "r");
-  if (f == NULL) return -1;
-  while (fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, zKey, n) == 0) {
-      sscanf(line + n, "%ld", &kb);
-      break;
-    }
-  }
-  fclose(f);
-  return kb;
 }
 
 static int clock_peak_kb(lua_State *L) {
@@ -68,35 +44,6 @@ static int clock_peak_kb(lua_State *L) {
 static int clock_rss_kb(lua_State *L) {
   lua_pushinteger(L, status_kb("VmRSS:"));
   return 1;
-}
-
-/* CPU seconds used by process pid: /proc/PID/schedstat's first field
-** (nanoseconds on CPU), else utime + stime of /proc/PID/stat (ticks);
-** -1 if neither can be read.  The same code is in floor_pg.c. */
-static double proc_cpu(long pid) {
-  char zPath[64], line[1024];
-  FILE *f;
-  snprintf(zPath, sizeof zPath, "/proc/%ld/schedstat", pid);
-  f = fopen(zPath, "r");
-  if (f != NULL) {
-    unsigned long long ns;
-    int ok = fscanf(f, "%llu", &ns) == 1;
-    fclose(f);
-    if (ok) return (double)ns * 1e-9;
-  }
-  snprintf(zPath, sizeof zPath, "/proc/%ld/stat", pid);
-  f = fopen(zPath, "r");
-  if (f != NULL && fgets(line, sizeof line, f) != NULL) {
-    const char *z = strrchr(line, ')');
-    unsigned long ut, st;
-    fclose(f);
-    if (z && sscanf(z + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                    &ut, &st) == 2)
-      return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    return -1;
-  }
-  if (f) fclose(f);
-  return -1;
 }
 
 static int clock_proc_cpu(lua_State *L) {

@@ -178,33 +178,6 @@ static int64_t int_at(const PGresult *r, int row, int col) {
   return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
-/* CPU seconds used so far by process pid (see clock.c). */
-static double proc_cpu(long pid) {
-  char zPath[64], line[1024];
-  FILE *f;
-  snprintf(zPath, sizeof zPath, "/proc/%ld/schedstat", pid);
-  f = fopen(zPath, "r");
-  if (f != NULL) {
-    unsigned long long ns;
-    int ok = fscanf(f, "%llu", &ns) == 1;
-    fclose(f);
-    if (ok) return (double)ns * 1e-9;
-  }
-  snprintf(zPath, sizeof zPath, "/proc/%ld/stat", pid);
-  f = fopen(zPath, "r");
-  if (f != NULL && fgets(line, sizeof line, f) != NULL) {
-    const char *z = strrchr(line, ')');
-    unsigned long ut, st;
-    fclose(f);
-    if (z && sscanf(z + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                    &ut, &st) == 2)
-      return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    return -1;
-  }
-  if (f) fclose(f);
-  return -1;
-}
-
 /* Round trips so far (netcount.so), or -1 without it. */
 static long long net_trips(void) {
   void (*f)(long long *) = (void (*)(long long *))dlsym(RTLD_DEFAULT, "quay_bench_net");

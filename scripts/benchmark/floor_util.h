@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define FLOOR_UNUSED __attribute__((unused))
 #ifndef FLOOR_NAME
@@ -68,6 +69,35 @@ static FLOOR_UNUSED long status_kb(const char *zKey) {
   }
   fclose(f);
   return kb;
+}
+
+/* CPU seconds used by process pid: /proc/PID/schedstat's first field
+** (nanoseconds on CPU), else utime + stime of /proc/PID/stat (ticks);
+** -1 if neither can be read. */
+static FLOOR_UNUSED double proc_cpu(long pid) {
+  char zPath[64], line[1024];
+  FILE *f;
+  snprintf(zPath, sizeof zPath, "/proc/%ld/schedstat", pid);
+  f = fopen(zPath, "r");
+  if (f != NULL) {
+    unsigned long long ns;
+    int ok = fscanf(f, "%llu", &ns) == 1;
+    fclose(f);
+    if (ok) return (double)ns * 1e-9;
+  }
+  snprintf(zPath, sizeof zPath, "/proc/%ld/stat", pid);
+  f = fopen(zPath, "r");
+  if (f != NULL && fgets(line, sizeof line, f) != NULL) {
+    const char *z = strrchr(line, ')');
+    unsigned long ut, st;
+    fclose(f);
+    if (z && sscanf(z + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                    &ut, &st) == 2)
+      return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    return -1;
+  }
+  if (f) fclose(f);
+  return -1;
 }
 
 static FLOOR_UNUSED char *read_file(const char *zPath) {
