@@ -21,6 +21,20 @@ local function snapshot(db, tables)
   return out
 end
 
+-- Django's on_delete=RESTRICT example: songs restrict their album, and
+-- artists cascade to both.
+local function music(db)
+  local Artist = db:model("Artist", { name = quay.string() })
+  local Album = db:model("Album", {
+    artist = quay.belongs_to("Artist", { on_delete = quay.CASCADE }) })
+  local Song = db:model("Song", {
+    artist = quay.belongs_to("Artist", { on_delete = quay.CASCADE }),
+    album = quay.belongs_to("Album", { on_delete = quay.RESTRICT }),
+  })
+  db:create_tables()
+  return Artist, Album, Song
+end
+
 describe("Deleting and cascades", function()
   local db
   before_each(function() db = helper.open() end)
@@ -132,14 +146,7 @@ describe("Deleting and cascades", function()
   end)
 
   it("RESTRICT follows Django's Artist / Album / Song example", function()
-    local Artist = db:model("Artist", { name = quay.string() })
-    local Album = db:model("Album", {
-      artist = quay.belongs_to("Artist", { on_delete = quay.CASCADE }) })
-    local Song = db:model("Song", {
-      artist = quay.belongs_to("Artist", { on_delete = quay.CASCADE }),
-      album = quay.belongs_to("Album", { on_delete = quay.RESTRICT }),
-    })
-    db:create_tables()
+    local Artist, Album, Song = music(db)
     local one = Artist:create { name = "one" }
     local two = Artist:create { name = "two" }
     local album_one = Album:create { artist = one }
@@ -158,14 +165,7 @@ describe("Deleting and cascades", function()
   end)
 
   it("RESTRICT blocks when the blocker is not deleted by the same call", function()
-    local Artist = db:model("Artist", { name = quay.string() })
-    local Album = db:model("Album", {
-      artist = quay.belongs_to("Artist", { on_delete = quay.CASCADE }) })
-    local Song = db:model("Song", {
-      artist = quay.belongs_to("Artist", { on_delete = quay.CASCADE }),
-      album = quay.belongs_to("Album", { on_delete = quay.RESTRICT }),
-    })
-    db:create_tables()
+    local Artist, Album, Song = music(db)
     local one, two = Artist:create { name = "one" }, Artist:create { name = "two" }
     local album = Album:create { artist = one }
     Song:create { artist = two, album = album }
