@@ -477,6 +477,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
   int iPluckNode = 0;
   char *zLink = NULL, *zLast = NULL, *zVia0 = NULL;
   const char *zPv = NULL;
+  Scope *sc = NULL;
   Hop aHop[QUAY_MAX_HOPS];
   int nHop = 0;
   quay__build_init(&b, p->pDb, &p->arena, pErr);
@@ -526,7 +527,8 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     quay__str_init(&from);
     b.sql = from;
     if (bMain) {
-      zPv = quay__build_from(&b, v, s->aNode[0].zAlias);
+      sc = quay__build_from(&b, v, s->aNode[0].zAlias);
+      zPv = quay__scope_pivot(sc);
     } else {
       quay__str_cat(&b.sql, " FROM ");
       emit_chain(&b, aHop, nHop, 1, &zLink, &zLast, &zVia0);
@@ -535,6 +537,10 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
         Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd
                                                     : s->pRel;
         if (fwd->pJoin && fwd->pJoin->pThrough) zPv = zVia0;
+      }
+      if (v) {
+        sc = quay__scope_new(&b, v, NULL, zLast, zPv);
+        quay__scope_joins(&b, sc);
       }
     }
     emit_joins(&b, s);
@@ -661,7 +667,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
       b.pDia->xInArray(&b.sql, zLink ? zLink : "NULL", iP, s->eKeyType);
     }
   }
-  if (v) quay__build_where_pv(&b, v, s->aNode[0].zAlias, zPv, &nTerm);
+  if (v) quay__scope_where(&b, sc, &nTerm);
   /* ORDER BY / LIMIT */
   if (bWindow) {
     quay_value n;
@@ -1058,12 +1064,12 @@ int quay_plan_steps_open(quay_plan *p, const int *aiStep, int n, quay_db *pDb,
 /* "SELECT <zWhat> FROM ... WHERE ..." of a query set into b. */
 static void select_where(Build *b, QsView *v, const char *zWhat) {
   char *zA = quay__alias(b);
-  const char *zPv;
+  Scope *sc;
   int nTerm = 0;
   if (zA == NULL) return;
   quay__str_printf(&b->sql, "SELECT %s", zWhat);
-  zPv = quay__build_from(b, v, zA);
-  quay__build_where_pv(b, v, zA, zPv, &nTerm);
+  sc = quay__build_from(b, v, zA);
+  quay__scope_where(b, sc, &nTerm);
   if (v->limit >= 0 || v->offset >= 0) {
     quay_value n;
     Field *pk = v->pModel->apField[v->pModel->iPk];

@@ -263,42 +263,42 @@ static int bind_leaf(BindCtx *x, Cond *c) {
     }
   }
   c->pField = f;
-  goto check_values;
-
-relation_compare:
-  /* Compare the related key: the last hop's target key. */
-  if (c->eLookup == LK_ISNULL) {
-    int bNull;
+  if (c->eLookup == LK_ISNULL && pLast && c->nHop > 0 &&
+      f == quay__hop_ident(&c->aHop[c->nHop - 1])) {
+    /* tags__id__isnull: Django's spelling of tags__isnull. */
     if (c->val.type != QUAY_BOOL) {
       return quay__err(pErr, QUAY_EBAD_LOOKUP,
                        "%s: isnull takes true or false", c->zPath);
     }
-    bNull = c->val.u.b;
-    c->eOp = CN_HAS;
-    quay__value_clear(&c->val);
-    if (bNull) {
-      /* Wrap: NOT (has).  Move this node's content into a child. */
-      Cond *pHas = quay__calloc(sizeof(*pHas));
-      if (pHas == NULL) return quay__oom(pErr);
-      memcpy(pHas->aHop, c->aHop, sizeof(Hop) * (size_t)c->nHop);
-      pHas->nHop = c->nHop;
-      pHas->eOp = CN_HAS;
-      pHas->bound = 1;
-      pHas->isPivot = c->isPivot;
-      if (cond_append(c, pHas)) {
-        quay__free(pHas);
-        return quay__oom(pErr);
-      }
-      c->eOp = CN_NOT;
-      c->nHop = 0;
-    }
+    c->bRelTest = 1;
     c->bound = 1;
     return QUAY_OK;
   }
+  goto check_values;
+
+relation_compare:
+  /* Compare the related row's identifying key (`posts = 1` on User: a
+  ** post whose id is 1); isnull, and eq/ne with null, test existence. */
   {
     Hop *h = &c->aHop[c->nHop - 1];
-    c->pField = h->pToKey;
     m = h->pTo;
+    c->pField = quay__hop_ident(h);
+  }
+  if ((c->eLookup == LK_EQ || c->eLookup == LK_NE) &&
+      c->val.type == QUAY_NULL) {
+    int bNull = c->eLookup == LK_EQ;
+    c->eLookup = LK_ISNULL;
+    c->val.type = QUAY_BOOL;
+    c->val.u.b = bNull;
+  }
+  if (c->eLookup == LK_ISNULL) {
+    if (c->val.type != QUAY_BOOL) {
+      return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                       "%s: isnull takes true or false", c->zPath);
+    }
+    c->bRelTest = 1;
+    c->bound = 1;
+    return QUAY_OK;
   }
 
 check_values:

@@ -297,6 +297,10 @@ struct Hop {
   int toNullable;           /* pToKey (or via column) may be NULL */
   Rel *pRel;                /* the relation this hop belongs to */
 };
+/* Deepest nesting of condition groups (quay.any inside a conditions table
+** inside quay.any ...) after same-operator groups are flattened; deeper
+** trees raise QUAY_EMISUSE before any SQL. */
+#define QUAY_MAX_COND_DEPTH 32
 /* Longest relation path (primitive hops).  Each to-many hop nests one
 ** subquery; SQLite's parser overflows past about 9 levels (found by
 ** fuzz/fuzz_cond), so paths are capped at 8 with a clear bad_lookup. */
@@ -305,6 +309,17 @@ struct Hop {
 ** path is too long. */
 QUAY_INTERNAL int quay__rel_hops(Rel *pRel, Hop *aHop, int *pn,
                                  quay_err *pErr);
+/*
+** The field of h->pTo that identifies the row a hop reaches, as a relation
+** compare sees it (`author = u`, `posts = 1`): the referenced key for hops
+** that arrive at a key (belongs_to, one_to_one forward, many_to_many), the
+** target's primary key for hops that arrive at a foreign key column
+** (reverse relations, has_many, has_one).
+*/
+QUAY_INTERNAL Field *quay__hop_ident(const Hop *h);
+/* Non-0 when h's target column is unique, so a LEFT JOIN along a to-one
+** hop cannot repeat the source row. */
+QUAY_INTERNAL int quay__hop_unique(const Hop *h);
 /* }================================================================== */
 
 
@@ -341,6 +356,8 @@ struct Cond {
   int isPivot;              /* path starts with "pivot__" */
   Field *pField;            /* final field (in the last model) */
   int eLookup;
+  int bRelTest;             /* LK_ISNULL on the related row itself: an
+                            ** existence test of the last hop (val BOOL) */
   /* CN_HAS: where_has on hops with conditions (apChild) or a sub qs */
   quay_qs *pSub;            /* owned reference, may be NULL */
 };
@@ -655,21 +672,29 @@ QUAY_INTERNAL int quay__qs_view(quay_qs *pQs, QsView *pView, Arena *pArena,
                                 quay_err *pErr);
 
 /*
-** Emit the WHERE conditions of a view (its filters and scope) for the
-** model at zAlias into b->sql, prefixed by " WHERE " or " AND " as
-** *pnTerm says; *pnTerm counts terms written.
+** A scope: one row source of a statement (the main query or a subquery)
+** with the LEFT JOINs its conditions need along to-one relations.  Arena
+** memory of the Build.
 */
-QUAY_INTERNAL void quay__build_where(Build *b, QsView *pView,
-                                     const char *zAlias, int *pnTerm);
+typedef struct Scope Scope;
+/* The scope of a view's filters over the row zAlias of the view's model
+** (or of m when v is NULL); zPivot is a custom pivot row or NULL.  The
+** joins are registered, not yet written.  NULL when the builder failed. */
+QUAY_INTERNAL Scope *quay__scope_new(Build *b, QsView *v, quay_model *m,
+                                     const char *zAlias, const char *zPivot);
+/* Write the scope's " LEFT JOIN ..." clauses (they carry no parameters). */
+QUAY_INTERNAL void quay__scope_joins(Build *b, Scope *s);
+/* Write the scope's WHERE terms (owner scope, filters), each prefixed by
+** " WHERE " or " AND " as *pnTerm says; *pnTerm counts terms. */
+QUAY_INTERNAL void quay__scope_where(Build *b, Scope *s, int *pnTerm);
+/* The scope's custom pivot alias (rec.pivot columns), or NULL. */
+QUAY_INTERNAL const char *quay__scope_pivot(const Scope *s);
 /* Non-0 when a scope joins a custom pivot table (rec.pivot). */
 QUAY_INTERNAL int quay__scope_has_pivot(quay_qs *pScope);
-/* " FROM table AS zAlias" plus a scope's pivot join; the pivot alias. */
-QUAY_INTERNAL const char *quay__build_from(Build *b, QsView *v,
-                                           const char *zAlias);
-/* WHERE terms of a view with the pivot alias from quay__build_from. */
-QUAY_INTERNAL void quay__build_where_pv(Build *b, QsView *v,
-                                        const char *zAlias,
-                                        const char *zPivot, int *pnTerm);
+/* " FROM table AS zAlias", a scope's pivot join, and the joins its
+** filters need; returns the scope for quay__scope_where. */
+QUAY_INTERNAL Scope *quay__build_from(Build *b, QsView *v,
+                                      const char *zAlias);
 /* Emit a SELECT of the primary keys of a query set (no order). */
 QUAY_INTERNAL void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey);
 QUAY_INTERNAL int quay__build_ddl(quay_db *pDb, int bDrop, Str *pOut,

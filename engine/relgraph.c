@@ -662,4 +662,19 @@ int quay__rel_hops(Rel *r, Hop *aHop, int *pn, quay_err *pErr) {
   h->toNullable = h->zVia ? 0 : (h->pToKey->mFlags & QUAY_F_NULL) != 0;
   return QUAY_OK;
 }
+
+Field *quay__hop_ident(const Hop *h) {
+  const Field *k = h->pToKey;
+  Rel *fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
+  if (h->zVia == NULL && (k->mFlags & QUAY_F_FKCOL) && k->pRel == fwd &&
+      fwd->pFk == k) {
+    /* Arrives at this relation's own foreign key column in the target. */
+    return h->pTo->apField[h->pTo->iPk];
+  }
+  return (Field *)k;
+}
+
+int quay__hop_unique(const Hop *h) {
+  return h->zVia == NULL && (h->pToKey->mFlags & (QUAY_F_PK | QUAY_F_UNIQUE));
+}
 /* }================================================================== */
