@@ -407,11 +407,132 @@ static void emit_chain(Build *b, const Hop *aHop, int nHop, int bNeedLast,
   }
 }
 
-/* Correlated count of related rows along x's hops from zAlias. */
+/*
+** Non-0 when a hop chain can reach one target row from one owner along
+** two paths (quay.through): a to-one hop, or a hop through a join table,
+** after a to-many hop.  Such chains are de-duplicated per owner.
+*/
+static int chain_repeats(const Hop *aHop, int nHop) {
+  int i, bMany = 0;
+  for (i = 0; i < nHop; i++) {
+    if (bMany && (!aHop[i].toMany || aHop[i].zVia)) return 1;
+    if (aHop[i].toMany) bMany = 1;
+  }
+  return 0;
+}
+
+/*
+** FROM of a batched step whose chain repeats targets (chain_repeats): the
+** target table joined to the distinct (owner key, target key) pairs of the
+** chain, restricted to the step's owners by the array parameter, which is
+** recorded in s->iKeyParam.  *pzLink gets the owner column, *pzLast the
+** target's alias.
+*/
+static void emit_chain_distinct(Build *b, PlanStep *s, const Hop *aHop,
+                                int nHop, char **pzLink, char **pzLast) {
+  const Hop *h = &aHop[nHop - 1];
+  char *zInLink, *zPrev, *zVia0, *zV = NULL, *zX, *zT;
+  Str k;
+  quay_value ph;
+  *pzLink = *pzLast = NULL;
+  assert(nHop >= 2);
+  zT = quay__alias(b);
+  zX = quay__alias(b);
+  if (zT == NULL || zX == NULL) return;
+  quay__str_ident(&b->sql, h->pTo->zTable);
+  quay__str_cat(&b->sql, " AS ");
+  quay__str_ident(&b->sql, zT);
+  quay__str_cat(&b->sql, " JOIN (SELECT DISTINCT ");
+  {
+    /* The chain up to the last hop goes after the select list: build it
+    ** on the side (it carries no parameters). */
+    Str save = b->sql, from;
+    quay__str_init(&b->sql);
+    emit_chain(b, aHop, nHop - 1, 1, &zInLink, &zPrev, &zVia0);
+    if (h->zVia && zPrev) {
+      zV = quay__alias(b);
+      if (zV) {
+        quay__str_cat(&b->sql, " JOIN ");
+        quay__str_ident(&b->sql, h->zVia);
+        quay__str_cat(&b->sql, " AS ");
+        quay__str_ident(&b->sql, zV);
+        quay__str_cat(&b->sql, " ON ");
+        quay__str_col(&b->sql, zV, h->zViaFrom);
+        quay__str_cat(&b->sql, " = ");
+        quay__str_col(&b->sql, zPrev, h->pFromKey->zCol);
+      }
+    }
+    from = b->sql;
+    b->sql = save;
+    if (zInLink == NULL || zPrev == NULL || (h->zVia && zV == NULL) ||
+        from.oom) {
+      quay__str_free(&from);
+      b->pArena->oom = 1;
+      return;
+    }
+    quay__str_init(&k);
+    if (h->zVia) {
+      quay__str_col(&k, zV, h->zViaTo);
+    } else {
+      quay__str_col(&k, zPrev, h->pFromKey->zCol);
+    }
+    quay__str_printf(&b->sql, "%s AS \"o\", %s AS \"k\" FROM ", zInLink,
+                     k.oom ? "" : k.z);
+    quay__str_append(&b->sql, from.z ? from.z : "", from.n);
+    quay__str_free(&from);
+    quay__str_free(&k);
+  }
+  quay__str_cat(&b->sql, " WHERE ");
+  s->iKeyParam = b->params.n;
+  ph.type = QUAY_NULL;
+  b->pDia->xInArray(&b->sql, zInLink, quay__params_add(&b->params, &ph),
+                    s->eKeyType);
+  quay__str_cat(&b->sql, ") AS ");
+  quay__str_ident(&b->sql, zX);
+  quay__str_cat(&b->sql, " ON ");
+  quay__str_col(&b->sql, zT, h->pToKey->zCol);
+  quay__str_cat(&b->sql, " = ");
+  quay__str_col(&b->sql, zX, "k");
+  {
+    Str l;
+    quay__str_init(&l);
+    quay__str_col(&l, zX, "o");
+    *pzLink = l.oom ? NULL : quay__arena_strdup(b->pArena, l.z, l.n);
+    if (*pzLink == NULL) b->pArena->oom = 1;
+    quay__str_free(&l);
+  }
+  *pzLast = zT;
+}
+
+/* Correlated count of related rows along x's hops from zAlias (distinct
+** rows when the chain can reach one twice). */
 static void emit_count(Build *b, PlanExtra *x, const char *zAlias) {
   char *zLink, *zLast, *zVia0;
-  quay__str_cat(&b->sql, "(SELECT COUNT(*) FROM ");
-  emit_chain(b, x->aHop, x->nHop, 0, &zLink, &zLast, &zVia0);
+  int bDistinct = chain_repeats(x->aHop, x->nHop);
+  quay__str_cat(&b->sql, "(SELECT COUNT(");
+  if (bDistinct) {
+    /* Filled after the chain names the last alias: write the chain into
+    ** a side buffer first. */
+    Str save = b->sql, from;
+    quay_model *m = x->aHop[x->nHop - 1].pTo;
+    quay__str_init(&b->sql);
+    emit_chain(b, x->aHop, x->nHop, 1, &zLink, &zLast, &zVia0);
+    from = b->sql;
+    b->sql = save;
+    if (zLast == NULL || from.oom) {
+      quay__str_free(&from);
+      b->pArena->oom = 1;
+      return;
+    }
+    quay__str_cat(&b->sql, "DISTINCT ");
+    quay__str_col(&b->sql, zLast, m->apField[m->iPk]->zCol);
+    quay__str_cat(&b->sql, ") FROM ");
+    quay__str_append(&b->sql, from.z ? from.z : "", from.n);
+    quay__str_free(&from);
+  } else {
+    quay__str_cat(&b->sql, "*) FROM ");
+    emit_chain(b, x->aHop, x->nHop, 0, &zLink, &zLast, &zVia0);
+  }
   if (zLink == NULL) return;
   quay__str_printf(&b->sql, " WHERE %s = ", zLink);
   quay__str_col(&b->sql, zAlias, x->aHop[0].pFromKey->zCol);
@@ -436,14 +557,15 @@ static int grow_hints(PlanStep *s, int n, Arena *pArena) {
   return QUAY_OK;
 }
 
-/* One ORDER BY term. */
+/* One ORDER BY term.  bExpr: an annotation is written as its expression
+** (inside a window, or when the select list does not name it: pluck). */
 static void emit_order_term(Build *b, PlanStep *s, const FieldPath *fp,
-                            int iNode, int bWindow, const char *zPv) {
+                            int iNode, int bExpr, const char *zPv) {
   if (fp->zAnn) {
     int i;
     for (i = 0; i < s->nExtra; i++) {
       if (s->aExtra[i].eKind == 1 && strcmp(s->aExtra[i].zName, fp->zAnn) == 0) {
-        if (bWindow) {
+        if (bExpr) {
           emit_count(b, &s->aExtra[i], s->aNode[0].zAlias);
         } else {
           quay__str_ident(&b->sql, fp->zAnn);
@@ -479,7 +601,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
   const char *zPv = NULL;
   Scope *sc = NULL;
   Hop aHop[QUAY_MAX_HOPS];
-  int nHop = 0;
+  int nHop = 0, bDistinct = 0;
   quay__build_init(&b, p->pDb, &p->arena, pErr);
   /* Nodes needed by order_by and pluck paths. */
   if (nOrder) {
@@ -503,6 +625,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
   if (!bMain) {
     rc = quay__rel_hops(s->pRel, aHop, &nHop, pErr);
     if (rc) goto fail;
+    bDistinct = chain_repeats(aHop, nHop);
   }
   /* Aliases.  Batched steps name node 0 after the chain is emitted; give
   ** the other nodes theirs now (they only need to be unique). */
@@ -531,7 +654,11 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
       zPv = quay__scope_pivot(sc);
     } else {
       quay__str_cat(&b.sql, " FROM ");
-      emit_chain(&b, aHop, nHop, 1, &zLink, &zLast, &zVia0);
+      if (bDistinct) {
+        emit_chain_distinct(&b, s, aHop, nHop, &zLink, &zLast);
+      } else {
+        emit_chain(&b, aHop, nHop, 1, &zLink, &zLast, &zVia0);
+      }
       s->aNode[0].zAlias = zLast;
       if (zVia0 && s->pRel) {
         Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd
@@ -638,16 +765,13 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     if (bWindow) {
       quay__str_printf(&b.sql, ", ROW_NUMBER() OVER (PARTITION BY %s ORDER BY ",
                        zLink ? zLink : "NULL");
-      if (nOrder) {
-        for (i = 0; i < nOrder; i++) {
-          if (i) quay__str_cat(&b.sql, ", ");
-          emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 1, zPv);
-        }
-      } else {
-        quay__str_col(&b.sql, s->aNode[0].zAlias,
-                      s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]
-                          ->zCol);
+      for (i = 0; i < nOrder; i++) {
+        emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 1, zPv);
+        quay__str_cat(&b.sql, ", ");
       }
+      quay__str_col(&b.sql, s->aNode[0].zAlias,
+                    s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]
+                        ->zCol);
       quay__str_cat(&b.sql, ") AS qrn");
     }
     quay__str_append(&b.sql, from.z ? from.z : "", from.n);
@@ -655,7 +779,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     quay__str_free(&from);
   }
   /* WHERE */
-  if (!bMain) {
+  if (!bMain && !bDistinct) {
     quay__str_cat(&b.sql, " WHERE ");
     nTerm = 1;
     s->iKeyParam = b.params.n;
@@ -675,20 +799,23 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     quay__str_cat(&b.sql, ") AS w WHERE qrn > ");
     n.u.i = v->offset >= 0 ? v->offset : 0;
     quay__build_param(&b, &n);
-    if (v->limit >= 0) {
+    if (v->limit >= 0 &&
+        v->limit <= INT64_MAX - (v->offset >= 0 ? v->offset : 0)) {
+      /* A bound past the largest integer is no bound. */
       quay__str_cat(&b.sql, " AND qrn <= ");
       n.u.i = (v->offset >= 0 ? v->offset : 0) + v->limit;
       quay__build_param(&b, &n);
     }
     quay__str_printf(&b.sql, " ORDER BY c%d, qrn", s->iGroupCol);
-  } else if (nOrder) {
+  } else {
+    /* The order of :all(), for batched steps too: a loaded set has the
+    ** order of its query (the primary key breaks ties). */
     quay__str_cat(&b.sql, " ORDER BY ");
     for (i = 0; i < nOrder; i++) {
-      if (i) quay__str_cat(&b.sql, ", ");
-      emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 0, zPv);
+      emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i],
+                      pPluck != NULL, zPv);
+      quay__str_cat(&b.sql, ", ");
     }
-  } else if (bMain) {
-    quay__str_cat(&b.sql, " ORDER BY ");
     quay__str_col(&b.sql, s->aNode[0].zAlias,
                   s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->zCol);
   }
