@@ -297,31 +297,36 @@ static int qs_strict(lua_State *L) {
 }
 /* }================================================================== */
 
-
 /*
 ** {==================================================================
-** Materializing rows
+** Materializing rows: the record sink
 ** ===================================================================
+** The engine runs the plan (engine/load.c) and calls this sink to make
+** records and hang them on their owners; the binding only builds Lua
+** tables.  Per load call every slot of the plan has, on the Lua stack,
+** its array of records (a result of its own: batched lazy loads find
+** their siblings through it), its per-result record metatable and its
+** field names pushed once as keys.  Per record: one table sized for its
+** fields, raw sets of the non-NULL values, the metatable.
 */
-typedef struct Mat {
+typedef struct SlotCtx {
+  int iArr;                 /* stack: the slot's array of records */
+  int iMt;                  /* stack: the result's record metatable */
+  int iNames;               /* stack: first of nField name strings */
+  int nField;
+  int nRec;                 /* records in iArr */
+} SlotCtx;
+
+typedef struct Sink {
   lua_State *L;
   LDb *pDb;
-  quay_plan *plan;
-  int strict;
-} Mat;
+  SlotCtx *aSlot;           /* in a userdata on the stack */
+  int nSlot;
+} Sink;
 
-/* Per node of a step's layout, during one materialize call. */
-typedef struct NodeCtx {
-  quay_node_info info;
-  int nField;
-  int iMt, iNames, iArr, iSlot;   /* stack indexes */
-  quay_keyset *ks;                /* dedupe, or NULL */
-  int nRec;                       /* records in iArr */
-} NodeCtx;
-
-static void keyset_free(void *p) { quay_keyset_free(p); }
 static void cursor_free(void *p) { quay_cursor_close(p); }
 static void plan_free(void *p) { quay_plan_free(p); }
+static void load_free(void *p) { quay_load_free(p); }
 
 /*
 ** Make one record from columns iFirst.. of the current row.  Leaves it on
@@ -347,10 +352,10 @@ static void make_record(lua_State *L, quay_cursor *cur, int iFirst,
 }
 
 /* Push the record metatable of m and its field names (nField strings). */
-static void push_model_ctx(lua_State *L, Mat *x, quay_model *m, int *piMt,
+static void push_model_ctx(lua_State *L, LDb *pDb, quay_model *m, int *piMt,
                            int *piNames) {
   int i, n = quay_model_field_count(m);
-  lquay_push_mt(L, x->pDb, m);
+  lquay_push_mt(L, pDb, m);
   *piMt = lua_gettop(L);
   luaL_checkstack(L, n + 8, "field names");
   lua_rawgetp(L, *piMt, &lquay_LK_NAMES);
@@ -359,405 +364,176 @@ static void push_model_ctx(lua_State *L, Mat *x, quay_model *m, int *piMt,
 }
 
 /*
-** Read up to nMax rows (0 = all) of cur, a cursor of step iStep (-1 main),
-** into records.  iStepArr is the table { [node+1] = array }.  For batched
-** steps, pOwnerKs maps group values to owner groups and iGroups collects
-** children per group.  Returns 1 when the cursor is exhausted.
+** Set up the slots of one load call on the stack.  iOwners (lazy loads:
+** the records that own slot 0) or 0.  bStrict marks the results so their
+** records refuse lazy loads.
 */
-static int materialize(lua_State *L, Mat *x, int iStep, quay_cursor *cur,
-                       int iStepArr, int nMax, const quay_keyset *pOwnerKs,
-                       int iGroups, int iGroupCol, int bUnique) {
-  int nNode = quay_plan_nnode(x->plan, iStep);
-  int nExtra = quay_plan_nextra(x->plan, iStep);
-  NodeCtx aNode[16];
-  quay_extra_info aX[16];
-  int aXName[16], iPvMt = 0, iPvNames = 0, iPivotX = -1;
-  int k, rc, nRow = 0, top = lua_gettop(L), done = 0;
-  Box *pFirstBox = NULL;
-  quay_err err;
-  quay_value v;
-  if (nNode > 16 || nExtra > 16) {
-    lquay_raisef(L, QUAY_EMISUSE, "too many joined levels in one query");
-  }
-  for (k = 0; k < nExtra; k++) {
-    quay_plan_extra(x->plan, iStep, k, &aX[k]);
-    if (aX[k].pModel) iPivotX = k;
-  }
-  for (k = 0; k < nNode; k++) {
-    NodeCtx *n = &aNode[k];
-    quay_plan_node(x->plan, iStep, k, &n->info);
-    n->nField = quay_model_field_count(n->info.pModel);
-    push_model_ctx(L, x, n->info.pModel, &n->iMt, &n->iNames);
-    if (lua_rawgeti(L, iStepArr, k + 1) == LUA_TNIL) {
-      lua_pop(L, 1);
-      lua_newtable(L);
-      if (x->strict) {
-        lua_pushboolean(L, 1);
-        lua_rawsetp(L, -2, &lquay_LK_STRICT);
-      }
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, iStepArr, k + 1);
+static void sink_begin(lua_State *L, Sink *k, LDb *pDb, quay_plan *plan,
+                       int iOwners, int bStrict) {
+  int i, n = quay_plan_nslot(plan);
+  k->L = L;
+  k->pDb = pDb;
+  k->nSlot = n;
+  k->aSlot = lua_newuserdatauv(L, sizeof(SlotCtx) * (size_t)(n + 1), 0);
+  for (i = 0; i < n; i++) {
+    SlotCtx *c = &k->aSlot[i];
+    quay_slot_info si;
+    memset(c, 0, sizeof(*c));
+    if (i == 0 && iOwners) {
+      c->iArr = iOwners;
+      c->nRec = (int)lua_rawlen(L, iOwners);
+      continue;
     }
-    n->iArr = lua_gettop(L);
-    n->nRec = (int)lua_rawlen(L, n->iArr);
-    lquay_push_result_mt(L, n->iMt, n->iArr);        /* this result's mt */
-    n->iMt = lua_gettop(L);
-    n->ks = NULL;
-    /* Dedupe by key: joined records, and children that several owners
-    ** share (not those of a reverse foreign key, nor pivot rows). */
-    if (k > 0 || (iStep >= 0 && iPivotX < 0 && !bUnique)) {
-      Box *b = lquay_box(L, keyset_free);
-      if (pFirstBox == NULL) pFirstBox = b;
-      if (quay_keyset_new((quay_keyset **)&b->p, &err)) lquay_raise(L, &err);
-      n->ks = b->p;
+    quay_plan_slot(plan, i, &si);
+    c->nField = quay_model_field_count(si.pModel);
+    push_model_ctx(L, pDb, si.pModel, &c->iMt, &c->iNames);
+    lua_newtable(L);
+    if (bStrict) {
+      lua_pushboolean(L, 1);
+      lua_rawsetp(L, -2, &lquay_LK_STRICT);
     }
-    lua_pushnil(L);
-    n->iSlot = lua_gettop(L);
-  }
-  for (k = 0; k < nExtra; k++) {
-    if (aX[k].pModel) {
-      int iMt, iNames;
-      push_model_ctx(L, x, aX[k].pModel, &iMt, &iNames);
-      iPvMt = iMt;
-      iPvNames = iNames;
-      aXName[k] = 0;
-    } else {
-      lua_pushstring(L, aX[k].zName);
-      aXName[k] = lua_gettop(L);
-    }
+    c->iArr = lua_gettop(L);
+    lquay_push_result_mt(L, c->iMt, c->iArr);        /* this result's mt */
+    c->iMt = lua_gettop(L);
   }
   luaL_checkstack(L, 16, "rows");
-  for (;;) {
-    if (nMax > 0 && nRow >= nMax) break;
-    rc = quay_cursor_step(cur, &err);
-    if (rc == QUAY_DONE) {
-      done = 1;
-      break;
-    }
-    if (rc != QUAY_ROW) lquay_fail(L, x->pDb, &err);
-    nRow++;
-    for (k = 0; k < nNode; k++) {
-      NodeCtx *n = &aNode[k];
-      quay_cursor_value(cur, n->info.iKeyCol, &v);
-      if (k > 0 && v.type == QUAY_NULL) {
-        lua_pushboolean(L, 0);
-        lua_replace(L, n->iSlot);
-        continue;
-      }
-      if (n->ks) {
-        int idx;
-        if (quay_keyset_add(n->ks, &v, &idx, &err)) lquay_raise(L, &err);
-        if (idx >= 0 && idx < n->nRec) {
-          lua_rawgeti(L, n->iArr, idx + 1);
-          lua_replace(L, n->iSlot);
-          continue;
-        }
-      }
-      make_record(L, cur, n->info.iFirstCol, n->nField, n->iNames, n->iMt,
-                  n->info.iKeyCol);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, n->iArr, ++n->nRec);
-      lua_replace(L, n->iSlot);
-    }
-    /* Joined records hang off their parents. */
-    for (k = 1; k < nNode; k++) {
-      NodeCtx *n = &aNode[k];
-      int iPar = aNode[n->info.iParent].iSlot;
-      if (lua_type(L, iPar) != LUA_TTABLE) continue;
-      lua_pushvalue(L, n->iSlot);
-      lua_rawsetp(L, iPar, LQUAY_RELKEY(n->info.iRel));
-    }
-    for (k = 0; k < nExtra; k++) {
-      if (aX[k].pModel) {
-        quay_value pk;
-        int nf = quay_model_field_count(aX[k].pModel);
-        quay_cursor_value(cur, aX[k].iCol + quay_model_pk(aX[k].pModel), &pk);
-        make_record(L, cur, aX[k].iCol, nf, iPvNames, iPvMt,
-                    aX[k].iCol + quay_model_pk(aX[k].pModel));
-        lua_rawsetp(L, aNode[0].iSlot, &lquay_LK_PIVOT);
-      } else {
-        quay_cursor_value(cur, aX[k].iCol, &v);
-        lua_pushvalue(L, aXName[k]);
-        lquay_push_value(L, &v);
-        lua_rawset(L, aNode[0].iSlot);
-      }
-    }
-    if (pOwnerKs) {
-      int g;
-      quay_cursor_value(cur, iGroupCol, &v);
-      g = quay_keyset_find(pOwnerKs, &v);
-      if (g >= 0) {
-        if (lua_rawgeti(L, iGroups, g + 1) == LUA_TNIL) {
-          lua_pop(L, 1);
-          lua_createtable(L, 4, 1);                  /* room for the owner */
-          lua_pushvalue(L, -1);
-          lua_rawseti(L, iGroups, g + 1);
-        }
-        lua_pushvalue(L, aNode[0].iSlot);
-        lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
-        lua_pop(L, 1);
-      }
-    }
-  }
-  if (pFirstBox) lquay_box_close(L, pFirstBox);
-  lua_settop(L, top);
-  return done;
 }
 
-/* Mark the set (or group) at idx as relation j's loaded set of owner. */
-static void make_set(lua_State *L, int idx, int iOwner, int j) {
-  lquay_set_mark(L, idx, iOwner, j, 1);
+static int sink_record(void *pCtx, int iSlot, quay_cursor *pCur,
+                       int iFirstCol, int iKeyCol) {
+  Sink *k = pCtx;
+  SlotCtx *c = &k->aSlot[iSlot];
+  make_record(k->L, pCur, iFirstCol, c->nField, c->iNames, c->iMt, iKeyCol);
+  lua_rawseti(k->L, c->iArr, ++c->nRec);
+  return 0;
 }
 
-/* Copy the array at iFrom into the table at iTo (appending). */
-static void copy_array(lua_State *L, int iFrom, int iTo) {
-  lua_Integer i, n = (lua_Integer)lua_rawlen(L, iFrom);
-  lua_Integer m = (lua_Integer)lua_rawlen(L, iTo);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, iFrom, i);
-    lua_rawseti(L, iTo, m + i);
-  }
-}
-
-/*
-** One batched step being run: its owners' keys are collected first; the
-** query is then opened together with its siblings; the rows are then
-** materialized and attached.
-*/
-typedef struct StepRun {
-  int iStep;
-  quay_step_info si;
-  int iOwners, iStepArr;    /* stack: owners array, the step's node arrays */
-  int iGroups;              /* stack: children per owner group */
-  int *aG;                  /* per owner: its group, -1 for a NULL key */
-  Box *pKs;                 /* the owners' key set */
-} StepRun;
-
-/* Collect the owners' keys of r (pushes the key name, aG, a key-set box,
-** and the groups table). */
-static void step_collect(lua_State *L, StepRun *r) {
-  quay_field_info fk;
-  quay_err err;
-  lua_Integer i, nOwner = (lua_Integer)lua_rawlen(L, r->iOwners);
-  int iKeyName;
-  quay_model_field(r->si.pOwner, r->si.iOwnerKey, &fk);
-  lua_pushstring(L, fk.zName);
-  iKeyName = lua_gettop(L);
-  r->aG = lua_newuserdatauv(L, sizeof(int) * (size_t)(nOwner + 1), 0);
-  r->pKs = lquay_box(L, keyset_free);
-  if (quay_keyset_new((quay_keyset **)&r->pKs->p, &err)) lquay_raise(L, &err);
-  for (i = 1; i <= nOwner; i++) {
-    quay_value v;
-    lua_rawgeti(L, r->iOwners, i);
-    lua_pushvalue(L, iKeyName);
-    lua_rawget(L, -2);
-    if (lquay_to_value(L, -1, &v, 0, fk.zName) != 0) v.type = QUAY_NULL;
-    if (quay_keyset_add(r->pKs->p, &v, &r->aG[i - 1], &err)) {
-      lquay_raise(L, &err);
-    }
-    lua_pop(L, 2);
-  }
-  lua_createtable(L, quay_keyset_count(r->pKs->p), 0);
-  r->iGroups = lua_gettop(L);
-}
-
-/* Materialize r's rows from cur (NULL: no owner had a key) and attach the
-** loaded values to the owners. */
-static void step_finish(lua_State *L, Mat *x, StepRun *r, quay_cursor *cur) {
-  lua_Integer i, nOwner = (lua_Integer)lua_rawlen(L, r->iOwners);
-  const quay_step_info *si = &r->si;
-  int top = lua_gettop(L);
-  if (cur) {
-    materialize(L, x, r->iStep, cur, r->iStepArr, 0, r->pKs->p, r->iGroups,
-                si->iGroupCol, si->uniqueChildren);
+static int sink_attach_one(void *pCtx, int iSlot, int iRec,
+                           const quay_attach *pAt, int iChildSlot,
+                           int iChild) {
+  Sink *k = pCtx;
+  lua_State *L = k->L;
+  lua_rawgeti(L, k->aSlot[iSlot].iArr, iRec + 1);   /* [owner] */
+  if (iChild >= 0) {
+    lua_rawgeti(L, k->aSlot[iChildSlot].iArr, iChild + 1);
+  } else if (pAt->isCustom) {
+    lua_pushnil(L);
   } else {
-    /* No owner has a key: the step's arrays are empty. */
-    int k, nNode = quay_plan_nnode(x->plan, r->iStep);
-    for (k = 0; k < nNode; k++) {
-      lua_newtable(L);
-      lua_rawseti(L, r->iStepArr, k + 1);
-    }
+    lua_pushboolean(L, 0);                           /* loaded, none */
   }
-  luaL_checkstack(L, 8, "attach");
-  for (i = 1; i <= nOwner; i++) {
-    int g = r->aG[i - 1], iOwner, iGrp;
-    lua_rawgeti(L, r->iOwners, i);
-    iOwner = lua_gettop(L);
-    if (g >= 0) {
-      lua_rawgeti(L, r->iGroups, g + 1);
-    } else {
-      lua_pushnil(L);
-    }
-    iGrp = lua_gettop(L);
-    if (!si->toMany) {
-      if (lua_istable(L, iGrp)) {
-        lua_rawgeti(L, iGrp, 1);
-      } else {
-        lua_pushboolean(L, 0);
-      }
-      if (si->isCustom) {
-        if (!lua_toboolean(L, -1)) {
-          lua_pop(L, 1);
-          lua_pushnil(L);
-        }
-        lua_setfield(L, iOwner, si->zAttach);
-      } else {
-        lua_rawsetp(L, iOwner, LQUAY_RELKEY(si->iRel));
-      }
-    } else if (si->isCustom) {
-      lua_createtable(L, 0, 0);
-      if (lua_istable(L, iGrp)) copy_array(L, iGrp, lua_gettop(L));
-      lua_pushstring(L, si->zAttach);
-      lua_insert(L, -2);
-      lua_rawset(L, iOwner);
-    } else {
-      int iSet;
-      lua_rawgetp(L, iOwner, LQUAY_RELKEY(si->iRel));  /* existing set? */
-      if (lua_istable(L, -1) && !lquay_set_loaded(L, -1)) {
-        /* An unloaded set the user already holds: fill it in place. */
-        iSet = lua_gettop(L);
-        if (lua_istable(L, iGrp)) copy_array(L, iGrp, iSet);
-        lquay_set_mark(L, iSet, iOwner, si->iRel, 1);
-        lua_settop(L, iOwner - 1);
-        continue;
-      }
-      lua_pop(L, 1);
-      if (lua_istable(L, iGrp)) {
-        lua_rawgetp(L, iGrp, &lquay_LK_OWNER);
-        if (lua_isnil(L, -1)) {
-          lua_pop(L, 1);
-          lua_pushvalue(L, iGrp);                    /* the group is the set */
-        } else {
-          lua_pop(L, 1);
-          lua_createtable(L, (int)lua_rawlen(L, iGrp), 1);
-          copy_array(L, iGrp, lua_gettop(L));
-        }
-      } else {
-        lua_createtable(L, 0, 1);
-      }
-      iSet = lua_gettop(L);
-      make_set(L, iSet, iOwner, si->iRel);
-      lua_rawsetp(L, iOwner, LQUAY_RELKEY(si->iRel));
-    }
-    lua_settop(L, iOwner - 1);
+  if (pAt->isPivot) {
+    lua_rawsetp(L, -2, &lquay_LK_PIVOT);
+  } else if (pAt->isCustom) {
+    lua_pushstring(L, pAt->zName);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+  } else {
+    lua_rawsetp(L, -2, LQUAY_RELKEY(pAt->iRel));
   }
-  lua_settop(L, top);
+  lua_pop(L, 1);
+  return 0;
 }
 
-#define MAX_BATCH 16
+static int sink_attach_many(void *pCtx, int iSlot, int iRec,
+                            const quay_attach *pAt, int iChildSlot,
+                            const int *aiChild, int nChild) {
+  Sink *k = pCtx;
+  lua_State *L = k->L;
+  int iOwner, iSet, iChildArr = k->aSlot[iChildSlot].iArr, i;
+  lua_rawgeti(L, k->aSlot[iSlot].iArr, iRec + 1);   /* [owner] */
+  iOwner = lua_gettop(L);
+  if (pAt->isCustom) {
+    lua_pushstring(L, pAt->zName);
+    lua_createtable(L, nChild, 0);
+    for (i = 0; i < nChild; i++) {
+      lua_rawgeti(L, iChildArr, aiChild[i] + 1);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_rawset(L, iOwner);
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_rawgetp(L, iOwner, LQUAY_RELKEY(pAt->iRel));   /* an existing set? */
+  if (lua_istable(L, -1) && !lquay_set_loaded(L, -1)) {
+    /* An unloaded set the user already holds: fill it in place. */
+    iSet = lua_gettop(L);
+  } else {
+    lua_pop(L, 1);
+    lua_createtable(L, nChild, 1);
+    iSet = lua_gettop(L);
+  }
+  for (i = 0; i < nChild; i++) {
+    lua_rawgeti(L, iChildArr, aiChild[i] + 1);
+    lua_rawseti(L, iSet, i + 1);
+  }
+  lquay_set_mark(L, iSet, iOwner, pAt->iRel, 1);
+  lua_rawsetp(L, iOwner, LQUAY_RELKEY(pAt->iRel));
+  lua_pop(L, 1);
+  return 0;
+}
+
+static int sink_extra(void *pCtx, int iSlot, int iRec, const char *zName,
+                      const quay_value *pVal) {
+  Sink *k = pCtx;
+  lua_State *L = k->L;
+  lua_rawgeti(L, k->aSlot[iSlot].iArr, iRec + 1);
+  lua_pushstring(L, zName);
+  lquay_push_value(L, pVal);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  return 0;
+}
+
+static const quay_sink lquay_sink = {
+  .xRecord = sink_record,
+  .xAttachOne = sink_attach_one,
+  .xAttachMany = sink_attach_many,
+  .xExtra = sink_extra,
+};
 
 /*
-** Run every batched step of the plan.  iArrays: { [step+2] = { [node+1] =
-** records } } with the main step's arrays at [1].  Steps whose owners are
-** already loaded (siblings, e.g. with("author", "tags", "media")) are
-** opened together: one round trip on PostgreSQL.
+** One load call: up to nMax main rows (0 = all) with everything they
+** prefetch.  Pushes the main result (slot 0's array; for lazy loads
+** nothing).  Returns QUAY_ROW or QUAY_DONE; raises on errors.
 */
-static void run_steps(lua_State *L, Mat *x, int iArrays) {
-  int s = 0, n = quay_plan_nstep(x->plan);
-  while (s < n) {
-    StepRun aRun[MAX_BATCH];
-    Box *apBox[MAX_BATCH];
-    const quay_keyset *apKs[MAX_BATCH];
-    quay_cursor *apCur[MAX_BATCH];
-    int aiStep[MAX_BATCH];
-    int nRun = 0, nOpen = 0, k, top = lua_gettop(L);
-    Box *pFirst = NULL;
-    quay_err err;
-    /* The batch: s and the next steps whose parents are done. */
-    while (s + nRun < n && nRun < MAX_BATCH) {
-      StepRun *r = &aRun[nRun];
-      quay_plan_step(x->plan, s + nRun, &r->si);
-      if (nRun > 0 && r->si.iParentStep >= s) break;
-      r->iStep = s + nRun;
-      lua_rawgeti(L, iArrays, r->si.iParentStep + 2);  /* [parent arrays] */
-      lua_rawgeti(L, -1, r->si.iParentNode + 1);       /* [.., owners] */
-      if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-      }
-      r->iOwners = lua_gettop(L);
-      lua_newtable(L);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, iArrays, r->iStep + 2);
-      r->iStepArr = lua_gettop(L);
-      step_collect(L, r);
-      if (pFirst == NULL) pFirst = r->pKs;
-      nRun++;
-    }
-    /* Cursors: boxes first, then one batched open for the steps with keys. */
-    for (k = 0; k < nRun; k++) {
-      apBox[k] = NULL;
-      if (quay_keyset_count(aRun[k].pKs->p) == 0) continue;
-      apBox[k] = lquay_box(L, cursor_free);
-      aiStep[nOpen] = aRun[k].iStep;
-      apKs[nOpen] = aRun[k].pKs->p;
-      nOpen++;
-    }
-    if (nOpen > 0) {
-      int j = 0;
-      if (quay_plan_steps_open(x->plan, aiStep, nOpen, x->pDb->db, apKs, apCur,
-                               &err)) {
-        lquay_fail(L, x->pDb, &err);
-      }
-      for (k = 0; k < nRun; k++) {
-        if (apBox[k]) apBox[k]->p = apCur[j++];
-      }
-    }
-    for (k = 0; k < nRun; k++) {
-      step_finish(L, x, &aRun[k], apBox[k] ? apBox[k]->p : NULL);
-      if (apBox[k]) lquay_box_release(apBox[k]);
-    }
-    lquay_box_close(L, pFirst);
-    lua_settop(L, top);
-    s += nRun;
-  }
-}
-
-/* Run a plan and push the array of records. */
-static void run_plan(lua_State *L, LDb *pDb, quay_plan *plan) {
-  Mat x;
+static int load_call(lua_State *L, LDb *pDb, quay_plan *plan, quay_load *ld,
+                     int nMax, int iOwners) {
+  Sink k;
   quay_err err;
-  Box *pCur;
-  int iArrays;
-  x.L = L;
-  x.pDb = pDb;
-  x.plan = plan;
-  x.strict = quay_plan_strict(plan);
-  lua_newtable(L);                                   /* [arrays] */
-  iArrays = lua_gettop(L);
-  lua_newtable(L);
-  lua_rawseti(L, iArrays, 1);
-  pCur = lquay_box(L, cursor_free);
-  if (quay_plan_open(plan, pDb->db, (quay_cursor **)&pCur->p, &err)) {
-    lquay_fail(L, pDb, &err);
+  int rc, top = lua_gettop(L);
+  sink_begin(L, &k, pDb, plan, iOwners, quay_plan_strict(plan));
+  rc = quay_load_next(ld, nMax, &lquay_sink, &k, &err);
+  if (rc != QUAY_ROW && rc != QUAY_DONE) lquay_fail(L, pDb, &err);
+  if (iOwners) {
+    lua_settop(L, top);
+  } else {
+    lua_pushvalue(L, k.aSlot[0].iArr);
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
   }
-  lua_rawgeti(L, iArrays, 1);
-  materialize(L, &x, -1, pCur->p, lua_gettop(L), 0, NULL, 0, 0, 0);
-  lua_pop(L, 1);
-  lquay_box_release(pCur);
-  run_steps(L, &x, iArrays);
-  lua_rawgeti(L, iArrays, 1);
-  lua_rawgeti(L, -1, 1);                             /* [.., arrays, a1, res] */
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-  }
+  return rc;
 }
 
 /*
 ** Run the query set and push the array of records.  The stack grows by
-** more than one slot (the to-be-closed plan box stays below the result
-** until the calling C function returns); the result is on top.
+** more than one slot (the to-be-closed boxes stay below the result until
+** the calling C function returns); the result is on top.
 */
 void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
                      int nLimitOne) {
   LModel *pM = lua_touserdata(L, iModelIdx);
   quay_err err;
-  Box *pPlan;
+  Box *pPlan, *pLoad;
   (void)nLimitOne;
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
-  run_plan(L, pM->pDb, pPlan->p);                    /* [.., box, .., res] */
+  pLoad = lquay_box(L, load_free);
+  if (quay_load_open(pPlan->p, pM->pDb->db, 0, (quay_load **)&pLoad->p,
+                     &err)) {
+    lquay_fail(L, pM->pDb, &err);
+  }
+  load_call(L, pM->pDb, pPlan->p, pLoad->p, 0, 0); /* [.., res] */
+  lquay_box_release(pLoad);
   lquay_box_release(pPlan);
 }
 /* }================================================================== */
@@ -810,9 +586,14 @@ static int needs_load(lua_State *L, int idx, int j) {
 
 void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
                      const char *zWhy) {
-  Mat x;
-  int iOwners, iArrays, strict, top = lua_gettop(L);
-  lua_Integer n = 0;
+  int iOwners, strict, top = lua_gettop(L);
+  lua_Integer i, n = 0;
+  quay_rel_info r;
+  quay_field_info fk;
+  quay_value *aKey;
+  quay_plan *plan;
+  Box *pLoad;
+  quay_err err;
   iRec = lua_absindex(L, iRec);
   lquay_enter(L, pM->pDb);
   if (pM->pDb->db == NULL) {
@@ -830,19 +611,19 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
     strict = strict || lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
+  quay_model_relation(pM->m, j, &r);
   if (strict) {
-    quay_rel_info r;
-    quay_model_relation(pM->m, j, &r);
     lquay_raisef(L, QUAY_ELAZY_LOAD,
                  "strict mode: %s.%s would be loaded lazily (by reading "
                  "rec.%s); load it up front with :with(\"%s\"), "
                  ":select_related or :prefetch_related", quay_model_name(pM->m),
                  r.zName, zWhy ? zWhy : r.zName, r.zName);
   }
+  /* The owners: every record of the result that still needs it. */
   lua_newtable(L);                                   /* [res, owners] */
   iOwners = lua_gettop(L);
   if (lua_istable(L, -2)) {
-    lua_Integer i, nRes = (lua_Integer)lua_rawlen(L, -2);
+    lua_Integer nRes = (lua_Integer)lua_rawlen(L, -2);
     int seen = 0;
     for (i = 1; i <= nRes; i++) {
       lua_rawgeti(L, iOwners - 1, i);
@@ -861,17 +642,26 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
     lua_pushvalue(L, iRec);
     lua_rawseti(L, iOwners, ++n);
   }
-  x.L = L;
-  x.pDb = pM->pDb;
-  x.plan = lazy_plan(L, pM, j);
-  x.strict = 0;
-  lua_newtable(L);                                   /* [.., arrays] */
-  iArrays = lua_gettop(L);
-  lua_createtable(L, 1, 0);
-  lua_pushvalue(L, iOwners);
-  lua_rawseti(L, -2, 1);
-  lua_rawseti(L, iArrays, 1);
-  run_steps(L, &x, iArrays);
+  /* Their keys (the relation's owner field), read from the records. */
+  quay_model_field(pM->m, r.iOwnerKey, &fk);
+  aKey = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(n + 1), 0);
+  luaL_checkstack(L, (int)(n < 1000 ? n : 1000) + 8, "owner keys");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, iOwners, i);
+    lua_getfield(L, -1, fk.zName);
+    if (lquay_to_value(L, -1, &aKey[i - 1], 0, fk.zName) != 0) {
+      aKey[i - 1].type = QUAY_NULL;
+    }
+    lua_pop(L, 2);                     /* the owner keeps a text key alive */
+  }
+  plan = lazy_plan(L, pM, j);
+  pLoad = lquay_box(L, load_free);
+  if (quay_load_open(plan, pM->pDb->db, 0, (quay_load **)&pLoad->p, &err) ||
+      quay_load_owners(pLoad->p, aKey, (int)n, &err)) {
+    lquay_fail(L, pM->pDb, &err);
+  }
+  load_call(L, pM->pDb, plan, pLoad->p, 0, iOwners);
+  lquay_box_close(L, pLoad);
   lua_settop(L, top);
 }
 /* }================================================================== */
@@ -1081,7 +871,7 @@ static int qs_sql(lua_State *L) {
   qs_model(L, 1);
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(q->qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
-  z = quay_plan_sql(pPlan->p, -1, &a, &n);
+  z = quay_plan_sql(pPlan->p, &a, &n);
   lua_pushstring(L, z ? z : "");
   lua_createtable(L, n, 0);
   for (i = 0; i < n; i++) {
@@ -1091,85 +881,28 @@ static int qs_sql(lua_State *L) {
   return 2;
 }
 
-/* Path of node k of step s (for explain). */
-static void push_node_path(lua_State *L, quay_plan *p, int s, int k,
-                           int iStepPaths) {
-  quay_node_info ni;
-  quay_rel_info r;
-  quay_plan_node(p, s, k, &ni);
-  if (ni.iParent < 0) {
-    lua_rawgeti(L, iStepPaths, s + 2);
-    return;
-  }
-  push_node_path(L, p, s, ni.iParent, iStepPaths);
-  {
-    quay_node_info pi;
-    quay_plan_node(p, s, ni.iParent, &pi);
-    quay_model_relation(pi.pModel, ni.iRel, &r);
-  }
-  if (lua_rawlen(L, -1) > 0) {
-    lua_pushfstring(L, "%s__%s", lua_tostring(L, -1), r.zName);
-  } else {
-    lua_pushstring(L, r.zName);
-  }
-  lua_remove(L, -2);
-}
-
 /* qs:explain() -> list of { path, how, sql } */
 static int qs_explain(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
   quay_err err;
   Box *pPlan;
-  quay_plan *p;
-  int s, k, iRes, iPaths;
-  lua_Integer n = 0;
+  quay_explain_info e;
+  int i, rc;
   qs_model(L, 1);
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(q->qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
-  p = pPlan->p;
   lua_newtable(L);
-  iRes = lua_gettop(L);
-  lua_newtable(L);                                   /* step paths */
-  iPaths = lua_gettop(L);
-  lua_pushliteral(L, "");
-  lua_rawseti(L, iPaths, 1);
-  for (s = -1; s < quay_plan_nstep(p); s++) {
-    const char *zSql = quay_plan_sql(p, s, NULL, NULL);
-    if (s >= 0) {
-      quay_step_info si;
-      quay_plan_step(p, s, &si);
-      push_node_path(L, p, si.iParentStep, si.iParentNode, iPaths);
-      if (lua_rawlen(L, -1) > 0) {
-        lua_pushfstring(L, "%s__%s", lua_tostring(L, -1), si.zAttach);
-      } else {
-        lua_pushstring(L, si.zAttach);
-      }
-      lua_remove(L, -2);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, iPaths, s + 2);
-    } else {
-      lua_pushliteral(L, "");
-    }
+  for (i = 0; (rc = quay_plan_explain(pPlan->p, i, &e)) == QUAY_OK; i++) {
     lua_createtable(L, 0, 3);
-    lua_insert(L, -2);
+    lua_pushstring(L, e.zPath);
     lua_setfield(L, -2, "path");
-    lua_pushstring(L, s < 0 ? "query" : "batch");
+    lua_pushstring(L, e.zHow);
     lua_setfield(L, -2, "how");
-    lua_pushstring(L, zSql ? zSql : "");
+    lua_pushstring(L, e.zSql);
     lua_setfield(L, -2, "sql");
-    lua_rawseti(L, iRes, ++n);
-    for (k = 1; k < quay_plan_nnode(p, s); k++) {
-      lua_createtable(L, 0, 3);
-      push_node_path(L, p, s, k, iPaths);
-      lua_setfield(L, -2, "path");
-      lua_pushliteral(L, "join");
-      lua_setfield(L, -2, "how");
-      lua_pushstring(L, zSql ? zSql : "");
-      lua_setfield(L, -2, "sql");
-      lua_rawseti(L, iRes, ++n);
-    }
+    lua_rawseti(L, -2, i + 1);
   }
-  lua_settop(L, iRes);
+  if (rc != QUAY_DONE) lquay_raisef(L, QUAY_ENOMEM, "not enough memory");
   return 1;
 }
 /* }================================================================== */
@@ -1187,7 +920,7 @@ static int qs_explain(lua_State *L) {
 */
 typedef struct LIter {
   quay_plan *plan;
-  quay_cursor *cur;
+  quay_load *load;
   LDb *pDb;                 /* kept alive through user value 1 */
   int done;
   lua_Integer pos;
@@ -1195,11 +928,11 @@ typedef struct LIter {
 
 static int iter_close(lua_State *L) {
   LIter *it = luaL_checkudata(L, 1, QUAY_ITER_MT);
-  quay_cursor *c = it->cur;
+  quay_load *ld = it->load;
   quay_plan *p = it->plan;
-  it->cur = NULL;
+  it->load = NULL;
   it->plan = NULL;
-  quay_cursor_close(c);
+  quay_load_free(ld);
   quay_plan_free(p);
   return 0;
 }
@@ -1212,53 +945,28 @@ static int iter_next(lua_State *L) {
     lua_rawgeti(L, 2, ++it->pos);
     return 1;
   }
-  if (it->done || it->cur == NULL) {
+  if (it->done || it->load == NULL) {
     iter_close(L);
     lua_pushnil(L);
     return 1;
   }
-  {
-    Mat x;
-    int iArrays;
-    lquay_enter(L, it->pDb);
-    if (it->pDb->db == NULL) {
-      lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a freed database");
-    }
-    x.L = L;
-    x.pDb = it->pDb;
-    x.plan = it->plan;
-    x.strict = quay_plan_strict(it->plan);
-    lua_newtable(L);                                 /* [it, old, arrays] */
-    iArrays = lua_gettop(L);
-    lua_newtable(L);
-    lua_rawseti(L, iArrays, 1);
-    lua_rawgeti(L, iArrays, 1);
-    it->done = materialize(L, &x, -1, it->cur, lua_gettop(L), ITER_CHUNK,
-                           NULL, 0, 0, 0);
-    lua_pop(L, 1);
-    if (it->done) {
-      quay_cursor *c = it->cur;
-      it->cur = NULL;
-      quay_cursor_close(c);
-    }
-    run_steps(L, &x, iArrays);
-    lua_rawgeti(L, iArrays, 1);
-    lua_rawgeti(L, -1, 1);                           /* [.., a1, chunk] */
-    if (lua_isnil(L, -1)) {
-      lua_pop(L, 1);
-      lua_newtable(L);
-    }
-    lua_pushvalue(L, -1);
-    lua_setiuservalue(L, 1, 2);
-    it->pos = 0;
-    if (lua_rawlen(L, -1) == 0) {
-      iter_close(L);
-      lua_pushnil(L);
-      return 1;
-    }
-    lua_rawgeti(L, -1, ++it->pos);
+  lquay_enter(L, it->pDb);
+  if (it->pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a freed database");
+  }
+  /* One chunk: a result of its own, with its prefetches. */
+  it->done = load_call(L, it->pDb, it->plan, it->load, ITER_CHUNK, 0) ==
+             QUAY_DONE;                              /* [it, old, chunk] */
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, 2);
+  it->pos = 0;
+  if (lua_rawlen(L, -1) == 0) {
+    iter_close(L);
+    lua_pushnil(L);
     return 1;
   }
+  lua_rawgeti(L, -1, ++it->pos);
+  return 1;
 }
 
 static int qs_iter(lua_State *L) {
@@ -1275,7 +983,7 @@ static int qs_iter(lua_State *L) {
   lua_setiuservalue(L, 2, 1);                        /* keeps the Model */
   if (quay_plan_new(q->qs, &it->plan, &err)) lquay_raise(L, &err);
   /* Streamed: PostgreSQL reads it through a server-side cursor. */
-  if (quay_plan_stream(it->plan, pM->pDb->db, &it->cur, &err)) {
+  if (quay_load_open(it->plan, pM->pDb->db, 1, &it->load, &err)) {
     lquay_fail(L, pM->pDb, &err);
   }
   lua_pushcfunction(L, iter_next);                   /* [q, it, f] */

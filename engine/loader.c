@@ -31,52 +31,6 @@
 
 #include <stdio.h>
 
-typedef struct PlanNode {
-  quay_model *pModel;
-  int iFirstCol;
-  int iParent;              /* -1 for node 0 */
-  Rel *pRel;                /* relation of the parent node's model */
-  int iKeyCol;
-  char *zAlias;
-  int selected;             /* columns in the SELECT list */
-} PlanNode;
-
-typedef struct PlanExtra {
-  char *zName;
-  int iCol, nCol;
-  quay_model *pModel;
-  int eKind;                /* 1 count, 2 pivot */
-  Hop aHop[QUAY_MAX_HOPS]; int nHop;   /* count */
-} PlanExtra;
-
-typedef struct PlanStep {
-  int iParent, iParentNode; /* internal step index (-1 for main) */
-  quay_model *pOwner;
-  Rel *pRel;
-  char *zAttach;
-  int isCustom, toMany;
-  Field *pOwnerKey;
-  int iGroupCol;
-  quay_qs *pSub;            /* reference, may be NULL */
-  QsView view;
-  int hasView;
-  PlanNode *aNode; int nNode, nNodeAlloc;
-  PlanExtra *aExtra; int nExtra, nExtraAlloc;
-  int *aHint; int nCol;
-  char *zSql;
-  quay_value *aParam; int nParam;
-  int iKeyParam;            /* batched steps: the key array parameter */
-  int eKeyType;
-} PlanStep;
-
-struct quay_plan {
-  quay_db *pDb;
-  quay_qs *pQs;             /* reference, NULL for lazy plans */
-  Arena arena;
-  PlanStep *aStep; int nStep, nStepAlloc;
-  int strict;
-};
-
 /*
 ** {==================================================================
 ** Planning
@@ -276,7 +230,7 @@ static int plan_view(quay_plan *p, int iStep, quay_err *pErr) {
     quay_qs *c = v->apCount[i];
     rc = add_extra(p, iStep, &x, pErr);
     if (rc) return rc;
-    x->eKind = 1;
+    x->eKind = EXTRA_COUNT;
     x->zName = c->zAnn;
     x->nCol = 1;
     memcpy(x->aHop, c->aHop, sizeof(Hop) * (size_t)c->nHop);
@@ -564,7 +518,7 @@ static void emit_order_term(Build *b, PlanStep *s, const FieldPath *fp,
   if (fp->zAnn) {
     int i;
     for (i = 0; i < s->nExtra; i++) {
-      if (s->aExtra[i].eKind == 1 && strcmp(s->aExtra[i].zName, fp->zAnn) == 0) {
+      if (s->aExtra[i].eKind == EXTRA_COUNT && strcmp(s->aExtra[i].zName, fp->zAnn) == 0) {
         if (bExpr) {
           emit_count(b, &s->aExtra[i], s->aNode[0].zAlias);
         } else {
@@ -683,7 +637,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     if (pPluck) {
       if (pPluck->zAnn) {
         for (i = 0; i < s->nExtra; i++) {
-          if (s->aExtra[i].eKind == 1 &&
+          if (s->aExtra[i].eKind == EXTRA_COUNT &&
               strcmp(s->aExtra[i].zName, pPluck->zAnn) == 0) {
             emit_count(&b, &s->aExtra[i], s->aNode[0].zAlias);
             s->aHint[s->nCol++] = QUAY_T_INTEGER;
@@ -710,7 +664,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
       }
       for (i = 0; i < s->nExtra; i++) {
         PlanExtra *x = &s->aExtra[i];
-        if (x->eKind != 1) continue;
+        if (x->eKind != EXTRA_COUNT) continue;
         x->iCol = s->nCol;
         quay__str_cat(&b.sql, ", ");
         emit_count(&b, x, s->aNode[0].zAlias);
@@ -735,7 +689,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
           goto fail;
         }
         s = &p->aStep[iStep];
-        x->eKind = 2;
+        x->eKind = EXTRA_PIVOT;
         x->zName = "pivot";
         x->pModel = pm;
         x->iCol = s->nCol;
@@ -884,6 +838,72 @@ static int plan_alloc(quay_db *pDb, quay_plan **pp, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/*
+** Number the record slots (selected nodes, then each step's pivot) and
+** decide which slots de-duplicate their records by key: JOINed levels
+** always (100k posts of 10k authors make 10k author records), a batched
+** step's own model when one child row can come back for several owners.
+*/
+static int assign_slots(quay_plan *p, quay_err *pErr) {
+  int i, k, n = 0;
+  for (i = 0; i < p->nStep; i++) {
+    PlanStep *s = &p->aStep[i];
+    for (k = 0; k < s->nNode; k++) n += s->aNode[k].selected;
+    for (k = 0; k < s->nExtra; k++) n += s->aExtra[k].eKind == EXTRA_PIVOT;
+  }
+  p->aSlot = quay__arena_alloc(&p->arena, sizeof(PlanSlot) * (size_t)(n + 1));
+  if (p->aSlot == NULL) return quay__oom(pErr);
+  p->nSlot = 0;
+  for (i = 0; i < p->nStep; i++) {
+    PlanStep *s = &p->aStep[i];
+    int bPivot = 0;
+    for (k = 0; k < s->nExtra; k++) bPivot |= s->aExtra[k].eKind == EXTRA_PIVOT;
+    if (i > 0) {
+      Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd : s->pRel;
+      /* The key list is distinct, so a child row repeats only when it is
+      ** reached from several owners: through a join table or a path. */
+      s->bDedupe = !bPivot && (fwd->eKind == QUAY_R_MANY_TO_MANY ||
+                               fwd->eKind == QUAY_R_THROUGH);
+    }
+    for (k = 0; k < s->nNode; k++) {
+      PlanNode *nd = &s->aNode[k];
+      PlanSlot *sl;
+      nd->iSlot = -1;
+      if (!nd->selected) continue;
+      nd->iSlot = p->nSlot;
+      sl = &p->aSlot[p->nSlot++];
+      sl->pModel = nd->pModel;
+      sl->iStep = i;
+      sl->iNode = k;
+      sl->isPivot = 0;
+      sl->bDedupe = k > 0 || (i > 0 && s->bDedupe);
+    }
+    for (k = 0; k < s->nExtra; k++) {
+      PlanExtra *x = &s->aExtra[k];
+      PlanSlot *sl;
+      if (x->eKind != EXTRA_PIVOT) continue;
+      x->iSlot = p->nSlot;
+      sl = &p->aSlot[p->nSlot++];
+      sl->pModel = x->pModel;
+      sl->iStep = i;
+      sl->iNode = -1;
+      sl->isPivot = 1;
+      sl->bDedupe = 0;
+    }
+  }
+  for (i = 1; i < p->nStep; i++) {
+    PlanStep *s = &p->aStep[i];
+    PlanStep *par = &p->aStep[s->iParent];
+    s->iOwnerSlot = par->aNode[s->iParentNode].iSlot;
+    assert(s->iParent < i);
+    if (QUAY_NEVER(s->iOwnerSlot < 0)) {
+      return quay__err(pErr, QUAY_EMISUSE, "plan: owners of step %d are not "
+                       "loaded", i);
+    }
+  }
+  return QUAY_OK;
+}
+
 /* Plan a query set; pPluck selects one column instead of records. */
 static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
                    quay_err *pErr) {
@@ -910,7 +930,7 @@ static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
       PlanExtra *x;
       rc = add_extra(p, 0, &x, pErr);
       if (rc == QUAY_OK) {
-        x->eKind = 1;
+        x->eKind = EXTRA_COUNT;
         x->zName = v->apCount[i]->zAnn;
         x->nCol = 1;
         memcpy(x->aHop, v->apCount[i]->aHop,
@@ -922,6 +942,7 @@ static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
   for (i = 0; rc == QUAY_OK && i < p->nStep; i++) {
     rc = build_step(p, i, i == 0 ? pPluck : NULL, pErr);
   }
+  if (rc == QUAY_OK) rc = assign_slots(p, pErr);
   if (rc) {
     quay_plan_free(p);
     return rc;
@@ -945,12 +966,14 @@ int quay_plan_lazy(quay_model *m, int iRel, quay_plan **pp, quay_err *pErr) {
   if (rc) return rc;
   rc = plan_alloc(m->pDb, &p, pErr);
   if (rc) return rc;
+  p->bLazy = 1;
   rc = add_step(p, &iStep, pErr);
   if (rc == QUAY_OK) rc = add_node(p, 0, m, -1, NULL, 1, &iNode, pErr);
   if (rc == QUAY_OK) {
     rc = new_batch(p, 0, 0, m->apRel[iRel], NULL, NULL, &iNew, pErr);
   }
   if (rc == QUAY_OK) rc = build_step(p, 1, NULL, pErr);
+  if (rc == QUAY_OK) rc = assign_slots(p, pErr);
   if (rc) {
     quay_plan_free(p);
     return rc;
@@ -959,98 +982,9 @@ int quay_plan_lazy(quay_model *m, int iRel, quay_plan **pp, quay_err *pErr) {
   return QUAY_OK;
 }
 
-/* Public step index (-1 = main) to internal. */
-static PlanStep *pstep(const quay_plan *p, int iStep) {
-  int i = iStep + 1;
-  return (i >= 0 && i < p->nStep) ? &p->aStep[i] : NULL;
-}
-
-int quay_plan_nnode(const quay_plan *p, int iStep) {
-  PlanStep *s = pstep(p, iStep);
-  int i, n = 0;
-  if (s == NULL) return 0;
-  for (i = 0; i < s->nNode; i++) n += s->aNode[i].selected;
-  return n;
-}
-
-/* Selected nodes only, in order; parents map to selected indexes too. */
-void quay_plan_node(const quay_plan *p, int iStep, int iNode,
-                    quay_node_info *pOut) {
-  PlanStep *s = pstep(p, iStep);
-  int i, k = 0;
-  memset(pOut, 0, sizeof(*pOut));
-  pOut->iParent = -1;
-  pOut->iRel = -1;
-  if (s == NULL) return;
-  for (i = 0; i < s->nNode; i++) {
-    PlanNode *n = &s->aNode[i];
-    if (!n->selected) continue;
-    if (k++ == iNode) {
-      pOut->pModel = n->pModel;
-      pOut->iFirstCol = n->iFirstCol;
-      pOut->iKeyCol = n->iKeyCol;
-      pOut->iRel = n->pRel ? n->pRel->iRel : -1;
-      if (n->iParent >= 0) {
-        int j, kp = 0;
-        for (j = 0; j < n->iParent; j++) kp += s->aNode[j].selected;
-        pOut->iParent = kp;
-      }
-      return;
-    }
-  }
-}
-
-int quay_plan_nextra(const quay_plan *p, int iStep) {
-  PlanStep *s = pstep(p, iStep);
-  return s ? s->nExtra : 0;
-}
-
-void quay_plan_extra(const quay_plan *p, int iStep, int i,
-                     quay_extra_info *pOut) {
-  PlanStep *s = pstep(p, iStep);
-  memset(pOut, 0, sizeof(*pOut));
-  if (s == NULL || i < 0 || i >= s->nExtra) return;
-  pOut->zName = s->aExtra[i].zName;
-  pOut->iCol = s->aExtra[i].iCol;
-  pOut->nCol = s->aExtra[i].nCol;
-  pOut->pModel = s->aExtra[i].pModel;
-}
-
-int quay_plan_nstep(const quay_plan *p) { return p->nStep - 1; }
-
-void quay_plan_step(const quay_plan *p, int iStep, quay_step_info *pOut) {
-  PlanStep *s = pstep(p, iStep);
-  memset(pOut, 0, sizeof(*pOut));
-  if (s == NULL || iStep < 0) return;
-  pOut->iParentStep = s->iParent - 1;
-  {
-    /* Map the parent node to its selected index. */
-    PlanStep *par = &p->aStep[s->iParent];
-    int j, kp = 0;
-    for (j = 0; j < s->iParentNode; j++) kp += par->aNode[j].selected;
-    pOut->iParentNode = kp;
-  }
-  pOut->pOwner = s->pOwner;
-  pOut->iRel = s->pRel->iRel;
-  pOut->zAttach = s->zAttach;
-  pOut->isCustom = s->isCustom;
-  pOut->toMany = s->toMany;
-  pOut->iOwnerKey = s->pOwnerKey->iField;
-  pOut->iGroupCol = s->iGroupCol;
-  {
-    Rel *r = s->pRel;
-    Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
-    /* The key list is distinct, so a child row repeats only when it is
-    ** reached from several owners: through a join table or a path. */
-    pOut->uniqueChildren = fwd->eKind != QUAY_R_MANY_TO_MANY &&
-                           fwd->eKind != QUAY_R_THROUGH;
-  }
-}
-
-const char *quay_plan_sql(quay_plan *p, int iStep, const quay_value **paParam,
+const char *quay_plan_sql(quay_plan *p, const quay_value **paParam,
                           int *pnParam) {
-  PlanStep *s = pstep(p, iStep);
-  if (s == NULL) return NULL;
+  PlanStep *s = &p->aStep[0];
   if (paParam) *paParam = s->aParam;
   if (pnParam) *pnParam = s->nParam;
   return s->zSql;
@@ -1058,130 +992,90 @@ const char *quay_plan_sql(quay_plan *p, int iStep, const quay_value **paParam,
 
 int quay_plan_strict(const quay_plan *p) { return p->strict; }
 
-/*
-** Run the main query.  bStream asks the driver to keep memory constant
-** while other statements run between chunks (quay_plan_stream, for
-** qs:iter()); otherwise the driver may fetch the whole result at once
-** (one round trip on PostgreSQL; SQLite ignores the flag).
-*/
-static int plan_open(quay_plan *p, quay_db *pDb, int bStream,
-                     quay_cursor **ppCur, quay_err *pErr) {
-  PlanStep *s = &p->aStep[0];
-  *ppCur = NULL;
-  if (s->zSql == NULL) {
-    return quay__err(pErr, QUAY_EMISUSE, "this plan has no main query");
-  }
-  return quay__db_run(pDb, s->zSql, s->aParam, s->nParam, s->aHint, s->nCol,
-                      bStream, ppCur, NULL, pErr);
+int quay_plan_nslot(const quay_plan *p) { return p->nSlot; }
+
+void quay_plan_slot(const quay_plan *p, int iSlot, quay_slot_info *pOut) {
+  memset(pOut, 0, sizeof(*pOut));
+  if (iSlot < 0 || iSlot >= p->nSlot) return;
+  pOut->pModel = p->aSlot[iSlot].pModel;
+  pOut->isPivot = p->aSlot[iSlot].isPivot;
 }
 
-int quay_plan_open(quay_plan *p, quay_db *pDb, quay_cursor **ppCur,
-                   quay_err *pErr) {
-  return plan_open(p, pDb, 0, ppCur, pErr);
-}
-
-int quay_plan_stream(quay_plan *p, quay_db *pDb, quay_cursor **ppCur,
-                     quay_err *pErr) {
-  return plan_open(p, pDb, 1, ppCur, pErr);
-}
-
-int quay_plan_step_open(quay_plan *p, int iStep, quay_db *pDb,
-                        const quay_keyset *pKs, quay_cursor **ppCur,
-                        quay_err *pErr) {
-  PlanStep *s = pstep(p, iStep);
-  quay_value *aKey, *aParam;
-  Arena a;
+int quay__plan_key_param(quay_plan *p, int iStep, const quay_value *aKey,
+                         int nKey, Arena *pArena, quay_value **paParam,
+                         quay_err *pErr) {
+  PlanStep *s = &p->aStep[iStep];
+  quay_value *a;
   Str arr;
-  int rc;
-  *ppCur = NULL;
-  if (s == NULL || iStep < 0) {
-    return quay__err(pErr, QUAY_EMISUSE, "quay_plan_step_open: bad step");
-  }
-  quay__arena_init(&a);
+  *paParam = NULL;
+  assert(iStep > 0 && s->iKeyParam >= 0);
+  a = quay__arena_alloc(pArena, sizeof(quay_value) * (size_t)(s->nParam + 1));
+  if (a == NULL) return quay__oom(pErr);
+  memcpy(a, s->aParam, sizeof(quay_value) * (size_t)s->nParam);
   quay__str_init(&arr);
-  rc = quay__keyset_values(pKs, &a, &aKey);
-  if (rc == QUAY_OK) {
-    rc = pDb->pDialect->xArrayValue(&arr, aKey, quay_keyset_count(pKs));
-  }
-  aParam = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)(s->nParam + 1));
-  if (rc || aParam == NULL || arr.oom) {
+  if (p->pDb->pDialect->xArrayValue(&arr, aKey, nKey) || arr.oom) {
     quay__str_free(&arr);
-    quay__arena_free(&a);
     return quay__oom(pErr);
   }
-  memcpy(aParam, s->aParam, sizeof(quay_value) * (size_t)s->nParam);
-  aParam[s->iKeyParam].type = QUAY_TEXT;
-  aParam[s->iKeyParam].u.z = arr.z ? arr.z : "[]";
-  aParam[s->iKeyParam].n = arr.n;
-  /* Not streamed: a batch is bounded by its owners (one chunk). */
-  rc = quay__db_run(pDb, s->zSql, aParam, s->nParam, s->aHint, s->nCol, 0,
-                    ppCur, NULL, pErr);
+  a[s->iKeyParam].type = QUAY_TEXT;
+  a[s->iKeyParam].n = arr.n;
+  a[s->iKeyParam].u.z = quay__arena_strdup(pArena, arr.z ? arr.z : "[]",
+                                           arr.z ? arr.n : 2);
+  if (arr.z == NULL) a[s->iKeyParam].n = 2;
   quay__str_free(&arr);
-  quay__arena_free(&a);
-  return rc;
+  if (a[s->iKeyParam].u.z == NULL) return quay__oom(pErr);
+  *paParam = a;
+  return QUAY_OK;
 }
+
+/*
+** {======= explain(): one entry per main query, JOINed level and batch */
+
+/* "a__b" path of node k of step iStep (arena). */
+static const char *node_path(quay_plan *p, int iStep, int k) {
+  PlanStep *s = &p->aStep[iStep];
+  const char *zUp;
+  const char *zName;
+  if (k == 0) {
+    if (iStep == 0) return "";
+    zUp = node_path(p, s->iParent, s->iParentNode);
+    zName = s->zAttach;
+  } else {
+    zUp = node_path(p, iStep, s->aNode[k].iParent);
+    zName = s->aNode[k].pRel->zName;
+  }
+  if (zUp == NULL) return NULL;
+  if (*zUp == 0) return zName;
+  {
+    size_t nUp = strlen(zUp), nName = strlen(zName);
+    char *z = quay__arena_alloc(&p->arena, nUp + nName + 3);
+    if (z == NULL) return NULL;
+    memcpy(z, zUp, nUp);
+    memcpy(z + nUp, "__", 2);
+    memcpy(z + nUp + 2, zName, nName + 1);
+    return z;
+  }
+}
+
+int quay_plan_explain(quay_plan *p, int i, quay_explain_info *pOut) {
+  int s, k, n = 0;
+  memset(pOut, 0, sizeof(*pOut));
+  for (s = p->bLazy ? 1 : 0; s < p->nStep; s++) {
+    PlanStep *st = &p->aStep[s];
+    for (k = 0; k < st->nNode; k++) {
+      if (k > 0 && !st->aNode[k].selected) continue;
+      if (n++ != i) continue;
+      pOut->zPath = node_path(p, s, k);
+      pOut->zHow = k > 0 ? "join" : s == 0 ? "query" : "batch";
+      pOut->zSql = st->zSql ? st->zSql : "";
+      return pOut->zPath ? QUAY_OK : QUAY_ENOMEM;
+    }
+  }
+  return QUAY_DONE;
+}
+/* }======= */
 /* }================================================================== */
 
-
-/*
-** Open several batched steps at once, each for its own owners: one round
-** trip on PostgreSQL (pipeline), one statement after the other elsewhere.
-*/
-int quay_plan_steps_open(quay_plan *p, const int *aiStep, int n, quay_db *pDb,
-                         const quay_keyset *const *apKs, quay_cursor **apCur,
-                         quay_err *pErr) {
-  Arena a;
-  const char **azSql;
-  const quay_value **aaParam;
-  int *anParam, *anHint, i, rc = QUAY_OK;
-  const int **aaHint;
-  Str *aArr;
-  for (i = 0; i < n; i++) apCur[i] = NULL;
-  quay__arena_init(&a);
-  azSql = quay__arena_alloc(&a, sizeof(char *) * (size_t)(n + 1));
-  aaParam = quay__arena_alloc(&a, sizeof(quay_value *) * (size_t)(n + 1));
-  aaHint = quay__arena_alloc(&a, sizeof(int *) * (size_t)(n + 1));
-  anParam = quay__arena_alloc(&a, sizeof(int) * (size_t)(n + 1));
-  anHint = quay__arena_alloc(&a, sizeof(int) * (size_t)(n + 1));
-  aArr = quay__arena_alloc(&a, sizeof(Str) * (size_t)(n + 1));
-  if (!azSql || !aaParam || !aaHint || !anParam || !anHint || !aArr) {
-    quay__arena_free(&a);
-    return quay__oom(pErr);
-  }
-  for (i = 0; i < n; i++) quay__str_init(&aArr[i]);
-  for (i = 0; i < n && rc == QUAY_OK; i++) {
-    PlanStep *s = pstep(p, aiStep[i]);
-    quay_value *aKey, *aParam;
-    if (s == NULL || aiStep[i] < 0) {
-      rc = quay__err(pErr, QUAY_EMISUSE, "quay_plan_steps_open: bad step");
-      break;
-    }
-    aParam = quay__arena_alloc(&a, sizeof(quay_value) *
-                                       (size_t)(s->nParam + 1));
-    if (aParam == NULL || quay__keyset_values(apKs[i], &a, &aKey) ||
-        pDb->pDialect->xArrayValue(&aArr[i], aKey,
-                                   quay_keyset_count(apKs[i]))) {
-      rc = quay__oom(pErr);
-      break;
-    }
-    memcpy(aParam, s->aParam, sizeof(quay_value) * (size_t)s->nParam);
-    aParam[s->iKeyParam].type = QUAY_TEXT;
-    aParam[s->iKeyParam].u.z = aArr[i].z ? aArr[i].z : "[]";
-    aParam[s->iKeyParam].n = aArr[i].n;
-    azSql[i] = s->zSql;
-    aaParam[i] = aParam;
-    anParam[i] = s->nParam;
-    aaHint[i] = s->aHint;
-    anHint[i] = s->nCol;
-  }
-  if (rc == QUAY_OK) {
-    rc = quay__db_run_batch(pDb, n, azSql, aaParam, anParam, aaHint, anHint,
-                            apCur, pErr);
-  }
-  for (i = 0; i < n; i++) quay__str_free(&aArr[i]);
-  quay__arena_free(&a);
-  return rc;
-}
 
 /*
 ** {==================================================================
@@ -1287,7 +1181,9 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   rc = plan_qs(pQs, &fp, &p, pErr);
   quay__free(fp.zAnn);
   if (rc) return rc;
-  rc = quay_plan_open(p, pDb, ppCur, pErr);
+  rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
+                    p->aStep[0].nParam, p->aStep[0].aHint, p->aStep[0].nCol,
+                    0, ppCur, NULL, pErr);
   /* The cursor's SQL and parameters were copied by the driver at bind
   ** time; the plan can go. */
   quay_plan_free(p);

@@ -174,6 +174,20 @@ QUAY_INTERNAL const char *quay__value_kind(const quay_value *p);
 QUAY_INTERNAL long quay__utf8_len(const char *z, size_t n);
 /* Current UTC time "YYYY-MM-DD HH:MM:SS" into z (20 bytes). */
 QUAY_INTERNAL void quay__now_utc(char *z);
+/*
+** Key sets: distinct keys with dense indexes in insertion order (owner
+** keys of a batched step, de-duplication, cascade key lists).
+** quay_keyset_add gives the dense index of the key (existing or new), or
+** -1 for a value that cannot be a key (NULL).
+*/
+typedef struct quay_keyset quay_keyset;
+QUAY_INTERNAL int quay_keyset_new(quay_keyset **ppKs, quay_err *pErr);
+QUAY_INTERNAL void quay_keyset_free(quay_keyset *pKs);
+QUAY_INTERNAL int quay_keyset_add(quay_keyset *pKs, const quay_value *pKey,
+                                  int *piIndex, quay_err *pErr);
+QUAY_INTERNAL int quay_keyset_find(const quay_keyset *pKs,
+                                   const quay_value *pKey);
+QUAY_INTERNAL int quay_keyset_count(const quay_keyset *pKs);
 /* The keys of a key set as values (arena memory, borrowed text). */
 QUAY_INTERNAL int quay__keyset_values(const quay_keyset *pKs, Arena *pArena,
                                       quay_value **paOut);
@@ -701,6 +715,94 @@ QUAY_INTERNAL int quay__build_ddl(quay_db *pDb, int bDrop, Str *pOut,
                                   int *pnStmt, char ***pazStmt,
                                   quay_err *pErr);
 QUAY_INTERNAL char *quay__alias(Build *b);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Plans (loader.c plans and builds them, load.c runs them)
+** ===================================================================
+** A plan is a list of steps.  Step 0 is the main query; every other step
+** loads one relation for the records of one node of an earlier step (its
+** owners).  A step's nodes are its model (node 0) and the to-one levels
+** JOINed to it (select_related), in a tree by iParent.
+**
+** Records land in slots: one per selected node of each step and one per
+** pivot (rec.pivot) extra, numbered in step order.  Slot 0 is the main
+** result.  This is the one index space a binding sees (quay_plan_slot,
+** quay_sink).
+*/
+typedef struct PlanNode {
+  quay_model *pModel;
+  int iFirstCol;            /* first column of the model's fields */
+  int iParent;              /* -1 for node 0 */
+  Rel *pRel;                /* relation of the parent node's model */
+  int iKeyCol;              /* column of the primary key */
+  char *zAlias;
+  int selected;             /* columns in the SELECT list */
+  int iSlot;                /* record slot (selected nodes), else -1 */
+} PlanNode;
+
+enum {                      /* kinds of extra columns of a step */
+  EXTRA_COUNT = 1,          /* with_count: one integer column */
+  EXTRA_PIVOT               /* rec.pivot: the through model's columns */
+};
+
+typedef struct PlanExtra {
+  char *zName;
+  int iCol, nCol;
+  quay_model *pModel;       /* EXTRA_PIVOT: the through model */
+  int eKind;                /* EXTRA_* */
+  int iSlot;                /* EXTRA_PIVOT: record slot */
+  Hop aHop[QUAY_MAX_HOPS]; int nHop;   /* EXTRA_COUNT */
+} PlanExtra;
+
+typedef struct PlanStep {
+  int iParent, iParentNode; /* owners: step and node (-1 for the main) */
+  quay_model *pOwner;
+  Rel *pRel;
+  char *zAttach;
+  int isCustom, toMany;
+  Field *pOwnerKey;         /* owner field whose values key the step */
+  int iGroupCol;            /* column holding the owner's key */
+  quay_qs *pSub;            /* reference, may be NULL */
+  QsView view;
+  int hasView;
+  PlanNode *aNode; int nNode, nNodeAlloc;
+  PlanExtra *aExtra; int nExtra, nExtraAlloc;
+  int *aHint; int nCol;
+  char *zSql;
+  quay_value *aParam; int nParam;
+  int iKeyParam;            /* batched steps: the key array parameter */
+  int eKeyType;
+  int iOwnerSlot;           /* batched steps: the owners' slot */
+  int bDedupe;              /* batched steps: a child row may repeat
+                            ** (many_to_many, through) and no pivot */
+} PlanStep;
+
+typedef struct PlanSlot {
+  quay_model *pModel;
+  int iStep, iNode;         /* node slot; iNode -1 for a pivot slot */
+  int isPivot;
+  int bDedupe;              /* records are de-duplicated by key */
+} PlanSlot;
+
+struct quay_plan {
+  quay_db *pDb;
+  quay_qs *pQs;             /* reference, NULL for lazy plans */
+  Arena arena;
+  PlanStep *aStep; int nStep, nStepAlloc;
+  PlanSlot *aSlot; int nSlot;
+  int strict;
+  int bLazy;                /* step 0 has no query: owners come from the
+                            ** binding (quay_load_lazy) */
+};
+
+/* The key array parameter of a batched step from owner keys (arena). */
+QUAY_INTERNAL int quay__plan_key_param(quay_plan *p, int iStep,
+                                       const quay_value *aKey, int nKey,
+                                       Arena *pArena, quay_value **paParam,
+                                       quay_err *pErr);
 /* }================================================================== */
 
 

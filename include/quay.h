@@ -611,114 +611,130 @@ QUAY_API int quay_qs_related(quay_model *pModel, int iRel,
 typedef struct quay_plan quay_plan;
 
 /*
-** A node of a result's layout: the main model (node 0) and each
-** select_related JOIN.  Columns iFirstCol .. iFirstCol+nField-1 are the
-** node model's fields in field order.  Node 0 is never NULL; a joined node
-** is NULL in a row when its key column is NULL.
-*/
-typedef struct quay_node_info {
-  quay_model *pModel;
-  int iFirstCol;
-  int iParent;              /* parent node, -1 for node 0 */
-  int iRel;                 /* relation of the parent's model */
-  int iKeyCol;              /* column holding the node's primary key */
-} quay_node_info;
-
-typedef struct quay_extra_info {
-  const char *zName;        /* annotation name ("posts_count"), "pivot" */
-  int iCol;                 /* first column */
-  int nCol;                 /* 1, or the pivot model's field count */
-  quay_model *pModel;       /* pivot model, else NULL */
-} quay_extra_info;
-
-/*
-** CONSTRUCTOR.  Compile a query set into a loading plan (the main SELECT
-** with its JOINs, then one batched step per prefetch level).  Caller frees
-** with quay_plan_free.
+** CONSTRUCTOR.  Compile a query set into a loading plan: the main SELECT
+** with its JOINs (select_related), then one batched query per prefetch
+** level.  Caller frees with quay_plan_free.
 */
 QUAY_API int quay_plan_new(quay_qs *pQs, quay_plan **ppPlan, quay_err *pErr);
 /*
-** CONSTRUCTOR.  A plan of one batched step that loads relation iRel of
-** pModel for externally collected owners (lazy loading).
+** CONSTRUCTOR.  A plan that loads relation iRel of pModel for records the
+** caller already holds (lazy loading, quay_load_lazy).  Caller frees with
+** quay_plan_free.
 */
 QUAY_API int quay_plan_lazy(quay_model *pModel, int iRel, quay_plan **ppPlan,
                             quay_err *pErr);
 /* DESTRUCTOR.  NULL is a no-op. */
 QUAY_API void quay_plan_free(quay_plan *pPlan);
 
-QUAY_API int quay_plan_nnode(const quay_plan *pPlan, int iStep);
-QUAY_API void quay_plan_node(const quay_plan *pPlan, int iStep, int iNode,
-                             quay_node_info *pOut);
-QUAY_API int quay_plan_nextra(const quay_plan *pPlan, int iStep);
-QUAY_API void quay_plan_extra(const quay_plan *pPlan, int iStep, int i,
-                              quay_extra_info *pOut);
-
-typedef struct quay_step_info {
-  int iParentStep;          /* -1: the main query; lazy plans: -1 too */
-  int iParentNode;          /* owner node in the parent step's layout */
-  quay_model *pOwner;       /* owners' model */
-  int iRel;                 /* relation of pOwner being loaded */
-  const char *zAttach;      /* relation name, or the prefetch's `to` */
-  int isCustom;             /* non-0 when zAttach is a `to` name */
-  int toMany;               /* non-0: owners receive sets */
-  int iOwnerKey;            /* owner field whose values are collected */
-  int iGroupCol;            /* child column holding the owner key */
-  int uniqueChildren;       /* non-0: no child row comes back twice (not
-                            ** many_to_many or quay.through): no dedupe */
-} quay_step_info;
-
-/* Batched steps (the main query is not a step).  Lazy plans have one. */
-QUAY_API int quay_plan_nstep(const quay_plan *pPlan);
-QUAY_API void quay_plan_step(const quay_plan *pPlan, int iStep,
-                             quay_step_info *pOut);
-
+/* The SQL of the main query and its parameters (qs:sql()); borrowed,
+** valid until quay_plan_free.  NULL for a lazy plan. */
+QUAY_API const char *quay_plan_sql(quay_plan *pPlan,
+                                   const quay_value **paParam, int *pnParam);
 /* Non-0 when records loaded by this plan must not lazy-load (strict). */
 QUAY_API int quay_plan_strict(const quay_plan *pPlan);
 
-/* CONSTRUCTOR.  Run the main query of a plan.  Caller closes the cursor. */
-QUAY_API int quay_plan_open(quay_plan *pPlan, quay_db *pDb,
-                            quay_cursor **ppCur, quay_err *pErr);
 /*
-** CONSTRUCTOR.  Like quay_plan_open, for a cursor read a chunk at a time
-** while other statements run on the connection (qs:iter()): the backend
-** streams the rows in constant memory (PostgreSQL: a server-side cursor)
-** instead of fetching the whole result.  Caller closes the cursor.
+** explain(): entry i (0-based) of the plan: the main query, each JOINed
+** level and each batched query, with its relation path ("" for the main
+** query, "posts__tags"), how it loads ("query", "join", "batch") and its
+** SQL (strings borrowed; valid until quay_plan_free).  QUAY_DONE past the
+** last entry.
 */
-QUAY_API int quay_plan_stream(quay_plan *pPlan, quay_db *pDb,
-                              quay_cursor **ppCur, quay_err *pErr);
-
-/* The SQL of the main query and of step i (-1: main); borrowed, valid
-** until quay_plan_free.  Parameters of the main query in *paParam. */
-QUAY_API const char *quay_plan_sql(quay_plan *pPlan, int iStep,
-                                   const quay_value **paParam, int *pnParam);
+typedef struct quay_explain_info {
+  const char *zPath, *zHow, *zSql;
+} quay_explain_info;
+QUAY_API int quay_plan_explain(quay_plan *pPlan, int i,
+                               quay_explain_info *pOut);
 
 /*
-** Key sets: the distinct owner keys of a batched step.  quay_keyset_add
-** returns the dense index of the key (existing or new), or -1 for NULL.
+** Record slots.  Every record a plan loads lands in a slot: one per model
+** level of each query (the main result is slot 0; each JOINed level and
+** each batched relation has its own) and one per `rec.pivot` model.  The
+** records of one slot form one result (batched lazy loading treats them
+** together).  Within a load, records of a slot are numbered 0, 1, ... in
+** the order the sink makes them.
 */
-typedef struct quay_keyset quay_keyset;
-QUAY_API int quay_keyset_new(quay_keyset **ppKs, quay_err *pErr);
-QUAY_API void quay_keyset_free(quay_keyset *pKs);
-QUAY_API int quay_keyset_add(quay_keyset *pKs, const quay_value *pKey,
-                             int *piIndex, quay_err *pErr);
-QUAY_API int quay_keyset_find(const quay_keyset *pKs, const quay_value *pKey);
-QUAY_API int quay_keyset_count(const quay_keyset *pKs);
+typedef struct quay_slot_info {
+  quay_model *pModel;       /* the records' model */
+  int isPivot;              /* non-0: through-model records (rec.pivot) */
+} quay_slot_info;
+QUAY_API int quay_plan_nslot(const quay_plan *pPlan);
+QUAY_API void quay_plan_slot(const quay_plan *pPlan, int iSlot,
+                             quay_slot_info *pOut);
 
-/* CONSTRUCTOR.  Run batched step iStep for the owners in pKs. */
-QUAY_API int quay_plan_step_open(quay_plan *pPlan, int iStep, quay_db *pDb,
-                                 const quay_keyset *pKs, quay_cursor **ppCur,
-                                 quay_err *pErr);
+/* Where a loaded value goes on its owner record. */
+typedef struct quay_attach {
+  int iRel;                 /* relation index in the owner's model, or -1 */
+  const char *zName;        /* the relation's name, the `to` name of
+                            ** quay.prefetch, or "pivot" */
+  int isCustom;             /* non-0: a plain attribute named zName (`to`) */
+  int isPivot;              /* non-0: the record's through row (rec.pivot) */
+} quay_attach;
 
 /*
-** CONSTRUCTOR.  Open n batched steps at once (steps whose owners are all
-** loaded already), each with its key set: on PostgreSQL the n queries go
-** in one pipeline, one round trip.  apCur[i] gets step aiStep[i]'s cursor
-** (all or none); the caller closes each.
+** The binding's side of a load: it makes records and attaches them, the
+** engine does everything else (runs the queries, collects owner keys,
+** de-duplicates, groups children per owner in query order).  Each
+** callback returns 0, or non-0 to stop the load (QUAY_ECALLBACK).
+**
+**   xRecord      make record number anRec[iSlot] of slot iSlot from the
+**                current row of pCur: the model's fields in field order
+**                at columns iFirstCol.., its primary key at iKeyCol (read
+**                them with quay_cursor_value; valid during the call).
+**   xAttachOne   set a to-one relation (or `to`, or pivot) of record iRec
+**                of slot iSlot to record iChild of iChildSlot, or to "loaded,
+**                none" when iChild is -1.
+**   xAttachMany  set a to-many relation (or `to`) of record iRec to the
+**                records aiChild[0..nChild) of iChildSlot, in this order.
+**   xExtra       set annotation zName of record iRec of slot iSlot.
+**
+** A callback may also leave by a longjmp (a Lua error): everything the
+** load holds is reachable from the quay_load, so quay_load_free releases
+** it; the load cannot be continued after that.
 */
-QUAY_API int quay_plan_steps_open(quay_plan *pPlan, const int *aiStep, int n,
-                                  quay_db *pDb,
-                                  const quay_keyset *const *apKs,
-                                  quay_cursor **apCur, quay_err *pErr);
+typedef struct quay_sink {
+  int (*xRecord)(void *pCtx, int iSlot, quay_cursor *pCur, int iFirstCol,
+                 int iKeyCol);
+  int (*xAttachOne)(void *pCtx, int iSlot, int iRec, const quay_attach *pAt,
+                    int iChildSlot, int iChild);
+  int (*xAttachMany)(void *pCtx, int iSlot, int iRec,
+                     const quay_attach *pAt, int iChildSlot,
+                     const int *aiChild, int nChild);
+  int (*xExtra)(void *pCtx, int iSlot, int iRec, const char *zName,
+                const quay_value *pVal);
+} quay_sink;
+
+typedef struct quay_load quay_load;
+/*
+** CONSTRUCTOR.  Start running a plan: opens the main query.  With bStream
+** the rows are read a chunk at a time in constant memory while other
+** statements run between chunks (qs:iter(); a server-side cursor on
+** PostgreSQL).  The plan must outlive the load.  Caller frees with
+** quay_load_free.
+*/
+QUAY_API int quay_load_open(quay_plan *pPlan, quay_db *pDb, int bStream,
+                            quay_load **ppLoad, quay_err *pErr);
+/*
+** Read up to nMax main rows (0: all), run every batched query for their
+** records, and hand everything to the sink.  Each call is one result:
+** slot numbering starts again at 0.  Returns QUAY_ROW when more rows may
+** follow, QUAY_DONE when the main query is exhausted (this call's records
+** are complete either way), or an error code.
+*/
+QUAY_API int quay_load_next(quay_load *pLoad, int nMax,
+                            const quay_sink *pSink, void *pCtx,
+                            quay_err *pErr);
+/* DESTRUCTOR.  Closes the cursors.  NULL is a no-op. */
+QUAY_API void quay_load_free(quay_load *pLoad);
+/*
+** Lazy loading: for a quay_plan_lazy plan opened with quay_load_open,
+** give the nOwner records the caller holds (slot 0, records
+** 0..nOwner-1) by their owner keys (the relation's iOwnerKey field; copied);
+** the next quay_load_next loads the relation for them and attaches to
+** every owner, NULL keys included ("loaded, none" / empty sets).
+*/
+QUAY_API int quay_load_owners(quay_load *pLoad, const quay_value *aOwnerKey,
+                              int nOwner, quay_err *pErr);
 
 /* Terminal calls that return no rows of records. */
 QUAY_API int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn,

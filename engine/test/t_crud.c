@@ -66,49 +66,107 @@ static int fill(quay_db *db, quay_model *u, quay_model *p, int n,
   return rc;
 }
 
+/*
+** A sink in plain C (what another binding would write): records are
+** counted per slot, to-many attachments checked for their owner.
+*/
+typedef struct CSink {
+  int anRec[8];
+  int nAttach, nChild;
+  int bad;
+} CSink;
+
+static int cs_record(void *pCtx, int iSlot, quay_cursor *pCur, int iFirst,
+                     int iKeyCol) {
+  CSink *k = pCtx;
+  quay_value v;
+  (void)iFirst;
+  quay_cursor_value(pCur, iKeyCol, &v);
+  if (iSlot < 0 || iSlot >= 8 || v.type != QUAY_INT) k->bad++;
+  else k->anRec[iSlot]++;
+  return 0;
+}
+
+static int cs_one(void *pCtx, int iSlot, int iRec, const quay_attach *pAt,
+                  int iChildSlot, int iChild) {
+  CSink *k = pCtx;
+  (void)iSlot; (void)iRec; (void)pAt; (void)iChildSlot; (void)iChild;
+  k->bad++;                           /* no to-one level in this plan */
+  return 0;
+}
+
+static int cs_many(void *pCtx, int iSlot, int iRec, const quay_attach *pAt,
+                   int iChildSlot, const int *aiChild, int nChild) {
+  CSink *k = pCtx;
+  int i;
+  if (iSlot != 0 || iChildSlot != 1 || strcmp(pAt->zName, "posts") != 0 ||
+      iRec >= k->anRec[0]) {
+    k->bad++;
+  }
+  for (i = 0; i < nChild; i++) {
+    if (aiChild[i] < 0 || aiChild[i] >= k->anRec[1]) k->bad++;
+  }
+  k->nAttach++;
+  k->nChild += nChild;
+  return 0;
+}
+
+static int cs_extra(void *pCtx, int iSlot, int iRec, const char *zName,
+                    const quay_value *pVal) {
+  (void)iSlot; (void)iRec; (void)zName; (void)pVal;
+  ((CSink *)pCtx)->bad++;
+  return 0;
+}
+
+static const quay_sink csink = { cs_record, cs_one, cs_many, cs_extra };
+
 TEST(write_read_prefetch) {
   quay_db *db;
   quay_model *u, *p;
   quay_err e;
   quay_qs *q, *q2;
   quay_plan *plan;
-  quay_cursor *c;
-  quay_keyset *ks;
-  int n = 0, idx, rc;
+  quay_load *ld;
+  quay_slot_info si;
+  CSink k;
   int64_t before;
   ASSERT_OK(setup(&db, &u, &p, &e), e);
   ASSERT_OK(fill(db, u, p, 50, &e), e);
   ASSERT_OK(quay_qs_new(u, &q, &e), e);
   ASSERT_OK(quay_qs_load(q, "posts", QUAY_LOAD_BATCH, NULL, NULL, &q2, &e), e);
   ASSERT_OK(quay_plan_new(q2, &plan, &e), e);
-  ASSERT_EQ(quay_plan_nstep(plan), 1);
+  ASSERT_EQ(quay_plan_nslot(plan), 2);
+  quay_plan_slot(plan, 1, &si);
+  ASSERT(si.pModel == p);
+  memset(&k, 0, sizeof(k));
   before = quay_db_query_count(db);
-  ASSERT_OK(quay_plan_open(plan, db, &c, &e), e);
-  ASSERT_OK(quay_keyset_new(&ks, &e), e);
-  while ((rc = quay_cursor_step(c, &e)) == QUAY_ROW) {
-    quay_value v;
-    quay_cursor_value(c, 0, &v);
-    ASSERT_EQ(v.type, QUAY_INT);
-    ASSERT_OK(quay_keyset_add(ks, &v, &idx, &e), e);
-    n++;
-  }
-  ASSERT_EQ(rc, QUAY_DONE);
-  ASSERT_EQ(n, 50);
-  quay_cursor_close(c);
-  ASSERT_OK(quay_plan_step_open(plan, 0, db, ks, &c, &e), e);
-  n = 0;
-  while ((rc = quay_cursor_step(c, &e)) == QUAY_ROW) {
-    quay_step_info si;
-    quay_value g;
-    quay_plan_step(plan, 0, &si);
-    quay_cursor_value(c, si.iGroupCol, &g);
-    ASSERT(quay_keyset_find(ks, &g) >= 0);
-    n++;
-  }
-  ASSERT_EQ(n, 150);
+  ASSERT_OK(quay_load_open(plan, db, 0, &ld, &e), e);
+  ASSERT_EQ(quay_load_next(ld, 0, &csink, &k, &e), QUAY_DONE);
+  quay_load_free(ld);
+  ASSERT_EQ(k.bad, 0);
+  ASSERT_EQ(k.anRec[0], 50);
+  ASSERT_EQ(k.anRec[1], 150);
+  ASSERT_EQ(k.nAttach, 50);           /* every owner, once */
+  ASSERT_EQ(k.nChild, 150);
   ASSERT_EQ(quay_db_query_count(db) - before, 2);
-  quay_cursor_close(c);
-  quay_keyset_free(ks);
+  /* The same in chunks of 7 owners: each chunk is a result of its own. */
+  memset(&k, 0, sizeof(k));
+  {
+    int rc, nCall = 0;
+    ASSERT_OK(quay_load_open(plan, db, 1, &ld, &e), e);
+    do {
+      int nBefore = k.anRec[0];
+      rc = quay_load_next(ld, 7, &csink, &k, &e);
+      ASSERT(rc == QUAY_ROW || rc == QUAY_DONE);
+      ASSERT(k.anRec[0] - nBefore <= 7);
+      memset(k.anRec, 0, sizeof(k.anRec));   /* slots restart per call */
+      nCall++;
+    } while (rc == QUAY_ROW);
+    quay_load_free(ld);
+    ASSERT(nCall >= 8);
+    ASSERT_EQ(k.nAttach, 50);
+    ASSERT_EQ(k.nChild, 150);
+  }
   quay_plan_free(plan);
   quay_qs_free(q2);
   quay_qs_free(q);
@@ -164,6 +222,15 @@ static int scenario(quay_err *e) {
   if (!rc) rc = quay_qs_new(u, &q, e);
   if (!rc) rc = quay_qs_load(q, "posts", QUAY_LOAD_BATCH, NULL, NULL, &q2, e);
   if (!rc) rc = quay_plan_new(q2, &plan, e);
+  if (!rc) {
+    quay_load *ld = NULL;
+    CSink k;
+    memset(&k, 0, sizeof(k));
+    rc = quay_load_open(plan, db, 0, &ld, e);
+    if (!rc) rc = quay_load_next(ld, 0, &csink, &k, e);
+    if (rc == QUAY_DONE) rc = QUAY_OK;
+    quay_load_free(ld);
+  }
   if (!rc) rc = quay_qs_delete(q, db, 0, &c, e);
   quay_counts_free(c);
   quay_plan_free(plan);

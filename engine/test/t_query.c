@@ -4,6 +4,7 @@
 ** See LICENSE
 */
 #include "tharness.h"
+#include "quayInt.h"          /* key sets are internal */
 
 /* Blog schema: User <- Post -> tags (m2m Tag), Post <- Comment. */
 static int blog(quay_db **pDb, quay_model **aM, quay_err *e) {
@@ -79,7 +80,7 @@ TEST(to_many_semi_join) {
   ASSERT_OK(leaf(g, "posts__comments__body__contains", &v, &e), e);
   ASSERT_OK(quay_qs_filter(q, g, 0, &q2, &e), e);
   ASSERT_OK(quay_plan_new(q2, &p, &e), e);
-  zSql = quay_plan_sql(p, -1, &aP, &nP);
+  zSql = quay_plan_sql(p, &aP, &nP);
   /* Owners never duplicated: no JOIN in the main query. */
   ASSERT(strstr(zSql, "JOIN \"posts\"") == NULL);
   /* One subquery for the shared first hop (posts). */

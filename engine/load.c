@@ -1,0 +1,478 @@
+/*
+** engine/load.c
+** Running a loading plan: the main query, then the batched query of every
+** prefetch level for the records the levels above made, handing records
+** and attachments to the binding's sink (quay_sink).
+** See LICENSE
+**
+** The engine owns the algorithm; a binding only makes records and hangs
+** values on them.  Per row of a query the runner
+**   - reads each model level's key and, for levels that may repeat a row
+**     (JOINed levels, many-to-many children), looks it up in the slot's
+**     key set, so 100k posts of 10k authors make 10k author records;
+**   - asks the sink for each new record (xRecord), then hangs JOINed
+**     records on their parents (xAttachOne) and annotations on the row's
+**     record (xExtra);
+**   - copies, for every batched step whose owners live in that slot, the
+**     owner key out of the row it already has (no second pass over the
+**     records, no reading back from the binding's objects);
+**   - for a batched step, files the child under its owner's group by one
+**     key-set probe on the group column.
+** After a batched step's rows, each owner gets its children in query
+** order (a stable counting sort of the (group, child) pairs): one
+** xAttachMany (to-many) or xAttachOne (to-one) per owner, "none" and empty
+** sets included, so a loaded relation is never fetched again.
+**
+** Sibling steps whose owners are complete (with("author", "tags",
+** "comments")) are opened together: one round trip on PostgreSQL.
+**
+** A sink callback may leave by a longjmp (a Lua error while making a
+** table).  Everything a load holds is therefore reachable from the
+** quay_load at every call into the sink (cursors, key sets, arrays), and
+** quay_load_free releases it whatever state the load was left in.
+*/
+#include "quayInt.h"
+
+/* Most steps opened together (siblings, one pipeline). */
+#define LOAD_MAX_BATCH 16
+
+typedef struct StepRun {
+  quay_keyset *pOwnKs;      /* distinct owner keys; dense index = group */
+  quay_value *aOwnKey;      /* per owner record: its key (text in arena) */
+  int nOwnKey, nOwnKeyAlloc;
+  int *aPair;               /* (group, child record) pairs, in row order */
+  int nPair, nPairAlloc;
+  quay_cursor *pCur;        /* open query of the step */
+} StepRun;
+
+struct quay_load {
+  quay_plan *pPlan;
+  quay_db *pDb;
+  quay_cursor *pMain;       /* main query; NULL once read to the end */
+  int bDone;                /* main query exhausted */
+  int bPrimed;              /* owners supplied (lazy): keep call state */
+  Arena arena;              /* per call: text keys, parameters */
+  int *anRec;               /* per slot: records made in this call */
+  quay_keyset **apDedupe;   /* per slot: keys of its records, or NULL */
+  StepRun *aRun;            /* per step (index 0: the main query) */
+  int *aNextUser;           /* per step: next step with the same owners */
+  int *aFirstUser;          /* per slot: first step owned by it, or -1 */
+};
+
+/* Release everything of one call; the load is ready for the next. */
+static void load_reset(quay_load *L) {
+  quay_plan *p = L->pPlan;
+  int i;
+  if (L->anRec == NULL || L->apDedupe == NULL || L->aRun == NULL) {
+    return;                 /* quay_load_open ran out of memory */
+  }
+  for (i = 0; i < p->nSlot; i++) {
+    quay_keyset_free(L->apDedupe[i]);
+    L->apDedupe[i] = NULL;
+    L->anRec[i] = 0;
+  }
+  for (i = 0; i < p->nStep; i++) {
+    StepRun *r = &L->aRun[i];
+    quay_cursor *c = r->pCur;
+    r->pCur = NULL;
+    quay_cursor_close(c);
+    quay_keyset_free(r->pOwnKs);
+    quay__free(r->aOwnKey);
+    quay__free(r->aPair);
+    memset(r, 0, sizeof(*r));
+  }
+  quay__arena_free(&L->arena);
+  quay__arena_init(&L->arena);
+  L->bPrimed = 0;
+}
+
+void quay_load_free(quay_load *L) {
+  quay_cursor *c;
+  if (L == NULL) return;
+  load_reset(L);
+  c = L->pMain;
+  L->pMain = NULL;
+  quay_cursor_close(c);
+  quay__arena_free(&L->arena);
+  quay__free(L->anRec);
+  quay__free(L->apDedupe);
+  quay__free(L->aRun);
+  quay__free(L->aNextUser);
+  quay__free(L->aFirstUser);
+  quay__free(L);
+}
+
+int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
+                   quay_err *pErr) {
+  quay_load *L;
+  int i, rc;
+  *pp = NULL;
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  L = quay__calloc(sizeof(*L));
+  if (L == NULL) return quay__oom(pErr);
+  L->pPlan = p;
+  L->pDb = pDb;
+  quay__arena_init(&L->arena);
+  L->anRec = quay__calloc(sizeof(int) * (size_t)(p->nSlot + 1));
+  L->apDedupe = quay__calloc(sizeof(quay_keyset *) * (size_t)(p->nSlot + 1));
+  L->aFirstUser = quay__calloc(sizeof(int) * (size_t)(p->nSlot + 1));
+  L->aRun = quay__calloc(sizeof(StepRun) * (size_t)(p->nStep + 1));
+  L->aNextUser = quay__calloc(sizeof(int) * (size_t)(p->nStep + 1));
+  if (!L->anRec || !L->apDedupe || !L->aFirstUser || !L->aRun ||
+      !L->aNextUser) {
+    quay_load_free(L);
+    return quay__oom(pErr);
+  }
+  for (i = 0; i < p->nSlot; i++) L->aFirstUser[i] = -1;
+  for (i = p->nStep - 1; i >= 1; i--) {
+    int o = p->aStep[i].iOwnerSlot;
+    L->aNextUser[i] = L->aFirstUser[o];
+    L->aFirstUser[o] = i;
+  }
+  if (!p->bLazy) {
+    PlanStep *s = &p->aStep[0];
+    if (QUAY_NEVER(s->zSql == NULL)) {
+      quay_load_free(L);
+      return quay__err(pErr, QUAY_EMISUSE, "this plan has no main query");
+    }
+    rc = quay__db_run(pDb, s->zSql, s->aParam, s->nParam, s->aHint, s->nCol,
+                      bStream, &L->pMain, NULL, pErr);
+    if (rc) {
+      quay_load_free(L);
+      return rc;
+    }
+  } else {
+    L->bDone = 1;
+  }
+  *pp = L;
+  return QUAY_OK;
+}
+
+/* Append an owner key to step run r (text copied into the load's arena). */
+static int push_owner_key(quay_load *L, StepRun *r, const quay_value *pV,
+                          quay_err *pErr) {
+  quay_value v = *pV;
+  if (r->nOwnKey == r->nOwnKeyAlloc) {
+    int nNew = r->nOwnKeyAlloc ? r->nOwnKeyAlloc * 2 : 64;
+    quay_value *a = quay__realloc(r->aOwnKey, sizeof(*a) * (size_t)nNew);
+    if (a == NULL) return quay__oom(pErr);
+    r->aOwnKey = a;
+    r->nOwnKeyAlloc = nNew;
+  }
+  if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+    v.u.z = quay__arena_strdup(&L->arena, v.u.z ? v.u.z : "", v.n);
+    if (v.u.z == NULL) return quay__oom(pErr);
+  }
+  r->aOwnKey[r->nOwnKey++] = v;
+  return QUAY_OK;
+}
+
+int quay_load_owners(quay_load *L, const quay_value *aKey, int nOwner,
+                     quay_err *pErr) {
+  quay_plan *p = L->pPlan;
+  int i, s, rc;
+  if (!p->bLazy || nOwner < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_load_owners: not a lazy plan");
+  }
+  load_reset(L);
+  L->anRec[0] = nOwner;
+  for (s = L->aFirstUser[0]; s > 0; s = L->aNextUser[s]) {
+    for (i = 0; i < nOwner; i++) {
+      rc = push_owner_key(L, &L->aRun[s], &aKey[i], pErr);
+      if (rc) return rc;
+    }
+  }
+  L->bPrimed = 1;
+  return QUAY_OK;
+}
+
+/* The owner keys of every step owned by slot iSlot, from the new record
+** at columns iFirstCol.. of the current row. */
+static int collect_owner_keys(quay_load *L, int iSlot, quay_cursor *pCur,
+                              int iFirstCol, quay_err *pErr) {
+  int s, rc;
+  for (s = L->aFirstUser[iSlot]; s > 0; s = L->aNextUser[s]) {
+    quay_value v;
+    quay_cursor_value(pCur, iFirstCol + L->pPlan->aStep[s].pOwnerKey->iField,
+                      &v);
+    rc = push_owner_key(L, &L->aRun[s], &v, pErr);
+    if (rc) return rc;
+  }
+  return QUAY_OK;
+}
+
+static int sink_failed(quay_err *pErr) {
+  return quay__err(pErr, QUAY_ECALLBACK, "the record sink failed");
+}
+
+/*
+** Read up to nMax rows (0: all) of step iStep's cursor.  Sets *pbDone
+** when the cursor is exhausted.
+*/
+static int read_rows(quay_load *L, int iStep, quay_cursor *pCur, int nMax,
+                     const quay_sink *pSink, void *pCtx, int *pbDone,
+                     quay_err *pErr) {
+  quay_plan *p = L->pPlan;
+  PlanStep *s = &p->aStep[iStep];
+  StepRun *r = &L->aRun[iStep];
+  int *aIdx, *aNew, k, rc, nRow = 0;
+  quay_value v;
+  *pbDone = 0;
+  aIdx = quay__arena_alloc(&L->arena, sizeof(int) * (size_t)s->nNode * 2);
+  if (aIdx == NULL) return quay__oom(pErr);
+  aNew = aIdx + s->nNode;
+  for (k = 0; k < s->nNode; k++) {
+    int iSlot = s->aNode[k].iSlot;
+    if (iSlot >= 0 && p->aSlot[iSlot].bDedupe && L->apDedupe[iSlot] == NULL) {
+      rc = quay_keyset_new(&L->apDedupe[iSlot], pErr);
+      if (rc) return rc;
+    }
+  }
+  for (;;) {
+    if (nMax > 0 && nRow >= nMax) break;
+    rc = quay_cursor_step(pCur, pErr);
+    if (rc == QUAY_DONE) {
+      *pbDone = 1;
+      break;
+    }
+    if (rc != QUAY_ROW) return rc;
+    nRow++;
+    for (k = 0; k < s->nNode; k++) {
+      PlanNode *nd = &s->aNode[k];
+      int iSlot = nd->iSlot;
+      aNew[k] = 0;
+      aIdx[k] = -1;
+      if (iSlot < 0) continue;
+      quay_cursor_value(pCur, nd->iKeyCol, &v);
+      if (k > 0 && v.type == QUAY_NULL) continue;
+      if (L->apDedupe[iSlot]) {
+        int idx;
+        rc = quay_keyset_add(L->apDedupe[iSlot], &v, &idx, pErr);
+        if (rc) return rc;
+        if (idx >= 0 && idx < L->anRec[iSlot]) {
+          aIdx[k] = idx;
+          continue;
+        }
+        assert(idx < 0 || idx == L->anRec[iSlot]);
+      }
+      if (pSink->xRecord(pCtx, iSlot, pCur, nd->iFirstCol, nd->iKeyCol)) {
+        return sink_failed(pErr);
+      }
+      aIdx[k] = L->anRec[iSlot]++;
+      aNew[k] = 1;
+      if (L->aFirstUser[iSlot] > 0) {
+        rc = collect_owner_keys(L, iSlot, pCur, nd->iFirstCol, pErr);
+        if (rc) return rc;
+      }
+    }
+    /* JOINed records hang off their parents (once, when the parent is
+    ** new: a repeated parent row carries the same to-one child). */
+    for (k = 1; k < s->nNode; k++) {
+      PlanNode *nd = &s->aNode[k];
+      quay_attach at;
+      int par = nd->iParent;
+      if (nd->iSlot < 0 || !aNew[par]) continue;
+      at.iRel = nd->pRel->iRel;
+      at.zName = nd->pRel->zName;
+      at.isCustom = 0;
+      at.isPivot = 0;
+      if (pSink->xAttachOne(pCtx, s->aNode[par].iSlot, aIdx[par], &at,
+                            nd->iSlot, aIdx[k])) {
+        return sink_failed(pErr);
+      }
+    }
+    for (k = 0; k < s->nExtra; k++) {
+      PlanExtra *x = &s->aExtra[k];
+      if (!aNew[0]) break;
+      if (x->eKind == EXTRA_PIVOT) {
+        quay_attach at;
+        int iPk = x->pModel->iPk;
+        if (pSink->xRecord(pCtx, x->iSlot, pCur, x->iCol, x->iCol + iPk)) {
+          return sink_failed(pErr);
+        }
+        at.iRel = -1;
+        at.zName = "pivot";
+        at.isCustom = 0;
+        at.isPivot = 1;
+        if (pSink->xAttachOne(pCtx, s->aNode[0].iSlot, aIdx[0], &at,
+                              x->iSlot, L->anRec[x->iSlot]++)) {
+          return sink_failed(pErr);
+        }
+      } else {
+        quay_cursor_value(pCur, x->iCol, &v);
+        if (pSink->xExtra(pCtx, s->aNode[0].iSlot, aIdx[0], x->zName, &v)) {
+          return sink_failed(pErr);
+        }
+      }
+    }
+    if (iStep > 0) {
+      int g;
+      quay_cursor_value(pCur, s->iGroupCol, &v);
+      g = quay_keyset_find(r->pOwnKs, &v);
+      if (g >= 0) {
+        if (r->nPair + 2 > r->nPairAlloc) {
+          int nNew = r->nPairAlloc ? r->nPairAlloc * 2 : 256;
+          int *a = quay__realloc(r->aPair, sizeof(int) * (size_t)nNew);
+          if (a == NULL) return quay__oom(pErr);
+          r->aPair = a;
+          r->nPairAlloc = nNew;
+        }
+        r->aPair[r->nPair++] = g;
+        r->aPair[r->nPair++] = aIdx[0];
+      }
+    }
+  }
+  return QUAY_OK;
+}
+
+/*
+** Give every owner of step iStep its children, in query order: a stable
+** counting sort of the (group, child) pairs, then one attach per owner.
+*/
+static int attach_step(quay_load *L, int iStep, const int *aG,
+                       const quay_sink *pSink, void *pCtx, quay_err *pErr) {
+  quay_plan *p = L->pPlan;
+  PlanStep *s = &p->aStep[iStep];
+  StepRun *r = &L->aRun[iStep];
+  int nG = r->pOwnKs ? quay_keyset_count(r->pOwnKs) : 0;
+  int nOwner = r->nOwnKey, i, nChild = r->nPair / 2;
+  int *aStart, *aChild;
+  quay_attach at;
+  aStart = quay__arena_alloc(&L->arena, sizeof(int) * (size_t)(nG + 2));
+  aChild = quay__arena_alloc(&L->arena, sizeof(int) * (size_t)(nChild + 1));
+  if (aStart == NULL || aChild == NULL) return quay__oom(pErr);
+  memset(aStart, 0, sizeof(int) * (size_t)(nG + 2));
+  for (i = 0; i < nChild; i++) aStart[r->aPair[2 * i] + 2]++;
+  for (i = 2; i < nG + 2; i++) aStart[i] += aStart[i - 1];
+  for (i = 0; i < nChild; i++) {
+    aChild[aStart[r->aPair[2 * i] + 1]++] = r->aPair[2 * i + 1];
+  }
+  /* aStart[g] .. aStart[g + 1] now bound group g. */
+  at.iRel = s->isCustom ? -1 : s->pRel->iRel;
+  at.zName = s->zAttach;
+  at.isCustom = s->isCustom;
+  at.isPivot = 0;
+  for (i = 0; i < nOwner; i++) {
+    int g = aG[i], n = 0;
+    const int *a = aChild;
+    if (g >= 0) {
+      a = aChild + aStart[g];
+      n = aStart[g + 1] - aStart[g];
+    }
+    if (s->toMany) {
+      if (pSink->xAttachMany(pCtx, s->iOwnerSlot, i, &at,
+                             s->aNode[0].iSlot, a, n)) {
+        return sink_failed(pErr);
+      }
+    } else if (pSink->xAttachOne(pCtx, s->iOwnerSlot, i, &at,
+                                 s->aNode[0].iSlot, n ? a[0] : -1)) {
+      return sink_failed(pErr);
+    }
+  }
+  return QUAY_OK;
+}
+
+/*
+** Run steps iFirst..iFirst+n-1 (their owners are complete): owner key sets,
+** one batched open, then rows and attachments step by step.
+*/
+static int run_batch(quay_load *L, int iFirst, int n, const quay_sink *pSink,
+                     void *pCtx, quay_err *pErr) {
+  quay_plan *p = L->pPlan;
+  const char *azSql[LOAD_MAX_BATCH];
+  const quay_value *aaParam[LOAD_MAX_BATCH];
+  const int *aaHint[LOAD_MAX_BATCH];
+  int anParam[LOAD_MAX_BATCH], anHint[LOAD_MAX_BATCH];
+  int aiOpen[LOAD_MAX_BATCH];
+  quay_cursor *apCur[LOAD_MAX_BATCH];
+  int *aaG[LOAD_MAX_BATCH];
+  int i, k, rc, nOpen = 0;
+  for (k = 0; k < n; k++) {
+    int iStep = iFirst + k;
+    StepRun *r = &L->aRun[iStep];
+    PlanStep *s = &p->aStep[iStep];
+    quay_value *aKey, *aParam;
+    int nKey;
+    rc = quay_keyset_new(&r->pOwnKs, pErr);
+    if (rc) return rc;
+    aaG[k] = quay__arena_alloc(&L->arena,
+                               sizeof(int) * (size_t)(r->nOwnKey + 1));
+    if (aaG[k] == NULL) return quay__oom(pErr);
+    for (i = 0; i < r->nOwnKey; i++) {
+      rc = quay_keyset_add(r->pOwnKs, &r->aOwnKey[i], &aaG[k][i], pErr);
+      if (rc) return rc;
+    }
+    nKey = quay_keyset_count(r->pOwnKs);
+    if (nKey == 0) continue;            /* no owner has a key: no query */
+    if (quay__keyset_values(r->pOwnKs, &L->arena, &aKey)) {
+      return quay__oom(pErr);
+    }
+    rc = quay__plan_key_param(p, iStep, aKey, nKey, &L->arena, &aParam,
+                              pErr);
+    if (rc) return rc;
+    azSql[nOpen] = s->zSql;
+    aaParam[nOpen] = aParam;
+    anParam[nOpen] = s->nParam;
+    aaHint[nOpen] = s->aHint;
+    anHint[nOpen] = s->nCol;
+    aiOpen[nOpen] = iStep;
+    nOpen++;
+  }
+  if (nOpen > 0) {
+    rc = quay__db_run_batch(L->pDb, nOpen, azSql, aaParam, anParam, aaHint,
+                            anHint, apCur, pErr);
+    if (rc) return rc;
+    for (k = 0; k < nOpen; k++) L->aRun[aiOpen[k]].pCur = apCur[k];
+  }
+  for (k = 0; k < n; k++) {
+    int iStep = iFirst + k, bDone;
+    StepRun *r = &L->aRun[iStep];
+    if (r->pCur) {
+      rc = read_rows(L, iStep, r->pCur, 0, pSink, pCtx, &bDone, pErr);
+      if (rc) return rc;
+      {
+        quay_cursor *c = r->pCur;
+        r->pCur = NULL;
+        quay_cursor_close(c);
+      }
+    }
+    rc = attach_step(L, iStep, aaG[k], pSink, pCtx, pErr);
+    if (rc) return rc;
+  }
+  return QUAY_OK;
+}
+
+int quay_load_next(quay_load *L, int nMax, const quay_sink *pSink,
+                   void *pCtx, quay_err *pErr) {
+  quay_plan *p = L->pPlan;
+  int s, rc;
+  if (!L->bPrimed) load_reset(L);
+  L->bPrimed = 0;
+  if (!p->bLazy) {
+    int bDone = 1;
+    if (L->pMain) {
+      rc = read_rows(L, 0, L->pMain, nMax, pSink, pCtx, &bDone, pErr);
+      if (rc) return rc;
+    }
+    if (bDone) {
+      quay_cursor *c = L->pMain;
+      L->pMain = NULL;
+      quay_cursor_close(c);
+      L->bDone = 1;
+    }
+  }
+  s = 1;
+  while (s < p->nStep) {
+    int n = 1;
+    while (s + n < p->nStep && n < LOAD_MAX_BATCH &&
+           p->aStep[s + n].iParent < s) {
+      n++;
+    }
+    rc = run_batch(L, s, n, pSink, pCtx, pErr);
+    if (rc) return rc;
+    s += n;
+  }
+  return L->bDone ? QUAY_DONE : QUAY_ROW;
+}
