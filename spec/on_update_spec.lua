@@ -1,4 +1,4 @@
--- API.md "Deleting and cascades": on_update rules.
+-- docs/reference.md "When a key changes: on_update".
 local helper = require("spec.helper")
 local quay = helper.quay
 

@@ -1,4 +1,4 @@
--- API.md "Opening a database"
+-- docs/reference.md "Opening a database"
 local helper = require("spec.helper")
 local quay = helper.quay
 

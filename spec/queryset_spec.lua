@@ -1,4 +1,4 @@
--- API.md "Query sets"
+-- docs/reference.md "Query sets" and "Conditions"
 local helper = require("spec.helper")
 local quay = helper.quay
 

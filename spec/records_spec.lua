@@ -1,4 +1,4 @@
--- API.md "Records"
+-- docs/reference.md "Records"
 local helper = require("spec.helper")
 local quay = helper.quay
 

@@ -1,4 +1,4 @@
--- API.md "Relations" and "Relation access on a record"
+-- docs/reference.md "Relations" and "Relation access on a record"
 local helper = require("spec.helper")
 local quay = helper.quay
 

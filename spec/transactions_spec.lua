@@ -1,4 +1,4 @@
--- API.md "Transactions and raw SQL"
+-- docs/reference.md "Transactions and raw SQL"
 local helper = require("spec.helper")
 local quay = helper.quay
 

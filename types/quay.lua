@@ -3,7 +3,7 @@
 types/quay.lua: LuaLS (lua-language-server) annotations for Quay.
 
 Point the language server at this directory so editors complete and check
-the API of ../shared/API.md:
+the API of docs/reference.md:
 
   .luarc.json:  { "workspace.library": ["/path/to/quay/types"] }
 

@@ -17,8 +17,9 @@
 **   - leave the database in the state after some prefix of the scenario's
 **     operations: each operation is all or nothing.
 ** The sweep visits every k up to a bound, then spreads the rest.  This is
-** the test of the binding's rules against longjmp leaks (STYLE.md rules
-** 1-8): every resource a Lua error can unwind past is owned by something.
+** the test of the binding's rules against longjmp leaks (docs/ENGINE.md
+** "Lua binding: rules against longjmp leaks", rules 1-8): every resource
+** a Lua error can unwind past is owned by something.
 */
 #include "quay.h"
 

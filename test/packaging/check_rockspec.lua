@@ -31,6 +31,16 @@ check(type(spec.source) == "table" and type(spec.source.url) == "string" and
 check(type(spec.description) == "table" and type(spec.description.summary) == "string",
   "description.summary missing")
 
+-- The license the source files and LICENSE state.
+check(spec.description.license == "MIT", "description.license %s, want MIT",
+  tostring(spec.description.license))
+local lic = io.open((path:match("^(.*)/[^/]*$") or ".") .. "/LICENSE")
+check(lic, "no LICENSE file next to the rockspec")
+local text = lic:read("a")
+lic:close()
+check(text:find("MIT License", 1, true) and text:find("the Quay authors", 1, true),
+  "LICENSE is not the MIT license of the Quay authors")
+
 -- Lua 5.4 only.
 local dep
 for _, d in ipairs(spec.dependencies or {}) do

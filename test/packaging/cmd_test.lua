@@ -127,7 +127,7 @@ function cases.describe()
   local want = dbs[1]:describe()
   local same, where = util.deep_equal(json, want)
   check(same, "describe JSON differs from db:describe() at %s", tostring(where))
-  -- The contract's shape (API.md "Details": describe()).
+  -- The contract's shape (docs/reference.md "Schema": describe()).
   check(json.User.table == "users" and json.User.description == "someone who writes",
     "User entry")
   check(json.User.fields[1].name == "id" and json.User.fields[1].primary_key,
