@@ -22,9 +22,14 @@ LDb *lquay_check_db(lua_State *L, int idx) {
   return pDb;
 }
 
-/* Mark the thread that runs this call (callbacks run on it). */
+/*
+** Mark the thread that runs this call (callbacks run on it).  A call that
+** starts outside any on_query callback drops an observer error kept from
+** an earlier call that never raised it (lcallback.c).
+*/
 LDb *lquay_enter(lua_State *L, LDb *pDb) {
   pDb->L = L;
+  if (pDb->nHook == 0) lquay_cb_drop(L, pDb);
   return pDb;
 }
 
@@ -38,6 +43,7 @@ int lquay_db_wrap(lua_State *L, quay_db *db) {
   pDb->L = L;
   pDb->onQueryRef = LUA_NOREF;
   pDb->cbErrRef = LUA_NOREF;
+  pDb->nHook = 0;
   luaL_setmetatable(L, QUAY_DB_MT);
   lua_createtable(L, 0, 2);                          /* [db, state] */
   lua_newtable(L);
@@ -60,10 +66,7 @@ static int db_gc(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, pDb->onQueryRef);
     pDb->onQueryRef = LUA_NOREF;
   }
-  if (pDb->cbErrRef != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, pDb->cbErrRef);
-    pDb->cbErrRef = LUA_NOREF;
-  }
+  lquay_cb_drop(L, pDb);
   quay_db_free(db);
   return 0;
 }

@@ -88,6 +88,7 @@ typedef struct LDb {
   lua_State *L;             /* thread of the current call (callbacks) */
   int onQueryRef;           /* LUA_NOREF or the callback */
   int cbErrRef;             /* LUA_NOREF or the error a callback raised */
+  int nHook;                /* on_query calls in progress (lcallback.c) */
 } LDb;
 
 /* What the record accessors need to know of relation i, without asking
@@ -215,5 +216,7 @@ LQUAY_INTERNAL int lquay_record_get(void *p, const char *zField,
 /* lcallback.c */
 LQUAY_INTERNAL int lquay_trace(void *pArg, const char *zSql,
                                const quay_value *aParam, int nParam);
+/* Drop the error an on_query call kept, if any ('-': never raises). */
+LQUAY_INTERNAL void lquay_cb_drop(lua_State *L, LDb *pDb);
 
 #endif /* LQUAY_H */

@@ -258,9 +258,21 @@ void quay__db_set_blockers(quay_db *pDb, char **az, quay_value *aKey, int n) {
 */
 /*
 ** Called before every statement: count, test faults, observer.
+**
+** The observer (db:on_query) runs user code, which may re-enter the db:
+** run statements of its own, close the connection or reopen it.  So the
+** connection is checked again once it returns: a statement whose
+** observer closed or reopened the connection is not sent, and fails with
+** QUAY_ECONNECTION (its DrvConn is gone, and with it every statement of
+** the cache).  An observer that raised fails the statement with
+** QUAY_ECALLBACK (the binding re-raises its own error), except for a
+** ROLLBACK (bRollback): a failing observer never keeps a transaction
+** open, so its failure is ignored there.
 */
 static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
                        int n, int bRollback, quay_err *pErr) {
+  int iGen = pDb->iGen;
+  int bFailed = 0;
   pDb->nQuery++;
 #ifdef QUAY_TEST
   if (pDb->nFailStmt > 0 && !bRollback) {
@@ -270,11 +282,24 @@ static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
                        zSql);
     }
   }
-#else
-  (void)bRollback;
 #endif
-  if (pDb->xTrace && pDb->xTrace(pDb->pTraceArg, zSql, a, n)) {
+  if (pDb->xTrace) {
+    bFailed = pDb->xTrace(pDb->pTraceArg, zSql, a, n) && !bRollback;
+  }
+  if (bFailed) {
     return quay__err(pErr, QUAY_ECALLBACK, "on_query callback failed");
+  }
+  if (pDb->pConn == NULL) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "attempt to use a closed database: the on_query "
+                     "callback closed it before this statement was sent "
+                     "(call db:reopen())");
+  }
+  if (pDb->iGen != iGen) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "the on_query callback closed and reopened the "
+                     "database before this statement was sent; it was not "
+                     "sent (run the call again)");
   }
   return QUAY_OK;
 }
@@ -429,7 +454,7 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
                        quay_cursor **apCur, quay_err *pErr) {
   DrvStmt **aStmt;
   CachedStmt **aCached;
-  int i, k, rc = QUAY_OK, nGot = 0;
+  int i, k, rc = QUAY_OK, nGot = 0, iGen;
   for (i = 0; i < n; i++) apCur[i] = NULL;
   rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
@@ -440,6 +465,7 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
     quay__free(aCached);
     return quay__oom(pErr);
   }
+  iGen = pDb->iGen;
   for (i = 0; i < n && rc == QUAY_OK; i++) {
     rc = before_send(pDb, azSql[i], aaParam[i], anParam[i], 0, pErr);
     if (rc == QUAY_OK) {
@@ -490,6 +516,11 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
       if (apCur[i]) {
         quay_cursor_close(apCur[i]);
         apCur[i] = NULL;
+      } else if (i < nGot && pDb->iGen != iGen) {
+        /* An observer closed the connection in the middle: the cached
+        ** statements went with it; private ones are only freed (the
+        ** driver's finalize does not touch the gone connection). */
+        if (aCached[i] == NULL) pDb->pDrv->xFinalize(aStmt[i]);
       } else if (i < nGot) {
         pDb->pDrv->xReset(aStmt[i]);
         if (aCached[i]) aCached[i]->inUse = 0;
