@@ -4,7 +4,9 @@
 ** See LICENSE
 **
 ** Connections run with PRAGMA foreign_keys = ON, a busy timeout (default
-** 5 s) and, for files, WAL journaling so readers never block the writer.
+** 5 s), double-quoted string literals off (SQLITE_DBCONFIG_DQS_DDL/DML:
+** "x" is always an identifier) and, for files, WAL journaling so readers
+** never block the writer.
 ** Connections Quay opens are SQLITE_OPEN_NOMUTEX (one thread at a time).
 ** A host-owned handle (quay_db_wrap_sqlite) is borrowed: it gets the same
 ** pragmas except the journal mode, and is never closed here.
@@ -67,6 +69,24 @@ static int sq_simple(DrvConn *c, const char *zSql, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/*
+** Turn off double-quoted string literals (DDL and DML): a "name" that is
+** no column would otherwise become the string 'name', so a misspelled
+** identifier in an index or a query silently means a constant.  Quay
+** quotes every identifier with double quotes, so it needs them to stay
+** identifiers.  Borrowed handles get it too (documented in quay.h).
+*/
+static int sq_no_dqs(DrvConn *c, quay_err *pErr) {
+  int rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)0);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)0);
+  }
+  if (rc != SQLITE_OK) {
+    return sq_err(c->db, rc, "cannot turn off double-quoted strings", pErr);
+  }
+  return QUAY_OK;
+}
+
 static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
                    void *pHandle, DrvConn **ppConn, quay_err *pErr) {
   DrvConn *c;
@@ -103,7 +123,8 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
   }
   ms = (pOpts && pOpts->busy_timeout_ms >= 0) ? pOpts->busy_timeout_ms : 5000;
   sqlite3_busy_timeout(c->db, ms);
-  rc = sq_simple(c, "PRAGMA foreign_keys = ON", pErr);
+  rc = sq_no_dqs(c, pErr);
+  if (rc == QUAY_OK) rc = sq_simple(c, "PRAGMA foreign_keys = ON", pErr);
   if (rc == QUAY_OK && !c->borrowed && zUrl[0] &&
       strcmp(zUrl, ":memory:") != 0) {
     /* WAL: readers never block the writer; NORMAL sync is safe in WAL. */

@@ -44,4 +44,15 @@ describe("Errors", function()
     e = helper.raises("restricted", u.delete, u)
     helper.mentions(e, "Keep")
   end)
+
+  -- Issue 20: SQLite connections run with double-quoted strings off, so
+  -- a misspelled "identifier" is an error, never the string 'identifier'.
+  it("treats a double-quoted name as an identifier, never a string", function()
+    M.User:create { name = "a", email = "a@x" }
+    local err = helper.raises("sql", db.rows, db, 'SELECT "no_such_column" FROM users')
+    helper.mentions(err, "no_such_column")
+    helper.raises("sql", db.execute, db, 'CREATE INDEX ix_typo ON users ("editor_id")')
+    helper.raises("sql", db.rows, db, 'SELECT id FROM users WHERE name = "a"')
+    assert.equal(1, #db:rows("SELECT id FROM users WHERE name = 'a'"))
+  end)
 end)
