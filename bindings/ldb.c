@@ -176,37 +176,65 @@ static int db_drop_tables(lua_State *L) {
 ** Transactions
 ** ===================================================================
 */
-/* A transaction level that is rolled back if the call unwinds. */
-static void txn_guard_free(void *p) {
+/*
+** Roll back every transaction level from depth iLevel up (iLevel counts
+** from 0: 0 ends the whole transaction).  Errors are dropped: the caller
+** raises the error that made it roll back.
+*/
+static void txn_unwind(quay_db *db, int iLevel) {
   quay_err err;
-  quay_db_rollback((quay_db *)p, &err);
+  /* Each call drops at least one level, also when its ROLLBACK fails. */
+  while (quay_db_txn_depth(db) > iLevel) quay_db_rollback(db, &err);
 }
 
-/* db:transaction(fn): fn(db) in a transaction; nested calls savepoints. */
+/* A transaction level that is rolled back if the call unwinds. */
+typedef struct TxnGuard {
+  quay_db *db;              /* NULL once the level is settled */
+  int iLevel;               /* depth before the level was opened */
+} TxnGuard;
+
+static void txn_guard_free(void *p) {
+  TxnGuard *g = p;
+  if (g->db) txn_unwind(g->db, g->iLevel);
+  g->db = NULL;
+}
+
+/*
+** db:transaction(fn): fn(db) in a transaction; nested calls savepoints.
+** Every error that leaves it ends its level: rolled back, with any level
+** fn left open above it, so the session stays usable (on PostgreSQL a
+** failed statement aborts the transaction until it is rolled back).
+*/
 static int db_transaction(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
   Box *pGuard;
+  TxnGuard *g;
   int base, rc, nRes;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  pGuard = lquay_box(L, txn_guard_free);             /* [db, fn, guard] */
+  g = lua_newuserdatauv(L, sizeof(TxnGuard), 0);     /* [db, fn, g] */
+  g->db = NULL;
+  g->iLevel = quay_db_txn_depth(pDb->db);
+  pGuard = lquay_box(L, txn_guard_free);             /* [db, fn, g, guard] */
+  pGuard->p = g;
   if (quay_db_begin(pDb->db, &err)) lquay_fail(L, pDb, &err);
-  pGuard->p = pDb->db;
+  g->db = pDb->db;
   base = lua_gettop(L);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 1);
   rc = lua_pcall(L, 1, LUA_MULTRET, 0);              /* [.., results|err] */
   lquay_enter(L, pDb);
   if (rc != LUA_OK) {
-    pGuard->p = NULL;
-    if (pDb->db && quay_db_txn_depth(pDb->db) > 0) {
-      quay_db_rollback(pDb->db, &err);               /* keep fn's error */
-    }
+    g->db = NULL;
+    if (pDb->db) txn_unwind(pDb->db, g->iLevel);     /* keep fn's error */
     return lua_error(L);
   }
-  pGuard->p = NULL;
-  if (quay_db_commit(pDb->db, &err)) lquay_fail(L, pDb, &err);
+  g->db = NULL;
+  if (quay_db_commit(pDb->db, &err)) {
+    txn_unwind(pDb->db, g->iLevel);
+    lquay_fail(L, pDb, &err);
+  }
   nRes = lua_gettop(L) - base;
   return nRes;
 }

@@ -64,8 +64,11 @@
 ** sent with the next statement once the transaction is over.
 **
 ** Errors.  SQLSTATE is copied into quay_err.zState and mapped: class 23
-** integrity; 40001, 40P01, 55P03 busy; class 08, 57P01-57P03 and a
-** connection that libpq reports as CONNECTION_BAD connection; else sql.
+** integrity; 40001, 40P01, 55P03 busy; class 08 (but 08P01, a bad Bind),
+** 57P01-57P03 and a connection that libpq reports as CONNECTION_BAD
+** connection; else sql.  So `connection` means the server is gone: any
+** other failure leaves the session usable (exec.c rolls back the levels
+** it aborted).
 ** Messages are copied out of the PGresult at once.  A failed statement
 ** aborts a PostgreSQL transaction (SQLite's does not): later statements
 ** get 25P02, whose message then names the first failure, and a COMMIT
@@ -208,9 +211,13 @@ static int pg_err(DrvConn *c, const PGresult *r, const char *zWhat,
     } else if (strcmp(zState, "40001") == 0 || strcmp(zState, "40P01") == 0
                || strcmp(zState, "55P03") == 0) {
       code = QUAY_EBUSY;
-    } else if ((zState[0] == '0' && zState[1] == '8') ||
+    } else if ((zState[0] == '0' && zState[1] == '8' &&
+                strcmp(zState, "08P01") != 0) ||
                strcmp(zState, "57P01") == 0 || strcmp(zState, "57P02") == 0
                || strcmp(zState, "57P03") == 0) {
+      /* 08P01 (protocol_violation) is what the server says of a Bind with
+      ** the wrong number of values: the statement's fault, and the
+      ** connection goes on, so it stays sql. */
       code = QUAY_ECONNECTION;
     }
   } else if (r == NULL && !conn_bad(c) && zMsg[0] == 0) {

@@ -304,17 +304,23 @@ static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
   return QUAY_OK;
 }
 
-/* After a driver failure: a dead connection becomes QUAY_ECONNECTION. */
+/*
+** After a driver failure: a dead connection becomes QUAY_ECONNECTION, and
+** its transaction levels are gone with it (the server rolled them back).
+** On a live connection the levels stay: whoever opened them rolls them
+** back (quay__txn_end, db:transaction), which is what makes a PostgreSQL
+** session usable again after a failed statement aborted its transaction.
+*/
 static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
-  if (rc != QUAY_ECONNECTION && pDb->pConn &&
-      !pDb->pDrv->xAlive(pDb->pConn)) {
+  int bDead = pDb->pConn == NULL || !pDb->pDrv->xAlive(pDb->pConn);
+  if (rc != QUAY_ECONNECTION && pDb->pConn && bDead) {
     char zMsg[sizeof(((quay_err *)0)->zMsg)];
     zMsg[0] = 0;
     if (pErr) memcpy(zMsg, pErr->zMsg, sizeof(zMsg));
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (rc == QUAY_ECONNECTION) pDb->txnDepth = 0;
+  if (bDead) pDb->txnDepth = 0;
   return rc;
 }
 
@@ -730,7 +736,12 @@ int quay_db_txn_depth(const quay_db *pDb) { return pDb->txnDepth; }
 ** Raw SQL
 ** ===================================================================
 */
-/* Raw SQL text in the backend's placeholder form (caller frees). */
+/*
+** Raw SQL text in the backend's placeholder form (caller frees).  When the
+** dialect rewrites `?` placeholders, their count must match nParam (a
+** text without any `?` is left to the server: it may use $n itself);
+** SQLite checks the count when it binds.
+*/
 static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
                    quay_err *pErr) {
   *pz = NULL;
@@ -740,7 +751,12 @@ static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
     int n = 0;
     quay__str_init(&s);
     pDb->pDialect->xRawSql(&s, zSql, &n);
-    (void)nParam;
+    if (!s.oom && n > 0 && n != nParam) {
+      quay__str_free(&s);
+      return quay__err(pErr, QUAY_ESQL,
+                       "statement expects %d parameters, %d given (one per "
+                       "? placeholder)", n, nParam);
+    }
     *pz = quay__str_take(&s);
   } else {
     *pz = quay__strdup(zSql);
@@ -751,7 +767,9 @@ static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
 int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
                     int nParam, int64_t *pnChanged, quay_err *pErr) {
   char *z;
-  int rc = raw_sql(pDb, zSql, nParam, &z, pErr);
+  int rc = quay__db_check_open(pDb, pErr);
+  if (pnChanged) *pnChanged = 0;
+  if (rc == QUAY_OK) rc = raw_sql(pDb, zSql, nParam, &z, pErr);
   if (rc) return rc;
   rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, NULL, pnChanged, pErr);
   quay__free(z);
@@ -761,8 +779,9 @@ int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
 int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
                   int nParam, quay_cursor **ppCur, quay_err *pErr) {
   char *z;
-  int rc = raw_sql(pDb, zSql, nParam, &z, pErr);
+  int rc = quay__db_check_open(pDb, pErr);
   *ppCur = NULL;
+  if (rc == QUAY_OK) rc = raw_sql(pDb, zSql, nParam, &z, pErr);
   if (rc) return rc;
   rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, ppCur, NULL, pErr);
   quay__free(z);

@@ -55,4 +55,101 @@ describe("Transactions and raw SQL", function()
     local rows2 = db:rows("SELECT ? AS s", { "it's" })
     assert.equal("it's", rows2[1].s)
   end)
+
+  -- Issue 21: a statement error is `sql` (not a lost connection), and no
+  -- error leaves a transaction open behind it.
+  describe("after an error", function()
+    local U
+    before_each(function()
+      U = db:model("U", { email = quay.string { unique = true } })
+      db:create_tables()
+      U:create { email = "a@x" }
+    end)
+
+    -- Non-nil when the session is inside a transaction (an open one, or
+    -- on PostgreSQL an aborted one, where every statement fails).
+    local function in_txn()
+      if helper.is_pg then
+        -- SAVEPOINT fails outside a transaction block with 25P01
+        local ok, e = pcall(db.execute, db, "SAVEPOINT probe")
+        if ok then db:execute("RELEASE SAVEPOINT probe") end
+        return ok or e.sqlstate ~= "25P01"
+      end
+      local ok = pcall(db.execute, db, "BEGIN")
+      if not ok then return true end
+      db:execute("ROLLBACK")
+      return false
+    end
+
+    it("raises sql for too few or too many parameters, and the session goes on", function()
+      local e = helper.raises("sql", db.rows, db, "SELECT ? AS a, ? AS b", { 1 })
+      helper.mentions(e, "2", "1")
+      helper.raises("sql", db.rows, db, "SELECT ? AS a", { 1, 2 })
+      helper.raises("sql", db.execute, db, "UPDATE ts SET n = ? WHERE n = ?", { 1 })
+      assert.is_false(in_txn())
+      assert.equal(1, U:count())
+    end)
+
+    local failures = {
+      { "a Lua error", nil, function() error("mine") end },
+      { "an integrity error", "integrity", function() U:create { email = "a@x" } end },
+      { "an sql error", "sql", function() db:rows("SELECT nope FROM ts") end },
+      { "too few parameters", "sql", function() db:rows("SELECT ? AS a, ? AS b", { 1 }) end },
+      { "a validation error", "validation", function() U:create { email = {} } end },
+      { "an on_query error", nil, function()
+          db:on_query(function() error("hook") end)
+          local ok, e = pcall(U.count, U)
+          db:on_query(nil)
+          error(e, 0)
+        end },
+      { "an error caught inside fn", "any", function()
+          pcall(U.create, U, { email = "a@x" })
+        end },
+      { "an error in a nested transaction", "integrity", function()
+          db:transaction(function() U:create { email = "a@x" } end)
+        end },
+      { "an error in a failed bulk_create", "integrity", function()
+          U:bulk_create { { email = "n1@x" }, { email = "n1@x" } }
+        end },
+    }
+    for _, f in ipairs(failures) do
+      it(("rolls the transaction back on %s and keeps the session usable"):format(f[1]), function()
+        local ok, err = pcall(db.transaction, db, function()
+          U:create { email = "in-txn@x" }
+          T:create { n = 1 }
+          f[3]()
+        end)
+        db:on_query(nil)
+        if f[2] == "any" then
+          -- SQLite goes on after a failed statement; PostgreSQL refuses to
+          -- commit the transaction it aborted
+          assert.equal(helper.is_pg, not ok)
+        else
+          assert.is_false(ok)
+          if f[2] then assert.equal(f[2], err.code, tostring(err.message)) end
+        end
+        if ok then
+          assert.equal(2, U:count())
+          return
+        end
+        assert.is_false(in_txn())
+        assert.equal(1, U:count())
+        assert.equal(0, T:count())
+        -- the session works, in and out of a transaction
+        db:transaction(function() U:create { email = "b@x" } end)
+        U:create { email = "c@x" }
+        assert.equal(3, U:count())
+      end)
+    end
+
+    it("rolls back a transaction the engine opened, whatever failed", function()
+      helper.raises("integrity", U.bulk_create, U, { { email = "n@x" }, { email = "a@x" } })
+      assert.is_false(in_txn())
+      assert.equal(1, U:count())
+      helper.raises("integrity", U.bulk_create, U, { { email = "n@x" }, { email = "n@x" } })
+      assert.is_false(in_txn())
+      U:create { email = "n@x" }
+      assert.equal(2, U:count())
+    end)
+  end)
 end)
