@@ -11,7 +11,8 @@
 ** A host-owned handle (quay_db_wrap_sqlite) is borrowed: it gets the same
 ** pragmas except the journal mode, and is never closed here.
 **
-** Error mapping (API.md "Errors"): SQLITE_BUSY/LOCKED -> busy,
+** Error mapping (API.md "Errors"): SQLITE_BUSY/LOCKED -> busy (with
+** SQLITE_BUSY_SNAPSHOT explained: an open iter() holds an old snapshot),
 ** SQLITE_CONSTRAINT -> integrity, SQLITE_NOMEM -> nomem, CANTOPEN/NOTADB
 ** -> connection, anything else -> sql.  Messages are copied out of
 ** sqlite3_errmsg at once; no pointer to SQLite's text is kept.
@@ -49,7 +50,21 @@ static int sq_err(sqlite3 *db, int rc, const char *zWhat, quay_err *pErr) {
     case SQLITE_AUTH: code = QUAY_ECONNECTION; break;
     default: code = QUAY_ESQL; break;
   }
-  if (code == QUAY_EBUSY) {
+  if (code == QUAY_EBUSY && db &&
+      sqlite3_extended_errcode(db) == SQLITE_BUSY_SNAPSHOT) {
+    /* Not a lock to wait for (SQLite calls no busy handler): a statement
+    ** still reading on this connection holds a snapshot older than
+    ** another connection's commit, and a write cannot start from it.
+    ** Every transaction Quay opens is BEGIN IMMEDIATE, so what holds it
+    ** is a statement left open outside one: an iter() loop. */
+    quay__err(pErr, code, "database is locked (busy snapshot): a "
+              "statement still reading on this connection, such as an open "
+              "iter() loop or cursor, holds a read snapshot older than "
+              "another connection's commit, so it cannot start writing, "
+              "and waiting cannot help; finish or close the loop before "
+              "writing, or open the write transaction (db:transaction) "
+              "before iterating");
+  } else if (code == QUAY_EBUSY) {
     quay__err(pErr, code, "database is locked (%s): another connection "
               "holds the lock past the busy timeout; retry, or raise "
               "busy_timeout", zMsg);

@@ -142,6 +142,65 @@ describe("Transactions and raw SQL", function()
       end)
     end
 
+    -- Issue 23: an open iter() holds a read snapshot on SQLite; once
+    -- another connection has committed, that snapshot cannot become a
+    -- write transaction, and waiting (busy_timeout) cannot help.
+    it("says what holds the old snapshot when a write follows an open iter()", function()
+      local path, a, b
+      if helper.is_pg then
+        a, b = db, quay.open(helper.url)
+      else
+        path = os.tmpname()
+        os.remove(path)
+        a = quay.open("sqlite:" .. path)
+        b = quay.open("sqlite:" .. path, { busy_timeout = 2000 })
+      end
+      local TA = a:model("S", { n = quay.integer() })
+      local TB = b:model("S", { n = quay.integer() })
+      a:create_tables()
+      local rows = {}
+      for i = 1, 600 do rows[i] = { n = i } end     -- more than one chunk
+      TA:bulk_create(rows)
+      local seen, err = 0, nil
+      local t0 = os.time()
+      for _ in TA:order_by("n"):iter() do
+        seen = seen + 1
+        if seen == 1 then
+          TB:create { n = 10 }                       -- the other one commits
+          local ok, e = pcall(a.transaction, a, function() TA:create { n = 20 } end)
+          if not ok then err = e end
+          if not helper.is_pg then
+            -- a write outside a transaction meets the same snapshot
+            local e2 = helper.raises("busy", TA.create, TA, { n = 21 })
+            helper.mentions(e2, "iter()")
+          end
+        end
+      end
+      assert.equal(600, seen)
+      if helper.is_pg then
+        -- server-side cursors take no lock: the write simply works
+        assert.is_nil(err)
+        assert.equal(602, TA:count())
+      else
+        assert.truthy(err, "the write after another connection's commit succeeded")
+        assert.equal("busy", err.code)
+        helper.mentions(err, "iter()", "snapshot", "db:transaction")
+        assert.is_nil(err.message:find("busy_timeout", 1, true))
+        assert.is_true(os.time() - t0 < 2)           -- no point waiting
+        -- once the loop is over, the same write works
+        a:transaction(function() TA:create { n = 20 } end)
+        assert.equal(602, TA:count())
+      end
+      if not helper.is_pg then
+        a:close()
+        b:close()
+        os.remove(path); os.remove(path .. "-wal"); os.remove(path .. "-shm")
+      else
+        b:close()
+        a:execute("DROP TABLE ss")
+      end
+    end)
+
     it("rolls back a transaction the engine opened, whatever failed", function()
       helper.raises("integrity", U.bulk_create, U, { { email = "n@x" }, { email = "a@x" } })
       assert.is_false(in_txn())
