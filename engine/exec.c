@@ -16,6 +16,10 @@
 ** A cached statement that a cursor is still stepping is marked in use; a
 ** second user of the same text gets a private statement instead.
 **
+** A failed statement is restated in the schema's names where the driver
+** can say what failed (a constraint, a missing table): the message names
+** "Model.field" and the fix first, the backend's own text after it.
+**
 ** Transactions nest: the outermost level is BEGIN, inner levels are
 ** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
 ** level of their own, so they are atomic inside or outside a user's
@@ -305,6 +309,304 @@ static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
 }
 
 /*
+** {==================================================================
+** Failures in the schema's names
+** ===================================================================
+** A driver describes a constraint failure or a missing table in the
+** database's names (DrvErrInfo: tables, columns), differently per
+** backend.  explain_fail restates it in the names the user declared,
+** model and field first, the backend's own text last:
+**     User.email must be unique: another User row has the same value
+**     (UNIQUE constraint failed: users.email)
+** so both backends name the same thing the same way.
+*/
+#define EXPLAIN_MAX_NAMES 4         /* candidates listed, then "..." */
+
+/* The model whose table is zTable, or NULL. */
+static quay_model *model_of_table(quay_db *pDb, const char *zTable) {
+  int i;
+  if (zTable == NULL || zTable[0] == 0) return NULL;
+  for (i = 0; i < pDb->nModel; i++) {
+    if (strcmp(pDb->apModel[i]->zTable, zTable) == 0) return pDb->apModel[i];
+  }
+  for (i = 0; i < pDb->nModel; i++) {
+    if (quay__casecmp(pDb->apModel[i]->zTable, zTable) == 0) {
+      return pDb->apModel[i];
+    }
+  }
+  return NULL;
+}
+
+/* The join table (of a many_to_many without a through model) zTable. */
+static JoinTable *join_of_table(quay_db *pDb, const char *zTable) {
+  int i;
+  if (zTable == NULL || zTable[0] == 0) return NULL;
+  for (i = 0; i < pDb->nJoin; i++) {
+    if (quay__casecmp(pDb->apJoin[i]->zTable, zTable) == 0) {
+      return pDb->apJoin[i];
+    }
+  }
+  return NULL;
+}
+
+/* The many_to_many relation that owns join table j, or NULL. */
+static Rel *join_rel(JoinTable *j) {
+  int i;
+  if (j->pSrc == NULL) return NULL;
+  for (i = 0; i < j->pSrc->nDeclRel; i++) {
+    Rel *r = j->pSrc->apRel[i];
+    if (r->pJoin == j && r->eKind == QUAY_R_MANY_TO_MANY) return r;
+  }
+  return NULL;
+}
+
+/* The field of m stored in column zCol, or NULL. */
+static Field *field_of_col(quay_model *m, const char *zCol, size_t n) {
+  int i;
+  for (i = 0; i < m->nField; i++) {
+    const char *z = m->apField[i]->zCol;
+    if (strlen(z) == n && strncmp(z, zCol, n) == 0) return m->apField[i];
+  }
+  return NULL;
+}
+
+/* "Post.author" for a key column its own relation writes, else "Post.x". */
+static void name_field(Str *p, quay_model *m, Field *f) {
+  const char *z = f->zName;
+  if (f->pRel && f->pRel->pFrom == m &&
+      (f->pRel->eKind == QUAY_R_BELONGS_TO ||
+       f->pRel->eKind == QUAY_R_ONE_TO_ONE)) {
+    z = f->pRel->zName;
+  }
+  quay__str_printf(p, "%s.%s", m->zName, z);
+}
+
+/*
+** Append the fields of m stored in the ", " separated columns zCols, as
+** "User.email" or "Post (slug, kind)"; returns their number (0: some
+** column is not a field of m, and nothing was appended).
+*/
+static int name_cols(Str *p, quay_model *m, const char *zCols) {
+  Field *aF[8];
+  int n = 0, i;
+  const char *z = zCols;
+  while (*z && n < QUAY_ARRAYSIZE(aF)) {
+    const char *zEnd = strstr(z, ", ");
+    size_t k = zEnd ? (size_t)(zEnd - z) : strlen(z);
+    if (k >= 2 && z[0] == '"' && z[k - 1] == '"') {
+      z++;
+      k -= 2;
+    }
+    aF[n] = field_of_col(m, z, k);
+    if (aF[n] == NULL) return 0;
+    n++;
+    if (zEnd == NULL) break;
+    z = zEnd + 2;
+  }
+  if (n == 1) {
+    name_field(p, m, aF[0]);
+  } else if (n > 1) {
+    quay__str_printf(p, "%s (", m->zName);
+    for (i = 0; i < n; i++) {
+      Str one;
+      const char *zDot;
+      quay__str_init(&one);
+      name_field(&one, m, aF[i]);
+      zDot = one.z ? strchr(one.z, '.') : NULL;
+      quay__str_printf(p, "%s%s", i ? ", " : "", zDot ? zDot + 1 : "?");
+      quay__str_free(&one);
+    }
+    quay__str_char(p, ')');
+  }
+  return n;
+}
+
+/*
+** Append the key columns of m (pTo NULL: all of them; else those that
+** refer to pTo) as "Post.author or Post.editor"; adds to *pn.
+*/
+static void name_fks(Str *p, quay_model *m, quay_model *pTo, int *pn) {
+  int i;
+  for (i = 0; i < m->nField; i++) {
+    Field *f = m->apField[i];
+    if (f->pRel == NULL || f->pRel->pFrom != m ||
+        (f->pRel->eKind != QUAY_R_BELONGS_TO &&
+         f->pRel->eKind != QUAY_R_ONE_TO_ONE) ||
+        (pTo && f->pRel->pTo != pTo)) {
+      continue;
+    }
+    if (++*pn > EXPLAIN_MAX_NAMES) {
+      if (*pn == EXPLAIN_MAX_NAMES + 1) quay__str_cat(p, ", ...");
+      continue;
+    }
+    if (*pn > 1) quay__str_cat(p, " or ");
+    name_field(p, m, f);
+  }
+}
+
+/* Append every relation that refers to pTo, as name_fks does. */
+static void name_refs(Str *p, quay_db *pDb, quay_model *pTo, int *pn) {
+  int i;
+  for (i = 0; i < pDb->nModel; i++) name_fks(p, pDb->apModel[i], pTo, pn);
+  for (i = 0; i < pDb->nJoin; i++) {
+    JoinTable *j = pDb->apJoin[i];
+    Rel *r = join_rel(j);
+    if (r == NULL || (j->pSrc != pTo && j->pDst != pTo)) continue;
+    if (++*pn > EXPLAIN_MAX_NAMES) {
+      if (*pn == EXPLAIN_MAX_NAMES + 1) quay__str_cat(p, ", ...");
+      continue;
+    }
+    quay__str_printf(p, "%s%s.%s", *pn > 1 ? " or " : "", r->pFrom->zName,
+                     r->zName);
+  }
+}
+
+/* "a User row" / "a row" */
+static void name_row(Str *p, quay_model *m) {
+  if (m) quay__str_printf(p, "a %s row", m->zName);
+  else quay__str_cat(p, "a row");
+}
+
+/* The explanation of a constraint failure; nothing when none is known. */
+static void explain_integrity(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
+  quay_model *m = model_of_table(pDb, pI->zTable);
+  JoinTable *j = m ? NULL : join_of_table(pDb, pI->zTable);
+  Rel *r = j ? join_rel(j) : NULL;
+  quay_model *pRef = model_of_table(pDb, pI->zRefTable);
+  int n = 0;
+  switch (pI->eKind) {
+    case ERRK_UNIQUE:
+      if (m && (n = name_cols(p, m, pI->zCols)) == 1) {
+        quay__str_printf(p, " must be unique: another %s row has the same "
+                         "value", m->zName);
+      } else if (m && n > 1) {
+        quay__str_printf(p, " must be unique together: another %s row has "
+                         "the same values", m->zName);
+      } else if (r) {
+        quay__str_printf(p, "%s.%s already links these two rows (join "
+                         "table %s)", r->pFrom->zName, r->zName, j->zTable);
+      }
+      break;
+    case ERRK_NOTNULL:
+      if (m && name_cols(p, m, pI->zCols) == 1) {
+        quay__str_cat(p, " cannot be NULL: give it a value, or declare it "
+                      "with null = true");
+      }
+      break;
+    case ERRK_FK:
+      if (m && pI->zCols[0] && name_cols(p, m, pI->zCols) > 0) {
+        n = 1;
+      } else if (m) {
+        name_fks(p, m, NULL, &n);
+      } else if (r) {
+        quay__str_printf(p, "%s.%s (join table %s)", r->pFrom->zName,
+                         r->zName, j->zTable);
+        n = 1;
+      }
+      if (n > 0) {
+        quay__str_cat(p, " refers to ");
+        name_row(p, pRef);
+        quay__str_cat(p, " that does not exist");
+        if (m && !pI->zCols[0] && n > 1) {
+          quay__str_cat(p, " (the database does not say which)");
+        }
+      } else if (!m && !r) {
+        quay__str_cat(p, "a foreign key refers to a row that does not "
+                      "exist");
+      }
+      break;
+    case ERRK_FK_REFERENCED:
+      if (pRef == NULL) break;
+      name_row(p, pRef);
+      quay__str_cat(p, " is still referenced by ");
+      if (m && pI->zCols[0] && name_cols(p, m, pI->zCols) > 0) {
+        n = 1;
+      } else if (m) {
+        name_fks(p, m, pRef, &n);
+      } else if (r) {
+        quay__str_printf(p, "%s.%s", r->pFrom->zName, r->zName);
+        n = 1;
+      } else {
+        name_refs(p, pDb, pRef, &n);
+      }
+      if (n == 0) quay__str_cat(p, "another row");
+      quay__str_cat(p, ": delete or change those rows first, or give the "
+                    "relation an on_delete rule that handles them");
+      break;
+    case ERRK_FK_EITHER:
+      if (m == NULL) break;
+      name_fks(p, m, NULL, &n);
+      if (n > 0) quay__str_cat(p, " refers to a row that does not exist, or ");
+      name_row(p, m);
+      quay__str_cat(p, " is still referenced");
+      n = 0;
+      {
+        Str refs;
+        quay__str_init(&refs);
+        name_refs(&refs, pDb, m, &n);
+        if (n > 0 && refs.z) quay__str_printf(p, " by %s", refs.z);
+        quay__str_free(&refs);
+      }
+      quay__str_cat(p, " (the database does not say which)");
+      break;
+  }
+}
+
+/* The explanation of a missing table. */
+static void explain_no_table(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
+  quay_model *m = model_of_table(pDb, pI->zTable);
+  JoinTable *j = m ? NULL : join_of_table(pDb, pI->zTable);
+  Rel *r = j ? join_rel(j) : NULL;
+  if (m) {
+    quay__str_printf(p, "the table %s of model %s does not exist", m->zTable,
+                     m->zName);
+  } else if (r) {
+    quay__str_printf(p, "the join table %s of %s.%s does not exist",
+                     j->zTable, r->pFrom->zName, r->zName);
+  } else if (pI->zTable[0]) {
+    quay__str_printf(p, "table %s does not exist", pI->zTable);
+  } else {
+    quay__str_cat(p, "a table does not exist");
+  }
+  quay__str_cat(p, ": create the tables of the declared models with "
+                "db:create_tables(), or apply the migrations with "
+                "db:migrate()");
+}
+
+/*
+** Restate the driver's last failure in the schema's names, in front of
+** the driver's message (code, SQLSTATE and extended code are kept).
+*/
+static void explain_fail(quay_db *pDb, int rc, quay_err *pErr) {
+  DrvErrInfo info;
+  Str s;
+  const char *zOld;
+  if (pDb->pConn == NULL || pDb->pDrv->iVersion < 2 ||
+      pDb->pDrv->xErrInfo == NULL) {
+    return;
+  }
+  pDb->pDrv->xErrInfo(pDb->pConn, &info);
+  if (pErr == NULL || info.eKind == ERRK_NONE) return;
+  if (rc != QUAY_EINTEGRITY && rc != QUAY_ESQL) return;
+  quay__str_init(&s);
+  if (info.eKind == ERRK_NO_TABLE) {
+    explain_no_table(pDb, &info, &s);
+  } else if (rc == QUAY_EINTEGRITY) {
+    explain_integrity(pDb, &info, &s);
+  }
+  if (s.n > 0 && !s.oom) {
+    quay_err e = *pErr;
+    zOld = e.zMsg;
+    if (strncmp(zOld, "integrity error: ", 17) == 0) zOld += 17;
+    quay__err(pErr, rc, "%s (%s)", s.z, zOld);
+    pErr->ext = e.ext;
+    memcpy(pErr->zState, e.zState, sizeof(e.zState));
+  }
+  quay__str_free(&s);
+}
+/* }================================================================== */
+
+/*
 ** After a driver failure: a dead connection becomes QUAY_ECONNECTION, and
 ** its transaction levels are gone with it (the server rolled them back).
 ** On a live connection the levels stay: whoever opened them rolls them
@@ -313,6 +615,7 @@ static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
 */
 static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
   int bDead = pDb->pConn == NULL || !pDb->pDrv->xAlive(pDb->pConn);
+  if (!bDead) explain_fail(pDb, rc, pErr);
   if (rc != QUAY_ECONNECTION && pDb->pConn && bDead) {
     char zMsg[sizeof(((quay_err *)0)->zMsg)];
     zMsg[0] = 0;
