@@ -6,7 +6,9 @@
 **
 ** A Db userdata owns its quay_db.  db:close() and __close only disconnect:
 ** the schema stays, so models and records made from the db remain valid
-** objects whose queries raise `connection` until db:reopen().  __gc frees
+** objects, and every method of theirs (and of the db, but close, reopen
+** and is_open) raises `connection` "closed" before any other check until
+** db:reopen() (lquay_check_open).  __gc frees
 ** everything; models, query sets and records keep the Db alive through
 ** their user values, so it is collected last.
 */
@@ -14,11 +16,28 @@
 
 #include <string.h>
 
+/*
+** Raise `connection` unless pDb is open.  API.md: a closed db raises it,
+** with a message that says so, before any other check; so every method
+** of a db, model, query set, record or set calls this first (through
+** lquay_check_db, lquay_check_model, lquay_check_qs and the record and
+** set method guards of lrecord.c).
+*/
+void lquay_check_open(lua_State *L, LDb *pDb) {
+  if (pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(it was collected)");
+  }
+  if (!quay_db_is_open(pDb->db)) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(call db:reopen() or open a new one)");
+  }
+}
+
+/* The Db at idx, open (else `connection`). */
 LDb *lquay_check_db(lua_State *L, int idx) {
   LDb *pDb = luaL_checkudata(L, idx, QUAY_DB_MT);
-  if (pDb->db == NULL) {
-    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database");
-  }
+  lquay_check_open(L, pDb);
   return pDb;
 }
 
@@ -79,8 +98,13 @@ static int db_close(lua_State *L) {
 }
 
 static int db_reopen(lua_State *L) {
-  LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
+  LDb *pDb = luaL_checkudata(L, 1, QUAY_DB_MT);
   quay_err err;
+  if (pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(it was collected)");
+  }
+  lquay_enter(L, pDb);
   if (quay_db_reopen(pDb->db, &err)) lquay_raise(L, &err);
   lua_settop(L, 1);
   return 1;

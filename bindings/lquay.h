@@ -150,6 +150,9 @@ LQUAY_INTERNAL const char *lquay_name(lua_State *L, int idx, int code,
 LQUAY_INTERNAL void lquay_push_null(lua_State *L);
 
 /* ldb.c */
+/* Raise `connection` unless the db is open (the first check of every
+** method of a db and of the objects made from it). */
+LQUAY_INTERNAL void lquay_check_open(lua_State *L, LDb *pDb);
 LQUAY_INTERNAL LDb *lquay_check_db(lua_State *L, int idx);
 LQUAY_INTERNAL LDb *lquay_enter(lua_State *L, LDb *pDb);
 LQUAY_INTERNAL void lquay_open_db(lua_State *L);
