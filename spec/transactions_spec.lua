@@ -201,6 +201,52 @@ describe("Transactions and raw SQL", function()
       end
     end)
 
+    -- PostgreSQL runs a statement's second execution as Parse + Describe +
+    -- Execute in one pipeline, and sibling prefetches as one batch: an
+    -- error in either leaves the session usable too.
+    it("keeps the session usable when a repeated statement fails at any execution", function()
+      for round = 1, 3 do
+        for i = 1, 4 do
+          local ok, e = pcall(db.rows, db, "SELECT 10 / ? AS q", { i == round and 0 or 2 })
+          if i == round and helper.is_pg then
+            assert.is_false(ok)
+            assert.equal("sql", e.code)
+          elseif not helper.is_pg then
+            assert.is_true(ok)                          -- SQLite: NULL
+          else
+            assert.equal(5, e[1].q)
+          end
+        end
+        local ok = pcall(db.transaction, db, function()
+          U:create { email = "r" .. round .. "@x" }
+          for i = 1, 4 do
+            db:rows("SELECT 10 / ? AS q2", { i == round and 0 or 2 })
+          end
+          U:create { email = "a@x" }                    -- fails on SQLite too
+        end)
+        assert.is_false(ok)
+        assert.is_false(in_txn())
+        assert.equal(1, U:count())
+      end
+    end)
+
+    it("keeps the session usable when a batch of sibling prefetches fails", function()
+      local B = helper.blog(db)
+      local u = B.User:create { name = "a", email = "a@x" }
+      B.Profile:create { user = u }
+      B.Post:create { title = "t", author = u }
+      db:execute("DROP TABLE profiles")
+      for _ = 1, 3 do
+        local e = helper.raises("sql", db.transaction, db, function()
+          B.Post:create { title = "x", author = u }
+          return B.User:prefetch_related("posts", "profile"):all()
+        end)
+        helper.mentions(e, "Profile", "db:create_tables()")
+        assert.is_false(in_txn())
+        assert.equal(1, B.Post:count())
+      end
+    end)
+
     it("rolls back a transaction the engine opened, whatever failed", function()
       helper.raises("integrity", U.bulk_create, U, { { email = "n@x" }, { email = "a@x" } })
       assert.is_false(in_txn())
