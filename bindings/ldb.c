@@ -6,7 +6,9 @@
 **
 ** A Db userdata owns its quay_db.  db:close() and __close only disconnect:
 ** the schema stays, so models and records made from the db remain valid
-** objects whose queries raise `connection` until db:reopen().  __gc frees
+** objects, and every method of theirs (and of the db, but close, reopen
+** and is_open) raises `connection` "closed" before any other check until
+** db:reopen() (lquay_check_open).  __gc frees
 ** everything; models, query sets and records keep the Db alive through
 ** their user values, so it is collected last.
 */
@@ -14,17 +16,39 @@
 
 #include <string.h>
 
+/*
+** Raise `connection` unless pDb is open.  API.md: a closed db raises it,
+** with a message that says so, before any other check; so every method
+** of a db, model, query set, record or set calls this first (through
+** lquay_check_db, lquay_check_model, lquay_check_qs and the record and
+** set method guards of lrecord.c).
+*/
+void lquay_check_open(lua_State *L, LDb *pDb) {
+  if (pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(it was collected)");
+  }
+  if (!quay_db_is_open(pDb->db)) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(call db:reopen() or open a new one)");
+  }
+}
+
+/* The Db at idx, open (else `connection`). */
 LDb *lquay_check_db(lua_State *L, int idx) {
   LDb *pDb = luaL_checkudata(L, idx, QUAY_DB_MT);
-  if (pDb->db == NULL) {
-    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database");
-  }
+  lquay_check_open(L, pDb);
   return pDb;
 }
 
-/* Mark the thread that runs this call (callbacks run on it). */
+/*
+** Mark the thread that runs this call (callbacks run on it).  A call that
+** starts outside any on_query callback drops an observer error kept from
+** an earlier call that never raised it (lcallback.c).
+*/
 LDb *lquay_enter(lua_State *L, LDb *pDb) {
   pDb->L = L;
+  if (pDb->nHook == 0) lquay_cb_drop(L, pDb);
   return pDb;
 }
 
@@ -38,6 +62,7 @@ int lquay_db_wrap(lua_State *L, quay_db *db) {
   pDb->L = L;
   pDb->onQueryRef = LUA_NOREF;
   pDb->cbErrRef = LUA_NOREF;
+  pDb->nHook = 0;
   luaL_setmetatable(L, QUAY_DB_MT);
   lua_createtable(L, 0, 2);                          /* [db, state] */
   lua_newtable(L);
@@ -60,10 +85,7 @@ static int db_gc(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, pDb->onQueryRef);
     pDb->onQueryRef = LUA_NOREF;
   }
-  if (pDb->cbErrRef != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, pDb->cbErrRef);
-    pDb->cbErrRef = LUA_NOREF;
-  }
+  lquay_cb_drop(L, pDb);
   quay_db_free(db);
   return 0;
 }
@@ -76,8 +98,13 @@ static int db_close(lua_State *L) {
 }
 
 static int db_reopen(lua_State *L) {
-  LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
+  LDb *pDb = luaL_checkudata(L, 1, QUAY_DB_MT);
   quay_err err;
+  if (pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(it was collected)");
+  }
+  lquay_enter(L, pDb);
   if (quay_db_reopen(pDb->db, &err)) lquay_raise(L, &err);
   lua_settop(L, 1);
   return 1;
@@ -173,37 +200,65 @@ static int db_drop_tables(lua_State *L) {
 ** Transactions
 ** ===================================================================
 */
-/* A transaction level that is rolled back if the call unwinds. */
-static void txn_guard_free(void *p) {
+/*
+** Roll back every transaction level from depth iLevel up (iLevel counts
+** from 0: 0 ends the whole transaction).  Errors are dropped: the caller
+** raises the error that made it roll back.
+*/
+static void txn_unwind(quay_db *db, int iLevel) {
   quay_err err;
-  quay_db_rollback((quay_db *)p, &err);
+  /* Each call drops at least one level, also when its ROLLBACK fails. */
+  while (quay_db_txn_depth(db) > iLevel) quay_db_rollback(db, &err);
 }
 
-/* db:transaction(fn): fn(db) in a transaction; nested calls savepoints. */
+/* A transaction level that is rolled back if the call unwinds. */
+typedef struct TxnGuard {
+  quay_db *db;              /* NULL once the level is settled */
+  int iLevel;               /* depth before the level was opened */
+} TxnGuard;
+
+static void txn_guard_free(void *p) {
+  TxnGuard *g = p;
+  if (g->db) txn_unwind(g->db, g->iLevel);
+  g->db = NULL;
+}
+
+/*
+** db:transaction(fn): fn(db) in a transaction; nested calls savepoints.
+** Every error that leaves it ends its level: rolled back, with any level
+** fn left open above it, so the session stays usable (on PostgreSQL a
+** failed statement aborts the transaction until it is rolled back).
+*/
 static int db_transaction(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
   Box *pGuard;
+  TxnGuard *g;
   int base, rc, nRes;
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_settop(L, 2);
-  pGuard = lquay_box(L, txn_guard_free);             /* [db, fn, guard] */
+  g = lua_newuserdatauv(L, sizeof(TxnGuard), 0);     /* [db, fn, g] */
+  g->db = NULL;
+  g->iLevel = quay_db_txn_depth(pDb->db);
+  pGuard = lquay_box(L, txn_guard_free);             /* [db, fn, g, guard] */
+  pGuard->p = g;
   if (quay_db_begin(pDb->db, &err)) lquay_fail(L, pDb, &err);
-  pGuard->p = pDb->db;
+  g->db = pDb->db;
   base = lua_gettop(L);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 1);
   rc = lua_pcall(L, 1, LUA_MULTRET, 0);              /* [.., results|err] */
   lquay_enter(L, pDb);
   if (rc != LUA_OK) {
-    pGuard->p = NULL;
-    if (pDb->db && quay_db_txn_depth(pDb->db) > 0) {
-      quay_db_rollback(pDb->db, &err);               /* keep fn's error */
-    }
+    g->db = NULL;
+    if (pDb->db) txn_unwind(pDb->db, g->iLevel);     /* keep fn's error */
     return lua_error(L);
   }
-  pGuard->p = NULL;
-  if (quay_db_commit(pDb->db, &err)) lquay_fail(L, pDb, &err);
+  g->db = NULL;
+  if (quay_db_commit(pDb->db, &err)) {
+    txn_unwind(pDb->db, g->iLevel);
+    lquay_fail(L, pDb, &err);
+  }
   nRes = lua_gettop(L) - base;
   return nRes;
 }

@@ -66,15 +66,17 @@ void lquay_raisef(lua_State *L, int code, const char *zFmt, ...) {
 
 /*
 ** Raise after an engine failure.  A callback (on_query) that raised made
-** the engine fail with QUAY_ECALLBACK; its own error value is re-raised.
+** the engine fail with QUAY_ECALLBACK; its own error value is re-raised,
+** unchanged (any Lua value).  Any other failure drops a kept callback
+** error: it belongs to this call and was not what failed it.
 */
 void lquay_fail(lua_State *L, LDb *pDb, const quay_err *pErr) {
   if (pErr->code == QUAY_ECALLBACK && pDb && pDb->cbErrRef != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, pDb->cbErrRef);
-    luaL_unref(L, LUA_REGISTRYINDEX, pDb->cbErrRef);
-    pDb->cbErrRef = LUA_NOREF;
+    lquay_cb_drop(L, pDb);
     lua_error(L);
   }
+  if (pDb) lquay_cb_drop(L, pDb);
   if ((pErr->code == QUAY_EPROTECTED || pErr->code == QUAY_ERESTRICTED) &&
       pDb && pDb->db) {
     int i, n = quay_db_blocker_count(pDb->db);

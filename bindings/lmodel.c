@@ -29,9 +29,7 @@ static const char *const azReserved[] = {
 
 LModel *lquay_check_model(lua_State *L, int idx) {
   LModel *pM = luaL_checkudata(L, idx, QUAY_MODEL_MT);
-  if (pM->pDb->db == NULL) {
-    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database");
-  }
+  lquay_check_open(L, pM->pDb);
   return pM;
 }
 

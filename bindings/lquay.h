@@ -88,6 +88,7 @@ typedef struct LDb {
   lua_State *L;             /* thread of the current call (callbacks) */
   int onQueryRef;           /* LUA_NOREF or the callback */
   int cbErrRef;             /* LUA_NOREF or the error a callback raised */
+  int nHook;                /* on_query calls in progress (lcallback.c) */
 } LDb;
 
 /* What the record accessors need to know of relation i, without asking
@@ -149,6 +150,9 @@ LQUAY_INTERNAL const char *lquay_name(lua_State *L, int idx, int code,
 LQUAY_INTERNAL void lquay_push_null(lua_State *L);
 
 /* ldb.c */
+/* Raise `connection` unless the db is open (the first check of every
+** method of a db and of the objects made from it). */
+LQUAY_INTERNAL void lquay_check_open(lua_State *L, LDb *pDb);
 LQUAY_INTERNAL LDb *lquay_check_db(lua_State *L, int idx);
 LQUAY_INTERNAL LDb *lquay_enter(lua_State *L, LDb *pDb);
 LQUAY_INTERNAL void lquay_open_db(lua_State *L);
@@ -215,5 +219,7 @@ LQUAY_INTERNAL int lquay_record_get(void *p, const char *zField,
 /* lcallback.c */
 LQUAY_INTERNAL int lquay_trace(void *pArg, const char *zSql,
                                const quay_value *aParam, int nParam);
+/* Drop the error an on_query call kept, if any ('-': never raises). */
+LQUAY_INTERNAL void lquay_cb_drop(lua_State *L, LDb *pDb);
 
 #endif /* LQUAY_H */

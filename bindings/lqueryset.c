@@ -42,6 +42,9 @@ static int qs_gc(lua_State *L) {
 
 LQs *lquay_check_qs(lua_State *L, int idx) {
   LQs *q = luaL_checkudata(L, idx, QUAY_QS_MT);
+  lua_getiuservalue(L, idx, 1);                      /* [.., M] */
+  lquay_check_open(L, ((LModel *)lua_touserdata(L, -1))->pDb);
+  lua_pop(L, 1);
   if (q->qs == NULL) lquay_raisef(L, QUAY_EMISUSE, "query set was freed");
   return q;
 }

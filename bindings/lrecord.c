@@ -1401,14 +1401,48 @@ static int set_tostring(lua_State *L) {
   return 1;
 }
 
+/*
+** Method guards: a method of a record or set of a closed db raises
+** `connection` before any check of its own (API.md).  Each method is
+** registered as a guard closure over the real function (upvalue 1),
+** which it calls on the same stack; a first argument that is no record
+** (no set) is left to the method to refuse.
+*/
+static int rec_guard(lua_State *L) {
+  LModel *pM = lquay_record_model(L, 1);
+  if (pM) lquay_check_open(L, pM->pDb);
+  return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+static int set_guard(lua_State *L) {
+  if (lquay_is_set(L, 1)) {
+    LModel *pM;
+    lua_rawgetp(L, 1, &lquay_LK_OWNER);              /* [.., owner] */
+    pM = lquay_record_model(L, -1);
+    lua_pop(L, 1);
+    if (pM) lquay_check_open(L, pM->pDb);
+  }
+  return lua_tocfunction(L, lua_upvalueindex(1))(L);
+}
+
+/* Push a table of the methods of a, each behind xGuard. */
+static void guarded_lib(lua_State *L, const luaL_Reg *a, lua_CFunction xGuard) {
+  lua_newtable(L);                                   /* [t] */
+  for (; a->name; a++) {
+    lua_pushcfunction(L, a->func);
+    lua_pushcclosure(L, xGuard, 1);
+    lua_setfield(L, -2, a->name);
+  }
+}
+
 void lquay_open_record(lua_State *L) {
   /* Record methods shared by every model, kept on the Model metatable. */
   luaL_getmetatable(L, QUAY_MODEL_MT);
-  luaL_newlib(L, aRecMethod);
+  guarded_lib(L, aRecMethod, rec_guard);
   lua_setfield(L, -2, "\1recmethods");
   lua_pop(L, 1);
   luaL_newmetatable(L, QUAY_SET_MT);
-  luaL_newlib(L, aSetMethod);
+  guarded_lib(L, aSetMethod, set_guard);
   lua_pushcclosure(L, set_index, 1);
   lua_setfield(L, -2, "__index");
   lua_pushcfunction(L, set_len);

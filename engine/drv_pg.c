@@ -64,8 +64,11 @@
 ** sent with the next statement once the transaction is over.
 **
 ** Errors.  SQLSTATE is copied into quay_err.zState and mapped: class 23
-** integrity; 40001, 40P01, 55P03 busy; class 08, 57P01-57P03 and a
-** connection that libpq reports as CONNECTION_BAD connection; else sql.
+** integrity; 40001, 40P01, 55P03 busy; class 08 (but 08P01, a bad Bind),
+** 57P01-57P03 and a connection that libpq reports as CONNECTION_BAD
+** connection; else sql.  So `connection` means the server is gone: any
+** other failure leaves the session usable (exec.c rolls back the levels
+** it aborted).
 ** Messages are copied out of the PGresult at once.  A failed statement
 ** aborts a PostgreSQL transaction (SQLite's does not): later statements
 ** get 25P02, whose message then names the first failure, and a COMMIT
@@ -115,6 +118,7 @@ struct DrvConn {
   int lastCode;
   char zLastState[6];
   char zLastMsg[200];
+  DrvErrInfo info;          /* the last failure, for xErrInfo */
 };
 
 /* A cursor whose CLOSE could not be sent (failed transaction). */
@@ -161,15 +165,103 @@ static int conn_bad(DrvConn *c) {
   return c == NULL || c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD;
 }
 
-/* Copy z (up to n bytes, trailing newlines dropped) into zOut[nOut]. */
+/*
+** Copy z into zOut[nOut], trailing newlines dropped.  Text too long is cut
+** at a word boundary (never inside an identifier or a UTF-8 character)
+** and ends with "...".
+*/
 static void copy_msg(char *zOut, size_t nOut, const char *z) {
   size_t n;
   if (z == NULL) z = "";
   n = strlen(z);
   while (n > 0 && (z[n - 1] == '\n' || z[n - 1] == ' ')) n--;
-  if (n >= nOut) n = nOut - 1;
+  if (n >= nOut) {
+    size_t k = nOut - 4;              /* room for "..." and the NUL */
+    size_t i = k;
+    while (i > 0 && i + 60 > k && z[i] != ' ') i--;
+    if (z[i] == ' ') k = i;
+    while (k > 0 && ((unsigned char)z[k] & 0xc0) == 0x80) k--;
+    memcpy(zOut, z, k);
+    memcpy(zOut + k, "...", 4);
+    return;
+  }
   memcpy(zOut, z, n);
   zOut[n] = 0;
+}
+
+/* Copy the text inside the first pair of zOpen ... zClose after z. */
+static int text_between(const char *z, const char *zOpen, char cClose,
+                        char *zOut, size_t nOut) {
+  const char *zA, *zB;
+  size_t n;
+  zOut[0] = 0;
+  if (z == NULL || (zA = strstr(z, zOpen)) == NULL) return 0;
+  zA += strlen(zOpen);
+  zB = strchr(zA, cClose);
+  if (zB == NULL) return 0;
+  n = (size_t)(zB - zA);
+  if (n >= nOut) return 0;
+  memcpy(zOut, zA, n);
+  zOut[n] = 0;
+  return 1;
+}
+
+/*
+** Record what a failure means in the database's names (xErrInfo), from
+** the result's diagnostic fields: the table, column and constraint
+** fields are not translated; the DETAIL ("Key (a, b)=(...)") and the
+** words of the message are, so what depends on them degrades to less
+** detail under a non-English lc_messages, never to a wrong name.
+*/
+static void pg_info(DrvConn *c, const PGresult *r, const char *zState) {
+  DrvErrInfo *p = &c->info;
+  const char *zTable, *zCol, *zDetail, *zPrim, *zCons;
+  memset(p, 0, sizeof(*p));
+  if (r == NULL || zState == NULL) return;
+  zTable = PQresultErrorField(r, PG_DIAG_TABLE_NAME);
+  zCol = PQresultErrorField(r, PG_DIAG_COLUMN_NAME);
+  zDetail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+  zPrim = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+  zCons = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+  if (zTable) snprintf(p->zTable, sizeof(p->zTable), "%s", zTable);
+  if (strcmp(zState, "23505") == 0) {
+    p->eKind = ERRK_UNIQUE;
+    text_between(zDetail, "Key (", ')', p->zCols, sizeof(p->zCols));
+  } else if (strcmp(zState, "23502") == 0) {
+    p->eKind = ERRK_NOTNULL;
+    if (zCol) snprintf(p->zCols, sizeof(p->zCols), "%s", zCol);
+  } else if (strcmp(zState, "23503") == 0) {
+    /* zTable is the referencing table either way. */
+    if ((zDetail && strstr(zDetail, "is still referenced")) ||
+        (zPrim && strncmp(zPrim, "update or delete", 16) == 0)) {
+      p->eKind = ERRK_FK_REFERENCED;
+      text_between(zPrim, "on table \"", '"', p->zRefTable,
+                   sizeof(p->zRefTable));
+    } else {
+      p->eKind = ERRK_FK;
+      text_between(zDetail, "Key (", ')', p->zCols, sizeof(p->zCols));
+      text_between(zDetail, "present in table \"", '"', p->zRefTable,
+                   sizeof(p->zRefTable));
+    }
+    if (p->zCols[0] == 0 && zCons && zTable) {
+      /* The default name of a foreign key: <table>_<cols>_fkey. */
+      size_t nT = strlen(zTable), nC = strlen(zCons);
+      if (nC > nT + 6 && strncmp(zCons, zTable, nT) == 0 &&
+          zCons[nT] == '_' && strcmp(zCons + nC - 5, "_fkey") == 0 &&
+          nC - nT - 6 < sizeof(p->zCols)) {
+        memcpy(p->zCols, zCons + nT + 1, nC - nT - 6);
+        p->zCols[nC - nT - 6] = 0;
+      }
+    }
+  } else if (strcmp(zState, "42P01") == 0) {
+    p->eKind = ERRK_NO_TABLE;
+    text_between(zPrim, "\"", '"', p->zTable, sizeof(p->zTable));
+  }
+}
+
+static void pg_err_info(DrvConn *c, DrvErrInfo *pOut) {
+  *pOut = c->info;
+  memset(&c->info, 0, sizeof(c->info));
 }
 
 /*
@@ -195,22 +287,31 @@ static int pg_err(DrvConn *c, const PGresult *r, const char *zWhat,
   } else {
     copy_msg(zMsg, sizeof(zMsg), "no connection");
   }
-  copy_msg(zDet, sizeof(zDet), zDetail);
+  /* A NOT NULL failure's detail is the whole row: long, and no help. */
+  copy_msg(zDet, sizeof(zDet),
+           zState && strcmp(zState, "23502") == 0 ? NULL : zDetail);
   if (zState && strcmp(zState, "25P02") == 0 && c && c->zLastMsg[0]) {
     /* "current transaction is aborted": say what aborted it. */
+    char zFirst[100];
+    copy_msg(zFirst, sizeof(zFirst), c->zLastMsg);
     snprintf(zDet, sizeof(zDet), "an earlier statement of this "
-             "transaction failed: %.60s; roll back, or use a nested "
-             "db:transaction", c->zLastMsg);
+             "transaction failed: %s; roll back, or use a nested "
+             "db:transaction", zFirst);
   }
+  if (c) pg_info(c, r, zState && strlen(zState) == 5 ? zState : NULL);
   if (zState && strlen(zState) == 5) {
     if (zState[0] == '2' && zState[1] == '3') {
       code = QUAY_EINTEGRITY;
     } else if (strcmp(zState, "40001") == 0 || strcmp(zState, "40P01") == 0
                || strcmp(zState, "55P03") == 0) {
       code = QUAY_EBUSY;
-    } else if ((zState[0] == '0' && zState[1] == '8') ||
+    } else if ((zState[0] == '0' && zState[1] == '8' &&
+                strcmp(zState, "08P01") != 0) ||
                strcmp(zState, "57P01") == 0 || strcmp(zState, "57P02") == 0
                || strcmp(zState, "57P03") == 0) {
+      /* 08P01 (protocol_violation) is what the server says of a Bind with
+      ** the wrong number of values: the statement's fault, and the
+      ** connection goes on, so it stays sql. */
       code = QUAY_ECONNECTION;
     }
   } else if (r == NULL && !conn_bad(c) && zMsg[0] == 0) {
@@ -1332,10 +1433,11 @@ static int64_t pg_changes(DrvStmt *s) { return s->nChanges; }
 /* }================================================================== */
 
 const quay_driver quay__drv_pg = {
-  1, "postgresql", &quay__dialect_pg,
+  2, "postgresql", &quay__dialect_pg,
   pg_open, pg_close, pg_prepare, pg_finalize, pg_exec, pg_step,
   pg_ncol, pg_colname, pg_column, pg_reset, pg_changes, pg_simple, pg_alive,
   NULL,                     /* xLastInsertId: RETURNING is used */
   pg_exec_batch,
-  pg_check_url
+  pg_check_url,
+  pg_err_info
 };

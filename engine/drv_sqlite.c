@@ -4,15 +4,21 @@
 ** See LICENSE
 **
 ** Connections run with PRAGMA foreign_keys = ON, a busy timeout (default
-** 5 s) and, for files, WAL journaling so readers never block the writer.
+** 5 s), double-quoted string literals off (SQLITE_DBCONFIG_DQS_DDL/DML:
+** "x" is always an identifier) and, for files, WAL journaling so readers
+** never block the writer.
 ** Connections Quay opens are SQLITE_OPEN_NOMUTEX (one thread at a time).
 ** A host-owned handle (quay_db_wrap_sqlite) is borrowed: it gets the same
 ** pragmas except the journal mode, and is never closed here.
 **
-** Error mapping (API.md "Errors"): SQLITE_BUSY/LOCKED -> busy,
+** Error mapping (API.md "Errors"): SQLITE_BUSY/LOCKED -> busy (with
+** SQLITE_BUSY_SNAPSHOT explained: an open iter() holds an old snapshot),
 ** SQLITE_CONSTRAINT -> integrity, SQLITE_NOMEM -> nomem, CANTOPEN/NOTADB
 ** -> connection, anything else -> sql.  Messages are copied out of
-** sqlite3_errmsg at once; no pointer to SQLite's text is kept.
+** sqlite3_errmsg at once; no pointer to SQLite's text is kept.  What a
+** constraint failure or a missing table means (xErrInfo) is read from the
+** message ("UNIQUE constraint failed: t.a, t.b"), and for a foreign key,
+** which SQLite does not name, from the failing statement's target table.
 */
 #include "quayInt.h"
 
@@ -23,6 +29,7 @@
 struct DrvConn {
   sqlite3 *db;
   int borrowed;             /* host-owned: never closed */
+  DrvErrInfo info;          /* the last failure, for xErrInfo */
 };
 
 struct DrvStmt {
@@ -31,11 +38,195 @@ struct DrvStmt {
   int64_t nChanges;
 };
 
-/* Map a SQLite result code into pErr; returns the Quay code. */
-static int sq_err(sqlite3 *db, int rc, const char *zWhat, quay_err *pErr) {
+/*
+** {==================================================================
+** Errors
+** ===================================================================
+*/
+/* Copy identifier z[n] into zOut[nOut] (truncated). */
+static void id_copy(char *zOut, size_t nOut, const char *z, size_t n) {
+  if (n >= nOut) n = nOut - 1;
+  memcpy(zOut, z, n);
+  zOut[n] = 0;
+}
+
+/*
+** Read one SQL identifier at *pz ("quoted" with "" escapes, `quoted`,
+** [quoted] or bare), possibly schema-qualified (the last part is kept),
+** into zOut; advance *pz past it.  Returns 0 when there is none.
+*/
+static int id_read(const char **pz, char *zOut, size_t nOut) {
+  const char *z = *pz;
+  int nPart = 0;
+  for (;;) {
+    size_t n = 0;
+    while (*z == ' ' || *z == '\n' || *z == '\t') z++;
+    if (*z == '"' || *z == '`' || *z == '[') {
+      char q = *z == '[' ? ']' : *z;
+      z++;
+      while (z[0] && n + 1 < nOut) {
+        if (z[0] == q && z[1] == q && q != ']') {
+          zOut[n++] = q;
+          z += 2;
+        } else if (z[0] == q) {
+          break;
+        } else {
+          zOut[n++] = *z++;
+        }
+      }
+      if (*z != q) return 0;
+      z++;
+    } else {
+      const char *zStart = z;
+      while ((*z >= 'a' && *z <= 'z') || (*z >= 'A' && *z <= 'Z') ||
+             (*z >= '0' && *z <= '9') || *z == '_' || *z == '$' ||
+             (unsigned char)*z >= 0x80) {
+        z++;
+      }
+      if (z == zStart) return 0;
+      n = (size_t)(z - zStart);
+      if (n >= nOut) n = nOut - 1;
+      memcpy(zOut, zStart, n);
+    }
+    zOut[n] = 0;
+    nPart++;
+    if (*z != '.') break;
+    z++;
+  }
+  *pz = z;
+  return nPart > 0;
+}
+
+/* Skip keyword zKw (any case) and the spaces before it; 0 if absent. */
+static int kw_skip(const char **pz, const char *zKw) {
+  const char *z = *pz;
+  size_t n = strlen(zKw);
+  while (*z == ' ' || *z == '\n' || *z == '\t') z++;
+  if (sqlite3_strnicmp(z, zKw, (int)n) != 0) return 0;
+  z += n;
+  if ((*z >= 'a' && *z <= 'z') || (*z >= 'A' && *z <= 'Z') || *z == '_') {
+    return 0;
+  }
+  *pz = z;
+  return 1;
+}
+
+/*
+** The table a write statement targets (INSERT [OR x] INTO t, UPDATE
+** [OR x] t, DELETE FROM t) into zOut; returns 'I', 'U', 'D', or 0 when
+** the text is no such statement.
+*/
+static int stmt_target(const char *zSql, char *zOut, size_t nOut) {
+  const char *z = zSql;
+  int eOp = 0;
+  zOut[0] = 0;
+  if (z == NULL) return 0;
+  if (kw_skip(&z, "INSERT") || kw_skip(&z, "REPLACE")) {
+    eOp = 'I';
+    if (kw_skip(&z, "OR")) id_read(&z, zOut, nOut);
+    if (!kw_skip(&z, "INTO")) return 0;
+  } else if (kw_skip(&z, "UPDATE")) {
+    eOp = 'U';
+    if (kw_skip(&z, "OR")) id_read(&z, zOut, nOut);
+  } else if (kw_skip(&z, "DELETE")) {
+    eOp = 'D';
+    if (!kw_skip(&z, "FROM")) return 0;
+  } else {
+    return 0;
+  }
+  return id_read(&z, zOut, nOut) ? eOp : 0;
+}
+
+/*
+** "UNIQUE constraint failed: t.a, t.b" (and NOT NULL's): the table and
+** the columns after zPrefix.
+*/
+static void info_cols(DrvErrInfo *p, const char *zMsg, const char *zPrefix) {
+  const char *z = strstr(zMsg, zPrefix);
+  size_t nCols = 0;
+  if (z == NULL) return;
+  z += strlen(zPrefix);
+  while (*z) {
+    const char *zDot, *zEnd = strstr(z, ", ");
+    size_t n = zEnd ? (size_t)(zEnd - z) : strlen(z);
+    zDot = memchr(z, '.', n);
+    if (zDot == NULL) break;
+    if (p->zTable[0] == 0) id_copy(p->zTable, sizeof(p->zTable), z,
+                                   (size_t)(zDot - z));
+    n -= (size_t)(zDot + 1 - z);
+    if (nCols + n + 3 >= sizeof(p->zCols)) break;
+    if (nCols) {
+      memcpy(p->zCols + nCols, ", ", 2);
+      nCols += 2;
+    }
+    memcpy(p->zCols + nCols, zDot + 1, n);
+    nCols += n;
+    p->zCols[nCols] = 0;
+    if (zEnd == NULL) break;
+    z = zEnd + 2;
+  }
+}
+
+/*
+** Record what the failure means in schema terms, from SQLite's message
+** and, for foreign keys (SQLite names none), the failing statement.
+*/
+static void sq_info(DrvConn *c, sqlite3_stmt *pSt, int ext,
+                    const char *zMsg) {
+  DrvErrInfo *p = &c->info;
+  memset(p, 0, sizeof(*p));
+  switch (ext) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+      p->eKind = ERRK_UNIQUE;
+      info_cols(p, zMsg, "constraint failed: ");
+      break;
+    case SQLITE_CONSTRAINT_NOTNULL:
+      p->eKind = ERRK_NOTNULL;
+      info_cols(p, zMsg, "constraint failed: ");
+      break;
+    case SQLITE_CONSTRAINT_FOREIGNKEY: {
+      int eOp = stmt_target(pSt ? sqlite3_sql(pSt) : NULL, p->zTable,
+                            sizeof(p->zTable));
+      if (eOp == 'I') {
+        p->eKind = ERRK_FK;
+      } else if (eOp == 'D') {
+        p->eKind = ERRK_FK_REFERENCED;
+        memcpy(p->zRefTable, p->zTable, sizeof(p->zRefTable));
+        p->zTable[0] = 0;
+      } else {
+        p->eKind = eOp == 'U' ? ERRK_FK_EITHER : ERRK_FK;
+      }
+      break;
+    }
+    default:
+      if ((ext & 0xff) == SQLITE_ERROR &&
+          strncmp(zMsg, "no such table: ", 15) == 0) {
+        const char *z = zMsg + 15;
+        p->eKind = ERRK_NO_TABLE;
+        if (!id_read(&z, p->zTable, sizeof(p->zTable))) p->eKind = 0;
+      }
+      break;
+  }
+}
+
+static void sq_err_info(DrvConn *c, DrvErrInfo *pOut) {
+  *pOut = c->info;
+  memset(&c->info, 0, sizeof(c->info));
+}
+
+/*
+** Map a SQLite result code into pErr; returns the Quay code.  c (may be
+** NULL while opening) records what xErrInfo tells; pSt (may be NULL) is
+** the failing statement.
+*/
+static int sq_err(DrvConn *c, sqlite3_stmt *pSt, int rc, const char *zWhat,
+                  quay_err *pErr) {
   int code;
   int prim = rc & 0xff;
+  sqlite3 *db = c ? c->db : NULL;
   const char *zMsg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if (c) sq_info(c, pSt, db ? sqlite3_extended_errcode(db) : rc, zMsg);
   switch (prim) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED: code = QUAY_EBUSY; break;
@@ -47,7 +238,21 @@ static int sq_err(sqlite3 *db, int rc, const char *zWhat, quay_err *pErr) {
     case SQLITE_AUTH: code = QUAY_ECONNECTION; break;
     default: code = QUAY_ESQL; break;
   }
-  if (code == QUAY_EBUSY) {
+  if (code == QUAY_EBUSY && db &&
+      sqlite3_extended_errcode(db) == SQLITE_BUSY_SNAPSHOT) {
+    /* Not a lock to wait for (SQLite calls no busy handler): a statement
+    ** still reading on this connection holds a snapshot older than
+    ** another connection's commit, and a write cannot start from it.
+    ** Every transaction Quay opens is BEGIN IMMEDIATE, so what holds it
+    ** is a statement left open outside one: an iter() loop. */
+    quay__err(pErr, code, "database is locked (busy snapshot): a "
+              "statement still reading on this connection, such as an open "
+              "iter() loop or cursor, holds a read snapshot older than "
+              "another connection's commit, so it cannot start writing, "
+              "and waiting cannot help; finish or close the loop before "
+              "writing, or open the write transaction (db:transaction) "
+              "before iterating");
+  } else if (code == QUAY_EBUSY) {
     quay__err(pErr, code, "database is locked (%s): another connection "
               "holds the lock past the busy timeout; retry, or raise "
               "busy_timeout", zMsg);
@@ -60,10 +265,30 @@ static int sq_err(sqlite3 *db, int rc, const char *zWhat, quay_err *pErr) {
   if (pErr) pErr->ext = db ? sqlite3_extended_errcode(db) : rc;
   return code;
 }
+/* }================================================================== */
 
 static int sq_simple(DrvConn *c, const char *zSql, quay_err *pErr) {
   int rc = sqlite3_exec(c->db, zSql, NULL, NULL, NULL);
-  if (rc != SQLITE_OK) return sq_err(c->db, rc, NULL, pErr);
+  if (rc != SQLITE_OK) return sq_err(c, NULL, rc, NULL, pErr);
+  return QUAY_OK;
+}
+
+/*
+** Turn off double-quoted string literals (DDL and DML): a "name" that is
+** no column would otherwise become the string 'name', so a misspelled
+** identifier in an index or a query silently means a constant.  Quay
+** quotes every identifier with double quotes, so it needs them to stay
+** identifiers.  Borrowed handles get it too (documented in quay.h).
+*/
+static int sq_no_dqs(DrvConn *c, quay_err *pErr) {
+  int rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)0);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)0);
+  }
+  if (rc != SQLITE_OK) {
+    return sq_err(c, NULL, rc, "cannot turn off double-quoted strings",
+                  pErr);
+  }
   return QUAY_OK;
 }
 
@@ -90,7 +315,7 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
         quay__free(c);
         return quay__oom(pErr);
       }
-      code = sq_err(c->db, rc, NULL, pErr);
+      code = sq_err(c, NULL, rc, NULL, pErr);
       quay__err(pErr, QUAY_ECONNECTION,
                 "cannot open SQLite database '%s': %s", zUrl,
                 sqlite3_errmsg(c->db));
@@ -103,7 +328,8 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
   }
   ms = (pOpts && pOpts->busy_timeout_ms >= 0) ? pOpts->busy_timeout_ms : 5000;
   sqlite3_busy_timeout(c->db, ms);
-  rc = sq_simple(c, "PRAGMA foreign_keys = ON", pErr);
+  rc = sq_no_dqs(c, pErr);
+  if (rc == QUAY_OK) rc = sq_simple(c, "PRAGMA foreign_keys = ON", pErr);
   if (rc == QUAY_OK && !c->borrowed && zUrl[0] &&
       strcmp(zUrl, ":memory:") != 0) {
     /* WAL: readers never block the writer; NORMAL sync is safe in WAL. */
@@ -139,7 +365,7 @@ static int sq_prepare(DrvConn *c, const char *zSql, int nParam, int bPersist,
                           bPersist ? SQLITE_PREPARE_PERSISTENT : 0, &s->pSt,
                           NULL);
   if (rc != SQLITE_OK) {
-    int code = sq_err(c->db, rc, "cannot prepare statement", pErr);
+    int code = sq_err(c, NULL, rc, "cannot prepare statement", pErr);
     sqlite3_finalize(s->pSt);
     quay__free(s);
     return code;
@@ -190,7 +416,7 @@ static int sq_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
                          quay__value_kind(v));
     }
   }
-  if (rc != SQLITE_OK) return sq_err(s->pConn->db, rc, "cannot bind", pErr);
+  if (rc != SQLITE_OK) return sq_err(s->pConn, st, rc, "cannot bind", pErr);
   return QUAY_OK;
 }
 
@@ -201,7 +427,7 @@ static int sq_step(DrvStmt *s, quay_err *pErr) {
     s->nChanges = sqlite3_changes64(s->pConn->db);
     return QUAY_DONE;
   }
-  rc = sq_err(s->pConn->db, rc, NULL, pErr);
+  rc = sq_err(s->pConn, s->pSt, rc, NULL, pErr);
   sqlite3_reset(s->pSt);
   return rc;
 }
@@ -307,10 +533,11 @@ static int64_t sq_last_insert_id(DrvConn *c) {
 }
 
 const quay_driver quay__drv_sqlite = {
-  1, "sqlite", &quay__dialect_sqlite,
+  2, "sqlite", &quay__dialect_sqlite,
   sq_open, sq_close, sq_prepare, sq_finalize, sq_exec, sq_step,
   sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive,
   sq_last_insert_id,
   NULL,                     /* xExecBatch: in-process, nothing to save */
-  NULL                      /* xCheckUrl: any path will do */
+  NULL,                     /* xCheckUrl: any path will do */
+  sq_err_info
 };

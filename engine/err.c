@@ -11,6 +11,7 @@
 #include "quayInt.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static const char *const azErrName[] = {
 #define QUAY__ERRSTR(name, str) str,
@@ -37,19 +38,41 @@ void quay_err_clear(quay_err *pErr) {
 }
 
 /*
-** Record an error.  pErr may be NULL (the code is still returned).  The
-** message is truncated to the buffer.  An earlier error is overwritten:
-** the latest, most specific, failure wins.
+** Shorten a message that filled zMsg[nMsg] (it was cut wherever the
+** buffer ended): cut it again at the last space in its final 60 bytes,
+** so no identifier or word is left half, never inside a UTF-8 character,
+** and end it with "...".  Messages put what matters (model, field, fix)
+** first, so the tail is what goes.
+*/
+static void msg_shorten(char *zMsg, size_t nMsg) {
+  size_t k = nMsg - 4;                  /* room for "..." and the NUL */
+  size_t i = k;
+  while (i > 0 && i + 60 > k && zMsg[i] != ' ') i--;
+  if (zMsg[i] == ' ') k = i;
+  while (k > 0 && ((unsigned char)zMsg[k] & 0xc0) == 0x80) k--;
+  while (k > 0 && (zMsg[k - 1] == ' ' || zMsg[k - 1] == ',')) k--;
+  memcpy(zMsg + k, "...", 4);
+}
+
+/*
+** Record an error.  pErr may be NULL (the code is still returned).  A
+** message longer than the buffer is shortened at a word boundary and ends
+** with "...".  An earlier error is overwritten: the latest, most
+** specific, failure wins.  The arguments must not point into pErr->zMsg.
 */
 int quay__err_at(quay_err *pErr, int code, int line, const char *zFmt, ...) {
   va_list ap;
+  int n;
   if (pErr == NULL) return code;
   pErr->code = code;
   pErr->line = line;
   pErr->ext = 0;
   pErr->zState[0] = 0;
   va_start(ap, zFmt);
-  vsnprintf(pErr->zMsg, sizeof(pErr->zMsg), zFmt, ap);
+  n = vsnprintf(pErr->zMsg, sizeof(pErr->zMsg), zFmt, ap);
   va_end(ap);
+  if (n >= (int)sizeof(pErr->zMsg)) {
+    msg_shorten(pErr->zMsg, sizeof(pErr->zMsg));
+  }
   return code;
 }

@@ -16,6 +16,10 @@
 ** A cached statement that a cursor is still stepping is marked in use; a
 ** second user of the same text gets a private statement instead.
 **
+** A failed statement is restated in the schema's names where the driver
+** can say what failed (a constraint, a missing table): the message names
+** "Model.field" and the fix first, the backend's own text after it.
+**
 ** Transactions nest: the outermost level is BEGIN, inner levels are
 ** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
 ** level of their own, so they are atomic inside or outside a user's
@@ -258,9 +262,21 @@ void quay__db_set_blockers(quay_db *pDb, char **az, quay_value *aKey, int n) {
 */
 /*
 ** Called before every statement: count, test faults, observer.
+**
+** The observer (db:on_query) runs user code, which may re-enter the db:
+** run statements of its own, close the connection or reopen it.  So the
+** connection is checked again once it returns: a statement whose
+** observer closed or reopened the connection is not sent, and fails with
+** QUAY_ECONNECTION (its DrvConn is gone, and with it every statement of
+** the cache).  An observer that raised fails the statement with
+** QUAY_ECALLBACK (the binding re-raises its own error), except for a
+** ROLLBACK (bRollback): a failing observer never keeps a transaction
+** open, so its failure is ignored there.
 */
 static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
                        int n, int bRollback, quay_err *pErr) {
+  int iGen = pDb->iGen;
+  int bFailed = 0;
   pDb->nQuery++;
 #ifdef QUAY_TEST
   if (pDb->nFailStmt > 0 && !bRollback) {
@@ -270,26 +286,344 @@ static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
                        zSql);
     }
   }
-#else
-  (void)bRollback;
 #endif
-  if (pDb->xTrace && pDb->xTrace(pDb->pTraceArg, zSql, a, n)) {
+  if (pDb->xTrace) {
+    bFailed = pDb->xTrace(pDb->pTraceArg, zSql, a, n) && !bRollback;
+  }
+  if (bFailed) {
     return quay__err(pErr, QUAY_ECALLBACK, "on_query callback failed");
+  }
+  if (pDb->pConn == NULL) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "attempt to use a closed database: the on_query "
+                     "callback closed it before this statement was sent "
+                     "(call db:reopen())");
+  }
+  if (pDb->iGen != iGen) {
+    return quay__err(pErr, QUAY_ECONNECTION,
+                     "the on_query callback closed and reopened the "
+                     "database before this statement was sent; it was not "
+                     "sent (run the call again)");
   }
   return QUAY_OK;
 }
 
-/* After a driver failure: a dead connection becomes QUAY_ECONNECTION. */
+/*
+** {==================================================================
+** Failures in the schema's names
+** ===================================================================
+** A driver describes a constraint failure or a missing table in the
+** database's names (DrvErrInfo: tables, columns), differently per
+** backend.  explain_fail restates it in the names the user declared,
+** model and field first, the backend's own text last:
+**     User.email must be unique: another User row has the same value
+**     (UNIQUE constraint failed: users.email)
+** so both backends name the same thing the same way.
+*/
+#define EXPLAIN_MAX_NAMES 4         /* candidates listed, then "..." */
+
+/* The model whose table is zTable, or NULL. */
+static quay_model *model_of_table(quay_db *pDb, const char *zTable) {
+  int i;
+  if (zTable == NULL || zTable[0] == 0) return NULL;
+  for (i = 0; i < pDb->nModel; i++) {
+    if (strcmp(pDb->apModel[i]->zTable, zTable) == 0) return pDb->apModel[i];
+  }
+  for (i = 0; i < pDb->nModel; i++) {
+    if (quay__casecmp(pDb->apModel[i]->zTable, zTable) == 0) {
+      return pDb->apModel[i];
+    }
+  }
+  return NULL;
+}
+
+/* The join table (of a many_to_many without a through model) zTable. */
+static JoinTable *join_of_table(quay_db *pDb, const char *zTable) {
+  int i;
+  if (zTable == NULL || zTable[0] == 0) return NULL;
+  for (i = 0; i < pDb->nJoin; i++) {
+    if (quay__casecmp(pDb->apJoin[i]->zTable, zTable) == 0) {
+      return pDb->apJoin[i];
+    }
+  }
+  return NULL;
+}
+
+/* The many_to_many relation that owns join table j, or NULL. */
+static Rel *join_rel(JoinTable *j) {
+  int i;
+  if (j->pSrc == NULL) return NULL;
+  for (i = 0; i < j->pSrc->nDeclRel; i++) {
+    Rel *r = j->pSrc->apRel[i];
+    if (r->pJoin == j && r->eKind == QUAY_R_MANY_TO_MANY) return r;
+  }
+  return NULL;
+}
+
+/* The field of m stored in column zCol, or NULL. */
+static Field *field_of_col(quay_model *m, const char *zCol, size_t n) {
+  int i;
+  for (i = 0; i < m->nField; i++) {
+    const char *z = m->apField[i]->zCol;
+    if (strlen(z) == n && strncmp(z, zCol, n) == 0) return m->apField[i];
+  }
+  return NULL;
+}
+
+/* "Post.author" for a key column its own relation writes, else "Post.x". */
+static void name_field(Str *p, quay_model *m, Field *f) {
+  const char *z = f->zName;
+  if (f->pRel && f->pRel->pFrom == m &&
+      (f->pRel->eKind == QUAY_R_BELONGS_TO ||
+       f->pRel->eKind == QUAY_R_ONE_TO_ONE)) {
+    z = f->pRel->zName;
+  }
+  quay__str_printf(p, "%s.%s", m->zName, z);
+}
+
+/*
+** Append the fields of m stored in the ", " separated columns zCols, as
+** "User.email" or "Post (slug, kind)"; returns their number (0: some
+** column is not a field of m, and nothing was appended).
+*/
+static int name_cols(Str *p, quay_model *m, const char *zCols) {
+  Field *aF[8];
+  int n = 0, i;
+  const char *z = zCols;
+  while (*z && n < QUAY_ARRAYSIZE(aF)) {
+    const char *zEnd = strstr(z, ", ");
+    size_t k = zEnd ? (size_t)(zEnd - z) : strlen(z);
+    if (k >= 2 && z[0] == '"' && z[k - 1] == '"') {
+      z++;
+      k -= 2;
+    }
+    aF[n] = field_of_col(m, z, k);
+    if (aF[n] == NULL) return 0;
+    n++;
+    if (zEnd == NULL) break;
+    z = zEnd + 2;
+  }
+  if (n == 1) {
+    name_field(p, m, aF[0]);
+  } else if (n > 1) {
+    quay__str_printf(p, "%s (", m->zName);
+    for (i = 0; i < n; i++) {
+      Str one;
+      const char *zDot;
+      quay__str_init(&one);
+      name_field(&one, m, aF[i]);
+      zDot = one.z ? strchr(one.z, '.') : NULL;
+      quay__str_printf(p, "%s%s", i ? ", " : "", zDot ? zDot + 1 : "?");
+      quay__str_free(&one);
+    }
+    quay__str_char(p, ')');
+  }
+  return n;
+}
+
+/*
+** Append the key columns of m (pTo NULL: all of them; else those that
+** refer to pTo) as "Post.author or Post.editor"; adds to *pn.
+*/
+static void name_fks(Str *p, quay_model *m, quay_model *pTo, int *pn) {
+  int i;
+  for (i = 0; i < m->nField; i++) {
+    Field *f = m->apField[i];
+    if (f->pRel == NULL || f->pRel->pFrom != m ||
+        (f->pRel->eKind != QUAY_R_BELONGS_TO &&
+         f->pRel->eKind != QUAY_R_ONE_TO_ONE) ||
+        (pTo && f->pRel->pTo != pTo)) {
+      continue;
+    }
+    if (++*pn > EXPLAIN_MAX_NAMES) {
+      if (*pn == EXPLAIN_MAX_NAMES + 1) quay__str_cat(p, ", ...");
+      continue;
+    }
+    if (*pn > 1) quay__str_cat(p, " or ");
+    name_field(p, m, f);
+  }
+}
+
+/* Append every relation that refers to pTo, as name_fks does. */
+static void name_refs(Str *p, quay_db *pDb, quay_model *pTo, int *pn) {
+  int i;
+  for (i = 0; i < pDb->nModel; i++) name_fks(p, pDb->apModel[i], pTo, pn);
+  for (i = 0; i < pDb->nJoin; i++) {
+    JoinTable *j = pDb->apJoin[i];
+    Rel *r = join_rel(j);
+    if (r == NULL || (j->pSrc != pTo && j->pDst != pTo)) continue;
+    if (++*pn > EXPLAIN_MAX_NAMES) {
+      if (*pn == EXPLAIN_MAX_NAMES + 1) quay__str_cat(p, ", ...");
+      continue;
+    }
+    quay__str_printf(p, "%s%s.%s", *pn > 1 ? " or " : "", r->pFrom->zName,
+                     r->zName);
+  }
+}
+
+/* "a User row" / "a row" */
+static void name_row(Str *p, quay_model *m) {
+  if (m) quay__str_printf(p, "a %s row", m->zName);
+  else quay__str_cat(p, "a row");
+}
+
+/* The explanation of a constraint failure; nothing when none is known. */
+static void explain_integrity(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
+  quay_model *m = model_of_table(pDb, pI->zTable);
+  JoinTable *j = m ? NULL : join_of_table(pDb, pI->zTable);
+  Rel *r = j ? join_rel(j) : NULL;
+  quay_model *pRef = model_of_table(pDb, pI->zRefTable);
+  int n = 0;
+  switch (pI->eKind) {
+    case ERRK_UNIQUE:
+      if (m && (n = name_cols(p, m, pI->zCols)) == 1) {
+        quay__str_printf(p, " must be unique: another %s row has the same "
+                         "value", m->zName);
+      } else if (m && n > 1) {
+        quay__str_printf(p, " must be unique together: another %s row has "
+                         "the same values", m->zName);
+      } else if (r) {
+        quay__str_printf(p, "%s.%s already links these two rows (join "
+                         "table %s)", r->pFrom->zName, r->zName, j->zTable);
+      }
+      break;
+    case ERRK_NOTNULL:
+      if (m && name_cols(p, m, pI->zCols) == 1) {
+        quay__str_cat(p, " cannot be NULL: give it a value, or declare it "
+                      "with null = true");
+      }
+      break;
+    case ERRK_FK:
+      if (m && pI->zCols[0] && name_cols(p, m, pI->zCols) > 0) {
+        n = 1;
+      } else if (m) {
+        name_fks(p, m, NULL, &n);
+      } else if (r) {
+        quay__str_printf(p, "%s.%s (join table %s)", r->pFrom->zName,
+                         r->zName, j->zTable);
+        n = 1;
+      }
+      if (n > 0) {
+        quay__str_cat(p, " refers to ");
+        name_row(p, pRef);
+        quay__str_cat(p, " that does not exist");
+        if (m && !pI->zCols[0] && n > 1) {
+          quay__str_cat(p, " (the database does not say which)");
+        }
+      } else if (!m && !r) {
+        quay__str_cat(p, "a foreign key refers to a row that does not "
+                      "exist");
+      }
+      break;
+    case ERRK_FK_REFERENCED:
+      if (pRef == NULL) break;
+      name_row(p, pRef);
+      quay__str_cat(p, " is still referenced by ");
+      if (m && pI->zCols[0] && name_cols(p, m, pI->zCols) > 0) {
+        n = 1;
+      } else if (m) {
+        name_fks(p, m, pRef, &n);
+      } else if (r) {
+        quay__str_printf(p, "%s.%s", r->pFrom->zName, r->zName);
+        n = 1;
+      } else {
+        name_refs(p, pDb, pRef, &n);
+      }
+      if (n == 0) quay__str_cat(p, "another row");
+      quay__str_cat(p, ": delete or change those rows first, or give the "
+                    "relation an on_delete rule that handles them");
+      break;
+    case ERRK_FK_EITHER:
+      if (m == NULL) break;
+      name_fks(p, m, NULL, &n);
+      if (n > 0) quay__str_cat(p, " refers to a row that does not exist, or ");
+      name_row(p, m);
+      quay__str_cat(p, " is still referenced");
+      n = 0;
+      {
+        Str refs;
+        quay__str_init(&refs);
+        name_refs(&refs, pDb, m, &n);
+        if (n > 0 && refs.z) quay__str_printf(p, " by %s", refs.z);
+        quay__str_free(&refs);
+      }
+      quay__str_cat(p, " (the database does not say which)");
+      break;
+  }
+}
+
+/* The explanation of a missing table. */
+static void explain_no_table(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
+  quay_model *m = model_of_table(pDb, pI->zTable);
+  JoinTable *j = m ? NULL : join_of_table(pDb, pI->zTable);
+  Rel *r = j ? join_rel(j) : NULL;
+  if (m) {
+    quay__str_printf(p, "the table %s of model %s does not exist", m->zTable,
+                     m->zName);
+  } else if (r) {
+    quay__str_printf(p, "the join table %s of %s.%s does not exist",
+                     j->zTable, r->pFrom->zName, r->zName);
+  } else if (pI->zTable[0]) {
+    quay__str_printf(p, "table %s does not exist", pI->zTable);
+  } else {
+    quay__str_cat(p, "a table does not exist");
+  }
+  quay__str_cat(p, ": create the tables of the declared models with "
+                "db:create_tables(), or apply the migrations with "
+                "db:migrate()");
+}
+
+/*
+** Restate the driver's last failure in the schema's names, in front of
+** the driver's message (code, SQLSTATE and extended code are kept).
+*/
+static void explain_fail(quay_db *pDb, int rc, quay_err *pErr) {
+  DrvErrInfo info;
+  Str s;
+  const char *zOld;
+  if (pDb->pConn == NULL || pDb->pDrv->iVersion < 2 ||
+      pDb->pDrv->xErrInfo == NULL) {
+    return;
+  }
+  pDb->pDrv->xErrInfo(pDb->pConn, &info);
+  if (pErr == NULL || info.eKind == ERRK_NONE) return;
+  if (rc != QUAY_EINTEGRITY && rc != QUAY_ESQL) return;
+  quay__str_init(&s);
+  if (info.eKind == ERRK_NO_TABLE) {
+    explain_no_table(pDb, &info, &s);
+  } else if (rc == QUAY_EINTEGRITY) {
+    explain_integrity(pDb, &info, &s);
+  }
+  if (s.n > 0 && !s.oom) {
+    quay_err e = *pErr;
+    zOld = e.zMsg;
+    if (strncmp(zOld, "integrity error: ", 17) == 0) zOld += 17;
+    quay__err(pErr, rc, "%s (%s)", s.z, zOld);
+    pErr->ext = e.ext;
+    memcpy(pErr->zState, e.zState, sizeof(e.zState));
+  }
+  quay__str_free(&s);
+}
+/* }================================================================== */
+
+/*
+** After a driver failure: a dead connection becomes QUAY_ECONNECTION, and
+** its transaction levels are gone with it (the server rolled them back).
+** On a live connection the levels stay: whoever opened them rolls them
+** back (quay__txn_end, db:transaction), which is what makes a PostgreSQL
+** session usable again after a failed statement aborted its transaction.
+*/
 static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
-  if (rc != QUAY_ECONNECTION && pDb->pConn &&
-      !pDb->pDrv->xAlive(pDb->pConn)) {
+  int bDead = pDb->pConn == NULL || !pDb->pDrv->xAlive(pDb->pConn);
+  if (!bDead) explain_fail(pDb, rc, pErr);
+  if (rc != QUAY_ECONNECTION && pDb->pConn && bDead) {
     char zMsg[sizeof(((quay_err *)0)->zMsg)];
     zMsg[0] = 0;
     if (pErr) memcpy(zMsg, pErr->zMsg, sizeof(zMsg));
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (rc == QUAY_ECONNECTION) pDb->txnDepth = 0;
+  if (bDead) pDb->txnDepth = 0;
   return rc;
 }
 
@@ -429,7 +763,7 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
                        quay_cursor **apCur, quay_err *pErr) {
   DrvStmt **aStmt;
   CachedStmt **aCached;
-  int i, k, rc = QUAY_OK, nGot = 0;
+  int i, k, rc = QUAY_OK, nGot = 0, iGen;
   for (i = 0; i < n; i++) apCur[i] = NULL;
   rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
@@ -440,6 +774,7 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
     quay__free(aCached);
     return quay__oom(pErr);
   }
+  iGen = pDb->iGen;
   for (i = 0; i < n && rc == QUAY_OK; i++) {
     rc = before_send(pDb, azSql[i], aaParam[i], anParam[i], 0, pErr);
     if (rc == QUAY_OK) {
@@ -490,6 +825,11 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
       if (apCur[i]) {
         quay_cursor_close(apCur[i]);
         apCur[i] = NULL;
+      } else if (i < nGot && pDb->iGen != iGen) {
+        /* An observer closed the connection in the middle: the cached
+        ** statements went with it; private ones are only freed (the
+        ** driver's finalize does not touch the gone connection). */
+        if (aCached[i] == NULL) pDb->pDrv->xFinalize(aStmt[i]);
       } else if (i < nGot) {
         pDb->pDrv->xReset(aStmt[i]);
         if (aCached[i]) aCached[i]->inUse = 0;
@@ -699,7 +1039,12 @@ int quay_db_txn_depth(const quay_db *pDb) { return pDb->txnDepth; }
 ** Raw SQL
 ** ===================================================================
 */
-/* Raw SQL text in the backend's placeholder form (caller frees). */
+/*
+** Raw SQL text in the backend's placeholder form (caller frees).  When the
+** dialect rewrites `?` placeholders, their count must match nParam (a
+** text without any `?` is left to the server: it may use $n itself);
+** SQLite checks the count when it binds.
+*/
 static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
                    quay_err *pErr) {
   *pz = NULL;
@@ -709,7 +1054,12 @@ static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
     int n = 0;
     quay__str_init(&s);
     pDb->pDialect->xRawSql(&s, zSql, &n);
-    (void)nParam;
+    if (!s.oom && n > 0 && n != nParam) {
+      quay__str_free(&s);
+      return quay__err(pErr, QUAY_ESQL,
+                       "statement expects %d parameters, %d given (one per "
+                       "? placeholder)", n, nParam);
+    }
     *pz = quay__str_take(&s);
   } else {
     *pz = quay__strdup(zSql);
@@ -720,7 +1070,9 @@ static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
 int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
                     int nParam, int64_t *pnChanged, quay_err *pErr) {
   char *z;
-  int rc = raw_sql(pDb, zSql, nParam, &z, pErr);
+  int rc = quay__db_check_open(pDb, pErr);
+  if (pnChanged) *pnChanged = 0;
+  if (rc == QUAY_OK) rc = raw_sql(pDb, zSql, nParam, &z, pErr);
   if (rc) return rc;
   rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, NULL, pnChanged, pErr);
   quay__free(z);
@@ -730,8 +1082,9 @@ int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
 int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
                   int nParam, quay_cursor **ppCur, quay_err *pErr) {
   char *z;
-  int rc = raw_sql(pDb, zSql, nParam, &z, pErr);
+  int rc = quay__db_check_open(pDb, pErr);
   *ppCur = NULL;
+  if (rc == QUAY_OK) rc = raw_sql(pDb, zSql, nParam, &z, pErr);
   if (rc) return rc;
   rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, ppCur, NULL, pErr);
   quay__free(z);

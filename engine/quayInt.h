@@ -491,8 +491,33 @@ QUAY_INTERNAL extern const Dialect quay__dialect_pg;
 #define QUAY_HINT_TYPE    0xff
 #define QUAY_HINT_NOTNULL 0x100
 
+/*
+** What a driver can tell of its last failure beyond code and message, in
+** the database's names (xErrInfo): the kind of constraint a statement
+** violated, or the table it did not find.  exec.c restates it in the
+** schema's names ("User.email must be unique").  Empty strings are
+** unknown (SQLite does not say which foreign key failed).
+*/
+enum {                      /* DrvErrInfo.eKind */
+  ERRK_NONE = 0,
+  ERRK_UNIQUE,              /* zTable (zCols) holds a duplicate */
+  ERRK_NOTNULL,             /* zTable.zCols got NULL */
+  ERRK_FK,                  /* zTable (zCols) refers to a missing row */
+  ERRK_FK_REFERENCED,       /* a row of zRefTable is still referenced
+                            ** from zTable (zCols) */
+  ERRK_FK_EITHER,           /* an UPDATE of zTable broke a foreign key,
+                            ** its own or one that refers to it */
+  ERRK_NO_TABLE             /* zTable does not exist */
+};
+typedef struct DrvErrInfo {
+  int eKind;                /* ERRK_* */
+  char zTable[128];         /* table of the constraint / missing table */
+  char zCols[128];          /* its columns, ", " separated */
+  char zRefTable[128];      /* ERRK_FK_REFERENCED: the referenced table */
+} DrvErrInfo;
+
 struct quay_driver {
-  int iVersion;             /* 1 */
+  int iVersion;             /* 2: xErrInfo */
   const char *zName;        /* "sqlite" / "postgresql" */
   const Dialect *pDialect;
   /* Open from the URL remainder; or wrap a borrowed handle. */
@@ -540,6 +565,13 @@ struct quay_driver {
                     const int *anParam, int n, quay_err *pErr);
   /* Optional: check the driver's part of a URL without connecting. */
   int (*xCheckUrl)(const char *zUrl, quay_err *pErr);
+  /*
+  ** Version 2.  Describe the last failure the connection reported (eKind
+  ** ERRK_NONE when there is nothing to say) and forget it, so that a
+  ** later failure that did not come from the driver is never described
+  ** by an earlier one.  exec.c calls it once per failure (after_fail).
+  */
+  void (*xErrInfo)(DrvConn *pConn, DrvErrInfo *pOut);
 };
 QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
 QUAY_INTERNAL extern const quay_driver quay__drv_pg;

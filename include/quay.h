@@ -231,8 +231,11 @@ QUAY_API int quay_url_check(const char *zUrl, const char **pzBackend,
 /*
 ** CONSTRUCTOR.  Wrap a host-owned SQLite connection.  The handle is
 ** borrowed: Quay never closes it; it must outlive the quay_db or be
-** detached first with quay_db_disconnect.  Quay turns on foreign keys and
-** sets the busy timeout on it.  Caller frees with quay_db_free.
+** detached first with quay_db_disconnect.  Quay turns on foreign keys,
+** sets the busy timeout and turns off double-quoted string literals
+** (SQLITE_DBCONFIG_DQS_DDL and _DML) on it, as on the connections it opens:
+** the host's own SQL must then write strings in single quotes.  Caller
+** frees with quay_db_free.
 */
 QUAY_API int quay_db_wrap_sqlite(struct sqlite3 *pHandle,
                                  const quay_open_opts *pOpts, quay_db **ppDb,
@@ -931,8 +934,13 @@ QUAY_API int luaopen_quay_core(struct lua_State *L);
 ** connection and its transactions).
 **
 ** Settings: Quay runs PRAGMA foreign_keys = ON on the handle (the on_delete
-** rules of API.md rely on it) and sets sqlite3_busy_timeout(pHandle, 5000),
-** which replaces a busy handler the host had installed.
+** rules of API.md rely on it), sets sqlite3_busy_timeout(pHandle, 5000),
+** which replaces a busy handler the host had installed, and turns off
+** double-quoted string literals (SQLITE_DBCONFIG_DQS_DDL and _DML = 0), so
+** that "name" is always an identifier: Quay quotes identifiers that way,
+** and a misspelled one must be an error, not the string 'name'.  The
+** host's own SQL on the handle must then write strings in single quotes
+** (standard SQL).
 **
 ** Loads quay.core into L if needed (package.loaded), so it works before
 ** or without quay_openlibs; scripts that `require "quay"` need

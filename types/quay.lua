@@ -151,6 +151,12 @@ describes; it is never loaded at run time (`---@meta`).
 ---@class quay.Stats
 ---@field queries integer SQL statements sent so far
 
+---The parameters `db:on_query` passes: an array that may hold `nil` (a
+---NULL parameter) and `n`, the number of parameters.
+---@class quay.QueryParams
+---@field n integer
+---@field [integer] any
+
 
 ---A database connection and its models.
 ---@class quay.Db
@@ -173,8 +179,11 @@ function Db:backend() end
 ---@return quay.Stats
 function Db:stats() end
 
----Call `fn(sql, params)` for every statement; `nil` removes it.
----@param fn? fun(sql: string, params: any[])
+---Call `fn(sql, params)` before every statement; `nil` removes it.
+---`params.n` is the number of parameters (a NULL one is `nil` at its
+---index). An error `fn` raises fails the statement and is raised again,
+---unchanged, by the call that sent it.
+---@param fn? fun(sql: string, params: quay.QueryParams)
 function Db:on_query(fn) end
 
 ---Declare a model, or with one argument look up a declared one.

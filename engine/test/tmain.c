@@ -22,6 +22,7 @@
   X(keyset)                     \
   X(write_read_prefetch)        \
   X(cascade_counts)             \
+  X(wrapped_no_dqs)             \
   TEST_LIST_TEST(X)
 
 #define DECLARE(name) int test_##name(void);
