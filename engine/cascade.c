@@ -907,7 +907,7 @@ int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDry,
   *ppCounts = NULL;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
-  quay__build_keys(&b, pQs, pk);
+  quay__plan_keys(&b, pQs, pk);
   rc = quay__build_rc(&b);
   if (rc == QUAY_OK) rc = quay_keyset_new(&pKs, pErr);
   if (rc == QUAY_OK) {

@@ -75,6 +75,7 @@ struct quay_plan {
   Arena arena;
   PlanStep *aStep; int nStep, nStepAlloc;
   int strict;
+  int nParamBase;           /* parameters before step 0's (quay__plan_keys) */
 };
 
 /*
@@ -461,6 +462,27 @@ static void emit_order_term(Build *b, PlanStep *s, const FieldPath *fp,
 }
 
 /*
+** ", <key of node 0>" after a step's ORDER BY terms unless a term is that
+** key already: rows that tie on every term come in key order, so :all()
+** and the key subquery of update and delete (quay__plan_keys) read the
+** same rows of a limited set whatever plan the database picks.
+*/
+static void emit_order_tiebreak(Build *b, PlanStep *s, const QsView *v) {
+  quay_model *m = s->aNode[0].pModel;
+  Field *pk = m->apField[m->iPk];
+  int i;
+  for (i = 0; i < v->pOrder->nOrder; i++) {
+    const FieldPath *fp = &v->pOrder->aOrder[i];
+    if (fp->nHop == 0 && !fp->isPivot && fp->zAnn == NULL &&
+        fp->pField == pk) {
+      return;
+    }
+  }
+  quay__str_cat(&b->sql, ", ");
+  quay__str_col(&b->sql, s->aNode[0].zAlias, pk->zCol);
+}
+
+/*
 ** Build the SQL of step iStep.  pPluck (main step only) replaces the
 ** select list by one field path.
 */
@@ -480,6 +502,12 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
   Hop aHop[QUAY_MAX_HOPS];
   int nHop = 0;
   quay__build_init(&b, p->pDb, &p->arena, pErr);
+  if (bMain) {
+    /* Step 0 as a subquery continues its statement's parameters. */
+    quay_value vNull;
+    vNull.type = QUAY_NULL;
+    for (i = 0; i < p->nParamBase; i++) quay__params_add(&b.params, &vNull);
+  }
   /* Nodes needed by order_by and pluck paths. */
   if (nOrder) {
     aOrderNode = quay__arena_alloc(&p->arena, sizeof(int) * (size_t)nOrder);
@@ -637,6 +665,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
           if (i) quay__str_cat(&b.sql, ", ");
           emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 1, zPv);
         }
+        emit_order_tiebreak(&b, s, v);
       } else {
         quay__str_col(&b.sql, s->aNode[0].zAlias,
                       s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]
@@ -679,8 +708,11 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     quay__str_cat(&b.sql, " ORDER BY ");
     for (i = 0; i < nOrder; i++) {
       if (i) quay__str_cat(&b.sql, ", ");
-      emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 0, zPv);
+      /* A pluck has no annotation column to name: repeat its count. */
+      emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i],
+                      pPluck != NULL, zPv);
     }
+    emit_order_tiebreak(&b, s, v);
   } else if (bMain) {
     quay__str_cat(&b.sql, " ORDER BY ");
     quay__str_col(&b.sql, s->aNode[0].zAlias,
@@ -751,15 +783,19 @@ static int plan_alloc(quay_db *pDb, quay_plan **pp, quay_err *pErr) {
   return QUAY_OK;
 }
 
-/* Plan a query set; pPluck selects one column instead of records. */
-static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
-                   quay_err *pErr) {
+/*
+** Plan a query set; pPluck selects one column instead of records.  Step
+** 0's parameters are numbered after nParamBase others (a subquery).
+*/
+static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, int nParamBase,
+                   quay_plan **pp, quay_err *pErr) {
   quay_plan *p;
   int rc, i, iStep, iNode;
   *pp = NULL;
   rc = plan_alloc(pQs->pModel->pDb, &p, pErr);
   if (rc) return rc;
   p->pQs = quay_qs_ref(pQs);
+  p->nParamBase = nParamBase;
   rc = add_step(p, &iStep, pErr);
   if (rc == QUAY_OK) {
     rc = quay__qs_view(pQs, &p->aStep[0].view, &p->arena, pErr);
@@ -798,7 +834,7 @@ static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
 }
 
 int quay_plan_new(quay_qs *pQs, quay_plan **pp, quay_err *pErr) {
-  return plan_qs(pQs, NULL, pp, pErr);
+  return plan_qs(pQs, NULL, 0, pp, pErr);
 }
 
 int quay_plan_lazy(quay_model *m, int iRel, quay_plan **pp, quay_err *pErr) {
@@ -1151,7 +1187,7 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   *ppCur = NULL;
   rc = quay__field_path(pQs, zPath, &fp, "pluck", pErr);
   if (rc) return rc;
-  rc = plan_qs(pQs, &fp, &p, pErr);
+  rc = plan_qs(pQs, &fp, 0, &p, pErr);
   quay__free(fp.zAnn);
   if (rc) return rc;
   rc = quay_plan_open(p, pDb, ppCur, pErr);
@@ -1159,5 +1195,53 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   ** time; the plan can go. */
   quay_plan_free(p);
   return rc;
+}
+
+/*
+** SELECT of field pKey of the rows of a query set, appended to b with its
+** parameters after b's (update, delete, on_update's old values).  A set
+** with a limit or an offset selects what :all() reads: the main query
+** of its plan with pKey as the only column, so the joins of to-one order
+** paths, the ORDER BY (counts, pivot__ terms, the key as tie-breaker),
+** LIMIT and OFFSET are the loader's own.  Any other set needs no order
+** (quay__build_keys).  Failure is left in b (quay__build_rc).
+*/
+void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
+  QsView v;
+  FieldPath fp;
+  quay_plan *p = NULL;
+  PlanStep *s;
+  int i, rc;
+  if (quay__qs_view(pQs, &v, b->pArena, b->pErr)) {
+    b->rc = b->pErr->code;
+    return;
+  }
+  if (v.limit < 0 && v.offset < 0) {
+    quay__build_keys(b, pQs, pKey);
+    return;
+  }
+  rc = quay__build_rc(b);
+  if (rc) return;
+  memset(&fp, 0, sizeof(fp));
+  fp.pField = pKey;
+  rc = plan_qs(pQs, &fp, b->params.n, &p, b->pErr);
+  if (rc) {
+    b->rc = rc;
+    return;
+  }
+  s = &p->aStep[0];
+  assert(s->nParam >= b->params.n);
+  quay__str_cat(&b->sql, s->zSql);
+  for (i = b->params.n; i < s->nParam; i++) {
+    /* Patterns and key arrays live in the plan's arena: copy them. */
+    quay_value x = s->aParam[i];
+    if (x.type == QUAY_TEXT || x.type == QUAY_BLOB) {
+      char *z = quay__arena_strdup(b->pArena, x.u.z, x.n);
+      if (z == NULL) break;           /* the arena is marked failed */
+      x.u.z = z;
+    }
+    quay__params_add(&b->params, &x);
+  }
+  quay_plan_free(p);
 }
 /* }================================================================== */

@@ -670,8 +670,14 @@ QUAY_INTERNAL const char *quay__build_from(Build *b, QsView *v,
 QUAY_INTERNAL void quay__build_where_pv(Build *b, QsView *v,
                                         const char *zAlias,
                                         const char *zPivot, int *pnTerm);
-/* Emit a SELECT of the primary keys of a query set (no order). */
+/* SELECT of field pKey of a set with no limit or offset (no order). */
 QUAY_INTERNAL void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey);
+/*
+** SELECT of field pKey of the rows of any query set, appended to b after
+** its parameters: for a limited or offset set, the rows :all() reads
+** (loader.c); else quay__build_keys.
+*/
+QUAY_INTERNAL void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey);
 QUAY_INTERNAL int quay__build_ddl(quay_db *pDb, int bDrop, Str *pOut,
                                   int *pnStmt, char ***pazStmt,
                                   quay_err *pErr);

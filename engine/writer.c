@@ -973,7 +973,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
       aaOld[k] = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)nAlloc);
       anOld[k] = 0;
       quay__build_init(&kb, pDb, &a, pErr);
-      quay__build_keys(&kb, pQs, m->apField[aRefd[k]]);
+      quay__plan_keys(&kb, pQs, m->apField[aRefd[k]]);
       rc = quay__build_rc(&kb);
       if (rc == QUAY_OK) {
         rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, NULL, 0,
@@ -1020,7 +1020,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     }
     build_update_head(&b, m, w);
     quay__str_cat(&b.sql, " IN (");
-    quay__build_keys(&b, pQs, m->apField[m->iPk]);
+    quay__plan_keys(&b, pQs, m->apField[m->iPk]);
     quay__str_cat(&b.sql, ")");
     rc = quay__build_rc(&b);
     if (rc == QUAY_OK) {

@@ -1,0 +1,137 @@
+-- Writes that touch exactly the rows they name: API.md "Query sets"
+-- (update / delete / first / get of limited sets), "Records" (find, save),
+-- "Deleting and cascades" (dry_run) and the auto_now rules of "Writes done
+-- right".
+local helper = require("spec.helper")
+local quay = helper.quay
+
+local function ids(recs)
+  local out = {}
+  for i, r in ipairs(recs) do out[i] = r.id end
+  return out
+end
+
+local function sorted(t)
+  table.sort(t)
+  return t
+end
+
+-- Every id of Model except those in list, in key order.
+local function without(Model, list)
+  local gone, out = {}, {}
+  for _, id in ipairs(list) do gone[id] = true end
+  for _, r in ipairs(Model:order_by("id"):all()) do
+    if not gone[r.id] then out[#out + 1] = r.id end
+  end
+  return out
+end
+
+describe("Limited query sets write the rows they read", function()
+  local db, User, Post, Tag
+  before_each(function()
+    db = helper.open()
+    User = db:model("User", {
+      name = quay.string(),
+      age = quay.integer { index = true },
+      mark = quay.integer { default = 0 },
+    })
+    Post = db:model("Post", {
+      title = quay.string(),
+      views = quay.integer { index = true },
+      mark = quay.integer { default = 0 },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      tags = quay.many_to_many("Tag", { through = "PostTag", related_name = "posts" }),
+    })
+    Tag = db:model("Tag", { name = quay.string(), mark = quay.integer { default = 0 } })
+    db:model("PostTag", {
+      post = quay.belongs_to("Post", { on_delete = quay.CASCADE }),
+      tag = quay.belongs_to("Tag", { on_delete = quay.CASCADE }),
+      rank = quay.integer(),
+    })
+    db:create_tables()
+    -- No order by age agrees with key order, and three users tie at 50.
+    for i, age in ipairs { 30, 50, 10, 50, 40, 20, 50 } do
+      User:create { name = "u" .. i, age = age }
+    end
+  end)
+  after_each(function() db:close() end)
+
+  -- qs:update touches exactly the rows of qs:all(); then qs:delete does.
+  local function check(Model, make)
+    local want = sorted(ids(make():all()))
+    assert.is_true(#want > 0)
+    assert.equal(#want, make():update { mark = 1 })
+    assert.same(want, sorted(ids(Model:filter { mark = 1 }:all())))
+    Model:update { mark = 0 }
+    local keep = without(Model, want)
+    make():delete()
+    assert.same(keep, ids(Model:order_by("id"):all()))
+  end
+
+  it("breaks ties by primary key, as :all() reads them", function()
+    assert.same({ 2, 4, 7, 5 }, ids(User:order_by("-age"):limit(4):all()))
+    assert.same({ 4, 7 }, ids(User:order_by("-age"):offset(1):limit(2):all()))
+  end)
+
+  it("by a field, with limit, offset or both", function()
+    check(User, function() return User:order_by("-age"):limit(2) end)
+    check(User, function() return User:order_by("age"):offset(3) end)
+    check(User, function() return User:order_by("-age", "name"):offset(1):limit(2) end)
+  end)
+
+  it("by a path across a to-one relation", function()
+    for i = 1, 7 do
+      Post:create { title = "p" .. i, views = i, author = User:find(8 - i) }
+    end
+    check(Post, function() return Post:order_by("-author__age", "-views"):limit(3) end)
+    check(Post, function() return Post:order_by("author__name"):offset(1):limit(2) end)
+  end)
+
+  it("through a related set", function()
+    local u = User:find(3)
+    for i, views in ipairs { 5, 50, 20, 40, 1 } do
+      Post:create { title = "p" .. i, views = views, author = u }
+    end
+    Post:create { title = "other", views = 100, author = User:find(1) }
+    check(Post, function() return u.posts:order_by("-views"):limit(2) end)
+    assert.same({ 1, 5, 20 }, sorted({ table.unpack(Post:filter { author = u }:pluck("views")) }))
+  end)
+
+  it("through a pivot field of a many-to-many set", function()
+    local p = Post:create { title = "p", views = 1, author = User:find(1) }
+    for i, rank in ipairs { 3, 1, 2 } do
+      p.tags:add(Tag:create { name = "t" .. i }, { rank = rank })
+    end
+    Tag:create { name = "free" }
+    check(Tag, function() return p.tags:order_by("-pivot__rank"):limit(2) end)
+  end)
+
+  it("by a count annotation", function()
+    for i, n in ipairs { 1, 3, 0, 2, 0, 0, 4 } do
+      for k = 1, n do
+        Post:create { title = "p" .. i .. k, views = k, author = User:find(i) }
+      end
+    end
+    check(User, function()
+      return User:with_count("posts"):order_by("-posts_count"):limit(2)
+    end)
+  end)
+
+  it("changes the referenced key of the row it reads", function()
+    local top = User:order_by("-age"):first()
+    Post:create { title = "p", views = 1, author = top }
+    assert.equal(1, User:order_by("-age"):limit(1):update { id = 100 })
+    assert.equal(top.name, User:find(100).name)
+    assert.equal(100, Post:get { title = "p" }.author_id)
+  end)
+
+  it("counts and tests existence of the rows it reads", function()
+    for _, qs in ipairs {
+      User:order_by("-age"):limit(2), User:order_by("age"):offset(5),
+      User:offset(6):limit(5), User:offset(7), User:limit(0),
+    } do
+      assert.equal(#qs:all(), qs:count())
+      assert.equal(#qs:all() > 0, qs:exists())
+    end
+  end)
+end)
