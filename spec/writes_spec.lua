@@ -112,6 +112,8 @@ describe("Limited query sets write the rows they read", function()
         Post:create { title = "p" .. i .. k, views = k, author = User:find(i) }
       end
     end
+    local by_count = User:with_count("posts"):order_by("-posts_count")
+    assert.same(ids(by_count:all()), { table.unpack(by_count:pluck("id")) })
     check(User, function()
       return User:with_count("posts"):order_by("-posts_count"):limit(2)
     end)
