@@ -174,3 +174,36 @@ describe("first() and get() honour limit and offset", function()
     assert.equal(1, User:order_by("id"):limit(1):get().id)
   end)
 end)
+
+describe("Records: find, stale saves and implicit ids", function()
+  local db, User, Post, Tag, Code
+  before_each(function()
+    db = helper.open()
+    User = db:model("User", { name = quay.string() })
+    Tag = db:model("Tag", { name = quay.string() })
+    Post = db:model("Post", {
+      title = quay.string(),
+      tags = quay.many_to_many("Tag", { related_name = "posts" }),
+    })
+    Code = db:model("Code", { code = quay.string { primary_key = true } })
+    db:create_tables()
+  end)
+  after_each(function() db:close() end)
+
+  it("find(nil) is nil and a key of the wrong type is a validation error", function()
+    User:create { name = "a" }
+    Code:create { code = "x" }
+    assert.is_nil(User:find(nil))
+    assert.is_nil(User:find(quay.null))
+    for _, bad in ipairs { {}, true, 1.5, "1", print } do
+      local err = helper.raises("validation", User.find, User, bad)
+      helper.mentions(err, "User", "id")
+    end
+    local err = helper.raises("validation", User.find, User, User:find(1))
+    helper.mentions(err, "User", "id")
+    err = helper.raises("validation", Code.find, Code, 1)
+    helper.mentions(err, "Code", "code")
+    assert.equal("x", Code:find("x").code)
+    helper.raises("misuse", User.find, User)
+  end)
+end)
