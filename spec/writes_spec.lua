@@ -206,4 +206,37 @@ describe("Records: find, stale saves and implicit ids", function()
     assert.equal("x", Code:find("x").code)
     helper.raises("misuse", User.find, User)
   end)
+
+  it("never reuses the id of a deleted row", function()
+    local a = User:create { name = "a" }
+    local id = a.id
+    a:delete()
+    local b = User:create { name = "b" }
+    assert.is_true(b.id > id)
+    local p, t1, t2 = Post:create { title = "p" }, Tag:create { name = "1" }, Tag:create { name = "2" }
+    p.tags:add(t1)
+    local link = db:rows("SELECT id FROM posts_tags")[1].id
+    p.tags:remove(t1)
+    p.tags:add(t2)
+    assert.is_true(db:rows("SELECT id FROM posts_tags")[1].id > link)
+  end)
+
+  it("a save whose row is gone raises not_found and writes nothing", function()
+    local a = User:create { name = "a" }
+    local stale = User:find(a.id)
+    a:delete()
+    local b = User:create { name = "b" }
+    stale.name = "stale"
+    local err = helper.raises("not_found", stale.save, stale)
+    helper.mentions(err, "User", tostring(stale.id))
+    assert.equal("b", User:find(b.id).name)
+    assert.equal(1, User:count())
+    -- the same with no new row at all
+    local c = User:create { name = "c" }
+    local stale_c = User:find(c.id)
+    User:filter { id = c.id }:delete()
+    err = helper.raises("not_found", stale_c.save, stale_c)
+    helper.mentions(err, "User", tostring(c.id))
+    assert.equal(1, User:count())
+  end)
 end)
