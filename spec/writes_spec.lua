@@ -240,3 +240,57 @@ describe("Records: find, stale saves and implicit ids", function()
     assert.equal(1, User:count())
   end)
 end)
+
+describe("Deleting: dry_run and options", function()
+  local db, User, Post
+  before_each(function()
+    db = helper.open()
+    User = db:model("User", { name = quay.string() })
+    Post = db:model("Post", {
+      title = quay.string(),
+      author = quay.belongs_to("User", { on_delete = quay.NO_ACTION, related_name = "posts" }),
+    })
+    db:create_tables()
+  end)
+  after_each(function() db:close() end)
+
+  it("dry_run raises integrity for a NO_ACTION reference, as the delete does", function()
+    local u = User:create { name = "u" }
+    Post:create { title = "p", author = u }
+    local free = User:create { name = "free" }
+    helper.raises("integrity", u.delete, u, { dry_run = true })
+    helper.raises("integrity", function()
+      return User:filter { id = u.id }:delete { dry_run = true }
+    end)
+    helper.raises("integrity", u.delete, u)
+    assert.equal(2, User:count())
+    assert.same({ User = 1 }, free:delete { dry_run = true })
+    assert.equal(2, User:count())
+    assert.same({ User = 1 }, User:filter { id = free.id }:delete { dry_run = true })
+    assert.equal(2, User:count())
+  end)
+
+  it("dry_run inside a transaction leaves it usable", function()
+    local u = User:create { name = "u" }
+    Post:create { title = "p", author = u }
+    local n = db:transaction(function()
+      User:create { name = "inside" }
+      helper.raises("integrity", u.delete, u, { dry_run = true })
+      return User:count()
+    end)
+    assert.equal(2, n)
+    assert.equal(2, User:count())
+  end)
+
+  it("raises misuse for an unknown option or a bad dry_run", function()
+    local u = User:create { name = "u" }
+    local err = helper.raises("misuse", u.delete, u, { dryrun = true })
+    helper.mentions(err, "dryrun")
+    helper.raises("misuse", u.delete, u, { dry_run = "yes" })
+    helper.raises("misuse", u.delete, u, { true })
+    err = helper.raises("misuse", function() return User:query():delete { force = true } end)
+    helper.mentions(err, "force")
+    helper.raises("misuse", function() return User:query():delete { dry_run = 1 } end)
+    assert.equal(1, User:count())
+  end)
+end)
