@@ -294,3 +294,72 @@ describe("Deleting: dry_run and options", function()
     assert.equal(1, User:count())
   end)
 end)
+
+describe("auto_now and auto_now_add", function()
+  local db, Stamp
+  local OLD = "2000-01-01 00:00:00"
+  local STAMP = "^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%d$"
+  before_each(function()
+    db = helper.open()
+    Stamp = db:model("Stamp", {
+      created = quay.datetime { auto_now_add = true },
+      updated = quay.datetime { auto_now = true },
+      n = quay.integer(),
+    })
+    db:create_tables()
+  end)
+  after_each(function() db:close() end)
+
+  local function backdate()
+    db:execute("UPDATE stamps SET created = ?, updated = ?", { OLD, OLD })
+  end
+
+  it("fills both on every insert", function()
+    local a = Stamp:create { n = 1 }
+    local b = Stamp:new { n = 2 }
+    b:save()
+    local c = Stamp:bulk_create { { n = 3 }, { n = 4 } }
+    for _, r in ipairs { a, b, c[1], c[2] } do
+      assert.matches(STAMP, r.created)
+      assert.matches(STAMP, r.updated)
+      local stored = Stamp:find(r.id)
+      assert.equal(r.created, stored.created)
+      assert.equal(r.updated, stored.updated)
+    end
+    -- values given to an insert are kept (an import, say)
+    local given = Stamp:create { n = 5, created = OLD, updated = OLD }
+    assert.equal(OLD, Stamp:find(given.id).created)
+    assert.equal(OLD, Stamp:find(given.id).updated)
+  end)
+
+  it("sets auto_now, and only it, on every save", function()
+    local t = Stamp:create { n = 1 }
+    backdate()
+    t = Stamp:find(t.id)
+    t.n = 2
+    t:save()
+    local stored = Stamp:find(t.id)
+    assert.equal(OLD, stored.created)
+    assert.matches(STAMP, stored.updated)
+    assert.is_true(stored.updated > OLD)
+    assert.equal(stored.updated, t.updated)
+    -- a save that changes nothing else still writes, so still stamps
+    backdate()
+    t = Stamp:find(t.id)
+    t:save()
+    assert.is_true(Stamp:find(t.id).updated > OLD)
+    -- a value given for auto_now is replaced on save
+    t.updated = OLD
+    t:save()
+    assert.is_true(Stamp:find(t.id).updated > OLD)
+  end)
+
+  it("leaves auto_now to qs:update unless it is given", function()
+    local t = Stamp:create { n = 1 }
+    backdate()
+    assert.equal(1, Stamp:filter { id = t.id }:update { n = 5 })
+    assert.equal(OLD, Stamp:find(t.id).updated)
+    Stamp:filter { id = t.id }:update { updated = "2001-02-03 04:05:06" }
+    assert.equal("2001-02-03 04:05:06", Stamp:find(t.id).updated)
+  end)
+end)
