@@ -659,14 +659,33 @@ static int model_create(lua_State *L) {
   return 1;
 }
 
-/* Model:find(key) */
+/*
+** Model:find(key): the record with that primary key, or nil.  nil (and
+** quay.null) find nothing; a key that is not a number or a string raises
+** validation naming the model and its key, as a number or string of the
+** wrong type does in the filter.
+*/
 static int model_find(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   quay_field_info f;
+  int t;
   lquay_ready(L, pM);
-  luaL_checkany(L, 2);
-  lua_settop(L, 2);
   quay_model_field(pM->m, quay_model_pk(pM->m), &f);
+  if (lua_isnone(L, 2)) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s:find(key) needs a value of %s.%s",
+                 quay_model_name(pM->m), quay_model_name(pM->m), f.zName);
+  }
+  lua_settop(L, 2);
+  t = lua_type(L, 2);
+  if (t == LUA_TNIL || lquay_is_null(L, 2)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (t != LUA_TNUMBER && t != LUA_TSTRING) {
+    lquay_raisef(L, QUAY_EVALIDATION, "%s:find: the key is a value of "
+                 "%s.%s, not a %s", quay_model_name(pM->m),
+                 quay_model_name(pM->m), f.zName, luaL_typename(L, 2));
+  }
   lquay_root_qs(L, 1);                               /* [M, key, qs] */
   lua_getfield(L, -1, "filter");
   lua_pushvalue(L, 3);

@@ -174,6 +174,9 @@ LQUAY_INTERNAL int lquay_new_record(lua_State *L, int iModelIdx,
                                     int iValues);
 LQUAY_INTERNAL int lquay_save(lua_State *L, int iRec);
 LQUAY_INTERNAL int lquay_bulk_create(lua_State *L, int iModel, int iList);
+/* { dry_run = bool } of rec:delete / qs:delete; misuse for anything else. */
+LQUAY_INTERNAL int lquay_delete_opts(lua_State *L, int idx,
+                                     const char *zWhat);
 LQUAY_INTERNAL void lquay_record_mt_init(lua_State *L, int iMt, int iModel,
                                          const char *zName);
 LQUAY_INTERNAL void lquay_push_set(lua_State *L, int iOwner, int iRel,

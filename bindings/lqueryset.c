@@ -847,12 +847,7 @@ static int qs_delete(lua_State *L) {
   LModel *pM;
   quay_err err;
   Box *pC;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_getfield(L, 2, "dry_run");
-    bDry = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-  }
+  bDry = lquay_delete_opts(L, 2, "delete");
   pM = qs_model(L, 1);
   pC = lquay_box(L, counts_free);
   if (quay_qs_delete(q->qs, pM->pDb->db, bDry, (quay_counts **)&pC->p, &err)) {

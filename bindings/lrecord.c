@@ -720,14 +720,36 @@ static void push_counts(lua_State *L, quay_counts *c) {
   }
 }
 
-/* Read { dry_run = bool } */
-static int opt_dry(lua_State *L, int idx) {
-  int b;
+/*
+** The options of rec:delete and qs:delete at idx (none, nil or a table):
+** 1 for { dry_run = true }.  Any other key, or a dry_run that is not a
+** boolean, raises misuse naming zWhat.  Raw reads only (rule 1).
+*/
+int lquay_delete_opts(lua_State *L, int idx, const char *zWhat) {
+  int b = 0;
   if (lua_isnoneornil(L, idx)) return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "dry_run");
-  b = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: options must be a table, not a %s",
+                 zWhat, luaL_typename(L, idx));
+  }
+  luaL_checkstack(L, 3, zWhat);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {                         /* [.., k, v] */
+    if (lua_type(L, -2) != LUA_TSTRING ||
+        strcmp(lua_tostring(L, -2), "dry_run") != 0) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: unknown option '%s' (the only "
+                   "option is dry_run)", zWhat,
+                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                  : luaL_typename(L, -2));
+    }
+    if (lua_type(L, -1) != LUA_TBOOLEAN) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: dry_run must be true or false, "
+                   "not a %s", zWhat, luaL_typename(L, -1));
+    }
+    b = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
   return b;
 }
 
@@ -741,7 +763,7 @@ static int rec_delete(lua_State *L) {
   quay_err err;
   quay_value k;
   Box *pBox;
-  int bDry = opt_dry(L, 2), rc;
+  int bDry = lquay_delete_opts(L, 2, "delete"), rc;
   if (pM == NULL) lquay_raisef(L, QUAY_EMISUSE, "delete: not a record");
   pDb = lquay_enter(L, pM->pDb);
   lquay_ready(L, pM);

@@ -28,8 +28,11 @@
 ** with no referrers straight by foreign key, then every collected model
 ** children-first by key.  Foreign-key checks are deferred only when the
 ** models to delete reference each other in a cycle.  Any failure rolls
-** everything back.  A dry run stops after the walk and reports the counts
-** the real run would report.
+** everything back.  A dry run reports the counts of the walk, and runs the
+** same statements and rolls them back, so it raises what the real run
+** raises: a NO_ACTION reference the database refuses (`integrity`), a
+** SET_DEFAULT to a missing row.  (A violation that SQLite only reports at
+** COMMIT, with keys deferred for a cycle, escapes a dry run.)
 */
 #include "quayInt.h"
 
@@ -848,16 +851,18 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
   }
   rc = check_restrict(&x);
   if (rc) goto done;
+  rc = execute(&x);
+  if (rc) goto done;
   if (bDry) {
+    /* A dry walk plans no deletes by foreign key and no join-row
+    ** deletes (the join tables' ON DELETE CASCADE removes those rows),
+    ** so the counts come from the key sets. */
     for (i = 0; i < pDb->nModel; i++) {
       x.aState[i].nDeleted = quay_keyset_count(x.aState[i].pDel);
     }
     for (i = 0; i < pDb->nJoin; i++) {
       if (x.apJoinKs[i]) x.anJoin[i] = quay_keyset_count(x.apJoinKs[i]);
     }
-  } else {
-    rc = execute(&x);
-    if (rc) goto done;
   }
   for (i = 0; i < pDb->nModel; i++) {
     if (counts_add(pCounts, pDb->apModel[i]->zName, x.aState[i].nDeleted)) {
@@ -872,7 +877,11 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
     }
   }
 done:
-  if (opened) rc = quay__txn_end(pDb, rc, pErr);
+  if (opened && bDry && rc == QUAY_OK) {
+    rc = quay_db_rollback(pDb, pErr);   /* a dry run leaves nothing */
+  } else if (opened) {
+    rc = quay__txn_end(pDb, rc, pErr);
+  }
   cascade_free(&x);
   if (rc) {
     quay_counts_free(pCounts);
@@ -907,7 +916,7 @@ int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDry,
   *ppCounts = NULL;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
-  quay__build_keys(&b, pQs, pk);
+  quay__plan_keys(&b, pQs, pk);
   rc = quay__build_rc(&b);
   if (rc == QUAY_OK) rc = quay_keyset_new(&pKs, pErr);
   if (rc == QUAY_OK) {

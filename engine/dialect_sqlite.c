@@ -11,6 +11,10 @@
 **     for values of any length: instr() and substr() do, with no pattern
 **     escaping and no LIKE length limit; icontains folds ASCII case with
 **     lower(), like LIKE.
+** Automatic keys (models and join tables) are AUTOINCREMENT: a plain
+** INTEGER PRIMARY KEY hands the id of a deleted last row to the next
+** insert, and a stale record's save would then overwrite that new row.
+** PostgreSQL's identity columns never reuse a value either.
 */
 #include "quayInt.h"
 
@@ -124,7 +128,7 @@ const Dialect quay__dialect_sqlite = {
   "sqlite",
   sq_param,
   sq_coltype,
-  "INTEGER PRIMARY KEY",
+  "INTEGER PRIMARY KEY AUTOINCREMENT",
   sq_in_array,
   sq_array_value,
   sq_text_match,

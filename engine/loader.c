@@ -557,6 +557,12 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
   Hop aHop[QUAY_MAX_HOPS];
   int nHop = 0, bDistinct = 0;
   quay__build_init(&b, p->pDb, &p->arena, pErr);
+  if (bMain) {
+    /* Step 0 as a subquery continues its statement's parameters. */
+    quay_value vNull;
+    vNull.type = QUAY_NULL;
+    for (i = 0; i < p->nParamBase; i++) quay__params_add(&b.params, &vNull);
+  }
   /* Nodes needed by order_by and pluck paths. */
   if (nOrder) {
     aOrderNode = quay__arena_alloc(&p->arena, sizeof(int) * (size_t)nOrder);
@@ -904,15 +910,19 @@ static int assign_slots(quay_plan *p, quay_err *pErr) {
   return QUAY_OK;
 }
 
-/* Plan a query set; pPluck selects one column instead of records. */
-static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
-                   quay_err *pErr) {
+/*
+** Plan a query set; pPluck selects one column instead of records.  Step
+** 0's parameters are numbered after nParamBase others (a subquery).
+*/
+static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, int nParamBase,
+                   quay_plan **pp, quay_err *pErr) {
   quay_plan *p;
   int rc, i, iStep, iNode;
   *pp = NULL;
   rc = plan_alloc(pQs->pModel->pDb, &p, pErr);
   if (rc) return rc;
   p->pQs = quay_qs_ref(pQs);
+  p->nParamBase = nParamBase;
   rc = add_step(p, &iStep, pErr);
   if (rc == QUAY_OK) {
     rc = quay__qs_view(pQs, &p->aStep[0].view, &p->arena, pErr);
@@ -952,7 +962,7 @@ static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, quay_plan **pp,
 }
 
 int quay_plan_new(quay_qs *pQs, quay_plan **pp, quay_err *pErr) {
-  return plan_qs(pQs, NULL, pp, pErr);
+  return plan_qs(pQs, NULL, 0, pp, pErr);
 }
 
 int quay_plan_lazy(quay_model *m, int iRel, quay_plan **pp, quay_err *pErr) {
@@ -1178,7 +1188,7 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   *ppCur = NULL;
   rc = quay__field_path(pQs, zPath, &fp, "pluck", pErr);
   if (rc) return rc;
-  rc = plan_qs(pQs, &fp, &p, pErr);
+  rc = plan_qs(pQs, &fp, 0, &p, pErr);
   quay__free(fp.zAnn);
   if (rc) return rc;
   rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
@@ -1188,5 +1198,53 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   ** time; the plan can go. */
   quay_plan_free(p);
   return rc;
+}
+
+/*
+** SELECT of field pKey of the rows of a query set, appended to b with its
+** parameters after b's (update, delete, on_update's old values).  A set
+** with a limit or an offset selects what :all() reads: the main query
+** of its plan with pKey as the only column, so the joins of to-one order
+** paths, the ORDER BY (counts, pivot__ terms, the key as tie-breaker),
+** LIMIT and OFFSET are the loader's own.  Any other set needs no order
+** (quay__build_keys).  Failure is left in b (quay__build_rc).
+*/
+void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
+  QsView v;
+  FieldPath fp;
+  quay_plan *p = NULL;
+  PlanStep *s;
+  int i, rc;
+  if (quay__qs_view(pQs, &v, b->pArena, b->pErr)) {
+    b->rc = b->pErr->code;
+    return;
+  }
+  if (v.limit < 0 && v.offset < 0) {
+    quay__build_keys(b, pQs, pKey);
+    return;
+  }
+  rc = quay__build_rc(b);
+  if (rc) return;
+  memset(&fp, 0, sizeof(fp));
+  fp.pField = pKey;
+  rc = plan_qs(pQs, &fp, b->params.n, &p, b->pErr);
+  if (rc) {
+    b->rc = rc;
+    return;
+  }
+  s = &p->aStep[0];
+  assert(s->nParam >= b->params.n);
+  quay__str_cat(&b->sql, s->zSql);
+  for (i = b->params.n; i < s->nParam; i++) {
+    /* Patterns and key arrays live in the plan's arena: copy them. */
+    quay_value x = s->aParam[i];
+    if (x.type == QUAY_TEXT || x.type == QUAY_BLOB) {
+      char *z = quay__arena_strdup(b->pArena, x.u.z, x.n);
+      if (z == NULL) break;           /* the arena is marked failed */
+      x.u.z = z;
+    }
+    quay__params_add(&b->params, &x);
+  }
+  quay_plan_free(p);
 }
 /* }================================================================== */

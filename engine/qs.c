@@ -888,7 +888,10 @@ int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,
 }
 
 /*
-** Flatten a chain into a view (root first).  Arrays live in pArena.
+** Flatten a chain into a view (root first).  Arrays live in pArena.  Of
+** several limits the smallest holds (Django's limit of a limited set), so
+** first() and get(), which add limit(1) and limit(2), read within the
+** set's own limit; the last offset holds.
 */
 int quay__qs_view(quay_qs *pQs, QsView *v, Arena *pArena, quay_err *pErr) {
   quay_qs *q;
@@ -911,7 +914,9 @@ int quay__qs_view(quay_qs *pQs, QsView *v, Arena *pArena, quay_err *pErr) {
     switch (q->eOp) {
       case QS_FILTER: v->apFilter[v->nFilter++] = q; break;
       case QS_ORDER: v->pOrder = q; break;
-      case QS_LIMIT: v->limit = q->n; break;
+      case QS_LIMIT:                /* a later limit only narrows */
+        if (v->limit < 0 || q->n < v->limit) v->limit = q->n;
+        break;
       case QS_OFFSET: v->offset = q->n; break;
       case QS_LOAD: v->apLoad[v->nLoad++] = q; break;
       case QS_COUNT_ANN: v->apCount[v->nCount++] = q; break;

@@ -741,8 +741,14 @@ QUAY_INTERNAL int quay__scope_has_pivot(quay_qs *pScope);
 ** filters need; returns the scope for quay__scope_where. */
 QUAY_INTERNAL Scope *quay__build_from(Build *b, QsView *v,
                                       const char *zAlias);
-/* Emit a SELECT of the primary keys of a query set (no order). */
+/* SELECT of field pKey of a set with no limit or offset (no order). */
 QUAY_INTERNAL void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey);
+/*
+** SELECT of field pKey of the rows of any query set, appended to b after
+** its parameters: for a limited or offset set, the rows :all() reads
+** (loader.c); else quay__build_keys.
+*/
+QUAY_INTERNAL void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey);
 QUAY_INTERNAL int quay__build_ddl(quay_db *pDb, int bDrop, Str *pOut,
                                   int *pnStmt, char ***pazStmt,
                                   quay_err *pErr);
@@ -827,7 +833,9 @@ struct quay_plan {
   PlanSlot *aSlot; int nSlot;
   int strict;
   int bLazy;                /* step 0 has no query: owners come from the
-                            ** binding (quay_load_lazy) */
+                            ** binding (quay_load_owners) */
+  int nParamBase;           /* parameters before step 0's (a subquery:
+                            ** quay__plan_keys) */
 };
 
 /* The key array parameter of a batched step from owner keys (arena). */

@@ -1115,9 +1115,11 @@ void quay__scope_where(Build *b, Scope *s, int *pnTerm) {
 }
 
 /*
-** SELECT of the keys (field pKey) of the rows of a query set, with no
-** order unless limit/offset need one.  Used by update/delete and
-** subqueries.
+** SELECT of field pKey of the rows of a query set that has no limit and
+** no offset: FROM and WHERE only, since the order cannot change which
+** rows are selected.  A limited set must select what :all() reads, with
+** the loader's ORDER BY; quay__plan_keys does that and calls this for the
+** other sets, so it is the entry point for update, delete and on_update.
 */
 void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey) {
   QsView v;
@@ -1128,31 +1130,13 @@ void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey) {
     b->rc = b->pErr->code;
     return;
   }
+  assert(v.limit < 0 && v.offset < 0);
   zA = quay__alias(b);
   if (zA == NULL) return;
   cat(b, "SELECT ");
   col(b, zA, pKey->zCol);
   sc = quay__build_from(b, &v, zA);
   quay__scope_where(b, sc, &nTerm);
-  if (v.limit >= 0 || v.offset >= 0) {
-    quay_value n;
-    Field *pk = v.pModel->apField[v.pModel->iPk];
-    cat(b, " ORDER BY ");
-    col(b, zA, pk->zCol);
-    n.type = QUAY_INT;
-    if (v.limit >= 0) {
-      cat(b, " LIMIT ");
-      n.u.i = v.limit;
-      quay__build_param(b, &n);
-    } else if (v.offset >= 0) {
-      cat(b, b->pDia->zOffsetNoLimit);
-    }
-    if (v.offset >= 0) {
-      cat(b, " OFFSET ");
-      n.u.i = v.offset;
-      quay__build_param(b, &n);
-    }
-  }
 }
 /* }================================================================== */
 

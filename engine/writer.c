@@ -860,10 +860,14 @@ int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
   quay_value aOld[64];
   if (pnChanged) *pnChanged = 0;
   w->zNow[0] = 0;
+  for (i = 0; i < m->nField; i++) nSet += w->aSlot[i].set;
+  if (nSet == 0) return QUAY_OK;    /* writes nothing, so stamps nothing */
   for (i = 0; i < m->nField; i++) {
     Field *f = m->apField[i];
     Slot *s = &w->aSlot[i];
-    if (!s->set && (f->mFlags & QUAY_F_AUTO_NOW)) {
+    if (f->mFlags & QUAY_F_AUTO_NOW) {
+      /* Every save that writes stamps auto_now, whatever the buffer held
+      ** (a record's save sets every field, its old stamp included). */
       quay_value v;
       if (w->zNow[0] == 0) quay__now_utc(w->zNow);
       v.type = QUAY_TEXT;
@@ -874,9 +878,7 @@ int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
     if (!s->set) continue;
     rc = quay__validate(m, f, &s->v, pErr);
     if (rc) return rc;
-    nSet++;
   }
-  if (nSet == 0) return QUAY_OK;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   /* Referenced keys that change. */
@@ -973,7 +975,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
       aaOld[k] = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)nAlloc);
       anOld[k] = 0;
       quay__build_init(&kb, pDb, &a, pErr);
-      quay__build_keys(&kb, pQs, m->apField[aRefd[k]]);
+      quay__plan_keys(&kb, pQs, m->apField[aRefd[k]]);
       rc = quay__build_rc(&kb);
       if (rc == QUAY_OK) {
         rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, NULL, 0,
@@ -1020,7 +1022,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     }
     build_update_head(&b, m, w);
     quay__str_cat(&b.sql, " IN (");
-    quay__build_keys(&b, pQs, m->apField[m->iPk]);
+    quay__plan_keys(&b, pQs, m->apField[m->iPk]);
     quay__str_cat(&b.sql, ")");
     rc = quay__build_rc(&b);
     if (rc == QUAY_OK) {

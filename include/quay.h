@@ -788,8 +788,9 @@ QUAY_API int quay_writer_insert(quay_writer *pW, quay_err *pErr);
 /*
 ** UPDATE the row whose primary key was *pOldKey with every field of the
 ** buffer (unset fields keep their stored values); applies on_update rules
-** when a referenced key changes.  *pnChanged (may be NULL) gets the rows
-** changed (0 when the row is gone).
+** when a referenced key changes.  auto_now fields get the current time
+** (UTC, to the second), replacing any value in the buffer.  *pnChanged
+** (may be NULL) gets the rows changed (0 when the row is gone).
 */
 QUAY_API int quay_writer_update(quay_writer *pW, const quay_value *pOldKey,
                                 int64_t *pnChanged, quay_err *pErr);
@@ -814,7 +815,10 @@ QUAY_API void quay_writer_queued_value(quay_writer *pW, int iRow, int iField,
 QUAY_API void quay_writer_value(quay_writer *pW, int iField,
                                 quay_value *pOut);
 
-/* qs:update(values): the values are a writer's set fields. */
+/*
+** qs:update(values): the values are a writer's set fields, and only
+** those; auto_now fields change only when given (as in Django).
+*/
 QUAY_API int quay_qs_update(quay_qs *pQs, quay_writer *pW, int64_t *pn,
                             quay_err *pErr);
 

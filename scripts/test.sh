@@ -51,6 +51,11 @@ if [ "${QUAY_SKIP_ASAN:-0}" != 1 ]; then
   export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export QUAY_LUA_RUNNER="env LD_PRELOAD=$asan:$ubsan"
+  # libpq probes GSSAPI encryption on every connect, and the dynamic TLS
+  # that libkrb5 sets up then can crash GCC 12's LeakSanitizer at exit
+  # ("Tracer caught signal 11", DTLS with a bogus address) depending on
+  # the process's layout.  The test server has no Kerberos: skip the probe.
+  export PGGSSENCMODE=disable
   (cd build-asan && ctest --output-on-failure -j 2) 2>&1 | tee "$log"
   count "$log"
 fi
