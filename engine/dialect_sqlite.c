@@ -93,7 +93,7 @@ static int sq_array_value(Str *pOut, const quay_value *a, int n) {
 ** ASCII case with lower(), as LIKE would.  z is never empty (the builder
 ** handles "").
 */
-static void sq_text_match(Build *b, const char *zExpr, int eLookup,
+static void sq_text_match(Build *b, const Operand *x, int eLookup,
                           const char *z, size_t n) {
   quay_value v;
   v.type = QUAY_TEXT;
@@ -101,22 +101,41 @@ static void sq_text_match(Build *b, const char *zExpr, int eLookup,
   v.n = n;
   switch (eLookup) {
     case LK_CONTAINS:
-      quay__str_printf(&b->sql, "instr(%s, ", zExpr);
+    case LK_STARTSWITH:
+      quay__str_cat(&b->sql, "instr(");
+      quay__emit_operand(b, x);
+      quay__str_cat(&b->sql, ", ");
       quay__build_param(b, &v);
-      quay__str_cat(&b->sql, ") > 0");
+      quay__str_cat(&b->sql, eLookup == LK_CONTAINS ? ") > 0" : ") = 1");
       break;
     case LK_ICONTAINS:
-      quay__str_printf(&b->sql, "instr(lower(%s), lower(", zExpr);
+    case LK_ISTARTSWITH:
+      quay__str_cat(&b->sql, "instr(lower(");
+      quay__emit_operand(b, x);
+      quay__str_cat(&b->sql, "), lower(");
       quay__build_param(b, &v);
-      quay__str_cat(&b->sql, ")) > 0");
+      quay__str_cat(&b->sql, eLookup == LK_ICONTAINS ? ")) > 0" : ")) = 1");
       break;
-    case LK_STARTSWITH:
-      quay__str_printf(&b->sql, "instr(%s, ", zExpr);
+    case LK_IEXACT:
+      quay__str_cat(&b->sql, "lower(");
+      quay__emit_operand(b, x);
+      quay__str_cat(&b->sql, ") = lower(");
       quay__build_param(b, &v);
-      quay__str_cat(&b->sql, ") = 1");
+      quay__str_cat(&b->sql, ")");
+      break;
+    case LK_IENDSWITH:
+      quay__str_cat(&b->sql, "lower(substr(");
+      quay__emit_operand(b, x);
+      quay__str_cat(&b->sql, ", -length(");
+      quay__build_param(b, &v);
+      quay__str_cat(&b->sql, "))) = lower(");
+      quay__build_param(b, &v);
+      quay__str_cat(&b->sql, ")");
       break;
     default:                          /* endswith */
-      quay__str_printf(&b->sql, "substr(%s, -length(", zExpr);
+      quay__str_cat(&b->sql, "substr(");
+      quay__emit_operand(b, x);
+      quay__str_cat(&b->sql, ", -length(");
       quay__build_param(b, &v);
       quay__str_cat(&b->sql, ")) = ");
       quay__build_param(b, &v);
@@ -125,29 +144,43 @@ static void sq_text_match(Build *b, const char *zExpr, int eLookup,
 }
 
 const Dialect quay__dialect_sqlite = {
-  "sqlite",
-  sq_param,
-  sq_coltype,
-  "INTEGER PRIMARY KEY AUTOINCREMENT",
-  sq_in_array,
-  sq_array_value,
-  sq_text_match,
-  "IS NOT",
-  "",
-  "",
-  " LIMIT -1",
-  "BEGIN IMMEDIATE",
-  "BEGIN IMMEDIATE",
-  "",
-  64,
-  "TRUE", "FALSE",
-  "CREATE INDEX IF NOT EXISTS",
-  "DROP TABLE IF EXISTS",
-  "",
-  "PRAGMA defer_foreign_keys = ON",
-  "PRAGMA defer_foreign_keys = OFF",
-  1,
-  NULL,
-  NULL,                     /* xAddFk: forward references work inline */
-  1                         /* maxInsertRows */
+  .zName = "sqlite",
+  .xParam = sq_param,
+  .xColType = sq_coltype,
+  .zAutoPk = "INTEGER PRIMARY KEY AUTOINCREMENT",
+  .xInArray = sq_in_array,
+  .xArrayValue = sq_array_value,
+  .xTextMatch = sq_text_match,
+  .zNullSafeNe = "IS NOT",
+  .zAscNulls = "",
+  .zDescNulls = "",
+  .zOffsetNoLimit = " LIMIT -1",
+  .zBeginWrite = "BEGIN IMMEDIATE",
+  .zBegin = "BEGIN IMMEDIATE",
+  .zFkDeferrable = "",
+  .maxInline = 64,
+  .zTrue = "TRUE", .zFalse = "FALSE",
+  .zCreateIndex = "CREATE INDEX IF NOT EXISTS",
+  .zDropTable = "DROP TABLE IF EXISTS",
+  .zDropSuffix = "",
+  .zDeferFks = "PRAGMA defer_foreign_keys = ON",
+  .zUndeferFks = "PRAGMA defer_foreign_keys = OFF",
+  .bSavepointRelease = 1,
+  .xRawSql = NULL,
+  .xAddFk = NULL,           /* forward references work inline */
+  .maxInsertRows = 1,
+  /* Datetimes are text "YYYY-MM-DD HH:MM:SS" (UTC). */
+  .azPart = {
+    { NULL, NULL },
+    { "CAST(substr(", ", 1, 4) AS INTEGER)" },
+    { "CAST(substr(", ", 6, 2) AS INTEGER)" },
+    { "CAST(substr(", ", 9, 2) AS INTEGER)" },
+  },
+  .azTrunc = {
+    { NULL, NULL },
+    { "(substr(", ", 1, 4) || '-01-01 00:00:00')" },
+    { "(substr(", ", 1, 7) || '-01 00:00:00')" },
+    { "(substr(", ", 1, 10) || ' 00:00:00')" },
+  },
+  .zNullSafeEq = "IS",
 };

@@ -114,6 +114,7 @@ static int find_step(quay_plan *p, int iStep, int iNode, Rel *r,
 }
 
 static int plan_view(quay_plan *p, int iStep, quay_err *pErr);
+static int plan_annotations(quay_plan *p, int iStep, quay_err *pErr);
 
 /*
 ** Create the batched step that loads r for the records of (iStep, iNode).
@@ -225,18 +226,8 @@ static int plan_view(quay_plan *p, int iStep, quay_err *pErr) {
       v = &p->aStep[iStep].view;    /* aStep may have moved */
     }
   }
-  for (i = 0; i < v->nCount; i++) {
-    PlanExtra *x;
-    quay_qs *c = v->apCount[i];
-    rc = add_extra(p, iStep, &x, pErr);
-    if (rc) return rc;
-    x->eKind = EXTRA_COUNT;
-    x->zName = c->zAnn;
-    x->nCol = 1;
-    memcpy(x->aHop, c->aHop, sizeof(Hop) * (size_t)c->nHop);
-    x->nHop = c->nHop;
-    v = &p->aStep[iStep].view;
-  }
+  rc = plan_annotations(p, iStep, pErr);
+  if (rc) return rc;
   return QUAY_OK;
 }
 /* }================================================================== */
@@ -246,25 +237,14 @@ static int plan_view(quay_plan *p, int iStep, quay_err *pErr) {
 ** {==================================================================
 ** SQL of a step
 ** ===================================================================
+** A step's statement is written in text order, so that parameters are
+** bound in the order they appear (SQLite's "?"): the select list (whose
+** annotations may bind values), the window's order, the FROM (a batched
+** step's owner key array), WHERE, ORDER BY, LIMIT.  The aliases come
+** first: the FROM's tables are rendered to the side before the select
+** list needs their names.
 */
-/* The join node chain for an order_by/pluck path (to-one hops). */
-static int path_node(quay_plan *p, int iStep, const FieldPath *fp,
-                     int *piNode, quay_err *pErr) {
-  int cur = 0, i, rc;
-  for (i = 0; i < fp->nHop; i++) {
-    Rel *r = fp->aHop[i].pRel;
-    int k = find_node(p, iStep, cur, r);
-    if (k < 0) {
-      rc = add_node(p, iStep, r->pTo, cur, r, 0, &k, pErr);
-      if (rc) return rc;
-    }
-    cur = k;
-  }
-  *piNode = cur;
-  return QUAY_OK;
-}
-
-/* Emit LEFT JOINs for every node but node 0. */
+/* Emit LEFT JOINs for the select_related nodes (all but node 0). */
 static void emit_joins(Build *b, PlanStep *s) {
   int i;
   for (i = 1; i < s->nNode; i++) {
@@ -288,121 +268,54 @@ static void emit_joins(Build *b, PlanStep *s) {
 }
 
 /*
-** Emit the tables of a hop chain, starting at hop 0's far side:
-**     "to" AS t          (hop without join table)
-**     "via" AS v [JOIN "to" AS t ON t.key = v.viaTo]
-** then JOINs for every later hop.  *pzLink gets the expression holding the
-** owner-side key of hop 0 (the group column); *pzLast the alias of the last
-** model (NULL when bNeedLast is 0 and the chain ends in a join table);
-** *pzVia0 the alias of hop 0's join table (the pivot), or NULL.
+** The FROM of a batched step, in two pieces around its owner-key array
+** parameter: zPre (tables, up to where the key test goes), the key test's
+** column zKeyCol, then zPost.  A chain that can reach one target twice
+** from one owner (quay.through) joins the target to the distinct (owner,
+** target) pairs of the chain, restricted to the owners inside:
+**
+**   "to" AS t JOIN (SELECT DISTINCT <owner> AS "o", <target key> AS "k"
+**                   FROM <chain> WHERE <owner> IN <keys>) AS x
+**              ON t.key = x."k"                   -- group column x."o"
+**
+** otherwise the chain is joined directly and the key test goes in WHERE.
 */
-static void emit_chain(Build *b, const Hop *aHop, int nHop, int bNeedLast,
-                       char **pzLink, char **pzLast, char **pzVia0) {
-  int j;
-  char *zPrev = NULL;
-  *pzLink = NULL;
-  *pzLast = NULL;
-  *pzVia0 = NULL;
-  for (j = 0; j < nHop; j++) {
-    const Hop *h = &aHop[j];
-    int needT = bNeedLast || j + 1 < nHop || h->zVia == NULL;
-    char *zV = h->zVia ? quay__alias(b) : NULL;
-    char *zT = needT ? quay__alias(b) : NULL;
-    if ((h->zVia && zV == NULL) || (needT && zT == NULL)) return;
-    if (j == 0) {
-      if (h->zVia) {
-        quay__str_ident(&b->sql, h->zVia);
-        quay__str_cat(&b->sql, " AS ");
-        quay__str_ident(&b->sql, zV);
-        *pzVia0 = zV;
-        *pzLink = zV;
-      } else {
-        quay__str_ident(&b->sql, h->pTo->zTable);
-        quay__str_cat(&b->sql, " AS ");
-        quay__str_ident(&b->sql, zT);
-        *pzLink = zT;
-      }
-    } else if (h->zVia) {
-      quay__str_cat(&b->sql, " JOIN ");
-      quay__str_ident(&b->sql, h->zVia);
-      quay__str_cat(&b->sql, " AS ");
-      quay__str_ident(&b->sql, zV);
-      quay__str_cat(&b->sql, " ON ");
-      quay__str_col(&b->sql, zV, h->zViaFrom);
-      quay__str_cat(&b->sql, " = ");
-      quay__str_col(&b->sql, zPrev, h->pFromKey->zCol);
-    }
-    if (needT && (j > 0 || h->zVia)) {
-      quay__str_cat(&b->sql, " JOIN ");
-      quay__str_ident(&b->sql, h->pTo->zTable);
-      quay__str_cat(&b->sql, " AS ");
-      quay__str_ident(&b->sql, zT);
-      quay__str_cat(&b->sql, " ON ");
-      quay__str_col(&b->sql, zT, h->pToKey->zCol);
-      quay__str_cat(&b->sql, " = ");
-      if (h->zVia) {
-        quay__str_col(&b->sql, zV, h->zViaTo);
-      } else {
-        quay__str_col(&b->sql, zPrev, h->pFromKey->zCol);
-      }
-    }
-    zPrev = zT;
-    *pzLast = zT;
-  }
-  {
-    /* The link expression: hop 0's owner-side column. */
-    Str s;
-    const Hop *h = &aHop[0];
-    quay__str_init(&s);
-    quay__str_col(&s, *pzLink, h->zVia ? h->zViaFrom : h->pToKey->zCol);
-    *pzLink = s.oom ? NULL : quay__arena_strdup(b->pArena, s.z, s.n);
-    if (*pzLink == NULL) b->pArena->oom = 1;
-    quay__str_free(&s);
-  }
-}
+typedef struct StepFrom {
+  Str pre, post;
+  char *zKeyCol;            /* column compared with the key array */
+  char *zLink;              /* group column: the owner's key */
+  char *zLast;              /* the step model's alias */
+  char *zVia0;              /* hop 0's pivot alias, or NULL */
+  int bInside;              /* the key test is inside zPre..zPost */
+} StepFrom;
 
-/*
-** Non-0 when a hop chain can reach one target row from one owner along
-** two paths (quay.through): a to-one hop, or a hop through a join table,
-** after a to-many hop.  Such chains are de-duplicated per owner.
-*/
-static int chain_repeats(const Hop *aHop, int nHop) {
-  int i, bMany = 0;
-  for (i = 0; i < nHop; i++) {
-    if (bMany && (!aHop[i].toMany || aHop[i].zVia)) return 1;
-    if (aHop[i].toMany) bMany = 1;
-  }
-  return 0;
-}
-
-/*
-** FROM of a batched step whose chain repeats targets (chain_repeats): the
-** target table joined to the distinct (owner key, target key) pairs of the
-** chain, restricted to the step's owners by the array parameter, which is
-** recorded in s->iKeyParam.  *pzLink gets the owner column, *pzLast the
-** target's alias.
-*/
-static void emit_chain_distinct(Build *b, PlanStep *s, const Hop *aHop,
-                                int nHop, char **pzLink, char **pzLast) {
-  const Hop *h = &aHop[nHop - 1];
-  char *zInLink, *zPrev, *zVia0, *zV = NULL, *zX, *zT;
-  Str k;
-  quay_value ph;
-  *pzLink = *pzLast = NULL;
-  assert(nHop >= 2);
-  zT = quay__alias(b);
-  zX = quay__alias(b);
-  if (zT == NULL || zX == NULL) return;
-  quay__str_ident(&b->sql, h->pTo->zTable);
-  quay__str_cat(&b->sql, " AS ");
-  quay__str_ident(&b->sql, zT);
-  quay__str_cat(&b->sql, " JOIN (SELECT DISTINCT ");
-  {
-    /* The chain up to the last hop goes after the select list: build it
-    ** on the side (it carries no parameters). */
-    Str save = b->sql, from;
+static void step_from(Build *b, const Hop *aHop, int nHop, StepFrom *f) {
+  char *azT[QUAY_MAX_HOPS + 1];
+  Str save = b->sql;
+  memset(f, 0, sizeof(*f));
+  quay__str_init(&f->pre);
+  quay__str_init(&f->post);
+  if (!quay__chain_repeats(aHop, nHop)) {
     quay__str_init(&b->sql);
-    emit_chain(b, aHop, nHop - 1, 1, &zInLink, &zPrev, &zVia0);
+    quay__emit_chain(b, aHop, nHop, azT, &f->zVia0, &f->zLink);
+    f->pre = b->sql;
+    b->sql = save;
+    f->zLast = azT[nHop - 1];
+    f->zKeyCol = f->zLink;
+    return;
+  }
+  {
+    const Hop *h = &aHop[nHop - 1];
+    char *zInLink = NULL, *zV = NULL, *zX, *zPrev;
+    Str k;
+    f->bInside = 1;
+    f->zLast = quay__alias(b);
+    zX = quay__alias(b);
+    if (f->zLast == NULL || zX == NULL) return;
+    quay__str_init(&b->sql);
+    /* The chain up to the last hop, then its pivot when it has one. */
+    quay__emit_chain(b, aHop, nHop - 1, azT, NULL, &zInLink);
+    zPrev = azT[nHop - 2];
     if (h->zVia && zPrev) {
       zV = quay__alias(b);
       if (zV) {
@@ -416,81 +329,47 @@ static void emit_chain_distinct(Build *b, PlanStep *s, const Hop *aHop,
         quay__str_col(&b->sql, zPrev, h->pFromKey->zCol);
       }
     }
-    from = b->sql;
-    b->sql = save;
-    if (zInLink == NULL || zPrev == NULL || (h->zVia && zV == NULL) ||
-        from.oom) {
-      quay__str_free(&from);
-      b->pArena->oom = 1;
-      return;
+    {
+      Str chain = b->sql;
+      b->sql = save;
+      if (zInLink == NULL || zPrev == NULL || (h->zVia && zV == NULL) ||
+          chain.oom) {
+        quay__str_free(&chain);
+        b->pArena->oom = 1;
+        return;
+      }
+      quay__str_init(&k);
+      if (h->zVia) {
+        quay__str_col(&k, zV, h->zViaTo);
+      } else {
+        quay__str_col(&k, zPrev, h->pFromKey->zCol);
+      }
+      quay__str_ident(&f->pre, h->pTo->zTable);
+      quay__str_cat(&f->pre, " AS ");
+      quay__str_ident(&f->pre, f->zLast);
+      quay__str_printf(&f->pre, " JOIN (SELECT DISTINCT %s AS \"o\", %s AS "
+                       "\"k\" FROM ", zInLink, k.oom ? "" : k.z);
+      quay__str_append(&f->pre, chain.z ? chain.z : "", chain.n);
+      quay__str_cat(&f->pre, " WHERE ");
+      quay__str_free(&chain);
+      quay__str_free(&k);
     }
-    quay__str_init(&k);
-    if (h->zVia) {
-      quay__str_col(&k, zV, h->zViaTo);
-    } else {
-      quay__str_col(&k, zPrev, h->pFromKey->zCol);
+    f->zKeyCol = zInLink;
+    quay__str_cat(&f->post, ") AS ");
+    quay__str_ident(&f->post, zX);
+    quay__str_cat(&f->post, " ON ");
+    quay__str_col(&f->post, f->zLast, h->pToKey->zCol);
+    quay__str_cat(&f->post, " = ");
+    quay__str_col(&f->post, zX, "k");
+    {
+      Str l;
+      quay__str_init(&l);
+      quay__str_col(&l, zX, "o");
+      f->zLink = l.oom ? NULL : quay__arena_strdup(b->pArena, l.z, l.n);
+      if (f->zLink == NULL) b->pArena->oom = 1;
+      quay__str_free(&l);
     }
-    quay__str_printf(&b->sql, "%s AS \"o\", %s AS \"k\" FROM ", zInLink,
-                     k.oom ? "" : k.z);
-    quay__str_append(&b->sql, from.z ? from.z : "", from.n);
-    quay__str_free(&from);
-    quay__str_free(&k);
   }
-  quay__str_cat(&b->sql, " WHERE ");
-  s->iKeyParam = b->params.n;
-  ph.type = QUAY_NULL;
-  b->pDia->xInArray(&b->sql, zInLink, quay__params_add(&b->params, &ph),
-                    s->eKeyType);
-  quay__str_cat(&b->sql, ") AS ");
-  quay__str_ident(&b->sql, zX);
-  quay__str_cat(&b->sql, " ON ");
-  quay__str_col(&b->sql, zT, h->pToKey->zCol);
-  quay__str_cat(&b->sql, " = ");
-  quay__str_col(&b->sql, zX, "k");
-  {
-    Str l;
-    quay__str_init(&l);
-    quay__str_col(&l, zX, "o");
-    *pzLink = l.oom ? NULL : quay__arena_strdup(b->pArena, l.z, l.n);
-    if (*pzLink == NULL) b->pArena->oom = 1;
-    quay__str_free(&l);
-  }
-  *pzLast = zT;
-}
-
-/* Correlated count of related rows along x's hops from zAlias (distinct
-** rows when the chain can reach one twice). */
-static void emit_count(Build *b, PlanExtra *x, const char *zAlias) {
-  char *zLink, *zLast, *zVia0;
-  int bDistinct = chain_repeats(x->aHop, x->nHop);
-  quay__str_cat(&b->sql, "(SELECT COUNT(");
-  if (bDistinct) {
-    /* Filled after the chain names the last alias: write the chain into
-    ** a side buffer first. */
-    Str save = b->sql, from;
-    quay_model *m = x->aHop[x->nHop - 1].pTo;
-    quay__str_init(&b->sql);
-    emit_chain(b, x->aHop, x->nHop, 1, &zLink, &zLast, &zVia0);
-    from = b->sql;
-    b->sql = save;
-    if (zLast == NULL || from.oom) {
-      quay__str_free(&from);
-      b->pArena->oom = 1;
-      return;
-    }
-    quay__str_cat(&b->sql, "DISTINCT ");
-    quay__str_col(&b->sql, zLast, m->apField[m->iPk]->zCol);
-    quay__str_cat(&b->sql, ") FROM ");
-    quay__str_append(&b->sql, from.z ? from.z : "", from.n);
-    quay__str_free(&from);
-  } else {
-    quay__str_cat(&b->sql, "*) FROM ");
-    emit_chain(b, x->aHop, x->nHop, 0, &zLink, &zLast, &zVia0);
-  }
-  if (zLink == NULL) return;
-  quay__str_printf(&b->sql, " WHERE %s = ", zLink);
-  quay__str_col(&b->sql, zAlias, x->aHop[0].pFromKey->zCol);
-  quay__str_cat(&b->sql, ")");
 }
 
 /* Column list entry; in window mode every column gets a unique alias. */
@@ -511,36 +390,54 @@ static int grow_hints(PlanStep *s, int n, Arena *pArena) {
   return QUAY_OK;
 }
 
-/* One ORDER BY term.  bExpr: an annotation is written as its expression
-** (inside a window, or when the select list does not name it: pluck). */
-static void emit_order_term(Build *b, PlanStep *s, const FieldPath *fp,
-                            int iNode, int bExpr, const char *zPv) {
-  if (fp->zAnn) {
-    int i;
-    for (i = 0; i < s->nExtra; i++) {
-      if (s->aExtra[i].eKind == EXTRA_COUNT && strcmp(s->aExtra[i].zName, fp->zAnn) == 0) {
-        if (bExpr) {
-          emit_count(b, &s->aExtra[i], s->aNode[0].zAlias);
-        } else {
-          quay__str_ident(&b->sql, fp->zAnn);
-        }
-        break;
-      }
-    }
-  } else if (fp->isPivot) {
-    quay__str_col(&b->sql, zPv, fp->pField->zCol);
+/*
+** One ORDER BY term.  An annotation of the select list is named (bNamed);
+** any other term is written as its expression.
+*/
+static void emit_order_term(Build *b, Scope *sc, Expr *e, int bNamed) {
+  if (bNamed && e->eOp == EX_REF) {
+    quay__str_ident(&b->sql, e->pRef->zName);
   } else {
-    quay__str_col(&b->sql, s->aNode[iNode].zAlias, fp->pField->zCol);
+    quay__emit_expr_row(b, sc, e);
   }
-  quay__str_cat(&b->sql, fp->desc ? " DESC" : " ASC");
-  quay__str_cat(&b->sql, fp->desc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+  quay__str_cat(&b->sql, e->bDesc ? " DESC" : " ASC");
+  quay__str_cat(&b->sql, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+}
+
+/* The ORDER BY list of a step: its terms, then the primary key. */
+static void emit_order_list(Build *b, PlanStep *s, Scope *sc, QsView *v,
+                            int bNamed) {
+  int i, nOrder = (v && v->pOrder) ? v->pOrder->nOrder : 0;
+  quay_model *m = s->aNode[0].pModel;
+  for (i = 0; i < nOrder; i++) {
+    emit_order_term(b, sc, v->pOrder->apOrder[i], bNamed);
+    quay__str_cat(&b->sql, ", ");
+  }
+  quay__str_col(&b->sql, s->aNode[0].zAlias, m->apField[m->iPk]->zCol);
+}
+
+/* The annotation extras of step iStep, from its view (in order). */
+static int plan_annotations(quay_plan *p, int iStep, quay_err *pErr) {
+  QsView *v = &p->aStep[iStep].view;
+  int i, rc;
+  for (i = 0; i < v->nAnn; i++) {
+    PlanExtra *x;
+    rc = add_extra(p, iStep, &x, pErr);
+    if (rc) return rc;
+    v = &p->aStep[iStep].view;
+    x->eKind = EXTRA_ANN;
+    x->zName = v->apAnn[i]->zName;
+    x->pAnn = v->apAnn[i];
+    x->nCol = 1;
+  }
+  return QUAY_OK;
 }
 
 /*
-** Build the SQL of step iStep.  pPluck (main step only) replaces the
-** select list by one field path.
+** Build the SQL of step iStep (record mode).  pPluck (main step only)
+** replaces the select list by one expression.
 */
-static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
+static int build_step(quay_plan *p, int iStep, Expr *pPluck,
                       quay_err *pErr) {
   PlanStep *s = &p->aStep[iStep];
   QsView *v = s->hasView ? &s->view : NULL;
@@ -549,13 +446,14 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
   int bMain = iStep == 0;
   int bWindow = !bMain && v && (v->limit >= 0 || v->offset >= 0);
   int nOrder = (v && v->pOrder) ? v->pOrder->nOrder : 0;
-  int *aOrderNode = NULL;
-  int iPluckNode = 0;
-  char *zLink = NULL, *zLast = NULL, *zVia0 = NULL;
   const char *zPv = NULL;
   Scope *sc = NULL;
   Hop aHop[QUAY_MAX_HOPS];
-  int nHop = 0, bDistinct = 0;
+  int nHop = 0;
+  StepFrom sf;
+  Str from;
+  memset(&sf, 0, sizeof(sf));
+  quay__str_init(&from);
   quay__build_init(&b, p->pDb, &p->arena, pErr);
   if (bMain) {
     /* Step 0 as a subquery continues its statement's parameters. */
@@ -563,196 +461,153 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     vNull.type = QUAY_NULL;
     for (i = 0; i < p->nParamBase; i++) quay__params_add(&b.params, &vNull);
   }
-  /* Nodes needed by order_by and pluck paths. */
-  if (nOrder) {
-    aOrderNode = quay__arena_alloc(&p->arena, sizeof(int) * (size_t)nOrder);
-    if (aOrderNode == NULL) goto oom;
-    for (i = 0; i < nOrder; i++) {
-      const FieldPath *fp = &v->pOrder->aOrder[i];
-      aOrderNode[i] = 0;
-      if (fp->nHop && !fp->isPivot) {
-        rc = path_node(p, iStep, fp, &aOrderNode[i], pErr);
-        if (rc) goto fail;
-        s = &p->aStep[iStep];
-      }
-    }
-  }
-  if (pPluck && pPluck->nHop && !pPluck->isPivot) {
-    rc = path_node(p, iStep, pPluck, &iPluckNode, pErr);
-    if (rc) goto fail;
-    s = &p->aStep[iStep];
-  }
   if (!bMain) {
     rc = quay__rel_hops(s->pRel, aHop, &nHop, pErr);
     if (rc) goto fail;
-    bDistinct = chain_repeats(aHop, nHop);
   }
-  /* Aliases.  Batched steps name node 0 after the chain is emitted; give
-  ** the other nodes theirs now (they only need to be unique). */
+  /* 1. Aliases and the scope: tables first, rendered to the side. */
   if (bMain) s->aNode[0].zAlias = quay__alias(&b);
   for (i = 1; i < s->nNode; i++) s->aNode[i].zAlias = quay__alias(&b);
-  /* Select list: size the hint array for every possible column. */
-  k = 2;
-  for (i = 0; i < s->nNode; i++) k += s->aNode[i].pModel->nField;
-  for (i = 0; i < s->nExtra; i++) k += 1;
-  if (v && v->pScope && quay__scope_has_pivot(v->pScope)) k += 64;
-  if (!bMain && s->pRel) {
-    Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd : s->pRel;
-    if (fwd->pJoin && fwd->pJoin->pThrough) k += fwd->pJoin->pThrough->nField;
+  if (bMain) {
+    sc = quay__scope_from_view(&b, v, s->aNode[0].zAlias);
+    zPv = quay__scope_pivot(sc);
+  } else {
+    step_from(&b, aHop, nHop, &sf);
+    s->aNode[0].zAlias = sf.zLast;
+    if (sf.zVia0 && s->pRel) {
+      Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd : s->pRel;
+      if (fwd->pJoin && fwd->pJoin->pThrough) zPv = sf.zVia0;
+    }
+    if (sf.zLast) {
+      sc = quay__scope_new(&b, v, s->aNode[0].pModel, sf.zLast, zPv);
+    }
   }
-  s->nCol = 0;
-  if (grow_hints(s, k + 8, &p->arena)) goto oom;
-  /* FROM first into a side buffer, since batched steps learn node 0's
-  ** alias from the chain. */
+  if (quay__build_rc(&b) || sc == NULL) goto oom;
+  /* Expressions of the select list and the order: their joins. */
+  for (i = 0; v && i < v->nAnn; i++) {
+    quay__scope_prepare_expr(&b, sc, v->apAnn[i]->pExpr);
+  }
+  for (i = 0; i < nOrder; i++) {
+    quay__scope_prepare_expr(&b, sc, v->pOrder->apOrder[i]);
+  }
+  if (pPluck) quay__scope_prepare_expr(&b, sc, pPluck);
   {
-    Str sel, from;
     Str save = b.sql;
-    quay__str_init(&from);
     b.sql = from;
     if (bMain) {
-      sc = quay__build_from(&b, v, s->aNode[0].zAlias);
-      zPv = quay__scope_pivot(sc);
+      quay__scope_emit_from(&b, sc);
     } else {
-      quay__str_cat(&b.sql, " FROM ");
-      if (bDistinct) {
-        emit_chain_distinct(&b, s, aHop, nHop, &zLink, &zLast);
-      } else {
-        emit_chain(&b, aHop, nHop, 1, &zLink, &zLast, &zVia0);
-      }
-      s->aNode[0].zAlias = zLast;
-      if (zVia0 && s->pRel) {
-        Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd
-                                                    : s->pRel;
-        if (fwd->pJoin && fwd->pJoin->pThrough) zPv = zVia0;
-      }
-      if (v) {
-        sc = quay__scope_new(&b, v, NULL, zLast, zPv);
-        quay__scope_joins(&b, sc);
-      }
+      quay__scope_joins(&b, sc);
     }
     emit_joins(&b, s);
     from = b.sql;
     b.sql = save;
-    if (from.oom || quay__build_rc(&b)) {
-      quay__str_free(&from);
-      goto oom;
-    }
-    /* Select list. */
-    quay__str_init(&sel);
-    b.sql = sel;
-    if (pPluck) {
-      if (pPluck->zAnn) {
-        for (i = 0; i < s->nExtra; i++) {
-          if (s->aExtra[i].eKind == EXTRA_COUNT &&
-              strcmp(s->aExtra[i].zName, pPluck->zAnn) == 0) {
-            emit_count(&b, &s->aExtra[i], s->aNode[0].zAlias);
-            s->aHint[s->nCol++] = QUAY_T_INTEGER;
-          }
-        }
-      } else {
-        sel_col(&b, s, 0, pPluck->isPivot ? zPv : s->aNode[iPluckNode].zAlias,
-                pPluck->pField->zCol, pPluck->pField->eType);
-      }
-    } else {
-      for (i = 0; i < s->nNode; i++) {
-        PlanNode *n = &s->aNode[i];
-        if (!n->selected) continue;
-        n->iFirstCol = s->nCol;
-        n->iKeyCol = s->nCol + n->pModel->iPk;
-        for (k = 0; k < n->pModel->nField; k++) {
-          Field *f = n->pModel->apField[k];
-          /* NOT NULL holds for node 0 only: a LEFT JOINed node's columns
-          ** are all NULL when it has no row. */
-          sel_col(&b, s, bWindow, n->zAlias, f->zCol,
-                  f->eType | ((i > 0 || (f->mFlags & QUAY_F_NULL))
-                                  ? 0 : QUAY_HINT_NOTNULL));
-        }
-      }
-      for (i = 0; i < s->nExtra; i++) {
-        PlanExtra *x = &s->aExtra[i];
-        if (x->eKind != EXTRA_COUNT) continue;
-        x->iCol = s->nCol;
-        quay__str_cat(&b.sql, ", ");
-        emit_count(&b, x, s->aNode[0].zAlias);
-        quay__str_cat(&b.sql, " AS ");
-        if (bWindow) {
-          quay__str_printf(&b.sql, "c%d", s->nCol);
-        } else {
-          quay__str_ident(&b.sql, x->zName);
-        }
-        s->aHint[s->nCol++] = QUAY_T_INTEGER;
-      }
-      if (zPv) {
-        /* rec.pivot: the through model's columns. */
-        quay_model *pm;
-        PlanExtra *x;
-        Rel *r = bMain ? v->pScope->pScopeRel : s->pRel;
-        Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
-        pm = fwd->pJoin->pThrough;
-        if (add_extra(p, iStep, &x, pErr)) {
-          quay__str_free(&b.sql);
-          quay__str_free(&from);
-          goto fail;
-        }
-        s = &p->aStep[iStep];
-        x->eKind = EXTRA_PIVOT;
-        x->zName = "pivot";
-        x->pModel = pm;
-        x->iCol = s->nCol;
-        x->nCol = pm->nField;
-        for (k = 0; k < pm->nField; k++) {
-          sel_col(&b, s, bWindow, zPv, pm->apField[k]->zCol,
-                  pm->apField[k]->eType);
-        }
-      }
-      if (!bMain) {
-        s->iGroupCol = s->nCol;
-        quay__str_printf(&b.sql, ", %s", zLink ? zLink : "NULL");
-        if (bWindow) quay__str_printf(&b.sql, " AS c%d", s->nCol);
-        s->aHint[s->nCol++] = s->pOwnerKey->eType;
-      }
-    }
-    sel = b.sql;
-    b.sql = save;
-    if (sel.oom) {
-      quay__str_free(&sel);
-      quay__str_free(&from);
-      goto oom;
-    }
-    if (bWindow) quay__str_cat(&b.sql, "SELECT * FROM (");
-    quay__str_cat(&b.sql, "SELECT ");
-    quay__str_append(&b.sql, sel.z ? sel.z : "", sel.n);
-    if (bWindow) {
-      quay__str_printf(&b.sql, ", ROW_NUMBER() OVER (PARTITION BY %s ORDER BY ",
-                       zLink ? zLink : "NULL");
-      for (i = 0; i < nOrder; i++) {
-        emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i], 1, zPv);
-        quay__str_cat(&b.sql, ", ");
-      }
-      quay__str_col(&b.sql, s->aNode[0].zAlias,
-                    s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]
-                        ->zCol);
-      quay__str_cat(&b.sql, ") AS qrn");
-    }
-    quay__str_append(&b.sql, from.z ? from.z : "", from.n);
-    quay__str_free(&sel);
-    quay__str_free(&from);
   }
-  /* WHERE */
-  if (!bMain && !bDistinct) {
+  if (from.oom || quay__build_rc(&b)) goto oom;
+  /* 2. The select list. */
+  k = 2;
+  for (i = 0; i < s->nNode; i++) k += s->aNode[i].pModel->nField;
+  k += s->nExtra;
+  if (zPv) {
+    Rel *r = bMain ? v->pScope->pScopeRel : s->pRel;
+    Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+    k += fwd->pJoin->pThrough->nField;
+  }
+  s->nCol = 0;
+  if (grow_hints(s, k + 8, &p->arena)) goto oom;
+  if (bWindow) quay__str_cat(&b.sql, "SELECT * FROM (");
+  quay__str_cat(&b.sql, "SELECT ");
+  if (pPluck) {
+    quay__emit_expr_row(&b, sc, pPluck);
+    s->aHint[s->nCol++] = pPluck->eType;
+  } else {
+    for (i = 0; i < s->nNode; i++) {
+      PlanNode *n = &s->aNode[i];
+      if (!n->selected) continue;
+      n->iFirstCol = s->nCol;
+      n->iKeyCol = s->nCol + n->pModel->iPk;
+      for (k = 0; k < n->pModel->nField; k++) {
+        Field *f = n->pModel->apField[k];
+        /* NOT NULL holds for node 0 only: a LEFT JOINed node's columns
+        ** are all NULL when it has no row. */
+        sel_col(&b, s, bWindow, n->zAlias, f->zCol,
+                f->eType | ((i > 0 || (f->mFlags & QUAY_F_NULL))
+                                ? 0 : QUAY_HINT_NOTNULL));
+      }
+    }
+    for (i = 0; i < s->nExtra; i++) {
+      PlanExtra *x = &s->aExtra[i];
+      if (x->eKind != EXTRA_ANN) continue;
+      x->iCol = s->nCol;
+      quay__str_cat(&b.sql, ", ");
+      quay__emit_expr_row(&b, sc, x->pAnn->pExpr);
+      quay__str_cat(&b.sql, " AS ");
+      if (bWindow) {
+        quay__str_printf(&b.sql, "c%d", s->nCol);
+      } else {
+        quay__str_ident(&b.sql, x->zName);
+      }
+      s->aHint[s->nCol++] = x->pAnn->pExpr->eType;
+    }
+    if (zPv) {
+      /* rec.pivot: the through model's columns. */
+      quay_model *pm;
+      PlanExtra *x;
+      Rel *r = bMain ? v->pScope->pScopeRel : s->pRel;
+      Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+      pm = fwd->pJoin->pThrough;
+      if (add_extra(p, iStep, &x, pErr)) goto fail;
+      s = &p->aStep[iStep];
+      x->eKind = EXTRA_PIVOT;
+      x->zName = "pivot";
+      x->pModel = pm;
+      x->iCol = s->nCol;
+      x->nCol = pm->nField;
+      for (k = 0; k < pm->nField; k++) {
+        sel_col(&b, s, bWindow, zPv, pm->apField[k]->zCol,
+                pm->apField[k]->eType);
+      }
+    }
+    if (!bMain) {
+      s->iGroupCol = s->nCol;
+      quay__str_printf(&b.sql, ", %s", sf.zLink ? sf.zLink : "NULL");
+      if (bWindow) quay__str_printf(&b.sql, " AS c%d", s->nCol);
+      s->aHint[s->nCol++] = s->pOwnerKey->eType;
+    }
+  }
+  if (bWindow) {
+    quay__str_printf(&b.sql, ", ROW_NUMBER() OVER (PARTITION BY %s ORDER BY ",
+                     sf.zLink ? sf.zLink : "NULL");
+    emit_order_list(&b, s, sc, v, 0);
+    quay__str_cat(&b.sql, ") AS qrn");
+  }
+  /* 3. FROM, with a batched step's owner keys where the chain says (the
+  ** main step's " FROM ..." is all in `from`). */
+  if (!bMain) {
+    quay__str_cat(&b.sql, " FROM ");
+    quay__str_append(&b.sql, sf.pre.z ? sf.pre.z : "", sf.pre.n);
+    if (sf.bInside) {
+      quay_value ph;
+      ph.type = QUAY_NULL;
+      s->iKeyParam = b.params.n;
+      b.pDia->xInArray(&b.sql, sf.zKeyCol ? sf.zKeyCol : "NULL",
+                       quay__params_add(&b.params, &ph), s->eKeyType);
+      quay__str_append(&b.sql, sf.post.z ? sf.post.z : "", sf.post.n);
+    }
+  }
+  quay__str_append(&b.sql, from.z ? from.z : "", from.n);
+  /* 4. WHERE */
+  if (!bMain && !sf.bInside) {
+    quay_value ph;
+    ph.type = QUAY_NULL;
     quay__str_cat(&b.sql, " WHERE ");
     nTerm = 1;
     s->iKeyParam = b.params.n;
-    {
-      quay_value ph;
-      int iP;
-      ph.type = QUAY_NULL;
-      iP = quay__params_add(&b.params, &ph);
-      b.pDia->xInArray(&b.sql, zLink ? zLink : "NULL", iP, s->eKeyType);
-    }
+    b.pDia->xInArray(&b.sql, sf.zKeyCol ? sf.zKeyCol : "NULL",
+                     quay__params_add(&b.params, &ph), s->eKeyType);
   }
-  if (v) quay__scope_where(&b, sc, &nTerm);
-  /* ORDER BY / LIMIT */
+  quay__scope_where(&b, sc, &nTerm);
+  /* 5. ORDER BY / LIMIT */
   if (bWindow) {
     quay_value n;
     n.type = QUAY_INT;
@@ -771,13 +626,7 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
     /* The order of :all(), for batched steps too: a loaded set has the
     ** order of its query (the primary key breaks ties). */
     quay__str_cat(&b.sql, " ORDER BY ");
-    for (i = 0; i < nOrder; i++) {
-      emit_order_term(&b, s, &v->pOrder->aOrder[i], aOrderNode[i],
-                      pPluck != NULL, zPv);
-      quay__str_cat(&b.sql, ", ");
-    }
-    quay__str_col(&b.sql, s->aNode[0].zAlias,
-                  s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->zCol);
+    emit_order_list(&b, s, sc, v, pPluck == NULL);
   }
   if (bMain && v) {
     quay_value n;
@@ -805,11 +654,17 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
   if (b.params.n) {
     memcpy(s->aParam, b.params.a, sizeof(quay_value) * (size_t)b.params.n);
   }
+  quay__str_free(&from);
+  quay__str_free(&sf.pre);
+  quay__str_free(&sf.post);
   quay__build_free(&b);
   return QUAY_OK;
 oom:
-  rc = quay__oom(pErr);
+  rc = b.rc ? b.rc : quay__oom(pErr);
 fail:
+  quay__str_free(&from);
+  quay__str_free(&sf.pre);
+  quay__str_free(&sf.post);
   quay__build_free(&b);
   return rc;
 }
@@ -914,7 +769,7 @@ static int assign_slots(quay_plan *p, quay_err *pErr) {
 ** Plan a query set; pPluck selects one column instead of records.  Step
 ** 0's parameters are numbered after nParamBase others (a subquery).
 */
-static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, int nParamBase,
+static int plan_qs(quay_qs *pQs, Expr *pPluck, int nParamBase,
                    quay_plan **pp, quay_err *pErr) {
   quay_plan *p;
   int rc, i, iStep, iNode;
@@ -933,22 +788,6 @@ static int plan_qs(quay_qs *pQs, const FieldPath *pPluck, int nParamBase,
     rc = add_node(p, 0, pQs->pModel, -1, NULL, 1, &iNode, pErr);
   }
   if (rc == QUAY_OK && pPluck == NULL) rc = plan_view(p, 0, pErr);
-  if (rc == QUAY_OK && pPluck) {
-    /* Counts are needed when plucking an annotation. */
-    QsView *v = &p->aStep[0].view;
-    for (i = 0; rc == QUAY_OK && i < v->nCount; i++) {
-      PlanExtra *x;
-      rc = add_extra(p, 0, &x, pErr);
-      if (rc == QUAY_OK) {
-        x->eKind = EXTRA_COUNT;
-        x->zName = v->apCount[i]->zAnn;
-        x->nCol = 1;
-        memcpy(x->aHop, v->apCount[i]->aHop,
-               sizeof(Hop) * (size_t)v->apCount[i]->nHop);
-        x->nHop = v->apCount[i]->nHop;
-      }
-    }
-  }
   for (i = 0; rc == QUAY_OK && i < p->nStep; i++) {
     rc = build_step(p, i, i == 0 ? pPluck : NULL, pErr);
   }
@@ -1182,21 +1021,23 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
 
 int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
                   quay_cursor **ppCur, quay_err *pErr) {
-  FieldPath fp;
+  Expr *e;
   quay_plan *p;
   int rc;
   *ppCur = NULL;
-  rc = quay__field_path(pQs, zPath, &fp, "pluck", pErr);
+  rc = quay_expr_col(zPath, (quay_expr **)&e, pErr);
   if (rc) return rc;
-  rc = plan_qs(pQs, &fp, 0, &p, pErr);
-  quay__free(fp.zAnn);
-  if (rc) return rc;
-  rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
-                    p->aStep[0].nParam, p->aStep[0].aHint, p->aStep[0].nCol,
-                    0, ppCur, NULL, pErr);
-  /* The cursor's SQL and parameters were copied by the driver at bind
-  ** time; the plan can go. */
-  quay_plan_free(p);
+  rc = quay__expr_bind(e, pQs, 1, pErr);
+  if (rc == QUAY_OK) rc = plan_qs(pQs, e, 0, &p, pErr);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
+                      p->aStep[0].nParam, p->aStep[0].aHint,
+                      p->aStep[0].nCol, 0, ppCur, NULL, pErr);
+    /* The cursor's SQL and parameters were copied by the driver at bind
+    ** time; the plan can go. */
+    quay_plan_free(p);
+  }
+  quay__expr_free(e);
   return rc;
 }
 
@@ -1211,7 +1052,7 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
 */
 void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   QsView v;
-  FieldPath fp;
+  Expr e;
   quay_plan *p = NULL;
   PlanStep *s;
   int i, rc;
@@ -1225,9 +1066,15 @@ void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   }
   rc = quay__build_rc(b);
   if (rc) return;
-  memset(&fp, 0, sizeof(fp));
-  fp.pField = pKey;
-  rc = plan_qs(pQs, &fp, b->params.n, &p, b->pErr);
+  /* The key as a bound column of the set's own row. */
+  memset(&e, 0, sizeof(e));
+  e.eOp = EX_COL;
+  e.bound = 1;
+  e.path.pModel = pQs->pModel;
+  e.path.pField = pKey;
+  e.path.zRest = "";
+  e.eType = pKey->eType;
+  rc = plan_qs(pQs, &e, b->params.n, &p, b->pErr);
   if (rc) {
     b->rc = rc;
     return;

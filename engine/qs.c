@@ -1,6 +1,7 @@
 /*
 ** engine/qs.c
-** Query sets and condition trees: building, name checking, lifetime.
+** Query sets, condition trees and the one path walker: building, name
+** checking, lifetime.
 ** See LICENSE
 **
 ** A query set is an immutable node that holds one reference to its parent,
@@ -9,13 +10,18 @@
 ** do not fit, values of the wrong type), so errors surface where the user
 ** wrote them, and the SQL builder only ever sees resolved hops and fields.
 **
-** Condition paths ("author__email__endswith") resolve to a list of hops,
-** a final field and a lookup (API.md "Names in paths"):
-**   - a segment naming neither a field nor a relation: unknown_field;
+** Every "__" path of the API goes through quay__path_walk (filters,
+** where_has, loads, order_by, pluck, values, quay.F, aggregates), so one
+** set of rules answers (docs/reference.md "Names in paths"):
+**   - a segment naming neither a field nor a relation: unknown_field
+**     (unknown_relation where only relations may appear);
 **   - a segment after a field that is not a lookup: bad_lookup;
-**   - a path ending at a relation compares the related key (`author = u`,
-**     `tags__in = {...}`); `rel__isnull` becomes an existence test.
-** Record values are turned into keys here through the binding's xGet.
+**   - a path ending at a relation compares the related row's key
+**     (`author = u`, `posts = 1`); `rel__isnull` is an existence test.
+** A condition leaf binds in named steps: bind_target (the path, or an
+** annotation name), bind_transform (__year/__month/__day), bind_lookup,
+** then bind_relation_test or bind_values.  Record values are turned into
+** keys here through the binding's xGet.
 */
 #include "quayInt.h"
 
@@ -24,7 +30,8 @@
 
 static const char *const azLookup[] = {
   NULL, "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains",
-  "icontains", "startswith", "endswith", "isnull", "between"
+  "icontains", "startswith", "endswith", "isnull", "between", "iexact",
+  "istartswith", "iendswith"
 };
 
 int quay__lookup_code(const char *z) {
@@ -38,6 +45,26 @@ int quay__lookup_code(const char *z) {
 const char *quay__lookup_name(int e) {
   return (e > 0 && e < QUAY_ARRAYSIZE(azLookup)) ? azLookup[e] : "?";
 }
+
+/* Non-0 for the text lookups (a string or text field). */
+static int lookup_is_text(int e) {
+  return e == LK_CONTAINS || e == LK_ICONTAINS || e == LK_STARTSWITH ||
+         e == LK_ENDSWITH || e == LK_IEXACT || e == LK_ISTARTSWITH ||
+         e == LK_IENDSWITH;
+}
+
+/* The date part transform named z (QUAY_UNIT_*), or 0. */
+static int part_code(const char *z) {
+  if (strcmp(z, "year") == 0) return QUAY_UNIT_YEAR;
+  if (strcmp(z, "month") == 0) return QUAY_UNIT_MONTH;
+  if (strcmp(z, "day") == 0) return QUAY_UNIT_DAY;
+  return 0;
+}
+
+static const char *zLookupList =
+  "eq, ne, lt, lte, gt, gte, in, not_in, contains, icontains, startswith, "
+  "endswith, iexact, istartswith, iendswith, isnull, between; year, month, "
+  "day on dates";
 
 /*
 ** {==================================================================
@@ -74,6 +101,22 @@ int quay_cond_leaf(const char *zPath, const quay_value *pVal, quay_cond **pp,
   return QUAY_OK;
 }
 
+int quay_cond_leaf_expr(const char *zPath, quay_expr *pExpr, quay_cond **pp,
+                        quay_err *pErr) {
+  Cond *c;
+  *pp = NULL;
+  c = quay__calloc(sizeof(*c));
+  if (c == NULL || (c->zPath = quay__strdup(zPath)) == NULL) {
+    quay__free(c);
+    quay__expr_free((Expr *)pExpr);
+    return quay__oom(pErr);
+  }
+  c->eOp = CN_LEAF;
+  c->pExpr = (Expr *)pExpr;
+  *pp = (quay_cond *)c;
+  return QUAY_OK;
+}
+
 static int cond_append(Cond *g, Cond *c) {
   if (g->nChild == g->nAlloc) {
     int nNew = g->nAlloc ? g->nAlloc * 2 : 4;
@@ -99,18 +142,158 @@ int quay_cond_add(quay_cond *pGroup, quay_cond *pChild, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/* Free a tree of any depth without recursion: a work list threaded
+** through pNextFree (no allocation, so it cannot fail). */
 void quay__cond_free(Cond *c) {
-  int i;
-  if (c == NULL) return;
-  for (i = 0; i < c->nChild; i++) quay__cond_free(c->apChild[i]);
-  quay__free(c->apChild);
-  quay__free(c->zPath);
-  quay__value_clear(&c->val);
-  quay_qs_free(c->pSub);
-  quay__free(c);
+  Cond *pList = c;
+  if (c) c->pNextFree = NULL;
+  while (pList) {
+    int i;
+    c = pList;
+    pList = c->pNextFree;
+    for (i = 0; i < c->nChild; i++) {
+      c->apChild[i]->pNextFree = pList;
+      pList = c->apChild[i];
+    }
+    quay__free(c->apChild);
+    quay__free(c->zPath);
+    quay__value_clear(&c->val);
+    quay__expr_free(c->pExpr);
+    quay_qs_free(c->pSub);
+    quay__free(c);
+  }
 }
 
 void quay_cond_free(quay_cond *p) { quay__cond_free((Cond *)p); }
+
+int quay__cond_has_agg(const Cond *c) {
+  int i;
+  if (c == NULL) return 0;
+  if (c->eOp == CN_LEAF) {
+    return (c->pAnn && c->pAnn->pExpr->bAgg) || (c->pExpr && c->pExpr->bAgg);
+  }
+  for (i = 0; i < c->nChild; i++) {
+    if (quay__cond_has_agg(c->apChild[i])) return 1;
+  }
+  return 0;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** The path walker
+** ===================================================================
+*/
+/* Non-0 when a "__" path has an empty segment (leading, trailing or
+** doubled separators), which no name can fill. */
+static int path_has_empty(const char *z) {
+  size_t n = strlen(z);
+  return n == 0 || strncmp(z, "__", 2) == 0 ||
+         (n >= 2 && strcmp(z + n - 2, "__") == 0) || strstr(z, "____") != NULL;
+}
+
+/*
+** Split off the next "__"-separated segment of *pz into z (NUL-ended).
+** Returns 0 at the end, -1 for a segment longer than any name can be
+** (never cut short: a cut name could match another).
+*/
+static int next_segment(const char **pz, char *z, size_t nz) {
+  const char *s = *pz, *e;
+  size_t n;
+  if (*s == 0) return 0;
+  e = strstr(s, "__");
+  n = e ? (size_t)(e - s) : strlen(s);
+  if (n >= nz) return -1;
+  memcpy(z, s, n);
+  z[n] = 0;
+  *pz = e ? e + 2 : s + strlen(s);
+  return 1;
+}
+
+int quay__path_walk(quay_model *m, quay_model *pPivot, const char *zPath,
+                    int eMode, const char *zWhat, PathRes *p,
+                    quay_err *pErr) {
+  const char *z = zPath, *zSeg0;
+  char zSeg[256];
+  int rc, eNext;
+  int codeUnknown = eMode == PATH_RELATIONS ? QUAY_EUNKNOWN_RELATION
+                                            : QUAY_EUNKNOWN_FIELD;
+  memset(p, 0, sizeof(*p));
+  p->zRest = "";
+  if (zPath == NULL) zPath = z = "";
+  if (pPivot && strncmp(z, "pivot__", 7) == 0) {
+    p->isPivot = 1;
+    m = pPivot;
+    z += 7;
+  } else if (pPivot && strcmp(z, "pivot") == 0 && eMode != PATH_RELATIONS) {
+    return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                     "%s '%s': pivot needs a field: pivot__<field>", zWhat,
+                     zPath);
+  }
+  if (*z == 0 || path_has_empty(z)) {
+    return quay__err(pErr, codeUnknown, "%s '%s' is not a %s path (empty "
+                     "name between \"__\")", zWhat, zPath,
+                     eMode == PATH_RELATIONS ? "relation" : "field");
+  }
+  p->pModel = m;
+  for (;;) {
+    Field *f;
+    Rel *r;
+    zSeg0 = z;
+    eNext = next_segment(&z, zSeg, sizeof(zSeg));
+    if (eNext == 0) break;
+    if (eNext < 0) {
+      return quay__err(pErr, codeUnknown, "%s '%s': a name is longer than "
+                       "%d bytes", zWhat, zPath, (int)sizeof(zSeg) - 1);
+    }
+    f = quay__model_field(m, zSeg);
+    if (f) {
+      if (eMode == PATH_RELATIONS) {
+        return quay__err(pErr, QUAY_EUNKNOWN_RELATION,
+                         "%s '%s': %s.%s is a field, not a relation", zWhat,
+                         zPath, m->zName, f->zName);
+      }
+      p->pField = f;
+      p->zRest = z;
+      if (eMode == PATH_TO_ONE && *z) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                         "%s '%s': %s.%s is a field, so '%s' cannot follow "
+                         "it", zWhat, zPath, m->zName, f->zName, z);
+      }
+      return QUAY_OK;
+    }
+    r = quay__model_rel(m, zSeg);
+    if (r == NULL) {
+      if (p->nRel > 0 && eMode == PATH_FIELD &&
+          (quay__lookup_code(zSeg) || part_code(zSeg))) {
+        p->zRest = zSeg0;                 /* a lookup after a relation */
+        return QUAY_OK;
+      }
+      return quay__err(pErr, codeUnknown, "%s '%s': %s has no %s '%s'",
+                       zWhat, zPath, m->zName,
+                       eMode == PATH_RELATIONS ? "relation"
+                                               : "field or relation", zSeg);
+    }
+    if (r->toMany && eMode == PATH_TO_ONE) {
+      return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                       "%s '%s': %s.%s is a to-many relation; only to-one "
+                       "paths can be used here (aggregate it: quay.count, "
+                       "quay.sum, ...)", zWhat, zPath, m->zName, r->zName);
+    }
+    if (p->nRel >= QUAY_MAX_HOPS) {
+      return quay__err(pErr, QUAY_EBAD_LOOKUP, "%s '%s': the path is longer "
+                       "than %d relations", zWhat, zPath, QUAY_MAX_HOPS);
+    }
+    rc = quay__rel_hops(r, p->aHop, &p->nHop, pErr);
+    if (rc) return rc;
+    p->apRel[p->nRel++] = r;
+    p->toMany |= r->toMany;
+    m = r->pTo;
+    p->pModel = m;
+  }
+  return QUAY_OK;
+}
 /* }================================================================== */
 
 
@@ -119,17 +302,19 @@ void quay_cond_free(quay_cond *p) { quay__cond_free((Cond *)p); }
 ** Binding conditions to a model
 ** ===================================================================
 */
-/* Context of a binding: the model and, in a related set of a custom
-** many-to-many, the pivot model reachable as "pivot__". */
+/* Context of a binding: the model, the pivot model reachable as
+** "pivot__" in a related set of a custom many-to-many, and the query set
+** whose annotations (and quay.F columns) the leaves may name. */
 typedef struct BindCtx {
   quay_model *pModel;
   quay_model *pPivot;
+  quay_qs *pQs;             /* or NULL: no annotations */
   quay_err *pErr;
 } BindCtx;
 
 /*
 ** Convert *pV in place: integral reals to integers for integer fields, and
-** records to the key field zKey of model pWant.
+** records to the key field pKey of model pWant.
 */
 static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
                            Field *pKey, quay_value *v, quay_err *pErr) {
@@ -139,6 +324,11 @@ static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
       return quay__err(pErr, QUAY_EVALIDATION,
                        "%s.%s: a record is not a value for this field",
                        m->zName, f->zName);
+    }
+    if (v->u.rec.pModel && v->u.rec.pModel->pDb != pWant->pDb) {
+      return quay__err(pErr, QUAY_EVALIDATION,
+                       "%s.%s: the %s record belongs to another database",
+                       m->zName, f->zName, quay_model_name(v->u.rec.pModel));
     }
     if (v->u.rec.pModel != pWant) {
       return quay__err(pErr, QUAY_EVALIDATION,
@@ -172,230 +362,274 @@ static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
   return QUAY_OK;
 }
 
-/* Non-0 when a "__" path has an empty segment (leading, trailing or
-** doubled separators), which no name can fill. */
-static int path_has_empty(const char *z) {
-  size_t n = strlen(z);
-  return n == 0 || strncmp(z, "__", 2) == 0 ||
-         (n >= 2 && strcmp(z + n - 2, "__") == 0) || strstr(z, "____") != NULL;
+/* The pivot model available as "pivot__" in this chain. */
+static quay_model *qs_pivot(quay_qs *q);
+
+/*
+** Step 1: what the leaf compares.  The first segment may name an
+** annotation of the query set (`n_posts__gte`); otherwise the path is
+** walked (relations, then a field or nothing).  *pzRest gets what follows.
+*/
+static int bind_target(BindCtx *x, Cond *c, const char **pzRest) {
+  PathRes pr;
+  int rc;
+  if (x->pQs && strncmp(c->zPath, "pivot__", 7) != 0) {
+    const char *e = strstr(c->zPath, "__");
+    size_t n = e ? (size_t)(e - c->zPath) : strlen(c->zPath);
+    char zName[256];
+    if (n > 0 && n < sizeof(zName)) {
+      Ann *a;
+      memcpy(zName, c->zPath, n);
+      zName[n] = 0;
+      a = quay__model_field(x->pModel, zName) ||
+              quay__model_rel(x->pModel, zName)
+              ? NULL : quay__qs_ann(x->pQs, zName);
+      if (a) {
+        c->pAnn = a;
+        *pzRest = e ? e + 2 : "";
+        return QUAY_OK;
+      }
+    }
+  }
+  rc = quay__path_walk(x->pModel, x->pPivot, c->zPath, PATH_FIELD,
+                       "condition", &pr, x->pErr);
+  if (rc) return rc;
+  memcpy(c->aHop, pr.aHop, sizeof(Hop) * (size_t)pr.nHop);
+  c->nHop = pr.nHop;
+  c->isPivot = pr.isPivot;
+  c->pField = pr.pField;
+  *pzRest = pr.zRest;
+  return QUAY_OK;
 }
 
-/* Split off the next "__"-separated segment of *pz into z (NUL-ended). */
-static int next_segment(const char **pz, char *z, size_t nz) {
-  const char *s = *pz, *e;
-  size_t n;
-  if (*s == 0) return 0;
-  e = strstr(s, "__");
-  n = e ? (size_t)(e - s) : strlen(s);
-  if (n >= nz) n = nz - 1;
-  memcpy(z, s, n);
-  z[n] = 0;
-  *pz = e ? e + 2 : s + strlen(s);
-  return 1;
+/* The type a leaf's value is compared as. */
+static int leaf_type(const Cond *c) {
+  if (c->ePart) return QUAY_T_INTEGER;
+  if (c->pAnn) return c->pAnn->pExpr->eType;
+  return c->pField ? c->pField->eType : 0;
+}
+
+/* The model a leaf's path ends in (for messages). */
+static const char *leaf_model(const BindCtx *x, const Cond *c) {
+  if (c->nHop) return c->aHop[c->nHop - 1].pTo->zName;
+  return (c->isPivot && x->pPivot ? x->pPivot : x->pModel)->zName;
+}
+
+/* Steps 2 and 3: a date part transform, then at most one lookup. */
+static int bind_lookup(BindCtx *x, Cond *c, const char *zRest) {
+  char zSeg[64];
+  const char *z = zRest;
+  int e;
+  c->eLookup = LK_EQ;
+  e = next_segment(&z, zSeg, sizeof(zSeg));
+  if (e == 0) return QUAY_OK;
+  if (e > 0 && part_code(zSeg)) {
+    int t = leaf_type(c);
+    if (t != QUAY_T_DATETIME) {
+      return quay__err(x->pErr, QUAY_EBAD_LOOKUP,
+                       "%s: __%s needs a datetime or date field", c->zPath,
+                       zSeg);
+    }
+    c->ePart = part_code(zSeg);
+    e = next_segment(&z, zSeg, sizeof(zSeg));
+    if (e == 0) return QUAY_OK;
+  }
+  if (e < 0 || (c->eLookup = quay__lookup_code(zSeg)) == 0 || *z) {
+    return quay__err(x->pErr, QUAY_EBAD_LOOKUP,
+                     "%s: '%s' is not a lookup here (use %s)", c->zPath,
+                     e < 0 ? zRest : zSeg, zLookupList);
+  }
+  return QUAY_OK;
 }
 
 /*
-** Resolve a condition leaf's path.  On success c->aHop/nHop, pField,
-** eLookup are set, values checked and normalized.  A relation isnull test
-** is rewritten into an existence test (CN_HAS, possibly under CN_NOT).
+** Step 4a: a path that ends at a relation.  It compares the related row's
+** identifying key (`posts = 1` on User: a post whose id is 1); isnull,
+** eq/ne with null, and <relation>__<its key>__isnull test existence.
 */
-static int bind_leaf(BindCtx *x, Cond *c) {
-  quay_model *m = x->pModel;
-  const char *z = c->zPath;
-  char zSeg[256];
-  Field *f = NULL;
-  Rel *pLast = NULL;
-  int rc;
-  quay_err *pErr = x->pErr;
-  c->nHop = 0;
-  c->eLookup = LK_EQ;
-  if (strncmp(z, "pivot__", 7) == 0 && x->pPivot) {
-    c->isPivot = 1;
-    m = x->pPivot;
-    z += 7;
-  } else if (strcmp(z, "pivot") == 0 && x->pPivot) {
-    return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                     "pivot needs a field: pivot__<field>");
-  }
-  if (*z == 0 || path_has_empty(z)) {
-    return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "'%s' is not a field path "
-                     "(empty name between \"__\")", c->zPath);
-  }
-  while (next_segment(&z, zSeg, sizeof(zSeg))) {
-    Rel *r;
-    f = quay__model_field(m, zSeg);
-    if (f) break;
-    r = quay__model_rel(m, zSeg);
-    if (r == NULL) {
-      if (pLast && quay__lookup_code(zSeg)) {
-        c->eLookup = quay__lookup_code(zSeg);
-        if (*z) {
-          return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                           "%s: the lookup %s must come last", c->zPath,
-                           zSeg);
-        }
-        goto relation_compare;
-      }
-      return quay__err(pErr, QUAY_EUNKNOWN_FIELD,
-                       "%s has no field or relation '%s' (in '%s')",
-                       m->zName, zSeg, c->zPath);
-    }
-    rc = quay__rel_hops(r, c->aHop, &c->nHop, pErr);
-    if (rc) return rc;
-    pLast = r;
-    m = r->pTo;
-  }
-  if (f == NULL) {
-    if (pLast == NULL) {
-      return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "empty condition name");
-    }
-    goto relation_compare;
-  }
-  /* After a field: at most one lookup. */
-  if (next_segment(&z, zSeg, sizeof(zSeg))) {
-    c->eLookup = quay__lookup_code(zSeg);
-    if (c->eLookup == 0 || *z) {
-      return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                       "%s: '%s' after the field %s.%s is not a lookup (use "
-                       "eq, ne, lt, lte, gt, gte, in, not_in, contains, "
-                       "icontains, startswith, endswith, isnull, between)",
-                       c->zPath, zSeg, m->zName, f->zName);
-    }
-  }
-  c->pField = f;
-  if (c->eLookup == LK_ISNULL && pLast && c->nHop > 0 &&
-      f == quay__hop_ident(&c->aHop[c->nHop - 1])) {
-    /* tags__id__isnull: Django's spelling of tags__isnull. */
-    if (c->val.type != QUAY_BOOL) {
-      return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                       "%s: isnull takes true or false", c->zPath);
-    }
-    c->bRelTest = 1;
-    c->bound = 1;
-    return QUAY_OK;
-  }
-  goto check_values;
-
-relation_compare:
-  /* Compare the related row's identifying key (`posts = 1` on User: a
-  ** post whose id is 1); isnull, and eq/ne with null, test existence. */
-  {
-    Hop *h = &c->aHop[c->nHop - 1];
-    m = h->pTo;
-    c->pField = quay__hop_ident(h);
-  }
-  if ((c->eLookup == LK_EQ || c->eLookup == LK_NE) &&
-      c->val.type == QUAY_NULL) {
+static int bind_relation_end(BindCtx *x, Cond *c) {
+  Hop *h = &c->aHop[c->nHop - 1];
+  if (c->pField == NULL) c->pField = quay__hop_ident(h);
+  if (c->pExpr == NULL && (c->eLookup == LK_EQ || c->eLookup == LK_NE) &&
+      c->val.type == QUAY_NULL && c->ePart == 0) {
     int bNull = c->eLookup == LK_EQ;
     c->eLookup = LK_ISNULL;
     c->val.type = QUAY_BOOL;
     c->val.u.b = bNull;
   }
-  if (c->eLookup == LK_ISNULL) {
-    if (c->val.type != QUAY_BOOL) {
-      return quay__err(pErr, QUAY_EBAD_LOOKUP,
+  if (c->eLookup == LK_ISNULL && c->ePart == 0) {
+    if (c->val.type != QUAY_BOOL || c->pExpr) {
+      return quay__err(x->pErr, QUAY_EBAD_LOOKUP,
                        "%s: isnull takes true or false", c->zPath);
     }
     c->bRelTest = 1;
     c->bound = 1;
-    return QUAY_OK;
   }
+  return QUAY_OK;
+}
 
-check_values:
-  {
-    Field *pKey = NULL;
-    quay_model *pWant = NULL;
-    if (f == NULL) {
-      pWant = m;                    /* relation compare: records of target */
-      pKey = c->pField;
-    } else if (f->pRel && f->pRel->pFk == f && f->pRel->pFrom == m &&
-               f->pRel->pKey) {
-      pWant = f->pRel->pTo;         /* FK column: records of its target */
-      pKey = f->pRel->pKey;
-    }
-    if (f && (c->eLookup == LK_CONTAINS || c->eLookup == LK_ICONTAINS ||
-              c->eLookup == LK_STARTSWITH || c->eLookup == LK_ENDSWITH) &&
-        f->eType != QUAY_T_STRING && f->eType != QUAY_T_TEXT) {
-      return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                       "%s: %s needs a string or text field; %s.%s is %s",
-                       c->zPath, quay__lookup_name(c->eLookup), m->zName,
-                       f->zName, quay__type_name(f->eType));
-    }
-    if (f == NULL && (c->eLookup == LK_CONTAINS || c->eLookup == LK_ICONTAINS ||
-                      c->eLookup == LK_STARTSWITH ||
-                      c->eLookup == LK_ENDSWITH)) {
+/* Validate and normalize one compared value of leaf c. */
+static int bind_one_value(BindCtx *x, Cond *c, quay_value *v,
+                          quay_model *pWant, Field *pKey) {
+  quay_model *m = c->nHop ? c->aHop[c->nHop - 1].pTo : x->pModel;
+  Field tmp;
+  const Field *f = c->pField;
+  int rc;
+  if (c->ePart || c->pAnn) {
+    /* A value compared with a date part or an annotation: checked as a
+    ** value of that type (no column of the model holds it). */
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.zName = c->pAnn ? c->pAnn->zName : (char *)c->zPath;
+    tmp.zCol = tmp.zName;
+    tmp.eType = leaf_type(c) ? leaf_type(c) : QUAY_T_NUMBER;
+    tmp.mFlags = QUAY_F_NULL;
+    f = &tmp;
+  }
+  rc = normalize_value(m, (Field *)f, pWant, pKey, v, x->pErr);
+  if (rc == QUAY_OK && (f != &tmp || leaf_type(c))) {
+    rc = quay__value_fits(m, (Field *)f, v, 0, x->pErr);
+  }
+  return rc;
+}
+
+/* Step 4b: the lookup fits the compared type; values checked. */
+static int bind_values(BindCtx *x, Cond *c, int bRelEnd) {
+  quay_err *pErr = x->pErr;
+  Field *f = c->pField;
+  int t = leaf_type(c), rc;
+  quay_model *pWant = NULL;
+  Field *pKey = NULL;
+  if (bRelEnd) {
+    pWant = c->aHop[c->nHop - 1].pTo;   /* records of the target */
+    pKey = c->pField;
+  } else if (f && !c->ePart && f->pRel && f->pRel->pFk == f && f->pRel->pKey &&
+             f->pRel->pFrom == (c->nHop ? c->aHop[c->nHop - 1].pTo
+                                        : (c->isPivot ? x->pPivot
+                                                      : x->pModel))) {
+    pWant = f->pRel->pTo;               /* FK column: records of target */
+    pKey = f->pRel->pKey;
+  }
+  if (lookup_is_text(c->eLookup)) {
+    if (bRelEnd) {
       return quay__err(pErr, QUAY_EBAD_LOOKUP,
                        "%s: %s does not apply to a relation", c->zPath,
                        quay__lookup_name(c->eLookup));
     }
-    if (c->pField->eType == QUAY_T_BLOB && c->eLookup != LK_EQ &&
-        c->eLookup != LK_NE && c->eLookup != LK_ISNULL) {
+    if (t != QUAY_T_STRING && t != QUAY_T_TEXT) {
       return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                       "%s: %s does not apply to the blob field %s.%s",
-                       c->zPath, quay__lookup_name(c->eLookup), m->zName,
-                       c->pField->zName);
-    }
-    switch (c->eLookup) {
-      case LK_IN:
-      case LK_NOT_IN:
-      case LK_BETWEEN: {
-        size_t i;
-        if (c->val.type != QUAY_LIST) {
-          return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                           "%s: %s takes a list of values", c->zPath,
-                           quay__lookup_name(c->eLookup));
-        }
-        if (c->eLookup == LK_BETWEEN && c->val.n != 2) {
-          return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                           "%s: between takes exactly two values (got %d)",
-                           c->zPath, (int)c->val.n);
-        }
-        for (i = 0; i < c->val.n; i++) {
-          quay_value *v = (quay_value *)&c->val.u.a[i];
-          if (v->type == QUAY_LIST) {
-            return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                             "%s: nested lists are not values", c->zPath);
-          }
-          if (v->type == QUAY_NULL && c->eLookup == LK_BETWEEN) {
-            return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                             "%s: between bounds cannot be null", c->zPath);
-          }
-          rc = normalize_value(m, c->pField, pWant, pKey, v, pErr);
-          if (rc == QUAY_OK) rc = quay__value_fits(m, c->pField, v, 0, pErr);
-          if (rc) return rc;
-        }
-        break;
-      }
-      case LK_ISNULL:
-        if (c->val.type != QUAY_BOOL) {
-          return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                           "%s: isnull takes true or false", c->zPath);
-        }
-        break;
-      default:
-        if (c->val.type == QUAY_LIST) {
-          return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                           "%s: %s takes one value, not a list (use in)",
-                           c->zPath, quay__lookup_name(c->eLookup));
-        }
-        if (c->val.type == QUAY_NULL && c->eLookup != LK_EQ &&
-            c->eLookup != LK_NE) {
-          return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                           "%s: %s cannot compare with null (use isnull)",
-                           c->zPath, quay__lookup_name(c->eLookup));
-        }
-        rc = normalize_value(m, c->pField, pWant, pKey, &c->val, pErr);
-        if (rc == QUAY_OK) rc = quay__value_fits(m, c->pField, &c->val, 0, pErr);
-        if (rc) return rc;
-        break;
+                       "%s: %s needs a string or text field; %s.%s is %s",
+                       c->zPath, quay__lookup_name(c->eLookup),
+                       leaf_model(x, c), c->pAnn ? c->pAnn->zName
+                       : f ? f->zName : "?", quay__type_name(t));
     }
   }
-  c->bound = 1;
-  return QUAY_OK;
+  if (t == QUAY_T_BLOB && c->eLookup != LK_EQ && c->eLookup != LK_NE &&
+      c->eLookup != LK_ISNULL) {
+    return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                     "%s: %s does not apply to the blob field %s.%s",
+                     c->zPath, quay__lookup_name(c->eLookup),
+                     leaf_model(x, c), f ? f->zName : "?");
+  }
+  if (c->pExpr) {
+    /* quay.F and friends: compared as SQL, one operand each side. */
+    if (c->eLookup < LK_EQ || c->eLookup > LK_GTE) {
+      return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                       "%s: %s cannot take an expression (use eq, ne, lt, "
+                       "lte, gt or gte)", c->zPath,
+                       quay__lookup_name(c->eLookup));
+    }
+    if (x->pQs == NULL) {
+      return quay__err(pErr, QUAY_EMISUSE, "%s: quay.F needs a query set",
+                       c->zPath);
+    }
+    return quay__expr_bind(c->pExpr, x->pQs, 0, pErr);
+  }
+  switch (c->eLookup) {
+    case LK_IN:
+    case LK_NOT_IN:
+    case LK_BETWEEN: {
+      size_t i;
+      if (c->val.type != QUAY_LIST) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                         "%s: %s takes a list of values", c->zPath,
+                         quay__lookup_name(c->eLookup));
+      }
+      if (c->eLookup == LK_BETWEEN && c->val.n != 2) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                         "%s: between takes exactly two values (got %d)",
+                         c->zPath, (int)c->val.n);
+      }
+      for (i = 0; i < c->val.n; i++) {
+        quay_value *v = (quay_value *)&c->val.u.a[i];
+        if (v->type == QUAY_LIST) {
+          return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                           "%s: nested lists are not values", c->zPath);
+        }
+        if (v->type == QUAY_NULL && c->eLookup == LK_BETWEEN) {
+          return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                           "%s: between bounds cannot be null", c->zPath);
+        }
+        rc = bind_one_value(x, c, v, pWant, pKey);
+        if (rc) return rc;
+      }
+      return QUAY_OK;
+    }
+    case LK_ISNULL:
+      if (c->val.type != QUAY_BOOL) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                         "%s: isnull takes true or false", c->zPath);
+      }
+      return QUAY_OK;
+    default:
+      if (c->val.type == QUAY_LIST) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                         "%s: %s takes one value, not a list (use in)",
+                         c->zPath, quay__lookup_name(c->eLookup));
+      }
+      if (c->val.type == QUAY_NULL && c->eLookup != LK_EQ &&
+          c->eLookup != LK_NE) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                         "%s: %s cannot compare with null (use isnull)",
+                         c->zPath, quay__lookup_name(c->eLookup));
+      }
+      return bind_one_value(x, c, &c->val, pWant, pKey);
+  }
 }
 
-static int bind_cond(BindCtx *x, Cond *c) {
+/*
+** Resolve a condition leaf: target, transform, lookup, then the relation
+** test or the values.
+*/
+static int bind_leaf(BindCtx *x, Cond *c) {
+  const char *zRest = "";
+  int rc, bRelEnd;
+  c->nHop = 0;
+  rc = bind_target(x, c, &zRest);
+  if (rc == QUAY_OK) rc = bind_lookup(x, c, zRest);
+  if (rc) return rc;
+  bRelEnd = c->pAnn == NULL && c->pField == NULL;
+  if (bRelEnd) {
+    rc = bind_relation_end(x, c);
+    if (rc || c->bound) return rc;
+  } else if (c->eLookup == LK_ISNULL && c->nHop > 0 && c->ePart == 0 &&
+             c->pField == quay__hop_ident(&c->aHop[c->nHop - 1])) {
+    /* tags__id__isnull: Django's spelling of tags__isnull. */
+    return bind_relation_end(x, c);
+  }
+  rc = bind_values(x, c, bRelEnd);
+  if (rc == QUAY_OK) c->bound = 1;
+  return rc;
+}
+
+/* Bind every leaf of a tree (depth bounded: deep trees are refused
+** before the SQL builder sees them). */
+static int bind_cond(BindCtx *x, Cond *c, int iDepth) {
   int i, rc;
+  if (iDepth > QUAY_MAX_COND_DEPTH * 4) {
+    return quay__err(x->pErr, QUAY_EMISUSE, "conditions are nested more "
+                     "than %d levels deep; flatten them",
+                     QUAY_MAX_COND_DEPTH);
+  }
   switch (c->eOp) {
     case CN_LEAF:
       return c->bound ? QUAY_OK : bind_leaf(x, c);
@@ -403,7 +637,7 @@ static int bind_cond(BindCtx *x, Cond *c) {
       return QUAY_OK;            /* bound when built */
     default:
       for (i = 0; i < c->nChild; i++) {
-        rc = bind_cond(x, c->apChild[i]);
+        rc = bind_cond(x, c->apChild[i], iDepth + 1);
         if (rc) return rc;
       }
       return QUAY_OK;
@@ -417,16 +651,23 @@ static int bind_cond(BindCtx *x, Cond *c) {
 ** Query-set nodes
 ** ===================================================================
 */
-static void qs_free_payload(quay_qs *q) {
-  quay__cond_free(q->pCond);
-  if (q->aOrder) {
-    int i;
-    for (i = 0; i < q->nOrder; i++) quay__free(q->aOrder[i].zAnn);
-    quay__free(q->aOrder);
+static void ann_free(Ann *a, int n) {
+  int i;
+  for (i = 0; i < n; i++) {
+    quay__free(a[i].zName);
+    quay__expr_free(a[i].pExpr);
   }
+  quay__free(a);
+}
+
+static void qs_free_payload(quay_qs *q) {
+  int i;
+  quay__cond_free(q->pCond);
+  for (i = 0; i < q->nOrder; i++) quay__expr_free(q->apOrder[i]);
+  quay__free(q->apOrder);
   quay__free(q->zPath);
   quay__free(q->zTo);
-  quay__free(q->zAnn);
+  ann_free(q->aAnn, q->nAnn);
   quay_qs_free(q->pSub);
   quay__value_clear(&q->scopeKey);
 }
@@ -482,7 +723,6 @@ static quay_qs *qs_scope(quay_qs *q) {
   return NULL;
 }
 
-/* The pivot model available as "pivot__" in this chain. */
 static quay_model *qs_pivot(quay_qs *q) {
   quay_qs *s = qs_scope(q);
   Rel *r, *fwd;
@@ -495,6 +735,43 @@ static quay_model *qs_pivot(quay_qs *q) {
   return NULL;
 }
 
+quay_model *quay__qs_pivot(quay_qs *q) { return qs_pivot(q); }
+
+Ann *quay__qs_ann(quay_qs *q, const char *zName) {
+  for (; q; q = q->pParent) {
+    int i;
+    if (q->eOp != QS_ANNOTATE && q->eOp != QS_VALUES) continue;
+    for (i = 0; i < q->nAnn; i++) {
+      Ann *a = &q->aAnn[i];
+      /* A values column named by its own path is that path, not a name. */
+      if (q->eOp == QS_VALUES && a->pExpr->eOp == EX_COL &&
+          strcmp(a->pExpr->zPath, a->zName) == 0) {
+        continue;
+      }
+      if (strcmp(a->zName, zName) == 0) return a;
+    }
+  }
+  return NULL;
+}
+
+/* Non-0 when the chain groups (values() followed by an aggregate). */
+static int qs_grouped(quay_qs *q) {
+  for (; q; q = q->pParent) {
+    int i;
+    if (q->eOp == QS_VALUES) return 0;
+    if (q->eOp != QS_ANNOTATE) continue;
+    for (i = 0; i < q->nAnn; i++) {
+      if (q->aAnn[i].pExpr->bAgg) {
+        quay_qs *p;
+        for (p = q->pParent; p; p = p->pParent) {
+          if (p->eOp == QS_VALUES) return 1;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
 int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
                    quay_qs **ppOut, quay_err *pErr) {
   BindCtx x;
@@ -503,8 +780,9 @@ int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
   *ppOut = NULL;
   x.pModel = pQs->pModel;
   x.pPivot = qs_pivot(pQs);
+  x.pQs = pQs;
   x.pErr = pErr;
-  rc = bind_cond(&x, (Cond *)pCond);
+  rc = bind_cond(&x, (Cond *)pCond, 0);
   if (rc) {
     quay__cond_free((Cond *)pCond);
     return rc;
@@ -520,50 +798,14 @@ int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
   return QUAY_OK;
 }
 
-/*
-** Resolve a path of relation names from model m into hops.  *ppLast gets
-** the last relation.  Unknown names raise unknown_relation.
-*/
-static int rel_path(quay_model *m, const char *zPath, Hop *aHop, int *pnHop,
-                    Rel **apRel, int *pnRel, quay_err *pErr) {
-  char zSeg[256];
-  const char *z = zPath;
-  int rc;
-  *pnHop = 0;
-  if (pnRel) *pnRel = 0;
-  if (zPath == NULL || *zPath == 0 || path_has_empty(zPath)) {
-    return quay__err(pErr, QUAY_EUNKNOWN_RELATION,
-                     "'%s' is not a relation path (empty name between "
-                     "\"__\")", zPath ? zPath : "");
-  }
-  while (next_segment(&z, zSeg, sizeof(zSeg))) {
-    Rel *r = quay__model_rel(m, zSeg);
-    if (r == NULL) {
-      return quay__err(pErr, QUAY_EUNKNOWN_RELATION,
-                       "%s has no relation '%s' (in '%s')", m->zName, zSeg,
-                       zPath);
-    }
-    rc = quay__rel_hops(r, aHop, pnHop, pErr);
-    if (rc) return rc;
-    if (apRel) {
-      if (*pnRel >= QUAY_MAX_HOPS) {
-        return quay__err(pErr, QUAY_EBAD_LOOKUP, "path '%s' is too long",
-                         zPath);
-      }
-      apRel[(*pnRel)++] = r;
-    }
-    m = r->pTo;
-  }
-  return QUAY_OK;
-}
-
 int quay_qs_where_has(quay_qs *pQs, const char *zRel, quay_cond *pCond,
                       quay_qs *pSub, int bNot, quay_qs **ppOut,
                       quay_err *pErr) {
   Cond *pHas = NULL, *pTop;
-  quay_qs *q;
+  quay_qs *q, *pRoot = NULL;
   int rc;
   quay_model *pTarget;
+  PathRes pr;
   *ppOut = NULL;
   pHas = quay__calloc(sizeof(*pHas));
   if (pHas == NULL) {
@@ -572,15 +814,23 @@ int quay_qs_where_has(quay_qs *pQs, const char *zRel, quay_cond *pCond,
   }
   pHas->eOp = CN_HAS;
   pHas->bound = 1;
-  rc = rel_path(pQs->pModel, zRel, pHas->aHop, &pHas->nHop, NULL, NULL, pErr);
+  rc = quay__path_walk(pQs->pModel, NULL, zRel, PATH_RELATIONS, "where_has",
+                       &pr, pErr);
   if (rc) goto fail;
-  pTarget = pHas->aHop[pHas->nHop - 1].pTo;
+  memcpy(pHas->aHop, pr.aHop, sizeof(Hop) * (size_t)pr.nHop);
+  pHas->nHop = pr.nHop;
+  pTarget = pr.pModel;
   if (pCond) {
     BindCtx x;
+    /* quay.F inside the conditions names columns of the related row. */
+    rc = quay_qs_new(pTarget, &pRoot, pErr);
+    if (rc) goto fail;
     x.pModel = pTarget;
     x.pPivot = NULL;
+    x.pQs = pRoot;
     x.pErr = pErr;
-    rc = bind_cond(&x, (Cond *)pCond);
+    rc = bind_cond(&x, (Cond *)pCond, 0);
+    quay_qs_free(pRoot);
     if (rc) goto fail;
     if (cond_append(pHas, (Cond *)pCond)) {
       rc = quay__oom(pErr);
@@ -624,112 +874,72 @@ fail:
   return rc;
 }
 
-/* Find an annotation name in the chain. */
-static int has_annotation(quay_qs *q, const char *zName) {
-  for (; q; q = q->pParent) {
-    if (q->eOp == QS_COUNT_ANN && strcmp(q->zAnn, zName) == 0) return 1;
+/* Attach an order_by node with terms a[0..n) (taken, also on failure). */
+static int push_order(quay_qs *pQs, Expr **a, int n, quay_qs **ppOut,
+                      quay_err *pErr) {
+  quay_qs *q = qs_push(pQs, QS_ORDER);
+  int i;
+  if (q == NULL) {
+    for (i = 0; i < n; i++) quay__expr_free(a[i]);
+    quay__free(a);
+    return quay__oom(pErr);
   }
-  return 0;
-}
-
-/*
-** Resolve a field path over to-one relations (order_by, pluck).  A
-** to-many hop raises bad_lookup.
-*/
-int quay__field_path(quay_qs *pQs, const char *zTerm, FieldPath *p,
-                     const char *zWhat, quay_err *pErr) {
-  quay_model *m = pQs->pModel;
-  const char *z = zTerm;
-  char zSeg[256];
-  int rc;
-  memset(p, 0, sizeof(*p));
-  if (strncmp(z, "pivot__", 7) == 0 && qs_pivot(pQs)) {
-    p->isPivot = 1;
-    m = qs_pivot(pQs);
-    z += 7;
-  }
-  if (*z == 0 || path_has_empty(z)) {
-    return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "%s '%s': not a field path",
-                     zWhat, zTerm);
-  }
-  if (!p->isPivot && strstr(z, "__") == NULL && has_annotation(pQs, z)) {
-    p->zAnn = quay__strdup(z);
-    return p->zAnn ? QUAY_OK : quay__oom(pErr);
-  }
-  while (next_segment(&z, zSeg, sizeof(zSeg))) {
-    Field *f = quay__model_field(m, zSeg);
-    Rel *r;
-    if (f) {
-      if (*z) {
-        return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                         "%s '%s': %s.%s is a field, so '%s' cannot follow "
-                         "it", zWhat, zTerm, m->zName, f->zName, z);
-      }
-      p->pField = f;
-      return QUAY_OK;
-    }
-    r = quay__model_rel(m, zSeg);
-    if (r == NULL) {
-      return quay__err(pErr, QUAY_EUNKNOWN_FIELD,
-                       "%s '%s': %s has no field or relation '%s'", zWhat,
-                       zTerm, m->zName, zSeg);
-    }
-    if (r->toMany) {
-      return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                       "%s '%s': %s.%s is a to-many relation; only to-one "
-                       "paths can be used here (for counts use with_count)",
-                       zWhat, zTerm, m->zName, r->zName);
-    }
-    rc = quay__rel_hops(r, p->aHop, &p->nHop, pErr);
-    if (rc) return rc;
-    m = r->pTo;
-    if (*z == 0) {
-      /* Ends at a relation: its key. */
-      p->pField = p->aHop[p->nHop - 1].pToKey;
-      return QUAY_OK;
-    }
-  }
-  return quay__err(pErr, QUAY_EUNKNOWN_FIELD, "%s: empty field name", zWhat);
+  q->apOrder = a;
+  q->nOrder = n;
+  *ppOut = q;
+  return QUAY_OK;
 }
 
 int quay_qs_order_by(quay_qs *pQs, const char *const *az, int n,
                      quay_qs **ppOut, quay_err *pErr) {
-  quay_qs *q;
-  int i, rc;
-  FieldPath *a = NULL;
+  Expr **a;
+  int i, rc = QUAY_OK;
   *ppOut = NULL;
-  if (n > 0) {
-    a = quay__calloc(sizeof(FieldPath) * (size_t)n);
-    if (a == NULL) return quay__oom(pErr);
-  }
-  for (i = 0; i < n; i++) {
+  a = quay__calloc(sizeof(Expr *) * (size_t)(n + 1));
+  if (a == NULL) return quay__oom(pErr);
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
     const char *z = az[i];
-    int desc = 0;
+    int bDesc = 0;
     if (z[0] == '-') {
-      desc = 1;
+      bDesc = 1;
       z++;
     } else if (z[0] == '+') {
       z++;
     }
-    rc = quay__field_path(pQs, z, &a[i], "order_by", pErr);
-    if (rc) {
-      int k;
-      for (k = 0; k <= i; k++) quay__free(a[k].zAnn);
-      quay__free(a);
-      return rc;
+    rc = quay_expr_col(z, (quay_expr **)&a[i], pErr);
+    if (rc == QUAY_OK) {
+      a[i]->bDesc = bDesc;
+      rc = quay__expr_bind(a[i], pQs, 1, pErr);
     }
-    a[i].desc = desc;
   }
-  q = qs_push(pQs, QS_ORDER);
-  if (q == NULL) {
-    for (i = 0; i < n; i++) quay__free(a[i].zAnn);
+  if (rc) {
+    for (i = 0; i < n; i++) quay__expr_free(a[i]);
     quay__free(a);
+    return rc;
+  }
+  return push_order(pQs, a, n, ppOut, pErr);
+}
+
+int quay_qs_order_by_expr(quay_qs *pQs, quay_expr *const *ap, int n,
+                          quay_qs **ppOut, quay_err *pErr) {
+  Expr **a;
+  int i, rc = QUAY_OK;
+  *ppOut = NULL;
+  a = quay__calloc(sizeof(Expr *) * (size_t)(n + 1));
+  if (a == NULL) {
+    for (i = 0; i < n; i++) quay__expr_free((Expr *)ap[i]);
     return quay__oom(pErr);
   }
-  q->aOrder = a;
-  q->nOrder = n;
-  *ppOut = q;
-  return QUAY_OK;
+  for (i = 0; i < n; i++) a[i] = (Expr *)ap[i];
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    rc = quay__expr_bind(a[i], pQs, 1, pErr);
+  }
+  if (rc) {
+    for (i = 0; i < n; i++) quay__expr_free(a[i]);
+    quay__free(a);
+    return rc;
+  }
+  return push_order(pQs, a, n, ppOut, pErr);
 }
 
 static int qs_number(quay_qs *pQs, int eOp, int64_t n, quay_qs **ppOut,
@@ -737,7 +947,7 @@ static int qs_number(quay_qs *pQs, int eOp, int64_t n, quay_qs **ppOut,
   quay_qs *q;
   *ppOut = NULL;
   if (n < 0) {
-    return quay__err(pErr, QUAY_EVALIDATION, "%s must be 0 or more (got %lld)",
+    return quay__err(pErr, QUAY_EMISUSE, "%s must be 0 or more (got %lld)",
                      eOp == QS_LIMIT ? "limit" : "offset", (long long)n);
   }
   q = qs_push(pQs, eOp);
@@ -757,48 +967,51 @@ int quay_qs_offset(quay_qs *pQs, int64_t n, quay_qs **ppOut, quay_err *pErr) {
 
 int quay_qs_load(quay_qs *pQs, const char *zPath, int eHow, quay_qs *pSub,
                  const char *zTo, quay_qs **ppOut, quay_err *pErr) {
-  Hop aHop[QUAY_MAX_HOPS];
-  int nHop = 0, i, rc;
+  PathRes pr;
+  int i, rc;
   quay_qs *q;
-  Rel *apRel[QUAY_MAX_HOPS];
-  int nRel = 0;
+  Rel *pLast;
   *ppOut = NULL;
-  rc = rel_path(pQs->pModel, zPath, aHop, &nHop, apRel, &nRel, pErr);
+  rc = quay__path_walk(pQs->pModel, NULL, zPath, PATH_RELATIONS,
+                       eHow == QUAY_LOAD_JOIN ? "select_related"
+                                              : "prefetch_related", &pr, pErr);
   if (rc) return rc;
   if (eHow == QUAY_LOAD_JOIN) {
-    for (i = 0; i < nRel; i++) {
-      if (apRel[i]->toMany) {
+    for (i = 0; i < pr.nRel; i++) {
+      if (pr.apRel[i]->toMany) {
         return quay__err(pErr, QUAY_EBAD_LOOKUP,
                          "select_related('%s'): %s.%s is a to-many relation; "
                          "use prefetch_related or with", zPath,
-                         apRel[i]->pFrom->zName, apRel[i]->zName);
+                         pr.apRel[i]->pFrom->zName, pr.apRel[i]->zName);
       }
-      if (apRel[i]->eKind == QUAY_R_THROUGH) {
+      if (pr.apRel[i]->eKind == QUAY_R_THROUGH) {
         return quay__err(pErr, QUAY_EBAD_LOOKUP,
                          "select_related('%s'): %s.%s is a quay.through path;"
                          " use prefetch_related or with", zPath,
-                         apRel[i]->pFrom->zName, apRel[i]->zName);
+                         pr.apRel[i]->pFrom->zName, pr.apRel[i]->zName);
       }
     }
   }
-  if (pSub && pSub->pModel != apRel[nRel - 1]->pTo) {
+  pLast = pr.apRel[pr.nRel - 1];
+  if (pSub && pSub->pModel != pLast->pTo) {
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay.prefetch('%s', qs): qs must be a query set of %s, "
-                     "got one of %s", zPath, apRel[nRel - 1]->pTo->zName,
+                     "got one of %s", zPath, pLast->pTo->zName,
                      pSub->pModel->zName);
   }
-  if (zTo && quay__model_field(pQs->pModel, zTo) == NULL &&
-      quay__model_rel(apRel[nRel - 1]->pFrom, zTo) != NULL) {
+  if (pSub && qs_grouped(pSub)) {
     return quay__err(pErr, QUAY_EMISUSE,
-                     "quay.prefetch('%s', qs, {to = '%s'}): %s is a relation "
-                     "of %s; pick another name", zPath, zTo, zTo,
-                     apRel[nRel - 1]->pFrom->zName);
+                     "quay.prefetch('%s', qs): qs groups rows (values with "
+                     "an aggregate); prefetch loads records", zPath);
   }
-  if (zTo && quay__model_field(apRel[nRel - 1]->pFrom, zTo) != NULL) {
+  if (zTo && (quay__model_rel(pLast->pFrom, zTo) != NULL ||
+              quay__model_field(pLast->pFrom, zTo) != NULL)) {
     return quay__err(pErr, QUAY_EMISUSE,
-                     "quay.prefetch('%s', qs, {to = '%s'}): %s is a field of "
+                     "quay.prefetch('%s', qs, {to = '%s'}): %s is a %s of "
                      "%s; pick another name", zPath, zTo, zTo,
-                     apRel[nRel - 1]->pFrom->zName);
+                     quay__model_rel(pLast->pFrom, zTo) ? "relation"
+                                                        : "field",
+                     pLast->pFrom->zName);
   }
   q = qs_push(pQs, QS_LOAD);
   if (q == NULL) return quay__oom(pErr);
@@ -810,44 +1023,157 @@ int quay_qs_load(quay_qs *pQs, const char *zPath, int eHow, quay_qs *pSub,
   }
   q->eHow = eHow;
   q->pSub = quay_qs_ref(pSub);
-  memcpy(q->apLoad, apRel, sizeof(Rel *) * (size_t)nRel);
-  q->nLoad = nRel;
+  memcpy(q->apLoad, pr.apRel, sizeof(Rel *) * (size_t)pr.nRel);
+  q->nLoad = pr.nRel;
   *ppOut = q;
   return QUAY_OK;
 }
 
-int quay_qs_with_count(quay_qs *pQs, const char *zPath, quay_qs **ppOut,
-                       quay_err *pErr) {
+/* Check an annotation name of pQs: not a field or relation, not taken. */
+static int check_ann_name(quay_qs *pQs, const char *zName, const char *zWhat,
+                          quay_err *pErr) {
+  if (zName == NULL || *zName == 0 || strstr(zName, "__")) {
+    return quay__err(pErr, QUAY_EMISUSE, "%s: '%s' is not a name (no "
+                     "empty names, no \"__\")", zWhat, zName ? zName : "");
+  }
+  if (quay__model_field(pQs->pModel, zName) ||
+      quay__model_rel(pQs->pModel, zName)) {
+    return quay__err(pErr, QUAY_EMISUSE, "%s: %s.%s already exists; pick "
+                     "another name", zWhat, pQs->pModel->zName, zName);
+  }
+  if (quay__qs_ann(pQs, zName)) {
+    return quay__err(pErr, QUAY_EMISUSE, "%s: the name %s is already used "
+                     "by an annotation of this query set", zWhat, zName);
+  }
+  return QUAY_OK;
+}
+
+/* One annotation node; takes pExpr (also on failure). */
+static int push_ann(quay_qs *pQs, const char *zName, Expr *pExpr, int bCount,
+                    quay_qs **ppOut, quay_err *pErr) {
   quay_qs *q;
-  int rc;
-  size_t n;
-  *ppOut = NULL;
-  q = qs_push(pQs, QS_COUNT_ANN);
-  if (q == NULL) return quay__oom(pErr);
-  rc = rel_path(pQs->pModel, zPath, q->aHop, &q->nHop, NULL, NULL, pErr);
+  int rc = check_ann_name(pQs, zName, bCount ? "with_count" : "annotate",
+                          pErr);
+  if (rc == QUAY_OK) rc = quay__expr_bind(pExpr, pQs, 1, pErr);
   if (rc) {
-    quay_qs_free(q);
+    quay__expr_free(pExpr);
     return rc;
   }
-  n = strlen(zPath);
-  q->zPath = quay__strdup(zPath);
-  q->zAnn = quay__malloc(n + 7);
-  if (q->zPath == NULL || q->zAnn == NULL) {
+  q = qs_push(pQs, QS_ANNOTATE);
+  if (q) q->aAnn = quay__calloc(sizeof(Ann));
+  if (q == NULL || q->aAnn == NULL) {
+    quay__expr_free(pExpr);
     quay_qs_free(q);
     return quay__oom(pErr);
   }
-  memcpy(q->zAnn, zPath, n);
-  memcpy(q->zAnn + n, "_count", 7);
-  if (quay__model_field(pQs->pModel, q->zAnn) ||
-      quay__model_rel(pQs->pModel, q->zAnn)) {
-    rc = quay__err(pErr, QUAY_EMISUSE,
-                   "with_count('%s'): %s.%s already exists", zPath,
-                   pQs->pModel->zName, q->zAnn);
+  q->nAnn = 1;
+  q->aAnn[0].pExpr = pExpr;           /* owned by the node from here */
+  q->aAnn[0].zName = quay__strdup(zName);
+  if (q->aAnn[0].zName == NULL) {
     quay_qs_free(q);
-    return rc;
+    return quay__oom(pErr);
   }
+  q->aAnn[0].bCount = bCount;
   *ppOut = q;
   return QUAY_OK;
+}
+
+int quay_qs_annotate(quay_qs *pQs, const char *zName, quay_expr *pExpr,
+                     quay_qs **ppOut, quay_err *pErr) {
+  *ppOut = NULL;
+  return push_ann(pQs, zName, (Expr *)pExpr, 0, ppOut, pErr);
+}
+
+int quay_qs_with_count(quay_qs *pQs, const char *zPath, quay_qs **ppOut,
+                       quay_err *pErr) {
+  quay_expr *e;
+  char zName[300];
+  PathRes pr;
+  int rc;
+  *ppOut = NULL;
+  rc = quay__path_walk(pQs->pModel, NULL, zPath, PATH_RELATIONS,
+                       "with_count", &pr, pErr);
+  if (rc) return rc;
+  if (strlen(zPath) + 7 > sizeof(zName)) {
+    return quay__err(pErr, QUAY_EUNKNOWN_RELATION, "with_count: path too "
+                     "long");
+  }
+  snprintf(zName, sizeof(zName), "%s_count", zPath);
+  rc = quay_expr_agg(QUAY_AGG_COUNT, zPath, NULL, 0, NULL, &e, pErr);
+  if (rc) return rc;
+  return push_ann(pQs, zName, (Expr *)e, 1, ppOut, pErr);
+}
+
+int quay_qs_values(quay_qs *pQs, const char *const *azName,
+                   quay_expr *const *apExpr, int n, quay_qs **ppOut,
+                   quay_err *pErr) {
+  quay_qs *q;
+  Ann *a;
+  int i, rc = QUAY_OK, nAll = n;
+  *ppOut = NULL;
+  if (n == 0) nAll = pQs->pModel->nField;
+  a = quay__calloc(sizeof(Ann) * (size_t)(nAll + 1));
+  if (a == NULL) {
+    for (i = 0; i < n; i++) quay__expr_free((Expr *)apExpr[i]);
+    return quay__oom(pErr);
+  }
+  for (i = 0; i < n; i++) a[i].pExpr = (Expr *)apExpr[i];
+  for (i = 0; i < nAll && rc == QUAY_OK; i++) {
+    /* values() with no argument: every field of the model. */
+    const char *zName = n ? azName[i] : pQs->pModel->apField[i]->zName;
+    int j;
+    for (j = 0; j < i; j++) {
+      if (strcmp(a[j].zName, zName) == 0) {
+        rc = quay__err(pErr, QUAY_EMISUSE, "values: '%s' is named twice",
+                       zName);
+      }
+    }
+    if (rc) break;
+    a[i].zName = quay__strdup(zName);
+    if (a[i].zName == NULL) {
+      rc = quay__oom(pErr);
+      break;
+    }
+    if (a[i].pExpr == NULL) {
+      /* A plain path: a column across to-one relations, or a name. */
+      rc = quay_expr_col(zName, (quay_expr **)&a[i].pExpr, pErr);
+      if (rc) break;
+    } else if (check_ann_name(pQs, zName, "values", pErr)) {
+      rc = pErr->code;
+      break;
+    }
+    rc = quay__expr_bind(a[i].pExpr, pQs, 1, pErr);
+    if (rc == QUAY_OK && a[i].pExpr->bAgg && a[i].pExpr->eOp != EX_REF) {
+      rc = quay__err(pErr, QUAY_EBAD_LOOKUP, "values: '%s' is an aggregate; "
+                     "add it with annotate after values", zName);
+    }
+  }
+  if (rc) {
+    ann_free(a, nAll);
+    return rc;
+  }
+  q = qs_push(pQs, QS_VALUES);
+  if (q == NULL) {
+    ann_free(a, nAll);
+    return quay__oom(pErr);
+  }
+  q->aAnn = a;
+  q->nAnn = nAll;
+  *ppOut = q;
+  return QUAY_OK;
+}
+
+int quay_qs_distinct(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
+  quay_qs *q = qs_push(pQs, QS_DISTINCT);
+  *ppOut = q;
+  return q ? QUAY_OK : quay__oom(pErr);
+}
+
+int quay_qs_is_values(const quay_qs *q) {
+  for (; q; q = q->pParent) {
+    if (q->eOp == QS_VALUES) return 1;
+  }
+  return 0;
 }
 
 int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
@@ -887,28 +1213,37 @@ int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,
   return QUAY_OK;
 }
 
+int quay_model_path_target(quay_model *m, const char *zPath,
+                           quay_model **ppTarget, quay_err *pErr) {
+  PathRes pr;
+  int rc = quay__path_walk(m, NULL, zPath, PATH_RELATIONS, "relation path",
+                           &pr, pErr);
+  *ppTarget = rc ? NULL : pr.pModel;
+  return rc;
+}
+
 /*
-** Flatten a chain into a view (root first).  Arrays live in pArena.  Of
-** several limits the smallest holds (Django's limit of a limited set), so
-** first() and get(), which add limit(1) and limit(2), read within the
-** set's own limit; the last offset holds.
+** Flatten a chain into a view (root first).  Arrays live in pArena.
 */
 int quay__qs_view(quay_qs *pQs, QsView *v, Arena *pArena, quay_err *pErr) {
   quay_qs *q;
-  int n = 0, i;
+  int n = 0, nAnn = 0, i, j;
   quay_qs **a;
   memset(v, 0, sizeof(*v));
   v->pModel = pQs->pModel;
   v->limit = -1;
   v->offset = -1;
-  for (q = pQs; q; q = q->pParent) n++;
-  a = quay__arena_alloc(pArena, sizeof(quay_qs *) * (size_t)n * 4);
-  if (a == NULL) return quay__oom(pErr);
+  for (q = pQs; q; q = q->pParent) {
+    n++;
+    if (q->eOp == QS_ANNOTATE) nAnn += q->nAnn;
+  }
+  a = quay__arena_alloc(pArena, sizeof(quay_qs *) * (size_t)n * 3);
+  v->apAnn = quay__arena_alloc(pArena, sizeof(Ann *) * (size_t)(nAnn + 1));
+  if (a == NULL || v->apAnn == NULL) return quay__oom(pErr);
   i = n;
   for (q = pQs; q; q = q->pParent) a[--i] = q;
   v->apFilter = a + n;
   v->apLoad = a + 2 * n;
-  v->apCount = a + 3 * n;
   for (i = 0; i < n; i++) {
     q = a[i];
     switch (q->eOp) {
@@ -919,7 +1254,14 @@ int quay__qs_view(quay_qs *pQs, QsView *v, Arena *pArena, quay_err *pErr) {
         break;
       case QS_OFFSET: v->offset = q->n; break;
       case QS_LOAD: v->apLoad[v->nLoad++] = q; break;
-      case QS_COUNT_ANN: v->apCount[v->nCount++] = q; break;
+      case QS_ANNOTATE:
+        for (j = 0; j < q->nAnn; j++) v->apAnn[v->nAnn++] = &q->aAnn[j];
+        break;
+      case QS_VALUES:
+        v->pValues = q;
+        v->iFirstGroupAnn = v->nAnn;
+        break;
+      case QS_DISTINCT: v->distinct = 1; break;
       case QS_STRICT: v->strict = 1; break;
       case QS_SCOPE: v->pScope = q; break;
     }

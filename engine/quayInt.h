@@ -66,6 +66,7 @@ typedef struct DrvStmt DrvStmt;
 typedef struct quay_driver quay_driver;
 typedef struct StmtCache StmtCache;
 typedef struct Build Build;
+typedef struct Operand Operand;
 
 
 /*
@@ -339,13 +340,116 @@ QUAY_INTERNAL int quay__hop_unique(const Hop *h);
 
 /*
 ** {==================================================================
+** Paths
+** ===================================================================
+** Every "__" path of the API is walked by quay__path_walk (qs.c): filter
+** and where_has paths, loads, order_by, pluck, values, quay.F and
+** aggregate paths.  The mode says what a path may contain and which error
+** an unknown name raises (docs/reference.md "Names in paths").
+*/
+enum {
+  PATH_RELATIONS = 1,       /* relations only (loads, where_has, counts):
+                            ** unknown_relation */
+  PATH_FIELD,               /* relations, then a field or nothing, then
+                            ** lookups/transforms (filters, aggregates):
+                            ** unknown_field */
+  PATH_TO_ONE               /* as PATH_FIELD, to-one relations only and
+                            ** nothing after the field (order_by, pluck,
+                            ** values, quay.F): bad_lookup for to-many */
+};
+
+typedef struct PathRes {
+  Rel *apRel[QUAY_MAX_HOPS]; int nRel;
+  Hop aHop[QUAY_MAX_HOPS]; int nHop;
+  quay_model *pModel;       /* model the relations reach */
+  Field *pField;            /* final field, or NULL: ends at a relation */
+  const char *zRest;        /* what follows the field or the last relation
+                            ** ("gte", "year__gte"), "" if nothing */
+  int isPivot;              /* starts with "pivot__" */
+  int toMany;               /* a hop is to-many */
+} PathRes;
+
+QUAY_INTERNAL int quay__path_walk(quay_model *m, quay_model *pPivot,
+                                  const char *zPath, int eMode,
+                                  const char *zWhat, PathRes *p,
+                                  quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Expressions and annotations (expr.c)
+** ===================================================================
+** quay.F columns, constants, arithmetic, aggregates over relation paths
+** and date truncation, as a tree.  An annotation (annotate, with_count,
+** values columns) is a name bound to an expression.  Expressions are
+** bound to a query set's model when attached (names checked at once, no
+** SQL yet); the SQL builder writes them per query shape (expr.c).
+*/
+typedef struct Expr Expr;
+typedef struct Ann Ann;
+
+enum {                      /* expression nodes */
+  EX_COL = 1,               /* a column across to-one relations */
+  EX_VALUE,                 /* a bound constant */
+  EX_ADD, EX_SUB, EX_MUL, EX_DIV,
+  EX_AGG,                   /* an aggregate over a relation path */
+  EX_REF,                   /* an annotation of the query set, by name */
+  EX_TRUNC                  /* a datetime/date truncated to a unit */
+};
+
+struct Expr {
+  int eOp;                  /* EX_* */
+  Expr *pA, *pB;            /* operands (owned) */
+  char *zPath;              /* COL, TRUNC, AGG (NULL: count rows), REF */
+  quay_value val;           /* VALUE (owned copy) */
+  int eFunc;                /* AGG: QUAY_AGG_* */
+  int bDistinct;            /* AGG */
+  Cond *pFilter;            /* AGG: owned, bound to the annotated model */
+  quay_value dflt;          /* AGG: owned, when bDefault */
+  int bDefault;
+  int eUnit;                /* TRUNC: QUAY_UNIT_* */
+  int bDesc;                /* as an order_by term */
+  /* bound (quay__expr_bind) */
+  int bound;
+  PathRes path;             /* COL/TRUNC: to-one; AGG: any relations */
+  Ann *pRef;                /* REF: the annotation (borrowed from the qs) */
+  int eType;                /* result field type (QUAY_T_*), 0: unknown */
+  int bAgg;                 /* an aggregate is inside */
+  Expr *pNextFree;          /* work list of quay__expr_free */
+};
+
+struct Ann {
+  char *zName;
+  Expr *pExpr;              /* owned */
+  int bCount;               /* with_count("posts") */
+};
+
+QUAY_INTERNAL void quay__expr_free(Expr *p);
+/*
+** Bind e (and its children) to the query set q: paths walked from q's
+** model, annotation names looked up in q's chain.  bGrouped: aggregates
+** and references are allowed (annotate, aggregate, HAVING); else an
+** aggregate raises bad_lookup (filter values, update).
+*/
+QUAY_INTERNAL int quay__expr_bind(Expr *e, quay_qs *q, int bAllowAgg,
+                                  quay_err *pErr);
+/* The pivot model of a related set of a custom many-to-many, or NULL. */
+QUAY_INTERNAL quay_model *quay__qs_pivot(quay_qs *q);
+/* The annotation named z in q's chain (and values columns), or NULL. */
+QUAY_INTERNAL Ann *quay__qs_ann(quay_qs *q, const char *z);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
 ** Conditions and query sets
 ** ===================================================================
 */
 enum {                      /* lookups */
   LK_EQ = 1, LK_NE, LK_LT, LK_LTE, LK_GT, LK_GTE, LK_IN, LK_NOT_IN,
   LK_CONTAINS, LK_ICONTAINS, LK_STARTSWITH, LK_ENDSWITH, LK_ISNULL,
-  LK_BETWEEN
+  LK_BETWEEN, LK_IEXACT, LK_ISTARTSWITH, LK_IENDSWITH
 };
 QUAY_INTERNAL int quay__lookup_code(const char *z);
 QUAY_INTERNAL const char *quay__lookup_name(int eLk);
@@ -365,36 +469,28 @@ struct Cond {
   /* CN_LEAF */
   char *zPath;              /* as given */
   quay_value val;           /* owned; LIST for in/not_in/between */
+  Expr *pExpr;              /* owned: the value is an expression (quay.F) */
   int bound;                /* path resolved */
   Hop aHop[QUAY_MAX_HOPS]; int nHop;
   int isPivot;              /* path starts with "pivot__" */
   Field *pField;            /* final field (in the last model) */
+  Ann *pAnn;                /* the path names an annotation (borrowed) */
+  int ePart;                /* __year/__month/__day: QUAY_UNIT_*, else 0 */
   int eLookup;
   int bRelTest;             /* LK_ISNULL on the related row itself: an
                             ** existence test of the last hop (val BOOL) */
   /* CN_HAS: where_has on hops with conditions (apChild) or a sub qs */
   quay_qs *pSub;            /* owned reference, may be NULL */
+  Cond *pNextFree;          /* work list of quay__cond_free */
 };
 QUAY_INTERNAL void quay__cond_free(Cond *p);
+/* Non-0 when a leaf of c compares an aggregate annotation (HAVING). */
+QUAY_INTERNAL int quay__cond_has_agg(const Cond *c);
 
 enum {                      /* query-set operations */
   QS_ROOT = 1, QS_FILTER, QS_ORDER, QS_LIMIT, QS_OFFSET, QS_LOAD,
-  QS_COUNT_ANN, QS_STRICT, QS_SCOPE
+  QS_ANNOTATE, QS_VALUES, QS_DISTINCT, QS_STRICT, QS_SCOPE
 };
-
-/* A resolved path of hops ending at a field (order_by, pluck). */
-typedef struct FieldPath {
-  Hop aHop[QUAY_MAX_HOPS]; int nHop;
-  int isPivot;
-  Field *pField;            /* NULL for an annotation (order by count) */
-  char *zAnn;               /* annotation name */
-  int desc;
-} FieldPath;
-
-/* Resolve an order_by/pluck term over to-one relations. */
-QUAY_INTERNAL int quay__field_path(quay_qs *pQs, const char *zTerm,
-                                   FieldPath *p, const char *zWhat,
-                                   quay_err *pErr);
 
 struct quay_qs {
   int nRef;
@@ -403,16 +499,15 @@ struct quay_qs {
   int eOp;                  /* QS_* */
   /* QS_FILTER */
   Cond *pCond; int bExclude;
-  /* QS_ORDER */
-  FieldPath *aOrder; int nOrder;
+  /* QS_ORDER: terms (EX_COL, EX_REF or any expression, bDesc) */
+  Expr **apOrder; int nOrder;
   /* QS_LIMIT / QS_OFFSET */
   int64_t n;
   /* QS_LOAD */
   char *zPath; int eHow; quay_qs *pSub; char *zTo;
   Rel *apLoad[QUAY_MAX_HOPS]; int nLoad;  /* path resolved into relations */
-  /* QS_COUNT_ANN */
-  char *zAnn;               /* "posts_count" (zPath holds "posts") */
-  Hop aHop[QUAY_MAX_HOPS]; int nHop;
+  /* QS_ANNOTATE: one annotation; QS_VALUES: the selected columns */
+  Ann *aAnn; int nAnn;
   /* QS_SCOPE: the related set of one owner */
   Rel *pScopeRel;           /* relation of the owner's model */
   quay_value scopeKey;      /* owned */
@@ -439,12 +534,18 @@ struct Dialect {
   /* Serialize a key list into one parameter value (text). */
   int (*xArrayValue)(Str *pOut, const quay_value *aKey, int nKey);
   /*
-  ** Text lookups (contains, icontains, startswith, endswith) of the
-  ** non-empty text z: write the condition on zExpr, binding the value (or
-  ** a pattern made from it) with quay__build_param as often as needed.
+  ** Text lookups (contains, icontains, startswith, endswith, iexact,
+  ** istartswith, iendswith) of the non-empty text z: write the condition
+  ** on the operand x (quay__emit_operand, as often as needed), binding the
+  ** value (or a pattern made from it) with quay__build_param.
   */
-  void (*xTextMatch)(struct Build *b, const char *zExpr, int eLookup,
+  void (*xTextMatch)(struct Build *b, const struct Operand *x, int eLookup,
                      const char *z, size_t n);
+  /* Text around an operand for a date part (integer) and a truncation
+  ** (same type), per QUAY_UNIT_* (index 0 unused): { before, after }. */
+  const char *azPart[4][2];
+  const char *azTrunc[4][2];
+  const char *zNullSafeEq;  /* null-safe "equal" operator */
   const char *zNullSafeNe;  /* null-safe "not equal" operator */
   const char *zAscNulls;    /* appended to ASC terms */
   const char *zDescNulls;   /* appended to DESC terms */
@@ -699,6 +800,20 @@ QUAY_INTERNAL void quay__build_init(Build *b, quay_db *pDb, Arena *pArena,
                                     quay_err *pErr);
 QUAY_INTERNAL void quay__build_free(Build *b);
 QUAY_INTERNAL void quay__build_param(Build *b, const quay_value *pVal);
+
+/*
+** The left side of a comparison: a column's text, or an expression that
+** xExpr writes (its parameters bound in text order, as often as the
+** dialect writes the operand), with a date part taken when ePart is set.
+*/
+struct Operand {
+  const char *zCol;         /* column text ("t0"."views"), or NULL */
+  Expr *pExpr;              /* else this expression ... */
+  void (*xExpr)(Build *b, void *pCtx, Expr *e);   /* ... written so */
+  void *pCtx;
+  int ePart;                /* QUAY_UNIT_* date part of it, or 0 */
+};
+QUAY_INTERNAL void quay__emit_operand(Build *b, const Operand *x);
 QUAY_INTERNAL void quay__build_array(Build *b, const char *zExpr,
                                     const quay_value *a, int n, int eType);
 QUAY_INTERNAL int quay__build_rc(Build *b);
@@ -710,7 +825,11 @@ typedef struct QsView {
   quay_qs *pOrder;                    /* last QS_ORDER or NULL */
   int64_t limit, offset;              /* -1 = none */
   quay_qs **apLoad; int nLoad;        /* QS_LOAD nodes */
-  quay_qs **apCount; int nCount;      /* QS_COUNT_ANN nodes */
+  Ann **apAnn; int nAnn;              /* annotations, in order */
+  int iFirstGroupAnn;                 /* values mode: annotations from this
+                                      ** index on come after values() */
+  quay_qs *pValues;                   /* last QS_VALUES node or NULL */
+  int distinct;                       /* QS_DISTINCT seen */
   quay_qs *pScope;                    /* QS_SCOPE node or NULL */
   int strict;
 } QsView;
@@ -737,8 +856,28 @@ QUAY_INTERNAL void quay__scope_where(Build *b, Scope *s, int *pnTerm);
 QUAY_INTERNAL const char *quay__scope_pivot(const Scope *s);
 /* Non-0 when a scope joins a custom pivot table (rec.pivot). */
 QUAY_INTERNAL int quay__scope_has_pivot(quay_qs *pScope);
-/* " FROM table AS zAlias", a scope's pivot join, and the joins its
-** filters need; returns the scope for quay__scope_where. */
+/* The scope of a view's row zAlias (pivot alias, filters prepared). */
+QUAY_INTERNAL Scope *quay__scope_from_view(Build *b, QsView *v,
+                                           const char *zAlias);
+/* Register the to-one joins an expression's columns need (before the
+** scope's FROM is written). */
+QUAY_INTERNAL void quay__scope_prepare_expr(Build *b, Scope *s, Expr *e);
+/* " FROM table AS alias", the pivot join and the registered joins. */
+QUAY_INTERNAL void quay__scope_emit_from(Build *b, Scope *s);
+/* A bound expression for the scope's row (aggregates as correlated
+** subqueries, annotations inline). */
+QUAY_INTERNAL void quay__emit_expr_row(Build *b, Scope *s, Expr *e);
+/*
+** The tables of a hop chain ("to" AS t [JOIN ...]): azT[i] gets hop i's
+** target alias, *pzVia0 hop 0's pivot alias (or NULL), *pzLink the column
+** that holds the owner's key.  The one renderer of relation hops as joins.
+*/
+QUAY_INTERNAL void quay__emit_chain(Build *b, const Hop *aHop, int nHop,
+                                    char **azT, char **pzVia0,
+                                    char **pzLink);
+/* Non-0 when a chain can reach one target row twice from one owner. */
+QUAY_INTERNAL int quay__chain_repeats(const Hop *aHop, int nHop);
+/* Both: the scope's FROM written at once; returns the scope. */
 QUAY_INTERNAL Scope *quay__build_from(Build *b, QsView *v,
                                       const char *zAlias);
 /* SELECT of field pKey of a set with no limit or offset (no order). */
@@ -782,17 +921,17 @@ typedef struct PlanNode {
 } PlanNode;
 
 enum {                      /* kinds of extra columns of a step */
-  EXTRA_COUNT = 1,          /* with_count: one integer column */
+  EXTRA_ANN = 1,            /* an annotation (with_count too): one column */
   EXTRA_PIVOT               /* rec.pivot: the through model's columns */
 };
 
 typedef struct PlanExtra {
-  char *zName;
+  const char *zName;
   int iCol, nCol;
   quay_model *pModel;       /* EXTRA_PIVOT: the through model */
   int eKind;                /* EXTRA_* */
   int iSlot;                /* EXTRA_PIVOT: record slot */
-  Hop aHop[QUAY_MAX_HOPS]; int nHop;   /* EXTRA_COUNT */
+  Ann *pAnn;                /* EXTRA_ANN (borrowed from the query set) */
 } PlanExtra;
 
 typedef struct PlanStep {

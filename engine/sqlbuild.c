@@ -147,12 +147,23 @@ void quay__build_array(Build *b, const char *zExpr, const quay_value *a,
   b->pDia->xInArray(&b->sql, zExpr, quay__params_add(&b->params, &v), eType);
 }
 
-/* Bind a list "expr IN (...)": inline when short, one array otherwise. */
-static void in_list(Build *b, const char *zExpr, const quay_value *a, int n,
+void quay__emit_operand(Build *b, const Operand *x) {
+  if (x->ePart) cat(b, b->pDia->azPart[x->ePart][0]);
+  if (x->zCol) {
+    cat(b, x->zCol);
+  } else {
+    x->xExpr(b, x->pCtx, x->pExpr);
+  }
+  if (x->ePart) cat(b, b->pDia->azPart[x->ePart][1]);
+}
+
+/* Bind a list "x IN (...)": inline when short, one array otherwise. */
+static void in_list(Build *b, const Operand *x, const quay_value *a, int n,
                     int eType) {
   int i, k;
   if (n <= b->pDia->maxInline) {
-    quay__str_printf(&b->sql, "%s IN (", zExpr);
+    quay__emit_operand(b, x);
+    cat(b, " IN (");
     for (i = k = 0; i < n; i++) {
       if (a[i].type == QUAY_NULL) continue;
       if (k++) cat(b, ", ");
@@ -166,7 +177,9 @@ static void in_list(Build *b, const char *zExpr, const quay_value *a, int n,
     for (i = k = 0; i < n; i++) {
       if (a[i].type != QUAY_NULL) aNN[k++] = a[i];
     }
-    quay__build_array(b, zExpr, aNN, k, eType);
+    /* The operand first (its parameters come first), then " IN <array>". */
+    quay__emit_operand(b, x);
+    quay__build_array(b, "", aNN, k, eType);
   }
 }
 
@@ -178,65 +191,95 @@ static int count_nonnull(const quay_value *a, int n) {
 }
 
 /*
-** Emit the comparison of leaf c against the expression zExpr (the leaf's
-** field, or a column holding the same key).
+** Emit the comparison of leaf c with the operand x (the leaf's field, a
+** column holding the same key, or an annotation's expression).  A leaf
+** whose value is an expression writes it with xRight/pRight.
 */
-static void emit_final(Build *b, Cond *c, const char *zExpr) {
+static void emit_final(Build *b, Cond *c, const Operand *x,
+                       void (*xRight)(Build *, void *, Expr *),
+                       void *pRight) {
   const quay_value *v = &c->val;
-  int eType = c->pField->eType;
+  int eType = c->ePart ? QUAY_T_INTEGER
+              : c->pAnn ? c->pAnn->pExpr->eType
+              : c->pField ? c->pField->eType : 0;
+  static const char *const azOp[] = { "=", NULL, "<", "<=", ">", ">=" };
+  if (c->pExpr) {
+    quay__emit_operand(b, x);
+    if (c->eLookup == LK_NE) {
+      quay__str_printf(&b->sql, " %s ", b->pDia->zNullSafeNe);
+    } else {
+      quay__str_printf(&b->sql, " %s ", azOp[c->eLookup - LK_EQ]);
+    }
+    xRight(b, pRight, c->pExpr);
+    return;
+  }
   switch (c->eLookup) {
     case LK_EQ:
+      quay__emit_operand(b, x);
       if (v->type == QUAY_NULL) {
-        quay__str_printf(&b->sql, "%s IS NULL", zExpr);
+        cat(b, " IS NULL");
       } else {
-        quay__str_printf(&b->sql, "%s = ", zExpr);
+        cat(b, " = ");
         quay__build_param(b, v);
       }
       break;
     case LK_NE:
+      quay__emit_operand(b, x);
       if (v->type == QUAY_NULL) {
-        quay__str_printf(&b->sql, "%s IS NOT NULL", zExpr);
+        cat(b, " IS NOT NULL");
       } else {
-        quay__str_printf(&b->sql, "%s %s ", zExpr, b->pDia->zNullSafeNe);
+        quay__str_printf(&b->sql, " %s ", b->pDia->zNullSafeNe);
         quay__build_param(b, v);
       }
       break;
-    case LK_LT: case LK_LTE: case LK_GT: case LK_GTE: {
-      static const char *azOp[] = { "<", "<=", ">", ">=" };
-      quay__str_printf(&b->sql, "%s %s ", zExpr, azOp[c->eLookup - LK_LT]);
+    case LK_LT: case LK_LTE: case LK_GT: case LK_GTE:
+      quay__emit_operand(b, x);
+      quay__str_printf(&b->sql, " %s ", azOp[c->eLookup - LK_EQ]);
       quay__build_param(b, v);
       break;
-    }
     case LK_IN:
       if (count_nonnull(v->u.a, (int)v->n) == 0) {
         cat(b, b->pDia->zFalse);
       } else {
-        in_list(b, zExpr, v->u.a, (int)v->n, eType);
+        in_list(b, x, v->u.a, (int)v->n, eType);
       }
       break;
     case LK_NOT_IN:
       if (count_nonnull(v->u.a, (int)v->n) == 0) {
         cat(b, b->pDia->zTrue);
       } else {
-        quay__str_printf(&b->sql, "(%s IS NULL OR NOT (", zExpr);
-        in_list(b, zExpr, v->u.a, (int)v->n, eType);
+        cat(b, "(");
+        quay__emit_operand(b, x);
+        cat(b, " IS NULL OR NOT (");
+        in_list(b, x, v->u.a, (int)v->n, eType);
         cat(b, "))");
       }
       break;
     case LK_CONTAINS: case LK_ICONTAINS: case LK_STARTSWITH:
-    case LK_ENDSWITH:
+    case LK_ENDSWITH: case LK_ISTARTSWITH: case LK_IENDSWITH:
       if (v->n == 0) {
         /* Every text contains, starts and ends with "". */
-        quay__str_printf(&b->sql, "%s IS NOT NULL", zExpr);
+        quay__emit_operand(b, x);
+        cat(b, " IS NOT NULL");
       } else {
-        b->pDia->xTextMatch(b, zExpr, c->eLookup, v->u.z, v->n);
+        b->pDia->xTextMatch(b, x, c->eLookup, v->u.z, v->n);
+      }
+      break;
+    case LK_IEXACT:
+      if (v->n == 0) {
+        quay__emit_operand(b, x);
+        cat(b, " = ''");
+      } else {
+        b->pDia->xTextMatch(b, x, c->eLookup, v->u.z, v->n);
       }
       break;
     case LK_ISNULL:
-      quay__str_printf(&b->sql, "%s IS %sNULL", zExpr, v->u.b ? "" : "NOT ");
+      quay__emit_operand(b, x);
+      quay__str_printf(&b->sql, " IS %sNULL", v->u.b ? "" : "NOT ");
       break;
     case LK_BETWEEN:
-      quay__str_printf(&b->sql, "%s BETWEEN ", zExpr);
+      quay__emit_operand(b, x);
+      cat(b, " BETWEEN ");
       quay__build_param(b, &v->u.a[0]);
       cat(b, " AND ");
       quay__build_param(b, &v->u.a[1]);
@@ -287,7 +330,21 @@ struct ENode {
   Scope *pScope;            /* LEAF: the scope zBase belongs to */
   int bShortcut;            /* LEAF: compare zBase's key column of the
                             ** last (belongs_to) hop, no join */
+  /* LEAF: how annotations and quay.F values of the leaf are written (the
+  ** row of the query set's model), and the scope that joins their to-one
+  ** paths (NULL: nothing to prepare, e.g. HAVING) */
+  void (*xExpr)(Build *b, void *pCtx, Expr *e);
+  void *pCtx;
+  Scope *pRootScope;
 };
+
+/* Where a per-row expression's columns live: the row of the query set's
+** model (and its pivot) and the scope that holds their to-one joins. */
+typedef struct ExprCtx {
+  Scope *pScope;
+  const char *zBase;
+  const char *zPivot;
+} ExprCtx;
 
 /* One LEFT JOIN of a scope: a to-one hop from the alias zParent. */
 typedef struct SJoin {
@@ -303,11 +360,15 @@ struct Scope {
   QsView *pView;            /* filters and owner scope, or NULL */
   SJoin *aJoin; int nJoin, nJoinAlloc;
   ENode **apRoot; int nRoot, nRootAlloc;
+  ExprCtx ctx;              /* this scope's row, for its expressions */
+  ExprCtx *pRootCtx;        /* annotations and quay.F of its leaves */
 };
 
 static void emit_node(Build *b, ENode *n);
 static void emit_and(Build *b, ENode **ap, int n);
 static void emit_has(Build *b, Cond *c, int iHop, const char *zBase);
+static void emit_expr_row(Build *b, void *pCtx, Expr *e);
+static void scope_prepare_expr(Build *b, ExprCtx *x, Expr *e);
 
 /* Same primitive hop of the same relation: leaves on it share a row. */
 static int same_hop(const Hop *a, const Hop *b) {
@@ -394,6 +455,9 @@ static ENode *enode_build(Build *b, Scope *s, Cond *c, int iDepth) {
     case CN_LEAF:
       n->zBase = c->isPivot ? s->zPivot : s->zAlias;
       n->pScope = s;
+      n->xExpr = emit_expr_row;
+      n->pCtx = s->pRootCtx;
+      n->pRootScope = s->pRootCtx->pScope;
       if (n->zBase == NULL && QUAY_NEVER(1)) return NULL;
       return n;
     case CN_HAS:
@@ -468,6 +532,10 @@ static void scope_prepare(Build *b, Scope *s, ENode *n) {
   int i;
   switch (n->eOp) {
     case CN_LEAF:
+      if (n->pRootScope == s && n->xExpr == emit_expr_row) {
+        if (n->c->pAnn) scope_prepare_expr(b, n->pCtx, n->c->pAnn->pExpr);
+        if (n->c->pExpr) scope_prepare_expr(b, n->pCtx, n->c->pExpr);
+      }
       if (n->pScope != s) return;
       while (n->iHop < n->c->nHop && !n->c->aHop[n->iHop].toMany) {
         const char *z;
@@ -536,6 +604,10 @@ static Scope *scope_alloc(Build *b, quay_model *m, const char *zAlias,
   s->pModel = m;
   s->zAlias = zAlias;
   s->zPivot = zPivot;
+  s->ctx.pScope = s;
+  s->ctx.zBase = zAlias;
+  s->ctx.zPivot = zPivot;
+  s->pRootCtx = &s->ctx;
   return s;
 }
 
@@ -560,7 +632,6 @@ static int scope_add_root(Build *b, Scope *s, Cond *c, int bNot) {
     s->nRootAlloc = nNew;
   }
   s->apRoot[s->nRoot++] = n;
-  scope_prepare(b, s, n);
   return QUAY_OK;
 }
 
@@ -575,6 +646,7 @@ Scope *quay__scope_new(Build *b, QsView *v, quay_model *m,
                        v->apFilter[i]->bExclude)) {
       return NULL;
     }
+    scope_prepare(b, s, s->apRoot[s->nRoot - 1]);
   }
   return s;
 }
@@ -698,8 +770,11 @@ static void emit_exists(Build *b, ENode **ap, int n, const Binding *x) {
     ident(b, zV);
     cat(b, " WHERE ");
     for (i = 0; i < n; i++) {
+      Operand o;
+      memset(&o, 0, sizeof(o));
+      o.zCol = zVTo;
       if (i) cat(b, " AND ");
-      emit_final(b, ap[i]->c, zVTo);
+      emit_final(b, ap[i]->c, &o, ap[i]->xExpr, ap[i]->pCtx);
     }
     cat(b, ")");
     return;
@@ -733,6 +808,9 @@ static void emit_leaf(Build *b, ENode *n) {
   Cond *c = n->c;
   const Hop *h = n->iHop < c->nHop ? &c->aHop[n->iHop] : NULL;
   char *zExpr;
+  Operand o;
+  memset(&o, 0, sizeof(o));
+  o.ePart = c->ePart;
   if (n->bShortcut) {
     zExpr = col_expr(b, n->zBase, h->pFromKey->zCol);
     if (zExpr == NULL) return;
@@ -740,7 +818,8 @@ static void emit_leaf(Build *b, ENode *n) {
       quay__str_printf(&b->sql, "%s IS %sNULL", zExpr,
                        c->val.u.b ? "" : "NOT ");
     } else {
-      emit_final(b, c, zExpr);
+      o.zCol = zExpr;
+      emit_final(b, c, &o, n->xExpr, n->pCtx);
     }
     return;
   }
@@ -752,9 +831,16 @@ static void emit_leaf(Build *b, ENode *n) {
       if (zExpr == NULL) return;
       quay__str_printf(&b->sql, "%s IS %sNULL", zExpr,
                        c->val.u.b ? "" : "NOT ");
+    } else if (c->pAnn) {
+      /* An annotation: its expression, written where the leaf's query
+      ** set's row is (inline in WHERE, or over groups in HAVING). */
+      o.pExpr = c->pAnn->pExpr;
+      o.xExpr = n->xExpr;
+      o.pCtx = n->pCtx;
+      emit_final(b, c, &o, n->xExpr, n->pCtx);
     } else {
-      zExpr = col_expr(b, n->zBase, c->pField->zCol);
-      if (zExpr) emit_final(b, c, zExpr);
+      o.zCol = col_expr(b, n->zBase, c->pField->zCol);
+      if (o.zCol) emit_final(b, c, &o, n->xExpr, n->pCtx);
     }
     return;
   }
@@ -917,6 +1003,369 @@ static void emit_node(Build *b, ENode *n) {
 /* }======= */
 
 /*
+** {==================================================================
+** Expressions, per row
+** ===================================================================
+** A bound expression (expr.c) written for one row of the query set's
+** model: columns across to-one relations are LEFT JOINs of the row's
+** scope (registered by scope_prepare_expr before the FROM is written),
+** annotations are written where they are used, and an aggregate is a
+** correlated subquery over its relation path:
+**
+**   quay.sum("posts__views", { filter = { posts__published = true } })
+**   (SELECT SUM("t3"."views") FROM "posts" AS "t3"
+**     WHERE "t3"."author_id" = "t0"."id" AND "t3"."published" = ?)
+**
+** Each aggregate is computed on its own, so annotations over several
+** to-many paths never multiply each other (no fan-out join).  A path that
+** can reach one row twice (quay.through) counts each related row once per
+** owner (distinct key pairs).
+*/
+
+/*
+** The tables of a hop chain, from hop 0's far side: "to" AS t, or "via"
+** AS v JOIN "to" AS t, then a JOIN per later hop.  azT[i] gets the alias
+** of hop i's target; *pzLink the column of the first table that holds the
+** owner's key (what hop 0 matches against pFromKey).
+*/
+void quay__emit_chain(Build *b, const Hop *aHop, int nHop, char **azT,
+                      char **pzVia0, char **pzLink) {
+  int j;
+  const char *zPrev = NULL;
+  Str s;
+  *pzLink = NULL;
+  if (pzVia0) *pzVia0 = NULL;
+  for (j = 0; j < nHop; j++) {
+    const Hop *h = &aHop[j];
+    char *zV = h->zVia ? quay__alias(b) : NULL;
+    char *zT = quay__alias(b);
+    azT[j] = zT;
+    if ((h->zVia && zV == NULL) || zT == NULL) return;
+    if (j == 0) {
+      quay__str_init(&s);
+      if (h->zVia) {
+        ident(b, h->zVia);
+        cat(b, " AS ");
+        ident(b, zV);
+        quay__str_col(&s, zV, h->zViaFrom);
+        if (pzVia0) *pzVia0 = zV;
+      } else {
+        ident(b, h->pTo->zTable);
+        cat(b, " AS ");
+        ident(b, zT);
+        quay__str_col(&s, zT, h->pToKey->zCol);
+      }
+      *pzLink = s.oom ? NULL : quay__arena_strdup(b->pArena, s.z, s.n);
+      quay__str_free(&s);
+      if (*pzLink == NULL) {
+        b->pArena->oom = 1;
+        return;
+      }
+    } else if (h->zVia) {
+      cat(b, " JOIN ");
+      ident(b, h->zVia);
+      cat(b, " AS ");
+      ident(b, zV);
+      cat(b, " ON ");
+      col(b, zV, h->zViaFrom);
+      cat(b, " = ");
+      col(b, zPrev, h->pFromKey->zCol);
+    }
+    if (j > 0 || h->zVia) {
+      cat(b, " JOIN ");
+      ident(b, h->pTo->zTable);
+      cat(b, " AS ");
+      ident(b, zT);
+      cat(b, " ON ");
+      col(b, zT, h->pToKey->zCol);
+      cat(b, " = ");
+      if (h->zVia) {
+        col(b, zV, h->zViaTo);
+      } else {
+        col(b, zPrev, h->pFromKey->zCol);
+      }
+    }
+    zPrev = zT;
+  }
+}
+
+int quay__chain_repeats(const Hop *aHop, int nHop) {
+  int i, bMany = 0;
+  for (i = 0; i < nHop; i++) {
+    if (bMany && (!aHop[i].toMany || aHop[i].zVia)) return 1;
+    if (aHop[i].toMany) bMany = 1;
+  }
+  return 0;
+}
+
+/* Non-0 when a column path ends at the key a forward belongs_to holds in
+** the row before it: the local foreign key column answers, no join. */
+static int col_shortcut(const PathRes *p) {
+  const Hop *h;
+  Rel *fwd;
+  if (p->nHop == 0) return 0;
+  h = &p->aHop[p->nHop - 1];
+  fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
+  return h->pRel->eKind != QUAY_R_REVERSE && h->zVia == NULL &&
+         (fwd->eKind == QUAY_R_BELONGS_TO || fwd->eKind == QUAY_R_ONE_TO_ONE) &&
+         p->pField == h->pToKey;
+}
+
+/* The alias of the row a column path reaches (joins of x's scope; added
+** when bCreate, else only found).  NULL when missing. */
+static const char *col_alias(Build *b, ExprCtx *x, const PathRes *p,
+                             int bCreate) {
+  const char *z = p->isPivot ? x->zPivot : x->zBase;
+  int i, n = p->nHop - col_shortcut(p);
+  for (i = 0; i < n && z; i++) {
+    const Hop *h = &p->aHop[i];
+    if (bCreate) {
+      z = scope_join(b, x->pScope, z, h);
+    } else {
+      int k;
+      const char *zFound = NULL;
+      for (k = 0; k < x->pScope->nJoin; k++) {
+        if (x->pScope->aJoin[k].zParent == z &&
+            same_hop(x->pScope->aJoin[k].pHop, h)) {
+          zFound = x->pScope->aJoin[k].zAlias;
+          break;
+        }
+      }
+      z = zFound;
+    }
+  }
+  return z;
+}
+
+/* Register the joins e's columns need in x's scope (before its FROM). */
+static void scope_prepare_expr(Build *b, ExprCtx *x, Expr *e) {
+  for (; e; e = e->pB) {
+    switch (e->eOp) {
+      case EX_COL:
+      case EX_TRUNC:
+        col_alias(b, x, &e->path, 1);
+        return;
+      case EX_REF:
+        scope_prepare_expr(b, x, e->pRef->pExpr);
+        return;
+      case EX_ADD: case EX_SUB: case EX_MUL: case EX_DIV:
+        scope_prepare_expr(b, x, e->pA);
+        break;                          /* then e->pB */
+      default:
+        return;                         /* constants; aggregates join
+                                        ** inside their own subquery */
+    }
+  }
+}
+
+void quay__scope_prepare_expr(Build *b, Scope *s, Expr *e) {
+  if (s && e) scope_prepare_expr(b, &s->ctx, e);
+}
+
+/* A column of a bound EX_COL/EX_TRUNC path, as text. */
+static void emit_col(Build *b, ExprCtx *x, const PathRes *p) {
+  const char *z = col_alias(b, x, p, 0);
+  const Field *f = col_shortcut(p) ? p->aHop[p->nHop - 1].pFromKey
+                                   : p->pField;
+  if (z == NULL) {
+    if (b->rc == QUAY_OK) {
+      b->rc = quay__err(b->pErr, QUAY_EMISUSE, "internal: a column of an "
+                        "expression was not prepared");
+    }
+    return;
+  }
+  col(b, z, f->zCol);
+}
+
+static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn);
+
+static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
+  ExprCtx *x = pCtx;
+  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
+                                      " / " };
+  switch (e->eOp) {
+    case EX_COL:
+      emit_col(b, x, &e->path);
+      break;
+    case EX_TRUNC:
+      cat(b, b->pDia->azTrunc[e->eUnit][0]);
+      emit_col(b, x, &e->path);
+      cat(b, b->pDia->azTrunc[e->eUnit][1]);
+      break;
+    case EX_VALUE:
+      quay__build_param(b, &e->val);
+      break;
+    case EX_REF:
+      emit_expr_row(b, pCtx, e->pRef->pExpr);
+      break;
+    case EX_AGG:
+      emit_agg_row(b, x, e, e->eFunc);
+      break;
+    default:
+      cat(b, "(");
+      emit_expr_row(b, pCtx, e->pA);
+      cat(b, azOp[e->eOp]);
+      emit_expr_row(b, pCtx, e->pB);
+      cat(b, ")");
+      break;
+  }
+}
+
+void quay__emit_expr_row(Build *b, Scope *s, Expr *e) {
+  emit_expr_row(b, &s->ctx, e);
+}
+
+/*
+** The leaves of an aggregate's filter that follow the aggregate's own
+** path refer to the aggregated rows: move them along the chain as far as
+** their hops are the chain's (posts__published on the posts being summed).
+*/
+static void agg_filter_advance(ENode *n, const Hop *aHop, int nHop,
+                               char **azT, const char *zOuter) {
+  int i;
+  switch (n->eOp) {
+    case CN_LEAF: {
+      const Cond *c = n->c;
+      int k = 0, nMax = c->bRelTest ? c->nHop - 1 : c->nHop;
+      if (n->zBase != zOuter || n->iHop != 0) return;
+      while (k < nHop && k < nMax && same_hop(&c->aHop[k], &aHop[k])) k++;
+      if (k > 0) {
+        n->iHop = k;
+        n->zBase = azT[k - 1];
+      }
+      return;
+    }
+    case CN_AND:
+    case CN_OR:
+    case CN_NOT:
+      for (i = 0; i < n->n; i++) {
+        agg_filter_advance(n->ap[i], aHop, nHop, azT, zOuter);
+      }
+      return;
+    default:
+      return;
+  }
+}
+
+/*
+** One aggregate (function eFn, which may differ from e->eFunc for a
+** partial of a grouped query) of the rows along e's path from x's row, as
+** a correlated subquery.
+*/
+static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn) {
+  static const char *const azFn[] = {
+    NULL, "COUNT", "SUM", "AVG", "MIN", "MAX", "EXISTS"
+  };
+  const PathRes *p = &e->path;
+  char *azT[QUAY_MAX_HOPS + 1], *zLink = NULL, *zArg = NULL, *zLast;
+  const char *zFrom = p->isPivot ? x->zPivot : x->zBase;
+  quay_model *pLast = p->nHop ? p->aHop[p->nHop - 1].pTo : p->pModel;
+  int bRepeat = quay__chain_repeats(p->aHop, p->nHop);
+  int bWrap = bRepeat && !e->bDistinct &&
+              (eFn == QUAY_AGG_COUNT || eFn == QUAY_AGG_SUM ||
+               eFn == QUAY_AGG_AVG);
+  int bDefault = e->bDefault && eFn != QUAY_AGG_COUNT &&
+                 eFn != QUAY_AGG_EXISTS && eFn == e->eFunc;
+  Scope *s2;
+  ExprCtx *x2;
+  Str body, save;
+  int nTerm = 0;
+  /* The FROM and WHERE go to the side first: the select list needs the
+  ** chain's aliases, the WHERE's parameters come after the list's (none). */
+  save = b->sql;
+  quay__str_init(&b->sql);
+  if (p->nHop == 0) {
+    /* The row itself (values/aggregate over the model's own rows). */
+    azT[0] = quay__alias(b);
+    if (azT[0] == NULL) goto done;
+    ident(b, pLast->zTable);
+    cat(b, " AS ");
+    ident(b, azT[0]);
+    zLast = azT[0];
+    zLink = col_expr(b, zLast, pLast->apField[pLast->iPk]->zCol);
+  } else {
+    quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink);
+    zLast = azT[p->nHop - 1];
+  }
+  if (zLink == NULL || zLast == NULL) goto done;
+  if (p->pField) zArg = col_expr(b, zLast, p->pField->zCol);
+  s2 = scope_alloc(b, pLast, zFrom, x->zPivot);
+  x2 = quay__arena_alloc(b->pArena, sizeof(*x2));
+  if (s2 == NULL || x2 == NULL) goto done;
+  /* The filter's leaves start at the annotated row (correlated); the
+  ** ones on the aggregate's path move onto the chain. */
+  x2->pScope = s2;
+  x2->zBase = zFrom;
+  x2->zPivot = x->zPivot;
+  s2->pRootCtx = x2;
+  if (e->pFilter) {
+    if (scope_add_root(b, s2, e->pFilter, 0)) goto done;
+    agg_filter_advance(s2->apRoot[0], p->aHop, p->nHop, azT, zFrom);
+    scope_prepare(b, s2, s2->apRoot[0]);
+  }
+  scope_emit_joins(b, s2);
+  cat(b, " WHERE ");
+  cat(b, zLink);
+  cat(b, " = ");
+  if (p->nHop == 0) {
+    col(b, x->zBase, pLast->apField[pLast->iPk]->zCol);
+  } else {
+    col(b, zFrom, p->aHop[0].pFromKey->zCol);
+  }
+  nTerm = 1;
+  if (e->pFilter) {
+    cat(b, " AND ");
+    emit_node(b, s2->apRoot[0]);
+  }
+  body = b->sql;
+  b->sql = save;
+  if (body.oom) {
+    b->pArena->oom = 1;
+    quay__str_free(&body);
+    return;
+  }
+  if (bDefault) cat(b, "COALESCE(");
+  if (eFn == QUAY_AGG_EXISTS) {
+    cat(b, "EXISTS (SELECT 1 FROM ");
+  } else if (bWrap) {
+    /* Each related row once per owner: distinct (key, value) pairs. */
+    quay__str_printf(&b->sql, "(SELECT %s(%s\"v\") FROM (SELECT DISTINCT ",
+                     azFn[eFn], "");
+    col(b, zLast, pLast->apField[pLast->iPk]->zCol);
+    cat(b, " AS \"k\", ");
+    cat(b, zArg ? zArg : "1");
+    cat(b, " AS \"v\" FROM ");
+  } else {
+    quay__str_printf(&b->sql, "(SELECT %s(%s", azFn[eFn],
+                     e->bDistinct ? "DISTINCT " : "");
+    if (zArg) {
+      cat(b, zArg);
+    } else if (e->bDistinct || bRepeat) {
+      col(b, zLast, pLast->apField[pLast->iPk]->zCol);
+    } else {
+      cat(b, "*");
+    }
+    cat(b, ") FROM ");
+  }
+  quay__str_append(&b->sql, body.z ? body.z : "", body.n);
+  quay__str_free(&body);
+  cat(b, bWrap ? ") AS \"d\")" : ")");
+  if (bDefault) {
+    cat(b, ", ");
+    quay__build_param(b, &e->dflt);
+    cat(b, ")");
+  }
+  (void)nTerm;
+  return;
+done:
+  quay__str_free(&b->sql);
+  b->sql = save;
+  b->pArena->oom = 1;
+}
+/* }================================================================== */
+
+
+/*
 ** where_has: existence of related rows along c->aHop that satisfy the
 ** node's conditions (bound to the target model) and its sub query set.
 ** Every hop is a semi-join (the related rows' conditions get a scope of
@@ -950,6 +1399,7 @@ static void emit_has(Build *b, Cond *c, int iHop, const char *zBase) {
     if (s == NULL) return;
     for (i = 0; i < c->nChild; i++) {
       if (scope_add_root(b, s, c->apChild[i], 0)) return;
+      scope_prepare(b, s, s->apRoot[s->nRoot - 1]);
     }
     scope_emit_joins(b, s);
     quay__scope_where(b, s, &nTerm);
@@ -1040,39 +1490,51 @@ static void emit_scope_chain(Build *b, Hop *aHop, int j, const char *zAlias,
 
 
 /*
-** FROM clause of a view: the model's table as zAlias, the pivot join of a
-** custom many-to-many scope, and the LEFT JOINs its filters need.  Returns
-** the scope to pass to quay__scope_where (NULL when the builder failed).
+** The scope of a view's row zAlias: the pivot alias of a custom
+** many-to-many related set, and its filters with their to-one joins
+** registered.  More expressions may be prepared into it
+** (quay__scope_prepare_expr) until quay__scope_emit_from writes it.
 */
-Scope *quay__build_from(Build *b, QsView *v, const char *zAlias) {
+Scope *quay__scope_from_view(Build *b, QsView *v, const char *zAlias) {
   const char *zPv = NULL;
-  Scope *s;
-  cat(b, " FROM ");
-  ident(b, v->pModel->zTable);
-  cat(b, " AS ");
-  ident(b, zAlias);
   if (v->pScope && quay__scope_has_pivot(v->pScope)) {
+    zPv = quay__alias(b);
+    if (zPv == NULL) return NULL;
+  }
+  return quay__scope_new(b, v, v->pModel, zAlias, zPv);
+}
+
+/* " FROM table AS alias", the pivot join, the registered LEFT JOINs. */
+void quay__scope_emit_from(Build *b, Scope *s) {
+  QsView *v;
+  if (s == NULL) return;
+  v = s->pView;
+  cat(b, " FROM ");
+  ident(b, s->pModel->zTable);
+  cat(b, " AS ");
+  ident(b, s->zAlias);
+  if (s->zPivot && v && v->pScope) {
     Hop aHop[QUAY_MAX_HOPS];
     int n;
-    char *zPvA;
     if (scope_hops(b, v->pScope, aHop, &n)) {
       b->rc = b->pErr->code;
-      return NULL;
+      return;
     }
-    zPvA = quay__alias(b);
-    if (zPvA == NULL) return NULL;
     cat(b, " JOIN ");
     ident(b, aHop[0].zVia);
     cat(b, " AS ");
-    ident(b, zPvA);
+    ident(b, s->zPivot);
     cat(b, " ON ");
-    col(b, zPvA, aHop[0].zViaTo);
+    col(b, s->zPivot, aHop[0].zViaTo);
     cat(b, " = ");
-    col(b, zAlias, aHop[0].pToKey->zCol);
-    zPv = zPvA;
+    col(b, s->zAlias, aHop[0].pToKey->zCol);
   }
-  s = quay__scope_new(b, v, v->pModel, zAlias, zPv);
-  if (s) scope_emit_joins(b, s);
+  scope_emit_joins(b, s);
+}
+
+Scope *quay__build_from(Build *b, QsView *v, const char *zAlias) {
+  Scope *s = quay__scope_from_view(b, v, zAlias);
+  quay__scope_emit_from(b, s);
   return s;
 }
 

@@ -530,6 +530,7 @@ QUAY_API int quay_model_member(const quay_model *pModel, const char *zName,
 ** tree is attached to a query set.
 */
 typedef struct quay_cond quay_cond;
+typedef struct quay_expr quay_expr;   /* see "Expressions" */
 enum { QUAY_C_AND = 1, QUAY_C_OR, QUAY_C_NOT };
 
 /* CONSTRUCTOR.  A group node; caller frees with quay_cond_free unless
@@ -541,8 +542,58 @@ QUAY_API int quay_cond_leaf(const char *zPath, const quay_value *pVal,
 /* Append a child to a group.  Takes ownership of pChild, also on failure. */
 QUAY_API int quay_cond_add(quay_cond *pGroup, quay_cond *pChild,
                            quay_err *pErr);
+/* A leaf "path <lookup> expression" (quay.F): takes ownership of pExpr,
+** also on failure.  Only eq, ne, lt, lte, gt, gte take expressions. */
+QUAY_API int quay_cond_leaf_expr(const char *zPath, quay_expr *pExpr,
+                                 quay_cond **ppCond, quay_err *pErr);
 /* DESTRUCTOR.  NULL is a no-op. */
 QUAY_API void quay_cond_free(quay_cond *pCond);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Expressions
+** ===================================================================
+** quay.F columns, constants, arithmetic, aggregates and date truncation
+** (docs/reference.md "Aggregates, annotations, values and expressions").
+** Built by the binding, handed to a query set (which takes ownership and
+** checks every name against the schema there).
+*/
+enum { QUAY_X_ADD = 1, QUAY_X_SUB, QUAY_X_MUL, QUAY_X_DIV };
+enum {
+  QUAY_AGG_COUNT = 1, QUAY_AGG_SUM, QUAY_AGG_AVG, QUAY_AGG_MIN, QUAY_AGG_MAX,
+  QUAY_AGG_EXISTS
+};
+enum { QUAY_UNIT_YEAR = 1, QUAY_UNIT_MONTH, QUAY_UNIT_DAY };
+
+/* CONSTRUCTOR (each): caller frees with quay_expr_free unless ownership
+** passes to another expression, a condition or a query set. */
+/* A column: a field path across to-one relations, or an annotation name. */
+QUAY_API int quay_expr_col(const char *zPath, quay_expr **ppExpr,
+                           quay_err *pErr);
+/* A constant (copied). */
+QUAY_API int quay_expr_value(const quay_value *pVal, quay_expr **ppExpr,
+                             quay_err *pErr);
+/* a <op> b, op QUAY_X_*.  Takes ownership of pA and pB, also on failure. */
+QUAY_API int quay_expr_binary(int eOp, quay_expr *pA, quay_expr *pB,
+                              quay_expr **ppExpr, quay_err *pErr);
+/*
+** An aggregate (QUAY_AGG_*) over a path (NULL: the rows themselves, for
+** COUNT).  pFilter (taken, also on failure; may be NULL) keeps only the
+** related rows matching it; its paths start at the annotated model.
+** pDefault (copied; may be NULL) is the result for an empty set.
+*/
+QUAY_API int quay_expr_agg(int eFunc, const char *zPath, quay_cond *pFilter,
+                           int bDistinct, const quay_value *pDefault,
+                           quay_expr **ppExpr, quay_err *pErr);
+/* A datetime/date field path truncated to a QUAY_UNIT_*. */
+QUAY_API int quay_expr_trunc(int eUnit, const char *zPath, quay_expr **ppExpr,
+                             quay_err *pErr);
+/* As an order_by term: descending when bDesc. */
+QUAY_API void quay_expr_set_desc(quay_expr *pExpr, int bDesc);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_expr_free(quay_expr *pExpr);
 /* }================================================================== */
 
 
@@ -591,6 +642,36 @@ QUAY_API int quay_qs_load(quay_qs *pQs, const char *zPath, int eHow,
 /* with_count: adds the annotation "<path>_count". */
 QUAY_API int quay_qs_with_count(quay_qs *pQs, const char *zPath,
                                 quay_qs **ppOut, quay_err *pErr);
+/*
+** annotate: one named value per record (or per group after values);
+** takes ownership of pExpr, also on failure.  The name may not be a field,
+** relation or earlier annotation (QUAY_EMISUSE).
+*/
+QUAY_API int quay_qs_annotate(quay_qs *pQs, const char *zName,
+                              quay_expr *pExpr, quay_qs **ppOut,
+                              quay_err *pErr);
+/* order_by with expression terms (quay_expr_set_desc); takes ownership of
+** every term, also on failure.  Replaces earlier order. */
+QUAY_API int quay_qs_order_by_expr(quay_qs *pQs, quay_expr *const *apTerm,
+                                   int nTerm, quay_qs **ppOut,
+                                   quay_err *pErr);
+/*
+** values: rows become plain value rows with the columns azName[0..n): a
+** column is the path azName[i] (to-one paths; a path ending at a relation
+** gives its key) when apExpr[i] is NULL, else the computed apExpr[i]
+** (taken, also on failure).  n = 0: every field.  Annotations after values
+** group the rows by these columns.
+*/
+QUAY_API int quay_qs_values(quay_qs *pQs, const char *const *azName,
+                            quay_expr *const *apExpr, int n,
+                            quay_qs **ppOut, quay_err *pErr);
+/* distinct: no two rows (of values) alike. */
+QUAY_API int quay_qs_distinct(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr);
+/* Non-0 when the set yields value rows (values() somewhere in it). */
+QUAY_API int quay_qs_is_values(const quay_qs *pQs);
+/* The model a relation path from pModel reaches (unknown_relation). */
+QUAY_API int quay_model_path_target(quay_model *pModel, const char *zPath,
+                                    quay_model **ppTarget, quay_err *pErr);
 /* strict: lazy loads of records from this set raise QUAY_ELAZY_LOAD. */
 QUAY_API int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr);
 QUAY_API int quay_qs_is_strict(const quay_qs *pQs);
@@ -738,6 +819,21 @@ QUAY_API void quay_load_free(quay_load *pLoad);
 */
 QUAY_API int quay_load_owners(quay_load *pLoad, const quay_value *aOwnerKey,
                               int nOwner, quay_err *pErr);
+
+/*
+** Value rows (a values set, or the aggregate of a set): a cursor whose
+** column names are the value names (quay_cursor_colname), typed by the
+** fields and aggregates they come from.  quay_qs_rows runs a values set
+** (bStream as quay_load_open); quay_qs_aggregate the n aggregates
+** apExpr (borrowed) named azName over the set: one row.  Caller closes
+** the cursor.
+*/
+QUAY_API int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream,
+                          quay_cursor **ppCur, quay_err *pErr);
+QUAY_API int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb,
+                               const char *const *azName,
+                               quay_expr *const *apExpr, int n,
+                               quay_cursor **ppCur, quay_err *pErr);
 
 /* Terminal calls that return no rows of records. */
 QUAY_API int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn,

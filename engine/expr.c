@@ -1,0 +1,334 @@
+/*
+** engine/expr.c
+** Expressions: quay.F columns, constants, arithmetic, aggregates over
+** relation paths and date truncation; building, freeing and binding them
+** to a query set.
+** See LICENSE
+**
+** An expression is built by the binding with no schema knowledge
+** (quay_expr_col("author__name")), then bound when a query set takes it
+** (annotate, values, order_by, a filter value, aggregate): paths are
+** walked from the set's model with the one path walker, names of earlier
+** annotations become references, and every misuse is an error here, before
+** any SQL: an unknown name (unknown_field / unknown_relation), a to-many
+** path where one value per row is needed, sum of a string, arithmetic on a
+** non-numeric column (bad_lookup).  The SQL builder (sqlbuild.c) writes a
+** bound expression per query shape.
+**
+** Trees come from user code, so their depth is bounded at bind time
+** (QUAY_MAX_COND_DEPTH) and they are freed without recursion.
+*/
+#include "quayInt.h"
+
+/* {======= Building */
+
+static Expr *expr_new(int eOp) {
+  Expr *e = quay__calloc(sizeof(*e));
+  if (e) e->eOp = eOp;
+  return e;
+}
+
+int quay_expr_col(const char *zPath, quay_expr **pp, quay_err *pErr) {
+  Expr *e = expr_new(EX_COL);
+  *pp = NULL;
+  if (e == NULL || (e->zPath = quay__strdup(zPath ? zPath : "")) == NULL) {
+    quay__free(e);
+    return quay__oom(pErr);
+  }
+  *pp = (quay_expr *)e;
+  return QUAY_OK;
+}
+
+int quay_expr_value(const quay_value *pVal, quay_expr **pp, quay_err *pErr) {
+  Expr *e;
+  *pp = NULL;
+  if (pVal->type == QUAY_LIST || pVal->type == QUAY_RECORD) {
+    return quay__err(pErr, QUAY_EMISUSE, "an expression constant must be a "
+                     "number, string or boolean");
+  }
+  e = expr_new(EX_VALUE);
+  if (e == NULL || quay__value_copy(&e->val, pVal)) {
+    quay__free(e);
+    return quay__oom(pErr);
+  }
+  *pp = (quay_expr *)e;
+  return QUAY_OK;
+}
+
+int quay_expr_binary(int eOp, quay_expr *pA, quay_expr *pB, quay_expr **pp,
+                     quay_err *pErr) {
+  static const int aOp[] = { 0, EX_ADD, EX_SUB, EX_MUL, EX_DIV };
+  Expr *e;
+  *pp = NULL;
+  if (eOp < QUAY_X_ADD || eOp > QUAY_X_DIV || pA == NULL || pB == NULL) {
+    quay__expr_free((Expr *)pA);
+    quay__expr_free((Expr *)pB);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_expr_binary: bad operator "
+                     "or operand");
+  }
+  e = expr_new(aOp[eOp]);
+  if (e == NULL) {
+    quay__expr_free((Expr *)pA);
+    quay__expr_free((Expr *)pB);
+    return quay__oom(pErr);
+  }
+  e->pA = (Expr *)pA;
+  e->pB = (Expr *)pB;
+  *pp = (quay_expr *)e;
+  return QUAY_OK;
+}
+
+int quay_expr_agg(int eFunc, const char *zPath, quay_cond *pFilter,
+                  int bDistinct, const quay_value *pDefault, quay_expr **pp,
+                  quay_err *pErr) {
+  Expr *e;
+  *pp = NULL;
+  if (eFunc < QUAY_AGG_COUNT || eFunc > QUAY_AGG_EXISTS) {
+    quay__cond_free((Cond *)pFilter);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_expr_agg: bad function");
+  }
+  e = expr_new(EX_AGG);
+  if (e == NULL || (zPath && (e->zPath = quay__strdup(zPath)) == NULL) ||
+      (pDefault && quay__value_copy(&e->dflt, pDefault))) {
+    if (e) quay__free(e->zPath);
+    quay__free(e);
+    quay__cond_free((Cond *)pFilter);
+    return quay__oom(pErr);
+  }
+  e->eFunc = eFunc;
+  e->bDistinct = bDistinct != 0;
+  e->pFilter = (Cond *)pFilter;
+  e->bDefault = pDefault != NULL && pDefault->type != QUAY_NULL;
+  *pp = (quay_expr *)e;
+  return QUAY_OK;
+}
+
+int quay_expr_trunc(int eUnit, const char *zPath, quay_expr **pp,
+                    quay_err *pErr) {
+  Expr *e;
+  *pp = NULL;
+  if (eUnit < QUAY_UNIT_YEAR || eUnit > QUAY_UNIT_DAY) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay.trunc: the unit is \"year\", "
+                     "\"month\" or \"day\"");
+  }
+  e = expr_new(EX_TRUNC);
+  if (e == NULL || (e->zPath = quay__strdup(zPath ? zPath : "")) == NULL) {
+    quay__free(e);
+    return quay__oom(pErr);
+  }
+  e->eUnit = eUnit;
+  *pp = (quay_expr *)e;
+  return QUAY_OK;
+}
+
+void quay_expr_set_desc(quay_expr *p, int bDesc) {
+  if (p) ((Expr *)p)->bDesc = bDesc != 0;
+}
+
+/* Free a tree of any depth: a work list threaded through pA. */
+void quay__expr_free(Expr *e) {
+  Expr *pList = e;
+  if (e == NULL) return;
+  e->pNextFree = NULL;
+  while (pList) {
+    e = pList;
+    pList = e->pNextFree;
+    if (e->pA) {
+      e->pA->pNextFree = pList;
+      pList = e->pA;
+    }
+    if (e->pB) {
+      e->pB->pNextFree = pList;
+      pList = e->pB;
+    }
+    quay__free(e->zPath);
+    quay__value_clear(&e->val);
+    quay__value_clear(&e->dflt);
+    quay__cond_free(e->pFilter);
+    quay__free(e);
+  }
+}
+
+void quay_expr_free(quay_expr *p) { quay__expr_free((Expr *)p); }
+/* }======= */
+
+
+/* {======= Binding */
+
+/* Non-0 for a type arithmetic and sum/avg accept (0: not known yet). */
+static int type_numeric(int eType) {
+  return eType == 0 || eType == QUAY_T_ID || eType == QUAY_T_INTEGER ||
+         eType == QUAY_T_NUMBER;
+}
+
+static int type_of_value(const quay_value *v) {
+  switch (v->type) {
+    case QUAY_INT: return QUAY_T_INTEGER;
+    case QUAY_REAL: return QUAY_T_NUMBER;
+    case QUAY_TEXT: return QUAY_T_STRING;
+    case QUAY_BOOL: return QUAY_T_BOOLEAN;
+    case QUAY_BLOB: return QUAY_T_BLOB;
+  }
+  return 0;
+}
+
+static const char *expr_what(const Expr *e) {
+  switch (e->eOp) {
+    case EX_AGG: return "aggregate";
+    case EX_TRUNC: return "quay.trunc";
+    default: return "quay.F";
+  }
+}
+
+/* A column: an annotation name, or a to-one path ending at a field (or at
+** a to-one relation: its key). */
+static int bind_col(Expr *e, quay_qs *q, quay_err *pErr) {
+  int rc;
+  if (e->eOp == EX_COL && strstr(e->zPath, "__") == NULL &&
+      quay__model_field(q->pModel, e->zPath) == NULL &&
+      quay__model_rel(q->pModel, e->zPath) == NULL) {
+    Ann *a = quay__qs_ann(q, e->zPath);
+    if (a) {
+      e->eOp = EX_REF;
+      e->pRef = a;
+      e->eType = a->pExpr->eType;
+      e->bAgg = a->pExpr->bAgg;
+      return QUAY_OK;
+    }
+  }
+  rc = quay__path_walk(q->pModel, quay__qs_pivot(q), e->zPath, PATH_TO_ONE,
+                       expr_what(e), &e->path, pErr);
+  if (rc) return rc;
+  if (e->path.pField == NULL) {
+    e->path.pField = quay__hop_ident(&e->path.aHop[e->path.nHop - 1]);
+  }
+  e->eType = e->path.pField->eType == QUAY_T_ID ? QUAY_T_INTEGER
+                                                : e->path.pField->eType;
+  if (e->eOp == EX_TRUNC && e->eType != QUAY_T_DATETIME) {
+    return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.trunc('%s'): %s is not "
+                     "a datetime field", e->zPath, e->zPath);
+  }
+  return QUAY_OK;
+}
+
+static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
+  static const char *const azFn[] = {
+    NULL, "count", "sum", "avg", "min", "max", "exists"
+  };
+  const char *zFn = azFn[e->eFunc];
+  Field *f;
+  int rc;
+  if (e->zPath == NULL) {
+    if (e->eFunc != QUAY_AGG_COUNT) {
+      return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s needs a path",
+                       zFn);
+    }
+    memset(&e->path, 0, sizeof(e->path));
+    e->path.pModel = q->pModel;
+    e->path.zRest = "";
+  } else {
+    rc = quay__path_walk(q->pModel, quay__qs_pivot(q), e->zPath, PATH_FIELD,
+                         zFn, &e->path, pErr);
+    if (rc) return rc;
+    if (*e->path.zRest) {
+      return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): '%s' is not "
+                       "part of a field path", zFn, e->zPath,
+                       e->path.zRest);
+    }
+  }
+  f = e->path.pField;
+  switch (e->eFunc) {
+    case QUAY_AGG_COUNT:
+      e->eType = QUAY_T_INTEGER;
+      break;
+    case QUAY_AGG_EXISTS:
+      if (e->path.nRel == 0) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.exists('%s') needs a "
+                         "relation path", e->zPath);
+      }
+      e->eType = QUAY_T_BOOLEAN;
+      break;
+    case QUAY_AGG_SUM:
+    case QUAY_AGG_AVG:
+      if (f == NULL || !type_numeric(f->eType) || f->eType == 0) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s", zFn,
+                         e->zPath, f ? "the field is not a number (integer "
+                         "or number)" : "name a numeric field, not a "
+                         "relation");
+      }
+      e->eType = e->eFunc == QUAY_AGG_AVG ? QUAY_T_NUMBER
+                 : f->eType == QUAY_T_ID ? QUAY_T_INTEGER : f->eType;
+      break;
+    default:                            /* min, max */
+      if (f == NULL || f->eType == QUAY_T_BLOB) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s", zFn,
+                         e->zPath, f ? "a blob has no order"
+                                     : "name a field, not a relation");
+      }
+      e->eType = f->eType == QUAY_T_ID ? QUAY_T_INTEGER : f->eType;
+      break;
+  }
+  e->bAgg = 1;
+  if (e->pFilter) {
+    quay_qs *pTmp;
+    /* The filter's paths start at the annotated model. */
+    rc = quay_qs_filter(q, (quay_cond *)e->pFilter, 0, &pTmp, pErr);
+    if (rc) {
+      e->pFilter = NULL;                /* freed by quay_qs_filter */
+      return rc;
+    }
+    pTmp->pCond = NULL;                 /* keep the bound tree */
+    quay_qs_free(pTmp);
+  }
+  return QUAY_OK;
+}
+
+static int bind_rec(Expr *e, quay_qs *q, int bAllowAgg, int iDepth,
+                    quay_err *pErr) {
+  int rc;
+  if (iDepth > QUAY_MAX_COND_DEPTH * 2) {
+    return quay__err(pErr, QUAY_EMISUSE, "an expression is nested more "
+                     "than %d levels deep", QUAY_MAX_COND_DEPTH * 2);
+  }
+  switch (e->eOp) {
+    case EX_COL:
+    case EX_TRUNC:
+      return bind_col(e, q, pErr);
+    case EX_VALUE:
+      e->eType = type_of_value(&e->val);
+      return QUAY_OK;
+    case EX_REF:
+      return QUAY_OK;
+    case EX_AGG:
+      if (!bAllowAgg) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP, "an aggregate cannot be "
+                         "used here; annotate it first and use its name");
+      }
+      return bind_agg(e, q, pErr);
+    default:
+      rc = bind_rec(e->pA, q, bAllowAgg, iDepth + 1, pErr);
+      if (rc == QUAY_OK) rc = bind_rec(e->pB, q, bAllowAgg, iDepth + 1, pErr);
+      if (rc) return rc;
+      if (!type_numeric(e->pA->eType) || !type_numeric(e->pB->eType)) {
+        const Expr *x = type_numeric(e->pA->eType) ? e->pB : e->pA;
+        return quay__err(pErr, QUAY_EBAD_LOOKUP, "arithmetic needs numbers; "
+                         "%s is %s", x->zPath ? x->zPath : "a constant",
+                         quay_type_name(x->eType) ? quay_type_name(x->eType)
+                                                  : "not a number");
+      }
+      e->eType = (e->pA->eType == QUAY_T_NUMBER ||
+                  e->pB->eType == QUAY_T_NUMBER) ? QUAY_T_NUMBER
+                                                 : QUAY_T_INTEGER;
+      e->bAgg = e->pA->bAgg || e->pB->bAgg;
+      return QUAY_OK;
+  }
+}
+
+int quay__expr_bind(Expr *e, quay_qs *q, int bAllowAgg, quay_err *pErr) {
+  int rc;
+  if (e->bound) return QUAY_OK;
+  rc = bind_rec(e, q, bAllowAgg, 0, pErr);
+  if (rc == QUAY_OK) e->bound = 1;
+  return rc;
+}
+/* }======= */
