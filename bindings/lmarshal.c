@@ -228,6 +228,18 @@ static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep) {
                  "%s = quay.any{...}: put quay.any in the list part of "
                  "the conditions", zKey);
   }
+  if (lquay_is_expr(L, -1)) {
+    /* views__gt = quay.F("likes"): compared in SQL. */
+    Box *pBox;
+    quay_expr *e = lquay_expr(L, -1, &pBox);
+    pBox->p = NULL;                   /* quay_cond_leaf_expr takes it */
+    if (quay_cond_leaf_expr(zKey, e, &pLeaf, &err)) lquay_raise(L, &err);
+    add_child(L, pGroup, pLeaf);
+    /* The (empty) box and the filter's snapshots stay on the stack until
+    ** the caller returns; room for the next ones. */
+    luaL_checkstack(L, 16, "conditions");
+    return;
+  }
   nPushed = lquay_to_value(L, -1, &v, 1, zKey);
   if (quay_cond_leaf(zKey, &v, &pLeaf, &err)) lquay_raise(L, &err);
   add_child(L, pGroup, pLeaf);

@@ -16,6 +16,7 @@
 const char lquay_LK_RESULT = 0;
 const char lquay_LK_PK = 0;
 const char lquay_LK_PIVOT = 0;
+const char lquay_LK_ANNS = 0;
 const char lquay_LK_STRICT = 0;
 const char lquay_LK_MODEL = 0;
 const char lquay_LK_MEMBERS = 0;
@@ -269,6 +270,7 @@ int luaopen_quay_core(lua_State *L) {
   set_int(L, "RESTRICT", QUAY_RESTRICT);
   set_int(L, "PROTECT", QUAY_PROTECT);
   set_int(L, "NO_ACTION", QUAY_NO_ACTION);
+  lquay_open_expr(L);                 /* quay.F, quay.count, ... */
 #ifdef QUAY_TEST
   lua_createtable(L, 0, 3);
   lua_pushcfunction(L, t_fail_alloc);

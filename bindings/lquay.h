@@ -53,6 +53,7 @@
 #define QUAY_DESC_MT    "quay.Descriptor"
 #define QUAY_ANY_MT     "quay.Any"
 #define QUAY_PREFETCH_MT "quay.Prefetch"
+#define QUAY_EXPR_MT    "quay.Expr"
 
 /*
 ** Hidden keys (light userdata).  Their addresses are unique; Lua code
@@ -61,6 +62,8 @@
 LQUAY_INTERNAL extern const char lquay_LK_RESULT;   /* record -> its result */
 LQUAY_INTERNAL extern const char lquay_LK_PK;       /* record -> stored key */
 LQUAY_INTERNAL extern const char lquay_LK_PIVOT;    /* record -> pivot rec */
+LQUAY_INTERNAL extern const char lquay_LK_ANNS;     /* result mt -> names
+                                                   ** of annotations */
 LQUAY_INTERNAL extern const char lquay_LK_STRICT;   /* result -> true */
 LQUAY_INTERNAL extern const char lquay_LK_MODEL;    /* record mt -> Model */
 LQUAY_INTERNAL extern const char lquay_LK_MEMBERS;  /* record mt -> map */
@@ -210,6 +213,13 @@ LQUAY_INTERNAL void lquay_lazy_load(lua_State *L, int iRec, LModel *pM,
 /* Run a plan and push the array of records. */
 LQUAY_INTERNAL void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
                                     int nLimitOne);
+
+/* lexpr.c */
+LQUAY_INTERNAL void lquay_open_expr(lua_State *L);
+LQUAY_INTERNAL int lquay_is_expr(lua_State *L, int idx);
+/* The engine expression of the quay.Expr at idx, owned by *ppBox (pushed,
+** to-be-closed) until the caller releases the box. */
+LQUAY_INTERNAL quay_expr *lquay_expr(lua_State *L, int idx, Box **ppBox);
 
 /* lmarshal.c */
 LQUAY_INTERNAL int lquay_to_value(lua_State *L, int idx, quay_value *pOut,

@@ -182,19 +182,248 @@ static int qs_where_has_x(lua_State *L, int bNot) {
 static int qs_where_has(lua_State *L) { return qs_where_has_x(L, 0); }
 static int qs_where_doesnt_have(lua_State *L) { return qs_where_has_x(L, 1); }
 
+static void expr_box_free(void *p) { quay_expr_free(p); }
+static void cursor_free(void *p);
+
+/* order_by("-views", "author__name", quay.F("x"):desc(), ...) */
 static int qs_order_by(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  int i, n = lua_gettop(L) - 1;
+  int i, n = lua_gettop(L) - 1, bExpr = 0;
   const char **az;
   quay_err err;
   LQs *out;
   qs_model(L, 1);
+  for (i = 0; i < n; i++) bExpr |= lquay_is_expr(L, i + 2);
+  if (!bExpr) {
+    az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    for (i = 0; i < n; i++) {
+      az[i] = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD, "an order_by term");
+    }
+    out = derived(L, 1);
+    if (quay_qs_order_by(q->qs, az, n, &out->qs, &err)) lquay_raise(L, &err);
+    return 1;
+  }
+  {
+    /* Expressions: every term becomes one (strings as quay.F columns). */
+    quay_expr **ap;
+    Box **apBox;
+    int top;
+    luaL_checkstack(L, 2 * n + 8, "order_by");
+    ap = lua_newuserdatauv(L, sizeof(quay_expr *) * (size_t)(n + 1), 0);
+    apBox = lua_newuserdatauv(L, sizeof(Box *) * (size_t)(n + 1), 0);
+    for (i = 0; i < n; i++) {
+      if (lquay_is_expr(L, i + 2)) {
+        ap[i] = lquay_expr(L, i + 2, &apBox[i]);
+      } else {
+        const char *z = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD,
+                                   "an order_by term");
+        int bDesc = z[0] == '-';
+        apBox[i] = lquay_box(L, expr_box_free);
+        if (quay_expr_col(z + (z[0] == '-' || z[0] == '+'),
+                          (quay_expr **)&apBox[i]->p, &err)) {
+          lquay_raise(L, &err);
+        }
+        ap[i] = apBox[i]->p;
+        quay_expr_set_desc(ap[i], bDesc);
+      }
+    }
+    top = lua_gettop(L);
+    out = derived(L, 1);
+    for (i = 0; i < n; i++) apBox[i]->p = NULL;     /* the engine takes them */
+    if (quay_qs_order_by_expr(q->qs, ap, n, &out->qs, &err)) {
+      lquay_raise(L, &err);
+    }
+    (void)top;
+    return 1;
+  }
+}
+
+/* The string keys of the table at idx, sorted (a userdata array pushed;
+** the strings stay alive as keys of the table). */
+static const char **sorted_names(lua_State *L, int idx, int *pn,
+                                 const char *zWhat) {
+  int n = 0, i, j;
+  const char **az;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) == LUA_TSTRING) n++;
+    lua_pop(L, 1);
+  }
   az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      az[n++] = lua_tostring(L, -2);
+    } else if (lua_type(L, -2) != LUA_TNUMBER || zWhat == NULL) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: keys must be names",
+                   zWhat ? zWhat : "annotate");
+    }
+    lua_pop(L, 1);
+  }
+  for (i = 1; i < n; i++) {            /* insertion sort: few names */
+    const char *z = az[i];
+    for (j = i; j > 0 && strcmp(az[j - 1], z) > 0; j--) az[j] = az[j - 1];
+    az[j] = z;
+  }
+  *pn = n;
+  return az;
+}
+
+/* annotate { name = expr, ... }: one annotation per name, in name order. */
+static int qs_annotate(lua_State *L) {
+  int i, n, iT;
+  const char **az;
+  quay_err err;
+  lquay_check_qs(L, 1);
+  qs_model(L, 1);
+  if (lua_type(L, 2) != LUA_TTABLE || lua_gettop(L) > 3) {
+    lquay_raisef(L, QUAY_EMISUSE, "annotate takes one table: annotate { "
+                 "n = quay.count(\"posts\") }");
+  }
+  iT = 2;
+  az = sorted_names(L, iT, &n, NULL);
+  if (n == 0) {
+    lquay_raisef(L, QUAY_EMISUSE, "annotate: the table names no "
+                 "annotation");
+  }
+  lua_pushvalue(L, 1);                               /* [.., cur] */
   for (i = 0; i < n; i++) {
-    az[i] = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD, "an order_by term");
+    LQs *cur = lua_touserdata(L, -1), *out;
+    Box *pBox;
+    quay_expr *e;
+    int top = lua_gettop(L);
+    lua_getfield(L, iT, az[i]);
+    if (!lquay_is_expr(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "annotate: %s must be an expression "
+                   "(quay.count, quay.F, ...), got %s", az[i],
+                   luaL_typename(L, -1));
+    }
+    e = lquay_expr(L, -1, &pBox);
+    pBox->p = NULL;                                  /* the engine takes it */
+    lua_pushvalue(L, top);
+    out = derived(L, -1);
+    if (quay_qs_annotate(cur->qs, az[i], e, &out->qs, &err)) {
+      lquay_raise(L, &err);
+    }
+    lua_replace(L, top);
+    lquay_box_close(L, pBox);           /* (empty) before popping it */
+    lua_settop(L, top);
+  }
+  return 1;
+}
+
+/* aggregate { name = aggregate, ... } -> a plain table */
+static int qs_aggregate(lua_State *L) {
+  LQs *q = lquay_check_qs(L, 1);
+  LModel *pM;
+  int i, n, nCol, rc;
+  const char **az;
+  quay_expr **ap;
+  quay_err err;
+  Box *pCur;
+  pM = qs_model(L, 1);
+  if (lua_type(L, 2) != LUA_TTABLE || lua_gettop(L) > 3) {
+    lquay_raisef(L, QUAY_EMISUSE, "aggregate takes one table: aggregate { "
+                 "n = quay.count() }");
+  }
+  az = sorted_names(L, 2, &n, NULL);
+  if (n == 0) {
+    lquay_raisef(L, QUAY_EMISUSE, "aggregate: the table names no "
+                 "aggregate");
+  }
+  luaL_checkstack(L, n + 8, "aggregate");
+  ap = lua_newuserdatauv(L, sizeof(quay_expr *) * (size_t)(n + 1), 0);
+  for (i = 0; i < n; i++) {
+    Box *pBox;
+    lua_getfield(L, 2, az[i]);
+    if (!lquay_is_expr(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "aggregate: %s must be an aggregate "
+                   "(quay.count, quay.sum, ...), got %s", az[i],
+                   luaL_typename(L, -1));
+    }
+    ap[i] = lquay_expr(L, -1, &pBox);                /* box keeps it */
+  }
+  pCur = lquay_box(L, cursor_free);
+  if (quay_qs_aggregate(q->qs, pM->pDb->db, az, ap, n,
+                        (quay_cursor **)&pCur->p, &err)) {
+    lquay_fail(L, pM->pDb, &err);
+  }
+  lua_newtable(L);                                   /* [.., res] */
+  rc = quay_cursor_step(pCur->p, &err);
+  if (rc != QUAY_ROW && rc != QUAY_DONE) lquay_fail(L, pM->pDb, &err);
+  nCol = quay_cursor_ncol(pCur->p);
+  for (i = 0; rc == QUAY_ROW && i < nCol && i < n; i++) {
+    quay_value v;
+    quay_cursor_value(pCur->p, i, &v);
+    if (v.type == QUAY_NULL) continue;
+    lquay_push_value(L, &v);
+    lua_setfield(L, -2, az[i]);
+  }
+  lquay_box_close(L, pCur);
+  return 1;
+}
+
+/*
+** values("title", "author__name") or values { "title", month =
+** quay.trunc("month", "placed") }: paths and named computed columns.
+*/
+static int qs_values(lua_State *L) {
+  LQs *q = lquay_check_qs(L, 1), *out;
+  int n = 0, i, nArg = lua_gettop(L) - 1;
+  const char **az;
+  quay_expr **ap;
+  quay_err err;
+  qs_model(L, 1);
+  luaL_checkstack(L, 16, "values");
+  if (nArg == 1 && lua_type(L, 2) == LUA_TTABLE && !lquay_is_expr(L, 2)) {
+    int nNamed, k;
+    const char **azNamed = sorted_names(L, 2, &nNamed, "values");
+    int nList = (int)lua_rawlen(L, 2);
+    n = nList + nNamed;
+    luaL_checkstack(L, n + 8, "values");
+    az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    ap = lua_newuserdatauv(L, sizeof(quay_expr *) * (size_t)(n + 1), 0);
+    for (i = 0; i < nList; i++) {
+      lua_rawgeti(L, 2, i + 1);
+      az[i] = lquay_name(L, -1, QUAY_EUNKNOWN_FIELD, "a values path");
+      ap[i] = NULL;
+    }
+    for (k = 0; k < nNamed; k++) {
+      Box *pBox;
+      lua_getfield(L, 2, azNamed[k]);
+      if (!lquay_is_expr(L, -1)) {
+        lquay_raisef(L, QUAY_EMISUSE, "values: %s must be an expression "
+                     "(quay.trunc, quay.F, ...)", azNamed[k]);
+      }
+      az[nList + k] = azNamed[k];
+      ap[nList + k] = lquay_expr(L, -1, &pBox);
+      pBox->p = NULL;                 /* taken below (also on failure) */
+    }
+  } else {
+    n = nArg;
+    az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    ap = lua_newuserdatauv(L, sizeof(quay_expr *) * (size_t)(n + 1), 0);
+    for (i = 0; i < n; i++) {
+      az[i] = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD, "a values path");
+      ap[i] = NULL;
+    }
   }
   out = derived(L, 1);
-  if (quay_qs_order_by(q->qs, az, n, &out->qs, &err)) lquay_raise(L, &err);
+  if (quay_qs_values(q->qs, az, ap, n, &out->qs, &err)) lquay_raise(L, &err);
+  return 1;
+}
+
+static int qs_distinct(lua_State *L) {
+  LQs *q = lquay_check_qs(L, 1);
+  quay_err err;
+  LQs *out;
+  qs_model(L, 1);
+  if (lua_gettop(L) > 2) {
+    lquay_raisef(L, QUAY_EMISUSE, "distinct takes no argument");
+  }
+  out = derived(L, 1);
+  if (quay_qs_distinct(q->qs, &out->qs, &err)) lquay_raise(L, &err);
   return 1;
 }
 
@@ -479,6 +708,21 @@ static int sink_extra(void *pCtx, int iSlot, int iRec, const char *zName,
                       const quay_value *pVal) {
   Sink *k = pCtx;
   lua_State *L = k->L;
+  if (pVal->type == QUAY_NULL) {
+    /* rec.<name> reads nil, not unknown_field: the result's metatable
+    ** lists the annotation names. */
+    SlotCtx *c = &k->aSlot[iSlot];
+    if (lua_rawgetp(L, c->iMt, &lquay_LK_ANNS) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, c->iMt, &lquay_LK_ANNS);
+    }
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, zName);
+    lua_pop(L, 1);
+    return 0;
+  }
   lua_rawgeti(L, k->aSlot[iSlot].iArr, iRec + 1);
   lua_pushstring(L, zName);
   lquay_push_value(L, pVal);
@@ -522,12 +766,65 @@ static int load_call(lua_State *L, LDb *pDb, quay_plan *plan, quay_load *ld,
 ** more than one slot (the to-be-closed boxes stay below the result until
 ** the calling C function returns); the result is on top.
 */
+/*
+** Read up to nMax rows (0: all) of a value-row cursor into plain tables
+** (no metatable) keyed by the column names, appended to the array at
+** iArr.  Returns 1 when the cursor is exhausted.
+*/
+static int push_value_rows(lua_State *L, LDb *pDb, quay_cursor *cur,
+                           int iArr, int nMax) {
+  int i, nCol = quay_cursor_ncol(cur), iNames, rc, nRow = 0;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, iArr);
+  quay_err err;
+  luaL_checkstack(L, nCol + 8, "value rows");
+  iNames = lua_gettop(L) + 1;
+  for (i = 0; i < nCol; i++) lua_pushstring(L, quay_cursor_colname(cur, i));
+  for (;;) {
+    if (nMax > 0 && nRow >= nMax) {
+      lua_settop(L, iNames - 1);
+      return 0;
+    }
+    rc = quay_cursor_step(cur, &err);
+    if (rc == QUAY_DONE) break;
+    if (rc != QUAY_ROW) lquay_fail(L, pDb, &err);
+    nRow++;
+    lua_createtable(L, 0, nCol);
+    for (i = 0; i < nCol; i++) {
+      quay_value v;
+      quay_cursor_value(cur, i, &v);
+      if (v.type == QUAY_NULL) continue;
+      lua_pushvalue(L, iNames + i);
+      lquay_push_value(L, &v);
+      lua_rawset(L, -3);
+    }
+    lua_rawseti(L, iArr, ++n);
+  }
+  lua_settop(L, iNames - 1);
+  return 1;
+}
+
+/*
+** Run the query set and push the array of records (or of value rows for a
+** values set).  The stack grows by more than one slot (the to-be-closed
+** boxes stay below the result until the calling C function returns); the
+** result is on top.
+*/
 void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
                      int nLimitOne) {
   LModel *pM = lua_touserdata(L, iModelIdx);
   quay_err err;
   Box *pPlan, *pLoad;
   (void)nLimitOne;
+  if (quay_qs_is_values(qs)) {
+    Box *pCur = lquay_box(L, cursor_free);
+    if (quay_qs_rows(qs, pM->pDb->db, 0, (quay_cursor **)&pCur->p, &err)) {
+      lquay_fail(L, pM->pDb, &err);
+    }
+    lua_newtable(L);                                 /* [.., box, res] */
+    push_value_rows(L, pM->pDb, pCur->p, lua_gettop(L), 0);
+    lquay_box_release(pCur);
+    return;
+  }
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
   pLoad = lquay_box(L, load_free);
@@ -919,6 +1216,7 @@ static int qs_explain(lua_State *L) {
 typedef struct LIter {
   quay_plan *plan;
   quay_load *load;
+  quay_cursor *cur;         /* a values set: its rows */
   LDb *pDb;                 /* kept alive through user value 1 */
   int done;
   lua_Integer pos;
@@ -928,10 +1226,13 @@ static int iter_close(lua_State *L) {
   LIter *it = luaL_checkudata(L, 1, QUAY_ITER_MT);
   quay_load *ld = it->load;
   quay_plan *p = it->plan;
+  quay_cursor *c = it->cur;
   it->load = NULL;
   it->plan = NULL;
+  it->cur = NULL;
   quay_load_free(ld);
   quay_plan_free(p);
+  quay_cursor_close(c);
   return 0;
 }
 
@@ -943,7 +1244,7 @@ static int iter_next(lua_State *L) {
     lua_rawgeti(L, 2, ++it->pos);
     return 1;
   }
-  if (it->done || it->load == NULL) {
+  if (it->done || (it->load == NULL && it->cur == NULL)) {
     iter_close(L);
     lua_pushnil(L);
     return 1;
@@ -952,9 +1253,15 @@ static int iter_next(lua_State *L) {
   if (it->pDb->db == NULL) {
     lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a freed database");
   }
-  /* One chunk: a result of its own, with its prefetches. */
-  it->done = load_call(L, it->pDb, it->plan, it->load, ITER_CHUNK, 0) ==
-             QUAY_DONE;                              /* [it, old, chunk] */
+  if (it->cur) {
+    lua_newtable(L);                                 /* [it, old, chunk] */
+    it->done = push_value_rows(L, it->pDb, it->cur, lua_gettop(L),
+                               ITER_CHUNK);
+  } else {
+    /* One chunk: a result of its own, with its prefetches. */
+    it->done = load_call(L, it->pDb, it->plan, it->load, ITER_CHUNK, 0) ==
+               QUAY_DONE;                            /* [it, old, chunk] */
+  }
   lua_pushvalue(L, -1);
   lua_setiuservalue(L, 1, 2);
   it->pos = 0;
@@ -979,10 +1286,16 @@ static int qs_iter(lua_State *L) {
   luaL_setmetatable(L, QUAY_ITER_MT);
   lua_getiuservalue(L, 1, 1);
   lua_setiuservalue(L, 2, 1);                        /* keeps the Model */
-  if (quay_plan_new(q->qs, &it->plan, &err)) lquay_raise(L, &err);
-  /* Streamed: PostgreSQL reads it through a server-side cursor. */
-  if (quay_load_open(it->plan, pM->pDb->db, 1, &it->load, &err)) {
-    lquay_fail(L, pM->pDb, &err);
+  if (quay_qs_is_values(q->qs)) {
+    if (quay_qs_rows(q->qs, pM->pDb->db, 1, &it->cur, &err)) {
+      lquay_fail(L, pM->pDb, &err);
+    }
+  } else {
+    if (quay_plan_new(q->qs, &it->plan, &err)) lquay_raise(L, &err);
+    /* Streamed: PostgreSQL reads it through a server-side cursor. */
+    if (quay_load_open(it->plan, pM->pDb->db, 1, &it->load, &err)) {
+      lquay_fail(L, pM->pDb, &err);
+    }
   }
   lua_pushcfunction(L, iter_next);                   /* [q, it, f] */
   lua_pushvalue(L, 2);
@@ -1012,6 +1325,10 @@ static const luaL_Reg aQsMethod[] = {
   {"prefetch_related", qs_prefetch_related},
   {"with", qs_with},
   {"with_count", qs_with_count},
+  {"annotate", qs_annotate},
+  {"aggregate", qs_aggregate},
+  {"values", qs_values},
+  {"distinct", qs_distinct},
   {"strict", qs_strict},
   {"all", qs_all},
   {"first", qs_first},

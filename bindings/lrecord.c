@@ -272,6 +272,16 @@ static int rec_index(lua_State *L) {
     lua_rawgetp(L, 1, &lquay_LK_PIVOT);
     return 1;
   }
+  if (lua_type(L, 2) == LUA_TSTRING && lua_getmetatable(L, 1)) {
+    /* An annotation whose value is NULL (sum of no rows): nil. */
+    if (lua_rawgetp(L, -1, &lquay_LK_ANNS) == LUA_TTABLE) {
+      lua_pushvalue(L, 2);
+      if (lua_rawget(L, -2) != LUA_TNIL) {
+        lua_pushnil(L);
+        return 1;
+      }
+    }
+  }
   unknown(L, pM, 2);
   return 0;
 }

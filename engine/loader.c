@@ -765,6 +765,35 @@ static int assign_slots(quay_plan *p, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/* Step 0 of a values set: value rows (values.c), no records. */
+static int build_values_step(quay_plan *p, quay_err *pErr) {
+  PlanStep *s = &p->aStep[0];
+  Build b;
+  int i, rc;
+  quay__build_init(&b, p->pDb, &p->arena, pErr);
+  for (i = 0; i < p->nParamBase; i++) {
+    quay_value vNull;
+    vNull.type = QUAY_NULL;
+    quay__params_add(&b.params, &vNull);
+  }
+  rc = quay__values_sql(&b, &s->view, NULL, NULL, 0, &s->aHint, &s->nCol);
+  if (rc == QUAY_OK) {
+    s->zSql = quay__arena_strdup(&p->arena, b.sql.z ? b.sql.z : "", b.sql.n);
+    s->nParam = b.params.n;
+    s->aParam = quay__arena_alloc(&p->arena, sizeof(quay_value) *
+                                                 (size_t)(b.params.n + 1));
+    if (s->zSql == NULL || s->aParam == NULL) {
+      rc = quay__oom(pErr);
+    } else if (b.params.n) {
+      memcpy(s->aParam, b.params.a, sizeof(quay_value) * (size_t)b.params.n);
+    }
+  }
+  p->bValues = 1;
+  s->aNode[0].selected = 0;           /* no records */
+  quay__build_free(&b);
+  return rc;
+}
+
 /*
 ** Plan a query set; pPluck selects one column instead of records.  Step
 ** 0's parameters are numbered after nParamBase others (a subquery).
@@ -786,6 +815,16 @@ static int plan_qs(quay_qs *pQs, Expr *pPluck, int nParamBase,
     p->aStep[0].hasView = 1;
     p->strict = p->aStep[0].view.strict || pQs->pModel->pDb->opts.strict;
     rc = add_node(p, 0, pQs->pModel, -1, NULL, 1, &iNode, pErr);
+  }
+  if (rc == QUAY_OK && pPluck == NULL && p->aStep[0].view.pValues) {
+    rc = build_values_step(p, pErr);
+    if (rc == QUAY_OK) rc = assign_slots(p, pErr);
+    if (rc) {
+      quay_plan_free(p);
+      return rc;
+    }
+    *pp = p;
+    return QUAY_OK;
   }
   if (rc == QUAY_OK && pPluck == NULL) rc = plan_view(p, 0, pErr);
   for (i = 0; rc == QUAY_OK && i < p->nStep; i++) {
@@ -961,6 +1000,28 @@ static void select_where(Build *b, QsView *v, const char *zWhat) {
   }
 }
 
+/* Non-0 when a values set's rows are not the set's records: distinct
+** rows, or groups. */
+static int values_collapse(const QsView *v) {
+  int i;
+  if (v->pValues == NULL) return 0;
+  if (v->distinct) return 1;
+  for (i = v->iFirstGroupAnn; i < v->nAnn; i++) {
+    if (v->apAnn[i]->pExpr->bAgg) return 1;
+  }
+  return 0;
+}
+
+/* "SELECT <zWhat> FROM (<values rows>) AS q" of a collapsing values set. */
+static void select_values(Build *b, QsView *v, const char *zPre,
+                          const char *zPost) {
+  int *aHint, nCol;
+  quay__str_cat(&b->sql, zPre);
+  if (quay__values_sql(b, v, NULL, NULL, 0, &aHint, &nCol) == QUAY_OK) {
+    quay__str_cat(&b->sql, zPost);
+  }
+}
+
 int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
   Arena a;
   Build b;
@@ -970,7 +1031,10 @@ int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   rc = quay__qs_view(pQs, &v, &a, pErr);
-  if (rc == QUAY_OK) {
+  if (rc == QUAY_OK && values_collapse(&v)) {
+    select_values(&b, &v, "SELECT COUNT(*) FROM (", ") AS q");
+    rc = quay__build_rc(&b);
+  } else if (rc == QUAY_OK) {
     if (v.limit >= 0 || v.offset >= 0) {
       quay__str_cat(&b.sql, "SELECT COUNT(*) FROM (");
       select_where(&b, &v, "1");
@@ -1003,7 +1067,10 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
     quay__arena_free(&a);
     return QUAY_OK;
   }
-  if (rc == QUAY_OK) {
+  if (rc == QUAY_OK && values_collapse(&v)) {
+    select_values(&b, &v, "SELECT EXISTS (", ")");
+    rc = quay__build_rc(&b);
+  } else if (rc == QUAY_OK) {
     quay__str_cat(&b.sql, "SELECT EXISTS (");
     v.limit = v.offset >= 0 ? 1 : v.limit;
     select_where(&b, &v, "1");

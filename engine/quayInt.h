@@ -875,6 +875,21 @@ QUAY_INTERNAL void quay__emit_expr_row(Build *b, Scope *s, Expr *e);
 QUAY_INTERNAL void quay__emit_chain(Build *b, const Hop *aHop, int nHop,
                                     char **azT, char **pzVia0,
                                     char **pzLink);
+/* An aggregate of the rows along e's path, correlated to the scope's
+** row, or (xOwners) to every owner key the subquery xOwners writes. */
+QUAY_INTERNAL void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,
+                                      void (*xOwners)(Build *, void *),
+                                      void *pOwners);
+/* A condition tree compiled for the scope's row, prepared (joins
+** registered) but not part of its WHERE; written by quay__emit_cond. */
+typedef struct ENode ENode;
+QUAY_INTERNAL ENode *quay__scope_cond(Build *b, Scope *s, Cond *c);
+QUAY_INTERNAL void quay__emit_cond(Build *b, ENode *n);
+/* A leaf's comparison with the operand x (values.c: HAVING). */
+QUAY_INTERNAL void quay__emit_compare(Build *b, Cond *c, const Operand *x,
+                                      void (*xRight)(Build *, void *,
+                                                     Expr *),
+                                      void *pRight);
 /* Non-0 when a chain can reach one target row twice from one owner. */
 QUAY_INTERNAL int quay__chain_repeats(const Hop *aHop, int nHop);
 /* Both: the scope's FROM written at once; returns the scope. */
@@ -975,7 +990,18 @@ struct quay_plan {
                             ** binding (quay_load_owners) */
   int nParamBase;           /* parameters before step 0's (a subquery:
                             ** quay__plan_keys) */
+  int bValues;              /* step 0 yields value rows (values()), no
+                            ** records: run it with quay_qs_rows */
 };
+
+/*
+** values.c: the statement of a values set (apAggExpr NULL) or of the n
+** aggregates apAggExpr named azAgg over the view's rows, into b; a hint
+** per output column in *paHint (b's arena), their number in *pnCol.
+*/
+QUAY_INTERNAL int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
+                                   const char *const *azAgg, int nAgg,
+                                   int **paHint, int *pnCol);
 
 /* The key array parameter of a batched step from owner keys (arena). */
 QUAY_INTERNAL int quay__plan_key_param(quay_plan *p, int iStep,

@@ -320,7 +320,6 @@ static void emit_final(Build *b, Cond *c, const Operand *x,
 **      B).  Conditions of the outer row inside such a group stay
 **      correlated references to the outer alias.
 */
-typedef struct ENode ENode;
 struct ENode {
   int eOp;                  /* CN_* */
   ENode **ap; int n;        /* AND / OR / NOT children */
@@ -1177,7 +1176,8 @@ static void emit_col(Build *b, ExprCtx *x, const PathRes *p) {
   col(b, z, f->zCol);
 }
 
-static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn);
+static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
+                         void (*xOwners)(Build *, void *), void *pOwners);
 
 static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
   ExprCtx *x = pCtx;
@@ -1199,7 +1199,7 @@ static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
       emit_expr_row(b, pCtx, e->pRef->pExpr);
       break;
     case EX_AGG:
-      emit_agg_row(b, x, e, e->eFunc);
+      emit_agg_row(b, x, e, e->eFunc, NULL, NULL);
       break;
     default:
       cat(b, "(");
@@ -1213,6 +1213,32 @@ static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
 
 void quay__emit_expr_row(Build *b, Scope *s, Expr *e) {
   emit_expr_row(b, &s->ctx, e);
+}
+
+void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,
+                        void (*xOwners)(Build *, void *), void *pOwners) {
+  if (s == NULL) {
+    /* Owners given by xOwners: no outer row to correlate with. */
+    s = scope_alloc(b, e->path.pModel, "", NULL);
+    if (s == NULL) return;
+  }
+  emit_agg_row(b, &s->ctx, e, eFn, xOwners, pOwners);
+}
+
+ENode *quay__scope_cond(Build *b, Scope *s, Cond *c) {
+  ENode *n = enode_build(b, s, c, 0);
+  if (n) scope_prepare(b, s, n);
+  return n;
+}
+
+void quay__emit_cond(Build *b, ENode *n) {
+  if (n) emit_node(b, n);
+}
+
+void quay__emit_compare(Build *b, Cond *c, const Operand *x,
+                        void (*xRight)(Build *, void *, Expr *),
+                        void *pRight) {
+  emit_final(b, c, x, xRight, pRight);
 }
 
 /*
@@ -1250,9 +1276,12 @@ static void agg_filter_advance(ENode *n, const Hop *aHop, int nHop,
 /*
 ** One aggregate (function eFn, which may differ from e->eFunc for a
 ** partial of a grouped query) of the rows along e's path from x's row, as
-** a correlated subquery.
+** a correlated subquery.  With xOwners, the rows of every owner whose key
+** (hop 0's source column) the subquery xOwners writes: a set of owners
+** (distinct aggregates over a group, values.c).
 */
-static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn) {
+static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
+                         void (*xOwners)(Build *, void *), void *pOwners) {
   static const char *const azFn[] = {
     NULL, "COUNT", "SUM", "AVG", "MIN", "MAX", "EXISTS"
   };
@@ -1306,11 +1335,17 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn) {
   scope_emit_joins(b, s2);
   cat(b, " WHERE ");
   cat(b, zLink);
-  cat(b, " = ");
-  if (p->nHop == 0) {
-    col(b, x->zBase, pLast->apField[pLast->iPk]->zCol);
+  if (xOwners) {
+    cat(b, " IN (");
+    xOwners(b, pOwners);
+    cat(b, ")");
   } else {
-    col(b, zFrom, p->aHop[0].pFromKey->zCol);
+    cat(b, " = ");
+    if (p->nHop == 0) {
+      col(b, x->zBase, pLast->apField[pLast->iPk]->zCol);
+    } else {
+      col(b, zFrom, p->aHop[0].pFromKey->zCol);
+    }
   }
   nTerm = 1;
   if (e->pFilter) {

@@ -71,6 +71,15 @@ quay.open = core.open
 quay.null = core.null
 quay.any = core.any
 quay.prefetch = core.prefetch
+-- Expressions (aggregates, annotations, values): built in the C module.
+quay.F = core.F
+quay.count = core.count
+quay.sum = core.sum
+quay.avg = core.avg
+quay.min = core.min
+quay.max = core.max
+quay.exists = core.exists
+quay.trunc = core.trunc
 quay.version = core.version
 quay.CASCADE = core.CASCADE
 quay.SET_NULL = core.SET_NULL

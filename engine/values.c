@@ -1,0 +1,794 @@
+/*
+** engine/values.c
+** Value rows: values() (plain rows of chosen columns), values followed by
+** aggregate annotations (one row per group), distinct, and aggregate()
+** over a whole set.
+** See LICENSE
+**
+** Plain values rows are one SELECT of the chosen expressions over the
+** set's rows.  Grouped rows and aggregate() are two levels, so that no
+** aggregate ever multiplies another (docs/reference.md "No inflation"):
+**
+**   SELECT q."g0" AS "author__name", COUNT(*) AS "n",
+**          COALESCE(SUM(q."a1"), 0) AS "comments"
+**     FROM (SELECT t1.name AS "g0",                       -- group columns
+**                  (SELECT COUNT(*) FROM comments c       -- per-row part
+**                    WHERE c.post_id = t0.id) AS "a1",    -- of a to-many
+**                  t0.id AS "k"                           -- aggregate
+**             FROM posts t0 LEFT JOIN users t1 ON ...
+**            WHERE <filters>) AS q
+**    GROUP BY q."g0" HAVING <conditions on aggregates> ORDER BY ...
+**
+** The inner level has one row per record of the set (LEFT JOINs only
+** along to-one paths, so nothing repeats), with the group columns, the
+** arguments of aggregates over the record's own row and to-one paths,
+** and, for an aggregate over a to-many path, its per-record partial (a
+** correlated subquery: count, sum, min, max; avg as sum and count).  The
+** outer level aggregates those: COUNT(*), SUM(partial), SUM(sum)/SUM(count)
+** ...  A distinct aggregate over a to-many path cannot be split per
+** record: it is one subquery over the related rows of every record of
+** the group (their keys come from the inner level again, matched on the
+** group columns).  SQLite and PostgreSQL both flatten the inner level into
+** the outer when nothing needs it separate, so the common case costs one
+** grouped scan.
+*/
+#include "quayInt.h"
+
+#include <stdio.h>
+
+typedef struct AggCol {
+  Expr *e;                  /* the aggregate node (borrowed) */
+  int bToMany;              /* its path crosses a to-many relation */
+  int bSetDistinct;         /* distinct over a to-many path */
+  int iCol, iCol2;          /* inner columns "a<i>" (AVG: sum, count) */
+} AggCol;
+
+typedef struct VPlan {
+  Build *b;
+  QsView *v;                /* the set's view */
+  QsView vIn;               /* the view without the HAVING filters */
+  quay_qs **apHaving; int nHaving;
+  Ann **apCol; int nCol;    /* values columns */
+  Ann **apOut; int nOut;    /* output columns: values, then annotations */
+  int bGrouped;             /* annotations with aggregates after values */
+  int bAggregate;           /* aggregate(): one row over the set */
+  Expr *const *apAggExpr; const char *const *azAggName; int nAggExpr;
+  AggCol *aAgg; int nAgg, nAggAlloc;
+  int nInner;               /* inner aggregate columns */
+  const char *zQ;           /* alias of the inner level */
+  int iGroupKey;            /* the owner-key subquery: which agg */
+} VPlan;
+
+static void cat(Build *b, const char *z) { quay__str_cat(&b->sql, z); }
+
+static void fail(VPlan *vp, int code, const char *zMsg, const char *zName) {
+  Build *b = vp->b;
+  if (b->rc == QUAY_OK) {
+    b->rc = quay__err(b->pErr, code, zMsg, zName ? zName : "?");
+  }
+}
+
+/* {======= Collecting the aggregates */
+
+static int agg_find(VPlan *vp, const Expr *e) {
+  int i;
+  for (i = 0; i < vp->nAgg; i++) {
+    if (vp->aAgg[i].e == e) return i;
+  }
+  return -1;
+}
+
+/* Register every aggregate of e (not inside another aggregate). */
+static void collect(VPlan *vp, Expr *e, int iDepth) {
+  for (; e && iDepth < 256; e = e->pB, iDepth++) {
+    switch (e->eOp) {
+      case EX_AGG: {
+        AggCol *a;
+        if (agg_find(vp, e) >= 0) return;
+        if (vp->nAgg == vp->nAggAlloc) {
+          int nNew = vp->nAggAlloc ? vp->nAggAlloc * 2 : 8;
+          AggCol *aNew = quay__arena_alloc(vp->b->pArena,
+                                           sizeof(AggCol) * (size_t)nNew);
+          if (aNew == NULL) return;
+          if (vp->nAgg) memcpy(aNew, vp->aAgg, sizeof(AggCol) * vp->nAgg);
+          vp->aAgg = aNew;
+          vp->nAggAlloc = nNew;
+        }
+        a = &vp->aAgg[vp->nAgg++];
+        memset(a, 0, sizeof(*a));
+        a->e = e;
+        a->bToMany = e->path.toMany;
+        a->bSetDistinct = a->bToMany && e->bDistinct &&
+                          (e->eFunc == QUAY_AGG_COUNT ||
+                           e->eFunc == QUAY_AGG_SUM ||
+                           e->eFunc == QUAY_AGG_AVG);
+        a->iCol = a->iCol2 = -1;
+        if (!a->bSetDistinct) {
+          a->iCol = vp->nInner++;
+          if (a->bToMany && e->eFunc == QUAY_AGG_AVG) a->iCol2 = vp->nInner++;
+        }
+        return;
+      }
+      case EX_REF:
+        collect(vp, e->pRef->pExpr, iDepth + 1);
+        return;
+      case EX_ADD: case EX_SUB: case EX_MUL: case EX_DIV:
+        collect(vp, e->pA, iDepth + 1);
+        break;                          /* then e->pB */
+      default:
+        return;
+    }
+  }
+}
+
+/* Aggregates in the leaves of a HAVING condition. */
+static void collect_cond(VPlan *vp, Cond *c) {
+  int i;
+  if (c->eOp == CN_LEAF) {
+    if (c->pAnn) collect(vp, c->pAnn->pExpr, 0);
+    if (c->pExpr) collect(vp, c->pExpr, 0);
+    return;
+  }
+  for (i = 0; i < c->nChild; i++) collect_cond(vp, c->apChild[i]);
+}
+/* }======= */
+
+
+/* {======= The inner level */
+
+static void emit_limit(Build *b, QsView *v) {
+  quay_value n;
+  n.type = QUAY_INT;
+  if (v->limit >= 0) {
+    cat(b, " LIMIT ");
+    n.u.i = v->limit;
+    quay__build_param(b, &n);
+  } else if (v->offset >= 0) {
+    cat(b, b->pDia->zOffsetNoLimit);
+  }
+  if (v->offset >= 0) {
+    cat(b, " OFFSET ");
+    n.u.i = v->offset;
+    quay__build_param(b, &n);
+  }
+}
+
+/* An ORDER BY of the set's own terms on the inner level (aggregate() of
+** a limited set: the limit picks the rows its order says). */
+static void emit_row_order(Build *b, Scope *sc, QsView *v,
+                           const char *zAlias) {
+  int i, n = v->pOrder ? v->pOrder->nOrder : 0;
+  cat(b, " ORDER BY ");
+  for (i = 0; i < n; i++) {
+    Expr *e = v->pOrder->apOrder[i];
+    quay__emit_expr_row(b, sc, e);
+    cat(b, e->bDesc ? " DESC" : " ASC");
+    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    cat(b, ", ");
+  }
+  quay__str_col(&b->sql, zAlias,
+                v->pModel->apField[v->pModel->iPk]->zCol);
+}
+
+/* A bound column expression over e's own path (the argument of an
+** aggregate over the row itself or to-one relations). */
+static void arg_expr(const Expr *e, Expr *pOut) {
+  memset(pOut, 0, sizeof(*pOut));
+  pOut->eOp = EX_COL;
+  pOut->bound = 1;
+  pOut->path = e->path;
+  pOut->eType = e->path.pField ? e->path.pField->eType : 0;
+}
+
+/*
+** SELECT of the inner level: group columns "g<i>", aggregate columns
+** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
+*/
+static void emit_inner(VPlan *vp) {
+  Build *b = vp->b;
+  char *zA = quay__alias(b);
+  Scope *sc;
+  ENode **apF;
+  int i, nTerm = 0, bFirst = 1;
+  if (zA == NULL) return;
+  sc = quay__scope_from_view(b, &vp->vIn, zA);
+  apF = quay__arena_alloc(b->pArena, sizeof(ENode *) * (size_t)(vp->nAgg + 1));
+  if (sc == NULL || apF == NULL) return;
+  for (i = 0; i < vp->nCol; i++) {
+    quay__scope_prepare_expr(b, sc, vp->apCol[i]->pExpr);
+  }
+  for (i = 0; i < vp->nAgg; i++) {
+    AggCol *a = &vp->aAgg[i];
+    apF[i] = NULL;
+    if (a->bToMany) continue;
+    if (a->e->path.pField) {
+      Expr arg;
+      arg_expr(a->e, &arg);
+      quay__scope_prepare_expr(b, sc, &arg);
+    }
+    if (a->e->pFilter) apF[i] = quay__scope_cond(b, sc, a->e->pFilter);
+  }
+  if (vp->bAggregate && vp->v->pOrder) {
+    for (i = 0; i < vp->v->pOrder->nOrder; i++) {
+      quay__scope_prepare_expr(b, sc, vp->v->pOrder->apOrder[i]);
+    }
+  }
+  cat(b, "SELECT ");
+  for (i = 0; i < vp->nCol; i++) {
+    if (!bFirst) cat(b, ", ");
+    bFirst = 0;
+    quay__emit_expr_row(b, sc, vp->apCol[i]->pExpr);
+    quay__str_printf(&b->sql, " AS \"g%d\"", i);
+  }
+  for (i = 0; i < vp->nAgg; i++) {
+    AggCol *a = &vp->aAgg[i];
+    Expr *e = a->e;
+    if (!bFirst) cat(b, ", ");
+    bFirst = 0;
+    if (a->bSetDistinct) {
+      /* The owners' keys this aggregate's path starts from. */
+      Field *f = e->path.aHop[0].pFromKey;
+      quay__str_col(&b->sql, e->path.isPivot ? quay__scope_pivot(sc) : zA,
+                    f->zCol);
+      quay__str_printf(&b->sql, " AS \"f%d\"", i);
+      continue;
+    }
+    if (a->bToMany) {
+      int eFn = e->eFunc == QUAY_AGG_AVG || e->eFunc == QUAY_AGG_EXISTS
+                    ? (e->eFunc == QUAY_AGG_AVG ? QUAY_AGG_SUM : QUAY_AGG_COUNT)
+                    : e->eFunc;
+      quay__emit_agg_row(b, sc, e, eFn, NULL, NULL);
+      quay__str_printf(&b->sql, " AS \"a%d\"", a->iCol);
+      if (a->iCol2 >= 0) {
+        cat(b, ", ");
+        quay__emit_agg_row(b, sc, e, QUAY_AGG_COUNT, NULL, NULL);
+        quay__str_printf(&b->sql, " AS \"a%d\"", a->iCol2);
+      }
+      continue;
+    }
+    /* Over the row itself or a to-one path: the argument per row. */
+    if (apF[i]) {
+      cat(b, "CASE WHEN ");
+      quay__emit_cond(b, apF[i]);
+      cat(b, " THEN ");
+    }
+    if (e->path.pField) {
+      Expr arg;
+      arg_expr(e, &arg);
+      quay__emit_expr_row(b, sc, &arg);
+    } else if (e->path.nHop > 0) {
+      /* count("author"): the related row's key (NULL when missing). */
+      Expr arg;
+      arg_expr(e, &arg);
+      arg.path.pField = quay__hop_ident(&e->path.aHop[e->path.nHop - 1]);
+      quay__emit_expr_row(b, sc, &arg);
+    } else {
+      cat(b, "1");
+    }
+    if (apF[i]) cat(b, " END");
+    quay__str_printf(&b->sql, " AS \"a%d\"", a->iCol);
+  }
+  if (!bFirst) cat(b, ", ");
+  quay__str_col(&b->sql, zA, vp->v->pModel->apField[vp->v->pModel->iPk]->zCol);
+  cat(b, " AS \"k\"");
+  quay__scope_emit_from(b, sc);
+  quay__scope_where(b, sc, &nTerm);
+  if (vp->bAggregate && (vp->v->limit >= 0 || vp->v->offset >= 0)) {
+    emit_row_order(b, sc, vp->v, zA);
+    emit_limit(b, vp->v);
+  }
+}
+/* }======= */
+
+
+/* {======= The outer level */
+
+/* The values column expression e is, or -1. */
+static int col_of(VPlan *vp, const Expr *e) {
+  int i;
+  for (i = 0; i < vp->nCol; i++) {
+    const Expr *c = vp->apCol[i]->pExpr;
+    if (c == e) return i;
+    if (c->eOp == EX_REF && c->pRef->pExpr == e) return i;
+    if (c->eOp != e->eOp) continue;
+    if ((e->eOp == EX_COL || e->eOp == EX_TRUNC) &&
+        c->path.pField == e->path.pField && c->path.nHop == e->path.nHop &&
+        c->path.isPivot == e->path.isPivot && c->eUnit == e->eUnit &&
+        (e->path.nHop == 0 ||
+         memcmp(c->path.apRel, e->path.apRel,
+                sizeof(Rel *) * (size_t)e->path.nRel) == 0)) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/* Owner keys of a set-distinct aggregate: those of the group's records. */
+typedef struct OwnersCtx {
+  VPlan *vp;
+  int iAgg;
+} OwnersCtx;
+
+static void emit_owners(Build *b, void *pCtx) {
+  OwnersCtx *o = pCtx;
+  VPlan *vp = o->vp;
+  char z[32];
+  char *zQ2 = quay__alias(b);
+  int i;
+  if (zQ2 == NULL) return;
+  snprintf(z, sizeof(z), "f%d", o->iAgg);
+  cat(b, "SELECT ");
+  quay__str_col(&b->sql, zQ2, z);
+  cat(b, " FROM (");
+  emit_inner(vp);                     /* the set's records again */
+  cat(b, ") AS ");
+  quay__str_ident(&b->sql, zQ2);
+  for (i = 0; i < vp->nCol; i++) {
+    char zG[32];
+    snprintf(zG, sizeof(zG), "g%d", i);
+    cat(b, i ? " AND " : " WHERE ");
+    quay__str_col(&b->sql, zQ2, zG);
+    quay__str_printf(&b->sql, " %s ", b->pDia->zNullSafeEq);
+    quay__str_col(&b->sql, vp->zQ, zG);
+  }
+}
+
+static void emit_outer_expr(Build *b, void *pCtx, Expr *e);
+
+/* q."<prefix><i>" */
+static void qcol(VPlan *vp, const char *zPrefix, int i) {
+  char z[32];
+  snprintf(z, sizeof(z), "%s%d", zPrefix, i);
+  quay__str_col(&vp->b->sql, vp->zQ, z);
+}
+
+/* An aggregate on the outer level, from the inner columns. */
+static void emit_outer_agg(VPlan *vp, int iAgg) {
+  Build *b = vp->b;
+  AggCol *a = &vp->aAgg[iAgg];
+  Expr *e = a->e;
+  static const char *const azFn[] = {
+    NULL, "COUNT", "SUM", "AVG", "MIN", "MAX", "EXISTS"
+  };
+  int bDefault = e->bDefault && e->eFunc != QUAY_AGG_COUNT &&
+                 e->eFunc != QUAY_AGG_EXISTS;
+  if (bDefault) cat(b, "COALESCE(");
+  if (a->bSetDistinct) {
+    OwnersCtx o;
+    o.vp = vp;
+    o.iAgg = iAgg;
+    quay__emit_agg_row(b, NULL, e, e->eFunc, emit_owners, &o);
+  } else if (a->bToMany) {
+    switch (e->eFunc) {
+      case QUAY_AGG_COUNT:
+        cat(b, "COALESCE(SUM(");
+        qcol(vp, "a", a->iCol);
+        cat(b, "), 0)");
+        break;
+      case QUAY_AGG_EXISTS:
+        cat(b, "(COALESCE(SUM(");
+        qcol(vp, "a", a->iCol);
+        cat(b, "), 0) > 0)");
+        break;
+      case QUAY_AGG_AVG:
+        cat(b, "(1.0 * SUM(");
+        qcol(vp, "a", a->iCol);
+        cat(b, ") / NULLIF(SUM(");
+        qcol(vp, "a", a->iCol2);
+        cat(b, "), 0))");
+        break;
+      default:                          /* sum, min, max of partials */
+        quay__str_printf(&b->sql, "%s(", azFn[e->eFunc]);
+        qcol(vp, "a", a->iCol);
+        cat(b, ")");
+        break;
+    }
+  } else if (e->eFunc == QUAY_AGG_EXISTS) {
+    cat(b, "(COUNT(");
+    qcol(vp, "a", a->iCol);
+    cat(b, ") > 0)");
+  } else {
+    quay__str_printf(&b->sql, "%s(%s", azFn[e->eFunc],
+                     e->bDistinct ? "DISTINCT " : "");
+    if (e->eFunc == QUAY_AGG_AVG) cat(b, "1.0 * ");
+    qcol(vp, "a", a->iCol);
+    cat(b, ")");
+  }
+  if (bDefault) {
+    cat(b, ", ");
+    quay__build_param(b, &e->dflt);
+    cat(b, ")");
+  }
+}
+
+static void emit_outer_expr(Build *b, void *pCtx, Expr *e) {
+  VPlan *vp = pCtx;
+  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
+                                      " / " };
+  int i = col_of(vp, e);
+  if (i >= 0) {
+    qcol(vp, "g", i);
+    return;
+  }
+  switch (e->eOp) {
+    case EX_VALUE:
+      quay__build_param(b, &e->val);
+      return;
+    case EX_REF:
+      emit_outer_expr(b, pCtx, e->pRef->pExpr);
+      return;
+    case EX_AGG:
+      i = agg_find(vp, e);
+      if (i < 0) {
+        fail(vp, QUAY_EMISUSE, "internal: aggregate %s not collected",
+             e->zPath);
+        return;
+      }
+      emit_outer_agg(vp, i);
+      return;
+    case EX_COL:
+    case EX_TRUNC:
+      fail(vp, QUAY_EBAD_LOOKUP, "'%s' is neither one of the values() "
+           "columns nor inside an aggregate", e->zPath);
+      return;
+    default:
+      cat(b, "(");
+      emit_outer_expr(b, pCtx, e->pA);
+      cat(b, azOp[e->eOp]);
+      emit_outer_expr(b, pCtx, e->pB);
+      cat(b, ")");
+      return;
+  }
+}
+
+/* A HAVING condition: leaves name annotations or values columns. */
+static void emit_having(VPlan *vp, Cond *c, int iDepth) {
+  Build *b = vp->b;
+  int i;
+  if (iDepth > QUAY_MAX_COND_DEPTH * 4) {
+    fail(vp, QUAY_EMISUSE, "conditions nested too deep%s", "");
+    return;
+  }
+  switch (c->eOp) {
+    case CN_LEAF: {
+      Operand o;
+      memset(&o, 0, sizeof(o));
+      o.ePart = c->ePart;
+      o.xExpr = emit_outer_expr;
+      o.pCtx = vp;
+      if (c->pAnn) {
+        o.pExpr = c->pAnn->pExpr;
+      } else {
+        /* A path: it must be one of the values columns. */
+        int k;
+        for (k = 0; k < vp->nCol; k++) {
+          const Expr *x = vp->apCol[k]->pExpr;
+          if (x->eOp == EX_COL && c->nHop == x->path.nHop &&
+              c->pField == x->path.pField) {
+            break;
+          }
+        }
+        if (k == vp->nCol || c->bRelTest) {
+          fail(vp, QUAY_EBAD_LOOKUP, "the condition '%s' filters groups "
+               "with an aggregate; its other names must be values() "
+               "columns", c->zPath);
+          return;
+        }
+        o.pExpr = vp->apCol[k]->pExpr;
+      }
+      quay__emit_compare(b, c, &o, emit_outer_expr, vp);
+      return;
+    }
+    case CN_HAS:
+      fail(vp, QUAY_EBAD_LOOKUP, "where_has cannot filter groups; put it "
+           "before annotate%s", "");
+      return;
+    case CN_NOT:
+      cat(b, "NOT COALESCE(");
+      for (i = 0; i < c->nChild; i++) {
+        if (i) cat(b, " AND ");
+        emit_having(vp, c->apChild[i], iDepth + 1);
+      }
+      quay__str_printf(&b->sql, ", %s)", b->pDia->zFalse);
+      return;
+    default:
+      if (c->nChild == 0) {
+        cat(b, c->eOp == CN_OR ? b->pDia->zFalse : b->pDia->zTrue);
+        return;
+      }
+      cat(b, "(");
+      for (i = 0; i < c->nChild; i++) {
+        if (i) cat(b, c->eOp == CN_OR ? " OR " : " AND ");
+        emit_having(vp, c->apChild[i], iDepth + 1);
+      }
+      cat(b, ")");
+      return;
+  }
+}
+/* }======= */
+
+
+/* {======= Plans */
+
+/* Split the view: filters with aggregates go to HAVING (grouped). */
+static int vplan_init(VPlan *vp, Build *b, QsView *v, int bAggregate) {
+  int i, nAfter;
+  memset(vp, 0, sizeof(*vp));
+  vp->b = b;
+  vp->v = v;
+  vp->bAggregate = bAggregate;
+  vp->vIn = *v;
+  vp->apHaving = quay__arena_alloc(b->pArena,
+                                   sizeof(quay_qs *) * (size_t)(v->nFilter + 1));
+  vp->vIn.apFilter = quay__arena_alloc(b->pArena, sizeof(quay_qs *) *
+                                                      (size_t)(v->nFilter + 1));
+  if (vp->apHaving == NULL || vp->vIn.apFilter == NULL) return QUAY_ENOMEM;
+  vp->vIn.nFilter = 0;
+  for (i = 0; i < v->nFilter; i++) {
+    if (quay__cond_has_agg(v->apFilter[i]->pCond)) {
+      vp->apHaving[vp->nHaving++] = v->apFilter[i];
+    } else {
+      vp->vIn.apFilter[vp->vIn.nFilter++] = v->apFilter[i];
+    }
+  }
+  if (v->pValues && !bAggregate) {
+    vp->nCol = v->pValues->nAnn;
+    nAfter = v->nAnn - v->iFirstGroupAnn;
+    vp->apCol = quay__arena_alloc(b->pArena, sizeof(Ann *) *
+                                                 (size_t)(vp->nCol + 1));
+    vp->apOut = quay__arena_alloc(b->pArena, sizeof(Ann *) *
+                                                 (size_t)(vp->nCol + nAfter + 1));
+    if (vp->apCol == NULL || vp->apOut == NULL) return QUAY_ENOMEM;
+    for (i = 0; i < vp->nCol; i++) {
+      vp->apCol[i] = &v->pValues->aAnn[i];
+      vp->apOut[vp->nOut++] = vp->apCol[i];
+    }
+    for (i = v->iFirstGroupAnn; i < v->nAnn; i++) {
+      vp->apOut[vp->nOut++] = v->apAnn[i];
+      if (v->apAnn[i]->pExpr->bAgg) vp->bGrouped = 1;
+    }
+  }
+  return QUAY_OK;
+}
+
+/* Plain rows: one SELECT of the output columns. */
+static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
+  Build *b = vp->b;
+  QsView *v = vp->v;
+  char *zA = quay__alias(b);
+  Scope *sc;
+  int i, nTerm = 0, nOrder = v->pOrder ? v->pOrder->nOrder : 0;
+  if (zA == NULL) return;
+  sc = quay__scope_from_view(b, v, zA);
+  if (sc == NULL) return;
+  for (i = 0; i < vp->nOut; i++) {
+    quay__scope_prepare_expr(b, sc, vp->apOut[i]->pExpr);
+  }
+  for (i = 0; i < nOrder; i++) {
+    quay__scope_prepare_expr(b, sc, v->pOrder->apOrder[i]);
+  }
+  cat(b, v->distinct ? "SELECT DISTINCT " : "SELECT ");
+  for (i = 0; i < vp->nOut; i++) {
+    if (i) cat(b, ", ");
+    quay__emit_expr_row(b, sc, vp->apOut[i]->pExpr);
+    cat(b, " AS ");
+    quay__str_ident(&b->sql, vp->apOut[i]->zName);
+    aHint[i] = vp->apOut[i]->pExpr->eType;
+    apName[i] = vp->apOut[i];
+  }
+  quay__scope_emit_from(b, sc);
+  quay__scope_where(b, sc, &nTerm);
+  if (nOrder || !v->distinct) cat(b, " ORDER BY ");
+  for (i = 0; i < nOrder; i++) {
+    Expr *e = v->pOrder->apOrder[i];
+    if (v->distinct) {
+      /* DISTINCT orders by its own columns only (PostgreSQL's rule). */
+      int k;
+      for (k = 0; k < vp->nOut; k++) {
+        if (vp->apOut[k]->pExpr == e ||
+            (e->eOp == EX_REF && e->pRef == vp->apOut[k]) ||
+            (e->eOp == EX_COL && vp->apOut[k]->pExpr->eOp == EX_COL &&
+             strcmp(e->zPath, vp->apOut[k]->pExpr->zPath) == 0)) {
+          break;
+        }
+      }
+      if (k == vp->nOut) {
+        fail(vp, QUAY_EBAD_LOOKUP, "order_by '%s' of a distinct values set "
+             "must be one of its columns", e->zPath);
+        return;
+      }
+      quay__str_ident(&b->sql, vp->apOut[k]->zName);
+    } else {
+      quay__emit_expr_row(b, sc, e);
+    }
+    cat(b, e->bDesc ? " DESC" : " ASC");
+    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    if (i + 1 < nOrder || !v->distinct) cat(b, ", ");
+  }
+  if (!v->distinct) {
+    quay__str_col(&b->sql, zA, v->pModel->apField[v->pModel->iPk]->zCol);
+  }
+  emit_limit(b, v);
+}
+
+/* Grouped rows or aggregate(): the two levels. */
+static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
+                         const char *const *azAgg) {
+  Build *b = vp->b;
+  QsView *v = vp->v;
+  int i, nOrder = v->pOrder ? v->pOrder->nOrder : 0, nOut = 0;
+  /* Every aggregate the outer level writes, with its inner columns. */
+  if (vp->bAggregate) {
+    for (i = 0; i < vp->nAggExpr; i++) collect(vp, vp->apAggExpr[i], 0);
+  } else {
+    for (i = 0; i < vp->nOut; i++) collect(vp, vp->apOut[i]->pExpr, 0);
+    for (i = 0; i < vp->nHaving; i++) {
+      collect_cond(vp, vp->apHaving[i]->pCond);
+    }
+    for (i = 0; i < nOrder; i++) collect(vp, v->pOrder->apOrder[i], 0);
+  }
+  if (quay__build_rc(b)) return;
+  vp->zQ = quay__alias(b);
+  if (vp->zQ == NULL) return;
+  cat(b, "SELECT ");
+  if (vp->bAggregate) {
+    for (i = 0; i < vp->nAggExpr; i++) {
+      if (i) cat(b, ", ");
+      emit_outer_expr(b, vp, vp->apAggExpr[i]);
+      cat(b, " AS ");
+      quay__str_ident(&b->sql, azAgg[i]);
+      aHint[nOut] = vp->apAggExpr[i]->eType;
+      apName[nOut++] = NULL;
+    }
+  } else {
+    for (i = 0; i < vp->nOut; i++) {
+      if (i) cat(b, ", ");
+      if (i < vp->nCol) {
+        qcol(vp, "g", i);
+      } else {
+        emit_outer_expr(b, vp, vp->apOut[i]->pExpr);
+      }
+      cat(b, " AS ");
+      quay__str_ident(&b->sql, vp->apOut[i]->zName);
+      aHint[nOut] = vp->apOut[i]->pExpr->eType;
+      apName[nOut++] = vp->apOut[i];
+    }
+  }
+  cat(b, " FROM (");
+  emit_inner(vp);
+  cat(b, ") AS ");
+  quay__str_ident(&b->sql, vp->zQ);
+  if (vp->bAggregate) return;
+  for (i = 0; i < vp->nCol; i++) {
+    cat(b, i ? ", " : " GROUP BY ");
+    qcol(vp, "g", i);
+  }
+  for (i = 0; i < vp->nHaving; i++) {
+    cat(b, i ? " AND " : " HAVING ");
+    emit_having(vp, vp->apHaving[i]->pCond, 0);
+    if (vp->apHaving[i]->bExclude) {
+      fail(vp, QUAY_EBAD_LOOKUP, "exclude on an aggregate is not "
+           "supported; use filter with the opposite lookup%s", "");
+    }
+  }
+  cat(b, " ORDER BY ");
+  for (i = 0; i < nOrder; i++) {
+    Expr *e = v->pOrder->apOrder[i];
+    emit_outer_expr(b, vp, e);
+    cat(b, e->bDesc ? " DESC" : " ASC");
+    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    cat(b, ", ");
+  }
+  /* Groups in the order of their columns, for a stable answer. */
+  for (i = 0; i < vp->nCol; i++) {
+    if (i) cat(b, ", ");
+    qcol(vp, "g", i);
+    cat(b, b->pDia->zAscNulls);
+  }
+  if (vp->nCol == 0) cat(b, "1");
+  emit_limit(b, v);
+}
+
+/*
+** Build the statement of a values set (quay_plan's step 0) or of an
+** aggregate (apAggExpr, n of them named azAgg): text, parameters and a
+** hint per output column.
+*/
+int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
+                     const char *const *azAgg, int nAgg, int **paHint,
+                     int *pnCol) {
+  VPlan vp;
+  int rc, nMax;
+  Ann **apName;
+  rc = vplan_init(&vp, b, v, apAggExpr != NULL);
+  if (rc) return quay__oom(b->pErr);
+  vp.apAggExpr = apAggExpr;
+  vp.azAggName = azAgg;
+  vp.nAggExpr = nAgg;
+  nMax = (apAggExpr ? nAgg : vp.nOut) + 1;
+  *paHint = quay__arena_alloc(b->pArena, sizeof(int) * (size_t)nMax);
+  apName = quay__arena_alloc(b->pArena, sizeof(Ann *) * (size_t)nMax);
+  if (*paHint == NULL || apName == NULL) return quay__oom(b->pErr);
+  if (!apAggExpr && vp.nHaving > 0 && !vp.bGrouped) {
+    return quay__err(b->pErr, QUAY_EBAD_LOOKUP, "a filter on an aggregate "
+                     "needs values(...) before annotate (groups) or "
+                     "annotate without values (per record)");
+  }
+  if (apAggExpr || vp.bGrouped) {
+    emit_grouped(&vp, *paHint, apName, azAgg);
+  } else {
+    emit_plain(&vp, *paHint, apName);
+  }
+  *pnCol = apAggExpr ? nAgg : vp.nOut;
+  return quay__build_rc(b);
+}
+/* }======= */
+
+
+/*
+** {==================================================================
+** Running value rows
+** ===================================================================
+*/
+int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
+                 quay_err *pErr) {
+  quay_plan *p;
+  int rc;
+  *ppCur = NULL;
+  rc = quay_plan_new(pQs, &p, pErr);
+  if (rc) return rc;
+  if (!p->bValues) {
+    quay_plan_free(p);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_rows: the %s query set "
+                     "has no values(); it yields records",
+                     pQs->pModel->zName);
+  }
+  rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
+                    p->aStep[0].nParam, p->aStep[0].aHint, p->aStep[0].nCol,
+                    bStream, ppCur, NULL, pErr);
+  /* The driver copied the text and the parameters. */
+  quay_plan_free(p);
+  return rc;
+}
+
+int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
+                      quay_expr *const *apExpr, int n, quay_cursor **ppCur,
+                      quay_err *pErr) {
+  Arena a;
+  Build b;
+  QsView v;
+  int rc = QUAY_OK, i, *aHint = NULL, nCol = 0;
+  *ppCur = NULL;
+  if (n <= 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "aggregate needs at least one "
+                     "aggregate: aggregate { n = quay.count() }");
+  }
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    Expr *e = (Expr *)apExpr[i];
+    rc = quay__expr_bind(e, pQs, 1, pErr);
+    if (rc == QUAY_OK && !e->bAgg) {
+      rc = quay__err(pErr, QUAY_EBAD_LOOKUP, "aggregate: '%s' is not an "
+                     "aggregate (quay.count, quay.sum, ...)", azName[i]);
+    }
+  }
+  if (rc) return rc;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  rc = quay__qs_view(pQs, &v, &a, pErr);
+  if (rc == QUAY_OK && v.pValues) {
+    rc = quay__err(pErr, QUAY_EMISUSE, "aggregate over a values() set: "
+                   "aggregate the set before values()");
+  }
+  if (rc == QUAY_OK) {
+    rc = quay__values_sql(&b, &v, (Expr *const *)apExpr, azName, n, &aHint,
+                          &nCol);
+  }
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, aHint, nCol, 0,
+                      ppCur, NULL, pErr);
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
+  return rc;
+}
+/* }================================================================== */
