@@ -284,6 +284,25 @@ function QuerySet:with(...) end
 ---@return quay.QuerySet
 function QuerySet:with_count(...) end
 
+---Named values per record (or per group after `values`): `annotate { n = quay.count("posts") }`.
+---@param annotations table<string, quay.Expr>
+---@return quay.QuerySet
+function QuerySet:annotate(annotations) end
+
+---Aggregates over the whole set, as one plain table.
+---@param aggregates table<string, quay.Expr>
+---@return table<string, any>
+function QuerySet:aggregate(aggregates) end
+
+---Plain rows of the given paths (to-one only); a table argument also names computed columns.
+---@param ... string|table
+---@return quay.QuerySet
+function QuerySet:values(...) end
+
+---No two rows alike (of values).
+---@return quay.QuerySet
+function QuerySet:distinct() end
+
 ---Records of this set raise `lazy_load` on a lazy load (addition).
 ---@return quay.QuerySet
 function QuerySet:strict() end
@@ -512,6 +531,64 @@ function quay.through(...) end
 ---@param groups quay.Conditions[]
 ---@return quay.Any
 function quay.any(groups) end
+
+---An expression: a column (`quay.F`), an aggregate, a truncated date, or arithmetic of them.
+---@class quay.Expr
+---@operator add(quay.Expr|number): quay.Expr
+---@operator sub(quay.Expr|number): quay.Expr
+---@operator mul(quay.Expr|number): quay.Expr
+---@operator div(quay.Expr|number): quay.Expr
+local Expr = {}
+---@return quay.Expr
+function Expr:desc() end
+---@return quay.Expr
+function Expr:asc() end
+
+---@class quay.AggregateOptions
+---@field filter? quay.Conditions
+---@field distinct? boolean
+---@field default? any
+
+---A column across to-one relations (or an annotation name).
+---@param path string
+---@return quay.Expr
+function quay.F(path) end
+
+---@param path? string
+---@param opts? quay.AggregateOptions
+---@return quay.Expr
+function quay.count(path, opts) end
+
+---@param path string
+---@param opts? quay.AggregateOptions
+---@return quay.Expr
+function quay.sum(path, opts) end
+
+---@param path string
+---@param opts? quay.AggregateOptions
+---@return quay.Expr
+function quay.avg(path, opts) end
+
+---@param path string
+---@param opts? quay.AggregateOptions
+---@return quay.Expr
+function quay.min(path, opts) end
+
+---@param path string
+---@param opts? quay.AggregateOptions
+---@return quay.Expr
+function quay.max(path, opts) end
+
+---@param path string
+---@param opts? quay.AggregateOptions
+---@return quay.Expr
+function quay.exists(path, opts) end
+
+---A datetime truncated to "year", "month" or "day".
+---@param unit "year"|"month"|"day"
+---@param path string
+---@return quay.Expr
+function quay.trunc(unit, path) end
 
 ---Prefetch a filtered, ordered set; with `to`, into `rec.<to>`.
 ---@param path string
