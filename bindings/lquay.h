@@ -123,6 +123,11 @@ LQUAY_INTERNAL LQUAY_NORETURN void lquay_raise(lua_State *L,
                                                const quay_err *pErr);
 LQUAY_INTERNAL LQUAY_NORETURN void lquay_raisef(lua_State *L, int code,
                                                 const char *zFmt, ...);
+/* Raise an error about field zField of model zModel (err.model/field). */
+LQUAY_INTERNAL LQUAY_NORETURN void lquay_raise_field(lua_State *L, int code,
+                                                     const char *zModel,
+                                                     const char *zField,
+                                                     const char *zFmt, ...);
 LQUAY_INTERNAL void lquay_push_error(lua_State *L, const quay_err *pErr);
 /* Raise after an engine failure: re-raises a callback's own error. */
 LQUAY_INTERNAL LQUAY_NORETURN void lquay_fail(lua_State *L, LDb *pDb,

@@ -471,7 +471,8 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
     quay_field_info f;
     quay_value v;
     quay_model_field(pM->m, i, &f);
-    if (aUser && aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER) {
+    if (aUser && aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
+        f.eType != QUAY_T_DATETIME) {
       /* Only normalize an explicit quay.null. */
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
@@ -505,7 +506,8 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
   for (i = 0; i < n; i++) {
     quay_field_info f;
     quay_model_field(pM->m, i, &f);
-    if (aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER) {
+    if (aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
+        f.eType != QUAY_T_DATETIME) {
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
         lua_pushstring(L, f.zName);

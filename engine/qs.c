@@ -128,29 +128,42 @@ typedef struct BindCtx {
 } BindCtx;
 
 /*
-** Convert *pV in place: integral reals to integers for integer fields, and
-** records to the key field zKey of model pWant.
+** Convert *pV in place: records to the key field zKey of model pWant, then
+** to the field's form (quay__value_conform: numbers as doubles, integral
+** doubles as integers, datetimes normalized), exactly as a stored value.
+** The value is owned by the condition, so normalized text is written over
+** its own (never longer) bytes.
 */
 static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
                            Field *pKey, quay_value *v, quay_err *pErr) {
+  char zNorm[20];
+  int rc;
   if (v->type == QUAY_RECORD) {
     quay_value k;
     if (pWant == NULL) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: a record is not a value for this field",
-                       m->zName, f->zName);
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: a record is not a value for this field",
+                             m->zName, f->zName);
+    }
+    if (v->u.rec.pModel && v->u.rec.pModel->pDb != pWant->pDb) {
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: the %s record belongs to another "
+                             "database; use a record loaded from this one",
+                             m->zName, f->zName,
+                             quay_model_name(v->u.rec.pModel));
     }
     if (v->u.rec.pModel != pWant) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: expected a %s record, got a %s record",
-                       m->zName, f->zName, pWant->zName,
-                       v->u.rec.pModel ? quay_model_name(v->u.rec.pModel)
-                                       : "foreign");
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: expected a %s record, got a %s record",
+                             m->zName, f->zName, pWant->zName,
+                             v->u.rec.pModel ? quay_model_name(v->u.rec.pModel)
+                                             : "foreign");
     }
     if (v->u.rec.xGet(v->u.rec.p, pKey->zName, &k) || k.type == QUAY_NULL) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: the %s record has no %s yet (save it first)",
-                       m->zName, f->zName, pWant->zName, pKey->zName);
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: the %s record has no %s yet (save it "
+                             "first)", m->zName, f->zName, pWant->zName,
+                             pKey->zName);
     }
     if (k.type == QUAY_TEXT || k.type == QUAY_BLOB) {
       char *z = quay__strndup(k.u.z, k.n);
@@ -158,18 +171,18 @@ static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
       k.u.z = z;
     }
     *v = k;
-    return QUAY_OK;
   }
-  if (v->type == QUAY_REAL && (f->eType == QUAY_T_INTEGER ||
-                               f->eType == QUAY_T_ID)) {
-    double r = v->u.r;
-    if (r >= -9.2233720368547758e18 && r < 9.2233720368547758e18 &&
-        floor(r) == r) {
-      v->type = QUAY_INT;
-      v->u.i = (int64_t)r;
+  if (v->type == QUAY_NULL) return QUAY_OK;
+  {
+    const char *zOwn = v->u.z;
+    rc = quay__value_conform(m, f, v, zNorm, pErr);
+    if (rc == QUAY_OK && v->type == QUAY_TEXT && v->u.z == zNorm) {
+      assert(v->n <= 19);
+      memcpy((char *)zOwn, zNorm, v->n + 1);
+      v->u.z = zOwn;
     }
   }
-  return QUAY_OK;
+  return rc;
 }
 
 /* Non-0 when a "__" path has an empty segment (leading, trailing or

@@ -87,6 +87,12 @@ QUAY_INTERNAL int quay__err_at(quay_err *pErr, int code, int line,
                                const char *zFmt, ...) QUAY_PRINTF(4, 5);
 #define quay__err(e, c, ...) quay__err_at((e), (c), __LINE__, __VA_ARGS__)
 #define quay__oom(e) quay__err_at((e), QUAY_ENOMEM, __LINE__, "out of memory")
+/* The same for an error about field zF of model zM (err.model/err.field). */
+QUAY_INTERNAL int quay__err_field_at(quay_err *pErr, int code, int line,
+                                     const char *zModel, const char *zField,
+                                     const char *zFmt, ...) QUAY_PRINTF(6, 7);
+#define quay__err_field(e, c, zM, zF, ...) \
+  quay__err_field_at((e), (c), __LINE__, (zM), (zF), __VA_ARGS__)
 
 /*
 ** A growable string.  Sticky OOM: once an append fails, oom is set and
@@ -177,8 +183,18 @@ QUAY_INTERNAL void quay__now_utc(char *z);
 /* The keys of a key set as values (arena memory, borrowed text). */
 QUAY_INTERNAL int quay__keyset_values(const quay_keyset *pKs, Arena *pArena,
                                       quay_value **paOut);
-/* Non-0 when z is "YYYY-MM-DD HH:MM:SS". */
+/* Non-0 when z is "YYYY-MM-DD HH:MM:SS" naming a time that exists. */
 QUAY_INTERNAL int quay__is_datetime(const char *z, size_t n);
+/* Non-0 when y-mo-d is a calendar date of the years 1 to 9999. */
+QUAY_INTERNAL int quay__is_date(int y, int mo, int d);
+/*
+** Normalize datetime text z (n bytes) into zOut[20]: "YYYY-MM-DD HH:MM:SS"
+** in UTC, from that form or ISO 8601 (T separator, fractional seconds
+** truncated, Z or +hh:mm / -hh:mm / +hhmm / +hh offsets).  Returns NULL,
+** or a static phrase saying why z is not a datetime.
+*/
+QUAY_INTERNAL const char *quay__datetime_norm(const char *z, size_t n,
+                                              char *zOut);
 /* }================================================================== */
 
 
@@ -305,6 +321,34 @@ struct Hop {
 ** path is too long. */
 QUAY_INTERNAL int quay__rel_hops(Rel *pRel, Hop *aHop, int *pn,
                                  quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Values for a field (value.c)
+** ===================================================================
+** Every value written to a field or compared with one passes both, so
+** the backends accept and refuse the same values.  Errors are validation
+** errors naming the model and field (quay_err zModel / zField).
+*/
+/*
+** Convert the non-NULL value *pVal in place to field pField's form:
+** integers to doubles for number fields, integral doubles to integers for
+** integer fields, datetime text to the normal form (written to zBuf, 20
+** bytes, which *pVal then points into).  Malformed datetimes fail.
+*/
+QUAY_INTERNAL int quay__value_conform(quay_model *pModel, Field *pField,
+                                      quay_value *pVal, char *zBuf,
+                                      quay_err *pErr);
+/*
+** Check a value against field pField: type, UTF-8 text, datetime form,
+** NaN.  bStore adds the checks that only stored values need (string
+** max).  NULL passes (the caller checks nullability).
+*/
+QUAY_INTERNAL int quay__value_fits(quay_model *pModel, Field *pField,
+                                   const quay_value *pVal, int bStore,
+                                   quay_err *pErr);
 /* }================================================================== */
 
 
@@ -693,9 +737,7 @@ QUAY_INTERNAL int quay__on_update(quay_db *pDb, quay_model *pModel,
                                   const quay_value *pNew, quay_err *pErr);
 QUAY_INTERNAL int quay__validate(quay_model *pModel, Field *pField,
                                  const quay_value *pVal, quay_err *pErr);
-QUAY_INTERNAL int quay__value_fits(quay_model *pModel, Field *pField,
-                                   const quay_value *pVal, int bStore,
-                                   quay_err *pErr);
+
 QUAY_INTERNAL void quay__db_set_blockers(quay_db *pDb, char **az,
                                          quay_value *aKey, int n);
 /* }================================================================== */

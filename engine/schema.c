@@ -329,9 +329,12 @@ static const char *default_misfit(int eType, const quay_value *v) {
       return v->type == QUAY_TEXT ? NULL : "a string";
     case QUAY_T_BOOLEAN:
       return v->type == QUAY_BOOL ? NULL : "a boolean";
-    case QUAY_T_DATETIME:
-      return (v->type == QUAY_TEXT && quay__is_datetime(v->u.z, v->n))
-                 ? NULL : "a \"YYYY-MM-DD HH:MM:SS\" string";
+    case QUAY_T_DATETIME: {
+      char zNorm[20];
+      return (v->type == QUAY_TEXT &&
+              quay__datetime_norm(v->u.z, v->n, zNorm) == NULL)
+                 ? NULL : "a datetime \"YYYY-MM-DD HH:MM:SS\" (or ISO 8601)";
+    }
     case QUAY_T_BLOB:
       return (v->type == QUAY_TEXT || v->type == QUAY_BLOB) ? NULL : "a string";
   }
@@ -431,6 +434,20 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
   if ((s->mFlags & QUAY_F_DEFAULT) && quay__value_copy(&f->dflt, &s->dflt)) {
     field_free(f);
     return quay__oom(pErr);
+  }
+  if ((s->mFlags & QUAY_F_DEFAULT) && f->dflt.type != QUAY_NULL) {
+    /* The stored form (a number as a double, a datetime normalized, in
+    ** the copy's own bytes); default_misfit let only good values by. */
+    char zNorm[20];
+    const char *zOwn = f->dflt.u.z;
+    if (QUAY_NEVER(quay__value_conform(m, f, &f->dflt, zNorm, pErr))) {
+      field_free(f);
+      return pErr ? pErr->code : QUAY_EVALIDATION;
+    }
+    if (f->dflt.type == QUAY_TEXT && f->dflt.u.z == zNorm) {
+      memcpy((char *)zOwn, zNorm, 20);
+      f->dflt.u.z = zOwn;
+    }
   }
   if (f->zName == NULL || f->zCol == NULL ||
       (s->zDescription && f->zDescr == NULL)) {

@@ -26,6 +26,7 @@
 */
 #include "quayInt.h"
 
+#include <math.h>
 #include <stdio.h>
 
 /*
@@ -725,7 +726,10 @@ void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey) {
 static int ddl_literal(Str *p, const Field *f, const quay_value *v) {
   switch (v->type) {
     case QUAY_INT: quay__str_printf(p, "%lld", (long long)v->u.i); return 1;
-    case QUAY_REAL: quay__str_printf(p, "%.17g", v->u.r); return 1;
+    case QUAY_REAL:
+      if (!isfinite(v->u.r)) return 0;      /* no portable literal */
+      quay__str_printf(p, "%.17g", v->u.r);
+      return 1;
     case QUAY_BOOL:
       quay__str_cat(p, v->u.b ? "TRUE" : "FALSE");
       return 1;

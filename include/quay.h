@@ -127,6 +127,9 @@ typedef struct quay_err {
   int ext;                /* driver detail: SQLite extended code, else 0 */
   char zState[6];         /* SQLSTATE on PostgreSQL, "" otherwise */
   char zMsg[512];         /* human message naming model/field and the fix */
+  char zModel[64];        /* an error about one field (every validation
+                          ** error of a value): its model, else "" */
+  char zField[64];        /* ... and that field (or relation), else "" */
 } quay_err;
 
 /* The contract string of an error code ("not_found").  Static storage. */
