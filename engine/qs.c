@@ -99,15 +99,26 @@ int quay_cond_add(quay_cond *pGroup, quay_cond *pChild, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/*
+** Free a tree without recursion (a tree built through the C API may nest
+** to any depth): nodes waiting to be freed are chained through pNextFree.
+*/
 void quay__cond_free(Cond *c) {
-  int i;
-  if (c == NULL) return;
-  for (i = 0; i < c->nChild; i++) quay__cond_free(c->apChild[i]);
-  quay__free(c->apChild);
-  quay__free(c->zPath);
-  quay__value_clear(&c->val);
-  quay_qs_free(c->pSub);
-  quay__free(c);
+  Cond *pList = c;
+  while (pList) {
+    int i;
+    c = pList;
+    pList = c->pNextFree;
+    for (i = 0; i < c->nChild; i++) {
+      c->apChild[i]->pNextFree = pList;
+      pList = c->apChild[i];
+    }
+    quay__free(c->apChild);
+    quay__free(c->zPath);
+    quay__value_clear(&c->val);
+    quay_qs_free(c->pSub);
+    quay__free(c);
+  }
 }
 
 void quay_cond_free(quay_cond *p) { quay__cond_free((Cond *)p); }
@@ -407,20 +418,63 @@ check_values:
   return QUAY_OK;
 }
 
-static int bind_cond(BindCtx *x, Cond *c) {
-  int i, rc;
+/* The depth a condition is refused beyond (include/quay.h). */
+static int cond_too_deep(quay_err *pErr, int nDepth, const Cond *c) {
+  return quay__err(pErr, QUAY_EMISUSE,
+                   "conditions nest %d levels deep%s%s%s, more than the "
+                   "limit of %d (QUAY_MAX_COND_DEPTH: each nested group of "
+                   "conditions or quay.any counts 1, each relation hop of a "
+                   "path %d): split the filter into several filter calls",
+                   nDepth, c && c->zPath ? " (at '" : "",
+                   c && c->zPath ? c->zPath : "", c && c->zPath ? "')" : "",
+                   QUAY_MAX_COND_DEPTH, QUAY_COND_HOP_DEPTH);
+}
+
+/*
+** Bind the tree c.  nAbove counts the levels above c in the SQL: enclosing
+** groups, an exclude's NOT, QUAY_COND_HOP_DEPTH per hop of an enclosing
+** where_has.  A tree deeper than QUAY_MAX_COND_DEPTH (a leaf's hops
+** included) is refused, so every tree accepted parses on SQLite, and this
+** recursion and the SQL builder's stay bounded for trees built through the
+** C API too.
+*/
+static int bind_cond(BindCtx *x, Cond *c, int nAbove) {
+  int i, rc, nDepth;
   switch (c->eOp) {
     case CN_LEAF:
-      return c->bound ? QUAY_OK : bind_leaf(x, c);
+      if (nAbove > QUAY_MAX_COND_DEPTH) {
+        return cond_too_deep(x->pErr, nAbove, c);
+      }
+      rc = c->bound ? QUAY_OK : bind_leaf(x, c);
+      if (rc) return rc;
+      /* an isnull test of a relation became an existence test */
+      nDepth = nAbove + QUAY_COND_HOP_DEPTH *
+                            (c->eOp == CN_NOT ? c->apChild[0]->nHop : c->nHop)
+               + (c->eOp == CN_NOT);
+      break;
     case CN_HAS:
-      return QUAY_OK;            /* bound when built */
+      nDepth = nAbove + QUAY_COND_HOP_DEPTH * c->nHop;   /* bound when built */
+      break;
     default:
+      if (c->nChild > QUAY_MAX_COND_WIDTH) {
+        return quay__err(x->pErr, QUAY_EMISUSE,
+                         "%d conditions in one group (names of one table or "
+                         "alternatives of one quay.any), more than the limit "
+                         "of %d (QUAY_MAX_COND_WIDTH): compare one field "
+                         "with many values with __in, or split the filter",
+                         c->nChild, QUAY_MAX_COND_WIDTH);
+      }
+      /* a wide group is written in chunks: one more level */
+      nDepth = nAbove + 1 + (c->nChild > QUAY_COND_CHUNK);
+      if (nDepth > QUAY_MAX_COND_DEPTH) break;
       for (i = 0; i < c->nChild; i++) {
-        rc = bind_cond(x, c->apChild[i]);
+        rc = bind_cond(x, c->apChild[i], nDepth);
         if (rc) return rc;
       }
       return QUAY_OK;
   }
+  if (nDepth > QUAY_MAX_COND_DEPTH) return cond_too_deep(x->pErr, nDepth, c);
+  return QUAY_OK;
 }
 /* }================================================================== */
 
@@ -517,7 +571,7 @@ int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
   x.pModel = pQs->pModel;
   x.pPivot = qs_pivot(pQs);
   x.pErr = pErr;
-  rc = bind_cond(&x, (Cond *)pCond);
+  rc = bind_cond(&x, (Cond *)pCond, bExclude ? 1 : 0);
   if (rc) {
     quay__cond_free((Cond *)pCond);
     return rc;
@@ -593,7 +647,9 @@ int quay_qs_where_has(quay_qs *pQs, const char *zRel, quay_cond *pCond,
     x.pModel = pTarget;
     x.pPivot = NULL;
     x.pErr = pErr;
-    rc = bind_cond(&x, (Cond *)pCond);
+    /* inside the outer filter's group, a NOT and the hops' subqueries */
+    rc = bind_cond(&x, (Cond *)pCond,
+                   1 + (bNot != 0) + QUAY_COND_HOP_DEPTH * pHas->nHop);
     if (rc) goto fail;
     if (cond_append(pHas, (Cond *)pCond)) {
       rc = quay__oom(pErr);

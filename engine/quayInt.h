@@ -365,6 +365,10 @@ enum {                      /* lookups */
 QUAY_INTERNAL int quay__lookup_code(const char *z);
 QUAY_INTERNAL const char *quay__lookup_name(int eLk);
 
+/* Terms per parenthesized chunk of a long AND / OR chain (sqlbuild.c);
+** its square is QUAY_MAX_COND_WIDTH. */
+#define QUAY_COND_CHUNK 32
+
 enum {                      /* condition node kinds */
   CN_AND = 1, CN_OR, CN_NOT, CN_LEAF, CN_HAS
 };
@@ -387,6 +391,7 @@ struct Cond {
   int eLookup;
   /* CN_HAS: where_has on hops with conditions (apChild) or a sub qs */
   quay_qs *pSub;            /* owned reference, may be NULL */
+  Cond *pNextFree;          /* quay__cond_free's list of nodes to free */
 };
 QUAY_INTERNAL void quay__cond_free(Cond *p);
 
@@ -675,6 +680,7 @@ struct Build {
   int nAlias;
   quay_err *pErr;
   int rc;                   /* first error (sticky) */
+  int nCondDepth;           /* condition nesting being emitted (bounded) */
 };
 QUAY_INTERNAL void quay__build_init(Build *b, quay_db *pDb, Arena *pArena,
                                     quay_err *pErr);

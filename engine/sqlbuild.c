@@ -361,14 +361,42 @@ static void emit_hop(Build *b, const Hop *h, LRef *a, int n,
 }
 
 /*
+** Long chains of AND / OR terms are written in parenthesized chunks of
+** QUAY_COND_CHUNK terms.  SQLite limits the height of an expression tree
+** (1000) and parses "a OR b OR c ..." into a tree as high as the chain is
+** long, so a flattened quay.any of 1000 alternatives would fail there
+** while PostgreSQL answers; in chunks the height stays below twice
+** QUAY_COND_CHUNK.  quay_qs_filter counts the chunks' parentheses in a
+** tree's depth and refuses groups wider than QUAY_MAX_COND_WIDTH, the
+** square of the chunk size.
+*/
+/* Before term k of a chain of n terms joined by zOp. */
+static void chain_sep(Build *b, int k, int n, const char *zOp) {
+  if (n > QUAY_COND_CHUNK && k % QUAY_COND_CHUNK == 0) {
+    if (k) {
+      cat(b, ")");
+      cat(b, zOp);
+    }
+    cat(b, "(");
+  } else if (k) {
+    cat(b, zOp);
+  }
+}
+
+/* After the k terms written of a chain of n. */
+static void chain_end(Build *b, int k, int n) {
+  if (n > QUAY_COND_CHUNK && k) cat(b, ")");
+}
+
+/*
 ** Emit an AND of leaves (each at its own hop offset) relative to zBase,
 ** grouping leaves that continue with the same hop.  Writes " WHERE " or
-** " AND " before each term as *pnTerm says; with pnTerm NULL, terms are
-** joined by " AND " with no prefix.
+** " AND " before each term (each chunk of terms) as *pnTerm says; with
+** pnTerm NULL, terms are joined by " AND " with no prefix.
 */
 static void emit_refs(Build *b, LRef *a, int n, const char *zBase,
                       int *pnTerm) {
-  int i, j, nDone = 0;
+  int i, j, k = 0;
   unsigned char *aDone;
   LRef *aGroup;
   if (n == 0) return;
@@ -379,12 +407,17 @@ static void emit_refs(Build *b, LRef *a, int n, const char *zBase,
   for (i = 0; i < n; i++) {
     LRef *r = &a[i];
     if (aDone[i]) continue;
-    if (pnTerm) {
+    if (pnTerm && (n <= QUAY_COND_CHUNK || k % QUAY_COND_CHUNK == 0)) {
+      chain_end(b, k, n);
       cat(b, *pnTerm ? " AND " : " WHERE ");
       (*pnTerm)++;
-    } else if (nDone++) {
+      chain_sep(b, 0, n, " AND ");
+    } else if (!pnTerm) {
+      chain_sep(b, k, n, " AND ");
+    } else {
       cat(b, " AND ");
     }
+    k++;
     if (r->iHop == r->c->nHop) {
       char *zExpr = col_expr(b, zBase, r->c->pField->zCol);
       aDone[i] = 1;
@@ -404,12 +437,13 @@ static void emit_refs(Build *b, LRef *a, int n, const char *zBase,
       emit_hop(b, h, aGroup, nG, zBase);
     }
   }
+  chain_end(b, k, n);
 }
 
 /* AND of the children of a group node. */
 static void emit_and(Build *b, Cond **ap, int n, const char *zAlias,
                      const char *zPivot) {
-  int i, nLeaf = 0, nPiv = 0, nTerm = 0;
+  int i, k, nLeaf = 0, nPiv = 0, nTerm = 0;
   LRef *aLeaf, *aPiv;
   if (n == 0) {
     cat(b, b->pDia->zTrue);
@@ -434,17 +468,30 @@ static void emit_and(Build *b, Cond **ap, int n, const char *zAlias,
     if (nTerm++) cat(b, " AND ");
     emit_refs(b, aPiv, nPiv, zPivot, NULL);
   }
-  for (i = 0; i < n; i++) {
+  if (nLeaf + nPiv < n && nTerm++) cat(b, " AND ");
+  for (i = k = 0; i < n; i++) {
     if (ap[i]->eOp == CN_LEAF) continue;
-    if (nTerm++) cat(b, " AND ");
+    chain_sep(b, k++, n - nLeaf - nPiv, " AND ");
     emit_cond(b, ap[i], zAlias, zPivot);
   }
+  chain_end(b, k, n - nLeaf - nPiv);
   cat(b, ")");
 }
 
 static void emit_cond(Build *b, Cond *c, const char *zAlias,
                       const char *zPivot) {
   int i;
+  /* quay_qs_filter bounds a tree's depth; nested where_has query sets
+  ** stack trees, so the builder keeps its own bound on its recursion. */
+  if (b->nCondDepth >= 4 * QUAY_MAX_COND_DEPTH) {
+    if (b->rc == QUAY_OK) {
+      b->rc = quay__err(b->pErr, QUAY_EMISUSE, "conditions nest more than "
+                        "%d levels deep (where_has inside where_has...): "
+                        "split the query", 4 * QUAY_MAX_COND_DEPTH);
+    }
+    return;
+  }
+  b->nCondDepth++;
   switch (c->eOp) {
     case CN_LEAF: {
       LRef r;
@@ -473,12 +520,14 @@ static void emit_cond(Build *b, Cond *c, const char *zAlias,
       }
       cat(b, "(");
       for (i = 0; i < c->nChild; i++) {
-        if (i) cat(b, " OR ");
+        chain_sep(b, i, c->nChild, " OR ");
         emit_cond(b, c->apChild[i], zAlias, zPivot);
       }
+      chain_end(b, c->nChild, c->nChild);
       cat(b, ")");
       break;
   }
+  b->nCondDepth--;
 }
 
 /*

@@ -532,6 +532,25 @@ QUAY_API int quay_model_member(const quay_model *pModel, const char *zName,
 typedef struct quay_cond quay_cond;
 enum { QUAY_C_AND = 1, QUAY_C_OR, QUAY_C_NOT };
 
+/*
+** How deep a condition tree may nest: groups inside groups, the root group
+** counting 1, and every relation hop in a leaf's path counting
+** QUAY_COND_HOP_DEPTH more (each hop is a nested subquery).  Deeper trees
+** are refused with QUAY_EMISUSE by quay_qs_filter, so that every tree
+** Quay accepts parses on every backend.  SQLite's parser stack (100
+** entries) overflowed at 31 to 33 levels in the SQL Quay writes (a hop
+** costs about 2.7 levels); 28 keeps a margin (spec/conditions_spec.lua).
+*/
+#define QUAY_MAX_COND_DEPTH 28
+#define QUAY_COND_HOP_DEPTH 3
+/*
+** Most children of one group (the names of one table, the alternatives
+** of one quay.any after flattening); a group of more than 32 counts one
+** level more, for the parentheses that keep SQLite's expression trees
+** low.  Wider groups are refused with QUAY_EMISUSE.
+*/
+#define QUAY_MAX_COND_WIDTH 1024
+
 /* CONSTRUCTOR.  A group node; caller frees with quay_cond_free unless
 ** ownership passes to a parent or a query set. */
 QUAY_API int quay_cond_group(int eOp, quay_cond **ppCond, quay_err *pErr);
