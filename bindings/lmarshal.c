@@ -105,14 +105,32 @@ static void snapshot(lua_State *L, int idx, LModel *pM, quay_value *p) {
   p->u.rec.xGet = lquay_record_get;
 }
 
+void lquay_check_record_db(lua_State *L, LModel *pRec, LModel *pOwner,
+                           const char *zField) {
+  if (pRec->pDb != pOwner->pDb) {
+    const char *zM = pOwner->m ? quay_model_name(pOwner->m) : "?";
+    lquay_raise_field(L, QUAY_EVALIDATION, zM, zField,
+                      "%s.%s: the %s record belongs to another database; use "
+                      "a record loaded from this one", zM, zField,
+                      pRec->m ? quay_model_name(pRec->m) : "given");
+  }
+}
+
+int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
+                   const char *zWhat) {
+  return lquay_to_field_value(L, idx, p, bAllowList, NULL, zWhat);
+}
+
 /*
 ** Convert the Lua value at idx.  Lists (plain tables) become QUAY_LIST when
 ** bAllowList; their storage and any record snapshots are pushed on the
 ** stack and must stay there during the engine call.  Returns the number
-** of values pushed.  Raises validation for values that cannot be stored.
+** of values pushed.  Raises validation for values that cannot be stored,
+** naming zModel (may be NULL) and zWhat, the field or condition.
 */
-int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
-                   const char *zWhat) {
+int lquay_to_field_value(lua_State *L, int idx, quay_value *p,
+                         int bAllowList, const char *zModel,
+                         const char *zWhat) {
   int top = lua_gettop(L);
   idx = lua_absindex(L, idx);
   if (scalar(L, idx, p)) return 0;
@@ -155,8 +173,11 @@ int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
     }
     if (bAllowList) lua_pop(L, 1);            /* the metatable */
   }
-  lquay_raisef(L, QUAY_EVALIDATION, "%s: a %s is not a value Quay can store",
-               zWhat, luaL_typename(L, idx));
+  lquay_raise_field(L, QUAY_EVALIDATION, zModel, zWhat,
+                    "%s%s%s: a %s is not a value Quay can store or compare "
+                    "(give a string, number, boolean, record or quay.null)",
+                    zModel ? zModel : "", zModel ? "." : "", zWhat,
+                    luaL_typename(L, idx));
   return 0;
 }
 
@@ -212,8 +233,10 @@ static void add_child(lua_State *L, quay_cond *pGroup, quay_cond *pChild) {
   if (quay_cond_add(pGroup, pChild, &err)) lquay_raise(L, &err);
 }
 
-/* One named condition: the key at -2, its value at -1 (both stay). */
-static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep) {
+/* One named condition: the key at -2, its value at -1 (both stay).
+** zModel names the model the conditions are about, for messages. */
+static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep,
+                     const char *zModel) {
   const char *zKey = lquay_name(L, -2, QUAY_EUNKNOWN_FIELD,
                                 "a condition name");
   quay_err err;
@@ -225,7 +248,7 @@ static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep) {
                  "%s = quay.any{...}: put quay.any in the list part of "
                  "the conditions", zKey);
   }
-  nPushed = lquay_to_value(L, -1, &v, 1, zKey);
+  nPushed = lquay_to_field_value(L, -1, &v, 1, zModel, zKey);
   if (quay_cond_leaf(zKey, &v, &pLeaf, &err)) lquay_raise(L, &err);
   add_child(L, pGroup, pLeaf);
   /* Snapshots must live until the tree is bound: keep them. */
@@ -250,7 +273,7 @@ static int cmp_name(const void *pA, const void *pB) {
 ** which changes from process to process.  nStr is their number.
 */
 static void add_leaves(lua_State *L, int idx, int nStr, quay_cond *pGroup,
-                       int iKeep) {
+                       int iKeep, const char *zModel) {
   Name *az;
   int i;
   if (nStr == 0) return;
@@ -258,7 +281,7 @@ static void add_leaves(lua_State *L, int idx, int nStr, quay_cond *pGroup,
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       if (lua_type(L, -2) == LUA_TSTRING) {
-        add_leaf(L, pGroup, iKeep);
+        add_leaf(L, pGroup, iKeep, zModel);
         lua_pop(L, 2);
         return;
       }
@@ -283,7 +306,7 @@ static void add_leaves(lua_State *L, int idx, int nStr, quay_cond *pGroup,
     lua_pushlstring(L, az[i].z, az[i].n);
     lua_pushvalue(L, -1);
     lua_rawget(L, idx);                      /* [.., az, key, value] */
-    add_leaf(L, pGroup, iKeep);
+    add_leaf(L, pGroup, iKeep, zModel);
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
@@ -336,6 +359,7 @@ typedef struct CondWalk {
   int iPath;                /* [2k-1] = table of frame k, [2k] = its key */
   int iOnPath;              /* table -> true while it is being read */
   int iKeep;                /* values the tree borrows */
+  const char *zModel;       /* the model, for messages */
 } CondWalk;
 
 /* A new group of kind eOp under pParent at depth `depth`. */
@@ -386,7 +410,7 @@ static void walk_enter(lua_State *L, CondWalk *w, int idx, int nStr,
   lua_rawset(L, w->iOnPath);
   lua_pushvalue(L, idx);
   lua_rawseti(L, w->iPath, 2 * (lua_Integer)w->nFrame - 1);
-  if (!isOr) add_leaves(L, idx, nStr, pGroup, w->iKeep);
+  if (!isOr) add_leaves(L, idx, nStr, pGroup, w->iKeep, w->zModel);
 }
 
 /* Done with the newest frame's table. */
@@ -414,7 +438,7 @@ static void walk_element(lua_State *L, CondWalk *w, int idx) {
     if (isAny || (nStr == 0 && nElem == 1)) {
       walk_enter(L, w, idx, 0, f.pGroup, f.depth, 1);
     } else if (nStr == 1 && nElem == 0) {
-      add_leaves(L, idx, 1, f.pGroup, w->iKeep);   /* one name: a leaf */
+      add_leaves(L, idx, 1, f.pGroup, w->iKeep, w->zModel);  /* a leaf */
     } else {
       quay_cond *g = new_group(L, f.pGroup, QUAY_C_AND, f.depth + 1);
       walk_enter(L, w, idx, nStr, g, f.depth + 1, 0);
@@ -455,17 +479,20 @@ static void walk_run(lua_State *L, CondWalk *w) {
 }
 
 /*
-** Build the condition tree for the table at idx.  The root is stored in
-** pBox (so any error releases it); the caller takes it out.  Pushes one
+** Build the condition tree for the table at idx, conditions on model
+** zModel (its name, for messages).  The root is stored in pBox (so any
+** error releases it); the caller takes it out.  Pushes one
 ** table holding the values the tree borrows (record snapshots): keep it
 ** on the stack until the tree has been handed to the engine.
 */
-quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox) {
+quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox,
+                       const char *zModel) {
   quay_err err;
   quay_cond *pRoot;
   CondWalk w;
   int nStr, nElem, isAny, top;
   idx = lua_absindex(L, idx);
+  w.zModel = zModel;
   luaL_checkstack(L, 24, "conditions");
   lua_newtable(L);                                 /* [.., keep] */
   w.iKeep = lua_gettop(L);
@@ -482,7 +509,7 @@ quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox) {
   pBox->p = pRoot;
   pBox->xFree = (lquay_free_fn)quay_cond_free;
   if (!isAny && nElem == 0) {                      /* names only */
-    add_leaves(L, idx, nStr, pRoot, w.iKeep);
+    add_leaves(L, idx, nStr, pRoot, w.iKeep, zModel);
     return pRoot;
   }
   top = lua_gettop(L);

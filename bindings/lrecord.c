@@ -198,6 +198,7 @@ static void rel_set(lua_State *L, int iRec, LModel *pM, int j, int iVal) {
   {
     LModel *pT = lquay_record_model(L, iVal);
     quay_field_info tk;
+    if (pT) lquay_check_record_db(L, pT, pM, r.zName);
     if (pT == NULL || pT->m != r.pTarget) {
       lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: expected a %s record, got %s",
                    model_name(pM), r.zName, quay_model_name(r.pTarget),
@@ -447,14 +448,16 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
       /* A record in a key column: its key. */
       quay_rel_info r;
       quay_field_info tk;
+      lquay_check_record_db(L, lquay_record_model(L, -1), pM, f.zName);
       quay_model_relation(pM->m, f.iRel, &r);
       quay_model_field(r.pTarget, r.iTargetKey, &tk);
       lua_getfield(L, -1, tk.zName);
       lua_replace(L, -2);
     }
-    if (lquay_to_value(L, -1, &v, 0, f.zName) != 0) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: a record is not a value for "
-                   "this field", model_name(pM), f.zName);
+    if (lquay_to_field_value(L, -1, &v, 0, model_name(pM), f.zName) != 0) {
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), f.zName,
+                        "%s.%s: a record is not a value for this field",
+                        model_name(pM), f.zName);
     }
     /* The string stays referenced by the record while the writer copies. */
     if (quay_writer_set(w, i, &v, &err)) lquay_raise(L, &err);
@@ -704,7 +707,10 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
 ** ===================================================================
 */
 static int rec_save(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lquay_record_model(L, 1) == NULL) {
+    lquay_raisef(L, QUAY_EMISUSE, "call rec:save() with a colon (save got "
+                 "a %s, not a record)", luaL_typename(L, 1));
+  }
   lua_settop(L, 1);
   lquay_save(L, 1);
   return 1;
@@ -726,7 +732,7 @@ static void push_counts(lua_State *L, quay_counts *c) {
 static int opt_dry(lua_State *L, int idx) {
   int b;
   if (lua_isnoneornil(L, idx)) return 0;
-  luaL_checktype(L, idx, LUA_TTABLE);
+  lquay_check_type(L, idx, LUA_TTABLE, "delete");
   lua_getfield(L, idx, "dry_run");
   b = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -1059,6 +1065,7 @@ static quay_value *target_keys(lua_State *L, int from, int to, LModel *pM,
   quay_model_field(r->pTarget, iKey, &tk);
   for (i = 0; i < n; i++) {
     LModel *pT = lquay_record_model(L, from + i);
+    if (pT) lquay_check_record_db(L, pT, pM, r->zName);
     if (pT == NULL || pT->m != r->pTarget) {
       lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: expected %s records",
                    model_name(pM), r->zName, quay_model_name(r->pTarget));
@@ -1212,7 +1219,9 @@ static int set_set(lua_State *L) {
   LModel *pM;
   LDb *pDb;
   lua_Integer i, nList;
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TTABLE) {
+    lquay_arg_error(L, 2, "set", "a list of records");
+  }
   lua_settop(L, 2);
   pM = set_owner(L, 1, &j, &r);                      /* [set, list, owner] */
   pDb = lquay_enter(L, pM->pDb);
@@ -1289,7 +1298,7 @@ static int set_create(lua_State *L) {
   int j;
   quay_rel_info r;
   LModel *pM;
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) lquay_check_type(L, 2, LUA_TTABLE, "create");
   lua_settop(L, 2);
   if (lua_isnil(L, 2)) {
     lua_newtable(L);

@@ -269,7 +269,9 @@ struct quay_model {
   int iPk;                  /* primary key field, -1 until finished */
   char ***aaUnique; int *anUnique; int nUnique;
   int iModel;               /* index in the db's model list */
-  int resolved;
+  int resolved;             /* part of a successful resolve */
+  int failed;               /* a resolve failed on its declaration: it
+                            ** may be declared again (quay_model_new) */
   Smap mFieldName;          /* field name -> index */
   Smap mColName;            /* column name -> index */
   Smap mRelName;            /* registered relation name -> index */
@@ -290,6 +292,9 @@ QUAY_INTERNAL int quay__casecmp(const char *a, const char *b);
 QUAY_INTERNAL int quay__reserved_table(const char *z);
 /* Add the implicit id unless a field is the primary key (idempotent). */
 QUAY_INTERNAL int quay__model_finish(quay_model *m, quay_err *pErr);
+/* Remove the last field of m (a key column quay__model_add_fkcol added);
+** allocates nothing. */
+QUAY_INTERNAL void quay__model_pop_field(quay_model *m);
 /* Append a has_many/has_one key column the target does not declare. */
 QUAY_INTERNAL int quay__model_add_fkcol(quay_model *m, const char *zCol,
                                         int eType, Rel *pRel,
@@ -590,6 +595,7 @@ struct quay_db {
   Smap mModel;              /* name -> index */
   JoinTable **apJoin; int nJoin, nJoinAlloc;
   int resolved;             /* every model and relation resolved */
+  quay_model *pResolveFail; /* the model a failing resolve is about */
   int iSchema;              /* schema version (quay_db_schema_version) */
   /* statements */
   CachedStmt *pCache; int nCache;

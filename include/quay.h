@@ -405,7 +405,10 @@ typedef struct quay_rel_spec {
 ** CONSTRUCTOR.  Declare a model.  zTable NULL gives the default name
 ** (snake_case plus "s").  The model is owned by the db (borrowed; valid
 ** until quay_db_free).  An implicit `id` primary key is added at resolve
-** time unless a field declares QUAY_F_PK.
+** time unless a field declares QUAY_F_PK.  A name may be declared once,
+** except that a model whose declaration made quay_db_resolve fail (it
+** named an unknown model, say) may be declared again: the new model
+** replaces it, in its place, and the old quay_model is freed.
 */
 QUAY_API int quay_model_new(quay_db *pDb, const char *zName,
                             const char *zTable, const char *zDescription,
@@ -436,7 +439,10 @@ QUAY_API int quay_model_add_unique(quay_model *pModel,
 ** Resolve every string reference, create reverse accessors and check every
 ** rule (API.md "db:check()").  Runs lazily before the first use; explicit
 ** calls are cheap when nothing changed.  QUAY_EDECLARATION names the model
-** and relation concerned.
+** and relation concerned.  All or nothing: a failing resolve undoes what
+** it did, marks the model the error is about as failed (it may then be
+** declared again, quay_model_new), and fails the same way on every call
+** until the declarations are fixed.
 */
 QUAY_API int quay_db_resolve(quay_db *pDb, quay_err *pErr);
 
