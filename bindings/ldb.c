@@ -16,8 +16,7 @@
 
 /* The Db at idx (self of a db method); misuse naming the method if not. */
 static LDb *self_db(lua_State *L, int idx) {
-  return lquay_check_self(L, idx, QUAY_DB_MT, "db",
-                          lquay_callee(L, "method"));
+  return lquay_check_self(L, idx, QUAY_DB_MT, "db", NULL);
 }
 
 /* The Db at idx, not freed (it may be closed: close, reopen, is_open...). */

@@ -43,7 +43,7 @@ static LModel *usable_model(lua_State *L, LModel *pM) {
 
 LModel *lquay_check_model(lua_State *L, int idx) {
   return usable_model(L, lquay_check_self(L, idx, QUAY_MODEL_MT, "Model",
-                                          lquay_callee(L, "method")));
+                                          NULL));
 }
 
 /*

@@ -171,6 +171,7 @@ void *lquay_check_self(lua_State *L, int idx, const char *zMt,
   void *p = luaL_testudata(L, idx, zMt);
   if (p == NULL) {
     char zBuf[64];
+    if (zMethod == NULL) zMethod = lquay_callee(L, "method");
     lquay_raisef(L, QUAY_EMISUSE, "call %s:%s with a colon (%s:%s(...)): "
                  "it got %s instead of a %s", zObject, zMethod, zObject,
                  zMethod, describe_arg(L, idx, zBuf, sizeof(zBuf)), zMt);

@@ -155,7 +155,8 @@ LQUAY_INTERNAL void lquay_push_null(lua_State *L);
 /*
 ** Argument checks raising `misuse` that names the method (never Lua's
 ** "bad argument #2 to '?'").  lquay_check_self: the userdata of class zMt
-** at idx, else "call <zObject>:<zMethod> with a colon".  lquay_callee: the
+** at idx, else "call <zObject>:<zMethod> with a colon" (zMethod NULL: the
+** name the method was called by, found only then).  lquay_callee: the
 ** name the running C function was called by, else zDefault.
 */
 LQUAY_INTERNAL const char *lquay_callee(lua_State *L, const char *zDefault);

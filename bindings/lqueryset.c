@@ -41,8 +41,7 @@ static int qs_gc(lua_State *L) {
 }
 
 LQs *lquay_check_qs(lua_State *L, int idx) {
-  LQs *q = lquay_check_self(L, idx, QUAY_QS_MT, "qs",
-                            lquay_callee(L, "method"));
+  LQs *q = lquay_check_self(L, idx, QUAY_QS_MT, "qs", NULL);
   if (q->qs == NULL) lquay_raisef(L, QUAY_EMISUSE, "query set was freed");
   return q;
 }
