@@ -175,18 +175,19 @@ static void rel_set(lua_State *L, int iRec, LModel *pM, int j, int iVal) {
   quay_field_info fk;
   quay_model_relation(pM->m, j, &r);
   if (!r.writable) {
-    lquay_raisef(L, QUAY_EVALIDATION,
-                 "%s.%s cannot be assigned: %s", model_name(pM), r.zName,
-                 r.readOnly ? "quay.through relations are read-only"
-                 : r.toMany ? "use the set's add/remove/set/clear"
-                            : "assign the record on the side that holds the "
-                              "key");
+    lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                      "%s.%s cannot be assigned: %s", model_name(pM), r.zName,
+                      r.readOnly ? "quay.through relations are read-only"
+                      : r.toMany ? "use the set's add/remove/set/clear"
+                                 : "assign the record on the side that "
+                                   "holds the key");
   }
   quay_model_field(pM->m, r.iFkField, &fk);
   if (lua_isnil(L, iVal) || lquay_is_null(L, iVal)) {
     if (!r.nullable) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s cannot be null (declare it with"
-                   " null = true)", model_name(pM), r.zName);
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s cannot be null (declare it with"
+                        " null = true)", model_name(pM), r.zName);
     }
     lua_pushstring(L, fk.zName);
     lua_pushnil(L);
@@ -200,17 +201,19 @@ static void rel_set(lua_State *L, int iRec, LModel *pM, int j, int iVal) {
     quay_field_info tk;
     if (pT) lquay_check_record_db(L, pT, pM, r.zName);
     if (pT == NULL || pT->m != r.pTarget) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: expected a %s record, got %s",
-                   model_name(pM), r.zName, quay_model_name(r.pTarget),
-                   pT ? model_name(pT) : luaL_typename(L, iVal));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s: expected a %s record, got %s",
+                        model_name(pM), r.zName, quay_model_name(r.pTarget),
+                        pT ? model_name(pT) : luaL_typename(L, iVal));
     }
     quay_model_field(r.pTarget, r.iTargetKey, &tk);
     lua_pushstring(L, fk.zName);
     lua_getfield(L, iVal, tk.zName);                 /* [.., fkname, key] */
     if (lua_isnil(L, -1)) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: the %s record has no %s yet "
-                   "(save it first)", model_name(pM), r.zName,
-                   quay_model_name(r.pTarget), tk.zName);
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s: the %s record has no %s yet "
+                        "(save it first)", model_name(pM), r.zName,
+                        quay_model_name(r.pTarget), tk.zName);
     }
     lua_rawset(L, iRec);
     lua_pushvalue(L, iVal);
@@ -386,9 +389,10 @@ int lquay_new_record(lua_State *L, int iModel, int iValues) {
         quay_rel_info r;
         quay_model_relation(pM->m, (int)(-code - 1), &r);
         if (r.toMany) {
-          lquay_raisef(L, QUAY_EVALIDATION, "%s.%s is a set: add records "
-                       "after saving (rec.%s:add(...))", model_name(pM),
-                       r.zName, r.zName);
+          lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                            "%s.%s is a set: add records "
+                            "after saving (rec.%s:add(...))", model_name(pM),
+                            r.zName, r.zName);
         }
         rel_set(L, iRec, pM, (int)(-code - 1), lua_gettop(L));
       }
@@ -1067,13 +1071,15 @@ static quay_value *target_keys(lua_State *L, int from, int to, LModel *pM,
     LModel *pT = lquay_record_model(L, from + i);
     if (pT) lquay_check_record_db(L, pT, pM, r->zName);
     if (pT == NULL || pT->m != r->pTarget) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: expected %s records",
-                   model_name(pM), r->zName, quay_model_name(r->pTarget));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
+                        "%s.%s: expected %s records",
+                        model_name(pM), r->zName, quay_model_name(r->pTarget));
     }
     lua_getfield(L, from + i, tk.zName);
     if (lua_isnil(L, -1)) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: the %s record is not saved",
-                   model_name(pM), r->zName, quay_model_name(r->pTarget));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
+                        "%s.%s: the %s record is not saved",
+                        model_name(pM), r->zName, quay_model_name(r->pTarget));
     }
     lquay_to_value(L, -1, &a[i], 0, "key");
     lua_pop(L, 1);                      /* the record keeps the string */
@@ -1107,8 +1113,9 @@ static int set_write(lua_State *L, int bRemove) {
   check_writable_set(L, pM, &r);
   owner_key(L, pM, &r, iOwner, &key);
   if (key.type == QUAY_NULL) {
-    lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: save the %s first",
-                 model_name(pM), r.zName, model_name(pM));
+    lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                      "%s.%s: save the %s first",
+                      model_name(pM), r.zName, model_name(pM));
   }
   last = top;
   if (!bRemove && is_m2m(&r) && top >= 2 && lua_type(L, top) == LUA_TTABLE &&
@@ -1194,9 +1201,10 @@ static int set_clear(lua_State *L) {
     /* Reverse foreign key: set every child's key to NULL. */
     quay_field_info fk;
     if (!r.nullable) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: cannot clear, the key column "
-                   "of %s cannot be null", model_name(pM), r.zName,
-                   quay_model_name(r.pTarget));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s: cannot clear, the key column "
+                        "of %s cannot be null", model_name(pM), r.zName,
+                        quay_model_name(r.pTarget));
     }
     quay_model_field(r.pTarget, r.iTargetKey, &fk);
     push_qs_method(L, 1, "update");                  /* [.., fn, qs] */

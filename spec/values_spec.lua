@@ -208,3 +208,29 @@ describe("Validation errors carry model and field", function()
     assert.equal("name", e.field)
   end)
 end)
+
+describe("Validation errors about relations carry model and field", function()
+  local db, M
+  before_each(function()
+    db = helper.open()
+    M = helper.blog(db)
+  end)
+  after_each(function() db:close() end)
+
+  it("for assignments and set writes", function()
+    local u = M.User:create { name = "a", email = "a" }
+    local p = M.Post:create { title = "t", author = u }
+    local t = M.Tag:create { name = "x" }
+    for _, c in ipairs {
+      { "author", function() p.author = t end },
+      { "author", function() p.author = nil end },
+      { "author", function() p.author = M.User:new { name = "n", email = "n" } end },
+      { "posts", function() u.posts = {} end },
+      { "tags", function() p.tags:add(u) end },
+    } do
+      local e = helper.raises("validation", c[2])
+      assert.equal(c[1], e.field)
+      assert.truthy(e.model == "Post" or e.model == "User")
+    end
+  end)
+end)
