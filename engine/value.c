@@ -178,6 +178,7 @@ static int leap_year(int y) {
   return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
+/* Non-0 when y-mo-d is a day of the calendar (years 1 to 9999). */
 int quay__is_date(int y, int mo, int d) {
   static const unsigned char aDays[12] = {
     31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
@@ -240,6 +241,11 @@ static const char *parse_date(const char *z, size_t n, int *py, int *pm,
   return NULL;
 }
 
+/*
+** Normalize datetime text z (n bytes, not NUL-terminated) into zOut (20
+** bytes, NUL-terminated): NULL on success, else a static phrase saying
+** why z is not a datetime (zOut is then unspecified).
+*/
 const char *quay__datetime_norm(const char *z, size_t n, char *zOut) {
   int y, mo, d, h, mi, sec, offset = 0;     /* offset in minutes */
   size_t i;
@@ -318,6 +324,11 @@ int quay__is_datetime(const char *z, size_t n) {
 **   quay__value_conform  converts a value to the field's own form;
 **   quay__value_fits     checks the converted value against the field.
 */
+/*
+** Convert non-NULL *v to field f's form (see quayInt.h); a malformed
+** datetime is a validation error naming m and f.  zBuf (20 bytes) holds
+** a normalized datetime, which *v then points into.
+*/
 int quay__value_conform(quay_model *m, Field *f, quay_value *v, char *zBuf,
                         quay_err *pErr) {
   switch (f->eType) {
@@ -355,6 +366,10 @@ int quay__value_conform(quay_model *m, Field *f, quay_value *v, char *zBuf,
   return QUAY_OK;
 }
 
+/*
+** QUAY_OK when v may be stored in (bStore) or compared with field f of m;
+** else a validation error naming m and f (err.model / err.field).
+*/
 int quay__value_fits(quay_model *m, Field *f, const quay_value *v,
                      int bStore, quay_err *pErr) {
   const char *zWant = NULL;
