@@ -34,9 +34,23 @@ void lquay_check_open(lua_State *L, LDb *pDb) {
   }
 }
 
-/* The Db at idx, open (else `connection`). */
+/* The Db at idx (self of a db method); misuse naming the method if not. */
+static LDb *self_db(lua_State *L, int idx) {
+  return lquay_check_self(L, idx, QUAY_DB_MT, "db", NULL);
+}
+
+/* The Db at idx, not freed (it may be closed: close, reopen, is_open...). */
+static LDb *to_db(lua_State *L, int idx) {
+  LDb *pDb = self_db(L, idx);
+  if (pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(it was collected)");
+  }
+  return pDb;
+}
+
 LDb *lquay_check_db(lua_State *L, int idx) {
-  LDb *pDb = luaL_checkudata(L, idx, QUAY_DB_MT);
+  LDb *pDb = to_db(L, idx);
   lquay_check_open(L, pDb);
   return pDb;
 }
@@ -92,13 +106,13 @@ static int db_gc(lua_State *L) {
 
 /* db:close() and __close: disconnect, keep the schema (idempotent). */
 static int db_close(lua_State *L) {
-  LDb *pDb = luaL_checkudata(L, 1, QUAY_DB_MT);
+  LDb *pDb = self_db(L, 1);
   if (pDb->db) quay_db_disconnect(pDb->db);
   return 0;
 }
 
 static int db_reopen(lua_State *L) {
-  LDb *pDb = luaL_checkudata(L, 1, QUAY_DB_MT);
+  LDb *pDb = to_db(L, 1);
   quay_err err;
   if (pDb->db == NULL) {
     lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
@@ -111,7 +125,7 @@ static int db_reopen(lua_State *L) {
 }
 
 static int db_is_open(lua_State *L) {
-  LDb *pDb = luaL_checkudata(L, 1, QUAY_DB_MT);
+  LDb *pDb = self_db(L, 1);
   lua_pushboolean(L, pDb->db && quay_db_is_open(pDb->db));
   return 1;
 }
@@ -132,7 +146,9 @@ static int db_stats(lua_State *L) {
 
 static int db_on_query(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+  if (!lua_isnoneornil(L, 2)) {
+    lquay_check_type(L, 2, LUA_TFUNCTION, "db:on_query");
+  }
   lua_settop(L, 2);
   if (pDb->onQueryRef != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, pDb->onQueryRef);
@@ -235,7 +251,7 @@ static int db_transaction(lua_State *L) {
   Box *pGuard;
   TxnGuard *g;
   int base, rc, nRes;
-  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lquay_check_type(L, 2, LUA_TFUNCTION, "db:transaction");
   lua_settop(L, 2);
   g = lua_newuserdatauv(L, sizeof(TxnGuard), 0);     /* [db, fn, g] */
   g->db = NULL;
@@ -277,7 +293,7 @@ static quay_value *raw_params(lua_State *L, int idx, int *pn) {
   lua_Integer i, n;
   *pn = 0;
   if (lua_isnoneornil(L, idx)) return NULL;
-  luaL_checktype(L, idx, LUA_TTABLE);
+  lquay_check_type(L, idx, LUA_TTABLE, "db:execute / db:rows params");
   n = (lua_Integer)lua_rawlen(L, idx);
   a = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(n + 1), 0);
   for (i = 0; i < n; i++) {

@@ -5,7 +5,9 @@
 **
 ** Errors are tables { code = "...", message = "..." } with a metatable
 ** whose __tostring gives the message.  protected / restricted errors also
-** carry `blockers`, a list of { model = "Post", key = 3 }.  lquay_raise is
+** carry `blockers`, a list of { model = "Post", key = 3 }.  An error
+** about one field (every validation error of a value) carries `model`
+** and `field`.  lquay_raise is
 ** the only caller of lua_error in the binding: every caller releases what
 ** it holds first (house rule 5).
 */
@@ -43,6 +45,14 @@ void lquay_push_error(lua_State *L, const quay_err *pErr) {
     lua_pushstring(L, pErr->zState);
     lua_setfield(L, -2, "sqlstate");
   }
+  if (pErr->zModel[0]) {
+    lua_pushstring(L, pErr->zModel);
+    lua_setfield(L, -2, "model");
+  }
+  if (pErr->zField[0]) {
+    lua_pushstring(L, pErr->zField);
+    lua_setfield(L, -2, "field");
+  }
   luaL_setmetatable(L, QUAY_ERR_MT);
 }
 
@@ -58,6 +68,20 @@ void lquay_raisef(lua_State *L, int code, const char *zFmt, ...) {
   va_list ap;
   quay_err_clear(&e);
   e.code = code;
+  va_start(ap, zFmt);
+  vsnprintf(e.zMsg, sizeof(e.zMsg), zFmt, ap);
+  va_end(ap);
+  lquay_raise(L, &e);
+}
+
+void lquay_raise_field(lua_State *L, int code, const char *zModel,
+                       const char *zField, const char *zFmt, ...) {
+  quay_err e;
+  va_list ap;
+  quay_err_clear(&e);
+  e.code = code;
+  snprintf(e.zModel, sizeof(e.zModel), "%s", zModel ? zModel : "");
+  snprintf(e.zField, sizeof(e.zField), "%s", zField ? zField : "");
   va_start(ap, zFmt);
   vsnprintf(e.zMsg, sizeof(e.zMsg), zFmt, ap);
   va_end(ap);

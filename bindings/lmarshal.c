@@ -105,14 +105,32 @@ static void snapshot(lua_State *L, int idx, LModel *pM, quay_value *p) {
   p->u.rec.xGet = lquay_record_get;
 }
 
+void lquay_check_record_db(lua_State *L, LModel *pRec, LModel *pOwner,
+                           const char *zField) {
+  if (pRec->pDb != pOwner->pDb) {
+    const char *zM = pOwner->m ? quay_model_name(pOwner->m) : "?";
+    lquay_raise_field(L, QUAY_EVALIDATION, zM, zField,
+                      "%s.%s: the %s record belongs to another database; use "
+                      "a record loaded from this one", zM, zField,
+                      pRec->m ? quay_model_name(pRec->m) : "given");
+  }
+}
+
+int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
+                   const char *zWhat) {
+  return lquay_to_field_value(L, idx, p, bAllowList, NULL, zWhat);
+}
+
 /*
 ** Convert the Lua value at idx.  Lists (plain tables) become QUAY_LIST when
 ** bAllowList; their storage and any record snapshots are pushed on the
 ** stack and must stay there during the engine call.  Returns the number
-** of values pushed.  Raises validation for values that cannot be stored.
+** of values pushed.  Raises validation for values that cannot be stored,
+** naming zModel (may be NULL) and zWhat, the field or condition.
 */
-int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
-                   const char *zWhat) {
+int lquay_to_field_value(lua_State *L, int idx, quay_value *p,
+                         int bAllowList, const char *zModel,
+                         const char *zWhat) {
   int top = lua_gettop(L);
   idx = lua_absindex(L, idx);
   if (scalar(L, idx, p)) return 0;
@@ -127,8 +145,9 @@ int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
       quay_value *a = lua_newuserdatauv(L, sizeof(quay_value) *
                                                (size_t)(n + 1), 0);
       int base = lua_gettop(L);
-      luaL_checkstack(L, 8, "conditions");
       for (i = 0; i < n; i++) {
+        /* each record element leaves one snapshot on the stack */
+        luaL_checkstack(L, 8, "a list of values");
         lua_rawgeti(L, idx, i + 1);
         if (!scalar(L, -1, &a[i])) {
           LModel *pE = lua_type(L, -1) == LUA_TTABLE
@@ -154,8 +173,11 @@ int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
     }
     if (bAllowList) lua_pop(L, 1);            /* the metatable */
   }
-  lquay_raisef(L, QUAY_EVALIDATION, "%s: a %s is not a value Quay can store",
-               zWhat, luaL_typename(L, idx));
+  lquay_raise_field(L, QUAY_EVALIDATION, zModel, zWhat,
+                    "%s%s%s: a %s is not a value Quay can store or compare "
+                    "(give a string, number, boolean, record or quay.null)",
+                    zModel ? zModel : "", zModel ? "." : "", zWhat,
+                    luaL_typename(L, idx));
   return 0;
 }
 
@@ -174,6 +196,28 @@ void lquay_push_value(lua_State *L, const quay_value *v) {
 ** {==================================================================
 ** Condition tables
 ** ===================================================================
+** A conditions table becomes a tree of groups.  The names of one table
+** are leaves of one AND group, so that conditions crossing the same
+** to-many path hold for the same related row (API.md "Query sets");
+** quay.any {...} is an OR group.  Nesting of the same kind is flattened,
+** which keeps the tree shallow however deep the Lua tables nest:
+**   - an alternative of quay.any that is a quay.any adds its alternatives
+**     to the same OR, and so does a table with no names and one element;
+**   - an element of a conditions table that has no names of its own adds
+**     its elements to the same AND, and so does a quay.any of one element.
+** An alternative with a single name is a leaf of the OR itself, and a
+** quay.any given whole to filter is the root group.  What remains
+** alternates (an AND of names inside an OR inside an AND...) and its
+** depth, the root group counting 1, is capped at
+** QUAY_MAX_COND_DEPTH with a misuse error naming the limit.  The engine
+** checks the same limit (relation hops included) for trees built through
+** the C API.
+**
+** The walk uses no C recursion: one frame per Lua table being read lives
+** in a userdata, and the tables themselves, with the key the walk is at in
+** each, in a Lua table, so any nesting depth costs memory, never C stack.
+** A table met again while it is still being read (a table that contains
+** itself) is a misuse error.
 */
 static int is_mt(lua_State *L, int idx, const char *zMt) {
   int r;
@@ -189,34 +233,10 @@ static void add_child(lua_State *L, quay_cond *pGroup, quay_cond *pChild) {
   if (quay_cond_add(pGroup, pChild, &err)) lquay_raise(L, &err);
 }
 
-static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep);
-
-/* Append to pGroup the condition(s) of the table at idx. */
-static void add_table(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
-  quay_err err;
-  quay_cond *g;
-  idx = lua_absindex(L, idx);
-  if (is_mt(L, idx, QUAY_ANY_MT)) {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
-    if (quay_cond_group(QUAY_C_OR, &g, &err)) lquay_raise(L, &err);
-    add_child(L, pGroup, g);              /* owned by the parent now */
-    for (i = 1; i <= n; i++) {
-      quay_cond *a;
-      lua_rawgeti(L, idx, i);
-      if (quay_cond_group(QUAY_C_AND, &a, &err)) lquay_raise(L, &err);
-      add_child(L, g, a);
-      fill_group(L, lua_gettop(L), a, iKeep);
-      lua_pop(L, 1);
-    }
-    return;
-  }
-  if (quay_cond_group(QUAY_C_AND, &g, &err)) lquay_raise(L, &err);
-  add_child(L, pGroup, g);
-  fill_group(L, idx, g, iKeep);
-}
-
-/* One named condition: the key at -2, its value at -1 (both stay). */
-static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep) {
+/* One named condition: the key at -2, its value at -1 (both stay).
+** zModel names the model the conditions are about, for messages. */
+static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep,
+                     const char *zModel) {
   const char *zKey = lquay_name(L, -2, QUAY_EUNKNOWN_FIELD,
                                 "a condition name");
   quay_err err;
@@ -229,18 +249,19 @@ static void add_leaf(lua_State *L, quay_cond *pGroup, int iKeep) {
                  "the conditions", zKey);
   }
   if (lquay_is_expr(L, -1)) {
-    /* views__gt = quay.F("likes"): compared in SQL. */
+    /* views__gt = quay.F("likes"): compared in SQL.  The stack is left as
+    ** found (the callers iterate with lua_next). */
+    int top = lua_gettop(L);
     Box *pBox;
     quay_expr *e = lquay_expr(L, -1, &pBox);
     pBox->p = NULL;                   /* quay_cond_leaf_expr takes it */
     if (quay_cond_leaf_expr(zKey, e, &pLeaf, &err)) lquay_raise(L, &err);
     add_child(L, pGroup, pLeaf);
-    /* The (empty) box and the filter's snapshots stay on the stack until
-    ** the caller returns; room for the next ones. */
-    luaL_checkstack(L, 16, "conditions");
+    lquay_box_close(L, pBox);
+    lua_settop(L, top);
     return;
   }
-  nPushed = lquay_to_value(L, -1, &v, 1, zKey);
+  nPushed = lquay_to_field_value(L, -1, &v, 1, zModel, zKey);
   if (quay_cond_leaf(zKey, &v, &pLeaf, &err)) lquay_raise(L, &err);
   add_child(L, pGroup, pLeaf);
   /* Snapshots must live until the tree is bound: keep them. */
@@ -259,52 +280,21 @@ static int cmp_name(const void *pA, const void *pB) {
 }
 
 /*
-** Keys of a conditions table: array elements are nested tables (quay.any
-** or AND groups), string keys are leaves.  The leaves are added in the
-** byte order of their names, so the SQL text (and the statement cache
-** entry) of a filter does not depend on the table's hash order, which
-** changes from process to process.
+** Add the named conditions (string keys) of the table at idx to pGroup,
+** in the byte order of their names, so the SQL text (and the statement
+** cache entry) of a filter does not depend on the table's hash order,
+** which changes from process to process.  nStr is their number.
 */
-static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
+static void add_leaves(lua_State *L, int idx, int nStr, quay_cond *pGroup,
+                       int iKeep, const char *zModel) {
   Name *az;
-  int nStr = 0, i;
-  if (lua_type(L, idx) != LUA_TTABLE) {
-    lquay_raisef(L, QUAY_EBAD_LOOKUP, "conditions must be a table, got %s",
-                 luaL_typename(L, idx));
-  }
-  if (is_mt(L, idx, QUAY_ANY_MT)) {
-    add_table(L, idx, pGroup, iKeep);
-    return;
-  }
-  if (lquay_record_model(L, idx) != NULL) {
-    lquay_raisef(L, QUAY_EBAD_LOOKUP,
-                 "conditions must be a table of name = value, not a record");
-  }
-  luaL_checkstack(L, 8, "conditions");
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {                 /* [.., key, value] */
-    if (lua_type(L, -2) == LUA_TSTRING) {
-      nStr++;
-    } else if (lua_type(L, -2) == LUA_TNUMBER) {
-      if (lua_type(L, -1) != LUA_TTABLE) {
-        lquay_raisef(L, QUAY_EBAD_LOOKUP,
-                     "conditions: list elements must be quay.any{...} or "
-                     "conditions tables");
-      }
-      add_table(L, -1, pGroup, iKeep);
-    } else {
-      lquay_raisef(L, QUAY_EBAD_LOOKUP,
-                   "conditions: keys must be names, got a %s",
-                   luaL_typename(L, -2));
-    }
-    lua_pop(L, 1);
-  }
+  int i;
   if (nStr == 0) return;
   if (nStr == 1) {
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       if (lua_type(L, -2) == LUA_TSTRING) {
-        add_leaf(L, pGroup, iKeep);
+        add_leaf(L, pGroup, iKeep, zModel);
         lua_pop(L, 2);
         return;
       }
@@ -329,29 +319,227 @@ static void fill_group(lua_State *L, int idx, quay_cond *pGroup, int iKeep) {
     lua_pushlstring(L, az[i].z, az[i].n);
     lua_pushvalue(L, -1);
     lua_rawget(L, idx);                      /* [.., az, key, value] */
-    add_leaf(L, pGroup, iKeep);
+    add_leaf(L, pGroup, iKeep, zModel);
     lua_pop(L, 2);
   }
   lua_pop(L, 1);
 }
 
 /*
-** Build the condition tree for the table at idx.  The root is stored in
-** pBox (so any error releases it); the caller takes it out.  Pushes one
+** Check the keys of the conditions table at idx: names and list
+** elements.  *pnStr gets the number of names, *pnElem of elements.
+*/
+static void scan_table(lua_State *L, int idx, int *pnStr, int *pnElem) {
+  int nStr = 0, nElem = 0;
+  if (lquay_record_model(L, idx) != NULL) {
+    lquay_raisef(L, QUAY_EBAD_LOOKUP,
+                 "conditions must be a table of name = value, not a record");
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {                 /* [.., key, value] */
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      nStr++;
+    } else if (lua_type(L, -2) == LUA_TNUMBER) {
+      if (lua_type(L, -1) != LUA_TTABLE) {
+        lquay_raisef(L, QUAY_EBAD_LOOKUP,
+                     "conditions: list elements must be quay.any{...} or "
+                     "conditions tables, got a %s", luaL_typename(L, -1));
+      }
+      nElem++;
+    } else {
+      lquay_raisef(L, QUAY_EBAD_LOOKUP,
+                   "conditions: keys must be names, got a %s",
+                   luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+  *pnStr = nStr;
+  *pnElem = nElem;
+}
+
+/* One table being read: where its content goes. */
+typedef struct CondFrame {
+  quay_cond *pGroup;        /* the group receiving the table's content */
+  int depth;                /* that group's depth (the root group is 1) */
+  int isOr;                 /* elements are alternatives of an OR group */
+} CondFrame;
+
+/* The walk's state; its Lua parts sit at fixed stack slots. */
+typedef struct CondWalk {
+  CondFrame *aFrame;        /* userdata at iFrames */
+  int nFrame, nAlloc;
+  int iFrames;              /* the frames userdata */
+  int iPath;                /* [2k-1] = table of frame k, [2k] = its key */
+  int iOnPath;              /* table -> true while it is being read */
+  int iKeep;                /* values the tree borrows */
+  const char *zModel;       /* the model, for messages */
+} CondWalk;
+
+/* A new group of kind eOp under pParent at depth `depth`. */
+static quay_cond *new_group(lua_State *L, quay_cond *pParent, int eOp,
+                            int depth) {
+  quay_err err;
+  quay_cond *g;
+  if (depth > QUAY_MAX_COND_DEPTH) {
+    lquay_raisef(L, QUAY_EMISUSE,
+                 "conditions nest more than %d levels deep (the limit, "
+                 "QUAY_MAX_COND_DEPTH): quay.any inside conditions tables "
+                 "inside quay.any...; an any inside an any, or a table of "
+                 "tables with no names, adds no level", QUAY_MAX_COND_DEPTH);
+  }
+  if (quay_cond_group(eOp, &g, &err)) lquay_raise(L, &err);
+  add_child(L, pParent, g);               /* owned by the parent now */
+  return g;
+}
+
+/*
+** Start reading the table at idx (a conditions table or a quay.any with
+** nStr names) into pGroup.
+*/
+static void walk_enter(lua_State *L, CondWalk *w, int idx, int nStr,
+                       quay_cond *pGroup, int depth, int isOr) {
+  CondFrame *f;
+  idx = lua_absindex(L, idx);
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, w->iOnPath) != LUA_TNIL) {
+    lquay_raisef(L, QUAY_EMISUSE, "conditions: a table contains itself "
+                 "(a cycle of nested conditions tables)");
+  }
+  lua_pop(L, 1);
+  if (w->nFrame == w->nAlloc) {
+    int nNew = w->nAlloc * 2;
+    CondFrame *a = lua_newuserdatauv(L, sizeof(CondFrame) * (size_t)nNew, 0);
+    memcpy(a, w->aFrame, sizeof(CondFrame) * (size_t)w->nFrame);
+    lua_replace(L, w->iFrames);           /* the old one is garbage */
+    w->aFrame = a;
+    w->nAlloc = nNew;
+  }
+  f = &w->aFrame[w->nFrame++];
+  f->pGroup = pGroup;
+  f->depth = depth;
+  f->isOr = isOr;
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, w->iOnPath);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, w->iPath, 2 * (lua_Integer)w->nFrame - 1);
+  if (!isOr) add_leaves(L, idx, nStr, pGroup, w->iKeep, w->zModel);
+}
+
+/* Done with the newest frame's table. */
+static void walk_leave(lua_State *L, CondWalk *w) {
+  lua_Integer k = 2 * (lua_Integer)w->nFrame;
+  lua_rawgeti(L, w->iPath, k - 1);
+  lua_pushnil(L);
+  lua_rawset(L, w->iOnPath);
+  lua_pushnil(L);
+  lua_rawseti(L, w->iPath, k - 1);
+  lua_pushnil(L);
+  lua_rawseti(L, w->iPath, k);
+  w->nFrame--;
+}
+
+/*
+** Place the nested table at idx, an element of the newest frame's table:
+** into the same group (flattened) or into a new group under it.
+*/
+static void walk_element(lua_State *L, CondWalk *w, int idx) {
+  CondFrame f = w->aFrame[w->nFrame - 1];
+  int nStr, nElem, isAny = is_mt(L, idx, QUAY_ANY_MT);
+  scan_table(L, idx, &nStr, &nElem);
+  if (f.isOr) {
+    if (isAny || (nStr == 0 && nElem == 1)) {
+      walk_enter(L, w, idx, 0, f.pGroup, f.depth, 1);
+    } else if (nStr == 1 && nElem == 0) {
+      add_leaves(L, idx, 1, f.pGroup, w->iKeep, w->zModel);  /* a leaf */
+    } else {
+      quay_cond *g = new_group(L, f.pGroup, QUAY_C_AND, f.depth + 1);
+      walk_enter(L, w, idx, nStr, g, f.depth + 1, 0);
+    }
+  } else if (isAny) {
+    /* Even with one alternative: the engine puts the conditions of a
+    ** quay.any in the rows of the enclosing table (a nested plain table
+    ** has rows of its own), so the OR must stay visible. */
+    quay_cond *g = new_group(L, f.pGroup, QUAY_C_OR, f.depth + 1);
+    walk_enter(L, w, idx, 0, g, f.depth + 1, 1);
+  } else if (nStr == 0) {
+    walk_enter(L, w, idx, 0, f.pGroup, f.depth, 0);
+  } else {
+    quay_cond *g = new_group(L, f.pGroup, QUAY_C_AND, f.depth + 1);
+    walk_enter(L, w, idx, nStr, g, f.depth + 1, 0);
+  }
+}
+
+/*
+** Read every nested table, newest frame first, each in key order.  The
+** key a frame is at is kept in the path table, so lua_next resumes there.
+*/
+static void walk_run(lua_State *L, CondWalk *w) {
+  int top = lua_gettop(L);
+  while (w->nFrame > 0) {
+    lua_Integer k = 2 * (lua_Integer)w->nFrame;
+    lua_rawgeti(L, w->iPath, k - 1);                 /* [.., t] */
+    lua_rawgeti(L, w->iPath, k);                     /* [.., t, key] */
+    if (!lua_next(L, top + 1)) {                     /* [.., t] */
+      lua_settop(L, top);
+      walk_leave(L, w);
+      continue;
+    }                                                /* [.., t, key, v] */
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, w->iPath, k);                     /* resume after key */
+    if (lua_type(L, -2) != LUA_TSTRING) {            /* names: leaves */
+      walk_element(L, w, top + 3);
+    }
+    lua_settop(L, top);
+  }
+}
+
+/*
+** Build the condition tree for the table at idx, conditions on model
+** zModel (its name, for messages).  The root is stored in pBox (so any
+** error releases it); the caller takes it out.  Pushes one
 ** table holding the values the tree borrows (record snapshots): keep it
 ** on the stack until the tree has been handed to the engine.
 */
-quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox) {
+quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox,
+                       const char *zModel) {
   quay_err err;
   quay_cond *pRoot;
-  int iKeep;
+  CondWalk w;
+  int nStr, nElem, isAny, top;
   idx = lua_absindex(L, idx);
+  w.zModel = zModel;
+  luaL_checkstack(L, 24, "conditions");
   lua_newtable(L);                                 /* [.., keep] */
-  iKeep = lua_gettop(L);
-  if (quay_cond_group(QUAY_C_AND, &pRoot, &err)) lquay_raise(L, &err);
+  w.iKeep = lua_gettop(L);
+  if (lua_type(L, idx) != LUA_TTABLE) {
+    lquay_raisef(L, QUAY_EBAD_LOOKUP, "conditions must be a table, got %s",
+                 luaL_typename(L, idx));
+  }
+  isAny = is_mt(L, idx, QUAY_ANY_MT);
+  scan_table(L, idx, &nStr, &nElem);
+  isAny = isAny && nElem != 1;                     /* any{x} is x */
+  if (quay_cond_group(isAny ? QUAY_C_OR : QUAY_C_AND, &pRoot, &err)) {
+    lquay_raise(L, &err);
+  }
   pBox->p = pRoot;
   pBox->xFree = (lquay_free_fn)quay_cond_free;
-  fill_group(L, idx, pRoot, iKeep);
+  if (!isAny && nElem == 0) {                      /* names only */
+    add_leaves(L, idx, nStr, pRoot, w.iKeep, zModel);
+    return pRoot;
+  }
+  top = lua_gettop(L);
+  w.nFrame = 0;
+  w.nAlloc = 8;
+  w.aFrame = lua_newuserdatauv(L, sizeof(CondFrame) * (size_t)w.nAlloc, 0);
+  w.iFrames = top + 1;
+  lua_newtable(L);
+  w.iPath = top + 2;
+  lua_newtable(L);
+  w.iOnPath = top + 3;
+  walk_enter(L, &w, idx, nStr, pRoot, 1, isAny);
+  walk_run(L, &w);
+  lua_settop(L, top);                              /* [.., keep] */
   return pRoot;
 }
 /* }================================================================== */

@@ -27,10 +27,25 @@ static const char *const azReserved[] = {
   "save", "delete", "refresh", "to_table", NULL
 };
 
-LModel *lquay_check_model(lua_State *L, int idx) {
-  LModel *pM = luaL_checkudata(L, idx, QUAY_MODEL_MT);
+/* The Model at idx, usable: connection when its db is freed or closed,
+** declaration when a later declaration replaced it. */
+static LModel *usable_model(lua_State *L, LModel *pM) {
+  if (pM->pDb->db == NULL) {
+    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a closed database "
+                 "(it was collected)");
+  }
   lquay_check_open(L, pM->pDb);
+  if (pM->m == NULL) {
+    lquay_raisef(L, QUAY_EDECLARATION, "this model's declaration failed and "
+                 "the model was declared again: use the Model the new "
+                 "db:model call returned");
+  }
   return pM;
+}
+
+LModel *lquay_check_model(lua_State *L, int idx) {
+  return usable_model(L, lquay_check_self(L, idx, QUAY_MODEL_MT, "Model",
+                                          NULL));
 }
 
 /*
@@ -134,9 +149,7 @@ static void rebuild(lua_State *L, LModel *pM) {
 */
 LModel *lquay_ready(lua_State *L, LModel *pM) {
   quay_err err;
-  if (pM->pDb->db == NULL) {
-    lquay_raisef(L, QUAY_ECONNECTION, "attempt to use a freed database");
-  }
+  usable_model(L, pM);                  /* closed: before any other check */
   if (quay_db_resolve(pM->pDb->db, &err)) lquay_raise(L, &err);
   if (pM->iVersion != quay_db_schema_version(pM->pDb->db)) rebuild(L, pM);
   return pM;
@@ -470,9 +483,11 @@ int lquay_declare(lua_State *L) {
   quay_model *m;
   quay_err err;
   Box *pBox;
-  LModel *pM;
+  LModel *pM, *pOld = NULL;
   int iDefaults, iUnique = 0, rc;
-  luaL_checktype(L, 3, LUA_TTABLE);
+  if (lua_type(L, 3) != LUA_TTABLE) {
+    lquay_arg_error(L, 3, "db:model", "a table of fields and options");
+  }
   lua_settop(L, 3);
   lua_newtable(L);                                   /* [.., defaults] */
   iDefaults = 4;
@@ -518,6 +533,19 @@ int lquay_declare(lua_State *L) {
     }
     lua_pop(L, 1);
   }
+  /* A declaration that failed at resolve may be declared again: the
+  ** engine then frees the old model, so its Model object is cut off from
+  ** it at once (it stays on the stack until then). */
+  if (quay_db_model(pDb->db, zName) != NULL) {
+    lua_getiuservalue(L, 1, 1);
+    lua_getfield(L, -1, "models");
+    lua_getfield(L, -1, zName);                      /* [.., st, ms, Old] */
+    pOld = luaL_testudata(L, -1, QUAY_MODEL_MT);
+    lua_replace(L, -3);
+    lua_pop(L, 1);                                   /* [.., Old] */
+  } else {
+    lua_pushnil(L);
+  }
   /* The Model userdata first (closed), then the engine model in a box. */
   pM = lua_newuserdatauv(L, sizeof(LModel), 2);      /* [.., M] */
   pM->m = NULL;
@@ -530,6 +558,7 @@ int lquay_declare(lua_State *L) {
   rc = quay_model_new(pDb->db, zName, zTable, zDescr, &m, &err);
   if (rc) lquay_raise(L, &err);
   pBox->p = m;
+  if (pOld) pOld->m = NULL;             /* replaced: the engine freed it */
   /* Pass 2: fields and relations. */
   lua_pushnil(L);
   while (lua_next(L, 3)) {                           /* [.., key, value] */
@@ -594,7 +623,7 @@ int lquay_declare(lua_State *L) {
   pM->m = m;
   /* The record metatable, user value 2 of the Model. */
   {
-    int iM = 5;                                       /* [db,name,spec,defs,M] */
+    int iM = 6;                                  /* [db,name,spec,defs,Old,M] */
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, iM, 1);
     lua_newtable(L);                                  /* [.., mt] */
@@ -633,7 +662,7 @@ int lquay_declare(lua_State *L) {
 ** ===================================================================
 */
 static int model_tostring(lua_State *L) {
-  LModel *pM = luaL_checkudata(L, 1, QUAY_MODEL_MT);
+  LModel *pM = lquay_check_self(L, 1, QUAY_MODEL_MT, "Model", "__tostring");
   lua_pushfstring(L, "quay.Model(%s)", pM->m ? quay_model_name(pM->m) : "?");
   return 1;
 }
@@ -642,7 +671,7 @@ static int model_tostring(lua_State *L) {
 static int model_new(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) lquay_check_type(L, 2, LUA_TTABLE, "Model:new");
   lua_settop(L, 2);
   return lquay_new_record(L, 1, 2);
 }
@@ -651,7 +680,9 @@ static int model_new(lua_State *L) {
 static int model_create(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) {
+    lquay_check_type(L, 2, LUA_TTABLE, "Model:create");
+  }
   lua_settop(L, 2);
   lquay_new_record(L, 1, 2);                         /* [M, values, rec] */
   lquay_save(L, 3);
@@ -703,7 +734,7 @@ static int model_find(lua_State *L) {
 static int model_bulk_create(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  lquay_check_type(L, 2, LUA_TTABLE, "Model:bulk_create");
   lua_settop(L, 2);
   return lquay_bulk_create(L, 1, 2);
 }
@@ -721,15 +752,19 @@ static const luaL_Reg aModelMethod[] = {
 ** Model:query().
 */
 static int model_index(lua_State *L) {
-  luaL_checkstring(L, 2);
+  if (lua_type(L, 2) != LUA_TSTRING) {
+    lquay_arg_error(L, 2, "Model index", "a method or scope name");
+  }
   lua_pushvalue(L, 2);
   lua_rawget(L, lua_upvalueindex(1));                /* own methods */
   if (!lua_isnil(L, -1)) return 1;
   lua_pop(L, 1);
   /* A query-set method: a closure that starts from Model:query() (an
-  ** unknown name raises when called, naming the method). */
+  ** unknown name raises when called, naming the method); the Model is
+  ** its second upvalue, to name it when the call forgot the colon. */
   lua_pushvalue(L, 2);
-  lua_pushcclosure(L, lquay_qs_method, 1);
+  lua_pushvalue(L, 1);
+  lua_pushcclosure(L, lquay_qs_method, 2);
   return 1;
 }
 

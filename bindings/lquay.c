@@ -11,6 +11,7 @@
 #include "lquay.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 const char lquay_LK_RESULT = 0;
@@ -106,9 +107,83 @@ const char *lquay_name(lua_State *L, int idx, int code, const char *zWhat) {
   return z;
 }
 
+/*
+** {==================================================================
+** Argument checks
+** ===================================================================
+** Quay's own replacements for luaL_check*: a wrong argument to a Quay
+** method is a `misuse` error object naming the method and what it got,
+** never Lua's "bad argument #2 to '?'".
+*/
+const char *lquay_callee(lua_State *L, const char *zDefault) {
+  lua_Debug ar;
+  if (lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name) {
+    return ar.name;
+  }
+  return zDefault;
+}
+
+/* What the value at idx is, for messages: "a table", "1.5", "'abc'". */
+static const char *describe_arg(lua_State *L, int idx, char *zBuf,
+                                size_t nBuf) {
+  switch (lua_type(L, idx)) {
+    case LUA_TNONE: return "nothing";
+    case LUA_TNIL: return "nil";
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        snprintf(zBuf, nBuf, "%lld", (long long)lua_tointeger(L, idx));
+      } else {
+        snprintf(zBuf, nBuf, "%.14g", (double)lua_tonumber(L, idx));
+      }
+      return zBuf;
+    case LUA_TSTRING:
+      snprintf(zBuf, nBuf, "'%.40s'", lua_tostring(L, idx));
+      return zBuf;
+    case LUA_TBOOLEAN: return lua_toboolean(L, idx) ? "true" : "false";
+  }
+  snprintf(zBuf, nBuf, "a %s", luaL_typename(L, idx));
+  return zBuf;
+}
+
+void lquay_arg_error(lua_State *L, int idx, const char *zMethod,
+                     const char *zWant) {
+  char zBuf[64];
+  lquay_raisef(L, QUAY_EMISUSE, "%s: expected %s, got %s", zMethod, zWant,
+               describe_arg(L, idx, zBuf, sizeof(zBuf)));
+}
+
+void lquay_check_type(lua_State *L, int idx, int t, const char *zMethod) {
+  if (lua_type(L, idx) != t) {
+    char zWant[40];
+    snprintf(zWant, sizeof(zWant), "a %s", lua_typename(L, t));
+    lquay_arg_error(L, idx, zMethod, zWant);
+  }
+}
+
+lua_Integer lquay_check_integer(lua_State *L, int idx, const char *zMethod) {
+  if (!lua_isinteger(L, idx)) {
+    lquay_arg_error(L, idx, zMethod, "an integer");
+  }
+  return lua_tointeger(L, idx);
+}
+
+void *lquay_check_self(lua_State *L, int idx, const char *zMt,
+                       const char *zObject, const char *zMethod) {
+  void *p = luaL_testudata(L, idx, zMt);
+  if (p == NULL) {
+    char zBuf[64];
+    if (zMethod == NULL) zMethod = lquay_callee(L, "method");
+    lquay_raisef(L, QUAY_EMISUSE, "call %s:%s with a colon (%s:%s(...)): "
+                 "it got %s instead of a %s", zObject, zMethod, zObject,
+                 zMethod, describe_arg(L, idx, zBuf, sizeof(zBuf)), zMt);
+  }
+  return p;
+}
+/* }================================================================== */
+
 /* core.descriptor(t): mark t as a field/relation descriptor. */
 static int l_descriptor(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  lquay_check_type(L, 1, LUA_TTABLE, "quay.descriptor");
   lua_settop(L, 1);
   luaL_setmetatable(L, QUAY_DESC_MT);
   return 1;
@@ -116,7 +191,9 @@ static int l_descriptor(lua_State *L) {
 
 /* quay.any { {...}, {...} }: OR of condition tables. */
 static int l_any(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_type(L, 1) != LUA_TTABLE) {
+    lquay_arg_error(L, 1, "quay.any", "a list of conditions tables");
+  }
   lua_settop(L, 1);
   lua_createtable(L, (int)lua_rawlen(L, 1), 0);
   {
@@ -142,7 +219,7 @@ static int l_prefetch(lua_State *L) {
   const char *zTo = NULL;
   lquay_check_qs(L, 2);
   if (!lua_isnoneornil(L, 3)) {
-    luaL_checktype(L, 3, LUA_TTABLE);
+    lquay_check_type(L, 3, LUA_TTABLE, "quay.prefetch");
     lua_getfield(L, 3, "to");
     if (!lua_isnil(L, -1)) {
       zTo = lquay_name(L, -1, QUAY_EVALIDATION, "quay.prefetch `to`");
@@ -172,10 +249,10 @@ static int l_open(lua_State *L) {
   opts.busy_timeout_ms = -1;
   opts.strict = 0;
   if (!lua_isnoneornil(L, 2)) {
-    luaL_checktype(L, 2, LUA_TTABLE);
+    lquay_check_type(L, 2, LUA_TTABLE, "quay.open");
     lua_getfield(L, 2, "busy_timeout");
     if (!lua_isnil(L, -1)) {
-      lua_Integer ms = luaL_checkinteger(L, -1);
+      lua_Integer ms = lquay_check_integer(L, -1, "quay.open busy_timeout");
       opts.busy_timeout_ms = ms < 0 ? 0 : (ms > INT32_MAX ? INT32_MAX : (int)ms);
     }
     lua_getfield(L, 2, "strict");

@@ -127,6 +127,11 @@ LQUAY_INTERNAL LQUAY_NORETURN void lquay_raise(lua_State *L,
                                                const quay_err *pErr);
 LQUAY_INTERNAL LQUAY_NORETURN void lquay_raisef(lua_State *L, int code,
                                                 const char *zFmt, ...);
+/* Raise an error about field zField of model zModel (err.model/field). */
+LQUAY_INTERNAL LQUAY_NORETURN void lquay_raise_field(lua_State *L, int code,
+                                                     const char *zModel,
+                                                     const char *zField,
+                                                     const char *zFmt, ...);
 LQUAY_INTERNAL void lquay_push_error(lua_State *L, const quay_err *pErr);
 /* Raise after an engine failure: re-raises a callback's own error. */
 LQUAY_INTERNAL LQUAY_NORETURN void lquay_fail(lua_State *L, LDb *pDb,
@@ -151,11 +156,31 @@ LQUAY_INTERNAL int lquay_is_null(lua_State *L, int idx);
 LQUAY_INTERNAL const char *lquay_name(lua_State *L, int idx, int code,
                                       const char *zWhat);
 LQUAY_INTERNAL void lquay_push_null(lua_State *L);
+/*
+** Argument checks raising `misuse` that names the method (never Lua's
+** "bad argument #2 to '?'").  lquay_check_self: the userdata of class zMt
+** at idx, else "call <zObject>:<zMethod> with a colon" (zMethod NULL: the
+** name the method was called by, found only then).  lquay_callee: the
+** name the running C function was called by, else zDefault.
+*/
+LQUAY_INTERNAL const char *lquay_callee(lua_State *L, const char *zDefault);
+LQUAY_INTERNAL LQUAY_NORETURN void lquay_arg_error(lua_State *L, int idx,
+                                                   const char *zMethod,
+                                                   const char *zWant);
+LQUAY_INTERNAL void lquay_check_type(lua_State *L, int idx, int t,
+                                     const char *zMethod);
+LQUAY_INTERNAL lua_Integer lquay_check_integer(lua_State *L, int idx,
+                                               const char *zMethod);
+LQUAY_INTERNAL void *lquay_check_self(lua_State *L, int idx, const char *zMt,
+                                      const char *zObject,
+                                      const char *zMethod);
 
 /* ldb.c */
 /* Raise `connection` unless the db is open (the first check of every
 ** method of a db and of the objects made from it). */
 LQUAY_INTERNAL void lquay_check_open(lua_State *L, LDb *pDb);
+/* The Db at idx, open: `connection` when freed or closed (before any
+** other check), `misuse` when idx is not a Db. */
 LQUAY_INTERNAL LDb *lquay_check_db(lua_State *L, int idx);
 LQUAY_INTERNAL LDb *lquay_enter(lua_State *L, LDb *pDb);
 LQUAY_INTERNAL void lquay_open_db(lua_State *L);
@@ -225,7 +250,19 @@ LQUAY_INTERNAL quay_expr *lquay_expr(lua_State *L, int idx, Box **ppBox);
 LQUAY_INTERNAL int lquay_to_value(lua_State *L, int idx, quay_value *pOut,
                                   int bAllowList, const char *zWhat);
 LQUAY_INTERNAL void lquay_push_value(lua_State *L, const quay_value *v);
-LQUAY_INTERNAL quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox);
+LQUAY_INTERNAL quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox,
+                                      const char *zModel);
+/* lquay_to_value for field zField of model zModel: a value Quay cannot
+** store raises validation naming both (err.model, err.field). */
+LQUAY_INTERNAL int lquay_to_field_value(lua_State *L, int idx,
+                                        quay_value *pOut, int bAllowList,
+                                        const char *zModel,
+                                        const char *zField);
+/* Raise validation when the record pRec belongs to another db than the
+** model pOwner ("a record of another db", API.md). */
+LQUAY_INTERNAL void lquay_check_record_db(lua_State *L, LModel *pRec,
+                                          LModel *pOwner,
+                                          const char *zField);
 LQUAY_INTERNAL int lquay_record_get(void *p, const char *zField,
                                     quay_value *pOut);
 

@@ -41,7 +41,7 @@ static int qs_gc(lua_State *L) {
 }
 
 LQs *lquay_check_qs(lua_State *L, int idx) {
-  LQs *q = luaL_checkudata(L, idx, QUAY_QS_MT);
+  LQs *q = lquay_check_self(L, idx, QUAY_QS_MT, "qs", NULL);
   lua_getiuservalue(L, idx, 1);                      /* [.., M] */
   lquay_check_open(L, ((LModel *)lua_touserdata(L, -1))->pDb);
   lua_pop(L, 1);
@@ -99,9 +99,12 @@ static int qs_filter_x(lua_State *L, int bExclude) {
   LQs *out;
   Box *pBox;
   qs_model(L, 1);
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TTABLE) {
+    lquay_arg_error(L, 2, bExclude ? "exclude" : "filter",
+                    "a conditions table");
+  }
   pBox = lquay_box(L, (lquay_free_fn)quay_cond_free);
-  c = lquay_conds(L, 2, pBox);                       /* [.., box, keep] */
+  c = lquay_conds(L, 2, pBox, quay_model_name(quay_qs_model(q->qs)));
   out = derived(L, 1);
   pBox->p = NULL;                                    /* engine owns it */
   if (quay_qs_filter(q->qs, c, bExclude, &out->qs, &err)) {
@@ -165,7 +168,8 @@ static int qs_where_has_x(lua_State *L, int bNot) {
     rc = quay_qs_where_has(q->qs, zRel, NULL, sub->qs, bNot, &out->qs, &err);
   } else if (lua_type(L, 3) == LUA_TTABLE) {
     Box *pBox = lquay_box(L, (lquay_free_fn)quay_cond_free);
-    quay_cond *c = lquay_conds(L, 3, pBox);
+    quay_cond *c = lquay_conds(L, 3, pBox,
+                               quay_model_name(path_target(L, pM->m, zRel)));
     out = derived(L, 1);
     pBox->p = NULL;
     rc = quay_qs_where_has(q->qs, zRel, c, NULL, bNot, &out->qs, &err);
@@ -173,7 +177,8 @@ static int qs_where_has_x(lua_State *L, int bNot) {
     out = derived(L, 1);
     rc = quay_qs_where_has(q->qs, zRel, NULL, NULL, bNot, &out->qs, &err);
   } else {
-    return luaL_argerror(L, 3, "conditions table or function expected");
+    lquay_arg_error(L, 3, bNot ? "where_doesnt_have" : "where_has",
+                    "a conditions table or a function");
   }
   if (rc) lquay_raise(L, &err);
   return 1;
@@ -429,7 +434,7 @@ static int qs_distinct(lua_State *L) {
 
 static int qs_number(lua_State *L, int bLimit) {
   LQs *q = lquay_check_qs(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
+  lua_Integer n = lquay_check_integer(L, 2, bLimit ? "limit" : "offset");
   quay_err err;
   LQs *out;
   int rc;
@@ -482,10 +487,11 @@ static int qs_load(lua_State *L, int eHow) {
       rc = quay_qs_load(cur->qs, zPath, QUAY_LOAD_BATCH, sub->qs, zTo,
                         &out->qs, &err);
     } else {
-      return luaL_argerror(L, i, eHow == QUAY_LOAD_JOIN
-                                     ? "relation path expected"
-                                     : "relation path or quay.prefetch "
-                                       "expected");
+      lquay_arg_error(L, i, eHow == QUAY_LOAD_JOIN ? "select_related"
+                            : eHow == QUAY_LOAD_BATCH ? "prefetch_related"
+                                                      : "with",
+                      eHow == QUAY_LOAD_JOIN ? "a relation path"
+                      : "a relation path or quay.prefetch(...)");
     }
     if (rc) lquay_raise(L, &err);
     lua_remove(L, -2);                               /* [.., M, out] */
@@ -1090,7 +1096,7 @@ static int qs_update(lua_State *L) {
   Box *pW;
   int64_t n = 0;
   int iMembers;
-  luaL_checktype(L, 2, LUA_TTABLE);
+  lquay_check_type(L, 2, LUA_TTABLE, "update");
   lquay_push_mt(L, pM->pDb, pM->m);
   lua_rawgetp(L, -1, &lquay_LK_MEMBERS);             /* [.., mt, members] */
   iMembers = lua_gettop(L);
@@ -1116,7 +1122,9 @@ static int qs_update(lua_State *L) {
     {
       /* A record value becomes a snapshot the engine reads its key from;
       ** it stays on the stack until the writer has copied the key. */
-      int nPushed = lquay_to_value(L, -1, &v, 0, lua_tostring(L, -2));
+      int nPushed = lquay_to_field_value(L, -1, &v, 0,
+                                         quay_model_name(pM->m),
+                                         lua_tostring(L, -2));
       if (code > 0) {
         rc = quay_writer_set(pW->p, (int)code - 1, &v, &err);
       } else {
@@ -1360,7 +1368,14 @@ static int qs_index(lua_State *L) {
 int lquay_qs_method(lua_State *L) {
   const char *zName = lua_tostring(L, lua_upvalueindex(1));
   int n = lua_gettop(L);
-  LModel *pM = lquay_check_model(L, 1);
+  LModel *pM;
+  if (!luaL_testudata(L, 1, QUAY_MODEL_MT)) {
+    LModel *pOwn = luaL_testudata(L, lua_upvalueindex(2), QUAY_MODEL_MT);
+    lquay_check_self(L, 1, QUAY_MODEL_MT,
+                     pOwn && pOwn->m ? quay_model_name(pOwn->m) : "Model",
+                     zName);
+  }
+  pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
   if (strcmp(zName, "query") == 0) {
     lquay_root_qs(L, 1);

@@ -175,18 +175,19 @@ static void rel_set(lua_State *L, int iRec, LModel *pM, int j, int iVal) {
   quay_field_info fk;
   quay_model_relation(pM->m, j, &r);
   if (!r.writable) {
-    lquay_raisef(L, QUAY_EVALIDATION,
-                 "%s.%s cannot be assigned: %s", model_name(pM), r.zName,
-                 r.readOnly ? "quay.through relations are read-only"
-                 : r.toMany ? "use the set's add/remove/set/clear"
-                            : "assign the record on the side that holds the "
-                              "key");
+    lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                      "%s.%s cannot be assigned: %s", model_name(pM), r.zName,
+                      r.readOnly ? "quay.through relations are read-only"
+                      : r.toMany ? "use the set's add/remove/set/clear"
+                                 : "assign the record on the side that "
+                                   "holds the key");
   }
   quay_model_field(pM->m, r.iFkField, &fk);
   if (lua_isnil(L, iVal) || lquay_is_null(L, iVal)) {
     if (!r.nullable) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s cannot be null (declare it with"
-                   " null = true)", model_name(pM), r.zName);
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s cannot be null (declare it with"
+                        " null = true)", model_name(pM), r.zName);
     }
     lua_pushstring(L, fk.zName);
     lua_pushnil(L);
@@ -198,18 +199,21 @@ static void rel_set(lua_State *L, int iRec, LModel *pM, int j, int iVal) {
   {
     LModel *pT = lquay_record_model(L, iVal);
     quay_field_info tk;
+    if (pT) lquay_check_record_db(L, pT, pM, r.zName);
     if (pT == NULL || pT->m != r.pTarget) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: expected a %s record, got %s",
-                   model_name(pM), r.zName, quay_model_name(r.pTarget),
-                   pT ? model_name(pT) : luaL_typename(L, iVal));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s: expected a %s record, got %s",
+                        model_name(pM), r.zName, quay_model_name(r.pTarget),
+                        pT ? model_name(pT) : luaL_typename(L, iVal));
     }
     quay_model_field(r.pTarget, r.iTargetKey, &tk);
     lua_pushstring(L, fk.zName);
     lua_getfield(L, iVal, tk.zName);                 /* [.., fkname, key] */
     if (lua_isnil(L, -1)) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: the %s record has no %s yet "
-                   "(save it first)", model_name(pM), r.zName,
-                   quay_model_name(r.pTarget), tk.zName);
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s: the %s record has no %s yet "
+                        "(save it first)", model_name(pM), r.zName,
+                        quay_model_name(r.pTarget), tk.zName);
     }
     lua_rawset(L, iRec);
     lua_pushvalue(L, iVal);
@@ -395,9 +399,10 @@ int lquay_new_record(lua_State *L, int iModel, int iValues) {
         quay_rel_info r;
         quay_model_relation(pM->m, (int)(-code - 1), &r);
         if (r.toMany) {
-          lquay_raisef(L, QUAY_EVALIDATION, "%s.%s is a set: add records "
-                       "after saving (rec.%s:add(...))", model_name(pM),
-                       r.zName, r.zName);
+          lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                            "%s.%s is a set: add records "
+                            "after saving (rec.%s:add(...))", model_name(pM),
+                            r.zName, r.zName);
         }
         rel_set(L, iRec, pM, (int)(-code - 1), lua_gettop(L));
       }
@@ -457,14 +462,16 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
       /* A record in a key column: its key. */
       quay_rel_info r;
       quay_field_info tk;
+      lquay_check_record_db(L, lquay_record_model(L, -1), pM, f.zName);
       quay_model_relation(pM->m, f.iRel, &r);
       quay_model_field(r.pTarget, r.iTargetKey, &tk);
       lua_getfield(L, -1, tk.zName);
       lua_replace(L, -2);
     }
-    if (lquay_to_value(L, -1, &v, 0, f.zName) != 0) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: a record is not a value for "
-                   "this field", model_name(pM), f.zName);
+    if (lquay_to_field_value(L, -1, &v, 0, model_name(pM), f.zName) != 0) {
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), f.zName,
+                        "%s.%s: a record is not a value for this field",
+                        model_name(pM), f.zName);
     }
     /* The string stays referenced by the record while the writer copies. */
     if (quay_writer_set(w, i, &v, &err)) lquay_raise(L, &err);
@@ -481,7 +488,8 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
     quay_field_info f;
     quay_value v;
     quay_model_field(pM->m, i, &f);
-    if (aUser && aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER) {
+    if (aUser && aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
+        f.eType != QUAY_T_DATETIME) {
       /* Only normalize an explicit quay.null. */
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
@@ -515,7 +523,8 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
   for (i = 0; i < n; i++) {
     quay_field_info f;
     quay_model_field(pM->m, i, &f);
-    if (aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER) {
+    if (aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
+        f.eType != QUAY_T_DATETIME) {
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
         lua_pushstring(L, f.zName);
@@ -712,7 +721,10 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
 ** ===================================================================
 */
 static int rec_save(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lquay_record_model(L, 1) == NULL) {
+    lquay_raisef(L, QUAY_EMISUSE, "call rec:save() with a colon (save got "
+                 "a %s, not a record)", luaL_typename(L, 1));
+  }
   lua_settop(L, 1);
   lquay_save(L, 1);
   return 1;
@@ -1089,14 +1101,17 @@ static quay_value *target_keys(lua_State *L, int from, int to, LModel *pM,
   quay_model_field(r->pTarget, iKey, &tk);
   for (i = 0; i < n; i++) {
     LModel *pT = lquay_record_model(L, from + i);
+    if (pT) lquay_check_record_db(L, pT, pM, r->zName);
     if (pT == NULL || pT->m != r->pTarget) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: expected %s records",
-                   model_name(pM), r->zName, quay_model_name(r->pTarget));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
+                        "%s.%s: expected %s records",
+                        model_name(pM), r->zName, quay_model_name(r->pTarget));
     }
     lua_getfield(L, from + i, tk.zName);
     if (lua_isnil(L, -1)) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: the %s record is not saved",
-                   model_name(pM), r->zName, quay_model_name(r->pTarget));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
+                        "%s.%s: the %s record is not saved",
+                        model_name(pM), r->zName, quay_model_name(r->pTarget));
     }
     lquay_to_value(L, -1, &a[i], 0, "key");
     lua_pop(L, 1);                      /* the record keeps the string */
@@ -1130,8 +1145,9 @@ static int set_write(lua_State *L, int bRemove) {
   check_writable_set(L, pM, &r);
   owner_key(L, pM, &r, iOwner, &key);
   if (key.type == QUAY_NULL) {
-    lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: save the %s first",
-                 model_name(pM), r.zName, model_name(pM));
+    lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                      "%s.%s: save the %s first",
+                      model_name(pM), r.zName, model_name(pM));
   }
   last = top;
   if (!bRemove && is_m2m(&r) && top >= 2 && lua_type(L, top) == LUA_TTABLE &&
@@ -1217,9 +1233,10 @@ static int set_clear(lua_State *L) {
     /* Reverse foreign key: set every child's key to NULL. */
     quay_field_info fk;
     if (!r.nullable) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: cannot clear, the key column "
-                   "of %s cannot be null", model_name(pM), r.zName,
-                   quay_model_name(r.pTarget));
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s: cannot clear, the key column "
+                        "of %s cannot be null", model_name(pM), r.zName,
+                        quay_model_name(r.pTarget));
     }
     quay_model_field(r.pTarget, r.iTargetKey, &fk);
     push_qs_method(L, 1, "update");                  /* [.., fn, qs] */
@@ -1242,7 +1259,9 @@ static int set_set(lua_State *L) {
   LModel *pM;
   LDb *pDb;
   lua_Integer i, nList;
-  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_type(L, 2) != LUA_TTABLE) {
+    lquay_arg_error(L, 2, "set", "a list of records");
+  }
   lua_settop(L, 2);
   pM = set_owner(L, 1, &j, &r);                      /* [set, list, owner] */
   pDb = lquay_enter(L, pM->pDb);
@@ -1319,7 +1338,7 @@ static int set_create(lua_State *L) {
   int j;
   quay_rel_info r;
   LModel *pM;
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
+  if (!lua_isnoneornil(L, 2)) lquay_check_type(L, 2, LUA_TTABLE, "create");
   lua_settop(L, 2);
   if (lua_isnil(L, 2)) {
     lua_newtable(L);

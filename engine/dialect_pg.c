@@ -15,6 +15,7 @@
 */
 #include "quayInt.h"
 
+#include <math.h>
 #include <stdio.h>
 
 static void pg_param(Str *p, int iParam) {
@@ -60,7 +61,13 @@ static int pg_array_value(Str *pOut, const quay_value *a, int n) {
     if (i) quay__str_char(pOut, ',');
     switch (a[i].type) {
       case QUAY_INT: quay__str_int(pOut, a[i].u.i); break;
-      case QUAY_REAL: quay__str_printf(pOut, "%.17g", a[i].u.r); break;
+      case QUAY_REAL:
+        if (isinf(a[i].u.r)) {
+          quay__str_cat(pOut, a[i].u.r < 0 ? "-Infinity" : "Infinity");
+        } else {
+          quay__str_printf(pOut, "%.17g", a[i].u.r);
+        }
+        break;
       case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
       case QUAY_TEXT: {
         size_t k;

@@ -18,6 +18,7 @@
 */
 #include "quayInt.h"
 
+#include <math.h>
 #include <stdio.h>
 
 static void sq_param(Str *p, int iParam) {
@@ -67,7 +68,8 @@ static void json_string(Str *p, const char *z, size_t n) {
 
 /*
 ** Serialize keys as a JSON array: integers as numbers, text as strings.
-** Reals are written with 17 significant digits (round trip).
+** Reals are written with 17 significant digits (round trip); infinities
+** as 9e999 / -9e999, which json_each reads back as infinities.
 */
 static int sq_array_value(Str *pOut, const quay_value *a, int n) {
   int i;
@@ -76,7 +78,16 @@ static int sq_array_value(Str *pOut, const quay_value *a, int n) {
     if (i) quay__str_char(pOut, ',');
     switch (a[i].type) {
       case QUAY_INT: quay__str_int(pOut, a[i].u.i); break;
-      case QUAY_REAL: quay__str_printf(pOut, "%.17g", a[i].u.r); break;
+      case QUAY_REAL:
+        /* JSON has no infinity: 9e999 overflows to it in json_each. */
+        if (isinf(a[i].u.r)) {
+          quay__str_cat(pOut, a[i].u.r < 0 ? "-9e999" : "9e999");
+        } else if (QUAY_NEVER(isnan(a[i].u.r))) {
+          quay__str_cat(pOut, "null");             /* refused earlier */
+        } else {
+          quay__str_printf(pOut, "%.17g", a[i].u.r);
+        }
+        break;
       case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
       case QUAY_TEXT: json_string(pOut, a[i].u.z, a[i].n); break;
       default: quay__str_cat(pOut, "null"); break;

@@ -35,6 +35,8 @@ void quay_err_clear(quay_err *pErr) {
   pErr->ext = 0;
   pErr->zState[0] = 0;
   pErr->zMsg[0] = 0;
+  pErr->zModel[0] = 0;
+  pErr->zField[0] = 0;
 }
 
 /*
@@ -68,6 +70,34 @@ int quay__err_at(quay_err *pErr, int code, int line, const char *zFmt, ...) {
   pErr->line = line;
   pErr->ext = 0;
   pErr->zState[0] = 0;
+  pErr->zModel[0] = 0;
+  pErr->zField[0] = 0;
+  va_start(ap, zFmt);
+  n = vsnprintf(pErr->zMsg, sizeof(pErr->zMsg), zFmt, ap);
+  va_end(ap);
+  if (n >= (int)sizeof(pErr->zMsg)) {
+    msg_shorten(pErr->zMsg, sizeof(pErr->zMsg));
+  }
+  return code;
+}
+
+/*
+** Record an error about one field (or relation) zField of model zModel:
+** as quay__err_at, and the names go into pErr->zModel / zField, so the
+** binding can give them to the user (API.md: every validation error
+** about one field carries err.model and err.field).
+*/
+int quay__err_field_at(quay_err *pErr, int code, int line, const char *zModel,
+                       const char *zField, const char *zFmt, ...) {
+  va_list ap;
+  int n;
+  if (pErr == NULL) return code;
+  pErr->code = code;
+  pErr->line = line;
+  pErr->ext = 0;
+  pErr->zState[0] = 0;
+  snprintf(pErr->zModel, sizeof(pErr->zModel), "%s", zModel ? zModel : "");
+  snprintf(pErr->zField, sizeof(pErr->zField), "%s", zField ? zField : "");
   va_start(ap, zFmt);
   n = vsnprintf(pErr->zMsg, sizeof(pErr->zMsg), zFmt, ap);
   va_end(ap);

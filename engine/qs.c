@@ -313,34 +313,42 @@ typedef struct BindCtx {
 } BindCtx;
 
 /*
-** Convert *pV in place: integral reals to integers for integer fields, and
-** records to the key field pKey of model pWant.
+** Convert *pV in place: records to the key field zKey of model pWant, then
+** to the field's form (quay__value_conform: numbers as doubles, integral
+** doubles as integers, datetimes normalized), exactly as a stored value.
+** The value is owned by the condition, so normalized text is written over
+** its own (never longer) bytes.
 */
 static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
                            Field *pKey, quay_value *v, quay_err *pErr) {
+  char zNorm[20];
+  int rc;
   if (v->type == QUAY_RECORD) {
     quay_value k;
     if (pWant == NULL) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: a record is not a value for this field",
-                       m->zName, f->zName);
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: a record is not a value for this field",
+                             m->zName, f->zName);
     }
     if (v->u.rec.pModel && v->u.rec.pModel->pDb != pWant->pDb) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: the %s record belongs to another database",
-                       m->zName, f->zName, quay_model_name(v->u.rec.pModel));
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: the %s record belongs to another "
+                             "database; use a record loaded from this one",
+                             m->zName, f->zName,
+                             quay_model_name(v->u.rec.pModel));
     }
     if (v->u.rec.pModel != pWant) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: expected a %s record, got a %s record",
-                       m->zName, f->zName, pWant->zName,
-                       v->u.rec.pModel ? quay_model_name(v->u.rec.pModel)
-                                       : "foreign");
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: expected a %s record, got a %s record",
+                             m->zName, f->zName, pWant->zName,
+                             v->u.rec.pModel ? quay_model_name(v->u.rec.pModel)
+                                             : "foreign");
     }
     if (v->u.rec.xGet(v->u.rec.p, pKey->zName, &k) || k.type == QUAY_NULL) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: the %s record has no %s yet (save it first)",
-                       m->zName, f->zName, pWant->zName, pKey->zName);
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: the %s record has no %s yet (save it "
+                             "first)", m->zName, f->zName, pWant->zName,
+                             pKey->zName);
     }
     if (k.type == QUAY_TEXT || k.type == QUAY_BLOB) {
       char *z = quay__strndup(k.u.z, k.n);
@@ -348,18 +356,18 @@ static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
       k.u.z = z;
     }
     *v = k;
-    return QUAY_OK;
   }
-  if (v->type == QUAY_REAL && (f->eType == QUAY_T_INTEGER ||
-                               f->eType == QUAY_T_ID)) {
-    double r = v->u.r;
-    if (r >= -9.2233720368547758e18 && r < 9.2233720368547758e18 &&
-        floor(r) == r) {
-      v->type = QUAY_INT;
-      v->u.i = (int64_t)r;
+  if (v->type == QUAY_NULL) return QUAY_OK;
+  {
+    const char *zOwn = v->u.z;
+    rc = quay__value_conform(m, f, v, zNorm, pErr);
+    if (rc == QUAY_OK && v->type == QUAY_TEXT && v->u.z == zNorm) {
+      assert(v->n <= 19);
+      memcpy((char *)zOwn, zNorm, v->n + 1);
+      v->u.z = zOwn;
     }
   }
-  return QUAY_OK;
+  return rc;
 }
 
 /* The pivot model available as "pivot__" in this chain. */
@@ -621,27 +629,63 @@ static int bind_leaf(BindCtx *x, Cond *c) {
   return rc;
 }
 
-/* Bind every leaf of a tree (depth bounded: deep trees are refused
-** before the SQL builder sees them). */
-static int bind_cond(BindCtx *x, Cond *c, int iDepth) {
-  int i, rc;
-  if (iDepth > QUAY_MAX_COND_DEPTH * 4) {
-    return quay__err(x->pErr, QUAY_EMISUSE, "conditions are nested more "
-                     "than %d levels deep; flatten them",
-                     QUAY_MAX_COND_DEPTH);
-  }
+/* The depth a condition is refused beyond (include/quay.h). */
+static int cond_too_deep(quay_err *pErr, int nDepth, const Cond *c) {
+  return quay__err(pErr, QUAY_EMISUSE,
+                   "conditions nest %d levels deep%s%s%s, more than the "
+                   "limit of %d (QUAY_MAX_COND_DEPTH: each nested group of "
+                   "conditions or quay.any counts 1, each relation hop of a "
+                   "path %d): split the filter into several filter calls",
+                   nDepth, c && c->zPath ? " (at '" : "",
+                   c && c->zPath ? c->zPath : "", c && c->zPath ? "')" : "",
+                   QUAY_MAX_COND_DEPTH, QUAY_COND_HOP_DEPTH);
+}
+
+/*
+** Bind the tree c.  nAbove counts the levels above c in the SQL: enclosing
+** groups, an exclude's NOT, QUAY_COND_HOP_DEPTH per hop of an enclosing
+** where_has.  A tree deeper than QUAY_MAX_COND_DEPTH (a leaf's hops
+** included) is refused, so every tree accepted parses on SQLite, and this
+** recursion and the SQL builder's stay bounded for trees built through the
+** C API too.
+*/
+static int bind_cond(BindCtx *x, Cond *c, int nAbove) {
+  int i, rc, nDepth;
   switch (c->eOp) {
     case CN_LEAF:
-      return c->bound ? QUAY_OK : bind_leaf(x, c);
+      if (nAbove > QUAY_MAX_COND_DEPTH) {
+        return cond_too_deep(x->pErr, nAbove, c);
+      }
+      rc = c->bound ? QUAY_OK : bind_leaf(x, c);
+      if (rc) return rc;
+      /* an isnull test of a relation became an existence test */
+      nDepth = nAbove + QUAY_COND_HOP_DEPTH *
+                            (c->eOp == CN_NOT ? c->apChild[0]->nHop : c->nHop)
+               + (c->eOp == CN_NOT);
+      break;
     case CN_HAS:
-      return QUAY_OK;            /* bound when built */
+      nDepth = nAbove + QUAY_COND_HOP_DEPTH * c->nHop;   /* bound when built */
+      break;
     default:
+      if (c->nChild > QUAY_MAX_COND_WIDTH) {
+        return quay__err(x->pErr, QUAY_EMISUSE,
+                         "%d conditions in one group (names of one table or "
+                         "alternatives of one quay.any), more than the limit "
+                         "of %d (QUAY_MAX_COND_WIDTH): compare one field "
+                         "with many values with __in, or split the filter",
+                         c->nChild, QUAY_MAX_COND_WIDTH);
+      }
+      /* a wide group is written in chunks: one more level */
+      nDepth = nAbove + 1 + (c->nChild > QUAY_COND_CHUNK);
+      if (nDepth > QUAY_MAX_COND_DEPTH) break;
       for (i = 0; i < c->nChild; i++) {
-        rc = bind_cond(x, c->apChild[i], iDepth + 1);
+        rc = bind_cond(x, c->apChild[i], nDepth);
         if (rc) return rc;
       }
       return QUAY_OK;
   }
+  if (nDepth > QUAY_MAX_COND_DEPTH) return cond_too_deep(x->pErr, nDepth, c);
+  return QUAY_OK;
 }
 /* }================================================================== */
 
@@ -782,7 +826,7 @@ int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
   x.pPivot = qs_pivot(pQs);
   x.pQs = pQs;
   x.pErr = pErr;
-  rc = bind_cond(&x, (Cond *)pCond, 0);
+  rc = bind_cond(&x, (Cond *)pCond, bExclude ? 1 : 0);
   if (rc) {
     quay__cond_free((Cond *)pCond);
     return rc;
@@ -829,7 +873,9 @@ int quay_qs_where_has(quay_qs *pQs, const char *zRel, quay_cond *pCond,
     x.pPivot = NULL;
     x.pQs = pRoot;
     x.pErr = pErr;
-    rc = bind_cond(&x, (Cond *)pCond, 0);
+    /* inside the outer filter's group, a NOT and the hops' subqueries */
+    rc = bind_cond(&x, (Cond *)pCond,
+                   1 + (bNot != 0) + QUAY_COND_HOP_DEPTH * pHas->nHop);
     quay_qs_free(pRoot);
     if (rc) goto fail;
     if (cond_append(pHas, (Cond *)pCond)) {

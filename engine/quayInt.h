@@ -88,6 +88,12 @@ QUAY_INTERNAL int quay__err_at(quay_err *pErr, int code, int line,
                                const char *zFmt, ...) QUAY_PRINTF(4, 5);
 #define quay__err(e, c, ...) quay__err_at((e), (c), __LINE__, __VA_ARGS__)
 #define quay__oom(e) quay__err_at((e), QUAY_ENOMEM, __LINE__, "out of memory")
+/* The same for an error about field zF of model zM (err.model/err.field). */
+QUAY_INTERNAL int quay__err_field_at(quay_err *pErr, int code, int line,
+                                     const char *zModel, const char *zField,
+                                     const char *zFmt, ...) QUAY_PRINTF(6, 7);
+#define quay__err_field(e, c, zM, zF, ...) \
+  quay__err_field_at((e), (c), __LINE__, (zM), (zF), __VA_ARGS__)
 
 /*
 ** A growable string.  Sticky OOM: once an append fails, oom is set and
@@ -192,8 +198,18 @@ QUAY_INTERNAL int quay_keyset_count(const quay_keyset *pKs);
 /* The keys of a key set as values (arena memory, borrowed text). */
 QUAY_INTERNAL int quay__keyset_values(const quay_keyset *pKs, Arena *pArena,
                                       quay_value **paOut);
-/* Non-0 when z is "YYYY-MM-DD HH:MM:SS". */
+/* Non-0 when z is "YYYY-MM-DD HH:MM:SS" naming a time that exists. */
 QUAY_INTERNAL int quay__is_datetime(const char *z, size_t n);
+/* Non-0 when y-mo-d is a calendar date of the years 1 to 9999. */
+QUAY_INTERNAL int quay__is_date(int y, int mo, int d);
+/*
+** Normalize datetime text z (n bytes) into zOut[20]: "YYYY-MM-DD HH:MM:SS"
+** in UTC, from that form or ISO 8601 (T separator, fractional seconds
+** truncated, Z or +hh:mm / -hh:mm / +hhmm / +hh offsets).  Returns NULL,
+** or a static phrase saying why z is not a datetime.
+*/
+QUAY_INTERNAL const char *quay__datetime_norm(const char *z, size_t n,
+                                              char *zOut);
 /* }================================================================== */
 
 
@@ -268,7 +284,9 @@ struct quay_model {
   int iPk;                  /* primary key field, -1 until finished */
   char ***aaUnique; int *anUnique; int nUnique;
   int iModel;               /* index in the db's model list */
-  int resolved;
+  int resolved;             /* part of a successful resolve */
+  int failed;               /* a resolve failed on its declaration: it
+                            ** may be declared again (quay_model_new) */
   Smap mFieldName;          /* field name -> index */
   Smap mColName;            /* column name -> index */
   Smap mRelName;            /* registered relation name -> index */
@@ -289,6 +307,9 @@ QUAY_INTERNAL int quay__casecmp(const char *a, const char *b);
 QUAY_INTERNAL int quay__reserved_table(const char *z);
 /* Add the implicit id unless a field is the primary key (idempotent). */
 QUAY_INTERNAL int quay__model_finish(quay_model *m, quay_err *pErr);
+/* Remove the last field of m (a key column quay__model_add_fkcol added);
+** allocates nothing. */
+QUAY_INTERNAL void quay__model_pop_field(quay_model *m);
 /* Append a has_many/has_one key column the target does not declare. */
 QUAY_INTERNAL int quay__model_add_fkcol(quay_model *m, const char *zCol,
                                         int eType, Rel *pRel,
@@ -312,10 +333,6 @@ struct Hop {
   int toNullable;           /* pToKey (or via column) may be NULL */
   Rel *pRel;                /* the relation this hop belongs to */
 };
-/* Deepest nesting of condition groups (quay.any inside a conditions table
-** inside quay.any ...) after same-operator groups are flattened; deeper
-** trees raise QUAY_EMISUSE before any SQL. */
-#define QUAY_MAX_COND_DEPTH 32
 /* Longest relation path (primitive hops).  Each to-many hop nests one
 ** subquery; SQLite's parser overflows past about 9 levels (found by
 ** fuzz/fuzz_cond), so paths are capped at 8 with a clear bad_lookup. */
@@ -443,6 +460,34 @@ QUAY_INTERNAL Ann *quay__qs_ann(quay_qs *q, const char *z);
 
 /*
 ** {==================================================================
+** Values for a field (value.c)
+** ===================================================================
+** Every value written to a field or compared with one passes both, so
+** the backends accept and refuse the same values.  Errors are validation
+** errors naming the model and field (quay_err zModel / zField).
+*/
+/*
+** Convert the non-NULL value *pVal in place to field pField's form:
+** integers to doubles for number fields, integral doubles to integers for
+** integer fields, datetime text to the normal form (written to zBuf, 20
+** bytes, which *pVal then points into).  Malformed datetimes fail.
+*/
+QUAY_INTERNAL int quay__value_conform(quay_model *pModel, Field *pField,
+                                      quay_value *pVal, char *zBuf,
+                                      quay_err *pErr);
+/*
+** Check a value against field pField: type, UTF-8 text, datetime form,
+** NaN.  bStore adds the checks that only stored values need (string
+** max).  NULL passes (the caller checks nullability).
+*/
+QUAY_INTERNAL int quay__value_fits(quay_model *pModel, Field *pField,
+                                   const quay_value *pVal, int bStore,
+                                   quay_err *pErr);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
 ** Conditions and query sets
 ** ===================================================================
 */
@@ -453,6 +498,10 @@ enum {                      /* lookups */
 };
 QUAY_INTERNAL int quay__lookup_code(const char *z);
 QUAY_INTERNAL const char *quay__lookup_name(int eLk);
+
+/* Terms per parenthesized chunk of a long AND / OR chain (sqlbuild.c);
+** its square is QUAY_MAX_COND_WIDTH. */
+#define QUAY_COND_CHUNK 32
 
 enum {                      /* condition node kinds */
   CN_AND = 1, CN_OR, CN_NOT, CN_LEAF, CN_HAS
@@ -705,6 +754,7 @@ struct quay_db {
   Smap mModel;              /* name -> index */
   JoinTable **apJoin; int nJoin, nJoinAlloc;
   int resolved;             /* every model and relation resolved */
+  quay_model *pResolveFail; /* the model a failing resolve is about */
   int iSchema;              /* schema version (quay_db_schema_version) */
   /* statements */
   CachedStmt *pCache; int nCache;
@@ -795,6 +845,7 @@ struct Build {
   int nAlias;
   quay_err *pErr;
   int rc;                   /* first error (sticky) */
+  int nCondDepth;           /* condition nesting being emitted (bounded) */
 };
 QUAY_INTERNAL void quay__build_init(Build *b, quay_db *pDb, Arena *pArena,
                                     quay_err *pErr);
@@ -1025,9 +1076,7 @@ QUAY_INTERNAL int quay__on_update(quay_db *pDb, quay_model *pModel,
                                   const quay_value *pNew, quay_err *pErr);
 QUAY_INTERNAL int quay__validate(quay_model *pModel, Field *pField,
                                  const quay_value *pVal, quay_err *pErr);
-QUAY_INTERNAL int quay__value_fits(quay_model *pModel, Field *pField,
-                                   const quay_value *pVal, int bStore,
-                                   quay_err *pErr);
+
 QUAY_INTERNAL void quay__db_set_blockers(quay_db *pDb, char **az,
                                          quay_value *aKey, int n);
 /* }================================================================== */

@@ -19,13 +19,19 @@
 ** primitive column-to-column hops of section "Hops" below.
 **
 ** Resolution is incremental: models declared after a first resolve are
-** resolved on the next use.  A failing relation stays unresolved and the
-** error repeats on every use until the declarations are fixed.
+** resolved on the next use.  It is also all or nothing: a failing resolve
+** undoes what it did for the new models (unresolve), marks the model the
+** error is about as failed, so that a new declaration may replace it
+** (quay_model_new), and the error repeats on every use until the
+** declarations are fixed.
 */
 #include "quayInt.h"
 
 #include <stdio.h>
 
+
+/* Non-0 for a model declared after the last successful resolve. */
+#define IS_NEW(m) (!(m)->resolved)
 
 /* Type of a key column that references field f. */
 static int key_type(const Field *f) {
@@ -464,8 +470,16 @@ static int resolve_through(quay_db *pDb, Rel *r, quay_err *pErr) {
   return QUAY_OK;
 }
 
-/* Resolve one declared relation (idempotent). */
+/* Resolve one declared relation (idempotent).  On failure the innermost
+** relation's model is the one the error is about. */
+static int resolve_rel_at(quay_db *pDb, Rel *r, quay_err *pErr);
 static int resolve_rel(quay_db *pDb, Rel *r, quay_err *pErr) {
+  int rc = resolve_rel_at(pDb, r, pErr);
+  if (rc && pDb->pResolveFail == NULL) pDb->pResolveFail = r->pFrom;
+  return rc;
+}
+
+static int resolve_rel_at(quay_db *pDb, Rel *r, quay_err *pErr) {
   int rc;
   if (r->resolved == 1 || r->eKind == QUAY_R_REVERSE) return QUAY_OK;
   if (r->resolved == 2) {
@@ -524,6 +538,10 @@ static int check_unique(quay_model *m, quay_err *pErr) {
 ** Table names must differ in more than case (SQLite compares them without
 ** case): models and automatic join tables.
 */
+static quay_model *table_owner(quay_db *pDb, int i) {
+  return i < pDb->nModel ? pDb->apModel[i] : pDb->apJoin[i - pDb->nModel]->pSrc;
+}
+
 static int check_tables(quay_db *pDb, quay_err *pErr) {
   int i, k;
   for (i = 0; i < pDb->nModel + pDb->nJoin; i++) {
@@ -531,6 +549,7 @@ static int check_tables(quay_db *pDb, quay_err *pErr) {
                                     : pDb->apJoin[i - pDb->nModel]->zTable;
     if (i >= pDb->nModel && pDb->apJoin[i - pDb->nModel]->pThrough) continue;
     if (quay__reserved_table(a)) {
+      pDb->pResolveFail = table_owner(pDb, i);
       return quay__err(pErr, QUAY_EDECLARATION,
                        "table name %s is reserved (sqlite_...); set another "
                        "table option", a);
@@ -540,11 +559,15 @@ static int check_tables(quay_db *pDb, quay_err *pErr) {
                                       : pDb->apJoin[k - pDb->nModel]->zTable;
       if (k >= pDb->nModel && pDb->apJoin[k - pDb->nModel]->pThrough) continue;
       if (quay__reserved_table(b)) {
+        pDb->pResolveFail = table_owner(pDb, k);
         return quay__err(pErr, QUAY_EDECLARATION,
                          "table name %s is reserved (sqlite_...); set another "
                          "table option", b);
       }
       if (quay__casecmp(a, b) == 0) {
+        /* the later declaration is the one to change */
+        pDb->pResolveFail = IS_NEW(table_owner(pDb, k)) ? table_owner(pDb, k)
+                                                       : table_owner(pDb, i);
         return quay__err(pErr, QUAY_EDECLARATION,
                          "two tables are named %s%s%s: set the table option "
                          "of a model (or of a many_to_many)", a,
@@ -556,15 +579,72 @@ static int check_tables(quay_db *pDb, quay_err *pErr) {
 }
 
 /*
-** Resolve the whole schema.  Cheap when nothing changed since the last
-** successful run.
+** Undo what a failed resolve did for the models declared since the last
+** successful one, so the schema is exactly as declared again: reverse
+** accessors and key columns it registered on any model, join tables it
+** created, and the resolved state of the new models' relations.  Those
+** additions all went at the ends of their lists (earlier resolves' ones
+** come first), so they are taken off the ends, allocating nothing.
 */
-int quay__resolve(quay_db *pDb, quay_err *pErr) {
+static void unresolve(quay_db *pDb) {
+  int i, k;
+  for (i = 0; i < pDb->nModel; i++) {
+    quay_model *m = pDb->apModel[i];
+    while (m->nRel > m->nDeclRel) {
+      Rel *r = m->apRel[m->nRel - 1];
+      if (r->eKind != QUAY_R_REVERSE || !IS_NEW(r->pFwd->pFrom)) break;
+      if (!r->hidden) quay__smap_del(&m->mRelName, r->zName);
+      m->nRel--;
+      quay__free(r->zName);
+      quay__free(r);
+    }
+    while (m->nField > 0) {
+      Field *f = m->apField[m->nField - 1];
+      if (!(f->mFlags & QUAY_F_FKCOL) || f->pRel == NULL ||
+          (f->pRel->eKind != QUAY_R_HAS_MANY &&
+           f->pRel->eKind != QUAY_R_HAS_ONE) || !IS_NEW(f->pRel->pFrom)) {
+        break;
+      }
+      quay__model_pop_field(m);
+    }
+  }
+  while (pDb->nJoin > 0 && IS_NEW(pDb->apJoin[pDb->nJoin - 1]->pSrc)) {
+    JoinTable *j = pDb->apJoin[--pDb->nJoin];
+    quay__free(j->zTable);
+    quay__free(j->zSrcCol);
+    quay__free(j->zDstCol);
+    quay__free(j);
+  }
+  for (i = 0; i < pDb->nModel; i++) {
+    quay_model *m = pDb->apModel[i];
+    if (!IS_NEW(m)) continue;
+    for (k = 0; k < m->nDeclRel; k++) {
+      Rel *r = m->apRel[k];
+      r->resolved = 0;
+      r->toMany = 0;
+      r->pTo = NULL;
+      r->pRev = NULL;
+      r->pJoin = NULL;
+      if (r->eKind != QUAY_R_BELONGS_TO && r->eKind != QUAY_R_ONE_TO_ONE) {
+        r->pFk = NULL;              /* a column of the target */
+      }
+      r->pKey = NULL;
+      quay__free(r->apPath);
+      r->apPath = NULL;
+      r->nPathRel = 0;
+    }
+  }
+}
+
+/* The resolve passes; pDb->pResolveFail names the model of a failure. */
+static int resolve_all(quay_db *pDb, quay_err *pErr) {
   int i, k, rc;
-  if (pDb->resolved) return QUAY_OK;
   for (i = 0; i < pDb->nModel; i++) {
     rc = quay__model_finish(pDb->apModel[i], pErr);
-    if (rc) return rc;
+    if (rc) {
+      pDb->pResolveFail = pDb->apModel[i];
+      return rc;
+    }
   }
   /* Pass 1: everything but quay.through paths. */
   for (i = 0; i < pDb->nModel; i++) {
@@ -588,8 +668,35 @@ int quay__resolve(quay_db *pDb, quay_err *pErr) {
   if (rc) return rc;
   for (i = 0; i < pDb->nModel; i++) {
     rc = check_unique(pDb->apModel[i], pErr);
-    if (rc) return rc;
+    if (rc) {
+      pDb->pResolveFail = pDb->apModel[i];
+      return rc;
+    }
+  }
+  return QUAY_OK;
+}
+
+/*
+** Resolve the whole schema.  Cheap when nothing changed since the last
+** successful run.  All or nothing: a failure undoes every change and marks
+** the model the error is about (if it is new) as failed, so that it may
+** be declared again (quay_model_new replaces it).
+*/
+int quay__resolve(quay_db *pDb, quay_err *pErr) {
+  int i, rc;
+  if (pDb->resolved) return QUAY_OK;
+  pDb->pResolveFail = NULL;
+  rc = resolve_all(pDb, pErr);
+  if (rc) {
+    quay_model *f = pDb->pResolveFail;
+    pDb->pResolveFail = NULL;
+    if (f && IS_NEW(f)) f->failed = 1;
+    unresolve(pDb);
+    return rc;
+  }
+  for (i = 0; i < pDb->nModel; i++) {
     pDb->apModel[i]->resolved = 1;
+    pDb->apModel[i]->failed = 0;
   }
   pDb->resolved = 1;
   pDb->iSchema++;

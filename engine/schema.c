@@ -114,7 +114,7 @@ static char *snake_case(const char *zName) {
 int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
                    const char *zDescr, quay_model **ppModel,
                    quay_err *pErr) {
-  quay_model *m;
+  quay_model *m, *pOld;
   int rc = QUAY_ENOMEM;
   *ppModel = NULL;
   if (!is_name(zName)) {
@@ -123,7 +123,8 @@ int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
                      "digits and single underscores, starting with a letter, "
                      "at most 63 bytes", zName ? zName : "");
   }
-  if (quay_db_model(pDb, zName) != NULL) {
+  pOld = quay_db_model(pDb, zName);
+  if (pOld != NULL && !pOld->failed) {
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s is declared twice: give the second one "
                      "another name", zName);
@@ -165,6 +166,22 @@ int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
     return rc;
   }
   if (zDescr && (m->zDescr = quay__strdup(zDescr)) == NULL) goto fail;
+  if (pOld) {
+    /* A declaration that failed at resolve is replaced, in its place
+    ** (resolve undid everything it had done for it). */
+    assert(!pOld->resolved && pDb->apModel[pOld->iModel] == pOld);
+    quay__smap_del(&pDb->mModel, pOld->zName);
+    if (quay__smap_put(&pDb->mModel, m->zName, pOld->iModel)) {
+      quay__smap_put(&pDb->mModel, pOld->zName, pOld->iModel);
+      goto fail;
+    }
+    m->iModel = pOld->iModel;
+    pDb->apModel[m->iModel] = m;
+    quay__model_free(pOld);
+    pDb->resolved = 0;
+    *ppModel = m;
+    return QUAY_OK;
+  }
   if (pDb->nModel == pDb->nModelAlloc) {
     int nNew = pDb->nModelAlloc ? pDb->nModelAlloc * 2 : 16;
     quay_model **a = quay__realloc(pDb->apModel, sizeof(*a) * (size_t)nNew);
@@ -329,9 +346,12 @@ static const char *default_misfit(int eType, const quay_value *v) {
       return v->type == QUAY_TEXT ? NULL : "a string";
     case QUAY_T_BOOLEAN:
       return v->type == QUAY_BOOL ? NULL : "a boolean";
-    case QUAY_T_DATETIME:
-      return (v->type == QUAY_TEXT && quay__is_datetime(v->u.z, v->n))
-                 ? NULL : "a \"YYYY-MM-DD HH:MM:SS\" string";
+    case QUAY_T_DATETIME: {
+      char zNorm[20];
+      return (v->type == QUAY_TEXT &&
+              quay__datetime_norm(v->u.z, v->n, zNorm) == NULL)
+                 ? NULL : "a datetime \"YYYY-MM-DD HH:MM:SS\" (or ISO 8601)";
+    }
     case QUAY_T_BLOB:
       return (v->type == QUAY_TEXT || v->type == QUAY_BLOB) ? NULL : "a string";
   }
@@ -431,6 +451,20 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
   if ((s->mFlags & QUAY_F_DEFAULT) && quay__value_copy(&f->dflt, &s->dflt)) {
     field_free(f);
     return quay__oom(pErr);
+  }
+  if ((s->mFlags & QUAY_F_DEFAULT) && f->dflt.type != QUAY_NULL) {
+    /* The stored form (a number as a double, a datetime normalized, in
+    ** the copy's own bytes); default_misfit let only good values by. */
+    char zNorm[20];
+    const char *zOwn = f->dflt.u.z;
+    if (QUAY_NEVER(quay__value_conform(m, f, &f->dflt, zNorm, pErr))) {
+      field_free(f);
+      return pErr ? pErr->code : QUAY_EVALIDATION;
+    }
+    if (f->dflt.type == QUAY_TEXT && f->dflt.u.z == zNorm) {
+      memcpy((char *)zOwn, zNorm, 20);
+      f->dflt.u.z = zOwn;
+    }
   }
   if (f->zName == NULL || f->zCol == NULL ||
       (s->zDescription && f->zDescr == NULL)) {
@@ -759,16 +793,36 @@ int quay_model_finish(quay_model *m, quay_err *pErr) {
 
 int quay_model_discard(quay_model *m) {
   quay_db *pDb = m->pDb;
-  /* Only the newest model: a failed declaration is always the last one, so
-  ** no other index moves. */
-  if (m->resolved || pDb->nModel == 0 || pDb->apModel[pDb->nModel - 1] != m) {
+  int i;
+  if (m->resolved || m->iModel < 0 || m->iModel >= pDb->nModel ||
+      pDb->apModel[m->iModel] != m) {
     return QUAY_EMISUSE;
   }
+  /* Usually the newest model; one that replaced a failed declaration
+  ** sits in that one's place, so later models move down one index.  No
+  ** relation points at an unresolved model, and replacing the index of an
+  ** existing key after a deletion does not grow the map. */
   quay__smap_del(&pDb->mModel, m->zName);
+  for (i = m->iModel; i + 1 < pDb->nModel; i++) {
+    pDb->apModel[i] = pDb->apModel[i + 1];
+    pDb->apModel[i]->iModel = i;
+    if (QUAY_NEVER(quay__smap_put(&pDb->mModel, pDb->apModel[i]->zName, i))) {
+      break;
+    }
+  }
   pDb->nModel--;
   quay__model_free(m);
   pDb->resolved = 0;
   return QUAY_OK;
+}
+
+void quay__model_pop_field(quay_model *m) {
+  Field *f;
+  if (QUAY_NEVER(m->nField == 0)) return;
+  f = m->apField[--m->nField];
+  quay__smap_del(&m->mFieldName, f->zName);
+  quay__smap_del(&m->mColName, f->zCol);
+  field_free(f);
 }
 
 /*

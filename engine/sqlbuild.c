@@ -26,6 +26,7 @@
 */
 #include "quayInt.h"
 
+#include <math.h>
 #include <stdio.h>
 
 /*
@@ -335,6 +336,9 @@ struct ENode {
   void (*xExpr)(Build *b, void *pCtx, Expr *e);
   void *pCtx;
   Scope *pRootScope;
+  int bTable;               /* AND: a table nested in a table, which
+                            ** quantifies its own to-many rows */
+  int bFromAny;             /* AND: the one alternative of a quay.any */
 };
 
 /* Where a per-row expression's columns live: the row of the query set's
@@ -469,8 +473,17 @@ static ENode *enode_build(Build *b, Scope *s, Cond *c, int iDepth) {
   for (i = 0; i < c->nChild; i++) {
     ENode *k = enode_build(b, s, c->apChild[i], iDepth + 1);
     if (k == NULL) return NULL;
-    if ((k->eOp == CN_AND || k->eOp == CN_OR) && k->eOp == n->eOp &&
-        n->eOp != CN_NOT) {
+    if (k->eOp == CN_AND && n->eOp == CN_AND && !k->bFromAny) {
+      /* A conditions table nested in a table: rows of its own (a table
+      ** inside quay.any shares the enclosing table's rows instead). */
+      k->bTable = 1;
+      if (enode_add(b, n, k, &nAlloc)) return NULL;
+    } else if (k->eOp == CN_AND && n->eOp == CN_AND) {
+      int j;                          /* quay.any{ {a, b} }: a and b */
+      for (j = 0; j < k->n; j++) {
+        if (enode_add(b, n, k->ap[j], &nAlloc)) return NULL;
+      }
+    } else if (k->eOp == CN_OR && n->eOp == CN_OR) {
       int j;
       for (j = 0; j < k->n; j++) {
         if (enode_add(b, n, k->ap[j], &nAlloc)) return NULL;
@@ -479,7 +492,18 @@ static ENode *enode_build(Build *b, Scope *s, Cond *c, int iDepth) {
       return NULL;
     }
   }
-  if ((n->eOp == CN_AND || n->eOp == CN_OR) && n->n == 1) return n->ap[0];
+  if (n->eOp == CN_OR && n->n == 1) {
+    /* One alternative of a quay.any is part of the enclosing table. */
+    if (n->ap[0]->eOp == CN_AND) n->ap[0]->bFromAny = 1;
+    return n->ap[0];
+  }
+  if (n->eOp == CN_AND && n->n == 1 && n->ap[0]->eOp != CN_LEAF &&
+      n->ap[0]->eOp != CN_HAS) {
+    /* A table of one group; a table of one leaf stays a table (its to-many
+    ** rows are its own). */
+    n->ap[0]->bFromAny |= n->bFromAny;
+    return n->ap[0];
+  }
   return n;
 }
 
@@ -693,6 +717,8 @@ static int node_bindings(const ENode *n, Binding *a, int k, int nMax) {
       return k;
     }
     case CN_AND:
+      if (n->bTable) return k;
+      /* fall through */
     case CN_OR:
       for (i = 0; i < n->n; i++) k = node_bindings(n->ap[i], a, k, nMax);
       return k;
@@ -718,6 +744,8 @@ static void node_advance(ENode *n, const Binding *x, const char *zT,
       return;
     }
     case CN_AND:
+      if (n->bTable) return;
+      /* fall through */
     case CN_OR:
       for (i = 0; i < n->n; i++) node_advance(n->ap[i], x, zT, s2);
       return;
@@ -881,6 +909,34 @@ static void emit_leaf(Build *b, ENode *n) {
   }
 }
 
+/*
+** Long chains of AND / OR terms are written in parenthesized chunks of
+** QUAY_COND_CHUNK terms.  SQLite limits the height of an expression tree
+** (1000) and parses "a OR b OR c ..." into a tree as high as the chain is
+** long, so a flattened quay.any of 1000 alternatives would fail there
+** while PostgreSQL answers; in chunks the height stays below twice
+** QUAY_COND_CHUNK.  quay_qs_filter counts the chunks' parentheses in a
+** tree's depth and refuses groups wider than QUAY_MAX_COND_WIDTH, the
+** square of the chunk size.
+*/
+/* Before term k of a chain of n terms joined by zOp. */
+static void chain_sep(Build *b, int k, int n, const char *zOp) {
+  if (n > QUAY_COND_CHUNK && k % QUAY_COND_CHUNK == 0) {
+    if (k) {
+      cat(b, ")");
+      cat(b, zOp);
+    }
+    cat(b, "(");
+  } else if (k) {
+    cat(b, zOp);
+  }
+}
+
+/* After the k terms written of a chain of n. */
+static void chain_end(Build *b, int k, int n) {
+  if (n > QUAY_COND_CHUNK && k) cat(b, ")");
+}
+
 /* Union-find root. */
 static int uf_root(int *aUp, int i) {
   while (aUp[i] != i) i = aUp[i] = aUp[aUp[i]];
@@ -937,13 +993,16 @@ static void emit_and(Build *b, ENode **ap, int n) {
       if (aMask[i] & aMask[j] & mHoist) aUp[uf_root(aUp, i)] = uf_root(aUp, j);
     }
   }
+  for (i = 0; i < n; i++) nTerm += uf_root(aUp, i) == i;
+  k = nTerm;                            /* terms of the chain */
+  nTerm = 0;
   if (n > 1) cat(b, "(");
   for (i = 0; i < n; i++) {
     uint64_t m = 0;
-    int nG = 0;
+    int nG = 0, kB;
     ENode **aG;
     if (uf_root(aUp, i) != i) continue;   /* emitted with its root */
-    if (nTerm++) cat(b, " AND ");
+    chain_sep(b, nTerm++, k, " AND ");
     for (j = i; j < n; j++) {
       if (uf_root(aUp, j) == i) {
         m |= aMask[j] & mHoist;
@@ -960,14 +1019,26 @@ static void emit_and(Build *b, ENode **ap, int n) {
     for (j = i; j < n; j++) {
       if (uf_root(aUp, j) == i) aG[nG++] = ap[j];
     }
-    for (k = 0; !(m & ((uint64_t)1 << k)); k++) {}
-    emit_exists(b, aG, nG, &aAll[k]);
+    for (kB = 0; !(m & ((uint64_t)1 << kB)); kB++) {}
+    emit_exists(b, aG, nG, &aAll[kB]);
   }
+  chain_end(b, nTerm, k);
   if (n > 1) cat(b, ")");
 }
 
 static void emit_node(Build *b, ENode *n) {
   int i;
+  /* quay_qs_filter bounds a tree's depth; nested where_has query sets
+  ** stack trees, so the builder keeps its own bound on its recursion. */
+  if (b->nCondDepth >= 4 * QUAY_MAX_COND_DEPTH) {
+    if (b->rc == QUAY_OK) {
+      b->rc = quay__err(b->pErr, QUAY_EMISUSE, "conditions nest more than "
+                        "%d levels deep (where_has inside where_has...): "
+                        "split the query", 4 * QUAY_MAX_COND_DEPTH);
+    }
+    return;
+  }
+  b->nCondDepth++;
   switch (n->eOp) {
     case CN_LEAF:
       emit_leaf(b, n);
@@ -992,12 +1063,14 @@ static void emit_node(Build *b, ENode *n) {
       }
       cat(b, "(");
       for (i = 0; i < n->n; i++) {
-        if (i) cat(b, " OR ");
+        chain_sep(b, i, n->n, " OR ");
         emit_node(b, n->ap[i]);
       }
+      chain_end(b, n->n, n->n);
       cat(b, ")");
       break;
   }
+  b->nCondDepth--;
 }
 /* }======= */
 
@@ -1647,7 +1720,10 @@ void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey) {
 static int ddl_literal(Str *p, const Field *f, const quay_value *v) {
   switch (v->type) {
     case QUAY_INT: quay__str_printf(p, "%lld", (long long)v->u.i); return 1;
-    case QUAY_REAL: quay__str_printf(p, "%.17g", v->u.r); return 1;
+    case QUAY_REAL:
+      if (!isfinite(v->u.r)) return 0;      /* no portable literal */
+      quay__str_printf(p, "%.17g", v->u.r);
+      return 1;
     case QUAY_BOOL:
       quay__str_cat(p, v->u.b ? "TRUE" : "FALSE");
       return 1;

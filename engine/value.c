@@ -1,6 +1,7 @@
 /*
 ** engine/value.c
-** quay_value helpers, UTF-8 counting, UTC timestamps, key sets.
+** quay_value helpers, UTF-8 counting, UTC timestamps and the datetime
+** parser, the type checks of values for a field, key sets.
 ** See LICENSE
 **
 ** Values cross the engine boundary borrowed; whatever the engine keeps
@@ -12,6 +13,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "quayInt.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -152,32 +154,288 @@ void quay__now_utc(char *z) {
   z[19] = 0;
 }
 
-static int digits(const char *z, int n) {
-  int i;
-  for (i = 0; i < n; i++) {
-    if (z[i] < '0' || z[i] > '9') return 0;
-  }
-  return 1;
+/*
+** {==================================================================
+** Datetimes
+** ===================================================================
+** One parser serves stored values, filter values and declared defaults,
+** so every backend sees the same normal form: UTC text "YYYY-MM-DD
+** HH:MM:SS" (SQLite compares it as text, PostgreSQL reads it into
+** TIMESTAMP(0)).  Accepted input:
+**   YYYY-MM-DD HH:MM:SS          the normal form itself
+**   YYYY-MM-DDTHH:MM:SS          ISO 8601 / RFC 3339 ('T' or 't')
+** each optionally followed by fractional seconds (".fff" or ",fff",
+** truncated to the second, never rounded up) and by a zone: "Z" (or
+** "z"), "+hh:mm", "-hh:mm", "+hhmm" or "+hh", converted to UTC.
+** Years run from 0001 to 9999 (also after the conversion to UTC); a date
+** must exist in the (proleptic Gregorian) calendar, so 2023-02-29,
+** 2024-02-30, month 13 and hour 24 are refused on both backends, where
+** SQLite alone would store them and PostgreSQL would fail with a bare sql
+** error.  Leap seconds (:60) are refused.  quay__is_date checks a
+** calendar date on its own, for a date-only type.
+*/
+static int leap_year(int y) {
+  return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-/* "YYYY-MM-DD HH:MM:SS" with plausible ranges. */
-int quay__is_datetime(const char *z, size_t n) {
-  int mo, d, h, mi, s;
-  if (n != 19) return 0;
-  if (!digits(z, 4) || z[4] != '-' || !digits(z + 5, 2) || z[7] != '-' ||
-      !digits(z + 8, 2) || z[10] != ' ' || !digits(z + 11, 2) ||
-      z[13] != ':' || !digits(z + 14, 2) || z[16] != ':' ||
-      !digits(z + 17, 2)) {
-    return 0;
-  }
-  mo = (z[5] - '0') * 10 + (z[6] - '0');
-  d = (z[8] - '0') * 10 + (z[9] - '0');
-  h = (z[11] - '0') * 10 + (z[12] - '0');
-  mi = (z[14] - '0') * 10 + (z[15] - '0');
-  s = (z[17] - '0') * 10 + (z[18] - '0');
-  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 &&
-         s <= 59;
+/* Non-0 when y-mo-d is a day of the calendar (years 1 to 9999). */
+int quay__is_date(int y, int mo, int d) {
+  static const unsigned char aDays[12] = {
+    31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+  };
+  if (y < 1 || y > 9999 || mo < 1 || mo > 12 || d < 1) return 0;
+  if (mo == 2 && leap_year(y)) return d <= 29;
+  return d <= aDays[mo - 1];
 }
+
+/* The n-digit decimal number at z, or -1 when z holds a non-digit. */
+static int dec(const char *z, int n) {
+  int i, v = 0;
+  for (i = 0; i < n; i++) {
+    if (z[i] < '0' || z[i] > '9') return -1;
+    v = v * 10 + (z[i] - '0');
+  }
+  return v;
+}
+
+/*
+** Days from 1970-01-01 to y-m-d, and back (the civil calendar algorithms
+** of H. Hinnant, valid for every year Quay accepts).
+*/
+static int64_t days_from_civil(int y, int m, int d) {
+  int64_t yy = y - (m <= 2), era, yoe, doy, doe;
+  era = (yy >= 0 ? yy : yy - 399) / 400;
+  yoe = yy - era * 400;
+  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int *py, int *pm, int *pd) {
+  int64_t era, doe, yoe, doy, mp, y;
+  z += 719468;
+  era = (z >= 0 ? z : z - 146096) / 146097;
+  doe = z - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = yoe + era * 400;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  *pd = (int)(doy - (153 * mp + 2) / 5 + 1);
+  *pm = (int)(mp < 10 ? mp + 3 : mp - 9);
+  *py = (int)(y + (*pm <= 2));
+}
+
+/*
+** "YYYY-MM-DD" at the start of z (n bytes): *py, *pm, *pd.  Returns NULL,
+** or why the text is not a date.
+*/
+static const char *parse_date(const char *z, size_t n, int *py, int *pm,
+                              int *pd) {
+  if (n < 10 || z[4] != '-' || z[7] != '-' || (*py = dec(z, 4)) < 0 ||
+      (*pm = dec(z + 5, 2)) < 0 || (*pd = dec(z + 8, 2)) < 0) {
+    return "expected YYYY-MM-DD";
+  }
+  if (*py < 1) return "year 0000 does not exist";
+  if (*pm < 1 || *pm > 12) return "the month must be 01 to 12";
+  if (!quay__is_date(*py, *pm, *pd)) return "that day does not exist";
+  return NULL;
+}
+
+/*
+** Normalize datetime text z (n bytes, not NUL-terminated) into zOut (20
+** bytes, NUL-terminated): NULL on success, else a static phrase saying
+** why z is not a datetime (zOut is then unspecified).
+*/
+const char *quay__datetime_norm(const char *z, size_t n, char *zOut) {
+  int y, mo, d, h, mi, sec, offset = 0;     /* offset in minutes */
+  size_t i;
+  const char *zWhy = parse_date(z, n, &y, &mo, &d);
+  if (zWhy) return zWhy;
+  if (n < 19 || (z[10] != ' ' && z[10] != 'T' && z[10] != 't') ||
+      z[13] != ':' || z[16] != ':' || (h = dec(z + 11, 2)) < 0 ||
+      (mi = dec(z + 14, 2)) < 0 || (sec = dec(z + 17, 2)) < 0) {
+    return "expected a time HH:MM:SS after the date";
+  }
+  if (h > 23 || mi > 59 || sec > 59) {
+    return "the time must be 00:00:00 to 23:59:59";
+  }
+  i = 19;
+  if (i < n && (z[i] == '.' || z[i] == ',')) {
+    size_t k = ++i;
+    while (i < n && z[i] >= '0' && z[i] <= '9') i++;
+    if (i == k) return "expected digits after the decimal separator";
+  }
+  if (i < n && (z[i] == 'Z' || z[i] == 'z')) {
+    i++;
+  } else if (i < n && (z[i] == '+' || z[i] == '-')) {
+    int sign = z[i] == '-' ? -1 : 1, oh, om = 0;
+    i++;
+    if (n - i < 2 || (oh = dec(z + i, 2)) < 0) {
+      return "expected a zone offset +hh:mm, +hhmm or +hh";
+    }
+    i += 2;
+    if (i < n && z[i] == ':') i++;
+    if (i < n) {
+      if (n - i < 2 || (om = dec(z + i, 2)) < 0) {
+        return "expected a zone offset +hh:mm, +hhmm or +hh";
+      }
+      i += 2;
+    } else if (z[i - 1] == ':') {
+      return "expected a zone offset +hh:mm, +hhmm or +hh";
+    }
+    if (oh > 23 || om > 59) return "the zone offset must be below 24:00";
+    offset = sign * (oh * 60 + om);
+  }
+  if (i != n) return "unexpected text after the time";
+  if (offset) {
+    int64_t t = days_from_civil(y, mo, d) * 1440 + h * 60 + mi - offset;
+    int64_t day = t >= 0 ? t / 1440 : -((-t + 1439) / 1440);
+    int64_t m = t - day * 1440;
+    civil_from_days(day, &y, &mo, &d);
+    h = (int)(m / 60);
+    mi = (int)(m % 60);
+    if (y < 1 || y > 9999) return "the UTC time is outside years 0001-9999";
+  }
+  {
+    char zBuf[32];
+    snprintf(zBuf, sizeof(zBuf), "%04d-%02d-%02d %02d:%02d:%02d", y, mo, d, h,
+             mi, sec);
+    memcpy(zOut, zBuf, 20);
+  }
+  return NULL;
+}
+
+/* "YYYY-MM-DD HH:MM:SS" exactly, naming a time that exists. */
+int quay__is_datetime(const char *z, size_t n) {
+  char zNorm[20];
+  return n == 19 && quay__datetime_norm(z, n, zNorm) == NULL &&
+         memcmp(zNorm, z, 19) == 0;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Values for a field
+** ===================================================================
+** Stored values (the writer) and filter values (condition leaves) pass
+** the same two steps, so both backends accept and refuse the same inputs
+** with `validation`, naming the model and the field:
+**   quay__value_conform  converts a value to the field's own form;
+**   quay__value_fits     checks the converted value against the field.
+*/
+/*
+** Convert non-NULL *v to field f's form (see quayInt.h); a malformed
+** datetime is a validation error naming m and f.  zBuf (20 bytes) holds
+** a normalized datetime, which *v then points into.
+*/
+int quay__value_conform(quay_model *m, Field *f, quay_value *v, char *zBuf,
+                        quay_err *pErr) {
+  switch (f->eType) {
+    case QUAY_T_NUMBER:
+      /* Numbers are doubles on both backends: an integer compares and
+      ** stores as the double nearest to it (2^53 + 1 as 2^53). */
+      if (v->type == QUAY_INT) {
+        v->type = QUAY_REAL;
+        v->u.r = (double)v->u.i;
+      }
+      break;
+    case QUAY_T_ID:
+    case QUAY_T_INTEGER:
+      if (v->type == QUAY_REAL && v->u.r >= -9.2233720368547758e18 &&
+          v->u.r < 9.2233720368547758e18 && floor(v->u.r) == v->u.r) {
+        v->type = QUAY_INT;
+        v->u.i = (int64_t)v->u.r;
+      }
+      break;
+    case QUAY_T_DATETIME:
+      if (v->type == QUAY_TEXT) {
+        const char *zWhy = quay__datetime_norm(v->u.z, v->n, zBuf);
+        if (zWhy) {
+          return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                                 "%s.%s: '%.40s' is not a datetime (%s); "
+                                 "give \"YYYY-MM-DD HH:MM:SS\" in UTC or "
+                                 "ISO 8601 with a zone (2024-05-01T10:00:00Z)",
+                                 m->zName, f->zName, v->u.z, zWhy);
+        }
+        v->u.z = zBuf;
+        v->n = 19;
+      }
+      break;
+  }
+  return QUAY_OK;
+}
+
+/*
+** QUAY_OK when v may be stored in (bStore) or compared with field f of m;
+** else a validation error naming m and f (err.model / err.field).
+*/
+int quay__value_fits(quay_model *m, Field *f, const quay_value *v,
+                     int bStore, quay_err *pErr) {
+  const char *zWant = NULL;
+  if (v->type == QUAY_NULL) return QUAY_OK;
+  switch (f->eType) {
+    case QUAY_T_ID:
+    case QUAY_T_INTEGER:
+      if (v->type != QUAY_INT) zWant = "an integer";
+      break;
+    case QUAY_T_NUMBER:
+      if (v->type != QUAY_INT && v->type != QUAY_REAL) zWant = "a number";
+      break;
+    case QUAY_T_STRING:
+    case QUAY_T_TEXT:
+      if (v->type != QUAY_TEXT) zWant = "a string";
+      break;
+    case QUAY_T_DATETIME:
+      if (v->type != QUAY_TEXT) zWant = "a \"YYYY-MM-DD HH:MM:SS\" string";
+      break;
+    case QUAY_T_BOOLEAN:
+      if (v->type != QUAY_BOOL) zWant = "a boolean";
+      break;
+    case QUAY_T_BLOB:
+      if (v->type != QUAY_TEXT && v->type != QUAY_BLOB) zWant = "a string";
+      break;
+  }
+  if (zWant) {
+    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                           "%s.%s: expected %s, got %s%s", m->zName,
+                           f->zName, zWant, quay__value_kind(v),
+                           v->type == QUAY_REAL &&
+                                   (f->eType == QUAY_T_INTEGER ||
+                                    f->eType == QUAY_T_ID)
+                               ? " with a fraction or out of range" : "");
+  }
+  if (v->type == QUAY_TEXT &&
+      (f->eType == QUAY_T_STRING || f->eType == QUAY_T_TEXT)) {
+    long n;
+    if (memchr(v->u.z, 0, v->n) != NULL ||
+        (n = quay__utf8_len(v->u.z, v->n)) < 0) {
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: text must be valid UTF-8 without NUL "
+                             "bytes (store bytes in a quay.blob field)",
+                             m->zName, f->zName);
+    }
+    if (bStore && f->nMax > 0 && n > f->nMax) {
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: %ld characters is longer than max = %d",
+                             m->zName, f->zName, n, f->nMax);
+    }
+  }
+  if (f->eType == QUAY_T_DATETIME && !quay__is_datetime(v->u.z, v->n)) {
+    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                           "%s.%s: '%.40s' is not a UTC datetime "
+                           "\"YYYY-MM-DD HH:MM:SS\"", m->zName, f->zName,
+                           v->u.z);
+  }
+  if (v->type == QUAY_REAL && isnan(v->u.r)) {
+    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                           "%s.%s: NaN is not a number Quay stores or "
+                           "compares", m->zName, f->zName);
+  }
+  return QUAY_OK;
+}
+/* }================================================================== */
+
 
 /*
 ** {==================================================================

@@ -55,77 +55,13 @@ struct quay_writer {
 ** Validation
 ** ===================================================================
 */
-/*
-** Type check of a non-NULL value against field f.  bStore adds the checks
-** that only matter for stored values (string max length, the datetime
-** format), so filters may compare with partial dates or long strings.
-*/
-int quay__value_fits(quay_model *m, Field *f, const quay_value *v,
-                     int bStore, quay_err *pErr) {
-  const char *zWant = NULL;
-  if (v->type == QUAY_NULL) return QUAY_OK;
-  switch (f->eType) {
-    case QUAY_T_ID:
-    case QUAY_T_INTEGER:
-      if (v->type != QUAY_INT) zWant = "an integer";
-      break;
-    case QUAY_T_NUMBER:
-      if (v->type != QUAY_INT && v->type != QUAY_REAL) zWant = "a number";
-      break;
-    case QUAY_T_STRING:
-    case QUAY_T_TEXT:
-      if (v->type != QUAY_TEXT) zWant = "a string";
-      break;
-    case QUAY_T_DATETIME:
-      if (v->type != QUAY_TEXT) zWant = "a \"YYYY-MM-DD HH:MM:SS\" string";
-      break;
-    case QUAY_T_BOOLEAN:
-      if (v->type != QUAY_BOOL) zWant = "a boolean";
-      break;
-    case QUAY_T_BLOB:
-      if (v->type != QUAY_TEXT && v->type != QUAY_BLOB) zWant = "a string";
-      break;
-  }
-  if (zWant) {
-    return quay__err(pErr, QUAY_EVALIDATION, "%s.%s: expected %s, got %s",
-                     m->zName, f->zName, zWant, quay__value_kind(v));
-  }
-  if (v->type == QUAY_TEXT &&
-      (f->eType == QUAY_T_STRING || f->eType == QUAY_T_TEXT)) {
-    long n;
-    if (memchr(v->u.z, 0, v->n) != NULL ||
-        (n = quay__utf8_len(v->u.z, v->n)) < 0) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: text must be valid UTF-8 without NUL bytes "
-                       "(store bytes in a quay.blob field)", m->zName,
-                       f->zName);
-    }
-    if (bStore && f->nMax > 0 && n > f->nMax) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: %ld characters is longer than max = %d",
-                       m->zName, f->zName, n, f->nMax);
-    }
-  }
-  if (bStore && f->eType == QUAY_T_DATETIME &&
-      !quay__is_datetime(v->u.z, v->n)) {
-    return quay__err(pErr, QUAY_EVALIDATION,
-                     "%s.%s: '%.40s' is not a UTC datetime \"YYYY-MM-DD "
-                     "HH:MM:SS\"", m->zName, f->zName, v->u.z);
-  }
-  if (v->type == QUAY_REAL && isnan(v->u.r)) {
-    return quay__err(pErr, QUAY_EVALIDATION,
-                     "%s.%s: NaN cannot be stored", m->zName, f->zName);
-  }
-  return QUAY_OK;
-}
-
 int quay__validate(quay_model *m, Field *f, const quay_value *v,
                    quay_err *pErr) {
   if (v->type == QUAY_NULL) {
     if (f->mFlags & QUAY_F_NULL) return QUAY_OK;
-    return quay__err(pErr, QUAY_EVALIDATION,
-                     "%s.%s cannot be null (declare it with null = true or "
-                     "give a value)", m->zName, f->zName);
+    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                           "%s.%s cannot be null (declare it with null = "
+                           "true or give a value)", m->zName, f->zName);
   }
   return quay__value_fits(m, f, v, 1, pErr);
 }
@@ -203,6 +139,7 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
                     quay_err *pErr) {
   quay_model *m = w->pModel;
   quay_value x;
+  char zNorm[20];
   if (iField < 0 || iField >= m->nField) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set: bad field");
   }
@@ -213,35 +150,34 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
     quay_value k;
     if (r == NULL || r->pFrom != m || r->pFk != f ||
         (r->eKind != QUAY_R_BELONGS_TO && r->eKind != QUAY_R_ONE_TO_ONE)) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: a record is not a value for this field",
-                       m->zName, f->zName);
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: a record is not a value for this field",
+                             m->zName, f->zName);
+    }
+    if (x.u.rec.pModel && x.u.rec.pModel->pDb != m->pDb) {
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: the %s record belongs to another "
+                             "database; use a record loaded from this one",
+                             m->zName, f->zName, x.u.rec.pModel->zName);
     }
     if (x.u.rec.pModel != r->pTo) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: expected a %s record", m->zName, f->zName,
-                       r->pTo->zName);
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: expected a %s record", m->zName,
+                             f->zName, r->pTo->zName);
     }
     if (x.u.rec.xGet(x.u.rec.p, r->pKey->zName, &k) || k.type == QUAY_NULL) {
-      return quay__err(pErr, QUAY_EVALIDATION,
-                       "%s.%s: the %s record has no %s yet (save it first)",
-                       m->zName, f->zName, r->pTo->zName, r->pKey->zName);
+      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                             "%s.%s: the %s record has no %s yet (save it "
+                             "first)", m->zName, f->zName, r->pTo->zName,
+                             r->pKey->zName);
     }
     x = k;
   }
-  if (x.type == QUAY_INT && m->apField[iField]->eType == QUAY_T_NUMBER) {
-    /* numbers are floats once stored; make them so at once */
-    x.type = QUAY_REAL;
-    x.u.r = (double)x.u.i;
-  }
-  if (x.type == QUAY_REAL && (m->apField[iField]->eType == QUAY_T_INTEGER ||
-                              m->apField[iField]->eType == QUAY_T_ID)) {
-    double r = x.u.r;
-    if (r >= -9.2233720368547758e18 && r < 9.2233720368547758e18 &&
-        floor(r) == r) {
-      x.type = QUAY_INT;
-      x.u.i = (int64_t)r;
-    }
+  if (x.type != QUAY_NULL) {
+    /* numbers as doubles, integral doubles as integers, datetimes in
+    ** their normal form (the slot copies zNorm's text) */
+    int rc = quay__value_conform(m, m->apField[iField], &x, zNorm, pErr);
+    if (rc) return rc;
   }
   if (slot_store(&w->aSlot[iField], &x)) return quay__oom(pErr);
   return QUAY_OK;
@@ -303,14 +239,14 @@ static int fill_insert(quay_writer *w, quay_err *pErr) {
         s->v.type = QUAY_NULL;
         s->set = 1;
       } else if (f->pRel && f->pRel->pFk == f && f->pRel->pFrom == m) {
-        return quay__err(pErr, QUAY_EVALIDATION,
-                         "%s.%s is required: give %s = <record> or %s = "
-                         "<key>", m->zName, f->pRel->zName, f->pRel->zName,
-                         f->zName);
+        return quay__err_field(pErr, QUAY_EVALIDATION, m->zName,
+                               f->pRel->zName, "%s.%s is required: give %s "
+                               "= <record> or %s = <key>", m->zName,
+                               f->pRel->zName, f->pRel->zName, f->zName);
       } else {
-        return quay__err(pErr, QUAY_EVALIDATION,
-                         "%s.%s is required: it cannot be null and has no "
-                         "default", m->zName, f->zName);
+        return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
+                               "%s.%s is required: it cannot be null and "
+                               "has no default", m->zName, f->zName);
       }
     } else if (s->v.type == QUAY_NULL && i == m->iPk &&
                f->eType == QUAY_T_ID) {
@@ -1266,8 +1202,9 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
   r = m->apRel[iRel];
   fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
   if (fwd->eKind != QUAY_R_MANY_TO_MANY) {
-    return quay__err(pErr, QUAY_EVALIDATION,
-                     "%s.%s is not a many_to_many set", m->zName, r->zName);
+    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, r->zName,
+                           "%s.%s is not a many_to_many set", m->zName,
+                           r->zName);
   }
   if (pOwner->type == QUAY_NULL) {
     return quay__err(pErr, QUAY_EVALIDATION,
@@ -1369,14 +1306,15 @@ int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,
   fk = fwd->pFk;
   pk = c->apField[c->iPk];
   if (bRemove && !(fk->mFlags & QUAY_F_NULL)) {
-    return quay__err(pErr, QUAY_EVALIDATION,
-                     "%s.%s: cannot remove, %s.%s cannot be null (delete the "
-                     "%s records instead)", m->zName, r->zName, c->zName,
-                     fk->zName, c->zName);
+    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, r->zName,
+                           "%s.%s: cannot remove, %s.%s cannot be null "
+                           "(delete the %s records instead)", m->zName,
+                           r->zName, c->zName, fk->zName, c->zName);
   }
   if (pOwner->type == QUAY_NULL) {
-    return quay__err(pErr, QUAY_EVALIDATION,
-                     "%s.%s: save the %s first", m->zName, r->zName, m->zName);
+    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, r->zName,
+                           "%s.%s: save the %s first", m->zName, r->zName,
+                           m->zName);
   }
   if (nKey == 0) return QUAY_OK;
   quay__arena_init(&a);

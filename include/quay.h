@@ -127,6 +127,9 @@ typedef struct quay_err {
   int ext;                /* driver detail: SQLite extended code, else 0 */
   char zState[6];         /* SQLSTATE on PostgreSQL, "" otherwise */
   char zMsg[512];         /* human message naming model/field and the fix */
+  char zModel[64];        /* an error about one field (every validation
+                          ** error of a value): its model, else "" */
+  char zField[64];        /* ... and that field (or relation), else "" */
 } quay_err;
 
 /* The contract string of an error code ("not_found").  Static storage. */
@@ -405,7 +408,10 @@ typedef struct quay_rel_spec {
 ** CONSTRUCTOR.  Declare a model.  zTable NULL gives the default name
 ** (snake_case plus "s").  The model is owned by the db (borrowed; valid
 ** until quay_db_free).  An implicit `id` primary key is added at resolve
-** time unless a field declares QUAY_F_PK.
+** time unless a field declares QUAY_F_PK.  A name may be declared once,
+** except that a model whose declaration made quay_db_resolve fail (it
+** named an unknown model, say) may be declared again: the new model
+** replaces it, in its place, and the old quay_model is freed.
 */
 QUAY_API int quay_model_new(quay_db *pDb, const char *zName,
                             const char *zTable, const char *zDescription,
@@ -436,7 +442,10 @@ QUAY_API int quay_model_add_unique(quay_model *pModel,
 ** Resolve every string reference, create reverse accessors and check every
 ** rule (API.md "db:check()").  Runs lazily before the first use; explicit
 ** calls are cheap when nothing changed.  QUAY_EDECLARATION names the model
-** and relation concerned.
+** and relation concerned.  All or nothing: a failing resolve undoes what
+** it did, marks the model the error is about as failed (it may then be
+** declared again, quay_model_new), and fails the same way on every call
+** until the declarations are fixed.
 */
 QUAY_API int quay_db_resolve(quay_db *pDb, quay_err *pErr);
 
@@ -532,6 +541,25 @@ QUAY_API int quay_model_member(const quay_model *pModel, const char *zName,
 typedef struct quay_cond quay_cond;
 typedef struct quay_expr quay_expr;   /* see "Expressions" */
 enum { QUAY_C_AND = 1, QUAY_C_OR, QUAY_C_NOT };
+
+/*
+** How deep a condition tree may nest: groups inside groups, the root group
+** counting 1, and every relation hop in a leaf's path counting
+** QUAY_COND_HOP_DEPTH more (each hop is a nested subquery).  Deeper trees
+** are refused with QUAY_EMISUSE by quay_qs_filter, so that every tree
+** Quay accepts parses on every backend.  SQLite's parser stack (100
+** entries) overflowed at 31 to 33 levels in the SQL Quay writes (a hop
+** costs about 2.7 levels); 28 keeps a margin (spec/conditions_spec.lua).
+*/
+#define QUAY_MAX_COND_DEPTH 28
+#define QUAY_COND_HOP_DEPTH 3
+/*
+** Most children of one group (the names of one table, the alternatives
+** of one quay.any after flattening); a group of more than 32 counts one
+** level more, for the parentheses that keep SQLite's expression trees
+** low.  Wider groups are refused with QUAY_EMISUSE.
+*/
+#define QUAY_MAX_COND_WIDTH 1024
 
 /* CONSTRUCTOR.  A group node; caller frees with quay_cond_free unless
 ** ownership passes to a parent or a query set. */

@@ -106,3 +106,137 @@ describe("Conditions across relations", function()
     end)
   end)
 end)
+
+describe("Nested conditions", function()
+  local db, M
+  before_each(function()
+    db = helper.open()
+    M = helper.blog(db)
+    local ann = M.User:create { name = "Ann", email = "ann@a.io" }
+    M.User:create { name = "Bob", email = "bob@b.io" }
+    M.Post:create { title = "p1", views = 1, author = ann }
+  end)
+  after_each(function() db:close() end)
+
+  -- An alternation of `levels` groups: an AND of two names holding an OR
+  -- holding an AND ..., the innermost leaf at depth `levels` (root = 1).
+  local function alternating(levels, leaf)
+    local c = leaf or { name = "Ann", email = "ann@a.io" }
+    for d = levels - 1, 1, -1 do
+      if d % 2 == 1 then
+        c = { name = "Ann", email__contains = "@", c }
+      else
+        c = quay.any { { name = "nobody", email = "x" }, c }
+      end
+    end
+    return c
+  end
+
+  it("flattens quay.any inside quay.any to any depth", function()
+    for _, depth in ipairs { 59, 1000 } do
+      local c = { name = "Ann" }
+      for i = 1, depth do c = quay.any { { name = "nobody" .. i }, c } end
+      assert.equal(1, M.User:filter(c):count())
+      assert.equal(1, M.User:exclude(c):count())
+      assert.equal(1, M.User:filter { posts__views = 1, c }:count())
+    end
+    -- one OR of 5001 alternatives: wider than QUAY_MAX_COND_WIDTH
+    local c = { name = "Ann" }
+    for i = 1, 5000 do c = quay.any { { name = "nobody" .. i }, c } end
+    helper.mentions(helper.raises("misuse", M.User.filter, M.User, c), "1024")
+    c = { name = "Ann" }
+    for _ = 1, 100000 do c = quay.any { c } end
+    assert.equal(1, M.User:filter(c):count())
+  end)
+
+  it("flattens tables of tables to any depth", function()
+    for _, depth in ipairs { 59, 8000, 20000 } do
+      local c = { name = "Ann" }
+      for _ = 1, depth do c = { c } end
+      assert.equal(1, M.User:filter(c):count())
+      local d = { name = "Ann" }
+      for _ = 1, 500 do d = { d, { email__endswith = ".io" } } end
+      assert.equal(1, M.User:filter(d):count())
+      local e = { name = "Ann" }
+      for _ = 1, depth do e = quay.any { { e } } end
+      assert.equal(1, M.User:filter(e):count())
+    end
+  end)
+
+  it("keeps separate tables separate for to-many paths", function()
+    -- p1 has views 1 and title p1: one table means the same post
+    assert.equal(1, M.User:filter { posts__views = 1, posts__title = "p1" }:count())
+    assert.equal(0, M.User:filter { posts__views = 1, posts__title = "p2" }:count())
+    local ann = M.User:get { name = "Ann" }
+    M.Post:create { title = "p2", views = 2, author = ann }
+    assert.equal(0, M.User:filter { posts__views = 1, posts__title = "p2" }:count())
+    -- two tables may match two different posts
+    assert.equal(1, M.User:filter { { posts__views = 1 }, { posts__title = "p2" } }:count())
+    assert.equal(1, M.User:filter { { { posts__views = 1 } }, { { posts__title = "p2" } } }:count())
+  end)
+
+  it("answers up to QUAY_MAX_COND_DEPTH (28) levels and refuses deeper ones with misuse", function()
+    assert.equal(1, M.User:filter(alternating(28)):count())
+    assert.equal(1, M.User:exclude(alternating(27)):count())
+    assert.equal(1, #M.User:filter(alternating(28)):all())
+    local err = helper.raises("misuse", function()
+      return M.User:filter(alternating(29)):count()
+    end)
+    helper.mentions(err, "28")
+    err = helper.raises("misuse", function()
+      return M.User:exclude(alternating(28)):count()
+    end)
+    helper.mentions(err, "28")
+    helper.raises("misuse", function()
+      return M.User:filter(alternating(200)):count()
+    end)
+  end)
+
+  it("counts relation hops in the depth (each nests a subquery)", function()
+    local path = "posts__author__posts__author__posts__author__posts__author__name"
+    assert.equal(1, M.User:filter { [path] = "Ann" }:count())
+    assert.equal(1, M.User:exclude { [path] = "Ann" }:count())
+    -- 8 hops count 24 levels: 4 groups remain
+    assert.equal(1, M.User:filter(alternating(4, { [path] = "Ann", name = "Ann" })):count())
+    local err = helper.raises("misuse", function()
+      return M.User:filter(alternating(6, { [path] = "Ann", name = "Ann" })):count()
+    end)
+    helper.mentions(err, "28", path)
+    assert.equal(1, M.User:where_has("posts__author__posts", { author__name = "Ann" }):count())
+  end)
+
+  it("takes 1024 alternatives in one quay.any and refuses more", function()
+    local alts = {}
+    for i = 1, 1023 do alts[i] = { name = "nobody" .. i, email = "x" } end
+    alts[1024] = { name = "Ann" }
+    assert.equal(1, M.User:filter(quay.any(alts)):count())
+    assert.equal(1, M.User:filter(alternating(20, quay.any(alts))):count())
+    alts[1025] = { name = "Bob" }
+    local err = helper.raises("misuse", function()
+      return M.User:filter(quay.any(alts)):count()
+    end)
+    helper.mentions(err, "1024")
+  end)
+
+  it("refuses a conditions table that contains itself", function()
+    local c = { name = "Ann" }
+    c[1] = c
+    helper.mentions(helper.raises("misuse", M.User.filter, M.User, c), "itself")
+    local a = quay.any { { name = "Ann" } }
+    a[2] = a
+    helper.raises("misuse", M.User.filter, M.User, a)
+    local x, y = {}, {}
+    x[1], y[1] = { y }, quay.any { x, { name = "Ann" } }
+    helper.raises("misuse", M.User.filter, M.User, x)
+    -- the same table twice is fine
+    local shared = { name = "Ann" }
+    assert.equal(1, M.User:filter { shared, quay.any { shared, { name = "Bob" } }, shared }:count())
+  end)
+
+  it("takes a list of many records", function()
+    local ann = M.User:get { name = "Ann" }
+    local list = {}
+    for i = 1, 5000 do list[i] = ann end
+    assert.equal(1, M.Post:filter { author__in = list }:count())
+  end)
+end)

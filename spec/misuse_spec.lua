@@ -101,3 +101,99 @@ describe("Lua misuse", function()
     assert.equal(600, M.Post:count())
   end)
 end)
+
+describe("Misuse messages", function()
+  local db, M
+  before_each(function()
+    db = helper.open()
+    M = helper.blog(db)
+  end)
+  after_each(function() db:close() end)
+
+  it("names the method and the value for a wrong argument", function()
+    helper.mentions(helper.raises("misuse", function() return M.Post:limit(1.5) end),
+      "limit", "1.5")
+    helper.mentions(helper.raises("misuse", function() return M.Post:query():offset("x") end),
+      "offset", "x")
+    helper.mentions(helper.raises("misuse", function() return M.Post:limit() end), "limit")
+    helper.mentions(helper.raises("misuse", function() return M.Post:filter(5) end), "filter")
+    helper.mentions(helper.raises("misuse", function() return M.Post:exclude("x") end), "exclude")
+    helper.mentions(helper.raises("misuse", function()
+      return M.Post:where_has("comments", 5) end), "where_has")
+    helper.mentions(helper.raises("misuse", function()
+      return M.Post:select_related(5) end), "select_related")
+    helper.mentions(helper.raises("misuse", function() return M.Post:update(5) end), "update")
+    helper.mentions(helper.raises("misuse", function() return M.Post:create(5) end), "create")
+    helper.mentions(helper.raises("misuse", function() return M.Post:find() end), "find")
+    helper.mentions(helper.raises("misuse", function() return M.Post:bulk_create(1) end),
+      "bulk_create")
+    helper.mentions(helper.raises("misuse", function() return db:transaction(5) end),
+      "transaction")
+    helper.mentions(helper.raises("misuse", function() return db:on_query(5) end), "on_query")
+    helper.mentions(helper.raises("misuse", function() return db:model("X", 5) end), "model")
+    helper.mentions(helper.raises("misuse", function() return db:rows("SELECT 1", 5) end),
+      "params")
+    helper.mentions(helper.raises("misuse", function() return quay.any(5) end), "quay.any")
+    helper.raises("misuse", function() return quay.open(helper.url, 5) end)
+    helper.raises("misuse", function() return quay.prefetch("posts", M.User:query(), 5) end)
+    local u = M.User:create { name = "a", email = "a" }
+    helper.mentions(helper.raises("misuse", function() return u.posts:set(5) end), "set")
+  end)
+
+  it("says to call with a colon", function()
+    helper.mentions(helper.raises("misuse", function() return M.Post.filter { title = "x" } end),
+      "Post:filter", "colon")
+    helper.mentions(helper.raises("misuse", function() return M.Post.count() end),
+      "Post:count", "colon")
+    helper.mentions(helper.raises("misuse", function() return M.Post.create { title = "x" } end),
+      "create", "colon")
+    local q = M.Post:query()
+    helper.mentions(helper.raises("misuse", function() return q.filter { title = "x" } end),
+      "filter", "colon")
+    helper.mentions(helper.raises("misuse", function() return db.check() end), "check", "colon")
+    local u = M.User:create { name = "a", email = "a" }
+    helper.mentions(helper.raises("misuse", function() return u.save() end), "save", "colon")
+  end)
+
+  it("names model and field for a value Quay cannot store", function()
+    local e = helper.raises("validation", M.User.create, M.User, { name = {}, email = "a" })
+    assert.equal("User", e.model)
+    assert.equal("name", e.field)
+    helper.mentions(e, "User", "name")
+    e = helper.raises("validation", function()
+      return M.Post:filter { title = function() end }:count()
+    end)
+    helper.mentions(e, "Post", "title")
+    assert.equal("title", e.field)
+    e = helper.raises("validation", function()
+      return M.Post:query():update { title = coroutine.create(print) }
+    end)
+    helper.mentions(e, "Post", "title")
+  end)
+
+  it("says a record belongs to another database", function()
+    -- a second handle (on PostgreSQL to the same database: still another db)
+    local other = quay.open(helper.url)
+    local O = helper.blog(other)
+    local stranger = O.User:create { name = "s", email = "s" }
+    local t = O.Tag:create { name = "t" }
+    local u = M.User:create { name = "a", email = "a" }
+    local p = M.Post:create { title = "p", author = u }
+    for _, call in ipairs {
+      function() return M.Post:create { title = "x", author = stranger } end,
+      function() return M.Post:create { title = "x", author_id = stranger } end,
+      function() p.author = stranger end,
+      function() return M.Post:filter { author = stranger }:count() end,
+      function() return M.Post:filter { author__in = { u, stranger } }:count() end,
+      function() return M.Post:query():update { author = stranger } end,
+      function() return p.tags:add(t) end,
+      function() return u.posts:remove(O.Post:create { title = "o", author = stranger }) end,
+    } do
+      helper.mentions(helper.raises("validation", call), "another database")
+    end
+    assert.equal(0, M.Post:filter { title = "x" }:count())
+    assert.equal(u, M.Post:get { title = "p" }.author)
+    assert.equal(0, #M.Post:get { title = "p" }.tags)
+    other:close()
+  end)
+end)

@@ -158,3 +158,108 @@ describe("Schema", function()
     assert.equal("author", d.Post.relations[1].name)
   end)
 end)
+
+describe("Declaring a model again", function()
+  local db
+  before_each(function() db = helper.open() end)
+  after_each(function() db:close() end)
+
+  local function names(t)
+    local out = {}
+    for _, x in ipairs(t) do out[#out + 1] = x.name end
+    table.sort(out)
+    return table.concat(out, ",")
+  end
+
+  it("replaces a declaration that failed at db:check or first use", function()
+    local User = db:model("User", { name = quay.string() })
+    local Post = db:model("Post", {
+      title = quay.string(),
+      author = quay.belongs_to("Usr", { related_name = "posts" }),     -- typo
+      tags = quay.many_to_many("User", { related_name = "tagged" }),
+      kids = quay.has_many("User", { foreign_key = "post_id" }),
+    })
+    local Later = db:model("Later", { post = quay.belongs_to("Post"), n = quay.integer() })
+    helper.mentions(helper.raises("declaration", db.check, db), "Post", "author", "Usr")
+    helper.raises("declaration", User.count, User)                   -- every call
+    helper.raises("declaration", db.create_tables, db)
+    -- a successful declaration cannot be repeated...
+    helper.raises("declaration", db.model, db, "User", { name = quay.string() })
+    -- ...a failed one can, and the new one replaces it, in its place
+    local Post2 = db:model("Post", {
+      title = quay.string(),
+      author = quay.belongs_to("User", { related_name = "posts" }),
+      tags = quay.many_to_many("User", { related_name = "tagged" }),
+    })
+    db:check()
+    db:create_tables()
+    local d = db:describe()
+    assert.equal("posts,tagged", names(d.User.relations))
+    assert.equal(2, #d.User.fields)      -- no post_id from the failed has_many
+    assert.equal("author,later_set,tags", names(d.Post.relations))
+    local u = User:create { name = "Ann" }
+    local p = Post2:create { title = "t", author = u }
+    p.tags:add(u)
+    Later:create { post = p, n = 1 }
+    assert.equal(1, #u.posts)
+    assert.equal(1, #u.tagged)
+    assert.equal(1, Later:filter { post__author = u }:count())
+    -- the replaced Model object says so
+    helper.raises("declaration", Post.count, Post)
+    -- and the new one is a successful declaration now
+    helper.raises("declaration", db.model, db, "Post", { title = quay.string() })
+  end)
+
+  it("replaces a declaration whose failure showed at first use", function()
+    local B = db:model("B", { n = quay.integer() })
+    local A = db:model("A", { b = quay.belongs_to("B", { related_name = "n" }) })
+    helper.mentions(helper.raises("declaration", A.count, A), "n")   -- clashes
+    helper.raises("declaration", B.count, B)
+    A = db:model("A", { b = quay.belongs_to("B", { null = true }), n = quay.integer() })
+    db:create_tables()
+    A:create { n = 1, b = B:create { n = 2 } }
+    assert.equal(1, A:filter { b__n = 2 }:count())
+    assert.equal(1, #B:first().a_set)
+  end)
+
+  it("fixes a failure by declaring the missing model too", function()
+    local A = db:model("A", { b = quay.belongs_to("B") })
+    helper.raises("declaration", db.check, db)
+    local B = db:model("B", { n = quay.integer() })
+    db:create_tables()
+    A:create { b = B:create { n = 1 } }
+    assert.equal(1, A:count())
+    helper.raises("declaration", db.model, db, "A", {})              -- now a success
+  end)
+
+  it("survives a second failure, in db:model, of the new declaration", function()
+    db:model("Base", { n = quay.integer() })
+    db:model("Bad", { base = quay.belongs_to("Nope") })
+    db:model("After", { n = quay.integer() })
+    helper.raises("declaration", db.check, db)
+    -- the engine refuses this one after taking the failed one's place
+    helper.raises("declaration", db.model, db, "Bad",
+      { base = quay.belongs_to("Base"), s = quay.integer { max = 3 } })
+    db:check()                                                       -- Bad is gone
+    assert.is_nil(db:describe().Bad)
+    local Bad = db:model("Bad", { base = quay.belongs_to("Base") })
+    db:create_tables()
+    assert.equal(0, Bad:count())
+    assert.same({ "After", "Bad", "Base" }, (function()
+      local t = {}
+      for k in pairs(db:describe()) do t[#t + 1] = k end
+      table.sort(t)
+      return t
+    end)())
+  end)
+
+  it("raises connection on a closed db before a declaration error", function()
+    local A = db:model("A", { b = quay.belongs_to("Nope") })
+    db:close()
+    helper.mentions(helper.raises("connection", A.count, A), "closed")
+    helper.mentions(helper.raises("connection", db.check, db), "closed")
+    helper.raises("connection", db.describe, db)
+    helper.raises("connection", db.model, db, "C", { n = quay.integer() })
+    helper.raises("connection", function() return A:filter { b = 1 } end)
+  end)
+end)

@@ -129,6 +129,77 @@ TEST(bad_names) {
   return 0;
 }
 
+/*
+** Trees built through the C API may nest to any depth: quay_qs_filter
+** refuses one deeper than QUAY_MAX_COND_DEPTH with misuse (no unbounded
+** recursion), and freeing one never recurses.
+*/
+TEST(deep_conditions) {
+  quay_db *db;
+  quay_model *aM[4];
+  quay_err e;
+  quay_qs *q, *q2 = NULL;
+  quay_cond *pRoot, *g;
+  quay_value v;
+  int i;
+  ASSERT_OK(blog(&db, aM, &e), e);
+  ASSERT_OK(quay_qs_new(aM[1], &q, &e), e);
+  v.type = QUAY_TEXT;
+  v.u.z = "x";
+  v.n = 1;
+  /* 200,000 groups, each inside the previous one */
+  ASSERT_OK(quay_cond_group(QUAY_C_AND, &pRoot, &e), e);
+  g = pRoot;
+  for (i = 0; i < 200000; i++) {
+    quay_cond *c;
+    ASSERT_OK(quay_cond_group(i % 2 ? QUAY_C_AND : QUAY_C_OR, &c, &e), e);
+    ASSERT_OK(quay_cond_add(g, c, &e), e);
+    g = c;
+  }
+  ASSERT_OK(leaf(g, "title", &v, &e), e);
+  ASSERT_CODE(quay_qs_filter(q, pRoot, 0, &q2, &e), QUAY_EMISUSE);
+  ASSERT(q2 == NULL);
+  ASSERT_CONTAINS(e.zMsg, "QUAY_MAX_COND_DEPTH");
+  /* freed without recursion, unbound */
+  ASSERT_OK(quay_cond_group(QUAY_C_OR, &pRoot, &e), e);
+  g = pRoot;
+  for (i = 0; i < 200000; i++) {
+    quay_cond *c;
+    ASSERT_OK(quay_cond_group(QUAY_C_NOT, &c, &e), e);
+    ASSERT_OK(quay_cond_add(g, c, &e), e);
+    g = c;
+  }
+  quay_cond_free(pRoot);
+  /* At the limit: accepted, and the SQL parses */
+  ASSERT_OK(quay_cond_group(QUAY_C_AND, &pRoot, &e), e);
+  g = pRoot;
+  for (i = 1; i < QUAY_MAX_COND_DEPTH; i++) {
+    quay_cond *c;
+    ASSERT_OK(quay_cond_group(i % 2 ? QUAY_C_OR : QUAY_C_AND, &c, &e), e);
+    ASSERT_OK(quay_cond_add(g, c, &e), e);
+    ASSERT_OK(leaf(g, "title", &v, &e), e);
+    g = c;
+  }
+  ASSERT_OK(leaf(g, "title", &v, &e), e);
+  ASSERT_OK(quay_qs_filter(q, pRoot, 0, &q2, &e), e);
+  {
+    int64_t n = -1;
+    ASSERT_OK(quay_qs_count(q2, db, &n, &e), e);
+    ASSERT_EQ(n, 0);
+  }
+  quay_qs_free(q2);
+  /* Too wide */
+  ASSERT_OK(quay_cond_group(QUAY_C_OR, &pRoot, &e), e);
+  for (i = 0; i <= QUAY_MAX_COND_WIDTH; i++) {
+    ASSERT_OK(leaf(pRoot, "title", &v, &e), e);
+  }
+  ASSERT_CODE(quay_qs_filter(q, pRoot, 0, &q2, &e), QUAY_EMISUSE);
+  ASSERT_CONTAINS(e.zMsg, "QUAY_MAX_COND_WIDTH");
+  quay_qs_free(q);
+  quay_db_free(db);
+  return 0;
+}
+
 TEST(keyset) {
   quay_keyset *ks;
   quay_err e;

@@ -19,6 +19,7 @@
   X(implicit_id_and_order)      \
   X(to_many_semi_join)          \
   X(bad_names)                  \
+  X(deep_conditions)            \
   X(keyset)                     \
   X(write_read_prefetch)        \
   X(cascade_counts)             \
