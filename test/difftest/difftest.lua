@@ -10,12 +10,14 @@ a through model, has_many / has_one / quay.through) and runs random queries
 over the whole condition language against Quay and against an oracle that
 evaluates the same rows in plain Lua after the rule book
 (/work/notes/semantics.md, mirrored in oracle.lua).  A mismatch is printed
-as Lua source with the seed and case number, shrunk (query, then data), and
-grouped by the shape of the shrunk query.  The last line is
-"difftest: N cases, K mismatches"; the exit status is 1 on any mismatch.
+as Lua source with the seed and case number, shrunk (query, then data),
+and grouped into classes by the constructs of the shrunk query
+(classify.lua).  The last line is "difftest: N cases, K mismatches"; the
+exit status is 1 on any mismatch.
 
 Options:
   --seed S           seed (default 1)
+  --seeds A-B        seeds A to B in turn, --cases each (a long run)
   --cases N          number of queries (default 1000)
   --time T           stop after T seconds even before N cases
   --url URL          backend (default sqlite::memory:)
@@ -27,6 +29,7 @@ Options:
   --stop-after K     stop after K mismatches (the ctests use 30)
   --any-scope X      "table" (default) or "branches": see oracle.lua
   --verbose          print every query
+  --help             this text
 Environment: QUAY_BUILD_DIR (default <root>/build) holds quay/core.so.
 ]]
 local root = (arg and arg[0] or ""):match("^(.*)/test/difftest/[^/]*$") or "."
@@ -53,6 +56,10 @@ do
   while i <= #arg do
     local a = arg[i]
     if a == "--seed" then opts.seed = math.tointeger(tonumber(val()))
+    elseif a == "--seeds" then
+      local a_, b_ = val():match("^(%d+)%-(%d+)$")
+      opts.seed, opts.last_seed = math.tointeger(tonumber(a_)), math.tointeger(tonumber(b_))
+      if not opts.seed then io.stderr:write("difftest: --seeds wants A-B\n"); os.exit(2) end
     elseif a == "--cases" then opts.cases = math.tointeger(tonumber(val()))
     elseif a == "--time" then opts.time = tonumber(val())
     elseif a == "--url" then opts.url = val()
@@ -64,6 +71,11 @@ do
     elseif a == "--stop-after" then opts.stop_after = math.tointeger(tonumber(val()))
     elseif a == "--any-scope" then opts.any_scope = val()
     elseif a == "--verbose" then opts.verbose = true
+    elseif a == "--help" or a == "-h" then
+      local f = assert(io.open(root .. "/test/difftest/difftest.lua"))
+      io.stdout:write((f:read("a"):match("%-%-%[%[\n(.-)%]%]")))
+      f:close()
+      os.exit(0)
     else
       io.stderr:write("difftest: unknown argument " .. a .. " (see the header of "
         .. "test/difftest/difftest.lua)\n")
@@ -71,6 +83,7 @@ do
     end
     i = i + 1
   end
+  if opts.only then opts.cases = math.max(opts.cases, opts.only) end
   for _, k in ipairs { "seed", "cases", "per_instance", "repros" } do
     if not opts[k] then io.stderr:write("difftest: --" .. k:gsub("_", "-") .. " needs an integer\n"); os.exit(2) end
   end
@@ -84,6 +97,7 @@ local clock0 = os.clock()
 local cases, mismatches, bad_instances = 0, 0, 0
 local classes, class_order = {}, {}
 local inst, gen, inst_idx
+local seed = opts.seed
 local data_repros = 0
 
 local function out(...) io.stdout:write(...); io.stdout:write("\n"); io.stdout:flush() end
@@ -91,7 +105,7 @@ local function out(...) io.stdout:write(...); io.stdout:write("\n"); io.stdout:f
 local function instance_for(case)
   local idx = (case - 1) // opts.per_instance
   if idx == inst_idx then return true end
-  math.randomseed(opts.seed, 1000000 + idx)
+  math.randomseed(seed, 1000000 + idx)
   inst = D.generate(opts.scale)
   inst_idx = idx
   gen = G.new(inst)
@@ -99,7 +113,7 @@ local function instance_for(case)
   if not ok then
     bad_instances = bad_instances + 1
     mismatches = mismatches + 1
-    out(("MISMATCH seed %d instance %d (%s): %s"):format(opts.seed, idx, backend, err))
+    out(("MISMATCH seed %d instance %d (%s): %s"):format(seed, idx, backend, err))
     inst_idx = nil
     return false
   end
@@ -110,7 +124,7 @@ local function report(case, q, exp, got, alt)
   local src = R.query(q)
   if not opts.shrink then
     out(("MISMATCH seed %d case %d (%s)\n  %s\n  expected: %s\n  got:      %s"):format(
-      opts.seed, case, backend, src, R.result(exp), R.result(got)))
+      seed, case, backend, src, R.result(exp), R.result(got)))
     return
   end
   local sq, sexp, sgot = runner:shrink_query(q, got, alt)
@@ -119,15 +133,16 @@ local function report(case, q, exp, got, alt)
   local cls = classes[key]
   if cls then
     cls.n = cls.n + 1
-    out(("MISMATCH seed %d case %d (%s), class %d: %s"):format(opts.seed, case, backend,
+    out(("MISMATCH seed %d case %d (%s), class %d: %s"):format(seed, case, backend,
       cls.id, R.query(sq)))
     return
   end
-  cls = { n = 1, id = #class_order + 1, key = key, case = case, shape = R.signature(sq) }
+  cls = { n = 1, id = #class_order + 1, key = key, seed = seed, case = case,
+          shape = R.signature(sq) }
   classes[key] = cls
   class_order[#class_order + 1] = cls
   out(("MISMATCH seed %d case %d (%s), new class %d [%s]\n  query:    %s\n  expected: %s\n"
-    .. "  got:      %s\n  shrunk:   %s\n  expected: %s\n  got:      %s"):format(opts.seed, case,
+    .. "  got:      %s\n  shrunk:   %s\n  expected: %s\n  got:      %s"):format(seed, case,
     backend, cls.id, key, src, R.result(exp), R.result(got), R.query(sq), R.result(sexp),
     R.result(sgot)))
   if data_repros < opts.repros then
@@ -143,39 +158,53 @@ local function report(case, q, exp, got, alt)
   end
 end
 
-for case = 1, opts.cases do
-  if opts.only and case ~= opts.only then goto continue end
-  if opts.time and os.time() - started >= opts.time then break end
-  if opts.stop_after and mismatches >= opts.stop_after then
-    out(("stopped after %d mismatches (--stop-after)"):format(mismatches))
-    break
-  end
-  if instance_for(case) then
-    math.randomseed(opts.seed, case)
-    local q
-    if math.random() < 0.02 then q = gen:bad_query() else q = gen:query() end
-    if opts.verbose or opts.only then out(("case %d: %s"):format(case, R.query(q))) end
-    local agree, exp, got, alt = runner:check(q)
-    cases = cases + 1
-    if opts.only then
-      out("  expected: " .. R.result(exp) .. "\n  got:      " .. R.result(got))
+local stopped = false
+local function run_seed()
+  inst_idx = nil
+  for case = 1, opts.cases do
+    if opts.only and case ~= opts.only then goto continue end
+    if opts.time and os.time() - started >= opts.time then stopped = true; return end
+    if opts.stop_after and mismatches >= opts.stop_after then
+      out(("stopped after %d mismatches (--stop-after)"):format(mismatches))
+      stopped = true
+      return
     end
-    if not agree then
-      mismatches = mismatches + 1
-      report(case, q, exp, got, alt)
+    if instance_for(case) then
+      math.randomseed(seed, case)
+      local q
+      if math.random() < 0.02 then q = gen:bad_query() else q = gen:query() end
+      if opts.verbose or opts.only then out(("case %d: %s"):format(case, R.query(q))) end
+      local agree, exp, got, alt = runner:check(q)
+      cases = cases + 1
+      if opts.only then
+        out("  expected: " .. R.result(exp) .. "\n  got:      " .. R.result(got))
+      end
+      if not agree then
+        mismatches = mismatches + 1
+        report(case, q, exp, got, alt)
+      end
     end
+    ::continue::
   end
-  ::continue::
+end
+
+for s_ = opts.seed, opts.last_seed or opts.seed do
+  seed = s_
+  run_seed()
+  if opts.last_seed then
+    out(("seed %d done: %d cases, %d mismatches so far"):format(seed, cases, mismatches))
+  end
+  if stopped then break end
 end
 runner:close()
 
 if #class_order > 0 then
-  out("classes (tags of the shrunk query, see classify.lua: count, first case, its shape):")
+  out("classes (tags of the shrunk query, see classify.lua: count, first seed/case, its shape):")
   for _, c in ipairs(class_order) do
-    out(("  %3d %5d  case %-6d [%s]  %s"):format(c.id, c.n, c.case, c.key, c.shape))
+    out(("  %3d %5d  %d/%-6d [%s]  %s"):format(c.id, c.n, c.seed, c.case, c.key, c.shape))
   end
 end
-out(("seed %d on %s, %.1f s cpu, %d s wall"):format(opts.seed, backend, os.clock() - clock0,
-  os.time() - started))
+out(("seeds %d-%d on %s, %.1f s cpu, %d s wall"):format(opts.seed, opts.last_seed or opts.seed,
+  backend, os.clock() - clock0, os.time() - started))
 out(("difftest: %d cases, %d mismatches"):format(cases, mismatches))
 os.exit(mismatches == 0 and 0 or 1)
