@@ -12,6 +12,8 @@ mismatches group into classes: a heuristic for the reader, not a verdict.
   fkcol-reverse     a condition on the child's own foreign key column reached
                     through the reverse relation (posts__author_id)
   self-m2m          follows and followers in one conditions table
+  through-and-its-hop  a to-many quay.through relation and the relation it
+                    starts with (learners and enrolments) in one table
   to-one-null       a path through a to-one hop that can be missing, with a
                     lookup that is TRUE on the NULL row (isnull, ne, not_in,
                     relation isnull)
@@ -48,6 +50,7 @@ end
 local function table_tags(model, t, tags, pivot_of)
   local uses = {}      -- to-many prefix -> { [branch] = true, n = leaves }
   local relnulls = {}  -- the group (deepest to-many prefix) of each relation isnull
+  local firsts = {}    -- "prefix|relation" -> 1: a through starts with it, 2: used itself
   local function walk(node, depth, branch)
     for _, it in ipairs(node.items) do
       if it.kind == "leaf" then
@@ -95,6 +98,13 @@ local function table_tags(model, t, tags, pivot_of)
           end
           if h.name == "follows" then tags.__follows = true end
           if h.name == "followers" then tags.__followers = true end
+          -- a quay.through hop and the relation it starts with, side by side
+          local pre = table.concat(names, "__", 1, i - 1)
+          if h.rel and h.rel.kind == "path" and h.rel.many then
+            firsts[pre .. "|" .. h.rel.path[1]] = (firsts[pre .. "|" .. h.rel.path[1]] or 0) | 1
+          elseif h.rel then
+            firsts[pre .. "|" .. h.name] = (firsts[pre .. "|" .. h.name] or 0) | 2
+          end
         end
         if r.kind == "relnull" and deepest then relnulls[#relnulls + 1] = deepest end
       else
@@ -109,6 +119,9 @@ local function table_tags(model, t, tags, pivot_of)
     if n > 1 then tags["group-any"] = true end
   end
   if tags.__follows and tags.__followers then tags["self-m2m"] = true end
+  for _, bits in pairs(firsts) do
+    if bits == 3 then tags["through-and-its-hop"] = true end
+  end
   tags.__follows, tags.__followers = nil, nil
   -- relation isnull together with another leaf of its group
   for _, p in ipairs(relnulls) do

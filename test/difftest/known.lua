@@ -48,6 +48,7 @@ local Student = db:model("Student", { name = quay.string { null = true } })
 local Course = db:model("Course", {
   title = quay.string { null = true },
   students = quay.many_to_many("Student", { through = "Enrolment", related_name = "courses" }),
+  learners = quay.through("enrolments", "student"),
 })
 local Enrolment = db:model("Enrolment", {
   student = quay.belongs_to("Student", { on_delete = quay.CASCADE, related_name = "enrolments" }),
@@ -59,7 +60,7 @@ db:create_tables()
 -- ann(1) follows bob(2), cy(3) follows ann; cy has no post, profile, badge
 -- or note.  Posts 1 "x"/5 by ann (main tag lua, tagged lua), 2 "x"/6 by bob
 -- edited by ann (tagged lua), 3 "y"/5 by bob.  Profile 5 is ann's, 2 has
--- no user.  Course 1 has student 1, course 2 none.
+-- no user.  Course 1 has students 1 (grade 3) and 2 (grade 9), course 2 none.
 local ann = User:create { id = 1, name = "ann" }
 local bob = User:create { id = 2, name = "bob" }
 local cy = User:create { id = 3, name = "cy" }
@@ -80,6 +81,7 @@ local s1 = Student:create { id = 1, name = "s" }
 local c1 = Course:create { id = 1, title = "c1" }
 Course:create { id = 2, title = "empty" }
 Enrolment:create { id = 1, student = s1, course = c1, grade = 3 }
+Enrolment:create { id = 2, student = Student:create { id = 2, name = "t" }, course = c1, grade = 9 }
 
 local fails = 0
 local function ids(list)
@@ -151,8 +153,11 @@ check("J", 'Post:order_by("editor__name"):all()', "{1,3,2}")
 check("J", 'Post:order_by("-editor__name"):all()', "{2,1,3}")
 -- K. limit(0) selects no row, also for first()
 check("K", 'Post:query():order_by("id"):limit(0):first()', "nil")
--- L. describe() lists Badge.badge / Note.notes (reverse of has_one / has_many)
-check("L", 'Note:filter { notes__name = "ann" }:all()', "{1}")
+-- L. a to-many quay.through and the relation it starts with are different rows
+check("L", 'Course:filter { learners = 1, enrolments__grade = 9 }:all()', "{1}")
+-- M. describe() lists Badge.badge / Note.notes (reverse of has_one / has_many)
+--    but paths do not know them
+check("M", 'Note:filter { notes__name = "ann" }:all()', "{1}")
 
 print(("known mismatches: %d failing"):format(fails))
 db:close()
