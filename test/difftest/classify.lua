@@ -22,7 +22,7 @@ mismatches group into classes: a heuristic for the reader, not a verdict.
                     quay.any (or across its branches)
   order / slice     order_by / limit-offset
   error:<code>      Quay raised
-  reading:minimal   Quay agrees with the "minimal" quantification (oracle.lua)
+  reading:<x>       Quay agrees with the other quantification x (oracle.lua)
 ]]
 local S = require("test.difftest.schema")
 local O = require("test.difftest.oracle")
@@ -151,7 +151,7 @@ end
 
 --- The sorted tag list of query q whose Quay result was got; alt: Quay
 --- agrees with the other reading.
-function C.tags(q, got, alt)
+function C.tags(q, got, alt, alt_name)
   local tags = {}
   local pivot_of
   if q.owner then
@@ -162,7 +162,7 @@ function C.tags(q, got, alt)
   if q.order then tags.order = true end
   if q.limit or q.offset then tags.slice = true end
   if got and got.error then tags["error:" .. got.error] = true end
-  if alt then tags["reading:minimal"] = true end
+  if alt then tags["reading:" .. (alt_name or "minimal")] = true end
   local out = {}
   for k in pairs(tags) do out[#out + 1] = k end
   table.sort(out)

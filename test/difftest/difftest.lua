@@ -28,6 +28,10 @@ Options:
   --no-shrink        print mismatches as they come, unshrunk
   --stop-after K     stop after K mismatches (the ctests use 30)
   --any-scope X      "table" (default) or "branches": see oracle.lua
+  --quantify X       "table" (default, the rule book) or "minimal": where the
+                     to-many rows of a table are bound (oracle.lua); the other
+                     reading is also run, and a mismatch that the other reading
+                     explains is tagged reading:<it>
   --verbose          print every query
   --help             this text
 Environment: QUAY_BUILD_DIR (default <root>/build) holds quay/core.so.
@@ -45,7 +49,8 @@ local C = require("test.difftest.classify")
 local Run = require("test.difftest.run")
 
 local opts = { seed = 1, cases = 1000, url = "sqlite::memory:", per_instance = 100,
-               scale = 1, repros = 8, shrink = true, any_scope = "table" }
+               scale = 1, repros = 8, shrink = true, any_scope = "table",
+               quantify = "table" }
 do
   local i = 1
   local function val()
@@ -70,6 +75,7 @@ do
     elseif a == "--no-shrink" then opts.shrink = false
     elseif a == "--stop-after" then opts.stop_after = math.tointeger(tonumber(val()))
     elseif a == "--any-scope" then opts.any_scope = val()
+    elseif a == "--quantify" then opts.quantify = val()
     elseif a == "--verbose" then opts.verbose = true
     elseif a == "--help" or a == "-h" then
       local f = assert(io.open(root .. "/test/difftest/difftest.lua"))
@@ -90,7 +96,14 @@ do
 end
 
 local backend = opts.url:match("^sqlite") and "sqlite" or "pg"
-local runner = Run.new(opts.url, { oracle = { any_scope = opts.any_scope } })
+for _, o in ipairs { { "any_scope", "table", "branches" }, { "quantify", "table", "minimal" } } do
+  if opts[o[1]] and opts[o[1]] ~= o[2] and opts[o[1]] ~= o[3] then
+    io.stderr:write(("difftest: --%s is %s or %s\n"):format(o[1]:gsub("_", "-"), o[2], o[3]))
+    os.exit(2)
+  end
+end
+local runner = Run.new(opts.url, { oracle = { any_scope = opts.any_scope,
+                                              quantify = opts.quantify } })
 local started = os.time()
 local clock0 = os.clock()
 
@@ -128,7 +141,7 @@ local function report(case, q, exp, got, alt)
     return
   end
   local sq, sexp, sgot = runner:shrink_query(q, got, alt)
-  local tags = C.tags(sq, sgot, alt)
+  local tags = C.tags(sq, sgot, alt, opts.quantify == "minimal" and "table" or "minimal")
   local key = #tags > 0 and table.concat(tags, " ") or "other"
   local cls = classes[key]
   if cls then
