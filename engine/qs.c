@@ -285,6 +285,7 @@ int quay__path_walk(quay_model *m, quay_model *pPivot, const char *zPath,
       return quay__err(pErr, QUAY_EBAD_LOOKUP, "%s '%s': the path is longer "
                        "than %d relations", zWhat, zPath, QUAY_MAX_HOPS);
     }
+    p->iLastRel = p->nHop;
     rc = quay__rel_hops(r, p->aHop, &p->nHop, pErr);
     if (rc) return rc;
     p->apRel[p->nRel++] = r;
@@ -404,6 +405,7 @@ static int bind_target(BindCtx *x, Cond *c, const char **pzRest) {
   if (rc) return rc;
   memcpy(c->aHop, pr.aHop, sizeof(Hop) * (size_t)pr.nHop);
   c->nHop = pr.nHop;
+  c->iLastRel = pr.iLastRel;
   c->isPivot = pr.isPivot;
   c->pField = pr.pField;
   *pzRest = pr.zRest;

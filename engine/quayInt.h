@@ -332,6 +332,9 @@ struct Hop {
   int fromNullable;         /* pFromKey may be NULL */
   int toNullable;           /* pToKey (or via column) may be NULL */
   Rel *pRel;                /* the relation this hop belongs to */
+  Rel *pNamed;              /* the relation the path named (a quay.through
+                            ** for its hops): hops of different named
+                            ** relations never share a row */
 };
 /* Longest relation path (primitive hops).  Each to-many hop nests one
 ** subquery; SQLite's parser overflows past about 9 levels (found by
@@ -384,6 +387,7 @@ typedef struct PathRes {
                             ** ("gte", "year__gte"), "" if nothing */
   int isPivot;              /* starts with "pivot__" */
   int toMany;               /* a hop is to-many */
+  int iLastRel;             /* first hop of the last relation */
 } PathRes;
 
 QUAY_INTERNAL int quay__path_walk(quay_model *m, quay_model *pPivot,
@@ -527,7 +531,9 @@ struct Cond {
   int ePart;                /* __year/__month/__day: QUAY_UNIT_*, else 0 */
   int eLookup;
   int bRelTest;             /* LK_ISNULL on the related row itself: an
-                            ** existence test of the last hop (val BOOL) */
+                            ** existence test of the last relation (val
+                            ** BOOL), whose hops start at iLastRel */
+  int iLastRel;
   /* CN_HAS: where_has on hops with conditions (apChild) or a sub qs */
   quay_qs *pSub;            /* owned reference, may be NULL */
   Cond *pNextFree;          /* work list of quay__cond_free */

@@ -721,11 +721,12 @@ int quay__rel_hops(Rel *r, Hop *aHop, int *pn, quay_err *pErr) {
   int isRev = r->eKind == QUAY_R_REVERSE;
   Hop *h;
   if (r->eKind == QUAY_R_THROUGH) {
-    int i, rc;
+    int i, rc, n0 = *pn;
     for (i = 0; i < r->nPathRel; i++) {
       rc = quay__rel_hops(r->apPath[i], aHop, pn, pErr);
       if (rc) return rc;
     }
+    for (i = n0; i < *pn; i++) aHop[i].pNamed = r;
     return QUAY_OK;
   }
   if (*pn >= QUAY_MAX_HOPS) {
@@ -739,6 +740,7 @@ int quay__rel_hops(Rel *r, Hop *aHop, int *pn, quay_err *pErr) {
   h->pFrom = r->pFrom;
   h->pTo = r->pTo;
   h->pRel = r;
+  h->pNamed = r;
   h->toMany = r->toMany;
   switch (fwd->eKind) {
     case QUAY_R_BELONGS_TO:
@@ -771,14 +773,24 @@ int quay__rel_hops(Rel *r, Hop *aHop, int *pn, quay_err *pErr) {
 }
 
 Field *quay__hop_ident(const Hop *h) {
-  const Field *k = h->pToKey;
   Rel *fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
-  if (h->zVia == NULL && (k->mFlags & QUAY_F_FKCOL) && k->pRel == fwd &&
-      fwd->pFk == k) {
-    /* Arrives at this relation's own foreign key column in the target. */
-    return h->pTo->apField[h->pTo->iPk];
+  int isRev = h->pRel->eKind == QUAY_R_REVERSE;
+  int bArrivesAtFk;
+  switch (fwd->eKind) {
+    case QUAY_R_BELONGS_TO:
+    case QUAY_R_ONE_TO_ONE:
+      bArrivesAtFk = isRev;       /* reverse: the child's foreign key */
+      break;
+    case QUAY_R_HAS_MANY:
+    case QUAY_R_HAS_ONE:
+      bArrivesAtFk = !isRev;      /* forward: the child's foreign key */
+      break;
+    default:
+      bArrivesAtFk = 0;           /* many_to_many: the target's key */
+      break;
   }
-  return (Field *)k;
+  if (bArrivesAtFk) return h->pTo->apField[h->pTo->iPk];
+  return h->pToKey;
 }
 
 int quay__hop_unique(const Hop *h) {

@@ -375,7 +375,8 @@ static void scope_prepare_expr(Build *b, ExprCtx *x, Expr *e);
 
 /* Same primitive hop of the same relation: leaves on it share a row. */
 static int same_hop(const Hop *a, const Hop *b) {
-  return a->pRel == b->pRel && a->pFrom == b->pFrom && a->pTo == b->pTo &&
+  return a->pRel == b->pRel && a->pNamed == b->pNamed &&
+         a->pFrom == b->pFrom && a->pTo == b->pTo &&
          a->pFromKey == b->pFromKey && a->pToKey == b->pToKey &&
          a->zVia == b->zVia && a->zViaFrom == b->zViaFrom;
 }
@@ -681,12 +682,20 @@ void quay__scope_joins(Build *b, Scope *s) {
 
 /* {======= Emission */
 
+/*
+** The first hop of the relation a relation test asks about: a
+** quay.through relation spans several hops, all tested together.
+*/
+static int rel_test_start(const Cond *c) {
+  return c->iLastRel;
+}
+
 /* The to-many hop a leaf is bound through at its position, or NULL: its
 ** next hop when that is to-many and not the relation a test asks about. */
 static const Hop *leaf_binding(const ENode *n) {
   const Cond *c = n->c;
   if (n->bShortcut || n->iHop >= c->nHop) return NULL;
-  if (c->bRelTest && n->iHop == c->nHop - 1) return NULL;
+  if (c->bRelTest && n->iHop >= rel_test_start(c)) return NULL;
   return &c->aHop[n->iHop];
 }
 
@@ -871,29 +880,10 @@ static void emit_leaf(Build *b, ENode *n) {
     }
     return;
   }
-  if (c->bRelTest && n->iHop == c->nHop - 1) {
-    /* Existence of the related set along the last (to-many) hop. */
-    char *zT = h->zVia ? NULL : quay__alias(b);
-    char *zV = h->zVia ? quay__alias(b) : NULL;
-    zExpr = col_expr(b, n->zBase, h->pFromKey->zCol);
-    if (zExpr == NULL || (h->zVia ? zV == NULL : zT == NULL)) return;
+  if (c->bRelTest && n->iHop >= rel_test_start(c)) {
+    /* Existence of the related set along the tested relation's hops. */
     if (c->val.u.b) cat(b, "NOT COALESCE(");
-    quay__str_printf(&b->sql, "%s IN (SELECT ", zExpr);
-    if (h->zVia) {
-      col(b, zV, h->zViaFrom);
-      cat(b, " FROM ");
-      ident(b, h->zVia);
-      cat(b, " AS ");
-      ident(b, zV);
-    } else {
-      hop_source(b, h, zT, zV);
-      if (h->toNullable) {
-        cat(b, " WHERE ");
-        col(b, zT, h->pToKey->zCol);
-        cat(b, " IS NOT NULL");
-      }
-    }
-    cat(b, ")");
+    emit_has(b, c, n->iHop, n->zBase);
     if (c->val.u.b) {
       cat(b, ", ");
       cat(b, b->pDia->zFalse);
@@ -1003,7 +993,7 @@ static void emit_and(Build *b, ENode **ap, int n) {
     ENode **aG;
     if (uf_root(aUp, i) != i) continue;   /* emitted with its root */
     chain_sep(b, nTerm++, k, " AND ");
-    for (j = i; j < n; j++) {
+    for (j = 0; j < n; j++) {
       if (uf_root(aUp, j) == i) {
         m |= aMask[j] & mHoist;
         nG++;
@@ -1016,7 +1006,7 @@ static void emit_and(Build *b, ENode **ap, int n) {
     aG = quay__arena_alloc(b->pArena, sizeof(ENode *) * (size_t)nG);
     if (aG == NULL) return;
     nG = 0;
-    for (j = i; j < n; j++) {
+    for (j = 0; j < n; j++) {
       if (uf_root(aUp, j) == i) aG[nG++] = ap[j];
     }
     for (kB = 0; !(m & ((uint64_t)1 << kB)); kB++) {}
@@ -1325,7 +1315,7 @@ static void agg_filter_advance(ENode *n, const Hop *aHop, int nHop,
   switch (n->eOp) {
     case CN_LEAF: {
       const Cond *c = n->c;
-      int k = 0, nMax = c->bRelTest ? c->nHop - 1 : c->nHop;
+      int k = 0, nMax = c->bRelTest ? c->iLastRel : c->nHop;
       if (n->zBase != zOuter || n->iHop != 0) return;
       while (k < nHop && k < nMax && same_hop(&c->aHop[k], &aHop[k])) k++;
       if (k > 0) {

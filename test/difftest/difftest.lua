@@ -28,7 +28,7 @@ Options:
   --no-shrink        print mismatches as they come, unshrunk
   --stop-after K     stop after K mismatches (the ctests use 30)
   --any-scope X      "table" (default) or "branches": see oracle.lua
-  --quantify X       "table" (default, the rule book) or "minimal": where the
+  --quantify X       "lca" (default, the rule book), "minimal" or "table": where the
                      to-many rows of a table are bound (oracle.lua); the other
                      reading is also run, and a mismatch that the other reading
                      explains is tagged reading:<it>
@@ -50,7 +50,7 @@ local Run = require("test.difftest.run")
 
 local opts = { seed = 1, cases = 1000, url = "sqlite::memory:", per_instance = 100,
                scale = 1, repros = 8, shrink = true, any_scope = "table",
-               quantify = "table" }
+               quantify = "lca" }
 do
   local i = 1
   local function val()
@@ -96,9 +96,10 @@ do
 end
 
 local backend = opts.url:match("^sqlite") and "sqlite" or "pg"
-for _, o in ipairs { { "any_scope", "table", "branches" }, { "quantify", "table", "minimal" } } do
-  if opts[o[1]] and opts[o[1]] ~= o[2] and opts[o[1]] ~= o[3] then
-    io.stderr:write(("difftest: --%s is %s or %s\n"):format(o[1]:gsub("_", "-"), o[2], o[3]))
+for _, o in ipairs { { "any_scope", "table", "branches" }, { "quantify", "table", "minimal", "lca" } } do
+  if opts[o[1]] and opts[o[1]] ~= o[2] and opts[o[1]] ~= o[3] and opts[o[1]] ~= o[4] then
+    io.stderr:write(("difftest: --%s is %s\n"):format(o[1]:gsub("_", "-"),
+      table.concat(o, " or ", 2)))
     os.exit(2)
   end
 end
@@ -141,7 +142,7 @@ local function report(case, q, exp, got, alt)
     return
   end
   local sq, sexp, sgot = runner:shrink_query(q, got, alt)
-  local tags = C.tags(sq, sgot, alt, opts.quantify == "minimal" and "table" or "minimal")
+  local tags = C.tags(sq, sgot, alt, opts.quantify == "table" and "lca" or "table")
   local key = #tags > 0 and table.concat(tags, " ") or "other"
   local cls = classes[key]
   if cls then

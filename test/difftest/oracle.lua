@@ -56,7 +56,7 @@ end
 function O.new(inst, opts)
   local self = setmetatable({ inst = inst, opts = opts or {}, index = {} }, { __index = O })
   self.opts.any_scope = self.opts.any_scope or "table"
-  self.opts.quantify = self.opts.quantify or "table"
+  self.opts.quantify = self.opts.quantify or "lca"
   return self
 end
 
@@ -358,9 +358,12 @@ end
 --- every leaf that uses it.
 function O:table_value(model, row, t, ctx)
   local vars, scoped = {}, {}
-  local function collect(node, chain)
+  -- every use of a to-many prefix, with the chain of tables it sits in
+  -- (each entry { node, via }: via is the quay.any item entered through)
+  local uses = {}
+  local function collect(node, chain, via)
     chain = { table.unpack(chain) }
-    chain[#chain + 1] = node
+    chain[#chain + 1] = { node = node, via = via }
     for _, it in ipairs(node.items) do
       if it.kind == "leaf" then
         it.res = it.res or O.resolve(model, it.key, it.value, ctx and ctx.pivot_of)
@@ -368,29 +371,59 @@ function O:table_value(model, row, t, ctx)
         for i, h in ipairs(hops) do
           if h.many then
             local p = prefix(hops, i)
-            local v = vars[p]
-            if not v then
-              v = { name = p, hops = hops, n = i, scope = chain }
-              vars[p] = v
-              vars[#vars + 1] = v
-            else                      -- the common prefix of the chains
-              local k = 0
-              while k < #v.scope and k < #chain and v.scope[k + 1] == chain[k + 1] do k = k + 1 end
-              v.scope = { table.unpack(v.scope, 1, k) }
+            if not uses[p] then
+              uses[p] = { name = p, hops = hops, n = i, chains = {} }
+              uses[#uses + 1] = uses[p]
             end
+            table.insert(uses[p].chains, chain)
           end
         end
       else
-        for _, sub in ipairs(it.tables) do collect(sub, chain) end
+        for _, sub in ipairs(it.tables) do collect(sub, chain, it) end
       end
     end
   end
-  collect(t, {})
-  for _, v in ipairs(vars) do
-    local node = self.opts.quantify == "minimal" and v.scope[#v.scope] or t
+  collect(t, {}, nil)
+  -- Where a prefix is bound.  "table": the whole table; "minimal": the
+  -- innermost table holding every use; "lca": the innermost table holding
+  -- every use, unless all of them come through one quay.any of it, in
+  -- which case each of its alternatives binds its own (exists (A or B) =
+  -- exists A or exists B).
+  local function place(u, chains, depth)
+    local k = depth
+    while true do
+      local node = chains[1][k + 1] and chains[1][k + 1].node
+      if not node then break end
+      local same = true
+      for _, c in ipairs(chains) do
+        if not c[k + 1] or c[k + 1].node ~= node then same = false; break end
+      end
+      if not same then break end
+      k = k + 1
+    end
+    if self.opts.quantify == "lca" then
+      local via, through = nil, true
+      for _, c in ipairs(chains) do
+        local nxt = c[k + 1]
+        if not nxt then through = false; break end
+        if via == nil then via = nxt.via elseif via ~= nxt.via then through = false; break end
+      end
+      if through and via then
+        local groups, order = {}, {}
+        for _, c in ipairs(chains) do
+          local alt = c[k + 1].node
+          if not groups[alt] then groups[alt] = {}; order[#order + 1] = alt end
+          table.insert(groups[alt], c)
+        end
+        for _, alt in ipairs(order) do place(u, groups[alt], k + 1) end
+        return
+      end
+    end
+    local node = self.opts.quantify == "table" and t or chains[1][k].node
     scoped[node] = scoped[node] or {}
-    table.insert(scoped[node], v)
+    table.insert(scoped[node], { name = u.name, hops = u.hops, n = u.n })
   end
+  for _, u in ipairs(uses) do place(u, u.chains, 1) end
   for _, list in pairs(scoped) do
     table.sort(list, function(a, b)
       if a.n ~= b.n then return a.n < b.n end

@@ -40,7 +40,7 @@ function Run:setup(inst)
   -- the other reading of the rule book's quantification (see oracle.lua)
   local alt = {}
   for k, v in pairs(self.opts.oracle or {}) do alt[k] = v end
-  alt.quantify = (alt.quantify == "minimal") and "table" or "minimal"
+  alt.quantify = (alt.quantify == "table") and "lca" or "table"
   self.alt = O.new(inst, alt)
   local ok, err = pcall(D.load, db, quay, M, inst)
   if not ok then return nil, "load: " .. tostring(err) end
