@@ -337,7 +337,8 @@ static void build(lua_State *L, int idx, Box *pBox, int iDepth) {
     pBox->p = e;
   }
   if (lua_type(L, idx) == LUA_TTABLE) {
-    lua_getfield(L, idx, "desc");
+    lua_pushliteral(L, "desc");       /* raw: __index answers methods */
+    lua_rawget(L, idx);
     quay_expr_set_desc(pBox->p, lua_toboolean(L, -1));
     lua_pop(L, 1);
   }

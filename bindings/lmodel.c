@@ -744,6 +744,7 @@ static const luaL_Reg aModelMethod[] = {
   {"create", model_create},
   {"find", model_find},
   {"bulk_create", model_bulk_create},
+  {"raw", lquay_model_raw},
   {NULL, NULL}
 };
 

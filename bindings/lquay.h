@@ -235,6 +235,8 @@ LQUAY_INTERNAL int lquay_qs_method(lua_State *L);
 /* Load relation iRel for the record at iRec and the rest of its result. */
 LQUAY_INTERNAL void lquay_lazy_load(lua_State *L, int iRec, LModel *pM,
                                     int iRel, const char *zWhy);
+/* Model:raw(sql, params) */
+LQUAY_INTERNAL int lquay_model_raw(lua_State *L);
 /* Run a plan and push the array of records. */
 LQUAY_INTERNAL void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
                                     int nLimitOne);

@@ -846,6 +846,77 @@ void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
 
 
 /*
+** Model:raw(sql, params): records of the model from raw SQL.  The columns
+** that name fields become the record's fields (typed by them), the others
+** are left out; the records form one result and save as updates.
+*/
+int lquay_model_raw(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  const char *zSql;
+  quay_value *aParam;
+  int i, nParam = 0, iMt, iNames, iArr, nField, rc;
+  lua_Integer n = 0;
+  quay_err err;
+  Box *pCur;
+  lquay_ready(L, pM);
+  lquay_check_type(L, 2, LUA_TSTRING, "Model:raw");
+  if (!lua_isnoneornil(L, 3)) lquay_check_type(L, 3, LUA_TTABLE, "Model:raw");
+  if (lua_gettop(L) > 3) {
+    lquay_raisef(L, QUAY_EMISUSE, "Model:raw takes the SQL and a list of "
+                 "parameters");
+  }
+  lua_settop(L, 3);
+  zSql = lua_tostring(L, 2);
+  if (lua_istable(L, 3)) nParam = (int)lua_rawlen(L, 3);
+  luaL_checkstack(L, 16, "raw");
+  aParam = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(nParam + 1), 0);
+  for (i = 0; i < nParam; i++) {
+    lua_rawgeti(L, 3, i + 1);
+    lquay_to_value(L, -1, &aParam[i], 0, "a raw SQL parameter");
+    lua_pop(L, 1);                    /* the list keeps strings alive */
+  }
+  pCur = lquay_box(L, cursor_free);
+  lquay_enter(L, pM->pDb);
+  if (quay_model_raw(pM->m, pM->pDb->db, zSql, aParam, nParam,
+                     (quay_cursor **)&pCur->p, &err)) {
+    lquay_fail(L, pM->pDb, &err);
+  }
+  nField = quay_model_field_count(pM->m);
+  push_model_ctx(L, pM->pDb, pM->m, &iMt, &iNames);
+  lua_newtable(L);
+  iArr = lua_gettop(L);
+  lquay_push_result_mt(L, iMt, iArr);
+  iMt = lua_gettop(L);
+  luaL_checkstack(L, 8, "raw rows");
+  while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
+    int nCol = quay_cursor_ncol(pCur->p);
+    quay_value v;
+    lua_createtable(L, 0, nField + 1);
+    for (i = 0; i < nCol; i++) {
+      int f = quay_cursor_field(pCur->p, i);
+      if (f < 0) continue;
+      quay_cursor_value(pCur->p, i, &v);
+      if (v.type == QUAY_NULL) continue;
+      lua_pushvalue(L, iNames + f);
+      lquay_push_value(L, &v);
+      lua_rawset(L, -3);
+      if (f == quay_model_pk(pM->m)) {
+        lquay_push_value(L, &v);
+        lua_rawsetp(L, -2, &lquay_LK_PK);
+      }
+    }
+    lua_pushvalue(L, iMt);
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, iArr, ++n);
+  }
+  if (rc != QUAY_DONE) lquay_fail(L, pM->pDb, &err);
+  lua_pushvalue(L, iArr);
+  return 1;
+}
+/* }================================================================== */
+
+
+/*
 ** {==================================================================
 ** Lazy loading
 ** ===================================================================

@@ -927,6 +927,7 @@ void quay_cursor_close(quay_cursor *c) {
   }
   /* A cached statement of a closed connection was finalized with it. */
   quay__free(c->aHint);
+  quay__free(c->aField);
   quay__free(c);
 }
 /* }================================================================== */

@@ -785,6 +785,7 @@ struct quay_cursor {
   CachedStmt *pCached;      /* NULL when pStmt is owned */
   int nCol;
   int *aHint;               /* per column: declared field type or 0 */
+  int *aField;              /* Model:raw: per column its field, or -1 */
   int done;
   int iGen;                 /* pDb->iGen when opened */
 };

@@ -792,3 +792,50 @@ int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
   return rc;
 }
 /* }================================================================== */
+
+
+/*
+** {==================================================================
+** Model:raw
+** ===================================================================
+*/
+int quay_model_raw(quay_model *m, quay_db *pDb, const char *zSql,
+                   const quay_value *aParam, int nParam, quay_cursor **ppCur,
+                   quay_err *pErr) {
+  quay_cursor *c;
+  int rc, i, bPk = 0;
+  *ppCur = NULL;
+  rc = quay__resolve(m->pDb, pErr);
+  if (rc == QUAY_OK) rc = quay_db_query(pDb, zSql, aParam, nParam, &c, pErr);
+  if (rc) return rc;
+  c->aField = quay__calloc(sizeof(int) * (size_t)(c->nCol + 1));
+  if (c->aField == NULL) {
+    quay_cursor_close(c);
+    return quay__oom(pErr);
+  }
+  for (i = 0; i < c->nCol; i++) {
+    const char *z = quay_cursor_colname(c, i);
+    int k = quay__smap_get(&m->mFieldName, z);
+    if (k < 0) k = quay__smap_get(&m->mColName, z);
+    c->aField[i] = k;
+    if (k >= 0) {
+      /* Read as the field's type (booleans, datetimes, ...). */
+      c->aHint[i] = m->apField[k]->eType;
+      bPk |= k == m->iPk;
+    }
+  }
+  if (!bPk) {
+    quay_cursor_close(c);
+    return quay__err(pErr, QUAY_EMISUSE, "%s:raw: the SELECT must return "
+                     "the primary key %s (records save as updates of their "
+                     "row)", m->zName, m->apField[m->iPk]->zName);
+  }
+  *ppCur = c;
+  return QUAY_OK;
+}
+
+int quay_cursor_field(const quay_cursor *c, int iCol) {
+  if (c->aField == NULL || iCol < 0 || iCol >= c->nCol) return -1;
+  return c->aField[iCol];
+}
+/* }================================================================== */

@@ -863,6 +863,19 @@ QUAY_API int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb,
                                quay_expr *const *apExpr, int n,
                                quay_cursor **ppCur, quay_err *pErr);
 
+/*
+** CONSTRUCTOR.  Model:raw: run a SELECT (with '?' placeholders on every
+** backend) whose columns name fields of pModel (by field or column name);
+** the cursor reads those columns typed by their fields, and
+** quay_cursor_field tells each column's field index (-1: not a field).
+** QUAY_EMISUSE when no column is the primary key (the records save as
+** updates of their rows).  Caller closes the cursor.
+*/
+QUAY_API int quay_model_raw(quay_model *pModel, quay_db *pDb,
+                            const char *zSql, const quay_value *aParam,
+                            int nParam, quay_cursor **ppCur, quay_err *pErr);
+QUAY_API int quay_cursor_field(const quay_cursor *pCur, int iCol);
+
 /* Terminal calls that return no rows of records. */
 QUAY_API int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn,
                            quay_err *pErr);
