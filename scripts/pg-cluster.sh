@@ -29,6 +29,9 @@
 # so the suite's pass through PgBouncer does not share a schema with the
 # direct pass.  DIR defaults to $QUAY_PG_CLUSTER.
 set -u
+# The specs call this under the sanitizer run, whose LD_PRELOAD (ASan) the
+# PostgreSQL tools must not inherit: pg_ctl hangs under it.
+unset LD_PRELOAD
 
 here=$(cd "$(dirname "$0")" && pwd)
 die() { echo "pg-cluster: $*" >&2; exit 1; }
