@@ -743,8 +743,16 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
   }
   if (bDead && iSrv == 0) pDb->txnDepth = 0;
   if (bDead && iSrv > 0 && pS->pConn) {
+    /* Say which server went, and that the db itself goes on. */
+    char zMsg[sizeof(((quay_err *)0)->zMsg)];
+    zMsg[0] = 0;
+    if (pErr) memcpy(zMsg, pErr->zMsg, sizeof(zMsg));
+    zMsg[sizeof(zMsg) - 1] = 0;
     server_close(pDb, pS);
     pS->tRetryMs = now_ms() + QUAY_REPLICA_RETRY_MS;
+    rc = quay__err(pErr, QUAY_ECONNECTION, "read replica %d was lost (the "
+                   "next reads go to another server; no db:reopen() "
+                   "needed): %s", iSrv, zMsg);
   }
   return rc;
 }

@@ -309,6 +309,7 @@ describe("read replicas", function()
     else
       assert.is_false(ok)
       assert.equal("connection", err.code, tostring(err.message))
+      helper.mentions(err, "replica 1")
       assert.is_true(seen >= 1 and seen < 1010)
     end
     -- the db goes on (the primary answers while the replica is down), and

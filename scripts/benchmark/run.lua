@@ -172,7 +172,10 @@ local function run_one(kind, name, write)
   local target = pg and db_url(dbdata, via) or file
   if write then
     if pg then
-      admin(drop_sql(dbwork), create_sql(dbwork, dbdata))
+      -- A template must have no sessions: PgBouncer keeps idle ones.
+      admin(("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'"
+        .. " AND pid <> pg_backend_pid()"):format(dbdata), drop_sql(dbwork),
+        create_sql(dbwork, dbdata))
       target = db_url(dbwork, via)
     else
       rmdb(work)
@@ -182,8 +185,8 @@ local function run_one(kind, name, write)
   end
   local pre = pg and ("LD_PRELOAD=%s "):format(q(netcount)) or ""
   local cmd
-  if kind == "quayb" then pre = pre .. "QUAY_BENCH_PREPARE=0 " end
-  if kind == "quay" or kind == "quayb" then
+  if kind == "quayb" or kind == "quayn" then pre = pre .. "QUAY_BENCH_PREPARE=0 " end
+  if kind == "quay" or kind == "quayb" or kind == "quayn" then
     cmd = ("%sLUA_CPATH=%s %s %s %s %s %d"):format(pre, q(build .. "/bench/?.so;;"), q(quaybin),
       q(here .. "/quay_side.lua"), name, q(target), nusers)
   else
@@ -299,12 +302,14 @@ local function main()
   for _, w in ipairs(workloads) do
     if selected(w.id) then
       io.stderr:write(("running %s ...\n"):format(w.id))
-      local qr, fr, br = {}, {}, {}
+      local qr, fr, br, nr = {}, {}, {}, {}
       for i in ipairs(w.floors) do fr[i] = {} end
       for _ = 1, runs do
         local r = run_one("quay", w.quay, w.write)
         if r then qr[#qr + 1] = r else failed = true end
         if bouncer then
+          r = run_one("quayn", w.quay, w.write)
+          if r then nr[#nr + 1] = r else failed = true end
           r = run_one("quayb", w.quay, w.write)
           if r then br[#br + 1] = r else failed = true end
         end
@@ -315,7 +320,7 @@ local function main()
       end
       for i, f in ipairs(w.floors) do
         rows[#rows + 1] = { label = f[1], w = w, quay = qr, floor = fr[i], main = (i == 1),
-                            bouncer = br }
+                            bouncer = br, noprep = nr }
       end
     end
   end
@@ -504,29 +509,38 @@ local function main()
   for _, r in ipairs(rows) do anyb = anyb or (r.main and r.bouncer and #r.bouncer > 0) end
   if anyb then
     print()
-    print("Through PgBouncer (transaction pooling) with { prepare = false }, against direct"
-      .. " prepared connections (Quay side, medians):")
-    local h = "  %-4s %-36s %8s %8s %6s %9s %9s %6s %8s"
-    print(h:format("", "workload", "direct s", "pooled s", "ratio", "cpu dir.", "cpu pool",
-      "ratio", "queries"))
+    print("{ prepare = false }, direct and through PgBouncer (transaction pooling), against"
+      .. " direct prepared connections (Quay side, medians):")
+    local h = "  %-4s %-36s %8s %8s %8s %7s %7s %9s %9s %6s %8s"
+    print(h:format("", "workload", "prepared", "no-prep", "pooled", "ratio", "ratio",
+      "cpu prep.", "cpu nopr.", "ratio", "queries"))
+    print(h:format("", "", "s", "s", "s", "no-prep", "pooled", "cl.+srv", "cl.+srv", "", ""))
     for _, r in ipairs(rows) do
       if r.main and #r.bouncer > 0 then
-        local td, tb = median(r.quay, "time"), median(r.bouncer, "time")
-        local cd, cb = median(r.quay, "cpu"), median(r.bouncer, "cpu")
-        print(h:format(r.label, r.w.what, fmt(td, "%.3f"), fmt(tb, "%.3f"),
-          fmt(td and tb and tb / td, "%.2f"), fmt(cd, "%.3f"), fmt(cb, "%.3f"),
-          fmt(cd and cb and cb / cd, "%.2f"), ("%s/%s"):format(r.quay[1] and r.quay[1].queries
-          or "-", r.bouncer[1] and r.bouncer[1].queries or "-")))
-        if r.quay[1] and r.bouncer[1] and r.quay[1].check ~= r.bouncer[1].check then
-          failed = true
-          io.stderr:write(("%s through PgBouncer differs: %s vs %s\n"):format(r.label,
-            r.bouncer[1].check, r.quay[1].check))
+        local td, tn, tb = median(r.quay, "time"), median(r.noprep, "time"),
+          median(r.bouncer, "time")
+        local cd, cn = cpu_of(r.quay), cpu_of(r.noprep)
+        print(h:format(r.label, r.w.what, fmt(td, "%.3f"), fmt(tn, "%.3f"), fmt(tb, "%.3f"),
+          fmt(td and tn and tn / td, "%.2f"), fmt(td and tb and tb / td, "%.2f"),
+          fmt(cd, "%.3f"), fmt(cn, "%.3f"), fmt(cd and cn and cn / cd, "%.2f"),
+          ("%s/%s"):format(r.quay[1] and r.quay[1].queries or "-",
+          r.bouncer[1] and r.bouncer[1].queries or "-")))
+        for _, other in ipairs({ r.noprep, r.bouncer }) do
+          if r.quay[1] and other[1] and r.quay[1].check ~= other[1].check then
+            failed = true
+            io.stderr:write(("%s with prepare = false differs: %s vs %s\n"):format(r.label,
+              other[1].check, r.quay[1].check))
+          end
         end
       end
     end
-    print("  cpu: the client process only (through PgBouncer the server process changes"
-      .. " between transactions);")
-    print("  the pooled runs parse and plan every statement: no named prepared statements.")
+    print("  no-prep: direct connection, { prepare = false }; pooled: the same through"
+      .. " PgBouncer.  cpu: the client")
+    print("  process plus the server process serving it (direct runs only: through PgBouncer"
+      .. " the server")
+    print("  process changes between transactions).  Without prepared statements the"
+      .. " server parses and")
+    print("  plans every execution; a statement run once costs the same either way.")
   end
 
   -- W13 --------------------------------------------------------------------
