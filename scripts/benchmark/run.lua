@@ -546,8 +546,8 @@ local function main()
   -- W13 --------------------------------------------------------------------
   if w13 then
     print()
-    print(("W13: 8 client processes, each loading W6-style pages (200 posts at a random"
-      .. " offset + post.author, 2 statements) for %s s"):format(
+    print(("W13: 8 client processes, each loading W6-style pages (200 posts from a random"
+      .. " id + post.author, 2 statements) for %s s"):format(
       os.getenv("QUAY_BENCH_SECONDS") or "20"))
     local h = "  %-22s %8s %8s %10s %10s %9s %9s"
     print(h:format("", "pages", "pages/s", "primary", "replica", "replica%", "cpu s"))
