@@ -97,6 +97,29 @@ describe("quay.open scale-out options", function()
     end
   end)
 
+  it("keeps a session usable after a statement the server refuses (through the pooler too)", function()
+    local db = helper.open()
+    local T = db:model("T", { n = quay.integer() })
+    db:create_tables()
+    T:create { n = 1 }
+    -- the server's own parameter count check (08P01 is the Bind's fault)
+    local sql = helper.is_pg and "SELECT $1::int AS a, $2::int AS b" or "SELECT nope FROM ts"
+    local e = helper.raises("sql", db.rows, db, sql, { 1 })
+    if helper.is_pg then assert.equal("08P01", e.sqlstate) end
+    assert.equal(1, T:count())
+    -- inside db:transaction: rolled back when the call ends, session usable
+    local ok, err = pcall(db.transaction, db, function()
+      T:create { n = 2 }
+      db:rows(sql, { 1 })
+    end)
+    assert.is_false(ok)
+    assert.equal("sql", err.code)
+    assert.equal(1, T:count())
+    db:transaction(function() T:create { n = 3 } end)
+    assert.equal(2, T:count())
+    db:close()
+  end)
+
   it("pins a query set to the primary with using(\"primary\") only", function()
     local db = helper.open()
     local U = db:model("User", { name = quay.string() })
