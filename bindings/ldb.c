@@ -138,9 +138,13 @@ static int db_backend(lua_State *L) {
 
 static int db_stats(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)quay_db_query_count(pDb->db));
   lua_setfield(L, -2, "queries");
+  lua_pushinteger(L, (lua_Integer)quay_db_role_count(pDb->db, 0));
+  lua_setfield(L, -2, "primary");
+  lua_pushinteger(L, (lua_Integer)quay_db_role_count(pDb->db, 1));
+  lua_setfield(L, -2, "replica");
   return 1;
 }
 

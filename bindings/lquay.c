@@ -19,6 +19,7 @@ const char lquay_LK_PK = 0;
 const char lquay_LK_PIVOT = 0;
 const char lquay_LK_ANNS = 0;
 const char lquay_LK_STRICT = 0;
+const char lquay_LK_SERVER = 0;
 const char lquay_LK_MODEL = 0;
 const char lquay_LK_MEMBERS = 0;
 const char lquay_LK_NAMES = 0;
@@ -239,6 +240,119 @@ static int l_prefetch(lua_State *L) {
   return 1;
 }
 
+/*
+** Read the options table of quay.open at idx into *pOpts.  Every check
+** raises before anything is acquired (rule 1).  The replica URLs stay
+** owned by the table (it is on the stack for the whole call); their
+** pointer array is a scratch userdata left on the stack.
+*/
+static void open_opts(lua_State *L, int idx, quay_open_opts *pOpts) {
+  static const char *const azKnown[] = {
+    "busy_timeout", "strict", "prepare", "replicas", "sticky", NULL
+  };
+  const char **az;
+  lua_Integer i, n;
+  memset(pOpts, 0, sizeof(*pOpts));
+  pOpts->busy_timeout_ms = -1;
+  pOpts->sticky_ms = -1;
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx)) {
+    lquay_raisef(L, QUAY_EMISUSE, "quay.open: the options must be a table, "
+                 "got %s", luaL_typename(L, idx));
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {                         /* [.., key, value] */
+    int k = -1;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *z = lua_tostring(L, -2);
+      for (k = 0; azKnown[k] && strcmp(azKnown[k], z) != 0; k++) {}
+      if (azKnown[k] == NULL) k = -1;
+    }
+    if (k < 0) {
+      lquay_raisef(L, QUAY_EMISUSE, "quay.open: unknown option %s%s%s (the "
+                   "options are busy_timeout, strict, prepare, replicas "
+                   "and sticky)", lua_type(L, -2) == LUA_TSTRING ? "'" : "",
+                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                  : luaL_typename(L, -2),
+                   lua_type(L, -2) == LUA_TSTRING ? "'" : "");
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, idx, "busy_timeout");
+  if (!lua_isnil(L, -1)) {
+    lua_Integer ms;
+    if (!lua_isinteger(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "quay.open: busy_timeout must be an "
+                   "integer (milliseconds), got %s", luaL_typename(L, -1));
+    }
+    ms = lua_tointeger(L, -1);
+    pOpts->busy_timeout_ms = ms < 0 ? 0 : (ms > INT32_MAX ? INT32_MAX
+                                                         : (int)ms);
+  }
+  lua_getfield(L, idx, "strict");
+  pOpts->strict = lua_toboolean(L, -1);
+  lua_getfield(L, idx, "prepare");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+    lquay_raisef(L, QUAY_EMISUSE, "quay.open: prepare must be a boolean, "
+                 "got %s", luaL_typename(L, -1));
+  }
+  pOpts->no_prepare = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
+  lua_getfield(L, idx, "sticky");
+  if (!lua_isnil(L, -1)) {
+    lua_Number r;
+    if (lua_type(L, -1) != LUA_TNUMBER || (r = lua_tonumber(L, -1)) < 0 ||
+        r != r) {
+      lquay_raisef(L, QUAY_EMISUSE, "quay.open: sticky must be a number of "
+                   "seconds >= 0, got %s", lua_type(L, -1) == LUA_TNUMBER
+                   ? "a negative number" : luaL_typename(L, -1));
+    }
+    pOpts->sticky_ms = r * 1000 > (lua_Number)INT32_MAX ? INT32_MAX
+                                                         : (int)(r * 1000);
+  }
+  lua_pop(L, 4);
+  lua_getfield(L, idx, "replicas");                  /* [.., replicas] */
+  if (!lua_isnil(L, -1)) {
+    if (!lua_istable(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "quay.open: replicas must be a list of "
+                   "URLs, got %s", luaL_typename(L, -1));
+    }
+    n = (lua_Integer)lua_rawlen(L, -1);
+    if (n > 64) {
+      lquay_raisef(L, QUAY_EMISUSE, "quay.open: at most 64 replicas");
+    }
+    az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+    for (i = 1; i <= n; i++) {                       /* [.., reps, az] */
+      if (lua_rawgeti(L, -2, i) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EMISUSE, "quay.open: replicas[%d] must be a "
+                     "URL string, got %s", (int)i, luaL_typename(L, -1));
+      }
+      az[i - 1] = lua_tostring(L, -1);   /* kept alive by the table */
+      lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    if (lua_next(L, -3)) {
+      /* any key beyond 1..n */
+      int bBad = 0;
+      do {
+        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
+            lua_tointeger(L, -2) > n) {
+          bBad = 1;
+        }
+        lua_pop(L, 1);
+      } while (!bBad && lua_next(L, -3));
+      if (bBad) {
+        lquay_raisef(L, QUAY_EMISUSE, "quay.open: replicas must be a list "
+                     "of URLs (a table with keys 1..n)");
+      }
+    }
+    pOpts->azReplica = az;
+    pOpts->nReplica = (int)n;
+    lua_remove(L, -2);                               /* [.., az] */
+  } else {
+    lua_pop(L, 1);
+  }
+}
+
 /* quay.open(url [, opts]) */
 static int l_open(lua_State *L) {
   const char *zUrl = lquay_name(L, 1, QUAY_ECONNECTION, "the URL");
@@ -246,22 +360,10 @@ static int l_open(lua_State *L) {
   quay_err err;
   LDb *pDb;
   int rc;
-  opts.busy_timeout_ms = -1;
-  opts.strict = 0;
-  if (!lua_isnoneornil(L, 2)) {
-    lquay_check_type(L, 2, LUA_TTABLE, "quay.open");
-    lua_getfield(L, 2, "busy_timeout");
-    if (!lua_isnil(L, -1)) {
-      lua_Integer ms = lquay_check_integer(L, -1, "quay.open busy_timeout");
-      opts.busy_timeout_ms = ms < 0 ? 0 : (ms > INT32_MAX ? INT32_MAX : (int)ms);
-    }
-    lua_getfield(L, 2, "strict");
-    opts.strict = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-  }
   lua_settop(L, 2);
+  open_opts(L, 2, &opts);                  /* [url, opts, (az)] */
   /* The owner first, closed (db NULL); then open into it. */
-  lquay_db_wrap(L, NULL);                          /* [url, opts, db] */
+  lquay_db_wrap(L, NULL);                  /* [url, opts, (az), db] */
   pDb = lua_touserdata(L, -1);
   rc = quay_db_open(zUrl, &opts, &pDb->db, &err);
   if (rc) lquay_raise(L, &err);

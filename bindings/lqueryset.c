@@ -524,6 +524,23 @@ static int qs_with_count(lua_State *L) {
   return 1;
 }
 
+/* qs:using("primary"): read this set from the primary, never a replica. */
+static int qs_using(lua_State *L) {
+  LQs *q = lquay_check_qs(L, 1);
+  quay_err err;
+  LQs *out;
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2),
+                                              "primary") != 0) {
+    lquay_raisef(L, QUAY_EMISUSE, "using: the only server to pin a query "
+                 "set to is \"primary\"");
+  }
+  lua_settop(L, 1);
+  qs_model(L, 1);
+  out = derived(L, 1);
+  if (quay_qs_using_primary(q->qs, &out->qs, &err)) lquay_raise(L, &err);
+  return 1;
+}
+
 static int qs_strict(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
   quay_err err;
@@ -757,6 +774,14 @@ static int load_call(lua_State *L, LDb *pDb, quay_plan *plan, quay_load *ld,
   sink_begin(L, &k, pDb, plan, iOwners, quay_plan_strict(plan));
   rc = quay_load_next(ld, nMax, &lquay_sink, &k, &err);
   if (rc != QUAY_ROW && rc != QUAY_DONE) lquay_fail(L, pDb, &err);
+  if (quay_load_server(ld) >= 0) {
+    /* The server these records came from, for their lazy loads. */
+    int i;
+    for (i = iOwners ? 1 : 0; i < k.nSlot; i++) {
+      lua_pushinteger(L, quay_load_server(ld));
+      lua_rawsetp(L, k.aSlot[i].iArr, &lquay_LK_SERVER);
+    }
+  }
   if (iOwners) {
     lua_settop(L, top);
   } else {
@@ -963,7 +988,7 @@ static int needs_load(lua_State *L, int idx, int j) {
 
 void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
                      const char *zWhy) {
-  int iOwners, strict, top = lua_gettop(L);
+  int iOwners, strict, top = lua_gettop(L), iSrv = -1;
   lua_Integer i, n = 0;
   quay_rel_info r;
   quay_field_info fk;
@@ -1032,9 +1057,18 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
     lua_pop(L, 2);                     /* the owner keeps a text key alive */
   }
   plan = lazy_plan(L, pM, j);
+  if (lua_istable(L, iOwners - 1)) {
+    if (lua_rawgetp(L, iOwners - 1, &lquay_LK_SERVER) == LUA_TNUMBER) {
+      iSrv = (int)lua_tointeger(L, -1);  /* the server of the result */
+    }
+    lua_pop(L, 1);
+  }
   pLoad = lquay_box(L, load_free);
-  if (quay_load_open(plan, pM->pDb->db, 0, (quay_load **)&pLoad->p, &err) ||
-      quay_load_owners(pLoad->p, aKey, (int)n, &err)) {
+  if (quay_load_open(plan, pM->pDb->db, 0, (quay_load **)&pLoad->p, &err)) {
+    lquay_fail(L, pM->pDb, &err);
+  }
+  quay_load_pin(pLoad->p, iSrv);
+  if (quay_load_owners(pLoad->p, aKey, (int)n, &err)) {
     lquay_fail(L, pM->pDb, &err);
   }
   load_call(L, pM->pDb, plan, pLoad->p, 0, iOwners);
@@ -1409,6 +1443,7 @@ static const luaL_Reg aQsMethod[] = {
   {"values", qs_values},
   {"distinct", qs_distinct},
   {"strict", qs_strict},
+  {"using", qs_using},
   {"all", qs_all},
   {"first", qs_first},
   {"get", qs_get},

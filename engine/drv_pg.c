@@ -21,6 +21,18 @@
 ** the next statement (nothing is sent when the connection closes: the
 ** server frees them with the session).
 **
+** Poolers.  Opened with no_prepare (quay.open's { prepare = false }), a
+** connection keeps no state in the server session beyond one
+** transaction, which is what a pooler in transaction mode (PgBouncer)
+** allows: every execution is a one-shot unnamed statement (pipelines of
+** them included), a streamed query reads its whole result at once
+** instead of through a WITH HOLD cursor, and a TEXT value that needs its
+** statement described first runs inside a transaction when none is open.
+** The cost is a parse and plan per execution (docs/postgresql.md has the
+** figures).  The session settings below are ones PgBouncer tracks and
+** restores per client (client_encoding, DateStyle, TimeZone), or ones
+** whose loss changes nothing here (bytea_output: both formats decode).
+**
 ** Parameters go as text, typed from their value (INT int8, REAL float8,
 ** BOOL bool; TEXT and NULL "unknown", so the server infers them from the
 ** context: timestamps, varchar, ...).  BLOB values go in binary format as
@@ -110,6 +122,9 @@ typedef struct PendClose PendClose;
 
 struct DrvConn {
   PGconn *pg;
+  int bNoPrepare;           /* never a named statement nor a cursor (a
+                            ** pooler in transaction mode runs each
+                            ** transaction on any server connection) */
   unsigned nName;           /* counter for statement and cursor names */
   DrvStmt *pZombie;         /* finalized named statements to DEALLOCATE */
   PendClose *pClose;        /* cursors to close once the txn allows */
@@ -290,6 +305,16 @@ static int pg_err(DrvConn *c, const PGresult *r, const char *zWhat,
   /* A NOT NULL failure's detail is the whole row: long, and no help. */
   copy_msg(zDet, sizeof(zDet),
            zState && strcmp(zState, "23502") == 0 ? NULL : zDetail);
+  if (zState && (strcmp(zState, "42P05") == 0 ||
+                 strcmp(zState, "26000") == 0) && zPrim &&
+      strstr(zPrim, "\"quay_s") != NULL && zDet[0] == 0) {
+    /* Quay's own named statement clashed or vanished: the session is
+    ** shared or switched under it, which a pooler in transaction mode
+    ** does. */
+    snprintf(zDet, sizeof(zDet), "is the server behind a pooler in "
+             "transaction mode, such as PgBouncer? open the db with "
+             "{ prepare = false }");
+  }
   if (zState && strcmp(zState, "25P02") == 0 && c && c->zLastMsg[0]) {
     /* "current transaction is aborted": say what aborted it. */
     char zFirst[100];
@@ -468,6 +493,7 @@ static int pg_open(const char *zUrl, const quay_open_opts *pOpts,
                      "cannot connect to PostgreSQL: %s", zMsg);
   }
   PQsetNoticeProcessor(c->pg, quiet_notice, NULL);
+  c->bNoPrepare = pOpts && pOpts->no_prepare;
   /* Session settings the conversions in xColumn rely on: ISO dates in
   ** UTC, hex bytea, UTF-8; and no NOTICE chatter for IF NOT EXISTS. */
   r = PQexec(c->pg, "SET client_encoding = 'UTF8'; "
@@ -912,7 +938,7 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
   if (bNamed && s->zName[0] && types_fit(s, &b)) {
     r = PQexecPrepared(c->pg, s->zName, n, b.az, b.an, b.aFmt, 0);
   } else if (bNamed && s->zName[0] == 0 && s->bPersist &&
-             (s->nExec > 0 || b.nRisky)) {
+             !c->bNoPrepare && (s->nExec > 0 || b.nRisky)) {
     /* Second execution (or values that need describing): prepare it as
     ** "quay_s<n>", describe it and, unless the values must wait for the
     ** description, execute it: one round trip. */
@@ -961,27 +987,46 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
     PQclear(op[1].pRes);
     PQclear(op[2].pRes);
   } else if (b.nRisky) {
-    /* One-shot, but a TEXT value may be for a bytea: describe first. */
+    /* One-shot, but a TEXT value may be for a bytea: describe first.
+    ** Behind a pooler in transaction mode (bNoPrepare) the unnamed
+    ** statement lasts only as long as a transaction, so outside one the
+    ** describe and the execution run in a transaction of their own. */
     Oid *aRes = quay__malloc(sizeof(Oid) * (size_t)n + 1);
+    int bWrap = c->bNoPrepare &&
+                PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    int k = 0;
     if (aRes == NULL) rc = quay__oom(pErr);
-    op[0].eOp = PIPE_PREPARE;
-    op[0].zName = "";
-    op[0].zText = zText;
-    op[0].nParam = n;
-    op[0].aType = b.aType;
-    op[1].eOp = PIPE_DESCRIBE;
-    op[1].zName = "";
-    if (rc == QUAY_OK) rc = pipe_run(c, op, 2, pErr);
+    if (bWrap) {
+      op[k].eOp = PIPE_EXEC_PARAMS;
+      op[k++].zText = "BEGIN";
+    }
+    op[k].eOp = PIPE_PREPARE;
+    op[k].zName = "";
+    op[k].zText = zText;
+    op[k].nParam = n;
+    op[k++].aType = b.aType;
+    op[k].eOp = PIPE_DESCRIBE;
+    op[k++].zName = "";
+    if (rc == QUAY_OK) rc = pipe_run(c, op, k, pErr);
     if (rc == QUAY_OK) {
-      described_types(op[1].pRes, n, aRes);
+      described_types(op[k - 1].pRes, n, aRes);
       bind_free(&b);
       rc = bind_values(&b, a, n, aRes, pErr);
       if (rc == QUAY_OK) {
         r = PQexecPrepared(c->pg, "", n, b.az, b.an, b.aFmt, 0);
       }
     }
-    PQclear(op[0].pRes);
-    PQclear(op[1].pRes);
+    if (bWrap && PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+      int bOk = rc == QUAY_OK && r != NULL &&
+                (PQresultStatus(r) == PGRES_COMMAND_OK ||
+                 PQresultStatus(r) == PGRES_TUPLES_OK);
+      if (run_quiet(c, bOk ? "COMMIT" : "ROLLBACK") && bOk) {
+        PQclear(r);
+        r = NULL;
+        rc = pg_err(c, NULL, "commit", pErr);
+      }
+    }
+    for (k = 0; k < 3; k++) PQclear(op[k].pRes);
     quay__free(aRes);
   } else if (zThen) {
     /* DECLARE and the first FETCH in one round trip. */
@@ -1133,7 +1178,7 @@ static int pg_exec_batch(DrvStmt *const *aStmt,
     if (s->zName[0]) {
       aOp[nOp].eOp = PIPE_EXEC_PREPARED;
       aOp[nOp].zName = s->zName;
-    } else if (s->bPersist && s->nExec > 0) {
+    } else if (s->bPersist && s->nExec > 0 && !c->bNoPrepare) {
       if (s->nParam > 0 && s->aPrepType == NULL) {
         s->aPrepType = quay__malloc(2 * sizeof(Oid) * (size_t)s->nParam);
         if (s->aPrepType == NULL) {
@@ -1206,8 +1251,11 @@ static int pg_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
   s->nChanges = 0;
   if (conn_bad(c)) return pg_err(c, NULL, NULL, pErr);
   flush_pending(c);
-  if (bStream) {
-    /* DECLARE a cursor over the query, then read its first chunk. */
+  if (bStream && !c->bNoPrepare) {
+    /* DECLARE a cursor over the query, then read its first chunk.  Not
+    ** behind a pooler in transaction mode: a cursor lives in one server
+    ** session, and the next FETCH may run on another; the whole result
+    ** is read at once there instead. */
     Str q;
     char zCur[32];
     snprintf(zCur, sizeof(zCur), "quay_c%u", ++c->nName);
@@ -1433,11 +1481,25 @@ static int64_t pg_changes(DrvStmt *s) { return s->nChanges; }
 /* }================================================================== */
 
 const quay_driver quay__drv_pg = {
-  2, "postgresql", &quay__dialect_pg,
-  pg_open, pg_close, pg_prepare, pg_finalize, pg_exec, pg_step,
-  pg_ncol, pg_colname, pg_column, pg_reset, pg_changes, pg_simple, pg_alive,
-  NULL,                     /* xLastInsertId: RETURNING is used */
-  pg_exec_batch,
-  pg_check_url,
-  pg_err_info
+  .iVersion = 3,
+  .zName = "postgresql",
+  .pDialect = &quay__dialect_pg,
+  .xOpen = pg_open,
+  .xClose = pg_close,
+  .xPrepare = pg_prepare,
+  .xFinalize = pg_finalize,
+  .xExec = pg_exec,
+  .xStep = pg_step,
+  .xColumnCount = pg_ncol,
+  .xColumnName = pg_colname,
+  .xColumn = pg_column,
+  .xReset = pg_reset,
+  .xChanges = pg_changes,
+  .xSimple = pg_simple,
+  .xAlive = pg_alive,
+  .xLastInsertId = NULL,    /* RETURNING is used */
+  .xExecBatch = pg_exec_batch,
+  .xCheckUrl = pg_check_url,
+  .xErrInfo = pg_err_info,
+  .bReplicas = 1
 };

@@ -533,11 +533,12 @@ static int64_t sq_last_insert_id(DrvConn *c) {
 }
 
 const quay_driver quay__drv_sqlite = {
-  2, "sqlite", &quay__dialect_sqlite,
+  3, "sqlite", &quay__dialect_sqlite,
   sq_open, sq_close, sq_prepare, sq_finalize, sq_exec, sq_step,
   sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive,
   sq_last_insert_id,
   NULL,                     /* xExecBatch: in-process, nothing to save */
   NULL,                     /* xCheckUrl: any path will do */
-  sq_err_info
+  sq_err_info,
+  0                         /* bReplicas: an embedded database has none */
 };

@@ -1,17 +1,39 @@
 /*
 ** engine/exec.c
-** Databases, the statement cache, cursors, transactions and raw SQL.
+** Databases, servers and routing, the statement cache, cursors,
+** transactions and raw SQL.
 ** See LICENSE
 **
-** A quay_db pairs a schema (models, relations, join tables) with a
-** connection made by a driver.  The two have separate lifetimes: the
-** connection may be closed (quay_db_disconnect) or lost and reopened while
-** the schema, and every binding object made from it, stays valid.
+** A quay_db pairs a schema (models, relations, join tables) with the
+** connections a driver makes.  The two have separate lifetimes: the
+** connections may be closed (quay_db_disconnect) or lost and reopened
+** while the schema, and every binding object made from it, stays valid.
 **
-** Every statement the engine sends goes through quay__db_run, which
-**   1. counts it (db:stats) and shows it to the observer (db:on_query),
-**   2. finds its prepared statement in the per-connection cache (keyed by
-**      SQL text, LRU, QUAY_CACHE_MAX entries) or prepares and caches it,
+** Servers.  aSrv[0] is the primary; a db opened with read replicas (a
+** driver with bReplicas: PostgreSQL) has one more DbServer per replica,
+** each with its own connection and statement cache.  Writes, raw SQL and
+** everything inside a transaction run on the primary (quay__db_run,
+** quay__db_simple).  Reads that the query-set layer routes (quay__db_read:
+** loads, count, exists, pluck) go to the replicas in turn, unless
+**   - a transaction is open (it lives on the primary),
+**   - the handle wrote within the last `sticky` ms (it reads its own
+**     writes: the replicas may lag),
+**   - the query set was pinned with using("primary"), or
+**   - the statement locks rows (FOR UPDATE / FOR SHARE).
+** A read that continues an earlier one (the prefetch steps of a load, the
+** lazy loads of its records) goes to the server that earlier read used,
+** so that one result never mixes two servers' states.  A replica that
+** cannot be reached, or whose connection is lost, is closed and skipped
+** for QUAY_REPLICA_RETRY_MS; the read moves on to the next replica and
+** finally to the primary, so only when no server answers does a read fail
+** with QUAY_ECONNECTION.  Rows already handed out cannot move: a streamed
+** read whose replica dies mid-way fails with QUAY_ECONNECTION.
+**
+** Every statement the engine sends goes through run_on, which
+**   1. counts it (db:stats, per role) and shows it to the observer
+**      (db:on_query),
+**   2. finds its prepared statement in the server's cache (keyed by SQL
+**      text, LRU, QUAY_CACHE_MAX entries) or prepares and caches it,
 **   3. binds the parameters and either hands back a cursor or runs it.
 ** A cached statement that a cursor is still stepping is marked in use; a
 ** second user of the same text gets a private statement instead.
@@ -25,12 +47,30 @@
 ** level of their own, so they are atomic inside or outside a user's
 ** transaction.
 */
+#define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "quayInt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define QUAY_CACHE_MAX 128
+/* A replica found down is not tried again for this long. */
+#define QUAY_REPLICA_RETRY_MS 2000
+/* Default of quay_open_opts.sticky_ms when it is < 0. */
+#define QUAY_STICKY_MS 1000
+
+/* Monotonic milliseconds (sticky reads, replica retries). */
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Non-0 when the driver connects to servers that may have replicas. */
+static int drv_replicas(const quay_driver *pDrv) {
+  return pDrv->iVersion >= 3 && pDrv->bReplicas;
+}
 
 /*
 ** {==================================================================
@@ -74,15 +114,56 @@ int quay_url_check(const char *zUrl, const char **pzBackend, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/*
+** A new db of driver pDrv, disconnected.  The replica URLs of pOpts are
+** checked (they must be URLs of the same driver) and copied, one server
+** each, when the driver takes replicas; otherwise they are ignored.
+*/
 static int db_new(const quay_driver *pDrv, const quay_open_opts *pOpts,
                   quay_db **ppDb, quay_err *pErr) {
   quay_db *pDb = quay__calloc(sizeof(*pDb));
+  int i, nRep = 0, rc;
   *ppDb = NULL;
   if (pDb == NULL) return quay__oom(pErr);
   pDb->pDrv = pDrv;
   pDb->pDialect = pDrv->pDialect;
   pDb->opts.busy_timeout_ms = -1;
   if (pOpts) pDb->opts = *pOpts;
+  pDb->opts.azReplica = NULL;
+  pDb->opts.nReplica = 0;
+  if (pOpts && pOpts->nReplica > 0 && drv_replicas(pDrv)) {
+    nRep = pOpts->nReplica;
+  }
+  pDb->aSrv = quay__calloc(sizeof(DbServer) * (size_t)(nRep + 1));
+  pDb->azReplica = quay__calloc(sizeof(char *) * (size_t)(nRep + 1));
+  if (pDb->aSrv == NULL || pDb->azReplica == NULL) {
+    quay_db_free(pDb);
+    return quay__oom(pErr);
+  }
+  pDb->nSrv = 1;
+  for (i = 0; i < nRep; i++) {
+    const char *zRest = NULL;
+    const char *z = pOpts->azReplica ? pOpts->azReplica[i] : NULL;
+    if (z == NULL || pick_driver(z, &zRest) != pDrv) {
+      rc = quay__err(pErr, QUAY_EMISUSE,
+                     "replica %d: '%.100s' is not a %s URL (the replicas "
+                     "must be servers of the primary's kind)", i + 1,
+                     z ? z : "(nil)", pDrv->zName);
+      quay_db_free(pDb);
+      return rc;
+    }
+    if (pDrv->xCheckUrl && (rc = pDrv->xCheckUrl(zRest, pErr)) != QUAY_OK) {
+      quay_db_free(pDb);
+      return rc;
+    }
+    pDb->azReplica[i] = quay__strdup(zRest);
+    if (pDb->azReplica[i] == NULL) {
+      quay_db_free(pDb);
+      return quay__oom(pErr);
+    }
+    pDb->aSrv[i + 1].zUrl = pDb->azReplica[i];
+    pDb->nSrv++;
+  }
   *ppDb = pDb;
   return QUAY_OK;
 }
@@ -107,7 +188,7 @@ int quay_db_open(const char *zUrl, const quay_open_opts *pOpts,
     quay_db_free(pDb);
     return quay__oom(pErr);
   }
-  rc = pDrv->xOpen(zRest, &pDb->opts, NULL, &pDb->pConn, pErr);
+  rc = pDrv->xOpen(zRest, &pDb->opts, NULL, &pDb->aSrv[0].pConn, pErr);
   if (rc) {
     quay_db_free(pDb);
     return rc;
@@ -127,7 +208,8 @@ int quay_db_wrap_sqlite(struct sqlite3 *pHandle, const quay_open_opts *pOpts,
   rc = db_new(&quay__drv_sqlite, pOpts, &pDb, pErr);
   if (rc) return rc;
   pDb->pBorrowed = pHandle;
-  rc = pDb->pDrv->xOpen("", &pDb->opts, pHandle, &pDb->pConn, pErr);
+  rc = pDb->pDrv->xOpen("", &pDb->opts, pHandle, &pDb->aSrv[0].pConn,
+                        pErr);
   if (rc) {
     quay_db_free(pDb);
     return rc;
@@ -136,32 +218,47 @@ int quay_db_wrap_sqlite(struct sqlite3 *pHandle, const quay_open_opts *pOpts,
   return QUAY_OK;
 }
 
-static void cache_clear(quay_db *pDb) {
-  CachedStmt *p = pDb->pCache;
+/* Finalize the statements of server pS's cache. */
+static void cache_clear(quay_db *pDb, DbServer *pS) {
+  CachedStmt *p = pS->pCache;
   while (p) {
     CachedStmt *pNext = p->pNext;
-    /* A cursor still using it owns nothing; it checks pConn first. */
+    /* A cursor still using it owns nothing; it checks iGen first. */
     pDb->pDrv->xFinalize(p->pStmt);
     quay__free(p->zSql);
     quay__free(p);
     p = pNext;
   }
-  pDb->pCache = NULL;
-  pDb->nCache = 0;
+  pS->pCache = NULL;
+  pS->nCache = 0;
+}
+
+/* Close server pS's connection (idempotent); its cursors go stale. */
+static void server_close(quay_db *pDb, DbServer *pS) {
+  if (pS->pConn == NULL) return;
+  cache_clear(pDb, pS);
+  pDb->pDrv->xClose(pS->pConn);
+  pS->pConn = NULL;
+  pS->iGen++;
 }
 
 void quay_db_disconnect(quay_db *pDb) {
-  if (pDb == NULL || pDb->pConn == NULL) return;
-  if (pDb->txnDepth > 0 && pDb->pDrv->xAlive(pDb->pConn)) {
-    pDb->pDrv->xSimple(pDb->pConn, "ROLLBACK", NULL);
+  int i;
+  if (pDb == NULL || pDb->aSrv == NULL) return;
+  if (pDb->aSrv[0].pConn && pDb->txnDepth > 0 &&
+      pDb->pDrv->xAlive(pDb->aSrv[0].pConn)) {
+    pDb->pDrv->xSimple(pDb->aSrv[0].pConn, "ROLLBACK", NULL);
   }
   pDb->txnDepth = 0;
-  cache_clear(pDb);
-  pDb->pDrv->xClose(pDb->pConn);
-  pDb->pConn = NULL;
-  pDb->iGen++;
+  for (i = 0; i < pDb->nSrv; i++) {
+    server_close(pDb, &pDb->aSrv[i]);
+    pDb->aSrv[i].tRetryMs = 0;
+  }
 }
 
+/*
+** Reopen the primary; the replicas connect again on their next read.
+*/
 int quay_db_reopen(quay_db *pDb, quay_err *pErr) {
   const char *zRest = "";
   quay_db_disconnect(pDb);
@@ -170,8 +267,8 @@ int quay_db_reopen(quay_db *pDb, quay_err *pErr) {
       return quay__err(pErr, QUAY_ECONNECTION, "nothing to reopen");
     }
   }
-  return pDb->pDrv->xOpen(zRest, &pDb->opts, pDb->pBorrowed, &pDb->pConn,
-                          pErr);
+  return pDb->pDrv->xOpen(zRest, &pDb->opts, pDb->pBorrowed,
+                          &pDb->aSrv[0].pConn, pErr);
 }
 
 static void blockers_clear(quay_db *pDb) {
@@ -204,16 +301,29 @@ void quay_db_free(quay_db *pDb) {
   quay__smap_free(&pDb->mModel);
   blockers_clear(pDb);
   quay__free(pDb->zUrl);
+  if (pDb->azReplica) {
+    for (i = 0; pDb->azReplica[i]; i++) quay__free(pDb->azReplica[i]);
+  }
+  quay__free(pDb->azReplica);
+  quay__free(pDb->aSrv);
   quay__free(pDb);
 }
 
 int quay_db_is_open(const quay_db *pDb) {
-  return pDb != NULL && pDb->pConn != NULL;
+  return pDb != NULL && pDb->aSrv != NULL && pDb->aSrv[0].pConn != NULL;
 }
 
 const char *quay_db_backend(const quay_db *pDb) { return pDb->pDrv->zName; }
 
 int64_t quay_db_query_count(const quay_db *pDb) { return pDb->nQuery; }
+
+int64_t quay_db_role_count(const quay_db *pDb, int bReplica) {
+  int64_t n = 0;
+  int i;
+  if (!bReplica) return pDb->aSrv[0].nQuery;
+  for (i = 1; i < pDb->nSrv; i++) n += pDb->aSrv[i].nQuery;
+  return n;
+}
 
 int quay_db_strict(const quay_db *pDb) { return pDb->opts.strict; }
 
@@ -223,7 +333,7 @@ void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace, void *pArg) {
 }
 
 int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
-  if (pDb->pConn == NULL) {
+  if (pDb->aSrv[0].pConn == NULL) {
     return quay__err(pErr, QUAY_ECONNECTION,
                      "attempt to use a closed database (call db:reopen() or "
                      "open a new one)");
@@ -261,7 +371,8 @@ void quay__db_set_blockers(quay_db *pDb, char **az, quay_value *aKey, int n) {
 ** ===================================================================
 */
 /*
-** Called before every statement: count, test faults, observer.
+** Called before every statement to server iSrv: count, test faults,
+** observer.
 **
 ** The observer (db:on_query) runs user code, which may re-enter the db:
 ** run statements of its own, close the connection or reopen it.  So the
@@ -273,11 +384,14 @@ void quay__db_set_blockers(quay_db *pDb, char **az, quay_value *aKey, int n) {
 ** ROLLBACK (bRollback): a failing observer never keeps a transaction
 ** open, so its failure is ignored there.
 */
-static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
-                       int n, int bRollback, quay_err *pErr) {
-  int iGen = pDb->iGen;
+static int before_send(quay_db *pDb, int iSrv, const char *zSql,
+                       const quay_value *a, int n, int bRollback,
+                       quay_err *pErr) {
+  DbServer *pS = &pDb->aSrv[iSrv];
+  int iGen = pS->iGen, iGen0 = pDb->aSrv[0].iGen;
   int bFailed = 0;
   pDb->nQuery++;
+  pS->nQuery++;
 #ifdef QUAY_TEST
   if (pDb->nFailStmt > 0 && !bRollback) {
     if (--pDb->nFailStmt == 0) {
@@ -293,13 +407,13 @@ static int before_send(quay_db *pDb, const char *zSql, const quay_value *a,
   if (bFailed) {
     return quay__err(pErr, QUAY_ECALLBACK, "on_query callback failed");
   }
-  if (pDb->pConn == NULL) {
+  if (pDb->aSrv[0].pConn == NULL || pS->pConn == NULL) {
     return quay__err(pErr, QUAY_ECONNECTION,
                      "attempt to use a closed database: the on_query "
                      "callback closed it before this statement was sent "
                      "(call db:reopen())");
   }
-  if (pDb->iGen != iGen) {
+  if (pS->iGen != iGen || pDb->aSrv[0].iGen != iGen0) {
     return quay__err(pErr, QUAY_ECONNECTION,
                      "the on_query callback closed and reopened the "
                      "database before this statement was sent; it was not "
@@ -577,15 +691,16 @@ static void explain_no_table(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
 ** Restate the driver's last failure in the schema's names, in front of
 ** the driver's message (code, SQLSTATE and extended code are kept).
 */
-static void explain_fail(quay_db *pDb, int rc, quay_err *pErr) {
+static void explain_fail(quay_db *pDb, DrvConn *pConn, int rc,
+                         quay_err *pErr) {
   DrvErrInfo info;
   Str s;
   const char *zOld;
-  if (pDb->pConn == NULL || pDb->pDrv->iVersion < 2 ||
+  if (pConn == NULL || pDb->pDrv->iVersion < 2 ||
       pDb->pDrv->xErrInfo == NULL) {
     return;
   }
-  pDb->pDrv->xErrInfo(pDb->pConn, &info);
+  pDb->pDrv->xErrInfo(pConn, &info);
   if (pErr == NULL || info.eKind == ERRK_NONE) return;
   if (rc != QUAY_EINTEGRITY && rc != QUAY_ESQL) return;
   quay__str_init(&s);
@@ -607,42 +722,57 @@ static void explain_fail(quay_db *pDb, int rc, quay_err *pErr) {
 /* }================================================================== */
 
 /*
-** After a driver failure: a dead connection becomes QUAY_ECONNECTION, and
-** its transaction levels are gone with it (the server rolled them back).
-** On a live connection the levels stay: whoever opened them rolls them
-** back (quay__txn_end, db:transaction), which is what makes a PostgreSQL
-** session usable again after a failed statement aborted its transaction.
+** After a driver failure on server iSrv: a dead connection becomes
+** QUAY_ECONNECTION.  The primary's transaction levels are gone with it
+** (the server rolled them back); a dead replica is closed and skipped
+** for a while (routed reads move on).  On a live connection the levels
+** stay: whoever opened them rolls them back (quay__txn_end,
+** db:transaction), which is what makes a PostgreSQL session usable again
+** after a failed statement aborted its transaction.
 */
-static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
-  int bDead = pDb->pConn == NULL || !pDb->pDrv->xAlive(pDb->pConn);
-  if (!bDead) explain_fail(pDb, rc, pErr);
-  if (rc != QUAY_ECONNECTION && pDb->pConn && bDead) {
+static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
+  DbServer *pS = &pDb->aSrv[iSrv];
+  int bDead = pS->pConn == NULL || !pDb->pDrv->xAlive(pS->pConn);
+  if (!bDead) explain_fail(pDb, pS->pConn, rc, pErr);
+  if (rc != QUAY_ECONNECTION && pS->pConn && bDead) {
     char zMsg[sizeof(((quay_err *)0)->zMsg)];
     zMsg[0] = 0;
     if (pErr) memcpy(zMsg, pErr->zMsg, sizeof(zMsg));
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (bDead) pDb->txnDepth = 0;
+  if (bDead && iSrv == 0) pDb->txnDepth = 0;
+  if (bDead && iSrv > 0 && pS->pConn) {
+    /* Say which server went, and that the db itself goes on. */
+    char zMsg[sizeof(((quay_err *)0)->zMsg)];
+    zMsg[0] = 0;
+    if (pErr) memcpy(zMsg, pErr->zMsg, sizeof(zMsg));
+    zMsg[sizeof(zMsg) - 1] = 0;
+    server_close(pDb, pS);
+    pS->tRetryMs = now_ms() + QUAY_REPLICA_RETRY_MS;
+    rc = quay__err(pErr, QUAY_ECONNECTION, "read replica %d was lost (the "
+                   "next reads go to another server; no db:reopen() "
+                   "needed): %s", iSrv, zMsg);
+  }
   return rc;
 }
 
-/* Find or prepare the statement for zSql. */
-static int get_stmt(quay_db *pDb, const char *zSql, int nParam,
+/* Find or prepare the statement for zSql in server pS's cache. */
+static int get_stmt(quay_db *pDb, DbServer *pS, const char *zSql, int nParam,
                     DrvStmt **ppStmt, CachedStmt **ppCached, quay_err *pErr) {
   uint64_t h = quay__hash_bytes(zSql, strlen(zSql));
   CachedStmt *p, *pPrev = NULL;
   int rc;
   *ppStmt = NULL;
   *ppCached = NULL;
-  for (p = pDb->pCache; p; pPrev = p, p = p->pNext) {
+  for (p = pS->pCache; p; pPrev = p, p = p->pNext) {
     if (p->h == h && strcmp(p->zSql, zSql) == 0) break;
   }
   if (p && !p->inUse) {
     if (pPrev) {                      /* move to front */
       pPrev->pNext = p->pNext;
-      p->pNext = pDb->pCache;
-      pDb->pCache = p;
+      p->pNext = pS->pCache;
+      pS->pCache = p;
     }
     *ppStmt = p->pStmt;
     *ppCached = p;
@@ -650,7 +780,7 @@ static int get_stmt(quay_db *pDb, const char *zSql, int nParam,
   }
   if (p) {
     /* Busy: a private, uncached statement. */
-    return pDb->pDrv->xPrepare(pDb->pConn, zSql, nParam, 0, ppStmt, pErr);
+    return pDb->pDrv->xPrepare(pS->pConn, zSql, nParam, 0, ppStmt, pErr);
   }
   p = quay__calloc(sizeof(*p));
   if (p == NULL) return quay__oom(pErr);
@@ -659,19 +789,19 @@ static int get_stmt(quay_db *pDb, const char *zSql, int nParam,
     quay__free(p);
     return quay__oom(pErr);
   }
-  rc = pDb->pDrv->xPrepare(pDb->pConn, zSql, nParam, 1, &p->pStmt, pErr);
+  rc = pDb->pDrv->xPrepare(pS->pConn, zSql, nParam, 1, &p->pStmt, pErr);
   if (rc) {
     quay__free(p->zSql);
     quay__free(p);
     return rc;
   }
   p->h = h;
-  p->pNext = pDb->pCache;
-  pDb->pCache = p;
-  pDb->nCache++;
-  if (pDb->nCache > QUAY_CACHE_MAX) {
+  p->pNext = pS->pCache;
+  pS->pCache = p;
+  pS->nCache++;
+  if (pS->nCache > QUAY_CACHE_MAX) {
     /* Evict the least recently used statement that is not in use. */
-    CachedStmt **pp = &pDb->pCache, **ppVictim = NULL;
+    CachedStmt **pp = &pS->pCache, **ppVictim = NULL;
     while (*pp) {
       if (!(*pp)->inUse && *pp != p) ppVictim = pp;
       pp = &(*pp)->pNext;
@@ -682,7 +812,7 @@ static int get_stmt(quay_db *pDb, const char *zSql, int nParam,
       pDb->pDrv->xFinalize(v->pStmt);
       quay__free(v->zSql);
       quay__free(v);
-      pDb->nCache--;
+      pS->nCache--;
     }
   }
   *ppStmt = p->pStmt;
@@ -690,44 +820,57 @@ static int get_stmt(quay_db *pDb, const char *zSql, int nParam,
   return QUAY_OK;
 }
 
-int quay__db_run(quay_db *pDb, const char *zSql, const quay_value *aParam,
-                 int nParam, const int *aHint, int nHint, int bStream,
-                 quay_cursor **ppCur, int64_t *pnChanged, quay_err *pErr) {
+/* A new cursor over pStmt of server iSrv (NULL when out of memory). */
+static quay_cursor *cursor_new(quay_db *pDb, int iSrv, DrvStmt *pStmt,
+                               CachedStmt *pCached, const int *aHint,
+                               int nHint) {
+  quay_cursor *c = quay__calloc(sizeof(*c));
+  int i;
+  if (c == NULL) return NULL;
+  c->pDb = pDb;
+  c->iSrv = iSrv;
+  c->iGen = pDb->aSrv[iSrv].iGen;
+  c->pStmt = pStmt;
+  c->pCached = pCached;
+  c->nCol = pDb->pDrv->xColumnCount(pStmt);
+  if (c->nCol > 0) {
+    c->aHint = quay__calloc(sizeof(int) * (size_t)c->nCol);
+    if (c->aHint == NULL) {
+      quay__free(c);
+      return NULL;
+    }
+    for (i = 0; i < c->nCol && i < nHint; i++) {
+      c->aHint[i] = aHint ? aHint[i] : 0;
+    }
+  }
+  return c;
+}
+
+/*
+** Run one statement on server iSrv (connected).  bWrite marks the handle
+** as having written now (sticky reads), whatever the outcome.
+*/
+static int run_on(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
+                  const quay_value *aParam, int nParam, const int *aHint,
+                  int nHint, int bStream, quay_cursor **ppCur,
+                  int64_t *pnChanged, quay_err *pErr) {
+  DbServer *pS = &pDb->aSrv[iSrv];
   DrvStmt *pStmt = NULL;
   CachedStmt *pCached = NULL;
   int rc;
-  if (ppCur) *ppCur = NULL;
-  if (pnChanged) *pnChanged = 0;
-  rc = quay__db_check_open(pDb, pErr);
+  rc = before_send(pDb, iSrv, zSql, aParam, nParam, 0, pErr);
   if (rc) return rc;
-  rc = before_send(pDb, zSql, aParam, nParam, 0, pErr);
-  if (rc) return rc;
-  rc = get_stmt(pDb, zSql, nParam, &pStmt, &pCached, pErr);
-  if (rc) return after_fail(pDb, rc, pErr);
+  if (bWrite) pDb->tWriteMs = now_ms();
+  rc = get_stmt(pDb, pS, zSql, nParam, &pStmt, &pCached, pErr);
+  if (rc) return after_fail(pDb, iSrv, rc, pErr);
   rc = pDb->pDrv->xExec(pStmt, aParam, nParam, bStream, pErr);
+  if (bWrite) pDb->tWriteMs = now_ms();
   if (rc) goto fail;
   if (ppCur) {
-    quay_cursor *c = quay__calloc(sizeof(*c));
-    int i;
+    quay_cursor *c = cursor_new(pDb, iSrv, pStmt, pCached, aHint, nHint);
     if (c == NULL) {
       rc = quay__oom(pErr);
       goto fail;
-    }
-    c->pDb = pDb;
-    c->iGen = pDb->iGen;
-    c->pStmt = pStmt;
-    c->pCached = pCached;
-    c->nCol = pDb->pDrv->xColumnCount(pStmt);
-    if (c->nCol > 0) {
-      c->aHint = quay__calloc(sizeof(int) * (size_t)c->nCol);
-      if (c->aHint == NULL) {
-        quay__free(c);
-        rc = quay__oom(pErr);
-        goto fail;
-      }
-      for (i = 0; i < c->nCol && i < nHint; i++) {
-        c->aHint[i] = aHint ? aHint[i] : 0;
-      }
     }
     if (pCached) pCached->inUse = 1;
     *ppCur = c;
@@ -748,25 +891,168 @@ fail:
     pDb->pDrv->xReset(pStmt);
     if (pCached == NULL) pDb->pDrv->xFinalize(pStmt);
   }
-  return after_fail(pDb, rc, pErr);
+  return after_fail(pDb, iSrv, rc, pErr);
+}
+
+int quay__db_run(quay_db *pDb, const char *zSql, const quay_value *aParam,
+                 int nParam, const int *aHint, int nHint, int bStream,
+                 quay_cursor **ppCur, int64_t *pnChanged, quay_err *pErr) {
+  int rc;
+  if (ppCur) *ppCur = NULL;
+  if (pnChanged) *pnChanged = 0;
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  return run_on(pDb, 0, 1, zSql, aParam, nParam, aHint, nHint, bStream,
+                ppCur, pnChanged, pErr);
 }
 
 /*
-** Run n statements as one batch and return a cursor over each (all or
-** none).  With a driver that batches (PostgreSQL pipelines), the n
-** executions cost one round trip; otherwise they run one by one.  Each
-** statement still counts in db:stats() and is shown to db:on_query.
+** {==================================================================
+** Routing reads
+** ===================================================================
 */
-int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
-                       const quay_value *const *aaParam, const int *anParam,
-                       const int *const *aaHint, const int *anHint,
-                       quay_cursor **apCur, quay_err *pErr) {
-  DrvStmt **aStmt;
-  CachedStmt **aCached;
-  int i, k, rc = QUAY_OK, nGot = 0, iGen;
-  for (i = 0; i < n; i++) apCur[i] = NULL;
+/* Non-0 when the SQL locks the rows it reads (a replica cannot). */
+static int sql_locks_rows(const char *zSql) {
+  return strstr(zSql, " FOR UPDATE") != NULL ||
+         strstr(zSql, " FOR NO KEY UPDATE") != NULL ||
+         strstr(zSql, " FOR SHARE") != NULL ||
+         strstr(zSql, " FOR KEY SHARE") != NULL;
+}
+
+/* Non-0 when reads must stay on the primary now: a transaction is open,
+** or the handle wrote within the sticky time. */
+static int reads_on_primary(quay_db *pDb) {
+  int64_t sticky = pDb->opts.sticky_ms < 0 ? QUAY_STICKY_MS
+                                           : pDb->opts.sticky_ms;
+  if (pDb->nSrv < 2 || pDb->txnDepth > 0) return 1;
+  return sticky > 0 && pDb->tWriteMs != 0 &&
+         now_ms() - pDb->tWriteMs < sticky;
+}
+
+/*
+** Make replica iSrv usable: connect it when it has no connection and is
+** not waiting out a failure.  Returns non-0 when it can take a read.
+** A failed connect marks it down (its error is not reported: the read
+** moves on, and the primary's error is what a caller sees last).
+*/
+static int replica_ready(quay_db *pDb, int iSrv) {
+  DbServer *pS = &pDb->aSrv[iSrv];
+  quay_err e;
+  int rc;
+  if (pS->pConn) return 1;
+  if (pS->tRetryMs != 0 && now_ms() < pS->tRetryMs) return 0;
+  quay_err_clear(&e);
+  rc = pDb->pDrv->xOpen(pS->zUrl, &pDb->opts, NULL, &pS->pConn, &e);
+  if (rc) {
+    pS->pConn = NULL;
+    pS->tRetryMs = now_ms() + QUAY_REPLICA_RETRY_MS;
+    return 0;
+  }
+  pS->tRetryMs = 0;
+  return 1;
+}
+
+/*
+** The candidate servers of a read, in the order to try them, into
+** aOut (pDb->nSrv + 1 entries); returns their number.  The primary is
+** always last; replicas come first only when routing allows.  iWant is
+** the caller's *piSrv (QUAY_SRV_ANY, QUAY_SRV_PRIMARY or a replica).
+*/
+static int read_order(quay_db *pDb, int iWant, const char *zSql,
+                      int *aOut) {
+  int n = 0, i, nRep = pDb->nSrv - 1;
+  if (iWant != QUAY_SRV_PRIMARY && !reads_on_primary(pDb) &&
+      !(zSql && sql_locks_rows(zSql))) {
+    if (iWant > 0 && iWant < pDb->nSrv) aOut[n++] = iWant;
+    for (i = 0; i < nRep; i++) {
+      int k = 1 + (pDb->iNextRead + i) % nRep;
+      if (k != iWant) aOut[n++] = k;
+    }
+    if (iWant == QUAY_SRV_ANY || iWant > nRep) {
+      pDb->iNextRead = (pDb->iNextRead + 1) % nRep;
+    }
+  }
+  aOut[n++] = 0;
+  return n;
+}
+
+/*
+** Non-0 when a failed read on replica iSrv may move to the next server:
+** the replica is gone (the statement's own errors stand), and the db is
+** still the one the read started on (iGen0: an observer that closed or
+** reopened it fails the read, as on the primary).
+*/
+static int read_moves_on(quay_db *pDb, int iSrv, int rc, int iGen0) {
+  return iSrv > 0 && rc == QUAY_ECONNECTION && pDb->aSrv[iSrv].pConn == NULL
+         && pDb->aSrv[0].pConn != NULL && pDb->aSrv[0].iGen == iGen0;
+}
+
+int quay__db_read(quay_db *pDb, int *piSrv, const char *zSql,
+                  const quay_value *aParam, int nParam, const int *aHint,
+                  int nHint, int bStream, quay_cursor **ppCur,
+                  quay_err *pErr) {
+  int aOrder[8], *a = aOrder, n, i, rc = QUAY_OK, iGen0;
+  if (ppCur) *ppCur = NULL;
   rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
+  iGen0 = pDb->aSrv[0].iGen;
+  if (pDb->nSrv + 1 > QUAY_ARRAYSIZE(aOrder)) {
+    a = quay__malloc(sizeof(int) * (size_t)(pDb->nSrv + 1));
+    if (a == NULL) return quay__oom(pErr);
+  }
+  n = read_order(pDb, *piSrv, zSql, a);
+  for (i = 0; i < n; i++) {
+    int k = a[i];
+    if (k > 0 && !replica_ready(pDb, k)) continue;
+    rc = run_on(pDb, k, 0, zSql, aParam, nParam, aHint, nHint, bStream,
+                ppCur, NULL, pErr);
+    if (rc == QUAY_OK) *piSrv = k;
+    if (rc == QUAY_OK || !read_moves_on(pDb, k, rc, iGen0)) break;
+  }
+  if (a != aOrder) quay__free(a);
+  return rc;
+}
+
+int quay__db_read_scalar(quay_db *pDb, int *piSrv, const char *zSql,
+                         const quay_value *aParam, int nParam, int64_t *pOut,
+                         quay_err *pErr) {
+  quay_cursor *c;
+  int rc = quay__db_read(pDb, piSrv, zSql, aParam, nParam, NULL, 0, 0, &c,
+                         pErr);
+  *pOut = 0;
+  if (rc) return rc;
+  rc = quay_cursor_step(c, pErr);
+  if (rc == QUAY_ROW) {
+    quay_value v;
+    quay_cursor_value(c, 0, &v);
+    if (v.type == QUAY_INT) *pOut = v.u.i;
+    else if (v.type == QUAY_REAL) *pOut = (int64_t)v.u.r;
+    else if (v.type == QUAY_BOOL) *pOut = v.u.b;
+    rc = QUAY_OK;
+  } else if (rc == QUAY_DONE) {
+    rc = QUAY_OK;
+  }
+  quay_cursor_close(c);
+  return rc;
+}
+/* }================================================================== */
+
+/*
+** Run n statements on server iSrv as one batch and return a cursor over
+** each (all or none).  With a driver that batches (PostgreSQL
+** pipelines), the n executions cost one round trip; otherwise they run
+** one by one.  Each statement still counts in db:stats() and is shown to
+** db:on_query.
+*/
+static int batch_on(quay_db *pDb, int iSrv, int n, const char *const *azSql,
+                    const quay_value *const *aaParam, const int *anParam,
+                    const int *const *aaHint, const int *anHint,
+                    quay_cursor **apCur, quay_err *pErr) {
+  DbServer *pS = &pDb->aSrv[iSrv];
+  DrvStmt **aStmt;
+  CachedStmt **aCached;
+  int i, rc = QUAY_OK, nGot = 0, iGen;
+  for (i = 0; i < n; i++) apCur[i] = NULL;
   aStmt = quay__calloc(sizeof(DrvStmt *) * (size_t)(n + 1));
   aCached = quay__calloc(sizeof(CachedStmt *) * (size_t)(n + 1));
   if (aStmt == NULL || aCached == NULL) {
@@ -774,11 +1060,12 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
     quay__free(aCached);
     return quay__oom(pErr);
   }
-  iGen = pDb->iGen;
+  iGen = pS->iGen;
   for (i = 0; i < n && rc == QUAY_OK; i++) {
-    rc = before_send(pDb, azSql[i], aaParam[i], anParam[i], 0, pErr);
+    rc = before_send(pDb, iSrv, azSql[i], aaParam[i], anParam[i], 0, pErr);
     if (rc == QUAY_OK) {
-      rc = get_stmt(pDb, azSql[i], anParam[i], &aStmt[i], &aCached[i], pErr);
+      rc = get_stmt(pDb, pS, azSql[i], anParam[i], &aStmt[i], &aCached[i],
+                    pErr);
     }
     if (rc == QUAY_OK) {
       /* In use now, so a second copy of the same text in this batch gets
@@ -797,35 +1084,16 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
     }
   }
   for (i = 0; i < n && rc == QUAY_OK; i++) {
-    quay_cursor *c = quay__calloc(sizeof(*c));
-    if (c == NULL) {
-      rc = quay__oom(pErr);
-      break;
-    }
-    c->pDb = pDb;
-    c->iGen = pDb->iGen;
-    c->pStmt = aStmt[i];
-    c->pCached = aCached[i];
-    c->nCol = pDb->pDrv->xColumnCount(aStmt[i]);
-    if (c->nCol > 0) {
-      c->aHint = quay__calloc(sizeof(int) * (size_t)c->nCol);
-      if (c->aHint == NULL) {
-        quay__free(c);
-        rc = quay__oom(pErr);
-        break;
-      }
-      for (k = 0; k < c->nCol && k < anHint[i]; k++) {
-        c->aHint[k] = aaHint[i] ? aaHint[i][k] : 0;
-      }
-    }
-    apCur[i] = c;
+    apCur[i] = cursor_new(pDb, iSrv, aStmt[i], aCached[i], aaHint[i],
+                          anHint[i]);
+    if (apCur[i] == NULL) rc = quay__oom(pErr);
   }
   if (rc) {
     for (i = 0; i < n; i++) {
       if (apCur[i]) {
         quay_cursor_close(apCur[i]);
         apCur[i] = NULL;
-      } else if (i < nGot && pDb->iGen != iGen) {
+      } else if (i < nGot && pS->iGen != iGen) {
         /* An observer closed the connection in the middle: the cached
         ** statements went with it; private ones are only freed (the
         ** driver's finalize does not touch the gone connection). */
@@ -836,10 +1104,37 @@ int quay__db_run_batch(quay_db *pDb, int n, const char *const *azSql,
         else pDb->pDrv->xFinalize(aStmt[i]);
       }
     }
-    rc = after_fail(pDb, rc, pErr);
+    rc = after_fail(pDb, iSrv, rc, pErr);
   }
   quay__free(aStmt);
   quay__free(aCached);
+  return rc;
+}
+
+int quay__db_run_batch(quay_db *pDb, int *piSrv, int n,
+                       const char *const *azSql,
+                       const quay_value *const *aaParam, const int *anParam,
+                       const int *const *aaHint, const int *anHint,
+                       quay_cursor **apCur, quay_err *pErr) {
+  int aOrder[8], *a = aOrder, nOrder, i, k, rc, iGen0;
+  for (i = 0; i < n; i++) apCur[i] = NULL;
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  iGen0 = pDb->aSrv[0].iGen;
+  if (pDb->nSrv + 1 > QUAY_ARRAYSIZE(aOrder)) {
+    a = quay__malloc(sizeof(int) * (size_t)(pDb->nSrv + 1));
+    if (a == NULL) return quay__oom(pErr);
+  }
+  nOrder = read_order(pDb, *piSrv, n > 0 ? azSql[0] : NULL, a);
+  for (i = 0; i < nOrder; i++) {
+    k = a[i];
+    if (k > 0 && !replica_ready(pDb, k)) continue;
+    rc = batch_on(pDb, k, n, azSql, aaParam, anParam, aaHint, anHint, apCur,
+                  pErr);
+    if (rc == QUAY_OK) *piSrv = k;
+    if (rc == QUAY_OK || !read_moves_on(pDb, k, rc, iGen0)) break;
+  }
+  if (a != aOrder) quay__free(a);
   return rc;
 }
 
@@ -847,10 +1142,11 @@ int quay__db_simple(quay_db *pDb, const char *zSql, quay_err *pErr) {
   int rc = quay__db_check_open(pDb, pErr);
   int bRollback = strncmp(zSql, "ROLLBACK", 8) == 0;
   if (rc) return rc;
-  rc = before_send(pDb, zSql, NULL, 0, bRollback, pErr);
+  rc = before_send(pDb, 0, zSql, NULL, 0, bRollback, pErr);
   if (rc) return rc;
-  rc = pDb->pDrv->xSimple(pDb->pConn, zSql, pErr);
-  if (rc) return after_fail(pDb, rc, pErr);
+  rc = pDb->pDrv->xSimple(pDb->aSrv[0].pConn, zSql, pErr);
+  pDb->tWriteMs = now_ms();
+  if (rc) return after_fail(pDb, 0, rc, pErr);
   return QUAY_OK;
 }
 
@@ -882,29 +1178,38 @@ int quay__db_scalar(quay_db *pDb, const char *zSql, const quay_value *aParam,
 ** Cursors
 ** ===================================================================
 */
+/* Non-0 while the cursor's connection is the one it was opened on. */
+static int cursor_live(const quay_cursor *c) {
+  const DbServer *pS = &c->pDb->aSrv[c->iSrv];
+  return pS->pConn != NULL && c->iGen == pS->iGen;
+}
+
 int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
   int rc;
   if (c->done) return QUAY_DONE;
-  if (c->pDb->pConn == NULL || c->iGen != c->pDb->iGen) {
+  if (!cursor_live(c)) {
     return quay__err(pErr, QUAY_ECONNECTION,
-                     "attempt to read rows from a closed database");
+                     c->iSrv > 0 && c->pDb->aSrv[0].pConn
+                       ? "the connection to the read replica these rows "
+                         "came from was lost; run the query again"
+                       : "attempt to read rows from a closed database");
   }
   rc = c->pDb->pDrv->xStep(c->pStmt, pErr);
   if (rc == QUAY_ROW) return rc;
   c->done = 1;
   if (rc == QUAY_DONE) return rc;
-  return after_fail(c->pDb, rc, pErr);
+  return after_fail(c->pDb, c->iSrv, rc, pErr);
 }
 
 int quay_cursor_ncol(const quay_cursor *c) { return c->nCol; }
 
 const char *quay_cursor_colname(quay_cursor *c, int i) {
-  if (i < 0 || i >= c->nCol || c->iGen != c->pDb->iGen) return "";
+  if (i < 0 || i >= c->nCol || !cursor_live(c)) return "";
   return c->pDb->pDrv->xColumnName(c->pStmt, i);
 }
 
 void quay_cursor_value(quay_cursor *c, int i, quay_value *p) {
-  if (i < 0 || i >= c->nCol || c->done || c->iGen != c->pDb->iGen) {
+  if (i < 0 || i >= c->nCol || c->done || !cursor_live(c)) {
     p->type = QUAY_NULL;
     return;
   }
@@ -913,7 +1218,7 @@ void quay_cursor_value(quay_cursor *c, int i, quay_value *p) {
 
 void quay_cursor_close(quay_cursor *c) {
   if (c == NULL) return;
-  if (c->iGen == c->pDb->iGen) {
+  if (c->iGen == c->pDb->aSrv[c->iSrv].iGen) {
     c->pDb->pDrv->xReset(c->pStmt);
     if (c->pCached) {
       c->pCached->inUse = 0;

@@ -26,6 +26,11 @@
 ** Sibling steps whose owners are complete (with("author", "tags",
 ** "comments")) are opened together: one round trip on PostgreSQL.
 **
+** Every statement of a load reads from one server (L->iSrv): the main
+** query picks it (a read replica, or the primary, exec.c), the prefetch
+** steps follow it, and a binding pins the lazy loads of the records to
+** it (quay_load_server, quay_load_pin).
+**
 ** A sink callback may leave by a longjmp (a Lua error while making a
 ** table).  Everything a load holds is therefore reachable from the
 ** quay_load at every call into the sink (cursors, key sets, arrays), and
@@ -51,6 +56,8 @@ struct quay_load {
   quay_cursor *pMain;       /* main query; NULL once read to the end */
   int bDone;                /* main query exhausted */
   int bPrimed;              /* owners supplied (lazy): keep call state */
+  int iSrv;                 /* the server its reads go to (QUAY_SRV_*,
+                            ** then the one that answered, exec.c) */
   Arena arena;              /* per call: text keys, parameters */
   int *anRec;               /* per slot: records made in this call */
   quay_keyset **apDedupe;   /* per slot: keys of its records, or NULL */
@@ -113,6 +120,7 @@ int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
   if (L == NULL) return quay__oom(pErr);
   L->pPlan = p;
   L->pDb = pDb;
+  L->iSrv = quay_qs_is_primary(p->pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
   quay__arena_init(&L->arena);
   L->anRec = quay__calloc(sizeof(int) * (size_t)(p->nSlot + 1));
   L->apDedupe = quay__calloc(sizeof(quay_keyset *) * (size_t)(p->nSlot + 1));
@@ -136,8 +144,8 @@ int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
       quay_load_free(L);
       return quay__err(pErr, QUAY_EMISUSE, "this plan has no main query");
     }
-    rc = quay__db_run(pDb, s->zSql, s->aParam, s->nParam, s->aHint, s->nCol,
-                      bStream, &L->pMain, NULL, pErr);
+    rc = quay__db_read(pDb, &L->iSrv, s->zSql, s->aParam, s->nParam,
+                       s->aHint, s->nCol, bStream, &L->pMain, pErr);
     if (rc) {
       quay_load_free(L);
       return rc;
@@ -166,6 +174,14 @@ static int push_owner_key(quay_load *L, StepRun *r, const quay_value *pV,
   }
   r->aOwnKey[r->nOwnKey++] = v;
   return QUAY_OK;
+}
+
+int quay_load_server(const quay_load *L) {
+  return L->iSrv >= 0 ? L->iSrv : -1;
+}
+
+void quay_load_pin(quay_load *L, int iServer) {
+  if (iServer >= 0 && iServer < L->pDb->nSrv) L->iSrv = iServer;
 }
 
 int quay_load_owners(quay_load *L, const quay_value *aKey, int nOwner,
@@ -421,8 +437,8 @@ static int run_batch(quay_load *L, int iFirst, int n, const quay_sink *pSink,
     nOpen++;
   }
   if (nOpen > 0) {
-    rc = quay__db_run_batch(L->pDb, nOpen, azSql, aaParam, anParam, aaHint,
-                            anHint, apCur, pErr);
+    rc = quay__db_run_batch(L->pDb, &L->iSrv, nOpen, azSql, aaParam,
+                            anParam, aaHint, anHint, apCur, pErr);
     if (rc) return rc;
     for (k = 0; k < nOpen; k++) L->aRun[aiOpen[k]].pCur = apCur[k];
   }

@@ -1045,7 +1045,9 @@ int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
     rc = quay__build_rc(&b);
   }
   if (rc == QUAY_OK) {
-    rc = quay__db_scalar(pDb, b.sql.z, b.params.a, b.params.n, pn, pErr);
+    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    rc = quay__db_read_scalar(pDb, &iSrv, b.sql.z, b.params.a, b.params.n,
+                              pn, pErr);
   }
   quay__build_free(&b);
   quay__arena_free(&a);
@@ -1078,7 +1080,9 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
     rc = quay__build_rc(&b);
   }
   if (rc == QUAY_OK) {
-    rc = quay__db_scalar(pDb, b.sql.z, b.params.a, b.params.n, &n, pErr);
+    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    rc = quay__db_read_scalar(pDb, &iSrv, b.sql.z, b.params.a, b.params.n,
+                              &n, pErr);
   }
   *pb = n != 0;
   quay__build_free(&b);
@@ -1097,9 +1101,10 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   rc = quay__expr_bind(e, pQs, 1, pErr);
   if (rc == QUAY_OK) rc = plan_qs(pQs, e, 0, &p, pErr);
   if (rc == QUAY_OK) {
-    rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
-                      p->aStep[0].nParam, p->aStep[0].aHint,
-                      p->aStep[0].nCol, 0, ppCur, NULL, pErr);
+    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    rc = quay__db_read(pDb, &iSrv, p->aStep[0].zSql, p->aStep[0].aParam,
+                       p->aStep[0].nParam, p->aStep[0].aHint,
+                       p->aStep[0].nCol, 0, ppCur, pErr);
     /* The cursor's SQL and parameters were copied by the driver at bind
     ** time; the plan can go. */
     quay_plan_free(p);

@@ -1237,6 +1237,19 @@ int quay_qs_is_strict(const quay_qs *q) {
   return 0;
 }
 
+int quay_qs_using_primary(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
+  quay_qs *q = qs_push(pQs, QS_PRIMARY);
+  *ppOut = q;
+  return q ? QUAY_OK : quay__oom(pErr);
+}
+
+int quay_qs_is_primary(const quay_qs *q) {
+  for (; q; q = q->pParent) {
+    if (q->eOp == QS_PRIMARY) return 1;
+  }
+  return 0;
+}
+
 int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,
                     quay_qs **ppOut, quay_err *pErr) {
   quay_qs *pRoot, *q;

@@ -544,7 +544,8 @@ QUAY_INTERNAL int quay__cond_has_agg(const Cond *c);
 
 enum {                      /* query-set operations */
   QS_ROOT = 1, QS_FILTER, QS_ORDER, QS_LIMIT, QS_OFFSET, QS_LOAD,
-  QS_ANNOTATE, QS_VALUES, QS_DISTINCT, QS_STRICT, QS_SCOPE
+  QS_ANNOTATE, QS_VALUES, QS_DISTINCT, QS_STRICT, QS_SCOPE,
+  QS_PRIMARY                /* using("primary"): reads go to the primary */
 };
 
 struct quay_qs {
@@ -673,7 +674,7 @@ typedef struct DrvErrInfo {
 } DrvErrInfo;
 
 struct quay_driver {
-  int iVersion;             /* 2: xErrInfo */
+  int iVersion;             /* 2: xErrInfo; 3: bReplicas */
   const char *zName;        /* "sqlite" / "postgresql" */
   const Dialect *pDialect;
   /* Open from the URL remainder; or wrap a borrowed handle. */
@@ -728,6 +729,12 @@ struct quay_driver {
   ** by an earlier one.  exec.c calls it once per failure (after_fail).
   */
   void (*xErrInfo)(DrvConn *pConn, DrvErrInfo *pOut);
+  /*
+  ** Version 3.  Non-0 for a client-server backend: the db may read from
+  ** replicas (quay_open_opts.azReplica) through more connections of this
+  ** driver.  SQLite's is 0: the options are accepted and do nothing.
+  */
+  int bReplicas;
 };
 QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
 QUAY_INTERNAL extern const quay_driver quay__drv_pg;
@@ -748,13 +755,37 @@ struct CachedStmt {
   CachedStmt *pNext;        /* LRU list, most recent first */
 };
 
+/*
+** One server of a db: the primary (aSrv[0]) or a read replica.  Each has
+** its own connection and statement cache.  A replica connects on its
+** first read; one that cannot be reached or was lost is closed and not
+** tried again before tRetryMs.
+*/
+typedef struct DbServer {
+  DrvConn *pConn;           /* NULL when disconnected */
+  const char *zUrl;         /* replicas: the driver's part of the URL
+                            ** (owned by the db); the primary: NULL */
+  CachedStmt *pCache; int nCache;
+  int iGen;                 /* bumped each time pConn closes */
+  int64_t nQuery;           /* statements sent here (db:stats) */
+  int64_t tRetryMs;         /* replicas: lost; not tried before this
+                            ** monotonic time (0: no wait) */
+} DbServer;
+
+/* Where a read goes (quay__db_read): *piSrv on input. */
+#define QUAY_SRV_ANY (-1)   /* a replica in turn when routing allows */
+#define QUAY_SRV_PRIMARY 0  /* the primary only (using "primary") */
+
 struct quay_db {
   const quay_driver *pDrv;
   const Dialect *pDialect;
-  DrvConn *pConn;           /* NULL when disconnected */
+  DbServer *aSrv; int nSrv; /* aSrv[0] the primary, then the replicas */
   char *zUrl;               /* for reopen */
+  char **azReplica;         /* replica URLs (aSrv[i].zUrl point in) */
   void *pBorrowed;          /* host-owned handle (never closed) */
-  quay_open_opts opts;
+  quay_open_opts opts;      /* azReplica NULL: the URLs are above */
+  int iNextRead;            /* replica the next routed read tries first */
+  int64_t tWriteMs;         /* monotonic time of the last write (sticky) */
   /* schema */
   quay_model **apModel; int nModel, nModelAlloc;
   Smap mModel;              /* name -> index */
@@ -763,11 +794,9 @@ struct quay_db {
   quay_model *pResolveFail; /* the model a failing resolve is about */
   int iSchema;              /* schema version (quay_db_schema_version) */
   /* statements */
-  CachedStmt *pCache; int nCache;
   int64_t nQuery;
   quay_trace_fn xTrace; void *pTraceArg;
   int txnDepth;
-  int iGen;                 /* connection generation (bumped on close) */
   /* last protected/restricted blockers */
   char **azBlockModel; quay_value *aBlockKey; int nBlock;
 #ifdef QUAY_TEST
@@ -787,7 +816,8 @@ struct quay_cursor {
   int *aHint;               /* per column: declared field type or 0 */
   int *aField;              /* Model:raw: per column its field, or -1 */
   int done;
-  int iGen;                 /* pDb->iGen when opened */
+  int iSrv;                 /* the server it runs on (pDb->aSrv) */
+  int iGen;                 /* that server's iGen when opened */
 };
 
 QUAY_INTERNAL int quay__db_check_open(quay_db *pDb, quay_err *pErr);
@@ -803,9 +833,27 @@ QUAY_INTERNAL int quay__db_run(quay_db *pDb, const char *zSql,
                                quay_err *pErr);
 QUAY_INTERNAL int quay__db_simple(quay_db *pDb, const char *zSql,
                                   quay_err *pErr);
-/* n statements in one batch (one round trip where the driver can); a
-** cursor over each in apCur, all or none. */
-QUAY_INTERNAL int quay__db_run_batch(quay_db *pDb, int n,
+/*
+** A read (a query set's load, count, exists, pluck), routed: *piSrv is
+** QUAY_SRV_ANY (a replica in turn, when no transaction is open and no
+** write happened within the sticky time), QUAY_SRV_PRIMARY, or the
+** server an earlier read of the same records used.  A replica that is
+** down or lost is skipped (the primary answers last); on return *piSrv
+** is the server that ran the statement.  Otherwise as quay__db_run
+** (quay__db_run itself always runs on the primary and counts as a
+** write).
+*/
+QUAY_INTERNAL int quay__db_read(quay_db *pDb, int *piSrv, const char *zSql,
+                                const quay_value *aParam, int nParam,
+                                const int *aHint, int nHint, int bStream,
+                                quay_cursor **ppCur, quay_err *pErr);
+QUAY_INTERNAL int quay__db_read_scalar(quay_db *pDb, int *piSrv,
+                                       const char *zSql,
+                                       const quay_value *aParam, int nParam,
+                                       int64_t *pOut, quay_err *pErr);
+/* n reads in one batch (one round trip where the driver can), routed as
+** quay__db_read; a cursor over each in apCur, all or none. */
+QUAY_INTERNAL int quay__db_run_batch(quay_db *pDb, int *piSrv, int n,
                                      const char *const *azSql,
                                      const quay_value *const *aaParam,
                                      const int *anParam,

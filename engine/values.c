@@ -743,9 +743,12 @@ int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
                      "has no values(); it yields records",
                      pQs->pModel->zName);
   }
-  rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
-                    p->aStep[0].nParam, p->aStep[0].aHint, p->aStep[0].nCol,
-                    bStream, ppCur, NULL, pErr);
+  {
+    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    rc = quay__db_read(pDb, &iSrv, p->aStep[0].zSql, p->aStep[0].aParam,
+                       p->aStep[0].nParam, p->aStep[0].aHint,
+                       p->aStep[0].nCol, bStream, ppCur, pErr);
+  }
   /* The driver copied the text and the parameters. */
   quay_plan_free(p);
   return rc;
@@ -784,8 +787,9 @@ int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
                           &nCol);
   }
   if (rc == QUAY_OK) {
-    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, aHint, nCol, 0,
-                      ppCur, NULL, pErr);
+    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    rc = quay__db_read(pDb, &iSrv, b.sql.z, b.params.a, b.params.n, aHint,
+                       nCol, 0, ppCur, pErr);
   }
   quay__build_free(&b);
   quay__arena_free(&a);

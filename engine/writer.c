@@ -343,7 +343,7 @@ int quay_writer_insert(quay_writer *w, quay_err *pErr) {
                       pErr);
     if (rc) goto done;
     v.type = QUAY_INT;
-    v.u.i = w->pDb->pDrv->xLastInsertId(w->pDb->pConn);
+    v.u.i = w->pDb->pDrv->xLastInsertId(w->pDb->aSrv[0].pConn);
     if (slot_store(&w->aSlot[m->iPk], &v)) rc = quay__oom(pErr);
     goto done;
   }

@@ -208,9 +208,23 @@ QUAY_API int quay_set_allocator(quay_malloc_fn xMalloc,
 */
 typedef struct quay_db quay_db;
 
+/*
+** Options of quay_db_open.  Zero-initialized, every option has its plain
+** meaning (no replicas, prepared statements on, no sticky reads); the Lua
+** binding fills in the documented defaults.  The replica, prepare and
+** sticky options apply to client-server backends (PostgreSQL); SQLite
+** accepts them and does nothing with them.
+*/
 typedef struct quay_open_opts {
   int busy_timeout_ms;    /* SQLite lock wait; <0 means the default 5000 */
   int strict;             /* non-0: lazy loads raise QUAY_ELAZY_LOAD */
+  int no_prepare;         /* non-0: never a named prepared statement, so a
+                          ** pooler in transaction mode (PgBouncer) works */
+  const char *const *azReplica; /* read replica URLs; borrowed, copied by
+                          ** quay_db_open */
+  int nReplica;
+  int sticky_ms;          /* reads stay on the primary this long after a
+                          ** write on the handle; <0 means 1000 */
 } quay_open_opts;
 
 /*
@@ -269,6 +283,12 @@ QUAY_API const char *quay_db_backend(const quay_db *pDb);
 
 /* Statements sent so far (API.md db:stats().queries). */
 QUAY_API int64_t quay_db_query_count(const quay_db *pDb);
+/*
+** Statements sent to the primary (bReplica 0) or to the replicas
+** (bReplica non-0) since the db was opened; both add up to
+** quay_db_query_count.
+*/
+QUAY_API int64_t quay_db_role_count(const quay_db *pDb, int bReplica);
 
 /* Strict mode (lazy loads raise QUAY_ELAZY_LOAD). */
 QUAY_API int quay_db_strict(const quay_db *pDb);
@@ -703,6 +723,13 @@ QUAY_API int quay_model_path_target(quay_model *pModel, const char *zPath,
 /* strict: lazy loads of records from this set raise QUAY_ELAZY_LOAD. */
 QUAY_API int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr);
 QUAY_API int quay_qs_is_strict(const quay_qs *pQs);
+/*
+** using("primary"): every statement that reads this set (its load, count,
+** exists, pluck) goes to the primary, never to a read replica.
+*/
+QUAY_API int quay_qs_using_primary(quay_qs *pQs, quay_qs **ppOut,
+                                   quay_err *pErr);
+QUAY_API int quay_qs_is_primary(const quay_qs *pQs);
 
 /*
 ** The related set of one owner: rows of the relation's target reached from
@@ -847,6 +874,20 @@ QUAY_API void quay_load_free(quay_load *pLoad);
 */
 QUAY_API int quay_load_owners(quay_load *pLoad, const quay_value *aOwnerKey,
                               int nOwner, quay_err *pErr);
+/*
+** The server a load read from: 0 the primary, 1.. a read replica, -1
+** before its first statement.  A binding keeps it with the records it
+** made, and passes it to quay_load_pin for their lazy loads, so those
+** read from the server that produced the records.
+*/
+QUAY_API int quay_load_server(const quay_load *pLoad);
+/*
+** Read the statements of this load from server iServer (a value of
+** quay_load_server) when the db's routing allows it (outside a
+** transaction, no recent write); when that server no longer answers,
+** from another one.  Call before the load's first statement.
+*/
+QUAY_API void quay_load_pin(quay_load *pLoad, int iServer);
 
 /*
 ** Value rows (a values set, or the aggregate of a set): a cursor whose

@@ -1,9 +1,10 @@
 #!/bin/bash
 # README command 2: install what is missing, build, and run every test:
-# the C engine tests and the busted specs on SQLite and on a throwaway
-# PostgreSQL server, then the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer (LeakSanitizer on).  Ends with one line
-# "N passed, N failed".
+# the C engine tests and the busted specs on SQLite, on a throwaway
+# PostgreSQL server and through PgBouncer in front of it (with a streaming
+# replica for the scale-out spec), then the same suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer on; the
+# PgBouncer pass only once).  Ends with one line "N passed, N failed".
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,16 +24,36 @@ count() {  # parse ctest's summary line
   fail=$((fail + f))
 }
 
-# A throwaway PostgreSQL server for the pg variants of the specs.  Not
-# getting one is a failure (the pg variants would only be skipped), unless
+# A throwaway PostgreSQL cluster (scripts/pg-cluster.sh): a primary for
+# the pg variants of the specs, a streaming replica of it (pg_basebackup
+# -R) and PgBouncer in transaction pooling mode in front of it, for the
+# pgbouncer variants (the whole suite once more, with { prepare = false })
+# and the scale-out spec; all on free loopback ports, as a non-root user,
+# stopped and removed at the end whatever happens.  Not getting it is a
+# failure (the server variants would only be skipped), unless
 # QUAY_SKIP_PG=1 asks for an SQLite-only run.
+cluster=""
+stop_cluster() {
+  if [ -n "$cluster" ]; then
+    "$root/scripts/pg-cluster.sh" stop "$cluster" || true
+    cluster=""
+  fi
+}
 if [ "${QUAY_SKIP_PG:-0}" != 1 ]; then
-  if url=$("$root/scripts/pg-server.sh" start); then
-    export QUAY_PG_URL="$url"
-    trap '"$root/scripts/pg-server.sh" stop' EXIT
+  trap stop_cluster EXIT
+  trap 'exit 130' INT TERM
+  if env=$("$root/scripts/pg-cluster.sh" start); then
+    for kv in $env; do
+      case $kv in
+        QUAY_PG_URL=*|QUAY_PG_REPLICA_URL=*|QUAY_PGBOUNCER_URL=*|QUAY_PG_CLUSTER=*)
+          export "${kv?}" ;;
+      esac
+    done
+    cluster=$QUAY_PG_CLUSTER
   else
-    echo "error: could not start PostgreSQL; the pg specs are skipped" \
-         "and counted as one failure (QUAY_SKIP_PG=1 skips them on purpose)" >&2
+    echo "error: could not start the PostgreSQL cluster (primary, replica," \
+         "PgBouncer); the server specs are skipped and counted as one failure" \
+         "(QUAY_SKIP_PG=1 skips them on purpose)" >&2
     fail=$((fail + 1))
   fi
 fi
@@ -56,7 +77,9 @@ if [ "${QUAY_SKIP_ASAN:-0}" != 1 ]; then
   # ("Tracer caught signal 11", DTLS with a bogus address) depending on
   # the process's layout.  The test server has no Kerberos: skip the probe.
   export PGGSSENCMODE=disable
-  (cd build-asan && ctest --output-on-failure -j 2) 2>&1 | tee "$log"
+  # The PgBouncer pass runs once, in the plain build above.
+  (cd build-asan && ctest --output-on-failure -j 2 -E '[.]pgbouncer$') 2>&1 |
+    tee "$log"
   count "$log"
 fi
 # libFuzzer harnesses, a short run each (clang; see fuzz/ and the README).

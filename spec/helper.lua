@@ -8,6 +8,22 @@ local helper = { quay = quay }
 helper.url = os.getenv("QUAY_URL") or "sqlite::memory:"
 helper.backend = helper.url:match("^sqlite") and "sqlite" or "postgresql"
 helper.is_pg = helper.backend == "postgresql"
+--- The pass through PgBouncer in transaction pooling mode
+--- (spec/run_busted.sh pgbouncer): every PostgreSQL handle is opened with
+--- { prepare = false }, also by specs that call quay.open themselves.
+helper.pooled = os.getenv("QUAY_PG_PREPARE") == "0"
+if helper.pooled then
+  local open = quay.open
+  quay.open = function(url, opts)
+    if type(url) == "string" and not url:match("^sqlite:") and
+        (opts == nil or (type(opts) == "table" and opts.prepare == nil)) then
+      local o = { prepare = false }
+      for k, v in pairs(opts or {}) do o[k] = v end
+      opts = o
+    end
+    return open(url, opts)
+  end
+end
 
 --- A fresh database: a new in-memory SQLite db, or a PostgreSQL db whose
 --- public schema has been emptied.

@@ -320,6 +320,14 @@ describe("PostgreSQL driver", function()
       local pid = db:rows("SELECT pg_backend_pid() AS pid")[1].pid
       local o = other()
       local seen = 0
+      if helper.pooled then
+        -- Behind PgBouncer a backend pid names a pooled server connection,
+        -- not this handle's; spec/scaleout_spec.lua kills and restarts the
+        -- servers behind the pooler instead.
+        o:close()
+        pending("a pooled session has no backend of its own to terminate")
+        return
+      end
       local e = helper.raises("connection", function()
         for _ in T:order_by("n"):iter() do
           seen = seen + 1
@@ -363,8 +371,9 @@ describe("PostgreSQL driver", function()
         nc = nc + #rec.cs
         if n % 100 == 0 then
           C:create { t = rec }                    -- a write between chunks
-          -- open until the last chunk (rows 769..1000) has been read
-          assert.equal(n < 769 and 1 or 0, cursors())
+          -- open until the last chunk (rows 769..1000) has been read;
+          -- with { prepare = false } (PgBouncer) there is no cursor
+          assert.equal((n < 769 and not helper.pooled) and 1 or 0, cursors())
         end
       end
       assert.equal(1000, n)
@@ -417,12 +426,14 @@ describe("PostgreSQL driver", function()
                        "WHERE statement LIKE '%\"ts\"%' AND " ..
                        "statement NOT LIKE '%pg_prepared_statements%'")[1].n
       end
+      -- with { prepare = false } (PgBouncer) nothing is ever prepared
+      local k = helper.pooled and 0 or 1
       T:create { n = 1 }
       assert.equal(0, prepared())                  -- one-shot so far
       for i = 2, 20 do T:create { n = i } end
-      assert.equal(1, prepared())                  -- then one prepared INSERT
+      assert.equal(k, prepared())                  -- then one prepared INSERT
       for i = 1, 20 do assert.equal(i, T:get { n = i }.n) end
-      assert.equal(2, prepared())
+      assert.equal(2 * k, prepared())
       assert.equal(20, T:count())
     end)
 
@@ -454,7 +465,12 @@ describe("PostgreSQL driver", function()
         end
       end
       -- 300 prepared texts: at most the cache's 128 stay prepared (+1 for
-      -- the count query itself); the evicted ones were deallocated
+      -- the count query itself); the evicted ones were deallocated.  With
+      -- { prepare = false } (PgBouncer) none is prepared.
+      if helper.pooled then
+        assert.equal(0, prepared())
+        return
+      end
       assert.is_true(prepared() <= 129, tostring(prepared()))
       assert.is_true(prepared() >= 100, tostring(prepared()))
     end)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Run one busted spec file on one backend (sqlite | pg).
+# Run one busted spec file on one backend (sqlite | pg | pgbouncer).
 # Used by ctest; QUAY_BUILD_DIR points at the build with quay/core.so.
 set -eu
 backend=$1
@@ -14,6 +14,16 @@ case $backend in
       exit 77
     fi
     QUAY_URL=$QUAY_PG_URL ;;
+  pgbouncer)
+    # The pass through PgBouncer in transaction pooling mode: every
+    # PostgreSQL handle the specs open gets { prepare = false }
+    # (spec/helper.lua).
+    if [ -z "${QUAY_PGBOUNCER_URL:-}" ]; then
+      echo "skipped: QUAY_PGBOUNCER_URL is not set (no PgBouncer)"
+      exit 77
+    fi
+    QUAY_URL=$QUAY_PGBOUNCER_URL
+    export QUAY_PG_PREPARE=0 ;;
   *) echo "unknown backend $backend" >&2; exit 2 ;;
 esac
 export QUAY_URL

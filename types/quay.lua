@@ -64,6 +64,9 @@ describes; it is never loaded at run time (`---@meta`).
 ---@class quay.OpenOptions
 ---@field busy_timeout? integer SQLite lock wait in ms (default 5000)
 ---@field strict? boolean lazy loads raise `lazy_load` (addition)
+---@field prepare? boolean false: no named prepared statements, for PgBouncer in transaction mode (PostgreSQL; default true)
+---@field replicas? string[] read replica URLs: reads outside a transaction go to them in turn (PostgreSQL)
+---@field sticky? number seconds reads stay on the primary after a write on the handle (default 1)
 
 ---@class quay.FieldOptions
 ---@field null? boolean NULL allowed (default false)
@@ -150,6 +153,8 @@ describes; it is never loaded at run time (`---@meta`).
 
 ---@class quay.Stats
 ---@field queries integer SQL statements sent so far
+---@field primary integer of those, sent to the primary
+---@field replica integer of those, sent to read replicas
 
 ---The parameters `db:on_query` passes: an array that may hold `nil` (a
 ---NULL parameter) and `n`, the number of parameters.
@@ -306,6 +311,11 @@ function QuerySet:distinct() end
 ---Records of this set raise `lazy_load` on a lazy load (addition).
 ---@return quay.QuerySet
 function QuerySet:strict() end
+
+---Pin this set to the primary: its reads never go to a replica.
+---@param server "primary"
+---@return quay.QuerySet
+function QuerySet:using(server) end
 
 ---@return quay.Record[]
 function QuerySet:all() end

@@ -3,7 +3,8 @@
 -- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
 -- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
 -- sql (see below), w1..w6, or pipe / pipepf (200 times one page of posts
--- with author, tags and comments: with(...) / prefetch_related(...)).
+-- with author, tags and comments: with(...) / prefetch_related(...)), or
+-- w13 (W6-style pages for QUAY_BENCH_SECONDS: see run.w13).
 -- Prints one line "time=S cpu=S srv_cpu=S queries=N peak_kb=K base_kb=B rt=N
 -- check=C" like the floors (peak_kb: VmHWM at the end; base_kb: VmRSS at the
 -- start; srv_cpu: CPU time of the PostgreSQL server process serving the
@@ -23,8 +24,15 @@ local W, file, nusers = arg[1], arg[2], tonumber(arg[3] or "0")
 local function is_pg(s)
   return s ~= nil and (s:match("^postgres") ~= nil or s:find("=", 1, true) ~= nil)
 end
+-- QUAY_BENCH_PREPARE=0: { prepare = false } (the PgBouncer runs);
+-- QUAY_BENCH_REPLICA=URL: read from that replica (W13).
 local function open(s)
-  return quay.open(is_pg(s) and s or ("sqlite:" .. s))
+  if not is_pg(s) then return quay.open("sqlite:" .. s) end
+  local opts = {}
+  if os.getenv("QUAY_BENCH_PREPARE") == "0" then opts.prepare = false end
+  local rep = os.getenv("QUAY_BENCH_REPLICA")
+  if rep and rep ~= "" then opts.replicas = { rep } end
+  return quay.open(s, opts)
 end
 
 -- The page of PIPE: its sibling relations go to three loader steps
@@ -79,6 +87,20 @@ if W == "sql" then
   f:write(table.concat(out, "\n"), "\n")
   f:close()
   return
+end
+
+-- `waitrep PRIMARY REPLICA`: wait until the replica has replayed all the
+-- primary wrote (W13 reads the data set from it).
+if W == "waitrep" then
+  local p, r = quay.open(file), quay.open(arg[3])
+  local lsn = p:rows("SELECT pg_current_wal_insert_lsn()::text AS l")[1].l
+  for _ = 1, 1200 do
+    if r:rows("SELECT pg_last_wal_replay_lsn() >= ?::pg_lsn AS ok", { lsn })[1].ok then
+      return
+    end
+    os.execute("sleep 0.1")
+  end
+  error("the replica did not catch up")
 end
 
 local db = open(file)
@@ -156,6 +178,29 @@ local function pipe_run(how)
 end
 function run.pipe() return pipe_run("pipe") end
 function run.pipepf() return pipe_run("pipepf") end
+
+-- W13, one of 8 client processes: for QUAY_BENCH_SECONDS (default 20),
+-- load W6-style pages: 200 posts from a random id on (keyset paging), then
+-- post.author of each (one lazy batch); a page is 2 statements.  Prints
+-- "pages=N primary=N replica=N time=S cpu=S check=C".
+if W == "w13" then
+  local secs = tonumber(os.getenv("QUAY_BENCH_SECONDS") or "20")
+  local nposts = Post:count()
+  math.randomseed(tonumber(os.getenv("QUAY_BENCH_SEED") or "1"))
+  local s0, c0, t0 = db:stats(), clock.cpu(), clock.now()
+  local pages, sum = 0, 0
+  while clock.now() - t0 < secs do
+    local from = math.random(0, math.max(0, nposts - 200))
+    local posts = Post:filter { id__gt = from }:order_by("id"):limit(200):all()
+    sum = sum + loops.w6(posts)
+    pages = pages + 1
+  end
+  local t, s1 = clock.now() - t0, db:stats()
+  print(("pages=%d primary=%d replica=%d time=%.3f cpu=%.3f check=%d"):format(pages,
+    s1.primary - s0.primary, s1.replica - s0.replica, t, clock.cpu() - c0, sum % 1000000))
+  db:close()
+  return
+end
 
 assert(run[W], "unknown workload " .. tostring(W))
 if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end

@@ -7,6 +7,13 @@
 -- run-RUNID/ (one directory per run, so runs never share a file), removed
 -- at the end unless KEEP is 1.
 --
+-- BOUNCER (PostgreSQL, may be empty): the URL of PgBouncer in transaction
+-- mode in front of the same server: W1-W6 then also run on the Quay side
+-- through it with { prepare = false }, against the direct prepared runs.
+-- REPLICA (may be empty): a streaming replica of the server, for W13 (8
+-- client processes loading W6-style pages for 20 s, without and with the
+-- replica).
+--
 -- BACKEND is sqlite or postgresql.  On PostgreSQL, PGURL is a server's
 -- libpq URL (its database is only used to run CREATE/DROP DATABASE); the
 -- data set goes into a database quay_bench_RUNID (the same rows as the
@@ -14,9 +21,12 @@
 -- a fresh copy made by CREATE DATABASE ... TEMPLATE quay_bench_RUNID, and
 -- every process runs with netcount.so preloaded to count round trips.  The
 -- databases are dropped at the end unless KEEP is 1.
-local root, build, scale, seed, runs, runid, keep, backend, pgurl, only = ...
+local root, build, scale, seed, runs, runid, keep, backend, pgurl, only, bouncer,
+  replica = ...
 scale, runs = tonumber(scale), tonumber(runs)
 if only == "" then only = nil end
+if bouncer == "" then bouncer = nil end
+if replica == "" then replica = nil end
 local pg = backend == "postgresql"
 local here = root .. "/scripts/benchmark"
 local quaybin = build .. "/bin/quay"
@@ -50,10 +60,11 @@ end
 -- URL of database `name` on the server of pgurl: a URI gets its path
 -- replaced (query kept); a keyword string gets dbname= appended (the last
 -- one wins).
-local function db_url(name)
-  local head, query = pgurl:match("^(postgres[%w]*://[^/?]*)/?[^?]*(%??.*)$")
+local function db_url(name, base)
+  base = base or pgurl
+  local head, query = base:match("^(postgres[%w]*://[^/?]*)/?[^?]*(%??.*)$")
   if head then return head .. "/" .. name .. query end
-  return pgurl .. " dbname=" .. name
+  return base .. " dbname=" .. name
 end
 local dbbase = "quay_bench_" .. runid
 local dbdata, dbwork, dbrec = dbbase, dbbase .. "_w", dbbase .. "_rec"
@@ -157,11 +168,15 @@ end
 
 local nusers
 local function run_one(kind, name, write)
-  local target = pg and db_url(dbdata) or file
+  local via = kind == "quayb" and bouncer or nil
+  local target = pg and db_url(dbdata, via) or file
   if write then
     if pg then
-      admin(drop_sql(dbwork), create_sql(dbwork, dbdata))
-      target = db_url(dbwork)
+      -- A template must have no sessions: PgBouncer keeps idle ones.
+      admin(("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'"
+        .. " AND pid <> pg_backend_pid()"):format(dbdata), drop_sql(dbwork),
+        create_sql(dbwork, dbdata))
+      target = db_url(dbwork, via)
     else
       rmdb(work)
       sh(("cp %s %s"):format(q(file), q(work)))
@@ -170,7 +185,8 @@ local function run_one(kind, name, write)
   end
   local pre = pg and ("LD_PRELOAD=%s "):format(q(netcount)) or ""
   local cmd
-  if kind == "quay" then
+  if kind == "quayb" or kind == "quayn" then pre = pre .. "QUAY_BENCH_PREPARE=0 " end
+  if kind == "quay" or kind == "quayb" or kind == "quayn" then
     cmd = ("%sLUA_CPATH=%s %s %s %s %s %d"):format(pre, q(build .. "/bench/?.so;;"), q(quaybin),
       q(here .. "/quay_side.lua"), name, q(target), nusers)
   else
@@ -204,8 +220,14 @@ local function loadavg()
   return l:match("^(%S+)") or l
 end
 
+-- --only takes a comma-separated list of exact names (W1 does not select
+-- W13).
 local function selected(id)
-  return not only or only:lower():find(id:lower(), 1, true) ~= nil
+  if not only then return true end
+  for name in only:gmatch("[^,%s]+") do
+    if name:lower() == id:lower() then return true end
+  end
+  return false
 end
 
 -- Data ---------------------------------------------------------------------
@@ -225,13 +247,14 @@ end
 
 local function main()
   local t0 = os.time()
-  local any = pg and selected("PIPE")
+  local any = pg and (selected("PIPE") or (selected("W13") and only ~= nil))
   for _, w in ipairs(workloads) do any = any or selected(w.id) end
   if only and selected("PIPE") and not pg then
     print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
   end
   if not any then
-    print(("--only %s: nothing to run (workloads: W1-W6%s)"):format(only, pg and ", PIPE" or ""))
+    print(("--only %s: nothing to run (workloads: W1-W6%s)"):format(only,
+      pg and ", PIPE, W13" or ""))
     return false
   end
   if pg then
@@ -279,18 +302,25 @@ local function main()
   for _, w in ipairs(workloads) do
     if selected(w.id) then
       io.stderr:write(("running %s ...\n"):format(w.id))
-      local qr, fr = {}, {}
+      local qr, fr, br, nr = {}, {}, {}, {}
       for i in ipairs(w.floors) do fr[i] = {} end
       for _ = 1, runs do
         local r = run_one("quay", w.quay, w.write)
         if r then qr[#qr + 1] = r else failed = true end
+        if bouncer then
+          r = run_one("quayn", w.quay, w.write)
+          if r then nr[#nr + 1] = r else failed = true end
+          r = run_one("quayb", w.quay, w.write)
+          if r then br[#br + 1] = r else failed = true end
+        end
         for i, f in ipairs(w.floors) do
           r = run_one("floor", f[2], w.write)
           if r then fr[i][#fr[i] + 1] = r else failed = true end
         end
       end
       for i, f in ipairs(w.floors) do
-        rows[#rows + 1] = { label = f[1], w = w, quay = qr, floor = fr[i], main = (i == 1) }
+        rows[#rows + 1] = { label = f[1], w = w, quay = qr, floor = fr[i], main = (i == 1),
+                            bouncer = br, noprep = nr }
       end
     end
   end
@@ -303,6 +333,54 @@ local function main()
       for i, p in ipairs(pipe_rows) do
         local r = run_one(p.kind, p.name, false)
         if r then pipe[i][#pipe[i] + 1] = r else failed = true end
+      end
+    end
+  end
+
+  local w13 = nil
+  if pg and selected("W13") and only then
+    if not replica then
+      print("W13: needs a replica (scripts/bench --backend postgresql --cluster)")
+    else
+      io.stderr:write("running W13 (2 x 20 s) ...\n")
+      -- The replica must have the data before it takes reads.
+      local out, ok = capture(("LUA_CPATH=%s %s %s waitrep %s %s"):format(
+        q(build .. "/bench/?.so;;"), q(quaybin), q(here .. "/quay_side.lua"),
+        q(db_url(dbdata)), q(db_url(dbdata, replica))))
+      if not ok then error("W13: " .. out, 0) end
+      w13 = {}
+      for _, withrep in ipairs({ false, true }) do
+        local outs = {}
+        local env = ("QUAY_BENCH_SECONDS=%s QUAY_BENCH_REPLICA=%s LUA_CPATH=%s"):format(
+          os.getenv("QUAY_BENCH_SECONDS") or "20", withrep and q(db_url(dbdata, replica)) or "''",
+          q(build .. "/bench/?.so;;"))
+        local cmds = {}
+        for i = 1, 8 do
+          outs[i] = ("%s/w13-%d.out"):format(datadir, i)
+          cmds[i] = ("QUAY_BENCH_SEED=%d %s %s %s w13 %s %d >%s 2>&1 &"):format(i, env,
+            q(quaybin), q(here .. "/quay_side.lua"), q(db_url(dbdata)), nusers, q(outs[i]))
+        end
+        sh("( " .. table.concat(cmds, " ") .. " wait )")
+        local tot = { pages = 0, primary = 0, replica = 0, time = 0, cpu = 0, n = 0 }
+        for i = 1, 8 do
+          local f = io.open(outs[i])
+          local o = f and f:read("a") or ""
+          if f then f:close() end
+          local pages, pr, rp, t, c = o:match(
+            "pages=(%d+) primary=(%d+) replica=(%d+) time=([%d.]+) cpu=([%d.]+)")
+          if not pages then
+            io.stderr:write(("W13 client %d failed:\n%s\n"):format(i, o))
+            failed = true
+          else
+            tot.pages = tot.pages + tonumber(pages)
+            tot.primary = tot.primary + tonumber(pr)
+            tot.replica = tot.replica + tonumber(rp)
+            tot.time = math.max(tot.time, tonumber(t))
+            tot.cpu = tot.cpu + tonumber(c)
+            tot.n = tot.n + 1
+          end
+        end
+        w13[#w13 + 1] = { replica = withrep, t = tot }
       end
     end
   end
@@ -426,6 +504,65 @@ local function main()
       .. " alone:")
     print("  scripts/bench --backend postgresql --only PIPE")
   end
+  -- PgBouncer ----------------------------------------------------------------
+  local anyb = false
+  for _, r in ipairs(rows) do anyb = anyb or (r.main and r.bouncer and #r.bouncer > 0) end
+  if anyb then
+    print()
+    print("{ prepare = false }, direct and through PgBouncer (transaction pooling), against"
+      .. " direct prepared connections (Quay side, medians):")
+    local h = "  %-4s %-36s %8s %8s %8s %7s %7s %9s %9s %6s %8s"
+    print(h:format("", "workload", "prepared", "no-prep", "pooled", "ratio", "ratio",
+      "cpu prep.", "cpu nopr.", "ratio", "queries"))
+    print(h:format("", "", "s", "s", "s", "no-prep", "pooled", "cl.+srv", "cl.+srv", "", ""))
+    for _, r in ipairs(rows) do
+      if r.main and #r.bouncer > 0 then
+        local td, tn, tb = median(r.quay, "time"), median(r.noprep, "time"),
+          median(r.bouncer, "time")
+        local cd, cn = cpu_of(r.quay), cpu_of(r.noprep)
+        print(h:format(r.label, r.w.what, fmt(td, "%.3f"), fmt(tn, "%.3f"), fmt(tb, "%.3f"),
+          fmt(td and tn and tn / td, "%.2f"), fmt(td and tb and tb / td, "%.2f"),
+          fmt(cd, "%.3f"), fmt(cn, "%.3f"), fmt(cd and cn and cn / cd, "%.2f"),
+          ("%s/%s"):format(r.quay[1] and r.quay[1].queries or "-",
+          r.bouncer[1] and r.bouncer[1].queries or "-")))
+        for _, other in ipairs({ r.noprep, r.bouncer }) do
+          if r.quay[1] and other[1] and r.quay[1].check ~= other[1].check then
+            failed = true
+            io.stderr:write(("%s with prepare = false differs: %s vs %s\n"):format(r.label,
+              other[1].check, r.quay[1].check))
+          end
+        end
+      end
+    end
+    print("  no-prep: direct connection, { prepare = false }; pooled: the same through"
+      .. " PgBouncer.  cpu: the client")
+    print("  process plus the server process serving it (direct runs only: through PgBouncer"
+      .. " the server")
+    print("  process changes between transactions).  Without prepared statements the"
+      .. " server parses and")
+    print("  plans every execution; a statement run once costs the same either way.")
+  end
+
+  -- W13 --------------------------------------------------------------------
+  if w13 then
+    print()
+    print(("W13: 8 client processes, each loading W6-style pages (200 posts from a random"
+      .. " id + post.author, 2 statements) for %s s"):format(
+      os.getenv("QUAY_BENCH_SECONDS") or "20"))
+    local h = "  %-22s %8s %8s %10s %10s %9s %9s"
+    print(h:format("", "pages", "pages/s", "primary", "replica", "replica%", "cpu s"))
+    for _, x in ipairs(w13) do
+      local t = x.t
+      local nst = t.primary + t.replica
+      print(h:format(x.replica and "primary + replica" or "primary only", t.pages,
+        fmt(t.time > 0 and t.pages / t.time, "%.1f"), t.primary, t.replica,
+        fmt(nst > 0 and 100 * t.replica / nst, "%.0f"), fmt(t.cpu, "%.1f")))
+    end
+    print("  primary/replica: statements each server took (db:stats()); cpu: the 8 clients'"
+      .. " CPU seconds.")
+    print("  Both servers run on this machine, on the same cores as the clients.")
+  end
+
   print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
     .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
   return failed
