@@ -1224,7 +1224,16 @@ static int qs_update(lua_State *L) {
     }
     code = lua_tointeger(L, -1);
     lua_pop(L, 1);
-    {
+    if (code > 0 && lquay_is_expr(L, -1)) {
+      /* views = quay.F("views") + 1: computed in the UPDATE. */
+      Box *pBox;
+      int top = lua_gettop(L);
+      quay_expr *e = lquay_expr(L, -1, &pBox);
+      pBox->p = NULL;                 /* the writer takes it */
+      rc = quay_writer_set_expr(pW->p, (int)code - 1, e, &err);
+      lquay_box_close(L, pBox);
+      lua_settop(L, top);
+    } else {
       /* A record value becomes a snapshot the engine reads its key from;
       ** it stays on the stack until the writer has copied the key. */
       int nPushed = lquay_to_field_value(L, -1, &v, 0,

@@ -996,6 +996,8 @@ QUAY_INTERNAL void quay__emit_compare(Build *b, Cond *c, const Operand *x,
                                       void (*xRight)(Build *, void *,
                                                      Expr *),
                                       void *pRight);
+/* An expression as qs:update's new value of a row of m. */
+QUAY_INTERNAL void quay__emit_expr_update(Build *b, quay_model *m, Expr *e);
 /* Non-0 when a chain can reach one target row twice from one owner. */
 QUAY_INTERNAL int quay__chain_repeats(const Hop *aHop, int nHop);
 /* Both: the scope's FROM written at once; returns the scope. */

@@ -1305,6 +1305,85 @@ void quay__emit_compare(Build *b, Cond *c, const Operand *x,
 }
 
 /*
+** An expression of qs:update's SET: columns of the updated row are
+** "table"."column"; a column across to-one relations is a correlated
+** scalar subquery along its hops (UPDATE cannot join).
+*/
+static void emit_expr_update_rec(Build *b, quay_model *m, Expr *e) {
+  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
+                                      " / " };
+  switch (e->eOp) {
+    case EX_VALUE:
+      quay__build_param(b, &e->val);
+      return;
+    case EX_COL:
+    case EX_TRUNC: {
+      const PathRes *p = &e->path;
+      if (e->eOp == EX_TRUNC) cat(b, b->pDia->azTrunc[e->eUnit][0]);
+      if (p->nHop == 0 || col_shortcut(p)) {
+        const Field *f = p->nHop ? p->aHop[p->nHop - 1].pFromKey : p->pField;
+        if (p->nHop > 1) {
+          /* Only the last hop is a shortcut: the rest as a subquery. */
+          PathRes q = *p;
+          Expr sub;
+          q.nHop--;
+          q.pField = (Field *)f;
+          memset(&sub, 0, sizeof(sub));
+          sub.eOp = EX_COL;
+          sub.path = q;
+          emit_expr_update_rec(b, m, &sub);
+        } else {
+          col(b, m->zTable, f->zCol);
+        }
+      } else {
+        char *azT[QUAY_MAX_HOPS + 1], *zLink = NULL;
+        cat(b, "(SELECT ");
+        {
+          /* The chain's aliases are known only once it is written: write
+          ** it to the side (no parameters in it). */
+          Str save = b->sql, chain;
+          quay__str_init(&b->sql);
+          quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink);
+          chain = b->sql;
+          b->sql = save;
+          if (chain.oom || zLink == NULL) {
+            quay__str_free(&chain);
+            b->pArena->oom = 1;
+            return;
+          }
+          col(b, azT[p->nHop - 1], p->pField->zCol);
+          cat(b, " FROM ");
+          quay__str_append(&b->sql, chain.z ? chain.z : "", chain.n);
+          quay__str_free(&chain);
+        }
+        quay__str_printf(&b->sql, " WHERE %s = ", zLink);
+        col(b, m->zTable, p->aHop[0].pFromKey->zCol);
+        cat(b, ")");
+      }
+      if (e->eOp == EX_TRUNC) cat(b, b->pDia->azTrunc[e->eUnit][1]);
+      return;
+    }
+    case EX_ADD: case EX_SUB: case EX_MUL: case EX_DIV:
+      cat(b, "(");
+      emit_expr_update_rec(b, m, e->pA);
+      cat(b, azOp[e->eOp]);
+      emit_expr_update_rec(b, m, e->pB);
+      cat(b, ")");
+      return;
+    default:
+      if (b->rc == QUAY_OK) {
+        b->rc = quay__err(b->pErr, QUAY_EBAD_LOOKUP, "update: an aggregate "
+                          "or annotation cannot be a new value");
+      }
+      return;
+  }
+}
+
+void quay__emit_expr_update(Build *b, quay_model *m, Expr *e) {
+  emit_expr_update_rec(b, m, e);
+}
+
+/*
 ** The leaves of an aggregate's filter that follow the aggregate's own
 ** path refer to the aggregated rows: move them along the chain as far as
 ** their hops are the chain's (posts__published on the posts being summed).

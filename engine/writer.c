@@ -29,6 +29,7 @@ typedef struct Slot {
   char *zBuf;               /* owned copy of text/blob */
   size_t nBuf;
   int set;
+  Expr *pExpr;              /* qs:update: the new value as SQL (owned) */
 } Slot;
 
 struct quay_writer {
@@ -98,7 +99,10 @@ int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
 void quay_writer_free(quay_writer *w) {
   int i;
   if (w == NULL) return;
-  for (i = 0; i < w->pModel->nField; i++) quay__free(w->aSlot[i].zBuf);
+  for (i = 0; i < w->pModel->nField; i++) {
+    quay__free(w->aSlot[i].zBuf);
+    quay__expr_free(w->aSlot[i].pExpr);
+  }
   quay__free(w->aSlot);
   quay__free(w->aQueue);
   quay__free(w->aQueueSet);
@@ -113,7 +117,22 @@ void quay_writer_reset(quay_writer *w) {
   for (i = 0; i < w->pModel->nField; i++) {
     w->aSlot[i].set = 0;
     w->aSlot[i].v.type = QUAY_NULL;
+    quay__expr_free(w->aSlot[i].pExpr);
+    w->aSlot[i].pExpr = NULL;
   }
+}
+
+int quay_writer_set_expr(quay_writer *w, int iField, quay_expr *pExpr,
+                         quay_err *pErr) {
+  if (iField < 0 || iField >= w->pModel->nField) {
+    quay__expr_free((Expr *)pExpr);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set_expr: bad field");
+  }
+  quay__expr_free(w->aSlot[iField].pExpr);
+  w->aSlot[iField].pExpr = (Expr *)pExpr;
+  w->aSlot[iField].v.type = QUAY_NULL;
+  w->aSlot[iField].set = 1;
+  return QUAY_OK;
 }
 
 /* Store v in slot s, copying text into the slot's buffer. */
@@ -779,7 +798,12 @@ static void build_update_head(Build *b, quay_model *m, quay_writer *w) {
     if (nSet++) quay__str_cat(&b->sql, ", ");
     quay__str_ident(&b->sql, m->apField[i]->zCol);
     quay__str_cat(&b->sql, " = ");
-    quay__build_param(b, &w->aSlot[i].v);
+    if (w->aSlot[i].pExpr) {
+      /* An expression of the row's own columns: atomic, in SQL. */
+      quay__emit_expr_update(b, m, w->aSlot[i].pExpr);
+    } else {
+      quay__build_param(b, &w->aSlot[i].v);
+    }
   }
   quay__str_cat(&b->sql, " WHERE ");
   quay__str_ident(&b->sql, m->apField[m->iPk]->zCol);
@@ -886,6 +910,20 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
   }
   for (i = 0; i < m->nField; i++) {
     if (!w->aSlot[i].set) continue;
+    if (w->aSlot[i].pExpr) {
+      Expr *e = w->aSlot[i].pExpr;
+      rc = quay__expr_bind(e, pQs, 0, pErr);
+      if (rc) return rc;
+      if (is_referenced(pDb, m, m->apField[i])) {
+        return quay__err_field(pErr, QUAY_EMISUSE, m->zName,
+                               m->apField[i]->zName, "update: %s.%s is a key "
+                               "other rows reference; give it a value, not "
+                               "an expression", m->zName,
+                               m->apField[i]->zName);
+      }
+      nSet++;
+      continue;
+    }
     rc = quay__validate(m, m->apField[i], &w->aSlot[i].v, pErr);
     if (rc) return rc;
     nSet++;

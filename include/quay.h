@@ -993,6 +993,11 @@ QUAY_API void quay_writer_queued_value(quay_writer *pW, int iRow, int iField,
 QUAY_API void quay_writer_value(quay_writer *pW, int iField,
                                 quay_value *pOut);
 
+/* qs:update: field iField gets the expression pExpr (quay.F arithmetic
+** over the row's columns, across to-one relations), computed in the one
+** UPDATE statement.  Takes ownership of pExpr, also on failure. */
+QUAY_API int quay_writer_set_expr(quay_writer *pW, int iField,
+                                  quay_expr *pExpr, quay_err *pErr);
 /*
 ** qs:update(values): the values are a writer's set fields, and only
 ** those; auto_now fields change only when given (as in Django).

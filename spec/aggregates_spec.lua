@@ -283,6 +283,21 @@ describe("Aggregates and annotations", function()
                    M.Post:filter { views__gt = quay.F("author__karma") * 3 }:count())
     end)
 
+    it("updates atomically in one UPDATE statement", function()
+      local updates = 0
+      db:on_query(function(sql) if sql:find("^UPDATE") then updates = updates + 1 end end)
+      assert.equal(3, M.Post:update { views = quay.F("views") + 1 })
+      db:on_query(nil)
+      assert.equal(1, updates)
+      assert.same({ 11, 21, 6 }, list(M.Post:order_by("id"):pluck("views")))
+      -- across a to-one relation, and mixed with plain values
+      M.Post:filter { author = ann }:update { likes = quay.F("author__karma") * 10, title = "t" }
+      assert.same({ 30, 30, 1 }, list(M.Post:order_by("id"):pluck("likes")))
+      assert.equal(scalar(db, "SELECT SUM(likes) AS s FROM posts"), 61)
+      helper.raises("bad_lookup", function() return M.Post:update { views = quay.count("tags") } end)
+      helper.raises("bad_lookup", function() return M.Post:update { views = quay.F("title") + 1 } end)
+    end)
+
     it("orders by expressions", function()
       assert.same({ "a2", "a1", "b1" }, list(M.Post:order_by(quay.F("views"):desc()):pluck("title")))
       assert.same({ "b1", "a1", "a2" },
