@@ -779,7 +779,7 @@ static int load_call(lua_State *L, LDb *pDb, quay_plan *plan, quay_load *ld,
     int i;
     for (i = iOwners ? 1 : 0; i < k.nSlot; i++) {
       lua_pushinteger(L, quay_load_server(ld));
-      lua_rawsetp(L, k.aSlot[i].iArr, &lquay_LK_SERVER);
+      lua_rawsetp(L, k.aSlot[i].iMt, &lquay_LK_SERVER);  /* the result's mt */
     }
   }
   if (iOwners) {
@@ -1057,11 +1057,11 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
     lua_pop(L, 2);                     /* the owner keeps a text key alive */
   }
   plan = lazy_plan(L, pM, j);
-  if (lua_istable(L, iOwners - 1)) {
-    if (lua_rawgetp(L, iOwners - 1, &lquay_LK_SERVER) == LUA_TNUMBER) {
+  if (lua_getmetatable(L, iRec)) {
+    if (lua_rawgetp(L, -1, &lquay_LK_SERVER) == LUA_TNUMBER) {
       iSrv = (int)lua_tointeger(L, -1);  /* the server of the result */
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   }
   pLoad = lquay_box(L, load_free);
   if (quay_load_open(plan, pM->pDb->db, 0, (quay_load **)&pLoad->p, &err)) {

@@ -390,6 +390,12 @@ function Model:find(key) end
 ---@return quay.Record[]
 function Model:bulk_create(list) end
 
+---Records of this model from raw SQL (`?` placeholders); its columns name fields and must include the key.
+---@param sql string
+---@param params? any[]
+---@return quay.Record[]
+function Model:raw(sql, params) end
+
 ---@return string
 function Model:name() end
 
