@@ -234,6 +234,21 @@ describe("Aggregates and annotations", function()
       assert.equal(sql_rows[1].n, g[1].n)
     end)
 
+    it("counts distinct related rows per group", function()
+      local g = M.Post:values("author__name")
+        :annotate { commenters = quay.count("comments__author", { distinct = true }),
+                    ncomments = quay.count("comments") }
+        :order_by("author__name"):all()
+      assert.same({ author__name = "ann", commenters = 2, ncomments = 3 }, g[1])
+      assert.same({ author__name = "bob", commenters = 1, ncomments = 1 }, g[2])
+      local sql = db:rows([[SELECT u.name AS name, COUNT(DISTINCT c.author_id) AS n
+                            FROM posts p JOIN users u ON u.id = p.author_id
+                            JOIN comments c ON c.post_id = p.id
+                            GROUP BY u.name ORDER BY u.name]])
+      assert.equal(sql[1].n, g[1].commenters)
+      assert.equal(sql[2].n, g[2].commenters)
+    end)
+
     it("filters and orders groups on their aggregates", function()
       local g = M.Post:values("author__name"):annotate { n = quay.count() }:filter { n__gte = 2 }:all()
       assert.same({ { author__name = "ann", n = 2 } }, g)
