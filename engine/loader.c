@@ -264,6 +264,7 @@ static void emit_joins(Build *b, PlanStep *s) {
     quay__str_col(&b->sql, n->zAlias, h.pToKey->zCol);
     quay__str_cat(&b->sql, " = ");
     quay__str_col(&b->sql, par->zAlias, h.pFromKey->zCol);
+    quay__soft_term(b, n->pModel, n->zAlias, " AND ");
   }
 }
 
@@ -286,6 +287,7 @@ typedef struct StepFrom {
   char *zLink;              /* group column: the owner's key */
   char *zLast;              /* the step model's alias */
   char *zVia0;              /* hop 0's pivot alias, or NULL */
+  Str soft;                 /* " AND ..." hidden-row terms of the chain */
   int bInside;              /* the key test is inside zPre..zPost */
 } StepFrom;
 
@@ -295,9 +297,13 @@ static void step_from(Build *b, const Hop *aHop, int nHop, StepFrom *f) {
   memset(f, 0, sizeof(*f));
   quay__str_init(&f->pre);
   quay__str_init(&f->post);
+  quay__str_init(&f->soft);
   if (!quay__chain_repeats(aHop, nHop)) {
+    /* The step model's own row is its scope's (with_deleted may show
+    ** it); the tables before it are the chain's. */
     quay__str_init(&b->sql);
-    quay__emit_chain(b, aHop, nHop, azT, &f->zVia0, &f->zLink);
+    quay__emit_chain(b, aHop, nHop, azT, &f->zVia0, &f->zLink, &f->soft,
+                     nHop - 1);
     f->pre = b->sql;
     b->sql = save;
     f->zLast = azT[nHop - 1];
@@ -314,7 +320,8 @@ static void step_from(Build *b, const Hop *aHop, int nHop, StepFrom *f) {
     if (f->zLast == NULL || zX == NULL) return;
     quay__str_init(&b->sql);
     /* The chain up to the last hop, then its pivot when it has one. */
-    quay__emit_chain(b, aHop, nHop - 1, azT, NULL, &zInLink);
+    quay__emit_chain(b, aHop, nHop - 1, azT, NULL, &zInLink, &f->soft,
+                     nHop - 1);
     zPrev = azT[nHop - 2];
     if (h->zVia && zPrev) {
       zV = quay__alias(b);
@@ -355,6 +362,8 @@ static void step_from(Build *b, const Hop *aHop, int nHop, StepFrom *f) {
       quay__str_free(&k);
     }
     f->zKeyCol = zInLink;
+    quay__str_append(&f->post, f->soft.z ? f->soft.z : "", f->soft.n);
+    f->soft.n = 0;
     quay__str_cat(&f->post, ") AS ");
     quay__str_ident(&f->post, zX);
     quay__str_cat(&f->post, " ON ");
@@ -605,6 +614,7 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
     s->iKeyParam = b.params.n;
     b.pDia->xInArray(&b.sql, sf.zKeyCol ? sf.zKeyCol : "NULL",
                      quay__params_add(&b.params, &ph), s->eKeyType);
+    quay__str_append(&b.sql, sf.soft.z ? sf.soft.z : "", sf.soft.n);
   }
   quay__scope_where(&b, sc, &nTerm);
   /* 5. ORDER BY / LIMIT */
@@ -657,6 +667,7 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
   quay__str_free(&from);
   quay__str_free(&sf.pre);
   quay__str_free(&sf.post);
+  quay__str_free(&sf.soft);
   quay__build_free(&b);
   return QUAY_OK;
 oom:
@@ -665,6 +676,7 @@ fail:
   quay__str_free(&from);
   quay__str_free(&sf.pre);
   quay__str_free(&sf.post);
+  quay__str_free(&sf.soft);
   quay__build_free(&b);
   return rc;
 }

@@ -1224,6 +1224,26 @@ int quay_qs_is_values(const quay_qs *q) {
   return 0;
 }
 
+int quay_qs_with_deleted(quay_qs *pQs, int eMode, quay_qs **ppOut,
+                         quay_err *pErr) {
+  quay_qs *q;
+  *ppOut = NULL;
+  if (eMode != QUAY_DELETED_INCLUDE && eMode != QUAY_DELETED_ONLY) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_with_deleted: bad mode");
+  }
+  if (pQs->pModel->pDeletedAt == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "%s has no soft_delete: %s "
+                     "applies to soft_delete models only", pQs->pModel->zName,
+                     eMode == QUAY_DELETED_ONLY ? "only_deleted"
+                                                : "with_deleted");
+  }
+  q = qs_push(pQs, QS_DELETED);
+  if (q == NULL) return quay__oom(pErr);
+  q->n = eMode;
+  *ppOut = q;
+  return QUAY_OK;
+}
+
 int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
   quay_qs *q = qs_push(pQs, QS_STRICT);
   *ppOut = q;
@@ -1325,6 +1345,7 @@ int quay__qs_view(quay_qs *pQs, QsView *v, Arena *pArena, quay_err *pErr) {
       case QS_DISTINCT: v->distinct = 1; break;
       case QS_STRICT: v->strict = 1; break;
       case QS_SCOPE: v->pScope = q; break;
+      case QS_DELETED: v->eDeleted = (int)q->n; break;
     }
   }
   return QUAY_OK;

@@ -290,6 +290,9 @@ struct quay_model {
   Smap mFieldName;          /* field name -> index */
   Smap mColName;            /* column name -> index */
   Smap mRelName;            /* registered relation name -> index */
+  Field *pDeletedAt;        /* soft_delete: the deleted_at column, else
+                            ** NULL (rows with it set are left out of
+                            ** every read) */
 };
 
 /* Schema functions (schema.c, relgraph.c). */
@@ -544,7 +547,7 @@ QUAY_INTERNAL int quay__cond_has_agg(const Cond *c);
 
 enum {                      /* query-set operations */
   QS_ROOT = 1, QS_FILTER, QS_ORDER, QS_LIMIT, QS_OFFSET, QS_LOAD,
-  QS_ANNOTATE, QS_VALUES, QS_DISTINCT, QS_STRICT, QS_SCOPE,
+  QS_ANNOTATE, QS_VALUES, QS_DISTINCT, QS_STRICT, QS_SCOPE, QS_DELETED,
   QS_PRIMARY                /* using("primary"): reads go to the primary */
 };
 
@@ -938,6 +941,7 @@ typedef struct QsView {
   int distinct;                       /* QS_DISTINCT seen */
   quay_qs *pScope;                    /* QS_SCOPE node or NULL */
   int strict;
+  int eDeleted;                       /* 0, or QUAY_DELETED_* (QS_DELETED) */
 } QsView;
 QUAY_INTERNAL int quay__qs_view(quay_qs *pQs, QsView *pView, Arena *pArena,
                                 quay_err *pErr);
@@ -980,7 +984,10 @@ QUAY_INTERNAL void quay__emit_expr_row(Build *b, Scope *s, Expr *e);
 */
 QUAY_INTERNAL void quay__emit_chain(Build *b, const Hop *aHop, int nHop,
                                     char **azT, char **pzVia0,
-                                    char **pzLink);
+                                    char **pzLink, Str *pSoft, int nSoft);
+/* soft_delete: "zPre<alias>.deleted_at IS NULL" when m soft-deletes. */
+QUAY_INTERNAL void quay__soft_term(Build *b, const quay_model *m,
+                                   const char *zAlias, const char *zPre);
 /* An aggregate of the rows along e's path, correlated to the scope's
 ** row, or (xOwners) to every owner key the subquery xOwners writes. */
 QUAY_INTERNAL void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,

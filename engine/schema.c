@@ -787,6 +787,35 @@ int quay__model_finish(quay_model *m, quay_err *pErr) {
   return insert_field(m, f, 0, pErr);
 }
 
+int quay_model_set_soft_delete(quay_model *m, quay_err *pErr) {
+  quay_field_spec s;
+  int rc;
+  if (m->pDeletedAt) return QUAY_OK;
+  if (m->resolved) {
+    return quay__err(pErr, QUAY_EMISUSE, "model %s: soft_delete must be set "
+                     "while declaring", m->zName);
+  }
+  if (quay__model_field(m, "deleted_at") || quay__model_rel(m, "deleted_at")) {
+    return quay__err(pErr, QUAY_EDECLARATION, "model %s: soft_delete adds "
+                     "the field deleted_at, and the name is taken",
+                     m->zName);
+  }
+  memset(&s, 0, sizeof(s));
+  s.zName = "deleted_at";
+  s.eType = QUAY_T_DATETIME;
+  s.mFlags = QUAY_F_NULL;
+  s.zDescription = "set when the row is soft-deleted";
+  s.rSeq = HUGE_VAL;                  /* after every declared field */
+  rc = quay_model_add_field(m, &s, pErr);
+  if (rc) return rc;
+  m->pDeletedAt = quay__model_field(m, "deleted_at");
+  return QUAY_OK;
+}
+
+int quay_model_soft_delete(const quay_model *m) {
+  return m->pDeletedAt != NULL;
+}
+
 int quay_model_finish(quay_model *m, quay_err *pErr) {
   return quay__model_finish(m, pErr);
 }

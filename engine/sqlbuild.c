@@ -116,6 +116,24 @@ static void ident(Build *b, const char *z) { quay__str_ident(&b->sql, z); }
 static void col(Build *b, const char *zA, const char *zC) {
   quay__str_col(&b->sql, zA, zC);
 }
+
+/*
+** soft_delete: "zPre<alias>.deleted_at IS NULL" when m soft-deletes (its
+** soft-deleted rows are left out of every read); returns 1 if written.
+*/
+static int soft_term(Build *b, const quay_model *m, const char *zAlias,
+                     const char *zPre) {
+  if (m->pDeletedAt == NULL) return 0;
+  cat(b, zPre);
+  col(b, zAlias, m->pDeletedAt->zCol);
+  cat(b, " IS NULL");
+  return 1;
+}
+
+void quay__soft_term(Build *b, const quay_model *m, const char *zAlias,
+                     const char *zPre) {
+  soft_term(b, m, zAlias, zPre);
+}
 /* }================================================================== */
 
 
@@ -545,8 +563,9 @@ static int leaf_shortcut(const ENode *n) {
   if (n->iHop != c->nHop - 1 || h->toMany || h->zVia) return 0;
   fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
   if (h->pRel->eKind == QUAY_R_REVERSE ||
-      (fwd->eKind != QUAY_R_BELONGS_TO && fwd->eKind != QUAY_R_ONE_TO_ONE)) {
-    return 0;
+      (fwd->eKind != QUAY_R_BELONGS_TO && fwd->eKind != QUAY_R_ONE_TO_ONE) ||
+      h->pTo->pDeletedAt) {
+    return 0;                       /* soft_delete: the row must be read */
   }
   return c->bRelTest || c->pField == h->pToKey;
 }
@@ -599,6 +618,7 @@ static void scope_emit_joins(Build *b, Scope *s) {
       col(b, j->zAlias, h->pToKey->zCol);
       cat(b, " = ");
       col(b, j->zParent, h->pFromKey->zCol);
+      soft_term(b, h->pTo, j->zAlias, " AND ");
     } else {
       Field *pk = h->pTo->apField[h->pTo->iPk];
       char *zX = quay__alias(b);
@@ -614,6 +634,7 @@ static void scope_emit_joins(Build *b, Scope *s) {
       col(b, zX, h->pToKey->zCol);
       cat(b, " = ");
       col(b, j->zParent, h->pFromKey->zCol);
+      soft_term(b, h->pTo, zX, " AND ");
       cat(b, ")");
     }
   }
@@ -767,7 +788,7 @@ static void node_advance(ENode *n, const Binding *x, const char *zT,
 ** comparing the key the pivot table holds (`tags = t`, `tags__in`). */
 static int via_only(ENode **ap, int n, const Binding *x) {
   int i;
-  if (x->pHop->zVia == NULL) return 0;
+  if (x->pHop->zVia == NULL || x->pHop->pTo->pDeletedAt) return 0;
   for (i = 0; i < n; i++) {
     const ENode *e = ap[i];
     Binding y;
@@ -829,6 +850,7 @@ static void emit_exists(Build *b, ENode **ap, int n, const Binding *x) {
     for (i = 0; i < n; i++) scope_prepare(b, s2, ap[i]);
     scope_emit_joins(b, s2);
     cat(b, " WHERE ");
+    if (soft_term(b, h->pTo, zT, "")) cat(b, " AND ");
     emit_and(b, ap, n);
     if (h->toNullable) {
       cat(b, " AND ");
@@ -1088,10 +1110,12 @@ static void emit_node(Build *b, ENode *n) {
 ** The tables of a hop chain, from hop 0's far side: "to" AS t, or "via"
 ** AS v JOIN "to" AS t, then a JOIN per later hop.  azT[i] gets the alias
 ** of hop i's target; *pzLink the column of the first table that holds the
-** owner's key (what hop 0 matches against pFromKey).
+** owner's key (what hop 0 matches against pFromKey).  pSoft, when given,
+** gets " AND t.deleted_at IS NULL" for the targets of hops 0..nSoft-1
+** that soft-delete: a hidden row hides what is reached through it.
 */
 void quay__emit_chain(Build *b, const Hop *aHop, int nHop, char **azT,
-                      char **pzVia0, char **pzLink) {
+                      char **pzVia0, char **pzLink, Str *pSoft, int nSoft) {
   int j;
   const char *zPrev = NULL;
   Str s;
@@ -1147,6 +1171,11 @@ void quay__emit_chain(Build *b, const Hop *aHop, int nHop, char **azT,
         col(b, zPrev, h->pFromKey->zCol);
       }
     }
+    if (pSoft && j < nSoft && h->pTo->pDeletedAt) {
+      quay__str_cat(pSoft, " AND ");
+      quay__str_col(pSoft, zT, h->pTo->pDeletedAt->zCol);
+      quay__str_cat(pSoft, " IS NULL");
+    }
     zPrev = zT;
   }
 }
@@ -1170,7 +1199,7 @@ static int col_shortcut(const PathRes *p) {
   fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
   return h->pRel->eKind != QUAY_R_REVERSE && h->zVia == NULL &&
          (fwd->eKind == QUAY_R_BELONGS_TO || fwd->eKind == QUAY_R_ONE_TO_ONE) &&
-         p->pField == h->pToKey;
+         p->pField == h->pToKey && h->pTo->pDeletedAt == NULL;
 }
 
 /* The alias of the row a column path reaches (joins of x's scope; added
@@ -1343,7 +1372,7 @@ static void emit_expr_update_rec(Build *b, quay_model *m, Expr *e) {
           ** it to the side (no parameters in it). */
           Str save = b->sql, chain;
           quay__str_init(&b->sql);
-          quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink);
+          quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, NULL, 0);
           chain = b->sql;
           b->sql = save;
           if (chain.oom || zLink == NULL) {
@@ -1439,8 +1468,9 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
                  eFn != QUAY_AGG_EXISTS && eFn == e->eFunc;
   Scope *s2;
   ExprCtx *x2;
-  Str body, save;
+  Str body, save, soft;
   int nTerm = 0;
+  quay__str_init(&soft);
   /* The FROM and WHERE go to the side first: the select list needs the
   ** chain's aliases, the WHERE's parameters come after the list's (none). */
   save = b->sql;
@@ -1455,7 +1485,8 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
     zLast = azT[0];
     zLink = col_expr(b, zLast, pLast->apField[pLast->iPk]->zCol);
   } else {
-    quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink);
+    quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, &soft,
+                     p->nHop);
     zLast = azT[p->nHop - 1];
   }
   if (zLink == NULL || zLast == NULL) goto done;
@@ -1490,6 +1521,9 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
     }
   }
   nTerm = 1;
+  if (p->nHop == 0) soft_term(b, pLast, zLast, " AND ");
+  quay__str_append(&b->sql, soft.z ? soft.z : "", soft.n);
+  quay__str_free(&soft);
   if (e->pFilter) {
     cat(b, " AND ");
     emit_node(b, s2->apRoot[0]);
@@ -1535,6 +1569,7 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
   (void)nTerm;
   return;
 done:
+  quay__str_free(&soft);
   quay__str_free(&b->sql);
   b->sql = save;
   b->pArena->oom = 1;
@@ -1559,6 +1594,7 @@ static void emit_has(Build *b, Cond *c, int iHop, const char *zBase) {
   hop_source(b, h, zT, zV);
   if (iHop + 1 < c->nHop) {
     cat(b, " WHERE ");
+    if (soft_term(b, h->pTo, zT, "")) cat(b, " AND ");
     emit_has(b, c, iHop + 1, zT);
     nTerm++;
   } else {
@@ -1729,6 +1765,12 @@ void quay__scope_where(Build *b, Scope *s, int *pnTerm) {
   QsView *v;
   if (s == NULL) return;
   v = s->pView;
+  if (s->pModel->pDeletedAt && (v == NULL || v->eDeleted != QUAY_DELETED_INCLUDE)) {
+    cat(b, *pnTerm ? " AND " : " WHERE ");
+    (*pnTerm)++;
+    col(b, s->zAlias, s->pModel->pDeletedAt->zCol);
+    cat(b, v && v->eDeleted == QUAY_DELETED_ONLY ? " IS NOT NULL" : " IS NULL");
+  }
   if (v && v->pScope) {
     Hop aHop[QUAY_MAX_HOPS];
     int n;

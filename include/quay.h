@@ -453,6 +453,15 @@ QUAY_API int quay_model_finish(quay_model *pModel, quay_err *pErr);
 ** free it.  Only for a model not yet resolved; QUAY_EMISUSE otherwise.
 */
 QUAY_API int quay_model_discard(quay_model *pModel);
+/*
+** soft_delete: adds the nullable datetime field `deleted_at`; rows with it
+** set are left out of every read of the model (queries, relation access,
+** prefetch, select_related, counts, aggregates, where_has) unless a query
+** set asks for them (quay_qs_with_deleted).  Before the model resolves.
+*/
+QUAY_API int quay_model_set_soft_delete(quay_model *pModel, quay_err *pErr);
+/* Non-0 for a soft_delete model. */
+QUAY_API int quay_model_soft_delete(const quay_model *pModel);
 /* unique_together: azField names fields or relations of the model. */
 QUAY_API int quay_model_add_unique(quay_model *pModel,
                                    const char *const *azField, int nField,
@@ -720,6 +729,10 @@ QUAY_API int quay_qs_is_values(const quay_qs *pQs);
 /* The model a relation path from pModel reaches (unknown_relation). */
 QUAY_API int quay_model_path_target(quay_model *pModel, const char *zPath,
                                     quay_model **ppTarget, quay_err *pErr);
+/* with_deleted / only_deleted of a soft_delete model's set. */
+enum { QUAY_DELETED_INCLUDE = 1, QUAY_DELETED_ONLY };
+QUAY_API int quay_qs_with_deleted(quay_qs *pQs, int eMode, quay_qs **ppOut,
+                                  quay_err *pErr);
 /* strict: lazy loads of records from this set raise QUAY_ELAZY_LOAD. */
 QUAY_API int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr);
 QUAY_API int quay_qs_is_strict(const quay_qs *pQs);
