@@ -211,6 +211,10 @@ static void declare_model(quay_schema *pS, quay_model *m) {
     c->pField = f;
     c->eType = key_class(f);
     c->nMax = f->eType == QUAY_T_STRING ? f->nMax : 0;
+    if (f->pRel && f->pRel->pFk == f && f->pRel->pKey &&
+        f->pRel->pKey->eType == QUAY_T_STRING && f->eType == QUAY_T_STRING) {
+      c->nMax = f->pRel->pKey->nMax;   /* a key column holds the key's values */
+    }
     c->iPk = k == m->iPk;
     c->bAuto = c->iPk && f->eType == QUAY_T_ID;
     c->bNull = !c->iPk && (f->mFlags & QUAY_F_NULL) != 0;

@@ -1256,7 +1256,11 @@ static void diff_drops(Diff *x) {
   int i, k, j, nLeft = 0;
   if (abDone == NULL) return;
   for (i = 0; i < pL->nTab; i++) {
-    abDone[i] = x->abLiveUsed[i];
+    /* A table no model could declare (no single-column primary key) is
+    ** not Quay's: it is left alone. */
+    int nPk = 0;
+    for (k = 0; k < pL->aTab[i].nCol; k++) nPk += pL->aTab[i].aCol[k].iPk > 0;
+    abDone[i] = x->abLiveUsed[i] || nPk != 1;
     nLeft += !abDone[i];
   }
   while (nLeft > 0 && !x->pMig->oom) {
