@@ -733,12 +733,11 @@ typedef struct DataArg {
   int errRef;               /* LUA_NOREF, or the error fn raised */
 } DataArg;
 
-/* Protected body: fn(db); its error is kept with luaL_ref (house rule 6). */
+/* Protected body [a, fn, db]: fn(db); its error is kept with luaL_ref
+** (house rule 6). */
 static int data_body(lua_State *L) {
   DataArg *a = lua_touserdata(L, 1);
-  lua_pushvalue(L, a->iFn);
-  lua_pushvalue(L, a->iDb);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {             /* [a, fn] (db taken) */
     a->errRef = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   return 0;
@@ -756,7 +755,9 @@ static int data_call(void *pArg, quay_db *db, quay_err *pErr) {
   }
   lua_pushcfunction(L, data_body);                   /* '-' calls */
   lua_pushlightuserdata(L, a);
-  rc = lua_pcall(L, 1, 0, 0);
+  lua_pushvalue(L, a->iFn);          /* slots of db_apply_migration's frame */
+  lua_pushvalue(L, a->iDb);
+  rc = lua_pcall(L, 3, 0, 0);
   lua_settop(L, top);
   if (rc != LUA_OK || a->errRef != LUA_NOREF) {
     pErr->code = QUAY_ECALLBACK;
