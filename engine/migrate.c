@@ -659,6 +659,23 @@ static int can_drop(const STable *l, const SCol *c) {
   return !in_check(l, c->zName);
 }
 
+/* Does a live foreign key refer to column zCol of live table l? */
+static int referenced(Diff *x, const STable *l, const char *zCol) {
+  int i, k, j;
+  for (i = 0; i < x->pLive->nTab; i++) {
+    const STable *o = &x->pLive->aTab[i];
+    for (k = 0; k < o->nFk; k++) {
+      if (strcmp(o->aFk[k].zTable, l->zName) != 0) continue;
+      for (j = 0; j < o->aFk[k].nCol; j++) {
+        if (o->aFk[k].azTo[j] && strcmp(o->aFk[k].azTo[j], zCol) == 0) {
+          return 1;
+        }
+      }
+    }
+  }
+  return 0;
+}
+
 /* "ALTER TABLE t " into x->q. */
 static void alter_head(Diff *x, const char *zTable) {
   quay__str_cat(&x->q, "ALTER TABLE ");
@@ -766,9 +783,8 @@ static void diff_columns(Diff *x, TabMap *m) {
                          "keep null = true", t->zName, c->zName);
         s->zGuardMsg = take_what(x);
       }
-      if (bType || bPk) {
-        /* Other tables may refer to this column. */
-        m->bRefKeyChanged = 1;
+      if ((bType || bPk) && referenced(x, l, lc->zName)) {
+        m->bRefKeyChanged = 1;       /* check the tables that refer to it */
       }
       if (!d->bAlterColumn) {
         m->bRebuild = 1;
@@ -854,7 +870,7 @@ static void diff_columns(Diff *x, TabMap *m) {
     quay__str_printf(&x->w, "drop column %s.%s and its values (no field "
                      "declares it)", t->zName, lc->zName);
     s->zWhat = take_what(x);
-    if (lc->iPk) m->bRefKeyChanged = 1;
+    if (referenced(x, l, lc->zName)) m->bRefKeyChanged = 1;
     if (!d->bAlterColumn && !can_drop(l, lc)) {
       m->bRebuild = 1;
       continue;
@@ -918,8 +934,9 @@ static void diff_keys(Diff *x, TabMap *m) {
     }
     if (!bDoomed && !quay__ddl_owns_index(l, li)) continue;   /* not ours */
     for (k = 0; k < li->nCol; k++) {
-      SCol *lc = li->azCol[k] ? quay__stable_find_col(l, li->azCol[k]) : NULL;
-      if (lc && li->bUnique) m->bRefKeyChanged = 1;
+      if (li->bUnique && li->azCol[k] && referenced(x, l, li->azCol[k])) {
+        m->bRefKeyChanged = 1;
+      }
     }
     if (li->bConstraint) {
       s = tab_step(x, m, QUAY_OP_DROP_CONSTRAINT, P_DROP_INDEX, li->zName);
