@@ -819,7 +819,21 @@ static int db_apply_migration(lua_State *L) {
       lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d is not a "
                    "table", o.zName, (int)i);
     }
-    check_keys(L, top, azStepKey, "a migration step");
+    lua_pushnil(L);
+    while (lua_next(L, top)) {                       /* [.., step, k, v] */
+      int j, ok = 0;
+      for (j = 0; azStepKey[j] && lua_type(L, -2) == LUA_TSTRING; j++) {
+        if (strcmp(azStepKey[j], lua_tostring(L, -2)) == 0) ok = 1;
+      }
+      if (!ok) {
+        lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d has an "
+                     "unknown key '%s' (op, model, table, column, what, sql, "
+                     "destructive, rebuild)", o.zName, (int)i,
+                     lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                    : "?");
+      }
+      lua_pop(L, 1);
+    }
     memset(&s, 0, sizeof(s));
     lua_getfield(L, top, "op");
     s.eOp = lua_type(L, -1) == LUA_TSTRING ? quay_op_code(lua_tostring(L, -1))
