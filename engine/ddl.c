@@ -101,7 +101,7 @@ int quay__ddl_literal(Str *p, int eType, const quay_value *v) {
 }
 
 /* The value of a literal as text, as inspect.c reads a live DEFAULT. */
-static int literal_value(Str *p, const quay_value *v) {
+static int ddl_literal_value(Str *p, const quay_value *v) {
   switch (v->type) {
     case QUAY_INT: quay__str_printf(p, "%lld", (long long)v->u.i); return 1;
     case QUAY_REAL: quay__str_printf(p, "%.17g", v->u.r); return 1;
@@ -112,7 +112,7 @@ static int literal_value(Str *p, const quay_value *v) {
 }
 
 /* The ON UPDATE action the DDL writes for a declared rule. */
-static int update_action(int eRule) {
+static int ddl_update_action(int eRule) {
   switch (eRule) {
     case QUAY_CASCADE: return QUAY_CASCADE;
     case QUAY_SET_NULL: return QUAY_SET_NULL;
@@ -131,12 +131,12 @@ static int update_action(int eRule) {
 ** ===================================================================
 */
 /* The type class of a key column that refers to field f. */
-static int key_class(const Field *f) {
+static int ddl_key_class(const Field *f) {
   return f->eType == QUAY_T_ID ? QUAY_T_INTEGER : f->eType;
 }
 
 /* Fill a declared column's DDL type and default. */
-static void declared_col(quay_schema *pS, SCol *c) {
+static void ddl_declared_col(quay_schema *pS, SCol *c) {
   Str s;
   quay__str_init(&s);
   quay__ddl_type(pS->pDia, c, &s);
@@ -148,7 +148,7 @@ static void declared_col(quay_schema *pS, SCol *c) {
       quay__ddl_literal(&s, c->eType, &c->pField->dflt) && !s.oom) {
     c->zDefault = quay__schema_str(pS, s.z);
     quay__str_reset(&s);
-    if (literal_value(&s, &c->pField->dflt) && !s.oom) {
+    if (ddl_literal_value(&s, &c->pField->dflt) && !s.oom) {
       c->eDflt = DFLT_VALUE;
       c->zDfltVal = quay__schema_str(pS, s.n ? s.z : "");
     }
@@ -158,7 +158,7 @@ static void declared_col(quay_schema *pS, SCol *c) {
 }
 
 /* The renamed_from of a field: its own, or its relation's. */
-static const char *field_renamed(const Field *f) {
+static const char *ddl_field_renamed(const Field *f) {
   if (f->zRenamed) return f->zRenamed;
   if (f->pRel && f->pRel->pFk == f && f->pRel->zRenamed) {
     return f->pRel->zRenamed;
@@ -167,7 +167,7 @@ static const char *field_renamed(const Field *f) {
 }
 
 /* A Quay-named index or UNIQUE constraint over the nCol columns azCol. */
-static void declared_idx(quay_schema *pS, STable *t, char **azCol, int nCol,
+static void ddl_declared_idx(quay_schema *pS, STable *t, char **azCol, int nCol,
                          int bUnique, int bConstraint) {
   char zName[64];
   SIdx *x;
@@ -180,7 +180,7 @@ static void declared_idx(quay_schema *pS, STable *t, char **azCol, int nCol,
   for (i = 0; i < nCol; i++) quay__sidx_add_col(pS, x, azCol[i]);
 }
 
-static void declared_fk(quay_schema *pS, STable *t, const char *zCol,
+static void ddl_declared_fk(quay_schema *pS, STable *t, const char *zCol,
                         const char *zTable, const char *zTo, int eOnDelete,
                         int eOnUpdate, int bDeferrable) {
   char zName[64];
@@ -197,7 +197,7 @@ static void declared_fk(quay_schema *pS, STable *t, const char *zCol,
 }
 
 /* The table of one model. */
-static void declare_model(quay_schema *pS, quay_model *m) {
+static void ddl_declare_model(quay_schema *pS, quay_model *m) {
   const Dialect *d = pS->pDia;
   STable *t = quay__schema_add_table(pS, m->zTable);
   int k;
@@ -209,7 +209,7 @@ static void declare_model(quay_schema *pS, quay_model *m) {
     SCol *c = quay__stable_add_col(pS, t, f->zCol);
     if (c == NULL) return;
     c->pField = f;
-    c->eType = key_class(f);
+    c->eType = ddl_key_class(f);
     c->nMax = f->eType == QUAY_T_STRING ? f->nMax : 0;
     if (f->pRel && f->pRel->pFk == f && f->pRel->pKey &&
         f->pRel->pKey->eType == QUAY_T_STRING && f->eType == QUAY_T_STRING) {
@@ -218,22 +218,22 @@ static void declare_model(quay_schema *pS, quay_model *m) {
     c->iPk = k == m->iPk;
     c->bAuto = c->iPk && f->eType == QUAY_T_ID;
     c->bNull = !c->iPk && (f->mFlags & QUAY_F_NULL) != 0;
-    c->zRenamed = field_renamed(f);
-    declared_col(pS, c);
+    c->zRenamed = ddl_field_renamed(f);
+    ddl_declared_col(pS, c);
   }
   for (k = 0; k < m->nField; k++) {
     Field *f = m->apField[k];
     Rel *r = f->pRel;
     if (k == m->iPk) continue;
     if (f->mFlags & QUAY_F_UNIQUE) {
-      declared_idx(pS, t, &f->zCol, 1, 1, 1);
+      ddl_declared_idx(pS, t, &f->zCol, 1, 1, 1);
     } else if (f->mFlags & QUAY_F_INDEX) {
-      declared_idx(pS, t, &f->zCol, 1, 0, 0);
+      ddl_declared_idx(pS, t, &f->zCol, 1, 0, 0);
     }
     if (r && r->pFk == f && r->pFrom == m &&
         (r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE)) {
-      declared_fk(pS, t, f->zCol, r->pTo->zTable, r->pKey->zCol,
-                  QUAY_NO_ACTION, update_action(r->eOnUpdate),
+      ddl_declared_fk(pS, t, f->zCol, r->pTo->zTable, r->pKey->zCol,
+                  QUAY_NO_ACTION, ddl_update_action(r->eOnUpdate),
                   r->eOnDelete != QUAY_NO_ACTION && d->zFkDeferrable[0]);
     }
   }
@@ -246,7 +246,7 @@ static void declare_model(quay_schema *pS, quay_model *m) {
       azCol[j] = f ? f->zCol : (r && r->pFk ? r->pFk->zCol : NULL);
       if (QUAY_NEVER(azCol[j] == NULL)) return;   /* resolve checked it */
     }
-    declared_idx(pS, t, azCol, n, 1, 1);
+    ddl_declared_idx(pS, t, azCol, n, 1, 1);
   }
   /* CHECK constraints: none are declared yet.  A field type or option
   ** that adds one (choices, min, max) adds it here, named by
@@ -255,7 +255,7 @@ static void declare_model(quay_schema *pS, quay_model *m) {
 }
 
 /* The table of an automatic join table (many_to_many without through). */
-static void declare_join(quay_schema *pS, JoinTable *j) {
+static void ddl_declare_join(quay_schema *pS, JoinTable *j) {
   const Dialect *d = pS->pDia;
   STable *t = quay__schema_add_table(pS, j->zTable);
   SCol *c;
@@ -266,23 +266,23 @@ static void declare_join(quay_schema *pS, JoinTable *j) {
   c->eType = QUAY_T_INTEGER;
   c->iPk = 1;
   c->bAuto = 1;
-  declared_col(pS, c);
+  ddl_declared_col(pS, c);
   if ((c = quay__stable_add_col(pS, t, j->zSrcCol)) == NULL) return;
-  c->eType = key_class(j->pSrcKey);
+  c->eType = ddl_key_class(j->pSrcKey);
   c->nMax = j->pSrcKey->eType == QUAY_T_STRING ? j->pSrcKey->nMax : 0;
-  declared_col(pS, c);
+  ddl_declared_col(pS, c);
   if ((c = quay__stable_add_col(pS, t, j->zDstCol)) == NULL) return;
-  c->eType = key_class(j->pDstKey);
+  c->eType = ddl_key_class(j->pDstKey);
   c->nMax = j->pDstKey->eType == QUAY_T_STRING ? j->pDstKey->nMax : 0;
-  declared_col(pS, c);
-  declared_fk(pS, t, j->zSrcCol, j->pSrc->zTable, j->pSrcKey->zCol,
+  ddl_declared_col(pS, c);
+  ddl_declared_fk(pS, t, j->zSrcCol, j->pSrc->zTable, j->pSrcKey->zCol,
               QUAY_CASCADE, QUAY_CASCADE, d->zFkDeferrable[0] != 0);
-  declared_fk(pS, t, j->zDstCol, j->pDst->zTable, j->pDstKey->zCol,
+  ddl_declared_fk(pS, t, j->zDstCol, j->pDst->zTable, j->pDstKey->zCol,
               QUAY_CASCADE, QUAY_CASCADE, d->zFkDeferrable[0] != 0);
   azCol[0] = j->zSrcCol;
   azCol[1] = j->zDstCol;
-  declared_idx(pS, t, azCol, 2, 1, 1);
-  declared_idx(pS, t, &azCol[1], 1, 0, 0);
+  ddl_declared_idx(pS, t, azCol, 2, 1, 1);
+  ddl_declared_idx(pS, t, &azCol[1], 1, 0, 0);
 }
 
 /*
@@ -305,9 +305,9 @@ int quay__schema_declared(quay_db *pDb, quay_schema **ppS, quay_err *pErr) {
     quay_schema_free(pS);
     return quay__oom(pErr);
   }
-  for (i = 0; i < n; i++) declare_model(pS, pDb->apModel[aOrder[i]]);
+  for (i = 0; i < n; i++) ddl_declare_model(pS, pDb->apModel[aOrder[i]]);
   for (i = 0; i < pDb->nJoin; i++) {
-    if (pDb->apJoin[i]->pThrough == NULL) declare_join(pS, pDb->apJoin[i]);
+    if (pDb->apJoin[i]->pThrough == NULL) ddl_declare_join(pS, pDb->apJoin[i]);
   }
   quay__free(aOrder);
   if (pS->oom) {
@@ -360,7 +360,7 @@ void quay__ddl_references(const Dialect *d, const SFk *f, Str *p) {
 }
 
 /* The single-column UNIQUE constraint of column zCol, or NULL. */
-static const SIdx *inline_unique(const STable *t, const char *zCol) {
+static const SIdx *ddl_inline_unique(const STable *t, const char *zCol) {
   int i;
   for (i = 0; i < t->nIdx; i++) {
     const SIdx *x = &t->aIdx[i];
@@ -373,7 +373,7 @@ static const SIdx *inline_unique(const STable *t, const char *zCol) {
 }
 
 /* The single-column foreign key of column zCol, or -1. */
-static int inline_fk(const STable *t, const char *zCol) {
+static int ddl_inline_fk(const STable *t, const char *zCol) {
   int i;
   for (i = 0; i < t->nFk; i++) {
     if (t->aFk[i].nCol == 1 && strcmp(t->aFk[i].azCol[0], zCol) == 0) {
@@ -393,10 +393,10 @@ void quay__ddl_create_table(const Dialect *d, const STable *t,
   quay__str_cat(p, " (");
   for (i = 0; i < t->nCol; i++) {
     const SCol *c = &t->aCol[i];
-    int iFk = inline_fk(t, c->zName);
+    int iFk = ddl_inline_fk(t, c->zName);
     if (i) quay__str_cat(p, ", ");
     quay__ddl_column(d, c, nPk == 1 && c->iPk, p);
-    if (!c->iPk && inline_unique(t, c->zName)) quay__str_cat(p, " UNIQUE");
+    if (!c->iPk && ddl_inline_unique(t, c->zName)) quay__str_cat(p, " UNIQUE");
     if (iFk >= 0 && (abFkOk == NULL || abFkOk[iFk])) {
       quay__ddl_references(d, &t->aFk[iFk], p);
     }

@@ -166,13 +166,13 @@ static void pg_raw_sql(Str *pOut, const char *z, int *pnParam) {
 #define PG_TABLES "n.nspname = current_schema() AND c.relkind IN ('r', 'p') " \
                   "AND c.relname <> 'quay_migrations'"
 
-static const char *row_text(quay_cursor *c, int i) {
+static const char *pg_row_text(quay_cursor *c, int i) {
   quay_value v;
   quay_cursor_value(c, i, &v);
   return v.type == QUAY_TEXT ? v.u.z : NULL;
 }
 
-static int64_t row_int(quay_cursor *c, int i) {
+static int64_t pg_row_int(quay_cursor *c, int i) {
   quay_value v;
   quay_cursor_value(c, i, &v);
   if (v.type == QUAY_INT) return v.u.i;
@@ -180,7 +180,7 @@ static int64_t row_int(quay_cursor *c, int i) {
   return 0;
 }
 
-static int row_bool(quay_cursor *c, int i) {
+static int pg_row_bool(quay_cursor *c, int i) {
   quay_value v;
   quay_cursor_value(c, i, &v);
   if (v.type == QUAY_BOOL) return v.u.b;
@@ -188,7 +188,7 @@ static int row_bool(quay_cursor *c, int i) {
   return v.type == QUAY_TEXT && (v.u.z[0] == 't' || v.u.z[0] == 'T');
 }
 
-static STable *table_of(quay_schema *pS, STable **ppLast, const char *z) {
+static STable *pg_table_of(quay_schema *pS, STable **ppLast, const char *z) {
   if (z == NULL) return NULL;
   if (*ppLast && strcmp((*ppLast)->zName, z) == 0) return *ppLast;
   *ppLast = quay__schema_find(pS, z);
@@ -221,61 +221,61 @@ static int pg_each(quay_db *pDb, const char *zSql,
   return rc == QUAY_DONE ? QUAY_OK : rc;
 }
 
-static void row_column(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
+static void pg_row_column(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
   SCol *col;
-  if (t == NULL || row_text(c, 1) == NULL) return;   /* a table, no column */
-  col = quay__stable_add_col(pS, t, row_text(c, 1));
+  if (t == NULL || pg_row_text(c, 1) == NULL) return;   /* a table, no column */
+  col = quay__stable_add_col(pS, t, pg_row_text(c, 1));
   if (col == NULL) return;
-  col->zType = quay__schema_str(pS, row_text(c, 2) ? row_text(c, 2) : "");
-  col->bNull = !row_bool(c, 3);
-  col->zDefault = quay__schema_str(pS, row_text(c, 4));
-  col->bAuto = row_bool(c, 5);
+  col->zType = quay__schema_str(pS, pg_row_text(c, 2) ? pg_row_text(c, 2) : "");
+  col->bNull = !pg_row_bool(c, 3);
+  col->zDefault = quay__schema_str(pS, pg_row_text(c, 4));
+  col->bAuto = pg_row_bool(c, 5);
 }
 
-static void row_index(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
-  const char *zIdx = row_text(c, 1), *zCon = row_text(c, 4);
+static void pg_row_index(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
+  const char *zIdx = pg_row_text(c, 1), *zCon = pg_row_text(c, 4);
   SIdx *x;
   if (t == NULL || zIdx == NULL) return;
-  if (row_bool(c, 3)) {                        /* the primary key */
-    SCol *col = row_text(c, 6) ? quay__stable_find_col(t, row_text(c, 6))
+  if (pg_row_bool(c, 3)) {                        /* the primary key */
+    SCol *col = pg_row_text(c, 6) ? quay__stable_find_col(t, pg_row_text(c, 6))
                                : NULL;
     if (t->zPkName == NULL) t->zPkName = quay__schema_str(pS, zIdx);
-    if (col) col->iPk = (int)row_int(c, 7);
+    if (col) col->iPk = (int)pg_row_int(c, 7);
     return;
   }
   x = t->nIdx ? &t->aIdx[t->nIdx - 1] : NULL;
   if (x == NULL || strcmp(x->zName, zIdx) != 0) {
     x = quay__stable_add_idx(pS, t, zIdx);
     if (x == NULL) return;
-    x->bUnique = row_bool(c, 2);
+    x->bUnique = pg_row_bool(c, 2);
     x->bConstraint = zCon && zCon[0] == 'u';
-    x->bPartial = row_bool(c, 5);
+    x->bPartial = pg_row_bool(c, 5);
   }
-  quay__sidx_add_col(pS, x, row_text(c, 6));
+  quay__sidx_add_col(pS, x, pg_row_text(c, 6));
 }
 
-static void row_fk(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
-  const char *zName = row_text(c, 1);
+static void pg_row_fk(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
+  const char *zName = pg_row_text(c, 1);
   SFk *f;
   if (t == NULL || zName == NULL) return;
   f = t->nFk ? &t->aFk[t->nFk - 1] : NULL;
   if (f == NULL || f->zName == NULL || strcmp(f->zName, zName) != 0) {
-    f = quay__stable_add_fk(pS, t, zName, row_text(c, 4) ? row_text(c, 4)
+    f = quay__stable_add_fk(pS, t, zName, pg_row_text(c, 4) ? pg_row_text(c, 4)
                                                          : "");
     if (f == NULL) return;
-    f->eOnDelete = pg_action(row_text(c, 6));
-    f->eOnUpdate = pg_action(row_text(c, 7));
-    f->bDeferrable = row_bool(c, 8);
+    f->eOnDelete = pg_action(pg_row_text(c, 6));
+    f->eOnUpdate = pg_action(pg_row_text(c, 7));
+    f->bDeferrable = pg_row_bool(c, 8);
   }
-  quay__sfk_add_col(pS, f, row_text(c, 3), row_text(c, 5));
+  quay__sfk_add_col(pS, f, pg_row_text(c, 3), pg_row_text(c, 5));
 }
 
-static void row_check(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
-  const char *z = row_text(c, 2);
+static void pg_row_check(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
+  const char *z = pg_row_text(c, 2);
   size_t n;
   char *zExpr;
   if (t == NULL || z == NULL) return;
@@ -289,7 +289,7 @@ static void row_check(quay_schema *pS, STable **pp, quay_cursor *c) {
     pS->oom = 1;
     return;
   }
-  quay__stable_add_check(pS, t, row_text(c, 1), zExpr);
+  quay__stable_add_check(pS, t, pg_row_text(c, 1), zExpr);
 }
 
 static int pg_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
@@ -301,7 +301,7 @@ static int pg_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
     "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND "
     "NOT a.attisdropped LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
     "AND d.adnum = a.attnum WHERE " PG_TABLES
-    " ORDER BY c.relname COLLATE \"C\", a.attnum", row_column, pS, pErr);
+    " ORDER BY c.relname COLLATE \"C\", a.attnum", pg_row_column, pS, pErr);
   if (rc == QUAY_OK) {
     rc = pg_each(pDb,
       "SELECT c.relname, ic.relname, i.indisunique, i.indisprimary, "
@@ -314,7 +314,7 @@ static int pg_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
       "unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) LEFT JOIN "
       "pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum WHERE "
       PG_TABLES " AND k.ord <= i.indnkeyatts ORDER BY c.relname COLLATE "
-      "\"C\", ic.relname COLLATE \"C\", k.ord", row_index, pS, pErr);
+      "\"C\", ic.relname COLLATE \"C\", k.ord", pg_row_index, pS, pErr);
   }
   if (rc == QUAY_OK) {
     rc = pg_each(pDb,
@@ -327,7 +327,7 @@ static int pg_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
       "con.conrelid AND a.attnum = k.a1 JOIN pg_attribute fa ON fa.attrelid "
       "= con.confrelid AND fa.attnum = k.a2 WHERE con.contype = 'f' AND "
       PG_TABLES " ORDER BY c.relname COLLATE \"C\", con.conname COLLATE "
-      "\"C\", k.ord", row_fk, pS, pErr);
+      "\"C\", k.ord", pg_row_fk, pS, pErr);
   }
   if (rc == QUAY_OK) {
     rc = pg_each(pDb,
@@ -335,7 +335,7 @@ static int pg_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
       "pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN "
       "pg_namespace n ON n.oid = c.relnamespace WHERE con.contype = 'c' AND "
       PG_TABLES " ORDER BY c.relname COLLATE \"C\", con.conname COLLATE "
-      "\"C\"", row_check, pS, pErr);
+      "\"C\"", pg_row_check, pS, pErr);
   }
   if (rc) return rc;
   return pS->oom ? quay__oom(pErr) : QUAY_OK;

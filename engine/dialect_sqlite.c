@@ -54,7 +54,7 @@ static void sq_in_array(Str *p, const char *zExpr, int iParam, int eType) {
 }
 
 /* JSON string body with escapes. */
-static void json_string(Str *p, const char *z, size_t n) {
+static void sq_json_string(Str *p, const char *z, size_t n) {
   size_t i;
   quay__str_char(p, '"');
   for (i = 0; i < n; i++) {
@@ -84,7 +84,7 @@ static int sq_array_value(Str *pOut, const quay_value *a, int n) {
       case QUAY_INT: quay__str_int(pOut, a[i].u.i); break;
       case QUAY_REAL: quay__str_printf(pOut, "%.17g", a[i].u.r); break;
       case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
-      case QUAY_TEXT: json_string(pOut, a[i].u.z, a[i].n); break;
+      case QUAY_TEXT: sq_json_string(pOut, a[i].u.z, a[i].n); break;
       default: quay__str_cat(pOut, "null"); break;
     }
   }
@@ -140,13 +140,13 @@ static void sq_text_match(Build *b, const char *zExpr, int eLookup,
                   "ESCAPE '\\' AND m.name <> 'quay_migrations'"
 
 /* Text of column i of the current row, or NULL. */
-static const char *row_text(quay_cursor *c, int i) {
+static const char *sq_row_text(quay_cursor *c, int i) {
   quay_value v;
   quay_cursor_value(c, i, &v);
   return v.type == QUAY_TEXT ? v.u.z : NULL;
 }
 
-static int64_t row_int(quay_cursor *c, int i) {
+static int64_t sq_row_int(quay_cursor *c, int i) {
   quay_value v;
   quay_cursor_value(c, i, &v);
   if (v.type == QUAY_INT) return v.u.i;
@@ -155,7 +155,7 @@ static int64_t row_int(quay_cursor *c, int i) {
 }
 
 /* The table named z, found from the last one (rows come table by table). */
-static STable *table_of(quay_schema *pS, STable **ppLast, const char *z) {
+static STable *sq_table_of(quay_schema *pS, STable **ppLast, const char *z) {
   if (z == NULL) return NULL;
   if (*ppLast && strcmp((*ppLast)->zName, z) == 0) return *ppLast;
   *ppLast = quay__schema_find(pS, z);
@@ -163,7 +163,7 @@ static STable *table_of(quay_schema *pS, STable **ppLast, const char *z) {
 }
 
 /* Non-0 when the n bytes at z are the lower-case word zWord, any case. */
-static int word_at(const char *z, size_t n, const char *zWord) {
+static int sq_word_at(const char *z, size_t n, const char *zWord) {
   size_t i;
   if (strlen(zWord) != n) return 0;
   for (i = 0; i < n; i++) {
@@ -229,7 +229,7 @@ static void sq_checks(quay_schema *pS, STable *t, const char *zSql) {
       z++;
       continue;
     }
-    if (word_at(z, n, "constraint")) {
+    if (sq_word_at(z, n, "constraint")) {
       const char *zId = z + n;
       size_t k;
       while (*zId == ' ' || *zId == '\t' || *zId == '\n') zId++;
@@ -244,7 +244,7 @@ static void sq_checks(quay_schema *pS, STable *t, const char *zSql) {
       z = zId + k;
       continue;
     }
-    if (word_at(z, n, "check")) {
+    if (sq_word_at(z, n, "check")) {
       const char *p = z + 5, *zStart;
       int depth = 0;
       while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
@@ -290,29 +290,29 @@ static int sq_each(quay_db *pDb, const char *zSql,
   return rc == QUAY_DONE ? QUAY_OK : rc;
 }
 
-static void row_table(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = quay__schema_add_table(pS, row_text(c, 0));
+static void sq_row_table(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = quay__schema_add_table(pS, sq_row_text(c, 0));
   (void)pp;
   if (t == NULL) return;
-  t->zSql = quay__schema_str(pS, row_text(c, 1));
+  t->zSql = quay__schema_str(pS, sq_row_text(c, 1));
   sq_checks(pS, t, t->zSql);
 }
 
-static void row_column(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
+static void sq_row_column(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
   SCol *col;
-  if (t == NULL || (col = quay__stable_add_col(pS, t, row_text(c, 1))) == NULL) {
+  if (t == NULL || (col = quay__stable_add_col(pS, t, sq_row_text(c, 1))) == NULL) {
     return;
   }
-  col->zType = quay__schema_str(pS, row_text(c, 2) ? row_text(c, 2) : "");
-  col->bNull = row_int(c, 3) == 0;
-  col->zDefault = quay__schema_str(pS, row_text(c, 4));
-  col->iPk = (int)row_int(c, 5);
+  col->zType = quay__schema_str(pS, sq_row_text(c, 2) ? sq_row_text(c, 2) : "");
+  col->bNull = sq_row_int(c, 3) == 0;
+  col->zDefault = quay__schema_str(pS, sq_row_text(c, 4));
+  col->iPk = (int)sq_row_int(c, 5);
 }
 
-static void row_index(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
-  const char *zIdx = row_text(c, 1), *zOrigin = row_text(c, 3);
+static void sq_row_index(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
+  const char *zIdx = sq_row_text(c, 1), *zOrigin = sq_row_text(c, 3);
   SIdx *x;
   if (t == NULL || zIdx == NULL || (zOrigin && strcmp(zOrigin, "pk") == 0)) {
     return;
@@ -321,47 +321,47 @@ static void row_index(quay_schema *pS, STable **pp, quay_cursor *c) {
   if (x == NULL || strcmp(x->zName, zIdx) != 0) {
     x = quay__stable_add_idx(pS, t, zIdx);
     if (x == NULL) return;
-    x->bUnique = row_int(c, 2) != 0;
+    x->bUnique = sq_row_int(c, 2) != 0;
     x->bConstraint = zOrigin && strcmp(zOrigin, "u") == 0;
-    x->bPartial = row_int(c, 4) != 0;
-    x->zSql = quay__schema_str(pS, row_text(c, 6));
+    x->bPartial = sq_row_int(c, 4) != 0;
+    x->zSql = quay__schema_str(pS, sq_row_text(c, 6));
   }
-  quay__sidx_add_col(pS, x, row_text(c, 5));
+  quay__sidx_add_col(pS, x, sq_row_text(c, 5));
 }
 
-static void row_fk(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
+static void sq_row_fk(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
   SFk *f;
-  const char *zTo = row_text(c, 4);
+  const char *zTo = sq_row_text(c, 4);
   if (t == NULL) return;
   f = t->nFk ? &t->aFk[t->nFk - 1] : NULL;
   /* Rows of one constraint share its id (column 1); a new id starts one. */
-  if (f == NULL || row_int(c, 7) == 0) {
-    f = quay__stable_add_fk(pS, t, NULL, row_text(c, 2) ? row_text(c, 2) : "");
+  if (f == NULL || sq_row_int(c, 7) == 0) {
+    f = quay__stable_add_fk(pS, t, NULL, sq_row_text(c, 2) ? sq_row_text(c, 2) : "");
     if (f == NULL) return;
-    f->eOnUpdate = quay__action_rule(row_text(c, 5));
-    f->eOnDelete = quay__action_rule(row_text(c, 6));
+    f->eOnUpdate = quay__action_rule(sq_row_text(c, 5));
+    f->eOnDelete = quay__action_rule(sq_row_text(c, 6));
   }
-  quay__sfk_add_col(pS, f, row_text(c, 3), zTo);
+  quay__sfk_add_col(pS, f, sq_row_text(c, 3), zTo);
 }
 
-static void row_trigger(quay_schema *pS, STable **pp, quay_cursor *c) {
-  STable *t = table_of(pS, pp, row_text(c, 0));
+static void sq_row_trigger(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
   char **a;
-  if (t == NULL || row_text(c, 1) == NULL || pS->oom) return;
+  if (t == NULL || sq_row_text(c, 1) == NULL || pS->oom) return;
   a = quay__arena_alloc(&pS->arena, sizeof(char *) * (size_t)(t->nTrigger + 1));
   if (a == NULL) {
     pS->oom = 1;
     return;
   }
   if (t->nTrigger) memcpy(a, t->azTrigger, sizeof(char *) * (size_t)t->nTrigger);
-  a[t->nTrigger] = quay__schema_str(pS, row_text(c, 1));
+  a[t->nTrigger] = quay__schema_str(pS, sq_row_text(c, 1));
   t->azTrigger = a;
   t->nTrigger++;
 }
 
 /* REFERENCES t without columns: the primary key of t, in key order. */
-static void fk_default_cols(quay_schema *pS) {
+static void sq_fk_default_cols(quay_schema *pS) {
   int i, k, j;
   for (i = 0; i < pS->nTab; i++) {
     STable *t = &pS->aTab[i];
@@ -386,12 +386,12 @@ static void fk_default_cols(quay_schema *pS) {
 static int sq_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
   int rc, i, k;
   rc = sq_each(pDb, "SELECT m.name, m.sql FROM sqlite_master AS m WHERE "
-               SQ_TABLES " ORDER BY m.name", row_table, pS, pErr);
+               SQ_TABLES " ORDER BY m.name", sq_row_table, pS, pErr);
   if (rc == QUAY_OK) {
     rc = sq_each(pDb, "SELECT m.name, p.name, p.type, p.\"notnull\", "
                  "p.dflt_value, p.pk FROM sqlite_master AS m JOIN "
                  "pragma_table_info(m.name) AS p WHERE " SQ_TABLES
-                 " ORDER BY m.name, p.cid", row_column, pS, pErr);
+                 " ORDER BY m.name, p.cid", sq_row_column, pS, pErr);
   }
   if (rc == QUAY_OK) {
     rc = sq_each(pDb, "SELECT m.name, l.name, l.\"unique\", l.origin, "
@@ -399,7 +399,7 @@ static int sq_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
                  "pragma_index_list(m.name) AS l JOIN "
                  "pragma_index_info(l.name) AS i LEFT JOIN sqlite_master AS "
                  "s ON s.type = 'index' AND s.name = l.name WHERE "
-                 SQ_TABLES " ORDER BY m.name, l.name, i.seqno", row_index,
+                 SQ_TABLES " ORDER BY m.name, l.name, i.seqno", sq_row_index,
                  pS, pErr);
   }
   if (rc == QUAY_OK) {
@@ -407,15 +407,15 @@ static int sq_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
                  "f.\"to\", f.on_update, f.on_delete, f.seq FROM "
                  "sqlite_master AS m JOIN pragma_foreign_key_list(m.name) "
                  "AS f WHERE " SQ_TABLES " ORDER BY m.name, f.id, f.seq",
-                 row_fk, pS, pErr);
+                 sq_row_fk, pS, pErr);
   }
   if (rc == QUAY_OK) {
     rc = sq_each(pDb, "SELECT m.tbl_name, m.sql FROM sqlite_master AS m "
                  "WHERE m.type = 'trigger' AND m.sql IS NOT NULL ORDER BY "
-                 "m.tbl_name, m.name", row_trigger, pS, pErr);
+                 "m.tbl_name, m.name", sq_row_trigger, pS, pErr);
   }
   if (rc) return rc;
-  fk_default_cols(pS);
+  sq_fk_default_cols(pS);
   /* A lone INTEGER primary key is the rowid: SQLite generates it. */
   for (i = 0; i < pS->nTab; i++) {
     STable *t = &pS->aTab[i];

@@ -53,7 +53,7 @@ char *quay__schema_str(quay_schema *pS, const char *z) {
 }
 
 /* Grow an array of nSize-byte items to hold one more; NULL on OOM. */
-static void *grow(quay_schema *pS, void **pa, int n, int *pnAlloc,
+static void *schema_grow(quay_schema *pS, void **pa, int n, int *pnAlloc,
                   size_t nSize) {
   char *a = *pa;
   if (pS->oom) return NULL;
@@ -72,7 +72,7 @@ static void *grow(quay_schema *pS, void **pa, int n, int *pnAlloc,
 }
 
 STable *quay__schema_add_table(quay_schema *pS, const char *zName) {
-  STable *t = grow(pS, (void **)&pS->aTab, pS->nTab, &pS->nTabAlloc,
+  STable *t = schema_grow(pS, (void **)&pS->aTab, pS->nTab, &pS->nTabAlloc,
                    sizeof(STable));
   if (t == NULL) return NULL;
   t->zName = quay__schema_str(pS, zName);
@@ -90,7 +90,7 @@ STable *quay__schema_find(const quay_schema *pS, const char *zName) {
 }
 
 SCol *quay__stable_add_col(quay_schema *pS, STable *t, const char *zName) {
-  SCol *c = grow(pS, (void **)&t->aCol, t->nCol, &t->nColAlloc,
+  SCol *c = schema_grow(pS, (void **)&t->aCol, t->nCol, &t->nColAlloc,
                  sizeof(SCol));
   if (c == NULL) return NULL;
   c->zName = quay__schema_str(pS, zName);
@@ -108,7 +108,7 @@ SCol *quay__stable_find_col(const STable *t, const char *z) {
 }
 
 SIdx *quay__stable_add_idx(quay_schema *pS, STable *t, const char *zName) {
-  SIdx *x = grow(pS, (void **)&t->aIdx, t->nIdx, &t->nIdxAlloc,
+  SIdx *x = schema_grow(pS, (void **)&t->aIdx, t->nIdx, &t->nIdxAlloc,
                  sizeof(SIdx));
   if (x == NULL) return NULL;
   x->zName = quay__schema_str(pS, zName);
@@ -118,7 +118,7 @@ SIdx *quay__stable_add_idx(quay_schema *pS, STable *t, const char *zName) {
 }
 
 /* Append z (may be NULL) to an arena array of n strings; NULL on OOM. */
-static char **list_add(quay_schema *pS, char **a, int n, const char *z) {
+static char **schema_list_add(quay_schema *pS, char **a, int n, const char *z) {
   char **aNew = quay__arena_alloc(&pS->arena, sizeof(char *) * (size_t)(n + 1));
   if (aNew == NULL) {
     pS->oom = 1;
@@ -133,7 +133,7 @@ static char **list_add(quay_schema *pS, char **a, int n, const char *z) {
 void quay__sidx_add_col(quay_schema *pS, SIdx *x, const char *zCol) {
   char **a;
   if (x == NULL || pS->oom) return;
-  a = list_add(pS, x->azCol, x->nCol, zCol);
+  a = schema_list_add(pS, x->azCol, x->nCol, zCol);
   if (a == NULL) return;
   x->azCol = a;
   x->nCol++;
@@ -142,7 +142,7 @@ void quay__sidx_add_col(quay_schema *pS, SIdx *x, const char *zCol) {
 
 SFk *quay__stable_add_fk(quay_schema *pS, STable *t, const char *zName,
                          const char *zTable) {
-  SFk *f = grow(pS, (void **)&t->aFk, t->nFk, &t->nFkAlloc, sizeof(SFk));
+  SFk *f = schema_grow(pS, (void **)&t->aFk, t->nFk, &t->nFkAlloc, sizeof(SFk));
   if (f == NULL) return NULL;
   f->zName = zName ? quay__schema_str(pS, zName) : NULL;
   f->zTable = quay__schema_str(pS, zTable);
@@ -156,8 +156,8 @@ void quay__sfk_add_col(quay_schema *pS, SFk *f, const char *zCol,
                        const char *zTo) {
   char **a, **b;
   if (f == NULL || pS->oom) return;
-  a = list_add(pS, f->azCol, f->nCol, zCol);
-  b = list_add(pS, f->azTo, f->nCol, zTo);
+  a = schema_list_add(pS, f->azCol, f->nCol, zCol);
+  b = schema_list_add(pS, f->azTo, f->nCol, zTo);
   if (a == NULL || b == NULL) return;
   f->azCol = a;
   f->azTo = b;
@@ -166,7 +166,7 @@ void quay__sfk_add_col(quay_schema *pS, SFk *f, const char *zCol,
 
 SCheck *quay__stable_add_check(quay_schema *pS, STable *t, const char *zName,
                                const char *zExpr) {
-  SCheck *c = grow(pS, (void **)&t->aCheck, t->nCheck, &t->nCheckAlloc,
+  SCheck *c = schema_grow(pS, (void **)&t->aCheck, t->nCheck, &t->nCheckAlloc,
                    sizeof(SCheck));
   if (c == NULL) return NULL;
   c->zName = zName ? quay__schema_str(pS, zName) : NULL;
@@ -290,7 +290,7 @@ const char *quay__action_name(int eRule) {
 }
 
 /* Non-0 when z[0..n) is the lower-case word zWord in any case. */
-static int word_is(const char *z, size_t n, const char *zWord) {
+static int dflt_word_is(const char *z, size_t n, const char *zWord) {
   size_t i;
   if (strlen(zWord) != n) return 0;
   for (i = 0; i < n; i++) {
@@ -302,7 +302,7 @@ static int word_is(const char *z, size_t n, const char *zWord) {
 }
 
 /* Non-0 when z[0..n) is a whole 'quoted' literal. */
-static int is_quoted(const char *z, size_t n) {
+static int dflt_is_quoted(const char *z, size_t n) {
   size_t i;
   if (n < 2 || z[0] != '\'' || z[n - 1] != '\'') return 0;
   for (i = 1; i < n - 1; i++) {
@@ -315,7 +315,7 @@ static int is_quoted(const char *z, size_t n) {
 }
 
 /* Non-0 when z[0..n) is a number: [+-]digits[.digits][e[+-]digits]. */
-static int is_number(const char *z, size_t n) {
+static int dflt_is_number(const char *z, size_t n) {
   size_t i = 0, nDigit = 0;
   if (i < n && (z[i] == '-' || z[i] == '+')) i++;
   while (i < n && z[i] >= '0' && z[i] <= '9') i++, nDigit++;
@@ -335,7 +335,7 @@ static int is_number(const char *z, size_t n) {
 }
 
 /* Non-0 when z[0] == '(' is matched by the ')' at z[n-1]. */
-static int outer_parens(const char *z, size_t n) {
+static int dflt_outer_parens(const char *z, size_t n) {
   size_t i;
   int depth = 0, inStr = 0;
   if (n < 2 || z[0] != '(' || z[n - 1] != ')') return 0;
@@ -352,7 +352,7 @@ static int outer_parens(const char *z, size_t n) {
 ** Take a trailing PostgreSQL cast "::type" off z[0..*pn) when what is
 ** left is a literal or a parenthesized expression.
 */
-static int strip_cast(const char *z, size_t *pn) {
+static int dflt_strip_cast(const char *z, size_t *pn) {
   size_t n = *pn, i;
   int inStr = 0;
   size_t iCast = 0;
@@ -385,15 +385,15 @@ void quay__scol_default(quay_schema *pS, SCol *c) {
   while (n > 0 && z[n - 1] == ' ') n--;
   while (changed) {
     changed = 0;
-    if (outer_parens(z, n)) {
+    if (dflt_outer_parens(z, n)) {
       z++;
       n -= 2;
       changed = 1;
     }
-    if (strip_cast(z, &n)) changed = 1;
+    if (dflt_strip_cast(z, &n)) changed = 1;
   }
-  if (n == 0 || word_is(z, n, "null")) return;
-  if (is_quoted(z, n)) {
+  if (n == 0 || dflt_word_is(z, n, "null")) return;
+  if (dflt_is_quoted(z, n)) {
     char *v = quay__arena_alloc(&pS->arena, n);
     size_t i, k = 0;
     if (v == NULL) {
@@ -409,7 +409,7 @@ void quay__scol_default(quay_schema *pS, SCol *c) {
     c->zDfltVal = v;
     return;
   }
-  if (is_number(z, n) || word_is(z, n, "true") || word_is(z, n, "false")) {
+  if (dflt_is_number(z, n) || dflt_word_is(z, n, "true") || dflt_word_is(z, n, "false")) {
     char *v = quay__arena_strdup(&pS->arena, z, n);
     size_t i;
     if (v == NULL) {
@@ -426,7 +426,7 @@ void quay__scol_default(quay_schema *pS, SCol *c) {
   c->eDflt = DFLT_EXPR;
 }
 
-static int cmp_table(const void *a, const void *b) {
+static int schema_cmp_table(const void *a, const void *b) {
   return strcmp(((const STable *)a)->zName, ((const STable *)b)->zName);
 }
 
@@ -447,7 +447,7 @@ int quay__schema_finish(quay_schema *pS, quay_err *pErr) {
       }
     }
   }
-  if (pS->nTab > 1) qsort(pS->aTab, (size_t)pS->nTab, sizeof(STable), cmp_table);
+  if (pS->nTab > 1) qsort(pS->aTab, (size_t)pS->nTab, sizeof(STable), schema_cmp_table);
   if (!pS->oom && gen_models(pS)) pS->oom = 1;
   return pS->oom ? quay__oom(pErr) : QUAY_OK;
 }
@@ -479,12 +479,12 @@ int quay_db_inspect(quay_db *pDb, quay_schema **ppS, quay_err *pErr) {
 
 int quay_schema_table_count(const quay_schema *pS) { return pS->nTab; }
 
-static const STable *table_at(const quay_schema *pS, int i) {
+static const STable *schema_table_at(const quay_schema *pS, int i) {
   return (i >= 0 && i < pS->nTab) ? &pS->aTab[i] : NULL;
 }
 
 int quay_schema_table(const quay_schema *pS, int i, quay_table_info *p) {
-  const STable *t = table_at(pS, i);
+  const STable *t = schema_table_at(pS, i);
   if (t == NULL) return QUAY_EMISUSE;
   p->zName = t->zName;
   p->nColumn = t->nCol;
@@ -496,7 +496,7 @@ int quay_schema_table(const quay_schema *pS, int i, quay_table_info *p) {
 
 int quay_schema_column(const quay_schema *pS, int iTab, int i,
                        quay_column_info *p) {
-  const STable *t = table_at(pS, iTab);
+  const STable *t = schema_table_at(pS, iTab);
   const SCol *c;
   if (t == NULL || i < 0 || i >= t->nCol) return QUAY_EMISUSE;
   c = &t->aCol[i];
@@ -511,7 +511,7 @@ int quay_schema_column(const quay_schema *pS, int iTab, int i,
 
 int quay_schema_index(const quay_schema *pS, int iTab, int i,
                       quay_index_info *p) {
-  const STable *t = table_at(pS, iTab);
+  const STable *t = schema_table_at(pS, iTab);
   const SIdx *x;
   if (t == NULL || i < 0 || i >= t->nIdx) return QUAY_EMISUSE;
   x = &t->aIdx[i];
@@ -525,7 +525,7 @@ int quay_schema_index(const quay_schema *pS, int iTab, int i,
 
 int quay_schema_foreign_key(const quay_schema *pS, int iTab, int i,
                             quay_fkey_info *p) {
-  const STable *t = table_at(pS, iTab);
+  const STable *t = schema_table_at(pS, iTab);
   const SFk *f;
   if (t == NULL || i < 0 || i >= t->nFk) return QUAY_EMISUSE;
   f = &t->aFk[i];
@@ -540,7 +540,7 @@ int quay_schema_foreign_key(const quay_schema *pS, int iTab, int i,
 }
 
 const char *quay_schema_check(const quay_schema *pS, int iTab, int i) {
-  const STable *t = table_at(pS, iTab);
+  const STable *t = schema_table_at(pS, iTab);
   if (t == NULL || i < 0 || i >= t->nCheck) return NULL;
   return t->aCheck[i].zExpr;
 }
@@ -608,7 +608,7 @@ static void gen_take(quay_schema *pS, GenModel *g, char *z) {
 }
 
 /* Record methods a field or relation may not be named after. */
-static int reserved_name(const char *z) {
+static int gen_reserved_name(const char *z) {
   return strcmp(z, "save") == 0 || strcmp(z, "delete") == 0 ||
          strcmp(z, "refresh") == 0 || strcmp(z, "to_table") == 0 ||
          strcmp(z, "pivot") == 0;
@@ -618,7 +618,7 @@ static int reserved_name(const char *z) {
 ** A usable name from z: letters, digits and single underscores, starting
 ** with a letter or underscore, at most 50 bytes (room for a suffix).
 */
-static void sanitize(const char *z, char *zOut, size_t nOut) {
+static void gen_sanitize(const char *z, char *zOut, size_t nOut) {
   size_t n = 0;
   if (nOut > 51) nOut = 51;
   for (; *z && n + 1 < nOut; z++) {
@@ -649,13 +649,13 @@ static char *gen_name(quay_schema *pS, GenModel *g, const char *zWant,
   char zBase[64], zTry[80];
   int k;
   if (zOwnCol && strcmp(zWant, zOwnCol) == 0 && quay__is_name(zWant) &&
-      !reserved_name(zWant)) {
+      !gen_reserved_name(zWant)) {
     char *z = quay__schema_str(pS, zWant);
     gen_take(pS, g, z);
     return z;
   }
-  sanitize(zWant, zBase, sizeof(zBase));
-  if (reserved_name(zBase)) strcat(zBase, "_");
+  gen_sanitize(zWant, zBase, sizeof(zBase));
+  if (gen_reserved_name(zBase)) strcat(zBase, "_");
   snprintf(zTry, sizeof(zTry), "%s", zBase);
   for (k = 2; gen_taken(g, zTry) || !quay__is_name(zTry); k++) {
     snprintf(zTry, sizeof(zTry), "%s_%d", zBase, k);
@@ -669,7 +669,7 @@ static char *gen_name(quay_schema *pS, GenModel *g, const char *zWant,
 }
 
 /* CamelCase singular model name of a table (API.md "quay inspect"). */
-static void model_name(const char *zTable, char *zOut, size_t nOut) {
+static void gen_model_name(const char *zTable, char *zOut, size_t nOut) {
   size_t n = 0;
   int up = 1;
   const char *z;
@@ -710,7 +710,7 @@ static int gen_find(const quay_schema *pS, const char *zTable) {
 }
 
 /* The single-column non-partial index of column zCol: unique or not. */
-static int has_index(const STable *t, const char *zCol, int bUnique) {
+static int gen_has_index(const STable *t, const char *zCol, int bUnique) {
   int i;
   for (i = 0; i < t->nIdx; i++) {
     const SIdx *x = &t->aIdx[i];
@@ -723,7 +723,7 @@ static int has_index(const STable *t, const char *zCol, int bUnique) {
 }
 
 /* The single-column foreign key of column zCol to a declared model, or -1. */
-static int col_fk(const quay_schema *pS, const STable *t, const char *zCol) {
+static int gen_col_fk(const quay_schema *pS, const STable *t, const char *zCol) {
   int i;
   for (i = 0; i < t->nFk; i++) {
     const SFk *f = &t->aFk[i];
@@ -738,7 +738,7 @@ static int col_fk(const quay_schema *pS, const STable *t, const char *zCol) {
 }
 
 /* The primary key column of a table with exactly one, else NULL. */
-static const SCol *single_pk(const STable *t) {
+static const SCol *gen_single_pk(const STable *t) {
   const SCol *p = NULL;
   int i;
   for (i = 0; i < t->nCol; i++) {
@@ -817,7 +817,7 @@ static void gen_pass_models(quay_schema *pS) {
     char *zSnake;
     g->pTab = t;
     g->iThroughFk[0] = g->iThroughFk[1] = -1;
-    model_name(t->zName, zName, sizeof(zName));
+    gen_model_name(t->zName, zName, sizeof(zName));
     snprintf(zTry, sizeof(zTry), "%s", zName);
     for (k = 2;; k++) {
       int j, clash = 0;
@@ -850,7 +850,7 @@ static void gen_pass_models(quay_schema *pS) {
       g->aiColRel[k] = -1;
       gen_take(pS, g, t->aCol[k].zName);
     }
-    if (single_pk(t) == NULL) {
+    if (gen_single_pk(t) == NULL) {
       Str s;
       int nPk = 0;
       for (k = 0; k < t->nCol; k++) nPk += t->aCol[k].iPk > 0;
@@ -869,12 +869,12 @@ static void gen_pass_models(quay_schema *pS) {
 ** besides, and a unique pair?  Sets g->iThroughFk. */
 static void gen_detect_through(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
-  const SCol *pk = single_pk(t);
+  const SCol *pk = gen_single_pk(t);
   int aFk[2], nFk = 0, i;
   if (g->isSkipped || t->nFk != 2) return;
   for (i = 0; i < t->nCol; i++) {
     const SCol *c = &t->aCol[i];
-    int iFk = col_fk(pS, t, c->zName);
+    int iFk = gen_col_fk(pS, t, c->zName);
     if (iFk >= 0 && !c->iPk) {
       if (nFk < 2) aFk[nFk] = iFk;
       nFk++;
@@ -899,22 +899,22 @@ static void gen_detect_through(quay_schema *pS, GenModel *g) {
 /* Pass 2: fields and forward relations of model g. */
 static void gen_pass_columns(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
-  const SCol *pk = single_pk(t);
+  const SCol *pk = gen_single_pk(t);
   int i;
   if (g->isSkipped) return;
   for (i = 0; i < t->nCol && !pS->oom; i++) {
     const SCol *c = &t->aCol[i];
-    int iFk = c->iPk ? -1 : col_fk(pS, t, c->zName);
+    int iFk = c->iPk ? -1 : gen_col_fk(pS, t, c->zName);
     if (iFk >= 0) {
       const SFk *f = &t->aFk[iFk];
       GenModel *pT = &pS->aGen[gen_find(pS, f->zTable)];
-      quay_rel_spec *r = grow(pS, (void **)&g->aRel, g->nRel, &g->nRelAlloc,
+      quay_rel_spec *r = schema_grow(pS, (void **)&g->aRel, g->nRel, &g->nRelAlloc,
                               sizeof(quay_rel_spec));
       const SCol *pTk = quay__stable_find_col(pT->pTab, f->azTo[0]);
-      const SCol *pTpk = single_pk(pT->pTab);
+      const SCol *pTpk = gen_single_pk(pT->pTab);
       char zWant[72];
       size_t n = strlen(c->zName);
-      int bUnique = has_index(t, c->zName, 1);
+      int bUnique = gen_has_index(t, c->zName, 1);
       if (r == NULL) return;
       if (n > 3 && strcmp(c->zName + n - 3, "_id") == 0) {
         snprintf(zWant, sizeof(zWant), "%.*s", (int)(n - 3), c->zName);
@@ -932,7 +932,7 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
         r->zColumn = c->zName;
       }
       if (c->bNull) r->mFlags |= QUAY_F_NULL;
-      if (!bUnique && !has_index(t, c->zName, 0)) r->mFlags |= QUAY_F_NO_INDEX;
+      if (!bUnique && !gen_has_index(t, c->zName, 0)) r->mFlags |= QUAY_F_NO_INDEX;
       r->eOnDelete = f->eOnDelete;
       if (r->eOnDelete == QUAY_SET_NULL && !c->bNull) {
         r->eOnDelete = QUAY_NO_ACTION;
@@ -964,7 +964,7 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
         g->azColName[i] = "id";      /* the implicit id */
         continue;
       }
-      s = grow(pS, (void **)&g->aField, g->nField, &g->nFieldAlloc,
+      s = schema_grow(pS, (void **)&g->aField, g->nField, &g->nFieldAlloc,
                sizeof(quay_field_spec));
       if (s == NULL) return;
       s->zName = gen_name(pS, g, c->zName, c->zName);
@@ -989,9 +989,9 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
         }
       } else {
         if (c->bNull) s->mFlags |= QUAY_F_NULL;
-        if (has_index(t, c->zName, 1)) {
+        if (gen_has_index(t, c->zName, 1)) {
           s->mFlags |= QUAY_F_UNIQUE;
-        } else if (has_index(t, c->zName, 0)) {
+        } else if (gen_has_index(t, c->zName, 0)) {
           s->mFlags |= QUAY_F_INDEX;
         }
         if (gen_default(pS, c, eType, &s->dflt)) s->mFlags |= QUAY_F_DEFAULT;
@@ -1055,7 +1055,7 @@ static void gen_pass_relations(quay_schema *pS, GenModel *g) {
     if (!x->bUnique || x->bPartial || x->nCol < 2) continue;
     az = quay__arena_alloc(&pS->arena, sizeof(char *) * (size_t)x->nCol);
     if (az == NULL ||
-        grow(pS, (void **)&g->aazUnique, g->nUnique, &g->nUniqueAlloc,
+        schema_grow(pS, (void **)&g->aazUnique, g->nUnique, &g->nUniqueAlloc,
              sizeof(char **)) == NULL) {
       pS->oom = 1;
       return;
@@ -1102,7 +1102,7 @@ static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
     if (strcmp(zCol, b->azCol[0]) == 0) rb = &g->aRel[i];
   }
   if (ra == NULL || rb == NULL) return;
-  r = grow(pS, (void **)&pA->aRel, pA->nRel, &pA->nRelAlloc,
+  r = schema_grow(pS, (void **)&pA->aRel, pA->nRel, &pA->nRelAlloc,
            sizeof(quay_rel_spec));
   if (r == NULL) return;
   /* "auth_user_groups" between auth_user and auth_group: "groups". */

@@ -217,7 +217,7 @@ const char *quay_migration_sql(const quay_migration *p, int iStep, int i) {
   return p->aStep[iStep].azSql[i];
 }
 
-static int cmp_step(const void *a, const void *b) {
+static int mig_cmp_step(const void *a, const void *b) {
   const Step *x = a, *y = b;
   if (x->iPhase != y->iPhase) return x->iPhase - y->iPhase;
   return x->iSeq - y->iSeq;
@@ -275,7 +275,7 @@ static void *diff_alloc(Diff *x, size_t n) {
 }
 
 /* The TabMap of the declared table whose live table is zLive, or NULL. */
-static TabMap *map_of_live(Diff *x, const char *zLive) {
+static TabMap *diff_map_of_live(Diff *x, const char *zLive) {
   int i;
   for (i = 0; i < x->pDecl->nTab; i++) {
     if (x->aMap[i].pLive && strcmp(x->aMap[i].pLive->zName, zLive) == 0) {
@@ -285,7 +285,7 @@ static TabMap *map_of_live(Diff *x, const char *zLive) {
   return NULL;
 }
 
-static TabMap *map_of_decl(Diff *x, const char *zDecl) {
+static TabMap *diff_map_of_decl(Diff *x, const char *zDecl) {
   int i;
   for (i = 0; i < x->pDecl->nTab; i++) {
     if (strcmp(x->aMap[i].pDecl->zName, zDecl) == 0) return &x->aMap[i];
@@ -294,7 +294,7 @@ static TabMap *map_of_decl(Diff *x, const char *zDecl) {
 }
 
 /* The declared name of live column zCol of m's table, or NULL (dropped). */
-static const char *decl_col(const TabMap *m, const char *zCol) {
+static const char *diff_decl_col(const TabMap *m, const char *zCol) {
   int i;
   if (zCol == NULL) return NULL;
   for (i = 0; i < m->pDecl->nCol; i++) {
@@ -306,7 +306,7 @@ static const char *decl_col(const TabMap *m, const char *zCol) {
 }
 
 /* The model label of a declared column: "Post.editor". */
-static void col_label(Str *p, const STable *t, const SCol *c) {
+static void diff_col_label(Str *p, const STable *t, const SCol *c) {
   Field *f = c ? c->pField : NULL;
   if (t->pModel && f) {
     const char *z = f->zName;
@@ -322,14 +322,14 @@ static void col_label(Str *p, const STable *t, const SCol *c) {
   }
 }
 
-static const char *model_of(const STable *t) {
+static const char *diff_model_of(const STable *t) {
   if (t->pModel) return t->pModel->zName;
   if (t->pJoin) return t->pJoin->pSrc->zName;
   return NULL;
 }
 
 /* Take the description text for a step. */
-static const char *take_what(Diff *x) {
+static const char *diff_take_what(Diff *x) {
   const char *z = x->w.oom ? NULL : mig_str(x->pMig, x->w.n ? x->w.z : "");
   if (x->w.oom) x->pMig->oom = 1;
   quay__str_reset(&x->w);
@@ -337,7 +337,7 @@ static const char *take_what(Diff *x) {
 }
 
 /* A comma-separated, quoted list of columns. */
-static void ident_list(Str *p, char *const *az, int n) {
+static void diff_ident_list(Str *p, char *const *az, int n) {
   int i;
   for (i = 0; i < n; i++) {
     if (i) quay__str_cat(p, ", ");
@@ -345,7 +345,7 @@ static void ident_list(Str *p, char *const *az, int n) {
   }
 }
 
-static void plain_list(Str *p, char *const *az, int n) {
+static void diff_plain_list(Str *p, char *const *az, int n) {
   int i;
   for (i = 0; i < n; i++) {
     quay__str_printf(p, "%s%s", i ? ", " : "", az[i] ? az[i] : "(expr)");
@@ -353,7 +353,7 @@ static void plain_list(Str *p, char *const *az, int n) {
 }
 
 /* Two type names written alike (case and spaces aside). */
-static int same_type_name(const char *a, const char *b) {
+static int type_same_name(const char *a, const char *b) {
   for (;;) {
     while (*a == ' ') a++;
     while (*b == ' ') b++;
@@ -369,18 +369,18 @@ static int same_type_name(const char *a, const char *b) {
 ** max), or the same DDL type (SQLite keeps datetimes as TEXT); a live
 ** type of no known class is left alone.
 */
-static int same_type(const SCol *pLive, const SCol *pDecl) {
+static int type_same(const SCol *pLive, const SCol *pDecl) {
   int eL = pLive->eType;
   if (eL == 0) return 1;
   if (pLive->zType && pDecl->zType &&
-      same_type_name(pLive->zType, pDecl->zType)) {
+      type_same_name(pLive->zType, pDecl->zType)) {
     return 1;
   }
   return eL == pDecl->eType && pLive->nMax == pDecl->nMax;
 }
 
-/* Is the type change from a to b a widening (API.md "Narrowing")? */
-static int widening(const SCol *a, const SCol *b) {
+/* Is the type change from a to b a type_widening (API.md "Narrowing")? */
+static int type_widening(const SCol *a, const SCol *b) {
   if (a->eType == QUAY_T_INTEGER && b->eType == QUAY_T_NUMBER) return 1;
   if (a->eType == QUAY_T_STRING && b->eType == QUAY_T_TEXT) return 1;
   if (a->eType == QUAY_T_STRING && b->eType == QUAY_T_STRING) {
@@ -390,7 +390,7 @@ static int widening(const SCol *a, const SCol *b) {
 }
 
 /* Are two literal default values the same, for a column of class eType? */
-static int same_value(int eType, const char *a, const char *b) {
+static int dflt_same_value(int eType, const char *a, const char *b) {
   if (eType == QUAY_T_INTEGER || eType == QUAY_T_NUMBER) {
     char *ea, *eb;
     double x = strtod(a, &ea), y = strtod(b, &eb);
@@ -404,11 +404,11 @@ static int same_value(int eType, const char *a, const char *b) {
   return strcmp(a, b) == 0;
 }
 
-static int same_default(const SCol *pLive, const SCol *pDecl) {
+static int dflt_same(const SCol *pLive, const SCol *pDecl) {
   if (pLive->eDflt == DFLT_EXPR) return pDecl->eDflt == DFLT_NONE;
   if (pLive->eDflt != pDecl->eDflt) return 0;
   if (pLive->eDflt == DFLT_NONE) return 1;
-  return same_value(pDecl->eType, pLive->zDfltVal, pDecl->zDfltVal);
+  return dflt_same_value(pDecl->eType, pLive->zDfltVal, pDecl->zDfltVal);
 }
 
 /*
@@ -443,8 +443,8 @@ static void match_tables(Diff *x) {
         }
       } else if (t->pJoin->pSrc->zRenamed || t->pJoin->pDst->zRenamed) {
         /* An automatic join table of renamed models. */
-        TabMap *a = map_of_decl(x, t->pJoin->pSrc->zTable);
-        TabMap *b = map_of_decl(x, t->pJoin->pDst->zTable);
+        TabMap *a = diff_map_of_decl(x, t->pJoin->pSrc->zTable);
+        TabMap *b = diff_map_of_decl(x, t->pJoin->pDst->zTable);
         if (a && b && a->pLive && b->pLive) {
           snprintf(zOld, sizeof(zOld), "%s_%s", a->pLive->zName,
                    b->pLive->zName);
@@ -456,11 +456,11 @@ static void match_tables(Diff *x) {
       }
       if (l) {
         Step *s = mig_step(x->pMig, QUAY_OP_RENAME_TABLE, P_RENAME_TABLE,
-                           model_of(t), t->zName, NULL);
+                           diff_model_of(t), t->zName, NULL);
         quay__str_printf(&x->w, "rename table %s to %s", l->zName, t->zName);
         if (t->pModel) quay__str_printf(&x->w, " (%s renamed_from)",
                                         t->pModel->zName);
-        if (s) s->zWhat = take_what(x);
+        if (s) s->zWhat = diff_take_what(x);
         quay__str_cat(&x->q, "ALTER TABLE ");
         quay__str_ident(&x->q, l->zName);
         quay__str_cat(&x->q, " RENAME TO ");
@@ -506,11 +506,11 @@ static void match_tables(Diff *x) {
         if (o && !m->abLive[o - l->aCol] &&
             quay__stable_find_col(t, o->zName) == NULL) {
           Step *s = mig_step(x->pMig, QUAY_OP_RENAME_COLUMN, P_RENAME_COLUMN,
-                             model_of(t), t->zName, c->zName);
+                             diff_model_of(t), t->zName, c->zName);
           quay__str_printf(&x->w, "rename column %s.%s to %s", t->zName,
                            o->zName, c->zName);
-          col_label(&x->w, t, c);
-          if (s) s->zWhat = take_what(x);
+          diff_col_label(&x->w, t, c);
+          if (s) s->zWhat = diff_take_what(x);
           quay__str_cat(&x->q, "ALTER TABLE ");
           quay__str_ident(&x->q, t->zName);
           quay__str_cat(&x->q, " RENAME COLUMN ");
@@ -531,16 +531,16 @@ static void match_tables(Diff *x) {
 }
 
 /* Record that step s changes m's table. */
-static Step *tab_step(Diff *x, TabMap *m, int eOp, int iPhase,
+static Step *diff_tab_step(Diff *x, TabMap *m, int eOp, int iPhase,
                       const char *zColumn) {
-  Step *s = mig_step(x->pMig, eOp, iPhase, model_of(m->pDecl),
+  Step *s = mig_step(x->pMig, eOp, iPhase, diff_model_of(m->pDecl),
                      m->pDecl->zName, zColumn);
   if (s && m->iFirst < 0) m->iFirst = (int)(s - x->pMig->aStep);
   return s;
 }
 
 /* The declared foreign key of column zCol of t (single column), or NULL. */
-static SFk *col_fk(STable *t, const char *zCol) {
+static SFk *diff_col_fk(STable *t, const char *zCol) {
   int i;
   for (i = 0; i < t->nFk; i++) {
     if (t->aFk[i].nCol == 1 && strcmp(t->aFk[i].azCol[0], zCol) == 0) {
@@ -551,18 +551,18 @@ static SFk *col_fk(STable *t, const char *zCol) {
 }
 
 /* Does live foreign key f of m's table equal declared one g? */
-static int same_fk(Diff *x, const TabMap *m, const SFk *f, const SFk *g) {
+static int diff_same_fk(Diff *x, const TabMap *m, const SFk *f, const SFk *g) {
   TabMap *pT;
   int i;
   if (f->nCol != g->nCol || f->eOnUpdate != g->eOnUpdate) return 0;
-  pT = map_of_live(x, f->zTable);
+  pT = diff_map_of_live(x, f->zTable);
   if (pT == NULL || strcmp(pT->pDecl->zName, g->zTable) != 0) {
     /* A target that is not declared compares by its live name. */
     if (pT != NULL || strcmp(f->zTable, g->zTable) != 0) return 0;
   }
   for (i = 0; i < f->nCol; i++) {
-    const char *zc = decl_col(m, f->azCol[i]);
-    const char *zt = pT ? decl_col(pT, f->azTo[i]) : f->azTo[i];
+    const char *zc = diff_decl_col(m, f->azCol[i]);
+    const char *zt = pT ? diff_decl_col(pT, f->azTo[i]) : f->azTo[i];
     if (zc == NULL || zt == NULL || strcmp(zc, g->azCol[i]) ||
         strcmp(zt, g->azTo[i])) {
       return 0;
@@ -572,20 +572,20 @@ static int same_fk(Diff *x, const TabMap *m, const SFk *f, const SFk *g) {
 }
 
 /* Does live index l (columns mapped to declared names) equal d? */
-static int same_idx(const TabMap *m, const SIdx *l, const SIdx *d) {
+static int diff_same_idx(const TabMap *m, const SIdx *l, const SIdx *d) {
   int i;
   if (l->bPartial || !l->bUnique != !d->bUnique || l->nCol != d->nCol) {
     return 0;
   }
   for (i = 0; i < l->nCol; i++) {
-    const char *z = decl_col(m, l->azCol[i]);
+    const char *z = diff_decl_col(m, l->azCol[i]);
     if (z == NULL || strcmp(z, d->azCol[i]) != 0) return 0;
   }
   return 1;
 }
 
 /* Two CHECK expressions, compared without case, spaces and outer parens. */
-static void norm_expr(const char *z, Str *p) {
+static void diff_norm_expr(const char *z, Str *p) {
   size_t n = strlen(z);
   int inStr = 0;
   while (n >= 2 && z[0] == '(' && z[n - 1] == ')') {
@@ -604,13 +604,13 @@ static void norm_expr(const char *z, Str *p) {
   }
 }
 
-static int same_check(const char *a, const char *b) {
+static int diff_same_check(const char *a, const char *b) {
   Str x, y;
   int r;
   quay__str_init(&x);
   quay__str_init(&y);
-  norm_expr(a, &x);
-  norm_expr(b, &y);
+  diff_norm_expr(a, &x);
+  diff_norm_expr(b, &y);
   r = !x.oom && !y.oom && x.n == y.n && (x.n == 0 || memcmp(x.z, y.z, x.n) == 0);
   quay__str_free(&x);
   quay__str_free(&y);
@@ -618,12 +618,12 @@ static int same_check(const char *a, const char *b) {
 }
 
 /* Quay made a CHECK constraint when its name starts with "quay_". */
-static int owns_check(const SCheck *c) {
+static int diff_owns_check(const SCheck *c) {
   return c->zName && strncmp(c->zName, "quay_", 5) == 0;
 }
 
 /* A live column is named in a live CHECK of its table (SQLite). */
-static int in_check(const STable *l, const char *zCol) {
+static int diff_in_check(const STable *l, const char *zCol) {
   int i;
   for (i = 0; i < l->nCheck; i++) {
     if (strstr(l->aCheck[i].zExpr, zCol)) return 1;
@@ -632,7 +632,7 @@ static int in_check(const STable *l, const char *zCol) {
 }
 
 /* Can SQLite's ALTER TABLE ADD COLUMN add declared column c? */
-static int can_add(const SCol *c, const SFk *f) {
+static int alter_can_add(const SCol *c, const SFk *f) {
   if (c->iPk) return 0;
   if (!c->bNull && c->zDefault == NULL) return 0;
   if (f && (c->zDefault != NULL || f->nCol != 1)) return 0;
@@ -640,7 +640,7 @@ static int can_add(const SCol *c, const SFk *f) {
 }
 
 /* Can SQLite's ALTER TABLE DROP COLUMN drop live column c of l? */
-static int can_drop(const STable *l, const SCol *c) {
+static int alter_can_drop(const STable *l, const SCol *c) {
   int i, k;
   if (c->iPk) return 0;
   for (i = 0; i < l->nIdx; i++) {
@@ -656,11 +656,11 @@ static int can_drop(const STable *l, const SCol *c) {
       if (strcmp(l->aFk[i].azCol[k], c->zName) == 0) return 0;
     }
   }
-  return !in_check(l, c->zName);
+  return !diff_in_check(l, c->zName);
 }
 
 /* Does a live foreign key refer to column zCol of live table l? */
-static int referenced(Diff *x, const STable *l, const char *zCol) {
+static int diff_referenced(Diff *x, const STable *l, const char *zCol) {
   int i, k, j;
   for (i = 0; i < x->pLive->nTab; i++) {
     const STable *o = &x->pLive->aTab[i];
@@ -677,7 +677,7 @@ static int referenced(Diff *x, const STable *l, const char *zCol) {
 }
 
 /* "ALTER TABLE t " into x->q. */
-static void alter_head(Diff *x, const char *zTable) {
+static void diff_alter_head(Diff *x, const char *zTable) {
   quay__str_cat(&x->q, "ALTER TABLE ");
   quay__str_ident(&x->q, zTable);
   quay__str_char(&x->q, ' ');
@@ -691,13 +691,13 @@ static void diff_columns(Diff *x, TabMap *m) {
   for (k = 0; k < t->nCol && !x->pMig->oom; k++) {
     SCol *c = &t->aCol[k];
     SCol *lc = m->azFrom[k] ? quay__stable_find_col(l, m->azFrom[k]) : NULL;
-    SFk *f = col_fk(t, c->zName);
+    SFk *f = diff_col_fk(t, c->zName);
     if (lc == NULL) {
-      Step *s = tab_step(x, m, QUAY_OP_ADD_COLUMN, P_ALTER, c->zName);
+      Step *s = diff_tab_step(x, m, QUAY_OP_ADD_COLUMN, P_ALTER, c->zName);
       if (s == NULL) return;
       quay__str_printf(&x->w, "add column %s.%s", t->zName, c->zName);
-      col_label(&x->w, t, c);
-      s->zWhat = take_what(x);
+      diff_col_label(&x->w, t, c);
+      s->zWhat = diff_take_what(x);
       if (!c->bNull && c->zDefault == NULL && !c->bAuto) {
         /* Refused when the table has rows. */
         quay__str_cat(&x->q, "SELECT 1 FROM ");
@@ -707,19 +707,19 @@ static void diff_columns(Diff *x, TabMap *m) {
         quay__str_reset(&x->q);
         quay__str_printf(&x->w, "cannot add column %s.%s", t->zName,
                          c->zName);
-        col_label(&x->w, t, c);
+        diff_col_label(&x->w, t, c);
         quay__str_printf(&x->w, ": it is NOT NULL without a default and "
                          "table %s has rows; give the field a default, "
                          "declare it with null = true, or add it nullable, "
                          "fill it (a data migration) and make it NOT NULL "
                          "in a later migration", l->zName);
-        s->zGuardMsg = take_what(x);
+        s->zGuardMsg = diff_take_what(x);
       }
-      if (!d->bAlterColumn && !can_add(c, f)) {
+      if (!d->bAlterColumn && !alter_can_add(c, f)) {
         m->bRebuild = 1;
         continue;
       }
-      alter_head(x, t->zName);
+      diff_alter_head(x, t->zName);
       quay__str_cat(&x->q, "ADD COLUMN ");
       quay__ddl_column(d, c, c->iPk != 0, &x->q);
       if (!d->bAlterColumn && f) quay__ddl_references(d, f, &x->q);
@@ -728,21 +728,21 @@ static void diff_columns(Diff *x, TabMap *m) {
     }
     /* A kept column: type, NULL, default, key, identity. */
     {
-      int bType = !same_type(lc, c);
+      int bType = !type_same(lc, c);
       int bNull = !lc->bNull != !c->bNull;
-      int bDflt = !same_default(lc, c);
+      int bDflt = !dflt_same(lc, c);
       int bPk = !lc->iPk != !c->iPk;
       int bAuto = d->xIdentitySync && c->iPk && lc->iPk && !lc->bAuto != !c->bAuto;
       Step *s;
       if (!bType && !bNull && !bDflt && !bPk && !bAuto) continue;
-      s = tab_step(x, m, QUAY_OP_ALTER_COLUMN, P_ALTER, c->zName);
+      s = diff_tab_step(x, m, QUAY_OP_ALTER_COLUMN, P_ALTER, c->zName);
       if (s == NULL) return;
       quay__str_printf(&x->w, "change column %s.%s", t->zName, c->zName);
-      col_label(&x->w, t, c);
+      diff_col_label(&x->w, t, c);
       quay__str_cat(&x->w, ":");
       if (bType) {
         quay__str_printf(&x->w, " type %s to %s", lc->zType, c->zType);
-        if (!widening(lc, c)) s->bDestructive = 1;
+        if (!type_widening(lc, c)) s->bDestructive = 1;
       }
       if (bNull) {
         quay__str_printf(&x->w, "%s %s to %s", bType ? "," : "",
@@ -776,14 +776,14 @@ static void diff_columns(Diff *x, TabMap *m) {
                          c->bAuto ? "generated by the database"
                                   : "no longer generated");
       }
-      s->zWhat = take_what(x);
+      s->zWhat = diff_take_what(x);
       if (s->zGuardSql) {
         quay__str_printf(&x->w, "cannot make %s.%s NOT NULL: it holds NULL "
                          "values; fill them first (a data migration) or "
                          "keep null = true", t->zName, c->zName);
-        s->zGuardMsg = take_what(x);
+        s->zGuardMsg = diff_take_what(x);
       }
-      if ((bType || bPk) && referenced(x, l, lc->zName)) {
+      if ((bType || bPk) && diff_referenced(x, l, lc->zName)) {
         m->bRefKeyChanged = 1;       /* check the tables that refer to it */
       }
       if (!d->bAlterColumn) {
@@ -791,13 +791,13 @@ static void diff_columns(Diff *x, TabMap *m) {
         continue;
       }
       if (bPk && lc->iPk && l->zPkName) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "DROP CONSTRAINT ");
         quay__str_ident(&x->q, l->zPkName);
         step_str(x->pMig, s, &x->q);
       }
       if (bAuto && lc->bAuto) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         quay__str_cat(&x->q, lc->eDflt == DFLT_EXPR ? " DROP DEFAULT"
@@ -805,18 +805,18 @@ static void diff_columns(Diff *x, TabMap *m) {
         step_str(x->pMig, s, &x->q);
       }
       if (bType && lc->eDflt == DFLT_VALUE) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         quay__str_cat(&x->q, " DROP DEFAULT");
         step_str(x->pMig, s, &x->q);
       }
       if (bType) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         quay__str_printf(&x->q, " TYPE %s", c->zType);
-        if (lc->eType != c->eType && !widening(lc, c)) {
+        if (lc->eType != c->eType && !type_widening(lc, c)) {
           quay__str_cat(&x->q, " USING ");
           quay__str_ident(&x->q, c->zName);
           quay__str_printf(&x->q, "::%s", c->zType);
@@ -824,14 +824,14 @@ static void diff_columns(Diff *x, TabMap *m) {
         step_str(x->pMig, s, &x->q);
       }
       if (bNull) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         quay__str_cat(&x->q, c->bNull ? " DROP NOT NULL" : " SET NOT NULL");
         step_str(x->pMig, s, &x->q);
       }
       if (bDflt || (bType && lc->eDflt == DFLT_VALUE && c->zDefault)) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         if (c->zDefault) {
@@ -842,14 +842,14 @@ static void diff_columns(Diff *x, TabMap *m) {
         step_str(x->pMig, s, &x->q);
       }
       if (bPk && c->iPk) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ADD PRIMARY KEY (");
         quay__str_ident(&x->q, c->zName);
         quay__str_char(&x->q, ')');
         step_str(x->pMig, s, &x->q);
       }
       if (bAuto && c->bAuto) {
-        alter_head(x, t->zName);
+        diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         quay__str_cat(&x->q, " ADD GENERATED BY DEFAULT AS IDENTITY");
@@ -864,18 +864,18 @@ static void diff_columns(Diff *x, TabMap *m) {
     SCol *lc = &l->aCol[i];
     Step *s;
     if (m->abLive[i]) continue;
-    s = tab_step(x, m, QUAY_OP_DROP_COLUMN, P_ALTER, lc->zName);
+    s = diff_tab_step(x, m, QUAY_OP_DROP_COLUMN, P_ALTER, lc->zName);
     if (s == NULL) return;
     s->bDestructive = 1;
     quay__str_printf(&x->w, "drop column %s.%s and its values (no field "
                      "declares it)", t->zName, lc->zName);
-    s->zWhat = take_what(x);
-    if (referenced(x, l, lc->zName)) m->bRefKeyChanged = 1;
-    if (!d->bAlterColumn && !can_drop(l, lc)) {
+    s->zWhat = diff_take_what(x);
+    if (diff_referenced(x, l, lc->zName)) m->bRefKeyChanged = 1;
+    if (!d->bAlterColumn && !alter_can_drop(l, lc)) {
       m->bRebuild = 1;
       continue;
     }
-    alter_head(x, t->zName);
+    diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "DROP COLUMN ");
     quay__str_ident(&x->q, lc->zName);
     step_str(x->pMig, s, &x->q);
@@ -893,33 +893,33 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nIdx && !found; i++) {
-      if (!m->abIdx[i] && same_idx(m, &l->aIdx[i], di)) {
+      if (!m->abIdx[i] && diff_same_idx(m, &l->aIdx[i], di)) {
         m->abIdx[i] = 1;
         found = 1;
       }
     }
     if (found) continue;
     if (d->bAlterColumn && di->bConstraint) {
-      s = tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_INDEX, di->zName);
+      s = diff_tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_INDEX, di->zName);
       if (s == NULL) return;
       quay__str_printf(&x->w, "add unique constraint on %s (", t->zName);
-      plain_list(&x->w, di->azCol, di->nCol);
+      diff_plain_list(&x->w, di->azCol, di->nCol);
       quay__str_char(&x->w, ')');
-      s->zWhat = take_what(x);
-      alter_head(x, t->zName);
+      s->zWhat = diff_take_what(x);
+      diff_alter_head(x, t->zName);
       quay__str_cat(&x->q, "ADD CONSTRAINT ");
       quay__str_ident(&x->q, di->zName);
       quay__str_cat(&x->q, " UNIQUE (");
-      ident_list(&x->q, di->azCol, di->nCol);
+      diff_ident_list(&x->q, di->azCol, di->nCol);
       quay__str_char(&x->q, ')');
     } else {
-      s = tab_step(x, m, QUAY_OP_CREATE_INDEX, P_INDEX, di->zName);
+      s = diff_tab_step(x, m, QUAY_OP_CREATE_INDEX, P_INDEX, di->zName);
       if (s == NULL) return;
       quay__str_printf(&x->w, "create %sindex on %s (",
                        di->bUnique ? "unique " : "", t->zName);
-      plain_list(&x->w, di->azCol, di->nCol);
+      diff_plain_list(&x->w, di->azCol, di->nCol);
       quay__str_char(&x->w, ')');
-      s->zWhat = take_what(x);
+      s->zWhat = diff_take_what(x);
       quay__ddl_create_index(d, t, di, &x->q);
     }
     step_str(x->pMig, s, &x->q);
@@ -930,37 +930,37 @@ static void diff_keys(Diff *x, TabMap *m) {
     Step *s;
     if (m->abIdx[i]) continue;
     for (k = 0; k < li->nCol; k++) {
-      if (li->azCol[k] && decl_col(m, li->azCol[k]) == NULL) bDoomed = 1;
+      if (li->azCol[k] && diff_decl_col(m, li->azCol[k]) == NULL) bDoomed = 1;
     }
     if (!bDoomed && !quay__ddl_owns_index(l, li)) continue;   /* not ours */
     for (k = 0; k < li->nCol; k++) {
-      if (li->bUnique && li->azCol[k] && referenced(x, l, li->azCol[k])) {
+      if (li->bUnique && li->azCol[k] && diff_referenced(x, l, li->azCol[k])) {
         m->bRefKeyChanged = 1;
       }
     }
     if (li->bConstraint) {
-      s = tab_step(x, m, QUAY_OP_DROP_CONSTRAINT, P_DROP_INDEX, li->zName);
+      s = diff_tab_step(x, m, QUAY_OP_DROP_CONSTRAINT, P_DROP_INDEX, li->zName);
       if (s == NULL) return;
       quay__str_printf(&x->w, "drop unique constraint %s on %s (", li->zName,
                        l->zName);
-      plain_list(&x->w, li->azCol, li->nCol);
+      diff_plain_list(&x->w, li->azCol, li->nCol);
       quay__str_char(&x->w, ')');
-      s->zWhat = take_what(x);
+      s->zWhat = diff_take_what(x);
       if (!d->bAlterColumn) {
         m->bRebuild = 1;
         continue;
       }
-      alter_head(x, t->zName);
+      diff_alter_head(x, t->zName);
       quay__str_cat(&x->q, "DROP CONSTRAINT ");
       quay__str_ident(&x->q, li->zName);
     } else {
-      s = tab_step(x, m, QUAY_OP_DROP_INDEX, P_DROP_INDEX, li->zName);
+      s = diff_tab_step(x, m, QUAY_OP_DROP_INDEX, P_DROP_INDEX, li->zName);
       if (s == NULL) return;
       quay__str_printf(&x->w, "drop %sindex %s on %s (",
                        li->bUnique ? "unique " : "", li->zName, l->zName);
-      plain_list(&x->w, li->azCol, li->nCol);
+      diff_plain_list(&x->w, li->azCol, li->nCol);
       quay__str_char(&x->w, ')');
-      s->zWhat = take_what(x);
+      s->zWhat = diff_take_what(x);
       quay__str_cat(&x->q, "DROP INDEX ");
       quay__str_ident(&x->q, li->zName);
     }
@@ -972,7 +972,7 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nFk && !found; i++) {
-      if (!m->abFk[i] && same_fk(x, m, &l->aFk[i], df)) {
+      if (!m->abFk[i] && diff_same_fk(x, m, &l->aFk[i], df)) {
         m->abFk[i] = 1;
         found = 1;
       }
@@ -984,29 +984,29 @@ static void diff_keys(Diff *x, TabMap *m) {
       for (j = 0; j < t->nCol; j++) {
         SCol *c = &t->aCol[j];
         if (m->azFrom[j] == NULL && strcmp(c->zName, df->azCol[0]) == 0 &&
-            can_add(c, df)) {
+            alter_can_add(c, df)) {
           found = 1;
         }
       }
       if (found) continue;
     }
-    s = tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_ADD_FK, df->zName);
+    s = diff_tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_ADD_FK, df->zName);
     if (s == NULL) return;
     quay__str_printf(&x->w, "add foreign key %s (", t->zName);
-    plain_list(&x->w, df->azCol, df->nCol);
+    diff_plain_list(&x->w, df->azCol, df->nCol);
     quay__str_printf(&x->w, ") referring to %s (", df->zTable);
-    plain_list(&x->w, df->azTo, df->nCol);
+    diff_plain_list(&x->w, df->azTo, df->nCol);
     quay__str_char(&x->w, ')');
-    s->zWhat = take_what(x);
+    s->zWhat = diff_take_what(x);
     if (!d->bAlterColumn) {
       m->bRebuild = 1;
       continue;
     }
-    alter_head(x, t->zName);
+    diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "ADD CONSTRAINT ");
     quay__str_ident(&x->q, df->zName);
     quay__str_cat(&x->q, " FOREIGN KEY (");
-    ident_list(&x->q, df->azCol, df->nCol);
+    diff_ident_list(&x->q, df->azCol, df->nCol);
     quay__str_char(&x->q, ')');
     quay__ddl_references(d, df, &x->q);
     step_str(x->pMig, s, &x->q);
@@ -1020,18 +1020,18 @@ static void diff_keys(Diff *x, TabMap *m) {
                           quay__schema_find(x->pDecl, lf->zTable) == NULL)) {
       continue;
     }
-    s = tab_step(x, m, QUAY_OP_DROP_CONSTRAINT, P_DROP_FK,
+    s = diff_tab_step(x, m, QUAY_OP_DROP_CONSTRAINT, P_DROP_FK,
                  lf->zName ? lf->zName : lf->azCol[0]);
     if (s == NULL) return;
     quay__str_printf(&x->w, "drop foreign key %s (", l->zName);
-    plain_list(&x->w, lf->azCol, lf->nCol);
+    diff_plain_list(&x->w, lf->azCol, lf->nCol);
     quay__str_printf(&x->w, ") referring to %s", lf->zTable);
-    s->zWhat = take_what(x);
+    s->zWhat = diff_take_what(x);
     if (!d->bAlterColumn || lf->zName == NULL) {
       m->bRebuild = 1;
       continue;
     }
-    alter_head(x, t->zName);
+    diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "DROP CONSTRAINT ");
     quay__str_ident(&x->q, lf->zName);
     step_str(x->pMig, s, &x->q);
@@ -1042,21 +1042,21 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nCheck && !found; i++) {
-      if (!m->abCheck[i] && same_check(l->aCheck[i].zExpr, dc->zExpr)) {
+      if (!m->abCheck[i] && diff_same_check(l->aCheck[i].zExpr, dc->zExpr)) {
         m->abCheck[i] = 1;
         found = 1;
       }
     }
     if (found) continue;
-    s = tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_INDEX, dc->zName);
+    s = diff_tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_INDEX, dc->zName);
     if (s == NULL) return;
     quay__str_printf(&x->w, "add check on %s: %s", t->zName, dc->zExpr);
-    s->zWhat = take_what(x);
+    s->zWhat = diff_take_what(x);
     if (!d->bAlterColumn) {
       m->bRebuild = 1;
       continue;
     }
-    alter_head(x, t->zName);
+    diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "ADD CONSTRAINT ");
     quay__str_ident(&x->q, dc->zName ? dc->zName : "quay_check");
     quay__str_printf(&x->q, " CHECK (%s)", dc->zExpr);
@@ -1065,16 +1065,16 @@ static void diff_keys(Diff *x, TabMap *m) {
   for (i = 0; i < l->nCheck && !x->pMig->oom; i++) {
     SCheck *lc = &l->aCheck[i];
     Step *s;
-    if (m->abCheck[i] || !owns_check(lc)) continue;
-    s = tab_step(x, m, QUAY_OP_DROP_CONSTRAINT, P_DROP_FK, lc->zName);
+    if (m->abCheck[i] || !diff_owns_check(lc)) continue;
+    s = diff_tab_step(x, m, QUAY_OP_DROP_CONSTRAINT, P_DROP_FK, lc->zName);
     if (s == NULL) return;
     quay__str_printf(&x->w, "drop check %s on %s", lc->zName, l->zName);
-    s->zWhat = take_what(x);
+    s->zWhat = diff_take_what(x);
     if (!d->bAlterColumn) {
       m->bRebuild = 1;
       continue;
     }
-    alter_head(x, t->zName);
+    diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "DROP CONSTRAINT ");
     quay__str_ident(&x->q, lc->zName);
     step_str(x->pMig, s, &x->q);
@@ -1089,7 +1089,7 @@ static void diff_keys(Diff *x, TabMap *m) {
 ** the triggers made again, and its foreign keys checked.  Every step of
 ** the table is marked; the first carries the statements.
 */
-static void rebuild(Diff *x, TabMap *m) {
+static void diff_rebuild(Diff *x, TabMap *m) {
   const Dialect *d = x->d;
   quay_migration *p = x->pMig;
   STable *t = m->pDecl, *l = m->pLive;
@@ -1114,13 +1114,13 @@ static void rebuild(Diff *x, TabMap *m) {
   /* Live CHECK constraints Quay did not make stay (at table level). */
   tNew = *t;
   n = 0;
-  for (i = 0; i < l->nCheck; i++) n += !m->abCheck[i] && !owns_check(&l->aCheck[i]);
+  for (i = 0; i < l->nCheck; i++) n += !m->abCheck[i] && !diff_owns_check(&l->aCheck[i]);
   if (n > 0) {
     aCheck = diff_alloc(x, sizeof(SCheck) * (size_t)(t->nCheck + n));
     if (aCheck == NULL) return;
     if (t->nCheck) memcpy(aCheck, t->aCheck, sizeof(SCheck) * (size_t)t->nCheck);
     for (i = 0, k = t->nCheck; i < l->nCheck; i++) {
-      if (!m->abCheck[i] && !owns_check(&l->aCheck[i])) aCheck[k++] = l->aCheck[i];
+      if (!m->abCheck[i] && !diff_owns_check(&l->aCheck[i])) aCheck[k++] = l->aCheck[i];
     }
     tNew.aCheck = aCheck;
     tNew.nCheck = k;
@@ -1166,7 +1166,7 @@ static void rebuild(Diff *x, TabMap *m) {
     int bDoomed = 0;
     if (m->abIdx[i] || li->bConstraint || quay__ddl_owns_index(l, li)) continue;
     for (k = 0; k < li->nCol; k++) {
-      if (li->azCol[k] && decl_col(m, li->azCol[k]) == NULL) bDoomed = 1;
+      if (li->azCol[k] && diff_decl_col(m, li->azCol[k]) == NULL) bDoomed = 1;
     }
     if (bDoomed) continue;
     if (li->zSql && (!m->bRenamedCol || li->bPartial)) {
@@ -1175,7 +1175,7 @@ static void rebuild(Diff *x, TabMap *m) {
       SIdx y = *li;
       char **az = diff_alloc(x, sizeof(char *) * (size_t)(li->nCol + 1));
       if (az == NULL) return;
-      for (k = 0; k < li->nCol; k++) az[k] = (char *)decl_col(m, li->azCol[k]);
+      for (k = 0; k < li->nCol; k++) az[k] = (char *)diff_decl_col(m, li->azCol[k]);
       y.azCol = az;
       quay__ddl_create_index(d, t, &y, &x->q);
       step_str(p, s, &x->q);
@@ -1197,7 +1197,7 @@ static void rebuild(Diff *x, TabMap *m) {
           if (strcmp(o->aFk[k].zTable, l->zName) == 0) break;
         }
         if (k == o->nFk) continue;
-        om = map_of_live(x, o->zName);
+        om = diff_map_of_live(x, o->zName);
         quay__str_printf(&x->q, "%s(", d->zFkCheck);
         quay__str_ident(&x->q, om ? om->pDecl->zName : o->zName);
         quay__str_char(&x->q, ')');
@@ -1216,50 +1216,50 @@ static void diff_create(Diff *x, TabMap *m, const unsigned char *abExists) {
   int i;
   if (abOk == NULL) return;
   for (i = 0; i < t->nFk; i++) {
-    TabMap *pT = map_of_decl(x, t->aFk[i].zTable);
+    TabMap *pT = diff_map_of_decl(x, t->aFk[i].zTable);
     abOk[i] = d->bForwardFk || strcmp(t->aFk[i].zTable, t->zName) == 0 ||
               (pT && abExists[pT - x->aMap]) ||
               (pT == NULL && quay__schema_find(x->pLive, t->aFk[i].zTable));
   }
-  s = tab_step(x, m, QUAY_OP_CREATE_TABLE, P_CREATE, NULL);
+  s = diff_tab_step(x, m, QUAY_OP_CREATE_TABLE, P_CREATE, NULL);
   if (s == NULL) return;
   s->bNew = 1;
   quay__str_printf(&x->w, "create table %s", t->zName);
   if (t->pModel) quay__str_printf(&x->w, " (model %s)", t->pModel->zName);
-  else if (t->pJoin) col_label(&x->w, t, NULL);
-  s->zWhat = take_what(x);
+  else if (t->pJoin) diff_col_label(&x->w, t, NULL);
+  s->zWhat = diff_take_what(x);
   quay__ddl_create_table(d, t, t->zName, abOk, &x->q);
   step_str(x->pMig, s, &x->q);
   for (i = 0; i < t->nIdx; i++) {
     SIdx *di = &t->aIdx[i];
     if (di->bConstraint) continue;
-    s = tab_step(x, m, QUAY_OP_CREATE_INDEX, P_INDEX, di->zName);
+    s = diff_tab_step(x, m, QUAY_OP_CREATE_INDEX, P_INDEX, di->zName);
     if (s == NULL) return;
     s->bNew = 1;
     quay__str_printf(&x->w, "create index on %s (", t->zName);
-    plain_list(&x->w, di->azCol, di->nCol);
+    diff_plain_list(&x->w, di->azCol, di->nCol);
     quay__str_char(&x->w, ')');
-    s->zWhat = take_what(x);
+    s->zWhat = diff_take_what(x);
     quay__ddl_create_index(d, t, di, &x->q);
     step_str(x->pMig, s, &x->q);
   }
   for (i = 0; i < t->nFk; i++) {
     SFk *df = &t->aFk[i];
     if (abOk[i]) continue;
-    s = tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_ADD_FK, df->zName);
+    s = diff_tab_step(x, m, QUAY_OP_ADD_CONSTRAINT, P_ADD_FK, df->zName);
     if (s == NULL) return;
     s->bNew = 1;
     quay__str_printf(&x->w, "add foreign key %s (", t->zName);
-    plain_list(&x->w, df->azCol, df->nCol);
+    diff_plain_list(&x->w, df->azCol, df->nCol);
     quay__str_printf(&x->w, ") referring to %s (", df->zTable);
-    plain_list(&x->w, df->azTo, df->nCol);
+    diff_plain_list(&x->w, df->azTo, df->nCol);
     quay__str_char(&x->w, ')');
-    s->zWhat = take_what(x);
-    alter_head(x, t->zName);
+    s->zWhat = diff_take_what(x);
+    diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "ADD CONSTRAINT ");
     quay__str_ident(&x->q, df->zName);
     quay__str_cat(&x->q, " FOREIGN KEY (");
-    ident_list(&x->q, df->azCol, df->nCol);
+    diff_ident_list(&x->q, df->azCol, df->nCol);
     quay__str_char(&x->q, ')');
     quay__ddl_references(d, df, &x->q);
     step_str(x->pMig, s, &x->q);
@@ -1314,7 +1314,7 @@ static void diff_drops(Diff *x) {
     s->bDestructive = 1;
     quay__str_printf(&x->w, "drop table %s and its rows (no model declares "
                      "it)", l->zName);
-    s->zWhat = take_what(x);
+    s->zWhat = diff_take_what(x);
     quay__str_cat(&x->q, "DROP TABLE ");
     quay__str_ident(&x->q, l->zName);
     if (bCycle) quay__str_cat(&x->q, x->d->zDropSuffix);
@@ -1361,7 +1361,7 @@ static int diff_schemas(quay_db *pDb, quay_schema *pLive, quay_schema *pDecl,
       }
     }
     for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
-      if (x.aMap[i].bRebuild) rebuild(&x, &x.aMap[i]);
+      if (x.aMap[i].bRebuild) diff_rebuild(&x, &x.aMap[i]);
     }
     diff_drops(&x);
   }
@@ -1373,7 +1373,7 @@ static int diff_schemas(quay_db *pDb, quay_schema *pLive, quay_schema *pDecl,
     return quay__oom(pErr);
   }
   if (x.pMig->nStep > 1) {
-    qsort(x.pMig->aStep, (size_t)x.pMig->nStep, sizeof(Step), cmp_step);
+    qsort(x.pMig->aStep, (size_t)x.pMig->nStep, sizeof(Step), mig_cmp_step);
   }
   *ppMig = x.pMig;
   return QUAY_OK;
@@ -1407,7 +1407,7 @@ int quay_db_schema_diff(quay_db *pDb, quay_migration **ppMig,
 ** ===================================================================
 */
 /* Is any step of p a rebuild? */
-static int has_rebuild(const quay_migration *p) {
+static int mig_has_rebuild(const quay_migration *p) {
   int i;
   for (i = 0; i < p->nStep; i++) {
     if (p->aStep[i].bRebuild) return 1;
@@ -1416,7 +1416,7 @@ static int has_rebuild(const quay_migration *p) {
 }
 
 /* The checks that come before any statement runs. */
-static int guard(quay_db *pDb, quay_migration *p, unsigned mFlags,
+static int mig_guard(quay_db *pDb, quay_migration *p, unsigned mFlags,
                  quay_err *pErr) {
   int i, rc;
   if (!(mFlags & QUAY_MIGRATE_ALLOW_DROP)) {
@@ -1456,7 +1456,7 @@ static int guard(quay_db *pDb, quay_migration *p, unsigned mFlags,
 }
 
 /* Run a foreign key check: any row is a violation. */
-static int fk_check(quay_db *pDb, const Step *s, const char *zSql,
+static int mig_fk_check(quay_db *pDb, const Step *s, const char *zSql,
                     quay_err *pErr) {
   quay_cursor *c = NULL;
   int rc = quay__db_run(pDb, zSql, NULL, 0, NULL, 0, 0, &c, NULL, pErr);
@@ -1488,7 +1488,7 @@ static int fk_check(quay_db *pDb, const Step *s, const char *zSql,
 }
 
 /* Run every statement of every step, in order (inside a transaction). */
-static int run_steps(quay_db *pDb, quay_migration *p, quay_err *pErr) {
+static int mig_run_steps(quay_db *pDb, quay_migration *p, quay_err *pErr) {
   const Dialect *d = pDb->pDialect;
   size_t nCheck = d->zFkCheck ? strlen(d->zFkCheck) : 0;
   int i, k, rc = QUAY_OK;
@@ -1497,7 +1497,7 @@ static int run_steps(quay_db *pDb, quay_migration *p, quay_err *pErr) {
     for (k = 0; k < s->nSql && rc == QUAY_OK; k++) {
       const char *z = s->azSql[k];
       if (nCheck && strncmp(z, d->zFkCheck, nCheck) == 0) {
-        rc = fk_check(pDb, s, z, pErr);
+        rc = mig_fk_check(pDb, s, z, pErr);
       } else {
         rc = quay__db_run(pDb, z, NULL, 0, NULL, 0, 0, NULL, NULL, pErr);
       }
@@ -1507,7 +1507,7 @@ static int run_steps(quay_db *pDb, quay_migration *p, quay_err *pErr) {
 }
 
 /* Turn SQLite's foreign keys off for a transaction that rebuilds. */
-static int fk_off(quay_db *pDb, quay_err *pErr) {
+static int mig_fk_off(quay_db *pDb, quay_err *pErr) {
   if (pDb->txnDepth > 0) {
     return quay__err(pErr, QUAY_EMIGRATION,
                      "this migration rebuilds a table, which needs foreign "
@@ -1519,7 +1519,7 @@ static int fk_off(quay_db *pDb, quay_err *pErr) {
 
 /* After the transaction: foreign keys and the quiet rename back as they
 ** were; a failure here is reported only when nothing else failed. */
-static int restore(quay_db *pDb, int bFkOff, int rc, quay_err *pErr) {
+static int mig_restore(quay_db *pDb, int bFkOff, int rc, quay_err *pErr) {
   const Dialect *d = pDb->pDialect;
   quay_err e;
   quay_err_clear(&e);
@@ -1540,7 +1540,7 @@ static int restore(quay_db *pDb, int bFkOff, int rc, quay_err *pErr) {
 enum { MODE_MIGRATE = 1, MODE_CREATE };
 
 /* db:create_tables: only steps that create what does not exist. */
-static int create_only(quay_migration *p, quay_err *pErr) {
+static int mig_create_only(quay_migration *p, quay_err *pErr) {
   int i, k = 0;
   for (i = 0; i < p->nStep; i++) {
     Step *s = &p->aStep[i];
@@ -1575,8 +1575,8 @@ static int migrate_run(quay_db *pDb, int eMode, unsigned mFlags,
   if (rc) return rc;
   if (mFlags & QUAY_MIGRATE_DRY_RUN) {
     rc = diff_now(pDb, &p, pErr);
-    if (rc == QUAY_OK && eMode == MODE_CREATE) rc = create_only(p, pErr);
-    if (rc == QUAY_OK) rc = guard(pDb, p, mFlags, pErr);
+    if (rc == QUAY_OK && eMode == MODE_CREATE) rc = mig_create_only(p, pErr);
+    if (rc == QUAY_OK) rc = mig_guard(pDb, p, mFlags, pErr);
     if (rc == QUAY_OK && ppDone) {
       *ppDone = p;
       p = NULL;
@@ -1586,7 +1586,7 @@ static int migrate_run(quay_db *pDb, int eMode, unsigned mFlags,
   }
   for (attempt = 0; attempt < 2; attempt++) {
     if (bFkOff) {
-      rc = fk_off(pDb, pErr);
+      rc = mig_fk_off(pDb, pErr);
       if (rc) break;
     }
     rc = quay__txn_begin(pDb, 1, pErr);
@@ -1596,8 +1596,8 @@ static int migrate_run(quay_db *pDb, int eMode, unsigned mFlags,
                         NULL, pErr);
     }
     if (rc == QUAY_OK) rc = diff_now(pDb, &p, pErr);
-    if (rc == QUAY_OK && eMode == MODE_CREATE) rc = create_only(p, pErr);
-    if (rc == QUAY_OK && !bFkOff && d->zFkOff && has_rebuild(p)) {
+    if (rc == QUAY_OK && eMode == MODE_CREATE) rc = mig_create_only(p, pErr);
+    if (rc == QUAY_OK && !bFkOff && d->zFkOff && mig_has_rebuild(p)) {
       /* Foreign keys must be off before the transaction begins. */
       quay__txn_rollback(pDb);
       quay_migration_free(p);
@@ -1605,12 +1605,12 @@ static int migrate_run(quay_db *pDb, int eMode, unsigned mFlags,
       bFkOff = 1;
       continue;
     }
-    if (rc == QUAY_OK) rc = guard(pDb, p, mFlags, pErr);
-    if (rc == QUAY_OK) rc = run_steps(pDb, p, pErr);
+    if (rc == QUAY_OK) rc = mig_guard(pDb, p, mFlags, pErr);
+    if (rc == QUAY_OK) rc = mig_run_steps(pDb, p, pErr);
     rc = quay__txn_end(pDb, rc, pErr);
     break;
   }
-  rc = restore(pDb, bFkOff, rc, pErr);
+  rc = mig_restore(pDb, bFkOff, rc, pErr);
   if (p && p->nStep > 0) quay__db_cache_drop_idle(pDb);
   if (rc == QUAY_OK && ppDone) {
     *ppDone = p;
@@ -1641,7 +1641,7 @@ int quay__migrate_create(quay_db *pDb, quay_err *pErr) {
 ** ===================================================================
 */
 /* CREATE TABLE IF NOT EXISTS quay_migrations (...) */
-static void journal_ddl(const Dialect *d, Str *p) {
+static void mig_journal_ddl(const Dialect *d, Str *p) {
   quay__str_printf(p, "CREATE TABLE IF NOT EXISTS quay_migrations (id %s, "
                    "name %s(255) NOT NULL UNIQUE, checksum %s(64) NOT NULL, "
                    "applied_at %s NOT NULL)", d->zAutoPk,
@@ -1650,7 +1650,7 @@ static void journal_ddl(const Dialect *d, Str *p) {
 }
 
 /* Raw SQL in the dialect's placeholder form (caller frees). */
-static char *dialect_sql(quay_db *pDb, const char *zSql) {
+static char *mig_dialect_sql(quay_db *pDb, const char *zSql) {
   if (pDb->pDialect->xRawSql) {
     Str s;
     int n = 0;
@@ -1673,18 +1673,18 @@ int quay_migration_apply(quay_db *pDb, quay_migration *p,
   }
   rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
-  zSel = dialect_sql(pDb, "SELECT checksum FROM quay_migrations WHERE name "
+  zSel = mig_dialect_sql(pDb, "SELECT checksum FROM quay_migrations WHERE name "
                      "= ?");
-  zIns = dialect_sql(pDb, "INSERT INTO quay_migrations (name, checksum, "
+  zIns = mig_dialect_sql(pDb, "INSERT INTO quay_migrations (name, checksum, "
                      "applied_at) VALUES (?, ?, ?)");
   quay__str_init(&s);
-  journal_ddl(d, &s);
+  mig_journal_ddl(d, &s);
   if (zSel == NULL || zIns == NULL || s.oom) {
     rc = quay__oom(pErr);
     goto done;
   }
-  if (d->zFkOff && has_rebuild(p)) {
-    rc = fk_off(pDb, pErr);
+  if (d->zFkOff && mig_has_rebuild(p)) {
+    rc = mig_fk_off(pDb, pErr);
     if (rc) goto done;
     bFkOff = 1;
   }
@@ -1726,7 +1726,7 @@ int quay_migration_apply(quay_db *pDb, quay_migration *p,
     }
     quay_cursor_close(c);
   }
-  if (rc == QUAY_OK && !bDone) rc = run_steps(pDb, p, pErr);
+  if (rc == QUAY_OK && !bDone) rc = mig_run_steps(pDb, p, pErr);
   if (rc == QUAY_OK && !bDone && o->xData) {
     int depth = pDb->txnDepth;
     rc = o->xData(o->pDataArg, pDb, pErr);
@@ -1760,7 +1760,7 @@ int quay_migration_apply(quay_db *pDb, quay_migration *p,
   }
   if (rc == QUAY_OK && !bDone && p->nStep > 0) quay__db_cache_drop_idle(pDb);
 done:
-  rc = restore(pDb, bFkOff, rc, pErr);
+  rc = mig_restore(pDb, bFkOff, rc, pErr);
   quay__str_free(&s);
   quay__free(zSel);
   quay__free(zIns);

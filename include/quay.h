@@ -733,7 +733,9 @@ QUAY_API int quay_db_migrate(quay_db *pDb, unsigned mFlags,
 ** records zName with zChecksum in quay_migrations (created when missing).
 ** Returns QUAY_DONE, changing nothing, when zName is recorded already with
 ** that checksum (another process applied it while this one waited), and
-** QUAY_EMIGRATION when it is recorded with another one.
+** QUAY_EMIGRATION when it is recorded with another one.  pMig and pOpts
+** are borrowed (only during the call); xData runs inside the transaction
+** and may use pDb.
 */
 typedef struct quay_apply_opts {
   const char *zName;        /* the file's name, "0002_add_editor" */
