@@ -413,7 +413,7 @@ local function main()
   -- Schema diff ------------------------------------------------------------
   if selected("DIFF") then
     io.stderr:write("running DIFF ...\n")
-    local target = "sqlite::memory:"
+    local target = ":memory:"           -- quay_side.lua adds "sqlite:"
     local dbdiff = dbbase .. "_diff"
     if pg then
       admin(drop_sql(dbdiff), create_sql(dbdiff))
