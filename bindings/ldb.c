@@ -1,7 +1,8 @@
 /*
 ** bindings/ldb.c
 ** The Db object: open/close, stats, on_query, transactions, raw SQL,
-** schema calls and describe().
+** schema calls, describe() and schema evolution (inspect, schema_diff,
+** migrate, and the calls `quay migrate` uses).
 ** See LICENSE
 **
 ** A Db userdata owns its quay_db.  db:close() and __close only disconnect:
@@ -14,6 +15,7 @@
 */
 #include "lquay.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -457,6 +459,505 @@ static int db_describe(lua_State *L) {
 }
 /* }================================================================== */
 
+/*
+** {==================================================================
+** Schema evolution
+** ===================================================================
+** Marshaling only: the engine reads the live schema, infers models,
+** diffs, guards and runs migrations (include/quay.h "Schema evolution").
+*/
+static void set_bool(lua_State *L, const char *zKey, int b) {
+  lua_pushboolean(L, b);
+  lua_setfield(L, -2, zKey);
+}
+
+/* A list of n names; NULL entries (expressions) become false. */
+static void push_names(lua_State *L, const char *const *az, int n) {
+  int i;
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    if (az[i]) lua_pushstring(L, az[i]);
+    else lua_pushboolean(L, 0);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* [.., tables]: the tables of a schema (API.md db:inspect()). */
+static void push_tables(lua_State *L, const quay_schema *pS) {
+  int i, k, n = quay_schema_table_count(pS);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    quay_table_info t;
+    quay_schema_table(pS, i, &t);
+    luaL_checkstack(L, 8, "inspect");
+    lua_createtable(L, 0, 5);                        /* [.., tables, t] */
+    set_str(L, "name", t.zName);
+    lua_createtable(L, t.nColumn, 0);
+    for (k = 0; k < t.nColumn; k++) {
+      quay_column_info c;
+      quay_schema_column(pS, i, k, &c);
+      lua_createtable(L, 0, 6);
+      set_str(L, "name", c.zName);
+      set_str(L, "type", c.zType);
+      set_bool(L, "null", c.bNull);
+      set_str(L, "default", c.zDefault);
+      set_bool(L, "primary_key", c.iPk > 0);
+      set_bool(L, "auto", c.bAuto);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "columns");
+    lua_createtable(L, t.nIndex, 0);
+    for (k = 0; k < t.nIndex; k++) {
+      quay_index_info x;
+      quay_schema_index(pS, i, k, &x);
+      lua_createtable(L, 0, 3);
+      set_str(L, "name", x.zName);
+      push_names(L, x.azColumn, x.nColumn);
+      lua_setfield(L, -2, "columns");
+      set_bool(L, "unique", x.bUnique);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "indexes");
+    lua_createtable(L, t.nForeignKey, 0);
+    for (k = 0; k < t.nForeignKey; k++) {
+      quay_fkey_info f;
+      quay_schema_foreign_key(pS, i, k, &f);
+      lua_createtable(L, 0, 6);
+      set_str(L, "name", f.zName);
+      push_names(L, f.azColumn, f.nColumn);
+      lua_setfield(L, -2, "columns");
+      set_str(L, "table", f.zTable);
+      push_names(L, f.azTo, f.nColumn);
+      lua_setfield(L, -2, "to");
+      set_str(L, "on_delete", f.zOnDelete);
+      set_str(L, "on_update", f.zOnUpdate);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "foreign_keys");
+    lua_createtable(L, t.nCheck, 0);
+    for (k = 0; k < t.nCheck; k++) {
+      lua_pushstring(L, quay_schema_check(pS, i, k));
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "checks");
+    lua_rawseti(L, -2, i + 1);                       /* [.., tables] */
+  }
+}
+
+/* [.., models]: the models `quay inspect` prints (an addition). */
+static void push_models(lua_State *L, const quay_schema *pS) {
+  int i, k, n = quay_schema_model_count(pS);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    quay_model_gen g;
+    quay_schema_model(pS, i, &g);
+    luaL_checkstack(L, 8, "inspect");
+    lua_createtable(L, 0, 8);                        /* [.., models, m] */
+    set_str(L, "name", g.zName);
+    set_str(L, "table", g.zTable);
+    set_bool(L, "default_table", g.bDefaultTable);
+    set_bool(L, "skipped", g.isSkipped);
+    set_str(L, "note", g.zNote);
+    lua_createtable(L, g.nField, 0);
+    for (k = 0; k < g.nField; k++) {
+      quay_field_spec f;
+      quay_schema_model_field(pS, i, k, &f);
+      lua_createtable(L, 0, 10);
+      set_str(L, "name", f.zName);
+      set_str(L, "type", quay_type_name(f.eType));
+      set_str(L, "column", f.zColumn);
+      if (f.nMax) {
+        lua_pushinteger(L, f.nMax);
+        lua_setfield(L, -2, "max");
+      }
+      if (f.mFlags & QUAY_F_NULL) set_bool(L, "null", 1);
+      if (f.mFlags & QUAY_F_UNIQUE) set_bool(L, "unique", 1);
+      if (f.mFlags & QUAY_F_INDEX) set_bool(L, "index", 1);
+      if (f.mFlags & QUAY_F_PK) set_bool(L, "primary_key", 1);
+      if (f.mFlags & QUAY_F_DEFAULT) {
+        lquay_push_value(L, &f.dflt);
+        lua_setfield(L, -2, "default");
+      }
+      lua_pushnumber(L, f.rSeq);
+      lua_setfield(L, -2, "seq");
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "fields");
+    lua_createtable(L, g.nRelation, 0);
+    for (k = 0; k < g.nRelation; k++) {
+      quay_rel_spec r;
+      quay_schema_model_relation(pS, i, k, &r);
+      lua_createtable(L, 0, 14);
+      set_str(L, "name", r.zName);
+      set_str(L, "kind", quay_kind_name(r.eKind));
+      set_str(L, "target", r.zTarget);
+      set_str(L, "column", r.zColumn);
+      set_str(L, "to_field", r.zToField);
+      set_str(L, "related_name", r.zRelatedName);
+      set_str(L, "through", r.zThrough);
+      set_str(L, "source_key", r.zSourceKey);
+      set_str(L, "target_key", r.zTargetKey);
+      if (r.mFlags & QUAY_F_NULL) set_bool(L, "null", 1);
+      if (r.mFlags & QUAY_F_NO_INDEX) set_bool(L, "index", 0);
+      if (r.eKind != QUAY_R_MANY_TO_MANY) {
+        set_str(L, "on_delete", quay_rule_name(r.eOnDelete));
+        set_str(L, "on_update", quay_rule_name(r.eOnUpdate));
+      }
+      if (r.mFlags & QUAY_F_DEFAULT) {
+        lquay_push_value(L, &r.dflt);
+        lua_setfield(L, -2, "default");
+      }
+      lua_pushnumber(L, r.rSeq);
+      lua_setfield(L, -2, "seq");
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "relations");
+    lua_createtable(L, g.nUnique, 0);
+    for (k = 0; k < g.nUnique; k++) {
+      const char *const *az;
+      int nName;
+      quay_schema_model_unique(pS, i, k, &az, &nName);
+      push_names(L, az, nName);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "unique_together");
+    lua_rawseti(L, -2, i + 1);                       /* [.., models] */
+  }
+}
+
+/* db:inspect() */
+static int db_inspect(lua_State *L) {
+  LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
+  quay_err err;
+  Box *pBox;
+  lua_settop(L, 1);
+  pBox = lquay_box(L, (lquay_free_fn)quay_schema_free);  /* [db, box] */
+  if (quay_db_inspect(pDb->db, (quay_schema **)&pBox->p, &err)) {
+    lquay_fail(L, pDb, &err);
+  }
+  lua_createtable(L, 0, 2);                          /* [db, box, res] */
+  push_tables(L, pBox->p);
+  lua_setfield(L, -2, "tables");
+  push_models(L, pBox->p);
+  lua_setfield(L, -2, "models");
+  return 1;
+}
+
+/* [.., steps]: the steps of a migration (API.md "A step"). */
+static void push_steps(lua_State *L, const quay_migration *p) {
+  int i, k, n = quay_migration_count(p);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    quay_step_info s;
+    quay_migration_step(p, i, &s);
+    luaL_checkstack(L, 4, "steps");
+    lua_createtable(L, 0, 8);
+    set_str(L, "op", quay_op_name(s.eOp));
+    set_str(L, "model", s.zModel);
+    set_str(L, "table", s.zTable);
+    set_str(L, "column", s.zColumn);
+    set_str(L, "what", s.zWhat);
+    lua_createtable(L, s.nSql, 0);
+    for (k = 0; k < s.nSql; k++) {
+      lua_pushstring(L, quay_migration_sql(p, i, k));
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "sql");
+    if (s.bDestructive) set_bool(L, "destructive", 1);
+    if (s.bRebuild) set_bool(L, "rebuild", 1);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+/* db:schema_diff() */
+static int db_schema_diff(lua_State *L) {
+  LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
+  quay_err err;
+  Box *pBox;
+  lua_settop(L, 1);
+  pBox = lquay_box(L, (lquay_free_fn)quay_migration_free);
+  if (quay_db_schema_diff(pDb->db, (quay_migration **)&pBox->p, &err)) {
+    lquay_fail(L, pDb, &err);
+  }
+  push_steps(L, pBox->p);
+  return 1;
+}
+
+/* An optional boolean option of a table of options at idx. */
+static int opt_flag(lua_State *L, int idx, const char *zKey, const char *zFn) {
+  int b;
+  lua_getfield(L, idx, zKey);
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: option %s must be true or false",
+                 zFn, zKey);
+  }
+  b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
+/* Every key of the options table at idx must be one of az. */
+static void check_keys(lua_State *L, int idx, const char *const *az,
+                       const char *zFn) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int i, ok = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      for (i = 0; az[i]; i++) {
+        if (strcmp(az[i], lua_tostring(L, -2)) == 0) ok = 1;
+      }
+    }
+    if (!ok) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: unknown option '%s'", zFn,
+                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                  : luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* db:migrate { allow_drop = false, dry_run = false } */
+static int db_migrate(lua_State *L) {
+  static const char *const azOpt[] = { "allow_drop", "dry_run", NULL };
+  LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
+  unsigned mFlags = 0;
+  quay_err err;
+  Box *pBox;
+  if (!lua_isnoneornil(L, 2)) {
+    if (lua_type(L, 2) != LUA_TTABLE) {
+      lquay_raisef(L, QUAY_EMISUSE, "db:migrate takes a table of options, "
+                   "got %s", luaL_typename(L, 2));
+    }
+    check_keys(L, 2, azOpt, "db:migrate");
+    if (opt_flag(L, 2, "allow_drop", "db:migrate")) {
+      mFlags |= QUAY_MIGRATE_ALLOW_DROP;
+    }
+    if (opt_flag(L, 2, "dry_run", "db:migrate")) mFlags |= QUAY_MIGRATE_DRY_RUN;
+  }
+  if (lua_gettop(L) > 2) {
+    lquay_raisef(L, QUAY_EMISUSE, "db:migrate takes one table of options");
+  }
+  lua_settop(L, 2);
+  pBox = lquay_box(L, (lquay_free_fn)quay_migration_free);
+  if (quay_db_migrate(pDb->db, mFlags, (quay_migration **)&pBox->p, &err)) {
+    lquay_fail(L, pDb, &err);
+  }
+  push_steps(L, pBox->p);
+  return 1;
+}
+
+/* The data migration of db:apply_migration: fn(db) under pcall. */
+typedef struct DataArg {
+  lua_State *L;
+  int iFn, iDb;             /* stack slots of the function and the db */
+  int errRef;               /* LUA_NOREF, or the error fn raised */
+} DataArg;
+
+/* Protected body [a, fn, db]: fn(db); its error is kept with luaL_ref
+** (house rule 6). */
+static int data_body(lua_State *L) {
+  DataArg *a = lua_touserdata(L, 1);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {             /* [a, fn] (db taken) */
+    a->errRef = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  return 0;
+}
+
+static int data_call(void *pArg, quay_db *db, quay_err *pErr) {
+  DataArg *a = pArg;
+  lua_State *L = a->L;
+  int top = lua_gettop(L), rc;
+  (void)db;
+  if (!lua_checkstack(L, 4)) {
+    pErr->code = QUAY_ENOMEM;
+    snprintf(pErr->zMsg, sizeof(pErr->zMsg), "out of memory");
+    return QUAY_ENOMEM;
+  }
+  lua_pushcfunction(L, data_body);                   /* '-' calls */
+  lua_pushlightuserdata(L, a);
+  lua_pushvalue(L, a->iFn);          /* slots of db_apply_migration's frame */
+  lua_pushvalue(L, a->iDb);
+  rc = lua_pcall(L, 3, 0, 0);
+  lua_settop(L, top);
+  if (rc != LUA_OK || a->errRef != LUA_NOREF) {
+    pErr->code = QUAY_ECALLBACK;
+    snprintf(pErr->zMsg, sizeof(pErr->zMsg), "the data function failed");
+    return QUAY_ECALLBACK;
+  }
+  return QUAY_OK;
+}
+
+/*
+** db:apply_migration { name =, checksum =, steps = {...}, data = fn }
+** (an addition, for `quay migrate apply`): the steps and data of one
+** versioned file, recorded in quay_migrations.  Returns true when it ran,
+** false when it was recorded already (another process applied it).
+*/
+static int db_apply_migration(lua_State *L) {
+  static const char *const azOpt[] = {
+    "name", "checksum", "steps", "data", NULL
+  };
+  static const char *const azStepKey[] = {
+    "op", "model", "table", "column", "what", "sql", "destructive",
+    "rebuild", NULL
+  };
+  LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
+  quay_apply_opts o;
+  quay_err err;
+  DataArg a;
+  Box *pBox;
+  lua_Integer i, n;
+  int rc;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  check_keys(L, 2, azOpt, "db:apply_migration");
+  lua_getfield(L, 2, "name");                        /* [db, t, name] */
+  lua_getfield(L, 2, "checksum");                    /* [.., sum] */
+  lua_getfield(L, 2, "steps");                       /* [.., steps] */
+  lua_getfield(L, 2, "data");                        /* [.., data] */
+  memset(&o, 0, sizeof(o));
+  o.zName = lquay_name(L, 3, QUAY_EMISUSE, "db:apply_migration name");
+  o.zChecksum = lquay_name(L, 4, QUAY_EMISUSE, "db:apply_migration checksum");
+  if (!lua_isnil(L, 5)) luaL_checktype(L, 5, LUA_TTABLE);
+  if (!lua_isnil(L, 6) && !lua_isfunction(L, 6)) {
+    lquay_raisef(L, QUAY_EMIGRATION, "migration %s: data must be a function "
+                 "(data = function(db) ... end)", o.zName);
+  }
+  pBox = lquay_box(L, (lquay_free_fn)quay_migration_free);   /* [.., box] */
+  if (quay_migration_new(pDb->db, (quay_migration **)&pBox->p, &err)) {
+    lquay_raise(L, &err);
+  }
+  n = lua_isnil(L, 5) ? 0 : (lua_Integer)lua_rawlen(L, 5);
+  for (i = 1; i <= n; i++) {
+    quay_step_info s;
+    const char *azSql[64];
+    lua_Integer k, nSql;
+    int top;
+    lua_rawgeti(L, 5, i);                            /* [.., box, step] */
+    top = lua_gettop(L);
+    if (lua_type(L, top) != LUA_TTABLE) {
+      lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d is not a "
+                   "table", o.zName, (int)i);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, top)) {                       /* [.., step, k, v] */
+      int j, ok = 0;
+      for (j = 0; azStepKey[j] && lua_type(L, -2) == LUA_TSTRING; j++) {
+        if (strcmp(azStepKey[j], lua_tostring(L, -2)) == 0) ok = 1;
+      }
+      if (!ok) {
+        lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d has an "
+                     "unknown key '%s' (op, model, table, column, what, sql, "
+                     "destructive, rebuild)", o.zName, (int)i,
+                     lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                    : "?");
+      }
+      lua_pop(L, 1);
+    }
+    memset(&s, 0, sizeof(s));
+    lua_getfield(L, top, "op");
+    s.eOp = lua_type(L, -1) == LUA_TSTRING ? quay_op_code(lua_tostring(L, -1))
+                                           : 0;
+    if (s.eOp == 0) {
+      lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d has no known "
+                   "op (create_table, add_column, ...)", o.zName, (int)i);
+    }
+    lua_getfield(L, top, "table");
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d has no table",
+                   o.zName, (int)i);
+    }
+    s.zTable = lua_tostring(L, -1);
+    lua_getfield(L, top, "model");
+    s.zModel = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_getfield(L, top, "column");
+    s.zColumn = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_getfield(L, top, "what");
+    s.zWhat = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_getfield(L, top, "rebuild");
+    s.bRebuild = lua_toboolean(L, -1);
+    lua_getfield(L, top, "destructive");
+    s.bDestructive = lua_toboolean(L, -1);
+    lua_getfield(L, top, "sql");                     /* [.., step, .., sql] */
+    nSql = lua_type(L, -1) == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, -1) : -1;
+    if (nSql < 0 || nSql > 64) {
+      lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d needs sql, a "
+                   "list of at most 64 statements", o.zName, (int)i);
+    }
+    luaL_checkstack(L, (int)nSql + 2, "migration statements");
+    for (k = 1; k <= nSql; k++) {
+      lua_rawgeti(L, -1 - (int)(k - 1), k);
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d: sql[%d] is "
+                     "not a string", o.zName, (int)i, (int)k);
+      }
+      azSql[k - 1] = lua_tostring(L, -1);
+    }
+    s.nSql = (int)nSql;
+    if (quay_migration_add(pBox->p, &s, azSql, &err)) lquay_raise(L, &err);
+    lua_settop(L, top - 1);                          /* [.., box] */
+  }
+  a.L = L;
+  a.iFn = 6;
+  a.iDb = 1;
+  a.errRef = LUA_NOREF;
+  if (!lua_isnil(L, 6)) {
+    o.xData = data_call;
+    o.pDataArg = &a;
+  }
+  rc = quay_migration_apply(pDb->db, pBox->p, &o, &err);
+  lquay_enter(L, pDb);
+  lquay_box_release(pBox);
+  if (a.errRef != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a.errRef);     /* fn's own error */
+    luaL_unref(L, LUA_REGISTRYINDEX, a.errRef);
+    return lua_error(L);
+  }
+  if (rc != QUAY_OK && rc != QUAY_DONE) lquay_fail(L, pDb, &err);
+  lua_pushboolean(L, rc == QUAY_OK);
+  return 1;
+}
+
+/* db:applied_migrations(): { { name =, checksum =, applied_at = }, ... } */
+static int db_applied_migrations(lua_State *L) {
+  LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
+  quay_err err;
+  lua_Integer n = 0;
+  Box *pBox;
+  int rc;
+  lua_settop(L, 1);
+  pBox = lquay_box(L, (lquay_free_fn)quay_cursor_close);   /* [db, box] */
+  lua_newtable(L);                                   /* [db, box, list] */
+  if (quay_db_applied_migrations(pDb->db, (quay_cursor **)&pBox->p, &err)) {
+    lquay_fail(L, pDb, &err);
+  }
+  while ((rc = quay_cursor_step(pBox->p, &err)) == QUAY_ROW) {
+    static const char *const azCol[] = { "name", "checksum", "applied_at" };
+    int k;
+    lua_createtable(L, 0, 3);
+    for (k = 0; k < 3; k++) {
+      quay_value v;
+      quay_cursor_value(pBox->p, k, &v);
+      lquay_push_value(L, &v);
+      lua_setfield(L, -2, azCol[k]);
+    }
+    lua_rawseti(L, -2, ++n);
+  }
+  if (rc != QUAY_DONE) lquay_fail(L, pDb, &err);
+  return 1;
+}
+
+/* quay.core.checksum(text): the checksum quay_migrations keeps. */
+int lquay_checksum(lua_State *L) {
+  size_t n;
+  const char *z = luaL_checklstring(L, 1, &n);
+  char zSum[17];
+  quay_checksum(z, n, zSum);
+  lua_pushstring(L, zSum);
+  return 1;
+}
+/* }================================================================== */
+
 static const luaL_Reg aDbMethod[] = {
   {"close", db_close},
   {"reopen", db_reopen},
@@ -469,6 +970,11 @@ static const luaL_Reg aDbMethod[] = {
   {"create_tables", db_create_tables},
   {"drop_tables", db_drop_tables},
   {"describe", db_describe},
+  {"inspect", db_inspect},
+  {"schema_diff", db_schema_diff},
+  {"migrate", db_migrate},
+  {"apply_migration", db_apply_migration},
+  {"applied_migrations", db_applied_migrations},
   {"transaction", db_transaction},
   {"execute", db_execute},
   {"rows", db_rows},

@@ -177,13 +177,14 @@ static const char *const azRelKind[] = {
 
 static const char *const azFieldOpt[] = {
   "null", "default", "unique", "index", "column", "primary_key",
-  "description", "max", "auto_now_add", "auto_now", NULL
+  "description", "max", "auto_now_add", "auto_now", "renamed_from", NULL
 };
 
 static const char *const azRelOpt[] = {
   "column", "to_field", "null", "on_delete", "on_update", "related_name",
   "skip_reverse", "index", "unique", "description", "default", "table",
-  "source_key", "target_key", "through", "foreign_key", "local_key", NULL
+  "source_key", "target_key", "through", "foreign_key", "local_key",
+  "renamed_from", NULL
 };
 
 static int in_list(const char *const *az, const char *z) {
@@ -336,6 +337,7 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
   }
   s->zColumn = opt_str(L, iOpts, "column", zModel, zName);
   s->zDescription = opt_str(L, iOpts, "description", zModel, zName);
+  s->zRenamedFrom = opt_str(L, iOpts, "renamed_from", zModel, zName);
   lua_getfield(L, iOpts, "max");
   if (!lua_isnil(L, -1)) {
     lua_Integer n;
@@ -438,6 +440,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
   s->zTargetKey = opt_str(L, iOpts, "target_key", zModel, zName);
   s->zForeignKey = opt_str(L, iOpts, "foreign_key", zModel, zName);
   s->zLocalKey = opt_str(L, iOpts, "local_key", zModel, zName);
+  s->zRenamedFrom = opt_str(L, iOpts, "renamed_from", zModel, zName);
   s->eOnDelete = opt_rule(L, iOpts, "on_delete", zModel, zName);
   s->eOnUpdate = opt_rule(L, iOpts, "on_update", zModel, zName);
   lua_getfield(L, iOpts, "through");
@@ -479,7 +482,7 @@ static void discard_model(void *p) { quay_model_discard(p); }
 int lquay_declare(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
   const char *zName = lquay_name(L, 2, QUAY_EDECLARATION, "a model name");
-  const char *zTable = NULL, *zDescr = NULL;
+  const char *zTable = NULL, *zDescr = NULL, *zRenamed = NULL;
   quay_model *m;
   quay_err err;
   Box *pBox;
@@ -518,6 +521,12 @@ int lquay_declare(lua_State *L) {
                      "must be a string", zName);
       }
       zDescr = lua_tostring(L, -1);
+    } else if (strcmp(zKey, "renamed_from") == 0) {
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: option renamed_from "
+                     "must be the old model or table name", zName);
+      }
+      zRenamed = lquay_name(L, -1, QUAY_EDECLARATION, "option renamed_from");
     } else if (strcmp(zKey, "unique_together") == 0) {
       if (lua_type(L, -1) != LUA_TTABLE) {
         lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together must "
@@ -528,7 +537,8 @@ int lquay_declare(lua_State *L) {
       lquay_raisef(L, QUAY_EDECLARATION,
                    "model %s: '%s' is neither a field or relation (use "
                    "quay.string{}, quay.belongs_to(...), ...) nor a model "
-                   "option (table, description, unique_together)", zName,
+                   "option (table, description, unique_together, "
+                   "renamed_from)", zName,
                    zKey);
     }
     lua_pop(L, 1);
@@ -559,6 +569,9 @@ int lquay_declare(lua_State *L) {
   if (rc) lquay_raise(L, &err);
   pBox->p = m;
   if (pOld) pOld->m = NULL;             /* replaced: the engine freed it */
+  if (zRenamed && quay_model_set_renamed_from(m, zRenamed, &err)) {
+    lquay_raise(L, &err);
+  }
   /* Pass 2: fields and relations. */
   lua_pushnil(L);
   while (lua_next(L, 3)) {                           /* [.., key, value] */

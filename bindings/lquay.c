@@ -393,6 +393,7 @@ static const luaL_Reg aModuleFn[] = {
   {"descriptor", l_descriptor},
   {"any", l_any},
   {"prefetch", l_prefetch},
+  {"checksum", lquay_checksum},
   {NULL, NULL}
 };
 

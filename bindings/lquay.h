@@ -186,6 +186,8 @@ LQUAY_INTERNAL LDb *lquay_check_db(lua_State *L, int idx);
 LQUAY_INTERNAL LDb *lquay_enter(lua_State *L, LDb *pDb);
 LQUAY_INTERNAL void lquay_open_db(lua_State *L);
 LQUAY_INTERNAL int lquay_db_wrap(lua_State *L, quay_db *db);
+/* quay.core.checksum(text) */
+LQUAY_INTERNAL int lquay_checksum(lua_State *L);
 
 /* lmodel.c */
 LQUAY_INTERNAL LModel *lquay_check_model(lua_State *L, int idx);

@@ -9,6 +9,10 @@
 **                              run the script, then print describe() of
 **                              every db it opened as one JSON object keyed
 **                              by model name (API.md "Schema")
+**   quay inspect URL           print a model script for an existing
+**                              database (API.md "Schema evolution")
+**   quay migrate make|plan|apply|status MODELS ... --db URL
+**                              versioned migrations (bindings/quay_cli.lua)
 **   quay --version             print the versions of Quay and Lua
 **   quay --help                print the usage
 **
@@ -27,6 +31,12 @@
 ** script prints goes to stderr, so `quay describe app.lua > schema.json`
 ** gives a clean file.
 **
+** The tools (inspect, migrate) are bindings/quay_cli.lua, compiled into
+** this program; they print their own output and raise Quay error objects
+** that name the file and the fix, printed as "quay: message (code)" with
+** no position (the position would be the tool's, not the user's).  A
+** usage error exits with status 2.
+**
 ** The script runs in protected mode (lua.c's pmain pattern): nothing here
 ** can be unwound by a Lua error, and lua_close always runs.
 */
@@ -35,15 +45,25 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+extern const unsigned char quay__lua_cli[];
+extern const size_t quay__lua_cli_len;
 
 static const char zUsage[] =
   "usage: quay script.lua [args]        run a script with Quay preloaded\n"
   "       quay - [args]                 run a script read from stdin\n"
   "       quay describe script.lua [args]\n"
   "                                     run it, print the schema as JSON\n"
+  "       quay inspect URL              print a model script for a database\n"
+  "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]\n"
+  "       quay migrate plan|apply|status MODELS --db URL [--dir DIR]\n"
+  "                                     versioned migrations\n"
   "       quay --version                print versions\n";
 
 /*
@@ -188,6 +208,118 @@ static void restore_stdout(Args *a) {
   }
 }
 
+static int report(lua_State *L, Args *a);
+
+/*
+** {==================================================================
+** The tools (inspect, migrate)
+** ===================================================================
+*/
+/* __close/__gc of a directory handle box: close it once. */
+static int dir_close(lua_State *L) {
+  DIR **pd = luaL_checkudata(L, 1, "quay.cli.Dir");
+  if (*pd) closedir(*pd);
+  *pd = NULL;
+  return 0;
+}
+
+/*
+** sys.listdir(path): the names in a directory (not "." files), or nil
+** when it cannot be opened.  The handle lives in a to-be-closed box made
+** before it is opened, so a Lua error while names are pushed closes it.
+*/
+static int sys_listdir(lua_State *L) {
+  const char *zDir = luaL_checkstring(L, 1);
+  DIR **pd;
+  struct dirent *e;
+  int n = 0;
+  pd = lua_newuserdatauv(L, sizeof(DIR *), 0);       /* [path, box] */
+  *pd = NULL;
+  luaL_setmetatable(L, "quay.cli.Dir");
+  lua_toclose(L, -1);
+  lua_newtable(L);                                   /* [path, box, names] */
+  *pd = opendir(zDir);
+  if (*pd == NULL) {
+    lua_pushnil(L);
+    return 1;
+  }
+  while ((e = readdir(*pd)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    lua_pushstring(L, e->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
+/* sys.mkdir(path): create a directory (an existing one is fine). */
+static int sys_mkdir(lua_State *L) {
+  const char *zDir = luaL_checkstring(L, 1);
+  if (mkdir(zDir, 0777) != 0 && errno != EEXIST) {
+    return luaL_error(L, "cannot create directory %s: %s", zDir,
+                      strerror(errno));
+  }
+  return 0;
+}
+
+/*
+** Message handler of the tools: a Quay error object prints as "message
+** (code)" (code "usage" as the message alone), anything else with a
+** traceback.
+*/
+static int tool_msghandler(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    const char *zCode, *zMsg;
+    lua_getfield(L, 1, "code");
+    lua_getfield(L, 1, "message");
+    zCode = lua_tostring(L, -2);
+    zMsg = lua_tostring(L, -1);
+    if (zCode && zMsg) {
+      if (strcmp(zCode, "usage") == 0) lua_pushfstring(L, "usage\n%s", zMsg);
+      else lua_pushfstring(L, "%s (%s)", zMsg, zCode);
+      return 1;
+    }
+  }
+  return msghandler(L);
+}
+
+/* quay inspect|migrate ...: [..] -> [..]. */
+static int run_tool(lua_State *L, Args *a) {
+  int i, iMsgh;
+  if (luaL_newmetatable(L, "quay.cli.Dir")) {
+    lua_pushcfunction(L, dir_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, dir_close);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, tool_msghandler);
+  iMsgh = lua_gettop(L);
+  if (luaL_loadbuffer(L, (const char *)quay__lua_cli, quay__lua_cli_len,
+                      "=quay") != LUA_OK) {
+    return lua_error(L);
+  }
+  lua_createtable(L, 0, 2);                          /* [.., chunk, sys] */
+  lua_pushcfunction(L, sys_listdir);
+  lua_setfield(L, -2, "listdir");
+  lua_pushcfunction(L, sys_mkdir);
+  lua_setfield(L, -2, "mkdir");
+  if (lua_pcall(L, 1, 1, iMsgh) != LUA_OK) return report(L, a);
+  lua_getfield(L, -1, a->argv[1]);                   /* [.., cli, fn] */
+  luaL_checkstack(L, a->argc, "too many arguments");
+  for (i = 2; i < a->argc; i++) lua_pushstring(L, a->argv[i]);
+  if (lua_pcall(L, a->argc - 2, 0, iMsgh) != LUA_OK) {
+    const char *zMsg = lua_tostring(L, -1);
+    if (zMsg && strncmp(zMsg, "usage\n", 6) == 0) {
+      fprintf(stderr, "%s\n", zMsg + 6);
+      a->status = 2;
+      return 0;
+    }
+    return report(L, a);
+  }
+  return 0;
+}
+/* }================================================================== */
+
 /* Report the error on top of the stack and set the exit status. */
 static int report(lua_State *L, Args *a) {
   const char *zMsg = lua_tostring(L, -1);
@@ -217,6 +349,10 @@ static int pmain(lua_State *L) {
                        strcmp(a->argv[1], "-h") == 0)) {
     fputs(zUsage, stdout);
     return 0;
+  }
+  if (a->argc >= 2 && (strcmp(a->argv[1], "inspect") == 0 ||
+                       strcmp(a->argv[1], "migrate") == 0)) {
+    return run_tool(L, a);
   }
   if (a->argc >= 2 && strcmp(a->argv[1], "describe") == 0) {
     bDescribe = 1;

@@ -605,46 +605,23 @@ static char *head(Cascade *x, const char *zVerb, const char *zTable,
 
 /*
 ** Order the models with keys so that children come before the models
-** they reference.  Returns non-0 in *pbCycle when no such order exists.
+** they reference: the reverse of the reference order
+** (quay__model_order).  *pbCycle is set when no such order exists.
 */
 static int delete_order(Cascade *x, int *aOrder, int *pn, int *pbCycle) {
   quay_db *pDb = x->pDb;
-  int i, k, n = 0, nWant = 0;
-  unsigned char *aDone = quay__arena_alloc(&x->arena, (size_t)pDb->nModel + 1);
-  if (aDone == NULL) return QUAY_ENOMEM;
-  *pbCycle = 0;
+  int i, n = 0;
+  unsigned char *aWant = quay__arena_alloc(&x->arena, (size_t)pDb->nModel + 1);
+  if (aWant == NULL) return QUAY_ENOMEM;
   for (i = 0; i < pDb->nModel; i++) {
     ModelState *s = &x->aState[i];
-    aDone[i] = !(s->pDel && quay_keyset_count(s->pDel) > 0);
-    nWant += !aDone[i];
+    aWant[i] = s->pDel && quay_keyset_count(s->pDel) > 0;
   }
-  while (n < nWant) {
-    int progress = 0;
-    for (i = 0; i < pDb->nModel; i++) {
-      int ready = 1;
-      if (aDone[i]) continue;
-      /* Ready when no undeleted model with keys refers to model i. */
-      for (k = 0; k < x->anRef[i]; k++) {
-        Referrer *r = &x->apRef[i][k];
-        if (r->pChild && r->pChild->iModel != i && !aDone[r->pChild->iModel]) {
-          ready = 0;
-        }
-      }
-      if (ready) {
-        aDone[i] = 1;
-        aOrder[n++] = i;
-        progress = 1;
-      }
-    }
-    if (!progress) {
-      *pbCycle = 1;
-      for (i = 0; i < pDb->nModel; i++) {
-        if (!aDone[i]) {
-          aDone[i] = 1;
-          aOrder[n++] = i;
-        }
-      }
-    }
+  if (quay__model_order(pDb, aWant, aOrder, &n, pbCycle)) return QUAY_ENOMEM;
+  for (i = 0; i < n / 2; i++) {
+    int t = aOrder[i];
+    aOrder[i] = aOrder[n - 1 - i];
+    aOrder[n - 1 - i] = t;
   }
   *pn = n;
   return QUAY_OK;

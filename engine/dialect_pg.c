@@ -11,19 +11,27 @@
 ** DEFERRABLE INITIALLY IMMEDIATE so the cascade planner can defer checks
 ** for cycles with SET CONSTRAINTS.  PostgreSQL checks REFERENCES when the
 ** table is created, so a foreign key to a table created later (a cycle of
-** belongs_to) is added afterwards by xAddFk.
+** belongs_to) is added afterwards (bForwardFk = 0; migrate.c adds it).
+**
+** Schema evolution: the live schema of the current schema (the first of
+** search_path) comes from pg_catalog in four queries (columns, index
+** columns, foreign key columns, CHECK constraints).  DDL is
+** transactional and ALTER TABLE changes anything in place; a migration
+** holds a transaction-scoped advisory lock so two processes never run one
+** at the same time.
 */
 #include "quayInt.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static void pg_param(Str *p, int iParam) {
   quay__str_printf(p, "$%d", iParam);
 }
 
-static const char *pg_coltype(const Field *f) {
-  switch (f->eType) {
+static const char *pg_coltype(int eType) {
+  switch (eType) {
     case QUAY_T_ID:
     case QUAY_T_INTEGER: return "BIGINT";
     case QUAY_T_NUMBER: return "DOUBLE PRECISION";
@@ -163,48 +171,219 @@ static void pg_raw_sql(Str *pOut, const char *z, int *pnParam) {
 }
 
 /*
-** A foreign key to a table created later (a cycle): PostgreSQL checks
-** REFERENCES at CREATE TABLE, so the constraint is added afterwards.
-** create_tables is idempotent, and PostgreSQL has no ADD CONSTRAINT IF NOT
-** EXISTS, so the ALTER runs in a DO block that ignores duplicate_object.
-** The block body is a standard string literal (quotes doubled), so no
-** identifier can end it.
+** {==================================================================
+** The live schema
+** ===================================================================
 */
-static void pg_add_fk(Str *pOut, const char *zTable, const char *zCol,
-                      const char *zRefs) {
-  Str body;
-  char zName[128];
-  size_t i;
-  snprintf(zName, sizeof(zName), "%s_%s_fkey", zTable, zCol);
-  if (strlen(zName) > 63) {
-    /* Identifiers are cut at 63 bytes: keep 50 and a hash of the rest. */
-    unsigned h = (unsigned)(quay__hash_bytes(zName, strlen(zName)) &
-                            0xffffffffu);
-    snprintf(zName + 50, sizeof(zName) - 50, "_%08x", h);
+/* Tables of the current schema, quay_migrations left out. */
+#define PG_TABLES "n.nspname = current_schema() AND c.relkind IN ('r', 'p') " \
+                  "AND c.relname <> 'quay_migrations'"
+
+static const char *pg_row_text(quay_cursor *c, int i) {
+  quay_value v;
+  quay_cursor_value(c, i, &v);
+  return v.type == QUAY_TEXT ? v.u.z : NULL;
+}
+
+static int64_t pg_row_int(quay_cursor *c, int i) {
+  quay_value v;
+  quay_cursor_value(c, i, &v);
+  if (v.type == QUAY_INT) return v.u.i;
+  if (v.type == QUAY_TEXT) return atoll(v.u.z);
+  return 0;
+}
+
+static int pg_row_bool(quay_cursor *c, int i) {
+  quay_value v;
+  quay_cursor_value(c, i, &v);
+  if (v.type == QUAY_BOOL) return v.u.b;
+  if (v.type == QUAY_INT) return v.u.i != 0;
+  return v.type == QUAY_TEXT && (v.u.z[0] == 't' || v.u.z[0] == 'T');
+}
+
+static STable *pg_table_of(quay_schema *pS, STable **ppLast, const char *z) {
+  if (z == NULL) return NULL;
+  if (*ppLast && strcmp((*ppLast)->zName, z) == 0) return *ppLast;
+  *ppLast = quay__schema_find(pS, z);
+  if (*ppLast == NULL) *ppLast = quay__schema_add_table(pS, z);
+  return *ppLast;
+}
+
+/* An action code of pg_constraint (confdeltype) as a rule. */
+static int pg_action(const char *z) {
+  switch (z ? z[0] : 'a') {
+    case 'c': return QUAY_CASCADE;
+    case 'n': return QUAY_SET_NULL;
+    case 'd': return QUAY_SET_DEFAULT;
+    case 'r': return QUAY_RESTRICT;
   }
-  quay__str_init(&body);
-  quay__str_cat(&body, "BEGIN ALTER TABLE ");
-  quay__str_ident(&body, zTable);
-  quay__str_cat(&body, " ADD CONSTRAINT ");
-  quay__str_ident(&body, zName);
-  quay__str_cat(&body, " FOREIGN KEY (");
-  quay__str_ident(&body, zCol);
-  quay__str_cat(&body, ")");
-  quay__str_cat(&body, zRefs);
-  quay__str_cat(&body, "; EXCEPTION WHEN duplicate_object THEN NULL; END");
-  if (body.oom) {
-    pOut->oom = 1;
-    quay__str_free(&body);
+  return QUAY_NO_ACTION;
+}
+
+static int pg_each(quay_db *pDb, const char *zSql,
+                   void (*xRow)(quay_schema *, STable **, quay_cursor *),
+                   quay_schema *pS, quay_err *pErr) {
+  quay_cursor *c = NULL;
+  STable *pLast = NULL;
+  int rc = quay__db_run(pDb, zSql, NULL, 0, NULL, 0, 0, &c, NULL, pErr);
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
+    xRow(pS, &pLast, c);
+    rc = QUAY_OK;
+  }
+  quay_cursor_close(c);
+  return rc == QUAY_DONE ? QUAY_OK : rc;
+}
+
+static void pg_row_column(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
+  SCol *col;
+  if (t == NULL || pg_row_text(c, 1) == NULL) return;   /* a table, no column */
+  col = quay__stable_add_col(pS, t, pg_row_text(c, 1));
+  if (col == NULL) return;
+  col->zType = quay__schema_str(pS, pg_row_text(c, 2) ? pg_row_text(c, 2) : "");
+  col->bNull = !pg_row_bool(c, 3);
+  col->zDefault = quay__schema_str(pS, pg_row_text(c, 4));
+  col->bAuto = pg_row_bool(c, 5);
+}
+
+static void pg_row_index(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
+  const char *zIdx = pg_row_text(c, 1), *zCon = pg_row_text(c, 4);
+  SIdx *x;
+  if (t == NULL || zIdx == NULL) return;
+  if (pg_row_bool(c, 3)) {                        /* the primary key */
+    SCol *col = pg_row_text(c, 6) ? quay__stable_find_col(t, pg_row_text(c, 6))
+                               : NULL;
+    if (t->zPkName == NULL) t->zPkName = quay__schema_str(pS, zIdx);
+    if (col) col->iPk = (int)pg_row_int(c, 7);
     return;
   }
-  quay__str_cat(pOut, "DO '");
-  for (i = 0; i < body.n; i++) {
-    if (body.z[i] == '\'') quay__str_char(pOut, '\'');
-    quay__str_char(pOut, body.z[i]);
+  x = t->nIdx ? &t->aIdx[t->nIdx - 1] : NULL;
+  if (x == NULL || strcmp(x->zName, zIdx) != 0) {
+    x = quay__stable_add_idx(pS, t, zIdx);
+    if (x == NULL) return;
+    x->bUnique = pg_row_bool(c, 2);
+    x->bConstraint = zCon && zCon[0] == 'u';
+    x->bPartial = pg_row_bool(c, 5);
   }
-  quay__str_char(pOut, '\'');
-  quay__str_free(&body);
+  quay__sidx_add_col(pS, x, pg_row_text(c, 6));
 }
+
+static void pg_row_fk(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
+  const char *zName = pg_row_text(c, 1);
+  SFk *f;
+  if (t == NULL || zName == NULL) return;
+  f = t->nFk ? &t->aFk[t->nFk - 1] : NULL;
+  if (f == NULL || f->zName == NULL || strcmp(f->zName, zName) != 0) {
+    f = quay__stable_add_fk(pS, t, zName, pg_row_text(c, 4) ? pg_row_text(c, 4)
+                                                         : "");
+    if (f == NULL) return;
+    f->eOnDelete = pg_action(pg_row_text(c, 6));
+    f->eOnUpdate = pg_action(pg_row_text(c, 7));
+    f->bDeferrable = pg_row_bool(c, 8);
+  }
+  quay__sfk_add_col(pS, f, pg_row_text(c, 3), pg_row_text(c, 5));
+}
+
+static void pg_row_check(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = pg_table_of(pS, pp, pg_row_text(c, 0));
+  const char *z = pg_row_text(c, 2);
+  size_t n;
+  char *zExpr;
+  if (t == NULL || z == NULL) return;
+  /* "CHECK ((x > 0))" -> "(x > 0)" */
+  if (strncmp(z, "CHECK (", 7) == 0) z += 7;
+  n = strlen(z);
+  while (n > 0 && z[n - 1] != ')') n--;
+  if (n > 0) n--;
+  zExpr = quay__arena_strdup(&pS->arena, z, n);
+  if (zExpr == NULL) {
+    pS->oom = 1;
+    return;
+  }
+  quay__stable_add_check(pS, t, pg_row_text(c, 1), zExpr);
+}
+
+static int pg_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
+  int rc;
+  rc = pg_each(pDb,
+    "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
+    "a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '' "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND "
+    "NOT a.attisdropped LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
+    "AND d.adnum = a.attnum WHERE " PG_TABLES
+    " ORDER BY c.relname COLLATE \"C\", a.attnum", pg_row_column, pS, pErr);
+  if (rc == QUAY_OK) {
+    rc = pg_each(pDb,
+      "SELECT c.relname, ic.relname, i.indisunique, i.indisprimary, "
+      "con.contype, i.indpred IS NOT NULL OR i.indexprs IS NOT NULL, "
+      "a.attname, k.ord FROM pg_index i JOIN pg_class c ON c.oid = "
+      "i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid JOIN "
+      "pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_constraint con "
+      "ON con.conindid = i.indexrelid AND con.conrelid = c.oid AND "
+      "con.contype IN ('u', 'p', 'x') CROSS JOIN LATERAL "
+      "unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) LEFT JOIN "
+      "pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum WHERE "
+      PG_TABLES " AND k.ord <= i.indnkeyatts ORDER BY c.relname COLLATE "
+      "\"C\", ic.relname COLLATE \"C\", k.ord", pg_row_index, pS, pErr);
+  }
+  if (rc == QUAY_OK) {
+    rc = pg_each(pDb,
+      "SELECT c.relname, con.conname, k.ord, a.attname, fc.relname, "
+      "fa.attname, con.confdeltype, con.confupdtype, con.condeferrable "
+      "FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN "
+      "pg_namespace n ON n.oid = c.relnamespace JOIN pg_class fc ON fc.oid = "
+      "con.confrelid CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH "
+      "ORDINALITY AS k(a1, a2, ord) JOIN pg_attribute a ON a.attrelid = "
+      "con.conrelid AND a.attnum = k.a1 JOIN pg_attribute fa ON fa.attrelid "
+      "= con.confrelid AND fa.attnum = k.a2 WHERE con.contype = 'f' AND "
+      PG_TABLES " ORDER BY c.relname COLLATE \"C\", con.conname COLLATE "
+      "\"C\", k.ord", pg_row_fk, pS, pErr);
+  }
+  if (rc == QUAY_OK) {
+    rc = pg_each(pDb,
+      "SELECT c.relname, con.conname, pg_get_constraintdef(con.oid) FROM "
+      "pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN "
+      "pg_namespace n ON n.oid = c.relnamespace WHERE con.contype = 'c' AND "
+      PG_TABLES " ORDER BY c.relname COLLATE \"C\", con.conname COLLATE "
+      "\"C\"", pg_row_check, pS, pErr);
+  }
+  if (rc) return rc;
+  return pS->oom ? quay__oom(pErr) : QUAY_OK;
+}
+
+/*
+** After an identity is added to a column that has rows: start it past
+** the largest value.  pg_get_serial_sequence takes the table as SQL text
+** (quoted, inside a string literal) and the column as a plain name.
+*/
+static void pg_identity_sync(Str *pOut, const char *zTable,
+                             const char *zCol) {
+  Str t;
+  size_t i;
+  quay__str_init(&t);
+  quay__str_ident(&t, zTable);
+  quay__str_cat(pOut, "SELECT setval(pg_get_serial_sequence('");
+  for (i = 0; i < t.n; i++) {
+    if (t.z[i] == '\'') quay__str_char(pOut, '\'');
+    quay__str_char(pOut, t.z[i]);
+  }
+  quay__str_cat(pOut, "', '");
+  for (i = 0; zCol[i]; i++) {
+    if (zCol[i] == '\'') quay__str_char(pOut, '\'');
+    quay__str_char(pOut, zCol[i]);
+  }
+  quay__str_cat(pOut, "'), COALESCE((SELECT MAX(");
+  quay__str_ident(pOut, zCol);
+  quay__str_cat(pOut, ") FROM ");
+  quay__str_cat(pOut, t.oom ? "" : t.z);
+  quay__str_cat(pOut, "), 0) + 1, false)");
+  if (t.oom) pOut->oom = 1;
+  quay__str_free(&t);
+}
+/* }================================================================== */
 
 const Dialect quay__dialect_pg = {
   .zName = "postgresql",
@@ -222,16 +401,14 @@ const Dialect quay__dialect_pg = {
   .zBegin = "BEGIN",
   .zFkDeferrable = " DEFERRABLE INITIALLY IMMEDIATE",
   .maxInline = 64,
-  .zTrue = "TRUE", .zFalse = "FALSE",
-  .zCreateIndex = "CREATE INDEX IF NOT EXISTS",
+  .zTrue = "TRUE",
+  .zFalse = "FALSE",
   .zDropTable = "DROP TABLE IF EXISTS",
   .zDropSuffix = " CASCADE",
   .zDeferFks = "SET CONSTRAINTS ALL DEFERRED",
   .zUndeferFks = "SET CONSTRAINTS ALL IMMEDIATE",
   .bSavepointRelease = 1,
   .xRawSql = pg_raw_sql,
-  .xAddFk = pg_add_fk,
-  .maxInsertRows = 500,     /* multi-row VALUES */
   /* Datetimes are TIMESTAMP(0), UTC. */
   .azPart = {
     { NULL, NULL },
@@ -246,4 +423,19 @@ const Dialect quay__dialect_pg = {
     { "date_trunc('day', ", ")" },
   },
   .zNullSafeEq = "IS NOT DISTINCT FROM",
+  .maxInsertRows = 500,     /* multi-row VALUES */
+  .xInspect = pg_inspect,
+  .bForwardFk = 0,          /* REFERENCES is checked at CREATE TABLE */
+  .bAlterColumn = 1,
+  .zFkOff = NULL,
+  .zFkOn = NULL,
+  .zRenameQuietOn = NULL,
+  .zRenameQuietOff = NULL,
+  .zFkCheck = NULL,
+  /* One key for every Quay migration of a database: "quay" in ASCII. */
+  .zMigrateLock = "SELECT pg_advisory_xact_lock(1903524217)",
+  .zTableExists = "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                  "c.relnamespace WHERE n.nspname = current_schema() AND "
+                  "c.relname = $1",
+  .xIdentitySync = pg_identity_sync,
 };

@@ -3,6 +3,15 @@
 ** The SQLite dialect.
 ** See LICENSE
 **
+** Schema evolution: the live schema comes from sqlite_master and the
+** table-valued pragmas (table_info, index_list, index_info,
+** foreign_key_list), three queries for the whole database; CHECK
+** constraints are read from the CREATE TABLE text.  ALTER TABLE can add,
+** drop and rename columns and rename tables but change nothing else, so
+** other changes rebuild the table (migrate.c) with foreign keys off and a
+** quiet rename (legacy_alter_table: views and triggers that name the
+** table are not re-checked while it is being replaced).
+**
 ** Choices measured on SQLite 3.40 (shared/MEASURED.md):
 **   - key lists of any size bind as one JSON array parameter,
 **     `x IN (SELECT value FROM json_each(?))`, so one statement text serves
@@ -20,14 +29,15 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static void sq_param(Str *p, int iParam) {
   (void)iParam;
   quay__str_char(p, '?');
 }
 
-static const char *sq_coltype(const Field *f) {
-  switch (f->eType) {
+static const char *sq_coltype(int eType) {
+  switch (eType) {
     case QUAY_T_ID:
     case QUAY_T_INTEGER: return "INTEGER";
     case QUAY_T_NUMBER: return "REAL";
@@ -49,7 +59,7 @@ static void sq_in_array(Str *p, const char *zExpr, int iParam, int eType) {
 }
 
 /* JSON string body with escapes. */
-static void json_string(Str *p, const char *z, size_t n) {
+static void sq_json_string(Str *p, const char *z, size_t n) {
   size_t i;
   quay__str_char(p, '"');
   for (i = 0; i < n; i++) {
@@ -89,7 +99,7 @@ static int sq_array_value(Str *pOut, const quay_value *a, int n) {
         }
         break;
       case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
-      case QUAY_TEXT: json_string(pOut, a[i].u.z, a[i].n); break;
+      case QUAY_TEXT: sq_json_string(pOut, a[i].u.z, a[i].n); break;
       default: quay__str_cat(pOut, "null"); break;
     }
   }
@@ -154,6 +164,311 @@ static void sq_text_match(Build *b, const Operand *x, int eLookup,
   }
 }
 
+/*
+** {==================================================================
+** The live schema
+** ===================================================================
+*/
+/* The tables Quay reads: not SQLite's own, not quay_migrations. */
+#define SQ_TABLES "m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' " \
+                  "ESCAPE '\\' AND m.name <> 'quay_migrations'"
+
+/* Text of column i of the current row, or NULL. */
+static const char *sq_row_text(quay_cursor *c, int i) {
+  quay_value v;
+  quay_cursor_value(c, i, &v);
+  return v.type == QUAY_TEXT ? v.u.z : NULL;
+}
+
+static int64_t sq_row_int(quay_cursor *c, int i) {
+  quay_value v;
+  quay_cursor_value(c, i, &v);
+  if (v.type == QUAY_INT) return v.u.i;
+  if (v.type == QUAY_TEXT) return atoll(v.u.z);
+  return 0;
+}
+
+/* The table named z, found from the last one (rows come table by table). */
+static STable *sq_table_of(quay_schema *pS, STable **ppLast, const char *z) {
+  if (z == NULL) return NULL;
+  if (*ppLast && strcmp((*ppLast)->zName, z) == 0) return *ppLast;
+  *ppLast = quay__schema_find(pS, z);
+  return *ppLast;
+}
+
+/* Non-0 when the n bytes at z are the lower-case word zWord, any case. */
+static int sq_word_at(const char *z, size_t n, const char *zWord) {
+  size_t i;
+  if (strlen(zWord) != n) return 0;
+  for (i = 0; i < n; i++) {
+    char c = z[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (c != zWord[i]) return 0;
+  }
+  return 1;
+}
+
+/* Length of an identifier or quoted token at z (0: none). */
+static size_t sq_token(const char *z) {
+  size_t n = 0;
+  char q = 0;
+  if (*z == '"' || *z == '`' || *z == '\'') q = *z;
+  if (*z == '[') q = ']';
+  if (q) {
+    n = 1;
+    while (z[n]) {
+      if (z[n] == q) {
+        if (q != ']' && z[n + 1] == q) {
+          n += 2;
+          continue;
+        }
+        return n + 1;
+      }
+      n++;
+    }
+    return n;
+  }
+  while ((z[n] >= 'a' && z[n] <= 'z') || (z[n] >= 'A' && z[n] <= 'Z') ||
+         (z[n] >= '0' && z[n] <= '9') || z[n] == '_' || z[n] == '$' ||
+         (unsigned char)z[n] >= 0x80) {
+    n++;
+  }
+  return n;
+}
+
+/*
+** The CHECK constraints of a CREATE TABLE text: every CHECK keyword
+** outside strings and quoted names, with the parenthesized expression
+** after it, and the name of a CONSTRAINT right before it.
+*/
+static void sq_checks(quay_schema *pS, STable *t, const char *zSql) {
+  const char *z = zSql;
+  char zName[128];
+  int bName = 0;
+  zName[0] = 0;
+  while (z && *z) {
+    size_t n;
+    if (z[0] == '-' && z[1] == '-') {
+      while (*z && *z != '\n') z++;
+      continue;
+    }
+    if (z[0] == '/' && z[1] == '*') {
+      const char *e = strstr(z + 2, "*/");
+      z = e ? e + 2 : z + strlen(z);
+      continue;
+    }
+    n = sq_token(z);
+    if (n == 0) {
+      if (*z != ' ' && *z != '\t' && *z != '\n' && *z != '\r') bName = 0;
+      z++;
+      continue;
+    }
+    if (sq_word_at(z, n, "constraint")) {
+      const char *zId = z + n;
+      size_t k;
+      while (*zId == ' ' || *zId == '\t' || *zId == '\n') zId++;
+      k = sq_token(zId);
+      if (k > 0 && k < sizeof(zName)) {
+        int quoted = zId[0] == '"' || zId[0] == '`' || zId[0] == '[' ||
+                     zId[0] == '\'';
+        snprintf(zName, sizeof(zName), "%.*s", (int)(quoted ? k - 2 : k),
+                 quoted ? zId + 1 : zId);
+        bName = 1;
+      }
+      z = zId + k;
+      continue;
+    }
+    if (sq_word_at(z, n, "check")) {
+      const char *p = z + 5, *zStart;
+      int depth = 0;
+      while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+      if (*p == '(') {
+        zStart = p + 1;
+        for (; *p; p++) {
+          size_t q = (*p == '\'' || *p == '"') ? sq_token(p) : 0;
+          if (q) {
+            p += q - 1;
+            continue;
+          }
+          if (*p == '(') depth++;
+          if (*p == ')' && --depth == 0) break;
+        }
+        if (*p == ')') {
+          char *zExpr = quay__arena_strdup(&pS->arena, zStart,
+                                           (size_t)(p - zStart));
+          if (zExpr == NULL) pS->oom = 1;
+          else quay__stable_add_check(pS, t, bName ? zName : NULL, zExpr);
+          z = p + 1;
+          bName = 0;
+          continue;
+        }
+      }
+    }
+    bName = 0;                        /* CONSTRAINT name must name it */
+    z += n;
+  }
+}
+
+/* Run zSql and hand each row to xRow; QUAY_OK at the end. */
+static int sq_each(quay_db *pDb, const char *zSql,
+                   void (*xRow)(quay_schema *, STable **, quay_cursor *),
+                   quay_schema *pS, quay_err *pErr) {
+  quay_cursor *c = NULL;
+  STable *pLast = NULL;
+  int rc = quay__db_run(pDb, zSql, NULL, 0, NULL, 0, 0, &c, NULL, pErr);
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
+    xRow(pS, &pLast, c);
+    rc = QUAY_OK;
+  }
+  quay_cursor_close(c);
+  return rc == QUAY_DONE ? QUAY_OK : rc;
+}
+
+static void sq_row_table(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = quay__schema_add_table(pS, sq_row_text(c, 0));
+  (void)pp;
+  if (t == NULL) return;
+  t->zSql = quay__schema_str(pS, sq_row_text(c, 1));
+  sq_checks(pS, t, t->zSql);
+}
+
+static void sq_row_column(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
+  SCol *col;
+  if (t == NULL || (col = quay__stable_add_col(pS, t, sq_row_text(c, 1))) == NULL) {
+    return;
+  }
+  col->zType = quay__schema_str(pS, sq_row_text(c, 2) ? sq_row_text(c, 2) : "");
+  col->bNull = sq_row_int(c, 3) == 0;
+  col->zDefault = quay__schema_str(pS, sq_row_text(c, 4));
+  col->iPk = (int)sq_row_int(c, 5);
+}
+
+static void sq_row_index(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
+  const char *zIdx = sq_row_text(c, 1), *zOrigin = sq_row_text(c, 3);
+  SIdx *x;
+  if (t == NULL || zIdx == NULL || (zOrigin && strcmp(zOrigin, "pk") == 0)) {
+    return;
+  }
+  x = t->nIdx ? &t->aIdx[t->nIdx - 1] : NULL;
+  if (x == NULL || strcmp(x->zName, zIdx) != 0) {
+    x = quay__stable_add_idx(pS, t, zIdx);
+    if (x == NULL) return;
+    x->bUnique = sq_row_int(c, 2) != 0;
+    x->bConstraint = zOrigin && strcmp(zOrigin, "u") == 0;
+    x->bPartial = sq_row_int(c, 4) != 0;
+    x->zSql = quay__schema_str(pS, sq_row_text(c, 6));
+  }
+  quay__sidx_add_col(pS, x, sq_row_text(c, 5));
+}
+
+static void sq_row_fk(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
+  SFk *f;
+  const char *zTo = sq_row_text(c, 4);
+  if (t == NULL) return;
+  f = t->nFk ? &t->aFk[t->nFk - 1] : NULL;
+  /* Rows of one constraint share its id (column 1); a new id starts one. */
+  if (f == NULL || sq_row_int(c, 7) == 0) {
+    f = quay__stable_add_fk(pS, t, NULL, sq_row_text(c, 2) ? sq_row_text(c, 2) : "");
+    if (f == NULL) return;
+    f->eOnUpdate = quay__action_rule(sq_row_text(c, 5));
+    f->eOnDelete = quay__action_rule(sq_row_text(c, 6));
+  }
+  quay__sfk_add_col(pS, f, sq_row_text(c, 3), zTo);
+}
+
+static void sq_row_trigger(quay_schema *pS, STable **pp, quay_cursor *c) {
+  STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
+  char **a;
+  if (t == NULL || sq_row_text(c, 1) == NULL || pS->oom) return;
+  a = quay__arena_alloc(&pS->arena, sizeof(char *) * (size_t)(t->nTrigger + 1));
+  if (a == NULL) {
+    pS->oom = 1;
+    return;
+  }
+  if (t->nTrigger) memcpy(a, t->azTrigger, sizeof(char *) * (size_t)t->nTrigger);
+  a[t->nTrigger] = quay__schema_str(pS, sq_row_text(c, 1));
+  t->azTrigger = a;
+  t->nTrigger++;
+}
+
+/* REFERENCES t without columns: the primary key of t, in key order. */
+static void sq_fk_default_cols(quay_schema *pS) {
+  int i, k, j;
+  for (i = 0; i < pS->nTab; i++) {
+    STable *t = &pS->aTab[i];
+    for (k = 0; k < t->nFk; k++) {
+      SFk *f = &t->aFk[k];
+      STable *p = quay__schema_find(pS, f->zTable);
+      for (j = 0; j < f->nCol; j++) {
+        int c, n = 0;
+        if (f->azTo[j] || p == NULL) continue;
+        for (c = 0; c < p->nCol; c++) {
+          if (p->aCol[c].iPk == j + 1) {
+            f->azTo[j] = p->aCol[c].zName;
+            n++;
+          }
+        }
+        if (n == 0) f->azTo[j] = f->azCol[j];
+      }
+    }
+  }
+}
+
+static int sq_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
+  int rc, i, k;
+  rc = sq_each(pDb, "SELECT m.name, m.sql FROM sqlite_master AS m WHERE "
+               SQ_TABLES " ORDER BY m.name", sq_row_table, pS, pErr);
+  if (rc == QUAY_OK) {
+    rc = sq_each(pDb, "SELECT m.name, p.name, p.type, p.\"notnull\", "
+                 "p.dflt_value, p.pk FROM sqlite_master AS m JOIN "
+                 "pragma_table_info(m.name) AS p WHERE " SQ_TABLES
+                 " ORDER BY m.name, p.cid", sq_row_column, pS, pErr);
+  }
+  if (rc == QUAY_OK) {
+    rc = sq_each(pDb, "SELECT m.name, l.name, l.\"unique\", l.origin, "
+                 "l.partial, i.name, s.sql FROM sqlite_master AS m JOIN "
+                 "pragma_index_list(m.name) AS l JOIN "
+                 "pragma_index_info(l.name) AS i LEFT JOIN sqlite_master AS "
+                 "s ON s.type = 'index' AND s.name = l.name WHERE "
+                 SQ_TABLES " ORDER BY m.name, l.name, i.seqno", sq_row_index,
+                 pS, pErr);
+  }
+  if (rc == QUAY_OK) {
+    rc = sq_each(pDb, "SELECT m.name, f.id, f.\"table\", f.\"from\", "
+                 "f.\"to\", f.on_update, f.on_delete, f.seq FROM "
+                 "sqlite_master AS m JOIN pragma_foreign_key_list(m.name) "
+                 "AS f WHERE " SQ_TABLES " ORDER BY m.name, f.id, f.seq",
+                 sq_row_fk, pS, pErr);
+  }
+  if (rc == QUAY_OK) {
+    rc = sq_each(pDb, "SELECT m.tbl_name, m.sql FROM sqlite_master AS m "
+                 "WHERE m.type = 'trigger' AND m.sql IS NOT NULL ORDER BY "
+                 "m.tbl_name, m.name", sq_row_trigger, pS, pErr);
+  }
+  if (rc) return rc;
+  sq_fk_default_cols(pS);
+  /* A lone INTEGER primary key is the rowid: SQLite generates it. */
+  for (i = 0; i < pS->nTab; i++) {
+    STable *t = &pS->aTab[i];
+    SCol *pPk = NULL;
+    int nPk = 0;
+    for (k = 0; k < t->nCol; k++) {
+      if (t->aCol[k].iPk) {
+        nPk++;
+        pPk = &t->aCol[k];
+      }
+    }
+    if (nPk == 1 && pPk->zType && quay__casecmp(pPk->zType, "INTEGER") == 0) {
+      pPk->bAuto = 1;
+    }
+  }
+  return pS->oom ? quay__oom(pErr) : QUAY_OK;
+}
+/* }================================================================== */
+
 const Dialect quay__dialect_sqlite = {
   .zName = "sqlite",
   .xParam = sq_param,
@@ -170,16 +485,14 @@ const Dialect quay__dialect_sqlite = {
   .zBegin = "BEGIN IMMEDIATE",
   .zFkDeferrable = "",
   .maxInline = 64,
-  .zTrue = "TRUE", .zFalse = "FALSE",
-  .zCreateIndex = "CREATE INDEX IF NOT EXISTS",
+  .zTrue = "TRUE",
+  .zFalse = "FALSE",
   .zDropTable = "DROP TABLE IF EXISTS",
   .zDropSuffix = "",
   .zDeferFks = "PRAGMA defer_foreign_keys = ON",
   .zUndeferFks = "PRAGMA defer_foreign_keys = OFF",
   .bSavepointRelease = 1,
   .xRawSql = NULL,
-  .xAddFk = NULL,           /* forward references work inline */
-  .maxInsertRows = 1,
   /* Datetimes are text "YYYY-MM-DD HH:MM:SS" (UTC). */
   .azPart = {
     { NULL, NULL },
@@ -194,4 +507,17 @@ const Dialect quay__dialect_sqlite = {
     { "(substr(", ", 1, 10) || ' 00:00:00')" },
   },
   .zNullSafeEq = "IS",
+  .maxInsertRows = 1,
+  .xInspect = sq_inspect,
+  .bForwardFk = 1,          /* REFERENCES is checked on use, not at CREATE */
+  .bAlterColumn = 0,
+  .zFkOff = "PRAGMA foreign_keys = OFF",
+  .zFkOn = "PRAGMA foreign_keys = ON",
+  .zRenameQuietOn = "PRAGMA legacy_alter_table = ON",
+  .zRenameQuietOff = "PRAGMA legacy_alter_table = OFF",
+  .zFkCheck = "PRAGMA foreign_key_check",
+  .zMigrateLock = NULL,     /* BEGIN IMMEDIATE takes the write lock */
+  .zTableExists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                  "name = ?",
+  .xIdentitySync = NULL,
 };

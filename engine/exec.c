@@ -1150,6 +1150,48 @@ int quay__db_simple(quay_db *pDb, const char *zSql, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/*
+** A clean-up statement (migrate.c: foreign keys back on, the quiet rename
+** off): sent like a ROLLBACK, so an observer's failure does not stop it
+** and the statement-failure test hook never fails it.
+*/
+int quay__db_cleanup(quay_db *pDb, const char *zSql, quay_err *pErr) {
+  int rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  rc = before_send(pDb, 0, zSql, NULL, 0, 1, pErr);
+  if (rc) return rc;
+  rc = pDb->pDrv->xSimple(pDb->aSrv[0].pConn, zSql, pErr);
+  if (rc) return after_fail(pDb, 0, rc, pErr);
+  return QUAY_OK;
+}
+
+/*
+** Finalize every cached statement no cursor is stepping, after the schema
+** changed under them (a migration): PostgreSQL refuses to run a prepared
+** statement whose result columns changed type.  Replicas too: the change
+** reaches them by replication.
+*/
+void quay__db_cache_drop_idle(quay_db *pDb) {
+  int i;
+  for (i = 0; i < pDb->nSrv; i++) {
+    DbServer *pS = &pDb->aSrv[i];
+    CachedStmt **pp = &pS->pCache;
+    if (pS->pConn == NULL) continue;
+    while (*pp) {
+      CachedStmt *p = *pp;
+      if (p->inUse) {
+        pp = &p->pNext;
+        continue;
+      }
+      *pp = p->pNext;
+      pDb->pDrv->xFinalize(p->pStmt);
+      quay__free(p->zSql);
+      quay__free(p);
+      pS->nCache--;
+    }
+  }
+}
+
 int quay__db_scalar(quay_db *pDb, const char *zSql, const quay_value *aParam,
                     int nParam, int64_t *pOut, quay_err *pErr) {
   quay_cursor *c;

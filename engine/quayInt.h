@@ -229,6 +229,7 @@ struct Field {
   double rSeq;              /* declaration sequence */
   int iField;               /* index in the model's apField */
   Rel *pRel;                /* FK columns: the relation that owns it */
+  char *zRenamed;           /* renamed_from (old field or column), or NULL */
 };
 
 struct JoinTable {
@@ -270,6 +271,7 @@ struct Rel {
   Rel *pFwd;                /* REVERSE: the declared relation */
   Rel *pRev;                /* declared: its reverse (hidden if skipped) */
   int hidden;               /* reverse not registered (skip_reverse) */
+  char *zRenamed;           /* renamed_from (old relation or column) */
 };
 
 struct quay_model {
@@ -293,6 +295,7 @@ struct quay_model {
   Field *pDeletedAt;        /* soft_delete: the deleted_at column, else
                             ** NULL (rows with it set are left out of
                             ** every read) */
+  char *zRenamed;           /* renamed_from (old model or table), or NULL */
 };
 
 /* Schema functions (schema.c, relgraph.c). */
@@ -318,6 +321,23 @@ QUAY_INTERNAL int quay__model_add_fkcol(quay_model *m, const char *zCol,
                                         int eType, Rel *pRel,
                                         Field **ppField, quay_err *pErr);
 QUAY_INTERNAL const char *quay__kind_name(int eKind);
+/* Snake case of a name (API.md "Snake case"); caller frees.  NULL on OOM. */
+QUAY_INTERNAL char *quay__snake_case(const char *zName);
+/* Non-0 when z is usable as a model, field or relation name. */
+QUAY_INTERNAL int quay__is_name(const char *z);
+/*
+** The models in an order where every model comes after the models it
+** refers to by a foreign key (belongs_to, one_to_one, and has_many /
+** has_one whose key column it holds); a model's reference to itself does
+** not count.  aInclude (may be NULL: all) selects the models to order.
+** Within what the references allow, declaration order is kept.  When the
+** references form a cycle the rest follow in declaration order and
+** *pbCycle (may be NULL) is set.  aOrder holds nModel entries; *pn gets
+** how many were written.  QUAY_ENOMEM only.
+*/
+QUAY_INTERNAL int quay__model_order(quay_db *pDb,
+                                    const unsigned char *aInclude,
+                                    int *aOrder, int *pn, int *pbCycle);
 
 /*
 ** A primitive hop from one model to the next, as the SQL builder sees it:
@@ -585,8 +605,9 @@ struct Dialect {
   const char *zName;        /* "sqlite" / "postgresql" */
   /* Placeholder for parameter number iParam (1-based). */
   void (*xParam)(Str *p, int iParam);
-  /* Column type for DDL. */
-  const char *(*xColType)(const Field *pField);
+  /* DDL type of a field type (QUAY_T_*); a string's "(max)" is appended
+  ** by the caller (ddl.c). */
+  const char *(*xColType)(int eType);
   const char *zAutoPk;      /* auto-increment integer primary key */
   /* "<zExpr> IN <array parameter iParam>" for key lists of any size. */
   void (*xInArray)(Str *p, const char *zExpr, int iParam, int eKeyType);
@@ -614,8 +635,6 @@ struct Dialect {
   const char *zFkDeferrable;/* suffix for engine-managed FK constraints */
   int maxInline;            /* longest IN list written inline */
   const char *zTrue, *zFalse;
-  /* DDL: "CREATE TABLE IF NOT EXISTS", index creation form. */
-  const char *zCreateIndex; /* "CREATE INDEX IF NOT EXISTS" */
   const char *zDropTable;   /* "DROP TABLE IF EXISTS" */
   const char *zDropSuffix;  /* " CASCADE" on PostgreSQL */
   /* Statements to defer / undefer FK checks inside a transaction. */
@@ -623,11 +642,6 @@ struct Dialect {
   int bSavepointRelease;    /* RELEASE SAVEPOINT supported */
   /* Rewrite raw SQL's '?' placeholders (NULL: used as written). */
   void (*xRawSql)(Str *pOut, const char *zSql, int *pnParam);
-  /* DDL adding a foreign key to an existing table, for references to a
-  ** table created later (cycles); zRefs is " REFERENCES ..." as written
-  ** inline.  Idempotent.  NULL: forward references may stay inline. */
-  void (*xAddFk)(Str *pOut, const char *zTable, const char *zCol,
-                 const char *zRefs);
   /*
   ** Rows per INSERT in batched writes (bulk_create).  SQLite: 1, one
   ** prepared statement stepped per row is its fastest form; PostgreSQL:
@@ -635,6 +649,34 @@ struct Dialect {
   ** come back in VALUES order).  Capped by 65,535 parameters.
   */
   int maxInsertRows;
+  /*
+  ** Schema evolution.  xInspect reads the live schema of the current
+  ** schema (PostgreSQL) or main database (SQLite) into pS through the
+  ** builder of inspect.c.
+  */
+  int (*xInspect)(quay_db *pDb, quay_schema *pS, quay_err *pErr);
+  /* CREATE TABLE may refer to a table that does not exist yet. */
+  int bForwardFk;
+  /*
+  ** ALTER TABLE can change a column's type, NULL and default, and add or
+  ** drop constraints and identities.  0: such changes rebuild the table
+  ** (new table, copy, drop, rename), which needs foreign keys off
+  ** (zFkOff .. zFkOn, around the transaction) and a quiet rename
+  ** (zRenameQuietOn .. Off: views and triggers are not re-checked while
+  ** the old table is gone).
+  */
+  int bAlterColumn;
+  const char *zFkOff, *zFkOn;
+  const char *zRenameQuietOn, *zRenameQuietOff;
+  /* Prefix of a statement whose result rows are foreign key violations. */
+  const char *zFkCheck;
+  /* First statement of a migration's transaction (a lock), or NULL. */
+  const char *zMigrateLock;
+  /* A query with one parameter (a table name) that returns a row when
+  ** that table exists. */
+  const char *zTableExists;
+  /* Move an identity past the rows' largest value (NULL: not needed). */
+  void (*xIdentitySync)(Str *pOut, const char *zTable, const char *zCol);
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;
@@ -868,6 +910,11 @@ QUAY_INTERNAL int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr);
 QUAY_INTERNAL int quay__txn_commit(quay_db *pDb, quay_err *pErr);
 QUAY_INTERNAL void quay__txn_rollback(quay_db *pDb);
 QUAY_INTERNAL int quay__txn_end(quay_db *pDb, int rc, quay_err *pErr);
+/* A clean-up statement: never failed by the test hook or an observer. */
+QUAY_INTERNAL int quay__db_cleanup(quay_db *pDb, const char *zSql,
+                                   quay_err *pErr);
+/* Finalize the cached statements no cursor uses (the schema changed). */
+QUAY_INTERNAL void quay__db_cache_drop_idle(quay_db *pDb);
 /* Single-value query helper. */
 QUAY_INTERNAL int quay__db_scalar(quay_db *pDb, const char *zSql,
                                   const quay_value *aParam, int nParam,
@@ -1018,10 +1065,161 @@ QUAY_INTERNAL void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey);
 ** (loader.c); else quay__build_keys.
 */
 QUAY_INTERNAL void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey);
-QUAY_INTERNAL int quay__build_ddl(quay_db *pDb, int bDrop, Str *pOut,
-                                  int *pnStmt, char ***pazStmt,
-                                  quay_err *pErr);
 QUAY_INTERNAL char *quay__alias(Build *b);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Schema descriptions (inspect.c, ddl.c, migrate.c)
+** ===================================================================
+** One shape describes a set of tables, live or declared: the live schema
+** read by Dialect.xInspect, and the schema the declared models make
+** (quay__schema_declared in ddl.c, the one home of what Quay's DDL
+** creates).  migrate.c compares the two.  Strings live in the schema's
+** arena; arrays grow with quay__realloc.  The builder is sticky on OOM:
+** a failed add returns NULL and sets pS->oom, checked once at the end.
+*/
+enum {                      /* SCol.eDflt */
+  DFLT_NONE = 0,            /* no default (or DEFAULT NULL) */
+  DFLT_VALUE,               /* a literal: zDfltVal holds its value */
+  DFLT_EXPR                 /* an expression Quay does not compare */
+};
+
+typedef struct SCol {
+  char *zName;
+  char *zType;              /* the backend's type (live) / DDL type */
+  int bNull;
+  char *zDefault;           /* DEFAULT text as kept / as DDL writes it */
+  int iPk;                  /* 1-based position in the primary key, 0 */
+  int bAuto;                /* generated by the database */
+  int eType, nMax;          /* type class: QUAY_T_* (0 unknown), max */
+  int eDflt;                /* DFLT_* */
+  char *zDfltVal;           /* DFLT_VALUE: the value as text */
+  Field *pField;            /* declared: its field, else NULL */
+  const char *zRenamed;     /* declared: renamed_from column, or NULL */
+} SCol;
+
+typedef struct SIdx {
+  char *zName;
+  char **azCol; int nCol;   /* NULL entries: expressions */
+  int bUnique;
+  int bConstraint;          /* UNIQUE constraint of the table definition */
+  int bPartial;             /* a WHERE clause or expression columns */
+  char *zSql;               /* SQLite: CREATE INDEX of a standalone index */
+} SIdx;
+
+typedef struct SFk {
+  char *zName;              /* constraint name, or NULL */
+  char **azCol, **azTo; int nCol;
+  char *zTable;             /* referenced table */
+  int eOnDelete, eOnUpdate; /* actions as QUAY_* rules (NO_ACTION ...) */
+  int bDeferrable;
+} SFk;
+
+typedef struct SCheck {
+  char *zName;              /* constraint name, or NULL */
+  char *zExpr;              /* the expression */
+} SCheck;
+
+typedef struct STable {
+  char *zName;
+  SCol *aCol; int nCol, nColAlloc;
+  SIdx *aIdx; int nIdx, nIdxAlloc;
+  SFk *aFk; int nFk, nFkAlloc;
+  SCheck *aCheck; int nCheck, nCheckAlloc;
+  char *zSql;               /* SQLite: the CREATE TABLE text */
+  char **azTrigger; int nTrigger; /* SQLite: CREATE TRIGGER texts */
+  char *zPkName;            /* primary key constraint name, or NULL */
+  quay_model *pModel;       /* declared: the model, or NULL */
+  JoinTable *pJoin;         /* declared: an automatic join table, or NULL */
+  const char *zRenamed;     /* declared: renamed_from table, or NULL */
+} STable;
+
+typedef struct GenModel GenModel;
+
+struct quay_schema {
+  const Dialect *pDia;
+  Arena arena;              /* strings and name lists */
+  STable *aTab; int nTab, nTabAlloc;
+  int oom;                  /* sticky: a builder call failed */
+  GenModel *aGen; int nGen; /* models for `quay inspect` (inspect.c) */
+};
+
+/* Builder (inspect.c).  NULL (and pS->oom) on OOM. */
+QUAY_INTERNAL quay_schema *quay__schema_new(const Dialect *pDia);
+QUAY_INTERNAL char *quay__schema_str(quay_schema *pS, const char *z);
+QUAY_INTERNAL STable *quay__schema_add_table(quay_schema *pS,
+                                             const char *zName);
+QUAY_INTERNAL STable *quay__schema_find(const quay_schema *pS,
+                                        const char *zName);
+QUAY_INTERNAL SCol *quay__stable_add_col(quay_schema *pS, STable *t,
+                                         const char *zName);
+QUAY_INTERNAL SCol *quay__stable_find_col(const STable *t, const char *z);
+QUAY_INTERNAL SIdx *quay__stable_add_idx(quay_schema *pS, STable *t,
+                                         const char *zName);
+/* Append a column (NULL: an expression) to an index. */
+QUAY_INTERNAL void quay__sidx_add_col(quay_schema *pS, SIdx *x,
+                                      const char *zCol);
+QUAY_INTERNAL SFk *quay__stable_add_fk(quay_schema *pS, STable *t,
+                                       const char *zName, const char *zTable);
+QUAY_INTERNAL void quay__sfk_add_col(quay_schema *pS, SFk *f,
+                                     const char *zCol, const char *zTo);
+QUAY_INTERNAL SCheck *quay__stable_add_check(quay_schema *pS, STable *t,
+                                             const char *zName,
+                                             const char *zExpr);
+/*
+** Finish a live schema: type classes and defaults of every column,
+** primary keys as not null, tables in name order; then the models
+** `quay inspect` prints.  QUAY_ENOMEM if any builder call failed.
+*/
+QUAY_INTERNAL int quay__schema_finish(quay_schema *pS, quay_err *pErr);
+/* The type class of a type name: *peType QUAY_T_* (0 unknown), *pnMax. */
+QUAY_INTERNAL void quay__type_class(const char *zType, int *peType,
+                                    int *pnMax);
+/* A database action name ("SET NULL") as a rule, and back. */
+QUAY_INTERNAL int quay__action_rule(const char *zAction);
+QUAY_INTERNAL const char *quay__action_name(int eRule);
+/* Read a DEFAULT's text into c->eDflt / c->zDfltVal. */
+QUAY_INTERNAL void quay__scol_default(quay_schema *pS, SCol *c);
+
+/* What Quay's DDL creates (ddl.c). */
+QUAY_INTERNAL int quay__schema_declared(quay_db *pDb, quay_schema **ppS,
+                                        quay_err *pErr);
+/* Names Quay gives: "<table>_<cols>_<suffix>", shortened to 63 bytes with
+** a hash.  zOut holds at least 64 bytes. */
+QUAY_INTERNAL void quay__ddl_name(char *zOut, const char *zTable,
+                                  char *const *azCol, int nCol,
+                                  const char *zSuffix);
+/* Non-0 when Quay made this index (its name is the one Quay gives it). */
+QUAY_INTERNAL int quay__ddl_owns_index(const STable *t, const SIdx *x);
+/* The DDL type of a column: "VARCHAR(20)" (or the auto key's form). */
+QUAY_INTERNAL void quay__ddl_type(const Dialect *d, const SCol *c, Str *p);
+/* A column definition (name, type, NOT NULL, DEFAULT; no constraints
+** besides an inline primary key when bPk). */
+QUAY_INTERNAL void quay__ddl_column(const Dialect *d, const SCol *c,
+                                    int bPk, Str *p);
+/* " REFERENCES t (c) ON DELETE .. ON UPDATE .." of a foreign key. */
+QUAY_INTERNAL void quay__ddl_references(const Dialect *d, const SFk *f,
+                                        Str *p);
+/*
+** CREATE TABLE zName (...) of table t: columns, primary key, UNIQUE
+** constraints, foreign keys (those abFkOk marks, all when it is NULL) and
+** CHECK constraints.
+*/
+QUAY_INTERNAL void quay__ddl_create_table(const Dialect *d, const STable *t,
+                                          const char *zName,
+                                          const unsigned char *abFkOk,
+                                          Str *p);
+/* CREATE [UNIQUE] INDEX of a standalone index. */
+QUAY_INTERNAL void quay__ddl_create_index(const Dialect *d, const STable *t,
+                                          const SIdx *x, Str *p);
+/* The literal of a value in a DEFAULT clause; 0 when it has none. */
+QUAY_INTERNAL int quay__ddl_literal(Str *p, int eType, const quay_value *v);
+
+/* db:create_tables (migrate.c): create what is missing, or fail with
+** QUAY_EMIGRATION naming the first difference. */
+QUAY_INTERNAL int quay__migrate_create(quay_db *pDb, quay_err *pErr);
 /* }================================================================== */
 
 

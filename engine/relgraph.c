@@ -703,6 +703,73 @@ int quay__resolve(quay_db *pDb, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/*
+** One reference order of the models, for the DDL (referenced tables
+** first) and the cascade planner (children first: the reverse).  An
+** edge "c refers to p" is a foreign key column held by c that refers to
+** p: belongs_to and one_to_one declared on c, has_many and has_one
+** declared on p whose key column is c's.  Repeated passes in declaration
+** order take every model whose references are all placed, so the order
+** is stable; a pass that places nothing means a cycle, and the first
+** model left is placed anyway.
+*/
+int quay__model_order(quay_db *pDb, const unsigned char *aInclude,
+                      int *aOrder, int *pn, int *pbCycle) {
+  int i, j, k, n = 0, nWant = 0;
+  unsigned char *aDone = quay__calloc((size_t)pDb->nModel + 1);
+  if (aDone == NULL) return QUAY_ENOMEM;
+  if (pbCycle) *pbCycle = 0;
+  for (i = 0; i < pDb->nModel; i++) {
+    aDone[i] = aInclude != NULL && !aInclude[i];
+    nWant += !aDone[i];
+  }
+  while (n < nWant) {
+    int progress = 0;
+    for (i = 0; i < pDb->nModel; i++) {
+      quay_model *m = pDb->apModel[i];
+      int ready = 1;
+      if (aDone[i]) continue;
+      /* Every model m refers to must be placed (or not included). */
+      for (k = 0; k < m->nDeclRel && ready; k++) {
+        Rel *r = m->apRel[k];
+        if ((r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE) &&
+            r->pTo && r->pTo != m && !aDone[r->pTo->iModel]) {
+          ready = 0;
+        }
+      }
+      for (j = 0; j < pDb->nModel && ready; j++) {
+        quay_model *p = pDb->apModel[j];
+        if (p == m || aDone[j]) continue;
+        for (k = 0; k < p->nDeclRel && ready; k++) {
+          Rel *r = p->apRel[k];
+          if ((r->eKind == QUAY_R_HAS_MANY || r->eKind == QUAY_R_HAS_ONE) &&
+              r->pTo == m) {
+            ready = 0;               /* m holds the key column of r */
+          }
+        }
+      }
+      if (ready) {
+        aDone[i] = 1;
+        aOrder[n++] = i;
+        progress = 1;
+      }
+    }
+    if (!progress) {
+      if (pbCycle) *pbCycle = 1;
+      for (i = 0; i < pDb->nModel; i++) {
+        if (!aDone[i]) {
+          aDone[i] = 1;
+          aOrder[n++] = i;
+          break;
+        }
+      }
+    }
+  }
+  quay__free(aDone);
+  *pn = n;
+  return QUAY_OK;
+}
+
 int quay_db_schema_version(const quay_db *pDb) { return pDb->iSchema; }
 
 int quay_db_resolve(quay_db *pDb, quay_err *pErr) {

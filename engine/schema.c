@@ -75,9 +75,23 @@ static int is_name(const char *z) {
   return strstr(z, "__") == NULL;
 }
 
+int quay__is_name(const char *z) { return is_name(z); }
+
 /* Non-0 for names that are unusable as table/column names. */
 static int bad_sqlname(const char *z) {
   return z == NULL || z[0] == 0 || strlen(z) > QUAY_MAX_NAME;
+}
+
+/* Check a renamed_from name: a non-empty name of at most 63 bytes. */
+static int bad_renamed(const quay_model *m, const char *zWhat,
+                       const char *zOld, quay_err *pErr) {
+  if (zOld && bad_sqlname(zOld)) {
+    return quay__err(pErr, QUAY_EDECLARATION,
+                     "model %s%s%s: renamed_from must be the old name (a "
+                     "non-empty name of at most 63 bytes)", m->zName,
+                     zWhat ? "." : "", zWhat ? zWhat : "");
+  }
+  return QUAY_OK;
 }
 
 /*
@@ -105,6 +119,8 @@ static char *snake_case(const char *zName) {
   z[j] = 0;
   return z;
 }
+
+char *quay__snake_case(const char *zName) { return snake_case(zName); }
 
 /*
 ** {==================================================================
@@ -205,6 +221,7 @@ static void field_free(Field *f) {
   quay__free(f->zName);
   quay__free(f->zCol);
   quay__free(f->zDescr);
+  quay__free(f->zRenamed);
   quay__value_clear(&f->dflt);
   quay__free(f);
 }
@@ -224,6 +241,7 @@ static void rel_free(Rel *r) {
   quay__free(r->zThrough);
   quay__free(r->zForeignKey);
   quay__free(r->zLocalKey);
+  quay__free(r->zRenamed);
   for (i = 0; i < r->nPath; i++) quay__free(r->azPath[i]);
   quay__free(r->azPath);
   quay__free(r->apPath);
@@ -251,6 +269,7 @@ void quay__model_free(quay_model *m) {
   quay__free(m->zSnake);
   quay__free(m->zTable);
   quay__free(m->zDescr);
+  quay__free(m->zRenamed);
   quay__free(m);
 }
 
@@ -396,6 +415,9 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
                      "model %s: field %s: max must be a positive length on "
                      "a string field", m->zName, s->zName);
   }
+  if (s->zRenamedFrom && bad_sqlname(s->zRenamedFrom)) {
+    return bad_renamed(m, s->zName, s->zRenamedFrom, pErr);
+  }
   if ((s->mFlags & (QUAY_F_AUTO_NOW | QUAY_F_AUTO_NOW_ADD)) &&
       s->eType != QUAY_T_DATETIME) {
     return quay__err(pErr, QUAY_EDECLARATION,
@@ -466,12 +488,32 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
       f->dflt.u.z = zOwn;
     }
   }
+  if (s->zRenamedFrom) f->zRenamed = quay__strdup(s->zRenamedFrom);
   if (f->zName == NULL || f->zCol == NULL ||
-      (s->zDescription && f->zDescr == NULL)) {
+      (s->zDescription && f->zDescr == NULL) ||
+      (s->zRenamedFrom && f->zRenamed == NULL)) {
     field_free(f);
     return quay__oom(pErr);
   }
   return insert_field(m, f, 0, pErr);
+}
+
+int quay_model_set_renamed_from(quay_model *m, const char *zOld,
+                                quay_err *pErr) {
+  char *z;
+  int rc;
+  if (m->resolved) {
+    return quay__err(pErr, QUAY_EDECLARATION,
+                     "model %s: renamed_from set after the model was first "
+                     "used; give it in db:model", m->zName);
+  }
+  rc = bad_renamed(m, NULL, zOld ? zOld : "", pErr);
+  if (rc) return rc;
+  z = quay__strdup(zOld);
+  if (z == NULL) return quay__oom(pErr);
+  quay__free(m->zRenamed);
+  m->zRenamed = z;
+  return QUAY_OK;
 }
 
 int quay_model_add_unique(quay_model *m, const char *const *az, int n,
@@ -572,6 +614,16 @@ int quay_model_add_relation(quay_model *m, const quay_rel_spec *s,
                      "of quay.CASCADE, SET_NULL, SET_DEFAULT, RESTRICT, "
                      "PROTECT, NO_ACTION", m->zName, s->zName);
   }
+  if (s->zRenamedFrom && s->eKind != QUAY_R_BELONGS_TO &&
+      s->eKind != QUAY_R_ONE_TO_ONE) {
+    return quay__err(pErr, QUAY_EDECLARATION,
+                     "model %s: relation %s: renamed_from applies to "
+                     "belongs_to and one_to_one (the relations that own a "
+                     "column)", m->zName, s->zName);
+  }
+  if (s->zRenamedFrom && bad_sqlname(s->zRenamedFrom)) {
+    return bad_renamed(m, s->zName, s->zRenamedFrom, pErr);
+  }
   r = quay__calloc(sizeof(*r));
   if (r == NULL) return quay__oom(pErr);
   r->eKind = s->eKind;
@@ -589,7 +641,8 @@ int quay_model_add_relation(quay_model *m, const quay_rel_spec *s,
       !dup_opt(&r->zTargetKey, s->zTargetKey) ||
       !dup_opt(&r->zThrough, s->zThrough) ||
       !dup_opt(&r->zForeignKey, s->zForeignKey) ||
-      !dup_opt(&r->zLocalKey, s->zLocalKey)) {
+      !dup_opt(&r->zLocalKey, s->zLocalKey) ||
+      !dup_opt(&r->zRenamed, s->zRenamedFrom)) {
     goto oom;
   }
   if ((s->mFlags & QUAY_F_DEFAULT) && quay__value_copy(&r->dflt, &s->dflt)) {

@@ -83,7 +83,8 @@ struct lua_State;
 ** One X-macro gives both the enum and the contract's code strings
 ** (API.md "Errors").  NOMEM and MISUSE are documented additions, as is
 ** LAZY_LOAD (strict mode, issue 4) and CALLBACK (a host callback failed;
-** the binding re-raises the host's own error).
+** the binding re-raises the host's own error).  MIGRATION: schema
+** evolution refused or failed (section "Schema evolution" below).
 */
 #define QUAY_ERRMAP(X)                          \
   X(OK,               "ok")                     \
@@ -103,7 +104,8 @@ struct lua_State;
   X(LAZY_LOAD,        "lazy_load")              \
   X(NOMEM,            "nomem")                  \
   X(MISUSE,           "misuse")                 \
-  X(CALLBACK,         "callback")
+  X(CALLBACK,         "callback")               \
+  X(MIGRATION,        "migration")
 
 enum {
 #define QUAY__ERRENUM(name, str) QUAY_E##name,
@@ -398,6 +400,8 @@ typedef struct quay_field_spec {
   int nMax;                 /* string max length in code points, 0 = none */
   quay_value dflt;          /* with QUAY_F_DEFAULT */
   double rSeq;              /* declaration sequence number */
+  const char *zRenamedFrom; /* old field or column name (migrations), or
+                            ** NULL */
 } quay_field_spec;
 
 typedef struct quay_rel_spec {
@@ -422,6 +426,8 @@ typedef struct quay_rel_spec {
   int eOnUpdate;            /* 0 = CASCADE */
   quay_value dflt;          /* belongs_to default key (QUAY_F_DEFAULT) */
   double rSeq;
+  const char *zRenamedFrom; /* belongs_to/one_to_one: old relation or
+                            ** column name (migrations), or NULL */
 } quay_rel_spec;
 
 /*
@@ -466,6 +472,13 @@ QUAY_API int quay_model_soft_delete(const quay_model *pModel);
 QUAY_API int quay_model_add_unique(quay_model *pModel,
                                    const char *const *azField, int nField,
                                    quay_err *pErr);
+/*
+** The model option renamed_from: the model's old name or old table name
+** (copied), so that a migration renames that table instead of dropping
+** it and creating this one.  Before the model is first used.
+*/
+QUAY_API int quay_model_set_renamed_from(quay_model *pModel,
+                                         const char *zOld, quay_err *pErr);
 
 /*
 ** Resolve every string reference, create reverse accessors and check every
@@ -486,8 +499,15 @@ QUAY_API int quay_db_model_count(const quay_db *pDb);
 QUAY_API quay_model *quay_db_model_at(const quay_db *pDb, int i);
 QUAY_API quay_model *quay_db_model(const quay_db *pDb, const char *zName);
 
-/* DDL: every table, join table, index and foreign key.  Idempotent. */
+/*
+** DDL: create every table, join table, index and foreign key of the
+** declared models that does not exist yet, in one transaction.  When a
+** table that exists differs from its model, nothing is created and the
+** call fails with QUAY_EMIGRATION naming the first difference (the fix is
+** quay_db_migrate).  Idempotent.
+*/
 QUAY_API int quay_db_create_tables(quay_db *pDb, quay_err *pErr);
+/* DROP TABLE IF EXISTS for every declared table, children first. */
 QUAY_API int quay_db_drop_tables(quay_db *pDb, quay_err *pErr);
 /* }================================================================== */
 
@@ -555,6 +575,224 @@ enum { QUAY_M_NONE = 0, QUAY_M_FIELD, QUAY_M_RELATION };
 */
 QUAY_API int quay_model_member(const quay_model *pModel, const char *zName,
                                int *piIndex);
+/* }================================================================== */
+
+
+/*
+** {==================================================================
+** Schema evolution (API.md "Schema evolution")
+** ===================================================================
+** quay_db_inspect reads the live schema: the tables in name order with
+** their columns, indexes, foreign keys and CHECK constraints, as the
+** database reports them (its own type names), Quay's bookkeeping table
+** quay_migrations left out; and the models a model script would declare
+** for them (`quay inspect`).  quay_db_schema_diff compares the live
+** schema with the declared models and returns the steps that bring the
+** database to the models; quay_db_migrate runs them.  quay_migration_apply
+** runs the steps of a versioned migration file and records it.
+**
+** The comparison ("what the models hold") looks at columns by type class
+** (varchar(n) and string {max = n} are the same; integer and bigint
+** primary keys, with or without AUTOINCREMENT, are the same), NULL,
+** literal defaults and primary key; at indexes by columns, order and
+** uniqueness (never by name); at foreign keys by columns, referenced
+** table and columns and ON UPDATE (the database's ON DELETE is not
+** compared: Quay applies on_delete itself).  Indexes and CHECK
+** constraints Quay did not make, default expressions (now(), nextval)
+** and columns of types Quay has no field type for are left as they are.
+*/
+typedef struct quay_schema quay_schema;
+
+/*
+** CONSTRUCTOR.  Read the live schema of pDb.  Caller frees with
+** quay_schema_free.  Every string of the schema is borrowed; valid until
+** quay_schema_free.
+*/
+QUAY_API int quay_db_inspect(quay_db *pDb, quay_schema **ppSchema,
+                             quay_err *pErr);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_schema_free(quay_schema *pSchema);
+
+typedef struct quay_table_info {
+  const char *zName;
+  int nColumn, nIndex, nForeignKey, nCheck;
+} quay_table_info;
+
+typedef struct quay_column_info {
+  const char *zName;
+  const char *zType;        /* the backend's own type name */
+  int bNull;                /* NULL allowed */
+  const char *zDefault;     /* DEFAULT as the database keeps it, or NULL */
+  int iPk;                  /* 1-based position in the primary key, or 0 */
+  int bAuto;                /* the database generates it (rowid alias,
+                            ** identity, serial) */
+} quay_column_info;
+
+typedef struct quay_index_info {
+  const char *zName;
+  const char *const *azColumn; /* in index order; NULL for an expression */
+  int nColumn;
+  int bUnique;
+  int bConstraint;          /* a UNIQUE constraint of the table */
+} quay_index_info;
+
+typedef struct quay_fkey_info {
+  const char *zName;        /* constraint name, or NULL (SQLite) */
+  const char *const *azColumn; /* nColumn columns of this table */
+  const char *const *azTo;  /* and the columns they refer to */
+  int nColumn;
+  const char *zTable;       /* the referenced table */
+  const char *zOnDelete, *zOnUpdate; /* "NO ACTION", "CASCADE", ... */
+} quay_fkey_info;
+
+/* Tables in name order; QUAY_EMISUSE for an index out of range. */
+QUAY_API int quay_schema_table_count(const quay_schema *pSchema);
+QUAY_API int quay_schema_table(const quay_schema *pSchema, int iTable,
+                               quay_table_info *pOut);
+QUAY_API int quay_schema_column(const quay_schema *pSchema, int iTable,
+                                int i, quay_column_info *pOut);
+QUAY_API int quay_schema_index(const quay_schema *pSchema, int iTable, int i,
+                               quay_index_info *pOut);
+QUAY_API int quay_schema_foreign_key(const quay_schema *pSchema, int iTable,
+                                     int i, quay_fkey_info *pOut);
+/* The expression of CHECK constraint i (without CHECK and its parens). */
+QUAY_API const char *quay_schema_check(const quay_schema *pSchema,
+                                       int iTable, int i);
+
+/*
+** The models `quay inspect` prints, one per table (API.md): model names
+** are table names in CamelCase, singular where the name ends in "s";
+** foreign keys become belongs_to (one_to_one when unique); a table with
+** exactly two foreign keys, at most an auto `id` besides and a unique
+** pair becomes a through model, and the two models it joins get a
+** many_to_many through it.  A table Quay cannot model (no single-column
+** primary key) has isSkipped set and zNote says why.  Fields and
+** relations come as the declaration specs quay_model_add_field and
+** quay_model_add_relation take (rSeq orders them as the columns are), so
+** a binding can print them or declare them as they are.
+*/
+typedef struct quay_model_gen {
+  const char *zName;        /* model name */
+  const char *zTable;       /* the table (always set) */
+  int bDefaultTable;        /* zTable is the model name's default table */
+  int nField, nRelation, nUnique;
+  int isSkipped;            /* not declarable; see zNote */
+  const char *zNote;        /* what the script should say about it, or NULL */
+} quay_model_gen;
+QUAY_API int quay_schema_model_count(const quay_schema *pSchema);
+QUAY_API int quay_schema_model(const quay_schema *pSchema, int iModel,
+                               quay_model_gen *pOut);
+QUAY_API int quay_schema_model_field(const quay_schema *pSchema, int iModel,
+                                     int i, quay_field_spec *pOut);
+QUAY_API int quay_schema_model_relation(const quay_schema *pSchema,
+                                        int iModel, int i,
+                                        quay_rel_spec *pOut);
+/* unique_together entry i: the names of its fields and relations. */
+QUAY_API int quay_schema_model_unique(const quay_schema *pSchema, int iModel,
+                                      int i, const char *const **pazName,
+                                      int *pnName);
+
+/*
+** A migration: a list of steps, each one change with the SQL that makes
+** it.  Steps come from quay_db_schema_diff (or quay_db_migrate), or are
+** added one by one (a versioned migration file read back).
+*/
+typedef struct quay_migration quay_migration;
+
+enum {                    /* step kinds (API.md step.op) */
+  QUAY_OP_CREATE_TABLE = 1, QUAY_OP_DROP_TABLE, QUAY_OP_RENAME_TABLE,
+  QUAY_OP_ADD_COLUMN, QUAY_OP_DROP_COLUMN, QUAY_OP_RENAME_COLUMN,
+  QUAY_OP_ALTER_COLUMN, QUAY_OP_CREATE_INDEX, QUAY_OP_DROP_INDEX,
+  QUAY_OP_ADD_CONSTRAINT, QUAY_OP_DROP_CONSTRAINT
+};
+/* "create_table" ..., NULL if unknown; and back (0 if unknown). */
+QUAY_API const char *quay_op_name(int eOp);
+QUAY_API int quay_op_code(const char *zName);
+
+typedef struct quay_step_info {
+  int eOp;                  /* QUAY_OP_* */
+  const char *zModel;       /* the model whose table changes, or NULL */
+  const char *zTable;       /* the table */
+  const char *zColumn;      /* the column, index or constraint, or NULL */
+  const char *zWhat;        /* the change in the schema's names, or NULL */
+  int nSql;                 /* statements (0: made by another step's
+                            ** rebuild of the same table) */
+  int bDestructive;         /* drops data or narrows a type */
+  int bRebuild;             /* rebuilds its table (SQLite): foreign keys
+                            ** are off while the migration runs */
+} quay_step_info;
+
+/* CONSTRUCTOR.  An empty migration.  Caller frees with
+** quay_migration_free. */
+QUAY_API int quay_migration_new(quay_db *pDb, quay_migration **ppMig,
+                                quay_err *pErr);
+/* Append a step (every string copied; azSql holds pStep->nSql). */
+QUAY_API int quay_migration_add(quay_migration *pMig,
+                                const quay_step_info *pStep,
+                                const char *const *azSql, quay_err *pErr);
+QUAY_API int quay_migration_count(const quay_migration *pMig);
+/* Step i; strings borrowed, valid until quay_migration_free. */
+QUAY_API int quay_migration_step(const quay_migration *pMig, int i,
+                                 quay_step_info *pOut);
+QUAY_API const char *quay_migration_sql(const quay_migration *pMig,
+                                        int iStep, int iSql);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_migration_free(quay_migration *pMig);
+
+/*
+** CONSTRUCTOR.  The steps from the live schema to the declared models
+** (empty when they agree).  Renames come only from renamed_from.  Caller
+** frees with quay_migration_free.
+*/
+QUAY_API int quay_db_schema_diff(quay_db *pDb, quay_migration **ppMig,
+                                 quay_err *pErr);
+
+#define QUAY_MIGRATE_ALLOW_DROP 0x0001  /* allow destructive steps */
+#define QUAY_MIGRATE_DRY_RUN    0x0002  /* check and plan, change nothing */
+/*
+** Bring the database to the declared models in one transaction: lock
+** (PostgreSQL advisory lock, SQLite write lock), diff inside the lock,
+** check (destructive steps need QUAY_MIGRATE_ALLOW_DROP; a non-null
+** column without a default cannot be added to a table with rows), run
+** every step.  Any failure leaves schema and data as they were
+** (QUAY_EMIGRATION for a refused step).  On SQLite, a migration that
+** rebuilds a table turns foreign keys off for its transaction (so it
+** cannot run inside db:transaction) and checks them before committing.
+** *ppDone (may be NULL) receives the steps run, or planned with DRY_RUN;
+** caller frees with quay_migration_free.
+*/
+QUAY_API int quay_db_migrate(quay_db *pDb, unsigned mFlags,
+                             quay_migration **ppDone, quay_err *pErr);
+
+/*
+** Versioned migration files.  quay_migration_apply runs the steps of
+** pMig, then xData (a data migration, may be NULL; non-0 fails with the
+** code it sets in pErr), in one transaction under the migration lock, and
+** records zName with zChecksum in quay_migrations (created when missing).
+** Returns QUAY_DONE, changing nothing, when zName is recorded already with
+** that checksum (another process applied it while this one waited), and
+** QUAY_EMIGRATION when it is recorded with another one.  pMig and pOpts
+** are borrowed (only during the call); xData runs inside the transaction
+** and may use pDb.
+*/
+typedef struct quay_apply_opts {
+  const char *zName;        /* the file's name, "0002_add_editor" */
+  const char *zChecksum;    /* quay_checksum of the file's text */
+  int (*xData)(void *pArg, quay_db *pDb, quay_err *pErr);
+  void *pDataArg;
+} quay_apply_opts;
+QUAY_API int quay_migration_apply(quay_db *pDb, quay_migration *pMig,
+                                  const quay_apply_opts *pOpts,
+                                  quay_err *pErr);
+/* The checksum quay_migrations keeps: 16 hex digits and a NUL. */
+QUAY_API void quay_checksum(const void *p, size_t n, char zOut[17]);
+/*
+** CONSTRUCTOR.  A cursor over the applied migrations in the order they
+** were applied: columns name, checksum, applied_at (no rows when the
+** table does not exist).  Caller frees with quay_cursor_close.
+*/
+QUAY_API int quay_db_applied_migrations(quay_db *pDb, quay_cursor **ppCur,
+                                        quay_err *pErr);
 /* }================================================================== */
 
 

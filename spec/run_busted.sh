@@ -27,6 +27,7 @@ case $backend in
   *) echo "unknown backend $backend" >&2; exit 2 ;;
 esac
 export QUAY_URL
+export QUAY_BUILD_DIR="$build"      # specs that run the quay command find it here
 export LUA_CPATH="$build/?.so;;"
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;"
 exec ${QUAY_LUA_RUNNER:-} lua5.4 "$(command -v busted)" --output=utfTerminal "$spec"

@@ -29,6 +29,7 @@ describes; it is never loaded at run time (`---@meta`).
 ---| "misuse"           # an API used the wrong way (addition)
 ---| "lazy_load"        # strict mode forbids a lazy load (addition)
 ---| "callback"         # a host callback failed (addition)
+---| "migration"        # schema evolution refused or failed
 
 ---@alias quay.Rule integer  one of quay.CASCADE .. quay.NO_ACTION
 
@@ -76,6 +77,7 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field column? string database column name
 ---@field primary_key? boolean
 ---@field description? string
+---@field renamed_from? string the old field or column name (migrations)
 
 ---@class quay.StringOptions: quay.FieldOptions
 ---@field max? integer maximum length in characters (UTF-8 code points)
@@ -96,6 +98,7 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field index? boolean default true
 ---@field unique? boolean
 ---@field description? string
+---@field renamed_from? string the old relation or column name (migrations)
 
 ---@class quay.ManyToManyOptions
 ---@field table? string join table (default `<this_table>_<target_table>`)
@@ -116,6 +119,7 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field table? string default snake_case name + "s"
 ---@field description? string
 ---@field unique_together? string[][]
+---@field renamed_from? string the old model or table name (migrations)
 ---@field [string] quay.Field|quay.Relation
 
 ---@class quay.DeleteOptions
@@ -201,7 +205,9 @@ function Db:model(name, spec) end
 ---@return quay.Db
 function Db:check() end
 
----Create every table, join table and index (idempotent).
+---Create every table, join table and index that does not exist
+---(idempotent); raises `migration` when an existing table differs from
+---its model.
 ---@return quay.Db
 function Db:create_tables() end
 
@@ -211,6 +217,47 @@ function Db:drop_tables() end
 ---The schema as plain tables keyed by model name.
 ---@return table<string, quay.DescribeModel>
 function Db:describe() end
+
+---A step of a migration (API.md "Schema evolution").
+---@class quay.Step
+---@field op "create_table"|"drop_table"|"rename_table"|"add_column"|"drop_column"|"rename_column"|"alter_column"|"create_index"|"drop_index"|"add_constraint"|"drop_constraint"
+---@field model? string the model whose table changes
+---@field table string
+---@field column? string column, index or constraint
+---@field sql string[] its statements (none when another step's rebuild makes it)
+---@field what? string the change in the schema's names (addition)
+---@field destructive? boolean drops data or narrows a type (addition)
+---@field rebuild? boolean SQLite rebuilds the table (addition)
+
+---@class quay.MigrateOptions
+---@field allow_drop? boolean allow dropping tables and columns and narrowing types
+---@field dry_run? boolean check and return the steps, change nothing
+
+---The live schema: `{ tables = {...} }` in name order (and `models`, the
+---models `quay inspect` prints, an addition).
+---@return { tables: table[], models: table[] }
+function Db:inspect() end
+
+---The steps from the live schema to the declared models.
+---@return quay.Step[]
+function Db:schema_diff() end
+
+---Run the steps in one transaction; returns them.  Raises `migration`
+---for destructive steps without `allow_drop`.
+---@param opts? quay.MigrateOptions
+---@return quay.Step[]
+function Db:migrate(opts) end
+
+---Run one versioned migration and record it in quay_migrations
+---(addition, used by `quay migrate apply`); false when it was recorded
+---already.
+---@param m { name: string, checksum: string, steps: quay.Step[], data?: fun(db: quay.Db) }
+---@return boolean
+function Db:apply_migration(m) end
+
+---The recorded migrations, in the order they were applied (addition).
+---@return { name: string, checksum: string, applied_at: string }[]
+function Db:applied_migrations() end
 
 ---Run `fn(db)` in a transaction (a savepoint when nested); an error rolls
 ---back and is raised again.

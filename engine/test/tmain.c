@@ -7,7 +7,7 @@
 #include "tharness.h"
 
 #ifdef QUAY_TEST
-#  define TEST_LIST_TEST(X) X(oom_sweep)
+#  define TEST_LIST_TEST(X) X(oom_sweep) X(migrate_oom_sweep)
 #else
 #  define TEST_LIST_TEST(X)
 #endif
@@ -24,6 +24,7 @@
   X(write_read_prefetch)        \
   X(cascade_counts)             \
   X(wrapped_no_dqs)             \
+  X(migrate_api)                \
   TEST_LIST_TEST(X)
 
 #define DECLARE(name) int test_##name(void);

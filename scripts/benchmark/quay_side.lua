@@ -2,9 +2,11 @@
 --   quay quay_side.lua WORKLOAD DB NUSERS
 -- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
 -- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
--- sql (see below), w1..w6, or pipe / pipepf (200 times one page of posts
--- with author, tags and comments: with(...) / prefetch_related(...)), or
--- w13 (W6-style pages for QUAY_BENCH_SECONDS: see run.w13).
+-- sql (see below), w1..w6, w12 (db:migrate() to the models' version 2: a
+-- SQLite rebuild of posts), diff (see below), or pipe / pipepf (200 times
+-- one page of posts with author, tags and comments: with(...) /
+-- prefetch_related(...)), or w13 (W6-style pages for QUAY_BENCH_SECONDS:
+-- see run.w13).
 -- Prints one line "time=S cpu=S srv_cpu=S queries=N peak_kb=K base_kb=B rt=N
 -- check=C" like the floors (peak_kb: VmHWM at the end; base_kb: VmRSS at the
 -- start; srv_cpu: CPU time of the PostgreSQL server process serving the
@@ -103,8 +105,44 @@ if W == "waitrep" then
   error("the replica did not catch up")
 end
 
+-- `diff DB`: declare 50 models (6 fields, a belongs_to, every fifth a
+-- many_to_many) on the empty database DB, create them, and time
+-- db:schema_diff() and a db:migrate() that finds nothing to do: prints
+-- "tables=N diff_ms=M migrate_ms=M" (medians of 21 runs).
+if W == "diff" then
+  local db = open(file)
+  for i = 1, 50 do
+    local spec = {
+      name = quay.string { max = 80 }, n = quay.integer { index = true },
+      body = quay.text { null = true }, flag = quay.boolean { default = false },
+      at = quay.datetime { null = true }, score = quay.number { default = 0 },
+    }
+    if i > 1 then spec.parent = quay.belongs_to("M" .. (i - 1), { null = true }) end
+    if i % 5 == 0 then spec.links = quay.many_to_many("M" .. (i - 4)) end
+    db:model("M" .. i, spec)
+  end
+  db:create_tables()
+  local function median_ms(fn)
+    local t = {}
+    for k = 1, 21 do
+      local t0 = clock.now()
+      fn()
+      t[k] = (clock.now() - t0) * 1000
+    end
+    table.sort(t)
+    return t[11]
+  end
+  local ntab = #db:inspect().tables
+  assert(#db:schema_diff() == 0)
+  local d = median_ms(function() db:schema_diff() end)
+  local g = median_ms(function() db:migrate() end)
+  print(("tables=%d diff_ms=%.2f migrate_ms=%.2f"):format(ntab, d, g))
+  db:close()
+  return
+end
+
 local db = open(file)
-local m = declare(db, quay)
+local m = declare(db, quay, W == "w12" and 2 or 1)
 db:check()
 if W == "schema" then
   db:create_tables()
@@ -166,6 +204,22 @@ end
 function run.w6()
   local posts = Post:limit(2000):all()
   return ("rows=%d,sum=%d"):format(#posts, loops.w6(posts))
+end
+
+-- W12: add a NOT NULL column with a default and change a column's type
+-- on the 100k-row posts table (indexed, with foreign keys both ways).
+function run.w12()
+  local steps = db:migrate()
+  assert(#steps == 2, "W12 expects two steps, got " .. #steps)
+  return function()
+    local r = db:rows("SELECT count(*) AS n, sum(views) AS v, sum(rating) AS r FROM posts")[1]
+    local ty = is_pg(file)
+      and db:rows([[SELECT format_type(a.atttypid, a.atttypmod) AS t FROM pg_attribute a
+                    JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = 'posts'
+                    AND a.attname = 'title']])[1].t
+      or db:rows("SELECT type AS t FROM pragma_table_info('posts') WHERE name = 'title'")[1].t
+    return ("rows=%d,views=%d,rating=%g,title=%s"):format(r.n, r.v, r.r, ty:lower())
+  end
 end
 
 local function pipe_run(how)

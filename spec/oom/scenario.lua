@@ -1,7 +1,7 @@
 -- spec/oom/scenario.lua: the workload the OOM host replays under
 -- allocation failures.  `setup` declares the models (and with data = true
 -- fills the database); `ops` are the operations, each all-or-nothing;
--- `signature` renders the whole database as one string.
+-- `signature` renders the whole database (schema and rows) as one string.
 local quay = require("quay")
 
 local S = {}
@@ -67,6 +67,25 @@ S.ops = {
   function(db, M)   -- save of a new record through a set
     M.User:get { name = "u3" }.posts:create { title = "late" }
   end,
+  function(db, M)   -- a migration by a second handle: a rebuild, new columns, a new table
+    local path = db:rows("PRAGMA database_list")[1].file
+    local db2 <close> = quay.open("sqlite:" .. path)
+    db2:model("User", { name = quay.string(), email = quay.string { unique = true },
+                        nick = quay.string { null = true } })
+    db2:model("Profile", {
+      user = quay.one_to_one("User", { on_delete = quay.CASCADE, related_name = "profile" }),
+      bio = quay.text { null = true } })
+    db2:model("Tag", { name = quay.string() })
+    db2:model("Post", {
+      title = quay.text(), views = quay.number { default = 0 },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      tags = quay.many_to_many("Tag", { related_name = "posts" }) })
+    db2:model("Comment", {
+      post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),
+      body = quay.text(), stars = quay.integer { default = 1, index = true } })
+    db2:model("Badge", { user = quay.belongs_to("User"), label = quay.string() })
+    db2:migrate()
+  end,
 }
 
 function S.signature(db)
@@ -76,8 +95,21 @@ function S.signature(db)
       "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")) do
     tables[#tables + 1] = r.name
   end
+  -- The schema too: a migration must not leave half of its DDL.
+  for _, r in ipairs(db:rows(
+      "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")) do
+    parts[#parts + 1] = r.type .. " " .. r.name .. " " .. r.sql
+  end
   for _, t in ipairs(tables) do
-    for _, r in ipairs(db:rows(('SELECT * FROM "%s" ORDER BY 1'):format(t))) do
+    -- Columns listed (a cached SELECT * of this connection would keep the
+    -- columns it was prepared with after another connection migrated).
+    local cols = {}
+    for _, c in ipairs(db:rows(('SELECT name FROM pragma_table_info(\'%s\') ORDER BY cid')
+        :format(t))) do
+      cols[#cols + 1] = '"' .. c.name .. '"'
+    end
+    for _, r in ipairs(db:rows(('SELECT %s FROM "%s" ORDER BY 1'):format(
+        table.concat(cols, ", "), t))) do
       local keys = {}
       for k in pairs(r) do keys[#keys + 1] = k end
       table.sort(keys)

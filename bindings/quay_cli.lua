@@ -1,0 +1,451 @@
+--[[
+bindings/quay_cli.lua
+The tools of the quay command: `quay inspect` and `quay migrate`.
+See LICENSE
+
+Compiled into the quay binary (bindings/quay_main.c runs it with the
+arguments and two file-system helpers).  Everything that decides
+anything runs in the engine (include/quay.h "Schema evolution"): the live
+schema and the models inferred from it (db:inspect), the steps
+(db:schema_diff, db:migrate { dry_run = true }), running and recording a
+versioned file (db:apply_migration) and its checksum (quay.core.checksum).
+This file only reads and writes files and prints.
+
+  quay inspect URL
+      print a model script for the database at URL: a chunk returning a
+      function declare(db) that declares one model per table and returns
+      them by name (API.md "quay inspect").
+  quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]
+      write DIR/NNNN_NAME.lua with the steps from the database to the models
+  quay migrate plan MODELS --db URL [--dir DIR]
+      print the files apply would run, with their statements
+  quay migrate apply MODELS --db URL [--dir DIR]
+      run the files not recorded in quay_migrations, each in its own
+      transaction, in name order
+  quay migrate status MODELS --db URL [--dir DIR]
+      list the files (applied, pending, changed) and whether the database
+      matches the models
+
+MODELS is a model script: a chunk that returns a function declare(db), as
+`quay inspect` prints.  DIR defaults to "migrations" next to MODELS.
+Errors are Quay error objects (code "migration" for refusals) that name
+the file and the fix.
+]]
+local sys = ...
+local quay = require("quay")
+local core = require("quay.core")
+
+local cli = {}
+
+local function fail(code, fmt, ...)
+  error(setmetatable({ code = code, message = fmt:format(...) },
+    { __tostring = function(e) return e.message end }), 0)
+end
+
+local function usage()
+  fail("usage", "%s", table.concat({
+    "usage: quay inspect URL",
+    "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]",
+    "       quay migrate plan|apply|status MODELS --db URL [--dir DIR]",
+  }, "\n"))
+end
+
+--------------------------------------------------------------------------
+-- Printing Lua
+--------------------------------------------------------------------------
+local keywords = {}
+for w in ([[and break do else elseif end false for function goto if in
+  local nil not or repeat return then true until while]]):gmatch("%a+") do
+  keywords[w] = true
+end
+
+local function lit(v)
+  if type(v) == "string" then return (string.format("%q", v):gsub("\\\n", "\\n")) end
+  if math.type(v) == "float" then
+    local s = string.format("%.17g", v)
+    if not s:find("[%.eEn]") then s = s .. ".0" end
+    return s
+  end
+  return tostring(v)
+end
+
+local function key(name)
+  if name:match("^[%a_][%w_]*$") and not keywords[name] then return name end
+  return "[" .. lit(name) .. "]"
+end
+
+-- "{ a = 1, b = true }" of the listed option names that are set.
+local function opts(t, names)
+  local out = {}
+  for _, n in ipairs(names) do
+    local v = t[n]
+    if v ~= nil then
+      if n == "on_delete" or n == "on_update" then
+        out[#out + 1] = n .. " = quay." .. v
+      else
+        out[#out + 1] = n .. " = " .. lit(v)
+      end
+    end
+  end
+  if #out == 0 then return nil end
+  return "{ " .. table.concat(out, ", ") .. " }"
+end
+
+local field_opts = { "primary_key", "max", "null", "unique", "index",
+                     "default", "column" }
+
+local function field_line(f)
+  local o = opts(f, field_opts)
+  return ("%s = quay.%s%s"):format(key(f.name), f.type,
+    o and (" " .. o) or "()")
+end
+
+local function relation_line(r)
+  local t = {}
+  for k, v in pairs(r) do t[k] = v end
+  -- Defaults of the kind are left out: RESTRICT on delete, CASCADE on
+  -- update, an index on the key column.
+  if t.on_delete == "RESTRICT" then t.on_delete = nil end
+  if t.on_update == "CASCADE" then t.on_update = nil end
+  local o = opts(t, { "column", "to_field", "null", "index", "on_delete",
+                      "on_update", "related_name", "default", "through",
+                      "source_key", "target_key" })
+  return ("%s = quay.%s(%s%s)"):format(key(r.name), r.kind, lit(r.target),
+    o and (", " .. o) or "")
+end
+
+-- The model script for an inspected database (API.md "quay inspect").
+local function model_script(live, url, backend)
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  w(("-- Models of the %s database %s, printed by `quay inspect`."):format(
+    backend, url:gsub("//[^@/]*@", "//")))
+  w("-- Each table is a model; load this chunk and call it with a db:")
+  w("--   local M = dofile(\"models.lua\")(db)")
+  w("local quay = require(\"quay\")")
+  w("")
+  w("return function(db)")
+  w("  local M = {}")
+  for _, m in ipairs(live.models) do
+    if m.note then
+      for line in (m.note .. ";"):gmatch("%s*([^;]+);") do w("  -- " .. line) end
+    end
+    if not m.skipped then
+      w(("  M.%s = db:model(%s, {"):format(m.name, lit(m.name)))
+      if not m.default_table then w(("    table = %s,"):format(lit(m.table))) end
+      local entries = {}
+      for _, f in ipairs(m.fields) do
+        entries[#entries + 1] = { seq = f.seq, line = field_line(f) }
+      end
+      for _, r in ipairs(m.relations) do
+        entries[#entries + 1] = { seq = r.seq, line = relation_line(r) }
+      end
+      table.sort(entries, function(a, b) return a.seq < b.seq end)
+      for _, e in ipairs(entries) do w("    " .. e.line .. ",") end
+      if #m.unique_together > 0 then
+        local sets = {}
+        for _, u in ipairs(m.unique_together) do
+          local names = {}
+          for _, n in ipairs(u) do names[#names + 1] = lit(n) end
+          sets[#sets + 1] = "{ " .. table.concat(names, ", ") .. " }"
+        end
+        w("    unique_together = { " .. table.concat(sets, ", ") .. " },")
+      end
+      w("  })")
+    end
+  end
+  w("  return M")
+  w("end")
+  return table.concat(out, "\n") .. "\n"
+end
+
+function cli.inspect(url, extra)
+  if url == nil or extra ~= nil then usage() end
+  local db <close> = quay.open(url)
+  io.write(model_script(db:inspect(), url, db:backend()))
+end
+
+--------------------------------------------------------------------------
+-- Versioned migrations
+--------------------------------------------------------------------------
+local function dirname(path)
+  return path:match("^(.*)/[^/]*$") or "."
+end
+
+local function read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then return nil, err end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- Options after the positional arguments.
+local function parse(args, nPos)
+  local o = { pos = {} }
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--db" or a == "--dir" then
+      o[a:sub(3)] = args[i + 1] or usage()
+      i = i + 2
+    elseif a == "--allow-drop" then
+      o.allow_drop = true
+      i = i + 1
+    elseif a:sub(1, 2) == "--" then
+      usage()
+    else
+      o.pos[#o.pos + 1] = a
+      i = i + 1
+    end
+  end
+  if #o.pos ~= nPos or not o.db then usage() end
+  return o
+end
+
+-- Open the database and declare the models of the model script.
+local function open_with_models(o, path)
+  -- A long busy timeout: a second process waits for the first.
+  local db = quay.open(o.db, { busy_timeout = 600000 })
+  local chunk, err = loadfile(path, "t")
+  if not chunk then
+    fail("migration", "the model script %s does not load: %s; fix it (it "
+      .. "must return a function declare(db), as `quay inspect` prints)",
+      path, tostring(err))
+  end
+  local ok, declare = pcall(chunk)
+  if not ok or type(declare) ~= "function" then
+    fail("migration", "the model script %s %s; it must return a function "
+      .. "declare(db) that declares the models", path,
+      ok and ("returned a " .. type(declare)) or
+        ("failed: " .. tostring(declare)))
+  end
+  local ok2, err2 = pcall(function() declare(db); db:check() end)
+  if not ok2 then
+    fail("migration", "the model script %s does not declare valid models: "
+      .. "%s; fix the script", path, tostring(err2))
+  end
+  return db
+end
+
+-- The migration files of dir in name order: { name =, path = }.
+local function list_files(dir)
+  local files = {}
+  for _, n in ipairs(sys.listdir(dir) or {}) do
+    local stem = n:match("^(%d+_[%w_]+)%.lua$")
+    if stem then files[#files + 1] = { name = stem, path = dir .. "/" .. n } end
+  end
+  table.sort(files, function(a, b) return a.name < b.name end)
+  return files
+end
+
+-- Files, the recorded migrations, and the checks apply makes first: a
+-- recorded file must exist and be unchanged.
+local function state(db, dir)
+  local files = list_files(dir)
+  local byName = {}
+  for _, f in ipairs(files) do
+    byName[f.name] = f
+    local text, err = read_file(f.path)
+    if not text then
+      fail("migration", "cannot read %s: %s", f.path, tostring(err))
+    end
+    f.text = text
+    f.checksum = core.checksum(text)
+  end
+  local applied = db:applied_migrations()
+  local recorded = {}
+  for _, a in ipairs(applied) do
+    recorded[a.name] = a
+    local f = byName[a.name]
+    if not f then
+      fail("migration", "migration %s is recorded as applied in "
+        .. "quay_migrations but %s/%s.lua is missing: restore the file (from "
+        .. "version control); the migrations of a database are never "
+        .. "deleted", a.name, dir, a.name)
+    end
+    if f.checksum ~= a.checksum then
+      fail("migration", "%s changed after it was applied (checksum %s, "
+        .. "recorded %s): restore the applied version, and put new changes "
+        .. "in a new migration (quay migrate make)", f.path, f.checksum,
+        a.checksum)
+    end
+    f.applied_at = a.applied_at
+  end
+  local pending = {}
+  for _, f in ipairs(files) do
+    if not recorded[f.name] then pending[#pending + 1] = f end
+  end
+  return files, pending
+end
+
+-- Load a migration file: { backend =, steps =, data = }.
+local function load_migration(db, f)
+  local chunk, err = load(f.text, "@" .. f.path, "t")
+  local ok, m = false, err
+  if chunk then ok, m = pcall(chunk) end
+  if not ok or type(m) ~= "table" or type(m.steps) ~= "table" then
+    fail("migration", "the migration file %s does not load: %s; it must "
+      .. "return { steps = {...} } (fix it or restore it)", f.path,
+      ok and "it returned no steps table" or tostring(m))
+  end
+  if m.backend and m.backend ~= db:backend() then
+    fail("migration", "%s was made for %s and this database is %s: make "
+      .. "migrations against the backend they run on", f.path, m.backend,
+      db:backend())
+  end
+  return m
+end
+
+-- A Lua string literal that reads best for SQL: a long bracket.
+local function long_string(s)
+  local eq = ""
+  while s:find("]" .. eq .. "]", 1, true) or s:sub(-#eq - 1) == "]" .. eq do
+    eq = eq .. "="
+  end
+  return "[" .. eq .. "[" .. s .. "]" .. eq .. "]"
+end
+
+local function migration_text(name, backend, steps)
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  w(("-- Migration %s, written by `quay migrate make` (%s)."):format(name, backend))
+  w("-- Applied files must not change: put new changes in a new migration.")
+  w("return {")
+  w(("  backend = %s,"):format(lit(backend)))
+  w("  steps = {")
+  for _, s in ipairs(steps) do
+    local head = { ("op = %s"):format(lit(s.op)) }
+    for _, k in ipairs { "model", "table", "column" } do
+      if s[k] then head[#head + 1] = ("%s = %s"):format(k, lit(s[k])) end
+    end
+    if s.rebuild then head[#head + 1] = "rebuild = true" end
+    if s.destructive then head[#head + 1] = "destructive = true" end
+    w("    { " .. table.concat(head, ", ") .. ",")
+    if s.what then w(("      what = %s,"):format(lit(s.what))) end
+    if #s.sql == 0 then
+      w("      sql = {} },")
+    else
+      w("      sql = {")
+      for _, q in ipairs(s.sql) do w("        " .. long_string(q) .. ",") end
+      w("      } },")
+    end
+  end
+  w("  },")
+  w("  -- A data migration runs after the steps, in the same transaction:")
+  w("  -- data = function(db) ... end,")
+  w("}")
+  return table.concat(out, "\n") .. "\n"
+end
+
+local sub = {}
+
+function sub.make(o)
+  local path, name = o.pos[1], o.pos[2]
+  if not name:match("^[%w_]+$") then
+    fail("migration", "migration name %q: use letters, digits and _", name)
+  end
+  local dir = o.dir or (dirname(path) .. "/migrations")
+  local db <close> = open_with_models(o, path)
+  local files, pending = state(db, dir)
+  if #pending > 0 then
+    fail("migration", "%s is not applied yet: apply it first (quay migrate "
+      .. "apply), then make the next migration from the database it makes",
+      pending[1].path)
+  end
+  local ok, steps = pcall(db.migrate, db,
+    { dry_run = true, allow_drop = o.allow_drop or false })
+  if not ok then
+    if type(steps) == "table" and steps.code == "migration" and
+       not o.allow_drop and steps.message:find("allow_drop", 1, true) then
+      fail("migration", "%s (for quay migrate make: pass --allow-drop)",
+        steps.message)
+    end
+    error(steps, 0)
+  end
+  if #steps == 0 then
+    io.write("no changes: the database matches the models\n")
+    return
+  end
+  local last = 0
+  for _, f in ipairs(files) do
+    last = math.max(last, tonumber(f.name:match("^(%d+)")) or 0)
+  end
+  local stem = ("%04d_%s"):format(last + 1, name)
+  sys.mkdir(dir)
+  local file = dir .. "/" .. stem .. ".lua"
+  local f = assert(io.open(file, "wb"))
+  f:write(migration_text(stem, db:backend(), steps))
+  assert(f:close())
+  io.write(("wrote %s (%d steps)\n"):format(file, #steps))
+end
+
+function sub.plan(o)
+  local path = o.pos[1]
+  local dir = o.dir or (dirname(path) .. "/migrations")
+  local db <close> = open_with_models(o, path)
+  local _, pending = state(db, dir)
+  if #pending == 0 then io.write("nothing to apply\n") end
+  for _, f in ipairs(pending) do
+    local m = load_migration(db, f)
+    io.write(("%s:\n"):format(f.name))
+    for _, s in ipairs(m.steps) do
+      io.write(("  %s %s%s\n"):format(s.op, s.table or "?",
+        s.column and ("." .. s.column) or ""))
+      for _, q in ipairs(s.sql or {}) do io.write("    " .. q .. ";\n") end
+    end
+    if m.data then io.write("  data migration\n") end
+  end
+end
+
+function sub.apply(o)
+  local path = o.pos[1]
+  local dir = o.dir or (dirname(path) .. "/migrations")
+  local db <close> = open_with_models(o, path)
+  local _, pending = state(db, dir)
+  local n = 0
+  for _, f in ipairs(pending) do
+    local m = load_migration(db, f)
+    if db:apply_migration { name = f.name, checksum = f.checksum,
+                            steps = m.steps, data = m.data } then
+      io.write(("applied %s\n"):format(f.name))
+      n = n + 1
+    else
+      io.write(("%s was applied meanwhile by another process\n"):format(f.name))
+    end
+  end
+  if #pending == 0 then io.write("nothing to apply\n") end
+  local diff = db:schema_diff()
+  if #diff > 0 then
+    io.stderr:write(("quay: the database still differs from %s (%d steps, "
+      .. "first: %s): make a migration (quay migrate make)\n"):format(path,
+      #diff, diff[1].what or diff[1].op))
+  end
+end
+
+function sub.status(o)
+  local path = o.pos[1]
+  local dir = o.dir or (dirname(path) .. "/migrations")
+  local db <close> = open_with_models(o, path)
+  local files = state(db, dir)
+  for _, f in ipairs(files) do
+    io.write(("%-8s %s%s\n"):format(f.applied_at and "applied" or "pending",
+      f.name, f.applied_at and ("  (" .. f.applied_at .. ")") or ""))
+  end
+  if #files == 0 then io.write("no migration files in " .. dir .. "\n") end
+  local diff = db:schema_diff()
+  if #diff == 0 then
+    io.write("the database matches the models\n")
+  else
+    io.write(("the database differs from the models: %d steps (first: %s)\n")
+      :format(#diff, diff[1].what or diff[1].op))
+  end
+end
+
+function cli.migrate(what, ...)
+  local nPos = what == "make" and 2 or 1
+  if not sub[what] then usage() end
+  sub[what](parse({ ... }, nPos))
+end
+
+return cli
