@@ -802,6 +802,26 @@ static int load_call(lua_State *L, LDb *pDb, quay_plan *plan, quay_load *ld,
 ** (no metatable) keyed by the column names, appended to the array at
 ** iArr.  Returns 1 when the cursor is exhausted.
 */
+/*
+** Model:raw: the columns that name no field are annotations of the rows;
+** the result's metatable lists them, so one that is NULL reads nil.
+*/
+static void raw_extra_names(lua_State *L, quay_cursor *c, int iMt) {
+  int i, nCol = quay_cursor_ncol(c);
+  for (i = 0; i < nCol; i++) {
+    if (quay_cursor_field(c, i) >= 0) continue;
+    if (lua_rawgetp(L, iMt, &lquay_LK_ANNS) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, iMt, &lquay_LK_ANNS);
+    }
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, quay_cursor_colname(c, i));
+    lua_pop(L, 1);
+  }
+}
+
 static int push_value_rows(lua_State *L, LDb *pDb, quay_cursor *cur,
                            int iArr, int nMax) {
   int i, nCol = quay_cursor_ncol(cur), iNames, rc, nRow = 0;
@@ -915,13 +935,20 @@ int lquay_model_raw(lua_State *L) {
   luaL_checkstack(L, 8, "raw rows");
   while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
     int nCol = quay_cursor_ncol(pCur->p);
-    quay_value v;
     lua_createtable(L, 0, nField + 1);
+    if (n == 0) raw_extra_names(L, pCur->p, iMt);
     for (i = 0; i < nCol; i++) {
       int f = quay_cursor_field(pCur->p, i);
-      if (f < 0) continue;
+      quay_value v;
       quay_cursor_value(pCur->p, i, &v);
       if (v.type == QUAY_NULL) continue;
+      if (f < 0) {
+        /* A column that is no field: read as an annotation. */
+        lua_pushstring(L, quay_cursor_colname(pCur->p, i));
+        lquay_push_value(L, &v);
+        lua_rawset(L, -3);
+        continue;
+      }
       lua_pushvalue(L, iNames + f);
       lquay_push_value(L, &v);
       lua_rawset(L, -3);

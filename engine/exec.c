@@ -847,10 +847,76 @@ static quay_cursor *cursor_new(quay_db *pDb, int iSrv, DrvStmt *pStmt,
 }
 
 /*
+** Non-0 when a statement failed because PostgreSQL refuses to run a
+** prepared statement whose result columns changed since it was prepared
+** (another connection altered a table under the cache).
+*/
+static int plan_changed(const quay_err *pErr) {
+  return pErr && strcmp(pErr->zState, "0A000") == 0 &&
+         strstr(pErr->zMsg, "cached plan") != NULL;
+}
+
+/* Finalize the cached statements of server pS no cursor is stepping. */
+static void cache_drop_idle(quay_db *pDb, DbServer *pS) {
+  CachedStmt **pp = &pS->pCache;
+  if (pS->pConn == NULL) return;
+  while (*pp) {
+    CachedStmt *p = *pp;
+    if (p->inUse) {
+      pp = &p->pNext;
+      continue;
+    }
+    *pp = p->pNext;
+    pDb->pDrv->xFinalize(p->pStmt);
+    quay__free(p->zSql);
+    quay__free(p);
+    pS->nCache--;
+  }
+}
+
+/*
+** After plan_changed: the server's idle statements go (a schema change
+** seldom touches one table's statements only), and the caller may send
+** again.  Returns 1 when it may: outside a transaction.  Inside one the
+** failure aborted the transaction, so it becomes busy: the transaction is
+** to be run again as a whole (a retry loop around it does just that).
+*/
+static int plan_retry(quay_db *pDb, int iSrv, quay_err *pErr) {
+  cache_drop_idle(pDb, &pDb->aSrv[iSrv]);
+  if (iSrv > 0 || pDb->txnDepth == 0) return 1;
+  quay__err(pErr, QUAY_EBUSY, "a table's columns changed under a statement "
+            "of this transaction (a migration by another connection): run "
+            "the transaction again");
+  return 0;
+}
+
+static int run_once(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
+                    const quay_value *aParam, int nParam, const int *aHint,
+                    int nHint, int bStream, quay_cursor **ppCur,
+                    int64_t *pnChanged, quay_err *pErr);
+
+/*
 ** Run one statement on server iSrv (connected).  bWrite marks the handle
 ** as having written now (sticky reads), whatever the outcome.
 */
 static int run_on(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
+                  const quay_value *aParam, int nParam, const int *aHint,
+                  int nHint, int bStream, quay_cursor **ppCur,
+                  int64_t *pnChanged, quay_err *pErr) {
+  quay_err e;
+  int rc;
+  if (pErr == NULL) pErr = &e;
+  rc = run_once(pDb, iSrv, bWrite, zSql, aParam, nParam, aHint, nHint,
+                bStream, ppCur, pnChanged, pErr);
+  if (rc && plan_changed(pErr)) {
+    if (!plan_retry(pDb, iSrv, pErr)) return QUAY_EBUSY;
+    rc = run_once(pDb, iSrv, bWrite, zSql, aParam, nParam, aHint, nHint,
+                  bStream, ppCur, pnChanged, pErr);
+  }
+  return rc;
+}
+
+static int run_once(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
                   const quay_value *aParam, int nParam, const int *aHint,
                   int nHint, int bStream, quay_cursor **ppCur,
                   int64_t *pnChanged, quay_err *pErr) {
@@ -1131,6 +1197,14 @@ int quay__db_run_batch(quay_db *pDb, int *piSrv, int n,
     if (k > 0 && !replica_ready(pDb, k)) continue;
     rc = batch_on(pDb, k, n, azSql, aaParam, anParam, aaHint, anHint, apCur,
                   pErr);
+    if (rc && plan_changed(pErr)) {
+      if (!plan_retry(pDb, k, pErr)) {
+        rc = QUAY_EBUSY;
+        break;
+      }
+      rc = batch_on(pDb, k, n, azSql, aaParam, anParam, aaHint, anHint,
+                    apCur, pErr);
+    }
     if (rc == QUAY_OK) *piSrv = k;
     if (rc == QUAY_OK || !read_moves_on(pDb, k, rc, iGen0)) break;
   }
@@ -1173,23 +1247,7 @@ int quay__db_cleanup(quay_db *pDb, const char *zSql, quay_err *pErr) {
 */
 void quay__db_cache_drop_idle(quay_db *pDb) {
   int i;
-  for (i = 0; i < pDb->nSrv; i++) {
-    DbServer *pS = &pDb->aSrv[i];
-    CachedStmt **pp = &pS->pCache;
-    if (pS->pConn == NULL) continue;
-    while (*pp) {
-      CachedStmt *p = *pp;
-      if (p->inUse) {
-        pp = &p->pNext;
-        continue;
-      }
-      *pp = p->pNext;
-      pDb->pDrv->xFinalize(p->pStmt);
-      quay__free(p->zSql);
-      quay__free(p);
-      pS->nCache--;
-    }
-  }
+  for (i = 0; i < pDb->nSrv; i++) cache_drop_idle(pDb, &pDb->aSrv[i]);
 }
 
 int quay__db_scalar(quay_db *pDb, const char *zSql, const quay_value *aParam,
@@ -1226,8 +1284,30 @@ static int cursor_live(const quay_cursor *c) {
   return pS->pConn != NULL && c->iGen == pS->iGen;
 }
 
+/*
+** The statement's columns changed at its first step: SQLite prepares a
+** cached statement again when another connection changed the schema (a
+** "SELECT *" then has the new columns).  Only raw SQL can see this (the
+** statements Quay writes name their columns), so the new columns have no
+** hints, except Model:raw's, which are mapped again by name.
+*/
+static int cursor_reshape(quay_cursor *c, quay_err *pErr) {
+  int n = c->pDb->pDrv->xColumnCount(c->pStmt);
+  int *a = quay__calloc(sizeof(int) * (size_t)(n + 1));
+  if (a == NULL) return quay__oom(pErr);
+  quay__free(c->aHint);
+  c->aHint = a;
+  c->nCol = n;
+  return c->pRaw ? quay__raw_map(c, pErr) : QUAY_OK;
+}
+
 int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
   int rc;
+  if (c->ePending) {
+    rc = c->ePending;
+    c->ePending = 0;
+    return rc;
+  }
   if (c->done) return QUAY_DONE;
   if (!cursor_live(c)) {
     return quay__err(pErr, QUAY_ECONNECTION,
@@ -1237,6 +1317,16 @@ int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
                        : "attempt to read rows from a closed database");
   }
   rc = c->pDb->pDrv->xStep(c->pStmt, pErr);
+  if (!c->bStepped && (rc == QUAY_ROW || rc == QUAY_DONE)) {
+    c->bStepped = 1;
+    if (c->pDb->pDrv->xColumnCount(c->pStmt) != c->nCol) {
+      int rc2 = cursor_reshape(c, pErr);
+      if (rc2) {
+        c->done = 1;
+        return rc2;
+      }
+    }
+  }
   if (rc == QUAY_ROW) return rc;
   c->done = 1;
   if (rc == QUAY_DONE) return rc;
@@ -1436,6 +1526,18 @@ int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
   if (rc) return rc;
   rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, ppCur, NULL, pErr);
   quay__free(z);
+  if (rc == QUAY_OK) {
+    /* Step once now: the columns are final only after the first step
+    ** (cursor_reshape), and the caller reads their names first. */
+    rc = quay_cursor_step(*ppCur, pErr);
+    if (rc == QUAY_ROW || rc == QUAY_DONE) {
+      (*ppCur)->ePending = rc;
+      rc = QUAY_OK;
+    } else {
+      quay_cursor_close(*ppCur);
+      *ppCur = NULL;
+    }
+  }
   return rc;
 }
 /* }================================================================== */

@@ -860,12 +860,19 @@ struct quay_cursor {
   int nCol;
   int *aHint;               /* per column: declared field type or 0 */
   int *aField;              /* Model:raw: per column its field, or -1 */
+  quay_model *pRaw;         /* Model:raw: the model aField maps to */
   int done;
+  int bStepped;             /* stepped at least once */
+  int ePending;             /* QUAY_ROW/QUAY_DONE: the first step's result,
+                            ** taken early (quay_db_query), else 0 */
   int iSrv;                 /* the server it runs on (pDb->aSrv) */
   int iGen;                 /* that server's iGen when opened */
 };
 
 QUAY_INTERNAL int quay__db_check_open(quay_db *pDb, quay_err *pErr);
+/* Model:raw: map the cursor's columns to c->pRaw's fields (aField, and the
+** hints of the mapped columns); 0 when the primary key is not among them. */
+QUAY_INTERNAL int quay__raw_map(quay_cursor *c, quay_err *pErr);
 /*
 ** Run SQL with parameters.  With ppCur, the caller gets a cursor over the
 ** rows; else the statement is run to completion and *pnChanged set.
