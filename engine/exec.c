@@ -156,6 +156,7 @@ void quay_db_disconnect(quay_db *pDb) {
     pDb->pDrv->xSimple(pDb->pConn, "ROLLBACK", NULL);
   }
   pDb->txnDepth = 0;
+  pDb->bTxnReadOnly = 0;
   cache_clear(pDb);
   pDb->pDrv->xClose(pDb->pConn);
   pDb->pConn = NULL;
@@ -623,7 +624,10 @@ static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (bDead) pDb->txnDepth = 0;
+  if (bDead) {
+    pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
+  }
   return rc;
 }
 
@@ -956,6 +960,57 @@ int quay_db_begin(quay_db *pDb, quay_err *pErr) {
   return txn_open(pDb, pDb->pDialect->zBegin, pErr);
 }
 
+int quay_db_begin_opts(quay_db *pDb, const quay_txn_opts *pOpts,
+                       quay_err *pErr) {
+  const Dialect *d = pDb->pDialect;
+  Str s;
+  int rc;
+  if (pOpts == NULL ||
+      (pOpts->eIsolation == QUAY_ISO_DEFAULT && !pOpts->bReadOnly)) {
+    return quay_db_begin(pDb, pErr);
+  }
+  if (pDb->txnDepth > 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "transaction options (isolation, readonly) apply to the "
+                     "outermost db:transaction only; this one is nested "
+                     "(a savepoint), so give them to the outer call");
+  }
+  quay__str_init(&s);
+  rc = d->xBeginSql(&s, pOpts->eIsolation, pOpts->bReadOnly, pErr);
+  if (rc == QUAY_OK && s.oom) rc = quay__oom(pErr);
+  if (rc == QUAY_OK) rc = txn_open(pDb, s.z, pErr);
+  quay__str_free(&s);
+  if (rc) return rc;
+  if (pOpts->bReadOnly) {
+    pDb->bTxnReadOnly = 1;
+    if (d->zReadOnlyOn) {
+      rc = quay__db_simple(pDb, d->zReadOnlyOn, pErr);
+      if (rc) quay__txn_rollback(pDb);
+    }
+  }
+  return rc;
+}
+
+int quay_db_txn_readonly(const quay_db *pDb) {
+  return pDb->txnDepth > 0 && pDb->bTxnReadOnly;
+}
+
+/*
+** The outermost level ended (committed, rolled back or lost): undo what
+** a read-only BEGIN set on the connection.  Failures are ignored: the
+** caller reports its own outcome, and a lost connection takes the
+** setting with it.
+*/
+static void txn_ended(quay_db *pDb) {
+  if (pDb->bTxnReadOnly) {
+    pDb->bTxnReadOnly = 0;
+    if (pDb->pDialect->zReadOnlyOff && pDb->pConn &&
+        pDb->pDrv->xAlive(pDb->pConn)) {
+      pDb->pDrv->xSimple(pDb->pConn, pDb->pDialect->zReadOnlyOff, NULL);
+    }
+  }
+}
+
 int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr) {
   return txn_open(pDb, bWrite ? pDb->pDialect->zBeginWrite
                               : pDb->pDialect->zBegin, pErr);
@@ -970,11 +1025,14 @@ int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
     pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
     return rc;
   }
   pDb->txnDepth--;
   if (pDb->txnDepth == 0) {
-    return quay__db_simple(pDb, "ROLLBACK", pErr);
+    rc = quay__db_simple(pDb, "ROLLBACK", pErr);
+    txn_ended(pDb);
+    return rc;
   }
   snprintf(zSql, sizeof(zSql), "ROLLBACK TO SAVEPOINT quay_sp_%d",
            pDb->txnDepth);
@@ -994,6 +1052,7 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
     pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
     return rc;
   }
   if (pDb->txnDepth == 1) {
@@ -1005,6 +1064,7 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   }
   if (rc == QUAY_OK) {
     pDb->txnDepth--;
+    if (pDb->txnDepth == 0) txn_ended(pDb);
     return QUAY_OK;
   }
   if (pDb->txnDepth > 0) quay__txn_rollback(pDb);

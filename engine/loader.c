@@ -795,6 +795,19 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
       quay__build_param(&b, &n);
     }
   }
+  if (bMain && pPluck == NULL && p->pQs && b.pDia->zForUpdate) {
+    /* select_for_update (issue 13): lock the model's own rows, not those
+    ** of LEFT JOINed levels (PostgreSQL refuses to lock a nullable side). */
+    int mLock = quay__qs_lock(p->pQs);
+    if (mLock >= 0) {
+      quay__str_cat(&b.sql, b.pDia->zForUpdate);
+      quay__str_ident(&b.sql, s->aNode[0].zAlias);
+      if (mLock & QUAY_LOCK_NOWAIT) quay__str_cat(&b.sql, b.pDia->zNoWait);
+      if (mLock & QUAY_LOCK_SKIP_LOCKED) {
+        quay__str_cat(&b.sql, b.pDia->zSkipLocked);
+      }
+    }
+  }
   rc = quay__build_rc(&b);
   if (rc) goto fail;
   s->zSql = quay__arena_strdup(&p->arena, b.sql.z, b.sql.n);

@@ -379,8 +379,12 @@ QUAY_INTERNAL void quay__cond_free(Cond *p);
 
 enum {                      /* query-set operations */
   QS_ROOT = 1, QS_FILTER, QS_ORDER, QS_LIMIT, QS_OFFSET, QS_LOAD,
-  QS_COUNT_ANN, QS_STRICT, QS_SCOPE
+  QS_COUNT_ANN, QS_STRICT, QS_SCOPE,
+  QS_LOCK                   /* select_for_update: n holds QUAY_LOCK_* */
 };
+/* The QUAY_LOCK_* flags of the chain's last select_for_update, or -1
+** when the chain locks nothing. */
+QUAY_INTERNAL int quay__qs_lock(const quay_qs *pQs);
 
 /* A resolved path of hops ending at a field (order_by, pluck). */
 typedef struct FieldPath {
@@ -475,6 +479,36 @@ struct Dialect {
   ** come back in VALUES order).  Capped by 65,535 parameters.
   */
   int maxInsertRows;
+  /*
+  ** Writes done right (issue 13).
+  **
+  ** xBeginSql writes the BEGIN of an outermost db:transaction with
+  ** options (QUAY_ISO_*, read-only); QUAY_EMISUSE, with pErr naming the
+  ** levels there are, when the backend has no such level.  zReadOnlyOn /
+  ** zReadOnlyOff (NULL: none) run after BEGIN and when the transaction
+  ** ends, for backends whose BEGIN cannot say READ ONLY.
+  */
+  int (*xBeginSql)(Str *pOut, int eIsolation, int bReadOnly, quay_err *pErr);
+  const char *zReadOnlyOn, *zReadOnlyOff;
+  /*
+  ** Row locks of select_for_update, appended to the main SELECT: zForUpdate
+  ** then the locked alias (NULL: the backend locks nothing per row; the
+  ** transaction holds the write lock), then zNoWait or zSkipLocked.
+  */
+  const char *zForUpdate, *zNoWait, *zSkipLocked;
+  /*
+  ** A row source of the list aVal (nRow rows of nCol values, row after
+  ** row), whose columns are c0 .. c<nCol-1> typed by aeType (QUAY_T_*):
+  ** written as a parenthesized subquery for "FROM <source> AS v".  SQLite:
+  ** multi-row VALUES with one parameter per value (at most maxRowValues
+  ** values per statement); PostgreSQL: one array parameter per column
+  ** through unnest (any number of rows).
+  */
+  void (*xRowSource)(Build *b, const int *aeType, int nCol,
+                     const quay_value *aVal, int nRow);
+  int maxRowValues;         /* values per xRowSource statement, 0 = any */
+  /* A one-column row source (c0) of n keys in one parameter, any n. */
+  void (*xKeySource)(Build *b, const quay_value *aKey, int nKey, int eType);
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;
@@ -610,6 +644,7 @@ struct quay_db {
   int64_t nQuery;
   quay_trace_fn xTrace; void *pTraceArg;
   int txnDepth;
+  int bTxnReadOnly;         /* the outermost level is read-only */
   int iGen;                 /* connection generation (bumped on close) */
   /* last protected/restricted blockers */
   char **azBlockModel; quay_value *aBlockKey; int nBlock;
