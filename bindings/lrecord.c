@@ -1092,7 +1092,7 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
 ** otherwise); an unknown name is unknown_field; a set relation misuse.
 */
 static int *names_to_fields(lua_State *L, int idx, LModel *pM,
-                            const char *zWhat, int *pn) {
+                            const char *zWhat, int bEmptyOk, int *pn) {
   lua_Integer i, n;
   int *a, k, nKeys = 0;
   idx = lua_absindex(L, idx);
@@ -1106,7 +1106,7 @@ static int *names_to_fields(lua_State *L, int idx, LModel *pM,
     nKeys++;
     lua_pop(L, 1);
   }
-  if (n == 0 || nKeys != n) {
+  if ((n == 0 && !bEmptyOk) || nKeys != n) {
     lquay_raisef(L, QUAY_EMISUSE, "%s must be a non-empty list of field "
                  "names ({\"a\", \"b\"})", zWhat);
   }
@@ -1202,10 +1202,10 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
     lquay_raisef(L, QUAY_EMISUSE, "upsert: name the unique fields rows "
                  "conflict on: { conflict = {\"email\"} }");
   }
-  aiConflict = names_to_fields(L, -1, pM, "upsert: conflict", &nConflict);
+  aiConflict = names_to_fields(L, -1, pM, "upsert: conflict", 0, &nConflict);
   lua_getfield(L, iOpts, "update");
   if (!lua_isnil(L, -1)) {
-    aiUpdate = names_to_fields(L, -1, pM, "upsert: update", &nUpdate);
+    aiUpdate = names_to_fields(L, -1, pM, "upsert: update", 1, &nUpdate);
   }
   pW = lquay_box(L, writer_free);
   rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
@@ -1277,7 +1277,7 @@ int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   quay_value *aRow;
   quay_err err;
   int64_t nChanged = 0;
-  aiField = names_to_fields(L, iFields, pM, "bulk_update: fields", &nF);
+  aiField = names_to_fields(L, iFields, pM, "bulk_update: fields", 0, &nF);
   if (lua_type(L, iList) != LUA_TTABLE || lquay_record_model(L, iList)) {
     lquay_raisef(L, QUAY_EMISUSE, "bulk_update: give a list of %s records, "
                  "not a %s", model_name(pM), luaL_typename(L, iList));
@@ -1389,7 +1389,7 @@ static int rec_save(lua_State *L) {
     if (lua_isnil(L, -1)) {
       lquay_raisef(L, QUAY_EMISUSE, "save: options without fields");
     }
-    aiField = names_to_fields(L, -1, pM, "save: fields", &nF);
+    aiField = names_to_fields(L, -1, pM, "save: fields", 0, &nF);
     aOnly = lua_newuserdatauv(L, (size_t)n + 1, 0);
     memset(aOnly, 0, (size_t)n + 1);
     for (k = 0; k < nF; k++) aOnly[aiField[k]] = 1;

@@ -52,9 +52,12 @@ static void pg_in_array(Str *p, const char *zExpr, int iParam, int eType) {
                    pg_array_type(eType));
 }
 
-/* One element of an array literal (NULL unquoted, text quoted). */
-static void pg_array_elem(Str *pOut, const quay_value *v) {
-  switch (v->type) {
+/* One element of an array literal (NULL unquoted, text quoted); bytes
+** of a bytea array (bBytes) in hex, whether blob or text. */
+static void pg_array_elem(Str *pOut, const quay_value *v, int bBytes) {
+  int eType = v->type;
+  if (bBytes && eType == QUAY_TEXT) eType = QUAY_BLOB;
+  switch (eType) {
     case QUAY_INT: quay__str_int(pOut, v->u.i); break;
     case QUAY_REAL: quay__str_printf(pOut, "%.17g", v->u.r); break;
     case QUAY_BOOL: quay__str_cat(pOut, v->u.b ? "1" : "0"); break;
@@ -90,18 +93,18 @@ static void pg_array_elem(Str *pOut, const quay_value *v) {
 /* An array literal of a[0], a[nStep], ... (n values):
 ** {1,2,"text with \"quotes\""}. */
 static void pg_array_strided(Str *pOut, const quay_value *a, int n,
-                             int nStep) {
+                             int nStep, int eType) {
   int i;
   quay__str_char(pOut, '{');
   for (i = 0; i < n; i++) {
     if (i) quay__str_char(pOut, ',');
-    pg_array_elem(pOut, &a[(size_t)i * (size_t)nStep]);
+    pg_array_elem(pOut, &a[(size_t)i * (size_t)nStep], eType == QUAY_T_BLOB);
   }
   quay__str_char(pOut, '}');
 }
 
 static int pg_array_value(Str *pOut, const quay_value *a, int n) {
-  pg_array_strided(pOut, a, n, 1);
+  pg_array_strided(pOut, a, n, 1, 0);
   return pOut->oom ? QUAY_ENOMEM : QUAY_OK;
 }
 
@@ -240,7 +243,7 @@ static void pg_array_param(Build *b, const quay_value *a, int n, int nStep,
   Str arr;
   quay_value v;
   quay__str_init(&arr);
-  pg_array_strided(&arr, a, n, nStep);
+  pg_array_strided(&arr, a, n, nStep, eType);
   v.type = QUAY_TEXT;
   v.n = arr.n;
   v.u.z = arr.oom ? NULL : quay__arena_strdup(b->pArena, arr.z ? arr.z : "",

@@ -537,6 +537,21 @@ static void emit_order_term(Build *b, PlanStep *s, const FieldPath *fp,
 }
 
 /*
+** select_for_update (issue 13): the clause locking the model's own rows
+** (alias zAlias), not those of LEFT JOINed levels (PostgreSQL refuses to
+** lock a nullable side).  mLock is quay__qs_lock's; nothing when -1 or
+** when the dialect locks no rows.
+*/
+static void lock_clause(Str *p, const Dialect *d, const char *zAlias,
+                        int mLock) {
+  if (mLock < 0 || d->zForUpdate == NULL) return;
+  quay__str_cat(p, d->zForUpdate);
+  quay__str_ident(p, zAlias);
+  if (mLock & QUAY_LOCK_NOWAIT) quay__str_cat(p, d->zNoWait);
+  if (mLock & QUAY_LOCK_SKIP_LOCKED) quay__str_cat(p, d->zSkipLocked);
+}
+
+/*
 ** Build the SQL of step iStep.  pPluck (main step only) replaces the
 ** select list by one field path.
 */
@@ -795,18 +810,8 @@ static int build_step(quay_plan *p, int iStep, const FieldPath *pPluck,
       quay__build_param(&b, &n);
     }
   }
-  if (bMain && pPluck == NULL && p->pQs && b.pDia->zForUpdate) {
-    /* select_for_update (issue 13): lock the model's own rows, not those
-    ** of LEFT JOINed levels (PostgreSQL refuses to lock a nullable side). */
-    int mLock = quay__qs_lock(p->pQs);
-    if (mLock >= 0) {
-      quay__str_cat(&b.sql, b.pDia->zForUpdate);
-      quay__str_ident(&b.sql, s->aNode[0].zAlias);
-      if (mLock & QUAY_LOCK_NOWAIT) quay__str_cat(&b.sql, b.pDia->zNoWait);
-      if (mLock & QUAY_LOCK_SKIP_LOCKED) {
-        quay__str_cat(&b.sql, b.pDia->zSkipLocked);
-      }
-    }
+  if (bMain && pPluck == NULL && p->pQs) {
+    lock_clause(&b.sql, b.pDia, s->aNode[0].zAlias, quay__qs_lock(p->pQs));
   }
   rc = quay__build_rc(&b);
   if (rc) goto fail;
@@ -1204,6 +1209,27 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   rc = plan_qs(pQs, &fp, 0, &p, pErr);
   quay__free(fp.zAnn);
   if (rc) return rc;
+  if (quay__qs_lock(pQs) >= 0) {
+    /* select_for_update (issue 13): pluck locks the rows it reads. */
+    Str q;
+    if (pDb->txnDepth == 0 || pDb->bTxnReadOnly) {
+      quay_plan_free(p);
+      return quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: run "
+                       "it inside db:transaction%s (row locks last until "
+                       "it ends)", pQs->pModel->zName,
+                       pDb->txnDepth ? ", not a readonly one" : "");
+    }
+    quay__str_init(&q);
+    quay__str_cat(&q, p->aStep[0].zSql);
+    lock_clause(&q, pDb->pDialect, p->aStep[0].aNode[0].zAlias,
+                quay__qs_lock(pQs));
+    p->aStep[0].zSql = q.oom ? NULL : quay__arena_strdup(&p->arena, q.z ? q.z : "", q.n);
+    quay__str_free(&q);
+    if (p->aStep[0].zSql == NULL) {
+      quay_plan_free(p);
+      return quay__oom(pErr);
+    }
+  }
   rc = quay__db_run(pDb, p->aStep[0].zSql, p->aStep[0].aParam,
                     p->aStep[0].nParam, p->aStep[0].aHint, p->aStep[0].nCol,
                     0, ppCur, NULL, pErr);
