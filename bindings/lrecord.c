@@ -1918,7 +1918,7 @@ static int set_write(lua_State *L, int bRemove) {
       LModel *pPv;
       int iPv;
       if (!r.hasPivot) {
-        lquay_raisef(L, QUAY_EVALIDATION, "%s.%s has no through model; "
+        lquay_raisef(L, QUAY_EMISUSE, "%s.%s has no through model; "
                      "through values do not apply", model_name(pM), r.zName);
       }
       lquay_push_model(L, pM->pDb, r.pPivot);
