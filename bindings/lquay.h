@@ -270,6 +270,9 @@ LQUAY_INTERNAL void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
 LQUAY_INTERNAL int lquay_to_value(lua_State *L, int idx, quay_value *pOut,
                                   int bAllowList, const char *zWhat);
 LQUAY_INTERNAL void lquay_push_value(lua_State *L, const quay_value *v);
+/* A scalar (nil, quay.null, boolean, number, string) into *pOut; 0 for
+** anything else.  Never raises, pushes nothing. */
+LQUAY_INTERNAL int lquay_scalar(lua_State *L, int idx, quay_value *pOut);
 LQUAY_INTERNAL quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox);
 LQUAY_INTERNAL int lquay_record_get(void *p, const char *zField,
                                     quay_value *pOut);

@@ -350,9 +350,10 @@ static int rec_pairs(lua_State *L) {
 ** sees a change when it happens.  So each record keeps what it held when
 ** it was loaded or last saved, as a snapshot row of fingerprints (one
 ** 64-bit value per field but the primary key), and save() compares.  A
-** fingerprint is exact for NULL; for every other value it is a keyed
-** 64-bit hash (SipHash-1-3) of its type and bytes, numbers compared as
-** Lua compares them (5 == 5.0).  Two different values share one with
+** fingerprint is exact for NULL and among integers and booleans (a keyed
+** bijection of their bits); for strings and fractional numbers it is a
+** keyed 64-bit hash (SipHash-1-3 for strings), numbers compared as Lua
+** compares them (5 == 5.0).  Two different values share one with
 ** probability 2^-64, under a key nobody outside the process knows.
 ** Against a table per record holding the old values, this costs 8 bytes
 ** per field in one block per result, which keeps the read path's memory
@@ -410,24 +411,49 @@ static uint64_t fp_hash(int eTag, const void *pData, size_t n) {
   return (v0 ^ v1 ^ v2 ^ v3) | 1;
 }
 
+/*
+** Integers (and booleans, as 0 / 1 with their own key) take a keyed
+** bijection of their 64 bits, cheaper than the hash and exact among
+** themselves: xor with the key, then steps that each invert (odd
+** multiplications, xor-shifts).  Only the one integer mapped to 0 shares
+** NULL's fingerprint, and it is moved to 1.
+*/
+static uint64_t fp_mix(uint64_t x, uint64_t k) {
+  x ^= k;
+  x ^= x >> 31;
+  x *= 0x7fb5d329728ea185ULL;
+  x ^= x >> 27;
+  x *= 0x81dadef4bc2dd44dULL;
+  x ^= x >> 33;
+  return x ? x : 1;
+}
+
+static uint64_t fp_key(int eTag) {
+  return ((uint64_t)(uintptr_t)&fp_anchor * 0x9e3779b97f4a7c15ULL) ^
+         (0x2545f4914f6cdd1dULL * (uint64_t)eTag);
+}
+
 static uint64_t fp_int(int64_t i) {
-  unsigned char z[8];
-  int k;
-  for (k = 0; k < 8; k++) z[k] = (unsigned char)((uint64_t)i >> (8 * k));
-  return fp_hash(FP_INT, z, 8);
+  return fp_mix((uint64_t)i, fp_key(FP_INT));
 }
 
 static uint64_t fp_real(double r) {
+  uint64_t bits;
   if (r >= -9.2233720368547758e18 && r < 9.2233720368547758e18 &&
       (double)(int64_t)r == r) {
     return fp_int((int64_t)r);        /* as Lua compares: 5 == 5.0 */
   }
-  return fp_hash(FP_REAL, &r, sizeof(r));
+  memcpy(&bits, &r, sizeof(bits));
+  return fp_mix(bits, fp_key(FP_REAL));
+}
+
+static uint64_t fp_bool(int b) {
+  return fp_mix(b ? 1 : 0, fp_key(FP_BOOL));
 }
 
 uint64_t lquay_fp(const quay_value *v) {
   switch (v->type) {
-    case QUAY_BOOL: return fp_hash(FP_BOOL, v->u.b ? "1" : "0", 1);
+    case QUAY_BOOL: return fp_bool(v->u.b);
     case QUAY_INT: return fp_int(v->u.i);
     case QUAY_REAL: return fp_real(v->u.r);
     case QUAY_TEXT:
@@ -447,7 +473,7 @@ static int fp_lua(lua_State *L, int idx, LModel *pM, int i, uint64_t *pFp) {
   switch (lua_type(L, idx)) {
     case LUA_TNIL: *pFp = 0; return 1;
     case LUA_TBOOLEAN:
-      *pFp = fp_hash(FP_BOOL, lua_toboolean(L, idx) ? "1" : "0", 1);
+      *pFp = fp_bool(lua_toboolean(L, idx));
       return 1;
     case LUA_TNUMBER:
       *pFp = lua_isinteger(L, idx) ? fp_int(lua_tointeger(L, idx))
@@ -654,13 +680,46 @@ static void snap_store(lua_State *L, int iRec, LModel *pM, quay_writer *w,
 ** Push a new (unsaved) record of the Model at iModel with the values of
 ** the table at iValues (may be nil).
 */
+/*
+** Bulk writes: the member codes of the keys the rows use, by the key
+** string's address (short strings are interned, and every row of the call
+** stays alive, so one key is one address), so that each row after the
+** first skips the member-map lookup of its keys.
+*/
+#define KEYCACHE_MAX 32
+typedef struct KeyCache {
+  const void *apKey[KEYCACHE_MAX];
+  lua_Integer aCode[KEYCACHE_MAX];
+  int nKey;
+  int iNames;               /* stack: the model's field names */
+} KeyCache;
+
+static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
+                          quay_writer *w, unsigned char *aSet, KeyCache *pKc);
+
 int lquay_new_record(lua_State *L, int iModel, int iValues) {
   LModel *pM = lua_touserdata(L, iModel);
-  int iRec, iMt;
   iModel = lua_absindex(L, iModel);
   iValues = lua_absindex(L, iValues);
   lua_getiuservalue(L, iModel, 2);                   /* [.., mt] */
-  iMt = lua_gettop(L);
+  new_record_mt(L, pM, -1, iValues, NULL, NULL, NULL); /* [.., mt, rec] */
+  lua_remove(L, -2);                                 /* [.., rec] */
+  return 1;
+}
+
+/*
+** Push a new (unsaved) record of pM with metatable iMt (the model's, or a
+** result's copy of it) and the values of the table at iValues (may be
+** nil).  With a writer w (bulk writes), every field given is also set in
+** w at once when it is a plain value (aSet[i] = 1), or marked for
+** fill_writer (aSet[i] = 2: relations, records in key columns); aSet
+** (nField flags) must start zeroed.
+*/
+static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
+                          quay_writer *w, unsigned char *aSet, KeyCache *pKc) {
+  int iRec;
+  iMt = lua_absindex(L, iMt);
+  iValues = lua_absindex(L, iValues);
   lua_createtable(L, 0, quay_model_field_count(pM->m) + 2);
   iRec = lua_gettop(L);
   lua_pushvalue(L, iMt);
@@ -671,19 +730,50 @@ int lquay_new_record(lua_State *L, int iModel, int iValues) {
     lua_rawgetp(L, iMt, &lquay_LK_NAMES);            /* [.., mem, names] */
     lua_pushnil(L);
     while (lua_next(L, iValues)) {                   /* [.., names, k, v] */
-      lua_Integer code;
-      lua_pushvalue(L, -2);
-      if (lua_type(L, -1) != LUA_TSTRING ||
-          lua_rawget(L, -5) != LUA_TNUMBER) {
-        unknown(L, pM, -3);
+      lua_Integer code = 0;
+      const void *pKey = NULL;
+      int k;
+      if (pKc && lua_type(L, -2) == LUA_TSTRING) {
+        pKey = lua_topointer(L, -2);
+        for (k = 0; k < pKc->nKey; k++) {
+          if (pKc->apKey[k] == pKey) {
+            code = pKc->aCode[k];
+            break;
+          }
+        }
       }
-      code = lua_tointeger(L, -1);
-      lua_pop(L, 1);
+      if (code == 0) {
+        lua_pushvalue(L, -2);
+        if (lua_type(L, -1) != LUA_TSTRING ||
+            lua_rawget(L, -5) != LUA_TNUMBER) {
+          unknown(L, pM, -3);
+        }
+        code = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (pKey && pKc->nKey < KEYCACHE_MAX) {
+          pKc->apKey[pKc->nKey] = pKey;
+          pKc->aCode[pKc->nKey++] = code;
+        }
+      }
       if (code > 0) {
         /* Under the field's name (the key may be its column). */
-        lua_rawgeti(L, -3, code);                    /* [.., k, v, name] */
+        if (pKc) lua_pushvalue(L, pKc->iNames + (int)code - 1);
+        else lua_rawgeti(L, -3, code);               /* [.., k, v, name] */
         lua_pushvalue(L, -2);
         lua_rawset(L, iRec);
+        if (w) {
+          quay_value v;
+          quay_err err;
+          if (lquay_scalar(L, -1, &v)) {
+            /* The record keeps the string while the writer copies it. */
+            if (quay_writer_set(w, (int)code - 1, &v, &err)) {
+              lquay_raise(L, &err);
+            }
+            aSet[code - 1] = 1;
+          } else {
+            aSet[code - 1] = 2;
+          }
+        }
       } else {
         quay_rel_info r;
         quay_model_relation(pM->m, (int)(-code - 1), &r);
@@ -693,17 +783,24 @@ int lquay_new_record(lua_State *L, int iModel, int iValues) {
                        r.zName, r.zName);
         }
         rel_set(L, iRec, pM, (int)(-code - 1), lua_gettop(L));
+        if (w && r.iFkField >= 0) aSet[r.iFkField] = 2;
       }
       lua_pop(L, 1);
     }
     lua_pop(L, 2);
   }
-  lua_remove(L, iMt);                                /* [.., rec] */
-  return 1;
 }
 
-/* Call function defaults for unset fields of a new record. */
+/* Call function defaults for unset fields of a new record; aSet (may be
+** NULL) marks them 2 (bulk writes: fill from the record). */
+static void dyn_defaults_x(lua_State *L, int iRec, LModel *pM, int iMt,
+                           unsigned char *aSet);
 static void dyn_defaults(lua_State *L, int iRec, LModel *pM, int iMt) {
+  dyn_defaults_x(L, iRec, pM, iMt, NULL);
+}
+
+static void dyn_defaults_x(lua_State *L, int iRec, LModel *pM, int iMt,
+                           unsigned char *aSet) {
   int i, n = quay_model_field_count(pM->m);
   for (i = 0; i < n; i++) {
     quay_field_info f;
@@ -722,6 +819,7 @@ static void dyn_defaults(lua_State *L, int iRec, LModel *pM, int iMt) {
     lua_insert(L, -2);
     lua_rawset(L, iRec);
     lua_pop(L, 1);
+    if (aSet) aSet[i] = 2;
   }
 }
 
@@ -763,7 +861,8 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
         lua_replace(L, -2);
       }
     }
-    if (lquay_to_value(L, -1, &v, 0, lua_tostring(L, iNames + i)) != 0) {
+    if (!lquay_scalar(L, -1, &v) &&
+        lquay_to_value(L, -1, &v, 0, lua_tostring(L, iNames + i)) != 0) {
       lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: a record is not a value for "
                    "this field", model_name(pM), lua_tostring(L, iNames + i));
     }
@@ -812,6 +911,20 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
   }
 }
 
+/* Is the Lua-side value a (lquay_scalar) the stored value v? */
+static int value_same(const quay_value *a, const quay_value *v) {
+  if (a->type == QUAY_TEXT && (v->type == QUAY_TEXT || v->type == QUAY_BLOB)) {
+    return a->n == v->n && memcmp(a->u.z, v->u.z, v->n) == 0;
+  }
+  if (a->type != v->type) return 0;
+  switch (a->type) {
+    case QUAY_INT: return a->u.i == v->u.i;
+    case QUAY_REAL: return a->u.r == v->u.r;
+    case QUAY_BOOL: return a->u.b == v->u.b;
+    default: return 0;
+  }
+}
+
 /* Copy row k of a flushed batch into the record at iRec (snapshot row
 ** row): with aUser, as write_back does; without, every stored value. */
 static void write_back_queued(lua_State *L, int iRec, LModel *pM,
@@ -824,6 +937,17 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
   for (i = 0; i < n; i++) {
     quay_writer_queued_value(w, k, i, &v);
     if (i != iPk) row[LQUAY_SNAP_SLOT(pSnap, i)] = lquay_fp(&v);
+    if (aUser == NULL && v.type != QUAY_NULL) {
+      /* Upserts: the stored row; a field already holding the stored
+      ** value (what the row gave) keeps its Lua value. */
+      quay_value cur;
+      int same;
+      lua_pushvalue(L, iNames + i);
+      lua_rawget(L, iRec);
+      same = lquay_scalar(L, -1, &cur) && value_same(&cur, &v);
+      lua_pop(L, 1);
+      if (same) continue;
+    }
     if (aUser && aUser[i] && i != iPk) {
       if (v.type == QUAY_REAL) {
         lua_pushvalue(L, iNames + i);
@@ -941,116 +1065,175 @@ static void txn_free(void *p) {
 }
 
 /*
-** The rows of bulk_create / upsert (the list at iList) as new records of
-** the Model at iModel, in a new result array pushed with its metatable
-** ([.., res, rmt]) and a snapshot for them.  zWhat names the call.
+** The result of bulk_create / upsert: a new result array for the records
+** of the Model at iModel, pushed with its metatable ([.., res, rmt]), and
+** a snapshot for them.  The list at iList is checked to hold plain tables
+** (no records) before anything is sent.  *pbDyn: the model has function
+** defaults.
 */
-static LSnap *rows_to_records(lua_State *L, int iModel, int iList, int iMt,
-                              const char *zWhat, int *piRes) {
+static LSnap *bulk_result(lua_State *L, int iModel, int iList, int iMt,
+                          const char *zWhat, int *piRes, int *pbDyn) {
   LModel *pM = lua_touserdata(L, iModel);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
   int iRes;
   LSnap *pSnap;
+  *pbDyn = 0;
+  for (i = 0; i < quay_model_field_count(pM->m); i++) {
+    quay_field_info f;
+    quay_model_field(pM->m, (int)i, &f);
+    if (f.mFlags & QUAY_F_DYN_DEFAULT) *pbDyn = 1;
+  }
+  for (i = 1; i <= n; i++) {
+    int t = lua_rawgeti(L, iList, i);
+    if (t != LUA_TTABLE) {
+      lquay_raisef(L, QUAY_EVALIDATION, "%s: item %d is not a table",
+                   zWhat, (int)i);
+    }
+    if (lua_getmetatable(L, -1)) {                   /* a record? */
+      lua_pop(L, 1);
+      if (lquay_record_model(L, -1)) {
+        lquay_raisef(L, QUAY_EMISUSE, "%s: item %d is a record; give tables "
+                     "of values (rec:to_table())", zWhat, (int)i);
+      }
+    }
+    lua_pop(L, 1);
+  }
   lua_createtable(L, (int)n, 0);                     /* [.., res] */
   iRes = lua_gettop(L);
   lquay_push_result_mt(L, iMt, iRes);                /* [.., res, rmt] */
   pSnap = lquay_snap_new(L, iRes + 1, pM->m);
-  luaL_checkstack(L, 8, zWhat);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, iList, i);
-    if (lua_type(L, -1) != LUA_TTABLE) {
-      lquay_raisef(L, QUAY_EVALIDATION, "%s: item %d is not a table",
-                   zWhat, (int)i);
-    }
-    if (lquay_record_model(L, -1)) {
-      lquay_raisef(L, QUAY_EMISUSE, "%s: item %d is a record; give tables "
-                   "of values (rec:to_table())", zWhat, (int)i);
-    }
-    lquay_new_record(L, iModel, -1);                 /* [.., item, rec] */
-    dyn_defaults(L, lua_gettop(L), pM, iMt);
-    lua_pushvalue(L, iRes + 1);
-    lua_setmetatable(L, -2);                         /* the result's mt */
-    lua_rawseti(L, iRes, i);
-    lua_pop(L, 1);
-  }
   *piRes = iRes;
   return pSnap;
 }
 
-/* Model:bulk_create(list) [M, list] */
+/*
+** Record i of a bulk call, from the list's item i: made in the result
+** (iRes, its metatable at iRes + 1), pushed, and set in the writer w
+** (reset first).  aUser (nField flags) gets the fields the item gave.
+*/
+static int bulk_row(lua_State *L, LModel *pM, int iList, int iRes, int iMt,
+                    lua_Integer i, quay_writer *w, KeyCache *pKc, int bDyn,
+                    unsigned char *aUser) {
+  int k, n = quay_model_field_count(pM->m), bFill = 0, iRec;
+  int iNames = pKc->iNames;
+  lua_rawgeti(L, iList, i);                          /* [.., item] */
+  quay_writer_reset(w);
+  memset(aUser, 0, (size_t)n);
+  new_record_mt(L, pM, iRes + 1, -1, w, aUser, pKc); /* [.., item, rec] */
+  lua_remove(L, -2);
+  iRec = lua_gettop(L);
+  if (bDyn) dyn_defaults_x(L, iRec, pM, iMt, aUser);
+  for (k = 0; k < n; k++) bFill |= aUser[k] == 2;
+  if (bFill) {
+    /* Relations, records in key columns, function defaults: from the
+    ** record, as save() reads them. */
+    unsigned char *aOnly = lua_newuserdatauv(L, (size_t)n + 1, 0);
+    for (k = 0; k < n; k++) aOnly[k] = aUser[k] == 2;
+    fill_writer(L, iRec, pM, w, iNames, aOnly, NULL);
+    lua_pop(L, 1);
+  }
+  for (k = 0; k < n; k++) aUser[k] = aUser[k] != 0;
+  lua_pushvalue(L, iRec);
+  lua_rawseti(L, iRes, i);
+  return iRec;
+}
+
+/* Open the bulk call's transaction (in the box pTxn) unless open. */
+static void bulk_begin(lua_State *L, LDb *pDb, Box *pTxn, Box *pW) {
+  quay_err err;
+  if (pTxn->p) return;
+  if (quay_db_begin(pDb->db, &err)) {
+    lquay_box_release(pW);
+    lquay_fail(L, pDb, &err);
+  }
+  pTxn->p = pDb->db;
+}
+
+/* Commit the bulk call's transaction, if any, and close both boxes. */
+static void bulk_commit(lua_State *L, LDb *pDb, Box *pTxn, Box *pW) {
+  quay_err err;
+  if (pTxn->p) {
+    pTxn->p = NULL;
+    if (quay_db_commit(pDb->db, &err)) {
+      lquay_box_release(pW);
+      lquay_fail(L, pDb, &err);
+    }
+  }
+  lquay_box_close(L, pW);                            /* and pTxn */
+}
+
+/* Fail a bulk call: roll back, release, raise. */
+static LQUAY_NORETURN void bulk_fail(lua_State *L, LDb *pDb, Box *pTxn,
+                                     Box *pW, const quay_err *pErr) {
+  quay_err e = *pErr;
+  lquay_box_release(pW);
+  lquay_box_release(pTxn);                           /* rolls back */
+  lquay_fail(L, pDb, &e);
+}
+
+/*
+** Model:bulk_create(list) [M, list].  Each row becomes a record and is
+** written at once (SQLite: one prepared INSERT stepped per row) or queued
+** for a batch (PostgreSQL), all in one transaction opened before the
+** first write.
+*/
 int lquay_bulk_create(lua_State *L, int iModel, int iList) {
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
-  int iRes, iMt, nField = quay_model_field_count(pM->m), rc, iNames;
+  int iRes, iMt, nField = quay_model_field_count(pM->m), rc, iNames, bDyn;
+  int nBatch;
   quay_err err;
   Box *pW, *pTxn;
-  unsigned char *aUser;
+  unsigned char *aUsers;
   LSnap *pSnap;
+  KeyCache *pKc;
   lua_getiuservalue(L, iModel, 2);
   iMt = lua_gettop(L);
-  /* Lua work first: records and function defaults. */
-  pSnap = rows_to_records(L, iModel, iList, iMt, "bulk_create", &iRes);
-  aUser = lua_newuserdatauv(L, (size_t)nField + 1, 0);
+  pSnap = bulk_result(L, iModel, iList, iMt, "bulk_create", &iRes, &bDyn);
   iNames = push_names(L, iMt, nField);
+  pKc = lua_newuserdatauv(L, sizeof(KeyCache), 0);
+  pKc->nKey = 0;
+  pKc->iNames = iNames;
   pW = lquay_box(L, writer_free);
   pTxn = lquay_box(L, txn_free);
   rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
   if (rc) lquay_raise(L, &err);
-  if (n > 0) {
-    rc = quay_db_begin(pDb->db, &err);
-    if (rc) {
-      lquay_box_release(pW);
-      lquay_fail(L, pDb, &err);
-    }
-    pTxn->p = pDb->db;
-  }
+  nBatch = quay_writer_batch(pW->p);
+  aUsers = lua_newuserdatauv(L, (size_t)(nBatch > n ? n + 1 : nBatch) *
+                                    (size_t)(nField + 1), 0);
   luaL_checkstack(L, 8, "bulk_create");
-  if (quay_writer_batch(pW->p) <= 1) {
+  if (nBatch <= 1) {
     /* One prepared INSERT stepped per row (SQLite's fastest form). */
     for (i = 1; i <= n; i++) {
-      int iRec, iRow;
+      int iRec, iRow, k;
       uint64_t *row;
-      lua_rawgeti(L, iRes, i);
-      iRec = lua_gettop(L);
-      quay_writer_reset(pW->p);
-      fill_writer(L, iRec, pM, pW->p, iNames, NULL, aUser);
+      iRec = bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn, aUsers);
+      bulk_begin(L, pDb, pTxn, pW);
       rc = quay_writer_insert(pW->p, &err);
-      if (rc) {
-        lquay_box_release(pW);
-        lquay_box_release(pTxn);                     /* rolls back */
-        lquay_fail(L, pDb, &err);
-      }
-      write_back(L, iRec, pM, pW->p, iNames, aUser, 0);
+      if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
+      write_back(L, iRec, pM, pW->p, iNames, aUsers, 0);
       row = lquay_snap_add(L, pSnap, &iRow);
-      {
-        int k;
-        for (k = 0; k < nField; k++) {
-          quay_value v;
-          if (k == pSnap->iPk) continue;
-          quay_writer_value(pW->p, k, &v);
-          row[LQUAY_SNAP_SLOT(pSnap, k)] = lquay_fp(&v);
-        }
+      for (k = 0; k < nField; k++) {
+        quay_value v;
+        if (k == pSnap->iPk) continue;
+        quay_writer_value(pW->p, k, &v);
+        row[LQUAY_SNAP_SLOT(pSnap, k)] = lquay_fp(&v);
       }
       lquay_snap_mark(L, iRec, iRow);
       lua_pop(L, 1);
     }
   } else {
-    /* Multi-row INSERTs of quay_writer_batch rows (PostgreSQL). */
-    int nBatch = quay_writer_batch(pW->p);
-    unsigned char *aUsers = lua_newuserdatauv(L, (size_t)nBatch *
-                                                   (size_t)(nField + 1), 0);
+    /* Batches of nBatch rows in one statement each (PostgreSQL). */
     lua_Integer iFirst = 1;
     for (i = 1; i <= n; i++) {
-      int iRec, k;
-      lua_rawgeti(L, iRes, i);
-      iRec = lua_gettop(L);
-      quay_writer_reset(pW->p);
-      fill_writer(L, iRec, pM, pW->p, iNames, NULL,
-                  aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
-      rc = quay_writer_queue(pW->p, &err);
+      int k;
+      bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn,
+               aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
       lua_pop(L, 1);
+      rc = quay_writer_queue(pW->p, &err);
       if (rc == QUAY_OK && (i - iFirst + 1 == nBatch || i == n)) {
+        bulk_begin(L, pDb, pTxn, pW);
         rc = quay_writer_flush(pW->p, &err);
         for (k = 0; rc == QUAY_OK && k <= (int)(i - iFirst); k++) {
           int iRow;
@@ -1065,22 +1248,10 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
         }
         iFirst = i + 1;
       }
-      if (rc) {
-        lquay_box_release(pW);
-        lquay_box_release(pTxn);                     /* rolls back */
-        lquay_fail(L, pDb, &err);
-      }
+      if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
     }
   }
-  if (pTxn->p) {
-    pTxn->p = NULL;
-    rc = quay_db_commit(pDb->db, &err);
-    if (rc) {
-      lquay_box_release(pW);
-      lquay_fail(L, pDb, &err);
-    }
-  }
-  lquay_box_close(L, pW);                            /* and pTxn */
+  bulk_commit(L, pDb, pTxn, pW);
   lua_settop(L, iRes);
   return 1;
 }
@@ -1191,11 +1362,13 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
-  int iRes, iMt, nField = quay_model_field_count(pM->m), rc, iNames;
+  int iRes, iMt, nField = quay_model_field_count(pM->m), rc, iNames, bDyn;
   int *aiConflict, *aiUpdate = NULL, nConflict, nUpdate = 0;
   quay_err err;
   Box *pW, *pTxn;
   LSnap *pSnap;
+  unsigned char *aUser;
+  KeyCache *pKc;
   lquay_check_options(L, iOpts, azOpt, 1, "upsert");
   lua_getfield(L, iOpts, "conflict");
   if (lua_isnil(L, -1)) {
@@ -1208,6 +1381,7 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
     aiUpdate = names_to_fields(L, -1, pM, "upsert: update", 1, &nUpdate);
   }
   pW = lquay_box(L, writer_free);
+  pTxn = lquay_box(L, txn_free);
   rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
   if (rc == QUAY_OK) {
     rc = quay_writer_upsert(pW->p, aiConflict, nConflict, aiUpdate, nUpdate,
@@ -1219,31 +1393,23 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
   }
   lua_getiuservalue(L, iModel, 2);
   iMt = lua_gettop(L);
-  pSnap = rows_to_records(L, iModel, iList, iMt, "upsert", &iRes);
+  pSnap = bulk_result(L, iModel, iList, iMt, "upsert", &iRes, &bDyn);
   iNames = push_names(L, iMt, nField);
-  pTxn = lquay_box(L, txn_free);
-  if (n > 0) {
-    rc = quay_db_begin(pDb->db, &err);
-    if (rc) {
-      lquay_box_release(pW);
-      lquay_fail(L, pDb, &err);
-    }
-    pTxn->p = pDb->db;
-  }
+  aUser = lua_newuserdatauv(L, (size_t)nField + 1, 0);
+  pKc = lua_newuserdatauv(L, sizeof(KeyCache), 0);
+  pKc->nKey = 0;
+  pKc->iNames = iNames;
   luaL_checkstack(L, 8, "upsert");
   for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, iRes, i);
-    quay_writer_reset(pW->p);
-    fill_writer(L, lua_gettop(L), pM, pW->p, iNames, NULL, NULL);
+    bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn, aUser);
     lua_pop(L, 1);
     rc = quay_writer_queue(pW->p, &err);
-    if (rc) break;
+    if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
   }
-  if (rc == QUAY_OK) rc = quay_writer_flush(pW->p, &err);
-  if (rc) {
-    lquay_box_release(pW);
-    lquay_box_release(pTxn);                         /* rolls back */
-    lquay_fail(L, pDb, &err);
+  if (n > 0) {
+    bulk_begin(L, pDb, pTxn, pW);
+    rc = quay_writer_flush(pW->p, &err);
+    if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
   }
   for (i = 1; i <= n; i++) {
     int iRow;
@@ -1255,15 +1421,7 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
     lquay_snap_mark(L, -1, iRow);
     lua_pop(L, 1);
   }
-  if (pTxn->p) {
-    pTxn->p = NULL;
-    rc = quay_db_commit(pDb->db, &err);
-    if (rc) {
-      lquay_box_release(pW);
-      lquay_fail(L, pDb, &err);
-    }
-  }
-  lquay_box_close(L, pW);                            /* and pTxn */
+  bulk_commit(L, pDb, pTxn, pW);
   lua_settop(L, iRes);
   return 1;
 }

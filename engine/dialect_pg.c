@@ -314,4 +314,6 @@ const Dialect quay__dialect_pg = {
   .xRowSource = pg_row_source,
   .maxRowValues = 0,
   .xKeySource = pg_key_source,
+  .maxSourceRows = 10000,
+  .bUpsertRowOnce = 1,
 };

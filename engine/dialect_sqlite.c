@@ -223,4 +223,6 @@ const Dialect quay__dialect_sqlite = {
   .xRowSource = sq_row_source,
   .maxRowValues = 32000,    /* SQLITE_MAX_VARIABLE_NUMBER is 32766 */
   .xKeySource = sq_key_source,
+  .maxSourceRows = 0,       /* one prepared INSERT stepped per row */
+  .bUpsertRowOnce = 0,
 };

@@ -634,11 +634,20 @@ static int after_fail(quay_db *pDb, int rc, quay_err *pErr) {
 /* Find or prepare the statement for zSql. */
 static int get_stmt(quay_db *pDb, const char *zSql, int nParam,
                     DrvStmt **ppStmt, CachedStmt **ppCached, quay_err *pErr) {
-  uint64_t h = quay__hash_bytes(zSql, strlen(zSql));
+  uint64_t h;
   CachedStmt *p, *pPrev = NULL;
   int rc;
   *ppStmt = NULL;
   *ppCached = NULL;
+  p = pDb->pCache;
+  if (p && !p->inUse && strcmp(p->zSql, zSql) == 0) {
+    /* The statement used last, again (a writer stepping one INSERT per
+    ** row): no hash needed. */
+    *ppStmt = p->pStmt;
+    *ppCached = p;
+    return QUAY_OK;
+  }
+  h = quay__hash_bytes(zSql, strlen(zSql));
   for (p = pDb->pCache; p; pPrev = p, p = p->pNext) {
     if (p->h == h && strcmp(p->zSql, zSql) == 0) break;
   }
@@ -708,7 +717,9 @@ int quay__db_run(quay_db *pDb, const char *zSql, const quay_value *aParam,
   if (rc) return rc;
   rc = get_stmt(pDb, zSql, nParam, &pStmt, &pCached, pErr);
   if (rc) return after_fail(pDb, rc, pErr);
-  rc = pDb->pDrv->xExec(pStmt, aParam, nParam, bStream, pErr);
+  rc = pDb->pDrv->xExec(pStmt, aParam, nParam,
+                        bStream ? QUAY_EXEC_STREAM
+                                : (ppCur ? 0 : QUAY_EXEC_STATIC), pErr);
   if (rc) goto fail;
   if (ppCur) {
     quay_cursor *c = quay__calloc(sizeof(*c));

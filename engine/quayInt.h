@@ -509,6 +509,19 @@ struct Dialect {
   int maxRowValues;         /* values per xRowSource statement, 0 = any */
   /* A one-column row source (c0) of n keys in one parameter, any n. */
   void (*xKeySource)(Build *b, const quay_value *aKey, int nKey, int eType);
+  /*
+  ** Batched inserts and upserts take their rows from xRowSource (INSERT
+  ** ... SELECT * FROM <rows>), at most maxSourceRows per statement; 0:
+  ** multi-row VALUES of maxInsertRows.  PostgreSQL: arrays through
+  ** unnest send a few parameters instead of one per value, and parse
+  ** faster (scripts/bench W5, W9).
+  */
+  int maxSourceRows;
+  /* Non-0 when one INSERT ... ON CONFLICT DO UPDATE may not touch a row
+  ** twice (PostgreSQL: "cannot affect row a second time"), so rows with
+  ** one conflict key go in separate statements.  SQLite applies them in
+  ** order within a statement. */
+  int bUpsertRowOnce;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;
@@ -522,6 +535,9 @@ QUAY_INTERNAL extern const Dialect quay__dialect_pg;
 ** Backends sit behind this vtable (sqlite3_vfs style).  A driver never
 ** keeps pointers to its library's error text: it copies into quay_err.
 */
+#define QUAY_EXEC_STREAM  0x1       /* xExec flags */
+#define QUAY_EXEC_STATIC  0x2
+
 #define QUAY_HINT_TYPE    0xff
 #define QUAY_HINT_NOTNULL 0x100
 
@@ -562,9 +578,15 @@ struct quay_driver {
   int (*xPrepare)(DrvConn *pConn, const char *zSql, int nParam, int bPersist,
                   DrvStmt **ppStmt, quay_err *pErr);
   void (*xFinalize)(DrvStmt *pStmt);
-  /* Bind all parameters and start; then xStep until QUAY_DONE. */
+  /*
+  ** Bind all parameters and start; then xStep until QUAY_DONE.  mExec:
+  ** QUAY_EXEC_STREAM reads the rows a chunk at a time (qs:iter());
+  ** QUAY_EXEC_STATIC says the parameters stay valid until the statement is
+  ** reset (run to completion by quay__db_run), so a driver need not copy
+  ** them (SQLite binds SQLITE_STATIC: scripts/bench W5).
+  */
   int (*xExec)(DrvStmt *pStmt, const quay_value *aParam, int nParam,
-               int bStream, quay_err *pErr);
+               int mExec, quay_err *pErr);
   int (*xStep)(DrvStmt *pStmt, quay_err *pErr);
   int (*xColumnCount)(DrvStmt *pStmt);
   const char *(*xColumnName)(DrvStmt *pStmt, int i);

@@ -462,6 +462,9 @@ done:
 */
 int quay_writer_batch(const quay_writer *w) {
   int nField = w->pModel->nField, n = w->pDb->pDialect->maxInsertRows;
+  if (w->pDb->pDialect->maxSourceRows > 0) {
+    return w->pDb->pDialect->maxSourceRows;
+  }
   if (n < 1) n = 1;
   if (n * nField > 32000) n = 32000 / (nField ? nField : 1);
   return n < 1 ? 1 : n;
@@ -531,8 +534,10 @@ int quay_writer_queue(quay_writer *w, quay_err *pErr) {
 ** promises RETURNING order); rows whose key has a NULL (always inserted:
 ** NULL never conflicts) take the unmatched returned rows in order.  A
 ** statement may not touch one row twice (PostgreSQL refuses), so a row
-** whose conflict key repeats one of its batch starts a new batch: the
-** last of several rows with one key wins, on both backends.
+** whose conflict key repeats one of its batch starts a new batch there
+** (bUpsertRowOnce); SQLite applies such rows in order within one
+** statement.  The last of several rows with one key wins, on both
+** backends.
 */
 
 /* Field index of a name of m: a field, or a to-one relation's key column;
@@ -653,6 +658,9 @@ int quay_writer_upsert(quay_writer *w, const int *aiConflict, int nConflict,
 ** a temporary table per statement on SQLite, so fewer statements pay). */
 static int upsert_batch(const quay_writer *w) {
   int nField = w->pModel->nField, n = 500;
+  if (w->pDb->pDialect->maxSourceRows > 0) {
+    return w->pDb->pDialect->maxSourceRows;
+  }
   if (n * nField > 32000) n = 32000 / (nField ? nField : 1);
   return n < 1 ? 1 : n;
 }
@@ -750,52 +758,82 @@ static void upsert_tail(quay_writer *w, const unsigned char *aSet, Str *p) {
   }
 }
 
+/* Do queued row a and returned row b (nField values each) have the same
+** conflict key, with no NULL in it? */
+static int conflict_same(quay_writer *w, const quay_value *a,
+                         const quay_value *b) {
+  int i;
+  for (i = 0; i < w->pModel->nField; i++) {
+    if (!(w->aUp[i] & UP_CONFLICT)) continue;
+    if (a[i].type == QUAY_NULL || !quay__value_eq(&a[i], &b[i])) return 0;
+  }
+  return 1;
+}
+
 /*
 ** Read the RETURNING rows of an upsert run [iFrom, iTo) into the queue:
 ** each returned row replaces the queued row with its conflict key (or,
-** for rows with a NULL in it, the next such row in order).
+** for rows with a NULL in it, the next such row in order).  Rows come back
+** in the order sent in practice, so each is first tried against the row at
+** its own position; the key index is built only when that fails.
 */
 static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
                        quay_err *pErr) {
   quay_model *m = w->pModel;
   int n = m->nField, i, r, rc = QUAY_OK, nNull = 0, iNextNull = 0, idx;
+  int t = 0, bIndexed = 0;
   quay_keyset *pKeys = NULL;
   int *aPos = NULL, *aNull = NULL;
   unsigned char *aDone = NULL;
   quay_value *tmp = NULL;
   Str key;
   quay__str_init(&key);
-  aPos = quay__malloc(sizeof(int) * (size_t)(iTo - iFrom + 1));
-  aNull = quay__malloc(sizeof(int) * (size_t)(iTo - iFrom + 1));
   aDone = quay__calloc((size_t)(iTo - iFrom + 1));
   tmp = quay__malloc(sizeof(quay_value) * (size_t)(n + 1));
-  rc = (aPos && aNull && aDone && tmp) ? quay_keyset_new(&pKeys, pErr)
-                                       : quay__oom(pErr);
-  for (r = iFrom; rc == QUAY_OK && r < iTo; r++) {
-    quay_value k;
-    if (!conflict_key(w, &w->aQueue[(size_t)r * (size_t)n], &key, &k)) {
-      aNull[nNull++] = r;
-      continue;
-    }
-    if (key.oom) rc = quay__oom(pErr);
-    if (rc == QUAY_OK) rc = quay_keyset_add(pKeys, &k, &idx, pErr);
-    if (rc == QUAY_OK && idx >= 0) aPos[idx] = r;
-  }
+  if (aDone == NULL || tmp == NULL) rc = quay__oom(pErr);
   for (i = 0; rc == QUAY_OK && i < n; i++) c->aHint[i] = m->apField[i]->eType;
   while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
     quay_value k;
     int iRow = -1;
     rc = QUAY_OK;
     for (i = 0; i < n; i++) quay_cursor_value(c, i, &tmp[i]);
-    if (conflict_key(w, tmp, &key, &k)) {
-      int j = quay_keyset_find(pKeys, &k);
-      if (key.oom) {
-        rc = quay__oom(pErr);
-        break;
+    if (iFrom + t < iTo && !aDone[t] &&
+        conflict_same(w, &w->aQueue[(size_t)(iFrom + t) * (size_t)n], tmp)) {
+      iRow = iFrom + t;
+    } else {
+      if (!bIndexed) {
+        /* Index the run's keys (and list its NULL-key rows) once. */
+        bIndexed = 1;
+        aPos = quay__malloc(sizeof(int) * (size_t)(iTo - iFrom + 1));
+        aNull = quay__malloc(sizeof(int) * (size_t)(iTo - iFrom + 1));
+        rc = (aPos && aNull) ? quay_keyset_new(&pKeys, pErr) : quay__oom(pErr);
+        for (r = iFrom; rc == QUAY_OK && r < iTo; r++) {
+          quay_value kq;
+          if (!conflict_key(w, &w->aQueue[(size_t)r * (size_t)n], &key,
+                            &kq)) {
+            aNull[nNull++] = r;
+            continue;
+          }
+          if (key.oom) rc = quay__oom(pErr);
+          if (rc == QUAY_OK) rc = quay_keyset_add(pKeys, &kq, &idx, pErr);
+          if (rc == QUAY_OK && idx >= 0) aPos[idx] = r;
+        }
+        if (rc) break;
       }
-      if (j >= 0 && !aDone[aPos[j] - iFrom]) iRow = aPos[j];
+      if (conflict_key(w, tmp, &key, &k)) {
+        int j = quay_keyset_find(pKeys, &k);
+        if (key.oom) {
+          rc = quay__oom(pErr);
+          break;
+        }
+        if (j >= 0 && !aDone[aPos[j] - iFrom]) iRow = aPos[j];
+      }
+      while (iRow < 0 && iNextNull < nNull) {
+        int x = aNull[iNextNull++];
+        if (!aDone[x - iFrom]) iRow = x;
+      }
     }
-    if (iRow < 0 && iNextNull < nNull) iRow = aNull[iNextNull++];
+    t++;
     if (iRow < 0 || aDone[iRow - iFrom]) {
       rc = quay__err(pErr, QUAY_ESQL, "upsert on %s: the database returned "
                      "a row that matches none sent", m->zName);
@@ -834,45 +872,130 @@ static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
 }
 /* }================================================================== */
 
+/*
+** "INSERT INTO t (cols) SELECT * FROM <row source> AS v" of the rows
+** [iFrom, iTo) (dialects with maxSourceRows): the statement text into
+** pSql, its few parameters into *paParam / *pnParam (arena a).
+*/
+static int source_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
+                         Arena *a, quay_value **paParam, int *pnParam,
+                         quay_err *pErr) {
+  quay_model *m = w->pModel;
+  int n = m->nField, i, r, k, nCol = 0, rc;
+  const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
+  int *aeType = quay__arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+  quay_value *aVal;
+  Build b;
+  for (i = 0; i < n; i++) nCol += aSet[i] & 1;
+  aVal = quay__arena_alloc(a, sizeof(quay_value) * (size_t)nCol *
+                                  (size_t)(iTo - iFrom) + 1);
+  if (aeType == NULL || aVal == NULL) return quay__oom(pErr);
+  for (i = k = 0; i < n; i++) {
+    if (aSet[i] & 1) aeType[k++] = m->apField[i]->eType;
+  }
+  for (r = iFrom, k = 0; r < iTo; r++) {
+    const quay_value *row = &w->aQueue[(size_t)r * (size_t)n];
+    for (i = 0; i < n; i++) {
+      if (aSet[i] & 1) aVal[k++] = row[i];
+    }
+  }
+  quay__build_init(&b, w->pDb, a, pErr);
+  quay__str_cat(&b.sql, "INSERT INTO ");
+  quay__str_ident(&b.sql, m->zTable);
+  quay__str_cat(&b.sql, " (");
+  for (i = k = 0; i < n; i++) {
+    if (!(aSet[i] & 1)) continue;
+    if (k++) quay__str_cat(&b.sql, ", ");
+    quay__str_ident(&b.sql, m->apField[i]->zCol);
+  }
+  quay__str_cat(&b.sql, ") SELECT * FROM ");
+  b.pDia->xRowSource(&b, aeType, nCol, aVal, iTo - iFrom);
+  quay__str_cat(&b.sql, " AS v");
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    quay__str_append(pSql, b.sql.z, b.sql.n);
+    *paParam = quay__arena_alloc(a, sizeof(quay_value) *
+                                        (size_t)(b.params.n + 1));
+    if (*paParam == NULL || pSql->oom) {
+      rc = quay__oom(pErr);
+    } else {
+      if (b.params.n) {
+        memcpy(*paParam, b.params.a, sizeof(quay_value) * (size_t)b.params.n);
+      }
+      *pnParam = b.params.n;
+    }
+  }
+  quay__build_free(&b);
+  return rc;
+}
+
+/*
+** "INSERT INTO t (cols) VALUES (...), ..." of the rows [iFrom, iTo) (or
+** DEFAULT VALUES when no column is set): text into pSql, one parameter
+** per value into *paParam / *pnParam (arena a).
+*/
+static int values_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
+                         Arena *a, quay_value **paParam, int *pnParam,
+                         quay_err *pErr) {
+  quay_model *m = w->pModel;
+  const Dialect *d = w->pDb->pDialect;
+  int n = m->nField, i, r, nCol = 0, nParam = 0;
+  const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
+  quay_value *aParam;
+  for (i = 0; i < n; i++) nCol += aSet[i] & 1;
+  aParam = quay__arena_alloc(a, sizeof(quay_value) *
+                                    (size_t)(nCol * (iTo - iFrom) + 1));
+  if (aParam == NULL) return quay__oom(pErr);
+  quay__str_cat(pSql, "INSERT INTO ");
+  quay__str_ident(pSql, m->zTable);
+  if (nCol == 0) {
+    quay__str_cat(pSql, " DEFAULT VALUES");
+  } else {
+    quay__str_cat(pSql, " (");
+    for (i = 0, r = 0; i < n; i++) {
+      if (!(aSet[i] & 1)) continue;
+      if (r++) quay__str_cat(pSql, ", ");
+      quay__str_ident(pSql, m->apField[i]->zCol);
+    }
+    quay__str_cat(pSql, ") VALUES ");
+    for (r = iFrom; r < iTo; r++) {
+      const quay_value *row = &w->aQueue[(size_t)r * (size_t)n];
+      int k = 0;
+      quay__str_cat(pSql, r > iFrom ? ", (" : "(");
+      for (i = 0; i < n; i++) {
+        if (!(aSet[i] & 1)) continue;
+        if (k++) quay__str_cat(pSql, ", ");
+        aParam[nParam++] = row[i];
+        d->xParam(pSql, nParam);
+      }
+      quay__str_char(pSql, ')');
+    }
+  }
+  *paParam = aParam;
+  *pnParam = nParam;
+  return QUAY_OK;
+}
+
 /* Insert (or upsert) queued rows [iFrom, iTo) sharing one column set. */
 static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
   quay_model *m = w->pModel;
   const Dialect *d = w->pDb->pDialect;
   int n = m->nField, i, r, nCol = 0, nParam = 0, rc;
   const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
-  quay_value *aParam;
+  quay_value *aParam = NULL;
   Field *pk = m->apField[m->iPk];
   quay_cursor *c = NULL;
   Str sql;
+  Arena a;
   for (i = 0; i < n; i++) nCol += aSet[i] & 1;
-  aParam = quay__malloc(sizeof(quay_value) * (size_t)(nCol * (iTo - iFrom) + 1));
-  if (aParam == NULL) return quay__oom(pErr);
+  quay__arena_init(&a);
   quay__str_init(&sql);
-  quay__str_cat(&sql, "INSERT INTO ");
-  quay__str_ident(&sql, m->zTable);
-  if (nCol == 0) {
-    quay__str_cat(&sql, " DEFAULT VALUES");
+  if (nCol > 0 && d->maxSourceRows > 0) {
+    rc = source_insert(w, iFrom, iTo, &sql, &a, &aParam, &nParam, pErr);
   } else {
-    quay__str_cat(&sql, " (");
-    for (i = 0, r = 0; i < n; i++) {
-      if (!(aSet[i] & 1)) continue;
-      if (r++) quay__str_cat(&sql, ", ");
-      quay__str_ident(&sql, m->apField[i]->zCol);
-    }
-    quay__str_cat(&sql, ") VALUES ");
-    for (r = iFrom; r < iTo; r++) {
-      const quay_value *row = &w->aQueue[(size_t)r * (size_t)n];
-      int k = 0;
-      quay__str_cat(&sql, r > iFrom ? ", (" : "(");
-      for (i = 0; i < n; i++) {
-        if (!(aSet[i] & 1)) continue;
-        if (k++) quay__str_cat(&sql, ", ");
-        aParam[nParam++] = row[i];
-        d->xParam(&sql, nParam);
-      }
-      quay__str_char(&sql, ')');
-    }
+    rc = values_insert(w, iFrom, iTo, &sql, &a, &aParam, &nParam, pErr);
   }
+  if (rc) goto done;
   if (w->aUp) {
     upsert_tail(w, aSet, &sql);
   } else {
@@ -915,7 +1038,7 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
 done:
   quay_cursor_close(c);
   quay__str_free(&sql);
-  quay__free(aParam);
+  quay__arena_free(&a);
   return rc;
 }
 
@@ -926,7 +1049,7 @@ int quay_writer_flush(quay_writer *w, quay_err *pErr) {
   Str key;
   if (w->flushed || w->nQueue == 0) return QUAY_OK;
   quay__str_init(&key);
-  if (w->aUp) {
+  if (w->aUp && w->pDb->pDialect->bUpsertRowOnce) {
     rc = quay_keyset_new(&pKeys, pErr);
     if (rc) return rc;
   }
