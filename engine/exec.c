@@ -23,7 +23,9 @@
 ** Transactions nest: the outermost level is BEGIN, inner levels are
 ** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
 ** level of their own, so they are atomic inside or outside a user's
-** transaction.
+** transaction.  The outermost level may carry options (isolation level,
+** read-only: quay_db_begin_opts), written by the dialect; a read-only
+** SQLite transaction runs under PRAGMA query_only, reset when it ends.
 */
 #include "quayInt.h"
 

@@ -1,14 +1,25 @@
 /*
 ** engine/writer.c
 ** Writes: validation, inserts, updates with on_update rules, qs:update,
-** and the writes of related sets (many-to-many and reverse foreign keys).
+** upserts, bulk updates, and the writes of related sets (many-to-many and
+** reverse foreign keys).
 ** See LICENSE
 **
 ** A quay_writer holds one row buffer (a value and a "set" flag per field)
 ** and keeps its prepared INSERT across rows, so bulk_create is one
-** statement stepped N times inside one transaction, the fastest form
-** measured on SQLite (shared/MEASURED.md).  Text values are copied into
-** per-slot buffers that are reused from row to row.
+** statement stepped N times inside one transaction on SQLite, the fastest
+** form measured there (shared/MEASURED.md); on PostgreSQL queued rows go
+** as arrays through unnest, 10,000 a statement.  Text values are copied
+** into per-slot buffers that are reused from row to row.  An UPDATE writes
+** exactly the slots that are set: a record's save() sets the fields that
+** changed (the binding tracks them), so concurrent saves of different
+** fields of one row both survive.
+**
+** The set-based writes (issue 13) send a constant number of statements
+** whatever the number of rows: upserts are batched INSERT ... ON CONFLICT
+** DO UPDATE ... RETURNING, bulk updates one UPDATE ... FROM a row list,
+** many-to-many :add / :set one INSERT ... SELECT over a key array (and
+** one DELETE).
 **
 ** Every value is validated here before it reaches SQL (API.md: wrong
 ** type, null for a non-null field, string longer than max, invalid UTF-8,

@@ -823,10 +823,11 @@ QUAY_API int quay_writer_is_set(const quay_writer *pW, int iField);
 /* INSERT the buffered row; the final values are then readable. */
 QUAY_API int quay_writer_insert(quay_writer *pW, quay_err *pErr);
 /*
-** UPDATE the row whose primary key was *pOldKey with every field of the
-** buffer (unset fields keep their stored values); applies on_update rules
-** when a referenced key changes.  auto_now fields get the current time
-** (UTC, to the second), replacing any value in the buffer.  *pnChanged
+** UPDATE the row whose primary key was *pOldKey with the fields set in
+** the buffer (unset fields keep their stored values; nothing set: nothing
+** is sent); applies on_update rules when a referenced key changes.
+** auto_now fields get the current time (UTC, to the second), replacing
+** any value in the buffer, whenever something is written.  *pnChanged
 ** (may be NULL) gets the rows changed (0 when the row is gone).
 */
 QUAY_API int quay_writer_update(quay_writer *pW, const quay_value *pOldKey,
@@ -919,9 +920,13 @@ QUAY_API const char *quay_db_blocker(const quay_db *pDb, int i,
 
 /*
 ** Many-to-many set writes of one owner (key *pOwnerKey) through relation
-** iRel of pModel.  aKey are target keys.  Pivot values, when given, are a
-** writer for the through model whose two key fields are filled by the
-** engine.
+** iRel of pModel.  aKey are target keys (repeats are written once).
+** Pivot values, when given, are a writer for the through model whose two
+** key fields are filled by the engine.  A constant number of statements
+** whatever nKey: ADD one INSERT ... SELECT of the targets not linked yet,
+** REMOVE / CLEAR one DELETE (through models: a SELECT and the cascade
+** planner), SET both in one transaction.  Through values that give the
+** through model's key take one INSERT per link.
 */
 enum { QUAY_M2M_ADD = 1, QUAY_M2M_REMOVE, QUAY_M2M_CLEAR, QUAY_M2M_SET };
 QUAY_API int quay_m2m_write(quay_db *pDb, quay_model *pModel, int iRel,
