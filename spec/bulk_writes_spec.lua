@@ -284,6 +284,20 @@ describe("bulk_update", function()
     assert.equal(0, Post:find(p.id).views)
   end)
 
+  it("qs:update takes relation names with a record or a key", function()
+    local ann = User:create { name = "Ann" }
+    local bob = User:create { name = "Bob" }
+    for i = 1, 3 do Post:create { title = "p" .. i, author = ann } end
+    assert.equal(3, Post:filter { author = ann }:update { editor = bob })
+    assert.equal(3, Post:filter { editor = bob }:count())
+    assert.equal(2, Post:filter { title__in = { "p1", "p2" } }:update { editor = ann.id })
+    assert.equal(2, Post:filter { editor = ann }:count())
+    assert.equal(3, Post:query():update { editor = quay.null, author = bob })
+    assert.equal(0, Post:filter { editor__isnull = false }:count())
+    assert.equal(3, bob.posts:count())
+    helper.raises("validation", function() return Post:query():update { editor = Post:first() } end)
+  end)
+
   it("refuses a key other rows refer to (use save or qs:update)", function()
     local Ref = db:model("Ref", { who = quay.belongs_to("User", { to_field = "handle",
       null = true, on_delete = quay.SET_NULL }) })
