@@ -567,7 +567,11 @@ void lquay_snap_mark(lua_State *L, int iRec, int iRow) {
   lua_rawsetp(L, iRec, &lquay_LK_SNAP);
 }
 
-/* The snapshot row of the record at iRec (and its snapshot), or NULL. */
+/*
+** The snapshot row of the record at iRec (and its snapshot), or NULL.
+** Only this file stores values under LK_SNAP (Lua code cannot make the
+** light-userdata key), so a userdata found there is an LSnap.
+*/
 static uint64_t *snap_row(lua_State *L, int iRec, LSnap **pp) {
   uint64_t *row = NULL;
   LSnap *p = NULL;
@@ -575,8 +579,9 @@ static uint64_t *snap_row(lua_State *L, int iRec, LSnap **pp) {
   if (t == LUA_TNUMBER) {
     lua_Integer i = lua_tointeger(L, -1);
     if (lua_getmetatable(L, iRec)) {                 /* [.., s, mt] */
-      lua_rawgetp(L, -1, &lquay_LK_SNAP);            /* [.., s, mt, snap] */
-      p = luaL_testudata(L, -1, QUAY_SNAP_MT);
+      if (lua_rawgetp(L, -1, &lquay_LK_SNAP) == LUA_TUSERDATA) {
+        p = lua_touserdata(L, -1);                   /* [.., s, mt, snap] */
+      }
       lua_pop(L, 2);
     }
     if (p && i >= 0 && i < p->nRow) {
@@ -585,8 +590,8 @@ static uint64_t *snap_row(lua_State *L, int iRec, LSnap **pp) {
       p = NULL;
     }
   } else if (t == LUA_TUSERDATA) {
-    p = luaL_testudata(L, -1, QUAY_SNAP_MT);
-    if (p && p->nRow == 1) row = p->aFp;
+    p = lua_touserdata(L, -1);
+    if (p->nRow == 1) row = p->aFp;
     else p = NULL;
   }
   lua_pop(L, 1);

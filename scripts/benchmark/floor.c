@@ -540,11 +540,13 @@ static void w9(Ctx *c) {
 
 /*
 ** W10: the views of the first 10,000 posts (ids read untimed), each to its
-** own value: Quay's set-based form, one UPDATE ... FROM (VALUES (?, ?),
-** ... 10,000 rows) AS v WHERE id = v.c0 (bPerRow 0), or one prepared
-** UPDATE ... WHERE id = ? per row (bPerRow 1, the W10r floor), in one
-** transaction.
+** own value: Quay's set-based form, UPDATE ... FROM (VALUES (?, ?), ...
+** 1,000 rows) AS v WHERE id = v.c0 prepared once and run 10 times
+** (bPerRow 0), or one prepared UPDATE ... WHERE id = ? per row (bPerRow 1,
+** the W10r floor), in one transaction.
 */
+#define W10_BATCH 1000
+
 static void w10(Ctx *c, int bPerRow) {
   sqlite3_stmt *s;
   int64_t *aId = malloc(sizeof(int64_t) * 10000);
@@ -568,21 +570,31 @@ static void w10(Ctx *c, int bPerRow) {
       sqlite3_reset(s);
     }
   } else {
-    size_t nz = 200 + (size_t)n * 10, k;
-    char *z = malloc(nz);
-    if (z == NULL) die("out of memory");
-    k = (size_t)snprintf(z, nz, "UPDATE \"posts\" SET \"views\" = v.c1 FROM (SELECT "
-                         "column1 AS c0, column2 AS c1 FROM (VALUES ");
-    for (i = 0; i < n; i++) k += (size_t)snprintf(z + k, nz - k, "%s(?, ?)", i ? ", " : "");
-    snprintf(z + k, nz - k, ")) AS v WHERE \"posts\".\"id\" = v.c0");
-    s = prep(c, z);
-    free(z);
-    for (i = 0; i < n; i++) {
-      sqlite3_bind_int64(s, 2 * i + 1, aId[i]);
-      sqlite3_bind_int64(s, 2 * i + 2, (aId[i] * 7919) % 100000);
+    int nPrep = 0, j;
+    s = NULL;
+    for (i = 0; i < n; i += W10_BATCH) {
+      int m = n - i < W10_BATCH ? n - i : W10_BATCH;
+      if (m != nPrep) {
+        size_t nz = 200 + (size_t)m * 10, k;
+        char *z = malloc(nz);
+        if (z == NULL) die("out of memory");
+        k = (size_t)snprintf(z, nz, "UPDATE \"posts\" SET \"views\" = v.c1 FROM (SELECT "
+                             "column1 AS c0, column2 AS c1 FROM (VALUES ");
+        for (j = 0; j < m; j++) k += (size_t)snprintf(z + k, nz - k, "%s(?, ?)", j ? ", " : "");
+        snprintf(z + k, nz - k, ")) AS v WHERE \"posts\".\"id\" = v.c0");
+        if (s) sqlite3_finalize(s);
+        s = prep(c, z);
+        free(z);
+        nPrep = m;
+      }
+      for (j = 0; j < m; j++) {
+        sqlite3_bind_int64(s, 2 * j + 1, aId[i + j]);
+        sqlite3_bind_int64(s, 2 * j + 2, (aId[i + j] * 7919) % 100000);
+      }
+      c->nQuery++;
+      step(c, s);
+      sqlite3_reset(s);
     }
-    c->nQuery++;
-    step(c, s);
   }
   sqlite3_finalize(s);
   exec(c, "COMMIT");

@@ -151,7 +151,8 @@ local floor_note = pg and {
   W6b = "2 queries: Quay's 2,000-post query, then Quay's batched author query",
   W9 = "Quay's form: 500-row INSERT ... VALUES ... ON CONFLICT (id) DO UPDATE ... RETURNING"
     .. " every column, prepared per batch size; sets the row's fields",
-  W10 = "Quay's form: one UPDATE ... FROM (VALUES (?, ?) x 10,000) AS v WHERE id = v.c0",
+  W10 = "Quay's form: UPDATE ... FROM (VALUES (?, ?) x 1,000) AS v WHERE id = v.c0, prepared"
+    .. " once, 10 times",
   W10r = "one prepared UPDATE ... WHERE id = ? stepped per row",
   W10s = "one prepared UPDATE ... WHERE id = ? stepped per row",
 }
