@@ -725,7 +725,8 @@ static int qs_get(lua_State *L) {
     if (!lua_next(L, 2)) {
       lquay_raisef(L, QUAY_EMISUSE, "%s:get {}: the conditions are empty "
                    "(a condition whose value is nil vanishes from a Lua "
-                   "table); use get() for the only row", quay_model_name(pM->m));
+                   "table); use get() for the only row",
+                   quay_model_name(pM->m));
     }
     lua_pop(L, 2);
   }

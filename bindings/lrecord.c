@@ -2187,7 +2187,7 @@ static int set_set(lua_State *L) {
                  "(an empty list clears the set), not a %s",
                  luaL_typename(L, 2));
   }
-  pM = set_owner(L, 1, &j, &r);                      /* [set, list, .., owner] */
+  pM = set_owner(L, 1, &j, &r);                      /* [set, list, owner] */
   lua_pop(L, 1);
   lquay_check_nargs(L, is_m2m(&r) && r.hasPivot ? 3 : 2, "set:set(list)");
   pDb = lquay_enter(L, pM->pDb);

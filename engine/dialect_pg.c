@@ -268,7 +268,9 @@ static void pg_row_source(Build *b, const int *aeType, int nCol,
     pg_array_param(b, aVal + i, nRow, nCol, aeType[i]);
   }
   quay__str_cat(&b->sql, ") AS u(");
-  for (i = 0; i < nCol; i++) quay__str_printf(&b->sql, "%sc%d", i ? ", " : "", i);
+  for (i = 0; i < nCol; i++) {
+    quay__str_printf(&b->sql, "%sc%d", i ? ", " : "", i);
+  }
   quay__str_cat(&b->sql, "))");
 }
 

@@ -1223,7 +1223,9 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
     quay__str_cat(&q, p->aStep[0].zSql);
     lock_clause(&q, pDb->pDialect, p->aStep[0].aNode[0].zAlias,
                 quay__qs_lock(pQs));
-    p->aStep[0].zSql = q.oom ? NULL : quay__arena_strdup(&p->arena, q.z ? q.z : "", q.n);
+    p->aStep[0].zSql = q.oom ? NULL
+                             : quay__arena_strdup(&p->arena, q.z ? q.z : "",
+                                                  q.n);
     quay__str_free(&q);
     if (p->aStep[0].zSql == NULL) {
       quay_plan_free(p);
