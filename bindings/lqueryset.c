@@ -570,6 +570,7 @@ typedef struct SlotCtx {
   int iNames;               /* stack: first of nField name strings */
   int nField;
   int nRec;                 /* records in iArr */
+  LSnap *pSnap;             /* the result's snapshot (dirty tracking) */
 } SlotCtx;
 
 typedef struct Sink {
@@ -588,13 +589,16 @@ static void load_free(void *p) { quay_load_free(p); }
 ** the stack.
 */
 static void make_record(lua_State *L, quay_cursor *cur, int iFirst,
-                        int nField, int iNames, int iMt, int iKeyCol) {
-  int i;
+                        int nField, int iNames, int iMt, int iKeyCol,
+                        LSnap *pSnap) {
+  int i, iRow;
   quay_value v;
-  lua_createtable(L, 0, nField + 1);
+  uint64_t *row = lquay_snap_add(L, pSnap, &iRow);  /* dirty tracking */
+  lua_createtable(L, 0, nField + 2);
   for (i = 0; i < nField; i++) {
     quay_cursor_value(cur, iFirst + i, &v);
     if (v.type == QUAY_NULL) continue;
+    if (i != pSnap->iPk) row[LQUAY_SNAP_SLOT(pSnap, i)] = lquay_fp(&v);
     lua_pushvalue(L, iNames + i);
     lquay_push_value(L, &v);
     lua_rawset(L, -3);
@@ -602,6 +606,7 @@ static void make_record(lua_State *L, quay_cursor *cur, int iFirst,
   quay_cursor_value(cur, iKeyCol, &v);
   lquay_push_value(L, &v);
   lua_rawsetp(L, -2, &lquay_LK_PK);
+  lquay_snap_mark(L, -1, iRow);
   lua_pushvalue(L, iMt);
   lua_setmetatable(L, -2);
 }
@@ -650,6 +655,7 @@ static void sink_begin(lua_State *L, Sink *k, LDb *pDb, quay_plan *plan,
     c->iArr = lua_gettop(L);
     lquay_push_result_mt(L, c->iMt, c->iArr);        /* this result's mt */
     c->iMt = lua_gettop(L);
+    c->pSnap = lquay_snap_new(L, c->iMt, si.pModel);
   }
   luaL_checkstack(L, 16, "rows");
 }
@@ -658,7 +664,8 @@ static int sink_record(void *pCtx, int iSlot, quay_cursor *pCur,
                        int iFirstCol, int iKeyCol) {
   Sink *k = pCtx;
   SlotCtx *c = &k->aSlot[iSlot];
-  make_record(k->L, pCur, iFirstCol, c->nField, c->iNames, c->iMt, iKeyCol);
+  make_record(k->L, pCur, iFirstCol, c->nField, c->iNames, c->iMt, iKeyCol,
+              c->pSnap);
   lua_rawseti(k->L, c->iArr, ++c->nRec);
   return 0;
 }
@@ -1143,8 +1150,21 @@ static int qs_get(lua_State *L) {
   LQs *out;
   int iQ = 1;
   lquay_check_qs(L, 1);
+  lquay_check_nargs(L, 2, "get(conds)");
   lua_settop(L, 2);
   pM = qs_model(L, 1);                               /* [q, conds, M] */
+  if (lua_type(L, 2) == LUA_TTABLE && lquay_record_model(L, 2) == NULL) {
+    /* get {} would get the only row of the set: almost always a
+    ** condition whose value variable was nil (issue 13). */
+    lua_pushnil(L);
+    if (!lua_next(L, 2)) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s:get {}: the conditions are empty "
+                   "(a condition whose value is nil vanishes from a Lua "
+                   "table); use get() for the only row",
+                   quay_model_name(pM->m));
+    }
+    lua_pop(L, 2);
+  }
   if (!lua_isnil(L, 2)) {
     lua_pushcfunction(L, qs_filter);
     lua_pushvalue(L, 1);
@@ -1491,6 +1511,7 @@ static const luaL_Reg aQsMethod[] = {
   {"delete", qs_delete},
   {"sql", qs_sql},
   {"explain", qs_explain},
+  {"select_for_update", lquay_qs_select_for_update},  /* lmodel.c */
   {NULL, NULL}
 };
 

@@ -45,7 +45,9 @@
 ** Transactions nest: the outermost level is BEGIN, inner levels are
 ** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
 ** level of their own, so they are atomic inside or outside a user's
-** transaction.
+** transaction.  The outermost level may carry options (isolation level,
+** read-only: quay_db_begin_opts), written by the dialect; a read-only
+** SQLite transaction runs under PRAGMA query_only, reset when it ends.
 */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "quayInt.h"
@@ -254,6 +256,7 @@ void quay_db_disconnect(quay_db *pDb) {
     server_close(pDb, &pDb->aSrv[i]);
     pDb->aSrv[i].tRetryMs = 0;
   }
+  pDb->bTxnReadOnly = 0;
 }
 
 /*
@@ -741,7 +744,10 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (bDead && iSrv == 0) pDb->txnDepth = 0;
+  if (bDead && iSrv == 0) {
+    pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
+  }
   if (bDead && iSrv > 0 && pS->pConn) {
     /* Say which server went, and that the db itself goes on. */
     char zMsg[sizeof(((quay_err *)0)->zMsg)];
@@ -760,11 +766,20 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
 /* Find or prepare the statement for zSql in server pS's cache. */
 static int get_stmt(quay_db *pDb, DbServer *pS, const char *zSql, int nParam,
                     DrvStmt **ppStmt, CachedStmt **ppCached, quay_err *pErr) {
-  uint64_t h = quay__hash_bytes(zSql, strlen(zSql));
+  uint64_t h;
   CachedStmt *p, *pPrev = NULL;
   int rc;
   *ppStmt = NULL;
   *ppCached = NULL;
+  p = pS->pCache;
+  if (p && !p->inUse && strcmp(p->zSql, zSql) == 0) {
+    /* The statement used last, again (a writer stepping one INSERT per
+    ** row): no hash needed. */
+    *ppStmt = p->pStmt;
+    *ppCached = p;
+    return QUAY_OK;
+  }
+  h = quay__hash_bytes(zSql, strlen(zSql));
   for (p = pS->pCache; p; pPrev = p, p = p->pNext) {
     if (p->h == h && strcmp(p->zSql, zSql) == 0) break;
   }
@@ -929,7 +944,9 @@ static int run_once(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
   if (bWrite) pDb->tWriteMs = now_ms();
   rc = get_stmt(pDb, pS, zSql, nParam, &pStmt, &pCached, pErr);
   if (rc) return after_fail(pDb, iSrv, rc, pErr);
-  rc = pDb->pDrv->xExec(pStmt, aParam, nParam, bStream, pErr);
+  rc = pDb->pDrv->xExec(pStmt, aParam, nParam,
+                        bStream ? QUAY_EXEC_STREAM
+                                : (ppCur ? 0 : QUAY_EXEC_STATIC), pErr);
   if (bWrite) pDb->tWriteMs = now_ms();
   if (rc) goto fail;
   if (ppCur) {
@@ -1394,6 +1411,58 @@ int quay_db_begin(quay_db *pDb, quay_err *pErr) {
   return txn_open(pDb, pDb->pDialect->zBegin, pErr);
 }
 
+int quay_db_begin_opts(quay_db *pDb, const quay_txn_opts *pOpts,
+                       quay_err *pErr) {
+  const Dialect *d = pDb->pDialect;
+  Str s;
+  int rc;
+  if (pOpts == NULL ||
+      (pOpts->eIsolation == QUAY_ISO_DEFAULT && !pOpts->bReadOnly)) {
+    return quay_db_begin(pDb, pErr);
+  }
+  if (pDb->txnDepth > 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "transaction options (isolation, readonly) apply to the "
+                     "outermost db:transaction only; this one is nested "
+                     "(a savepoint), so give them to the outer call");
+  }
+  quay__str_init(&s);
+  rc = d->xBeginSql(&s, pOpts->eIsolation, pOpts->bReadOnly, pErr);
+  if (rc == QUAY_OK && s.oom) rc = quay__oom(pErr);
+  if (rc == QUAY_OK) rc = txn_open(pDb, s.z, pErr);
+  quay__str_free(&s);
+  if (rc) return rc;
+  if (pOpts->bReadOnly) {
+    pDb->bTxnReadOnly = 1;
+    if (d->zReadOnlyOn) {
+      rc = quay__db_simple(pDb, d->zReadOnlyOn, pErr);
+      if (rc) quay__txn_rollback(pDb);
+    }
+  }
+  return rc;
+}
+
+int quay_db_txn_readonly(const quay_db *pDb) {
+  return pDb->txnDepth > 0 && pDb->bTxnReadOnly;
+}
+
+/*
+** The outermost level ended (committed, rolled back or lost): undo what
+** a read-only BEGIN set on the connection.  Failures are ignored: the
+** caller reports its own outcome, and a lost connection takes the
+** setting with it.
+*/
+static void txn_ended(quay_db *pDb) {
+  if (pDb->bTxnReadOnly) {
+    pDb->bTxnReadOnly = 0;
+    if (pDb->pDialect->zReadOnlyOff && pDb->aSrv[0].pConn &&
+        pDb->pDrv->xAlive(pDb->aSrv[0].pConn)) {
+      pDb->pDrv->xSimple(pDb->aSrv[0].pConn, pDb->pDialect->zReadOnlyOff,
+                         NULL);
+    }
+  }
+}
+
 int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr) {
   return txn_open(pDb, bWrite ? pDb->pDialect->zBeginWrite
                               : pDb->pDialect->zBegin, pErr);
@@ -1408,11 +1477,14 @@ int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
     pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
     return rc;
   }
   pDb->txnDepth--;
   if (pDb->txnDepth == 0) {
-    return quay__db_simple(pDb, "ROLLBACK", pErr);
+    rc = quay__db_simple(pDb, "ROLLBACK", pErr);
+    txn_ended(pDb);
+    return rc;
   }
   snprintf(zSql, sizeof(zSql), "ROLLBACK TO SAVEPOINT quay_sp_%d",
            pDb->txnDepth);
@@ -1432,6 +1504,7 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
     pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
     return rc;
   }
   if (pDb->txnDepth == 1) {
@@ -1443,6 +1516,7 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   }
   if (rc == QUAY_OK) {
     pDb->txnDepth--;
+    if (pDb->txnDepth == 0) txn_ended(pDb);
     return QUAY_OK;
   }
   if (pDb->txnDepth > 0) quay__txn_rollback(pDb);
