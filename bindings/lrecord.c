@@ -449,7 +449,7 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
   for (i = 0; i < n; i++) {
     quay_field_info f;
     quay_value v;
-    int t;
+    int t, nPushed;
     quay_model_field(pM->m, i, &f);
     lua_pushstring(L, f.zName);
     t = lua_rawget(L, iRec);                         /* [.., v] */
@@ -468,14 +468,16 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
       lua_getfield(L, -1, tk.zName);
       lua_replace(L, -2);
     }
-    if (lquay_to_field_value(L, -1, &v, 0, model_name(pM), f.zName) != 0) {
+    /* A table becomes a JSON document in a buffer pushed above it. */
+    nPushed = lquay_to_field_value(L, -1, &v, 0, model_name(pM), f.zName);
+    if (v.type == QUAY_RECORD) {
       lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), f.zName,
                         "%s.%s: a record is not a value for this field",
                         model_name(pM), f.zName);
     }
     /* The string stays referenced by the record while the writer copies. */
     if (quay_writer_set(w, i, &v, &err)) lquay_raise(L, &err);
-    lua_pop(L, 1);
+    lua_pop(L, 1 + nPushed);
   }
 }
 
@@ -488,8 +490,8 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
     quay_field_info f;
     quay_value v;
     quay_model_field(pM->m, i, &f);
-    if (aUser && aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
-        f.eType != QUAY_T_DATETIME) {
+    if (aUser && aUser[i] && i != iPk &&
+        !(quay_type_flags(f.eType) & QUAY_TF_NORMALIZES)) {
       /* Only normalize an explicit quay.null. */
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
@@ -523,8 +525,8 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
   for (i = 0; i < n; i++) {
     quay_field_info f;
     quay_model_field(pM->m, i, &f);
-    if (aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
-        f.eType != QUAY_T_DATETIME) {
+    if (aUser[i] && i != iPk &&
+        !(quay_type_flags(f.eType) & QUAY_TF_NORMALIZES)) {
       lua_pushstring(L, f.zName);
       if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
         lua_pushstring(L, f.zName);

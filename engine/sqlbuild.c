@@ -148,14 +148,27 @@ void quay__build_array(Build *b, const char *zExpr, const quay_value *a,
   b->pDia->xInArray(&b->sql, zExpr, quay__params_add(&b->params, &v), eType);
 }
 
-void quay__emit_operand(Build *b, const Operand *x) {
-  if (x->ePart) cat(b, b->pDia->azPart[x->ePart][0]);
+void quay__emit_operand_doc(Build *b, const Operand *x) {
   if (x->zCol) {
     cat(b, x->zCol);
   } else {
     x->xExpr(b, x->pCtx, x->pExpr);
   }
+}
+
+void quay__emit_operand(Build *b, const Operand *x) {
+  if (x->pJson) {
+    b->pDia->xJsonPath(b, x);
+    return;
+  }
+  if (x->ePart) cat(b, b->pDia->azPart[x->ePart][0]);
+  quay__emit_operand_doc(b, x);
   if (x->ePart) cat(b, b->pDia->azPart[x->ePart][1]);
+}
+
+void quay__operand_leaf(Operand *x, const Cond *c) {
+  x->ePart = c->ePart;
+  x->pJson = c->zJsonPath ? c : NULL;
 }
 
 /* Bind a list "x IN (...)": inline when short, one array otherwise. */
@@ -200,9 +213,7 @@ static void emit_final(Build *b, Cond *c, const Operand *x,
                        void (*xRight)(Build *, void *, Expr *),
                        void *pRight) {
   const quay_value *v = &c->val;
-  int eType = c->ePart ? QUAY_T_INTEGER
-              : c->pAnn ? c->pAnn->pExpr->eType
-              : c->pField ? c->pField->eType : 0;
+  int nPlaces, eType = quay__leaf_type(c, &nPlaces);
   static const char *const azOp[] = { "=", NULL, "<", "<=", ">", ">=" };
   if (c->pExpr) {
     quay__emit_operand(b, x);
@@ -211,7 +222,7 @@ static void emit_final(Build *b, Cond *c, const Operand *x,
     } else {
       quay__str_printf(&b->sql, " %s ", azOp[c->eLookup - LK_EQ]);
     }
-    xRight(b, pRight, c->pExpr);
+    quay__emit_as(b, c->pExpr, eType, nPlaces, xRight, pRight);
     return;
   }
   switch (c->eLookup) {
@@ -846,7 +857,7 @@ static void emit_leaf(Build *b, ENode *n) {
   char *zExpr;
   Operand o;
   memset(&o, 0, sizeof(o));
-  o.ePart = c->ePart;
+  quay__operand_leaf(&o, c);
   if (n->bShortcut) {
     zExpr = col_expr(b, n->zBase, h->pFromKey->zCol);
     if (zExpr == NULL) return;
@@ -1244,17 +1255,19 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
 
 static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
   ExprCtx *x = pCtx;
-  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
-                                      " / " };
   switch (e->eOp) {
     case EX_COL:
       emit_col(b, x, &e->path);
       break;
-    case EX_TRUNC:
-      cat(b, b->pDia->azTrunc[e->eUnit][0]);
+    case EX_TRUNC: {
+      const char *const *az = e->eType == QUAY_T_DATE
+                                  ? b->pDia->azTruncDate[e->eUnit]
+                                  : b->pDia->azTrunc[e->eUnit];
+      cat(b, az[0]);
       emit_col(b, x, &e->path);
-      cat(b, b->pDia->azTrunc[e->eUnit][1]);
+      cat(b, az[1]);
       break;
+    }
     case EX_VALUE:
       quay__build_param(b, &e->val);
       break;
@@ -1265,11 +1278,7 @@ static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
       emit_agg_row(b, x, e, e->eFunc, NULL, NULL);
       break;
     default:
-      cat(b, "(");
-      emit_expr_row(b, pCtx, e->pA);
-      cat(b, azOp[e->eOp]);
-      emit_expr_row(b, pCtx, e->pB);
-      cat(b, ")");
+      quay__emit_arith(b, e, emit_expr_row, pCtx);
       break;
   }
 }
@@ -1448,6 +1457,7 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
   quay__str_append(&b->sql, body.z ? body.z : "", body.n);
   quay__str_free(&body);
   cat(b, bWrap ? ") AS \"d\")" : ")");
+  if (eFn == QUAY_AGG_AVG) quay__emit_avg_unscale(b, e);
   if (bDefault) {
     cat(b, ", ");
     quay__build_param(b, &e->dflt);
@@ -1775,10 +1785,7 @@ static void column_def(const Dialect *d, Str *s, const Field *f, int bPk) {
     quay__str_cat(s, d->zAutoPk);
     return;
   }
-  quay__str_cat(s, d->xColType(f));
-  if (f->eType == QUAY_T_STRING && f->nMax > 0) {
-    quay__str_printf(s, "(%d)", f->nMax);
-  }
+  quay__type_sql(s, d, f->eType, f->nMax, f->nDigits, f->nPlaces);
   if (bPk) {
     quay__str_cat(s, " PRIMARY KEY");
     return;
@@ -1833,6 +1840,45 @@ static void index_stmt(const Dialect *d, Str *s, const char *zTable,
   quay__str_ident(s, zTable);
   quay__str_cat(s, " (");
   quay__str_ident(s, zCol);
+  quay__str_cat(s, ")");
+}
+
+/*
+** Composite index k of m (the `indexes` option; relgraph.c checked that
+** each name is a field or a to-one relation's key column), named
+** "<table>_<col>_<col>_idx" like single-column indexes.
+*/
+static void index_multi(const Dialect *d, Str *s, const quay_model *m,
+                        int k) {
+  char zName[512];
+  int j, n = 0;
+  n = snprintf(zName, sizeof(zName), "%s", m->zTable);
+  for (j = 0; j < m->anIndex[k] && n < (int)sizeof(zName); j++) {
+    Field *f = quay__model_field(m, m->aaIndex[k][j]);
+    Rel *r = f ? NULL : quay__model_rel(m, m->aaIndex[k][j]);
+    n += snprintf(zName + n, sizeof(zName) - (size_t)n, "_%s",
+                  f ? f->zCol : r->pFk->zCol);
+  }
+  if (n < (int)sizeof(zName)) {
+    snprintf(zName + n, sizeof(zName) - (size_t)n, "_idx");
+  }
+  if (strlen(zName) > 63) {
+    /* PostgreSQL truncates identifiers: keep 50 bytes and a hash. */
+    unsigned h = (unsigned)(quay__hash_bytes(zName, strlen(zName)) &
+                            0xffffffffu);
+    snprintf(zName + 50, sizeof(zName) - 50, "_%08x", h);
+  }
+  quay__str_printf(s, "%s ", d->zCreateIndex);
+  quay__str_ident(s, zName);
+  quay__str_cat(s, " ON ");
+  quay__str_ident(s, m->zTable);
+  quay__str_cat(s, " (");
+  for (j = 0; j < m->anIndex[k]; j++) {
+    Field *f = quay__model_field(m, m->aaIndex[k][j]);
+    Rel *r = f ? NULL : quay__model_rel(m, m->aaIndex[k][j]);
+    if (j) quay__str_cat(s, ", ");
+    quay__str_ident(s, f ? f->zCol : r->pFk->zCol);
+  }
   quay__str_cat(s, ")");
 }
 
@@ -1947,6 +1993,10 @@ int quay__build_ddl(quay_db *pDb, int bDrop, Str *pUnused, int *pn,
       index_stmt(d, &s, m->zTable, f->zCol);
       if ((rc = push_stmt(&s, paz, pn))) goto oom;
     }
+    for (k = 0; k < m->nIndex; k++) {
+      index_multi(d, &s, m, k);
+      if ((rc = push_stmt(&s, paz, pn))) goto oom;
+    }
     aDone[m->iModel] = 1;
   }
   /* The foreign keys left out above, now that every table exists. */
@@ -1987,14 +2037,18 @@ int quay__build_ddl(quay_db *pDb, int bDrop, Str *pUnused, int *pn,
     quay__str_ident(&s, "id");
     quay__str_printf(&s, " %s, ", d->zAutoPk);
     quay__str_ident(&s, j->zSrcCol);
-    quay__str_printf(&s, " %s NOT NULL REFERENCES ", d->xColType(&fSrc));
+    quay__str_char(&s, ' ');
+    quay__type_sql(&s, d, fSrc.eType, 0, 0, 0);
+    quay__str_cat(&s, " NOT NULL REFERENCES ");
     quay__str_ident(&s, j->pSrc->zTable);
     quay__str_cat(&s, " (");
     quay__str_ident(&s, j->pSrcKey->zCol);
     quay__str_printf(&s, ") ON DELETE CASCADE ON UPDATE CASCADE%s, ",
                      d->zFkDeferrable);
     quay__str_ident(&s, j->zDstCol);
-    quay__str_printf(&s, " %s NOT NULL REFERENCES ", d->xColType(&fDst));
+    quay__str_char(&s, ' ');
+    quay__type_sql(&s, d, fDst.eType, 0, 0, 0);
+    quay__str_cat(&s, " NOT NULL REFERENCES ");
     quay__str_ident(&s, j->pDst->zTable);
     quay__str_cat(&s, " (");
     quay__str_ident(&s, j->pDstKey->zCol);

@@ -119,7 +119,7 @@ void quay_writer_reset(quay_writer *w) {
 /* Store v in slot s, copying text into the slot's buffer. */
 static int slot_store(Slot *s, const quay_value *v) {
   s->v = *v;
-  if (v->type == QUAY_TEXT || v->type == QUAY_BLOB) {
+  if (QUAY_VALUE_HAS_BYTES(v->type)) {
     if (v->n + 1 > s->nBuf) {
       size_t n = v->n + 1 < 32 ? 32 : v->n + 1;
       char *z = quay__realloc(s->zBuf, n);
@@ -139,7 +139,8 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
                     quay_err *pErr) {
   quay_model *m = w->pModel;
   quay_value x;
-  char zNorm[20];
+  ValBuf vb;
+  int rc;
   if (iField < 0 || iField >= m->nField) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set: bad field");
   }
@@ -173,14 +174,15 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
     }
     x = k;
   }
-  if (x.type != QUAY_NULL) {
-    /* numbers as doubles, integral doubles as integers, datetimes in
-    ** their normal form (the slot copies zNorm's text) */
-    int rc = quay__value_conform(m, m->apField[iField], &x, zNorm, pErr);
-    if (rc) return rc;
+  /* numbers as doubles, integral doubles as integers, datetimes,
+  ** decimals, ... in their normal form (the slot copies vb's text) */
+  vb.zHeap = NULL;
+  rc = quay__value_conform(m, m->apField[iField], &x, &vb, pErr);
+  if (rc == QUAY_OK && slot_store(&w->aSlot[iField], &x)) {
+    rc = quay__oom(pErr);
   }
-  if (slot_store(&w->aSlot[iField], &x)) return quay__oom(pErr);
-  return QUAY_OK;
+  quay__valbuf_free(&vb);
+  return rc;
 }
 
 int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
@@ -235,6 +237,16 @@ static int fill_insert(quay_writer *w, quay_err *pErr) {
         if (slot_store(s, &v)) return quay__oom(pErr);
       } else if (f->mFlags & QUAY_F_DEFAULT) {
         if (slot_store(s, &f->dflt)) return quay__oom(pErr);
+      } else if ((quay_type_flags(f->eType) & QUAY_TF_GENERATED) &&
+                 f->pRel == NULL) {
+        /* A uuid not given: a new one (a key column keeps its key). */
+        quay_value v;
+        ValBuf vb;
+        vb.zHeap = NULL;
+        rc = quay__type_generate(f, &v, &vb, pErr);
+        if (rc == QUAY_OK && slot_store(s, &v)) rc = quay__oom(pErr);
+        quay__valbuf_free(&vb);
+        if (rc) return rc;
       } else if (f->mFlags & QUAY_F_NULL) {
         s->v.type = QUAY_NULL;
         s->set = 1;
@@ -414,7 +426,7 @@ int quay_writer_queue(quay_writer *w, quay_err *pErr) {
     Slot *s = &w->aSlot[i];
     row[i] = s->v;
     w->aQueueSet[(size_t)w->nQueue * (size_t)n + (size_t)i] = (unsigned char)s->set;
-    if (s->set && (s->v.type == QUAY_TEXT || s->v.type == QUAY_BLOB)) {
+    if (s->set && QUAY_VALUE_HAS_BYTES(s->v.type)) {
       row[i].u.z = quay__arena_strdup(&w->queueArena, s->v.u.z, s->v.n);
       if (row[i].u.z == NULL) return quay__oom(pErr);
     }

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the Debian packages Quay needs, only those missing.
-#   scripts/deps.sh            build + run deps (Lua, SQLite, libpq, cmake)
+#   scripts/deps.sh            build + run deps (Lua, SQLite, libpq, jansson,
+#                              cmake)
 #   scripts/deps.sh --test     also busted, PostgreSQL, valgrind, clang (fuzzing)
 #                              and luarocks (the rockspec test)
 set -eu
-pkgs="lua5.4 liblua5.4-dev libsqlite3-dev libpq-dev cmake gcc make pkg-config"
+pkgs="lua5.4 liblua5.4-dev libsqlite3-dev libpq-dev libjansson-dev cmake gcc make pkg-config"
 if [ "${1:-}" = "--test" ]; then
   pkgs="$pkgs lua-busted postgresql valgrind clang libclang-rt-dev luarocks"
 fi
