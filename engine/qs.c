@@ -595,7 +595,7 @@ static int bind_values(BindCtx *x, Cond *c, int bRelEnd) {
                        "%s: %s does not apply to a relation", c->zPath,
                        quay__lookup_name(c->eLookup));
     }
-    if (t != QUAY_T_STRING && t != QUAY_T_TEXT) {
+    if (!(quay_type_flags(t) & QUAY_TF_TEXT)) {
       return quay__err(pErr, QUAY_EBAD_LOOKUP,
                        "%s: %s needs a string or text field; %s.%s is %s",
                        c->zPath, quay__lookup_name(c->eLookup),
@@ -603,12 +603,14 @@ static int bind_values(BindCtx *x, Cond *c, int bRelEnd) {
                        : f ? f->zName : "?", quay__type_name(t));
     }
   }
-  if (t == QUAY_T_BLOB && c->eLookup != LK_EQ && c->eLookup != LK_NE &&
-      c->eLookup != LK_ISNULL) {
+  if (t != 0 && !(quay_type_flags(t) & QUAY_TF_ORDERED) &&
+      c->eLookup != LK_EQ && c->eLookup != LK_NE && c->eLookup != LK_ISNULL &&
+      c->zJsonPath == NULL) {
     return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                     "%s: %s does not apply to the blob field %s.%s",
+                     "%s: %s does not apply to the %s field %s.%s",
                      c->zPath, quay__lookup_name(c->eLookup),
-                     leaf_model(x, c), f ? f->zName : "?");
+                     quay__type_name(t), leaf_model(x, c),
+                     f ? f->zName : "?");
   }
   if (c->pExpr) {
     /* quay.F and friends: compared as SQL, one operand each side. */
