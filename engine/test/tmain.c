@@ -24,6 +24,9 @@
   X(write_read_prefetch)        \
   X(cascade_counts)             \
   X(wrapped_no_dqs)             \
+  X(type_table)                 \
+  X(decimal_values)             \
+  X(uuid_and_json)              \
   TEST_LIST_TEST(X)
 
 #define DECLARE(name) int test_##name(void);

@@ -2,8 +2,11 @@
 --   quay quay_side.lua WORKLOAD DB NUSERS
 -- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
 -- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
--- sql (see below), w1..w6, or pipe / pipepf (200 times one page of posts
--- with author, tags and comments: with(...) / prefetch_related(...)).
+-- sql (see below), w1..w6, pipe / pipepf (200 times one page of posts
+-- with author, tags and comments: with(...) / prefetch_related(...)), or
+-- decsum / intsum (DEC: 20 sums of 100k ledger rows, a decimal column
+-- against an integer column holding the same amounts in cents; the ledger
+-- table is made and filled on first use, outside the clock).
 -- Prints one line "time=S cpu=S srv_cpu=S queries=N peak_kb=K base_kb=B rt=N
 -- check=C" like the floors (peak_kb: VmHWM at the end; base_kb: VmRSS at the
 -- start; srv_cpu: CPU time of the PostgreSQL server process serving the
@@ -83,6 +86,13 @@ end
 
 local db = open(file)
 local m = declare(db, quay)
+local DEC_ROWS, DEC_ITER = 100000, 20
+if W == "decsum" or W == "intsum" then
+  m.Ledger = db:model("Ledger", {
+    cents = quay.integer(),
+    amount = quay.decimal { digits = 12, places = 2 },
+  })
+end
 db:check()
 if W == "schema" then
   db:create_tables()
@@ -157,8 +167,33 @@ end
 function run.pipe() return pipe_run("pipe") end
 function run.pipepf() return pipe_run("pipepf") end
 
+-- DEC: the same amounts as a decimal(12, 2) and as integer cents.
+local function dec_sum(path)
+  local s
+  for _ = 1, DEC_ITER do s = m.Ledger:aggregate { s = quay.sum(path) }.s end
+  if type(s) == "string" then s = math.tointeger(tonumber((s:gsub("%.", "")))) end
+  return ("rows=%d,cents=%d"):format(DEC_ROWS, s)
+end
+function run.decsum() return dec_sum("amount") end
+function run.intsum() return dec_sum("cents") end
+
 assert(run[W], "unknown workload " .. tostring(W))
 if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end
+if m.Ledger then
+  db:create_tables()
+  if m.Ledger:count() ~= DEC_ROWS then
+    m.Ledger:delete()
+    db:transaction(function()
+      local batch = {}
+      for i = 1, DEC_ROWS do
+        local c = (i * 7919) % 1000000 - 300000
+        batch[#batch + 1] = { cents = c, amount = ("%s%d.%02d"):format(c < 0 and "-" or "",
+          math.abs(c) // 100, math.abs(c) % 100) }
+        if #batch == 5000 then m.Ledger:bulk_create(batch); batch = {} end
+      end
+    end)
+  end
+end
 -- The server process serving this connection, whose CPU time counts too.
 local backend = is_pg(file) and db:rows("SELECT pg_backend_pid() AS pid")[1].pid or nil
 if backend and not clock.proc_cpu(backend) then backend = nil end   -- another host

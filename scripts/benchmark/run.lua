@@ -204,6 +204,10 @@ local function loadavg()
   return l:match("^(%S+)") or l
 end
 
+-- DEC: Quay against Quay, a decimal sum against an integer sum of the
+-- same 100k rows (target: within 1.2x).
+local DEC_ITER = 20
+
 local function selected(id)
   return not only or only:lower():find(id:lower(), 1, true) ~= nil
 end
@@ -225,13 +229,14 @@ end
 
 local function main()
   local t0 = os.time()
-  local any = pg and selected("PIPE")
+  local any = (pg and selected("PIPE")) or (only and selected("DEC"))
   for _, w in ipairs(workloads) do any = any or selected(w.id) end
   if only and selected("PIPE") and not pg then
     print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
   end
   if not any then
-    print(("--only %s: nothing to run (workloads: W1-W6%s)"):format(only, pg and ", PIPE" or ""))
+    print(("--only %s: nothing to run (workloads: W1-W6, DEC%s)"):format(only,
+      pg and ", PIPE" or ""))
     return false
   end
   if pg then
@@ -304,6 +309,18 @@ local function main()
         local r = run_one(p.kind, p.name, false)
         if r then pipe[i][#pipe[i] + 1] = r else failed = true end
       end
+    end
+  end
+
+  local dec = nil
+  if selected("DEC") then
+    io.stderr:write("running DEC ...\n")
+    dec = { d = {}, i = {} }
+    for _ = 1, runs do
+      local r = run_one("quay", "decsum", false)
+      if r then dec.d[#dec.d + 1] = r else failed = true end
+      r = run_one("quay", "intsum", false)
+      if r then dec.i[#dec.i + 1] = r else failed = true end
     end
   end
 
@@ -425,6 +442,25 @@ local function main()
     print("  PQprepare round trips left out); saved = statements - round trips.  This section"
       .. " alone:")
     print("  scripts/bench --backend postgresql --only PIPE")
+  end
+  -- Decimal sums -----------------------------------------------------------
+  if dec then
+    local td, ti = median(dec.d, "time"), median(dec.i, "time")
+    local ratio = td and ti and ti > 0 and td / ti or nil
+    local same = "-"
+    if dec.d[1] and dec.i[1] then
+      same = dec.d[1].check == dec.i[1].check and "same" or "DIFFERENT"
+      if same ~= "same" then
+        failed = true
+        io.stderr:write(("DEC result differs: %s vs %s\n"):format(dec.d[1].check, dec.i[1].check))
+      end
+    end
+    print()
+    print(("DEC  quay.sum of a decimal(12, 2) column vs an integer column, same 100k rows,"
+      .. " %d sums per run"):format(DEC_ITER))
+    print(("     decimal %.3f s, integer %.3f s, ratio %s %s, result %s"):format(td or 0, ti or 0,
+      ratio and ("%.2f"):format(ratio) or "-",
+      ratio and (ratio <= 1.2 and "ok (<= 1.2)" or "MISS (> 1.2)") or "-", same))
   end
   print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
     .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
