@@ -91,8 +91,8 @@ local function opts(t, names)
   return "{ " .. table.concat(out, ", ") .. " }"
 end
 
-local field_opts = { "primary_key", "max", "null", "unique", "index",
-                     "default", "column" }
+local field_opts = { "primary_key", "max", "digits", "places", "null",
+                     "unique", "index", "default", "column" }
 
 local function field_line(f)
   local o = opts(f, field_opts)

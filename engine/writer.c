@@ -162,7 +162,7 @@ int quay_writer_set_expr(quay_writer *w, int iField, quay_expr *pExpr,
 /* Store v in slot s, copying text into the slot's buffer. */
 static int slot_store(Slot *s, const quay_value *v) {
   s->v = *v;
-  if (v->type == QUAY_TEXT || v->type == QUAY_BLOB) {
+  if (QUAY_VALUE_HAS_BYTES(v->type)) {
     if (v->n + 1 > s->nBuf) {
       size_t n = v->n + 1 < 32 ? 32 : v->n + 1;
       char *z = quay__realloc(s->zBuf, n);
@@ -182,7 +182,8 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
                     quay_err *pErr) {
   quay_model *m = w->pModel;
   quay_value x;
-  char zNorm[20];
+  ValBuf vb;
+  int rc;
   if (iField < 0 || iField >= m->nField) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set: bad field");
   }
@@ -216,14 +217,15 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
     }
     x = k;
   }
-  if (x.type != QUAY_NULL) {
-    /* numbers as doubles, integral doubles as integers, datetimes in
-    ** their normal form (the slot copies zNorm's text) */
-    int rc = quay__value_conform(m, m->apField[iField], &x, zNorm, pErr);
-    if (rc) return rc;
+  /* numbers as doubles, integral doubles as integers, datetimes,
+  ** decimals, ... in their normal form (the slot copies vb's text) */
+  vb.zHeap = NULL;
+  rc = quay__value_conform(m, m->apField[iField], &x, &vb, pErr);
+  if (rc == QUAY_OK && slot_store(&w->aSlot[iField], &x)) {
+    rc = quay__oom(pErr);
   }
-  if (slot_store(&w->aSlot[iField], &x)) return quay__oom(pErr);
-  return QUAY_OK;
+  quay__valbuf_free(&vb);
+  return rc;
 }
 
 int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
@@ -278,6 +280,16 @@ static int fill_insert(quay_writer *w, quay_err *pErr) {
         if (slot_store(s, &v)) return quay__oom(pErr);
       } else if (f->mFlags & QUAY_F_DEFAULT) {
         if (slot_store(s, &f->dflt)) return quay__oom(pErr);
+      } else if ((quay_type_flags(f->eType) & QUAY_TF_GENERATED) &&
+                 f->pRel == NULL) {
+        /* A uuid not given: a new one (a key column keeps its key). */
+        quay_value v;
+        ValBuf vb;
+        vb.zHeap = NULL;
+        rc = quay__type_generate(f, &v, &vb, pErr);
+        if (rc == QUAY_OK && slot_store(s, &v)) rc = quay__oom(pErr);
+        quay__valbuf_free(&vb);
+        if (rc) return rc;
       } else if (f->mFlags & QUAY_F_NULL) {
         s->v.type = QUAY_NULL;
         s->set = 1;
@@ -470,7 +482,7 @@ int quay_writer_queue(quay_writer *w, quay_err *pErr) {
     Slot *s = &w->aSlot[i];
     row[i] = s->v;
     aSet[i] = (unsigned char)(s->set | (w->aUp && w->aGiven[i] ? 2 : 0));
-    if (s->set && (s->v.type == QUAY_TEXT || s->v.type == QUAY_BLOB)) {
+    if (s->set && QUAY_VALUE_HAS_BYTES(s->v.type)) {
       row[i].u.z = quay__arena_strdup(&w->queueArena, s->v.u.z, s->v.n);
       if (row[i].u.z == NULL) return quay__oom(pErr);
     }
@@ -800,7 +812,7 @@ static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
     aDone[iRow - iFrom] = 1;
     for (i = 0; i < n; i++) {
       quay_value v = tmp[i];
-      if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+      if (QUAY_VALUE_HAS_BYTES(v.type)) {
         v.u.z = quay__arena_strdup(&w->queueArena, v.u.z, v.n);
         if (v.u.z == NULL) {
           rc = quay__oom(pErr);
@@ -982,7 +994,7 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
       goto done;
     }
     quay_cursor_value(c, 0, &v);
-    if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+    if (QUAY_VALUE_HAS_BYTES(v.type)) {
       v.u.z = quay__arena_strdup(&w->queueArena, v.u.z, v.n);
       if (v.u.z == NULL) {
         rc = quay__oom(pErr);
@@ -1289,7 +1301,7 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
     quay_value v;
     quay_cursor_value(c, 0, &v);
     *pOut = v;
-    if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+    if (QUAY_VALUE_HAS_BYTES(v.type)) {
       pOut->u.z = quay__arena_strdup(pA, v.u.z, v.n);
       if (pOut->u.z == NULL) rc = quay__oom(pErr);
     }
@@ -1309,7 +1321,8 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
 static void emit_set_value(Build *b, quay_writer *w, int i) {
   if (w->aSlot[i].pExpr) {
     /* An expression of the row's own columns: atomic, in SQL. */
-    quay__emit_expr_update(b, w->pModel, w->aSlot[i].pExpr);
+    quay__emit_expr_update(b, w->pModel, w->pModel->apField[i],
+                           w->aSlot[i].pExpr);
   } else {
     quay__build_param(b, &w->aSlot[i].v);
   }
@@ -1498,7 +1511,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
           rc = quay__oom(pErr);
           break;
         }
-        if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+        if (QUAY_VALUE_HAS_BYTES(v.type)) {
           v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
         }
         if (!quay__value_eq(&v, &w->aSlot[aRefd[k]].v)) {
@@ -1632,12 +1645,19 @@ int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
       Field *f = m->apField[aiField[k]];
       dst[k + 1] = src[k + 1];
       if (dst[k + 1].type != QUAY_NULL) {
-        /* The field's own form; a datetime's normal text lives as long
-        ** as the call (the arena). */
-        char zTmp[20], *zNorm = zTmp;
-        if (f->eType == QUAY_T_DATETIME) zNorm = quay__arena_alloc(&a, 20);
-        rc = zNorm ? quay__value_conform(m, f, &dst[k + 1], zNorm, pErr)
-                   : quay__oom(pErr);
+        /* The field's own form; converted bytes live as long as the call
+        ** (the arena). */
+        quay_value *x = &dst[k + 1];
+        ValBuf vb;
+        vb.zHeap = NULL;
+        rc = quay__value_conform(m, f, x, &vb, pErr);
+        if (rc == QUAY_OK && QUAY_VALUE_HAS_BYTES(x->type) &&
+            (x->u.z == vb.z || (vb.zHeap && x->u.z == vb.zHeap))) {
+          char *z = quay__arena_strdup(&a, x->u.z, x->n);
+          if (z == NULL) rc = quay__oom(pErr);
+          else x->u.z = z;
+        }
+        quay__valbuf_free(&vb);
       }
       if (rc == QUAY_OK) rc = quay__validate(m, f, &dst[k + 1], pErr);
     }
@@ -1901,7 +1921,7 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
         aPk = aNew;
         nAlloc = nNew;
       }
-      if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+      if (QUAY_VALUE_HAS_BYTES(v.type)) {
         v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
       }
       aPk[nPk++] = v;

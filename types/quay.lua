@@ -86,6 +86,10 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field auto_now_add? boolean set to the current UTC time on insert
 ---@field auto_now? boolean set to the current UTC time on every save
 
+---@class quay.DecimalOptions: quay.FieldOptions
+---@field digits integer digits in all, 1 to 18
+---@field places integer digits after the point, 0 to `digits`
+
 ---@class quay.BelongsToOptions
 ---@field column? string default `<name>_id`
 ---@field to_field? string default the target's primary key
@@ -120,6 +124,7 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field description? string
 ---@field unique_together? string[][]
 ---@field renamed_from? string the old model or table name (migrations)
+---@field indexes? string[][] composite indexes: lists of field or relation names
 ---@field [string] quay.Field|quay.Relation
 
 ---@class quay.DeleteOptions
@@ -148,12 +153,18 @@ describes; it is never loaded at run time (`---@meta`).
 ---@class quay.DescribeField
 ---@field name string
 ---@field column string
----@field type "id"|"integer"|"number"|"string"|"text"|"boolean"|"datetime"|"blob"
+---@field type "id"|"integer"|"number"|"string"|"text"|"boolean"|"datetime"|"blob"|"date"|"decimal"|"json"|"uuid"
 ---@field null boolean
 ---@field unique boolean
 ---@field primary_key boolean
+---@field index boolean
 ---@field description? string
 ---@field max? integer
+---@field digits? integer decimal fields
+---@field places? integer decimal fields
+---@field default? any a static default (function defaults are not reported)
+---@field auto_now? boolean
+---@field auto_now_add? boolean
 
 ---@class quay.DescribeRelation
 ---@field name string
@@ -171,6 +182,8 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field description? string
 ---@field fields quay.DescribeField[]
 ---@field relations quay.DescribeRelation[]
+---@field indexes string[][] composite indexes, as declared
+---@field unique_together string[][] as declared
 
 ---@class quay.Stats
 ---@field queries integer SQL statements sent so far
@@ -613,6 +626,26 @@ function quay.datetime(opts) end
 ---@return quay.Field
 function quay.blob(opts) end
 
+---A calendar date, text "YYYY-MM-DD".
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.date(opts) end
+
+---An exact decimal: reads as a string with exactly `places` decimals.
+---@param opts quay.DecimalOptions
+---@return quay.Field
+function quay.decimal(opts) end
+
+---A JSON value: tables, strings, numbers, booleans (jsonb on PostgreSQL).
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.json(opts) end
+
+---A 36-character lower-case UUID, generated (version 7) when not given.
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.uuid(opts) end
+
 ---@param target string|quay.Model model name, "self", or a model
 ---@param opts? quay.BelongsToOptions
 ---@return quay.Relation
@@ -702,7 +735,7 @@ function quay.max(path, opts) end
 ---@return quay.Expr
 function quay.exists(path, opts) end
 
----A datetime truncated to "year", "month" or "day".
+---A datetime or date truncated to "year", "month" or "day".
 ---@param unit "year"|"month"|"day"
 ---@param path string
 ---@return quay.Expr
