@@ -573,12 +573,25 @@ static int64_t sq_last_insert_id(DrvConn *c) {
 }
 
 const quay_driver quay__drv_sqlite = {
-  3, "sqlite", &quay__dialect_sqlite,
-  sq_open, sq_close, sq_prepare, sq_finalize, sq_exec, sq_step,
-  sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive,
-  sq_last_insert_id,
-  NULL,                     /* xExecBatch: in-process, nothing to save */
-  NULL,                     /* xCheckUrl: any path will do */
-  sq_err_info,
-  0                         /* bReplicas: an embedded database has none */
+  .iVersion = 3,
+  .zName = "sqlite",
+  .pDialect = &quay__dialect_sqlite,
+  .xOpen = sq_open,
+  .xClose = sq_close,
+  .xPrepare = sq_prepare,
+  .xFinalize = sq_finalize,
+  .xExec = sq_exec,
+  .xStep = sq_step,
+  .xColumnCount = sq_ncol,
+  .xColumnName = sq_colname,
+  .xColumn = sq_column,
+  .xReset = sq_reset,
+  .xChanges = sq_changes,
+  .xSimple = sq_simple,
+  .xAlive = sq_alive,
+  .xLastInsertId = sq_last_insert_id,
+  .xExecBatch = NULL,       /* in-process: nothing to save by batching */
+  .xCheckUrl = NULL,        /* any path will do */
+  .xErrInfo = sq_err_info,
+  .bReplicas = 0,           /* an embedded database has none */
 };
