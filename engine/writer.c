@@ -761,7 +761,7 @@ static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
   aDone = quay__calloc((size_t)(iTo - iFrom + 1));
   tmp = quay__malloc(sizeof(quay_value) * (size_t)(n + 1));
   if (aDone == NULL || tmp == NULL) rc = quay__oom(pErr);
-  for (i = 0; rc == QUAY_OK && i < n; i++) c->aHint[i] = m->apField[i]->eType;
+  for (i = 0; rc == QUAY_OK && i < n; i++) c->aHint[i] = quay__field_hint(m->apField[i]);
   while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
     quay_value k;
     int iRow = -1;
@@ -1295,7 +1295,7 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
   rc = quay__db_run(pDb, s.z, pKey, 1, NULL, 0, 0, &c, NULL, pErr);
   quay__str_free(&s);
   if (rc) return rc;
-  c->aHint[0] = f->eType;
+  c->aHint[0] = quay__field_hint(f);
   rc = quay_cursor_step(c, pErr);
   if (rc == QUAY_ROW) {
     quay_value v;
@@ -1464,7 +1464,13 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     rc = quay__validate(m, m->apField[i], &w->aSlot[i].v, pErr);
     if (rc) return rc;
     nSet++;
-    if (is_referenced(pDb, m, m->apField[i]) && nRefd < 64) {
+    if (is_referenced(pDb, m, m->apField[i])) {
+      if (nRefd == QUAY_ARRAYSIZE(aRefd)) {
+        return quay__err(pErr, QUAY_EMISUSE, "update of %s: more than %d "
+                         "keys other rows reference in one call; update "
+                         "them in several calls", m->zName,
+                         (int)QUAY_ARRAYSIZE(aRefd));
+      }
       aRefd[nRefd++] = i;
     }
   }
@@ -1486,15 +1492,15 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
       aaOld[k] = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)nAlloc);
       anOld[k] = 0;
       quay__build_init(&kb, pDb, &a, pErr);
+      int eHint = quay__field_hint(m->apField[aRefd[k]]);
       quay__plan_keys(&kb, pQs, m->apField[aRefd[k]]);
       rc = quay__build_rc(&kb);
       if (rc == QUAY_OK) {
-        rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, NULL, 0,
+        rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, &eHint, 1,
                           0, &c, NULL, pErr);
       }
       while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
         quay_value v;
-        c->aHint[0] = m->apField[aRefd[k]]->eType;
         quay_cursor_value(c, 0, &v);
         if (anOld[k] == nAlloc) {
           quay_value *aNew = quay__arena_alloc(&a, sizeof(quay_value) *

@@ -488,3 +488,26 @@ describe("Composite indexes and describe()", function()
     assert.same({ { "name", "opened" } }, d.unique_together)
   end)
 end)
+
+describe("decimals through the set-based writes", function()
+  it("upsert returns and bulk_update writes decimals in their places", function()
+    local db = helper.open()
+    local I = db:model("Item", { sku = quay.string { unique = true },
+                                 price = quay.decimal { digits = 10, places = 2 } })
+    db:create_tables()
+    I:create { sku = "a", price = "1.50" }
+    local rows = I:upsert({ { sku = "a", price = "2.25" }, { sku = "b", price = 3.1 } },
+                          { conflict = { "sku" } })
+    assert.equal("2.25", rows[1].price)
+    assert.equal("3.10", rows[2].price)
+    local all = I:query():order_by("sku"):all()
+    all[1].price, all[2].price = "7.05", "0.5"
+    I:bulk_update(all, { "price" })
+    local hand = db:rows("SELECT sku FROM items ORDER BY price")
+    assert.equal("b", hand[1].sku)
+    assert.equal("7.05", I:get { sku = "a" }.price)
+    assert.equal("0.50", I:get { sku = "b" }.price)
+    assert.equal("7.55", I:aggregate { s = quay.sum("price") }.s)
+    db:close()
+  end)
+end)
