@@ -1248,6 +1248,7 @@ static int qs_update(lua_State *L) {
   Box *pW;
   int64_t n = 0;
   int iMembers;
+  lquay_check_nargs(L, 2, "qs:update(values)");
   lquay_check_type(L, 2, LUA_TTABLE, "update");
   lquay_push_mt(L, pM->pDb, pM->m);
   lua_rawgetp(L, -1, &lquay_LK_MEMBERS);             /* [.., mt, members] */
@@ -1313,6 +1314,7 @@ static int qs_delete(lua_State *L) {
   LModel *pM;
   quay_err err;
   Box *pC;
+  lquay_check_nargs(L, 2, "qs:delete(opts)");
   bDry = lquay_delete_opts(L, 2, "delete");
   pM = qs_model(L, 1);
   pC = lquay_box(L, counts_free);
