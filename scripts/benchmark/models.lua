@@ -12,6 +12,8 @@ return function(db, quay)
   m.Post = db:model("Post", {
     title  = quay.string(),
     views  = quay.integer(),
+    -- Nullable: W5's inserts (both sides) leave it out.
+    created = quay.datetime { null = true },
     author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
     tags   = quay.many_to_many("Tag"),
   })
