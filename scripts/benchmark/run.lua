@@ -135,7 +135,8 @@ local floor_note = pg and {
   W1 = "Quay's JOIN (PQexecParams, text results); authors deduplicated by id",
   W2 = "Quay's users query, then keys by subquery: author_id IN (SELECT id FROM users), ...",
   W2a = "Quay's 3 statements: keys as one array parameter, = ANY($1::bigint[]), text '{1,2,...}'",
-  W3 = "Quay's IN (SELECT ...) statement, PQprepare'd once, PQexecPrepared 20 times",
+  W3 = "Quay's statement (author LEFT JOINed, tag by IN (SELECT ...)), PQprepare'd once,"
+    .. " PQexecPrepared 20 times",
   W4 = "5 set-based DELETEs in one transaction, children first, keys by subquery",
   W5 = "one INSERT ... SELECT FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])"
     .. " RETURNING id; sets row.id",
@@ -151,7 +152,8 @@ local floor_note = pg and {
   W1 = "Quay's JOIN; authors deduplicated by id",
   W2 = "Quay's users query, then keys by subquery: author_id IN (SELECT id FROM users), ...",
   W2j = "Quay's 3 statements: keys as one JSON array, IN (SELECT value FROM json_each(?))",
-  W3 = "Quay's IN (SELECT ...) statement, prepared once, run 20 times",
+  W3 = "Quay's statement (author LEFT JOINed, tag by IN (SELECT ...)), prepared once, run"
+    .. " 20 times",
   W4 = "5 set-based DELETEs in one transaction, children first, keys by subquery",
   W5 = "one prepared INSERT stepped 100k times in one transaction; sets row.id",
   W6 = "2,001 queries: Quay's 2,000-post query, then one point query per post",
