@@ -529,10 +529,10 @@ static ENode *enode_build(Build *b, Scope *s, Cond *c, int iDepth) {
     if (n->ap[0]->eOp == CN_AND) n->ap[0]->bFromAny = 1;
     return n->ap[0];
   }
-  if (n->eOp == CN_AND && n->n == 1 && n->ap[0]->eOp != CN_LEAF &&
-      n->ap[0]->eOp != CN_HAS) {
-    /* A table of one group; a table of one leaf stays a table (its to-many
-    ** rows are its own). */
+  if (n->eOp == CN_AND && n->n == 1 && n->ap[0]->eOp == CN_AND) {
+    /* A table of one table.  A table of one leaf or one quay.any stays a
+    ** table: its to-many rows are its own, and the alternatives of its
+    ** quay.any share them, not the enclosing table's. */
     n->ap[0]->bFromAny |= n->bFromAny;
     return n->ap[0];
   }
