@@ -1,5 +1,5 @@
 -- spec/condition_semantics_spec.lua: the precise meaning of conditions
--- across relations (docs/reference.md "Conditions: the exact rules"):
+-- across relations (docs/reference.md "Conditions" and "Paths across relations"):
 -- relation compares, to-one LEFT JOIN semantics, to-many same-row groups.
 -- Each answer is checked against hand-written SQL over the same rows.
 local helper = require("spec.helper")
