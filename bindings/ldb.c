@@ -79,6 +79,8 @@ int lquay_db_wrap(lua_State *L, quay_db *db) {
   pDb->onQueryRef = LUA_NOREF;
   pDb->cbErrRef = LUA_NOREF;
   pDb->nHook = 0;
+  pDb->bDeleteHooks = 0;
+  pDb->pDelCall = NULL;
   luaL_setmetatable(L, QUAY_DB_MT);
   lua_createtable(L, 0, 2);                          /* [db, state] */
   lua_newtable(L);
@@ -453,6 +455,7 @@ static int db_describe(lua_State *L) {
   for (i = 0; i < n; i++) {
     quay_model *m = quay_db_model_at(pDb->db, i);
     describe_model(L, m);
+    lquay_behav_describe(L, pDb, m);
     lua_setfield(L, -2, quay_model_name(m));
   }
   return 1;

@@ -272,6 +272,7 @@ static int rec_index(lua_State *L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, UP_METHODS) != LUA_TNIL) return 1;
   lua_pop(L, 1);
+  if (lquay_behav_method(L, 1, 2)) return 1;         /* a method */
   if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "pivot") == 0) {
     lua_rawgetp(L, 1, &lquay_LK_PIVOT);
     return 1;
@@ -546,8 +547,8 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
 
 static void writer_free(void *p) { quay_writer_free(p); }
 
-/* rec:save() for the record at iRec. */
-int lquay_save(lua_State *L, int iRec) {
+/* rec:save() for the record at iRec, without its model's save hooks. */
+static void save_plain(lua_State *L, int iRec, void *pArg) {
   LModel *pM = lquay_record_model(L, iRec);
   LDb *pDb;
   quay_err err;
@@ -575,6 +576,9 @@ int lquay_save(lua_State *L, int iRec) {
   if (rc) lquay_raise(L, &err);
   luaL_checkstack(L, 8, "save");
   fill_writer(L, iRec, pM, pBox->p, persisted, persisted ? NULL : aUser);
+  if (pM->mBehav & LQUAY_B_VALIDATE) {
+    lquay_behav_validate(L, pM, iRec, pBox->p, !persisted);
+  }
   if (persisted) {
     quay_value old;
     int64_t nChanged = 0;
@@ -601,6 +605,18 @@ int lquay_save(lua_State *L, int iRec) {
   }
   lquay_box_close(L, pBox);
   lua_settop(L, iMt - 1);
+  (void)pArg;
+}
+
+/* rec:save() for the record at iRec: with the model's save hooks around
+** it when it declares any (lbehav.c). */
+int lquay_save(lua_State *L, int iRec) {
+  LModel *pM = lquay_record_model(L, iRec);
+  if (pM && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) {
+    lquay_behav_save(L, iRec, pM, save_plain, NULL);
+  } else {
+    save_plain(L, iRec, NULL);
+  }
   return 0;
 }
 
@@ -658,7 +674,13 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
       lua_rawgeti(L, iRes, i);
       iRec = lua_gettop(L);
       quay_writer_reset(pW->p);
+      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+        lquay_behav_hook(L, pM, iRec, "before_save", 1);
+      }
       fill_writer(L, iRec, pM, pW->p, 0, aUser);
+      if (pM->mBehav & LQUAY_B_VALIDATE) {
+        lquay_behav_validate(L, pM, iRec, pW->p, 1);
+      }
       rc = quay_writer_insert(pW->p, &err);
       if (rc) {
         lquay_box_release(pW);
@@ -666,6 +688,9 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
         lquay_fail(L, pDb, &err);
       }
       write_back(L, iRec, pM, pW->p, aUser);
+      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+        lquay_behav_hook(L, pM, iRec, "after_save", 1);
+      }
       lua_pop(L, 1);
     }
   } else {
@@ -679,8 +704,14 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
       lua_rawgeti(L, iRes, i);
       iRec = lua_gettop(L);
       quay_writer_reset(pW->p);
+      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+        lquay_behav_hook(L, pM, iRec, "before_save", 1);
+      }
       fill_writer(L, iRec, pM, pW->p, 0,
                   aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
+      if (pM->mBehav & LQUAY_B_VALIDATE) {
+        lquay_behav_validate(L, pM, iRec, pW->p, 1);
+      }
       rc = quay_writer_queue(pW->p, &err);
       lua_pop(L, 1);
       if (rc == QUAY_OK && (i - iFirst + 1 == nBatch || i == n)) {
@@ -689,6 +720,9 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
           lua_rawgeti(L, iRes, iFirst + k);
           write_back_queued(L, lua_gettop(L), pM, pW->p, k,
                             aUsers + (size_t)k * (size_t)(nField + 1));
+          if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+            lquay_behav_hook(L, pM, lua_gettop(L), "after_save", 1);
+          }
           lua_pop(L, 1);
         }
         iFirst = i + 1;
@@ -744,11 +778,12 @@ static void push_counts(lua_State *L, quay_counts *c) {
 
 /*
 ** The options of rec:delete and qs:delete at idx (none, nil or a table):
-** 1 for { dry_run = true }.  Any other key, or a dry_run that is not a
-** boolean, raises misuse naming zWhat.  Raw reads only (rule 1).
+** QUAY_DELETE_DRY_RUN for { dry_run = true }, QUAY_DELETE_HARD for
+** { hard = true }.  Any other key, or a value that is not a boolean,
+** raises misuse naming zWhat.  Raw reads only (rule 1).
 */
 int lquay_delete_opts(lua_State *L, int idx, const char *zWhat) {
-  int b = 0;
+  int m = 0;
   if (lua_isnoneornil(L, idx)) return 0;
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) {
@@ -758,21 +793,24 @@ int lquay_delete_opts(lua_State *L, int idx, const char *zWhat) {
   luaL_checkstack(L, 3, zWhat);
   lua_pushnil(L);
   while (lua_next(L, idx)) {                         /* [.., k, v] */
-    if (lua_type(L, -2) != LUA_TSTRING ||
-        strcmp(lua_tostring(L, -2), "dry_run") != 0) {
-      lquay_raisef(L, QUAY_EMISUSE, "%s: unknown option '%s' (the only "
-                   "option is dry_run)", zWhat,
-                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
-                                                  : luaL_typename(L, -2));
+    const char *zKey = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                      : NULL;
+    int bit = zKey == NULL ? 0
+            : strcmp(zKey, "dry_run") == 0 ? QUAY_DELETE_DRY_RUN
+            : strcmp(zKey, "hard") == 0 ? QUAY_DELETE_HARD : 0;
+    if (bit == 0) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: unknown option '%s' (the options "
+                   "are dry_run and hard)", zWhat,
+                   zKey ? zKey : luaL_typename(L, -2));
     }
     if (lua_type(L, -1) != LUA_TBOOLEAN) {
-      lquay_raisef(L, QUAY_EMISUSE, "%s: dry_run must be true or false, "
-                   "not a %s", zWhat, luaL_typename(L, -1));
+      lquay_raisef(L, QUAY_EMISUSE, "%s: %s must be true or false, not a %s",
+                   zWhat, zKey, luaL_typename(L, -1));
     }
-    b = lua_toboolean(L, -1);
+    if (lua_toboolean(L, -1)) m |= bit;
     lua_pop(L, 1);
   }
-  return b;
+  return m;
 }
 
 /* Used by lqueryset.c too. */
@@ -785,7 +823,9 @@ static int rec_delete(lua_State *L) {
   quay_err err;
   quay_value k;
   Box *pBox;
-  int bDry = lquay_delete_opts(L, 2, "delete"), rc;
+  LDelCall call;
+  int mFlags = lquay_delete_opts(L, 2, "delete"), rc;
+  const char *zSoft;
   if (pM == NULL) lquay_raisef(L, QUAY_EMISUSE, "delete: not a record");
   pDb = lquay_enter(L, pM->pDb);
   lquay_ready(L, pM);
@@ -796,13 +836,22 @@ static int rec_delete(lua_State *L) {
                  "nothing to delete", model_name(pM));
   }
   lquay_to_value(L, 3, &k, 0, "key");
+  lquay_behav_delete_begin(L, pDb, &call, 1, pM->m);
   pBox = lquay_box(L, counts_free);
-  rc = quay_delete_keys(pDb->db, pM->m, &k, 1, bDry, (quay_counts **)&pBox->p,
-                        &err);
+  rc = quay_delete_keys(pDb->db, pM->m, &k, 1, (unsigned)mFlags,
+                        (quay_counts **)&pBox->p, &err);
+  lquay_behav_delete_end(L, pDb, &call);
   if (rc) lquay_fail(L, pDb, &err);
   push_counts(L, pBox->p);
+  zSoft = quay_counts_deleted_at(pBox->p);
+  if (zSoft && quay_counts_n(pBox->p) > 0) {
+    /* Soft-deleted: the record stays, marked. */
+    lua_pushliteral(L, "deleted_at");
+    lua_pushstring(L, zSoft);
+    lua_rawset(L, 1);
+  }
   lquay_box_release(pBox);
-  if (!bDry) {
+  if (!(mFlags & QUAY_DELETE_DRY_RUN) && zSoft == NULL) {
     /* Like Django: the record is unsaved again. */
     lua_pushnil(L);
     lua_rawsetp(L, 1, &lquay_LK_PK);

@@ -1001,6 +1001,7 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
       }
       s->eType = eType;
       s->nMax = eType == QUAY_T_STRING ? c->nMax : 0;
+      if (c != pk) quay__rules_inspect(pS, t, c, eType, s);  /* choices.. */
       g->azColName[i] = (char *)s->zName;
       g->nField++;
     }
