@@ -520,6 +520,21 @@ void lquay_behav_recheck(lua_State *L, LModel *pM, int iMt) {
 /* }================================================================== */
 
 
+void lquay_behav_check_db(lua_State *L, LDb *pDb) {
+  int top = lua_gettop(L);
+  lquay_push_state(L, pDb);
+  lua_getfield(L, -1, "models");                     /* [.., st, models] */
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {                          /* [.., name, M] */
+    LModel *pM = luaL_testudata(L, -1, QUAY_MODEL_MT);
+    if (pM && pM->m && (pM->mBehav & (LQUAY_B_METHODS | LQUAY_B_SCOPES))) {
+      lquay_ready(L, pM);
+    }
+    lua_pop(L, 1);
+  }
+  lua_settop(L, top);
+}
+
 /*
 ** {==================================================================
 ** Methods and scopes

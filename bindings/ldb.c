@@ -199,6 +199,7 @@ static int db_check(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
   quay_err err;
   if (quay_db_resolve(pDb->db, &err)) lquay_raise(L, &err);
+  lquay_behav_check_db(L, pDb);          /* methods vs reverse accessors */
   lua_settop(L, 1);
   return 1;
 }
@@ -580,6 +581,23 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       if (f.mFlags & QUAY_F_DEFAULT) {
         lquay_push_value(L, &f.dflt);
         lua_setfield(L, -2, "default");
+      }
+      if (f.nChoice > 0) {                  /* Quay's checks read back */
+        int j;
+        lua_createtable(L, f.nChoice, 0);
+        for (j = 0; j < f.nChoice; j++) {
+          lquay_push_value(L, &f.aChoice[j]);
+          lua_rawseti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "choices");
+      }
+      if (f.pMin) {
+        lquay_push_value(L, f.pMin);
+        lua_setfield(L, -2, "min");
+      }
+      if (f.pMax) {
+        lquay_push_value(L, f.pMax);
+        lua_setfield(L, -2, "max");
       }
       lua_pushnumber(L, f.rSeq);
       lua_setfield(L, -2, "seq");

@@ -285,6 +285,9 @@ LQUAY_INTERNAL void lquay_behav_field_rules(lua_State *L, int iOpts,
 ** metatable at iMt of the Model at iModel, and its flags. */
 LQUAY_INTERNAL void lquay_behav_install(lua_State *L, int iSpec, int iModel,
                                         int iMt);
+/* db:check(): every model with methods or scopes made ready (raises
+** the clashes lquay_behav_recheck finds). */
+LQUAY_INTERNAL void lquay_behav_check_db(lua_State *L, LDb *pDb);
 /* After a resolve: methods and scopes against reverse accessors. */
 LQUAY_INTERNAL void lquay_behav_recheck(lua_State *L, LModel *pM, int iMt);
 /* Push the method of the record at iRec named by the key at iKey: 1, or

@@ -82,6 +82,10 @@ local function opts(t, names)
     if v ~= nil then
       if n == "on_delete" or n == "on_update" then
         out[#out + 1] = n .. " = quay." .. v
+      elseif type(v) == "table" then       -- choices
+        local items = {}
+        for i, x in ipairs(v) do items[i] = lit(x) end
+        out[#out + 1] = n .. " = { " .. table.concat(items, ", ") .. " }"
       else
         out[#out + 1] = n .. " = " .. lit(v)
       end
@@ -91,8 +95,8 @@ local function opts(t, names)
   return "{ " .. table.concat(out, ", ") .. " }"
 end
 
-local field_opts = { "primary_key", "max", "null", "unique", "index",
-                     "default", "column" }
+local field_opts = { "primary_key", "max", "min", "null", "unique", "index",
+                     "default", "choices", "column" }
 
 local function field_line(f)
   local o = opts(f, field_opts)

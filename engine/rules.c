@@ -416,16 +416,18 @@ static void rs_scan(RuleScan *x, char *zCol) {
       }
       if (!x->bBad) rs_add(x, zBuf, k, &op);
     } else if (c == '"') {                   /* a quoted identifier */
+      char zId[64];
       size_t k = 0;
       x->i++;
       while (x->z[x->i] && !(x->z[x->i] == '"' && x->z[x->i + 1] != '"')) {
-        if (x->z[x->i] == '"') x->i++;
-        if (zCol[0] == 0 && k < 63) zCol[k++] = x->z[x->i];
+        if (x->z[x->i] == '"') x->i++;   /* "" inside */
+        if (k < sizeof(zId) - 1) zId[k++] = x->z[x->i];
+        else x->bBad = 1;
         x->i++;
       }
       if (x->z[x->i]) x->i++;
-      if (zCol[0] == 0 && k) zCol[k] = 0;
-      else if (zCol[0] == 0) x->bBad = 1;
+      zId[k] = 0;
+      if (zCol[0] == 0) memcpy(zCol, zId, k + 1);
     } else if (c == ':' && x->z[x->i + 1] == ':') {
       x->i += 2;
       rs_skip_cast(x);
