@@ -726,9 +726,10 @@ void lquay_behav_validate(lua_State *L, LModel *pM, int iRec, quay_writer *w,
 }
 
 /*
-** Call hook zHook of the record at iRec with (rec[, flag]) where bFlag
-** is >= 0 (before_save's creating, after_save's created); nothing when
-** the model has no such hook.
+** Call hook zHook of the record at iRec with (rec, flag): bFlag 0 or 1 is
+** before_save's creating or after_save's created, LQUAY_HOOK_UNKNOWN nil
+** (upsert); < 0 passes the record alone.  Nothing when the model has no
+** such hook.
 */
 void lquay_behav_hook(lua_State *L, LModel *pM, int iRec, const char *zHook,
                       int bFlag) {
@@ -738,7 +739,8 @@ void lquay_behav_hook(lua_State *L, LModel *pM, int iRec, const char *zHook,
   if (lua_getfield(L, -1, zHook) == LUA_TFUNCTION) {
     char zWhat[32];
     lua_pushvalue(L, iRec);
-    if (bFlag >= 0) lua_pushboolean(L, bFlag);
+    if (bFlag == LQUAY_HOOK_UNKNOWN) lua_pushnil(L);
+    else if (bFlag >= 0) lua_pushboolean(L, bFlag);
     snprintf(zWhat, sizeof(zWhat), "hook %s", zHook);
     behav_call(L, bFlag >= 0 ? 2 : 1, 0, quay_model_name(pM->m), zWhat);
   }
@@ -751,6 +753,30 @@ static void behav_txn_free(void *p) {
 }
 
 /*
+** Open a savepoint (a transaction when none is open) in a to-be-closed box
+** that rolls it back unless lquay_behav_commit ends it first.
+*/
+Box *lquay_behav_begin(lua_State *L, LDb *pDb) {
+  quay_err err;
+  Box *pTxn = lquay_box(L, behav_txn_free);
+  if (quay_db_begin(pDb->db, &err)) lquay_fail(L, pDb, &err);
+  pTxn->p = pDb->db;
+  return pTxn;
+}
+
+/* Commit what lquay_behav_begin opened (a commit that fails rolls back
+** and raises); the box is then empty, to be closed by its owner. */
+void lquay_behav_commit(lua_State *L, LDb *pDb, Box *pTxn) {
+  quay_err err;
+  pTxn->p = NULL;
+  if (quay_db_commit(pDb->db, &err)) {
+    quay_err e2;
+    quay_db_rollback(pDb->db, &e2);
+    lquay_fail(L, pDb, &err);
+  }
+}
+
+/*
 ** Save the record at iRec with its model's save hooks: in a savepoint
 ** (a transaction when none is open), before_save(rec, creating), the
 ** save itself (xSave), after_save(rec, created), commit.  Any error rolls
@@ -759,7 +785,6 @@ static void behav_txn_free(void *p) {
 void lquay_behav_save(lua_State *L, int iRec, LModel *pM,
                       void (*xSave)(lua_State *, int, void *), void *pArg) {
   LDb *pDb = lquay_enter(L, pM->pDb);
-  quay_err err;
   Box *pTxn;
   int bNew, top;
   iRec = lua_absindex(L, iRec);
@@ -767,18 +792,11 @@ void lquay_behav_save(lua_State *L, int iRec, LModel *pM,
   lua_rawgetp(L, iRec, &lquay_LK_PK);
   bNew = lua_isnil(L, -1);
   lua_pop(L, 1);
-  pTxn = lquay_box(L, behav_txn_free);
-  if (quay_db_begin(pDb->db, &err)) lquay_fail(L, pDb, &err);
-  pTxn->p = pDb->db;
+  pTxn = lquay_behav_begin(L, pDb);
   lquay_behav_hook(L, pM, iRec, "before_save", bNew);
   xSave(L, iRec, pArg);
   lquay_behav_hook(L, pM, iRec, "after_save", bNew);
-  pTxn->p = NULL;
-  if (quay_db_commit(pDb->db, &err)) {
-    quay_db_rollback(pDb->db, &err);
-    lquay_box_close(L, pTxn);
-    lquay_fail(L, pDb, &err);
-  }
+  lquay_behav_commit(L, pDb, pTxn);
   lquay_box_close(L, pTxn);
   lua_settop(L, top);
 }

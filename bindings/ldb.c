@@ -249,25 +249,65 @@ static void txn_guard_free(void *p) {
 }
 
 /*
-** db:transaction(fn): fn(db) in a transaction; nested calls savepoints.
-** Every error that leaves it ends its level: rolled back, with any level
-** fn left open above it, so the session stays usable (on PostgreSQL a
-** failed statement aborts the transaction until it is rolled back).
+** The options of db:transaction at idx into *pOpts: isolation (one of the
+** standard level names) and readonly (boolean).  Anything else is misuse.
+*/
+static void txn_options(lua_State *L, int idx, quay_txn_opts *pOpts) {
+  static const char *const azOpt[] = {"isolation", "readonly", NULL};
+  static const char *const azLevel[] = {
+    "read_committed", "repeatable_read", "serializable", NULL
+  };
+  static const int aeLevel[] = {
+    QUAY_ISO_READ_COMMITTED, QUAY_ISO_REPEATABLE_READ, QUAY_ISO_SERIALIZABLE
+  };
+  pOpts->eIsolation = QUAY_ISO_DEFAULT;
+  pOpts->bReadOnly = 0;
+  if (!lquay_check_options(L, idx, azOpt, 0, "transaction")) return;
+  pOpts->bReadOnly = lquay_opt_bool(L, idx, "readonly", "transaction");
+  lua_getfield(L, idx, "isolation");
+  if (!lua_isnil(L, -1)) {
+    int i;
+    const char *z = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                   : NULL;
+    for (i = 0; z && azLevel[i]; i++) {
+      if (strcmp(z, azLevel[i]) == 0) break;
+    }
+    if (z == NULL || azLevel[i] == NULL) {
+      lquay_raisef(L, QUAY_EMISUSE, "transaction: isolation must be "
+                   "\"read_committed\", \"repeatable_read\" or "
+                   "\"serializable\", not %s%s%s", z ? "\"" : "a ",
+                   z ? z : luaL_typename(L, -1), z ? "\"" : "");
+    }
+    pOpts->eIsolation = aeLevel[i];
+  }
+  lua_pop(L, 1);
+}
+
+/*
+** db:transaction(fn [, opts]): fn(db) in a transaction; nested calls
+** savepoints.  opts { isolation = ..., readonly = bool } apply to the
+** outermost level.  Every error that leaves it ends its level: rolled
+** back, with any level fn left open above it, so the session stays usable
+** (on PostgreSQL a failed statement aborts the transaction until it is
+** rolled back).
 */
 static int db_transaction(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
+  quay_txn_opts opts;
   Box *pGuard;
   TxnGuard *g;
   int base, rc, nRes;
+  lquay_check_nargs(L, 3, "db:transaction(fn, opts)");
   lquay_check_type(L, 2, LUA_TFUNCTION, "db:transaction");
+  txn_options(L, 3, &opts);
   lua_settop(L, 2);
   g = lua_newuserdatauv(L, sizeof(TxnGuard), 0);     /* [db, fn, g] */
   g->db = NULL;
   g->iLevel = quay_db_txn_depth(pDb->db);
   pGuard = lquay_box(L, txn_guard_free);             /* [db, fn, g, guard] */
   pGuard->p = g;
-  if (quay_db_begin(pDb->db, &err)) lquay_fail(L, pDb, &err);
+  if (quay_db_begin_opts(pDb->db, &opts, &err)) lquay_fail(L, pDb, &err);
   g->db = pDb->db;
   base = lua_gettop(L);
   lua_pushvalue(L, 2);

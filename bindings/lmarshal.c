@@ -70,6 +70,10 @@ static int scalar(lua_State *L, int idx, quay_value *p) {
   return 0;
 }
 
+int lquay_scalar(lua_State *L, int idx, quay_value *pOut) {
+  return scalar(L, idx, pOut);
+}
+
 /*
 ** Snapshot the record at idx into a new userdata pushed on the stack.
 */

@@ -24,7 +24,7 @@
 
 /* Record method names a field or relation may not take. */
 static const char *const azReserved[] = {
-  "save", "delete", "refresh", "to_table", NULL
+  "save", "delete", "refresh", "to_table", "changed", NULL
 };
 
 /* The Model at idx, usable: connection when its db is freed or closed,
@@ -688,11 +688,24 @@ static int model_tostring(lua_State *L) {
   return 1;
 }
 
+/* Misuse unless the argument at idx is a plain table (or nil when
+** bOptional). */
+static void check_values(lua_State *L, int idx, int bOptional,
+                         const char *zWhat) {
+  if (bOptional && lua_isnoneornil(L, idx)) return;
+  if (lua_type(L, idx) != LUA_TTABLE || lquay_record_model(L, idx)) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: expected a table%s, got a %s", zWhat,
+                 lquay_record_model(L, idx) ? " of values, not a record" : "",
+                 luaL_typename(L, idx));
+  }
+}
+
 /* Model:new(values) */
 static int model_new(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
-  if (!lua_isnoneornil(L, 2)) lquay_check_type(L, 2, LUA_TTABLE, "Model:new");
+  lquay_check_nargs(L, 2, "new(values)");
+  check_values(L, 2, 1, "new(values)");
   lua_settop(L, 2);
   return lquay_new_record(L, 1, 2);
 }
@@ -701,9 +714,8 @@ static int model_new(lua_State *L) {
 static int model_create(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
-  if (!lua_isnoneornil(L, 2)) {
-    lquay_check_type(L, 2, LUA_TTABLE, "Model:create");
-  }
+  lquay_check_nargs(L, 2, "create(values)");
+  check_values(L, 2, 1, "create(values)");
   lua_settop(L, 2);
   lquay_new_record(L, 1, 2);                         /* [M, values, rec] */
   lquay_save(L, 3);
@@ -755,9 +767,210 @@ static int model_find(lua_State *L) {
 static int model_bulk_create(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
-  lquay_check_type(L, 2, LUA_TTABLE, "Model:bulk_create");
+  lquay_check_nargs(L, 2, "bulk_create(rows)");
+  check_values(L, 2, 0, "bulk_create(rows)");
   lua_settop(L, 2);
   return lquay_bulk_create(L, 1, 2);
+}
+
+/* Model:upsert(rows, { conflict = {...} [, update = {...}] }) */
+static int model_upsert(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  lquay_ready(L, pM);
+  lquay_check_nargs(L, 3, "upsert(rows, opts)");
+  check_values(L, 2, 0, "upsert(rows, opts)");
+  lua_settop(L, 3);
+  return lquay_upsert(L, 1, 2, 3);
+}
+
+/* Model:bulk_update(records, fields) */
+static int model_bulk_update(lua_State *L) {
+  LModel *pM = lquay_check_model(L, 1);
+  lquay_ready(L, pM);
+  lquay_check_nargs(L, 3, "bulk_update(records, fields)");
+  lua_settop(L, 3);
+  return lquay_bulk_update(L, 1, 2, 3);
+}
+
+/*
+** {==================================================================
+** get_or_create and update_or_create
+** ===================================================================
+** Both run their read and their insert in one db:transaction (a
+** savepoint inside the caller's): the read finds the row, or the insert
+** makes it.  A concurrent insert of the same unique key makes the insert
+** fail with `integrity`; the transaction is rolled back and the whole
+** attempt runs again, and the read then finds the other's row.  On SQLite
+** the transaction holds the write lock from its start (BEGIN IMMEDIATE),
+** so attempts never overlap.  update_or_create locks the row it reads
+** (select_for_update) so concurrent updates of it take turns.
+*/
+#define GOC_ATTEMPTS 3
+
+/* Push the values of the insert: the conditions' plain names (no
+** lookups) with the defaults over them. */
+static void goc_values(lua_State *L, int iConds, int iDefaults) {
+  lua_newtable(L);                                   /* [.., vals] */
+  lua_pushnil(L);
+  while (lua_next(L, iConds)) {                      /* [.., vals, k, v] */
+    if (lua_type(L, -2) == LUA_TSTRING &&
+        strstr(lua_tostring(L, -2), "__") == NULL) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  if (lua_type(L, iDefaults) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, iDefaults)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    }
+  }
+}
+
+/* Call method zName of the value at idx with nArg arguments already on
+** the stack above it: [.., obj?, args] -> [.., result] (one result). */
+static void call_method(lua_State *L, int idx, const char *zName, int nArg) {
+  idx = lua_absindex(L, idx);
+  lua_getfield(L, idx, zName);                       /* [.., args, fn] */
+  lua_insert(L, -nArg - 1);                          /* [.., fn, args] */
+  lua_pushvalue(L, idx);
+  lua_insert(L, -nArg - 1);                          /* [.., fn, obj, args] */
+  lua_call(L, nArg + 1, 1);
+}
+
+/* One attempt, run by db:transaction: upvalues Model, conds, defaults,
+** bUpdate.  Returns record, created. */
+static int goc_attempt(lua_State *L) {
+  int bUpdate = lua_toboolean(L, lua_upvalueindex(4)), iRows;
+  LModel *pM = lua_touserdata(L, lua_upvalueindex(1));
+  lua_settop(L, 0);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  call_method(L, lua_upvalueindex(1), "filter", 1);  /* [qs] */
+  if (bUpdate) call_method(L, 1, "select_for_update", 0);
+  lua_pushinteger(L, 2);
+  call_method(L, -2, "limit", 1);
+  call_method(L, -1, "all", 0);                      /* [.., rows] */
+  iRows = lua_gettop(L);
+  if (lua_rawlen(L, iRows) > 1) {
+    lquay_raisef(L, QUAY_EMULTIPLE, "%s: more than one %s matches the "
+                 "conditions (they must name one row: a unique key)",
+                 bUpdate ? "update_or_create" : "get_or_create",
+                 quay_model_name(pM->m));
+  }
+  if (lua_rawlen(L, iRows) == 1) {
+    lua_rawgeti(L, iRows, 1);                        /* [.., rec] */
+    if (bUpdate && lua_type(L, lua_upvalueindex(3)) == LUA_TTABLE) {
+      int iRec = lua_gettop(L);
+      lua_pushnil(L);
+      while (lua_next(L, lua_upvalueindex(3))) {     /* [.., rec, k, v] */
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, iRec);                       /* rec[k] = v */
+      }
+      lquay_save(L, iRec);                           /* what changed */
+    }
+    lua_pushboolean(L, 0);
+    return 2;
+  }
+  goc_values(L, lua_upvalueindex(2), lua_upvalueindex(3));
+  call_method(L, lua_upvalueindex(1), "create", 1);  /* [.., rec] */
+  lua_pushboolean(L, 1);
+  return 2;
+}
+
+/* Non-0 when the error at idx is a Quay error of code `integrity`. */
+static int is_integrity(lua_State *L, int idx) {
+  int r = 0;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_pushliteral(L, "code");
+    lua_rawget(L, idx);
+    r = lua_type(L, -1) == LUA_TSTRING &&
+        strcmp(lua_tostring(L, -1), "integrity") == 0;
+    lua_pop(L, 1);
+  }
+  return r;
+}
+
+static int get_or_create_x(lua_State *L, int bUpdate) {
+  const char *zWhat = bUpdate ? "update_or_create(conds, defaults)"
+                              : "get_or_create(conds, defaults)";
+  LModel *pM = lquay_check_model(L, 1);
+  int i;
+  lquay_ready(L, pM);
+  lquay_check_nargs(L, 3, zWhat);
+  check_values(L, 2, 0, zWhat);
+  check_values(L, 3, 1, zWhat);
+  lua_settop(L, 3);
+  lua_pushnil(L);
+  if (!lua_next(L, 2)) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: the conditions are empty (a "
+                 "condition whose value is nil vanishes from a Lua table)",
+                 zWhat);
+  }
+  lua_settop(L, 3);
+  if (lua_type(L, 3) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+      if (lua_type(L, -2) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EMISUSE, "%s: defaults are field names and "
+                     "values; a %s key would be ignored", zWhat,
+                     luaL_typename(L, -2));
+      }
+      lua_pop(L, 1);
+    }
+  }
+  for (i = 0;; i++) {
+    lua_settop(L, 3);
+    lua_getiuservalue(L, 1, 1);                      /* [M, c, d, db] */
+    lua_getfield(L, 4, "transaction");
+    lua_pushvalue(L, 4);                             /* [.., fn, db] */
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_pushboolean(L, bUpdate);
+    lua_pushcclosure(L, goc_attempt, 4);             /* [.., fn, db, f] */
+    if (lua_pcall(L, 2, 2, 0) == LUA_OK) return 2;
+    /* Another connection inserted the key meanwhile: read it again. */
+    if (i + 1 >= GOC_ATTEMPTS || !is_integrity(L, -1)) return lua_error(L);
+  }
+}
+
+static int model_get_or_create(lua_State *L) {
+  return get_or_create_x(L, 0);
+}
+
+static int model_update_or_create(lua_State *L) {
+  return get_or_create_x(L, 1);
+}
+/* }================================================================== */
+
+/* qs:select_for_update([{ nowait = bool, skip_locked = bool }]) */
+int lquay_qs_select_for_update(lua_State *L) {
+  static const char *const azOpt[] = {"nowait", "skip_locked", NULL};
+  LQs *q = lquay_check_qs(L, 1), *out;
+  unsigned mFlags = 0;
+  quay_err err;
+  lquay_check_nargs(L, 2, "select_for_update(opts)");
+  lua_settop(L, 2);
+  if (lquay_check_options(L, 2, azOpt, 0, "select_for_update")) {
+    if (lquay_opt_bool(L, 2, "nowait", "select_for_update")) {
+      mFlags |= QUAY_LOCK_NOWAIT;
+    }
+    if (lquay_opt_bool(L, 2, "skip_locked", "select_for_update")) {
+      mFlags |= QUAY_LOCK_SKIP_LOCKED;
+    }
+  }
+  lua_getiuservalue(L, 1, 1);                        /* [q, opts, M] */
+  lquay_push_qs(L, -1, NULL);                        /* [.., M, out] */
+  out = lua_touserdata(L, -1);
+  if (quay_qs_for_update(q->qs, mFlags, &out->qs, &err)) lquay_raise(L, &err);
+  return 1;
 }
 
 static const luaL_Reg aModelMethod[] = {
@@ -766,6 +979,10 @@ static const luaL_Reg aModelMethod[] = {
   {"find", model_find},
   {"bulk_create", model_bulk_create},
   {"raw", lquay_model_raw},
+  {"upsert", model_upsert},
+  {"bulk_update", model_bulk_update},
+  {"get_or_create", model_get_or_create},
+  {"update_or_create", model_update_or_create},
   {NULL, NULL}
 };
 

@@ -31,6 +31,7 @@ const char lquay_LK_LOADED = 0;
 const char lquay_LK_SETMODEL = 0;
 const char lquay_LK_SETMTS = 0;
 const char lquay_LK_FAST = 0;
+const char lquay_LK_SNAP = 0;
 
 /*
 ** {==================================================================

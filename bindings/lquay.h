@@ -30,6 +30,8 @@
 
 #include "quay.h"
 
+#include <stdint.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -54,6 +56,7 @@
 #define QUAY_ANY_MT     "quay.Any"
 #define QUAY_PREFETCH_MT "quay.Prefetch"
 #define QUAY_EXPR_MT    "quay.Expr"
+#define QUAY_SNAP_MT    "quay.Snapshot"
 
 /*
 ** Hidden keys (light userdata).  Their addresses are unique; Lua code
@@ -77,6 +80,9 @@ LQUAY_INTERNAL extern const char lquay_LK_LOADED;   /* set mt -> bool */
 LQUAY_INTERNAL extern const char lquay_LK_SETMTS;   /* record mt -> set mts */
 LQUAY_INTERNAL extern const char lquay_LK_FAST;     /* record mt -> LRelFast[] */
 LQUAY_INTERNAL extern const char lquay_LK_SETMODEL; /* set -> owner Model */
+LQUAY_INTERNAL extern const char lquay_LK_SNAP;     /* record -> its row of
+                                                    ** a snapshot; result mt
+                                                    ** -> the snapshot */
 LQUAY_INTERNAL extern const char lquay_LK_BEHAV;    /* record mt -> the
                                                    ** model's behaviour */
 
@@ -218,6 +224,8 @@ LQUAY_INTERNAL int lquay_declare(lua_State *L);
 LQUAY_INTERNAL void lquay_open_model(lua_State *L);
 LQUAY_INTERNAL void lquay_push_mt(lua_State *L, LDb *pDb, quay_model *m);
 LQUAY_INTERNAL void lquay_push_state(lua_State *L, LDb *pDb);
+/* qs:select_for_update([opts]) (registered with the query-set methods). */
+LQUAY_INTERNAL int lquay_qs_select_for_update(lua_State *L);
 
 /* lrecord.c */
 LQUAY_INTERNAL void lquay_open_record(lua_State *L);
@@ -226,6 +234,24 @@ LQUAY_INTERNAL int lquay_new_record(lua_State *L, int iModelIdx,
                                     int iValues);
 LQUAY_INTERNAL int lquay_save(lua_State *L, int iRec);
 LQUAY_INTERNAL int lquay_bulk_create(lua_State *L, int iModel, int iList);
+/* Model:upsert(rows, opts) and Model:bulk_update(records, fields). */
+LQUAY_INTERNAL int lquay_upsert(lua_State *L, int iModel, int iList,
+                                int iOpts);
+LQUAY_INTERNAL int lquay_bulk_update(lua_State *L, int iModel, int iList,
+                                     int iFields);
+/* Raise misuse unless the call has at most nMax arguments (zWhat names
+** the call); an argument Quay would ignore is a mistake. */
+LQUAY_INTERNAL void lquay_check_nargs(lua_State *L, int nMax,
+                                      const char *zWhat);
+/* The options table at idx (nil/none allowed unless bRequired): misuse
+** for anything but a table whose keys are all in azKey.  Non-0 when
+** there is a table. */
+LQUAY_INTERNAL int lquay_check_options(lua_State *L, int idx,
+                                       const char *const *azKey,
+                                       int bRequired, const char *zWhat);
+/* A boolean option of the table at idx: misuse unless nil or boolean. */
+LQUAY_INTERNAL int lquay_opt_bool(lua_State *L, int idx, const char *zKey,
+                                  const char *zWhat);
 /* { dry_run = bool, hard = bool } of rec:delete / qs:delete as
 ** QUAY_DELETE_* flags; misuse for anything else. */
 LQUAY_INTERNAL int lquay_delete_opts(lua_State *L, int idx,
@@ -250,6 +276,35 @@ LQUAY_INTERNAL int lquay_is_set(lua_State *L, int idx);
 ** it, at no cost per record.
 */
 LQUAY_INTERNAL void lquay_push_result_mt(lua_State *L, int iMt, int iResult);
+
+/*
+** Dirty tracking (lrecord.c).  A snapshot holds, per record, a 64-bit
+** fingerprint of each stored field value (the primary key excepted: the
+** record's LK_PK is its stored key) as the record was loaded or last
+** saved; save() writes the fields whose value no longer matches.  A
+** result's records share one snapshot (kept by the result's record
+** metatable under LK_SNAP); each record holds its row number under
+** LK_SNAP, or, for a record saved on its own, a snapshot of one row.
+*/
+typedef struct LSnap {
+  uint64_t *aFp;            /* nRow rows of nFp fingerprints */
+  int nFp;                  /* the model's fields but its primary key */
+  int iPk;                  /* the primary key's field index */
+  int nRow, nAlloc;
+} LSnap;
+/* A new snapshot for the records of the result whose metatable is at iMt
+** (stored there); m is the records' model. */
+LQUAY_INTERNAL LSnap *lquay_snap_new(lua_State *L, int iMt, quay_model *m);
+/* Append a row (every field "NULL") for a new record; *piRow gets its
+** number, to store in the record with lquay_snap_mark.  Raises nomem. */
+LQUAY_INTERNAL uint64_t *lquay_snap_add(lua_State *L, LSnap *p, int *piRow);
+/* Record at iRec (top of the stack) takes row iRow. */
+LQUAY_INTERNAL void lquay_snap_mark(lua_State *L, int iRec, int iRow);
+/* The fingerprint of a stored value. */
+LQUAY_INTERNAL uint64_t lquay_fp(const quay_value *v);
+/* The slot of field iField in a snapshot row (-1 for the primary key). */
+#define LQUAY_SNAP_SLOT(p, iField) \
+  ((iField) == (p)->iPk ? -1 : (iField) < (p)->iPk ? (iField) : (iField) - 1)
 
 /* lqueryset.c */
 LQUAY_INTERNAL void lquay_open_qs(lua_State *L);
@@ -301,7 +356,12 @@ LQUAY_INTERNAL int lquay_behav_qs_scope(lua_State *L, int iQs, int iKey);
 /* Validate the record at iRec, to be written by w (bInsert: an insert). */
 LQUAY_INTERNAL void lquay_behav_validate(lua_State *L, LModel *pM, int iRec,
                                          quay_writer *w, int bInsert);
-/* Call hook zHook of the record at iRec (bFlag >= 0: its second arg). */
+/* Call hook zHook of the record at iRec: bFlag 0/1 the second argument,
+** LQUAY_HOOK_UNKNOWN nil, < 0 none. */
+#define LQUAY_HOOK_UNKNOWN 2
+/* A savepoint in a to-be-closed box that rolls it back, and its commit. */
+LQUAY_INTERNAL Box *lquay_behav_begin(lua_State *L, LDb *pDb);
+LQUAY_INTERNAL void lquay_behav_commit(lua_State *L, LDb *pDb, Box *pTxn);
 LQUAY_INTERNAL void lquay_behav_hook(lua_State *L, LModel *pM, int iRec,
                                      const char *zHook, int bFlag);
 /* Save the record at iRec through xSave(L, iRec, pArg) with the save
@@ -336,6 +396,9 @@ LQUAY_INTERNAL quay_expr *lquay_expr(lua_State *L, int idx, Box **ppBox);
 LQUAY_INTERNAL int lquay_to_value(lua_State *L, int idx, quay_value *pOut,
                                   int bAllowList, const char *zWhat);
 LQUAY_INTERNAL void lquay_push_value(lua_State *L, const quay_value *v);
+/* A scalar (nil, quay.null, boolean, number, string) into *pOut; 0 for
+** anything else.  Never raises, pushes nothing. */
+LQUAY_INTERNAL int lquay_scalar(lua_State *L, int idx, quay_value *pOut);
 LQUAY_INTERNAL quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox,
                                       const char *zModel);
 /* lquay_to_value for field zField of model zModel: a value Quay cannot

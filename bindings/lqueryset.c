@@ -570,6 +570,7 @@ typedef struct SlotCtx {
   int iNames;               /* stack: first of nField name strings */
   int nField;
   int nRec;                 /* records in iArr */
+  LSnap *pSnap;             /* the result's snapshot (dirty tracking) */
 } SlotCtx;
 
 typedef struct Sink {
@@ -588,13 +589,16 @@ static void load_free(void *p) { quay_load_free(p); }
 ** the stack.
 */
 static void make_record(lua_State *L, quay_cursor *cur, int iFirst,
-                        int nField, int iNames, int iMt, int iKeyCol) {
-  int i;
+                        int nField, int iNames, int iMt, int iKeyCol,
+                        LSnap *pSnap) {
+  int i, iRow;
   quay_value v;
-  lua_createtable(L, 0, nField + 1);
+  uint64_t *row = lquay_snap_add(L, pSnap, &iRow);  /* dirty tracking */
+  lua_createtable(L, 0, nField + 2);
   for (i = 0; i < nField; i++) {
     quay_cursor_value(cur, iFirst + i, &v);
     if (v.type == QUAY_NULL) continue;
+    if (i != pSnap->iPk) row[LQUAY_SNAP_SLOT(pSnap, i)] = lquay_fp(&v);
     lua_pushvalue(L, iNames + i);
     lquay_push_value(L, &v);
     lua_rawset(L, -3);
@@ -602,6 +606,7 @@ static void make_record(lua_State *L, quay_cursor *cur, int iFirst,
   quay_cursor_value(cur, iKeyCol, &v);
   lquay_push_value(L, &v);
   lua_rawsetp(L, -2, &lquay_LK_PK);
+  lquay_snap_mark(L, -1, iRow);
   lua_pushvalue(L, iMt);
   lua_setmetatable(L, -2);
 }
@@ -650,6 +655,7 @@ static void sink_begin(lua_State *L, Sink *k, LDb *pDb, quay_plan *plan,
     c->iArr = lua_gettop(L);
     lquay_push_result_mt(L, c->iMt, c->iArr);        /* this result's mt */
     c->iMt = lua_gettop(L);
+    c->pSnap = lquay_snap_new(L, c->iMt, si.pModel);
   }
   luaL_checkstack(L, 16, "rows");
 }
@@ -658,7 +664,8 @@ static int sink_record(void *pCtx, int iSlot, quay_cursor *pCur,
                        int iFirstCol, int iKeyCol) {
   Sink *k = pCtx;
   SlotCtx *c = &k->aSlot[iSlot];
-  make_record(k->L, pCur, iFirstCol, c->nField, c->iNames, c->iMt, iKeyCol);
+  make_record(k->L, pCur, iFirstCol, c->nField, c->iNames, c->iMt, iKeyCol,
+              c->pSnap);
   lua_rawseti(k->L, c->iArr, ++c->nRec);
   return 0;
 }
@@ -802,6 +809,26 @@ static int load_call(lua_State *L, LDb *pDb, quay_plan *plan, quay_load *ld,
 ** (no metatable) keyed by the column names, appended to the array at
 ** iArr.  Returns 1 when the cursor is exhausted.
 */
+/*
+** Model:raw: the columns that name no field are annotations of the rows;
+** the result's metatable lists them, so one that is NULL reads nil.
+*/
+static void raw_extra_names(lua_State *L, quay_cursor *c, int iMt) {
+  int i, nCol = quay_cursor_ncol(c);
+  for (i = 0; i < nCol; i++) {
+    if (quay_cursor_field(c, i) >= 0) continue;
+    if (lua_rawgetp(L, iMt, &lquay_LK_ANNS) != LUA_TTABLE) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, iMt, &lquay_LK_ANNS);
+    }
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, quay_cursor_colname(c, i));
+    lua_pop(L, 1);
+  }
+}
+
 static int push_value_rows(lua_State *L, LDb *pDb, quay_cursor *cur,
                            int iArr, int nMax) {
   int i, nCol = quay_cursor_ncol(cur), iNames, rc, nRow = 0;
@@ -915,13 +942,20 @@ int lquay_model_raw(lua_State *L) {
   luaL_checkstack(L, 8, "raw rows");
   while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
     int nCol = quay_cursor_ncol(pCur->p);
-    quay_value v;
     lua_createtable(L, 0, nField + 1);
+    if (n == 0) raw_extra_names(L, pCur->p, iMt);
     for (i = 0; i < nCol; i++) {
       int f = quay_cursor_field(pCur->p, i);
-      if (f < 0) continue;
+      quay_value v;
       quay_cursor_value(pCur->p, i, &v);
       if (v.type == QUAY_NULL) continue;
+      if (f < 0) {
+        /* A column that is no field: read as an annotation. */
+        lua_pushstring(L, quay_cursor_colname(pCur->p, i));
+        lquay_push_value(L, &v);
+        lua_rawset(L, -3);
+        continue;
+      }
       lua_pushvalue(L, iNames + f);
       lquay_push_value(L, &v);
       lua_rawset(L, -3);
@@ -1116,8 +1150,21 @@ static int qs_get(lua_State *L) {
   LQs *out;
   int iQ = 1;
   lquay_check_qs(L, 1);
+  lquay_check_nargs(L, 2, "get(conds)");
   lua_settop(L, 2);
   pM = qs_model(L, 1);                               /* [q, conds, M] */
+  if (lua_type(L, 2) == LUA_TTABLE && lquay_record_model(L, 2) == NULL) {
+    /* get {} would get the only row of the set: almost always a
+    ** condition whose value variable was nil (issue 13). */
+    lua_pushnil(L);
+    if (!lua_next(L, 2)) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s:get {}: the conditions are empty "
+                   "(a condition whose value is nil vanishes from a Lua "
+                   "table); use get() for the only row",
+                   quay_model_name(pM->m));
+    }
+    lua_pop(L, 2);
+  }
   if (!lua_isnil(L, 2)) {
     lua_pushcfunction(L, qs_filter);
     lua_pushvalue(L, 1);
@@ -1467,6 +1514,7 @@ static const luaL_Reg aQsMethod[] = {
   {"delete", qs_delete},
   {"sql", qs_sql},
   {"explain", qs_explain},
+  {"select_for_update", lquay_qs_select_for_update},  /* lmodel.c */
   {NULL, NULL}
 };
 

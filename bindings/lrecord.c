@@ -359,6 +359,340 @@ static int rec_pairs(lua_State *L) {
 
 /*
 ** {==================================================================
+** Dirty tracking
+** ===================================================================
+** Reading a field is a raw table read and so is writing one: nothing
+** sees a change when it happens.  So each record keeps what it held when
+** it was loaded or last saved, as a snapshot row of fingerprints (one
+** 64-bit value per field but the primary key), and save() compares.  A
+** fingerprint is exact for NULL and among integers and booleans (a keyed
+** bijection of their bits); for strings and fractional numbers it is a
+** keyed 64-bit hash (SipHash-1-3 for strings), numbers compared as Lua
+** compares them (5 == 5.0).  Two different values share one with
+** probability 2^-64, under a key nobody outside the process knows.
+** Against a table per record holding the old values, this costs 8 bytes
+** per field in one block per result, which keeps the read path's memory
+** near the hand-written floor (scripts/bench W1, W2).
+*/
+#define FP_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define FP_ROUND do {                                                  \
+    v0 += v1; v1 = FP_ROTL(v1, 13); v1 ^= v0; v0 = FP_ROTL(v0, 32);    \
+    v2 += v3; v3 = FP_ROTL(v3, 16); v3 ^= v2;                          \
+    v0 += v3; v3 = FP_ROTL(v3, 21); v3 ^= v0;                          \
+    v2 += v1; v1 = FP_ROTL(v1, 17); v1 ^= v2; v2 = FP_ROTL(v2, 32);    \
+  } while (0)
+
+enum { FP_BOOL = 1, FP_INT, FP_REAL, FP_STR };
+
+/* Where this process's code sits (address-space randomization) keys the
+** hash: no state to initialize, nothing shared between threads. */
+static const char fp_anchor = 0;
+
+/* SipHash-1-3 of z[0..n) under the process key and tag eTag. */
+static uint64_t fp_hash(int eTag, const void *pData, size_t n) {
+  const unsigned char *z = pData;
+  uint64_t k0 = (uint64_t)(uintptr_t)&fp_anchor * 0x9e3779b97f4a7c15ULL;
+  uint64_t k1 = FP_ROTL(k0, 29) ^ 0x5851f42d4c957f2dULL ^ (uint64_t)eTag;
+  uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+  uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+  uint64_t b = ((uint64_t)n) << 56, m;
+  size_t i, nBlock = n & ~(size_t)7;
+  for (i = 0; i < nBlock; i += 8) {
+    int k;
+    m = 0;
+    for (k = 7; k >= 0; k--) m = (m << 8) | z[i + (size_t)k];
+    v3 ^= m;
+    FP_ROUND;
+    v0 ^= m;
+  }
+  switch (n & 7) {
+    case 7: b |= (uint64_t)z[i + 6] << 48; /* fall through */
+    case 6: b |= (uint64_t)z[i + 5] << 40; /* fall through */
+    case 5: b |= (uint64_t)z[i + 4] << 32; /* fall through */
+    case 4: b |= (uint64_t)z[i + 3] << 24; /* fall through */
+    case 3: b |= (uint64_t)z[i + 2] << 16; /* fall through */
+    case 2: b |= (uint64_t)z[i + 1] << 8;  /* fall through */
+    case 1: b |= (uint64_t)z[i]; break;
+    default: break;
+  }
+  v3 ^= b;
+  FP_ROUND;
+  v0 ^= b;
+  v2 ^= 0xff;
+  FP_ROUND;
+  FP_ROUND;
+  FP_ROUND;
+  /* 0 is NULL's fingerprint: never a value's. */
+  return (v0 ^ v1 ^ v2 ^ v3) | 1;
+}
+
+/*
+** Integers (and booleans, as 0 / 1 with their own key) take a keyed
+** bijection of their 64 bits, cheaper than the hash and exact among
+** themselves: xor with the key, then steps that each invert (odd
+** multiplications, xor-shifts).  Only the one integer mapped to 0 shares
+** NULL's fingerprint, and it is moved to 1.
+*/
+static uint64_t fp_mix(uint64_t x, uint64_t k) {
+  x ^= k;
+  x ^= x >> 31;
+  x *= 0x7fb5d329728ea185ULL;
+  x ^= x >> 27;
+  x *= 0x81dadef4bc2dd44dULL;
+  x ^= x >> 33;
+  return x ? x : 1;
+}
+
+static uint64_t fp_key(int eTag) {
+  return ((uint64_t)(uintptr_t)&fp_anchor * 0x9e3779b97f4a7c15ULL) ^
+         (0x2545f4914f6cdd1dULL * (uint64_t)eTag);
+}
+
+static uint64_t fp_int(int64_t i) {
+  return fp_mix((uint64_t)i, fp_key(FP_INT));
+}
+
+static uint64_t fp_real(double r) {
+  uint64_t bits;
+  if (r >= -9.2233720368547758e18 && r < 9.2233720368547758e18 &&
+      (double)(int64_t)r == r) {
+    return fp_int((int64_t)r);        /* as Lua compares: 5 == 5.0 */
+  }
+  memcpy(&bits, &r, sizeof(bits));
+  return fp_mix(bits, fp_key(FP_REAL));
+}
+
+static uint64_t fp_bool(int b) {
+  return fp_mix(b ? 1 : 0, fp_key(FP_BOOL));
+}
+
+uint64_t lquay_fp(const quay_value *v) {
+  switch (v->type) {
+    case QUAY_BOOL: return fp_bool(v->u.b);
+    case QUAY_INT: return fp_int(v->u.i);
+    case QUAY_REAL: return fp_real(v->u.r);
+    case QUAY_TEXT:
+    case QUAY_BLOB: return fp_hash(FP_STR, v->u.z, v->n);
+    default: return 0;
+  }
+}
+
+/*
+** Fingerprint of the Lua value at idx as field i would store it: nil and
+** quay.null are NULL; a record in a key column is its key.  Returns 0
+** when the value is of no storable kind (always "changed": save raises).
+*/
+static int fp_lua(lua_State *L, int idx, LModel *pM, int i, uint64_t *pFp) {
+  size_t n;
+  const char *z;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: *pFp = 0; return 1;
+    case LUA_TBOOLEAN:
+      *pFp = fp_bool(lua_toboolean(L, idx));
+      return 1;
+    case LUA_TNUMBER:
+      *pFp = lua_isinteger(L, idx) ? fp_int(lua_tointeger(L, idx))
+                                   : fp_real(lua_tonumber(L, idx));
+      return 1;
+    case LUA_TSTRING:
+      z = lua_tolstring(L, idx, &n);
+      *pFp = fp_hash(FP_STR, z, n);
+      return 1;
+    case LUA_TUSERDATA:
+      if (lquay_is_null(L, idx)) {
+        *pFp = 0;
+        return 1;
+      }
+      return 0;
+    case LUA_TTABLE: {
+      quay_field_info f;
+      int ok = 0;
+      quay_model_field(pM->m, i, &f);
+      if (f.iRel >= 0 && lquay_record_model(L, idx)) {
+        quay_rel_info r;
+        quay_field_info tk;
+        quay_model_relation(pM->m, f.iRel, &r);
+        quay_model_field(r.pTarget, r.iTargetKey, &tk);
+        lua_getfield(L, idx, tk.zName);
+        ok = lua_type(L, -1) != LUA_TTABLE &&
+             fp_lua(L, lua_gettop(L), pM, i, pFp);
+        lua_pop(L, 1);
+      }
+      return ok;
+    }
+  }
+  return 0;
+}
+
+static int snap_gc(lua_State *L) {
+  LSnap *p = luaL_checkudata(L, 1, QUAY_SNAP_MT);
+  void *ud;
+  lua_Alloc xAlloc = lua_getallocf(L, &ud);
+  if (p->aFp) {
+    xAlloc(ud, p->aFp, sizeof(uint64_t) * (size_t)p->nAlloc * (size_t)p->nFp,
+           0);
+  }
+  p->aFp = NULL;
+  p->nRow = p->nAlloc = 0;
+  return 0;
+}
+
+/* Push a new empty snapshot of model m's records. */
+static LSnap *snap_push(lua_State *L, quay_model *m) {
+  LSnap *p = lua_newuserdatauv(L, sizeof(LSnap), 0);
+  p->aFp = NULL;
+  p->nRow = p->nAlloc = 0;
+  p->iPk = quay_model_pk(m);
+  p->nFp = quay_model_field_count(m) - 1;
+  if (p->nFp < 1) p->nFp = 1;
+  luaL_setmetatable(L, QUAY_SNAP_MT);
+  return p;
+}
+
+LSnap *lquay_snap_new(lua_State *L, int iMt, quay_model *m) {
+  LSnap *p;
+  iMt = lua_absindex(L, iMt);
+  p = snap_push(L, m);                               /* [.., snap] */
+  lua_rawsetp(L, iMt, &lquay_LK_SNAP);
+  return p;
+}
+
+uint64_t *lquay_snap_add(lua_State *L, LSnap *p, int *piRow) {
+  uint64_t *row;
+  if (p->nRow == p->nAlloc) {
+    void *ud;
+    lua_Alloc xAlloc = lua_getallocf(L, &ud);
+    int nNew = p->nAlloc ? p->nAlloc * 2 : 16;
+    size_t nOld = sizeof(uint64_t) * (size_t)p->nAlloc * (size_t)p->nFp;
+    uint64_t *a = xAlloc(ud, p->aFp, nOld,
+                         sizeof(uint64_t) * (size_t)nNew * (size_t)p->nFp);
+    if (a == NULL) lquay_raisef(L, QUAY_ENOMEM, "out of memory");
+    p->aFp = a;
+    p->nAlloc = nNew;
+  }
+  row = &p->aFp[(size_t)p->nRow * (size_t)p->nFp];
+  memset(row, 0, sizeof(uint64_t) * (size_t)p->nFp);
+  *piRow = p->nRow++;
+  return row;
+}
+
+void lquay_snap_mark(lua_State *L, int iRec, int iRow) {
+  iRec = lua_absindex(L, iRec);
+  lua_pushinteger(L, iRow);
+  lua_rawsetp(L, iRec, &lquay_LK_SNAP);
+}
+
+/*
+** The snapshot row of the record at iRec (and its snapshot), or NULL.
+** Only this file stores values under LK_SNAP (Lua code cannot make the
+** light-userdata key), so a userdata found there is an LSnap.
+*/
+static uint64_t *snap_row(lua_State *L, int iRec, LSnap **pp) {
+  uint64_t *row = NULL;
+  LSnap *p = NULL;
+  int t = lua_rawgetp(L, iRec, &lquay_LK_SNAP);      /* [.., s] */
+  if (t == LUA_TNUMBER) {
+    lua_Integer i = lua_tointeger(L, -1);
+    if (lua_getmetatable(L, iRec)) {                 /* [.., s, mt] */
+      if (lua_rawgetp(L, -1, &lquay_LK_SNAP) == LUA_TUSERDATA) {
+        p = lua_touserdata(L, -1);                   /* [.., s, mt, snap] */
+      }
+      lua_pop(L, 2);
+    }
+    if (p && i >= 0 && i < p->nRow) {
+      row = &p->aFp[(size_t)i * (size_t)p->nFp];
+    } else {
+      p = NULL;
+    }
+  } else if (t == LUA_TUSERDATA) {
+    p = lua_touserdata(L, -1);
+    if (p->nRow == 1) row = p->aFp;
+    else p = NULL;
+  }
+  lua_pop(L, 1);
+  *pp = p;
+  return row;
+}
+
+/* The record at iRec's own snapshot row (made when it has none). */
+static uint64_t *snap_own_row(lua_State *L, int iRec, LModel *pM, LSnap **pp) {
+  uint64_t *row = snap_row(L, iRec, pp);
+  if (row == NULL) {
+    int iRow;
+    *pp = snap_push(L, pM->m);                       /* [.., snap] */
+    row = lquay_snap_add(L, *pp, &iRow);
+    lua_rawsetp(L, iRec, &lquay_LK_SNAP);
+  }
+  return row;
+}
+
+/* Push the nField field names of the record metatable at iMt (stack
+** slots); returns the first. */
+static int push_names(lua_State *L, int iMt, int nField) {
+  int i, iNames;
+  luaL_checkstack(L, nField + 8, "field names");
+  lua_rawgetp(L, iMt, &lquay_LK_NAMES);              /* [.., names] */
+  iNames = lua_gettop(L) + 1;
+  for (i = 0; i < nField; i++) lua_rawgeti(L, iNames - 1, i + 1);
+  lua_remove(L, iNames - 1);
+  return iNames - 1;
+}
+
+/*
+** Which fields of the record at iRec save() writes: aOut[i] = 1.  A new
+** record: every field it holds.  A stored one: every field whose value
+** differs from the snapshot (the primary key: from the stored key); all
+** of them when it has no snapshot.  Returns their number.
+*/
+static int record_changed(lua_State *L, int iRec, LModel *pM, int iNames,
+                          unsigned char *aOut) {
+  int i, n = quay_model_field_count(pM->m), nChanged = 0;
+  int iPk = quay_model_pk(pM->m), bStored;
+  LSnap *p;
+  uint64_t *row = snap_row(L, iRec, &p);
+  lua_rawgetp(L, iRec, &lquay_LK_PK);                /* [.., pk] */
+  bStored = !lua_isnil(L, -1);
+  for (i = 0; i < n; i++) {
+    int t;
+    lua_pushvalue(L, iNames + i);
+    t = lua_rawget(L, iRec);                         /* [.., pk, v] */
+    if (!bStored) {
+      aOut[i] = t != LUA_TNIL;
+    } else if (i == iPk) {
+      aOut[i] = !lua_rawequal(L, -1, -2);
+    } else if (row == NULL) {
+      aOut[i] = 1;
+    } else {
+      uint64_t fp;
+      aOut[i] = !fp_lua(L, lua_gettop(L), pM, i, &fp) ||
+                fp != row[LQUAY_SNAP_SLOT(p, i)];
+    }
+    nChanged += aOut[i];
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return nChanged;
+}
+
+/* After a write: the written fields of writer w (every field when bAll)
+** are the record's stored values now. */
+static void snap_store(lua_State *L, int iRec, LModel *pM, quay_writer *w,
+                       int bAll) {
+  LSnap *p;
+  uint64_t *row = snap_own_row(L, iRec, pM, &p);
+  int i, n = quay_model_field_count(pM->m);
+  for (i = 0; i < n; i++) {
+    quay_value v;
+    if (i == p->iPk || (!bAll && !quay_writer_is_set(w, i))) continue;
+    quay_writer_value(w, i, &v);
+    row[LQUAY_SNAP_SLOT(p, i)] = lquay_fp(&v);
+  }
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
 ** Creating and saving
 ** ===================================================================
 */
@@ -366,36 +700,100 @@ static int rec_pairs(lua_State *L) {
 ** Push a new (unsaved) record of the Model at iModel with the values of
 ** the table at iValues (may be nil).
 */
+/*
+** Bulk writes: the member codes of the keys the rows use, by the key
+** string's address (short strings are interned, and every row of the call
+** stays alive, so one key is one address), so that each row after the
+** first skips the member-map lookup of its keys.
+*/
+#define KEYCACHE_MAX 32
+typedef struct KeyCache {
+  const void *apKey[KEYCACHE_MAX];
+  lua_Integer aCode[KEYCACHE_MAX];
+  int nKey;
+  int iNames;               /* stack: the model's field names */
+} KeyCache;
+
+static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
+                          quay_writer *w, unsigned char *aSet, KeyCache *pKc);
+
 int lquay_new_record(lua_State *L, int iModel, int iValues) {
   LModel *pM = lua_touserdata(L, iModel);
-  int iRec, iMt;
   iModel = lua_absindex(L, iModel);
   iValues = lua_absindex(L, iValues);
   lua_getiuservalue(L, iModel, 2);                   /* [.., mt] */
-  iMt = lua_gettop(L);
-  lua_createtable(L, 0, quay_model_field_count(pM->m) + 1);
+  new_record_mt(L, pM, -1, iValues, NULL, NULL, NULL); /* [.., mt, rec] */
+  lua_remove(L, -2);                                 /* [.., rec] */
+  return 1;
+}
+
+/*
+** Push a new (unsaved) record of pM with metatable iMt (the model's, or a
+** result's copy of it) and the values of the table at iValues (may be
+** nil).  With a writer w (bulk writes), every field given is also set in
+** w at once when it is a plain value (aSet[i] = 1), or marked for
+** fill_writer (aSet[i] = 2: relations, records in key columns); aSet
+** (nField flags) must start zeroed.
+*/
+static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
+                          quay_writer *w, unsigned char *aSet, KeyCache *pKc) {
+  int iRec;
+  iMt = lua_absindex(L, iMt);
+  iValues = lua_absindex(L, iValues);
+  lua_createtable(L, 0, quay_model_field_count(pM->m) + 2);
   iRec = lua_gettop(L);
   lua_pushvalue(L, iMt);
   lua_setmetatable(L, iRec);
   if (lua_type(L, iValues) == LUA_TTABLE) {
-    luaL_checkstack(L, 6, "values");
-    lua_rawgetp(L, iMt, &lquay_LK_MEMBERS);          /* [.., mt, rec, mem] */
+    luaL_checkstack(L, 8, "values");
+    lua_rawgetp(L, iMt, &lquay_LK_MEMBERS);          /* [.., rec, mem] */
+    lua_rawgetp(L, iMt, &lquay_LK_NAMES);            /* [.., mem, names] */
     lua_pushnil(L);
-    while (lua_next(L, iValues)) {                   /* [.., mem, k, v] */
-      lua_Integer code;
-      lua_pushvalue(L, -2);
-      if (lua_type(L, -1) != LUA_TSTRING ||
-          lua_rawget(L, -4) != LUA_TNUMBER) {
-        unknown(L, pM, -3);
+    while (lua_next(L, iValues)) {                   /* [.., names, k, v] */
+      lua_Integer code = 0;
+      const void *pKey = NULL;
+      int k;
+      if (pKc && lua_type(L, -2) == LUA_TSTRING) {
+        pKey = lua_topointer(L, -2);
+        for (k = 0; k < pKc->nKey; k++) {
+          if (pKc->apKey[k] == pKey) {
+            code = pKc->aCode[k];
+            break;
+          }
+        }
       }
-      code = lua_tointeger(L, -1);
-      lua_pop(L, 1);
+      if (code == 0) {
+        lua_pushvalue(L, -2);
+        if (lua_type(L, -1) != LUA_TSTRING ||
+            lua_rawget(L, -5) != LUA_TNUMBER) {
+          unknown(L, pM, -3);
+        }
+        code = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        if (pKey && pKc->nKey < KEYCACHE_MAX) {
+          pKc->apKey[pKc->nKey] = pKey;
+          pKc->aCode[pKc->nKey++] = code;
+        }
+      }
       if (code > 0) {
-        quay_field_info f;
-        quay_model_field(pM->m, (int)code - 1, &f);
-        lua_pushstring(L, f.zName);
+        /* Under the field's name (the key may be its column). */
+        if (pKc) lua_pushvalue(L, pKc->iNames + (int)code - 1);
+        else lua_rawgeti(L, -3, code);               /* [.., k, v, name] */
         lua_pushvalue(L, -2);
         lua_rawset(L, iRec);
+        if (w) {
+          quay_value v;
+          quay_err err;
+          if (lquay_scalar(L, -1, &v)) {
+            /* The record keeps the string while the writer copies it. */
+            if (quay_writer_set(w, (int)code - 1, &v, &err)) {
+              lquay_raise(L, &err);
+            }
+            aSet[code - 1] = 1;
+          } else {
+            aSet[code - 1] = 2;
+          }
+        }
       } else {
         quay_rel_info r;
         quay_model_relation(pM->m, (int)(-code - 1), &r);
@@ -406,17 +804,24 @@ int lquay_new_record(lua_State *L, int iModel, int iValues) {
                             r.zName, r.zName);
         }
         rel_set(L, iRec, pM, (int)(-code - 1), lua_gettop(L));
+        if (w && r.iFkField >= 0) aSet[r.iFkField] = 2;
       }
       lua_pop(L, 1);
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   }
-  lua_remove(L, iMt);                                /* [.., rec] */
-  return 1;
 }
 
-/* Call function defaults for unset fields of a new record. */
+/* Call function defaults for unset fields of a new record; aSet (may be
+** NULL) marks them 2 (bulk writes: fill from the record). */
+static void dyn_defaults_x(lua_State *L, int iRec, LModel *pM, int iMt,
+                           unsigned char *aSet);
 static void dyn_defaults(lua_State *L, int iRec, LModel *pM, int iMt) {
+  dyn_defaults_x(L, iRec, pM, iMt, NULL);
+}
+
+static void dyn_defaults_x(lua_State *L, int iRec, LModel *pM, int iMt,
+                           unsigned char *aSet) {
   int i, n = quay_model_field_count(pM->m);
   for (i = 0; i < n; i++) {
     quay_field_info f;
@@ -435,44 +840,56 @@ static void dyn_defaults(lua_State *L, int iRec, LModel *pM, int iMt) {
     lua_insert(L, -2);
     lua_rawset(L, iRec);
     lua_pop(L, 1);
+    if (aSet) aSet[i] = 2;
   }
 }
 
 /*
-** Fill writer w from the record at iRec.  bAll sets every field (update);
-** else only fields present (insert).  aUser (may be NULL) gets 1 for
-** fields the record gave a value.
+** Fill writer w from the record at iRec (field names at stack slots
+** iNames..).  aOnly (may be NULL) names the fields to set, nil ones as
+** NULL; without it, every field the record holds.  aUser (may be NULL)
+** gets 1 for fields the record gave a value.
 */
 static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
-                        int bAll, unsigned char *aUser) {
+                        int iNames, const unsigned char *aOnly,
+                        unsigned char *aUser) {
   int i, n = quay_model_field_count(pM->m);
   quay_err err;
   for (i = 0; i < n; i++) {
-    quay_field_info f;
     quay_value v;
     int t;
-    quay_model_field(pM->m, i, &f);
-    lua_pushstring(L, f.zName);
+    if (aOnly && !aOnly[i]) {
+      if (aUser) aUser[i] = 0;
+      continue;
+    }
+    lua_pushvalue(L, iNames + i);
     t = lua_rawget(L, iRec);                         /* [.., v] */
     if (aUser) aUser[i] = t != LUA_TNIL;
-    if (t == LUA_TNIL && !bAll) {
+    if (t == LUA_TNIL && !aOnly) {
       lua_pop(L, 1);
       continue;
     }
-    if (t == LUA_TTABLE && lquay_record_model(L, -1) && f.iRel >= 0) {
-      /* A record in a key column: its key. */
-      quay_rel_info r;
-      quay_field_info tk;
-      lquay_check_record_db(L, lquay_record_model(L, -1), pM, f.zName);
-      quay_model_relation(pM->m, f.iRel, &r);
-      quay_model_field(r.pTarget, r.iTargetKey, &tk);
-      lua_getfield(L, -1, tk.zName);
-      lua_replace(L, -2);
+    if (t == LUA_TTABLE && lquay_record_model(L, -1)) {
+      quay_field_info f;
+      quay_model_field(pM->m, i, &f);
+      if (f.iRel >= 0) {
+        /* A record in a key column: its key. */
+        quay_rel_info r;
+        quay_field_info tk;
+        lquay_check_record_db(L, lquay_record_model(L, -1), pM, f.zName);
+        quay_model_relation(pM->m, f.iRel, &r);
+        quay_model_field(r.pTarget, r.iTargetKey, &tk);
+        lua_getfield(L, -1, tk.zName);
+        lua_replace(L, -2);
+      }
     }
-    if (lquay_to_field_value(L, -1, &v, 0, model_name(pM), f.zName) != 0) {
-      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), f.zName,
-                        "%s.%s: a record is not a value for this field",
-                        model_name(pM), f.zName);
+    if (!lquay_scalar(L, -1, &v) &&
+        lquay_to_field_value(L, -1, &v, 0, model_name(pM),
+                             lua_tostring(L, iNames + i)) != 0) {
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM),
+                        lua_tostring(L, iNames + i), "%s.%s: a record is not "
+                        "a value for this field", model_name(pM),
+                        lua_tostring(L, iNames + i));
     }
     /* The string stays referenced by the record while the writer copies. */
     if (quay_writer_set(w, i, &v, &err)) lquay_raise(L, &err);
@@ -480,33 +897,48 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
   }
 }
 
-/* After insert/update: copy the final values the engine computed. */
+/* Non-0 when field i stores v in a form of its own that the record
+** should show (a datetime's normal text), not the value it was given. */
+static int stored_form(LModel *pM, int i, const quay_value *v) {
+  quay_field_info f;
+  if (v->type != QUAY_TEXT) return 0;
+  quay_model_field(pM->m, i, &f);
+  return f.eType == QUAY_T_DATETIME;
+}
+
+/*
+** After insert/update: copy the final values the engine computed into the
+** record.  Fields the user gave (aUser) keep their Lua value (an explicit
+** quay.null becomes nil; numbers take their stored form); with bSetOnly,
+** only the fields the writer wrote.
+*/
 static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
-                       const unsigned char *aUser) {
+                       int iNames, const unsigned char *aUser, int bSetOnly) {
   int i, n = quay_model_field_count(pM->m);
   int iPk = quay_model_pk(pM->m);
   for (i = 0; i < n; i++) {
-    quay_field_info f;
     quay_value v;
-    quay_model_field(pM->m, i, &f);
-    if (aUser && aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
-        f.eType != QUAY_T_DATETIME) {
-      /* Only normalize an explicit quay.null. */
-      lua_pushstring(L, f.zName);
-      if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
-        lua_pushstring(L, f.zName);
+    if (bSetOnly && !quay_writer_is_set(w, i)) continue;
+    if (aUser && aUser[i] && i != iPk) {
+      quay_writer_value(w, i, &v);
+      if (v.type == QUAY_REAL || stored_form(pM, i, &v)) {
+        /* numbers are floats; datetimes in their normal form */
+        lua_pushvalue(L, iNames + i);
+        lquay_push_value(L, &v);
+        lua_rawset(L, iRec);
+      } else if (v.type == QUAY_NULL) {
+        lua_pushvalue(L, iNames + i);                /* quay.null -> nil */
         lua_pushnil(L);
         lua_rawset(L, iRec);
       }
-      lua_pop(L, 1);
       continue;
     }
     quay_writer_value(w, i, &v);
-    lua_pushstring(L, f.zName);
+    lua_pushvalue(L, iNames + i);
     lquay_push_value(L, &v);
     lua_rawset(L, iRec);
   }
-  {
+  if (!bSetOnly || quay_writer_is_set(w, iPk)) {
     quay_value v;
     quay_writer_value(w, iPk, &v);
     lquay_push_value(L, &v);
@@ -514,29 +946,56 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
   }
 }
 
-/* write_back for row k of a flushed batch. */
+/* Is the Lua-side value a (lquay_scalar) the stored value v? */
+static int value_same(const quay_value *a, const quay_value *v) {
+  if (a->type == QUAY_TEXT && (v->type == QUAY_TEXT || v->type == QUAY_BLOB)) {
+    return a->n == v->n && memcmp(a->u.z, v->u.z, v->n) == 0;
+  }
+  if (a->type != v->type) return 0;
+  switch (a->type) {
+    case QUAY_INT: return a->u.i == v->u.i;
+    case QUAY_REAL: return a->u.r == v->u.r;
+    case QUAY_BOOL: return a->u.b == v->u.b;
+    default: return 0;
+  }
+}
+
+/* Copy row k of a flushed batch into the record at iRec (snapshot row
+** row): with aUser, as write_back does; without, every stored value. */
 static void write_back_queued(lua_State *L, int iRec, LModel *pM,
-                              quay_writer *w, int k,
-                              const unsigned char *aUser) {
+                              quay_writer *w, int k, int iNames,
+                              const unsigned char *aUser, LSnap *pSnap,
+                              uint64_t *row) {
   int i, n = quay_model_field_count(pM->m);
   int iPk = quay_model_pk(pM->m);
   quay_value v;
   for (i = 0; i < n; i++) {
-    quay_field_info f;
-    quay_model_field(pM->m, i, &f);
-    if (aUser[i] && i != iPk && f.eType != QUAY_T_NUMBER &&
-        f.eType != QUAY_T_DATETIME) {
-      lua_pushstring(L, f.zName);
-      if (lua_rawget(L, iRec) == LUA_TUSERDATA && lquay_is_null(L, -1)) {
-        lua_pushstring(L, f.zName);
+    quay_writer_queued_value(w, k, i, &v);
+    if (i != iPk) row[LQUAY_SNAP_SLOT(pSnap, i)] = lquay_fp(&v);
+    if (aUser == NULL && v.type != QUAY_NULL) {
+      /* Upserts: the stored row; a field already holding the stored
+      ** value (what the row gave) keeps its Lua value. */
+      quay_value cur;
+      int same;
+      lua_pushvalue(L, iNames + i);
+      lua_rawget(L, iRec);
+      same = lquay_scalar(L, -1, &cur) && value_same(&cur, &v);
+      lua_pop(L, 1);
+      if (same) continue;
+    }
+    if (aUser && aUser[i] && i != iPk) {
+      if (v.type == QUAY_REAL || stored_form(pM, i, &v)) {
+        lua_pushvalue(L, iNames + i);
+        lquay_push_value(L, &v);
+        lua_rawset(L, iRec);
+      } else if (v.type == QUAY_NULL) {
+        lua_pushvalue(L, iNames + i);
         lua_pushnil(L);
         lua_rawset(L, iRec);
       }
-      lua_pop(L, 1);
       continue;
     }
-    quay_writer_queued_value(w, k, i, &v);
-    lua_pushstring(L, f.zName);
+    lua_pushvalue(L, iNames + i);
     lquay_push_value(L, &v);
     lua_rawset(L, iRec);
   }
@@ -547,15 +1006,23 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
 
 static void writer_free(void *p) { quay_writer_free(p); }
 
-/* rec:save() for the record at iRec, without its model's save hooks. */
-static void save_plain(lua_State *L, int iRec, void *pArg) {
+/*
+** Save the record at iRec, without its model's save hooks.  A new record
+** is inserted with every field it holds.  A stored one writes the fields
+** aOnly names, or, with aOnly NULL, the fields changed since it was
+** loaded or last saved; nothing is sent when there are none.  On failure
+** the record and its snapshot are as before, so a retry writes the same
+** change.  A model with validate functions checks the row first (lbehav.c).
+*/
+static void save_record(lua_State *L, int iRec, const unsigned char *aOnly) {
   LModel *pM = lquay_record_model(L, iRec);
   LDb *pDb;
   quay_err err;
   Box *pBox;
-  int iMt, persisted, n, rc;
+  int iMt, persisted, n, rc, iNames, top;
   unsigned char *aUser;
   iRec = lua_absindex(L, iRec);
+  top = lua_gettop(L);
   if (pM == NULL) {
     lquay_raisef(L, QUAY_EMISUSE, "save: not a record");
   }
@@ -571,52 +1038,84 @@ static void save_plain(lua_State *L, int iRec, void *pArg) {
   n = quay_model_field_count(pM->m);
   if (!persisted) dyn_defaults(L, iRec, pM, iMt);
   aUser = lua_newuserdatauv(L, (size_t)n + 1, 0);    /* [.., oldpk, flags] */
-  pBox = lquay_box(L, writer_free);
-  rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pBox->p, &err);
-  if (rc) lquay_raise(L, &err);
-  luaL_checkstack(L, 8, "save");
-  fill_writer(L, iRec, pM, pBox->p, persisted, persisted ? NULL : aUser);
-  if (pM->mBehav & LQUAY_B_VALIDATE) {
-    lquay_behav_validate(L, pM, iRec, pBox->p, !persisted);
-  }
+  iNames = push_names(L, iMt, n);
   if (persisted) {
-    quay_value old;
-    int64_t nChanged = 0;
-    lquay_to_value(L, iMt + 1, &old, 0, "key");
-    rc = quay_writer_update(pBox->p, &old, &nChanged, &err);
-    if (rc) {
-      lquay_box_release(pBox);
-      lquay_fail(L, pDb, &err);
+    unsigned char *aWrite = lua_newuserdatauv(L, (size_t)n + 1, 0);
+    int nWrite = 0, i;
+    if (aOnly) {
+      for (i = 0; i < n; i++) nWrite += (aWrite[i] = aOnly[i]);
+    } else {
+      nWrite = record_changed(L, iRec, pM, iNames, aWrite);
     }
-    if (nChanged == 0) {
-      lquay_box_release(pBox);
-      lquay_raisef(L, QUAY_ENOT_FOUND, "%s %s no longer exists (deleted?); "
-                   "it was not saved", model_name(pM),
-                   luaL_tolstring(L, iMt + 1, NULL));
+    if (nWrite == 0) {                               /* nothing to send */
+      lua_settop(L, top);
+      return;
     }
-    write_back(L, iRec, pM, pBox->p, NULL);
+    pBox = lquay_box(L, writer_free);
+    rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pBox->p, &err);
+    if (rc) lquay_raise(L, &err);
+    fill_writer(L, iRec, pM, pBox->p, iNames, aWrite, NULL);
+    if (pM->mBehav & LQUAY_B_VALIDATE) {
+      lquay_behav_validate(L, pM, iRec, pBox->p, 0);
+    }
+    {
+      quay_value old;
+      int64_t nChanged = 0;
+      lquay_to_value(L, iMt + 1, &old, 0, "key");
+      rc = quay_writer_update(pBox->p, &old, &nChanged, &err);
+      if (rc) {
+        lquay_box_release(pBox);
+        lquay_fail(L, pDb, &err);
+      }
+      if (nChanged == 0) {
+        lquay_box_release(pBox);
+        lquay_raisef(L, QUAY_ENOT_FOUND, "%s %s no longer exists (deleted?); "
+                     "it was not saved", model_name(pM),
+                     luaL_tolstring(L, iMt + 1, NULL));
+      }
+    }
+    write_back(L, iRec, pM, pBox->p, iNames, NULL, 1);
+    snap_store(L, iRec, pM, pBox->p, 0);
   } else {
+    pBox = lquay_box(L, writer_free);
+    rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pBox->p, &err);
+    if (rc) lquay_raise(L, &err);
+    fill_writer(L, iRec, pM, pBox->p, iNames, NULL, aUser);
+    if (pM->mBehav & LQUAY_B_VALIDATE) {
+      lquay_behav_validate(L, pM, iRec, pBox->p, 1);
+    }
     rc = quay_writer_insert(pBox->p, &err);
     if (rc) {
       lquay_box_release(pBox);
       lquay_fail(L, pDb, &err);
     }
-    write_back(L, iRec, pM, pBox->p, aUser);
+    write_back(L, iRec, pM, pBox->p, iNames, aUser, 0);
+    snap_store(L, iRec, pM, pBox->p, 1);
   }
   lquay_box_close(L, pBox);
-  lua_settop(L, iMt - 1);
-  (void)pArg;
+  lua_settop(L, top);
 }
 
-/* rec:save() for the record at iRec: with the model's save hooks around
-** it when it declares any (lbehav.c). */
-int lquay_save(lua_State *L, int iRec) {
+/* save_record for lquay_behav_save: pArg is aOnly. */
+static void save_fn(lua_State *L, int iRec, void *pArg) {
+  save_record(L, iRec, pArg);
+}
+
+/*
+** Save the record at iRec (aOnly as save_record): with the model's save
+** hooks around it, in a savepoint, when it declares any (lbehav.c).
+*/
+static void save_hooked(lua_State *L, int iRec, const unsigned char *aOnly) {
   LModel *pM = lquay_record_model(L, iRec);
   if (pM && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) {
-    lquay_behav_save(L, iRec, pM, save_plain, NULL);
+    lquay_behav_save(L, iRec, pM, save_fn, (void *)aOnly);
   } else {
-    save_plain(L, iRec, NULL);
+    save_record(L, iRec, aOnly);
   }
+}
+
+int lquay_save(lua_State *L, int iRec) {
+  save_hooked(L, iRec, NULL);
   return 0;
 }
 
@@ -625,101 +1124,216 @@ static void txn_free(void *p) {
   quay_db_rollback((quay_db *)p, &err);
 }
 
-/* Model:bulk_create(list) [M, list] */
+/*
+** The result of bulk_create / upsert: a new result array for the records
+** of the Model at iModel, pushed with its metatable ([.., res, rmt]), and
+** a snapshot for them.  The list at iList is checked to hold plain tables
+** (no records) before anything is sent.  *pbDyn: the model has function
+** defaults.
+*/
+static LSnap *bulk_result(lua_State *L, int iModel, int iList, int iMt,
+                          const char *zWhat, int *piRes, int *pbDyn) {
+  LModel *pM = lua_touserdata(L, iModel);
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
+  int iRes;
+  LSnap *pSnap;
+  *pbDyn = 0;
+  for (i = 0; i < quay_model_field_count(pM->m); i++) {
+    quay_field_info f;
+    quay_model_field(pM->m, (int)i, &f);
+    if (f.mFlags & QUAY_F_DYN_DEFAULT) *pbDyn = 1;
+  }
+  for (i = 1; i <= n; i++) {
+    int t = lua_rawgeti(L, iList, i);
+    if (t != LUA_TTABLE) {
+      lquay_raisef(L, QUAY_EVALIDATION, "%s: item %d is not a table",
+                   zWhat, (int)i);
+    }
+    if (lua_getmetatable(L, -1)) {                   /* a record? */
+      lua_pop(L, 1);
+      if (lquay_record_model(L, -1)) {
+        lquay_raisef(L, QUAY_EMISUSE, "%s: item %d is a record; give tables "
+                     "of values (rec:to_table())", zWhat, (int)i);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, (int)n, 0);                     /* [.., res] */
+  iRes = lua_gettop(L);
+  lquay_push_result_mt(L, iMt, iRes);                /* [.., res, rmt] */
+  pSnap = lquay_snap_new(L, iRes + 1, pM->m);
+  *piRes = iRes;
+  return pSnap;
+}
+
+/*
+** Record i of a bulk call, from the list's item i: made in the result
+** (iRes, its metatable at iRes + 1), pushed, and set in the writer w
+** (reset first).  aUser (nField flags) gets the fields the item gave.
+*/
+static int bulk_row(lua_State *L, LModel *pM, int iList, int iRes, int iMt,
+                    lua_Integer i, quay_writer *w, KeyCache *pKc, int bDyn,
+                    unsigned char *aUser) {
+  int k, n = quay_model_field_count(pM->m), bFill = 0, iRec;
+  int iNames = pKc->iNames;
+  lua_rawgeti(L, iList, i);                          /* [.., item] */
+  quay_writer_reset(w);
+  memset(aUser, 0, (size_t)n);
+  new_record_mt(L, pM, iRes + 1, -1, w, aUser, pKc); /* [.., item, rec] */
+  lua_remove(L, -2);
+  iRec = lua_gettop(L);
+  if (bDyn) dyn_defaults_x(L, iRec, pM, iMt, aUser);
+  for (k = 0; k < n; k++) bFill |= aUser[k] == 2;
+  if (bFill) {
+    /* Relations, records in key columns, function defaults: from the
+    ** record, as save() reads them. */
+    unsigned char *aOnly = lua_newuserdatauv(L, (size_t)n + 1, 0);
+    for (k = 0; k < n; k++) aOnly[k] = aUser[k] == 2;
+    fill_writer(L, iRec, pM, w, iNames, aOnly, NULL);
+    lua_pop(L, 1);
+  }
+  for (k = 0; k < n; k++) aUser[k] = aUser[k] != 0;
+  lua_pushvalue(L, iRec);
+  lua_rawseti(L, iRes, i);
+  return iRec;
+}
+
+/* Open the bulk call's transaction (in the box pTxn) unless open. */
+static void bulk_begin(lua_State *L, LDb *pDb, Box *pTxn, Box *pW) {
+  quay_err err;
+  if (pTxn->p) return;
+  if (quay_db_begin(pDb->db, &err)) {
+    lquay_box_release(pW);
+    lquay_fail(L, pDb, &err);
+  }
+  pTxn->p = pDb->db;
+}
+
+/* Commit the bulk call's transaction, if any, and close both boxes. */
+static void bulk_commit(lua_State *L, LDb *pDb, Box *pTxn, Box *pW) {
+  quay_err err;
+  if (pTxn->p) {
+    pTxn->p = NULL;
+    if (quay_db_commit(pDb->db, &err)) {
+      lquay_box_release(pW);
+      lquay_fail(L, pDb, &err);
+    }
+  }
+  lquay_box_close(L, pW);                            /* and pTxn */
+}
+
+/* Fail a bulk call: roll back, release, raise. */
+static LQUAY_NORETURN void bulk_fail(lua_State *L, LDb *pDb, Box *pTxn,
+                                     Box *pW, const quay_err *pErr) {
+  quay_err e = *pErr;
+  lquay_box_release(pW);
+  lquay_box_release(pTxn);                           /* rolls back */
+  lquay_fail(L, pDb, &e);
+}
+
+/*
+** The behaviour of bulk row iRec (lbehav.c), already set in w: before_save
+** (bFlag: creating, or LQUAY_HOOK_UNKNOWN for upsert) may change the
+** record, so w is filled from it again; then the validate functions.
+** Models without behaviour never get here.
+*/
+static void bulk_behav(lua_State *L, LModel *pM, int iRec, quay_writer *w,
+                       int iNames, unsigned char *aUser, int bFlag) {
+  if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+    lquay_behav_hook(L, pM, iRec, "before_save", bFlag);
+    quay_writer_reset(w);
+    fill_writer(L, iRec, pM, w, iNames, NULL, aUser);
+  }
+  if (pM->mBehav & LQUAY_B_VALIDATE) lquay_behav_validate(L, pM, iRec, w, 1);
+}
+
+#define BULK_BEHAV (LQUAY_B_SAVE_HOOKS | LQUAY_B_VALIDATE)
+
+/*
+** Model:bulk_create(list) [M, list].  Each row becomes a record and is
+** written at once (SQLite: one prepared INSERT stepped per row) or queued
+** for a batch (PostgreSQL), all in one transaction opened before the
+** first write.
+*/
 int lquay_bulk_create(lua_State *L, int iModel, int iList) {
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
-  int iRes, iMt, nField = quay_model_field_count(pM->m), rc;
+  int iRes, iMt, nField = quay_model_field_count(pM->m), rc, iNames, bDyn;
+  int nBatch;
   quay_err err;
   Box *pW, *pTxn;
-  unsigned char *aUser;
+  unsigned char *aUsers;
+  LSnap *pSnap;
+  KeyCache *pKc;
   lua_getiuservalue(L, iModel, 2);
   iMt = lua_gettop(L);
-  lua_createtable(L, (int)n, 0);                     /* [.., mt, res] */
-  iRes = lua_gettop(L);
-  lquay_push_result_mt(L, iMt, iRes);                /* [.., res, rmt] */
-  /* Lua work first: records and function defaults. */
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, iList, i);
-    if (lua_type(L, -1) != LUA_TTABLE) {
-      lquay_raisef(L, QUAY_EVALIDATION, "bulk_create: item %d is not a table",
-                   (int)i);
-    }
-    lquay_new_record(L, iModel, -1);                 /* [.., item, rec] */
-    dyn_defaults(L, lua_gettop(L), pM, iMt);
-    lua_pushvalue(L, iRes + 1);
-    lua_setmetatable(L, -2);                         /* the result's mt */
-    lua_rawseti(L, iRes, i);
-    lua_pop(L, 1);
-  }
-  aUser = lua_newuserdatauv(L, (size_t)nField + 1, 0);
+  pSnap = bulk_result(L, iModel, iList, iMt, "bulk_create", &iRes, &bDyn);
+  iNames = push_names(L, iMt, nField);
+  pKc = lua_newuserdatauv(L, sizeof(KeyCache), 0);
+  pKc->nKey = 0;
+  pKc->iNames = iNames;
   pW = lquay_box(L, writer_free);
   pTxn = lquay_box(L, txn_free);
   rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
   if (rc) lquay_raise(L, &err);
-  if (n > 0) {
-    rc = quay_db_begin(pDb->db, &err);
-    if (rc) {
-      lquay_box_release(pW);
-      lquay_fail(L, pDb, &err);
-    }
-    pTxn->p = pDb->db;
-  }
+  nBatch = quay_writer_batch(pW->p);
+  aUsers = lua_newuserdatauv(L, (size_t)(nBatch > n ? n + 1 : nBatch) *
+                                    (size_t)(nField + 1), 0);
   luaL_checkstack(L, 8, "bulk_create");
-  if (quay_writer_batch(pW->p) <= 1) {
+  /* Hooks run inside the call's transaction: open it before the first. */
+  if (n > 0 && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) bulk_begin(L, pDb, pTxn, pW);
+  if (nBatch <= 1) {
     /* One prepared INSERT stepped per row (SQLite's fastest form). */
     for (i = 1; i <= n; i++) {
-      int iRec;
-      lua_rawgeti(L, iRes, i);
-      iRec = lua_gettop(L);
-      quay_writer_reset(pW->p);
-      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
-        lquay_behav_hook(L, pM, iRec, "before_save", 1);
+      int iRec, iRow, k;
+      uint64_t *row;
+      iRec = bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn, aUsers);
+      if (pM->mBehav & BULK_BEHAV) {
+        bulk_behav(L, pM, iRec, pW->p, iNames, aUsers, 1);
       }
-      fill_writer(L, iRec, pM, pW->p, 0, aUser);
-      if (pM->mBehav & LQUAY_B_VALIDATE) {
-        lquay_behav_validate(L, pM, iRec, pW->p, 1);
-      }
+      bulk_begin(L, pDb, pTxn, pW);
       rc = quay_writer_insert(pW->p, &err);
-      if (rc) {
-        lquay_box_release(pW);
-        lquay_box_release(pTxn);                     /* rolls back */
-        lquay_fail(L, pDb, &err);
-      }
-      write_back(L, iRec, pM, pW->p, aUser);
+      if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
+      write_back(L, iRec, pM, pW->p, iNames, aUsers, 0);
       if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
         lquay_behav_hook(L, pM, iRec, "after_save", 1);
       }
+      row = lquay_snap_add(L, pSnap, &iRow);
+      for (k = 0; k < nField; k++) {
+        quay_value v;
+        if (k == pSnap->iPk) continue;
+        quay_writer_value(pW->p, k, &v);
+        row[LQUAY_SNAP_SLOT(pSnap, k)] = lquay_fp(&v);
+      }
+      lquay_snap_mark(L, iRec, iRow);
       lua_pop(L, 1);
     }
   } else {
-    /* Multi-row INSERTs of quay_writer_batch rows (PostgreSQL). */
-    int nBatch = quay_writer_batch(pW->p);
-    unsigned char *aUsers = lua_newuserdatauv(L, (size_t)nBatch *
-                                                   (size_t)(nField + 1), 0);
+    /* Batches of nBatch rows in one statement each (PostgreSQL). */
     lua_Integer iFirst = 1;
     for (i = 1; i <= n; i++) {
-      int iRec, k;
-      lua_rawgeti(L, iRes, i);
-      iRec = lua_gettop(L);
-      quay_writer_reset(pW->p);
-      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
-        lquay_behav_hook(L, pM, iRec, "before_save", 1);
+      int k, iRec;
+      iRec = bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn,
+                      aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
+      if (pM->mBehav & BULK_BEHAV) {
+        bulk_behav(L, pM, iRec, pW->p, iNames,
+                   aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1), 1);
       }
-      fill_writer(L, iRec, pM, pW->p, 0,
-                  aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
-      if (pM->mBehav & LQUAY_B_VALIDATE) {
-        lquay_behav_validate(L, pM, iRec, pW->p, 1);
-      }
-      rc = quay_writer_queue(pW->p, &err);
       lua_pop(L, 1);
+      rc = quay_writer_queue(pW->p, &err);
       if (rc == QUAY_OK && (i - iFirst + 1 == nBatch || i == n)) {
+        bulk_begin(L, pDb, pTxn, pW);
         rc = quay_writer_flush(pW->p, &err);
         for (k = 0; rc == QUAY_OK && k <= (int)(i - iFirst); k++) {
+          int iRow;
+          uint64_t *row;
           lua_rawgeti(L, iRes, iFirst + k);
-          write_back_queued(L, lua_gettop(L), pM, pW->p, k,
-                            aUsers + (size_t)k * (size_t)(nField + 1));
+          row = lquay_snap_add(L, pSnap, &iRow);
+          write_back_queued(L, lua_gettop(L), pM, pW->p, k, iNames,
+                            aUsers + (size_t)k * (size_t)(nField + 1),
+                            pSnap, row);
+          lquay_snap_mark(L, -1, iRow);
           if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
             lquay_behav_hook(L, pM, lua_gettop(L), "after_save", 1);
           }
@@ -727,23 +1341,309 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
         }
         iFirst = i + 1;
       }
-      if (rc) {
-        lquay_box_release(pW);
-        lquay_box_release(pTxn);                     /* rolls back */
-        lquay_fail(L, pDb, &err);
+      if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
+    }
+  }
+  bulk_commit(L, pDb, pTxn, pW);
+  lua_settop(L, iRes);
+  return 1;
+}
+
+/*
+** Field indexes of the names in the list at idx (fields, or to-one
+** relations for their key column): a scratch array pushed on the stack,
+** *pn entries.  The list must be a non-empty list of strings (misuse
+** otherwise); an unknown name is unknown_field; a set relation misuse.
+*/
+static int *names_to_fields(lua_State *L, int idx, LModel *pM,
+                            const char *zWhat, int bEmptyOk, int *pn) {
+  lua_Integer i, n;
+  int *a, k, nKeys = 0;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE || lquay_record_model(L, idx)) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s must be a list of field names, not "
+                 "a %s", zWhat, luaL_typename(L, idx));
+  }
+  n = (lua_Integer)lua_rawlen(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    nKeys++;
+    lua_pop(L, 1);
+  }
+  if ((n == 0 && !bEmptyOk) || nKeys != n) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s must be a non-empty list of field "
+                 "names ({\"a\", \"b\"})", zWhat);
+  }
+  a = lua_newuserdatauv(L, sizeof(int) * (size_t)(n + 1), 0);
+  for (i = 1; i <= n; i++) {
+    const char *z;
+    int t;
+    lua_rawgeti(L, idx, i);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: entry %d is a %s, not a field "
+                   "name", zWhat, (int)i, luaL_typename(L, -1));
+    }
+    z = lua_tostring(L, -1);
+    t = quay_model_member(pM->m, z, &k);
+    if (t == QUAY_M_RELATION) {
+      quay_rel_info r;
+      quay_model_relation(pM->m, k, &r);
+      if (!r.writable) {
+        lquay_raisef(L, QUAY_EMISUSE, "%s: %s.%s is a %s relation, not a "
+                     "field", zWhat, model_name(pM), z,
+                     r.toMany ? "set" : "read-only");
+      }
+      k = r.iFkField;
+    } else if (t != QUAY_M_FIELD) {
+      lquay_raisef(L, QUAY_EUNKNOWN_FIELD, "%s: %s has no field '%s'",
+                   zWhat, model_name(pM), z);
+    }
+    a[i - 1] = k;
+    lua_pop(L, 1);
+  }
+  *pn = (int)n;
+  return a;
+}
+
+/*
+** The options table at idx of a call (nil/none allowed when !bRequired):
+** every key must be one of azKey (misuse otherwise, naming it).  Returns
+** non-0 when there is a table.
+*/
+int lquay_check_options(lua_State *L, int idx, const char *const *azKey,
+                        int bRequired, const char *zWhat) {
+  if (lua_isnoneornil(L, idx) && !bRequired) return 0;
+  if (lua_type(L, idx) != LUA_TTABLE || lquay_record_model(L, idx)) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: the options must be a table, not a "
+                 "%s", zWhat, luaL_typename(L, idx));
+  }
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int i, ok = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      for (i = 0; azKey[i]; i++) {
+        if (strcmp(azKey[i], lua_tostring(L, -2)) == 0) ok = 1;
       }
     }
+    if (!ok) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: unknown option '%s'", zWhat,
+                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                  : luaL_typename(L, -2));
+    }
+    lua_pop(L, 1);
   }
-  if (pTxn->p) {
-    pTxn->p = NULL;
-    rc = quay_db_commit(pDb->db, &err);
-    if (rc) {
-      lquay_box_release(pW);
-      lquay_fail(L, pDb, &err);
+  return 1;
+}
+
+int lquay_opt_bool(lua_State *L, int idx, const char *zKey,
+                   const char *zWhat) {
+  int b;
+  lua_getfield(L, idx, zKey);
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: %s must be true or false, not a %s",
+                 zWhat, zKey, luaL_typename(L, -1));
+  }
+  b = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return b;
+}
+
+/* Model:upsert(rows, { conflict = {...} [, update = {...}] }) */
+int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
+  static const char *const azOpt[] = {"conflict", "update", NULL};
+  LModel *pM = lua_touserdata(L, iModel);
+  LDb *pDb = lquay_enter(L, pM->pDb);
+  lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
+  int iRes, iMt, nField = quay_model_field_count(pM->m), rc, iNames, bDyn;
+  int *aiConflict, *aiUpdate = NULL, nConflict, nUpdate = 0;
+  quay_err err;
+  Box *pW, *pTxn;
+  LSnap *pSnap;
+  unsigned char *aUser;
+  KeyCache *pKc;
+  lquay_check_options(L, iOpts, azOpt, 1, "upsert");
+  lua_getfield(L, iOpts, "conflict");
+  if (lua_isnil(L, -1)) {
+    lquay_raisef(L, QUAY_EMISUSE, "upsert: name the unique fields rows "
+                 "conflict on: { conflict = {\"email\"} }");
+  }
+  aiConflict = names_to_fields(L, -1, pM, "upsert: conflict", 0, &nConflict);
+  lua_getfield(L, iOpts, "update");
+  if (!lua_isnil(L, -1)) {
+    aiUpdate = names_to_fields(L, -1, pM, "upsert: update", 1, &nUpdate);
+  }
+  pW = lquay_box(L, writer_free);
+  pTxn = lquay_box(L, txn_free);
+  rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
+  if (rc == QUAY_OK) {
+    rc = quay_writer_upsert(pW->p, aiConflict, nConflict, aiUpdate, nUpdate,
+                            &err);
+  }
+  if (rc) {
+    lquay_box_release(pW);
+    lquay_raise(L, &err);
+  }
+  lua_getiuservalue(L, iModel, 2);
+  iMt = lua_gettop(L);
+  pSnap = bulk_result(L, iModel, iList, iMt, "upsert", &iRes, &bDyn);
+  iNames = push_names(L, iMt, nField);
+  aUser = lua_newuserdatauv(L, (size_t)nField + 1, 0);
+  pKc = lua_newuserdatauv(L, sizeof(KeyCache), 0);
+  pKc->nKey = 0;
+  pKc->iNames = iNames;
+  luaL_checkstack(L, 8, "upsert");
+  if (n > 0 && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) bulk_begin(L, pDb, pTxn, pW);
+  for (i = 1; i <= n; i++) {
+    int iRec = bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn, aUser);
+    if (pM->mBehav & BULK_BEHAV) {
+      /* Whether the row exists is known only once it is written. */
+      bulk_behav(L, pM, iRec, pW->p, iNames, aUser, LQUAY_HOOK_UNKNOWN);
+    }
+    lua_pop(L, 1);
+    rc = quay_writer_queue(pW->p, &err);
+    if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
+  }
+  if (n > 0) {
+    bulk_begin(L, pDb, pTxn, pW);
+    rc = quay_writer_flush(pW->p, &err);
+    if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
+  }
+  for (i = 1; i <= n; i++) {
+    int iRow;
+    uint64_t *row;
+    lua_rawgeti(L, iRes, i);
+    row = lquay_snap_add(L, pSnap, &iRow);
+    write_back_queued(L, lua_gettop(L), pM, pW->p, (int)(i - 1), iNames,
+                      NULL, pSnap, row);
+    lquay_snap_mark(L, -1, iRow);
+    if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+      lquay_behav_hook(L, pM, lua_gettop(L), "after_save",
+                       LQUAY_HOOK_UNKNOWN);
+    }
+    lua_pop(L, 1);
+  }
+  bulk_commit(L, pDb, pTxn, pW);
+  lua_settop(L, iRes);
+  return 1;
+}
+
+/* Model:bulk_update(records, fields): rows changed. */
+int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
+  LModel *pM = lua_touserdata(L, iModel);
+  LDb *pDb = lquay_enter(L, pM->pDb);
+  lua_Integer i, n;
+  int *aiField, nF, k, nCol, iNames, nField = quay_model_field_count(pM->m);
+  quay_value *aRow;
+  quay_err err;
+  int64_t nChanged = 0;
+  unsigned char *aOnly = NULL;
+  Box *pW = NULL, *pTxn = NULL;
+  aiField = names_to_fields(L, iFields, pM, "bulk_update: fields", 0, &nF);
+  if (lua_type(L, iList) != LUA_TTABLE || lquay_record_model(L, iList)) {
+    lquay_raisef(L, QUAY_EMISUSE, "bulk_update: give a list of %s records, "
+                 "not a %s", model_name(pM), luaL_typename(L, iList));
+  }
+  n = (lua_Integer)lua_rawlen(L, iList);
+  nCol = nF + 1;
+  lua_getiuservalue(L, iModel, 2);
+  iNames = push_names(L, lua_gettop(L), nField);
+  aRow = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(n * nCol + 1), 0);
+  if (pM->mBehav & BULK_BEHAV) {
+    /* Hooks and validate functions (lbehav.c): a savepoint around the
+    ** call, and a writer that checks each record's fields. */
+    aOnly = lua_newuserdatauv(L, (size_t)nField + 1, 0);
+    memset(aOnly, 0, (size_t)nField);
+    for (k = 0; k < nF; k++) aOnly[aiField[k]] = 1;
+    pW = lquay_box(L, writer_free);
+    if (quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err)) {
+      lquay_raise(L, &err);
+    }
+    if (pM->mBehav & LQUAY_B_SAVE_HOOKS) pTxn = lquay_behav_begin(L, pDb);
+  }
+  luaL_checkstack(L, 8, "bulk_update");
+  for (i = 1; i <= n; i++) {
+    int iRec;
+    LModel *pR;
+    quay_value *row = &aRow[(size_t)(i - 1) * (size_t)nCol];
+    lua_rawgeti(L, iList, i);
+    iRec = lua_gettop(L);
+    pR = lquay_record_model(L, iRec);
+    if (pR == NULL || pR->m != pM->m) {
+      lquay_raisef(L, QUAY_EVALIDATION, "bulk_update: item %d is not a %s "
+                   "record", (int)i, model_name(pM));
+    }
+    lua_rawgetp(L, iRec, &lquay_LK_PK);
+    if (lua_isnil(L, -1)) {
+      lquay_raisef(L, QUAY_EVALIDATION, "bulk_update: item %d, %s(new), was "
+                   "never saved", (int)i, model_name(pM));
+    }
+    lua_pop(L, 1);
+    if (pW) {
+      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+        lquay_behav_hook(L, pM, iRec, "before_save", 0);
+      }
+      if (pM->mBehav & LQUAY_B_VALIDATE) {
+        quay_writer_reset(pW->p);
+        fill_writer(L, iRec, pM, pW->p, iNames, aOnly, NULL);
+        lquay_behav_validate(L, pM, iRec, pW->p, 0);
+      }
+    }
+    lua_rawgetp(L, iRec, &lquay_LK_PK);
+    lquay_to_value(L, -1, &row[0], 0, "key");        /* the record keeps it */
+    lua_pop(L, 1);
+    for (k = 0; k < nF; k++) {
+      int t;
+      lua_pushvalue(L, iNames + aiField[k]);
+      t = lua_rawget(L, iRec);
+      if (t == LUA_TTABLE && lquay_record_model(L, -1)) {
+        quay_field_info f;
+        quay_model_field(pM->m, aiField[k], &f);
+        if (f.iRel >= 0) {
+          quay_rel_info r;
+          quay_field_info tk;
+          quay_model_relation(pM->m, f.iRel, &r);
+          quay_model_field(r.pTarget, r.iTargetKey, &tk);
+          lua_getfield(L, -1, tk.zName);
+          lua_replace(L, -2);
+        }
+      }
+      if (lquay_to_value(L, -1, &row[k + 1], 0,
+                         lua_tostring(L, iNames + aiField[k])) != 0) {
+        lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: a record is not a value "
+                     "for this field", model_name(pM),
+                     lua_tostring(L, iNames + aiField[k]));
+      }
+      lua_pop(L, 1);          /* the record (or its target) keeps strings */
+    }
+    lua_pop(L, 1);
+  }
+  if (quay_bulk_update(pDb->db, pM->m, aiField, nF, aRow, (int)n, &nChanged,
+                       &err)) {
+    lquay_fail(L, pDb, &err);
+  }
+  /* The written fields are stored values now. */
+  for (i = 1; i <= n; i++) {
+    LSnap *p;
+    uint64_t *row;
+    lua_rawgeti(L, iList, i);
+    row = snap_row(L, lua_gettop(L), &p);
+    for (k = 0; row && k < nF; k++) {
+      quay_value v = aRow[(size_t)(i - 1) * (size_t)nCol + (size_t)k + 1];
+      row[LQUAY_SNAP_SLOT(p, aiField[k])] = lquay_fp(&v);
+    }
+    lua_pop(L, 1);
+  }
+  if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, iList, i);
+      lquay_behav_hook(L, pM, lua_gettop(L), "after_save", 0);
+      lua_pop(L, 1);
     }
   }
-  lquay_box_close(L, pW);                            /* and pTxn */
-  lua_settop(L, iRes);
+  if (pTxn) lquay_behav_commit(L, pDb, pTxn);
+  if (pW) lquay_box_close(L, pW);
+  lua_pushinteger(L, (lua_Integer)nChanged);
   return 1;
 }
 /* }================================================================== */
@@ -754,13 +1654,72 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
 ** Record methods
 ** ===================================================================
 */
+void lquay_check_nargs(lua_State *L, int nMax, const char *zWhat) {
+  if (lua_gettop(L) > nMax) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s takes at most %d argument%s; "
+                 "argument %d (a %s) would be ignored", zWhat, nMax - 1,
+                 nMax == 2 ? "" : "s", nMax, luaL_typename(L, nMax + 1));
+  }
+}
+
+/* rec:save() / rec:save { fields = {...} } */
 static int rec_save(lua_State *L) {
-  if (lquay_record_model(L, 1) == NULL) {
+  static const char *const azOpt[] = {"fields", NULL};
+  LModel *pM = lquay_record_model(L, 1);
+  if (pM == NULL) {
     lquay_raisef(L, QUAY_EMISUSE, "call rec:save() with a colon (save got "
                  "a %s, not a record)", luaL_typename(L, 1));
   }
+  lquay_check_nargs(L, 2, "rec:save(opts)");
+  lua_settop(L, 2);
+  if (lquay_check_options(L, 2, azOpt, 0, "save")) {
+    int n = quay_model_field_count(pM->m), nF, k;
+    unsigned char *aOnly;
+    int *aiField;
+    lquay_ready(L, pM);
+    lua_rawgetp(L, 1, &lquay_LK_PK);
+    if (lua_isnil(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "save { fields = ... }: %s(new) is not "
+                   "stored yet; a first save inserts every field (call "
+                   "save() without fields)", model_name(pM));
+    }
+    lua_getfield(L, 2, "fields");
+    if (lua_isnil(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "save: options without fields");
+    }
+    aiField = names_to_fields(L, -1, pM, "save: fields", 0, &nF);
+    aOnly = lua_newuserdatauv(L, (size_t)n + 1, 0);
+    memset(aOnly, 0, (size_t)n + 1);
+    for (k = 0; k < nF; k++) aOnly[aiField[k]] = 1;
+    save_hooked(L, 1, aOnly);
+  } else {
+    save_hooked(L, 1, NULL);
+  }
   lua_settop(L, 1);
-  lquay_save(L, 1);
+  return 1;
+}
+
+/* rec:changed(): the names of the fields save() would write, in field
+** order. */
+static int rec_changed(lua_State *L) {
+  LModel *pM = lquay_record_model(L, 1);
+  int i, n, iNames, k = 0;
+  unsigned char *a;
+  if (pM == NULL) lquay_raisef(L, QUAY_EMISUSE, "changed: not a record");
+  lquay_check_nargs(L, 1, "rec:changed()");
+  lquay_ready(L, pM);
+  n = quay_model_field_count(pM->m);
+  lua_settop(L, 1);
+  a = lua_newuserdatauv(L, (size_t)n + 1, 0);        /* [rec, a] */
+  lua_getmetatable(L, 1);
+  iNames = push_names(L, lua_gettop(L), n);
+  record_changed(L, 1, pM, iNames, a);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    if (!a[i]) continue;
+    lua_pushvalue(L, iNames + i);
+    lua_rawseti(L, -2, ++k);
+  }
   return 1;
 }
 
@@ -824,9 +1783,11 @@ static int rec_delete(lua_State *L) {
   quay_value k;
   Box *pBox;
   LDelCall call;
-  int mFlags = lquay_delete_opts(L, 2, "delete"), rc;
+  int mFlags, rc;
   const char *zSoft;
   if (pM == NULL) lquay_raisef(L, QUAY_EMISUSE, "delete: not a record");
+  lquay_check_nargs(L, 2, "rec:delete(opts)");
+  mFlags = lquay_delete_opts(L, 2, "delete");
   pDb = lquay_enter(L, pM->pDb);
   lquay_ready(L, pM);
   lua_settop(L, 2);
@@ -865,6 +1826,7 @@ static int rec_refresh(lua_State *L) {
   LModel *pM = lquay_record_model(L, 1);
   int i, n, nRel;
   if (pM == NULL) lquay_raisef(L, QUAY_EMISUSE, "refresh: not a record");
+  lquay_check_nargs(L, 1, "rec:refresh()");
   lua_settop(L, 1);
   lua_rawgetp(L, 1, &lquay_LK_PK);                   /* [rec, pk] */
   if (lua_isnil(L, 2)) {
@@ -885,6 +1847,15 @@ static int rec_refresh(lua_State *L) {
   for (i = 0; i < n; i++) {
     get_field(L, 5, pM, i);
     set_field(L, 1, pM, i);
+  }
+  {
+    /* What it holds now is what is stored: the fresh record's snapshot. */
+    LSnap *pFresh, *pOwn;
+    uint64_t *aFresh = snap_row(L, 5, &pFresh);
+    uint64_t *aOwn = snap_own_row(L, 1, pM, &pOwn);
+    for (i = 0; i < pOwn->nFp; i++) aOwn[i] = aFresh ? aFresh[i] : 0;
+    get_field(L, 5, pM, quay_model_pk(pM->m));
+    lua_rawsetp(L, 1, &lquay_LK_PK);
   }
   nRel = quay_model_relation_count(pM->m);
   for (i = 0; i < nRel; i++) {
@@ -919,6 +1890,7 @@ static const luaL_Reg aRecMethod[] = {
   {"delete", rec_delete},
   {"refresh", rec_refresh},
   {"to_table", rec_to_table},
+  {"changed", rec_changed},
   {NULL, NULL}
 };
 
@@ -1136,34 +2108,79 @@ static int is_m2m(const quay_rel_info *r) {
 }
 
 /*
-** Target keys of records passed to add/remove: args from..to, pushed as a
-** value array (scratch userdata).
+** Target keys of the records passed to add/remove/set: arguments
+** from..to, each a record or a list of records, pushed as a value array
+** (scratch userdata).  Many-to-many rows are named by their join key,
+** reverse-FK rows by their primary key.
 */
 static quay_value *target_keys(lua_State *L, int from, int to, LModel *pM,
-                               const quay_rel_info *r, int *pn) {
-  int i, n = to - from + 1;
-  quay_value *a = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(n + 1), 0);
+                               const quay_rel_info *r, const char *zWhat,
+                               int *pn) {
+  int i, n = 0, iKey = is_m2m(r) ? r->iTargetKey : quay_model_pk(r->pTarget);
+  quay_value *a;
   quay_field_info tk;
-  /* Many-to-many rows are named by their join key; reverse-FK rows by
-  ** their primary key. */
-  int iKey = is_m2m(r) ? r->iTargetKey : quay_model_pk(r->pTarget);
   quay_model_field(r->pTarget, iKey, &tk);
-  for (i = 0; i < n; i++) {
-    LModel *pT = lquay_record_model(L, from + i);
-    if (pT) lquay_check_record_db(L, pT, pM, r->zName);
-    if (pT == NULL || pT->m != r->pTarget) {
-      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
-                        "%s.%s: expected %s records",
-                        model_name(pM), r->zName, quay_model_name(r->pTarget));
+  for (i = from; i <= to; i++) {
+    if (lua_type(L, i) == LUA_TTABLE && lquay_record_model(L, i) == NULL) {
+      lua_Integer k, nItem = (lua_Integer)lua_rawlen(L, i);
+      int nKeys = 0;
+      lua_pushnil(L);
+      while (lua_next(L, i)) {
+        nKeys++;
+        lua_pop(L, 1);
+      }
+      if (nKeys != nItem) {
+        lquay_raisef(L, QUAY_EMISUSE, "%s.%s:%s: argument %d is a table "
+                     "but not a list of records", model_name(pM), r->zName,
+                     zWhat, i - 1);
+      }
+      for (k = 1; k <= nItem; k++) {
+        lua_rawgeti(L, i, k);
+        if (lquay_record_model(L, -1) == NULL) {
+          lquay_raisef(L, QUAY_EMISUSE, "%s.%s:%s: item %d of argument %d "
+                       "is a %s, not a record", model_name(pM), r->zName,
+                       zWhat, (int)k, i - 1, luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+      }
+      n += (int)nItem;
+    } else if (lquay_record_model(L, i) != NULL) {
+      n++;
+    } else {
+      lquay_raisef(L, QUAY_EMISUSE, "%s.%s:%s: argument %d is a %s; give "
+                   "%s records or a list of them", model_name(pM), r->zName,
+                   zWhat, i - 1, luaL_typename(L, i),
+                   quay_model_name(r->pTarget));
     }
-    lua_getfield(L, from + i, tk.zName);
-    if (lua_isnil(L, -1)) {
-      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
-                        "%s.%s: the %s record is not saved",
-                        model_name(pM), r->zName, quay_model_name(r->pTarget));
+  }
+  a = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(n + 1), 0);
+  n = 0;
+  for (i = from; i <= to; i++) {
+    lua_Integer k, nItem = 1;
+    int bList = lquay_record_model(L, i) == NULL;
+    if (bList) nItem = (lua_Integer)lua_rawlen(L, i);
+    for (k = 1; k <= nItem; k++) {
+      LModel *pT;
+      if (bList) lua_rawgeti(L, i, k);
+      else lua_pushvalue(L, i);
+      pT = lquay_record_model(L, -1);
+      lquay_check_record_db(L, pT, pM, r->zName);
+      if (pT->m != r->pTarget) {
+        lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
+                          "%s.%s: expected %s records, got a %s record",
+                          model_name(pM), r->zName,
+                          quay_model_name(r->pTarget), model_name(pT));
+      }
+      lua_getfield(L, -1, tk.zName);
+      if (lua_isnil(L, -1)) {
+        lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r->zName,
+                          "%s.%s: the %s record is not saved",
+                          model_name(pM), r->zName,
+                          quay_model_name(r->pTarget));
+      }
+      lquay_to_value(L, -1, &a[n++], 0, "key");
+      lua_pop(L, 2);                  /* the record keeps the string */
     }
-    lquay_to_value(L, -1, &a[i], 0, "key");
-    lua_pop(L, 1);                      /* the record keeps the string */
   }
   *pn = n;
   return a;
@@ -1200,10 +2217,16 @@ static int set_write(lua_State *L, int bRemove) {
   }
   last = top;
   if (!bRemove && is_m2m(&r) && top >= 2 && lua_type(L, top) == LUA_TTABLE &&
-      lquay_record_model(L, top) == NULL) {
-    last = top - 1;                                  /* through values */
+      lquay_record_model(L, top) == NULL && lua_rawlen(L, top) == 0) {
+    /* A table of values, not a list: the through values (an empty table
+    ** is an empty list). */
+    lua_pushnil(L);
+    if (lua_next(L, top)) {
+      lua_pop(L, 2);
+      last = top - 1;
+    }
   }
-  aKey = target_keys(L, 2, last, pM, &r, &nKey);
+  aKey = target_keys(L, 2, last, pM, &r, bRemove ? "remove" : "add", &nKey);
   n = nKey;
   if (is_m2m(&r)) {
     Box *pBox = lquay_box(L, (lquay_free_fn)quay_writer_free);
@@ -1212,7 +2235,7 @@ static int set_write(lua_State *L, int bRemove) {
       LModel *pPv;
       int iPv;
       if (!r.hasPivot) {
-        lquay_raisef(L, QUAY_EVALIDATION, "%s.%s has no through model; "
+        lquay_raisef(L, QUAY_EMISUSE, "%s.%s has no through model; "
                      "through values do not apply", model_name(pM), r.zName);
       }
       lquay_push_model(L, pM->pDb, r.pPivot);
@@ -1223,7 +2246,11 @@ static int set_write(lua_State *L, int bRemove) {
       dyn_defaults(L, iPv, pPv, lua_gettop(L));
       rc = quay_writer_new(pDb->db, r.pPivot, (quay_writer **)&pBox->p, &err);
       if (rc) lquay_raise(L, &err);
-      fill_writer(L, iPv, pPv, pBox->p, 0, NULL);
+      {
+        int iNames = push_names(L, lua_gettop(L),
+                                quay_model_field_count(r.pPivot));
+        fill_writer(L, iPv, pPv, pBox->p, iNames, NULL, NULL);
+      }
     }
     rc = quay_m2m_write(pDb->db, pM->m, j, &key,
                         bRemove ? QUAY_M2M_REMOVE : QUAY_M2M_ADD, aKey, n,
@@ -1270,7 +2297,9 @@ static int set_clear(lua_State *L) {
   quay_rel_info r;
   quay_value key;
   quay_err err;
-  LModel *pM = set_owner(L, 1, &j, &r);
+  LModel *pM;
+  lquay_check_nargs(L, 1, "set:clear()");
+  pM = set_owner(L, 1, &j, &r);
   LDb *pDb = lquay_enter(L, pM->pDb);
   check_writable_set(L, pM, &r);
   owner_key(L, pM, &r, lua_gettop(L), &key);
@@ -1299,44 +2328,72 @@ static int set_clear(lua_State *L) {
   return 1;
 }
 
-/* set:set(list) */
+/* set:set(list [, through_values]) */
 static int set_set(lua_State *L) {
-  int j, rc, n;
+  int j, rc, n, top;
   quay_rel_info r;
   quay_value key, *aKey;
   quay_err err;
   LModel *pM;
   LDb *pDb;
-  lua_Integer i, nList;
-  if (lua_type(L, 2) != LUA_TTABLE) {
-    lquay_arg_error(L, 2, "set", "a list of records");
+  top = lua_gettop(L);
+  if (top < 2 || lua_type(L, 2) != LUA_TTABLE || lquay_record_model(L, 2)) {
+    lquay_raisef(L, QUAY_EMISUSE, "set:set(list): give a list of records "
+                 "(an empty list clears the set), not a %s",
+                 luaL_typename(L, 2));
   }
-  lua_settop(L, 2);
   pM = set_owner(L, 1, &j, &r);                      /* [set, list, owner] */
+  lua_pop(L, 1);
+  lquay_check_nargs(L, is_m2m(&r) && r.hasPivot ? 3 : 2, "set:set(list)");
   pDb = lquay_enter(L, pM->pDb);
   check_writable_set(L, pM, &r);
-  nList = (lua_Integer)lua_rawlen(L, 2);
-  luaL_checkstack(L, (int)nList + 8, "set");
-  for (i = 1; i <= nList; i++) lua_rawgeti(L, 2, i);
   if (!is_m2m(&r)) {
     /* Reverse foreign key: clear, then add. */
-    int base = 3;
+    if (top > 2) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s.%s:set: through values apply to a "
+                   "many_to_many with a through model", model_name(pM),
+                   r.zName);
+    }
     lua_getfield(L, 1, "clear");
     lua_pushvalue(L, 1);
     lua_call(L, 1, 0);
     lua_getfield(L, 1, "add");
-    lua_insert(L, base + 1);
     lua_pushvalue(L, 1);
-    lua_insert(L, base + 2);
-    lua_call(L, (int)nList + 1, 0);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 0);
     lua_settop(L, 1);
     return 1;
   }
-  owner_key(L, pM, &r, 3, &key);                     /* key pushed last */
-  lua_insert(L, 4);
-  aKey = target_keys(L, 5, 4 + (int)nList, pM, &r, &n);
-  rc = quay_m2m_write(pDb->db, pM->m, j, &key, QUAY_M2M_SET, aKey, n, NULL,
-                      &err);
+  set_owner(L, 1, &j, &r);                           /* [.., owner] */
+  owner_key(L, pM, &r, lua_gettop(L), &key);         /* [.., owner, key] */
+  aKey = target_keys(L, 2, 2, pM, &r, "set", &n);
+  {
+    Box *pBox = lquay_box(L, (lquay_free_fn)quay_writer_free);
+    if (top == 3) {
+      LModel *pPv;
+      int iPv;
+      if (lua_type(L, 3) != LUA_TTABLE || lquay_record_model(L, 3)) {
+        lquay_raisef(L, QUAY_EMISUSE, "%s.%s:set: the through values must "
+                     "be a table", model_name(pM), r.zName);
+      }
+      lquay_push_model(L, pM->pDb, r.pPivot);
+      pPv = lquay_ready(L, lua_touserdata(L, -1));
+      lquay_new_record(L, lua_gettop(L), 3);         /* validates names */
+      iPv = lua_gettop(L);
+      lua_getmetatable(L, iPv);
+      dyn_defaults(L, iPv, pPv, lua_gettop(L));
+      rc = quay_writer_new(pDb->db, r.pPivot, (quay_writer **)&pBox->p, &err);
+      if (rc) lquay_raise(L, &err);
+      {
+        int iNames = push_names(L, lua_gettop(L),
+                                quay_model_field_count(r.pPivot));
+        fill_writer(L, iPv, pPv, pBox->p, iNames, NULL, NULL);
+      }
+    }
+    rc = quay_m2m_write(pDb->db, pM->m, j, &key, QUAY_M2M_SET, aKey, n,
+                        pBox->p, &err);
+    lquay_box_close(L, pBox);
+  }
   if (rc) lquay_fail(L, pDb, &err);
   set_invalidate(L, 1);
   lua_settop(L, 1);
@@ -1540,6 +2597,10 @@ void lquay_open_record(lua_State *L) {
   luaL_getmetatable(L, QUAY_MODEL_MT);
   guarded_lib(L, aRecMethod, rec_guard);
   lua_setfield(L, -2, "\1recmethods");
+  lua_pop(L, 1);
+  luaL_newmetatable(L, QUAY_SNAP_MT);
+  lua_pushcfunction(L, snap_gc);
+  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   luaL_newmetatable(L, QUAY_SET_MT);
   guarded_lib(L, aSetMethod, set_guard);

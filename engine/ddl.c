@@ -41,27 +41,33 @@
 */
 void quay__ddl_name(char *zOut, const char *zTable, char *const *azCol,
                     int nCol, const char *zSuffix) {
-  Str s;
-  int i;
-  quay__str_init(&s);
-  quay__str_cat(&s, zTable);
+  /* No allocation: a name must not change when memory runs out (a
+  ** different name is a different index to migrate). */
+  char zBuf[4096];
+  size_t n = 0;
+  int i, bLong = 0;
+#define DDL_NAME_PUT(z) do { \
+    size_t m_ = strlen(z); \
+    if (n + m_ >= sizeof(zBuf)) bLong = 1; \
+    else { memcpy(zBuf + n, (z), m_); n += m_; } \
+  } while (0)
+  DDL_NAME_PUT(zTable);
   for (i = 0; i < nCol; i++) {
-    quay__str_char(&s, '_');
-    quay__str_cat(&s, azCol[i] ? azCol[i] : "expr");
+    DDL_NAME_PUT("_");
+    DDL_NAME_PUT(azCol[i] ? azCol[i] : "expr");
   }
-  quay__str_char(&s, '_');
-  quay__str_cat(&s, zSuffix);
-  if (s.oom) {
-    /* Still a deterministic name: the table and the kind. */
-    snprintf(zOut, 64, "%.40s_%s", zTable, zSuffix);
-  } else if (s.n > 63) {
-    /* PostgreSQL cuts identifiers at 63 bytes: keep 50 and a hash. */
-    unsigned h = (unsigned)(quay__hash_bytes(s.z, s.n) & 0xffffffffu);
-    snprintf(zOut, 64, "%.50s_%08x", s.z, h);
+  DDL_NAME_PUT("_");
+  DDL_NAME_PUT(zSuffix);
+#undef DDL_NAME_PUT
+  zBuf[n] = 0;
+  if (n > 63 || bLong) {
+    /* PostgreSQL cuts identifiers at 63 bytes: keep 50 and a hash (of
+    ** the first 4 KiB: names longer than that are only theoretical). */
+    unsigned h = (unsigned)(quay__hash_bytes(zBuf, n) & 0xffffffffu);
+    snprintf(zOut, 64, "%.50s_%08x", zBuf, h);
   } else {
-    memcpy(zOut, s.z, s.n + 1);
+    memcpy(zOut, zBuf, n + 1);
   }
-  quay__str_free(&s);
 }
 
 int quay__ddl_owns_index(const STable *t, const SIdx *x) {

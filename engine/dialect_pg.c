@@ -61,37 +61,65 @@ static void pg_in_array(Str *p, const char *zExpr, int iParam, int eType) {
                    pg_array_type(eType));
 }
 
-/* An array literal: {1,2,"text with \"quotes\""}. */
-static int pg_array_value(Str *pOut, const quay_value *a, int n) {
+/* One element of an array literal (NULL unquoted, text quoted); bytes
+** of a bytea array (bBytes) in hex, whether blob or text. */
+static void pg_array_elem(Str *pOut, const quay_value *v, int bBytes) {
+  int eType = v->type;
+  if (bBytes && eType == QUAY_TEXT) eType = QUAY_BLOB;
+  switch (eType) {
+    case QUAY_INT: quay__str_int(pOut, v->u.i); break;
+    case QUAY_REAL:
+      if (isinf(v->u.r)) {
+        quay__str_cat(pOut, v->u.r < 0 ? "-Infinity" : "Infinity");
+      } else {
+        quay__str_printf(pOut, "%.17g", v->u.r);
+      }
+      break;
+    case QUAY_BOOL: quay__str_cat(pOut, v->u.b ? "1" : "0"); break;
+    case QUAY_TEXT: {
+      size_t k;
+      quay__str_char(pOut, '"');
+      for (k = 0; k < v->n; k++) {
+        char c = v->u.z[k];
+        if (c == '"' || c == '\\') quay__str_char(pOut, '\\');
+        quay__str_char(pOut, c);
+      }
+      quay__str_char(pOut, '"');
+      break;
+    }
+    case QUAY_BLOB: {
+      /* bytea's hex input "\x0a1b", its backslash escaped once more for
+      ** the array literal. */
+      static const char azHex[] = "0123456789abcdef";
+      size_t k;
+      quay__str_cat(pOut, "\"\\\\x");
+      for (k = 0; k < v->n; k++) {
+        unsigned char c = (unsigned char)v->u.z[k];
+        quay__str_char(pOut, azHex[c >> 4]);
+        quay__str_char(pOut, azHex[c & 15]);
+      }
+      quay__str_char(pOut, '"');
+      break;
+    }
+    default: quay__str_cat(pOut, "NULL"); break;
+  }
+}
+
+/* An array literal of a[0], a[nStep], ... (n values):
+** {1,2,"text with \"quotes\""}. */
+static void pg_array_strided(Str *pOut, const quay_value *a, int n,
+                             int nStep, int eType) {
   int i;
   quay__str_char(pOut, '{');
   for (i = 0; i < n; i++) {
     if (i) quay__str_char(pOut, ',');
-    switch (a[i].type) {
-      case QUAY_INT: quay__str_int(pOut, a[i].u.i); break;
-      case QUAY_REAL:
-        if (isinf(a[i].u.r)) {
-          quay__str_cat(pOut, a[i].u.r < 0 ? "-Infinity" : "Infinity");
-        } else {
-          quay__str_printf(pOut, "%.17g", a[i].u.r);
-        }
-        break;
-      case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
-      case QUAY_TEXT: {
-        size_t k;
-        quay__str_char(pOut, '"');
-        for (k = 0; k < a[i].n; k++) {
-          char c = a[i].u.z[k];
-          if (c == '"' || c == '\\') quay__str_char(pOut, '\\');
-          quay__str_char(pOut, c);
-        }
-        quay__str_char(pOut, '"');
-        break;
-      }
-      default: quay__str_cat(pOut, "NULL"); break;
-    }
+    pg_array_elem(pOut, &a[(size_t)i * (size_t)nStep], eType == QUAY_T_BLOB);
   }
   quay__str_char(pOut, '}');
+}
+
+static int pg_array_value(Str *pOut, const quay_value *a, int n) {
+  pg_array_strided(pOut, a, n, 1, 0);
   return pOut->oom ? QUAY_ENOMEM : QUAY_OK;
 }
 
@@ -385,6 +413,66 @@ static void pg_identity_sync(Str *pOut, const char *zTable,
 }
 /* }================================================================== */
 
+static int pg_begin_sql(Str *pOut, int eIsolation, int bReadOnly,
+                        quay_err *pErr) {
+  static const char *const azLevel[] = {
+    "", " ISOLATION LEVEL READ COMMITTED", " ISOLATION LEVEL REPEATABLE READ",
+    " ISOLATION LEVEL SERIALIZABLE"
+  };
+  if (eIsolation < 0 || eIsolation >= QUAY_ARRAYSIZE(azLevel)) {
+    return quay__err(pErr, QUAY_EMISUSE, "unknown isolation level %d",
+                     eIsolation);
+  }
+  quay__str_printf(pOut, "BEGIN%s%s", azLevel[eIsolation],
+                   bReadOnly ? " READ ONLY" : "");
+  return QUAY_OK;
+}
+
+/* One array parameter (a literal of typed elements) of the values a[0],
+** a[nStep], a[2 * nStep], ... (n of them), cast to eType's array type. */
+static void pg_array_param(Build *b, const quay_value *a, int n, int nStep,
+                           int eType) {
+  Str arr;
+  quay_value v;
+  quay__str_init(&arr);
+  pg_array_strided(&arr, a, n, nStep, eType);
+  v.type = QUAY_TEXT;
+  v.n = arr.n;
+  v.u.z = arr.oom ? NULL : quay__arena_strdup(b->pArena, arr.z ? arr.z : "",
+                                              arr.n);
+  quay__str_free(&arr);
+  if (v.u.z == NULL) {
+    b->pArena->oom = 1;
+    return;
+  }
+  quay__build_param(b, &v);
+  quay__str_printf(&b->sql, "::%s", pg_array_type(eType));
+}
+
+/* Rows for UPDATE ... FROM: one array per column, unnest'ed side by side
+** (any number of rows, nCol parameters). */
+static void pg_row_source(Build *b, const int *aeType, int nCol,
+                          const quay_value *aVal, int nRow) {
+  int i;
+  quay__str_cat(&b->sql, "(SELECT * FROM unnest(");
+  for (i = 0; i < nCol; i++) {
+    if (i) quay__str_cat(&b->sql, ", ");
+    pg_array_param(b, aVal + i, nRow, nCol, aeType[i]);
+  }
+  quay__str_cat(&b->sql, ") AS u(");
+  for (i = 0; i < nCol; i++) {
+    quay__str_printf(&b->sql, "%sc%d", i ? ", " : "", i);
+  }
+  quay__str_cat(&b->sql, "))");
+}
+
+static void pg_key_source(Build *b, const quay_value *aKey, int nKey,
+                          int eType) {
+  quay__str_cat(&b->sql, "(SELECT unnest(");
+  pg_array_param(b, aKey, nKey, 1, eType);
+  quay__str_cat(&b->sql, ") AS c0)");
+}
+
 const Dialect quay__dialect_pg = {
   .zName = "postgresql",
   .xParam = pg_param,
@@ -438,4 +526,15 @@ const Dialect quay__dialect_pg = {
                   "c.relnamespace WHERE n.nspname = current_schema() AND "
                   "c.relname = $1",
   .xIdentitySync = pg_identity_sync,
+  .xBeginSql = pg_begin_sql,
+  .zReadOnlyOn = NULL,      /* BEGIN ... READ ONLY */
+  .zReadOnlyOff = NULL,
+  .zForUpdate = " FOR UPDATE OF ",
+  .zNoWait = " NOWAIT",
+  .zSkipLocked = " SKIP LOCKED",
+  .xRowSource = pg_row_source,
+  .maxRowValues = 0,
+  .xKeySource = pg_key_source,
+  .maxSourceRows = 10000,
+  .bUpsertRowOnce = 1,
 };

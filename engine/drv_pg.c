@@ -1064,7 +1064,7 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
   return QUAY_OK;
 }
 
-static int pg_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
+static int pg_exec(DrvStmt *s, const quay_value *a, int n, int mExec,
                    quay_err *pErr);
 
 /* Set up the row state for a new s->pRes. */
@@ -1243,10 +1243,10 @@ done:
   return rc;
 }
 
-static int pg_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
+static int pg_exec(DrvStmt *s, const quay_value *a, int n, int mExec,
                    quay_err *pErr) {
   DrvConn *c = s->pConn;
-  int rc;
+  int rc, bStream = (mExec & QUAY_EXEC_STREAM) != 0;
   pg_reset(s);
   s->nChanges = 0;
   if (conn_bad(c)) return pg_err(c, NULL, NULL, pErr);

@@ -384,11 +384,13 @@ static void sq_finalize(DrvStmt *s) {
   quay__free(s);
 }
 
-static int sq_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
+static int sq_exec(DrvStmt *s, const quay_value *a, int n, int mExec,
                    quay_err *pErr) {
   int i, rc = SQLITE_OK;
   sqlite3_stmt *st = s->pSt;
-  (void)bStream;
+  /* Parameters that outlive the execution are bound without a copy. */
+  sqlite3_destructor_type xDel = (mExec & QUAY_EXEC_STATIC) ? SQLITE_STATIC
+                                                            : SQLITE_TRANSIENT;
   sqlite3_reset(st);
   s->nChanges = 0;
   if (n != sqlite3_bind_parameter_count(st)) {
@@ -404,11 +406,10 @@ static int sq_exec(DrvStmt *s, const quay_value *a, int n, int bStream,
       case QUAY_REAL: rc = sqlite3_bind_double(st, i + 1, v->u.r); break;
       case QUAY_BOOL: rc = sqlite3_bind_int(st, i + 1, v->u.b ? 1 : 0); break;
       case QUAY_TEXT:
-        rc = sqlite3_bind_text64(st, i + 1, v->u.z, v->n, SQLITE_TRANSIENT,
-                                 SQLITE_UTF8);
+        rc = sqlite3_bind_text64(st, i + 1, v->u.z, v->n, xDel, SQLITE_UTF8);
         break;
       case QUAY_BLOB:
-        rc = sqlite3_bind_blob64(st, i + 1, v->u.z, v->n, SQLITE_TRANSIENT);
+        rc = sqlite3_bind_blob64(st, i + 1, v->u.z, v->n, xDel);
         break;
       default:
         return quay__err(pErr, QUAY_EMISUSE,

@@ -45,7 +45,9 @@
 ** Transactions nest: the outermost level is BEGIN, inner levels are
 ** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
 ** level of their own, so they are atomic inside or outside a user's
-** transaction.
+** transaction.  The outermost level may carry options (isolation level,
+** read-only: quay_db_begin_opts), written by the dialect; a read-only
+** SQLite transaction runs under PRAGMA query_only, reset when it ends.
 */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "quayInt.h"
@@ -254,6 +256,7 @@ void quay_db_disconnect(quay_db *pDb) {
     server_close(pDb, &pDb->aSrv[i]);
     pDb->aSrv[i].tRetryMs = 0;
   }
+  pDb->bTxnReadOnly = 0;
 }
 
 /*
@@ -741,7 +744,10 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (bDead && iSrv == 0) pDb->txnDepth = 0;
+  if (bDead && iSrv == 0) {
+    pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
+  }
   if (bDead && iSrv > 0 && pS->pConn) {
     /* Say which server went, and that the db itself goes on. */
     char zMsg[sizeof(((quay_err *)0)->zMsg)];
@@ -760,11 +766,20 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
 /* Find or prepare the statement for zSql in server pS's cache. */
 static int get_stmt(quay_db *pDb, DbServer *pS, const char *zSql, int nParam,
                     DrvStmt **ppStmt, CachedStmt **ppCached, quay_err *pErr) {
-  uint64_t h = quay__hash_bytes(zSql, strlen(zSql));
+  uint64_t h;
   CachedStmt *p, *pPrev = NULL;
   int rc;
   *ppStmt = NULL;
   *ppCached = NULL;
+  p = pS->pCache;
+  if (p && !p->inUse && strcmp(p->zSql, zSql) == 0) {
+    /* The statement used last, again (a writer stepping one INSERT per
+    ** row): no hash needed. */
+    *ppStmt = p->pStmt;
+    *ppCached = p;
+    return QUAY_OK;
+  }
+  h = quay__hash_bytes(zSql, strlen(zSql));
   for (p = pS->pCache; p; pPrev = p, p = p->pNext) {
     if (p->h == h && strcmp(p->zSql, zSql) == 0) break;
   }
@@ -847,10 +862,76 @@ static quay_cursor *cursor_new(quay_db *pDb, int iSrv, DrvStmt *pStmt,
 }
 
 /*
+** Non-0 when a statement failed because PostgreSQL refuses to run a
+** prepared statement whose result columns changed since it was prepared
+** (another connection altered a table under the cache).
+*/
+static int plan_changed(const quay_err *pErr) {
+  return pErr && strcmp(pErr->zState, "0A000") == 0 &&
+         strstr(pErr->zMsg, "cached plan") != NULL;
+}
+
+/* Finalize the cached statements of server pS no cursor is stepping. */
+static void cache_drop_idle(quay_db *pDb, DbServer *pS) {
+  CachedStmt **pp = &pS->pCache;
+  if (pS->pConn == NULL) return;
+  while (*pp) {
+    CachedStmt *p = *pp;
+    if (p->inUse) {
+      pp = &p->pNext;
+      continue;
+    }
+    *pp = p->pNext;
+    pDb->pDrv->xFinalize(p->pStmt);
+    quay__free(p->zSql);
+    quay__free(p);
+    pS->nCache--;
+  }
+}
+
+/*
+** After plan_changed: the server's idle statements go (a schema change
+** seldom touches one table's statements only), and the caller may send
+** again.  Returns 1 when it may: outside a transaction.  Inside one the
+** failure aborted the transaction, so it becomes busy: the transaction is
+** to be run again as a whole (a retry loop around it does just that).
+*/
+static int plan_retry(quay_db *pDb, int iSrv, quay_err *pErr) {
+  cache_drop_idle(pDb, &pDb->aSrv[iSrv]);
+  if (iSrv > 0 || pDb->txnDepth == 0) return 1;
+  quay__err(pErr, QUAY_EBUSY, "a table's columns changed under a statement "
+            "of this transaction (a migration by another connection): run "
+            "the transaction again");
+  return 0;
+}
+
+static int run_once(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
+                    const quay_value *aParam, int nParam, const int *aHint,
+                    int nHint, int bStream, quay_cursor **ppCur,
+                    int64_t *pnChanged, quay_err *pErr);
+
+/*
 ** Run one statement on server iSrv (connected).  bWrite marks the handle
 ** as having written now (sticky reads), whatever the outcome.
 */
 static int run_on(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
+                  const quay_value *aParam, int nParam, const int *aHint,
+                  int nHint, int bStream, quay_cursor **ppCur,
+                  int64_t *pnChanged, quay_err *pErr) {
+  quay_err e;
+  int rc;
+  if (pErr == NULL) pErr = &e;
+  rc = run_once(pDb, iSrv, bWrite, zSql, aParam, nParam, aHint, nHint,
+                bStream, ppCur, pnChanged, pErr);
+  if (rc && plan_changed(pErr)) {
+    if (!plan_retry(pDb, iSrv, pErr)) return QUAY_EBUSY;
+    rc = run_once(pDb, iSrv, bWrite, zSql, aParam, nParam, aHint, nHint,
+                  bStream, ppCur, pnChanged, pErr);
+  }
+  return rc;
+}
+
+static int run_once(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
                   const quay_value *aParam, int nParam, const int *aHint,
                   int nHint, int bStream, quay_cursor **ppCur,
                   int64_t *pnChanged, quay_err *pErr) {
@@ -863,7 +944,9 @@ static int run_on(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
   if (bWrite) pDb->tWriteMs = now_ms();
   rc = get_stmt(pDb, pS, zSql, nParam, &pStmt, &pCached, pErr);
   if (rc) return after_fail(pDb, iSrv, rc, pErr);
-  rc = pDb->pDrv->xExec(pStmt, aParam, nParam, bStream, pErr);
+  rc = pDb->pDrv->xExec(pStmt, aParam, nParam,
+                        bStream ? QUAY_EXEC_STREAM
+                                : (ppCur ? 0 : QUAY_EXEC_STATIC), pErr);
   if (bWrite) pDb->tWriteMs = now_ms();
   if (rc) goto fail;
   if (ppCur) {
@@ -1131,6 +1214,14 @@ int quay__db_run_batch(quay_db *pDb, int *piSrv, int n,
     if (k > 0 && !replica_ready(pDb, k)) continue;
     rc = batch_on(pDb, k, n, azSql, aaParam, anParam, aaHint, anHint, apCur,
                   pErr);
+    if (rc && plan_changed(pErr)) {
+      if (!plan_retry(pDb, k, pErr)) {
+        rc = QUAY_EBUSY;
+        break;
+      }
+      rc = batch_on(pDb, k, n, azSql, aaParam, anParam, aaHint, anHint,
+                    apCur, pErr);
+    }
     if (rc == QUAY_OK) *piSrv = k;
     if (rc == QUAY_OK || !read_moves_on(pDb, k, rc, iGen0)) break;
   }
@@ -1173,23 +1264,7 @@ int quay__db_cleanup(quay_db *pDb, const char *zSql, quay_err *pErr) {
 */
 void quay__db_cache_drop_idle(quay_db *pDb) {
   int i;
-  for (i = 0; i < pDb->nSrv; i++) {
-    DbServer *pS = &pDb->aSrv[i];
-    CachedStmt **pp = &pS->pCache;
-    if (pS->pConn == NULL) continue;
-    while (*pp) {
-      CachedStmt *p = *pp;
-      if (p->inUse) {
-        pp = &p->pNext;
-        continue;
-      }
-      *pp = p->pNext;
-      pDb->pDrv->xFinalize(p->pStmt);
-      quay__free(p->zSql);
-      quay__free(p);
-      pS->nCache--;
-    }
-  }
+  for (i = 0; i < pDb->nSrv; i++) cache_drop_idle(pDb, &pDb->aSrv[i]);
 }
 
 int quay__db_scalar(quay_db *pDb, const char *zSql, const quay_value *aParam,
@@ -1226,8 +1301,30 @@ static int cursor_live(const quay_cursor *c) {
   return pS->pConn != NULL && c->iGen == pS->iGen;
 }
 
+/*
+** The statement's columns changed at its first step: SQLite prepares a
+** cached statement again when another connection changed the schema (a
+** "SELECT *" then has the new columns).  Only raw SQL can see this (the
+** statements Quay writes name their columns), so the new columns have no
+** hints, except Model:raw's, which are mapped again by name.
+*/
+static int cursor_reshape(quay_cursor *c, quay_err *pErr) {
+  int n = c->pDb->pDrv->xColumnCount(c->pStmt);
+  int *a = quay__calloc(sizeof(int) * (size_t)(n + 1));
+  if (a == NULL) return quay__oom(pErr);
+  quay__free(c->aHint);
+  c->aHint = a;
+  c->nCol = n;
+  return c->pRaw ? quay__raw_map(c, pErr) : QUAY_OK;
+}
+
 int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
   int rc;
+  if (c->ePending) {
+    rc = c->ePending;
+    c->ePending = 0;
+    return rc;
+  }
   if (c->done) return QUAY_DONE;
   if (!cursor_live(c)) {
     return quay__err(pErr, QUAY_ECONNECTION,
@@ -1237,6 +1334,16 @@ int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
                        : "attempt to read rows from a closed database");
   }
   rc = c->pDb->pDrv->xStep(c->pStmt, pErr);
+  if (!c->bStepped && (rc == QUAY_ROW || rc == QUAY_DONE)) {
+    c->bStepped = 1;
+    if (c->pDb->pDrv->xColumnCount(c->pStmt) != c->nCol) {
+      int rc2 = cursor_reshape(c, pErr);
+      if (rc2) {
+        c->done = 1;
+        return rc2;
+      }
+    }
+  }
   if (rc == QUAY_ROW) return rc;
   c->done = 1;
   if (rc == QUAY_DONE) return rc;
@@ -1304,6 +1411,58 @@ int quay_db_begin(quay_db *pDb, quay_err *pErr) {
   return txn_open(pDb, pDb->pDialect->zBegin, pErr);
 }
 
+int quay_db_begin_opts(quay_db *pDb, const quay_txn_opts *pOpts,
+                       quay_err *pErr) {
+  const Dialect *d = pDb->pDialect;
+  Str s;
+  int rc;
+  if (pOpts == NULL ||
+      (pOpts->eIsolation == QUAY_ISO_DEFAULT && !pOpts->bReadOnly)) {
+    return quay_db_begin(pDb, pErr);
+  }
+  if (pDb->txnDepth > 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "transaction options (isolation, readonly) apply to the "
+                     "outermost db:transaction only; this one is nested "
+                     "(a savepoint), so give them to the outer call");
+  }
+  quay__str_init(&s);
+  rc = d->xBeginSql(&s, pOpts->eIsolation, pOpts->bReadOnly, pErr);
+  if (rc == QUAY_OK && s.oom) rc = quay__oom(pErr);
+  if (rc == QUAY_OK) rc = txn_open(pDb, s.z, pErr);
+  quay__str_free(&s);
+  if (rc) return rc;
+  if (pOpts->bReadOnly) {
+    pDb->bTxnReadOnly = 1;
+    if (d->zReadOnlyOn) {
+      rc = quay__db_simple(pDb, d->zReadOnlyOn, pErr);
+      if (rc) quay__txn_rollback(pDb);
+    }
+  }
+  return rc;
+}
+
+int quay_db_txn_readonly(const quay_db *pDb) {
+  return pDb->txnDepth > 0 && pDb->bTxnReadOnly;
+}
+
+/*
+** The outermost level ended (committed, rolled back or lost): undo what
+** a read-only BEGIN set on the connection.  Failures are ignored: the
+** caller reports its own outcome, and a lost connection takes the
+** setting with it.
+*/
+static void txn_ended(quay_db *pDb) {
+  if (pDb->bTxnReadOnly) {
+    pDb->bTxnReadOnly = 0;
+    if (pDb->pDialect->zReadOnlyOff && pDb->aSrv[0].pConn &&
+        pDb->pDrv->xAlive(pDb->aSrv[0].pConn)) {
+      pDb->pDrv->xSimple(pDb->aSrv[0].pConn, pDb->pDialect->zReadOnlyOff,
+                         NULL);
+    }
+  }
+}
+
 int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr) {
   return txn_open(pDb, bWrite ? pDb->pDialect->zBeginWrite
                               : pDb->pDialect->zBegin, pErr);
@@ -1318,11 +1477,14 @@ int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
     pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
     return rc;
   }
   pDb->txnDepth--;
   if (pDb->txnDepth == 0) {
-    return quay__db_simple(pDb, "ROLLBACK", pErr);
+    rc = quay__db_simple(pDb, "ROLLBACK", pErr);
+    txn_ended(pDb);
+    return rc;
   }
   snprintf(zSql, sizeof(zSql), "ROLLBACK TO SAVEPOINT quay_sp_%d",
            pDb->txnDepth);
@@ -1342,6 +1504,7 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
     pDb->txnDepth = 0;
+    pDb->bTxnReadOnly = 0;
     return rc;
   }
   if (pDb->txnDepth == 1) {
@@ -1353,6 +1516,7 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   }
   if (rc == QUAY_OK) {
     pDb->txnDepth--;
+    if (pDb->txnDepth == 0) txn_ended(pDb);
     return QUAY_OK;
   }
   if (pDb->txnDepth > 0) quay__txn_rollback(pDb);
@@ -1436,6 +1600,18 @@ int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
   if (rc) return rc;
   rc = quay__db_run(pDb, z, aParam, nParam, NULL, 0, 0, ppCur, NULL, pErr);
   quay__free(z);
+  if (rc == QUAY_OK) {
+    /* Step once now: the columns are final only after the first step
+    ** (cursor_reshape), and the caller reads their names first. */
+    rc = quay_cursor_step(*ppCur, pErr);
+    if (rc == QUAY_ROW || rc == QUAY_DONE) {
+      (*ppCur)->ePending = rc;
+      rc = QUAY_OK;
+    } else {
+      quay_cursor_close(*ppCur);
+      *ppCur = NULL;
+    }
+  }
   return rc;
 }
 /* }================================================================== */

@@ -116,6 +116,19 @@ int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
   *pp = NULL;
   rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
+  if (p->pQs && quay__qs_lock(p->pQs) >= 0) {
+    /* select_for_update (issue 13): locks last until the transaction
+    ** ends, so there must be one that may write; a holdable (streamed)
+    ** PostgreSQL cursor cannot lock, so the rows are read at once. */
+    if (pDb->txnDepth == 0 || pDb->bTxnReadOnly) {
+      return quay__err(pErr, QUAY_EMISUSE,
+                       "select_for_update on %s: run it inside "
+                       "db:transaction%s (row locks last until it ends)",
+                       p->pQs->pModel->zName, pDb->txnDepth ?
+                       ", not a readonly one" : "");
+    }
+    bStream = 0;
+  }
   L = quay__calloc(sizeof(*L));
   if (L == NULL) return quay__oom(pErr);
   L->pPlan = p;

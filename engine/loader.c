@@ -443,6 +443,21 @@ static int plan_annotations(quay_plan *p, int iStep, quay_err *pErr) {
 }
 
 /*
+** select_for_update (issue 13): the clause locking the model's own rows
+** (alias zAlias), not those of LEFT JOINed levels (PostgreSQL refuses to
+** lock a nullable side).  mLock is quay__qs_lock's; nothing when -1 or
+** when the dialect locks no rows.
+*/
+static void lock_clause(Str *p, const Dialect *d, const char *zAlias,
+                        int mLock) {
+  if (mLock < 0 || d->zForUpdate == NULL) return;
+  quay__str_cat(p, d->zForUpdate);
+  quay__str_ident(p, zAlias);
+  if (mLock & QUAY_LOCK_NOWAIT) quay__str_cat(p, d->zNoWait);
+  if (mLock & QUAY_LOCK_SKIP_LOCKED) quay__str_cat(p, d->zSkipLocked);
+}
+
+/*
 ** Build the SQL of step iStep (record mode).  pPluck (main step only)
 ** replaces the select list by one expression.
 */
@@ -653,6 +668,9 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
       n.u.i = v->offset;
       quay__build_param(&b, &n);
     }
+  }
+  if (bMain && pPluck == NULL && p->pQs) {
+    lock_clause(&b.sql, b.pDia, s->aNode[0].zAlias, quay__qs_lock(p->pQs));
   }
   rc = quay__build_rc(&b);
   if (rc) goto fail;
@@ -1102,6 +1120,31 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
   return rc;
 }
 
+/*
+** Append the row lock of a select_for_update set to the main step of its
+** plan p (a pluck's single statement).  Outside a transaction, or in a
+** read-only one, QUAY_EMISUSE.
+*/
+static int plan_lock(quay_db *pDb, quay_qs *pQs, quay_plan *p,
+                     quay_err *pErr) {
+  Str q;
+  if (pDb->txnDepth == 0 || pDb->bTxnReadOnly) {
+    return quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: run it "
+                     "inside db:transaction%s (row locks last until it "
+                     "ends)", pQs->pModel->zName,
+                     pDb->txnDepth ? ", not a readonly one" : "");
+  }
+  quay__str_init(&q);
+  quay__str_cat(&q, p->aStep[0].zSql);
+  lock_clause(&q, pDb->pDialect, p->aStep[0].aNode[0].zAlias,
+              quay__qs_lock(pQs));
+  p->aStep[0].zSql = q.oom ? NULL
+                           : quay__arena_strdup(&p->arena, q.z ? q.z : "",
+                                                q.n);
+  quay__str_free(&q);
+  return p->aStep[0].zSql ? QUAY_OK : quay__oom(pErr);
+}
+
 int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
                   quay_cursor **ppCur, quay_err *pErr) {
   Expr *e;
@@ -1112,8 +1155,14 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   if (rc) return rc;
   rc = quay__expr_bind(e, pQs, 1, pErr);
   if (rc == QUAY_OK) rc = plan_qs(pQs, e, 0, &p, pErr);
+  if (rc == QUAY_OK && quay__qs_lock(pQs) >= 0) {
+    /* select_for_update (issue 13): pluck locks the rows it reads. */
+    rc = plan_lock(pDb, pQs, p, pErr);
+    if (rc) quay_plan_free(p);
+  }
   if (rc == QUAY_OK) {
-    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    int iSrv = quay_qs_is_primary(pQs) || quay__qs_lock(pQs) >= 0
+                   ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
     rc = quay__db_read(pDb, &iSrv, p->aStep[0].zSql, p->aStep[0].aParam,
                        p->aStep[0].nParam, p->aStep[0].aHint,
                        p->aStep[0].nCol, 0, ppCur, pErr);

@@ -1270,6 +1270,32 @@ int quay_qs_is_primary(const quay_qs *q) {
   return 0;
 }
 
+int quay_qs_for_update(quay_qs *pQs, unsigned mFlags, quay_qs **ppOut,
+                       quay_err *pErr) {
+  quay_qs *q;
+  *ppOut = NULL;
+  if ((mFlags & QUAY_LOCK_NOWAIT) && (mFlags & QUAY_LOCK_SKIP_LOCKED)) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "select_for_update: nowait and skip_locked exclude each "
+                     "other (give one of them)");
+  }
+  if (mFlags & ~(unsigned)(QUAY_LOCK_NOWAIT | QUAY_LOCK_SKIP_LOCKED)) {
+    return quay__err(pErr, QUAY_EMISUSE, "select_for_update: bad flags");
+  }
+  q = qs_push(pQs, QS_LOCK);
+  if (q == NULL) return quay__oom(pErr);
+  q->n = (int64_t)mFlags;
+  *ppOut = q;
+  return QUAY_OK;
+}
+
+int quay__qs_lock(const quay_qs *q) {
+  for (; q; q = q->pParent) {
+    if (q->eOp == QS_LOCK) return (int)q->n;
+  }
+  return -1;
+}
+
 int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,
                     quay_qs **ppOut, quay_err *pErr) {
   quay_qs *pRoot, *q;

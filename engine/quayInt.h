@@ -572,8 +572,12 @@ QUAY_INTERNAL int quay__cond_has_agg(const Cond *c);
 enum {                      /* query-set operations */
   QS_ROOT = 1, QS_FILTER, QS_ORDER, QS_LIMIT, QS_OFFSET, QS_LOAD,
   QS_ANNOTATE, QS_VALUES, QS_DISTINCT, QS_STRICT, QS_SCOPE, QS_DELETED,
-  QS_PRIMARY                /* using("primary"): reads go to the primary */
+  QS_PRIMARY,               /* using("primary"): reads go to the primary */
+  QS_LOCK                   /* select_for_update: n holds QUAY_LOCK_* */
 };
+/* The QUAY_LOCK_* flags of the chain's last select_for_update, or -1
+** when the chain locks nothing. */
+QUAY_INTERNAL int quay__qs_lock(const quay_qs *pQs);
 
 struct quay_qs {
   int nRef;
@@ -681,6 +685,49 @@ struct Dialect {
   const char *zTableExists;
   /* Move an identity past the rows' largest value (NULL: not needed). */
   void (*xIdentitySync)(Str *pOut, const char *zTable, const char *zCol);
+  /*
+  ** Writes done right (issue 13).
+  **
+  ** xBeginSql writes the BEGIN of an outermost db:transaction with
+  ** options (QUAY_ISO_*, read-only); QUAY_EMISUSE, with pErr naming the
+  ** levels there are, when the backend has no such level.  zReadOnlyOn /
+  ** zReadOnlyOff (NULL: none) run after BEGIN and when the transaction
+  ** ends, for backends whose BEGIN cannot say READ ONLY.
+  */
+  int (*xBeginSql)(Str *pOut, int eIsolation, int bReadOnly, quay_err *pErr);
+  const char *zReadOnlyOn, *zReadOnlyOff;
+  /*
+  ** Row locks of select_for_update, appended to the main SELECT: zForUpdate
+  ** then the locked alias (NULL: the backend locks nothing per row; the
+  ** transaction holds the write lock), then zNoWait or zSkipLocked.
+  */
+  const char *zForUpdate, *zNoWait, *zSkipLocked;
+  /*
+  ** A row source of the list aVal (nRow rows of nCol values, row after
+  ** row), whose columns are c0 .. c<nCol-1> typed by aeType (QUAY_T_*):
+  ** written as a parenthesized subquery for "FROM <source> AS v".  SQLite:
+  ** multi-row VALUES with one parameter per value (at most maxRowValues
+  ** values per statement); PostgreSQL: one array parameter per column
+  ** through unnest (any number of rows).
+  */
+  void (*xRowSource)(Build *b, const int *aeType, int nCol,
+                     const quay_value *aVal, int nRow);
+  int maxRowValues;         /* values per xRowSource statement, 0 = any */
+  /* A one-column row source (c0) of n keys in one parameter, any n. */
+  void (*xKeySource)(Build *b, const quay_value *aKey, int nKey, int eType);
+  /*
+  ** Batched inserts and upserts take their rows from xRowSource (INSERT
+  ** ... SELECT * FROM <rows>), at most maxSourceRows per statement; 0:
+  ** multi-row VALUES of maxInsertRows.  PostgreSQL: arrays through
+  ** unnest send a few parameters instead of one per value, and parse
+  ** faster (scripts/bench W5, W9).
+  */
+  int maxSourceRows;
+  /* Non-0 when one INSERT ... ON CONFLICT DO UPDATE may not touch a row
+  ** twice (PostgreSQL: "cannot affect row a second time"), so rows with
+  ** one conflict key go in separate statements.  SQLite applies them in
+  ** order within a statement. */
+  int bUpsertRowOnce;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;
@@ -694,6 +741,9 @@ QUAY_INTERNAL extern const Dialect quay__dialect_pg;
 ** Backends sit behind this vtable (sqlite3_vfs style).  A driver never
 ** keeps pointers to its library's error text: it copies into quay_err.
 */
+#define QUAY_EXEC_STREAM  0x1       /* xExec flags */
+#define QUAY_EXEC_STATIC  0x2
+
 #define QUAY_HINT_TYPE    0xff
 #define QUAY_HINT_NOTNULL 0x100
 
@@ -734,9 +784,15 @@ struct quay_driver {
   int (*xPrepare)(DrvConn *pConn, const char *zSql, int nParam, int bPersist,
                   DrvStmt **ppStmt, quay_err *pErr);
   void (*xFinalize)(DrvStmt *pStmt);
-  /* Bind all parameters and start; then xStep until QUAY_DONE. */
+  /*
+  ** Bind all parameters and start; then xStep until QUAY_DONE.  mExec:
+  ** QUAY_EXEC_STREAM reads the rows a chunk at a time (qs:iter());
+  ** QUAY_EXEC_STATIC says the parameters stay valid until the statement is
+  ** reset (run to completion by quay__db_run), so a driver need not copy
+  ** them (SQLite binds SQLITE_STATIC: scripts/bench W5).
+  */
   int (*xExec)(DrvStmt *pStmt, const quay_value *aParam, int nParam,
-               int bStream, quay_err *pErr);
+               int mExec, quay_err *pErr);
   int (*xStep)(DrvStmt *pStmt, quay_err *pErr);
   int (*xColumnCount)(DrvStmt *pStmt);
   const char *(*xColumnName)(DrvStmt *pStmt, int i);
@@ -847,6 +903,7 @@ struct quay_db {
   quay_trace_fn xTrace; void *pTraceArg;
   quay_delete_fn xDelete; void *pDeleteArg; /* delete hooks (cascade.c) */
   int txnDepth;
+  int bTxnReadOnly;         /* the outermost level is read-only */
   /* last protected/restricted blockers */
   char **azBlockModel; quay_value *aBlockKey; int nBlock;
 #ifdef QUAY_TEST
@@ -865,12 +922,19 @@ struct quay_cursor {
   int nCol;
   int *aHint;               /* per column: declared field type or 0 */
   int *aField;              /* Model:raw: per column its field, or -1 */
+  quay_model *pRaw;         /* Model:raw: the model aField maps to */
   int done;
+  int bStepped;             /* stepped at least once */
+  int ePending;             /* QUAY_ROW/QUAY_DONE: the first step's result,
+                            ** taken early (quay_db_query), else 0 */
   int iSrv;                 /* the server it runs on (pDb->aSrv) */
   int iGen;                 /* that server's iGen when opened */
 };
 
 QUAY_INTERNAL int quay__db_check_open(quay_db *pDb, quay_err *pErr);
+/* Model:raw: map the cursor's columns to c->pRaw's fields (aField, and the
+** hints of the mapped columns); 0 when the primary key is not among them. */
+QUAY_INTERNAL int quay__raw_map(quay_cursor *c, quay_err *pErr);
 /*
 ** Run SQL with parameters.  With ppCur, the caller gets a cursor over the
 ** rows; else the statement is run to completion and *pnChanged set.

@@ -807,34 +807,52 @@ int quay_model_raw(quay_model *m, quay_db *pDb, const char *zSql,
                    const quay_value *aParam, int nParam, quay_cursor **ppCur,
                    quay_err *pErr) {
   quay_cursor *c;
-  int rc, i, bPk = 0;
+  int rc;
   *ppCur = NULL;
   rc = quay__resolve(m->pDb, pErr);
   if (rc == QUAY_OK) rc = quay_db_query(pDb, zSql, aParam, nParam, &c, pErr);
   if (rc) return rc;
-  c->aField = quay__calloc(sizeof(int) * (size_t)(c->nCol + 1));
-  if (c->aField == NULL) {
-    quay_cursor_close(c);
-    return quay__oom(pErr);
+  c->pRaw = m;
+  rc = quay__raw_map(c, pErr);
+  if (rc == QUAY_OK && c->aField[c->nCol] == 0) {
+    rc = quay__err(pErr, QUAY_EMISUSE, "%s:raw: the SELECT must return "
+                   "the primary key %s (records save as updates of their "
+                   "row)", m->zName, m->apField[m->iPk]->zName);
   }
+  if (rc) {
+    quay_cursor_close(c);
+    return rc;
+  }
+  *ppCur = c;
+  return QUAY_OK;
+}
+
+/* aField[nCol] is set to 1 when the primary key is among the columns. */
+int quay__raw_map(quay_cursor *c, quay_err *pErr) {
+  quay_model *m = c->pRaw;
+  int i, bPk = 0;
+  quay__free(c->aField);
+  c->aField = quay__calloc(sizeof(int) * (size_t)(c->nCol + 1));
+  if (c->aField == NULL) return quay__oom(pErr);
   for (i = 0; i < c->nCol; i++) {
     const char *z = quay_cursor_colname(c, i);
     int k = quay__smap_get(&m->mFieldName, z);
     if (k < 0) k = quay__smap_get(&m->mColName, z);
     c->aField[i] = k;
+    c->aHint[i] = 0;
+    if (k < 0 && quay__model_rel(m, z)) {
+      return quay__err(pErr, QUAY_EMISUSE, "%s:raw: the column %s names "
+                       "the relation %s.%s, not a field: select its key "
+                       "column or alias the column", m->zName, z, m->zName,
+                       z);
+    }
     if (k >= 0) {
       /* Read as the field's type (booleans, datetimes, ...). */
       c->aHint[i] = m->apField[k]->eType;
       bPk |= k == m->iPk;
     }
   }
-  if (!bPk) {
-    quay_cursor_close(c);
-    return quay__err(pErr, QUAY_EMISUSE, "%s:raw: the SELECT must return "
-                     "the primary key %s (records save as updates of their "
-                     "row)", m->zName, m->apField[m->iPk]->zName);
-  }
-  *ppCur = c;
+  c->aField[c->nCol] = bPk;
   return QUAY_OK;
 }
 

@@ -1,14 +1,25 @@
 /*
 ** engine/writer.c
 ** Writes: validation, inserts, updates with on_update rules, qs:update,
-** and the writes of related sets (many-to-many and reverse foreign keys).
+** upserts, bulk updates, and the writes of related sets (many-to-many and
+** reverse foreign keys).
 ** See LICENSE
 **
 ** A quay_writer holds one row buffer (a value and a "set" flag per field)
 ** and keeps its prepared INSERT across rows, so bulk_create is one
-** statement stepped N times inside one transaction, the fastest form
-** measured on SQLite (shared/MEASURED.md).  Text values are copied into
-** per-slot buffers that are reused from row to row.
+** statement stepped N times inside one transaction on SQLite, the fastest
+** form measured there (shared/MEASURED.md); on PostgreSQL queued rows go
+** as arrays through unnest, 10,000 a statement.  Text values are copied
+** into per-slot buffers that are reused from row to row.  An UPDATE writes
+** exactly the slots that are set: a record's save() sets the fields that
+** changed (the binding tracks them), so concurrent saves of different
+** fields of one row both survive.
+**
+** The set-based writes (issue 13) send a constant number of statements
+** whatever the number of rows: upserts are batched INSERT ... ON CONFLICT
+** DO UPDATE ... RETURNING, bulk updates one UPDATE ... FROM a row list,
+** many-to-many :add / :set one INSERT ... SELECT over a key array (and
+** one DELETE).
 **
 ** Every value is validated here before it reaches SQL (API.md: wrong
 ** type, null for a non-null field, string longer than max, invalid UTF-8,
@@ -49,6 +60,17 @@ struct quay_writer {
   unsigned char *aInsMask;  /* nField flags the text was built for */
   int bInsValid;
   int bInsReturning;        /* the text ends with RETURNING */
+  /* Upserts (quay_writer_upsert): per field, UP_* flags.  Queued rows of
+  ** an upsert keep, besides each field's "set" flag (bit 0), whether the
+  ** caller gave it (bit 1): the default update list is the given fields. */
+  unsigned char *aUp;       /* NULL: plain inserts */
+  unsigned char *aGiven;    /* scratch: set flags before fill_insert */
+};
+
+enum {                      /* aUp flags */
+  UP_CONFLICT = 1,          /* a conflict (ON CONFLICT) column */
+  UP_UPDATE = 2,            /* named in the update list */
+  UP_EXPLICIT = 4           /* (field 0 only) an update list was given */
 };
 
 /*
@@ -113,6 +135,8 @@ void quay_writer_free(quay_writer *w) {
   quay__arena_free(&w->queueArena);
   quay__str_free(&w->insSql);
   quay__free(w->aInsMask);
+  quay__free(w->aUp);
+  quay__free(w->aGiven);
   quay__free(w);
 }
 
@@ -413,6 +437,9 @@ done:
 */
 int quay_writer_batch(const quay_writer *w) {
   int nField = w->pModel->nField, n = w->pDb->pDialect->maxInsertRows;
+  if (w->pDb->pDialect->maxSourceRows > 0) {
+    return w->pDb->pDialect->maxSourceRows;
+  }
   if (n < 1) n = 1;
   if (n * nField > 32000) n = 32000 / (nField ? nField : 1);
   return n < 1 ? 1 : n;
@@ -426,10 +453,19 @@ int quay_writer_queue(quay_writer *w, quay_err *pErr) {
   quay_model *m = w->pModel;
   int i, rc, n = m->nField;
   quay_value *row;
+  unsigned char *aSet;
   if (w->flushed) {
     w->nQueue = 0;
     w->flushed = 0;
     quay__arena_free(&w->queueArena);
+  }
+  if (w->aUp) {
+    /* Upserts: the fields the caller gave, before defaults fill the rest. */
+    if (w->aGiven == NULL) {
+      w->aGiven = quay__calloc((size_t)n + 1);
+      if (w->aGiven == NULL) return quay__oom(pErr);
+    }
+    for (i = 0; i < n; i++) w->aGiven[i] = (unsigned char)w->aSlot[i].set;
   }
   rc = fill_insert(w, pErr);
   if (rc) return rc;
@@ -446,10 +482,11 @@ int quay_writer_queue(quay_writer *w, quay_err *pErr) {
     w->nQueueAlloc = nNew;
   }
   row = &w->aQueue[(size_t)w->nQueue * (size_t)n];
+  aSet = &w->aQueueSet[(size_t)w->nQueue * (size_t)n];
   for (i = 0; i < n; i++) {
     Slot *s = &w->aSlot[i];
     row[i] = s->v;
-    w->aQueueSet[(size_t)w->nQueue * (size_t)n + (size_t)i] = (unsigned char)s->set;
+    aSet[i] = (unsigned char)(s->set | (w->aUp && w->aGiven[i] ? 2 : 0));
     if (s->set && (s->v.type == QUAY_TEXT || s->v.type == QUAY_BLOB)) {
       row[i].u.z = quay__arena_strdup(&w->queueArena, s->v.u.z, s->v.n);
       if (row[i].u.z == NULL) return quay__oom(pErr);
@@ -460,53 +497,496 @@ int quay_writer_queue(quay_writer *w, quay_err *pErr) {
   return QUAY_OK;
 }
 
-/* Insert queued rows [iFrom, iTo) sharing one column set. */
+/*
+** {==================================================================
+** Upserts
+** ===================================================================
+** An upsert is a batched insert whose statement ends with ON CONFLICT
+** (the conflict columns) DO UPDATE SET col = excluded.col for the update
+** fields, and RETURNING every column, so each queued row ends up holding
+** the stored row, inserted or updated.  Returned rows are matched to
+** queued rows by their conflict key, not by position (neither backend
+** promises RETURNING order); rows whose key has a NULL (always inserted:
+** NULL never conflicts) take the unmatched returned rows in order.  A
+** statement may not touch one row twice (PostgreSQL refuses), so a row
+** whose conflict key repeats one of its batch starts a new batch there
+** (bUpsertRowOnce); SQLite applies such rows in order within one
+** statement.  The last of several rows with one key wins, on both
+** backends.
+*/
+
+/* Field index of a name of m: a field, or a to-one relation's key column;
+** -1 if none. */
+static int field_of_name(quay_model *m, const char *zName) {
+  Field *f = quay__model_field(m, zName);
+  Rel *r;
+  if (f) return f->iField;
+  r = quay__model_rel(m, zName);
+  if (r && r->pFrom == m && r->pFk && r->pFk->pRel == r &&
+      (r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE)) {
+    return r->pFk->iField;
+  }
+  return -1;
+}
+
+/*
+** QUAY_OK when the fields aiField (n, distinct) are a key the database
+** enforces: the primary key, one unique field, or exactly the fields of
+** one unique_together set (in any order).  Else QUAY_EMISUSE naming them.
+*/
+static int check_unique_key(quay_model *m, const int *aiField, int n,
+                            const char *zWhat, quay_err *pErr) {
+  int k, i, j;
+  Str names;
+  if (n == 1 && (aiField[0] == m->iPk ||
+                 (m->apField[aiField[0]]->mFlags & (QUAY_F_UNIQUE |
+                                                   QUAY_F_PK)))) {
+    return QUAY_OK;
+  }
+  if (n == 1 && m->apField[aiField[0]]->pRel &&
+      (m->apField[aiField[0]]->pRel->mFlags & QUAY_F_UNIQUE)) {
+    return QUAY_OK;               /* a unique belongs_to / one_to_one */
+  }
+  if (n == 1 && m->apField[aiField[0]]->pRel &&
+      m->apField[aiField[0]]->pRel->eKind == QUAY_R_ONE_TO_ONE) {
+    return QUAY_OK;
+  }
+  for (k = 0; k < m->nUnique; k++) {
+    int nMatch = 0;
+    if (m->anUnique[k] != n) continue;
+    for (i = 0; i < n; i++) {
+      int iF = field_of_name(m, m->aaUnique[k][i]);
+      for (j = 0; j < n; j++) {
+        if (aiField[j] == iF) {
+          nMatch++;
+          break;
+        }
+      }
+    }
+    if (nMatch == n) return QUAY_OK;
+  }
+  quay__str_init(&names);
+  for (i = 0; i < n; i++) {
+    quay__str_printf(&names, "%s%s", i ? ", " : "",
+                     m->apField[aiField[i]]->zName);
+  }
+  quay__err(pErr, QUAY_EMISUSE,
+            "%s: %s.(%s) is not a unique key: conflict fields must be the "
+            "primary key, a unique field or a unique_together set (declare "
+            "one, so the database enforces it)", zWhat, m->zName,
+            names.z ? names.z : "");
+  quay__str_free(&names);
+  return QUAY_EMISUSE;
+}
+
+int quay_writer_upsert(quay_writer *w, const int *aiConflict, int nConflict,
+                       const int *aiUpdate, int nUpdate, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  unsigned char *a;
+  int i, rc;
+  if (nConflict < 1) {
+    return quay__err(pErr, QUAY_EMISUSE, "upsert on %s: name the conflict "
+                     "fields (conflict = {...})", m->zName);
+  }
+  a = quay__calloc((size_t)m->nField + 1);
+  if (a == NULL) return quay__oom(pErr);
+  for (i = 0; i < nConflict; i++) {
+    int k = aiConflict[i];
+    if (k < 0 || k >= m->nField) {
+      quay__free(a);
+      return quay__err(pErr, QUAY_EMISUSE, "quay_writer_upsert: bad field");
+    }
+    if (a[k]) {
+      quay__free(a);
+      return quay__err(pErr, QUAY_EMISUSE, "upsert on %s: conflict field "
+                       "%s is named twice", m->zName, m->apField[k]->zName);
+    }
+    a[k] = UP_CONFLICT;
+  }
+  rc = check_unique_key(m, aiConflict, nConflict, "upsert", pErr);
+  for (i = 0; rc == QUAY_OK && i < nUpdate; i++) {
+    int k = aiUpdate[i];
+    if (k < 0 || k >= m->nField) {
+      rc = quay__err(pErr, QUAY_EMISUSE, "quay_writer_upsert: bad field");
+    } else if (a[k] & UP_CONFLICT) {
+      rc = quay__err(pErr, QUAY_EMISUSE, "upsert on %s: %s is a conflict "
+                     "field, so an update cannot change it (leave it out "
+                     "of update)", m->zName, m->apField[k]->zName);
+    } else if (k == m->iPk) {
+      rc = quay__err(pErr, QUAY_EMISUSE, "upsert on %s: the primary key %s "
+                     "cannot be in update", m->zName, m->apField[k]->zName);
+    } else {
+      a[k] |= UP_UPDATE;
+    }
+  }
+  if (rc) {
+    quay__free(a);
+    return rc;
+  }
+  if (aiUpdate) a[m->nField] = UP_EXPLICIT;
+  quay__free(w->aUp);
+  w->aUp = a;
+  return QUAY_OK;
+}
+
+/* Rows per upsert statement: multi-row on both backends (RETURNING costs
+** a temporary table per statement on SQLite, so fewer statements pay). */
+static int upsert_batch(const quay_writer *w) {
+  int nField = w->pModel->nField, n = 500;
+  if (w->pDb->pDialect->maxSourceRows > 0) {
+    return w->pDb->pDialect->maxSourceRows;
+  }
+  if (n * nField > 32000) n = 32000 / (nField ? nField : 1);
+  return n < 1 ? 1 : n;
+}
+
+/*
+** The conflict key of a row (nField values) as one value: the value of a
+** single conflict field, or for several a text joining their normalized
+** values (in pBuf).  0 when a component is NULL (such a row never
+** conflicts).
+*/
+static int conflict_key(quay_writer *w, const quay_value *row, Str *pBuf,
+                        quay_value *pOut) {
+  quay_model *m = w->pModel;
+  int i, nConf = 0, iOne = -1;
+  for (i = 0; i < m->nField; i++) {
+    if (!(w->aUp[i] & UP_CONFLICT)) continue;
+    if (row[i].type == QUAY_NULL) return 0;
+    nConf++;
+    iOne = i;
+  }
+  if (nConf == 1) {
+    *pOut = row[iOne];
+    return 1;
+  }
+  quay__str_reset(pBuf);
+  for (i = 0; i < m->nField; i++) {
+    const quay_value *v = &row[i];
+    if (!(w->aUp[i] & UP_CONFLICT)) continue;
+    switch (v->type) {
+      case QUAY_INT: quay__str_printf(pBuf, "i%lld;", (long long)v->u.i); break;
+      case QUAY_BOOL: quay__str_printf(pBuf, "i%d;", v->u.b ? 1 : 0); break;
+      case QUAY_REAL:
+        if (v->u.r >= -9.2e18 && v->u.r <= 9.2e18 &&
+            (double)(int64_t)v->u.r == v->u.r) {
+          quay__str_printf(pBuf, "i%lld;", (long long)(int64_t)v->u.r);
+        } else {
+          quay__str_printf(pBuf, "r%.17g;", v->u.r);
+        }
+        break;
+      default:
+        quay__str_printf(pBuf, "t%zu:", v->n);
+        quay__str_append(pBuf, v->u.z, v->n);
+        break;
+    }
+  }
+  pOut->type = QUAY_TEXT;
+  pOut->u.z = pBuf->z ? pBuf->z : "";
+  pOut->n = pBuf->n;
+  return 1;
+}
+
+/* Does field i of an upsert run (set flags aSet) go in DO UPDATE SET? */
+static int upsert_updates(const quay_writer *w, const unsigned char *aSet,
+                          int i) {
+  const Field *f = w->pModel->apField[i];
+  if (!(aSet[i] & 1) || (w->aUp[i] & UP_CONFLICT) || i == w->pModel->iPk) {
+    return 0;
+  }
+  if (w->aUp[i] & UP_UPDATE) return 1;
+  if (f->mFlags & QUAY_F_AUTO_NOW) return 1;    /* stamped on every write */
+  if (w->aUp[w->pModel->nField] & UP_EXPLICIT) return 0;
+  return (aSet[i] & 2) != 0;      /* default: the fields given */
+}
+
+/* " ON CONFLICT (...) DO UPDATE SET ... RETURNING <every column>" */
+static void upsert_tail(quay_writer *w, const unsigned char *aSet, Str *p) {
+  quay_model *m = w->pModel;
+  int i, k = 0, iFirst = -1;
+  quay__str_cat(p, " ON CONFLICT (");
+  for (i = 0; i < m->nField; i++) {
+    if (!(w->aUp[i] & UP_CONFLICT)) continue;
+    if (iFirst < 0) iFirst = i;
+    if (k++) quay__str_cat(p, ", ");
+    quay__str_ident(p, m->apField[i]->zCol);
+  }
+  quay__str_cat(p, ") DO UPDATE SET ");
+  k = 0;
+  for (i = 0; i < m->nField; i++) {
+    if (!upsert_updates(w, aSet, i)) continue;
+    if (k++) quay__str_cat(p, ", ");
+    quay__str_ident(p, m->apField[i]->zCol);
+    quay__str_cat(p, " = excluded.");
+    quay__str_ident(p, m->apField[i]->zCol);
+  }
+  if (k == 0) {
+    /* Nothing to change: a no-op update, so RETURNING gives the row. */
+    quay__str_ident(p, m->apField[iFirst]->zCol);
+    quay__str_cat(p, " = excluded.");
+    quay__str_ident(p, m->apField[iFirst]->zCol);
+  }
+  quay__str_cat(p, " RETURNING ");
+  for (i = 0; i < m->nField; i++) {
+    if (i) quay__str_cat(p, ", ");
+    quay__str_ident(p, m->apField[i]->zCol);
+  }
+}
+
+/* Do queued row a and returned row b (nField values each) have the same
+** conflict key, with no NULL in it? */
+static int conflict_same(quay_writer *w, const quay_value *a,
+                         const quay_value *b) {
+  int i;
+  for (i = 0; i < w->pModel->nField; i++) {
+    if (!(w->aUp[i] & UP_CONFLICT)) continue;
+    if (a[i].type == QUAY_NULL || !quay__value_eq(&a[i], &b[i])) return 0;
+  }
+  return 1;
+}
+
+/*
+** Read the RETURNING rows of an upsert run [iFrom, iTo) into the queue:
+** each returned row replaces the queued row with its conflict key (or,
+** for rows with a NULL in it, the next such row in order).  Rows come back
+** in the order sent in practice, so each is first tried against the row at
+** its own position; the key index is built only when that fails.
+*/
+static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
+                       quay_err *pErr) {
+  quay_model *m = w->pModel;
+  int n = m->nField, i, r, rc = QUAY_OK, nNull = 0, iNextNull = 0, idx;
+  int t = 0, bIndexed = 0;
+  quay_keyset *pKeys = NULL;
+  int *aPos = NULL, *aNull = NULL;
+  unsigned char *aDone = NULL;
+  quay_value *tmp = NULL;
+  Str key;
+  quay__str_init(&key);
+  aDone = quay__calloc((size_t)(iTo - iFrom + 1));
+  tmp = quay__malloc(sizeof(quay_value) * (size_t)(n + 1));
+  if (aDone == NULL || tmp == NULL) rc = quay__oom(pErr);
+  for (i = 0; rc == QUAY_OK && i < n; i++) c->aHint[i] = m->apField[i]->eType;
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
+    quay_value k;
+    int iRow = -1;
+    rc = QUAY_OK;
+    for (i = 0; i < n; i++) quay_cursor_value(c, i, &tmp[i]);
+    if (iFrom + t < iTo && !aDone[t] &&
+        conflict_same(w, &w->aQueue[(size_t)(iFrom + t) * (size_t)n], tmp)) {
+      iRow = iFrom + t;
+    } else {
+      if (!bIndexed) {
+        /* Index the run's keys (and list its NULL-key rows) once. */
+        bIndexed = 1;
+        aPos = quay__malloc(sizeof(int) * (size_t)(iTo - iFrom + 1));
+        aNull = quay__malloc(sizeof(int) * (size_t)(iTo - iFrom + 1));
+        rc = (aPos && aNull) ? quay_keyset_new(&pKeys, pErr) : quay__oom(pErr);
+        for (r = iFrom; rc == QUAY_OK && r < iTo; r++) {
+          quay_value kq;
+          if (!conflict_key(w, &w->aQueue[(size_t)r * (size_t)n], &key,
+                            &kq)) {
+            aNull[nNull++] = r;
+            continue;
+          }
+          if (key.oom) rc = quay__oom(pErr);
+          if (rc == QUAY_OK) rc = quay_keyset_add(pKeys, &kq, &idx, pErr);
+          if (rc == QUAY_OK && idx >= 0) aPos[idx] = r;
+        }
+        if (rc) break;
+      }
+      if (conflict_key(w, tmp, &key, &k)) {
+        int j = quay_keyset_find(pKeys, &k);
+        if (key.oom) {
+          rc = quay__oom(pErr);
+          break;
+        }
+        if (j >= 0 && !aDone[aPos[j] - iFrom]) iRow = aPos[j];
+      }
+      while (iRow < 0 && iNextNull < nNull) {
+        int x = aNull[iNextNull++];
+        if (!aDone[x - iFrom]) iRow = x;
+      }
+    }
+    t++;
+    if (iRow < 0 || aDone[iRow - iFrom]) {
+      rc = quay__err(pErr, QUAY_ESQL, "upsert on %s: the database returned "
+                     "a row that matches none sent", m->zName);
+      break;
+    }
+    aDone[iRow - iFrom] = 1;
+    for (i = 0; i < n; i++) {
+      quay_value v = tmp[i];
+      if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+        v.u.z = quay__arena_strdup(&w->queueArena, v.u.z, v.n);
+        if (v.u.z == NULL) {
+          rc = quay__oom(pErr);
+          break;
+        }
+      }
+      w->aQueue[(size_t)iRow * (size_t)n + (size_t)i] = v;
+    }
+  }
+  if (rc == QUAY_DONE) {
+    rc = QUAY_OK;
+    for (r = iFrom; r < iTo; r++) {
+      if (!aDone[r - iFrom]) {
+        rc = quay__err(pErr, QUAY_ESQL, "upsert on %s: the database "
+                       "returned fewer rows than were sent", m->zName);
+        break;
+      }
+    }
+  }
+  quay_keyset_free(pKeys);
+  quay__free(aPos);
+  quay__free(aNull);
+  quay__free(aDone);
+  quay__free(tmp);
+  quay__str_free(&key);
+  return rc;
+}
+/* }================================================================== */
+
+/*
+** "INSERT INTO t (cols) SELECT * FROM <row source> AS v" of the rows
+** [iFrom, iTo) (dialects with maxSourceRows): the statement text into
+** pSql, its few parameters into *paParam / *pnParam (arena a).
+*/
+static int source_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
+                         Arena *a, quay_value **paParam, int *pnParam,
+                         quay_err *pErr) {
+  quay_model *m = w->pModel;
+  int n = m->nField, i, r, k, nCol = 0, rc;
+  const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
+  int *aeType = quay__arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+  quay_value *aVal;
+  Build b;
+  for (i = 0; i < n; i++) nCol += aSet[i] & 1;
+  aVal = quay__arena_alloc(a, sizeof(quay_value) * (size_t)nCol *
+                                  (size_t)(iTo - iFrom) + 1);
+  if (aeType == NULL || aVal == NULL) return quay__oom(pErr);
+  for (i = k = 0; i < n; i++) {
+    if (aSet[i] & 1) aeType[k++] = m->apField[i]->eType;
+  }
+  for (r = iFrom, k = 0; r < iTo; r++) {
+    const quay_value *row = &w->aQueue[(size_t)r * (size_t)n];
+    for (i = 0; i < n; i++) {
+      if (aSet[i] & 1) aVal[k++] = row[i];
+    }
+  }
+  quay__build_init(&b, w->pDb, a, pErr);
+  quay__str_cat(&b.sql, "INSERT INTO ");
+  quay__str_ident(&b.sql, m->zTable);
+  quay__str_cat(&b.sql, " (");
+  for (i = k = 0; i < n; i++) {
+    if (!(aSet[i] & 1)) continue;
+    if (k++) quay__str_cat(&b.sql, ", ");
+    quay__str_ident(&b.sql, m->apField[i]->zCol);
+  }
+  quay__str_cat(&b.sql, ") SELECT * FROM ");
+  b.pDia->xRowSource(&b, aeType, nCol, aVal, iTo - iFrom);
+  quay__str_cat(&b.sql, " AS v");
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    quay__str_append(pSql, b.sql.z, b.sql.n);
+    *paParam = quay__arena_alloc(a, sizeof(quay_value) *
+                                        (size_t)(b.params.n + 1));
+    if (*paParam == NULL || pSql->oom) {
+      rc = quay__oom(pErr);
+    } else {
+      if (b.params.n) {
+        memcpy(*paParam, b.params.a, sizeof(quay_value) * (size_t)b.params.n);
+      }
+      *pnParam = b.params.n;
+    }
+  }
+  quay__build_free(&b);
+  return rc;
+}
+
+/*
+** "INSERT INTO t (cols) VALUES (...), ..." of the rows [iFrom, iTo) (or
+** DEFAULT VALUES when no column is set): text into pSql, one parameter
+** per value into *paParam / *pnParam (arena a).
+*/
+static int values_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
+                         Arena *a, quay_value **paParam, int *pnParam,
+                         quay_err *pErr) {
+  quay_model *m = w->pModel;
+  const Dialect *d = w->pDb->pDialect;
+  int n = m->nField, i, r, nCol = 0, nParam = 0;
+  const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
+  quay_value *aParam;
+  for (i = 0; i < n; i++) nCol += aSet[i] & 1;
+  aParam = quay__arena_alloc(a, sizeof(quay_value) *
+                                    (size_t)(nCol * (iTo - iFrom) + 1));
+  if (aParam == NULL) return quay__oom(pErr);
+  quay__str_cat(pSql, "INSERT INTO ");
+  quay__str_ident(pSql, m->zTable);
+  if (nCol == 0) {
+    quay__str_cat(pSql, " DEFAULT VALUES");
+  } else {
+    quay__str_cat(pSql, " (");
+    for (i = 0, r = 0; i < n; i++) {
+      if (!(aSet[i] & 1)) continue;
+      if (r++) quay__str_cat(pSql, ", ");
+      quay__str_ident(pSql, m->apField[i]->zCol);
+    }
+    quay__str_cat(pSql, ") VALUES ");
+    for (r = iFrom; r < iTo; r++) {
+      const quay_value *row = &w->aQueue[(size_t)r * (size_t)n];
+      int k = 0;
+      quay__str_cat(pSql, r > iFrom ? ", (" : "(");
+      for (i = 0; i < n; i++) {
+        if (!(aSet[i] & 1)) continue;
+        if (k++) quay__str_cat(pSql, ", ");
+        aParam[nParam++] = row[i];
+        d->xParam(pSql, nParam);
+      }
+      quay__str_char(pSql, ')');
+    }
+  }
+  *paParam = aParam;
+  *pnParam = nParam;
+  return QUAY_OK;
+}
+
+/* Insert (or upsert) queued rows [iFrom, iTo) sharing one column set. */
 static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
   quay_model *m = w->pModel;
   const Dialect *d = w->pDb->pDialect;
   int n = m->nField, i, r, nCol = 0, nParam = 0, rc;
   const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
-  quay_value *aParam;
+  quay_value *aParam = NULL;
   Field *pk = m->apField[m->iPk];
   quay_cursor *c = NULL;
   Str sql;
-  for (i = 0; i < n; i++) nCol += aSet[i];
-  aParam = quay__malloc(sizeof(quay_value) * (size_t)(nCol * (iTo - iFrom) + 1));
-  if (aParam == NULL) return quay__oom(pErr);
+  Arena a;
+  for (i = 0; i < n; i++) nCol += aSet[i] & 1;
+  quay__arena_init(&a);
   quay__str_init(&sql);
-  quay__str_cat(&sql, "INSERT INTO ");
-  quay__str_ident(&sql, m->zTable);
-  if (nCol == 0) {
-    quay__str_cat(&sql, " DEFAULT VALUES");
+  if (nCol > 0 && d->maxSourceRows > 0) {
+    rc = source_insert(w, iFrom, iTo, &sql, &a, &aParam, &nParam, pErr);
   } else {
-    quay__str_cat(&sql, " (");
-    for (i = 0, r = 0; i < n; i++) {
-      if (!aSet[i]) continue;
-      if (r++) quay__str_cat(&sql, ", ");
-      quay__str_ident(&sql, m->apField[i]->zCol);
-    }
-    quay__str_cat(&sql, ") VALUES ");
-    for (r = iFrom; r < iTo; r++) {
-      const quay_value *row = &w->aQueue[(size_t)r * (size_t)n];
-      int k = 0;
-      quay__str_cat(&sql, r > iFrom ? ", (" : "(");
-      for (i = 0; i < n; i++) {
-        if (!aSet[i]) continue;
-        if (k++) quay__str_cat(&sql, ", ");
-        aParam[nParam++] = row[i];
-        d->xParam(&sql, nParam);
-      }
-      quay__str_char(&sql, ')');
-    }
+    rc = values_insert(w, iFrom, iTo, &sql, &a, &aParam, &nParam, pErr);
   }
-  quay__str_cat(&sql, " RETURNING ");
-  quay__str_ident(&sql, pk->zCol);
+  if (rc) goto done;
+  if (w->aUp) {
+    upsert_tail(w, aSet, &sql);
+  } else {
+    quay__str_cat(&sql, " RETURNING ");
+    quay__str_ident(&sql, pk->zCol);
+  }
   if (sql.oom) {
     rc = quay__oom(pErr);
     goto done;
   }
   rc = quay__db_run(w->pDb, sql.z, aParam, nParam, NULL, 0, 0, &c, NULL, pErr);
   if (rc) goto done;
+  if (w->aUp) {
+    rc = upsert_read(w, c, iFrom, iTo, pErr);
+    goto done;
+  }
   c->aHint[0] = pk->eType;
   for (r = iFrom; r < iTo; r++) {
     quay_value v;
@@ -533,24 +1013,59 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
 done:
   quay_cursor_close(c);
   quay__str_free(&sql);
-  quay__free(aParam);
+  quay__arena_free(&a);
   return rc;
 }
 
 int quay_writer_flush(quay_writer *w, quay_err *pErr) {
-  int n = w->pModel->nField, iFrom = 0, r, rc;
+  int n = w->pModel->nField, iFrom = 0, r, rc = QUAY_OK, idx;
+  int nBatch = w->aUp ? upsert_batch(w) : quay_writer_batch(w);
+  quay_keyset *pKeys = NULL;      /* upserts: conflict keys of the run */
+  Str key;
   if (w->flushed || w->nQueue == 0) return QUAY_OK;
-  /* Rows sharing a column set (they differ only when some give the key)
-  ** go in one statement, at most quay_writer_batch rows each. */
-  for (r = 1; r <= w->nQueue; r++) {
-    if (r == w->nQueue || r - iFrom >= quay_writer_batch(w) ||
-        memcmp(&w->aQueueSet[(size_t)r * (size_t)n],
-               &w->aQueueSet[(size_t)iFrom * (size_t)n], (size_t)n) != 0) {
+  quay__str_init(&key);
+  if (w->aUp && w->pDb->pDialect->bUpsertRowOnce) {
+    rc = quay_keyset_new(&pKeys, pErr);
+    if (rc) return rc;
+  }
+  /* Rows sharing a column set (they differ only when some give the key,
+  ** or, for upserts, give other fields) go in one statement, at most
+  ** nBatch rows each; an upsert's run also ends before a repeated key. */
+  for (r = 1; rc == QUAY_OK && r <= w->nQueue; r++) {
+    int bCut = r == w->nQueue || r - iFrom >= nBatch ||
+               memcmp(&w->aQueueSet[(size_t)r * (size_t)n],
+                      &w->aQueueSet[(size_t)iFrom * (size_t)n],
+                      (size_t)n) != 0;
+    if (pKeys && r == iFrom + 1) {
+      /* The run's first row. */
+      quay_value k;
+      if (conflict_key(w, &w->aQueue[(size_t)iFrom * (size_t)n], &key, &k)) {
+        rc = key.oom ? quay__oom(pErr) : quay_keyset_add(pKeys, &k, &idx,
+                                                         pErr);
+      }
+    }
+    if (rc == QUAY_OK && pKeys && !bCut) {
+      quay_value k;
+      if (conflict_key(w, &w->aQueue[(size_t)r * (size_t)n], &key, &k)) {
+        int nBefore = quay_keyset_count(pKeys);
+        rc = key.oom ? quay__oom(pErr) : quay_keyset_add(pKeys, &k, &idx,
+                                                         pErr);
+        if (rc == QUAY_OK && quay_keyset_count(pKeys) == nBefore) bCut = 1;
+      }
+    }
+    if (rc == QUAY_OK && bCut) {
       rc = flush_run(w, iFrom, r, pErr);
-      if (rc) return rc;
       iFrom = r;
+      if (pKeys && rc == QUAY_OK) {
+        quay_keyset_free(pKeys);
+        pKeys = NULL;
+        rc = quay_keyset_new(&pKeys, pErr);
+      }
     }
   }
+  quay_keyset_free(pKeys);
+  quay__str_free(&key);
+  if (rc) return rc;
   w->flushed = 1;
   return QUAY_OK;
 }
@@ -803,6 +1318,20 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
   return rc;
 }
 
+/*
+** The new value of field i in an UPDATE's SET list (save, qs:update): the
+** slot's value, bound, or its quay.F expression.  The one place a SET
+** term's value is written.
+*/
+static void emit_set_value(Build *b, quay_writer *w, int i) {
+  if (w->aSlot[i].pExpr) {
+    /* An expression of the row's own columns: atomic, in SQL. */
+    quay__emit_expr_update(b, w->pModel, w->aSlot[i].pExpr);
+  } else {
+    quay__build_param(b, &w->aSlot[i].v);
+  }
+}
+
 /* "UPDATE t SET c = ?, ... WHERE pk": the set fields of the writer; the
 ** caller appends the key test. */
 static void build_update_head(Build *b, quay_model *m, quay_writer *w) {
@@ -815,12 +1344,7 @@ static void build_update_head(Build *b, quay_model *m, quay_writer *w) {
     if (nSet++) quay__str_cat(&b->sql, ", ");
     quay__str_ident(&b->sql, m->apField[i]->zCol);
     quay__str_cat(&b->sql, " = ");
-    if (w->aSlot[i].pExpr) {
-      /* An expression of the row's own columns: atomic, in SQL. */
-      quay__emit_expr_update(b, m, w->aSlot[i].pExpr);
-    } else {
-      quay__build_param(b, &w->aSlot[i].v);
-    }
+    emit_set_value(b, w, i);
   }
   quay__str_cat(&b->sql, " WHERE ");
   quay__str_ident(&b->sql, m->apField[m->iPk]->zCol);
@@ -1039,6 +1563,146 @@ done:
 
 /*
 ** {==================================================================
+** Bulk updates
+** ===================================================================
+** Model:bulk_update(records, fields): every row's values travel as rows
+** of one row source (dialect xRowSource: multi-row VALUES on SQLite, one
+** array per column through unnest on PostgreSQL) joined to the table by
+** the primary key, UPDATE t SET f = v.cN FROM <rows> AS v WHERE t.pk =
+** v.c0: one statement on PostgreSQL, one per maxRowValues values on
+** SQLite, all in one transaction.  Values are validated before anything
+** is sent.
+*/
+int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
+                     int nField, const quay_value *aRow, int nRow,
+                     int64_t *pnChanged, quay_err *pErr) {
+  const Dialect *d = pDb->pDialect;
+  int nCol = nField + 1, i, k, r, rc, nKeep = 0, idx, opened = 0, nPer;
+  int *aeType = NULL, *aKeep = NULL;
+  quay_value *aVal = NULL;
+  quay_keyset *pSeen = NULL;
+  Field *pk;
+  Arena a;
+  if (pnChanged) *pnChanged = 0;
+  rc = quay__resolve(pDb, pErr);
+  if (rc) return rc;
+  pk = m->apField[m->iPk];
+  if (nField < 1) {
+    return quay__err(pErr, QUAY_EMISUSE, "bulk_update on %s: name the "
+                     "fields to write", m->zName);
+  }
+  for (k = 0; k < nField; k++) {
+    Field *f;
+    if (aiField[k] < 0 || aiField[k] >= m->nField) {
+      return quay__err(pErr, QUAY_EMISUSE, "quay_bulk_update: bad field");
+    }
+    f = m->apField[aiField[k]];
+    for (i = 0; i < k; i++) {
+      if (aiField[i] == aiField[k]) {
+        return quay__err(pErr, QUAY_EMISUSE, "bulk_update on %s: %s is "
+                         "named twice", m->zName, f->zName);
+      }
+    }
+    if (aiField[k] == m->iPk || is_referenced(pDb, m, f)) {
+      return quay__err(pErr, QUAY_EMISUSE, "bulk_update on %s: %s is %s "
+                       "key; change it with save() or qs:update, which "
+                       "apply on_update rules", m->zName, f->zName,
+                       aiField[k] == m->iPk ? "the primary"
+                                            : "a referenced");
+    }
+  }
+  if (nRow == 0) return QUAY_OK;
+  quay__arena_init(&a);
+  aeType = quay__arena_alloc(&a, sizeof(int) * (size_t)nCol);
+  aKeep = quay__arena_alloc(&a, sizeof(int) * (size_t)nRow);
+  aVal = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)nRow *
+                                   (size_t)nCol);
+  if (aeType == NULL || aKeep == NULL || aVal == NULL) {
+    rc = quay__oom(pErr);
+    goto done;
+  }
+  aeType[0] = pk->eType;
+  for (k = 0; k < nField; k++) aeType[k + 1] = m->apField[aiField[k]]->eType;
+  /* A key given twice takes its last row: walk backwards, keep the first
+  ** sighting of each key, then restore the order. */
+  rc = quay_keyset_new(&pSeen, pErr);
+  for (r = nRow - 1; rc == QUAY_OK && r >= 0; r--) {
+    const quay_value *pKey = &aRow[(size_t)r * (size_t)nCol];
+    int nBefore = quay_keyset_count(pSeen);
+    if (pKey->type == QUAY_NULL) {
+      rc = quay__err(pErr, QUAY_EVALIDATION, "bulk_update on %s: record %d "
+                     "has no %s (save it first)", m->zName, r + 1,
+                     pk->zName);
+      break;
+    }
+    rc = quay__value_fits(m, pk, pKey, 0, pErr);
+    if (rc == QUAY_OK) rc = quay_keyset_add(pSeen, pKey, &idx, pErr);
+    if (rc == QUAY_OK && quay_keyset_count(pSeen) > nBefore) {
+      aKeep[nKeep++] = r;
+    }
+  }
+  for (r = 0; rc == QUAY_OK && r < nKeep; r++) {
+    const quay_value *src = &aRow[(size_t)aKeep[nKeep - 1 - r] * (size_t)nCol];
+    quay_value *dst = &aVal[(size_t)r * (size_t)nCol];
+    dst[0] = src[0];
+    for (k = 0; rc == QUAY_OK && k < nField; k++) {
+      Field *f = m->apField[aiField[k]];
+      dst[k + 1] = src[k + 1];
+      if (dst[k + 1].type != QUAY_NULL) {
+        /* The field's own form; a datetime's normal text lives as long
+        ** as the call (the arena). */
+        char zTmp[20], *zNorm = zTmp;
+        if (f->eType == QUAY_T_DATETIME) zNorm = quay__arena_alloc(&a, 20);
+        rc = zNorm ? quay__value_conform(m, f, &dst[k + 1], zNorm, pErr)
+                   : quay__oom(pErr);
+      }
+      if (rc == QUAY_OK) rc = quay__validate(m, f, &dst[k + 1], pErr);
+    }
+  }
+  quay_keyset_free(pSeen);
+  if (rc) goto done;
+  rc = quay__txn_begin(pDb, 1, pErr);
+  if (rc) goto done;
+  opened = 1;
+  nPer = d->maxRowValues ? d->maxRowValues / nCol : nKeep;
+  if (nPer < 1) nPer = 1;
+  for (r = 0; rc == QUAY_OK && r < nKeep; r += nPer) {
+    int nThis = nKeep - r < nPer ? nKeep - r : nPer;
+    int64_t nChanged = 0;
+    Build b;
+    quay__build_init(&b, pDb, &a, pErr);
+    quay__str_cat(&b.sql, "UPDATE ");
+    quay__str_ident(&b.sql, m->zTable);
+    quay__str_cat(&b.sql, " SET ");
+    for (k = 0; k < nField; k++) {
+      if (k) quay__str_cat(&b.sql, ", ");
+      quay__str_ident(&b.sql, m->apField[aiField[k]]->zCol);
+      quay__str_printf(&b.sql, " = v.c%d", k + 1);
+    }
+    quay__str_cat(&b.sql, " FROM ");
+    d->xRowSource(&b, aeType, nCol, &aVal[(size_t)r * (size_t)nCol], nThis);
+    quay__str_cat(&b.sql, " AS v WHERE ");
+    quay__str_col(&b.sql, m->zTable, pk->zCol);
+    quay__str_cat(&b.sql, " = v.c0");
+    rc = quay__build_rc(&b);
+    if (rc == QUAY_OK) {
+      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
+                        NULL, &nChanged, pErr);
+    }
+    if (pnChanged) *pnChanged += nChanged;
+    quay__build_free(&b);
+  }
+done:
+  if (opened) rc = quay__txn_end(pDb, rc, pErr);
+  if (rc && pnChanged) *pnChanged = 0;
+  quay__arena_free(&a);
+  return rc;
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
 ** Related-set writes
 ** ===================================================================
 */
@@ -1068,109 +1732,144 @@ static void keys_in(Build *b, const char *zAlias, const char *zCol,
   }
 }
 
-/* Existing target keys of the owner in the join table. */
-static int m2m_existing(quay_db *pDb, JoinTable *j, int bRev,
-                        const quay_value *pOwner, quay_keyset *pKs,
-                        quay_err *pErr) {
-  Arena a;
-  Build b;
-  quay_cursor *c = NULL;
-  int rc, idx;
+/*
+** Many-to-many writes take a constant number of statements whatever the
+** number of records: the target keys travel as one array parameter
+** (dialect xKeySource), so :add(list) is one INSERT ... SELECT over the
+** keys not linked yet, :remove(list) one DELETE, and :set(list) one DELETE
+** of the links not in the list plus that INSERT, in one transaction.
+** Links to a custom through model go through its writer once (defaults,
+** auto_now and validation of the through values, the same for every new
+** link), and their deletes through the cascade planner, as for any model.
+*/
+
+/* Insert one link (a through model row whose key the caller gives). */
+static int m2m_insert(JoinTable *j, int bRev, const quay_value *pOwner,
+                      const quay_value *pTarget, quay_writer *w,
+                      quay_err *pErr) {
+  const quay_value *pSrc = bRev ? pTarget : pOwner;
+  const quay_value *pDst = bRev ? pOwner : pTarget;
+  int rc = quay_writer_set(w, j->pThroughSrc->pFk->iField, pSrc, pErr);
+  if (rc == QUAY_OK) {
+    rc = quay_writer_set(w, j->pThroughDst->pFk->iField, pDst, pErr);
+  }
+  if (rc == QUAY_OK) rc = quay_writer_insert(w, pErr);
+  return rc;
+}
+
+/*
+** Link the owner to the targets aKey (distinct, not NULL) that it is not
+** linked to yet: one INSERT ... SELECT.  With a through model, w (may be
+** NULL) holds the through values; a through model whose key the values
+** give gets one INSERT per link (inside the caller's transaction).
+*/
+static int m2m_add(quay_db *pDb, JoinTable *j, int bRev,
+                   const quay_value *pOwner, const quay_value *aKey, int nKey,
+                   quay_writer *w, quay_err *pErr) {
   const char *zOwn = bRev ? j->zDstCol : j->zSrcCol;
   const char *zTgt = bRev ? j->zSrcCol : j->zDstCol;
+  Field *pTgtKey = bRev ? j->pSrcKey : j->pDstKey;
+  Arena a;
+  Build b;
+  int rc = QUAY_OK, i, n = 0, bOwn = 0, iTgt = -1;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
-  quay__str_cat(&b.sql, "SELECT ");
-  quay__str_ident(&b.sql, zTgt);
+  if (j->pThrough) {
+    quay_model *t = j->pThrough;
+    Rel *rOwn = bRev ? j->pThroughDst : j->pThroughSrc;
+    Rel *rTgt = bRev ? j->pThroughSrc : j->pThroughDst;
+    if (w == NULL) {
+      rc = quay_writer_new(pDb, t, &w, pErr);
+      if (rc) goto done;
+      bOwn = 1;
+    }
+    if (w->aSlot[t->iPk].set) {
+      /* The through values name the key: one row per link. */
+      for (i = 0; rc == QUAY_OK && i < nKey; i++) {
+        rc = m2m_insert(j, bRev, pOwner, &aKey[i], w, pErr);
+      }
+      goto done;
+    }
+    /* The row every link shares: through values, defaults, auto_now;
+    ** validated once, with the first target standing for all. */
+    iTgt = rTgt->pFk->iField;
+    rc = quay_writer_set(w, rOwn->pFk->iField, pOwner, pErr);
+    if (rc == QUAY_OK) rc = quay_writer_set(w, iTgt, &aKey[0], pErr);
+    if (rc == QUAY_OK) rc = fill_insert(w, pErr);
+    if (rc) goto done;
+    quay__str_cat(&b.sql, "INSERT INTO ");
+    quay__str_ident(&b.sql, t->zTable);
+    quay__str_cat(&b.sql, " (");
+    for (i = 0; i < t->nField; i++) {
+      if (!w->aSlot[i].set) continue;
+      if (n++) quay__str_cat(&b.sql, ", ");
+      quay__str_ident(&b.sql, t->apField[i]->zCol);
+    }
+    quay__str_cat(&b.sql, ") SELECT ");
+    n = 0;
+    for (i = 0; i < t->nField; i++) {
+      if (!w->aSlot[i].set) continue;
+      if (n++) quay__str_cat(&b.sql, ", ");
+      if (i == iTgt) {
+        quay__str_cat(&b.sql, "k.c0");
+      } else {
+        quay__build_param(&b, &w->aSlot[i].v);
+      }
+    }
+  } else {
+    quay__str_cat(&b.sql, "INSERT INTO ");
+    quay__str_ident(&b.sql, j->zTable);
+    quay__str_cat(&b.sql, " (");
+    quay__str_ident(&b.sql, zOwn);
+    quay__str_cat(&b.sql, ", ");
+    quay__str_ident(&b.sql, zTgt);
+    quay__str_cat(&b.sql, ") SELECT ");
+    quay__build_param(&b, pOwner);
+    quay__str_cat(&b.sql, ", k.c0");
+  }
   quay__str_cat(&b.sql, " FROM ");
+  b.pDia->xKeySource(&b, aKey, nKey, pTgtKey->eType);
+  quay__str_cat(&b.sql, " AS k WHERE NOT EXISTS (SELECT 1 FROM ");
   quay__str_ident(&b.sql, j->zTable);
-  quay__str_cat(&b.sql, " WHERE ");
-  quay__str_ident(&b.sql, zOwn);
+  quay__str_cat(&b.sql, " AS e WHERE ");
+  quay__str_col(&b.sql, "e", zOwn);
   quay__str_cat(&b.sql, " = ");
   quay__build_param(&b, pOwner);
+  quay__str_cat(&b.sql, " AND ");
+  quay__str_col(&b.sql, "e", zTgt);
+  quay__str_cat(&b.sql, " = k.c0)");
+  if (j->pThrough == NULL) {
+    /* The join table's UNIQUE (source, target): a link another
+    ** connection made meanwhile is not an error. */
+    quay__str_cat(&b.sql, " ON CONFLICT DO NOTHING");
+  }
   rc = quay__build_rc(&b);
   if (rc == QUAY_OK) {
-    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
+    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, NULL,
                       NULL, pErr);
   }
-  while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
-    quay_value v;
-    quay_cursor_value(c, 0, &v);
-    rc = quay_keyset_add(pKs, &v, &idx, pErr);
-  }
-  if (rc == QUAY_DONE) rc = QUAY_OK;
-  quay_cursor_close(c);
+done:
+  if (bOwn) quay_writer_free(w);
   quay__build_free(&b);
   quay__arena_free(&a);
   return rc;
 }
 
-/* Insert one link (auto join table, or a through model row). */
-static int m2m_insert(quay_db *pDb, JoinTable *j, int bRev,
-                      const quay_value *pOwner, const quay_value *pTarget,
-                      quay_writer *pPivot, quay_err *pErr) {
-  const quay_value *pSrc = bRev ? pTarget : pOwner;
-  const quay_value *pDst = bRev ? pOwner : pTarget;
-  if (j->pThrough) {
-    quay_writer *w = pPivot;
-    int rc, bOwn = 0;
-    if (w == NULL) {
-      rc = quay_writer_new(pDb, j->pThrough, &w, pErr);
-      if (rc) return rc;
-      bOwn = 1;
-    }
-    rc = quay_writer_set(w, j->pThroughSrc->pFk->iField, pSrc, pErr);
-    if (rc == QUAY_OK) {
-      rc = quay_writer_set(w, j->pThroughDst->pFk->iField, pDst, pErr);
-    }
-    if (rc == QUAY_OK) {
-      /* Keep pivot values across several targets: reset the key only. */
-      Slot *s = &w->aSlot[j->pThrough->iPk];
-      int bKeySet = s->set;
-      rc = quay_writer_insert(w, pErr);
-      if (!bKeySet) s->set = 0;
-    }
-    if (bOwn) quay_writer_free(w);
-    return rc;
-  } else {
-    Arena a;
-    Build b;
-    int rc;
-    quay__arena_init(&a);
-    quay__build_init(&b, pDb, &a, pErr);
-    quay__str_cat(&b.sql, "INSERT INTO ");
-    quay__str_ident(&b.sql, j->zTable);
-    quay__str_cat(&b.sql, " (");
-    quay__str_ident(&b.sql, j->zSrcCol);
-    quay__str_cat(&b.sql, ", ");
-    quay__str_ident(&b.sql, j->zDstCol);
-    quay__str_cat(&b.sql, ") VALUES (");
-    quay__build_param(&b, pSrc);
-    quay__str_cat(&b.sql, ", ");
-    quay__build_param(&b, pDst);
-    quay__str_cat(&b.sql, ")");
-    rc = quay__build_rc(&b);
-    if (rc == QUAY_OK) {
-      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
-                        NULL, NULL, pErr);
-    }
-    quay__build_free(&b);
-    quay__arena_free(&a);
-    return rc;
-  }
-}
-
-/* Remove links to the given targets (all links when aKey is NULL). */
+/*
+** Remove the owner's links to the targets aKey (bNot: to every target but
+** those; aKey NULL: all links).  One DELETE for a join table; for a
+** through model, one SELECT of its rows' keys, then the cascade planner.
+*/
 static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
                       const quay_value *pOwner, const quay_value *aKey,
-                      int nKey, quay_err *pErr) {
+                      int nKey, int bNot, quay_err *pErr) {
   const char *zOwn = bRev ? j->zDstCol : j->zSrcCol;
   const char *zTgt = bRev ? j->zSrcCol : j->zDstCol;
   Field *pTgtKey = bRev ? j->pSrcKey : j->pDstKey;
   Arena a;
   Build b;
   int rc;
-  if (aKey && nKey == 0) return QUAY_OK;
+  if (aKey && nKey == 0 && !bNot) return QUAY_OK;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   /* "SELECT pk" of a through model's rows, or "DELETE" of plain pivot rows,
@@ -1187,9 +1886,10 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
   quay__str_ident(&b.sql, zOwn);
   quay__str_cat(&b.sql, " = ");
   quay__build_param(&b, pOwner);
-  if (aKey) {
-    quay__str_cat(&b.sql, " AND ");
+  if (aKey && nKey > 0) {
+    quay__str_cat(&b.sql, bNot ? " AND NOT (" : " AND ");
     keys_in(&b, NULL, zTgt, aKey, nKey, pTgtKey->eType);
+    if (bNot) quay__str_char(&b.sql, ')');
   }
   if (j->pThrough) {
     /* An ordinary model: delete its rows through the cascade planner. */
@@ -1249,10 +1949,14 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
                    int nKey, quay_writer *pPivot, quay_err *pErr) {
   Rel *r, *fwd;
   JoinTable *j;
-  int bRev, rc, i, idx;
-  quay_keyset *pHave = NULL;
+  int bRev, rc = QUAY_OK, i, idx, nUniq = 0, bTxn;
+  quay_keyset *pSeen = NULL;
+  quay_value *aUniq = NULL;
   if (iRel < 0 || iRel >= m->nRel) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: bad relation");
+  }
+  if (eOp < QUAY_M2M_ADD || eOp > QUAY_M2M_SET) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: bad operation");
   }
   r = m->apRel[iRel];
   fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
@@ -1273,66 +1977,67 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
                      "%s.%s: through values need a through model", m->zName,
                      r->zName);
   }
-  rc = quay__txn_begin(pDb, 1, pErr);
-  if (rc) return rc;
+  if (pPivot && pPivot->pModel != j->pThrough) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: the through "
+                     "values are a writer of another model");
+  }
+  /* The targets, once each, in the order given. */
+  if (nKey > 0) {
+    aUniq = quay__malloc(sizeof(quay_value) * (size_t)nKey);
+    if (aUniq == NULL) return quay__oom(pErr);
+    rc = quay_keyset_new(&pSeen, pErr);
+    for (i = 0; rc == QUAY_OK && i < nKey; i++) {
+      int nBefore;
+      if (aKey[i].type == QUAY_NULL) {
+        rc = quay__err(pErr, QUAY_EVALIDATION, "%s.%s: a target has no key "
+                       "(save it first)", m->zName, r->zName);
+        break;
+      }
+      nBefore = quay_keyset_count(pSeen);
+      rc = quay_keyset_add(pSeen, &aKey[i], &idx, pErr);
+      if (rc == QUAY_OK && quay_keyset_count(pSeen) > nBefore) {
+        aUniq[nUniq++] = aKey[i];
+      }
+    }
+    quay_keyset_free(pSeen);
+    if (rc) {
+      quay__free(aUniq);
+      return rc;
+    }
+  }
+  /* One statement needs no transaction of its own. */
+  bTxn = eOp == QUAY_M2M_SET ||
+         (j->pThrough && eOp != QUAY_M2M_ADD) ||
+         (j->pThrough && eOp == QUAY_M2M_ADD && pPivot &&
+          pPivot->aSlot[j->pThrough->iPk].set && nUniq > 1);
+  if (bTxn) {
+    rc = quay__txn_begin(pDb, 1, pErr);
+    if (rc) {
+      quay__free(aUniq);
+      return rc;
+    }
+  }
   switch (eOp) {
     case QUAY_M2M_ADD:
-      rc = quay_keyset_new(&pHave, pErr);
-      if (rc == QUAY_OK) rc = m2m_existing(pDb, j, bRev, pOwner, pHave, pErr);
-      for (i = 0; rc == QUAY_OK && i < nKey; i++) {
-        if (quay_keyset_find(pHave, &aKey[i]) >= 0) continue;
-        rc = m2m_insert(pDb, j, bRev, pOwner, &aKey[i], pPivot, pErr);
-        if (rc == QUAY_OK) rc = quay_keyset_add(pHave, &aKey[i], &idx, pErr);
-      }
+      if (nUniq) rc = m2m_add(pDb, j, bRev, pOwner, aUniq, nUniq, pPivot, pErr);
       break;
     case QUAY_M2M_REMOVE:
-      rc = m2m_remove(pDb, j, bRev, pOwner, aKey, nKey, pErr);
+      rc = m2m_remove(pDb, j, bRev, pOwner, aUniq, nUniq, 0, pErr);
       break;
     case QUAY_M2M_CLEAR:
-      rc = m2m_remove(pDb, j, bRev, pOwner, NULL, 0, pErr);
+      rc = m2m_remove(pDb, j, bRev, pOwner, NULL, 0, 0, pErr);
       break;
-    case QUAY_M2M_SET: {
-      quay_keyset *pWant = NULL;
-      quay_value *aDrop = NULL;
-      Arena a;
-      int nDrop = 0;
-      quay__arena_init(&a);
-      rc = quay_keyset_new(&pHave, pErr);
-      if (rc == QUAY_OK) rc = quay_keyset_new(&pWant, pErr);
-      if (rc == QUAY_OK) rc = m2m_existing(pDb, j, bRev, pOwner, pHave, pErr);
-      for (i = 0; rc == QUAY_OK && i < nKey; i++) {
-        rc = quay_keyset_add(pWant, &aKey[i], &idx, pErr);
+    default:                          /* QUAY_M2M_SET */
+      rc = m2m_remove(pDb, j, bRev, pOwner, aUniq ? aUniq : aKey, nUniq, 1,
+                      pErr);
+      if (rc == QUAY_OK && nUniq) {
+        rc = m2m_add(pDb, j, bRev, pOwner, aUniq, nUniq, pPivot, pErr);
       }
-      if (rc == QUAY_OK) {
-        quay_value *aHave;
-        int n = quay_keyset_count(pHave);
-        rc = quay__keyset_values(pHave, &a, &aHave) ? quay__oom(pErr)
-                                                    : QUAY_OK;
-        if (rc == QUAY_OK) {
-          aDrop = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)(n + 1));
-          if (aDrop == NULL) rc = quay__oom(pErr);
-        }
-        for (i = 0; rc == QUAY_OK && i < n; i++) {
-          if (quay_keyset_find(pWant, &aHave[i]) < 0) aDrop[nDrop++] = aHave[i];
-        }
-      }
-      if (rc == QUAY_OK && nDrop) {
-        rc = m2m_remove(pDb, j, bRev, pOwner, aDrop, nDrop, pErr);
-      }
-      for (i = 0; rc == QUAY_OK && i < nKey; i++) {
-        if (quay_keyset_find(pHave, &aKey[i]) >= 0) continue;
-        rc = m2m_insert(pDb, j, bRev, pOwner, &aKey[i], pPivot, pErr);
-        if (rc == QUAY_OK) rc = quay_keyset_add(pHave, &aKey[i], &idx, pErr);
-      }
-      quay_keyset_free(pWant);
-      quay__arena_free(&a);
       break;
-    }
-    default:
-      rc = quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: bad operation");
   }
-  quay_keyset_free(pHave);
-  return quay__txn_end(pDb, rc, pErr);
+  quay__free(aUniq);
+  if (bTxn) rc = quay__txn_end(pDb, rc, pErr);
+  return rc;
 }
 
 int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,

@@ -315,6 +315,30 @@ QUAY_API int quay_db_rollback(quay_db *pDb, quay_err *pErr);
 QUAY_API int quay_db_txn_depth(const quay_db *pDb);
 
 /*
+** Transaction options (db:transaction(fn, opts)).  Isolation levels are
+** the SQL standard's; QUAY_ISO_DEFAULT keeps the server's default.  SQLite
+** has one level, serializable: it accepts QUAY_ISO_DEFAULT and
+** QUAY_ISO_SERIALIZABLE and refuses the others with QUAY_EMISUSE.  A
+** read-only transaction refuses writes (PostgreSQL's READ ONLY; SQLite's
+** query_only pragma for its duration) with QUAY_ESQL.  Options apply to
+** the outermost level only: quay_db_begin_opts inside an open transaction
+** with any option set is QUAY_EMISUSE (a savepoint cannot change them).
+*/
+enum {
+  QUAY_ISO_DEFAULT = 0, QUAY_ISO_READ_COMMITTED, QUAY_ISO_REPEATABLE_READ,
+  QUAY_ISO_SERIALIZABLE
+};
+typedef struct quay_txn_opts {
+  int eIsolation;           /* QUAY_ISO_* */
+  int bReadOnly;            /* non-0: READ ONLY */
+} quay_txn_opts;
+/* quay_db_begin with options; pOpts NULL is quay_db_begin. */
+QUAY_API int quay_db_begin_opts(quay_db *pDb, const quay_txn_opts *pOpts,
+                                quay_err *pErr);
+/* Non-0 while the open transaction is read-only. */
+QUAY_API int quay_db_txn_readonly(const quay_db *pDb);
+
+/*
 ** Raw SQL with '?' placeholders on every backend (translated to $n on
 ** PostgreSQL).  quay_db_execute reports rows changed in *pnChanged (may be
 ** NULL).
@@ -991,6 +1015,20 @@ QUAY_API int quay_qs_using_primary(quay_qs *pQs, quay_qs **ppOut,
 QUAY_API int quay_qs_is_primary(const quay_qs *pQs);
 
 /*
+** select_for_update: the main query of record loads (all, first, get,
+** iter) locks the rows it reads (PostgreSQL: FOR UPDATE OF the model's
+** rows, with NOWAIT or SKIP LOCKED; SQLite: nothing to add, the
+** transaction holds the write lock).  Loading such a set outside a
+** transaction, or in a read-only one, is QUAY_EMISUSE.  NOWAIT and SKIP
+** LOCKED together are QUAY_EMISUSE.  A row locked by another transaction
+** makes NOWAIT fail with QUAY_EBUSY.
+*/
+#define QUAY_LOCK_NOWAIT      0x01
+#define QUAY_LOCK_SKIP_LOCKED 0x02
+QUAY_API int quay_qs_for_update(quay_qs *pQs, unsigned mFlags,
+                                quay_qs **ppOut, quay_err *pErr);
+
+/*
 ** The related set of one owner: rows of the relation's target reached from
 ** the owner whose key (the relation's iOwnerKey field) is *pKey.
 ** pModel is the owner's model, iRel its relation index.
@@ -1232,10 +1270,11 @@ QUAY_API int quay_writer_check(quay_writer *w, int bInsert, quay_err *pErr);
 /* INSERT the buffered row; the final values are then readable. */
 QUAY_API int quay_writer_insert(quay_writer *pW, quay_err *pErr);
 /*
-** UPDATE the row whose primary key was *pOldKey with every field of the
-** buffer (unset fields keep their stored values); applies on_update rules
-** when a referenced key changes.  auto_now fields get the current time
-** (UTC, to the second), replacing any value in the buffer.  *pnChanged
+** UPDATE the row whose primary key was *pOldKey with the fields set in
+** the buffer (unset fields keep their stored values; nothing set: nothing
+** is sent); applies on_update rules when a referenced key changes.
+** auto_now fields get the current time (UTC, to the second), replacing
+** any value in the buffer, whenever something is written.  *pnChanged
 ** (may be NULL) gets the rows changed (0 when the row is gone).
 */
 QUAY_API int quay_writer_update(quay_writer *pW, const quay_value *pOldKey,
@@ -1256,6 +1295,23 @@ QUAY_API int quay_writer_queued(const quay_writer *pW);
 QUAY_API int quay_writer_batch(const quay_writer *pW);
 QUAY_API void quay_writer_queued_value(quay_writer *pW, int iRow, int iField,
                                        quay_value *pOut);
+/*
+** Upserts (Model:upsert).  After this call the writer's queued rows are
+** written with INSERT ... ON CONFLICT (the conflict fields) DO UPDATE SET
+** the update fields, batched, and quay_writer_flush reads every column of
+** every row back: quay_writer_queued_value then gives the stored row,
+** inserted or updated.  aiConflict (nConflict >= 1 distinct fields) must
+** be the primary key, one unique field or exactly a unique_together set,
+** else QUAY_EMISUSE before any SQL.  aiUpdate lists the fields an existing
+** row takes from the new one; NULL means, per row, every field the caller
+** set before quay_writer_queue; conflict fields and the primary key cannot
+** be in it (QUAY_EMISUSE).  auto_now fields are always updated,
+** auto_now_add ones only when listed.  Rows with the same conflict key in
+** one flush: the last one wins.  Run inside a transaction.
+*/
+QUAY_API int quay_writer_upsert(quay_writer *pW, const int *aiConflict,
+                                int nConflict, const int *aiUpdate,
+                                int nUpdate, quay_err *pErr);
 /* A value of the buffer after insert/update (borrowed; valid until the
 ** next call on the writer). */
 QUAY_API void quay_writer_value(quay_writer *pW, int iField,
@@ -1272,6 +1328,22 @@ QUAY_API int quay_writer_set_expr(quay_writer *pW, int iField,
 */
 QUAY_API int quay_qs_update(quay_qs *pQs, quay_writer *pW, int64_t *pn,
                             quay_err *pErr);
+
+/*
+** bulk_update: write the fields aiField (nField, distinct) of nRow rows of
+** pModel.  aRow holds nRow rows of 1 + nField values: the row's primary
+** key, then the new values in aiField order (records already reduced to
+** their keys).  Every value is validated before anything is sent; the
+** rows go in a few set-based statements (UPDATE ... FROM a row list) in
+** one transaction; a key given twice takes its last row.  The primary key
+** and keys other relations refer to cannot be written this way
+** (QUAY_EMISUSE: save and qs:update apply on_update rules).  *pnChanged
+** (may be NULL) gets the rows changed.
+*/
+QUAY_API int quay_bulk_update(quay_db *pDb, quay_model *pModel,
+                              const int *aiField, int nField,
+                              const quay_value *aRow, int nRow,
+                              int64_t *pnChanged, quay_err *pErr);
 
 /*
 ** Deletion with cascades (API.md "Deleting and cascades").  The counts are
@@ -1345,9 +1417,13 @@ QUAY_API const char *quay_db_blocker(const quay_db *pDb, int i,
 
 /*
 ** Many-to-many set writes of one owner (key *pOwnerKey) through relation
-** iRel of pModel.  aKey are target keys.  Pivot values, when given, are a
-** writer for the through model whose two key fields are filled by the
-** engine.
+** iRel of pModel.  aKey are target keys (repeats are written once).
+** Pivot values, when given, are a writer for the through model whose two
+** key fields are filled by the engine.  A constant number of statements
+** whatever nKey: ADD one INSERT ... SELECT of the targets not linked yet,
+** REMOVE / CLEAR one DELETE (through models: a SELECT and the cascade
+** planner), SET both in one transaction.  Through values that give the
+** through model's key take one INSERT per link.
 */
 enum { QUAY_M2M_ADD = 1, QUAY_M2M_REMOVE, QUAY_M2M_CLEAR, QUAY_M2M_SET };
 QUAY_API int quay_m2m_write(quay_db *pDb, quay_model *pModel, int iRel,

@@ -372,5 +372,25 @@ describe("Aggregates and annotations", function()
       assert.equal("renamed", M.Post:find(ps[1].id).title)
       helper.raises("misuse", function() return M.Post:raw("SELECT title FROM posts") end)
     end)
+
+    it("reads raw columns that are no field as annotations", function()
+      local ps = M.Post:raw([[SELECT p.id, p.title, u.name AS who,
+          CASE WHEN p.views > 6 THEN 'many' END AS note
+        FROM posts p JOIN users u ON u.id = p.author_id ORDER BY p.id]])
+      local hand = db:rows([[SELECT u.name AS who, p.views FROM posts p
+        JOIN users u ON u.id = p.author_id ORDER BY p.id]])
+      assert.equal(#hand, #ps)
+      for i, p in ipairs(ps) do
+        assert.equal(hand[i].who, p.who)
+        -- NULL reads nil, not unknown_field
+        assert.equal(hand[i].views > 6 and "many" or nil, p.note)
+      end
+      helper.raises("unknown_field", function() return ps[1].nothing end)
+      -- a column named like a relation is refused, not dropped
+      local err = helper.raises("misuse", function()
+        return M.Post:raw("SELECT id, author_id AS author FROM posts")
+      end)
+      helper.mentions(err, "author")
+    end)
   end)
 end)

@@ -235,6 +235,8 @@ describe("Records: find, stale saves and implicit ids", function()
     local c = User:create { name = "c" }
     local stale_c = User:find(c.id)
     User:filter { id = c.id }:delete()
+    stale_c:save()                -- nothing changed: nothing is sent
+    stale_c.name = "c2"
     err = helper.raises("not_found", stale_c.save, stale_c)
     helper.mentions(err, "User", tostring(c.id))
     assert.equal(1, User:count())
@@ -343,10 +345,13 @@ describe("auto_now and auto_now_add", function()
     assert.matches(STAMP, stored.updated)
     assert.is_true(stored.updated > OLD)
     assert.equal(stored.updated, t.updated)
-    -- a save that changes nothing else still writes, so still stamps
+    -- a save that changes nothing writes nothing, so stamps nothing
     backdate()
     t = Stamp:find(t.id)
-    t:save()
+    assert.equal(0, helper.queries(db, function() t:save() end))
+    assert.equal(OLD, Stamp:find(t.id).updated)
+    -- save { fields = ... } writes, so it stamps too
+    t:save { fields = { "n" } }
     assert.is_true(Stamp:find(t.id).updated > OLD)
     -- a value given for auto_now is replaced on save
     t.updated = OLD

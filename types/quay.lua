@@ -143,6 +143,23 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field dry_run? boolean count and check, change nothing
 ---@field hard? boolean a soft_delete model's rows are deleted for real, with cascades
 
+---@class quay.SaveOptions
+---@field fields? string[] write exactly these fields (a stored record)
+
+---@class quay.UpsertOptions
+---@field conflict string[] the primary key, a unique field or a unique_together set
+---@field update? string[] fields an existing row takes (default: the fields given)
+
+---@class quay.LockOptions
+---@field nowait? boolean fail at once (`busy`) when a row is locked
+---@field skip_locked? boolean leave locked rows out
+
+---@alias quay.Isolation "read_committed"|"repeatable_read"|"serializable"
+
+---@class quay.TransactionOptions
+---@field isolation? quay.Isolation the level of the outermost transaction
+---@field readonly? boolean refuse writes
+
 ---Deleted rows per model name (join tables by table name).
 ---@alias quay.DeleteCounts table<string, integer>
 
@@ -283,11 +300,12 @@ function Db:apply_migration(m) end
 function Db:applied_migrations() end
 
 ---Run `fn(db)` in a transaction (a savepoint when nested); an error rolls
----back and is raised again.
+---back and is raised again.  Options apply to the outermost level.
 ---@generic R
 ---@param fn fun(db: quay.Db): R
+---@param opts? quay.TransactionOptions
 ---@return R
-function Db:transaction(fn) end
+function Db:transaction(fn, opts) end
 
 ---Raw SQL with `?` placeholders; returns rows changed.
 ---@param sql string
@@ -421,6 +439,11 @@ function QuerySet:update(values) end
 ---@return quay.DeleteCounts
 function QuerySet:delete(opts) end
 
+---Lock the rows read (PostgreSQL: FOR UPDATE); only inside db:transaction.
+---@param opts? quay.LockOptions
+---@return quay.QuerySet
+function QuerySet:select_for_update(opts) end
+
 ---The SQL text and its parameters.
 ---@return string sql
 ---@return any[] params
@@ -473,6 +496,31 @@ function Model:bulk_create(list) end
 ---@param params? any[]
 ---@return quay.Record[]
 function Model:raw(sql, params) end
+---Insert or update on a unique key, in batched statements; the stored rows.
+---@param rows table<string, any>[]
+---@param opts quay.UpsertOptions
+---@return quay.Record[]
+function Model:upsert(rows, opts) end
+
+---Write `fields` of every record in a few set-based statements; rows changed.
+---@param records quay.Record[]
+---@param fields string[]
+---@return integer
+function Model:bulk_update(records, fields) end
+
+---The row matching `conds`, or a new one from `conds` and `defaults`.
+---@param conds quay.Conditions
+---@param defaults? table<string, any>
+---@return quay.Record record
+---@return boolean created
+function Model:get_or_create(conds, defaults) end
+
+---The row matching `conds` updated with `defaults`, or a new one.
+---@param conds quay.Conditions
+---@param defaults? table<string, any>
+---@return quay.Record record
+---@return boolean created
+function Model:update_or_create(conds, defaults) end
 
 ---@return string
 function Model:name() end
@@ -486,9 +534,14 @@ function Model:name() end
 ---@field [string] any
 local Record = {}
 
----Insert or update.
+---Insert, or write the changed fields (nothing when none changed).
+---@param opts? quay.SaveOptions
 ---@return quay.Record
-function Record:save() end
+function Record:save(opts) end
+
+---The names of the fields save() would write.
+---@return string[]
+function Record:changed() end
 
 ---Delete with cascades; counts per model.
 ---@param opts? quay.DeleteOptions
@@ -520,21 +573,23 @@ local RelatedSet = {}
 ---@return quay.Record
 function RelatedSet:create(values) end
 
----Add records (many-to-many: the last argument may be a table of through
----values).  Adding an existing pair is a no-op.
----@param ... quay.Record|table<string, any>
+---Add records, or lists of records (many-to-many: the last argument may
+---be a table of through values).  Adding an existing pair is a no-op.
+---@param ... quay.Record|quay.Record[]|table<string, any>
 function RelatedSet:add(...) end
 
----Remove records (a reverse foreign key must be nullable).
----@param ... quay.Record
+---Remove records or lists of records (a reverse foreign key must be
+---nullable).
+---@param ... quay.Record|quay.Record[]
 function RelatedSet:remove(...) end
 
 ---Many-to-many: remove every pair of the owner.
 function RelatedSet:clear() end
 
----Many-to-many: make the set exactly `list`.
+---Make the set exactly `list` (many-to-many: with through values).
 ---@param list quay.Record[]
-function RelatedSet:set(list) end
+---@param through? table<string, any>
+function RelatedSet:set(list, through) end
 
 ---Many-to-many: is `rec` in the set?
 ---@param rec quay.Record

@@ -18,7 +18,7 @@
 ** Each workload runs the SQL Quay runs (read from QUAYSQL, so the floor
 ** follows the engine's SQL as it changes; the result columns are checked
 ** by name), or the hand-written form where the workload says so (W2's
-** subquery variant, W4, W5, W6's point queries), builds the
+** subquery variant, W4, W5, W6's point queries, W9, W10), builds the
 ** same Lua values through the Lua C API (one table per record keyed by
 ** column name, related records attached, shared records deduplicated by id
 ** through an id->table map), then calls the same Lua loop as the Quay side
@@ -473,6 +473,188 @@ static void w5(Ctx *c) {
   snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n, (long long)sum);
 }
 
+/* Build the input rows of loops[zFn](100000, nUsers) (untimed). */
+static int input_rows(Ctx *c, const char *zFn) {
+  lua_State *L = c->L;
+  lua_getfield(L, c->iLoops, zFn);
+  lua_pushinteger(L, 100000);
+  lua_pushinteger(L, c->nUsers);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
+  lua_gc(L, LUA_GCCOLLECT);
+  return lua_gettop(L);
+}
+
+/* The clock of a workload whose input is built untimed. */
+static void set_clock(Ctx *c, double t0, double c0) {
+  lua_pushnumber(c->L, now() - t0);
+  lua_setglobal(c->L, "W_TIME");
+  lua_pushnumber(c->L, cpu_now() - c0);
+  lua_setglobal(c->L, "W_CPU");
+}
+
+/*
+** W9: upsert 100k posts on their id, half of them existing (scale 1):
+** the statement form Quay sends on SQLite, INSERT ... VALUES of 500 rows
+** ... ON CONFLICT ("id") DO UPDATE SET title, views ... RETURNING every
+** column, prepared once per batch size; each returned row's values are
+** set on its input row (found by id).
+*/
+#define W9_BATCH 500
+
+static void w9_sql(char *z, size_t nz, int nRow) {
+  int i, n = snprintf(z, nz, "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", "
+                             "\"author_id\") VALUES ");
+  for (i = 0; i < nRow; i++) {
+    n += snprintf(z + n, nz - (size_t)n, "%s(?, ?, ?, ?)", i ? ", " : "");
+  }
+  snprintf(z + n, nz - (size_t)n, " ON CONFLICT (\"id\") DO UPDATE SET \"title\" = "
+           "excluded.\"title\", \"views\" = excluded.\"views\" RETURNING \"id\", "
+           "\"title\", \"views\", \"author_id\"");
+}
+
+static void w9(Ctx *c) {
+  lua_State *L = c->L;
+  static const char *const azIn[] = {"id", "title", "views", "author_id"};
+  static char zSql[W9_BATCH * 16 + 400];
+  int k, rows, i, j, n, nPrep = 0;
+  sqlite3_stmt *s = NULL;
+  double t0, c0;
+  lua_Integer sum = 0, vsum = 0, base;
+  k = push_keys(L, azIn, 4);
+  rows = input_rows(c, "w9_rows");
+  n = (int)lua_rawlen(L, rows);
+  c0 = cpu_now();
+  t0 = now();
+  exec(c, "BEGIN IMMEDIATE");
+  for (i = 1; i <= n; i += W9_BATCH) {
+    int m = n - i + 1 < W9_BATCH ? n - i + 1 : W9_BATCH;
+    if (m != nPrep) {
+      if (s) sqlite3_finalize(s);
+      w9_sql(zSql, sizeof zSql, m);
+      s = prep(c, zSql);
+      nPrep = m;
+    }
+    for (j = 0; j < m; j++) {
+      size_t len;
+      const char *z;
+      lua_rawgeti(L, rows, i + j);                           /* [row] */
+      lua_pushvalue(L, k); lua_rawget(L, -2);
+      sqlite3_bind_int64(s, 4 * j + 1, lua_tointeger(L, -1));
+      lua_pushvalue(L, k + 1); lua_rawget(L, -3);
+      z = lua_tolstring(L, -1, &len);
+      sqlite3_bind_text(s, 4 * j + 2, z, (int)len, SQLITE_STATIC);  /* row keeps it */
+      lua_pushvalue(L, k + 2); lua_rawget(L, -4);
+      sqlite3_bind_int64(s, 4 * j + 3, lua_tointeger(L, -1));
+      lua_pushvalue(L, k + 3); lua_rawget(L, -5);
+      sqlite3_bind_int64(s, 4 * j + 4, lua_tointeger(L, -1));
+      lua_pop(L, 5);
+    }
+    lua_rawgeti(L, rows, i);
+    lua_pushvalue(L, k); lua_rawget(L, -2);
+    base = lua_tointeger(L, -1) - i;                       /* id = base + index */
+    lua_pop(L, 2);
+    c->nQuery++;
+    while (step(c, s) == SQLITE_ROW) {
+      lua_Integer id = sqlite3_column_int64(s, 0);
+      lua_rawgeti(L, rows, id - base);                       /* [row] */
+      lua_pushvalue(L, k); lua_pushinteger(L, id); lua_rawset(L, -3);
+      lua_pushvalue(L, k + 1);
+      lua_pushlstring(L, (const char *)sqlite3_column_text(s, 1),
+                      (size_t)sqlite3_column_bytes(s, 1));
+      lua_rawset(L, -3);
+      lua_pushvalue(L, k + 2); lua_pushinteger(L, sqlite3_column_int64(s, 2));
+      lua_rawset(L, -3);
+      lua_pushvalue(L, k + 3); lua_pushinteger(L, sqlite3_column_int64(s, 3));
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+  }
+  if (s) sqlite3_finalize(s);
+  exec(c, "COMMIT");
+  set_clock(c, t0, c0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    lua_getfield(L, -1, "id");
+    sum += lua_tointeger(L, -1);
+    lua_getfield(L, -2, "views");
+    vsum += lua_tointeger(L, -1);
+    lua_pop(L, 3);
+  }
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld,views=%lld", n,
+           (long long)sum, (long long)vsum);
+}
+
+/*
+** W10: the views of the first 10,000 posts (ids read untimed), each to its
+** own value: Quay's set-based form, UPDATE ... FROM (VALUES (?, ?), ...
+** 1,000 rows) AS v WHERE id = v.c0 prepared once and run 10 times
+** (bPerRow 0), or one prepared UPDATE ... WHERE id = ? per row (bPerRow 1,
+** the W10r floor), in one transaction.
+*/
+#define W10_BATCH 1000
+
+static void w10(Ctx *c, int bPerRow) {
+  sqlite3_stmt *s;
+  int64_t *aId = malloc(sizeof(int64_t) * 10000);
+  int n = 0, i;
+  double t0, c0;
+  long long sum = 0;
+  if (aId == NULL) die("out of memory");
+  s = prep(c, "SELECT \"id\" FROM \"posts\" ORDER BY \"id\" LIMIT 10000");
+  while (step(c, s) == SQLITE_ROW) aId[n++] = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  c0 = cpu_now();
+  t0 = now();
+  exec(c, "BEGIN IMMEDIATE");
+  if (bPerRow) {
+    s = prep(c, "UPDATE \"posts\" SET \"views\" = ? WHERE \"id\" = ?");
+    for (i = 0; i < n; i++) {
+      sqlite3_bind_int64(s, 1, (aId[i] * 7919) % 100000);
+      sqlite3_bind_int64(s, 2, aId[i]);
+      c->nQuery++;
+      step(c, s);
+      sqlite3_reset(s);
+    }
+  } else {
+    int nPrep = 0, j;
+    s = NULL;
+    for (i = 0; i < n; i += W10_BATCH) {
+      int m = n - i < W10_BATCH ? n - i : W10_BATCH;
+      if (m != nPrep) {
+        size_t nz = 200 + (size_t)m * 10, k;
+        char *z = malloc(nz);
+        if (z == NULL) die("out of memory");
+        k = (size_t)snprintf(z, nz, "UPDATE \"posts\" SET \"views\" = v.c1 FROM (SELECT "
+                             "column1 AS c0, column2 AS c1 FROM (VALUES ");
+        for (j = 0; j < m; j++) k += (size_t)snprintf(z + k, nz - k, "%s(?, ?)", j ? ", " : "");
+        snprintf(z + k, nz - k, ")) AS v WHERE \"posts\".\"id\" = v.c0");
+        if (s) sqlite3_finalize(s);
+        s = prep(c, z);
+        free(z);
+        nPrep = m;
+      }
+      for (j = 0; j < m; j++) {
+        sqlite3_bind_int64(s, 2 * j + 1, aId[i + j]);
+        sqlite3_bind_int64(s, 2 * j + 2, (aId[i + j] * 7919) % 100000);
+      }
+      c->nQuery++;
+      step(c, s);
+      sqlite3_reset(s);
+    }
+  }
+  sqlite3_finalize(s);
+  exec(c, "COMMIT");
+  set_clock(c, t0, c0);
+  s = prep(c, "SELECT SUM(views) FROM posts WHERE id <= 10000");
+  step(c, s);
+  sum = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  free(aId);
+  snprintf(c->zCheck, sizeof c->zCheck, "n=%d,viewsum=%lld", n, sum);
+}
+
 /* W6: Quay's first statement (2,000 posts), then each post's author: one
 ** hand-written point query per post, or Quay's batched statement. */
 static const char zW6Point[] =
@@ -719,7 +901,8 @@ int main(int argc, char **argv) {
   if (argc < 6) {
     fprintf(stderr, "usage: quay_bench_floor gen FILE SCALE SEED\n"
                     "       quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL\n"
-                    "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch w12\n");
+                    "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch w9 w10 w10row\n"
+                    "           w12\n");
     return 2;
   }
   memset(&c, 0, sizeof c);
@@ -755,11 +938,20 @@ int main(int argc, char **argv) {
   else if (strcmp(zW, "w5") == 0) w5(&c);
   else if (strcmp(zW, "w6") == 0) w6(&c, 0);
   else if (strcmp(zW, "w6batch") == 0) w6(&c, 1);
+  else if (strcmp(zW, "w9") == 0) w9(&c);
+  else if (strcmp(zW, "w10") == 0) w10(&c, 0);
+  else if (strcmp(zW, "w10row") == 0) w10(&c, 1);
   else if (strcmp(zW, "w12") == 0) w12(&c);
   else die("unknown workload '%s'", zW);
   t = now() - t0;
   tc = cpu_now() - c0;
   if (strcmp(zW, "w12") == 0) w12_check(&c);
+  lua_getglobal(c.L, "W_TIME");        /* input built untimed (W9, W10) */
+  if (!lua_isnil(c.L, -1)) {
+    t = lua_tonumber(c.L, -1);
+    lua_getglobal(c.L, "W_CPU");
+    tc = lua_tonumber(c.L, -1);
+  }
   if (strcmp(zW, "w5") == 0) {         /* input rows are built untimed */
     lua_getglobal(c.L, "W5_TIME");
     t = lua_tonumber(c.L, -1);

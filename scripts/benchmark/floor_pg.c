@@ -659,6 +659,196 @@ static void w5(Ctx *c, int eHow) {
   snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n, (long long)sum);
 }
 
+/* Append Lua string z (n bytes) to the array literal being built in
+** *pz as a quoted element. */
+static void arr_text(char **pz, size_t *pn, size_t *pAlloc, const char *z,
+                     size_t n) {
+  size_t m;
+  if (*pn + 2 * n + 8 > *pAlloc) {
+    *pAlloc = 2 * *pAlloc + 2 * n + 64;
+    if ((*pz = realloc(*pz, *pAlloc)) == NULL) die("out of memory");
+  }
+  (*pz)[(*pn)++] = '"';
+  for (m = 0; m < n; m++) {
+    if (z[m] == '"' || z[m] == '\\') (*pz)[(*pn)++] = '\\';
+    (*pz)[(*pn)++] = z[m];
+  }
+  (*pz)[(*pn)++] = '"';
+}
+
+/* Set the input rows' fields from the text results of W9 (id, title,
+** views, author_id), each row found by its id (id - base). */
+static void w9_rows_from(lua_State *L, int rows, int k, PGresult *r,
+                         lua_Integer base) {
+  int i, n = PQntuples(r);
+  for (i = 0; i < n; i++) {
+    lua_Integer id = int_at(r, i, 0);
+    lua_rawgeti(L, rows, id - base);                           /* [row] */
+    lua_pushvalue(L, k); lua_pushinteger(L, id); lua_rawset(L, -3);
+    lua_pushvalue(L, k + 1);
+    lua_pushlstring(L, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, k + 2); lua_pushinteger(L, int_at(r, i, 2)); lua_rawset(L, -3);
+    lua_pushvalue(L, k + 3); lua_pushinteger(L, int_at(r, i, 3)); lua_rawset(L, -3);
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** W9: upsert 100k posts on their id, half of them existing (scale 1), in
+** the statement form Quay sends on PostgreSQL: INSERT ... SELECT * FROM
+** unnest of four arrays (10,000 rows a statement) ON CONFLICT ("id") DO
+** UPDATE SET title, views RETURNING every column; each returned row's
+** values are set on its input row (found by id).
+*/
+#define W9_BATCH 10000
+
+static void w9(Ctx *c) {
+  lua_State *L = c->L;
+  static const char *const azIn[] = {"id", "title", "views", "author_id"};
+  static const char zSql[] =
+    "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", \"author_id\") SELECT * FROM "
+    "(SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS "
+    "u(c0, c1, c2, c3)) AS v ON CONFLICT (\"id\") DO UPDATE SET \"title\" = "
+    "excluded.\"title\", \"views\" = excluded.\"views\" RETURNING \"id\", \"title\", "
+    "\"views\", \"author_id\"";
+  static const Oid aType[4] = {0, 0, 0, 0};
+  int k, rows, i, j, n;
+  double t0, c0, s0 = 0;
+  lua_Integer sum = 0, vsum = 0;
+  k = push_keys(L, azIn, 4);
+  lua_getfield(L, c->iLoops, "w9_rows");
+  lua_pushinteger(L, 100000);
+  lua_pushinteger(L, c->nUsers);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
+  rows = lua_gettop(L);
+  n = (int)lua_rawlen(L, rows);
+  lua_gc(L, LUA_GCCOLLECT);
+  if (c->nBackend > 0) s0 = proc_cpu(c->nBackend);
+  c0 = cpu_now();
+  t0 = now();
+  run_cmd(c, "BEGIN");
+  for (i = 1; i <= n; i += W9_BATCH) {
+    int m = n - i + 1 < W9_BATCH ? n - i + 1 : W9_BATCH;
+    size_t nt = 0, nAlloc = 64 * (size_t)m + 16;
+    char *zt = malloc(nAlloc), *zi, *zv, *za;
+    KeyList ki = {NULL, 0, 0}, kv = {NULL, 0, 0}, ka = {NULL, 0, 0};
+    const char *az[4];
+    lua_Integer base = 0;
+    PGresult *r;
+    if (zt == NULL) die("out of memory");
+    zt[nt++] = '{';
+    for (j = 0; j < m; j++) {
+      size_t len;
+      const char *z;
+      lua_rawgeti(L, rows, i + j);                             /* [row] */
+      lua_pushvalue(L, k); lua_rawget(L, -2);
+      keys_add(&ki, lua_tointeger(L, -1));
+      if (j == 0) base = lua_tointeger(L, -1) - i;
+      lua_pushvalue(L, k + 1); lua_rawget(L, -3);
+      z = lua_tolstring(L, -1, &len);
+      if (j) zt[nt++] = ',';
+      arr_text(&zt, &nt, &nAlloc, z, len);
+      lua_pushvalue(L, k + 2); lua_rawget(L, -4);
+      keys_add(&kv, lua_tointeger(L, -1));
+      lua_pushvalue(L, k + 3); lua_rawget(L, -5);
+      keys_add(&ka, lua_tointeger(L, -1));
+      lua_pop(L, 5);
+    }
+    zt[nt++] = '}';
+    zt[nt] = 0;
+    zi = keys_text(&ki, '{', '}', &(size_t){0});
+    zv = keys_text(&kv, '{', '}', &(size_t){0});
+    za = keys_text(&ka, '{', '}', &(size_t){0});
+    az[0] = zi; az[1] = zt; az[2] = zv; az[3] = za;
+    r = run_params(c, zSql, 4, aType, az);
+    if (PQntuples(r) != m) die("w9: %d rows returned for %d", PQntuples(r), m);
+    w9_rows_from(L, rows, k, r, base);
+    PQclear(r);
+    free(zt); free(zi); free(zv); free(za); free(ki.a); free(kv.a); free(ka.a);
+  }
+  run_cmd(c, "COMMIT");
+  lua_pushnumber(L, now() - t0);
+  lua_setglobal(L, "W_TIME");
+  lua_pushnumber(L, cpu_now() - c0);
+  lua_setglobal(L, "W_CPU");
+  lua_pushnumber(L, c->nBackend > 0 ? proc_cpu(c->nBackend) - s0 : -1);
+  lua_setglobal(L, "W_SRV");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    lua_getfield(L, -1, "id");
+    sum += lua_tointeger(L, -1);
+    lua_getfield(L, -2, "views");
+    vsum += lua_tointeger(L, -1);
+    lua_pop(L, 3);
+  }
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld,views=%lld", n,
+           (long long)sum, (long long)vsum);
+}
+
+/*
+** W10: the views of the first 10,000 posts (ids read untimed), each to its
+** own value: Quay's set-based form, one UPDATE ... FROM unnest of two
+** arrays AS v WHERE id = v.c0 (bPerRow 0), or one prepared UPDATE ...
+** WHERE id = $2 per row (bPerRow 1, the W10r floor), in one transaction.
+*/
+static void w10(Ctx *c, int bPerRow) {
+  static const Oid aType2[2] = {OID_INT8, OID_INT8};
+  PGresult *r = check(c, PQexec(c->pg, "SELECT \"id\" FROM \"posts\" ORDER BY \"id\" "
+                                       "LIMIT 10000"), "w10 ids");
+  int n = PQntuples(r), i;
+  int64_t *aId = malloc(sizeof(int64_t) * (size_t)(n + 1));
+  double t0, c0, s0 = 0;
+  if (aId == NULL) die("out of memory");
+  for (i = 0; i < n; i++) aId[i] = int_at(r, i, 0);
+  PQclear(r);
+  if (c->nBackend > 0) s0 = proc_cpu(c->nBackend);
+  c0 = cpu_now();
+  t0 = now();
+  run_cmd(c, "BEGIN");
+  if (bPerRow) {
+    prepare(c, "w10one", "UPDATE \"posts\" SET \"views\" = $1 WHERE \"id\" = $2", 2, aType2);
+    for (i = 0; i < n; i++) {
+      char zV[24], zI[24];
+      const char *az[2];
+      snprintf(zV, sizeof zV, "%lld", (long long)((aId[i] * 7919) % 100000));
+      snprintf(zI, sizeof zI, "%lld", (long long)aId[i]);
+      az[0] = zV;
+      az[1] = zI;
+      PQclear(run_prepared(c, "w10one", 2, az));
+    }
+  } else {
+    KeyList ki = {NULL, 0, 0}, kv = {NULL, 0, 0};
+    const char *az[2];
+    static const Oid aType[2] = {0, 0};
+    char *zi, *zv;
+    for (i = 0; i < n; i++) {
+      keys_add(&ki, aId[i]);
+      keys_add(&kv, (aId[i] * 7919) % 100000);
+    }
+    zi = keys_text(&ki, '{', '}', &(size_t){0});
+    zv = keys_text(&kv, '{', '}', &(size_t){0});
+    az[0] = zi;
+    az[1] = zv;
+    PQclear(run_params(c, "UPDATE \"posts\" SET \"views\" = v.c1 FROM (SELECT * FROM "
+                          "unnest($1::bigint[], $2::bigint[]) AS u(c0, c1)) AS v WHERE "
+                          "\"posts\".\"id\" = v.c0", 2, aType, az));
+    free(zi); free(zv); free(ki.a); free(kv.a);
+  }
+  run_cmd(c, "COMMIT");
+  lua_pushnumber(c->L, now() - t0);
+  lua_setglobal(c->L, "W_TIME");
+  lua_pushnumber(c->L, cpu_now() - c0);
+  lua_setglobal(c->L, "W_CPU");
+  lua_pushnumber(c->L, c->nBackend > 0 ? proc_cpu(c->nBackend) - s0 : -1);
+  lua_setglobal(c->L, "W_SRV");
+  r = check(c, PQexec(c->pg, "SELECT SUM(views) FROM posts WHERE id <= 10000"), "w10 sum");
+  snprintf(c->zCheck, sizeof c->zCheck, "n=%d,viewsum=%lld", n,
+           (long long)int_at(r, 0, 0));
+  PQclear(r);
+  free(aId);
+}
+
 /* W6: Quay's first statement (2,000 posts), then each post's author: one
 ** hand-written point query per post (prepared once), or Quay's batched
 ** statement with the distinct keys as its array parameter. */
@@ -1039,7 +1229,7 @@ int main(int argc, char **argv) {
                     "       quay_bench_floor_pg admin URL SQL...\n"
                     "       quay_bench_floor_pg WORKLOAD URL LOOPS.lua NUSERS QUAYSQL\n"
                     "workloads: w1 w2 w2array w3 w4 w5 w5values w5pipe w6 w6batch pipeseq\n"
-                    "           pipeline w12\n");
+                    "           pipeline w9 w10 w10row w12\n");
     return 2;
   }
   memset(&c, 0, sizeof c);
@@ -1076,6 +1266,9 @@ int main(int argc, char **argv) {
   else if (strcmp(zW, "w6batch") == 0) w6(&c, 1);
   else if (strcmp(zW, "pipeseq") == 0) pipe_bench(&c, 0);
   else if (strcmp(zW, "pipeline") == 0) pipe_bench(&c, 1);
+  else if (strcmp(zW, "w9") == 0) w9(&c);
+  else if (strcmp(zW, "w10") == 0) w10(&c, 0);
+  else if (strcmp(zW, "w10row") == 0) w10(&c, 1);
   else if (strcmp(zW, "w12") == 0) w12(&c);
   else die("unknown workload '%s'", zW);
   t = now() - t0;
@@ -1088,6 +1281,14 @@ int main(int argc, char **argv) {
     lua_getglobal(c.L, "W5_CPU");
     tc = lua_tonumber(c.L, -1);
     lua_getglobal(c.L, "W5_SRV");
+    ts = lua_tonumber(c.L, -1);
+  }
+  lua_getglobal(c.L, "W_TIME");        /* input built untimed (W9, W10) */
+  if (!lua_isnil(c.L, -1)) {
+    t = lua_tonumber(c.L, -1);
+    lua_getglobal(c.L, "W_CPU");
+    tc = lua_tonumber(c.L, -1);
+    lua_getglobal(c.L, "W_SRV");
     ts = lua_tonumber(c.L, -1);
   }
   printf("time=%.6f cpu=%.6f srv_cpu=%.6f queries=%d peak_kb=%ld base_kb=%ld rt=%lld "

@@ -42,6 +42,23 @@ function M.w5_rows(n, nusers)
   return rows
 end
 
+-- W9: the input rows of an upsert of n posts whose keys (ids) start at
+-- 50,001, so at scale 1 (100k posts) half of them exist.  Built before the
+-- clock starts, on both sides.
+function M.w9_rows(n, nusers)
+  local rows = M.w5_rows(n, nusers)
+  for i, r in ipairs(rows) do
+    r.id = 50000 + i
+    r.title = "Upserted " .. r.title
+  end
+  return rows
+end
+
+-- W10: the new views of post `id` (different for every post).
+function M.w10_value(id)
+  return (id * 7919) % 100000
+end
+
 -- W6: 2,000 posts; sum of their authors' name lengths.
 function M.w6(posts)
   local n = 0

@@ -2,11 +2,11 @@
 --   quay quay_side.lua WORKLOAD DB NUSERS
 -- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
 -- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
--- sql (see below), w1..w6, w12 (db:migrate() to the models' version 2: a
--- SQLite rebuild of posts), diff (see below), or pipe / pipepf (200 times
--- one page of posts with author, tags and comments: with(...) /
--- prefetch_related(...)), or w13 (W6-style pages for QUAY_BENCH_SECONDS:
--- see run.w13).
+-- sql (see below), w1..w6, w9, w10, w10s, w12 (db:migrate() to the
+-- models' version 2: a SQLite rebuild of posts), diff (see below), or pipe
+-- / pipepf (200 times one page of posts with author, tags and comments:
+-- with(...) / prefetch_related(...)), or w13 (W6-style pages for
+-- QUAY_BENCH_SECONDS: see run.w13).
 -- Prints one line "time=S cpu=S srv_cpu=S queries=N peak_kb=K base_kb=B rt=N
 -- check=C" like the floors (peak_kb: VmHWM at the end; base_kb: VmRSS at the
 -- start; srv_cpu: CPU time of the PostgreSQL server process serving the
@@ -201,6 +201,36 @@ function run.w5()
   end
 end
 
+local w9_rows
+function run.w9()
+  local recs = Post:upsert(w9_rows, { conflict = { "id" }, update = { "title", "views" } })
+  return function()
+    local s, v = 0, 0
+    for _, r in ipairs(recs) do s, v = s + r.id, v + r.views end
+    return ("rows=%d,idsum=%d,views=%d"):format(#recs, s, v)
+  end
+end
+
+-- W10 / W10s: the views of 10,000 loaded posts changed (before the clock),
+-- written by one bulk_update / by 10,000 saves in one transaction.
+local w10_recs
+local function w10_check(n)
+  return function()
+    local sum = db:rows("SELECT SUM(views) AS s FROM posts WHERE id <= 10000")[1].s
+    return ("n=%d,viewsum=%d"):format(n, sum)
+  end
+end
+function run.w10()
+  return w10_check(Post:bulk_update(w10_recs, { "views" }))
+end
+function run.w10s()
+  local n = db:transaction(function()
+    for _, r in ipairs(w10_recs) do r:save() end
+    return #w10_recs
+  end)
+  return w10_check(n)
+end
+
 function run.w6()
   local posts = Post:limit(2000):all()
   return ("rows=%d,sum=%d"):format(#posts, loops.w6(posts))
@@ -258,6 +288,11 @@ end
 
 assert(run[W], "unknown workload " .. tostring(W))
 if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end
+if W == "w9" then w9_rows = loops.w9_rows(100000, nusers) end
+if W == "w10" or W == "w10s" then
+  w10_recs = Post:order_by("id"):limit(10000):all()
+  for _, r in ipairs(w10_recs) do r.views = loops.w10_value(r.id) end
+end
 -- The server process serving this connection, whose CPU time counts too.
 local backend = is_pg(file) and db:rows("SELECT pg_backend_pid() AS pid")[1].pid or nil
 if backend and not clock.proc_cpu(backend) then backend = nil end   -- another host

@@ -276,9 +276,17 @@ int main(int argc, char **argv) {
   baseQuay = nLiveQuay;
   baseSqlite = nLiveSqlite;
   for (sticky = 0; sticky <= 1; sticky++) {
+    long kFrom = 1, kTo = total + 1;
     bound = total < limit ? total : limit;
     step = 1;
-    for (k = 1; k <= total + 1; k += step) {
+    if (getenv("QUAY_OOM_FROM")) {
+      /* A window visited in full (hunting a failure the sampled sweep
+      ** steps over): QUAY_OOM_FROM=k [QUAY_OOM_TO=k]. */
+      kFrom = atol(getenv("QUAY_OOM_FROM"));
+      if (getenv("QUAY_OOM_TO")) kTo = atol(getenv("QUAY_OOM_TO"));
+      bound = kTo;
+    }
+    for (k = kFrom; k <= kTo; k += step) {
       int failed, j, ok = 0;
       char *sig = NULL;
       if (k > bound) step = (total - bound) / (limit / 4) + 1;
@@ -313,6 +321,24 @@ int main(int argc, char **argv) {
       }
       for (j = 0; j <= nOps; j++) {
         if (sig && aSig[j] && strcmp(sig, aSig[j]) == 0) ok = 1;
+      }
+      if (!ok && sig && getenv("QUAY_OOM_DUMP")) {
+        /* QUAY_OOM_DUMP=DIR: the database as found, and as after each
+        ** prefix of ops (DIR/got, DIR/after<j>), to diff. */
+        char zF[600];
+        FILE *f;
+        snprintf(zF, sizeof(zF), "%s/got", getenv("QUAY_OOM_DUMP"));
+        if ((f = fopen(zF, "w")) != NULL) {
+          fputs(sig, f);
+          fclose(f);
+        }
+        for (j = 0; j <= nOps; j++) {
+          snprintf(zF, sizeof(zF), "%s/after%d", getenv("QUAY_OOM_DUMP"), j);
+          if (aSig[j] && (f = fopen(zF, "w")) != NULL) {
+            fputs(aSig[j], f);
+            fclose(f);
+          }
+        }
       }
       free(sig);
       if (!ok) {

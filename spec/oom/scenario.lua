@@ -67,6 +67,38 @@ S.ops = {
   function(db, M)   -- save of a new record through a set
     M.User:get { name = "u3" }.posts:create { title = "late" }
   end,
+  -- Issue 13: writes done right.
+  function(db, M)   -- upsert: updates and inserts in one call
+    M.User:upsert({ { name = "u1b", email = "1@x" }, { name = "u9", email = "9@x" } },
+                  { conflict = { "email" } })
+  end,
+  function(db, M)   -- bulk_update of a loaded result
+    local posts = M.Post:filter { title__startswith = "p3" }:all()
+    for i, p in ipairs(posts) do p.views = i end
+    M.Post:bulk_update(posts, { "views" })
+  end,
+  function(db, M)   -- get_or_create (creates)
+    M.User:get_or_create({ email = "g@x" }, { name = "g" })
+  end,
+  function(db, M)   -- update_or_create (updates)
+    M.User:update_or_create({ email = "4@x" }, { name = "u4b" })
+  end,
+  function(db, M)   -- many-to-many add of a list
+    M.Post:get { title = "p3.2" }.tags:add(M.Tag:all())
+  end,
+  function(db, M)   -- a save of the changed fields
+    local p = M.Post:get { title = "p3.3" }
+    p.title = "p3.3b"
+    p:save()
+  end,
+  function(db, M)   -- row locks and transaction options
+    db:transaction(function()
+      local u = M.User:filter { name = "u3" }:select_for_update():first()
+      u.name = "u3b"
+      u:save()
+    end, { isolation = "serializable" })
+    db:transaction(function() assert(M.User:count() > 0) end, { readonly = true })
+  end,
   function(db, M)   -- a migration by a second handle: a rebuild, new columns, a new table
     local path = db:rows("PRAGMA database_list")[1].file
     local db2 <close> = quay.open("sqlite:" .. path)
