@@ -597,6 +597,62 @@ describe("Model behaviour", function()
       assert.same({}, log)
     end)
 
+    it("upsert calls the save hooks with creating nil; bulk_update with false", function()
+      local M = db:model("M", {
+        email = quay.string { unique = true },
+        n = quay.integer { default = 0, validate = function(v) return v < 100, "too big" end },
+        hooks = {
+          before_save = function(rec, creating) log[#log + 1] = { "before", rec.email, creating } end,
+          after_save = function(rec, created) log[#log + 1] = { "after", rec.email, created } end,
+        },
+      })
+      db:create_tables()
+      M:create { email = "a" }
+      log = {}
+      local recs = M:upsert({ { email = "a", n = 1 }, { email = "b", n = 2 } }, { conflict = { "email" } })
+      assert.equal(4, #log)
+      for _, e in ipairs(log) do assert.is_nil(e[3]) end
+      local err = helper.raises("validation", M.upsert, M, { { email = "c", n = 500 } },
+        { conflict = { "email" } })
+      assert.equal("n", err.field)
+      assert.equal(2, M:count())
+      log = {}
+      recs[1].n, recs[2].n = 10, 20
+      assert.equal(2, M:bulk_update(recs, { "n" }))
+      assert.equal(4, #log)
+      for _, e in ipairs(log) do assert.is_false(e[3]) end
+      recs[2].n = 200
+      err = helper.raises("validation", M.bulk_update, M, recs, { "n" })
+      assert.equal("n", err.field)
+      assert.equal(20, M:get { email = "b" }.n)
+    end)
+
+    it("save { fields } runs the hooks; what the hook changes outside fields is not written", function()
+      local u = User:create { name = "ann" }
+      local p = Post:create { title = "t", author = u }
+      log = {}
+      p.title = "t2"
+      p:save { fields = { "title" } }
+      assert.same({ "Post.before_save", "Post.after_save" }, names())
+      assert.equal("t2", Post:first().title)
+    end)
+
+    it("get_or_create and update_or_create run the hooks of the write they make", function()
+      local u = User:create { name = "ann" }
+      log = {}
+      local p, created = Post:get_or_create({ title = "g" }, { author = u })
+      assert.is_true(created)
+      assert.same({ "Post.before_save", "Post.after_save" }, names())
+      log = {}
+      Post:get_or_create({ title = "g" }, { author = u })
+      assert.same({}, log)
+      Post:update_or_create({ title = "g" }, { slug = "s" })
+      assert.same({ "Post.before_save", "Post.after_save" }, names())
+      assert.is_false(log[1][3])
+      assert.equal("s", Post:get { title = "g" }.slug)
+      _ = p
+    end)
+
     it("refuses unknown hooks and hooks that are not functions", function()
       helper.mentions(helper.raises("declaration", db.model, db, "Bad",
         { hooks = { before_create = function() end } }), "before_create")
