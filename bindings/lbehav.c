@@ -776,32 +776,89 @@ void lquay_behav_commit(lua_State *L, LDb *pDb, Box *pTxn) {
   }
 }
 
+/* The protected part of lquay_behav_save: [rec, arg]. */
+typedef struct SaveArg {
+  LModel *pM;
+  void (*xSave)(lua_State *, int, void *);
+  void *pArg;
+  int bNew;
+} SaveArg;
+
+static int save_body(lua_State *L) {
+  SaveArg *a = lua_touserdata(L, 2);
+  lquay_behav_hook(L, a->pM, 1, "before_save", a->bNew);
+  a->xSave(L, 1, a->pArg);
+  lquay_behav_hook(L, a->pM, 1, "after_save", a->bNew);
+  return 0;
+}
+
 /*
 ** Save the record at iRec with its model's save hooks: in a savepoint
 ** (a transaction when none is open), before_save(rec, creating), the
-** save itself (xSave), after_save(rec, created), commit.  Any error rolls
-** the savepoint back (its box is to-be-closed) and is raised again.
+** save itself (xSave), after_save(rec, created), commit.  They run under
+** lua_pcall, so any error (a hook's, a validation, the engine's) rolls
+** the savepoint back here, explicitly: a to-be-closed box alone would
+** stay open in a coroutine that dies of the error (Lua leaves a dead
+** coroutine's stack as it was).  Returns LUA_OK (stack as it was), or
+** the pcall's status with [.., box, error] pushed, the box empty (the
+** caller restores the record, then raises the error).
 */
-void lquay_behav_save(lua_State *L, int iRec, LModel *pM,
-                      void (*xSave)(lua_State *, int, void *), void *pArg) {
+int lquay_behav_save(lua_State *L, int iRec, LModel *pM,
+                     void (*xSave)(lua_State *, int, void *), void *pArg) {
   LDb *pDb = lquay_enter(L, pM->pDb);
   Box *pTxn;
-  int bNew, top;
+  SaveArg a;
+  quay_err err;
+  int top, rc;
   iRec = lua_absindex(L, iRec);
   top = lua_gettop(L);
   lua_rawgetp(L, iRec, &lquay_LK_PK);
-  bNew = lua_isnil(L, -1);
+  a.bNew = lua_isnil(L, -1);
   lua_pop(L, 1);
+  a.pM = pM;
+  a.xSave = xSave;
+  a.pArg = pArg;
+  luaL_checkstack(L, 4, "save");
   pTxn = lquay_behav_begin(L, pDb);
-  lquay_behav_hook(L, pM, iRec, "before_save", bNew);
-  xSave(L, iRec, pArg);
-  lquay_behav_hook(L, pM, iRec, "after_save", bNew);
-  lquay_behav_commit(L, pDb, pTxn);
+  lua_pushcfunction(L, save_body);
+  lua_pushvalue(L, iRec);
+  lua_pushlightuserdata(L, &a);
+  rc = lua_pcall(L, 2, 0, 0);
+  if (rc != LUA_OK) {                                /* [.., box, err] */
+    quay_err e;
+    pTxn->p = NULL;                                  /* empty: a no-op */
+    quay_db_rollback(pDb->db, &e);
+    return rc;
+  }
+  pTxn->p = NULL;
+  if (quay_db_commit(pDb->db, &err)) {               /* undone as well */
+    quay_err e;
+    quay_db_rollback(pDb->db, &e);
+    lquay_cb_drop(L, pDb);
+    lquay_push_error(L, &err);
+    return LUA_ERRRUN;
+  }
   lquay_box_close(L, pTxn);
   lua_settop(L, top);
+  return LUA_OK;
 }
-/* }================================================================== */
 
+/*
+** Call xBody with the arguments of the running C function (all of them)
+** under lua_pcall and return its results, or raise its error again once
+** the frames it left are unwound: their to-be-closed boxes (a bulk call's
+** transaction) are closed by the pcall, also when the call runs in a
+** coroutine the error kills.  For the bulk writes of models that run
+** hooks and validate functions.
+*/
+int lquay_behav_protect(lua_State *L, lua_CFunction xBody) {
+  int n = lua_gettop(L), i;
+  luaL_checkstack(L, n + 2, "protect");
+  lua_pushcfunction(L, xBody);
+  for (i = 1; i <= n; i++) lua_pushvalue(L, i);
+  if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK) lua_error(L);
+  return lua_gettop(L) - n;
+}
 
 /*
 ** {==================================================================
@@ -950,7 +1007,9 @@ int lquay_behav_on_delete(void *pArg, int eWhen, quay_model *m, int iRow,
 ** Register a binding delete call on the db while the engine runs it
 ** (see the header): iRoot (0: none) is rec:delete's record.  Only when
 ** the db has a model with delete hooks; every other delete costs a test.
-** Raises only before the engine is called (it allocates the table).
+** It may raise (it allocates), and registers the call on the db only once
+** nothing can raise any more, so the caller calls it last before the
+** engine, with every resource already in a box.
 */
 void lquay_behav_delete_begin(lua_State *L, LDb *pDb, LDelCall *pCall,
                               int iRoot, quay_model *pRoot) {

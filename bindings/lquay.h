@@ -365,10 +365,14 @@ LQUAY_INTERNAL void lquay_behav_commit(lua_State *L, LDb *pDb, Box *pTxn);
 LQUAY_INTERNAL void lquay_behav_hook(lua_State *L, LModel *pM, int iRec,
                                      const char *zHook, int bFlag);
 /* Save the record at iRec through xSave(L, iRec, pArg) with the save
-** hooks around it, in a savepoint. */
-LQUAY_INTERNAL void lquay_behav_save(lua_State *L, int iRec, LModel *pM,
-                                     void (*xSave)(lua_State *, int, void *),
-                                     void *pArg);
+** hooks around it, in a savepoint: LUA_OK, or an error status with the
+** error pushed and the savepoint rolled back. */
+LQUAY_INTERNAL int lquay_behav_save(lua_State *L, int iRec, LModel *pM,
+                                    void (*xSave)(lua_State *, int, void *),
+                                    void *pArg);
+/* Call xBody with the running function's arguments under lua_pcall, so
+** its boxes close before its error is raised again; returns its results. */
+LQUAY_INTERNAL int lquay_behav_protect(lua_State *L, lua_CFunction xBody);
 /* The db's delete observer (quay_db_on_delete); pArg is the LDb. */
 LQUAY_INTERNAL int lquay_behav_on_delete(void *pArg, int eWhen,
                                          quay_model *m, int iRow,

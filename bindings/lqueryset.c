@@ -1316,8 +1316,8 @@ static int qs_delete(lua_State *L) {
   LDelCall call;
   mFlags = lquay_delete_opts(L, 2, "delete");
   pM = qs_model(L, 1);
-  lquay_behav_delete_begin(L, pM->pDb, &call, 0, NULL);
   pC = lquay_box(L, counts_free);
+  lquay_behav_delete_begin(L, pM->pDb, &call, 0, NULL);  /* last: may raise */
   rc = quay_qs_delete(q->qs, pM->pDb->db, (unsigned)mFlags,
                       (quay_counts **)&pC->p, &err);
   lquay_behav_delete_end(L, pM->pDb, &call);

@@ -1102,13 +1102,94 @@ static void save_fn(lua_State *L, int iRec, void *pArg) {
 }
 
 /*
+** What a save may change on the record at iRec (its fields, key and
+** snapshot row), kept in a table pushed on the stack, and put back: a
+** save with hooks that fails after the row was written (an after_save
+** error) undoes the row, so the record must be as before too, for a
+** retry to write the same change.
+*/
+static void rec_state_keep(lua_State *L, int iRec) {
+  LSnap *p;
+  uint64_t *row = snap_row(L, iRec, &p);
+  int iState;
+  luaL_checkstack(L, 6, "save");
+  lua_createtable(L, 3, 0);                          /* [.., state] */
+  iState = lua_gettop(L);
+  lua_newtable(L);
+  lua_pushnil(L);
+  while (lua_next(L, iRec)) {                        /* [.., st, f, k, v] */
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_rawseti(L, iState, 1);
+  lua_rawgetp(L, iRec, &lquay_LK_PK);
+  lua_rawseti(L, iState, 2);
+  lua_rawgetp(L, iRec, &lquay_LK_SNAP);
+  lua_rawseti(L, iState, 3);
+  if (row) {
+    uint64_t *a = lua_newuserdatauv(L, sizeof(uint64_t) * (size_t)(p->nFp + 1),
+                                    0);
+    memcpy(a, row, sizeof(uint64_t) * (size_t)p->nFp);
+    lua_rawseti(L, iState, 4);
+  }
+}
+
+static void rec_state_restore(lua_State *L, int iRec, int iState) {
+  LSnap *p;
+  uint64_t *row;
+  luaL_checkstack(L, 6, "save");
+  lua_pushnil(L);
+  while (lua_next(L, iRec)) {                        /* clear the fields */
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, iRec);
+    }
+  }
+  lua_rawgeti(L, iState, 1);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {                          /* [.., f, k, v] */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, iRec);
+  }
+  lua_pop(L, 1);
+  lua_rawgeti(L, iState, 2);
+  lua_rawsetp(L, iRec, &lquay_LK_PK);
+  lua_rawgeti(L, iState, 3);
+  lua_rawsetp(L, iRec, &lquay_LK_SNAP);
+  row = snap_row(L, iRec, &p);
+  if (row) {
+    if (lua_rawgeti(L, iState, 4) == LUA_TUSERDATA) {
+      memcpy(row, lua_touserdata(L, -1), sizeof(uint64_t) * (size_t)p->nFp);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/*
 ** Save the record at iRec (aOnly as save_record): with the model's save
-** hooks around it, in a savepoint, when it declares any (lbehav.c).
+** hooks around it, in a savepoint, when it declares any (lbehav.c).  When
+** that fails the record is put back as it was before the call.
 */
 static void save_hooked(lua_State *L, int iRec, const unsigned char *aOnly) {
   LModel *pM = lquay_record_model(L, iRec);
   if (pM && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) {
-    lquay_behav_save(L, iRec, pM, save_fn, (void *)aOnly);
+    int iState;
+    iRec = lua_absindex(L, iRec);
+    rec_state_keep(L, iRec);
+    iState = lua_gettop(L);
+    if (lquay_behav_save(L, iRec, pM, save_fn, (void *)aOnly) != LUA_OK) {
+      rec_state_restore(L, iRec, iState);            /* [.., st, box, err] */
+      lua_error(L);                                  /* the same value */
+    }
+    lua_settop(L, iState - 1);
   } else {
     save_record(L, iRec, aOnly);
   }
@@ -1255,7 +1336,19 @@ static void bulk_behav(lua_State *L, LModel *pM, int iRec, quay_writer *w,
 ** for a batch (PostgreSQL), all in one transaction opened before the
 ** first write.
 */
+static int bulk_create(lua_State *L, int iModel, int iList);
+static int bulk_create_body(lua_State *L) { return bulk_create(L, 1, 2); }
+
 int lquay_bulk_create(lua_State *L, int iModel, int iList) {
+  LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 &&
+      lua_gettop(L) == 2) {
+    return lquay_behav_protect(L, bulk_create_body);   /* user code runs */
+  }
+  return bulk_create(L, iModel, iList);
+}
+
+static int bulk_create(lua_State *L, int iModel, int iList) {
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
@@ -1450,7 +1543,19 @@ int lquay_opt_bool(lua_State *L, int idx, const char *zKey,
 }
 
 /* Model:upsert(rows, { conflict = {...} [, update = {...}] }) */
+static int upsert(lua_State *L, int iModel, int iList, int iOpts);
+static int upsert_body(lua_State *L) { return upsert(L, 1, 2, 3); }
+
 int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
+  LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 && iOpts == 3 &&
+      lua_gettop(L) == 3) {
+    return lquay_behav_protect(L, upsert_body);        /* user code runs */
+  }
+  return upsert(L, iModel, iList, iOpts);
+}
+
+static int upsert(lua_State *L, int iModel, int iList, int iOpts) {
   static const char *const azOpt[] = {"conflict", "update", NULL};
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
@@ -1529,7 +1634,19 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
 }
 
 /* Model:bulk_update(records, fields): rows changed. */
+static int bulk_update(lua_State *L, int iModel, int iList, int iFields);
+static int bulk_update_body(lua_State *L) { return bulk_update(L, 1, 2, 3); }
+
 int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
+  LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 &&
+      iFields == 3 && lua_gettop(L) == 3) {
+    return lquay_behav_protect(L, bulk_update_body);   /* user code runs */
+  }
+  return bulk_update(L, iModel, iList, iFields);
+}
+
+static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
   lua_Integer i, n;
@@ -1622,6 +1739,15 @@ int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
                        &err)) {
     lquay_fail(L, pDb, &err);
   }
+  if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, iList, i);
+      lquay_behav_hook(L, pM, lua_gettop(L), "after_save", 0);
+      lua_pop(L, 1);
+    }
+  }
+  if (pTxn) lquay_behav_commit(L, pDb, pTxn);
+  if (pW) lquay_box_close(L, pW);
   /* The written fields are stored values now. */
   for (i = 1; i <= n; i++) {
     LSnap *p;
@@ -1634,15 +1760,6 @@ int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
     }
     lua_pop(L, 1);
   }
-  if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, iList, i);
-      lquay_behav_hook(L, pM, lua_gettop(L), "after_save", 0);
-      lua_pop(L, 1);
-    }
-  }
-  if (pTxn) lquay_behav_commit(L, pDb, pTxn);
-  if (pW) lquay_box_close(L, pW);
   lua_pushinteger(L, (lua_Integer)nChanged);
   return 1;
 }
@@ -1797,8 +1914,8 @@ static int rec_delete(lua_State *L) {
                  "nothing to delete", model_name(pM));
   }
   lquay_to_value(L, 3, &k, 0, "key");
-  lquay_behav_delete_begin(L, pDb, &call, 1, pM->m);
   pBox = lquay_box(L, counts_free);
+  lquay_behav_delete_begin(L, pDb, &call, 1, pM->m);   /* last: may raise */
   rc = quay_delete_keys(pDb->db, pM->m, &k, 1, (unsigned)mFlags,
                         (quay_counts **)&pBox->p, &err);
   lquay_behav_delete_end(L, pDb, &call);

@@ -470,6 +470,28 @@ describe("Model behaviour", function()
       assert.equal(1, User:count())
     end)
 
+    it("a record whose save a hook undid is as before, so a retry writes it", function()
+      local fail = true
+      local M = db:model("M", { n = quay.integer(), hooks = {
+        after_save = function() if fail then error("not now", 0) end end } })
+      db:create_tables()
+      local r = M:new { n = 1 }
+      assert.is_false(pcall(r.save, r))
+      assert.is_nil(r.id)                        -- new again: the insert was undone
+      assert.equal(0, M:count())
+      fail = false
+      r:save()
+      assert.equal(1, M:count())
+      r.n = 2
+      fail = true
+      assert.is_false(pcall(r.save, r))
+      assert.equal(1, M:first().n)
+      assert.same({ "n" }, r:changed())           -- still a change to write
+      fail = false
+      r:save()
+      assert.equal(2, M:first().n)
+    end)
+
     it("inside a transaction, a failing hook undoes only its call", function()
       local M = db:model("M", { n = quay.integer(), hooks = {
         before_save = function(rec) if rec.n < 0 then error("negative", 0) end end } })
