@@ -11,7 +11,8 @@
 -- tree's bin/, finds libquay there through its RPATH.
 --
 -- Needs CMake >= 3.18, a C11 compiler, pkg-config and SQLite 3's headers
--- (Debian: cmake gcc pkg-config libsqlite3-dev); libpq's headers too when
+-- and jansson's (Debian: cmake gcc pkg-config libsqlite3-dev
+-- libjansson-dev); libpq's headers too when
 -- the PostgreSQL driver is built.
 rockspec_format = "3.0"
 package = "quay"
@@ -44,6 +45,7 @@ dependencies = {
 
 external_dependencies = {
   SQLITE3 = { header = "sqlite3.h" },
+  JANSSON = { header = "jansson.h" },
 }
 
 build = {

@@ -425,6 +425,24 @@ static void set_str(lua_State *L, const char *zKey, const char *zVal) {
   }
 }
 
+/* Push the model's composite indexes (bUnique 0) or unique_together
+** entries as a list of lists of names, as declared. */
+static void push_name_lists(lua_State *L, quay_model *m, int bUnique) {
+  int i, j, n = quay_model_index_count(m, bUnique);
+  lua_createtable(L, n, 0);
+  for (i = 0; i < n; i++) {
+    const char *const *az;
+    int nName;
+    quay_model_index(m, bUnique, i, &az, &nName);
+    lua_createtable(L, nName, 0);
+    for (j = 0; j < nName; j++) {
+      lua_pushstring(L, az[j]);
+      lua_rawseti(L, -2, j + 1);
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
 /* The describe() entry of one model. */
 static void describe_model(lua_State *L, quay_model *m) {
   int i, n, k;
@@ -453,9 +471,38 @@ static void describe_model(lua_State *L, quay_model *m) {
       lua_pushinteger(L, f.nMax);
       lua_setfield(L, -2, "max");
     }
+    if (quay_type_flags(f.eType) & QUAY_TF_PRECISION) {
+      lua_pushinteger(L, f.nDigits);
+      lua_setfield(L, -2, "digits");
+      lua_pushinteger(L, f.nPlaces);
+      lua_setfield(L, -2, "places");
+    }
+    lua_pushboolean(L, (f.mFlags & QUAY_F_INDEX) != 0);
+    lua_setfield(L, -2, "index");
+    if (f.mFlags & QUAY_F_AUTO_NOW) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "auto_now");
+    }
+    if (f.mFlags & QUAY_F_AUTO_NOW_ADD) {
+      lua_pushboolean(L, 1);
+      lua_setfield(L, -2, "auto_now_add");
+    }
+    if (f.pDefault) {
+      /* A static default (a function default is not reported). */
+      lquay_push_value(L, f.pDefault);
+      if (f.pDefault->type == QUAY_NULL) {
+        lua_pop(L, 1);
+        lquay_push_null(L);
+      }
+      lua_setfield(L, -2, "default");
+    }
     lua_rawseti(L, -2, ++k);
   }
   lua_setfield(L, -2, "fields");
+  push_name_lists(L, m, 0);
+  lua_setfield(L, -2, "indexes");
+  push_name_lists(L, m, 1);
+  lua_setfield(L, -2, "unique_together");
   n = quay_model_relation_count(m);
   lua_createtable(L, n, 0);
   for (i = k = 0; i < n; i++) {
@@ -613,6 +660,12 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       if (f.nMax) {
         lua_pushinteger(L, f.nMax);
         lua_setfield(L, -2, "max");
+      }
+      if (f.eType == QUAY_T_DECIMAL) {
+        lua_pushinteger(L, f.nDigits);
+        lua_setfield(L, -2, "digits");
+        lua_pushinteger(L, f.nPlaces);
+        lua_setfield(L, -2, "places");
       }
       if (f.mFlags & QUAY_F_NULL) set_bool(L, "null", 1);
       if (f.mFlags & QUAY_F_UNIQUE) set_bool(L, "unique", 1);

@@ -9,11 +9,25 @@
 ** the stack.  A record used as a value (`author = u`) becomes a snapshot
 ** of its scalar fields, so the engine can read whichever key it needs
 ** through quay_record_get without calling back into Lua.
+**
+** JSON (quay.json fields) goes through jansson, the C library the engine
+** checks documents with: a plain table given as a field value is encoded
+** into a QUAY_JSON document (compact, keys sorted, floats with 17
+** digits) in a buffer the caller keeps on the stack, and a QUAY_JSON
+** value read from the engine is decoded into Lua values (a JSON null as
+** quay.null).  Both directions build a jansson tree owned by a box, so a
+** Lua error half-way (a function in the table, out of memory) frees it.
 */
 #include "lquay.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Deepest nesting of tables encoded as JSON (a table that contains
+** itself ends here too). */
+#define LQUAY_JSON_DEPTH 256
 
 /* A record's scalar fields, captured for the engine. */
 typedef struct Snapshot {
@@ -120,6 +134,255 @@ void lquay_check_record_db(lua_State *L, LModel *pRec, LModel *pOwner,
   }
 }
 
+/*
+** {==================================================================
+** JSON
+** ===================================================================
+*/
+static void json_box_free(void *p) { json_decref(p); }
+
+typedef struct JsonEnc {
+  const char *zModel, *zField;      /* for messages */
+} JsonEnc;
+
+static LQUAY_NORETURN void json_fail(lua_State *L, const JsonEnc *x,
+                                     const char *zWhy) {
+  lquay_raise_field(L, QUAY_EVALIDATION, x->zModel, x->zField,
+                    "%s%s%s: %s", x->zModel ? x->zModel : "",
+                    x->zModel ? "." : "", x->zField ? x->zField : "?",
+                    zWhy);
+}
+
+/*
+** Attach j (a new reference, taken) to parent: appended to an array, or
+** under key zKey of an object.  Raises when j is NULL (jansson refused
+** the value: invalid UTF-8, out of memory) or the key is not UTF-8.
+*/
+static void json_attach(lua_State *L, const JsonEnc *x, json_t *parent,
+                        const char *zKey, size_t nKey, json_t *j) {
+  int rc;
+  if (j == NULL) {
+    json_fail(L, x, "a string inside the JSON value is not valid UTF-8 "
+              "(or memory ran out)");
+  }
+  if (json_is_array(parent)) {
+    rc = json_array_append_new(parent, j);
+  } else {
+    rc = json_object_setn_new(parent, zKey, nKey, j);
+  }
+  if (rc != 0) {
+    json_fail(L, x, "a key inside the JSON value is not valid UTF-8 (or "
+              "memory ran out)");
+  }
+}
+
+/* The JSON value of the scalar at idx (a new reference), or NULL for a
+** table; raises for values JSON has no form for. */
+static json_t *json_scalar(lua_State *L, const JsonEnc *x, int idx) {
+  switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+      return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        return json_integer((json_int_t)lua_tointeger(L, idx));
+      } else {
+        double r = lua_tonumber(L, idx);
+        if (!isfinite(r)) {
+          json_fail(L, x, "NaN and infinities have no JSON form");
+        }
+        return json_real(r);
+      }
+    case LUA_TSTRING: {
+      size_t n;
+      const char *z = lua_tolstring(L, idx, &n);
+      json_t *j;
+      if (memchr(z, 0, n)) {
+        json_fail(L, x, "a string inside the JSON value holds a NUL byte");
+      }
+      j = json_stringn(z, n);
+      if (j == NULL) {
+        json_fail(L, x, "a string inside the JSON value is not valid UTF-8");
+      }
+      return j;
+    }
+    case LUA_TTABLE:
+      if (lua_getmetatable(L, idx)) {
+        lua_pop(L, 1);
+        json_fail(L, x, "a table with a metatable (a record, a set, ...) "
+                  "cannot be stored as JSON");
+      }
+      return NULL;
+    case LUA_TUSERDATA:
+      if (lquay_is_null(L, idx)) return json_null();
+      /* fall through */
+    default:
+      break;
+  }
+  lua_pushfstring(L, "a %s cannot be stored as JSON (give tables, "
+                  "strings, numbers, booleans and quay.null)",
+                  luaL_typename(L, idx));
+  json_fail(L, x, lua_tostring(L, -1));
+  return NULL;
+}
+
+/* Non-0 when the table at idx is a list 1..n with n > 0 and no other key. */
+static int json_is_list(lua_State *L, int idx) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), k = 0;
+  if (n == 0) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    k++;
+  }
+  return k == n;
+}
+
+/*
+** Fill container j (already attached, so owned) from the table at idx:
+** an array when the keys are 1..n, an object when they are all strings
+** (the empty table is an object).
+*/
+static void json_fill(lua_State *L, const JsonEnc *x, int idx, json_t *j,
+                      int depth) {
+  int bArray = json_is_array(j);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), i;
+  if (depth > LQUAY_JSON_DEPTH) {
+    json_fail(L, x, "the JSON value nests tables more than 256 deep (or "
+              "a table contains itself)");
+  }
+  luaL_checkstack(L, 4, "a JSON value");
+  if (bArray) {
+    for (i = 1; i <= n; i++) {
+      json_t *v;
+      lua_rawgeti(L, idx, i);
+      v = json_scalar(L, x, -1);
+      if (v) {
+        json_attach(L, x, j, NULL, 0, v);
+      } else {
+        json_t *c = json_is_list(L, lua_gettop(L)) ? json_array()
+                                                    : json_object();
+        json_attach(L, x, j, NULL, 0, c);
+        json_fill(L, x, lua_gettop(L), c, depth + 1);
+      }
+      lua_pop(L, 1);
+    }
+    return;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {                       /* [.., key, value] */
+    size_t nKey;
+    const char *zKey;
+    json_t *v;
+    if (lua_type(L, -2) != LUA_TSTRING) {
+      json_fail(L, x, "a table stored as JSON is a list (keys 1..n) or has "
+                "string keys only");
+    }
+    zKey = lua_tolstring(L, -2, &nKey);
+    v = json_scalar(L, x, -1);
+    if (v) {
+      json_attach(L, x, j, zKey, nKey, v);
+    } else {
+      json_t *c = json_is_list(L, lua_gettop(L)) ? json_array()
+                                                  : json_object();
+      json_attach(L, x, j, zKey, nKey, c);
+      json_fill(L, x, lua_gettop(L), c, depth + 1);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+
+/*
+** Encode the plain table at idx as a QUAY_JSON value: pushes the buffer
+** holding the text (keep it on the stack during the engine call).
+*/
+static void json_encode(lua_State *L, int idx, quay_value *p,
+                        const char *zModel, const char *zField) {
+  JsonEnc x;
+  Box *pBox;
+  json_t *root;
+  size_t n;
+  char *z;
+  const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS |
+                       JSON_REAL_PRECISION(17);
+  x.zModel = zModel;
+  x.zField = zField;
+  idx = lua_absindex(L, idx);
+  pBox = lquay_box(L, json_box_free);                /* [.., box] */
+  root = json_is_list(L, idx) ? json_array() : json_object();
+  if (root == NULL) lquay_raisef(L, QUAY_ENOMEM, "out of memory");
+  pBox->p = root;
+  json_fill(L, &x, idx, root, 1);
+  n = json_dumpb(root, NULL, 0, flags);
+  z = lua_newuserdatauv(L, n + 1, 0);                /* [.., box, buf] */
+  if (json_dumpb(root, z, n, flags) != n) {
+    lquay_raisef(L, QUAY_ENOMEM, "out of memory encoding JSON");
+  }
+  z[n] = 0;
+  lquay_box_close(L, pBox);                          /* frees the tree */
+  lua_remove(L, -2);                                 /* [.., buf] */
+  p->type = QUAY_JSON;
+  p->u.z = z;
+  p->n = n;
+}
+
+/* Push the Lua value of JSON value j (depth bounded by jansson's
+** decoder). */
+static void json_push(lua_State *L, json_t *j) {
+  luaL_checkstack(L, 4, "a JSON value");
+  switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+      const char *zKey;
+      json_t *v;
+      lua_createtable(L, 0, (int)json_object_size(j));
+      json_object_foreach(j, zKey, v) {
+        json_push(L, v);
+        lua_setfield(L, -2, zKey);
+      }
+      break;
+    }
+    case JSON_ARRAY: {
+      size_t i, n = json_array_size(j);
+      lua_createtable(L, (int)n, 0);
+      for (i = 0; i < n; i++) {
+        json_push(L, json_array_get(j, i));
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+      }
+      break;
+    }
+    case JSON_STRING:
+      lua_pushlstring(L, json_string_value(j), json_string_length(j));
+      break;
+    case JSON_INTEGER:
+      lua_pushinteger(L, (lua_Integer)json_integer_value(j));
+      break;
+    case JSON_REAL:
+      lua_pushnumber(L, json_real_value(j));
+      break;
+    case JSON_TRUE: lua_pushboolean(L, 1); break;
+    case JSON_FALSE: lua_pushboolean(L, 0); break;
+    default: lquay_push_null(L); break;
+  }
+}
+
+/* Push the decoded QUAY_JSON value v. */
+static void json_decode(lua_State *L, const quay_value *v) {
+  json_error_t e;
+  Box *pBox;
+  json_t *j = json_loadb(v->u.z, v->n, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                         &e);
+  if (j == NULL) {
+    lquay_raisef(L, QUAY_ESQL, "a quay.json column holds text that is not "
+                 "JSON (%s, at character %d)", e.text, e.position);
+  }
+  pBox = lquay_box(L, json_box_free);                /* [.., box] */
+  pBox->p = j;
+  json_push(L, j);                                   /* [.., box, value] */
+  lquay_box_close(L, pBox);
+  lua_remove(L, -2);                                 /* [.., value] */
+}
+/* }================================================================== */
+
 int lquay_to_value(lua_State *L, int idx, quay_value *p, int bAllowList,
                    const char *zWhat) {
   return lquay_to_field_value(L, idx, p, bAllowList, NULL, zWhat);
@@ -176,6 +439,12 @@ int lquay_to_field_value(lua_State *L, int idx, quay_value *p,
       return lua_gettop(L) - top;
     }
     if (bAllowList) lua_pop(L, 1);            /* the metatable */
+    if (!bAllowList && zModel && lua_getmetatable(L, idx) == 0) {
+      /* A field value: a JSON document (only quay.json takes it). */
+      json_encode(L, idx, p, zModel, zWhat);
+      return lua_gettop(L) - top;
+    }
+    if (!bAllowList && zModel) lua_pop(L, 1); /* the metatable */
   }
   lquay_raise_field(L, QUAY_EVALIDATION, zModel, zWhat,
                     "%s%s%s: a %s is not a value Quay can store or compare "
@@ -191,7 +460,9 @@ void lquay_push_value(lua_State *L, const quay_value *v) {
     case QUAY_REAL: lua_pushnumber(L, v->u.r); break;
     case QUAY_BOOL: lua_pushboolean(L, v->u.b); break;
     case QUAY_TEXT:
-    case QUAY_BLOB: lua_pushlstring(L, v->u.z, v->n); break;
+    case QUAY_BLOB:
+    case QUAY_DECIMAL: lua_pushlstring(L, v->u.z, v->n); break;
+    case QUAY_JSON: json_decode(L, v); break;
     default: lua_pushnil(L); break;
   }
 }

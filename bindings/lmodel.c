@@ -166,11 +166,6 @@ typedef struct Opt {
   int eType;                /* LUA_T* expected, or -1 any */
 } Opt;
 
-static const char *const azFieldType[] = {
-  "id", "integer", "number", "string", "text", "boolean", "datetime", "blob",
-  NULL
-};
-
 static const char *const azRelKind[] = {
   "belongs_to", "one_to_one", "many_to_many", "has_many", "has_one",
   "through", NULL
@@ -178,8 +173,8 @@ static const char *const azRelKind[] = {
 
 static const char *const azFieldOpt[] = {
   "null", "default", "unique", "index", "column", "primary_key",
-  "description", "max", "auto_now_add", "auto_now", "renamed_from",
-  "choices", "min", "validate", NULL
+  "description", "max", "auto_now_add", "auto_now", "digits", "places",
+  "renamed_from", "choices", "min", "validate", NULL
 };
 
 static const char *const azRelOpt[] = {
@@ -298,6 +293,44 @@ static int read_kind(lua_State *L, int iDesc, const char *zKey,
   return k;
 }
 
+/* The descriptor's field type (the engine's type table knows the names)
+** and its declaration order. */
+static int read_type(lua_State *L, int iDesc, const char *zModel,
+                     const char *zName, double *prSeq) {
+  const char *z;
+  int eType;
+  lua_getfield(L, iDesc, "type");
+  z = lua_tostring(L, -1);
+  eType = quay_type_by_name(z);
+  lua_pop(L, 1);
+  if (eType == 0) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: unknown field type",
+                 zModel, zName);
+  }
+  lua_getfield(L, iDesc, "seq");
+  *prSeq = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return eType;
+}
+
+/* Optional integer option in [nMin, nMax]; -1 when absent. */
+static int opt_int(lua_State *L, int iOpts, const char *zKey, int nMin,
+                   int nMax, const char *zModel, const char *zName) {
+  lua_Integer n;
+  lua_getfield(L, iOpts, zKey);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  if (!lua_isinteger(L, -1) || (n = lua_tointeger(L, -1)) < nMin ||
+      n > nMax) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: %s must be an integer "
+                 "from %d to %d", zModel, zName, zKey, nMin, nMax);
+  }
+  lua_pop(L, 1);
+  return (int)n;
+}
+
 /* Push the descriptor's options table (an empty one when it has none),
 ** checked against the allowed names; returns its stack index. */
 static int push_opts(lua_State *L, int iDesc, const char *const *azAllowed,
@@ -320,12 +353,10 @@ static int push_opts(lua_State *L, int iDesc, const char *const *azAllowed,
 */
 static void read_field(lua_State *L, int iDesc, const char *zModel,
                        const char *zName, quay_field_spec *s, int iDefaults) {
-  int iOpts, t;
+  int iOpts;
   memset(s, 0, sizeof(*s));
   s->zName = zName;
-  t = read_kind(L, iDesc, "type", azFieldType, zModel, zName, "field type",
-                &s->rSeq);
-  s->eType = QUAY_T_ID + t;
+  s->eType = read_type(L, iDesc, zModel, zName, &s->rSeq);
   iOpts = push_opts(L, iDesc, azFieldOpt, zModel, zName);
   if (opt_bool(L, iOpts, "null", zModel, zName, 0)) s->mFlags |= QUAY_F_NULL;
   if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) s->mFlags |= QUAY_F_UNIQUE;
@@ -351,15 +382,33 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
     s->nMax = (int)n;
   }
   lua_pop(L, 1);
+  s->nDigits = opt_int(L, iOpts, "digits", 1, 18, zModel, zName);
+  s->nPlaces = opt_int(L, iOpts, "places", 0, 18, zModel, zName);
+  if ((quay_type_flags(s->eType) & QUAY_TF_PRECISION) &&
+      (s->nDigits < 0 || s->nPlaces < 0)) {
+    lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: quay.decimal needs "
+                 "digits and places (quay.decimal { digits = 10, places = 2 "
+                 "})", zModel, zName);
+  }
+  if (s->nDigits < 0) s->nDigits = 0;
+  if (s->nPlaces < 0) s->nPlaces = 0;
   lua_getfield(L, iOpts, "default");
   if (lua_isfunction(L, -1)) {
     s->mFlags |= QUAY_F_DYN_DEFAULT;
     lua_setfield(L, iDefaults, zName);
   } else if (!lua_isnil(L, -1)) {
+    int nPushed;
     s->mFlags |= QUAY_F_DEFAULT;
-    if (lquay_to_value(L, -1, &s->dflt, 0, zName) != 0) {
+    /* A table is a JSON document (quay.json); it is encoded into a
+    ** buffer pushed above it. */
+    nPushed = lquay_to_field_value(L, -1, &s->dflt, 0, zModel, zName);
+    if (s->dflt.type == QUAY_RECORD) {
       lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: default must be a "
                    "value or a function", zModel, zName);
+    }
+    if (nPushed) {
+      lua_setfield(L, iOpts, "\1json");       /* keep the buffer alive */
+      lua_pop(L, nPushed - 1);
     }
     lua_setfield(L, iOpts, "\1default");     /* keep the string alive */
   } else {
@@ -476,6 +525,48 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
   lua_setfield(L, iOpts, "\1default");
 }
 
+/*
+** The model option zOpt of spec (at 3): a list of lists of field or
+** relation names, each given to the engine (unique_together, indexes).
+*/
+static void read_name_lists(lua_State *L, quay_model *m, const char *zName,
+                            const char *zOpt) {
+  lua_Integer k, n;
+  quay_err err;
+  int bUnique = strcmp(zOpt, "unique_together") == 0;
+  lua_getfield(L, 3, zOpt);
+  n = (lua_Integer)lua_rawlen(L, -1);
+  for (k = 1; k <= n; k++) {
+    const char *az[64];
+    lua_Integer j, nj;
+    lua_rawgeti(L, -1, k);
+    if (lua_type(L, -1) != LUA_TTABLE) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s[%d] must be a list "
+                   "of names", zName, zOpt, (int)k);
+    }
+    nj = (lua_Integer)lua_rawlen(L, -1);
+    if (nj < 1 || nj > 64) {
+      lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s[%d] must name 1 to "
+                   "64 fields", zName, zOpt, (int)k);
+    }
+    for (j = 1; j <= nj; j++) {
+      lua_rawgeti(L, -1, j);
+      if (lua_type(L, -1) != LUA_TSTRING) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s entries are field "
+                     "names", zName, zOpt);
+      }
+      az[j - 1] = lquay_name(L, -1, QUAY_EDECLARATION, zOpt);
+      lua_pop(L, 1);                  /* still referenced by the list */
+    }
+    if ((bUnique ? quay_model_add_unique(m, az, (int)nj, &err)
+                 : quay_model_add_index(m, az, (int)nj, &err))) {
+      lquay_raise(L, &err);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+}
+
 /* Discard a model whose declaration did not complete. */
 static void discard_model(void *p) { quay_model_discard(p); }
 
@@ -490,7 +581,7 @@ int lquay_declare(lua_State *L) {
   quay_err err;
   Box *pBox;
   LModel *pM, *pOld = NULL;
-  int iDefaults, iUnique = 0, rc;
+  int iDefaults, iUnique = 0, iIndexes = 0, rc;
   if (lua_type(L, 3) != LUA_TTABLE) {
     lquay_arg_error(L, 3, "db:model", "a table of fields and options");
   }
@@ -536,6 +627,12 @@ int lquay_declare(lua_State *L) {
                      "be a list of lists of names", zName);
       }
       iUnique = 1;
+    } else if (strcmp(zKey, "indexes") == 0) {
+      if (lua_type(L, -1) != LUA_TTABLE) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: indexes must be a list "
+                     "of lists of names", zName);
+      }
+      iIndexes = 1;
     } else if (lquay_behav_is_option(zKey)) {
       /* methods, scopes, validate, hooks, soft_delete: lbehav.c */
     } else {
@@ -543,8 +640,8 @@ int lquay_declare(lua_State *L) {
                    "model %s: '%s' is neither a field or relation (use "
                    "quay.string{}, quay.belongs_to(...), ...) nor a model "
                    "option (table, description, unique_together, "
-                   "renamed_from, methods, scopes, validate, hooks, "
-                   "soft_delete)", zName, zKey);
+                   "indexes, renamed_from, methods, scopes, validate, "
+                   "hooks, soft_delete)", zName, zKey);
     }
     lua_pop(L, 1);
   }
@@ -605,37 +702,8 @@ int lquay_declare(lua_State *L) {
     }
     lua_settop(L, top - 1);
   }
-  if (iUnique) {
-    lua_Integer k, n;
-    lua_getfield(L, 3, "unique_together");
-    n = (lua_Integer)lua_rawlen(L, -1);
-    for (k = 1; k <= n; k++) {
-      const char *az[64];
-      lua_Integer j, nj;
-      lua_rawgeti(L, -1, k);
-      if (lua_type(L, -1) != LUA_TTABLE) {
-        lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together[%d] "
-                     "must be a list of names", zName, (int)k);
-      }
-      nj = (lua_Integer)lua_rawlen(L, -1);
-      if (nj < 1 || nj > 64) {
-        lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together[%d] "
-                     "must name 1 to 64 fields", zName, (int)k);
-      }
-      for (j = 1; j <= nj; j++) {
-        lua_rawgeti(L, -1, j);
-        if (lua_type(L, -1) != LUA_TSTRING) {
-          lquay_raisef(L, QUAY_EDECLARATION, "model %s: unique_together "
-                       "entries are field names", zName);
-        }
-        az[j - 1] = lquay_name(L, -1, QUAY_EDECLARATION, "unique_together");
-        lua_pop(L, 1);
-      }
-      if (quay_model_add_unique(m, az, (int)nj, &err)) lquay_raise(L, &err);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-  }
+  if (iUnique) read_name_lists(L, m, zName, "unique_together");
+  if (iIndexes) read_name_lists(L, m, zName, "indexes");
   lquay_behav_declare(L, 3, m, zName);
   if (quay_model_finish(m, &err)) lquay_raise(L, &err);
   /* Committed: the model belongs to the db now. */

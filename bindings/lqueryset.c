@@ -1243,12 +1243,15 @@ static void writer_free(void *p) { quay_writer_free(p); }
 /* qs:update(values) */
 static int qs_update(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);                       /* [q, vals, M] */
+  LModel *pM;
   quay_err err;
   Box *pW;
   int64_t n = 0;
   int iMembers;
+  lquay_check_nargs(L, 2, "qs:update(values)");
   lquay_check_type(L, 2, LUA_TTABLE, "update");
+  lua_settop(L, 2);
+  pM = qs_model(L, 1);                               /* [q, vals, M] */
   lquay_push_mt(L, pM->pDb, pM->m);
   lua_rawgetp(L, -1, &lquay_LK_MEMBERS);             /* [.., mt, members] */
   iMembers = lua_gettop(L);
@@ -1314,6 +1317,7 @@ static int qs_delete(lua_State *L) {
   quay_err err;
   Box *pC;
   LDelCall call;
+  lquay_check_nargs(L, 2, "qs:delete(opts)");
   mFlags = lquay_delete_opts(L, 2, "delete");
   pM = qs_model(L, 1);
   pC = lquay_box(L, counts_free);

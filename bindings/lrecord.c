@@ -472,8 +472,9 @@ uint64_t lquay_fp(const quay_value *v) {
     case QUAY_INT: return fp_int(v->u.i);
     case QUAY_REAL: return fp_real(v->u.r);
     case QUAY_TEXT:
+    case QUAY_DECIMAL:                /* reads as the same string */
     case QUAY_BLOB: return fp_hash(FP_STR, v->u.z, v->n);
-    default: return 0;
+    default: return 0;                /* JSON: a table reads back */
   }
 }
 
@@ -857,7 +858,7 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
   quay_err err;
   for (i = 0; i < n; i++) {
     quay_value v;
-    int t;
+    int t, nPushed = 0;
     if (aOnly && !aOnly[i]) {
       if (aUser) aUser[i] = 0;
       continue;
@@ -883,27 +884,31 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
         lua_replace(L, -2);
       }
     }
-    if (!lquay_scalar(L, -1, &v) &&
-        lquay_to_field_value(L, -1, &v, 0, model_name(pM),
-                             lua_tostring(L, iNames + i)) != 0) {
-      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM),
-                        lua_tostring(L, iNames + i), "%s.%s: a record is not "
-                        "a value for this field", model_name(pM),
-                        lua_tostring(L, iNames + i));
+    if (!lquay_scalar(L, -1, &v)) {
+      /* A table becomes a JSON document in a buffer pushed above it. */
+      nPushed = lquay_to_field_value(L, -1, &v, 0, model_name(pM),
+                                     lua_tostring(L, iNames + i));
+      if (v.type == QUAY_RECORD) {
+        lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM),
+                          lua_tostring(L, iNames + i), "%s.%s: a record is "
+                          "not a value for this field", model_name(pM),
+                          lua_tostring(L, iNames + i));
+      }
     }
     /* The string stays referenced by the record while the writer copies. */
     if (quay_writer_set(w, i, &v, &err)) lquay_raise(L, &err);
-    lua_pop(L, 1);
+    lua_pop(L, 1 + nPushed);
   }
 }
 
 /* Non-0 when field i stores v in a form of its own that the record
-** should show (a datetime's normal text), not the value it was given. */
+** should show (a datetime's UTC text, a decimal's places, a uuid in
+** lower case), not the value it was given. */
 static int stored_form(LModel *pM, int i, const quay_value *v) {
   quay_field_info f;
-  if (v->type != QUAY_TEXT) return 0;
+  if (v->type == QUAY_NULL) return 0;
   quay_model_field(pM->m, i, &f);
-  return f.eType == QUAY_T_DATETIME;
+  return (quay_type_flags(f.eType) & QUAY_TF_NORMALIZES) != 0;
 }
 
 /*
@@ -948,7 +953,8 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
 
 /* Is the Lua-side value a (lquay_scalar) the stored value v? */
 static int value_same(const quay_value *a, const quay_value *v) {
-  if (a->type == QUAY_TEXT && (v->type == QUAY_TEXT || v->type == QUAY_BLOB)) {
+  if (a->type == QUAY_TEXT && (v->type == QUAY_TEXT || v->type == QUAY_BLOB ||
+                               v->type == QUAY_DECIMAL)) {
     return a->n == v->n && memcmp(a->u.z, v->u.z, v->n) == 0;
   }
   if (a->type != v->type) return 0;

@@ -102,8 +102,8 @@ local function opts(t, names)
   return "{ " .. table.concat(out, ", ") .. " }"
 end
 
-local field_opts = { "primary_key", "max", "min", "null", "unique", "index",
-                     "default", "choices", "column" }
+local field_opts = { "primary_key", "max", "min", "digits", "places", "null",
+                     "unique", "index", "default", "choices", "column" }
 
 local function field_line(f)
   local o = opts(f, field_opts)

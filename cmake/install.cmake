@@ -50,7 +50,7 @@ set_target_properties(quay_cmd PROPERTIES INSTALL_RPATH "${_quay_rpath}")
 
 # pkg-config file.  It is written at install time, so that the prefix in
 # it is the one actually installed to (`cmake --install --prefix P`).
-set(_quay_pc_requires "sqlite3")
+set(_quay_pc_requires "sqlite3 jansson")
 if(LUA_FOUND)                   # found through pkg-config as lua5.4
   string(APPEND _quay_pc_requires " lua5.4")
 endif()

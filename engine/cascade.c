@@ -226,7 +226,7 @@ static void keys_in(Build *b, const char *zCol, const quay_value *a, int n,
 
 /* Copy a value into the arena (text and blob bytes too). */
 static int keep(Cascade *x, quay_value *v) {
-  if (v->type == QUAY_TEXT || v->type == QUAY_BLOB) {
+  if (QUAY_VALUE_HAS_BYTES(v->type)) {
     char *z = quay__arena_strdup(&x->arena, v->u.z, v->n);
     if (z == NULL) return QUAY_ENOMEM;
     v->u.z = z;

@@ -80,10 +80,8 @@ int quay__ddl_owns_index(const STable *t, const SIdx *x) {
 }
 
 void quay__ddl_type(const Dialect *d, const SCol *c, Str *p) {
-  quay__str_cat(p, d->xColType(c->eType ? c->eType : QUAY_T_TEXT));
-  if (c->eType == QUAY_T_STRING && c->nMax > 0) {
-    quay__str_printf(p, "(%d)", c->nMax);
-  }
+  quay__type_sql(p, d, c->eType ? c->eType : QUAY_T_TEXT, c->nMax,
+                 c->nDigits, c->nPlaces);
 }
 
 int quay__ddl_literal(Str *p, int eType, const quay_value *v) {
@@ -225,6 +223,8 @@ static void ddl_declare_model(quay_schema *pS, quay_model *m) {
     c->pField = f;
     c->eType = ddl_key_class(f);
     c->nMax = f->eType == QUAY_T_STRING ? f->nMax : 0;
+    c->nDigits = f->nDigits;
+    c->nPlaces = f->nPlaces;
     if (f->pRel && f->pRel->pFk == f && f->pRel->pKey &&
         f->pRel->pKey->eType == QUAY_T_STRING && f->eType == QUAY_T_STRING) {
       c->nMax = f->pRel->pKey->nMax;   /* a key column holds the key's values */
@@ -261,6 +261,18 @@ static void ddl_declare_model(quay_schema *pS, quay_model *m) {
       if (QUAY_NEVER(azCol[j] == NULL)) return;   /* resolve checked it */
     }
     ddl_declared_idx(pS, t, azCol, n, 1, 1);
+  }
+  for (k = 0; k < m->nIndex; k++) {
+    /* Composite indexes (the `indexes` option), named like the others. */
+    char *azCol[64];
+    int j, n = m->anIndex[k] < 64 ? m->anIndex[k] : 64;
+    for (j = 0; j < n; j++) {
+      Field *f = quay__model_field(m, m->aaIndex[k][j]);
+      Rel *r = f ? NULL : quay__model_rel(m, m->aaIndex[k][j]);
+      azCol[j] = f ? f->zCol : (r && r->pFk ? r->pFk->zCol : NULL);
+      if (QUAY_NEVER(azCol[j] == NULL)) return;   /* resolve checked it */
+    }
+    ddl_declared_idx(pS, t, azCol, n, 0, 0);
   }
   /* CHECK constraints: choices, min and max, named "quay_..." so that
   ** migrate.c knows Quay made them (rules.c). */

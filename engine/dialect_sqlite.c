@@ -20,6 +20,10 @@
 **     for values of any length: instr() and substr() do, with no pattern
 **     escaping and no LIKE length limit; icontains folds ASCII case with
 **     lower(), like LIKE.
+** Decimals are scaled integers (value * 10^places in an INTEGER column,
+** bScaledDecimal): SUM is then an exact integer sum, ordering and
+** comparisons are integer ones, and the driver formats what it reads with
+** the places of the read hint.  JSON is text read with json_extract.
 ** Automatic keys (models and join tables) are AUTOINCREMENT: a plain
 ** INTEGER PRIMARY KEY hands the id of a deleted last row to the next
 ** insert, and a stale record's save would then overwrite that new row.
@@ -34,20 +38,6 @@
 static void sq_param(Str *p, int iParam) {
   (void)iParam;
   quay__str_char(p, '?');
-}
-
-static const char *sq_coltype(int eType) {
-  switch (eType) {
-    case QUAY_T_ID:
-    case QUAY_T_INTEGER: return "INTEGER";
-    case QUAY_T_NUMBER: return "REAL";
-    case QUAY_T_STRING: return "VARCHAR";
-    case QUAY_T_TEXT: return "TEXT";
-    case QUAY_T_BOOLEAN: return "BOOLEAN";
-    case QUAY_T_DATETIME: return "TEXT";
-    case QUAY_T_BLOB: return "BLOB";
-  }
-  return "TEXT";
 }
 
 static void sq_in_array(Str *p, const char *zExpr, int iParam, int eType) {
@@ -100,6 +90,9 @@ static int sq_array_value(Str *pOut, const quay_value *a, int n) {
         break;
       case QUAY_BOOL: quay__str_cat(pOut, a[i].u.b ? "1" : "0"); break;
       case QUAY_TEXT: sq_json_string(pOut, a[i].u.z, a[i].n); break;
+      case QUAY_DECIMAL:                /* stored as a scaled integer */
+        quay__str_int(pOut, quay__decimal_unscaled(a[i].u.z, a[i].n));
+        break;
       default: quay__str_cat(pOut, "null"); break;
     }
   }
@@ -533,10 +526,55 @@ static void sq_key_source(Build *b, const quay_value *aKey, int nKey,
   quay__str_cat(&b->sql, "))");
 }
 
+/*
+** JSON paths: json_extract(doc, '$."a"."b"') gives the SQL value at the
+** keys (NULL for a JSON null or a missing key), json_type(...) is NULL
+** exactly when the keys are missing.  Keys are quoted labels, so "0"
+** names a key, never an array element (PostgreSQL's -> with a text key
+** agrees).  The path is one bound parameter.
+*/
+static void sq_json_path(Build *b, const Operand *x) {
+  const Cond *c = x->pJson;
+  Str path;
+  quay_value v;
+  const char *z = c->zJsonPath, *zEnd = c->zJsonPath + c->nJsonPath;
+  quay__str_init(&path);
+  quay__str_char(&path, '$');
+  while (z < zEnd) {
+    const char *e = strstr(z, "__");
+    size_t n = (e && e < zEnd) ? (size_t)(e - z) : (size_t)(zEnd - z);
+    quay__str_cat(&path, ".\"");
+    quay__str_append(&path, z, n);
+    quay__str_char(&path, '"');
+    z += n + 2;
+  }
+  if (c->zJsonKey) {
+    quay__str_cat(&path, ".\"");
+    quay__str_cat(&path, c->zJsonKey);
+    quay__str_char(&path, '"');
+  }
+  v.type = QUAY_TEXT;
+  v.n = path.n;
+  v.u.z = path.oom ? NULL : quay__arena_strdup(b->pArena, path.z, path.n);
+  quay__str_free(&path);
+  if (v.u.z == NULL) {
+    b->pArena->oom = 1;
+    return;
+  }
+  quay__str_cat(&b->sql, c->bJsonExists ? "json_type(" : "json_extract(");
+  quay__emit_operand_doc(b, x);
+  quay__str_cat(&b->sql, ", ");
+  quay__build_param(b, &v);
+  quay__str_char(&b->sql, ')');
+}
+
 const Dialect quay__dialect_sqlite = {
   .zName = "sqlite",
   .xParam = sq_param,
-  .xColType = sq_coltype,
+  .iTypeCol = 0,
+  .bScaledDecimal = 1,
+  .xJsonPath = sq_json_path,
+  .bJsonDocCompare = 0,
   .zAutoPk = "INTEGER PRIMARY KEY AUTOINCREMENT",
   .xInArray = sq_in_array,
   .xArrayValue = sq_array_value,
@@ -569,6 +607,13 @@ const Dialect quay__dialect_sqlite = {
     { "(substr(", ", 1, 4) || '-01-01 00:00:00')" },
     { "(substr(", ", 1, 7) || '-01 00:00:00')" },
     { "(substr(", ", 1, 10) || ' 00:00:00')" },
+  },
+  /* Dates are text "YYYY-MM-DD". */
+  .azTruncDate = {
+    { NULL, NULL },
+    { "(substr(", ", 1, 4) || '-01-01')" },
+    { "(substr(", ", 1, 7) || '-01')" },
+    { "substr(", ", 1, 10)" },
   },
   .zNullSafeEq = "IS",
   .maxInsertRows = 1,

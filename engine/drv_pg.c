@@ -115,6 +115,7 @@
 #define OID_TIMESTAMP   1114
 #define OID_TIMESTAMPTZ 1184
 #define OID_NUMERIC     1700
+#define OID_JSONB       3802
 
 #define PG_FETCH_ROWS 256   /* rows per FETCH of a streamed query */
 
@@ -671,6 +672,8 @@ static Oid value_oid(const quay_value *v) {
     case QUAY_REAL: return OID_FLOAT8;
     case QUAY_BOOL: return OID_BOOL;
     case QUAY_BLOB: return OID_BYTEA;
+    case QUAY_DECIMAL: return OID_NUMERIC;
+    case QUAY_JSON: return OID_JSONB;
   }
   return 0;
 }
@@ -753,6 +756,11 @@ static int bind_values(Bind *b, const quay_value *a, int n,
           if (text_risky(v)) b->nRisky++;
         }
         break;
+      case QUAY_DECIMAL:
+      case QUAY_JSON:                   /* text of a numeric / jsonb */
+        b->az[i] = v->u.z;
+        b->an[i] = (int)v->n;
+        break;
       default:
         quay__free(p);
         memset(b, 0, sizeof(*b));
@@ -760,8 +768,7 @@ static int bind_values(Bind *b, const quay_value *a, int n,
                          "parameter %d cannot be bound (%s)", i + 1,
                          quay__value_kind(v));
     }
-    if ((v->type == QUAY_TEXT || v->type == QUAY_BLOB) &&
-        v->n > (size_t)0x7fffffff) {
+    if (QUAY_VALUE_HAS_BYTES(v->type) && v->n > (size_t)0x7fffffff) {
       quay__free(p);
       memset(b, 0, sizeof(*b));
       return quay__err(pErr, QUAY_EMISUSE, "parameter %d is too large",
@@ -1385,7 +1392,9 @@ static int parse_int(const char *z, size_t n, int64_t *pOut) {
 
 /*
 ** Convert column i of the current row.  With a hint the declared field
-** type decides; without one (raw SQL) the column's type OID does.
+** type decides (its read kind in the type table); without one (raw SQL)
+** the column's type OID does.  NUMERIC columns of decimals come with
+** their declared scale, so their text is already the decimal's form.
 */
 static void pg_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
   int eHint = eHintFlags & QUAY_HINT_TYPE;
@@ -1407,8 +1416,8 @@ static void pg_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
     p->n = s->aLen[i];
     return;
   }
-  switch (eHint) {
-    case QUAY_T_BOOLEAN:
+  switch (eHint ? quay__ftype(eHint)->eRead : QUAY_NULL) {
+    case QUAY_BOOL:
       p->type = QUAY_BOOL;
       if (t == OID_BOOL) {
         p->u.b = z[0] == 't';
@@ -1417,30 +1426,29 @@ static void pg_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
         p->u.b = parse_int(z, n, &v) ? v != 0 : (z[0] == 't' || z[0] == 'T');
       }
       return;
-    case QUAY_T_NUMBER:
+    case QUAY_REAL:
       p->type = QUAY_REAL;
       p->u.r = strtod(z, NULL);
       return;
-    case QUAY_T_ID:
-    case QUAY_T_INTEGER:
+    case QUAY_INT:
       if (parse_int(z, n, &p->u.i)) {
         p->type = QUAY_INT;
         return;
       }
       break;
-    case QUAY_T_DATETIME:
+    case QUAY_TEXT:
       p->type = QUAY_TEXT;
       p->u.z = z;
       /* timestamp(tz) text in ISO style: keep "YYYY-MM-DD HH:MM:SS". */
       p->n = ((t == OID_TIMESTAMP || t == OID_TIMESTAMPTZ) && n > 19) ? 19 : n;
       return;
-    case QUAY_T_STRING:
-    case QUAY_T_TEXT:
-      p->type = QUAY_TEXT;
+    case QUAY_DECIMAL:
+    case QUAY_JSON:
+      p->type = quay__ftype(eHint)->eRead;
       p->u.z = z;
       p->n = n;
       return;
-    case QUAY_T_BLOB:
+    case QUAY_BLOB:
       p->type = QUAY_BLOB;
       p->u.z = z;
       p->n = n;

@@ -32,10 +32,16 @@ struct DrvConn {
   DrvErrInfo info;          /* the last failure, for xErrInfo */
 };
 
+/* Bytes per column for the text of a decimal read as a scaled integer. */
+#define SQ_DEC_BUF 48
+
 struct DrvStmt {
   sqlite3_stmt *pSt;
   DrvConn *pConn;
   int64_t nChanges;
+  int nCol;                 /* columns of the statement */
+  char *zDec;               /* nCol * SQ_DEC_BUF bytes after the struct:
+                            ** decimal text of the current row */
 };
 
 /*
@@ -355,25 +361,29 @@ static void sq_close(DrvConn *c) {
 static int sq_prepare(DrvConn *c, const char *zSql, int nParam, int bPersist,
                       DrvStmt **ppStmt, quay_err *pErr) {
   DrvStmt *s;
-  int rc;
+  sqlite3_stmt *pSt = NULL;
+  int rc, nCol;
   (void)nParam;
   *ppStmt = NULL;
-  s = quay__calloc(sizeof(*s));
-  if (s == NULL) return quay__oom(pErr);
-  s->pConn = c;
   rc = sqlite3_prepare_v3(c->db, zSql, -1,
-                          bPersist ? SQLITE_PREPARE_PERSISTENT : 0, &s->pSt,
+                          bPersist ? SQLITE_PREPARE_PERSISTENT : 0, &pSt,
                           NULL);
   if (rc != SQLITE_OK) {
     int code = sq_err(c, NULL, rc, "cannot prepare statement", pErr);
-    sqlite3_finalize(s->pSt);
-    quay__free(s);
+    sqlite3_finalize(pSt);
     return code;
   }
-  if (s->pSt == NULL) {
-    quay__free(s);
-    return quay__err(pErr, QUAY_ESQL, "empty SQL statement");
+  if (pSt == NULL) return quay__err(pErr, QUAY_ESQL, "empty SQL statement");
+  nCol = sqlite3_column_count(pSt);
+  s = quay__calloc(sizeof(*s) + (size_t)nCol * SQ_DEC_BUF);
+  if (s == NULL) {
+    sqlite3_finalize(pSt);
+    return quay__oom(pErr);
   }
+  s->pConn = c;
+  s->pSt = pSt;
+  s->nCol = nCol;
+  s->zDec = (char *)(s + 1);
   *ppStmt = s;
   return QUAY_OK;
 }
@@ -411,6 +421,14 @@ static int sq_exec(DrvStmt *s, const quay_value *a, int n, int mExec,
       case QUAY_BLOB:
         rc = sqlite3_bind_blob64(st, i + 1, v->u.z, v->n, xDel);
         break;
+      case QUAY_DECIMAL:                /* stored as a scaled integer */
+        rc = sqlite3_bind_int64(st, i + 1,
+                                quay__decimal_unscaled(v->u.z, v->n));
+        break;
+      case QUAY_JSON:
+        rc = sqlite3_bind_text64(st, i + 1, v->u.z, v->n, SQLITE_TRANSIENT,
+                                 SQLITE_UTF8);
+        break;
       default:
         return quay__err(pErr, QUAY_EMISUSE,
                          "parameter %d cannot be bound (%s)", i + 1,
@@ -440,22 +458,25 @@ static const char *sq_colname(DrvStmt *s, int i) {
 }
 
 /*
-** Column value typed by the declared field type when known: booleans come
-** back as QUAY_BOOL and numbers as QUAY_REAL whatever SQLite stored.
+** Column value typed by the declared field type when known (its read kind
+** in the type table): booleans come back as QUAY_BOOL and numbers as
+** QUAY_REAL whatever SQLite stored; decimals, stored as scaled integers,
+** as QUAY_DECIMAL text formatted with the hint's places (valid until the
+** next step, like SQLite's own text).
 */
 static void sq_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
   sqlite3_stmt *st = s->pSt;
   int eHint = eHintFlags & QUAY_HINT_TYPE;
+  int eRead = eHint ? quay__ftype(eHint)->eRead : QUAY_NULL;
   int t;
   if (eHintFlags & QUAY_HINT_NOTNULL) {
     /* Declared NOT NULL: skip sqlite3_column_type on the hot types. */
-    if (eHint == QUAY_T_INTEGER || eHint == QUAY_T_ID) {
+    if (eRead == QUAY_INT) {
       p->type = QUAY_INT;
       p->u.i = sqlite3_column_int64(st, i);
       return;
     }
-    if (eHint == QUAY_T_STRING || eHint == QUAY_T_TEXT ||
-        eHint == QUAY_T_DATETIME) {
+    if (eRead == QUAY_TEXT) {
       p->u.z = (const char *)sqlite3_column_text(st, i);
       p->n = (size_t)sqlite3_column_bytes(st, i);
       p->type = p->u.z ? QUAY_TEXT : QUAY_NULL;
@@ -467,32 +488,50 @@ static void sq_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
     p->type = QUAY_NULL;
     return;
   }
-  switch (eHint) {
-    case QUAY_T_BOOLEAN:
+  switch (eRead) {
+    case QUAY_BOOL:
       p->type = QUAY_BOOL;
       p->u.b = sqlite3_column_int64(st, i) != 0;
       return;
-    case QUAY_T_NUMBER:
+    case QUAY_REAL:
       p->type = QUAY_REAL;
       p->u.r = sqlite3_column_double(st, i);
       return;
-    case QUAY_T_ID:
-    case QUAY_T_INTEGER:
+    case QUAY_INT:
       if (t == SQLITE_INTEGER) {
         p->type = QUAY_INT;
         p->u.i = sqlite3_column_int64(st, i);
         return;
       }
       break;
-    case QUAY_T_STRING:
-    case QUAY_T_TEXT:
-    case QUAY_T_DATETIME:
-      p->type = QUAY_TEXT;
+    case QUAY_DECIMAL:
+      if ((t == SQLITE_INTEGER || t == SQLITE_FLOAT) && i < s->nCol) {
+        int nPlaces = eHintFlags >> QUAY_HINT_PLACES_SHIFT;
+        char *z = s->zDec + (size_t)i * SQ_DEC_BUF;
+        if (t == SQLITE_INTEGER) {
+          p->n = quay__decimal_format(sqlite3_column_int64(st, i), nPlaces,
+                                      z);
+        } else {
+          /* An integer overflow made SQLite compute in floats. */
+          double r = sqlite3_column_double(st, i);
+          int k;
+          for (k = 0; k < nPlaces; k++) r /= 10;
+          p->n = (size_t)snprintf(z, SQ_DEC_BUF, "%.*f", nPlaces, r);
+          if (p->n >= SQ_DEC_BUF) p->n = SQ_DEC_BUF - 1;
+        }
+        p->type = QUAY_DECIMAL;
+        p->u.z = z;
+        return;
+      }
+      break;
+    case QUAY_TEXT:
+    case QUAY_JSON:
+      p->type = eRead;
       p->u.z = (const char *)sqlite3_column_text(st, i);
       p->n = (size_t)sqlite3_column_bytes(st, i);
       if (p->u.z == NULL) p->type = QUAY_NULL;
       return;
-    case QUAY_T_BLOB:
+    case QUAY_BLOB:
       p->type = QUAY_BLOB;
       p->u.z = sqlite3_column_blob(st, i);
       p->n = (size_t)sqlite3_column_bytes(st, i);
@@ -534,12 +573,25 @@ static int64_t sq_last_insert_id(DrvConn *c) {
 }
 
 const quay_driver quay__drv_sqlite = {
-  3, "sqlite", &quay__dialect_sqlite,
-  sq_open, sq_close, sq_prepare, sq_finalize, sq_exec, sq_step,
-  sq_ncol, sq_colname, sq_column, sq_reset, sq_changes, sq_simple, sq_alive,
-  sq_last_insert_id,
-  NULL,                     /* xExecBatch: in-process, nothing to save */
-  NULL,                     /* xCheckUrl: any path will do */
-  sq_err_info,
-  0                         /* bReplicas: an embedded database has none */
+  .iVersion = 3,
+  .zName = "sqlite",
+  .pDialect = &quay__dialect_sqlite,
+  .xOpen = sq_open,
+  .xClose = sq_close,
+  .xPrepare = sq_prepare,
+  .xFinalize = sq_finalize,
+  .xExec = sq_exec,
+  .xStep = sq_step,
+  .xColumnCount = sq_ncol,
+  .xColumnName = sq_colname,
+  .xColumn = sq_column,
+  .xReset = sq_reset,
+  .xChanges = sq_changes,
+  .xSimple = sq_simple,
+  .xAlive = sq_alive,
+  .xLastInsertId = sq_last_insert_id,
+  .xExecBatch = NULL,       /* in-process: nothing to save by batching */
+  .xCheckUrl = NULL,        /* any path will do */
+  .xErrInfo = sq_err_info,
+  .bReplicas = 0,           /* an embedded database has none */
 };

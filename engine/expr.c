@@ -157,8 +157,7 @@ void quay_expr_free(quay_expr *p) { quay__expr_free((Expr *)p); }
 
 /* Non-0 for a type arithmetic and sum/avg accept (0: not known yet). */
 static int type_numeric(int eType) {
-  return eType == 0 || eType == QUAY_T_ID || eType == QUAY_T_INTEGER ||
-         eType == QUAY_T_NUMBER;
+  return eType == 0 || (quay_type_flags(eType) & QUAY_TF_NUMERIC) != 0;
 }
 
 static int type_of_value(const quay_value *v) {
@@ -192,6 +191,7 @@ static int bind_col(Expr *e, quay_qs *q, quay_err *pErr) {
       e->eOp = EX_REF;
       e->pRef = a;
       e->eType = a->pExpr->eType;
+      e->nPlaces = a->pExpr->nPlaces;
       e->bAgg = a->pExpr->bAgg;
       return QUAY_OK;
     }
@@ -204,9 +204,10 @@ static int bind_col(Expr *e, quay_qs *q, quay_err *pErr) {
   }
   e->eType = e->path.pField->eType == QUAY_T_ID ? QUAY_T_INTEGER
                                                 : e->path.pField->eType;
-  if (e->eOp == EX_TRUNC && e->eType != QUAY_T_DATETIME) {
+  e->nPlaces = e->path.pField->nPlaces;
+  if (e->eOp == EX_TRUNC && !(quay_type_flags(e->eType) & QUAY_TF_DATE)) {
     return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.trunc('%s'): %s is not "
-                     "a datetime field", e->zPath, e->zPath);
+                     "a datetime or date field", e->zPath, e->zPath);
   }
   return QUAY_OK;
 }
@@ -252,21 +253,30 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
     case QUAY_AGG_AVG:
       if (f == NULL || !type_numeric(f->eType) || f->eType == 0) {
         return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s", zFn,
-                         e->zPath, f ? "the field is not a number (integer "
-                         "or number)" : "name a numeric field, not a "
-                         "relation");
+                         e->zPath, f ? "the field is not a number (integer, "
+                         "number or decimal)" : "name a numeric field, not "
+                         "a relation");
       }
       e->eType = e->eFunc == QUAY_AGG_AVG ? QUAY_T_NUMBER
                  : f->eType == QUAY_T_ID ? QUAY_T_INTEGER : f->eType;
       break;
     default:                            /* min, max */
-      if (f == NULL || f->eType == QUAY_T_BLOB) {
+      if (f == NULL || !(quay_type_flags(f->eType) & QUAY_TF_ORDERED)) {
         return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s", zFn,
-                         e->zPath, f ? "a blob has no order"
+                         e->zPath, f ? "the field's values have no order"
                                      : "name a field, not a relation");
       }
       e->eType = f->eType == QUAY_T_ID ? QUAY_T_INTEGER : f->eType;
       break;
+  }
+  if (e->eType == QUAY_T_DECIMAL) e->nPlaces = f->nPlaces;
+  if (e->bDefault && e->eType == QUAY_T_DECIMAL) {
+    /* The default stands for a value of the field (scaled like it). */
+    rc = quay__value_conform_owned(e->path.pModel, f, &e->dflt, pErr);
+    if (rc == QUAY_OK) {
+      rc = quay__value_fits(e->path.pModel, f, &e->dflt, 0, pErr);
+    }
+    if (rc) return rc;
   }
   e->bAgg = 1;
   if (e->pFilter) {
@@ -281,6 +291,30 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
     quay_qs_free(pTmp);
   }
   return QUAY_OK;
+}
+
+/*
+** The type of arithmetic e on its bound operands.  Numbers (floats) win;
+** decimals stay exact where the result is exact: + and - at the larger
+** places, * at the sum of places (PostgreSQL's NUMERIC rules, which the
+** scaled integers of SQLite follow), / is a number.  Integers alone stay
+** integers (integer division truncates on both backends).
+*/
+static void arith_type(Expr *e) {
+  int ta = e->pA->eType, tb = e->pB->eType;
+  int pa = ta == QUAY_T_DECIMAL ? e->pA->nPlaces : 0;
+  int pb = tb == QUAY_T_DECIMAL ? e->pB->nPlaces : 0;
+  e->nPlaces = 0;
+  if (ta == QUAY_T_NUMBER || tb == QUAY_T_NUMBER) {
+    e->eType = QUAY_T_NUMBER;
+  } else if (ta != QUAY_T_DECIMAL && tb != QUAY_T_DECIMAL) {
+    e->eType = QUAY_T_INTEGER;
+  } else if (e->eOp == EX_DIV) {
+    e->eType = QUAY_T_NUMBER;
+  } else {
+    e->eType = QUAY_T_DECIMAL;
+    e->nPlaces = e->eOp == EX_MUL ? pa + pb : (pa > pb ? pa : pb);
+  }
 }
 
 static int bind_rec(Expr *e, quay_qs *q, int bAllowAgg, int iDepth,
@@ -298,6 +332,7 @@ static int bind_rec(Expr *e, quay_qs *q, int bAllowAgg, int iDepth,
       e->eType = type_of_value(&e->val);
       return QUAY_OK;
     case EX_REF:
+      e->nPlaces = e->pRef->pExpr->nPlaces;
       return QUAY_OK;
     case EX_AGG:
       if (!bAllowAgg) {
@@ -316,9 +351,7 @@ static int bind_rec(Expr *e, quay_qs *q, int bAllowAgg, int iDepth,
                          quay_type_name(x->eType) ? quay_type_name(x->eType)
                                                   : "not a number");
       }
-      e->eType = (e->pA->eType == QUAY_T_NUMBER ||
-                  e->pB->eType == QUAY_T_NUMBER) ? QUAY_T_NUMBER
-                                                 : QUAY_T_INTEGER;
+      arith_type(e);
       e->bAgg = e->pA->bAgg || e->pB->bAgg;
       return QUAY_OK;
   }
@@ -330,5 +363,89 @@ int quay__expr_bind(Expr *e, quay_qs *q, int bAllowAgg, quay_err *pErr) {
   rc = bind_rec(e, q, bAllowAgg, 0, pErr);
   if (rc == QUAY_OK) e->bound = 1;
   return rc;
+}
+/* }======= */
+
+
+/* {======= Decimal arithmetic in SQL */
+
+/* 10^n as a literal: an integer, or a float when bReal. */
+static void pow10_lit(Build *b, int n, int bReal) {
+  int i;
+  quay__str_char(&b->sql, '1');
+  for (i = 0; i < n; i++) quay__str_char(&b->sql, '0');
+  if (bReal) quay__str_cat(&b->sql, ".0");
+}
+
+/* Write e (type eFrom/nFrom places) as a value of type eTo/nTo. */
+static void emit_conv(Build *b, Expr *e, int eFrom, int nFrom, int eTo,
+                      int nTo, void (*xEmit)(Build *, void *, Expr *),
+                      void *pCtx) {
+  int bFrom = eFrom == QUAY_T_DECIMAL, bTo = eTo == QUAY_T_DECIMAL;
+  if (!b->pDia->bScaledDecimal || !bFrom) nFrom = 0;
+  if (!b->pDia->bScaledDecimal || !bTo) nTo = 0;
+  if (nFrom == nTo) {
+    xEmit(b, pCtx, e);
+    return;
+  }
+  quay__str_char(&b->sql, '(');
+  xEmit(b, pCtx, e);
+  if (nFrom < nTo) {
+    /* Up: exact for integers and decimals, a float times 10^n else. */
+    quay__str_cat(&b->sql, " * ");
+    pow10_lit(b, nTo - nFrom, 0);
+  } else {
+    quay__str_cat(&b->sql, " / ");
+    pow10_lit(b, nFrom - nTo, 1);
+  }
+  quay__str_char(&b->sql, ')');
+}
+
+void quay__emit_arith(Build *b, Expr *e,
+                      void (*xEmit)(Build *, void *, Expr *), void *pCtx) {
+  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
+                                      " / " };
+  Expr *aOp[2];
+  int i;
+  aOp[0] = e->pA;
+  aOp[1] = e->pB;
+  quay__str_char(&b->sql, '(');
+  for (i = 0; i < 2; i++) {
+    Expr *x = aOp[i];
+    if (i) quay__str_cat(&b->sql, azOp[e->eOp]);
+    if (e->eType == QUAY_T_DECIMAL && e->eOp == EX_MUL) {
+      xEmit(b, pCtx, x);                /* scales add up */
+    } else {
+      emit_conv(b, x, x->eType, x->nPlaces, e->eType, e->nPlaces, xEmit,
+                pCtx);
+    }
+  }
+  quay__str_char(&b->sql, ')');
+}
+
+void quay__emit_as(Build *b, Expr *e, int eType, int nPlaces,
+                   void (*xEmit)(Build *, void *, Expr *), void *pCtx) {
+  emit_conv(b, e, e->eType, e->nPlaces, eType, nPlaces, xEmit, pCtx);
+}
+
+void quay__emit_avg_unscale(Build *b, const Expr *e) {
+  const Field *f = e->path.pField;
+  if (b->pDia->bScaledDecimal && f && f->eType == QUAY_T_DECIMAL &&
+      f->nPlaces > 0) {
+    quay__str_cat(&b->sql, " / ");
+    pow10_lit(b, f->nPlaces, 1);
+  }
+}
+
+int quay__leaf_type(const Cond *c, int *pnPlaces) {
+  *pnPlaces = 0;
+  if (c->ePart) return QUAY_T_INTEGER;
+  if (c->pAnn) {
+    *pnPlaces = c->pAnn->pExpr->nPlaces;
+    return c->pAnn->pExpr->eType;
+  }
+  if (c->pField == NULL) return 0;
+  *pnPlaces = c->pField->nPlaces;
+  return c->pField->eType;
 }
 /* }======= */

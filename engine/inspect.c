@@ -231,20 +231,33 @@ static const struct TypeName {
   { "timestamp with time zone", QUAY_T_DATETIME },
   { "timestamptz", QUAY_T_DATETIME },
   { "blob", QUAY_T_BLOB }, { "bytea", QUAY_T_BLOB },
+  { "date", QUAY_T_DATE },
+  { "numeric", QUAY_T_DECIMAL }, { "decimal", QUAY_T_DECIMAL },
+  { "decimal_int", QUAY_T_DECIMAL },
+  { "json", QUAY_T_JSON }, { "jsonb", QUAY_T_JSON },
+  { "uuid", QUAY_T_UUID },
 };
 
-void quay__type_class(const char *zType, int *peType, int *pnMax) {
+void quay__type_class(const char *zType, int *peType, int *pnMax,
+                      int *pnDigits, int *pnPlaces) {
   char z[96];
   size_t n = 0;
-  int i, nArg = -1, depth = 0;
+  int i, nArg = -1, nArg2 = 0, depth = 0;
   const char *p;
   *peType = 0;
   *pnMax = 0;
+  *pnDigits = *pnPlaces = 0;
   if (zType == NULL) return;
   for (p = zType; *p && n + 1 < sizeof(z); p++) {
     char c = *p;
     if (c == '(') {
-      if (depth++ == 0 && nArg < 0) nArg = atoi(p + 1);
+      if (depth++ == 0 && nArg < 0) {
+        const char *q = strchr(p, ',');
+        nArg = atoi(p + 1);
+        if (q && (strchr(p, ')') == NULL || q < strchr(p, ')'))) {
+          nArg2 = atoi(q + 1);
+        }
+      }
       continue;
     }
     if (c == ')') {
@@ -264,9 +277,23 @@ void quay__type_class(const char *zType, int *peType, int *pnMax) {
     if (strcmp(z, aTypeName[i].zName) == 0) {
       *peType = aTypeName[i].eType;
       if (*peType == QUAY_T_STRING && nArg > 0) *pnMax = nArg;
+      if (*peType == QUAY_T_DECIMAL) {
+        /* NUMERIC without a precision holds any number: no decimal of
+        ** Quay's (digits 1..18) matches it. */
+        *pnDigits = nArg > 0 ? nArg : 0;
+        *pnPlaces = nArg > 0 ? nArg2 : 0;
+      }
       return;
     }
   }
+}
+
+int quay__decimal_scaled_type(const char *zType) {
+  int eType, nMax, nDigits, nPlaces;
+  quay__type_class(zType, &eType, &nMax, &nDigits, &nPlaces);
+  return eType == QUAY_T_DECIMAL && zType &&
+         (strncmp(zType, "DECIMAL_INT", 11) == 0 ||
+          strncmp(zType, "decimal_int", 11) == 0);
 }
 
 int quay__action_rule(const char *z) {
@@ -438,7 +465,15 @@ int quay__schema_finish(quay_schema *pS, quay_err *pErr) {
     STable *t = &pS->aTab[i];
     for (k = 0; k < t->nCol; k++) {
       SCol *c = &t->aCol[k];
-      quay__type_class(c->zType, &c->eType, &c->nMax);
+      quay__type_class(c->zType, &c->eType, &c->nMax, &c->nDigits,
+                       &c->nPlaces);
+      if (c->eType == QUAY_T_DECIMAL && pS->pDia->bScaledDecimal &&
+          !quay__decimal_scaled_type(c->zType)) {
+        /* SQLite keeps a NUMERIC/DECIMAL column's values as numbers;
+        ** only Quay's DECIMAL_INT holds scaled integers. */
+        c->eType = QUAY_T_NUMBER;
+        c->nDigits = c->nPlaces = 0;
+      }
       if (c->iPk) c->bNull = 0;
       quay__scol_default(pS, c);
       if (c->eDflt == DFLT_EXPR && c->iPk && c->zDefault &&
@@ -981,6 +1016,19 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
         quay__str_free(&m);
         eType = QUAY_T_TEXT;
       }
+      if (eType == QUAY_T_DECIMAL &&
+          (c->nDigits < 1 || c->nDigits > 18 || c->nPlaces < 0 ||
+           c->nPlaces > c->nDigits)) {
+        Str m;
+        quay__str_init(&m);
+        quay__str_printf(&m, "column %s: %s is wider than quay.decimal "
+                         "(1 to 18 digits); declared as number (migrate "
+                         "leaves its type alone)", c->zName,
+                         c->zType ? c->zType : "?");
+        if (!m.oom) gen_note(pS, g, m.z);
+        quay__str_free(&m);
+        eType = QUAY_T_NUMBER;
+      }
       if (c == pk) {
         if (c->bAuto && eType == QUAY_T_INTEGER) {
           eType = QUAY_T_ID;
@@ -996,11 +1044,15 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
         }
         if (gen_default(pS, c, eType, &s->dflt)) s->mFlags |= QUAY_F_DEFAULT;
       }
-      if (eType == QUAY_T_BOOLEAN || eType == QUAY_T_NUMBER) {
+      if (!(quay_type_flags(eType) & QUAY_TF_KEY)) {
         s->mFlags &= ~(unsigned)QUAY_F_PK;   /* cannot be a key */
       }
       s->eType = eType;
       s->nMax = eType == QUAY_T_STRING ? c->nMax : 0;
+      if (eType == QUAY_T_DECIMAL) {
+        s->nDigits = c->nDigits;
+        s->nPlaces = c->nPlaces;
+      }
       if (c != pk) quay__rules_inspect(pS, t, c, eType, s);  /* choices.. */
       g->azColName[i] = (char *)s->zName;
       g->nField++;

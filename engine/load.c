@@ -181,7 +181,7 @@ static int push_owner_key(quay_load *L, StepRun *r, const quay_value *pV,
     r->aOwnKey = a;
     r->nOwnKeyAlloc = nNew;
   }
-  if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+  if (QUAY_VALUE_HAS_BYTES(v.type)) {
     v.u.z = quay__arena_strdup(&L->arena, v.u.z ? v.u.z : "", v.n);
     if (v.u.z == NULL) return quay__oom(pErr);
   }

@@ -543,7 +543,7 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
   quay__str_cat(&b.sql, "SELECT ");
   if (pPluck) {
     quay__emit_expr_row(&b, sc, pPluck);
-    s->aHint[s->nCol++] = pPluck->eType;
+    s->aHint[s->nCol++] = quay__expr_hint(pPluck);
   } else {
     for (i = 0; i < s->nNode; i++) {
       PlanNode *n = &s->aNode[i];
@@ -555,7 +555,7 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
         /* NOT NULL holds for node 0 only: a LEFT JOINed node's columns
         ** are all NULL when it has no row. */
         sel_col(&b, s, bWindow, n->zAlias, f->zCol,
-                f->eType | ((i > 0 || (f->mFlags & QUAY_F_NULL))
+                quay__field_hint(f) | ((i > 0 || (f->mFlags & QUAY_F_NULL))
                                 ? 0 : QUAY_HINT_NOTNULL));
       }
     }
@@ -571,7 +571,7 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
       } else {
         quay__str_ident(&b.sql, x->zName);
       }
-      s->aHint[s->nCol++] = x->pAnn->pExpr->eType;
+      s->aHint[s->nCol++] = quay__expr_hint(x->pAnn->pExpr);
     }
     if (zPv) {
       /* rec.pivot: the through model's columns. */
@@ -589,7 +589,7 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
       x->nCol = pm->nField;
       for (k = 0; k < pm->nField; k++) {
         sel_col(&b, s, bWindow, zPv, pm->apField[k]->zCol,
-                pm->apField[k]->eType);
+                quay__field_hint(pm->apField[k]));
       }
     }
     if (!bMain) {
@@ -1218,7 +1218,7 @@ void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   for (i = b->params.n; i < s->nParam; i++) {
     /* Patterns and key arrays live in the plan's arena: copy them. */
     quay_value x = s->aParam[i];
-    if (x.type == QUAY_TEXT || x.type == QUAY_BLOB) {
+    if (QUAY_VALUE_HAS_BYTES(x.type)) {
       char *z = quay__arena_strdup(b->pArena, x.u.z, x.n);
       if (z == NULL) break;           /* the arena is marked failed */
       x.u.z = z;

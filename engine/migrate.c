@@ -376,7 +376,8 @@ static int type_same(const SCol *pLive, const SCol *pDecl) {
       type_same_name(pLive->zType, pDecl->zType)) {
     return 1;
   }
-  return eL == pDecl->eType && pLive->nMax == pDecl->nMax;
+  return eL == pDecl->eType && pLive->nMax == pDecl->nMax &&
+         pLive->nDigits == pDecl->nDigits && pLive->nPlaces == pDecl->nPlaces;
 }
 
 /* Is the type change from a to b a type_widening (API.md "Narrowing")? */
@@ -386,6 +387,12 @@ static int type_widening(const SCol *a, const SCol *b) {
   if (a->eType == QUAY_T_STRING && b->eType == QUAY_T_STRING) {
     return b->nMax == 0 || (a->nMax > 0 && b->nMax > a->nMax);
   }
+  if (a->eType == QUAY_T_DECIMAL && b->eType == QUAY_T_DECIMAL) {
+    /* as many places or more, and as many digits before the point */
+    return b->nPlaces >= a->nPlaces &&
+           b->nDigits - b->nPlaces >= a->nDigits - a->nPlaces;
+  }
+  if (a->eType == QUAY_T_DATE && b->eType == QUAY_T_DATETIME) return 1;
   return 0;
 }
 
@@ -1088,6 +1095,47 @@ static void diff_keys(Diff *x, TabMap *m) {
 }
 
 /*
+** The value a rebuild copies into column pNew from the old column pOld
+** (renames ran before, so both have pNew's name).  Where decimals are
+** scaled integers (SQLite), a change of places, or a change between a
+** decimal and a number or integer, rescales the stored values: 12.50 kept
+** as 1250 at 2 places is 12500 at 3, and 12.5 as a number.  Fewer places
+** round (the step is destructive, as any narrowing).
+*/
+static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
+                              const SCol *pNew, Str *q) {
+  int nFrom = 0, nTo = 0;
+  if (d->bScaledDecimal && pOld) {
+    if (pOld->eType == QUAY_T_DECIMAL) nFrom = pOld->nPlaces;
+    if (pNew->eType == QUAY_T_DECIMAL) nTo = pNew->nPlaces;
+  }
+  if (nFrom == nTo) {
+    quay__str_ident(q, pNew->zName);
+    return;
+  }
+  if (pNew->eType == QUAY_T_NUMBER) {
+    quay__str_cat(q, "(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_printf(q, " / 1e%d)", nFrom);
+  } else if (nTo > nFrom && pOld->eType == QUAY_T_NUMBER) {
+    quay__str_cat(q, "CAST(ROUND(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_printf(q, " * 1e%d) AS INTEGER)", nTo);
+  } else if (nTo > nFrom) {
+    /* integers scale exactly */
+    quay__str_cat(q, "(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " * 1");
+    for (; nFrom < nTo; nFrom++) quay__str_char(q, '0');
+    quay__str_cat(q, ")");
+  } else {
+    quay__str_cat(q, "CAST(ROUND(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_printf(q, " / 1e%d) AS INTEGER)", nFrom - nTo);
+  }
+}
+
+/*
 ** The rebuild of m's table (SQLite's documented procedure): a new table
 ** as declared, every kept row copied, the old table dropped, the new one
 ** renamed (quietly: views and triggers naming the table are not checked
@@ -1146,7 +1194,8 @@ static void diff_rebuild(Diff *x, TabMap *m) {
   for (i = n = 0; i < t->nCol; i++) {
     if (m->azFrom[i] == NULL) continue;
     if (n++) quay__str_cat(&x->q, ", ");
-    quay__str_ident(&x->q, t->aCol[i].zName);
+    rebuild_copy_expr(d, quay__stable_find_col(l, t->aCol[i].zName),
+                      &t->aCol[i], &x->q);
   }
   quay__str_cat(&x->q, " FROM ");
   quay__str_ident(&x->q, t->zName);
@@ -1651,8 +1700,9 @@ static void mig_journal_ddl(const Dialect *d, Str *p) {
   quay__str_printf(p, "CREATE TABLE IF NOT EXISTS quay_migrations (id %s, "
                    "name %s(255) NOT NULL UNIQUE, checksum %s(64) NOT NULL, "
                    "applied_at %s NOT NULL)", d->zAutoPk,
-                   d->xColType(QUAY_T_STRING), d->xColType(QUAY_T_STRING),
-                   d->xColType(QUAY_T_DATETIME));
+                   quay__ftype(QUAY_T_STRING)->azCol[d->iTypeCol],
+                   quay__ftype(QUAY_T_STRING)->azCol[d->iTypeCol],
+                   quay__ftype(QUAY_T_DATETIME)->azCol[d->iTypeCol]);
 }
 
 /* Raw SQL in the dialect's placeholder form (caller frees). */

@@ -157,6 +157,7 @@ void quay__cond_free(Cond *c) {
     }
     quay__free(c->apChild);
     quay__free(c->zPath);
+    quay__free(c->zJsonKey);
     quay__value_clear(&c->val);
     quay__expr_free(c->pExpr);
     quay_qs_free(c->pSub);
@@ -322,8 +323,6 @@ typedef struct BindCtx {
 */
 static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
                            Field *pKey, quay_value *v, quay_err *pErr) {
-  char zNorm[20];
-  int rc;
   if (v->type == QUAY_RECORD) {
     quay_value k;
     if (pWant == NULL) {
@@ -351,24 +350,14 @@ static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
                              "first)", m->zName, f->zName, pWant->zName,
                              pKey->zName);
     }
-    if (k.type == QUAY_TEXT || k.type == QUAY_BLOB) {
+    if (QUAY_VALUE_HAS_BYTES(k.type)) {
       char *z = quay__strndup(k.u.z, k.n);
       if (z == NULL) return quay__oom(pErr);
       k.u.z = z;
     }
     *v = k;
   }
-  if (v->type == QUAY_NULL) return QUAY_OK;
-  {
-    const char *zOwn = v->u.z;
-    rc = quay__value_conform(m, f, v, zNorm, pErr);
-    if (rc == QUAY_OK && v->type == QUAY_TEXT && v->u.z == zNorm) {
-      assert(v->n <= 19);
-      memcpy((char *)zOwn, zNorm, v->n + 1);
-      v->u.z = zOwn;
-    }
-  }
-  return rc;
+  return quay__value_conform_owned(m, f, v, pErr);
 }
 
 /* The pivot model available as "pivot__" in this chain. */
@@ -414,9 +403,8 @@ static int bind_target(BindCtx *x, Cond *c, const char **pzRest) {
 
 /* The type a leaf's value is compared as. */
 static int leaf_type(const Cond *c) {
-  if (c->ePart) return QUAY_T_INTEGER;
-  if (c->pAnn) return c->pAnn->pExpr->eType;
-  return c->pField ? c->pField->eType : 0;
+  int nPlaces;
+  return quay__leaf_type(c, &nPlaces);
 }
 
 /* The model a leaf's path ends in (for messages). */
@@ -425,17 +413,94 @@ static const char *leaf_model(const BindCtx *x, const Cond *c) {
   return (c->isPivot && x->pPivot ? x->pPivot : x->pModel)->zName;
 }
 
+/*
+** Steps 2 and 3 for a quay.json field: keys into the document, then at
+** most one lookup (data__a__b__gt = 5); has_key = "k" tests that the key
+** k exists (at the keys before it) and becomes isnull = false on the
+** keys with k.  Keys are quoted labels on SQLite, so they may not hold a
+** double quote.
+*/
+static int bind_json_path(BindCtx *x, Cond *c, const char *zRest) {
+  char zSeg[256];
+  const char *z = zRest, *zEnd = zRest;
+  int e, bHasKey = 0;
+  c->eLookup = LK_EQ;
+  for (;;) {
+    const char *zStart = z;
+    e = next_segment(&z, zSeg, sizeof(zSeg));
+    if (e == 0) break;
+    if (e < 0) {
+      return quay__err(x->pErr, QUAY_EBAD_LOOKUP, "%s: a JSON key in a path "
+                       "is at most %d bytes", c->zPath, (int)sizeof(zSeg) - 1);
+    }
+    if (*z == 0 && strcmp(zSeg, "has_key") == 0) {
+      bHasKey = 1;
+      break;
+    }
+    if (*z == 0 && quay__lookup_code(zSeg)) {
+      c->eLookup = quay__lookup_code(zSeg);
+      break;
+    }
+    if (strchr(zSeg, '"')) {
+      return quay__err(x->pErr, QUAY_EBAD_LOOKUP, "%s: a JSON key in a path "
+                       "cannot contain a double quote", c->zPath);
+    }
+    zEnd = zStart + strlen(zSeg);
+  }
+  if (bHasKey) {
+    const quay_value *v = &c->val;
+    if (c->pExpr || v->type != QUAY_TEXT || v->n == 0 ||
+        memchr(v->u.z, '"', v->n) || memchr(v->u.z, 0, v->n) ||
+        quay__utf8_len(v->u.z, v->n) < 0) {
+      return quay__err(x->pErr, QUAY_EBAD_LOOKUP, "%s: has_key takes a key: "
+                       "a non-empty UTF-8 string without double quotes",
+                       c->zPath);
+    }
+    c->zJsonKey = quay__strndup(v->u.z, v->n);
+    if (c->zJsonKey == NULL) return quay__oom(x->pErr);
+    quay__value_clear(&c->val);
+    c->val.type = QUAY_BOOL;
+    c->val.u.b = 0;
+    c->eLookup = LK_ISNULL;
+    c->bJsonExists = 1;
+  } else if (zEnd == zRest) {
+    /* The whole document: only its presence is compared. */
+    if (c->eLookup == LK_ISNULL ||
+        ((c->eLookup == LK_EQ || c->eLookup == LK_NE) &&
+         c->val.type == QUAY_NULL && c->pExpr == NULL)) {
+      return QUAY_OK;
+    }
+    return quay__err(x->pErr, QUAY_EBAD_LOOKUP, "%s: a json field is "
+                     "compared at a key inside it (%s__<key> = value, "
+                     "%s__has_key = \"key\") or with isnull", c->zPath,
+                     c->zPath, c->zPath);
+  } else if (c->pExpr || (c->eLookup >= LK_CONTAINS &&
+                          c->eLookup != LK_ISNULL &&
+                          c->eLookup != LK_BETWEEN)) {
+    return quay__err(x->pErr, QUAY_EBAD_LOOKUP, "%s: a value inside JSON "
+                     "takes eq, ne, lt, lte, gt, gte, in, not_in, between, "
+                     "isnull or has_key%s", c->zPath,
+                     c->pExpr ? ", with a value (not quay.F)" : "");
+  }
+  c->zJsonPath = zRest;
+  c->nJsonPath = (int)(zEnd - zRest);
+  return QUAY_OK;
+}
+
 /* Steps 2 and 3: a date part transform, then at most one lookup. */
 static int bind_lookup(BindCtx *x, Cond *c, const char *zRest) {
   char zSeg[64];
   const char *z = zRest;
   int e;
+  if (c->pField && c->pAnn == NULL && c->pField->eType == QUAY_T_JSON) {
+    return bind_json_path(x, c, zRest);
+  }
   c->eLookup = LK_EQ;
   e = next_segment(&z, zSeg, sizeof(zSeg));
   if (e == 0) return QUAY_OK;
   if (e > 0 && part_code(zSeg)) {
     int t = leaf_type(c);
-    if (t != QUAY_T_DATETIME) {
+    if (!(quay_type_flags(t) & QUAY_TF_DATE)) {
       return quay__err(x->pErr, QUAY_EBAD_LOOKUP,
                        "%s: __%s needs a datetime or date field", c->zPath,
                        zSeg);
@@ -485,13 +550,18 @@ static int bind_one_value(BindCtx *x, Cond *c, quay_value *v,
   Field tmp;
   const Field *f = c->pField;
   int rc;
+  if (c->zJsonPath && !c->bJsonExists) {
+    return quay__json_compare_value(m, f, v, x->pErr);
+  }
   if (c->ePart || c->pAnn) {
     /* A value compared with a date part or an annotation: checked as a
     ** value of that type (no column of the model holds it). */
     memset(&tmp, 0, sizeof(tmp));
     tmp.zName = c->pAnn ? c->pAnn->zName : (char *)c->zPath;
     tmp.zCol = tmp.zName;
-    tmp.eType = leaf_type(c) ? leaf_type(c) : QUAY_T_NUMBER;
+    tmp.eType = quay__leaf_type(c, &tmp.nPlaces);
+    if (tmp.eType == 0) tmp.eType = QUAY_T_NUMBER;
+    if (tmp.eType == QUAY_T_DECIMAL) tmp.nDigits = 18;
     tmp.mFlags = QUAY_F_NULL;
     f = &tmp;
   }
@@ -525,7 +595,7 @@ static int bind_values(BindCtx *x, Cond *c, int bRelEnd) {
                        "%s: %s does not apply to a relation", c->zPath,
                        quay__lookup_name(c->eLookup));
     }
-    if (t != QUAY_T_STRING && t != QUAY_T_TEXT) {
+    if (!(quay_type_flags(t) & QUAY_TF_TEXT)) {
       return quay__err(pErr, QUAY_EBAD_LOOKUP,
                        "%s: %s needs a string or text field; %s.%s is %s",
                        c->zPath, quay__lookup_name(c->eLookup),
@@ -533,12 +603,14 @@ static int bind_values(BindCtx *x, Cond *c, int bRelEnd) {
                        : f ? f->zName : "?", quay__type_name(t));
     }
   }
-  if (t == QUAY_T_BLOB && c->eLookup != LK_EQ && c->eLookup != LK_NE &&
-      c->eLookup != LK_ISNULL) {
+  if (t != 0 && !(quay_type_flags(t) & QUAY_TF_ORDERED) &&
+      c->eLookup != LK_EQ && c->eLookup != LK_NE && c->eLookup != LK_ISNULL &&
+      c->zJsonPath == NULL) {
     return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                     "%s: %s does not apply to the blob field %s.%s",
+                     "%s: %s does not apply to the %s field %s.%s",
                      c->zPath, quay__lookup_name(c->eLookup),
-                     leaf_model(x, c), f ? f->zName : "?");
+                     quay__type_name(t), leaf_model(x, c),
+                     f ? f->zName : "?");
   }
   if (c->pExpr) {
     /* quay.F and friends: compared as SQL, one operand each side. */

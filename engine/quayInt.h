@@ -225,6 +225,7 @@ struct Field {
   int eType;                /* QUAY_T_*; FK columns: the target key's type */
   unsigned mFlags;          /* QUAY_F_* */
   int nMax;                 /* string max code points, 0 = unbounded */
+  int nDigits, nPlaces;     /* decimal: precision and scale, else 0 */
   quay_value dflt;          /* owned static default (QUAY_F_DEFAULT) */
   double rSeq;              /* declaration sequence */
   int iField;               /* index in the model's apField */
@@ -287,6 +288,7 @@ struct quay_model {
   int nDeclRel;             /* declared relations come first */
   int iPk;                  /* primary key field, -1 until finished */
   char ***aaUnique; int *anUnique; int nUnique;
+  char ***aaIndex; int *anIndex; int nIndex;  /* `indexes` option */
   int iModel;               /* index in the db's model list */
   int resolved;             /* part of a successful resolve */
   int failed;               /* a resolve failed on its declaration: it
@@ -463,6 +465,8 @@ struct Expr {
   PathRes path;             /* COL/TRUNC: to-one; AGG: any relations */
   Ann *pRef;                /* REF: the annotation (borrowed from the qs) */
   int eType;                /* result field type (QUAY_T_*), 0: unknown */
+  int nPlaces;              /* QUAY_T_DECIMAL results: places (a scaled
+                            ** dialect holds value * 10^nPlaces) */
   int bAgg;                 /* an aggregate is inside */
   Expr *pNextFree;          /* work list of quay__expr_free */
 };
@@ -486,34 +490,139 @@ QUAY_INTERNAL int quay__expr_bind(Expr *e, quay_qs *q, int bAllowAgg,
 QUAY_INTERNAL quay_model *quay__qs_pivot(quay_qs *q);
 /* The annotation named z in q's chain (and values columns), or NULL. */
 QUAY_INTERNAL Ann *quay__qs_ann(quay_qs *q, const char *z);
+/*
+** Decimal arithmetic in SQL (the one home of it; sqlbuild.c and values.c
+** call these).  On a dialect with bScaledDecimal a QUAY_T_DECIMAL
+** expression holds value * 10^nPlaces as an integer, so:
+**   quay__emit_arith     writes the binary node e ("(a op b)") with each
+**                        operand converted as e's type needs: to e's
+**                        places for + and -, to a plain number for / and
+**                        for number results, as is for decimal *;
+**   quay__emit_as        writes e converted to the form of a value of
+**                        type eType with nPlaces (a comparison's side);
+**   quay__emit_avg_unscale  follows an AVG over a scaled decimal (e is
+**                        the aggregate) so that it reads as its value.
+** On other dialects they write the SQL unchanged.  xEmit writes an
+** operand in the caller's context pCtx.
+*/
+QUAY_INTERNAL void quay__emit_arith(Build *b, Expr *e,
+                                    void (*xEmit)(Build *, void *, Expr *),
+                                    void *pCtx);
+QUAY_INTERNAL void quay__emit_as(Build *b, Expr *e, int eType, int nPlaces,
+                                 void (*xEmit)(Build *, void *, Expr *),
+                                 void *pCtx);
+QUAY_INTERNAL void quay__emit_avg_unscale(Build *b, const Expr *e);
+/* The places of what leaf c compares (a decimal field or annotation),
+** and its type (QUAY_T_*, 0 when unknown). */
+QUAY_INTERNAL int quay__leaf_type(const Cond *c, int *pnPlaces);
 /* }================================================================== */
 
 
 /*
 ** {==================================================================
-** Values for a field (value.c)
+** Field types (types.c)
 ** ===================================================================
-** Every value written to a field or compared with one passes both, so
-** the backends accept and refuse the same values.  Errors are validation
-** errors naming the model and field (quay_err zModel / zField).
+** One table entry per QUAY_T_* type says everything a type decides: its
+** contract name, the value kinds it takes and stores, its column types,
+** how a value is converted to its stored form and checked, how a read
+** column is typed, and what lookups, aggregates and keys it allows
+** (QUAY_TF_*).  Adding a type is one entry plus its conversion function.
+**
+** Every value written to a field or compared with one passes
+** quay__value_conform then quay__value_fits, so the backends accept and
+** refuse the same values.  Errors are validation errors naming the model
+** and field (quay_err zModel / zField).
 */
+/*
+** Room for a converted value: short forms (datetimes, dates, decimals,
+** uuids, JSON numbers) in z; longer ones (a string as a JSON document) in
+** zHeap (quay__malloc), which quay__valbuf_free releases.  Start with
+** zHeap = NULL.
+*/
+typedef struct ValBuf {
+  char z[64];
+  char *zHeap;
+} ValBuf;
+QUAY_INTERNAL void quay__valbuf_free(ValBuf *p);
+
+typedef struct FieldType {
+  const char *zName;        /* contract name ("decimal"); "?" for 0 */
+  const char *zWant;        /* what a value must be, for messages */
+  unsigned mFlags;          /* QUAY_TF_* */
+  unsigned mStored;         /* bits (1 << QUAY_*) of the kinds a
+                            ** converted value may have */
+  int eRead;                /* the kind a read column is given (QUAY_*) */
+  const char *azCol[2];     /* column type: [0] SQLite, [1] PostgreSQL;
+                            ** "%d" takes digits then places */
+  const char *zPgArray;     /* PostgreSQL array type of a key list */
+  /* Convert non-NULL *v (any kind) to the stored form if it can; a
+  ** malformed value of an accepted kind is a validation error. */
+  int (*xConform)(quay_model *m, const Field *f, quay_value *v,
+                  ValBuf *pBuf, quay_err *pErr);
+  /* Checks of a value of a stored kind beyond its kind (NULL: none). */
+  int (*xCheck)(quay_model *m, const Field *f, const quay_value *v,
+                int bStore, quay_err *pErr);
+} FieldType;
+
+/* The entry of type eType; an entry named "?" with no flags when eType
+** is not a type. */
+QUAY_INTERNAL const FieldType *quay__ftype(int eType);
+QUAY_INTERNAL int quay__type_valid(int eType);
+/* Append the column type of a field of type eType to p (nMax: a string's
+** max, nDigits/nPlaces: a decimal's precision). */
+QUAY_INTERNAL void quay__type_sql(Str *p, const Dialect *pDia, int eType,
+                                  int nMax, int nDigits, int nPlaces);
+/*
+** Read hints (quay_driver.xColumn): the type in the low byte, NOT NULL in
+** QUAY_HINT_NOTNULL, a decimal's places from QUAY_HINT_PLACES_SHIFT up
+** (a scaled dialect formats its integers with them).
+*/
+#define QUAY_HINT_PLACES_SHIFT 16
+QUAY_INTERNAL int quay__field_hint(const Field *f);
+QUAY_INTERNAL int quay__expr_hint(const Expr *e);
+
 /*
 ** Convert the non-NULL value *pVal in place to field pField's form:
 ** integers to doubles for number fields, integral doubles to integers for
-** integer fields, datetime text to the normal form (written to zBuf, 20
-** bytes, which *pVal then points into).  Malformed datetimes fail.
+** integer fields, text to the normal form of datetimes, dates, decimals
+** (QUAY_DECIMAL), uuids and JSON (QUAY_JSON); the converted bytes may
+** live in *pBuf.  Malformed text of those types fails.
 */
-QUAY_INTERNAL int quay__value_conform(quay_model *pModel, Field *pField,
-                                      quay_value *pVal, char *zBuf,
+QUAY_INTERNAL int quay__value_conform(quay_model *pModel, const Field *pField,
+                                      quay_value *pVal, ValBuf *pBuf,
                                       quay_err *pErr);
 /*
-** Check a value against field pField: type, UTF-8 text, datetime form,
+** quay__value_conform for a value whose bytes the caller owns (malloc'd,
+** or none): the converted bytes replace them in new malloc'd memory.
+*/
+QUAY_INTERNAL int quay__value_conform_owned(quay_model *pModel,
+                                            const Field *pField,
+                                            quay_value *pVal,
+                                            quay_err *pErr);
+/*
+** Check a value against field pField: kind, UTF-8 text, normal forms,
 ** NaN.  bStore adds the checks that only stored values need (string
 ** max).  NULL passes (the caller checks nullability).
 */
-QUAY_INTERNAL int quay__value_fits(quay_model *pModel, Field *pField,
+QUAY_INTERNAL int quay__value_fits(quay_model *pModel, const Field *pField,
                                    const quay_value *pVal, int bStore,
                                    quay_err *pErr);
+/*
+** A value compared with a path inside JSON field f (owned bytes, as
+** quay__value_conform_owned): a string, number, boolean or null; as a
+** JSON document on dialects with bJsonDocCompare.
+*/
+QUAY_INTERNAL int quay__json_compare_value(quay_model *pModel,
+                                           const Field *pField,
+                                           quay_value *pVal, quay_err *pErr);
+/* A generated value for field f (QUAY_TF_GENERATED) into pBuf. */
+QUAY_INTERNAL int quay__type_generate(const Field *f, quay_value *pOut,
+                                      ValBuf *pBuf, quay_err *pErr);
+/* Decimals: the canonical text z[n] as the integer of its digits (the
+** scaled form); zOut (64 bytes) from a scaled integer with nPlaces. */
+QUAY_INTERNAL int64_t quay__decimal_unscaled(const char *z, size_t n);
+QUAY_INTERNAL size_t quay__decimal_format(int64_t v, int nPlaces,
+                                          char *zOut);
 /* }================================================================== */
 
 
@@ -561,6 +670,13 @@ struct Cond {
                             ** existence test of the last relation (val
                             ** BOOL), whose hops start at iLastRel */
   int iLastRel;
+  /* A path into a quay.json field (data__a__b = v, data__has_key = k):
+  ** the keys are "a__b" at zJsonPath (nJsonPath bytes, in zPath), then
+  ** zJsonKey (owned; has_key's key) when set.  bJsonExists: the test is
+  ** whether the keys exist (has_key became isnull = false). */
+  const char *zJsonPath; int nJsonPath;
+  char *zJsonKey;
+  int bJsonExists;
   /* CN_HAS: where_has on hops with conditions (apChild) or a sub qs */
   quay_qs *pSub;            /* owned reference, may be NULL */
   Cond *pNextFree;          /* work list of quay__cond_free */
@@ -613,9 +729,24 @@ struct Dialect {
   const char *zName;        /* "sqlite" / "postgresql" */
   /* Placeholder for parameter number iParam (1-based). */
   void (*xParam)(Str *p, int iParam);
-  /* DDL type of a field type (QUAY_T_*); a string's "(max)" is appended
-  ** by the caller (ddl.c). */
-  const char *(*xColType)(int eType);
+  /* Column types: index into FieldType.azCol (quay__type_sql). */
+  int iTypeCol;
+  /*
+  ** Decimals as scaled integers (value * 10^places in an INTEGER column),
+  ** so sums, comparisons and ordering stay exact where the database has
+  ** no exact decimal type; expressions rescale their operands (expr.c).
+  ** 0: the database's own NUMERIC.
+  */
+  int bScaledDecimal;
+  /*
+  ** JSON paths: write the value at the keys of leaf x->pJson inside the
+  ** document quay__emit_operand_doc writes (SQL NULL for a JSON null or
+  ** a missing key), or, with pJson->bJsonExists, an expression that is
+  ** NULL exactly when the keys are missing.  bJsonDocCompare: values
+  ** compared with it are JSON documents (else SQL scalars).
+  */
+  void (*xJsonPath)(struct Build *b, const struct Operand *x);
+  int bJsonDocCompare;
   const char *zAutoPk;      /* auto-increment integer primary key */
   /* "<zExpr> IN <array parameter iParam>" for key lists of any size. */
   void (*xInArray)(Str *p, const char *zExpr, int iParam, int eKeyType);
@@ -633,6 +764,7 @@ struct Dialect {
   ** (same type), per QUAY_UNIT_* (index 0 unused): { before, after }. */
   const char *azPart[4][2];
   const char *azTrunc[4][2];
+  const char *azTruncDate[4][2];  /* azTrunc for a date (a date again) */
   const char *zNullSafeEq;  /* null-safe "equal" operator */
   const char *zNullSafeNe;  /* null-safe "not equal" operator */
   const char *zAscNulls;    /* appended to ASC terms */
@@ -1037,8 +1169,15 @@ struct Operand {
   void (*xExpr)(Build *b, void *pCtx, Expr *e);   /* ... written so */
   void *pCtx;
   int ePart;                /* QUAY_UNIT_* date part of it, or 0 */
+  const Cond *pJson;        /* a JSON path leaf: the value at its keys
+                            ** inside the operand (Dialect.xJsonPath) */
 };
 QUAY_INTERNAL void quay__emit_operand(Build *b, const Operand *x);
+/* The operand's column or expression as is (no date part, no JSON path):
+** what a dialect's xJsonPath extracts from. */
+QUAY_INTERNAL void quay__emit_operand_doc(Build *b, const Operand *x);
+/* Set an operand's transforms (date part, JSON path) from leaf c. */
+QUAY_INTERNAL void quay__operand_leaf(Operand *x, const Cond *c);
 QUAY_INTERNAL void quay__build_array(Build *b, const char *zExpr,
                                     const quay_value *a, int n, int eType);
 QUAY_INTERNAL int quay__build_rc(Build *b);
@@ -1120,7 +1259,8 @@ QUAY_INTERNAL void quay__emit_compare(Build *b, Cond *c, const Operand *x,
                                                      Expr *),
                                       void *pRight);
 /* An expression as qs:update's new value of a row of m. */
-QUAY_INTERNAL void quay__emit_expr_update(Build *b, quay_model *m, Expr *e);
+QUAY_INTERNAL void quay__emit_expr_update(Build *b, quay_model *m,
+                                          const Field *pTarget, Expr *e);
 /* Non-0 when a chain can reach one target row twice from one owner. */
 QUAY_INTERNAL int quay__chain_repeats(const Hop *aHop, int nHop);
 /* Both: the scope's FROM written at once; returns the scope. */
@@ -1163,6 +1303,7 @@ typedef struct SCol {
   int iPk;                  /* 1-based position in the primary key, 0 */
   int bAuto;                /* generated by the database */
   int eType, nMax;          /* type class: QUAY_T_* (0 unknown), max */
+  int nDigits, nPlaces;     /* decimals: the precision */
   int eDflt;                /* DFLT_* */
   char *zDfltVal;           /* DFLT_VALUE: the value as text */
   Field *pField;            /* declared: its field, else NULL */
@@ -1245,7 +1386,10 @@ QUAY_INTERNAL SCheck *quay__stable_add_check(quay_schema *pS, STable *t,
 QUAY_INTERNAL int quay__schema_finish(quay_schema *pS, quay_err *pErr);
 /* The type class of a type name: *peType QUAY_T_* (0 unknown), *pnMax. */
 QUAY_INTERNAL void quay__type_class(const char *zType, int *peType,
-                                    int *pnMax);
+                                   int *pnMax, int *pnDigits,
+                                   int *pnPlaces);
+/* Non-0 for the column type of a scaled decimal (SQLite's DECIMAL_INT). */
+QUAY_INTERNAL int quay__decimal_scaled_type(const char *zType);
 /* A database action name ("SET NULL") as a rule, and back. */
 QUAY_INTERNAL int quay__action_rule(const char *zAction);
 QUAY_INTERNAL const char *quay__action_name(int eRule);

@@ -172,8 +172,7 @@ static int resolve_belongs_to(quay_db *pDb, Rel *r, quay_err *pErr) {
   } else {
     k = t->apField[t->iPk];
   }
-  if (k->eType == QUAY_T_BLOB || k->eType == QUAY_T_BOOLEAN ||
-      k->eType == QUAY_T_NUMBER) {
+  if (!(quay_type_flags(k->eType) & QUAY_TF_KEY)) {
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: relation %s: %s.%s cannot be referenced (a "
                      "%s field)", r->pFrom->zName, r->zName, t->zName,
@@ -183,11 +182,14 @@ static int resolve_belongs_to(quay_db *pDb, Rel *r, quay_err *pErr) {
   r->pFk->eType = key_type(k);
   if (r->pFk->mFlags & QUAY_F_DEFAULT) {
     quay_value *d = &r->pFk->dflt;
-    int okType = (r->pFk->eType == QUAY_T_INTEGER && d->type == QUAY_INT) ||
-                 ((r->pFk->eType == QUAY_T_STRING ||
-                   r->pFk->eType == QUAY_T_TEXT ||
-                   r->pFk->eType == QUAY_T_DATETIME) && d->type == QUAY_TEXT) ||
-                 (d->type == QUAY_NULL && (r->pFk->mFlags & QUAY_F_NULL));
+    quay_err e;
+    int okType = d->type == QUAY_NULL
+                     ? (r->pFk->mFlags & QUAY_F_NULL) != 0
+                     : (d->type == QUAY_INT || d->type == QUAY_TEXT) &&
+                           quay__value_conform_owned(r->pFrom, r->pFk, d,
+                                                     &e) == QUAY_OK &&
+                           quay__value_fits(r->pFrom, r->pFk, d, 0, &e) ==
+                               QUAY_OK;
     if (!okType) {
       return quay__err(pErr, QUAY_EDECLARATION,
                        "model %s: relation %s: default must be a key of %s "
@@ -513,22 +515,29 @@ static int resolve_rel_at(quay_db *pDb, Rel *r, quay_err *pErr) {
   return rc;
 }
 
-/* Check unique_together names once fields are final. */
+/* Check unique_together and indexes names once fields are final. */
 static int check_unique(quay_model *m, quay_err *pErr) {
-  int i, k;
-  for (i = 0; i < m->nUnique; i++) {
-    for (k = 0; k < m->anUnique[i]; k++) {
-      const char *z = m->aaUnique[i][k];
-      Rel *r;
-      if (quay__model_field(m, z)) continue;
-      r = quay__model_rel(m, z);
-      if (r && r->pFk && r->pFrom == m && r->eKind != QUAY_R_REVERSE &&
-          (r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE)) {
-        continue;
+  int i, k, bIndex;
+  for (bIndex = 0; bIndex < 2; bIndex++) {
+    int n = bIndex ? m->nIndex : m->nUnique;
+    for (i = 0; i < n; i++) {
+      int nName = bIndex ? m->anIndex[i] : m->anUnique[i];
+      for (k = 0; k < nName; k++) {
+        const char *z = bIndex ? m->aaIndex[i][k] : m->aaUnique[i][k];
+        Rel *r;
+        if (quay__model_field(m, z)) continue;
+        r = quay__model_rel(m, z);
+        if (r && r->pFk && r->pFrom == m && r->eKind != QUAY_R_REVERSE &&
+            (r->eKind == QUAY_R_BELONGS_TO ||
+             r->eKind == QUAY_R_ONE_TO_ONE)) {
+          continue;
+        }
+        return quay__err(pErr, QUAY_EDECLARATION,
+                         "model %s: %s names '%s', which is not a field or "
+                         "belongs_to of %s", m->zName,
+                         bIndex ? "indexes" : "unique_together", z,
+                         m->zName);
       }
-      return quay__err(pErr, QUAY_EDECLARATION,
-                       "model %s: unique_together names '%s', which is not a "
-                       "field or belongs_to of %s", m->zName, z, m->zName);
     }
   }
   return QUAY_OK;

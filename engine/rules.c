@@ -41,11 +41,13 @@
 static int rules_take_choices(int eType) {
   return eType == QUAY_T_INTEGER || eType == QUAY_T_NUMBER ||
          eType == QUAY_T_STRING || eType == QUAY_T_TEXT ||
-         eType == QUAY_T_DATETIME;
+         eType == QUAY_T_DATETIME || eType == QUAY_T_DATE ||
+         eType == QUAY_T_DECIMAL || eType == QUAY_T_UUID;
 }
 
 static int rules_take_range(int eType) {
-  return eType == QUAY_T_INTEGER || eType == QUAY_T_NUMBER;
+  return eType == QUAY_T_INTEGER || eType == QUAY_T_NUMBER ||
+         eType == QUAY_T_DECIMAL;
 }
 
 /* A value as short text for messages: 12, 0.5, 'draft'. */
@@ -56,12 +58,21 @@ static void rules_value_text(const quay_value *v, char *z, size_t n) {
     case QUAY_TEXT:
       snprintf(z, n, "'%.*s'", (int)(v->n > 40 ? 40 : v->n), v->u.z);
       break;
+    case QUAY_DECIMAL:
+      snprintf(z, n, "%.*s", (int)(v->n > 40 ? 40 : v->n), v->u.z);
+      break;
     default: snprintf(z, n, "%s", quay__value_kind(v)); break;
   }
 }
 
-/* -1, 0, 1: a against b, both numbers of one numeric field. */
+/* -1, 0, 1: a against b, both numbers of one numeric field (decimals in
+** their canonical text, so with the same places). */
 static int rules_cmp(const quay_value *a, const quay_value *b) {
+  if (a->type == QUAY_DECIMAL && b->type == QUAY_DECIMAL) {
+    int64_t x = quay__decimal_unscaled(a->u.z, a->n);
+    int64_t y = quay__decimal_unscaled(b->u.z, b->n);
+    return x < y ? -1 : x > y;
+  }
   if (a->type == QUAY_INT && b->type == QUAY_INT) {
     return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
   } else {
@@ -77,18 +88,30 @@ static int rules_cmp(const quay_value *a, const quay_value *b) {
 */
 static int rules_copy(quay_model *m, Field *f, const quay_value *v,
                       const char *zWhat, quay_value *pOut, quay_err *pErr) {
-  quay_value x = *v;
-  char zNorm[24];
+  quay_value x;
   quay_err e;
-  if (x.type == QUAY_NULL || x.type == QUAY_LIST || x.type == QUAY_RECORD ||
-      quay__value_conform(m, f, &x, zNorm, &e) ||
-      quay__value_fits(m, f, &x, 1, &e)) {
+  pOut->type = QUAY_NULL;
+  if (v->type == QUAY_NULL || v->type == QUAY_LIST ||
+      v->type == QUAY_RECORD) {
+    x.type = QUAY_NULL;
+  } else if (quay__value_copy(&x, v)) {
+    return quay__oom(pErr);
+  } else if (quay__value_conform_owned(m, f, &x, &e) ||
+             quay__value_fits(m, f, &x, 1, &e)) {
+    if (e.code == QUAY_ENOMEM) {
+      quay__value_clear(&x);
+      return quay__oom(pErr);
+    }
+    quay__value_clear(&x);
+    x.type = QUAY_NULL;
+  }
+  if (x.type == QUAY_NULL) {
     return quay__err(pErr, QUAY_EDECLARATION, "model %s: field %s: %s must "
                      "be a value of the field (%s), not %s", m->zName,
                      f->zName, zWhat, quay__type_name(f->eType),
                      quay__value_kind(v));
   }
-  if (quay__value_copy(pOut, &x)) return quay__oom(pErr);
+  *pOut = x;
   return QUAY_OK;
 }
 
@@ -99,7 +122,9 @@ static int rules_bound(quay_model *m, Field *f, const quay_value *v,
   quay_value x = *v;
   int rc;
   if (x.type == QUAY_REAL && !isfinite(x.u.r)) x.type = QUAY_NULL;
-  if (x.type != QUAY_INT && x.type != QUAY_REAL) {
+  if (x.type != QUAY_INT && x.type != QUAY_REAL &&
+      !(x.type == QUAY_TEXT && f->eType == QUAY_T_DECIMAL) &&
+      x.type != QUAY_DECIMAL) {
     return quay__err(pErr, QUAY_EDECLARATION, "model %s: field %s: %s must "
                      "be a finite number, not %s", m->zName, f->zName, zWhat,
                      quay__value_kind(v));
@@ -207,7 +232,8 @@ int quay__rules_check(const quay_model *m, const Field *f,
     }
   }
   if ((f->pMin || f->pMax) &&
-      (v->type == QUAY_INT || v->type == QUAY_REAL)) {
+      (v->type == QUAY_INT || v->type == QUAY_REAL ||
+       v->type == QUAY_DECIMAL)) {
     const quay_value *b = NULL;
     const char *zRel = NULL;
     if (f->pMin && rules_cmp(v, f->pMin) < 0) {
@@ -257,6 +283,25 @@ static void rules_name(char *zOut, const char *zTable, const char *zCol,
   quay__str_free(&s);
 }
 
+/* The SQL literal of rule value v of field f: decimals as the dialect
+** stores them (scaled integers, or their text). */
+static int rules_literal(const quay_schema *pS, const Field *f, Str *p,
+                         const quay_value *v) {
+  if (v->type == QUAY_DECIMAL) {
+    if (pS->pDia->bScaledDecimal) {
+      quay__str_printf(p, "%lld", (long long)quay__decimal_unscaled(v->u.z,
+                                                                     v->n));
+    } else {
+      quay__str_append(p, v->u.z, v->n);
+    }
+    return 1;
+  }
+  if (v->type == QUAY_TEXT && f->eType == QUAY_T_UUID) {
+    return quay__ddl_literal(p, QUAY_T_TEXT, v);
+  }
+  return quay__ddl_literal(p, f->eType, v);
+}
+
 static void rules_add_check(quay_schema *pS, STable *t, const Field *f,
                             const char *zKind, Str *pExpr) {
   char zName[64];
@@ -283,7 +328,7 @@ void quay__rules_ddl(quay_schema *pS, STable *t, const quay_model *m) {
       quay__str_cat(&e, " IN (");
       for (i = 0; i < f->nChoice; i++) {
         if (i) quay__str_cat(&e, ", ");
-        if (!quay__ddl_literal(&e, f->eType, &f->aChoice[i])) e.oom = 1;
+        if (!rules_literal(pS, f, &e, &f->aChoice[i])) e.oom = 1;
       }
       quay__str_char(&e, ')');
       rules_add_check(pS, t, f, "choices", &e);
@@ -293,13 +338,13 @@ void quay__rules_ddl(quay_schema *pS, STable *t, const quay_model *m) {
       if (f->pMin) {
         quay__str_ident(&e, f->zCol);
         quay__str_cat(&e, " >= ");
-        if (!quay__ddl_literal(&e, f->eType, f->pMin)) e.oom = 1;
+        if (!rules_literal(pS, f, &e, f->pMin)) e.oom = 1;
       }
       if (f->pMax) {
         if (f->pMin) quay__str_cat(&e, " AND ");
         quay__str_ident(&e, f->zCol);
         quay__str_cat(&e, " <= ");
-        if (!quay__ddl_literal(&e, f->eType, f->pMax)) e.oom = 1;
+        if (!rules_literal(pS, f, &e, f->pMax)) e.oom = 1;
       }
       rules_add_check(pS, t, f, "range", &e);
     }
@@ -461,11 +506,35 @@ static void rs_scan(RuleScan *x, char *zCol) {
   }
 }
 
-/* Literal z as a value of type class eType into *v (arena text). */
-static int rules_lit_value(quay_schema *pS, const char *z, int eType,
-                           quay_value *v) {
+/* Literal z as a value of live column c (type class eType) into *v
+** (arena text). */
+static int rules_lit_value(quay_schema *pS, const SCol *c, const char *z,
+                           int eType, quay_value *v) {
   char *zEnd;
   switch (eType) {
+    case QUAY_T_DECIMAL: {
+      char zOut[64];
+      size_t n;
+      if (quay__decimal_scaled_type(c->zType)) {
+        long long x = strtoll(z, &zEnd, 10);     /* stored scaled */
+        if (*z == 0 || *zEnd) return 0;
+        n = quay__decimal_format((int64_t)x, c->nPlaces, zOut);
+      } else {
+        const char *zDot = strchr(z, '.');
+        int k = zDot ? (int)strlen(zDot + 1) : 0;
+        if (k > c->nPlaces || strlen(z) + (size_t)c->nPlaces + 2 > 60) {
+          return 0;
+        }
+        n = (size_t)snprintf(zOut, sizeof(zOut), "%s%s", z,
+                             zDot || c->nPlaces == 0 ? "" : ".");
+        for (; k < c->nPlaces; k++) zOut[n++] = '0';
+        zOut[n] = 0;
+      }
+      v->type = QUAY_DECIMAL;
+      v->u.z = quay__schema_str(pS, zOut);
+      v->n = n;
+      return v->u.z != NULL;
+    }
     case QUAY_T_INTEGER: {
       long long x = strtoll(z, &zEnd, 10);
       if (*z == 0 || *zEnd) return 0;
@@ -481,6 +550,7 @@ static int rules_lit_value(quay_schema *pS, const char *z, int eType,
       return 1;
     }
     case QUAY_T_STRING: case QUAY_T_TEXT: case QUAY_T_DATETIME:
+    case QUAY_T_DATE: case QUAY_T_UUID:
       v->type = QUAY_TEXT;
       v->u.z = quay__schema_str(pS, z);
       v->n = strlen(z);
@@ -509,7 +579,7 @@ void quay__rules_inspect(quay_schema *pS, const STable *t, const SCol *c,
         quay_value *a = quay__arena_alloc(&pS->arena, sizeof(quay_value) *
                                                           (size_t)x->nLit);
         for (k = 0; a && k < x->nLit; k++) {
-          if (!rules_lit_value(pS, x->aLit[k], eType, &a[k])) break;
+          if (!rules_lit_value(pS, c, x->aLit[k], eType, &a[k])) break;
         }
         if (a == NULL) pS->oom = 1;
         else if (k == x->nLit) {
@@ -525,7 +595,7 @@ void quay__rules_inspect(quay_schema *pS, const STable *t, const SCol *c,
             pS->oom = 1;
             break;
           }
-          if (!rules_lit_value(pS, x->aLit[k], eType, v)) continue;
+          if (!rules_lit_value(pS, c, x->aLit[k], eType, v)) continue;
           if (x->aLitOp[k] == 1) s->pMin = v;
           else s->pMax = v;
         }

@@ -263,6 +263,12 @@ void quay__model_free(quay_model *m) {
   }
   quay__free(m->aaUnique);
   quay__free(m->anUnique);
+  for (i = 0; i < m->nIndex; i++) {
+    for (j = 0; j < m->anIndex[i]; j++) quay__free(m->aaIndex[i][j]);
+    quay__free(m->aaIndex[i]);
+  }
+  quay__free(m->aaIndex);
+  quay__free(m->anIndex);
   quay__smap_free(&m->mFieldName);
   quay__smap_free(&m->mColName);
   quay__smap_free(&m->mRelName);
@@ -350,34 +356,6 @@ static int insert_field(quay_model *m, Field *f, int bAppend,
   return QUAY_OK;
 }
 
-/*
-** Check a static default against its field type; returns a message or
-** NULL when it fits.
-*/
-static const char *default_misfit(int eType, const quay_value *v) {
-  switch (eType) {
-    case QUAY_T_ID:
-    case QUAY_T_INTEGER:
-      return v->type == QUAY_INT ? NULL : "an integer";
-    case QUAY_T_NUMBER:
-      return (v->type == QUAY_INT || v->type == QUAY_REAL) ? NULL : "a number";
-    case QUAY_T_STRING:
-    case QUAY_T_TEXT:
-      return v->type == QUAY_TEXT ? NULL : "a string";
-    case QUAY_T_BOOLEAN:
-      return v->type == QUAY_BOOL ? NULL : "a boolean";
-    case QUAY_T_DATETIME: {
-      char zNorm[20];
-      return (v->type == QUAY_TEXT &&
-              quay__datetime_norm(v->u.z, v->n, zNorm) == NULL)
-                 ? NULL : "a datetime \"YYYY-MM-DD HH:MM:SS\" (or ISO 8601)";
-    }
-    case QUAY_T_BLOB:
-      return (v->type == QUAY_TEXT || v->type == QUAY_BLOB) ? NULL : "a string";
-  }
-  return "a value";
-}
-
 int quay_model_add_field(quay_model *m, const quay_field_spec *s,
                          quay_err *pErr) {
   Field *f;
@@ -396,7 +374,7 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
                      "used; declare every field in db:model", m->zName,
                      s->zName);
   }
-  if (s->eType < QUAY_T_ID || s->eType > QUAY_T_BLOB) {
+  if (!quay__type_valid(s->eType)) {
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: field %s has an unknown type", m->zName,
                      s->zName);
@@ -420,6 +398,19 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
   if (s->zRenamedFrom && bad_sqlname(s->zRenamedFrom)) {
     return bad_renamed(m, s->zName, s->zRenamedFrom, pErr);
   }
+  if ((quay_type_flags(s->eType) & QUAY_TF_PRECISION)
+          ? (s->nDigits < 1 || s->nDigits > 18 || s->nPlaces < 0 ||
+             s->nPlaces > s->nDigits)
+          : (s->nDigits != 0 || s->nPlaces != 0)) {
+    return quay__err(pErr, QUAY_EDECLARATION,
+                     "model %s: field %s: %s", m->zName, s->zName,
+                     (quay_type_flags(s->eType) & QUAY_TF_PRECISION)
+                         ? "quay.decimal needs digits (1 to 18, the digits "
+                           "in all) and places (0 to digits, the digits "
+                           "after the point): quay.decimal { digits = 10, "
+                           "places = 2 }"
+                         : "digits and places are options of quay.decimal");
+  }
   if ((s->mFlags & (QUAY_F_AUTO_NOW | QUAY_F_AUTO_NOW_ADD)) &&
       s->eType != QUAY_T_DATETIME) {
     return quay__err(pErr, QUAY_EDECLARATION,
@@ -438,28 +429,18 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
                        "model %s: primary key %s cannot be null = true",
                        m->zName, s->zName);
     }
-    if (s->eType == QUAY_T_BOOLEAN || s->eType == QUAY_T_NUMBER) {
+    if (!(quay_type_flags(s->eType) & QUAY_TF_KEY) &&
+        s->eType != QUAY_T_BLOB) {
       return quay__err(pErr, QUAY_EDECLARATION,
                        "model %s: field %s: a %s field cannot be the primary "
                        "key", m->zName, s->zName, quay__type_name(s->eType));
     }
   }
-  if (s->mFlags & QUAY_F_DEFAULT) {
-    const char *zWant = s->dflt.type == QUAY_NULL
-                            ? ((s->mFlags & QUAY_F_NULL) ? NULL : "non-null")
-                            : default_misfit(s->eType, &s->dflt);
-    if (zWant) {
-      return quay__err(pErr, QUAY_EDECLARATION,
-                       "model %s: field %s: default must be %s (got %s)",
-                       m->zName, s->zName, zWant,
-                       quay__value_kind(&s->dflt));
-    }
-    if (s->dflt.type == QUAY_TEXT && s->eType == QUAY_T_STRING && s->nMax &&
-        quay__utf8_len(s->dflt.u.z, s->dflt.n) > s->nMax) {
-      return quay__err(pErr, QUAY_EDECLARATION,
-                       "model %s: field %s: default is longer than max = %d",
-                       m->zName, s->zName, s->nMax);
-    }
+  if ((s->mFlags & QUAY_F_DEFAULT) && s->dflt.type == QUAY_NULL &&
+      !(s->mFlags & QUAY_F_NULL)) {
+    return quay__err(pErr, QUAY_EDECLARATION,
+                     "model %s: field %s: default must be non-null (got "
+                     "null)", m->zName, s->zName);
   }
   f = quay__calloc(sizeof(*f));
   if (f == NULL) return quay__oom(pErr);
@@ -471,23 +452,24 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
   if (s->eType == QUAY_T_ID) f->mFlags |= QUAY_F_PK;
   if (f->mFlags & QUAY_F_PK) f->mFlags = (f->mFlags | QUAY_F_UNIQUE) & ~QUAY_F_NULL;
   f->nMax = s->nMax;
+  f->nDigits = s->nDigits;
+  f->nPlaces = s->nPlaces;
   f->rSeq = s->rSeq;
   if ((s->mFlags & QUAY_F_DEFAULT) && quay__value_copy(&f->dflt, &s->dflt)) {
     field_free(f);
     return quay__oom(pErr);
   }
   if ((s->mFlags & QUAY_F_DEFAULT) && f->dflt.type != QUAY_NULL) {
-    /* The stored form (a number as a double, a datetime normalized, in
-    ** the copy's own bytes); default_misfit let only good values by. */
-    char zNorm[20];
-    const char *zOwn = f->dflt.u.z;
-    if (QUAY_NEVER(quay__value_conform(m, f, &f->dflt, zNorm, pErr))) {
+    /* The stored form (a number as a double, a datetime normalized, a
+    ** decimal with its places), checked as a stored value is. */
+    quay_err e;
+    if (quay__value_conform_owned(m, f, &f->dflt, &e) ||
+        quay__value_fits(m, f, &f->dflt, 1, &e)) {
       field_free(f);
-      return pErr ? pErr->code : QUAY_EVALIDATION;
-    }
-    if (f->dflt.type == QUAY_TEXT && f->dflt.u.z == zNorm) {
-      memcpy((char *)zOwn, zNorm, 20);
-      f->dflt.u.z = zOwn;
+      if (e.code == QUAY_ENOMEM) return quay__oom(pErr);
+      return quay__err(pErr, QUAY_EDECLARATION,
+                       "model %s: field %s: the default is not a value of "
+                       "the field: %s", m->zName, s->zName, e.zMsg);
     }
   }
   if (s->zRenamedFrom) f->zRenamed = quay__strdup(s->zRenamedFrom);
@@ -554,6 +536,54 @@ oom:
   for (i = 0; i < n; i++) quay__free(azCopy[i]);
   quay__free(azCopy);
   return quay__oom(pErr);
+}
+
+int quay_model_add_index(quay_model *m, const char *const *az, int n,
+                         quay_err *pErr) {
+  char **azCopy;
+  char ***aa;
+  int *an, i;
+  if (n < 1) {
+    return quay__err(pErr, QUAY_EDECLARATION,
+                     "model %s: indexes entries need at least one field "
+                     "name", m->zName);
+  }
+  azCopy = quay__calloc(sizeof(char *) * (size_t)n);
+  if (azCopy == NULL) return quay__oom(pErr);
+  for (i = 0; i < n; i++) {
+    if ((azCopy[i] = quay__strdup(az[i])) == NULL) goto oom;
+  }
+  aa = quay__realloc(m->aaIndex, sizeof(char **) * (size_t)(m->nIndex + 1));
+  if (aa == NULL) goto oom;
+  m->aaIndex = aa;
+  an = quay__realloc(m->anIndex, sizeof(int) * (size_t)(m->nIndex + 1));
+  if (an == NULL) goto oom;
+  m->anIndex = an;
+  m->aaIndex[m->nIndex] = azCopy;
+  m->anIndex[m->nIndex] = n;
+  m->nIndex++;
+  m->pDb->resolved = 0;
+  return QUAY_OK;
+oom:
+  for (i = 0; i < n; i++) quay__free(azCopy[i]);
+  quay__free(azCopy);
+  return quay__oom(pErr);
+}
+
+int quay_model_index_count(const quay_model *m, int bUnique) {
+  return bUnique ? m->nUnique : m->nIndex;
+}
+
+int quay_model_index(const quay_model *m, int bUnique, int i,
+                     const char *const **paz, int *pn) {
+  if (i < 0 || i >= (bUnique ? m->nUnique : m->nIndex)) {
+    *paz = NULL;
+    *pn = 0;
+    return QUAY_EMISUSE;
+  }
+  *paz = (const char *const *)(bUnique ? m->aaUnique[i] : m->aaIndex[i]);
+  *pn = bUnique ? m->anUnique[i] : m->anIndex[i];
+  return QUAY_OK;
 }
 
 /* Default on_delete per kind: belongs_to/one_to_one RESTRICT; has_many and
@@ -992,6 +1022,8 @@ int quay_model_field(const quay_model *m, int i, quay_field_info *p) {
   p->eType = f->eType;
   p->mFlags = f->mFlags;
   p->nMax = f->nMax;
+  p->nDigits = f->nDigits;
+  p->nPlaces = f->nPlaces;
   p->iRel = f->pRel ? f->pRel->iRel : -1;
   p->pDefault = (f->mFlags & QUAY_F_DEFAULT) ? &f->dflt : NULL;
   p->aChoice = f->aChoice;
@@ -1101,7 +1133,6 @@ int quay_model_relation(const quay_model *m, int i, quay_rel_info *p) {
   return QUAY_OK;
 }
 
-const char *quay_type_name(int e) { return quay__type_name(e); }
 const char *quay_kind_name(int e) { return quay__kind_name(e); }
 const char *quay_rule_name(int e) { return quay__rule_name(e); }
 

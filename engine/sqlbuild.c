@@ -166,14 +166,27 @@ void quay__build_array(Build *b, const char *zExpr, const quay_value *a,
   b->pDia->xInArray(&b->sql, zExpr, quay__params_add(&b->params, &v), eType);
 }
 
-void quay__emit_operand(Build *b, const Operand *x) {
-  if (x->ePart) cat(b, b->pDia->azPart[x->ePart][0]);
+void quay__emit_operand_doc(Build *b, const Operand *x) {
   if (x->zCol) {
     cat(b, x->zCol);
   } else {
     x->xExpr(b, x->pCtx, x->pExpr);
   }
+}
+
+void quay__emit_operand(Build *b, const Operand *x) {
+  if (x->pJson) {
+    b->pDia->xJsonPath(b, x);
+    return;
+  }
+  if (x->ePart) cat(b, b->pDia->azPart[x->ePart][0]);
+  quay__emit_operand_doc(b, x);
   if (x->ePart) cat(b, b->pDia->azPart[x->ePart][1]);
+}
+
+void quay__operand_leaf(Operand *x, const Cond *c) {
+  x->ePart = c->ePart;
+  x->pJson = c->zJsonPath ? c : NULL;
 }
 
 /* Bind a list "x IN (...)": inline when short, one array otherwise. */
@@ -218,9 +231,7 @@ static void emit_final(Build *b, Cond *c, const Operand *x,
                        void (*xRight)(Build *, void *, Expr *),
                        void *pRight) {
   const quay_value *v = &c->val;
-  int eType = c->ePart ? QUAY_T_INTEGER
-              : c->pAnn ? c->pAnn->pExpr->eType
-              : c->pField ? c->pField->eType : 0;
+  int nPlaces, eType = quay__leaf_type(c, &nPlaces);
   static const char *const azOp[] = { "=", NULL, "<", "<=", ">", ">=" };
   if (c->pExpr) {
     quay__emit_operand(b, x);
@@ -229,7 +240,7 @@ static void emit_final(Build *b, Cond *c, const Operand *x,
     } else {
       quay__str_printf(&b->sql, " %s ", azOp[c->eLookup - LK_EQ]);
     }
-    xRight(b, pRight, c->pExpr);
+    quay__emit_as(b, c->pExpr, eType, nPlaces, xRight, pRight);
     return;
   }
   switch (c->eLookup) {
@@ -868,7 +879,7 @@ static void emit_leaf(Build *b, ENode *n) {
   char *zExpr;
   Operand o;
   memset(&o, 0, sizeof(o));
-  o.ePart = c->ePart;
+  quay__operand_leaf(&o, c);
   if (n->bShortcut) {
     zExpr = col_expr(b, n->zBase, h->pFromKey->zCol);
     if (zExpr == NULL) return;
@@ -1273,17 +1284,19 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
 
 static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
   ExprCtx *x = pCtx;
-  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
-                                      " / " };
   switch (e->eOp) {
     case EX_COL:
       emit_col(b, x, &e->path);
       break;
-    case EX_TRUNC:
-      cat(b, b->pDia->azTrunc[e->eUnit][0]);
+    case EX_TRUNC: {
+      const char *const *az = e->eType == QUAY_T_DATE
+                                  ? b->pDia->azTruncDate[e->eUnit]
+                                  : b->pDia->azTrunc[e->eUnit];
+      cat(b, az[0]);
       emit_col(b, x, &e->path);
-      cat(b, b->pDia->azTrunc[e->eUnit][1]);
+      cat(b, az[1]);
       break;
+    }
     case EX_VALUE:
       quay__build_param(b, &e->val);
       break;
@@ -1294,11 +1307,7 @@ static void emit_expr_row(Build *b, void *pCtx, Expr *e) {
       emit_agg_row(b, x, e, e->eFunc, NULL, NULL);
       break;
     default:
-      cat(b, "(");
-      emit_expr_row(b, pCtx, e->pA);
-      cat(b, azOp[e->eOp]);
-      emit_expr_row(b, pCtx, e->pB);
-      cat(b, ")");
+      quay__emit_arith(b, e, emit_expr_row, pCtx);
       break;
   }
 }
@@ -1338,9 +1347,8 @@ void quay__emit_compare(Build *b, Cond *c, const Operand *x,
 ** "table"."column"; a column across to-one relations is a correlated
 ** scalar subquery along its hops (UPDATE cannot join).
 */
-static void emit_expr_update_rec(Build *b, quay_model *m, Expr *e) {
-  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
-                                      " / " };
+static void emit_expr_update_rec(Build *b, void *pCtx, Expr *e) {
+  quay_model *m = pCtx;
   switch (e->eOp) {
     case EX_VALUE:
       quay__build_param(b, &e->val);
@@ -1348,7 +1356,10 @@ static void emit_expr_update_rec(Build *b, quay_model *m, Expr *e) {
     case EX_COL:
     case EX_TRUNC: {
       const PathRes *p = &e->path;
-      if (e->eOp == EX_TRUNC) cat(b, b->pDia->azTrunc[e->eUnit][0]);
+      const char *const *azTr = e->eType == QUAY_T_DATE
+                                    ? b->pDia->azTruncDate[e->eUnit]
+                                    : b->pDia->azTrunc[e->eUnit];
+      if (e->eOp == EX_TRUNC) cat(b, azTr[0]);
       if (p->nHop == 0 || col_shortcut(p)) {
         const Field *f = p->nHop ? p->aHop[p->nHop - 1].pFromKey : p->pField;
         if (p->nHop > 1) {
@@ -1389,15 +1400,11 @@ static void emit_expr_update_rec(Build *b, quay_model *m, Expr *e) {
         col(b, m->zTable, p->aHop[0].pFromKey->zCol);
         cat(b, ")");
       }
-      if (e->eOp == EX_TRUNC) cat(b, b->pDia->azTrunc[e->eUnit][1]);
+      if (e->eOp == EX_TRUNC) cat(b, azTr[1]);
       return;
     }
     case EX_ADD: case EX_SUB: case EX_MUL: case EX_DIV:
-      cat(b, "(");
-      emit_expr_update_rec(b, m, e->pA);
-      cat(b, azOp[e->eOp]);
-      emit_expr_update_rec(b, m, e->pB);
-      cat(b, ")");
+      quay__emit_arith(b, e, emit_expr_update_rec, m);
       return;
     default:
       if (b->rc == QUAY_OK) {
@@ -1408,8 +1415,11 @@ static void emit_expr_update_rec(Build *b, quay_model *m, Expr *e) {
   }
 }
 
-void quay__emit_expr_update(Build *b, quay_model *m, Expr *e) {
-  emit_expr_update_rec(b, m, e);
+void quay__emit_expr_update(Build *b, quay_model *m, const Field *pTarget,
+                            Expr *e) {
+  /* In the target field's form (a scaled decimal's places). */
+  quay__emit_as(b, e, pTarget->eType, pTarget->nPlaces, emit_expr_update_rec,
+                m);
 }
 
 /*
@@ -1561,6 +1571,7 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
   quay__str_append(&b->sql, body.z ? body.z : "", body.n);
   quay__str_free(&body);
   cat(b, bWrap ? ") AS \"d\")" : ")");
+  if (eFn == QUAY_AGG_AVG) quay__emit_avg_unscale(b, e);
   if (bDefault) {
     cat(b, ", ");
     quay__build_param(b, &e->dflt);

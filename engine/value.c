@@ -1,7 +1,8 @@
 /*
 ** engine/value.c
 ** quay_value helpers, UTF-8 counting, UTC timestamps and the datetime
-** parser, the type checks of values for a field, key sets.
+** parser, key sets.  The conversions and checks of values for a field
+** are in types.c, with the field-type table.
 ** See LICENSE
 **
 ** Values cross the engine boundary borrowed; whatever the engine keeps
@@ -19,7 +20,7 @@
 
 int quay__value_copy(quay_value *pDst, const quay_value *pSrc) {
   *pDst = *pSrc;
-  if (pSrc->type == QUAY_TEXT || pSrc->type == QUAY_BLOB) {
+  if (QUAY_VALUE_HAS_BYTES(pSrc->type)) {
     char *z = quay__malloc(pSrc->n + 1);
     if (z == NULL) {
       pDst->type = QUAY_NULL;
@@ -50,7 +51,7 @@ int quay__value_copy(quay_value *pDst, const quay_value *pSrc) {
 }
 
 void quay__value_clear(quay_value *p) {
-  if (p->type == QUAY_TEXT || p->type == QUAY_BLOB) {
+  if (QUAY_VALUE_HAS_BYTES(p->type)) {
     quay__free((void *)p->u.z);
   } else if (p->type == QUAY_LIST) {
     size_t i;
@@ -72,23 +73,11 @@ int quay__value_eq(const quay_value *a, const quay_value *b) {
     case QUAY_BOOL: return (a->u.b != 0) == (b->u.b != 0);
     case QUAY_TEXT:
     case QUAY_BLOB:
+    case QUAY_DECIMAL:
+    case QUAY_JSON:
       return a->n == b->n && (a->n == 0 || memcmp(a->u.z, b->u.z, a->n) == 0);
     default: return 0;
   }
-}
-
-const char *quay__type_name(int eType) {
-  switch (eType) {
-    case QUAY_T_ID: return "id";
-    case QUAY_T_INTEGER: return "integer";
-    case QUAY_T_NUMBER: return "number";
-    case QUAY_T_STRING: return "string";
-    case QUAY_T_TEXT: return "text";
-    case QUAY_T_BOOLEAN: return "boolean";
-    case QUAY_T_DATETIME: return "datetime";
-    case QUAY_T_BLOB: return "blob";
-  }
-  return "?";
 }
 
 /* What a value is, for messages ("a string", "nil"). */
@@ -102,6 +91,8 @@ const char *quay__value_kind(const quay_value *p) {
     case QUAY_BOOL: return "a boolean";
     case QUAY_RECORD: return "a record";
     case QUAY_LIST: return "a list";
+    case QUAY_DECIMAL: return "a decimal";
+    case QUAY_JSON: return "a JSON document (a table)";
   }
   return "a value";
 }
@@ -314,127 +305,6 @@ int quay__is_datetime(const char *z, size_t n) {
 /* }================================================================== */
 
 
-/*
-** {==================================================================
-** Values for a field
-** ===================================================================
-** Stored values (the writer) and filter values (condition leaves) pass
-** the same two steps, so both backends accept and refuse the same inputs
-** with `validation`, naming the model and the field:
-**   quay__value_conform  converts a value to the field's own form;
-**   quay__value_fits     checks the converted value against the field.
-*/
-/*
-** Convert non-NULL *v to field f's form (see quayInt.h); a malformed
-** datetime is a validation error naming m and f.  zBuf (20 bytes) holds
-** a normalized datetime, which *v then points into.
-*/
-int quay__value_conform(quay_model *m, Field *f, quay_value *v, char *zBuf,
-                        quay_err *pErr) {
-  switch (f->eType) {
-    case QUAY_T_NUMBER:
-      /* Numbers are doubles on both backends: an integer compares and
-      ** stores as the double nearest to it (2^53 + 1 as 2^53). */
-      if (v->type == QUAY_INT) {
-        v->type = QUAY_REAL;
-        v->u.r = (double)v->u.i;
-      }
-      break;
-    case QUAY_T_ID:
-    case QUAY_T_INTEGER:
-      if (v->type == QUAY_REAL && v->u.r >= -9.2233720368547758e18 &&
-          v->u.r < 9.2233720368547758e18 && floor(v->u.r) == v->u.r) {
-        v->type = QUAY_INT;
-        v->u.i = (int64_t)v->u.r;
-      }
-      break;
-    case QUAY_T_DATETIME:
-      if (v->type == QUAY_TEXT) {
-        const char *zWhy = quay__datetime_norm(v->u.z, v->n, zBuf);
-        if (zWhy) {
-          return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
-                                 "%s.%s: '%.40s' is not a datetime (%s); "
-                                 "give \"YYYY-MM-DD HH:MM:SS\" in UTC or "
-                                 "ISO 8601 with a zone (2024-05-01T10:00:00Z)",
-                                 m->zName, f->zName, v->u.z, zWhy);
-        }
-        v->u.z = zBuf;
-        v->n = 19;
-      }
-      break;
-  }
-  return QUAY_OK;
-}
-
-/*
-** QUAY_OK when v may be stored in (bStore) or compared with field f of m;
-** else a validation error naming m and f (err.model / err.field).
-*/
-int quay__value_fits(quay_model *m, Field *f, const quay_value *v,
-                     int bStore, quay_err *pErr) {
-  const char *zWant = NULL;
-  if (v->type == QUAY_NULL) return QUAY_OK;
-  switch (f->eType) {
-    case QUAY_T_ID:
-    case QUAY_T_INTEGER:
-      if (v->type != QUAY_INT) zWant = "an integer";
-      break;
-    case QUAY_T_NUMBER:
-      if (v->type != QUAY_INT && v->type != QUAY_REAL) zWant = "a number";
-      break;
-    case QUAY_T_STRING:
-    case QUAY_T_TEXT:
-      if (v->type != QUAY_TEXT) zWant = "a string";
-      break;
-    case QUAY_T_DATETIME:
-      if (v->type != QUAY_TEXT) zWant = "a \"YYYY-MM-DD HH:MM:SS\" string";
-      break;
-    case QUAY_T_BOOLEAN:
-      if (v->type != QUAY_BOOL) zWant = "a boolean";
-      break;
-    case QUAY_T_BLOB:
-      if (v->type != QUAY_TEXT && v->type != QUAY_BLOB) zWant = "a string";
-      break;
-  }
-  if (zWant) {
-    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
-                           "%s.%s: expected %s, got %s%s", m->zName,
-                           f->zName, zWant, quay__value_kind(v),
-                           v->type == QUAY_REAL &&
-                                   (f->eType == QUAY_T_INTEGER ||
-                                    f->eType == QUAY_T_ID)
-                               ? " with a fraction or out of range" : "");
-  }
-  if (v->type == QUAY_TEXT &&
-      (f->eType == QUAY_T_STRING || f->eType == QUAY_T_TEXT)) {
-    long n;
-    if (memchr(v->u.z, 0, v->n) != NULL ||
-        (n = quay__utf8_len(v->u.z, v->n)) < 0) {
-      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
-                             "%s.%s: text must be valid UTF-8 without NUL "
-                             "bytes (store bytes in a quay.blob field)",
-                             m->zName, f->zName);
-    }
-    if (bStore && f->nMax > 0 && n > f->nMax) {
-      return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
-                             "%s.%s: %ld characters is longer than max = %d",
-                             m->zName, f->zName, n, f->nMax);
-    }
-  }
-  if (f->eType == QUAY_T_DATETIME && !quay__is_datetime(v->u.z, v->n)) {
-    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
-                           "%s.%s: '%.40s' is not a UTC datetime "
-                           "\"YYYY-MM-DD HH:MM:SS\"", m->zName, f->zName,
-                           v->u.z);
-  }
-  if (v->type == QUAY_REAL && isnan(v->u.r)) {
-    return quay__err_field(pErr, QUAY_EVALIDATION, m->zName, f->zName,
-                           "%s.%s: NaN is not a number Quay stores or "
-                           "compares", m->zName, f->zName);
-  }
-  return QUAY_OK;
-}
-/* }================================================================== */
 
 
 /*

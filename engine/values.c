@@ -178,6 +178,7 @@ static void arg_expr(const Expr *e, Expr *pOut) {
   pOut->bound = 1;
   pOut->path = e->path;
   pOut->eType = e->path.pField ? e->path.pField->eType : 0;
+  pOut->nPlaces = e->path.pField ? e->path.pField->nPlaces : 0;
 }
 
 /*
@@ -375,7 +376,9 @@ static void emit_outer_agg(VPlan *vp, int iAgg) {
         qcol(vp, "a", a->iCol);
         cat(b, ") / NULLIF(SUM(");
         qcol(vp, "a", a->iCol2);
-        cat(b, "), 0))");
+        cat(b, "), 0)");
+        quay__emit_avg_unscale(b, e);
+        cat(b, ")");
         break;
       default:                          /* sum, min, max of partials */
         quay__str_printf(&b->sql, "%s(", azFn[e->eFunc]);
@@ -393,6 +396,7 @@ static void emit_outer_agg(VPlan *vp, int iAgg) {
     if (e->eFunc == QUAY_AGG_AVG) cat(b, "1.0 * ");
     qcol(vp, "a", a->iCol);
     cat(b, ")");
+    if (e->eFunc == QUAY_AGG_AVG) quay__emit_avg_unscale(b, e);
   }
   if (bDefault) {
     cat(b, ", ");
@@ -403,8 +407,6 @@ static void emit_outer_agg(VPlan *vp, int iAgg) {
 
 static void emit_outer_expr(Build *b, void *pCtx, Expr *e) {
   VPlan *vp = pCtx;
-  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
-                                      " / " };
   int i = col_of(vp, e);
   if (i >= 0) {
     qcol(vp, "g", i);
@@ -432,11 +434,7 @@ static void emit_outer_expr(Build *b, void *pCtx, Expr *e) {
            "columns nor inside an aggregate", e->zPath);
       return;
     default:
-      cat(b, "(");
-      emit_outer_expr(b, pCtx, e->pA);
-      cat(b, azOp[e->eOp]);
-      emit_outer_expr(b, pCtx, e->pB);
-      cat(b, ")");
+      quay__emit_arith(b, e, emit_outer_expr, pCtx);
       return;
   }
 }
@@ -453,7 +451,7 @@ static void emit_having(VPlan *vp, Cond *c, int iDepth) {
     case CN_LEAF: {
       Operand o;
       memset(&o, 0, sizeof(o));
-      o.ePart = c->ePart;
+      quay__operand_leaf(&o, c);
       o.xExpr = emit_outer_expr;
       o.pCtx = vp;
       if (c->pAnn) {
@@ -573,7 +571,7 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
     quay__emit_expr_row(b, sc, vp->apOut[i]->pExpr);
     cat(b, " AS ");
     quay__str_ident(&b->sql, vp->apOut[i]->zName);
-    aHint[i] = vp->apOut[i]->pExpr->eType;
+    aHint[i] = quay__expr_hint(vp->apOut[i]->pExpr);
     apName[i] = vp->apOut[i];
   }
   quay__scope_emit_from(b, sc);
@@ -637,7 +635,7 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
       emit_outer_expr(b, vp, vp->apAggExpr[i]);
       cat(b, " AS ");
       quay__str_ident(&b->sql, azAgg[i]);
-      aHint[nOut] = vp->apAggExpr[i]->eType;
+      aHint[nOut] = quay__expr_hint(vp->apAggExpr[i]);
       apName[nOut++] = NULL;
     }
   } else {
@@ -650,7 +648,7 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
       }
       cat(b, " AS ");
       quay__str_ident(&b->sql, vp->apOut[i]->zName);
-      aHint[nOut] = vp->apOut[i]->pExpr->eType;
+      aHint[nOut] = quay__expr_hint(vp->apOut[i]->pExpr);
       apName[nOut++] = vp->apOut[i];
     }
   }
@@ -848,7 +846,7 @@ int quay__raw_map(quay_cursor *c, quay_err *pErr) {
     }
     if (k >= 0) {
       /* Read as the field's type (booleans, datetimes, ...). */
-      c->aHint[i] = m->apField[k]->eType;
+      c->aHint[i] = quay__field_hint(m->apField[k]);
       bPk |= k == m->iPk;
     }
   }

@@ -166,7 +166,7 @@ int quay_writer_set_expr(quay_writer *w, int iField, quay_expr *pExpr,
 /* Store v in slot s, copying text into the slot's buffer. */
 static int slot_store(Slot *s, const quay_value *v) {
   s->v = *v;
-  if (v->type == QUAY_TEXT || v->type == QUAY_BLOB) {
+  if (QUAY_VALUE_HAS_BYTES(v->type)) {
     if (v->n + 1 > s->nBuf) {
       size_t n = v->n + 1 < 32 ? 32 : v->n + 1;
       char *z = quay__realloc(s->zBuf, n);
@@ -186,7 +186,8 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
                     quay_err *pErr) {
   quay_model *m = w->pModel;
   quay_value x;
-  char zNorm[20];
+  ValBuf vb;
+  int rc;
   if (iField < 0 || iField >= m->nField) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set: bad field");
   }
@@ -220,14 +221,15 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
     }
     x = k;
   }
-  if (x.type != QUAY_NULL) {
-    /* numbers as doubles, integral doubles as integers, datetimes in
-    ** their normal form (the slot copies zNorm's text) */
-    int rc = quay__value_conform(m, m->apField[iField], &x, zNorm, pErr);
-    if (rc) return rc;
+  /* numbers as doubles, integral doubles as integers, datetimes,
+  ** decimals, ... in their normal form (the slot copies vb's text) */
+  vb.zHeap = NULL;
+  rc = quay__value_conform(m, m->apField[iField], &x, &vb, pErr);
+  if (rc == QUAY_OK && slot_store(&w->aSlot[iField], &x)) {
+    rc = quay__oom(pErr);
   }
-  if (slot_store(&w->aSlot[iField], &x)) return quay__oom(pErr);
-  return QUAY_OK;
+  quay__valbuf_free(&vb);
+  return rc;
 }
 
 int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
@@ -282,6 +284,16 @@ static int fill_insert(quay_writer *w, quay_err *pErr) {
         if (slot_store(s, &v)) return quay__oom(pErr);
       } else if (f->mFlags & QUAY_F_DEFAULT) {
         if (slot_store(s, &f->dflt)) return quay__oom(pErr);
+      } else if ((quay_type_flags(f->eType) & QUAY_TF_GENERATED) &&
+                 f->pRel == NULL) {
+        /* A uuid not given: a new one (a key column keeps its key). */
+        quay_value v;
+        ValBuf vb;
+        vb.zHeap = NULL;
+        rc = quay__type_generate(f, &v, &vb, pErr);
+        if (rc == QUAY_OK && slot_store(s, &v)) rc = quay__oom(pErr);
+        quay__valbuf_free(&vb);
+        if (rc) return rc;
       } else if (f->mFlags & QUAY_F_NULL) {
         s->v.type = QUAY_NULL;
         s->set = 1;
@@ -487,7 +499,7 @@ int quay_writer_queue(quay_writer *w, quay_err *pErr) {
     Slot *s = &w->aSlot[i];
     row[i] = s->v;
     aSet[i] = (unsigned char)(s->set | (w->aUp && w->aGiven[i] ? 2 : 0));
-    if (s->set && (s->v.type == QUAY_TEXT || s->v.type == QUAY_BLOB)) {
+    if (s->set && QUAY_VALUE_HAS_BYTES(s->v.type)) {
       row[i].u.z = quay__arena_strdup(&w->queueArena, s->v.u.z, s->v.n);
       if (row[i].u.z == NULL) return quay__oom(pErr);
     }
@@ -766,7 +778,7 @@ static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
   aDone = quay__calloc((size_t)(iTo - iFrom + 1));
   tmp = quay__malloc(sizeof(quay_value) * (size_t)(n + 1));
   if (aDone == NULL || tmp == NULL) rc = quay__oom(pErr);
-  for (i = 0; rc == QUAY_OK && i < n; i++) c->aHint[i] = m->apField[i]->eType;
+  for (i = 0; rc == QUAY_OK && i < n; i++) c->aHint[i] = quay__field_hint(m->apField[i]);
   while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
     quay_value k;
     int iRow = -1;
@@ -817,7 +829,7 @@ static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
     aDone[iRow - iFrom] = 1;
     for (i = 0; i < n; i++) {
       quay_value v = tmp[i];
-      if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+      if (QUAY_VALUE_HAS_BYTES(v.type)) {
         v.u.z = quay__arena_strdup(&w->queueArena, v.u.z, v.n);
         if (v.u.z == NULL) {
           rc = quay__oom(pErr);
@@ -999,7 +1011,7 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
       goto done;
     }
     quay_cursor_value(c, 0, &v);
-    if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+    if (QUAY_VALUE_HAS_BYTES(v.type)) {
       v.u.z = quay__arena_strdup(&w->queueArena, v.u.z, v.n);
       if (v.u.z == NULL) {
         rc = quay__oom(pErr);
@@ -1300,13 +1312,13 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
   rc = quay__db_run(pDb, s.z, pKey, 1, NULL, 0, 0, &c, NULL, pErr);
   quay__str_free(&s);
   if (rc) return rc;
-  c->aHint[0] = f->eType;
+  c->aHint[0] = quay__field_hint(f);
   rc = quay_cursor_step(c, pErr);
   if (rc == QUAY_ROW) {
     quay_value v;
     quay_cursor_value(c, 0, &v);
     *pOut = v;
-    if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+    if (QUAY_VALUE_HAS_BYTES(v.type)) {
       pOut->u.z = quay__arena_strdup(pA, v.u.z, v.n);
       if (pOut->u.z == NULL) rc = quay__oom(pErr);
     }
@@ -1326,7 +1338,8 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
 static void emit_set_value(Build *b, quay_writer *w, int i) {
   if (w->aSlot[i].pExpr) {
     /* An expression of the row's own columns: atomic, in SQL. */
-    quay__emit_expr_update(b, w->pModel, w->aSlot[i].pExpr);
+    quay__emit_expr_update(b, w->pModel, w->pModel->apField[i],
+                           w->aSlot[i].pExpr);
   } else {
     quay__build_param(b, &w->aSlot[i].v);
   }
@@ -1468,7 +1481,13 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     rc = quay__validate(m, m->apField[i], &w->aSlot[i].v, pErr);
     if (rc) return rc;
     nSet++;
-    if (is_referenced(pDb, m, m->apField[i]) && nRefd < 64) {
+    if (is_referenced(pDb, m, m->apField[i])) {
+      if (nRefd == QUAY_ARRAYSIZE(aRefd)) {
+        return quay__err(pErr, QUAY_EMISUSE, "update of %s: more than %d "
+                         "keys other rows reference in one call; update "
+                         "them in several calls", m->zName,
+                         (int)QUAY_ARRAYSIZE(aRefd));
+      }
       aRefd[nRefd++] = i;
     }
   }
@@ -1490,15 +1509,15 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
       aaOld[k] = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)nAlloc);
       anOld[k] = 0;
       quay__build_init(&kb, pDb, &a, pErr);
+      int eHint = quay__field_hint(m->apField[aRefd[k]]);
       quay__plan_keys(&kb, pQs, m->apField[aRefd[k]]);
       rc = quay__build_rc(&kb);
       if (rc == QUAY_OK) {
-        rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, NULL, 0,
+        rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, &eHint, 1,
                           0, &c, NULL, pErr);
       }
       while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
         quay_value v;
-        c->aHint[0] = m->apField[aRefd[k]]->eType;
         quay_cursor_value(c, 0, &v);
         if (anOld[k] == nAlloc) {
           quay_value *aNew = quay__arena_alloc(&a, sizeof(quay_value) *
@@ -1515,7 +1534,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
           rc = quay__oom(pErr);
           break;
         }
-        if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+        if (QUAY_VALUE_HAS_BYTES(v.type)) {
           v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
         }
         if (!quay__value_eq(&v, &w->aSlot[aRefd[k]].v)) {
@@ -1649,12 +1668,19 @@ int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
       Field *f = m->apField[aiField[k]];
       dst[k + 1] = src[k + 1];
       if (dst[k + 1].type != QUAY_NULL) {
-        /* The field's own form; a datetime's normal text lives as long
-        ** as the call (the arena). */
-        char zTmp[20], *zNorm = zTmp;
-        if (f->eType == QUAY_T_DATETIME) zNorm = quay__arena_alloc(&a, 20);
-        rc = zNorm ? quay__value_conform(m, f, &dst[k + 1], zNorm, pErr)
-                   : quay__oom(pErr);
+        /* The field's own form; converted bytes live as long as the call
+        ** (the arena). */
+        quay_value *x = &dst[k + 1];
+        ValBuf vb;
+        vb.zHeap = NULL;
+        rc = quay__value_conform(m, f, x, &vb, pErr);
+        if (rc == QUAY_OK && QUAY_VALUE_HAS_BYTES(x->type) &&
+            (x->u.z == vb.z || (vb.zHeap && x->u.z == vb.zHeap))) {
+          char *z = quay__arena_strdup(&a, x->u.z, x->n);
+          if (z == NULL) rc = quay__oom(pErr);
+          else x->u.z = z;
+        }
+        quay__valbuf_free(&vb);
       }
       if (rc == QUAY_OK) rc = quay__validate(m, f, &dst[k + 1], pErr);
     }
@@ -1918,7 +1944,7 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
         aPk = aNew;
         nAlloc = nNew;
       }
-      if (v.type == QUAY_TEXT || v.type == QUAY_BLOB) {
+      if (QUAY_VALUE_HAS_BYTES(v.type)) {
         v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
       }
       aPk[nPk++] = v;

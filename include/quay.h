@@ -154,8 +154,25 @@ QUAY_API void quay_err_clear(quay_err *pErr);
 */
 enum {
   QUAY_NULL = 0, QUAY_INT, QUAY_REAL, QUAY_TEXT, QUAY_BLOB, QUAY_BOOL,
-  QUAY_RECORD, QUAY_LIST
+  QUAY_RECORD, QUAY_LIST, QUAY_DECIMAL, QUAY_JSON
 };
+/*
+** QUAY_DECIMAL and QUAY_JSON carry text (u.z, n) like QUAY_TEXT:
+**   QUAY_DECIMAL  an exact decimal "-12.50": an optional '-', digits, and
+**                 exactly the field's places of decimals after a '.'.
+**                 The engine converts the values it takes for a
+**                 quay.decimal field to this form and reads decimal
+**                 columns as it.  A binding may show it as a string.
+**   QUAY_JSON     a JSON document (UTF-8 text).  A binding passes a
+**                 document it encoded (a Lua table) as QUAY_JSON; a
+**                 quay.json field takes it, or a string, number or
+**                 boolean (stored as that JSON scalar), and reads as it.
+** The bytes of every value whose type passes QUAY_VALUE_HAS_BYTES are
+** borrowed the same way.
+*/
+#define QUAY_VALUE_HAS_BYTES(t) \
+  ((t) == QUAY_TEXT || (t) == QUAY_BLOB || (t) == QUAY_DECIMAL || \
+   (t) == QUAY_JSON)
 
 typedef struct quay_model quay_model;
 typedef struct quay_value quay_value;
@@ -169,13 +186,14 @@ typedef int (*quay_record_get)(void *pRec, const char *zField,
                                quay_value *pOut);
 
 struct quay_value {
-  int type;               /* QUAY_NULL .. QUAY_LIST */
-  size_t n;               /* bytes of z (TEXT, BLOB); items (LIST) */
+  int type;               /* QUAY_NULL .. QUAY_JSON */
+  size_t n;               /* bytes of z (TEXT, BLOB, DECIMAL, JSON); items
+                          ** (LIST) */
   union {
     int64_t i;            /* INT */
     double r;             /* REAL */
     int b;                /* BOOL */
-    const char *z;        /* TEXT, BLOB */
+    const char *z;        /* TEXT, BLOB, DECIMAL, JSON */
     const quay_value *a;  /* LIST: array of n values (no nested lists) */
     struct {
       void *p;            /* binding's record handle */
@@ -388,8 +406,32 @@ QUAY_API void quay_cursor_close(quay_cursor *pCur);
 */
 enum {                    /* field types (API.md "Fields") */
   QUAY_T_ID = 1, QUAY_T_INTEGER, QUAY_T_NUMBER, QUAY_T_STRING, QUAY_T_TEXT,
-  QUAY_T_BOOLEAN, QUAY_T_DATETIME, QUAY_T_BLOB
+  QUAY_T_BOOLEAN, QUAY_T_DATETIME, QUAY_T_BLOB, QUAY_T_DATE, QUAY_T_DECIMAL,
+  QUAY_T_JSON, QUAY_T_UUID
 };
+#define QUAY_T_LAST QUAY_T_UUID
+
+/*
+** What a field type allows (quay_type_flags).  Every type is described by
+** one entry of the engine's type table (engine/types.c); bindings ask it
+** instead of listing types.
+*/
+#define QUAY_TF_NUMERIC    0x0001  /* sum, avg and arithmetic apply */
+#define QUAY_TF_ORDERED    0x0002  /* lt/gt, between, min, max */
+#define QUAY_TF_TEXT       0x0004  /* text lookups (contains, ...) */
+#define QUAY_TF_DATE       0x0008  /* __year/__month/__day, quay.trunc */
+#define QUAY_TF_KEY        0x0010  /* may be a primary or referenced key */
+#define QUAY_TF_NORMALIZES 0x0020  /* the engine rewrites a given value
+                                   ** into a normal form ("2.5" into
+                                   ** "2.50"): read it back after a write */
+#define QUAY_TF_GENERATED  0x0040  /* the engine generates a value when
+                                   ** none is given (uuid) */
+#define QUAY_TF_PRECISION  0x0080  /* declared with digits and places */
+
+/* The QUAY_T_* type whose contract name is zName ("decimal"), or 0. */
+QUAY_API int quay_type_by_name(const char *zName);
+/* QUAY_TF_* flags of a type (0 for an unknown type). */
+QUAY_API unsigned quay_type_flags(int eType);
 
 enum {                    /* relation kinds */
   QUAY_R_BELONGS_TO = 1, QUAY_R_ONE_TO_ONE, QUAY_R_MANY_TO_MANY,
@@ -422,6 +464,8 @@ typedef struct quay_field_spec {
   const char *zColumn;      /* database column, NULL = zName */
   const char *zDescription; /* NULL = none */
   int nMax;                 /* string max length in code points, 0 = none */
+  int nDigits, nPlaces;     /* decimal: digits in all (1 to 18) and after
+                            ** the point (0 to nDigits); else 0 */
   quay_value dflt;          /* with QUAY_F_DEFAULT */
   double rSeq;              /* declaration sequence number */
   const char *zRenamedFrom; /* old field or column name (migrations), or
@@ -509,6 +553,12 @@ QUAY_API int quay_model_add_unique(quay_model *pModel,
 QUAY_API int quay_model_set_renamed_from(quay_model *pModel,
                                          const char *zOld, quay_err *pErr);
 
+/* A composite index (the `indexes` option): azField names fields or
+** belongs_to / one_to_one relations of the model, in index order. */
+QUAY_API int quay_model_add_index(quay_model *pModel,
+                                  const char *const *azField, int nField,
+                                  quay_err *pErr);
+
 /*
 ** Resolve every string reference, create reverse accessors and check every
 ** rule (API.md "db:check()").  Runs lazily before the first use; explicit
@@ -552,6 +602,7 @@ typedef struct quay_field_info {
   int eType;
   unsigned mFlags;
   int nMax;
+  int nDigits, nPlaces;     /* decimal precision, else 0 */
   int iRel;                 /* FK column: index of its relation, else -1 */
   const quay_value *pDefault; /* static default or NULL */
   const quay_value *aChoice;/* choices (nChoice values), or NULL */
@@ -599,6 +650,14 @@ QUAY_API int quay_model_pk(const quay_model *pModel);
 QUAY_API int quay_model_relation_count(const quay_model *pModel);
 QUAY_API int quay_model_relation(const quay_model *pModel, int i,
                                  quay_rel_info *pOut);
+/*
+** Composite indexes (bUnique 0: the `indexes` option) and unique_together
+** entries (bUnique 1): their number, and the names of entry i as declared
+** (*pazName borrowed; *pn names).  QUAY_EMISUSE for a bad index.
+*/
+QUAY_API int quay_model_index_count(const quay_model *pModel, int bUnique);
+QUAY_API int quay_model_index(const quay_model *pModel, int bUnique, int i,
+                              const char *const **pazName, int *pn);
 
 enum { QUAY_M_NONE = 0, QUAY_M_FIELD, QUAY_M_RELATION };
 /*

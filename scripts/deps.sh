@@ -1,12 +1,13 @@
 #!/bin/sh
 # Install the Debian packages Quay needs, only those missing.
-#   scripts/deps.sh            build + run deps (Lua, SQLite, libpq, cmake)
+#   scripts/deps.sh            build + run deps (Lua, SQLite, libpq, jansson,
+#                              cmake)
 #   scripts/deps.sh --test     also busted, PostgreSQL, PgBouncer (the pooled
 #                              pass), valgrind, clang (fuzzing), luarocks
 #                              (the rockspec test) and python3-django (the
 #                              inspector spec)
 set -eu
-pkgs="lua5.4 liblua5.4-dev libsqlite3-dev libpq-dev cmake gcc make pkg-config"
+pkgs="lua5.4 liblua5.4-dev libsqlite3-dev libpq-dev libjansson-dev cmake gcc make pkg-config"
 if [ "${1:-}" = "--test" ]; then
   pkgs="$pkgs lua-busted postgresql pgbouncer valgrind clang libclang-rt-dev luarocks"
   # The inspector spec builds Django's auth/contenttypes tables with Django's

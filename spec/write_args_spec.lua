@@ -70,6 +70,19 @@ describe("Write calls refuse what they would ignore", function()
     assert.equal(1, User:count())
   end)
 
+  it("qs:update and qs:delete", function()
+    local u = User:create { email = "a@x", name = "A" }
+    refused {
+      function() return User:filter { name = "A" }:update({ name = "B" }, "x") end,
+      function() return User:query():update({ name = "B" }, { returning = true }) end,
+      function() return User:filter { name = "A" }:delete({ dry_run = true }, "x") end,
+      function() return User:query():delete { cascade = false } end,
+      function() return User:query():delete "all" end,
+    }
+    assert.equal("A", User:find(u.id).name)
+    assert.equal(1, User:count())
+  end)
+
   it("upsert, bulk_update, get_or_create, update_or_create", function()
     local u = User:create { email = "a@x", name = "A" }
     local row = { { email = "a@x", name = "A2" } }

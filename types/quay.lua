@@ -92,6 +92,10 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field auto_now_add? boolean set to the current UTC time on insert
 ---@field auto_now? boolean set to the current UTC time on every save
 
+---@class quay.DecimalOptions: quay.FieldOptions
+---@field digits integer digits in all, 1 to 18
+---@field places integer digits after the point, 0 to `digits`
+
 ---@class quay.BelongsToOptions
 ---@field column? string default `<name>_id`
 ---@field to_field? string default the target's primary key
@@ -132,6 +136,7 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field description? string
 ---@field unique_together? string[][]
 ---@field renamed_from? string the old model or table name (migrations)
+---@field indexes? string[][] composite indexes: lists of field or relation names
 ---@field methods? table<string, fun(rec: quay.Record, ...): any> methods of the records
 ---@field scopes? table<string, fun(qs: quay.QuerySet, ...): quay.QuerySet> chainable methods of the model, its query sets and related sets
 ---@field validate? fun(rec: quay.Record): boolean?, string? true, or false and a message (`validation`, err.field nil)
@@ -166,12 +171,18 @@ describes; it is never loaded at run time (`---@meta`).
 ---@class quay.DescribeField
 ---@field name string
 ---@field column string
----@field type "id"|"integer"|"number"|"string"|"text"|"boolean"|"datetime"|"blob"
+---@field type "id"|"integer"|"number"|"string"|"text"|"boolean"|"datetime"|"blob"|"date"|"decimal"|"json"|"uuid"
 ---@field null boolean
 ---@field unique boolean
 ---@field primary_key boolean
+---@field index boolean
 ---@field description? string
 ---@field max? integer
+---@field digits? integer decimal fields
+---@field places? integer decimal fields
+---@field default? any a static default (function defaults are not reported)
+---@field auto_now? boolean
+---@field auto_now_add? boolean
 ---@field choices? any[]
 ---@field min? number
 
@@ -191,6 +202,8 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field description? string
 ---@field fields quay.DescribeField[]
 ---@field relations quay.DescribeRelation[]
+---@field indexes string[][] composite indexes, as declared
+---@field unique_together string[][] as declared
 ---@field methods string[] sorted
 ---@field scopes string[] sorted
 ---@field soft_delete boolean
@@ -648,6 +661,26 @@ function quay.datetime(opts) end
 ---@return quay.Field
 function quay.blob(opts) end
 
+---A calendar date, text "YYYY-MM-DD".
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.date(opts) end
+
+---An exact decimal: reads as a string with exactly `places` decimals.
+---@param opts quay.DecimalOptions
+---@return quay.Field
+function quay.decimal(opts) end
+
+---A JSON value: tables, strings, numbers, booleans (jsonb on PostgreSQL).
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.json(opts) end
+
+---A 36-character lower-case UUID, generated (version 7) when not given.
+---@param opts? quay.FieldOptions
+---@return quay.Field
+function quay.uuid(opts) end
+
 ---@param target string|quay.Model model name, "self", or a model
 ---@param opts? quay.BelongsToOptions
 ---@return quay.Relation
@@ -737,7 +770,7 @@ function quay.max(path, opts) end
 ---@return quay.Expr
 function quay.exists(path, opts) end
 
----A datetime truncated to "year", "month" or "day".
+---A datetime or date truncated to "year", "month" or "day".
 ---@param unit "year"|"month"|"day"
 ---@param path string
 ---@return quay.Expr

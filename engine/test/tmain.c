@@ -25,6 +25,9 @@
   X(cascade_counts)             \
   X(wrapped_no_dqs)             \
   X(migrate_api)                \
+  X(type_table)                 \
+  X(decimal_values)             \
+  X(uuid_and_json)              \
   TEST_LIST_TEST(X)
 
 #define DECLARE(name) int test_##name(void);

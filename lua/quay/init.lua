@@ -44,6 +44,10 @@ quay.text = field("text")
 quay.boolean = field("boolean")
 quay.datetime = field("datetime")
 quay.blob = field("blob")
+quay.date = field("date")          -- "YYYY-MM-DD"
+quay.decimal = field("decimal")    -- quay.decimal { digits = 10, places = 2 }
+quay.json = field("json")          -- tables, strings, numbers, booleans
+quay.uuid = field("uuid")          -- generated (version 7) when not given
 
 local function relation(kind)
   return function(target, opts)

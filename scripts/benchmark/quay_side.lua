@@ -3,10 +3,13 @@
 -- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
 -- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
 -- sql (see below), w1..w6, w9, w10, w10s, w11, w12 (db:migrate() to the
--- models' version 2: a SQLite rebuild of posts), diff (see below), or pipe
--- / pipepf (200 times one page of posts with author, tags and comments:
--- with(...) / prefetch_related(...)), or w13 (W6-style pages for
--- QUAY_BENCH_SECONDS: see run.w13).
+-- models' version 2: a SQLite rebuild of posts), diff (see below), pipe /
+-- pipepf (200 times one page of posts with author, tags and comments:
+-- with(...) / prefetch_related(...)), w13 (W6-style pages for
+-- QUAY_BENCH_SECONDS: see run.w13), or decsum / intsum (DEC: 20 sums of
+-- 100k ledger rows, a decimal column against an integer column holding
+-- the same amounts in cents; the ledger table is made and filled on first
+-- use, outside the clock).
 -- Prints one line "time=S cpu=S srv_cpu=S queries=N peak_kb=K base_kb=B rt=N
 -- check=C" like the floors (peak_kb: VmHWM at the end; base_kb: VmRSS at the
 -- start; srv_cpu: CPU time of the PostgreSQL server process serving the
@@ -146,6 +149,13 @@ local db = open(file)
 local nHook = 0
 local m = declare(db, quay, W == "w12" and 2 or 1,
   W == "w11" and { before_save = function() nHook = nHook + 1 end } or nil)
+local DEC_ROWS, DEC_ITER = 100000, 20
+if W == "decsum" or W == "intsum" then
+  m.Ledger = db:model("Ledger", {
+    cents = quay.integer(),
+    amount = quay.decimal { digits = 12, places = 2 },
+  })
+end
 db:check()
 if W == "schema" then
   db:create_tables()
@@ -296,12 +306,37 @@ if W == "w13" then
   return
 end
 
+-- DEC: the same amounts as a decimal(12, 2) and as integer cents.
+local function dec_sum(path)
+  local s
+  for _ = 1, DEC_ITER do s = m.Ledger:aggregate { s = quay.sum(path) }.s end
+  if type(s) == "string" then s = math.tointeger(tonumber((s:gsub("%.", "")))) end
+  return ("rows=%d,cents=%d"):format(DEC_ROWS, s)
+end
+function run.decsum() return dec_sum("amount") end
+function run.intsum() return dec_sum("cents") end
+
 assert(run[W], "unknown workload " .. tostring(W))
 if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end
 if W == "w9" then w9_rows = loops.w9_rows(100000, nusers) end
 if W == "w10" or W == "w10s" or W == "w11" then
   w10_recs = Post:order_by("id"):limit(10000):all()
   for _, r in ipairs(w10_recs) do r.views = loops.w10_value(r.id) end
+end
+if m.Ledger then
+  db:create_tables()
+  if m.Ledger:count() ~= DEC_ROWS then
+    m.Ledger:delete()
+    db:transaction(function()
+      local batch = {}
+      for i = 1, DEC_ROWS do
+        local c = (i * 7919) % 1000000 - 300000
+        batch[#batch + 1] = { cents = c, amount = ("%s%d.%02d"):format(c < 0 and "-" or "",
+          math.abs(c) // 100, math.abs(c) % 100) }
+        if #batch == 5000 then m.Ledger:bulk_create(batch); batch = {} end
+      end
+    end)
+  end
 end
 -- The server process serving this connection, whose CPU time counts too.
 local backend = is_pg(file) and db:rows("SELECT pg_backend_pid() AS pid")[1].pid or nil

@@ -264,6 +264,10 @@ end
 
 -- --only takes a comma-separated list of exact names (W1 does not select
 -- W13).
+-- DEC: Quay against Quay, a decimal sum against an integer sum of the
+-- same 100k rows (target: within 1.2x).
+local DEC_ITER = 20
+
 local function selected(id)
   if not only then return true end
   for name in only:gmatch("[^,%s]+") do
@@ -290,13 +294,13 @@ end
 local function main()
   local t0 = os.time()
   local any = (pg and (selected("PIPE") or (selected("W13") and only ~= nil)))
-    or selected("DIFF")
+    or selected("DIFF") or (only and selected("DEC"))
   for _, w in ipairs(workloads) do any = any or selected(w.id) end
   if only and selected("PIPE") and not pg then
     print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
   end
   if not any then
-    print(("--only %s: nothing to run (workloads: W1-W6, W9, W10, W10s, W11, W12, DIFF%s)")
+    print(("--only %s: nothing to run (workloads: W1-W6, W9, W10, W10s, W11, W12, DIFF, DEC%s)")
       :format(only, pg and ", PIPE, W13" or ""))
     return false
   end
@@ -425,6 +429,18 @@ local function main()
         end
         w13[#w13 + 1] = { replica = withrep, t = tot }
       end
+    end
+  end
+
+  local dec = nil
+  if selected("DEC") then
+    io.stderr:write("running DEC ...\n")
+    dec = { d = {}, i = {} }
+    for _ = 1, runs do
+      local r = run_one("quay", "decsum", false)
+      if r then dec.d[#dec.d + 1] = r else failed = true end
+      r = run_one("quay", "intsum", false)
+      if r then dec.i[#dec.i + 1] = r else failed = true end
     end
   end
 
@@ -635,6 +651,25 @@ local function main()
     print("  Both servers run on this machine, on the same cores as the clients.")
   end
 
+  -- Decimal sums -----------------------------------------------------------
+  if dec then
+    local td, ti = median(dec.d, "time"), median(dec.i, "time")
+    local ratio = td and ti and ti > 0 and td / ti or nil
+    local same = "-"
+    if dec.d[1] and dec.i[1] then
+      same = dec.d[1].check == dec.i[1].check and "same" or "DIFFERENT"
+      if same ~= "same" then
+        failed = true
+        io.stderr:write(("DEC result differs: %s vs %s\n"):format(dec.d[1].check, dec.i[1].check))
+      end
+    end
+    print()
+    print(("DEC  quay.sum of a decimal(12, 2) column vs an integer column, same 100k rows,"
+      .. " %d sums per run"):format(DEC_ITER))
+    print(("     decimal %.3f s, integer %.3f s, ratio %s %s, result %s"):format(td or 0, ti or 0,
+      ratio and ("%.2f"):format(ratio) or "-",
+      ratio and (ratio <= 1.2 and "ok (<= 1.2)" or "MISS (> 1.2)") or "-", same))
+  end
   print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
     .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
   return failed

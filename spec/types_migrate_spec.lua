@@ -1,0 +1,147 @@
+-- The field types of issue 14 under schema evolution: a decimal's places
+-- changed on a table with rows (SQLite keeps decimals as scaled integers,
+-- so the rebuild rescales them; PostgreSQL alters NUMERIC), integers and
+-- numbers turned into decimals, composite indexes, dates, JSON and UUIDs,
+-- each ending at the fixpoint (no steps left) with the amounts intact.
+local helper = require("spec.helper")
+local quay = helper.quay
+
+-- pluck's result as a plain list (it also carries n)
+local function list(t)
+  local r = {}
+  for i = 1, #t do r[i] = t[i] end
+  return r
+end
+
+local files = {}
+local function fresh_url()
+  if helper.is_pg then
+    helper.open():close()
+    return helper.url
+  end
+  local path = os.tmpname()
+  os.remove(path)
+  files[#files + 1] = path
+  return "sqlite:" .. path
+end
+
+describe("field types under migrations", function()
+  after_each(function()
+    for _, p in ipairs(files) do
+      os.remove(p); os.remove(p .. "-wal"); os.remove(p .. "-shm")
+    end
+    files = {}
+  end)
+
+  it("changes a decimal's places and keeps every amount", function()
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local A = v1:model("Account", { amount = quay.decimal { digits = 10, places = 2 } })
+    v1:create_tables()
+    for _, s in ipairs({ "12.50", "-0.07", "99999999.99", "0.00" }) do A:create { amount = s } end
+    v1:close()
+
+    local v2 = quay.open(url)
+    local B = v2:model("Account", { amount = quay.decimal { digits = 12, places = 3 } })
+    local steps = v2:schema_diff()
+    assert.equal(1, #steps)
+    assert.equal("alter_column", steps[1].op)
+    v2:migrate()
+    assert.same({}, v2:schema_diff())
+    assert.same({ "12.500", "-0.070", "99999999.990", "0.000" },
+      list(B:query():order_by("id"):pluck("amount")))
+    -- sums stay exact after the change
+    assert.equal("100000012.420", B:aggregate { s = quay.sum("amount") }.s)
+    v2:close()
+
+    -- fewer places: a narrowing, refused without allow_drop, rounds with it
+    local v3 = quay.open(url)
+    local C = v3:model("Account", { amount = quay.decimal { digits = 12, places = 1 } })
+    helper.raises("migration", function() return v3:migrate() end)
+    v3:migrate { allow_drop = true }
+    assert.same({}, v3:schema_diff())
+    local got = list(C:query():order_by("id"):pluck("amount"))
+    assert.equal("12.5", got[1])
+    assert.equal("-0.1", got[2])
+    assert.equal("100000000.0", got[3])
+    v3:close()
+  end)
+
+  it("turns integer cents into a decimal column", function()
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local P = v1:model("Price", { cents = quay.integer() })
+    v1:create_tables()
+    P:create { cents = 1250 }
+    P:create { cents = -3 }
+    v1:close()
+    local v2 = quay.open(url)
+    local Q = v2:model("Price", { cents = quay.decimal { digits = 12, places = 2 } })
+    v2:migrate { allow_drop = true }
+    assert.same({}, v2:schema_diff())
+    assert.same({ "1250.00", "-3.00" }, list(Q:query():order_by("id"):pluck("cents")))
+    v2:close()
+  end)
+
+  it("creates composite indexes and the new types at the fixpoint", function()
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    v1:model("User", { name = quay.string { max = 40 } })
+    v1:model("Order", {
+      user = quay.belongs_to("User"),
+      placed = quay.date(),
+      total = quay.decimal { digits = 10, places = 2 },
+      data = quay.json { null = true },
+      ref = quay.uuid { unique = true },
+      indexes = { { "user", "placed" } },
+    })
+    v1:migrate()
+    assert.same({}, v1:schema_diff())
+    local found
+    for _, t in ipairs(v1:inspect().tables) do
+      if t.name == "orders" then
+        for _, x in ipairs(t.indexes) do
+          if #x.columns == 2 and x.columns[1] == "user_id" and x.columns[2] == "placed" then
+            found = x
+          end
+        end
+      end
+    end
+    assert.truthy(found)
+    assert.is_false(found.unique)
+    v1:close()
+    -- a second version with the index gone drops it
+    local v2 = quay.open(url)
+    v2:model("User", { name = quay.string { max = 40 } })
+    v2:model("Order", {
+      user = quay.belongs_to("User"),
+      placed = quay.date(),
+      total = quay.decimal { digits = 10, places = 2 },
+      data = quay.json { null = true },
+      ref = quay.uuid { unique = true },
+    })
+    local steps = v2:schema_diff()
+    assert.equal(1, #steps)
+    assert.equal("drop_index", steps[1].op)
+    v2:migrate()
+    assert.same({}, v2:schema_diff())
+    v2:close()
+  end)
+
+  it("sets a decimal from quay.F arithmetic in its own places", function()
+    local db = helper.open()
+    local L = db:model("Line", {
+      price = quay.decimal { digits = 10, places = 2 },
+      qty = quay.integer(),
+      total = quay.decimal { digits = 12, places = 2, null = true },
+    })
+    db:create_tables()
+    L:create { price = "2.50", qty = 3 }
+    L:create { price = "0.99", qty = 7 }
+    L:update { total = quay.F("price") * quay.F("qty") }
+    assert.same({ "7.50", "6.93" }, list(L:query():order_by("id"):pluck("total")))
+    L:update { total = quay.F("total") + quay.F("price") }
+    assert.same({ "10.00", "7.92" }, list(L:query():order_by("id"):pluck("total")))
+    db:close()
+  end)
+end)
