@@ -647,6 +647,17 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
       quay__build_param(&b, &n);
     }
     quay__str_printf(&b.sql, " ORDER BY c%d, qrn", s->iGroupCol);
+  } else if (!bMain && s->toMany && nOrder == 0 &&
+             (s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->eType ==
+                  QUAY_T_ID ||
+              s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->eType ==
+                  QUAY_T_INTEGER)) {
+    /* A batched set ordered by its integer key only: the engine orders
+    ** each owner's children itself (load.c attach_step).  An ORDER BY on
+    ** the child's key makes the database sort rows it otherwise streams
+    ** (a temporary b-tree on SQLite; a merge join instead of a hash join
+    ** on PostgreSQL, scripts/bench W2). */
+    s->bSortKey = 1;
   } else {
     /* The order of :all(), for batched steps too: a loaded set has the
     ** order of its query (the primary key breaks ties). */
