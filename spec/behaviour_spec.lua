@@ -322,6 +322,33 @@ describe("Model behaviour", function()
       assert.same({}, db:schema_diff())
     end)
 
+    it("rules of decimal and date fields, in SQL too", function()
+      local Item = db:model("Item", {
+        price = quay.decimal { digits = 8, places = 2, min = "0.50", max = 99 },
+        day = quay.date { null = true, choices = { "2024-01-01", "2024-12-31" } },
+      })
+      db:create_tables()
+      Item:create { price = "0.50" }
+      Item:create { price = 99, day = "2024-12-31" }
+      for _, bad in ipairs {
+        { "price", { price = "0.49" } }, { "price", { price = "99.01" } },
+        { "day", { price = 1, day = "2024-06-01" } },
+      } do
+        assert.equal(bad[1], helper.raises("validation", Item.create, Item, bad[2]).field)
+      end
+      assert.equal(2, Item:count())
+      assert.same({}, db:schema_diff())
+      -- the CHECK holds the stored form (SQLite: scaled integers)
+      helper.raises("integrity", function()
+        return Item:query():update { price = quay.F("price") + 100 }
+      end)
+      local f = {}
+      for _, x in ipairs(db:describe().Item.fields) do f[x.name] = x end
+      assert.equal("0.50", f.price.min)
+      assert.equal("99.00", f.price.max)
+      assert.same({ "2024-01-01", "2024-12-31" }, f.day.choices)
+    end)
+
     it("a validate function's own error comes back unchanged; other results are misuse", function()
       local marker = setmetatable({}, { __tostring = function() return "marker" end })
       local M = db:model("M", {

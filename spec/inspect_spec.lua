@@ -91,6 +91,9 @@ describe("quay inspect", function()
       qty = quay.integer { min = -5, max = 5000000000 },
       ratio = quay.number { null = true, min = 0.25, max = 1e20 },
       level = quay.integer { min = 1 },
+      price = quay.decimal { digits = 8, places = 2, min = "0.50", max = 99,
+                             choices = { "0.50", "1.25", "99.00" } },
+      day = quay.date { null = true, choices = { "2024-01-01", "2024-12-31" } },
     })
     db0:create_tables()
     db0:close()
@@ -107,8 +110,12 @@ describe("quay inspect", function()
     assert.equal(1e20, f.ratio.max)
     assert.equal(1, f.level.min)
     assert.is_nil(f.level.max)
-    helper.raises("validation", M.Item.create, M.Item, { size = 0, qty = 1, level = 0 })
-    M.Item:create { size = 7, qty = 1, level = 1 }
+    assert.equal("0.50", f.price.min)
+    assert.equal("99.00", f.price.max)
+    assert.same({ "0.50", "1.25", "99.00" }, f.price.choices)
+    assert.same({ "2024-01-01", "2024-12-31" }, f.day.choices)
+    helper.raises("validation", M.Item.create, M.Item, { size = 0, qty = 1, level = 0, price = 1.25 })
+    M.Item:create { size = 7, qty = 1, level = 1, price = "1.25" }
     db:close()
   end)
 
