@@ -26,6 +26,7 @@
   X(delete_hooks)               \
   X(soft_delete_writes)         \
   X(wrapped_no_dqs)             \
+  X(url_schemes)                \
   X(migrate_api)                \
   X(type_table)                 \
   X(decimal_values)             \
