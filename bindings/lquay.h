@@ -8,7 +8,8 @@
 **            a table of the db's Lua state (models by name).
 **   Model    full userdata (QUAY_MODEL_MT); user value 1 the Db, user value
 **            2 the record metatable, which holds the model's member map,
-**            field names, default functions and a back pointer.
+**            field names, default functions, a back pointer and, for a
+**            model that declares any, its behaviour table (lbehav.c).
 **   Record   a plain Lua table with the model's record metatable.  Field
 **            values are raw entries keyed by field name, so reading a field
 **            is a raw table read; hidden state uses light-userdata keys
