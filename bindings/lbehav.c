@@ -76,6 +76,7 @@ static int in_list(const char *const *az, const char *z) {
   return -1;
 }
 
+/* Non-0 when zKey is a behaviour option of db:model (azOption). */
 int lquay_behav_is_option(const char *zKey) {
   return in_list(azOption, zKey) >= 0;
 }
@@ -336,6 +337,7 @@ void lquay_behav_declare(lua_State *L, int iSpec, quay_model *m,
   lua_settop(L, top);
 }
 
+/* Non-0 for the field types whose `max` is a length, not a bound. */
 int lquay_behav_is_length(int eType) {
   return eType == QUAY_T_STRING || eType == QUAY_T_TEXT;
 }
@@ -355,6 +357,14 @@ static int rule_value(lua_State *L, int iOpts, const char *zKey,
   return 1;                             /* the value stays on the stack */
 }
 
+/*
+** The options choices, min and max (numeric fields) of the field
+** descriptor whose options are at iOpts, into s.  The values point into
+** Lua strings the options keep, and into scratch userdata pushed here,
+** which stays on the stack until the field is added (the caller's
+** lua_settop drops it).  Raises `declaration` for a shape Lua can tell
+** is wrong; the engine checks the values against the field.
+*/
 void lquay_behav_field_rules(lua_State *L, int iOpts, const char *zModel,
                              const char *zName, quay_field_spec *s) {
   luaL_checkstack(L, 8, "db:model");

@@ -141,6 +141,8 @@ static int rules_bound(quay_model *m, Field *f, const quay_value *v,
   return rc;
 }
 
+/* Release the rules of f (copies made by quay__rules_set); f has none
+** after.  Allocates nothing. */
 void quay__rules_free(Field *f) {
   int i;
   for (i = 0; i < f->nChoice; i++) quay__value_clear(&f->aChoice[i]);
@@ -154,6 +156,14 @@ void quay__rules_free(Field *f) {
   f->pMin = f->pMax = NULL;
 }
 
+/*
+** The rules of spec s into field f of m (declared, not yet inserted; its
+** default already in stored form): each value converted to the field's
+** form and copied.  QUAY_EDECLARATION names the model, the field and
+** what is wrong (a type that takes no such rule, a value of the wrong
+** kind, min > max, a default outside the rules); QUAY_ENOMEM.  On
+** failure f may hold part of the rules; the caller frees f.
+*/
 int quay__rules_set(quay_model *m, Field *f, const quay_field_spec *s,
                     quay_err *pErr) {
   int i, rc;
@@ -206,6 +216,11 @@ int quay__rules_set(quay_model *m, Field *f, const quay_field_spec *s,
   return QUAY_OK;
 }
 
+/*
+** QUAY_OK when the stored-form value v (NULL passes) keeps the rules of
+** f; else QUAY_EVALIDATION naming m and f (err.model, err.field), the
+** value and the rule.
+*/
 int quay__rules_check(const quay_model *m, const Field *f,
                       const quay_value *v, quay_err *pErr) {
   char zV[64], zB[64];
@@ -316,6 +331,12 @@ static void rules_add_check(quay_schema *pS, STable *t, const Field *f,
   quay__stable_add_check(pS, t, zName, zExpr);
 }
 
+/*
+** The CHECK constraints of the rules of m's fields, added to table t of
+** the declared schema pS: "col" IN (...) for choices, "col" >= min AND
+** "col" <= max for bounds, literals as the dialect stores the values.
+** Out of memory sets pS->oom.
+*/
 void quay__rules_ddl(quay_schema *pS, STable *t, const quay_model *m) {
   Str e;
   int k, i;
@@ -559,6 +580,14 @@ static int rules_lit_value(quay_schema *pS, const SCol *c, const char *z,
   return 0;
 }
 
+/*
+** The rules Quay's checks of live table t hold for column c (type class
+** eType) into the field spec s of `quay inspect`'s model: a check named
+** "quay_..." whose expression is about c gives its literals as choices,
+** or as min / max after >= / <=.  A check the scanner cannot read gives
+** nothing (the diff then drops it: the fixpoint shows it).  Values live
+** in pS's arena; out of memory sets pS->oom.
+*/
 void quay__rules_inspect(quay_schema *pS, const STable *t, const SCol *c,
                          int eType, quay_field_spec *s) {
   int i, k;
