@@ -787,7 +787,7 @@ static int hook_load(Cascade *x, quay_model *m, const quay_value *aKey,
   aHint = quay__arena_alloc(&x->arena, sizeof(int) * (size_t)(nCol + 1));
   if (aHint == NULL) b.pArena->oom = 1;
   for (k = 0; aHint && k < nCol; k++) {
-    aHint[k] = pnOut ? pk->eType : m->apField[k]->eType;
+    aHint[k] = quay__field_hint(pnOut ? pk : m->apField[k]);
   }
   rc = quay__build_rc(&b);
   if (rc == QUAY_OK) {

@@ -603,6 +603,37 @@ describe("Model behaviour", function()
       assert.same({ M = 1 }, M:filter { n = 1 }:delete())
     end)
 
+    it("delete hooks get every field in its Lua form", function()
+      local seen = {}
+      local Doc = db:model("Doc", {
+        price = quay.decimal { digits = 8, places = 2 },
+        data = quay.json { null = true },
+        day = quay.date { null = true },
+        ref = quay.uuid(),
+        flag = quay.boolean { default = false },
+        score = quay.number { null = true },
+        hooks = {
+          before_delete = function(rec) seen[#seen + 1] = rec end,
+        },
+      })
+      db:create_tables()
+      for i = 1, 3 do
+        Doc:create { price = i + 0.25, data = { n = i, tags = { "a" } }, day = "2024-02-29",
+                     flag = i == 2, score = i / 4 }
+      end
+      assert.same({ Doc = 3 }, Doc:query():delete())
+      assert.equal(3, #seen)
+      table.sort(seen, function(a, b) return a.id < b.id end)
+      assert.equal("2.25", seen[2].price)
+      assert.equal(2, seen[2].data.n)
+      assert.equal("a", seen[2].data.tags[1])
+      assert.equal("2024-02-29", seen[2].day)
+      assert.equal(36, #seen[2].ref)
+      assert.is_true(seen[2].flag)
+      assert.is_false(seen[1].flag)
+      assert.equal(0.5, seen[2].score)
+    end)
+
     it("rows of models without delete hooks are not loaded", function()
       local u = User:create { name = "ann" }
       local p = Post:create { title = "a", author = u }
