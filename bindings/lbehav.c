@@ -806,17 +806,17 @@ static int save_body(lua_State *L) {
 ** Save the record at iRec with its model's save hooks: in a savepoint
 ** (a transaction when none is open), before_save(rec, creating), the
 ** save itself (xSave), after_save(rec, created), commit.  They run under
-** lua_pcall, so any error (a hook's, a validation, the engine's) rolls
-** the savepoint back here, explicitly: a to-be-closed box alone would
-** stay open in a coroutine that dies of the error (Lua leaves a dead
-** coroutine's stack as it was).  Returns LUA_OK (stack as it was), or
-** the pcall's status with [.., box, error] pushed, the box empty (the
-** caller restores the record, then raises the error).
+** lua_pcall, so any error (a hook's, a validation, the engine's) comes
+** back here and the savepoint is rolled back explicitly; no to-be-closed
+** box is needed, and none could do it in a coroutine the error kills
+** (Lua leaves a dead coroutine's stack as it was).  The savepoint is held
+** only across calls that cannot raise up to lua_pcall (house rule 3).
+** Returns LUA_OK (stack as it was), or the pcall's status with the error
+** pushed (the caller restores the record, then raises the error).
 */
 int lquay_behav_save(lua_State *L, int iRec, LModel *pM,
                      void (*xSave)(lua_State *, int, void *), void *pArg) {
   LDb *pDb = lquay_enter(L, pM->pDb);
-  Box *pTxn;
   SaveArg a;
   quay_err err;
   int top, rc;
@@ -829,18 +829,16 @@ int lquay_behav_save(lua_State *L, int iRec, LModel *pM,
   a.xSave = xSave;
   a.pArg = pArg;
   luaL_checkstack(L, 4, "save");
-  pTxn = lquay_behav_begin(L, pDb);
-  lua_pushcfunction(L, save_body);
+  if (quay_db_begin(pDb->db, &err)) lquay_fail(L, pDb, &err);
+  lua_pushcfunction(L, save_body);                   /* '-' calls only */
   lua_pushvalue(L, iRec);
   lua_pushlightuserdata(L, &a);
   rc = lua_pcall(L, 2, 0, 0);
-  if (rc != LUA_OK) {                                /* [.., box, err] */
+  if (rc != LUA_OK) {                                /* [.., err] */
     quay_err e;
-    pTxn->p = NULL;                                  /* empty: a no-op */
     quay_db_rollback(pDb->db, &e);
     return rc;
   }
-  pTxn->p = NULL;
   if (quay_db_commit(pDb->db, &err)) {               /* undone as well */
     quay_err e;
     quay_db_rollback(pDb->db, &e);
@@ -848,7 +846,6 @@ int lquay_behav_save(lua_State *L, int iRec, LModel *pM,
     lquay_push_error(L, &err);
     return LUA_ERRRUN;
   }
-  lquay_box_close(L, pTxn);
   lua_settop(L, top);
   return LUA_OK;
 }

@@ -1119,9 +1119,10 @@ static void rec_state_keep(lua_State *L, int iRec) {
   uint64_t *row = snap_row(L, iRec, &p);
   int iState;
   luaL_checkstack(L, 6, "save");
-  lua_createtable(L, 3, 0);                          /* [.., state] */
+  lua_createtable(L, 4, 0);                          /* [.., state] */
   iState = lua_gettop(L);
-  lua_newtable(L);
+  lua_createtable(L, 0, quay_model_field_count(lquay_record_model(L,
+                                                                   iRec)->m));
   lua_pushnil(L);
   while (lua_next(L, iRec)) {                        /* [.., st, f, k, v] */
     if (lua_type(L, -2) == LUA_TSTRING) {
@@ -1192,7 +1193,7 @@ static void save_hooked(lua_State *L, int iRec, const unsigned char *aOnly) {
     rec_state_keep(L, iRec);
     iState = lua_gettop(L);
     if (lquay_behav_save(L, iRec, pM, save_fn, (void *)aOnly) != LUA_OK) {
-      rec_state_restore(L, iRec, iState);            /* [.., st, box, err] */
+      rec_state_restore(L, iRec, iState);            /* [.., st, err] */
       lua_error(L);                                  /* the same value */
     }
     lua_settop(L, iState - 1);
