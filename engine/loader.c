@@ -18,9 +18,9 @@
 **      WHERE t1."post_id" = ANY($1::bigint[])                      -- PostgreSQL
 **
 ** One statement text serves every batch size, so it is prepared once and
-** no bound-parameter limit can break it.  The binding collects owner keys
-** into a quay_keyset and attaches each child row to its owners by one hash
-** probe on the group column; no per-row work happens in Lua.
+** no bound-parameter limit can break it.  The runner (load.c) collects
+** owner keys into a quay_keyset and files each child row under its owners
+** by one hash probe on the group column; the binding only makes records.
 **
 ** with() picks per path segment: to-one relations are JOINed, to-many and
 ** quay.through ones batched.  A level already JOINed is not fetched again.
@@ -157,9 +157,8 @@ static int new_batch(quay_plan *p, int iStep, int iNode, Rel *r,
 }
 
 /*
-** Plan one load path from (iStep, node 0).  bJoinPass selects which kind
-** the caller is processing (JOIN loads run first, so that batch loads
-** find the levels already JOINed).
+** Plan one load path from (iStep, node 0).  plan_view calls it for the
+** JOIN loads first, so that batch loads find the levels already JOINed.
 */
 static int plan_load(quay_plan *p, int iStep, quay_qs *L, quay_err *pErr) {
   int curStep = iStep, curNode = 0, i, rc;
