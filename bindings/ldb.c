@@ -79,6 +79,8 @@ int lquay_db_wrap(lua_State *L, quay_db *db) {
   pDb->onQueryRef = LUA_NOREF;
   pDb->cbErrRef = LUA_NOREF;
   pDb->nHook = 0;
+  pDb->bDeleteHooks = 0;
+  pDb->pDelCall = NULL;
   luaL_setmetatable(L, QUAY_DB_MT);
   lua_createtable(L, 0, 2);                          /* [db, state] */
   lua_newtable(L);
@@ -197,6 +199,7 @@ static int db_check(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
   quay_err err;
   if (quay_db_resolve(pDb->db, &err)) lquay_raise(L, &err);
+  lquay_behav_check_db(L, pDb);          /* methods vs reverse accessors */
   lua_settop(L, 1);
   return 1;
 }
@@ -540,6 +543,7 @@ static int db_describe(lua_State *L) {
   for (i = 0; i < n; i++) {
     quay_model *m = quay_db_model_at(pDb->db, i);
     describe_model(L, m);
+    lquay_behav_describe(L, pDb, m);
     lua_setfield(L, -2, quay_model_name(m));
   }
   return 1;
@@ -670,6 +674,23 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       if (f.mFlags & QUAY_F_DEFAULT) {
         lquay_push_value(L, &f.dflt);
         lua_setfield(L, -2, "default");
+      }
+      if (f.nChoice > 0) {                  /* Quay's checks read back */
+        int j;
+        lua_createtable(L, f.nChoice, 0);
+        for (j = 0; j < f.nChoice; j++) {
+          lquay_push_value(L, &f.aChoice[j]);
+          lua_rawseti(L, -2, j + 1);
+        }
+        lua_setfield(L, -2, "choices");
+      }
+      if (f.pMin) {
+        lquay_push_value(L, f.pMin);
+        lua_setfield(L, -2, "min");
+      }
+      if (f.pMax) {
+        lquay_push_value(L, f.pMax);
+        lua_setfield(L, -2, "max");
       }
       lua_pushnumber(L, f.rSeq);
       lua_setfield(L, -2, "seq");

@@ -139,6 +139,7 @@ static void rebuild(lua_State *L, LModel *pM) {
     lua_pushinteger(L, -(i + 1));
     lua_rawset(L, -4);
   }
+  lquay_behav_recheck(L, pM, lua_gettop(L) - 2);     /* [M, mt, mem, names] */
   lua_pop(L, 4);
   pM->iVersion = quay_db_schema_version(pM->pDb->db);
 }
@@ -173,7 +174,7 @@ static const char *const azRelKind[] = {
 static const char *const azFieldOpt[] = {
   "null", "default", "unique", "index", "column", "primary_key",
   "description", "max", "auto_now_add", "auto_now", "digits", "places",
-  "renamed_from", NULL
+  "renamed_from", "choices", "min", "validate", NULL
 };
 
 static const char *const azRelOpt[] = {
@@ -371,7 +372,7 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
   s->zDescription = opt_str(L, iOpts, "description", zModel, zName);
   s->zRenamedFrom = opt_str(L, iOpts, "renamed_from", zModel, zName);
   lua_getfield(L, iOpts, "max");
-  if (!lua_isnil(L, -1)) {
+  if (!lua_isnil(L, -1) && lquay_behav_is_length(s->eType)) {
     lua_Integer n;
     if (!lua_isinteger(L, -1) || (n = lua_tointeger(L, -1)) < 1 ||
         n > 1000000000) {
@@ -413,6 +414,7 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
   } else {
     lua_pop(L, 1);
   }
+  lquay_behav_field_rules(L, iOpts, zModel, zName, s);  /* choices, min.. */
   /* options table stays on the stack: its strings are borrowed */
 }
 
@@ -631,12 +633,15 @@ int lquay_declare(lua_State *L) {
                      "of lists of names", zName);
       }
       iIndexes = 1;
+    } else if (lquay_behav_is_option(zKey)) {
+      /* methods, scopes, validate, hooks, soft_delete: lbehav.c */
     } else {
       lquay_raisef(L, QUAY_EDECLARATION,
                    "model %s: '%s' is neither a field or relation (use "
                    "quay.string{}, quay.belongs_to(...), ...) nor a model "
                    "option (table, description, unique_together, "
-                   "indexes, renamed_from)", zName, zKey);
+                   "indexes, renamed_from, methods, scopes, validate, "
+                   "hooks, soft_delete)", zName, zKey);
     }
     lua_pop(L, 1);
   }
@@ -660,6 +665,7 @@ int lquay_declare(lua_State *L) {
   pM->iVersion = -1;
   pM->aFast = NULL;
   pM->nFast = 0;
+  pM->mBehav = 0;
   luaL_setmetatable(L, QUAY_MODEL_MT);
   pBox = lquay_box(L, discard_model);                /* [.., M, box] */
   rc = quay_model_new(pDb->db, zName, zTable, zDescr, &m, &err);
@@ -698,6 +704,7 @@ int lquay_declare(lua_State *L) {
   }
   if (iUnique) read_name_lists(L, m, zName, "unique_together");
   if (iIndexes) read_name_lists(L, m, zName, "indexes");
+  lquay_behav_declare(L, 3, m, zName);
   if (quay_model_finish(m, &err)) lquay_raise(L, &err);
   /* Committed: the model belongs to the db now. */
   pBox->p = NULL;
@@ -723,6 +730,7 @@ int lquay_declare(lua_State *L) {
     lua_rawsetp(L, -3, &lquay_LK_MEMBERS);            /* [.., mt, members] */
     lquay_record_mt_init(L, lua_gettop(L) - 1, iM, zName);
     lua_pop(L, 1);                                    /* [.., mt] */
+    lquay_behav_install(L, 3, iM, lua_gettop(L));
     lua_setiuservalue(L, iM, 2);
     /* Register by name in the db's models table. */
     lua_getiuservalue(L, 1, 1);

@@ -429,6 +429,7 @@ int luaopen_quay_core(lua_State *L) {
   lquay_open_model(L);
   lquay_open_record(L);
   lquay_open_qs(L);
+  lquay_open_behav(L);
   /* quay.null: one userdata, kept in the registry. */
   lua_getfield(L, LUA_REGISTRYINDEX, "quay.null");
   if (lua_isnil(L, -1)) {

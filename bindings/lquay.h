@@ -8,7 +8,8 @@
 **            a table of the db's Lua state (models by name).
 **   Model    full userdata (QUAY_MODEL_MT); user value 1 the Db, user value
 **            2 the record metatable, which holds the model's member map,
-**            field names, default functions and a back pointer.
+**            field names, default functions, a back pointer and, for a
+**            model that declares any, its behaviour table (lbehav.c).
 **   Record   a plain Lua table with the model's record metatable.  Field
 **            values are raw entries keyed by field name, so reading a field
 **            is a raw table read; hidden state uses light-userdata keys
@@ -83,6 +84,8 @@ LQUAY_INTERNAL extern const char lquay_LK_SETMODEL; /* set -> owner Model */
 LQUAY_INTERNAL extern const char lquay_LK_SNAP;     /* record -> its row of
                                                     ** a snapshot; result mt
                                                     ** -> the snapshot */
+LQUAY_INTERNAL extern const char lquay_LK_BEHAV;    /* record mt -> the
+                                                   ** model's behaviour */
 
 /* Relation cache key of relation i in a record (small, never an address
 ** of static data). */
@@ -93,12 +96,22 @@ LQUAY_INTERNAL extern const char lquay_LK_SNAP;     /* record -> its row of
 ** Userdata structs
 ** ===================================================================
 */
+/* A binding delete call in progress (lbehav.c, delete hooks). */
+typedef struct LDelCall {
+  struct LDelCall *pPrev;   /* the call around it (a hook that deletes) */
+  quay_model *pRoot;        /* rec:delete: the record's model, else NULL */
+  int bOn;                  /* registered on the db */
+} LDelCall;
+
 typedef struct LDb {
   quay_db *db;              /* NULL once freed (__gc) */
   lua_State *L;             /* thread of the current call (callbacks) */
   int onQueryRef;           /* LUA_NOREF or the callback */
   int cbErrRef;             /* LUA_NOREF or the error a callback raised */
-  int nHook;                /* on_query calls in progress (lcallback.c) */
+  int nHook;                /* on_query calls and delete hooks in progress
+                            ** (lcallback.c, lbehav.c) */
+  int bDeleteHooks;         /* a model declares delete hooks */
+  LDelCall *pDelCall;       /* innermost delete call, or NULL */
 } LDb;
 
 /* What the record accessors need to know of relation i, without asking
@@ -108,12 +121,21 @@ typedef struct LRelFast {
   int iFk;                  /* this model's key column (writable), else -1 */
 } LRelFast;
 
+/* LModel.mBehav: what a model's declaration gave (lbehav.c). */
+#define LQUAY_B_METHODS      0x01
+#define LQUAY_B_SCOPES       0x02
+#define LQUAY_B_VALIDATE     0x04  /* validate, or a field's validate */
+#define LQUAY_B_SAVE_HOOKS   0x08  /* before_save or after_save */
+#define LQUAY_B_DELETE_HOOKS 0x10  /* before_delete or after_delete */
+#define LQUAY_B_SOFT         0x20  /* soft_delete */
+
 typedef struct LModel {
   quay_model *m;
   LDb *pDb;                 /* kept alive through user value 1 */
   int iVersion;             /* schema version the member map was built at */
   LRelFast *aFast;          /* per relation; memory owned by the record mt */
   int nFast;
+  unsigned mBehav;          /* LQUAY_B_* */
 } LModel;
 
 typedef struct LQs {
@@ -231,7 +253,8 @@ LQUAY_INTERNAL int lquay_check_options(lua_State *L, int idx,
 /* A boolean option of the table at idx: misuse unless nil or boolean. */
 LQUAY_INTERNAL int lquay_opt_bool(lua_State *L, int idx, const char *zKey,
                                   const char *zWhat);
-/* { dry_run = bool } of rec:delete / qs:delete; misuse for anything else. */
+/* { dry_run = bool, hard = bool } of rec:delete / qs:delete as
+** QUAY_DELETE_* flags; misuse for anything else. */
 LQUAY_INTERNAL int lquay_delete_opts(lua_State *L, int idx,
                                      const char *zWhat);
 LQUAY_INTERNAL void lquay_record_mt_init(lua_State *L, int iMt, int iModel,
@@ -298,6 +321,74 @@ LQUAY_INTERNAL int lquay_model_raw(lua_State *L);
 /* Run a plan and push the array of records. */
 LQUAY_INTERNAL void lquay_push_rows(lua_State *L, int iModelIdx, quay_qs *qs,
                                     int nLimitOne);
+
+/* lbehav.c: model behaviour (methods, scopes, validation, hooks) */
+/* Non-0 for a behaviour option name of db:model (methods, scopes, ...). */
+LQUAY_INTERNAL int lquay_behav_is_option(const char *zKey);
+/* The behaviour options of the spec at iSpec, before m is finished: shape
+** and name checks (declaration errors), soft_delete. */
+LQUAY_INTERNAL void lquay_behav_declare(lua_State *L, int iSpec,
+                                        quay_model *m, const char *zModel);
+/* Non-0 when a field type reads `max` as a length (string, text). */
+LQUAY_INTERNAL int lquay_behav_is_length(int eType);
+/* A field descriptor's choices, min and max (options at iOpts) into s;
+** the values stay on the stack until the field is added. */
+LQUAY_INTERNAL void lquay_behav_field_rules(lua_State *L, int iOpts,
+                                            const char *zModel,
+                                            const char *zName,
+                                            quay_field_spec *s);
+/* After the declaration committed: the behaviour table into the record
+** metatable at iMt of the Model at iModel, and its flags. */
+LQUAY_INTERNAL void lquay_behav_install(lua_State *L, int iSpec, int iModel,
+                                        int iMt);
+/* db:check(): every model with methods or scopes made ready (raises
+** the clashes lquay_behav_recheck finds). */
+LQUAY_INTERNAL void lquay_behav_check_db(lua_State *L, LDb *pDb);
+/* After a resolve: methods and scopes against reverse accessors. */
+LQUAY_INTERNAL void lquay_behav_recheck(lua_State *L, LModel *pM, int iMt);
+/* Push the method of the record at iRec named by the key at iKey: 1, or
+** 0 with nothing pushed. */
+LQUAY_INTERNAL int lquay_behav_method(lua_State *L, int iRec, int iKey);
+/* Push the scope zName of the Model at iModel as a callable (qs, ...). */
+LQUAY_INTERNAL int lquay_behav_scope(lua_State *L, int iModel,
+                                     const char *zName);
+/* The same for the query set at iQs and the name at iKey. */
+LQUAY_INTERNAL int lquay_behav_qs_scope(lua_State *L, int iQs, int iKey);
+/* Validate the record at iRec, to be written by w (bInsert: an insert). */
+LQUAY_INTERNAL void lquay_behav_validate(lua_State *L, LModel *pM, int iRec,
+                                         quay_writer *w, int bInsert);
+/* Call hook zHook of the record at iRec: bFlag 0/1 the second argument,
+** LQUAY_HOOK_UNKNOWN nil, < 0 none. */
+#define LQUAY_HOOK_UNKNOWN 2
+/* A savepoint in a to-be-closed box that rolls it back, and its commit. */
+LQUAY_INTERNAL Box *lquay_behav_begin(lua_State *L, LDb *pDb);
+LQUAY_INTERNAL void lquay_behav_commit(lua_State *L, LDb *pDb, Box *pTxn);
+LQUAY_INTERNAL void lquay_behav_hook(lua_State *L, LModel *pM, int iRec,
+                                     const char *zHook, int bFlag);
+/* Save the record at iRec through xSave(L, iRec, pArg) with the save
+** hooks around it, in a savepoint: LUA_OK, or an error status with the
+** error pushed and the savepoint rolled back. */
+LQUAY_INTERNAL int lquay_behav_save(lua_State *L, int iRec, LModel *pM,
+                                    void (*xSave)(lua_State *, int, void *),
+                                    void *pArg);
+/* Call xBody with the running function's arguments under lua_pcall, so
+** its boxes close before its error is raised again; returns its results. */
+LQUAY_INTERNAL int lquay_behav_protect(lua_State *L, lua_CFunction xBody);
+/* The db's delete observer (quay_db_on_delete); pArg is the LDb. */
+LQUAY_INTERNAL int lquay_behav_on_delete(void *pArg, int eWhen,
+                                         quay_model *m, int iRow,
+                                         const quay_value *aField);
+/* Around a binding delete call: register it (iRoot: rec:delete's record
+** or 0) before the engine call, end it after, before raising. */
+LQUAY_INTERNAL void lquay_behav_delete_begin(lua_State *L, LDb *pDb,
+                                             LDelCall *pCall, int iRoot,
+                                             quay_model *pRoot);
+LQUAY_INTERNAL void lquay_behav_delete_end(lua_State *L, LDb *pDb,
+                                           LDelCall *pCall);
+/* describe(): behaviour entries of model m's table at the top. */
+LQUAY_INTERNAL void lquay_behav_describe(lua_State *L, LDb *pDb,
+                                         quay_model *m);
+LQUAY_INTERNAL void lquay_open_behav(lua_State *L);
 
 /* lexpr.c */
 LQUAY_INTERNAL void lquay_open_expr(lua_State *L);

@@ -1307,17 +1307,20 @@ static void counts_free(void *p) { quay_counts_free(p); }
 
 static int qs_delete(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  int bDry = 0;
+  int mFlags, rc;
   LModel *pM;
   quay_err err;
   Box *pC;
+  LDelCall call;
   lquay_check_nargs(L, 2, "qs:delete(opts)");
-  bDry = lquay_delete_opts(L, 2, "delete");
+  mFlags = lquay_delete_opts(L, 2, "delete");
   pM = qs_model(L, 1);
   pC = lquay_box(L, counts_free);
-  if (quay_qs_delete(q->qs, pM->pDb->db, bDry, (quay_counts **)&pC->p, &err)) {
-    lquay_fail(L, pM->pDb, &err);
-  }
+  lquay_behav_delete_begin(L, pM->pDb, &call, 0, NULL);  /* last: may raise */
+  rc = quay_qs_delete(q->qs, pM->pDb->db, (unsigned)mFlags,
+                      (quay_counts **)&pC->p, &err);
+  lquay_behav_delete_end(L, pM->pDb, &call);
+  if (rc) lquay_fail(L, pM->pDb, &err);
   lquay_push_counts(L, pC->p);
   lquay_box_release(pC);
   return 1;
@@ -1518,6 +1521,7 @@ static const luaL_Reg aQsMethod[] = {
 static int qs_index(lua_State *L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+  if (lquay_behav_qs_scope(L, 1, 2)) return 1;       /* a scope */
   lquay_raisef(L, QUAY_EMISUSE, "query sets have no method '%s'",
                lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
   return 0;
@@ -1547,8 +1551,11 @@ int lquay_qs_method(lua_State *L) {
   lua_getfield(L, -1, "__methods");
   lua_getfield(L, -1, zName);                        /* [args.., mt, ms, fn] */
   if (lua_isnil(L, -1)) {
-    lquay_raisef(L, QUAY_EMISUSE, "%s has no method '%s'",
-                 quay_model_name(pM->m), zName);
+    lua_pop(L, 1);
+    if (!lquay_behav_scope(L, 1, zName)) {           /* a scope */
+      lquay_raisef(L, QUAY_EMISUSE, "%s has no method '%s'",
+                   quay_model_name(pM->m), zName);
+    }
   }
   lua_replace(L, -3);
   lua_pop(L, 1);                                     /* [M, args.., fn] */

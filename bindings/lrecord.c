@@ -272,6 +272,7 @@ static int rec_index(lua_State *L) {
   lua_pushvalue(L, 2);
   if (lua_rawget(L, UP_METHODS) != LUA_TNIL) return 1;
   lua_pop(L, 1);
+  if (lquay_behav_method(L, 1, 2)) return 1;         /* a method */
   if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "pivot") == 0) {
     lua_rawgetp(L, 1, &lquay_LK_PIVOT);
     return 1;
@@ -1012,11 +1013,12 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
 static void writer_free(void *p) { quay_writer_free(p); }
 
 /*
-** Save the record at iRec.  A new record is inserted with every field it
-** holds.  A stored one writes the fields aOnly names, or, with aOnly
-** NULL, the fields changed since it was loaded or last saved; nothing is
-** sent when there are none.  On failure the record and its snapshot are
-** as before, so a retry writes the same change.
+** Save the record at iRec, without its model's save hooks.  A new record
+** is inserted with every field it holds.  A stored one writes the fields
+** aOnly names, or, with aOnly NULL, the fields changed since it was
+** loaded or last saved; nothing is sent when there are none.  On failure
+** the record and its snapshot are as before, so a retry writes the same
+** change.  A model with validate functions checks the row first (lbehav.c).
 */
 static void save_record(lua_State *L, int iRec, const unsigned char *aOnly) {
   LModel *pM = lquay_record_model(L, iRec);
@@ -1059,6 +1061,9 @@ static void save_record(lua_State *L, int iRec, const unsigned char *aOnly) {
     rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pBox->p, &err);
     if (rc) lquay_raise(L, &err);
     fill_writer(L, iRec, pM, pBox->p, iNames, aWrite, NULL);
+    if (pM->mBehav & LQUAY_B_VALIDATE) {
+      lquay_behav_validate(L, pM, iRec, pBox->p, 0);
+    }
     {
       quay_value old;
       int64_t nChanged = 0;
@@ -1082,6 +1087,9 @@ static void save_record(lua_State *L, int iRec, const unsigned char *aOnly) {
     rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pBox->p, &err);
     if (rc) lquay_raise(L, &err);
     fill_writer(L, iRec, pM, pBox->p, iNames, NULL, aUser);
+    if (pM->mBehav & LQUAY_B_VALIDATE) {
+      lquay_behav_validate(L, pM, iRec, pBox->p, 1);
+    }
     rc = quay_writer_insert(pBox->p, &err);
     if (rc) {
       lquay_box_release(pBox);
@@ -1094,8 +1102,108 @@ static void save_record(lua_State *L, int iRec, const unsigned char *aOnly) {
   lua_settop(L, top);
 }
 
+/* save_record for lquay_behav_save: pArg is aOnly. */
+static void save_fn(lua_State *L, int iRec, void *pArg) {
+  save_record(L, iRec, pArg);
+}
+
+/*
+** What a save may change on the record at iRec (its fields, key and
+** snapshot row), kept in a table pushed on the stack, and put back: a
+** save with hooks that fails after the row was written (an after_save
+** error) undoes the row, so the record must be as before too, for a
+** retry to write the same change.
+*/
+static void rec_state_keep(lua_State *L, int iRec) {
+  LSnap *p;
+  uint64_t *row = snap_row(L, iRec, &p);
+  int iState;
+  luaL_checkstack(L, 6, "save");
+  lua_createtable(L, 4, 0);                          /* [.., state] */
+  iState = lua_gettop(L);
+  lua_createtable(L, 0, quay_model_field_count(lquay_record_model(L,
+                                                                   iRec)->m));
+  lua_pushnil(L);
+  while (lua_next(L, iRec)) {                        /* [.., st, f, k, v] */
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -4);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_rawseti(L, iState, 1);
+  lua_rawgetp(L, iRec, &lquay_LK_PK);
+  lua_rawseti(L, iState, 2);
+  lua_rawgetp(L, iRec, &lquay_LK_SNAP);
+  lua_rawseti(L, iState, 3);
+  if (row) {
+    uint64_t *a = lua_newuserdatauv(L, sizeof(uint64_t) * (size_t)(p->nFp + 1),
+                                    0);
+    memcpy(a, row, sizeof(uint64_t) * (size_t)p->nFp);
+    lua_rawseti(L, iState, 4);
+  }
+}
+
+static void rec_state_restore(lua_State *L, int iRec, int iState) {
+  LSnap *p;
+  uint64_t *row;
+  luaL_checkstack(L, 6, "save");
+  lua_pushnil(L);
+  while (lua_next(L, iRec)) {                        /* clear the fields */
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, iRec);
+    }
+  }
+  lua_rawgeti(L, iState, 1);
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {                          /* [.., f, k, v] */
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, iRec);
+  }
+  lua_pop(L, 1);
+  lua_rawgeti(L, iState, 2);
+  lua_rawsetp(L, iRec, &lquay_LK_PK);
+  lua_rawgeti(L, iState, 3);
+  lua_rawsetp(L, iRec, &lquay_LK_SNAP);
+  row = snap_row(L, iRec, &p);
+  if (row) {
+    if (lua_rawgeti(L, iState, 4) == LUA_TUSERDATA) {
+      memcpy(row, lua_touserdata(L, -1), sizeof(uint64_t) * (size_t)p->nFp);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/*
+** Save the record at iRec (aOnly as save_record): with the model's save
+** hooks around it, in a savepoint, when it declares any (lbehav.c).  When
+** that fails the record is put back as it was before the call.
+*/
+static void save_hooked(lua_State *L, int iRec, const unsigned char *aOnly) {
+  LModel *pM = lquay_record_model(L, iRec);
+  if (pM && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) {
+    int iState;
+    iRec = lua_absindex(L, iRec);
+    rec_state_keep(L, iRec);
+    iState = lua_gettop(L);
+    if (lquay_behav_save(L, iRec, pM, save_fn, (void *)aOnly) != LUA_OK) {
+      rec_state_restore(L, iRec, iState);            /* [.., st, err] */
+      lua_error(L);                                  /* the same value */
+    }
+    lua_settop(L, iState - 1);
+  } else {
+    save_record(L, iRec, aOnly);
+  }
+}
+
 int lquay_save(lua_State *L, int iRec) {
-  save_record(L, iRec, NULL);
+  save_hooked(L, iRec, NULL);
   return 0;
 }
 
@@ -1212,12 +1320,42 @@ static LQUAY_NORETURN void bulk_fail(lua_State *L, LDb *pDb, Box *pTxn,
 }
 
 /*
+** The behaviour of bulk row iRec (lbehav.c), already set in w: before_save
+** (bFlag: creating, or LQUAY_HOOK_UNKNOWN for upsert) may change the
+** record, so w is filled from it again; then the validate functions.
+** Models without behaviour never get here.
+*/
+static void bulk_behav(lua_State *L, LModel *pM, int iRec, quay_writer *w,
+                       int iNames, unsigned char *aUser, int bFlag) {
+  if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+    lquay_behav_hook(L, pM, iRec, "before_save", bFlag);
+    quay_writer_reset(w);
+    fill_writer(L, iRec, pM, w, iNames, NULL, aUser);
+  }
+  if (pM->mBehav & LQUAY_B_VALIDATE) lquay_behav_validate(L, pM, iRec, w, 1);
+}
+
+#define BULK_BEHAV (LQUAY_B_SAVE_HOOKS | LQUAY_B_VALIDATE)
+
+/*
 ** Model:bulk_create(list) [M, list].  Each row becomes a record and is
 ** written at once (SQLite: one prepared INSERT stepped per row) or queued
 ** for a batch (PostgreSQL), all in one transaction opened before the
 ** first write.
 */
+static int bulk_create(lua_State *L, int iModel, int iList);
+static int bulk_create_body(lua_State *L) { return bulk_create(L, 1, 2); }
+
 int lquay_bulk_create(lua_State *L, int iModel, int iList) {
+  LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 &&
+      lua_gettop(L) == 2) {
+    return lquay_behav_protect(L, bulk_create_body);   /* user code runs */
+  }
+  return bulk_create(L, iModel, iList);
+}
+
+static int bulk_create(lua_State *L, int iModel, int iList) {
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, iList);
@@ -1243,16 +1381,24 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
   aUsers = lua_newuserdatauv(L, (size_t)(nBatch > n ? n + 1 : nBatch) *
                                     (size_t)(nField + 1), 0);
   luaL_checkstack(L, 8, "bulk_create");
+  /* Hooks run inside the call's transaction: open it before the first. */
+  if (n > 0 && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) bulk_begin(L, pDb, pTxn, pW);
   if (nBatch <= 1) {
     /* One prepared INSERT stepped per row (SQLite's fastest form). */
     for (i = 1; i <= n; i++) {
       int iRec, iRow, k;
       uint64_t *row;
       iRec = bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn, aUsers);
+      if (pM->mBehav & BULK_BEHAV) {
+        bulk_behav(L, pM, iRec, pW->p, iNames, aUsers, 1);
+      }
       bulk_begin(L, pDb, pTxn, pW);
       rc = quay_writer_insert(pW->p, &err);
       if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
       write_back(L, iRec, pM, pW->p, iNames, aUsers, 0);
+      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+        lquay_behav_hook(L, pM, iRec, "after_save", 1);
+      }
       row = lquay_snap_add(L, pSnap, &iRow);
       for (k = 0; k < nField; k++) {
         quay_value v;
@@ -1267,9 +1413,13 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
     /* Batches of nBatch rows in one statement each (PostgreSQL). */
     lua_Integer iFirst = 1;
     for (i = 1; i <= n; i++) {
-      int k;
-      bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn,
-               aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
+      int k, iRec;
+      iRec = bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn,
+                      aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1));
+      if (pM->mBehav & BULK_BEHAV) {
+        bulk_behav(L, pM, iRec, pW->p, iNames,
+                   aUsers + (size_t)(i - iFirst) * (size_t)(nField + 1), 1);
+      }
       lua_pop(L, 1);
       rc = quay_writer_queue(pW->p, &err);
       if (rc == QUAY_OK && (i - iFirst + 1 == nBatch || i == n)) {
@@ -1284,6 +1434,9 @@ int lquay_bulk_create(lua_State *L, int iModel, int iList) {
                             aUsers + (size_t)k * (size_t)(nField + 1),
                             pSnap, row);
           lquay_snap_mark(L, -1, iRow);
+          if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+            lquay_behav_hook(L, pM, lua_gettop(L), "after_save", 1);
+          }
           lua_pop(L, 1);
         }
         iFirst = i + 1;
@@ -1397,7 +1550,19 @@ int lquay_opt_bool(lua_State *L, int idx, const char *zKey,
 }
 
 /* Model:upsert(rows, { conflict = {...} [, update = {...}] }) */
+static int upsert(lua_State *L, int iModel, int iList, int iOpts);
+static int upsert_body(lua_State *L) { return upsert(L, 1, 2, 3); }
+
 int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
+  LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 && iOpts == 3 &&
+      lua_gettop(L) == 3) {
+    return lquay_behav_protect(L, upsert_body);        /* user code runs */
+  }
+  return upsert(L, iModel, iList, iOpts);
+}
+
+static int upsert(lua_State *L, int iModel, int iList, int iOpts) {
   static const char *const azOpt[] = {"conflict", "update", NULL};
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
@@ -1440,8 +1605,13 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
   pKc->nKey = 0;
   pKc->iNames = iNames;
   luaL_checkstack(L, 8, "upsert");
+  if (n > 0 && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) bulk_begin(L, pDb, pTxn, pW);
   for (i = 1; i <= n; i++) {
-    bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn, aUser);
+    int iRec = bulk_row(L, pM, iList, iRes, iMt, i, pW->p, pKc, bDyn, aUser);
+    if (pM->mBehav & BULK_BEHAV) {
+      /* Whether the row exists is known only once it is written. */
+      bulk_behav(L, pM, iRec, pW->p, iNames, aUser, LQUAY_HOOK_UNKNOWN);
+    }
     lua_pop(L, 1);
     rc = quay_writer_queue(pW->p, &err);
     if (rc) bulk_fail(L, pDb, pTxn, pW, &err);
@@ -1459,6 +1629,10 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
     write_back_queued(L, lua_gettop(L), pM, pW->p, (int)(i - 1), iNames,
                       NULL, pSnap, row);
     lquay_snap_mark(L, -1, iRow);
+    if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+      lquay_behav_hook(L, pM, lua_gettop(L), "after_save",
+                       LQUAY_HOOK_UNKNOWN);
+    }
     lua_pop(L, 1);
   }
   bulk_commit(L, pDb, pTxn, pW);
@@ -1467,7 +1641,19 @@ int lquay_upsert(lua_State *L, int iModel, int iList, int iOpts) {
 }
 
 /* Model:bulk_update(records, fields): rows changed. */
+static int bulk_update(lua_State *L, int iModel, int iList, int iFields);
+static int bulk_update_body(lua_State *L) { return bulk_update(L, 1, 2, 3); }
+
 int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
+  LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 &&
+      iFields == 3 && lua_gettop(L) == 3) {
+    return lquay_behav_protect(L, bulk_update_body);   /* user code runs */
+  }
+  return bulk_update(L, iModel, iList, iFields);
+}
+
+static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   LModel *pM = lua_touserdata(L, iModel);
   LDb *pDb = lquay_enter(L, pM->pDb);
   lua_Integer i, n;
@@ -1475,6 +1661,8 @@ int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   quay_value *aRow;
   quay_err err;
   int64_t nChanged = 0;
+  unsigned char *aOnly = NULL;
+  Box *pW = NULL, *pTxn = NULL;
   aiField = names_to_fields(L, iFields, pM, "bulk_update: fields", 0, &nF);
   if (lua_type(L, iList) != LUA_TTABLE || lquay_record_model(L, iList)) {
     lquay_raisef(L, QUAY_EMISUSE, "bulk_update: give a list of %s records, "
@@ -1485,6 +1673,18 @@ int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   lua_getiuservalue(L, iModel, 2);
   iNames = push_names(L, lua_gettop(L), nField);
   aRow = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(n * nCol + 1), 0);
+  if (pM->mBehav & BULK_BEHAV) {
+    /* Hooks and validate functions (lbehav.c): a savepoint around the
+    ** call, and a writer that checks each record's fields. */
+    aOnly = lua_newuserdatauv(L, (size_t)nField + 1, 0);
+    memset(aOnly, 0, (size_t)nField);
+    for (k = 0; k < nF; k++) aOnly[aiField[k]] = 1;
+    pW = lquay_box(L, writer_free);
+    if (quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err)) {
+      lquay_raise(L, &err);
+    }
+    if (pM->mBehav & LQUAY_B_SAVE_HOOKS) pTxn = lquay_behav_begin(L, pDb);
+  }
   luaL_checkstack(L, 8, "bulk_update");
   for (i = 1; i <= n; i++) {
     int iRec;
@@ -1502,6 +1702,18 @@ int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
       lquay_raisef(L, QUAY_EVALIDATION, "bulk_update: item %d, %s(new), was "
                    "never saved", (int)i, model_name(pM));
     }
+    lua_pop(L, 1);
+    if (pW) {
+      if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+        lquay_behav_hook(L, pM, iRec, "before_save", 0);
+      }
+      if (pM->mBehav & LQUAY_B_VALIDATE) {
+        quay_writer_reset(pW->p);
+        fill_writer(L, iRec, pM, pW->p, iNames, aOnly, NULL);
+        lquay_behav_validate(L, pM, iRec, pW->p, 0);
+      }
+    }
+    lua_rawgetp(L, iRec, &lquay_LK_PK);
     lquay_to_value(L, -1, &row[0], 0, "key");        /* the record keeps it */
     lua_pop(L, 1);
     for (k = 0; k < nF; k++) {
@@ -1534,6 +1746,15 @@ int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
                        &err)) {
     lquay_fail(L, pDb, &err);
   }
+  if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, iList, i);
+      lquay_behav_hook(L, pM, lua_gettop(L), "after_save", 0);
+      lua_pop(L, 1);
+    }
+  }
+  if (pTxn) lquay_behav_commit(L, pDb, pTxn);
+  if (pW) lquay_box_close(L, pW);
   /* The written fields are stored values now. */
   for (i = 1; i <= n; i++) {
     LSnap *p;
@@ -1594,9 +1815,9 @@ static int rec_save(lua_State *L) {
     aOnly = lua_newuserdatauv(L, (size_t)n + 1, 0);
     memset(aOnly, 0, (size_t)n + 1);
     for (k = 0; k < nF; k++) aOnly[aiField[k]] = 1;
-    save_record(L, 1, aOnly);
+    save_hooked(L, 1, aOnly);
   } else {
-    save_record(L, 1, NULL);
+    save_hooked(L, 1, NULL);
   }
   lua_settop(L, 1);
   return 1;
@@ -1640,11 +1861,12 @@ static void push_counts(lua_State *L, quay_counts *c) {
 
 /*
 ** The options of rec:delete and qs:delete at idx (none, nil or a table):
-** 1 for { dry_run = true }.  Any other key, or a dry_run that is not a
-** boolean, raises misuse naming zWhat.  Raw reads only (rule 1).
+** QUAY_DELETE_DRY_RUN for { dry_run = true }, QUAY_DELETE_HARD for
+** { hard = true }.  Any other key, or a value that is not a boolean,
+** raises misuse naming zWhat.  Raw reads only (rule 1).
 */
 int lquay_delete_opts(lua_State *L, int idx, const char *zWhat) {
-  int b = 0;
+  int m = 0;
   if (lua_isnoneornil(L, idx)) return 0;
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) != LUA_TTABLE) {
@@ -1654,21 +1876,24 @@ int lquay_delete_opts(lua_State *L, int idx, const char *zWhat) {
   luaL_checkstack(L, 3, zWhat);
   lua_pushnil(L);
   while (lua_next(L, idx)) {                         /* [.., k, v] */
-    if (lua_type(L, -2) != LUA_TSTRING ||
-        strcmp(lua_tostring(L, -2), "dry_run") != 0) {
-      lquay_raisef(L, QUAY_EMISUSE, "%s: unknown option '%s' (the only "
-                   "option is dry_run)", zWhat,
-                   lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
-                                                  : luaL_typename(L, -2));
+    const char *zKey = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2)
+                                                      : NULL;
+    int bit = zKey == NULL ? 0
+            : strcmp(zKey, "dry_run") == 0 ? QUAY_DELETE_DRY_RUN
+            : strcmp(zKey, "hard") == 0 ? QUAY_DELETE_HARD : 0;
+    if (bit == 0) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: unknown option '%s' (the options "
+                   "are dry_run and hard)", zWhat,
+                   zKey ? zKey : luaL_typename(L, -2));
     }
     if (lua_type(L, -1) != LUA_TBOOLEAN) {
-      lquay_raisef(L, QUAY_EMISUSE, "%s: dry_run must be true or false, "
-                   "not a %s", zWhat, luaL_typename(L, -1));
+      lquay_raisef(L, QUAY_EMISUSE, "%s: %s must be true or false, not a %s",
+                   zWhat, zKey, luaL_typename(L, -1));
     }
-    b = lua_toboolean(L, -1);
+    if (lua_toboolean(L, -1)) m |= bit;
     lua_pop(L, 1);
   }
-  return b;
+  return m;
 }
 
 /* Used by lqueryset.c too. */
@@ -1681,10 +1906,12 @@ static int rec_delete(lua_State *L) {
   quay_err err;
   quay_value k;
   Box *pBox;
-  int bDry, rc;
+  LDelCall call;
+  int mFlags, rc;
+  const char *zSoft;
   if (pM == NULL) lquay_raisef(L, QUAY_EMISUSE, "delete: not a record");
   lquay_check_nargs(L, 2, "rec:delete(opts)");
-  bDry = lquay_delete_opts(L, 2, "delete");
+  mFlags = lquay_delete_opts(L, 2, "delete");
   pDb = lquay_enter(L, pM->pDb);
   lquay_ready(L, pM);
   lua_settop(L, 2);
@@ -1695,12 +1922,21 @@ static int rec_delete(lua_State *L) {
   }
   lquay_to_value(L, 3, &k, 0, "key");
   pBox = lquay_box(L, counts_free);
-  rc = quay_delete_keys(pDb->db, pM->m, &k, 1, bDry, (quay_counts **)&pBox->p,
-                        &err);
+  lquay_behav_delete_begin(L, pDb, &call, 1, pM->m);   /* last: may raise */
+  rc = quay_delete_keys(pDb->db, pM->m, &k, 1, (unsigned)mFlags,
+                        (quay_counts **)&pBox->p, &err);
+  lquay_behav_delete_end(L, pDb, &call);
   if (rc) lquay_fail(L, pDb, &err);
   push_counts(L, pBox->p);
+  zSoft = quay_counts_deleted_at(pBox->p);
+  if (zSoft && quay_counts_n(pBox->p) > 0) {
+    /* Soft-deleted: the record stays, marked. */
+    lua_pushliteral(L, "deleted_at");
+    lua_pushstring(L, zSoft);
+    lua_rawset(L, 1);
+  }
   lquay_box_release(pBox);
-  if (!bDry) {
+  if (!(mFlags & QUAY_DELETE_DRY_RUN) && zSoft == NULL) {
     /* Like Django: the record is unsaved again. */
     lua_pushnil(L);
     lua_rawsetp(L, 1, &lquay_LK_PK);

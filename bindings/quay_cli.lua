@@ -1,6 +1,7 @@
 --[[
 bindings/quay_cli.lua
-The tools of the quay command: `quay inspect` and `quay migrate`.
+The tools of the quay command: `quay inspect`, `quay migrate` and
+`quay types`.
 See LICENSE
 
 Compiled into the quay binary (bindings/quay_main.c runs it with the
@@ -25,6 +26,11 @@ This file only reads and writes files and prints.
   quay migrate status MODELS --db URL [--dir DIR]
       list the files (applied, pending, changed) and whether the database
       matches the models
+  quay types MODELS
+      print LuaLS annotations of the models: a class per model for its
+      records (fields, relations, methods), its query sets, related sets
+      and the model itself (scopes), so an editor completes
+      `post.author.name`
 
 MODELS is a model script: a chunk that returns a function declare(db), as
 `quay inspect` prints.  DIR defaults to "migrations" next to MODELS.
@@ -45,6 +51,7 @@ end
 local function usage()
   fail("usage", "%s", table.concat({
     "usage: quay inspect URL",
+    "       quay types MODELS",
     "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]",
     "       quay migrate plan|apply|status MODELS --db URL [--dir DIR]",
   }, "\n"))
@@ -82,6 +89,10 @@ local function opts(t, names)
     if v ~= nil then
       if n == "on_delete" or n == "on_update" then
         out[#out + 1] = n .. " = quay." .. v
+      elseif type(v) == "table" then       -- choices
+        local items = {}
+        for i, x in ipairs(v) do items[i] = lit(x) end
+        out[#out + 1] = n .. " = { " .. table.concat(items, ", ") .. " }"
       else
         out[#out + 1] = n .. " = " .. lit(v)
       end
@@ -91,8 +102,8 @@ local function opts(t, names)
   return "{ " .. table.concat(out, ", ") .. " }"
 end
 
-local field_opts = { "primary_key", "max", "digits", "places", "null",
-                     "unique", "index", "default", "column" }
+local field_opts = { "primary_key", "max", "min", "digits", "places", "null",
+                     "unique", "index", "default", "choices", "column" }
 
 local function field_line(f)
   local o = opts(f, field_opts)
@@ -157,6 +168,185 @@ local function model_script(live, url, backend)
   w("  return M")
   w("end")
   return table.concat(out, "\n") .. "\n"
+end
+
+--------------------------------------------------------------------------
+-- LuaLS annotations of a model script (quay types)
+--------------------------------------------------------------------------
+local lua_types = {
+  id = "integer", integer = "integer", number = "number", string = "string",
+  text = "string", boolean = "boolean", datetime = "string", blob = "string",
+  date = "string", decimal = "string", uuid = "string",
+  json = "table|string|number|boolean",
+}
+
+-- The parameter names of a Lua function after the first (self / qs).
+local function params(fn)
+  local info = debug.getinfo(fn, "u")
+  local out = {}
+  for i = 2, info.nparams do out[#out + 1] = debug.getlocal(fn, i) end
+  if info.isvararg then out[#out + 1] = "..." end
+  return out
+end
+
+local function ident(name)
+  return name:match("^[%a_][%w_]*$") and not keywords[name]
+end
+
+-- The methods a query set of model `cls` returns itself from.
+local chain = { "filter", "exclude", "where_has", "where_doesnt_have",
+  "order_by", "limit", "offset", "select_related", "prefetch_related",
+  "with", "with_count", "annotate", "distinct", "strict", "using" }
+
+local function types_text(path, models, specs, describe)
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  local taken = {}
+  for _, m in ipairs(models) do taken[m] = true end
+  local function cls(base, suffix)
+    local n = base .. suffix
+    while suffix ~= "" and taken[n] do n = n .. "_" end
+    return n
+  end
+  local names = {}
+  for _, m in ipairs(models) do
+    names[m] = { rec = m, qs = cls(m, "QuerySet"), set = cls(m, "Set"),
+                 model = cls(m, "Model") }
+  end
+  w("---@meta")
+  w(("-- LuaLS annotations of the models of %s, printed by `quay types`."):format(path))
+  w("-- Put this file where the language server reads annotations (its")
+  w("-- workspace.library), then type the models the script declares:")
+  w("--   local M = dofile(\"models.lua\")(db) ---@type Models")
+  w("")
+  w("---@class Models")
+  for _, m in ipairs(models) do
+    w(("---@field %s %s"):format(ident(m) and m or ("[" .. lit(m) .. "]"), names[m].model))
+  end
+  local function field_line(name, typ)
+    if ident(name) then return ("---@field %s %s"):format(name, typ) end
+    return ("---@field [%s] %s"):format(lit(name), typ)
+  end
+  local function fn_line(class, name, args, ret)
+    if ret then w("---@return " .. ret) end
+    if ident(name) then
+      w(("function %s:%s(%s) end"):format(class, name, table.concat(args, ", ")))
+    else
+      w(("%s[%s] = function(self%s) end"):format(class, lit(name),
+        #args > 0 and (", " .. table.concat(args, ", ")) or ""))
+    end
+  end
+  local function query_methods(class, m)
+    local n = names[m]
+    for _, c in ipairs(chain) do fn_line(class, c, { "..." }, n.qs) end
+    if describe[m].soft_delete then
+      fn_line(class, "with_deleted", {}, n.qs)
+      fn_line(class, "only_deleted", {}, n.qs)
+    end
+    fn_line(class, "all", {}, n.rec .. "[]")
+    fn_line(class, "first", {}, n.rec .. "?")
+    fn_line(class, "get", { "conds" }, n.rec)
+    fn_line(class, "iter", {}, "fun(): " .. n.rec)
+    for _, s in ipairs(describe[m].scopes) do
+      local fn = specs[m].scopes[s]
+      for _, a in ipairs(params(fn)) do
+        if a ~= "..." then w("---@param " .. a .. " any") end
+      end
+      fn_line(class, s, params(fn), n.qs)
+    end
+  end
+  for _, m in ipairs(models) do
+    local d, n = describe[m], names[m]
+    w("")
+    w(("---A record of %s."):format(m))
+    w(("---@class %s: quay.Record"):format(n.rec))
+    for _, f in ipairs(d.fields) do
+      w(field_line(f.name, (lua_types[f.type] or "any") .. (f.null and "?" or "")))
+    end
+    for _, r in ipairs(d.relations) do
+      local t = names[r.target]
+      if r.many then
+        w(field_line(r.name, t and t.set or "quay.RelatedSet"))
+      else
+        w(field_line(r.name, (t and t.rec or "quay.Record") .. "?"))
+        if r.column and r.column ~= r.name then
+          -- the key column, for a belongs_to / one_to_one
+          w(field_line(r.column, "integer|string"))
+        end
+      end
+    end
+    w(("local %s = {}"):format(n.rec))
+    for _, name in ipairs(d.methods) do
+      local fn = specs[m].methods[name]
+      local args = params(fn)
+      for _, a in ipairs(args) do
+        if a ~= "..." then w("---@param " .. a .. " any") end
+      end
+      fn_line(n.rec, name, args, "any")
+    end
+    w("")
+    w(("---@class %s: quay.QuerySet"):format(n.qs))
+    w(("local %s = {}"):format(n.qs))
+    query_methods(n.qs, m)
+    w("")
+    w(("---@class %s: quay.RelatedSet"):format(n.set))
+    w(("---@field [integer] %s"):format(n.rec))
+    w(("local %s = {}"):format(n.set))
+    query_methods(n.set, m)
+    w("")
+    w(("---@class %s: quay.Model"):format(n.model))
+    w(("local %s = {}"):format(n.model))
+    fn_line(n.model, "query", {}, n.qs)
+    fn_line(n.model, "new", { "values" }, n.rec)
+    fn_line(n.model, "create", { "values" }, n.rec)
+    fn_line(n.model, "find", { "key" }, n.rec .. "?")
+    fn_line(n.model, "bulk_create", { "list" }, n.rec .. "[]")
+    query_methods(n.model, m)
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- Declare the models of a model script on an in-memory db: the db the
+-- script gets records each spec given to db:model, in order.
+local function declare_models(path)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then
+    fail("declaration", "the model script %s does not load: %s", path, tostring(err))
+  end
+  local ok, declare = pcall(chunk)
+  if not ok or type(declare) ~= "function" then
+    fail("declaration", "the model script %s %s; it must return a function "
+      .. "declare(db) that declares the models (as `quay inspect` prints)", path,
+      ok and ("returned a " .. type(declare)) or ("failed: " .. tostring(declare)))
+  end
+  local db = quay.open("sqlite::memory:")
+  local models, specs = {}, {}
+  local proxy = {}
+  setmetatable(proxy, { __index = function(_, k)
+    if k == "model" then
+      return function(_, name, spec)
+        local M = db:model(name, spec)
+        if not specs[name] then models[#models + 1] = name end
+        specs[name] = { methods = spec.methods or {}, scopes = spec.scopes or {} }
+        return M
+      end
+    end
+    local v = db[k]
+    if type(v) ~= "function" then return v end
+    return function(self, ...)
+      if self == proxy then self = db end
+      return v(self, ...)
+    end
+  end })
+  declare(proxy)
+  db:check()
+  return db, models, specs
+end
+
+function cli.types(path, extra)
+  if path == nil or extra ~= nil then usage() end
+  local db <close>, models, specs = declare_models(path)
+  io.write(types_text(path, models, specs, db:describe()))
 end
 
 function cli.inspect(url, extra)

@@ -13,6 +13,8 @@
 **                              database (API.md "Schema evolution")
 **   quay migrate make|plan|apply|status MODELS ... --db URL
 **                              versioned migrations (bindings/quay_cli.lua)
+**   quay types MODELS          print LuaLS annotations of a model script's
+**                              models (API.md "Model behaviour")
 **   quay --version             print the versions of Quay and Lua
 **   quay --help                print the usage
 **
@@ -31,7 +33,7 @@
 ** script prints goes to stderr, so `quay describe app.lua > schema.json`
 ** gives a clean file.
 **
-** The tools (inspect, migrate) are bindings/quay_cli.lua, compiled into
+** The tools (inspect, migrate, types) are bindings/quay_cli.lua, compiled into
 ** this program; they print their own output and raise Quay error objects
 ** that name the file and the fix, printed as "quay: message (code)" with
 ** no position (the position would be the tool's, not the user's).  A
@@ -64,6 +66,7 @@ static const char zUsage[] =
   "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]\n"
   "       quay migrate plan|apply|status MODELS --db URL [--dir DIR]\n"
   "                                     versioned migrations\n"
+  "       quay types MODELS             print LuaLS annotations of the models\n"
   "       quay --version                print versions\n";
 
 /*
@@ -282,7 +285,7 @@ static int tool_msghandler(lua_State *L) {
   return msghandler(L);
 }
 
-/* quay inspect|migrate ...: [..] -> [..]. */
+/* quay inspect|migrate|types ...: [..] -> [..]. */
 static int run_tool(lua_State *L, Args *a) {
   int i, iMsgh;
   if (luaL_newmetatable(L, "quay.cli.Dir")) {
@@ -351,7 +354,8 @@ static int pmain(lua_State *L) {
     return 0;
   }
   if (a->argc >= 2 && (strcmp(a->argv[1], "inspect") == 0 ||
-                       strcmp(a->argv[1], "migrate") == 0)) {
+                       strcmp(a->argv[1], "migrate") == 0 ||
+                       strcmp(a->argv[1], "types") == 0)) {
     return run_tool(L, a);
   }
   if (a->argc >= 2 && strcmp(a->argv[1], "describe") == 0) {

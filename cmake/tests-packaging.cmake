@@ -8,7 +8,8 @@
 #   package.rockspec    quay-<version>-1.rockspec loads and has the fields
 #   package.luarocks    `luarocks make` into a temporary tree (skipped when
 #                       luarocks is not installed; unsanitized builds only)
-#   package.types       types/quay.lua loads and annotates the live API
+#   package.types       types/quay.lua loads and annotates the live API;
+#                       `quay types` annotates every name of a model script
 #   docs.<guide>        every ```lua block of docs/<guide>.md runs (and its
 #                       ```c blocks compile and run against libquay)
 #   docs.postgresql.pg  docs/postgresql.md on a fresh PostgreSQL database
@@ -46,7 +47,8 @@ if(NOT QUAY_SANITIZE)
 endif()
 
 add_test(NAME package.types
-  COMMAND ${_lua} ${_pk}/check_types.lua ${PROJECT_SOURCE_DIR}/types/quay.lua)
+  COMMAND ${_lua} ${_pk}/check_types.lua ${PROJECT_SOURCE_DIR}/types/quay.lua
+          $<TARGET_FILE:quay_cmd>)
 
 # Compiler line for the ```c blocks of the guides: the build tree's header
 # and library (the install test covers the installed copy).

@@ -33,6 +33,24 @@
 ** raises: a NO_ACTION reference the database refuses (`integrity`), a
 ** SET_DEFAULT to a missing row.  (A violation that SQLite only reports at
 ** COMMIT, with keys deferred for a cycle, escapes a dry run.)
+**
+** Delete hooks.  A model marked with quay_model_set_delete_hooks is never
+** deleted straight by foreign key: its keys are collected like any
+** cascaded model's, and after the walk (so a refusal calls no hook) its
+** rows are loaded, one statement per model, and handed to the db's
+** delete observer (quay_db_on_delete) row by row: before anything is
+** written, parents before children (QUAY_BEFORE_DELETE), and again once
+** every statement ran, children before parents (QUAY_AFTER_DELETE), all
+** inside the call's transaction.  An observer that fails rolls everything
+** back.  Models without hooks keep the set-based statements above, and a
+** call that touches none loads nothing.  Dry runs call no hook.
+**
+** Soft deletes.  The rows of a soft_delete model (quay_model_set_soft_delete)
+** are not deleted unless the caller says QUAY_DELETE_HARD: one UPDATE sets
+** deleted_at (UTC, to the second) on those of the keys whose deleted_at
+** is NULL, with no cascade; their delete hooks run around it.  A hard
+** delete cascades as above into every model, soft_delete ones included
+** (their rows are deleted for real, as Django deletes them).
 */
 #include "quayInt.h"
 
@@ -75,6 +93,12 @@ typedef struct Blocker {
   quay_model *pParent;
 } Blocker;
 
+/* Rows of one model loaded for its delete hooks. */
+typedef struct HookRows {
+  quay_value *aVal;         /* nRow rows of the model's nField values */
+  int nRow, nAlloc;
+} HookRows;
+
 typedef struct Cascade {
   quay_db *pDb;
   Arena arena;
@@ -86,8 +110,12 @@ typedef struct Cascade {
   int64_t *anJoin;                /* dry run: join rows per join table */
   quay_keyset **apJoinKs;         /* dry run: join row ids */
   int bDry;
+  HookRows *aHook;                /* per model; NULL: no model has hooks */
   quay_err *pErr;
 } Cascade;
+
+/* quay__cascade_delete's mFlags beyond QUAY_DELETE_DRY_RUN. */
+#define CASCADE_SOFT 0x0100       /* soft-delete a soft_delete model */
 
 /*
 ** {==================================================================
@@ -157,6 +185,7 @@ static int is_leaf(Cascade *x, quay_model *m) {
   int k;
   if (x->bDry) return 0;
   if (x->anRef[m->iModel] > 0) return 0;
+  if (x->aHook && m->bDeleteHooks) return 0;   /* its rows are loaded */
   for (k = 0; k < m->nDeclRel; k++) {
     Rel *r = m->apRel[k];
     if ((r->eKind == QUAY_R_BELONGS_TO || r->eKind == QUAY_R_ONE_TO_ONE) &&
@@ -709,6 +738,228 @@ done:
 
 /*
 ** {==================================================================
+** Delete hooks and soft deletes
+** ===================================================================
+*/
+void quay_db_on_delete(quay_db *pDb, quay_delete_fn xDelete, void *pArg) {
+  pDb->xDelete = xDelete;
+  pDb->pDeleteArg = xDelete ? pArg : NULL;
+}
+
+void quay_model_set_delete_hooks(quay_model *pModel, int bOn) {
+  pModel->bDeleteHooks = bOn != 0;
+}
+
+int quay_model_delete_hooks(const quay_model *pModel) {
+  return pModel->bDeleteHooks;
+}
+
+/*
+** Load the rows of m whose primary keys are aKey[0..nKey) (bLive: only
+** those whose deleted_at is NULL) into x->aHook[m], in key order, every
+** value copied into the arena.  With pnOut (no hooks wanted: a dry run's
+** count), only count them.
+*/
+static int hook_load(Cascade *x, quay_model *m, const quay_value *aKey,
+                     int nKey, int bLive, int64_t *pnOut) {
+  HookRows *h = x->aHook ? &x->aHook[m->iModel] : NULL;
+  Field *pk = m->apField[m->iPk];
+  Build b;
+  quay_cursor *c = NULL;
+  int *aHint = NULL, rc, k, nCol = pnOut ? 1 : m->nField;
+  quay__build_init(&b, x->pDb, &x->arena, x->pErr);
+  quay__str_cat(&b.sql, "SELECT ");
+  for (k = 0; k < nCol; k++) {
+    if (k) quay__str_cat(&b.sql, ", ");
+    quay__str_ident(&b.sql, pnOut ? pk->zCol : m->apField[k]->zCol);
+  }
+  quay__str_cat(&b.sql, " FROM ");
+  quay__str_ident(&b.sql, m->zTable);
+  quay__str_cat(&b.sql, " WHERE ");
+  keys_in(&b, pk->zCol, aKey, nKey, pk->eType);
+  if (bLive) {
+    quay__str_cat(&b.sql, " AND ");
+    quay__str_ident(&b.sql, m->pDeletedAt->zCol);
+    quay__str_cat(&b.sql, " IS NULL");
+  }
+  quay__str_cat(&b.sql, " ORDER BY ");
+  quay__str_ident(&b.sql, pk->zCol);
+  aHint = quay__arena_alloc(&x->arena, sizeof(int) * (size_t)(nCol + 1));
+  if (aHint == NULL) b.pArena->oom = 1;
+  for (k = 0; aHint && k < nCol; k++) {
+    aHint[k] = quay__field_hint(pnOut ? pk : m->apField[k]);
+  }
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, aHint, nCol,
+                      0, &c, NULL, x->pErr);
+  }
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, x->pErr)) == QUAY_ROW) {
+    quay_value *row;
+    rc = QUAY_OK;
+    if (pnOut) {
+      (*pnOut)++;
+      continue;
+    }
+    if (h->nRow == h->nAlloc) {
+      int nNew = h->nAlloc ? h->nAlloc * 2 : 16;
+      quay_value *aNew = quay__arena_alloc(&x->arena, sizeof(quay_value) *
+                                           (size_t)nNew * (size_t)nCol);
+      if (aNew == NULL) {
+        rc = quay__oom(x->pErr);
+        break;
+      }
+      if (h->nRow) {
+        memcpy(aNew, h->aVal, sizeof(quay_value) * (size_t)h->nRow *
+                                  (size_t)nCol);
+      }
+      h->aVal = aNew;
+      h->nAlloc = nNew;
+    }
+    row = &h->aVal[(size_t)h->nRow * (size_t)nCol];
+    for (k = 0; k < nCol && rc == QUAY_OK; k++) {
+      quay_cursor_value(c, k, &row[k]);
+      if (keep(x, &row[k])) rc = quay__oom(x->pErr);
+    }
+    h->nRow++;
+  }
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+  quay_cursor_close(c);
+  quay__build_free(&b);
+  return rc;
+}
+
+/* Hand every loaded row of m to the delete observer (eWhen). */
+static int hook_call(Cascade *x, quay_model *m, int eWhen) {
+  quay_db *pDb = x->pDb;
+  HookRows *h = &x->aHook[m->iModel];
+  int i;
+  for (i = 0; i < h->nRow; i++) {
+    if (pDb->xDelete == NULL) break;      /* removed by a hook */
+    if (pDb->xDelete(pDb->pDeleteArg, eWhen, m, i,
+                     &h->aVal[(size_t)i * (size_t)m->nField])) {
+      return quay__err(x->pErr, QUAY_ECALLBACK, "a %s hook of model %s "
+                       "failed; nothing was deleted",
+                       eWhen == QUAY_BEFORE_DELETE ? "before_delete"
+                                                   : "after_delete",
+                       m->zName);
+    }
+  }
+  return QUAY_OK;
+}
+
+/* Non-0 when the models with keys include one with delete hooks. */
+static int hooks_wanted(Cascade *x) {
+  quay_db *pDb = x->pDb;
+  int i;
+  if (x->bDry || pDb->xDelete == NULL) return 0;
+  for (i = 0; i < pDb->nModel; i++) {
+    if (pDb->apModel[i]->bDeleteHooks) return 1;
+  }
+  return 0;
+}
+
+/*
+** Before a hard delete: load the rows of every model with delete hooks
+** and keys, and call the observer for them, parents first (the reverse of
+** the delete order).
+*/
+static int hooks_before(Cascade *x) {
+  quay_db *pDb = x->pDb;
+  int i, n = 0, bCycle = 0, rc = QUAY_OK;
+  int *aOrder;
+  if (x->aHook == NULL) return QUAY_OK;
+  aOrder = quay__arena_alloc(&x->arena, sizeof(int) *
+                                            (size_t)(pDb->nModel + 1));
+  if (aOrder == NULL || delete_order(x, aOrder, &n, &bCycle)) {
+    return quay__oom(x->pErr);
+  }
+  for (i = n - 1; i >= 0 && rc == QUAY_OK; i--) {
+    quay_model *m = pDb->apModel[aOrder[i]];
+    ModelState *s = &x->aState[m->iModel];
+    quay_value *aKey;
+    if (!m->bDeleteHooks) continue;
+    if (quay__keyset_values(s->pDel, &x->arena, &aKey)) {
+      return quay__oom(x->pErr);
+    }
+    rc = hook_load(x, m, aKey, quay_keyset_count(s->pDel), 0, NULL);
+    if (rc == QUAY_OK) rc = hook_call(x, m, QUAY_BEFORE_DELETE);
+  }
+  return rc;
+}
+
+/* After a hard delete: the observer again, children first. */
+static int hooks_after(Cascade *x) {
+  quay_db *pDb = x->pDb;
+  int i, n = 0, bCycle = 0, rc = QUAY_OK;
+  int *aOrder;
+  if (x->aHook == NULL) return QUAY_OK;
+  aOrder = quay__arena_alloc(&x->arena, sizeof(int) *
+                                            (size_t)(pDb->nModel + 1));
+  if (aOrder == NULL || delete_order(x, aOrder, &n, &bCycle)) {
+    return quay__oom(x->pErr);
+  }
+  for (i = 0; i < n && rc == QUAY_OK; i++) {
+    quay_model *m = pDb->apModel[aOrder[i]];
+    if (m->bDeleteHooks) rc = hook_call(x, m, QUAY_AFTER_DELETE);
+  }
+  return rc;
+}
+
+/*
+** The soft delete of the keys of m: one UPDATE sets deleted_at to zNow
+** where it is NULL, with the model's delete hooks around it; *pn gets the
+** rows it marked (a dry run counts them and writes nothing).
+*/
+static int soft_delete(Cascade *x, quay_model *m, const quay_value *aKey,
+                       int nKey, const char *zNow, int64_t *pn) {
+  Field *pk = m->apField[m->iPk], *fd = m->pDeletedAt;
+  HookRows *h = x->aHook ? &x->aHook[m->iModel] : NULL;
+  quay_value vNow;
+  Build b;
+  int rc, i;
+  if (x->bDry) return hook_load(x, m, aKey, nKey, 1, pn);
+  if (h && m->bDeleteHooks) {
+    rc = hook_load(x, m, aKey, nKey, 1, NULL);
+    if (rc == QUAY_OK) rc = hook_call(x, m, QUAY_BEFORE_DELETE);
+    if (rc) return rc;
+  }
+  vNow.type = QUAY_TEXT;
+  vNow.u.z = zNow;
+  vNow.n = strlen(zNow);
+  quay__build_init(&b, x->pDb, &x->arena, x->pErr);
+  quay__str_cat(&b.sql, "UPDATE ");
+  quay__str_ident(&b.sql, m->zTable);
+  quay__str_cat(&b.sql, " SET ");
+  quay__str_ident(&b.sql, fd->zCol);
+  quay__str_cat(&b.sql, " = ");
+  quay__build_param(&b, &vNow);
+  quay__str_cat(&b.sql, " WHERE ");
+  keys_in(&b, pk->zCol, aKey, nKey, pk->eType);
+  quay__str_cat(&b.sql, " AND ");
+  quay__str_ident(&b.sql, fd->zCol);
+  quay__str_cat(&b.sql, " IS NULL");
+  rc = quay__build_rc(&b);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
+                      NULL, pn, x->pErr);
+  }
+  quay__build_free(&b);
+  if (rc || h == NULL || !m->bDeleteHooks) return rc;
+  /* The hooks after it see the mark. */
+  for (i = 0; i < h->nRow; i++) {
+    quay_value *v = &h->aVal[(size_t)i * (size_t)m->nField + fd->iField];
+    v->type = QUAY_TEXT;
+    v->u.z = zNow;
+    v->n = vNow.n;
+  }
+  return hook_call(x, m, QUAY_AFTER_DELETE);
+}
+/* }================================================================== */
+
+
+/*
+** {==================================================================
 ** Counts and entry points
 ** ===================================================================
 */
@@ -720,6 +971,7 @@ typedef struct CountEntry {
 struct quay_counts {
   CountEntry *a;
   int n;
+  char zDeletedAt[24];      /* a soft delete's deleted_at, else "" */
 };
 
 int quay_counts_n(const quay_counts *p) { return p ? p->n : 0; }
@@ -728,6 +980,9 @@ const char *quay_counts_name(const quay_counts *p, int i) {
 }
 int64_t quay_counts_value(const quay_counts *p, int i) {
   return (p && i >= 0 && i < p->n) ? p->a[i].n : 0;
+}
+const char *quay_counts_deleted_at(const quay_counts *p) {
+  return (p && p->zDeletedAt[0]) ? p->zDeletedAt : NULL;
 }
 void quay_counts_free(quay_counts *p) {
   int i;
@@ -769,15 +1024,22 @@ static void cascade_free(Cascade *x) {
   quay__free(x->anRef);
   quay__free(x->anJoin);
   quay__free(x->apJoinKs);
+  quay__free(x->aHook);
   quay__arena_free(&x->arena);
 }
 
+/*
+** The delete call behind every entry point.  mFlags: QUAY_DELETE_DRY_RUN,
+** and CASCADE_SOFT to soft-delete the keys of a soft_delete model m.
+*/
 int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
-                         int nKey, int bDry, quay_counts **ppCounts,
+                         int nKey, unsigned mFlags, quay_counts **ppCounts,
                          quay_err *pErr) {
   Cascade x;
   quay_counts *pCounts = NULL;
   int rc = QUAY_OK, i, idx, opened = 0;
+  int bDry = (mFlags & QUAY_DELETE_DRY_RUN) != 0;
+  int bSoft = (mFlags & CASCADE_SOFT) && m->pDeletedAt;
   *ppCounts = NULL;
   memset(&x, 0, sizeof(x));
   x.pDb = pDb;
@@ -796,6 +1058,27 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
     goto done;
   }
   quay__db_set_blockers(pDb, NULL, NULL, 0);
+  if (hooks_wanted(&x)) {
+    x.aHook = quay__calloc(sizeof(HookRows) * (size_t)(pDb->nModel + 1));
+    if (x.aHook == NULL) {
+      rc = quay__oom(pErr);
+      goto done;
+    }
+  }
+  if (bSoft) {
+    int64_t n = 0;
+    if (nKey == 0) goto done;
+    quay__now_utc(pCounts->zDeletedAt);
+    rc = quay__txn_begin(pDb, 1, pErr);
+    if (rc) goto done;
+    opened = 1;
+    rc = soft_delete(&x, m, aKey, nKey, pCounts->zDeletedAt, &n);
+    if (rc == QUAY_OK && counts_add(pCounts, m->zName, n)) {
+      rc = quay__oom(pErr);
+    }
+    if (bDry) pCounts->zDeletedAt[0] = 0;
+    goto done;
+  }
   if (build_refs(&x)) {
     rc = quay__oom(pErr);
     goto done;
@@ -828,7 +1111,11 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
   }
   rc = check_restrict(&x);
   if (rc) goto done;
+  rc = hooks_before(&x);
+  if (rc) goto done;
   rc = execute(&x);
+  if (rc) goto done;
+  rc = hooks_after(&x);
   if (rc) goto done;
   if (bDry) {
     /* A dry walk plans no deletes by foreign key and no join-row
@@ -868,19 +1155,33 @@ done:
   return QUAY_OK;
 }
 
+/* The public flags as quay__cascade_delete's (misuse for unknown bits). */
+static int delete_flags(unsigned mFlags, unsigned *pOut, quay_err *pErr) {
+  if (mFlags & ~(unsigned)(QUAY_DELETE_DRY_RUN | QUAY_DELETE_HARD)) {
+    return quay__err(pErr, QUAY_EMISUSE, "delete: unknown flags 0x%x",
+                     mFlags);
+  }
+  *pOut = (mFlags & QUAY_DELETE_DRY_RUN) |
+          ((mFlags & QUAY_DELETE_HARD) ? 0 : CASCADE_SOFT);
+  return QUAY_OK;
+}
+
 int quay_delete_keys(quay_db *pDb, quay_model *m, const quay_value *aKey,
-                     int nKey, int bDry, quay_counts **ppCounts,
+                     int nKey, unsigned mFlags, quay_counts **ppCounts,
                      quay_err *pErr) {
-  int rc = quay__resolve(pDb, pErr);
+  unsigned mCascade = 0;
+  int rc;
   *ppCounts = NULL;
+  rc = delete_flags(mFlags, &mCascade, pErr);
+  if (rc == QUAY_OK) rc = quay__resolve(pDb, pErr);
   if (rc) return rc;
-  return quay__cascade_delete(pDb, m, aKey, nKey, bDry, ppCounts, pErr);
+  return quay__cascade_delete(pDb, m, aKey, nKey, mCascade, ppCounts, pErr);
 }
 
 /*
 ** qs:delete(): collect the primary keys of the query set, then cascade.
 */
-int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDry,
+int quay_qs_delete(quay_qs *pQs, quay_db *pDb, unsigned mFlags,
                    quay_counts **ppCounts, quay_err *pErr) {
   quay_model *m = pQs->pModel;
   Field *pk = m->apField[m->iPk];
@@ -889,8 +1190,11 @@ int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDry,
   quay_cursor *c = NULL;
   quay_keyset *pKs = NULL;
   quay_value *aKey = NULL;
+  unsigned mCascade = 0;
   int rc, idx;
   *ppCounts = NULL;
+  rc = delete_flags(mFlags, &mCascade, pErr);
+  if (rc) return rc;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   quay__plan_keys(&b, pQs, pk);
@@ -912,8 +1216,8 @@ int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDry,
     rc = quay__oom(pErr);
   }
   if (rc == QUAY_OK) {
-    rc = quay__cascade_delete(pDb, m, aKey, quay_keyset_count(pKs), bDry,
-                              ppCounts, pErr);
+    rc = quay__cascade_delete(pDb, m, aKey, quay_keyset_count(pKs),
+                              mCascade, ppCounts, pErr);
   }
   quay_keyset_free(pKs);
   quay__build_free(&b);

@@ -274,10 +274,9 @@ static void ddl_declare_model(quay_schema *pS, quay_model *m) {
     }
     ddl_declared_idx(pS, t, azCol, n, 0, 0);
   }
-  /* CHECK constraints: none are declared yet.  A field type or option
-  ** that adds one (choices, min, max) adds it here, named by
-  ** quay__ddl_name(.., "check") with a "quay_" prefix so that migrate.c
-  ** knows Quay made it (TODO(issue 16): choices/min/max). */
+  /* CHECK constraints: choices, min and max, named "quay_..." so that
+  ** migrate.c knows Quay made them (rules.c). */
+  quay__rules_ddl(pS, t, m);
 }
 
 /* The table of an automatic join table (many_to_many without through). */

@@ -1053,6 +1053,7 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
         s->nDigits = c->nDigits;
         s->nPlaces = c->nPlaces;
       }
+      if (c != pk) quay__rules_inspect(pS, t, c, eType, s);  /* choices.. */
       g->azColName[i] = (char *)s->zName;
       g->nField++;
     }

@@ -1049,7 +1049,13 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nCheck && !found; i++) {
-      if (!m->abCheck[i] && diff_same_check(l->aCheck[i].zExpr, dc->zExpr)) {
+      /* Quay's own checks by name (it changes with the rule: rules.c),
+      ** others by expression. */
+      if (!m->abCheck[i] &&
+          (diff_owns_check(dc)
+               ? (l->aCheck[i].zName &&
+                  strcmp(l->aCheck[i].zName, dc->zName) == 0)
+               : diff_same_check(l->aCheck[i].zExpr, dc->zExpr))) {
         m->abCheck[i] = 1;
         found = 1;
       }

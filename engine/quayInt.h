@@ -231,6 +231,8 @@ struct Field {
   int iField;               /* index in the model's apField */
   Rel *pRel;                /* FK columns: the relation that owns it */
   char *zRenamed;           /* renamed_from (old field or column), or NULL */
+  quay_value *aChoice; int nChoice; /* choices, in the field's form */
+  quay_value *pMin, *pMax;  /* numeric bounds, or NULL (rules.c) */
 };
 
 struct JoinTable {
@@ -298,6 +300,8 @@ struct quay_model {
                             ** NULL (rows with it set are left out of
                             ** every read) */
   char *zRenamed;           /* renamed_from (old model or table), or NULL */
+  int bDeleteHooks;         /* rows are loaded for the delete observer
+                            ** (quay_model_set_delete_hooks) */
 };
 
 /* Schema functions (schema.c, relgraph.c). */
@@ -1029,6 +1033,7 @@ struct quay_db {
   /* statements */
   int64_t nQuery;
   quay_trace_fn xTrace; void *pTraceArg;
+  quay_delete_fn xDelete; void *pDeleteArg; /* delete hooks (cascade.c) */
   int txnDepth;
   int bTxnReadOnly;         /* the outermost level is read-only */
   /* last protected/restricted blockers */
@@ -1425,6 +1430,26 @@ QUAY_INTERNAL void quay__ddl_create_index(const Dialect *d, const STable *t,
 /* The literal of a value in a DEFAULT clause; 0 when it has none. */
 QUAY_INTERNAL int quay__ddl_literal(Str *p, int eType, const quay_value *v);
 
+/*
+** Field rules: choices, min, max (rules.c).  quay__rules_set copies and
+** checks the spec's rules into f (declaration errors; f->dflt set first);
+** quay__rules_free releases them; quay__rules_check holds a stored value
+** (non-NULL, in the field's form) to them (validation naming m and f);
+** quay__rules_ddl adds the CHECK constraints of m's fields to table t;
+** quay__rules_inspect reads Quay's checks of live table t for column c
+** (type class eType) into s (arena values of pS).
+*/
+QUAY_INTERNAL int quay__rules_set(quay_model *m, Field *f,
+                                  const quay_field_spec *s, quay_err *pErr);
+QUAY_INTERNAL void quay__rules_free(Field *f);
+QUAY_INTERNAL int quay__rules_check(const quay_model *m, const Field *f,
+                                    const quay_value *v, quay_err *pErr);
+QUAY_INTERNAL void quay__rules_ddl(quay_schema *pS, STable *t,
+                                   const quay_model *m);
+QUAY_INTERNAL void quay__rules_inspect(quay_schema *pS, const STable *t,
+                                       const SCol *c, int eType,
+                                       quay_field_spec *s);
+
 /* db:create_tables (migrate.c): create what is missing, or fail with
 ** QUAY_EMIGRATION naming the first difference. */
 QUAY_INTERNAL int quay__migrate_create(quay_db *pDb, quay_err *pErr);
@@ -1539,9 +1564,15 @@ QUAY_INTERNAL int quay__plan_key_param(quay_plan *p, int iStep,
 ** Writers and cascades
 ** ===================================================================
 */
+/*
+** Delete the rows of pModel with keys aKey, with cascades (cascade.c).
+** mFlags: QUAY_DELETE_DRY_RUN, and cascade.c's own bit for a soft delete,
+** which only its public entry points set: internal callers (a pivot row
+** removed from a set) pass 0 and delete for real.
+*/
 QUAY_INTERNAL int quay__cascade_delete(quay_db *pDb, quay_model *pModel,
                                        const quay_value *aKey, int nKey,
-                                       int bDryRun, quay_counts **ppCounts,
+                                       unsigned mFlags, quay_counts **ppCounts,
                                        quay_err *pErr);
 QUAY_INTERNAL int quay__on_update(quay_db *pDb, quay_model *pModel,
                                   Field *pKey, const quay_value *pOld,

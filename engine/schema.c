@@ -223,6 +223,7 @@ static void field_free(Field *f) {
   quay__free(f->zDescr);
   quay__free(f->zRenamed);
   quay__value_clear(&f->dflt);
+  quay__rules_free(f);
   quay__free(f);
 }
 
@@ -358,6 +359,7 @@ static int insert_field(quay_model *m, Field *f, int bAppend,
 int quay_model_add_field(quay_model *m, const quay_field_spec *s,
                          quay_err *pErr) {
   Field *f;
+  int rc;
   const char *zCol = s->zColumn ? s->zColumn : s->zName;
   if (!is_name(s->zName)) {
     return quay__err(pErr, QUAY_EDECLARATION,
@@ -476,6 +478,11 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
       (s->zRenamedFrom && f->zRenamed == NULL)) {
     field_free(f);
     return quay__oom(pErr);
+  }
+  if ((s->nChoice || s->pMin || s->pMax) &&
+      (rc = quay__rules_set(m, f, s, pErr)) != QUAY_OK) {
+    field_free(f);
+    return rc;
   }
   return insert_field(m, f, 0, pErr);
 }
@@ -1019,6 +1026,10 @@ int quay_model_field(const quay_model *m, int i, quay_field_info *p) {
   p->nPlaces = f->nPlaces;
   p->iRel = f->pRel ? f->pRel->iRel : -1;
   p->pDefault = (f->mFlags & QUAY_F_DEFAULT) ? &f->dflt : NULL;
+  p->aChoice = f->aChoice;
+  p->nChoice = f->nChoice;
+  p->pMin = f->pMin;
+  p->pMax = f->pMax;
   return QUAY_OK;
 }
 

@@ -86,6 +86,10 @@ int quay__validate(quay_model *m, Field *f, const quay_value *v,
                            "%s.%s cannot be null (declare it with null = "
                            "true or give a value)", m->zName, f->zName);
   }
+  if (f->nChoice || f->pMin || f->pMax) {        /* rules.c */
+    int rc = quay__value_fits(m, f, v, 1, pErr);
+    return rc ? rc : quay__rules_check(m, f, v, pErr);
+  }
   return quay__value_fits(m, f, v, 1, pErr);
 }
 /* }================================================================== */
@@ -309,6 +313,19 @@ static int fill_insert(quay_writer *w, quay_err *pErr) {
       continue;
     }
     rc = quay__validate(m, f, &s->v, pErr);
+    if (rc) return rc;
+  }
+  return QUAY_OK;
+}
+
+int quay_writer_check(quay_writer *w, int bInsert, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  int i, rc;
+  if (bInsert) return fill_insert(w, pErr);
+  for (i = 0; i < m->nField; i++) {
+    Slot *s = &w->aSlot[i];
+    if (!s->set || s->pExpr) continue;
+    rc = quay__validate(m, m->apField[i], &s->v, pErr);
     if (rc) return rc;
   }
   return QUAY_OK;

@@ -470,6 +470,11 @@ typedef struct quay_field_spec {
   double rSeq;              /* declaration sequence number */
   const char *zRenamedFrom; /* old field or column name (migrations), or
                             ** NULL */
+  const quay_value *aChoice;/* choices: the nChoice values the field may
+                            ** hold (copied), or NULL */
+  int nChoice;
+  const quay_value *pMin;   /* min / max of a numeric field, inclusive */
+  const quay_value *pMax;   /* (copied), or NULL */
 } quay_field_spec;
 
 typedef struct quay_rel_spec {
@@ -600,6 +605,9 @@ typedef struct quay_field_info {
   int nDigits, nPlaces;     /* decimal precision, else 0 */
   int iRel;                 /* FK column: index of its relation, else -1 */
   const quay_value *pDefault; /* static default or NULL */
+  const quay_value *aChoice;/* choices (nChoice values), or NULL */
+  int nChoice;
+  const quay_value *pMin, *pMax; /* numeric bounds, or NULL */
 } quay_field_info;
 
 typedef struct quay_rel_info {
@@ -1309,6 +1317,15 @@ QUAY_API int quay_writer_set(quay_writer *pW, int iField,
 QUAY_API int quay_writer_set_rel(quay_writer *pW, int iRel,
                                  const quay_value *pVal, quay_err *pErr);
 QUAY_API int quay_writer_is_set(const quay_writer *pW, int iField);
+/*
+** Check the buffered row without writing anything: for an insert
+** (bInsert) complete it as quay_writer_insert would (static defaults,
+** auto_now values) and validate every field; for an update validate the
+** set fields.  The completed values are then readable (quay_writer_value),
+** so a binding can run its own checks on them before it writes; the write
+** keeps them.
+*/
+QUAY_API int quay_writer_check(quay_writer *w, int bInsert, quay_err *pErr);
 /* INSERT the buffered row; the final values are then readable. */
 QUAY_API int quay_writer_insert(quay_writer *pW, quay_err *pErr);
 /*
@@ -1391,18 +1408,63 @@ QUAY_API int quay_bulk_update(quay_db *pDb, quay_model *pModel,
 ** Deletion with cascades (API.md "Deleting and cascades").  The counts are
 ** a list of (name, n) pairs, deleted rows per model (join tables by table
 ** name), zero entries left out.  Caller frees with quay_counts_free.
+**
+** mFlags: QUAY_DELETE_DRY_RUN counts what would be deleted and changes
+** nothing; QUAY_DELETE_HARD deletes the rows of a soft_delete model
+** (quay_model_set_soft_delete) for real, with cascades.  Without it such
+** rows are soft-deleted: deleted_at is set (UTC now) on those whose
+** deleted_at is NULL, nothing cascades, and the counts report them under
+** the model's name.  Unknown bits are QUAY_EMISUSE.
 */
+#define QUAY_DELETE_DRY_RUN 0x0001
+#define QUAY_DELETE_HARD    0x0002
 typedef struct quay_counts quay_counts;
-QUAY_API int quay_qs_delete(quay_qs *pQs, quay_db *pDb, int bDryRun,
+QUAY_API int quay_qs_delete(quay_qs *pQs, quay_db *pDb, unsigned mFlags,
                             quay_counts **ppCounts, quay_err *pErr);
 /* Delete the rows of pModel with primary keys aKey, with cascades. */
 QUAY_API int quay_delete_keys(quay_db *pDb, quay_model *pModel,
-                              const quay_value *aKey, int nKey, int bDryRun,
-                              quay_counts **ppCounts, quay_err *pErr);
+                              const quay_value *aKey, int nKey,
+                              unsigned mFlags, quay_counts **ppCounts,
+                              quay_err *pErr);
 QUAY_API int quay_counts_n(const quay_counts *p);
 QUAY_API const char *quay_counts_name(const quay_counts *p, int i);
 QUAY_API int64_t quay_counts_value(const quay_counts *p, int i);
+/* The deleted_at a soft delete wrote ("YYYY-MM-DD HH:MM:SS"), or NULL
+** (a hard delete, a dry run).  Borrowed; valid until quay_counts_free. */
+QUAY_API const char *quay_counts_deleted_at(const quay_counts *p);
 QUAY_API void quay_counts_free(quay_counts *p);
+
+/*
+** Delete hooks (API.md "Model behaviour").  The rows of a model marked
+** with quay_model_set_delete_hooks are loaded before any delete call
+** removes or soft-deletes them (quay_delete_keys, quay_qs_delete, and
+** every cascade that reaches the model; dry runs excepted) and handed to
+** the db's delete observer, row by row, inside the call's transaction:
+**
+**   QUAY_BEFORE_DELETE  after the cascade walk and its PROTECT / RESTRICT
+**                       checks, before any statement that writes; models
+**                       parents first
+**   QUAY_AFTER_DELETE   after every statement of the call ran, before it
+**                       commits; models children first
+**
+** pModel is the row's model, aField its nField field values in field
+** order (borrowed; valid during the call; a soft delete's after call sees
+** the new deleted_at), iRow its number among that model's rows of this
+** call, the same in both phases and in key order.  A non-0 return stops
+** the call: everything it did is rolled back and it fails with
+** QUAY_ECALLBACK (a binding then raises its own error).  The observer may
+** use the db (nested calls run in savepoints).  Models that are not
+** marked keep the set-based deletes: no row of theirs is read.
+*/
+enum { QUAY_BEFORE_DELETE = 1, QUAY_AFTER_DELETE };
+typedef int (*quay_delete_fn)(void *pArg, int eWhen, quay_model *pModel,
+                              int iRow, const quay_value *aField);
+/* Set the delete observer of pDb (NULL removes it); pArg is borrowed. */
+QUAY_API void quay_db_on_delete(quay_db *pDb, quay_delete_fn xDelete,
+                                void *pArg);
+/* Mark (bOn non-0) or unmark pModel as having delete hooks. */
+QUAY_API void quay_model_set_delete_hooks(quay_model *pModel, int bOn);
+QUAY_API int quay_model_delete_hooks(const quay_model *pModel);
 /*
 ** Blockers of the last QUAY_EPROTECTED / QUAY_ERESTRICTED error on this
 ** db: n entries of (model name, key).  Borrowed; valid until the next

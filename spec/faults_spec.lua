@@ -155,3 +155,61 @@ describe("Statement failure injection", function()
     assert.equal(3, M.Post:filter { author_id = 1000 }:count())
   end)
 end)
+
+-- Issue 14: hooks write inside the call's transaction; a failing statement
+-- anywhere (the call's own, a hook's) undoes all of it.
+describe("Statement failure injection with model behaviour", function()
+  if not test then
+    it("needs a QUAY_TEST build (test hooks compiled in)", function()
+      assert.is_nil(test)
+    end)
+    return
+  end
+  local db, User, Post, Log
+  before_each(function()
+    db = helper.open()
+    Log = db:model("Log", { what = quay.string() })
+    local function log(what) return function(rec) Log:create { what = what .. " " .. rec.title } end end
+    User = db:model("User", { name = quay.string() })
+    Post = db:model("Post", {
+      title = quay.string { validate = function(v) return #v > 0 end },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      hooks = { before_save = log("before"), after_save = log("after"),
+                before_delete = log("deleting"), after_delete = log("deleted") },
+      soft_delete = true,
+    })
+    db:create_tables()
+    local u = User:create { name = "a" }
+    for i = 1, 3 do Post:create { title = "p" .. i, author = u } end
+  end)
+  after_each(function() db:close() end)
+
+  it("a save with hooks that write is all or nothing", function()
+    local u = User:first()
+    local n = walk(db, function() Post:create { title = "new", author = u } end)
+    assert.is_true(n >= 3, "walked " .. n)      -- two hook inserts and the row
+    local p = Post:get { title = "new" }
+    p.title = "renamed"
+    walk(db, function() p:save() end)
+    assert.equal(1, Post:filter { title = "renamed" }:count())
+  end)
+
+  it("bulk_create with hooks is all or nothing", function()
+    local u = User:first()
+    local n = walk(db, function()
+      Post:bulk_create { { title = "b1", author = u }, { title = "b2", author = u } }
+    end)
+    assert.is_true(n >= 6, "walked " .. n)
+    assert.equal(5, Post:count())
+  end)
+
+  it("a soft delete and a hard cascade with delete hooks are all or nothing", function()
+    local n = walk(db, function() Post:filter { title__in = { "p1", "p2" } }:delete() end)
+    assert.is_true(n >= 4, "walked " .. n)
+    assert.equal(1, Post:count())
+    n = walk(db, function() User:query():delete() end)
+    assert.is_true(n >= 4, "walked " .. n)
+    assert.equal(0, Post:with_deleted():count())
+    assert.equal(0, User:count())
+  end)
+end)

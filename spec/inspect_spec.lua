@@ -82,6 +82,43 @@ describe("quay inspect", function()
     db:close()
   end)
 
+  it("reads Quay's choices, min and max checks back into the models", function()
+    local url = fresh_url()
+    local db0 = quay.open(url)
+    db0:model("Item", {
+      state = quay.string { max = 20, choices = { "draft", "it's live", "gone" }, default = "draft" },
+      size = quay.integer { choices = { -1, 0, 7 } },
+      qty = quay.integer { min = -5, max = 5000000000 },
+      ratio = quay.number { null = true, min = 0.25, max = 1e20 },
+      level = quay.integer { min = 1 },
+      price = quay.decimal { digits = 8, places = 2, min = "0.50", max = 99,
+                             choices = { "0.50", "1.25", "99.00" } },
+      day = quay.date { null = true, choices = { "2024-01-01", "2024-12-31" } },
+    })
+    db0:create_tables()
+    db0:close()
+    local db, M, script = inspect_and_load(url)
+    assert.is_truthy(script:find('choices = { "draft", "it\'s live", "gone" }', 1, true), script)
+    assert.is_truthy(script:find('choices = { -1, 0, 7 }', 1, true), script)
+    local f = {}
+    for _, x in ipairs(db:describe().Item.fields) do f[x.name] = x end
+    assert.same({ "draft", "it's live", "gone" }, f.state.choices)
+    assert.same({ -1, 0, 7 }, f.size.choices)
+    assert.equal(-5, f.qty.min)
+    assert.equal(5000000000, f.qty.max)
+    assert.equal(0.25, f.ratio.min)
+    assert.equal(1e20, f.ratio.max)
+    assert.equal(1, f.level.min)
+    assert.is_nil(f.level.max)
+    assert.equal("0.50", f.price.min)
+    assert.equal("99.00", f.price.max)
+    assert.same({ "0.50", "1.25", "99.00" }, f.price.choices)
+    assert.same({ "2024-01-01", "2024-12-31" }, f.day.choices)
+    helper.raises("validation", M.Item.create, M.Item, { size = 0, qty = 1, level = 0, price = 1.25 })
+    M.Item:create { size = 7, qty = 1, level = 1, price = "1.25" }
+    db:close()
+  end)
+
   it("models a hand-written schema: self references, composite unique, join tables", function()
     local url = fresh_url()
     local db0 = quay.open(url)

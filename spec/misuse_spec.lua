@@ -197,3 +197,151 @@ describe("Misuse messages", function()
     other:close()
   end)
 end)
+
+-- Issue 14: user functions that misbehave (hooks, validate functions,
+-- scopes): the original error comes back, the call is undone, the db
+-- stays usable; results Quay cannot read are misuse.
+describe("Model behaviour misuse", function()
+  local db, M, Log
+  before_each(function()
+    db = helper.open()
+    Log = db:model("Log", { what = quay.string() })
+    M = db:model("M", {
+      n = quay.integer { validate = function(v)
+        if v == 1 then error({ mine = 1 }) end
+        if v == 2 then error(2) end
+        if v == 3 then return "yes" end
+        if v == 4 then return false, 4 end
+        if v == 5 then coroutine.yield() end
+        return true
+      end },
+      s = quay.string { null = true },
+      hooks = {
+        before_save = function(rec)
+          Log:create { what = "saving" }
+          if rec.s == "table" then error({ mine = "table" }) end
+          if rec.s == "nil" then error(nil) end
+          if rec.s == "false" then error(false) end
+          if rec.s == "yield" then coroutine.yield(1) end
+          if rec.s == "deep" then
+            local function f(d) if d == 0 then error("deep") end return f(d - 1) end
+            f(100)
+          end
+        end,
+        before_delete = function(rec)
+          Log:create { what = "deleting" }
+          if rec.s == "table" then error({ mine = "delete" }) end
+          if rec.s == "yield" then coroutine.yield(2) end
+          if rec.s == "false" then error(false) end
+        end,
+      },
+      scopes = {
+        none = function() end,
+        number = function() return 42 end,
+        raises = function() error({ mine = "scope" }) end,
+      },
+    })
+    db:create_tables()
+  end)
+  after_each(function() db:close() end)
+
+  local function undone()
+    assert.equal(0, M:count())
+    assert.equal(0, Log:count())
+  end
+
+  it("gives back a hook's error value, whatever it is, and undoes the call", function()
+    for _, case in ipairs {
+      { "table", function(e) return type(e) == "table" and e.mine == "table" end },
+      { "nil", function(e) return e == nil end },
+      { "false", function(e) return e == false end },
+      { "deep", function(e) return type(e) == "string" and e:find("deep", 1, true) end },
+    } do
+      local ok, err = pcall(M.create, M, { n = 0, s = case[1] })
+      assert.is_false(ok)
+      assert.is_true(case[2](err) and true or false, case[1])
+      undone()
+    end
+    M:create { n = 0, s = "fine" }
+    assert.equal(1, M:count())
+  end)
+
+  it("refuses hooks that yield, in a coroutine or not, and stays usable", function()
+    local co = coroutine.wrap(function() return pcall(M.create, M, { n = 0, s = "yield" }) end)
+    local ok, err = co()
+    assert.is_false(ok)
+    assert.equal("misuse", err.code)
+    helper.mentions(err, "M", "before_save")
+    ok, err = pcall(M.create, M, { n = 0, s = "yield" })
+    assert.is_false(ok)
+    assert.equal("misuse", err.code)
+    undone()
+    -- an error that kills a coroutine leaves no transaction behind
+    local dead = coroutine.create(function() return M:create { n = 0, s = "yield" } end)
+    assert.is_false(coroutine.resume(dead))
+    M:create { n = 0, s = "ok" }
+    if helper.is_pg then                     -- committed: another handle sees it
+      local db2 = quay.open(helper.url)
+      assert.equal(1, db2:rows("SELECT COUNT(*) AS n FROM ms")[1].n)
+      db2:close()
+    end
+    db:execute("UPDATE ms SET s = 'yield'")
+    helper.raises("misuse", function() return M:query():delete() end)
+    assert.equal(1, M:count())
+    assert.equal(1, Log:count())
+  end)
+
+  it("gives back a delete hook's error value and undoes the delete", function()
+    local r = M:create { n = 0, s = "x" }
+    r.s = "table"                            -- rec:delete hands over r itself
+    local ok, err = pcall(r.delete, r)
+    assert.is_false(ok)
+    assert.equal("delete", err.mine)
+    db:execute("UPDATE ms SET s = 'false'")
+    ok, err = pcall(function() return M:query():delete() end)
+    assert.is_false(ok)
+    assert.is_false(err)
+    assert.equal(1, M:count())
+    assert.equal(1, Log:count())             -- the create's own log only
+    r.s = "yield"
+    local co = coroutine.wrap(function() return pcall(r.delete, r) end)
+    ok, err = co()
+    assert.is_false(ok)
+    assert.equal("misuse", err.code)
+    assert.equal(1, M:count())
+  end)
+
+  it("gives back a validate function's error; odd results are misuse", function()
+    local ok, err = pcall(M.create, M, { n = 1 })
+    assert.is_false(ok)
+    assert.equal(1, err.mine)
+    ok, err = pcall(M.create, M, { n = 2 })
+    assert.is_false(ok)
+    assert.equal(2, err)
+    helper.mentions(helper.raises("misuse", M.create, M, { n = 3 }), "M", "n", "string")
+    helper.mentions(helper.raises("misuse", M.create, M, { n = 4 }), "M", "n", "number")
+    helper.raises("misuse", M.create, M, { n = 5 })
+    helper.raises("misuse", M.bulk_create, M, { { n = 0 }, { n = 3 } })
+    undone()
+  end)
+
+  it("refuses scopes that return no query set, and passes a scope's error on", function()
+    helper.mentions(helper.raises("misuse", M.none, M), "none", "M")
+    helper.mentions(helper.raises("misuse", function() return M:query():number() end), "number")
+    local ok, err = pcall(M.raises, M)
+    assert.is_false(ok)
+    assert.equal("scope", err.mine)
+  end)
+
+  it("refuses behaviour options of the wrong shape", function()
+    for _, spec in ipairs {
+      { methods = true }, { scopes = { 1 } }, { validate = {} }, { hooks = { before_save = 1 } },
+      { hooks = { on_save = function() end } }, { soft_delete = "yes" },
+      { n = quay.integer { validate = 1 } }, { n = quay.integer { choices = 1 } },
+      { n = quay.integer { min = "0" } },
+    } do
+      helper.raises("declaration", db.model, db, "Bad", spec)
+    end
+    db:model("Fine", { n = quay.integer() })
+  end)
+end)

@@ -239,7 +239,7 @@ describe("Declaring a model again", function()
     helper.raises("declaration", db.check, db)
     -- the engine refuses this one after taking the failed one's place
     helper.raises("declaration", db.model, db, "Bad",
-      { base = quay.belongs_to("Base"), s = quay.integer { max = 3 } })
+      { base = quay.belongs_to("Base"), s = quay.integer { auto_now = true } })
     db:check()                                                       -- Bad is gone
     assert.is_nil(db:describe().Bad)
     local Bad = db:model("Bad", { base = quay.belongs_to("Base") })

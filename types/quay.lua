@@ -78,6 +78,12 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field primary_key? boolean
 ---@field description? string
 ---@field renamed_from? string the old field or column name (migrations)
+---@field choices? any[] the values the field may hold (checked before SQL, and a CHECK constraint)
+---@field validate? fun(value: any, rec: quay.Record): boolean?, string? true, or false and a message (`validation`)
+
+---@class quay.NumberOptions: quay.FieldOptions
+---@field min? number smallest value allowed (checked before SQL, and a CHECK constraint)
+---@field max? number largest value allowed
 
 ---@class quay.StringOptions: quay.FieldOptions
 ---@field max? integer maximum length in characters (UTF-8 code points)
@@ -119,16 +125,28 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field related_name? string
 ---@field description? string
 
+---@class quay.Hooks
+---@field before_save? fun(rec: quay.Record, creating: boolean) in the write's transaction, before validation
+---@field after_save? fun(rec: quay.Record, created: boolean)
+---@field before_delete? fun(rec: quay.Record) also for every row a cascade deletes
+---@field after_delete? fun(rec: quay.Record)
+
 ---@class quay.ModelSpec
 ---@field table? string default snake_case name + "s"
 ---@field description? string
 ---@field unique_together? string[][]
 ---@field renamed_from? string the old model or table name (migrations)
 ---@field indexes? string[][] composite indexes: lists of field or relation names
+---@field methods? table<string, fun(rec: quay.Record, ...): any> methods of the records
+---@field scopes? table<string, fun(qs: quay.QuerySet, ...): quay.QuerySet> chainable methods of the model, its query sets and related sets
+---@field validate? fun(rec: quay.Record): boolean?, string? true, or false and a message (`validation`, err.field nil)
+---@field hooks? quay.Hooks
+---@field soft_delete? boolean adds `deleted_at`; delete() marks rows instead of deleting them
 ---@field [string] quay.Field|quay.Relation
 
 ---@class quay.DeleteOptions
 ---@field dry_run? boolean count and check, change nothing
+---@field hard? boolean a soft_delete model's rows are deleted for real, with cascades
 
 ---@class quay.SaveOptions
 ---@field fields? string[] write exactly these fields (a stored record)
@@ -165,6 +183,8 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field default? any a static default (function defaults are not reported)
 ---@field auto_now? boolean
 ---@field auto_now_add? boolean
+---@field choices? any[]
+---@field min? number
 
 ---@class quay.DescribeRelation
 ---@field name string
@@ -184,6 +204,9 @@ describes; it is never loaded at run time (`---@meta`).
 ---@field relations quay.DescribeRelation[]
 ---@field indexes string[][] composite indexes, as declared
 ---@field unique_together string[][] as declared
+---@field methods string[] sorted
+---@field scopes string[] sorted
+---@field soft_delete boolean
 
 ---@class quay.Stats
 ---@field queries integer SQL statements sent so far
@@ -443,6 +466,14 @@ function QuerySet:sql() end
 ---@return { path: string, how: string, sql: string }[]
 function QuerySet:explain() end
 
+---A soft_delete model's rows, soft-deleted ones included.
+---@return quay.QuerySet
+function QuerySet:with_deleted() end
+
+---Only a soft_delete model's soft-deleted rows.
+---@return quay.QuerySet
+function QuerySet:only_deleted() end
+
 
 ---A declared model.  Every query-set method also works on the model, as
 ---if called on `Model:query()`.
@@ -537,6 +568,10 @@ function Record:refresh() end
 ---@return table<string, any>
 function Record:to_table() end
 
+---Clear a soft-deleted record's deleted_at: true, or false when it was not soft-deleted.
+---@return boolean
+function Record:restore() end
+
 
 ---The to-many side of a relation on one record: a query set scoped to the
 ---owner, plus `#set`, `set[i]` and `ipairs(set)` over its rows.
@@ -597,11 +632,11 @@ function quay.open(url, opts) end
 ---@return quay.Field
 function quay.id(opts) end
 
----@param opts? quay.FieldOptions
+---@param opts? quay.NumberOptions
 ---@return quay.Field
 function quay.integer(opts) end
 
----@param opts? quay.FieldOptions
+---@param opts? quay.NumberOptions
 ---@return quay.Field
 function quay.number(opts) end
 

@@ -204,6 +204,148 @@ TEST(cascade_counts) {
   return 0;
 }
 
+/*
+** Delete hooks in plain C: the observer sees the rows of marked models
+** only, before then after, and a failing observer undoes the delete.
+*/
+typedef struct HookLog {
+  quay_model *pWatch;
+  int nBefore, nAfter, nOther, nFailAt;
+  int aiRow[16];
+  char azTitle[16][16];
+} HookLog;
+
+static int hook_observer(void *pArg, int eWhen, quay_model *m, int iRow,
+                         const quay_value *aField) {
+  HookLog *h = pArg;
+  if (m != h->pWatch) {
+    h->nOther++;
+    return 0;
+  }
+  if (eWhen == QUAY_BEFORE_DELETE) {
+    if (h->nBefore < 16) {
+      h->aiRow[h->nBefore] = iRow;
+      snprintf(h->azTitle[h->nBefore], 16, "%.*s", (int)aField[1].n,
+               aField[1].u.z);
+    }
+    h->nBefore++;
+  } else {
+    /* The same rows, by number, after they are gone. */
+    if (iRow < 16 && strncmp(h->azTitle[iRow], aField[1].u.z,
+                             aField[1].n) != 0) {
+      return 1;
+    }
+    h->nAfter++;
+    if (h->nAfter == h->nFailAt) return 1;
+  }
+  return 0;
+}
+
+TEST(delete_hooks) {
+  quay_db *db;
+  quay_model *u, *p;
+  quay_err e;
+  quay_counts *c;
+  quay_value k;
+  HookLog h;
+  int64_t n;
+  quay_qs *q;
+  memset(&h, 0, sizeof(h));
+  ASSERT_OK(setup(&db, &u, &p, &e), e);
+  ASSERT_OK(fill(db, u, p, 3, &e), e);
+  h.pWatch = p;
+  quay_model_set_delete_hooks(p, 1);
+  ASSERT_EQ(quay_model_delete_hooks(p), 1);
+  ASSERT_EQ(quay_model_delete_hooks(u), 0);
+  quay_db_on_delete(db, hook_observer, &h);
+  k.type = QUAY_INT;
+  k.u.i = 1;
+  /* A failing observer (the second after call): nothing is deleted. */
+  h.nFailAt = 2;
+  ASSERT_EQ(quay_delete_keys(db, u, &k, 1, 0, &c, &e), QUAY_ECALLBACK);
+  ASSERT(c == NULL);
+  ASSERT_OK(quay_qs_new(p, &q, &e), e);
+  ASSERT_OK(quay_qs_count(q, db, &n, &e), e);
+  ASSERT_EQ(n, 9);
+  /* Then it passes: the user's 3 posts, rows 0..2, before and after. */
+  memset(&h, 0, sizeof(h));
+  h.pWatch = p;
+  ASSERT_OK(quay_delete_keys(db, u, &k, 1, 0, &c, &e), e);
+  ASSERT_EQ(h.nBefore, 3);
+  ASSERT_EQ(h.nAfter, 3);
+  ASSERT_EQ(h.nOther, 0);                  /* User has no hooks */
+  ASSERT_EQ(h.aiRow[0], 0);
+  ASSERT_EQ(h.aiRow[2], 2);
+  ASSERT(quay_counts_deleted_at(c) == NULL);
+  quay_counts_free(c);
+  ASSERT_OK(quay_qs_count(q, db, &n, &e), e);
+  ASSERT_EQ(n, 6);
+  /* Dry runs call no hook; unknown flags are misuse. */
+  memset(&h, 0, sizeof(h));
+  h.pWatch = p;
+  ASSERT_OK(quay_qs_delete(q, db, QUAY_DELETE_DRY_RUN, &c, &e), e);
+  ASSERT_EQ(h.nBefore, 0);
+  quay_counts_free(c);
+  ASSERT_EQ(quay_qs_delete(q, db, 0x40, &c, &e), QUAY_EMISUSE);
+  quay_qs_free(q);
+  quay_db_free(db);
+  return 0;
+}
+
+TEST(soft_delete_writes) {
+  quay_db *db;
+  quay_model *m;
+  quay_field_spec f;
+  quay_writer *w = NULL;
+  quay_err e;
+  quay_counts *c;
+  quay_value v, k;
+  quay_qs *q, *qa;
+  int64_t n;
+  ASSERT_OK(quay_db_open("sqlite::memory:", NULL, &db, &e), e);
+  ASSERT_OK(quay_model_new(db, "Note", NULL, NULL, &m, &e), e);
+  memset(&f, 0, sizeof(f));
+  f.eType = QUAY_T_STRING;
+  f.zName = "body";
+  ASSERT_OK(quay_model_add_field(m, &f, &e), e);
+  ASSERT_OK(quay_model_set_soft_delete(m, &e), e);
+  ASSERT_OK(quay_db_create_tables(db, &e), e);
+  ASSERT_OK(quay_writer_new(db, m, &w, &e), e);
+  v.type = QUAY_TEXT;
+  v.u.z = "x";
+  v.n = 1;
+  ASSERT_OK(quay_writer_set(w, 1, &v, &e), e);
+  ASSERT_OK(quay_writer_insert(w, &e), e);
+  quay_writer_value(w, 0, &k);
+  quay_writer_free(w);
+  ASSERT_OK(quay_delete_keys(db, m, &k, 1, 0, &c, &e), e);
+  ASSERT_EQ(quay_counts_n(c), 1);
+  ASSERT_EQ(quay_counts_value(c, 0), 1);
+  ASSERT(quay_counts_deleted_at(c) != NULL);
+  ASSERT_EQ(strlen(quay_counts_deleted_at(c)), 19);
+  quay_counts_free(c);
+  ASSERT_OK(quay_qs_new(m, &q, &e), e);
+  ASSERT_OK(quay_qs_count(q, db, &n, &e), e);
+  ASSERT_EQ(n, 0);
+  ASSERT_OK(quay_qs_with_deleted(q, QUAY_DELETED_INCLUDE, &qa, &e), e);
+  ASSERT_OK(quay_qs_count(qa, db, &n, &e), e);
+  ASSERT_EQ(n, 1);
+  /* Again: nothing to mark. */
+  ASSERT_OK(quay_delete_keys(db, m, &k, 1, 0, &c, &e), e);
+  ASSERT_EQ(quay_counts_n(c), 0);
+  quay_counts_free(c);
+  ASSERT_OK(quay_delete_keys(db, m, &k, 1, QUAY_DELETE_HARD, &c, &e), e);
+  ASSERT_EQ(quay_counts_n(c), 1);
+  ASSERT(quay_counts_deleted_at(c) == NULL);
+  quay_counts_free(c);
+  ASSERT_OK(quay_qs_count(qa, db, &n, &e), e);
+  ASSERT_EQ(n, 0);
+  quay_qs_free(qa);
+  quay_qs_free(q);
+  quay_db_free(db);
+  return 0;
+}
+
 #ifdef QUAY_TEST
 /*
 ** OOM sweep (libuv test-loop-oom, SQLite faultsim): fail allocation k for

@@ -23,6 +23,8 @@
   X(keyset)                     \
   X(write_read_prefetch)        \
   X(cascade_counts)             \
+  X(delete_hooks)               \
+  X(soft_delete_writes)         \
   X(wrapped_no_dqs)             \
   X(url_schemes)                \
   X(migrate_api)                \

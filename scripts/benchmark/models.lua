@@ -2,8 +2,8 @@
 -- db:create_tables() on these makes the tables the data generator fills
 -- (scripts/benchmark/floor.c `gen`), so Quay and the floor read one schema.
 -- Version 2 is W12's migration: Post.title becomes text and Post gets a
--- NOT NULL rating with a default.
-return function(db, quay, version)
+-- NOT NULL rating with a default.  `hooks` (W11) are Post's hooks.
+return function(db, quay, version, hooks)
   local m = {}
   m.User = db:model("User", { name = quay.string(), email = quay.string() })
   m.Profile = db:model("Profile", {
@@ -19,6 +19,7 @@ return function(db, quay, version)
     author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
     tags   = quay.many_to_many("Tag"),
     rating = version == 2 and quay.number { default = 0 } or nil,
+    hooks  = hooks,
   })
   m.Comment = db:model("Comment", {
     post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),

@@ -2,7 +2,7 @@
 --   quay quay_side.lua WORKLOAD DB NUSERS
 -- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
 -- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
--- sql (see below), w1..w8, w9, w10, w10s, w12 (db:migrate() to the
+-- sql (see below), w1..w8, w9, w10, w10s, w11, w12 (db:migrate() to the
 -- models' version 2: a SQLite rebuild of posts), diff (see below), pipe /
 -- pipepf (200 times one page of posts with author, tags and comments:
 -- with(...) / prefetch_related(...)), w13 (W6-style pages for
@@ -145,7 +145,10 @@ if W == "diff" then
 end
 
 local db = open(file)
-local m = declare(db, quay, W == "w12" and 2 or 1)
+-- W11: W10s with a before_save hook on Post (it counts its calls).
+local nHook = 0
+local m = declare(db, quay, W == "w12" and 2 or 1,
+  W == "w11" and { before_save = function() nHook = nHook + 1 end } or nil)
 local DEC_ROWS, DEC_ITER = 100000, 20
 if W == "decsum" or W == "intsum" then
   m.Ledger = db:model("Ledger", {
@@ -240,6 +243,13 @@ function run.w10s()
   end)
   return w10_check(n)
 end
+-- W11: the same saves through a before_save hook; its floor is W10s
+-- (Quay, the model without the hook).
+function run.w11()
+  local check = run.w10s()
+  assert(nHook == #w10_recs, "the hook ran " .. nHook .. " times")
+  return check
+end
 
 function run.w6()
   local posts = Post:limit(2000):all()
@@ -326,7 +336,7 @@ function run.intsum() return dec_sum("cents") end
 assert(run[W], "unknown workload " .. tostring(W))
 if W == "w5" then w5_rows = loops.w5_rows(100000, nusers) end
 if W == "w9" then w9_rows = loops.w9_rows(100000, nusers) end
-if W == "w10" or W == "w10s" then
+if W == "w10" or W == "w10s" or W == "w11" then
   w10_recs = Post:order_by("id"):limit(10000):all()
   for _, r in ipairs(w10_recs) do r.views = loops.w10_value(r.id) end
 end

@@ -112,6 +112,9 @@ if pg then
       floors = { { "W10", "w10" }, { "W10r", "w10row" } } },
     { id = "W10s", what = "10k rec:save() in one transaction", quay = "w10s", write = true,
       target = 0, floors = { { "W10s", "w10row" } } },
+    -- Reported: the cost of a before_save hook against Quay's own W10s.
+    { id = "W11", what = "W10s with a before_save hook", quay = "w11", write = true,
+      report = true, floors = { { "W11", "w10s", quay = true } } },
     -- Reported, no target: the floor's two ALTERs touch no row, so the
     -- ratio is Quay's fixed cost (reading the catalogs, the lock).
     { id = "W12", what = "migrate posts: NOT NULL col + type", quay = "w12", write = true,
@@ -141,6 +144,9 @@ else
       floors = { { "W10", "w10" }, { "W10r", "w10row" } } },
     { id = "W10s", what = "10k rec:save() in one transaction", quay = "w10s", write = true,
       target = 0, floors = { { "W10s", "w10row" } } },
+    -- Reported: the cost of a before_save hook against Quay's own W10s.
+    { id = "W11", what = "W10s with a before_save hook", quay = "w11", write = true,
+      report = true, floors = { { "W11", "w10s", quay = true } } },
     { id = "W12", what = "migrate posts: NOT NULL col + type", quay = "w12", write = true,
       target = 1.2, floors = { { "W12", "w12" } } },
   }
@@ -173,6 +179,7 @@ local floor_note = pg and {
     .. " id = v.c0",
   W10r = "one prepared UPDATE ... WHERE id = $2 per row (10,000 round trips)",
   W10s = "one prepared UPDATE ... WHERE id = $2 per row (10,000 round trips)",
+  W11 = "Quay's W10s: the same 10k saves of a model without hooks",
   W12 = "ALTER COLUMN title TYPE TEXT and ADD COLUMN rating ... NOT NULL DEFAULT 0 in one"
     .. " transaction (no rewrite either)",
 } or {
@@ -196,6 +203,7 @@ local floor_note = pg and {
     .. " once, 10 times",
   W10r = "one prepared UPDATE ... WHERE id = ? stepped per row",
   W10s = "one prepared UPDATE ... WHERE id = ? stepped per row",
+  W11 = "Quay's W10s: the same 10k saves of a model without hooks",
   W12 = "SQLite's documented rebuild by hand: foreign keys off, new table, copy, drop,"
     .. " rename, index, foreign_key_check(posts), commit (target <= 1.2)",
 }
@@ -314,7 +322,7 @@ local function main()
     print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
   end
   if not any then
-    print(("--only %s: nothing to run (workloads: W1-W8, W9, W10, W10s, W12, DIFF, DEC%s)")
+    print(("--only %s: nothing to run (workloads: W1-W8, W9, W10, W10s, W11, W12, DIFF, DEC%s)")
       :format(only, pg and ", PIPE, W13" or ""))
     return false
   end
@@ -375,7 +383,7 @@ local function main()
           if r then br[#br + 1] = r else failed = true end
         end
         for i, f in ipairs(w.floors) do
-          r = run_one("floor", f[2], w.write)
+          r = run_one(f.quay and "quay" or "floor", f[2], w.write)
           if r then fr[i][#fr[i] + 1] = r else failed = true end
         end
       end

@@ -229,7 +229,7 @@ static int run(const char *zPath, const char *zMode, int bRecord,
   return 0;
 }
 
-#define MAX_OPS 16
+#define MAX_OPS 24
 
 int main(int argc, char **argv) {
   sqlite3_mem_methods mem = { s_malloc, s_free, s_realloc, s_size, s_roundup,

@@ -20,6 +20,32 @@ function S.declare(db)
   M.Comment = db:model("Comment", {
     post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),
     body = quay.text() })
+  -- Issue 14: behaviour.  Hooks write Tag rows, so a hook's own writes
+  -- must be undone with the call that failed.
+  M.Note = db:model("Note", {
+    body = quay.string { validate = function(v) return #v > 0, "empty" end },
+    kind = quay.string { choices = { "a", "b" }, default = "a" },
+    stars = quay.integer { default = 0, min = 0, max = 5 },
+    post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "notes",
+                                     null = true }),
+    methods = { short = function(self) return self.body:sub(1, 3) end },
+    scopes = { starred = function(qs) return qs:filter { stars__gt = 0 } end },
+    validate = function(rec) return rec.stars < 5 or rec.kind == "b", "five stars are b" end,
+    hooks = {
+      before_save = function(rec)
+        if rec.body == "yield" then coroutine.yield() end
+        if rec.body ~= "" and rec.body:sub(-1) ~= "!" then rec.body = rec.body .. "!" end
+      end,
+      after_save = function(rec, created)
+        if created then M.Tag:create { name = "saved " .. rec.body } end
+      end,
+      before_delete = function(rec)
+        if rec.body == "keep!" then error({ code = "kept" }) end
+      end,
+      after_delete = function(rec) M.Tag:create { name = "gone " .. rec.body } end,
+    },
+    soft_delete = true,
+  })
   return M
 end
 
@@ -35,6 +61,7 @@ function S.fill(db, M)
         local post = M.Post:create { title = ("p%d.%d"):format(u, p), author = user }
         post.tags:add(tags[p], tags[p + 1])
         M.Comment:create { post = post, body = "c" }
+        M.Note:create { body = "n" .. u .. "." .. p, post = post, stars = p }
       end
     end
   end)
@@ -99,6 +126,37 @@ S.ops = {
     end, { isolation = "serializable" })
     db:transaction(function() assert(M.User:count() > 0) end, { readonly = true })
   end,
+  -- Issue 14: model behaviour.
+  function(db, M)   -- hooks that write, validation refusals, a failing hook
+    db:transaction(function()
+      local n = M.Note:create { body = "fresh", stars = 2 }
+      assert(n:short() == "fre" and M.Note:starred():count() > 0)
+      assert(not pcall(M.Note.create, M.Note, { body = "" }))
+      assert(not pcall(M.Note.create, M.Note, { body = "x", kind = "z" }))
+      assert(not pcall(M.Note.create, M.Note, { body = "x", stars = 5 }))
+      M.Note:bulk_create { { body = "b1" }, { body = "b2", kind = "b", stars = 5 } }
+    end)
+  end,
+  function(db, M)   -- a soft delete with hooks, a restore, a refused delete
+    db:transaction(function()
+      local notes = M.Note:filter { stars = 1 }:all()
+      notes[1]:delete()
+      M.Note:filter { stars = 2 }:delete()
+      notes[1]:restore()
+      local keep = M.Note:create { body = "keep" }
+      assert(not pcall(keep.delete, keep))
+      assert(M.Note:only_deleted():count() > 0)
+    end)
+  end,
+  function(db, M)   -- a hard cascade through models with delete hooks
+    M.User:filter { name = "u3" }:delete()
+    M.Note:with_deleted():filter { stars = 2 }:delete { hard = true }
+  end,
+  function(db, M)   -- a hook that yields is refused; the db stays usable
+    local co = coroutine.create(function() return M.Note:create { body = "yield" } end)
+    assert(not coroutine.resume(co))
+    M.Note:create { body = "after" }
+  end,
   function(db, M)   -- a migration by a second handle: a rebuild, new columns, a new table
     local path = db:rows("PRAGMA database_list")[1].file
     local db2 <close> = quay.open("sqlite:" .. path)
@@ -116,6 +174,12 @@ S.ops = {
       post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),
       body = quay.text(), stars = quay.integer { default = 1, index = true } })
     db2:model("Badge", { user = quay.belongs_to("User"), label = quay.string() })
+    db2:model("Note", {                  -- a rule changed: its check rebuilt
+      body = quay.string(), kind = quay.string { choices = { "a", "b" }, default = "a" },
+      stars = quay.integer { default = 0, min = 0, max = 6 },
+      post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "notes",
+                                       null = true }),
+      soft_delete = true })
     db2:migrate()
   end,
 }
@@ -146,7 +210,11 @@ function S.signature(db)
       for k in pairs(r) do keys[#keys + 1] = k end
       table.sort(keys)
       local cells = { t }
-      for _, k in ipairs(keys) do cells[#cells + 1] = k .. "=" .. tostring(r[k]) end
+      for _, k in ipairs(keys) do
+        -- a soft delete's time is the clock's: only whether it is set
+        local v = k == "deleted_at" and (r[k] and "set" or "nil") or tostring(r[k])
+        cells[#cells + 1] = k .. "=" .. v
+      end
       parts[#parts + 1] = table.concat(cells, ",")
     end
   end
