@@ -98,11 +98,24 @@ static int qs_filter_x(lua_State *L, int bExclude) {
   quay_cond *c;
   LQs *out;
   Box *pBox;
+  lquay_check_nargs(L, 2, bExclude ? "exclude(conds)" : "filter(conds)");
+  lua_settop(L, 2);
   qs_model(L, 1);
   if (lua_type(L, 2) != LUA_TTABLE) {
     lquay_arg_error(L, 2, bExclude ? "exclude" : "filter",
                     "a conditions table");
   }
+  lua_pushnil(L);
+  if (!lua_next(L, 2)) {
+    /* filter {} would keep every row: almost always a condition whose
+    ** value variable was nil. */
+    lquay_raisef(L, QUAY_EMISUSE, "%s:%s {}: the conditions are empty (a "
+                 "condition whose value is nil vanishes from a Lua table); "
+                 "use query() for every row",
+                 quay_model_name(quay_qs_model(q->qs)),
+                 bExclude ? "exclude" : "filter");
+  }
+  lua_pop(L, 2);
   pBox = lquay_box(L, (lquay_free_fn)quay_cond_free);
   c = lquay_conds(L, 2, pBox, quay_model_name(quay_qs_model(q->qs)));
   out = derived(L, 1);
@@ -1207,7 +1220,9 @@ static int qs_exists(lua_State *L) {
 
 static int qs_pluck(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  const char *zPath = lquay_name(L, 2, QUAY_EUNKNOWN_FIELD, "a pluck path");
+  const char *zPath;
+  lquay_check_nargs(L, 2, "pluck(path)");
+  zPath = lquay_name(L, 2, QUAY_EUNKNOWN_FIELD, "a pluck path");
   LModel *pM = qs_model(L, 1);
   quay_err err;
   Box *pCur;
