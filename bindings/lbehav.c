@@ -168,11 +168,17 @@ static void check_clash(lua_State *L, quay_model *m, const char *zModel,
                         const char *zOther) {
   static const char *const azExtra[] = { "query", "pivot", NULL };
   int k;
-  struct { const char *zMt, *zKey, *zWhat; } aBuiltin[] = {
-    { QUAY_QS_MT, "__methods", "the query-set method" },
-    { QUAY_MODEL_MT, "\1recmethods", "the record method" },
-    { QUAY_MODEL_MT, NULL, "the model method" },
-    { QUAY_SET_MT, NULL, "the related-set method" },
+  /* Where each kind of built-in method lives: a field of the metatable,
+  ** a hidden key of it (pKey), or the upvalue table of its __index. */
+  struct {
+    const char *zMt, *zKey;
+    const void *pKey;
+    const char *zWhat;
+  } aBuiltin[] = {
+    { QUAY_QS_MT, "__methods", NULL, "the query-set method" },
+    { QUAY_MODEL_MT, NULL, &lquay_LK_RECMETHODS, "the record method" },
+    { QUAY_MODEL_MT, NULL, NULL, "the model method" },
+    { QUAY_SET_MT, NULL, NULL, "the related-set method" },
   };
   switch (quay_model_member(m, zName, &k)) {
     case QUAY_M_FIELD:
@@ -188,9 +194,10 @@ static void check_clash(lua_State *L, quay_model *m, const char *zModel,
   }
   for (k = 0; k < (int)(sizeof(aBuiltin) / sizeof(aBuiltin[0])); k++) {
     int found = 0;
-    if (aBuiltin[k].zKey) {
+    if (aBuiltin[k].zKey || aBuiltin[k].pKey) {
       luaL_getmetatable(L, aBuiltin[k].zMt);
-      lua_getfield(L, -1, aBuiltin[k].zKey);
+      if (aBuiltin[k].zKey) lua_getfield(L, -1, aBuiltin[k].zKey);
+      else lua_rawgetp(L, -1, aBuiltin[k].pKey);
       lua_remove(L, -2);
     } else {
       push_upvalue_table(L, aBuiltin[k].zMt);
@@ -1244,7 +1251,7 @@ void lquay_open_behav(lua_State *L) {
   lua_setfield(L, -2, "only_deleted");
   lua_pop(L, 2);
   luaL_getmetatable(L, QUAY_MODEL_MT);
-  lua_getfield(L, -1, "\1recmethods");
+  lua_rawgetp(L, -1, &lquay_LK_RECMETHODS);
   lua_pushcfunction(L, rec_restore);
   lua_setfield(L, -2, "restore");
   lua_pop(L, 2);

@@ -407,10 +407,10 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
                    "value or a function", zModel, zName);
     }
     if (nPushed) {
-      lua_setfield(L, iOpts, "\1json");       /* keep the buffer alive */
+      lua_rawsetp(L, iOpts, &lquay_LK_KEEP_JSON);   /* keep the buffer */
       lua_pop(L, nPushed - 1);
     }
-    lua_setfield(L, iOpts, "\1default");     /* keep the string alive */
+    lua_rawsetp(L, iOpts, &lquay_LK_KEEP_DEFAULT);  /* keep the string */
   } else {
     lua_pop(L, 1);
   }
@@ -433,7 +433,7 @@ static const char *read_target(lua_State *L, int iDesc, const char *zModel,
                  "model name or a model", zModel, zName);
     return NULL;
   }
-  lua_setfield(L, iDesc, "\1target");        /* keep alive */
+  lua_rawsetp(L, iDesc, &lquay_LK_KEEP_TARGET);   /* keep alive */
   return z;
 }
 
@@ -504,7 +504,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
     lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s: through must be a model"
                  " name or a model", zModel, zName);
   }
-  lua_setfield(L, iOpts, "\1through");
+  lua_rawsetp(L, iOpts, &lquay_LK_KEEP_THROUGH);
   lua_getfield(L, iOpts, "default");
   if (!lua_isnil(L, -1)) {
     s->mFlags |= QUAY_F_DEFAULT;
@@ -522,7 +522,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
                    "value or a saved record", zModel, zName);
     }
   }
-  lua_setfield(L, iOpts, "\1default");
+  lua_rawsetp(L, iOpts, &lquay_LK_KEEP_DEFAULT);
 }
 
 /*

@@ -78,6 +78,14 @@ LQUAY_INTERNAL extern const char lquay_LK_PLANS;    /* record mt -> plans */
 LQUAY_INTERNAL extern const char lquay_LK_OWNER;    /* set -> owner record */
 LQUAY_INTERNAL extern const char lquay_LK_REL;      /* set mt -> rel idx */
 LQUAY_INTERNAL extern const char lquay_LK_LOADED;   /* set mt -> bool */
+LQUAY_INTERNAL extern const char lquay_LK_RECMETHODS; /* Model mt -> the
+                                                   ** record methods */
+/* A user's declaration table -> a value Quay keeps alive while it borrows
+** its string (the target, through model, default, JSON buffer). */
+LQUAY_INTERNAL extern const char lquay_LK_KEEP_TARGET;
+LQUAY_INTERNAL extern const char lquay_LK_KEEP_THROUGH;
+LQUAY_INTERNAL extern const char lquay_LK_KEEP_DEFAULT;
+LQUAY_INTERNAL extern const char lquay_LK_KEEP_JSON;
 LQUAY_INTERNAL extern const char lquay_LK_SETMTS;   /* record mt -> set mts */
 LQUAY_INTERNAL extern const char lquay_LK_FAST;     /* record mt -> LRelFast[] */
 LQUAY_INTERNAL extern const char lquay_LK_SETMODEL; /* set -> owner Model */

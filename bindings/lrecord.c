@@ -2027,7 +2027,7 @@ void lquay_record_mt_init(lua_State *L, int iMt, int iModel,
   int iMembers = lua_gettop(L);
   lua_pushvalue(L, iMembers);
   luaL_getmetatable(L, QUAY_MODEL_MT);
-  lua_getfield(L, -1, "\1recmethods");               /* shared methods */
+  lua_rawgetp(L, -1, &lquay_LK_RECMETHODS);               /* shared methods */
   lua_remove(L, -2);
   lua_pushvalue(L, iModel);
   lua_rawgetp(L, iMt, &lquay_LK_NAMES);
@@ -2720,7 +2720,7 @@ void lquay_open_record(lua_State *L) {
   /* Record methods shared by every model, kept on the Model metatable. */
   luaL_getmetatable(L, QUAY_MODEL_MT);
   guarded_lib(L, aRecMethod, rec_guard);
-  lua_setfield(L, -2, "\1recmethods");
+  lua_rawsetp(L, -2, &lquay_LK_RECMETHODS);
   lua_pop(L, 1);
   luaL_newmetatable(L, QUAY_SNAP_MT);
   lua_pushcfunction(L, snap_gc);

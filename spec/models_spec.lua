@@ -263,3 +263,33 @@ describe("Declaring a model again", function()
     helper.raises("connection", function() return A:filter { b = 1 } end)
   end)
 end)
+
+describe("Declaration tables", function()
+  it("get no keys a name can reach (Quay's keep-alive keys are hidden)", function()
+    local db = helper.open()
+    local opts = { default = "x", max = 10 }
+    local title = quay.string(opts)
+    local author = quay.belongs_to("User", { null = true, default = 1 })
+    local data = quay.json { null = true, default = { a = 1 } }
+    db:model("User", { name = quay.string() })
+    db:model("Post", { title = title, author = author, data = data })
+    db:create_tables()
+    local function string_keys(t, seen)
+      seen = seen or {}
+      if seen[t] then return {} end
+      seen[t] = true
+      local out = {}
+      for k, v in pairs(t) do
+        if type(k) == "string" and k:sub(1, 1) == "\1" then out[#out + 1] = k end
+        if type(v) == "table" then
+          for _, x in ipairs(string_keys(v, seen)) do out[#out + 1] = x end
+        end
+      end
+      return out
+    end
+    for _, t in ipairs { opts, title, author, data } do
+      assert.same({}, string_keys(t))
+    end
+    db:close()
+  end)
+end)
