@@ -259,13 +259,14 @@ static int select_in(Cascade *x, const char *zTable, const char *zSel1,
   keys_in(&b, zCol, aKey, nKey, eKeyType);
   rc = quay__build_rc(&b);
   if (rc == QUAY_OK) {
-    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
-                      NULL, x->pErr);
+    int aH[2];
+    aH[0] = eHint1;
+    aH[1] = eHint2;
+    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, aH,
+                      zSel2 ? 2 : 1, 0, &c, NULL, x->pErr);
   }
   while (rc == QUAY_OK && (rc = quay_cursor_step(c, x->pErr)) == QUAY_ROW) {
     quay_value a[2];
-    c->aHint[0] = eHint1;
-    if (zSel2) c->aHint[1] = eHint2;
     quay_cursor_value(c, 0, &a[0]);
     if (zSel2) quay_cursor_value(c, 1, &a[1]);
     rc = xRow(x, pArg, a);
@@ -1201,12 +1202,12 @@ int quay_qs_delete(quay_qs *pQs, quay_db *pDb, unsigned mFlags,
   rc = quay__build_rc(&b);
   if (rc == QUAY_OK) rc = quay_keyset_new(&pKs, pErr);
   if (rc == QUAY_OK) {
-    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
+    int eHint = quay__field_hint(pk);
+    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, &eHint, 1, 0, &c,
                       NULL, pErr);
   }
   while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
     quay_value v;
-    c->aHint[0] = pk->eType;
     quay_cursor_value(c, 0, &v);
     rc = quay_keyset_add(pKs, &v, &idx, pErr);
   }

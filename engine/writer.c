@@ -419,13 +419,15 @@ int quay_writer_insert(quay_writer *w, quay_err *pErr) {
     if (slot_store(&w->aSlot[m->iPk], &v)) rc = quay__oom(pErr);
     goto done;
   }
-  rc = quay__db_run(w->pDb, w->insSql.z, aParam, n, NULL, 0, 0, &c, NULL,
-                    pErr);
+  {
+    int eHint = quay__field_hint(pk);
+    rc = quay__db_run(w->pDb, w->insSql.z, aParam, n, &eHint, 1, 0, &c, NULL,
+                      pErr);
+  }
   if (rc) goto done;
   rc = quay_cursor_step(c, pErr);
   if (rc == QUAY_ROW) {
     quay_value v;
-    c->aHint[0] = pk->eType;
     quay_cursor_value(c, 0, &v);
     if (slot_store(&w->aSlot[m->iPk], &v)) {
       rc = quay__oom(pErr);
@@ -778,7 +780,6 @@ static int upsert_read(quay_writer *w, quay_cursor *c, int iFrom, int iTo,
   aDone = quay__calloc((size_t)(iTo - iFrom + 1));
   tmp = quay__malloc(sizeof(quay_value) * (size_t)(n + 1));
   if (aDone == NULL || tmp == NULL) rc = quay__oom(pErr);
-  for (i = 0; rc == QUAY_OK && i < n; i++) c->aHint[i] = quay__field_hint(m->apField[i]);
   while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
     quay_value k;
     int iRow = -1;
@@ -993,13 +994,28 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
     rc = quay__oom(pErr);
     goto done;
   }
-  rc = quay__db_run(w->pDb, sql.z, aParam, nParam, NULL, 0, 0, &c, NULL, pErr);
+  {
+    /* The stored key, or with an upsert every column of the stored row. */
+    int eHint = quay__field_hint(pk), *aH = &eHint, nH = 1;
+    if (w->aUp) {
+      aH = quay__malloc(sizeof(int) * (size_t)(m->nField + 1));
+      if (aH == NULL) {
+        rc = quay__oom(pErr);
+        goto done;
+      }
+      for (nH = 0; nH < m->nField; nH++) {
+        aH[nH] = quay__field_hint(m->apField[nH]);
+      }
+    }
+    rc = quay__db_run(w->pDb, sql.z, aParam, nParam, aH, nH, 0, &c, NULL,
+                      pErr);
+    if (aH != &eHint) quay__free(aH);
+  }
   if (rc) goto done;
   if (w->aUp) {
     rc = upsert_read(w, c, iFrom, iTo, pErr);
     goto done;
   }
-  c->aHint[0] = pk->eType;
   for (r = iFrom; r < iTo; r++) {
     quay_value v;
     rc = quay_cursor_step(c, pErr);
@@ -1309,10 +1325,12 @@ static int read_field(quay_db *pDb, quay_model *m, Field *f,
     quay__str_free(&s);
     return quay__oom(pErr);
   }
-  rc = quay__db_run(pDb, s.z, pKey, 1, NULL, 0, 0, &c, NULL, pErr);
+  {
+    int eHint = quay__field_hint(f);
+    rc = quay__db_run(pDb, s.z, pKey, 1, &eHint, 1, 0, &c, NULL, pErr);
+  }
   quay__str_free(&s);
   if (rc) return rc;
-  c->aHint[0] = quay__field_hint(f);
   rc = quay_cursor_step(c, pErr);
   if (rc == QUAY_ROW) {
     quay_value v;
@@ -1923,14 +1941,14 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
     quay_cursor *c = NULL;
     quay_value *aPk = NULL;
     int nPk = 0, nAlloc = 0;
+    int eHint = quay__field_hint(pk);
     rc = quay__build_rc(&b);
     if (rc == QUAY_OK) {
-      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, &c,
-                        NULL, pErr);
+      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, &eHint, 1, 0,
+                        &c, NULL, pErr);
     }
     while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
       quay_value v;
-      c->aHint[0] = pk->eType;
       quay_cursor_value(c, 0, &v);
       if (nPk == nAlloc) {
         int nNew = nAlloc ? nAlloc * 2 : 16;

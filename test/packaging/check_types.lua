@@ -67,15 +67,15 @@ local function keys(t)
   end
   return out
 end
-local function upvalue_table(fn)
-  local _, t = debug.getupvalue(fn, 1)
+local function upvalue_table(fn, i)
+  local _, t = debug.getupvalue(fn, i or 1)
   return t
 end
 local live = {
   Db = keys(getmetatable(db).__index),
   QuerySet = keys(getmetatable(qs).__methods),
   Model = keys(upvalue_table(getmetatable(Post).__index)),
-  Record = keys(getmetatable(Post)["\1recmethods"]),
+  Record = keys(upvalue_table(getmetatable(post).__index, 2)),  -- shared methods
   RelatedSet = keys(upvalue_table(getmetatable(set).__index)),
   quay = keys(quay),
 }
