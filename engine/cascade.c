@@ -605,11 +605,7 @@ static int run_in(Cascade *x, const char *zHead, const char *zCol,
   if (pSetVal) quay__build_param(&b, pSetVal);
   quay__str_cat(&b.sql, " WHERE ");
   keys_in(&b, zCol, aKey, nKey, eType);
-  rc = quay__build_rc(&b);
-  if (rc == QUAY_OK) {
-    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
-                      NULL, &n, x->pErr);
-  }
+  rc = quay__build_exec(&b, &n);
   quay__build_free(&b);
   if (pn) *pn += n;
   return rc;
@@ -940,11 +936,7 @@ static int soft_delete(Cascade *x, quay_model *m, const quay_value *aKey,
   quay__str_cat(&b.sql, " AND ");
   quay__str_ident(&b.sql, fd->zCol);
   quay__str_cat(&b.sql, " IS NULL");
-  rc = quay__build_rc(&b);
-  if (rc == QUAY_OK) {
-    rc = quay__db_run(x->pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
-                      NULL, pn, x->pErr);
-  }
+  rc = quay__build_exec(&b, pn);
   quay__build_free(&b);
   if (rc || h == NULL || !m->bDeleteHooks) return rc;
   /* The hooks after it see the mark. */

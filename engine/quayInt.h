@@ -1181,6 +1181,19 @@ QUAY_INTERNAL void quay__operand_leaf(Operand *x, const Cond *c);
 QUAY_INTERNAL void quay__build_array(Build *b, const char *zExpr,
                                     const quay_value *a, int n, int eType);
 QUAY_INTERNAL int quay__build_rc(Build *b);
+/*
+** Run b's statement on the primary (after quay__build_rc): to completion,
+** setting *pnChanged when given (quay__build_exec), or opening a cursor
+** whose columns aHint types (quay__build_query).  The build error, if
+** any, is returned without sending anything.
+*/
+QUAY_INTERNAL int quay__build_exec(Build *b, int64_t *pnChanged);
+QUAY_INTERNAL int quay__build_query(Build *b, const int *aHint, int nHint,
+                                    quay_cursor **ppCur);
+/* The first column of every row of b's statement (typed by eHint), in
+** b's arena (texts copied there): *paOut, *pnOut (NULL, 0 for no row). */
+QUAY_INTERNAL int quay__build_values(Build *b, int eHint,
+                                     quay_value **paOut, int *pnOut);
 
 /* Flattened view of a query-set chain (root first). */
 typedef struct QsView {

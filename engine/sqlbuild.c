@@ -91,6 +91,64 @@ int quay__build_rc(Build *b) {
   return b->rc;
 }
 
+int quay__build_exec(Build *b, int64_t *pnChanged) {
+  int rc = quay__build_rc(b);
+  if (rc) return rc;
+  return quay__db_run(b->pDb, b->sql.z, b->params.a, b->params.n, NULL, 0, 0,
+                      NULL, pnChanged, b->pErr);
+}
+
+int quay__build_query(Build *b, const int *aHint, int nHint,
+                      quay_cursor **ppCur) {
+  int rc = quay__build_rc(b);
+  *ppCur = NULL;
+  if (rc) return rc;
+  return quay__db_run(b->pDb, b->sql.z, b->params.a, b->params.n, aHint,
+                      nHint, 0, ppCur, NULL, b->pErr);
+}
+
+int quay__build_values(Build *b, int eHint, quay_value **paOut,
+                       int *pnOut) {
+  quay_cursor *c = NULL;
+  quay_value *a = NULL;
+  int n = 0, nAlloc = 0;
+  int rc = quay__build_query(b, &eHint, 1, &c);
+  *paOut = NULL;
+  *pnOut = 0;
+  while (rc == QUAY_OK && (rc = quay_cursor_step(c, b->pErr)) == QUAY_ROW) {
+    quay_value v;
+    rc = QUAY_OK;
+    quay_cursor_value(c, 0, &v);
+    if (n == nAlloc) {
+      int nNew = nAlloc ? nAlloc * 2 : 16;
+      quay_value *aNew = quay__arena_alloc(b->pArena,
+                                           sizeof(quay_value) * (size_t)nNew);
+      if (aNew == NULL) {
+        rc = quay__oom(b->pErr);
+        break;
+      }
+      if (n) memcpy(aNew, a, sizeof(quay_value) * (size_t)n);
+      a = aNew;
+      nAlloc = nNew;
+    }
+    if (QUAY_VALUE_HAS_BYTES(v.type)) {
+      v.u.z = quay__arena_strdup(b->pArena, v.u.z, v.n);
+      if (v.u.z == NULL) {
+        rc = quay__oom(b->pErr);
+        break;
+      }
+    }
+    a[n++] = v;
+  }
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+  quay_cursor_close(c);
+  if (rc == QUAY_OK) {
+    *paOut = a;
+    *pnOut = n;
+  }
+  return rc;
+}
+
 char *quay__alias(Build *b) {
   char z[24];
   int n = snprintf(z, sizeof(z), "t%d", b->nAlias++);

@@ -1443,11 +1443,7 @@ int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
   build_update_head(&b, m, w);
   quay__str_cat(&b.sql, " = ");
   quay__build_param(&b, pOldKey);
-  rc = quay__build_rc(&b);
-  if (rc == QUAY_OK) {
-    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, NULL,
-                      pnChanged, pErr);
-  }
+  rc = quay__build_exec(&b, pnChanged);
   for (i = 0; rc == QUAY_OK && i < nChanged; i++) {
     rc = apply_on_update(pDb, m, m->apField[aChanged[i]], &aOld[i], 1,
                          &w->aSlot[aChanged[i]].v, 0, pErr);
@@ -1522,48 +1518,22 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     int k;
     for (k = 0; k < nRefd; k++) {
       Build kb;
-      quay_cursor *c = NULL;
-      int nAlloc = 16;
-      aaOld[k] = quay__arena_alloc(&a, sizeof(quay_value) * (size_t)nAlloc);
-      anOld[k] = 0;
+      Field *f = m->apField[aRefd[k]];
+      quay_value *aAll = NULL;
+      int nAll = 0, i2;
       quay__build_init(&kb, pDb, &a, pErr);
-      int eHint = quay__field_hint(m->apField[aRefd[k]]);
-      quay__plan_keys(&kb, pQs, m->apField[aRefd[k]]);
-      rc = quay__build_rc(&kb);
-      if (rc == QUAY_OK) {
-        rc = quay__db_run(pDb, kb.sql.z, kb.params.a, kb.params.n, &eHint, 1,
-                          0, &c, NULL, pErr);
-      }
-      while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
-        quay_value v;
-        quay_cursor_value(c, 0, &v);
-        if (anOld[k] == nAlloc) {
-          quay_value *aNew = quay__arena_alloc(&a, sizeof(quay_value) *
-                                                       (size_t)nAlloc * 2);
-          if (aNew == NULL) {
-            rc = quay__oom(pErr);
-            break;
-          }
-          memcpy(aNew, aaOld[k], sizeof(quay_value) * (size_t)nAlloc);
-          aaOld[k] = aNew;
-          nAlloc *= 2;
-        }
-        if (aaOld[k] == NULL) {
-          rc = quay__oom(pErr);
-          break;
-        }
-        if (QUAY_VALUE_HAS_BYTES(v.type)) {
-          v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
-        }
-        if (!quay__value_eq(&v, &w->aSlot[aRefd[k]].v)) {
-          aaOld[k][anOld[k]++] = v;
-        }
-        rc = QUAY_OK;
-      }
-      if (rc == QUAY_DONE) rc = QUAY_OK;
-      quay_cursor_close(c);
+      quay__plan_keys(&kb, pQs, f);
+      rc = quay__build_values(&kb, quay__field_hint(f), &aAll, &nAll);
       quay__build_free(&kb);
       if (rc) goto done;
+      /* The rows whose key changes. */
+      aaOld[k] = aAll;
+      anOld[k] = 0;
+      for (i2 = 0; i2 < nAll; i2++) {
+        if (!quay__value_eq(&aAll[i2], &w->aSlot[aRefd[k]].v)) {
+          aAll[anOld[k]++] = aAll[i2];
+        }
+      }
       rc = apply_on_update(pDb, m, m->apField[aRefd[k]], aaOld[k], anOld[k],
                            &w->aSlot[aRefd[k]].v, 1, pErr);
       if (rc) goto done;
@@ -1576,11 +1546,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     quay__str_cat(&b.sql, " IN (");
     quay__plan_keys(&b, pQs, m->apField[m->iPk]);
     quay__str_cat(&b.sql, ")");
-    rc = quay__build_rc(&b);
-    if (rc == QUAY_OK) {
-      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
-                        NULL, pn, pErr);
-    }
+    rc = quay__build_exec(&b, pn);
     for (k = 0; rc == QUAY_OK && k < nRefd; k++) {
       rc = apply_on_update(pDb, m, m->apField[aRefd[k]], aaOld[k], anOld[k],
                            &w->aSlot[aRefd[k]].v, 0, pErr);
@@ -1728,11 +1694,7 @@ int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
     quay__str_cat(&b.sql, " AS v WHERE ");
     quay__str_col(&b.sql, m->zTable, pk->zCol);
     quay__str_cat(&b.sql, " = v.c0");
-    rc = quay__build_rc(&b);
-    if (rc == QUAY_OK) {
-      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
-                        NULL, &nChanged, pErr);
-    }
+    rc = quay__build_exec(&b, &nChanged);
     if (pnChanged) *pnChanged += nChanged;
     quay__build_free(&b);
   }
@@ -1887,11 +1849,7 @@ static int m2m_add(quay_db *pDb, JoinTable *j, int bRev,
     ** connection made meanwhile is not an error. */
     quay__str_cat(&b.sql, " ON CONFLICT DO NOTHING");
   }
-  rc = quay__build_rc(&b);
-  if (rc == QUAY_OK) {
-    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, NULL,
-                      NULL, pErr);
-  }
+  rc = quay__build_exec(&b, NULL);
 done:
   if (bOwn) quay_writer_free(w);
   quay__build_free(&b);
@@ -1938,38 +1896,9 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
   if (j->pThrough) {
     /* An ordinary model: delete its rows through the cascade planner. */
     Field *pk = j->pThrough->apField[j->pThrough->iPk];
-    quay_cursor *c = NULL;
     quay_value *aPk = NULL;
-    int nPk = 0, nAlloc = 0;
-    int eHint = quay__field_hint(pk);
-    rc = quay__build_rc(&b);
-    if (rc == QUAY_OK) {
-      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, &eHint, 1, 0,
-                        &c, NULL, pErr);
-    }
-    while (rc == QUAY_OK && (rc = quay_cursor_step(c, pErr)) == QUAY_ROW) {
-      quay_value v;
-      quay_cursor_value(c, 0, &v);
-      if (nPk == nAlloc) {
-        int nNew = nAlloc ? nAlloc * 2 : 16;
-        quay_value *aNew = quay__arena_alloc(&a, sizeof(quay_value) *
-                                                     (size_t)nNew);
-        if (aNew == NULL) {
-          rc = quay__oom(pErr);
-          break;
-        }
-        if (nPk) memcpy(aNew, aPk, sizeof(quay_value) * (size_t)nPk);
-        aPk = aNew;
-        nAlloc = nNew;
-      }
-      if (QUAY_VALUE_HAS_BYTES(v.type)) {
-        v.u.z = quay__arena_strdup(&a, v.u.z, v.n);
-      }
-      aPk[nPk++] = v;
-      rc = QUAY_OK;
-    }
-    if (rc == QUAY_DONE) rc = QUAY_OK;
-    quay_cursor_close(c);
+    int nPk = 0;
+    rc = quay__build_values(&b, quay__field_hint(pk), &aPk, &nPk);
     if (rc == QUAY_OK && nPk) {
       quay_counts *pCounts = NULL;
       rc = quay__cascade_delete(pDb, j->pThrough, aPk, nPk, 0, &pCounts,
@@ -1977,11 +1906,7 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
       quay_counts_free(pCounts);
     }
   } else {
-    rc = quay__build_rc(&b);
-    if (rc == QUAY_OK) {
-      rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0,
-                        NULL, NULL, pErr);
-    }
+    rc = quay__build_exec(&b, NULL);
   }
   quay__build_free(&b);
   quay__arena_free(&a);
@@ -2141,11 +2066,7 @@ int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,
     quay__str_cat(&b.sql, " = ");
     quay__build_param(&b, pOwner);
   }
-  rc = quay__build_rc(&b);
-  if (rc == QUAY_OK) {
-    rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, NULL, 0, 0, NULL,
-                      NULL, pErr);
-  }
+  rc = quay__build_exec(&b, NULL);
   quay__build_free(&b);
   quay__arena_free(&a);
   return rc;
