@@ -114,6 +114,7 @@ int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
   }
   quay__arena_init(&w->queueArena);
   quay__str_init(&w->insSql);
+  quay__db_hold(pDb);          /* the writer keeps its db (exec.c) */
   *ppW = w;
   return QUAY_OK;
 }
@@ -133,6 +134,7 @@ void quay_writer_free(quay_writer *w) {
   quay__free(w->aInsMask);
   quay__free(w->aUp);
   quay__free(w->aGiven);
+  quay__db_release(w->pDb);
   quay__free(w);
 }
 

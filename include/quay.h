@@ -71,7 +71,14 @@ extern "C" {
 #  define QUAY_API
 #endif
 
+/*
+** The version this header belongs to, and as a number (SQLite's form:
+** major * 1000000 + minor * 1000 + patch).  quay_libversion() and
+** quay_libversion_number() give the library's own, which a host can
+** compare with these to catch a header / library mismatch.
+*/
 #define QUAY_VERSION "0.1.0"
+#define QUAY_VERSION_NUMBER 1000
 
 struct sqlite3;
 struct lua_State;
@@ -134,11 +141,20 @@ typedef struct quay_err {
   char zField[64];        /* ... and that field (or relation), else "" */
 } quay_err;
 
-/* The contract string of an error code ("not_found").  Static storage. */
+/*
+** The contract string of an error code ("not_found"); "row" and "done"
+** for QUAY_ROW and QUAY_DONE; "unknown" for any other number.  Static
+** storage.
+*/
 QUAY_API const char *quay_errname(int code);
 
 /* Reset an error to QUAY_OK. */
 QUAY_API void quay_err_clear(quay_err *pErr);
+
+/* The library's version: QUAY_VERSION and QUAY_VERSION_NUMBER of the
+** build the host runs with (static storage). */
+QUAY_API const char *quay_libversion(void);
+QUAY_API int quay_libversion_number(void);
 /* }================================================================== */
 
 
@@ -235,8 +251,12 @@ typedef struct quay_db quay_db;
 ** sticky options apply to client-server backends (PostgreSQL); SQLite
 ** accepts them and does nothing with them.
 */
+#define QUAY_BUSY_KEEP (-2) /* busy_timeout_ms: leave the connection's
+                          ** busy handler as it is (a host's own handler
+                          ** on a wrapped handle) */
 typedef struct quay_open_opts {
-  int busy_timeout_ms;    /* SQLite lock wait; <0 means the default 5000 */
+  int busy_timeout_ms;    /* SQLite lock wait in ms; QUAY_BUSY_KEEP; any
+                          ** other value < 0 means the default 5000 */
   int strict;             /* non-0: lazy loads raise QUAY_ELAZY_LOAD */
   int no_prepare;         /* non-0: never a named prepared statement, so a
                           ** pooler in transaction mode (PgBouncer) works */
@@ -269,10 +289,15 @@ QUAY_API int quay_url_check(const char *zUrl, const char **pzBackend,
 ** CONSTRUCTOR.  Wrap a host-owned SQLite connection.  The handle is
 ** borrowed: Quay never closes it; it must outlive the quay_db or be
 ** detached first with quay_db_disconnect.  Quay turns on foreign keys,
-** sets the busy timeout and turns off double-quoted string literals
+** sets the busy timeout (pOpts->busy_timeout_ms; QUAY_BUSY_KEEP keeps the
+** host's busy handler) and turns off double-quoted string literals
 ** (SQLITE_DBCONFIG_DQS_DDL and _DML) on it, as on the connections it opens:
-** the host's own SQL must then write strings in single quotes.  Caller
-** frees with quay_db_free.
+** the host's own SQL must then write strings in single quotes.  Foreign
+** keys cannot be turned on inside a transaction (SQLite ignores the
+** pragma there), so wrapping a handle while the host's transaction is
+** open fails with QUAY_EMISUSE (the pragma is read back).  The host may
+** open transactions on the handle afterwards: see "Transactions".
+** Caller frees with quay_db_free.
 */
 QUAY_API int quay_db_wrap_sqlite(struct sqlite3 *pHandle,
                                  const quay_open_opts *pOpts, quay_db **ppDb,
@@ -292,7 +317,19 @@ QUAY_API void quay_db_disconnect(quay_db *pDb);
 */
 QUAY_API int quay_db_reopen(quay_db *pDb, quay_err *pErr);
 
-/* DESTRUCTOR.  Disconnect and free everything.  NULL is a no-op. */
+/*
+** DESTRUCTOR.  Disconnect and free everything.  NULL is a no-op.
+**
+** Order.  Objects made from the db point into it: cursors, writers,
+** plans, loads, query sets, migrations and results.  Free them first.
+** When some are still alive, quay_db_free works as sqlite3_close_v2: it
+** closes the connection at once (rolling back what Quay left open and
+** finalizing its cached statements) and frees the db's memory when the
+** last of them is freed, so freeing them later is safe.  Until then
+** their calls that need the db fail with QUAY_EMISUSE; only their
+** destructors are meant to be called.  A borrowed handle can be closed
+** once the children are gone (a live cursor holds its statement).
+*/
 QUAY_API void quay_db_free(quay_db *pDb);
 
 /* Non-0 while the connection is open. */
@@ -326,6 +363,18 @@ QUAY_API void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace,
 /*
 ** Transactions.  quay_db_begin opens a transaction, or a savepoint when one
 ** is open already; commit/rollback close the innermost level.
+**
+** A transaction Quay did not open (the host's BEGIN on a shared sqlite3
+** handle, or BEGIN sent as raw SQL) is seen: Quay's outermost level is
+** then a savepoint inside it, so the host's COMMIT keeps Quay's work and
+** its ROLLBACK undoes it; quay_db_txn_depth counts Quay's own levels
+** only.  Every multi-statement operation (bulk inserts, cascading
+** deletes, create_tables, migrations) nests the same way.  The host must
+** not end the transaction while a Quay level is open in it: Quay
+** notices when it ends that level (its savepoint or transaction is gone)
+** and fails with QUAY_EMISUSE saying so, never with success; and if a
+** failed statement made the database roll the transaction back, ending
+** its levels reports that (QUAY_ESQL; a rollback just succeeds).
 */
 QUAY_API int quay_db_begin(quay_db *pDb, quay_err *pErr);
 QUAY_API int quay_db_commit(quay_db *pDb, quay_err *pErr);
@@ -1508,20 +1557,57 @@ QUAY_API int luaopen_quay_core(struct lua_State *L);
 **
 ** Settings: Quay runs PRAGMA foreign_keys = ON on the handle (the on_delete
 ** rules of API.md rely on it), sets sqlite3_busy_timeout(pHandle, 5000),
-** which replaces a busy handler the host had installed, and turns off
-** double-quoted string literals (SQLITE_DBCONFIG_DQS_DDL and _DML = 0), so
+** which replaces a busy handler the host had installed
+** (quay_push_sqlite_opts can keep it), and turns off double-quoted string
+** literals (SQLITE_DBCONFIG_DQS_DDL and _DML = 0), so
 ** that "name" is always an identifier: Quay quotes identifiers that way,
 ** and a misspelled one must be an error, not the string 'name'.  The
 ** host's own SQL on the handle must then write strings in single quotes
 ** (standard SQL).
 **
+** Transactions: the host may BEGIN on the handle and call into Quay
+** inside its transaction; Quay's transactions (db:transaction, bulk
+** writes, cascades, create_tables) are then savepoints in it, and the
+** host's COMMIT or ROLLBACK decides (quay_db_begin above).  It must not
+** end its transaction while a db:transaction of Quay's is running; if it
+** does, db:transaction raises "misuse" saying so.  The handle must not be
+** inside a transaction when it is wrapped: foreign keys cannot be turned
+** on there, so that is refused ("misuse").
+**
 ** Loads quay.core into L if needed (package.loaded), so it works before
 ** or without quay_openlibs; scripts that `require "quay"` need
 ** quay_openlibs (or the Lua files on LUA_PATH).  Returns 1 (values
-** pushed).  Raises a Quay error object (code "misuse" for a NULL handle,
-** "nomem", or "sql" if the PRAGMA fails).
+** pushed).  Raises a Quay error object (code "misuse" for a NULL handle
+** or a handle inside a transaction, "nomem", or "sql" if a PRAGMA fails).
 */
 QUAY_API int quay_push_sqlite(struct lua_State *L, struct sqlite3 *pHandle);
+
+/*
+** quay_push_sqlite with the options of quay_db_open ([-0, +1, e]); pOpts
+** NULL is quay_push_sqlite.  The ones that apply to SQLite:
+** busy_timeout_ms (QUAY_BUSY_KEEP leaves the host's busy handler in
+** place; note that 0, what a zero-filled struct holds, means no wait)
+** and strict.  pOpts is borrowed for the call.
+*/
+QUAY_API int quay_push_sqlite_opts(struct lua_State *L,
+                                   struct sqlite3 *pHandle,
+                                   const quay_open_opts *pOpts);
+
+/*
+** The string form of the error value at idx ([-0, +1, e]): pushes it and
+** returns it (valid while it stays on the stack; never NULL).  Quay's
+** errors are tables (lua_tostring gives NULL for them, and Lua's default
+** panic handler prints "error object is not a string"): they become
+** "message (code)".  Any other value is luaL_tolstring's (a string or
+** number as is, __tostring, or "type: address").  Use it in a message
+** handler (docs/embedding.md "Errors in a host"):
+**
+**   static int msgh(lua_State *L) {
+**     luaL_traceback(L, L, quay_tostring(L, 1), 1);
+**     return 1;
+**   }
+*/
+QUAY_API const char *quay_tostring(struct lua_State *L, int idx);
 
 /*
 ** Register "quay" and "quay.core" in package.preload of L ([-0, +0, e]),
