@@ -1243,13 +1243,15 @@ static void writer_free(void *p) { quay_writer_free(p); }
 /* qs:update(values) */
 static int qs_update(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);                       /* [q, vals, M] */
+  LModel *pM;
   quay_err err;
   Box *pW;
   int64_t n = 0;
   int iMembers;
   lquay_check_nargs(L, 2, "qs:update(values)");
   lquay_check_type(L, 2, LUA_TTABLE, "update");
+  lua_settop(L, 2);
+  pM = qs_model(L, 1);                               /* [q, vals, M] */
   lquay_push_mt(L, pM->pDb, pM->m);
   lua_rawgetp(L, -1, &lquay_LK_MEMBERS);             /* [.., mt, members] */
   iMembers = lua_gettop(L);

@@ -84,7 +84,8 @@ describe("statements cached before another connection changed a table", function
         return Note:get { id = 1 }.body
       end)
     end
-    if helper.is_pg then
+    if helper.is_pg and not helper.pooled then
+      -- (with prepare = false nothing stays prepared: nothing to refuse)
       local err = helper.raises("busy", work)
       helper.mentions(err, "run the transaction again")
       assert.equal(2, Note:count())
