@@ -1098,6 +1098,9 @@ QUAY_INTERNAL void quay__db_release(quay_db *pDb);
 ** transaction" (row locks) asks this, not txnDepth.
 */
 QUAY_INTERNAL int quay__db_in_txn(quay_db *pDb);
+
+/* The model a writer writes (writer.c; capi.c names its fields). */
+QUAY_INTERNAL quay_model *quay__writer_model(const quay_writer *pW);
 /* Model:raw: map the cursor's columns to c->pRaw's fields (aField, and the
 ** hints of the mapped columns); 0 when the primary key is not among them. */
 QUAY_INTERNAL int quay__raw_map(quay_cursor *c, quay_err *pErr);

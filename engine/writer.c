@@ -253,6 +253,8 @@ int quay_writer_is_set(const quay_writer *w, int iField) {
   return iField >= 0 && iField < w->pModel->nField && w->aSlot[iField].set;
 }
 
+quay_model *quay__writer_model(const quay_writer *w) { return w->pModel; }
+
 void quay_writer_value(quay_writer *w, int iField, quay_value *pOut) {
   if (iField < 0 || iField >= w->pModel->nField) {
     pOut->type = QUAY_NULL;

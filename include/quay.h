@@ -218,6 +218,26 @@ struct quay_value {
     } rec;                /* RECORD */
   } u;
 };
+
+/*
+** Value constructors, so that a host never fills the union by hand:
+** quay_writer_put(w, "title", quay_value_text("Dune"), &err).  Pointers
+** are borrowed like the struct's: the text must stay valid for the call
+** the value is passed to.  quay_value_text takes a NUL-terminated string
+** (NULL gives QUAY_NULL), quay_value_textn n bytes; quay_value_decimal
+** and quay_value_json take NUL-terminated text; quay_value_list n values
+** (no nested lists), for the "in" lookup.
+*/
+QUAY_API quay_value quay_value_null(void);
+QUAY_API quay_value quay_value_int(int64_t i);
+QUAY_API quay_value quay_value_real(double r);
+QUAY_API quay_value quay_value_bool(int b);
+QUAY_API quay_value quay_value_text(const char *z);
+QUAY_API quay_value quay_value_textn(const char *z, size_t n);
+QUAY_API quay_value quay_value_blob(const void *p, size_t n);
+QUAY_API quay_value quay_value_decimal(const char *z);
+QUAY_API quay_value quay_value_json(const char *z);
+QUAY_API quay_value quay_value_list(const quay_value *a, size_t n);
 /* }================================================================== */
 
 
@@ -565,6 +585,24 @@ QUAY_API int quay_model_add_field(quay_model *pModel,
 QUAY_API int quay_model_add_relation(quay_model *pModel,
                                      const quay_rel_spec *pSpec,
                                      quay_err *pErr);
+/*
+** CONSTRUCTOR.  Declare a model in one call: quay_model_new (default
+** table), every field of aField[0..nField) and relation of
+** aRel[0..nRel), then quay_model_finish.  The specs are copied; static
+** arrays with designated initializers name only what is set:
+**   static const quay_field_spec aBook[] = {
+**     {.zName = "title", .eType = QUAY_T_STRING},
+**     {.zName = "year", .eType = QUAY_T_INTEGER}};
+**   static const quay_rel_spec aBookRel[] = {
+**     {.zName = "author", .eKind = QUAY_R_BELONGS_TO,
+**      .zTarget = "Author", .zRelatedName = "books"}};
+** On failure nothing stays declared (quay_model_discard).  The model is
+** owned by the db, as quay_model_new's.
+*/
+QUAY_API int quay_model_declare(quay_db *pDb, const char *zName,
+                                const quay_field_spec *aField, int nField,
+                                const quay_rel_spec *aRel, int nRel,
+                                quay_model **ppModel, quay_err *pErr);
 /*
 ** Finish a declaration: adds the implicit `id` unless a field is the
 ** primary key.  Field indexes are stable from then on (a has_many may
@@ -1042,6 +1080,9 @@ QUAY_API quay_model *quay_qs_model(const quay_qs *pQs);
 /* filter / exclude.  Takes ownership of pCond, also on failure. */
 QUAY_API int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
                             quay_qs **ppOut, quay_err *pErr);
+/* filter { [zPath] = val }: one condition (the value is copied). */
+QUAY_API int quay_qs_where(quay_qs *pQs, const char *zPath, quay_value val,
+                           quay_qs **ppOut, quay_err *pErr);
 /*
 ** where_has / where_doesnt_have.  pCond (owned, may be NULL) applies to the
 ** related rows, or pSub (borrowed; a query set of the related model) does.
@@ -1287,6 +1328,57 @@ QUAY_API int quay_load_server(const quay_load *pLoad);
 QUAY_API void quay_load_pin(quay_load *pLoad, int iServer);
 
 /*
+** Results: the engine's own sink.  quay_qs_fetch runs a query set with
+** everything it loads (select_related JOINs, every prefetch level,
+** annotations) and keeps the records: the main ones in query order
+** (quay_result_rec), and on each record the records of every relation
+** the query loaded (quay_rec_related), de-duplicated and grouped per
+** owner by the engine.  A host reads a two-level prefetch as records
+** within records, with no keys to collect (docs/embedding.md).
+** Records and their values are borrowed from the result; valid until
+** quay_result_free.
+*/
+typedef struct quay_result quay_result;
+typedef struct quay_rec quay_rec;
+/* CONSTRUCTOR.  Caller frees with quay_result_free.  A values() set is
+** QUAY_EMISUSE (quay_qs_rows runs those). */
+QUAY_API int quay_qs_fetch(quay_qs *pQs, quay_db *pDb, quay_result **ppRes,
+                           quay_err *pErr);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_result_free(quay_result *pRes);
+/* The main records: their number, and record i (NULL out of range). */
+QUAY_API int quay_result_count(const quay_result *pRes);
+QUAY_API const quay_rec *quay_result_rec(const quay_result *pRes, int i);
+QUAY_API quay_model *quay_rec_model(const quay_rec *pRec);
+/*
+** A field (by name or column) or an annotation of the record into *pOut.
+** QUAY_EUNKNOWN_FIELD when it has neither of that name.
+*/
+QUAY_API int quay_rec_get(const quay_rec *pRec, const char *zName,
+                          quay_value *pOut, quay_err *pErr);
+/*
+** The records a loaded relation zName holds (a relation name, the `to`
+** name of a prefetch, or "pivot"): *pn records at *papRec, in query
+** order; a to-one relation gives 0 or 1.  QUAY_ELAZY_LOAD when the query
+** did not load that relation (the result never queries on its own),
+** QUAY_EUNKNOWN_RELATION when the model has no such relation.
+*/
+QUAY_API int quay_rec_related(const quay_rec *pRec, const char *zName,
+                              const quay_rec *const **papRec, int *pn,
+                              quay_err *pErr);
+/*
+** Shorthands for printing: the record of a loaded to-one relation (NULL
+** when none, not loaded or unknown); the text of a text, decimal or json
+** value (NULL when NULL or unknown); an integer (a boolean as 0/1, a
+** number truncated; 0 when NULL or unknown).  pRec may be NULL (the
+** record of an empty to-one relation): NULL / 0.
+*/
+QUAY_API const quay_rec *quay_rec_one(const quay_rec *pRec,
+                                      const char *zName);
+QUAY_API const char *quay_rec_text(const quay_rec *pRec, const char *zName);
+QUAY_API int64_t quay_rec_int(const quay_rec *pRec, const char *zName);
+
+/*
 ** Value rows (a values set, or the aggregate of a set): a cursor whose
 ** column names are the value names (quay_cursor_colname), typed by the
 ** fields and aggregates they come from.  quay_qs_rows runs a values set
@@ -1407,6 +1499,19 @@ QUAY_API int quay_writer_upsert(quay_writer *pW, const int *aiConflict,
 ** next call on the writer). */
 QUAY_API void quay_writer_value(quay_writer *pW, int iField,
                                 quay_value *pOut);
+/*
+** By name: quay_writer_put sets the field zName (a field name or its
+** column; the value is copied) or the to-one relation zName (belongs_to,
+** one_to_one: a key, or a record value); quay_writer_get reads the
+** buffer's value of a field, or of a to-one relation's key column, after
+** insert/update (borrowed; valid until the next call on the writer), so
+** quay_writer_get(w, "id", &v, &err) gives a generated key.
+** QUAY_EUNKNOWN_FIELD for a name that is neither.
+*/
+QUAY_API int quay_writer_put(quay_writer *pW, const char *zName,
+                             quay_value val, quay_err *pErr);
+QUAY_API int quay_writer_get(quay_writer *pW, const char *zName,
+                             quay_value *pOut, quay_err *pErr);
 
 /* qs:update: field iField gets the expression pExpr (quay.F arithmetic
 ** over the row's columns, across to-one relations), computed in the one
