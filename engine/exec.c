@@ -1400,13 +1400,13 @@ static int cursor_reshape(quay_cursor *c, quay_err *pErr) {
 
 int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
   int rc;
+  if (c->pDb->bFreed) return quay__db_check_open(c->pDb, pErr);
   if (c->ePending) {
     rc = c->ePending;
     c->ePending = 0;
     return rc;
   }
   if (c->done) return QUAY_DONE;
-  if (c->pDb->bFreed) return quay__db_check_open(c->pDb, pErr);
   if (!cursor_live(c)) {
     return quay__err(pErr, QUAY_ECONNECTION,
                      c->iSrv > 0 && c->pDb->aSrv[0].pConn
