@@ -93,6 +93,11 @@ foreach(_g ${_guides})
   set_tests_properties(docs.${_name} PROPERTIES
     ENVIRONMENT "QUAY_DOC_CC=${_doc_cc};QUAY_DOC_LIBS=${_doc_libs}")
 endforeach()
+# The C API program of the embedding guide is examples/capi.c.
+add_test(NAME docs.embedding.capi
+  COMMAND lua5.4 ${_pk}/check_doc_example.lua docs/embedding.md
+          examples/capi.c quay_qs_fetch
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # The README's opening example (and every other lua block of it).
 add_test(NAME docs.README
   COMMAND ${_lua} ${_pk}/doctest.lua README.md

@@ -11,7 +11,10 @@
 **      language binding can sit on this part alone.
 **
 **   2. The embedding entries for Lua hosts: luaopen_quay_core,
-**      quay_openlibs, quay_push_sqlite (API.md "Embedding in a host program").
+**      quay_openlibs, quay_push_sqlite, quay_push_sqlite_opts and
+**      quay_tostring (API.md "Embedding in a host program").
+**
+** docs/embedding.md shows both in use; examples/ holds tested programs.
 **
 ** Conventions (house style):
 **   - Every fallible function returns an int code: QUAY_OK (0) or a QUAY_E*
@@ -1596,6 +1599,9 @@ QUAY_API int quay_fkset_write(quay_db *pDb, quay_model *pModel, int iRel,
 ** {==================================================================
 ** Test hooks (builds with QUAY_TEST only)
 ** ===================================================================
+** The CMake option QUAY_TEST is off by default: an installable build
+** (plain cmake, the rockspec) has none of these.  The test command turns
+** it on for its own build directories (scripts/build.sh).
 */
 #ifdef QUAY_TEST
 /*
@@ -1618,7 +1624,7 @@ QUAY_API void quay_test_fail_statement(quay_db *pDb, long k);
 ** Embedding in a Lua host (API.md "Embedding in a host program")
 ** ===================================================================
 ** Lua-facing entries; they live in libquay next to the engine (link with
-** `pkg-config --cflags --libs quay lua5.4 sqlite3`).  They take the
+** `pkg-config --cflags --libs quay-lua sqlite3`).  They take the
 ** host's lua_State (Lua 5.4; luaL_checkversion makes a mismatched Lua
 ** library an error, not a crash).  In Lua manual terms (section 4.6) each
 ** is tagged [-0, +n, e]: it may raise a Lua error, so call it from
