@@ -477,9 +477,14 @@ void lquay_push_value(lua_State *L, const quay_value *v) {
 ** quay.any {...} is an OR group.  Nesting of the same kind is flattened,
 ** which keeps the tree shallow however deep the Lua tables nest:
 **   - an alternative of quay.any that is a quay.any adds its alternatives
-**     to the same OR, and so does a table with no names and one element;
-**   - an element of a conditions table that has no names of its own adds
-**     its elements to the same AND, and so does a quay.any of one element.
+**     to the same OR, and so does a table with no names and one element
+**     (a table inside quay.any shares the enclosing table's rows, so it
+**     is no boundary);
+**   - an element of a conditions table that has no names of its own and
+**     no quay.any among its elements adds its elements to the same AND.
+** A plain table nested in a table has related rows of its own, and the
+** alternatives of a quay.any directly in it share them: such a table
+** that holds a quay.any stays a group of its own.
 ** An alternative with a single name is a leaf of the OR itself, and a
 ** quay.any given whole to filter is the root group.  What remains
 ** alternates (an AND of names inside an OR inside an AND...) and its
@@ -604,8 +609,10 @@ static void add_leaves(lua_State *L, int idx, int nStr, quay_cond *pGroup,
 ** Check the keys of the conditions table at idx: names and list
 ** elements.  *pnStr gets the number of names, *pnElem of elements.
 */
-static void scan_table(lua_State *L, int idx, int *pnStr, int *pnElem) {
-  int nStr = 0, nElem = 0;
+static void scan_table(lua_State *L, int idx, int *pnStr, int *pnElem,
+                       int *pnAny) {
+  int nStr = 0, nElem = 0, nAny = 0;
+  idx = lua_absindex(L, idx);
   if (lquay_record_model(L, idx) != NULL) {
     lquay_raisef(L, QUAY_EBAD_LOOKUP,
                  "conditions must be a table of name = value, not a record");
@@ -621,6 +628,7 @@ static void scan_table(lua_State *L, int idx, int *pnStr, int *pnElem) {
                      "conditions tables, got a %s", luaL_typename(L, -1));
       }
       nElem++;
+      if (is_mt(L, -1, QUAY_ANY_MT)) nAny++;
     } else {
       lquay_raisef(L, QUAY_EBAD_LOOKUP,
                    "conditions: keys must be names, got a %s",
@@ -630,6 +638,7 @@ static void scan_table(lua_State *L, int idx, int *pnStr, int *pnElem) {
   }
   *pnStr = nStr;
   *pnElem = nElem;
+  *pnAny = nAny;
 }
 
 /* One table being read: where its content goes. */
@@ -720,8 +729,8 @@ static void walk_leave(lua_State *L, CondWalk *w) {
 */
 static void walk_element(lua_State *L, CondWalk *w, int idx) {
   CondFrame f = w->aFrame[w->nFrame - 1];
-  int nStr, nElem, isAny = is_mt(L, idx, QUAY_ANY_MT);
-  scan_table(L, idx, &nStr, &nElem);
+  int nStr, nElem, nAny, isAny = is_mt(L, idx, QUAY_ANY_MT);
+  scan_table(L, idx, &nStr, &nElem, &nAny);
   if (f.isOr) {
     if (isAny || (nStr == 0 && nElem == 1)) {
       walk_enter(L, w, idx, 0, f.pGroup, f.depth, 1);
@@ -737,7 +746,8 @@ static void walk_element(lua_State *L, CondWalk *w, int idx) {
     ** has rows of its own), so the OR must stay visible. */
     quay_cond *g = new_group(L, f.pGroup, QUAY_C_OR, f.depth + 1);
     walk_enter(L, w, idx, 0, g, f.depth + 1, 1);
-  } else if (nStr == 0) {
+  } else if (nStr == 0 && nAny == 0) {
+    /* Its elements are tables with rows of their own: the same AND. */
     walk_enter(L, w, idx, 0, f.pGroup, f.depth, 0);
   } else {
     quay_cond *g = new_group(L, f.pGroup, QUAY_C_AND, f.depth + 1);
@@ -781,7 +791,7 @@ quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox,
   quay_err err;
   quay_cond *pRoot;
   CondWalk w;
-  int nStr, nElem, isAny, top;
+  int nStr, nElem, nAny, isAny, top;
   idx = lua_absindex(L, idx);
   w.zModel = zModel;
   luaL_checkstack(L, 24, "conditions");
@@ -792,7 +802,7 @@ quay_cond *lquay_conds(lua_State *L, int idx, Box *pBox,
                  luaL_typename(L, idx));
   }
   isAny = is_mt(L, idx, QUAY_ANY_MT);
-  scan_table(L, idx, &nStr, &nElem);
+  scan_table(L, idx, &nStr, &nElem, &nAny);
   isAny = isAny && nElem != 1;                     /* any{x} is x */
   if (quay_cond_group(isAny ? QUAY_C_OR : QUAY_C_AND, &pRoot, &err)) {
     lquay_raise(L, &err);

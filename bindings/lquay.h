@@ -68,7 +68,7 @@ LQUAY_INTERNAL extern const char lquay_LK_PIVOT;    /* record -> pivot rec */
 LQUAY_INTERNAL extern const char lquay_LK_ANNS;     /* result mt -> names
                                                    ** of annotations */
 LQUAY_INTERNAL extern const char lquay_LK_STRICT;   /* result -> true */
-LQUAY_INTERNAL extern const char lquay_LK_SERVER;   /* result -> server */
+LQUAY_INTERNAL extern const char lquay_LK_SERVER;   /* result mt -> server */
 LQUAY_INTERNAL extern const char lquay_LK_MODEL;    /* record mt -> Model */
 LQUAY_INTERNAL extern const char lquay_LK_MEMBERS;  /* record mt -> map */
 LQUAY_INTERNAL extern const char lquay_LK_NAMES;    /* record mt -> names */

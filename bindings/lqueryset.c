@@ -800,16 +800,6 @@ static int load_call(lua_State *L, LDb *pDb, quay_plan *plan, quay_load *ld,
 }
 
 /*
-** Run the query set and push the array of records.  The stack grows by
-** more than one slot (the to-be-closed boxes stay below the result until
-** the calling C function returns); the result is on top.
-*/
-/*
-** Read up to nMax rows (0: all) of a value-row cursor into plain tables
-** (no metatable) keyed by the column names, appended to the array at
-** iArr.  Returns 1 when the cursor is exhausted.
-*/
-/*
 ** Model:raw: the columns that name no field are annotations of the rows;
 ** the result's metatable lists them, so one that is NULL reads nil.
 */
@@ -829,6 +819,11 @@ static void raw_extra_names(lua_State *L, quay_cursor *c, int iMt) {
   }
 }
 
+/*
+** Read up to nMax rows (0: all) of a value-row cursor into plain tables
+** (no metatable) keyed by the column names, appended to the array at
+** iArr.  Returns 1 when the cursor is exhausted.
+*/
 static int push_value_rows(lua_State *L, LDb *pDb, quay_cursor *cur,
                            int iArr, int nMax) {
   int i, nCol = quay_cursor_ncol(cur), iNames, rc, nRow = 0;

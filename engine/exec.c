@@ -96,21 +96,33 @@ int quay__db_in_txn(quay_db *pDb) {
 ** Opening and closing
 ** ===================================================================
 */
+/*
+** The URL forms and their drivers, tried in order: a prefix, whether the
+** driver gets the URL after it (1) or whole (0).  A libpq keyword string
+** ("host=... dbname=...") has no prefix: the last entry takes it.
+*/
+static const struct UrlScheme {
+  const char *zPrefix;      /* NULL: a keyword string (has '=', no "://") */
+  int bStrip;
+  const quay_driver *pDrv;
+} aUrlScheme[] = {
+  { "sqlite:", 1, &quay__drv_sqlite },
+  { "postgresql://", 0, &quay__drv_pg },
+  { "postgres://", 0, &quay__drv_pg },
+  { NULL, 0, &quay__drv_pg },
+};
+
 /* Split a URL into a driver and the driver's part of the URL. */
 static const quay_driver *pick_driver(const char *zUrl, const char **pzRest) {
-  if (strncmp(zUrl, "sqlite:", 7) == 0) {
-    *pzRest = zUrl + 7;
-    return &quay__drv_sqlite;
-  }
-  if (strncmp(zUrl, "postgresql://", 13) == 0 ||
-      strncmp(zUrl, "postgres://", 11) == 0) {
-    *pzRest = zUrl;
-    return &quay__drv_pg;
-  }
-  /* A libpq keyword string: "host=... dbname=..." */
-  if (strchr(zUrl, '=') != NULL && strstr(zUrl, "://") == NULL) {
-    *pzRest = zUrl;
-    return &quay__drv_pg;
+  int i;
+  for (i = 0; i < QUAY_ARRAYSIZE(aUrlScheme); i++) {
+    const struct UrlScheme *u = &aUrlScheme[i];
+    if (u->zPrefix ? strncmp(zUrl, u->zPrefix, strlen(u->zPrefix)) == 0
+                   : (strchr(zUrl, '=') != NULL &&
+                      strstr(zUrl, "://") == NULL)) {
+      *pzRest = u->bStrip ? zUrl + strlen(u->zPrefix) : zUrl;
+      return u->pDrv;
+    }
   }
   return NULL;
 }

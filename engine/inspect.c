@@ -13,7 +13,7 @@
 **   - A type name gets a type class, the QUAY_T_* that holds the same
 **     values (aTypeName below; "character varying(20)" and "VARCHAR(20)"
 **     are both a string of max 20).  A new field type is one entry there
-**     (and its DDL name in each dialect's xColType).
+**     (its DDL names are in its entry of types.c's aType).
 **   - A DEFAULT is read as a literal value (casts, parentheses and quotes
 **     taken off) or marked as an expression Quay leaves alone (now(),
 **     nextval(...), CURRENT_TIMESTAMP).

@@ -38,6 +38,8 @@
 */
 #include "quayInt.h"
 
+#include <stdlib.h>
+
 /* Most steps opened together (siblings, one pipeline). */
 #define LOAD_MAX_BATCH 16
 
@@ -47,6 +49,7 @@ typedef struct StepRun {
   int nOwnKey, nOwnKeyAlloc;
   int *aPair;               /* (group, child record) pairs, in row order */
   int nPair, nPairAlloc;
+  int64_t *aPairKey;        /* bSortKey steps: each pair's child key */
   quay_cursor *pCur;        /* open query of the step */
 } StepRun;
 
@@ -86,6 +89,7 @@ static void load_reset(quay_load *L) {
     quay_keyset_free(r->pOwnKs);
     quay__free(r->aOwnKey);
     quay__free(r->aPair);
+    quay__free(r->aPairKey);
     memset(r, 0, sizeof(*r));
   }
   quay__arena_free(&L->arena);
@@ -345,10 +349,22 @@ static int read_rows(quay_load *L, int iStep, quay_cursor *pCur, int nMax,
       if (g >= 0) {
         if (r->nPair + 2 > r->nPairAlloc) {
           int nNew = r->nPairAlloc ? r->nPairAlloc * 2 : 256;
-          int *a = quay__realloc(r->aPair, sizeof(int) * (size_t)nNew);
+          int *a;
+          if (s->bSortKey) {
+            /* one key per pair: nNew / 2 of them */
+            int64_t *aK = quay__realloc(r->aPairKey,
+                                        sizeof(int64_t) * (size_t)(nNew / 2));
+            if (aK == NULL) return quay__oom(pErr);
+            r->aPairKey = aK;
+          }
+          a = quay__realloc(r->aPair, sizeof(int) * (size_t)nNew);
           if (a == NULL) return quay__oom(pErr);
           r->aPair = a;
           r->nPairAlloc = nNew;
+        }
+        if (s->bSortKey) {
+          quay_cursor_value(pCur, s->aNode[0].iKeyCol, &v);
+          r->aPairKey[r->nPair / 2] = v.type == QUAY_INT ? v.u.i : 0;
         }
         r->aPair[r->nPair++] = g;
         r->aPair[r->nPair++] = aIdx[0];
@@ -356,6 +372,17 @@ static int read_rows(quay_load *L, int iStep, quay_cursor *pCur, int nMax,
     }
   }
   return QUAY_OK;
+}
+
+/* A child of a bSortKey step: its integer key and record index. */
+typedef struct ChildKey {
+  int64_t key;
+  int idx;
+} ChildKey;
+
+static int child_key_cmp(const void *pA, const void *pB) {
+  const ChildKey *a = pA, *b = pB;
+  return a->key < b->key ? -1 : a->key > b->key;
 }
 
 /*
@@ -377,8 +404,28 @@ static int attach_step(quay_load *L, int iStep, const int *aG,
   memset(aStart, 0, sizeof(int) * (size_t)(nG + 2));
   for (i = 0; i < nChild; i++) aStart[r->aPair[2 * i] + 2]++;
   for (i = 2; i < nG + 2; i++) aStart[i] += aStart[i - 1];
-  for (i = 0; i < nChild; i++) {
-    aChild[aStart[r->aPair[2 * i] + 1]++] = r->aPair[2 * i + 1];
+  if (s->bSortKey && nChild > 0) {
+    /* Each owner's children by key (stable counting sort by group, then
+    ** a sort of each group that is not in order already). */
+    ChildKey *aCK = quay__arena_alloc(&L->arena,
+                                      sizeof(ChildKey) * (size_t)nChild);
+    if (aCK == NULL) return quay__oom(pErr);
+    for (i = 0; i < nChild; i++) {
+      ChildKey *c = &aCK[aStart[r->aPair[2 * i] + 1]++];
+      c->key = r->aPairKey[i];
+      c->idx = r->aPair[2 * i + 1];
+    }
+    for (i = 0; i < nG; i++) {
+      int j, n = aStart[i + 1] - aStart[i];
+      ChildKey *a = aCK + aStart[i];
+      for (j = 1; j < n && a[j - 1].key <= a[j].key; j++) {}
+      if (j < n) qsort(a, (size_t)n, sizeof(ChildKey), child_key_cmp);
+    }
+    for (i = 0; i < nChild; i++) aChild[i] = aCK[i].idx;
+  } else {
+    for (i = 0; i < nChild; i++) {
+      aChild[aStart[r->aPair[2 * i] + 1]++] = r->aPair[2 * i + 1];
+    }
   }
   /* aStart[g] .. aStart[g + 1] now bound group g. */
   at.iRel = s->isCustom ? -1 : s->pRel->iRel;

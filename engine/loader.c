@@ -18,9 +18,9 @@
 **      WHERE t1."post_id" = ANY($1::bigint[])                      -- PostgreSQL
 **
 ** One statement text serves every batch size, so it is prepared once and
-** no bound-parameter limit can break it.  The binding collects owner keys
-** into a quay_keyset and attaches each child row to its owners by one hash
-** probe on the group column; no per-row work happens in Lua.
+** no bound-parameter limit can break it.  The runner (load.c) collects
+** owner keys into a quay_keyset and files each child row under its owners
+** by one hash probe on the group column; the binding only makes records.
 **
 ** with() picks per path segment: to-one relations are JOINed, to-many and
 ** quay.through ones batched.  A level already JOINed is not fetched again.
@@ -157,9 +157,8 @@ static int new_batch(quay_plan *p, int iStep, int iNode, Rel *r,
 }
 
 /*
-** Plan one load path from (iStep, node 0).  bJoinPass selects which kind
-** the caller is processing (JOIN loads run first, so that batch loads
-** find the levels already JOINed).
+** Plan one load path from (iStep, node 0).  plan_view calls it for the
+** JOIN loads first, so that batch loads find the levels already JOINed.
 */
 static int plan_load(quay_plan *p, int iStep, quay_qs *L, quay_err *pErr) {
   int curStep = iStep, curNode = 0, i, rc;
@@ -647,6 +646,17 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
       quay__build_param(&b, &n);
     }
     quay__str_printf(&b.sql, " ORDER BY c%d, qrn", s->iGroupCol);
+  } else if (!bMain && s->toMany && nOrder == 0 &&
+             (s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->eType ==
+                  QUAY_T_ID ||
+              s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->eType ==
+                  QUAY_T_INTEGER)) {
+    /* A batched set ordered by its integer key only: the engine orders
+    ** each owner's children itself (load.c attach_step).  An ORDER BY on
+    ** the child's key makes the database sort rows it otherwise streams
+    ** (a temporary b-tree on SQLite; a merge join instead of a hash join
+    ** on PostgreSQL, scripts/bench W2). */
+    s->bSortKey = 1;
   } else {
     /* The order of :all(), for batched steps too: a loaded set has the
     ** order of its query (the primary key breaks ties). */

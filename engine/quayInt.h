@@ -1520,6 +1520,8 @@ typedef struct PlanStep {
   int isCustom, toMany;
   Field *pOwnerKey;         /* owner field whose values key the step */
   int iGroupCol;            /* column holding the owner's key */
+  int bSortKey;             /* no ORDER BY sent: load.c orders each
+                            ** owner's children by their integer key */
   quay_qs *pSub;            /* reference, may be NULL */
   QsView view;
   int hasView;

@@ -4,18 +4,20 @@
 ** dialect-neutral way (DDL lives in ddl.c).
 ** See LICENSE
 **
-** Conditions compile to semi-joins, never to joins, so a condition that
-** crosses a to-many relation can never duplicate owner rows:
+** A condition that crosses a to-many relation compiles to a semi-join,
+** never to a join, so it can never duplicate owner rows:
 **
 **     t0.id IN (SELECT t1.post_id FROM post_tags t1
 **               JOIN tags t2 ON t2.id = t1.tag_id WHERE t2.name = ?)
 **
 ** This is the form SQLite 3.40 runs fast (a correlated EXISTS was ~25x
-** slower on the benchmark's W3 query, shared/MEASURED.md) and PostgreSQL
-** plans as a semi-join.  Leaves of one AND group that start with the same
-** hop share one subquery, recursively, so all conditions of one table on
-** one to-many path hold for the same related row; separate filter() calls
-** get separate subqueries and may match different rows.  Negations are
+** slower on the benchmark's W3 query, docs/ENGINE.md "Measured facts")
+** and PostgreSQL plans as a semi-join.  To-one hops, which cannot repeat
+** a row, are LEFT JOINs of their scope ("Condition trees").  Leaves of
+** one table that share a to-many hop share one subquery, recursively, so
+** all conditions of one table on one to-many path hold for the same
+** related row; separate filter() calls get separate subqueries and may
+** match different rows.  Negations are
 ** written `NOT COALESCE((c), FALSE)` so a row whose condition is NULL is
 ** kept by exclude (Django's semantics) and NULLs inside subqueries cannot
 ** turn NOT IN into "nothing".
@@ -527,10 +529,10 @@ static ENode *enode_build(Build *b, Scope *s, Cond *c, int iDepth) {
     if (n->ap[0]->eOp == CN_AND) n->ap[0]->bFromAny = 1;
     return n->ap[0];
   }
-  if (n->eOp == CN_AND && n->n == 1 && n->ap[0]->eOp != CN_LEAF &&
-      n->ap[0]->eOp != CN_HAS) {
-    /* A table of one group; a table of one leaf stays a table (its to-many
-    ** rows are its own). */
+  if (n->eOp == CN_AND && n->n == 1 && n->ap[0]->eOp == CN_AND) {
+    /* A table of one table.  A table of one leaf or one quay.any stays a
+    ** table: its to-many rows are its own, and the alternatives of its
+    ** quay.any share them, not the enclosing table's. */
     n->ap[0]->bFromAny |= n->bFromAny;
     return n->ap[0];
   }

@@ -1198,8 +1198,8 @@ typedef struct quay_plan quay_plan;
 QUAY_API int quay_plan_new(quay_qs *pQs, quay_plan **ppPlan, quay_err *pErr);
 /*
 ** CONSTRUCTOR.  A plan that loads relation iRel of pModel for records the
-** caller already holds (lazy loading, quay_load_lazy).  Caller frees with
-** quay_plan_free.
+** caller already holds (lazy loading: quay_load_open, then
+** quay_load_owners).  Caller frees with quay_plan_free.
 */
 QUAY_API int quay_plan_lazy(quay_model *pModel, int iRel, quay_plan **ppPlan,
                             quay_err *pErr);

@@ -1,5 +1,5 @@
 -- spec/condition_semantics_spec.lua: the precise meaning of conditions
--- across relations (docs/reference.md "Conditions: the exact rules"):
+-- across relations (docs/reference.md "Conditions" and "Paths across relations"):
 -- relation compares, to-one LEFT JOIN semantics, to-many same-row groups.
 -- Each answer is checked against hand-written SQL over the same rows.
 local helper = require("spec.helper")
@@ -138,6 +138,34 @@ describe("Condition semantics", function()
       -- cy has no posts; the second branch does not need any
       assert.same({ bob.id, cy.id },
         ids(M.User:filter { quay.any { { posts__tags__name = "c" }, { name = "cy" } } }:all()))
+    end)
+  end)
+
+  describe("a plain table nested in a table", function()
+    it("has related rows of its own, shared by the quay.any directly in it", function()
+      -- ann: p1 (x, 1), p2 (y, 5); bob: p3 (x, 5)
+      -- one table: the post titled x has views 5 -> bob
+      assert.same(sql_ids(db, [[SELECT DISTINCT author_id AS id FROM posts
+                                WHERE title = 'x' AND views = 5]]),
+        ids(M.User:filter { posts__title = "x", quay.any { { posts__views = 5 } } }:all()))
+      -- a nested table: some post titled x, and some post with views 5
+      local want = sql_ids(db, [[SELECT u.id FROM users u
+        WHERE u.id IN (SELECT author_id FROM posts WHERE title = 'x')
+          AND u.id IN (SELECT author_id FROM posts WHERE views = 5 OR u.name = 'zz')]])
+      assert.same({ ann.id, bob.id }, want)
+      assert.same(want, ids(M.User:filter {
+        posts__title = "x", { quay.any { { posts__views = 5 } } } }:all()))
+      assert.same(want, ids(M.User:filter {
+        posts__title = "x", { quay.any { { posts__views = 5 }, { name = "zz" } } } }:all()))
+      -- inside the nested table its own names and its quay.any share its row
+      assert.same(sql_ids(db, [[SELECT u.id FROM users u
+          WHERE u.id IN (SELECT author_id FROM posts WHERE title = 'x')
+            AND u.id IN (SELECT author_id FROM posts WHERE views = 5 AND title = 'y')]]),
+        ids(M.User:filter { posts__title = "x",
+                            { posts__views = 5, quay.any { { posts__title = "y" } } } }:all()))
+      -- a table of tables without quay.any adds nothing: the same as its tables
+      assert.same(ids(M.User:filter { { posts__title = "x" }, { posts__views = 5 } }:all()),
+        ids(M.User:filter { { { posts__title = "x" }, { posts__views = 5 } } }:all()))
     end)
   end)
 

@@ -40,3 +40,36 @@ TEST(wrapped_no_dqs) {
   ASSERT_EQ(sqlite3_close(h), SQLITE_OK);
   return 0;
 }
+
+/*
+** The URL forms quay_url_check (and quay_db_open) accept, each with the
+** backend it picks; anything else is QUAY_ECONNECTION naming the forms.
+*/
+TEST(url_schemes) {
+  static const struct { const char *zUrl; const char *zBackend; } aOk[] = {
+    { "sqlite::memory:", "sqlite" },
+    { "sqlite:/tmp/quay-url-test.db", "sqlite" },
+    { "sqlite:relative.db", "sqlite" },
+    { "postgresql://app@localhost:5432/app", "postgresql" },
+    { "postgres://localhost/app", "postgresql" },
+    { "host=localhost dbname=app", "postgresql" },
+  };
+  static const char *const azBad[] = {
+    "", "mysql://localhost/app", "app.db", "http://x/?a=b", "SQLITE::memory:",
+  };
+  int i;
+  for (i = 0; i < (int)(sizeof(aOk) / sizeof(aOk[0])); i++) {
+    const char *zBackend = NULL;
+    quay_err e;
+    ASSERT_OK(quay_url_check(aOk[i].zUrl, &zBackend, &e), e);
+    ASSERT(zBackend != NULL && strcmp(zBackend, aOk[i].zBackend) == 0);
+  }
+  for (i = 0; i < (int)(sizeof(azBad) / sizeof(azBad[0])); i++) {
+    const char *zBackend = "x";
+    quay_err e;
+    ASSERT_EQ(quay_url_check(azBad[i], &zBackend, &e), QUAY_ECONNECTION);
+    ASSERT(zBackend == NULL);
+    ASSERT_CONTAINS(e.zMsg, "sqlite::memory:");
+  }
+  return 0;
+}

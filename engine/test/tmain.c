@@ -24,6 +24,7 @@
   X(write_read_prefetch)        \
   X(cascade_counts)             \
   X(wrapped_no_dqs)             \
+  X(url_schemes)                \
   X(migrate_api)                \
   X(type_table)                 \
   X(decimal_values)             \

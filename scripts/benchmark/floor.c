@@ -7,7 +7,8 @@
 **   quay_bench_floor gen FILE SCALE SEED
 **       fill FILE (tables already made by Quay's db:create_tables()) with
 **       the bench data: 10k users * SCALE, each with a profile; 10 posts
-**       per user (authors shuffled); 500 tags * SCALE (at least 50);
+**       per user (authors shuffled), created over 2023-2024 in id order;
+**       500 tags * SCALE (at least 50);
 **       3 distinct tags per post; 3 comments per post.
 **   quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL
 **       run one workload on FILE and print one line
@@ -18,17 +19,20 @@
 ** Each workload runs the SQL Quay runs (read from QUAYSQL, so the floor
 ** follows the engine's SQL as it changes; the result columns are checked
 ** by name), or the hand-written form where the workload says so (W2's
-** subquery variant, W4, W5, W6's point queries, W9, W10), builds the
-** same Lua values through the Lua C API (one table per record keyed by
-** column name, related records attached, shared records deduplicated by id
+** subquery variant, W4, W5, W6's point queries, W7, W8, W9, W10), builds
+** the same Lua values through the Lua C API (one table per record keyed
+** by column name, related records attached, shared records deduplicated by
+** id
 ** through an id->table map), then calls the same Lua loop as the Quay side
 ** (LOOPS.lua).  Keys are pushed once per workload and set with lua_rawset
 ** on tables created at their final size.  The connection gets the open
 ** flags and pragmas Quay's SQLite driver sets (NOMUTEX; foreign_keys ON,
 ** WAL, synchronous NORMAL).
 ** Time is CLOCK_MONOTONIC from before the first prepare to after the Lua
-** loop returns, cpu the process CPU time over the same span; peak_kb is VmHWM read at the end, base_kb VmRSS just
-** before the clock starts (benchclock reads both alike).
+** loop returns, cpu the process CPU time over the same span; peak_kb is
+** VmHWM read at the end, base_kb VmRSS just before the clock starts
+** (benchclock reads both alike).  W7 and W8 compute their check string
+** after the clock stops (loops.lua w7_check / w8_check, as the Quay side).
 */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 
@@ -49,6 +53,8 @@ typedef struct Ctx {
   lua_Integer nUsers;  /* users in the data set (W5 input) */
   char zCheck[256];    /* result summary, compared with the Quay side */
   char *zQuaySql;      /* the file written by `quay_side.lua sql` */
+  int iResult;         /* with zCheckFn: the result, checked after the clock */
+  const char *zCheckFn;  /* loops[zCheckFn](result) gives the check string */
 } Ctx;
 
 /*
@@ -177,34 +183,39 @@ static void call_loop(Ctx *c, const char *zName, int iArg, int nRet) {
 */
 
 static const char *const azUserKeys[] = {"id", "name", "email", "posts"};
-static const char *const azPostKeys[] = {"id", "title", "views", "author_id",
-                                         "author", "tags"};
+/* A post record: the columns Quay selects (P_NCOL of them, author_id at
+** P_AUTHOR_ID), then the keys of its related records (KP_*). */
+enum { P_NCOL = 5, P_AUTHOR_ID = 4, KP_AUTHOR = 5, KP_TAGS = 6, KP_COMMENTS = 7,
+       KP_N = 8 };
+static const char *const azPostKeys[] = {"id", "title", "views", "created",
+                                         "author_id", "author", "tags",
+                                         "comments"};
 static const char *const azTagKeys[] = {"id", "name"};
 
 /* W1: Quay's select_related("author") statement. */
 static void w1(Ctx *c) {
   lua_State *L = c->L;
-  int kp = push_keys(L, azPostKeys, 5), ku = push_keys(L, azUserKeys, 3);
+  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1), ku = push_keys(L, azUserKeys, 3);
   int res, users;
   lua_Integer n = 0;
-  static const char *const azCols[] = {"id", "title", "views", "author_id",
-                                       "id", "name", "email"};
+  static const char *const azCols[] = {"id", "title", "views", "created",
+                                       "author_id", "id", "name", "email"};
   sqlite3_stmt *s = prep_quay(c, "w1.1");
-  expect_cols(s, "w1.1", azCols, 7);
+  expect_cols(s, "w1.1", azCols, P_NCOL + 3);
   lua_newtable(L); res = lua_gettop(L);       /* the result array */
   lua_newtable(L); users = lua_gettop(L);     /* id -> user (dedup) */
   c->nQuery++;
   while (step(c, s) == SQLITE_ROW) {
     int p;
-    lua_createtable(L, 0, 5); p = lua_gettop(L);          /* [post] */
-    set_cols(L, p, kp, s, 0, 4);
-    if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
-      lua_Integer uid = sqlite3_column_int64(s, 4);
-      lua_pushvalue(L, kp + 4);                          /* [post, "author"] */
+    lua_createtable(L, 0, P_NCOL + 1); p = lua_gettop(L);   /* [post] */
+    set_cols(L, p, kp, s, 0, P_NCOL);
+    if (sqlite3_column_type(s, P_NCOL) != SQLITE_NULL) {
+      lua_Integer uid = sqlite3_column_int64(s, P_NCOL);
+      lua_pushvalue(L, kp + KP_AUTHOR);                  /* [post, "author"] */
       if (lua_rawgeti(L, users, uid) == LUA_TNIL) {      /* [post, k, u?] */
         lua_pop(L, 1);
         lua_createtable(L, 0, 3);
-        set_cols(L, lua_gettop(L), ku, s, 4, 3);
+        set_cols(L, lua_gettop(L), ku, s, P_NCOL, 3);
         lua_pushvalue(L, -1);
         lua_rawseti(L, users, uid);
       }
@@ -221,7 +232,8 @@ static void w1(Ctx *c) {
 /* W2: Quay's three statements (users, then posts and posts__tags with keys
 ** as one JSON array), or the same with keys by subquery (bJson == 0). */
 static const char zW2PostsSub[] =
-  "SELECT \"t0\".\"id\", \"t0\".\"title\", \"t0\".\"views\", \"t0\".\"author_id\" "
+  "SELECT \"t0\".\"id\", \"t0\".\"title\", \"t0\".\"views\", \"t0\".\"created\", "
+  "\"t0\".\"author_id\" "
   "FROM \"posts\" AS \"t0\" WHERE \"t0\".\"author_id\" IN "
   "(SELECT \"u\".\"id\" FROM \"users\" AS \"u\")";
 static const char zW2TagsSub[] =
@@ -232,7 +244,7 @@ static const char zW2TagsSub[] =
 
 static void w2(Ctx *c, int bJson) {
   lua_State *L = c->L;
-  int ku = push_keys(L, azUserKeys, 4), kp = push_keys(L, azPostKeys, 6);
+  int ku = push_keys(L, azUserKeys, 4), kp = push_keys(L, azPostKeys, KP_TAGS + 1);
   int kt = push_keys(L, azTagKeys, 2);
   int res, umap, pmap, tmap, iOwner;
   lua_Integer n = 0, nPost = 0, nLink = 0;
@@ -260,7 +272,7 @@ static void w2(Ctx *c, int bJson) {
   sqlite3_finalize(s);
 
   s = bJson ? prep_quay(c, "w2.2") : prep(c, zW2PostsSub);
-  expect_cols(s, "w2.2", azPostKeys, 4);
+  expect_cols(s, "w2.2", azPostKeys, P_NCOL);
   iOwner = sqlite3_column_count(s) - 1;    /* Quay appends the owner key */
   if (bJson) bind_json_keys(s, 1, &keys);
   keys.n = 0;
@@ -268,9 +280,9 @@ static void w2(Ctx *c, int bJson) {
   while (step(c, s) == SQLITE_ROW) {
     int p;
     sqlite3_int64 id = sqlite3_column_int64(s, 0);
-    lua_createtable(L, 0, 5); p = lua_gettop(L);          /* [p] */
-    set_cols(L, p, kp, s, 0, 4);
-    lua_pushvalue(L, kp + 5); lua_newtable(L); lua_rawset(L, p);  /* p.tags */
+    lua_createtable(L, 0, P_NCOL + 1); p = lua_gettop(L);   /* [p] */
+    set_cols(L, p, kp, s, 0, P_NCOL);
+    lua_pushvalue(L, kp + KP_TAGS); lua_newtable(L); lua_rawset(L, p);  /* p.tags */
     lua_pushvalue(L, p); lua_rawseti(L, pmap, id);
     lua_rawgeti(L, umap, sqlite3_column_int64(s, iOwner)); /* [p, owner] */
     lua_insert(L, -2);                                   /* [owner, p] */
@@ -296,7 +308,7 @@ static void w2(Ctx *c, int bJson) {
       lua_pushvalue(L, -1);
       lua_rawseti(L, tmap, tid);
     }
-    append_to(L, lua_gettop(L) - 1, kp + 5);             /* [p] */
+    append_to(L, lua_gettop(L) - 1, kp + KP_TAGS);       /* [p] */
     lua_pop(L, 1);
     nLink++;
   }
@@ -313,11 +325,11 @@ static void w2(Ctx *c, int bJson) {
 ** prepared once and run 20 times with Quay's parameters. */
 static void w3(Ctx *c) {
   lua_State *L = c->L;
-  int kp = push_keys(L, azPostKeys, 4);
+  int kp = push_keys(L, azPostKeys, P_NCOL);
   int r;
   lua_Integer cnt = 0, sum = 0;
   sqlite3_stmt *s = prep_quay(c, "w3.1");
-  expect_cols(s, "w3.1", azPostKeys, 4);
+  expect_cols(s, "w3.1", azPostKeys, P_NCOL);
   for (r = 0; r < 20; r++) {
     int res;
     lua_Integer n = 0;
@@ -325,8 +337,8 @@ static void w3(Ctx *c) {
     lua_newtable(L); res = lua_gettop(L);
     c->nQuery++;
     while (step(c, s) == SQLITE_ROW) {
-      lua_createtable(L, 0, 4);
-      set_cols(L, lua_gettop(L), kp, s, 0, 4);
+      lua_createtable(L, 0, P_NCOL);
+      set_cols(L, lua_gettop(L), kp, s, 0, P_NCOL);
       lua_rawseti(L, res, ++n);
     }
     call_loop(c, "w3", res, 2);
@@ -663,20 +675,20 @@ static const char zW6Point[] =
 
 static void w6(Ctx *c, int bBatch) {
   lua_State *L = c->L;
-  int kp = push_keys(L, azPostKeys, 5), ku = push_keys(L, azUserKeys, 3);
+  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1), ku = push_keys(L, azUserKeys, 3);
   int res, i;
   lua_Integer n = 0;
   KeyList keys = {NULL, 0, 0};
   sqlite3_stmt *s = prep_quay(c, "w6.1");     /* LIMIT bound as Quay does */
 
-  expect_cols(s, "w6.1", azPostKeys, 4);
+  expect_cols(s, "w6.1", azPostKeys, P_NCOL);
   lua_newtable(L); res = lua_gettop(L);
   c->nQuery++;
   while (step(c, s) == SQLITE_ROW) {
-    lua_createtable(L, 0, 5);
-    set_cols(L, lua_gettop(L), kp, s, 0, 4);
+    lua_createtable(L, 0, P_NCOL + 1);
+    set_cols(L, lua_gettop(L), kp, s, 0, P_NCOL);
     lua_rawseti(L, res, ++n);
-    keys_add(&keys, sqlite3_column_int64(s, 3));
+    keys_add(&keys, sqlite3_column_int64(s, P_AUTHOR_ID));
   }
   sqlite3_finalize(s);
 
@@ -685,7 +697,7 @@ static void w6(Ctx *c, int bBatch) {
     s = prep(c, zW6Point);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, res, i);                        /* [p] */
-      lua_pushvalue(L, kp + 4);                      /* [p, "author"] */
+      lua_pushvalue(L, kp + KP_AUTHOR);              /* [p, "author"] */
       sqlite3_reset(s);
       sqlite3_bind_int64(s, 1, keys.a[i - 1]);
       c->nQuery++;
@@ -721,7 +733,7 @@ static void w6(Ctx *c, int bBatch) {
     free(uniq.a);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, res, i);                        /* [p] */
-      lua_pushvalue(L, kp + 4);
+      lua_pushvalue(L, kp + KP_AUTHOR);
       lua_rawgeti(L, umap, keys.a[i - 1]);           /* [p, "author", u] */
       lua_rawset(L, -3);
       lua_pop(L, 1);
@@ -731,6 +743,90 @@ static void w6(Ctx *c, int bBatch) {
   call_loop(c, "w6", res, 1);
   snprintf(c->zCheck, sizeof c->zCheck, "rows=%lld,sum=%lld", (long long)n,
            (long long)lua_tointeger(L, -1));
+}
+
+/*
+** W7: every user with the count, views sum and latest date of their posts
+** and the count of the comments on them: one hand-written statement, in
+** one of two forms (both measured: MEASURED.md found them equal in the
+** sqlite3 shell):
+**   grouped     the posts' and the comments' aggregates as two grouped
+**               subqueries, LEFT JOINed to the users by author key;
+**   correlated  one correlated scalar subquery per value.
+** Both order by user id, as Quay's annotate does.  The comment count goes
+** through the posts (comments belong to posts); a user without posts gets
+** 0, 0 and no views or date (nil), as Quay's count and sum read.
+*/
+static const char zW7Grouped[] =
+  "SELECT u.\"id\", u.\"name\", u.\"email\", COALESCE(p.\"n\", 0), p.\"views\", "
+  "p.\"last\", COALESCE(c.\"n\", 0) "
+  "FROM \"users\" AS u "
+  "LEFT JOIN (SELECT \"author_id\", COUNT(*) AS \"n\", SUM(\"views\") AS \"views\", "
+  "MAX(\"created\") AS \"last\" FROM \"posts\" GROUP BY \"author_id\") AS p "
+  "ON p.\"author_id\" = u.\"id\" "
+  "LEFT JOIN (SELECT p2.\"author_id\", COUNT(*) AS \"n\" FROM \"posts\" AS p2 "
+  "JOIN \"comments\" AS cm ON cm.\"post_id\" = p2.\"id\" GROUP BY p2.\"author_id\") AS c "
+  "ON c.\"author_id\" = u.\"id\" "
+  "ORDER BY u.\"id\"";
+static const char zW7Correlated[] =
+  "SELECT u.\"id\", u.\"name\", u.\"email\", "
+  "(SELECT COUNT(*) FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
+  "(SELECT SUM(p.\"views\") FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
+  "(SELECT MAX(p.\"created\") FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
+  "(SELECT COUNT(*) FROM \"posts\" AS p JOIN \"comments\" AS cm "
+  "ON cm.\"post_id\" = p.\"id\" WHERE p.\"author_id\" = u.\"id\") "
+  "FROM \"users\" AS u ORDER BY u.\"id\"";
+static const char *const azW7Keys[] = {"id", "name", "email", "n_posts", "views",
+                                       "last", "n_comments"};
+
+static void w7(Ctx *c, int bCorrelated) {
+  lua_State *L = c->L;
+  int k = push_keys(L, azW7Keys, 7);
+  int res;
+  lua_Integer n = 0;
+  sqlite3_stmt *s = prep(c, bCorrelated ? zW7Correlated : zW7Grouped);
+  lua_newtable(L); res = lua_gettop(L);
+  c->nQuery++;
+  while (step(c, s) == SQLITE_ROW) {
+    lua_createtable(L, 0, 7);
+    set_cols(L, lua_gettop(L), k, s, 0, 7);
+    lua_rawseti(L, res, ++n);
+  }
+  sqlite3_finalize(s);
+  call_loop(c, "w7", res, 1);
+  c->iResult = res;
+  c->zCheckFn = "w7_check";
+}
+
+/*
+** W8: the posts grouped by author and month of their creation date, with
+** the group's post count and views sum: one hand-written grouped query,
+** ordered by the groups as Quay's values + annotate is.  The month is the
+** first day of the month at midnight, as quay.trunc("month", ...) gives.
+*/
+static const char zW8[] =
+  "SELECT \"author_id\", substr(\"created\", 1, 7) || '-01 00:00:00' AS \"month\", "
+  "COUNT(*), SUM(\"views\") FROM \"posts\" "
+  "GROUP BY \"author_id\", \"month\" ORDER BY \"author_id\", \"month\"";
+static const char *const azW8Keys[] = {"author", "month", "n", "total_views"};
+
+static void w8(Ctx *c) {
+  lua_State *L = c->L;
+  int k = push_keys(L, azW8Keys, 4);
+  int res;
+  lua_Integer n = 0;
+  sqlite3_stmt *s = prep(c, zW8);
+  lua_newtable(L); res = lua_gettop(L);
+  c->nQuery++;
+  while (step(c, s) == SQLITE_ROW) {
+    lua_createtable(L, 0, 4);
+    set_cols(L, lua_gettop(L), k, s, 0, 4);
+    lua_rawseti(L, res, ++n);
+  }
+  sqlite3_finalize(s);
+  call_loop(c, "w8", res, 1);
+  c->iResult = res;
+  c->zCheckFn = "w8_check";
 }
 
 /* }====================================================== */
@@ -763,6 +859,27 @@ static const char *const azLast[] = {
   "Dijkstra", "Allen", "Wirth", "Hamilton", "Knuth", "Perlman", "Lamport",
   "Lamarr", "Turing", "Clarke"};
 
+/* Post i's creation time (of nPost) into z: the posts spread evenly over
+** 2023-2024 in id order, each at a random second of its slot.  It has a
+** generator of its own, so the other columns stay those of the earlier
+** data sets. */
+static uint64_t date_state;
+
+static void post_created(char *z, size_t nz, long long i, long long nPost) {
+  const time_t base = 1672531200;                 /* 2023-01-01 00:00:00 UTC */
+  const long long span = 731LL * 86400, slot = span / nPost > 0 ? span / nPost : 1;
+  uint64_t r;
+  time_t t;
+  struct tm tm;
+  r = (date_state += 0x9E3779B97F4A7C15ull);
+  r = (r ^ (r >> 30)) * 0xBF58476D1CE4E5B9ull;
+  r = (r ^ (r >> 27)) * 0x94D049BB133111EBull;
+  r ^= r >> 31;
+  t = base + (time_t)((i - 1) * span / nPost) + (time_t)(r % (uint64_t)slot);
+  gmtime_r(&t, &tm);
+  strftime(z, nz, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
 /* n random words (lo..hi of them) joined by spaces into z; returns length. */
 static int words(char *z, int nMax, int lo, int hi) {
   int i, n = 0, k = lo + (int)(rnd() % (uint64_t)(hi - lo + 1));
@@ -787,6 +904,7 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
   if (nTag < 50) nTag = 50;
   nPost = 10 * nUser;
   rng_state = seed;
+  date_state = seed ^ 0x5DEECE66Dull;
   if (sqlite3_open_v2(zFile, &c.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
     die("open %s: %s", zFile, sqlite3_errmsg(c.db));
   exec(&c, "PRAGMA synchronous = OFF");
@@ -833,14 +951,17 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
     j = (long long)(rnd() % (uint64_t)(i + 1));
     t = aAuthor[i]; aAuthor[i] = aAuthor[j]; aAuthor[j] = t;
   }
-  s = prep(&c, "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", \"author_id\") "
-               "VALUES (?, ?, ?, ?)");
+  s = prep(&c, "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", \"author_id\", "
+               "\"created\") VALUES (?, ?, ?, ?, ?)");
   for (i = 1; i <= nPost; i++) {
+    char zDate[32];
     int n = words(z, sizeof z, 3, 8);
+    post_created(zDate, sizeof zDate, i, nPost);
     sqlite3_bind_int64(s, 1, i);
     sqlite3_bind_text(s, 2, z, n, SQLITE_TRANSIENT);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)(rnd() % 10000));
     sqlite3_bind_int64(s, 4, aAuthor[i - 1]);
+    sqlite3_bind_text(s, 5, zDate, -1, SQLITE_TRANSIENT);
     step(&c, s); sqlite3_reset(s);
   }
   sqlite3_finalize(s);
@@ -901,8 +1022,8 @@ int main(int argc, char **argv) {
   if (argc < 6) {
     fprintf(stderr, "usage: quay_bench_floor gen FILE SCALE SEED\n"
                     "       quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL\n"
-                    "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch w9 w10 w10row\n"
-                    "           w12\n");
+                    "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch w7 w7corr w8 w9\n"
+                    "           w10 w10row w12\n");
     return 2;
   }
   memset(&c, 0, sizeof c);
@@ -938,6 +1059,9 @@ int main(int argc, char **argv) {
   else if (strcmp(zW, "w5") == 0) w5(&c);
   else if (strcmp(zW, "w6") == 0) w6(&c, 0);
   else if (strcmp(zW, "w6batch") == 0) w6(&c, 1);
+  else if (strcmp(zW, "w7") == 0) w7(&c, 0);
+  else if (strcmp(zW, "w7corr") == 0) w7(&c, 1);
+  else if (strcmp(zW, "w8") == 0) w8(&c);
   else if (strcmp(zW, "w9") == 0) w9(&c);
   else if (strcmp(zW, "w10") == 0) w10(&c, 0);
   else if (strcmp(zW, "w10row") == 0) w10(&c, 1);
@@ -946,6 +1070,10 @@ int main(int argc, char **argv) {
   t = now() - t0;
   tc = cpu_now() - c0;
   if (strcmp(zW, "w12") == 0) w12_check(&c);
+  if (c.zCheckFn != NULL) {            /* a full check, after the clock */
+    call_loop(&c, c.zCheckFn, c.iResult, 1);
+    snprintf(c.zCheck, sizeof c.zCheck, "%s", lua_tostring(c.L, -1));
+  }
   lua_getglobal(c.L, "W_TIME");        /* input built untimed (W9, W10) */
   if (!lua_isnil(c.L, -1)) {
     t = lua_tonumber(c.L, -1);

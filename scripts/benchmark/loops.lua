@@ -78,4 +78,64 @@ function M.pipe(posts)
   return n
 end
 
+-- W7: users with n_posts, views, last, n_comments; a sum over every value.
+function M.w7(users)
+  local n = 0
+  for _, u in ipairs(users) do
+    local last = u.last
+    n = n + u.n_posts + (u.views or 0) + u.n_comments + (last and #last or 0)
+  end
+  return n
+end
+
+-- A hash of a list of values in order (wrapping integer arithmetic); a
+-- value that is not an integer counts in `odd` and hashes as 0.
+local function mix(h, x, odd)
+  if math.type(x) ~= "integer" then return h * 1000003, odd + 1 end
+  return h * 1000003 + x, odd
+end
+local function digits(s)           -- "2024-06-06 15:19:16" -> 20240606151916
+  return s and math.tointeger(tonumber((s:gsub("%D", "")))) or -1
+end
+
+-- The checks of W7 and W8 run after the clock: totals, and a hash of every
+-- value of every row in order (so the floor must build the same list).
+function M.w7_check(users)
+  local h, odd, np, nv, nc, ns = 0, 0, 0, 0, 0, 0
+  for _, u in ipairs(users) do
+    h, odd = mix(h, u.id, odd)
+    h, odd = mix(h, u.n_posts, odd)
+    h, odd = mix(h, u.views or -1, odd)
+    h, odd = mix(h, digits(u.last), odd)
+    h, odd = mix(h, u.n_comments, odd)
+    h, odd = mix(h, #u.name + #u.email, odd)
+    np, nv, nc = np + u.n_posts, nv + (u.views or 0), nc + u.n_comments
+    if u.last then ns = ns + 1 end
+  end
+  return ("users=%d,posts=%d,views=%d,comments=%d,dates=%d,nonint=%d,hash=%x")
+    :format(#users, np, nv, nc, ns, odd, h)
+end
+
+-- W8: (author, month) groups with n and total_views; a sum over every value.
+function M.w8(rows)
+  local n = 0
+  for _, r in ipairs(rows) do
+    local month = r.month
+    n = n + r.author + r.n + (r.total_views or 0) + (month and #month or 0)
+  end
+  return n
+end
+
+function M.w8_check(rows)
+  local h, odd, np, nv = 0, 0, 0, 0
+  for _, r in ipairs(rows) do
+    h, odd = mix(h, r.author, odd)
+    h, odd = mix(h, digits(r.month), odd)
+    h, odd = mix(h, r.n, odd)
+    h, odd = mix(h, r.total_views or -1, odd)
+    np, nv = np + r.n, nv + (r.total_views or 0)
+  end
+  return ("groups=%d,posts=%d,views=%d,nonint=%d,hash=%x"):format(#rows, np, nv, odd, h)
+end
+
 return M

@@ -14,6 +14,8 @@ return function(db, quay, version)
   m.Post = db:model("Post", {
     title  = version == 2 and quay.text() or quay.string(),
     views  = quay.integer(),
+    -- Nullable: W5's inserts (both sides) leave it out.
+    created = quay.datetime { null = true },
     author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
     tags   = quay.many_to_many("Tag"),
     rating = version == 2 and quay.number { default = 0 } or nil,

@@ -2,7 +2,7 @@
 --   quay quay_side.lua WORKLOAD DB NUSERS
 -- DB is an SQLite file or a PostgreSQL URL (postgresql://..., postgres://...
 -- or a libpq keyword string).  WORKLOAD is schema (create the tables on DB),
--- sql (see below), w1..w6, w9, w10, w10s, w12 (db:migrate() to the
+-- sql (see below), w1..w8, w9, w10, w10s, w12 (db:migrate() to the
 -- models' version 2: a SQLite rebuild of posts), diff (see below), pipe /
 -- pipepf (200 times one page of posts with author, tags and comments:
 -- with(...) / prefetch_related(...)), w13 (W6-style pages for
@@ -244,6 +244,23 @@ end
 function run.w6()
   local posts = Post:limit(2000):all()
   return ("rows=%d,sum=%d"):format(#posts, loops.w6(posts))
+end
+
+function run.w7()
+  local users = User:annotate {
+    n_posts = quay.count("posts"), views = quay.sum("posts__views"),
+    last = quay.max("posts__created"), n_comments = quay.count("posts__comments"),
+  }:all()
+  loops.w7(users)
+  return function() return loops.w7_check(users) end
+end
+
+-- (The sum is total_views: an annotation may not take a field's name.)
+function run.w8()
+  local rows = Post:values { "author", month = quay.trunc("month", "created") }
+    :annotate { n = quay.count(), total_views = quay.sum("views") }:all()
+  loops.w8(rows)
+  return function() return loops.w8_check(rows) end
 end
 
 -- W12: add a NOT NULL column with a default and change a column's type
