@@ -8,6 +8,9 @@
 ** connections a driver makes.  The two have separate lifetimes: the
 ** connections may be closed (quay_db_disconnect) or lost and reopened
 ** while the schema, and every binding object made from it, stays valid.
+** The objects made from a db hold it (quay__db_hold): quay_db_free
+** before them closes the connections and leaves the memory to the last
+** of them (sqlite3_close_v2's model).
 **
 ** Servers.  aSrv[0] is the primary; a db opened with read replicas (a
 ** driver with bReplicas: PostgreSQL) has one more DbServer per replica,
@@ -43,7 +46,9 @@
 ** "Model.field" and the fix first, the backend's own text after it.
 **
 ** Transactions nest: the outermost level is BEGIN, inner levels are
-** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
+** SAVEPOINTs; inside a transaction Quay did not open (a host's BEGIN on a
+** shared handle) the outermost level is a SAVEPOINT too, and a
+** transaction ended under open levels is noticed ("Transactions" below).  Engine-run writes (bulk inserts, cascades, m2m :set) open a
 ** level of their own, so they are atomic inside or outside a user's
 ** transaction.  The outermost level may carry options (isolation level,
 ** read-only: quay_db_begin_opts), written by the dialect; a read-only
