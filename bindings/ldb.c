@@ -227,13 +227,23 @@ static int db_drop_tables(lua_State *L) {
 */
 /*
 ** Roll back every transaction level from depth iLevel up (iLevel counts
-** from 0: 0 ends the whole transaction).  Errors are dropped: the caller
-** raises the error that made it roll back.
+** from 0: 0 ends the whole transaction).  Errors are dropped, the caller
+** raises the error that made it roll back, except one: a transaction
+** ended outside Quay (the host's COMMIT or ROLLBACK on the shared
+** connection) cannot be rolled back, so what it wrote may stay; that
+** QUAY_EMISUSE goes into *pOut (may be NULL) and is returned.
 */
-static void txn_unwind(quay_db *db, int iLevel) {
+static int txn_unwind(quay_db *db, int iLevel, quay_err *pOut) {
   quay_err err;
+  int rcOut = QUAY_OK;
   /* Each call drops at least one level, also when its ROLLBACK fails. */
-  while (quay_db_txn_depth(db) > iLevel) quay_db_rollback(db, &err);
+  while (quay_db_txn_depth(db) > iLevel) {
+    if (quay_db_rollback(db, &err) == QUAY_EMISUSE && rcOut == QUAY_OK) {
+      rcOut = QUAY_EMISUSE;
+      if (pOut) *pOut = err;
+    }
+  }
+  return rcOut;
 }
 
 /* A transaction level that is rolled back if the call unwinds. */
@@ -244,7 +254,7 @@ typedef struct TxnGuard {
 
 static void txn_guard_free(void *p) {
   TxnGuard *g = p;
-  if (g->db) txn_unwind(g->db, g->iLevel);
+  if (g->db) txn_unwind(g->db, g->iLevel, NULL);
   g->db = NULL;
 }
 
@@ -316,12 +326,19 @@ static int db_transaction(lua_State *L) {
   lquay_enter(L, pDb);
   if (rc != LUA_OK) {
     g->db = NULL;
-    if (pDb->db) txn_unwind(pDb->db, g->iLevel);     /* keep fn's error */
-    return lua_error(L);
+    if (pDb->db && txn_unwind(pDb->db, g->iLevel, &err) != QUAY_OK) {
+      /* The rollback could not happen: say so, with fn's error. */
+      lquay_msg_append(err.zMsg, sizeof(err.zMsg), "; db:transaction was "
+                       "rolling back after the error ");
+      lquay_msg_append(err.zMsg, sizeof(err.zMsg),
+                       quay_tostring(L, -1));        /* [.., e, s] */
+      lquay_raise(L, &err);
+    }
+    return lua_error(L);                             /* keep fn's error */
   }
   g->db = NULL;
   if (quay_db_commit(pDb->db, &err)) {
-    txn_unwind(pDb->db, g->iLevel);
+    txn_unwind(pDb->db, g->iLevel, NULL);
     lquay_fail(L, pDb, &err);
   }
   nRes = lua_gettop(L) - base;

@@ -56,6 +56,42 @@ void lquay_push_error(lua_State *L, const quay_err *pErr) {
   luaL_setmetatable(L, QUAY_ERR_MT);
 }
 
+/*
+** quay_tostring (include/quay.h): the one string form of any error value
+** for hosts.  A Quay error object (a table with string fields code and
+** message, read raw) becomes "message (code)"; anything else goes to
+** luaL_tolstring (strings, numbers, __tostring, __name).  Never NULL.
+*/
+const char *quay_tostring(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    lua_pushliteral(L, "message");                   /* [.., "message"] */
+    lua_rawget(L, idx);                              /* [.., msg] */
+    lua_pushliteral(L, "code");
+    lua_rawget(L, idx);                              /* [.., msg, code] */
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+      const char *z = lua_pushfstring(L, "%s (%s)", lua_tostring(L, -2),
+                                      lua_tostring(L, -1));
+      lua_replace(L, -3);                            /* [.., s, code] */
+      lua_pop(L, 1);                                 /* [.., s] */
+      return z;
+    }
+    lua_pop(L, 2);
+  }
+  return luaL_tolstring(L, idx, NULL);               /* [.., s] */
+}
+
+/* Append ": <zTail>" to zMsg[nMsg], shortened with "..." when full. */
+void lquay_msg_append(char *zMsg, size_t nMsg, const char *zTail) {
+  size_t n = strlen(zMsg);
+  int k;
+  if (n + 1 >= nMsg) return;
+  k = snprintf(zMsg + n, nMsg - n, "%s", zTail);
+  if (k >= 0 && (size_t)k >= nMsg - n && nMsg > 4) {
+    memcpy(zMsg + nMsg - 4, "...", 4);
+  }
+}
+
 void lquay_raise(lua_State *L, const quay_err *pErr) {
   quay_err e = *pErr;                              /* may live in a box */
   lquay_push_error(L, &e);

@@ -500,18 +500,32 @@ int quay_openlibs(lua_State *L) {
   return 0;
 }
 
-int quay_push_sqlite(lua_State *L, struct sqlite3 *pHandle) {
+int quay_push_sqlite_opts(lua_State *L, struct sqlite3 *pHandle,
+                          const quay_open_opts *pOpts) {
   LDb *pDb;
   quay_err err;
+  quay_open_opts opts;
   int rc;
+  /* The Lua binding's defaults (as quay.open), then the host's options;
+  ** copied first: nothing below may raise with them half-read. */
+  memset(&opts, 0, sizeof(opts));
+  opts.busy_timeout_ms = -1;
+  opts.sticky_ms = -1;
+  if (pOpts) opts = *pOpts;
+  opts.azReplica = NULL;            /* an embedded database has none */
+  opts.nReplica = 0;
   /* Make sure the metatables exist (the module may not be loaded yet). */
   luaL_requiref(L, "quay.core", luaopen_quay_core, 0);
   lua_pop(L, 1);
   lquay_db_wrap(L, NULL);                          /* [db] (closed) */
   pDb = lua_touserdata(L, -1);
-  rc = quay_db_wrap_sqlite(pHandle, NULL, &pDb->db, &err);
+  rc = quay_db_wrap_sqlite(pHandle, &opts, &pDb->db, &err);
   if (rc) lquay_raise(L, &err);
   quay_db_on_query(pDb->db, lquay_trace, pDb);
   return 1;
+}
+
+int quay_push_sqlite(lua_State *L, struct sqlite3 *pHandle) {
+  return quay_push_sqlite_opts(L, pHandle, NULL);
 }
 /* }================================================================== */

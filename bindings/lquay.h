@@ -174,6 +174,9 @@ LQUAY_INTERNAL void lquay_push_error(lua_State *L, const quay_err *pErr);
 LQUAY_INTERNAL LQUAY_NORETURN void lquay_fail(lua_State *L, LDb *pDb,
                                               const quay_err *pErr);
 LQUAY_INTERNAL void lquay_open_error(lua_State *L);
+/* Append zTail to the message zMsg[nMsg], cut with "..." when full. */
+LQUAY_INTERNAL void lquay_msg_append(char *zMsg, size_t nMsg,
+                                     const char *zTail);
 
 /* lquay.c: boxes and helpers */
 LQUAY_INTERNAL Box *lquay_box(lua_State *L, lquay_free_fn xFree);

@@ -15,6 +15,10 @@
 **                              versioned migrations (bindings/quay_cli.lua)
 **   quay types MODELS          print LuaLS annotations of a model script's
 **                              models (API.md "Model behaviour")
+**   quay test [busted options] [paths]
+**                              run an app's busted specs inside this
+**                              interpreter: Lua 5.4 with Quay preloaded,
+**                              whatever `lua` and `busted` are on PATH
 **   quay --version             print the versions of Quay and Lua
 **   quay --help                print the usage
 **
@@ -67,6 +71,8 @@ static const char zUsage[] =
   "       quay migrate plan|apply|status MODELS --db URL [--dir DIR]\n"
   "                                     versioned migrations\n"
   "       quay types MODELS             print LuaLS annotations of the models\n"
+  "       quay test [busted options] [paths]\n"
+  "                                     run busted specs under Quay's Lua\n"
   "       quay --version                print versions\n";
 
 /*
@@ -323,6 +329,63 @@ static int run_tool(lua_State *L, Args *a) {
 }
 /* }================================================================== */
 
+/*
+** {==================================================================
+** quay test: busted inside this interpreter
+** ===================================================================
+** On Debian, installing luarocks makes `lua` and the `busted` script run
+** under Lua 5.1, where Quay's module cannot load (undefined symbol:
+** lua_absindex).  `quay test` needs no interpreter from PATH: it runs
+** busted's runner (busted.runner, from the Lua 5.4 module path: Debian's
+** lua-busted, or `luarocks --lua-version 5.4 install busted`) in this
+** Lua 5.4 state, where `require "quay"` is the copy compiled into
+** libquay.  The arguments are busted's own (paths, --pattern, -o, ...),
+** and so is the exit status: 0 when every spec passes.
+*/
+static const char zBusted[] =
+  "local ok, runner = pcall(require, 'busted.runner')\n"
+  "if not ok then\n"
+  "  error(setmetatable({ code = 'usage', message =\n"
+  "    'quay test: busted for Lua 5.4 is not installed (Debian: apt-get '\n"
+  "    .. 'install lua-busted; LuaRocks: luarocks --lua-version 5.4 '\n"
+  "    .. 'install busted):\\n' .. tostring(runner) }, { __tostring =\n"
+  "    function(e) return e.message end }), 0)\n"
+  "end\n"
+  "runner({ standalone = false })\n";
+
+/* quay test [args]: [..] -> [..]. */
+static int run_test(lua_State *L, Args *a) {
+  int i, iMsgh;
+  /* arg as busted's runner reads it: arg[1..] its options and paths. */
+  lua_createtable(L, a->argc - 2, 2);
+  lua_pushstring(L, a->argv[0]);
+  lua_rawseti(L, -2, -1);
+  lua_pushliteral(L, "quay test");
+  lua_rawseti(L, -2, 0);
+  for (i = 2; i < a->argc; i++) {
+    lua_pushstring(L, a->argv[i]);
+    lua_rawseti(L, -2, i - 1);
+  }
+  lua_setglobal(L, "arg");
+  lua_pushcfunction(L, tool_msghandler);
+  iMsgh = lua_gettop(L);
+  if (luaL_loadbuffer(L, zBusted, sizeof(zBusted) - 1, "=quay test") !=
+      LUA_OK) {
+    return lua_error(L);
+  }
+  if (lua_pcall(L, 0, 0, iMsgh) != LUA_OK) {
+    const char *zMsg = lua_tostring(L, -1);
+    if (zMsg && strncmp(zMsg, "usage\n", 6) == 0) {
+      fprintf(stderr, "%s\n", zMsg + 6);
+      a->status = 2;
+      return 0;
+    }
+    return report(L, a);
+  }
+  return 0;
+}
+/* }================================================================== */
+
 /* Report the error on top of the stack and set the exit status. */
 static int report(lua_State *L, Args *a) {
   const char *zMsg = lua_tostring(L, -1);
@@ -357,6 +420,9 @@ static int pmain(lua_State *L) {
                        strcmp(a->argv[1], "migrate") == 0 ||
                        strcmp(a->argv[1], "types") == 0)) {
     return run_tool(L, a);
+  }
+  if (a->argc >= 2 && strcmp(a->argv[1], "test") == 0) {
+    return run_test(L, a);
   }
   if (a->argc >= 2 && strcmp(a->argv[1], "describe") == 0) {
     bDescribe = 1;

@@ -8,9 +8,17 @@
 #   P/lib/lua/5.4/quay/core.so           the Lua C module   (QUAY_INSTALL_LUA_CDIR)
 #   P/share/lua/5.4/quay/init.lua        the Lua layer      (QUAY_INSTALL_LUA_LDIR)
 #   P/bin/quay                           the command
-#   P/lib/pkgconfig/quay.pc              cflags/libs of libquay
+#   P/lib/pkgconfig/quay.pc              cflags/libs of libquay (C API)
+#   P/lib/pkgconfig/quay-lua.pc          the same plus Lua's (Lua hosts)
+#   P/lib/cmake/quay/quayConfig*.cmake   find_package(quay): quay::quay
 #   P/share/quay/types/quay.lua          LuaLS annotations (---@meta)
-#   P/share/doc/quay/*.md                the guides
+#   P/share/doc/quay/*.md, LICENSE       the guides and the license
+#
+# quay.pc gives a C program on the engine's C API only Quay's include
+# directory: quay.h needs no other header, so the dependencies' link
+# flags are Libs.private (Requires.private would add their cflags,
+# libpq's and Lua's include directories, to every consumer).  A Lua host
+# uses quay-lua.pc, which requires quay and Lua 5.4.
 #
 # "lib" is CMAKE_INSTALL_LIBDIR (GNUInstallDirs: lib/<multiarch> when the
 # prefix is /usr on Debian), so the Lua module lands in one of the
@@ -22,10 +30,14 @@ set(QUAY_INSTALL_LUA_CDIR "${CMAKE_INSTALL_LIBDIR}/lua/5.4" CACHE STRING
 set(QUAY_INSTALL_LUA_LDIR "${CMAKE_INSTALL_DATADIR}/lua/5.4" CACHE STRING
   "Where quay/init.lua is installed (relative to the prefix, or absolute)")
 
-install(TARGETS libquay
+install(TARGETS libquay EXPORT quayTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+set_target_properties(libquay PROPERTIES EXPORT_NAME quay)
+install(FILES ${PROJECT_SOURCE_DIR}/LICENSE
+  DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/include/quay.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(TARGETS quay_core LIBRARY DESTINATION ${QUAY_INSTALL_LUA_CDIR}/quay)
@@ -48,16 +60,42 @@ else()
 endif()
 set_target_properties(quay_cmd PROPERTIES INSTALL_RPATH "${_quay_rpath}")
 
-# pkg-config file.  It is written at install time, so that the prefix in
-# it is the one actually installed to (`cmake --install --prefix P`).
-set(_quay_pc_requires "sqlite3 jansson")
+# CMake package: find_package(quay) gives the imported target quay::quay
+# (libquay and its include directory).  Relocatable: the paths are
+# relative to the installed quayConfig.cmake.
+include(CMakePackageConfigHelpers)
+set(QUAY_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/quay")
+install(EXPORT quayTargets NAMESPACE quay:: FILE quayTargets.cmake
+  DESTINATION ${QUAY_INSTALL_CMAKEDIR})
+configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/quayConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/quayConfig.cmake
+  INSTALL_DESTINATION ${QUAY_INSTALL_CMAKEDIR})
+# 0.x: minor versions may break the API, so only the same minor matches.
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/quayConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+install(FILES ${CMAKE_BINARY_DIR}/quayConfig.cmake
+  ${CMAKE_BINARY_DIR}/quayConfigVersion.cmake
+  DESTINATION ${QUAY_INSTALL_CMAKEDIR})
+
+# pkg-config files.  They are written at install time, so that the prefix
+# in them is the one actually installed to (`cmake --install --prefix P`).
+# Libs.private: what libquay links, as linker flags (never cflags).
+set(_quay_pc_libs_private "")
+foreach(_l ${SQLITE3_LDFLAGS} ${JANSSON_LDFLAGS} ${PQ_LDFLAGS})
+  string(APPEND _quay_pc_libs_private " ${_l}")
+endforeach()
 if(LUA_FOUND)                   # found through pkg-config as lua5.4
-  string(APPEND _quay_pc_requires " lua5.4")
+  foreach(_l ${LUA_LDFLAGS})
+    string(APPEND _quay_pc_libs_private " ${_l}")
+  endforeach()
+  set(_quay_pc_lua_requires "lua5.4")
+  set(_quay_pc_lua_cflags "")
+else()                          # LuaRocks: LUA_INCDIR
+  set(_quay_pc_lua_requires "")
+  set(_quay_pc_lua_cflags "-I${LUA_INCLUDE_DIRS}")
 endif()
-get_target_property(_quay_engine_libs quay_engine LINK_LIBRARIES)
-if(_quay_engine_libs MATCHES "PQ|pq")
-  string(APPEND _quay_pc_requires " libpq")
-endif()
+string(APPEND _quay_pc_libs_private " -lm")
+string(STRIP "${_quay_pc_libs_private}" _quay_pc_libs_private)
 
 # "${prefix}/dir" for a relative dir, the dir itself when absolute.
 function(_quay_pc_dir out dir)
@@ -83,9 +121,13 @@ install(CODE "
   set(QUAY_PC_INCLUDEDIR \"${_pc_incdir}\")
   set(QUAY_PC_LUA_CDIR \"${_pc_lcdir}\")
   set(QUAY_PC_LUA_LDIR \"${_pc_lldir}\")
-  set(QUAY_PC_REQUIRES_PRIVATE \"${_quay_pc_requires}\")
+  set(QUAY_PC_LIBS_PRIVATE \"${_quay_pc_libs_private}\")
+  set(QUAY_PC_LUA_REQUIRES \"${_quay_pc_lua_requires}\")
+  set(QUAY_PC_LUA_CFLAGS \"${_quay_pc_lua_cflags}\")
   configure_file(\"${CMAKE_CURRENT_LIST_DIR}/quay.pc.in\"
                  \"${CMAKE_BINARY_DIR}/quay.pc\" @ONLY)
+  configure_file(\"${CMAKE_CURRENT_LIST_DIR}/quay-lua.pc.in\"
+                 \"${CMAKE_BINARY_DIR}/quay-lua.pc\" @ONLY)
   file(INSTALL DESTINATION \"${_pc_dest}\" TYPE FILE
-       FILES \"${CMAKE_BINARY_DIR}/quay.pc\")
+       FILES \"${CMAKE_BINARY_DIR}/quay.pc\" \"${CMAKE_BINARY_DIR}/quay-lua.pc\")
 ")

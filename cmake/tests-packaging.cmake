@@ -2,9 +2,14 @@
 # command (issue 7).  Included from the root CMakeLists.txt when
 # QUAY_BUILD_TESTS is on.  Helpers live in test/packaging/.
 #
-#   install.prefix      cmake --install into a temporary prefix; build
-#                       examples/host.c against it with pkg-config; run it;
-#                       load the installed module with stock lua5.4
+#   install.build       an installable build (the defaults: no test hooks)
+#                       installed into build/pkg/prefix: the fixture of
+#   install.<case>      prefix, symbols, pkgconfig, find_package, capi,
+#                       host_txn: the installed copy only
+#                       (test/packaging/test-installed.sh): files and
+#                       LICENSE, host programs built with pkg-config or
+#                       find_package(quay) and run under valgrind, nm -D
+#                       of libquay and quay/core.so, stock lua5.4
 #   package.rockspec    quay-<version>-1.rockspec loads and has the fields
 #   package.luarocks    `luarocks make` into a temporary tree (skipped when
 #                       luarocks is not installed; unsanitized builds only)
@@ -12,6 +17,9 @@
 #                       `quay types` annotates every name of a model script
 #   docs.<guide>        every ```lua block of docs/<guide>.md runs (and its
 #                       ```c blocks compile and run against libquay)
+#   docs.README         the README's ```lua blocks (its opening example)
+#   cmd.test_*          `quay test` runs busted under Quay's Lua on the
+#                       sample app examples/app
 #   docs.postgresql.pg  docs/postgresql.md on a fresh PostgreSQL database
 #                       (skipped when QUAY_PG_URL is not set)
 #   cmd.<case>          the quay command (test/packaging/cmd_test.lua)
@@ -28,10 +36,19 @@ else()
 endif()
 set(_lua ${_pk}/run-lua.sh ${CMAKE_BINARY_DIR} ${_pk_san})
 
-add_test(NAME install.prefix
-  COMMAND ${_pk}/test-install.sh ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR}
-          ${PROJECT_VERSION} ${CMAKE_C_COMPILER} ${_pk_san})
-set_tests_properties(install.prefix PROPERTIES TIMEOUT 300)
+add_test(NAME install.build
+  COMMAND ${_pk}/install-build.sh ${CMAKE_BINARY_DIR} ${PROJECT_SOURCE_DIR}
+          ${CMAKE_C_COMPILER} ${_pk_san})
+set_tests_properties(install.build PROPERTIES TIMEOUT 900
+  FIXTURES_SETUP quay_installed)
+foreach(_case prefix symbols pkgconfig find_package capi host_txn)
+  add_test(NAME install.${_case}
+    COMMAND ${_pk}/test-installed.sh ${_case} ${CMAKE_BINARY_DIR}
+            ${PROJECT_SOURCE_DIR} ${PROJECT_VERSION} ${CMAKE_C_COMPILER}
+            ${_pk_san})
+  set_tests_properties(install.${_case} PROPERTIES TIMEOUT 600
+    FIXTURES_REQUIRED quay_installed)
+endforeach()
 
 add_test(NAME package.rockspec
   COMMAND lua5.4 ${_pk}/check_rockspec.lua
@@ -78,6 +95,15 @@ foreach(_g ${_guides})
   set_tests_properties(docs.${_name} PROPERTIES
     ENVIRONMENT "QUAY_DOC_CC=${_doc_cc};QUAY_DOC_LIBS=${_doc_libs}")
 endforeach()
+# The C API program of the embedding guide is examples/capi.c.
+add_test(NAME docs.embedding.capi
+  COMMAND lua5.4 ${_pk}/check_doc_example.lua docs/embedding.md
+          examples/capi.c quay_qs_fetch
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# The README's opening example (and every other lua block of it).
+add_test(NAME docs.README
+  COMMAND ${_lua} ${_pk}/doctest.lua README.md
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # The PostgreSQL guide runs on PostgreSQL too (skipped without a server).
 add_test(NAME docs.postgresql.pg
   COMMAND ${_pk}/doctest-pg.sh ${CMAKE_BINARY_DIR} ${_pk_san} docs/postgresql.md
@@ -85,7 +111,8 @@ add_test(NAME docs.postgresql.pg
 set_tests_properties(docs.postgresql.pg PROPERTIES SKIP_RETURN_CODE 77)
 
 foreach(_case version help usage run stdin describe describe_error
-              error_quay error_lua error_syntax missing_file)
+              error_quay error_lua error_syntax missing_file test_app
+              test_fail test_no_busted)
   add_test(NAME cmd.${_case}
     COMMAND ${_lua} ${_pk}/cmd_test.lua $<TARGET_FILE:quay_cmd>
             ${PROJECT_SOURCE_DIR} ${PROJECT_VERSION} ${_case})

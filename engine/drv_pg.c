@@ -540,6 +540,14 @@ static void pg_close(DrvConn *c) {
 
 static int pg_alive(DrvConn *c) { return !conn_bad(c); }
 
+/* In a transaction block (a raw BEGIN counts too), failed or not. */
+static int pg_in_txn(DrvConn *c) {
+  PGTransactionStatusType ts;
+  if (conn_bad(c)) return 0;
+  ts = PQtransactionStatus(c->pg);
+  return ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR;
+}
+
 static int pg_simple(DrvConn *c, const char *zSql, quay_err *pErr) {
   PGresult *r;
   int rc;
@@ -1489,7 +1497,7 @@ static int64_t pg_changes(DrvStmt *s) { return s->nChanges; }
 /* }================================================================== */
 
 const quay_driver quay__drv_pg = {
-  .iVersion = 3,
+  .iVersion = 4,
   .zName = "postgresql",
   .pDialect = &quay__dialect_pg,
   .xOpen = pg_open,
@@ -1509,5 +1517,6 @@ const quay_driver quay__drv_pg = {
   .xExecBatch = pg_exec_batch,
   .xCheckUrl = pg_check_url,
   .xErrInfo = pg_err_info,
-  .bReplicas = 1
+  .bReplicas = 1,
+  .xInTxn = pg_in_txn,
 };

@@ -3,13 +3,16 @@
 ** The SQLite driver: the quay_driver vtable over the sqlite3 C API.
 ** See LICENSE
 **
-** Connections run with PRAGMA foreign_keys = ON, a busy timeout (default
-** 5 s), double-quoted string literals off (SQLITE_DBCONFIG_DQS_DDL/DML:
-** "x" is always an identifier) and, for files, WAL journaling so readers
-** never block the writer.
+** Connections run with PRAGMA foreign_keys = ON (read back: refused when
+** it cannot take effect), a busy timeout (default 5 s; QUAY_BUSY_KEEP
+** leaves the connection's busy handler alone), double-quoted string
+** literals off (SQLITE_DBCONFIG_DQS_DDL/DML: "x" is always an identifier)
+** and, for files, WAL journaling so readers never block the writer.
 ** Connections Quay opens are SQLITE_OPEN_NOMUTEX (one thread at a time).
 ** A host-owned handle (quay_db_wrap_sqlite) is borrowed: it gets the same
-** pragmas except the journal mode, and is never closed here.
+** pragmas except the journal mode, and is never closed here.  xInTxn is
+** sqlite3_get_autocommit, so a transaction the host opened on the shared
+** handle is seen (exec.c nests Quay's levels in it as savepoints).
 **
 ** Error mapping (API.md "Errors"): SQLITE_BUSY/LOCKED -> busy (with
 ** SQLITE_BUSY_SNAPSHOT explained: an open iter() holds an old snapshot),
@@ -298,6 +301,42 @@ static int sq_no_dqs(DrvConn *c, quay_err *pErr) {
   return QUAY_OK;
 }
 
+/*
+** PRAGMA foreign_keys = ON, read back: SQLite ignores it inside a
+** transaction, so a host that hands its connection over after BEGIN
+** would otherwise get a db whose on_delete rules silently do nothing
+** for the life of the connection.  Refused (QUAY_EMISUSE) instead.
+*/
+static int sq_fk_on(DrvConn *c, quay_err *pErr) {
+  sqlite3_stmt *pSt = NULL;
+  int rc = sq_simple(c, "PRAGMA foreign_keys = ON", pErr), bOn = 0;
+  if (rc) return rc;
+  rc = sqlite3_prepare_v2(c->db, "PRAGMA foreign_keys", -1, &pSt, NULL);
+  if (rc == SQLITE_OK && sqlite3_step(pSt) == SQLITE_ROW) {
+    bOn = sqlite3_column_int(pSt, 0) == 1;
+  }
+  if (rc != SQLITE_OK) {
+    rc = sq_err(c, NULL, rc, "cannot read PRAGMA foreign_keys", pErr);
+    sqlite3_finalize(pSt);
+    return rc;
+  }
+  sqlite3_finalize(pSt);
+  if (bOn) return QUAY_OK;
+  if (!sqlite3_get_autocommit(c->db)) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "cannot turn on foreign keys on this SQLite connection: "
+                     "it is inside a transaction (the host's BEGIN), where "
+                     "PRAGMA foreign_keys does nothing, and Quay's on_delete "
+                     "rules need them; hand the connection to Quay "
+                     "(quay_db_wrap_sqlite, quay_push_sqlite) outside a "
+                     "transaction");
+  }
+  return quay__err(pErr, QUAY_ESQL,
+                   "PRAGMA foreign_keys = ON did not take effect (an SQLite "
+                   "built without foreign key support?); Quay's on_delete "
+                   "rules need them");
+}
+
 static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
                    void *pHandle, DrvConn **ppConn, quay_err *pErr) {
   DrvConn *c;
@@ -325,6 +364,9 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
       quay__err(pErr, QUAY_ECONNECTION,
                 "cannot open SQLite database '%s': %s", zUrl,
                 sqlite3_errmsg(c->db));
+      /* The driver's detail survives the restated message
+      ** (SQLITE_CANTOPEN and its extended forms). */
+      if (pErr) pErr->ext = sqlite3_extended_errcode(c->db);
       (void)code;
       sqlite3_close(c->db);
       quay__free(c);
@@ -333,9 +375,11 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
     sqlite3_extended_result_codes(c->db, 1);
   }
   ms = (pOpts && pOpts->busy_timeout_ms >= 0) ? pOpts->busy_timeout_ms : 5000;
-  sqlite3_busy_timeout(c->db, ms);
+  if (pOpts == NULL || pOpts->busy_timeout_ms != QUAY_BUSY_KEEP) {
+    sqlite3_busy_timeout(c->db, ms);   /* replaces any busy handler */
+  }
   rc = sq_no_dqs(c, pErr);
-  if (rc == QUAY_OK) rc = sq_simple(c, "PRAGMA foreign_keys = ON", pErr);
+  if (rc == QUAY_OK) rc = sq_fk_on(c, pErr);
   if (rc == QUAY_OK && !c->borrowed && zUrl[0] &&
       strcmp(zUrl, ":memory:") != 0) {
     /* WAL: readers never block the writer; NORMAL sync is safe in WAL. */
@@ -568,12 +612,17 @@ static int64_t sq_changes(DrvStmt *s) { return s->nChanges; }
 
 static int sq_alive(DrvConn *c) { return c != NULL && c->db != NULL; }
 
+/* In a transaction: the host's BEGIN on a shared handle counts too. */
+static int sq_in_txn(DrvConn *c) {
+  return c != NULL && c->db != NULL && !sqlite3_get_autocommit(c->db);
+}
+
 static int64_t sq_last_insert_id(DrvConn *c) {
   return sqlite3_last_insert_rowid(c->db);
 }
 
 const quay_driver quay__drv_sqlite = {
-  .iVersion = 3,
+  .iVersion = 4,
   .zName = "sqlite",
   .pDialect = &quay__dialect_sqlite,
   .xOpen = sq_open,
@@ -594,4 +643,5 @@ const quay_driver quay__drv_sqlite = {
   .xCheckUrl = NULL,        /* any path will do */
   .xErrInfo = sq_err_info,
   .bReplicas = 0,           /* an embedded database has none */
+  .xInTxn = sq_in_txn,
 };

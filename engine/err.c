@@ -1,6 +1,6 @@
 /*
 ** engine/err.c
-** Error codes and the error setter.
+** Error codes, the error setter and the library's version.
 ** See LICENSE
 **
 ** The code table comes from QUAY_ERRMAP in quay.h, so the C enum and the
@@ -20,13 +20,20 @@ static const char *const azErrName[] = {
 };
 
 /*
-** The contract string of an error code; "sql" for codes out of range
-** (driver codes leaking through would be a bug, but must not crash).
+** The contract string of an error code; the names of the two stepping
+** results; "unknown" for any other number, so a code a caller got wrong
+** never reads as a real error ("sql").
 */
 const char *quay_errname(int code) {
   if (code >= 0 && code < QUAY_NERRCODE) return azErrName[code];
-  return "sql";
+  if (code == QUAY_ROW) return "row";
+  if (code == QUAY_DONE) return "done";
+  return "unknown";
 }
+
+const char *quay_libversion(void) { return QUAY_VERSION; }
+
+int quay_libversion_number(void) { return QUAY_VERSION_NUMBER; }
 
 void quay_err_clear(quay_err *pErr) {
   if (pErr == NULL) return;

@@ -8,6 +8,9 @@
 ** connections a driver makes.  The two have separate lifetimes: the
 ** connections may be closed (quay_db_disconnect) or lost and reopened
 ** while the schema, and every binding object made from it, stays valid.
+** The objects made from a db hold it (quay__db_hold): quay_db_free
+** before them closes the connections and leaves the memory to the last
+** of them (sqlite3_close_v2's model).
 **
 ** Servers.  aSrv[0] is the primary; a db opened with read replicas (a
 ** driver with bReplicas: PostgreSQL) has one more DbServer per replica,
@@ -43,7 +46,9 @@
 ** "Model.field" and the fix first, the backend's own text after it.
 **
 ** Transactions nest: the outermost level is BEGIN, inner levels are
-** SAVEPOINTs.  Engine-run writes (bulk inserts, cascades, m2m :set) open a
+** SAVEPOINTs; inside a transaction Quay did not open (a host's BEGIN on a
+** shared handle) the outermost level is a SAVEPOINT too, and a
+** transaction ended under open levels is noticed ("Transactions" below).  Engine-run writes (bulk inserts, cascades, m2m :set) open a
 ** level of their own, so they are atomic inside or outside a user's
 ** transaction.  The outermost level may carry options (isolation level,
 ** read-only: quay_db_begin_opts), written by the dialect; a read-only
@@ -72,6 +77,23 @@ static int64_t now_ms(void) {
 /* Non-0 when the driver connects to servers that may have replicas. */
 static int drv_replicas(const quay_driver *pDrv) {
   return pDrv->iVersion >= 3 && pDrv->bReplicas;
+}
+
+/*
+** Non-0 while the primary's connection is inside a transaction, whoever
+** opened it (drivers before version 4 cannot tell: Quay's own levels).
+*/
+static int conn_in_txn(quay_db *pDb) {
+  DrvConn *c = pDb->aSrv ? pDb->aSrv[0].pConn : NULL;
+  if (c == NULL) return 0;
+  if (pDb->pDrv->iVersion < 4 || pDb->pDrv->xInTxn == NULL) {
+    return pDb->txnDepth > 0;
+  }
+  return pDb->pDrv->xInTxn(c);
+}
+
+int quay__db_in_txn(quay_db *pDb) {
+  return pDb->txnDepth > 0 || conn_in_txn(pDb);
 }
 
 /*
@@ -256,14 +278,32 @@ static void server_close(quay_db *pDb, DbServer *pS) {
   pS->iGen++;
 }
 
+/*
+** Roll back what Quay's open levels wrote, on the way out: ROLLBACK of a
+** transaction Quay opened; inside the host's transaction only Quay's
+** outermost savepoint (the host's own work and its transaction stay).
+** Nothing when the transaction is gone already.
+*/
+static void txn_abandon(quay_db *pDb) {
+  DrvConn *c = pDb->aSrv[0].pConn;
+  if (c && pDb->txnDepth > 0 && pDb->eTxnGone == TXN_GONE_NONE &&
+      pDb->pDrv->xAlive(c)) {
+    if (pDb->bHostTxn) {
+      pDb->pDrv->xSimple(c, "ROLLBACK TO SAVEPOINT quay_sp_0", NULL);
+      pDb->pDrv->xSimple(c, "RELEASE SAVEPOINT quay_sp_0", NULL);
+    } else {
+      pDb->pDrv->xSimple(c, "ROLLBACK", NULL);
+    }
+  }
+  pDb->txnDepth = 0;
+  pDb->bHostTxn = 0;
+  pDb->eTxnGone = TXN_GONE_NONE;
+}
+
 void quay_db_disconnect(quay_db *pDb) {
   int i;
   if (pDb == NULL || pDb->aSrv == NULL) return;
-  if (pDb->aSrv[0].pConn && pDb->txnDepth > 0 &&
-      pDb->pDrv->xAlive(pDb->aSrv[0].pConn)) {
-    pDb->pDrv->xSimple(pDb->aSrv[0].pConn, "ROLLBACK", NULL);
-  }
-  pDb->txnDepth = 0;
+  txn_abandon(pDb);
   for (i = 0; i < pDb->nSrv; i++) {
     server_close(pDb, &pDb->aSrv[i]);
     pDb->aSrv[i].tRetryMs = 0;
@@ -276,6 +316,7 @@ void quay_db_disconnect(quay_db *pDb) {
 */
 int quay_db_reopen(quay_db *pDb, quay_err *pErr) {
   const char *zRest = "";
+  if (pDb->bFreed) return quay__db_check_open(pDb, pErr);
   quay_db_disconnect(pDb);
   if (pDb->pBorrowed == NULL) {
     if (pDb->zUrl == NULL || pick_driver(pDb->zUrl, &zRest) == NULL) {
@@ -299,9 +340,9 @@ static void blockers_clear(quay_db *pDb) {
   pDb->nBlock = 0;
 }
 
-void quay_db_free(quay_db *pDb) {
+/* Free everything of a db no child points at any more. */
+static void db_free_now(quay_db *pDb) {
   int i;
-  if (pDb == NULL) return;
   quay_db_disconnect(pDb);
   for (i = 0; i < pDb->nModel; i++) quay__model_free(pDb->apModel[i]);
   quay__free(pDb->apModel);
@@ -322,6 +363,34 @@ void quay_db_free(quay_db *pDb) {
   quay__free(pDb->azReplica);
   quay__free(pDb->aSrv);
   quay__free(pDb);
+}
+
+/*
+** With live children (cursors, writers, plans, loads, query sets,
+** migrations, results) the db cannot go yet: they point into it, and
+** freeing them must stay safe.  So, as sqlite3_close_v2 does, it closes
+** the connection now (rolling back what Quay had open, finalizing its
+** statements, so a host may close a borrowed handle once the children's
+** own statements are gone) and the memory goes with the last child.
+*/
+void quay_db_free(quay_db *pDb) {
+  if (pDb == NULL || pDb->bFreed) return;
+  if (pDb->nChild > 0) {
+    pDb->bFreed = 1;
+    quay_db_disconnect(pDb);
+    return;
+  }
+  db_free_now(pDb);
+}
+
+void quay__db_hold(quay_db *pDb) {
+  if (pDb) pDb->nChild++;
+}
+
+void quay__db_release(quay_db *pDb) {
+  if (pDb == NULL) return;
+  assert(pDb->nChild > 0);
+  if (--pDb->nChild == 0 && pDb->bFreed) db_free_now(pDb);
 }
 
 int quay_db_is_open(const quay_db *pDb) {
@@ -348,6 +417,13 @@ void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace, void *pArg) {
 }
 
 int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
+  if (pDb->bFreed) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "the database was freed (quay_db_free) while this "
+                     "object made from it was still alive; such objects "
+                     "can only be freed now: free cursors, writers, loads, "
+                     "plans and query sets before their db");
+  }
   if (pDb->aSrv[0].pConn == NULL) {
     return quay__err(pErr, QUAY_ECONNECTION,
                      "attempt to use a closed database (call db:reopen() or "
@@ -759,6 +835,14 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
   if (bDead && iSrv == 0) {
     pDb->txnDepth = 0;
     pDb->bTxnReadOnly = 0;
+    pDb->bHostTxn = 0;
+    pDb->eTxnGone = TXN_GONE_NONE;
+  } else if (iSrv == 0 && pDb->txnDepth > 0 &&
+             pDb->eTxnGone == TXN_GONE_NONE && !conn_in_txn(pDb)) {
+    /* The failure made the server end the transaction (SQLite rolls
+    ** back on some errors: SQLITE_FULL, IOERR, NOMEM, an interrupt):
+    ** the open levels are gone; each is ended by its owner as usual. */
+    pDb->eTxnGone = TXN_GONE_ERROR;
   }
   if (bDead && iSrv > 0 && pS->pConn) {
     /* Say which server went, and that the db itself goes on. */
@@ -870,6 +954,7 @@ static quay_cursor *cursor_new(quay_db *pDb, int iSrv, DrvStmt *pStmt,
       c->aHint[i] = aHint ? aHint[i] : 0;
     }
   }
+  quay__db_hold(pDb);
   return c;
 }
 
@@ -1332,6 +1417,7 @@ static int cursor_reshape(quay_cursor *c, quay_err *pErr) {
 
 int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
   int rc;
+  if (c->pDb->bFreed) return quay__db_check_open(c->pDb, pErr);
   if (c->ePending) {
     rc = c->ePending;
     c->ePending = 0;
@@ -1378,6 +1464,7 @@ void quay_cursor_value(quay_cursor *c, int i, quay_value *p) {
 }
 
 void quay_cursor_close(quay_cursor *c) {
+  quay_db *pDb;
   if (c == NULL) return;
   if (c->iGen == c->pDb->aSrv[c->iSrv].iGen) {
     c->pDb->pDrv->xReset(c->pStmt);
@@ -1394,7 +1481,9 @@ void quay_cursor_close(quay_cursor *c) {
   /* A cached statement of a closed connection was finalized with it. */
   quay__free(c->aHint);
   quay__free(c->aField);
+  pDb = c->pDb;
   quay__free(c);
+  quay__db_release(pDb);
 }
 /* }================================================================== */
 
@@ -1404,18 +1493,101 @@ void quay_cursor_close(quay_cursor *c) {
 ** Transactions
 ** ===================================================================
 */
+/*
+** Levels.  Level k (0 the outermost) is opened at depth k.  Level 0 is
+** BEGIN, unless the connection is inside a transaction Quay did not open
+** (a host's BEGIN on a shared handle, a raw BEGIN through
+** quay_db_execute): then it is SAVEPOINT quay_sp_0 inside it (bHostTxn),
+** so that the host's COMMIT or ROLLBACK decides, and Quay's rollback
+** undoes only its own work.  Levels k > 0 are SAVEPOINT quay_sp_<k>.
+**
+** The transaction may end under open levels:
+**   TXN_GONE_ERROR    a failed statement made the server roll it back
+**                     (after_fail notices);
+**   TXN_GONE_OUTSIDE  a COMMIT or ROLLBACK that Quay did not send (the
+**                     host's own SQL on the shared handle, or raw SQL):
+**                     noticed when Quay next opens or ends a level, by
+**                     the connection being out of its transaction or by
+**                     Quay's savepoint being gone.
+** From then on every level still open fails as it is ended, so nothing
+** that the transaction wrote is ever reported committed: rollback of a
+** level of TXN_GONE_ERROR succeeds (the server rolled back), every other
+** end fails, TXN_GONE_OUTSIDE with QUAY_EMISUSE naming what happened
+** (its writes were committed, or rolled back, by that statement, and the
+** writes after it went in one by one, committed at once).
+*/
+static int level_is_savepoint(const quay_db *pDb, int iLevel) {
+  return iLevel > 0 || pDb->bHostTxn;
+}
+
+/* The failure of ending (or opening) a level in a transaction gone. */
+static int txn_gone_err(quay_db *pDb, quay_err *pErr) {
+  if (pDb->eTxnGone == TXN_GONE_ERROR) {
+    return quay__err(pErr, QUAY_ESQL,
+                     "the database rolled this transaction back after a "
+                     "statement in it failed; nothing of it was committed "
+                     "(run it again)");
+  }
+  return quay__err(pErr, QUAY_EMISUSE,
+                   "the transaction was ended outside Quay: a COMMIT or "
+                   "ROLLBACK went through the shared connection (the "
+                   "host's own SQL, or db:execute) while a db:transaction "
+                   "level was open, so that statement decided its writes "
+                   "and later ones were committed one by one; end Quay's "
+                   "levels only through db:transaction");
+}
+
+/*
+** Before Quay opens or ends a level inside open levels: is the
+** transaction they live in still there?  Returns QUAY_OK, or marks it
+** gone and returns txn_gone_err.
+*/
+static int txn_check(quay_db *pDb, quay_err *pErr) {
+  if (pDb->txnDepth == 0) return QUAY_OK;
+  if (pDb->eTxnGone == TXN_GONE_NONE && !conn_in_txn(pDb)) {
+    pDb->eTxnGone = TXN_GONE_OUTSIDE;
+  }
+  return pDb->eTxnGone ? txn_gone_err(pDb, pErr) : QUAY_OK;
+}
+
+/*
+** A savepoint statement of Quay's failed on a live connection: when the
+** savepoint is not there (the host released it, or committed and began
+** again), the transaction the levels lived in is gone.  Returns rc, or
+** the txn_gone_err of that.
+*/
+static int savepoint_failed(quay_db *pDb, int rc, quay_err *pErr) {
+  if (pDb->aSrv[0].pConn == NULL || pErr == NULL) return rc;
+  if (strstr(pErr->zMsg, "no such savepoint") != NULL ||
+      strcmp(pErr->zState, "3B001") == 0) {
+    if (pDb->eTxnGone == TXN_GONE_NONE) pDb->eTxnGone = TXN_GONE_OUTSIDE;
+  }
+  if (pDb->eTxnGone == TXN_GONE_NONE && !conn_in_txn(pDb)) {
+    pDb->eTxnGone = TXN_GONE_OUTSIDE;
+  }
+  return pDb->eTxnGone ? txn_gone_err(pDb, pErr) : rc;
+}
+
 static int txn_open(quay_db *pDb, const char *zBegin, quay_err *pErr) {
   int rc;
   char zSql[64];
   rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
   if (pDb->txnDepth == 0) {
-    rc = quay__db_simple(pDb, zBegin, pErr);
-  } else {
+    pDb->eTxnGone = TXN_GONE_NONE;
+    pDb->bHostTxn = conn_in_txn(pDb);
+  } else if ((rc = txn_check(pDb, pErr)) != QUAY_OK) {
+    /* A SAVEPOINT now would start a new transaction of its own. */
+    return rc;
+  }
+  if (level_is_savepoint(pDb, pDb->txnDepth)) {
     snprintf(zSql, sizeof(zSql), "SAVEPOINT quay_sp_%d", pDb->txnDepth);
     rc = quay__db_simple(pDb, zSql, pErr);
+  } else {
+    rc = quay__db_simple(pDb, zBegin, pErr);
   }
   if (rc == QUAY_OK) pDb->txnDepth++;
+  else if (pDb->txnDepth == 0) pDb->bHostTxn = 0;
   return rc;
 }
 
@@ -1437,6 +1609,16 @@ int quay_db_begin_opts(quay_db *pDb, const quay_txn_opts *pOpts,
                      "transaction options (isolation, readonly) apply to the "
                      "outermost db:transaction only; this one is nested "
                      "(a savepoint), so give them to the outer call");
+  }
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  if (conn_in_txn(pDb)) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "transaction options (isolation, readonly) cannot "
+                     "apply: the connection is inside a transaction Quay "
+                     "did not open (the host's BEGIN on the shared "
+                     "connection, or raw SQL), and this level is a "
+                     "savepoint in it; set them on that BEGIN instead");
   }
   quay__str_init(&s);
   rc = d->xBeginSql(&s, pOpts->eIsolation, pOpts->bReadOnly, pErr);
@@ -1468,11 +1650,20 @@ static void txn_ended(quay_db *pDb) {
   if (pDb->bTxnReadOnly) {
     pDb->bTxnReadOnly = 0;
     if (pDb->pDialect->zReadOnlyOff && pDb->aSrv[0].pConn &&
-        pDb->pDrv->xAlive(pDb->aSrv[0].pConn)) {
+        pDb->pDrv->xAlive(pDb->aSrv[0].pConn) &&
+        pDb->eTxnGone == TXN_GONE_NONE) {
       pDb->pDrv->xSimple(pDb->aSrv[0].pConn, pDb->pDialect->zReadOnlyOff,
                          NULL);
     }
   }
+  pDb->bHostTxn = 0;
+  pDb->eTxnGone = TXN_GONE_NONE;
+}
+
+/* Drop the innermost level without a statement (its transaction is
+** gone); the end of the outermost one resets the transaction state. */
+static void level_drop(quay_db *pDb) {
+  if (pDb->txnDepth > 0 && --pDb->txnDepth == 0) txn_ended(pDb);
 }
 
 int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr) {
@@ -1481,7 +1672,7 @@ int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr) {
 }
 
 int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
-  int rc;
+  int rc, iLevel;
   char zSql[96];
   if (pDb->txnDepth == 0) {
     return quay__err(pErr, QUAY_EMISUSE, "no transaction to roll back");
@@ -1490,25 +1681,35 @@ int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
   if (rc) {
     pDb->txnDepth = 0;
     pDb->bTxnReadOnly = 0;
+    pDb->bHostTxn = 0;
+    pDb->eTxnGone = TXN_GONE_NONE;
     return rc;
   }
-  pDb->txnDepth--;
-  if (pDb->txnDepth == 0) {
+  rc = txn_check(pDb, pErr);
+  if (rc) {
+    /* Rolled back already, by the server after a failure: done. */
+    if (pDb->eTxnGone == TXN_GONE_ERROR) rc = QUAY_OK;
+    level_drop(pDb);
+    return rc;
+  }
+  iLevel = --pDb->txnDepth;
+  if (!level_is_savepoint(pDb, iLevel)) {
     rc = quay__db_simple(pDb, "ROLLBACK", pErr);
     txn_ended(pDb);
     return rc;
   }
-  snprintf(zSql, sizeof(zSql), "ROLLBACK TO SAVEPOINT quay_sp_%d",
-           pDb->txnDepth);
+  snprintf(zSql, sizeof(zSql), "ROLLBACK TO SAVEPOINT quay_sp_%d", iLevel);
   rc = quay__db_simple(pDb, zSql, pErr);
-  snprintf(zSql, sizeof(zSql), "RELEASE SAVEPOINT quay_sp_%d", pDb->txnDepth);
+  snprintf(zSql, sizeof(zSql), "RELEASE SAVEPOINT quay_sp_%d", iLevel);
   if (rc == QUAY_OK) rc = quay__db_simple(pDb, zSql, pErr);
+  if (rc) rc = savepoint_failed(pDb, rc, pErr);
+  if (pDb->txnDepth == 0) txn_ended(pDb);
   return rc;
 }
 
 /* Commit the innermost level; on failure that level is rolled back. */
 int quay_db_commit(quay_db *pDb, quay_err *pErr) {
-  int rc;
+  int rc, iLevel;
   char zSql[64];
   if (pDb->txnDepth == 0) {
     return quay__err(pErr, QUAY_EMISUSE, "no transaction to commit");
@@ -1517,21 +1718,32 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   if (rc) {
     pDb->txnDepth = 0;
     pDb->bTxnReadOnly = 0;
+    pDb->bHostTxn = 0;
+    pDb->eTxnGone = TXN_GONE_NONE;
     return rc;
   }
-  if (pDb->txnDepth == 1) {
+  rc = txn_check(pDb, pErr);
+  if (rc) {
+    level_drop(pDb);
+    return rc;
+  }
+  iLevel = pDb->txnDepth - 1;
+  if (!level_is_savepoint(pDb, iLevel)) {
     rc = quay__db_simple(pDb, "COMMIT", pErr);
   } else {
-    snprintf(zSql, sizeof(zSql), "RELEASE SAVEPOINT quay_sp_%d",
-             pDb->txnDepth - 1);
+    snprintf(zSql, sizeof(zSql), "RELEASE SAVEPOINT quay_sp_%d", iLevel);
     rc = quay__db_simple(pDb, zSql, pErr);
+    if (rc) rc = savepoint_failed(pDb, rc, pErr);
   }
   if (rc == QUAY_OK) {
-    pDb->txnDepth--;
-    if (pDb->txnDepth == 0) txn_ended(pDb);
+    level_drop(pDb);
     return QUAY_OK;
   }
-  if (pDb->txnDepth > 0) quay__txn_rollback(pDb);
+  if (pDb->eTxnGone != TXN_GONE_NONE) {
+    level_drop(pDb);
+  } else if (pDb->txnDepth > 0) {
+    quay__txn_rollback(pDb);
+  }
   return rc;
 }
 

@@ -110,6 +110,7 @@ void quay_load_free(quay_load *L) {
   quay__free(L->aRun);
   quay__free(L->aNextUser);
   quay__free(L->aFirstUser);
+  quay__db_release(L->pDb);
   quay__free(L);
 }
 
@@ -124,7 +125,7 @@ int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
     /* select_for_update (issue 13): locks last until the transaction
     ** ends, so there must be one that may write; a holdable (streamed)
     ** PostgreSQL cursor cannot lock, so the rows are read at once. */
-    if (pDb->txnDepth == 0 || pDb->bTxnReadOnly) {
+    if (!quay__db_in_txn(pDb) || pDb->bTxnReadOnly) {
       return quay__err(pErr, QUAY_EMISUSE,
                        "select_for_update on %s: run it inside "
                        "db:transaction%s (row locks last until it ends)",
@@ -137,6 +138,7 @@ int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
   if (L == NULL) return quay__oom(pErr);
   L->pPlan = p;
   L->pDb = pDb;
+  quay__db_hold(pDb);
   L->iSrv = quay_qs_is_primary(p->pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
   quay__arena_init(&L->arena);
   L->anRec = quay__calloc(sizeof(int) * (size_t)(p->nSlot + 1));

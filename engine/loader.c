@@ -727,6 +727,7 @@ void quay_plan_free(quay_plan *p) {
   quay__free(p->aStep);
   quay_qs_free(p->pQs);
   quay__arena_free(&p->arena);
+  quay__db_release(p->pDb);
   quay__free(p);
 }
 
@@ -735,6 +736,7 @@ static int plan_alloc(quay_db *pDb, quay_plan **pp, quay_err *pErr) {
   *pp = p;
   if (p == NULL) return quay__oom(pErr);
   p->pDb = pDb;
+  quay__db_hold(pDb);
   quay__arena_init(&p->arena);
   return QUAY_OK;
 }
@@ -1138,7 +1140,7 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
 static int plan_lock(quay_db *pDb, quay_qs *pQs, quay_plan *p,
                      quay_err *pErr) {
   Str q;
-  if (pDb->txnDepth == 0 || pDb->bTxnReadOnly) {
+  if (!quay__db_in_txn(pDb) || pDb->bTxnReadOnly) {
     return quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: run it "
                      "inside db:transaction%s (row locks last until it "
                      "ends)", pQs->pModel->zName,

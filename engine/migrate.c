@@ -99,6 +99,7 @@ static quay_migration *mig_new(quay_db *pDb) {
   quay_migration *p = quay__calloc(sizeof(*p));
   if (p == NULL) return NULL;
   p->pDb = pDb;
+  quay__db_hold(pDb);
   quay__arena_init(&p->arena);
   return p;
 }
@@ -112,6 +113,7 @@ void quay_migration_free(quay_migration *p) {
   if (p == NULL) return;
   quay__free(p->aStep);
   quay__arena_free(&p->arena);
+  quay__db_release(p->pDb);
   quay__free(p);
 }
 
@@ -1563,11 +1565,13 @@ static int mig_run_steps(quay_db *pDb, quay_migration *p, quay_err *pErr) {
 
 /* Turn SQLite's foreign keys off for a transaction that rebuilds. */
 static int mig_fk_off(quay_db *pDb, quay_err *pErr) {
-  if (pDb->txnDepth > 0) {
+  if (quay__db_in_txn(pDb)) {
     return quay__err(pErr, QUAY_EMIGRATION,
                      "this migration rebuilds a table, which needs foreign "
                      "keys off, and SQLite cannot turn them off inside a "
-                     "transaction: run it outside db:transaction");
+                     "transaction: run it outside db:transaction (and "
+                     "outside a transaction the host opened on the shared "
+                     "connection)");
   }
   return quay__db_simple(pDb, pDb->pDialect->zFkOff, pErr);
 }

@@ -794,8 +794,10 @@ static void qs_free_payload(quay_qs *q) {
 void quay_qs_free(quay_qs *q) {
   while (q && --q->nRef == 0) {
     quay_qs *pParent = q->pParent;
+    quay_db *pRootDb = q->eOp == QS_ROOT ? q->pModel->pDb : NULL;
     qs_free_payload(q);
     quay__free(q);
+    quay__db_release(pRootDb);   /* a root holds its db (exec.c) */
     q = pParent;
   }
 }
@@ -818,6 +820,7 @@ int quay_qs_new(quay_model *m, quay_qs **pp, quay_err *pErr) {
   q->nRef = 1;
   q->pModel = m;
   q->eOp = QS_ROOT;
+  quay__db_hold(m->pDb);
   *pp = q;
   return QUAY_OK;
 }

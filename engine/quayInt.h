@@ -905,7 +905,7 @@ typedef struct DrvErrInfo {
 } DrvErrInfo;
 
 struct quay_driver {
-  int iVersion;             /* 2: xErrInfo; 3: bReplicas */
+  int iVersion;             /* 2: xErrInfo; 3: bReplicas; 4: xInTxn */
   const char *zName;        /* "sqlite" / "postgresql" */
   const Dialect *pDialect;
   /* Open from the URL remainder; or wrap a borrowed handle. */
@@ -972,6 +972,14 @@ struct quay_driver {
   ** driver.  SQLite's is 0: the options are accepted and do nothing.
   */
   int bReplicas;
+  /*
+  ** Version 4.  Non-0 while the connection is inside a transaction,
+  ** whoever opened it: Quay, or a host that shares the connection
+  ** (sqlite3_get_autocommit) or sent BEGIN as raw SQL.  exec.c nests
+  ** Quay's levels inside a transaction it did not open, and notices when
+  ** one it opened was ended behind its back.
+  */
+  int (*xInTxn)(DrvConn *pConn);
 };
 QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
 QUAY_INTERNAL extern const quay_driver quay__drv_pg;
@@ -1013,6 +1021,12 @@ typedef struct DbServer {
 #define QUAY_SRV_ANY (-1)   /* a replica in turn when routing allows */
 #define QUAY_SRV_PRIMARY 0  /* the primary only (using "primary") */
 
+enum {                      /* quay_db.eTxnGone */
+  TXN_GONE_NONE = 0,
+  TXN_GONE_ERROR,           /* the server rolled it back after a failure */
+  TXN_GONE_OUTSIDE          /* a COMMIT / ROLLBACK Quay did not send */
+};
+
 struct quay_db {
   const quay_driver *pDrv;
   const Dialect *pDialect;
@@ -1034,8 +1048,17 @@ struct quay_db {
   int64_t nQuery;
   quay_trace_fn xTrace; void *pTraceArg;
   quay_delete_fn xDelete; void *pDeleteArg; /* delete hooks (cascade.c) */
-  int txnDepth;
+  int txnDepth;             /* transaction levels Quay opened */
   int bTxnReadOnly;         /* the outermost level is read-only */
+  int bHostTxn;             /* the outermost level is a savepoint inside
+                            ** a transaction Quay did not open */
+  int eTxnGone;             /* TXN_GONE_*: the transaction the open levels
+                            ** live in has ended under them */
+  /* lifetime (quay_db_free) */
+  int nChild;               /* live objects that point at the db: cursors,
+                            ** writers, plans, loads, root query sets,
+                            ** migrations, results */
+  int bFreed;               /* quay_db_free ran: freed with the last child */
   /* last protected/restricted blockers */
   char **azBlockModel; quay_value *aBlockKey; int nBlock;
 #ifdef QUAY_TEST
@@ -1064,6 +1087,25 @@ struct quay_cursor {
 };
 
 QUAY_INTERNAL int quay__db_check_open(quay_db *pDb, quay_err *pErr);
+/*
+** Children keep their db alive (SQLite's sqlite3_close_v2 model): every
+** object that points at the db holds it from its constructor to its
+** destructor.  quay_db_free of a db with children closes the connection
+** at once and frees the memory when the last child lets go; the
+** children's calls then fail with QUAY_EMISUSE (quay__db_check_open).
+*/
+QUAY_INTERNAL void quay__db_hold(quay_db *pDb);
+QUAY_INTERNAL void quay__db_release(quay_db *pDb);
+/*
+** Non-0 while the primary connection is inside a transaction: one Quay
+** opened (txnDepth > 0) or one the host opened on a shared connection.
+** Whatever needs "no transaction" (SQLite's PRAGMA foreign_keys) or "a
+** transaction" (row locks) asks this, not txnDepth.
+*/
+QUAY_INTERNAL int quay__db_in_txn(quay_db *pDb);
+
+/* The model a writer writes (writer.c; capi.c names its fields). */
+QUAY_INTERNAL quay_model *quay__writer_model(const quay_writer *pW);
 /* Model:raw: map the cursor's columns to c->pRaw's fields (aField, and the
 ** hints of the mapped columns); 0 when the primary key is not among them. */
 QUAY_INTERNAL int quay__raw_map(quay_cursor *c, quay_err *pErr);

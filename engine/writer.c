@@ -118,6 +118,7 @@ int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
   }
   quay__arena_init(&w->queueArena);
   quay__str_init(&w->insSql);
+  quay__db_hold(pDb);          /* the writer keeps its db (exec.c) */
   *ppW = w;
   return QUAY_OK;
 }
@@ -137,6 +138,7 @@ void quay_writer_free(quay_writer *w) {
   quay__free(w->aInsMask);
   quay__free(w->aUp);
   quay__free(w->aGiven);
+  quay__db_release(w->pDb);
   quay__free(w);
 }
 
@@ -254,6 +256,8 @@ int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
 int quay_writer_is_set(const quay_writer *w, int iField) {
   return iField >= 0 && iField < w->pModel->nField && w->aSlot[iField].set;
 }
+
+quay_model *quay__writer_model(const quay_writer *w) { return w->pModel; }
 
 void quay_writer_value(quay_writer *w, int iField, quay_value *pOut) {
   if (iField < 0 || iField >= w->pModel->nField) {

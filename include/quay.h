@@ -11,7 +11,10 @@
 **      language binding can sit on this part alone.
 **
 **   2. The embedding entries for Lua hosts: luaopen_quay_core,
-**      quay_openlibs, quay_push_sqlite (API.md "Embedding in a host program").
+**      quay_openlibs, quay_push_sqlite, quay_push_sqlite_opts and
+**      quay_tostring (API.md "Embedding in a host program").
+**
+** docs/embedding.md shows both in use; examples/ holds tested programs.
 **
 ** Conventions (house style):
 **   - Every fallible function returns an int code: QUAY_OK (0) or a QUAY_E*
@@ -71,7 +74,14 @@ extern "C" {
 #  define QUAY_API
 #endif
 
+/*
+** The version this header belongs to, and as a number (SQLite's form:
+** major * 1000000 + minor * 1000 + patch).  quay_libversion() and
+** quay_libversion_number() give the library's own, which a host can
+** compare with these to catch a header / library mismatch.
+*/
 #define QUAY_VERSION "0.1.0"
+#define QUAY_VERSION_NUMBER 1000
 
 struct sqlite3;
 struct lua_State;
@@ -134,11 +144,20 @@ typedef struct quay_err {
   char zField[64];        /* ... and that field (or relation), else "" */
 } quay_err;
 
-/* The contract string of an error code ("not_found").  Static storage. */
+/*
+** The contract string of an error code ("not_found"); "row" and "done"
+** for QUAY_ROW and QUAY_DONE; "unknown" for any other number.  Static
+** storage.
+*/
 QUAY_API const char *quay_errname(int code);
 
 /* Reset an error to QUAY_OK. */
 QUAY_API void quay_err_clear(quay_err *pErr);
+
+/* The library's version: QUAY_VERSION and QUAY_VERSION_NUMBER of the
+** build the host runs with (static storage). */
+QUAY_API const char *quay_libversion(void);
+QUAY_API int quay_libversion_number(void);
 /* }================================================================== */
 
 
@@ -202,6 +221,26 @@ struct quay_value {
     } rec;                /* RECORD */
   } u;
 };
+
+/*
+** Value constructors, so that a host never fills the union by hand:
+** quay_writer_put(w, "title", quay_value_text("Dune"), &err).  Pointers
+** are borrowed like the struct's: the text must stay valid for the call
+** the value is passed to.  quay_value_text takes a NUL-terminated string
+** (NULL gives QUAY_NULL), quay_value_textn n bytes; quay_value_decimal
+** and quay_value_json take NUL-terminated text; quay_value_list n values
+** (no nested lists), for the "in" lookup.
+*/
+QUAY_API quay_value quay_value_null(void);
+QUAY_API quay_value quay_value_int(int64_t i);
+QUAY_API quay_value quay_value_real(double r);
+QUAY_API quay_value quay_value_bool(int b);
+QUAY_API quay_value quay_value_text(const char *z);
+QUAY_API quay_value quay_value_textn(const char *z, size_t n);
+QUAY_API quay_value quay_value_blob(const void *p, size_t n);
+QUAY_API quay_value quay_value_decimal(const char *z);
+QUAY_API quay_value quay_value_json(const char *z);
+QUAY_API quay_value quay_value_list(const quay_value *a, size_t n);
 /* }================================================================== */
 
 
@@ -235,8 +274,12 @@ typedef struct quay_db quay_db;
 ** sticky options apply to client-server backends (PostgreSQL); SQLite
 ** accepts them and does nothing with them.
 */
+#define QUAY_BUSY_KEEP (-2) /* busy_timeout_ms: leave the connection's
+                          ** busy handler as it is (a host's own handler
+                          ** on a wrapped handle) */
 typedef struct quay_open_opts {
-  int busy_timeout_ms;    /* SQLite lock wait; <0 means the default 5000 */
+  int busy_timeout_ms;    /* SQLite lock wait in ms; QUAY_BUSY_KEEP; any
+                          ** other value < 0 means the default 5000 */
   int strict;             /* non-0: lazy loads raise QUAY_ELAZY_LOAD */
   int no_prepare;         /* non-0: never a named prepared statement, so a
                           ** pooler in transaction mode (PgBouncer) works */
@@ -269,10 +312,15 @@ QUAY_API int quay_url_check(const char *zUrl, const char **pzBackend,
 ** CONSTRUCTOR.  Wrap a host-owned SQLite connection.  The handle is
 ** borrowed: Quay never closes it; it must outlive the quay_db or be
 ** detached first with quay_db_disconnect.  Quay turns on foreign keys,
-** sets the busy timeout and turns off double-quoted string literals
+** sets the busy timeout (pOpts->busy_timeout_ms; QUAY_BUSY_KEEP keeps the
+** host's busy handler) and turns off double-quoted string literals
 ** (SQLITE_DBCONFIG_DQS_DDL and _DML) on it, as on the connections it opens:
-** the host's own SQL must then write strings in single quotes.  Caller
-** frees with quay_db_free.
+** the host's own SQL must then write strings in single quotes.  Foreign
+** keys cannot be turned on inside a transaction (SQLite ignores the
+** pragma there), so wrapping a handle while the host's transaction is
+** open fails with QUAY_EMISUSE (the pragma is read back).  The host may
+** open transactions on the handle afterwards: see "Transactions".
+** Caller frees with quay_db_free.
 */
 QUAY_API int quay_db_wrap_sqlite(struct sqlite3 *pHandle,
                                  const quay_open_opts *pOpts, quay_db **ppDb,
@@ -292,7 +340,19 @@ QUAY_API void quay_db_disconnect(quay_db *pDb);
 */
 QUAY_API int quay_db_reopen(quay_db *pDb, quay_err *pErr);
 
-/* DESTRUCTOR.  Disconnect and free everything.  NULL is a no-op. */
+/*
+** DESTRUCTOR.  Disconnect and free everything.  NULL is a no-op.
+**
+** Order.  Objects made from the db point into it: cursors, writers,
+** plans, loads, query sets, migrations and results.  Free them first.
+** When some are still alive, quay_db_free works as sqlite3_close_v2: it
+** closes the connection at once (rolling back what Quay left open and
+** finalizing its cached statements) and frees the db's memory when the
+** last of them is freed, so freeing them later is safe.  Until then
+** their calls that need the db fail with QUAY_EMISUSE; only their
+** destructors are meant to be called.  A borrowed handle can be closed
+** once the children are gone (a live cursor holds its statement).
+*/
 QUAY_API void quay_db_free(quay_db *pDb);
 
 /* Non-0 while the connection is open. */
@@ -326,6 +386,18 @@ QUAY_API void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace,
 /*
 ** Transactions.  quay_db_begin opens a transaction, or a savepoint when one
 ** is open already; commit/rollback close the innermost level.
+**
+** A transaction Quay did not open (the host's BEGIN on a shared sqlite3
+** handle, or BEGIN sent as raw SQL) is seen: Quay's outermost level is
+** then a savepoint inside it, so the host's COMMIT keeps Quay's work and
+** its ROLLBACK undoes it; quay_db_txn_depth counts Quay's own levels
+** only.  Every multi-statement operation (bulk inserts, cascading
+** deletes, create_tables, migrations) nests the same way.  The host must
+** not end the transaction while a Quay level is open in it: Quay
+** notices when it ends that level (its savepoint or transaction is gone)
+** and fails with QUAY_EMISUSE saying so, never with success; and if a
+** failed statement made the database roll the transaction back, ending
+** its levels reports that (QUAY_ESQL; a rollback just succeeds).
 */
 QUAY_API int quay_db_begin(quay_db *pDb, quay_err *pErr);
 QUAY_API int quay_db_commit(quay_db *pDb, quay_err *pErr);
@@ -521,6 +593,24 @@ QUAY_API int quay_model_add_field(quay_model *pModel,
 QUAY_API int quay_model_add_relation(quay_model *pModel,
                                      const quay_rel_spec *pSpec,
                                      quay_err *pErr);
+/*
+** CONSTRUCTOR.  Declare a model in one call: quay_model_new (default
+** table), every field of aField[0..nField) and relation of
+** aRel[0..nRel), then quay_model_finish.  The specs are copied; static
+** arrays with designated initializers name only what is set:
+**   static const quay_field_spec aBook[] = {
+**     {.zName = "title", .eType = QUAY_T_STRING},
+**     {.zName = "year", .eType = QUAY_T_INTEGER}};
+**   static const quay_rel_spec aBookRel[] = {
+**     {.zName = "author", .eKind = QUAY_R_BELONGS_TO,
+**      .zTarget = "Author", .zRelatedName = "books"}};
+** On failure nothing stays declared (quay_model_discard).  The model is
+** owned by the db, as quay_model_new's.
+*/
+QUAY_API int quay_model_declare(quay_db *pDb, const char *zName,
+                                const quay_field_spec *aField, int nField,
+                                const quay_rel_spec *aRel, int nRel,
+                                quay_model **ppModel, quay_err *pErr);
 /*
 ** Finish a declaration: adds the implicit `id` unless a field is the
 ** primary key.  Field indexes are stable from then on (a has_many may
@@ -1001,6 +1091,9 @@ QUAY_API quay_model *quay_qs_model(const quay_qs *pQs);
 /* filter / exclude.  Takes ownership of pCond, also on failure. */
 QUAY_API int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
                             quay_qs **ppOut, quay_err *pErr);
+/* filter { [zPath] = val }: one condition (the value is copied). */
+QUAY_API int quay_qs_where(quay_qs *pQs, const char *zPath, quay_value val,
+                           quay_qs **ppOut, quay_err *pErr);
 /*
 ** where_has / where_doesnt_have.  pCond (owned, may be NULL) applies to the
 ** related rows, or pSub (borrowed; a query set of the related model) does.
@@ -1246,6 +1339,57 @@ QUAY_API int quay_load_server(const quay_load *pLoad);
 QUAY_API void quay_load_pin(quay_load *pLoad, int iServer);
 
 /*
+** Results: the engine's own sink.  quay_qs_fetch runs a query set with
+** everything it loads (select_related JOINs, every prefetch level,
+** annotations) and keeps the records: the main ones in query order
+** (quay_result_rec), and on each record the records of every relation
+** the query loaded (quay_rec_related), de-duplicated and grouped per
+** owner by the engine.  A host reads a two-level prefetch as records
+** within records, with no keys to collect (docs/embedding.md).
+** Records and their values are borrowed from the result; valid until
+** quay_result_free.
+*/
+typedef struct quay_result quay_result;
+typedef struct quay_rec quay_rec;
+/* CONSTRUCTOR.  Caller frees with quay_result_free.  A values() set is
+** QUAY_EMISUSE (quay_qs_rows runs those). */
+QUAY_API int quay_qs_fetch(quay_qs *pQs, quay_db *pDb, quay_result **ppRes,
+                           quay_err *pErr);
+/* DESTRUCTOR.  NULL is a no-op. */
+QUAY_API void quay_result_free(quay_result *pRes);
+/* The main records: their number, and record i (NULL out of range). */
+QUAY_API int quay_result_count(const quay_result *pRes);
+QUAY_API const quay_rec *quay_result_rec(const quay_result *pRes, int i);
+QUAY_API quay_model *quay_rec_model(const quay_rec *pRec);
+/*
+** A field (by name or column) or an annotation of the record into *pOut.
+** QUAY_EUNKNOWN_FIELD when it has neither of that name.
+*/
+QUAY_API int quay_rec_get(const quay_rec *pRec, const char *zName,
+                          quay_value *pOut, quay_err *pErr);
+/*
+** The records a loaded relation zName holds (a relation name, the `to`
+** name of a prefetch, or "pivot"): *pn records at *papRec, in query
+** order; a to-one relation gives 0 or 1.  QUAY_ELAZY_LOAD when the query
+** did not load that relation (the result never queries on its own),
+** QUAY_EUNKNOWN_RELATION when the model has no such relation.
+*/
+QUAY_API int quay_rec_related(const quay_rec *pRec, const char *zName,
+                              const quay_rec *const **papRec, int *pn,
+                              quay_err *pErr);
+/*
+** Shorthands for printing: the record of a loaded to-one relation (NULL
+** when none, not loaded or unknown); the text of a text, decimal or json
+** value (NULL when NULL or unknown); an integer (a boolean as 0/1, a
+** number truncated; 0 when NULL or unknown).  pRec may be NULL (the
+** record of an empty to-one relation): NULL / 0.
+*/
+QUAY_API const quay_rec *quay_rec_one(const quay_rec *pRec,
+                                      const char *zName);
+QUAY_API const char *quay_rec_text(const quay_rec *pRec, const char *zName);
+QUAY_API int64_t quay_rec_int(const quay_rec *pRec, const char *zName);
+
+/*
 ** Value rows (a values set, or the aggregate of a set): a cursor whose
 ** column names are the value names (quay_cursor_colname), typed by the
 ** fields and aggregates they come from.  quay_qs_rows runs a values set
@@ -1375,6 +1519,19 @@ QUAY_API int quay_writer_upsert(quay_writer *pW, const int *aiConflict,
 ** next call on the writer). */
 QUAY_API void quay_writer_value(quay_writer *pW, int iField,
                                 quay_value *pOut);
+/*
+** By name: quay_writer_put sets the field zName (a field name or its
+** column; the value is copied) or the to-one relation zName (belongs_to,
+** one_to_one: a key, or a record value); quay_writer_get reads the
+** buffer's value of a field, or of a to-one relation's key column, after
+** insert/update (borrowed; valid until the next call on the writer), so
+** quay_writer_get(w, "id", &v, &err) gives a generated key.
+** QUAY_EUNKNOWN_FIELD for a name that is neither.
+*/
+QUAY_API int quay_writer_put(quay_writer *pW, const char *zName,
+                             quay_value val, quay_err *pErr);
+QUAY_API int quay_writer_get(quay_writer *pW, const char *zName,
+                             quay_value *pOut, quay_err *pErr);
 
 /* qs:update: field iField gets the expression pExpr (quay.F arithmetic
 ** over the row's columns, across to-one relations), computed in the one
@@ -1504,6 +1661,9 @@ QUAY_API int quay_fkset_write(quay_db *pDb, quay_model *pModel, int iRel,
 ** {==================================================================
 ** Test hooks (builds with QUAY_TEST only)
 ** ===================================================================
+** The CMake option QUAY_TEST is off by default: an installable build
+** (plain cmake, the rockspec) has none of these.  The test command turns
+** it on for its own build directories (scripts/build.sh).
 */
 #ifdef QUAY_TEST
 /*
@@ -1526,7 +1686,7 @@ QUAY_API void quay_test_fail_statement(quay_db *pDb, long k);
 ** Embedding in a Lua host (API.md "Embedding in a host program")
 ** ===================================================================
 ** Lua-facing entries; they live in libquay next to the engine (link with
-** `pkg-config --cflags --libs quay lua5.4 sqlite3`).  They take the
+** `pkg-config --cflags --libs quay-lua sqlite3`).  They take the
 ** host's lua_State (Lua 5.4; luaL_checkversion makes a mismatched Lua
 ** library an error, not a crash).  In Lua manual terms (section 4.6) each
 ** is tagged [-0, +n, e]: it may raise a Lua error, so call it from
@@ -1570,20 +1730,57 @@ QUAY_API int luaopen_quay_core(struct lua_State *L);
 **
 ** Settings: Quay runs PRAGMA foreign_keys = ON on the handle (the on_delete
 ** rules of API.md rely on it), sets sqlite3_busy_timeout(pHandle, 5000),
-** which replaces a busy handler the host had installed, and turns off
-** double-quoted string literals (SQLITE_DBCONFIG_DQS_DDL and _DML = 0), so
+** which replaces a busy handler the host had installed
+** (quay_push_sqlite_opts can keep it), and turns off double-quoted string
+** literals (SQLITE_DBCONFIG_DQS_DDL and _DML = 0), so
 ** that "name" is always an identifier: Quay quotes identifiers that way,
 ** and a misspelled one must be an error, not the string 'name'.  The
 ** host's own SQL on the handle must then write strings in single quotes
 ** (standard SQL).
 **
+** Transactions: the host may BEGIN on the handle and call into Quay
+** inside its transaction; Quay's transactions (db:transaction, bulk
+** writes, cascades, create_tables) are then savepoints in it, and the
+** host's COMMIT or ROLLBACK decides (quay_db_begin above).  It must not
+** end its transaction while a db:transaction of Quay's is running; if it
+** does, db:transaction raises "misuse" saying so.  The handle must not be
+** inside a transaction when it is wrapped: foreign keys cannot be turned
+** on there, so that is refused ("misuse").
+**
 ** Loads quay.core into L if needed (package.loaded), so it works before
 ** or without quay_openlibs; scripts that `require "quay"` need
 ** quay_openlibs (or the Lua files on LUA_PATH).  Returns 1 (values
-** pushed).  Raises a Quay error object (code "misuse" for a NULL handle,
-** "nomem", or "sql" if the PRAGMA fails).
+** pushed).  Raises a Quay error object (code "misuse" for a NULL handle
+** or a handle inside a transaction, "nomem", or "sql" if a PRAGMA fails).
 */
 QUAY_API int quay_push_sqlite(struct lua_State *L, struct sqlite3 *pHandle);
+
+/*
+** quay_push_sqlite with the options of quay_db_open ([-0, +1, e]); pOpts
+** NULL is quay_push_sqlite.  The ones that apply to SQLite:
+** busy_timeout_ms (QUAY_BUSY_KEEP leaves the host's busy handler in
+** place; note that 0, what a zero-filled struct holds, means no wait)
+** and strict.  pOpts is borrowed for the call.
+*/
+QUAY_API int quay_push_sqlite_opts(struct lua_State *L,
+                                   struct sqlite3 *pHandle,
+                                   const quay_open_opts *pOpts);
+
+/*
+** The string form of the error value at idx ([-0, +1, e]): pushes it and
+** returns it (valid while it stays on the stack; never NULL).  Quay's
+** errors are tables (lua_tostring gives NULL for them, and Lua's default
+** panic handler prints "error object is not a string"): they become
+** "message (code)".  Any other value is luaL_tolstring's (a string or
+** number as is, __tostring, or "type: address").  Use it in a message
+** handler (docs/embedding.md "Errors in a host"):
+**
+**   static int msgh(lua_State *L) {
+**     luaL_traceback(L, L, quay_tostring(L, 1), 1);
+**     return 1;
+**   }
+*/
+QUAY_API const char *quay_tostring(struct lua_State *L, int idx);
 
 /*
 ** Register "quay" and "quay.core" in package.preload of L ([-0, +0, e]),

@@ -9,7 +9,9 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 "$root/scripts/deps.sh" --test || exit 1
-"$root/scripts/build.sh" "$root/build" || exit 1
+# Test builds carry the fault-injection hooks (QUAY_TEST; off by default,
+# so installable builds never have them).
+"$root/scripts/build.sh" "$root/build" -DQUAY_TEST=ON || exit 1
 
 pass=0
 fail=0
@@ -65,7 +67,7 @@ count "$log"
 # The same suite under ASan + UBSan, leaks included.
 if [ "${QUAY_SKIP_ASAN:-0}" != 1 ]; then
   "$root/scripts/build.sh" "$root/build-asan" -DQUAY_SANITIZE="address;undefined" \
-    -DCMAKE_BUILD_TYPE=Debug || exit 1
+    -DCMAKE_BUILD_TYPE=Debug -DQUAY_TEST=ON || exit 1
   asan=$(gcc -print-file-name=libasan.so)
   ubsan=$(gcc -print-file-name=libubsan.so)
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=23"

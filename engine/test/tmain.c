@@ -31,6 +31,13 @@
   X(type_table)                 \
   X(decimal_values)             \
   X(uuid_and_json)              \
+  X(host_transaction)           \
+  X(host_ends_transaction)      \
+  X(transaction_lost_by_error)  \
+  X(wrap_in_transaction)        \
+  X(free_before_children)       \
+  X(error_detail)               \
+  X(capi_by_name)               \
   TEST_LIST_TEST(X)
 
 #define DECLARE(name) int test_##name(void);

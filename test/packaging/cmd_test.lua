@@ -5,7 +5,8 @@ Tests of the quay command (bindings/quay_main.c), one ctest per case:
   lua5.4 cmd_test.lua QUAY_BINARY SOURCE_DIR VERSION CASE
 
 Cases: version, help, usage, run, stdin, describe, describe_error,
-error_quay, error_lua, error_syntax, missing_file.  The module must be
+error_quay, error_lua, error_syntax, missing_file, test_app, test_fail,
+test_no_busted.  The module must be
 loadable by this interpreter too (LUA_CPATH/LUA_PATH), since `describe`
 is compared with db:describe() run in-process.
 ]]
@@ -190,6 +191,72 @@ function cases.missing_file()
   local r = util.run { quay_bin, tmpdir .. "/no-such-script.lua" }
   check(r.status == 1, "status %d", r.status)
   check(r.stderr:find("^quay: cannot open .*no%-such%-script%.lua"), "%q", r.stderr)
+end
+
+-- `quay test`: busted inside the quay interpreter.  PATH starts with a
+-- directory whose `lua` and `busted` fail as Lua 5.1's would (Debian with
+-- luarocks installed), to show that none is used.
+local function hostile_path()
+  local bin = tmpdir .. "/bin"
+  assert(os.execute("mkdir -p " .. util.shquote(bin)))
+  for _, name in ipairs { "lua", "busted", "lua5.4" } do
+    local path = fixture("bin/" .. name, "#!/bin/sh\n" ..
+      "echo \"$0: undefined symbol: lua_absindex\" >&2\nexit 3\n")
+    assert(os.execute("chmod +x " .. util.shquote(path)))
+  end
+  return bin .. ":" .. os.getenv("PATH")
+end
+
+-- Run `quay test ARGS` in directory cwd.
+local function quay_test(cwd, args, env)
+  local cmd = "cd " .. util.shquote(cwd) .. " && exec " ..
+    util.shquote(quay_bin) .. " test"
+  for _, a in ipairs(args or {}) do cmd = cmd .. " " .. util.shquote(a) end
+  local argv = { "env", "PATH=" .. hostile_path() }
+  for _, kv in ipairs(env or {}) do argv[#argv + 1] = kv end
+  argv[#argv + 1] = "sh"
+  argv[#argv + 1] = "-c"
+  argv[#argv + 1] = cmd
+  return util.run(argv)
+end
+
+-- The sample app's specs (examples/app/spec) pass, found by busted's
+-- default ROOT from the app's directory.
+function cases.test_app()
+  local r = quay_test(src .. "/examples/app", { "-o", "plainTerminal" })
+  check(r.status == 0, "status %d\nstdout:\n%s\nstderr:\n%s", r.status,
+    r.stdout, r.stderr)
+  check(r.stdout:find("3 successes / 0 failures / 0 errors", 1, true),
+    "stdout %q", r.stdout)
+end
+
+-- A failing spec given as a path: busted reports it, status 1.
+function cases.test_fail()
+  fixture("fail_spec.lua", [[
+local quay = require("quay")
+describe("an app", function()
+  it("passes", function() assert.equal("Lua 5.4", _VERSION) end)
+  it("fails", function()
+    local db <close> = quay.open("sqlite::memory:")
+    assert.equal(2, #db:rows("SELECT 1 AS x"))
+  end)
+end)
+]])
+  local r = quay_test(tmpdir, { "-o", "plainTerminal", "fail_spec.lua" })
+  check(r.status == 1, "status %d, want 1\nstdout:\n%s\nstderr:\n%s",
+    r.status, r.stdout, r.stderr)
+  check(r.stdout:find("1 success / 1 failure", 1, true), "stdout %q", r.stdout)
+  check(r.stdout:find("fail_spec.lua", 1, true), "stdout %q", r.stdout)
+end
+
+-- Without busted on Lua 5.4's module path: a message that says how to
+-- install it, status 2.
+function cases.test_no_busted()
+  local r = quay_test(tmpdir, {}, { "LUA_PATH=" .. tmpdir .. "/?.lua",
+                                    "LUA_PATH_5_4=" .. tmpdir .. "/?.lua" })
+  check(r.status == 2, "status %d, want 2; stderr %q", r.status, r.stderr)
+  check(r.stderr:find("busted for Lua 5.4 is not installed", 1, true),
+    "stderr %q", r.stderr)
 end
 
 local fn = cases[case]

@@ -23,6 +23,7 @@ local tree = ...
 local quay = require("quay")
 local core = package.searchpath("quay.core", package.cpath)
 assert(core and core:sub(1, #tree) == tree, "quay.core from " .. tostring(core))
+assert(require("quay.core")._test == nil, "test hooks in the rock's module")
 local db <close> = quay.open("sqlite::memory:")
 local T = db:model("T", { x = quay.integer() })
 db:create_tables()
@@ -31,4 +32,13 @@ assert(T:first().x == 42)
 print("luarocks tree: quay " .. quay.version .. " from " .. core)
 LUA
 "$tmp/tree/bin/quay" --version
+# The rock is an installable build: no test hook in its library, and its
+# module exports its entry only.
+core=$(find "$tmp/tree" -name core.so -path '*quay*' | head -1)
+syms=$(nm -D --defined-only "$core" | awk '$2 == "T" { print $3 }' | tr '\n' ' ')
+[ "$syms" = "luaopen_quay_core " ] || { echo "core.so exports: $syms" >&2; exit 1; }
+lib=$(find "$tmp/tree" -name 'libquay.so*' -type f | head -1)
+if nm -D --defined-only "$lib" | grep -q ' quay_test_'; then
+  echo "the rock's libquay exports test hooks" >&2; exit 1
+fi
 echo "package.luarocks: ok"
