@@ -1105,6 +1105,7 @@ static int reads_on_primary(quay_db *pDb) {
   int64_t sticky = pDb->opts.sticky_ms < 0 ? QUAY_STICKY_MS
                                            : pDb->opts.sticky_ms;
   if (pDb->nSrv < 2 || pDb->txnDepth > 0) return 1;
+  if (conn_in_txn(pDb)) return 1;      /* a transaction the host opened */
   return sticky > 0 && pDb->tWriteMs != 0 &&
          now_ms() - pDb->tWriteMs < sticky;
 }

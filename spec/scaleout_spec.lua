@@ -191,6 +191,21 @@ describe("read replicas", function()
     assert.is_true(p >= 6)
   end)
 
+  it("keeps reads on the primary inside a transaction the host opened", function()
+    schema { replicas = { replica_url() }, sticky = 0 }
+    db:execute("BEGIN")
+    local p, r = roles(db, function()
+      User:create { name = "cy" }                 -- inside the host's BEGIN
+      assert.equal(3, User:count())               -- sees its own write
+      assert.equal(10, #Post:all())
+    end)
+    db:execute("ROLLBACK")
+    assert.equal(0, r)
+    assert.is_true(p >= 3)
+    caught_up(db)
+    assert.equal(2, User:count())                 -- the host rolled it back
+  end)
+
   it("reads its own writes: a write then an immediate read sees it (sticky)", function()
     schema { replicas = { replica_url() } }        -- sticky: 1 s by default
     local ann = User:get { name = "ann" }
