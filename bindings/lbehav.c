@@ -1,6 +1,6 @@
 /*
 ** bindings/lbehav.c
-** Model behaviour (API.md "Model behaviour"): methods, scopes, validate
+** Model behaviour (reference.md "Model behaviour"): methods, scopes, validate
 ** functions, hooks and the Lua side of soft delete.
 ** See LICENSE
 **

@@ -19,7 +19,7 @@
 #include <string.h>
 
 /*
-** Raise `connection` unless pDb is open.  API.md: a closed db raises it,
+** Raise `connection` unless pDb is open.  reference.md: a closed db raises it,
 ** with a message that says so, before any other check; so every method
 ** of a db, model, query set, record or set calls this first (through
 ** lquay_check_db, lquay_check_model, lquay_check_qs and the record and
@@ -590,7 +590,7 @@ static void push_names(lua_State *L, const char *const *az, int n) {
   }
 }
 
-/* [.., tables]: the tables of a schema (API.md db:inspect()). */
+/* [.., tables]: the tables of a schema (reference.md db:inspect()). */
 static void push_tables(lua_State *L, const quay_schema *pS) {
   int i, k, n = quay_schema_table_count(pS);
   lua_createtable(L, n, 0);
@@ -774,7 +774,7 @@ static int db_inspect(lua_State *L) {
   return 1;
 }
 
-/* [.., steps]: the steps of a migration (API.md "A step"). */
+/* [.., steps]: the steps of a migration (reference.md "A step"). */
 static void push_steps(lua_State *L, const quay_migration *p) {
   int i, k, n = quay_migration_count(p);
   lua_createtable(L, n, 0);

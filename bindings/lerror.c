@@ -1,6 +1,6 @@
 /*
 ** bindings/lerror.c
-** Contract error objects (API.md "Errors") and the one raiser.
+** Contract error objects (reference.md "Errors") and the one raiser.
 ** See LICENSE
 **
 ** Errors are tables { code = "...", message = "..." } with a metatable

@@ -473,7 +473,7 @@ void lquay_push_value(lua_State *L, const quay_value *v) {
 ** ===================================================================
 ** A conditions table becomes a tree of groups.  The names of one table
 ** are leaves of one AND group, so that conditions crossing the same
-** to-many path hold for the same related row (API.md "Query sets");
+** to-many path hold for the same related row (reference.md "Query sets");
 ** quay.any {...} is an OR group.  Nesting of the same kind is flattened,
 ** which keeps the tree shallow however deep the Lua tables nest:
 **   - an alternative of quay.any that is a quay.any adds its alternatives

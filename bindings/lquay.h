@@ -424,7 +424,7 @@ LQUAY_INTERNAL int lquay_to_field_value(lua_State *L, int idx,
                                         const char *zModel,
                                         const char *zField);
 /* Raise validation when the record pRec belongs to another db than the
-** model pOwner ("a record of another db", API.md). */
+** model pOwner ("a record of another db", reference.md). */
 LQUAY_INTERNAL void lquay_check_record_db(lua_State *L, LModel *pRec,
                                           LModel *pOwner,
                                           const char *zField);

@@ -5,8 +5,8 @@
 ** streaming iteration.
 ** See LICENSE
 **
-** The materializer is the hot path (shared/MEASURED.md: building Lua
-** values is half the cost of reading rows).  Per query it pushes each
+** The materializer is the hot path (docs/ENGINE.md "Measured facts":
+** building Lua values is half the cost of reading rows).  Per query it pushes each
 ** node's field names once and reuses them as keys; per row it creates one
 ** table per record with lua_createtable sized for its fields, raw-sets
 ** non-NULL values, and sets the metatable.  Records reached through a JOIN

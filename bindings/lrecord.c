@@ -2684,7 +2684,7 @@ static int set_tostring(lua_State *L) {
 
 /*
 ** Method guards: a method of a record or set of a closed db raises
-** `connection` before any check of its own (API.md).  Each method is
+** `connection` before any check of its own (reference.md).  Each method is
 ** registered as a guard closure over the real function (upvalue 1),
 ** which it calls on the same stack; a first argument that is no record
 ** (no set) is left to the method to refuse.

@@ -15,7 +15,7 @@ This file only reads and writes files and prints.
   quay inspect URL
       print a model script for the database at URL: a chunk returning a
       function declare(db) that declares one model per table and returns
-      them by name (API.md "quay inspect").
+      them by name (reference.md "quay inspect").
   quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]
       write DIR/NNNN_NAME.lua with the steps from the database to the models
   quay migrate plan MODELS --db URL [--dir DIR]
@@ -125,7 +125,7 @@ local function relation_line(r)
     o and (", " .. o) or "")
 end
 
--- The model script for an inspected database (API.md "quay inspect").
+-- The model script for an inspected database (reference.md "quay inspect").
 local function model_script(live, url, backend)
   local out = {}
   local function w(s) out[#out + 1] = s end

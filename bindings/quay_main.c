@@ -8,13 +8,13 @@
 **   quay describe script.lua [args]
 **                              run the script, then print describe() of
 **                              every db it opened as one JSON object keyed
-**                              by model name (API.md "Schema")
+**                              by model name (reference.md "Schema")
 **   quay inspect URL           print a model script for an existing
-**                              database (API.md "Schema evolution")
+**                              database (reference.md "Schema evolution")
 **   quay migrate make|plan|apply|status MODELS ... --db URL
 **                              versioned migrations (bindings/quay_cli.lua)
 **   quay types MODELS          print LuaLS annotations of a model script's
-**                              models (API.md "Model behaviour")
+**                              models (reference.md "Model behaviour")
 **   quay test [busted options] [paths]
 **                              run an app's busted specs inside this
 **                              interpreter: Lua 5.4 with Quay preloaded,

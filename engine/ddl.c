@@ -19,9 +19,9 @@
 **     user wrote.
 **   - A foreign key constraint only guards integrity: its ON DELETE is NO
 **     ACTION because the cascade planner applies on_delete itself
-**     (API.md: "not left to the database"), deferrable where the planner
+**     (reference.md: "not left to the database"), deferrable where the planner
 **     may need to defer it (cycles); its ON UPDATE carries the declared
-**     rule (API.md: "the DDL carries the matching ON UPDATE").  Join
+**     rule (reference.md: "the DDL carries the matching ON UPDATE").  Join
 **     tables cascade both ways.
 **   - Names Quay gives (indexes, constraints) are "<table>_<columns>_<kind>"
 **     (idx, key, fkey), shortened to PostgreSQL's 63 bytes with a hash.

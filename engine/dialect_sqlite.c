@@ -12,7 +12,7 @@
 ** quiet rename (legacy_alter_table: views and triggers that name the
 ** table are not re-checked while it is being replaced).
 **
-** Choices measured on SQLite 3.40 (shared/MEASURED.md):
+** Choices measured on SQLite 3.40 (docs/ENGINE.md):
 **   - key lists of any size bind as one JSON array parameter,
 **     `x IN (SELECT value FROM json_each(?))`, so one statement text serves
 **     every size and no parameter limit can break a loader query;

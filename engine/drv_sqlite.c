@@ -14,7 +14,7 @@
 ** sqlite3_get_autocommit, so a transaction the host opened on the shared
 ** handle is seen (exec.c nests Quay's levels in it as savepoints).
 **
-** Error mapping (API.md "Errors"): SQLITE_BUSY/LOCKED -> busy (with
+** Error mapping (reference.md "Errors"): SQLITE_BUSY/LOCKED -> busy (with
 ** SQLITE_BUSY_SNAPSHOT explained: an open iter() holds an old snapshot),
 ** SQLITE_CONSTRAINT -> integrity, SQLITE_NOMEM -> nomem, CANTOPEN/NOTADB
 ** -> connection, anything else -> sql.  Messages are copied out of

@@ -4,9 +4,10 @@
 ** See LICENSE
 **
 ** The code table comes from QUAY_ERRMAP in quay.h, so the C enum and the
-** contract's code strings (API.md "Errors") cannot drift apart.  The setter
-** formats the message into the caller's fixed buffer (no free needed) and
-** returns the code, so callers write `return quay__err(e, code, ...)`.
+** contract's code strings (reference.md "Errors") cannot drift apart.
+** The setter formats the message into the caller's fixed buffer (no free
+** needed) and returns the code, so callers write
+** `return quay__err(e, code, ...)`.
 */
 #include "quayInt.h"
 
@@ -91,7 +92,7 @@ int quay__err_at(quay_err *pErr, int code, int line, const char *zFmt, ...) {
 /*
 ** Record an error about one field (or relation) zField of model zModel:
 ** as quay__err_at, and the names go into pErr->zModel / zField, so the
-** binding can give them to the user (API.md: every validation error
+** binding can give them to the user (reference.md: every validation error
 ** about one field carries err.model and err.field).
 */
 int quay__err_field_at(quay_err *pErr, int code, int line, const char *zModel,

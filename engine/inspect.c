@@ -19,7 +19,7 @@
 **     nextval(...), CURRENT_TIMESTAMP).
 **
 ** The second half infers models from a live schema for `quay inspect`
-** (API.md): one model per table, named from the table; foreign keys
+** (reference.md): one model per table, named from the table; foreign keys
 ** become belongs_to (one_to_one when unique), join tables through models
 ** with a many_to_many on each side.  Every name it makes is checked
 ** against the names the model already uses, so the script declares
@@ -703,7 +703,7 @@ static char *gen_name(quay_schema *pS, GenModel *g, const char *zWant,
   }
 }
 
-/* CamelCase singular model name of a table (API.md "quay inspect"). */
+/* CamelCase singular model name of a table (reference.md "quay inspect"). */
 static void gen_model_name(const char *zTable, char *zOut, size_t nOut) {
   size_t n = 0;
   int up = 1;
@@ -900,7 +900,7 @@ static void gen_pass_models(quay_schema *pS) {
   }
 }
 
-/* Is model g a join table (API.md): two FKs, at most an auto key
+/* Is model g a join table (reference.md): two FKs, at most an auto key
 ** besides, and a unique pair?  Sets g->iThroughFk. */
 static void gen_detect_through(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;

@@ -15,7 +15,7 @@
 ** that Quay did not make are left alone (a hand-made index survives a
 ** migration), as are columns whose type Quay cannot read.
 **
-** Steps.  Each difference is one step (API.md: op, model, table, column,
+** Steps.  Each difference is one step (reference.md: op, model, table, column,
 ** sql), placed in a phase so that the steps run in an order every backend
 ** accepts: renames, dropped foreign keys and indexes, column changes, new
 ** tables, new indexes and constraints, new foreign keys, dropped tables.
@@ -382,7 +382,7 @@ static int type_same(const SCol *pLive, const SCol *pDecl) {
          pLive->nDigits == pDecl->nDigits && pLive->nPlaces == pDecl->nPlaces;
 }
 
-/* Is the type change from a to b a type_widening (API.md "Narrowing")? */
+/* Is the type change from a to b a type_widening (reference.md "Narrowing")? */
 static int type_widening(const SCol *a, const SCol *b) {
   if (a->eType == QUAY_T_INTEGER && b->eType == QUAY_T_NUMBER) return 1;
   if (a->eType == QUAY_T_STRING && b->eType == QUAY_T_TEXT) return 1;

@@ -327,7 +327,8 @@ QUAY_INTERNAL int quay__model_add_fkcol(quay_model *m, const char *zCol,
                                         int eType, Rel *pRel,
                                         Field **ppField, quay_err *pErr);
 QUAY_INTERNAL const char *quay__kind_name(int eKind);
-/* Snake case of a name (API.md "Snake case"); caller frees.  NULL on OOM. */
+/* Snake case of a name (reference.md "Snake case"); caller frees.  NULL
+** on OOM. */
 QUAY_INTERNAL char *quay__snake_case(const char *zName);
 /* Non-0 when z is usable as a model, field or relation name. */
 QUAY_INTERNAL int quay__is_name(const char *z);

@@ -1,6 +1,6 @@
 /*
 ** engine/rules.c
-** Field rules: choices, min and max (API.md "Model behaviour").
+** Field rules: choices, min and max (reference.md "Model behaviour").
 ** See LICENSE
 **
 ** A field may declare the values it holds: `choices` (a list) and, on a

@@ -95,9 +95,9 @@ static int bad_renamed(const quay_model *m, const char *zWhat,
 }
 
 /*
-** Snake case (API.md "Snake case"): split before an upper-case letter that
-** follows a lower-case letter or digit, and inside a run of capitals
-** before its last one when a lower-case letter follows.
+** Snake case (reference.md "Snake case"): split before an upper-case
+** letter that follows a lower-case letter or digit, and inside a run of
+** capitals before its last one when a lower-case letter follows.
 */
 static char *snake_case(const char *zName) {
   size_t n = strlen(zName), i;

@@ -8,7 +8,7 @@
 ** A quay_writer holds one row buffer (a value and a "set" flag per field)
 ** and keeps its prepared INSERT across rows, so bulk_create is one
 ** statement stepped N times inside one transaction on SQLite, the fastest
-** form measured there (shared/MEASURED.md); on PostgreSQL queued rows go
+** form measured there (docs/ENGINE.md); on PostgreSQL queued rows go
 ** as arrays through unnest, 10,000 a statement.  Text values are copied
 ** into per-slot buffers that are reused from row to row.  An UPDATE writes
 ** exactly the slots that are set: a record's save() sets the fields that
@@ -21,7 +21,7 @@
 ** many-to-many :add / :set one INSERT ... SELECT over a key array (and
 ** one DELETE).
 **
-** Every value is validated here before it reaches SQL (API.md: wrong
+** Every value is validated here before it reaches SQL (reference.md: wrong
 ** type, null for a non-null field, string longer than max, invalid UTF-8,
 ** NaN), so both backends reject the same inputs with `validation`.
 **

@@ -12,7 +12,7 @@
 **
 **   2. The embedding entries for Lua hosts: luaopen_quay_core,
 **      quay_openlibs, quay_push_sqlite, quay_push_sqlite_opts and
-**      quay_tostring (API.md "Embedding in a host program").
+**      quay_tostring (reference.md "Embedding in a host program").
 **
 ** docs/embedding.md shows both in use; examples/ holds tested programs.
 **
@@ -91,7 +91,7 @@ struct lua_State;
 ** Errors
 ** ===================================================================
 ** One X-macro gives both the enum and the contract's code strings
-** (API.md "Errors").  NOMEM and MISUSE are documented additions, as is
+** (reference.md "Errors").  NOMEM and MISUSE are documented additions, as is
 ** LAZY_LOAD (strict mode, issue 4) and CALLBACK (a host callback failed;
 ** the binding re-raises the host's own error).  MIGRATION: schema
 ** evolution refused or failed (section "Schema evolution" below).
@@ -361,7 +361,7 @@ QUAY_API int quay_db_is_open(const quay_db *pDb);
 /* "sqlite" or "postgresql".  Static storage. */
 QUAY_API const char *quay_db_backend(const quay_db *pDb);
 
-/* Statements sent so far (API.md db:stats().queries). */
+/* Statements sent so far (reference.md db:stats().queries). */
 QUAY_API int64_t quay_db_query_count(const quay_db *pDb);
 /*
 ** Statements sent to the primary (bReplica 0) or to the replicas
@@ -476,7 +476,7 @@ QUAY_API void quay_cursor_close(quay_cursor *pCur);
 ** Schema declaration
 ** ===================================================================
 */
-enum {                    /* field types (API.md "Fields") */
+enum {                    /* field types (reference.md "Fields") */
   QUAY_T_ID = 1, QUAY_T_INTEGER, QUAY_T_NUMBER, QUAY_T_STRING, QUAY_T_TEXT,
   QUAY_T_BOOLEAN, QUAY_T_DATETIME, QUAY_T_BLOB, QUAY_T_DATE, QUAY_T_DECIMAL,
   QUAY_T_JSON, QUAY_T_UUID
@@ -651,7 +651,7 @@ QUAY_API int quay_model_add_index(quay_model *pModel,
 
 /*
 ** Resolve every string reference, create reverse accessors and check every
-** rule (API.md "db:check()").  Runs lazily before the first use; explicit
+** rule (reference.md "db:check()").  Runs lazily before the first use; explicit
 ** calls are cheap when nothing changed.  QUAY_EDECLARATION names the model
 ** and relation concerned.  All or nothing: a failing resolve undoes what
 ** it did, marks the model the error is about as failed (it may then be
@@ -761,7 +761,7 @@ QUAY_API int quay_model_member(const quay_model *pModel, const char *zName,
 
 /*
 ** {==================================================================
-** Schema evolution (API.md "Schema evolution")
+** Schema evolution (reference.md "Schema evolution")
 ** ===================================================================
 ** quay_db_inspect reads the live schema: the tables in name order with
 ** their columns, indexes, foreign keys and CHECK constraints, as the
@@ -841,7 +841,7 @@ QUAY_API const char *quay_schema_check(const quay_schema *pSchema,
                                        int iTable, int i);
 
 /*
-** The models `quay inspect` prints, one per table (API.md): model names
+** The models `quay inspect` prints, one per table (reference.md): model names
 ** are table names in CamelCase, singular where the name ends in "s";
 ** foreign keys become belongs_to (one_to_one when unique); a table with
 ** exactly two foreign keys, at most an auto `id` besides and a unique
@@ -880,7 +880,7 @@ QUAY_API int quay_schema_model_unique(const quay_schema *pSchema, int iModel,
 */
 typedef struct quay_migration quay_migration;
 
-enum {                    /* step kinds (API.md step.op) */
+enum {                    /* step kinds (reference.md step.op) */
   QUAY_OP_CREATE_TABLE = 1, QUAY_OP_DROP_TABLE, QUAY_OP_RENAME_TABLE,
   QUAY_OP_ADD_COLUMN, QUAY_OP_DROP_COLUMN, QUAY_OP_RENAME_COLUMN,
   QUAY_OP_ALTER_COLUMN, QUAY_OP_CREATE_INDEX, QUAY_OP_DROP_INDEX,
@@ -1562,9 +1562,9 @@ QUAY_API int quay_bulk_update(quay_db *pDb, quay_model *pModel,
                               int64_t *pnChanged, quay_err *pErr);
 
 /*
-** Deletion with cascades (API.md "Deleting and cascades").  The counts are
-** a list of (name, n) pairs, deleted rows per model (join tables by table
-** name), zero entries left out.  Caller frees with quay_counts_free.
+** Deletion with cascades (reference.md "Deleting and cascades").  The
+** counts are a list of (name, n) pairs, deleted rows per model (join
+** tables by table name), zero entries left out.  Caller frees with quay_counts_free.
 **
 ** mFlags: QUAY_DELETE_DRY_RUN counts what would be deleted and changes
 ** nothing; QUAY_DELETE_HARD deletes the rows of a soft_delete model
@@ -1592,7 +1592,7 @@ QUAY_API const char *quay_counts_deleted_at(const quay_counts *p);
 QUAY_API void quay_counts_free(quay_counts *p);
 
 /*
-** Delete hooks (API.md "Model behaviour").  The rows of a model marked
+** Delete hooks (reference.md "Model behaviour").  The rows of a model marked
 ** with quay_model_set_delete_hooks are loaded before any delete call
 ** removes or soft-deletes them (quay_delete_keys, quay_qs_delete, and
 ** every cascade that reaches the model; dry runs excepted) and handed to
@@ -1683,7 +1683,7 @@ QUAY_API void quay_test_fail_statement(quay_db *pDb, long k);
 
 /*
 ** {==================================================================
-** Embedding in a Lua host (API.md "Embedding in a host program")
+** Embedding in a Lua host (reference.md "Embedding in a host program")
 ** ===================================================================
 ** Lua-facing entries; they live in libquay next to the engine (link with
 ** `pkg-config --cflags --libs quay-lua sqlite3`).  They take the
@@ -1717,7 +1717,7 @@ QUAY_API int luaopen_quay_core(struct lua_State *L);
 /*
 ** Wrap a host-owned SQLite connection as a Quay db object and push it
 ** ([-0, +1, e]): the same object as quay.open returns in Lua, with every
-** method of API.md (db:model, db:transaction, db:close, ...).
+** method of reference.md (db:model, db:transaction, db:close, ...).
 **
 ** Ownership: borrowed.  Quay never closes pHandle.  It must stay open
 ** until the db object is closed (db:close() in Lua) or collected
@@ -1729,7 +1729,7 @@ QUAY_API int luaopen_quay_core(struct lua_State *L);
 ** connection and its transactions).
 **
 ** Settings: Quay runs PRAGMA foreign_keys = ON on the handle (the on_delete
-** rules of API.md rely on it), sets sqlite3_busy_timeout(pHandle, 5000),
+** rules of reference.md rely on it), sets sqlite3_busy_timeout(pHandle, 5000),
 ** which replaces a busy handler the host had installed
 ** (quay_push_sqlite_opts can keep it), and turns off double-quoted string
 ** literals (SQLITE_DBCONFIG_DQS_DDL and _DML = 0), so

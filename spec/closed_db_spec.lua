@@ -1,4 +1,4 @@
--- API.md, "Details the second part fixes": "A closed db raises
+-- reference.md, "Details the second part fixes": "A closed db raises
 -- `connection` with a message that says it is closed, before any other
 -- check."  Every method of the db, of a model, of a query set, of a record
 -- and of a related set is called on a closed db, with arguments that would

@@ -1,4 +1,4 @@
--- API.md "Opening a database" (db:on_query) and the second part's
+-- reference.md "Opening a database" (db:on_query) and the second part's
 -- "db:on_query(fn) receives params with params.n": the observer sees every
 -- statement, may fail it with an error of its own (which comes back
 -- unchanged from every call), and may even close or reopen the db.

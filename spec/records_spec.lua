@@ -142,7 +142,7 @@ describe("Records", function()
     t.n = 2
     t:save()
     assert.equal(before, T:find(t.id).created)
-    -- auto_now is set on every save that writes (API.md), over any value
+    -- auto_now is set on every save that writes (reference.md), over any value
     assert.is_true(T:find(t.id).updated > "2000-01-01 00:00:00")
     helper.raises("validation", T.create, T, { n = 3, created = "yesterday" })
   end)

@@ -1,4 +1,4 @@
--- API.md "Model behaviour" (Types) and "Details the second part fixes"
+-- reference.md "Model behaviour" (Types) and "Details the second part fixes"
 -- (Decimals, Dates, UUIDs): quay.date, quay.decimal, quay.json, quay.uuid,
 -- composite indexes and what describe() reports, on both backends.  Bad
 -- values raise validation naming model and field, and nothing is written.

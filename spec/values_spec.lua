@@ -1,4 +1,4 @@
--- API.md "Fields", "Details the second part fixes" (Dates, error shape):
+-- reference.md "Fields", "Details the second part fixes" (Dates, error shape):
 -- values are validated and normalized the same way when stored and when
 -- compared in a filter, on both backends.
 local helper = require("spec.helper")

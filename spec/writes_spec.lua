@@ -1,4 +1,4 @@
--- Writes that touch exactly the rows they name: API.md "Query sets"
+-- Writes that touch exactly the rows they name: reference.md "Query sets"
 -- (update / delete / first / get of limited sets), "Records" (find, save),
 -- "Deleting and cascades" (dry_run) and the auto_now rules of "Writes done
 -- right".

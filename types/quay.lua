@@ -271,7 +271,7 @@ function Db:drop_tables() end
 ---@return table<string, quay.DescribeModel>
 function Db:describe() end
 
----A step of a migration (API.md "Schema evolution").
+---A step of a migration (reference.md "Schema evolution").
 ---@class quay.Step
 ---@field op "create_table"|"drop_table"|"rename_table"|"add_column"|"drop_column"|"rename_column"|"alter_column"|"create_index"|"drop_index"|"add_constraint"|"drop_constraint"
 ---@field model? string the model whose table changes

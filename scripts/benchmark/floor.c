@@ -748,8 +748,8 @@ static void w6(Ctx *c, int bBatch) {
 /*
 ** W7: every user with the count, views sum and latest date of their posts
 ** and the count of the comments on them: one hand-written statement, in
-** one of two forms (both measured: MEASURED.md found them equal in the
-** sqlite3 shell):
+** one of two forms (measured equal in the sqlite3 shell, docs/ENGINE.md
+** "Measured facts"; scripts/bench W7 later found the grouped one faster):
 **   grouped     the posts' and the comments' aggregates as two grouped
 **               subqueries, LEFT JOINed to the users by author key;
 **   correlated  one correlated scalar subquery per value.
