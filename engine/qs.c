@@ -1286,17 +1286,29 @@ int quay_qs_values(quay_qs *pQs, const char *const *azName,
   return QUAY_OK;
 }
 
-int quay_qs_distinct(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
-  quay_qs *q = qs_push(pQs, QS_DISTINCT);
+/* A node of kind eOp with no payload on top of pQs (distinct, strict,
+** using("primary")). */
+static int qs_push_flag(quay_qs *pQs, int eOp, quay_qs **ppOut,
+                        quay_err *pErr) {
+  quay_qs *q = qs_push(pQs, eOp);
   *ppOut = q;
   return q ? QUAY_OK : quay__oom(pErr);
 }
 
-int quay_qs_is_values(const quay_qs *q) {
+/* The nearest node of kind eOp in q's chain, or NULL. */
+static const quay_qs *qs_find(const quay_qs *q, int eOp) {
   for (; q; q = q->pParent) {
-    if (q->eOp == QS_VALUES) return 1;
+    if (q->eOp == eOp) return q;
   }
-  return 0;
+  return NULL;
+}
+
+int quay_qs_distinct(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
+  return qs_push_flag(pQs, QS_DISTINCT, ppOut, pErr);
+}
+
+int quay_qs_is_values(const quay_qs *q) {
+  return qs_find(q, QS_VALUES) != NULL;
 }
 
 int quay_qs_with_deleted(quay_qs *pQs, int eMode, quay_qs **ppOut,
@@ -1320,29 +1332,19 @@ int quay_qs_with_deleted(quay_qs *pQs, int eMode, quay_qs **ppOut,
 }
 
 int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
-  quay_qs *q = qs_push(pQs, QS_STRICT);
-  *ppOut = q;
-  return q ? QUAY_OK : quay__oom(pErr);
+  return qs_push_flag(pQs, QS_STRICT, ppOut, pErr);
 }
 
 int quay_qs_is_strict(const quay_qs *q) {
-  for (; q; q = q->pParent) {
-    if (q->eOp == QS_STRICT) return 1;
-  }
-  return 0;
+  return qs_find(q, QS_STRICT) != NULL;
 }
 
 int quay_qs_using_primary(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
-  quay_qs *q = qs_push(pQs, QS_PRIMARY);
-  *ppOut = q;
-  return q ? QUAY_OK : quay__oom(pErr);
+  return qs_push_flag(pQs, QS_PRIMARY, ppOut, pErr);
 }
 
 int quay_qs_is_primary(const quay_qs *q) {
-  for (; q; q = q->pParent) {
-    if (q->eOp == QS_PRIMARY) return 1;
-  }
-  return 0;
+  return qs_find(q, QS_PRIMARY) != NULL;
 }
 
 int quay_qs_for_update(quay_qs *pQs, unsigned mFlags, quay_qs **ppOut,
@@ -1365,10 +1367,8 @@ int quay_qs_for_update(quay_qs *pQs, unsigned mFlags, quay_qs **ppOut,
 }
 
 int quay__qs_lock(const quay_qs *q) {
-  for (; q; q = q->pParent) {
-    if (q->eOp == QS_LOCK) return (int)q->n;
-  }
-  return -1;
+  q = qs_find(q, QS_LOCK);
+  return q ? (int)q->n : -1;
 }
 
 int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,

@@ -505,31 +505,34 @@ int quay_model_set_renamed_from(quay_model *m, const char *zOld,
   return QUAY_OK;
 }
 
-int quay_model_add_unique(quay_model *m, const char *const *az, int n,
-                          quay_err *pErr) {
+/*
+** Append a copy of the name list az[0..n) to the lists *paa / *pan (count
+** *pn): unique_together and indexes.  zWhat names the option.
+*/
+static int add_name_list(quay_model *m, char ****paa, int **pan, int *pn,
+                         const char *const *az, int n, const char *zWhat,
+                         quay_err *pErr) {
   char **azCopy;
-  int i;
   char ***aa;
-  int *an;
+  int *an, i;
   if (n < 1) {
-    return quay__err(pErr, QUAY_EDECLARATION,
-                     "model %s: unique_together entries need at least one "
-                     "field name", m->zName);
+    return quay__err(pErr, QUAY_EDECLARATION, "model %s: %s entries need at "
+                     "least one field name", m->zName, zWhat);
   }
   azCopy = quay__calloc(sizeof(char *) * (size_t)n);
   if (azCopy == NULL) return quay__oom(pErr);
   for (i = 0; i < n; i++) {
     if ((azCopy[i] = quay__strdup(az[i])) == NULL) goto oom;
   }
-  aa = quay__realloc(m->aaUnique, sizeof(char **) * (size_t)(m->nUnique + 1));
+  aa = quay__realloc(*paa, sizeof(char **) * (size_t)(*pn + 1));
   if (aa == NULL) goto oom;
-  m->aaUnique = aa;
-  an = quay__realloc(m->anUnique, sizeof(int) * (size_t)(m->nUnique + 1));
+  *paa = aa;
+  an = quay__realloc(*pan, sizeof(int) * (size_t)(*pn + 1));
   if (an == NULL) goto oom;
-  m->anUnique = an;
-  m->aaUnique[m->nUnique] = azCopy;
-  m->anUnique[m->nUnique] = n;
-  m->nUnique++;
+  *pan = an;
+  aa[*pn] = azCopy;
+  an[*pn] = n;
+  (*pn)++;
   m->pDb->resolved = 0;
   return QUAY_OK;
 oom:
@@ -538,36 +541,16 @@ oom:
   return quay__oom(pErr);
 }
 
+int quay_model_add_unique(quay_model *m, const char *const *az, int n,
+                          quay_err *pErr) {
+  return add_name_list(m, &m->aaUnique, &m->anUnique, &m->nUnique, az, n,
+                       "unique_together", pErr);
+}
+
 int quay_model_add_index(quay_model *m, const char *const *az, int n,
                          quay_err *pErr) {
-  char **azCopy;
-  char ***aa;
-  int *an, i;
-  if (n < 1) {
-    return quay__err(pErr, QUAY_EDECLARATION,
-                     "model %s: indexes entries need at least one field "
-                     "name", m->zName);
-  }
-  azCopy = quay__calloc(sizeof(char *) * (size_t)n);
-  if (azCopy == NULL) return quay__oom(pErr);
-  for (i = 0; i < n; i++) {
-    if ((azCopy[i] = quay__strdup(az[i])) == NULL) goto oom;
-  }
-  aa = quay__realloc(m->aaIndex, sizeof(char **) * (size_t)(m->nIndex + 1));
-  if (aa == NULL) goto oom;
-  m->aaIndex = aa;
-  an = quay__realloc(m->anIndex, sizeof(int) * (size_t)(m->nIndex + 1));
-  if (an == NULL) goto oom;
-  m->anIndex = an;
-  m->aaIndex[m->nIndex] = azCopy;
-  m->anIndex[m->nIndex] = n;
-  m->nIndex++;
-  m->pDb->resolved = 0;
-  return QUAY_OK;
-oom:
-  for (i = 0; i < n; i++) quay__free(azCopy[i]);
-  quay__free(azCopy);
-  return quay__oom(pErr);
+  return add_name_list(m, &m->aaIndex, &m->anIndex, &m->nIndex, az, n,
+                       "indexes", pErr);
 }
 
 int quay_model_index_count(const quay_model *m, int bUnique) {
