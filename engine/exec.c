@@ -1194,15 +1194,10 @@ int quay__db_read(quay_db *pDb, int *piSrv, const char *zSql,
   return rc;
 }
 
-int quay__db_read_scalar(quay_db *pDb, int *piSrv, const char *zSql,
-                         const quay_value *aParam, int nParam, int64_t *pOut,
-                         quay_err *pErr) {
-  quay_cursor *c;
-  int rc = quay__db_read(pDb, piSrv, zSql, aParam, nParam, NULL, 0, 0, &c,
-                         pErr);
-  *pOut = 0;
-  if (rc) return rc;
-  rc = quay_cursor_step(c, pErr);
+/* The integer in the first column of c's first row (0 when none); closes
+** c. */
+static int cursor_scalar(quay_cursor *c, int64_t *pOut, quay_err *pErr) {
+  int rc = quay_cursor_step(c, pErr);
   if (rc == QUAY_ROW) {
     quay_value v;
     quay_cursor_value(c, 0, &v);
@@ -1215,6 +1210,16 @@ int quay__db_read_scalar(quay_db *pDb, int *piSrv, const char *zSql,
   }
   quay_cursor_close(c);
   return rc;
+}
+
+int quay__db_read_scalar(quay_db *pDb, int *piSrv, const char *zSql,
+                         const quay_value *aParam, int nParam, int64_t *pOut,
+                         quay_err *pErr) {
+  quay_cursor *c;
+  int rc = quay__db_read(pDb, piSrv, zSql, aParam, nParam, NULL, 0, 0, &c,
+                         pErr);
+  *pOut = 0;
+  return rc ? rc : cursor_scalar(c, pOut, pErr);
 }
 /* }================================================================== */
 
@@ -1370,20 +1375,7 @@ int quay__db_scalar(quay_db *pDb, const char *zSql, const quay_value *aParam,
   quay_cursor *c;
   int rc = quay__db_run(pDb, zSql, aParam, nParam, NULL, 0, 0, &c, NULL, pErr);
   *pOut = 0;
-  if (rc) return rc;
-  rc = quay_cursor_step(c, pErr);
-  if (rc == QUAY_ROW) {
-    quay_value v;
-    quay_cursor_value(c, 0, &v);
-    if (v.type == QUAY_INT) *pOut = v.u.i;
-    else if (v.type == QUAY_REAL) *pOut = (int64_t)v.u.r;
-    else if (v.type == QUAY_BOOL) *pOut = v.u.b;
-    rc = QUAY_OK;
-  } else if (rc == QUAY_DONE) {
-    rc = QUAY_OK;
-  }
-  quay_cursor_close(c);
-  return rc;
+  return rc ? rc : cursor_scalar(c, pOut, pErr);
 }
 /* }================================================================== */
 
