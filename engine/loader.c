@@ -409,8 +409,7 @@ static void emit_order_term(Build *b, Scope *sc, Expr *e, int bNamed) {
   } else {
     quay__emit_expr_row(b, sc, e);
   }
-  quay__str_cat(&b->sql, e->bDesc ? " DESC" : " ASC");
-  quay__str_cat(&b->sql, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+  quay__emit_order_dir(b, e, e->bDesc);
 }
 
 /* The ORDER BY list of a step: its terms, then the primary key. */

@@ -763,8 +763,8 @@ struct Dialect {
   const char *azTruncDate[4][2];  /* azTrunc for a date (a date again) */
   const char *zNullSafeEq;  /* null-safe "equal" operator */
   const char *zNullSafeNe;  /* null-safe "not equal" operator */
-  const char *zAscNulls;    /* appended to ASC terms */
-  const char *zDescNulls;   /* appended to DESC terms */
+  const char *zAscNulls;    /* appended to ASC terms that may be NULL */
+  const char *zDescNulls;   /* appended to DESC terms that may be NULL */
   const char *zOffsetNoLimit; /* LIMIT clause used with OFFSET alone */
   const char *zBeginWrite;  /* BEGIN for engine-run write transactions */
   const char *zBegin;       /* BEGIN for db:transaction */
@@ -1238,6 +1238,20 @@ QUAY_INTERNAL void quay__emit_chain(Build *b, const Hop *aHop, int nHop,
 /* soft_delete: "zPre<alias>.deleted_at IS NULL" when m soft-deletes. */
 QUAY_INTERNAL void quay__soft_term(Build *b, const quay_model *m,
                                    const char *zAlias, const char *zPre);
+/*
+** Non-0 when the bound expression e can never be NULL: a NOT NULL column of
+** the row itself or reached through to-one hops that always find a row
+** (forward belongs_to / one_to_one with a NOT NULL key, no soft delete; a
+** LEFT JOINed row may be missing), a non-NULL constant, COUNT, EXISTS, an
+** aggregate with a non-NULL default, and + - * of such.
+*/
+QUAY_INTERNAL int quay__expr_notnull(const Expr *e);
+/*
+** " ASC" / " DESC" of an ORDER BY term e, then the dialect's NULL
+** placement (zAscNulls / zDescNulls: SQLite's order, NULLs lowest), left
+** out when e cannot be NULL so that PostgreSQL may use an index's order.
+*/
+QUAY_INTERNAL void quay__emit_order_dir(Build *b, const Expr *e, int bDesc);
 /* An aggregate of the rows along e's path, correlated to the scope's
 ** row, or (xOwners) to every owner key the subquery xOwners writes. */
 QUAY_INTERNAL void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,

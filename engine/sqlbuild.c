@@ -1279,6 +1279,62 @@ static void emit_col(Build *b, ExprCtx *x, const PathRes *p) {
   col(b, z, f->zCol);
 }
 
+/*
+** Non-0 when the row a to-one hop reaches always exists: a forward
+** belongs_to / one_to_one whose key column is NOT NULL (the foreign key
+** constraint then names an existing row) and whose target does not soft-
+** delete (a hidden row LEFT JOINs as NULLs).
+*/
+static int hop_always(const Hop *h) {
+  Rel *fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
+  return !h->toMany && h->zVia == NULL && !h->fromNullable &&
+         h->pRel->eKind != QUAY_R_REVERSE &&
+         (fwd->eKind == QUAY_R_BELONGS_TO || fwd->eKind == QUAY_R_ONE_TO_ONE) &&
+         h->pTo->pDeletedAt == NULL;
+}
+
+int quay__expr_notnull(const Expr *e) {
+  int i, k, n;
+  const Field *f;
+  for (i = 0; e && i < 256; i++) {
+    switch (e->eOp) {
+      case EX_COL:
+      case EX_TRUNC:
+        n = e->path.nHop - col_shortcut(&e->path);
+        for (k = 0; k < n; k++) {
+          if (!hop_always(&e->path.aHop[k])) return 0;
+        }
+        f = col_shortcut(&e->path) ? e->path.aHop[e->path.nHop - 1].pFromKey
+                                   : e->path.pField;
+        return f && !(f->mFlags & QUAY_F_NULL);
+      case EX_VALUE:
+        return e->val.type != QUAY_NULL;
+      case EX_REF:
+        e = e->pRef ? e->pRef->pExpr : NULL;
+        continue;
+      case EX_AGG:
+        /* COUNT and EXISTS are never NULL; the others are NULL over no
+        ** rows unless they have a default. */
+        return e->eFunc == QUAY_AGG_COUNT || e->eFunc == QUAY_AGG_EXISTS ||
+               (e->bDefault && e->dflt.type != QUAY_NULL);
+      case EX_ADD: case EX_SUB: case EX_MUL:
+        if (!quay__expr_notnull(e->pA)) return 0;
+        e = e->pB;
+        continue;
+      default:
+        return 0;                       /* EX_DIV: x / 0 is NULL (SQLite) */
+    }
+  }
+  return 0;
+}
+
+void quay__emit_order_dir(Build *b, const Expr *e, int bDesc) {
+  cat(b, bDesc ? " DESC" : " ASC");
+  if (!quay__expr_notnull(e)) {
+    cat(b, bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+  }
+}
+
 static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
                          void (*xOwners)(Build *, void *), void *pOwners);
 

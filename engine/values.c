@@ -162,8 +162,7 @@ static void emit_row_order(Build *b, Scope *sc, QsView *v,
   for (i = 0; i < n; i++) {
     Expr *e = v->pOrder->apOrder[i];
     quay__emit_expr_row(b, sc, e);
-    cat(b, e->bDesc ? " DESC" : " ASC");
-    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    quay__emit_order_dir(b, e, e->bDesc);
     cat(b, ", ");
   }
   quay__str_col(&b->sql, zAlias,
@@ -599,8 +598,7 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
     } else {
       quay__emit_expr_row(b, sc, e);
     }
-    cat(b, e->bDesc ? " DESC" : " ASC");
-    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    quay__emit_order_dir(b, e, e->bDesc);
     if (i + 1 < nOrder || !v->distinct) cat(b, ", ");
   }
   if (!v->distinct) {
@@ -673,15 +671,14 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   for (i = 0; i < nOrder; i++) {
     Expr *e = v->pOrder->apOrder[i];
     emit_outer_expr(b, vp, e);
-    cat(b, e->bDesc ? " DESC" : " ASC");
-    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    quay__emit_order_dir(b, e, e->bDesc);
     cat(b, ", ");
   }
   /* Groups in the order of their columns, for a stable answer. */
   for (i = 0; i < vp->nCol; i++) {
     if (i) cat(b, ", ");
     qcol(vp, "g", i);
-    cat(b, b->pDia->zAscNulls);
+    if (!quay__expr_notnull(vp->apCol[i]->pExpr)) cat(b, b->pDia->zAscNulls);
   }
   if (vp->nCol == 0) cat(b, "1");
   emit_limit(b, v);
