@@ -1718,29 +1718,30 @@ done:
 ** grouped form one pass over the related rows (and PostgreSQL no longer
 ** JIT-compiles per-row subplans).  `scripts/bench --only AGG`
 ** (scripts/benchmark/aggforms.lua: W7's four aggregates over 10k users,
-** each shape written both ways, both backends) measured the rule:
+** each shape written both ways; seconds, PostgreSQL / SQLite) measured
+** the rule:
 **
-**   - no filter, owner or limit: grouped over every owner (W7: 1.8 s
-**     correlated, 0.46 s grouped on PostgreSQL; a restriction by
+**   - no filter, owner or limit: grouped over every owner (W7: 1.40 /
+**     0.70 correlated, 0.32 / 0.52 grouped; a restriction by
 **     "IN (SELECT id FROM users)" would only cost);
 **   - filters (other than on aggregates), an owner (a related set), or a
 **     limit and offset that the keys' subquery can repeat: grouped over
 **     the keys of the set's rows (filter { id = 5 } and limit(20) then
-**     cost what the correlated form costs, under 2 ms, where an
-**     unrestricted grouped pass costs 0.2-0.8 s);
+**     cost what the correlated form costs, under 0.01, where a grouped
+**     pass over every owner costs 0.26-0.45);
 **   - a limit after an order on an aggregate: the sort reads that value of
 **     every row, so the order's (and the filters') aggregates are grouped
 **     over every owner (keys restricted by the filters only) and the
 **     others stay correlated, which SQLite computes for the returned rows
-**     only (PostgreSQL: 1.4 s correlated, 0.27 s so; SQLite 0.3-0.4 s
-**     either way, 0.6-1 s all grouped);
+**     only (1.19 / 0.17 correlated, 0.23 / 0.20 so, 0.33 / 0.41 all
+**     grouped);
 **   - a limit after a filter on an aggregate, or a limit of a distinct
-**     values set: correlated, the scan stops at the limit (3 ms against
-**     0.2-0.8 s);
+**     values set: correlated, the scan stops at the limit (0.002 / 0.0004
+**     against 0.21 / 0.39);
 **   - batched prefetch steps (owners are a key array) and the keys of
 **     writes: correlated (the callers pass QUAY_AGGS_CORRELATED; a step
-**     of 1,000 owners took 0.08 s correlated, 0.15 s grouped and
-**     restricted on PostgreSQL, the same on SQLite);
+**     of 1,000 owners: 0.11 / 0.057 correlated, 0.13 / 0.051 grouped and
+**     restricted);
 **   - per aggregate: correlated when its path starts at a pivot row, or
 **     its filter refers to the annotated row (a leaf off the aggregate's
 **     path, quay.F, an annotation, where_has).
@@ -2012,7 +2013,9 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
   if (pFilter && zLast) {
     ExprCtx *x2 = quay__arena_alloc(b->pArena, sizeof(*x2));
     s2 = scope_alloc(b, pLast, s->zAlias, s->zPivot);
-    if (x2 && s2) {
+    if (x2 == NULL || s2 == NULL) {
+      s2 = NULL;                        /* the arena is marked failed */
+    } else {
       x2->pScope = s2;
       x2->zBase = s->zAlias;
       x2->zPivot = s->zPivot;
@@ -2022,14 +2025,13 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
         scope_prepare(b, s2, s2->apRoot[0]);
         scope_emit_joins(b, s2);
       } else {
-        s2 = NULL;
+        s2 = NULL;                      /* b->rc or the arena says why */
       }
     }
-    if (s2 == NULL) b->pArena->oom = 1;
   }
   chain = b->sql;
   b->sql = save;
-  if (chain.oom || zLink == NULL || zLast == NULL ||
+  if (chain.oom || zLink == NULL || zLast == NULL || (pFilter && !s2) ||
       (g->bWrap && (zD = quay__alias(b)) == NULL)) {
     quay__str_free(&chain);
     quay__str_free(&soft);
