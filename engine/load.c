@@ -433,7 +433,7 @@ static int sort_groups(StepRun *r, int nG, quay_err *pErr) {
     int n = r->aStart[i + 1] - r->aStart[i];
     int *a = r->aChild + r->aStart[i];
     for (j = 1; j < n && r->aRecKey[a[j - 1]] <= r->aRecKey[a[j]]; j++) {}
-    if (j == n) continue;
+    if (j >= n) continue;               /* in order (or empty) */
     if (n > nCK) {
       ChildKey *aNew = quay__realloc(aCK, sizeof(ChildKey) * (size_t)n);
       if (aNew == NULL) {
