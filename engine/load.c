@@ -13,15 +13,24 @@
 **   - asks the sink for each new record (xRecord), then hangs JOINed
 **     records on their parents (xAttachOne) and annotations on the row's
 **     record (xExtra);
-**   - copies, for every batched step whose owners live in that slot, the
-**     owner key out of the row it already has (no second pass over the
-**     records, no reading back from the binding's objects);
+**   - adds, for every batched step whose owners live in that slot, the
+**     owner key out of the row it already has to the step's key set (no
+**     second pass over the records, no reading back from the binding's
+**     objects); per owner only its group (the key's dense index) is kept;
 **   - for a batched step, files the child under its owner's group by one
 **     key-set probe on the group column.
 ** After a batched step's rows, each owner gets its children in query
-** order (a stable counting sort of the (group, child) pairs): one
-** xAttachMany (to-many) or xAttachOne (to-one) per owner, "none" and empty
-** sets included, so a loaded relation is never fetched again.
+** order (a stable counting sort of the (group, child) pairs; a step
+** ordered by its integer key only, PlanStep.bSortKey, sorts each group by
+** the children's keys): one xAttachMany (to-many) or xAttachOne (to-one)
+** per owner, "none" and empty sets included, so a loaded relation is
+** never fetched again.
+**
+** Memory: the prefetch levels of a large load build the binding's objects
+** while these arrays exist, so each goes as soon as it has served: the key
+** array parameter once the statement is open, the owner key set once the
+** step's rows are read, the pairs before the first attach, the rest after
+** the last (scripts/bench W2's peak memory).
 **
 ** Sibling steps whose owners are complete (with("author", "tags",
 ** "comments")) are opened together: one round trip on PostgreSQL.
@@ -44,12 +53,17 @@
 #define LOAD_MAX_BATCH 16
 
 typedef struct StepRun {
-  quay_keyset *pOwnKs;      /* distinct owner keys; dense index = group */
-  quay_value *aOwnKey;      /* per owner record: its key (text in arena) */
-  int nOwnKey, nOwnKeyAlloc;
+  quay_keyset *pOwnKs;      /* distinct owner keys; dense index = group;
+                            ** released once the step's rows are read */
+  int *aOwnG;               /* per owner record: its group (-1: no key) */
+  int nOwn, nOwnAlloc;
+  int nGroup;               /* groups (distinct keys) of the owners */
   int *aPair;               /* (group, child record) pairs, in row order */
   int nPair, nPairAlloc;
-  int64_t *aPairKey;        /* bSortKey steps: each pair's child key */
+  int64_t *aRecKey;         /* bSortKey steps: per child record, its key */
+  int nRecKeyAlloc;
+  int *aStart;              /* attach: group g's children are aChild */
+  int *aChild;              /* [aStart[g], aStart[g + 1]) */
   quay_cursor *pCur;        /* open query of the step */
 } StepRun;
 
@@ -61,13 +75,32 @@ struct quay_load {
   int bPrimed;              /* owners supplied (lazy): keep call state */
   int iSrv;                 /* the server its reads go to (QUAY_SRV_*,
                             ** then the one that answered, exec.c) */
-  Arena arena;              /* per call: text keys, parameters */
+  Arena arena;              /* per call: small scratch arrays */
   int *anRec;               /* per slot: records made in this call */
   quay_keyset **apDedupe;   /* per slot: keys of its records, or NULL */
   StepRun *aRun;            /* per step (index 0: the main query) */
   int *aNextUser;           /* per step: next step with the same owners */
   int *aFirstUser;          /* per slot: first step owned by it, or -1 */
 };
+
+/* Free a step run's owner and pair arrays (the cursor is the caller's). */
+static void step_release(StepRun *r) {
+  quay_keyset_free(r->pOwnKs);
+  r->pOwnKs = NULL;
+  quay__free(r->aOwnG);
+  r->aOwnG = NULL;
+  r->nOwn = r->nOwnAlloc = 0;
+  quay__free(r->aPair);
+  r->aPair = NULL;
+  r->nPair = r->nPairAlloc = 0;
+  quay__free(r->aRecKey);
+  r->aRecKey = NULL;
+  r->nRecKeyAlloc = 0;
+  quay__free(r->aStart);
+  r->aStart = NULL;
+  quay__free(r->aChild);
+  r->aChild = NULL;
+}
 
 /* Release everything of one call; the load is ready for the next. */
 static void load_reset(quay_load *L) {
@@ -86,10 +119,7 @@ static void load_reset(quay_load *L) {
     quay_cursor *c = r->pCur;
     r->pCur = NULL;
     quay_cursor_close(c);
-    quay_keyset_free(r->pOwnKs);
-    quay__free(r->aOwnKey);
-    quay__free(r->aPair);
-    quay__free(r->aPairKey);
+    step_release(r);
     memset(r, 0, sizeof(*r));
   }
   quay__arena_free(&L->arena);
@@ -176,22 +206,27 @@ int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
   return QUAY_OK;
 }
 
-/* Append an owner key to step run r (text copied into the load's arena). */
-static int push_owner_key(quay_load *L, StepRun *r, const quay_value *pV,
-                          quay_err *pErr) {
-  quay_value v = *pV;
-  if (r->nOwnKey == r->nOwnKeyAlloc) {
-    int nNew = r->nOwnKeyAlloc ? r->nOwnKeyAlloc * 2 : 64;
-    quay_value *a = quay__realloc(r->aOwnKey, sizeof(*a) * (size_t)nNew);
+/*
+** Add an owner record's key to step run r: its group (the key's dense
+** index in the step's key set, which copies text keys) is all that is
+** kept per owner.
+*/
+static int push_owner_key(StepRun *r, const quay_value *pV, quay_err *pErr) {
+  int g, rc;
+  if (r->pOwnKs == NULL) {
+    rc = quay_keyset_new(&r->pOwnKs, pErr);
+    if (rc) return rc;
+  }
+  if (r->nOwn == r->nOwnAlloc) {
+    int nNew = r->nOwnAlloc ? r->nOwnAlloc * 2 : 64;
+    int *a = quay__realloc(r->aOwnG, sizeof(int) * (size_t)nNew);
     if (a == NULL) return quay__oom(pErr);
-    r->aOwnKey = a;
-    r->nOwnKeyAlloc = nNew;
+    r->aOwnG = a;
+    r->nOwnAlloc = nNew;
   }
-  if (QUAY_VALUE_HAS_BYTES(v.type)) {
-    v.u.z = quay__arena_strdup(&L->arena, v.u.z ? v.u.z : "", v.n);
-    if (v.u.z == NULL) return quay__oom(pErr);
-  }
-  r->aOwnKey[r->nOwnKey++] = v;
+  rc = quay_keyset_add(r->pOwnKs, pV, &g, pErr);
+  if (rc) return rc;
+  r->aOwnG[r->nOwn++] = g;
   return QUAY_OK;
 }
 
@@ -215,7 +250,7 @@ int quay_load_owners(quay_load *L, const quay_value *aKey, int nOwner,
   L->anRec[0] = nOwner;
   for (s = L->aFirstUser[0]; s > 0; s = L->aNextUser[s]) {
     for (i = 0; i < nOwner; i++) {
-      rc = push_owner_key(L, &L->aRun[s], &aKey[i], pErr);
+      rc = push_owner_key(&L->aRun[s], &aKey[i], pErr);
       if (rc) return rc;
     }
   }
@@ -232,7 +267,7 @@ static int collect_owner_keys(quay_load *L, int iSlot, quay_cursor *pCur,
     quay_value v;
     quay_cursor_value(pCur, iFirstCol + L->pPlan->aStep[s].pOwnerKey->iField,
                       &v);
-    rc = push_owner_key(L, &L->aRun[s], &v, pErr);
+    rc = push_owner_key(&L->aRun[s], &v, pErr);
     if (rc) return rc;
   }
   return QUAY_OK;
@@ -344,27 +379,30 @@ static int read_rows(quay_load *L, int iStep, quay_cursor *pCur, int nMax,
     }
     if (iStep > 0) {
       int g;
+      if (s->bSortKey && aNew[0]) {
+        /* The engine orders each owner's children by this key. */
+        int iRec = aIdx[0];
+        if (iRec >= r->nRecKeyAlloc) {
+          int nNew = r->nRecKeyAlloc ? r->nRecKeyAlloc * 2 : 256;
+          int64_t *aK;
+          while (nNew <= iRec) nNew *= 2;
+          aK = quay__realloc(r->aRecKey, sizeof(int64_t) * (size_t)nNew);
+          if (aK == NULL) return quay__oom(pErr);
+          r->aRecKey = aK;
+          r->nRecKeyAlloc = nNew;
+        }
+        quay_cursor_value(pCur, s->aNode[0].iKeyCol, &v);
+        r->aRecKey[iRec] = v.type == QUAY_INT ? v.u.i : 0;
+      }
       quay_cursor_value(pCur, s->iGroupCol, &v);
-      g = quay_keyset_find(r->pOwnKs, &v);
+      g = r->pOwnKs ? quay_keyset_find(r->pOwnKs, &v) : -1;
       if (g >= 0) {
         if (r->nPair + 2 > r->nPairAlloc) {
           int nNew = r->nPairAlloc ? r->nPairAlloc * 2 : 256;
-          int *a;
-          if (s->bSortKey) {
-            /* one key per pair: nNew / 2 of them */
-            int64_t *aK = quay__realloc(r->aPairKey,
-                                        sizeof(int64_t) * (size_t)(nNew / 2));
-            if (aK == NULL) return quay__oom(pErr);
-            r->aPairKey = aK;
-          }
-          a = quay__realloc(r->aPair, sizeof(int) * (size_t)nNew);
+          int *a = quay__realloc(r->aPair, sizeof(int) * (size_t)nNew);
           if (a == NULL) return quay__oom(pErr);
           r->aPair = a;
           r->nPairAlloc = nNew;
-        }
-        if (s->bSortKey) {
-          quay_cursor_value(pCur, s->aNode[0].iKeyCol, &v);
-          r->aPairKey[r->nPair / 2] = v.type == QUAY_INT ? v.u.i : 0;
         }
         r->aPair[r->nPair++] = g;
         r->aPair[r->nPair++] = aIdx[0];
@@ -386,54 +424,81 @@ static int child_key_cmp(const void *pA, const void *pB) {
 }
 
 /*
-** Give every owner of step iStep its children, in query order: a stable
-** counting sort of the (group, child) pairs, then one attach per owner.
+** Order each group's children (aChild[aStart[g] .. aStart[g + 1])) by
+** their records' keys, a group that is in order already untouched.  The
+** scratch array holds the largest group out of order, not every pair.
 */
-static int attach_step(quay_load *L, int iStep, const int *aG,
-                       const quay_sink *pSink, void *pCtx, quay_err *pErr) {
+static int sort_groups(StepRun *r, int nG, quay_err *pErr) {
+  ChildKey *aCK = NULL;
+  int i, j, nCK = 0;
+  for (i = 0; i < nG; i++) {
+    int n = r->aStart[i + 1] - r->aStart[i];
+    int *a = r->aChild + r->aStart[i];
+    for (j = 1; j < n && r->aRecKey[a[j - 1]] <= r->aRecKey[a[j]]; j++) {}
+    if (j >= n) continue;               /* in order (or empty) */
+    if (n > nCK) {
+      ChildKey *aNew = quay__realloc(aCK, sizeof(ChildKey) * (size_t)n);
+      if (aNew == NULL) {
+        quay__free(aCK);
+        return quay__oom(pErr);
+      }
+      aCK = aNew;
+      nCK = n;
+    }
+    for (j = 0; j < n; j++) {
+      aCK[j].key = r->aRecKey[a[j]];
+      aCK[j].idx = a[j];
+    }
+    qsort(aCK, (size_t)n, sizeof(ChildKey), child_key_cmp);
+    for (j = 0; j < n; j++) a[j] = aCK[j].idx;
+  }
+  quay__free(aCK);
+  return QUAY_OK;
+}
+
+/*
+** Give every owner of step iStep its children, in query order (bSortKey:
+** in key order): a stable counting sort of the (group, child) pairs, then
+** one attach per owner.  The pairs and the child keys are released before
+** the first attach, the rest right after the last, so that the sink's
+** growing objects can reuse the memory.
+*/
+static int attach_step(quay_load *L, int iStep, const quay_sink *pSink,
+                       void *pCtx, quay_err *pErr) {
   quay_plan *p = L->pPlan;
   PlanStep *s = &p->aStep[iStep];
   StepRun *r = &L->aRun[iStep];
-  int nG = r->pOwnKs ? quay_keyset_count(r->pOwnKs) : 0;
-  int nOwner = r->nOwnKey, i, nChild = r->nPair / 2;
+  int nG = r->nGroup;
+  int nOwner = r->nOwn, i, nChild = r->nPair / 2, rc;
   int *aStart, *aChild;
   quay_attach at;
-  aStart = quay__arena_alloc(&L->arena, sizeof(int) * (size_t)(nG + 2));
-  aChild = quay__arena_alloc(&L->arena, sizeof(int) * (size_t)(nChild + 1));
-  if (aStart == NULL || aChild == NULL) return quay__oom(pErr);
-  memset(aStart, 0, sizeof(int) * (size_t)(nG + 2));
+  r->aStart = quay__calloc(sizeof(int) * (size_t)(nG + 2));
+  r->aChild = quay__malloc(sizeof(int) * (size_t)(nChild + 1));
+  if (r->aStart == NULL || r->aChild == NULL) return quay__oom(pErr);
+  aStart = r->aStart;
+  aChild = r->aChild;
   for (i = 0; i < nChild; i++) aStart[r->aPair[2 * i] + 2]++;
   for (i = 2; i < nG + 2; i++) aStart[i] += aStart[i - 1];
-  if (s->bSortKey && nChild > 0) {
-    /* Each owner's children by key (stable counting sort by group, then
-    ** a sort of each group that is not in order already). */
-    ChildKey *aCK = quay__arena_alloc(&L->arena,
-                                      sizeof(ChildKey) * (size_t)nChild);
-    if (aCK == NULL) return quay__oom(pErr);
-    for (i = 0; i < nChild; i++) {
-      ChildKey *c = &aCK[aStart[r->aPair[2 * i] + 1]++];
-      c->key = r->aPairKey[i];
-      c->idx = r->aPair[2 * i + 1];
-    }
-    for (i = 0; i < nG; i++) {
-      int j, n = aStart[i + 1] - aStart[i];
-      ChildKey *a = aCK + aStart[i];
-      for (j = 1; j < n && a[j - 1].key <= a[j].key; j++) {}
-      if (j < n) qsort(a, (size_t)n, sizeof(ChildKey), child_key_cmp);
-    }
-    for (i = 0; i < nChild; i++) aChild[i] = aCK[i].idx;
-  } else {
-    for (i = 0; i < nChild; i++) {
-      aChild[aStart[r->aPair[2 * i] + 1]++] = r->aPair[2 * i + 1];
-    }
+  for (i = 0; i < nChild; i++) {
+    aChild[aStart[r->aPair[2 * i] + 1]++] = r->aPair[2 * i + 1];
   }
   /* aStart[g] .. aStart[g + 1] now bound group g. */
+  quay__free(r->aPair);
+  r->aPair = NULL;
+  r->nPair = r->nPairAlloc = 0;
+  if (s->bSortKey && nChild > 0) {
+    rc = sort_groups(r, nG, pErr);
+    if (rc) return rc;
+  }
+  quay__free(r->aRecKey);
+  r->aRecKey = NULL;
+  r->nRecKeyAlloc = 0;
   at.iRel = s->isCustom ? -1 : s->pRel->iRel;
   at.zName = s->zAttach;
   at.isCustom = s->isCustom;
   at.isPivot = 0;
   for (i = 0; i < nOwner; i++) {
-    int g = aG[i], n = 0;
+    int g = r->aOwnG[i], n = 0;
     const int *a = aChild;
     if (g >= 0) {
       a = aChild + aStart[g];
@@ -449,12 +514,15 @@ static int attach_step(quay_load *L, int iStep, const int *aG,
       return sink_failed(pErr);
     }
   }
+  step_release(r);
   return QUAY_OK;
 }
 
 /*
-** Run steps iFirst..iFirst+n-1 (their owners are complete): owner key sets,
-** one batched open, then rows and attachments step by step.
+** Run steps iFirst..iFirst+n-1 (their owners are complete): one batched
+** open, then rows and attachments step by step.  The key arrays live in a
+** scratch arena only until the statements are open (the drivers copy
+** parameters), and each step's owner key set goes once its rows are read.
 */
 static int run_batch(quay_load *L, int iFirst, int n, const quay_sink *pSink,
                      void *pCtx, quay_err *pErr) {
@@ -465,31 +533,23 @@ static int run_batch(quay_load *L, int iFirst, int n, const quay_sink *pSink,
   int anParam[LOAD_MAX_BATCH], anHint[LOAD_MAX_BATCH];
   int aiOpen[LOAD_MAX_BATCH];
   quay_cursor *apCur[LOAD_MAX_BATCH];
-  int *aaG[LOAD_MAX_BATCH];
-  int i, k, rc, nOpen = 0;
-  for (k = 0; k < n; k++) {
+  int k, rc = QUAY_OK, nOpen = 0;
+  Arena keys;
+  quay__arena_init(&keys);
+  for (k = 0; k < n && rc == QUAY_OK; k++) {
     int iStep = iFirst + k;
     StepRun *r = &L->aRun[iStep];
     PlanStep *s = &p->aStep[iStep];
     quay_value *aKey, *aParam;
-    int nKey;
-    rc = quay_keyset_new(&r->pOwnKs, pErr);
-    if (rc) return rc;
-    aaG[k] = quay__arena_alloc(&L->arena,
-                               sizeof(int) * (size_t)(r->nOwnKey + 1));
-    if (aaG[k] == NULL) return quay__oom(pErr);
-    for (i = 0; i < r->nOwnKey; i++) {
-      rc = quay_keyset_add(r->pOwnKs, &r->aOwnKey[i], &aaG[k][i], pErr);
-      if (rc) return rc;
-    }
-    nKey = quay_keyset_count(r->pOwnKs);
+    int nKey = r->pOwnKs ? quay_keyset_count(r->pOwnKs) : 0;
+    r->nGroup = nKey;
     if (nKey == 0) continue;            /* no owner has a key: no query */
-    if (quay__keyset_values(r->pOwnKs, &L->arena, &aKey)) {
-      return quay__oom(pErr);
+    if (quay__keyset_values(r->pOwnKs, &keys, &aKey)) {
+      rc = quay__oom(pErr);
+      break;
     }
-    rc = quay__plan_key_param(p, iStep, aKey, nKey, &L->arena, &aParam,
-                              pErr);
-    if (rc) return rc;
+    rc = quay__plan_key_param(p, iStep, aKey, nKey, &keys, &aParam, pErr);
+    if (rc) break;
     azSql[nOpen] = s->zSql;
     aaParam[nOpen] = aParam;
     anParam[nOpen] = s->nParam;
@@ -498,12 +558,15 @@ static int run_batch(quay_load *L, int iFirst, int n, const quay_sink *pSink,
     aiOpen[nOpen] = iStep;
     nOpen++;
   }
-  if (nOpen > 0) {
+  if (rc == QUAY_OK && nOpen > 0) {
     rc = quay__db_run_batch(L->pDb, &L->iSrv, nOpen, azSql, aaParam,
                             anParam, aaHint, anHint, apCur, pErr);
-    if (rc) return rc;
-    for (k = 0; k < nOpen; k++) L->aRun[aiOpen[k]].pCur = apCur[k];
+    if (rc == QUAY_OK) {
+      for (k = 0; k < nOpen; k++) L->aRun[aiOpen[k]].pCur = apCur[k];
+    }
   }
+  quay__arena_free(&keys);
+  if (rc) return rc;
   for (k = 0; k < n; k++) {
     int iStep = iFirst + k, bDone;
     StepRun *r = &L->aRun[iStep];
@@ -516,7 +579,9 @@ static int run_batch(quay_load *L, int iFirst, int n, const quay_sink *pSink,
         quay_cursor_close(c);
       }
     }
-    rc = attach_step(L, iStep, aaG[k], pSink, pCtx, pErr);
+    quay_keyset_free(r->pOwnKs);
+    r->pOwnKs = NULL;
+    rc = attach_step(L, iStep, pSink, pCtx, pErr);
     if (rc) return rc;
   }
   return QUAY_OK;

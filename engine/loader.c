@@ -408,8 +408,7 @@ static void emit_order_term(Build *b, Scope *sc, Expr *e, int bNamed) {
   } else {
     quay__emit_expr_row(b, sc, e);
   }
-  quay__str_cat(&b->sql, e->bDesc ? " DESC" : " ASC");
-  quay__str_cat(&b->sql, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+  quay__emit_order_dir(b, e, e->bDesc);
 }
 
 /* The ORDER BY list of a step: its terms, then the primary key. */
@@ -492,7 +491,8 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
   if (bMain) s->aNode[0].zAlias = quay__alias(&b);
   for (i = 1; i < s->nNode; i++) s->aNode[i].zAlias = quay__alias(&b);
   if (bMain) {
-    sc = quay__scope_from_view(&b, v, s->aNode[0].zAlias);
+    sc = quay__scope_from_view(&b, v, s->aNode[0].zAlias,
+                               QUAY_AGGS_GROUPED);
     zPv = quay__scope_pivot(sc);
   } else {
     step_from(&b, aHop, nHop, &sf);
@@ -619,6 +619,8 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
     }
   }
   quay__str_append(&b.sql, from.z ? from.z : "", from.n);
+  /* The main step's grouped aggregates (parameters: after the FROM's). */
+  quay__scope_agg_joins(&b, sc);
   /* 4. WHERE */
   if (!bMain && !sf.bInside) {
     quay_value ph;
@@ -1019,7 +1021,11 @@ static void select_where(Build *b, QsView *v, const char *zWhat) {
   int nTerm = 0;
   if (zA == NULL) return;
   quay__str_printf(&b->sql, "SELECT %s", zWhat);
-  sc = quay__build_from(b, v, zA);
+  /* Limited: the rows are the first by key, not by the view's order, so
+  ** aggregates (of filters) stay correlated. */
+  sc = quay__build_from(b, v, zA, v->limit >= 0 || v->offset >= 0
+                                      ? QUAY_AGGS_CORRELATED
+                                      : QUAY_AGGS_GROUPED);
   quay__scope_where(b, sc, &nTerm);
   if (v->limit >= 0 || v->offset >= 0) {
     quay_value n;

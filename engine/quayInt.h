@@ -768,8 +768,8 @@ struct Dialect {
   const char *azTruncDate[4][2];  /* azTrunc for a date (a date again) */
   const char *zNullSafeEq;  /* null-safe "equal" operator */
   const char *zNullSafeNe;  /* null-safe "not equal" operator */
-  const char *zAscNulls;    /* appended to ASC terms */
-  const char *zDescNulls;   /* appended to DESC terms */
+  const char *zAscNulls;    /* appended to ASC terms that may be NULL */
+  const char *zDescNulls;   /* appended to DESC terms that may be NULL */
   const char *zOffsetNoLimit; /* LIMIT clause used with OFFSET alone */
   const char *zBeginWrite;  /* BEGIN for engine-run write transactions */
   const char *zBegin;       /* BEGIN for db:transaction */
@@ -1277,9 +1277,31 @@ QUAY_INTERNAL void quay__scope_where(Build *b, Scope *s, int *pnTerm);
 QUAY_INTERNAL const char *quay__scope_pivot(const Scope *s);
 /* Non-0 when a scope joins a custom pivot table (rec.pivot). */
 QUAY_INTERNAL int quay__scope_has_pivot(quay_qs *pScope);
-/* The scope of a view's row zAlias (pivot alias, filters prepared). */
+/*
+** How a scope writes the aggregates over relations of its row (sqlbuild.c
+** "Aggregates of a scope"): each as a correlated subquery, or grouped
+** LEFT JOINs where the rule there allows; the caller then writes them with
+** quay__scope_agg_joins right after its FROM.
+*/
+enum {
+  QUAY_AGGS_CORRELATED = 0, /* correlated subqueries only */
+  QUAY_AGGS_GROUPED,        /* grouped joins; the scope's rows are the
+                            ** view's (its order, limit and offset) */
+  QUAY_AGGS_GROUPED_ALL     /* grouped joins; the view's limit and offset
+                            ** are not of these rows (values groups) */
+};
+/* The scope of a view's row zAlias (pivot alias, filters prepared), its
+** aggregates written as eAggs (QUAY_AGGS_*) says. */
 QUAY_INTERNAL Scope *quay__scope_from_view(Build *b, QsView *v,
-                                           const char *zAlias);
+                                           const char *zAlias, int eAggs);
+/* Register the aggregate e, written as function eFn (a partial of
+** values.c), in s's grouped joins when the scope allows (before FROM). */
+QUAY_INTERNAL void quay__scope_prepare_agg(Build *b, Scope *s, Expr *e,
+                                           int eFn);
+/* " LEFT JOIN (SELECT ... GROUP BY ...) AS g ON ...": s's grouped
+** aggregate joins, with their parameters, after the FROM and its joins
+** and before the WHERE.  Nothing when s has none. */
+QUAY_INTERNAL void quay__scope_agg_joins(Build *b, Scope *s);
 /* Register the to-one joins an expression's columns need (before the
 ** scope's FROM is written). */
 QUAY_INTERNAL void quay__scope_prepare_expr(Build *b, Scope *s, Expr *e);
@@ -1299,6 +1321,20 @@ QUAY_INTERNAL void quay__emit_chain(Build *b, const Hop *aHop, int nHop,
 /* soft_delete: "zPre<alias>.deleted_at IS NULL" when m soft-deletes. */
 QUAY_INTERNAL void quay__soft_term(Build *b, const quay_model *m,
                                    const char *zAlias, const char *zPre);
+/*
+** Non-0 when the bound expression e can never be NULL: a NOT NULL column of
+** the row itself or reached through to-one hops that always find a row
+** (forward belongs_to / one_to_one with a NOT NULL key, no soft delete; a
+** LEFT JOINed row may be missing), a non-NULL constant, COUNT, EXISTS, an
+** aggregate with a non-NULL default, and + - * of such.
+*/
+QUAY_INTERNAL int quay__expr_notnull(const Expr *e);
+/*
+** " ASC" / " DESC" of an ORDER BY term e, then the dialect's NULL
+** placement (zAscNulls / zDescNulls: SQLite's order, NULLs lowest), left
+** out when e cannot be NULL so that PostgreSQL may use an index's order.
+*/
+QUAY_INTERNAL void quay__emit_order_dir(Build *b, const Expr *e, int bDesc);
 /* An aggregate of the rows along e's path, correlated to the scope's
 ** row, or (xOwners) to every owner key the subquery xOwners writes. */
 QUAY_INTERNAL void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,
@@ -1319,9 +1355,10 @@ QUAY_INTERNAL void quay__emit_expr_update(Build *b, quay_model *m,
                                           const Field *pTarget, Expr *e);
 /* Non-0 when a chain can reach one target row twice from one owner. */
 QUAY_INTERNAL int quay__chain_repeats(const Hop *aHop, int nHop);
-/* Both: the scope's FROM written at once; returns the scope. */
+/* Both, and the scope's grouped aggregate joins: the scope's FROM written
+** at once; returns the scope. */
 QUAY_INTERNAL Scope *quay__build_from(Build *b, QsView *v,
-                                      const char *zAlias);
+                                      const char *zAlias, int eAggs);
 /* SELECT of field pKey of a set with no limit or offset (no order). */
 QUAY_INTERNAL void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey);
 /*

@@ -162,8 +162,7 @@ static void emit_row_order(Build *b, Scope *sc, QsView *v,
   for (i = 0; i < n; i++) {
     Expr *e = v->pOrder->apOrder[i];
     quay__emit_expr_row(b, sc, e);
-    cat(b, e->bDesc ? " DESC" : " ASC");
-    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    quay__emit_order_dir(b, e, e->bDesc);
     cat(b, ", ");
   }
   quay__str_col(&b->sql, zAlias,
@@ -185,14 +184,21 @@ static void arg_expr(const Expr *e, Expr *pOut) {
 ** SELECT of the inner level: group columns "g<i>", aggregate columns
 ** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
 */
-static void emit_inner(VPlan *vp) {
+static void emit_inner(VPlan *vp, int bOwners) {
   Build *b = vp->b;
   char *zA = quay__alias(b);
   Scope *sc;
   ENode **apF;
   int i, nTerm = 0, bFirst = 1;
   if (zA == NULL) return;
-  sc = quay__scope_from_view(b, &vp->vIn, zA);
+  /* Per-record partials of to-many aggregates come from grouped joins;
+  ** not in the owners' subquery of a set-distinct aggregate, which runs
+  ** once per group (and needs no partials).  The limit of a grouped
+  ** values set is of its groups, not of these rows. */
+  sc = quay__scope_from_view(b, &vp->vIn, zA,
+                             bOwners ? QUAY_AGGS_CORRELATED
+                             : vp->bAggregate ? QUAY_AGGS_GROUPED
+                                              : QUAY_AGGS_GROUPED_ALL);
   apF = quay__arena_alloc(b->pArena, sizeof(ENode *) * (size_t)(vp->nAgg + 1));
   if (sc == NULL || apF == NULL) return;
   for (i = 0; i < vp->nCol; i++) {
@@ -201,7 +207,17 @@ static void emit_inner(VPlan *vp) {
   for (i = 0; i < vp->nAgg; i++) {
     AggCol *a = &vp->aAgg[i];
     apF[i] = NULL;
-    if (a->bToMany) continue;
+    if (a->bToMany) {
+      if (a->bSetDistinct) continue;
+      quay__scope_prepare_agg(b, sc, a->e, a->e->eFunc == QUAY_AGG_AVG
+                                  ? QUAY_AGG_SUM
+                                  : a->e->eFunc == QUAY_AGG_EXISTS
+                                  ? QUAY_AGG_COUNT : a->e->eFunc);
+      if (a->iCol2 >= 0) {
+        quay__scope_prepare_agg(b, sc, a->e, QUAY_AGG_COUNT);
+      }
+      continue;
+    }
     if (a->e->path.pField) {
       Expr arg;
       arg_expr(a->e, &arg);
@@ -273,6 +289,7 @@ static void emit_inner(VPlan *vp) {
   quay__str_col(&b->sql, zA, vp->v->pModel->apField[vp->v->pModel->iPk]->zCol);
   cat(b, " AS \"k\"");
   quay__scope_emit_from(b, sc);
+  quay__scope_agg_joins(b, sc);
   quay__scope_where(b, sc, &nTerm);
   if (vp->bAggregate && (vp->v->limit >= 0 || vp->v->offset >= 0)) {
     emit_row_order(b, sc, vp->v, zA);
@@ -321,7 +338,7 @@ static void emit_owners(Build *b, void *pCtx) {
   cat(b, "SELECT ");
   quay__str_col(&b->sql, zQ2, z);
   cat(b, " FROM (");
-  emit_inner(vp);                     /* the set's records again */
+  emit_inner(vp, 1);                  /* the set's records again */
   cat(b, ") AS ");
   quay__str_ident(&b->sql, zQ2);
   for (i = 0; i < vp->nCol; i++) {
@@ -557,7 +574,7 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
   Scope *sc;
   int i, nTerm = 0, nOrder = v->pOrder ? v->pOrder->nOrder : 0;
   if (zA == NULL) return;
-  sc = quay__scope_from_view(b, v, zA);
+  sc = quay__scope_from_view(b, v, zA, QUAY_AGGS_GROUPED);
   if (sc == NULL) return;
   for (i = 0; i < vp->nOut; i++) {
     quay__scope_prepare_expr(b, sc, vp->apOut[i]->pExpr);
@@ -575,6 +592,7 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
     apName[i] = vp->apOut[i];
   }
   quay__scope_emit_from(b, sc);
+  quay__scope_agg_joins(b, sc);
   quay__scope_where(b, sc, &nTerm);
   if (nOrder || !v->distinct) cat(b, " ORDER BY ");
   for (i = 0; i < nOrder; i++) {
@@ -599,8 +617,7 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
     } else {
       quay__emit_expr_row(b, sc, e);
     }
-    cat(b, e->bDesc ? " DESC" : " ASC");
-    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    quay__emit_order_dir(b, e, e->bDesc);
     if (i + 1 < nOrder || !v->distinct) cat(b, ", ");
   }
   if (!v->distinct) {
@@ -653,7 +670,7 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
     }
   }
   cat(b, " FROM (");
-  emit_inner(vp);
+  emit_inner(vp, 0);
   cat(b, ") AS ");
   quay__str_ident(&b->sql, vp->zQ);
   if (vp->bAggregate) return;
@@ -673,15 +690,14 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   for (i = 0; i < nOrder; i++) {
     Expr *e = v->pOrder->apOrder[i];
     emit_outer_expr(b, vp, e);
-    cat(b, e->bDesc ? " DESC" : " ASC");
-    cat(b, e->bDesc ? b->pDia->zDescNulls : b->pDia->zAscNulls);
+    quay__emit_order_dir(b, e, e->bDesc);
     cat(b, ", ");
   }
   /* Groups in the order of their columns, for a stable answer. */
   for (i = 0; i < vp->nCol; i++) {
     if (i) cat(b, ", ");
     qcol(vp, "g", i);
-    cat(b, b->pDia->zAscNulls);
+    if (!quay__expr_notnull(vp->apCol[i]->pExpr)) cat(b, b->pDia->zAscNulls);
   }
   if (vp->nCol == 0) cat(b, "1");
   emit_limit(b, v);

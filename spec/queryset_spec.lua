@@ -192,3 +192,71 @@ describe("Query sets", function()
     assert.equal(5, M.Post:count())
   end)
 end)
+
+-- NULLs sort lowest on both backends (SQLite's order: first ascending, last
+-- descending); PostgreSQL gets NULLS FIRST / LAST written only for a term
+-- that can be NULL, so that an index can serve the order of the others.
+describe("NULL order", function()
+  local db, P, ann, bob
+  before_each(function()
+    db = helper.open()
+    local U = db:model("User", { name = quay.string(), nick = quay.string { null = true } })
+    P = db:model("Post", {
+      title = quay.string(),
+      views = quay.integer(),
+      score = quay.integer { null = true },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      editor = quay.belongs_to("User", { null = true, on_delete = quay.SET_NULL,
+                                         related_name = "edits" }),
+    })
+    db:create_tables()
+    ann = U:create { name = "ann", nick = "a" }
+    bob = U:create { name = "bob" }
+    P:create { title = "p1", views = 3, score = 2, author = bob, editor = ann }
+    P:create { title = "p2", views = 1, author = ann }
+    P:create { title = "p3", views = 2, score = 1, author = ann, editor = bob }
+  end)
+  after_each(function() db:close() end)
+
+  local function list(t)
+    local out = {}
+    for i = 1, #t do out[i] = t[i] end
+    return out
+  end
+
+  it("puts NULLs first ascending and last descending", function()
+    assert.same({ "p2", "p3", "p1" }, list(P:order_by("score"):pluck("title")))
+    assert.same({ "p1", "p3", "p2" }, list(P:order_by("-score"):pluck("title")))
+    -- a missing related row reads as NULL
+    assert.same({ "p2", "p1", "p3" }, list(P:order_by("editor__name"):pluck("title")))
+    assert.same({ "p3", "p1", "p2" }, list(P:order_by("-editor__name"):pluck("title")))
+    -- p2 has no editor: the sum over its editor's posts is NULL
+    local t = P:annotate { s = quay.sum("editor__posts__score") }:order_by("s"):pluck("title")
+    assert.same({ "p2", "p1", "p3" }, list(t))
+    t = P:annotate { s = quay.sum("editor__posts__score") }:order_by("-s"):pluck("title")
+    assert.same({ "p3", "p1", "p2" }, list(t))
+    local g = P:values("editor"):annotate { n = quay.count() }:all()
+    assert.same({ nil, ann.id, bob.id }, { g[1].editor, g[2].editor, g[3].editor })
+  end)
+
+  it("writes no NULL placement for a term that cannot be NULL", function()
+    local function nulls(qs) return qs:sql():find("NULLS", 1, true) ~= nil end
+    local function placed(qs) return nulls(qs) == helper.is_pg end
+    -- NOT NULL columns of the row, and through a NOT NULL belongs_to
+    assert.is_false(nulls(P:order_by("views", "-title")))
+    assert.is_false(nulls(P:order_by("author__name")))
+    assert.is_false(nulls(P:order_by("author")))
+    assert.is_false(nulls(P:annotate { n = quay.count("author__posts") }:order_by("-n")))
+    assert.is_false(nulls(P:values("author"):annotate { n = quay.count() }:order_by("-n")))
+    assert.is_false(nulls(P:order_by(quay.F("views") * 2)))
+    -- nullable: the column, a LEFT JOINed nullable relation, a nullable
+    -- column behind a NOT NULL one, a sum, a group of a nullable column
+    assert.is_true(placed(P:order_by("score")))
+    assert.is_true(placed(P:order_by("-score")))
+    assert.is_true(placed(P:order_by("editor__name")))
+    assert.is_true(placed(P:order_by("author__nick")))
+    assert.is_true(placed(P:annotate { s = quay.sum("author__posts__views") }:order_by("s")))
+    assert.is_true(placed(P:values("editor"):annotate { n = quay.count() }))
+    assert.is_true(placed(P:order_by(quay.F("views") / 2)))
+  end)
+end)

@@ -228,3 +228,126 @@ TEST(keyset) {
   quay_keyset_free(ks);
   return 0;
 }
+
+/* Annotate a set with a count over zPath named zName (no filter). */
+static int count_ann(quay_qs **pq, const char *zName, int eFn,
+                     const char *zPath, quay_err *e) {
+  quay_expr *x;
+  quay_qs *q2;
+  int rc = quay_expr_agg(eFn, zPath, NULL, 0, NULL, &x, e);
+  if (rc) return rc;
+  rc = quay_qs_annotate(*pq, zName, x, &q2, e);
+  if (rc) return rc;
+  quay_qs_free(*pq);
+  *pq = q2;
+  return QUAY_OK;
+}
+
+/* The integer columns 1..n of the rows of a values set, row after row. */
+static int read_ints(quay_qs *q, quay_db *db, int64_t *a, int nMax, int *pn,
+                     quay_err *e) {
+  quay_cursor *c;
+  int rc = quay_qs_rows(q, db, 0, &c, e), k, n = 0;
+  if (rc) return rc;
+  while ((rc = quay_cursor_step(c, e)) == QUAY_ROW) {
+    for (k = 1; k < quay_cursor_ncol(c) && n < nMax; k++) {
+      quay_value v;
+      quay_cursor_value(c, k, &v);
+      a[n++] = v.type == QUAY_INT ? v.u.i : v.type == QUAY_BOOL ? v.u.b : -1;
+    }
+  }
+  quay_cursor_close(c);
+  *pn = n;
+  return rc == QUAY_DONE ? QUAY_OK : rc;
+}
+
+/*
+** Grouped annotations (sqlbuild.c "Aggregates of a scope") leave soft-
+** deleted rows out, and what is reached only through them: the same
+** answers as the correlated form, per record and per values group.
+*/
+TEST(grouped_soft_delete) {
+  static const char *const azSql[] = {
+    "INSERT INTO users (id, email) VALUES (1, 'a'), (2, 'b'), (3, 'c')",
+    "INSERT INTO posts (id, title, author_id, deleted_at) VALUES"
+    " (1, 'p1', 1, NULL), (2, 'p2', 1, '2024-01-01 00:00:00'),"
+    " (3, 'p3', 2, '2024-01-01 00:00:00'), (4, 'p4', 2, NULL),"
+    " (5, 'p5', 2, NULL)",
+    "INSERT INTO comments (body, post_id) VALUES ('x', 1), ('y', 2),"
+    " ('z', 2), ('w', 3), ('v', 4)",
+  };
+  /* per user: posts, comments on them, any post (exists) */
+  static const int64_t aWant[] = {1, 1, 1, 2, 1, 1, 0, 0, 0};
+  static const char *const azCol[] = {"email", "n", "nc", "ex"};
+  quay_expr *apCol[4] = {NULL, NULL, NULL, NULL};
+  quay_db *db;
+  quay_model *aM[4];
+  quay_err e;
+  quay_qs *q, *qv, *q2;
+  quay_plan *p;
+  quay_field_spec f;
+  quay_rel_spec r;
+  int64_t a[16];
+  int i, n;
+  ASSERT_OK(quay_db_open("sqlite::memory:", NULL, &db, &e), e);
+  ASSERT_OK(quay_model_new(db, "User", NULL, NULL, &aM[0], &e), e);
+  ASSERT_OK(quay_model_new(db, "Post", NULL, NULL, &aM[1], &e), e);
+  ASSERT_OK(quay_model_new(db, "Comment", NULL, NULL, &aM[2], &e), e);
+  memset(&f, 0, sizeof(f));
+  f.eType = QUAY_T_STRING;
+  f.zName = "email";
+  ASSERT_OK(quay_model_add_field(aM[0], &f, &e), e);
+  f.zName = "title";
+  ASSERT_OK(quay_model_add_field(aM[1], &f, &e), e);
+  f.zName = "body";
+  ASSERT_OK(quay_model_add_field(aM[2], &f, &e), e);
+  ASSERT_OK(quay_model_set_soft_delete(aM[1], &e), e);
+  memset(&r, 0, sizeof(r));
+  r.eKind = QUAY_R_BELONGS_TO;
+  r.eOnDelete = QUAY_CASCADE;
+  r.zName = "author";
+  r.zTarget = "User";
+  r.zRelatedName = "posts";
+  ASSERT_OK(quay_model_add_relation(aM[1], &r, &e), e);
+  r.zName = "post";
+  r.zTarget = "Post";
+  r.zRelatedName = "comments";
+  ASSERT_OK(quay_model_add_relation(aM[2], &r, &e), e);
+  ASSERT_OK(quay_db_create_tables(db, &e), e);
+  for (i = 0; i < 3; i++) {
+    ASSERT_OK(quay_db_execute(db, azSql[i], NULL, 0, NULL, &e), e);
+  }
+  ASSERT_OK(quay_qs_new(aM[0], &q, &e), e);
+  ASSERT_OK(count_ann(&q, "n", QUAY_AGG_COUNT, "posts", &e), e);
+  ASSERT_OK(count_ann(&q, "nc", QUAY_AGG_COUNT, "posts__comments", &e), e);
+  ASSERT_OK(count_ann(&q, "ex", QUAY_AGG_EXISTS, "posts", &e), e);
+  /* The records' statement: grouped, the hidden rows' terms inside. */
+  ASSERT_OK(quay_plan_new(q, &p, &e), e);
+  ASSERT_CONTAINS(quay_plan_sql(p, NULL, NULL), "LEFT JOIN (SELECT");
+  ASSERT_CONTAINS(quay_plan_sql(p, NULL, NULL), "\"deleted_at\" IS NULL");
+  quay_plan_free(p);
+  /* Per record (values of the annotated rows: the same scope). */
+  ASSERT_OK(quay_qs_order_by(q, azCol, 1, &q2, &e), e);
+  ASSERT_OK(quay_qs_values(q2, azCol, apCol, 4, &qv, &e), e);
+  quay_qs_free(q2);
+  ASSERT_OK(read_ints(qv, db, a, 16, &n, &e), e);
+  ASSERT_EQ(n, 9);
+  for (i = 0; i < 9; i++) ASSERT_EQ(a[i], aWant[i]);
+  quay_qs_free(qv);
+  quay_qs_free(q);
+  /* Per values group: the partials of a to-many aggregate. */
+  ASSERT_OK(quay_qs_new(aM[0], &q, &e), e);
+  ASSERT_OK(quay_qs_order_by(q, azCol, 1, &q2, &e), e);
+  ASSERT_OK(quay_qs_values(q2, azCol, apCol, 1, &qv, &e), e);
+  quay_qs_free(q2);
+  quay_qs_free(q);
+  ASSERT_OK(count_ann(&qv, "n", QUAY_AGG_COUNT, "posts", &e), e);
+  ASSERT_OK(count_ann(&qv, "nc", QUAY_AGG_COUNT, "posts__comments", &e), e);
+  ASSERT_OK(count_ann(&qv, "ex", QUAY_AGG_EXISTS, "posts", &e), e);
+  ASSERT_OK(read_ints(qv, db, a, 16, &n, &e), e);
+  ASSERT_EQ(n, 9);
+  for (i = 0; i < 9; i++) ASSERT_EQ(a[i], aWant[i]);
+  quay_qs_free(qv);
+  quay_db_free(db);
+  return 0;
+}

@@ -21,6 +21,7 @@
   X(bad_names)                  \
   X(deep_conditions)            \
   X(keyset)                     \
+  X(grouped_soft_delete)        \
   X(write_read_prefetch)        \
   X(cascade_counts)             \
   X(delete_hooks)               \

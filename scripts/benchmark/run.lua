@@ -316,13 +316,13 @@ end
 local function main()
   local t0 = os.time()
   local any = (pg and (selected("PIPE") or (selected("W13") and only ~= nil)))
-    or selected("DIFF") or (only and selected("DEC"))
+    or selected("DIFF") or (only and (selected("DEC") or selected("AGG")))
   for _, w in ipairs(workloads) do any = any or selected(w.id) end
   if only and selected("PIPE") and not pg then
     print("PIPE: round trips are a PostgreSQL matter; run it with --backend postgresql")
   end
   if not any then
-    print(("--only %s: nothing to run (workloads: W1-W8, W9, W10, W10s, W11, W12, DIFF, DEC%s)")
+    print(("--only %s: nothing to run (workloads: W1-W8, W9, W10, W10s, W11, W12, DIFF, DEC, AGG%s)")
       :format(only, pg and ", PIPE, W13" or ""))
     return false
   end
@@ -563,6 +563,19 @@ local function main()
     end
     print(#missed == 0 and "All targets met."
       or ("Targets missed: " .. table.concat(missed, "; ")))
+  end
+
+  -- Aggregate forms (--only AGG) ---------------------------------------------
+  if only and selected("AGG") then
+    io.stderr:write("running AGG ...\n")
+    local out3, ok3 = capture(("LUA_CPATH=%s %s %s %s"):format(q(build .. "/bench/?.so;;"),
+      q(quaybin), q(here .. "/aggforms.lua"), q(pg and db_url(dbdata) or file)))
+    print()
+    print(("AGG  W7's aggregates written correlated or grouped, by shape of the set"
+      .. " (db:rows, median of %s; scripts/benchmark/aggforms.lua):"):format(
+      os.getenv("QUAY_BENCH_AGG_RUNS") or "5"))
+    print(out3)
+    if not ok3 then failed = true end
   end
 
   -- Schema diff ------------------------------------------------------------
