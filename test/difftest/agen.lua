@@ -834,10 +834,10 @@ function AG:known(q)
       if (q.term.kind == "aggregate" or q.grouped) and x.distinct and x.filter and not ones then
         hit = hit or "K12"
       end
-      -- K18: count(distinct) over a to-many path in aggregate() is nil
+      -- K16: count(distinct) over a to-many path in aggregate() is nil
       -- (not 0) over an empty set
       if q.term.kind == "aggregate" and x.fn == "count" and x.distinct and not ones then
-        hit = hit or "K18"
+        hit = hit or "K16"
       end
       -- K13: a default of an aggregate over a to-many path in aggregate() /
       -- groups is given per record
