@@ -9,7 +9,14 @@ schema.lua: NULLs, unicode, LIKE wildcards, int64 edges, self relations,
 a through model, has_many / has_one / quay.through) and runs random queries
 over the whole condition language against Quay and against an oracle that
 evaluates the same rows in plain Lua after the rule book
-(/work/notes/semantics.md, mirrored in oracle.lua).  A mismatch is printed
+(/work/notes/semantics.md, mirrored in oracle.lua).  A share of the cases
+(--mix) exercise the read path past conditions instead (agen.lua): annotate
+with aggregates and what uses the annotations, values() with and without
+groups, aggregate(), quay.F comparisons and arithmetic, and qs:update with
+expressions (run in a transaction that is rolled back, every row of the
+model compared afterwards), each with more terminals over the same set
+(count, exists, pluck, first) checked against the oracle and against
+Quay's own all() (aoracle.lua).  A mismatch is printed
 as Lua source with the seed and case number, shrunk (query, then data),
 and grouped into classes by the constructs of the shrunk query
 (classify.lua).  The last line is "difftest: N cases, K mismatches"; the

@@ -2,9 +2,13 @@
 test/difftest/run.lua
 Runs generated queries against Quay and the oracle, compares, and shrinks a
 mismatch: first the query (drop steps, conditions, quay.any branches, list
-items, ordering; turn the terminal into all()) while some mismatch of the
-same kind persists, then the data (drop rows, with their dependents, in
-halving chunks).
+items, ordering; turn the terminal into all(); drop extra terminals,
+annotations, aggregates, values columns, update assignments, an aggregate's
+filter / distinct / default, an operand of arithmetic) while some mismatch
+of the same kind persists, then the data (drop rows, with their dependents,
+in halving chunks).  Values compare with their types (an integer is not a
+float) except approximate ones (float sums and averages: V.approx), and
+lists of rows as multisets unless ordered.
 ]]
 local quay = require("quay")
 local S = require("test.difftest.schema")
