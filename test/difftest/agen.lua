@@ -25,7 +25,7 @@ with expressions.  The AST extends gen.lua's (q.ext names the kind):
   leaf values may be { kind = "expr", e = e } (quay.F comparisons).
 
 Constructs Quay gets wrong on one backend (known.lua, K*) are left out
-unless opts.known is set.
+unless opts.known allows them (true: all; a set { K3 = true }: those).
 ]]
 local S = require("test.difftest.schema")
 local V = require("test.difftest.values")
@@ -220,12 +220,12 @@ function AG:agg(model, where, want)
     if x < 0.6 then hops = self.g:walk(model, pick { 1, 1, 2 }, true)
     elseif x < 0.8 then hops = self:one_walk(model, pick { 1, 2 })
     else hops = {} end
-    local avoid = where == "group" and not self.opts.known   -- steer clear of K*
+    local avoid = where == "group"                           -- steer clear of K*
     local many = false
     for i, h in ipairs(hops) do
       if S.models[target_of(model, { table.unpack(hops, 1, i - 1) })].rels[h].many then many = true end
     end
-    if avoid and not many and self.group_mode then
+    if avoid and not many and self.group_mode and not self:allowed("K10") then
       -- K10: to-one aggregates of a group on one relation path, or none
       if self.group_mode == "own" then hops = {}
       else hops = { table.unpack(self.group_mode) } end
@@ -237,7 +237,7 @@ function AG:agg(model, where, want)
       if fn == "count" then
         if #hops == 0 then
           if where == "ann" or random() < 0.5 then field = pick(S.models[tm].fields) end
-        elseif random() < 0.5 or (avoid and not many) then      -- K9
+        elseif random() < 0.5 or (avoid and not many and not self:allowed("K9")) then
           field = pick(S.models[tm].fields)
         end
         ty = "integer"
@@ -251,7 +251,7 @@ function AG:agg(model, where, want)
           if fn == "sum" or fn == "avg" then good = c == "num"
           else
             good = c ~= nil
-            if c == "bool" and self.opts.backend == "pg" and not self.opts.known then good = false end  -- K1
+            if c == "bool" and self.opts.backend == "pg" and not self:allowed("K1") then good = false end
           end
           if want == "int" then good = good and (fd.type == "integer" or fd.type == "id") end
           if want == "exact" and fn == "sum" then good = good and fd.type ~= "number" end
@@ -272,10 +272,12 @@ function AG:agg(model, where, want)
         if d then e.default = pick(d) end
       end
       if avoid then
-        if many then e.default = nil end                          -- K13
-        if many and e.distinct and e.filter then e.filter = nil end   -- K12
-        if not e.path then e.distinct = nil end                   -- K15
-        if many and fn == "count" and self.aggregate_term then e.distinct = nil end  -- K16
+        if many and not self:allowed("K13") then e.default = nil end
+        if many and e.distinct and e.filter and not self:allowed("K12") then e.filter = nil end
+        if not e.path and not self:allowed("K15") then e.distinct = nil end
+        if many and fn == "count" and self.aggregate_term and not self:allowed("K16") then
+          e.distinct = nil
+        end
       end
       if where == "group" and not many and not self.group_mode then
         local rel = {}
@@ -572,7 +574,7 @@ function AG:annotate_query()
     if q.order and random() < 0.3 then q.offset = random(0, 4) end
   end
   local x = random()
-  if x < 0.25 and q.post and not self.opts.known then x = 0.5 end       -- K6
+  if x < 0.25 and q.post and not self:allowed("K6") then x = 0.5 end
   if x < 0.25 then
     -- values() of records: annotations and to-one paths
     local vals, seen = {}, {}
@@ -593,7 +595,7 @@ function AG:annotate_query()
     end
     q.term = { kind = "all" }
     q.also = { also(vals, q.distinct and not (q.order and covers(q.order, vals)),
-                    q.distinct and not self.opts.known) }                          -- K14
+                    q.distinct and not self:allowed("K14")) }
   else
     q.term = { kind = "all" }
     local paths = { table.unpack(names) }
@@ -635,7 +637,7 @@ function AG:grouped_query()
   local samples = self:sample(q)
   if random() < 0.35 then
     q.post = self:post(cols, samples)
-    if not self.opts.known then                  -- K7
+    if not self:allowed("K7") then
       for _, st in ipairs(q.post or {}) do st.op = "filter" end
     end
   end
@@ -661,7 +663,7 @@ function AG:grouped_query()
   q.term = { kind = "all" }
   local colnames = { table.unpack(vals) }
   for _, a in ipairs(q.ann) do colnames[#colnames + 1] = a.name end
-  q.also = { also(colnames, not (q.order and covers(q.order, vals)), not self.opts.known) }  -- K14
+  q.also = { also(colnames, not (q.order and covers(q.order, vals)), not self:allowed("K14")) }
   return q
 end
 
@@ -673,7 +675,7 @@ function AG:aggregate_query()
     local e, ty, ex = self:ann_expr(model, "exact")
     q.ann = { { name = "a1", e = e, call = 1 } }
     -- K8: a filter on an aggregate annotation is lost by aggregate()
-    if ex and (self.opts.known or e.kind ~= "agg" and e.kind ~= "op") then
+    if ex and (self:allowed("K8") or e.kind ~= "agg" and e.kind ~= "op") then
       q.post = self:post({ a1 = ty }, self:sample(q), model)
     end
   end
@@ -847,40 +849,47 @@ local function path_info(model, path)
   return nil, ones, n, fwd
 end
 
---- The known mismatch q runs into (its K number in known.lua), or nil.
+--- May the generator produce the known mismatch k (opts.known)?
+function AG:allowed(k)
+  local o = self.opts.known
+  return o == true or (type(o) == "table" and o[k] == true)
+end
+
+--- The known mismatches q runs into (their K numbers in known.lua, a list).
 function AG:known(q)
-  local hit
+  local hits = {}
+  local function add(k) hits[#hits + 1] = k end
   local function aggs(e)
     each_expr(e, function(x)
       if x.kind ~= "agg" then return end
       -- K15: quay.count(nil, { distinct = true }) counts 1 per group
-      if x.fn == "count" and x.distinct and not x.path then hit = hit or "K15" end
+      if x.fn == "count" and x.distinct and not x.path then add("K15") end
       if not x.path then return end
       local ty, ones, n, fwd = path_info(q.model, x.path)
       -- K1: min / max of a boolean field on PostgreSQL
       if (x.fn == "min" or x.fn == "max") and ty == "boolean" and self.opts.backend == "pg" then
-        hit = hit or "K1"
+        add("K1")
       end
       -- K9: aggregate() / groups over to-one hops ending at a relation
       -- (but one belongs_to)
       if (q.term.kind == "aggregate" or q.grouped) and not ty and ones
          and (n >= 2 or not fwd) then
-        hit = hit or "K9"
+        add("K9")
       end
       -- K12: distinct with a filter on the owner, over a to-many path, in
       -- aggregate() / groups
       if (q.term.kind == "aggregate" or q.grouped) and x.distinct and x.filter and not ones then
-        hit = hit or "K12"
+        add("K12")
       end
       -- K16: count(distinct) over a to-many path in aggregate() is nil
       -- (not 0) over an empty set
       if q.term.kind == "aggregate" and x.fn == "count" and x.distinct and not ones then
-        hit = hit or "K16"
+        add("K16")
       end
       -- K13: a default of an aggregate over a to-many path in aggregate() /
       -- groups is given per record
       if (q.term.kind == "aggregate" or q.grouped) and x.default ~= nil and not ones then
-        hit = hit or "K13"
+        add("K13")
       end
     end)
   end
@@ -906,7 +915,7 @@ function AG:known(q)
     end
     local k = 0
     for _ in pairs(rels) do k = k + 1 end
-    if k > 1 or (k == 1 and plain > 0) then hit = hit or "K10" end
+    if k > 1 or (k == 1 and plain > 0) then add("K10") end
   end
   -- the annotations holding an aggregate, also through an earlier one
   local agg_names = {}
@@ -919,18 +928,18 @@ function AG:known(q)
   end
   -- K14: pluck on groups / a distinct values set plucks per record
   if q.grouped or q.distinct then
-    for _, t in ipairs(q.also or {}) do if t.kind == "pluck" then hit = hit or "K14" end end
+    for _, t in ipairs(q.also or {}) do if t.kind == "pluck" then add("K14") end end
   end
   for _, st in ipairs(q.post or {}) do
     each_leaf(st.cond, function(lf)
       local name = O_split(lf.key)[1]
       if agg_names[name] then
         -- K6: records filtered on an aggregate annotation, then values()
-        if q.vals and not q.grouped then hit = hit or "K6" end
+        if q.vals and not q.grouped then add("K6") end
         -- K7: exclude on a group's aggregate
-        if q.grouped and st.op == "exclude" then hit = hit or "K7" end
+        if q.grouped and st.op == "exclude" then add("K7") end
         -- K8: aggregate() over a set filtered on an aggregate annotation
-        if q.term.kind == "aggregate" then hit = hit or "K8" end
+        if q.term.kind == "aggregate" then add("K8") end
       end
     end)
   end
@@ -948,29 +957,29 @@ function AG:known(q)
               local rel = S.models[m].rels[seg]
               if not rel then break end
               m = rel.target
-              if m == q.model and self.opts.backend ~= "pg" then hit = hit or "K2" end
+              if m == q.model and self.opts.backend ~= "pg" then add("K2") end
             end
           elseif e.kind == "num" and math.type(e.v) == "float" then
             float = true
           end
         end)
         -- K3: an integer field set from a number
-        if float and S.models[q.model].field_by[x.col].type == "integer" then hit = hit or "K3" end
+        if float and S.models[q.model].field_by[x.col].type == "integer" then add("K3") end
       end
     end
   end
-  return hit
+  return hits
 end
 
 --- A random query of kind (one of AG.KINDS), drawn again while it runs
 --- into a known mismatch (unless opts.known).
 function AG:query(kind)
-  local q, hit
+  local q
   for _ = 1, 20 do
     q = self[kind .. "_query"](self)
-    if self.opts.known then return q end
-    hit = self:known(q)
-    if not hit then return q end
+    local ok = true
+    for _, k in ipairs(self:known(q)) do if not self:allowed(k) then ok = false end end
+    if ok then return q end
   end
   q.skip = "every draw ran into a known mismatch"   -- not run (it may crash)
   return q

@@ -426,6 +426,11 @@ return function(O)
   -- The result of term t over value rows.
   local function rows_result(rows, cols, t, ordered, total, order)
     local kind = t.kind
+    if kind == "pluck" then
+      local known = false
+      for _, c in ipairs(cols) do if c == t.path then known = true end end
+      assert(known, "oracle: pluck of a column the values() set does not have")
+    end
     if kind == "count" then return { kind = "count", n = #rows }
     elseif kind == "exists" then return { kind = "bool", b = #rows > 0 }
     elseif kind == "first" then
@@ -480,6 +485,11 @@ return function(O)
     end
     rows = filter_rows(rows, cols, q.post)
     local ordered = q.order ~= nil and #q.order > 0
+    for _, t in ipairs(q.order or {}) do
+      local known = false
+      for _, c in ipairs(cols) do if c == t.path then known = true end end
+      assert(known, "oracle: a group ordered by something it does not have")
+    end
     sort_rows(rows, q.order)
     local total = ordered and covers(q.order, q.vals)
     rows = O.slice(rows, q)
@@ -592,7 +602,14 @@ return function(O)
           rows[#rows + 1] = r
         end
       end
-      if q.distinct then rows = O.slice(rows, q) end
+      if q.distinct then
+        for _, t in ipairs(q.order or {}) do
+          local known = false
+          for _, c in ipairs(q.vals) do if c == t.path then known = true end end
+          assert(known, "oracle: a distinct set ordered by something it does not have")
+        end
+        rows = O.slice(rows, q)
+      end
       -- records come in a total order (the key breaks ties); distinct rows
       -- only when the order names every column
       local total = ordered and (not q.distinct or covers(q.order, q.vals))
