@@ -590,7 +590,8 @@ function AG:annotate_query()
         local keep = {}
         for _, t in ipairs(q.order) do if seen[t.path] then keep[#keep + 1] = t end end
         q.order = #keep > 0 and keep or nil
-        if not q.order then q.limit, q.offset = nil, nil end
+        -- a window of distinct rows needs a total order
+        if not (q.order and covers(q.order, vals)) then q.limit, q.offset = nil, nil end
       end
     end
     q.term = { kind = "all" }

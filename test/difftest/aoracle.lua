@@ -492,6 +492,7 @@ return function(O)
     end
     sort_rows(rows, q.order)
     local total = ordered and covers(q.order, q.vals)
+    assert(total or not (q.limit or q.offset), "oracle: a window of groups in no total order")
     rows = O.slice(rows, q)
     return rows_result(rows, cols, q.term, ordered, total, q.order)
   end
@@ -608,6 +609,8 @@ return function(O)
           for _, c in ipairs(q.vals) do if c == t.path then known = true end end
           assert(known, "oracle: a distinct set ordered by something it does not have")
         end
+        assert(covers(q.order, q.vals) or not (q.limit or q.offset),
+          "oracle: a window of distinct rows in no total order")
         rows = O.slice(rows, q)
       end
       -- records come in a total order (the key breaks ties); distinct rows
