@@ -807,6 +807,83 @@ function AG:update_query()
 end
 
 ----------------------------------------------------------------------------
+-- Plain cases: the shapes sqlcheck.lua also writes as SQL (no conditions,
+-- aggregates with no options over own fields and one hop).
+
+local PLAIN = { id = true, integer = true, number = true, string = true, text = true }
+
+-- A plain aggregate on model; own: own fields only (groups, aggregate()).
+function AG:plain_agg(model, own)
+  local md = S.models[model]
+  for _ = 1, 10 do
+    local fn = weighted { {4, "count"}, {3, "sum"}, {2, "avg"}, {2, "min"}, {2, "max"} }
+    local hops, tm = {}, model
+    local x = random()
+    if not own and x < 0.6 then
+      local rels = {}
+      for _, name in ipairs(md.rel_names) do
+        local r = md.rels[name]
+        if (r.kind == "fk" or r.kind == "rev") and not r.plain then rels[#rels + 1] = name end
+      end
+      if #rels > 0 then
+        hops = { pick(rels) }
+        tm = md.rels[hops[1]].target
+      end
+    end
+    local ok = {}
+    for _, fd in ipairs(S.models[tm].fields) do
+      if PLAIN[fd.type] and ((fn ~= "sum" and fn ~= "avg") or CLASS[fd.type] == "num") then
+        ok[#ok + 1] = fd
+      end
+    end
+    local field
+    if fn == "count" and (#hops > 0 and random() < 0.5 or own and random() < 0.5) then
+      field = nil
+    elseif #ok > 0 then
+      field = pick(ok)
+    end
+    if field or fn == "count" then
+      local path = (#hops > 0 or field) and key_of(hops, field and { field.name } or {}) or nil
+      if path or own then return { kind = "agg", fn = fn, path = path } end
+    end
+  end
+  return { kind = "agg", fn = "count" }
+end
+
+function AG:plain_query(kind)
+  local q = { steps = {}, ext = kind, model = pick(MODELS) }
+  local model = q.model
+  if kind == "annotate" then
+    q.ann = {}
+    for i = 1, pick { 1, 2, 3 } do
+      local e
+      repeat e = self:plain_agg(model, false) until e.path
+      q.ann[i] = { name = "a" .. i, e = e, call = 1 }
+    end
+    q.term = { kind = "all" }
+    q.also = { { kind = "pluck", path = "a1" } }
+  elseif kind == "grouped" then
+    q.grouped = true
+    local fds = {}
+    for _, fd in ipairs(S.models[model].fields) do if PLAIN[fd.type] then fds[#fds + 1] = fd end end
+    q.vals = { pick(fds).name }
+    if random() < 0.3 then
+      local other = pick(fds).name
+      if other ~= q.vals[1] then q.vals[2] = other end
+    end
+    q.ann = {}
+    for i = 1, pick { 1, 2, 3 } do q.ann[i] = { name = "n" .. i, e = self:plain_agg(model, true), call = 1 } end
+    q.term = { kind = "all" }
+    q.also = { { kind = "count" } }
+  else
+    local aggs = {}
+    for i = 1, pick { 1, 2, 3 } do aggs[i] = { name = "g" .. i, e = self:plain_agg(model, true) } end
+    q.term = { kind = "aggregate", aggs = aggs }
+  end
+  return q
+end
+
+----------------------------------------------------------------------------
 -- Known mismatches (known.lua K*): queries that hit them are drawn again
 -- unless opts.known.
 
@@ -976,8 +1053,9 @@ end
 --- into a known mismatch (unless opts.known).
 function AG:query(kind)
   local q
+  local plain = (kind == "annotate" or kind == "grouped" or kind == "aggregate") and random() < 0.12
   for _ = 1, 20 do
-    q = self[kind .. "_query"](self)
+    q = plain and self:plain_query(kind) or self[kind .. "_query"](self)
     local ok = true
     for _, k in ipairs(self:known(q)) do if not self:allowed(k) then ok = false end end
     if ok then return q end

@@ -49,6 +49,8 @@ Options:
                      (known.lua K*), to see whether they are fixed (K10
                      crashes the process today)
   --allow-known K3,K7   only those of them
+  --no-sql           do not check the oracle against SQL written by the
+                     tester on the simplest aggregate shapes (sqlcheck.lua)
   --verbose          print every query
   --help             this text
 The oracle gives no answer where the backends may differ by design (integer
@@ -112,6 +114,7 @@ do
     elseif a == "--allow-known" then
       opts.known = {}
       for k in val():gmatch("[^,]+") do opts.known[k] = true end
+    elseif a == "--no-sql" then opts.no_sql = true
     elseif a == "--verbose" then opts.verbose = true
     elseif a == "--help" or a == "-h" then
       local f = assert(io.open(root .. "/test/difftest/difftest.lua"))
@@ -143,7 +146,8 @@ for _, o in ipairs { { "any_scope", "table", "branches" }, { "quantify", "table"
   end
 end
 local runner = Run.new(opts.url, { oracle = { any_scope = opts.any_scope,
-                                              quantify = opts.quantify } })
+                                              quantify = opts.quantify },
+                                   sql = not opts.no_sql })
 local started = os.time()
 local clock0 = os.clock()
 
@@ -152,6 +156,7 @@ local classes, class_order = {}, {}
 local inst, gen, agen, inst_idx
 local per_kind = {}          -- kind -> { cases, skipped }
 local skipped, skip_reasons = 0, {}
+local sql_checked, sql_bad = 0, 0
 local seed = opts.seed
 local data_repros = 0
 
@@ -243,7 +248,18 @@ local function run_seed()
       elseif math.random() < 0.02 then q = agen:bad_query()
       else q = agen:query(kind) end
       if opts.verbose or opts.only then out(("case %d: %s"):format(case, R.queries(q))) end
-      local pok, agree, exp, got, alt, unsure = pcall(runner.check, runner, q)
+      local pok, agree, exp, got, alt, unsure, sqlcheck = pcall(runner.check, runner, q)
+      if pok and sqlcheck then
+        sql_checked = sql_checked + 1
+        if sqlcheck ~= "ok" then
+          -- the oracle and the tester's own SQL disagree: a tester bug (or
+          -- one Quay shares with the oracle)
+          sql_bad = sql_bad + 1
+          mismatches = mismatches + 1
+          out(("SQL CHECK MISMATCH seed %d case %d (%s): %s\n  oracle: %s\n  %s"):format(seed, case,
+            backend, R.queries(q), R.result(exp), sqlcheck))
+        end
+      end
       if not pok then
         -- the tester itself failed: show it as a mismatch
         agree, exp, got, alt = false, { error = "tester", message = tostring(agree) },
@@ -298,6 +314,9 @@ do
     end
   end
   out("cases by kind: " .. table.concat(parts, ", "))
+  if sql_checked > 0 then
+    out(("oracle checked against the tester's SQL: %d cases, %d disagree"):format(sql_checked, sql_bad))
+  end
   if skipped > 0 then
     local rs = {}
     for r, n in pairs(skip_reasons) do rs[#rs + 1] = ("%s %d"):format(r, n) end

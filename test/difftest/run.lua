@@ -16,6 +16,7 @@ local V = require("test.difftest.values")
 local D = require("test.difftest.data")
 local O = require("test.difftest.oracle")
 local R = require("test.difftest.render")
+local SQ = require("test.difftest.sqlcheck")
 
 local Run = {}
 Run.__index = Run
@@ -39,6 +40,10 @@ function Run:setup(inst)
   local M = S.declare(db, quay)
   db:create_tables()
   if not self.checked then S.check(db); self.checked = true end
+  if not self.tables then
+    self.tables = {}
+    for name, m in pairs(db:describe()) do self.tables[name] = m.table end
+  end
   self.db, self.M, self.inst = db, M, inst
   local oopts = { backend = self.is_pg and "pg" or "sqlite" }
   for k, v in pairs(self.opts.oracle or {}) do oopts[k] = v end
@@ -389,9 +394,10 @@ function Run.consistent(q, terms, gots)
 end
 
 --- Run one query: returns agree, expected, got, whether Quay agrees with
---- the other reading of the quantification (alt), and the reason the
---- oracle is unsure (the case is skipped; agree is true unless Quay's
---- terminals disagree among themselves).
+--- the other reading of the quantification (alt), the reason the oracle is
+--- unsure (the case is skipped; agree is true unless Quay's terminals
+--- disagree among themselves), and with opts.sql the SQL check of the
+--- oracle ("ok", what differs, or nil when the shape has none).
 function Run:check(q)
   if q.skip then return true, nil, { kind = "count", n = 0 }, false, q.skip end
   local terms = { q.term }
@@ -413,11 +419,24 @@ function Run:check(q)
     if bad then return false, { error = "consistent", message = bad }, got, false end
     return true, nil, got, false, unsure
   end
+  -- the simplest shapes also against SQL written here (sqlcheck.lua)
+  local sqlcheck
+  local plan = self.opts.sql and SQ.render(q, self.tables)
+  if plan and not exps[1].error then
+    local ok, rows = pcall(self.db.rows, self.db, plan.sql)
+    if not ok then
+      sqlcheck = "the SQL failed: " .. tostring(type(rows) == "table" and rows.message or rows)
+        .. "\n  " .. plan.sql
+    else
+      local diff = SQ.compare(plan, rows, exps[1])
+      sqlcheck = diff and (diff .. "\n  " .. plan.sql) or "ok"
+    end
+  end
   local exp = multi and { kind = "multi", parts = exps } or exps[1]
   local alt_ok = true
   for i = 1, #terms do if not alts[i] then alt_ok = false end end
   local alt = alt_ok and (multi and { kind = "multi", parts = alts } or alts[1])
-  return Run.agree(exp, got), exp, got, alt and Run.agree(alt, got) or false
+  return Run.agree(exp, got), exp, got, alt and Run.agree(alt, got) or false, nil, sqlcheck
 end
 
 ----------------------------------------------------------------------------
