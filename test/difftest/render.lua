@@ -97,7 +97,13 @@ local function annotate(anns)
   local out = ""
   for call = 1, 2 do
     local list = {}
-    for _, a in ipairs(anns or {}) do if a.call == call then list[#list + 1] = a end end
+    for _, a in ipairs(anns or {}) do
+      if a.call == call and a.with_count then
+        out = out .. (":with_count(%q)"):format(a.e.path)
+      elseif a.call == call then
+        list[#list + 1] = a
+      end
+    end
     if #list > 0 then out = out .. ":annotate " .. named(list) end
   end
   return out
