@@ -552,13 +552,85 @@ return function(O)
     for _, st in ipairs(q.steps) do if st.cond and not st.rel then scan(st.cond) end end
     for _, st in ipairs(q.post or {}) do scan(st.cond) end
     if #fexprs == 0 and not (q.ann and not q.grouped) then return end
+    local seen = {}          -- node -> { values it takes over the rows }
+    local function note(node, v)
+      local l = seen[node] or {}
+      seen[node] = l
+      l[vkey(v)] = v
+    end
+    local function collect(e, row, ctx)
+      if e.kind == "col" or e.kind == "agg" then note(e, self:eval(e, model, row, ctx))
+      elseif e.kind == "op" then collect(e.a, row, ctx); collect(e.b, row, ctx) end
+    end
     for _, row in ipairs(self.inst.rows[model] or {}) do
       local ctx = { ann = {} }
       if not q.grouped then
-        for _, a in ipairs(q.ann or {}) do ctx.ann[a.name] = self:eval(a.e, model, row, ctx) end
+        for _, a in ipairs(q.ann or {}) do
+          ctx.ann[a.name] = self:eval(a.e, model, row, ctx)
+          collect(a.e, row, ctx)
+        end
       end
-      for _, e in ipairs(fexprs) do self:eval(e, model, row, ctx) end
+      for _, e in ipairs(fexprs) do
+        self:eval(e, model, row, ctx)
+        collect(e, row, ctx)
+      end
     end
+    if self.opts.backend ~= "pg" then return end
+    -- PostgreSQL may also compute an expression on rows of the tables its
+    -- columns come from that no row of the model reaches (a join done the
+    -- other way round): every column's every value, in every combination
+    local function column_values(path)
+      local segs = O.split(path)
+      local m = model
+      for i = 1, #segs - 1 do
+        local rel = S.models[m].rels[segs[i]]
+        if not rel then return nil end
+        m = rel.target
+      end
+      local last = segs[#segs]
+      local rel = S.models[m].rels[last]
+      local col = rel and rel.key or last
+      if rel then m = rel.target end
+      if not S.models[m].field_by[col] then return nil end
+      local out = { N = NULL }
+      for _, r in ipairs(self.inst.rows[m] or {}) do out[vkey(r[col])] = r[col] end
+      return out
+    end
+    local function check(e)
+      local vars = {}
+      local function walk(n)
+        if n.kind == "op" then walk(n.a); walk(n.b)
+        elseif n.kind == "col" or n.kind == "agg" then
+          local vals = n.kind == "col" and column_values(n.path) or nil
+          local list = {}
+          for _, v in pairs(vals or seen[n] or {}) do list[#list + 1] = v end
+          vars[#vars + 1] = { node = n, list = list }
+        end
+      end
+      walk(e)
+      local assign = {}
+      local function value(n)
+        if n.kind == "num" then return n.v end
+        if n.kind == "op" then
+          local a, b = value(n.a), value(n.b)
+          if a == NULL or b == NULL then return NULL end
+          return O.arith(n.op, a, b)
+        end
+        return assign[n]
+      end
+      local budget = 20000
+      local function enum(i)
+        if budget <= 0 then return end
+        if i > #vars then budget = budget - 1; value(e); return end
+        for _, v in ipairs(vars[i].list) do
+          assign[vars[i].node] = v
+          enum(i + 1)
+        end
+      end
+      enum(1)
+    end
+    for _, e in ipairs(fexprs) do if e.kind == "op" then check(e) end end
+    for _, a in ipairs(q.grouped and {} or q.ann or {}) do if a.e.kind == "op" then check(a.e) end end
   end
 
   --- Run a query of the read path past conditions (q.ext set; gen's AST,

@@ -371,7 +371,9 @@ function Run.consistent(q, terms, gots)
   for i = 2, #terms do
     local t, g = terms[i], gots[i]
     local what = R.query(q, t)
-    if g.error then return what .. " raised " .. tostring(g.error) .. " where all() did not" end
+    -- (an error: backend-defined, as the oracle is unsure, e.g. PostgreSQL
+    -- overflowing on a row one plan computes and another does not)
+    if g.error then return nil end
     if t.kind == "count" and g.n ~= #rows then
       return ("%s is %s, all() has %d rows"):format(what, tostring(g.n), #rows)
     elseif t.kind == "exists" and g.b ~= (#rows > 0) then
