@@ -216,10 +216,10 @@ check("K3", 'in_tx(function() Post:filter { id = 2 }:update { views = quay.F("ra
 -- K4 comparing a string field with an integer column is refused before SQL
 --    (SQLite compares, PostgreSQL raises sql)
 check("K4", 'Post:filter { title__ne = quay.F("views") }:count()', "error bad_lookup")
--- K5 avg of a number field near 1e300 (PostgreSQL's avg(float8) sums the
---    squares too: "value out of range: overflow")
-check("K5", 'in_tx(function() Post:update { rating = 1e300 } return Post:aggregate { a = quay.avg("rating") }.a end)',
-  "1e+300")
+-- K5 avg of a number field holding 1e300 and -1e300 (PostgreSQL's
+--    avg(float8) accumulates the squares too: "value out of range: overflow")
+check("K5", 'in_tx(function() Post:filter { id = 1 }:update { rating = 1e300 } Post:filter { id = 2 }:update { rating = -1e300 } return Post:aggregate { a = quay.avg("rating") }.a end)',
+  "0.0")
 -- K6 an aggregate annotation used in filter, then values() (bad_lookup "a
 --    filter on an aggregate needs values(...) before annotate ...")
 check("K6", '#User:annotate { n = quay.count("posts") }:filter { n__gte = 2 }:values("name"):all()', "1")
