@@ -177,6 +177,7 @@ return function(O)
   -- A key for a value (distinct values, groups).
   local function vkey(v)
     if v == NULL then return "N" end
+    if v == 0 then v = v - v end      -- -0.0 is 0.0 (DISTINCT, GROUP BY)
     return (math.type(v) or type(v)) .. ":" .. V.lua(v)
   end
   O.vkey = vkey

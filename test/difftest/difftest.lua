@@ -147,7 +147,7 @@ for _, o in ipairs { { "any_scope", "table", "branches" }, { "quantify", "table"
 end
 local runner = Run.new(opts.url, { oracle = { any_scope = opts.any_scope,
                                               quantify = opts.quantify },
-                                   sql = not opts.no_sql })
+                                   sql = not opts.no_sql, known = opts.known })
 local started = os.time()
 local clock0 = os.clock()
 
@@ -321,7 +321,7 @@ do
     local rs = {}
     for r, n in pairs(skip_reasons) do rs[#rs + 1] = ("%s %d"):format(r, n) end
     table.sort(rs)
-    out("skipped (the oracle is unsure: backend-defined): " .. table.concat(rs, ", "))
+    out("skipped (no answer: backend-defined, or a known mismatch): " .. table.concat(rs, ", "))
   end
 end
 out(("seeds %d-%d on %s, %.1f s cpu, %d s wall"):format(opts.seed, opts.last_seed or opts.seed,
