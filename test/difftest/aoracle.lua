@@ -552,6 +552,18 @@ return function(O)
     end
     for _, st in ipairs(q.steps) do if st.cond and not st.rel then scan(st.cond) end end
     for _, st in ipairs(q.post or {}) do scan(st.cond) end
+    -- a group's or aggregate()'s sums are sums of per-record sums, which a
+    -- backend may compute for records a window or filter drops later
+    local group_aggs = {}
+    local function each_agg(e)
+      if e.kind == "agg" and (e.fn == "sum" or e.fn == "avg") then group_aggs[#group_aggs + 1] = e
+      elseif e.kind == "op" then each_agg(e.a); each_agg(e.b) end
+    end
+    for _, a in ipairs(q.grouped and q.ann or {}) do each_agg(a.e) end
+    for _, a in ipairs(q.term.aggs or {}) do each_agg(a.e) end
+    for _, e in ipairs(group_aggs) do
+      for _, row in ipairs(self.inst.rows[model] or {}) do self:agg_value(model, { row }, e) end
+    end
     if #fexprs == 0 and not (q.ann and not q.grouped) then return end
     local seen = {}          -- node -> { values it takes over the rows }
     local function note(node, v)

@@ -130,6 +130,7 @@ local function same(e, g)
   if type(e) == "number" then
     local n = tonumber(g)
     if not n then return false end
+    if math.type(e) == "integer" and math.type(n) == "integer" then return e == n end
     return math.abs(n - e) <= 1e-9 * math.max(1, math.abs(e))
   end
   return e == g
