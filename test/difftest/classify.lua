@@ -23,12 +23,24 @@ mismatches group into classes: a heuristic for the reader, not a verdict.
   order / slice     order_by / limit-offset
   error:<code>      Quay raised
   reading:<x>       Quay agrees with the other quantification x (oracle.lua)
+The read path past conditions (agen.lua):
+  kind:<k>          annotate, grouped, aggregate, fexpr or update
+  agg:<fn>:<path>   an aggregate and where its path goes (own, to-one,
+                    to-many, m2m, through, none)
+  agg-filter, agg-distinct, agg-default   its options
+  ann-filter / ann-order   an annotation used in filter / order_by
+  F, F-arith, F-under-many   quay.F in a condition (after a to-many hop)
+  values, distinct, grouped   values(), distinct(), values():annotate()
+  update-F          an update with an expression; update-F-to-one across a
+                    relation
+  consistent        Quay's count/exists/pluck disagree with its own all()
 ]]
 local S = require("test.difftest.schema")
 local O = require("test.difftest.oracle")
 local V = require("test.difftest.values")
 
 local C = {}
+local NULL = V.NULL
 
 local function relkind(rel)
   if rel.kind == "rev" then return rel.many and "reverse" or "reverse-one" end
@@ -149,10 +161,88 @@ local function steps_tags(model, steps, tags, pivot_of)
   end
 end
 
---- The sorted tag list of query q whose Quay result was got; alt: Quay
---- agrees with the other reading.
-function C.tags(q, got, alt, alt_name)
+-- Where an aggregate path goes from model.
+local function path_kind(model, path)
+  if not path then return "none" end
+  local m, kind = model, "own"
+  for _, seg in ipairs(O.split(path)) do
+    local rel = S.models[m].rels[seg]
+    if not rel then break end
+    local k = rel.kind == "m2m" and "m2m" or (rel.kind == "thru" or rel.kind == "path") and "through"
+      or rel.many and "to-many" or "to-one"
+    if kind == "own" or kind == "to-one" or k == "through" or k == "m2m" then kind = k end
+    m = rel.target
+  end
+  return kind
+end
+
+local function expr_tags(model, e, tags)
+  if e.kind == "agg" then
+    tags["agg:" .. e.fn .. ":" .. path_kind(model, e.path)] = true
+    if e.filter then tags["agg-filter"] = true end
+    if e.distinct then tags["agg-distinct"] = true end
+    if e.default ~= nil then tags["agg-default"] = true end
+  elseif e.kind == "op" then
+    tags["F-arith"] = true
+    expr_tags(model, e.a, tags)
+    expr_tags(model, e.b, tags)
+  elseif e.kind == "col" then
+    tags.F = true
+  end
+end
+
+local function ext_tags(q, tags)
+  tags["kind:" .. q.ext] = true
+  local names = {}
+  for _, a in ipairs(q.ann or {}) do
+    names[a.name] = true
+    expr_tags(q.model, a.e, tags)
+  end
+  local function leaves(c, fn)
+    if c.kind == "any" then for _, t in ipairs(c.tables) do leaves(t, fn) end return end
+    for _, it in ipairs(c.items) do
+      if it.kind == "leaf" then fn(it) else leaves(it, fn) end
+    end
+  end
+  local function scan(steps)
+    for _, st in ipairs(steps or {}) do
+      if st.cond and not st.rel then
+        leaves(st.cond, function(lf)
+          if names[O.split(lf.key)[1]] then tags["ann-filter"] = true end
+          if type(lf.value) == "table" and lf.value.kind == "expr" then
+            tags.F = true
+            expr_tags(q.model, lf.value.e, tags)
+            local r = O.resolve(q.model, lf.key, NULL)
+            for _, h in ipairs(r.hops or {}) do if h.many then tags["F-under-many"] = true end end
+          end
+        end)
+      end
+    end
+  end
+  pcall(scan, q.steps)
+  pcall(scan, q.post)
+  for _, t in ipairs(q.order or {}) do if names[t.path] then tags["ann-order"] = true end end
+  if q.vals then tags[q.grouped and "grouped" or "values"] = true end
+  if q.distinct then tags.distinct = true end
+  for _, a in ipairs(q.term.aggs or {}) do expr_tags(q.model, a.e, tags) end
+  for _, x in ipairs(q.term.set or {}) do
+    if type(x.value) == "table" and x.value.kind == "expr" then
+      tags["update-F"] = true
+      local function cols(e)
+        if e.kind == "col" and e.path:find("__", 1, true) then tags["update-F-to-one"] = true end
+        if e.kind == "op" then cols(e.a); cols(e.b) end
+      end
+      cols(x.value.e)
+    end
+  end
+end
+
+--- The sorted tag list of query q whose Quay result was got (the oracle's
+--- exp); alt: Quay agrees with the other reading.
+function C.tags(q, got, alt, alt_name, exp)
   local tags = {}
+  if exp and exp.error == "consistent" then tags.consistent = true end
+  if q.ext then ext_tags(q, tags) end
   local pivot_of
   if q.owner then
     local rel = S.models[q.owner.model].rels[q.owner.rel]
@@ -162,6 +252,9 @@ function C.tags(q, got, alt, alt_name)
   if q.order then tags.order = true end
   if q.limit or q.offset then tags.slice = true end
   if got and got.error then tags["error:" .. got.error] = true end
+  if got and got.kind == "multi" then
+    for _, p in ipairs(got.parts) do if p.error then tags["error:" .. p.error] = true end end
+  end
   if alt then tags["reading:" .. (alt_name or "minimal")] = true end
   local out = {}
   for k in pairs(tags) do out[#out + 1] = k end

@@ -196,8 +196,16 @@ O.LOOKUPS = LOOKUPS
 --- the last hop); relation__isnull, relation = quay.null and friends become
 --- kind "relnull" with `last` the tested relation (not a hop).  pivot_of
 --- names the through model whose row "pivot" reaches (related sets).
-function O.resolve(model, key, value, pivot_of)
+function O.resolve(model, key, value, pivot_of, anns)
   local segs = O.split(key)
+  local md0 = S.models[model]
+  if anns and anns[segs[1]] ~= nil and not md0.field_by[segs[1]] and not md0.rels[segs[1]] then
+    -- an annotation's name (annotate), with an optional lookup
+    assert(#segs <= 2, "oracle: path continues after an annotation: " .. key)
+    local lk = segs[2] or "eq"
+    assert(LOOKUPS[lk], "oracle: lookup " .. lk)
+    return { hops = {}, kind = "ann", name = segs[1], lookup = lk }
+  end
   local hops, m, i = {}, model, 1
   local res = { hops = hops }
   while i <= #segs do
@@ -265,6 +273,7 @@ end
 
 --- The rule book's lookups on a column value x (NULL possible).
 function O.lookup(x, lk, v)
+  if V.is_approx(x) then O.unsure("a lookup on an approximate value") end
   if lk == "isnull" then
     return tv((x == NULL) == v)
   elseif lk == "eq" then
@@ -341,6 +350,13 @@ end
 
 function O:leaf_value(model, row, lf, env, ctx)
   local r = lf.res
+  local fexpr = type(lf.value) == "table" and lf.value.kind == "expr"
+  if r.kind == "ann" then
+    local x = ctx and ctx.ann and ctx.ann[r.name]
+    assert(x ~= nil, "oracle: no annotation " .. r.name)
+    if fexpr then return O.lookup_expr(x, r.lookup, self:eval(lf.value.e, model, row, ctx)) end
+    return O.lookup(x, r.lookup, lf.value)
+  end
   if r.kind == "relnull" then
     local parent = self:walk(model, row, r.hops, #r.hops, env, ctx)
     local has = parent ~= NULLROW and #self:related(r.last.model, parent, r.last.name) > 0
@@ -348,6 +364,10 @@ function O:leaf_value(model, row, lf, env, ctx)
   end
   local cur = self:walk(model, row, r.hops, #r.hops, env, ctx)
   local x = cur[r.field]
+  if fexpr then
+    -- quay.F values are the query's row's (the owner's), whatever the path
+    return O.lookup_expr(x, r.lookup, self:eval(lf.value.e, model, row, ctx))
+  end
   return O.lookup(x, r.lookup, self:keyed(lf.value, r.relend and r.hops[#r.hops]))
 end
 
@@ -355,8 +375,10 @@ end
 --- The variables (to-many prefixes) are bound at the table (the rule book);
 --- with opts.quantify == "minimal" each is bound instead at the innermost
 --- table (of the table and the tables inside its quay.any items) holding
---- every leaf that uses it.
-function O:table_value(model, row, t, ctx)
+--- every leaf that uses it.  pre binds prefixes outside the table (an
+--- aggregate's filter: its path's rows, { ["posts"] = row }); ctx.ann holds
+--- the row's annotations (leaves on their names).
+function O:table_value(model, row, t, ctx, pre)
   local vars, scoped = {}, {}
   -- every use of a to-many prefix, with the chain of tables it sits in
   -- (each entry { node, via }: via is the quay.any item entered through)
@@ -366,10 +388,11 @@ function O:table_value(model, row, t, ctx)
     chain[#chain + 1] = { node = node, via = via }
     for _, it in ipairs(node.items) do
       if it.kind == "leaf" then
-        it.res = it.res or O.resolve(model, it.key, it.value, ctx and ctx.pivot_of)
+        it.res = it.res or O.resolve(model, it.key, it.value, ctx and ctx.pivot_of,
+                                     ctx and ctx.ann)
         local hops = it.res.hops
         for i, h in ipairs(hops) do
-          if h.many then
+          if h.many and not (pre and pre[prefix(hops, i)]) then
             local p = prefix(hops, i)
             if not uses[p] then
               uses[p] = { name = p, hops = hops, n = i, chains = {} }
@@ -431,6 +454,7 @@ function O:table_value(model, row, t, ctx)
     end)
   end
   local env = {}
+  for k, v in pairs(pre or {}) do env[k] = v end     -- rows bound outside (aggregates)
   local formula
   -- node's formula with its own variables quantified around it
   local function quantified(node)
@@ -525,6 +549,7 @@ end
 
 -- The value of a to-one path (order_by, pluck) on row.
 function O:path_value(model, row, path, ctx)
+  if ctx and ctx.ann and ctx.ann[path] ~= nil then return ctx.ann[path] end
   local segs = O.split(path)
   local cur, m = row, model
   for i = 1, #segs - 1 do
@@ -540,6 +565,7 @@ function O:path_value(model, row, path, ctx)
     local rel = S.models[m].rels[last]
     return self:one(m, cur, last)[rel.key]
   end
+  assert(S.models[m].field_by[last], "oracle: no field " .. m .. "." .. last)
   return cur[last]
 end
 
@@ -576,6 +602,40 @@ end
 --- { kind = "bool", b } | { kind = "values", values = {...}, ordered } |
 --- { kind = "first", id | nil }.
 function O:run(q)
+  if q.ext then return self:run_ext(q) end     -- aggregates, values, update (aoracle.lua)
+  local model = q.model
+  local cands = self:apply_steps(model, self:base(q), q.steps)
+  self:sort(model, cands, q.order)
+  local ordered = q.order ~= nil and #q.order > 0
+  cands = O.slice(cands, q)
+  local t = q.term.kind
+  if t == "count" then return { kind = "count", n = #cands }
+  elseif t == "exists" then return { kind = "bool", b = #cands > 0 }
+  elseif t == "first" then
+    return { kind = "first", id = cands[1] and cands[1].row.id or nil }
+  elseif t == "pluck" then
+    local vals = {}
+    for i, c in ipairs(cands) do vals[i] = self:path_value(model, c.row, q.term.path, c.ctx) end
+    return { kind = "values", values = vals, ordered = ordered }
+  end
+  local ids = {}
+  for i, c in ipairs(cands) do ids[i] = c.row.id end
+  return { kind = "ids", ids = ids, ordered = ordered }
+end
+
+--- The window limit / offset of q over the (ordered) list.
+function O.slice(list, q)
+  if not (q.limit or q.offset) then return list end
+  local from = (q.offset or 0) + 1
+  local to = q.limit and (from + q.limit - 1) or #list
+  local sl = {}
+  for i = from, math.min(to, #list) do sl[#sl + 1] = list[i] end
+  return sl
+end
+
+--- The candidates of q before its steps: the model's rows, or the related
+--- set of q.owner (each { row, ctx }).
+function O:base(q)
   local model, cands = q.model, {}
   if q.owner then
     local om = q.owner.model
@@ -592,30 +652,17 @@ function O:run(q)
   else
     for i, r in ipairs(self.inst.rows[model] or {}) do cands[i] = { row = r } end
   end
-  cands = self:apply_steps(model, cands, q.steps)
-  self:sort(model, cands, q.order)
-  local ordered = q.order ~= nil and #q.order > 0
-  if q.limit or q.offset then
-    local from = (q.offset or 0) + 1
-    local to = q.limit and (from + q.limit - 1) or #cands
-    local sl = {}
-    for i = from, math.min(to, #cands) do sl[#sl + 1] = cands[i] end
-    cands = sl
-  end
-  local t = q.term.kind
-  if t == "count" then return { kind = "count", n = #cands }
-  elseif t == "exists" then return { kind = "bool", b = #cands > 0 }
-  elseif t == "first" then
-    return { kind = "first", id = cands[1] and cands[1].row.id or nil }
-  elseif t == "pluck" then
-    local vals = {}
-    for i, c in ipairs(cands) do vals[i] = self:path_value(model, c.row, q.term.path, c.ctx) end
-    return { kind = "values", values = vals, ordered = ordered }
-  end
-  local ids = {}
-  for i, c in ipairs(cands) do ids[i] = c.row.id end
-  return { kind = "ids", ids = ids, ordered = ordered }
+  return cands
 end
 
 O.NULLROW = NULLROW
+O.and3, O.or3, O.tv = and3, or3, tv
+
+--- Backend-defined ground (integer overflow, float overflow, division by
+--- zero, ...): the oracle gives no answer and the case is skipped.
+local UNSURE_MT = { __tostring = function(u) return "unsure: " .. u.reason end }
+function O.unsure(reason) error(setmetatable({ reason = reason }, UNSURE_MT), 0) end
+function O.is_unsure(e) return getmetatable(e) == UNSURE_MT end
+
+require("test.difftest.aoracle")(O)
 return O

@@ -11,7 +11,31 @@ local V = require("test.difftest.values")
 local R = {}
 local NULL = V.NULL
 
+--- An expression (agen.lua) as Lua source.
+function R.expr(e)
+  local k = e.kind
+  if k == "num" then
+    local s = V.lua(e.v)
+    if s:sub(1, 1) == "-" then s = "(" .. s .. ")" end
+    return s
+  elseif k == "col" then
+    return ("quay.F(%q)"):format(e.path)
+  elseif k == "op" then
+    return "(" .. R.expr(e.a) .. " " .. e.op .. " " .. R.expr(e.b) .. ")"
+  elseif k == "agg" then
+    local opts = {}
+    if e.filter then opts[#opts + 1] = "filter = " .. R.cond(e.filter) end
+    if e.distinct then opts[#opts + 1] = "distinct = true" end
+    if e.default ~= nil then opts[#opts + 1] = "default = " .. V.lua(e.default) end
+    local o = #opts > 0 and ("{ " .. table.concat(opts, ", ") .. " }") or nil
+    if not e.path then return o and ("quay.count(nil, " .. o .. ")") or "quay.count()" end
+    return ("quay.%s(%q%s)"):format(e.fn, e.path, o and (", " .. o) or "")
+  end
+  error("render: expression " .. tostring(k))
+end
+
 function R.value(v)
+  if type(v) == "table" and v.kind == "expr" then return R.expr(v.e) end
   if type(v) == "table" and v.kind == "list" then
     local parts = {}
     for i, x in ipairs(v.items) do parts[i] = R.value(x) end
@@ -60,8 +84,40 @@ local function steps(list, var)
   return table.concat(out)
 end
 
---- The query as one Lua expression.
-function R.query(q)
+-- A named table of expressions: "{ a1 = ..., a2 = ... }" (names sorted).
+local function named(list)
+  local parts = {}
+  for _, a in ipairs(list) do parts[#parts + 1] = { a.name, R.expr(a.e) } end
+  table.sort(parts, function(x, y) return x[1] < y[1] end)
+  for i, p in ipairs(parts) do parts[i] = p[1] .. " = " .. p[2] end
+  return "{ " .. table.concat(parts, ", ") .. " }"
+end
+
+local function annotate(anns)
+  local out = ""
+  for call = 1, 2 do
+    local list = {}
+    for _, a in ipairs(anns or {}) do
+      if a.call == call and a.with_count then
+        out = out .. (":with_count(%q)"):format(a.e.path)
+      elseif a.call == call then
+        list[#list + 1] = a
+      end
+    end
+    if #list > 0 then out = out .. ":annotate " .. named(list) end
+  end
+  return out
+end
+
+local function values(vals)
+  local parts = {}
+  for i, p in ipairs(vals) do parts[i] = ("%q"):format(p) end
+  return ":values(" .. table.concat(parts, ", ") .. ")"
+end
+
+--- The query as one Lua expression (with term instead of q.term when
+--- given: q.also's terminals over the same set).
+function R.query(q, term)
   local src
   if q.owner then
     src = ("%s:find(%d).%s"):format(q.owner.model, q.owner.id, q.owner.rel)
@@ -69,6 +125,13 @@ function R.query(q)
     src = q.model .. ":query()"
   end
   src = src .. steps(q.steps, "")
+  if q.grouped then
+    src = src .. values(q.vals) .. annotate(q.ann) .. steps(q.post or {}, "")
+  else
+    src = src .. annotate(q.ann) .. steps(q.post or {}, "")
+    if q.vals then src = src .. values(q.vals) end
+  end
+  if q.distinct then src = src .. ":distinct()" end
   if q.order then
     local terms = {}
     for i, t in ipairs(q.order) do terms[i] = ("%q"):format((t.desc and "-" or "") .. t.path) end
@@ -76,15 +139,28 @@ function R.query(q)
   end
   if q.limit then src = src .. (":limit(%d)"):format(q.limit) end
   if q.offset then src = src .. (":offset(%d)"):format(q.offset) end
-  local t = q.term
+  local t = term or q.term
   if t.kind == "pluck" then src = src .. (":pluck(%q)"):format(t.path)
+  elseif t.kind == "aggregate" then src = src .. ":aggregate " .. named(t.aggs)
+  elseif t.kind == "update" then
+    local parts = {}
+    for i, x in ipairs(t.set) do parts[i] = x.col .. " = " .. R.value(x.value) end
+    src = src .. ":update { " .. table.concat(parts, ", ") .. " }"
   else src = src .. ":" .. t.kind .. "()" end
   return src
+end
+
+--- The query and its extra terminals, one Lua expression a line.
+function R.queries(q)
+  local out = { R.query(q) }
+  for _, t in ipairs(q.also or {}) do out[#out + 1] = R.query(q, t) end
+  return table.concat(out, "\n            ")
 end
 
 -- Shape of a value for signatures.
 local function vshape(v)
   if v == NULL then return "null" end
+  if type(v) == "table" and v.kind == "expr" then return "F" end
   if type(v) == "table" and v.kind == "list" then
     return "list" .. #v.items
   elseif type(v) == "table" and v.kind == "rec" then return "rec" end
@@ -116,13 +192,41 @@ local function sshape(list)
   return table.concat(out, " ")
 end
 
+-- Shape of an expression: functions and paths, no values.
+local function eshape(e)
+  if e.kind == "num" then return "k" end
+  if e.kind == "col" then return "F(" .. e.path .. ")" end
+  if e.kind == "op" then return "(" .. eshape(e.a) .. e.op .. eshape(e.b) .. ")" end
+  return e.fn .. "(" .. (e.path or "") .. (e.filter and ",filter" .. cshape(e.filter) or "")
+    .. (e.distinct and ",distinct" or "") .. (e.default ~= nil and ",default" or "") .. ")"
+end
+
 --- A signature of the query's shape: keys and value kinds, no values.
 function R.signature(q)
   local s = (q.owner and (q.owner.model .. "." .. q.owner.rel .. ":") or (q.model .. ":"))
     .. sshape(q.steps)
+  if q.grouped then s = s .. " values(" .. table.concat(q.vals, ",") .. ")" end
+  for _, a in ipairs(q.ann or {}) do s = s .. " ann " .. eshape(a.e) end
+  if q.post then s = s .. " " .. sshape(q.post) end
+  if q.vals and not q.grouped then s = s .. " values(" .. table.concat(q.vals, ",") .. ")" end
+  if q.distinct then s = s .. " distinct" end
   if q.order then s = s .. " order" end
   if q.limit or q.offset then s = s .. " slice" end
-  return s .. " " .. q.term.kind
+  local t = q.term
+  if t.kind == "aggregate" then
+    local parts = {}
+    for i, a in ipairs(t.aggs) do parts[i] = eshape(a.e) end
+    return s .. " aggregate{" .. table.concat(parts, ",") .. "}"
+  elseif t.kind == "update" then
+    local parts = {}
+    for i, x in ipairs(t.set) do
+      parts[i] = x.col .. "=" .. (type(x.value) == "table" and x.value.kind == "expr"
+        and eshape(x.value.e) or "v")
+    end
+    return s .. " update{" .. table.concat(parts, ",") .. "}"
+  end
+  for _, a in ipairs(q.also or {}) do s = s .. " +" .. a.kind end
+  return s .. " " .. t.kind
 end
 
 --- An instance as Lua source (create calls; NULL columns left out).
@@ -162,6 +266,38 @@ function R.result(res)
     local s = {}
     for i = 1, #res.values do s[i] = V.lua(res.values[i], "nil") end
     return "values {" .. table.concat(s, ", ") .. "}" .. (res.ordered and " (ordered)" or "")
+  elseif res.kind == "recs" or res.kind == "rows" or res.kind == "row" then
+    local cols = res.cols or {}
+    local function row(r)
+      local parts = {}
+      if res.kind == "recs" then parts[1] = "id = " .. tostring(r.id) end
+      for _, c in ipairs(cols) do
+        if r[c] ~= nil and r[c] ~= NULL then parts[#parts + 1] = c .. " = " .. V.lua(r[c]) end
+      end
+      for k, v in pairs(r.__extra or {}) do parts[#parts + 1] = k .. " = " .. V.lua(v) .. " (extra)" end
+      return "{ " .. table.concat(parts, ", ") .. " }"
+    end
+    if res.kind == "row" then return "row " .. row(res.row) end
+    local s = {}
+    for i, r in ipairs(res.rows) do s[i] = row(r) end
+    return res.kind .. " {" .. table.concat(s, ", ") .. "}"
+      .. (res.ordered and (res.kind == "recs" or res.total) and " (ordered)"
+          or res.ordered and " (partly ordered)" or "")
+  elseif res.kind == "update" then
+    local s = {}
+    for _, r in ipairs(res.rows) do
+      local parts = { "id = " .. tostring(r.id) }
+      for _, fd in ipairs(S.models[res.model].fields) do
+        local v = r[fd.name]
+        if fd.name ~= "id" and v ~= nil and v ~= NULL then parts[#parts + 1] = fd.name .. " = " .. V.lua(v) end
+      end
+      s[#s + 1] = "{ " .. table.concat(parts, ", ") .. " }"
+    end
+    return ("updated %s, then %s rows: %s"):format(tostring(res.n), res.model, table.concat(s, ", "))
+  elseif res.kind == "multi" then
+    local s = {}
+    for i, p in ipairs(res.parts) do s[i] = R.result(p) end
+    return table.concat(s, "\n            ")
   end
   return "?"
 end

@@ -30,6 +30,17 @@ V.pool = {
 }
 V.pool.text = V.pool.string
 
+-- An approximate number (a float sum or average: the backends add in their
+-- own order): v within tol.
+local APPROX = { __name = "difftest.approx",
+                 __tostring = function(a) return ("~%.17g"):format(a.v) end }
+
+--- The approximate value v (tolerance tol).
+function V.approx(v, tol) return setmetatable({ v = v, tol = tol }, APPROX) end
+
+--- Is x an approximate value?
+function V.is_approx(x) return getmetatable(x) == APPROX end
+
 --- Is s plain ASCII?
 function V.ascii(s)
   return not s:find("[\128-\255]")
@@ -67,6 +78,7 @@ end
 --- Lua source for a plain value (exact: floats round-trip, int64 edges).
 function V.lua(v, quay_null_name)
   if v == V.NULL then return quay_null_name or "quay.null" end
+  if V.is_approx(v) then return ("~%s"):format(V.lua(v.v)) end
   local t = math.type(v)
   if t == "integer" then
     if v == math.mininteger then return "math.mininteger" end
