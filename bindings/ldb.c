@@ -542,7 +542,9 @@ static void describe_model(lua_State *L, quay_model *m) {
     }
     set_str(L, "through", r.zThrough);
     set_str(L, "description", r.zDescription);
-    if (r.eKind == QUAY_R_REVERSE) set_str(L, "of", quay_kind_name(r.eForwardKind));
+    if (r.eKind == QUAY_R_REVERSE) {
+      set_str(L, "of", quay_kind_name(r.eForwardKind));
+    }
     lua_pushboolean(L, r.toMany);
     lua_setfield(L, -2, "many");
     lua_rawseti(L, -2, ++k);

@@ -303,7 +303,7 @@ static void build(lua_State *L, int idx, Box *pBox, int iDepth) {
     lua_getfield(L, idx, "filter");                  /* [.., filter] */
     if (!lua_isnil(L, -1)) {
       pF = lquay_box(L, (lquay_free_fn)quay_cond_free);
-      pFilter = lquay_conds(L, -2, pF, NULL);              /* [.., f, box, keep] */
+      pFilter = lquay_conds(L, -2, pF, NULL);        /* [.., f, box, keep] */
     }
     if (pF) pF->p = NULL;               /* quay_expr_agg takes it */
     if (quay_expr_agg(agg_code(zFn ? zFn : ""), zPath, pFilter, bDistinct,

@@ -359,9 +359,13 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
   s->eType = read_type(L, iDesc, zModel, zName, &s->rSeq);
   iOpts = push_opts(L, iDesc, azFieldOpt, zModel, zName);
   if (opt_bool(L, iOpts, "null", zModel, zName, 0)) s->mFlags |= QUAY_F_NULL;
-  if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) s->mFlags |= QUAY_F_UNIQUE;
+  if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) {
+    s->mFlags |= QUAY_F_UNIQUE;
+  }
   if (opt_bool(L, iOpts, "index", zModel, zName, 0)) s->mFlags |= QUAY_F_INDEX;
-  if (opt_bool(L, iOpts, "primary_key", zModel, zName, 0)) s->mFlags |= QUAY_F_PK;
+  if (opt_bool(L, iOpts, "primary_key", zModel, zName, 0)) {
+    s->mFlags |= QUAY_F_PK;
+  }
   if (opt_bool(L, iOpts, "auto_now_add", zModel, zName, 0)) {
     s->mFlags |= QUAY_F_AUTO_NOW_ADD;
   }
@@ -476,7 +480,9 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
   s->zTarget = read_target(L, iDesc, zModel, zName);
   iOpts = push_opts(L, iDesc, azRelOpt, zModel, zName);
   if (opt_bool(L, iOpts, "null", zModel, zName, 0)) s->mFlags |= QUAY_F_NULL;
-  if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) s->mFlags |= QUAY_F_UNIQUE;
+  if (opt_bool(L, iOpts, "unique", zModel, zName, 0)) {
+    s->mFlags |= QUAY_F_UNIQUE;
+  }
   if (!opt_bool(L, iOpts, "index", zModel, zName, 1)) {
     s->mFlags |= QUAY_F_NO_INDEX;
   }

@@ -87,7 +87,8 @@ LQUAY_INTERNAL extern const char lquay_LK_KEEP_THROUGH;
 LQUAY_INTERNAL extern const char lquay_LK_KEEP_DEFAULT;
 LQUAY_INTERNAL extern const char lquay_LK_KEEP_JSON;
 LQUAY_INTERNAL extern const char lquay_LK_SETMTS;   /* record mt -> set mts */
-LQUAY_INTERNAL extern const char lquay_LK_FAST;     /* record mt -> LRelFast[] */
+LQUAY_INTERNAL extern const char lquay_LK_FAST;     /* record mt ->
+                                                    ** LRelFast[] */
 LQUAY_INTERNAL extern const char lquay_LK_SETMODEL; /* set -> owner Model */
 LQUAY_INTERNAL extern const char lquay_LK_SNAP;     /* record -> its row of
                                                     ** a snapshot; result mt

@@ -6,14 +6,14 @@
 ** See LICENSE
 **
 ** The materializer is the hot path (docs/ENGINE.md "Measured facts":
-** building Lua values is half the cost of reading rows).  Per query it pushes each
-** node's field names once and reuses them as keys; per row it creates one
-** table per record with lua_createtable sized for its fields, raw-sets
-** non-NULL values, and sets the metatable.  Records reached through a JOIN
-** or a batched step are deduplicated by primary key in a C key set, so 100k
-** posts of 10k authors make 10k author tables.  Batched steps collect
-** owner keys into a key set once and attach each child to its owner group
-** by one hash probe; no per-row work happens in Lua code.
+** building Lua values is half the cost of reading rows).  Per query it
+** pushes each node's field names once and reuses them as keys; per row it
+** creates one table per record with lua_createtable sized for its fields,
+** raw-sets non-NULL values, and sets the metatable.  Records reached
+** through a JOIN or a batched step are deduplicated by primary key in a C
+** key set, so 100k posts of 10k authors make 10k author tables.  Batched
+** steps collect owner keys into a key set once and attach each child to its
+** owner group by one hash probe; no per-row work happens in Lua code.
 **
 ** Every engine resource (plan, cursor, key set) lives in a box marked
 ** to-be-closed, so a Lua error at any point (out of memory while building
@@ -512,7 +512,9 @@ static int qs_load(lua_State *L, int eHow) {
   return 1;
 }
 
-static int qs_select_related(lua_State *L) { return qs_load(L, QUAY_LOAD_JOIN); }
+static int qs_select_related(lua_State *L) {
+  return qs_load(L, QUAY_LOAD_JOIN);
+}
 static int qs_prefetch_related(lua_State *L) {
   return qs_load(L, QUAY_LOAD_BATCH);
 }
@@ -1213,7 +1215,9 @@ static int qs_exists(lua_State *L) {
   LModel *pM = qs_model(L, 1);
   quay_err err;
   int b;
-  if (quay_qs_exists(q->qs, pM->pDb->db, &b, &err)) lquay_fail(L, pM->pDb, &err);
+  if (quay_qs_exists(q->qs, pM->pDb->db, &b, &err)) {
+    lquay_fail(L, pM->pDb, &err);
+  }
   lua_pushboolean(L, b);
   return 1;
 }

@@ -273,7 +273,8 @@ static int rec_index(lua_State *L) {
   if (lua_rawget(L, UP_METHODS) != LUA_TNIL) return 1;
   lua_pop(L, 1);
   if (lquay_behav_method(L, 1, 2)) return 1;         /* a method */
-  if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "pivot") == 0) {
+  if (lua_type(L, 2) == LUA_TSTRING &&
+      strcmp(lua_tostring(L, 2), "pivot") == 0) {
     lua_rawgetp(L, 1, &lquay_LK_PIVOT);
     return 1;
   }
@@ -2545,7 +2546,9 @@ static int set_contains(lua_State *L) {
   {
     LModel *pT = lquay_record_model(L, 2);
     quay_field_info pk;
-    if (pT == NULL) lquay_raisef(L, QUAY_EVALIDATION, "contains: expected a record");
+    if (pT == NULL) {
+      lquay_raisef(L, QUAY_EVALIDATION, "contains: expected a record");
+    }
     quay_model_field(pT->m, quay_model_pk(pT->m), &pk);
     push_qs_method(L, 1, "filter");                  /* [.., fn, qs] */
     lua_createtable(L, 0, 1);

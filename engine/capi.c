@@ -352,7 +352,8 @@ static int res_extra(void *pCtx, int iSlot, int iRec, const char *zName,
   if (x == NULL) goto oom;
   x->zName = quay__arena_strdup(&p->arena, zName, strlen(zName));
   x->v = *pVal;
-  if (x->v.type == QUAY_LIST) x->v = quay_value_null();   /* annotations are scalars */
+  /* annotations are scalars */
+  if (x->v.type == QUAY_LIST) x->v = quay_value_null();
   if (x->zName == NULL || !res_own(p, &x->v)) goto oom;
   x->pNext = r->pExtra;
   r->pExtra = x;

@@ -127,7 +127,9 @@ static int add_ref(Cascade *x, quay_model *pParent, const Referrer *r) {
   Referrer *a = quay__arena_alloc(&x->arena, sizeof(Referrer) *
                                                  (size_t)(x->anRef[i] + 1));
   if (a == NULL) return QUAY_ENOMEM;
-  if (x->anRef[i]) memcpy(a, x->apRef[i], sizeof(Referrer) * (size_t)x->anRef[i]);
+  if (x->anRef[i]) {
+    memcpy(a, x->apRef[i], sizeof(Referrer) * (size_t)x->anRef[i]);
+  }
   a[x->anRef[i]++] = *r;
   x->apRef[i] = a;
   return QUAY_OK;

@@ -328,7 +328,8 @@ static void sq_row_table(quay_schema *pS, STable **pp, quay_cursor *c) {
 static void sq_row_column(quay_schema *pS, STable **pp, quay_cursor *c) {
   STable *t = sq_table_of(pS, pp, sq_row_text(c, 0));
   SCol *col;
-  if (t == NULL || (col = quay__stable_add_col(pS, t, sq_row_text(c, 1))) == NULL) {
+  if (t == NULL ||
+      (col = quay__stable_add_col(pS, t, sq_row_text(c, 1))) == NULL) {
     return;
   }
   col->zType = quay__schema_str(pS, sq_row_text(c, 2) ? sq_row_text(c, 2) : "");
@@ -364,7 +365,8 @@ static void sq_row_fk(quay_schema *pS, STable **pp, quay_cursor *c) {
   f = t->nFk ? &t->aFk[t->nFk - 1] : NULL;
   /* Rows of one constraint share its id (column 1); a new id starts one. */
   if (f == NULL || sq_row_int(c, 7) == 0) {
-    f = quay__stable_add_fk(pS, t, NULL, sq_row_text(c, 2) ? sq_row_text(c, 2) : "");
+    f = quay__stable_add_fk(pS, t, NULL,
+                            sq_row_text(c, 2) ? sq_row_text(c, 2) : "");
     if (f == NULL) return;
     f->eOnUpdate = quay__action_rule(sq_row_text(c, 5));
     f->eOnDelete = quay__action_rule(sq_row_text(c, 6));
@@ -381,7 +383,9 @@ static void sq_row_trigger(quay_schema *pS, STable **pp, quay_cursor *c) {
     pS->oom = 1;
     return;
   }
-  if (t->nTrigger) memcpy(a, t->azTrigger, sizeof(char *) * (size_t)t->nTrigger);
+  if (t->nTrigger) {
+    memcpy(a, t->azTrigger, sizeof(char *) * (size_t)t->nTrigger);
+  }
   a[t->nTrigger] = quay__schema_str(pS, sq_row_text(c, 1));
   t->azTrigger = a;
   t->nTrigger++;

@@ -47,12 +47,13 @@
 **
 ** Transactions nest: the outermost level is BEGIN, inner levels are
 ** SAVEPOINTs; inside a transaction Quay did not open (a host's BEGIN on a
-** shared handle) the outermost level is a SAVEPOINT too, and a
-** transaction ended under open levels is noticed ("Transactions" below).  Engine-run writes (bulk inserts, cascades, m2m :set) open a
-** level of their own, so they are atomic inside or outside a user's
-** transaction.  The outermost level may carry options (isolation level,
-** read-only: quay_db_begin_opts), written by the dialect; a read-only
-** SQLite transaction runs under PRAGMA query_only, reset when it ends.
+** shared handle) the outermost level is a SAVEPOINT too, and a transaction
+** ended under open levels is noticed ("Transactions" below).  Engine-run
+** writes (bulk inserts, cascades, m2m :set) open a level of their own, so
+** they are atomic inside or outside a user's transaction.  The outermost
+** level may carry options (isolation level, read-only: quay_db_begin_opts),
+** written by the dialect; a read-only SQLite transaction runs under PRAGMA
+** query_only, reset when it ends.
 */
 #define _POSIX_C_SOURCE 200809L   /* clock_gettime */
 #include "quayInt.h"

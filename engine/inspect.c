@@ -436,7 +436,8 @@ void quay__scol_default(quay_schema *pS, SCol *c) {
     c->zDfltVal = v;
     return;
   }
-  if (dflt_is_number(z, n) || dflt_word_is(z, n, "true") || dflt_word_is(z, n, "false")) {
+  if (dflt_is_number(z, n) || dflt_word_is(z, n, "true") ||
+      dflt_word_is(z, n, "false")) {
     char *v = quay__arena_strdup(&pS->arena, z, n);
     size_t i;
     if (v == NULL) {
@@ -482,7 +483,9 @@ int quay__schema_finish(quay_schema *pS, quay_err *pErr) {
       }
     }
   }
-  if (pS->nTab > 1) qsort(pS->aTab, (size_t)pS->nTab, sizeof(STable), schema_cmp_table);
+  if (pS->nTab > 1) {
+    qsort(pS->aTab, (size_t)pS->nTab, sizeof(STable), schema_cmp_table);
+  }
   if (!pS->oom && gen_models(pS)) pS->oom = 1;
   return pS->oom ? quay__oom(pErr) : QUAY_OK;
 }
@@ -758,7 +761,8 @@ static int gen_has_index(const STable *t, const char *zCol, int bUnique) {
 }
 
 /* The single-column foreign key of column zCol to a declared model, or -1. */
-static int gen_col_fk(const quay_schema *pS, const STable *t, const char *zCol) {
+static int gen_col_fk(const quay_schema *pS, const STable *t,
+                      const char *zCol) {
   int i;
   for (i = 0; i < t->nFk; i++) {
     const SFk *f = &t->aFk[i];
@@ -943,8 +947,8 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
     if (iFk >= 0) {
       const SFk *f = &t->aFk[iFk];
       GenModel *pT = &pS->aGen[gen_find(pS, f->zTable)];
-      quay_rel_spec *r = schema_grow(pS, (void **)&g->aRel, g->nRel, &g->nRelAlloc,
-                              sizeof(quay_rel_spec));
+      quay_rel_spec *r = schema_grow(pS, (void **)&g->aRel, g->nRel,
+                                     &g->nRelAlloc, sizeof(quay_rel_spec));
       const SCol *pTk = quay__stable_find_col(pT->pTab, f->azTo[0]);
       const SCol *pTpk = gen_single_pk(pT->pTab);
       char zWant[72];
@@ -967,7 +971,9 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
         r->zColumn = c->zName;
       }
       if (c->bNull) r->mFlags |= QUAY_F_NULL;
-      if (!bUnique && !gen_has_index(t, c->zName, 0)) r->mFlags |= QUAY_F_NO_INDEX;
+      if (!bUnique && !gen_has_index(t, c->zName, 0)) {
+        r->mFlags |= QUAY_F_NO_INDEX;
+      }
       r->eOnDelete = f->eOnDelete;
       if (r->eOnDelete == QUAY_SET_NULL && !c->bNull) {
         r->eOnDelete = QUAY_NO_ACTION;

@@ -406,8 +406,10 @@ static int dflt_same_value(int eType, const char *a, const char *b) {
     if (*ea == 0 && *eb == 0) return x == y;
   }
   if (eType == QUAY_T_BOOLEAN) {
-    int x = strcmp(a, "true") == 0 || strcmp(a, "1") == 0 || strcmp(a, "t") == 0;
-    int y = strcmp(b, "true") == 0 || strcmp(b, "1") == 0 || strcmp(b, "t") == 0;
+    int x = strcmp(a, "true") == 0 || strcmp(a, "1") == 0 ||
+            strcmp(a, "t") == 0;
+    int y = strcmp(b, "true") == 0 || strcmp(b, "1") == 0 ||
+            strcmp(b, "t") == 0;
     return x == y;
   }
   return strcmp(a, b) == 0;
@@ -460,7 +462,8 @@ static void match_tables(Diff *x) {
         }
       }
       l = zOld[0] ? quay__schema_find(pL, zOld) : NULL;
-      if (l && (quay__schema_find(pD, l->zName) || x->abLiveUsed[l - pL->aTab])) {
+      if (l && (quay__schema_find(pD, l->zName) ||
+                x->abLiveUsed[l - pL->aTab])) {
         l = NULL;                    /* still declared, or taken */
       }
       if (l) {
@@ -620,7 +623,8 @@ static int diff_same_check(const char *a, const char *b) {
   quay__str_init(&y);
   diff_norm_expr(a, &x);
   diff_norm_expr(b, &y);
-  r = !x.oom && !y.oom && x.n == y.n && (x.n == 0 || memcmp(x.z, y.z, x.n) == 0);
+  r = !x.oom && !y.oom && x.n == y.n &&
+      (x.n == 0 || memcmp(x.z, y.z, x.n) == 0);
   quay__str_free(&x);
   quay__str_free(&y);
   return r;
@@ -741,7 +745,8 @@ static void diff_columns(Diff *x, TabMap *m) {
       int bNull = !lc->bNull != !c->bNull;
       int bDflt = !dflt_same(lc, c);
       int bPk = !lc->iPk != !c->iPk;
-      int bAuto = d->xIdentitySync && c->iPk && lc->iPk && !lc->bAuto != !c->bAuto;
+      int bAuto = d->xIdentitySync && c->iPk && lc->iPk &&
+                  !lc->bAuto != !c->bAuto;
       Step *s;
       if (!bType && !bNull && !bDflt && !bPk && !bAuto) continue;
       s = diff_tab_step(x, m, QUAY_OP_ALTER_COLUMN, P_ALTER, c->zName);
@@ -809,8 +814,9 @@ static void diff_columns(Diff *x, TabMap *m) {
         diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
-        quay__str_cat(&x->q, lc->eDflt == DFLT_EXPR ? " DROP DEFAULT"
-                                                   : " DROP IDENTITY IF EXISTS");
+        quay__str_cat(&x->q,
+                      lc->eDflt == DFLT_EXPR ? " DROP DEFAULT"
+                                             : " DROP IDENTITY IF EXISTS");
         step_str(x->pMig, s, &x->q);
       }
       if (bType && lc->eDflt == DFLT_VALUE) {
@@ -1170,13 +1176,19 @@ static void diff_rebuild(Diff *x, TabMap *m) {
   /* Live CHECK constraints Quay did not make stay (at table level). */
   tNew = *t;
   n = 0;
-  for (i = 0; i < l->nCheck; i++) n += !m->abCheck[i] && !diff_owns_check(&l->aCheck[i]);
+  for (i = 0; i < l->nCheck; i++) {
+    n += !m->abCheck[i] && !diff_owns_check(&l->aCheck[i]);
+  }
   if (n > 0) {
     aCheck = diff_alloc(x, sizeof(SCheck) * (size_t)(t->nCheck + n));
     if (aCheck == NULL) return;
-    if (t->nCheck) memcpy(aCheck, t->aCheck, sizeof(SCheck) * (size_t)t->nCheck);
+    if (t->nCheck) {
+      memcpy(aCheck, t->aCheck, sizeof(SCheck) * (size_t)t->nCheck);
+    }
     for (i = 0, k = t->nCheck; i < l->nCheck; i++) {
-      if (!m->abCheck[i] && !diff_owns_check(&l->aCheck[i])) aCheck[k++] = l->aCheck[i];
+      if (!m->abCheck[i] && !diff_owns_check(&l->aCheck[i])) {
+        aCheck[k++] = l->aCheck[i];
+      }
     }
     tNew.aCheck = aCheck;
     tNew.nCheck = k;
@@ -1232,7 +1244,9 @@ static void diff_rebuild(Diff *x, TabMap *m) {
       SIdx y = *li;
       char **az = diff_alloc(x, sizeof(char *) * (size_t)(li->nCol + 1));
       if (az == NULL) return;
-      for (k = 0; k < li->nCol; k++) az[k] = (char *)diff_decl_col(m, li->azCol[k]);
+      for (k = 0; k < li->nCol; k++) {
+        az[k] = (char *)diff_decl_col(m, li->azCol[k]);
+      }
       y.azCol = az;
       quay__ddl_create_index(d, t, &y, &x->q);
       step_str(p, s, &x->q);

@@ -450,7 +450,9 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
   f->eType = s->eType;
   f->mFlags = s->mFlags;
   if (s->eType == QUAY_T_ID) f->mFlags |= QUAY_F_PK;
-  if (f->mFlags & QUAY_F_PK) f->mFlags = (f->mFlags | QUAY_F_UNIQUE) & ~QUAY_F_NULL;
+  if (f->mFlags & QUAY_F_PK) {
+    f->mFlags = (f->mFlags | QUAY_F_UNIQUE) & ~QUAY_F_NULL;
+  }
   f->nMax = s->nMax;
   f->nDigits = s->nDigits;
   f->nPlaces = s->nPlaces;

@@ -63,8 +63,12 @@ void quay__value_clear(quay_value *p) {
 }
 
 int quay__value_eq(const quay_value *a, const quay_value *b) {
-  if (a->type == QUAY_INT && b->type == QUAY_REAL) return (double)a->u.i == b->u.r;
-  if (a->type == QUAY_REAL && b->type == QUAY_INT) return a->u.r == (double)b->u.i;
+  if (a->type == QUAY_INT && b->type == QUAY_REAL) {
+    return (double)a->u.i == b->u.r;
+  }
+  if (a->type == QUAY_REAL && b->type == QUAY_INT) {
+    return a->u.r == (double)b->u.i;
+  }
   if (a->type != b->type) return 0;
   switch (a->type) {
     case QUAY_NULL: return 1;

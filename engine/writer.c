@@ -1140,7 +1140,8 @@ static int is_referenced(quay_db *pDb, quay_model *m, Field *f) {
   for (i = 0; i < pDb->nJoin; i++) {
     JoinTable *j = pDb->apJoin[i];
     if (j->pThrough) continue;
-    if ((j->pSrc == m && j->pSrcKey == f) || (j->pDst == m && j->pDstKey == f)) {
+    if ((j->pSrc == m && j->pSrcKey == f) ||
+        (j->pDst == m && j->pDstKey == f)) {
       return 1;
     }
   }

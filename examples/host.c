@@ -265,7 +265,8 @@ int main(int argc, char **argv) {
           "foreign_keys turned on by Quay", "0", "1");
   }
   rc = sqlite3_close(h.db);          /* SQLITE_BUSY if a statement leaked */
-  check(&h, rc == SQLITE_OK, "sqlite3_close", sqlite3_errstr(rc), "not an error");
+  check(&h, rc == SQLITE_OK, "sqlite3_close", sqlite3_errstr(rc),
+        "not an error");
 
   if (status == 0 && h.nFail == 0) {
     printf("host: %d checks passed\n", h.nCheck);

@@ -1564,7 +1564,8 @@ QUAY_API int quay_bulk_update(quay_db *pDb, quay_model *pModel,
 /*
 ** Deletion with cascades (reference.md "Deleting and cascades").  The
 ** counts are a list of (name, n) pairs, deleted rows per model (join
-** tables by table name), zero entries left out.  Caller frees with quay_counts_free.
+** tables by table name), zero entries left out.  Caller frees with
+** quay_counts_free.
 **
 ** mFlags: QUAY_DELETE_DRY_RUN counts what would be deleted and changes
 ** nothing; QUAY_DELETE_HARD deletes the rows of a soft_delete model

@@ -41,7 +41,8 @@ TEST(snake_case_tables) {
   quay_err e;
   ASSERT_OK(quay_db_open("sqlite::memory:", NULL, &db, &e), e);
   ASSERT_STR_EQ(quay_model_table(model(db, "PostTag", &e)), "post_tags");
-  ASSERT_STR_EQ(quay_model_table(model(db, "HTTPRequest", &e)), "http_requests");
+  ASSERT_STR_EQ(quay_model_table(model(db, "HTTPRequest", &e)),
+                "http_requests");
   ASSERT_STR_EQ(quay_model_table(model(db, "MR", &e)), "mrs");
   ASSERT_STR_EQ(quay_model_table(model(db, "User2Profile", &e)),
                 "user2_profiles");

@@ -68,8 +68,9 @@ static int clock_net(lua_State *L) {
 __attribute__((visibility("default")))
 int luaopen_benchclock(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"now", clock_now}, {"cpu", clock_cpu}, {"peak_kb", clock_peak_kb}, {"rss_kb", clock_rss_kb},
-    {"proc_cpu", clock_proc_cpu}, {"net", clock_net}, {NULL, NULL}};
+    {"now", clock_now}, {"cpu", clock_cpu}, {"peak_kb", clock_peak_kb},
+    {"rss_kb", clock_rss_kb}, {"proc_cpu", clock_proc_cpu}, {"net", clock_net},
+    {NULL, NULL}};
   luaL_newlib(L, fns);
   return 1;
 }

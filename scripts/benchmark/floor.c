@@ -12,9 +12,9 @@
 **       3 distinct tags per post; 3 comments per post.
 **   quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL
 **       run one workload on FILE and print one line
-**       "time=S cpu=S queries=N peak_kb=K base_kb=B check=C".  QUAYSQL is the file
-**       `quay_side.lua sql` writes: the statements Quay sends for the read
-**       workloads, with their parameters.
+**       "time=S cpu=S queries=N peak_kb=K base_kb=B check=C".  QUAYSQL is
+**       the file `quay_side.lua sql` writes: the statements Quay sends for
+**       the read workloads, with their parameters.
 **
 ** Each workload runs the SQL Quay runs (read from QUAYSQL, so the floor
 ** follows the engine's SQL as it changes; the result columns are checked
@@ -94,7 +94,8 @@ static sqlite3_stmt *prep_quay(Ctx *c, const char *zKey) {
   char *zCopy;
   sqlite3_stmt *s;
   int i = 0;
-  if (zSql == NULL) die("Quay's SQL for %s not recorded (workload shape changed?)", zKey);
+  if (zSql == NULL)
+    die("Quay's SQL for %s not recorded (workload shape changed?)", zKey);
   zCopy = malloc(n + 1);
   if (zCopy == NULL) die("out of memory");
   memcpy(zCopy, zSql, n);
@@ -116,8 +117,8 @@ static sqlite3_stmt *prep_quay(Ctx *c, const char *zKey) {
 
 /* Die unless the result columns start with the given names (the floor
 ** builds its tables by position). */
-static void expect_cols(sqlite3_stmt *s, const char *zKey, const char *const *az,
-                        int n) {
+static void expect_cols(sqlite3_stmt *s, const char *zKey,
+                        const char *const *az, int n) {
   int i;
   if (sqlite3_column_count(s) < n) die("Quay's SQL for %s changed shape", zKey);
   for (i = 0; i < n; i++) {
@@ -152,8 +153,8 @@ static void set_cols(lua_State *L, int t, int keys, sqlite3_stmt *s,
     switch (sqlite3_column_type(s, i)) {
       case SQLITE_NULL: continue;
       case SQLITE_INTEGER:
-        lua_pushvalue(L, keys + k);                             /* [.., key] */
-        lua_pushinteger(L, sqlite3_column_int64(s, i));         /* [.., key, v] */
+        lua_pushvalue(L, keys + k);                         /* [.., key] */
+        lua_pushinteger(L, sqlite3_column_int64(s, i));     /* [.., key, v] */
         break;
       case SQLITE_FLOAT:
         lua_pushvalue(L, keys + k);
@@ -195,7 +196,8 @@ static const char *const azTagKeys[] = {"id", "name"};
 /* W1: Quay's select_related("author") statement. */
 static void w1(Ctx *c) {
   lua_State *L = c->L;
-  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1), ku = push_keys(L, azUserKeys, 3);
+  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1),
+      ku = push_keys(L, azUserKeys, 3);
   int res, users;
   lua_Integer n = 0;
   static const char *const azCols[] = {"id", "title", "views", "created",
@@ -232,19 +234,21 @@ static void w1(Ctx *c) {
 /* W2: Quay's three statements (users, then posts and posts__tags with keys
 ** as one JSON array), or the same with keys by subquery (bJson == 0). */
 static const char zW2PostsSub[] =
-  "SELECT \"t0\".\"id\", \"t0\".\"title\", \"t0\".\"views\", \"t0\".\"created\", "
-  "\"t0\".\"author_id\" "
+  "SELECT \"t0\".\"id\", \"t0\".\"title\", \"t0\".\"views\", "
+  "\"t0\".\"created\", \"t0\".\"author_id\" "
   "FROM \"posts\" AS \"t0\" WHERE \"t0\".\"author_id\" IN "
   "(SELECT \"u\".\"id\" FROM \"users\" AS \"u\")";
 static const char zW2TagsSub[] =
-  "SELECT \"t1\".\"id\", \"t1\".\"name\", \"t0\".\"post_id\" FROM \"posts_tags\" AS \"t0\" "
+  "SELECT \"t1\".\"id\", \"t1\".\"name\", \"t0\".\"post_id\" "
+  "FROM \"posts_tags\" AS \"t0\" "
   "JOIN \"tags\" AS \"t1\" ON \"t1\".\"id\" = \"t0\".\"tag_id\" "
   "WHERE \"t0\".\"post_id\" IN (SELECT \"p\".\"id\" FROM \"posts\" AS \"p\" "
   "WHERE \"p\".\"author_id\" IN (SELECT \"u\".\"id\" FROM \"users\" AS \"u\"))";
 
 static void w2(Ctx *c, int bJson) {
   lua_State *L = c->L;
-  int ku = push_keys(L, azUserKeys, 4), kp = push_keys(L, azPostKeys, KP_TAGS + 1);
+  int ku = push_keys(L, azUserKeys, 4),
+      kp = push_keys(L, azPostKeys, KP_TAGS + 1);
   int kt = push_keys(L, azTagKeys, 2);
   int res, umap, pmap, tmap, iOwner;
   lua_Integer n = 0, nPost = 0, nLink = 0;
@@ -282,7 +286,8 @@ static void w2(Ctx *c, int bJson) {
     sqlite3_int64 id = sqlite3_column_int64(s, 0);
     lua_createtable(L, 0, P_NCOL + 1); p = lua_gettop(L);   /* [p] */
     set_cols(L, p, kp, s, 0, P_NCOL);
-    lua_pushvalue(L, kp + KP_TAGS); lua_newtable(L); lua_rawset(L, p);  /* p.tags */
+    /* p.tags */
+    lua_pushvalue(L, kp + KP_TAGS); lua_newtable(L); lua_rawset(L, p);
     lua_pushvalue(L, p); lua_rawseti(L, pmap, id);
     lua_rawgeti(L, umap, sqlite3_column_int64(s, iOwner)); /* [p, owner] */
     lua_insert(L, -2);                                   /* [owner, p] */
@@ -316,7 +321,8 @@ static void w2(Ctx *c, int bJson) {
   free(keys.a);
 
   call_loop(c, "w2", res, 1);
-  snprintf(c->zCheck, sizeof c->zCheck, "users=%lld,posts=%lld,links=%lld,sum=%lld",
+  snprintf(c->zCheck, sizeof c->zCheck,
+           "users=%lld,posts=%lld,links=%lld,sum=%lld",
            (long long)n, (long long)nPost, (long long)nLink,
            (long long)lua_tointeger(L, -1));
 }
@@ -354,12 +360,12 @@ static void w3(Ctx *c) {
 /* W4: the minimal set-based delete: children first, keys by subquery. */
 static void w4(Ctx *c) {
   static const struct { const char *zName, *zSql; } aDel[] = {
-    {"Comment", "DELETE FROM \"comments\" WHERE \"post_id\" IN (SELECT \"id\" FROM "
-                "\"posts\" WHERE \"author_id\" IN (SELECT \"id\" FROM \"users\" "
-                "WHERE \"id\" <= 1000))"},
-    {"posts_tags", "DELETE FROM \"posts_tags\" WHERE \"post_id\" IN (SELECT \"id\" "
-                   "FROM \"posts\" WHERE \"author_id\" IN (SELECT \"id\" FROM "
-                   "\"users\" WHERE \"id\" <= 1000))"},
+    {"Comment", "DELETE FROM \"comments\" WHERE \"post_id\" IN "
+                "(SELECT \"id\" FROM \"posts\" WHERE \"author_id\" IN "
+                "(SELECT \"id\" FROM \"users\" WHERE \"id\" <= 1000))"},
+    {"posts_tags", "DELETE FROM \"posts_tags\" WHERE \"post_id\" IN "
+                   "(SELECT \"id\" FROM \"posts\" WHERE \"author_id\" IN "
+                   "(SELECT \"id\" FROM \"users\" WHERE \"id\" <= 1000))"},
     {"Post", "DELETE FROM \"posts\" WHERE \"author_id\" IN (SELECT \"id\" FROM "
              "\"users\" WHERE \"id\" <= 1000)"},
     {"Profile", "DELETE FROM \"profiles\" WHERE \"user_id\" IN (SELECT \"id\" "
@@ -390,10 +396,11 @@ static void w12(Ctx *c) {
   sqlite3_stmt *s;
   exec(c, "PRAGMA foreign_keys = OFF");
   exec(c, "BEGIN IMMEDIATE");
-  exec(c, "CREATE TABLE \"new_posts\" (\"id\" INTEGER PRIMARY KEY, \"title\" "
-          "TEXT NOT NULL, \"views\" INTEGER NOT NULL, \"author_id\" INTEGER NOT "
-          "NULL REFERENCES \"users\" (\"id\") ON DELETE NO ACTION ON UPDATE "
-          "CASCADE, \"rating\" REAL NOT NULL DEFAULT 0)");
+  exec(c, "CREATE TABLE \"new_posts\" (\"id\" INTEGER PRIMARY KEY, "
+          "\"title\" TEXT NOT NULL, \"views\" INTEGER NOT NULL, "
+          "\"author_id\" INTEGER NOT NULL REFERENCES \"users\" (\"id\") "
+          "ON DELETE NO ACTION ON UPDATE CASCADE, "
+          "\"rating\" REAL NOT NULL DEFAULT 0)");
   exec(c, "INSERT INTO \"new_posts\" (\"id\", \"title\", \"views\", "
           "\"author_id\") SELECT \"id\", \"title\", \"views\", \"author_id\" "
           "FROM \"posts\"");
@@ -410,17 +417,20 @@ static void w12(Ctx *c) {
 
 /* W12's result, computed after the clock as the Quay side does. */
 static void w12_check(Ctx *c) {
-  sqlite3_stmt *s = prep(c, "SELECT count(*), sum(views), sum(rating), (SELECT type FROM "
-              "pragma_table_info('posts') WHERE name = 'title') FROM posts");
+  sqlite3_stmt *s = prep(c, "SELECT count(*), sum(views), sum(rating), "
+                            "(SELECT type FROM pragma_table_info('posts') "
+                            "WHERE name = 'title') FROM posts");
   step(c, s);
   {
     char zType[32];
     int i;
-    snprintf(zType, sizeof zType, "%s", (const char *)sqlite3_column_text(s, 3));
+    snprintf(zType, sizeof zType, "%s",
+             (const char *)sqlite3_column_text(s, 3));
     for (i = 0; zType[i]; i++) {
       if (zType[i] >= 'A' && zType[i] <= 'Z') zType[i] = (char)(zType[i] + 32);
     }
-    snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,views=%lld,rating=%g,title=%s",
+    snprintf(c->zCheck, sizeof c->zCheck,
+             "rows=%d,views=%lld,rating=%g,title=%s",
              sqlite3_column_int(s, 0), (long long)sqlite3_column_int64(s, 1),
              sqlite3_column_double(s, 2), zType);
   }
@@ -456,7 +466,7 @@ static void w5(Ctx *c) {
     lua_pushvalue(L, k); lua_rawget(L, -2);                /* [row, title] */
     z = lua_tolstring(L, -1, &len);
     sqlite3_bind_text(s, 1, z, (int)len, SQLITE_STATIC);
-    lua_pushvalue(L, k + 1); lua_rawget(L, -3);            /* [row, title, views] */
+    lua_pushvalue(L, k + 1); lua_rawget(L, -3);     /* [row, title, views] */
     sqlite3_bind_int64(s, 2, lua_tointeger(L, -1));
     lua_pushvalue(L, k + 2); lua_rawget(L, -4);            /* [.., author_id] */
     sqlite3_bind_int64(s, 3, lua_tointeger(L, -1));
@@ -482,7 +492,8 @@ static void w5(Ctx *c) {
     sum += lua_tointeger(L, -1);
     lua_pop(L, 2);
   }
-  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n, (long long)sum);
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
+           (long long)sum);
 }
 
 /* Build the input rows of loops[zFn](100000, nUsers) (untimed). */
@@ -514,14 +525,14 @@ static void set_clock(Ctx *c, double t0, double c0) {
 #define W9_BATCH 500
 
 static void w9_sql(char *z, size_t nz, int nRow) {
-  int i, n = snprintf(z, nz, "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", "
-                             "\"author_id\") VALUES ");
+  int i, n = snprintf(z, nz, "INSERT INTO \"posts\" (\"id\", \"title\", "
+                             "\"views\", \"author_id\") VALUES ");
   for (i = 0; i < nRow; i++) {
     n += snprintf(z + n, nz - (size_t)n, "%s(?, ?, ?, ?)", i ? ", " : "");
   }
-  snprintf(z + n, nz - (size_t)n, " ON CONFLICT (\"id\") DO UPDATE SET \"title\" = "
-           "excluded.\"title\", \"views\" = excluded.\"views\" RETURNING \"id\", "
-           "\"title\", \"views\", \"author_id\"");
+  snprintf(z + n, nz - (size_t)n, " ON CONFLICT (\"id\") DO UPDATE SET "
+           "\"title\" = excluded.\"title\", \"views\" = excluded.\"views\" "
+           "RETURNING \"id\", \"title\", \"views\", \"author_id\"");
 }
 
 static void w9(Ctx *c) {
@@ -554,7 +565,8 @@ static void w9(Ctx *c) {
       sqlite3_bind_int64(s, 4 * j + 1, lua_tointeger(L, -1));
       lua_pushvalue(L, k + 1); lua_rawget(L, -3);
       z = lua_tolstring(L, -1, &len);
-      sqlite3_bind_text(s, 4 * j + 2, z, (int)len, SQLITE_STATIC);  /* row keeps it */
+      /* the row keeps it */
+      sqlite3_bind_text(s, 4 * j + 2, z, (int)len, SQLITE_STATIC);
       lua_pushvalue(L, k + 2); lua_rawget(L, -4);
       sqlite3_bind_int64(s, 4 * j + 3, lua_tointeger(L, -1));
       lua_pushvalue(L, k + 3); lua_rawget(L, -5);
@@ -563,7 +575,7 @@ static void w9(Ctx *c) {
     }
     lua_rawgeti(L, rows, i);
     lua_pushvalue(L, k); lua_rawget(L, -2);
-    base = lua_tointeger(L, -1) - i;                       /* id = base + index */
+    base = lua_tointeger(L, -1) - i;                /* id = base + index */
     lua_pop(L, 2);
     c->nQuery++;
     while (step(c, s) == SQLITE_ROW) {
@@ -638,9 +650,11 @@ static void w10(Ctx *c, int bPerRow) {
         size_t nz = 200 + (size_t)m * 10, k;
         char *z = malloc(nz);
         if (z == NULL) die("out of memory");
-        k = (size_t)snprintf(z, nz, "UPDATE \"posts\" SET \"views\" = v.c1 FROM (SELECT "
-                             "column1 AS c0, column2 AS c1 FROM (VALUES ");
-        for (j = 0; j < m; j++) k += (size_t)snprintf(z + k, nz - k, "%s(?, ?)", j ? ", " : "");
+        k = (size_t)snprintf(z, nz, "UPDATE \"posts\" SET \"views\" = v.c1 "
+                             "FROM (SELECT column1 AS c0, column2 AS c1 "
+                             "FROM (VALUES ");
+        for (j = 0; j < m; j++)
+          k += (size_t)snprintf(z + k, nz - k, "%s(?, ?)", j ? ", " : "");
         snprintf(z + k, nz - k, ")) AS v WHERE \"posts\".\"id\" = v.c0");
         if (s) sqlite3_finalize(s);
         s = prep(c, z);
@@ -670,12 +684,13 @@ static void w10(Ctx *c, int bPerRow) {
 /* W6: Quay's first statement (2,000 posts), then each post's author: one
 ** hand-written point query per post, or Quay's batched statement. */
 static const char zW6Point[] =
-  "SELECT \"t0\".\"id\", \"t0\".\"name\", \"t0\".\"email\" FROM \"users\" AS \"t0\" "
-  "WHERE \"t0\".\"id\" = ?";
+  "SELECT \"t0\".\"id\", \"t0\".\"name\", \"t0\".\"email\" "
+  "FROM \"users\" AS \"t0\" WHERE \"t0\".\"id\" = ?";
 
 static void w6(Ctx *c, int bBatch) {
   lua_State *L = c->L;
-  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1), ku = push_keys(L, azUserKeys, 3);
+  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1),
+      ku = push_keys(L, azUserKeys, 3);
   int res, i;
   lua_Integer n = 0;
   KeyList keys = {NULL, 0, 0};
@@ -758,26 +773,30 @@ static void w6(Ctx *c, int bBatch) {
 ** 0, 0 and no views or date (nil), as Quay's count and sum read.
 */
 static const char zW7Grouped[] =
-  "SELECT u.\"id\", u.\"name\", u.\"email\", COALESCE(p.\"n\", 0), p.\"views\", "
-  "p.\"last\", COALESCE(c.\"n\", 0) "
+  "SELECT u.\"id\", u.\"name\", u.\"email\", COALESCE(p.\"n\", 0), "
+  "p.\"views\", p.\"last\", COALESCE(c.\"n\", 0) "
   "FROM \"users\" AS u "
-  "LEFT JOIN (SELECT \"author_id\", COUNT(*) AS \"n\", SUM(\"views\") AS \"views\", "
+  "LEFT JOIN (SELECT \"author_id\", COUNT(*) AS \"n\", "
+  "SUM(\"views\") AS \"views\", "
   "MAX(\"created\") AS \"last\" FROM \"posts\" GROUP BY \"author_id\") AS p "
   "ON p.\"author_id\" = u.\"id\" "
   "LEFT JOIN (SELECT p2.\"author_id\", COUNT(*) AS \"n\" FROM \"posts\" AS p2 "
-  "JOIN \"comments\" AS cm ON cm.\"post_id\" = p2.\"id\" GROUP BY p2.\"author_id\") AS c "
+  "JOIN \"comments\" AS cm ON cm.\"post_id\" = p2.\"id\" "
+  "GROUP BY p2.\"author_id\") AS c "
   "ON c.\"author_id\" = u.\"id\" "
   "ORDER BY u.\"id\"";
 static const char zW7Correlated[] =
   "SELECT u.\"id\", u.\"name\", u.\"email\", "
   "(SELECT COUNT(*) FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
-  "(SELECT SUM(p.\"views\") FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
-  "(SELECT MAX(p.\"created\") FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
+  "(SELECT SUM(p.\"views\") FROM \"posts\" AS p "
+  "WHERE p.\"author_id\" = u.\"id\"), "
+  "(SELECT MAX(p.\"created\") FROM \"posts\" AS p "
+  "WHERE p.\"author_id\" = u.\"id\"), "
   "(SELECT COUNT(*) FROM \"posts\" AS p JOIN \"comments\" AS cm "
   "ON cm.\"post_id\" = p.\"id\" WHERE p.\"author_id\" = u.\"id\") "
   "FROM \"users\" AS u ORDER BY u.\"id\"";
-static const char *const azW7Keys[] = {"id", "name", "email", "n_posts", "views",
-                                       "last", "n_comments"};
+static const char *const azW7Keys[] = {"id", "name", "email", "n_posts",
+                                       "views", "last", "n_comments"};
 
 static void w7(Ctx *c, int bCorrelated) {
   lua_State *L = c->L;
@@ -805,7 +824,8 @@ static void w7(Ctx *c, int bCorrelated) {
 ** first day of the month at midnight, as quay.trunc("month", ...) gives.
 */
 static const char zW8[] =
-  "SELECT \"author_id\", substr(\"created\", 1, 7) || '-01 00:00:00' AS \"month\", "
+  "SELECT \"author_id\", "
+  "substr(\"created\", 1, 7) || '-01 00:00:00' AS \"month\", "
   "COUNT(*), SUM(\"views\") FROM \"posts\" "
   "GROUP BY \"author_id\", \"month\" ORDER BY \"author_id\", \"month\"";
 static const char *const azW8Keys[] = {"author", "month", "n", "total_views"};
@@ -867,7 +887,8 @@ static uint64_t date_state;
 
 static void post_created(char *z, size_t nz, long long i, long long nPost) {
   const time_t base = 1672531200;                 /* 2023-01-01 00:00:00 UTC */
-  const long long span = 731LL * 86400, slot = span / nPost > 0 ? span / nPost : 1;
+  const long long span = 731LL * 86400,
+                  slot = span / nPost > 0 ? span / nPost : 1;
   uint64_t r;
   time_t t;
   struct tm tm;
@@ -911,7 +932,8 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
   exec(&c, "PRAGMA cache_size = -65536");
   exec(&c, "BEGIN");
 
-  s = prep(&c, "INSERT INTO \"users\" (\"id\", \"name\", \"email\") VALUES (?, ?, ?)");
+  s = prep(&c, "INSERT INTO \"users\" (\"id\", \"name\", \"email\") "
+               "VALUES (?, ?, ?)");
   for (i = 1; i <= nUser; i++) {
     char zMail[64];
     snprintf(z, sizeof z, "%s %s", azFirst[rnd() % 16], azLast[rnd() % 16]);
@@ -923,7 +945,8 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
   }
   sqlite3_finalize(s);
 
-  s = prep(&c, "INSERT INTO \"profiles\" (\"id\", \"user_id\", \"bio\") VALUES (?, ?, ?)");
+  s = prep(&c, "INSERT INTO \"profiles\" (\"id\", \"user_id\", \"bio\") "
+               "VALUES (?, ?, ?)");
   for (i = 1; i <= nUser; i++) {
     int n = words(z, sizeof z, 4, 12);
     sqlite3_bind_int64(s, 1, i);
@@ -951,8 +974,8 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
     j = (long long)(rnd() % (uint64_t)(i + 1));
     t = aAuthor[i]; aAuthor[i] = aAuthor[j]; aAuthor[j] = t;
   }
-  s = prep(&c, "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", \"author_id\", "
-               "\"created\") VALUES (?, ?, ?, ?, ?)");
+  s = prep(&c, "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", "
+               "\"author_id\", \"created\") VALUES (?, ?, ?, ?, ?)");
   for (i = 1; i <= nPost; i++) {
     char zDate[32];
     int n = words(z, sizeof z, 3, 8);
@@ -986,7 +1009,8 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
   }
   sqlite3_finalize(s);
 
-  s = prep(&c, "INSERT INTO \"comments\" (\"id\", \"post_id\", \"body\") VALUES (?, ?, ?)");
+  s = prep(&c, "INSERT INTO \"comments\" (\"id\", \"post_id\", \"body\") "
+               "VALUES (?, ?, ?)");
   for (i = 1, id = 1; i <= nPost; i++) {
     int k;
     for (k = 0; k < 3; k++) {
@@ -1002,7 +1026,8 @@ static void gen(const char *zFile, double scale, uint64_t seed) {
   exec(&c, "COMMIT");
   exec(&c, "PRAGMA wal_checkpoint(TRUNCATE)");
   sqlite3_close(c.db);
-  printf("users=%lld profiles=%lld tags=%lld posts=%lld links=%lld comments=%lld\n"
+  printf("users=%lld profiles=%lld tags=%lld posts=%lld links=%lld "
+         "comments=%lld\n"
          "versions: SQLite %s, %s\n",
          nUser, nUser, nTag, nPost, 3 * nPost, 3 * nPost, sqlite3_libversion(),
          LUA_RELEASE);
@@ -1020,10 +1045,11 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc < 6) {
-    fprintf(stderr, "usage: quay_bench_floor gen FILE SCALE SEED\n"
-                    "       quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL\n"
-                    "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch w7 w7corr w8 w9\n"
-                    "           w10 w10row w12\n");
+    fprintf(stderr,
+            "usage: quay_bench_floor gen FILE SCALE SEED\n"
+            "       quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL\n"
+            "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch w7 w7corr w8 w9\n"
+            "           w10 w10row w12\n");
     return 2;
   }
   memset(&c, 0, sizeof c);
@@ -1032,7 +1058,8 @@ int main(int argc, char **argv) {
   c.zQuaySql = read_file(argv[5]);
   /* The open flags and pragmas of Quay's SQLite driver (engine/drv_sqlite.c):
   ** NOMUTEX, as a single-threaded program does. */
-  if (sqlite3_open_v2(argv[2], &c.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+  if (sqlite3_open_v2(argv[2], &c.db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                       NULL) != SQLITE_OK)
     die("open %s: %s", argv[2], sqlite3_errmsg(c.db));
   sqlite3_busy_timeout(c.db, 5000);
@@ -1044,7 +1071,8 @@ int main(int argc, char **argv) {
   c.L = luaL_newstate();
   if (c.L == NULL) die("cannot create a Lua state");
   luaL_openlibs(c.L);
-  if (luaL_dofile(c.L, argv[3]) != LUA_OK) die("lua: %s", lua_tostring(c.L, -1));
+  if (luaL_dofile(c.L, argv[3]) != LUA_OK)
+    die("lua: %s", lua_tostring(c.L, -1));
   c.iLoops = lua_gettop(c.L);
 
   lua_gc(c.L, LUA_GCCOLLECT);         /* as the Quay side does */
@@ -1086,8 +1114,8 @@ int main(int argc, char **argv) {
     lua_getglobal(c.L, "W5_CPU");
     tc = lua_tonumber(c.L, -1);
   }
-  printf("time=%.6f cpu=%.6f queries=%d peak_kb=%ld base_kb=%ld check=%s\n", t, tc,
-         c.nQuery, status_kb("VmHWM:"), nBaseKb, c.zCheck);
+  printf("time=%.6f cpu=%.6f queries=%d peak_kb=%ld base_kb=%ld check=%s\n",
+         t, tc, c.nQuery, status_kb("VmHWM:"), nBaseKb, c.zCheck);
   /* Peak is read before teardown; closing is not timed on either side. */
   lua_close(c.L);
   sqlite3_close(c.db);

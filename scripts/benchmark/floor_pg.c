@@ -88,13 +88,15 @@ static PGconn *connect_db(const char *zUrl) {
   PGconn *pg = PQconnectdb(zUrl);
   PGresult *r;
   if (pg == NULL || PQstatus(pg) != CONNECTION_OK)
-    die("cannot connect to %s: %s", zUrl, pg ? PQerrorMessage(pg) : "out of memory");
+    die("cannot connect to %s: %s", zUrl,
+        pg ? PQerrorMessage(pg) : "out of memory");
   /* The session settings of Quay's driver (engine/drv_pg.c pg_open). */
   r = PQexec(pg, "SET client_encoding = 'UTF8'; "
                  "SET datestyle = 'ISO, YMD'; SET timezone = 'UTC'; "
                  "SET bytea_output = 'hex'; "
                  "SET client_min_messages = 'warning'");
-  if (PQresultStatus(r) != PGRES_COMMAND_OK) die("session setup: %s", PQerrorMessage(pg));
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    die("session setup: %s", PQerrorMessage(pg));
   PQclear(r);
   return pg;
 }
@@ -103,7 +105,8 @@ static PGconn *connect_db(const char *zUrl) {
 static PGresult *check(Ctx *c, PGresult *r, const char *zSql) {
   ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-    die("%s\n  %.300s", r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg), zSql);
+    die("%s\n  %.300s", r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg),
+        zSql);
   return r;
 }
 
@@ -123,7 +126,8 @@ static long long run_cmd(Ctx *c, const char *zSql) {
 static PGresult *run_params(Ctx *c, const char *zSql, int n, const Oid *aType,
                             const char *const *azVal) {
   c->nQuery++;
-  return check(c, PQexecParams(c->pg, zSql, n, aType, azVal, NULL, NULL, 0), zSql);
+  return check(c, PQexecParams(c->pg, zSql, n, aType, azVal, NULL, NULL, 0),
+               zSql);
 }
 
 static void prepare(Ctx *c, const char *zName, const char *zSql, int n,
@@ -145,13 +149,15 @@ static void quay_stmt(Ctx *c, const char *zKey, QStmt *q) {
   const char *zNext, *zLine;
   const char *zSql = find_line(c->zQuaySql, zKey, &n, &zNext);
   memset(q, 0, sizeof *q);
-  if (zSql == NULL) die("Quay's SQL for %s not recorded (workload shape changed?)", zKey);
+  if (zSql == NULL)
+    die("Quay's SQL for %s not recorded (workload shape changed?)", zKey);
   q->zSql = strndup(zSql, n);
   snprintf(zPKey, sizeof zPKey, "%s.param", zKey);
   while ((zLine = find_line(zNext, zPKey, &n, &zNext)) != NULL) {
     if (n < 2) die("bad parameter line for %s", zKey);
     if (q->nParam == QMAX_PARAM) die("too many parameters for %s", zKey);
-    q->aType[q->nParam] = zLine[0] == 'i' ? OID_INT8 : zLine[0] == 'n' ? OID_FLOAT8 : 0;
+    q->aType[q->nParam] = zLine[0] == 'i' ? OID_INT8
+                        : zLine[0] == 'n' ? OID_FLOAT8 : 0;
     q->azVal[q->nParam] = strndup(zLine + 2, n - 2);
     q->nParam++;
   }
@@ -165,8 +171,8 @@ static void quay_stmt_free(QStmt *q) {
 
 /* Die unless the result columns start with the given names (the floor
 ** builds its tables by position). */
-static void expect_cols(const PGresult *r, const char *zKey, const char *const *az,
-                        int n) {
+static void expect_cols(const PGresult *r, const char *zKey,
+                        const char *const *az, int n) {
   int i;
   if (PQnfields(r) < n) die("Quay's SQL for %s changed shape", zKey);
   for (i = 0; i < n; i++) {
@@ -183,7 +189,8 @@ static int64_t int_at(const PGresult *r, int row, int col) {
 
 /* Round trips so far (netcount.so), or -1 without it. */
 static long long net_trips(void) {
-  void (*f)(long long *) = (void (*)(long long *))dlsym(RTLD_DEFAULT, "quay_bench_net");
+  void (*f)(long long *) =
+      (void (*)(long long *))dlsym(RTLD_DEFAULT, "quay_bench_net");
   long long a[5];
   if (f == NULL) return -1;
   f(a);
@@ -206,7 +213,8 @@ static void set_cols(lua_State *L, int t, int keys, const PGresult *r, int row,
   int k;
   for (k = 0; zKinds[k]; k++) {
     int i = col0 + k;
-    if ((zKinds[k] == 'z' || zKinds[k] == 'j') && PQgetisnull(r, row, i)) continue;
+    if ((zKinds[k] == 'z' || zKinds[k] == 'j') && PQgetisnull(r, row, i))
+      continue;
     lua_pushvalue(L, keys + k);                             /* [.., key] */
     if (zKinds[k] == 'i' || zKinds[k] == 'j') {
       lua_pushinteger(L, strtoll(PQgetvalue(r, row, i), NULL, 10));
@@ -244,7 +252,8 @@ static const char *const azCommentKeys[] = {"id", "post_id", "body"};
 /* W1: Quay's select_related("author") statement. */
 static void w1(Ctx *c) {
   lua_State *L = c->L;
-  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1), ku = push_keys(L, azUserKeys, 3);
+  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1),
+      ku = push_keys(L, azUserKeys, 3);
   int res, users, i, n;
   static const char *const azCols[] = {"id", "title", "views", "created",
                                        "author_id", "id", "name", "email"};
@@ -285,25 +294,27 @@ static void w1(Ctx *c) {
 ** keys as one array parameter, = ANY($1::bigint[])), or the same with the
 ** keys by subquery (bArray == 0). */
 static const char zW2PostsSub[] =
-  "SELECT \"t0\".\"id\", \"t0\".\"title\", \"t0\".\"views\", \"t0\".\"created\", "
-  "\"t0\".\"author_id\" "
+  "SELECT \"t0\".\"id\", \"t0\".\"title\", \"t0\".\"views\", "
+  "\"t0\".\"created\", \"t0\".\"author_id\" "
   "FROM \"posts\" AS \"t0\" WHERE \"t0\".\"author_id\" IN "
   "(SELECT \"u\".\"id\" FROM \"users\" AS \"u\")";
 static const char zW2TagsSub[] =
-  "SELECT \"t1\".\"id\", \"t1\".\"name\", \"t0\".\"post_id\" FROM \"posts_tags\" AS \"t0\" "
+  "SELECT \"t1\".\"id\", \"t1\".\"name\", \"t0\".\"post_id\" "
+  "FROM \"posts_tags\" AS \"t0\" "
   "JOIN \"tags\" AS \"t1\" ON \"t1\".\"id\" = \"t0\".\"tag_id\" "
   "WHERE \"t0\".\"post_id\" IN (SELECT \"p\".\"id\" FROM \"posts\" AS \"p\" "
   "WHERE \"p\".\"author_id\" IN (SELECT \"u\".\"id\" FROM \"users\" AS \"u\"))";
 
 /* Run statement zKey (bArray: Quay's, with the keys as its one array
 ** parameter) or zSub (the subquery form, no parameters). */
-static PGresult *run_keyed(Ctx *c, int bArray, const char *zKey, const char *zSub,
-                           const KeyList *keys) {
+static PGresult *run_keyed(Ctx *c, int bArray, const char *zKey,
+                           const char *zSub, const KeyList *keys) {
   QStmt q;
   PGresult *r;
   if (!bArray) return run_params(c, zSub, 0, NULL, NULL);
   quay_stmt(c, zKey, &q);
-  if (q.nParam != 1) die("Quay's SQL for %s: expected one key-array parameter", zKey);
+  if (q.nParam != 1)
+    die("Quay's SQL for %s: expected one key-array parameter", zKey);
   free(q.azVal[0]);
   q.azVal[0] = keys_text(keys, '{', '}', &(size_t){0});
   r = run_params(c, q.zSql, 1, q.aType, (const char *const *)q.azVal);
@@ -313,7 +324,8 @@ static PGresult *run_keyed(Ctx *c, int bArray, const char *zKey, const char *zSu
 
 static void w2(Ctx *c, int bArray) {
   lua_State *L = c->L;
-  int ku = push_keys(L, azUserKeys, 4), kp = push_keys(L, azPostKeys, KP_TAGS + 1);
+  int ku = push_keys(L, azUserKeys, 4),
+      kp = push_keys(L, azPostKeys, KP_TAGS + 1);
   int kt = push_keys(L, azTagKeys, 2);
   int res, umap, pmap, tmap, iOwner, i, n;
   lua_Integer nUser, nPost, nLink;
@@ -352,7 +364,8 @@ static void w2(Ctx *c, int bArray) {
     int64_t id = int_at(r, i, 0);
     lua_createtable(L, 0, P_NCOL + 1); p = lua_gettop(L);   /* [p] */
     set_cols(L, p, kp, r, i, 0, POST_KINDS);
-    lua_pushvalue(L, kp + KP_TAGS); lua_newtable(L); lua_rawset(L, p);  /* p.tags */
+    /* p.tags */
+    lua_pushvalue(L, kp + KP_TAGS); lua_newtable(L); lua_rawset(L, p);
     lua_pushvalue(L, p); lua_rawseti(L, pmap, id);
     lua_rawgeti(L, umap, int_at(r, i, iOwner));           /* [p, owner] */
     lua_insert(L, -2);                                    /* [owner, p] */
@@ -383,7 +396,8 @@ static void w2(Ctx *c, int bArray) {
   free(keys.a);
 
   call_loop(c, "w2", res, 1);
-  snprintf(c->zCheck, sizeof c->zCheck, "users=%lld,posts=%lld,links=%lld,sum=%lld",
+  snprintf(c->zCheck, sizeof c->zCheck,
+           "users=%lld,posts=%lld,links=%lld,sum=%lld",
            (long long)nUser, (long long)nPost, (long long)nLink,
            (long long)lua_tointeger(L, -1));
 }
@@ -538,20 +552,21 @@ static void w5(Ctx *c, int eHow) {
       lua_settop(L, rows);
       luaL_checkstack(L, 3 * m + 8, "w5");
       for (j = 0; j < m; j++) {
-        lua_rawgeti(L, rows, i + j);                         /* [.., row] */
-        lua_pushvalue(L, k); lua_rawget(L, -2);              /* [.., row, title] */
-        azVal[3 * j] = lua_tostring(L, -1);                  /* kept on the stack */
+        lua_rawgeti(L, rows, i + j);                    /* [.., row] */
+        lua_pushvalue(L, k); lua_rawget(L, -2);         /* [.., row, title] */
+        azVal[3 * j] = lua_tostring(L, -1);             /* kept on the stack */
         lua_pushvalue(L, k + 1); lua_rawget(L, -3);
         snprintf(azNum[2 * j], 24, "%lld", (long long)lua_tointeger(L, -1));
         lua_pushvalue(L, k + 2); lua_rawget(L, -4);
         snprintf(azNum[2 * j + 1], 24, "%lld", (long long)lua_tointeger(L, -1));
-        lua_pop(L, 2);                                       /* [.., row, title] */
-        lua_remove(L, -2);                                   /* [.., title] */
+        lua_pop(L, 2);                                  /* [.., row, title] */
+        lua_remove(L, -2);                              /* [.., title] */
         azVal[3 * j + 1] = azNum[2 * j];
         azVal[3 * j + 2] = azNum[2 * j + 1];
       }
       r = run_prepared(c, zName, 3 * m, azVal);
-      if (PQntuples(r) != m) die("w5: %d ids returned for %d rows", PQntuples(r), m);
+      if (PQntuples(r) != m)
+        die("w5: %d ids returned for %d rows", PQntuples(r), m);
       for (j = 0; j < m; j++) {
         lua_rawgeti(L, rows, i + j);
         lua_pushvalue(L, k + 3);
@@ -600,10 +615,12 @@ static void w5(Ctx *c, int eHow) {
     zv = keys_text(&kv, '{', '}', &(size_t){0});
     za = keys_text(&ka, '{', '}', &(size_t){0});
     az[0] = z; az[1] = zv; az[2] = za;
-    r = run_params(c, "INSERT INTO \"posts\" (\"title\", \"views\", \"author_id\") "
-                      "SELECT * FROM unnest($1::varchar[], $2::bigint[], $3::bigint[]) "
-                      "RETURNING \"id\"", 3, aType3, az);
-    if (PQntuples(r) != n) die("w5: %d ids returned for %d rows", PQntuples(r), n);
+    r = run_params(c, "INSERT INTO \"posts\" (\"title\", \"views\", "
+                      "\"author_id\") SELECT * FROM unnest($1::varchar[], "
+                      "$2::bigint[], $3::bigint[]) RETURNING \"id\"",
+                   3, aType3, az);
+    if (PQntuples(r) != n)
+      die("w5: %d ids returned for %d rows", PQntuples(r), n);
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, rows, i);
       lua_pushvalue(L, k + 3);
@@ -614,12 +631,14 @@ static void w5(Ctx *c, int eHow) {
     PQclear(r);
     free(z); free(zv); free(za); free(kv.a); free(ka.a);
   } else {
-    prepare(c, "w5one", "INSERT INTO \"posts\" (\"title\", \"views\", \"author_id\") "
-                        "VALUES ($1, $2, $3) RETURNING \"id\"", 3, aType);
+    prepare(c, "w5one", "INSERT INTO \"posts\" (\"title\", \"views\", "
+                        "\"author_id\") VALUES ($1, $2, $3) RETURNING \"id\"",
+            3, aType);
     for (i = 1; i <= n; i += W5_BATCH) {
       int m = n - i + 1 < W5_BATCH ? n - i + 1 : W5_BATCH;
       PGresult *r;
-      if (!PQenterPipelineMode(c->pg)) die("pipeline: %s", PQerrorMessage(c->pg));
+      if (!PQenterPipelineMode(c->pg))
+        die("pipeline: %s", PQerrorMessage(c->pg));
       for (j = 0; j < m; j++) {
         const char *az[3];
         char zV[24], zA[24];
@@ -649,9 +668,11 @@ static void w5(Ctx *c, int eHow) {
         if ((r = PQgetResult(c->pg)) != NULL) die("pipeline: extra result");
       }
       r = PQgetResult(c->pg);
-      if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) die("pipeline: no sync");
+      if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+        die("pipeline: no sync");
       PQclear(r);
-      if (!PQexitPipelineMode(c->pg)) die("pipeline: %s", PQerrorMessage(c->pg));
+      if (!PQexitPipelineMode(c->pg))
+        die("pipeline: %s", PQerrorMessage(c->pg));
     }
   }
   run_cmd(c, "COMMIT");
@@ -668,7 +689,8 @@ static void w5(Ctx *c, int eHow) {
     sum += lua_tointeger(L, -1);
     lua_pop(L, 2);
   }
-  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n, (long long)sum);
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
+           (long long)sum);
 }
 
 /* Append Lua string z (n bytes) to the array literal being built in
@@ -700,8 +722,10 @@ static void w9_rows_from(lua_State *L, int rows, int k, PGresult *r,
     lua_pushvalue(L, k + 1);
     lua_pushlstring(L, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
     lua_rawset(L, -3);
-    lua_pushvalue(L, k + 2); lua_pushinteger(L, int_at(r, i, 2)); lua_rawset(L, -3);
-    lua_pushvalue(L, k + 3); lua_pushinteger(L, int_at(r, i, 3)); lua_rawset(L, -3);
+    lua_pushvalue(L, k + 2); lua_pushinteger(L, int_at(r, i, 2));
+    lua_rawset(L, -3);
+    lua_pushvalue(L, k + 3); lua_pushinteger(L, int_at(r, i, 3));
+    lua_rawset(L, -3);
     lua_pop(L, 1);
   }
 }
@@ -719,11 +743,12 @@ static void w9(Ctx *c) {
   lua_State *L = c->L;
   static const char *const azIn[] = {"id", "title", "views", "author_id"};
   static const char zSql[] =
-    "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", \"author_id\") SELECT * FROM "
-    "(SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS "
-    "u(c0, c1, c2, c3)) AS v ON CONFLICT (\"id\") DO UPDATE SET \"title\" = "
-    "excluded.\"title\", \"views\" = excluded.\"views\" RETURNING \"id\", \"title\", "
-    "\"views\", \"author_id\"";
+    "INSERT INTO \"posts\" (\"id\", \"title\", \"views\", \"author_id\") "
+    "SELECT * FROM (SELECT * FROM unnest($1::bigint[], $2::text[], "
+    "$3::bigint[], $4::bigint[]) AS u(c0, c1, c2, c3)) AS v "
+    "ON CONFLICT (\"id\") DO UPDATE SET \"title\" = excluded.\"title\", "
+    "\"views\" = excluded.\"views\" "
+    "RETURNING \"id\", \"title\", \"views\", \"author_id\"";
   static const Oid aType[4] = {0, 0, 0, 0};
   int k, rows, i, j, n;
   double t0, c0, s0 = 0;
@@ -806,8 +831,9 @@ static void w9(Ctx *c) {
 */
 static void w10(Ctx *c, int bPerRow) {
   static const Oid aType2[2] = {OID_INT8, OID_INT8};
-  PGresult *r = check(c, PQexec(c->pg, "SELECT \"id\" FROM \"posts\" ORDER BY \"id\" "
-                                       "LIMIT 10000"), "w10 ids");
+  PGresult *r = check(c, PQexec(c->pg, "SELECT \"id\" FROM \"posts\" "
+                                       "ORDER BY \"id\" LIMIT 10000"),
+                      "w10 ids");
   int n = PQntuples(r), i;
   int64_t *aId = malloc(sizeof(int64_t) * (size_t)(n + 1));
   double t0, c0, s0 = 0;
@@ -819,7 +845,9 @@ static void w10(Ctx *c, int bPerRow) {
   t0 = now();
   run_cmd(c, "BEGIN");
   if (bPerRow) {
-    prepare(c, "w10one", "UPDATE \"posts\" SET \"views\" = $1 WHERE \"id\" = $2", 2, aType2);
+    prepare(c, "w10one",
+            "UPDATE \"posts\" SET \"views\" = $1 WHERE \"id\" = $2", 2,
+            aType2);
     for (i = 0; i < n; i++) {
       char zV[24], zI[24];
       const char *az[2];
@@ -842,9 +870,10 @@ static void w10(Ctx *c, int bPerRow) {
     zv = keys_text(&kv, '{', '}', &(size_t){0});
     az[0] = zi;
     az[1] = zv;
-    PQclear(run_params(c, "UPDATE \"posts\" SET \"views\" = v.c1 FROM (SELECT * FROM "
-                          "unnest($1::bigint[], $2::bigint[]) AS u(c0, c1)) AS v WHERE "
-                          "\"posts\".\"id\" = v.c0", 2, aType, az));
+    PQclear(run_params(c, "UPDATE \"posts\" SET \"views\" = v.c1 "
+                          "FROM (SELECT * FROM unnest($1::bigint[], "
+                          "$2::bigint[]) AS u(c0, c1)) AS v "
+                          "WHERE \"posts\".\"id\" = v.c0", 2, aType, az));
     free(zi); free(zv); free(ki.a); free(kv.a);
   }
   run_cmd(c, "COMMIT");
@@ -854,7 +883,8 @@ static void w10(Ctx *c, int bPerRow) {
   lua_setglobal(c->L, "W_CPU");
   lua_pushnumber(c->L, c->nBackend > 0 ? proc_cpu(c->nBackend) - s0 : -1);
   lua_setglobal(c->L, "W_SRV");
-  r = check(c, PQexec(c->pg, "SELECT SUM(views) FROM posts WHERE id <= 10000"), "w10 sum");
+  r = check(c, PQexec(c->pg, "SELECT SUM(views) FROM posts WHERE id <= 10000"),
+            "w10 sum");
   snprintf(c->zCheck, sizeof c->zCheck, "n=%d,viewsum=%lld", n,
            (long long)int_at(r, 0, 0));
   PQclear(r);
@@ -865,12 +895,13 @@ static void w10(Ctx *c, int bPerRow) {
 ** hand-written point query per post (prepared once), or Quay's batched
 ** statement with the distinct keys as its array parameter. */
 static const char zW6Point[] =
-  "SELECT \"t0\".\"id\", \"t0\".\"name\", \"t0\".\"email\" FROM \"users\" AS \"t0\" "
-  "WHERE \"t0\".\"id\" = $1";
+  "SELECT \"t0\".\"id\", \"t0\".\"name\", \"t0\".\"email\" "
+  "FROM \"users\" AS \"t0\" WHERE \"t0\".\"id\" = $1";
 
 static void w6(Ctx *c, int bBatch) {
   lua_State *L = c->L;
-  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1), ku = push_keys(L, azUserKeys, 3);
+  int kp = push_keys(L, azPostKeys, KP_AUTHOR + 1),
+      ku = push_keys(L, azUserKeys, 3);
   int res, i, n;
   KeyList keys = {NULL, 0, 0};
   QStmt q;
@@ -954,32 +985,38 @@ static void w6(Ctx *c, int bBatch) {
 ** 0, 0 and no views or date (nil), as Quay's count and sum read.
 */
 static const char zW7Grouped[] =
-  "SELECT u.\"id\", u.\"name\", u.\"email\", COALESCE(p.\"n\", 0), p.\"views\", "
-  "p.\"last\", COALESCE(c.\"n\", 0) "
+  "SELECT u.\"id\", u.\"name\", u.\"email\", COALESCE(p.\"n\", 0), "
+  "p.\"views\", p.\"last\", COALESCE(c.\"n\", 0) "
   "FROM \"users\" AS u "
-  "LEFT JOIN (SELECT \"author_id\", count(*) AS \"n\", sum(\"views\") AS \"views\", "
+  "LEFT JOIN (SELECT \"author_id\", count(*) AS \"n\", "
+  "sum(\"views\") AS \"views\", "
   "max(\"created\") AS \"last\" FROM \"posts\" GROUP BY \"author_id\") AS p "
   "ON p.\"author_id\" = u.\"id\" "
   "LEFT JOIN (SELECT p2.\"author_id\", count(*) AS \"n\" FROM \"posts\" AS p2 "
-  "JOIN \"comments\" AS cm ON cm.\"post_id\" = p2.\"id\" GROUP BY p2.\"author_id\") AS c "
+  "JOIN \"comments\" AS cm ON cm.\"post_id\" = p2.\"id\" "
+  "GROUP BY p2.\"author_id\") AS c "
   "ON c.\"author_id\" = u.\"id\" "
   "ORDER BY u.\"id\"";
 static const char zW7Correlated[] =
   "SELECT u.\"id\", u.\"name\", u.\"email\", "
   "(SELECT count(*) FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
-  "(SELECT sum(p.\"views\") FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
-  "(SELECT max(p.\"created\") FROM \"posts\" AS p WHERE p.\"author_id\" = u.\"id\"), "
+  "(SELECT sum(p.\"views\") FROM \"posts\" AS p "
+  "WHERE p.\"author_id\" = u.\"id\"), "
+  "(SELECT max(p.\"created\") FROM \"posts\" AS p "
+  "WHERE p.\"author_id\" = u.\"id\"), "
   "(SELECT count(*) FROM \"posts\" AS p JOIN \"comments\" AS cm "
   "ON cm.\"post_id\" = p.\"id\" WHERE p.\"author_id\" = u.\"id\") "
   "FROM \"users\" AS u ORDER BY u.\"id\"";
-static const char *const azW7Keys[] = {"id", "name", "email", "n_posts", "views",
-                                       "last", "n_comments"};
+static const char *const azW7Keys[] = {"id", "name", "email", "n_posts",
+                                       "views", "last", "n_comments"};
 
 /* The rows of r as a list of tables (kinds zKinds, keys k) on the stack;
 ** returns its index. */
-static int push_rows(lua_State *L, const PGresult *r, int k, const char *zKinds) {
+static int push_rows(lua_State *L, const PGresult *r, int k,
+                     const char *zKinds) {
   int i, res, n = PQntuples(r), nCol = (int)strlen(zKinds);
-  if (PQnfields(r) != nCol) die("expected %d columns, got %d", nCol, PQnfields(r));
+  if (PQnfields(r) != nCol)
+    die("expected %d columns, got %d", nCol, PQnfields(r));
   lua_createtable(L, n, 0); res = lua_gettop(L);
   for (i = 0; i < n; i++) {
     lua_createtable(L, 0, nCol);
@@ -1007,8 +1044,8 @@ static void w7(Ctx *c, int bCorrelated) {
 ** ordered by the groups as Quay's values + annotate is.
 */
 static const char zW8[] =
-  "SELECT \"author_id\", date_trunc('month', \"created\") AS \"month\", count(*), "
-  "sum(\"views\") FROM \"posts\" "
+  "SELECT \"author_id\", date_trunc('month', \"created\") AS \"month\", "
+  "count(*), sum(\"views\") FROM \"posts\" "
   "GROUP BY \"author_id\", \"month\" ORDER BY \"author_id\", \"month\"";
 static const char *const azW8Keys[] = {"author", "month", "n", "total_views"};
 
@@ -1051,10 +1088,12 @@ static void pipe_bench(Ctx *c, int bPipe) {
   /* Which of the two key statements is the tags one (Quay's order). */
   if (strstr(q[1].zSql, "\"tags\"") && strstr(q[2].zSql, "\"comments\"")) {
     iTags = 1; iComments = 2;
-  } else if (strstr(q[2].zSql, "\"tags\"") && strstr(q[1].zSql, "\"comments\"")) {
+  } else if (strstr(q[2].zSql, "\"tags\"") &&
+             strstr(q[1].zSql, "\"comments\"")) {
     iTags = 2; iComments = 1;
   } else {
-    die("Quay's SQL for pipe changed shape (expected the tags and comments queries)");
+    die("Quay's SQL for pipe changed shape "
+        "(expected the tags and comments queries)");
   }
   prepare(c, "pipe1", q[0].zSql, q[0].nParam, q[0].aType);
   prepare(c, "pipe2", q[1].zSql, q[1].nParam, q[1].aType);
@@ -1090,7 +1129,8 @@ static void pipe_bench(Ctx *c, int bPipe) {
         }
         lua_rawset(L, p);
       }
-      lua_pushvalue(L, kp + KP_TAGS); lua_newtable(L); lua_rawset(L, p);  /* tags */
+      /* tags */
+      lua_pushvalue(L, kp + KP_TAGS); lua_newtable(L); lua_rawset(L, p);
       lua_pushvalue(L, kp + KP_COMMENTS); lua_newtable(L); lua_rawset(L, p);
       lua_pushvalue(L, p); lua_rawseti(L, pmap, id);
       lua_rawseti(L, res, i + 1);
@@ -1100,7 +1140,8 @@ static void pipe_bench(Ctx *c, int bPipe) {
     zKeys = keys_text(&keys, '{', '}', &nk);
     az[0] = zKeys;
     if (bPipe) {
-      if (!PQenterPipelineMode(c->pg)) die("pipeline: %s", PQerrorMessage(c->pg));
+      if (!PQenterPipelineMode(c->pg))
+        die("pipeline: %s", PQerrorMessage(c->pg));
       for (s = 1; s <= 2; s++) {
         if (!PQsendQueryPrepared(c->pg, s == 1 ? "pipe2" : "pipe3", 1, az, NULL,
                                  NULL, 0))
@@ -1113,9 +1154,11 @@ static void pipe_bench(Ctx *c, int bPipe) {
         if (PQgetResult(c->pg) != NULL) die("pipeline: extra result");
       }
       r = PQgetResult(c->pg);
-      if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC) die("pipeline: no sync");
+      if (r == NULL || PQresultStatus(r) != PGRES_PIPELINE_SYNC)
+        die("pipeline: no sync");
       PQclear(r);
-      if (!PQexitPipelineMode(c->pg)) die("pipeline: %s", PQerrorMessage(c->pg));
+      if (!PQexitPipelineMode(c->pg))
+        die("pipeline: %s", PQerrorMessage(c->pg));
     } else {
       ar[1] = run_prepared(c, "pipe2", 1, az);
       ar[2] = run_prepared(c, "pipe3", 1, az);
@@ -1227,17 +1270,19 @@ static void load(const char *zUrl, const char *zFile) {
     sqlite3_stmt *s;
     int i, nCol, nz0 = 0;
     long long nRow = 0;
-    snprintf(zSql, sizeof zSql, "SELECT * FROM \"%s\" ORDER BY \"id\"", azTable[t]);
+    snprintf(zSql, sizeof zSql, "SELECT * FROM \"%s\" ORDER BY \"id\"",
+             azTable[t]);
     if (sqlite3_prepare_v2(db, zSql, -1, &s, NULL) != SQLITE_OK)
       die("%s: %s", zSql, sqlite3_errmsg(db));
     nCol = sqlite3_column_count(s);
     nz0 = snprintf(zSql, sizeof zSql, "COPY \"%s\" (", azTable[t]);
     for (i = 0; i < nCol; i++)
-      nz0 += snprintf(zSql + nz0, sizeof zSql - (size_t)nz0, "%s\"%s\"", i ? ", " : "",
-                      sqlite3_column_name(s, i));
+      nz0 += snprintf(zSql + nz0, sizeof zSql - (size_t)nz0, "%s\"%s\"",
+                      i ? ", " : "", sqlite3_column_name(s, i));
     snprintf(zSql + nz0, sizeof zSql - (size_t)nz0, ") FROM STDIN");
     r = PQexec(c.pg, zSql);
-    if (PQresultStatus(r) != PGRES_COPY_IN) die("%s: %s", zSql, PQerrorMessage(c.pg));
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+      die("%s: %s", zSql, PQerrorMessage(c.pg));
     PQclear(r);
     while (sqlite3_step(s) == SQLITE_ROW) {
       for (i = 0; i < nCol; i++) {
@@ -1253,12 +1298,14 @@ static void load(const char *zUrl, const char *zFile) {
       buf_char(&b, '\n');
       nRow++;
       if (b.n > 1 << 16) {
-        if (PQputCopyData(c.pg, b.z, (int)b.n) != 1) die("COPY: %s", PQerrorMessage(c.pg));
+        if (PQputCopyData(c.pg, b.z, (int)b.n) != 1)
+          die("COPY: %s", PQerrorMessage(c.pg));
         b.n = 0;
       }
     }
     sqlite3_finalize(s);
-    if (b.n && PQputCopyData(c.pg, b.z, (int)b.n) != 1) die("COPY: %s", PQerrorMessage(c.pg));
+    if (b.n && PQputCopyData(c.pg, b.z, (int)b.n) != 1)
+      die("COPY: %s", PQerrorMessage(c.pg));
     b.n = 0;
     if (PQputCopyEnd(c.pg, NULL) != 1) die("COPY: %s", PQerrorMessage(c.pg));
     r = PQgetResult(c.pg);
@@ -1318,11 +1365,13 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (argc < 6) {
-    fprintf(stderr, "usage: quay_bench_floor_pg load URL SQLITEFILE\n"
-                    "       quay_bench_floor_pg admin URL SQL...\n"
-                    "       quay_bench_floor_pg WORKLOAD URL LOOPS.lua NUSERS QUAYSQL\n"
-                    "workloads: w1 w2 w2array w3 w4 w5 w5values w5pipe w6 w6batch w7 w7corr\n"
-                    "           w8 pipeseq pipeline w9 w10 w10row w12\n");
+    fprintf(stderr,
+            "usage: quay_bench_floor_pg load URL SQLITEFILE\n"
+            "       quay_bench_floor_pg admin URL SQL...\n"
+            "       quay_bench_floor_pg WORKLOAD URL LOOPS.lua NUSERS QUAYSQL\n"
+            "workloads: w1 w2 w2array w3 w4 w5 w5values w5pipe w6 w6batch w7 "
+            "w7corr\n"
+            "           w8 pipeseq pipeline w9 w10 w10row w12\n");
     return 2;
   }
   memset(&c, 0, sizeof c);
@@ -1338,7 +1387,8 @@ int main(int argc, char **argv) {
   c.L = luaL_newstate();
   if (c.L == NULL) die("cannot create a Lua state");
   luaL_openlibs(c.L);
-  if (luaL_dofile(c.L, argv[3]) != LUA_OK) die("lua: %s", lua_tostring(c.L, -1));
+  if (luaL_dofile(c.L, argv[3]) != LUA_OK)
+    die("lua: %s", lua_tostring(c.L, -1));
   c.iLoops = lua_gettop(c.L);
 
   /* W7's grouped form gets parallel plans, whose workers' CPU time the
@@ -1346,7 +1396,8 @@ int main(int argc, char **argv) {
   ** run it serially, so its cpu counts all of its work (measured: no
   ** slower in wall time on 2 cores).  Untimed, as Quay's session setup. */
   if (strncmp(zW, "w7", 2) == 0)
-    PQclear(check(&c, PQexec(c.pg, "SET max_parallel_workers_per_gather = 0"), "SET"));
+    PQclear(check(&c, PQexec(c.pg, "SET max_parallel_workers_per_gather = 0"),
+                  "SET"));
   lua_gc(c.L, LUA_GCCOLLECT);         /* as the Quay side does */
   nBaseKb = status_kb("VmRSS:");
   rt0 = net_trips();
@@ -1397,9 +1448,9 @@ int main(int argc, char **argv) {
     lua_getglobal(c.L, "W_SRV");
     ts = lua_tonumber(c.L, -1);
   }
-  printf("time=%.6f cpu=%.6f srv_cpu=%.6f queries=%d peak_kb=%ld base_kb=%ld rt=%lld "
-         "check=%s\n", t, tc, ts, c.nQuery, status_kb("VmHWM:"), nBaseKb,
-         rt0 < 0 ? -1 : net_trips() - rt0, c.zCheck);
+  printf("time=%.6f cpu=%.6f srv_cpu=%.6f queries=%d peak_kb=%ld base_kb=%ld "
+         "rt=%lld check=%s\n", t, tc, ts, c.nQuery, status_kb("VmHWM:"),
+         nBaseKb, rt0 < 0 ? -1 : net_trips() - rt0, c.zCheck);
   /* Peak is read before teardown; closing is not timed on either side. */
   lua_close(c.L);
   PQfinish(c.pg);
