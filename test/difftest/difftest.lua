@@ -9,7 +9,8 @@ schema.lua: NULLs, unicode, LIKE wildcards, int64 edges, self relations,
 a through model, has_many / has_one / quay.through) and runs random queries
 over the whole condition language against Quay and against an oracle that
 evaluates the same rows in plain Lua after the rule book
-(/work/notes/semantics.md, mirrored in oracle.lua).  A share of the cases
+(docs/reference.md "Conditions", "Paths across relations", mirrored in
+oracle.lua).  A share of the cases
 (--mix) exercise the read path past conditions instead (agen.lua): annotate
 with aggregates and what uses the annotations, values() with and without
 groups, aggregate(), quay.F comparisons and arithmetic, and qs:update with

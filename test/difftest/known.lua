@@ -1,10 +1,10 @@
 --[[
 test/difftest/known.lua
 The mismatch classes the differential tester found, each as a minimal
-hand-written repro on a small schema, with the answer the rule book gives
-(/work/notes/semantics.md) or, for K1..K17 (aggregates, annotations,
-values, quay.F, update: agen.lua), docs/reference.md "Aggregates,
-annotations, values and expressions".  Not a ctest: a checklist for the
+hand-written repro on a small schema, with the answer the rules give
+(docs/reference.md "Conditions", "Paths across relations") or, for
+K1..K17 (aggregates, annotations, values, quay.F, update: agen.lua),
+docs/reference.md "Aggregates, annotations, values and expressions".  Not a ctest: a checklist for the
 fixes (each line PASS or FAIL; exit status 1 when any FAILs).  The tester
 draws queries that run into K1..K16 again (agen.lua AG:known; K17 is told
 by its error, run.lua) unless it runs with --with-known.

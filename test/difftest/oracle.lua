@@ -2,7 +2,8 @@
 test/difftest/oracle.lua
 The independent truth of the differential tester: it evaluates a query
 (the AST of test/difftest/gen.lua) over an instance held in plain Lua
-tables, following the rule book /work/notes/semantics.md, not Quay's SQL.
+tables, following the rules of docs/reference.md ("Conditions", "Paths across
+relations": same-row groups), not Quay's SQL.
 
 Truth values are three-valued: TRUE, FALSE, UNKNOWN (SQL NULL).
 Conditions tables are evaluated as the rule book's "same-row groups": every
@@ -19,9 +20,12 @@ Ambiguities of the rule book are options (opts):
   any_scope = "table"     a quay.any given as the whole argument of filter /
                           exclude is one table holding it (default)
             | "branches"  each of its tables is a table of its own
-  quantify  = "table"     the to-many rows of a table are quantified once,
-                          outside its whole formula (default; the rule book)
-            | "minimal"   each at the innermost table (inside the quay.any
+  quantify  = "lca"       each to-many prefix is bound at the innermost table
+                          holding every leaf that uses it, each alternative
+                          of a quay.any binding its own when all uses come
+                          through it (default; the rules of reference.md)
+            | "table"     once, outside the table's whole formula
+            | "minimal"   at the innermost table (inside the quay.any
                           items) holding every leaf that uses it
 ]]
 local S = require("test.difftest.schema")

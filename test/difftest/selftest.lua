@@ -1,8 +1,8 @@
 --[[
 test/difftest/selftest.lua
 Checks the oracle itself on a hand-made instance against answers worked
-out by hand from the rule book (/work/notes/semantics.md), its examples
-first.  No Quay involved: this guards the truth the tester compares with.
+out by hand from the rules of docs/reference.md ("Conditions", "Paths
+across relations"), its examples first.  No Quay involved: this guards the truth the tester compares with.
 
   lua5.4 test/difftest/selftest.lua      (ctest difftest.oracle)
 ]]
