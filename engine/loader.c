@@ -456,203 +456,245 @@ static void lock_clause(Str *p, const Dialect *d, const char *zAlias,
 }
 
 /*
-** Build the SQL of step iStep (record mode).  pPluck (main step only)
-** replaces the select list by one expression.
+** The SQL of one step while build_step writes it, in the parts below:
+** the scope and the joins (step_scope), the select list (step_select),
+** FROM and WHERE (step_where), ORDER BY and LIMIT (step_order), and the
+** copy into the plan's arena (step_store).
 */
-static int build_step(quay_plan *p, int iStep, Expr *pPluck,
-                      quay_err *pErr) {
-  PlanStep *s = &p->aStep[iStep];
-  QsView *v = s->hasView ? &s->view : NULL;
+typedef struct StepSql {
+  quay_plan *p;
+  int iStep;
+  QsView *v;                /* the step's view, or NULL */
+  Expr *pPluck;             /* main step: the one selected expression */
+  int bMain;                /* step 0 */
+  int bWindow;              /* a batched step under a limit / offset */
+  int nOrder;               /* order terms of the view */
   Build b;
-  int i, k, rc, nTerm = 0;
-  int bMain = iStep == 0;
-  int bWindow = !bMain && v && (v->limit >= 0 || v->offset >= 0);
-  int nOrder = (v && v->pOrder) ? v->pOrder->nOrder : 0;
-  const char *zPv = NULL;
-  Scope *sc = NULL;
+  Scope *sc;                /* the scope of the step's row source */
+  const char *zPv;          /* the pivot alias (through model), or NULL */
+  StepFrom sf;              /* a batched step's chain to its owners */
+  Str from;                 /* the joins, rendered to the side */
+} StepSql;
+
+/* The step itself (re-read after add_extra, which may move it). */
+#define STEP(t) (&(t)->p->aStep[(t)->iStep])
+
+/* Out of memory while writing t: the build's error, or a new one. */
+static int step_oom(StepSql *t, quay_err *pErr) {
+  return t->b.rc ? t->b.rc : quay__oom(pErr);
+}
+
+/*
+** 1. Aliases, the scope, and the joins every expression of the select
+** list and the order needs, rendered into t->from.
+*/
+static int step_scope(StepSql *t, quay_err *pErr) {
+  PlanStep *s = STEP(t);
+  Build *b = &t->b;
+  QsView *v = t->v;
   Hop aHop[QUAY_MAX_HOPS];
-  int nHop = 0;
-  StepFrom sf;
-  Str from;
-  memset(&sf, 0, sizeof(sf));
-  quay__str_init(&from);
-  quay__build_init(&b, p->pDb, &p->arena, pErr);
-  if (bMain) {
-    /* Step 0 as a subquery continues its statement's parameters. */
-    quay_value vNull;
-    vNull.type = QUAY_NULL;
-    for (i = 0; i < p->nParamBase; i++) quay__params_add(&b.params, &vNull);
-  }
-  if (!bMain) {
+  int i, rc, nHop = 0;
+  if (!t->bMain) {
     rc = quay__rel_hops(s->pRel, aHop, &nHop, pErr);
-    if (rc) goto fail;
+    if (rc) return rc;
   }
-  /* 1. Aliases and the scope: tables first, rendered to the side. */
-  if (bMain) s->aNode[0].zAlias = quay__alias(&b);
-  for (i = 1; i < s->nNode; i++) s->aNode[i].zAlias = quay__alias(&b);
-  if (bMain) {
-    sc = quay__scope_from_view(&b, v, s->aNode[0].zAlias,
-                               QUAY_AGGS_GROUPED);
-    zPv = quay__scope_pivot(sc);
+  if (t->bMain) s->aNode[0].zAlias = quay__alias(b);
+  for (i = 1; i < s->nNode; i++) s->aNode[i].zAlias = quay__alias(b);
+  if (t->bMain) {
+    t->sc = quay__scope_from_view(b, v, s->aNode[0].zAlias,
+                                  QUAY_AGGS_GROUPED);
+    t->zPv = quay__scope_pivot(t->sc);
   } else {
-    step_from(&b, aHop, nHop, &sf);
-    s->aNode[0].zAlias = sf.zLast;
-    if (sf.zVia0 && s->pRel) {
+    step_from(b, aHop, nHop, &t->sf);
+    s->aNode[0].zAlias = t->sf.zLast;
+    if (t->sf.zVia0 && s->pRel) {
       Rel *fwd = s->pRel->eKind == QUAY_R_REVERSE ? s->pRel->pFwd : s->pRel;
-      if (fwd->pJoin && fwd->pJoin->pThrough) zPv = sf.zVia0;
+      if (fwd->pJoin && fwd->pJoin->pThrough) t->zPv = t->sf.zVia0;
     }
-    if (sf.zLast) {
-      sc = quay__scope_new(&b, v, s->aNode[0].pModel, sf.zLast, zPv);
+    if (t->sf.zLast) {
+      t->sc = quay__scope_new(b, v, s->aNode[0].pModel, t->sf.zLast, t->zPv);
     }
   }
-  if (quay__build_rc(&b) || sc == NULL) goto oom;
-  /* Expressions of the select list and the order: their joins. */
+  if (quay__build_rc(b) || t->sc == NULL) return step_oom(t, pErr);
   for (i = 0; v && i < v->nAnn; i++) {
-    quay__scope_prepare_expr(&b, sc, v->apAnn[i]->pExpr);
+    quay__scope_prepare_expr(b, t->sc, v->apAnn[i]->pExpr);
   }
-  for (i = 0; i < nOrder; i++) {
-    quay__scope_prepare_expr(&b, sc, v->pOrder->apOrder[i]);
+  for (i = 0; i < t->nOrder; i++) {
+    quay__scope_prepare_expr(b, t->sc, v->pOrder->apOrder[i]);
   }
-  if (pPluck) quay__scope_prepare_expr(&b, sc, pPluck);
+  if (t->pPluck) quay__scope_prepare_expr(b, t->sc, t->pPluck);
   {
-    Str save = b.sql;
-    b.sql = from;
-    if (bMain) {
-      quay__scope_emit_from(&b, sc);
+    Str save = b->sql;
+    b->sql = t->from;
+    if (t->bMain) {
+      quay__scope_emit_from(b, t->sc);
     } else {
-      quay__scope_joins(&b, sc);
+      quay__scope_joins(b, t->sc);
     }
-    emit_joins(&b, s);
-    from = b.sql;
-    b.sql = save;
+    emit_joins(b, s);
+    t->from = b->sql;
+    b->sql = save;
   }
-  if (from.oom || quay__build_rc(&b)) goto oom;
-  /* 2. The select list. */
+  return (t->from.oom || quay__build_rc(b)) ? step_oom(t, pErr) : QUAY_OK;
+}
+
+/* The through model of a step's relation (its pivot's columns). */
+static quay_model *step_through(StepSql *t) {
+  PlanStep *s = STEP(t);
+  Rel *r = t->bMain ? t->v->pScope->pScopeRel : s->pRel;
+  Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+  return fwd->pJoin->pThrough;
+}
+
+/*
+** 2. The select list: every selected node's fields, the annotations, the
+** pivot's columns, a batched step's owner key; under a window, every
+** column aliased c<i> and the row number.
+*/
+static int step_select(StepSql *t, quay_err *pErr) {
+  PlanStep *s = STEP(t);
+  Build *b = &t->b;
+  int i, k;
   k = 2;
   for (i = 0; i < s->nNode; i++) k += s->aNode[i].pModel->nField;
   k += s->nExtra;
-  if (zPv) {
-    Rel *r = bMain ? v->pScope->pScopeRel : s->pRel;
-    Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
-    k += fwd->pJoin->pThrough->nField;
-  }
+  if (t->zPv) k += step_through(t)->nField;
   s->nCol = 0;
-  if (grow_hints(s, k + 8, &p->arena)) goto oom;
-  if (bWindow) quay__str_cat(&b.sql, "SELECT * FROM (");
-  quay__str_cat(&b.sql, "SELECT ");
-  if (pPluck) {
-    quay__emit_expr_row(&b, sc, pPluck);
-    s->aHint[s->nCol++] = quay__expr_hint(pPluck);
-  } else {
-    for (i = 0; i < s->nNode; i++) {
-      PlanNode *n = &s->aNode[i];
-      if (!n->selected) continue;
-      n->iFirstCol = s->nCol;
-      n->iKeyCol = s->nCol + n->pModel->iPk;
-      for (k = 0; k < n->pModel->nField; k++) {
-        Field *f = n->pModel->apField[k];
-        /* NOT NULL holds for node 0 only: a LEFT JOINed node's columns
-        ** are all NULL when it has no row. */
-        sel_col(&b, s, bWindow, n->zAlias, f->zCol,
-                quay__field_hint(f) | ((i > 0 || (f->mFlags & QUAY_F_NULL))
-                                ? 0 : QUAY_HINT_NOTNULL));
-      }
-    }
-    for (i = 0; i < s->nExtra; i++) {
-      PlanExtra *x = &s->aExtra[i];
-      if (x->eKind != EXTRA_ANN) continue;
-      x->iCol = s->nCol;
-      quay__str_cat(&b.sql, ", ");
-      quay__emit_expr_row(&b, sc, x->pAnn->pExpr);
-      quay__str_cat(&b.sql, " AS ");
-      if (bWindow) {
-        quay__str_printf(&b.sql, "c%d", s->nCol);
-      } else {
-        quay__str_ident(&b.sql, x->zName);
-      }
-      s->aHint[s->nCol++] = quay__expr_hint(x->pAnn->pExpr);
-    }
-    if (zPv) {
-      /* rec.pivot: the through model's columns. */
-      quay_model *pm;
-      PlanExtra *x;
-      Rel *r = bMain ? v->pScope->pScopeRel : s->pRel;
-      Rel *fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
-      pm = fwd->pJoin->pThrough;
-      if (add_extra(p, iStep, &x, pErr)) goto fail;
-      s = &p->aStep[iStep];
-      x->eKind = EXTRA_PIVOT;
-      x->zName = "pivot";
-      x->pModel = pm;
-      x->iCol = s->nCol;
-      x->nCol = pm->nField;
-      for (k = 0; k < pm->nField; k++) {
-        sel_col(&b, s, bWindow, zPv, pm->apField[k]->zCol,
-                quay__field_hint(pm->apField[k]));
-      }
-    }
-    if (!bMain) {
-      s->iGroupCol = s->nCol;
-      quay__str_printf(&b.sql, ", %s", sf.zLink ? sf.zLink : "NULL");
-      if (bWindow) quay__str_printf(&b.sql, " AS c%d", s->nCol);
-      s->aHint[s->nCol++] = s->pOwnerKey->eType;
+  if (grow_hints(s, k + 8, &t->p->arena)) return step_oom(t, pErr);
+  if (t->bWindow) quay__str_cat(&b->sql, "SELECT * FROM (");
+  quay__str_cat(&b->sql, "SELECT ");
+  if (t->pPluck) {
+    quay__emit_expr_row(b, t->sc, t->pPluck);
+    s->aHint[s->nCol++] = quay__expr_hint(t->pPluck);
+    return QUAY_OK;
+  }
+  for (i = 0; i < s->nNode; i++) {
+    PlanNode *n = &s->aNode[i];
+    if (!n->selected) continue;
+    n->iFirstCol = s->nCol;
+    n->iKeyCol = s->nCol + n->pModel->iPk;
+    for (k = 0; k < n->pModel->nField; k++) {
+      Field *f = n->pModel->apField[k];
+      /* NOT NULL holds for node 0 only: a LEFT JOINed node's columns
+      ** are all NULL when it has no row. */
+      sel_col(b, s, t->bWindow, n->zAlias, f->zCol,
+              quay__field_hint(f) | ((i > 0 || (f->mFlags & QUAY_F_NULL))
+                              ? 0 : QUAY_HINT_NOTNULL));
     }
   }
-  if (bWindow) {
-    quay__str_printf(&b.sql, ", ROW_NUMBER() OVER (PARTITION BY %s ORDER BY ",
-                     sf.zLink ? sf.zLink : "NULL");
-    emit_order_list(&b, s, sc, v, 0);
-    quay__str_cat(&b.sql, ") AS qrn");
+  for (i = 0; i < s->nExtra; i++) {
+    PlanExtra *x = &s->aExtra[i];
+    if (x->eKind != EXTRA_ANN) continue;
+    x->iCol = s->nCol;
+    quay__str_cat(&b->sql, ", ");
+    quay__emit_expr_row(b, t->sc, x->pAnn->pExpr);
+    quay__str_cat(&b->sql, " AS ");
+    if (t->bWindow) {
+      quay__str_printf(&b->sql, "c%d", s->nCol);
+    } else {
+      quay__str_ident(&b->sql, x->zName);
+    }
+    s->aHint[s->nCol++] = quay__expr_hint(x->pAnn->pExpr);
   }
-  /* 3. FROM, with a batched step's owner keys where the chain says (the
-  ** main step's " FROM ..." is all in `from`). */
-  if (!bMain) {
-    quay__str_cat(&b.sql, " FROM ");
-    quay__str_append(&b.sql, sf.pre.z ? sf.pre.z : "", sf.pre.n);
-    if (sf.bInside) {
-      quay_value ph;
-      ph.type = QUAY_NULL;
-      s->iKeyParam = b.params.n;
-      b.pDia->xInArray(&b.sql, sf.zKeyCol ? sf.zKeyCol : "NULL",
-                       quay__params_add(&b.params, &ph), s->eKeyType);
-      quay__str_append(&b.sql, sf.post.z ? sf.post.z : "", sf.post.n);
+  if (t->zPv) {
+    /* rec.pivot: the through model's columns. */
+    quay_model *pm = step_through(t);
+    PlanExtra *x;
+    int rc = add_extra(t->p, t->iStep, &x, pErr);
+    if (rc) return rc;
+    s = STEP(t);
+    x->eKind = EXTRA_PIVOT;
+    x->zName = "pivot";
+    x->pModel = pm;
+    x->iCol = s->nCol;
+    x->nCol = pm->nField;
+    for (k = 0; k < pm->nField; k++) {
+      sel_col(b, s, t->bWindow, t->zPv, pm->apField[k]->zCol,
+              quay__field_hint(pm->apField[k]));
     }
   }
-  quay__str_append(&b.sql, from.z ? from.z : "", from.n);
+  if (!t->bMain) {
+    s->iGroupCol = s->nCol;
+    quay__str_printf(&b->sql, ", %s", t->sf.zLink ? t->sf.zLink : "NULL");
+    if (t->bWindow) quay__str_printf(&b->sql, " AS c%d", s->nCol);
+    s->aHint[s->nCol++] = s->pOwnerKey->eType;
+  }
+  return QUAY_OK;
+}
+
+/*
+** 3. FROM with a batched step's owner keys where its chain says (the main
+** step's " FROM ..." is all in t->from), the grouped aggregates' joins,
+** and 4. WHERE.
+*/
+static void step_where(StepSql *t) {
+  PlanStep *s = STEP(t);
+  Build *b = &t->b;
+  StepFrom *sf = &t->sf;
+  quay_value ph;
+  int nTerm = 0;
+  ph.type = QUAY_NULL;
+  if (t->bWindow) {
+    quay__str_printf(&b->sql,
+                     ", ROW_NUMBER() OVER (PARTITION BY %s ORDER BY ",
+                     sf->zLink ? sf->zLink : "NULL");
+    emit_order_list(b, s, t->sc, t->v, 0);
+    quay__str_cat(&b->sql, ") AS qrn");
+  }
+  if (!t->bMain) {
+    quay__str_cat(&b->sql, " FROM ");
+    quay__str_append(&b->sql, sf->pre.z ? sf->pre.z : "", sf->pre.n);
+    if (sf->bInside) {
+      s->iKeyParam = b->params.n;
+      b->pDia->xInArray(&b->sql, sf->zKeyCol ? sf->zKeyCol : "NULL",
+                        quay__params_add(&b->params, &ph), s->eKeyType);
+      quay__str_append(&b->sql, sf->post.z ? sf->post.z : "", sf->post.n);
+    }
+  }
+  quay__str_append(&b->sql, t->from.z ? t->from.z : "", t->from.n);
   /* The main step's grouped aggregates (parameters: after the FROM's). */
-  quay__scope_agg_joins(&b, sc);
-  /* 4. WHERE */
-  if (!bMain && !sf.bInside) {
-    quay_value ph;
-    ph.type = QUAY_NULL;
-    quay__str_cat(&b.sql, " WHERE ");
+  quay__scope_agg_joins(b, t->sc);
+  if (!t->bMain && !sf->bInside) {
+    quay__str_cat(&b->sql, " WHERE ");
     nTerm = 1;
-    s->iKeyParam = b.params.n;
-    b.pDia->xInArray(&b.sql, sf.zKeyCol ? sf.zKeyCol : "NULL",
-                     quay__params_add(&b.params, &ph), s->eKeyType);
-    quay__str_append(&b.sql, sf.soft.z ? sf.soft.z : "", sf.soft.n);
+    s->iKeyParam = b->params.n;
+    b->pDia->xInArray(&b->sql, sf->zKeyCol ? sf->zKeyCol : "NULL",
+                      quay__params_add(&b->params, &ph), s->eKeyType);
+    quay__str_append(&b->sql, sf->soft.z ? sf->soft.z : "", sf->soft.n);
   }
-  quay__scope_where(&b, sc, &nTerm);
-  /* 5. ORDER BY / LIMIT */
-  if (bWindow) {
-    quay_value n;
-    n.type = QUAY_INT;
-    quay__str_cat(&b.sql, ") AS w WHERE qrn > ");
+  quay__scope_where(b, t->sc, &nTerm);
+}
+
+/* Whether a step's model has an integer primary key. */
+static int int_key(PlanStep *s) {
+  quay_model *m = s->aNode[0].pModel;
+  int e = m->apField[m->iPk]->eType;
+  return e == QUAY_T_ID || e == QUAY_T_INTEGER;
+}
+
+/*
+** 5. ORDER BY and LIMIT / OFFSET (a window's bounds on its row number),
+** and the main step's row lock.
+*/
+static void step_order(StepSql *t) {
+  PlanStep *s = STEP(t);
+  Build *b = &t->b;
+  QsView *v = t->v;
+  quay_value n;
+  n.type = QUAY_INT;
+  if (t->bWindow) {
+    quay__str_cat(&b->sql, ") AS w WHERE qrn > ");
     n.u.i = v->offset >= 0 ? v->offset : 0;
-    quay__build_param(&b, &n);
+    quay__build_param(b, &n);
     if (v->limit >= 0 &&
         v->limit <= INT64_MAX - (v->offset >= 0 ? v->offset : 0)) {
       /* A bound past the largest integer is no bound. */
-      quay__str_cat(&b.sql, " AND qrn <= ");
+      quay__str_cat(&b->sql, " AND qrn <= ");
       n.u.i = (v->offset >= 0 ? v->offset : 0) + v->limit;
-      quay__build_param(&b, &n);
+      quay__build_param(b, &n);
     }
-    quay__str_printf(&b.sql, " ORDER BY c%d, qrn", s->iGroupCol);
-  } else if (!bMain && s->toMany && nOrder == 0 &&
-             (s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->eType ==
-                  QUAY_T_ID ||
-              s->aNode[0].pModel->apField[s->aNode[0].pModel->iPk]->eType ==
-                  QUAY_T_INTEGER)) {
+    quay__str_printf(&b->sql, " ORDER BY c%d, qrn", s->iGroupCol);
+  } else if (!t->bMain && s->toMany && t->nOrder == 0 && int_key(s)) {
     /* A batched set ordered by its integer key only: the engine orders
     ** each owner's children itself (load.c attach_step).  An ORDER BY on
     ** the child's key makes the database sort rows it otherwise streams
@@ -662,52 +704,84 @@ static int build_step(quay_plan *p, int iStep, Expr *pPluck,
   } else {
     /* The order of :all(), for batched steps too: a loaded set has the
     ** order of its query (the primary key breaks ties). */
-    quay__str_cat(&b.sql, " ORDER BY ");
-    emit_order_list(&b, s, sc, v, pPluck == NULL);
+    quay__str_cat(&b->sql, " ORDER BY ");
+    emit_order_list(b, s, t->sc, v, t->pPluck == NULL);
   }
-  if (bMain && v) {
-    quay_value n;
-    n.type = QUAY_INT;
+  if (t->bMain && v) {
     if (v->limit >= 0) {
-      quay__str_cat(&b.sql, " LIMIT ");
+      quay__str_cat(&b->sql, " LIMIT ");
       n.u.i = v->limit;
-      quay__build_param(&b, &n);
+      quay__build_param(b, &n);
     } else if (v->offset >= 0) {
-      quay__str_cat(&b.sql, b.pDia->zOffsetNoLimit);
+      quay__str_cat(&b->sql, b->pDia->zOffsetNoLimit);
     }
     if (v->offset >= 0) {
-      quay__str_cat(&b.sql, " OFFSET ");
+      quay__str_cat(&b->sql, " OFFSET ");
       n.u.i = v->offset;
-      quay__build_param(&b, &n);
+      quay__build_param(b, &n);
     }
   }
-  if (bMain && pPluck == NULL && p->pQs) {
-    lock_clause(&b.sql, b.pDia, s->aNode[0].zAlias, quay__qs_lock(p->pQs));
+  if (t->bMain && t->pPluck == NULL && t->p->pQs) {
+    lock_clause(&b->sql, b->pDia, s->aNode[0].zAlias,
+                quay__qs_lock(t->p->pQs));
   }
-  rc = quay__build_rc(&b);
-  if (rc) goto fail;
-  s->zSql = quay__arena_strdup(&p->arena, b.sql.z, b.sql.n);
-  s->nParam = b.params.n;
-  s->aParam = quay__arena_alloc(&p->arena,
-                                sizeof(quay_value) * (size_t)(b.params.n + 1));
-  if (s->zSql == NULL || s->aParam == NULL) goto oom;
-  if (b.params.n) {
-    memcpy(s->aParam, b.params.a, sizeof(quay_value) * (size_t)b.params.n);
+}
+
+/* The SQL and its parameters, copied into the plan's arena. */
+static int step_store(StepSql *t, quay_err *pErr) {
+  PlanStep *s = STEP(t);
+  Build *b = &t->b;
+  Arena *a = &t->p->arena;
+  int rc = quay__build_rc(b);
+  if (rc) return rc;
+  s->zSql = quay__arena_strdup(a, b->sql.z, b->sql.n);
+  s->nParam = b->params.n;
+  s->aParam = quay__arena_alloc(a, sizeof(quay_value) *
+                                       (size_t)(b->params.n + 1));
+  if (s->zSql == NULL || s->aParam == NULL) return quay__oom(pErr);
+  if (b->params.n) {
+    memcpy(s->aParam, b->params.a, sizeof(quay_value) * (size_t)b->params.n);
   }
-  quay__str_free(&from);
-  quay__str_free(&sf.pre);
-  quay__str_free(&sf.post);
-  quay__str_free(&sf.soft);
-  quay__build_free(&b);
   return QUAY_OK;
-oom:
-  rc = b.rc ? b.rc : quay__oom(pErr);
-fail:
-  quay__str_free(&from);
-  quay__str_free(&sf.pre);
-  quay__str_free(&sf.post);
-  quay__str_free(&sf.soft);
-  quay__build_free(&b);
+}
+
+/*
+** Build the SQL of step iStep (record mode).  pPluck (main step only)
+** replaces the select list by one expression.
+*/
+static int build_step(quay_plan *p, int iStep, Expr *pPluck,
+                      quay_err *pErr) {
+  PlanStep *s = &p->aStep[iStep];
+  StepSql t;
+  int i, rc;
+  memset(&t, 0, sizeof(t));
+  t.p = p;
+  t.iStep = iStep;
+  t.v = s->hasView ? &s->view : NULL;
+  t.pPluck = pPluck;
+  t.bMain = iStep == 0;
+  t.bWindow = !t.bMain && t.v && (t.v->limit >= 0 || t.v->offset >= 0);
+  t.nOrder = (t.v && t.v->pOrder) ? t.v->pOrder->nOrder : 0;
+  quay__str_init(&t.from);
+  quay__build_init(&t.b, p->pDb, &p->arena, pErr);
+  if (t.bMain) {
+    /* Step 0 as a subquery continues its statement's parameters. */
+    quay_value vNull;
+    vNull.type = QUAY_NULL;
+    for (i = 0; i < p->nParamBase; i++) quay__params_add(&t.b.params, &vNull);
+  }
+  rc = step_scope(&t, pErr);
+  if (rc == QUAY_OK) rc = step_select(&t, pErr);
+  if (rc == QUAY_OK) {
+    step_where(&t);
+    step_order(&t);
+    rc = step_store(&t, pErr);
+  }
+  quay__str_free(&t.from);
+  quay__str_free(&t.sf.pre);
+  quay__str_free(&t.sf.post);
+  quay__str_free(&t.sf.soft);
+  quay__build_free(&t.b);
   return rc;
 }
 /* }================================================================== */
