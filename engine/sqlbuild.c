@@ -2152,6 +2152,13 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
     emit_scope_keys(b, s, p->aHop[0].pFromKey);
     cat(b, ")");
     nTerm++;
+  } else {
+    /* Related rows of no owner (a NULL link) join no row: left out, they
+    ** cost nothing and cannot overflow a group nobody reads. */
+    cat(b, " WHERE ");
+    cat(b, zLink);
+    cat(b, " IS NOT NULL");
+    nTerm++;
   }
   if (soft.n) {
     /* " AND t.deleted_at IS NULL ...": the first one opens the WHERE
