@@ -41,6 +41,9 @@ typedef struct AggCol {
   int bToMany;              /* its path crosses a to-many relation */
   int bSetDistinct;         /* distinct over a to-many path */
   int iCol, iCol2;          /* inner columns "a<i>" (AVG: sum, count) */
+  Expr *pArg;               /* over the row or to-one: its argument column
+                            ** (arena; the scope's joins point into its
+                            ** path), or NULL for count() */
 } AggCol;
 
 typedef struct VPlan {
@@ -69,6 +72,27 @@ static void fail(VPlan *vp, int code, const char *zMsg, const char *zName) {
 }
 
 /* {======= Collecting the aggregates */
+
+/* A bound column expression over e's own path (the argument of an
+** aggregate over the row itself or to-one relations; a path ending at a
+** to-one relation reads the related row's key, NULL when missing), in
+** the arena: the joins a scope prepares for it point into its path. */
+static Expr *arg_expr(Build *b, const Expr *e) {
+  Expr *pOut;
+  if (e->path.pField == NULL && e->path.nHop == 0) return NULL;
+  pOut = quay__arena_alloc(b->pArena, sizeof(*pOut));
+  if (pOut == NULL) return NULL;
+  memset(pOut, 0, sizeof(*pOut));
+  pOut->eOp = EX_COL;
+  pOut->bound = 1;
+  pOut->path = e->path;
+  if (pOut->path.pField == NULL) {
+    pOut->path.pField = quay__hop_ident(&e->path.aHop[e->path.nHop - 1]);
+  }
+  pOut->eType = pOut->path.pField->eType;
+  pOut->nPlaces = pOut->path.pField->nPlaces;
+  return pOut;
+}
 
 static int agg_find(VPlan *vp, const Expr *e) {
   int i;
@@ -103,6 +127,13 @@ static void collect(VPlan *vp, Expr *e, int iDepth) {
                            e->eFunc == QUAY_AGG_SUM ||
                            e->eFunc == QUAY_AGG_AVG);
         a->iCol = a->iCol2 = -1;
+        if (!a->bToMany) {
+          a->pArg = arg_expr(vp->b, e);
+          if (a->pArg == NULL && (e->path.pField || e->path.nHop)) {
+            vp->b->rc = quay__oom(vp->b->pErr);
+            return;
+          }
+        }
         if (!a->bSetDistinct) {
           a->iCol = vp->nInner++;
           if (a->bToMany && e->eFunc == QUAY_AGG_AVG) a->iCol2 = vp->nInner++;
@@ -169,17 +200,6 @@ static void emit_row_order(Build *b, Scope *sc, QsView *v,
                 v->pModel->apField[v->pModel->iPk]->zCol);
 }
 
-/* A bound column expression over e's own path (the argument of an
-** aggregate over the row itself or to-one relations). */
-static void arg_expr(const Expr *e, Expr *pOut) {
-  memset(pOut, 0, sizeof(*pOut));
-  pOut->eOp = EX_COL;
-  pOut->bound = 1;
-  pOut->path = e->path;
-  pOut->eType = e->path.pField ? e->path.pField->eType : 0;
-  pOut->nPlaces = e->path.pField ? e->path.pField->nPlaces : 0;
-}
-
 /*
 ** SELECT of the inner level: group columns "g<i>", aggregate columns
 ** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
@@ -218,11 +238,7 @@ static void emit_inner(VPlan *vp, int bOwners) {
       }
       continue;
     }
-    if (a->e->path.pField) {
-      Expr arg;
-      arg_expr(a->e, &arg);
-      quay__scope_prepare_expr(b, sc, &arg);
-    }
+    if (a->pArg) quay__scope_prepare_expr(b, sc, a->pArg);
     if (a->e->pFilter) apF[i] = quay__scope_cond(b, sc, a->e->pFilter);
   }
   if (vp->bAggregate && vp->v->pOrder) {
@@ -269,16 +285,9 @@ static void emit_inner(VPlan *vp, int bOwners) {
       quay__emit_cond(b, apF[i]);
       cat(b, " THEN ");
     }
-    if (e->path.pField) {
-      Expr arg;
-      arg_expr(e, &arg);
-      quay__emit_expr_row(b, sc, &arg);
-    } else if (e->path.nHop > 0) {
+    if (a->pArg) {
       /* count("author"): the related row's key (NULL when missing). */
-      Expr arg;
-      arg_expr(e, &arg);
-      arg.path.pField = quay__hop_ident(&e->path.aHop[e->path.nHop - 1]);
-      quay__emit_expr_row(b, sc, &arg);
+      quay__emit_expr_row(b, sc, a->pArg);
     } else {
       cat(b, "1");
     }

@@ -656,3 +656,86 @@ describe("Grouped annotations", function()
     end
   end)
 end)
+
+-- aggregate() over relation paths of every kind (the differential
+-- tester's K8-K16): to-one paths are LEFT JOINs, a count over a to-one
+-- relation counts the related rows that exist, a filter on an annotation
+-- restricts the rows aggregated, default replaces only a NULL result.
+describe("aggregate over relations", function()
+  local db, M
+
+  before_each(function()
+    db = helper.open()
+    M = {}
+    M.User = db:model("User", {
+      name = quay.string { null = true },
+      badge = quay.has_one("Badge", { foreign_key = "user_id" }),
+    })
+    M.Badge = db:model("Badge", { label = quay.string { null = true },
+                                  user_id = quay.integer { null = true, unique = true } })
+    M.Tag = db:model("Tag", { name = quay.string { null = true }, slug = quay.string { unique = true } })
+    M.Post = db:model("Post", {
+      title = quay.string { null = true },
+      views = quay.integer { null = true },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      editor = quay.belongs_to("User", { null = true, on_delete = quay.SET_NULL, related_name = "edited" }),
+      main_tag = quay.belongs_to("Tag", { null = true, to_field = "slug", on_delete = quay.SET_NULL,
+                                          related_name = "main_posts" }),
+      tags = quay.many_to_many("Tag", { related_name = "posts" }),
+    })
+    M.Student = db:model("Student", { name = quay.string { null = true } })
+    M.Course = db:model("Course", { title = quay.string { null = true } })
+    M.Enrolment = db:model("Enrolment", {
+      student = quay.belongs_to("Student", { on_delete = quay.CASCADE, related_name = "enrolments" }),
+      course = quay.belongs_to("Course", { on_delete = quay.CASCADE, related_name = "enrolments" }),
+      grade = quay.integer { null = true },
+    })
+    db:create_tables()
+    local ann = M.User:create { id = 1, name = "ann" }
+    local bob = M.User:create { id = 2, name = "bob" }
+    M.User:create { id = 3, name = "cy" }
+    M.Badge:create { id = 7, label = "gold", user_id = 1 }
+    local lua = M.Tag:create { id = 1, name = "lua", slug = "lua" }
+    M.Tag:create { id = 2, name = "c", slug = "c" }
+    local p1 = M.Post:create { id = 1, title = "x", views = 5, author = ann, main_tag_id = "lua" }
+    local p2 = M.Post:create { id = 2, title = "x", views = 6, author = bob, editor = ann }
+    M.Post:create { id = 3, title = "y", views = 5, author = bob }
+    p1.tags:add(lua)
+    p2.tags:add(lua)
+    local s1 = M.Student:create { id = 1, name = "s" }
+    local s2 = M.Student:create { id = 2, name = "t" }
+    local c1 = M.Course:create { id = 1, title = "c1" }
+    M.Course:create { id = 2, title = "empty" }
+    M.Enrolment:create { id = 1, student = s1, course = c1, grade = 3 }
+    M.Enrolment:create { id = 2, student = s2, course = c1, grade = 9 }
+    M.Enrolment:create { id = 3, student = s1, course = c1, grade = 3 }
+  end)
+
+  after_each(function() db:close() end)
+
+  it("counts several to-one paths and own columns in one aggregate (K10a, K10)", function()
+    local r = M.Post:aggregate { a = quay.count("author__name"), b = quay.count("title"),
+                                 c = quay.count("editor__name"), d = quay.max("editor__name") }
+    assert.equal(scalar(db, "SELECT COUNT(u.name) AS n FROM posts p JOIN users u ON u.id = p.author_id"),
+                 r.a)
+    assert.equal(3, r.a)
+    assert.equal(3, r.b)
+    assert.equal(1, r.c)
+    assert.equal("ann", r.d)
+    local e = M.Enrolment:aggregate { a = quay.count("course__title"), b = quay.min("student__name"),
+                                      c = quay.max("student__name") }
+    assert.equal(3, e.a)
+    assert.equal("s", e.b)
+    assert.equal(scalar(db, "SELECT MAX(s.name) AS n FROM enrolments e "
+                            .. "JOIN students s ON s.id = e.student_id"), e.c)
+  end)
+
+  it("counts a to-one relation as the related rows that exist (K9)", function()
+    assert.equal(scalar(db, "SELECT COUNT(b.id) AS n FROM users u LEFT JOIN badges b ON b.user_id = u.id"),
+                 M.User:aggregate { n = quay.count("badge") }.n)
+    assert.equal(1, M.User:aggregate { n = quay.count("badge") }.n)
+    assert.equal(1, M.Post:aggregate { n = quay.count("editor__badge") }.n)
+    assert.equal(1, M.Post:aggregate { n = quay.count("editor") }.n)
+    assert.equal(0, M.User:filter { name = "bob" }:aggregate { n = quay.count("badge") }.n)
+  end)
+end)

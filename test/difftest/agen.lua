@@ -970,12 +970,6 @@ function AG:known(q)
       if (x.fn == "min" or x.fn == "max") and ty == "boolean" and self.opts.backend == "pg" then
         add("K1")
       end
-      -- K9: aggregate() / groups over to-one hops ending at a relation
-      -- (but one belongs_to)
-      if (q.term.kind == "aggregate" or q.grouped) and not ty and ones
-         and (n >= 2 or not fwd) then
-        add("K9")
-      end
       -- K12: distinct with a filter on the owner, over a to-many path, in
       -- aggregate() / groups
       if (q.term.kind == "aggregate" or q.grouped) and x.distinct and x.filter and not ones then
@@ -995,28 +989,6 @@ function AG:known(q)
   end
   for _, a in ipairs(q.ann or {}) do aggs(a.e) end
   for _, a in ipairs(q.term.aggs or {}) do aggs(a.e) end
-  -- K10: aggregate() / a group's aggregates over to-one joins: a crash
-  -- when one over more joins comes (by name) before one over fewer, "no
-  -- such column" over two different relations.  Allowed here: those over
-  -- one relation path only (and the ones needing no join).
-  if q.grouped or q.term.kind == "aggregate" then
-    local rels, joined, plain = {}, 0, 0
-    for _, a in ipairs(q.grouped and q.ann or q.term.aggs) do
-      each_expr(a.e, function(x)
-        if x.kind ~= "agg" or not x.path then return end
-        local ty, ones, n, _, key = path_info(q.model, x.path)
-        if not ones then return end
-        local j = key and n - 1 or n
-        if j == 0 then plain = plain + 1; return end
-        local segs = O_split(x.path)
-        rels[table.concat(segs, "__", 1, ty and #segs - 1 or #segs)] = true
-        joined = joined + 1
-      end)
-    end
-    local k = 0
-    for _ in pairs(rels) do k = k + 1 end
-    if k > 1 or (k == 1 and plain > 0) then add("K10") end
-  end
   -- the annotations holding an aggregate, also through an earlier one
   local agg_names = {}
   for _, a in ipairs(q.ann or {}) do
