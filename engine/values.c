@@ -549,7 +549,9 @@ static int vplan_init(VPlan *vp, Build *b, QsView *v, int bAggregate) {
   if (vp->apHaving == NULL || vp->vIn.apFilter == NULL) return QUAY_ENOMEM;
   vp->vIn.nFilter = 0;
   for (i = 0; i < v->nFilter; i++) {
-    if (quay__cond_has_agg(v->apFilter[i]->pCond)) {
+    /* aggregate() keeps a filter on an annotation's aggregate on the
+    ** inner level: it picks the records aggregated (K8). */
+    if (!bAggregate && quay__cond_has_agg(v->apFilter[i]->pCond)) {
       vp->apHaving[vp->nHaving++] = v->apFilter[i];
     } else {
       vp->vIn.apFilter[vp->vIn.nFilter++] = v->apFilter[i];

@@ -738,4 +738,26 @@ describe("aggregate over relations", function()
     assert.equal(1, M.Post:aggregate { n = quay.count("editor") }.n)
     assert.equal(0, M.User:filter { name = "bob" }:aggregate { n = quay.count("badge") }.n)
   end)
+  it("aggregates only the rows a filter on an annotation keeps (K8)", function()
+    local busy = M.User:annotate { n = quay.count("posts") }:filter { n__gte = 2 }
+    assert.equal(1, busy:aggregate { c = quay.count() }.c)
+    assert.equal(scalar(db, [[SELECT COUNT(*) AS n FROM users u
+      WHERE (SELECT COUNT(*) FROM posts p WHERE p.author_id = u.id) >= 2]]),
+      busy:aggregate { c = quay.count() }.c)
+    -- over a to-many path, with another filter, ordered and limited
+    local r = busy:aggregate { v = quay.sum("posts__views"), e = quay.count("edited") }
+    assert.equal(11, r.v)
+    assert.equal(0, r.e)
+    assert.equal(0, busy:filter { name = "ann" }:aggregate { c = quay.count() }.c)
+    local any = M.User:annotate { n = quay.count("posts") }:filter { n__gte = 1 }
+    assert.equal(2, any:aggregate { c = quay.count() }.c)
+    assert.equal(1, any:order_by("-n", "id"):limit(1):aggregate { c = quay.count() }.c)
+    assert.equal(11, any:order_by("-n", "id"):limit(1):aggregate { v = quay.sum("posts__views") }.v)
+    assert.equal(1, any:order_by("id"):offset(1):limit(5):aggregate { c = quay.count() }.c)
+    assert.equal(scalar(db, [[SELECT SUM(p.views) AS n FROM posts p WHERE p.author_id IN
+      (SELECT u.id FROM users u WHERE (SELECT COUNT(*) FROM posts q WHERE q.author_id = u.id) >= 1)]]),
+      any:aggregate { v = quay.sum("posts__views") }.v)
+    assert.equal(1, M.Post:annotate { n = quay.count("tags") }:filter { n = 0 }
+                           :aggregate { c = quay.count("title") }.c)
+  end)
 end)

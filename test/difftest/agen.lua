@@ -1010,8 +1010,6 @@ function AG:known(q)
         if q.vals and not q.grouped then add("K6") end
         -- K7: exclude on a group's aggregate
         if q.grouped and st.op == "exclude" then add("K7") end
-        -- K8: aggregate() over a set filtered on an aggregate annotation
-        if q.term.kind == "aggregate" then add("K8") end
       end
     end)
   end
