@@ -2152,6 +2152,12 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
     emit_scope_keys(b, s, p->aHop[0].pFromKey);
     cat(b, ")");
     nTerm++;
+  } else if (p->aHop[0].toNullable) {
+    /* Rows of no owner form no group (their sum could overflow). */
+    cat(b, " WHERE ");
+    cat(b, zLink);
+    cat(b, " IS NOT NULL");
+    nTerm++;
   }
   if (soft.n) {
     /* " AND t.deleted_at IS NULL ...": the first one opens the WHERE
