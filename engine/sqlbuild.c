@@ -1487,8 +1487,14 @@ void quay__emit_expr_row(Build *b, Scope *s, Expr *e) {
 void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,
                         void (*xOwners)(Build *, void *), void *pOwners) {
   if (s == NULL) {
-    /* Owners given by xOwners: no outer row to correlate with. */
-    s = scope_alloc(b, e->path.pModel, "", NULL);
+    /* Owners given by xOwners: no outer row to correlate with.  A filter
+    ** may read the owner's row (K12): it is joined under an alias. */
+    const char *zOwn = "";
+    if (xOwners && e->pFilter && e->path.nHop > 0 && !e->path.isPivot) {
+      zOwn = quay__alias(b);
+      if (zOwn == NULL) return;
+    }
+    s = scope_alloc(b, e->path.pModel, zOwn, NULL);
     if (s == NULL) return;
   }
   emit_agg_row(b, &s->ctx, e, eFn, xOwners, pOwners);
@@ -1669,6 +1675,17 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
     zLast = azT[p->nHop - 1];
   }
   if (zLink == NULL || zLast == NULL) goto done;
+  if (xOwners && *zFrom && p->nHop > 0) {
+    /* The owner's row, for a filter that reads it. */
+    cat(b, " JOIN ");
+    ident(b, p->aHop[0].pFrom->zTable);
+    cat(b, " AS ");
+    ident(b, zFrom);
+    cat(b, " ON ");
+    col(b, zFrom, p->aHop[0].pFromKey->zCol);
+    cat(b, " = ");
+    cat(b, zLink);
+  }
   if (p->pField) zArg = col_expr(b, zLast, p->pField->zCol);
   s2 = scope_alloc(b, pLast, zFrom, x->zPivot);
   x2 = quay__arena_alloc(b->pArena, sizeof(*x2));

@@ -787,4 +787,21 @@ describe("aggregate over relations", function()
                  M.User:aggregate { s = quay.sum("edited__views") }.s)
     assert.equal(6.0, M.User:aggregate { a = quay.avg("edited__views") }.a)
   end)
+  it("reads the owner's row in the filter of a distinct aggregate (K12)", function()
+    local function n(filter)
+      return M.Student:aggregate { n = quay.count("enrolments__grade", { filter = filter, distinct = true }) }.n
+    end
+    assert.equal(1, n { name = "s" })
+    assert.equal(scalar(db, [[SELECT COUNT(DISTINCT e.grade) AS n FROM students s
+      JOIN enrolments e ON e.student_id = s.id WHERE s.name = 's']]), n { name = "s" })
+    assert.equal(2, n(quay.any { { name = "s" }, { enrolments__grade = 9 } }))
+    assert.equal(0, n { name = "none" })
+    local g = M.Student:values("name"):annotate {
+      n = quay.count("enrolments__grade", { filter = { name__ne = "t" }, distinct = true }) }
+      :order_by("name"):all()
+    assert.equal(1, g[1].n)
+    assert.equal(0, g[2].n)
+    assert.equal(9, M.Student:aggregate { m = quay.sum("enrolments__grade",
+      { filter = { name = "t" }, distinct = true }) }.m)
+  end)
 end)
