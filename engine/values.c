@@ -41,6 +41,9 @@ typedef struct AggCol {
   int bToMany;              /* its path crosses a to-many relation */
   int bSetDistinct;         /* distinct over a to-many path */
   int iCol, iCol2;          /* inner columns "a<i>" (AVG: sum, count) */
+  Expr *pPart;              /* to-many: the aggregate of its per-record
+                            ** partials (e, or a copy without the default,
+                            ** which replaces only a NULL total: K13) */
   Expr *pArg;               /* over the row or to-one: its argument column
                             ** (arena; the scope's joins point into its
                             ** path), or NULL for count() */
@@ -127,6 +130,16 @@ static void collect(VPlan *vp, Expr *e, int iDepth) {
                            e->eFunc == QUAY_AGG_SUM ||
                            e->eFunc == QUAY_AGG_AVG);
         a->iCol = a->iCol2 = -1;
+        a->pPart = e;
+        if (a->bToMany && e->bDefault) {
+          a->pPart = quay__arena_alloc(vp->b->pArena, sizeof(Expr));
+          if (a->pPart == NULL) {
+            vp->b->rc = quay__oom(vp->b->pErr);
+            return;
+          }
+          *a->pPart = *e;
+          a->pPart->bDefault = 0;
+        }
         if (!a->bToMany) {
           a->pArg = arg_expr(vp->b, e);
           if (a->pArg == NULL && (e->path.pField || e->path.nHop)) {
@@ -229,12 +242,12 @@ static void emit_inner(VPlan *vp, int bOwners) {
     apF[i] = NULL;
     if (a->bToMany) {
       if (a->bSetDistinct) continue;
-      quay__scope_prepare_agg(b, sc, a->e, a->e->eFunc == QUAY_AGG_AVG
+      quay__scope_prepare_agg(b, sc, a->pPart, a->e->eFunc == QUAY_AGG_AVG
                                   ? QUAY_AGG_SUM
                                   : a->e->eFunc == QUAY_AGG_EXISTS
                                   ? QUAY_AGG_COUNT : a->e->eFunc);
       if (a->iCol2 >= 0) {
-        quay__scope_prepare_agg(b, sc, a->e, QUAY_AGG_COUNT);
+        quay__scope_prepare_agg(b, sc, a->pPart, QUAY_AGG_COUNT);
       }
       continue;
     }
@@ -270,11 +283,11 @@ static void emit_inner(VPlan *vp, int bOwners) {
       int eFn = e->eFunc == QUAY_AGG_AVG || e->eFunc == QUAY_AGG_EXISTS
                     ? (e->eFunc == QUAY_AGG_AVG ? QUAY_AGG_SUM : QUAY_AGG_COUNT)
                     : e->eFunc;
-      quay__emit_agg_row(b, sc, e, eFn, NULL, NULL);
+      quay__emit_agg_row(b, sc, a->pPart, eFn, NULL, NULL);
       quay__str_printf(&b->sql, " AS \"a%d\"", a->iCol);
       if (a->iCol2 >= 0) {
         cat(b, ", ");
-        quay__emit_agg_row(b, sc, e, QUAY_AGG_COUNT, NULL, NULL);
+        quay__emit_agg_row(b, sc, a->pPart, QUAY_AGG_COUNT, NULL, NULL);
         quay__str_printf(&b->sql, " AS \"a%d\"", a->iCol2);
       }
       continue;

@@ -804,4 +804,21 @@ describe("aggregate over relations", function()
     assert.equal(9, M.Student:aggregate { m = quay.sum("enrolments__grade",
       { filter = { name = "t" }, distinct = true }) }.m)
   end)
+  it("replaces only a NULL total by default, not each record's part (K13)", function()
+    local r = M.Tag:aggregate { s = quay.sum("main_posts__views", { default = -1 }),
+                                lo = quay.min("main_posts__views", { default = -1 }),
+                                a = quay.avg("main_posts__views", { default = -1 }) }
+    assert.equal(scalar(db, [[SELECT SUM(p.views) AS s FROM tags t
+      JOIN posts p ON p.main_tag_id = t.slug]]), r.s)
+    assert.equal(5, r.s)
+    assert.equal(5, r.lo)
+    assert.equal(5.0, r.a)
+    local none = M.Tag:filter { slug = "c" }:aggregate { s = quay.sum("main_posts__views", { default = -1 }) }
+    assert.equal(-1, none.s)
+    assert.equal(16, M.User:aggregate { s = quay.sum("posts__views", { default = 100 }) }.s)
+    local g = M.Post:values("title"):annotate { s = quay.sum("tags__posts__views", { default = -1 }) }
+      :order_by("title"):all()
+    assert.equal(22, g[1].s)                 -- x: p1 and p2 reach both tagged posts
+    assert.equal(-1, g[2].s)                 -- y: no tag
+  end)
 end)

@@ -975,11 +975,6 @@ function AG:known(q)
       if q.term.kind == "aggregate" and x.fn == "count" and x.distinct and not ones then
         add("K16")
       end
-      -- K13: a default of an aggregate over a to-many path in aggregate() /
-      -- groups is given per record
-      if (q.term.kind == "aggregate" or q.grouped) and x.default ~= nil and not ones then
-        add("K13")
-      end
     end)
   end
   for _, a in ipairs(q.ann or {}) do aggs(a.e) end
