@@ -693,6 +693,13 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
       apName[nOut++] = vp->apOut[i];
     }
   }
+  if (vp->bAggregate) {
+    /* Only distinct aggregates over to-many paths, each a subquery over
+    ** the set's owners: no FROM, so that an empty set still gives its
+    ** one row (a count of 0, K16) and a set of many rows only one. */
+    for (i = 0; i < vp->nAgg && vp->aAgg[i].bSetDistinct; i++) {}
+    if (i == vp->nAgg) return;
+  }
   cat(b, " FROM (");
   emit_inner(vp, 0);
   cat(b, ") AS ");

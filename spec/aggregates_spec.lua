@@ -821,4 +821,20 @@ describe("aggregate over relations", function()
     assert.equal(22, g[1].s)                 -- x: p1 and p2 reach both tagged posts
     assert.equal(-1, g[2].s)                 -- y: no tag
   end)
+  it("counts 0 distinct related rows over an empty set, never nil (K16)", function()
+    local none = M.Post:filter { title = "none" }
+    local r = none:aggregate { n = quay.count("tags", { distinct = true }),
+                               s = quay.sum("tags__id", { distinct = true }),
+                               d = quay.sum("tags__id", { distinct = true, default = 7 }) }
+    assert.equal(0, r.n)
+    assert.equal(math.type(r.n), "integer")
+    assert.is_nil(r.s)
+    assert.equal(7, r.d)
+    assert.equal(scalar(db, [[SELECT COUNT(DISTINCT pt.tag_id) AS n FROM posts p
+      JOIN posts_tags pt ON pt.post_id = p.id]]),
+      M.Post:aggregate { n = quay.count("tags", { distinct = true }) }.n)
+    assert.equal(1, M.Post:aggregate { n = quay.count("tags", { distinct = true }) }.n)
+    assert.equal(0, M.Post:filter { title = "y" }:aggregate { n = quay.count("tags", { distinct = true }) }.n)
+    assert.equal(2, M.Post:aggregate { n = quay.count("tags", { distinct = true }) * 2 }.n)
+  end)
 end)

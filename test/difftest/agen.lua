@@ -970,11 +970,6 @@ function AG:known(q)
       if (x.fn == "min" or x.fn == "max") and ty == "boolean" and self.opts.backend == "pg" then
         add("K1")
       end
-      -- K16: count(distinct) over a to-many path in aggregate() is nil
-      -- (not 0) over an empty set
-      if q.term.kind == "aggregate" and x.fn == "count" and x.distinct and not ones then
-        add("K16")
-      end
     end)
   end
   for _, a in ipairs(q.ann or {}) do aggs(a.e) end
