@@ -1484,13 +1484,17 @@ void quay__emit_expr_row(Build *b, Scope *s, Expr *e) {
   emit_expr_row(b, &s->ctx, e);
 }
 
+int quay__agg_owner_rows(const Expr *e) {
+  return e->pFilter && e->path.nHop > 0 && !e->path.isPivot;
+}
+
 void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,
                         void (*xOwners)(Build *, void *), void *pOwners) {
   if (s == NULL) {
     /* Owners given by xOwners: no outer row to correlate with.  A filter
     ** may read the owner's row (K12): it is joined under an alias. */
     const char *zOwn = "";
-    if (xOwners && e->pFilter && e->path.nHop > 0 && !e->path.isPivot) {
+    if (xOwners && quay__agg_owner_rows(e)) {
       zOwn = quay__alias(b);
       if (zOwn == NULL) return;
     }
@@ -1703,7 +1707,13 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
   }
   scope_emit_joins(b, s2);
   cat(b, " WHERE ");
-  cat(b, zLink);
+  if (xOwners && *zFrom && p->nHop > 0) {
+    /* The owners' rows themselves (hop 0 may be to-one: a target row
+    ** has owners outside the set). */
+    col(b, zFrom, p->aHop[0].pFrom->apField[p->aHop[0].pFrom->iPk]->zCol);
+  } else {
+    cat(b, zLink);
+  }
   if (xOwners) {
     cat(b, " IN (");
     xOwners(b, pOwners);

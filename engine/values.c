@@ -357,6 +357,7 @@ static void emit_owners(Build *b, void *pCtx) {
   int i;
   if (zQ2 == NULL) return;
   snprintf(z, sizeof(z), "f%d", o->iAgg);
+  if (quay__agg_owner_rows(vp->aAgg[o->iAgg].e)) strcpy(z, "k");
   cat(b, "SELECT ");
   quay__str_col(&b->sql, zQ2, z);
   cat(b, " FROM (");

@@ -803,6 +803,19 @@ describe("aggregate over relations", function()
     assert.equal(0, g[2].n)
     assert.equal(9, M.Student:aggregate { m = quay.sum("enrolments__grade",
       { filter = { name = "t" }, distinct = true }) }.m)
+    -- over a to-one hop first: only the group's own records are owners
+    local function hand(title)
+      return scalar(db, [[SELECT COUNT(DISTINCT q.id) AS n FROM posts o
+        JOIN posts q ON q.author_id = o.author_id WHERE o.title = ? AND o.views = 6]], { title })
+    end
+    local h = M.Post:values("title"):annotate {
+      n = quay.count("author__posts", { filter = { views = 6 }, distinct = true }) }:order_by("title"):all()
+    assert.equal(hand("x"), h[1].n)
+    assert.equal(2, h[1].n)
+    assert.equal(hand("y"), h[2].n)
+    assert.equal(0, h[2].n)
+    assert.equal(0, M.Post:filter { title = "y" }:aggregate {
+      n = quay.count("author__posts", { filter = { views = 6 }, distinct = true }) }.n)
   end)
   it("replaces only a NULL total by default, not each record's part (K13)", function()
     local r = M.Tag:aggregate { s = quay.sum("main_posts__views", { default = -1 }),

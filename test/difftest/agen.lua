@@ -230,11 +230,6 @@ function AG:agg(model, where, want)
     for i, h in ipairs(hops) do
       if S.models[target_of(model, { table.unpack(hops, 1, i - 1) })].rels[h].many then many = true end
     end
-    if avoid and not many and self.group_mode and not self:allowed("K10") then
-      -- K10: to-one aggregates of a group on one relation path, or none
-      if self.group_mode == "own" then hops = {}
-      else hops = { table.unpack(self.group_mode) } end
-    end
     if fn == "exists" and #hops == 0 then goto retry end
     do
       local tm = target_of(model, hops)
@@ -242,7 +237,7 @@ function AG:agg(model, where, want)
       if fn == "count" then
         if #hops == 0 then
           if where == "ann" or random() < 0.5 then field = pick(S.models[tm].fields) end
-        elseif random() < 0.5 or (avoid and not many and not self:allowed("K9")) then
+        elseif random() < 0.5 then
           field = pick(S.models[tm].fields)
         end
         ty = "integer"
@@ -277,12 +272,7 @@ function AG:agg(model, where, want)
         if d then e.default = pick(d) end
       end
       if avoid then
-        if many and not self:allowed("K13") then e.default = nil end
-        if many and e.distinct and e.filter and not self:allowed("K12") then e.filter = nil end
         if not e.path and not self:allowed("K15") then e.distinct = nil end
-        if many and fn == "count" and self.aggregate_term and not self:allowed("K16") then
-          e.distinct = nil
-        end
       end
       if where == "group" and not many and not self.group_mode then
         local rel = {}
@@ -694,8 +684,7 @@ function AG:aggregate_query()
   if random() < 0.2 then
     local e, ty, ex = self:ann_expr(model, "exact")
     q.ann = { { name = "a1", e = e, call = 1 } }
-    -- K8: a filter on an aggregate annotation is lost by aggregate()
-    if ex and (self:allowed("K8") or e.kind ~= "agg" and e.kind ~= "op") then
+    if ex then
       q.post = self:post({ a1 = ty }, self:sample(q), model)
     end
   end
