@@ -30,9 +30,9 @@
 ** the group (their keys come from the inner level again, matched on the
 ** group columns; a filter that reads the owner's row joins it, matched
 ** by the records' own keys).  aggregate() of such aggregates only has no
-** FROM: one row, also over an empty set.  SQLite and PostgreSQL both flatten the inner level into
-** the outer when nothing needs it separate, so the common case costs one
-** grouped scan.
+** FROM: one row, also over an empty set.  SQLite and PostgreSQL both
+** flatten the inner level into the outer when nothing needs it separate,
+** so the common case costs one grouped scan.
 */
 #include "quayInt.h"
 
