@@ -69,7 +69,7 @@ static int l_agg(lua_State *L) {
                  "table", zFn);
   }
   lua_settop(L, 2);
-  if (lua_type(L, 1) == LUA_TTABLE && lua_gettop(L) == 1 &&
+  if (lua_type(L, 1) == LUA_TTABLE && lua_isnil(L, 2) &&
       strcmp(zFn, "count") == 0) {
     iOpts = 1;                          /* quay.count { filter = ... } */
   } else if (lua_isnoneornil(L, 1)) {

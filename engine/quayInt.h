@@ -1336,7 +1336,10 @@ QUAY_INTERNAL int quay__expr_notnull(const Expr *e);
 */
 QUAY_INTERNAL void quay__emit_order_dir(Build *b, const Expr *e, int bDesc);
 /* An aggregate of the rows along e's path, correlated to the scope's
-** row, or (xOwners) to every owner key the subquery xOwners writes. */
+** row, or (xOwners) to every owner key the subquery xOwners writes: the
+** keys hop 0 starts from, or, when quay__agg_owner_rows(e), the owners'
+** primary keys (a filter reads the owner's row, which is joined). */
+QUAY_INTERNAL int quay__agg_owner_rows(const Expr *e);
 QUAY_INTERNAL void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,
                                       void (*xOwners)(Build *, void *),
                                       void *pOwners);

@@ -1484,11 +1484,21 @@ void quay__emit_expr_row(Build *b, Scope *s, Expr *e) {
   emit_expr_row(b, &s->ctx, e);
 }
 
+int quay__agg_owner_rows(const Expr *e) {
+  return e->pFilter && e->path.nHop > 0 && !e->path.isPivot;
+}
+
 void quay__emit_agg_row(Build *b, Scope *s, Expr *e, int eFn,
                         void (*xOwners)(Build *, void *), void *pOwners) {
   if (s == NULL) {
-    /* Owners given by xOwners: no outer row to correlate with. */
-    s = scope_alloc(b, e->path.pModel, "", NULL);
+    /* Owners given by xOwners: no outer row to correlate with.  A filter
+    ** may read the owner's row (K12): it is joined under an alias. */
+    const char *zOwn = "";
+    if (xOwners && quay__agg_owner_rows(e)) {
+      zOwn = quay__alias(b);
+      if (zOwn == NULL) return;
+    }
+    s = scope_alloc(b, e->path.pModel, zOwn, NULL);
     if (s == NULL) return;
   }
   emit_agg_row(b, &s->ctx, e, eFn, xOwners, pOwners);
@@ -1669,6 +1679,17 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
     zLast = azT[p->nHop - 1];
   }
   if (zLink == NULL || zLast == NULL) goto done;
+  if (xOwners && *zFrom && p->nHop > 0) {
+    /* The owner's row, for a filter that reads it. */
+    cat(b, " JOIN ");
+    ident(b, p->aHop[0].pFrom->zTable);
+    cat(b, " AS ");
+    ident(b, zFrom);
+    cat(b, " ON ");
+    col(b, zFrom, p->aHop[0].pFromKey->zCol);
+    cat(b, " = ");
+    cat(b, zLink);
+  }
   if (p->pField) zArg = col_expr(b, zLast, p->pField->zCol);
   s2 = scope_alloc(b, pLast, zFrom, x->zPivot);
   x2 = quay__arena_alloc(b->pArena, sizeof(*x2));
@@ -1686,7 +1707,13 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
   }
   scope_emit_joins(b, s2);
   cat(b, " WHERE ");
-  cat(b, zLink);
+  if (xOwners && *zFrom && p->nHop > 0) {
+    /* The owners' rows themselves (hop 0 may be to-one: a target row
+    ** has owners outside the set). */
+    col(b, zFrom, p->aHop[0].pFrom->apField[p->aHop[0].pFrom->iPk]->zCol);
+  } else {
+    cat(b, zLink);
+  }
   if (xOwners) {
     cat(b, " IN (");
     xOwners(b, pOwners);
@@ -2152,9 +2179,8 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
     emit_scope_keys(b, s, p->aHop[0].pFromKey);
     cat(b, ")");
     nTerm++;
-  } else {
-    /* Related rows of no owner (a NULL link) join no row: left out, they
-    ** cost nothing and cannot overflow a group nobody reads. */
+  } else if (p->aHop[0].toNullable) {
+    /* Rows of no owner form no group (their sum could overflow). */
     cat(b, " WHERE ");
     cat(b, zLink);
     cat(b, " IS NOT NULL");

@@ -28,9 +28,11 @@
 ** ...  A distinct aggregate over a to-many path cannot be split per
 ** record: it is one subquery over the related rows of every record of
 ** the group (their keys come from the inner level again, matched on the
-** group columns).  SQLite and PostgreSQL both flatten the inner level into
-** the outer when nothing needs it separate, so the common case costs one
-** grouped scan.
+** group columns; a filter that reads the owner's row joins it, matched
+** by the records' own keys).  aggregate() of such aggregates only has no
+** FROM: one row, also over an empty set.  SQLite and PostgreSQL both
+** flatten the inner level into the outer when nothing needs it separate,
+** so the common case costs one grouped scan.
 */
 #include "quayInt.h"
 
@@ -41,6 +43,12 @@ typedef struct AggCol {
   int bToMany;              /* its path crosses a to-many relation */
   int bSetDistinct;         /* distinct over a to-many path */
   int iCol, iCol2;          /* inner columns "a<i>" (AVG: sum, count) */
+  Expr *pPart;              /* to-many: the aggregate of its per-record
+                            ** partials (e, or a copy without the default,
+                            ** which replaces only a NULL total: K13) */
+  Expr *pArg;               /* over the row or to-one: its argument column
+                            ** (arena; the scope's joins point into its
+                            ** path), or NULL for count() */
 } AggCol;
 
 typedef struct VPlan {
@@ -69,6 +77,27 @@ static void fail(VPlan *vp, int code, const char *zMsg, const char *zName) {
 }
 
 /* {======= Collecting the aggregates */
+
+/* A bound column expression over e's own path (the argument of an
+** aggregate over the row itself or to-one relations; a path ending at a
+** to-one relation reads the related row's key, NULL when missing), in
+** the arena: the joins a scope prepares for it point into its path. */
+static Expr *arg_expr(Build *b, const Expr *e) {
+  Expr *pOut;
+  if (e->path.pField == NULL && e->path.nHop == 0) return NULL;
+  pOut = quay__arena_alloc(b->pArena, sizeof(*pOut));
+  if (pOut == NULL) return NULL;
+  memset(pOut, 0, sizeof(*pOut));
+  pOut->eOp = EX_COL;
+  pOut->bound = 1;
+  pOut->path = e->path;
+  if (pOut->path.pField == NULL) {
+    pOut->path.pField = quay__hop_ident(&e->path.aHop[e->path.nHop - 1]);
+  }
+  pOut->eType = pOut->path.pField->eType;
+  pOut->nPlaces = pOut->path.pField->nPlaces;
+  return pOut;
+}
 
 static int agg_find(VPlan *vp, const Expr *e) {
   int i;
@@ -103,6 +132,23 @@ static void collect(VPlan *vp, Expr *e, int iDepth) {
                            e->eFunc == QUAY_AGG_SUM ||
                            e->eFunc == QUAY_AGG_AVG);
         a->iCol = a->iCol2 = -1;
+        a->pPart = e;
+        if (a->bToMany && e->bDefault) {
+          a->pPart = quay__arena_alloc(vp->b->pArena, sizeof(Expr));
+          if (a->pPart == NULL) {
+            vp->b->rc = quay__oom(vp->b->pErr);
+            return;
+          }
+          *a->pPart = *e;
+          a->pPart->bDefault = 0;
+        }
+        if (!a->bToMany) {
+          a->pArg = arg_expr(vp->b, e);
+          if (a->pArg == NULL && (e->path.pField || e->path.nHop)) {
+            vp->b->rc = quay__oom(vp->b->pErr);
+            return;
+          }
+        }
         if (!a->bSetDistinct) {
           a->iCol = vp->nInner++;
           if (a->bToMany && e->eFunc == QUAY_AGG_AVG) a->iCol2 = vp->nInner++;
@@ -169,17 +215,6 @@ static void emit_row_order(Build *b, Scope *sc, QsView *v,
                 v->pModel->apField[v->pModel->iPk]->zCol);
 }
 
-/* A bound column expression over e's own path (the argument of an
-** aggregate over the row itself or to-one relations). */
-static void arg_expr(const Expr *e, Expr *pOut) {
-  memset(pOut, 0, sizeof(*pOut));
-  pOut->eOp = EX_COL;
-  pOut->bound = 1;
-  pOut->path = e->path;
-  pOut->eType = e->path.pField ? e->path.pField->eType : 0;
-  pOut->nPlaces = e->path.pField ? e->path.pField->nPlaces : 0;
-}
-
 /*
 ** SELECT of the inner level: group columns "g<i>", aggregate columns
 ** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
@@ -209,20 +244,16 @@ static void emit_inner(VPlan *vp, int bOwners) {
     apF[i] = NULL;
     if (a->bToMany) {
       if (a->bSetDistinct) continue;
-      quay__scope_prepare_agg(b, sc, a->e, a->e->eFunc == QUAY_AGG_AVG
+      quay__scope_prepare_agg(b, sc, a->pPart, a->e->eFunc == QUAY_AGG_AVG
                                   ? QUAY_AGG_SUM
                                   : a->e->eFunc == QUAY_AGG_EXISTS
                                   ? QUAY_AGG_COUNT : a->e->eFunc);
       if (a->iCol2 >= 0) {
-        quay__scope_prepare_agg(b, sc, a->e, QUAY_AGG_COUNT);
+        quay__scope_prepare_agg(b, sc, a->pPart, QUAY_AGG_COUNT);
       }
       continue;
     }
-    if (a->e->path.pField) {
-      Expr arg;
-      arg_expr(a->e, &arg);
-      quay__scope_prepare_expr(b, sc, &arg);
-    }
+    if (a->pArg) quay__scope_prepare_expr(b, sc, a->pArg);
     if (a->e->pFilter) apF[i] = quay__scope_cond(b, sc, a->e->pFilter);
   }
   if (vp->bAggregate && vp->v->pOrder) {
@@ -254,11 +285,11 @@ static void emit_inner(VPlan *vp, int bOwners) {
       int eFn = e->eFunc == QUAY_AGG_AVG || e->eFunc == QUAY_AGG_EXISTS
                     ? (e->eFunc == QUAY_AGG_AVG ? QUAY_AGG_SUM : QUAY_AGG_COUNT)
                     : e->eFunc;
-      quay__emit_agg_row(b, sc, e, eFn, NULL, NULL);
+      quay__emit_agg_row(b, sc, a->pPart, eFn, NULL, NULL);
       quay__str_printf(&b->sql, " AS \"a%d\"", a->iCol);
       if (a->iCol2 >= 0) {
         cat(b, ", ");
-        quay__emit_agg_row(b, sc, e, QUAY_AGG_COUNT, NULL, NULL);
+        quay__emit_agg_row(b, sc, a->pPart, QUAY_AGG_COUNT, NULL, NULL);
         quay__str_printf(&b->sql, " AS \"a%d\"", a->iCol2);
       }
       continue;
@@ -269,16 +300,9 @@ static void emit_inner(VPlan *vp, int bOwners) {
       quay__emit_cond(b, apF[i]);
       cat(b, " THEN ");
     }
-    if (e->path.pField) {
-      Expr arg;
-      arg_expr(e, &arg);
-      quay__emit_expr_row(b, sc, &arg);
-    } else if (e->path.nHop > 0) {
+    if (a->pArg) {
       /* count("author"): the related row's key (NULL when missing). */
-      Expr arg;
-      arg_expr(e, &arg);
-      arg.path.pField = quay__hop_ident(&e->path.aHop[e->path.nHop - 1]);
-      quay__emit_expr_row(b, sc, &arg);
+      quay__emit_expr_row(b, sc, a->pArg);
     } else {
       cat(b, "1");
     }
@@ -335,6 +359,7 @@ static void emit_owners(Build *b, void *pCtx) {
   int i;
   if (zQ2 == NULL) return;
   snprintf(z, sizeof(z), "f%d", o->iAgg);
+  if (quay__agg_owner_rows(vp->aAgg[o->iAgg].e)) strcpy(z, "k");
   cat(b, "SELECT ");
   quay__str_col(&b->sql, zQ2, z);
   cat(b, " FROM (");
@@ -540,7 +565,9 @@ static int vplan_init(VPlan *vp, Build *b, QsView *v, int bAggregate) {
   if (vp->apHaving == NULL || vp->vIn.apFilter == NULL) return QUAY_ENOMEM;
   vp->vIn.nFilter = 0;
   for (i = 0; i < v->nFilter; i++) {
-    if (quay__cond_has_agg(v->apFilter[i]->pCond)) {
+    /* aggregate() keeps a filter on an annotation's aggregate on the
+    ** inner level: it picks the records aggregated (K8). */
+    if (!bAggregate && quay__cond_has_agg(v->apFilter[i]->pCond)) {
       vp->apHaving[vp->nHaving++] = v->apFilter[i];
     } else {
       vp->vIn.apFilter[vp->vIn.nFilter++] = v->apFilter[i];
@@ -668,6 +695,13 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
       aHint[nOut] = quay__expr_hint(vp->apOut[i]->pExpr);
       apName[nOut++] = vp->apOut[i];
     }
+  }
+  if (vp->bAggregate) {
+    /* Only distinct aggregates over to-many paths, each a subquery over
+    ** the set's owners: no FROM, so that an empty set still gives its
+    ** one row (a count of 0, K16) and a set of many rows only one. */
+    for (i = 0; i < vp->nAgg && vp->aAgg[i].bSetDistinct; i++) {}
+    if (i == vp->nAgg) return;
   }
   cat(b, " FROM (");
   emit_inner(vp, 0);

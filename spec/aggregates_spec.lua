@@ -689,3 +689,198 @@ describe("Grouped annotations over a nullable link", function()
     end
   end)
 end)
+
+-- aggregate() over relation paths of every kind (the differential
+-- tester's K8-K16): to-one paths are LEFT JOINs, a count over a to-one
+-- relation counts the related rows that exist, a filter on an annotation
+-- restricts the rows aggregated, default replaces only a NULL result.
+describe("aggregate over relations", function()
+  local db, M
+
+  before_each(function()
+    db = helper.open()
+    M = {}
+    M.User = db:model("User", {
+      name = quay.string { null = true },
+      badge = quay.has_one("Badge", { foreign_key = "user_id" }),
+    })
+    M.Badge = db:model("Badge", { label = quay.string { null = true },
+                                  user_id = quay.integer { null = true, unique = true } })
+    M.Tag = db:model("Tag", { name = quay.string { null = true }, slug = quay.string { unique = true } })
+    M.Post = db:model("Post", {
+      title = quay.string { null = true },
+      views = quay.integer { null = true },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      editor = quay.belongs_to("User", { null = true, on_delete = quay.SET_NULL, related_name = "edited" }),
+      main_tag = quay.belongs_to("Tag", { null = true, to_field = "slug", on_delete = quay.SET_NULL,
+                                          related_name = "main_posts" }),
+      tags = quay.many_to_many("Tag", { related_name = "posts" }),
+    })
+    M.Student = db:model("Student", { name = quay.string { null = true } })
+    M.Course = db:model("Course", { title = quay.string { null = true } })
+    M.Enrolment = db:model("Enrolment", {
+      student = quay.belongs_to("Student", { on_delete = quay.CASCADE, related_name = "enrolments" }),
+      course = quay.belongs_to("Course", { on_delete = quay.CASCADE, related_name = "enrolments" }),
+      grade = quay.integer { null = true },
+    })
+    db:create_tables()
+    local ann = M.User:create { id = 1, name = "ann" }
+    local bob = M.User:create { id = 2, name = "bob" }
+    M.User:create { id = 3, name = "cy" }
+    M.Badge:create { id = 7, label = "gold", user_id = 1 }
+    local lua = M.Tag:create { id = 1, name = "lua", slug = "lua" }
+    M.Tag:create { id = 2, name = "c", slug = "c" }
+    local p1 = M.Post:create { id = 1, title = "x", views = 5, author = ann, main_tag_id = "lua" }
+    local p2 = M.Post:create { id = 2, title = "x", views = 6, author = bob, editor = ann }
+    M.Post:create { id = 3, title = "y", views = 5, author = bob }
+    p1.tags:add(lua)
+    p2.tags:add(lua)
+    local s1 = M.Student:create { id = 1, name = "s" }
+    local s2 = M.Student:create { id = 2, name = "t" }
+    local c1 = M.Course:create { id = 1, title = "c1" }
+    M.Course:create { id = 2, title = "empty" }
+    M.Enrolment:create { id = 1, student = s1, course = c1, grade = 3 }
+    M.Enrolment:create { id = 2, student = s2, course = c1, grade = 9 }
+    M.Enrolment:create { id = 3, student = s1, course = c1, grade = 3 }
+  end)
+
+  after_each(function() db:close() end)
+
+  it("counts several to-one paths and own columns in one aggregate (K10a, K10)", function()
+    local r = M.Post:aggregate { a = quay.count("author__name"), b = quay.count("title"),
+                                 c = quay.count("editor__name"), d = quay.max("editor__name") }
+    assert.equal(scalar(db, "SELECT COUNT(u.name) AS n FROM posts p JOIN users u ON u.id = p.author_id"),
+                 r.a)
+    assert.equal(3, r.a)
+    assert.equal(3, r.b)
+    assert.equal(1, r.c)
+    assert.equal("ann", r.d)
+    local e = M.Enrolment:aggregate { a = quay.count("course__title"), b = quay.min("student__name"),
+                                      c = quay.max("student__name") }
+    assert.equal(3, e.a)
+    assert.equal("s", e.b)
+    assert.equal(scalar(db, "SELECT MAX(s.name) AS n FROM enrolments e "
+                            .. "JOIN students s ON s.id = e.student_id"), e.c)
+  end)
+
+  it("counts a to-one relation as the related rows that exist (K9)", function()
+    assert.equal(scalar(db, "SELECT COUNT(b.id) AS n FROM users u LEFT JOIN badges b ON b.user_id = u.id"),
+                 M.User:aggregate { n = quay.count("badge") }.n)
+    assert.equal(1, M.User:aggregate { n = quay.count("badge") }.n)
+    assert.equal(1, M.Post:aggregate { n = quay.count("editor__badge") }.n)
+    assert.equal(1, M.Post:aggregate { n = quay.count("editor") }.n)
+    assert.equal(0, M.User:filter { name = "bob" }:aggregate { n = quay.count("badge") }.n)
+  end)
+  it("aggregates only the rows a filter on an annotation keeps (K8)", function()
+    local busy = M.User:annotate { n = quay.count("posts") }:filter { n__gte = 2 }
+    assert.equal(1, busy:aggregate { c = quay.count() }.c)
+    assert.equal(scalar(db, [[SELECT COUNT(*) AS n FROM users u
+      WHERE (SELECT COUNT(*) FROM posts p WHERE p.author_id = u.id) >= 2]]),
+      busy:aggregate { c = quay.count() }.c)
+    -- over a to-many path, with another filter, ordered and limited
+    local r = busy:aggregate { v = quay.sum("posts__views"), e = quay.count("edited") }
+    assert.equal(11, r.v)
+    assert.equal(0, r.e)
+    assert.equal(0, busy:filter { name = "ann" }:aggregate { c = quay.count() }.c)
+    local any = M.User:annotate { n = quay.count("posts") }:filter { n__gte = 1 }
+    assert.equal(2, any:aggregate { c = quay.count() }.c)
+    assert.equal(1, any:order_by("-n", "id"):limit(1):aggregate { c = quay.count() }.c)
+    assert.equal(11, any:order_by("-n", "id"):limit(1):aggregate { v = quay.sum("posts__views") }.v)
+    assert.equal(1, any:order_by("id"):offset(1):limit(5):aggregate { c = quay.count() }.c)
+    assert.equal(scalar(db, [[SELECT SUM(p.views) AS n FROM posts p WHERE p.author_id IN
+      (SELECT u.id FROM users u WHERE (SELECT COUNT(*) FROM posts q WHERE q.author_id = u.id) >= 1)]]),
+      any:aggregate { v = quay.sum("posts__views") }.v)
+    assert.equal(1, M.Post:annotate { n = quay.count("tags") }:filter { n = 0 }
+                           :aggregate { c = quay.count("title") }.c)
+  end)
+  it("takes quay.count's options table as its only argument (K11)", function()
+    assert.equal(2, M.Post:aggregate { n = quay.count { filter = { title = "x" } } }.n)
+    assert.equal(scalar(db, "SELECT COUNT(*) AS n FROM posts WHERE title = 'x'"),
+                 M.Post:aggregate { n = quay.count { filter = { title = "x" } } }.n)
+    local u = M.User:annotate { n = quay.count { filter = { name = "ann" } } }:order_by("id"):all()
+    assert.equal(1, u[1].n)
+    assert.equal(0, u[2].n)
+    assert.equal(3, M.Post:aggregate { n = quay.count {} }.n)
+    assert.equal(2, M.Post:aggregate { n = quay.count({ filter = { title = "x" } }, nil) }.n)
+    -- a table that is no options table is misuse, never a silent count()
+    helper.raises("misuse", function() return quay.count { "title" } end)
+    helper.mentions(helper.raises("misuse", function() return quay.count { filtr = { title = "x" } } end),
+                    "filtr")
+    helper.raises("misuse", function() return quay.count({ filter = {} }, { distinct = true }) end)
+    helper.raises("misuse", function() return quay.sum { filter = { title = "x" } } end)
+  end)
+  it("leaves the rows of no owner out of a grouped sum (they could overflow)", function()
+    -- two posts without an editor whose views sum past the 64-bit range
+    M.Post:create { id = 4, title = "big", views = math.maxinteger - 1, author_id = 3 }
+    M.Post:create { id = 5, title = "big", views = math.maxinteger - 1, author_id = 3 }
+    local us = M.User:annotate { s = quay.sum("edited__views") }:order_by("id"):all()
+    assert.equal(6, us[1].s)
+    assert.is_nil(us[2].s)
+    assert.equal(scalar(db, "SELECT SUM(views) AS s FROM posts WHERE editor_id IS NOT NULL"),
+                 M.User:aggregate { s = quay.sum("edited__views") }.s)
+    assert.equal(6.0, M.User:aggregate { a = quay.avg("edited__views") }.a)
+  end)
+  it("reads the owner's row in the filter of a distinct aggregate (K12)", function()
+    local function n(filter)
+      return M.Student:aggregate { n = quay.count("enrolments__grade", { filter = filter, distinct = true }) }.n
+    end
+    assert.equal(1, n { name = "s" })
+    assert.equal(scalar(db, [[SELECT COUNT(DISTINCT e.grade) AS n FROM students s
+      JOIN enrolments e ON e.student_id = s.id WHERE s.name = 's']]), n { name = "s" })
+    assert.equal(2, n(quay.any { { name = "s" }, { enrolments__grade = 9 } }))
+    assert.equal(0, n { name = "none" })
+    local g = M.Student:values("name"):annotate {
+      n = quay.count("enrolments__grade", { filter = { name__ne = "t" }, distinct = true }) }
+      :order_by("name"):all()
+    assert.equal(1, g[1].n)
+    assert.equal(0, g[2].n)
+    assert.equal(9, M.Student:aggregate { m = quay.sum("enrolments__grade",
+      { filter = { name = "t" }, distinct = true }) }.m)
+    -- over a to-one hop first: only the group's own records are owners
+    local function hand(title)
+      return scalar(db, [[SELECT COUNT(DISTINCT q.id) AS n FROM posts o
+        JOIN posts q ON q.author_id = o.author_id WHERE o.title = ? AND o.views = 6]], { title })
+    end
+    local h = M.Post:values("title"):annotate {
+      n = quay.count("author__posts", { filter = { views = 6 }, distinct = true }) }:order_by("title"):all()
+    assert.equal(hand("x"), h[1].n)
+    assert.equal(2, h[1].n)
+    assert.equal(hand("y"), h[2].n)
+    assert.equal(0, h[2].n)
+    assert.equal(0, M.Post:filter { title = "y" }:aggregate {
+      n = quay.count("author__posts", { filter = { views = 6 }, distinct = true }) }.n)
+  end)
+  it("replaces only a NULL total by default, not each record's part (K13)", function()
+    local r = M.Tag:aggregate { s = quay.sum("main_posts__views", { default = -1 }),
+                                lo = quay.min("main_posts__views", { default = -1 }),
+                                a = quay.avg("main_posts__views", { default = -1 }) }
+    assert.equal(scalar(db, [[SELECT SUM(p.views) AS s FROM tags t
+      JOIN posts p ON p.main_tag_id = t.slug]]), r.s)
+    assert.equal(5, r.s)
+    assert.equal(5, r.lo)
+    assert.equal(5.0, r.a)
+    local none = M.Tag:filter { slug = "c" }:aggregate { s = quay.sum("main_posts__views", { default = -1 }) }
+    assert.equal(-1, none.s)
+    assert.equal(16, M.User:aggregate { s = quay.sum("posts__views", { default = 100 }) }.s)
+    local g = M.Post:values("title"):annotate { s = quay.sum("tags__posts__views", { default = -1 }) }
+      :order_by("title"):all()
+    assert.equal(22, g[1].s)                 -- x: p1 and p2 reach both tagged posts
+    assert.equal(-1, g[2].s)                 -- y: no tag
+  end)
+  it("counts 0 distinct related rows over an empty set, never nil (K16)", function()
+    local none = M.Post:filter { title = "none" }
+    local r = none:aggregate { n = quay.count("tags", { distinct = true }),
+                               s = quay.sum("tags__id", { distinct = true }),
+                               d = quay.sum("tags__id", { distinct = true, default = 7 }) }
+    assert.equal(0, r.n)
+    assert.equal(math.type(r.n), "integer")
+    assert.is_nil(r.s)
+    assert.equal(7, r.d)
+    assert.equal(scalar(db, [[SELECT COUNT(DISTINCT pt.tag_id) AS n FROM posts p
+      JOIN posts_tags pt ON pt.post_id = p.id]]),
+      M.Post:aggregate { n = quay.count("tags", { distinct = true }) }.n)
+    assert.equal(1, M.Post:aggregate { n = quay.count("tags", { distinct = true }) }.n)
+    assert.equal(0, M.Post:filter { title = "y" }:aggregate { n = quay.count("tags", { distinct = true }) }.n)
+    assert.equal(2, M.Post:aggregate { n = quay.count("tags", { distinct = true }) * 2 }.n)
+  end)
+end)

@@ -230,11 +230,6 @@ function AG:agg(model, where, want)
     for i, h in ipairs(hops) do
       if S.models[target_of(model, { table.unpack(hops, 1, i - 1) })].rels[h].many then many = true end
     end
-    if avoid and not many and self.group_mode and not self:allowed("K10") then
-      -- K10: to-one aggregates of a group on one relation path, or none
-      if self.group_mode == "own" then hops = {}
-      else hops = { table.unpack(self.group_mode) } end
-    end
     if fn == "exists" and #hops == 0 then goto retry end
     do
       local tm = target_of(model, hops)
@@ -242,7 +237,7 @@ function AG:agg(model, where, want)
       if fn == "count" then
         if #hops == 0 then
           if where == "ann" or random() < 0.5 then field = pick(S.models[tm].fields) end
-        elseif random() < 0.5 or (avoid and not many and not self:allowed("K9")) then
+        elseif random() < 0.5 then
           field = pick(S.models[tm].fields)
         end
         ty = "integer"
@@ -277,12 +272,7 @@ function AG:agg(model, where, want)
         if d then e.default = pick(d) end
       end
       if avoid then
-        if many and not self:allowed("K13") then e.default = nil end
-        if many and e.distinct and e.filter and not self:allowed("K12") then e.filter = nil end
         if not e.path and not self:allowed("K15") then e.distinct = nil end
-        if many and fn == "count" and self.aggregate_term and not self:allowed("K16") then
-          e.distinct = nil
-        end
       end
       if where == "group" and not many and not self.group_mode then
         local rel = {}
@@ -694,8 +684,7 @@ function AG:aggregate_query()
   if random() < 0.2 then
     local e, ty, ex = self:ann_expr(model, "exact")
     q.ann = { { name = "a1", e = e, call = 1 } }
-    -- K8: a filter on an aggregate annotation is lost by aggregate()
-    if ex and (self:allowed("K8") or e.kind ~= "agg" and e.kind ~= "op") then
+    if ex then
       q.post = self:post({ a1 = ty }, self:sample(q), model)
     end
   end
@@ -970,53 +959,10 @@ function AG:known(q)
       if (x.fn == "min" or x.fn == "max") and ty == "boolean" and self.opts.backend == "pg" then
         add("K1")
       end
-      -- K9: aggregate() / groups over to-one hops ending at a relation
-      -- (but one belongs_to)
-      if (q.term.kind == "aggregate" or q.grouped) and not ty and ones
-         and (n >= 2 or not fwd) then
-        add("K9")
-      end
-      -- K12: distinct with a filter on the owner, over a to-many path, in
-      -- aggregate() / groups
-      if (q.term.kind == "aggregate" or q.grouped) and x.distinct and x.filter and not ones then
-        add("K12")
-      end
-      -- K16: count(distinct) over a to-many path in aggregate() is nil
-      -- (not 0) over an empty set
-      if q.term.kind == "aggregate" and x.fn == "count" and x.distinct and not ones then
-        add("K16")
-      end
-      -- K13: a default of an aggregate over a to-many path in aggregate() /
-      -- groups is given per record
-      if (q.term.kind == "aggregate" or q.grouped) and x.default ~= nil and not ones then
-        add("K13")
-      end
     end)
   end
   for _, a in ipairs(q.ann or {}) do aggs(a.e) end
   for _, a in ipairs(q.term.aggs or {}) do aggs(a.e) end
-  -- K10: aggregate() / a group's aggregates over to-one joins: a crash
-  -- when one over more joins comes (by name) before one over fewer, "no
-  -- such column" over two different relations.  Allowed here: those over
-  -- one relation path only (and the ones needing no join).
-  if q.grouped or q.term.kind == "aggregate" then
-    local rels, joined, plain = {}, 0, 0
-    for _, a in ipairs(q.grouped and q.ann or q.term.aggs) do
-      each_expr(a.e, function(x)
-        if x.kind ~= "agg" or not x.path then return end
-        local ty, ones, n, _, key = path_info(q.model, x.path)
-        if not ones then return end
-        local j = key and n - 1 or n
-        if j == 0 then plain = plain + 1; return end
-        local segs = O_split(x.path)
-        rels[table.concat(segs, "__", 1, ty and #segs - 1 or #segs)] = true
-        joined = joined + 1
-      end)
-    end
-    local k = 0
-    for _ in pairs(rels) do k = k + 1 end
-    if k > 1 or (k == 1 and plain > 0) then add("K10") end
-  end
   -- the annotations holding an aggregate, also through an earlier one
   local agg_names = {}
   for _, a in ipairs(q.ann or {}) do
@@ -1038,8 +984,6 @@ function AG:known(q)
         if q.vals and not q.grouped then add("K6") end
         -- K7: exclude on a group's aggregate
         if q.grouped and st.op == "exclude" then add("K7") end
-        -- K8: aggregate() over a set filtered on an aggregate annotation
-        if q.term.kind == "aggregate" then add("K8") end
       end
     end)
   end

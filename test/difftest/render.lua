@@ -28,6 +28,8 @@ function R.expr(e)
     if e.distinct then opts[#opts + 1] = "distinct = true" end
     if e.default ~= nil then opts[#opts + 1] = "default = " .. V.lua(e.default) end
     local o = #opts > 0 and ("{ " .. table.concat(opts, ", ") .. " }") or nil
+    -- without a path: quay.count { opts } (K11), or count(nil, opts)
+    if not e.path and o and not e.distinct then return "quay.count " .. o end
     if not e.path then return o and ("quay.count(nil, " .. o .. ")") or "quay.count()" end
     return ("quay.%s(%q%s)"):format(e.fn, e.path, o and (", " .. o) or "")
   end
