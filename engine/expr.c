@@ -12,8 +12,11 @@
 ** annotations become references, and every misuse is an error here, before
 ** any SQL: an unknown name (unknown_field / unknown_relation), a to-many
 ** path where one value per row is needed, sum of a string, arithmetic on a
-** non-numeric column (bad_lookup).  The SQL builder (sqlbuild.c) writes a
-** bound expression per query shape.
+** non-numeric column (bad_lookup), a value of another kind of type than
+** what it is compared with or stored in (bad_lookup).  The SQL builder
+** (sqlbuild.c) writes a bound expression per query shape; the forms that
+** differ by dialect (decimal scaling, an aggregate's function, a number
+** stored in an integer field) are written here.
 **
 ** Trees come from user code, so their depth is bounded at bind time
 ** (QUAY_MAX_COND_DEPTH) and they are freed without recursion.
