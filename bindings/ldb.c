@@ -524,8 +524,14 @@ static void describe_model(lua_State *L, quay_model *m) {
   lua_createtable(L, n, 0);
   for (i = k = 0; i < n; i++) {
     quay_rel_info r;
+    int iMember;
     quay_model_relation(m, i, &r);
     if (r.pTarget == NULL && r.eKind == QUAY_R_REVERSE) continue;
+    if (quay_model_member(m, r.zName, &iMember) != QUAY_M_RELATION ||
+        iMember != i) {
+      continue;   /* a hidden reverse (skip_reverse, has_many / has_one
+                  ** without related_name): no accessor, no path */
+    }
     lua_createtable(L, 0, 9);
     set_str(L, "name", r.zName);
     set_str(L, "kind", quay_kind_name(r.eKind));

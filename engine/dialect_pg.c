@@ -559,4 +559,10 @@ const Dialect quay__dialect_pg = {
   .xKeySource = pg_key_source,
   .maxSourceRows = 10000,
   .bUpsertRowOnce = 1,
+  .zUpdateSnapshot = NULL,
+  .azRealToInt = { "CAST(", " AS BIGINT)" },
+  .azDecToInt = { "CAST(", " AS BIGINT)" },
+  .zBoolMin = "BOOL_AND",
+  .zBoolMax = "BOOL_OR",
+  .bAvgSumCount = 1,
 };

@@ -648,4 +648,10 @@ const Dialect quay__dialect_sqlite = {
   .xKeySource = sq_key_source,
   .maxSourceRows = 0,       /* one prepared INSERT stepped per row */
   .bUpsertRowOnce = 0,
+  .zUpdateSnapshot = " FROM (SELECT 1) AS \"quay_before\"",
+  .azRealToInt = { "quay_rint(", ")" },
+  .azDecToInt = { "CAST(round(", ") AS INTEGER)" },
+  .zBoolMin = "MIN",
+  .zBoolMax = "MAX",
+  .bAvgSumCount = 0,
 };

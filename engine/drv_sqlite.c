@@ -25,6 +25,7 @@
 */
 #include "quayInt.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +338,37 @@ static int sq_fk_on(DrvConn *c, quay_err *pErr) {
                    "rules need them");
 }
 
+/*
+** quay_rint(x): a number stored in an integer field (an UPDATE's quay.F
+** expression, Dialect azRealToInt) as PostgreSQL's float8 to bigint cast
+** does it: to the nearest integer, ties to even; NULL stays NULL, an
+** integer stays itself; NaN, an infinity or a value outside 64 bits is an
+** error ("integer out of range", PostgreSQL: "bigint out of range").
+*/
+static void sq_rint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  double r;
+  (void)argc;
+  switch (sqlite3_value_type(argv[0])) {
+    case SQLITE_NULL:
+      return;                           /* NULL */
+    case SQLITE_INTEGER:
+      sqlite3_result_int64(ctx, sqlite3_value_int64(argv[0]));
+      return;
+    case SQLITE_FLOAT:
+      r = rint(sqlite3_value_double(argv[0]));
+      /* -2^63 <= r < 2^63, both exact doubles; false for NaN. */
+      if (r >= -9223372036854775808.0 && r < 9223372036854775808.0) {
+        sqlite3_result_int64(ctx, (sqlite3_int64)r);
+        return;
+      }
+      sqlite3_result_error(ctx, "integer out of range", -1);
+      return;
+    default:
+      sqlite3_result_error(ctx, "quay_rint: not a number", -1);
+      return;
+  }
+}
+
 static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
                    void *pHandle, DrvConn **ppConn, quay_err *pErr) {
   DrvConn *c;
@@ -380,6 +412,14 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
   }
   rc = sq_no_dqs(c, pErr);
   if (rc == QUAY_OK) rc = sq_fk_on(c, pErr);
+  if (rc == QUAY_OK &&
+      sqlite3_create_function(c->db, "quay_rint", 1,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+                                  SQLITE_INNOCUOUS,
+                              NULL, sq_rint, NULL, NULL) != SQLITE_OK) {
+    rc = sq_err(c, NULL, sqlite3_errcode(c->db),
+                "cannot register the function quay_rint", pErr);
+  }
   if (rc == QUAY_OK && !c->borrowed && zUrl[0] &&
       strcmp(zUrl, ":memory:") != 0) {
     /* WAL: readers never block the writer; NORMAL sync is safe in WAL. */

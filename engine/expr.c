@@ -12,8 +12,11 @@
 ** annotations become references, and every misuse is an error here, before
 ** any SQL: an unknown name (unknown_field / unknown_relation), a to-many
 ** path where one value per row is needed, sum of a string, arithmetic on a
-** non-numeric column (bad_lookup).  The SQL builder (sqlbuild.c) writes a
-** bound expression per query shape.
+** non-numeric column (bad_lookup), a value of another kind of type than
+** what it is compared with or stored in (bad_lookup).  The SQL builder
+** (sqlbuild.c) writes a bound expression per query shape; the forms that
+** differ by dialect (decimal scaling, an aggregate's function, a number
+** stored in an integer field) are written here.
 **
 ** Trees come from user code, so their depth is bounded at bind time
 ** (QUAY_MAX_COND_DEPTH) and they are freed without recursion.
@@ -447,5 +450,88 @@ int quay__leaf_type(const Cond *c, int *pnPlaces) {
   if (c->pField == NULL) return 0;
   *pnPlaces = c->pField->nPlaces;
   return c->pField->eType;
+}
+/* }======= */
+
+
+/* {======= Types and dialect forms of expressions */
+
+/* The class of values type t compares with: numbers, texts, else itself. */
+static int type_class(int t) {
+  switch (t) {
+    case QUAY_T_ID: case QUAY_T_INTEGER: case QUAY_T_NUMBER:
+    case QUAY_T_DECIMAL:
+      return QUAY_T_NUMBER;
+    case QUAY_T_TEXT:
+      return QUAY_T_STRING;
+  }
+  return t;
+}
+
+int quay__expr_check_type(const Expr *e, int eType, const char *zModel,
+                          const char *zWhat, quay_err *pErr) {
+  const char *zE = quay_type_name(e->eType), *zT = quay_type_name(eType);
+  int bF = e->zPath && (e->eOp == EX_COL || e->eOp == EX_TRUNC);
+  if (eType == 0 || e->eType == 0 ||
+      type_class(eType) == type_class(e->eType)) {
+    return QUAY_OK;
+  }
+  return quay__err(pErr, QUAY_EBAD_LOOKUP, "%s%s%s: %s%s%s (%s) cannot be "
+                   "compared with or stored in a value of type %s; use an "
+                   "expression of a matching type", zModel ? zModel : "",
+                   zModel ? "." : "",
+                   zWhat, bF ? "quay.F('" : "",
+                   bF ? e->zPath : "the expression", bF ? "')" : "",
+                   zE ? zE : "?", zT ? zT : "?");
+}
+
+void quay__emit_agg_call(Build *b, const Expr *e, int eFn, int bDistinct,
+                         const char *zArg) {
+  static const char *const azFn[] = {
+    NULL, "COUNT", "SUM", "AVG", "MIN", "MAX", "EXISTS"
+  };
+  const char *zFn = azFn[eFn], *zD = bDistinct ? "DISTINCT " : "";
+  const Field *f = e->path.pField;
+  if (zArg == NULL) {                   /* the caller's text ran out */
+    b->pArena->oom = 1;
+    return;
+  }
+  if (e->eType == QUAY_T_BOOLEAN) {
+    if (eFn == QUAY_AGG_MIN) zFn = b->pDia->zBoolMin;
+    if (eFn == QUAY_AGG_MAX) zFn = b->pDia->zBoolMax;
+  }
+  if (eFn == QUAY_AGG_AVG && b->pDia->bAvgSumCount && f &&
+      f->eType == QUAY_T_NUMBER) {
+    /* Plain sums of doubles (an empty set: NULL / 0, NULL). */
+    quay__str_printf(&b->sql, "(SUM(%s%s) / COUNT(%s%s))", zD, zArg, zD,
+                     zArg);
+    return;
+  }
+  quay__str_printf(&b->sql, "%s(%s%s)", zFn, zD, zArg);
+}
+
+void quay__emit_as_stored(Build *b, Expr *e, const Field *pTarget,
+                          void (*xEmit)(Build *, void *, Expr *),
+                          void *pCtx) {
+  const char *const *az = NULL;
+  if (pTarget->eType == QUAY_T_INTEGER || pTarget->eType == QUAY_T_ID) {
+    if (e->eType == QUAY_T_NUMBER) az = b->pDia->azRealToInt;
+    if (e->eType == QUAY_T_DECIMAL && e->nPlaces > 0) {
+      az = b->pDia->azDecToInt;
+    }
+  }
+  if (az) quay__str_cat(&b->sql, az[0]);
+  /* A decimal into an integer: as a plain number first, then rounded. */
+  emit_conv(b, e, e->eType, e->nPlaces, az ? QUAY_T_NUMBER : pTarget->eType,
+            az ? 0 : pTarget->nPlaces, xEmit, pCtx);
+  if (az) quay__str_cat(&b->sql, az[1]);
+}
+
+int quay__expr_reads_rows(const Expr *e) {
+  /* Depth bounded when bound (QUAY_MAX_COND_DEPTH * 2). */
+  if (e == NULL) return 0;
+  /* Any hop (also one the SQL writes as the row's own key column). */
+  if (e->eOp == EX_COL || e->eOp == EX_TRUNC) return e->path.nHop > 0;
+  return quay__expr_reads_rows(e->pA) || quay__expr_reads_rows(e->pB);
 }
 /* }======= */

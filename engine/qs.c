@@ -624,7 +624,9 @@ static int bind_values(BindCtx *x, Cond *c, int bRelEnd) {
       return quay__err(pErr, QUAY_EMISUSE, "%s: quay.F needs a query set",
                        c->zPath);
     }
-    return quay__expr_bind(c->pExpr, x->pQs, 0, pErr);
+    rc = quay__expr_bind(c->pExpr, x->pQs, 0, pErr);
+    return rc ? rc : quay__expr_check_type(c->pExpr, t, NULL, c->zPath,
+                                           pErr);
   }
   switch (c->eLookup) {
     case LK_IN:

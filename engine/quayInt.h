@@ -516,6 +516,39 @@ QUAY_INTERNAL void quay__emit_avg_unscale(Build *b, const Expr *e);
 /* The places of what leaf c compares (a decimal field or annotation),
 ** and its type (QUAY_T_*, 0 when unknown). */
 QUAY_INTERNAL int quay__leaf_type(const Cond *c, int *pnPlaces);
+/*
+** The value of bound expression e may stand where a value of type eType
+** is compared or stored (zModel, may be NULL, and zWhat name that place):
+** numbers with numbers, strings and texts together, any other type with
+** itself.  Else QUAY_EBAD_LOOKUP, before any SQL (SQLite would compare
+** or store across types where PostgreSQL raises).
+*/
+QUAY_INTERNAL int quay__expr_check_type(const Expr *e, int eType,
+                                        const char *zModel, const char *zWhat,
+                                        quay_err *pErr);
+/*
+** Aggregate eFn (QUAY_AGG_*, not EXISTS) over the SQL argument zArg ("*"
+** for rows), DISTINCT when bDistinct, for aggregate expression e: the one
+** place an aggregate's function is written (sqlbuild.c, values.c), so
+** min / max of a boolean and avg of a number field read alike on every
+** dialect (Dialect zBoolMin, bAvgSumCount).
+*/
+QUAY_INTERNAL void quay__emit_agg_call(Build *b, const Expr *e, int eFn,
+                                       int bDistinct, const char *zArg);
+/*
+** Write e as the new value of field pTarget in an UPDATE: in the field's
+** form (a scaled decimal's places), and rounded when a number or decimal
+** goes into an integer field (Dialect azRealToInt, azDecToInt).
+*/
+QUAY_INTERNAL void quay__emit_as_stored(Build *b, Expr *e,
+                                        const Field *pTarget,
+                                        void (*xEmit)(Build *, void *,
+                                                      Expr *),
+                                        void *pCtx);
+/* Non-0 when the UPDATE SET value e reads other rows (a subquery along
+** to-one relations), so that it must read them as they were before the
+** statement (Dialect zUpdateSnapshot). */
+QUAY_INTERNAL int quay__expr_reads_rows(const Expr *e);
 /* }================================================================== */
 
 
@@ -861,6 +894,27 @@ struct Dialect {
   ** one conflict key go in separate statements.  SQLite applies them in
   ** order within a statement. */
   int bUpsertRowOnce;
+  /*
+  ** Expressions (docs/reference.md "Aggregates, annotations, values and
+  ** expressions"; expr.c).  zUpdateSnapshot follows the SET list of an
+  ** UPDATE whose new values read rows through subqueries (NULL: none
+  ** needed): SQLite evaluates SET row by row, so such a subquery would
+  ** read rows the statement already changed, but an UPDATE with a FROM
+  ** clause computes every new value first (a SELECT into a temporary
+  ** table, SQLite's update.c updateFromSelect) and then writes; PostgreSQL
+  ** reads the statement's snapshot.  azRealToInt / azDecToInt surround a
+  ** number / decimal stored in an integer field: to the nearest integer,
+  ** ties to even for a number and away from zero for a decimal, out of
+  ** range an error (PostgreSQL's casts to bigint; SQLite: quay_rint, a
+  ** function drv_sqlite.c registers, and round).  zBoolMin / zBoolMax:
+  ** min / max of a boolean (PostgreSQL has no min(boolean)).
+  ** bAvgSumCount: avg of a number field as SUM / COUNT (PostgreSQL's
+  ** avg(float8) also sums the squares, which overflow from 1.4e154).
+  */
+  const char *zUpdateSnapshot;
+  const char *azRealToInt[2], *azDecToInt[2];
+  const char *zBoolMin, *zBoolMax;
+  int bAvgSumCount;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;

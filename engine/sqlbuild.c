@@ -1595,9 +1595,7 @@ static void emit_expr_update_rec(Build *b, void *pCtx, Expr *e) {
 
 void quay__emit_expr_update(Build *b, quay_model *m, const Field *pTarget,
                             Expr *e) {
-  /* In the target field's form (a scaled decimal's places). */
-  quay__emit_as(b, e, pTarget->eType, pTarget->nPlaces, emit_expr_update_rec,
-                m);
+  quay__emit_as_stored(b, e, pTarget, emit_expr_update_rec, m);
 }
 
 /*
@@ -1641,9 +1639,6 @@ static void agg_filter_advance(ENode *n, const Hop *aHop, int nHop,
 */
 static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
                          void (*xOwners)(Build *, void *), void *pOwners) {
-  static const char *const azFn[] = {
-    NULL, "COUNT", "SUM", "AVG", "MIN", "MAX", "EXISTS"
-  };
   const PathRes *p = &e->path;
   char *azT[QUAY_MAX_HOPS + 1], *zLink = NULL, *zArg = NULL, *zLast;
   const char *zFrom = p->isPivot ? x->zPivot : x->zBase;
@@ -1746,23 +1741,20 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
     cat(b, "EXISTS (SELECT 1 FROM ");
   } else if (bWrap) {
     /* Each related row once per owner: distinct (key, value) pairs. */
-    quay__str_printf(&b->sql, "(SELECT %s(%s\"v\") FROM (SELECT DISTINCT ",
-                     azFn[eFn], "");
+    cat(b, "(SELECT ");
+    quay__emit_agg_call(b, e, eFn, 0, "\"v\"");
+    cat(b, " FROM (SELECT DISTINCT ");
     col(b, zLast, pLast->apField[pLast->iPk]->zCol);
     cat(b, " AS \"k\", ");
     cat(b, zArg ? zArg : "1");
     cat(b, " AS \"v\" FROM ");
   } else {
-    quay__str_printf(&b->sql, "(SELECT %s(%s", azFn[eFn],
-                     e->bDistinct ? "DISTINCT " : "");
-    if (zArg) {
-      cat(b, zArg);
-    } else if (e->bDistinct || bRepeat) {
-      col(b, zLast, pLast->apField[pLast->iPk]->zCol);
-    } else {
-      cat(b, "*");
-    }
-    cat(b, ") FROM ");
+    cat(b, "(SELECT ");
+    quay__emit_agg_call(b, e, eFn, e->bDistinct,
+                        zArg ? zArg : e->bDistinct || bRepeat
+                        ? col_expr(b, zLast, pLast->apField[pLast->iPk]->zCol)
+                        : "*");
+    cat(b, " FROM ");
   }
   quay__str_append(&b->sql, body.z ? body.z : "", body.n);
   quay__str_free(&body);
@@ -2061,19 +2053,10 @@ static void emit_scope_keys(Build *b, Scope *s, const Field *pKey) {
 static void emit_member(Build *b, const GMember *m, const char *zLast,
                         const quay_model *pLast, const char *zArg,
                         int bRepeat) {
-  static const char *const azFn[] = {
-    NULL, "COUNT", "SUM", "AVG", "MIN", "MAX", "EXISTS"
-  };
-  quay__str_printf(&b->sql, "%s(%s", azFn[m->eFn],
-                   m->e->bDistinct ? "DISTINCT " : "");
-  if (zArg) {
-    cat(b, zArg);
-  } else if (m->e->bDistinct || bRepeat) {
-    col(b, zLast, pLast->apField[pLast->iPk]->zCol);
-  } else {
-    cat(b, "*");
-  }
-  cat(b, ")");
+  quay__emit_agg_call(b, m->e, m->eFn, m->e->bDistinct,
+                      zArg ? zArg : m->e->bDistinct || bRepeat
+                      ? col_expr(b, zLast, pLast->apField[pLast->iPk]->zCol)
+                      : "*");
 }
 
 /*

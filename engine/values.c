@@ -385,14 +385,27 @@ static void qcol(VPlan *vp, const char *zPrefix, int i) {
   quay__str_col(&vp->b->sql, vp->zQ, z);
 }
 
+/* Aggregate eFn of e over zPre and the inner column a<i>. */
+static void qagg(VPlan *vp, const Expr *e, int eFn, int bDistinct,
+                 const char *zPre, int i) {
+  Build *b = vp->b;
+  Str save = b->sql;
+  char *zArg;
+  quay__str_init(&b->sql);
+  quay__str_cat(&b->sql, zPre);
+  qcol(vp, "a", i);
+  zArg = b->sql.oom ? NULL
+                    : quay__arena_strdup(b->pArena, b->sql.z, b->sql.n);
+  quay__str_free(&b->sql);
+  b->sql = save;
+  quay__emit_agg_call(b, e, eFn, bDistinct, zArg);
+}
+
 /* An aggregate on the outer level, from the inner columns. */
 static void emit_outer_agg(VPlan *vp, int iAgg) {
   Build *b = vp->b;
   AggCol *a = &vp->aAgg[iAgg];
   Expr *e = a->e;
-  static const char *const azFn[] = {
-    NULL, "COUNT", "SUM", "AVG", "MIN", "MAX", "EXISTS"
-  };
   int bDefault = e->bDefault && e->eFunc != QUAY_AGG_COUNT &&
                  e->eFunc != QUAY_AGG_EXISTS;
   if (bDefault) cat(b, "COALESCE(");
@@ -423,9 +436,7 @@ static void emit_outer_agg(VPlan *vp, int iAgg) {
         cat(b, ")");
         break;
       default:                          /* sum, min, max of partials */
-        quay__str_printf(&b->sql, "%s(", azFn[e->eFunc]);
-        qcol(vp, "a", a->iCol);
-        cat(b, ")");
+        qagg(vp, e, e->eFunc, 0, "", a->iCol);
         break;
     }
   } else if (e->eFunc == QUAY_AGG_EXISTS) {
@@ -433,11 +444,8 @@ static void emit_outer_agg(VPlan *vp, int iAgg) {
     qcol(vp, "a", a->iCol);
     cat(b, ") > 0)");
   } else {
-    quay__str_printf(&b->sql, "%s(%s", azFn[e->eFunc],
-                     e->bDistinct ? "DISTINCT " : "");
-    if (e->eFunc == QUAY_AGG_AVG) cat(b, "1.0 * ");
-    qcol(vp, "a", a->iCol);
-    cat(b, ")");
+    qagg(vp, e, e->eFunc, e->bDistinct,
+         e->eFunc == QUAY_AGG_AVG ? "1.0 * " : "", a->iCol);
     if (e->eFunc == QUAY_AGG_AVG) quay__emit_avg_unscale(b, e);
   }
   if (bDefault) {

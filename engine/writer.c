@@ -1372,6 +1372,7 @@ static void emit_set_value(Build *b, quay_writer *w, int i) {
 ** caller appends the key test. */
 static void build_update_head(Build *b, quay_model *m, quay_writer *w) {
   int i, nSet = 0;
+  const char *zSnap = NULL;
   quay__str_cat(&b->sql, "UPDATE ");
   quay__str_ident(&b->sql, m->zTable);
   quay__str_cat(&b->sql, " SET ");
@@ -1381,7 +1382,11 @@ static void build_update_head(Build *b, quay_model *m, quay_writer *w) {
     quay__str_ident(&b->sql, m->apField[i]->zCol);
     quay__str_cat(&b->sql, " = ");
     emit_set_value(b, w, i);
+    if (w->aSlot[i].pExpr && quay__expr_reads_rows(w->aSlot[i].pExpr)) {
+      zSnap = b->pDia->zUpdateSnapshot;
+    }
   }
+  if (zSnap) quay__str_cat(&b->sql, zSnap);     /* the rows as they were */
   quay__str_cat(&b->sql, " WHERE ");
   quay__str_ident(&b->sql, m->apField[m->iPk]->zCol);
 }
@@ -1486,6 +1491,10 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     if (w->aSlot[i].pExpr) {
       Expr *e = w->aSlot[i].pExpr;
       rc = quay__expr_bind(e, pQs, 0, pErr);
+      if (rc == QUAY_OK) {
+        rc = quay__expr_check_type(e, m->apField[i]->eType, m->zName,
+                                   m->apField[i]->zName, pErr);
+      }
       if (rc) return rc;
       if (is_referenced(pDb, m, m->apField[i])) {
         return quay__err_field(pErr, QUAY_EMISUSE, m->zName,

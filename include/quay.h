@@ -315,7 +315,9 @@ QUAY_API int quay_url_check(const char *zUrl, const char **pzBackend,
 ** sets the busy timeout (pOpts->busy_timeout_ms; QUAY_BUSY_KEEP keeps the
 ** host's busy handler) and turns off double-quoted string literals
 ** (SQLITE_DBCONFIG_DQS_DDL and _DML) on it, as on the connections it opens:
-** the host's own SQL must then write strings in single quotes.  Foreign
+** the host's own SQL must then write strings in single quotes.  It also
+** registers the SQL function quay_rint(x) (a number to an integer, ties to
+** even; qs:update's expressions use it).  Foreign
 ** keys cannot be turned on inside a transaction (SQLite ignores the
 ** pragma there), so wrapping a handle while the host's transaction is
 ** open fails with QUAY_EMISUSE (the pragma is read back).  The host may

@@ -157,6 +157,53 @@ describe("Schema", function()
     -- declared relations come before reverse entries
     assert.equal("author", d.Post.relations[1].name)
   end)
+
+  it("describe() lists the reverse accessors paths know, and no other", function()
+    -- has_many / has_one without related_name and skip_reverse register no
+    -- accessor on the target (docs/reference.md "Relations"): describe()
+    -- does not list one, and a path through it is unknown_field; with a
+    -- related_name both know it.
+    local User = db:model("User", {
+      name = quay.string(),
+      notes = quay.has_many("Note", { foreign_key = "user_id" }),
+      badge = quay.has_one("Badge", { foreign_key = "user_id" }),
+      memos = quay.has_many("Memo", { foreign_key = "user_id", related_name = "owner" }),
+    })
+    local Note = db:model("Note", { user_id = quay.integer { null = true } })
+    db:model("Badge", { user_id = quay.integer { null = true } })
+    local Memo = db:model("Memo", { user_id = quay.integer { null = true } })
+    db:model("Post", { author = quay.belongs_to("User", { skip_reverse = true }) })
+    db:create_tables()
+    local ann = User:create { name = "ann" }
+    Note:create { user_id = ann.id }
+    Memo:create { user_id = ann.id }
+    local d = db:describe()
+    local function names(model)
+      local out = {}
+      for _, r in ipairs(d[model].relations) do out[#out + 1] = r.name .. ":" .. r.kind end
+      return table.concat(out, ",")
+    end
+    assert.equal("", names("Note"))
+    assert.equal("", names("Badge"))
+    assert.equal("author:belongs_to", names("Post"))
+    assert.equal("notes:has_many,badge:has_one,memos:has_many", names("User"))
+    assert.equal("owner:reverse", names("Memo"))
+    -- what describe() lists, paths know; what it does not, they do not
+    for model, rels in pairs(d) do
+      for _, r in ipairs(rels.relations) do
+        local M = ({ User = User, Note = Note, Memo = Memo })[model]
+        if M and r.kind == "reverse" then
+          assert.is_number(M:filter { [r.name .. "__isnull"] = false }:count())
+        end
+      end
+    end
+    assert.equal(1, Memo:filter { owner__name = "ann" }:count())
+    local err = helper.raises("unknown_field", function()
+      return Note:filter { notes__name = "ann" }:all()
+    end)
+    helper.mentions(err, "notes")
+    helper.raises("unknown_field", function() return User:filter { post_set__id = 1 }:count() end)
+  end)
 end)
 
 describe("Declaring a model again", function()

@@ -24,7 +24,7 @@ with expressions.  The AST extends gen.lua's (q.ext names the kind):
         | { kind = "op", op = "+"|"-"|"*"|"/", a = e, b = e }
   leaf values may be { kind = "expr", e = e } (quay.F comparisons).
 
-Constructs Quay gets wrong today (known.lua K1..K16; K17 is told by its
+Constructs Quay gets wrong today (known.lua K6..K16; K17 is told by its
 error in run.lua) are steered clear of while generating and any query
 still running into one is drawn again (AG:known), unless opts.known allows
 them (true: all; a set { K3 = true }: those).  About one in eight annotate / grouped / aggregate cases is plain
@@ -251,7 +251,6 @@ function AG:agg(model, where, want)
           if fn == "sum" or fn == "avg" then good = c == "num"
           else
             good = c ~= nil
-            if c == "bool" and self.opts.backend == "pg" and not self:allowed("K1") then good = false end
           end
           if want == "int" then good = good and (fd.type == "integer" or fd.type == "id") end
           if want == "exact" and fn == "sum" then good = good and fd.type ~= "number" end
@@ -790,10 +789,8 @@ function AG:update_query()
       if x < 0.08 then v = NULL
       elseif x < 0.15 then v = ty == "integer" and pick { 0, 5, -3 } or 0.5
       else
-        -- (K2: SQLite reads rows the update changed through a relation
-        -- back to the model; K3: an integer field set from a number)
-        local back = self.opts.backend ~= "pg" and not self:allowed("K2") and model or nil
-        local e = self:fexpr(model, "num", ty == "integer" and (random() < 0.9 or not self:allowed("K3")), back)
+        -- (an integer field is also set from a number: rounded)
+        local e = self:fexpr(model, "num", ty == "integer" and random() < 0.7)
         v = e and { kind = "expr", e = e } or NULL
       end
       set[#set + 1] = { col = col, value = v }
@@ -953,12 +950,6 @@ function AG:known(q)
       if x.kind ~= "agg" then return end
       -- K15: quay.count(nil, { distinct = true }) counts 1 per group
       if x.fn == "count" and x.distinct and not x.path then add("K15") end
-      if not x.path then return end
-      local ty, ones, n, fwd = path_info(q.model, x.path)
-      -- K1: min / max of a boolean field on PostgreSQL
-      if (x.fn == "min" or x.fn == "max") and ty == "boolean" and self.opts.backend == "pg" then
-        add("K1")
-      end
     end)
   end
   for _, a in ipairs(q.ann or {}) do aggs(a.e) end
@@ -986,31 +977,6 @@ function AG:known(q)
         if q.grouped and st.op == "exclude" then add("K7") end
       end
     end)
-  end
-  if q.term.kind == "update" then
-    for _, x in ipairs(q.term.set) do
-      if type(x.value) == "table" and x.value.kind == "expr" then
-        local float = false
-        each_expr(x.value.e, function(e)
-          if e.kind == "col" then
-            local ty = path_info(q.model, e.path)
-            if ty == "number" then float = true end
-            -- K2: across a relation back to the updated model (SQLite)
-            local m = q.model
-            for _, seg in ipairs(O_split(e.path)) do
-              local rel = S.models[m].rels[seg]
-              if not rel then break end
-              m = rel.target
-              if m == q.model and self.opts.backend ~= "pg" then add("K2") end
-            end
-          elseif e.kind == "num" and math.type(e.v) == "float" then
-            float = true
-          end
-        end)
-        -- K3: an integer field set from a number
-        if float and S.models[q.model].field_by[x.col].type == "integer" then add("K3") end
-      end
-    end
   end
   return hits
 end

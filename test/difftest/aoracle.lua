@@ -265,10 +265,6 @@ return function(O)
       return s
     end
     -- avg
-    if ty == "number" and absmax > 1e150 and self.opts.backend == "pg" then
-      -- PostgreSQL's avg(float8) also sums the squares (known.lua K5)
-      O.unsure("avg of huge floats on PostgreSQL")
-    end
     local s
     if ty ~= "number" then
       -- an average of integers is a sum first (a group's is a sum of sums)
@@ -514,7 +510,13 @@ return function(O)
           if v ~= NULL then
             if V.is_approx(v) then O.unsure("an update with an approximate value") end
             if ty == "integer" and math.type(v) ~= "integer" then
-              O.unsure("an integer field set from a number (known.lua K3)")
+              -- rounded to the nearest integer, ties to even
+              -- (docs/reference.md "quay.F"); outside 64 bits an error
+              local f = math.floor(v)
+              local d = v - f
+              if d > 0.5 or (d == 0.5 and f % 2 ~= 0) then f = f + 1 end
+              v = math.tointeger(f)
+              if v == nil then O.unsure("an integer field set from a number out of range") end
             elseif ty == "number" then
               v = v + 0.0
             end

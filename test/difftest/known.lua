@@ -132,7 +132,7 @@ local function check(class, src, want)
   local env = setmetatable({ quay = quay }, { __index = _G })
   env.User, env.Post, env.Tag, env.Profile, env.Badge, env.Note = User, Post, Tag, Profile, Badge, Note
   env.Student, env.Course, env.Enrolment = Student, Course, Enrolment
-  env.in_tx, env.after_update = in_tx, after_update
+  env.in_tx, env.after_update, env.db = in_tx, after_update, db
   local ok, res = pcall(assert(load("return " .. src, "=repro", "t", env)))
   local got
   if not ok then got = "error " .. tostring(type(res) == "table" and res.code or res)
@@ -195,9 +195,11 @@ check("J", 'Post:order_by("-editor__name"):all()', "{2,1,3}")
 check("K", 'Post:query():order_by("id"):limit(0):first()', "nil")
 -- L. a to-many quay.through and the relation it starts with are different rows
 check("L", 'Course:filter { learners = 1, enrolments__grade = 9 }:all()', "{1}")
--- M. describe() lists Badge.badge / Note.notes (reverse of has_one / has_many)
---    but paths do not know them
-check("M", 'Note:filter { notes__name = "ann" }:all()', "{1}")
+-- M. describe() listed Badge.badge / Note.notes (reverse of has_one / has_many)
+--    but paths do not know them.  A has_many / has_one without related_name
+--    registers no accessor (docs/reference.md "Relations"): neither knows it.
+check("M", 'Note:filter { notes__name = "ann" }:all()', "error unknown_field")
+check("M", '#db:describe().Note.relations + #db:describe().Badge.relations', "0")
 
 
 -- The read path past conditions (docs/reference.md "Aggregates, annotations,

@@ -61,21 +61,15 @@ S.models = {
     },
   },
   -- The child sides of User.badge (has_one) and User.notes (has_many): a
-  -- plain integer column.  Quay registers a reverse accessor on the child
-  -- named after the parent's relation (Badge.badge, Note.notes), to-one.
+  -- plain integer column.  Declared without related_name, they register
+  -- no reverse accessor on the child (docs/reference.md "Relations").
   Badge = {
     fields = { f("id", "id"), f("label", "string", true), f("user_id", "integer", true) },
-    rels = {
-      badge = { kind = "fk", target = "User", column = "user_id", to_field = "id",
-                many = false, key = "id", plain = true, nogen = true },
-    },
+    rels = {},
   },
   Note = {
     fields = { f("id", "id"), f("text", "string", true), f("user_id", "integer", true) },
-    rels = {
-      notes = { kind = "fk", target = "User", column = "user_id", to_field = "id",
-                many = false, key = "id", plain = true, nogen = true },
-    },
+    rels = {},
   },
   Tag = {
     fields = { f("id", "id"), f("name", "string", true), f("slug", "string", false),

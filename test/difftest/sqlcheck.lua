@@ -25,6 +25,14 @@ local FN = { count = "COUNT", sum = "SUM", avg = "AVG", min = "MIN", max = "MAX"
 
 local function q_ident(s) return '"' .. s .. '"' end
 
+-- fn over arg, a field of type ty: avg of a number field is its sum over
+-- its count (docs/reference.md; PostgreSQL's AVG(double precision) also
+-- sums the squares, which overflow from 1.4e154).
+local function call(fn, arg, ty)
+  if fn == "AVG" and ty == "number" then return ("(SUM(%s) / COUNT(%s))"):format(arg, arg) end
+  return ("%s(%s)"):format(fn, arg)
+end
+
 -- A plain aggregate (no options) on model: its SQL over alias t (the
 -- owner row), or nil.  tables: model -> table name.
 local function agg_sql(model, e, tables, correlated)
@@ -41,17 +49,17 @@ local function agg_sql(model, e, tables, correlated)
     local fd = md.field_by[segs[1]]
     if not fd or not SIMPLE_TYPES[fd.type] then return nil end
     if correlated then return ("t.%s"):format(q_ident(fd.name)) .. (e.fn == "count" and " IS NOT NULL" or "") end
-    return ("%s(%s)"):format(fn, q_ident(fd.name))
+    return call(fn, q_ident(fd.name), fd.type)
   end
   if not correlated or #segs > 2 then return nil end
   local rel = md.rels[segs[1]]
   if not rel or (rel.kind ~= "fk" and rel.kind ~= "rev") or rel.plain then return nil end
   local tm = S.models[rel.target]
-  local arg = "*"
+  local arg, ty = "*", nil
   if segs[2] then
     local fd = tm.field_by[segs[2]]
     if not fd or not SIMPLE_TYPES[fd.type] then return nil end
-    arg = "r." .. q_ident(fd.name)
+    arg, ty = "r." .. q_ident(fd.name), fd.type
   elseif e.fn ~= "count" then
     return nil
   end
@@ -61,7 +69,8 @@ local function agg_sql(model, e, tables, correlated)
   else
     where = ("r.%s = t.%s"):format(q_ident(rel.column), q_ident(rel.to_field))
   end
-  return ("(SELECT %s(%s) FROM %s AS r WHERE %s)"):format(fn, arg, q_ident(tables[rel.target]), where)
+  return ("(SELECT %s FROM %s AS r WHERE %s)"):format(call(fn, arg, ty), q_ident(tables[rel.target]),
+                                                      where)
 end
 
 --- The SQL of q and how to read its rows back ({ sql, kind, cols }), or
