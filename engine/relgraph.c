@@ -872,4 +872,93 @@ Field *quay__hop_ident(const Hop *h) {
 int quay__hop_unique(const Hop *h) {
   return h->zVia == NULL && (h->pToKey->mFlags & (QUAY_F_PK | QUAY_F_UNIQUE));
 }
+
+/*
+** quay_model_relation lives beside the relation graph it reads (the
+** hops of a quay.through relation), so schema.c does not call back into
+** this file.
+*/
+int quay_model_relation(const quay_model *m, int i, quay_rel_info *p) {
+  Rel *r, *fwd;
+  if (i < 0 || i >= m->nRel) return QUAY_EMISUSE;
+  r = m->apRel[i];
+  fwd = r->eKind == QUAY_R_REVERSE ? r->pFwd : r;
+  memset(p, 0, sizeof(*p));
+  p->zName = r->zName;
+  p->zDescription = r->zDescr;
+  p->zRelatedName = r->eKind == QUAY_R_REVERSE ? NULL
+                    : (r->pRev && !r->pRev->hidden ? r->pRev->zName : NULL);
+  p->eKind = r->eKind;
+  p->eForwardKind = fwd->eKind;
+  p->toMany = r->toMany;
+  p->pTarget = r->pTo;
+  p->iFkField = -1;
+  p->iTargetKey = -1;
+  p->iOwnerKey = -1;
+  p->eOnDelete = fwd->eOnDelete;
+  p->eOnUpdate = fwd->eOnUpdate;
+  p->readOnly = r->eKind == QUAY_R_THROUGH;
+  p->iPeer = -1;
+  if (r->eKind == QUAY_R_REVERSE && r->pFwd) {
+    p->iPeer = r->pFwd->iRel;
+  } else if (r->pRev) {
+    p->iPeer = r->pRev->iRel;
+  }
+  if (fwd->pJoin) {
+    JoinTable *j = fwd->pJoin;
+    p->zThrough = j->pThrough ? j->pThrough->zName : j->zTable;
+    p->hasPivot = j->pThrough != NULL;
+    p->pPivot = j->pThrough;
+  }
+  if (!r->resolved) return QUAY_OK;
+  switch (fwd->eKind) {
+    case QUAY_R_BELONGS_TO:
+    case QUAY_R_ONE_TO_ONE:
+      if (r == fwd) {
+        p->writable = 1;
+        p->zColumn = r->pFk->zCol;
+        p->iFkField = r->pFk->iField;
+        p->iTargetKey = r->pKey->iField;
+        p->iOwnerKey = r->pFk->iField;
+        p->nullable = (r->pFk->mFlags & QUAY_F_NULL) != 0;
+      } else {
+        p->iTargetKey = fwd->pFk->iField;   /* child's FK */
+        p->iOwnerKey = fwd->pKey->iField;
+        p->nullable = (fwd->pFk->mFlags & QUAY_F_NULL) != 0;
+      }
+      break;
+    case QUAY_R_HAS_MANY:
+    case QUAY_R_HAS_ONE:
+      if (r == fwd) {
+        p->iTargetKey = r->pFk->iField;
+        p->iOwnerKey = r->pKey->iField;
+        p->nullable = (r->pFk->mFlags & QUAY_F_NULL) != 0;
+      } else {
+        p->iTargetKey = fwd->pKey->iField;
+        p->iOwnerKey = fwd->pFk->iField;
+        p->nullable = 1;
+      }
+      break;
+    case QUAY_R_MANY_TO_MANY:
+      if (r == fwd) {
+        p->iOwnerKey = fwd->pJoin->pSrcKey->iField;
+        p->iTargetKey = fwd->pJoin->pDstKey->iField;
+      } else {
+        p->iOwnerKey = fwd->pJoin->pDstKey->iField;
+        p->iTargetKey = fwd->pJoin->pSrcKey->iField;
+      }
+      break;
+    case QUAY_R_THROUGH:
+      if (r->nPathRel > 0) {
+        Hop aHop[QUAY_MAX_HOPS];
+        int n = 0;
+        if (quay__rel_hops(r, aHop, &n, NULL) == QUAY_OK && n > 0) {
+          p->iOwnerKey = aHop[0].pFromKey->iField;
+          p->iTargetKey = aHop[n - 1].pToKey->iField;
+        }
+      }
+      break;
+  }
+  return QUAY_OK;
+}
 /* }================================================================== */
