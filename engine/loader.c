@@ -707,20 +707,7 @@ static void step_order(StepSql *t) {
     quay__str_cat(&b->sql, " ORDER BY ");
     emit_order_list(b, s, t->sc, v, t->pPluck == NULL);
   }
-  if (t->bMain && v) {
-    if (v->limit >= 0) {
-      quay__str_cat(&b->sql, " LIMIT ");
-      n.u.i = v->limit;
-      quay__build_param(b, &n);
-    } else if (v->offset >= 0) {
-      quay__str_cat(&b->sql, b->pDia->zOffsetNoLimit);
-    }
-    if (v->offset >= 0) {
-      quay__str_cat(&b->sql, " OFFSET ");
-      n.u.i = v->offset;
-      quay__build_param(b, &n);
-    }
-  }
+  if (t->bMain && v) quay__emit_limit(b, v);
   if (t->bMain && t->pPluck == NULL && t->p->pQs) {
     lock_clause(&b->sql, b->pDia, s->aNode[0].zAlias,
                 quay__qs_lock(t->p->pQs));

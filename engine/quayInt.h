@@ -1389,6 +1389,12 @@ QUAY_INTERNAL int quay__expr_notnull(const Expr *e);
 ** out when e cannot be NULL so that PostgreSQL may use an index's order.
 */
 QUAY_INTERNAL void quay__emit_order_dir(Build *b, const Expr *e, int bDesc);
+
+/*
+** " LIMIT ? OFFSET ?" of a view (its limit and offset as parameters; an
+** offset without a limit in the dialect's form); nothing when neither.
+*/
+QUAY_INTERNAL void quay__emit_limit(Build *b, const QsView *v);
 /* An aggregate of the rows along e's path, correlated to the scope's
 ** row, or (xOwners) to every owner key the subquery xOwners writes: the
 ** keys hop 0 starts from, or, when quay__agg_owner_rows(e), the owners'

@@ -1983,7 +1983,7 @@ static int agg_ref(Build *b, ExprCtx *x, Expr *e, int eFn) {
   return 1;
 }
 
-static void emit_limit_of(Build *b, const QsView *v) {
+void quay__emit_limit(Build *b, const QsView *v) {
   quay_value n;
   n.type = QUAY_INT;
   if (v->limit >= 0) {
@@ -2044,7 +2044,7 @@ static void emit_scope_keys(Build *b, Scope *s, const Field *pKey) {
       cat(b, ", ");
     }
     col(b, zR, v.pModel->apField[v.pModel->iPk]->zCol);
-    emit_limit_of(b, &v);
+    quay__emit_limit(b, &v);
   }
 }
 
