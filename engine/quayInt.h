@@ -1643,6 +1643,14 @@ struct quay_plan {
 QUAY_INTERNAL int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
                                    const char *const *azAgg, int nAgg,
                                    int **paHint, int *pnCol);
+/*
+** values.c: pluck(zPath) of a values set whose rows are not its records
+** (groups, distinct): the value rows with column zPath first, a cursor in
+** *ppCur, *pbDone = 1.  Any other set: *pbDone = 0 and nothing is run.
+*/
+QUAY_INTERNAL int quay__values_pluck(quay_qs *pQs, quay_db *pDb,
+                                     const char *zPath, int *pbDone,
+                                     quay_cursor **ppCur, quay_err *pErr);
 
 /* The key array parameter of a batched step from owner keys (arena). */
 QUAY_INTERNAL int quay__plan_key_param(quay_plan *p, int iStep,

@@ -57,7 +57,15 @@ typedef struct VPlan {
   int nInner;               /* inner aggregate columns */
   const char *zQ;           /* alias of the inner level */
   int iGroupKey;            /* the owner-key subquery: which agg */
+  int iFirst;               /* pluck: this output column comes first, or
+                            ** -1 (the others follow in their order) */
 } VPlan;
+
+/* The output column written k-th (pluck reads the first column). */
+static int out_at(const VPlan *vp, int k) {
+  if (vp->iFirst < 0 || k > vp->iFirst) return k;
+  return k == 0 ? vp->iFirst : k - 1;
+}
 
 static void cat(Build *b, const char *z) { quay__str_cat(&b->sql, z); }
 
@@ -279,6 +287,11 @@ static void emit_inner(VPlan *vp, int bOwners) {
       arg_expr(e, &arg);
       arg.path.pField = quay__hop_ident(&e->path.aHop[e->path.nHop - 1]);
       quay__emit_expr_row(b, sc, &arg);
+    } else if (e->bDistinct) {
+      /* count(nil, { distinct = true }): distinct rows, by their key
+      ** (Django's Count("pk", distinct=True)). */
+      quay__str_col(&b->sql, zA,
+                    vp->v->pModel->apField[vp->v->pModel->iPk]->zCol);
     } else {
       cat(b, "1");
     }
@@ -525,10 +538,54 @@ static void emit_having(VPlan *vp, Cond *c, int iDepth) {
 
 /* {======= Plans */
 
+/* Non-0 when e holds an aggregate of the groups of a values set: an
+** aggregate written in place, or one of the annotations after values().
+** An annotation before values() is per record (Django's annotate then
+** values): a filter on it stays a filter of the rows. */
+static int expr_group_agg(const QsView *v, const Expr *e, int iDepth) {
+  int i;
+  for (; e && iDepth < 256; e = e->pB, iDepth++) {
+    switch (e->eOp) {
+      case EX_AGG:
+        return 1;
+      case EX_REF:
+        for (i = v->iFirstGroupAnn; i < v->nAnn; i++) {
+          if (v->apAnn[i] == e->pRef) return e->pRef->pExpr->bAgg;
+        }
+        return 0;
+      case EX_ADD: case EX_SUB: case EX_MUL: case EX_DIV:
+        if (expr_group_agg(v, e->pA, iDepth + 1)) return 1;
+        break;                          /* then e->pB */
+      default:
+        return 0;
+    }
+  }
+  return 0;
+}
+
+static int cond_group_agg(const QsView *v, const Cond *c, int iDepth) {
+  int i;
+  if (c == NULL || iDepth > QUAY_MAX_COND_DEPTH * 4) return 0;
+  if (c->eOp == CN_LEAF) {
+    if (c->pAnn) {
+      for (i = v->iFirstGroupAnn; i < v->nAnn; i++) {
+        if (v->apAnn[i] == c->pAnn && c->pAnn->pExpr->bAgg) return 1;
+      }
+    }
+    return c->pExpr && c->pExpr->bAgg &&
+           expr_group_agg(v, c->pExpr, 0);
+  }
+  for (i = 0; i < c->nChild; i++) {
+    if (cond_group_agg(v, c->apChild[i], iDepth + 1)) return 1;
+  }
+  return 0;
+}
+
 /* Split the view: filters with aggregates go to HAVING (grouped). */
 static int vplan_init(VPlan *vp, Build *b, QsView *v, int bAggregate) {
   int i, nAfter;
   memset(vp, 0, sizeof(*vp));
+  vp->iFirst = -1;
   vp->b = b;
   vp->v = v;
   vp->bAggregate = bAggregate;
@@ -540,7 +597,8 @@ static int vplan_init(VPlan *vp, Build *b, QsView *v, int bAggregate) {
   if (vp->apHaving == NULL || vp->vIn.apFilter == NULL) return QUAY_ENOMEM;
   vp->vIn.nFilter = 0;
   for (i = 0; i < v->nFilter; i++) {
-    if (quay__cond_has_agg(v->apFilter[i]->pCond)) {
+    if (bAggregate ? quay__cond_has_agg(v->apFilter[i]->pCond)
+                   : cond_group_agg(v, v->apFilter[i]->pCond, 0)) {
       vp->apHaving[vp->nHaving++] = v->apFilter[i];
     } else {
       vp->vIn.apFilter[vp->vIn.nFilter++] = v->apFilter[i];
@@ -584,12 +642,13 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
   }
   cat(b, v->distinct ? "SELECT DISTINCT " : "SELECT ");
   for (i = 0; i < vp->nOut; i++) {
+    Ann *pOut = vp->apOut[out_at(vp, i)];
     if (i) cat(b, ", ");
-    quay__emit_expr_row(b, sc, vp->apOut[i]->pExpr);
+    quay__emit_expr_row(b, sc, pOut->pExpr);
     cat(b, " AS ");
-    quay__str_ident(&b->sql, vp->apOut[i]->zName);
-    aHint[i] = quay__expr_hint(vp->apOut[i]->pExpr);
-    apName[i] = vp->apOut[i];
+    quay__str_ident(&b->sql, pOut->zName);
+    aHint[i] = quay__expr_hint(pOut->pExpr);
+    apName[i] = pOut;
   }
   quay__scope_emit_from(b, sc);
   quay__scope_agg_joins(b, sc);
@@ -657,16 +716,17 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
     }
   } else {
     for (i = 0; i < vp->nOut; i++) {
+      int k = out_at(vp, i);
       if (i) cat(b, ", ");
-      if (i < vp->nCol) {
-        qcol(vp, "g", i);
+      if (k < vp->nCol) {
+        qcol(vp, "g", k);
       } else {
-        emit_outer_expr(b, vp, vp->apOut[i]->pExpr);
+        emit_outer_expr(b, vp, vp->apOut[k]->pExpr);
       }
       cat(b, " AS ");
-      quay__str_ident(&b->sql, vp->apOut[i]->zName);
-      aHint[nOut] = quay__expr_hint(vp->apOut[i]->pExpr);
-      apName[nOut++] = vp->apOut[i];
+      quay__str_ident(&b->sql, vp->apOut[k]->zName);
+      aHint[nOut] = quay__expr_hint(vp->apOut[k]->pExpr);
+      apName[nOut++] = vp->apOut[k];
     }
   }
   cat(b, " FROM (");
@@ -680,10 +740,12 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   }
   for (i = 0; i < vp->nHaving; i++) {
     cat(b, i ? " AND " : " HAVING ");
+    /* exclude keeps the groups its condition is not true of (NULL too),
+    ** as an exclude of rows does. */
+    if (vp->apHaving[i]->bExclude) cat(b, "NOT COALESCE(");
     emit_having(vp, vp->apHaving[i]->pCond, 0);
     if (vp->apHaving[i]->bExclude) {
-      fail(vp, QUAY_EBAD_LOOKUP, "exclude on an aggregate is not "
-           "supported; use filter with the opposite lookup%s", "");
+      quay__str_printf(&b->sql, ", %s)", b->pDia->zFalse);
     }
   }
   cat(b, " ORDER BY ");
@@ -708,14 +770,22 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
 ** aggregate (apAggExpr, n of them named azAgg): text, parameters and a
 ** hint per output column.
 */
-int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
-                     const char *const *azAgg, int nAgg, int **paHint,
-                     int *pnCol) {
+static int values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
+                      const char *const *azAgg, int nAgg, const char *zFirst,
+                      int **paHint, int *pnCol) {
   VPlan vp;
-  int rc, nMax;
+  int rc, nMax, i;
   Ann **apName;
   rc = vplan_init(&vp, b, v, apAggExpr != NULL);
   if (rc) return quay__oom(b->pErr);
+  for (i = 0; zFirst && i < vp.nOut; i++) {
+    if (strcmp(vp.apOut[i]->zName, zFirst) == 0) vp.iFirst = i;
+  }
+  if (zFirst && vp.iFirst < 0) {
+    return quay__err(b->pErr, QUAY_EBAD_LOOKUP, "pluck '%s' of a grouped "
+                     "or distinct values set: pluck one of its values() "
+                     "columns or annotations", zFirst);
+  }
   vp.apAggExpr = apAggExpr;
   vp.azAggName = azAgg;
   vp.nAggExpr = nAgg;
@@ -735,6 +805,12 @@ int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
   }
   *pnCol = apAggExpr ? nAgg : vp.nOut;
   return quay__build_rc(b);
+}
+
+int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
+                     const char *const *azAgg, int nAgg, int **paHint,
+                     int *pnCol) {
+  return values_sql(b, v, apAggExpr, azAgg, nAgg, NULL, paHint, pnCol);
 }
 /* }======= */
 
@@ -765,6 +841,34 @@ int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
   }
   /* The driver copied the text and the parameters. */
   quay_plan_free(p);
+  return rc;
+}
+
+int quay__values_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
+                       int *pbDone, quay_cursor **ppCur, quay_err *pErr) {
+  Arena a;
+  Build b;
+  QsView v;
+  int rc, i, bCollapse, *aHint = NULL, nCol = 0;
+  *pbDone = 0;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  rc = quay__qs_view(pQs, &v, &a, pErr);
+  bCollapse = rc == QUAY_OK && v.pValues && v.distinct;
+  for (i = v.iFirstGroupAnn; rc == QUAY_OK && v.pValues && i < v.nAnn; i++) {
+    if (v.apAnn[i]->pExpr->bAgg) bCollapse = 1;
+  }
+  if (bCollapse) {
+    *pbDone = 1;
+    rc = values_sql(&b, &v, NULL, NULL, 0, zPath, &aHint, &nCol);
+  }
+  if (rc == QUAY_OK && bCollapse) {
+    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    rc = quay__db_read(pDb, &iSrv, b.sql.z, b.params.a, b.params.n, aHint,
+                       nCol, 0, ppCur, pErr);
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
   return rc;
 }
 

@@ -287,6 +287,81 @@ describe("Aggregates and annotations", function()
     end)
   end)
 
+  -- The differential tester's K6, K7, K14 and K15 (test/difftest/known.lua).
+  describe("values sets and their groups", function()
+    local function col(rows, key)
+      local out = {}
+      for i, r in ipairs(rows) do out[i] = r[key] end
+      return out
+    end
+
+    it("keeps a filter on an annotation made before values() (K6)", function()
+      local many = M.User:annotate { n = quay.count("posts") }:filter { n__gte = 2 }
+      local want = db:rows([[SELECT u.name AS name FROM users u
+                             WHERE (SELECT COUNT(*) FROM posts p WHERE p.author_id = u.id) >= 2]])
+      assert.same({ { name = "ann" } }, want)
+      assert.same(want, many:values("name"):all())
+      assert.equal(1, many:values("name"):distinct():count())
+      assert.is_true(many:values("name"):exists())
+      assert.same({ "ann" }, list(many:values("name"):distinct():pluck("name")))
+      -- a later filter on it still filters the records, not groups
+      assert.same(want, M.User:annotate { n = quay.count("posts") }:values("name")
+                          :filter { n__gte = 2 }:all())
+      -- and groups made after values() are of the filtered records
+      local g = M.User:annotate { n = quay.count("posts") }:filter { n__gte = 1 }
+        :values("karma"):annotate { c = quay.count(), s = quay.sum("posts__views") }
+        :order_by("karma"):all()
+      assert.same({ { karma = 1, c = 1, s = 5 }, { karma = 3, c = 1, s = 30 } }, g)
+    end)
+
+    it("excludes groups on an aggregate, NULL included (K7)", function()
+      local rows = M.Post:values("author__name"):annotate { n = quay.count() }
+        :exclude { n__gte = 2 }:all()
+      assert.same({ { author__name = "bob", n = 1 } }, rows)
+      assert.equal(1, M.Post:values("author__name"):annotate { n = quay.count() }
+                        :exclude { n__gte = 2 }:count())
+      -- max(rating) of a2 is NULL: not "> 2", so exclude keeps it
+      local want = db:rows([[SELECT title FROM posts GROUP BY title
+                             HAVING NOT COALESCE(MAX(rating) > 2, 1 = 0) ORDER BY title]])
+      assert.same({ "a1", "a2" }, col(want, "title"))
+      local got = M.Post:values("title"):annotate { r = quay.max("rating") }
+        :exclude { r__gt = 2 }:order_by("title"):all()
+      assert.same(col(want, "title"), col(got, "title"))
+      assert.same({ "b1" }, list(M.Post:values("title"):annotate { r = quay.max("rating") }
+                                   :filter { r__gt = 2 }:pluck("title")))
+    end)
+
+    it("plucks from the groups and distinct rows (K14)", function()
+      local qs = M.Post:values("author__name"):annotate { n = quay.count() }:order_by("author__name")
+      local want = db:rows([[SELECT u.name AS name, COUNT(*) AS n FROM posts p
+                             JOIN users u ON u.id = p.author_id GROUP BY u.name ORDER BY u.name]])
+      assert.same(col(want, "n"), list(qs:pluck("n")))
+      assert.same({ 2, 1 }, list(qs:pluck("n")))
+      assert.same({ "ann", "bob" }, list(qs:pluck("author__name")))
+      assert.equal(2, qs:pluck("n").n)
+      local authors = M.Comment:values("author"):distinct():order_by("author"):pluck("author")
+      assert.same({ ann.id, bob.id, cy.id }, list(authors))
+      assert.same({ "a1", "a2", "b1" },
+                  list(M.Comment:values("post__title"):distinct():order_by("post__title")
+                         :pluck("post__title")))
+      -- only its own columns: "title" is no column of these groups
+      helper.raises("bad_lookup", function() return qs:pluck("title") end)
+    end)
+
+    it("counts rows with count(nil, { distinct = true }) (K15)", function()
+      local want = db:rows([[SELECT u.name AS name, COUNT(DISTINCT p.id) AS n FROM posts p
+                             JOIN users u ON u.id = p.author_id GROUP BY u.name ORDER BY u.name]])
+      local g = M.Post:values("author__name")
+        :annotate { n = quay.count(nil, { distinct = true }),
+                    pub = quay.count(nil, { distinct = true, filter = { published = true } }) }
+        :order_by("author__name"):all()
+      assert.same({ 2, 1 }, col(want, "n"))
+      assert.same(col(want, "n"), col(g, "n"))
+      assert.same({ 1, 1 }, col(g, "pub"))
+      assert.equal(3, M.Post:aggregate { n = quay.count(nil, { distinct = true }) }.n)
+    end)
+  end)
+
   describe("quay.F and lookups", function()
     it("compares two columns and columns across to-one relations", function()
       local ids = M.Post:filter { likes__gt = quay.F("views") }:pluck("title")

@@ -962,8 +962,6 @@ function AG:known(q)
   local function aggs(e)
     each_expr(e, function(x)
       if x.kind ~= "agg" then return end
-      -- K15: quay.count(nil, { distinct = true }) counts 1 per group
-      if x.fn == "count" and x.distinct and not x.path then add("K15") end
       if not x.path then return end
       local ty, ones, n, fwd = path_info(q.model, x.path)
       -- K1: min / max of a boolean field on PostgreSQL
@@ -1026,18 +1024,10 @@ function AG:known(q)
     end)
     if yes then agg_names[a.name] = true end
   end
-  -- K14: pluck on groups / a distinct values set plucks per record
-  if q.grouped or q.distinct then
-    for _, t in ipairs(q.also or {}) do if t.kind == "pluck" then add("K14") end end
-  end
   for _, st in ipairs(q.post or {}) do
     each_leaf(st.cond, function(lf)
       local name = O_split(lf.key)[1]
       if agg_names[name] then
-        -- K6: records filtered on an aggregate annotation, then values()
-        if q.vals and not q.grouped then add("K6") end
-        -- K7: exclude on a group's aggregate
-        if q.grouped and st.op == "exclude" then add("K7") end
         -- K8: aggregate() over a set filtered on an aggregate annotation
         if q.term.kind == "aggregate" then add("K8") end
       end
