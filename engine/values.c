@@ -59,6 +59,8 @@ typedef struct VPlan {
   int iGroupKey;            /* the owner-key subquery: which agg */
   int iFirst;               /* pluck: this output column comes first, or
                             ** -1 (the others follow in their order) */
+  char *zSet;               /* set-distinct aggregates: the WITH name of
+                            ** the inner level, else NULL */
 } VPlan;
 
 /* The output column written k-th (pluck reads the first column). */
@@ -192,21 +194,19 @@ static void arg_expr(const Expr *e, Expr *pOut) {
 ** SELECT of the inner level: group columns "g<i>", aggregate columns
 ** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
 */
-static void emit_inner(VPlan *vp, int bOwners) {
+static void emit_inner(VPlan *vp) {
   Build *b = vp->b;
   char *zA = quay__alias(b);
   Scope *sc;
   ENode **apF;
   int i, nTerm = 0, bFirst = 1;
   if (zA == NULL) return;
-  /* Per-record partials of to-many aggregates come from grouped joins;
-  ** not in the owners' subquery of a set-distinct aggregate, which runs
-  ** once per group (and needs no partials).  The limit of a grouped
-  ** values set is of its groups, not of these rows. */
+  /* Per-record partials of to-many aggregates come from grouped joins.
+  ** The limit of a grouped values set is of its groups, not of these
+  ** rows. */
   sc = quay__scope_from_view(b, &vp->vIn, zA,
-                             bOwners ? QUAY_AGGS_CORRELATED
-                             : vp->bAggregate ? QUAY_AGGS_GROUPED
-                                              : QUAY_AGGS_GROUPED_ALL);
+                             vp->bAggregate ? QUAY_AGGS_GROUPED
+                                            : QUAY_AGGS_GROUPED_ALL);
   apF = quay__arena_alloc(b->pArena, sizeof(ENode *) * (size_t)(vp->nAgg + 1));
   if (sc == NULL || apF == NULL) return;
   for (i = 0; i < vp->nCol; i++) {
@@ -350,9 +350,12 @@ static void emit_owners(Build *b, void *pCtx) {
   snprintf(z, sizeof(z), "f%d", o->iAgg);
   cat(b, "SELECT ");
   quay__str_col(&b->sql, zQ2, z);
-  cat(b, " FROM (");
-  emit_inner(vp, 1);                  /* the set's records again */
-  cat(b, ") AS ");
+  /* The set's records again: the inner level, by its WITH name (written
+  ** once; a copy here would nest the set's conditions inside this
+  ** aggregate, deeper than SQLite's parser takes). */
+  cat(b, " FROM ");
+  quay__str_ident(&b->sql, vp->zSet);
+  cat(b, " AS ");
   quay__str_ident(&b->sql, zQ2);
   for (i = 0; i < vp->nCol; i++) {
     char zG[32];
@@ -704,6 +707,24 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   if (quay__build_rc(b)) return;
   vp->zQ = quay__alias(b);
   if (vp->zQ == NULL) return;
+  for (i = 0; i < vp->nAgg && vp->zSet == NULL; i++) {
+    if (vp->aAgg[i].bSetDistinct) {
+      /* "q_t<n>", unlike a default table name (those end in s). */
+      char z[40];
+      const char *zA = quay__alias(b);
+      if (zA == NULL) return;
+      snprintf(z, sizeof(z), "q_%s", zA);
+      vp->zSet = quay__arena_strdup(b->pArena, z, strlen(z));
+      if (vp->zSet == NULL) return;
+    }
+  }
+  if (vp->zSet) {
+    cat(b, "WITH ");
+    quay__str_ident(&b->sql, vp->zSet);
+    cat(b, " AS (");
+    emit_inner(vp);
+    cat(b, ") ");
+  }
   cat(b, "SELECT ");
   if (vp->bAggregate) {
     for (i = 0; i < vp->nAggExpr; i++) {
@@ -729,9 +750,15 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
       apName[nOut++] = vp->apOut[k];
     }
   }
-  cat(b, " FROM (");
-  emit_inner(vp, 0);
-  cat(b, ") AS ");
+  if (vp->zSet) {
+    cat(b, " FROM ");
+    quay__str_ident(&b->sql, vp->zSet);
+    cat(b, " AS ");
+  } else {
+    cat(b, " FROM (");
+    emit_inner(vp);
+    cat(b, ") AS ");
+  }
   quay__str_ident(&b->sql, vp->zQ);
   if (vp->bAggregate) return;
   for (i = 0; i < vp->nCol; i++) {

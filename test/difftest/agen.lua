@@ -24,8 +24,8 @@ with expressions.  The AST extends gen.lua's (q.ext names the kind):
         | { kind = "op", op = "+"|"-"|"*"|"/", a = e, b = e }
   leaf values may be { kind = "expr", e = e } (quay.F comparisons).
 
-Constructs Quay gets wrong today (known.lua K1..K16; K17 is told by its
-error in run.lua) are steered clear of while generating and any query
+Constructs Quay gets wrong today (known.lua K1..K16, those still listed
+in AG:known) are steered clear of while generating and any query
 still running into one is drawn again (AG:known), unless opts.known allows
 them (true: all; a set { K3 = true }: those).  About one in eight annotate / grouped / aggregate cases is plain
 (plain_query: no conditions, aggregates with no options over own fields
