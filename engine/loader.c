@@ -1118,7 +1118,9 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
     return QUAY_OK;
   }
   if (rc == QUAY_OK && values_collapse(&v)) {
-    select_values(&b, &v, "SELECT EXISTS (", ")");
+    /* Not EXISTS (<rows>) itself: SQLite (3.40) answers true for an
+    ** empty window of DISTINCT rows with ORDER BY and OFFSET there. */
+    select_values(&b, &v, "SELECT EXISTS (SELECT 1 FROM (", ") AS q)");
     rc = quay__build_rc(&b);
   } else if (rc == QUAY_OK) {
     quay__str_cat(&b.sql, "SELECT EXISTS (");

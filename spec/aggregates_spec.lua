@@ -348,6 +348,14 @@ describe("Aggregates and annotations", function()
       helper.raises("bad_lookup", function() return qs:pluck("title") end)
     end)
 
+    it("answers exists over a window of distinct rows", function()
+      local qs = M.Comment:values("author"):distinct():order_by("author")
+      assert.is_true(qs:offset(2):exists())
+      assert.is_false(qs:offset(3):exists())
+      assert.equal(0, qs:offset(3):count())
+      assert.same({}, qs:offset(3):all())
+    end)
+
     it("counts rows with count(nil, { distinct = true }) (K15)", function()
       local want = db:rows([[SELECT u.name AS name, COUNT(DISTINCT p.id) AS n FROM posts p
                              JOIN users u ON u.id = p.author_id GROUP BY u.name ORDER BY u.name]])

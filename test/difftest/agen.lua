@@ -279,7 +279,6 @@ function AG:agg(model, where, want)
       if avoid then
         if many and not self:allowed("K13") then e.default = nil end
         if many and e.distinct and e.filter and not self:allowed("K12") then e.filter = nil end
-        if not e.path and not self:allowed("K15") then e.distinct = nil end
         if many and fn == "count" and self.aggregate_term and not self:allowed("K16") then
           e.distinct = nil
         end
@@ -593,7 +592,6 @@ function AG:annotate_query()
     if q.order and random() < 0.3 then q.offset = random(0, 4) end
   end
   local x = random()
-  if x < 0.25 and q.post and not self:allowed("K6") then x = 0.5 end
   if x < 0.25 then
     -- values() of records: annotations and to-one paths
     local vals, seen = {}, {}
@@ -614,8 +612,7 @@ function AG:annotate_query()
       end
     end
     q.term = { kind = "all" }
-    q.also = { also(vals, q.distinct and not (q.order and covers(q.order, vals)),
-                    q.distinct and not self:allowed("K14")) }
+    q.also = { also(vals, q.distinct and not (q.order and covers(q.order, vals))) }
   else
     q.term = { kind = "all" }
     local paths = { table.unpack(names) }
@@ -657,9 +654,6 @@ function AG:grouped_query()
   local samples = self:sample(q)
   if random() < 0.35 then
     q.post = self:post(cols, samples)
-    if not self:allowed("K7") then
-      for _, st in ipairs(q.post or {}) do st.op = "filter" end
-    end
   end
   if random() < 0.6 then
     local names = {}
@@ -683,7 +677,7 @@ function AG:grouped_query()
   q.term = { kind = "all" }
   local colnames = { table.unpack(vals) }
   for _, a in ipairs(q.ann) do colnames[#colnames + 1] = a.name end
-  q.also = { also(colnames, not (q.order and covers(q.order, vals)), not self:allowed("K14")) }
+  q.also = { also(colnames, not (q.order and covers(q.order, vals))) }
   return q
 end
 
