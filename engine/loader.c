@@ -1118,9 +1118,11 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
     return QUAY_OK;
   }
   if (rc == QUAY_OK && values_collapse(&v)) {
-    /* Not EXISTS (<rows>) itself: SQLite (3.40) answers true for an
-    ** empty window of DISTINCT rows with ORDER BY and OFFSET there. */
-    select_values(&b, &v, "SELECT EXISTS (SELECT 1 FROM (", ") AS q)");
+    /* A row or none (read as 1 or 0), not EXISTS (<rows>): SQLite (3.40)
+    ** answers true there for an empty window of DISTINCT rows with ORDER
+    ** BY and OFFSET, and EXISTS (SELECT 1 FROM (<rows>)) nests deeper
+    ** than its parser takes for sets with deep conditions. */
+    select_values(&b, &v, "SELECT 1 FROM (", ") AS q LIMIT 1");
     rc = quay__build_rc(&b);
   } else if (rc == QUAY_OK) {
     quay__str_cat(&b.sql, "SELECT EXISTS (");

@@ -1302,6 +1302,19 @@ QUAY_INTERNAL void quay__scope_prepare_agg(Build *b, Scope *s, Expr *e,
 ** aggregate joins, with their parameters, after the FROM and its joins
 ** and before the WHERE.  Nothing when s has none. */
 QUAY_INTERNAL void quay__scope_agg_joins(Build *b, Scope *s);
+/*
+** A statement that starts with WITH may hold the rows of s's view once
+** (after its aggregates are prepared, before s's text): when s restricts
+** grouped joins to the view's keys, write zPrefix ("WITH " or ", ") and
+** "<zName> AS (SELECT r.* FROM ... WHERE <the view's conditions>)", take
+** zName as that query's name for the joins' restriction and return 1;
+** else write nothing and return 0.  Each join then reads its keys from
+** zName instead of a copy of the conditions nested inside it (SQLite's
+** parser takes a limited depth).
+*/
+QUAY_INTERNAL int quay__scope_keys_with(Build *b, Scope *s,
+                                        const char *zName,
+                                        const char *zPrefix);
 /* Register the to-one joins an expression's columns need (before the
 ** scope's FROM is written). */
 QUAY_INTERNAL void quay__scope_prepare_expr(Build *b, Scope *s, Expr *e);

@@ -61,6 +61,9 @@ typedef struct VPlan {
                             ** -1 (the others follow in their order) */
   char *zSet;               /* set-distinct aggregates: the WITH name of
                             ** the inner level, else NULL */
+  Scope *scIn;              /* the inner level's scope (inner_prepare) */
+  char *zInA;               /* its row's alias */
+  ENode **apInF;            /* per aggregate: its filter on that row */
 } VPlan;
 
 /* The output column written k-th (pluck reads the first column). */
@@ -194,13 +197,13 @@ static void arg_expr(const Expr *e, Expr *pOut) {
 ** SELECT of the inner level: group columns "g<i>", aggregate columns
 ** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
 */
-static void emit_inner(VPlan *vp) {
+static int inner_prepare(VPlan *vp) {
   Build *b = vp->b;
   char *zA = quay__alias(b);
   Scope *sc;
   ENode **apF;
-  int i, nTerm = 0, bFirst = 1;
-  if (zA == NULL) return;
+  int i;
+  if (zA == NULL) return 1;
   /* Per-record partials of to-many aggregates come from grouped joins.
   ** The limit of a grouped values set is of its groups, not of these
   ** rows. */
@@ -208,7 +211,7 @@ static void emit_inner(VPlan *vp) {
                              vp->bAggregate ? QUAY_AGGS_GROUPED
                                             : QUAY_AGGS_GROUPED_ALL);
   apF = quay__arena_alloc(b->pArena, sizeof(ENode *) * (size_t)(vp->nAgg + 1));
-  if (sc == NULL || apF == NULL) return;
+  if (sc == NULL || apF == NULL) return 1;
   for (i = 0; i < vp->nCol; i++) {
     quay__scope_prepare_expr(b, sc, vp->apCol[i]->pExpr);
   }
@@ -238,6 +241,20 @@ static void emit_inner(VPlan *vp) {
       quay__scope_prepare_expr(b, sc, vp->v->pOrder->apOrder[i]);
     }
   }
+  vp->scIn = sc;
+  vp->zInA = zA;
+  vp->apInF = apF;
+  return 0;
+}
+
+/* The inner level's SELECT (after inner_prepare). */
+static void emit_inner(VPlan *vp) {
+  Build *b = vp->b;
+  char *zA = vp->zInA;
+  Scope *sc = vp->scIn;
+  ENode **apF = vp->apInF;
+  int i, nTerm = 0, bFirst = 1;
+  if (sc == NULL) return;
   cat(b, "SELECT ");
   for (i = 0; i < vp->nCol; i++) {
     if (!bFirst) cat(b, ", ");
@@ -688,6 +705,16 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
   emit_limit(b, v);
 }
 
+/* A fresh name for a WITH query: "q_t<n>", unlike a default table name
+** (those end in s).  NULL when out of memory. */
+static char *with_name(Build *b) {
+  char z[40];
+  const char *zA = quay__alias(b);
+  if (zA == NULL) return NULL;
+  snprintf(z, sizeof(z), "q_%s", zA);
+  return quay__arena_strdup(b->pArena, z, strlen(z));
+}
+
 /* Grouped rows or aggregate(): the two levels. */
 static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
                          const char *const *azAgg) {
@@ -709,21 +736,27 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   if (vp->zQ == NULL) return;
   for (i = 0; i < vp->nAgg && vp->zSet == NULL; i++) {
     if (vp->aAgg[i].bSetDistinct) {
-      /* "q_t<n>", unlike a default table name (those end in s). */
-      char z[40];
-      const char *zA = quay__alias(b);
-      if (zA == NULL) return;
-      snprintf(z, sizeof(z), "q_%s", zA);
-      vp->zSet = quay__arena_strdup(b->pArena, z, strlen(z));
+      vp->zSet = with_name(b);
       if (vp->zSet == NULL) return;
     }
   }
-  if (vp->zSet) {
-    cat(b, "WITH ");
-    quay__str_ident(&b->sql, vp->zSet);
-    cat(b, " AS (");
-    emit_inner(vp);
-    cat(b, ") ");
+  if (inner_prepare(vp)) return;
+  {
+    /* The set's rows once for the grouped joins' keys, and the inner
+    ** level once for the set-distinct aggregates: WITH queries, so that
+    ** no copy of the set's conditions nests inside another subquery. */
+    char *zKeys = with_name(b);
+    int bWith;
+    if (zKeys == NULL) return;
+    bWith = quay__scope_keys_with(b, vp->scIn, zKeys, "WITH ");
+    if (vp->zSet) {
+      cat(b, bWith ? ", " : "WITH ");
+      quay__str_ident(&b->sql, vp->zSet);
+      cat(b, " AS (");
+      emit_inner(vp);
+      cat(b, ")");
+    }
+    if (bWith || vp->zSet) cat(b, " ");
   }
   cat(b, "SELECT ");
   if (vp->bAggregate) {

@@ -805,4 +805,28 @@ describe("Groups of a deeply filtered set", function()
     local _, names = sql:gsub('%."name"', "")
     assert.equal(1, names)
   end)
+
+  it("restricts grouped joins by the set's rows written once", function()
+    local qs = Post:filter(deep()):values("title")
+      :annotate { t = quay.count("tags"), v = quay.sum("children__views") }
+    local want = db:rows([[SELECT p.title AS title, COUNT(pt.tag_id) AS t
+                           FROM posts p JOIN posts_tags pt ON pt.post_id = p.id
+                           WHERE p.id IN (?, ?) GROUP BY p.title]],
+                         { chain[0].id, chain[1].id })
+    assert.same({ { title = "x", t = 4 } }, want)
+    -- children of c0 and c1: c1 (views 1) and c2 (views 2)
+    assert.same({ { title = "x", t = 4, v = 3 } }, qs:all())
+    assert.equal(1, qs:count())
+    assert.is_true(qs:exists())
+    assert.same({ 4 }, list(qs:pluck("t")))
+    assert.is_false(qs:filter { t__gt = 4 }:exists())
+    -- the conditions twice (the set's own WHERE, the joins' keys), not
+    -- once more per grouped join
+    local sql = qs:sql()
+    local _, names = sql:gsub('%."name"', "")
+    assert.equal(2, names)
+    -- records annotated the same way agree
+    local recs = Post:filter(deep()):annotate { t = quay.count("tags") }:order_by("id"):all()
+    assert.same({ 2, 2 }, { recs[1].t, recs[2].t })
+  end)
 end)
