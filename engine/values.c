@@ -230,9 +230,12 @@ static int inner_prepare(VPlan *vp) {
       continue;
     }
     if (a->e->path.pField) {
-      Expr arg;
-      arg_expr(a->e, &arg);
-      quay__scope_prepare_expr(b, sc, &arg);
+      /* The scope's joins point into the expression's path: it lives as
+      ** long as the scope (the arena), not on this stack. */
+      Expr *pArg = quay__arena_alloc(b->pArena, sizeof(Expr));
+      if (pArg == NULL) return 1;
+      arg_expr(a->e, pArg);
+      quay__scope_prepare_expr(b, sc, pArg);
     }
     if (a->e->pFilter) apF[i] = quay__scope_cond(b, sc, a->e->pFilter);
   }
