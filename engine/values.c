@@ -28,9 +28,13 @@
 ** ...  A distinct aggregate over a to-many path cannot be split per
 ** record: it is one subquery over the related rows of every record of
 ** the group (their keys come from the inner level again, matched on the
-** group columns).  SQLite and PostgreSQL both flatten the inner level into
-** the outer when nothing needs it separate, so the common case costs one
-** grouped scan.
+** group columns); the inner level is then a WITH query, written once and
+** read by the outer level and by those subqueries.  Grouped joins
+** restricted to the set's rows read those rows from a WITH query too
+** (sqlbuild.c quay__scope_keys_with): no copy of the set's conditions
+** nests inside another subquery (SQLite's parser takes a limited depth).
+** SQLite and PostgreSQL both flatten the inner level into the outer when
+** nothing needs it separate, so the common case costs one grouped scan.
 */
 #include "quayInt.h"
 
@@ -194,8 +198,8 @@ static void arg_expr(const Expr *e, Expr *pOut) {
 }
 
 /*
-** SELECT of the inner level: group columns "g<i>", aggregate columns
-** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
+** The inner level's scope with its joins and grouped joins registered (no
+** text yet): vp->scIn, zInA, apInF.  Non-0 when the builder failed.
 */
 static int inner_prepare(VPlan *vp) {
   Build *b = vp->b;
@@ -250,7 +254,11 @@ static int inner_prepare(VPlan *vp) {
   return 0;
 }
 
-/* The inner level's SELECT (after inner_prepare). */
+/*
+** SELECT of the inner level (after inner_prepare): group columns "g<i>",
+** aggregate columns "a<j>", the owner keys "f<j>" of set-distinct
+** aggregates, the key "k".
+*/
 static void emit_inner(VPlan *vp) {
   Build *b = vp->b;
   char *zA = vp->zInA;
