@@ -1179,7 +1179,11 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
     return QUAY_OK;
   }
   if (rc == QUAY_OK && values_collapse(&v)) {
-    select_values(&b, &v, "SELECT EXISTS (", ")");
+    /* A row or none (read as 1 or 0), not EXISTS (<rows>): SQLite (3.40)
+    ** answers true there for an empty window of DISTINCT rows with ORDER
+    ** BY and OFFSET, and EXISTS (SELECT 1 FROM (<rows>)) nests deeper
+    ** than its parser takes for sets with deep conditions. */
+    select_values(&b, &v, "SELECT 1 FROM (", ") AS q LIMIT 1");
     rc = quay__build_rc(&b);
   } else if (rc == QUAY_OK) {
     quay__str_cat(&b.sql, "SELECT EXISTS (");
@@ -1228,12 +1232,20 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
                   quay_cursor **ppCur, quay_err *pErr) {
   Expr *e;
   quay_plan *p;
-  int rc;
+  int rc, bDone = 0;
   *ppCur = NULL;
   rc = quay_expr_col(zPath, (quay_expr **)&e, pErr);
   if (rc) return rc;
   rc = quay__expr_bind(e, pQs, 1, pErr);
-  if (rc == QUAY_OK) rc = plan_qs(pQs, e, 0, &p, pErr);
+  /* Groups and distinct value rows: pluck from those rows. */
+  if (rc == QUAY_OK) {
+    rc = quay__values_pluck(pQs, pDb, zPath, &bDone, ppCur, pErr);
+  }
+  if (rc || bDone) {
+    quay__expr_free(e);
+    return rc;
+  }
+  rc = plan_qs(pQs, e, 0, &p, pErr);
   if (rc == QUAY_OK && quay__qs_lock(pQs) >= 0) {
     /* select_for_update (issue 13): pluck locks the rows it reads. */
     rc = plan_lock(pDb, pQs, p, pErr);

@@ -1356,6 +1356,19 @@ QUAY_INTERNAL void quay__scope_prepare_agg(Build *b, Scope *s, Expr *e,
 ** aggregate joins, with their parameters, after the FROM and its joins
 ** and before the WHERE.  Nothing when s has none. */
 QUAY_INTERNAL void quay__scope_agg_joins(Build *b, Scope *s);
+/*
+** A statement that starts with WITH may hold the rows of s's view once
+** (after its aggregates are prepared, before s's text): when s restricts
+** grouped joins to the view's keys, write zPrefix ("WITH " or ", ") and
+** "<zName> AS (SELECT r.* FROM ... WHERE <the view's conditions>)", take
+** zName as that query's name for the joins' restriction and return 1;
+** else write nothing and return 0.  Each join then reads its keys from
+** zName instead of a copy of the conditions nested inside it (SQLite's
+** parser takes a limited depth).
+*/
+QUAY_INTERNAL int quay__scope_keys_with(Build *b, Scope *s,
+                                        const char *zName,
+                                        const char *zPrefix);
 /* Register the to-one joins an expression's columns need (before the
 ** scope's FROM is written). */
 QUAY_INTERNAL void quay__scope_prepare_expr(Build *b, Scope *s, Expr *e);
@@ -1706,6 +1719,14 @@ struct quay_plan {
 QUAY_INTERNAL int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
                                    const char *const *azAgg, int nAgg,
                                    int **paHint, int *pnCol);
+/*
+** values.c: pluck(zPath) of a values set whose rows are not its records
+** (groups, distinct): the value rows with column zPath first, a cursor in
+** *ppCur, *pbDone = 1.  Any other set: *pbDone = 0 and nothing is run.
+*/
+QUAY_INTERNAL int quay__values_pluck(quay_qs *pQs, quay_db *pDb,
+                                     const char *zPath, int *pbDone,
+                                     quay_cursor **ppCur, quay_err *pErr);
 
 /* The key array parameter of a batched step from owner keys (arena). */
 QUAY_INTERNAL int quay__plan_key_param(quay_plan *p, int iStep,

@@ -486,6 +486,9 @@ struct Scope {
                             ** limit groups only what the order and the
                             ** filters need) */
   GJoin *aGJoin; int nGJoin, nGJoinAlloc;
+  const char *zKeys;        /* SAGG_RESTRICTED: the WITH query of the
+                            ** view's rows the grouped joins read their
+                            ** keys from (quay__scope_keys_with), or NULL */
 };
 
 static void emit_node(Build *b, ENode *n);
@@ -2006,6 +2009,7 @@ void quay__emit_limit(Build *b, const QsView *v) {
 ** view's order, limit and offset when s->bAggLimit.
 */
 static void emit_scope_keys(Build *b, Scope *s, const Field *pKey) {
+  /* pKey NULL: every column (the body of quay__scope_keys_with). */
   QsView v = *s->pView;
   const QsView *pV = s->pView;
   int i, nTerm = 0, nOrder = 0;
@@ -2032,7 +2036,12 @@ static void emit_scope_keys(Build *b, Scope *s, const Field *pKey) {
     scope_prepare_expr(b, &sR->ctx, v.pOrder->apOrder[i]);
   }
   cat(b, "SELECT ");
-  col(b, zR, pKey->zCol);
+  if (pKey) {
+    col(b, zR, pKey->zCol);
+  } else {
+    ident(b, zR);
+    cat(b, ".*");
+  }
   quay__scope_emit_from(b, sR);
   quay__scope_where(b, sR, &nTerm);
   if (s->bAggLimit) {
@@ -2159,7 +2168,20 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
     cat(b, " WHERE ");
     cat(b, zLink);
     cat(b, " IN (");
-    emit_scope_keys(b, s, p->aHop[0].pFromKey);
+    if (s->zKeys) {
+      /* "SELECT k.<key> FROM <keys> AS k": the view's conditions are
+      ** written once, in the WITH query, not nested in every join. */
+      char *zK = quay__alias(b);
+      if (zK == NULL) return;
+      cat(b, "SELECT ");
+      col(b, zK, p->aHop[0].pFromKey->zCol);
+      cat(b, " FROM ");
+      ident(b, s->zKeys);
+      cat(b, " AS ");
+      ident(b, zK);
+    } else {
+      emit_scope_keys(b, s, p->aHop[0].pFromKey);
+    }
     cat(b, ")");
     nTerm++;
   } else if (p->aHop[0].toNullable) {
@@ -2191,6 +2213,18 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
     cat(b, " GROUP BY ");
     cat(b, zLink);
   }
+}
+
+int quay__scope_keys_with(Build *b, Scope *s, const char *zName,
+                          const char *zPrefix) {
+  if (s == NULL || s->eAgg != SAGG_RESTRICTED || s->nGJoin == 0) return 0;
+  cat(b, zPrefix);
+  ident(b, zName);
+  cat(b, " AS (");
+  emit_scope_keys(b, s, NULL);
+  cat(b, ")");
+  s->zKeys = zName;
+  return 1;
 }
 
 void quay__scope_agg_joins(Build *b, Scope *s) {

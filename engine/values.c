@@ -29,10 +29,15 @@
 ** record: it is one subquery over the related rows of every record of
 ** the group (their keys come from the inner level again, matched on the
 ** group columns; a filter that reads the owner's row joins it, matched
-** by the records' own keys).  aggregate() of such aggregates only has no
-** FROM: one row, also over an empty set.  SQLite and PostgreSQL both
-** flatten the inner level into the outer when nothing needs it separate,
-** so the common case costs one grouped scan.
+** by the records' own keys); the inner level is then a WITH query,
+** written once and read by the outer level and by those subqueries.
+** aggregate() of such aggregates only has no FROM: one row, also over an
+** empty set.  Grouped joins restricted to the set's rows read those rows
+** from a WITH query too (sqlbuild.c quay__scope_keys_with): no copy of
+** the set's conditions nests inside another subquery (SQLite's parser
+** takes a limited depth).  SQLite and PostgreSQL both flatten the inner
+** level into the outer when nothing needs it separate, so the common
+** case costs one grouped scan.
 */
 #include "quayInt.h"
 
@@ -65,7 +70,20 @@ typedef struct VPlan {
   int nInner;               /* inner aggregate columns */
   const char *zQ;           /* alias of the inner level */
   int iGroupKey;            /* the owner-key subquery: which agg */
+  int iFirst;               /* pluck: this output column comes first, or
+                            ** -1 (the others follow in their order) */
+  char *zSet;               /* set-distinct aggregates: the WITH name of
+                            ** the inner level, else NULL */
+  Scope *scIn;              /* the inner level's scope (inner_prepare) */
+  char *zInA;               /* its row's alias */
+  ENode **apInF;            /* per aggregate: its filter on that row */
 } VPlan;
+
+/* The output column written k-th (pluck reads the first column). */
+static int out_at(const VPlan *vp, int k) {
+  if (vp->iFirst < 0 || k > vp->iFirst) return k;
+  return k == 0 ? vp->iFirst : k - 1;
+}
 
 static void cat(Build *b, const char *z) { quay__str_cat(&b->sql, z); }
 
@@ -216,26 +234,24 @@ static void emit_row_order(Build *b, Scope *sc, QsView *v,
 }
 
 /*
-** SELECT of the inner level: group columns "g<i>", aggregate columns
-** "a<j>", the owner keys "f<j>" of set-distinct aggregates, the key "k".
+** The inner level's scope with its joins and grouped joins registered (no
+** text yet): vp->scIn, zInA, apInF.  Non-0 when the builder failed.
 */
-static void emit_inner(VPlan *vp, int bOwners) {
+static int inner_prepare(VPlan *vp) {
   Build *b = vp->b;
   char *zA = quay__alias(b);
   Scope *sc;
   ENode **apF;
-  int i, nTerm = 0, bFirst = 1;
-  if (zA == NULL) return;
-  /* Per-record partials of to-many aggregates come from grouped joins;
-  ** not in the owners' subquery of a set-distinct aggregate, which runs
-  ** once per group (and needs no partials).  The limit of a grouped
-  ** values set is of its groups, not of these rows. */
+  int i;
+  if (zA == NULL) return 1;
+  /* Per-record partials of to-many aggregates come from grouped joins.
+  ** The limit of a grouped values set is of its groups, not of these
+  ** rows. */
   sc = quay__scope_from_view(b, &vp->vIn, zA,
-                             bOwners ? QUAY_AGGS_CORRELATED
-                             : vp->bAggregate ? QUAY_AGGS_GROUPED
-                                              : QUAY_AGGS_GROUPED_ALL);
+                             vp->bAggregate ? QUAY_AGGS_GROUPED
+                                            : QUAY_AGGS_GROUPED_ALL);
   apF = quay__arena_alloc(b->pArena, sizeof(ENode *) * (size_t)(vp->nAgg + 1));
-  if (sc == NULL || apF == NULL) return;
+  if (sc == NULL || apF == NULL) return 1;
   for (i = 0; i < vp->nCol; i++) {
     quay__scope_prepare_expr(b, sc, vp->apCol[i]->pExpr);
   }
@@ -261,6 +277,24 @@ static void emit_inner(VPlan *vp, int bOwners) {
       quay__scope_prepare_expr(b, sc, vp->v->pOrder->apOrder[i]);
     }
   }
+  vp->scIn = sc;
+  vp->zInA = zA;
+  vp->apInF = apF;
+  return 0;
+}
+
+/*
+** SELECT of the inner level (after inner_prepare): group columns "g<i>",
+** aggregate columns "a<j>", the owner keys "f<j>" of set-distinct
+** aggregates, the key "k".
+*/
+static void emit_inner(VPlan *vp) {
+  Build *b = vp->b;
+  char *zA = vp->zInA;
+  Scope *sc = vp->scIn;
+  ENode **apF = vp->apInF;
+  int i, nTerm = 0, bFirst = 1;
+  if (sc == NULL) return;
   cat(b, "SELECT ");
   for (i = 0; i < vp->nCol; i++) {
     if (!bFirst) cat(b, ", ");
@@ -303,6 +337,11 @@ static void emit_inner(VPlan *vp, int bOwners) {
     if (a->pArg) {
       /* count("author"): the related row's key (NULL when missing). */
       quay__emit_expr_row(b, sc, a->pArg);
+    } else if (e->bDistinct) {
+      /* count(nil, { distinct = true }): distinct rows, by their key
+      ** (Django's Count("pk", distinct=True)). */
+      quay__str_col(&b->sql, zA,
+                    vp->v->pModel->apField[vp->v->pModel->iPk]->zCol);
     } else {
       cat(b, "1");
     }
@@ -362,9 +401,12 @@ static void emit_owners(Build *b, void *pCtx) {
   if (quay__agg_owner_rows(vp->aAgg[o->iAgg].e)) strcpy(z, "k");
   cat(b, "SELECT ");
   quay__str_col(&b->sql, zQ2, z);
-  cat(b, " FROM (");
-  emit_inner(vp, 1);                  /* the set's records again */
-  cat(b, ") AS ");
+  /* The set's records again: the inner level, by its WITH name (written
+  ** once; a copy here would nest the set's conditions inside this
+  ** aggregate, deeper than SQLite's parser takes). */
+  cat(b, " FROM ");
+  quay__str_ident(&b->sql, vp->zSet);
+  cat(b, " AS ");
   quay__str_ident(&b->sql, zQ2);
   for (i = 0; i < vp->nCol; i++) {
     char zG[32];
@@ -558,10 +600,54 @@ static void emit_having(VPlan *vp, Cond *c, int iDepth) {
 
 /* {======= Plans */
 
+/* Non-0 when e holds an aggregate of the groups of a values set: an
+** aggregate written in place, or one of the annotations after values().
+** An annotation before values() is per record (Django's annotate then
+** values): a filter on it stays a filter of the rows. */
+static int expr_group_agg(const QsView *v, const Expr *e, int iDepth) {
+  int i;
+  for (; e && iDepth < 256; e = e->pB, iDepth++) {
+    switch (e->eOp) {
+      case EX_AGG:
+        return 1;
+      case EX_REF:
+        for (i = v->iFirstGroupAnn; i < v->nAnn; i++) {
+          if (v->apAnn[i] == e->pRef) return e->pRef->pExpr->bAgg;
+        }
+        return 0;
+      case EX_ADD: case EX_SUB: case EX_MUL: case EX_DIV:
+        if (expr_group_agg(v, e->pA, iDepth + 1)) return 1;
+        break;                          /* then e->pB */
+      default:
+        return 0;
+    }
+  }
+  return 0;
+}
+
+static int cond_group_agg(const QsView *v, const Cond *c, int iDepth) {
+  int i;
+  if (c == NULL || iDepth > QUAY_MAX_COND_DEPTH * 4) return 0;
+  if (c->eOp == CN_LEAF) {
+    if (c->pAnn) {
+      for (i = v->iFirstGroupAnn; i < v->nAnn; i++) {
+        if (v->apAnn[i] == c->pAnn && c->pAnn->pExpr->bAgg) return 1;
+      }
+    }
+    return c->pExpr && c->pExpr->bAgg &&
+           expr_group_agg(v, c->pExpr, 0);
+  }
+  for (i = 0; i < c->nChild; i++) {
+    if (cond_group_agg(v, c->apChild[i], iDepth + 1)) return 1;
+  }
+  return 0;
+}
+
 /* Split the view: filters with aggregates go to HAVING (grouped). */
 static int vplan_init(VPlan *vp, Build *b, QsView *v, int bAggregate) {
   int i, nAfter;
   memset(vp, 0, sizeof(*vp));
+  vp->iFirst = -1;
   vp->b = b;
   vp->v = v;
   vp->bAggregate = bAggregate;
@@ -574,8 +660,9 @@ static int vplan_init(VPlan *vp, Build *b, QsView *v, int bAggregate) {
   vp->vIn.nFilter = 0;
   for (i = 0; i < v->nFilter; i++) {
     /* aggregate() keeps a filter on an annotation's aggregate on the
-    ** inner level: it picks the records aggregated (K8). */
-    if (!bAggregate && quay__cond_has_agg(v->apFilter[i]->pCond)) {
+    ** inner level: it picks the records aggregated (K8).  A values set's
+    ** filter is a group filter when it reads a group's aggregate. */
+    if (!bAggregate && cond_group_agg(v, v->apFilter[i]->pCond, 0)) {
       vp->apHaving[vp->nHaving++] = v->apFilter[i];
     } else {
       vp->vIn.apFilter[vp->vIn.nFilter++] = v->apFilter[i];
@@ -619,12 +706,13 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
   }
   cat(b, v->distinct ? "SELECT DISTINCT " : "SELECT ");
   for (i = 0; i < vp->nOut; i++) {
+    Ann *pOut = vp->apOut[out_at(vp, i)];
     if (i) cat(b, ", ");
-    quay__emit_expr_row(b, sc, vp->apOut[i]->pExpr);
+    quay__emit_expr_row(b, sc, pOut->pExpr);
     cat(b, " AS ");
-    quay__str_ident(&b->sql, vp->apOut[i]->zName);
-    aHint[i] = quay__expr_hint(vp->apOut[i]->pExpr);
-    apName[i] = vp->apOut[i];
+    quay__str_ident(&b->sql, pOut->zName);
+    aHint[i] = quay__expr_hint(pOut->pExpr);
+    apName[i] = pOut;
   }
   quay__scope_emit_from(b, sc);
   quay__scope_agg_joins(b, sc);
@@ -661,6 +749,16 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
   emit_limit(b, v);
 }
 
+/* A fresh name for a WITH query: "q_t<n>", unlike a default table name
+** (those end in s).  NULL when out of memory. */
+static char *with_name(Build *b) {
+  char z[40];
+  const char *zA = quay__alias(b);
+  if (zA == NULL) return NULL;
+  snprintf(z, sizeof(z), "q_%s", zA);
+  return quay__arena_strdup(b->pArena, z, strlen(z));
+}
+
 /* Grouped rows or aggregate(): the two levels. */
 static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
                          const char *const *azAgg) {
@@ -680,6 +778,30 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   if (quay__build_rc(b)) return;
   vp->zQ = quay__alias(b);
   if (vp->zQ == NULL) return;
+  for (i = 0; i < vp->nAgg && vp->zSet == NULL; i++) {
+    if (vp->aAgg[i].bSetDistinct) {
+      vp->zSet = with_name(b);
+      if (vp->zSet == NULL) return;
+    }
+  }
+  if (inner_prepare(vp)) return;
+  {
+    /* The set's rows once for the grouped joins' keys, and the inner
+    ** level once for the set-distinct aggregates: WITH queries, so that
+    ** no copy of the set's conditions nests inside another subquery. */
+    char *zKeys = with_name(b);
+    int bWith;
+    if (zKeys == NULL) return;
+    bWith = quay__scope_keys_with(b, vp->scIn, zKeys, "WITH ");
+    if (vp->zSet) {
+      cat(b, bWith ? ", " : "WITH ");
+      quay__str_ident(&b->sql, vp->zSet);
+      cat(b, " AS (");
+      emit_inner(vp);
+      cat(b, ")");
+    }
+    if (bWith || vp->zSet) cat(b, " ");
+  }
   cat(b, "SELECT ");
   if (vp->bAggregate) {
     for (i = 0; i < vp->nAggExpr; i++) {
@@ -692,28 +814,36 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
     }
   } else {
     for (i = 0; i < vp->nOut; i++) {
+      int k = out_at(vp, i);
       if (i) cat(b, ", ");
-      if (i < vp->nCol) {
-        qcol(vp, "g", i);
+      if (k < vp->nCol) {
+        qcol(vp, "g", k);
       } else {
-        emit_outer_expr(b, vp, vp->apOut[i]->pExpr);
+        emit_outer_expr(b, vp, vp->apOut[k]->pExpr);
       }
       cat(b, " AS ");
-      quay__str_ident(&b->sql, vp->apOut[i]->zName);
-      aHint[nOut] = quay__expr_hint(vp->apOut[i]->pExpr);
-      apName[nOut++] = vp->apOut[i];
+      quay__str_ident(&b->sql, vp->apOut[k]->zName);
+      aHint[nOut] = quay__expr_hint(vp->apOut[k]->pExpr);
+      apName[nOut++] = vp->apOut[k];
     }
   }
   if (vp->bAggregate) {
     /* Only distinct aggregates over to-many paths, each a subquery over
-    ** the set's owners: no FROM, so that an empty set still gives its
-    ** one row (a count of 0, K16) and a set of many rows only one. */
+    ** the set's owners (the WITH query): no FROM, so that an empty set
+    ** still gives its one row (a count of 0, K16) and a set of many rows
+    ** only one. */
     for (i = 0; i < vp->nAgg && vp->aAgg[i].bSetDistinct; i++) {}
     if (i == vp->nAgg) return;
   }
-  cat(b, " FROM (");
-  emit_inner(vp, 0);
-  cat(b, ") AS ");
+  if (vp->zSet) {
+    cat(b, " FROM ");
+    quay__str_ident(&b->sql, vp->zSet);
+    cat(b, " AS ");
+  } else {
+    cat(b, " FROM (");
+    emit_inner(vp);
+    cat(b, ") AS ");
+  }
   quay__str_ident(&b->sql, vp->zQ);
   if (vp->bAggregate) return;
   for (i = 0; i < vp->nCol; i++) {
@@ -722,10 +852,12 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   }
   for (i = 0; i < vp->nHaving; i++) {
     cat(b, i ? " AND " : " HAVING ");
+    /* exclude keeps the groups its condition is not true of (NULL too),
+    ** as an exclude of rows does. */
+    if (vp->apHaving[i]->bExclude) cat(b, "NOT COALESCE(");
     emit_having(vp, vp->apHaving[i]->pCond, 0);
     if (vp->apHaving[i]->bExclude) {
-      fail(vp, QUAY_EBAD_LOOKUP, "exclude on an aggregate is not "
-           "supported; use filter with the opposite lookup%s", "");
+      quay__str_printf(&b->sql, ", %s)", b->pDia->zFalse);
     }
   }
   cat(b, " ORDER BY ");
@@ -750,14 +882,22 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
 ** aggregate (apAggExpr, n of them named azAgg): text, parameters and a
 ** hint per output column.
 */
-int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
-                     const char *const *azAgg, int nAgg, int **paHint,
-                     int *pnCol) {
+static int values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
+                      const char *const *azAgg, int nAgg, const char *zFirst,
+                      int **paHint, int *pnCol) {
   VPlan vp;
-  int rc, nMax;
+  int rc, nMax, i;
   Ann **apName;
   rc = vplan_init(&vp, b, v, apAggExpr != NULL);
   if (rc) return quay__oom(b->pErr);
+  for (i = 0; zFirst && i < vp.nOut; i++) {
+    if (strcmp(vp.apOut[i]->zName, zFirst) == 0) vp.iFirst = i;
+  }
+  if (zFirst && vp.iFirst < 0) {
+    return quay__err(b->pErr, QUAY_EBAD_LOOKUP, "pluck '%s' of a grouped "
+                     "or distinct values set: pluck one of its values() "
+                     "columns or annotations", zFirst);
+  }
   vp.apAggExpr = apAggExpr;
   vp.azAggName = azAgg;
   vp.nAggExpr = nAgg;
@@ -777,6 +917,12 @@ int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
   }
   *pnCol = apAggExpr ? nAgg : vp.nOut;
   return quay__build_rc(b);
+}
+
+int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
+                     const char *const *azAgg, int nAgg, int **paHint,
+                     int *pnCol) {
+  return values_sql(b, v, apAggExpr, azAgg, nAgg, NULL, paHint, pnCol);
 }
 /* }======= */
 
@@ -807,6 +953,34 @@ int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
   }
   /* The driver copied the text and the parameters. */
   quay_plan_free(p);
+  return rc;
+}
+
+int quay__values_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
+                       int *pbDone, quay_cursor **ppCur, quay_err *pErr) {
+  Arena a;
+  Build b;
+  QsView v;
+  int rc, i, bCollapse, *aHint = NULL, nCol = 0;
+  *pbDone = 0;
+  quay__arena_init(&a);
+  quay__build_init(&b, pDb, &a, pErr);
+  rc = quay__qs_view(pQs, &v, &a, pErr);
+  bCollapse = rc == QUAY_OK && v.pValues && v.distinct;
+  for (i = v.iFirstGroupAnn; rc == QUAY_OK && v.pValues && i < v.nAnn; i++) {
+    if (v.apAnn[i]->pExpr->bAgg) bCollapse = 1;
+  }
+  if (bCollapse) {
+    *pbDone = 1;
+    rc = values_sql(&b, &v, NULL, NULL, 0, zPath, &aHint, &nCol);
+  }
+  if (rc == QUAY_OK && bCollapse) {
+    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+    rc = quay__db_read(pDb, &iSrv, b.sql.z, b.params.a, b.params.n, aHint,
+                       nCol, 0, ppCur, pErr);
+  }
+  quay__build_free(&b);
+  quay__arena_free(&a);
   return rc;
 }
 

@@ -6,8 +6,8 @@ hand-written repro on a small schema, with the answer the rules give
 K1..K17 (aggregates, annotations, values, quay.F, update: agen.lua),
 docs/reference.md "Aggregates, annotations, values and expressions".  Not a ctest: a checklist for the
 fixes (each line PASS or FAIL; exit status 1 when any FAILs).  The tester
-draws queries that run into K1..K16 again (agen.lua AG:known; K17 is told
-by its error, run.lua) unless it runs with --with-known.
+draws queries that run into K1..K16 again (agen.lua AG:known; the fixed
+ones are no longer listed there) unless it runs with --with-known.
 
   lua5.4 test/difftest/known.lua [URL]       (default sqlite::memory:)
   lua5.4 test/difftest/known.lua URL --only K10a   (one repro; a repro

@@ -416,15 +416,6 @@ function Run:check(q)
   end
   local multi = #terms > 1
   local got = multi and { kind = "multi", parts = gots } or gots[1]
-  -- K17 (known.lua): SQL nested deeper than SQLite's parser takes
-  local allow = self.opts.known
-  if not self.is_pg and not (allow == true or type(allow) == "table" and allow.K17) then
-    for _, g in ipairs(gots) do
-      if g.error == "sql" and tostring(g.message):find("parser stack overflow", 1, true) then
-        return true, nil, got, false, "known K17: SQLite parser stack overflow"
-      end
-    end
-  end
   if unsure then
     local bad = Run.consistent(q, terms, gots)
     if bad then return false, { error = "consistent", message = bad }, got, false end
