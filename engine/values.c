@@ -200,23 +200,6 @@ static void collect_cond(VPlan *vp, Cond *c) {
 
 /* {======= The inner level */
 
-static void emit_limit(Build *b, QsView *v) {
-  quay_value n;
-  n.type = QUAY_INT;
-  if (v->limit >= 0) {
-    cat(b, " LIMIT ");
-    n.u.i = v->limit;
-    quay__build_param(b, &n);
-  } else if (v->offset >= 0) {
-    cat(b, b->pDia->zOffsetNoLimit);
-  }
-  if (v->offset >= 0) {
-    cat(b, " OFFSET ");
-    n.u.i = v->offset;
-    quay__build_param(b, &n);
-  }
-}
-
 /* An ORDER BY of the set's own terms on the inner level (aggregate() of
 ** a limited set: the limit picks the rows its order says). */
 static void emit_row_order(Build *b, Scope *sc, QsView *v,
@@ -356,7 +339,7 @@ static void emit_inner(VPlan *vp) {
   quay__scope_where(b, sc, &nTerm);
   if (vp->bAggregate && (vp->v->limit >= 0 || vp->v->offset >= 0)) {
     emit_row_order(b, sc, vp->v, zA);
-    emit_limit(b, vp->v);
+    quay__emit_limit(b, vp->v);
   }
 }
 /* }======= */
@@ -746,17 +729,39 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
   if (!v->distinct) {
     quay__str_col(&b->sql, zA, v->pModel->apField[v->pModel->iPk]->zCol);
   }
-  emit_limit(b, v);
+  quay__emit_limit(b, v);
 }
 
-/* A fresh name for a WITH query: "q_t<n>", unlike a default table name
-** (those end in s).  NULL when out of memory. */
+/* Whether a table of the schema (a model's or a join table) is named z. */
+static int table_named(quay_db *pDb, const char *z) {
+  int i;
+  for (i = 0; i < pDb->nModel; i++) {
+    if (quay__casecmp(pDb->apModel[i]->zTable, z) == 0) return 1;
+  }
+  for (i = 0; i < pDb->nJoin; i++) {
+    if (quay__casecmp(pDb->apJoin[i]->zTable, z) == 0) return 1;
+  }
+  return 0;
+}
+
+/*
+** A fresh name for a WITH query: "q_t<n>", with underscores added while
+** a table of the schema has that name (a WITH name hides a table of the
+** same name in the whole statement, and the statement reads only tables
+** of the schema).  NULL when out of memory.
+*/
 static char *with_name(Build *b) {
-  char z[40];
+  char z[80];               /* table names have at most 63 bytes */
   const char *zA = quay__alias(b);
+  size_t n;
   if (zA == NULL) return NULL;
   snprintf(z, sizeof(z), "q_%s", zA);
-  return quay__arena_strdup(b->pArena, z, strlen(z));
+  n = strlen(z);
+  while (table_named(b->pDb, z) && n + 1 < sizeof(z)) {
+    z[n++] = '_';
+    z[n] = 0;
+  }
+  return quay__arena_strdup(b->pArena, z, n);
 }
 
 /* Grouped rows or aggregate(): the two levels. */
@@ -874,7 +879,7 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
     if (!quay__expr_notnull(vp->apCol[i]->pExpr)) cat(b, b->pDia->zAscNulls);
   }
   if (vp->nCol == 0) cat(b, "1");
-  emit_limit(b, v);
+  quay__emit_limit(b, v);
 }
 
 /*

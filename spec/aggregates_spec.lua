@@ -1235,3 +1235,45 @@ describe("Groups of a deeply filtered set", function()
     assert.same({ 2, 2 }, { recs[1].t, recs[2].t })
   end)
 end)
+
+-- A WITH query hides a table of the same name in its whole statement: its
+-- name must be no table of the schema.
+describe("WITH queries of grouped statements", function()
+  local function setup(db, tags_table)
+    local Tag = db:model("Tag", { name = quay.string(), table = tags_table })
+    local Post = db:model("Post", { title = quay.string(),
+                                    tags = quay.many_to_many("Tag", { related_name = "posts" }) })
+    db:create_tables()
+    local t1, t2 = Tag:create { name = "a" }, Tag:create { name = "b" }
+    Post:create { title = "x" }.tags:add(t1, t2)
+    Post:create { title = "x" }.tags:add(t1)
+    Post:create { title = "y" }
+    return Post
+  end
+  local function query(Post)
+    return Post:values("title"):annotate { n = quay.count("tags", { distinct = true }) }:order_by("title")
+  end
+
+  it("are named apart from every table of the schema", function()
+    local db = helper.open()
+    local name = query(setup(db, nil)):sql():match('WITH "([^"]+)"')
+    db:close()
+    assert.is_string(name)
+    db = helper.open()
+    local Post = setup(db, name)
+    local qs = query(Post)
+    assert.are_not.equal(name, qs:sql():match('WITH "([^"]+)"'))
+    local rows = qs:all()
+    local want = db:rows(([[SELECT p.title, COUNT(DISTINCT pt.tag_id) AS n FROM posts p
+      LEFT JOIN posts_%s pt ON pt.post_id = p.id GROUP BY p.title ORDER BY p.title]]):format(name))
+    assert.equal(2, #want)
+    assert.equal(#want, #rows)
+    for i = 1, #want do
+      assert.equal(want[i].title, rows[i].title)
+      assert.equal(want[i].n, rows[i].n)
+    end
+    assert.equal(2, rows[1].n)
+    assert.equal(2, Post:filter { title = "x" }:aggregate { n = quay.count("tags", { distinct = true }) }.n)
+    db:close()
+  end)
+end)
