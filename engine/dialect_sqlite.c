@@ -654,4 +654,5 @@ const Dialect quay__dialect_sqlite = {
   .zBoolMin = "MIN",
   .zBoolMax = "MAX",
   .bAvgSumCount = 0,
+  .zRealToScaled = "quay_dec",
 };

@@ -369,6 +369,77 @@ static void sq_rint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
 }
 
+/*
+** quay_dec(x, p): a number stored in a decimal field of p places, as the
+** scaled integer x * 10^p (Dialect zRealToScaled), the way PostgreSQL
+** assigns a float8 to numeric(d, p): the double's 15 significant digits
+** (float8_numeric prints it with DBL_DIG), rounded at p places half away
+** from zero.  NULL stays NULL, an integer is scaled exactly; NaN, an
+** infinity or a result outside 64 bits is an error.
+*/
+static void sq_dec(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  static const char zRange[] = "numeric field overflow";
+  char z[40];
+  int p = sqlite3_value_int(argv[1]), e, k, i, neg;
+  sqlite3_int64 m = 0, q, pw = 1;
+  double r;
+  (void)argc;
+  if (p < 0 || p > 18) {
+    sqlite3_result_error(ctx, "quay_dec: places out of range", -1);
+    return;
+  }
+  switch (sqlite3_value_type(argv[0])) {
+    case SQLITE_NULL:
+      return;
+    case SQLITE_INTEGER:
+      m = sqlite3_value_int64(argv[0]);
+      for (i = 0; i < p; i++) {
+        if (m > INT64_MAX / 10 || m < INT64_MIN / 10) {
+          sqlite3_result_error(ctx, zRange, -1);
+          return;
+        }
+        m *= 10;
+      }
+      sqlite3_result_int64(ctx, m);
+      return;
+    case SQLITE_FLOAT:
+      break;
+    default:
+      sqlite3_result_error(ctx, "quay_dec: not a number", -1);
+      return;
+  }
+  r = sqlite3_value_double(argv[0]);
+  if (!isfinite(r)) {
+    sqlite3_result_error(ctx, zRange, -1);
+    return;
+  }
+  /* "-d.dddddddddddddde+XX": 15 significant digits m, exponent e; the
+  ** value is m * 10^(e - 14), the scaled one m * 10^(e - 14 + p). */
+  snprintf(z, sizeof(z), "%.14e", r);
+  neg = z[0] == '-';
+  for (i = neg; z[i] && z[i] != 'e'; i++) {
+    if (z[i] >= '0' && z[i] <= '9') m = m * 10 + (z[i] - '0');
+  }
+  e = z[i] == 'e' ? atoi(z + i + 1) : 0;
+  k = e - 14 + p;
+  if (k >= 0) {
+    for (i = 0; i < k; i++) {
+      if (m > INT64_MAX / 10) {
+        sqlite3_result_error(ctx, zRange, -1);
+        return;
+      }
+      m *= 10;
+    }
+    q = m;
+  } else if (-k > 15) {
+    q = 0;                              /* below half a unit of place p */
+  } else {
+    for (i = 0; i < -k; i++) pw *= 10;
+    q = m / pw + ((m % pw) * 2 >= pw);  /* half away from zero */
+  }
+  sqlite3_result_int64(ctx, neg ? -q : q);
+}
+
 static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
                    void *pHandle, DrvConn **ppConn, quay_err *pErr) {
   DrvConn *c;
@@ -419,6 +490,14 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
                               NULL, sq_rint, NULL, NULL) != SQLITE_OK) {
     rc = sq_err(c, NULL, sqlite3_errcode(c->db),
                 "cannot register the function quay_rint", pErr);
+  }
+  if (rc == QUAY_OK &&
+      sqlite3_create_function(c->db, "quay_dec", 2,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+                                  SQLITE_INNOCUOUS,
+                              NULL, sq_dec, NULL, NULL) != SQLITE_OK) {
+    rc = sq_err(c, NULL, sqlite3_errcode(c->db),
+                "cannot register the function quay_dec", pErr);
   }
   if (rc == QUAY_OK && !c->borrowed && zUrl[0] &&
       strcmp(zUrl, ":memory:") != 0) {

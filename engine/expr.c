@@ -520,10 +520,27 @@ void quay__emit_as_stored(Build *b, Expr *e, const Field *pTarget,
       az = b->pDia->azDecToInt;
     }
   }
+  if (pTarget->eType == QUAY_T_DECIMAL && b->pDia->bScaledDecimal) {
+    /* A scaled integer: a number rounded as PostgreSQL assigns it, a
+    ** decimal of more places rounded half away from zero. */
+    if (e->eType == QUAY_T_NUMBER && b->pDia->zRealToScaled) {
+      quay__str_cat(&b->sql, b->pDia->zRealToScaled);
+      quay__str_char(&b->sql, '(');
+      xEmit(b, pCtx, e);
+      quay__str_printf(&b->sql, ", %d)", pTarget->nPlaces);
+      return;
+    }
+    if (e->eType == QUAY_T_DECIMAL && e->nPlaces > pTarget->nPlaces) {
+      az = b->pDia->azDecToInt;
+    }
+  }
   if (az) quay__str_cat(&b->sql, az[0]);
   /* A decimal into an integer: as a plain number first, then rounded. */
-  emit_conv(b, e, e->eType, e->nPlaces, az ? QUAY_T_NUMBER : pTarget->eType,
-            az ? 0 : pTarget->nPlaces, xEmit, pCtx);
+  emit_conv(b, e, e->eType, e->nPlaces,
+            az && pTarget->eType != QUAY_T_DECIMAL ? QUAY_T_NUMBER
+                                                   : pTarget->eType,
+            az && pTarget->eType != QUAY_T_DECIMAL ? 0 : pTarget->nPlaces,
+            xEmit, pCtx);
   if (az) quay__str_cat(&b->sql, az[1]);
 }
 

@@ -910,11 +910,17 @@ struct Dialect {
   ** min / max of a boolean (PostgreSQL has no min(boolean)).
   ** bAvgSumCount: avg of a number field as SUM / COUNT (PostgreSQL's
   ** avg(float8) also sums the squares, which overflow from 1.4e154).
+  ** zRealToScaled: with bScaledDecimal, the function storing a number in
+  ** a decimal field of p places, zRealToScaled(x, p) (SQLite: quay_dec,
+  ** PostgreSQL's float8 to numeric(d, p) assignment: 15 significant
+  ** digits, then half away from zero at p places); a decimal of more
+  ** places than the field's is rounded with azDecToInt.
   */
   const char *zUpdateSnapshot;
   const char *azRealToInt[2], *azDecToInt[2];
   const char *zBoolMin, *zBoolMax;
   int bAvgSumCount;
+  const char *zRealToScaled;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;

@@ -316,8 +316,10 @@ QUAY_API int quay_url_check(const char *zUrl, const char **pzBackend,
 ** host's busy handler) and turns off double-quoted string literals
 ** (SQLITE_DBCONFIG_DQS_DDL and _DML) on it, as on the connections it opens:
 ** the host's own SQL must then write strings in single quotes.  It also
-** registers the SQL function quay_rint(x) (a number to an integer, ties to
-** even; qs:update's expressions use it).  Foreign
+** registers the SQL functions quay_rint(x) (a number to an integer, ties
+** to even) and quay_dec(x, p) (a number to a decimal of p places, scaled;
+** 15 significant digits, ties away from zero): qs:update's expressions
+** use them.  Foreign
 ** keys cannot be turned on inside a transaction (SQLite ignores the
 ** pragma there), so wrapping a handle while the host's transaction is
 ** open fails with QUAY_EMISUSE (the pragma is read back).  The host may

@@ -599,6 +599,43 @@ describe("Expressions and aggregates alike on every backend", function()
     assert.equal(1, Post:filter { id = p.id, views__isnull = true }:count())
   end)
 
+  it("rounds a number or a decimal of more places stored in a decimal field", function()
+    local Item = db:model("Item", {
+      rating = quay.number { null = true },
+      fine = quay.decimal { digits = 12, places = 3, null = true },
+      price = quay.decimal { digits = 10, places = 2, null = true },
+    })
+    db:create_tables()
+    -- PostgreSQL's assignment of a float8 to numeric(10, 2): 15 significant
+    -- digits, then half away from zero (2.355 is 2.35499... as a double)
+    local cases = {
+      { 2.345, "2.35" }, { 2.355, "2.36" }, { -2.345, "-2.35" }, { 1.005, "1.01" },
+      { 0.125, "0.13" }, { 7.0, "7.00" }, { 0.004, "0.00" }, { -0.005, "-0.01" },
+      { 1e-20, "0.00" }, { 123456.789, "123456.79" },
+    }
+    for _, c in ipairs(cases) do
+      local it = Item:create { rating = c[1] }
+      Item:filter { id = it.id }:update { price = quay.F("rating") }
+      assert.equal(c[2], Item:find(it.id).price)
+    end
+    -- a decimal of 3 places into one of 2: half away from zero
+    for fine, want in pairs { ["2.345"] = "2.35", ["-2.345"] = "-2.35", ["2.344"] = "2.34",
+                              ["0.005"] = "0.01" } do
+      local it = Item:create { fine = fine }
+      Item:filter { id = it.id }:update { price = quay.F("fine") }
+      assert.equal(want, Item:find(it.id).price)
+    end
+    if helper.is_pg then
+      local r = db:rows("SELECT CAST(CAST(2.355 AS double precision) AS numeric(10, 2)) AS a")[1]
+      assert.equal("2.36", tostring(r.a))
+    end
+    local big = Item:create { rating = 1e300 }
+    local ok, err = pcall(function() return Item:filter { id = big.id }:update { price = quay.F("rating") } end)
+    assert.is_false(ok)
+    assert.is_truthy(err.code == "sql" or err.code == "validation")
+    assert.equal(1, Item:filter { id = big.id, price__isnull = true }:count())
+  end)
+
   it("refuses comparing or setting across types before SQL (K4)", function()
     User:create { name = "ann" }
     local n
