@@ -2164,7 +2164,11 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
   cat(b, " FROM ");
   quay__str_append(&b->sql, chain.z ? chain.z : "", chain.n);
   quay__str_free(&chain);
-  if (s->eAgg == SAGG_RESTRICTED) {
+  if (s->eAgg == SAGG_RESTRICTED ||
+      !(p->aHop[0].pFromKey->mFlags & QUAY_F_PK)) {
+    /* Over the keys of the view's rows, also when the first hop is to-one
+    ** (its keys are not every owner's: a group of a row no record reaches
+    ** would cost and could overflow). */
     cat(b, " WHERE ");
     cat(b, zLink);
     cat(b, " IN (");

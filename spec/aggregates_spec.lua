@@ -987,6 +987,52 @@ describe("Grouped annotations over a nullable link", function()
   end)
 end)
 
+describe("Grouped annotations behind a to-one hop", function()
+  local db
+
+  before_each(function() db = helper.open() end)
+  after_each(function() db:close() end)
+
+  -- An aggregate over user__comments groups the comments by user; only
+  -- the users the profiles reach are owners (difftest seed 503 case 1899:
+  -- another user's sum overflowed on SQLite).
+  it("groups only the rows the set's records reach", function()
+    local User = db:model("User", { name = quay.string() })
+    local Profile = db:model("Profile", {
+      user = quay.belongs_to("User", { null = true, on_delete = quay.SET_NULL,
+                                       related_name = "profiles" }),
+    })
+    local Comment = db:model("Comment", {
+      likes = quay.integer(),
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "comments" }),
+    })
+    db:create_tables()
+    local rich, plain = User:create { name = "rich" }, User:create { name = "plain" }
+    Comment:create { likes = math.maxinteger, author = rich }
+    Comment:create { likes = 2, author = rich }
+    Comment:create { likes = 3, author = plain }
+    Comment:create { likes = 4, author = plain }
+    Profile:create { user = plain }
+    Profile:create {}
+    local got = Profile:annotate { s = quay.sum("user__comments__likes"),
+                                   a = quay.avg("user__comments__likes") }:order_by("id"):all()
+    local want = db:rows([[SELECT p.id, (SELECT SUM(c.likes) FROM comments c WHERE c.author_id = p.user_id) AS s
+                           FROM profiles p ORDER BY p.id]])
+    assert.equal(2, #got)
+    for i = 1, 2 do
+      assert.equal(want[i].id, got[i].id)
+      assert.equal(want[i].s, got[i].s)
+    end
+    assert.equal(7, got[1].s)
+    assert.equal(3.5, got[1].a)
+    assert.is_nil(got[2].s)
+    local g = Profile:values("user__id"):annotate { s = quay.sum("user__comments__likes") }
+      :order_by("user__id"):all()
+    assert.equal(2, #g)
+    assert.equal(7, g[2].s)
+  end)
+end)
+
 -- aggregate() over relation paths of every kind (the differential
 -- tester's K8-K16): to-one paths are LEFT JOINs, a count over a to-one
 -- relation counts the related rows that exist, a filter on an annotation
