@@ -178,7 +178,7 @@ static const char *expr_what(const Expr *e) {
   switch (e->eOp) {
     case EX_AGG: return "aggregate";
     case EX_TRUNC: return "quay.trunc";
-    default: return "quay.F";
+    default: return e->zWhat ? e->zWhat : "quay.F";
   }
 }
 

@@ -1236,6 +1236,7 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   *ppCur = NULL;
   rc = quay_expr_col(zPath, (quay_expr **)&e, pErr);
   if (rc) return rc;
+  e->zWhat = "pluck";
   rc = quay__expr_bind(e, pQs, 1, pErr);
   /* Groups and distinct value rows: pluck from those rows. */
   if (rc == QUAY_OK) {

@@ -1034,6 +1034,7 @@ int quay_qs_order_by(quay_qs *pQs, const char *const *az, int n,
     rc = quay_expr_col(z, (quay_expr **)&a[i], pErr);
     if (rc == QUAY_OK) {
       a[i]->bDesc = bDesc;
+      a[i]->zWhat = "order_by";
       rc = quay__expr_bind(a[i], pQs, 1, pErr);
     }
   }
@@ -1263,6 +1264,7 @@ int quay_qs_values(quay_qs *pQs, const char *const *azName,
       /* A plain path: a column across to-one relations, or a name. */
       rc = quay_expr_col(zName, (quay_expr **)&a[i].pExpr, pErr);
       if (rc) break;
+      a[i].pExpr->zWhat = "values";
     } else if (check_ann_name(pQs, zName, "values", pErr)) {
       rc = pErr->code;
       break;

@@ -469,6 +469,9 @@ struct Expr {
   int nPlaces;              /* QUAY_T_DECIMAL results: places (a scaled
                             ** dialect holds value * 10^nPlaces) */
   int bAgg;                 /* an aggregate is inside */
+  const char *zWhat;        /* COL: the call a plain path came from
+                            ** ("values", "order_by", "pluck"), named in
+                            ** messages; NULL: quay.F */
   Expr *pNextFree;          /* work list of quay__expr_free */
 };
 
