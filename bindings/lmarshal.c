@@ -326,6 +326,69 @@ static void json_encode(lua_State *L, int idx, quay_value *p,
   p->n = n;
 }
 
+char *lquay_json_canon(const char *z, size_t n, size_t *pn) {
+  const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS |
+                       JSON_REAL_PRECISION(17);
+  json_error_t e;
+  json_t *j = json_loadb(z, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+  char *zOut;
+  if (j == NULL) return NULL;
+  zOut = json_dumps(j, flags);
+  json_decref(j);
+  *pn = zOut ? strlen(zOut) : 0;
+  return zOut;
+}
+
+static int json_text_k(lua_State *L) {
+  const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS |
+                       JSON_REAL_PRECISION(17);
+  quay_value v;
+  json_t *j = NULL;
+  char *z;
+  size_t n;
+  switch (lua_type(L, 1)) {
+    case LUA_TTABLE:
+      json_encode(L, 1, &v, "", "");                 /* [t, buf] */
+      lua_pushlstring(L, v.u.z, v.n);
+      return 1;
+    case LUA_TSTRING:
+      z = (char *)lua_tolstring(L, 1, &n);
+      j = json_stringn_nocheck(z, n);
+      break;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, 1)) {
+        j = json_integer((json_int_t)lua_tointeger(L, 1));
+      } else if (isfinite(lua_tonumber(L, 1))) {
+        j = json_real(lua_tonumber(L, 1));
+      }
+      break;
+    case LUA_TBOOLEAN:
+      j = json_boolean(lua_toboolean(L, 1));
+      break;
+    default:
+      break;
+  }
+  if (j == NULL) return luaL_error(L, "no JSON form");
+  z = json_dumps(j, flags);
+  json_decref(j);
+  if (z == NULL) return luaL_error(L, "out of memory");
+  lua_pushstring(L, z);
+  free(z);
+  return 1;
+}
+
+int lquay_json_text(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  luaL_checkstack(L, 4, "a JSON document");
+  lua_pushcfunction(L, json_text_k);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);                                   /* the error */
+    return 0;
+  }
+  return 1;
+}
+
 /* Push the Lua value of JSON value j (depth bounded by jansson's
 ** decoder). */
 static void json_push(lua_State *L, json_t *j) {

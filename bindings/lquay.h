@@ -315,6 +315,23 @@ LQUAY_INTERNAL uint64_t *lquay_snap_add(lua_State *L, LSnap *p, int *piRow);
 LQUAY_INTERNAL void lquay_snap_mark(lua_State *L, int iRec, int iRow);
 /* The fingerprint of a stored value. */
 LQUAY_INTERNAL uint64_t lquay_fp(const quay_value *v);
+
+/*
+** The canonical text of a JSON document z[0..n) (compact, keys sorted,
+** floats with 17 digits: what Quay writes) in a buffer from malloc, its
+** length in *pn; NULL when z is no JSON or out of memory.  Documents that
+** decode to equal Lua values have the same text (PostgreSQL's jsonb
+** prints its own spacing).
+*/
+LQUAY_INTERNAL char *lquay_json_canon(const char *z, size_t n, size_t *pn);
+
+/*
+** Encode the plain table, string, number or boolean at idx as the
+** canonical text of a JSON document (as a quay.json field stores it),
+** protected: pushes the text, or nothing and returns 0 when the value
+** cannot be encoded.
+*/
+LQUAY_INTERNAL int lquay_json_text(lua_State *L, int idx);
 /* The slot of field iField in a snapshot row (-1 for the primary key). */
 #define LQUAY_SNAP_SLOT(p, iField) \
   ((iField) == (p)->iPk ? -1 : (iField) < (p)->iPk ? (iField) : (iField) - 1)

@@ -21,6 +21,7 @@
 */
 #include "lquay.h"
 
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -383,7 +384,7 @@ static int rec_pairs(lua_State *L) {
     v2 += v1; v1 = FP_ROTL(v1, 17); v1 ^= v2; v2 = FP_ROTL(v2, 32);    \
   } while (0)
 
-enum { FP_BOOL = 1, FP_INT, FP_REAL, FP_STR };
+enum { FP_BOOL = 1, FP_INT, FP_REAL, FP_STR, FP_JSON };
 
 /* Where this process's code sits (address-space randomization) keys the
 ** hash: no state to initialize, nothing shared between threads. */
@@ -475,7 +476,16 @@ uint64_t lquay_fp(const quay_value *v) {
     case QUAY_TEXT:
     case QUAY_DECIMAL:                /* reads as the same string */
     case QUAY_BLOB: return fp_hash(FP_STR, v->u.z, v->n);
-    default: return 0;                /* JSON: a table reads back */
+    case QUAY_JSON: {
+      /* The document's canonical text: a table reads back, and
+      ** PostgreSQL prints jsonb its own way. */
+      size_t n;
+      char *z = lquay_json_canon(v->u.z, v->n, &n);
+      uint64_t h = z ? fp_hash(FP_JSON, z, n) : fp_hash(FP_STR, v->u.z, v->n);
+      free(z);
+      return h;
+    }
+    default: return 0;
   }
 }
 
@@ -487,7 +497,25 @@ uint64_t lquay_fp(const quay_value *v) {
 static int fp_lua(lua_State *L, int idx, LModel *pM, int i, uint64_t *pFp) {
   size_t n;
   const char *z;
-  switch (lua_type(L, idx)) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN ||
+      t == LUA_TTABLE) {
+    quay_field_info f;
+    quay_model_field(pM->m, i, &f);
+    if (f.eType == QUAY_T_JSON) {
+      /* A document as it would be written (changed when it cannot be). */
+      if (t == LUA_TTABLE && lua_getmetatable(L, idx)) {
+        lua_pop(L, 1);
+        return 0;
+      }
+      if (!lquay_json_text(L, idx)) return 0;
+      z = lua_tolstring(L, -1, &n);
+      *pFp = fp_hash(FP_JSON, z, n);
+      lua_pop(L, 1);
+      return 1;
+    }
+  }
+  switch (t) {
     case LUA_TNIL: *pFp = 0; return 1;
     case LUA_TBOOLEAN:
       *pFp = fp_bool(lua_toboolean(L, idx));
@@ -510,6 +538,7 @@ static int fp_lua(lua_State *L, int idx, LModel *pM, int i, uint64_t *pFp) {
       quay_field_info f;
       int ok = 0;
       quay_model_field(pM->m, i, &f);
+
       if (f.iRel >= 0 && lquay_record_model(L, idx)) {
         quay_rel_info r;
         quay_field_info tk;

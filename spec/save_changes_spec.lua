@@ -248,3 +248,41 @@ describe("Concurrent saves of different fields", function()
     assert.equal("again", back.title)
   end)
 end)
+
+-- A quay.json field holds a fresh Lua table on every load, and PostgreSQL
+-- prints jsonb its own way: the document, not the table, is compared.
+describe("Saving changes of JSON fields", function()
+  local db, Doc
+  before_each(function()
+    db = helper.open()
+    Doc = db:model("Doc", { data = quay.json { null = true }, n = quay.integer { default = 0 } })
+    db:create_tables()
+  end)
+  after_each(function() db:close() end)
+
+  it("is changed only when the document changes", function()
+    local docs = { { a = { b = 1, c = { 1, 2.5, "x" } }, z = quay.null, f = 0.1 },
+                   "text", 42, 1.5, true, { 1, 2 } }
+    for _, v in ipairs(docs) do
+      local d = Doc:create { data = v }
+      assert.same({}, d:changed())
+      local r = Doc:find(d.id)
+      assert.same({}, r:changed())
+      assert.equal(0, #statements(db, function() r:save() end))
+      r.n = 1
+      assert.same({ "n" }, r:changed())
+      r:save()
+      assert.same({}, r:changed())
+    end
+    local r = Doc:filter { data__has_key = "a" }:first()
+    r.data.a.b = 2                      -- changed in place
+    assert.same({ "data" }, r:changed())
+    r:save()
+    assert.equal(2, Doc:find(r.id).data.a.b)
+    r = Doc:find(r.id)
+    r.data = { f = 0.1, z = quay.null, a = { c = { 1, 2.5, "x" }, b = 2 } }  -- an equal document
+    assert.same({}, r:changed())
+    r.data = "other"
+    assert.same({ "data" }, r:changed())
+  end)
+end)
