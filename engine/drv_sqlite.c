@@ -440,6 +440,33 @@ static void sq_dec(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, neg ? -q : q);
 }
 
+/* The SQL functions Quay's own statements call (Dialect azRealToInt,
+** zRealToScaled), registered on every connection, borrowed ones too. */
+static int sq_functions(DrvConn *c, quay_err *pErr) {
+  static const struct {
+    const char *zName;
+    int nArg;
+    void (*xFunc)(sqlite3_context *, int, sqlite3_value **);
+  } aFunc[] = {
+    { "quay_rint", 1, sq_rint },
+    { "quay_dec", 2, sq_dec },
+  };
+  size_t i;
+  for (i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]); i++) {
+    if (sqlite3_create_function(c->db, aFunc[i].zName, aFunc[i].nArg,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+                                    SQLITE_INNOCUOUS,
+                                NULL, aFunc[i].xFunc, NULL, NULL) !=
+        SQLITE_OK) {
+      char zMsg[64];
+      snprintf(zMsg, sizeof(zMsg), "cannot register the function %s",
+               aFunc[i].zName);
+      return sq_err(c, NULL, sqlite3_errcode(c->db), zMsg, pErr);
+    }
+  }
+  return QUAY_OK;
+}
+
 static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
                    void *pHandle, DrvConn **ppConn, quay_err *pErr) {
   DrvConn *c;
@@ -483,22 +510,7 @@ static int sq_open(const char *zUrl, const quay_open_opts *pOpts,
   }
   rc = sq_no_dqs(c, pErr);
   if (rc == QUAY_OK) rc = sq_fk_on(c, pErr);
-  if (rc == QUAY_OK &&
-      sqlite3_create_function(c->db, "quay_rint", 1,
-                              SQLITE_UTF8 | SQLITE_DETERMINISTIC |
-                                  SQLITE_INNOCUOUS,
-                              NULL, sq_rint, NULL, NULL) != SQLITE_OK) {
-    rc = sq_err(c, NULL, sqlite3_errcode(c->db),
-                "cannot register the function quay_rint", pErr);
-  }
-  if (rc == QUAY_OK &&
-      sqlite3_create_function(c->db, "quay_dec", 2,
-                              SQLITE_UTF8 | SQLITE_DETERMINISTIC |
-                                  SQLITE_INNOCUOUS,
-                              NULL, sq_dec, NULL, NULL) != SQLITE_OK) {
-    rc = sq_err(c, NULL, sqlite3_errcode(c->db),
-                "cannot register the function quay_dec", pErr);
-  }
+  if (rc == QUAY_OK) rc = sq_functions(c, pErr);
   if (rc == QUAY_OK && !c->borrowed && zUrl[0] &&
       strcmp(zUrl, ":memory:") != 0) {
     /* WAL: readers never block the writer; NORMAL sync is safe in WAL. */

@@ -937,6 +937,16 @@ int quay__values_sql(Build *b, QsView *v, Expr *const *apAggExpr,
 ** Running value rows
 ** ===================================================================
 */
+/* Run a statement of value rows of pQs (on the primary when the set
+** says, else on any server). */
+static int values_read(quay_qs *pQs, quay_db *pDb, Build *b,
+                       const int *aHint, int nCol, quay_cursor **ppCur,
+                       quay_err *pErr) {
+  int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
+  return quay__db_read(pDb, &iSrv, b->sql.z, b->params.a, b->params.n,
+                       aHint, nCol, 0, ppCur, pErr);
+}
+
 int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
                  quay_err *pErr) {
   quay_plan *p;
@@ -980,9 +990,7 @@ int quay__values_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
     rc = values_sql(&b, &v, NULL, NULL, 0, zPath, &aHint, &nCol);
   }
   if (rc == QUAY_OK && bCollapse) {
-    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
-    rc = quay__db_read(pDb, &iSrv, b.sql.z, b.params.a, b.params.n, aHint,
-                       nCol, 0, ppCur, pErr);
+    rc = values_read(pQs, pDb, &b, aHint, nCol, ppCur, pErr);
   }
   quay__build_free(&b);
   quay__arena_free(&a);
@@ -1022,9 +1030,7 @@ int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
                           &nCol);
   }
   if (rc == QUAY_OK) {
-    int iSrv = quay_qs_is_primary(pQs) ? QUAY_SRV_PRIMARY : QUAY_SRV_ANY;
-    rc = quay__db_read(pDb, &iSrv, b.sql.z, b.params.a, b.params.n, aHint,
-                       nCol, 0, ppCur, pErr);
+    rc = values_read(pQs, pDb, &b, aHint, nCol, ppCur, pErr);
   }
   quay__build_free(&b);
   quay__arena_free(&a);
