@@ -18,6 +18,7 @@
 #   docs.<guide>        every ```lua block of docs/<guide>.md runs (and its
 #                       ```c blocks compile and run against libquay)
 #   docs.README         the README's ```lua blocks (its opening example)
+#   docs.demo           scripts/demo.lua, the README's first command, runs
 #   cmd.test_*          `quay test` runs busted under Quay's Lua on the
 #                       sample app examples/app
 #   docs.postgresql.pg  docs/postgresql.md on a fresh PostgreSQL database
@@ -99,6 +100,11 @@ endforeach()
 add_test(NAME docs.embedding.capi
   COMMAND lua5.4 ${_pk}/check_doc_example.lua docs/embedding.md
           examples/capi.c quay_qs_fetch
+  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+# The README's first command runs scripts/demo.lua: it must keep running
+# (its sections assert what they print).
+add_test(NAME docs.demo
+  COMMAND ${_lua} scripts/demo.lua
   WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
 # The README's opening example (and every other lua block of it).
 add_test(NAME docs.README

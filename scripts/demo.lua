@@ -24,6 +24,11 @@ local Comment = db:model("Comment", {
   post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),
   body = quay.text(),
 })
+local Order = db:model("Order", {
+  buyer = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "orders" }),
+  total = quay.decimal { digits = 10, places = 2 },
+  placed = quay.date(),
+})
 db:create_tables()
 
 -- Data: a few users, posts, tags and comments, in one transaction.
@@ -83,6 +88,44 @@ for _, p in ipairs(Post:all()) do
   total, nposts = total + #p.author.profile.bio, nposts + 1
 end
 print(("post -> author -> profile for %d posts: %d bio bytes; queries: %d"):format(nposts, total, db:stats().queries - before))
+
+section("reports: several relations at once, no inflation; groups")
+before = db:stats().queries
+for _, u in ipairs(User:annotate { n_posts = quay.count("posts"),
+                                   n_comments = quay.count("posts__comments"),
+                                   n_tags = quay.count("posts__tags", { distinct = true }),
+                                   views = quay.sum("posts__views") }
+                       :filter { views__gte = 30 }:order_by("-views"):all()) do
+  print(("%-7s %d posts, %d comments, %d distinct tags, %d views"):format(
+    u.name, u.n_posts, u.n_comments, u.n_tags, u.views))
+  assert(u.n_posts == 3 and u.n_comments == 3 and u.n_tags == 3)
+end
+for _, row in ipairs(Post:values("author__name"):annotate { n = quay.count(), avg = quay.avg("views") }
+                          :order_by("-avg"):limit(2):all()) do
+  print(("  %-7s %d posts, %.1f views on average"):format(row.author__name, row.n, row.avg))
+end
+local all = Post:aggregate { n = quay.count(), views = quay.sum("views"), top = quay.max("views") }
+print(("all posts: %d, %d views, at most %d; queries: %d"):format(
+  all.n, all.views, all.top, db:stats().queries - before))
+
+section("safe writes: updates in SQL, get_or_create, upsert")
+local top = Post:order_by("-views"):first()
+Post:filter { id = top.id }:update { views = quay.F("views") + 1 }   -- no lost update
+print(top.title, "views", top.views, "->", Post:find(top.id).views)
+local lua, created = Tag:get_or_create({ name = "lua" })
+print("get_or_create lua: created =", created)
+local tags = Tag:upsert({ { name = "lua" }, { name = "zig" } }, { conflict = { "name" } })
+print(("upsert: %d rows back, %d tags now (lua kept id %d)"):format(#tags, Tag:count(), lua.id))
+
+section("exact money (decimal) and dates")
+local grace = User:get { name = "Grace" }
+for _, t in ipairs { "0.10", "0.20", "0.30" } do
+  Order:create { buyer = grace, total = t, placed = "2024-02-29" }
+end
+local sum = Order:aggregate { s = quay.sum("total") }.s
+print("0.10 + 0.20 + 0.30 =", sum, ("(as floats: %.17g)"):format(0.1 + 0.2 + 0.3))
+assert(sum == "0.60")
+print("orders in February:", Order:filter { placed__month = 2 }:count())
 
 section("cascading delete (computed by the engine, in one transaction)")
 local ada = User:get { name = "Ada" }
