@@ -372,8 +372,13 @@ static int json_text_k(lua_State *L) {
   z = json_dumps(j, flags);
   json_decref(j);
   if (z == NULL) return luaL_error(L, "out of memory");
-  lua_pushstring(L, z);
-  free(z);
+  {
+    /* The text is the box's until pushed (pushing may raise). */
+    Box *pBox = lquay_box(L, free);
+    pBox->p = z;
+    lua_pushstring(L, z);
+    lquay_box_close(L, pBox);
+  }
   return 1;
 }
 

@@ -498,9 +498,9 @@ static int fp_lua(lua_State *L, int idx, LModel *pM, int i, uint64_t *pFp) {
   size_t n;
   const char *z;
   int t = lua_type(L, idx);
+  quay_field_info f;
   if (t == LUA_TSTRING || t == LUA_TNUMBER || t == LUA_TBOOLEAN ||
       t == LUA_TTABLE) {
-    quay_field_info f;
     quay_model_field(pM->m, i, &f);
     if (f.eType == QUAY_T_JSON) {
       /* A document as it would be written (changed when it cannot be). */
@@ -535,10 +535,7 @@ static int fp_lua(lua_State *L, int idx, LModel *pM, int i, uint64_t *pFp) {
       }
       return 0;
     case LUA_TTABLE: {
-      quay_field_info f;
       int ok = 0;
-      quay_model_field(pM->m, i, &f);
-
       if (f.iRel >= 0 && lquay_record_model(L, idx)) {
         quay_rel_info r;
         quay_field_info tk;

@@ -514,6 +514,7 @@ void quay__emit_as_stored(Build *b, Expr *e, const Field *pTarget,
                           void (*xEmit)(Build *, void *, Expr *),
                           void *pCtx) {
   const char *const *az = NULL;
+  int eTo = pTarget->eType, nTo = pTarget->nPlaces;
   if (pTarget->eType == QUAY_T_INTEGER || pTarget->eType == QUAY_T_ID) {
     if (e->eType == QUAY_T_NUMBER) az = b->pDia->azRealToInt;
     if (e->eType == QUAY_T_DECIMAL && e->nPlaces > 0) {
@@ -534,13 +535,13 @@ void quay__emit_as_stored(Build *b, Expr *e, const Field *pTarget,
       az = b->pDia->azDecToInt;
     }
   }
+  if (az && eTo != QUAY_T_DECIMAL) {
+    /* Into an integer: as a plain number first, then rounded. */
+    eTo = QUAY_T_NUMBER;
+    nTo = 0;
+  }
   if (az) quay__str_cat(&b->sql, az[0]);
-  /* A decimal into an integer: as a plain number first, then rounded. */
-  emit_conv(b, e, e->eType, e->nPlaces,
-            az && pTarget->eType != QUAY_T_DECIMAL ? QUAY_T_NUMBER
-                                                   : pTarget->eType,
-            az && pTarget->eType != QUAY_T_DECIMAL ? 0 : pTarget->nPlaces,
-            xEmit, pCtx);
+  emit_conv(b, e, e->eType, e->nPlaces, eTo, nTo, xEmit, pCtx);
   if (az) quay__str_cat(&b->sql, az[1]);
 }
 

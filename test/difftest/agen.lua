@@ -34,21 +34,17 @@ and one hop), the shapes sqlcheck.lua also writes as SQL.
 ]]
 local S = require("test.difftest.schema")
 local V = require("test.difftest.values")
+local G = require("test.difftest.gen")
+local O = require("test.difftest.oracle")
 
 local AG = {}
 AG.__index = AG
 
 local NULL = V.NULL
 
--- "a__b" -> { "a", "b" }
-local function O_split(path)
-  local out = {}
-  for seg in (path .. "__"):gmatch("(.-)__") do out[#out + 1] = seg end
-  return out
-end
+local O_split = O.split                 -- "a__b" -> { "a", "b" }
 local random = math.random
-
-local function pick(list) return list[random(#list)] end
+local pick, weighted = G.pick, G.weighted
 
 -- Does the order name every column?
 local function covers(order, cols)
@@ -56,17 +52,6 @@ local function covers(order, cols)
   for _, t in ipairs(order or {}) do on[t.path] = true end
   for _, c in ipairs(cols) do if not on[c] then return false end end
   return true
-end
-
-local function weighted(list)
-  local total = 0
-  for _, e in ipairs(list) do total = total + e[1] end
-  local x = random() * total
-  for _, e in ipairs(list) do
-    x = x - e[1]
-    if x <= 0 then return e[2] end
-  end
-  return list[#list][2]
 end
 
 AG.KINDS = { "annotate", "grouped", "aggregate", "fexpr", "update" }

@@ -41,6 +41,8 @@ local function weighted(list)   -- { {w, v}, ... }
   return list[#list][2]
 end
 
+G.pick, G.weighted = pick, weighted     -- shared with agen.lua
+
 --- A generator over instance inst.
 function G.new(inst)
   local self = setmetatable({ inst = inst, present = {}, nav = O.new(inst) },
