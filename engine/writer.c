@@ -980,6 +980,14 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
   Str sql;
   Arena a;
   for (i = 0; i < n; i++) nCol += aSet[i] & 1;
+  if (nCol == 0 && iTo - iFrom > 1) {
+    /* INSERT ... DEFAULT VALUES makes one row: one statement per row. */
+    for (r = iFrom; r < iTo; r++) {
+      rc = flush_run(w, r, r + 1, pErr);
+      if (rc) return rc;
+    }
+    return QUAY_OK;
+  }
   quay__arena_init(&a);
   quay__str_init(&sql);
   if (nCol > 0 && d->maxSourceRows > 0) {

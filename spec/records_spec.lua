@@ -74,6 +74,17 @@ describe("Records", function()
     assert.equal(50, M.User:count())
   end)
 
+  it("bulk_create of a model with no field but its key makes every row", function()
+    local Ticket = db:model("Ticket", {})
+    db:create_tables()
+    local recs = Ticket:bulk_create { {}, {}, {} }
+    assert.equal(3, #recs)
+    assert.equal(3, Ticket:count())
+    local ids = {}
+    for _, r in ipairs(Ticket:order_by("id"):all()) do ids[#ids + 1] = r.id end
+    assert.same(ids, { recs[1].id, recs[2].id, recs[3].id })
+  end)
+
   it("compares records by primary key", function()
     local u = M.User:create { name = "A", email = "a@x" }
     assert.equal(u, M.User:find(u.id))
