@@ -740,7 +740,22 @@ typedef struct KeyCache {
   lua_Integer aCode[KEYCACHE_MAX];
   int nKey;
   int iNames;               /* stack: the model's field names */
+  int iMem;                 /* stack: the metatable's LK_MEMBERS */
 } KeyCache;
+
+/*
+** A key cache for the bulk call whose result metatable is at iMt and
+** field names at iNames.., pushed with the members table under it.
+*/
+static KeyCache *push_key_cache(lua_State *L, int iMt, int iNames) {
+  KeyCache *pKc;
+  lua_rawgetp(L, iMt, &lquay_LK_MEMBERS);
+  pKc = lua_newuserdatauv(L, sizeof(KeyCache), 0);
+  pKc->nKey = 0;
+  pKc->iNames = iNames;
+  pKc->iMem = lua_gettop(L) - 1;
+  return pKc;
+}
 
 static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
                           quay_writer *w, unsigned char *aSet, KeyCache *pKc);
@@ -773,9 +788,16 @@ static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
   lua_pushvalue(L, iMt);
   lua_setmetatable(L, iRec);
   if (lua_type(L, iValues) == LUA_TTABLE) {
+    int iMem, iNameT = 0;
     luaL_checkstack(L, 8, "values");
-    lua_rawgetp(L, iMt, &lquay_LK_MEMBERS);          /* [.., rec, mem] */
-    lua_rawgetp(L, iMt, &lquay_LK_NAMES);            /* [.., mem, names] */
+    if (pKc) {
+      iMem = pKc->iMem;                              /* pushed once */
+    } else {
+      lua_rawgetp(L, iMt, &lquay_LK_MEMBERS);        /* [.., rec, mem] */
+      iMem = lua_gettop(L);
+      lua_rawgetp(L, iMt, &lquay_LK_NAMES);          /* [.., mem, names] */
+      iNameT = iMem + 1;
+    }
     lua_pushnil(L);
     while (lua_next(L, iValues)) {                   /* [.., names, k, v] */
       lua_Integer code = 0;
@@ -793,7 +815,7 @@ static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
       if (code == 0) {
         lua_pushvalue(L, -2);
         if (lua_type(L, -1) != LUA_TSTRING ||
-            lua_rawget(L, -5) != LUA_TNUMBER) {
+            lua_rawget(L, iMem) != LUA_TNUMBER) {
           unknown(L, pM, -3);
         }
         code = lua_tointeger(L, -1);
@@ -806,7 +828,7 @@ static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
       if (code > 0) {
         /* Under the field's name (the key may be its column). */
         if (pKc) lua_pushvalue(L, pKc->iNames + (int)code - 1);
-        else lua_rawgeti(L, -3, code);               /* [.., k, v, name] */
+        else lua_rawgeti(L, iNameT, code);           /* [.., k, v, name] */
         lua_pushvalue(L, -2);
         lua_rawset(L, iRec);
         if (w) {
@@ -836,7 +858,7 @@ static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
       }
       lua_pop(L, 1);
     }
-    lua_pop(L, 2);
+    if (!pKc) lua_pop(L, 2);
   }
 }
 
@@ -1397,9 +1419,7 @@ static int bulk_create(lua_State *L, int iModel, int iList) {
   iMt = lua_gettop(L);
   pSnap = bulk_result(L, iModel, iList, iMt, "bulk_create", &iRes, &bDyn);
   iNames = push_names(L, iMt, nField);
-  pKc = lua_newuserdatauv(L, sizeof(KeyCache), 0);
-  pKc->nKey = 0;
-  pKc->iNames = iNames;
+  pKc = push_key_cache(L, iRes + 1, iNames);
   pW = lquay_box(L, writer_free);
   pTxn = lquay_box(L, txn_free);
   rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
@@ -1628,9 +1648,7 @@ static int upsert(lua_State *L, int iModel, int iList, int iOpts) {
   pSnap = bulk_result(L, iModel, iList, iMt, "upsert", &iRes, &bDyn);
   iNames = push_names(L, iMt, nField);
   aUser = lua_newuserdatauv(L, (size_t)nField + 1, 0);
-  pKc = lua_newuserdatauv(L, sizeof(KeyCache), 0);
-  pKc->nKey = 0;
-  pKc->iNames = iNames;
+  pKc = push_key_cache(L, iRes + 1, iNames);
   luaL_checkstack(L, 8, "upsert");
   if (n > 0 && (pM->mBehav & LQUAY_B_SAVE_HOOKS)) bulk_begin(L, pDb, pTxn, pW);
   for (i = 1; i <= n; i++) {
