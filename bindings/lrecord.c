@@ -197,6 +197,17 @@ static void rel_set(lua_State *L, int iRec, LModel *pM, int j, int iVal) {
     lua_rawsetp(L, iRec, LQUAY_RELKEY(j));
     return;
   }
+  if (lua_type(L, iVal) == LUA_TNUMBER || lua_type(L, iVal) == LUA_TSTRING) {
+    /* A key (author = 7), as create and qs:update take it: set as the key
+    ** field is (author_id = 7), checked when written; the relation loads
+    ** again on its next read. */
+    lua_pushstring(L, fk.zName);
+    lua_pushvalue(L, iVal);
+    lua_rawset(L, iRec);
+    lua_pushnil(L);
+    lua_rawsetp(L, iRec, LQUAY_RELKEY(j));
+    return;
+  }
   {
     LModel *pT = lquay_record_model(L, iVal);
     quay_field_info tk;
