@@ -964,8 +964,10 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
     if (bSetOnly && !quay_writer_is_set(w, i)) continue;
     if (aUser && aUser[i] && i != iPk) {
       quay_writer_value(w, i, &v);
-      if (v.type == QUAY_REAL || stored_form(pM, i, &v)) {
-        /* numbers are floats; datetimes in their normal form */
+      if (v.type == QUAY_REAL || v.type == QUAY_INT ||
+          stored_form(pM, i, &v)) {
+        /* numbers as stored (3.0 in an integer field reads 3, 3 in a
+        ** number field 3.0); datetimes in their normal form */
         lua_pushvalue(L, iNames + i);
         lquay_push_value(L, &v);
         lua_rawset(L, iRec);
@@ -1028,7 +1030,8 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
       if (same) continue;
     }
     if (aUser && aUser[i] && i != iPk) {
-      if (v.type == QUAY_REAL || stored_form(pM, i, &v)) {
+      if (v.type == QUAY_REAL || v.type == QUAY_INT ||
+          stored_form(pM, i, &v)) {
         lua_pushvalue(L, iNames + i);
         lquay_push_value(L, &v);
         lua_rawset(L, iRec);

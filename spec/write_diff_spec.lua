@@ -49,4 +49,18 @@ describe("Write paths (found by test/difftest/writes.lua)", function()
     helper.mentions(err, "Item")
     assert.equal(3, Item:count())
   end)
+
+  it("records hold integers as stored: 3.0 given to an integer field reads 3", function()
+    local o = Owner:create { name = "a", score = 3.0 }
+    assert.equal("integer", math.type(o.score))
+    local n = Owner:new { name = "b", score = 4.0 }
+    n:save()
+    assert.equal("integer", math.type(n.score))
+    local rs = Owner:bulk_create { { name = "c", score = 5.0 } }
+    assert.equal("integer", math.type(rs[1].score))
+    local it = Item:create { owner = o, label = "x", n = 7.0 }
+    assert.equal("integer", math.type(it.n))
+    assert.same({}, o:changed())
+    assert.same({}, rs[1]:changed())
+  end)
 end)
