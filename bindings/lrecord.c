@@ -1758,7 +1758,8 @@ static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
     lquay_to_value(L, -1, &row[0], 0, "key");        /* the record keeps it */
     lua_pop(L, 1);
     for (k = 0; k < nF; k++) {
-      int t;
+      int t, nPushed;
+      luaL_checkstack(L, 8, "bulk_update");
       lua_pushvalue(L, iNames + aiField[k]);
       t = lua_rawget(L, iRec);
       if (t == LUA_TTABLE && lquay_record_model(L, -1)) {
@@ -1773,15 +1774,20 @@ static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
           lua_replace(L, -2);
         }
       }
-      if (lquay_to_value(L, -1, &row[k + 1], 0,
-                         lua_tostring(L, iNames + aiField[k])) != 0) {
+      /* A table is a JSON document, as save takes it (its text is pushed
+      ** above the value). */
+      nPushed = lquay_to_field_value(L, -1, &row[k + 1], 0, model_name(pM),
+                                     lua_tostring(L, iNames + aiField[k]));
+      if (row[k + 1].type == QUAY_RECORD) {
         lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: a record is not a value "
                      "for this field", model_name(pM),
                      lua_tostring(L, iNames + aiField[k]));
       }
-      lua_pop(L, 1);          /* the record (or its target) keeps strings */
+      /* The record (or its target) keeps strings; a JSON text stays on
+      ** the stack until the statement ran. */
+      lua_remove(L, -1 - nPushed);
     }
-    lua_pop(L, 1);
+    lua_remove(L, iRec);
   }
   if (quay_bulk_update(pDb->db, pM->m, aiField, nF, aRow, (int)n, &nChanged,
                        &err)) {
@@ -1804,7 +1810,14 @@ static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
     row = snap_row(L, lua_gettop(L), &p);
     for (k = 0; row && k < nF; k++) {
       quay_value v = aRow[(size_t)(i - 1) * (size_t)nCol + (size_t)k + 1];
-      row[LQUAY_SNAP_SLOT(p, aiField[k])] = lquay_fp(&v);
+      uint64_t fp;
+      /* As changed() will see the record's value (a JSON string is a
+      ** document, not a text) */
+      lua_pushvalue(L, iNames + aiField[k]);
+      lua_rawget(L, -2);
+      if (!fp_lua(L, lua_gettop(L), pM, aiField[k], &fp)) fp = lquay_fp(&v);
+      lua_pop(L, 1);
+      row[LQUAY_SNAP_SLOT(p, aiField[k])] = fp;
     }
     lua_pop(L, 1);
   }

@@ -63,4 +63,16 @@ describe("Write paths (found by test/difftest/writes.lua)", function()
     assert.same({}, o:changed())
     assert.same({}, rs[1]:changed())
   end)
+
+  it("bulk_update stores json documents as save does and leaves the records clean", function()
+    local a = Owner:create { name = "a" }
+    local b = Owner:create { name = "b" }
+    a.data = { k = 1, list = { 1, 2 } }
+    b.data = "text"
+    assert.equal(2, Owner:bulk_update({ a, b }, { "data" }))
+    assert.same({ k = 1, list = { 1, 2 } }, Owner:find(a.id).data)
+    assert.equal("text", Owner:find(b.id).data)
+    assert.same({}, a:changed())
+    assert.same({}, b:changed())
+  end)
 end)
