@@ -75,4 +75,15 @@ describe("Write paths (found by test/difftest/writes.lua)", function()
     assert.same({}, a:changed())
     assert.same({}, b:changed())
   end)
+
+  it("bulk_update validates every record, also one whose row comes again later", function()
+    local a = Owner:create { name = "a" }
+    local r1, r2 = Owner:find(a.id), Owner:find(a.id)
+    r1.name, r2.name = "much too long", "ok"
+    local err = helper.raises("validation", Owner.bulk_update, Owner, { r1, r2 }, { "name" })
+    helper.mentions(err, "Owner.name")
+    r1.name, r2.name = "ok", 5
+    helper.raises("validation", Owner.bulk_update, Owner, { r2, r1 }, { "name" })
+    assert.equal("a", Owner:find(a.id).name)
+  end)
 end)
