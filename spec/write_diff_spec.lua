@@ -86,4 +86,17 @@ describe("Write paths (found by test/difftest/writes.lua)", function()
     helper.raises("validation", Owner.bulk_update, Owner, { r2, r1 }, { "name" })
     assert.equal("a", Owner:find(a.id).name)
   end)
+
+  it("qs:update of a decimal field past its digits raises and writes nothing", function()
+    local o = Owner:create { name = "a" }
+    local it = Item:create { owner = o, label = "x", n = 999, qty = "999.5" }
+    helper.raises("sql", function() return Item:query():update { qty = quay.F("n") + 3 } end)
+    helper.raises("sql", function() return Item:query():update { qty = quay.F("qty") * 2 } end)
+    helper.raises("sql", function() return Item:query():update { qty = quay.F("n") * -2 } end)
+    assert.equal("999.500", Item:find(it.id).qty)
+    assert.equal(1, Item:query():update { qty = quay.F("qty") - 999 })
+    assert.equal("0.500", Item:find(it.id).qty)
+    assert.equal(1, Item:query():update { qty = quay.F("n") * -1 })
+    assert.equal("-999.000", Item:find(it.id).qty)
+  end)
 end)
