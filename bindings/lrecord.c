@@ -197,6 +197,17 @@ static void rel_set(lua_State *L, int iRec, LModel *pM, int j, int iVal) {
     lua_rawsetp(L, iRec, LQUAY_RELKEY(j));
     return;
   }
+  if (lua_type(L, iVal) == LUA_TNUMBER || lua_type(L, iVal) == LUA_TSTRING) {
+    /* A key (author = 7), as create and qs:update take it: set as the key
+    ** field is (author_id = 7), checked when written; the relation loads
+    ** again on its next read. */
+    lua_pushstring(L, fk.zName);
+    lua_pushvalue(L, iVal);
+    lua_rawset(L, iRec);
+    lua_pushnil(L);
+    lua_rawsetp(L, iRec, LQUAY_RELKEY(j));
+    return;
+  }
   {
     LModel *pT = lquay_record_model(L, iVal);
     quay_field_info tk;
@@ -975,8 +986,10 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
     if (bSetOnly && !quay_writer_is_set(w, i)) continue;
     if (aUser && aUser[i] && i != iPk) {
       quay_writer_value(w, i, &v);
-      if (v.type == QUAY_REAL || stored_form(pM, i, &v)) {
-        /* numbers are floats; datetimes in their normal form */
+      if (v.type == QUAY_REAL || v.type == QUAY_INT ||
+          stored_form(pM, i, &v)) {
+        /* numbers as stored (3.0 in an integer field reads 3, 3 in a
+        ** number field 3.0); datetimes in their normal form */
         lua_pushvalue(L, iNames + i);
         lquay_push_value(L, &v);
         lua_rawset(L, iRec);
@@ -1039,7 +1052,8 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
       if (same) continue;
     }
     if (aUser && aUser[i] && i != iPk) {
-      if (v.type == QUAY_REAL || stored_form(pM, i, &v)) {
+      if (v.type == QUAY_REAL || v.type == QUAY_INT ||
+          stored_form(pM, i, &v)) {
         lua_pushvalue(L, iNames + i);
         lquay_push_value(L, &v);
         lua_rawset(L, iRec);
@@ -1762,7 +1776,8 @@ static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
     lquay_to_value(L, -1, &row[0], 0, "key");        /* the record keeps it */
     lua_pop(L, 1);
     for (k = 0; k < nF; k++) {
-      int t;
+      int t, nPushed;
+      luaL_checkstack(L, 8, "bulk_update");
       lua_pushvalue(L, iNames + aiField[k]);
       t = lua_rawget(L, iRec);
       if (t == LUA_TTABLE && lquay_record_model(L, -1)) {
@@ -1777,15 +1792,20 @@ static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
           lua_replace(L, -2);
         }
       }
-      if (lquay_to_value(L, -1, &row[k + 1], 0,
-                         lua_tostring(L, iNames + aiField[k])) != 0) {
+      /* A table is a JSON document, as save takes it (its text is pushed
+      ** above the value). */
+      nPushed = lquay_to_field_value(L, -1, &row[k + 1], 0, model_name(pM),
+                                     lua_tostring(L, iNames + aiField[k]));
+      if (row[k + 1].type == QUAY_RECORD) {
         lquay_raisef(L, QUAY_EVALIDATION, "%s.%s: a record is not a value "
                      "for this field", model_name(pM),
                      lua_tostring(L, iNames + aiField[k]));
       }
-      lua_pop(L, 1);          /* the record (or its target) keeps strings */
+      /* The record (or its target) keeps strings; a JSON text stays on
+      ** the stack until the statement ran. */
+      lua_remove(L, -1 - nPushed);
     }
-    lua_pop(L, 1);
+    lua_remove(L, iRec);
   }
   if (quay_bulk_update(pDb->db, pM->m, aiField, nF, aRow, (int)n, &nChanged,
                        &err)) {
@@ -1808,7 +1828,14 @@ static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
     row = snap_row(L, lua_gettop(L), &p);
     for (k = 0; row && k < nF; k++) {
       quay_value v = aRow[(size_t)(i - 1) * (size_t)nCol + (size_t)k + 1];
-      row[LQUAY_SNAP_SLOT(p, aiField[k])] = lquay_fp(&v);
+      uint64_t fp;
+      /* As changed() will see the record's value (a JSON string is a
+      ** document, not a text) */
+      lua_pushvalue(L, iNames + aiField[k]);
+      lua_rawget(L, -2);
+      if (!fp_lua(L, lua_gettop(L), pM, aiField[k], &fp)) fp = lquay_fp(&v);
+      lua_pop(L, 1);
+      row[LQUAY_SNAP_SLOT(p, aiField[k])] = fp;
     }
     lua_pop(L, 1);
   }

@@ -655,4 +655,5 @@ const Dialect quay__dialect_sqlite = {
   .zBoolMax = "MAX",
   .bAvgSumCount = 0,
   .zRealToScaled = "quay_dec",
+  .zScaledFit = "quay_decfit",
 };

@@ -440,8 +440,33 @@ static void sq_dec(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, neg ? -q : q);
 }
 
+/*
+** quay_decfit(x, d): x, a value stored in a decimal field of d digits as a
+** scaled integer (Dialect zScaledFit), when it has at most d digits; else
+** the error PostgreSQL raises for numeric(d, p) ("numeric field
+** overflow").  NULL stays NULL.
+*/
+static void sq_decfit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  int d = sqlite3_value_int(argv[1]), i;
+  sqlite3_int64 x, lim = 1;
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
+  if (sqlite3_value_type(argv[0]) != SQLITE_INTEGER || d < 1 || d > 18) {
+    sqlite3_result_error(ctx, "quay_decfit: not a scaled decimal", -1);
+    return;
+  }
+  x = sqlite3_value_int64(argv[0]);
+  for (i = 0; i < d; i++) lim *= 10;
+  if (x >= lim || x <= -lim) {
+    sqlite3_result_error(ctx, "numeric field overflow", -1);
+    return;
+  }
+  sqlite3_result_int64(ctx, x);
+}
+
 /* The SQL functions Quay's own statements call (Dialect azRealToInt,
-** zRealToScaled), registered on every connection, borrowed ones too. */
+** zRealToScaled, zScaledFit), registered on every connection, borrowed
+** ones too. */
 static int sq_functions(DrvConn *c, quay_err *pErr) {
   static const struct {
     const char *zName;
@@ -450,6 +475,7 @@ static int sq_functions(DrvConn *c, quay_err *pErr) {
   } aFunc[] = {
     { "quay_rint", 1, sq_rint },
     { "quay_dec", 2, sq_dec },
+    { "quay_decfit", 2, sq_decfit },
   };
   size_t i;
   for (i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]); i++) {

@@ -510,9 +510,28 @@ void quay__emit_agg_call(Build *b, const Expr *e, int eFn, int bDistinct,
   quay__str_printf(&b->sql, "%s(%s%s)", zFn, zD, zArg);
 }
 
+static void emit_as_stored(Build *b, Expr *e, const Field *pTarget,
+                           void (*xEmit)(Build *, void *, Expr *),
+                           void *pCtx);
+
 void quay__emit_as_stored(Build *b, Expr *e, const Field *pTarget,
                           void (*xEmit)(Build *, void *, Expr *),
                           void *pCtx) {
+  if (pTarget->eType == QUAY_T_DECIMAL && b->pDia->bScaledDecimal &&
+      b->pDia->zScaledFit) {
+    /* Out of the field's digits raises, as numeric(d, p) does. */
+    quay__str_cat(&b->sql, b->pDia->zScaledFit);
+    quay__str_char(&b->sql, '(');
+    emit_as_stored(b, e, pTarget, xEmit, pCtx);
+    quay__str_printf(&b->sql, ", %d)", pTarget->nDigits);
+    return;
+  }
+  emit_as_stored(b, e, pTarget, xEmit, pCtx);
+}
+
+static void emit_as_stored(Build *b, Expr *e, const Field *pTarget,
+                           void (*xEmit)(Build *, void *, Expr *),
+                           void *pCtx) {
   const char *const *az = NULL;
   int eTo = pTarget->eType, nTo = pTarget->nPlaces;
   if (pTarget->eType == QUAY_T_INTEGER || pTarget->eType == QUAY_T_ID) {

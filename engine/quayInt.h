@@ -918,12 +918,17 @@ struct Dialect {
   ** PostgreSQL's float8 to numeric(d, p) assignment: 15 significant
   ** digits, then half away from zero at p places); a decimal of more
   ** places than the field's is rounded with azDecToInt.
+  ** zScaledFit: with bScaledDecimal, the function checking a value stored
+  ** in a decimal field of d digits, zScaledFit(x, d): x (value * 10^p)
+  ** itself, or an error when it has more than d digits (SQLite:
+  ** quay_decfit; PostgreSQL's numeric(d, p) refuses such a value).
   */
   const char *zUpdateSnapshot;
   const char *azRealToInt[2], *azDecToInt[2];
   const char *zBoolMin, *zBoolMax;
   int bAvgSumCount;
   const char *zRealToScaled;
+  const char *zScaledFit;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;

@@ -1598,6 +1598,26 @@ done:
 ** SQLite, all in one transaction.  Values are validated before anything
 ** is sent.
 */
+/*
+** Check the values of a row bulk_update drops because its key comes again
+** later (the last row wins): a value Quay must refuse raises as it would
+** in a row that is written.  Nothing is kept.
+*/
+static int bulk_update_check(quay_model *m, const int *aiField, int nField,
+                             const quay_value *src, quay_err *pErr) {
+  int k, rc = QUAY_OK;
+  for (k = 0; rc == QUAY_OK && k < nField; k++) {
+    Field *f = m->apField[aiField[k]];
+    quay_value x = src[k + 1];
+    ValBuf vb;
+    vb.zHeap = NULL;
+    if (x.type != QUAY_NULL) rc = quay__value_conform(m, f, &x, &vb, pErr);
+    if (rc == QUAY_OK) rc = quay__validate(m, f, &x, pErr);
+    quay__valbuf_free(&vb);
+  }
+  return rc;
+}
+
 int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
                      int nField, const quay_value *aRow, int nRow,
                      int64_t *pnChanged, quay_err *pErr) {
@@ -1664,6 +1684,8 @@ int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
     if (rc == QUAY_OK) rc = quay_keyset_add(pSeen, pKey, &idx, pErr);
     if (rc == QUAY_OK && quay_keyset_count(pSeen) > nBefore) {
       aKeep[nKeep++] = r;
+    } else if (rc == QUAY_OK) {
+      rc = bulk_update_check(m, aiField, nField, pKey, pErr);
     }
   }
   for (r = 0; rc == QUAY_OK && r < nKeep; r++) {
