@@ -681,10 +681,11 @@ static int push_names(lua_State *L, int iMt, int nField) {
 ** Which fields of the record at iRec save() writes: aOut[i] = 1.  A new
 ** record: every field it holds.  A stored one: every field whose value
 ** differs from the snapshot (the primary key: from the stored key); all
-** of them when it has no snapshot.  Returns their number.
+** of them when it has no snapshot.  Returns their number.  bSave (save()
+** asking): an unchanged field holding quay.null is set back to nil.
 */
 static int record_changed(lua_State *L, int iRec, LModel *pM, int iNames,
-                          unsigned char *aOut) {
+                          unsigned char *aOut, int bSave) {
   int i, n = quay_model_field_count(pM->m), nChanged = 0;
   int iPk = quay_model_pk(pM->m), bStored;
   LSnap *p;
@@ -705,6 +706,13 @@ static int record_changed(lua_State *L, int iRec, LModel *pM, int iNames,
       uint64_t fp;
       aOut[i] = !fp_lua(L, lua_gettop(L), pM, i, &fp) ||
                 fp != row[LQUAY_SNAP_SLOT(p, i)];
+      if (bSave && !aOut[i] && t == LUA_TUSERDATA) {
+        /* quay.null assigned to a NULL column: nothing to write, and the
+        ** column reads nil again (quay.null is never read back). */
+        lua_pushvalue(L, iNames + i);
+        lua_pushnil(L);
+        lua_rawset(L, iRec);
+      }
     }
     nChanged += aOut[i];
     lua_pop(L, 1);
@@ -1114,7 +1122,7 @@ static void save_record(lua_State *L, int iRec, const unsigned char *aOnly) {
     if (aOnly) {
       for (i = 0; i < n; i++) nWrite += (aWrite[i] = aOnly[i]);
     } else {
-      nWrite = record_changed(L, iRec, pM, iNames, aWrite);
+      nWrite = record_changed(L, iRec, pM, iNames, aWrite, 1);
     }
     if (nWrite == 0) {                               /* nothing to send */
       lua_settop(L, top);
@@ -1909,7 +1917,7 @@ static int rec_changed(lua_State *L) {
   a = lua_newuserdatauv(L, (size_t)n + 1, 0);        /* [rec, a] */
   lua_getmetatable(L, 1);
   iNames = push_names(L, lua_gettop(L), n);
-  record_changed(L, 1, pM, iNames, a);
+  record_changed(L, 1, pM, iNames, a, 0);
   lua_createtable(L, n, 0);
   for (i = 0; i < n; i++) {
     if (!a[i]) continue;

@@ -55,6 +55,22 @@ describe("Saving changes only", function()
     assert.equal("Anne", User:find(ann.id).name)
   end)
 
+  it("quay.null set on a NULL column writes nothing and reads nil after save", function()
+    local ann = User:create { email = "ann@x", name = "Ann" }
+    assert.is_nil(ann.score)
+    ann.score = quay.null
+    assert.same({}, ann:changed())
+    assert.same({}, statements(db, function() ann:save() end))
+    assert.is_nil(ann.score)                   -- quay.null is never read back
+    ann.score = quay.null
+    ann.name = "Anne"
+    local sent = statements(db, function() ann:save() end)
+    assert.equal(1, #sent)
+    assert.falsy(sent[1]:find('"score"', 1, true))
+    assert.is_nil(ann.score)
+    assert.equal("Anne", ann.name)
+  end)
+
   it("tracks loaded records, values set back, numbers and relations", function()
     local ann = User:create { email = "ann@x", name = "Ann", score = 1.5 }
     local bob = User:create { email = "bob@x", name = "Bob" }

@@ -560,8 +560,9 @@ function H.save(st, op, ok, res, P)
   local recv, changed = {}, {}
   for _, fd in ipairs(m.fields) do recv[fd.name] = row0[fd.name] end
   local either = {}   -- the loaded value written another way: changed or not
-  -- DOUBT(save-null): a field assigned quay.null that the save did not
-  -- write (it was NULL already) reads quay.null afterwards; accepted.
+  -- A field assigned quay.null that the save did not write (it was NULL
+  -- already) reads nil afterwards (quay.null is never read back); with
+  -- save { fields }, a field left out keeps what was assigned (accepted).
   local assignedset, nullset = {}, {}
   for _, a in ipairs(op.assigns) do
     assignedset[a.fd.name] = true
@@ -637,7 +638,8 @@ function H.save(st, op, ok, res, P)
     end)()
     only[c] = nil
   end
-  check_rec(P, "saved record", op.model, res.rec, op.id, rv, false, only, nullset)
+  check_rec(P, "saved record", op.model, res.rec, op.id, rv, false, only,
+            op.fields and nullset or nil)
   if not op.fields then check_clean(P, "saved record", res.rec) end
   return w
 end
