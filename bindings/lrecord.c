@@ -712,6 +712,22 @@ static int record_changed(lua_State *L, int iRec, LModel *pM, int iNames,
         lua_pushvalue(L, iNames + i);
         lua_pushnil(L);
         lua_rawset(L, iRec);
+      } else if (bSave && !aOut[i] && t == LUA_TNUMBER) {
+        /* The stored number in another form (3.0 assigned to an integer
+        ** field holding 3): nothing to write; it reads as stored. */
+        quay_field_info f;
+        int bInt = lua_isinteger(L, -1);
+        quay_model_field(pM->m, i, &f);
+        if ((f.eType == QUAY_T_INTEGER && !bInt &&
+             lua_tonumber(L, -1) >= -9223372036854775808.0 &&
+             lua_tonumber(L, -1) < 9223372036854775808.0) ||
+            (f.eType == QUAY_T_NUMBER && bInt)) {
+          lua_Number r = lua_tonumber(L, -1);
+          lua_pushvalue(L, iNames + i);
+          if (bInt) lua_pushnumber(L, r);
+          else lua_pushinteger(L, (lua_Integer)r);
+          lua_rawset(L, iRec);
+        }
       }
     }
     nChanged += aOut[i];
