@@ -359,33 +359,60 @@ static int pg_inspect(quay_db *pDb, quay_schema *pS, quay_err *pErr) {
 }
 
 /*
-** After an identity is added to a column that has rows: start it past
-** the largest value.  pg_get_serial_sequence takes the table as SQL text
-** (quoted, inside a string literal) and the column as a plain name.
+** zName (quoted as an identifier when bIdent) as an SQL string literal:
+** pg_get_serial_sequence takes the table as SQL text (quoted, inside a
+** string literal) and the column as a plain name.
 */
-static void pg_identity_sync(Str *pOut, const char *zTable,
-                             const char *zCol) {
+static void pg_ident_literal(Str *pOut, const char *zName, int bIdent) {
   Str t;
   size_t i;
   quay__str_init(&t);
-  quay__str_ident(&t, zTable);
-  quay__str_cat(pOut, "SELECT setval(pg_get_serial_sequence('");
-  for (i = 0; i < t.n; i++) {
+  if (bIdent) quay__str_ident(&t, zName);
+  else quay__str_cat(&t, zName);
+  quay__str_char(pOut, '\'');
+  for (i = 0; !t.oom && i < t.n; i++) {
     if (t.z[i] == '\'') quay__str_char(pOut, '\'');
     quay__str_char(pOut, t.z[i]);
   }
-  quay__str_cat(pOut, "', '");
-  for (i = 0; zCol[i]; i++) {
-    if (zCol[i] == '\'') quay__str_char(pOut, '\'');
-    quay__str_char(pOut, zCol[i]);
-  }
-  quay__str_cat(pOut, "'), COALESCE((SELECT MAX(");
-  quay__str_ident(pOut, zCol);
-  quay__str_cat(pOut, ") FROM ");
-  quay__str_cat(pOut, t.oom ? "" : t.z);
-  quay__str_cat(pOut, "), 0) + 1, false)");
+  quay__str_char(pOut, '\'');
   if (t.oom) pOut->oom = 1;
   quay__str_free(&t);
+}
+
+/* After an identity is added to a column that has rows: start it past
+** the largest value. */
+static void pg_identity_sync(Str *pOut, const char *zTable,
+                             const char *zCol) {
+  quay__str_cat(pOut, "SELECT setval(pg_get_serial_sequence(");
+  pg_ident_literal(pOut, zTable, 1);
+  quay__str_cat(pOut, ", ");
+  pg_ident_literal(pOut, zCol, 0);
+  quay__str_cat(pOut, "), COALESCE((SELECT MAX(");
+  quay__str_ident(pOut, zCol);
+  quay__str_cat(pOut, ") FROM ");
+  quay__str_ident(pOut, zTable);
+  quay__str_cat(pOut, "), 0) + 1, false)");
+}
+
+/*
+** An identity does not see keys given explicitly: once rows got keys up to
+** $1, move it there if it is behind, so that the keys it hands out next do
+** not collide with them.  Reading the sequence and setting it are two
+** steps: a concurrent insert between them can make the setval move it
+** back, and a later key then collides (an integrity error, never a
+** duplicate: the key is unique), as with any explicit keys in the range
+** the identity serves.
+*/
+static void pg_identity_raise(Str *pOut, const char *zTable,
+                              const char *zCol) {
+  quay__str_cat(pOut, "SELECT setval(q.s, $1::bigint) FROM (SELECT "
+                "pg_get_serial_sequence(");
+  pg_ident_literal(pOut, zTable, 1);
+  quay__str_cat(pOut, ", ");
+  pg_ident_literal(pOut, zCol, 0);
+  quay__str_cat(pOut, ") AS s) AS q WHERE q.s IS NOT NULL AND $1::bigint > "
+                "COALESCE((SELECT last_value FROM pg_sequences WHERE "
+                "format('%I.%I', schemaname, sequencename) = q.s), 0)");
 }
 /* }================================================================== */
 
@@ -548,6 +575,7 @@ const Dialect quay__dialect_pg = {
                   "c.relnamespace WHERE n.nspname = current_schema() AND "
                   "c.relname = $1",
   .xIdentitySync = pg_identity_sync,
+  .xIdentityRaise = pg_identity_raise,
   .xBeginSql = pg_begin_sql,
   .zReadOnlyOn = NULL,      /* BEGIN ... READ ONLY */
   .zReadOnlyOff = NULL,

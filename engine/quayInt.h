@@ -854,6 +854,10 @@ struct Dialect {
   const char *zTableExists;
   /* Move an identity past the rows' largest value (NULL: not needed). */
   void (*xIdentitySync)(Str *pOut, const char *zTable, const char *zCol);
+  /* A statement with one parameter, a key given explicitly to rows just
+  ** inserted, that moves the identity of zTable.zCol up to it when it is
+  ** behind (NULL: the database follows explicit keys itself). */
+  void (*xIdentityRaise)(Str *pOut, const char *zTable, const char *zCol);
   /*
   ** Writes done right (issue 13).
   **

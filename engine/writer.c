@@ -65,6 +65,7 @@ struct quay_writer {
   ** caller gave it (bit 1): the default update list is the given fields. */
   unsigned char *aUp;       /* NULL: plain inserts */
   unsigned char *aGiven;    /* scratch: set flags before fill_insert */
+  int64_t iIdRaised;        /* the identity is known to be past this key */
 };
 
 enum {                      /* aUp flags */
@@ -336,6 +337,36 @@ int quay_writer_check(quay_writer *w, int bInsert, quay_err *pErr) {
 }
 
 /*
+** After rows went in with automatic keys given explicitly, up to iMax:
+** the dialect's xIdentityRaise (PostgreSQL: an identity does not see such
+** keys, and would hand them out again).  Once per writer and key height.
+*/
+static int raise_identity(quay_writer *w, int64_t iMax, quay_err *pErr) {
+  const Dialect *d = w->pDb->pDialect;
+  quay_model *m = w->pModel;
+  Field *pk = m->apField[m->iPk];
+  quay_value v;
+  Str sql;
+  int rc;
+  if (d->xIdentityRaise == NULL || pk->eType != QUAY_T_ID ||
+      iMax <= w->iIdRaised) {
+    return QUAY_OK;
+  }
+  quay__str_init(&sql);
+  d->xIdentityRaise(&sql, m->zTable, pk->zCol);
+  if (sql.oom) {
+    quay__str_free(&sql);
+    return quay__oom(pErr);
+  }
+  v.type = QUAY_INT;
+  v.u.i = iMax;
+  rc = quay__db_run(w->pDb, sql.z, &v, 1, NULL, 0, 0, NULL, NULL, pErr);
+  quay__str_free(&sql);
+  if (rc == QUAY_OK) w->iIdRaised = iMax;
+  return rc;
+}
+
+/*
 ** The INSERT text for the slots that are set, kept in the writer and
 ** rebuilt only when the set of columns changes.  With an auto-increment
 ** key and a driver that reports the last insert id, no RETURNING clause:
@@ -397,11 +428,12 @@ static int insert_sql(quay_writer *w, int *pbReturning) {
 int quay_writer_insert(quay_writer *w, quay_err *pErr) {
   quay_model *m = w->pModel;
   quay_value aStack[32], *aParam = aStack;
-  int n = 0, i, rc, bReturning;
+  int n = 0, i, rc, bReturning, bKeyGiven;
   quay_cursor *c = NULL;
   Field *pk = m->apField[m->iPk];
   rc = fill_insert(w, pErr);
   if (rc) return rc;
+  bKeyGiven = w->aSlot[m->iPk].set;
   if (m->nField > QUAY_ARRAYSIZE(aStack)) {
     aParam = quay__malloc(sizeof(quay_value) * (size_t)m->nField);
     if (aParam == NULL) return quay__oom(pErr);
@@ -443,6 +475,9 @@ int quay_writer_insert(quay_writer *w, quay_err *pErr) {
 done:
   quay_cursor_close(c);
   if (aParam != aStack) quay__free(aParam);
+  if (rc == QUAY_OK && bKeyGiven && w->aSlot[m->iPk].v.type == QUAY_INT) {
+    rc = raise_identity(w, w->aSlot[m->iPk].v.u.i, pErr);
+  }
   return rc;
 }
 /* }================================================================== */
@@ -1054,6 +1089,16 @@ done:
   quay_cursor_close(c);
   quay__str_free(&sql);
   quay__arena_free(&a);
+  if (rc == QUAY_OK && (aSet[m->iPk] & 1)) {
+    /* Keys given: the largest goes to the identity. */
+    int64_t iMax = 0;
+    for (r = iFrom; r < iTo; r++) {
+      const quay_value *k = &w->aQueue[(size_t)r * (size_t)n +
+                                       (size_t)m->iPk];
+      if (k->type == QUAY_INT && k->u.i > iMax) iMax = k->u.i;
+    }
+    rc = raise_identity(w, iMax, pErr);
+  }
   return rc;
 }
 

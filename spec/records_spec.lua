@@ -74,6 +74,23 @@ describe("Records", function()
     assert.equal(50, M.User:count())
   end)
 
+  it("explicit ids move the automatic key past them", function()
+    -- PostgreSQL's identity does not see an explicit key by itself; a key
+    -- it handed out next would collide (SQLite's AUTOINCREMENT goes past).
+    M.User:bulk_create { { id = 5, name = "a", email = "a@x" }, { id = 7, name = "b", email = "b@x" } }
+    assert.equal(8, M.User:create { name = "c", email = "c@x" }.id)
+    M.User:create { id = 20, name = "d", email = "d@x" }
+    assert.equal(21, M.User:create { name = "e", email = "e@x" }.id)
+    local r = M.User:new { name = "f", email = "f@x" }
+    r.id = 30
+    r:save()
+    M.User:upsert({ { id = 40, name = "g", email = "g@x" } }, { conflict = { "id" } })
+    assert.equal(41, M.User:create { name = "h", email = "h@x" }.id)
+    M.User:create { id = 3, name = "i", email = "i@x" }   -- below: no move back
+    assert.equal(42, M.User:create { name = "j", email = "j@x" }.id)
+    assert.equal(10, M.User:count())
+  end)
+
   it("bulk_create of a model with no field but its key makes every row", function()
     local Ticket = db:model("Ticket", {})
     db:create_tables()

@@ -25,15 +25,18 @@ local NULL = WV.NULL
 --[[ Known mismatches the generator does not draw unless allowed
 (writes.lua --with-known), each with its reproduction:
 
-explicit_low_ids: on PostgreSQL an explicit id does not move the key's
-sequence, so a later insert without an id can be given the same id and
-fails with integrity (SQLite's AUTOINCREMENT goes past the largest id):
+explicit_low_ids: ids given explicitly in the range the backend hands
+out.  Quay moves PostgreSQL's identity past them (as SQLite's AUTOINCREMENT
+goes past the largest id), so both backends then agree, spec
+"explicit ids move the automatic key past them" in records_spec:
     local a = Owner:bulk_create { { id = 1, name = "a", code = "a" } }
-    Owner:create { name = "b", code = "b" }      -- PostgreSQL: integrity
-The generator gives explicit ids far above the ids either backend
-generates (or ids that exist, which must fail on both).  With low ids
-drawn, the oracle also cannot tell on SQLite whether an id given in a
-bulk call was generated earlier in the same call (a false mismatch). ]]
+    Owner:create { name = "b", code = "b" }      -- id 2 on both
+But the oracle cannot tell which id a row without one gets inside a call
+that also gives low ids (an upsert of { id = 35 }, { no id }, { id = 36 }
+gives the second row 36, so the third updates it): drawn only with
+--with-known, where such cases show as mismatches.  The generator gives
+explicit ids far above the ids either backend generates (or ids that
+exist, which must fail on both). ]]
 O.known = { "explicit_low_ids" }
 O.allow = {}
 local random = math.random
