@@ -59,6 +59,23 @@ local function want_ok(P, ok, res)
   return false
 end
 
+-- The error a bulk call must raise (vbad: validation, ibad: integrity),
+-- else its records, one per row of op; nil when P got a mismatch.
+local function want_recs(P, ok, res, op, what, vbad, ibad)
+  if vbad or ibad then
+    want_error(P, ok, res, { validation = vbad or nil, integrity = ibad or nil })
+    return nil
+  end
+  if not want_ok(P, ok, res) then return nil end
+  local recs = res.recs
+  if type(recs) ~= "table" or #recs ~= #op.rows then
+    P[#P + 1] = ("%s returned %s records for %d rows"):format(what,
+      type(recs) == "table" and #recs or tostring(recs), #op.rows)
+    return nil
+  end
+  return recs
+end
+
 -- {{ rows
 -- The row a values list makes: (row, vbad, given cols, explicit id).
 local function build(st, model, vals)
@@ -375,17 +392,8 @@ function H.bulk(st, op, ok, res, P)
       end
     end
   end
-  if vbad or ibad then
-    want_error(P, ok, res, { validation = vbad or nil, integrity = ibad or nil })
-    return st
-  end
-  if not want_ok(P, ok, res) then return st end
-  local recs = res.recs
-  if type(recs) ~= "table" or #recs ~= #op.rows then
-    P[#P + 1] = ("bulk_create returned %s records for %d rows"):format(
-      type(recs) == "table" and #recs or tostring(recs), #op.rows)
-    return st
-  end
+  local recs = want_recs(P, ok, res, op, "bulk_create", vbad, ibad)
+  if not recs then return st end
   local taken = {}
   for i, p in ipairs(pend) do
     w.rows[op.model][p.id] = nil
@@ -478,17 +486,8 @@ function H.upsert(st, op, ok, res, P)
     local w2, l2, vb2, ib2 = upsert_sim(st, op, true)
     if not vb2 and not ib2 then w, landed, vbad, ibad = w2, l2, vb2, ib2 end
   end
-  if vbad or ibad then
-    want_error(P, ok, res, { validation = vbad or nil, integrity = ibad or nil })
-    return st
-  end
-  if not want_ok(P, ok, res) then return st end
-  local recs = res.recs
-  if type(recs) ~= "table" or #recs ~= #op.rows then
-    P[#P + 1] = ("upsert returned %s records for %d rows"):format(
-      type(recs) == "table" and #recs or tostring(recs), #op.rows)
-    return st
-  end
+  local recs = want_recs(P, ok, res, op, "upsert", vbad, ibad)
+  if not recs then return st end
   -- ids of the rows this call inserted: from the records of their rows
   local actual, taken = {}, {}
   for i = 1, #op.rows do
