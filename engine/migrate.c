@@ -1143,9 +1143,19 @@ static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
   }
 }
 
+/* Has declared table t a key the database generates (AUTOINCREMENT)? */
+static int rebuild_auto_key(const STable *t) {
+  int i;
+  for (i = 0; i < t->nCol; i++) {
+    if (t->aCol[i].iPk && t->aCol[i].bAuto) return 1;
+  }
+  return 0;
+}
+
 /*
 ** The rebuild of m's table (SQLite's documented procedure): a new table
-** as declared, every kept row copied, the old table dropped, the new one
+** as declared, every kept row copied, the automatic key's high-water mark
+** carried over (xRebuildSeq), the old table dropped, the new one
 ** renamed (quietly: views and triggers naming the table are not checked
 ** while it is gone), its indexes, the live indexes Quay did not make and
 ** the triggers made again, and its foreign keys checked.  Every step of
@@ -1215,6 +1225,11 @@ static void diff_rebuild(Diff *x, TabMap *m) {
   quay__str_ident(&x->q, t->zName);
   if (n == 0) quay__str_reset(&x->q);           /* nothing to copy */
   else step_str(p, s, &x->q);
+  if (d->xRebuildSeq && rebuild_auto_key(t)) {
+    for (i = 0; d->xRebuildSeq(&x->q, t->zName, zTmp, i); i++) {
+      step_str(p, s, &x->q);
+    }
+  }
   quay__str_cat(&x->q, "DROP TABLE ");
   quay__str_ident(&x->q, t->zName);
   step_str(p, s, &x->q);

@@ -854,6 +854,11 @@ struct Dialect {
   const char *zTableExists;
   /* Move an identity past the rows' largest value (NULL: not needed). */
   void (*xIdentitySync)(Str *pOut, const char *zTable, const char *zCol);
+  /* With bAlterColumn 0: statement i (from 0; returns 0 past the last)
+  ** of those that give the rebuilt copy zNew of table zOld the automatic
+  ** key's high-water mark of zOld, so that a rebuild never hands out
+  ** again the id of a row deleted before it (NULL: the rows decide). */
+  int (*xRebuildSeq)(Str *pOut, const char *zOld, const char *zNew, int i);
   /*
   ** Writes done right (issue 13).
   **
