@@ -908,10 +908,18 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nIdx && !found; i++) {
-      if (!m->abIdx[i] && diff_same_idx(m, &l->aIdx[i], di)) {
-        m->abIdx[i] = 1;
-        found = 1;
+      SIdx *li = &l->aIdx[i];
+      if (m->abIdx[i] || !diff_same_idx(m, li, di)) continue;
+      /* One of Quay's indexes whose name a rename of its table or of a
+      ** column made stale: made again under the declared name (dropped
+      ** below), else the next migration would no longer know it for
+      ** Quay's and leave it when the models drop it. */
+      if (!li->bConstraint && li->zName && di->zName &&
+          strcmp(li->zName, di->zName) != 0 && quay__ddl_owns_index(l, li)) {
+        continue;
       }
+      m->abIdx[i] = 1;
+      found = 1;
     }
     if (found) continue;
     if (d->bAlterColumn && di->bConstraint) {
