@@ -466,7 +466,18 @@ local function draw_change(st, oracle, touched)
     st.next = st.next + 1
     return { op = "rename", name = pick(fields).name, to = "r" .. st.next }
   elseif kind == "widen" and #plain > 0 then
-    local f = pick(plain)
+    local wide = {}
+    for _, g in ipairs(plain) do
+      if WIDEN[g.type] or g.type == "decimal" or g.type == "number" or g.type == "date" or not g.null then
+        wide[#wide + 1] = g
+      end
+    end
+    local typed = {}
+    for _, g in ipairs(wide) do
+      if WIDEN[g.type] or g.type == "decimal" or g.type == "number" then typed[#typed + 1] = g end
+    end
+    if #wide == 0 then return nil end
+    local f = (#typed > 0 and chance(0.7)) and pick(typed) or pick(wide)
     local nf
     if f.type == "decimal" then
       nf = { type = "decimal", places = math.min(f.places + random(0, 2), 6) }
@@ -483,7 +494,7 @@ local function draw_change(st, oracle, touched)
       -- contract: a narrowing; Quay widens it (avoid-list)
       if KNOWN.date_to_datetime_widened then return nil end
       return { op = "alter", name = f.name, to = nf, date_dt = true }
-    elseif f.null == false and f.type ~= "json" and chance(0.3) then
+    elseif f.null == false and f.type ~= "json" and (not WIDEN[f.type] or chance(0.2)) then
       return { op = "alter", name = f.name, to = { null = true } }
     elseif WIDEN[f.type] then
       nf = pick(WIDEN[f.type])(f)
@@ -725,7 +736,7 @@ end
 -- What migrating from state a to state b (by changes cs) must do.
 -- Returns { outcome = "done" | "refused" | "fails", why = "..." }.
 local function expect(a, b, cs, oracle, allow_drop)
-  local destructive, guard, datafail = {}, {}, {}
+  local destructive, guard, datafail, guard_col = {}, {}, {}, {}
   local nrows = #oracle.items
   for _, c in ipairs(cs) do
     if c.op == "drop" then destructive[#destructive + 1] = "drop " .. c.name end
@@ -748,9 +759,16 @@ local function expect(a, b, cs, oracle, allow_drop)
     end
     if not old and not f.null and f.default == nil and nrows > 0 then
       guard[#guard + 1] = "NOT NULL " .. col .. " without default"
+      guard_col[#guard_col + 1] = col
     end
     if old and old.null and not f.null then
-      for i = 1, nrows do if vals[i] == nil then guard[#guard + 1] = "NULLs in " .. col break end end
+      for i = 1, nrows do
+        if vals[i] == nil then
+          guard[#guard + 1] = "NULLs in " .. col
+          guard_col[#guard_col + 1] = col
+          break
+        end
+      end
     end
     if f.unique and (not old or not old.unique) then
       local rows = {}
@@ -783,9 +801,12 @@ local function expect(a, b, cs, oracle, allow_drop)
     if not was and has_dups(rows, s) then datafail[#datafail + 1] = "unique_together duplicates" end
   end
   if #destructive > 0 and not allow_drop then
-    return { outcome = "refused", why = table.concat(destructive, ", ") .. " without allow_drop" }
+    return { outcome = "refused", why = table.concat(destructive, ", ") .. " without allow_drop",
+             mention = "allow_drop" }
   end
-  if #guard > 0 then return { outcome = "refused", why = table.concat(guard, ", ") } end
+  if #guard > 0 then
+    return { outcome = "refused", why = table.concat(guard, ", "), mention = guard_col[1] }
+  end
   if #datafail > 0 then return { outcome = "fails", why = table.concat(datafail, ", ") } end
   return { outcome = "done" }
 end
@@ -864,6 +885,7 @@ end
 
 local Case = {}
 Case.__index = Case
+STATS, STATS_CH = {}, {}     -- what the migrations were (printed at the end)
 
 function Case:log(line) self.script[#self.script + 1] = line end
 function Case:fail(what)
@@ -1002,6 +1024,27 @@ function Case:verify(db, M, st, where)
       end
     end
     return false
+  end
+  -- every index of the table is one the models declare (Quay makes them
+  -- all; one the models no longer declare must be gone)
+  local declared = { ["id"] = true }
+  for _, f in ipairs(st.fields) do
+    local c = col_of(f)
+    if f.unique then declared[c .. "!"] = true; declared[c] = true end
+    if f.index or f.type == "fk" then declared[c] = true end
+  end
+  for _, sets in ipairs { st.indexes, st.utog } do
+    for _, s in ipairs(sets) do
+      local cols = {}
+      for k, n in ipairs(s) do cols[k] = col_of(find_field(st, n)) end
+      declared[table.concat(cols, ",")] = true
+      if sets == st.utog then declared[table.concat(cols, ",") .. "!"] = true end
+    end
+  end
+  for _, x in ipairs(live.indexes) do
+    local key = table.concat(x.columns, ",") .. (x.unique and "!" or "")
+    self:check(declared[key], ("%s: index %s on %s (%s%s) is not declared"):format(where, tostring(x.name),
+      tname, table.concat(x.columns, ", "), x.unique and ", unique" or ""))
   end
   for _, f in ipairs(st.fields) do
     local c = col_of(f)
@@ -1255,6 +1298,11 @@ function Case:run(plan)
       end
     end
     local exp = expect(st, nst, applied, self.oracle, allow_drop)
+    STATS[exp.outcome] = (STATS[exp.outcome] or 0) + 1
+    for _, c in ipairs(applied) do
+      local kname = c.op .. (c.narrow and "/narrow" or "") .. (c.op == "alter" and c.to.type and ("->" .. c.to.type) or "")
+      STATS_CH[kname] = (STATS_CH[kname] or 0) + 1
+    end
     math.randomseed(rng, 2000 + k)        -- the writes draw from their own stream
     db, M = self:open(nst)
     local before = snapshot(db)
@@ -1283,6 +1331,8 @@ function Case:run(plan)
       if exp.outcome == "refused" then
         self:check(err.code == "migration", ("%s: migrate raised %s (%s), expected migration (%s)")
           :format(where, tostring(err.code), tostring(err.message), exp.why))
+        self:check(tostring(err.message):find(exp.mention, 1, true) ~= nil,
+          ("%s: the refusal does not name %s: %s"):format(where, exp.mention, tostring(err.message)))
       end
       self:check(snapshot(db) == before, where .. ": a refused migration changed the schema or the rows")
       self:check(#db:schema_diff() > 0, where .. ": a refused migration left nothing to do")
@@ -1398,5 +1448,12 @@ for case = first, last do
 end
 if tmpfile then os.remove(tmpfile); os.remove(tmpfile .. "-wal"); os.remove(tmpfile .. "-shm") end
 io.stderr:write(("migrations: %.1f s cpu, %d s wall\n"):format(os.clock() - t0, os.time() - wall0))
+do
+  local t = {}
+  for k, v in pairs(STATS_CH) do t[#t + 1] = k .. " " .. v end
+  table.sort(t)
+  io.stderr:write(("migrations run: %d done, %d refused, %d failed on the data; changes: %s\n"):format(
+    STATS.done or 0, STATS.refused or 0, STATS.fails or 0, table.concat(t, ", ")))
+end
 print(("%d passed, %d failed"):format(passed, failed))
 os.exit(failed == 0 and 0 or 1)
