@@ -1642,13 +1642,21 @@ static int mig_create_only(quay_migration *p, quay_err *pErr) {
     Step *s = &p->aStep[i];
     if (s->eOp == QUAY_OP_DROP_TABLE) continue;   /* not ours to judge */
     if (!s->bNew) {
+      /* A long difference (a CHECK of many choices) is cut, at a UTF-8
+      ** character, so that the fix still fits in the message. */
+      const char *zW = s->zWhat ? s->zWhat : quay_op_name(s->eOp);
+      size_t nW = strlen(zW), n = nW;
+      if (n > 200) {
+        n = 200;
+        while (n > 0 && ((unsigned char)zW[n] & 0xC0) == 0x80) n--;
+      }
       return quay__err(pErr, QUAY_EMIGRATION,
                        "the database differs from the models (first "
-                       "difference: %s); db:create_tables() only creates "
+                       "difference: %.*s%s); db:create_tables() only creates "
                        "missing tables: run db:migrate() to bring the "
                        "database to the models (db:schema_diff() lists "
                        "every step)",
-                       s->zWhat ? s->zWhat : quay_op_name(s->eOp));
+                       (int)n, zW, n < nW ? "..." : "");
     }
     p->aStep[k++] = *s;
   }

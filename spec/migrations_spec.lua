@@ -621,6 +621,24 @@ describe("db:create_tables() on a drifted database", function()
     db:close()
   end)
 
+  -- Found by test/difftest/migrations.lua: a long first difference (a
+  -- CHECK of many choices) pushed the fix out of the message.
+  it("names db:migrate() also when the first difference is long", function()
+    local url = fresh_url()
+    local db1 = quay.open(url)
+    db1:model("Item", { state = quay.string { max = 60 } })
+    db1:create_tables()
+    db1:close()
+    local choices = {}
+    for i = 1, 20 do choices[i] = ("choice é number %02d of a long list"):format(i) end
+    local db = quay.open(url)
+    db:model("Item", { state = quay.string { max = 60, choices = choices } })
+    local err = helper.raises("migration", db.create_tables, db)
+    helper.mentions(err, "db:migrate()", "items")
+    assert.is_truthy(utf8.len(err.message))          -- cut at a character
+    db:close()
+  end)
+
   it("creates the tables that are missing when the rest agree", function()
     local url = fresh_url()
     local db1 = quay.open(url)
