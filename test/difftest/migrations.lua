@@ -1306,6 +1306,15 @@ function Case:run(plan)
     math.randomseed(rng, 2000 + k)        -- the writes draw from their own stream
     db, M = self:open(nst)
     local before = snapshot(db)
+    if chance(0.2) and #db:schema_diff() > 0 then
+      -- create_tables never patches a table that differs (reference.md "Schema evolution")
+      self:log("print(pcall(db.create_tables, db))  -- must raise migration and change nothing")
+      local okc, errc = pcall(db.create_tables, db)
+      self:check(not okc and type(errc) == "table" and errc.code == "migration"
+        and tostring(errc.message):find("db:migrate()", 1, true) ~= nil,
+        ("version %d: create_tables on a drifted table: %s"):format(k, okc and "no error" or tostring(errc.message)))
+      self:check(snapshot(db) == before, ("version %d: a refused create_tables changed the database"):format(k))
+    end
     if chance(0.3) then
       self:log("pcall(db.migrate, db, { allow_drop = true, dry_run = true })")
       local okd, steps = pcall(db.migrate, db, { allow_drop = true, dry_run = true })
@@ -1316,8 +1325,13 @@ function Case:run(plan)
     end
     self:log(("print(pcall(db.migrate, db, { allow_drop = %s }))  -- the oracle: %s%s")
       :format(tostring(allow_drop), exp.outcome, exp.why and (" (" .. exp.why .. ")") or ""))
+    local planned = #db:schema_diff()
     local ok, err = pcall(db.migrate, db, { allow_drop = allow_drop })
     local where = ("version %d"):format(k)
+    if ok then
+      self:check(type(err) == "table" and #err == planned,
+        ("%s: migrate returned %s steps, schema_diff() had %d"):format(where, type(err) == "table" and #err or "no", planned))
+    end
     if exp.outcome == "done" then
       if not ok then
         self:fail(("%s: migrate raised %s (%s), the oracle expects it done"):format(where,
