@@ -17,9 +17,9 @@ narrowed (refused without allow_drop; with it only where every value fits),
 indexes, composite indexes and unique_together added and dropped, a
 nullable belongs_to added, a many_to_many to Tag added and dropped (its
 join table follows the model's renames), choices / min / max CHECK rules,
-defaults changed, and the model renamed.  Every version runs db:migrate() on a new
-handle, as a new release of the application would, then writes rows
-(creates, a save, deletes of the highest id) through Quay.
+defaults changed, and the model renamed.  Every version runs db:migrate()
+on a new handle, as a new release of the application would, then writes
+rows (creates, links, a save, deletes of the highest id) through Quay.
 
 The truth is a plain-Lua oracle of every row, changed the way the contract
 says (a new column holds its default or NULL, a widened value converts
@@ -30,9 +30,9 @@ every row exactly as before; rows read by raw SQL and through Quay's query
 sets equal the oracle; db:schema_diff() is empty (the fixpoint); the
 declared indexes, unique constraints and CHECK rules are in the database
 and hold, and no other index is; create_tables refuses a drifted table;
-the join table's rows; foreign keys hold (PRAGMA foreign_key_check on SQLite, and an
-orphan insert is refused on both); new ids follow the highest id ever
-given (AUTOINCREMENT kept through SQLite's rebuilds).
+the join table's rows; foreign keys hold (PRAGMA foreign_key_check on
+SQLite, and an orphan insert is refused on both); new ids follow the
+highest id ever given (AUTOINCREMENT kept through SQLite's rebuilds).
 
 A mismatch prints a runnable Lua repro (the declarations, migrations and
 writes that led to it), shrunk: versions after the failing one cut,
