@@ -156,6 +156,22 @@ static void ddl_declared_col(quay_schema *pS, SCol *c) {
   if (c->zType == NULL) pS->oom = 1;
   quay__str_reset(&s);
   if (c->pField && (c->pField->mFlags & QUAY_F_DEFAULT) &&
+      c->pField->dflt.type == QUAY_DECIMAL) {
+    /* As the dialect stores it (a scaled integer, or the decimal's text),
+    ** which is also how inspect.c reads the live DEFAULT back. */
+    const quay_value *v = &c->pField->dflt;
+    if (pS->pDia->bScaledDecimal) {
+      quay__str_printf(&s, "%lld",
+                       (long long)quay__decimal_unscaled(v->u.z, v->n));
+    } else {
+      quay__str_append(&s, v->u.z, v->n);
+    }
+    if (!s.oom) {
+      c->zDefault = quay__schema_str(pS, s.z);
+      c->eDflt = DFLT_VALUE;
+      c->zDfltVal = c->zDefault;
+    }
+  } else if (c->pField && (c->pField->mFlags & QUAY_F_DEFAULT) &&
       c->pField->dflt.type != QUAY_NULL &&
       quay__ddl_literal(&s, c->eType, &c->pField->dflt) && !s.oom) {
     c->zDefault = quay__schema_str(pS, s.z);

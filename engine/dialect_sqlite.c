@@ -572,6 +572,48 @@ static void sq_json_path(Build *b, const Operand *x) {
   quay__str_char(&b->sql, ')');
 }
 
+/* A name as an SQL string literal. */
+static void sq_name_literal(Str *p, const char *z) {
+  quay__str_char(p, '\'');
+  for (; *z; z++) {
+    if (*z == '\'') quay__str_char(p, '\'');
+    quay__str_char(p, *z);
+  }
+  quay__str_char(p, '\'');
+}
+
+/*
+** AUTOINCREMENT keeps the largest id ever given in sqlite_sequence, under
+** the table's name; a rebuilt copy starts from the rows it copied, which
+** lack a deleted last row.  Give the copy the larger of the two marks (the
+** old table's row goes with DROP TABLE, the copy's is renamed with it).
+*/
+static int sq_rebuild_seq(Str *pOut, const char *zOld, const char *zNew,
+                          int i) {
+  if (i == 0) {
+    quay__str_cat(pOut, "UPDATE sqlite_sequence SET seq = (SELECT MAX(seq) "
+                  "FROM sqlite_sequence WHERE name IN (");
+    sq_name_literal(pOut, zOld);
+    quay__str_cat(pOut, ", ");
+    sq_name_literal(pOut, zNew);
+    quay__str_cat(pOut, ")) WHERE name = ");
+    sq_name_literal(pOut, zNew);
+    return 1;
+  }
+  if (i == 1) {
+    quay__str_cat(pOut, "INSERT INTO sqlite_sequence (name, seq) SELECT ");
+    sq_name_literal(pOut, zNew);
+    quay__str_cat(pOut, ", seq FROM sqlite_sequence WHERE name = ");
+    sq_name_literal(pOut, zOld);
+    quay__str_cat(pOut, " AND NOT EXISTS (SELECT 1 FROM sqlite_sequence "
+                  "WHERE name = ");
+    sq_name_literal(pOut, zNew);
+    quay__str_char(pOut, ')');
+    return 1;
+  }
+  return 0;
+}
+
 const Dialect quay__dialect_sqlite = {
   .zName = "sqlite",
   .xParam = sq_param,
@@ -633,6 +675,7 @@ const Dialect quay__dialect_sqlite = {
   .zTableExists = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
                   "name = ?",
   .xIdentitySync = NULL,
+  .xRebuildSeq = sq_rebuild_seq,
   .xBeginSql = sq_begin_sql,
   .zReadOnlyOn = "PRAGMA query_only = 1",
   .zReadOnlyOff = "PRAGMA query_only = 0",

@@ -841,8 +841,28 @@ static int gen_default(quay_schema *pS, const SCol *c, int eType,
       v->u.z = c->zDfltVal;
       v->n = strlen(c->zDfltVal);
       return 1;
+    case QUAY_T_DECIMAL: {
+      /* the text of the decimal; a scaled integer where the dialect keeps
+      ** decimals so (ddl.c writes the DEFAULT that way) */
+      char zBuf[64], *zEnd;
+      const char *z = c->zDfltVal;
+      size_t n = strlen(z);
+      if (pS->pDia->bScaledDecimal) {
+        long long x = strtoll(z, &zEnd, 10);
+        if (*zEnd || zEnd == z) return 0;
+        n = quay__decimal_format((int64_t)x, c->nPlaces, zBuf);
+        z = quay__arena_strdup(&pS->arena, zBuf, n);
+        if (z == NULL) {
+          pS->oom = 1;
+          return 0;
+        }
+      }
+      v->type = QUAY_DECIMAL;
+      v->u.z = z;
+      v->n = n;
+      return 1;
+    }
   }
-  (void)pS;
   return 0;
 }
 

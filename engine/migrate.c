@@ -908,10 +908,18 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nIdx && !found; i++) {
-      if (!m->abIdx[i] && diff_same_idx(m, &l->aIdx[i], di)) {
-        m->abIdx[i] = 1;
-        found = 1;
+      SIdx *li = &l->aIdx[i];
+      if (m->abIdx[i] || !diff_same_idx(m, li, di)) continue;
+      /* One of Quay's indexes whose name a rename of its table or of a
+      ** column made stale: made again under the declared name (dropped
+      ** below), else the next migration would no longer know it for
+      ** Quay's and leave it when the models drop it. */
+      if (!li->bConstraint && li->zName && di->zName &&
+          strcmp(li->zName, di->zName) != 0 && quay__ddl_owns_index(l, li)) {
+        continue;
       }
+      m->abIdx[i] = 1;
+      found = 1;
     }
     if (found) continue;
     if (d->bAlterColumn && di->bConstraint) {
@@ -1143,9 +1151,19 @@ static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
   }
 }
 
+/* Has declared table t a key the database generates (AUTOINCREMENT)? */
+static int rebuild_auto_key(const STable *t) {
+  int i;
+  for (i = 0; i < t->nCol; i++) {
+    if (t->aCol[i].iPk && t->aCol[i].bAuto) return 1;
+  }
+  return 0;
+}
+
 /*
 ** The rebuild of m's table (SQLite's documented procedure): a new table
-** as declared, every kept row copied, the old table dropped, the new one
+** as declared, every kept row copied, the automatic key's high-water mark
+** carried over (xRebuildSeq), the old table dropped, the new one
 ** renamed (quietly: views and triggers naming the table are not checked
 ** while it is gone), its indexes, the live indexes Quay did not make and
 ** the triggers made again, and its foreign keys checked.  Every step of
@@ -1215,6 +1233,11 @@ static void diff_rebuild(Diff *x, TabMap *m) {
   quay__str_ident(&x->q, t->zName);
   if (n == 0) quay__str_reset(&x->q);           /* nothing to copy */
   else step_str(p, s, &x->q);
+  if (d->xRebuildSeq && rebuild_auto_key(t)) {
+    for (i = 0; d->xRebuildSeq(&x->q, t->zName, zTmp, i); i++) {
+      step_str(p, s, &x->q);
+    }
+  }
   quay__str_cat(&x->q, "DROP TABLE ");
   quay__str_ident(&x->q, t->zName);
   step_str(p, s, &x->q);
@@ -1619,13 +1642,21 @@ static int mig_create_only(quay_migration *p, quay_err *pErr) {
     Step *s = &p->aStep[i];
     if (s->eOp == QUAY_OP_DROP_TABLE) continue;   /* not ours to judge */
     if (!s->bNew) {
+      /* A long difference (a CHECK of many choices) is cut, at a UTF-8
+      ** character, so that the fix still fits in the message. */
+      const char *zW = s->zWhat ? s->zWhat : quay_op_name(s->eOp);
+      size_t nW = strlen(zW), n = nW;
+      if (n > 200) {
+        n = 200;
+        while (n > 0 && ((unsigned char)zW[n] & 0xC0) == 0x80) n--;
+      }
       return quay__err(pErr, QUAY_EMIGRATION,
                        "the database differs from the models (first "
-                       "difference: %s); db:create_tables() only creates "
+                       "difference: %.*s%s); db:create_tables() only creates "
                        "missing tables: run db:migrate() to bring the "
                        "database to the models (db:schema_diff() lists "
                        "every step)",
-                       s->zWhat ? s->zWhat : quay_op_name(s->eOp));
+                       (int)n, zW, n < nW ? "..." : "");
     }
     p->aStep[k++] = *s;
   }

@@ -858,6 +858,11 @@ struct Dialect {
   ** inserted, that moves the identity of zTable.zCol up to it when it is
   ** behind (NULL: the database follows explicit keys itself). */
   void (*xIdentityRaise)(Str *pOut, const char *zTable, const char *zCol);
+  /* With bAlterColumn 0: statement i (from 0; returns 0 past the last)
+  ** of those that give the rebuilt copy zNew of table zOld the automatic
+  ** key's high-water mark of zOld, so that a rebuild never hands out
+  ** again the id of a row deleted before it (NULL: the rows decide). */
+  int (*xRebuildSeq)(Str *pOut, const char *zOld, const char *zNew, int i);
   /*
   ** Writes done right (issue 13).
   **

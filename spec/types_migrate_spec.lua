@@ -67,6 +67,33 @@ describe("field types under migrations", function()
     v3:close()
   end)
 
+  -- Found by test/difftest/migrations.lua: a decimal's default was left
+  -- out of the DDL, so the rows there got NULL (or the column was refused
+  -- as NOT NULL without a default).
+  it("adds a decimal column with a default to a table with rows", function()
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local P = v1:model("Price", { cents = quay.integer() })
+    v1:create_tables()
+    P:create { cents = 1 }
+    P:create { cents = 2 }
+    v1:close()
+    local v2 = quay.open(url)
+    local Q = v2:model("Price", {
+      cents = quay.integer(),
+      amount = quay.decimal { digits = 10, places = 2, default = "-0.07" },
+      opt = quay.decimal { digits = 6, places = 0, null = true, default = 12 },
+    })
+    v2:migrate()
+    assert.same({}, v2:schema_diff())
+    assert.same({ "-0.07", "-0.07" }, list(Q:query():order_by("id"):pluck("amount")))
+    assert.same({ "12", "12" }, list(Q:query():order_by("id"):pluck("opt")))
+    v2:execute("INSERT INTO prices (cents) VALUES (3)")   -- the DEFAULT of the column
+    assert.equal("-0.07", Q:get { cents = 3 }.amount)
+    assert.equal("12", Q:get { cents = 3 }.opt)
+    v2:close()
+  end)
+
   it("turns integer cents into a decimal column", function()
     local url = fresh_url()
     local v1 = quay.open(url)
