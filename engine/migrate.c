@@ -68,6 +68,7 @@ typedef struct Step {
   int iPhase, iSeq;
   const char *zGuardSql;    /* must return no row, else zGuardMsg */
   const char *zGuardMsg;
+  int bGuardSoft;           /* the guard is skipped with allow_drop */
 } Step;
 
 struct quay_migration {
@@ -394,7 +395,14 @@ static int type_widening(const SCol *a, const SCol *b) {
     return b->nPlaces >= a->nPlaces &&
            b->nDigits - b->nPlaces >= a->nDigits - a->nPlaces;
   }
-  if (a->eType == QUAY_T_DATE && b->eType == QUAY_T_DATETIME) return 1;
+  if ((a->eType == QUAY_T_INTEGER || a->eType == QUAY_T_NUMBER) &&
+      b->eType == QUAY_T_DECIMAL) {
+    /* "with enough digits": for the values the column holds, which the
+    ** step's guard checks (decimal_guard) */
+    return 1;
+  }
+  /* Nothing else, date -> datetime included: reference.md lists the
+  ** widenings, every other change is a narrowing. */
   return 0;
 }
 
@@ -420,6 +428,26 @@ static int dflt_same(const SCol *pLive, const SCol *pDecl) {
   if (pLive->eDflt != pDecl->eDflt) return 0;
   if (pLive->eDflt == DFLT_NONE) return 1;
   return dflt_same_value(pDecl->eType, pLive->zDfltVal, pDecl->zDfltVal);
+}
+
+/*
+** An integer or number column l.lc becoming decimal c: the condition
+** (into q) of a row whose value the decimal cannot hold exactly, more
+** digits before the point than it has, or for a number more places.
+*/
+static void decimal_guard(Str *q, const SCol *lc, const SCol *c) {
+  int i;
+  quay__str_cat(q, "abs(");
+  quay__str_ident(q, lc->zName);
+  quay__str_cat(q, ") >= 1");
+  for (i = 0; i < c->nDigits - c->nPlaces; i++) quay__str_char(q, '0');
+  if (lc->eType == QUAY_T_NUMBER) {
+    quay__str_cat(q, " OR round(CAST(");
+    quay__str_ident(q, lc->zName);
+    quay__str_printf(q, " AS NUMERIC), %d) <> CAST(", c->nPlaces);
+    quay__str_ident(q, lc->zName);
+    quay__str_cat(q, " AS NUMERIC)");
+  }
 }
 
 /*
@@ -747,6 +775,7 @@ static void diff_columns(Diff *x, TabMap *m) {
       int bPk = !lc->iPk != !c->iPk;
       int bAuto = d->xIdentitySync && c->iPk && lc->iPk &&
                   !lc->bAuto != !c->bAuto;
+      int bDecGuard = 0;
       Step *s;
       if (!bType && !bNull && !bDflt && !bPk && !bAuto) continue;
       s = diff_tab_step(x, m, QUAY_OP_ALTER_COLUMN, P_ALTER, c->zName);
@@ -756,7 +785,11 @@ static void diff_columns(Diff *x, TabMap *m) {
       quay__str_cat(&x->w, ":");
       if (bType) {
         quay__str_printf(&x->w, " type %s to %s", lc->zType, c->zType);
-        if (!type_widening(lc, c)) s->bDestructive = 1;
+        if (!type_widening(lc, c)) {
+          s->bDestructive = 1;
+        } else if (lc->eType != c->eType && c->eType == QUAY_T_DECIMAL) {
+          bDecGuard = 1;
+        }
       }
       if (bNull) {
         quay__str_printf(&x->w, "%s %s to %s", bType ? "," : "",
@@ -768,10 +801,27 @@ static void diff_columns(Diff *x, TabMap *m) {
           quay__str_ident(&x->q, l->zName);
           quay__str_cat(&x->q, " WHERE ");
           quay__str_ident(&x->q, lc->zName);
-          quay__str_cat(&x->q, " IS NULL LIMIT 1");
+          quay__str_cat(&x->q, " IS NULL");
+          if (bDecGuard) {
+            quay__str_cat(&x->q, " OR ");
+            decimal_guard(&x->q, lc, c);
+          }
+          quay__str_cat(&x->q, " LIMIT 1");
           s->zGuardSql = x->q.oom ? NULL : mig_str(x->pMig, x->q.z);
           quay__str_reset(&x->q);
         }
+      }
+      if (bDecGuard && s->zGuardSql == NULL) {
+        /* A number's extra places round away with allow_drop; digits
+        ** before the point the decimal lacks are refused either way. */
+        quay__str_cat(&x->q, "SELECT 1 FROM ");
+        quay__str_ident(&x->q, l->zName);
+        quay__str_cat(&x->q, " WHERE ");
+        decimal_guard(&x->q, lc, c);
+        quay__str_cat(&x->q, " LIMIT 1");
+        s->zGuardSql = x->q.oom ? NULL : mig_str(x->pMig, x->q.z);
+        s->bGuardSoft = lc->eType == QUAY_T_NUMBER;
+        quay__str_reset(&x->q);
       }
       if (bDflt) {
         quay__str_printf(&x->w, "%s default %s to %s",
@@ -791,7 +841,21 @@ static void diff_columns(Diff *x, TabMap *m) {
                                   : "no longer generated");
       }
       s->zWhat = diff_take_what(x);
-      if (s->zGuardSql) {
+      if (s->zGuardSql && bDecGuard) {
+        quay__str_printf(&x->w, "cannot change %s.%s to %s%s: a row holds "
+                         "a value it cannot hold exactly (more than %d "
+                         "digits before the point%s%s); widen the decimal, "
+                         "change the rows first (a data migration)%s",
+                         t->zName, c->zName, c->zType,
+                         bNull && !c->bNull ? " NOT NULL" : "",
+                         c->nDigits - c->nPlaces,
+                         lc->eType == QUAY_T_NUMBER ? ", or more places" : "",
+                         bNull && !c->bNull ? ", or NULL" : "",
+                         lc->eType == QUAY_T_NUMBER && !(bNull && !c->bNull)
+                             ? " or pass allow_drop = true to round to the "
+                               "places" : "");
+        s->zGuardMsg = diff_take_what(x);
+      } else if (s->zGuardSql) {
         quay__str_printf(&x->w, "cannot make %s.%s NOT NULL: it holds NULL "
                          "values; fill them first (a data migration) or "
                          "keep null = true", t->zName, c->zName);
@@ -1125,7 +1189,9 @@ static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
     if (pOld->eType == QUAY_T_DECIMAL) nFrom = pOld->nPlaces;
     if (pNew->eType == QUAY_T_DECIMAL) nTo = pNew->nPlaces;
   }
-  if (nFrom == nTo) {
+  if (nFrom == nTo && !(d->bScaledDecimal && pOld &&
+                        pOld->eType == QUAY_T_NUMBER &&
+                        pNew->eType == QUAY_T_DECIMAL)) {
     quay__str_ident(q, pNew->zName);
     return;
   }
@@ -1133,7 +1199,7 @@ static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
     quay__str_cat(q, "(");
     quay__str_ident(q, pNew->zName);
     quay__str_printf(q, " / 1e%d)", nFrom);
-  } else if (nTo > nFrom && pOld->eType == QUAY_T_NUMBER) {
+  } else if (nTo >= nFrom && pOld->eType == QUAY_T_NUMBER) {
     quay__str_cat(q, "CAST(ROUND(");
     quay__str_ident(q, pNew->zName);
     quay__str_printf(q, " * 1e%d) AS INTEGER)", nTo);
@@ -1532,6 +1598,7 @@ static int mig_guard(quay_db *pDb, quay_migration *p, unsigned mFlags,
     int64_t n = 0;
     quay_cursor *c = NULL;
     if (s->zGuardSql == NULL) continue;
+    if (s->bGuardSoft && (mFlags & QUAY_MIGRATE_ALLOW_DROP)) continue;
     rc = quay__db_run(pDb, s->zGuardSql, NULL, 0, NULL, 0, 0, &c, NULL, pErr);
     if (rc == QUAY_OK) {
       rc = quay_cursor_step(c, pErr);

@@ -110,6 +110,56 @@ describe("field types under migrations", function()
     v2:close()
   end)
 
+  it("widens integers and numbers into decimals that hold every value", function()
+    -- reference.md "Narrowing": integer or number -> decimal with enough
+    -- digits is a widening; the rows decide what is enough.
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local P = v1:model("Price", { cents = quay.integer(), rate = quay.number() })
+    v1:create_tables()
+    P:create { cents = 1250, rate = 0.25 }
+    P:create { cents = -3, rate = -12.5 }
+    v1:close()
+    local v2 = quay.open(url)
+    local Q = v2:model("Price", {
+      cents = quay.decimal { digits = 6, places = 2 },
+      rate = quay.decimal { digits = 5, places = 2 },
+    })
+    v2:migrate()                                        -- no allow_drop
+    assert.same({}, v2:schema_diff())
+    assert.same({ "1250.00", "-3.00" }, list(Q:query():order_by("id"):pluck("cents")))
+    assert.same({ "0.25", "-12.50" }, list(Q:query():order_by("id"):pluck("rate")))
+    v2:close()
+  end)
+
+  it("refuses a decimal that cannot hold a value, and changes nothing", function()
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local P = v1:model("Price", { cents = quay.integer(), rate = quay.number() })
+    v1:create_tables()
+    P:create { cents = 123456, rate = 0.125 }
+    v1:close()
+    -- 123456 needs six digits before the point: decimal(6, 2) has four
+    local v2 = quay.open(url)
+    v2:model("Price", { cents = quay.decimal { digits = 6, places = 2 }, rate = quay.number() })
+    local err = helper.raises("migration", function() return v2:migrate() end)
+    helper.mentions(err, "cents")
+    err = helper.raises("migration", function() return v2:migrate { allow_drop = true } end)
+    helper.mentions(err, "cents")
+    v2:close()
+    -- 0.125 has three places: refused, rounded with allow_drop
+    local v3 = quay.open(url)
+    local R = v3:model("Price", { cents = quay.integer(), rate = quay.decimal { digits = 6, places = 2 } })
+    err = helper.raises("migration", function() return v3:migrate() end)
+    helper.mentions(err, "rate", "allow_drop")
+    assert.equal(123456, v3:rows("SELECT cents FROM prices")[1].cents)
+    v3:migrate { allow_drop = true }
+    assert.same({}, v3:schema_diff())
+    local r = R:first().rate
+    assert.truthy(r == "0.12" or r == "0.13", r)   -- float 0.125 rounds either way
+    v3:close()
+  end)
+
   it("creates composite indexes and the new types at the fixpoint", function()
     local url = fresh_url()
     local v1 = quay.open(url)
