@@ -795,6 +795,23 @@ static KeyCache *push_key_cache(lua_State *L, int iMt, int iNames) {
 static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
                           quay_writer *w, unsigned char *aSet, KeyCache *pKc);
 
+/*
+** The flag of a field the caller gave (aUser, aSet): USER_GIVEN, or
+** USER_RESHAPE when its value reads back in another form than given: a
+** float for an integer field (3.0 is stored as 3), an integer for a
+** number field (2 as 2.0); write_back then puts the stored form in the
+** record.  Other given numbers stay as they are, with no write.
+*/
+#define USER_GIVEN 1
+#define USER_RESHAPE 3
+static int user_flag(LModel *pM, int i, const quay_value *v) {
+  quay_field_info f;
+  if (v->type != QUAY_REAL && v->type != QUAY_INT) return USER_GIVEN;
+  quay_model_field(pM->m, i, &f);
+  return (v->type == QUAY_REAL) != (f.eType == QUAY_T_NUMBER)
+             ? USER_RESHAPE : USER_GIVEN;
+}
+
 int lquay_new_record(lua_State *L, int iModel, int iValues) {
   LModel *pM = lua_touserdata(L, iModel);
   iModel = lua_absindex(L, iModel);
@@ -874,7 +891,8 @@ static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
             if (quay_writer_set(w, (int)code - 1, &v, &err)) {
               lquay_raise(L, &err);
             }
-            aSet[code - 1] = 1;
+            aSet[code - 1] = (unsigned char)user_flag(pM, (int)code - 1,
+                                                      &v);
           } else {
             aSet[code - 1] = 2;
           }
@@ -979,6 +997,7 @@ static void fill_writer(lua_State *L, int iRec, LModel *pM, quay_writer *w,
                           lua_tostring(L, iNames + i));
       }
     }
+    if (aUser && aUser[i]) aUser[i] = (unsigned char)user_flag(pM, i, &v);
     /* The string stays referenced by the record while the writer copies. */
     if (quay_writer_set(w, i, &v, &err)) lquay_raise(L, &err);
     lua_pop(L, 1 + nPushed);
@@ -1010,7 +1029,7 @@ static void write_back(lua_State *L, int iRec, LModel *pM, quay_writer *w,
     if (bSetOnly && !quay_writer_is_set(w, i)) continue;
     if (aUser && aUser[i] && i != iPk) {
       quay_writer_value(w, i, &v);
-      if (v.type == QUAY_REAL || v.type == QUAY_INT ||
+      if ((aUser[i] == USER_RESHAPE && v.type != QUAY_NULL) ||
           stored_form(pM, i, &v)) {
         /* numbers as stored (3.0 in an integer field reads 3, 3 in a
         ** number field 3.0); datetimes in their normal form */
@@ -1076,7 +1095,7 @@ static void write_back_queued(lua_State *L, int iRec, LModel *pM,
       if (same) continue;
     }
     if (aUser && aUser[i] && i != iPk) {
-      if (v.type == QUAY_REAL || v.type == QUAY_INT ||
+      if ((aUser[i] == USER_RESHAPE && v.type != QUAY_NULL) ||
           stored_form(pM, i, &v)) {
         lua_pushvalue(L, iNames + i);
         lquay_push_value(L, &v);
@@ -1367,7 +1386,11 @@ static int bulk_row(lua_State *L, LModel *pM, int iList, int iRes, int iMt,
     fill_writer(L, iRec, pM, w, iNames, aOnly, NULL);
     lua_pop(L, 1);
   }
-  for (k = 0; k < n; k++) aUser[k] = aUser[k] != 0;
+  /* Filled from the record (2: relations, function defaults): their
+  ** stored form goes back, as for a reshaped number. */
+  for (k = 0; k < n; k++) {
+    if (aUser[k] == 2) aUser[k] = USER_RESHAPE;
+  }
   lua_pushvalue(L, iRec);
   lua_rawseti(L, iRes, i);
   return iRec;
