@@ -1867,25 +1867,51 @@ static int bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   }
   if (pTxn) lquay_behav_commit(L, pDb, pTxn);
   if (pW) lquay_box_close(L, pW);
-  /* The written fields are stored values now. */
+  /* The written fields are stored values now: in the record in their
+  ** stored form, as save leaves them (a scratch writer gives it), and in
+  ** the snapshot. */
+  pW = lquay_box(L, writer_free);
+  if (quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err)) {
+    lquay_raise(L, &err);
+  }
   for (i = 1; i <= n; i++) {
     LSnap *p;
     uint64_t *row;
+    int iRec;
     lua_rawgeti(L, iList, i);
-    row = snap_row(L, lua_gettop(L), &p);
-    for (k = 0; row && k < nF; k++) {
+    iRec = lua_gettop(L);
+    row = snap_row(L, iRec, &p);
+    for (k = 0; k < nF; k++) {
       quay_value v = aRow[(size_t)(i - 1) * (size_t)nCol + (size_t)k + 1];
+      int j = aiField[k];
       uint64_t fp;
+      if (v.type == QUAY_NULL) {
+        lua_pushvalue(L, iNames + j);                /* quay.null -> nil */
+        lua_pushnil(L);
+        lua_rawset(L, iRec);
+      } else if (stored_form(pM, j, &v) ||
+                 user_flag(pM, j, &v) == USER_RESHAPE) {
+        quay_value sv;
+        quay_writer_reset(pW->p);
+        if (quay_writer_set(pW->p, j, &v, &err) == QUAY_OK) {
+          quay_writer_value(pW->p, j, &sv);
+          lua_pushvalue(L, iNames + j);
+          lquay_push_value(L, &sv);
+          lua_rawset(L, iRec);
+        }
+      }
+      if (row == NULL) continue;
       /* As changed() will see the record's value (a JSON string is a
       ** document, not a text) */
-      lua_pushvalue(L, iNames + aiField[k]);
-      lua_rawget(L, -2);
-      if (!fp_lua(L, lua_gettop(L), pM, aiField[k], &fp)) fp = lquay_fp(&v);
+      lua_pushvalue(L, iNames + j);
+      lua_rawget(L, iRec);
+      if (!fp_lua(L, lua_gettop(L), pM, j, &fp)) fp = lquay_fp(&v);
       lua_pop(L, 1);
-      row[LQUAY_SNAP_SLOT(p, aiField[k])] = fp;
+      row[LQUAY_SNAP_SLOT(p, j)] = fp;
     }
     lua_pop(L, 1);
   }
+  lquay_box_close(L, pW);
   lua_pushinteger(L, (lua_Integer)nChanged);
   return 1;
 }

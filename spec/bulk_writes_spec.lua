@@ -244,6 +244,30 @@ describe("bulk_update", function()
     assert.is_nil(r2.d)
   end)
 
+  it("leaves the records' values in their stored form, as save does", function()
+    local Price = db:model("Price", {
+      amount = quay.decimal { digits = 8, places = 2 }, n = quay.integer(),
+      x = quay.number(), at = quay.datetime { null = true },
+    })
+    db:create_tables()
+    local a = Price:create { amount = "1.00", n = 1, x = 1.5 }
+    local b = Price:create { amount = "2.00", n = 2, x = 2.5, at = "2024-01-01 00:00:00" }
+    a.amount, a.n, a.x, a.at = "1.5", 3.0, 2, "2024-03-01T01:30:00+02:00"
+    b.amount, b.at = 7, quay.null
+    assert.equal(2, Price:bulk_update({ a, b }, { "amount", "n", "x", "at" }))
+    assert.equal("1.50", a.amount)
+    assert.equal("integer", math.type(a.n))
+    assert.equal("float", math.type(a.x))
+    assert.equal("2024-02-29 23:30:00", a.at)
+    assert.equal("7.00", b.amount)
+    assert.is_nil(b.at)                               -- quay.null is never read
+    assert.same({}, a:changed())
+    assert.same({}, b:changed())
+    local s = Price:find(a.id)
+    assert.equal(a.amount, s.amount)
+    assert.equal(a.at, s.at)
+  end)
+
   it("takes the last of a record given twice; skips rows that are gone", function()
     local ann = User:create { name = "Ann" }
     local p = Post:create { title = "p", author = ann }

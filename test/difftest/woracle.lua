@@ -667,11 +667,10 @@ function H.bupdate(st, op, ok, res, P)
   local vbad = false
   local cols = {}
   for i, n in ipairs(op.fields) do cols[i] = m.by[n].name end
-  local vals, assigned_src = {}, {}
+  local vals = {}
   for k, f in ipairs(found) do
-    vals[k], assigned_src[k] = {}, {}
+    vals[k] = {}
     for _, a in ipairs(f.e.assigns) do
-      if a.form == "col" then assigned_src[k][a.fd.name] = a.v.src end
       if a.v.bad then vbad = true end
       local v = assigned_value(st, a)
       if v == nil then
@@ -700,16 +699,9 @@ function H.bupdate(st, op, ok, res, P)
       for _, c in ipairs(cols) do
         local raw = rec[c]
         local v = WV.from_record(m.by[c], raw)
-        -- DOUBT(bulk_update-forms): after bulk_update a record keeps the
-        -- values as assigned (quay.null, "1.5", an ISO datetime, 2 in a
-        -- number field), where save leaves the stored form; accepted.
-        if v ~= vals[k][c] and assigned_src[k][c] then
-          local lit = load("local quay = require('quay') return " .. assigned_src[k][c])()
-          if rawequal(lit, raw) or (type(lit) == "table" and type(raw) == "table"
-                                     and WV.json_canon(lit) == WV.json_canon(raw)) then
-            v = vals[k][c]
-          end
-        end
+        -- After bulk_update a record holds the stored form, as after save
+        -- (quay.null reads nil, "1.5" in a decimal(.., 2) "1.50", an ISO
+        -- datetime in UTC, 2 in a number field 2.0).
         if v ~= vals[k][c] then
           P[#P + 1] = ("record %d (id %d): %s is %s, assigned %s"):format(f.i, f.e.id, c, show(v), show(vals[k][c]))
         end

@@ -42,11 +42,12 @@ Options:
 Environment: QUAY_BUILD_DIR (default <root>/build) holds quay/core.so.
 
 Where the rule book leaves a reading open the oracle accepts each one
-(woracle.lua, the comments marked DOUBT): an unwritten field keeps the form
-it was given (quay.null, 3.0 for 3, an ISO datetime), also after
-bulk_update; an upsert whose repeated key mends a constraint its first row
-broke may fail (PostgreSQL) or not (SQLite); when both a value and a row
-are refused the error may be validation or integrity.
+(woracle.lua, the comments marked DOUBT): a field save { fields } leaves
+out, or update_or_create need not write, keeps the form it was given (an
+ISO datetime, "1.5" for "1.50"); an upsert whose repeated key mends a
+constraint its first row broke may fail (PostgreSQL) or not (SQLite); when
+both a value and a row are refused the error may be validation or
+integrity.
 ]]
 local root = (arg and arg[0] or ""):match("^(.*)/test/difftest/[^/]*$") or "."
 local build = os.getenv("QUAY_BUILD_DIR") or (root .. "/build")
