@@ -43,8 +43,8 @@ Environment: QUAY_BUILD_DIR (default <root>/build) holds quay/core.so.
 
 Where the rule book leaves a reading open the oracle accepts each one
 (woracle.lua, the comments marked DOUBT): a field save { fields } leaves
-out, or update_or_create need not write, keeps the form it was given (an
-ISO datetime, "1.5" for "1.50"); an upsert whose repeated key mends a
+out keeps the form it was given (an ISO datetime, "1.5" for "1.50"), as
+does one a plain save finds unchanged in another text form; an upsert whose repeated key mends a
 constraint its first row broke may fail (PostgreSQL) or not (SQLite); when
 both a value and a row are refused the error may be validation or
 integrity.
