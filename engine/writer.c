@@ -1643,6 +1643,7 @@ done:
 ** SQLite, all in one transaction.  Values are validated before anything
 ** is sent.
 */
+
 /*
 ** Check the values of a row bulk_update drops because its key comes again
 ** later (the last row wins): a value Quay must refuse raises as it would

@@ -1474,7 +1474,12 @@ QUAY_API int quay_writer_is_set(const quay_writer *pW, int iField);
 ** keeps them.
 */
 QUAY_API int quay_writer_check(quay_writer *w, int bInsert, quay_err *pErr);
-/* INSERT the buffered row; the final values are then readable. */
+/*
+** INSERT the buffered row; the final values are then readable.  An
+** automatic key (quay.id) given explicitly moves the generator past it
+** (PostgreSQL: one more statement, a setval when the identity is behind),
+** here and in quay_writer_flush, so later rows do not get that key.
+*/
 QUAY_API int quay_writer_insert(quay_writer *pW, quay_err *pErr);
 /*
 ** UPDATE the row whose primary key was *pOldKey with the fields set in
