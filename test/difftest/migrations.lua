@@ -1500,6 +1500,11 @@ for case = first, last do
   if what then
     failed = failed + 1
     print(("MISMATCH seed %d case %d: %s"):format(opts.seed, case, what))
+    if c.plan == nil then
+      -- it failed before its first version (no connection, say): every
+      -- case would, and there is nothing to shrink
+      break
+    end
     if printed < opts.repros then
       printed = printed + 1
       local plan = c.plan
