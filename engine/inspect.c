@@ -236,6 +236,10 @@ static const struct TypeName {
   { "decimal_int", QUAY_T_DECIMAL },
   { "json", QUAY_T_JSON }, { "jsonb", QUAY_T_JSON },
   { "uuid", QUAY_T_UUID },
+  /* SQLite: Quay's names for text columns of these types (TEXT affinity:
+  ** the name holds "TEXT"), so that a change between them is seen */
+  { "datetime_text", QUAY_T_DATETIME }, { "date_text", QUAY_T_DATE },
+  { "json_text", QUAY_T_JSON }, { "uuid_text", QUAY_T_UUID },
 };
 
 void quay__type_class(const char *zType, int *peType, int *pnMax,

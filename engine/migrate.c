@@ -1180,11 +1180,36 @@ static void diff_keys(Diff *x, TabMap *m) {
 ** scaled integers (SQLite), a change of places, or a change between a
 ** decimal and a number or integer, rescales the stored values: 12.50 kept
 ** as 1250 at 2 places is 12500 at 3, and 12.5 as a number.  Fewer places
-** round (the step is destructive, as any narrowing).
+** round (the step is destructive, as any narrowing).  A date becomes
+** its midnight as a datetime, and a datetime its date, as PostgreSQL's
+** casts make them.
 */
 static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
                               const SCol *pNew, Str *q) {
   int nFrom = 0, nTo = 0;
+  if (pOld && ((pOld->eType == QUAY_T_DATE &&
+                pNew->eType == QUAY_T_DATETIME) ||
+               (pOld->eType == QUAY_T_DATETIME &&
+                pNew->eType == QUAY_T_DATE))) {
+    /* As PostgreSQL casts them: a date is its midnight, a datetime's
+    ** date is its first ten characters (text in another form stays). */
+    int bToDt = pNew->eType == QUAY_T_DATETIME;
+    quay__str_cat(q, "CASE WHEN length(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_printf(q, ") = %d THEN ", bToDt ? 10 : 19);
+    if (bToDt) {
+      quay__str_ident(q, pNew->zName);
+      quay__str_cat(q, " || ' 00:00:00'");
+    } else {
+      quay__str_cat(q, "substr(");
+      quay__str_ident(q, pNew->zName);
+      quay__str_cat(q, ", 1, 10)");
+    }
+    quay__str_cat(q, " ELSE ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " END");
+    return;
+  }
   if (d->bScaledDecimal && pOld) {
     if (pOld->eType == QUAY_T_DECIMAL) nFrom = pOld->nPlaces;
     if (pNew->eType == QUAY_T_DECIMAL) nTo = pNew->nPlaces;

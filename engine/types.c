@@ -589,7 +589,10 @@ static const FieldType aType[] = {
     .mFlags = QUAY_TF_ORDERED | QUAY_TF_DATE | QUAY_TF_KEY |
               QUAY_TF_NORMALIZES,
     .mStored = K(QUAY_TEXT), .eRead = QUAY_TEXT,
-    .azCol = { "TEXT", "TIMESTAMP(0)" }, .zPgArray = "timestamp[]",
+    /* SQLite: text (TEXT affinity: the type name holds "TEXT") under a
+    ** name of its own, as for date, json and uuid, so that the live
+    ** schema tells them apart and a change between them is a step. */
+    .azCol = { "DATETIME_TEXT", "TIMESTAMP(0)" }, .zPgArray = "timestamp[]",
     .xConform = conform_datetime, .xCheck = check_datetime },
   [QUAY_T_BLOB] = {
     .zName = "blob", .zWant = "a string",
@@ -599,7 +602,7 @@ static const FieldType aType[] = {
     .zName = "date", .zWant = "a \"YYYY-MM-DD\" string",
     .mFlags = QUAY_TF_ORDERED | QUAY_TF_DATE | QUAY_TF_KEY,
     .mStored = K(QUAY_TEXT), .eRead = QUAY_TEXT,
-    .azCol = { "TEXT", "DATE" }, .zPgArray = "date[]",
+    .azCol = { "DATE_TEXT", "DATE" }, .zPgArray = "date[]",
     .xConform = conform_date, .xCheck = check_date },
   [QUAY_T_DECIMAL] = {
     .zName = "decimal", .zWant = "a decimal (a string of digits or a number)",
@@ -616,14 +619,14 @@ static const FieldType aType[] = {
     .zName = "json",
     .zWant = "a JSON value (a table, string, number or boolean)",
     .mStored = K(QUAY_JSON), .eRead = QUAY_JSON,
-    .azCol = { "TEXT", "JSONB" }, .zPgArray = "jsonb[]",
+    .azCol = { "JSON_TEXT", "JSONB" }, .zPgArray = "jsonb[]",
     .xConform = conform_json },
   [QUAY_T_UUID] = {
     .zName = "uuid", .zWant = "a UUID string",
     .mFlags = QUAY_TF_ORDERED | QUAY_TF_KEY | QUAY_TF_NORMALIZES |
               QUAY_TF_GENERATED,
     .mStored = K(QUAY_TEXT), .eRead = QUAY_TEXT,
-    .azCol = { "TEXT", "UUID" }, .zPgArray = "uuid[]",
+    .azCol = { "UUID_TEXT", "UUID" }, .zPgArray = "uuid[]",
     .xConform = conform_uuid, .xCheck = check_uuid },
 };
 

@@ -221,4 +221,74 @@ describe("field types under migrations", function()
     assert.same({ "10.00", "7.92" }, list(L:query():order_by("id"):pluck("total")))
     db:close()
   end)
+  -- Text, date, datetime, JSON and UUID fields were all TEXT columns on
+  -- SQLite, so a change between them made no step (datetime -> date ran
+  -- without allow_drop there and kept each row's time); PostgreSQL
+  -- refused it.  Each type now has a column type of its own on SQLite.
+  it("sees a change between text, date, datetime and json on both backends", function()
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local E = v1:model("Event", {
+      at = quay.datetime(), day = quay.date(), note = quay.text(),
+      data = quay.json { null = true }, ref = quay.uuid(),
+    })
+    v1:create_tables()
+    E:create { at = "2024-01-02 03:04:05", day = "2024-02-29", note = "2024-03-01",
+               data = { a = 1 } }
+    v1:close()
+
+    -- datetime -> date, date -> datetime, text -> date, json -> text,
+    -- uuid -> text: every one a narrowing (the contract's list of
+    -- widenings has none of them)
+    local changes = {
+      { at = quay.date() }, { day = quay.datetime() }, { note = quay.date() },
+      { data = quay.text { null = true } }, { ref = quay.text() },
+    }
+    for _, ch in ipairs(changes) do
+      local db = quay.open(url)
+      local decl = { at = quay.datetime(), day = quay.date(), note = quay.text(),
+                     data = quay.json { null = true }, ref = quay.uuid() }
+      local name = next(ch)
+      decl[name] = ch[name]
+      db:model("Event", decl)
+      local steps = db:schema_diff()
+      assert.equal(1, #steps, name)
+      assert.equal("alter_column", steps[1].op, name)
+      assert.equal(name, steps[1].column)
+      local e = helper.raises("migration", function() return db:migrate() end)
+      assert.truthy(tostring(e.message):find("allow_drop", 1, true), e.message)
+      assert.equal(1, #db:schema_diff(), name)      -- nothing changed
+      db:close()
+    end
+
+    -- with allow_drop a date becomes its midnight and a datetime its date,
+    -- as PostgreSQL casts them
+    local v2 = quay.open(url)
+    local F = v2:model("Event", {
+      at = quay.date(), day = quay.datetime(), note = quay.text(),
+      data = quay.json { null = true }, ref = quay.uuid(),
+    })
+    v2:migrate { allow_drop = true }
+    assert.same({}, v2:schema_diff())
+    local r = F:query():first()
+    assert.equal("2024-01-02", r.at)
+    assert.equal("2024-02-29 00:00:00", r.day)
+    assert.equal(1, F:filter { at = "2024-01-02" }:count())
+    assert.equal(1, F:filter { day__year = 2024, day__month = 2 }:count())
+    v2:close()
+
+    -- the live schema reads each type back (quay inspect declares them)
+    local v3 = quay.open(url)
+    local cols = {}
+    for _, t in ipairs(v3:inspect().tables) do
+      if t.name == "events" then
+        for _, c in ipairs(t.columns) do cols[c.name] = c.type end
+      end
+    end
+    for _, n in ipairs({ "at", "day", "note", "data", "ref" }) do assert.is_string(cols[n], n) end
+    assert.are_not.equal(cols.at, cols.day)
+    assert.are_not.equal(cols.note, cols.data)
+    assert.are_not.equal(cols.note, cols.ref)
+    v3:close()
+  end)
 end)
