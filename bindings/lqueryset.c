@@ -447,7 +447,9 @@ static int qs_distinct(lua_State *L) {
 
 static int qs_number(lua_State *L, int bLimit) {
   LQs *q = lquay_check_qs(L, 1);
-  lua_Integer n = lquay_check_integer(L, 2, bLimit ? "limit" : "offset");
+  lua_Integer n;
+  lquay_check_nargs(L, 2, bLimit ? "limit(n)" : "offset(n)");
+  n = lquay_check_integer(L, 2, bLimit ? "limit" : "offset");
   quay_err err;
   LQs *out;
   int rc;
@@ -1129,6 +1131,7 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
 */
 static int qs_all(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
+  lquay_check_nargs(L, 1, "all()");
   lua_settop(L, 1);
   qs_model(L, 1);                                    /* [q, .., M] */
   lquay_push_rows(L, lua_gettop(L), q->qs, 0);
@@ -1147,6 +1150,7 @@ static LQs *limited(lua_State *L, int idx, int n) {
 static int qs_first(lua_State *L) {
   LQs *out;
   lquay_check_qs(L, 1);
+  lquay_check_nargs(L, 1, "first()");
   lua_settop(L, 1);
   qs_model(L, 1);                                    /* [q, M] */
   out = limited(L, 1, 1);                            /* [q, M, q1] */
@@ -1202,7 +1206,9 @@ static int qs_get(lua_State *L) {
 
 static int qs_count(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);
+  LModel *pM;
+  lquay_check_nargs(L, 1, "count()");
+  pM = qs_model(L, 1);
   quay_err err;
   int64_t n;
   if (quay_qs_count(q->qs, pM->pDb->db, &n, &err)) lquay_fail(L, pM->pDb, &err);
@@ -1212,7 +1218,9 @@ static int qs_count(lua_State *L) {
 
 static int qs_exists(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);
+  LModel *pM;
+  lquay_check_nargs(L, 1, "exists()");
+  pM = qs_model(L, 1);
   quay_err err;
   int b;
   if (quay_qs_exists(q->qs, pM->pDb->db, &b, &err)) {
@@ -1353,6 +1361,7 @@ static int qs_sql(lua_State *L) {
   const quay_value *a;
   int i, n;
   const char *z;
+  lquay_check_nargs(L, 1, "sql()");
   qs_model(L, 1);
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(q->qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
@@ -1373,6 +1382,7 @@ static int qs_explain(lua_State *L) {
   Box *pPlan;
   quay_explain_info e;
   int i, rc;
+  lquay_check_nargs(L, 1, "explain()");
   qs_model(L, 1);
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(q->qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
@@ -1466,9 +1476,11 @@ static int iter_next(lua_State *L) {
 
 static int qs_iter(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);                       /* [q, .., M] */
+  LModel *pM;
   LIter *it;
   quay_err err;
+  lquay_check_nargs(L, 1, "iter()");
+  pM = qs_model(L, 1);                               /* [q, .., M] */
   lua_settop(L, 1);
   it = lua_newuserdatauv(L, sizeof(LIter), 2);       /* [q, it] closed */
   memset(it, 0, sizeof(*it));

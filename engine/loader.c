@@ -1137,6 +1137,8 @@ int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
   QsView v;
   int rc;
   *pn = 0;
+  rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   rc = quay__qs_view(pQs, &v, &a, pErr);
@@ -1170,6 +1172,8 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
   int rc;
   int64_t n = 0;
   *pb = 0;
+  rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   rc = quay__qs_view(pQs, &v, &a, pErr);
@@ -1203,6 +1207,18 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
   return rc;
 }
 
+/* select_for_update outside a transaction that may write: quayInt.h. */
+int quay__qs_lock_check(quay_qs *pQs, quay_db *pDb, quay_err *pErr) {
+  if (quay__qs_lock(pQs) >= 0 &&
+      (!quay__db_in_txn(pDb) || pDb->bTxnReadOnly)) {
+    return quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: run it "
+                     "inside db:transaction%s (row locks last until it "
+                     "ends)", pQs->pModel->zName,
+                     pDb->txnDepth ? ", not a readonly one" : "");
+  }
+  return QUAY_OK;
+}
+
 /*
 ** Append the row lock of a select_for_update set to the main step of its
 ** plan p (a pluck's single statement).  Outside a transaction, or in a
@@ -1211,12 +1227,8 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
 static int plan_lock(quay_db *pDb, quay_qs *pQs, quay_plan *p,
                      quay_err *pErr) {
   Str q;
-  if (!quay__db_in_txn(pDb) || pDb->bTxnReadOnly) {
-    return quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: run it "
-                     "inside db:transaction%s (row locks last until it "
-                     "ends)", pQs->pModel->zName,
-                     pDb->txnDepth ? ", not a readonly one" : "");
-  }
+  int rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   quay__str_init(&q);
   quay__str_cat(&q, p->aStep[0].zSql);
   lock_clause(&q, pDb->pDialect, p->aStep[0].aNode[0].zAlias,

@@ -952,6 +952,8 @@ int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
   quay_plan *p;
   int rc;
   *ppCur = NULL;
+  rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   rc = quay_plan_new(pQs, &p, pErr);
   if (rc) return rc;
   if (!p->bValues) {
@@ -1017,6 +1019,7 @@ int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
                      "aggregate (quay.count, quay.sum, ...)", azName[i]);
     }
   }
+  if (rc == QUAY_OK) rc = quay__qs_lock_check(pQs, pDb, pErr);
   if (rc) return rc;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
