@@ -732,9 +732,10 @@ enum {                      /* query-set operations */
 ** when the chain locks nothing. */
 QUAY_INTERNAL int quay__qs_lock(const quay_qs *pQs);
 /* QUAY_EMISUSE when pQs is a select_for_update set and pDb is outside a
-** transaction that may write (row locks last until it ends), else
-** QUAY_OK.  Every terminal call of a set checks it, also those that do
-** not lock (count, exists), so no select_for_update is ever ignored. */
+** transaction that may write (row locks last until it ends), or when its
+** rows are distinct or grouped values() rows (no row to lock), else
+** QUAY_OK.  Every terminal call of a set checks it (count and exists
+** lock the rows they count), so no select_for_update is ever ignored. */
 QUAY_INTERNAL int quay__qs_lock_check(quay_qs *pQs, quay_db *pDb,
                                       quay_err *pErr);
 

@@ -1020,6 +1020,14 @@ int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
     }
   }
   if (rc == QUAY_OK) rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc == QUAY_OK && quay__qs_lock(pQs) >= 0) {
+    /* PostgreSQL locks no row an aggregate reads: never drop the lock */
+    rc = quay__err(pErr, QUAY_EMISUSE, "aggregate of a select_for_update "
+                   "set of %s: an aggregate locks no row; lock the rows "
+                   "first (:all() or :count() of the locked set), then "
+                   "aggregate the set without select_for_update",
+                   pQs->pModel->zName);
+  }
   if (rc) return rc;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);

@@ -1397,6 +1397,7 @@ describe("contract, second part: writes", function()
     raises("misuse", function() return M.Post:select_for_update():values("title"):all() end)
     raises("misuse", function() return M.Post:select_for_update():aggregate { n = quay.count() } end)
     raises("misuse", function() return M.Post:select_for_update():pluck("title") end)
+    raises("misuse", function() return M.Post:select_for_update():values("author"):distinct():pluck("author") end)
     raises("misuse", function() for _ in M.Post:select_for_update():iter() do end end)
     raises("misuse", function() return M.Post:select_for_update():get { title = "p1" } end)
     -- a readonly transaction cannot lock either
@@ -1411,7 +1412,18 @@ describe("contract, second part: writes", function()
       assert.are.equal(2, #M.Post:select_for_update { nowait = false, skip_locked = false }:all())
       assert.are.equal(2, M.Post:select_for_update():count())
       assert.is_true(M.Post:select_for_update():exists())
-      assert.are.equal(2, M.Post:select_for_update():aggregate { n = quay.count() }.n)
+      assert.are.same({ { title = "p1" }, { title = "p2" } },
+        M.Post:select_for_update():values("title"):order_by("title"):all())
+      assert.are.same({ "p1", "p2" }, arr(M.Post:select_for_update():order_by("title"):pluck("title")))
+      -- never a silently dropped lock: rows that cannot be locked are misuse
+      raises("misuse", function() return M.Post:select_for_update():aggregate { n = quay.count() } end)
+      raises("misuse", function() return M.Post:select_for_update():values("title"):distinct():all() end)
+      raises("misuse", function()
+        return M.Post:select_for_update():values("author"):annotate { n = quay.count() }:all()
+      end)
+      raises("misuse", function()
+        return M.Post:select_for_update():values("author"):distinct():pluck("author")
+      end)
     end)
   end)
 
@@ -1445,11 +1457,18 @@ describe("contract, second part: writes", function()
         local recs = P2:select_for_update { skip_locked = true }:order_by("id"):all()
         assert.are.equal(1, #recs)
       end)
-      local ok, err = pcall(db2.transaction, db2, function()
-        return P2:select_for_update { nowait = true }:all()
-      end)
-      assert.is_false(ok)
-      assert.are.equal("table", type(err))
+      -- every terminal call of a locked set locks: nowait fails on each
+      for _, read in ipairs {
+        function() return P2:select_for_update { nowait = true }:all() end,
+        function() return P2:select_for_update { nowait = true }:count() end,
+        function() return P2:select_for_update { nowait = true }:exists() end,
+        function() return P2:select_for_update { nowait = true }:values("title"):all() end,
+        function() return P2:select_for_update { nowait = true }:pluck("title") end,
+      } do
+        local ok, err = pcall(db2.transaction, db2, read)
+        assert.is_false(ok)
+        assert.are.equal("table", type(err))
+      end
     end)
     db2:close()
   end)
