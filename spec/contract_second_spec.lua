@@ -388,6 +388,37 @@ describe("contract, second part: aggregates", function()
     raises("misuse", function() return M.User:annotate { comments = quay.count("posts") } end)
   end)
 
+  it("with_count's name may not clash with a field either", function()
+    local W = db:model("Writer", { name = quay.string(), notes_count = quay.integer { default = 0 } })
+    db:model("Note", { writer = quay.belongs_to("Writer", { related_name = "notes" }) })
+    db:create_tables()
+    raises("misuse", function() return W:with_count("notes"):all() end)
+    raises("misuse", function() return W:annotate { notes_count = quay.count("notes") }:all() end)
+  end)
+
+  it("an aggregate over a to-many path counts each related row once per owner", function()
+    local lua, c = M.Tag:create { name = "lua" }, M.Tag:create { name = "c" }
+    F.p1.tags:add(lua, c)
+    F.p2.tags:add(lua)
+    -- p1 belongs to both tags: counted once for each
+    assert.are.same({ n = 3 }, M.Tag:aggregate { n = quay.count("posts") })
+    assert.are.same({ n = 2 }, M.Tag:aggregate { n = quay.count("posts", { distinct = true }) })
+    assert.are.same({ n = 3, s = 40 },
+      M.Tag:aggregate { n = quay.count("posts"), s = quay.sum("posts__views") })
+    -- a multi-hop path and exists with a filter
+    -- lua is reached twice from ann (through p1 and p2): one related row
+    assert.are.same({ n = 2 }, M.User:aggregate { n = quay.count("posts__tags") })
+    assert.are.same({ 2, 0, 0 },
+      arr(M.User:annotate { n = quay.count("posts__tags") }:order_by("name"):pluck("n")))
+    local u = M.User:annotate { e = quay.exists("posts__tags"),
+                                big = quay.exists("posts", { filter = { posts__views__gt = 15 } }) }
+      :order_by("name"):all()
+    assert.are.same({ true, false, false }, { u[1].e, u[2].e, u[3].e })
+    assert.are.same({ true, false, false }, { u[1].big, u[2].big, u[3].big })
+    -- quay.count { filter = ... } counts the set's own rows that match
+    assert.are.same({ n = 1 }, M.Post:aggregate { n = quay.count { filter = { views__gt = 10 } } })
+  end)
+
   it("with_count('posts') equals annotate { posts_count = count('posts') }", function()
     local a = M.User:with_count("posts"):order_by("name"):all()
     local b = M.User:annotate { posts_count = quay.count("posts") }:order_by("name"):all()
@@ -975,6 +1006,33 @@ describe("contract, second part: err.field on validation", function()
     end)
     assert.are.equal("n", err3.field)
     assert.are.equal(1, V:count())
+    local K = db:model("Keyed", { k = quay.string { unique = true }, n = quay.integer { max = 5, default = 0 } })
+    db:create_tables()
+    local errs = {
+      raises("validation", function() return V:query():update { c = "z" } end),
+      raises("validation", function() return V:query():update { m = "1.234" } end),
+      raises("validation", function() return K:upsert({ { k = "a", n = 9 } }, { conflict = { "k" } }) end),
+      raises("validation", function() return K:get_or_create({ k = "a" }, { n = 9 }) end),
+      raises("validation", function() return K:update_or_create({ k = "a" }, { n = "x" }) end),
+    }
+    local want = { "c", "m", "n", "n", "n" }
+    for i, e in ipairs(errs) do
+      assert.are.equal(want[i], e.field)
+      assert.is_truthy(e.model == "Val" or e.model == "Keyed")
+    end
+    local kr = K:create { k = "b" }
+    kr.n = 7
+    local e4 = raises("validation", function() return K:bulk_update({ kr }, { "n" }) end)
+    assert.are.equal("n", e4.field); assert.are.equal("Keyed", e4.model)
+    -- the model's own check names no field
+    local Mv = db:model("ModelCheck", {
+      a = quay.integer(), b = quay.integer(),
+      validate = function(rec) if rec.a > rec.b then return false, "a after b" end return true end,
+    })
+    db:create_tables()
+    local e5 = raises("validation", function() return Mv:create { a = 2, b = 1 } end)
+    assert.is_nil(e5.field)
+    assert.are.equal("ModelCheck", e5.model)
   end)
 end)
 
@@ -1208,6 +1266,31 @@ describe("contract, second part: writes", function()
     assert.are.equal(false, created)
     assert.are.equal("Racer", rec.name)
     assert.are.equal(1, M.User:filter { email = "race@x" }:count())
+  end)
+
+  it("update_or_create is safe against a concurrent insert of the same unique key", function()
+    if not helper.is_pg then return end
+    local db2 = quay.open(helper.url)
+    local U2 = db2:model("User", {
+      name = quay.string(),
+      email = quay.string { unique = true, null = true },
+      karma = quay.integer { default = 0 },
+    })
+    local first = true
+    db:on_query(function(sql)
+      if first and sql:match("^%s*INSERT") then
+        first = false
+        U2:create { name = "Racer", email = "race@x" }
+      end
+    end)
+    local ok, rec, created = pcall(M.User.update_or_create, M.User, { email = "race@x" }, { name = "Me" })
+    db:on_query(nil)
+    db2:close()
+    assert.is_true(ok, tostring(rec))
+    assert.are.equal(false, created)
+    assert.are.equal("Me", rec.name)
+    assert.are.equal(1, M.User:filter { email = "race@x" }:count())
+    assert.are.equal("Me", M.User:get { email = "race@x" }.name)
   end)
 
   it("upsert example: conflict and update, records with keys", function()
