@@ -571,11 +571,24 @@ describe("contract, second part: values", function()
     assert.are.equal(2, f)
   end)
 
-  it("values: names and computed columns mix inside the one table argument", function()
+  it("values: a table argument names computed columns, among paths too", function()
     local rows = M.Post:values { "title", v2 = quay.F("views") * 2 }:order_by("title"):all()
     assert.are.same({ title = "one", v2 = 20 }, rows[1])
-    -- a table among string arguments is a wrong argument shape
-    raises("misuse", function() return M.Post:values("title", { v2 = quay.F("views") }) end)
+    local mixed = M.Post:values("title", { v2 = quay.F("views") * 2, m = quay.trunc("month", "created") },
+                                "author__name"):order_by("title"):all()
+    assert.are.equal(3, #mixed)
+    assert.are.equal("one", mixed[1].title)
+    assert.are.equal(20, mixed[1].v2)
+    assert.are.equal("Ann", mixed[1].author__name)
+    assert.is_truthy(tostring(mixed[1].m):find("2024-01", 1, true))
+    local grouped = M.Post:values("author__name", { y = quay.trunc("year", "created") })
+      :annotate { n = quay.count() }:order_by("author__name", "y"):all()
+    assert.are.same({ 2, 1 }, { grouped[1].n, grouped[2].n })
+    -- a non-expression under a name, or a non-string path, is misuse
+    raises("misuse", function() return M.Post:values("title", { v2 = "views" }) end)
+    raises("misuse", function() return M.Post:values("title", { 3 }) end)
+    raises("misuse", function() return M.Post:values("title", 3) end)
+    raises("misuse", function() return M.Post:values(quay.F("title")) end)
   end)
 end)
 
