@@ -74,7 +74,7 @@ static int l_agg(lua_State *L) {
     iOpts = 1;                          /* quay.count { filter = ... } */
   } else if (lua_isnoneornil(L, 1)) {
     if (strcmp(zFn, "count") != 0) {
-      lquay_raisef(L, QUAY_EBAD_LOOKUP, "quay.%s needs a path", zFn);
+      lquay_raisef(L, QUAY_EMISUSE, "quay.%s needs a path", zFn);
     }
   } else {
     path_arg(L, 1, zFn);
@@ -180,6 +180,7 @@ static int order_copy(lua_State *L, int bDesc) {
     lquay_raisef(L, QUAY_EMISUSE, "use expr:%s() with a colon",
                  bDesc ? "desc" : "asc");
   }
+  lquay_check_nargs(L, 1, bDesc ? "expr:desc()" : "expr:asc()");
   lua_createtable(L, 0, 8);
   lua_pushnil(L);
   while (lua_next(L, 1)) {

@@ -104,7 +104,8 @@ const char *lquay_name(lua_State *L, int idx, int code, const char *zWhat) {
   size_t n;
   const char *z;
   if (lua_type(L, idx) != LUA_TSTRING) {
-    lquay_raisef(L, code, "%s must be a string, got %s", zWhat,
+    lquay_raisef(L, code == QUAY_EDECLARATION ? code : QUAY_EMISUSE,
+                 "%s must be a string, got %s", zWhat,
                  luaL_typename(L, idx));
   }
   z = lua_tolstring(L, idx, &n);
@@ -296,6 +297,10 @@ static void open_opts(lua_State *L, int idx, quay_open_opts *pOpts) {
                                                          : (int)ms);
   }
   lua_getfield(L, idx, "strict");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
+    lquay_raisef(L, QUAY_EMISUSE, "quay.open: strict must be a boolean, "
+                 "got %s", luaL_typename(L, -1));
+  }
   pOpts->strict = lua_toboolean(L, -1);
   lua_getfield(L, idx, "prepare");
   if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
@@ -366,6 +371,11 @@ static int l_open(lua_State *L) {
   quay_err err;
   LDb *pDb;
   int rc;
+  if (lua_gettop(L) > 2) {
+    lquay_raisef(L, QUAY_EMISUSE, "quay.open(url, opts) takes at most 2 "
+                 "arguments; argument 3 (a %s) would be ignored",
+                 luaL_typename(L, 3));
+  }
   lua_settop(L, 2);
   open_opts(L, 2, &opts);                  /* [url, opts, (az)] */
   /* The owner first, closed (db NULL); then open into it. */

@@ -191,8 +191,10 @@ LQUAY_INTERNAL void lquay_box_release(Box *b);
 LQUAY_INTERNAL void lquay_box_close(lua_State *L, Box *b);
 LQUAY_INTERNAL int lquay_is_null(lua_State *L, int idx);
 /*
-** The string at idx as a name for the engine: raises `code` when it is not
-** a string or holds a NUL byte (C would silently truncate it).
+** The string at idx as a name for the engine: raises `code` when it holds
+** a NUL byte (C would silently truncate it); a value that is not a string
+** is a wrong argument shape, `misuse`, except in a declaration (whose
+** errors are all `declaration`).
 */
 LQUAY_INTERNAL const char *lquay_name(lua_State *L, int idx, int code,
                                       const char *zWhat);

@@ -384,50 +384,71 @@ static int qs_aggregate(lua_State *L) {
 
 /*
 ** values("title", "author__name") or values { "title", month =
-** quay.trunc("month", "placed") }: paths and named computed columns.
+** quay.trunc("month", "placed") }: paths and named computed columns; the
+** arguments may mix the two forms (values("title", { month = ... })).
 */
 static int qs_values(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1), *out;
-  int n = 0, i, nArg = lua_gettop(L) - 1;
+  int n = 0, i, k, nArg = lua_gettop(L) - 1, iBase;
   const char **az;
   quay_expr **ap;
+  Box **apBox;
   quay_err err;
-  qs_model(L, 1);
-  luaL_checkstack(L, 16, "values");
-  if (nArg == 1 && lua_type(L, 2) == LUA_TTABLE && !lquay_is_expr(L, 2)) {
-    int nNamed, k;
-    const char **azNamed = sorted_names(L, 2, &nNamed, "values");
-    int nList = (int)lua_rawlen(L, 2);
-    n = nList + nNamed;
-    luaL_checkstack(L, n + 8, "values");
-    az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-    ap = lua_newuserdatauv(L, sizeof(quay_expr *) * (size_t)(n + 1), 0);
-    for (i = 0; i < nList; i++) {
-      lua_rawgeti(L, 2, i + 1);
-      az[i] = lquay_name(L, -1, QUAY_EUNKNOWN_FIELD, "a values path");
-      ap[i] = NULL;
+  qs_model(L, 1);                                    /* [q, args.., M] */
+  luaL_checkstack(L, 2 * nArg + 16, "values");
+  /* Pass 1: per argument, the sorted names of a table (nil for a path)
+  ** and their number, pushed from iBase on. */
+  iBase = lua_gettop(L) + 1;
+  for (i = 0; i < nArg; i++) {
+    int nNamed = 0;
+    if (lua_type(L, i + 2) == LUA_TTABLE && !lquay_is_expr(L, i + 2)) {
+      sorted_names(L, i + 2, &nNamed, "values");
+      n += (int)lua_rawlen(L, i + 2) + nNamed;
+    } else {
+      lua_pushnil(L);               /* a path: lquay_name checks it below */
+      n += 1;
+    }
+    lua_pushinteger(L, nNamed);
+  }
+  luaL_checkstack(L, 2 * n + 8, "values");
+  az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
+  ap = lua_newuserdatauv(L, sizeof(quay_expr *) * (size_t)(n + 1), 0);
+  apBox = lua_newuserdatauv(L, sizeof(Box *) * (size_t)(n + 1), 0);
+  n = 0;
+  for (i = 0; i < nArg; i++) {
+    int iNames = iBase + 2 * i;            /* the sorted names of arg i */
+    int nNamed = (int)lua_tointeger(L, iNames + 1), nList;
+    if (lua_isnil(L, iNames)) {
+      az[n] = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD, "a values path");
+      apBox[n] = NULL;
+      ap[n++] = NULL;
+      continue;
+    }
+    nList = (int)lua_rawlen(L, i + 2);
+    for (k = 0; k < nList; k++) {
+      lua_rawgeti(L, i + 2, k + 1);
+      az[n] = lquay_name(L, -1, QUAY_EUNKNOWN_FIELD, "a values path");
+      apBox[n] = NULL;
+      ap[n++] = NULL;
+      lua_pop(L, 1);                       /* still held by the table */
     }
     for (k = 0; k < nNamed; k++) {
-      Box *pBox;
-      lua_getfield(L, 2, azNamed[k]);
+      const char *zName = ((const char **)lua_touserdata(L, iNames))[k];
+      lua_getfield(L, i + 2, zName);
       if (!lquay_is_expr(L, -1)) {
         lquay_raisef(L, QUAY_EMISUSE, "values: %s must be an expression "
-                     "(quay.trunc, quay.F, ...)", azNamed[k]);
+                     "(quay.trunc, quay.F, ...)", zName);
       }
-      az[nList + k] = azNamed[k];
-      ap[nList + k] = lquay_expr(L, -1, &pBox);
-      pBox->p = NULL;                 /* taken below (also on failure) */
-    }
-  } else {
-    n = nArg;
-    az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
-    ap = lua_newuserdatauv(L, sizeof(quay_expr *) * (size_t)(n + 1), 0);
-    for (i = 0; i < n; i++) {
-      az[i] = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD, "a values path");
-      ap[i] = NULL;
+      az[n] = zName;
+      ap[n] = lquay_expr(L, -1, &apBox[n]);  /* its box owns it for now */
+      n++;
     }
   }
   out = derived(L, 1);
+  for (i = 0; i < n; i++) {
+    if (apBox[i]) apBox[i]->p = NULL;  /* the engine takes them (also on
+                                        ** failure) */
+  }
   if (quay_qs_values(q->qs, az, ap, n, &out->qs, &err)) lquay_raise(L, &err);
   return 1;
 }
@@ -447,7 +468,9 @@ static int qs_distinct(lua_State *L) {
 
 static int qs_number(lua_State *L, int bLimit) {
   LQs *q = lquay_check_qs(L, 1);
-  lua_Integer n = lquay_check_integer(L, 2, bLimit ? "limit" : "offset");
+  lua_Integer n;
+  lquay_check_nargs(L, 2, bLimit ? "limit(n)" : "offset(n)");
+  n = lquay_check_integer(L, 2, bLimit ? "limit" : "offset");
   quay_err err;
   LQs *out;
   int rc;
@@ -1129,6 +1152,7 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
 */
 static int qs_all(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
+  lquay_check_nargs(L, 1, "all()");
   lua_settop(L, 1);
   qs_model(L, 1);                                    /* [q, .., M] */
   lquay_push_rows(L, lua_gettop(L), q->qs, 0);
@@ -1147,6 +1171,7 @@ static LQs *limited(lua_State *L, int idx, int n) {
 static int qs_first(lua_State *L) {
   LQs *out;
   lquay_check_qs(L, 1);
+  lquay_check_nargs(L, 1, "first()");
   lua_settop(L, 1);
   qs_model(L, 1);                                    /* [q, M] */
   out = limited(L, 1, 1);                            /* [q, M, q1] */
@@ -1202,7 +1227,9 @@ static int qs_get(lua_State *L) {
 
 static int qs_count(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);
+  LModel *pM;
+  lquay_check_nargs(L, 1, "count()");
+  pM = qs_model(L, 1);
   quay_err err;
   int64_t n;
   if (quay_qs_count(q->qs, pM->pDb->db, &n, &err)) lquay_fail(L, pM->pDb, &err);
@@ -1212,7 +1239,9 @@ static int qs_count(lua_State *L) {
 
 static int qs_exists(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);
+  LModel *pM;
+  lquay_check_nargs(L, 1, "exists()");
+  pM = qs_model(L, 1);
   quay_err err;
   int b;
   if (quay_qs_exists(q->qs, pM->pDb->db, &b, &err)) {
@@ -1353,6 +1382,7 @@ static int qs_sql(lua_State *L) {
   const quay_value *a;
   int i, n;
   const char *z;
+  lquay_check_nargs(L, 1, "sql()");
   qs_model(L, 1);
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(q->qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
@@ -1373,6 +1403,7 @@ static int qs_explain(lua_State *L) {
   Box *pPlan;
   quay_explain_info e;
   int i, rc;
+  lquay_check_nargs(L, 1, "explain()");
   qs_model(L, 1);
   pPlan = lquay_box(L, plan_free);
   if (quay_plan_new(q->qs, (quay_plan **)&pPlan->p, &err)) lquay_raise(L, &err);
@@ -1466,9 +1497,11 @@ static int iter_next(lua_State *L) {
 
 static int qs_iter(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
-  LModel *pM = qs_model(L, 1);                       /* [q, .., M] */
+  LModel *pM;
   LIter *it;
   quay_err err;
+  lquay_check_nargs(L, 1, "iter()");
+  pM = qs_model(L, 1);                               /* [q, .., M] */
   lua_settop(L, 1);
   it = lua_newuserdatauv(L, sizeof(LIter), 2);       /* [q, it] closed */
   memset(it, 0, sizeof(*it));

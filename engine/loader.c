@@ -870,18 +870,33 @@ static int assign_slots(quay_plan *p, quay_err *pErr) {
   return QUAY_OK;
 }
 
-/* Step 0 of a values set: value rows (values.c), no records. */
+static int values_collapse(const QsView *v);
+
+/* Step 0 of a values set: value rows (values.c), no records.  A
+** select_for_update set locks the rows it reads (FOR UPDATE OF its own
+** row source) unless they collapse (quay__qs_lock_check refuses those). */
 static int build_values_step(quay_plan *p, quay_err *pErr) {
   PlanStep *s = &p->aStep[0];
   Build b;
-  int i, rc;
+  int i, rc, nAlias;
   quay__build_init(&b, p->pDb, &p->arena, pErr);
   for (i = 0; i < p->nParamBase; i++) {
     quay_value vNull;
     vNull.type = QUAY_NULL;
     quay__params_add(&b.params, &vNull);
   }
+  nAlias = b.nAlias;
   rc = quay__values_sql(&b, &s->view, NULL, NULL, 0, &s->aHint, &s->nCol);
+  if (rc == QUAY_OK && p->pQs && quay__qs_lock(p->pQs) >= 0 &&
+      !values_collapse(&s->view)) {
+    /* Plain value rows read the set's own rows under the first alias
+    ** the statement took: take that name again to lock them. */
+    const char *zA;
+    b.nAlias = nAlias;
+    zA = quay__alias(&b);
+    if (zA) lock_clause(&b.sql, b.pDia, zA, quay__qs_lock(p->pQs));
+    rc = zA ? quay__build_rc(&b) : quay__oom(pErr);
+  }
   if (rc == QUAY_OK) {
     s->zSql = quay__arena_strdup(&p->arena, b.sql.z ? b.sql.z : "", b.sql.n);
     s->nParam = b.params.n;
@@ -1076,11 +1091,11 @@ int quay_plan_explain(quay_plan *p, int i, quay_explain_info *pOut) {
 ** ===================================================================
 */
 /* "SELECT <zWhat> FROM ... WHERE ..." of a query set into b. */
-static void select_where(Build *b, QsView *v, const char *zWhat) {
+static const char *select_where(Build *b, QsView *v, const char *zWhat) {
   char *zA = quay__alias(b);
   Scope *sc;
   int nTerm = 0;
-  if (zA == NULL) return;
+  if (zA == NULL) return NULL;
   quay__str_printf(&b->sql, "SELECT %s", zWhat);
   /* Limited: the rows are the first by key, not by the view's order, so
   ** aggregates (of filters) stay correlated. */
@@ -1107,6 +1122,7 @@ static void select_where(Build *b, QsView *v, const char *zWhat) {
       quay__build_param(b, &n);
     }
   }
+  return zA;
 }
 
 /* Non-0 when a values set's rows are not the set's records: distinct
@@ -1137,6 +1153,8 @@ int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
   QsView v;
   int rc;
   *pn = 0;
+  rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   rc = quay__qs_view(pQs, &v, &a, pErr);
@@ -1144,9 +1162,14 @@ int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
     select_values(&b, &v, "SELECT COUNT(*) FROM (", ") AS q");
     rc = quay__build_rc(&b);
   } else if (rc == QUAY_OK) {
-    if (v.limit >= 0 || v.offset >= 0) {
+    int mLock = quay__qs_lock(pQs);
+    if (v.limit >= 0 || v.offset >= 0 || mLock >= 0) {
+      /* select_for_update: the rows counted are locked (PostgreSQL locks
+      ** no row of an aggregate's own FROM) */
+      const char *zA;
       quay__str_cat(&b.sql, "SELECT COUNT(*) FROM (");
-      select_where(&b, &v, "1");
+      zA = select_where(&b, &v, "1");
+      if (zA) lock_clause(&b.sql, b.pDia, zA, mLock);
       quay__str_cat(&b.sql, ") AS q");
     } else {
       select_where(&b, &v, "COUNT(*)");
@@ -1170,6 +1193,14 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
   int rc;
   int64_t n = 0;
   *pb = 0;
+  rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
+  if (quay__qs_lock(pQs) >= 0) {
+    /* select_for_update: lock every row of the set, as count does */
+    rc = quay_qs_count(pQs, pDb, &n, pErr);
+    *pb = n != 0;
+    return rc;
+  }
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
   rc = quay__qs_view(pQs, &v, &a, pErr);
@@ -1203,6 +1234,31 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
   return rc;
 }
 
+/* select_for_update outside a transaction that may write, or over
+** collapsed value rows: quayInt.h. */
+int quay__qs_lock_check(quay_qs *pQs, quay_db *pDb, quay_err *pErr) {
+  Arena a;
+  QsView v;
+  int rc;
+  if (quay__qs_lock(pQs) < 0) return QUAY_OK;
+  if (!quay__db_in_txn(pDb) || pDb->bTxnReadOnly) {
+    return quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: run it "
+                     "inside db:transaction%s (row locks last until it "
+                     "ends)", pQs->pModel->zName,
+                     pDb->txnDepth ? ", not a readonly one" : "");
+  }
+  quay__arena_init(&a);
+  rc = quay__qs_view(pQs, &v, &a, pErr);
+  if (rc == QUAY_OK && values_collapse(&v)) {
+    rc = quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: distinct "
+                   "or grouped values() rows stand for several rows and "
+                   "cannot be locked; lock the set before values() in a "
+                   "query of its own", pQs->pModel->zName);
+  }
+  quay__arena_free(&a);
+  return rc;
+}
+
 /*
 ** Append the row lock of a select_for_update set to the main step of its
 ** plan p (a pluck's single statement).  Outside a transaction, or in a
@@ -1211,12 +1267,8 @@ int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
 static int plan_lock(quay_db *pDb, quay_qs *pQs, quay_plan *p,
                      quay_err *pErr) {
   Str q;
-  if (!quay__db_in_txn(pDb) || pDb->bTxnReadOnly) {
-    return quay__err(pErr, QUAY_EMISUSE, "select_for_update on %s: run it "
-                     "inside db:transaction%s (row locks last until it "
-                     "ends)", pQs->pModel->zName,
-                     pDb->txnDepth ? ", not a readonly one" : "");
-  }
+  int rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   quay__str_init(&q);
   quay__str_cat(&q, p->aStep[0].zSql);
   lock_clause(&q, pDb->pDialect, p->aStep[0].aNode[0].zAlias,
@@ -1234,6 +1286,8 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
   quay_plan *p;
   int rc, bDone = 0;
   *ppCur = NULL;
+  rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   rc = quay_expr_col(zPath, (quay_expr **)&e, pErr);
   if (rc) return rc;
   e->zWhat = "pluck";

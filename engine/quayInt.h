@@ -731,6 +731,13 @@ enum {                      /* query-set operations */
 /* The QUAY_LOCK_* flags of the chain's last select_for_update, or -1
 ** when the chain locks nothing. */
 QUAY_INTERNAL int quay__qs_lock(const quay_qs *pQs);
+/* QUAY_EMISUSE when pQs is a select_for_update set and pDb is outside a
+** transaction that may write (row locks last until it ends), or when its
+** rows are distinct or grouped values() rows (no row to lock), else
+** QUAY_OK.  Every terminal call of a set checks it (count and exists
+** lock the rows they count), so no select_for_update is ever ignored. */
+QUAY_INTERNAL int quay__qs_lock_check(quay_qs *pQs, quay_db *pDb,
+                                      quay_err *pErr);
 
 struct quay_qs {
   int nRef;

@@ -952,6 +952,8 @@ int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
   quay_plan *p;
   int rc;
   *ppCur = NULL;
+  rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc) return rc;
   rc = quay_plan_new(pQs, &p, pErr);
   if (rc) return rc;
   if (!p->bValues) {
@@ -1016,6 +1018,15 @@ int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
       rc = quay__err(pErr, QUAY_EBAD_LOOKUP, "aggregate: '%s' is not an "
                      "aggregate (quay.count, quay.sum, ...)", azName[i]);
     }
+  }
+  if (rc == QUAY_OK) rc = quay__qs_lock_check(pQs, pDb, pErr);
+  if (rc == QUAY_OK && quay__qs_lock(pQs) >= 0) {
+    /* PostgreSQL locks no row an aggregate reads: never drop the lock */
+    rc = quay__err(pErr, QUAY_EMISUSE, "aggregate of a select_for_update "
+                   "set of %s: an aggregate locks no row; lock the rows "
+                   "first (:all() or :count() of the locked set), then "
+                   "aggregate the set without select_for_update",
+                   pQs->pModel->zName);
   }
   if (rc) return rc;
   quay__arena_init(&a);

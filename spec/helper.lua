@@ -14,14 +14,14 @@ helper.is_pg = helper.backend == "postgresql"
 helper.pooled = os.getenv("QUAY_PG_PREPARE") == "0"
 if helper.pooled then
   local open = quay.open
-  quay.open = function(url, opts)
+  quay.open = function(url, opts, ...)   -- extra arguments pass through
     if type(url) == "string" and not url:match("^sqlite:") and
         (opts == nil or (type(opts) == "table" and opts.prepare == nil)) then
       local o = { prepare = false }
       for k, v in pairs(opts or {}) do o[k] = v end
       opts = o
     end
-    return open(url, opts)
+    return open(url, opts, ...)
   end
 end
 
