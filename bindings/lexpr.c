@@ -100,6 +100,15 @@ static int l_agg(lua_State *L) {
           lquay_raisef(L, QUAY_EMISUSE, "quay.%s: filter must be a "
                        "conditions table", zFn);
         }
+        lua_pushnil(L);
+        if (!lua_next(L, -2)) {
+          /* as filter {}: a condition whose value was nil */
+          lquay_raisef(L, QUAY_EMISUSE, "quay.%s: filter {} is empty (a "
+                       "condition whose value is nil vanishes from a Lua "
+                       "table); leave the option out to count every row",
+                       zFn);
+        }
+        lua_pop(L, 2);
       } else if (strcmp(zKey, "distinct") == 0) {
         if (lua_type(L, -1) != LUA_TBOOLEAN) {
           lquay_raisef(L, QUAY_EMISUSE, "quay.%s: distinct must be a "
@@ -240,6 +249,9 @@ static int agg_code(const char *z) {
 ** until the caller takes it).  Depth is bounded; each level keeps the Lua
 ** stack it uses in check.
 */
+/* iDepth of a whole order_by term: the one place a direction belongs. */
+#define ORDER_TERM (-1)
+
 static void build(lua_State *L, int idx, Box *pBox, int iDepth) {
   const char *zOp;
   quay_err err;
@@ -327,10 +339,10 @@ static void build(lua_State *L, int idx, Box *pBox, int iDepth) {
     }
     pA = lquay_box(L, expr_free);
     lua_getfield(L, idx, "a");
-    build(L, -1, pA, iDepth + 1);
+    build(L, -1, pA, iDepth < 0 ? 1 : iDepth + 1);
     pB = lquay_box(L, expr_free);
     lua_getfield(L, idx, "b");
-    build(L, -1, pB, iDepth + 1);
+    build(L, -1, pB, iDepth < 0 ? 1 : iDepth + 1);
     a = pA->p;
     b = pB->p;
     pA->p = pB->p = NULL;               /* quay_expr_binary takes both */
@@ -339,19 +351,35 @@ static void build(lua_State *L, int idx, Box *pBox, int iDepth) {
   }
   if (lua_type(L, idx) == LUA_TTABLE) {
     lua_pushliteral(L, "desc");       /* raw: __index answers methods */
-    lua_rawget(L, idx);
+    if (lua_rawget(L, idx) != LUA_TNIL && iDepth != ORDER_TERM) {
+      /* A direction anywhere but on a whole order_by term would be
+      ** dropped without a word. */
+      lquay_raisef(L, QUAY_EMISUSE, "expr:%s() orders an order_by term "
+                   "(order_by(quay.F(\"views\"):desc())); it has no "
+                   "meaning %s", lua_toboolean(L, -1) ? "desc" : "asc",
+                   iDepth > 0 ? "inside arithmetic"
+                              : "in filter, update, annotate or values");
+    }
     quay_expr_set_desc(pBox->p, lua_toboolean(L, -1));
     lua_pop(L, 1);
   }
 }
 
-quay_expr *lquay_expr(lua_State *L, int idx, Box **ppBox) {
+static quay_expr *expr_top(lua_State *L, int idx, Box **ppBox, int iDepth) {
   Box *pBox;
   idx = lua_absindex(L, idx);
   pBox = lquay_box(L, expr_free);
-  build(L, idx, pBox, 0);
+  build(L, idx, pBox, iDepth);
   *ppBox = pBox;
   return pBox->p;
+}
+
+quay_expr *lquay_expr(lua_State *L, int idx, Box **ppBox) {
+  return expr_top(L, idx, ppBox, 0);
+}
+
+quay_expr *lquay_expr_order(lua_State *L, int idx, Box **ppBox) {
+  return expr_top(L, idx, ppBox, ORDER_TERM);
 }
 /* }======= */
 

@@ -427,6 +427,10 @@ LQUAY_INTERNAL int lquay_is_expr(lua_State *L, int idx);
 /* The engine expression of the quay.Expr at idx, owned by *ppBox (pushed,
 ** to-be-closed) until the caller releases the box. */
 LQUAY_INTERNAL quay_expr *lquay_expr(lua_State *L, int idx, Box **ppBox);
+/* The same for a whole order_by term, the one place :desc()/:asc() may
+** stand (elsewhere they raise misuse). */
+LQUAY_INTERNAL quay_expr *lquay_expr_order(lua_State *L, int idx,
+                                           Box **ppBox);
 
 /* lmarshal.c */
 LQUAY_INTERNAL int lquay_to_value(lua_State *L, int idx, quay_value *pOut,

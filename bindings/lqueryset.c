@@ -231,7 +231,7 @@ static int qs_order_by(lua_State *L) {
     apBox = lua_newuserdatauv(L, sizeof(Box *) * (size_t)(n + 1), 0);
     for (i = 0; i < n; i++) {
       if (lquay_is_expr(L, i + 2)) {
-        ap[i] = lquay_expr(L, i + 2, &apBox[i]);
+        ap[i] = lquay_expr_order(L, i + 2, &apBox[i]);
       } else {
         const char *z = lquay_name(L, i + 2, QUAY_EUNKNOWN_FIELD,
                                    "an order_by term");
@@ -1295,6 +1295,15 @@ static int qs_update(lua_State *L) {
   lquay_check_type(L, 2, LUA_TTABLE, "update");
   lua_settop(L, 2);
   pM = qs_model(L, 1);                               /* [q, vals, M] */
+  lua_pushnil(L);
+  if (!lua_next(L, 2)) {
+    /* update {} writes nothing: almost always a value variable that was
+    ** nil, as for filter {}. */
+    lquay_raisef(L, QUAY_EMISUSE, "%s:update {}: no values to set (a value "
+                 "that is nil vanishes from a Lua table; quay.null sets "
+                 "NULL)", quay_model_name(pM->m));
+  }
+  lua_settop(L, 3);
   lquay_push_mt(L, pM->pDb, pM->m);
   lua_rawgetp(L, -1, &lquay_LK_MEMBERS);             /* [.., mt, members] */
   iMembers = lua_gettop(L);

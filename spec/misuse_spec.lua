@@ -345,3 +345,50 @@ describe("Model behaviour misuse", function()
     db:model("Fine", { n = quay.integer() })
   end)
 end)
+
+-- Arguments that did nothing without a word: a direction outside order_by,
+-- an update with no values, an aggregate's empty filter.
+describe("arguments that would be ignored", function()
+  local db, M
+  before_each(function()
+    db = helper.open()
+    M = helper.blog(db)
+    local u = M.User:create { name = "a", email = "a@x" }
+    M.Post:create { title = "p1", author = u, views = 3 }
+    M.Post:create { title = "p2", author = u, views = 5 }
+  end)
+  after_each(function() db:close() end)
+
+  it("takes :desc() and :asc() on a whole order_by term only", function()
+    local F = quay.F
+    helper.raises("misuse", function() return M.Post:annotate { v = F("views"):desc() }:all() end)
+    helper.raises("misuse", function() return M.Post:filter { views__gt = F("views"):asc() }:count() end)
+    helper.raises("misuse", function() return M.Post:values { v = F("views"):desc() }:all() end)
+    helper.raises("misuse", function() return M.Post:query():update { views = F("views"):desc() + 1 } end)
+    helper.raises("misuse", function() return M.Post:order_by(F("views"):desc() + 1):all() end)
+    -- nothing was written by the refused update
+    assert.same({ 3, 5 }, { M.Post:order_by("views"):pluck("views")[1],
+                            M.Post:order_by("views"):pluck("views")[2] })
+    -- where it belongs it orders, also on arithmetic
+    assert.equal(5, M.Post:order_by(F("views"):desc()):first().views)
+    assert.equal(5, M.Post:order_by((F("views") + 1):desc()):first().views)
+    assert.equal(3, M.Post:order_by(F("views"):asc()):first().views)
+  end)
+
+  it("refuses update {} and an aggregate's filter {}", function()
+    local sent = 0
+    db:on_query(function() sent = sent + 1 end)
+    local e = helper.raises("misuse", function() return M.Post:query():update {} end)
+    helper.mentions(e, "update")
+    e = helper.raises("misuse", function()
+      return M.Post:aggregate { n = quay.count("id", { filter = {} }) }
+    end)
+    helper.mentions(e, "filter")
+    helper.raises("misuse", function()
+      return M.User:annotate { n = quay.sum("posts__views", { filter = {} }) }:all()
+    end)
+    db:on_query(nil)
+    assert.equal(0, sent)
+    assert.equal(1, M.Post:aggregate { n = quay.count("id", { filter = { views = 5 } }) }.n)
+  end)
+end)
