@@ -896,9 +896,24 @@ static void diff_columns(Diff *x, TabMap *m) {
         quay__str_ident(&x->q, c->zName);
         quay__str_printf(&x->q, " TYPE %s", c->zType);
         if (lc->eType != c->eType && !type_widening(lc, c)) {
+          /* PostgreSQL has no cast from boolean to bigint, double
+          ** precision or numeric, nor back: true is 1, false 0, and a
+          ** number is true when it is not 0. */
+          int bNumLive = lc->eType == QUAY_T_INTEGER ||
+                         lc->eType == QUAY_T_NUMBER ||
+                         lc->eType == QUAY_T_DECIMAL;
+          int bNumNew = c->eType == QUAY_T_INTEGER ||
+                        c->eType == QUAY_T_NUMBER ||
+                        c->eType == QUAY_T_DECIMAL;
           quay__str_cat(&x->q, " USING ");
           quay__str_ident(&x->q, c->zName);
-          quay__str_printf(&x->q, "::%s", c->zType);
+          if (lc->eType == QUAY_T_BOOLEAN && bNumNew) {
+            quay__str_printf(&x->q, "::int::%s", c->zType);
+          } else if (bNumLive && c->eType == QUAY_T_BOOLEAN) {
+            quay__str_cat(&x->q, " <> 0");
+          } else {
+            quay__str_printf(&x->q, "::%s", c->zType);
+          }
         }
         step_str(x->pMig, s, &x->q);
       }
