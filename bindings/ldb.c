@@ -738,6 +738,7 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       set_str(L, "target_key", r.zTargetKey);
       if (r.mFlags & QUAY_F_NULL) set_bool(L, "null", 1);
       if (r.mFlags & QUAY_F_NO_INDEX) set_bool(L, "index", 0);
+      if (r.mFlags & QUAY_F_SKIP_REVERSE) set_bool(L, "skip_reverse", 1);
       if (r.eKind != QUAY_R_MANY_TO_MANY) {
         set_str(L, "on_delete", quay_rule_name(r.eOnDelete));
         set_str(L, "on_update", quay_rule_name(r.eOnUpdate));

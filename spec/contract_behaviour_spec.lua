@@ -1062,3 +1062,196 @@ describe("Schema evolution", function()
     h:close()
   end)
 end)
+
+describe("quay inspect and quay migrate", function()
+  local function tmpdir()
+    local dir = os.tmpname(); os.remove(dir); tmpfiles[#tmpfiles + 1] = dir
+    assert(os.execute("mkdir -p " .. shquote(dir)))
+    return dir
+  end
+
+  it("quay inspect URL prints a chunk returning declare(db), whose models diff empty and relate", function()
+    local url = shared_url()
+    local h0 = quay.open(url)
+    local ID = helper.is_pg and "serial PRIMARY KEY" or "INTEGER PRIMARY KEY"
+    h0:execute("CREATE TABLE authors (id " .. ID .. ", name varchar(40) NOT NULL, active bool NOT NULL DEFAULT true)")
+    h0:execute("CREATE TABLE books (id " .. ID .. ", title text NOT NULL, author_id integer NOT NULL REFERENCES authors (id))")
+    h0:execute("CREATE INDEX books_title_x ON books (title)")
+    h0:execute("CREATE TABLE genres (id " .. ID .. ", label varchar(20) NOT NULL UNIQUE)")
+    h0:execute("CREATE TABLE book_genres (id " .. ID .. ", book_id integer NOT NULL REFERENCES books (id), "
+      .. "genre_id integer NOT NULL REFERENCES genres (id), UNIQUE (book_id, genre_id))")
+    h0:close()
+    local status, script, err = quay_cmd("inspect", url)
+    assert.equal(0, status, err)
+    local declare = assert(load(script, "=inspected", "t"))()
+    assert.is_function(declare)
+    local h = quay.open(url)
+    local M = declare(h)
+    assert.is_table(M)
+    assert.is_truthy(M.Author and M.Book and M.Genre and M.BookGenre, script)
+    local steps = h:schema_diff()
+    assert.same({}, steps, ops_of(steps) .. "\n" .. script)
+    -- foreign keys became belongs_to, the join table a through model with
+    -- two belongs_to and many_to_many ... through on both sides
+    local d = h:describe()
+    local kinds = {}
+    for _, r in ipairs(d.BookGenre.relations) do
+      if r.kind ~= "reverse" then kinds[#kinds + 1] = r.kind .. ":" .. r.target end
+    end
+    table.sort(kinds)
+    assert.same({ "belongs_to:Book", "belongs_to:Genre" }, kinds)
+    local function m2m(model, target)
+      for _, r in ipairs(d[model].relations) do
+        if r.kind == "many_to_many" and r.target == target then return r end
+      end
+    end
+    local bg, gb = m2m("Book", "Genre"), m2m("Genre", "Book")
+    assert.is_truthy(bg, script); assert.is_truthy(gb, script)
+    assert.equal("BookGenre", bg.through); assert.equal("BookGenre", gb.through)
+    local a = M.Author:create { name = "ann" }
+    assert.is_true(a.active)
+    local b = M.Book:create { title = "t", author = a }
+    local g = M.Genre:create { label = "sf" }
+    b[bg.name]:add(g)
+    assert.equal(1, g[gb.name]:count())
+    assert.equal(1, M.Book:filter { author__name = "ann" }:count())
+    assert.equal(a, M.Book:first().author)
+    h:close()
+  end)
+
+  it("quay migrate make writes migrations/NNNN_NAME.lua; plan, status and apply run it", function()
+    local dir = tmpdir()
+    local url = shared_url()
+    write(dir .. "/models.lua", [[
+local quay = require("quay")
+return function(db)
+  return { Note = db:model("Note", { body = quay.text() }) }
+end
+]])
+    local st, out, err = quay_cmd("migrate", "make", dir .. "/models.lua", "first", "--db", url)
+    assert.equal(0, st, err)
+    local f = io.open(dir .. "/migrations/0001_first.lua")
+    assert.is_not_nil(f, out)
+    f:close()
+    st, out, err = quay_cmd("migrate", "plan", dir .. "/models.lua", "--db", url)
+    assert.equal(0, st, err)
+    assert.truthy(out:find("0001_first", 1, true) or out:find("CREATE TABLE", 1, true), out)
+    st, out, err = quay_cmd("migrate", "status", dir .. "/models.lua", "--db", url)
+    assert.equal(0, st, err)
+    assert.truthy(out:find("0001_first", 1, true), out)
+    st, out, err = quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)
+    assert.equal(0, st, err)
+    local h = quay.open(url)
+    assert.truthy(find_table(h:inspect(), "notes"))
+    assert.equal(1, #h:rows("SELECT * FROM quay_migrations"))
+    h:close()
+    -- applying again runs nothing twice
+    st, out, err = quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)
+    assert.equal(0, st, err)
+    h = quay.open(url)
+    assert.equal(1, #h:rows("SELECT * FROM quay_migrations"))
+    h:close()
+  end)
+
+  it("quay migrate apply refuses with migration when an applied file's checksum changed", function()
+    local dir = tmpdir()
+    local url = shared_url()
+    write(dir .. "/models.lua", [[
+local quay = require("quay")
+return function(db)
+  return { Note = db:model("Note", { body = quay.text() }) }
+end
+]])
+    assert.equal(0, (quay_cmd("migrate", "make", dir .. "/models.lua", "first", "--db", url)))
+    assert.equal(0, (quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)))
+    local path = dir .. "/migrations/0001_first.lua"
+    write(path, slurp(path) .. "\n-- edited\n")
+    local st, _, err = quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)
+    assert.are_not.equal(0, st)
+    assert.truthy(err:find("migration", 1, true), err)
+    assert.truthy(err:find("0001_first", 1, true), err)
+  end)
+
+  it("a migration file's data = function(db) runs in the file's transaction", function()
+    local dir = tmpdir()
+    local url = shared_url()
+    write(dir .. "/models.lua", [[
+local quay = require("quay")
+return function(db)
+  return { Note = db:model("Note", { body = quay.text() }) }
+end
+]])
+    assert.equal(0, (quay_cmd("migrate", "make", dir .. "/models.lua", "first", "--db", url)))
+    local path = dir .. "/migrations/0001_first.lua"
+    local text = slurp(path)
+    local chunk = assert(load(text, "=m", "t"))()
+    assert.is_table(chunk)
+    assert.is_table(chunk.steps or chunk)
+    -- add a data function that writes then fails: nothing stays
+    local failing = text:gsub("\nreturn%s*{", "\nreturn { data = function(db) db:execute(\"INSERT INTO notes (body) VALUES ('x')\") error('boom') end,", 1)
+    assert.are_not.equal(text, failing)
+    write(path, failing)
+    local st = quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)
+    assert.are_not.equal(0, st)
+    local h = quay.open(url)
+    assert.is_nil(find_table(h:inspect(), "notes"))
+    h:close()
+    write(path, (text:gsub("\nreturn%s*{", "\nreturn { data = function(db) db:execute(\"INSERT INTO notes (body) VALUES ('x')\") end,", 1)))
+    st = quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)
+    assert.equal(0, st)
+    h = quay.open(url)
+    assert.equal(1, #h:rows("SELECT * FROM notes"))
+    h:close()
+  end)
+end)
+
+describe("Scale-out options", function()
+  it("quay.open accepts prepare, replicas and sticky; on SQLite they do nothing", function()
+    if helper.is_pg then
+      local h = quay.open(helper.url, { prepare = false })
+      h:model("T", { n = quay.integer() })
+      h:create_tables()
+      h:model("T"):create { n = 1 }
+      assert.equal(1, h:model("T"):count())
+      assert.equal(1, h:model("T"):filter { n = 1 }:count())
+      h:close()
+      return
+    end
+    local h = quay.open("sqlite::memory:", { prepare = false, replicas = { "sqlite::memory:" }, sticky = 2 })
+    local T = h:model("T", { n = quay.integer() })
+    h:create_tables()
+    T:create { n = 1 }
+    assert.equal(1, T:count())
+    h:close()
+  end)
+
+  it("an unknown quay.open option is misuse", function()
+    helper.raises("misuse", quay.open, helper.url, { replica = { helper.url } })
+    helper.raises("misuse", quay.open, helper.url, { bogus = true })
+  end)
+
+  it("qs:using('primary') runs the query set on the primary and returns its rows", function()
+    local T = db:model("T", { n = quay.integer() })
+    db:create_tables()
+    T:create { n = 1 }; T:create { n = 2 }
+    assert.equal(2, T:query():using("primary"):count())
+    assert.equal(2, T:filter { n = 2 }:using("primary"):all()[1].n)
+    assert.equal(2, T:using("primary"):count())
+    helper.raises("misuse", function() return T:query():using("elsewhere") end)
+  end)
+
+  it("db:stats() adds primary and replica counts on PostgreSQL", function()
+    local T = db:model("T", { n = quay.integer() })
+    db:create_tables()
+    T:create { n = 1 }
+    local st = db:stats()
+    assert.is_number(st.queries)
+    if helper.is_pg then
+      assert.is_number(st.primary); assert.is_number(st.replica)
+      local p0 = st.primary
+      T:count()
+      assert.equal(p0 + 1, db:stats().primary)
+      assert.equal(0, db:stats().replica)
+    end
+  end)
+end)
