@@ -663,6 +663,11 @@ end
     refused(function() p.author = stranger end)
     refused(function() return P:query():update { author = stranger } end)
     refused(function() return p.tags:add(otag) end)
+    refused(function() return p.tags:contains(otag) end)
+    local _ = #p.tags
+    refused(function() return p.tags:contains(otag) end)     -- loaded set too
+    local opost = other:model("Post"):create {}
+    refused(function() return mine.posts:contains(opost) end)
     refused(function() return P:filter { author__in = { stranger } }:count() end)
     assert.equal(1, P:count())
     assert.equal(mine, P:first().author)
