@@ -1260,3 +1260,69 @@ describe("Scale-out options", function()
     end
   end)
 end)
+
+describe("Scale-out on PostgreSQL: routing (the primary's own server as a replica)", function()
+  if not helper.is_pg then
+    it("runs on PostgreSQL only", function() end)
+    return
+  end
+
+  local function models(h)
+    local T = h:model("T", { n = quay.integer() })
+    return T
+  end
+
+  it("reads outside a transaction go to a replica; writes, transactions and select_for_update to the primary", function()
+    db:model("T", { n = quay.integer() })
+    db:create_tables()
+    local h = quay.open(helper.url, { replicas = { helper.url }, sticky = 0 })
+    local T = models(h)
+    T:create { n = 1 }
+    local s0 = h:stats()
+    assert.equal(1, T:count())
+    local s1 = h:stats()
+    assert.equal(s0.replica + 1, s1.replica)
+    assert.equal(s0.primary, s1.primary)
+    h:transaction(function()
+      assert.equal(1, T:count())
+      assert.equal(1, #T:query():select_for_update():all())
+    end)
+    local s2 = h:stats()
+    assert.equal(s1.replica, s2.replica)
+    assert.truthy(s2.primary >= s1.primary + 2)
+    assert.equal(1, T:using("primary"):count())
+    local s3 = h:stats()
+    assert.equal(s2.replica, s3.replica)
+    assert.equal(s2.primary + 1, s3.primary)
+    assert.equal(s3.queries, s3.primary + s3.replica)
+    h:close()
+  end)
+
+  it("after a write, reads stay on the primary for sticky seconds", function()
+    db:model("T", { n = quay.integer() })
+    db:create_tables()
+    local h = quay.open(helper.url, { replicas = { helper.url }, sticky = 30 })
+    local T = models(h)
+    T:count()
+    local s0 = h:stats()
+    assert.truthy(s0.replica >= 1)
+    T:create { n = 1 }
+    local s1 = h:stats()
+    T:count(); T:all()
+    local s2 = h:stats()
+    assert.equal(s1.replica, s2.replica)
+    assert.equal(s1.primary + 2, s2.primary)
+    h:close()
+  end)
+
+  it("a replica that cannot be reached is skipped", function()
+    db:model("T", { n = quay.integer() })
+    db:create_tables()
+    local h = quay.open(helper.url, { replicas = { "postgresql://postgres@127.0.0.1:1/none" } })
+    local T = models(h)
+    T:create { n = 1 }
+    assert.equal(1, T:count())
+    assert.equal(1, T:count())
+    h:close()
+  end)
+end)
