@@ -895,10 +895,12 @@ static void diff_columns(Diff *x, TabMap *m) {
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         quay__str_printf(&x->q, " TYPE %s", c->zType);
-        if (lc->eType != c->eType && !type_widening(lc, c)) {
+        if ((lc->eType != c->eType || c->eType == QUAY_T_STRING) &&
+            !type_widening(lc, c)) {
           /* PostgreSQL has no cast from boolean to bigint, double
           ** precision or numeric, nor back: true is 1, false 0, and a
-          ** number is true when it is not 0. */
+          ** number is true when it is not 0.  An explicit cast to a
+          ** smaller varchar cuts the values (ALTER TYPE alone refuses). */
           int bNumLive = lc->eType == QUAY_T_INTEGER ||
                          lc->eType == QUAY_T_NUMBER ||
                          lc->eType == QUAY_T_DECIMAL;
@@ -1200,6 +1202,69 @@ static void diff_keys(Diff *x, TabMap *m) {
 static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
                               const SCol *pNew, Str *q) {
   int nFrom = 0, nTo = 0;
+  /* Narrowings (allow_drop) convert as PostgreSQL's casts do: a number
+  ** into an integer to the nearest (ties to even), a boolean into a
+  ** string as "true" / "false" and back, a decimal into a string with
+  ** its places, a string cut to a smaller max. */
+  if (pOld && pOld->eType == QUAY_T_NUMBER &&
+      pNew->eType == QUAY_T_INTEGER) {
+    quay__str_cat(q, d->azRealToInt[0]);
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, d->azRealToInt[1]);
+    return;
+  }
+  if (pOld && pOld->eType == QUAY_T_BOOLEAN &&
+      (pNew->eType == QUAY_T_STRING || pNew->eType == QUAY_T_TEXT)) {
+    quay__str_cat(q, "CASE WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " IS NULL THEN NULL WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " THEN 'true' ELSE 'false' END");
+    return;
+  }
+  if (pOld && (pOld->eType == QUAY_T_STRING || pOld->eType == QUAY_T_TEXT) &&
+      pNew->eType == QUAY_T_BOOLEAN) {
+    /* the words PostgreSQL's boolean input takes; any other is NULL */
+    quay__str_cat(q, "CASE WHEN lower(trim(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ")) IN ('t', 'true', 'y', 'yes', 'on', '1') THEN 1 "
+                  "WHEN lower(trim(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ")) IN ('f', 'false', 'n', 'no', 'off', '0') THEN 0 "
+                  "END");
+    return;
+  }
+  if (d->bScaledDecimal && pOld && pOld->eType == QUAY_T_DECIMAL &&
+      pOld->nPlaces > 0 &&
+      (pNew->eType == QUAY_T_STRING || pNew->eType == QUAY_T_TEXT)) {
+    /* a scaled decimal (1250 at 2 places) as its text, "12.50" */
+    int k;
+    quay__str_cat(q, "CASE WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " IS NULL THEN NULL ELSE (CASE WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " < 0 THEN '-' ELSE '' END) || (abs(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ") / 1");
+    for (k = 0; k < pOld->nPlaces; k++) quay__str_char(q, '0');
+    quay__str_cat(q, ") || '.' || substr('");
+    for (k = 0; k < pOld->nPlaces; k++) quay__str_char(q, '0');
+    quay__str_cat(q, "' || (abs(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ") % 1");
+    for (k = 0; k < pOld->nPlaces; k++) quay__str_char(q, '0');
+    quay__str_printf(q, "), -%d, %d) END", pOld->nPlaces, pOld->nPlaces);
+    return;
+  }
+  if (pOld && (pOld->eType == QUAY_T_STRING || pOld->eType == QUAY_T_TEXT) &&
+      pNew->eType == QUAY_T_STRING && pNew->nMax > 0 &&
+      (pOld->eType == QUAY_T_TEXT || pOld->nMax == 0 ||
+       pOld->nMax > pNew->nMax)) {
+    quay__str_cat(q, "substr(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_printf(q, ", 1, %d)", pNew->nMax);
+    return;
+  }
   if (d->bScaledDecimal && pOld) {
     if (pOld->eType == QUAY_T_DECIMAL) nFrom = pOld->nPlaces;
     if (pNew->eType == QUAY_T_DECIMAL) nTo = pNew->nPlaces;

@@ -922,6 +922,35 @@ describe("Schema evolution", function()
     h:close()
   end)
 
+  it("with allow_drop, a narrowing converts the values the same way on both backends", function()
+    local function convert(from, to, values)
+      local url = shared_url()
+      local h1 = version(url, function(h) h:model("T", { f = from(), k = quay.integer() }); h:create_tables() end)
+      for i, v in ipairs(values) do h1:model("T"):create { f = v, k = i } end
+      h1:close()
+      local h, T = version(url, function(x) return x:model("T", { f = to(), k = quay.integer() }) end)
+      helper.raises("migration", h.migrate, h)
+      h:migrate { allow_drop = true }
+      assert.same({}, h:schema_diff())
+      local out = {}
+      for _, r in ipairs(T:order_by("k"):all()) do out[#out + 1] = r.f end
+      h:close()
+      return out
+    end
+    assert.same({ 2, 2, -2, 3 }, convert(function() return quay.number() end,
+      function() return quay.integer() end, { 1.5, 2.5, -2.4, 3.0 }))
+    assert.same({ "012", "hél" }, convert(function() return quay.string { max = 10 } end,
+      function() return quay.string { max = 3 } end, { "0123456789", "héllo" }))
+    assert.same({ "0123", "ab" }, convert(function() return quay.text() end,
+      function() return quay.string { max = 4 } end, { "0123456789", "ab" }))
+    assert.same({ "true", "false" }, convert(function() return quay.boolean() end,
+      function() return quay.string() end, { true, false }))
+    assert.same({ true, false, true, false }, convert(function() return quay.string() end,
+      function() return quay.boolean() end, { "true", "false", " YES ", "0" }))
+    assert.same({ "3.10", "-0.05", "0.00" }, convert(function() return quay.decimal { digits = 5, places = 2 } end,
+      function() return quay.text() end, { "3.10", "-0.05", "0" }))
+  end)
+
   it("a non-null column without a default on a table with rows raises migration naming the fix", function()
     local url = shared_url()
     local h1 = version(url, function(h) h:model("Note", { body = quay.text() }); h:create_tables() end)
