@@ -560,6 +560,22 @@ describe("Model behaviour", function()
     end)
   end)
 
+  it("indexes = { { ... } } declares a composite index over fields and relations, in order", function()
+    contract_models()
+    local found
+    for _, t in ipairs(db:inspect().tables) do
+      if t.name == "posts" then
+        for _, x in ipairs(t.indexes) do
+          if #x.columns == 2 then found = x end
+        end
+      end
+    end
+    assert.is_not_nil(found)
+    assert.same({ "author_id", "placed" }, found.columns)
+    assert.is_false(found.unique)
+    assert.same({}, db:schema_diff())
+  end)
+
   it("describe() reports the extra field and model keys", function()
     local fn = function() end
     db:model("T", {
@@ -1150,6 +1166,26 @@ describe("quay inspect and quay migrate", function()
     assert.equal(1, g[gb.name]:count())
     assert.equal(1, M.Book:filter { author__name = "ann" }:count())
     assert.equal(a, M.Book:first().author)
+    h:close()
+  end)
+
+  it("quay inspect names each model after its table in CamelCase, singular where it ends in s", function()
+    local url = shared_url()
+    local h0 = quay.open(url)
+    local ID = helper.is_pg and "serial PRIMARY KEY" or "INTEGER PRIMARY KEY"
+    h0:execute("CREATE TABLE order_items (id " .. ID .. ", n integer NOT NULL)")
+    h0:execute("CREATE TABLE media (id " .. ID .. ")")
+    h0:close()
+    local status, script, err = quay_cmd("inspect", url)
+    assert.equal(0, status, err)
+    local h = quay.open(url)
+    local M = assert(load(script, "=inspected", "t"))()(h)
+    assert.is_truthy(M.OrderItem, script)
+    assert.is_truthy(M.Media, script)
+    assert.equal("order_items", h:describe().OrderItem.table)
+    M.OrderItem:create { n = 3 }
+    assert.equal(3, M.OrderItem:first().n)
+    assert.same({}, h:schema_diff())
     h:close()
   end)
 
