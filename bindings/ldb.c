@@ -142,6 +142,7 @@ static int db_backend(lua_State *L) {
 
 static int db_stats(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
+  lquay_check_nargs(L, 1, "db:stats()");
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)quay_db_query_count(pDb->db));
   lua_setfield(L, -2, "queries");
@@ -770,6 +771,7 @@ static int db_inspect(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
   Box *pBox;
+  lquay_check_nargs(L, 1, "db:inspect()");
   lua_settop(L, 1);
   pBox = lquay_box(L, (lquay_free_fn)quay_schema_free);  /* [db, box] */
   if (quay_db_inspect(pDb->db, (quay_schema **)&pBox->p, &err)) {
@@ -814,6 +816,7 @@ static int db_schema_diff(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
   Box *pBox;
+  lquay_check_nargs(L, 1, "db:schema_diff()");
   lua_settop(L, 1);
   pBox = lquay_box(L, (lquay_free_fn)quay_migration_free);
   if (quay_db_schema_diff(pDb->db, (quay_migration **)&pBox->p, &err)) {

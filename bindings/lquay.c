@@ -366,6 +366,11 @@ static int l_open(lua_State *L) {
   quay_err err;
   LDb *pDb;
   int rc;
+  if (lua_gettop(L) > 2) {
+    lquay_raisef(L, QUAY_EMISUSE, "quay.open takes a URL and a table of "
+                 "options; argument 3 (a %s) would be ignored",
+                 luaL_typename(L, 3));
+  }
   lua_settop(L, 2);
   open_opts(L, 2, &opts);                  /* [url, opts, (az)] */
   /* The owner first, closed (db NULL); then open into it. */
