@@ -852,6 +852,28 @@ describe("Schema evolution", function()
     h:close()
   end)
 
+  it("renamed_from on a model may name the old table; a field's renamed_from stays harmless after", function()
+    local url = shared_url()
+    local h1 = version(url, function(h) h:model("Note", { body = quay.text() }); h:create_tables() end)
+    h1:model("Note"):create { body = "kept" }
+    h1:close()
+    local h, Memo = version(url, function(h)
+      return h:model("Memo", { text = quay.text { renamed_from = "body" }, renamed_from = "notes" })
+    end)
+    local steps = h:schema_diff()
+    assert.truthy(find_step(steps, "rename_table"), ops_of(steps))
+    assert.truthy(find_step(steps, "rename_column"), ops_of(steps))
+    assert.is_nil(find_step(steps, "drop_table")); assert.is_nil(find_step(steps, "create_table"))
+    h:migrate()
+    assert.equal("kept", Memo:first().text)
+    h:close()
+    h = version(url, function(x)
+      return x:model("Memo", { text = quay.text { renamed_from = "body" }, renamed_from = "notes" })
+    end)
+    assert.same({}, h:schema_diff())
+    h:close()
+  end)
+
   it("without renamed_from a renamed field is a drop plus an add", function()
     local url = shared_url()
     local h1 = version(url, function(h) h:model("Note", { body = quay.text { null = true } }); h:create_tables() end)
@@ -1240,6 +1262,39 @@ end
     assert.are_not.equal(0, st)
     assert.truthy(err:find("migration", 1, true), err)
     assert.truthy(err:find("0001_first", 1, true), err)
+  end)
+
+  it("quay migrate apply runs each file in its own transaction", function()
+    local dir = tmpdir()
+    local url = shared_url()
+    local models = [[
+local quay = require("quay")
+return function(db)
+  return { Note = db:model("Note", { body = quay.text() %s }) }
+end
+]]
+    write(dir .. "/models.lua", models:format(""))
+    assert.equal(0, (quay_cmd("migrate", "make", dir .. "/models.lua", "first", "--db", url)))
+    write(dir .. "/models.lua", models:format(", n = quay.integer { default = 0 }"))
+    local st, _, err = quay_cmd("migrate", "make", dir .. "/models.lua", "second", "--db", url)
+    if st ~= 0 then
+      -- make compares with the database: apply the first file, then make
+      assert.equal(0, (quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)))
+      st, _, err = quay_cmd("migrate", "make", dir .. "/models.lua", "second", "--db", url)
+    end
+    assert.equal(0, st, err)
+    local path = dir .. "/migrations/0002_second.lua"
+    local text = slurp(path)
+    write(path, (text:gsub("\nreturn%s*{", "\nreturn { data = function(db) error('boom') end,", 1)))
+    st = quay_cmd("migrate", "apply", dir .. "/models.lua", "--db", url)
+    assert.are_not.equal(0, st)
+    local h = quay.open(url)
+    local rows = h:rows("SELECT * FROM quay_migrations")
+    assert.equal(1, #rows)
+    local notes = find_table(h:inspect(), "notes")
+    assert.truthy(notes)
+    assert.equal(2, #notes.columns)
+    h:close()
   end)
 
   it("a migration file's data = function(db) runs in the file's transaction", function()
