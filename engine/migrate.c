@@ -1696,7 +1696,9 @@ static int mig_guard(quay_db *pDb, quay_migration *p, unsigned mFlags,
   return QUAY_OK;
 }
 
-/* Run a foreign key check: any row is a violation. */
+/* Run a foreign key check: any row is a violation, raised as integrity
+** (as PostgreSQL raises it when the constraint is added, and as a new
+** UNIQUE or CHECK that rows break is raised on both backends). */
 static int mig_fk_check(quay_db *pDb, const Step *s, const char *zSql,
                     quay_err *pErr) {
   quay_cursor *c = NULL;
@@ -1711,7 +1713,7 @@ static int mig_fk_check(quay_db *pDb, const Step *s, const char *zSql,
       quay_cursor_value(c, 2, &vP);
       if (vR.type == QUAY_INT) snprintf(zRow, sizeof(zRow), "%lld",
                                         (long long)vR.u.i);
-      rc = quay__err(pErr, QUAY_EMIGRATION,
+      rc = quay__err(pErr, QUAY_EINTEGRITY,
                      "the migration (%s) would leave row %s of %.*s "
                      "referring to a %.*s row that does not exist (foreign "
                      "key check); nothing was changed: fix those rows "

@@ -1047,6 +1047,37 @@ describe("Schema evolution", function()
     h:close()
   end)
 
+  it("rows that break a constraint a migration adds raise the same code on both backends; nothing changes", function()
+    local function breaks(v1, rows, v2)
+      local url = shared_url()
+      local h1 = version(url, function(h) v1(h); h:create_tables() end)
+      for _, r in ipairs(rows) do h1:execute(r) end
+      h1:close()
+      local h = version(url, v2)
+      local before = h:inspect()
+      local err = helper.raises("integrity", h.migrate, h)
+      assert.same(before.tables, h:inspect().tables)
+      h:close()
+      return err
+    end
+    -- a foreign key to a row that does not exist
+    breaks(function(h)
+      h:model("User", { name = quay.string() })
+      h:model("Post", { author_id = quay.integer() })
+    end, { "INSERT INTO posts (author_id) VALUES (99)" }, function(h)
+      h:model("User", { name = quay.string() })
+      h:model("Post", { author = quay.belongs_to("User", { renamed_from = "author_id" }) })
+    end)
+    -- a unique field over equal values
+    breaks(function(h) h:model("T", { s = quay.string() }) end,
+      { "INSERT INTO ts (s) VALUES ('a')", "INSERT INTO ts (s) VALUES ('a')" },
+      function(h) h:model("T", { s = quay.string { unique = true } }) end)
+    -- choices the rows break
+    breaks(function(h) h:model("T", { s = quay.string() }) end,
+      { "INSERT INTO ts (s) VALUES ('z')" },
+      function(h) h:model("T", { s = quay.string { choices = { "a" } } }) end)
+  end)
+
   it("after db:migrate() schema_diff() is empty", function()
     local url = shared_url()
     local h1 = version(url, function(h) h:model("A", { x = quay.integer() }); h:create_tables() end)
