@@ -142,6 +142,7 @@ static int db_backend(lua_State *L) {
 
 static int db_stats(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
+  lquay_check_nargs(L, 1, "db:stats()");
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)quay_db_query_count(pDb->db));
   lua_setfield(L, -2, "queries");
@@ -738,6 +739,7 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       set_str(L, "target_key", r.zTargetKey);
       if (r.mFlags & QUAY_F_NULL) set_bool(L, "null", 1);
       if (r.mFlags & QUAY_F_NO_INDEX) set_bool(L, "index", 0);
+      if (r.mFlags & QUAY_F_SKIP_REVERSE) set_bool(L, "skip_reverse", 1);
       if (r.eKind != QUAY_R_MANY_TO_MANY) {
         set_str(L, "on_delete", quay_rule_name(r.eOnDelete));
         set_str(L, "on_update", quay_rule_name(r.eOnUpdate));
@@ -769,6 +771,7 @@ static int db_inspect(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
   Box *pBox;
+  lquay_check_nargs(L, 1, "db:inspect()");
   lua_settop(L, 1);
   pBox = lquay_box(L, (lquay_free_fn)quay_schema_free);  /* [db, box] */
   if (quay_db_inspect(pDb->db, (quay_schema **)&pBox->p, &err)) {
@@ -813,6 +816,7 @@ static int db_schema_diff(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
   Box *pBox;
+  lquay_check_nargs(L, 1, "db:schema_diff()");
   lua_settop(L, 1);
   pBox = lquay_box(L, (lquay_free_fn)quay_migration_free);
   if (quay_db_schema_diff(pDb->db, (quay_migration **)&pBox->p, &err)) {

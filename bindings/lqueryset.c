@@ -567,6 +567,7 @@ static int qs_using(lua_State *L) {
   LQs *q = lquay_check_qs(L, 1);
   quay_err err;
   LQs *out;
+  lquay_check_nargs(L, 2, "using(\"primary\")");
   if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2),
                                               "primary") != 0) {
     lquay_raisef(L, QUAY_EMISUSE, "using: the only server to pin a query "

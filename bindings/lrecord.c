@@ -2672,6 +2672,14 @@ static int set_set(lua_State *L) {
 /* set:contains(rec) */
 static int set_contains(lua_State *L) {
   lua_Integer i, n;
+  LModel *pRec = lquay_record_model(L, 2);
+  if (pRec != NULL) {                  /* a record of another db raises */
+    int j;
+    quay_rel_info r;
+    LModel *pOwner = set_owner(L, 1, &j, &r);
+    lua_pop(L, 1);
+    lquay_check_record_db(L, pRec, pOwner, r.zName);
+  }
   lua_pushboolean(L, lquay_set_loaded(L, 1));
   if (lua_toboolean(L, -1)) {
     n = (lua_Integer)lua_rawlen(L, 1);

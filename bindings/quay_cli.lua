@@ -120,7 +120,7 @@ local function relation_line(r)
   if t.on_update == "CASCADE" then t.on_update = nil end
   local o = opts(t, { "column", "to_field", "null", "index", "on_delete",
                       "on_update", "related_name", "default", "through",
-                      "source_key", "target_key" })
+                      "source_key", "target_key", "skip_reverse" })
   return ("%s = quay.%s(%s%s)"):format(key(r.name), r.kind, lit(r.target),
     o and (", " .. o) or "")
 end

@@ -1091,24 +1091,29 @@ static void gen_pass_columns(quay_schema *pS, GenModel *g) {
 }
 
 /* The reverse accessor name of relation r of model g on model pT. */
-static void gen_reverse(quay_schema *pS, GenModel *g, quay_rel_spec *r,
-                        GenModel *pT, int toMany) {
+static const char *gen_reverse(quay_schema *pS, GenModel *g,
+                               quay_rel_spec *r, GenModel *pT, int toMany) {
   char zDefault[80], zWant[80];
   char *zSnake = quay__snake_case(g->zName);
+  const char *zName = NULL;
   if (zSnake == NULL) {
     pS->oom = 1;
-    return;
+    return NULL;
   }
   snprintf(zDefault, sizeof(zDefault), "%.60s%s", zSnake,
            toMany ? "_set" : "");
   if (!gen_taken(pT, zDefault) && strlen(zDefault) <= 63) {
-    gen_take(pS, pT, quay__schema_str(pS, zDefault));
+    char *z = quay__schema_str(pS, zDefault);
+    gen_take(pS, pT, z);
+    zName = z;
   } else {
     snprintf(zWant, sizeof(zWant), "%.30s_%.24s%s", zSnake, r->zName,
              toMany ? "_set" : "");
     r->zRelatedName = gen_name(pS, pT, zWant, NULL);
+    zName = r->zRelatedName;
   }
   quay__free(zSnake);
+  return zName;
 }
 
 /* Pass 3: reverse names, to_field names, unique sets, many_to_many. */
@@ -1130,7 +1135,7 @@ static void gen_pass_relations(quay_schema *pS, GenModel *g) {
         }
       }
     }
-    gen_reverse(pS, g, r, pT, r->eKind == QUAY_R_BELONGS_TO);
+    (void)gen_reverse(pS, g, r, pT, r->eKind == QUAY_R_BELONGS_TO);
   }
   for (i = 0; i < t->nIdx && !pS->oom; i++) {
     const SIdx *x = &t->aIdx[i];
@@ -1161,12 +1166,15 @@ static void gen_pass_relations(quay_schema *pS, GenModel *g) {
   }
 }
 
-/* Pass 4: a join table's many_to_many on the model it starts from. */
+/* Pass 4: a join table's many_to_many on each model it joins (reference.md
+** "quay inspect"): the one it starts from, and on the other the name its
+** reverse accessor would have had, both with skip_reverse. */
 static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
   const SFk *a, *b;
   GenModel *pA, *pB;
   quay_rel_spec *r, *ra = NULL, *rb = NULL;
+  const char *zKeyA, *zKeyB, *zBack;
   char zWant[80];
   size_t n;
   int i;
@@ -1185,6 +1193,8 @@ static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
     if (strcmp(zCol, b->azCol[0]) == 0) rb = &g->aRel[i];
   }
   if (ra == NULL || rb == NULL) return;
+  zKeyA = ra->zName;            /* ra and rb may move as relations grow */
+  zKeyB = rb->zName;
   r = schema_grow(pS, (void **)&pA->aRel, pA->nRel, &pA->nRelAlloc,
            sizeof(quay_rel_spec));
   if (r == NULL) return;
@@ -1200,11 +1210,27 @@ static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
   r->eKind = QUAY_R_MANY_TO_MANY;
   r->zTarget = pB->zName;
   r->zThrough = g->zName;
-  r->zSourceKey = ra->zName;
-  r->zTargetKey = rb->zName;
+  r->zSourceKey = zKeyA;
+  r->zTargetKey = zKeyB;
+  r->mFlags |= QUAY_F_SKIP_REVERSE;
   r->rSeq = 1e6 + pA->nRel;
   pA->nRel++;
-  if (r->zName) gen_reverse(pS, pA, r, pB, 1);
+  if (r->zName == NULL) return;
+  zBack = gen_reverse(pS, pA, r, pB, 1);
+  r->zRelatedName = NULL;
+  if (zBack == NULL) return;
+  r = schema_grow(pS, (void **)&pB->aRel, pB->nRel, &pB->nRelAlloc,
+                  sizeof(quay_rel_spec));
+  if (r == NULL) return;
+  r->zName = zBack;
+  r->eKind = QUAY_R_MANY_TO_MANY;
+  r->zTarget = pA->zName;
+  r->zThrough = g->zName;
+  r->zSourceKey = zKeyB;
+  r->zTargetKey = zKeyA;
+  r->mFlags |= QUAY_F_SKIP_REVERSE;
+  r->rSeq = 1e6 + pB->nRel;
+  pB->nRel++;
 }
 
 /* Build pS->aGen from the tables. */

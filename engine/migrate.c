@@ -895,10 +895,27 @@ static void diff_columns(Diff *x, TabMap *m) {
         quay__str_cat(&x->q, "ALTER COLUMN ");
         quay__str_ident(&x->q, c->zName);
         quay__str_printf(&x->q, " TYPE %s", c->zType);
-        if (lc->eType != c->eType && !type_widening(lc, c)) {
+        if ((lc->eType != c->eType || c->eType == QUAY_T_STRING) &&
+            !type_widening(lc, c)) {
+          /* PostgreSQL has no cast from boolean to bigint, double
+          ** precision or numeric, nor back: true is 1, false 0, and a
+          ** number is true when it is not 0.  An explicit cast to a
+          ** smaller varchar cuts the values (ALTER TYPE alone refuses). */
+          int bNumLive = lc->eType == QUAY_T_INTEGER ||
+                         lc->eType == QUAY_T_NUMBER ||
+                         lc->eType == QUAY_T_DECIMAL;
+          int bNumNew = c->eType == QUAY_T_INTEGER ||
+                        c->eType == QUAY_T_NUMBER ||
+                        c->eType == QUAY_T_DECIMAL;
           quay__str_cat(&x->q, " USING ");
           quay__str_ident(&x->q, c->zName);
-          quay__str_printf(&x->q, "::%s", c->zType);
+          if (lc->eType == QUAY_T_BOOLEAN && bNumNew) {
+            quay__str_printf(&x->q, "::int::%s", c->zType);
+          } else if (bNumLive && c->eType == QUAY_T_BOOLEAN) {
+            quay__str_cat(&x->q, " <> 0");
+          } else {
+            quay__str_printf(&x->q, "::%s", c->zType);
+          }
         }
         step_str(x->pMig, s, &x->q);
       }
@@ -1208,6 +1225,69 @@ static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
     quay__str_cat(q, " ELSE ");
     quay__str_ident(q, pNew->zName);
     quay__str_cat(q, " END");
+    return;
+  }
+  /* Narrowings (allow_drop) convert as PostgreSQL's casts do: a number
+  ** into an integer to the nearest (ties to even), a boolean into a
+  ** string as "true" / "false" and back, a decimal into a string with
+  ** its places, a string cut to a smaller max. */
+  if (pOld && pOld->eType == QUAY_T_NUMBER &&
+      pNew->eType == QUAY_T_INTEGER) {
+    quay__str_cat(q, d->azRealToInt[0]);
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, d->azRealToInt[1]);
+    return;
+  }
+  if (pOld && pOld->eType == QUAY_T_BOOLEAN &&
+      (pNew->eType == QUAY_T_STRING || pNew->eType == QUAY_T_TEXT)) {
+    quay__str_cat(q, "CASE WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " IS NULL THEN NULL WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " THEN 'true' ELSE 'false' END");
+    return;
+  }
+  if (pOld && (pOld->eType == QUAY_T_STRING || pOld->eType == QUAY_T_TEXT) &&
+      pNew->eType == QUAY_T_BOOLEAN) {
+    /* the words PostgreSQL's boolean input takes; any other is NULL */
+    quay__str_cat(q, "CASE WHEN lower(trim(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ")) IN ('t', 'true', 'y', 'yes', 'on', '1') THEN 1 "
+                  "WHEN lower(trim(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ")) IN ('f', 'false', 'n', 'no', 'off', '0') THEN 0 "
+                  "END");
+    return;
+  }
+  if (d->bScaledDecimal && pOld && pOld->eType == QUAY_T_DECIMAL &&
+      pOld->nPlaces > 0 &&
+      (pNew->eType == QUAY_T_STRING || pNew->eType == QUAY_T_TEXT)) {
+    /* a scaled decimal (1250 at 2 places) as its text, "12.50" */
+    int k;
+    quay__str_cat(q, "CASE WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " IS NULL THEN NULL ELSE (CASE WHEN ");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, " < 0 THEN '-' ELSE '' END) || (abs(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ") / 1");
+    for (k = 0; k < pOld->nPlaces; k++) quay__str_char(q, '0');
+    quay__str_cat(q, ") || '.' || substr('");
+    for (k = 0; k < pOld->nPlaces; k++) quay__str_char(q, '0');
+    quay__str_cat(q, "' || (abs(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_cat(q, ") % 1");
+    for (k = 0; k < pOld->nPlaces; k++) quay__str_char(q, '0');
+    quay__str_printf(q, "), -%d, %d) END", pOld->nPlaces, pOld->nPlaces);
+    return;
+  }
+  if (pOld && (pOld->eType == QUAY_T_STRING || pOld->eType == QUAY_T_TEXT) &&
+      pNew->eType == QUAY_T_STRING && pNew->nMax > 0 &&
+      (pOld->eType == QUAY_T_TEXT || pOld->nMax == 0 ||
+       pOld->nMax > pNew->nMax)) {
+    quay__str_cat(q, "substr(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_printf(q, ", 1, %d)", pNew->nMax);
     return;
   }
   if (d->bScaledDecimal && pOld) {
@@ -1641,7 +1721,9 @@ static int mig_guard(quay_db *pDb, quay_migration *p, unsigned mFlags,
   return QUAY_OK;
 }
 
-/* Run a foreign key check: any row is a violation. */
+/* Run a foreign key check: any row is a violation, raised as integrity
+** (as PostgreSQL raises it when the constraint is added, and as a new
+** UNIQUE or CHECK that rows break is raised on both backends). */
 static int mig_fk_check(quay_db *pDb, const Step *s, const char *zSql,
                     quay_err *pErr) {
   quay_cursor *c = NULL;
@@ -1656,7 +1738,7 @@ static int mig_fk_check(quay_db *pDb, const Step *s, const char *zSql,
       quay_cursor_value(c, 2, &vP);
       if (vR.type == QUAY_INT) snprintf(zRow, sizeof(zRow), "%lld",
                                         (long long)vR.u.i);
-      rc = quay__err(pErr, QUAY_EMIGRATION,
+      rc = quay__err(pErr, QUAY_EINTEGRITY,
                      "the migration (%s) would leave row %s of %.*s "
                      "referring to a %.*s row that does not exist (foreign "
                      "key check); nothing was changed: fix those rows "
