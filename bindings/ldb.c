@@ -183,7 +183,9 @@ static int db_tostring(lua_State *L) {
 /* db:model(name [, spec]): declare, or look up with one argument. */
 static int db_model(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
-  const char *zName = lquay_name(L, 2, QUAY_EDECLARATION, "a model name");
+  const char *zName;
+  lquay_check_nargs(L, 3, "db:model(name, spec)");
+  zName = lquay_name(L, 2, QUAY_EDECLARATION, "a model name");
   if (lua_isnoneornil(L, 3)) {
     quay_model *m = quay_db_model(pDb->db, zName);
     if (m == NULL) {
@@ -199,6 +201,7 @@ static int db_model(lua_State *L) {
 static int db_check(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
   quay_err err;
+  lquay_check_nargs(L, 1, "db:check()");
   if (quay_db_resolve(pDb->db, &err)) lquay_raise(L, &err);
   lquay_behav_check_db(L, pDb);          /* methods vs reverse accessors */
   lua_settop(L, 1);
@@ -208,6 +211,7 @@ static int db_check(lua_State *L) {
 static int db_create_tables(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
+  lquay_check_nargs(L, 1, "db:create_tables()");
   if (quay_db_create_tables(pDb->db, &err)) lquay_fail(L, pDb, &err);
   lua_settop(L, 1);
   return 1;
@@ -216,6 +220,7 @@ static int db_create_tables(lua_State *L) {
 static int db_drop_tables(lua_State *L) {
   LDb *pDb = lquay_enter(L, lquay_check_db(L, 1));
   quay_err err;
+  lquay_check_nargs(L, 1, "db:drop_tables()");
   if (quay_db_drop_tables(pDb->db, &err)) lquay_fail(L, pDb, &err);
   lua_settop(L, 1);
   return 1;
@@ -563,6 +568,7 @@ static int db_describe(lua_State *L) {
   LDb *pDb = lquay_check_db(L, 1);
   quay_err err;
   int i, n;
+  lquay_check_nargs(L, 1, "db:describe()");
   if (quay_db_resolve(pDb->db, &err)) lquay_raise(L, &err);
   n = quay_db_model_count(pDb->db);
   lua_createtable(L, 0, n);

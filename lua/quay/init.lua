@@ -27,8 +27,19 @@ local function check_opts(ctor, opts)
   return opts or {}
 end
 
+-- An argument past the last one a constructor takes would be ignored.
+local function check_extra(ctor, n, max)
+  if n > max then
+    error(setmetatable({ code = "misuse",
+      message = ("%s takes at most %d argument%s; argument %d would be ignored")
+        :format(ctor, max, max == 1 and "" or "s", max + 1) },
+      { __tostring = function(e) return e.message end }), 3)
+  end
+end
+
 local function field(typ)
-  return function(opts)
+  return function(opts, ...)
+    check_extra("quay." .. typ, select("#", ...) + 1, 1)
     return core.descriptor {
       kind = "field", type = typ, seq = nextseq(),
       options = check_opts("quay." .. typ, opts),
@@ -50,7 +61,8 @@ quay.json = field("json")          -- tables, strings, numbers, booleans
 quay.uuid = field("uuid")          -- generated (version 7) when not given
 
 local function relation(kind)
-  return function(target, opts)
+  return function(target, opts, ...)
+    check_extra("quay." .. kind, select("#", ...) + 2, 2)
     return core.descriptor {
       kind = "relation", rel = kind, target = target, seq = nextseq(),
       options = check_opts("quay." .. kind, opts),
