@@ -406,6 +406,33 @@ static int type_widening(const SCol *a, const SCol *b) {
   return 0;
 }
 
+/*
+** Does a value of column a have a defined form as b (a change the
+** migration may make with allow_drop)?  Within the numbers (integer,
+** number, decimal, boolean), between a date and a datetime, anything but
+** bytes to text, and text to anything but bytes (as PostgreSQL casts it).
+** Other changes (a date into an integer, a uuid into a boolean, bytes)
+** have no conversion: they run only on a column holding no value.
+*/
+static int type_converts(const SCol *a, const SCol *b) {
+  int eA = a->eType, eB = b->eType;
+  int bTextA = eA == QUAY_T_STRING || eA == QUAY_T_TEXT;
+  int bTextB = eB == QUAY_T_STRING || eB == QUAY_T_TEXT;
+  int bNumA = eA == QUAY_T_INTEGER || eA == QUAY_T_NUMBER ||
+              eA == QUAY_T_DECIMAL || eA == QUAY_T_BOOLEAN;
+  int bNumB = eB == QUAY_T_INTEGER || eB == QUAY_T_NUMBER ||
+              eB == QUAY_T_DECIMAL || eB == QUAY_T_BOOLEAN;
+  if (eA == 0 || eB == 0 || eA == eB || type_widening(a, b)) return 1;
+  if (bNumA && bNumB) return 1;
+  if ((eA == QUAY_T_DATE || eA == QUAY_T_DATETIME) &&
+      (eB == QUAY_T_DATE || eB == QUAY_T_DATETIME)) {
+    return 1;
+  }
+  if (bTextB) return eA != QUAY_T_BLOB;
+  if (bTextA) return eB != QUAY_T_BLOB;
+  return 0;
+}
+
 /* Are two literal default values the same, for a column of class eType? */
 static int dflt_same_value(int eType, const char *a, const char *b) {
   if (eType == QUAY_T_INTEGER || eType == QUAY_T_NUMBER) {
@@ -775,7 +802,7 @@ static void diff_columns(Diff *x, TabMap *m) {
       int bPk = !lc->iPk != !c->iPk;
       int bAuto = d->xIdentitySync && c->iPk && lc->iPk &&
                   !lc->bAuto != !c->bAuto;
-      int bDecGuard = 0;
+      int bDecGuard = 0, bNoConv = 0;
       Step *s;
       if (!bType && !bNull && !bDflt && !bPk && !bAuto) continue;
       s = diff_tab_step(x, m, QUAY_OP_ALTER_COLUMN, P_ALTER, c->zName);
@@ -791,11 +818,26 @@ static void diff_columns(Diff *x, TabMap *m) {
           bDecGuard = 1;
         }
       }
+      if (bType && !type_converts(lc, c)) {
+        /* No conversion: only a column without values changes (any row
+        ** when it also becomes NOT NULL); refused even with allow_drop. */
+        bNoConv = 1;
+        quay__str_cat(&x->q, "SELECT 1 FROM ");
+        quay__str_ident(&x->q, l->zName);
+        if (c->bNull || !bNull) {
+          quay__str_cat(&x->q, " WHERE ");
+          quay__str_ident(&x->q, lc->zName);
+          quay__str_cat(&x->q, " IS NOT NULL");
+        }
+        quay__str_cat(&x->q, " LIMIT 1");
+        s->zGuardSql = x->q.oom ? NULL : mig_str(x->pMig, x->q.z);
+        quay__str_reset(&x->q);
+      }
       if (bNull) {
         quay__str_printf(&x->w, "%s %s to %s", bType ? "," : "",
                          lc->bNull ? "NULL" : "NOT NULL",
                          c->bNull ? "NULL" : "NOT NULL");
-        if (!c->bNull) {
+        if (!c->bNull && !bNoConv) {
           s->bDestructive = 1;
           quay__str_cat(&x->q, "SELECT 1 FROM ");
           quay__str_ident(&x->q, l->zName);
@@ -855,6 +897,13 @@ static void diff_columns(Diff *x, TabMap *m) {
                              ? " or pass allow_drop = true to round to the "
                                "places" : "");
         s->zGuardMsg = diff_take_what(x);
+      } else if (s->zGuardSql && bNoConv) {
+        quay__str_printf(&x->w, "cannot change %s.%s from %s to %s: Quay "
+                         "has no conversion between them, and the column "
+                         "holds values; add a new field, fill it from this "
+                         "one in a data migration, then drop this one",
+                         t->zName, c->zName, lc->zType, c->zType);
+        s->zGuardMsg = diff_take_what(x);
       } else if (s->zGuardSql) {
         quay__str_printf(&x->w, "cannot make %s.%s NOT NULL: it holds NULL "
                          "values; fill them first (a data migration) or "
@@ -908,8 +957,15 @@ static void diff_columns(Diff *x, TabMap *m) {
                         c->eType == QUAY_T_NUMBER ||
                         c->eType == QUAY_T_DECIMAL;
           quay__str_cat(&x->q, " USING ");
-          quay__str_ident(&x->q, c->zName);
-          if (lc->eType == QUAY_T_BOOLEAN && bNumNew) {
+          if (bNoConv) {
+            /* the guard saw no value */
+            quay__str_printf(&x->q, "NULL::%s", c->zType);
+          } else {
+            quay__str_ident(&x->q, c->zName);
+          }
+          if (bNoConv) {
+            /* (nothing to convert) */
+          } else if (lc->eType == QUAY_T_BOOLEAN && bNumNew) {
             quay__str_printf(&x->q, "::int::%s", c->zType);
           } else if (bNumLive && c->eType == QUAY_T_BOOLEAN) {
             quay__str_cat(&x->q, " <> 0");
@@ -1204,6 +1260,10 @@ static void diff_keys(Diff *x, TabMap *m) {
 static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
                               const SCol *pNew, Str *q) {
   int nFrom = 0, nTo = 0;
+  if (pOld && !type_converts(pOld, pNew)) {
+    quay__str_cat(q, "NULL");           /* its guard saw no value */
+    return;
+  }
   if (pOld && ((pOld->eType == QUAY_T_DATE &&
                 pNew->eType == QUAY_T_DATETIME) ||
                (pOld->eType == QUAY_T_DATETIME &&

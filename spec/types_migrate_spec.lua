@@ -291,4 +291,45 @@ describe("field types under migrations", function()
     assert.are_not.equal(cols.note, cols.ref)
     v3:close()
   end)
+  -- A change with no conversion (a date into an integer) raised `sql` on
+  -- PostgreSQL ("cannot cast type date to bigint") and copied the text
+  -- into the integer column on SQLite.  Now both refuse it with
+  -- `migration` while the column holds a value, even with allow_drop.
+  it("refuses a type change with no conversion while the column holds values", function()
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local E = v1:model("Stamp", { day = quay.date { null = true }, ref = quay.uuid { null = true },
+                                  n = quay.integer() })
+    v1:create_tables()
+    E:create { day = "2024-02-29", n = 1 }
+    E:create { n = 2 }
+    v1:close()
+
+    local function decl(db, day, ref)
+      return db:model("Stamp", { day = day, ref = ref, n = quay.integer() })
+    end
+    local v2 = quay.open(url)
+    decl(v2, quay.integer { null = true }, quay.boolean { null = true })
+    local e = helper.raises("migration", function() return v2:migrate { allow_drop = true } end)
+    helper.mentions(e, "day", "conversion")
+    assert.equal(2, #v2:schema_diff())                   -- nothing changed
+    v2:close()
+    local v0 = quay.open(url)
+    local S0 = decl(v0, quay.date { null = true }, quay.uuid { null = true })
+    assert.same({}, v0:schema_diff())
+    assert.equal("2024-02-29", S0:filter { n = 1 }:first().day)
+    -- once the values are gone the change runs (with allow_drop: a narrowing)
+    S0:query():update { day = quay.null, ref = quay.null }
+    v0:close()
+
+    local v3 = quay.open(url)
+    local S = decl(v3, quay.integer { null = true }, quay.boolean { null = true })
+    helper.raises("migration", function() return v3:migrate() end)
+    v3:migrate { allow_drop = true }
+    assert.same({}, v3:schema_diff())
+    assert.equal(2, S:filter { day = quay.null }:count())
+    S:filter { n = 1 }:update { day = 7, ref = true }
+    assert.equal(7, S:filter { n = 1 }:first().day)
+    v3:close()
+  end)
 end)
