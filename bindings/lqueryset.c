@@ -1247,8 +1247,6 @@ static int qs_pluck(lua_State *L) {
   lquay_box_close(L, pCur);
   if (rc != QUAY_DONE) lquay_fail(L, pM->pDb, &err);
   lua_pop(L, 1);
-  lua_pushinteger(L, n);
-  lua_setfield(L, -2, "n");
   return 1;
 }
 
