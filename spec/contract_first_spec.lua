@@ -1846,6 +1846,71 @@ describe("contract, first part", function()
       assert.equal(1, M.Post:filter { editor_id = 600 }:count())
     end)
 
+    it("on_update SET_DEFAULT and NO_ACTION", function()
+      local C = db:model("Country", { code = quay.string { unique = true } })
+      db:create_tables()
+      local home = C:create { code = "HOME" }
+      local City = db:model("City", {
+        country = quay.belongs_to("Country", { to_field = "code", default = "HOME",
+                                                on_delete = quay.CASCADE, on_update = quay.SET_DEFAULT }),
+        strict = quay.belongs_to("Country", { to_field = "code", null = true, related_name = "strict",
+                                               on_delete = quay.CASCADE, on_update = quay.NO_ACTION }),
+      })
+      db:create_tables()
+      local c = C:create { code = "AA" }
+      local city = City:create { country = c }
+      c.code = "BB"
+      c:save()
+      assert.equal("HOME", City:find(city.id).country_id)
+      City:create { country = home, strict = c }
+      helper.raises("integrity", function() return C:filter { code = "BB" }:update { code = "CC" } end)
+      assert.equal(1, C:filter { code = "BB" }:count())
+    end)
+
+    it("NO_ACTION under a cascade through a cycle still raises integrity", function()
+      local A = db:model("A", {
+        b = quay.belongs_to("B", { null = true, on_delete = quay.CASCADE, related_name = "as_" }),
+      })
+      local B = db:model("B", { a = quay.belongs_to("A", { on_delete = quay.CASCADE }) })
+      local C = db:model("C", { a = quay.belongs_to("A", { on_delete = quay.NO_ACTION }) })
+      db:create_tables()
+      local a = A:create {}
+      local b = B:create { a = a }
+      a.b = b
+      a:save()
+      C:create { a = a }
+      helper.raises("integrity", a.delete, a, { dry_run = true })
+      helper.raises("integrity", a.delete, a)
+      assert.equal(1, A:count()); assert.equal(1, B:count()); assert.equal(1, C:count())
+      C:query():delete()
+      assert.same({ A = 1, B = 1 }, a:delete())
+    end)
+
+    it("a NO_ACTION key change inside a user's transaction: integrity, then the transaction goes on", function()
+      local C = db:model("Country", { code = quay.string { unique = true } })
+      local City = db:model("City", {
+        country = quay.belongs_to("Country", { to_field = "code", on_delete = quay.CASCADE,
+                                                on_update = quay.NO_ACTION }),
+      })
+      db:create_tables()
+      local c = C:create { code = "AA" }
+      City:create { country = c }
+      db:transaction(function()
+        local ok, err = pcall(db.transaction, db, function()
+          c.code = "BB"
+          c:save()
+        end)
+        assert.is_false(ok)
+        assert.equal("integrity", err.code)
+        C:create { code = "ZZ" }
+      end)
+      assert.equal(1, C:filter { code = "AA" }:count())
+      assert.equal(1, C:filter { code = "ZZ" }:count())
+      assert.equal("AA", City:first().country_id)
+      -- keys are checked at once again afterwards
+      helper.raises("integrity", City.create, City, { country_id = "QQ" })
+    end)
+
     it("raw SQL: a ? inside a string literal is not a placeholder", function()
       local r = db:rows("SELECT '?' AS q, ? AS v", { 5 })[1]
       assert.equal("?", r.q)
