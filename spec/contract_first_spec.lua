@@ -1911,6 +1911,39 @@ describe("contract, first part", function()
       helper.raises("integrity", City.create, City, { country_id = "QQ" })
     end)
 
+    it("select_related takes every to-one path, an all-to-one quay.through included", function()
+      local U = db:model("User", { name = quay.string() })
+      local Pr = db:model("Profile", {
+        user = quay.one_to_one("User", { on_delete = quay.CASCADE, related_name = "profile" }),
+        bio = quay.text(),
+      })
+      local P = db:model("Post", {
+        title = quay.string(),
+        author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+        author_profile = quay.through("author", "profile"),
+      })
+      db:create_tables()
+      local u1, u2 = U:create { name = "a" }, U:create { name = "b" }
+      Pr:create { user = u1, bio = "pa" }
+      P:create { title = "p1", author = u1 }
+      P:create { title = "p2", author = u2 }
+      local posts = P:select_related("author_profile", "author"):order_by("id"):all()
+      local n = helper.queries(db, function()
+        assert.equal("pa", posts[1].author_profile.bio)
+        assert.is_nil(posts[2].author_profile)
+        assert.equal("b", posts[2].author.name)
+      end)
+      assert.equal(0, n)
+      posts = P:select_related("author_profile__user"):order_by("id"):all()
+      n = helper.queries(db, function()
+        assert.equal(u1, posts[1].author_profile.user)
+      end)
+      assert.equal(0, n)
+      helper.raises("bad_lookup", function()
+        return U:select_related("profile__user__posts"):all()
+      end)
+    end)
+
     it("raw SQL: a ? inside a string literal is not a placeholder", function()
       local r = db:rows("SELECT '?' AS q, ? AS v", { 5 })[1]
       assert.equal("?", r.q)
