@@ -1944,6 +1944,22 @@ describe("contract, first part", function()
       end)
     end)
 
+    it("contains takes a record of the set's model only, loaded or not", function()
+      local M = blog(db)
+      local d = seed(M)
+      -- Tag ids 1 and 2 are in p1's tags; alice has id 1 too
+      assert.equal(d.alice.id, d.lua.id)
+      local p = M.Post:find(d.p1.id)
+      helper.raises("validation", function() return p.tags:contains(d.alice) end)
+      local _ = #p.tags                                  -- loaded now
+      helper.raises("validation", function() return p.tags:contains(d.alice) end)
+      assert.is_true(p.tags:contains(d.lua))
+      local u = M.User:find(d.alice.id)
+      assert.is_true(u.posts:contains(d.p1))
+      assert.is_false(u.posts:contains(d.p3))
+      helper.raises("validation", function() return u.posts:contains(d.lua) end)
+    end)
+
     it("raw SQL: a ? inside a string literal is not a placeholder", function()
       local r = db:rows("SELECT '?' AS q, ? AS v", { 5 })[1]
       assert.equal("?", r.q)
