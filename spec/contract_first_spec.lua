@@ -1960,6 +1960,62 @@ describe("contract, first part", function()
       helper.raises("validation", function() return u.posts:contains(d.lua) end)
     end)
 
+    it("declaration order is the descriptors' creation order, key columns included", function()
+      local early = quay.integer()                     -- created first
+      db:model("Owner", { name = quay.string() })
+      db:model("Item", {
+        a = quay.integer(),
+        owner = quay.belongs_to("Owner", { on_delete = quay.CASCADE }),
+        b = quay.string(),
+        tags = quay.many_to_many("Owner", { related_name = "tagged" }),
+        first = early,
+        helper_ = quay.belongs_to("Owner", { null = true, on_delete = quay.SET_NULL,
+                                             related_name = "helped" }),
+      })
+      db:create_tables()
+      assert.same({ "id", "first", "a", "owner_id", "b", "helper__id" }, columns(db, "items"))
+      assert.same({ "id", "first", "a", "b" }, names(db:describe().Item.fields))
+      assert.same({ "owner", "tags", "helper_" }, names(db:describe().Item.relations))
+    end)
+
+    it("64-bit keys: an explicit id past 2^32 and a foreign key to it", function()
+      local U = db:model("User", { name = quay.string() })
+      local P = db:model("Post", { author = quay.belongs_to("User", { on_delete = quay.CASCADE }) })
+      db:create_tables()
+      local big = (1 << 40) + 7
+      local u = U:create { id = big, name = "big" }
+      assert.equal(big, u.id)
+      local p = P:create { author = u }
+      assert.equal(big, P:find(p.id).author_id)
+      assert.equal(u, P:find(p.id).author)
+      assert.equal(1, U:find(big).post_set:count())
+      assert.same({ User = 1, Post = 1 }, u:delete())
+    end)
+
+    if not helper.is_pg then
+      it("SQLite connections run with foreign keys on", function()
+        assert.equal(1, db:rows("PRAGMA foreign_keys")[1].foreign_keys)
+      end)
+    end
+
+    it("identifiers are quoted: SQL keywords as model, table and field names", function()
+      local O = db:model("Order", {
+        select = quay.string(), group = quay.integer { default = 1 },
+        ["from"] = quay.belongs_to("Order", { null = true, on_delete = quay.CASCADE,
+                                             related_name = "where" }),
+      })
+      db:create_tables()
+      local a = O:create { select = "x" }
+      local b = O:create { select = "y", from = a, group = 2 }
+      assert.equal(1, O:filter { group = 2, select = "y" }:count())
+      assert.equal(b, a.where[1])
+      assert.same({ "x", "y" }, O:order_by("group"):pluck("select"))
+      assert.same({ Order = 2 }, a:delete())
+      helper.raises("unknown_field", function()
+        return O:filter { ['select" OR 1=1 --'] = "x" }:count()
+      end)
+    end)
+
     it("raw SQL: a ? inside a string literal is not a placeholder", function()
       local r = db:rows("SELECT '?' AS q, ? AS v", { 5 })[1]
       assert.equal("?", r.q)
