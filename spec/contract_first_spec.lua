@@ -736,6 +736,7 @@ describe("contract, first part", function()
           for i = 1, 4 do out[i] = p.fields[i].column end
           return out
         end)())
+      assert.equal(4, #p.fields)              -- key columns live in relations
       local pf = by_name(p.fields)
       assert.equal("integer", pf.views.type)
       assert.is_true(pf.category.null)
@@ -743,6 +744,7 @@ describe("contract, first part", function()
       assert.same({ "author", "editor", "tags" }, names(p.relations))
       local r = by_name(p.relations)
       assert.equal("belongs_to", r.author.kind)
+      assert.equal("author_id", r.author.column)
       assert.equal("User", r.author.target)
       assert.equal("posts", r.author.related_name)
       assert.equal("CASCADE", r.author.on_delete)
