@@ -2018,6 +2018,65 @@ describe("contract, first part", function()
       end)
     end)
 
+    it("RESTRICT: a blocker deleted by a cascade two levels down does not block", function()
+      local U = db:model("User", { name = quay.string() })
+      local P = db:model("Post", { author = quay.belongs_to("User", { on_delete = quay.CASCADE }) })
+      local T = db:model("Thread", { owner = quay.belongs_to("User", { on_delete = quay.CASCADE }) })
+      local R = db:model("Review", {
+        post = quay.belongs_to("Post"),                                  -- RESTRICT
+        thread = quay.belongs_to("Thread", { on_delete = quay.CASCADE }),
+      })
+      db:create_tables()
+      local u, v = U:create { name = "u" }, U:create { name = "v" }
+      local p = P:create { author = u }
+      R:create { post = p, thread = T:create { owner = u } }
+      assert.same({ User = 1, Post = 1, Thread = 1, Review = 1 }, u:delete { dry_run = true })
+      local p2 = P:create { author = u }
+      R:create { post = p2, thread = T:create { owner = v } }   -- held by v's thread
+      local e = helper.raises("restricted", u.delete, u)
+      helper.mentions(e, "Review")
+      assert.equal(2, U:count())
+      assert.same({ User = 2, Post = 2, Thread = 2, Review = 2 }, U:query():delete())
+    end)
+
+    it("a row both set to NULL and deleted by one call counts once, as deleted", function()
+      local M = blog(db)
+      local d = seed(M)
+      d.p1.editor = d.alice
+      d.p1:save()
+      d.p4.editor = d.alice
+      d.p4:save()
+      assert.same({ User = 1, Profile = 1, Post = 2, posts_tags = 3 }, d.alice:delete())
+      assert.is_nil(M.Post:find(d.p4.id).editor_id)
+      assert.is_nil(M.Post:find(d.p1.id))
+    end)
+
+    it("lazy loads from JOINed and prefetched records are batched too", function()
+      local M = blog(db)
+      seed(M)
+      local posts = M.Post:select_related("author"):all()
+      local n = helper.queries(db, function()
+        for _, p in ipairs(posts) do local _ = #p.author.posts end
+      end)
+      assert.equal(1, n)
+      local users = M.User:prefetch_related("posts"):all()
+      n = helper.queries(db, function()
+        for _, u in ipairs(users) do
+          for _, p in ipairs(u.posts) do local _ = #p.tags end
+        end
+      end)
+      assert.equal(1, n)
+      local count = 0
+      n = helper.queries(db, function()
+        for p in M.Post:iter() do
+          count = count + 1
+          local _ = p.author.name
+        end
+      end)
+      assert.equal(6, count)
+      assert.is_true(n <= 3, "iter: " .. n .. " queries")
+    end)
+
     it("raw SQL: a ? inside a string literal is not a placeholder", function()
       local r = db:rows("SELECT '?' AS q, ? AS v", { 5 })[1]
       assert.equal("?", r.q)
