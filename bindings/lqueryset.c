@@ -685,6 +685,27 @@ static int sink_record(void *pCtx, int iSlot, quay_cursor *pCur,
   return 0;
 }
 
+/*
+** rec.<zName> reads nil, not unknown_field, for the records of slot iSlot's
+** result: its metatable lists the name with the annotations.  A slot
+** without a result metatable of its own (a lazy load's owners) is left as
+** it is.
+*/
+static void slot_nil_name(Sink *k, int iSlot, const char *zName) {
+  lua_State *L = k->L;
+  SlotCtx *c = &k->aSlot[iSlot];
+  if (c->iMt == 0) return;
+  if (lua_rawgetp(L, c->iMt, &lquay_LK_ANNS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, c->iMt, &lquay_LK_ANNS);
+  }
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, zName);
+  lua_pop(L, 1);
+}
+
 static int sink_attach_one(void *pCtx, int iSlot, int iRec,
                            const quay_attach *pAt, int iChildSlot,
                            int iChild) {
@@ -694,7 +715,11 @@ static int sink_attach_one(void *pCtx, int iSlot, int iRec,
   if (iChild >= 0) {
     lua_rawgeti(L, k->aSlot[iChildSlot].iArr, iChild + 1);
   } else if (pAt->isCustom) {
-    lua_pushnil(L);
+    /* quay.prefetch(path, qs, { to = name }) found no record: rec.<name>
+    ** is nil (a to-one "to" is a record or nil). */
+    lua_pop(L, 1);
+    slot_nil_name(k, iSlot, pAt->zName);
+    return 0;
   } else {
     lua_pushboolean(L, 0);                           /* loaded, none */
   }

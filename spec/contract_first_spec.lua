@@ -2077,6 +2077,27 @@ describe("contract, first part", function()
       assert.is_true(n <= 3, "iter: " .. n .. " queries")
     end)
 
+    it("quay.prefetch with to on a to-one path: a record or nil", function()
+      local M = blog(db)
+      local d = seed(M)
+      local posts = M.Post:prefetch_related(
+        quay.prefetch("author", M.User:filter { name = "Alice" }, { to = "alice" })
+      ):order_by("id"):all()
+      local n = helper.queries(db, function()
+        assert.equal(d.alice, posts[1].alice)
+        assert.is_nil(posts[3].alice)
+        assert.is_nil(posts[6].alice)
+      end)
+      assert.equal(0, n)
+      assert.equal(d.bob, posts[3].author)
+      helper.raises("unknown_field", function() return posts[3].alicee end)
+      -- nested: on the owner of the last hop
+      local users = M.User:prefetch_related(
+        quay.prefetch("posts__editor", M.User:filter { name = "Bob" }, { to = "bob_edit" })
+      ):order_by("id"):all()
+      assert.is_nil(users[1].posts[1].bob_edit)
+    end)
+
     it("raw SQL: a ? inside a string literal is not a placeholder", function()
       local r = db:rows("SELECT '?' AS q, ? AS v", { 5 })[1]
       assert.equal("?", r.q)
