@@ -1256,7 +1256,7 @@ static int qs_pluck(lua_State *L) {
   quay_err err;
   Box *pCur;
   lua_Integer n = 0;
-  int rc;
+  int rc, bNull = 0;
   lua_newtable(L);                                   /* [.., res] */
   pCur = lquay_box(L, cursor_free);
   if (quay_qs_pluck(q->qs, pM->pDb->db, zPath, (quay_cursor **)&pCur->p,
@@ -1266,12 +1266,20 @@ static int qs_pluck(lua_State *L) {
   while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
     quay_value v;
     quay_cursor_value(pCur->p, 0, &v);
+    bNull |= v.type == QUAY_NULL;
     lquay_push_value(L, &v);
     lua_rawseti(L, -3, ++n);
   }
   lquay_box_close(L, pCur);
   if (rc != QUAY_DONE) lquay_fail(L, pM->pDb, &err);
   lua_pop(L, 1);
+  if (bNull) {
+    /* A NULL is a nil at its index, so # cannot tell the length: n does.
+    ** Without one the result is a plain array (assert.same compares it
+    ** with a list). */
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+  }
   return 1;
 }
 
