@@ -709,6 +709,27 @@ static int sink_record(void *pCtx, int iSlot, quay_cursor *pCur,
   return 0;
 }
 
+/*
+** rec.<zName> reads nil, not unknown_field, for the records of slot iSlot's
+** result: its metatable lists the name with the annotations.  A slot
+** without a result metatable of its own (a lazy load's owners) is left as
+** it is.
+*/
+static void slot_nil_name(Sink *k, int iSlot, const char *zName) {
+  lua_State *L = k->L;
+  SlotCtx *c = &k->aSlot[iSlot];
+  if (c->iMt == 0) return;
+  if (lua_rawgetp(L, c->iMt, &lquay_LK_ANNS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, c->iMt, &lquay_LK_ANNS);
+  }
+  lua_pushboolean(L, 1);
+  lua_setfield(L, -2, zName);
+  lua_pop(L, 1);
+}
+
 static int sink_attach_one(void *pCtx, int iSlot, int iRec,
                            const quay_attach *pAt, int iChildSlot,
                            int iChild) {
@@ -718,7 +739,11 @@ static int sink_attach_one(void *pCtx, int iSlot, int iRec,
   if (iChild >= 0) {
     lua_rawgeti(L, k->aSlot[iChildSlot].iArr, iChild + 1);
   } else if (pAt->isCustom) {
-    lua_pushnil(L);
+    /* quay.prefetch(path, qs, { to = name }) found no record: rec.<name>
+    ** is nil (a to-one "to" is a record or nil). */
+    lua_pop(L, 1);
+    slot_nil_name(k, iSlot, pAt->zName);
+    return 0;
   } else {
     lua_pushboolean(L, 0);                           /* loaded, none */
   }
@@ -1261,7 +1286,7 @@ static int qs_pluck(lua_State *L) {
   quay_err err;
   Box *pCur;
   lua_Integer n = 0;
-  int rc;
+  int rc, bNull = 0;
   lua_newtable(L);                                   /* [.., res] */
   pCur = lquay_box(L, cursor_free);
   if (quay_qs_pluck(q->qs, pM->pDb->db, zPath, (quay_cursor **)&pCur->p,
@@ -1271,14 +1296,20 @@ static int qs_pluck(lua_State *L) {
   while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
     quay_value v;
     quay_cursor_value(pCur->p, 0, &v);
+    bNull |= v.type == QUAY_NULL;
     lquay_push_value(L, &v);
     lua_rawseti(L, -3, ++n);
   }
   lquay_box_close(L, pCur);
   if (rc != QUAY_DONE) lquay_fail(L, pM->pDb, &err);
   lua_pop(L, 1);
-  lua_pushinteger(L, n);
-  lua_setfield(L, -2, "n");
+  if (bNull) {
+    /* A NULL is a nil at its index, so # cannot tell the length: n does.
+    ** Without one the result is a plain array (assert.same compares it
+    ** with a list). */
+    lua_pushinteger(L, n);
+    lua_setfield(L, -2, "n");
+  }
   return 1;
 }
 

@@ -2669,16 +2669,26 @@ static int set_set(lua_State *L) {
   return 1;
 }
 
-/* set:contains(rec) */
+/* set:contains(rec): a record of another model than the set's is refused
+** (validation, as add and remove do), loaded or not. */
 static int set_contains(lua_State *L) {
   lua_Integer i, n;
-  LModel *pRec = lquay_record_model(L, 2);
-  if (pRec != NULL) {                  /* a record of another db raises */
+  {
     int j;
     quay_rel_info r;
-    LModel *pOwner = set_owner(L, 1, &j, &r);
-    lua_pop(L, 1);
-    lquay_check_record_db(L, pRec, pOwner, r.zName);
+    LModel *pM = set_owner(L, 1, &j, &r);             /* [.., owner] */
+    LModel *pT = lquay_record_model(L, 2);
+    if (pT == NULL) {
+      lquay_raisef(L, QUAY_EVALIDATION, "contains: expected a record");
+    }
+    lquay_check_record_db(L, pT, pM, r.zName);  /* another db's raises */
+    if (pT->m != r.pTarget) {
+      lquay_raise_field(L, QUAY_EVALIDATION, model_name(pM), r.zName,
+                        "%s.%s:contains: expected a %s record, got a %s "
+                        "record", model_name(pM), r.zName,
+                        quay_model_name(r.pTarget), model_name(pT));
+    }
+    lua_settop(L, 2);
   }
   lua_pushboolean(L, lquay_set_loaded(L, 1));
   if (lua_toboolean(L, -1)) {

@@ -31,8 +31,9 @@
 ** everything back.  A dry run reports the counts of the walk, and runs the
 ** same statements and rolls them back, so it raises what the real run
 ** raises: a NO_ACTION reference the database refuses (`integrity`), a
-** SET_DEFAULT to a missing row.  (A violation that SQLite only reports at
-** COMMIT, with keys deferred for a cycle, escapes a dry run.)
+** SET_DEFAULT to a missing row.  (With keys deferred for a cycle, SQLite
+** would forget a violation when deferral ends; its driver checks for one
+** first, so a dry run raises it too.)
 **
 ** Delete hooks.  A model marked with quay_model_set_delete_hooks is never
 ** deleted straight by foreign key: its keys are collected like any

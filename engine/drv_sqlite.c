@@ -277,8 +277,40 @@ static int sq_err(DrvConn *c, sqlite3_stmt *pSt, int rc, const char *zWhat,
 }
 /* }================================================================== */
 
+/*
+** Turning PRAGMA defer_foreign_keys off makes SQLite forget the foreign-key
+** violations it counted while the pragma was on (pragma.c resets the
+** count), so a key left dangling meanwhile (a NO_ACTION reference an
+** on_update or a cycle's cascade broke) would be committed unseen.  The
+** dialect's zUndeferFks therefore first asks whether any is pending and,
+** if so, still turns the pragma off (a rollback to the savepoint restores
+** the count) and fails as COMMIT would have: integrity.
+*/
+static int sq_undefer_fks(DrvConn *c, const char *zSql, quay_err *pErr) {
+  int nCur = 0, nHigh = 0;
+  int rc = sqlite3_db_status(c->db, SQLITE_DBSTATUS_DEFERRED_FKS, &nCur,
+                             &nHigh, 0);
+  if (rc != SQLITE_OK) return sq_err(c, NULL, rc, zSql, pErr);
+  rc = sqlite3_exec(c->db, zSql, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) return sq_err(c, NULL, rc, NULL, pErr);
+  if (nCur == 0) return QUAY_OK;
+  memset(&c->info, 0, sizeof(c->info));   /* SQLite does not say which */
+  quay__err(pErr, QUAY_EINTEGRITY, "integrity error: FOREIGN KEY constraint "
+            "failed: the change would leave a foreign key referring to a row "
+            "that does not exist, such as a NO_ACTION reference to a key "
+            "that changed or a SET_DEFAULT to a missing row (SQLite does not "
+            "say which); change or delete the referring rows first, or give "
+            "the relation an on_update or on_delete rule that handles them");
+  pErr->ext = SQLITE_CONSTRAINT_FOREIGNKEY;
+  return QUAY_EINTEGRITY;
+}
+
 static int sq_simple(DrvConn *c, const char *zSql, quay_err *pErr) {
-  int rc = sqlite3_exec(c->db, zSql, NULL, NULL, NULL);
+  int rc;
+  if (strcmp(zSql, quay__dialect_sqlite.zUndeferFks) == 0) {
+    return sq_undefer_fks(c, zSql, pErr);
+  }
+  rc = sqlite3_exec(c->db, zSql, NULL, NULL, NULL);
   if (rc != SQLITE_OK) return sq_err(c, NULL, rc, NULL, pErr);
   return QUAY_OK;
 }

@@ -172,6 +172,11 @@ static int plan_load(quay_plan *p, int iStep, quay_qs *L, quay_err *pErr) {
     if (eHow == QUAY_LOAD_AUTO) {
       eHow = (r->toMany || r->eKind == QUAY_R_THROUGH || pSub || zTo)
                  ? QUAY_LOAD_BATCH : QUAY_LOAD_JOIN;
+    } else if (eHow == QUAY_LOAD_JOIN && r->eKind == QUAY_R_THROUGH) {
+      /* A to-one quay.through in select_related: its hops are not JOINed
+      ** one by one, so it is loaded as one batch (its record, not its
+      ** path, is attached) and the JOINs go on from there. */
+      eHow = QUAY_LOAD_BATCH;
     }
     if (eHow == QUAY_LOAD_JOIN) {
       k = find_node(p, curStep, curNode, r);

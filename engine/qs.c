@@ -1110,12 +1110,6 @@ int quay_qs_load(quay_qs *pQs, const char *zPath, int eHow, quay_qs *pSub,
                          "use prefetch_related or with", zPath,
                          pr.apRel[i]->pFrom->zName, pr.apRel[i]->zName);
       }
-      if (pr.apRel[i]->eKind == QUAY_R_THROUGH) {
-        return quay__err(pErr, QUAY_EBAD_LOOKUP,
-                         "select_related('%s'): %s.%s is a quay.through path;"
-                         " use prefetch_related or with", zPath,
-                         pr.apRel[i]->pFrom->zName, pr.apRel[i]->zName);
-      }
     }
   }
   pLast = pr.apRel[pr.nRel - 1];
