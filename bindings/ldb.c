@@ -81,6 +81,7 @@ int lquay_db_wrap(lua_State *L, quay_db *db) {
   pDb->nHook = 0;
   pDb->bDeleteHooks = 0;
   pDb->pDelCall = NULL;
+  pDb->bRoles = 0;
   luaL_setmetatable(L, QUAY_DB_MT);
   lua_createtable(L, 0, 2);                          /* [db, state] */
   lua_newtable(L);
@@ -146,6 +147,7 @@ static int db_stats(lua_State *L) {
   lua_createtable(L, 0, 3);
   lua_pushinteger(L, (lua_Integer)quay_db_query_count(pDb->db));
   lua_setfield(L, -2, "queries");
+  if (!pDb->bRoles) return 1;       /* { queries = N } without replicas */
   lua_pushinteger(L, (lua_Integer)quay_db_role_count(pDb->db, 0));
   lua_setfield(L, -2, "primary");
   lua_pushinteger(L, (lua_Integer)quay_db_role_count(pDb->db, 1));

@@ -381,6 +381,11 @@ static int l_open(lua_State *L) {
   /* The owner first, closed (db NULL); then open into it. */
   lquay_db_wrap(L, NULL);                  /* [url, opts, (az), db] */
   pDb = lua_touserdata(L, -1);
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    /* primary and replica counts in stats() once replicas are named */
+    pDb->bRoles = lua_getfield(L, 2, "replicas") != LUA_TNIL;
+    lua_pop(L, 1);
+  }
   rc = quay_db_open(zUrl, &opts, &pDb->db, &err);
   if (rc) lquay_raise(L, &err);
   quay_db_on_query(pDb->db, lquay_trace, pDb);

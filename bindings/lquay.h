@@ -121,6 +121,8 @@ typedef struct LDb {
                             ** (lcallback.c, lbehav.c) */
   int bDeleteHooks;         /* a model declares delete hooks */
   LDelCall *pDelCall;       /* innermost delete call, or NULL */
+  int bRoles;               /* opened with replicas: stats() counts the
+                            ** statements per role */
 } LDb;
 
 /* What the record accessors need to know of relation i, without asking
