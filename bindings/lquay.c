@@ -16,6 +16,7 @@
 
 const char lquay_LK_RESULT = 0;
 const char lquay_LK_PK = 0;
+const char lquay_LK_NONE = 0;
 const char lquay_LK_PIVOT = 0;
 const char lquay_LK_ANNS = 0;
 const char lquay_LK_STRICT = 0;

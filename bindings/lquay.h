@@ -65,6 +65,7 @@
 */
 LQUAY_INTERNAL extern const char lquay_LK_RESULT;   /* record -> its result */
 LQUAY_INTERNAL extern const char lquay_LK_PK;       /* record -> stored key */
+LQUAY_INTERNAL extern const char lquay_LK_NONE;     /* "no record for key": the key */
 LQUAY_INTERNAL extern const char lquay_LK_PIVOT;    /* record -> pivot rec */
 LQUAY_INTERNAL extern const char lquay_LK_ANNS;     /* result mt -> names
                                                    ** of annotations */
@@ -284,6 +285,9 @@ LQUAY_INTERNAL void lquay_push_set(lua_State *L, int iOwner, int iRel,
 */
 LQUAY_INTERNAL void lquay_set_mark(lua_State *L, int iSet, int iOwner,
                                    int iRel, int bLoaded);
+/* Push the cached value of to-one relation j of the record at iRec
+** found to hold no record (lrecord.c "Relation access"). */
+LQUAY_INTERNAL void lquay_push_rel_none(lua_State *L, int iRec, int j);
 LQUAY_INTERNAL int lquay_set_loaded(lua_State *L, int iSet);
 LQUAY_INTERNAL int lquay_is_set(lua_State *L, int idx);
 /*

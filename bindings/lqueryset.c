@@ -744,8 +744,10 @@ static int sink_attach_one(void *pCtx, int iSlot, int iRec,
     lua_pop(L, 1);
     slot_nil_name(k, iSlot, pAt->zName);
     return 0;
-  } else {
+  } else if (pAt->isPivot) {
     lua_pushboolean(L, 0);                           /* loaded, none */
+  } else {
+    lquay_push_rel_none(L, -1, pAt->iRel);           /* loaded, none */
   }
   if (pAt->isPivot) {
     lua_rawsetp(L, -2, &lquay_LK_PIVOT);

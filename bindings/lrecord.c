@@ -11,7 +11,9 @@
 **   LK_PK       the stored primary key (the record is persisted)
 **   LK_RESULT   (in the record's per-result metatable) the array the
 **               record was loaded in, for batched lazy loads
-**   RELKEY(i)   relation i's cached value: a record, false (none) or a set
+**   RELKEY(i)   relation i's cached value: a record, false (none), a set,
+**               or { [LK_NONE] = key } (none for that key: a filtered
+**               prefetch or a soft-deleted target)
 **   LK_PIVOT    the pivot record, for records loaded through a custom
 **               many-to-many set
 **
@@ -113,12 +115,60 @@ static int cache_ok(lua_State *L, int iRec, LModel *pM, int j, int iNames) {
   return ok;
 }
 
+/*
+** A to-one relation found to hold no record while the record's key column
+** holds a key (a prefetch whose query set left the target out, a
+** soft-deleted target) caches a marker of that key, { [LK_NONE] = key }:
+** the relation reads nil while the key column holds it, where a plain
+** false (none) would look stale and load again on every access.
+*/
+void lquay_push_rel_none(lua_State *L, int iRec, int j) {
+  LModel *pM;
+  quay_rel_info r;
+  iRec = lua_absindex(L, iRec);
+  pM = lquay_record_model(L, iRec);
+  if (pM == NULL || j >= quay_model_relation_count(pM->m)) {
+    lua_pushboolean(L, 0);
+    return;
+  }
+  quay_model_relation(pM->m, j, &r);
+  if (r.toMany || !r.writable) {
+    lua_pushboolean(L, 0);
+    return;
+  }
+  if (get_field(L, iRec, pM, r.iFkField) == LUA_TNIL ||
+      lquay_is_null(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushboolean(L, 0);
+    return;
+  }
+  lua_createtable(L, 0, 1);                          /* [.., fk, marker] */
+  lua_insert(L, -2);
+  lua_rawsetp(L, -2, &lquay_LK_NONE);                /* [.., marker] */
+}
+
 /* Push the value of relation j of the record at iRec.  iNames (0 when not
 ** at hand) is the model's field-name array. */
 static int rel_get(lua_State *L, int iRec, LModel *pM, int j,
                    const char *zName, int iNames) {
   quay_rel_info r;
   lua_rawgetp(L, iRec, LQUAY_RELKEY(j));             /* [.., cached] */
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    if (lua_rawgetp(L, -1, &lquay_LK_NONE) != LUA_TNIL) {
+      /* "no record for this key": nil while the key column holds it */
+      int bSame;
+      quay_model_relation(pM->m, j, &r);
+      get_field(L, iRec, pM, r.iFkField);            /* [.., c, key, fk] */
+      bSame = lua_rawequal(L, -1, -2);
+      lua_pop(L, 3);
+      lua_pushnil(L);
+      if (bSame) return 1;
+      lua_pushvalue(L, -1);
+      lua_rawsetp(L, iRec, LQUAY_RELKEY(j));         /* stale: reload */
+    } else {
+      lua_pop(L, 1);                                 /* [.., cached] */
+    }
+  }
   if (!lua_isnil(L, -1) && j < pM->nFast) {
     int ok = cache_ok(L, iRec, pM, j, iNames);
     if (ok == 1) {
@@ -163,7 +213,14 @@ static int rel_get(lua_State *L, int iRec, LModel *pM, int j,
   }
   lquay_lazy_load(L, iRec, pM, j, zName);
   lua_rawgetp(L, iRec, LQUAY_RELKEY(j));
-  if (lua_toboolean(L, -1) == 0) {
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    int bNone = lua_rawgetp(L, -1, &lquay_LK_NONE) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (bNone) {                                     /* none for this key */
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+  } else if (lua_toboolean(L, -1) == 0) {
     lua_pop(L, 1);
     lua_pushnil(L);
   }

@@ -280,3 +280,56 @@ describe("Loaded sets keep the order of their query", function()
     assert.same({ "a", "b" }, { asc[1], asc[2] })
   end)
 end)
+
+describe("To-one relations that hold no record", function()
+  local db
+  before_each(function() db = helper.open() end)
+  after_each(function() db:close() end)
+
+  -- A to-one relation prefetched through a query set that leaves the
+  -- target out holds nothing (reference.md "quay.prefetch"); it used to
+  -- look stale and load the target lazily on access.
+  it("a filtered to-one prefetch leaves the relation nil, with no query", function()
+    local M = helper.blog(db)
+    local u1 = M.User:create { name = "u1", email = "1@x" }
+    local u2 = M.User:create { name = "u2", email = "2@x" }
+    for i = 1, 4 do M.Post:create { title = "p" .. i, author = i == 1 and u1 or u2 } end
+    local posts
+    local n = helper.queries(db, function()
+      posts = M.Post:prefetch_related(quay.prefetch("author", M.User:filter { name = "u1" }))
+        :order_by("id"):limit(4):all()
+    end)
+    assert.equal(2, n)
+    n = helper.queries(db, function()
+      assert.equal(u1, posts[1].author)
+      for i = 2, 4 do
+        assert.is_nil(posts[i].author)
+        assert.is_nil(posts[i].author)         -- still nothing, still no query
+        assert.is_not_nil(posts[i].author_id)
+      end
+    end)
+    assert.equal(0, n)
+    -- a new key in the column is looked up again
+    posts[2].author_id = u1.id
+    assert.equal(u1, posts[2].author)
+  end)
+
+  it("a soft-deleted target reads nil without a query on every access", function()
+    local d = helper.open()
+    local U = d:model("User", { name = quay.string(), soft_delete = true })
+    local P = d:model("Post", { title = quay.string(),
+                                author = quay.belongs_to("User", { related_name = "posts" }) })
+    d:create_tables()
+    local a, b = U:create { name = "a" }, U:create { name = "b" }
+    P:create { title = "1", author = a }
+    P:create { title = "2", author = b }
+    b:delete()
+    local ps = P:order_by("id"):all()
+    local n = helper.queries(d, function()
+      assert.equal("a", ps[1].author.name)
+      for _ = 1, 3 do assert.is_nil(ps[2].author) end
+    end)
+    assert.equal(1, n)                           -- one batched lazy load
+    d:close()
+  end)
+end)
