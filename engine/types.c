@@ -497,8 +497,17 @@ int quay__json_compare_value(quay_model *m, const Field *f, quay_value *v,
 ** Generated values
 ** ===================================================================
 */
-/* A version 7 UUID (RFC 9562): 48 bits of Unix time in milliseconds,
-** then random bits with the version and variant set. */
+/*
+** A version 7 UUID (RFC 9562): 48 bits of Unix time in milliseconds, a
+** 12-bit counter (RFC 9562 method 1) and 62 random bits, with the version
+** and variant set.  Within one millisecond the counter (started at a
+** random value below 2048) goes up, so the UUIDs a thread makes sort in
+** the order they were made (index locality, "newest last"); when it runs
+** out the time moves on a millisecond.  Per thread: no shared state.
+*/
+static _Thread_local uint64_t uuidLastMs;
+static _Thread_local unsigned uuidSeq;
+
 static int gen_uuid7(quay_value *pOut, ValBuf *pBuf, quay_err *pErr) {
   static const char aHex[] = "0123456789abcdef";
   unsigned char a[16];
@@ -511,8 +520,20 @@ static int gen_uuid7(quay_value *pOut, ValBuf *pBuf, quay_err *pErr) {
   }
   clock_gettime(CLOCK_REALTIME, &ts);
   ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+  if (ms <= uuidLastMs) {
+    /* the same millisecond (or the clock went back): count on */
+    ms = uuidLastMs;
+    if (++uuidSeq > 0xfff) {
+      ms++;
+      uuidSeq = 0;
+    }
+  } else {
+    uuidSeq = ((unsigned)a[6] << 8 | a[7]) & 0x7ff;
+  }
+  uuidLastMs = ms;
   for (i = 0; i < 6; i++) a[i] = (unsigned char)(ms >> (8 * (5 - i)));
-  a[6] = (unsigned char)((a[6] & 0x0f) | 0x70);
+  a[6] = (unsigned char)(0x70 | (uuidSeq >> 8));
+  a[7] = (unsigned char)(uuidSeq & 0xff);
   a[8] = (unsigned char)((a[8] & 0x3f) | 0x80);
   for (i = 0; i < 16; i++) {
     if (i == 4 || i == 6 || i == 8 || i == 10) pBuf->z[k++] = '-';

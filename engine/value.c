@@ -246,16 +246,27 @@ const char *quay__datetime_norm(const char *z, size_t n, char *zOut) {
   size_t i;
   const char *zWhy = parse_date(z, n, &y, &mo, &d);
   if (zWhy) return zWhy;
-  if (n < 19 || (z[10] != ' ' && z[10] != 'T' && z[10] != 't') ||
-      z[13] != ':' || z[16] != ':' || (h = dec(z + 11, 2)) < 0 ||
-      (mi = dec(z + 14, 2)) < 0 || (sec = dec(z + 17, 2)) < 0) {
+  if (n < 16 || (z[10] != ' ' && z[10] != 'T' && z[10] != 't') ||
+      z[13] != ':' || (h = dec(z + 11, 2)) < 0 ||
+      (mi = dec(z + 14, 2)) < 0) {
+    return "expected a time HH:MM:SS after the date";
+  }
+  if (n > 16 && z[16] == ':') {
+    if (n < 19 || (sec = dec(z + 17, 2)) < 0) {
+      return "expected a time HH:MM:SS after the date";
+    }
+    i = 19;
+  } else if (z[10] != ' ') {
+    sec = 0;                  /* ISO 8601 (T) lets the seconds out: HH:MM */
+    i = 16;
+  } else {
+    /* Quay's own form ("YYYY-MM-DD HH:MM:SS") always has them */
     return "expected a time HH:MM:SS after the date";
   }
   if (h > 23 || mi > 59 || sec > 59) {
     return "the time must be 00:00:00 to 23:59:59";
   }
-  i = 19;
-  if (i < n && (z[i] == '.' || z[i] == ',')) {
+  if (i == 19 && i < n && (z[i] == '.' || z[i] == ',')) {
     size_t k = ++i;
     while (i < n && z[i] >= '0' && z[i] <= '9') i++;
     if (i == k) return "expected digits after the decimal separator";

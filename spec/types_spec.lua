@@ -511,3 +511,39 @@ describe("decimals through the set-based writes", function()
     db:close()
   end)
 end)
+
+describe("ISO 8601 times and version-7 UUIDs, further", function()
+  local db
+  before_each(function() db = helper.open() end)
+  after_each(function() db:close() end)
+
+  it("takes an ISO 8601 time without seconds, and refuses a bare date", function()
+    local E = db:model("Ev", { at = quay.datetime() })
+    db:create_tables()
+    assert.equal("2024-03-01 10:20:00", E:create { at = "2024-03-01T10:20Z" }.at)
+    assert.equal("2024-03-01 08:20:00", E:create { at = "2024-03-01T10:20+02:00" }.at)
+    assert.equal("2024-02-29 23:30:00", E:create { at = "2024-03-01T01:30+02:00" }.at)
+    for _, bad in ipairs { "2024-03-01", "2024-03-01T10:2", "2024-03-01T10:20.5Z", "2024-03-01T10:20:",
+                           "2024-03-01 10:20" } do
+      local e = helper.raises("validation", function() return E:create { at = bad } end)
+      assert.equal("at", e.field)
+    end
+    assert.equal(3, E:count())
+  end)
+
+  it("generates UUIDs that sort in the order they were made", function()
+    local T = db:model("Tok", { ref = quay.uuid(), n = quay.integer() })
+    db:create_tables()
+    local rows = {}
+    for i = 1, 2000 do rows[i] = { n = i } end
+    local recs = T:bulk_create(rows)
+    for i = 2, #recs do
+      assert.truthy(recs[i - 1].ref < recs[i].ref, recs[i - 1].ref .. " " .. recs[i].ref)
+      assert.equal("7", recs[i].ref:sub(15, 15))              -- version 7
+      assert.truthy(("89ab"):find(recs[i].ref:sub(20, 20), 1, true))  -- variant
+    end
+    -- and the database orders them the same way
+    local ns = T:query():order_by("ref"):pluck("n")
+    for i = 1, #ns do assert.equal(i, ns[i]) end
+  end)
+end)
