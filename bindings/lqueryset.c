@@ -807,16 +807,7 @@ static int sink_extra(void *pCtx, int iSlot, int iRec, const char *zName,
   if (pVal->type == QUAY_NULL) {
     /* rec.<name> reads nil, not unknown_field: the result's metatable
     ** lists the annotation names. */
-    SlotCtx *c = &k->aSlot[iSlot];
-    if (lua_rawgetp(L, c->iMt, &lquay_LK_ANNS) != LUA_TTABLE) {
-      lua_pop(L, 1);
-      lua_newtable(L);
-      lua_pushvalue(L, -1);
-      lua_rawsetp(L, c->iMt, &lquay_LK_ANNS);
-    }
-    lua_pushboolean(L, 1);
-    lua_setfield(L, -2, zName);
-    lua_pop(L, 1);
+    slot_nil_name(k, iSlot, zName);
     return 0;
   }
   lua_rawgeti(L, k->aSlot[iSlot].iArr, iRec + 1);

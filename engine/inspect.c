@@ -1169,6 +1169,21 @@ static void gen_pass_relations(quay_schema *pS, GenModel *g) {
 /* Pass 4: a join table's many_to_many on each model it joins (reference.md
 ** "quay inspect"): the one it starts from, and on the other the name its
 ** reverse accessor would have had, both with skip_reverse. */
+/* Fill r, just grown at the end of pFrom's relations, as the many-to-many
+** from pFrom to pTo through g (its keys zSrc to pFrom, zTgt to pTo). */
+static void gen_m2m_rel(quay_rel_spec *r, GenModel *pFrom, GenModel *pTo,
+                        const GenModel *g, const char *zSrc,
+                        const char *zTgt) {
+  r->eKind = QUAY_R_MANY_TO_MANY;
+  r->zTarget = pTo->zName;
+  r->zThrough = g->zName;
+  r->zSourceKey = zSrc;
+  r->zTargetKey = zTgt;
+  r->mFlags |= QUAY_F_SKIP_REVERSE;
+  r->rSeq = 1e6 + pFrom->nRel;
+  pFrom->nRel++;
+}
+
 static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
   const SFk *a, *b;
@@ -1207,14 +1222,7 @@ static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
     snprintf(zWant, sizeof(zWant), "%.70s", pB->pTab->zName);
   }
   r->zName = gen_name(pS, pA, zWant, NULL);
-  r->eKind = QUAY_R_MANY_TO_MANY;
-  r->zTarget = pB->zName;
-  r->zThrough = g->zName;
-  r->zSourceKey = zKeyA;
-  r->zTargetKey = zKeyB;
-  r->mFlags |= QUAY_F_SKIP_REVERSE;
-  r->rSeq = 1e6 + pA->nRel;
-  pA->nRel++;
+  gen_m2m_rel(r, pA, pB, g, zKeyA, zKeyB);
   if (r->zName == NULL) return;
   zBack = gen_reverse(pS, pA, r, pB, 1);
   r->zRelatedName = NULL;
@@ -1223,14 +1231,7 @@ static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
                   sizeof(quay_rel_spec));
   if (r == NULL) return;
   r->zName = zBack;
-  r->eKind = QUAY_R_MANY_TO_MANY;
-  r->zTarget = pA->zName;
-  r->zThrough = g->zName;
-  r->zSourceKey = zKeyB;
-  r->zTargetKey = zKeyA;
-  r->mFlags |= QUAY_F_SKIP_REVERSE;
-  r->rSeq = 1e6 + pB->nRel;
-  pB->nRel++;
+  gen_m2m_rel(r, pB, pA, g, zKeyB, zKeyA);
 }
 
 /* Build pS->aGen from the tables. */
