@@ -6,33 +6,9 @@
 local helper = require("spec.helper")
 local quay = helper.quay
 
-local build = os.getenv("QUAY_BUILD_DIR") or "build"
-local quay_bin = build .. "/bin/quay"
-
-local function shquote(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
-
-local function slurp(p)
-  local f = io.open(p, "rb"); local s = f and f:read("a") or ""; if f then f:close() end
-  return s
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
--- Run the quay command with the given arguments; returns status, stdout, stderr.
-local function quay_cmd(...)
-  local args = {}
-  for _, a in ipairs({ ... }) do args[#args + 1] = shquote(a) end
-  local out, err = os.tmpname(), os.tmpname()
-  local ok, _, status = os.execute(quay_bin .. " " .. table.concat(args, " ")
-    .. " >" .. out .. " 2>" .. err)
-  local o, e = slurp(out), slurp(err)
-  os.remove(out); os.remove(err)
-  return ok and 0 or status, o, e
-end
+local quay_bin = helper.quay_bin
+local shquote, slurp, write = helper.shquote, helper.slurp, helper.write_file
+local quay_cmd = helper.quay_cmd
 
 -- Statements sent while fn runs.
 local function sent(db, fn)

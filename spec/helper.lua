@@ -89,4 +89,35 @@ function helper.blog(db)
   return M
 end
 
+--- Shell quoting, file reading and writing, and the quay command, for the
+--- specs that run it (the build's bin/quay; QUAY_BUILD_DIR, set by
+--- spec/run_busted.sh, else build).
+function helper.shquote(s) return "'" .. tostring(s):gsub("'", [['\'']]) .. "'" end
+
+function helper.slurp(p)
+  local f = io.open(p, "rb"); local s = f and f:read("a") or ""; if f then f:close() end
+  return s
+end
+
+function helper.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+helper.quay_bin = (os.getenv("QUAY_BUILD_DIR") or "build") .. "/bin/quay"
+
+--- Run the quay command with the given arguments; returns status, stdout,
+--- stderr.
+function helper.quay_cmd(...)
+  local args = {}
+  for _, a in ipairs({ ... }) do args[#args + 1] = helper.shquote(a) end
+  local out, err = os.tmpname(), os.tmpname()
+  local ok, _, status = os.execute(helper.quay_bin .. " " .. table.concat(args, " ")
+    .. " >" .. out .. " 2>" .. err)
+  local o, e = helper.slurp(out), helper.slurp(err)
+  os.remove(out); os.remove(err)
+  return ok and 0 or status, o, e
+end
+
 return helper
