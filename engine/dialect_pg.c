@@ -592,5 +592,6 @@ const Dialect quay__dialect_pg = {
   .azDecToInt = { "CAST(", " AS BIGINT)" },
   .zBoolMin = "BOOL_AND",
   .zBoolMax = "BOOL_OR",
+  .zUuidMinMaxArg = "::text COLLATE \"C\"",
   .bAvgSumCount = 1,
 };

@@ -273,8 +273,15 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
       break;
   }
   if (e->eType == QUAY_T_DECIMAL) e->nPlaces = f->nPlaces;
-  if (e->bDefault && e->eType == QUAY_T_DECIMAL) {
-    /* The default stands for a value of the field (scaled like it). */
+  if (e->bDefault &&
+      (e->eType == QUAY_T_DECIMAL ||
+       ((e->eFunc == QUAY_AGG_MIN || e->eFunc == QUAY_AGG_MAX) &&
+        (e->eType == QUAY_T_DATETIME || e->eType == QUAY_T_DATE ||
+         e->eType == QUAY_T_UUID)))) {
+    /* The default stands for a value of the field (scaled like it; a
+    ** datetime in UTC, a uuid in lower case, as the field stores them),
+    ** so it reads the same on both backends and a malformed one is
+    ** refused before any SQL. */
     rc = quay__value_conform_owned(e->path.pModel, f, &e->dflt, pErr);
     if (rc == QUAY_OK) {
       rc = quay__value_fits(e->path.pModel, f, &e->dflt, 0, pErr);
@@ -505,6 +512,12 @@ void quay__emit_agg_call(Build *b, const Expr *e, int eFn, int bDistinct,
     /* Plain sums of doubles (an empty set: NULL / 0, NULL). */
     quay__str_printf(&b->sql, "(SUM(%s%s) / COUNT(%s%s))", zD, zArg, zD,
                      zArg);
+    return;
+  }
+  if (e->eType == QUAY_T_UUID && b->pDia->zUuidMinMaxArg &&
+      (eFn == QUAY_AGG_MIN || eFn == QUAY_AGG_MAX)) {
+    quay__str_printf(&b->sql, "%s(%s(%s)%s)", zFn, zD, zArg,
+                     b->pDia->zUuidMinMaxArg);
     return;
   }
   quay__str_printf(&b->sql, "%s(%s%s)", zFn, zD, zArg);

@@ -927,6 +927,9 @@ struct Dialect {
   ** range an error (PostgreSQL's casts to bigint; SQLite: quay_rint, a
   ** function drv_sqlite.c registers, and round).  zBoolMin / zBoolMax:
   ** min / max of a boolean (PostgreSQL has no min(boolean)).
+  ** zUuidMinMaxArg: with it, min / max of a uuid take their argument as
+  ** "(x)" followed by it (PostgreSQL has no min(uuid): its text in the C
+  ** collation, which orders as the uuid does); NULL: the column itself.
   ** bAvgSumCount: avg of a number field as SUM / COUNT (PostgreSQL's
   ** avg(float8) also sums the squares, which overflow from 1.4e154).
   ** zRealToScaled: with bScaledDecimal, the function storing a number in
@@ -942,6 +945,7 @@ struct Dialect {
   const char *zUpdateSnapshot;
   const char *azRealToInt[2], *azDecToInt[2];
   const char *zBoolMin, *zBoolMax;
+  const char *zUuidMinMaxArg;
   int bAvgSumCount;
   const char *zRealToScaled;
   const char *zScaledFit;
