@@ -21,7 +21,8 @@
 **     escaping and no LIKE length limit; icontains folds ASCII case with
 **     lower(), like LIKE.
 ** Decimals are scaled integers (value * 10^places in an INTEGER column,
-** bScaledDecimal): SUM is then an exact integer sum, ordering and
+** bScaledDecimal): their sum is an exact integer one (quay_dsum, which
+** drv_sqlite.c registers, also past 64 bits, where SUM raises), ordering and
 ** comparisons are integer ones, and the driver formats what it reads with
 ** the places of the read hint.  JSON is text read with json_extract.
 ** Automatic keys (models and join tables) are AUTOINCREMENT: a plain
@@ -699,4 +700,5 @@ const Dialect quay__dialect_sqlite = {
   .bAvgSumCount = 0,
   .zRealToScaled = "quay_dec",
   .zScaledFit = "quay_decfit",
+  .zDecSum = "quay_dsum",
 };

@@ -496,9 +496,80 @@ static void sq_decfit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, x);
 }
 
+/*
+** quay_dsum(x): the sum of scaled decimals (Dialect zDecSum), exact past
+** 64 bits, where SQLite's SUM raises "integer overflow": 12 amounts of
+** 9999999999999999.99 at 2 places are 1.2e19 scaled.  The result is an
+** integer when it fits, else the scaled integer as text (sq_column reads
+** both with the places of the read hint); NULL for no value.  A float
+** among the values (an expression computed in floats) makes the sum a
+** float, as SUM does.  Without a 128-bit type, overflow raises as SUM.
+*/
+typedef struct DecSum {
+#ifdef __SIZEOF_INT128__
+  __int128 s;
+#else
+  sqlite3_int64 s;
+#endif
+  double r;
+  int n, bReal;
+} DecSum;
+
+static void sq_dsum_step(sqlite3_context *ctx, int argc,
+                         sqlite3_value **argv) {
+  DecSum *p;
+  int t = sqlite3_value_type(argv[0]);
+  (void)argc;
+  if (t == SQLITE_NULL) return;
+  p = sqlite3_aggregate_context(ctx, sizeof(DecSum));
+  if (p == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  p->n++;
+  if (t == SQLITE_INTEGER) {
+#ifdef __SIZEOF_INT128__
+    p->s += sqlite3_value_int64(argv[0]);
+#else
+    if (__builtin_add_overflow(p->s, sqlite3_value_int64(argv[0]), &p->s)) {
+      sqlite3_result_error(ctx, "integer overflow", -1);
+    }
+#endif
+  } else {
+    p->bReal = 1;
+    p->r += sqlite3_value_double(argv[0]);
+  }
+}
+
+static void sq_dsum_final(sqlite3_context *ctx) {
+  DecSum *p = sqlite3_aggregate_context(ctx, 0);
+  if (p == NULL || p->n == 0) {
+    sqlite3_result_null(ctx);
+  } else if (p->bReal) {
+    sqlite3_result_double(ctx, p->r + (double)p->s);
+  } else if (p->s >= INT64_MIN && p->s <= INT64_MAX) {
+    sqlite3_result_int64(ctx, (sqlite3_int64)p->s);
+  } else {
+#ifdef __SIZEOF_INT128__
+    /* the digits of |s|, last first, then in order with the sign */
+    char zRev[48], z[48];
+    unsigned __int128 u = p->s < 0 ? -(unsigned __int128)p->s
+                                   : (unsigned __int128)p->s;
+    int n = 0, k = 0;
+    do {
+      zRev[n++] = (char)('0' + (int)(u % 10));
+      u /= 10;
+    } while (u);
+    if (p->s < 0) z[k++] = '-';
+    while (n) z[k++] = zRev[--n];
+    sqlite3_result_text(ctx, z, k, SQLITE_TRANSIENT);
+#endif
+  }
+}
+
 /* The SQL functions Quay's own statements call (Dialect azRealToInt,
-** zRealToScaled, zScaledFit), registered on every connection, borrowed
-** ones too. */
+** zRealToScaled, zScaledFit, zDecSum), registered on every connection,
+** borrowed ones too. */
 static int sq_functions(DrvConn *c, quay_err *pErr) {
   static const struct {
     const char *zName;
@@ -521,6 +592,14 @@ static int sq_functions(DrvConn *c, quay_err *pErr) {
                aFunc[i].zName);
       return sq_err(c, NULL, sqlite3_errcode(c->db), zMsg, pErr);
     }
+  }
+  if (sqlite3_create_function(c->db, "quay_dsum", 1,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+                                  SQLITE_INNOCUOUS,
+                              NULL, NULL, sq_dsum_step, sq_dsum_final) !=
+      SQLITE_OK) {
+    return sq_err(c, NULL, sqlite3_errcode(c->db),
+                  "cannot register the function quay_dsum", pErr);
   }
   return QUAY_OK;
 }
@@ -697,6 +776,43 @@ static const char *sq_colname(DrvStmt *s, int i) {
 ** as QUAY_DECIMAL text formatted with the hint's places (valid until the
 ** next step, like SQLite's own text).
 */
+/*
+** A scaled decimal too large for 64 bits, as quay_dsum gives it: column i
+** holds only digits (and a leading '-').  Non-0 with *p the decimal text
+** at nPlaces places, written to z (SQ_DEC_BUF bytes).
+*/
+static int sq_scaled_text(sqlite3_stmt *st, int i, int nPlaces, char *z,
+                          quay_value *p) {
+  const char *zIn = (const char *)sqlite3_column_text(st, i);
+  int n = sqlite3_column_bytes(st, i), bNeg, k, nDig, j = 0;
+  if (zIn == NULL || n < 1) return 0;
+  bNeg = zIn[0] == '-';
+  nDig = n - bNeg;
+  if (nDig < 1 || nDig + nPlaces + 4 > SQ_DEC_BUF) return 0;
+  for (k = bNeg; k < n; k++) {
+    if (zIn[k] < '0' || zIn[k] > '9') return 0;
+  }
+  if (bNeg) z[j++] = '-';
+  if (nDig <= nPlaces) {
+    z[j++] = '0';                       /* (not reached past 64 bits) */
+  } else {
+    memcpy(z + j, zIn + bNeg, (size_t)(nDig - nPlaces));
+    j += nDig - nPlaces;
+  }
+  if (nPlaces > 0) {
+    z[j++] = '.';
+    for (k = nDig; k < nPlaces; k++) z[j++] = '0';
+    memcpy(z + j, zIn + n - (nDig < nPlaces ? nDig : nPlaces),
+           (size_t)(nDig < nPlaces ? nDig : nPlaces));
+    j += nDig < nPlaces ? nDig : nPlaces;
+  }
+  z[j] = 0;
+  p->type = QUAY_DECIMAL;
+  p->u.z = z;
+  p->n = (size_t)j;
+  return 1;
+}
+
 static void sq_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
   sqlite3_stmt *st = s->pSt;
   int eHint = eHintFlags & QUAY_HINT_TYPE;
@@ -755,6 +871,11 @@ static void sq_column(DrvStmt *s, int i, int eHintFlags, quay_value *p) {
         p->type = QUAY_DECIMAL;
         p->u.z = z;
         return;
+      }
+      if (t == SQLITE_TEXT && i < s->nCol &&
+          sq_scaled_text(st, i, eHintFlags >> QUAY_HINT_PLACES_SHIFT,
+                         s->zDec + (size_t)i * SQ_DEC_BUF, p)) {
+        return;                         /* a quay_dsum past 64 bits */
       }
       break;
     case QUAY_TEXT:

@@ -514,6 +514,9 @@ void quay__emit_agg_call(Build *b, const Expr *e, int eFn, int bDistinct,
                      zArg);
     return;
   }
+  if (eFn == QUAY_AGG_SUM && e->eType == QUAY_T_DECIMAL && b->pDia->zDecSum) {
+    zFn = b->pDia->zDecSum;             /* exact past 64 bits */
+  }
   if (e->eType == QUAY_T_UUID && b->pDia->zUuidMinMaxArg &&
       (eFn == QUAY_AGG_MIN || eFn == QUAY_AGG_MAX)) {
     quay__str_printf(&b->sql, "%s(%s(%s)%s)", zFn, zD, zArg,

@@ -946,6 +946,8 @@ struct Dialect {
   const char *azRealToInt[2], *azDecToInt[2];
   const char *zBoolMin, *zBoolMax;
   const char *zUuidMinMaxArg;
+  const char *zDecSum;      /* sum of a scaled decimal (SQLite: quay_dsum,
+                            ** exact past 64 bits); NULL: SUM */
   int bAvgSumCount;
   const char *zRealToScaled;
   const char *zScaledFit;
