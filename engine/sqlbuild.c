@@ -194,6 +194,15 @@ void quay__soft_term(Build *b, const quay_model *m, const char *zAlias,
                      const char *zPre) {
   soft_term(b, m, zAlias, zPre);
 }
+
+int quay__via_soft_term(Str *s, const Hop *h, const char *zV,
+                        const char *zPre) {
+  if (h->zVia == NULL || h->pViaDeletedAt == NULL || zV == NULL) return 0;
+  quay__str_cat(s, zPre);
+  quay__str_col(s, zV, h->pViaDeletedAt->zCol);
+  quay__str_cat(s, " IS NULL");
+  return 1;
+}
 /* }================================================================== */
 
 
@@ -526,6 +535,7 @@ static void hop_source(Build *b, const Hop *h, const char *zT,
     col(b, zT, h->pToKey->zCol);
     cat(b, " = ");
     col(b, zV, h->zViaTo);
+    quay__via_soft_term(&b->sql, h, zV, " AND ");
   } else {
     col(b, zT, h->pToKey->zCol);
     cat(b, " FROM ");
@@ -950,6 +960,7 @@ static void emit_exists(Build *b, ENode **ap, int n, const Binding *x) {
     cat(b, " AS ");
     ident(b, zV);
     cat(b, " WHERE ");
+    if (quay__via_soft_term(&b->sql, h, zV, "")) cat(b, " AND ");
     for (i = 0; i < n; i++) {
       Operand o;
       memset(&o, 0, sizeof(o));
@@ -1291,6 +1302,7 @@ void quay__emit_chain(Build *b, const Hop *aHop, int nHop, char **azT,
       cat(b, " = ");
       if (h->zVia) {
         col(b, zV, h->zViaTo);
+        quay__via_soft_term(&b->sql, h, zV, " AND ");
       } else {
         col(b, zPrev, h->pFromKey->zCol);
       }
@@ -2373,6 +2385,7 @@ static void emit_scope_chain(Build *b, Hop *aHop, int j, const char *zAlias,
     cat(b, " AS ");
     ident(b, zV);
     cat(b, " WHERE ");
+    if (quay__via_soft_term(&b->sql, h, zV, "")) cat(b, " AND ");
     if (j == 0) {
       col(b, zV, h->zViaFrom);
       cat(b, " = ");
@@ -2388,6 +2401,7 @@ static void emit_scope_chain(Build *b, Hop *aHop, int j, const char *zAlias,
       cat(b, " AS ");
       ident(b, zY);
       cat(b, " WHERE ");
+      if (soft_term(b, h->pFrom, zY, "")) cat(b, " AND ");
       emit_scope_chain(b, aHop, j - 1, zY, pKey);
       cat(b, ")");
     }
@@ -2407,6 +2421,7 @@ static void emit_scope_chain(Build *b, Hop *aHop, int j, const char *zAlias,
     cat(b, " AS ");
     ident(b, zY);
     cat(b, " WHERE ");
+    if (soft_term(b, h->pFrom, zY, "")) cat(b, " AND ");
     emit_scope_chain(b, aHop, j - 1, zY, pKey);
     cat(b, ")");
   }
@@ -2453,6 +2468,7 @@ void quay__scope_emit_from(Build *b, Scope *s) {
     col(b, s->zPivot, aHop[0].zViaTo);
     cat(b, " = ");
     col(b, s->zAlias, aHop[0].pToKey->zCol);
+    quay__via_soft_term(&b->sql, &aHop[0], s->zPivot, " AND ");
   }
   scope_emit_joins(b, s);
 }
