@@ -1,0 +1,754 @@
+-- Where soft delete, hooks and validation meet the rest of the engine
+-- (reference.md "Model behaviour"), on both backends.  Soft-deleted rows
+-- sit on either side of every kind of relation; each read is compared
+-- with hand-written SQL over the same rows (db:rows) where that gives an
+-- independent truth.
+--
+-- Semantics chosen where the contract is silent (Laravel SoftDeletes /
+-- django-softdelete):
+-- * a soft-deleted row is absent from every path that reaches it: a
+--   to-one relation to it reads nil (lazy, select_related, through), a
+--   condition across a relation does not match it (`author__name = "bob"`
+--   matches no post of a soft-deleted bob, and `exclude` keeps those
+--   posts), a values() path through it reads nil;
+-- * a soft-deleted row of a custom through model hides its pair;
+-- * with_deleted()/only_deleted() widen the queried model only, never
+--   the models its relations reach (Laravel's withTrashed);
+-- * Model:raw runs the SQL as written (no filter is added).
+local helper = require("spec.helper")
+local quay = helper.quay
+
+local function n(db, sql, params)
+  return db:rows(sql, params)[1].n
+end
+
+local function sorted(list, key)
+  local out = {}
+  for i, r in ipairs(list) do out[i] = key and r[key] or r end
+  table.sort(out)
+  return out
+end
+
+describe("interactions of soft delete, hooks and validation", function()
+  local db
+  local User, Profile, Post, Tag, Comment, Student, Course, Enrolment
+  local log
+
+  before_each(function()
+    db = helper.open()
+    log = {}
+    User = db:model("User", {
+      name = quay.string(),
+      email = quay.string { unique = true, null = true },
+      karma = quay.integer { default = 0 },
+      comments = quay.through("posts", "comments"),
+      soft_delete = true,
+    })
+    Profile = db:model("Profile", {
+      user = quay.one_to_one("User", { on_delete = quay.CASCADE, related_name = "profile" }),
+      bio = quay.string(),
+    })
+    Post = db:model("Post", {
+      title = quay.string(),
+      views = quay.integer { default = 0 },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      tags = quay.many_to_many("Tag", { related_name = "posts" }),
+      soft_delete = true,
+    })
+    Tag = db:model("Tag", { name = quay.string(), soft_delete = true })
+    Comment = db:model("Comment", {
+      body = quay.string(),
+      post = quay.belongs_to("Post", { on_delete = quay.CASCADE, related_name = "comments" }),
+      post_author = quay.through("post", "author"),
+    })
+    db:model("School", { name = quay.string(), courses = quay.through("students", "courses") })
+    Student = db:model("Student", {
+      name = quay.string(),
+      school = quay.belongs_to("School", { null = true, related_name = "students" }),
+      courses = quay.many_to_many("Course", { through = "Enrolment", related_name = "students" }),
+    })
+    Course = db:model("Course", { title = quay.string(), soft_delete = true })
+    Enrolment = db:model("Enrolment", {
+      student = quay.belongs_to("Student", { on_delete = quay.CASCADE }),
+      course = quay.belongs_to("Course", { on_delete = quay.CASCADE }),
+      grade = quay.integer { default = 0 },
+      soft_delete = true,
+    })
+    db:create_tables()
+  end)
+  after_each(function() if db and db:is_open() then db:close() end end)
+
+  -- ann (live) writes a (soft-deleted) and b; bob (soft-deleted) writes c;
+  -- cat (live) writes d.  Tag "c" is soft-deleted.  Comments x, y, z, w
+  -- on a, b, c, d.  Profiles for ann and bob.
+  local S
+  local function seed()
+    S = {}
+    S.ann = User:create { name = "ann", email = "ann@x" }
+    S.bob = User:create { name = "bob", email = "bob@x" }
+    S.cat = User:create { name = "cat", email = "cat@x" }
+    S.pa = Profile:create { user = S.ann, bio = "pa" }
+    S.pb = Profile:create { user = S.bob, bio = "pb" }
+    S.a = Post:create { title = "a", views = 10, author = S.ann }
+    S.b = Post:create { title = "b", views = 20, author = S.ann }
+    S.c = Post:create { title = "c", views = 30, author = S.bob }
+    S.d = Post:create { title = "d", views = 40, author = S.cat }
+    S.lua = Tag:create { name = "lua" }
+    S.ctag = Tag:create { name = "c" }
+    S.a.tags:add(S.lua, S.ctag)
+    S.b.tags:add(S.lua, S.ctag)
+    S.d.tags:add(S.ctag)
+    S.x = Comment:create { body = "x", post = S.a }
+    S.y = Comment:create { body = "y", post = S.b }
+    S.z = Comment:create { body = "z", post = S.c }
+    S.w = Comment:create { body = "w", post = S.d }
+    S.a:delete()
+    S.bob:delete()
+    S.ctag:delete()
+    return S
+  end
+
+  -- Students s1 enrolled in k1 (live), k2 (soft-deleted course) and k3
+  -- through a soft-deleted enrolment.
+  local function seed_courses()
+    local school = db:model("School"):create { name = "sc" }
+    local s1 = Student:create { name = "s1", school = school }
+    local s2 = Student:create { name = "s2", school = school }
+    local k1, k2, k3 = Course:create { title = "k1" }, Course:create { title = "k2" },
+      Course:create { title = "k3" }
+    Enrolment:create { student = s1, course = k1, grade = 1 }
+    Enrolment:create { student = s1, course = k2, grade = 2 }
+    local e3 = Enrolment:create { student = s1, course = k3, grade = 3 }
+    Enrolment:create { student = s2, course = k3, grade = 4 }
+    k2:delete()
+    e3:delete()
+    return s1, s2, k1, k2, k3
+  end
+
+  describe("soft-deleted rows on either side of a relation", function()
+    it("to-one lazy access to a soft-deleted target reads nil", function()
+      seed()
+      assert.is_nil(Comment:get { body = "x" }.post)
+      local z = Comment:get { body = "z" }
+      assert.equal("c", z.post.title)
+      assert.is_nil(z.post.author)
+      assert.is_nil(Profile:get { bio = "pb" }.user)
+      assert.equal("ann", Profile:get { bio = "pa" }.user.name)
+      -- the one_to_one reverse side: bob's profile is live, bob is not
+      assert.is_nil(User:find(S.bob.id))
+      assert.equal("pb", User:with_deleted():get { name = "bob" }.profile.bio)
+    end)
+
+    it("select_related, one and two hops, reads nil for a soft-deleted row", function()
+      seed()
+      local rows = Comment:select_related("post__author"):order_by("body"):all()
+      assert.equal(4, #rows)
+      local by = {}
+      for _, r in ipairs(rows) do by[r.body] = r end
+      local q = helper.queries(db, function()
+        assert.is_nil(by.x.post)
+        assert.equal("b", by.y.post.title)
+        assert.equal("ann", by.y.post.author.name)
+        assert.equal("c", by.z.post.title)
+        assert.is_nil(by.z.post.author)
+        assert.equal("cat", by.w.post.author.name)
+      end)
+      assert.equal(0, q)
+      assert.is_nil(Profile:select_related("user"):get { bio = "pb" }.user)
+      -- the JOIN must not drop the owner row
+      assert.equal(n(db, "SELECT COUNT(*) AS n FROM comments"), #rows)
+    end)
+
+    it("reverse sets: #, ipairs, count, exists leave soft-deleted rows out", function()
+      seed()
+      local ann = User:get { name = "ann" }
+      local truth = n(db, "SELECT COUNT(*) AS n FROM posts WHERE author_id = ? AND deleted_at IS NULL",
+        { ann.id })
+      assert.equal(1, truth)
+      assert.equal(truth, #ann.posts)
+      local seen = {}
+      for _, p in ipairs(ann.posts) do seen[#seen + 1] = p.title end
+      assert.same({ "b" }, seen)
+      assert.equal(truth, ann.posts:count())
+      assert.is_true(ann.posts:exists())
+      assert.is_false(ann.posts:filter { title = "a" }:exists())
+      assert.equal(1, ann.posts:with_deleted():filter { title = "a" }:count())
+      assert.is_true(ann.posts:only_deleted():exists())
+      local a = Post:with_deleted():get { title = "a" }
+      assert.equal(1, #a.comments)              -- comments have no soft delete
+    end)
+
+    it("auto many_to_many both ways leaves soft-deleted targets and owners out", function()
+      seed()
+      local b = Post:get { title = "b" }
+      assert.same({ "lua" }, sorted(b.tags:all(), "name"))
+      assert.equal(1, #b.tags)
+      assert.equal(1, b.tags:count())
+      assert.is_false(b.tags:filter { name = "c" }:exists())
+      assert.is_false(b.tags:contains(S.ctag))
+      local lua = Tag:get { name = "lua" }
+      assert.same({ "b" }, sorted(lua.posts:all(), "title"))
+      assert.equal(n(db, "SELECT COUNT(*) AS n FROM posts_tags pt JOIN posts p ON p.id = pt.post_id "
+        .. "WHERE pt.tag_id = ? AND p.deleted_at IS NULL", { lua.id }), lua.posts:count())
+      local ps = Post:prefetch_related("tags"):order_by("title"):all()
+      assert.equal(3, #ps)
+      assert.equal(1, #ps[1].tags)
+      assert.equal(0, #ps[3].tags)             -- d's only tag is soft-deleted
+      local ts = Tag:prefetch_related("posts"):all()
+      assert.equal(1, #ts)
+      assert.equal(1, #ts[1].posts)
+      assert.equal(2, b.tags:with_deleted():count())
+    end)
+
+    it("custom through: a soft-deleted course or enrolment hides the pair", function()
+      local s1, s2, k1, _, k3 = seed_courses()
+      s1 = Student:get { name = "s1" }
+      assert.same({ "k1" }, sorted(s1.courses:all(), "title"))
+      assert.equal(1, s1.courses:count())
+      assert.equal(1, #s1.courses)
+      assert.equal(n(db, "SELECT COUNT(*) AS n FROM enrolments e JOIN courses c ON c.id = e.course_id "
+        .. "WHERE e.student_id = ? AND e.deleted_at IS NULL AND c.deleted_at IS NULL", { s1.id }),
+        s1.courses:count())
+      local k3r = Course:get { title = "k3" }
+      assert.same({ "s2" }, sorted(k3r.students:all(), "name"))
+      local st = Student:prefetch_related("courses"):order_by("name"):all()
+      assert.equal(1, #st[1].courses)
+      assert.equal(1, #st[2].courses)
+      assert.equal(1, Student:filter { courses__title = "k3" }:count())
+      assert.equal(1, Student:with_count("courses"):get { name = "s1" }.courses_count)
+      assert.equal(1, Student:where_has("courses", { title = "k3" }):count())
+      assert.equal(1, s1.courses[1].pivot.grade)
+      assert.equal(1, Student:filter { courses = k3 }:count())          -- the pivot alone answers
+      assert.equal(1, Student:filter { courses__in = { k3 } }:count())
+      assert.is_false(s1.courses:contains(k3))
+      assert.is_true(s1.courses:contains(k1))
+      assert.equal(1, s1.courses:filter { pivot__grade__gte = 0 }:count())
+      -- a chain that repeats (students, then courses): distinct pairs of live rows
+      local School = db:model("School")
+      local sc = School:prefetch_related("courses"):first()
+      assert.same({ "k1", "k3" }, sorted(sc.courses, "title"))
+      assert.equal(2, School:first().courses:count())
+      assert.equal(2, School:with_count("courses"):first().courses_count)
+      assert.equal(1, School:filter { courses__title = "k3" }:count())
+      assert.equal(0, School:filter { courses__title = "k2" }:count())
+      -- the through model's own queries see its soft-deleted rows on request
+      assert.equal(3, Enrolment:count())
+      assert.equal(4, Enrolment:with_deleted():count())
+      _ = { s2, k1, k3 }
+    end)
+
+    it("a soft-deleted pivot row of a live target hides the pair everywhere", function()
+      local Doc = db:model("Doc", {
+        title = quay.string(),
+        labels = quay.many_to_many("Label", { through = "DocLabel", related_name = "docs" }),
+      })
+      local Label = db:model("Label", { name = quay.string() })
+      local DocLabel = db:model("DocLabel", {
+        doc = quay.belongs_to("Doc", { on_delete = quay.CASCADE }),
+        label = quay.belongs_to("Label", { on_delete = quay.CASCADE }),
+        soft_delete = true,
+      })
+      db:create_tables()
+      local d1, d2 = Doc:create { title = "d1" }, Doc:create { title = "d2" }
+      local l1, l2 = Label:create { name = "l1" }, Label:create { name = "l2" }
+      d1.labels:add(l1, l2)
+      d2.labels:add(l2)
+      DocLabel:filter { doc = d1, label = l2 }:delete()
+      assert.equal(1, DocLabel:only_deleted():count())
+      local truth = "SELECT COUNT(*) AS n FROM docs d WHERE EXISTS (SELECT 1 FROM doc_labels x WHERE "
+        .. "x.doc_id = d.id AND x.label_id = ? AND x.deleted_at IS NULL)"
+      assert.equal(n(db, truth, { l2.id }), Doc:filter { labels = l2 }:count())
+      assert.equal(1, Doc:filter { labels = l2 }:count())          -- the pivot table alone
+      assert.equal(1, Doc:filter { labels__in = { l2 } }:count())
+      assert.equal(1, Doc:filter { labels__name = "l2" }:count())
+      assert.equal(1, Doc:exclude { labels = l2 }:count())
+      assert.equal(1, Doc:where_has("labels", { name = "l2" }):count())
+      assert.same({ "l1" }, sorted(Doc:get { title = "d1" }.labels:all(), "name"))
+      assert.same({ "d2" }, sorted(Label:get { name = "l2" }.docs:all(), "title"))
+      assert.equal(1, Label:get { name = "l2" }.docs:count())
+      assert.same({ 1, 1 }, Doc:with_count("labels"):order_by("title"):pluck("labels_count"))
+      assert.equal(2, Label:aggregate { k = quay.count("docs") }.k)
+      local ds = Doc:prefetch_related("labels"):order_by("title"):all()
+      assert.equal(1, #ds[1].labels)
+      assert.is_false(Doc:get { title = "d1" }.labels:contains(l2))
+    end)
+
+    it("quay.through paths skip soft-deleted hops", function()
+      seed()
+      assert.is_nil(Comment:get { body = "z" }.post_author)
+      assert.is_nil(Comment:get { body = "x" }.post_author)
+      assert.equal("ann", Comment:get { body = "y" }.post_author.name)
+      local ann = User:get { name = "ann" }
+      assert.same({ "y" }, sorted(ann.comments:all(), "body"))
+      assert.equal(1, ann.comments:count())
+      assert.equal(n(db, "SELECT COUNT(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id "
+        .. "WHERE p.author_id = ? AND p.deleted_at IS NULL", { ann.id }), #ann.comments)
+      assert.equal(1, User:filter { comments__body = "y" }:count())
+      assert.equal(0, User:filter { comments__body = "x" }:count())
+      local us = User:prefetch_related("comments"):order_by("name"):all()
+      assert.equal(1, #us[1].comments)
+      local cs = Comment:prefetch_related("post_author"):order_by("body"):all()
+      local names = {}
+      for _, c in ipairs(cs) do names[c.body] = c.post_author and c.post_author.name or false end
+      assert.same({ w = "cat", x = false, y = "ann", z = false }, names)
+    end)
+
+    it("nested prefetch and quay.prefetch (with a qs, with to) leave soft rows out", function()
+      seed()
+      local us = User:prefetch_related("posts__comments", "posts__tags"):order_by("name"):all()
+      assert.equal(2, #us)
+      assert.equal(1, #us[1].posts)
+      assert.equal("y", us[1].posts[1].comments[1].body)
+      assert.equal(1, #us[1].posts[1].tags)
+      us = User:prefetch_related(quay.prefetch("posts", Post:order_by("-views"))):order_by("name"):all()
+      assert.equal(1, #us[1].posts)
+      assert.equal("b", us[1].posts[1].title)
+      us = User:prefetch_related(quay.prefetch("posts", Post:filter { views__lt = 100 }, { to = "few" }))
+        :order_by("name"):all()
+      assert.equal(1, #us[1].few)
+      assert.equal(1, #us[2].few)
+      -- a with_deleted() query set in quay.prefetch widens that level
+      us = User:prefetch_related(quay.prefetch("posts", Post:with_deleted(), { to = "all_posts" }))
+        :order_by("name"):all()
+      assert.equal(2, #us[1].all_posts)
+      local cs = Comment:prefetch_related("post__author"):order_by("body"):all()
+      assert.is_nil(cs[2].post)                  -- x
+      assert.is_nil(cs[4].post.author)           -- z
+    end)
+
+    it("with_count and annotate count/sum/exists over to-many paths", function()
+      seed()
+      local us = User:with_count("posts"):order_by("name"):all()
+      assert.same({ 1, 1 }, { us[1].posts_count, us[2].posts_count })
+      local truth = db:rows("SELECT u.name, (SELECT COUNT(*) FROM posts p WHERE p.author_id = u.id "
+        .. "AND p.deleted_at IS NULL AND p.views > 5) AS n, (SELECT SUM(views) FROM posts p WHERE "
+        .. "p.author_id = u.id AND p.deleted_at IS NULL) AS s FROM users u WHERE u.deleted_at IS NULL "
+        .. "ORDER BY u.name")
+      local rows = User:annotate {
+        n = quay.count("posts", { filter = { posts__views__gt = 5 } }),
+        s = quay.sum("posts__views"),
+        e = quay.exists("posts__tags"),
+        t = quay.count("posts__tags"),
+        cm = quay.count("comments"),
+      }:order_by("name"):all()
+      assert.equal(#truth, #rows)
+      for i, r in ipairs(rows) do
+        assert.equal(truth[i].n, r.n)
+        assert.equal(tonumber(truth[i].s), r.s)
+      end
+      assert.is_true(rows[1].e)                   -- ann: b has lua
+      assert.is_false(rows[2].e)                  -- cat: d has only tag c
+      assert.same({ 1, 0 }, { rows[1].t, rows[2].t })
+      assert.same({ 1, 1 }, { rows[1].cm, rows[2].cm })
+      local ps = Post:with_count("tags"):order_by("title"):all()
+      assert.same({ 1, 0, 0 }, { ps[1].tags_count, ps[2].tags_count, ps[3].tags_count })
+      local ts = Tag:with_deleted():with_count("posts"):order_by("name"):all()
+      assert.same({ 2, 1 }, { ts[1].posts_count, ts[2].posts_count })   -- c: b, d; lua: b
+    end)
+
+    it("aggregate across relations counts live rows at every hop", function()
+      seed()
+      local agg = User:aggregate { s = quay.sum("posts__views"), n = quay.count("posts"),
+        t = quay.count("posts__tags") }
+      assert.equal(tonumber(n(db, "SELECT SUM(p.views) AS n FROM posts p JOIN users u ON u.id = "
+        .. "p.author_id WHERE p.deleted_at IS NULL AND u.deleted_at IS NULL")), agg.s)
+      assert.equal(60, agg.s)
+      assert.equal(2, agg.n)
+      assert.equal(1, agg.t)
+      local pa = Post:aggregate { n = quay.count("tags"), m = quay.max("author__karma") }
+      assert.equal(1, pa.n)
+      assert.equal(0, pa.m)
+      local ca = Comment:aggregate { s = quay.sum("post__views") }
+      assert.equal(n(db, "SELECT SUM(p.views) AS n FROM comments c JOIN posts p ON p.id = c.post_id "
+        .. "WHERE p.deleted_at IS NULL"), ca.s)
+    end)
+
+    it("where_has and where_doesnt_have see live related rows only", function()
+      seed()
+      assert.equal(2, User:where_has("posts"):count())
+      assert.equal(0, User:where_doesnt_have("posts"):count())
+      assert.equal(0, User:where_has("posts", { title = "a" }):count())
+      assert.equal(0, Post:where_has("tags", { name = "c" }):count())
+      assert.same({ "c", "d" }, sorted(Post:where_doesnt_have("tags"):all(), "title"))
+      assert.equal(n(db, "SELECT COUNT(*) AS n FROM posts p WHERE p.deleted_at IS NULL AND NOT EXISTS "
+        .. "(SELECT 1 FROM posts_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.post_id = p.id AND "
+        .. "t.deleted_at IS NULL)"), Post:where_doesnt_have("tags"):count())
+      assert.equal(1, Post:where_doesnt_have("author"):count())   -- c: its author is soft-deleted
+      assert.equal(2, Post:where_has("author"):count())
+      assert.equal(1, Post:where_has("author", function(q) return q:filter { name = "cat" } end):count())
+      assert.equal(1, Post:with_deleted():where_doesnt_have("author"):count())
+      assert.equal(2, Tag:with_deleted():where_has("posts"):count())
+    end)
+
+    it("conditions across relations do not match soft-deleted rows; exclude keeps them", function()
+      seed()
+      local total = Post:count()
+      assert.equal(0, Post:filter { author__name = "bob" }:count())
+      assert.equal(total, Post:exclude { author__name = "bob" }:count())
+      assert.equal(0, Post:filter { author__email__endswith = "bob@x" }:count())
+      assert.equal(0, Post:filter { tags__name = "c" }:count())
+      assert.equal(total, Post:exclude { tags__name = "c" }:count())
+      assert.equal(1, Post:filter { tags__name = "lua" }:count())
+      assert.equal(0, Comment:filter { post__title = "a" }:count())
+      assert.equal(0, Comment:filter { post__author__name = "bob" }:count())
+      assert.equal(4, Comment:exclude { post__author__name = "bob" }:count())
+      assert.equal(1, Comment:filter { post__author__name = "ann" }:count())
+      assert.equal(0, Post:filter { quay.any { { author__name = "bob" }, { title = "zz" } } }:count())
+      -- with_deleted widens the queried model only
+      assert.equal(0, Post:with_deleted():filter { author__name = "bob" }:count())
+      assert.equal(1, Post:with_deleted():filter { author__name = "ann" }:count() - 1)
+    end)
+
+    it("values and pluck through a to-one path to a soft-deleted row read nil", function()
+      seed()
+      local rows = Post:values("title", "author__name", "author"):order_by("title"):all()
+      assert.equal(3, #rows)
+      assert.equal("b", rows[1].title)
+      assert.equal("ann", rows[1].author__name)
+      assert.equal("c", rows[2].title)
+      assert.is_nil(rows[2].author__name)
+      -- the relation reads nil, as rec.author does; the column keeps the key
+      assert.is_nil(rows[2].author)
+      assert.equal(S.bob.id, Post:values("author_id"):filter { title = "c" }:first().author_id)
+      local names = Comment:order_by("body"):pluck("post__author__name")
+      assert.same({ "cat", nil, "ann", nil }, { names[1], names[2], names[3], names[4] })
+      assert.equal(4, #Comment:order_by("body"):pluck("body"))
+      local g = Post:values("author__name"):annotate { k = quay.count() }:order_by("author__name"):all()
+      assert.equal(3, #g)
+    end)
+
+    it("exists, first, get, find and raw around soft-deleted rows", function()
+      seed()
+      assert.is_false(Post:filter { title = "a" }:exists())
+      assert.is_nil(Post:filter { title = "a" }:first())
+      assert.equal("b", Post:order_by("title"):first().title)
+      local err = helper.raises("not_found", Post.get, Post, { title = "a" })
+      helper.mentions(err, "Post")
+      helper.raises("not_found", User.get, User, { name = "bob" })
+      assert.is_nil(Post:find(S.a.id))
+      assert.is_nil(User:find(S.bob.id))
+      assert.equal("a", Post:with_deleted():get { id = S.a.id }.title)
+      assert.equal("a", Post:only_deleted():get().title)
+      -- raw runs the SQL as written
+      local raw = Post:raw("SELECT id, title, views, author_id, deleted_at FROM posts ORDER BY title")
+      assert.equal(4, #raw)
+      assert.is_string(raw[1].deleted_at)
+      assert.is_nil(raw[2].deleted_at)
+    end)
+
+    it("with_deleted and only_deleted combine with select_related, prefetch, count, annotate", function()
+      seed()
+      local ps = Post:with_deleted():select_related("author"):order_by("title"):all()
+      assert.equal(4, #ps)
+      assert.equal("ann", ps[1].author.name)
+      assert.is_nil(ps[3].author)                  -- bob stays hidden
+      ps = Post:only_deleted():prefetch_related("tags", "comments"):all()
+      assert.equal(1, #ps)
+      assert.equal(1, #ps[1].tags)                 -- lua; tag c stays hidden
+      assert.equal(1, #ps[1].comments)
+      assert.equal(2, User:only_deleted():count() + 1)
+      local u = User:only_deleted():with_count("posts"):first()
+      assert.equal("bob", u.name)
+      assert.equal(1, u.posts_count)
+      assert.equal(4, Post:with_deleted():aggregate { n = quay.count() }.n)
+      assert.equal(1, Post:only_deleted():aggregate { s = quay.sum("views") }.s / 10)
+      assert.equal(3, User:with_deleted():annotate { k = quay.count("posts") }:count())
+      assert.same({ "a" }, Post:only_deleted():pluck("title"))
+      assert.equal(1, #Post:only_deleted():values("title"):all())
+    end)
+
+    it("restore makes the row visible again to every read", function()
+      seed()
+      local z = Comment:get { body = "z" }
+      assert.is_nil(z.post.author)
+      local bob = User:with_deleted():get { name = "bob" }
+      assert.is_true(bob:restore())
+      assert.equal("bob", Comment:get { body = "z" }.post.author.name)
+      assert.equal("bob", Comment:select_related("post__author"):get { body = "z" }.post.author.name)
+      assert.equal(1, Post:filter { author__name = "bob" }:count())
+      assert.equal(3, User:count())
+      assert.equal(3, User:where_has("posts"):count())
+      local a = Post:with_deleted():get { title = "a" }
+      a:restore()
+      assert.equal(2, User:get { name = "ann" }.posts:count())
+      assert.equal("ann", Comment:get { body = "x" }.post_author.name)
+      assert.equal(2, User:get { name = "ann" }:to_table().karma + 2)
+    end)
+  end)
+
+  describe("deletes and writes on soft models", function()
+    it("a hard delete cascades to soft and hard rows and counts them", function()
+      seed()
+      local ann = User:get { name = "ann" }
+      local truth = {
+        Post = n(db, "SELECT COUNT(*) AS n FROM posts WHERE author_id = ?", { ann.id }),
+        Comment = n(db, "SELECT COUNT(*) AS n FROM comments c JOIN posts p ON p.id = c.post_id "
+          .. "WHERE p.author_id = ?", { ann.id }),
+        posts_tags = n(db, "SELECT COUNT(*) AS n FROM posts_tags pt JOIN posts p ON p.id = pt.post_id "
+          .. "WHERE p.author_id = ?", { ann.id }),
+      }
+      assert.same({ User = 1, Profile = 1, Post = truth.Post, Comment = truth.Comment,
+        posts_tags = truth.posts_tags }, ann:delete { dry_run = true, hard = true })
+      assert.same({ User = 1, Profile = 1, Post = 2, Comment = 2, posts_tags = 4 },
+        ann:delete { hard = true })
+      assert.equal(0, n(db, "SELECT COUNT(*) AS n FROM posts WHERE author_id = ?", { S.ann.id }))
+      -- a hard delete of a soft-deleted row (bob)
+      local bob = User:with_deleted():get { name = "bob" }
+      assert.same({ User = 1, Profile = 1, Post = 1, Comment = 1 }, bob:delete { hard = true })
+      -- a hard delete of a soft-deleted tag removes its join rows
+      local ctag = Tag:with_deleted():get { name = "c" }
+      assert.same({ Tag = 1, posts_tags = 1 }, ctag:delete { hard = true })
+      assert.equal(0, n(db, "SELECT COUNT(*) AS n FROM posts_tags"))
+    end)
+
+    it("qs:delete on a soft model counts only the rows it marks", function()
+      seed()
+      assert.same({ Post = 3 }, Post:query():delete())
+      assert.equal(4, n(db, "SELECT COUNT(*) AS n FROM posts WHERE deleted_at IS NOT NULL"))
+      assert.same({}, Post:with_deleted():delete())
+      assert.same({ User = 2 }, User:query():delete())
+      assert.equal(4, n(db, "SELECT COUNT(*) AS n FROM comments"))   -- no cascade
+      assert.equal(0, #db:rows("SELECT * FROM users WHERE deleted_at IS NULL"))
+      assert.same({ Post = 4, Comment = 4, posts_tags = 5 }, Post:with_deleted():delete { hard = true })
+      -- a qs:delete through a relation of a soft-deleted owner
+      assert.same({ Tag = 1 }, Tag:query():delete())     -- lua; c was already marked
+      assert.same({}, Tag:with_deleted():filter { name = "lua" }:delete())
+      assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM tags WHERE deleted_at IS NOT NULL"))
+    end)
+
+    it("a delete whose cascade reaches a soft-deleted row of a soft model deletes it for real", function()
+      seed()
+      -- Comment has no soft delete: deleting the (live) post b hard removes y
+      local b = Post:get { title = "b" }
+      assert.same({ Post = 1, Comment = 1, posts_tags = 2 }, b:delete { hard = true })
+      -- a soft delete of a user never touches its posts
+      local cat = User:get { name = "cat" }
+      assert.same({ User = 1 }, cat:delete())
+      assert.equal(1, Post:filter { title = "d" }:count())
+    end)
+
+    it("get_or_create finds no soft-deleted row; a unique clash raises integrity", function()
+      seed()
+      -- no unique field: a new row is made next to the soft-deleted one
+      local rec, created = Post:get_or_create({ title = "a" }, { author = S.ann, views = 1 })
+      assert.is_true(created)
+      assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM posts WHERE title = 'a'"))
+      assert.equal(rec, Post:get { title = "a" })
+      -- a unique field held by a soft-deleted row: integrity, nothing written
+      local err = helper.raises("integrity", User.get_or_create, User, { email = "bob@x" }, { name = "b2" })
+      helper.mentions(err, "users")
+      assert.equal(1, n(db, "SELECT COUNT(*) AS n FROM users WHERE email = 'bob@x'"))
+      helper.raises("integrity", User.update_or_create, User, { email = "bob@x" }, { name = "b3" })
+      assert.equal("bob", db:rows("SELECT name FROM users WHERE email = 'bob@x'")[1].name)
+      -- the way out: find it with with_deleted() and restore it
+      local r2 = User:with_deleted():get { email = "bob@x" }
+      assert.is_true(r2:restore())
+      local r3, c3 = User:get_or_create({ email = "bob@x" }, { name = "b2" })
+      assert.is_false(c3)
+      assert.equal(r2, r3)
+    end)
+
+    it("upsert onto a soft-deleted row updates it and keeps it soft-deleted", function()
+      seed()
+      local recs = User:upsert({ { email = "bob@x", name = "bobby" }, { email = "dan@x", name = "dan" } },
+        { conflict = { "email" }, update = { "name" } })
+      assert.equal(2, #recs)
+      assert.equal(S.bob.id, recs[1].id)
+      local row = db:rows("SELECT name, deleted_at FROM users WHERE email = 'bob@x'")[1]
+      assert.equal("bobby", row.name)
+      assert.truthy(row.deleted_at)
+      assert.is_nil(User:find(S.bob.id))
+      assert.equal(3, User:count())
+    end)
+  end)
+
+  describe("hooks and validation inside other operations", function()
+    local function hooked(extra)
+      local H = db:model("Item", {
+        name = quay.string { unique = true },
+        n = quay.integer { default = 0 },
+        hooks = {
+          before_save = function(rec, creating) log[#log + 1] = { "bs", rec.name, creating } end,
+          after_save = function(rec, created) log[#log + 1] = { "as", rec.name, created } end,
+        },
+        soft_delete = extra,
+      })
+      db:create_tables()
+      return H
+    end
+
+    it("save hooks get creating/created for create, save, bulk_create, upsert, update_or_create", function()
+      local H = hooked()
+      local r = H:create { name = "a" }
+      assert.same({ { "bs", "a", true }, { "as", "a", true } }, log)
+      log = {}
+      r.n = 1; r:save()
+      assert.same({ { "bs", "a", false }, { "as", "a", false } }, log)
+      log = {}
+      H:bulk_create { { name = "b" }, { name = "c" } }
+      -- per record, each before_save before its INSERT and after_save after
+      -- it; PostgreSQL inserts a batch in one statement, so the batch's
+      -- before_save hooks all come first (reference.md "What each write runs")
+      if helper.is_pg then
+        assert.same({ { "bs", "b", true }, { "bs", "c", true }, { "as", "b", true }, { "as", "c", true } },
+          log)
+      else
+        assert.same({ { "bs", "b", true }, { "as", "b", true }, { "bs", "c", true }, { "as", "c", true } },
+          log)
+      end
+      log = {}
+      H:upsert({ { name = "a", n = 5 }, { name = "z", n = 6 } }, { conflict = { "name" } })
+      assert.equal(4, #log)
+      for _, e in ipairs(log) do assert.is_nil(e[3]) end
+      log = {}
+      H:update_or_create({ name = "a" }, { n = 9 })
+      assert.same({ { "bs", "a", false }, { "as", "a", false } }, log)
+      log = {}
+      H:update_or_create({ name = "q" }, { n = 9 })
+      assert.same({ { "bs", "q", true }, { "as", "q", true } }, log)
+      log = {}
+      local _, made = H:get_or_create({ name = "q" })
+      assert.is_false(made)
+      assert.same({}, log)
+      assert.equal(9, n(db, "SELECT n FROM items WHERE name = 'a'"))
+    end)
+
+    it("delete hooks run for cascaded rows of hooked models only; the others stay set-based", function()
+      local P = db:model("P", { name = quay.string() })
+      db:model("C", {
+        p = quay.belongs_to("P", { on_delete = quay.CASCADE, related_name = "cs" }),
+        hooks = {
+          before_delete = function(rec) log[#log + 1] = "bd" .. rec.id end,
+          after_delete = function(rec) log[#log + 1] = "ad" .. rec.id end,
+        },
+      })
+      local G = db:model("G", {
+        c = quay.belongs_to("C", { on_delete = quay.CASCADE, related_name = "gs" }),
+      })
+      db:model("N", { p = quay.belongs_to("P", { on_delete = quay.CASCADE }) })
+      db:create_tables()
+      local p = P:create { name = "p" }
+      local C, N = db:model("C"), db:model("N")
+      local cs = {}
+      for i = 1, 3 do cs[i] = C:create { p = p } end
+      for i = 1, 10 do G:create { c = cs[(i % 3) + 1] }; N:create { p = p } end
+      local stmts = {}
+      db:on_query(function(sql) stmts[#stmts + 1] = sql end)
+      local counts = p:delete()
+      db:on_query(nil)
+      assert.same({ P = 1, C = 3, G = 10, N = 10 }, counts)
+      assert.equal(6, #log)
+      -- the G and N rows go in set-based statements, never one per row
+      local g_deletes, n_deletes = 0, 0
+      for _, s in ipairs(stmts) do
+        if s:match("^DELETE FROM \"gs\"") then g_deletes = g_deletes + 1 end
+        if s:match("^DELETE FROM \"ns\"") then n_deletes = n_deletes + 1 end
+      end
+      assert.is_true(g_deletes >= 1 and g_deletes <= 2)
+      assert.is_true(n_deletes >= 1 and n_deletes <= 2)
+      assert.is_true(#stmts < 20)
+    end)
+
+    it("a hook error inside a nested transaction undoes only the savepoint", function()
+      local fail = false
+      local H = db:model("Item", {
+        name = quay.string(),
+        hooks = { after_save = function(rec) if fail then error("boom " .. rec.name) end end },
+      })
+      local L = db:model("Log", { msg = quay.string() })
+      db:create_tables()
+      db:transaction(function()
+        H:create { name = "outer" }
+        fail = true
+        local ok, err = pcall(db.transaction, db, function()
+          L:create { msg = "inner" }
+          H:create { name = "inner" }
+        end)
+        assert.is_false(ok)
+        assert.truthy(tostring(err):find("boom inner", 1, true))
+        fail = false
+        L:create { msg = "after" }
+      end)
+      assert.same({ "outer" }, H:pluck("name"))
+      assert.same({ "after" }, L:pluck("msg"))
+    end)
+
+    it("a hook that bumps a counter on another model: kept on success, undone on validation failure", function()
+      local Owner = db:model("Owner", { name = quay.string(), n = quay.integer { default = 0 } })
+      local Thing = db:model("Thing", {
+        owner = quay.belongs_to("Owner", { related_name = "things" }),
+        size = quay.integer { max = 10 },
+        hooks = {
+          before_save = function(rec, creating)
+            if creating then
+              Owner:filter { id = rec.owner_id }:update { n = quay.F("n") + 1 }
+            end
+          end,
+        },
+      })
+      db:create_tables()
+      local o = Owner:create { name = "o" }
+      Thing:create { owner = o, size = 1 }
+      assert.equal(1, n(db, "SELECT n FROM owners"))
+      local err = helper.raises("validation", Thing.create, Thing, { owner = o, size = 11 })
+      assert.equal("Thing", err.model)
+      assert.equal("size", err.field)
+      assert.equal(1, n(db, "SELECT n FROM owners"))
+      assert.equal(1, n(db, "SELECT COUNT(*) AS n FROM things"))
+      -- bulk_create: one bad record undoes every hook's write
+      helper.raises("validation", Thing.bulk_create, Thing, { { owner = o, size = 2 }, { owner = o, size = 12 } })
+      assert.equal(1, n(db, "SELECT n FROM owners"))
+      assert.equal(1, o.things:count())
+    end)
+
+    it("validation errors name the model and field in every write path", function()
+      local V = db:model("V", {
+        name = quay.string { unique = true, max = 3 },
+        k = quay.integer { default = 0, min = 0 },
+      })
+      db:create_tables()
+      local function check(field, fn, ...)
+        local err = helper.raises("validation", fn, ...)
+        assert.equal("V", err.model)
+        assert.equal(field, err.field)
+      end
+      check("name", V.create, V, { name = "long" })
+      check("k", V.create, V, { name = "a", k = -1 })
+      check("name", V.bulk_create, V, { { name = "a" }, { name = "toolong" } })
+      check("k", V.upsert, V, { { name = "a", k = -2 } }, { conflict = { "name" } })
+      check("k", V.update_or_create, V, { name = "a" }, { k = -3 })
+      check("name", V.get_or_create, V, { name = "abcd" })
+      V:create { name = "a" }
+      check("k", function() return V:query():update { k = -4 } end)
+      local r = V:first(); r.k = -5
+      check("k", r.save, r)
+      check("k", V.bulk_update, V, { r }, { "k" })
+      assert.equal(0, db:rows("SELECT k FROM vs")[1].k)
+    end)
+
+    it("a model validate may read a relation, which sees soft delete", function()
+      local Author = db:model("Author", { name = quay.string(), soft_delete = true })
+      local Book = db:model("Book", {
+        author = quay.belongs_to("Author", { related_name = "books" }),
+        title = quay.string(),
+        validate = function(rec)
+          if rec.author == nil then return false, "the author is gone" end
+          if rec.author.books:count() >= 2 and rec.id == nil then return false, "too many books" end
+          return true
+        end,
+      })
+      db:create_tables()
+      local a = Author:create { name = "a" }
+      Book:create { author = a, title = "1" }
+      Book:create { author = a, title = "2" }
+      local err = helper.raises("validation", Book.create, Book, { author = a, title = "3" })
+      assert.equal("Book", err.model)
+      assert.is_nil(err.field)
+      helper.mentions(err, "too many books")
+      a:delete()
+      err = helper.raises("validation", Book.create, Book, { author_id = a.id, title = "4" })
+      helper.mentions(err, "the author is gone")
+      assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM books"))
+    end)
+  end)
+end)
