@@ -562,6 +562,132 @@ describe("interactions of soft delete, hooks and validation", function()
     end)
   end)
 
+  describe("more reads and writes around soft-deleted rows", function()
+    it("qs:update and bulk_update leave soft-deleted rows alone unless widened", function()
+      seed()
+      assert.equal(3, Post:query():update { views = 1 })
+      assert.equal(10, n(db, "SELECT views AS n FROM posts WHERE title = 'a'"))
+      assert.equal(1, Post:only_deleted():update { views = 2 })
+      assert.equal(2, n(db, "SELECT views AS n FROM posts WHERE title = 'a'"))
+      assert.equal(4, Post:with_deleted():update { views = quay.F("views") + 1 })
+      assert.equal(0, Post:filter { author__name = "bob" }:update { views = 9 })
+      -- a record loaded before its soft delete still saves as an update
+      local a = Post:with_deleted():get { title = "a" }
+      a.views = 7
+      assert.equal(1, Post:bulk_update({ a }, { "views" }))
+      assert.equal(7, n(db, "SELECT views AS n FROM posts WHERE title = 'a'"))
+      assert.is_nil(Post:find(a.id))
+    end)
+
+    it("a soft-deleted reverse one_to_one reads nil; iter and distinct counts skip soft rows", function()
+      local Acc = db:model("Acc", { name = quay.string() })
+      local Card = db:model("Card", {
+        acc = quay.one_to_one("Acc", { related_name = "card", on_delete = quay.CASCADE }),
+        n = quay.integer(),
+        soft_delete = true,
+      })
+      db:create_tables()
+      local a1, a2 = Acc:create { name = "a1" }, Acc:create { name = "a2" }
+      Card:create { acc = a1, n = 1 }
+      Card:create { acc = a2, n = 1 }:delete()
+      assert.is_nil(Acc:get { name = "a2" }.card)
+      assert.equal(1, Acc:get { name = "a1" }.card.n)
+      local accs = Acc:select_related("card"):order_by("name"):all()
+      assert.equal(1, accs[1].card.n)
+      assert.is_nil(accs[2].card)
+      accs = Acc:prefetch_related("card"):order_by("name"):all()
+      assert.is_nil(accs[2].card)
+      assert.equal(1, Acc:filter { card__n = 1 }:count())
+      assert.equal(1, Acc:where_doesnt_have("card"):count())
+      assert.same({ "a2" }, Acc:filter { card__isnull = true }:pluck("name"))
+      local seen = 0
+      for _ in Card:query():iter() do seen = seen + 1 end
+      assert.equal(1, seen)
+      assert.equal(1, Card:values("n"):distinct():count())
+      assert.equal(1, Card:with_deleted():values("n"):distinct():count())
+      assert.equal(2, Card:with_deleted():count())
+    end)
+
+    it("PROTECT and RESTRICT count soft-deleted blockers on a hard delete", function()
+      local Owner = db:model("Owner", { name = quay.string() })
+      local Pet = db:model("Pet", {
+        owner = quay.belongs_to("Owner", { on_delete = quay.PROTECT, related_name = "pets" }),
+        soft_delete = true,
+      })
+      db:create_tables()
+      local o = Owner:create { name = "o" }
+      Pet:create { owner = o }:delete()
+      assert.equal(0, o.pets:count())
+      -- the row is still there and its key still refers to o
+      local err = helper.raises("protected", o.delete, o)
+      helper.mentions(err, "Pet")
+      assert.equal(1, n(db, "SELECT COUNT(*) AS n FROM owners"))
+      Pet:only_deleted():delete { hard = true }
+      assert.same({ Owner = 1 }, o:delete())
+    end)
+
+    it("many_to_many writes next to a soft-deleted target or pivot row", function()
+      seed()
+      local b = Post:get { title = "b" }
+      local ctag = Tag:with_deleted():get { name = "c" }
+      -- the pair (b, c) exists: adding it again is a no-op
+      b.tags:add(ctag)
+      assert.equal(n(db, "SELECT COUNT(*) AS n FROM posts_tags WHERE post_id = ?", { b.id }), 2)
+      assert.equal(1, b.tags:count())
+      -- set() replaces the live pairs; the soft-deleted tag's pair stays
+      b.tags:set({ S.lua })
+      assert.equal(1, b.tags:count())
+      -- clear() removes every pair of the owner
+      b.tags:clear()
+      assert.equal(0, n(db, "SELECT COUNT(*) AS n FROM posts_tags WHERE post_id = ?", { b.id }))
+      assert.is_true(ctag:restore())
+      assert.equal(0, b.tags:count())
+      -- a custom through: adding back a pair whose pivot row is soft-deleted
+      local s1, _, _, _, k3 = seed_courses()
+      assert.is_false(s1.courses:contains(k3))
+      s1.courses:add(k3, { grade = 9 })
+      assert.is_true(s1.courses:contains(k3))
+      assert.equal(9, s1.courses:filter { title = "k3" }:first().pivot.grade)
+      local pairs_sql = "SELECT COUNT(*) AS n FROM enrolments WHERE student_id = ? AND course_id = ?"
+      assert.equal(2, n(db, pairs_sql, { s1.id, k3.id }))          -- the old row stays, marked
+      s1.courses:add(k3)                                             -- now a no-op
+      assert.equal(2, n(db, pairs_sql, { s1.id, k3.id }))
+      -- remove deletes the pair's through rows for real, marked ones too
+      -- (as Laravel's detach)
+      s1.courses:remove(k3)
+      assert.is_false(s1.courses:contains(k3))
+      assert.equal(0, n(db, pairs_sql, { s1.id, k3.id }))
+      s1.courses:set({ k3 })
+      assert.same({ "k3" }, sorted(s1.courses:all(), "title"))
+      assert.equal(1, n(db, pairs_sql, { s1.id, k3.id }))
+      assert.equal(0, n(db, "SELECT COUNT(*) AS n FROM enrolments WHERE student_id = ? AND course_id <> ?",
+        { s1.id, k3.id }))
+    end)
+
+    it("annotate over a to-many path with a filter crossing a soft-deleted relation", function()
+      seed()
+      local rows = User:annotate {
+        lua = quay.count("posts", { filter = { posts__tags__name = "lua" } }),
+        ctags = quay.count("posts", { filter = { posts__tags__name = "c" } }),
+        v = quay.sum("posts__views", { filter = { posts__comments__body__in = { "x", "y", "w" } } }),
+      }:order_by("name"):all()
+      assert.same({ 1, 0 }, { rows[1].lua, rows[2].lua })
+      assert.same({ 0, 0 }, { rows[1].ctags, rows[2].ctags })
+      assert.same({ 20, 40 }, { rows[1].v, rows[2].v })
+      local g = Post:values("author__name"):annotate { k = quay.count(), s = quay.sum("views") }
+        :order_by("author__name"):all()
+      local truth = db:rows("SELECT u.name AS name, COUNT(*) AS k, SUM(p.views) AS s FROM posts p "
+        .. "LEFT JOIN users u ON u.id = p.author_id AND u.deleted_at IS NULL WHERE p.deleted_at IS NULL "
+        .. "GROUP BY u.name ORDER BY u.name" .. (helper.is_pg and " NULLS FIRST" or ""))
+      assert.equal(#truth, #g)
+      for i = 1, #g do
+        assert.equal(truth[i].name, g[i].author__name)
+        assert.equal(truth[i].k, g[i].k)
+        assert.equal(tonumber(truth[i].s), g[i].s)
+      end
+    end)
+  end)
+
   describe("hooks and validation inside other operations", function()
     local function hooked(extra)
       local H = db:model("Item", {
