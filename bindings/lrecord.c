@@ -2161,10 +2161,29 @@ static int rec_refresh(lua_State *L) {
   }
   lua_getmetatable(L, 1);
   lua_rawgetp(L, -1, &lquay_LK_MODEL);               /* [rec, pk, mt, M] */
-  lua_getfield(L, 4, "find");
-  lua_pushvalue(L, 4);
-  lua_pushvalue(L, 2);
-  lua_call(L, 2, 1);                                 /* [.., fresh] */
+  if (quay_model_soft_delete(pM->m)) {
+    /* A soft-deleted record reads back too, as Django's refresh_from_db
+    ** (base manager) and Laravel's refresh (no scopes) read it. */
+    quay_field_info pk;
+    quay_model_field(pM->m, quay_model_pk(pM->m), &pk);
+    lua_getfield(L, 4, "with_deleted");
+    lua_pushvalue(L, 4);
+    lua_call(L, 1, 1);                               /* [.., qs] */
+    lua_getfield(L, -1, "filter");
+    lua_insert(L, -2);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, pk.zName);
+    lua_call(L, 2, 1);                               /* [.., qs2] */
+    lua_getfield(L, -1, "first");
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);                               /* [.., fresh] */
+  } else {
+    lua_getfield(L, 4, "find");
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 1);                               /* [.., fresh] */
+  }
   if (lua_isnil(L, -1)) {
     lquay_raisef(L, QUAY_ENOT_FOUND, "%s %s no longer exists",
                  model_name(pM), luaL_tolstring(L, 2, NULL));

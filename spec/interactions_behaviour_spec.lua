@@ -688,6 +688,81 @@ describe("interactions of soft delete, hooks and validation", function()
     end)
   end)
 
+  describe("ordering, expressions, batching and refresh around soft-deleted rows", function()
+    it("order_by, quay.F and with across a soft-deleted to-one read it as NULL", function()
+      seed()
+      User:filter { name = "cat" }:update { karma = 5 }
+      db:execute("UPDATE users SET karma = 7 WHERE name = 'bob'")
+      local truth = db:rows("SELECT p.title FROM posts p LEFT JOIN users u ON u.id = p.author_id AND "
+        .. "u.deleted_at IS NULL WHERE p.deleted_at IS NULL ORDER BY u.name DESC"
+        .. (helper.is_pg and " NULLS LAST" or "") .. ", p.title")
+      local got = Post:order_by("-author__name", "title"):pluck("title")
+      -- NULL sorts as the smallest value on both backends
+      assert.same({ "d", "b", "c" }, got)
+      assert.same({ truth[1].title, truth[2].title, truth[3].title }, got)
+      assert.equal(0, Post:filter { views__lt = quay.F("author__karma") }:count())
+      assert.equal(1, Post:filter { author__karma__gt = 0 }:count())       -- d (cat); bob is hidden
+      local rows = Post:annotate { k = quay.F("author__karma") }:order_by("title"):all()
+      assert.same({ 0, "nil", 5 }, { rows[1].k, rows[2].k == nil and "nil" or rows[2].k, rows[3].k })
+      local ps = Post:with("author"):order_by("title"):all()
+      assert.is_nil(ps[2].author)
+      assert.equal("cat", ps[3].author.name)
+    end)
+
+    it("lazy loads batch over a result, soft-deleted targets included, in one query", function()
+      seed()
+      local cs = Comment:order_by("body"):all()
+      local names = {}
+      local q = helper.queries(db, function()
+        for i, c in ipairs(cs) do names[i] = c.post and c.post.title or false end
+      end)
+      assert.equal(1, q)
+      assert.same({ "d", false, "b", "c" }, names)
+      q = helper.queries(db, function()
+        for _, c in ipairs(cs) do local _ = c.post and c.post.author end
+      end)
+      assert.equal(1, q)
+      q = helper.queries(db, function()
+        for _, c in ipairs(cs) do local _ = c.post and c.post.author end
+      end)
+      assert.equal(0, q)
+    end)
+
+    it("related sets: first, get, set[i], limit and offset skip soft-deleted rows", function()
+      seed()
+      local ann = User:get { name = "ann" }
+      assert.equal("b", ann.posts:first().title)
+      assert.equal("b", ann.posts[1].title)
+      assert.is_nil(ann.posts[2])
+      helper.raises("not_found", function() return ann.posts:get { title = "a" } end)
+      assert.equal(1, ann.posts:order_by("title"):limit(5):count())
+      assert.equal(0, Post:order_by("title"):offset(3):count())
+      assert.same({ "c" }, Post:order_by("title"):offset(1):limit(1):pluck("title"))
+      assert.same({ "a", "b" }, Post:with_deleted():order_by("title"):limit(2):pluck("title"))
+      assert.equal("b", ann.posts:with_deleted():order_by("-title"):first().title)
+    end)
+
+    it("refresh reads a soft-deleted record back (as Django's and Laravel's refresh do)", function()
+      seed()
+      local a = Post:with_deleted():get { title = "a" }
+      db:execute("UPDATE posts SET views = 99 WHERE id = ?", { a.id })
+      a:refresh()
+      assert.equal(99, a.views)
+      assert.is_string(a.deleted_at)
+      local b = Post:get { title = "b" }
+      b:delete()
+      b:refresh()
+      assert.is_string(b.deleted_at)
+      assert.is_true(b:restore())
+      b:refresh()
+      assert.is_nil(b.deleted_at)
+      db:execute("DELETE FROM comments")
+      db:execute("DELETE FROM posts_tags")
+      db:execute("DELETE FROM posts WHERE id = ?", { a.id })
+      helper.mentions(helper.raises("not_found", a.refresh, a), "Post")
+    end)
+  end)
+
   describe("hooks and validation inside other operations", function()
     local function hooked(extra)
       local H = db:model("Item", {
