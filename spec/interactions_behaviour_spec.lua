@@ -902,6 +902,117 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(1, o.things:count())
     end)
 
+    it("a delete hook error inside a nested transaction undoes only that delete", function()
+      local fail = false
+      local P = db:model("P", { name = quay.string() })
+      local C = db:model("C", {
+        p = quay.belongs_to("P", { on_delete = quay.CASCADE, related_name = "cs" }),
+        hooks = { before_delete = function(rec) if fail then error({ boom = rec.id }) end end },
+      })
+      local L = db:model("Log", { msg = quay.string() })
+      db:create_tables()
+      local p1, p2 = P:create { name = "p1" }, P:create { name = "p2" }
+      C:create { p = p1 }
+      C:create { p = p2 }
+      db:transaction(function()
+        assert.same({ P = 1, C = 1 }, p1:delete())
+        fail = true
+        local ok, err = pcall(db.transaction, db, function()
+          L:create { msg = "inner" }
+          p2:delete()
+        end)
+        assert.is_false(ok)
+        assert.is_number(err.boom)                 -- raised unchanged
+        fail = false
+        L:create { msg = "after" }
+      end)
+      assert.same({ "p2" }, P:pluck("name"))
+      assert.equal(1, C:count())
+      assert.same({ "after" }, L:pluck("msg"))
+      assert.equal(p2.id, P:first().id)            -- the record kept its key
+      assert.same({ P = 1, C = 1 }, p2:delete())
+    end)
+
+    it("delete hooks on a soft model run once per live row; a soft delete cascades no hooks", function()
+      local Parent = db:model("Parent", {
+        name = quay.string(),
+        soft_delete = true,
+        hooks = {
+          before_delete = function(rec) log[#log + 1] = "bd " .. rec.name end,
+          after_delete = function(rec) log[#log + 1] = "ad " .. rec.name .. " " .. tostring(rec.deleted_at ~= nil) end,
+        },
+      })
+      db:model("Kid", {
+        parent = quay.belongs_to("Parent", { on_delete = quay.CASCADE }),
+        hooks = { before_delete = function() log[#log + 1] = "kid" end },
+      })
+      db:create_tables()
+      local a = Parent:create { name = "a" }
+      Parent:create { name = "b" }
+      db:model("Kid"):create { parent = a }
+      a:delete()
+      assert.same({ "bd a", "ad a true" }, log)
+      log = {}
+      assert.same({ Parent = 1 }, Parent:query():delete())
+      assert.same({ "bd b", "ad b true" }, log)
+      log = {}
+      assert.same({ Parent = 2, Kid = 1 }, Parent:with_deleted():delete { hard = true })
+      table.sort(log)
+      -- the rows loaded for the hooks carry their deleted_at
+      assert.same({ "ad a true", "ad b true", "bd a", "bd b", "kid" }, log)
+    end)
+
+    it("a save hook reading a relation sees soft delete; its writes to another model are undone on error", function()
+      local Au = db:model("Au", { name = quay.string(), soft_delete = true })
+      local Note = db:model("Note", { msg = quay.string() })
+      local Bk = db:model("Bk", {
+        au = quay.belongs_to("Au", { related_name = "bks" }),
+        hooks = {
+          after_save = function(rec)
+            Note:create { msg = rec.au and rec.au.name or "no author" }
+            if rec.au == nil then error("refused: no live author") end
+          end,
+        },
+      })
+      db:create_tables()
+      local au = Au:create { name = "x" }
+      Bk:create { au = au }
+      assert.same({ "x" }, Note:pluck("msg"))
+      au:delete()
+      local ok, err = pcall(Bk.create, Bk, { au_id = au.id })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("no live author", 1, true))
+      assert.same({ "x" }, Note:pluck("msg"))       -- the hook's own write is undone
+      assert.equal(1, n(db, "SELECT COUNT(*) AS n FROM bks"))
+    end)
+
+    it("update_or_create / get_or_create beside a soft-deleted match make a new row, with created hooks", function()
+      local H = db:model("Item", {
+        name = quay.string(),
+        n = quay.integer { default = 0 },
+        soft_delete = true,
+        hooks = {
+          before_save = function(rec, creating) log[#log + 1] = { "bs", rec.n, creating } end,
+          after_save = function(rec, created) log[#log + 1] = { "as", rec.n, created } end,
+        },
+      })
+      db:create_tables()
+      local old = H:create { name = "a", n = 1 }
+      old:delete()
+      log = {}
+      local rec, created = H:update_or_create({ name = "a" }, { n = 2 })
+      assert.is_true(created)
+      assert.is_true(rec.id ~= old.id)
+      assert.same({ { "bs", 2, true }, { "as", 2, true } }, log)
+      assert.equal(1, n(db, "SELECT n FROM items WHERE id = ?", { old.id }))
+      log = {}
+      local r2, c2 = H:get_or_create { name = "a" }
+      assert.is_false(c2)
+      assert.equal(rec, r2)
+      assert.same({}, log)
+      assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM items"))
+    end)
+
     it("validation errors name the model and field in every write path", function()
       local V = db:model("V", {
         name = quay.string { unique = true, max = 3 },
@@ -925,6 +1036,25 @@ describe("interactions of soft delete, hooks and validation", function()
       check("k", r.save, r)
       check("k", V.bulk_update, V, { r }, { "k" })
       assert.equal(0, db:rows("SELECT k FROM vs")[1].k)
+      -- through values of a many_to_many add, and a reverse set's create
+      local W = db:model("W", {
+        vs = quay.many_to_many("V", { through = "WV", related_name = "ws" }),
+      })
+      db:model("WV", {
+        w = quay.belongs_to("W", { on_delete = quay.CASCADE }),
+        v = quay.belongs_to("V", { on_delete = quay.CASCADE }),
+        rank = quay.integer { min = 1 },
+      })
+      local Z = db:model("Z", { v = quay.belongs_to("V", { related_name = "zs" }), k = quay.integer { max = 3 } })
+      db:create_tables()
+      local w = W:create {}
+      local err = helper.raises("validation", function() w.vs:add(V:first(), { rank = 0 }) end)
+      assert.equal("WV", err.model)
+      assert.equal("rank", err.field)
+      err = helper.raises("validation", function() V:first().zs:create { k = 4 } end)
+      assert.equal("Z", err.model)
+      assert.equal("k", err.field)
+      assert.equal(0, n(db, "SELECT COUNT(*) AS n FROM wvs") + n(db, "SELECT COUNT(*) AS n FROM zs"))
     end)
 
     it("a model validate may read a relation, which sees soft delete", function()
