@@ -688,6 +688,77 @@ describe("interactions of soft delete, hooks and validation", function()
     end)
   end)
 
+  describe("two-hop paths and key rules through soft-deleted rows", function()
+    it("to-many chains with a soft-deleted middle row: filters, where_has, aggregates", function()
+      seed()
+      local live = "EXISTS (SELECT 1 FROM posts p JOIN comments c ON c.post_id = p.id WHERE "
+        .. "p.author_id = u.id AND p.deleted_at IS NULL AND c.body = ?)"
+      for _, body in ipairs { "x", "y", "z", "w" } do
+        assert.equal(n(db, "SELECT COUNT(*) AS n FROM users u WHERE u.deleted_at IS NULL AND " .. live,
+          { body }), User:filter { posts__comments__body = body }:count())
+        assert.equal(n(db, "SELECT COUNT(*) AS n FROM users u WHERE u.deleted_at IS NULL AND " .. live,
+          { body }), User:where_has("posts__comments", { body = body }):count())
+      end
+      assert.equal(0, User:filter { posts__comments__body = "x" }:count())
+      assert.equal(2, User:exclude { posts__title = "a" }:count())
+      assert.equal(2, User:aggregate { k = quay.count("posts__comments") }.k)
+      local rows = User:annotate { k = quay.count("posts__comments"), e = quay.exists("posts__comments") }
+        :order_by("name"):all()
+      assert.same({ 1, 1 }, { rows[1].k, rows[2].k })
+      assert.same({ true, true }, { rows[1].e, rows[2].e })
+      local us = User:with_deleted():annotate { k = quay.count("posts__comments") }:order_by("name"):all()
+      assert.same({ 1, 1, 1 }, { us[1].k, us[2].k, us[3].k })
+      assert.same({}, Post:filter { author__name = "bob" }:delete())
+      assert.equal(3, Post:count())
+    end)
+
+    it("quay.prefetch query sets widen or narrow one level only", function()
+      seed()
+      local ps = Post:prefetch_related(quay.prefetch("tags", Tag:with_deleted():order_by("name")))
+        :order_by("title"):all()
+      assert.same({ "c", "lua" }, { ps[1].tags[1].name, ps[1].tags[2].name })
+      assert.equal(1, #ps[3].tags)                 -- d: tag c
+      ps = Post:prefetch_related(quay.prefetch("tags", Tag:only_deleted(), { to = "gone" }))
+        :order_by("title"):all()
+      assert.equal(1, #ps[1].gone)
+      assert.equal(1, #ps[1].tags)                 -- the relation itself is untouched
+      local cs = Comment:prefetch_related(quay.prefetch("post", Post:query(), { to = "p" }))
+        :order_by("body"):all()
+      assert.is_nil(cs[2].p)                       -- x: its post is soft-deleted
+      assert.equal("c", cs[4].p.title)
+      cs = Comment:prefetch_related(quay.prefetch("post", Post:with_deleted())):order_by("body"):all()
+      assert.equal("a", cs[2].post.title)
+      assert.is_nil(cs[4].post.author)             -- bob stays hidden a level down
+      local us = User:prefetch_related(quay.prefetch("posts", Post:select_related("author")))
+        :order_by("name"):all()
+      assert.equal("ann", us[1].posts[1].author.name)
+    end)
+
+    it("on_update CASCADE and SET_NULL reach soft-deleted rows too (they still hold the key)", function()
+      local Acct = db:model("Acct", { code = quay.string { unique = true } })
+      local Ent = db:model("Ent", {
+        acct = quay.belongs_to("Acct", { to_field = "code", on_update = quay.CASCADE,
+          on_delete = quay.SET_NULL, null = true, related_name = "ents" }),
+        soft_delete = true,
+      })
+      db:create_tables()
+      local a = Acct:create { code = "A" }
+      local e1, e2 = Ent:create { acct = a }, Ent:create { acct = a }
+      e2:delete()
+      a.code = "B"
+      a:save()
+      assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM ents WHERE acct_id = 'B'"))
+      assert.equal(1, a.ents:count())
+      assert.equal(1, Acct:query():update { code = "C" })
+      assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM ents WHERE acct_id = 'C'"))
+      local acct = Acct:first()
+      assert.same({ Acct = 1 }, acct:delete())
+      assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM ents WHERE acct_id IS NULL"))
+      assert.equal(1, Ent:only_deleted():count())
+      _ = e1
+    end)
+  end)
+
   describe("ordering, expressions, batching and refresh around soft-deleted rows", function()
     it("order_by, quay.F and with across a soft-deleted to-one read it as NULL", function()
       seed()
