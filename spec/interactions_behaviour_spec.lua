@@ -536,7 +536,7 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(rec, Post:get { title = "a" })
       -- a unique field held by a soft-deleted row: integrity, nothing written
       local err = helper.raises("integrity", User.get_or_create, User, { email = "bob@x" }, { name = "b2" })
-      helper.mentions(err, "users")
+      helper.mentions(err, "User", "email", "with_deleted", "restore")
       assert.equal(1, n(db, "SELECT COUNT(*) AS n FROM users WHERE email = 'bob@x'"))
       helper.raises("integrity", User.update_or_create, User, { email = "bob@x" }, { name = "b3" })
       assert.equal("bob", db:rows("SELECT name FROM users WHERE email = 'bob@x'")[1].name)
