@@ -271,6 +271,12 @@ describe("interactions of soft delete, hooks and validation", function()
       local ds = Doc:prefetch_related("labels"):order_by("title"):all()
       assert.equal(1, #ds[1].labels)
       assert.is_false(Doc:get { title = "d1" }.labels:contains(l2))
+      assert.equal(0, Doc:where_doesnt_have("labels"):count())
+      DocLabel:filter { doc = d2 }:delete()
+      assert.same({ "d2" }, Doc:where_doesnt_have("labels"):pluck("title"))
+      assert.same({ "d2" }, Doc:exclude { labels__name__in = { "l1", "l2" } }:pluck("title"))
+      assert.equal(0, Label:get { name = "l2" }.docs:count())
+      assert.equal(1, Label:where_has("docs"):count())
     end)
 
     it("quay.through paths skip soft-deleted hops", function()
@@ -291,6 +297,45 @@ describe("interactions of soft delete, hooks and validation", function()
       local names = {}
       for _, c in ipairs(cs) do names[c.body] = c.post_author and c.post_author.name or false end
       assert.same({ w = "cat", x = false, y = "ann", z = false }, names)
+    end)
+
+    it("a quay.through set: every terminal skips rows behind a soft-deleted hop", function()
+      seed()
+      local ann = User:get { name = "ann" }
+      local set = ann.comments
+      assert.same({ "y" }, set:order_by("body"):pluck("body"))
+      assert.equal(1, #set:values("body"):all())
+      assert.equal(1, set:aggregate { k = quay.count() }.k)
+      assert.is_false(set:filter { body = "x" }:exists())
+      assert.is_nil(set:filter { body = "x" }:first())
+      local seen = 0
+      for _ in set:iter() do seen = seen + 1 end
+      assert.equal(1, seen)
+      assert.equal(1, set:order_by("-body"):limit(5):count())
+      -- a two-hop through whose last hop is many_to_many with a soft pivot
+      local s1 = seed_courses()
+      local School = db:model("School")
+      local sc = School:first()
+      assert.same({ "k1", "k3" }, sc.courses:order_by("title"):pluck("title"))
+      assert.is_false(sc.courses:filter { title = "k2" }:exists())
+      _ = s1
+    end)
+
+    it("scopes keep the soft-delete mode of the query set they get", function()
+      local Art = db:model("Art", {
+        v = quay.integer(),
+        soft_delete = true,
+        scopes = { big = function(qs) return qs:filter { v__gt = 1 } end },
+      })
+      db:create_tables()
+      Art:create { v = 2 }
+      Art:create { v = 3 }:delete()
+      Art:create { v = 1 }
+      assert.equal(1, Art:big():count())
+      assert.equal(2, Art:with_deleted():big():count())
+      assert.equal(1, Art:only_deleted():big():count())
+      assert.equal(2, Art:big():with_deleted():count())
+      assert.equal(1, Art:big():only_deleted():count())
     end)
 
     it("nested prefetch and quay.prefetch (with a qs, with to) leave soft rows out", function()
