@@ -681,10 +681,12 @@ static int leaf_shortcut(const ENode *n) {
   if (n->iHop != c->nHop - 1 || h->toMany || h->zVia) return 0;
   fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
   if (h->pRel->eKind == QUAY_R_REVERSE ||
-      (fwd->eKind != QUAY_R_BELONGS_TO && fwd->eKind != QUAY_R_ONE_TO_ONE) ||
-      h->pTo->pDeletedAt) {
-    return 0;                       /* soft_delete: the row must be read */
+      (fwd->eKind != QUAY_R_BELONGS_TO && fwd->eKind != QUAY_R_ONE_TO_ONE)) {
+    return 0;
   }
+  /* Also when the target soft-deletes: a test of the related key (author
+  ** = u, author__in, author__isnull, author__id) compares the column, as
+  ** Django does and as u.posts does; other fields read the live row. */
   return c->bRelTest || c->pField == h->pToKey;
 }
 
@@ -1335,7 +1337,7 @@ static int col_shortcut(const PathRes *p) {
   fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
   return h->pRel->eKind != QUAY_R_REVERSE && h->zVia == NULL &&
          (fwd->eKind == QUAY_R_BELONGS_TO || fwd->eKind == QUAY_R_ONE_TO_ONE) &&
-         p->pField == h->pToKey && h->pTo->pDeletedAt == NULL;
+         p->pField == h->pToKey;       /* soft-deleted target too (Django) */
 }
 
 /* The alias of the row a column path reaches (joins of x's scope; added

@@ -391,6 +391,42 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.same({ 2, 1 }, { ts[1].posts_count, ts[2].posts_count })   -- c: b, d; lua: b
     end)
 
+    it("aggregates on related sets, grouped values and distinct over soft rows", function()
+      seed()
+      local ann = User:get { name = "ann" }
+      assert.equal(20, ann.posts:aggregate { s = quay.sum("views") }.s)
+      assert.equal(1, ann.posts:aggregate { k = quay.count("tags") }.k)
+      assert.equal(1, ann.posts:with_count("tags"):first().tags_count)
+      assert.equal(1, ann.comments:aggregate { k = quay.count("post") }.k)
+      local s1 = seed_courses()
+      s1 = Student:get { name = "s1" }
+      assert.equal(1, s1.courses:aggregate { k = quay.count() }.k)
+      assert.equal(1, s1.courses:aggregate { g = quay.sum("pivot__grade") }.g)
+      assert.same({ "k1" }, s1.courses:values("title"):pluck("title"))
+      local g = Post:values("author__name"):annotate { k = quay.count("tags"), e = quay.exists("comments") }
+        :order_by("author__name"):all()
+      local truth = db:rows("SELECT u.name AS name, (SELECT COUNT(*) FROM posts p2 JOIN posts_tags pt ON "
+        .. "pt.post_id = p2.id JOIN tags t ON t.id = pt.tag_id LEFT JOIN users u2 ON u2.id = p2.author_id "
+        .. "AND u2.deleted_at IS NULL WHERE p2.deleted_at IS NULL AND t.deleted_at IS NULL AND "
+        .. "COALESCE(u2.name, '') = COALESCE(u.name, '')) AS k FROM posts p LEFT JOIN users u ON "
+        .. "u.id = p.author_id AND u.deleted_at IS NULL WHERE p.deleted_at IS NULL GROUP BY u.name ORDER BY u.name"
+        .. (helper.is_pg and " NULLS FIRST" or ""))
+      assert.equal(#truth, #g)
+      for i = 1, #g do
+        assert.equal(truth[i].name, g[i].author__name)
+        assert.equal(truth[i].k, g[i].k)
+        assert.is_true(g[i].e)
+      end
+      -- a path that ends at the related key reads the foreign key column
+      assert.equal(3, Post:aggregate { k = quay.count("author", { distinct = true }) }.k)
+      assert.equal(2, Post:aggregate { k = quay.count("author__name", { distinct = true }) }.k)
+      assert.equal(1, Tag:with_deleted():aggregate { k = quay.count("posts", { distinct = true }) }.k - 1)
+      assert.equal(2, User:aggregate { k = quay.count("posts__tags", { distinct = true }) }.k + 1)
+      local us = User:annotate { lua = quay.exists("posts", { filter = { posts__tags__name = "lua" } }) }
+        :order_by("name"):all()
+      assert.same({ true, false }, { us[1].lua, us[2].lua })
+    end)
+
     it("aggregate across relations counts live rows at every hop", function()
       seed()
       local agg = User:aggregate { s = quay.sum("posts__views"), n = quay.count("posts"),
@@ -425,6 +461,37 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(2, Tag:with_deleted():where_has("posts"):count())
     end)
 
+    it("a relation test by key compares the column, as the owner's related set does", function()
+      seed()
+      local bob = User:with_deleted():get { name = "bob" }
+      local truth = n(db, "SELECT COUNT(*) AS n FROM posts WHERE author_id = ? AND deleted_at IS NULL",
+        { bob.id })
+      assert.equal(1, truth)
+      assert.equal(truth, bob.posts:count())
+      assert.equal(truth, Post:filter { author = bob }:count())
+      assert.equal(truth, Post:filter { author = bob.id }:count())
+      assert.equal(truth, Post:filter { author__in = { bob } }:count())
+      assert.equal(truth, Post:filter { author__id = bob.id }:count())
+      assert.equal(truth, Post:filter { author_id = bob.id }:count())
+      assert.equal(2, Post:exclude { author = bob }:count())
+      assert.equal(0, Post:filter { author__isnull = true }:count())      -- author_id IS NULL
+      assert.equal(3, Post:filter { author__isnull = false }:count())
+      assert.equal(1, Post:where_doesnt_have("author"):count())           -- the live row is gone
+      assert.equal(1, Comment:filter { post__author = bob }:count())
+      local a = Post:with_deleted():get { title = "a" }
+      assert.equal(a.comments:count(), Comment:filter { post = a }:count())  -- x, by its post_id
+      assert.equal(0, Comment:filter { post__title = "a" }:count())     -- the post's row is hidden
+      -- get_or_create finds the row instead of making a second one
+      local rec, created = Post:get_or_create({ author = bob, title = "c" }, { views = 1 })
+      assert.is_false(created)
+      assert.equal("c", rec.title)
+      assert.equal(1, n(db, "SELECT COUNT(*) AS n FROM posts WHERE title = 'c'"))
+      local r2, c2 = Post:update_or_create({ author = bob, title = "c" }, { views = 31 })
+      assert.is_false(c2)
+      assert.equal(rec, r2)
+      assert.equal(31, n(db, "SELECT views AS n FROM posts WHERE title = 'c'"))
+    end)
+
     it("conditions across relations do not match soft-deleted rows; exclude keeps them", function()
       seed()
       local total = Post:count()
@@ -444,7 +511,7 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(1, Post:with_deleted():filter { author__name = "ann" }:count() - 1)
     end)
 
-    it("values and pluck through a to-one path to a soft-deleted row read nil", function()
+    it("values and pluck through a to-one path to a soft-deleted row read nil, but for its key", function()
       seed()
       local rows = Post:values("title", "author__name", "author"):order_by("title"):all()
       assert.equal(3, #rows)
@@ -452,8 +519,10 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal("ann", rows[1].author__name)
       assert.equal("c", rows[2].title)
       assert.is_nil(rows[2].author__name)
-      -- the relation reads nil, as rec.author does; the column keeps the key
-      assert.is_nil(rows[2].author)
+      -- a path that ends at the related key reads the column (Django's
+      -- values("author") is author_id), while rec.author reads nil
+      assert.equal(S.bob.id, rows[2].author)
+      assert.equal(S.bob.id, Post:values("author__id"):filter { title = "c" }:first().author__id)
       assert.equal(S.bob.id, Post:values("author_id"):filter { title = "c" }:first().author_id)
       local names = Comment:order_by("body"):pluck("post__author__name")
       assert.same({ "cat", nil, "ann", nil }, { names[1], names[2], names[3], names[4] })
