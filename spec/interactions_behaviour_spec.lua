@@ -1261,10 +1261,19 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal("Book", err.model)
       assert.is_nil(err.field)
       helper.mentions(err, "too many books")
+      local b2 = Author:create { name = "b" }
+      err = helper.raises("validation", Book.bulk_create, Book,
+        { { author = b2, title = "5" }, { author = b2, title = "6" }, { author = a, title = "7" } })
+      helper.mentions(err, "too many books")
+      assert.equal(0, b2.books:count())           -- the whole call is undone
       a:delete()
       err = helper.raises("validation", Book.create, Book, { author_id = a.id, title = "4" })
       helper.mentions(err, "the author is gone")
+      err = helper.raises("validation", Book.upsert, Book, { { id = 1, author_id = a.id, title = "1b" } },
+        { conflict = { "id" } })
+      helper.mentions(err, "the author is gone")
       assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM books"))
+      assert.equal("1", db:rows("SELECT title FROM books WHERE id = 1")[1].title)
     end)
   end)
 end)
