@@ -1572,17 +1572,21 @@ static void emit_expr_update_rec(Build *b, void *pCtx, Expr *e) {
         }
       } else {
         char *azT[QUAY_MAX_HOPS + 1], *zLink = NULL;
+        Str soft;               /* a soft-deleted row on the way reads NULL */
+        quay__str_init(&soft);
         cat(b, "(SELECT ");
         {
           /* The chain's aliases are known only once it is written: write
           ** it to the side (no parameters in it). */
           Str save = b->sql, chain;
           quay__str_init(&b->sql);
-          quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, NULL, 0);
+          quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, &soft,
+                           p->nHop);
           chain = b->sql;
           b->sql = save;
-          if (chain.oom || zLink == NULL) {
+          if (chain.oom || soft.oom || zLink == NULL) {
             quay__str_free(&chain);
+            quay__str_free(&soft);
             b->pArena->oom = 1;
             return;
           }
@@ -1593,6 +1597,8 @@ static void emit_expr_update_rec(Build *b, void *pCtx, Expr *e) {
         }
         quay__str_printf(&b->sql, " WHERE %s = ", zLink);
         col(b, m->zTable, p->aHop[0].pFromKey->zCol);
+        quay__str_append(&b->sql, soft.z ? soft.z : "", soft.n);
+        quay__str_free(&soft);
         cat(b, ")");
       }
       if (e->eOp == EX_TRUNC) cat(b, azTr[1]);

@@ -685,6 +685,20 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(2, n(db, "SELECT views AS n FROM posts WHERE title = 'a'"))
       assert.equal(4, Post:with_deleted():update { views = quay.F("views") + 1 })
       assert.equal(0, Post:filter { author__name = "bob" }:update { views = 9 })
+      -- quay.F across a soft-deleted author reads NULL in update, as in filter
+      db:execute("UPDATE users SET karma = 7")
+      local err = helper.raises("integrity", function()
+        return Post:filter { title = "c" }:update { views = quay.F("author__karma") }
+      end)
+      helper.mentions(err, "views")
+      assert.equal(2, n(db, "SELECT views AS n FROM posts WHERE title = 'c'"))   -- unchanged
+      assert.equal(1, Post:filter { title = "b" }:update { views = quay.F("author__karma") + 1 })
+      assert.equal(8, n(db, "SELECT views AS n FROM posts WHERE title = 'b'"))
+      assert.same({ 8, 2 }, Post:filter { title__in = { "b", "c" } }:order_by("title"):pluck("views"))
+      assert.equal(1, Comment:filter { body = "z" }:update { body = "zz" })
+      assert.equal(n(db, "SELECT COUNT(*) AS n FROM posts p LEFT JOIN users u ON u.id = p.author_id AND "
+        .. "u.deleted_at IS NULL WHERE p.deleted_at IS NULL AND u.karma IS NULL"),
+        Post:filter { author__karma__isnull = true }:count())
       -- a record loaded before its soft delete still saves as an update
       local a = Post:with_deleted():get { title = "a" }
       a.views = 7
