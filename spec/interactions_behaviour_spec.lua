@@ -231,6 +231,11 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(2, School:with_count("courses"):first().courses_count)
       assert.equal(1, School:filter { courses__title = "k3" }:count())
       assert.equal(0, School:filter { courses__title = "k2" }:count())
+      local st2 = Student:prefetch_related(quay.prefetch("courses", Course:with_deleted(), { to = "cs" }))
+        :order_by("name"):all()
+      assert.same({ "k1", "k2" }, sorted(st2[1].cs, "title"))   -- k3's pivot row stays hidden
+      -- the through model as an ordinary relation: its own live rows (k2's is live)
+      assert.equal(3, Student:annotate { g = quay.sum("enrolment_set__grade") }:get { name = "s1" }.g)
       -- the through model's own queries see its soft-deleted rows on request
       assert.equal(3, Enrolment:count())
       assert.equal(4, Enrolment:with_deleted():count())
