@@ -2123,12 +2123,22 @@ static int rec_delete(lua_State *L) {
                  "nothing to delete", model_name(pM));
   }
   lquay_to_value(L, 3, &k, 0, "key");
-  pBox = lquay_box(L, counts_free);
+  pBox = lquay_box(L, counts_free);                  /* [.., box] */
+  /* deleted_at as before the call: after_delete of a soft delete marks
+  ** the record, and an error must put it back (pushed now: putting it
+  ** back then allocates nothing). */
+  lua_pushliteral(L, "deleted_at");                  /* [.., box, k] */
+  lua_pushvalue(L, -1);
+  lua_rawget(L, 1);                                  /* [.., box, k, old] */
   lquay_behav_delete_begin(L, pDb, &call, 1, pM->m);   /* last: may raise */
   rc = quay_delete_keys(pDb->db, pM->m, &k, 1, (unsigned)mFlags,
                         (quay_counts **)&pBox->p, &err);
   lquay_behav_delete_end(L, pDb, &call);
-  if (rc) lquay_fail(L, pDb, &err);
+  if (rc) {
+    lua_rawset(L, 1);
+    lquay_fail(L, pDb, &err);
+  }
+  lua_pop(L, 2);                                     /* [.., box] */
   push_counts(L, pBox->p);
   zSoft = quay_counts_deleted_at(pBox->p);
   if (zSoft && quay_counts_n(pBox->p) > 0) {

@@ -1166,6 +1166,35 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.same({ "ad a true", "ad b true", "bd a", "bd b", "kid" }, log)
     end)
 
+    it("a soft delete undone by a delete hook error leaves the record unmarked", function()
+      local fail = true
+      local Memo = db:model("Memo", {
+        txt = quay.string(),
+        soft_delete = true,
+        hooks = { after_delete = function() if fail then error("kept") end end },
+      })
+      db:create_tables()
+      local m = Memo:create { txt = "m" }
+      local ok, err = pcall(m.delete, m)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("kept", 1, true))
+      assert.is_nil(m.deleted_at)                  -- as before the call
+      assert.equal(1, Memo:count())
+      assert.is_false(m:restore())                 -- not soft-deleted
+      ok = pcall(function() return Memo:query():delete() end)
+      assert.is_false(ok)
+      assert.equal(1, Memo:count())
+      fail = false
+      assert.same({ Memo = 1 }, m:delete())
+      assert.is_string(m.deleted_at)
+      local mark = m.deleted_at
+      fail = true
+      ok = pcall(m.delete, m, { hard = true })
+      assert.is_false(ok)
+      assert.equal(mark, m.deleted_at)             -- still the mark it had
+      assert.equal(m.id, Memo:with_deleted():first().id)
+    end)
+
     it("a save hook reading a relation sees soft delete; its writes to another model are undone on error", function()
       local Au = db:model("Au", { name = quay.string(), soft_delete = true })
       local Note = db:model("Note", { msg = quay.string() })
