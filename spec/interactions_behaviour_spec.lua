@@ -595,6 +595,67 @@ describe("interactions of soft delete, hooks and validation", function()
     end)
   end)
 
+  describe("has_many, has_one and self relations with soft-deleted rows", function()
+    it("has_many / has_one declared on the parent skip soft-deleted children", function()
+      local Box = db:model("Box", {
+        name = quay.string(),
+        items = quay.has_many("Thing", { foreign_key = "box_id" }),
+        lid = quay.has_one("Lid", { foreign_key = "box_id" }),
+      })
+      local Thing = db:model("Thing", { box_id = quay.integer { null = true }, w = quay.integer(),
+        soft_delete = true })
+      local Lid = db:model("Lid", { box_id = quay.integer { null = true }, color = quay.string(),
+        soft_delete = true })
+      db:create_tables()
+      local b = Box:create { name = "b" }
+      Thing:create { box_id = b.id, w = 1 }
+      Thing:create { box_id = b.id, w = 2 }:delete()
+      Lid:create { box_id = b.id, color = "red" }:delete()
+      Lid:create { box_id = b.id, color = "blue" }
+      b = Box:first()
+      assert.equal(1, #b.items)
+      assert.equal(1, b.items:count())
+      assert.equal("blue", b.lid.color)
+      assert.equal("blue", Box:select_related("lid"):first().lid.color)
+      assert.equal("blue", Box:prefetch_related("lid"):first().lid.color)
+      assert.equal(1, Box:with_count("items"):first().items_count)
+      assert.equal(1, Box:annotate { s = quay.sum("items__w") }:first().s)
+      assert.equal(0, Box:filter { items__w = 2 }:count())
+      assert.equal(0, Box:filter { lid__color = "red" }:count())
+      assert.same({ "blue" }, Box:values("lid__color"):pluck("lid__color"))
+      Lid:filter { color = "blue" }:delete()
+      assert.is_nil(Box:first().lid)
+      assert.is_nil(Box:select_related("lid"):first().lid)
+      assert.equal(1, Box:where_doesnt_have("lid"):count())
+    end)
+
+    it("a self relation: children of a soft-deleted parent, the parent of a live child", function()
+      local Node = db:model("Node", {
+        name = quay.string(),
+        parent = quay.belongs_to("self", { null = true, on_delete = quay.CASCADE, related_name = "children" }),
+        soft_delete = true,
+      })
+      db:create_tables()
+      local root = Node:create { name = "root" }
+      local mid = Node:create { name = "mid", parent = root }
+      Node:create { name = "leaf", parent = mid }
+      Node:create { name = "leaf2", parent = mid }:delete()
+      mid:delete()
+      assert.same({ "leaf", "root" }, Node:order_by("name"):pluck("name"))
+      assert.is_nil(Node:get { name = "leaf" }.parent)
+      assert.equal(0, #Node:get { name = "root" }.children)
+      assert.equal(1, Node:with_deleted():get { name = "mid" }.children:count())
+      assert.equal(0, Node:filter { parent__parent__name = "root" }:count())
+      assert.equal(0, Node:filter { children__name = "leaf" }:count())
+      assert.same({ 0, 0 }, Node:with_count("children"):order_by("name"):pluck("children_count"))
+      local rows = Node:select_related("parent__parent"):order_by("name"):all()
+      assert.is_nil(rows[1].parent)
+      -- a hard delete of root cascades through the soft-deleted middle
+      assert.same({ Node = 4 }, Node:get { name = "root" }:delete { hard = true })
+      assert.equal(0, n(db, "SELECT COUNT(*) AS n FROM nodes"))
+    end)
+  end)
+
   describe("deletes and writes on soft models", function()
     it("a hard delete cascades to soft and hard rows and counts them", function()
       seed()
