@@ -464,6 +464,12 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(1, Post:where_has("author", function(q) return q:filter { name = "cat" } end):count())
       assert.equal(1, Post:with_deleted():where_doesnt_have("author"):count())
       assert.equal(2, Tag:with_deleted():where_has("posts"):count())
+      -- a where_has query set may widen its own level, as quay.prefetch's does
+      assert.equal(1, Post:where_has("author", function(q) return q:with_deleted():filter { name = "bob" } end)
+        :count())
+      assert.equal(1, Post:where_has("author", function(q) return q:only_deleted() end):count())
+      assert.equal(1, User:where_has("posts", function(q) return q:only_deleted() end):count())
+      assert.equal(0, User:where_doesnt_have("posts", function(q) return q:with_deleted() end):count())
     end)
 
     it("a relation test by key compares the column, as the owner's related set does", function()
