@@ -1809,6 +1809,42 @@ static int bulk_update_body(lua_State *L) { return bulk_update(L, 1, 2, 3); }
 
 int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & LQUAY_B_SAVE_HOOKS) && iModel == 1 && iList == 2 &&
+      iFields == 3 && lua_gettop(L) == 3 && lua_type(L, 2) == LUA_TTABLE) {
+    /* Save hooks may change the records: as save does, a call that fails
+    ** puts every record back as it was before it. */
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, 2);
+    int iStates;
+    luaL_checkstack(L, 8, "bulk_update");
+    lua_createtable(L, (int)(n > 0 && n < 1 << 20 ? n : 0), 0);   /* [M, l, f, st] */
+    iStates = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+      LModel *pR;
+      lua_rawgeti(L, 2, i);                          /* [.., rec] */
+      pR = lquay_record_model(L, -1);
+      if (pR && pR->m == pM->m) {
+        rec_state_keep(L, lua_gettop(L));            /* [.., rec, state] */
+        lua_rawseti(L, iStates, i);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pushcfunction(L, bulk_update_body);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {           /* [.., st, err] */
+      for (i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, iStates, i) == LUA_TTABLE) {   /* [.., state] */
+          lua_rawgeti(L, 2, i);                      /* [.., state, rec] */
+          rec_state_restore(L, lua_gettop(L), lua_gettop(L) - 1);
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+      }
+      lua_error(L);                                  /* the same value */
+    }
+    return 1;
+  }
   if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 &&
       iFields == 3 && lua_gettop(L) == 3) {
     return lquay_behav_protect(L, bulk_update_body);   /* user code runs */

@@ -1313,6 +1313,30 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(2, n(db, "SELECT COUNT(*) AS n FROM items"))
     end)
 
+    it("a failed bulk_update puts every record back as before the call, as save does", function()
+      local I = db:model("Item", {
+        n = quay.integer { max = 10 },
+        stamp = quay.string { null = true },
+        hooks = { before_save = function(rec) rec.stamp = "s" .. tostring(rec.n) end },
+      })
+      db:create_tables()
+      local a, b = I:create { n = 1 }, I:create { n = 2 }
+      a.n = 50
+      helper.raises("validation", a.save, a)
+      assert.equal("s1", a.stamp)                  -- save: the hook's change is undone
+      a.n, b.n = 5, 50
+      local err = helper.raises("validation", I.bulk_update, I, { a, b }, { "n" })
+      assert.equal("n", err.field)
+      assert.same({ "s1", "s2" }, { a.stamp, b.stamp })
+      assert.same({ 5, 50 }, { a.n, b.n })         -- the caller's changes stay, for a retry
+      assert.same({ "n" }, a:changed())
+      assert.same({ "s1", "s2" }, I:order_by("id"):pluck("stamp"))
+      b.n = 6
+      assert.equal(2, I:bulk_update({ a, b }, { "n", "stamp" }))
+      assert.same({ "s5", "s6" }, I:order_by("id"):pluck("stamp"))
+      assert.same({ 5, 6 }, I:order_by("id"):pluck("n"))
+    end)
+
     it("validation errors name the model and field in every write path", function()
       local V = db:model("V", {
         name = quay.string { unique = true, max = 3 },
