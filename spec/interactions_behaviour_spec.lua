@@ -1337,6 +1337,35 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.same({ 5, 6 }, I:order_by("id"):pluck("n"))
     end)
 
+    it("many_to_many writes of a hooked through model: add runs no save hook, remove runs delete hooks", function()
+      local St = db:model("St", { courses = quay.many_to_many("Co", { through = "En", related_name = "sts" }) })
+      local Co = db:model("Co", { title = quay.string() })
+      local En = db:model("En", {
+        st = quay.belongs_to("St", { on_delete = quay.CASCADE }),
+        co = quay.belongs_to("Co", { on_delete = quay.CASCADE }),
+        grade = quay.integer { default = 0, min = 0 },
+        hooks = {
+          before_save = function() log[#log + 1] = "bs" end,
+          before_delete = function(rec) log[#log + 1] = "bd " .. rec.co_id end,
+          after_delete = function(rec) log[#log + 1] = "ad " .. rec.co_id end,
+        },
+      })
+      db:create_tables()
+      local s = St:create {}
+      local c1, c2 = Co:create { title = "1" }, Co:create { title = "2" }
+      s.courses:add(c1, c2, { grade = 1 })
+      assert.same({}, log)
+      assert.equal(2, En:count())
+      s.courses:remove(c1)
+      assert.same({ "bd " .. c1.id, "ad " .. c1.id }, log)
+      log = {}
+      s.courses:clear()
+      assert.same({ "bd " .. c2.id, "ad " .. c2.id }, log)
+      local err = helper.raises("validation", function() s.courses:add(c1, { grade = -1 }) end)
+      assert.same({ "En", "grade" }, { err.model, err.field })
+      assert.equal(0, En:count())
+    end)
+
     it("validation errors name the model and field in every write path", function()
       local V = db:model("V", {
         name = quay.string { unique = true, max = 3 },
