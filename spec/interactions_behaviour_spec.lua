@@ -366,6 +366,29 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.is_nil(cs[4].post.author)           -- z
     end)
 
+    it("select_related and prefetch_related mixed on one path through soft-deleted rows", function()
+      seed()
+      local q
+      local cs
+      q = helper.queries(db, function()
+        cs = Comment:select_related("post"):prefetch_related("post__author", "post__tags"):order_by("body"):all()
+      end)
+      assert.equal(3, q)                           -- the JOIN, then one query per prefetched level
+      local got = {}
+      for _, c in ipairs(cs) do
+        got[#got + 1] = c.post and ((c.post.author and c.post.author.name or "-") .. "/" .. #c.post.tags) or "none"
+      end
+      assert.same({ "cat/0", "none", "ann/1", "-/0" }, got)
+      q = helper.queries(db, function()
+        for _, c in ipairs(cs) do local _ = c.post and c.post.author end
+      end)
+      assert.equal(0, q)
+      local us = User:with("posts__comments", "profile"):order_by("name"):all()
+      assert.equal("pa", us[1].profile.bio)
+      assert.equal(1, #us[1].posts[1].comments)
+      assert.is_nil(us[2].profile)
+    end)
+
     it("with_count and annotate count/sum/exists over to-many paths", function()
       seed()
       local us = User:with_count("posts"):order_by("name"):all()
