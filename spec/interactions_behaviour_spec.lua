@@ -1227,6 +1227,29 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.same({ P = 1, C = 1 }, p2:delete())
     end)
 
+    it("a hook's own db:transaction nests in the write's savepoint", function()
+      local Lg = db:model("Lg", { msg = quay.string() })
+      local I = db:model("Item", {
+        name = quay.string(),
+        hooks = {
+          before_save = function()
+            local ok = pcall(db.transaction, db, function() Lg:create { msg = "in" }; error("x") end)
+            assert(not ok)
+            Lg:create { msg = "kept " .. tostring(ok) }
+          end,
+          after_delete = function() db:transaction(function() Lg:create { msg = "del" } end) end,
+        },
+      })
+      db:create_tables()
+      local i = I:create { name = "a" }
+      assert.same({ "kept false" }, Lg:pluck("msg"))
+      i:delete()
+      assert.same({ "kept false", "del" }, Lg:order_by("id"):pluck("msg"))
+      assert.is_false(pcall(db.transaction, db, function() I:create { name = "b" }; error("outer") end))
+      assert.equal(0, I:count())
+      assert.equal(2, Lg:count())
+    end)
+
     it("delete hooks on a soft model run once per live row; a soft delete cascades no hooks", function()
       local Parent = db:model("Parent", {
         name = quay.string(),
