@@ -512,6 +512,9 @@ describe("interactions of soft delete, hooks and validation", function()
       assert.equal(3, Post:filter { author__isnull = false }:count())
       assert.equal(1, Post:where_doesnt_have("author"):count())           -- the live row is gone
       assert.equal(1, Comment:filter { post__author = bob }:count())
+      assert.equal(1, Comment:filter { post_author = bob }:count())        -- the quay.through form
+      assert.equal(0, Comment:filter { post_author__name = "bob" }:count())
+      assert.equal(0, Comment:filter { post_author = S.ann }:count() - 1)  -- y only: a is hidden
       local a = Post:with_deleted():get { title = "a" }
       assert.equal(a.comments:count(), Comment:filter { post = a }:count())  -- x, by its post_id
       assert.equal(0, Comment:filter { post__title = "a" }:count())     -- the post's row is hidden
