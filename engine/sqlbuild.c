@@ -924,7 +924,9 @@ static void node_advance(ENode *n, const Binding *x, const char *zT,
 ** comparing the key the pivot table holds (`tags = t`, `tags__in`). */
 static int via_only(ENode **ap, int n, const Binding *x) {
   int i;
-  if (x->pHop->zVia == NULL || x->pHop->pTo->pDeletedAt) return 0;
+  /* Also when the target soft-deletes: the key the pivot holds answers,
+  ** as for a to-one key test (leaf_shortcut) and as tag.posts does. */
+  if (x->pHop->zVia == NULL) return 0;
   for (i = 0; i < n; i++) {
     const ENode *e = ap[i];
     Binding y;

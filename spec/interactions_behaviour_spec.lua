@@ -518,6 +518,18 @@ describe("interactions of soft delete, hooks and validation", function()
       local a = Post:with_deleted():get { title = "a" }
       assert.equal(a.comments:count(), Comment:filter { post = a }:count())  -- x, by its post_id
       assert.equal(0, Comment:filter { post__title = "a" }:count())     -- the post's row is hidden
+      -- many_to_many: a key test reads the pivot's column, as ctag.posts does
+      local ctag = Tag:with_deleted():get { name = "c" }
+      local pivot = n(db, "SELECT COUNT(DISTINCT p.id) AS n FROM posts p JOIN posts_tags pt ON pt.post_id = p.id "
+        .. "WHERE pt.tag_id = ? AND p.deleted_at IS NULL", { ctag.id })
+      assert.equal(2, pivot)                                             -- b and d
+      assert.equal(pivot, ctag.posts:count())
+      assert.equal(pivot, Post:filter { tags = ctag }:count())
+      assert.equal(pivot, Post:filter { tags__in = { ctag } }:count())
+      assert.equal(pivot, Post:filter { tags__id = ctag.id }:count())
+      assert.equal(3 - pivot, Post:exclude { tags = ctag }:count())
+      assert.equal(0, Post:filter { tags__name = "c" }:count())          -- the tag's row is hidden
+      assert.is_false(Post:get { title = "b" }.tags:contains(ctag))     -- b's live tags
       -- get_or_create finds the row instead of making a second one
       local rec, created = Post:get_or_create({ author = bob, title = "c" }, { views = 1 })
       assert.is_false(created)
