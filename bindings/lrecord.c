@@ -1809,6 +1809,42 @@ static int bulk_update_body(lua_State *L) { return bulk_update(L, 1, 2, 3); }
 
 int lquay_bulk_update(lua_State *L, int iModel, int iList, int iFields) {
   LModel *pM = lua_touserdata(L, iModel);
+  if ((pM->mBehav & LQUAY_B_SAVE_HOOKS) && iModel == 1 && iList == 2 &&
+      iFields == 3 && lua_gettop(L) == 3 && lua_type(L, 2) == LUA_TTABLE) {
+    /* Save hooks may change the records: as save does, a call that fails
+    ** puts every record back as it was before it. */
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, 2);
+    int iStates;
+    luaL_checkstack(L, 8, "bulk_update");
+    lua_createtable(L, (int)(n > 0 && n < 1 << 20 ? n : 0), 0);   /* [M, l, f, st] */
+    iStates = lua_gettop(L);
+    for (i = 1; i <= n; i++) {
+      LModel *pR;
+      lua_rawgeti(L, 2, i);                          /* [.., rec] */
+      pR = lquay_record_model(L, -1);
+      if (pR && pR->m == pM->m) {
+        rec_state_keep(L, lua_gettop(L));            /* [.., rec, state] */
+        lua_rawseti(L, iStates, i);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pushcfunction(L, bulk_update_body);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    if (lua_pcall(L, 3, 1, 0) != LUA_OK) {           /* [.., st, err] */
+      for (i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, iStates, i) == LUA_TTABLE) {   /* [.., state] */
+          lua_rawgeti(L, 2, i);                      /* [.., state, rec] */
+          rec_state_restore(L, lua_gettop(L), lua_gettop(L) - 1);
+          lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+      }
+      lua_error(L);                                  /* the same value */
+    }
+    return 1;
+  }
   if ((pM->mBehav & BULK_BEHAV) && iModel == 1 && iList == 2 &&
       iFields == 3 && lua_gettop(L) == 3) {
     return lquay_behav_protect(L, bulk_update_body);   /* user code runs */
@@ -2123,12 +2159,22 @@ static int rec_delete(lua_State *L) {
                  "nothing to delete", model_name(pM));
   }
   lquay_to_value(L, 3, &k, 0, "key");
-  pBox = lquay_box(L, counts_free);
+  pBox = lquay_box(L, counts_free);                  /* [.., box] */
+  /* deleted_at as before the call: after_delete of a soft delete marks
+  ** the record, and an error must put it back (pushed now: putting it
+  ** back then allocates nothing). */
+  lua_pushliteral(L, "deleted_at");                  /* [.., box, k] */
+  lua_pushvalue(L, -1);
+  lua_rawget(L, 1);                                  /* [.., box, k, old] */
   lquay_behav_delete_begin(L, pDb, &call, 1, pM->m);   /* last: may raise */
   rc = quay_delete_keys(pDb->db, pM->m, &k, 1, (unsigned)mFlags,
                         (quay_counts **)&pBox->p, &err);
   lquay_behav_delete_end(L, pDb, &call);
-  if (rc) lquay_fail(L, pDb, &err);
+  if (rc) {
+    lua_rawset(L, 1);
+    lquay_fail(L, pDb, &err);
+  }
+  lua_pop(L, 2);                                     /* [.., box] */
   push_counts(L, pBox->p);
   zSoft = quay_counts_deleted_at(pBox->p);
   if (zSoft && quay_counts_n(pBox->p) > 0) {
@@ -2161,10 +2207,29 @@ static int rec_refresh(lua_State *L) {
   }
   lua_getmetatable(L, 1);
   lua_rawgetp(L, -1, &lquay_LK_MODEL);               /* [rec, pk, mt, M] */
-  lua_getfield(L, 4, "find");
-  lua_pushvalue(L, 4);
-  lua_pushvalue(L, 2);
-  lua_call(L, 2, 1);                                 /* [.., fresh] */
+  if (quay_model_soft_delete(pM->m)) {
+    /* A soft-deleted record reads back too, as Django's refresh_from_db
+    ** (base manager) and Laravel's refresh (no scopes) read it. */
+    quay_field_info pk;
+    quay_model_field(pM->m, quay_model_pk(pM->m), &pk);
+    lua_getfield(L, 4, "with_deleted");
+    lua_pushvalue(L, 4);
+    lua_call(L, 1, 1);                               /* [.., qs] */
+    lua_getfield(L, -1, "filter");
+    lua_insert(L, -2);
+    lua_createtable(L, 0, 1);
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, pk.zName);
+    lua_call(L, 2, 1);                               /* [.., qs2] */
+    lua_getfield(L, -1, "first");
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);                               /* [.., fresh] */
+  } else {
+    lua_getfield(L, 4, "find");
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 1);                               /* [.., fresh] */
+  }
   if (lua_isnil(L, -1)) {
     lquay_raisef(L, QUAY_ENOT_FOUND, "%s %s no longer exists",
                  model_name(pM), luaL_tolstring(L, 2, NULL));

@@ -692,6 +692,11 @@ static void explain_integrity(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
         quay__str_printf(p, "%s.%s already links these two rows (join "
                          "table %s)", r->pFrom->zName, r->zName, j->zTable);
       }
+      if (m && n > 0 && m->pDeletedAt) {
+        /* The row may be a soft-deleted one that no query shows. */
+        quay__str_printf(p, " (soft-deleted %s rows count too: find one "
+                         "with with_deleted() and restore() it)", m->zName);
+      }
       break;
     case ERRK_NOTNULL:
       if (m && name_cols(p, m, pI->zCols) == 1) {

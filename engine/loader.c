@@ -338,6 +338,7 @@ static void step_from(Build *b, const Hop *aHop, int nHop, StepFrom *f) {
         quay__str_col(&b->sql, zV, h->zViaFrom);
         quay__str_cat(&b->sql, " = ");
         quay__str_col(&b->sql, zPrev, h->pFromKey->zCol);
+        quay__via_soft_term(&b->sql, h, zV, " AND ");
       }
     }
     {

@@ -358,6 +358,7 @@ struct Hop {
   Field *pToKey;            /* field of pTo */
   const char *zVia;         /* join table, or NULL */
   const char *zViaFrom, *zViaTo;
+  Field *pViaDeletedAt;     /* deleted_at of a soft_delete through model */
   int toMany;
   int fromNullable;         /* pFromKey may be NULL */
   int toNullable;           /* pToKey (or via column) may be NULL */
@@ -1424,6 +1425,10 @@ QUAY_INTERNAL void quay__emit_chain(Build *b, const Hop *aHop, int nHop,
 /* soft_delete: "zPre<alias>.deleted_at IS NULL" when m soft-deletes. */
 QUAY_INTERNAL void quay__soft_term(Build *b, const quay_model *m,
                                    const char *zAlias, const char *zPre);
+/* A soft_delete through model of hop h: "zPre<zV>.deleted_at IS NULL"
+** appended to s (its pivot row at zV); returns 1 if written. */
+QUAY_INTERNAL int quay__via_soft_term(Str *s, const Hop *h, const char *zV,
+                                      const char *zPre);
 /*
 ** Non-0 when the bound expression e can never be NULL: a NOT NULL column of
 ** the row itself or reached through to-one hops that always find a row

@@ -836,6 +836,8 @@ int quay__rel_hops(Rel *r, Hop *aHop, int *pn, quay_err *pErr) {
       h->pToKey = isRev ? j->pSrcKey : j->pDstKey;
       h->zViaFrom = isRev ? j->zDstCol : j->zSrcCol;
       h->zViaTo = isRev ? j->zSrcCol : j->zDstCol;
+      /* A soft-deleted row of a custom through model hides its pair. */
+      h->pViaDeletedAt = j->pThrough ? j->pThrough->pDeletedAt : NULL;
       break;
     }
     default:

@@ -194,6 +194,15 @@ void quay__soft_term(Build *b, const quay_model *m, const char *zAlias,
                      const char *zPre) {
   soft_term(b, m, zAlias, zPre);
 }
+
+int quay__via_soft_term(Str *s, const Hop *h, const char *zV,
+                        const char *zPre) {
+  if (h->zVia == NULL || h->pViaDeletedAt == NULL || zV == NULL) return 0;
+  quay__str_cat(s, zPre);
+  quay__str_col(s, zV, h->pViaDeletedAt->zCol);
+  quay__str_cat(s, " IS NULL");
+  return 1;
+}
 /* }================================================================== */
 
 
@@ -526,6 +535,7 @@ static void hop_source(Build *b, const Hop *h, const char *zT,
     col(b, zT, h->pToKey->zCol);
     cat(b, " = ");
     col(b, zV, h->zViaTo);
+    quay__via_soft_term(&b->sql, h, zV, " AND ");
   } else {
     col(b, zT, h->pToKey->zCol);
     cat(b, " FROM ");
@@ -671,10 +681,12 @@ static int leaf_shortcut(const ENode *n) {
   if (n->iHop != c->nHop - 1 || h->toMany || h->zVia) return 0;
   fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
   if (h->pRel->eKind == QUAY_R_REVERSE ||
-      (fwd->eKind != QUAY_R_BELONGS_TO && fwd->eKind != QUAY_R_ONE_TO_ONE) ||
-      h->pTo->pDeletedAt) {
-    return 0;                       /* soft_delete: the row must be read */
+      (fwd->eKind != QUAY_R_BELONGS_TO && fwd->eKind != QUAY_R_ONE_TO_ONE)) {
+    return 0;
   }
+  /* Also when the target soft-deletes: a test of the related key (author
+  ** = u, author__in, author__isnull, author__id) compares the column, as
+  ** Django does and as u.posts does; other fields read the live row. */
   return c->bRelTest || c->pField == h->pToKey;
 }
 
@@ -912,7 +924,9 @@ static void node_advance(ENode *n, const Binding *x, const char *zT,
 ** comparing the key the pivot table holds (`tags = t`, `tags__in`). */
 static int via_only(ENode **ap, int n, const Binding *x) {
   int i;
-  if (x->pHop->zVia == NULL || x->pHop->pTo->pDeletedAt) return 0;
+  /* Also when the target soft-deletes: the key the pivot holds answers,
+  ** as for a to-one key test (leaf_shortcut) and as tag.posts does. */
+  if (x->pHop->zVia == NULL) return 0;
   for (i = 0; i < n; i++) {
     const ENode *e = ap[i];
     Binding y;
@@ -950,6 +964,7 @@ static void emit_exists(Build *b, ENode **ap, int n, const Binding *x) {
     cat(b, " AS ");
     ident(b, zV);
     cat(b, " WHERE ");
+    if (quay__via_soft_term(&b->sql, h, zV, "")) cat(b, " AND ");
     for (i = 0; i < n; i++) {
       Operand o;
       memset(&o, 0, sizeof(o));
@@ -1291,6 +1306,7 @@ void quay__emit_chain(Build *b, const Hop *aHop, int nHop, char **azT,
       cat(b, " = ");
       if (h->zVia) {
         col(b, zV, h->zViaTo);
+        quay__via_soft_term(&b->sql, h, zV, " AND ");
       } else {
         col(b, zPrev, h->pFromKey->zCol);
       }
@@ -1323,7 +1339,7 @@ static int col_shortcut(const PathRes *p) {
   fwd = h->pRel->eKind == QUAY_R_REVERSE ? h->pRel->pFwd : h->pRel;
   return h->pRel->eKind != QUAY_R_REVERSE && h->zVia == NULL &&
          (fwd->eKind == QUAY_R_BELONGS_TO || fwd->eKind == QUAY_R_ONE_TO_ONE) &&
-         p->pField == h->pToKey && h->pTo->pDeletedAt == NULL;
+         p->pField == h->pToKey;       /* soft-deleted target too (Django) */
 }
 
 /* The alias of the row a column path reaches (joins of x's scope; added
@@ -1558,17 +1574,21 @@ static void emit_expr_update_rec(Build *b, void *pCtx, Expr *e) {
         }
       } else {
         char *azT[QUAY_MAX_HOPS + 1], *zLink = NULL;
+        Str soft;               /* a soft-deleted row on the way reads NULL */
+        quay__str_init(&soft);
         cat(b, "(SELECT ");
         {
           /* The chain's aliases are known only once it is written: write
           ** it to the side (no parameters in it). */
           Str save = b->sql, chain;
           quay__str_init(&b->sql);
-          quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, NULL, 0);
+          quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, &soft,
+                           p->nHop);
           chain = b->sql;
           b->sql = save;
-          if (chain.oom || zLink == NULL) {
+          if (chain.oom || soft.oom || zLink == NULL) {
             quay__str_free(&chain);
+            quay__str_free(&soft);
             b->pArena->oom = 1;
             return;
           }
@@ -1579,6 +1599,8 @@ static void emit_expr_update_rec(Build *b, void *pCtx, Expr *e) {
         }
         quay__str_printf(&b->sql, " WHERE %s = ", zLink);
         col(b, m->zTable, p->aHop[0].pFromKey->zCol);
+        quay__str_append(&b->sql, soft.z ? soft.z : "", soft.n);
+        quay__str_free(&soft);
         cat(b, ")");
       }
       if (e->eOp == EX_TRUNC) cat(b, azTr[1]);
@@ -2373,6 +2395,7 @@ static void emit_scope_chain(Build *b, Hop *aHop, int j, const char *zAlias,
     cat(b, " AS ");
     ident(b, zV);
     cat(b, " WHERE ");
+    if (quay__via_soft_term(&b->sql, h, zV, "")) cat(b, " AND ");
     if (j == 0) {
       col(b, zV, h->zViaFrom);
       cat(b, " = ");
@@ -2388,6 +2411,7 @@ static void emit_scope_chain(Build *b, Hop *aHop, int j, const char *zAlias,
       cat(b, " AS ");
       ident(b, zY);
       cat(b, " WHERE ");
+      if (soft_term(b, h->pFrom, zY, "")) cat(b, " AND ");
       emit_scope_chain(b, aHop, j - 1, zY, pKey);
       cat(b, ")");
     }
@@ -2407,6 +2431,7 @@ static void emit_scope_chain(Build *b, Hop *aHop, int j, const char *zAlias,
     cat(b, " AS ");
     ident(b, zY);
     cat(b, " WHERE ");
+    if (soft_term(b, h->pFrom, zY, "")) cat(b, " AND ");
     emit_scope_chain(b, aHop, j - 1, zY, pKey);
     cat(b, ")");
   }
@@ -2453,6 +2478,7 @@ void quay__scope_emit_from(Build *b, Scope *s) {
     col(b, s->zPivot, aHop[0].zViaTo);
     cat(b, " = ");
     col(b, s->zAlias, aHop[0].pToKey->zCol);
+    quay__via_soft_term(&b->sql, &aHop[0], s->zPivot, " AND ");
   }
   scope_emit_joins(b, s);
 }

@@ -1933,7 +1933,14 @@ static int m2m_add(quay_db *pDb, JoinTable *j, int bRev,
   quay__build_param(&b, pOwner);
   quay__str_cat(&b.sql, " AND ");
   quay__str_col(&b.sql, "e", zTgt);
-  quay__str_cat(&b.sql, " = k.c0)");
+  quay__str_cat(&b.sql, " = k.c0");
+  if (j->pThrough && j->pThrough->pDeletedAt) {
+    /* A soft-deleted link is no link: the pair gets a new row. */
+    quay__str_cat(&b.sql, " AND ");
+    quay__str_col(&b.sql, "e", j->pThrough->pDeletedAt->zCol);
+    quay__str_cat(&b.sql, " IS NULL");
+  }
+  quay__str_char(&b.sql, ')');
   if (j->pThrough == NULL) {
     /* The join table's UNIQUE (source, target): a link another
     ** connection made meanwhile is not an error. */
