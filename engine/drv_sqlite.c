@@ -505,12 +505,15 @@ static void sq_decfit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 ** among the values (an expression computed in floats) makes the sum a
 ** float, as SUM does.  Without a 128-bit type, overflow raises as SUM.
 */
-typedef struct DecSum {
 #ifdef __SIZEOF_INT128__
-  __int128 s;
+typedef __int128 DecAcc;
 #else
-  sqlite3_int64 s;
+typedef sqlite3_int64 DecAcc;
 #endif
+/* sqlite3_aggregate_context's memory is 8-byte aligned: the 128-bit sum
+** is kept as bytes and copied in and out (DecAcc wants 16). */
+typedef struct DecSum {
+  unsigned char aS[sizeof(DecAcc)];
   double r;
   int n, bReal;
 } DecSum;
@@ -528,13 +531,16 @@ static void sq_dsum_step(sqlite3_context *ctx, int argc,
   }
   p->n++;
   if (t == SQLITE_INTEGER) {
+    DecAcc acc;
+    memcpy(&acc, p->aS, sizeof(acc));
 #ifdef __SIZEOF_INT128__
-    p->s += sqlite3_value_int64(argv[0]);
+    acc += sqlite3_value_int64(argv[0]);
 #else
-    if (__builtin_add_overflow(p->s, sqlite3_value_int64(argv[0]), &p->s)) {
+    if (__builtin_add_overflow(acc, sqlite3_value_int64(argv[0]), &acc)) {
       sqlite3_result_error(ctx, "integer overflow", -1);
     }
 #endif
+    memcpy(p->aS, &acc, sizeof(acc));
   } else {
     p->bReal = 1;
     p->r += sqlite3_value_double(argv[0]);
@@ -543,24 +549,26 @@ static void sq_dsum_step(sqlite3_context *ctx, int argc,
 
 static void sq_dsum_final(sqlite3_context *ctx) {
   DecSum *p = sqlite3_aggregate_context(ctx, 0);
+  DecAcc acc = 0;
+  if (p) memcpy(&acc, p->aS, sizeof(acc));
   if (p == NULL || p->n == 0) {
     sqlite3_result_null(ctx);
   } else if (p->bReal) {
-    sqlite3_result_double(ctx, p->r + (double)p->s);
-  } else if (p->s >= INT64_MIN && p->s <= INT64_MAX) {
-    sqlite3_result_int64(ctx, (sqlite3_int64)p->s);
+    sqlite3_result_double(ctx, p->r + (double)acc);
+  } else if (acc >= INT64_MIN && acc <= INT64_MAX) {
+    sqlite3_result_int64(ctx, (sqlite3_int64)acc);
   } else {
 #ifdef __SIZEOF_INT128__
     /* the digits of |s|, last first, then in order with the sign */
     char zRev[48], z[48];
-    unsigned __int128 u = p->s < 0 ? -(unsigned __int128)p->s
-                                   : (unsigned __int128)p->s;
+    unsigned __int128 u = acc < 0 ? -(unsigned __int128)acc
+                                  : (unsigned __int128)acc;
     int n = 0, k = 0;
     do {
       zRev[n++] = (char)('0' + (int)(u % 10));
       u /= 10;
     } while (u);
-    if (p->s < 0) z[k++] = '-';
+    if (acc < 0) z[k++] = '-';
     while (n) z[k++] = zRev[--n];
     sqlite3_result_text(ctx, z, k, SQLITE_TRANSIENT);
 #endif
