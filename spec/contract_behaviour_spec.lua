@@ -11,14 +11,7 @@ local shquote, slurp, write = helper.shquote, helper.slurp, helper.write_file
 local quay_cmd = helper.quay_cmd
 
 -- Statements sent while fn runs.
-local function sent(db, fn)
-  local list = {}
-  db:on_query(function(sql) list[#list + 1] = sql end)
-  local ok, err = pcall(fn)
-  db:on_query(nil)
-  if not ok then error(err, 0) end
-  return list
-end
+local sent = helper.statements
 
 local function nrows(db, tbl)
   return tonumber(db:rows("SELECT COUNT(*) AS n FROM " .. tbl)[1].n)
@@ -32,25 +25,7 @@ end
 
 -- A database URL other specs' handles can open too: a temp SQLite file or
 -- the emptied PostgreSQL database.
-local tmpfiles = {}
-local function shared_url()
-  if helper.is_pg then
-    helper.open():close()
-    return helper.url
-  end
-  local path = os.tmpname()
-  os.remove(path)
-  tmpfiles[#tmpfiles + 1] = path
-  return "sqlite:" .. path
-end
-
-local function cleanup_files()
-  for _, p in ipairs(tmpfiles) do
-    os.remove(p); os.remove(p .. "-wal"); os.remove(p .. "-shm")
-    os.execute("rm -rf " .. shquote(p))
-  end
-  tmpfiles = {}
-end
+local shared_url, cleanup_files = helper.shared_url, helper.remove_files
 
 local db
 before_each(function() db = helper.open() end)
@@ -584,8 +559,7 @@ describe("Model behaviour", function()
   end)
 
   it("quay types prints LuaLS annotations naming fields, relations, methods and scopes", function()
-    local dir = os.tmpname(); os.remove(dir); tmpfiles[#tmpfiles + 1] = dir
-    os.execute("mkdir -p " .. shquote(dir))
+    local dir = helper.tmpdir()
     write(dir .. "/models.lua", [[
 local quay = require("quay")
 return function(db)
@@ -1143,11 +1117,7 @@ describe("Schema evolution", function()
 end)
 
 describe("quay inspect and quay migrate", function()
-  local function tmpdir()
-    local dir = os.tmpname(); os.remove(dir); tmpfiles[#tmpfiles + 1] = dir
-    assert(os.execute("mkdir -p " .. shquote(dir)))
-    return dir
-  end
+  local tmpdir = helper.tmpdir
 
   it("quay inspect URL prints a chunk returning declare(db), whose models diff empty and relate", function()
     local url = shared_url()

@@ -7,14 +7,7 @@
 local helper = require("spec.helper")
 local quay = helper.quay
 
-local function statements(db, fn)
-  local list = {}
-  db:on_query(function(sql) list[#list + 1] = sql end)
-  local ok, err = pcall(fn)
-  db:on_query(nil)
-  if not ok then error(err, 0) end
-  return list
-end
+local statements = helper.statements
 
 local function by(rows, key)
   local out = {}

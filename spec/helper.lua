@@ -120,4 +120,46 @@ function helper.quay_cmd(...)
   return ok and 0 or status, o, e
 end
 
+--- The SQL of the statements fn sends (on_query is restored even when fn
+--- raises, and the error passes on).
+function helper.statements(db, fn)
+  local list = {}
+  db:on_query(function(sql) list[#list + 1] = sql end)
+  local ok, err = pcall(fn)
+  db:on_query(nil)
+  if not ok then error(err, 0) end
+  return list
+end
+
+--- A database URL several handles can open: a new SQLite file, or the
+--- emptied PostgreSQL database.  helper.remove_files() deletes the files.
+local tmpfiles = {}
+function helper.shared_url()
+  if helper.is_pg then
+    helper.open():close()
+    return helper.url
+  end
+  local path = os.tmpname()
+  os.remove(path)
+  tmpfiles[#tmpfiles + 1] = path
+  return "sqlite:" .. path
+end
+
+--- A new directory, removed by helper.remove_files() too.
+function helper.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  tmpfiles[#tmpfiles + 1] = dir
+  assert(os.execute("mkdir -p " .. helper.shquote(dir)))
+  return dir
+end
+
+function helper.remove_files()
+  for _, p in ipairs(tmpfiles) do
+    os.remove(p); os.remove(p .. "-wal"); os.remove(p .. "-shm")
+    os.execute("rm -rf " .. helper.shquote(p))
+  end
+  tmpfiles = {}
+end
+
 return helper

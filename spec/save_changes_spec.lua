@@ -8,14 +8,7 @@ local procs = require("spec.procs")
 local quay = helper.quay
 
 -- The SQL of the statements fn sends.
-local function statements(db, fn)
-  local list = {}
-  db:on_query(function(sql) list[#list + 1] = sql end)
-  local ok, err = pcall(fn)
-  db:on_query(nil)
-  if not ok then error(err, 0) end
-  return list
-end
+local statements = helper.statements
 
 describe("Saving changes only", function()
   local db, User, Post

@@ -13,25 +13,10 @@ local function list(t)
   return r
 end
 
-local files = {}
-local function fresh_url()
-  if helper.is_pg then
-    helper.open():close()
-    return helper.url
-  end
-  local path = os.tmpname()
-  os.remove(path)
-  files[#files + 1] = path
-  return "sqlite:" .. path
-end
+local fresh_url = helper.shared_url
 
 describe("field types under migrations", function()
-  after_each(function()
-    for _, p in ipairs(files) do
-      os.remove(p); os.remove(p .. "-wal"); os.remove(p .. "-shm")
-    end
-    files = {}
-  end)
+  after_each(helper.remove_files)
 
   it("changes a decimal's places and keeps every amount", function()
     local url = fresh_url()
