@@ -117,6 +117,7 @@ typedef struct Cascade {
 
 /* quay__cascade_delete's mFlags beyond QUAY_DELETE_DRY_RUN. */
 #define CASCADE_SOFT 0x0100       /* soft-delete a soft_delete model */
+#define CASCADE_IN_TXN 0x0200     /* the caller opened the transaction level */
 
 /*
 ** {==================================================================
@@ -1026,7 +1027,9 @@ static void cascade_free(Cascade *x) {
 
 /*
 ** The delete call behind every entry point.  mFlags: QUAY_DELETE_DRY_RUN,
-** and CASCADE_SOFT to soft-delete the keys of a soft_delete model m.
+** CASCADE_SOFT to soft-delete the keys of a soft_delete model m, and
+** CASCADE_IN_TXN when the caller opened a transaction level for the call
+** (it read the keys inside it; it ends it, and rolls a dry run back).
 */
 int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
                          int nKey, unsigned mFlags, quay_counts **ppCounts,
@@ -1036,6 +1039,7 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
   int rc = QUAY_OK, i, idx, opened = 0;
   int bDry = (mFlags & QUAY_DELETE_DRY_RUN) != 0;
   int bSoft = (mFlags & CASCADE_SOFT) && m->pDeletedAt;
+  int bOwn = (mFlags & CASCADE_IN_TXN) == 0;
   *ppCounts = NULL;
   memset(&x, 0, sizeof(x));
   x.pDb = pDb;
@@ -1065,9 +1069,11 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
     int64_t n = 0;
     if (nKey == 0) goto done;
     quay__now_utc(pCounts->zDeletedAt);
-    rc = quay__txn_begin(pDb, 1, pErr);
-    if (rc) goto done;
-    opened = 1;
+    if (bOwn) {
+      rc = quay__txn_begin(pDb, 1, pErr);
+      if (rc) goto done;
+      opened = 1;
+    }
     rc = soft_delete(&x, m, aKey, nKey, pCounts->zDeletedAt, &n);
     if (rc == QUAY_OK && counts_add(pCounts, m->zName, n)) {
       rc = quay__oom(pErr);
@@ -1096,9 +1102,11 @@ int quay__cascade_delete(quay_db *pDb, quay_model *m, const quay_value *aKey,
   if (nKey == 0) goto done;
   /* One transaction level around the walk and the writes, so what was
   ** read is what is deleted. */
-  rc = quay__txn_begin(pDb, 1, pErr);
-  if (rc) goto done;
-  opened = 1;
+  if (bOwn) {
+    rc = quay__txn_begin(pDb, 1, pErr);
+    if (rc) goto done;
+    opened = 1;
+  }
   rc = walk(&x);
   if (rc) goto done;
   if (x.nProt) {
@@ -1175,29 +1183,43 @@ int quay_delete_keys(quay_db *pDb, quay_model *m, const quay_value *aKey,
 }
 
 /*
-** qs:delete(): collect the primary keys of the query set, then cascade.
+** qs:delete(): open the call's transaction level, read the primary keys
+** of the query set inside it, then cascade.  On PostgreSQL the keys are
+** read with FOR UPDATE OF the set's own rows: a row another connection
+** changes meanwhile is waited for and its filter checked again on the
+** committed row (READ COMMITTED's rule for locking reads), so a row that
+** no longer matches is not deleted.  SQLite's write transaction (BEGIN
+** IMMEDIATE) already keeps other writers out from the read on.
 */
 int quay_qs_delete(quay_qs *pQs, quay_db *pDb, unsigned mFlags,
                    quay_counts **ppCounts, quay_err *pErr) {
   quay_model *m = pQs->pModel;
   Field *pk = m->apField[m->iPk];
+  const Dialect *d = pDb->pDialect;
   Arena a;
   Build b;
   quay_cursor *c = NULL;
   quay_keyset *pKs = NULL;
   quay_value *aKey = NULL;
+  const char *zA;
   unsigned mCascade = 0;
-  int rc, idx;
+  int rc, idx, opened = 0;
   *ppCounts = NULL;
   rc = delete_flags(mFlags, &mCascade, pErr);
   if (rc) return rc;
   quay__arena_init(&a);
   quay__build_init(&b, pDb, &a, pErr);
-  quay__plan_keys(&b, pQs, pk);
+  zA = quay__plan_keys(&b, pQs, pk);
+  if (zA && d->zForUpdate) {
+    quay__str_cat(&b.sql, d->zForUpdate);
+    quay__str_ident(&b.sql, zA);
+  }
   rc = quay__build_rc(&b);
   if (rc == QUAY_OK) rc = quay_keyset_new(&pKs, pErr);
+  if (rc == QUAY_OK) rc = quay__txn_begin(pDb, 1, pErr);
   if (rc == QUAY_OK) {
     int eHint = quay__field_hint(pk);
+    opened = 1;
     rc = quay__db_run(pDb, b.sql.z, b.params.a, b.params.n, &eHint, 1, 0, &c,
                       NULL, pErr);
   }
@@ -1213,7 +1235,16 @@ int quay_qs_delete(quay_qs *pQs, quay_db *pDb, unsigned mFlags,
   }
   if (rc == QUAY_OK) {
     rc = quay__cascade_delete(pDb, m, aKey, quay_keyset_count(pKs),
-                              mCascade, ppCounts, pErr);
+                              mCascade | CASCADE_IN_TXN, ppCounts, pErr);
+  }
+  if (opened && rc == QUAY_OK && (mFlags & QUAY_DELETE_DRY_RUN)) {
+    rc = quay_db_rollback(pDb, pErr);   /* a dry run leaves nothing */
+  } else if (opened) {
+    rc = quay__txn_end(pDb, rc, pErr);
+  }
+  if (rc) {
+    quay_counts_free(*ppCounts);
+    *ppCounts = NULL;
   }
   quay_keyset_free(pKs);
   quay__build_free(&b);

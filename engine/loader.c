@@ -1335,7 +1335,7 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
 ** LIMIT and OFFSET are the loader's own.  Any other set needs no order
 ** (quay__build_keys).  Failure is left in b (quay__build_rc).
 */
-void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
+const char *quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   QsView v;
   Expr e;
   quay_plan *p = NULL;
@@ -1343,14 +1343,11 @@ void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   int i, rc;
   if (quay__qs_view(pQs, &v, b->pArena, b->pErr)) {
     b->rc = b->pErr->code;
-    return;
+    return NULL;
   }
-  if (v.limit < 0 && v.offset < 0) {
-    quay__build_keys(b, pQs, pKey);
-    return;
-  }
+  if (v.limit < 0 && v.offset < 0) return quay__build_keys(b, pQs, pKey);
   rc = quay__build_rc(b);
-  if (rc) return;
+  if (rc) return NULL;
   /* The key as a bound column of the set's own row. */
   memset(&e, 0, sizeof(e));
   e.eOp = EX_COL;
@@ -1362,7 +1359,7 @@ void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   rc = plan_qs(pQs, &e, b->params.n, &p, b->pErr);
   if (rc) {
     b->rc = rc;
-    return;
+    return NULL;
   }
   s = &p->aStep[0];
   assert(s->nParam >= b->params.n);
@@ -1378,5 +1375,6 @@ void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
     quay__params_add(&b->params, &x);
   }
   quay_plan_free(p);
+  return NULL;
 }
 /* }================================================================== */

@@ -1476,14 +1476,18 @@ QUAY_INTERNAL int quay__chain_repeats(const Hop *aHop, int nHop);
 ** at once; returns the scope. */
 QUAY_INTERNAL Scope *quay__build_from(Build *b, QsView *v,
                                       const char *zAlias, int eAggs);
-/* SELECT of field pKey of a set with no limit or offset (no order). */
-QUAY_INTERNAL void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey);
+/* SELECT of field pKey of a set with no limit or offset (no order);
+** returns the alias of the set's own rows (NULL on failure). */
+QUAY_INTERNAL const char *quay__build_keys(Build *b, quay_qs *pQs,
+                                           Field *pKey);
 /*
 ** SELECT of field pKey of the rows of any query set, appended to b after
 ** its parameters: for a limited or offset set, the rows :all() reads
-** (loader.c); else quay__build_keys.
+** (loader.c; returns NULL); else quay__build_keys (returns its alias, so
+** that a caller may lock the set's own rows).
 */
-QUAY_INTERNAL void quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey);
+QUAY_INTERNAL const char *quay__plan_keys(Build *b, quay_qs *pQs,
+                                          Field *pKey);
 QUAY_INTERNAL char *quay__alias(Build *b);
 /* }================================================================== */
 

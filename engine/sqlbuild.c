@@ -2542,21 +2542,22 @@ void quay__scope_where(Build *b, Scope *s, int *pnTerm) {
 ** the loader's ORDER BY; quay__plan_keys does that and calls this for the
 ** other sets, so it is the entry point for update, delete and on_update.
 */
-void quay__build_keys(Build *b, quay_qs *pQs, Field *pKey) {
+const char *quay__build_keys(Build *b, quay_qs *pQs, Field *pKey) {
   QsView v;
   char *zA;
   Scope *sc;
   int nTerm = 0;
   if (quay__qs_view(pQs, &v, b->pArena, b->pErr)) {
     b->rc = b->pErr->code;
-    return;
+    return NULL;
   }
   assert(v.limit < 0 && v.offset < 0);
   zA = quay__alias(b);
-  if (zA == NULL) return;
+  if (zA == NULL) return NULL;
   cat(b, "SELECT ");
   col(b, zA, pKey->zCol);
   sc = quay__build_from(b, &v, zA, QUAY_AGGS_CORRELATED);
   quay__scope_where(b, sc, &nTerm);
+  return zA;
 }
 /* }================================================================== */

@@ -1532,6 +1532,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
   quay_model *m = pQs->pModel;
   quay_db *pDb = w->pDb;
   Build b;
+  const char *zA;
   Arena a;
   int i, rc, nSet = 0, opened = 0;
   int aRefd[64], nRefd = 0;
@@ -1589,7 +1590,11 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
       quay_value *aAll = NULL;
       int nAll = 0, i2;
       quay__build_init(&kb, pDb, &a, pErr);
-      quay__plan_keys(&kb, pQs, f);
+      zA = quay__plan_keys(&kb, pQs, f);
+      if (zA && pDb->pDialect->zForUpdate) {   /* as below */
+        quay__str_cat(&kb.sql, pDb->pDialect->zForUpdate);
+        quay__str_ident(&kb.sql, zA);
+      }
       rc = quay__build_values(&kb, quay__field_hint(f), &aAll, &nAll);
       quay__build_free(&kb);
       if (rc) goto done;
@@ -1611,7 +1616,15 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     }
     build_update_head(&b, m, w);
     quay__str_cat(&b.sql, " IN (");
-    quay__plan_keys(&b, pQs, m->apField[m->iPk]);
+    zA = quay__plan_keys(&b, pQs, m->apField[m->iPk]);
+    if (zA && pDb->pDialect->zForUpdate) {
+      /* PostgreSQL: lock the set's rows in the subquery, so that a row
+      ** another connection changed meanwhile is checked against the
+      ** filter again as committed (an IN over an unlocked subquery
+      ** would keep the key it read first). */
+      quay__str_cat(&b.sql, pDb->pDialect->zForUpdate);
+      quay__str_ident(&b.sql, zA);
+    }
     quay__str_cat(&b.sql, ")");
     rc = quay__build_exec(&b, pn);
     for (k = 0; rc == QUAY_OK && k < nRefd; k++) {

@@ -350,3 +350,43 @@ describe("The transfer of docs/transactions.md", function()
     if target ~= db then target:close() end
   end)
 end)
+
+describe("qs:delete and qs:update beside a concurrent change", function()
+  after_each(function() procs.cleanup() end)
+
+  -- The rows a set-based write changes are chosen inside its own
+  -- transaction (on PostgreSQL with FOR UPDATE of the set's rows), so a
+  -- row another connection changes meanwhile is judged on its committed
+  -- values: one that no longer matches the filter is left alone.
+  for _, mode in ipairs({ "delete", "update" }) do
+    it(mode .. " leaves a row whose committed change no longer matches the filter", function()
+      local url = procs.shared()
+      local db = helper.is_pg and helper.open() or quay.open(url, { busy_timeout = 20000 })
+      local Post = db:model("Post", { title = quay.string(), status = quay.string() })
+      db:create_tables()
+      local kept = Post:create { title = "kept", status = "old" }
+      Post:create { title = "gone", status = "old" }
+      Post:create { title = "other", status = "new" }
+      local child
+      db:transaction(function()
+        kept.status = "keep"
+        kept:save()
+        -- the writer starts while this change is not committed
+        child = procs.start("delete_race", url, mode)
+        os.execute("sleep 1")
+      end)
+      local out = procs.finish(child)
+      assert.equal(1, procs.fields(out).changed, out)
+      local left = {}
+      for _, r in ipairs(db:rows("SELECT title, status FROM posts ORDER BY status")) do
+        left[#left + 1] = r.title .. ":" .. r.status
+      end
+      if mode == "delete" then
+        assert.same({ "kept:keep", "other:new" }, left)
+      else
+        assert.same({ "kept:keep", "other:new", "touched:old" }, left)
+      end
+      db:close()
+    end)
+  end
+end)

@@ -59,6 +59,26 @@ function procs.spawn(name, n, url, ...)
   return res
 end
 
+-- One child running spec/children/<name>.lua with the URL and the extra
+-- arguments, started now and left running: procs.finish(child) waits for
+-- it and returns its output (an error if it failed).
+function procs.start(name, url, ...)
+  local env = ("LUA_PATH=%s LUA_CPATH=%s"):format(
+    q(os.getenv("LUA_PATH") or package.path), q(os.getenv("LUA_CPATH") or package.cpath))
+  local extra = {}
+  for i, a in ipairs({ ... }) do extra[i] = q(a) end
+  local cmd = ("%s lua5.4 %s %s %s 2>&1"):format(env, q(here .. "/children/" .. name .. ".lua"),
+    q(url), table.concat(extra, " "))
+  return assert(io.popen(cmd))
+end
+
+function procs.finish(child)
+  local out = child:read("a")
+  local ok = child:close()
+  assert(ok == true, "child process failed:\n" .. out)
+  return out
+end
+
 -- In a child: wait for the parent's start signal (see procs.spawn).
 function procs.ready()
   local go = os.getenv("QUAY_GO")

@@ -1,0 +1,16 @@
+-- spec/children/delete_race.lua URL MODE: deletes (MODE delete) or
+-- updates (MODE update: title = "touched") the posts whose status is
+-- "old" while the parent holds an uncommitted change of one of them
+-- (spec/concurrent_writes_spec.lua).  Prints "changed=N".
+local quay = require("quay")
+local url, mode = arg[1], arg[2]
+local db = quay.open(url, { busy_timeout = 20000 })
+local Post = db:model("Post", { title = quay.string(), status = quay.string() })
+local n
+if mode == "update" then
+  n = Post:filter { status = "old" }:update { title = "touched" }
+else
+  n = Post:filter { status = "old" }:delete().Post
+end
+db:close()
+print(("changed=%d"):format(n or -1))
