@@ -770,6 +770,15 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       lua_rawseti(L, -2, k + 1);
     }
     lua_setfield(L, -2, "unique_together");
+    lua_createtable(L, g.nIndex, 0);
+    for (k = 0; k < g.nIndex; k++) {
+      const char *const *az;
+      int nName;
+      quay_schema_model_index(pS, i, k, &az, &nName);
+      push_names(L, az, nName);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "indexes");
     lua_rawseti(L, -2, i + 1);                       /* [.., models] */
   }
 }

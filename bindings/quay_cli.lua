@@ -153,14 +153,16 @@ local function model_script(live, url, backend)
       end
       table.sort(entries, function(a, b) return a.seq < b.seq end)
       for _, e in ipairs(entries) do w("    " .. e.line .. ",") end
-      if #m.unique_together > 0 then
-        local sets = {}
-        for _, u in ipairs(m.unique_together) do
-          local names = {}
-          for _, n in ipairs(u) do names[#names + 1] = lit(n) end
-          sets[#sets + 1] = "{ " .. table.concat(names, ", ") .. " }"
+      for _, key in ipairs { "indexes", "unique_together" } do
+        if #m[key] > 0 then
+          local sets = {}
+          for _, u in ipairs(m[key]) do
+            local names = {}
+            for _, n in ipairs(u) do names[#names + 1] = lit(n) end
+            sets[#sets + 1] = "{ " .. table.concat(names, ", ") .. " }"
+          end
+          w("    " .. key .. " = { " .. table.concat(sets, ", ") .. " },")
         end
-        w("    unique_together = { " .. table.concat(sets, ", ") .. " },")
       end
       w("  })")
     end

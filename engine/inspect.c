@@ -603,6 +603,7 @@ struct GenModel {
   quay_field_spec *aField; int nField, nFieldAlloc;
   quay_rel_spec *aRel; int nRel, nRelAlloc;
   char ***aazUnique; int *anUnique; int nUnique, nUniqueAlloc;
+  char ***aazIndex; int *anIndex; int nIndex, nIndexAlloc;  /* composite */
   char **azTaken; int nTaken, nTakenAlloc;   /* names in use (any case) */
   char **azColName;         /* per column: its field or relation name */
   int *aiColRel;            /* per column: relation index, or -1 */
@@ -617,6 +618,8 @@ static void gen_free(quay_schema *pS) {
     quay__free(g->aRel);
     quay__free(g->aazUnique);
     quay__free(g->anUnique);
+    quay__free(g->aazIndex);
+    quay__free(g->anIndex);
     quay__free(g->azTaken);
   }
   quay__free(pS->aGen);
@@ -1116,7 +1119,30 @@ static const char *gen_reverse(quay_schema *pS, GenModel *g,
   return zName;
 }
 
-/* Pass 3: reverse names, to_field names, unique sets, many_to_many. */
+/* Append the name list az (n names) to a model's unique_together or
+** indexes (the lists *paaz / *pan, *pnSet used of *pnAlloc). */
+static void gen_add_set(quay_schema *pS, char ****paaz, int **pan, int *pnSet,
+                        int *pnAlloc, char **az, int n) {
+  int nAlloc = *pnAlloc;
+  if (schema_grow(pS, (void **)paaz, *pnSet, pnAlloc, sizeof(char **)) ==
+      NULL) {
+    return;
+  }
+  if (*pnAlloc != nAlloc || *pan == NULL) {
+    int *a = quay__realloc(*pan, sizeof(int) * (size_t)*pnAlloc);
+    if (a == NULL) {
+      pS->oom = 1;
+      return;
+    }
+    *pan = a;
+  }
+  (*paaz)[*pnSet] = az;
+  (*pan)[*pnSet] = n;
+  (*pnSet)++;
+}
+
+/* Pass 3: reverse names, to_field names, unique sets and composite
+** indexes, many_to_many. */
 static void gen_pass_relations(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
   int i, k;
@@ -1140,29 +1166,26 @@ static void gen_pass_relations(quay_schema *pS, GenModel *g) {
   for (i = 0; i < t->nIdx && !pS->oom; i++) {
     const SIdx *x = &t->aIdx[i];
     char **az;
-    if (!x->bUnique || x->bPartial || x->nCol < 2) continue;
+    if (x->bPartial || x->nCol < 2) continue;
     az = quay__arena_alloc(&pS->arena, sizeof(char *) * (size_t)x->nCol);
-    if (az == NULL ||
-        schema_grow(pS, (void **)&g->aazUnique, g->nUnique, &g->nUniqueAlloc,
-             sizeof(char **)) == NULL) {
+    if (az == NULL) {
       pS->oom = 1;
       return;
     }
     for (k = 0; k < x->nCol; k++) {
-      const SCol *c = quay__stable_find_col(t, x->azCol[k]);
+      const SCol *c = x->azCol[k] ? quay__stable_find_col(t, x->azCol[k])
+                                  : NULL;
       az[k] = c ? g->azColName[c - t->aCol] : NULL;
       if (az[k] == NULL) break;
     }
-    if (k < x->nCol) continue;
-    g->anUnique = quay__realloc(g->anUnique, sizeof(int) *
-                                                 (size_t)g->nUniqueAlloc);
-    if (g->anUnique == NULL) {
-      pS->oom = 1;
-      return;
+    if (k < x->nCol) continue;        /* an expression, or a skipped column */
+    if (x->bUnique) {
+      gen_add_set(pS, &g->aazUnique, &g->anUnique, &g->nUnique,
+                  &g->nUniqueAlloc, az, x->nCol);
+    } else {
+      gen_add_set(pS, &g->aazIndex, &g->anIndex, &g->nIndex,
+                  &g->nIndexAlloc, az, x->nCol);
     }
-    g->aazUnique[g->nUnique] = az;
-    g->anUnique[g->nUnique] = x->nCol;
-    g->nUnique++;
   }
 }
 
@@ -1270,6 +1293,7 @@ int quay_schema_model(const quay_schema *pS, int i, quay_model_gen *p) {
   p->nField = g->nField;
   p->nRelation = g->nRel;
   p->nUnique = g->nUnique;
+  p->nIndex = g->nIndex;
   p->isSkipped = g->isSkipped;
   p->zNote = g->zNote;
   return QUAY_OK;
@@ -1303,6 +1327,17 @@ int quay_schema_model_unique(const quay_schema *pS, int iModel, int i,
   }
   *paz = (const char *const *)pS->aGen[iModel].aazUnique[i];
   *pn = pS->aGen[iModel].anUnique[i];
+  return QUAY_OK;
+}
+
+int quay_schema_model_index(const quay_schema *pS, int iModel, int i,
+                            const char *const **paz, int *pn) {
+  if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
+      i >= pS->aGen[iModel].nIndex) {
+    return QUAY_EMISUSE;
+  }
+  *paz = (const char *const *)pS->aGen[iModel].aazIndex[i];
+  *pn = pS->aGen[iModel].anIndex[i];
   return QUAY_OK;
 }
 /* }================================================================== */
