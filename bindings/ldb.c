@@ -743,6 +743,7 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       set_str(L, "to_field", r.zToField);
       set_str(L, "related_name", r.zRelatedName);
       set_str(L, "through", r.zThrough);
+      set_str(L, "table", r.zTable);
       set_str(L, "source_key", r.zSourceKey);
       set_str(L, "target_key", r.zTargetKey);
       if (r.mFlags & QUAY_F_NULL) set_bool(L, "null", 1);

@@ -119,7 +119,7 @@ local function relation_line(r)
   if t.on_delete == "RESTRICT" then t.on_delete = nil end
   if t.on_update == "CASCADE" then t.on_update = nil end
   local o = opts(t, { "column", "to_field", "null", "index", "on_delete",
-                      "on_update", "related_name", "default", "through",
+                      "on_update", "related_name", "default", "through", "table",
                       "source_key", "target_key", "skip_reverse" })
   return ("%s = quay.%s(%s%s)"):format(key(r.name), r.kind, lit(r.target),
     o and (", " .. o) or "")

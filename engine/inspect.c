@@ -608,6 +608,7 @@ struct GenModel {
   char **azColName;         /* per column: its field or relation name */
   int *aiColRel;            /* per column: relation index, or -1 */
   int iThroughFk[2];        /* through model: its two FK indexes, else -1 */
+  int bPairJoin;            /* skipped: a join table keyed by its pair */
 };
 
 static void gen_free(quay_schema *pS) {
@@ -962,6 +963,42 @@ static void gen_detect_through(quay_schema *pS, GenModel *g) {
   }
 }
 
+/*
+** Is skipped model g a join table keyed by its pair: two columns, the
+** primary key, each a foreign key to a declared model?  A many_to_many
+** with table, source_key and target_key reads and writes it as it is, and
+** migrate leaves it alone (migrate.c diff_pair_key).  Sets g->iThroughFk
+** (the key's first column first) and g->bPairJoin.
+*/
+static void gen_detect_pair(quay_schema *pS, GenModel *g) {
+  const STable *t = g->pTab;
+  int a, b;
+  Str s;
+  if (!g->isSkipped || t->nCol != 2 || t->nFk != 2 ||
+      t->aCol[0].iPk == 0 || t->aCol[1].iPk == 0) {
+    return;
+  }
+  a = gen_col_fk(pS, t, t->aCol[0].zName);
+  b = gen_col_fk(pS, t, t->aCol[1].zName);
+  if (a < 0 || b < 0 || a == b) return;
+  if (t->aCol[0].iPk > t->aCol[1].iPk) {
+    int k = a;
+    a = b;
+    b = k;
+  }
+  g->iThroughFk[0] = a;
+  g->iThroughFk[1] = b;
+  g->bPairJoin = 1;
+  quay__str_init(&s);
+  quay__str_printf(&s, "table %s is a join table keyed by its pair: a "
+                   "many_to_many of %s names it (table = \"%s\")",
+                   t->zName,
+                   pS->aGen[gen_find(pS, t->aFk[a].zTable)].zName, t->zName);
+  g->zNote = s.oom ? g->zNote : quay__schema_str(pS, s.z);
+  if (s.oom) pS->oom = 1;
+  quay__str_free(&s);
+}
+
 /* Pass 2: fields and forward relations of model g. */
 static void gen_pass_columns(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
@@ -1207,6 +1244,43 @@ static void gen_m2m_rel(quay_rel_spec *r, GenModel *pFrom, GenModel *pTo,
   pFrom->nRel++;
 }
 
+/* The many_to_many of a join table keyed by its pair (gen_detect_pair), on
+** the model its first key column refers to, as an automatic one: table,
+** source_key and target_key name the table and its columns. */
+static void gen_pass_pair(quay_schema *pS, GenModel *g) {
+  const STable *t = g->pTab;
+  const SFk *a, *b;
+  GenModel *pA, *pB;
+  quay_rel_spec *r;
+  char zWant[80];
+  size_t n;
+  if (!g->bPairJoin) return;
+  a = &t->aFk[g->iThroughFk[0]];
+  b = &t->aFk[g->iThroughFk[1]];
+  pA = &pS->aGen[gen_find(pS, a->zTable)];
+  pB = &pS->aGen[gen_find(pS, b->zTable)];
+  r = schema_grow(pS, (void **)&pA->aRel, pA->nRel, &pA->nRelAlloc,
+                  sizeof(quay_rel_spec));
+  if (r == NULL) return;
+  n = strlen(pA->pTab->zName);
+  if (strncmp(t->zName, pA->pTab->zName, n) == 0 && t->zName[n] == '_' &&
+      t->zName[n + 1]) {
+    snprintf(zWant, sizeof(zWant), "%.70s", t->zName + n + 1);
+  } else {
+    snprintf(zWant, sizeof(zWant), "%.70s", pB->pTab->zName);
+  }
+  r->zName = gen_name(pS, pA, zWant, NULL);
+  r->eKind = QUAY_R_MANY_TO_MANY;
+  r->zTarget = pB->zName;
+  r->zTable = t->zName;
+  r->zSourceKey = a->azCol[0];
+  r->zTargetKey = b->azCol[0];
+  r->rSeq = 1e6 + pA->nRel;
+  pA->nRel++;
+  if (r->zName == NULL) return;
+  (void)gen_reverse(pS, pA, r, pB, 1);
+}
+
 static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
   const SFk *a, *b;
@@ -1268,6 +1342,7 @@ static int gen_models(quay_schema *pS) {
   gen_pass_models(pS);
   for (i = 0; i < pS->nGen && !pS->oom; i++) {
     gen_detect_through(pS, &pS->aGen[i]);
+    gen_detect_pair(pS, &pS->aGen[i]);
   }
   for (i = 0; i < pS->nGen && !pS->oom; i++) {
     gen_pass_columns(pS, &pS->aGen[i]);
@@ -1277,6 +1352,7 @@ static int gen_models(quay_schema *pS) {
   }
   for (i = 0; i < pS->nGen && !pS->oom; i++) {
     gen_pass_m2m(pS, &pS->aGen[i]);
+    gen_pass_pair(pS, &pS->aGen[i]);
   }
   return pS->oom ? QUAY_ENOMEM : QUAY_OK;
 }

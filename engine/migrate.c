@@ -257,6 +257,7 @@ typedef struct TabMap {
   int bRenamedCol;          /* a column of it is renamed */
   int iFirst;               /* first step of its changes (-1: none) */
   int bRefKeyChanged;       /* a column other tables refer to changed */
+  int bPairKey;             /* a join table keyed by its pair: left alone */
 } TabMap;
 
 typedef struct Diff {
@@ -482,6 +483,24 @@ static void decimal_guard(Str *q, const SCol *lc, const SCol *c) {
 ** renamed_from), and their columns (by name, else renamed_from).  Makes
 ** the rename steps.
 */
+/*
+** Non-0 when live table l is the automatic join table t keyed by its pair:
+** its only columns are t's two key columns, which are its primary key.
+** Such a table has no single-column primary key, so migrate leaves it
+** alone (reference.md "Schema evolution"): the many_to_many reads and
+** writes it as it is, and `quay inspect` declares it so.
+*/
+static int diff_pair_key(const STable *t, const STable *l) {
+  const SCol *a, *b;
+  if (t->pJoin == NULL || t->pJoin->pThrough || t->nCol != 3 ||
+      l->nCol != 2) {
+    return 0;
+  }
+  a = quay__stable_find_col(l, t->aCol[1].zName);
+  b = quay__stable_find_col(l, t->aCol[2].zName);
+  return a && b && a != b && a->iPk && b->iPk;
+}
+
 static void match_tables(Diff *x) {
   quay_schema *pL = x->pLive, *pD = x->pDecl;
   int i, k;
@@ -539,6 +558,7 @@ static void match_tables(Diff *x) {
     m->azFrom = diff_alloc(x, sizeof(char *) * (size_t)(t->nCol + 1));
     if (m->azFrom == NULL) return;
     if (l == NULL) continue;
+    m->bPairKey = diff_pair_key(t, l);
     x->abLiveUsed[l - pL->aTab] = 1;
     m->abLive = diff_alloc(x, (size_t)l->nCol + 1);
     m->abIdx = diff_alloc(x, (size_t)l->nIdx + 1);
@@ -1674,6 +1694,8 @@ static int diff_schemas(quay_db *pDb, quay_schema *pLive, quay_schema *pDecl,
     for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
       TabMap *m = &x.aMap[i];
       if (m->pLive == NULL) continue;
+      abExists[i] = 1;
+      if (m->bPairKey) continue;
       diff_columns(&x, m);
       diff_keys(&x, m);
       abExists[i] = 1;

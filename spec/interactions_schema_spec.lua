@@ -842,4 +842,102 @@ describe("schema evolution on databases full of data", function()
     assert.equal(1, M.Owner:filter { deleted_at__isnull = false }:count())
     db:close()
   end)
+
+  -- A join table keyed by its pair (PRIMARY KEY (a_id, b_id), no id), as
+  -- another tool or an older version of the application made it.
+  local function pair_keyed(url)
+    local db = quay.open(url)
+    local ID = helper.is_pg and "SERIAL PRIMARY KEY" or "INTEGER PRIMARY KEY"
+    for _, sql in ipairs {
+      "CREATE TABLE authors (id " .. ID .. ", name TEXT NOT NULL)",
+      "CREATE TABLE books (id " .. ID .. ", title TEXT NOT NULL)",
+      "CREATE TABLE author_books (book_id INTEGER NOT NULL REFERENCES books (id), "
+        .. "author_id INTEGER NOT NULL REFERENCES authors (id), PRIMARY KEY (author_id, book_id))",
+      "CREATE TABLE people (id " .. ID .. ", name TEXT NOT NULL)",
+      "CREATE TABLE follows (a INTEGER NOT NULL REFERENCES people (id), "
+        .. "b INTEGER NOT NULL REFERENCES people (id), PRIMARY KEY (a, b))",
+      "INSERT INTO authors (name) VALUES ('ann')",
+      "INSERT INTO authors (name) VALUES ('bob')",
+      "INSERT INTO books (title) VALUES ('t1')",
+      "INSERT INTO books (title) VALUES ('t2')",
+      "INSERT INTO author_books (author_id, book_id) VALUES (1, 1)",
+      "INSERT INTO author_books (author_id, book_id) VALUES (1, 2)",
+      "INSERT INTO author_books (author_id, book_id) VALUES (2, 2)",
+      "INSERT INTO people (name) VALUES ('p1')",
+      "INSERT INTO people (name) VALUES ('p2')",
+      "INSERT INTO follows (a, b) VALUES (1, 2)",
+    } do db:execute(sql) end
+    db:close()
+  end
+
+  it("leaves alone a join table keyed by its pair that a many_to_many names, which reads and writes it", function()
+    local url = helper.shared_url()
+    pair_keyed(url)
+    local db, M = version(url, function(db)
+      local M = {}
+      M.Author = db:model("Author", { name = quay.text(),
+        books = quay.many_to_many("Book", { table = "author_books", source_key = "author_id",
+                                            target_key = "book_id", related_name = "authors" }) })
+      M.Book = db:model("Book", { title = quay.text() })
+      M.Person = db:model("Person", { table = "people", name = quay.text(),
+        follows = quay.many_to_many("self", { table = "follows", source_key = "a", target_key = "b",
+                                              related_name = "followers" }) })
+      return M
+    end)
+    local steps = db:schema_diff()
+    assert.same({}, steps, ops(steps))
+    local before = snapshot(db)
+    assert.same({}, db:migrate())
+    assert.equal(before, snapshot(db))
+    local ann = M.Author:get { name = "ann" }
+    assert.equal(2, ann.books:count())
+    assert.equal(2, M.Book:get { title = "t2" }.authors:count())
+    local t3 = M.Book:create { title = "t3" }
+    ann.books:add(t3)
+    ann.books:remove(M.Book:get { title = "t1" })
+    assert.same({ "t2", "t3" }, ann.books:order_by("title"):pluck("title"))
+    helper.raises("integrity", db.execute, db,
+      "INSERT INTO author_books (author_id, book_id) VALUES (?, ?)", { ann.id, t3.id })
+    ann:delete()
+    assert.equal(1, db:rows("SELECT COUNT(*) AS n FROM author_books")[1].n)
+    local p1, p2 = M.Person:get { name = "p1" }, M.Person:get { name = "p2" }
+    assert.equal(p1, p2.followers:first())
+    p2.follows:add(p1)
+    assert.equal(1, p1.followers:count())
+    db:close()
+  end)
+
+  it("quay inspect declares a join table keyed by its pair as the many_to_many of the model it starts from", function()
+    local url = helper.shared_url()
+    pair_keyed(url)
+    local status, script, err = helper.quay_cmd("inspect", url)
+    assert.equal(0, status, err)
+    local declare = assert(load(script, "=inspected", "t"))()
+    local db, M = version(url, declare)
+    local steps = db:schema_diff()
+    assert.same({}, steps, ops(steps) .. "\n" .. script)
+    assert.is_nil(M.AuthorBook)
+    assert.is_nil(M.Follow)
+    local d = db:describe()
+    local function m2m(model, target)
+      for _, r in ipairs(d[model].relations) do
+        if r.kind == "many_to_many" and r.target == target then return r end
+      end
+    end
+    local ab, pp = m2m("Author", "Book"), m2m("People", "People")
+    assert.is_truthy(ab, script)
+    assert.is_truthy(pp, script)
+    assert.equal("author_books", ab.through)
+    assert.equal("follows", pp.through)
+    -- the relations work both ways on the rows that were there
+    local ann = M.Author:get { name = "ann" }
+    assert.equal(2, ann[ab.name]:count())
+    assert.equal(2, M.Author:filter { [ab.name .. "__title"] = "t2" }:count())
+    local p1, p2 = M.People:get { name = "p1" }, M.People:get { name = "p2" }
+    assert.equal(p2, p1[pp.name]:first())
+    p2[pp.name]:add(p1)
+    assert.equal(2, db:rows("SELECT COUNT(*) AS n FROM follows")[1].n)
+    assert.same({}, db:migrate())
+    db:close()
+  end)
 end)
