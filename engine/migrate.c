@@ -772,10 +772,25 @@ static void diff_alter_head(Diff *x, const char *zTable) {
 }
 
 /* The column steps of a matched table; sets m->bRebuild when needed. */
+/* Drop live table l's primary key constraint in step s, the first step of
+** its table that touches the key (a new key column, a kept one that stops
+** or starts being the key, a dropped key column): PostgreSQL refuses a
+** second primary key, and a constraint is dropped once.  The table is
+** named zTable by then (a rename runs first). */
+static void diff_drop_pk(Diff *x, const STable *l, const char *zTable,
+                         Step *s, int *pbDone) {
+  if (*pbDone || l->zPkName == NULL) return;
+  *pbDone = 1;
+  diff_alter_head(x, zTable);
+  quay__str_cat(&x->q, "DROP CONSTRAINT ");
+  quay__str_ident(&x->q, l->zPkName);
+  step_str(x->pMig, s, &x->q);
+}
+
 static void diff_columns(Diff *x, TabMap *m) {
   const Dialect *d = x->d;
   STable *t = m->pDecl, *l = m->pLive;
-  int k, i;
+  int k, i, bPkDropped = 0;
   for (k = 0; k < t->nCol && !x->pMig->oom; k++) {
     SCol *c = &t->aCol[k];
     SCol *lc = m->azFrom[k] ? quay__stable_find_col(l, m->azFrom[k]) : NULL;
@@ -807,6 +822,7 @@ static void diff_columns(Diff *x, TabMap *m) {
         m->bRebuild = 1;
         continue;
       }
+      if (c->iPk) diff_drop_pk(x, l, t->zName, s, &bPkDropped);
       diff_alter_head(x, t->zName);
       quay__str_cat(&x->q, "ADD COLUMN ");
       quay__ddl_column(d, c, c->iPk != 0, &x->q);
@@ -937,12 +953,7 @@ static void diff_columns(Diff *x, TabMap *m) {
         m->bRebuild = 1;
         continue;
       }
-      if (bPk && lc->iPk && l->zPkName) {
-        diff_alter_head(x, t->zName);
-        quay__str_cat(&x->q, "DROP CONSTRAINT ");
-        quay__str_ident(&x->q, l->zPkName);
-        step_str(x->pMig, s, &x->q);
-      }
+      if (bPk) diff_drop_pk(x, l, t->zName, s, &bPkDropped);
       if (bAuto && lc->bAuto) {
         diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
@@ -1047,6 +1058,7 @@ static void diff_columns(Diff *x, TabMap *m) {
       m->bRebuild = 1;
       continue;
     }
+    if (lc->iPk) diff_drop_pk(x, l, t->zName, s, &bPkDropped);
     diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "DROP COLUMN ");
     quay__str_ident(&x->q, lc->zName);

@@ -940,4 +940,51 @@ describe("schema evolution on databases full of data", function()
     assert.same({}, db:migrate())
     db:close()
   end)
+
+  it("moves a table from a two-column key to the implicit id with allow_drop, keeping its rows", function()
+    local url = helper.shared_url()
+    local db0 = quay.open(url)
+    db0:execute("CREATE TABLE pairs (a INTEGER NOT NULL, b INTEGER NOT NULL, n INTEGER, PRIMARY KEY (a, b))")
+    for i = 1, 50 do db0:execute("INSERT INTO pairs VALUES (?, ?, ?)", { i, i * 2, i * 3 }) end
+    db0:close()
+    local db, M = version(url, function(db)
+      return { Pair = db:model("Pair", { a = quay.integer(), b = quay.integer(),
+                                         n = quay.integer { null = true },
+                                         unique_together = { { "a", "b" } } }) }
+    end)
+    local before = snapshot(db)
+    helper.mentions(helper.raises("migration", db.migrate, db), "pairs.a", "allow_drop")
+    assert.equal(before, snapshot(db))
+    db:migrate { allow_drop = true }
+    assert.same({}, db:schema_diff())
+    assert.equal(50, M.Pair:count())
+    assert.equal(60, M.Pair:get { a = 20 }.n)
+    assert.equal("integer", math.type(M.Pair:get { a = 20 }.id))
+    assert.equal(51, M.Pair:create { a = 51, b = 0 }.id)
+    helper.raises("integrity", M.Pair.create, M.Pair, { a = 51, b = 0 })
+    db:close()
+  end)
+
+  it("moves a table from a natural key to the implicit id with allow_drop, keeping its rows and the key unique", function()
+    local url = helper.shared_url()
+    local db1, M1 = version(url, function(db)
+      return { Code = db:model("Code", { code = quay.string { max = 8, primary_key = true },
+                                         label = quay.text() }) }
+    end)
+    db1:create_tables()
+    for i = 1, 30 do M1.Code:create { code = "K" .. i, label = "l" .. i } end
+    db1:close()
+    local db, M = version(url, function(db)
+      return { Code = db:model("Code", { code = quay.string { max = 8, unique = true },
+                                         label = quay.text() }) }
+    end)
+    helper.raises("migration", db.migrate, db)
+    db:migrate { allow_drop = true }
+    assert.same({}, db:schema_diff())
+    assert.equal(30, M.Code:count())
+    assert.equal("l7", M.Code:get { code = "K7" }.label)
+    assert.equal(31, M.Code:create { code = "K31", label = "x" }.id)
+    helper.raises("integrity", M.Code.create, M.Code, { code = "K31", label = "y" })
+    db:close()
+  end)
 end)
