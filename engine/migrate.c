@@ -258,6 +258,7 @@ typedef struct TabMap {
   int iFirst;               /* first step of its changes (-1: none) */
   int bRefKeyChanged;       /* a column other tables refer to changed */
   int bPairKey;             /* a join table keyed by its pair: left alone */
+  int bPkDrop;              /* ALTER: its primary key constraint is dropped */
 } TabMap;
 
 typedef struct Diff {
@@ -656,6 +657,38 @@ static int diff_same_fk(Diff *x, const TabMap *m, const SFk *f, const SFk *g) {
     }
   }
   return 1;
+}
+
+/* Is the primary key constraint of m's live table dropped (ALTER TABLE
+** dialects): a column becomes or stops being the key, or a key column
+** goes?  Foreign keys that refer to it are then dropped and made again
+** around it (PostgreSQL refuses to drop a key they depend on). */
+static int diff_pk_dropped(const Diff *x, const TabMap *m) {
+  const STable *t = m->pDecl, *l = m->pLive;
+  int k;
+  if (!x->d->bAlterColumn || l == NULL || l->zPkName == NULL ||
+      m->bPairKey) {
+    return 0;
+  }
+  for (k = 0; k < t->nCol; k++) {
+    const SCol *c = &t->aCol[k];
+    const SCol *lc = m->azFrom[k] ? quay__stable_find_col(l, m->azFrom[k])
+                                  : NULL;
+    if (lc == NULL ? c->iPk != 0 : !lc->iPk != !c->iPk) return 1;
+  }
+  for (k = 0; k < l->nCol; k++) {
+    if (l->aCol[k].iPk && !m->abLive[k]) return 1;
+  }
+  return 0;
+}
+
+/* Does live foreign key f refer to a primary key that is dropped? */
+static int diff_fk_on_dropped_pk(Diff *x, const SFk *f) {
+  TabMap *pT = diff_map_of_live(x, f->zTable);
+  const SCol *c;
+  if (pT == NULL || !pT->bPkDrop || f->nCol != 1) return 0;
+  c = quay__stable_find_col(pT->pLive, f->azTo[0]);
+  return c != NULL && c->iPk != 0;
 }
 
 /* Does live index l (columns mapped to declared names) equal d? */
@@ -1164,7 +1197,8 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nFk && !found; i++) {
-      if (!m->abFk[i] && diff_same_fk(x, m, &l->aFk[i], df)) {
+      if (!m->abFk[i] && diff_same_fk(x, m, &l->aFk[i], df) &&
+          !diff_fk_on_dropped_pk(x, &l->aFk[i])) {
         m->abFk[i] = 1;
         found = 1;
       }
@@ -1703,6 +1737,9 @@ static int diff_schemas(quay_db *pDb, quay_schema *pLive, quay_schema *pDecl,
   abExists = diff_alloc(&x, (size_t)pDecl->nTab + 1);
   if (x.aMap && x.abLiveUsed && abExists) {
     match_tables(&x);
+    for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
+      x.aMap[i].bPkDrop = diff_pk_dropped(&x, &x.aMap[i]);
+    }
     for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
       TabMap *m = &x.aMap[i];
       if (m->pLive == NULL) continue;

@@ -965,26 +965,40 @@ describe("schema evolution on databases full of data", function()
     db:close()
   end)
 
-  it("moves a table from a natural key to the implicit id with allow_drop, keeping its rows and the key unique", function()
+  it("moves a table from a natural key to the implicit id with allow_drop, keeping its rows and the rows referring to it", function()
     local url = helper.shared_url()
     local db1, M1 = version(url, function(db)
       return { Code = db:model("Code", { code = quay.string { max = 8, primary_key = true },
-                                         label = quay.text() }) }
+                                         label = quay.text() }),
+               Use = db:model("Use", { code = quay.belongs_to("Code", { on_delete = quay.CASCADE,
+                                                                        related_name = "uses" }) }) }
     end)
     db1:create_tables()
-    for i = 1, 30 do M1.Code:create { code = "K" .. i, label = "l" .. i } end
+    for i = 1, 30 do
+      local c = M1.Code:create { code = "K" .. i, label = "l" .. i }
+      M1.Use:create { code = c }
+    end
     db1:close()
     local db, M = version(url, function(db)
       return { Code = db:model("Code", { code = quay.string { max = 8, unique = true },
-                                         label = quay.text() }) }
+                                         label = quay.text() }),
+               Use = db:model("Use", { code = quay.belongs_to("Code", { on_delete = quay.CASCADE,
+                                                                        related_name = "uses",
+                                                                        to_field = "code" }) }) }
     end)
     helper.raises("migration", db.migrate, db)
     db:migrate { allow_drop = true }
     assert.same({}, db:schema_diff())
     assert.equal(30, M.Code:count())
     assert.equal("l7", M.Code:get { code = "K7" }.label)
+    assert.equal("l7", M.Use:filter { code__code = "K7" }:first().code.label)
+    assert.equal(1, M.Code:get { code = "K9" }.uses:count())
+    assert.same({ "code_id>codes(code)" }, catalog_fks(db, "uses"))
+    helper.raises("integrity", db.execute, db, "INSERT INTO uses (code_id) VALUES ('nope')")
     assert.equal(31, M.Code:create { code = "K31", label = "x" }.id)
     helper.raises("integrity", M.Code.create, M.Code, { code = "K31", label = "y" })
+    M.Code:get { code = "K3" }:delete()
+    assert.equal(29, M.Use:count())
     db:close()
   end)
 end)
