@@ -844,11 +844,28 @@ static void diff_columns(Diff *x, TabMap *m) {
         quay__str_printf(&x->w, "cannot add column %s.%s", t->zName,
                          c->zName);
         diff_col_label(&x->w, t, c);
-        quay__str_printf(&x->w, ": it is NOT NULL without a default and "
-                         "table %s has rows; give the field a default, "
-                         "declare it with null = true, or add it nullable, "
-                         "fill it (a data migration) and make it NOT NULL "
-                         "in a later migration", l->zName);
+        if (c->pField &&
+            (c->pField->mFlags & (QUAY_F_DEFAULT | QUAY_F_DYN_DEFAULT))) {
+          /* A default the DDL cannot write (a function, a JSON
+          ** document): the rows there would get no value. */
+          quay__str_printf(&x->w, ": it is NOT NULL and its default (%s) "
+                           "is not one the database can hold, so the rows "
+                           "table %s has would get no value; declare it "
+                           "with null = true, or add it nullable, fill it "
+                           "(a data migration) and make it NOT NULL in a "
+                           "later migration",
+                           (c->pField->mFlags & QUAY_F_DYN_DEFAULT)
+                               ? "a function"
+                               : c->eType == QUAY_T_JSON ? "a JSON document"
+                                                         : "bytes",
+                           l->zName);
+        } else {
+          quay__str_printf(&x->w, ": it is NOT NULL without a default and "
+                           "table %s has rows; give the field a default, "
+                           "declare it with null = true, or add it "
+                           "nullable, fill it (a data migration) and make "
+                           "it NOT NULL in a later migration", l->zName);
+        }
         s->zGuardMsg = diff_take_what(x);
       }
       if (!d->bAlterColumn && !alter_can_add(c, f)) {

@@ -1001,4 +1001,33 @@ describe("schema evolution on databases full of data", function()
     assert.equal(29, M.Use:count())
     db:close()
   end)
+
+  it("refuses a NOT NULL column whose default the database cannot hold on a table with rows, saying why", function()
+    local url = helper.shared_url()
+    local db1, M1 = version(url, function(db)
+      return { T = db:model("T", { n = quay.integer() }) }
+    end)
+    db1:create_tables()
+    for i = 1, 10 do M1.T:create { n = i } end
+    db1:close()
+    for _, case in ipairs {
+      { field = quay.json { default = { a = 1 } }, says = "JSON document" },
+      { field = quay.string { default = function() return "x" end }, says = "a function" },
+    } do
+      local db = version(url, function(db) db:model("T", { n = quay.integer(), extra = case.field }) end)
+      local before = snapshot(db)
+      local err = helper.raises("migration", db.migrate, db)
+      helper.mentions(err, "ts.extra", case.says, "null = true")
+      assert.equal(before, snapshot(db))
+      db:close()
+    end
+    -- nullable, it is added, and new records get the default
+    local db, M = version(url, function(db)
+      return { T = db:model("T", { n = quay.integer(), extra = quay.json { null = true, default = { a = 1 } } }) }
+    end)
+    db:migrate()
+    assert.equal(10, M.T:filter { extra__isnull = true }:count())
+    assert.equal(1, M.T:create { n = 11 }.extra.a)
+    db:close()
+  end)
 end)
