@@ -1030,4 +1030,29 @@ describe("schema evolution on databases full of data", function()
     assert.equal(1, M.T:create { n = 11 }.extra.a)
     db:close()
   end)
+
+  it("a dry run inside db:transaction returns the plan of a rebuild and changes nothing, on both backends", function()
+    local url = helper.shared_url()
+    local db1, M1 = version(url, function(db) return { A = db:model("A", { x = quay.integer() }) } end)
+    db1:create_tables()
+    for i = 1, 20 do M1.A:create { x = i } end
+    db1:close()
+    local db = version(url, function(db) db:model("A", { x = quay.number(), y = quay.text { default = "" } }) end)
+    local before = snapshot(db)
+    local plan = db:schema_diff()
+    local n = db:transaction(function() return #db:migrate { dry_run = true } end)
+    assert.equal(#plan, n)
+    assert.equal(before, snapshot(db))
+    if helper.is_pg then
+      db:transaction(function() db:migrate() end)
+      assert.same({}, db:schema_diff())
+    else
+      helper.mentions(helper.raises("migration", db.transaction, db, function() db:migrate() end),
+        "db:transaction")
+      assert.equal(before, snapshot(db))
+      db:migrate()
+      assert.same({}, db:schema_diff())
+    end
+    db:close()
+  end)
 end)
