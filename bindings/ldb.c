@@ -743,6 +743,7 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       set_str(L, "to_field", r.zToField);
       set_str(L, "related_name", r.zRelatedName);
       set_str(L, "through", r.zThrough);
+      set_str(L, "table", r.zTable);
       set_str(L, "source_key", r.zSourceKey);
       set_str(L, "target_key", r.zTargetKey);
       if (r.mFlags & QUAY_F_NULL) set_bool(L, "null", 1);
@@ -770,6 +771,15 @@ static void push_models(lua_State *L, const quay_schema *pS) {
       lua_rawseti(L, -2, k + 1);
     }
     lua_setfield(L, -2, "unique_together");
+    lua_createtable(L, g.nIndex, 0);
+    for (k = 0; k < g.nIndex; k++) {
+      const char *const *az;
+      int nName;
+      quay_schema_model_index(pS, i, k, &az, &nName);
+      push_names(L, az, nName);
+      lua_rawseti(L, -2, k + 1);
+    }
+    lua_setfield(L, -2, "indexes");
     lua_rawseti(L, -2, i + 1);                       /* [.., models] */
   }
 }

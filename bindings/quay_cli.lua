@@ -119,7 +119,7 @@ local function relation_line(r)
   if t.on_delete == "RESTRICT" then t.on_delete = nil end
   if t.on_update == "CASCADE" then t.on_update = nil end
   local o = opts(t, { "column", "to_field", "null", "index", "on_delete",
-                      "on_update", "related_name", "default", "through",
+                      "on_update", "related_name", "default", "through", "table",
                       "source_key", "target_key", "skip_reverse" })
   return ("%s = quay.%s(%s%s)"):format(key(r.name), r.kind, lit(r.target),
     o and (", " .. o) or "")
@@ -153,14 +153,16 @@ local function model_script(live, url, backend)
       end
       table.sort(entries, function(a, b) return a.seq < b.seq end)
       for _, e in ipairs(entries) do w("    " .. e.line .. ",") end
-      if #m.unique_together > 0 then
-        local sets = {}
-        for _, u in ipairs(m.unique_together) do
-          local names = {}
-          for _, n in ipairs(u) do names[#names + 1] = lit(n) end
-          sets[#sets + 1] = "{ " .. table.concat(names, ", ") .. " }"
+      for _, key in ipairs { "indexes", "unique_together" } do
+        if #m[key] > 0 then
+          local sets = {}
+          for _, u in ipairs(m[key]) do
+            local names = {}
+            for _, n in ipairs(u) do names[#names + 1] = lit(n) end
+            sets[#sets + 1] = "{ " .. table.concat(names, ", ") .. " }"
+          end
+          w("    " .. key .. " = { " .. table.concat(sets, ", ") .. " },")
         end
-        w("    unique_together = { " .. table.concat(sets, ", ") .. " },")
       end
       w("  })")
     end

@@ -603,10 +603,12 @@ struct GenModel {
   quay_field_spec *aField; int nField, nFieldAlloc;
   quay_rel_spec *aRel; int nRel, nRelAlloc;
   char ***aazUnique; int *anUnique; int nUnique, nUniqueAlloc;
+  char ***aazIndex; int *anIndex; int nIndex, nIndexAlloc;  /* composite */
   char **azTaken; int nTaken, nTakenAlloc;   /* names in use (any case) */
   char **azColName;         /* per column: its field or relation name */
   int *aiColRel;            /* per column: relation index, or -1 */
   int iThroughFk[2];        /* through model: its two FK indexes, else -1 */
+  int bPairJoin;            /* skipped: a join table keyed by its pair */
 };
 
 static void gen_free(quay_schema *pS) {
@@ -617,6 +619,8 @@ static void gen_free(quay_schema *pS) {
     quay__free(g->aRel);
     quay__free(g->aazUnique);
     quay__free(g->anUnique);
+    quay__free(g->aazIndex);
+    quay__free(g->anIndex);
     quay__free(g->azTaken);
   }
   quay__free(pS->aGen);
@@ -959,6 +963,42 @@ static void gen_detect_through(quay_schema *pS, GenModel *g) {
   }
 }
 
+/*
+** Is skipped model g a join table keyed by its pair: two columns, the
+** primary key, each a foreign key to a declared model?  A many_to_many
+** with table, source_key and target_key reads and writes it as it is, and
+** migrate leaves it alone (migrate.c diff_pair_key).  Sets g->iThroughFk
+** (the key's first column first) and g->bPairJoin.
+*/
+static void gen_detect_pair(quay_schema *pS, GenModel *g) {
+  const STable *t = g->pTab;
+  int a, b;
+  Str s;
+  if (!g->isSkipped || t->nCol != 2 || t->nFk != 2 ||
+      t->aCol[0].iPk == 0 || t->aCol[1].iPk == 0) {
+    return;
+  }
+  a = gen_col_fk(pS, t, t->aCol[0].zName);
+  b = gen_col_fk(pS, t, t->aCol[1].zName);
+  if (a < 0 || b < 0 || a == b) return;
+  if (t->aCol[0].iPk > t->aCol[1].iPk) {
+    int k = a;
+    a = b;
+    b = k;
+  }
+  g->iThroughFk[0] = a;
+  g->iThroughFk[1] = b;
+  g->bPairJoin = 1;
+  quay__str_init(&s);
+  quay__str_printf(&s, "table %s is a join table keyed by its pair: a "
+                   "many_to_many of %s names it (table = \"%s\")",
+                   t->zName,
+                   pS->aGen[gen_find(pS, t->aFk[a].zTable)].zName, t->zName);
+  g->zNote = s.oom ? g->zNote : quay__schema_str(pS, s.z);
+  if (s.oom) pS->oom = 1;
+  quay__str_free(&s);
+}
+
 /* Pass 2: fields and forward relations of model g. */
 static void gen_pass_columns(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
@@ -1116,7 +1156,30 @@ static const char *gen_reverse(quay_schema *pS, GenModel *g,
   return zName;
 }
 
-/* Pass 3: reverse names, to_field names, unique sets, many_to_many. */
+/* Append the name list az (n names) to a model's unique_together or
+** indexes (the lists *paaz / *pan, *pnSet used of *pnAlloc). */
+static void gen_add_set(quay_schema *pS, char ****paaz, int **pan, int *pnSet,
+                        int *pnAlloc, char **az, int n) {
+  int nAlloc = *pnAlloc;
+  if (schema_grow(pS, (void **)paaz, *pnSet, pnAlloc, sizeof(char **)) ==
+      NULL) {
+    return;
+  }
+  if (*pnAlloc != nAlloc || *pan == NULL) {
+    int *a = quay__realloc(*pan, sizeof(int) * (size_t)*pnAlloc);
+    if (a == NULL) {
+      pS->oom = 1;
+      return;
+    }
+    *pan = a;
+  }
+  (*paaz)[*pnSet] = az;
+  (*pan)[*pnSet] = n;
+  (*pnSet)++;
+}
+
+/* Pass 3: reverse names, to_field names, unique sets and composite
+** indexes, many_to_many. */
 static void gen_pass_relations(quay_schema *pS, GenModel *g) {
   const STable *t = g->pTab;
   int i, k;
@@ -1140,29 +1203,26 @@ static void gen_pass_relations(quay_schema *pS, GenModel *g) {
   for (i = 0; i < t->nIdx && !pS->oom; i++) {
     const SIdx *x = &t->aIdx[i];
     char **az;
-    if (!x->bUnique || x->bPartial || x->nCol < 2) continue;
+    if (x->bPartial || x->nCol < 2) continue;
     az = quay__arena_alloc(&pS->arena, sizeof(char *) * (size_t)x->nCol);
-    if (az == NULL ||
-        schema_grow(pS, (void **)&g->aazUnique, g->nUnique, &g->nUniqueAlloc,
-             sizeof(char **)) == NULL) {
+    if (az == NULL) {
       pS->oom = 1;
       return;
     }
     for (k = 0; k < x->nCol; k++) {
-      const SCol *c = quay__stable_find_col(t, x->azCol[k]);
+      const SCol *c = x->azCol[k] ? quay__stable_find_col(t, x->azCol[k])
+                                  : NULL;
       az[k] = c ? g->azColName[c - t->aCol] : NULL;
       if (az[k] == NULL) break;
     }
-    if (k < x->nCol) continue;
-    g->anUnique = quay__realloc(g->anUnique, sizeof(int) *
-                                                 (size_t)g->nUniqueAlloc);
-    if (g->anUnique == NULL) {
-      pS->oom = 1;
-      return;
+    if (k < x->nCol) continue;        /* an expression, or a skipped column */
+    if (x->bUnique) {
+      gen_add_set(pS, &g->aazUnique, &g->anUnique, &g->nUnique,
+                  &g->nUniqueAlloc, az, x->nCol);
+    } else {
+      gen_add_set(pS, &g->aazIndex, &g->anIndex, &g->nIndex,
+                  &g->nIndexAlloc, az, x->nCol);
     }
-    g->aazUnique[g->nUnique] = az;
-    g->anUnique[g->nUnique] = x->nCol;
-    g->nUnique++;
   }
 }
 
@@ -1182,6 +1242,43 @@ static void gen_m2m_rel(quay_rel_spec *r, GenModel *pFrom, GenModel *pTo,
   r->mFlags |= QUAY_F_SKIP_REVERSE;
   r->rSeq = 1e6 + pFrom->nRel;
   pFrom->nRel++;
+}
+
+/* The many_to_many of a join table keyed by its pair (gen_detect_pair), on
+** the model its first key column refers to, as an automatic one: table,
+** source_key and target_key name the table and its columns. */
+static void gen_pass_pair(quay_schema *pS, GenModel *g) {
+  const STable *t = g->pTab;
+  const SFk *a, *b;
+  GenModel *pA, *pB;
+  quay_rel_spec *r;
+  char zWant[80];
+  size_t n;
+  if (!g->bPairJoin) return;
+  a = &t->aFk[g->iThroughFk[0]];
+  b = &t->aFk[g->iThroughFk[1]];
+  pA = &pS->aGen[gen_find(pS, a->zTable)];
+  pB = &pS->aGen[gen_find(pS, b->zTable)];
+  r = schema_grow(pS, (void **)&pA->aRel, pA->nRel, &pA->nRelAlloc,
+                  sizeof(quay_rel_spec));
+  if (r == NULL) return;
+  n = strlen(pA->pTab->zName);
+  if (strncmp(t->zName, pA->pTab->zName, n) == 0 && t->zName[n] == '_' &&
+      t->zName[n + 1]) {
+    snprintf(zWant, sizeof(zWant), "%.70s", t->zName + n + 1);
+  } else {
+    snprintf(zWant, sizeof(zWant), "%.70s", pB->pTab->zName);
+  }
+  r->zName = gen_name(pS, pA, zWant, NULL);
+  r->eKind = QUAY_R_MANY_TO_MANY;
+  r->zTarget = pB->zName;
+  r->zTable = t->zName;
+  r->zSourceKey = a->azCol[0];
+  r->zTargetKey = b->azCol[0];
+  r->rSeq = 1e6 + pA->nRel;
+  pA->nRel++;
+  if (r->zName == NULL) return;
+  (void)gen_reverse(pS, pA, r, pB, 1);
 }
 
 static void gen_pass_m2m(quay_schema *pS, GenModel *g) {
@@ -1245,6 +1342,7 @@ static int gen_models(quay_schema *pS) {
   gen_pass_models(pS);
   for (i = 0; i < pS->nGen && !pS->oom; i++) {
     gen_detect_through(pS, &pS->aGen[i]);
+    gen_detect_pair(pS, &pS->aGen[i]);
   }
   for (i = 0; i < pS->nGen && !pS->oom; i++) {
     gen_pass_columns(pS, &pS->aGen[i]);
@@ -1254,6 +1352,7 @@ static int gen_models(quay_schema *pS) {
   }
   for (i = 0; i < pS->nGen && !pS->oom; i++) {
     gen_pass_m2m(pS, &pS->aGen[i]);
+    gen_pass_pair(pS, &pS->aGen[i]);
   }
   return pS->oom ? QUAY_ENOMEM : QUAY_OK;
 }
@@ -1270,6 +1369,7 @@ int quay_schema_model(const quay_schema *pS, int i, quay_model_gen *p) {
   p->nField = g->nField;
   p->nRelation = g->nRel;
   p->nUnique = g->nUnique;
+  p->nIndex = g->nIndex;
   p->isSkipped = g->isSkipped;
   p->zNote = g->zNote;
   return QUAY_OK;
@@ -1303,6 +1403,17 @@ int quay_schema_model_unique(const quay_schema *pS, int iModel, int i,
   }
   *paz = (const char *const *)pS->aGen[iModel].aazUnique[i];
   *pn = pS->aGen[iModel].anUnique[i];
+  return QUAY_OK;
+}
+
+int quay_schema_model_index(const quay_schema *pS, int iModel, int i,
+                            const char *const **paz, int *pn) {
+  if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
+      i >= pS->aGen[iModel].nIndex) {
+    return QUAY_EMISUSE;
+  }
+  *paz = (const char *const *)pS->aGen[iModel].aazIndex[i];
+  *pn = pS->aGen[iModel].anIndex[i];
   return QUAY_OK;
 }
 /* }================================================================== */

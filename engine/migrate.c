@@ -257,6 +257,8 @@ typedef struct TabMap {
   int bRenamedCol;          /* a column of it is renamed */
   int iFirst;               /* first step of its changes (-1: none) */
   int bRefKeyChanged;       /* a column other tables refer to changed */
+  int bPairKey;             /* a join table keyed by its pair: left alone */
+  int bPkDrop;              /* ALTER: its primary key constraint is dropped */
 } TabMap;
 
 typedef struct Diff {
@@ -482,6 +484,24 @@ static void decimal_guard(Str *q, const SCol *lc, const SCol *c) {
 ** renamed_from), and their columns (by name, else renamed_from).  Makes
 ** the rename steps.
 */
+/*
+** Non-0 when live table l is the automatic join table t keyed by its pair:
+** its only columns are t's two key columns, which are its primary key.
+** Such a table has no single-column primary key, so migrate leaves it
+** alone (reference.md "Schema evolution"): the many_to_many reads and
+** writes it as it is, and `quay inspect` declares it so.
+*/
+static int diff_pair_key(const STable *t, const STable *l) {
+  const SCol *a, *b;
+  if (t->pJoin == NULL || t->pJoin->pThrough || t->nCol != 3 ||
+      l->nCol != 2) {
+    return 0;
+  }
+  a = quay__stable_find_col(l, t->aCol[1].zName);
+  b = quay__stable_find_col(l, t->aCol[2].zName);
+  return a && b && a != b && a->iPk && b->iPk;
+}
+
 static void match_tables(Diff *x) {
   quay_schema *pL = x->pLive, *pD = x->pDecl;
   int i, k;
@@ -539,6 +559,7 @@ static void match_tables(Diff *x) {
     m->azFrom = diff_alloc(x, sizeof(char *) * (size_t)(t->nCol + 1));
     if (m->azFrom == NULL) return;
     if (l == NULL) continue;
+    m->bPairKey = diff_pair_key(t, l);
     x->abLiveUsed[l - pL->aTab] = 1;
     m->abLive = diff_alloc(x, (size_t)l->nCol + 1);
     m->abIdx = diff_alloc(x, (size_t)l->nIdx + 1);
@@ -636,6 +657,38 @@ static int diff_same_fk(Diff *x, const TabMap *m, const SFk *f, const SFk *g) {
     }
   }
   return 1;
+}
+
+/* Is the primary key constraint of m's live table dropped (ALTER TABLE
+** dialects): a column becomes or stops being the key, or a key column
+** goes?  Foreign keys that refer to it are then dropped and made again
+** around it (PostgreSQL refuses to drop a key they depend on). */
+static int diff_pk_dropped(const Diff *x, const TabMap *m) {
+  const STable *t = m->pDecl, *l = m->pLive;
+  int k;
+  if (!x->d->bAlterColumn || l == NULL || l->zPkName == NULL ||
+      m->bPairKey) {
+    return 0;
+  }
+  for (k = 0; k < t->nCol; k++) {
+    const SCol *c = &t->aCol[k];
+    const SCol *lc = m->azFrom[k] ? quay__stable_find_col(l, m->azFrom[k])
+                                  : NULL;
+    if (lc == NULL ? c->iPk != 0 : !lc->iPk != !c->iPk) return 1;
+  }
+  for (k = 0; k < l->nCol; k++) {
+    if (l->aCol[k].iPk && !m->abLive[k]) return 1;
+  }
+  return 0;
+}
+
+/* Does live foreign key f refer to a primary key that is dropped? */
+static int diff_fk_on_dropped_pk(Diff *x, const SFk *f) {
+  TabMap *pT = diff_map_of_live(x, f->zTable);
+  const SCol *c;
+  if (pT == NULL || !pT->bPkDrop || f->nCol != 1) return 0;
+  c = quay__stable_find_col(pT->pLive, f->azTo[0]);
+  return c != NULL && c->iPk != 0;
 }
 
 /* Does live index l (columns mapped to declared names) equal d? */
@@ -752,10 +805,25 @@ static void diff_alter_head(Diff *x, const char *zTable) {
 }
 
 /* The column steps of a matched table; sets m->bRebuild when needed. */
+/* Drop live table l's primary key constraint in step s, the first step of
+** its table that touches the key (a new key column, a kept one that stops
+** or starts being the key, a dropped key column): PostgreSQL refuses a
+** second primary key, and a constraint is dropped once.  The table is
+** named zTable by then (a rename runs first). */
+static void diff_drop_pk(Diff *x, const STable *l, const char *zTable,
+                         Step *s, int *pbDone) {
+  if (*pbDone || l->zPkName == NULL) return;
+  *pbDone = 1;
+  diff_alter_head(x, zTable);
+  quay__str_cat(&x->q, "DROP CONSTRAINT ");
+  quay__str_ident(&x->q, l->zPkName);
+  step_str(x->pMig, s, &x->q);
+}
+
 static void diff_columns(Diff *x, TabMap *m) {
   const Dialect *d = x->d;
   STable *t = m->pDecl, *l = m->pLive;
-  int k, i;
+  int k, i, bPkDropped = 0;
   for (k = 0; k < t->nCol && !x->pMig->oom; k++) {
     SCol *c = &t->aCol[k];
     SCol *lc = m->azFrom[k] ? quay__stable_find_col(l, m->azFrom[k]) : NULL;
@@ -776,17 +844,35 @@ static void diff_columns(Diff *x, TabMap *m) {
         quay__str_printf(&x->w, "cannot add column %s.%s", t->zName,
                          c->zName);
         diff_col_label(&x->w, t, c);
-        quay__str_printf(&x->w, ": it is NOT NULL without a default and "
-                         "table %s has rows; give the field a default, "
-                         "declare it with null = true, or add it nullable, "
-                         "fill it (a data migration) and make it NOT NULL "
-                         "in a later migration", l->zName);
+        if (c->pField &&
+            (c->pField->mFlags & (QUAY_F_DEFAULT | QUAY_F_DYN_DEFAULT))) {
+          /* A default the DDL cannot write (a function, a JSON
+          ** document): the rows there would get no value. */
+          quay__str_printf(&x->w, ": it is NOT NULL and its default (%s) "
+                           "is not one the database can hold, so the rows "
+                           "table %s has would get no value; declare it "
+                           "with null = true, or add it nullable, fill it "
+                           "(a data migration) and make it NOT NULL in a "
+                           "later migration",
+                           (c->pField->mFlags & QUAY_F_DYN_DEFAULT)
+                               ? "a function"
+                               : c->eType == QUAY_T_JSON ? "a JSON document"
+                                                         : "bytes",
+                           l->zName);
+        } else {
+          quay__str_printf(&x->w, ": it is NOT NULL without a default and "
+                           "table %s has rows; give the field a default, "
+                           "declare it with null = true, or add it "
+                           "nullable, fill it (a data migration) and make "
+                           "it NOT NULL in a later migration", l->zName);
+        }
         s->zGuardMsg = diff_take_what(x);
       }
       if (!d->bAlterColumn && !alter_can_add(c, f)) {
         m->bRebuild = 1;
         continue;
       }
+      if (c->iPk) diff_drop_pk(x, l, t->zName, s, &bPkDropped);
       diff_alter_head(x, t->zName);
       quay__str_cat(&x->q, "ADD COLUMN ");
       quay__ddl_column(d, c, c->iPk != 0, &x->q);
@@ -917,12 +1003,7 @@ static void diff_columns(Diff *x, TabMap *m) {
         m->bRebuild = 1;
         continue;
       }
-      if (bPk && lc->iPk && l->zPkName) {
-        diff_alter_head(x, t->zName);
-        quay__str_cat(&x->q, "DROP CONSTRAINT ");
-        quay__str_ident(&x->q, l->zPkName);
-        step_str(x->pMig, s, &x->q);
-      }
+      if (bPk) diff_drop_pk(x, l, t->zName, s, &bPkDropped);
       if (bAuto && lc->bAuto) {
         diff_alter_head(x, t->zName);
         quay__str_cat(&x->q, "ALTER COLUMN ");
@@ -1027,6 +1108,7 @@ static void diff_columns(Diff *x, TabMap *m) {
       m->bRebuild = 1;
       continue;
     }
+    if (lc->iPk) diff_drop_pk(x, l, t->zName, s, &bPkDropped);
     diff_alter_head(x, t->zName);
     quay__str_cat(&x->q, "DROP COLUMN ");
     quay__str_ident(&x->q, lc->zName);
@@ -1132,7 +1214,8 @@ static void diff_keys(Diff *x, TabMap *m) {
     int found = 0;
     Step *s;
     for (i = 0; i < l->nFk && !found; i++) {
-      if (!m->abFk[i] && diff_same_fk(x, m, &l->aFk[i], df)) {
+      if (!m->abFk[i] && diff_same_fk(x, m, &l->aFk[i], df) &&
+          !diff_fk_on_dropped_pk(x, &l->aFk[i])) {
         m->abFk[i] = 1;
         found = 1;
       }
@@ -1672,8 +1755,13 @@ static int diff_schemas(quay_db *pDb, quay_schema *pLive, quay_schema *pDecl,
   if (x.aMap && x.abLiveUsed && abExists) {
     match_tables(&x);
     for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
+      x.aMap[i].bPkDrop = diff_pk_dropped(&x, &x.aMap[i]);
+    }
+    for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
       TabMap *m = &x.aMap[i];
       if (m->pLive == NULL) continue;
+      abExists[i] = 1;
+      if (m->bPairKey) continue;
       diff_columns(&x, m);
       diff_keys(&x, m);
       abExists[i] = 1;

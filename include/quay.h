@@ -863,6 +863,7 @@ typedef struct quay_model_gen {
   int nField, nRelation, nUnique;
   int isSkipped;            /* not declarable; see zNote */
   const char *zNote;        /* what the script should say about it, or NULL */
+  int nIndex;               /* composite non-unique indexes (indexes = ...) */
 } quay_model_gen;
 QUAY_API int quay_schema_model_count(const quay_schema *pSchema);
 QUAY_API int quay_schema_model(const quay_schema *pSchema, int iModel,
@@ -876,6 +877,11 @@ QUAY_API int quay_schema_model_relation(const quay_schema *pSchema,
 QUAY_API int quay_schema_model_unique(const quay_schema *pSchema, int iModel,
                                       int i, const char *const **pazName,
                                       int *pnName);
+/* indexes entry i (a composite index that is not unique): the names of
+** its fields and relations, in the index's order. */
+QUAY_API int quay_schema_model_index(const quay_schema *pSchema, int iModel,
+                                     int i, const char *const **pazName,
+                                     int *pnName);
 
 /*
 ** A migration: a list of steps, each one change with the SQL that makes
