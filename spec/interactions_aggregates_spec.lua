@@ -756,6 +756,235 @@ describe("Aggregates combined with the read path, against hand-written SQL", fun
   end)
 
   ---------------------------------------------------------------------------
+  describe("more shapes", function()
+    local NC = "(SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id AND " .. LIVE_C .. ")"
+
+    it("values grouped by an annotation count the rows of each annotated value", function()
+      local got = M.Post:annotate { nc = quay.count("comments") }:values("nc")
+        :annotate { n = quay.count(), sv = quay.sum("views") }:order_by("nc"):all()
+      local want = rows(([[SELECT %s AS nc, COUNT(*) AS n, SUM(p.views) AS sv FROM posts p
+          WHERE %s GROUP BY 1 ORDER BY 1]]):format(NC, LIVE_P))
+      assert.same(col(want, "nc"), col(got, "nc"))
+      assert.same(col(want, "n"), col(got, "n"))
+      assert.same(col(want, "sv"), col(got, "sv"))
+    end)
+
+    it("grouped values with a to-many aggregate, ordered by it, paged", function()
+      local qs = M.Post:values("author"):annotate { nc = quay.count("comments"), n = quay.count() }
+        :order_by("-nc", "author")
+      local want = rows(([[SELECT p.author_id AS a, SUM(%s) AS nc, COUNT(*) AS n FROM posts p
+          WHERE %s GROUP BY 1 ORDER BY 2 DESC, 1]]):format(NC, LIVE_P))
+      assert.same(col(want, "a"), col(qs:all(), "author"))
+      local page = qs:offset(1):limit(2):all()
+      assert.same({ want[2].a, want[3].a }, col(page, "author"))
+      assert.same({ want[2].nc, want[3].nc }, col(page, "nc"))
+      assert.equal(#want, qs:count())
+      assert.same(col(want, "nc"), qs:pluck("nc"))
+    end)
+
+    it("aggregate() of a limited set ordered by an annotation aggregates that window", function()
+      local got = M.Post:annotate { nc = quay.count("comments") }:order_by("-nc", "id"):limit(4)
+        :aggregate { n = quay.count(), sv = quay.sum("views"), nc = quay.count("comments"),
+                     nt = quay.count("tags") }
+      local win = ("SELECT p.id FROM posts p WHERE %s ORDER BY %s DESC, p.id LIMIT 4"):format(LIVE_P, NC)
+      local want = rows(([[SELECT
+          (SELECT COUNT(*) FROM posts p WHERE p.id IN (%s)) AS n,
+          (SELECT SUM(p.views) FROM posts p WHERE p.id IN (%s)) AS sv,
+          (SELECT COUNT(*) FROM comments c WHERE c.post_id IN (%s) AND %s) AS nc,
+          (SELECT COUNT(*) FROM posts_tags pt JOIN tags t ON t.id = pt.tag_id
+             WHERE pt.post_id IN (%s) AND %s) AS nt]]):format(win, win, win, LIVE_C, win, LIVE_T))[1]
+      assert.equal(want.n, got.n)
+      assert.equal(want.sv, got.sv)
+      assert.equal(want.nc, got.nc)
+      assert.equal(want.nt, got.nt)
+    end)
+
+    it("an aggregate's filter over a quay.through path and quay.any counts each tag once", function()
+      local got = M.User:annotate {
+        lc = quay.count("tags", { filter = { tags__name__in = { "lua", "c" } } }),
+        ac = quay.count("tags", { filter = quay.any { { tags__name = "sql" }, { karma__gte = 3 } } }),
+        hi = quay.max("posts__published"),
+        lo = quay.min("posts__price", { filter = { posts__views__gt = 0 } }),
+      }:order_by("id"):all()
+      local T_OF = [[FROM posts p JOIN posts_tags pt ON pt.post_id = p.id JOIN tags t ON t.id = pt.tag_id
+          WHERE p.author_id = u.id AND ]] .. LIVE_P .. " AND " .. LIVE_T
+      local want = rows(([[SELECT u.id AS id,
+          (SELECT COUNT(DISTINCT t.id) %s AND t.name IN ('lua', 'c')) AS lc,
+          (SELECT COUNT(DISTINCT t.id) %s AND (t.name = 'sql' OR u.karma >= 3)) AS ac,
+          (SELECT MAX(CASE WHEN p.published THEN 1 ELSE 0 END) FROM posts p
+             WHERE p.author_id = u.id AND %s) AS hi,
+          (SELECT %s FROM posts p WHERE p.author_id = u.id AND %s AND p.views > 0) AS lo
+          FROM users u ORDER BY u.id]]):format(T_OF, T_OF, LIVE_P, dsql("MIN(p.price)"), LIVE_P))
+      for i, w in ipairs(want) do
+        local g = got[i]
+        assert.equal(w.lc, g.lc, g.name)
+        assert.equal(w.ac, g.ac, g.name)
+        if w.hi == nil then assert.is_nil(g.hi) else assert.equal(w.hi == 1, g.hi, g.name) end
+        assert.equal(dec(w.lo), g.lo, g.name)
+      end
+    end)
+
+    it("an expression of a field and aggregates in one annotate, NULL field included", function()
+      local got = M.User:annotate { s = quay.F("karma") * 10 + quay.count("posts") - quay.count("comments") }
+        :order_by("-s", "id"):all()
+      local want = rows(([[SELECT u.id AS id, u.karma * 10 +
+          (SELECT COUNT(*) FROM posts p WHERE p.author_id = u.id AND %s) -
+          (SELECT COUNT(*) FROM comments c WHERE c.author_id = u.id AND %s) AS s
+          FROM users u]]):format(LIVE_P, LIVE_C))
+      -- NULL last descending
+      table.sort(want, function(a, b)
+        if (a.s == nil) ~= (b.s == nil) then return b.s == nil end
+        if a.s ~= b.s then return a.s > b.s end
+        return a.id < b.id
+      end)
+      assert.same(col(want, "id"), col(got, "id"))
+      for i, w in ipairs(want) do assert.equal(w.s, got[i].s) end
+    end)
+
+    it("pluck of a NULL-bearing annotation holds nil at its index and n", function()
+      local got = M.User:annotate { sv = quay.sum("posts__views") }:order_by("id"):pluck("sv")
+      local want = rows(([[SELECT (SELECT SUM(p.views) FROM posts p WHERE p.author_id = u.id AND %s)
+          AS sv FROM users u ORDER BY u.id]]):format(LIVE_P))
+      assert.equal(#want, got.n)
+      for i, w in ipairs(want) do assert.equal(w.sv, got[i]) end
+    end)
+
+    it("with_count, annotate and select_related on one set filtered across the relation", function()
+      local got = M.Post:select_related("author"):with_count("comments")
+        :annotate { nt = quay.count("tags") }:filter { author__karma__gte = 1, comments_count__gte = 1 }
+        :order_by("-nt", "id"):all()
+      local want = rows(([[SELECT p.id AS id,
+          (SELECT COUNT(*) FROM posts_tags pt JOIN tags t ON t.id = pt.tag_id
+           WHERE pt.post_id = p.id AND %s) AS nt FROM posts p JOIN users u ON u.id = p.author_id
+          WHERE %s AND u.karma >= 1 AND %s >= 1 ORDER BY 2 DESC, 1]]):format(LIVE_T, LIVE_P, NC))
+      assert.same(col(want, "id"), col(got, "id"))
+      assert.same(col(want, "nt"), col(got, "nt"))
+    end)
+
+    it("truncated years across a to-one path group with values of the relation", function()
+      local got = M.Post:values("author__name", { y = quay.trunc("year", "author__since") })
+        :annotate { n = quay.count(), v = quay.avg("views") }:order_by("author__name"):all()
+      local want = rows(([[SELECT u.name AS name, COUNT(*) AS n, AVG(p.views) AS v FROM posts p
+          JOIN users u ON u.id = p.author_id WHERE %s GROUP BY u.name ORDER BY u.name]]):format(LIVE_P))
+      assert.equal(#want, #got)
+      for i, w in ipairs(want) do
+        assert.equal(w.name, got[i].author__name)
+        assert.equal(w.n, got[i].n)
+        same_num(w.v and w.v + 0.0, got[i].v)
+        local s = rows("SELECT since FROM users WHERE name = ?", { w.name })[1].since
+        if s == nil then assert.is_nil(got[i].y) else
+          assert.equal(tostring(s):sub(1, 4), tostring(got[i].y):sub(1, 4)) end
+      end
+    end)
+
+    it("a decimal sum and average in values groups skip NULL prices", function()
+      local got = M.Post:values("published"):annotate { s = quay.sum("price"), a = quay.avg("price"),
+        n = quay.count("price") }:order_by("published"):all()
+      local want = rows(([[SELECT p.published AS pub, %s AS s, AVG(p.price) AS a, COUNT(p.price) AS n
+          FROM posts p WHERE %s GROUP BY 1 ORDER BY 1]]):format(dsql("SUM(p.price)"), LIVE_P))
+      assert.equal(#want, #got)
+      for i, w in ipairs(want) do
+        assert.equal(dec(w.s), got[i].s)
+        same_num(helper.is_pg and w.a or w.a / 100, got[i].a)
+        assert.equal(w.n, got[i].n)
+      end
+    end)
+
+    it("exists and first of an annotated set filtered on its annotation agree with all()", function()
+      local qs = M.User:annotate { nt = quay.count("tags") }:filter { nt__gte = 3 }:order_by("-nt", "id")
+      local all = qs:all()
+      assert.equal(#all > 0, qs:exists())
+      assert.equal(all[1] and all[1].id, qs:first() and qs:first().id)
+      local want = rows(([[SELECT u.id AS id FROM users u WHERE (SELECT COUNT(DISTINCT t.id)
+          FROM posts p JOIN posts_tags pt ON pt.post_id = p.id JOIN tags t ON t.id = pt.tag_id
+          WHERE p.author_id = u.id AND %s AND %s) >= 3]]):format(LIVE_P, LIVE_T))
+      assert.equal(#want, #all)
+    end)
+  end)
+
+  ---------------------------------------------------------------------------
+  describe("writes and prefetches over annotated sets", function()
+    local NC = "(SELECT COUNT(*) FROM comments c WHERE c.post_id = p.id AND " .. LIVE_C .. ")"
+
+    it("update of a set filtered on an annotation writes the rows SQL selects", function()
+      local want = rows(("SELECT p.id AS id FROM posts p WHERE %s AND %s >= 2 ORDER BY p.id")
+        :format(LIVE_P, NC))
+      local n = M.Post:annotate { nc = quay.count("comments") }:filter { nc__gte = 2 }
+        :update { views = 500 }
+      assert.equal(#want, n)
+      assert.same(col(want, "id"), M.Post:filter { views = 500 }:order_by("id"):pluck("id"))
+    end)
+
+    it("update of a set ordered by an annotation and limited writes that window", function()
+      local want = rows(("SELECT p.id AS id FROM posts p WHERE %s ORDER BY %s DESC, p.id LIMIT 3")
+        :format(LIVE_P, NC))
+      local n = M.Post:annotate { nc = quay.count("comments") }:order_by("-nc", "id"):limit(3)
+        :update { views = 777 }
+      assert.equal(#want, n)
+      local ids = col(want, "id")
+      table.sort(ids)
+      assert.same(ids, M.Post:filter { views = 777 }:order_by("id"):pluck("id"))
+    end)
+
+    it("delete of a set filtered on an annotation soft-deletes the rows SQL selects", function()
+      local want = rows(("SELECT p.id AS id FROM posts p WHERE %s AND %s = 0 ORDER BY p.id")
+        :format(LIVE_P, NC))
+      local counts = M.Post:annotate { nc = quay.count("comments") }:filter { nc = 0 }:delete()
+      assert.equal(#want, counts.Post)
+      assert.same(col(want, "id"), M.Post:only_deleted():filter { id__in = col(want, "id") }
+        :order_by("id"):pluck("id"))
+    end)
+
+    it("a prefetch of a many-to-many relation with an annotated set and a per-owner limit", function()
+      local tags = M.Tag:order_by("id"):prefetch_related(quay.prefetch("posts",
+        M.Post:annotate { nc = quay.count("comments") }:order_by("-nc", "id"):limit(2))):all()
+      for _, t in ipairs(tags) do
+        local want = rows(([[SELECT p.id AS id, %s AS nc FROM posts p JOIN posts_tags pt
+            ON pt.post_id = p.id WHERE pt.tag_id = ? AND %s ORDER BY 2 DESC, 1 LIMIT 2]])
+            :format(NC, LIVE_P), { t.id })
+        assert.same(col(want, "id"), col(t.posts, "id"), t.name)
+        assert.same(col(want, "nc"), col(t.posts, "nc"), t.name)
+      end
+    end)
+
+    it("a prefetch along a quay.through path with an annotated set holds each tag once", function()
+      local users = M.User:order_by("id"):prefetch_related(quay.prefetch("tags",
+        M.Tag:annotate { n = quay.count("posts") }:order_by("-n", "id"))):all()
+      for _, u in ipairs(users) do
+        local want = rows(([[SELECT t.id AS id, (SELECT COUNT(*) FROM posts_tags pt2 JOIN posts p2
+            ON p2.id = pt2.post_id WHERE pt2.tag_id = t.id AND p2.deleted_at IS NULL) AS n
+            FROM tags t WHERE %s AND t.id IN (SELECT pt.tag_id FROM posts p JOIN posts_tags pt
+            ON pt.post_id = p.id WHERE p.author_id = ? AND %s) ORDER BY 2 DESC, 1]])
+            :format(LIVE_T, LIVE_P), { u.id })
+        assert.same(col(want, "id"), col(u.tags, "id"), u.name)
+        assert.same(col(want, "n"), col(u.tags, "n"), u.name)
+      end
+    end)
+
+    it("quay.F and values paths through a soft-deleted row read NULL", function()
+      local got = M.Comment:annotate { v = quay.F("post__views") + 1 }:order_by("id"):all()
+      local want = rows(([[SELECT c.id AS id, CASE WHEN %s THEN p.views + 1 END AS v FROM comments c
+          JOIN posts p ON p.id = c.post_id WHERE %s ORDER BY c.id]]):format(LIVE_P, LIVE_C))
+      assert.same(col(want, "id"), col(got, "id"))
+      for i, w in ipairs(want) do assert.equal(w.v, got[i].v) end
+      local vals = M.Comment:values("post__title"):order_by("id"):all()
+      local wv = rows(([[SELECT CASE WHEN %s THEN p.title END AS t FROM comments c
+          JOIN posts p ON p.id = c.post_id WHERE %s ORDER BY c.id]]):format(LIVE_P, LIVE_C))
+      assert.equal(#wv, #vals)
+      for i, w in ipairs(wv) do assert.equal(w.t, vals[i].post__title) end
+    end)
+
+    it("a distinct values set counts its distinct rows; aggregate() of it is misuse", function()
+      local qs = M.Post:values("author", "published"):distinct()
+      local want = rows(([[SELECT COUNT(*) AS n FROM (SELECT DISTINCT p.author_id, p.published
+          FROM posts p WHERE %s) x]]):format(LIVE_P))[1]
+      assert.equal(want.n, qs:count())
+      local err = helper.raises("misuse", function() return qs:aggregate { n = quay.count() } end)
+      helper.mentions(err, "values()")
+    end)
+  end)
+
+  ---------------------------------------------------------------------------
   describe("soft-deleted rows", function()
     it("are left out of every aggregate kind in aggregate(), annotate() and values groups", function()
       local kinds = function(p)
