@@ -1048,3 +1048,259 @@ describe("Aggregates combined with the read path, against hand-written SQL", fun
     end)
   end)
 end)
+
+describe("Aggregates over a custom through model and soft-deleted owners, against SQL", function()
+  local db, M, U, T, P
+
+  before_each(function()
+    db = helper.open()
+    M = {}
+    M.User = db:model("User", {
+      name = quay.string(),
+      karma = quay.integer { null = true },
+      tags = quay.through("posts", "tags"),
+      soft_delete = true,
+    })
+    M.Tag = db:model("Tag", { name = quay.string(), weight = quay.integer { null = true } })
+    M.Post = db:model("Post", {
+      n = quay.integer { null = true },
+      author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "posts" }),
+      editor = quay.belongs_to("User", { null = true, on_delete = quay.SET_NULL, related_name = "edited" }),
+      tags = quay.many_to_many("Tag", { through = "PostTag", related_name = "posts" }),
+    })
+    M.PostTag = db:model("PostTag", {
+      post = quay.belongs_to("Post", { on_delete = quay.CASCADE }),
+      tag = quay.belongs_to("Tag", { on_delete = quay.CASCADE }),
+      w = quay.integer { default = 1 },
+      soft_delete = true,
+    })
+    db:create_tables()
+    U, T, P = {}, {}, {}
+    for i = 1, 4 do U[i] = M.User:create { name = "u" .. i, karma = i } end
+    for i = 1, 4 do T[i] = M.Tag:create { name = "t" .. (i % 2), weight = i } end
+    for i = 1, 9 do
+      P[i] = M.Post:create { n = i, author = U[i % 4 + 1], editor = U[(i + 1) % 4 + 1] }
+      P[i].tags:add(T[i % 4 + 1], { w = i })
+      P[i].tags:add(T[(i + 1) % 4 + 1], { w = 10 + i })
+    end
+    for _, pt in ipairs(M.PostTag:filter { w__in = { 1, 12, 5 } }:all()) do pt:delete() end
+    U[2]:delete()
+  end)
+
+  after_each(function() db:close() end)
+
+  local function rows(sql, params) return db:rows(sql, params or {}) end
+  local function col(list, key, n)
+    local out = {}
+    for i = 1, n or #list do out[i] = list[i][key] end
+    return out
+  end
+  local LIVE_PT = "pt.deleted_at IS NULL"
+
+  it("a soft-deleted through row hides its pair from every aggregate of both sides", function()
+    local tags = M.Tag:annotate { n = quay.count("posts"), s = quay.sum("posts__n") }:order_by("id"):all()
+    local want = rows(([[SELECT t.id AS id, COUNT(pt.id) AS n, SUM(p.n) AS s FROM tags t
+        LEFT JOIN post_tags pt ON pt.tag_id = t.id AND %s LEFT JOIN posts p ON p.id = pt.post_id
+        GROUP BY t.id ORDER BY t.id]]):format(LIVE_PT))
+    assert.same(col(want, "n"), col(tags, "n"))
+    assert.same(col(want, "s"), col(tags, "s"))
+    local posts = M.Post:annotate { nt = quay.count("tags"), sw = quay.sum("tags__weight") }
+      :order_by("id"):all()
+    local wp = rows(([[SELECT p.id AS id, COUNT(t.id) AS nt, SUM(t.weight) AS sw FROM posts p
+        LEFT JOIN post_tags pt ON pt.post_id = p.id AND %s LEFT JOIN tags t ON t.id = pt.tag_id
+        GROUP BY p.id ORDER BY p.id]]):format(LIVE_PT))
+    assert.same(col(wp, "nt"), col(posts, "nt"))
+    assert.same(col(wp, "sw"), col(posts, "sw"))
+    assert.equal(rows("SELECT COUNT(*) AS n FROM post_tags pt WHERE " .. LIVE_PT)[1].n,
+                 M.Post:aggregate { n = quay.count("tags") }.n)
+  end)
+
+  it("quay.F and aggregates across a soft-deleted to-one row read NULL; its key still counts", function()
+    local got = M.Post:annotate { x = quay.F("author__karma") * 10 + quay.F("n") }:order_by("id"):pluck("x")
+    local want = rows([[SELECT CASE WHEN u.deleted_at IS NULL THEN u.karma * 10 + p.n END AS x
+        FROM posts p JOIN users u ON u.id = p.author_id ORDER BY p.id]])
+    assert.equal(#want, got.n)
+    for i, w in ipairs(want) do assert.equal(w.x, got[i]) end
+    local a = M.Post:aggregate { s = quay.sum("author__karma"), c = quay.count("author"),
+      cn = quay.count("author__name"), d = quay.count("editor__karma", { distinct = true }),
+      mx = quay.max("editor__karma") }
+    local wa = rows([[SELECT
+        (SELECT SUM(u.karma) FROM posts p JOIN users u ON u.id = p.author_id AND u.deleted_at IS NULL) AS s,
+        (SELECT COUNT(*) FROM posts p) AS c,
+        (SELECT COUNT(u.name) FROM posts p JOIN users u ON u.id = p.author_id AND u.deleted_at IS NULL) AS cn,
+        (SELECT COUNT(DISTINCT u.karma) FROM posts p JOIN users u ON u.id = p.editor_id
+           AND u.deleted_at IS NULL) AS d,
+        (SELECT MAX(u.karma) FROM posts p JOIN users u ON u.id = p.editor_id AND u.deleted_at IS NULL) AS mx]])[1]
+    assert.equal(wa.s, a.s)
+    assert.equal(wa.c, a.c)
+    assert.equal(wa.cn, a.cn)
+    assert.equal(wa.d, a.d)
+    assert.equal(wa.mx, a.mx)
+    local f = M.Post:filter { n__gt = quay.F("editor__karma") }:order_by("id"):pluck("id")
+    local wf = rows([[SELECT p.id AS id FROM posts p JOIN users u ON u.id = p.editor_id
+        AND u.deleted_at IS NULL WHERE p.n > u.karma ORDER BY p.id]])
+    assert.same(col(wf, "id"), f)
+  end)
+
+  it("annotate reads a to-one key of a soft-deleted row as aggregate() and values groups do", function()
+    -- docs/reference.md "Soft-deleted rows along a path": a path that ends at the related
+    -- key reads the key column (quay.count("author")); its fields read NULL
+    local got = M.Post:annotate { c = quay.count("author"), ci = quay.count("author__id"),
+      e = quay.exists("author"), m = quay.max("author__id"), cn = quay.count("author__name"),
+      cf = quay.count("author", { filter = { author__karma__gte = 1 } }),
+      cs = quay.count("author", { filter = { n__gte = 5 } }) }:order_by("id"):all()
+    local want = rows([[SELECT p.id AS id, COUNT(p.author_id) AS c, MAX(p.author_id) AS m,
+        COUNT(CASE WHEN u.deleted_at IS NULL THEN u.name END) AS cn,
+        COUNT(CASE WHEN u.deleted_at IS NULL AND u.karma >= 1 THEN 1 END) AS cf,
+        COUNT(CASE WHEN p.n >= 5 THEN p.author_id END) AS cs
+        FROM posts p JOIN users u ON u.id = p.author_id GROUP BY p.id ORDER BY p.id]])
+    assert.equal(#want, #got)
+    local total = 0
+    for i, w in ipairs(want) do
+      local g = got[i]
+      assert.equal(w.c, g.c, "count author of post " .. g.id)
+      assert.equal(w.c, g.ci, "count author__id of post " .. g.id)
+      assert.equal(w.c > 0, g.e, "exists author of post " .. g.id)
+      assert.equal(w.m, g.m, "max author__id of post " .. g.id)
+      assert.equal(w.cn, g.cn, "count author__name of post " .. g.id)
+      assert.equal(w.cf, g.cf, "count author filtered on its fields, post " .. g.id)
+      assert.equal(w.cs, g.cs, "count author filtered on the post, post " .. g.id)
+      total = total + g.c
+    end
+    assert.equal(M.Post:aggregate { c = quay.count("author") }.c, total)
+    -- the same through the correlated forms: a filter on the aggregate with a
+    -- limit, and a batched prefetch step
+    local lim = M.Post:annotate { c = quay.count("author") }:filter { c__gte = 0 }:order_by("id")
+      :limit(100):pluck("c")
+    assert.same(col(want, "c"), lim)
+    local n = 0
+    for _, u in ipairs(M.User:with_deleted():prefetch_related(quay.prefetch("posts",
+        M.Post:annotate { c = quay.count("author") })):all()) do
+      for _, p in ipairs(u.posts) do n = n + p.c end
+    end
+    assert.equal(total, n)
+    -- to-many then to-one: each author key once per owner
+    local us = M.User:with_deleted():annotate { c = quay.count("edited__author"),
+      d = quay.count("edited__author", { distinct = true }) }:order_by("id"):all()
+    local wu = rows([[SELECT u.id AS id, (SELECT COUNT(DISTINCT p.author_id) FROM posts p
+        WHERE p.editor_id = u.id) AS c FROM users u ORDER BY u.id]])
+    for i, w in ipairs(wu) do
+      assert.equal(w.c, us[i].c, "count edited__author of user " .. us[i].name)
+      assert.equal(w.c, us[i].d, "count distinct edited__author of user " .. us[i].name)
+      assert.equal(w.c, M.User:with_deleted():filter { id = us[i].id }
+        :aggregate { c = quay.count("edited__author") }.c, "aggregate() of user " .. us[i].name)
+    end
+  end)
+
+  it("groups by a key of a soft-deleted row keep the key; its fields read NULL", function()
+    local g = M.Post:values("author"):annotate { k = quay.count(), s = quay.sum("author__karma") }
+      :order_by("author"):all()
+    local wg = rows([[SELECT p.author_id AS a, COUNT(*) AS k,
+        SUM(CASE WHEN u.deleted_at IS NULL THEN u.karma END) AS s FROM posts p
+        JOIN users u ON u.id = p.author_id GROUP BY p.author_id ORDER BY 1]])
+    assert.same(col(wg, "a"), col(g, "author"))
+    assert.same(col(wg, "k"), col(g, "k"))
+    assert.same(col(wg, "s", #wg), col(g, "s", #wg))
+    -- a to-many then to-one path reaches an author once per owner however many
+    -- of the owner's posts lead to it ("each related row once per owner")
+    local e = M.User:with_deleted():annotate { se = quay.sum("edited__author__karma"),
+      na = quay.count("edited__author__name") }:order_by("id"):all()
+    local we = rows([[SELECT (SELECT SUM(a.karma) FROM users a WHERE a.deleted_at IS NULL AND a.id IN
+        (SELECT p.author_id FROM posts p WHERE p.editor_id = u.id)) AS se,
+        (SELECT COUNT(a.name) FROM users a WHERE a.deleted_at IS NULL AND a.id IN
+        (SELECT p.author_id FROM posts p WHERE p.editor_id = u.id)) AS na FROM users u ORDER BY u.id]])
+    assert.equal(#we, #e)
+    for i, w in ipairs(we) do
+      assert.equal(w.se, e[i].se)
+      assert.equal(w.na, e[i].na)
+    end
+  end)
+
+  it("a quay.through related set aggregates, annotates and groups each reached tag once", function()
+    local u = M.User:find(U[2 % 4 + 1].id)   -- u3, live
+    local reach = ([[SELECT pt.tag_id FROM posts p JOIN post_tags pt ON pt.post_id = p.id
+        WHERE p.author_id = ? AND %s]]):format(LIVE_PT)
+    local a = u.tags:aggregate { n = quay.count(), s = quay.sum("weight"), np = quay.count("posts") }
+    local wa = rows(([[SELECT COUNT(*) AS n, SUM(t.weight) AS s,
+        SUM((SELECT COUNT(*) FROM post_tags pt WHERE pt.tag_id = t.id AND %s)) AS np
+        FROM tags t WHERE t.id IN (%s)]]):format(LIVE_PT, reach), { u.id })[1]
+    assert.equal(wa.n, a.n)
+    assert.equal(wa.n, u.tags:count())
+    assert.equal(wa.s, a.s)
+    assert.equal(wa.np, a.np)
+    local g = u.tags:values("name"):annotate { k = quay.count(), s = quay.sum("weight") }
+      :order_by("name"):all()
+    local wg = rows(([[SELECT t.name AS name, COUNT(*) AS k, SUM(t.weight) AS s FROM tags t
+        WHERE t.id IN (%s) GROUP BY t.name ORDER BY t.name]]):format(reach), { u.id })
+    assert.same(col(wg, "name"), col(g, "name"))
+    assert.same(col(wg, "k"), col(g, "k"))
+    assert.same(col(wg, "s"), col(g, "s"))
+    local an = u.tags:annotate { np = quay.count("posts") }:order_by("-np", "id"):all()
+    local wn = rows(([[SELECT t.id AS id, (SELECT COUNT(*) FROM post_tags pt WHERE pt.tag_id = t.id
+        AND %s) AS np FROM tags t WHERE t.id IN (%s) ORDER BY 2 DESC, 1]]):format(LIVE_PT, reach),
+        { u.id })
+    assert.same(col(wn, "id"), col(an, "id"))
+    assert.same(col(wn, "np"), col(an, "np"))
+  end)
+
+  it("a many-to-many related set with a pivot aggregates, orders and computes on pivot fields", function()
+    local p = M.Post:find(P[3].id)
+    local a = p.tags:aggregate { s = quay.sum("pivot__w"), n = quay.count() }
+    local wa = rows(([[SELECT SUM(pt.w) AS s, COUNT(*) AS n FROM post_tags pt
+        WHERE pt.post_id = ? AND %s]]):format(LIVE_PT), { p.id })[1]
+    assert.equal(wa.s, a.s)
+    assert.equal(wa.n, a.n)
+    local r = p.tags:annotate { x = quay.F("pivot__w") * 2 + quay.F("weight"), np = quay.count("posts") }
+      :order_by("-x"):all()
+    local wr = rows(([[SELECT t.id AS id, pt.w * 2 + t.weight AS x,
+        (SELECT COUNT(*) FROM post_tags p2 WHERE p2.tag_id = t.id AND p2.deleted_at IS NULL) AS np
+        FROM post_tags pt JOIN tags t ON t.id = pt.tag_id WHERE pt.post_id = ? AND %s
+        ORDER BY 2 DESC, 1]]):format(LIVE_PT), { p.id })
+    assert.same(col(wr, "id"), col(r, "id"))
+    assert.same(col(wr, "x"), col(r, "x"))
+    assert.same(col(wr, "np"), col(r, "np"))
+  end)
+end)
+
+describe("quay.trunc reads alike on both backends", function()
+  local db, Post
+
+  before_each(function()
+    db = helper.open()
+    Post = db:model("Post", { d = quay.date { null = true }, t = quay.datetime { null = true },
+                              n = quay.integer() })
+    db:create_tables()
+    Post:create { d = "2024-02-29", t = "2024-02-29 23:59:59", n = 1 }
+    Post:create { d = "2023-12-31", t = "2024-03-01T00:30:00+02:00", n = 2 }
+    Post:create { n = 3 }
+  end)
+
+  after_each(function() db:close() end)
+
+  it("a date truncates to a date, a datetime to a UTC datetime, in values and annotate", function()
+    local want = {
+      year = { { "2024-01-01", "2024-01-01 00:00:00" }, { "2023-01-01", "2024-01-01 00:00:00" } },
+      month = { { "2024-02-01", "2024-02-01 00:00:00" }, { "2023-12-01", "2024-02-01 00:00:00" } },
+      day = { { "2024-02-29", "2024-02-29 00:00:00" }, { "2023-12-31", "2024-02-29 00:00:00" } },
+    }
+    for unit, w in pairs(want) do
+      local v = Post:values { a = quay.trunc(unit, "d"), b = quay.trunc(unit, "t") }:order_by("n"):all()
+      local r = Post:annotate { a = quay.trunc(unit, "d"), b = quay.trunc(unit, "t") }:order_by("n"):all()
+      for i = 1, 2 do
+        assert.same(w[i], { v[i].a, v[i].b }, unit)
+        assert.same(w[i], { r[i].a, r[i].b }, unit)
+      end
+      assert.is_nil(v[3].a)
+      assert.is_nil(r[3].b)
+    end
+  end)
+
+  it("filters and orders on truncations as on the stored values", function()
+    assert.equal(2, Post:filter { t__gt = quay.trunc("day", "t") }:count())
+    assert.equal(2, Post:filter { d__gte = quay.trunc("year", "d") }:count())
+    assert.equal(2, Post:annotate { m = quay.trunc("month", "t") }:filter { m = "2024-02-01 00:00:00" }:count())
+    assert.equal(1, Post:annotate { m = quay.trunc("month", "d") }:filter { m = "2024-02-01" }:count())
+    assert.same({ 1, 2, 3 }, Post:annotate { m = quay.trunc("month", "t") }:order_by("-m", "id"):pluck("n"))
+    helper.raises("bad_lookup", function() return Post:filter { d__lt = quay.trunc("month", "t") }:count() end)
+  end)
+end)
