@@ -1190,6 +1190,16 @@ describe("Aggregates over a custom through model and soft-deleted owners, agains
       assert.equal(w.c, M.User:with_deleted():filter { id = us[i].id }
         :aggregate { c = quay.count("edited__author") }.c, "aggregate() of user " .. us[i].name)
     end
+    -- per-record partials of values groups and of aggregate() over the whole set
+    local g = M.User:with_deleted():values("karma"):annotate { c = quay.count("edited__author") }
+      :order_by("karma"):all()
+    local wg = rows([[SELECT u.karma AS k, SUM((SELECT COUNT(DISTINCT p.author_id) FROM posts p
+        WHERE p.editor_id = u.id)) AS c FROM users u GROUP BY u.karma ORDER BY 1]])
+    assert.same(col(wg, "k"), col(g, "karma"))
+    assert.same(col(wg, "c"), col(g, "c"))
+    local tot = 0
+    for _, w in ipairs(wu) do tot = tot + w.c end
+    assert.equal(tot, M.User:with_deleted():aggregate { c = quay.count("edited__author") }.c)
   end)
 
   it("groups by a key of a soft-deleted row keep the key; its fields read NULL", function()
