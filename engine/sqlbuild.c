@@ -1342,6 +1342,34 @@ static int col_shortcut(const PathRes *p) {
          p->pField == h->pToKey;       /* soft-deleted target too (Django) */
 }
 
+/*
+** Non-0 when aggregate e's path ends at the key a forward to-one last hop
+** holds in the row before it (count("author"), "author__id"): the key is
+** that row's own data, so a soft-deleted target does not hide it, as in
+** filters, values() and aggregate() (col_shortcut).  Its fields do.
+*/
+static int agg_key_only(const Expr *e) {
+  const PathRes *p = &e->path;
+  PathRes q;
+  if (p->nHop == 0 || p->isPivot) return 0;
+  q = *p;
+  if (q.pField == NULL) q.pField = p->aHop[p->nHop - 1].pToKey;
+  return col_shortcut(&q);
+}
+
+/* Non-0 when a leaf of an aggregate's filter was moved onto the row
+** zLast (agg_filter_advance): it reads that row's fields.  Any other node
+** (where_has) counts as reading it. */
+static int agg_filter_on(const ENode *n, const char *zLast) {
+  int i;
+  if (n->eOp == CN_LEAF) return n->zBase == zLast;
+  if (n->eOp != CN_AND && n->eOp != CN_OR && n->eOp != CN_NOT) return 1;
+  for (i = 0; i < n->n; i++) {
+    if (agg_filter_on(n->ap[i], zLast)) return 1;
+  }
+  return 0;
+}
+
 /* The alias of the row a column path reaches (joins of x's scope; added
 ** when bCreate, else only found).  NULL when missing. */
 static const char *col_alias(Build *b, ExprCtx *x, const PathRes *p,
@@ -1695,7 +1723,7 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
     zLink = col_expr(b, zLast, pLast->apField[pLast->iPk]->zCol);
   } else {
     quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, &soft,
-                     p->nHop);
+                     p->nHop - agg_key_only(e));
     zLast = azT[p->nHop - 1];
   }
   if (zLink == NULL || zLast == NULL) goto done;
@@ -1747,7 +1775,10 @@ static void emit_agg_row(Build *b, ExprCtx *x, Expr *e, int eFn,
     }
   }
   nTerm = 1;
-  if (p->nHop == 0) soft_term(b, pLast, zLast, " AND ");
+  if (p->nHop == 0 || (agg_key_only(e) && e->pFilter &&
+                       agg_filter_on(s2->apRoot[0], zLast))) {
+    soft_term(b, pLast, zLast, " AND ");  /* the filter reads its fields */
+  }
   quay__str_append(&b->sql, soft.z ? soft.z : "", soft.n);
   quay__str_free(&soft);
   if (e->pFilter) {
@@ -1891,8 +1922,9 @@ static int gjoin_fits(const GJoin *g, const Expr *e, int bWrap) {
   const PathRes *p = &g->pFirst->path, *q = &e->path;
   int i;
   if (g->bWrap != bWrap || p->nHop != q->nHop ||
-      g->pFirst->pFilter != e->pFilter) {
-    return 0;
+      g->pFirst->pFilter != e->pFilter ||
+      agg_key_only(g->pFirst) != agg_key_only(e)) {
+    return 0;                   /* a key-only chain keeps hidden targets */
   }
   for (i = 0; i < p->nHop; i++) {
     if (!same_hop(&p->aHop[i], &q->aHop[i])) return 0;
@@ -2109,7 +2141,8 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
   /* The chain and the filter's joins (no parameters) go to the side: the
   ** select list needs their aliases. */
   quay__str_init(&b->sql);
-  quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, &soft, p->nHop);
+  quay__emit_chain(b, p->aHop, p->nHop, azT, NULL, &zLink, &soft,
+                   p->nHop - agg_key_only(g->pFirst));
   zLast = azT[p->nHop - 1];
   if (pFilter && zLast) {
     ExprCtx *x2 = quay__arena_alloc(b->pArena, sizeof(*x2));
@@ -2125,6 +2158,13 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
         agg_filter_advance(s2->apRoot[0], p->aHop, p->nHop, azT, s->zAlias);
         scope_prepare(b, s2, s2->apRoot[0]);
         scope_emit_joins(b, s2);
+        if (agg_key_only(g->pFirst) && pLast->pDeletedAt &&
+            agg_filter_on(s2->apRoot[0], zLast)) {
+          /* the filter reads the key-only chain's last row: a live one */
+          quay__str_cat(&soft, " AND ");
+          quay__str_col(&soft, zLast, pLast->pDeletedAt->zCol);
+          quay__str_cat(&soft, " IS NULL");
+        }
       } else {
         s2 = NULL;                      /* b->rc or the arena says why */
       }
