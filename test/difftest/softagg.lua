@@ -7,7 +7,8 @@ posts and comments that soft-delete, random rows hidden at every level,
 random annotations of users (to-many paths, to-one keys at the end of a
 path, filters, quay.F) with filters, excludes, orders and windows on them,
 and random values groups of posts, each compared with hand-written SQL
-over the same rows.  Not a ctest (yet): a tool for sweeps.
+over the same rows.  A ctest per backend (softagg.sh), and a tool for
+sweeps with more seeds.
 
   lua5.4 test/difftest/softagg.lua [URL] [--seeds A-B] [--cases N]
 
