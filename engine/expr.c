@@ -21,6 +21,8 @@
 ** Trees come from user code, so their depth is bounded at bind time
 ** (QUAY_MAX_COND_DEPTH) and they are freed without recursion.
 */
+#include <stdio.h>
+
 #include "quayInt.h"
 
 /* {======= Building */
@@ -477,17 +479,26 @@ static int type_class(int t) {
 
 int quay__expr_check_type(const Expr *e, int eType, const char *zModel,
                           const char *zWhat, quay_err *pErr) {
+  static const char *const azUnit[] = {"", "year", "month", "day"};
   const char *zE = quay_type_name(e->eType), *zT = quay_type_name(eType);
+  char zHead[48];
   int bF = e->zPath && (e->eOp == EX_COL || e->eOp == EX_TRUNC);
   if (eType == 0 || e->eType == 0 ||
       type_class(eType) == type_class(e->eType)) {
     return QUAY_OK;
   }
+  /* Name the expression as written: quay.F('p') or quay.trunc('u', 'p'). */
+  if (e->eOp == EX_TRUNC && e->eUnit >= QUAY_UNIT_YEAR &&
+      e->eUnit <= QUAY_UNIT_DAY) {
+    snprintf(zHead, sizeof(zHead), "quay.trunc('%s', '", azUnit[e->eUnit]);
+  } else {
+    snprintf(zHead, sizeof(zHead), "quay.F('");
+  }
   return quay__err(pErr, QUAY_EBAD_LOOKUP, "%s%s%s: %s%s%s (%s) cannot be "
                    "compared with or stored in a value of type %s; use an "
                    "expression of a matching type", zModel ? zModel : "",
                    zModel ? "." : "",
-                   zWhat, bF ? "quay.F('" : "",
+                   zWhat, bF ? zHead : "",
                    bF ? e->zPath : "the expression", bF ? "')" : "",
                    zE ? zE : "?", zT ? zT : "?");
 }
