@@ -859,6 +859,15 @@ static void diff_columns(Diff *x, TabMap *m) {
                                : c->eType == QUAY_T_JSON ? "a JSON document"
                                                          : "bytes",
                            l->zName);
+        } else if (c->eType == QUAY_T_UUID) {
+          /* Quay makes a uuid per new record; SQL cannot for the rows
+          ** already there. */
+          quay__str_printf(&x->w, ": it is NOT NULL and table %s has "
+                           "rows, which get no generated uuid (Quay makes "
+                           "one per new record only); add it with null = "
+                           "true, fill it (a data migration giving each "
+                           "row a uuid) and make it NOT NULL in a later "
+                           "migration", l->zName);
         } else {
           quay__str_printf(&x->w, ": it is NOT NULL without a default and "
                            "table %s has rows; give the field a default, "

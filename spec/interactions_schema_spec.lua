@@ -1013,6 +1013,7 @@ describe("schema evolution on databases full of data", function()
     for _, case in ipairs {
       { field = quay.json { default = { a = 1 } }, says = "JSON document" },
       { field = quay.string { default = function() return "x" end }, says = "a function" },
+      { field = quay.uuid { unique = true }, says = "no generated uuid" },
     } do
       local db = version(url, function(db) db:model("T", { n = quay.integer(), extra = case.field }) end)
       local before = snapshot(db)
