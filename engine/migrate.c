@@ -820,6 +820,38 @@ static void diff_drop_pk(Diff *x, const STable *l, const char *zTable,
   step_str(x->pMig, s, &x->q);
 }
 
+/*
+** The SQL literal of the static default of a NOT NULL json column c of
+** declared table t, appended to q: the value migrate gives the rows a
+** table already has when it adds c.  A JSON default is Quay's own, never
+** a DDL DEFAULT (PostgreSQL rewrites jsonb text, so a live default could
+** not be compared), so the column is added with it and left without one.
+** 0 (q untouched) when c has no such default.
+*/
+static int json_once_default(const STable *t, const SCol *c, Str *q) {
+  const Field *f = c->pField;
+  ValBuf vb;
+  quay_value v;
+  quay_err err;
+  int ok;
+  if (f == NULL || t->pModel == NULL || c->bNull ||
+      c->eType != QUAY_T_JSON || !(f->mFlags & QUAY_F_DEFAULT) ||
+      (f->mFlags & QUAY_F_DYN_DEFAULT) || f->dflt.type == QUAY_NULL) {
+    return 0;
+  }
+  memset(&err, 0, sizeof(err));
+  vb.zHeap = NULL;
+  v = f->dflt;
+  ok = quay__value_conform(t->pModel, f, &v, &vb, &err) == QUAY_OK &&
+       v.type == QUAY_JSON;
+  if (ok) {
+    v.type = QUAY_TEXT;                 /* its text, as a string literal */
+    ok = quay__ddl_literal(q, QUAY_T_TEXT, &v);
+  }
+  quay__valbuf_free(&vb);
+  return ok;
+}
+
 static void diff_columns(Diff *x, TabMap *m) {
   const Dialect *d = x->d;
   STable *t = m->pDecl, *l = m->pLive;
@@ -830,11 +862,15 @@ static void diff_columns(Diff *x, TabMap *m) {
     SFk *f = diff_col_fk(t, c->zName);
     if (lc == NULL) {
       Step *s = diff_tab_step(x, m, QUAY_OP_ADD_COLUMN, P_ALTER, c->zName);
+      Str once;
+      int bOnce;
       if (s == NULL) return;
       quay__str_printf(&x->w, "add column %s.%s", t->zName, c->zName);
       diff_col_label(&x->w, t, c);
       s->zWhat = diff_take_what(x);
-      if (!c->bNull && c->zDefault == NULL && !c->bAuto) {
+      quay__str_init(&once);
+      bOnce = json_once_default(t, c, &once);
+      if (!c->bNull && c->zDefault == NULL && !c->bAuto && !bOnce) {
         /* Refused when the table has rows. */
         quay__str_cat(&x->q, "SELECT 1 FROM ");
         quay__str_ident(&x->q, l->zName);
@@ -878,15 +914,30 @@ static void diff_columns(Diff *x, TabMap *m) {
         s->zGuardMsg = diff_take_what(x);
       }
       if (!d->bAlterColumn && !alter_can_add(c, f)) {
-        m->bRebuild = 1;
+        m->bRebuild = 1;                /* the copy writes a JSON default */
+        quay__str_free(&once);
         continue;
       }
       if (c->iPk) diff_drop_pk(x, l, t->zName, s, &bPkDropped);
       diff_alter_head(x, t->zName);
       quay__str_cat(&x->q, "ADD COLUMN ");
       quay__ddl_column(d, c, c->iPk != 0, &x->q);
+      if (bOnce && once.z) {
+        /* The rows there get the JSON default; the column keeps none. */
+        quay__str_cat(&x->q, " DEFAULT ");
+        quay__str_cat(&x->q, once.z);
+      }
       if (!d->bAlterColumn && f) quay__ddl_references(d, f, &x->q);
       step_str(x->pMig, s, &x->q);
+      if (bOnce) {
+        diff_alter_head(x, t->zName);
+        quay__str_cat(&x->q, "ALTER COLUMN ");
+        quay__str_ident(&x->q, c->zName);
+        quay__str_cat(&x->q, " DROP DEFAULT");
+        step_str(x->pMig, s, &x->q);
+      }
+      if (once.oom) x->pMig->oom = 1;
+      quay__str_free(&once);
       continue;
     }
     /* A kept column: type, NULL, default, key, identity. */
@@ -1541,13 +1592,31 @@ static void diff_rebuild(Diff *x, TabMap *m) {
   quay__str_ident(&x->q, zTmp);
   quay__str_cat(&x->q, " (");
   for (i = n = 0; i < t->nCol; i++) {
-    if (m->azFrom[i] == NULL) continue;
+    if (m->azFrom[i] == NULL) {
+      Str once;
+      int bOnce;
+      quay__str_init(&once);
+      bOnce = json_once_default(t, &t->aCol[i], &once);
+      quay__str_free(&once);
+      if (!bOnce) continue;
+    }
     if (n++) quay__str_cat(&x->q, ", ");
     quay__str_ident(&x->q, t->aCol[i].zName);
   }
   quay__str_cat(&x->q, ") SELECT ");
   for (i = n = 0; i < t->nCol; i++) {
-    if (m->azFrom[i] == NULL) continue;
+    if (m->azFrom[i] == NULL) {
+      /* A new NOT NULL json column: its default (json_once_default). */
+      Str once;
+      quay__str_init(&once);
+      if (json_once_default(t, &t->aCol[i], &once) && once.z) {
+        if (n++) quay__str_cat(&x->q, ", ");
+        quay__str_cat(&x->q, once.z);
+      }
+      if (once.oom) x->q.oom = 1;
+      quay__str_free(&once);
+      continue;
+    }
     if (n++) quay__str_cat(&x->q, ", ");
     rebuild_copy_expr(d, quay__stable_find_col(l, t->aCol[i].zName),
                       &t->aCol[i], &x->q);
