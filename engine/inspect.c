@@ -880,7 +880,7 @@ static void gen_pass_models(quay_schema *pS) {
   for (i = 0; i < pS->nTab && !pS->oom; i++) {
     STable *t = &pS->aTab[i];
     GenModel *g = &pS->aGen[i];
-    char zName[64], zTry[72];
+    char zName[64], zTry[80];
     char *zSnake;
     g->pTab = t;
     g->iThroughFk[0] = g->iThroughFk[1] = -1;
