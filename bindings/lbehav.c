@@ -88,7 +88,8 @@ int lquay_behav_is_option(const char *zKey) {
 */
 /* Non-0 when the value at idx is Lua's error for a yield that could not
 ** happen (a C call without continuation, or the main thread). */
-static int is_yield_error(lua_State *L, int idx) {
+#define is_yield_error lquay_behav_yielded
+int lquay_behav_yielded(lua_State *L, int idx) {
   const char *z;
   if (lua_type(L, idx) != LUA_TSTRING) return 0;
   z = lua_tostring(L, idx);
@@ -105,12 +106,17 @@ static void behav_call(lua_State *L, int nArg, int nRes, const char *zModel,
   if (lua_pcall(L, nArg, nRes, 0) != LUA_OK) {
     if (is_yield_error(L, -1)) {
       lquay_raisef(L, QUAY_EMISUSE, "model %s: %s yielded; hooks, validate "
-                   "functions and scopes run inside the call that writes and "
-                   "may not yield (do the waiting before or after it)",
-                   zModel, zWhat);
+                   "functions, defaults and scopes run inside the call that "
+                   "writes and may not yield (do the waiting before or after "
+                   "it)", zModel, zWhat);
     }
     lua_error(L);                       /* the function's own error value */
   }
+}
+
+void lquay_behav_call(lua_State *L, int nArg, int nRes, const char *zModel,
+                      const char *zWhat) {
+  behav_call(L, nArg, nRes, zModel, zWhat);
 }
 
 /* Push the behaviour table of the record metatable at iMt; returns 0 (and

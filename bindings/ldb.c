@@ -342,6 +342,12 @@ static int db_transaction(lua_State *L) {
                        quay_tostring(L, -1));        /* [.., e, s] */
       lquay_raise(L, &err);
     }
+    if (lquay_behav_yielded(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "db:transaction: its function yielded; "
+                   "it runs inside the call, which cannot be suspended, so "
+                   "it was rolled back (yield before or after "
+                   "db:transaction)");
+    }
     return lua_error(L);                             /* keep fn's error */
   }
   g->db = NULL;
