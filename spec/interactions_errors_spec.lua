@@ -423,6 +423,59 @@ describe("error paths through user code", function()
     end)
   end)
 
+  describe("delete hooks that re-enter the db", function()
+    it("a delete hook that deletes the parent again recurses until Lua stops it; nothing changed", function()
+      local before = snapshot(db)
+      trap["Book.before_delete"] = function() M.Author:filter { name = "a1" }:delete() end
+      local ok, err = pcall(function() return M.Author:get { name = "a1" }:delete() end)
+      trap["Book.before_delete"] = nil
+      assert.is_false(ok)
+      assert.is_truthy(tostring(type(err) == "table" and err.message or err):find("stack overflow", 1, true))
+      assert.equal(before, snapshot(db))
+      usable(db, M)
+    end)
+
+    it("an after_delete that inserts a child of the row being deleted fails with integrity; nothing changed", function()
+      local before = snapshot(db)
+      trap["Page.after_delete"] = function(rec)
+        M.Page:create { book_id = rec.book_id, n = 99 }
+      end
+      helper.raises("integrity", function() return M.Book:get { title = "b1" }:delete() end)
+      trap["Page.after_delete"] = nil
+      assert.equal(before, snapshot(db))
+      usable(db, M)
+    end)
+
+    it("a delete hook that deletes rows of the same cascade itself: the call completes once", function()
+      trap["Book.before_delete"] = function(rec) M.Page:filter { book_id = rec.id }:delete() end
+      local counts = M.Author:get { name = "a1" }:delete()
+      trap["Book.before_delete"] = nil
+      assert.equal(2, counts.Book)
+      assert.equal(0, #db:rows("SELECT id FROM pages WHERE book_id IN (1, 2)"))
+      assert.equal(2, #db:rows("SELECT id FROM pages"))
+      usable(db, M)
+    end)
+
+    it("a hook that closes the db and then raises gives back its own error", function()
+      local before = snapshot(db)
+      for _, where in ipairs { "Book.before_save", "Book.after_save", "Book.before_delete", "Page.after_delete" } do
+        trap[where] = function() db:close(); error({ mine = where }) end
+        local ok, err = pcall(function()
+          if where:find("save") then
+            return M.Book:create { title = "n", author = M.Author:get { name = "a1" } }
+          end
+          return M.Author:get { name = "a1" }:delete()
+        end)
+        trap[where] = nil
+        assert.is_false(ok)
+        assert.equal(where, err.mine)
+        db:reopen()
+        assert.equal(before, snapshot(db), where)
+      end
+      usable(db, M)
+    end)
+  end)
+
   describe("db:transaction bodies", function()
     it("give back any error value unchanged and roll back", function()
       each_value("body", function()
@@ -758,6 +811,175 @@ describe("error paths through user code", function()
       for _ in M.Book:iter() do n = n + 1 end
       assert.equal(603, n)
       assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+  end)
+
+  describe("iterators and transactions that end under them", function()
+    before_each(function()
+      local a = M.Author:get { name = "a1" }
+      local rows = {}
+      for i = 1, 600 do rows[i] = { title = "x" .. i, author = a } end
+      M.Book:bulk_create(rows)
+    end)
+
+    it("an iterator opened in a hook whose call fails raises or ends when continued; the handle works", function()
+      local f, s, c
+      trap["Book.before_save"] = function()
+        f, s, c = M.Book:order_by("id"):iter()
+        assert(f(s, c))
+        error("after opening", 0)
+      end
+      local before = snapshot(db)
+      local ok, err = pcall(M.Book.create, M.Book, { title = "n", author = M.Author:get { name = "a1" } })
+      trap["Book.before_save"] = nil
+      assert.is_false(ok)
+      assert.equal("after opening", err)
+      assert.equal(before, snapshot(db))
+      -- the cursor lived in the rolled-back savepoint on PostgreSQL
+      local n = 0
+      local ok2, e2 = pcall(function()
+        for _ = 1, 700 do
+          if not f(s, c) then break end
+          n = n + 1
+        end
+      end)
+      assert.is_true(ok2 or type(e2) == "table" and type(e2.code) == "string")
+      f, s, c = nil, nil, nil
+      collectgarbage(); collectgarbage()
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+
+    it("an iterator opened in a db:transaction that fails raises or ends when continued", function()
+      local f, s, c
+      local ok = pcall(db.transaction, db, function()
+        f, s, c = M.Book:iter()
+        assert(f(s, c))
+        M.Log:create { what = "undone" }
+        error({ stop = 1 })
+      end)
+      assert.is_false(ok)
+      local ok2, e2 = pcall(function()
+        for _ = 1, 700 do if not f(s, c) then break end end
+      end)
+      assert.is_true(ok2 or type(e2) == "table" and type(e2.code) == "string")
+      assert.equal(0, M.Log:filter { what = "undone" }:count())
+      f, s, c = nil, nil, nil
+      collectgarbage(); collectgarbage()
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+
+    it("an iterator opened before a db:transaction that fails goes on reading after it", function()
+      local f, s, c = M.Book:order_by("id"):iter()
+      for _ = 1, 10 do assert(f(s, c)) end
+      assert.is_false(pcall(db.transaction, db, function()
+        M.Log:create { what = "undone" }
+        for _ = 1, 300 do assert(f(s, c)) end
+        error("no")
+      end))
+      local n = 310
+      while f(s, c) do n = n + 1 end
+      assert.equal(603, n)
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+
+    it("an iterator abandoned in a transaction that failed is closed without harm", function()
+      local ok = pcall(db.transaction, db, function()
+        do
+          local f, s, c = M.Book:iter()
+          assert(f(s, c))
+        end
+        pcall(db.execute, db, "UPDATE nowhere SET x = 1")   -- aborts it on PostgreSQL
+        collectgarbage(); collectgarbage()
+        M.Log:create { what = "after the failure" }
+      end)
+      if helper.is_pg then assert.is_false(ok) end
+      collectgarbage()
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+      assert.equal(0, pg_cursors(db))
+    end)
+
+    it("an on_query error in a query of the loop body comes back from the loop; the cursor closes", function()
+      local n = 0
+      local ok, err = pcall(function()
+        for _ in M.Book:iter() do
+          n = n + 1
+          if n == 100 then
+            db:on_query(function() error({ observed = true }) end)
+            M.Log:count()
+          end
+        end
+      end)
+      db:on_query(nil)
+      assert.is_false(ok)
+      assert.is_true(err.observed)
+      assert.equal(100, n)
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+
+    it("a Quay error re-raised through nested transactions is the same object", function()
+      local inner
+      local ok, err = pcall(db.transaction, db, function()
+        db:transaction(function()
+          local ok1, e1 = pcall(M.Author.create, M.Author, { name = "a1" })
+          assert(not ok1)
+          inner = e1
+          error(e1, 0)
+        end)
+      end)
+      assert.is_false(ok)
+      assert.is_true(rawequal(inner, err))
+      assert.equal("integrity", err.code)
+      usable(db, M)
+    end)
+
+    it("a strict-mode lazy load in a hook raises lazy_load and undoes the call", function()
+      local before = snapshot(db)
+      trap["Book.before_save"] = function(rec) return rec.author.name end
+      local b = M.Book:strict():get { title = "b1" }
+      b.views = 7
+      local err = helper.raises("lazy_load", b.save, b)
+      helper.mentions(err, "Book.author")
+      trap["Book.before_save"] = nil
+      assert.equal(before, snapshot(db))
+      assert.same({ "views" }, b:changed())
+      usable(db, M)
+    end)
+  end)
+
+  describe("values given to raw SQL and to conditions", function()
+    it("a parameter with an erroring __tostring is refused with a Quay error", function()
+      for _, v in ipairs { raising_tostring, setmetatable({}, { __index = function() error("idx") end }) } do
+        local ok, err = pcall(db.rows, db, "SELECT ? AS x", { v })
+        assert.is_false(ok)
+        assert.equal("table", type(err))
+        assert.is_string(err.code)
+        ok, err = pcall(db.execute, db, "UPDATE logs SET what = ?", { v })
+        assert.is_false(ok)
+        assert.is_string(err.code)
+      end
+      usable(db, M)
+    end)
+
+    it("a condition table and an order_by term with metamethods are refused with a Quay error", function()
+      for _, call in ipairs {
+        function() return M.Book:filter { views__gt = raising_tostring }:count() end,
+        function() return M.Book:exclude { title__in = { "b1", raising_tostring } }:count() end,
+        function() return M.Book:order_by(raising_tostring):first() end,
+        function() return M.Book:get { title = raising_tostring } end,
+        function() return M.Book:pluck(raising_tostring) end,
+        function() return M.Book:find(raising_tostring) end,
+      } do
+        local ok, err = pcall(call)
+        assert.is_false(ok, "call " .. _ .. " succeeded")
+        assert.equal("table", type(err), tostring(type(err) == "string" and err))
+        assert.is_string(err.code)
+      end
       usable(db, M)
     end)
   end)
