@@ -476,6 +476,81 @@ describe("error paths through user code", function()
     end)
   end)
 
+  describe("writes of many rows", function()
+    it("a custom through model's delete hook raising undoes :remove, :set and :clear", function()
+      local log = {}
+      local Club = db:model("Club", { name = quay.string() })
+      local Member = db:model("Member", {
+        name = quay.string(),
+        clubs = quay.many_to_many("Club", { through = "Membership", related_name = "members" }),
+      })
+      db:model("Membership", {
+        member = quay.belongs_to("Member", { on_delete = quay.CASCADE }),
+        club = quay.belongs_to("Club", { on_delete = quay.CASCADE }),
+        hooks = {
+          before_delete = function(rec) log[#log + 1] = rec.id; spring("Membership.before_delete", rec) end,
+          after_delete = function(rec) spring("Membership.after_delete", rec) end,
+        },
+      })
+      db:create_tables()
+      local m = Member:create { name = "m" }
+      local c1, c2, c3 = Club:create { name = "c1" }, Club:create { name = "c2" }, Club:create { name = "c3" }
+      m.clubs:add(c1, c2)
+      for _, where in ipairs { "Membership.before_delete", "Membership.after_delete" } do
+        each_value(where, function() return m.clubs:remove(c1) end)
+        each_value(where, function() return m.clubs:set({ c3 }) end)
+        each_value(where, function() return m.clubs:clear() end)
+        each_value(where, function() return c2:delete() end)
+      end
+      assert.equal(2, #db:rows("SELECT id FROM memberships"))
+      assert.is_true(#log > 0)
+    end)
+
+    it("an upsert of many rows whose hook raises on a late row undoes every batch", function()
+      local before = snapshot(db)
+      local a = M.Author:get { name = "a2" }
+      local rows = {}
+      for i = 1, 700 do rows[i] = { title = "u" .. i, author = a } end
+      rows[701] = { title = "b1", author = a, views = 70 }
+      local k = 0
+      trap["Book.after_save"] = function() k = k + 1; if k == 650 then error({ late = k }) end end
+      local ok, err = pcall(M.Book.upsert, M.Book, rows, { conflict = { "title" } })
+      trap["Book.after_save"] = nil
+      assert.is_false(ok)
+      assert.equal(650, err.late)
+      assert.equal(before, snapshot(db))
+      usable(db, M)
+    end)
+
+    it("a bulk_update whose validate function closes the db raises connection; nothing changed", function()
+      local before = snapshot(db)
+      local list = M.Book:order_by("id"):all()
+      for _, b in ipairs(list) do b.title = b.title .. "!" end
+      local k = 0
+      trap["Book.title"] = function() k = k + 1; if k == 2 then db:close() end end
+      helper.raises("connection", M.Book.bulk_update, M.Book, list, { "title" })
+      trap["Book.title"] = nil
+      db:reopen()
+      assert.equal(before, snapshot(db))
+      usable(db, M)
+    end)
+
+    it("an iterator body inside db:transaction that closes the db: connection, nothing stays", function()
+      local before = snapshot(db)
+      local err = helper.raises("connection", db.transaction, db, function()
+        for rec in M.Book:iter() do
+          M.Log:create { what = rec.title }
+          if rec.title == "b2" then db:close() end
+        end
+      end)
+      helper.mentions(err, "closed")
+      db:reopen()
+      assert.equal(before, snapshot(db))
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+  end)
+
   describe("db:transaction bodies", function()
     it("give back any error value unchanged and roll back", function()
       each_value("body", function()
