@@ -599,6 +599,19 @@ describe("error paths through user code", function()
       usable(db, M)
     end)
 
+    it("a body that ends the transaction by raw SQL and raises any value gets misuse", function()
+      for _, v in ipairs(values) do
+        local err = helper.raises("misuse", db.transaction, db, function()
+          M.Log:create { what = "committed by the raw COMMIT" }
+          db:execute("COMMIT")
+          error(v[2], 0)
+        end)
+        helper.mentions(err, "outside Quay")
+      end
+      M.Log:filter { what = "committed by the raw COMMIT" }:delete()
+      usable(db, M)
+    end)
+
     it("a body that yields raises misuse and rolls back", function()
       local before = snapshot(db)
       local co = coroutine.wrap(function()
