@@ -841,6 +841,23 @@ describe("error paths through user code", function()
       usable(db, M)
     end)
 
+    it("writes to the iterated table itself, and a delete hook run for rows not read yet, keep the loop sound", function()
+      local n, seen = 0, {}
+      for rec in M.Book:order_by("id"):iter() do
+        n = n + 1
+        assert.is_nil(seen[rec.id])                  -- no row twice
+        seen[rec.id] = true
+        if n == 1 then M.Book:filter { title__in = { "x500", "x501" } }:delete() end
+        if n == 2 then M.Book:filter { title = "x10" }:update { views = 5 } end
+        if n == 3 then M.Book:create { title = "late", author = M.Author:get { name = "a2" } } end
+        if n == 4 then M.Book:get { title = "x300" }:delete() end
+      end
+      assert.is_true(n >= 600 and n <= 604, "read " .. n)
+      assert.equal(601, #db:rows("SELECT id FROM books"))
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+
     it("a body that yields works; closing the suspended coroutine closes the cursor", function()
       local co = coroutine.create(function()
         for rec in M.Book:iter() do coroutine.yield(rec.title) end
@@ -857,6 +874,29 @@ describe("error paths through user code", function()
       co = nil
       collectgarbage(); collectgarbage()
       assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+
+    it("a coroutine killed by an error in the body: the cursor closes with coroutine.close or the collector", function()
+      for _, finish in ipairs { "close", "collect" } do
+        local co = coroutine.create(function()
+          for rec in M.Book:iter() do
+            if rec.title == "x100" then error({ killed = true }) end
+          end
+        end)
+        local ok, err = coroutine.resume(co)
+        assert.is_false(ok)
+        assert.is_true(err.killed)
+        M.Log:create { what = "while the dead coroutine holds it" }
+        if finish == "close" then
+          local cok, cerr = coroutine.close(co)
+          assert.is_false(cok)
+          assert.is_true(cerr.killed)
+        end
+        co = nil
+        collectgarbage(); collectgarbage()
+        assert.equal(0, pg_cursors(db), finish)
+      end
       usable(db, M)
     end)
 
