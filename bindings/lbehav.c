@@ -106,9 +106,9 @@ static void behav_call(lua_State *L, int nArg, int nRes, const char *zModel,
   if (lua_pcall(L, nArg, nRes, 0) != LUA_OK) {
     if (is_yield_error(L, -1)) {
       lquay_raisef(L, QUAY_EMISUSE, "model %s: %s yielded; hooks, validate "
-                   "functions, defaults and scopes run inside the call that "
-                   "writes and may not yield (do the waiting before or after "
-                   "it)", zModel, zWhat);
+                   "functions, defaults, scopes and where_has functions run "
+                   "inside a Quay call, which cannot be suspended (do the "
+                   "waiting before or after it)", zModel, zWhat);
     }
     lua_error(L);                       /* the function's own error value */
   }

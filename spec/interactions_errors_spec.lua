@@ -338,6 +338,20 @@ describe("error paths through user code", function()
       end)
     end)
 
+    it("a where_has function raising gives its value back; yielding is misuse", function()
+      local function wh(q) spring("where_has", q); return q:filter { views__gt = 0 } end
+      each_value("where_has", function() return M.Author:where_has("books", wh):count() end)
+      each_value("where_has", function() return M.Author:where_doesnt_have("books", wh):count() end)
+      trap["where_has"] = function() coroutine.yield() end
+      local co = coroutine.wrap(function()
+        return pcall(function() return M.Author:where_has("books", wh):count() end)
+      end)
+      local ok, err = co()
+      assert.is_false(ok)
+      assert.equal("misuse", err.code)
+      helper.mentions(err, "Book", "where_has")
+    end)
+
     it("a method raising any value gives it back", function()
       local b = M.Book:get { title = "b1" }
       each_value("Book.shout", function() return b:shout() end)
