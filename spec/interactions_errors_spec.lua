@@ -1139,6 +1139,30 @@ describe("error paths through user code", function()
       end)
     end)
 
+    it("that close (and reopen) the db at BEGIN, SAVEPOINT, RELEASE or COMMIT fail the call; nothing stays", function()
+      local a = M.Author:get { name = "a1" }
+      for _, pat in ipairs { "^BEGIN", "^SAVEPOINT", "^RELEASE", "^COMMIT" } do
+        for _, reopen in ipairs { false, true } do
+          local before = snapshot(db)
+          db:on_query(function(sql)
+            if sql:match(pat) then
+              db:on_query(nil)
+              db:close()
+              if reopen then db:reopen() end
+            end
+          end)
+          local ok, err = pcall(db.transaction, db, function()
+            return M.Book:create { title = "n", author = a }
+          end)
+          if db:is_open() then db:on_query(nil) else db:reopen() end
+          assert.is_false(ok, pat)
+          assert.equal("connection", err.code, pat)
+          assert.equal(before, snapshot(db), pat)
+        end
+      end
+      usable(db, M)
+    end)
+
     it("that yield raise a clear error", function()
       local before = snapshot(db)
       db:on_query(function() coroutine.yield() end)
