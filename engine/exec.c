@@ -427,11 +427,11 @@ void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace, void *pArg) {
 */
 static int closed_txn_err(quay_err *pErr) {
   return quay__err(pErr, QUAY_ECONNECTION,
-                   "the database was closed while a transaction was open "
-                   "(db:close() inside db:transaction, a hook or on_query); "
-                   "closing rolled back what it wrote, and nothing more of "
-                   "it runs, also after db:reopen() (run it again once the "
-                   "call has ended)");
+                   "the connection was closed or lost while a transaction "
+                   "was open (db:close() inside db:transaction, a hook or "
+                   "on_query, or the server went away): that rolled back "
+                   "what it wrote, and nothing more of it runs, also after "
+                   "db:reopen() (run it again once the call has ended)");
 }
 
 int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
@@ -861,8 +861,12 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (bDead && iSrv == 0) {
-    pDb->txnDepth = 0;
+  if (bDead && iSrv == 0 && pDb->txnDepth > 0) {
+    /* The levels stay open, gone, until their owners end them (as after
+    ** quay_db_disconnect): a body that catches this error and reopens
+    ** the db must not go on in autocommit. */
+    pDb->eTxnGone = TXN_GONE_CLOSED;
+  } else if (bDead && iSrv == 0) {
     pDb->bTxnReadOnly = 0;
     pDb->bHostTxn = 0;
     pDb->eTxnGone = TXN_GONE_NONE;
@@ -1533,7 +1537,8 @@ void quay_cursor_close(quay_cursor *c) {
 **                     Quay's savepoint being gone;
 **   TXN_GONE_CLOSED   the connection was closed (quay_db_disconnect, also
 **                     by quay_db_reopen) from user code that runs inside
-**                     a call (a db:transaction body, a hook, on_query):
+**                     a call (a db:transaction body, a hook, on_query),
+**                     or lost (after_fail):
 **                     closing rolled the transaction back; until every
 **                     level is ended no statement is sent, also on a
 **                     connection reopened meanwhile, so the rest of the

@@ -654,6 +654,25 @@ describe("error paths through user code", function()
       usable(db, M)
     end)
 
+    it("a body that catches a lost connection and reopens the db cannot go on in autocommit", function()
+      if not helper.is_pg or helper.pooled then return end   -- a backend to terminate
+      local before = snapshot(db)
+      local pid = db:rows("SELECT pg_backend_pid() AS pid")[1].pid
+      local other = quay.open(helper.url)
+      local err = helper.raises("connection", db.transaction, db, function()
+        M.Log:create { what = "lost with the connection" }
+        assert(other:rows("SELECT pg_terminate_backend(?::int, 5000) AS ok", { pid })[1].ok)
+        local ok, e = pcall(M.Log.create, M.Log, { what = "fails" })
+        assert(not ok and e.code == "connection")
+        db:reopen()
+        M.Log:create { what = "would be committed alone" }
+      end)
+      helper.mentions(err, "closed or lost")
+      other:close()
+      assert.equal(before, snapshot(db))
+      usable(db, M)
+    end)
+
     it("a body that closes and reopens the db does not report success", function()
       local before = snapshot(db)
       local ok = pcall(db.transaction, db, function()
