@@ -93,7 +93,11 @@ local function schema(db)
       spring("Book.title", rec)
       return true
     end },
-    code = quay.string { default = function() spring("Book.code"); return "c" end },
+    code = quay.string { default = function()
+      if type(trap["Book.code"]) == "function" then return spring("Book.code") end
+      spring("Book.code")
+      return "c"
+    end },
     views = quay.integer { default = 0 },
     author = quay.belongs_to("Author", { on_delete = quay.CASCADE, related_name = "books" }),
     tags = quay.many_to_many("Tag", { related_name = "books" }),
@@ -292,6 +296,29 @@ describe("error paths through user code", function()
         k = 0
         return M.Book:bulk_create { { title = "n1", author = a, code = "x" }, { title = "n2", author = a } }
       end)
+    end)
+
+    it("a default function returning a value Quay cannot store is validation naming the field", function()
+      local before = snapshot(db)
+      trap["Book.code"] = function() return {} end
+      local a = M.Author:get { name = "a1" }
+      helper.mentions(helper.raises("validation", M.Book.create, M.Book, { title = "n", author = a }),
+        "Book", "code")
+      helper.mentions(helper.raises("validation", M.Book.bulk_create, M.Book, { { title = "n", author = a } }),
+        "Book", "code")
+      assert.equal(before, snapshot(db))
+      usable(db, M)
+    end)
+
+    it("a before_save that saves its own record recurses until Lua stops it; nothing changed", function()
+      local before = snapshot(db)
+      trap["Book.before_save"] = function(rec) rec:save() end
+      local ok, err = pcall(M.Book.create, M.Book, { title = "n", author = M.Author:get { name = "a1" } })
+      trap["Book.before_save"] = nil
+      assert.is_false(ok)
+      assert.is_truthy(tostring(type(err) == "table" and err.message or err):find("stack overflow", 1, true))
+      assert.equal(before, snapshot(db))
+      usable(db, M)
     end)
 
     it("a default function that yields raises misuse, in a coroutine or not", function()
@@ -689,7 +716,7 @@ describe("error paths through user code", function()
   describe("db:close() from inside user code", function()
     local function closes(where, call)
       local before = snapshot(db)
-      trap[where] = function() db:close() end
+      trap[where] = function() db:close(); if where == "Book.code" then return "c" end end
       local ok, err = pcall(call)
       trap[where] = nil
       assert.is_false(ok, where .. ": the call succeeded")
