@@ -978,6 +978,21 @@ describe("error paths through user code", function()
       usable(db, M)
     end)
 
+    it("a body that closes and reopens the db: the loop raises connection, never reads the new connection", function()
+      local n = 0
+      local ok, err = pcall(function()
+        for _ in M.Book:order_by("id"):iter() do
+          n = n + 1
+          if n == 10 then db:close(); db:reopen() end
+        end
+      end)
+      assert.is_false(ok, "read " .. n .. " rows")
+      assert.equal("connection", err.code)
+      assert.is_true(n >= 10 and n <= 256, "read " .. n)
+      assert.equal(0, pg_cursors(db))
+      usable(db, M)
+    end)
+
     it("a body that closes the db: the loop raises connection; after reopen all works", function()
       local f, s, c
       local n = 0
