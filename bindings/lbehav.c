@@ -88,7 +88,7 @@ int lquay_behav_is_option(const char *zKey) {
 */
 /* Non-0 when the value at idx is Lua's error for a yield that could not
 ** happen (a C call without continuation, or the main thread). */
-static int is_yield_error(lua_State *L, int idx) {
+int lquay_behav_yielded(lua_State *L, int idx) {
   const char *z;
   if (lua_type(L, idx) != LUA_TSTRING) return 0;
   z = lua_tostring(L, idx);
@@ -103,14 +103,19 @@ static int is_yield_error(lua_State *L, int idx) {
 static void behav_call(lua_State *L, int nArg, int nRes, const char *zModel,
                        const char *zWhat) {
   if (lua_pcall(L, nArg, nRes, 0) != LUA_OK) {
-    if (is_yield_error(L, -1)) {
+    if (lquay_behav_yielded(L, -1)) {
       lquay_raisef(L, QUAY_EMISUSE, "model %s: %s yielded; hooks, validate "
-                   "functions and scopes run inside the call that writes and "
-                   "may not yield (do the waiting before or after it)",
-                   zModel, zWhat);
+                   "functions, defaults, scopes and where_has functions run "
+                   "inside a Quay call, which cannot be suspended (do the "
+                   "waiting before or after it)", zModel, zWhat);
     }
     lua_error(L);                       /* the function's own error value */
   }
+}
+
+void lquay_behav_call(lua_State *L, int nArg, int nRes, const char *zModel,
+                      const char *zWhat) {
+  behav_call(L, nArg, nRes, zModel, zWhat);
 }
 
 /* Push the behaviour table of the record metatable at iMt; returns 0 (and
@@ -971,7 +976,7 @@ static int delete_body(lua_State *L) {
   lua_pushvalue(L, iRec);
   if (lua_pcall(L, 1, 0, 0) != LUA_OK) {             /* [.., bt, err] */
     a->failed = 1;
-    if (is_yield_error(L, -1)) {
+    if (lquay_behav_yielded(L, -1)) {
       quay_err e;
       quay_err_clear(&e);
       e.code = QUAY_EMISUSE;

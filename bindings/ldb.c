@@ -301,6 +301,27 @@ static void txn_options(lua_State *L, int idx, quay_txn_opts *pOpts) {
   lua_pop(L, 1);
 }
 
+static int error_text_k(lua_State *L) {
+  quay_tostring(L, 1);
+  return 1;
+}
+
+/*
+** Push the string form of the error value at the top (quay_tostring) and
+** return it; a __tostring that raises gives its type name instead, so the
+** error raised is still Quay's.
+*/
+static const char *error_text(lua_State *L) {
+  lua_pushcfunction(L, error_text_k);                /* [.., e, f] */
+  lua_pushvalue(L, -2);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {             /* [.., e, s|err] */
+    lua_pop(L, 1);
+    lua_pushfstring(L, "(a %s whose __tostring raised)",
+                    luaL_typename(L, -1));
+  }
+  return lua_tostring(L, -1);
+}
+
 /*
 ** db:transaction(fn [, opts]): fn(db) in a transaction; nested calls
 ** savepoints.  opts { isolation = ..., readonly = bool } apply to the
@@ -339,8 +360,14 @@ static int db_transaction(lua_State *L) {
       lquay_msg_append(err.zMsg, sizeof(err.zMsg), "; db:transaction was "
                        "rolling back after the error ");
       lquay_msg_append(err.zMsg, sizeof(err.zMsg),
-                       quay_tostring(L, -1));        /* [.., e, s] */
+                       error_text(L));               /* [.., e, s] */
       lquay_raise(L, &err);
+    }
+    if (lquay_behav_yielded(L, -1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "db:transaction: its function yielded; "
+                   "it runs inside the call, which cannot be suspended, so "
+                   "it was rolled back (yield before or after "
+                   "db:transaction)");
     }
     return lua_error(L);                             /* keep fn's error */
   }

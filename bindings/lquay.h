@@ -408,6 +408,14 @@ LQUAY_INTERNAL void lquay_behav_hook(lua_State *L, LModel *pM, int iRec,
 LQUAY_INTERNAL int lquay_behav_save(lua_State *L, int iRec, LModel *pM,
                                     void (*xSave)(lua_State *, int, void *),
                                     void *pArg);
+/* Call the user function below its nArg arguments at the top, keeping
+** nRes results; its error is raised again unchanged, but a yield, which
+** becomes `misuse` naming zModel and zWhat ("the default of code").  And
+** the test it uses: non-0 when the value at idx is Lua's error for a
+** yield across a C call. */
+LQUAY_INTERNAL void lquay_behav_call(lua_State *L, int nArg, int nRes,
+                                     const char *zModel, const char *zWhat);
+LQUAY_INTERNAL int lquay_behav_yielded(lua_State *L, int idx);
 /* Call xBody with the running function's arguments under lua_pcall, so
 ** its boxes close before its error is raised again; returns its results. */
 LQUAY_INTERNAL int lquay_behav_protect(lua_State *L, lua_CFunction xBody);

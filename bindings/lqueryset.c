@@ -171,7 +171,8 @@ static int qs_where_has_x(lua_State *L, int bNot) {
     iT = lua_gettop(L);
     lua_pushvalue(L, 3);
     lquay_root_qs(L, iT);                            /* [.., T, fn, qs] */
-    lua_call(L, 1, 1);                               /* [.., T, sub] */
+    lquay_behav_call(L, 1, 1, quay_model_name(t),
+                     "a where_has function");        /* [.., T, sub] */
     sub = luaL_testudata(L, -1, QUAY_QS_MT);
     if (sub == NULL || sub->qs == NULL) {
       lquay_raisef(L, QUAY_EMISUSE, "where_has('%s', fn): fn must return a "

@@ -23,6 +23,7 @@
 */
 #include "lquay.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -995,7 +996,12 @@ static void dyn_defaults_x(lua_State *L, int iRec, LModel *pM, int iMt,
     lua_pop(L, 1);
     lua_rawgetp(L, iMt, &lquay_LK_DEFAULTS);
     lua_getfield(L, -1, f.zName);                    /* [.., defs, fn] */
-    lua_call(L, 0, 1);                               /* [.., defs, v] */
+    {
+      char zWhat[96];
+      snprintf(zWhat, sizeof(zWhat), "the default function of %s",
+               f.zName);
+      lquay_behav_call(L, 0, 1, quay_model_name(pM->m), zWhat);
+    }                                                /* [.., defs, v] */
     lua_pushstring(L, f.zName);
     lua_insert(L, -2);
     lua_rawset(L, iRec);

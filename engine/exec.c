@@ -296,9 +296,12 @@ static void txn_abandon(quay_db *pDb) {
       pDb->pDrv->xSimple(c, "ROLLBACK", NULL);
     }
   }
-  pDb->txnDepth = 0;
-  pDb->bHostTxn = 0;
-  pDb->eTxnGone = TXN_GONE_NONE;
+  /* The levels stay open, gone (TXN_GONE_CLOSED), until their owners end
+  ** them: a db:transaction body, a hook or a delete observer may close
+  ** the db and reopen it, and the rest of that call must not run on the
+  ** new connection outside any transaction (committed one by one), nor
+  ** be reported committed. */
+  if (pDb->txnDepth > 0) pDb->eTxnGone = TXN_GONE_CLOSED;
 }
 
 void quay_db_disconnect(quay_db *pDb) {
@@ -417,6 +420,20 @@ void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace, void *pArg) {
   pDb->pTraceArg = xTrace ? pArg : NULL;
 }
 
+/*
+** The failure of a statement, or of ending a level, while levels are open
+** in a transaction whose connection was closed (TXN_GONE_CLOSED): closing
+** rolled it back, and nothing runs until every level is ended.
+*/
+static int closed_txn_err(quay_err *pErr) {
+  return quay__err(pErr, QUAY_ECONNECTION,
+                   "the connection was closed or lost while a transaction "
+                   "was open (db:close() inside db:transaction, a hook or "
+                   "on_query, or the server went away): that rolled back "
+                   "what it wrote, and nothing more of it runs, also after "
+                   "db:reopen() (run it again once the call has ended)");
+}
+
 int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
   if (pDb->bFreed) {
     return quay__err(pErr, QUAY_EMISUSE,
@@ -429,6 +446,9 @@ int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
     return quay__err(pErr, QUAY_ECONNECTION,
                      "attempt to use a closed database (call db:reopen() or "
                      "open a new one)");
+  }
+  if (pDb->txnDepth > 0 && pDb->eTxnGone == TXN_GONE_CLOSED) {
+    return closed_txn_err(pErr);
   }
   return QUAY_OK;
 }
@@ -510,6 +530,9 @@ static int before_send(quay_db *pDb, int iSrv, const char *zSql,
                      "the on_query callback closed and reopened the "
                      "database before this statement was sent; it was not "
                      "sent (run the call again)");
+  }
+  if (pDb->txnDepth > 0 && pDb->eTxnGone == TXN_GONE_CLOSED) {
+    return closed_txn_err(pErr);
   }
   return QUAY_OK;
 }
@@ -838,8 +861,12 @@ static int after_fail(quay_db *pDb, int iSrv, int rc, quay_err *pErr) {
     zMsg[sizeof(zMsg) - 1] = 0;
     rc = quay__err(pErr, QUAY_ECONNECTION, "connection lost: %s", zMsg);
   }
-  if (bDead && iSrv == 0) {
-    pDb->txnDepth = 0;
+  if (bDead && iSrv == 0 && pDb->txnDepth > 0) {
+    /* The levels stay open, gone, until their owners end them (as after
+    ** quay_db_disconnect): a body that catches this error and reopens
+    ** the db must not go on in autocommit. */
+    pDb->eTxnGone = TXN_GONE_CLOSED;
+  } else if (bDead && iSrv == 0) {
     pDb->bTxnReadOnly = 0;
     pDb->bHostTxn = 0;
     pDb->eTxnGone = TXN_GONE_NONE;
@@ -1507,10 +1534,19 @@ void quay_cursor_close(quay_cursor *c) {
 **                     host's own SQL on the shared handle, or raw SQL):
 **                     noticed when Quay next opens or ends a level, by
 **                     the connection being out of its transaction or by
-**                     Quay's savepoint being gone.
+**                     Quay's savepoint being gone;
+**   TXN_GONE_CLOSED   the connection was closed (quay_db_disconnect, also
+**                     by quay_db_reopen) from user code that runs inside
+**                     a call (a db:transaction body, a hook, on_query),
+**                     or lost (after_fail):
+**                     closing rolled the transaction back; until every
+**                     level is ended no statement is sent, also on a
+**                     connection reopened meanwhile, so the rest of the
+**                     call cannot go in one statement at a time.
 ** From then on every level still open fails as it is ended, so nothing
 ** that the transaction wrote is ever reported committed: rollback of a
-** level of TXN_GONE_ERROR succeeds (the server rolled back), every other
+** level of TXN_GONE_ERROR or TXN_GONE_CLOSED succeeds (it was rolled
+** back), every other
 ** end fails, TXN_GONE_OUTSIDE with QUAY_EMISUSE naming what happened
 ** (its writes were committed, or rolled back, by that statement, and the
 ** writes after it went in one by one, committed at once).
@@ -1521,6 +1557,7 @@ static int level_is_savepoint(const quay_db *pDb, int iLevel) {
 
 /* The failure of ending (or opening) a level in a transaction gone. */
 static int txn_gone_err(quay_db *pDb, quay_err *pErr) {
+  if (pDb->eTxnGone == TXN_GONE_CLOSED) return closed_txn_err(pErr);
   if (pDb->eTxnGone == TXN_GONE_ERROR) {
     return quay__err(pErr, QUAY_ESQL,
                      "the database rolled this transaction back after a "
@@ -1676,6 +1713,10 @@ int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
   if (pDb->txnDepth == 0) {
     return quay__err(pErr, QUAY_EMISUSE, "no transaction to roll back");
   }
+  if (pDb->eTxnGone == TXN_GONE_CLOSED) {
+    level_drop(pDb);                  /* closing rolled it back */
+    return QUAY_OK;
+  }
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
     pDb->txnDepth = 0;
@@ -1712,6 +1753,11 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   char zSql[64];
   if (pDb->txnDepth == 0) {
     return quay__err(pErr, QUAY_EMISUSE, "no transaction to commit");
+  }
+  if (pDb->eTxnGone == TXN_GONE_CLOSED) {
+    rc = closed_txn_err(pErr);        /* never reported committed */
+    level_drop(pDb);
+    return rc;
   }
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {

@@ -1116,7 +1116,10 @@ typedef struct DbServer {
 enum {                      /* quay_db.eTxnGone */
   TXN_GONE_NONE = 0,
   TXN_GONE_ERROR,           /* the server rolled it back after a failure */
-  TXN_GONE_OUTSIDE          /* a COMMIT / ROLLBACK Quay did not send */
+  TXN_GONE_OUTSIDE,         /* a COMMIT / ROLLBACK Quay did not send */
+  TXN_GONE_CLOSED           /* the connection was closed under the levels
+                            ** (quay_db_disconnect, quay_db_reopen) or
+                            ** lost (after_fail) */
 };
 
 struct quay_db {

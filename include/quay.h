@@ -334,7 +334,11 @@ QUAY_API int quay_db_wrap_sqlite(struct sqlite3 *pHandle,
 ** Close the connection but keep the schema (models, relations), so that
 ** objects made from the db stay valid; calls that need the connection then
 ** fail with QUAY_ECONNECTION ("attempt to use a closed database").
-** Idempotent.  Rolls back an open transaction.
+** Idempotent.  Rolls back an open transaction; its levels stay open (so
+** do they when the connection is lost)
+** until their owners end them (quay_db_commit fails with
+** QUAY_ECONNECTION, quay_db_rollback succeeds), and every statement fails
+** with QUAY_ECONNECTION meanwhile, also after quay_db_reopen.
 */
 QUAY_API void quay_db_disconnect(quay_db *pDb);
 

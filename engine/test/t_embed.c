@@ -212,6 +212,59 @@ TEST(transaction_lost_by_error) {
 }
 
 /*
+** The connection closed under open levels (user code inside a call ran
+** db:close(), or db:close() then db:reopen()): closing rolled the
+** transaction back; until every level is ended each statement fails with
+** QUAY_ECONNECTION, also on the reopened connection, each commit fails
+** and each rollback succeeds; then the db works again.  Before, the
+** levels were forgotten: a commit was QUAY_EMISUSE "no transaction to
+** commit", and after a reopen the rest of the call ran in autocommit.
+*/
+TEST(transaction_closed_under_levels) {
+  sqlite3 *h = NULL;
+  quay_db *db = NULL;
+  quay_err e;
+  int i;
+  ASSERT_EQ(sqlite3_open(":memory:", &h), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(h, "CREATE TABLE t (a)", NULL, NULL, NULL),
+            SQLITE_OK);
+  ASSERT_OK(quay_db_wrap_sqlite(h, NULL, &db, &e), e);
+  for (i = 0; i < 2; i++) {               /* i == 1: reopened at once */
+    ASSERT_OK(quay_db_begin(db, &e), e);
+    ASSERT_OK(quay_db_begin(db, &e), e);
+    ASSERT_OK(quay_db_execute(db, "INSERT INTO t VALUES (1)", NULL, 0, NULL,
+                              &e), e);
+    quay_db_disconnect(db);
+    ASSERT_EQ(sqlite3_get_autocommit(h), 1);        /* rolled back */
+    if (i == 1) ASSERT_OK(quay_db_reopen(db, &e), e);
+    ASSERT_CODE(quay_db_execute(db, "INSERT INTO t VALUES (2)", NULL, 0,
+                                NULL, &e), QUAY_ECONNECTION);
+    ASSERT_CODE(quay_db_begin(db, &e), QUAY_ECONNECTION);
+    ASSERT_EQ(quay_db_txn_depth(db), 2);
+    if (i == 0) {
+      ASSERT_CODE(quay_db_commit(db, &e), QUAY_ECONNECTION);
+      ASSERT_CONTAINS(e.zMsg, "closed");
+      ASSERT_CODE(quay_db_commit(db, &e), QUAY_ECONNECTION);
+      ASSERT_OK(quay_db_reopen(db, &e), e);
+    } else {
+      ASSERT_OK(quay_db_rollback(db, &e), e);
+      ASSERT_CODE(quay_db_commit(db, &e), QUAY_ECONNECTION);
+    }
+    ASSERT_EQ(quay_db_txn_depth(db), 0);
+    ASSERT_EQ(host_int(h, "SELECT count(*) FROM t"), 0);
+    ASSERT_OK(quay_db_begin(db, &e), e);
+    ASSERT_OK(quay_db_execute(db, "INSERT INTO t VALUES (3)", NULL, 0, NULL,
+                              &e), e);
+    ASSERT_OK(quay_db_commit(db, &e), e);
+    ASSERT_EQ(host_int(h, "SELECT count(*) FROM t"), 1);
+    ASSERT_OK(quay_db_execute(db, "DELETE FROM t", NULL, 0, NULL, &e), e);
+  }
+  quay_db_free(db);
+  ASSERT_EQ(sqlite3_close(h), SQLITE_OK);
+  return 0;
+}
+
+/*
 ** PRAGMA foreign_keys does nothing inside a transaction: wrapping a
 ** handle there is refused, and the pragma is read back.
 */

@@ -33,6 +33,7 @@
   X(decimal_values)             \
   X(uuid_and_json)              \
   X(host_transaction)           \
+  X(transaction_closed_under_levels) \
   X(host_ends_transaction)      \
   X(transaction_lost_by_error)  \
   X(wrap_in_transaction)        \
