@@ -404,6 +404,14 @@ static int qs_values(lua_State *L) {
     int nNamed = 0;
     if (lua_type(L, i + 2) == LUA_TTABLE && !lquay_is_expr(L, i + 2)) {
       sorted_names(L, i + 2, &nNamed, "values");
+      if (lua_rawlen(L, i + 2) == 0 && nNamed == 0) {
+        /* {} or { name = nil_var }: nothing would be selected from it,
+        ** the nil-vanishing trap filter {} has too. */
+        lquay_raisef(L, QUAY_EMISUSE, "values: argument %d is an empty "
+                     "table; give paths (\"title\") or { name = "
+                     "expression }, or call values() for every field",
+                     i + 1);
+      }
       n += (int)lua_rawlen(L, i + 2) + nNamed;
     } else {
       lua_pushnil(L);               /* a path: lquay_name checks it below */
@@ -435,7 +443,8 @@ static int qs_values(lua_State *L) {
     }
     for (k = 0; k < nNamed; k++) {
       const char *zName = ((const char **)lua_touserdata(L, iNames))[k];
-      lua_getfield(L, i + 2, zName);
+      lua_pushstring(L, zName);
+      lua_rawget(L, i + 2);                  /* raw, as the names were */
       if (!lquay_is_expr(L, -1)) {
         lquay_raisef(L, QUAY_EMISUSE, "values: %s must be an expression "
                      "(quay.trunc, quay.F, ...)", zName);

@@ -391,6 +391,18 @@ describe("arguments that would be ignored", function()
     assert.equal(0, sent)
     assert.equal(1, M.Post:aggregate { n = quay.count("id", { filter = { views = 5 } }) }.n)
   end)
+
+  it("refuses values {} and a values table read only through a metatable", function()
+    local e = helper.raises("misuse", function() return M.Post:values {} end)
+    helper.mentions(e, "values", "empty table")
+    helper.raises("misuse", function() return M.Post:values("title", {}) end)
+    local missing
+    helper.raises("misuse", function() return M.Post:values { m = missing } end)
+    helper.raises("misuse", function()
+      return M.Post:values(setmetatable({}, { __index = function() error("boom") end }))
+    end)
+    assert.equal(M.Post:count(), #M.Post:values():all())       -- no argument: every field
+  end)
 end)
 
 describe("extra arguments to declarations and schema calls", function()
