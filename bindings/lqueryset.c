@@ -1074,6 +1074,11 @@ static int needs_load(lua_State *L, int idx, int j) {
 
 void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
                      const char *zWhy) {
+  lquay_lazy_load_on(L, iRec, pM, j, zWhy, -1);
+}
+
+void lquay_lazy_load_on(lua_State *L, int iRec, LModel *pM, int j,
+                        const char *zWhy, int iForce) {
   int iOwners, strict, top = lua_gettop(L), iSrv = -1;
   lua_Integer i, n = 0;
   quay_rel_info r;
@@ -1149,6 +1154,7 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
     }
     lua_pop(L, 2);
   }
+  if (iForce >= 0) iSrv = iForce;
   pLoad = lquay_box(L, load_free);
   if (quay_load_open(plan, pM->pDb->db, 0, (quay_load **)&pLoad->p, &err)) {
     lquay_fail(L, pM->pDb, &err);

@@ -432,6 +432,35 @@ describe("writes with replicas", function()
     helper.raises("not_found", n.restore, n)
   end)
 
+  it("reads a related set again from the primary after a write through it", function()
+    local u = M.User:create { name = "cy", email = "cy@x" }
+    local p, r = roles(db, function()
+      u.posts:create { title = "c1" }
+      assert.equal(1, #u.posts)
+      u.posts:add(M.Post:create { title = "c2", author = M.bob })
+      assert.equal(2, #u.posts)
+    end)
+    assert.equal(0, r)
+    assert.equal(5, p)
+    local post = M.Post:create { title = "c3", author = u }
+    p, r = roles(db, function()
+      post.tags:add(M.t1, M.t2)
+      assert.equal(2, #post.tags)
+      post.tags:remove(M.t1)
+      assert.equal("t2", post.tags[1].name)
+      post.tags:set { M.t1 }
+      assert.equal("t1", post.tags[1].name)
+      post.tags:clear()
+      assert.equal(0, #post.tags)
+    end)
+    assert.equal(0, r)
+    -- a later load of another record's relation routes as usual
+    local again = M.User:filter { email = "ann@x" }:first()
+    p, r = roles(db, function() return #again.posts end)
+    assert.equal(0, p)
+    assert.equal(1, r)
+  end)
+
   it("runs create and save on the primary", function()
     local u = on_primary(function() return M.User:create { name = "cy", email = "cy@x" } end)
     u.name = "cyd"
