@@ -65,14 +65,16 @@ local function roles(db, fn)
 end
 
 -- The schema every part uses.  All posts are ann's; bob has none.
-local function models(db, log)
+local function models(db, log, opts)
   local M = { db = db }
   log = log or {}
+  opts = opts or {}
   M.User = db:model("User", {
     name = quay.string(),
     email = quay.string { unique = true },
   })
-  M.Tag = db:model("Tag", { name = quay.string { unique = true } })
+  M.Tag = db:model("Tag", { name = quay.string { unique = true },
+                           color = opts.color and quay.string { null = true } or nil })
   M.Post = db:model("Post", {
     title = quay.string(),
     views = quay.integer { default = 0 },
@@ -104,6 +106,7 @@ local function models(db, log)
       end,
     },
   })
+  if opts.bare then return M end
   db:create_tables()
   M.ann = M.User:create { name = "ann", email = "ann@x" }
   M.bob = M.User:create { name = "bob", email = "bob@x" }
@@ -117,6 +120,32 @@ local function models(db, log)
   -- what the reads see before the write of the transaction / sticky parts
   M.st0 = { n = 6, last = "p06", ann = "ann", tags = 1 }
   M.st1 = { n = 7, last = "p07", ann = "ann2", tags = 2 }
+  return M
+end
+
+-- models()'s Entry and User on another handle (no tables made, no rows).
+local function models_on(db, log)
+  local M = {}
+  M.User = db:model("User", { name = quay.string(), email = quay.string { unique = true } })
+  M.Entry = db:model("Entry", {
+    title = quay.string(),
+    author = quay.belongs_to("User", { on_delete = quay.CASCADE, related_name = "entries" }),
+    hooks = {
+      before_save = function(rec, creating)
+        log[#log + 1] = { "before_save", creating, M.Entry:count() }
+      end,
+      after_save = function(rec, created)
+        log[#log + 1] = { "after_save", created, M.Entry:filter { id = rec.id }:count(),
+                          rec.author.name }
+      end,
+      before_delete = function(rec)
+        log[#log + 1] = { "before_delete", M.Entry:filter { id = rec.id }:count() }
+      end,
+      after_delete = function(rec)
+        log[#log + 1] = { "after_delete", M.Entry:filter { id = rec.id }:count() }
+      end,
+    },
+  })
   return M
 end
 
@@ -1019,6 +1048,47 @@ describe("behind PgBouncer in transaction pooling ({ prepare = false })", functi
     b:execute("ROLLBACK")
     assert.equal(100, M.Post:get { title = "p01" }.views)
     assert.equal("50ms", a:rows("SHOW lock_timeout")[1].lock_timeout)
+  end)
+
+  it("keeps busy_timeout in a transaction the host opened with raw SQL", function()
+    local a = bopen { busy_timeout = 50 }
+    local A = a:model("Post", { title = quay.string(), views = quay.integer { default = 0 } })
+    local N = second()
+    N.db:transaction(function()
+      N.Post:filter { title = "p02" }:update { views = 100 }
+      a:execute("BEGIN")
+      A:filter { title = "p03" }:update { views = 30 }
+      helper.raises("busy", function() return A:filter { title = "p02" }:update { views = 5 } end)
+      a:execute("ROLLBACK")
+      a:execute("BEGIN")
+      A:filter { title = "p03" }:update { views = 31 }
+      a:execute("COMMIT")
+    end)
+    assert.equal(31, M.Post:get { title = "p03" }.views)
+    assert.equal(100, M.Post:get { title = "p02" }.views)
+  end)
+
+  it("runs hook queries inside the write through the pooler", function()
+    local log = {}
+    local d = bopen()
+    local H = models_on(d, log)
+    local e = H.Entry:create { title = "e", author = H.User:get { email = "ann@x" } }
+    assert.same({ "before_save", true, 0 }, log[1])
+    assert.same({ "after_save", true, 1, "ann" }, log[2])
+    db:transaction(function() return M.Post:count() end)
+    d:transaction(function()
+      e:delete()
+      assert.same({ "before_delete", 1 }, log[3])
+      assert.same({ "after_delete", 0 }, log[4])
+    end)
+  end)
+
+  it("migrates a model change through the pooler", function()
+    local d = bopen()
+    models(d, nil, { bare = true, color = true })
+    d:migrate()
+    assert.equal(2, #d:rows("SELECT color FROM tags"))
+    d:migrate()                                   -- nothing left to do
   end)
 
   it("runs statements that refuse a transaction block with a busy_timeout", function()
