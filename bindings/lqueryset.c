@@ -991,6 +991,9 @@ int lquay_model_raw(lua_State *L) {
   iArr = lua_gettop(L);
   lquay_push_result_mt(L, iMt, iArr);
   iMt = lua_gettop(L);
+  /* Raw SQL ran on the primary: so do the lazy loads of its records. */
+  lua_pushinteger(L, 0);
+  lua_rawsetp(L, iMt, &lquay_LK_SERVER);
   luaL_checkstack(L, 8, "raw rows");
   while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
     int nCol = quay_cursor_ncol(pCur->p);
