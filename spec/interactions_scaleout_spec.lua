@@ -391,6 +391,29 @@ describe("read routing with replicas", function()
     assert.equal(1, r)
   end)
 
+  it("sends reads back to the replica after a db:transaction that wrote nothing (default sticky)", function()
+    open(nil)
+    sleep(1.1)                                    -- past the set-up's writes
+    assert.equal(6, db:transaction(function() return M.Post:count() end))
+    assert.equal(6, db:transaction(function() return M.Post:count() end, { readonly = true }))
+    local p, r = roles(db, function() return M.Post:count() end)
+    assert.equal(0, p)
+    assert.equal(1, r)
+  end)
+
+  it("keeps reads on the primary for sticky after the COMMIT of a transaction that wrote", function()
+    open(1)
+    db:transaction(function()
+      M.Post:create { title = "p07", views = 7, author = M.ann }
+      sleep(1.1)                                  -- longer than sticky
+      M.Post:count()
+    end)
+    local p, r, n = roles(db, function() return M.Post:count() end)
+    assert.equal(7, n)
+    assert.equal(1, p)
+    assert.equal(0, r)
+  end)
+
   it("sends reads back to the replica once db:transaction is over (sticky = 0)", function()
     open(0)
     db:transaction(function() return M.Post:count() end)
