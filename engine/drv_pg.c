@@ -1093,6 +1093,7 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
     quay_err e;
     quay_err *pE = pErr ? pErr : &e;
     int bIdle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    quay_err_clear(&e);
     op[0].eOp = PIPE_EXEC_PARAMS;
     op[0].zText = c->zLockSql;
     op[1].eOp = PIPE_EXEC_PARAMS;
