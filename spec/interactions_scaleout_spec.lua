@@ -44,6 +44,8 @@ end
 local function caught_up(db)
   local lsn = db:rows("SELECT pg_current_wal_insert_lsn()::text AS l")[1].l
   local r = quay.open(replica_url())
+  -- replaying, also if a run that paused it (below) died before resuming
+  r:rows("SELECT pg_wal_replay_resume() IS NULL AS x")
   for _ = 1, 400 do
     if r:rows("SELECT pg_last_wal_replay_lsn() >= ?::pg_lsn AS ok", { lsn })[1].ok then
       r:close()
