@@ -969,6 +969,28 @@ describe("behind PgBouncer in transaction pooling ({ prepare = false })", functi
     assert.equal(3, M.User:count())
   end)
 
+  it("runs get_or_create and update_or_create safely under another pooled handle's insert", function()
+    local N = second()
+    for _, fn in ipairs { "get_or_create", "update_or_create" } do
+      local email = fn .. "@x"
+      local fired = false
+      -- the other handle inserts the same key just before this one does
+      db:on_query(function(sql)
+        if not fired and sql:match("^INSERT") then
+          fired = true
+          N.User:create { name = "other", email = email }
+        end
+      end)
+      local ok, rec, created = pcall(M.User[fn], M.User, { email = email }, { name = "mine" })
+      db:on_query(nil)
+      assert(ok, rec)
+      assert.is_true(fired)
+      assert.is_false(created)
+      assert.equal(fn == "get_or_create" and "other" or "mine", rec.name)
+      assert.equal(1, M.User:filter { email = email }:count())
+    end
+  end)
+
   it("keeps bulk writes atomic inside a nested transaction that raises", function()
     db:transaction(function()
       pcall(db.transaction, db, function()
