@@ -1157,6 +1157,12 @@ static int rec_restore(lua_State *L) {
     return 1;
   }
   restore_qs(L, 3, 2, pk.zName, 0);
+  /* Part of the write: whether the row is there is the primary's answer
+  ** (a replica may not have the row yet, and sticky may be 0). */
+  lua_getfield(L, -1, "using");
+  lua_insert(L, -2);
+  lua_pushliteral(L, "primary");
+  lua_call(L, 2, 1);
   lua_getfield(L, -1, "exists");
   lua_insert(L, -2);
   lua_call(L, 1, 1);

@@ -70,7 +70,10 @@ LQUAY_INTERNAL extern const char lquay_LK_PIVOT;    /* record -> pivot rec */
 LQUAY_INTERNAL extern const char lquay_LK_ANNS;     /* result mt -> names
                                                    ** of annotations */
 LQUAY_INTERNAL extern const char lquay_LK_STRICT;   /* result -> true */
-LQUAY_INTERNAL extern const char lquay_LK_SERVER;   /* result mt -> server */
+LQUAY_INTERNAL extern const char lquay_LK_SERVER;   /* result mt -> server;
+                                                   ** set -> server of its
+                                                   ** next load (after a
+                                                   ** write: the primary) */
 LQUAY_INTERNAL extern const char lquay_LK_MODEL;    /* record mt -> Model */
 LQUAY_INTERNAL extern const char lquay_LK_MEMBERS;  /* record mt -> map */
 LQUAY_INTERNAL extern const char lquay_LK_NAMES;    /* record mt -> names */
@@ -350,9 +353,13 @@ LQUAY_INTERNAL LQs *lquay_check_qs(lua_State *L, int idx);
 LQUAY_INTERNAL void lquay_push_qs(lua_State *L, int iModelIdx, quay_qs *qs);
 LQUAY_INTERNAL int lquay_root_qs(lua_State *L, int iModelIdx);
 LQUAY_INTERNAL int lquay_qs_method(lua_State *L);
-/* Load relation iRel for the record at iRec and the rest of its result. */
+/* Load relation iRel for the record at iRec and the rest of its result,
+** from the server that read the result (iSrv < 0) or from server iSrv
+** (0: the primary). */
 LQUAY_INTERNAL void lquay_lazy_load(lua_State *L, int iRec, LModel *pM,
                                     int iRel, const char *zWhy);
+LQUAY_INTERNAL void lquay_lazy_load_on(lua_State *L, int iRec, LModel *pM,
+                                       int iRel, const char *zWhy, int iSrv);
 /* Model:raw(sql, params) */
 LQUAY_INTERNAL int lquay_model_raw(lua_State *L);
 /* Run a plan and push the array of records. */

@@ -1001,6 +1001,9 @@ int lquay_model_raw(lua_State *L) {
   iArr = lua_gettop(L);
   lquay_push_result_mt(L, iMt, iArr);
   iMt = lua_gettop(L);
+  /* Raw SQL ran on the primary: so do the lazy loads of its records. */
+  lua_pushinteger(L, 0);
+  lua_rawsetp(L, iMt, &lquay_LK_SERVER);
   luaL_checkstack(L, 8, "raw rows");
   while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
     int nCol = quay_cursor_ncol(pCur->p);
@@ -1084,6 +1087,11 @@ static int needs_load(lua_State *L, int idx, int j) {
 
 void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
                      const char *zWhy) {
+  lquay_lazy_load_on(L, iRec, pM, j, zWhy, -1);
+}
+
+void lquay_lazy_load_on(lua_State *L, int iRec, LModel *pM, int j,
+                        const char *zWhy, int iForce) {
   int iOwners, strict, top = lua_gettop(L), iSrv = -1;
   lua_Integer i, n = 0;
   quay_rel_info r;
@@ -1159,6 +1167,7 @@ void lquay_lazy_load(lua_State *L, int iRec, LModel *pM, int j,
     }
     lua_pop(L, 2);
   }
+  if (iForce >= 0) iSrv = iForce;
   pLoad = lquay_box(L, load_free);
   if (quay_load_open(plan, pM->pDb->db, 0, (quay_load **)&pLoad->p, &err)) {
     lquay_fail(L, pM->pDb, &err);

@@ -2432,17 +2432,26 @@ static LModel *set_owner(lua_State *L, int idx, int *pj, quay_rel_info *r) {
 
 /* Load the set at idx if it is not loaded. */
 static void set_load(lua_State *L, int idx) {
-  int j;
+  int j, iSrv = -1;
   quay_rel_info r;
   LModel *pM;
   if (lquay_set_loaded(L, idx)) return;
+  idx = lua_absindex(L, idx);
+  if (lua_rawgetp(L, idx, &lquay_LK_SERVER) == LUA_TNUMBER) {
+    iSrv = (int)lua_tointeger(L, -1);    /* reloaded after a write */
+  }
+  lua_pop(L, 1);
   pM = set_owner(L, idx, &j, &r);                    /* [.., owner] */
-  lquay_lazy_load(L, lua_gettop(L), pM, j, r.zName);
+  lquay_lazy_load_on(L, lua_gettop(L), pM, j, r.zName, iSrv);
+  lua_pushnil(L);
+  lua_rawsetp(L, idx, &lquay_LK_SERVER);
   if (!lquay_set_loaded(L, idx)) lquay_set_mark(L, idx, lua_gettop(L), j, 1);
   lua_pop(L, 1);
 }
 
-/* Forget the loaded rows (after a write through the set). */
+/* Forget the loaded rows (after a write through the set).  The set reads
+** them again from the primary: the write is there, a replica may not
+** have it yet (sticky = 0, or a replica that lags). */
 static void set_invalidate(lua_State *L, int idx) {
   lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
   int j;
@@ -2451,6 +2460,8 @@ static void set_invalidate(lua_State *L, int idx) {
     lua_pushnil(L);
     lua_rawseti(L, idx, i);
   }
+  lua_pushinteger(L, 0);                   /* the primary */
+  lua_rawsetp(L, idx, &lquay_LK_SERVER);
   lua_getmetatable(L, idx);
   lua_rawgetp(L, -1, &lquay_LK_REL);
   j = (int)lua_tointeger(L, -1);

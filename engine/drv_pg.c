@@ -32,6 +32,12 @@
 ** figures).  The session settings below are ones PgBouncer tracks and
 ** restores per client (client_encoding, DateStyle, TimeZone), or ones
 ** whose loss changes nothing here (bytea_output: both formats decode).
+** lock_timeout (busy_timeout) is neither: set on the session it would
+** apply to whichever client gets that server connection next, and not to
+** this one's next transaction.  So there it goes with every statement
+** instead, as a transaction-local set_config() in the same pipeline (one
+** implicit or explicit transaction, one server connection); a statement
+** that refuses to run in a transaction block (VACUUM) runs without it.
 **
 ** Parameters go as text, typed from their value (INT int8, REAL float8,
 ** BOOL bool; TEXT and NULL "unknown", so the server infers them from the
@@ -126,6 +132,9 @@ struct DrvConn {
   int bNoPrepare;           /* never a named statement nor a cursor (a
                             ** pooler in transaction mode runs each
                             ** transaction on any server connection) */
+  char zLockSql[64];        /* bNoPrepare with a busy_timeout: the
+                            ** set_config() sent before each statement;
+                            ** "" when none */
   unsigned nName;           /* counter for statement and cursor names */
   DrvStmt *pZombie;         /* finalized named statements to DEALLOCATE */
   PendClose *pClose;        /* cursors to close once the txn allows */
@@ -503,7 +512,13 @@ static int pg_open(const char *zUrl, const quay_open_opts *pOpts,
                     "SET client_min_messages = 'warning'");
   rc = res_ok(c, r, "cannot set up the PostgreSQL session", pErr);
   PQclear(r);
-  if (rc == QUAY_OK && pOpts && pOpts->busy_timeout_ms >= 0) {
+  if (rc == QUAY_OK && pOpts && pOpts->busy_timeout_ms >= 0 &&
+      c->bNoPrepare) {
+    /* Behind a pooler: per statement, see "Poolers" above. */
+    snprintf(c->zLockSql, sizeof(c->zLockSql),
+             "SELECT set_config('lock_timeout', '%d', true)",
+             pOpts->busy_timeout_ms);
+  } else if (rc == QUAY_OK && pOpts && pOpts->busy_timeout_ms >= 0) {
     /* busy_timeout: how long to wait for a lock before `busy` (55P03);
     ** without it PostgreSQL waits as long as the lock is held. */
     char zSql[64];
@@ -924,6 +939,15 @@ static int types_fit(const DrvStmt *s, const Bind *b) {
 }
 
 /*
+** Non-0 when a statement on c goes after c->zLockSql (a busy_timeout
+** behind a pooler): not in a failed transaction, where it would only fail.
+*/
+static int lock_first(DrvConn *c) {
+  return c->zLockSql[0] != 0 &&
+         PQtransactionStatus(c->pg) != PQTRANS_INERROR;
+}
+
+/*
 ** Send one execution of zText with values a[n] and wait for its result,
 ** into s->pRes.  zText is s->zSql, or the DECLARE of a streamed query
 ** (bNamed 0 then).  Chooses among: the named prepared statement, a
@@ -940,7 +964,7 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
   Bind b;
   int rc;
   PGresult *r = NULL;
-  PipeOp op[3];
+  PipeOp op[4];
   memset(op, 0, sizeof(op));
   if (n != s->nParam) {
     return quay__err(pErr, QUAY_ESQL,
@@ -1015,6 +1039,10 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
       op[k].eOp = PIPE_EXEC_PARAMS;
       op[k++].zText = "BEGIN";
     }
+    if (lock_first(c)) {
+      op[k].eOp = PIPE_EXEC_PARAMS;
+      op[k++].zText = c->zLockSql;
+    }
     op[k].eOp = PIPE_PREPARE;
     op[k].zName = "";
     op[k].zText = zText;
@@ -1041,7 +1069,7 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
         rc = pg_err(c, NULL, "commit", pErr);
       }
     }
-    for (k = 0; k < 3; k++) PQclear(op[k].pRes);
+    for (k = 0; k < 4; k++) PQclear(op[k].pRes);
     quay__free(aRes);
   } else if (zThen) {
     /* DECLARE and the first FETCH in one round trip. */
@@ -1059,6 +1087,32 @@ static int stmt_run(DrvStmt *s, const char *zText, int bNamed,
       zThen = NULL;
     } else {
       PQclear(op[1].pRes);
+    }
+  } else if (lock_first(c)) {
+    /* The lock timeout first, in the same transaction (see "Poolers"). */
+    quay_err e;
+    quay_err *pE = pErr ? pErr : &e;
+    int bIdle = PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+    quay_err_clear(&e);
+    op[0].eOp = PIPE_EXEC_PARAMS;
+    op[0].zText = c->zLockSql;
+    op[1].eOp = PIPE_EXEC_PARAMS;
+    op[1].zText = zText;
+    op[1].nParam = n;
+    op[1].aType = b.aType;
+    op[1].pBind = &b;
+    rc = pipe_run(c, op, 2, pE);
+    PQclear(op[0].pRes);
+    if (rc == QUAY_OK) {
+      r = op[1].pRes;
+    } else {
+      PQclear(op[1].pRes);
+      if (bIdle && !conn_bad(c) && strcmp(pE->zState, "25001") == 0) {
+        /* It cannot run in a transaction block (VACUUM, CREATE
+        ** DATABASE): alone, as without a lock timeout. */
+        rc = QUAY_OK;
+        r = PQexecParams(c->pg, zText, n, b.aType, b.az, b.an, b.aFmt, 0);
+      }
     }
   } else {
     r = PQexecParams(c->pg, zText, n, b.aType, b.az, b.an, b.aFmt, 0);
@@ -1157,7 +1211,7 @@ static int pg_exec_batch(DrvStmt *const *aStmt,
   if (conn_bad(c)) return pg_err(c, NULL, NULL, pErr);
   flush_pending(c);
   aBind = quay__calloc(sizeof(Bind) * (size_t)n);
-  aOp = quay__calloc(sizeof(PipeOp) * (size_t)(3 * n));
+  aOp = quay__calloc(sizeof(PipeOp) * (size_t)(3 * n + 1));
   aiExec = quay__calloc(sizeof(int) * (size_t)n);
   azName = quay__calloc(32 * (size_t)n);
   if (!aBind || !aOp || !aiExec || !azName) {
@@ -1187,6 +1241,11 @@ static int pg_exec_batch(DrvStmt *const *aStmt,
       rc = pg_exec(aStmt[i], aaParam[i], anParam[i], 0, pErr);
     }
     goto done;
+  }
+  if (rc == QUAY_OK && lock_first(c)) {
+    /* The lock timeout first (see "Poolers"). */
+    aOp[nOp].eOp = PIPE_EXEC_PARAMS;
+    aOp[nOp++].zText = c->zLockSql;
   }
   for (i = 0; i < n && rc == QUAY_OK; i++) {
     DrvStmt *s = aStmt[i];

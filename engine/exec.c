@@ -20,7 +20,8 @@
 ** loads, count, exists, pluck) go to the replicas in turn, unless
 **   - a transaction is open (it lives on the primary),
 **   - the handle wrote within the last `sticky` ms (it reads its own
-**     writes: the replicas may lag),
+**     writes: the replicas may lag; a transaction's writes count from
+**     its end, and a transaction that wrote nothing is no write),
 **   - the query set was pinned with using("primary"), or
 **   - the statement locks rows (FOR UPDATE / FOR SHARE).
 ** A read that continues an earlier one (the prefetch steps of a load, the
@@ -1071,7 +1072,10 @@ static int run_once(quay_db *pDb, int iSrv, int bWrite, const char *zSql,
   int rc;
   rc = before_send(pDb, iSrv, zSql, aParam, nParam, 0, pErr);
   if (rc) return rc;
-  if (bWrite) pDb->tWriteMs = now_ms();
+  if (bWrite) {
+    pDb->tWriteMs = now_ms();
+    if (pDb->txnDepth > 0) pDb->bTxnWrote = 1;
+  }
   rc = get_stmt(pDb, pS, zSql, nParam, &pStmt, &pCached, pErr);
   if (rc) return after_fail(pDb, iSrv, rc, pErr);
   rc = pDb->pDrv->xExec(pStmt, aParam, nParam,
@@ -1372,7 +1376,9 @@ int quay__db_simple(quay_db *pDb, const char *zSql, quay_err *pErr) {
   rc = before_send(pDb, 0, zSql, NULL, 0, bRollback, pErr);
   if (rc) return rc;
   rc = pDb->pDrv->xSimple(pDb->aSrv[0].pConn, zSql, pErr);
-  pDb->tWriteMs = now_ms();
+  /* The COMMIT of a transaction that wrote is when its writes appear
+  ** (sticky counts from it); a read-only transaction is no write. */
+  if (pDb->bTxnWrote) pDb->tWriteMs = now_ms();
   if (rc) return after_fail(pDb, 0, rc, pErr);
   return QUAY_OK;
 }
@@ -1612,6 +1618,7 @@ static int txn_open(quay_db *pDb, const char *zBegin, quay_err *pErr) {
   if (pDb->txnDepth == 0) {
     pDb->eTxnGone = TXN_GONE_NONE;
     pDb->bHostTxn = conn_in_txn(pDb);
+    pDb->bTxnWrote = 0;
   } else if ((rc = txn_check(pDb, pErr)) != QUAY_OK) {
     /* A SAVEPOINT now would start a new transaction of its own. */
     return rc;

@@ -1132,6 +1132,8 @@ struct quay_db {
   quay_open_opts opts;      /* azReplica NULL: the URLs are above */
   int iNextRead;            /* replica the next routed read tries first */
   int64_t tWriteMs;         /* monotonic time of the last write (sticky) */
+  int bTxnWrote;            /* a write ran since Quay's last outermost
+                            ** BEGIN: its end counts as a write */
   /* schema */
   quay_model **apModel; int nModel, nModelAlloc;
   Smap mModel;              /* name -> index */
