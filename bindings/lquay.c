@@ -311,12 +311,13 @@ static void open_opts(lua_State *L, int idx, quay_open_opts *pOpts) {
   pOpts->no_prepare = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
   lua_getfield(L, idx, "sticky");
   if (!lua_isnil(L, -1)) {
-    lua_Number r;
+    lua_Number r = 0;
     if (lua_type(L, -1) != LUA_TNUMBER || (r = lua_tonumber(L, -1)) < 0 ||
         r != r) {
       lquay_raisef(L, QUAY_EMISUSE, "quay.open: sticky must be a number of "
-                   "seconds >= 0, got %s", lua_type(L, -1) == LUA_TNUMBER
-                   ? "a negative number" : luaL_typename(L, -1));
+                   "seconds >= 0, got %s", lua_type(L, -1) != LUA_TNUMBER
+                   ? luaL_typename(L, -1)
+                   : r != r ? "NaN" : "a negative number");
     }
     pOpts->sticky_ms = r * 1000 > (lua_Number)INT32_MAX ? INT32_MAX
                                                          : (int)(r * 1000);
