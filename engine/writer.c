@@ -1527,6 +1527,50 @@ done:
 ** every row of the query set in one statement, applying on_update rules
 ** for referenced keys that change.
 */
+/*
+** A decimal computed in SQL by qs:update that does not fit its field
+** ("numeric field overflow", both backends): name the decimal fields the
+** update computes in the message (the error stays sql: the database
+** refused the value; one statement may set several).
+*/
+static void overflow_names_field(quay_model *m, quay_writer *w,
+                                 quay_err *pErr) {
+  char zNames[200];
+  const Field *pOne = NULL;
+  int i, n = 0;
+  size_t len = 0;
+  if (strstr(pErr->zMsg, "numeric field overflow") == NULL) return;
+  zNames[0] = 0;
+  for (i = 0; i < m->nField; i++) {
+    const Field *f = m->apField[i];
+    if (!w->aSlot[i].set || w->aSlot[i].pExpr == NULL ||
+        f->eType != QUAY_T_DECIMAL) {
+      continue;
+    }
+    pOne = f;
+    if (len < sizeof(zNames) - 1) {
+      snprintf(zNames + len, sizeof(zNames) - len, "%s%s.%s",
+               n ? ", " : "", m->zName, f->zName);
+      len = strlen(zNames);
+    }
+    n++;
+  }
+  if (n == 0) return;
+  {
+    char zOld[sizeof(pErr->zMsg)];
+    memcpy(zOld, pErr->zMsg, sizeof(zOld));
+    if (n == 1) {
+      snprintf(pErr->zMsg, sizeof(pErr->zMsg), "%s: the value computed in "
+               "SQL does not fit decimal(%d, %d); nothing was written (%.300s)",
+               zNames, pOne->nDigits, pOne->nPlaces, zOld);
+    } else {
+      snprintf(pErr->zMsg, sizeof(pErr->zMsg), "%s: a value computed in "
+               "SQL does not fit its decimal field; nothing was written "
+               "(%.300s)", zNames, zOld);
+    }
+  }
+}
+
 int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
                    quay_err *pErr) {
   quay_model *m = pQs->pModel;
@@ -1627,6 +1671,7 @@ int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
     }
     quay__str_cat(&b.sql, ")");
     rc = quay__build_exec(&b, pn);
+    if (rc == QUAY_ESQL) overflow_names_field(m, w, pErr);
     for (k = 0; rc == QUAY_OK && k < nRefd; k++) {
       rc = apply_on_update(pDb, m, m->apField[aRefd[k]], aaOld[k], anOld[k],
                            &w->aSlot[aRefd[k]].v, 0, pErr);

@@ -722,3 +722,28 @@ describe("decimal, date, datetime and json across the engine", function()
     assert.same({ 1 }, col(db, "SELECT COUNT(*) AS n FROM books_tags WHERE book_id = ?", "n", { b.id }))
   end)
 end)
+
+describe("a decimal computed in SQL that does not fit", function()
+  it("qs:update raises sql naming the field and its precision, and writes nothing", function()
+    local db = helper.open()
+    local P = db:model("Prod", { price = quay.decimal { digits = 6, places = 2 },
+                                 cost = quay.decimal { digits = 6, places = 2, default = "1.00" },
+                                 n = quay.integer { default = 0 } })
+    db:create_tables()
+    P:create { price = "9999.00" }
+    P:create { price = "5.00" }
+    local err = helper.raises("sql", function()
+      return P:query():update { price = quay.F("price") * 10, n = 5 }
+    end)
+    helper.mentions(err, "Prod.price", "decimal(6, 2)", "numeric field overflow")
+    err = helper.raises("sql", function()
+      return P:query():update { price = quay.F("price") * 10, cost = quay.F("cost") * 2 }
+    end)
+    helper.mentions(err, "Prod.price", "Prod.cost")
+    local rows = db:rows("SELECT n FROM prods WHERE n <> 0")
+    assert.equal(0, #rows)                                         -- nothing was written
+    assert.same({ "5.00", "9999.00" }, P:order_by("price"):pluck("price"))
+    assert.equal(1, P:filter { price__lt = 10 }:update { price = quay.F("price") * 10 })
+    db:close()
+  end)
+end)
