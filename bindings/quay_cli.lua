@@ -48,13 +48,23 @@ local function fail(code, fmt, ...)
     { __tostring = function(e) return e.message end }), 0)
 end
 
-local function usage()
+-- A usage error: the problem on the first line, then the usage.
+local function usage(problem, ...)
   fail("usage", "%s", table.concat({
+    "quay: " .. (problem or "wrong arguments"):format(...),
     "usage: quay inspect URL",
     "       quay types MODELS",
     "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]",
     "       quay migrate plan|apply|status MODELS --db URL [--dir DIR]",
   }, "\n"))
+end
+
+-- An argument that looks like an option where a URL or a path is taken.
+local function check_operand(what, v)
+  if v == nil then usage("%s is missing", what) end
+  if v:sub(1, 1) == "-" and v ~= "-" then
+    usage("unknown option %s (%s expected)", v, what)
+  end
 end
 
 --------------------------------------------------------------------------
@@ -346,13 +356,15 @@ local function declare_models(path)
 end
 
 function cli.types(path, extra)
-  if path == nil or extra ~= nil then usage() end
+  check_operand("MODELS (a model script)", path)
+  if extra ~= nil then usage("quay types takes one model script; %s is one too many", extra) end
   local db <close>, models, specs = declare_models(path)
   io.write(types_text(path, models, specs, db:describe()))
 end
 
 function cli.inspect(url, extra)
-  if url == nil or extra ~= nil then usage() end
+  check_operand("URL", url)
+  if extra ~= nil then usage("quay inspect takes one URL; %s is one too many", extra) end
   local db <close> = quay.open(url)
   io.write(model_script(db:inspect(), url, db:backend()))
 end
@@ -372,26 +384,46 @@ local function read_file(path)
   return text
 end
 
--- Options after the positional arguments.
-local function parse(args, nPos)
+-- The options of a migrate subcommand: --db and --dir take a value,
+-- --allow-drop (make only) none; each at most once, anything else is a
+-- usage error naming it.
+local function parse(what, args, nPos)
   local o = { pos = {} }
+  local seen = {}
   local i = 1
   while i <= #args do
     local a = args[i]
-    if a == "--db" or a == "--dir" then
-      o[a:sub(3)] = args[i + 1] or usage()
-      i = i + 2
-    elseif a == "--allow-drop" then
-      o.allow_drop = true
-      i = i + 1
-    elseif a:sub(1, 2) == "--" then
-      usage()
+    if a:sub(1, 1) == "-" and a ~= "-" then
+      local takes = (a == "--db" or a == "--dir") and 1 or
+                    (a == "--allow-drop" and what == "make") and 0 or nil
+      if takes == nil then
+        usage("quay migrate %s: unknown option %s", what, a)
+      end
+      if seen[a] then usage("quay migrate %s: %s is given twice", what, a) end
+      seen[a] = true
+      if takes == 1 then
+        local v = args[i + 1]
+        if v == nil or (v:sub(1, 1) == "-" and v ~= "-") then
+          usage("quay migrate %s: %s needs a value", what, a)
+        end
+        o[a:sub(3)] = v
+      else
+        o.allow_drop = true
+      end
+      i = i + 1 + takes
     else
       o.pos[#o.pos + 1] = a
       i = i + 1
     end
   end
-  if #o.pos ~= nPos or not o.db then usage() end
+  if #o.pos > nPos then
+    usage("quay migrate %s: %s is one argument too many", what, o.pos[nPos + 1])
+  end
+  if #o.pos < nPos then
+    usage("quay migrate %s: %s is missing", what,
+      #o.pos == 0 and "MODELS (a model script)" or "NAME")
+  end
+  if not o.db then usage("quay migrate %s: --db URL is missing", what) end
   return o
 end
 
@@ -635,9 +667,11 @@ function sub.status(o)
 end
 
 function cli.migrate(what, ...)
-  local nPos = what == "make" and 2 or 1
-  if not sub[what] then usage() end
-  sub[what](parse({ ... }, nPos))
+  if what == nil then usage("quay migrate: make, plan, apply or status is missing") end
+  if not sub[what] then
+    usage("quay migrate: unknown command %s (make, plan, apply or status)", what)
+  end
+  sub[what](parse(what, { ... }, what == "make" and 2 or 1))
 end
 
 return cli
