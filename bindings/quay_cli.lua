@@ -225,13 +225,19 @@ local function types_text(path, models, specs, describe)
     names[m] = { rec = m, qs = cls(m, "QuerySet"), set = cls(m, "Set"),
                  model = cls(m, "Model") }
   end
+  -- The class of the table declare(db) returns: "Models" unless a
+  -- model has that name.
+  local all = "Models"
+  while taken[all] do all = all .. "_" end
   w("---@meta")
   w(("-- LuaLS annotations of the models of %s, printed by `quay types`."):format(path))
   w("-- Put this file where the language server reads annotations (its")
   w("-- workspace.library), then type the models the script declares:")
-  w("--   local M = dofile(\"models.lua\")(db) ---@type Models")
+  w("--   local M = dofile(\"models.lua\")(db) ---@type " .. all)
+  w("-- Each model's classes are in a do-block of their own: a chunk has")
+  w("-- room for 200 locals, an application for more models.")
   w("")
-  w("---@class Models")
+  w("---@class " .. all)
   for _, m in ipairs(models) do
     w(("---@field %s %s"):format(ident(m) and m or ("[" .. lit(m) .. "]"), names[m].model))
   end
@@ -270,6 +276,7 @@ local function types_text(path, models, specs, describe)
   for _, m in ipairs(models) do
     local d, n = describe[m], names[m]
     w("")
+    w("do")
     w(("---A record of %s."):format(m))
     w(("---@class %s: quay.Record"):format(n.rec))
     for _, f in ipairs(d.fields) do
@@ -314,6 +321,7 @@ local function types_text(path, models, specs, describe)
     fn_line(n.model, "find", { "key" }, n.rec .. "?")
     fn_line(n.model, "bulk_create", { "list" }, n.rec .. "[]")
     query_methods(n.model, m)
+    w("end")
   end
   return table.concat(out, "\n") .. "\n"
 end
