@@ -175,22 +175,41 @@ static const char zDescribe[] =
   "end\n"
   "local merged = {}\n"
   "for _, db in ipairs(dbs) do\n"
-  "  for name, m in pairs(db:describe()) do merged[name] = m end\n"
+  "  local d = dbs.closed[db]\n"
+  "  if db:is_open() or not d then d = db:describe() end\n"
+  "  for name, m in pairs(d) do merged[name] = m end\n"
   "end\n"
   "return enc(merged, 0, true)\n";
 
 /*
 ** Run before the script in describe mode: wraps quay.open so that every
 ** db the script opens is kept in the table passed in (so describe() can
-** still run after the script dropped or closed them).
+** still run after the script dropped them), and db:close() and __close so
+** that a db is described just before the script closes it (a closed db
+** raises `connection` from describe()): dbs.closed[db] keeps that.
 */
 static const char zRecordOpens[] =
   "local dbs = ...\n"
+  "dbs.closed = {}\n"
   "local quay = require('quay')\n"
   "local open = quay.open\n"
+  "local wrapped = false\n"
+  "local function keep(db)\n"
+  "  if db:is_open() then\n"
+  "    local ok, d = pcall(db.describe, db)\n"
+  "    if ok then dbs.closed[db] = d end\n"
+  "  end\n"
+  "end\n"
   "quay.open = function(...)\n"
   "  local db = open(...)\n"
   "  dbs[#dbs + 1] = db\n"
+  "  if not wrapped then\n"
+  "    wrapped = true\n"
+  "    local mt = getmetatable(db)\n"
+  "    local close, tbc = mt.__index.close, mt.__close\n"
+  "    mt.__index.close = function(d, ...) keep(d) return close(d, ...) end\n"
+  "    mt.__close = function(d, ...) keep(d) return tbc(d, ...) end\n"
+  "  end\n"
   "  return db\n"
   "end\n";
 
