@@ -559,7 +559,13 @@ local function migration_text(name, backend, steps)
       w("      sql = {} },")
     else
       w("      sql = {")
-      for _, q in ipairs(s.sql) do w("        " .. long_string(q) .. ",") end
+      for _, q in ipairs(s.sql) do
+        -- A long bracket reads best, but Lua reads its \r and \r\n as
+        -- \n (and a first newline not at all): a statement with a \r or
+        -- another control character (a default's text) is escaped.
+        local plain = not q:gsub("[\n\t]", ""):find("%c") and q:sub(1, 1) ~= "\n"
+        w("        " .. (plain and long_string(q) or lit(q)) .. ",")
+      end
       w("      } },")
     end
   end
