@@ -22,7 +22,7 @@ This file only reads and writes files and prints.
       print the files apply would run, with their statements
   quay migrate apply MODELS --db URL [--dir DIR]
       run the files not recorded in quay_migrations, each in its own
-      transaction, in name order
+      transaction, in the order of their numbers
   quay migrate status MODELS --db URL [--dir DIR]
       list the files (applied, pending, changed) and whether the database
       matches the models
@@ -460,14 +460,21 @@ local function open_with_models(o, path)
   return db
 end
 
--- The migration files of dir in name order: { name =, path = }.
+-- The migration files of dir in order: { name =, path =, number = }.
 local function list_files(dir)
   local files = {}
   for _, n in ipairs(sys.listdir(dir) or {}) do
     local stem = n:match("^(%d+_[%w_]+)%.lua$")
-    if stem then files[#files + 1] = { name = stem, path = dir .. "/" .. n } end
+    if stem then
+      files[#files + 1] = { name = stem, path = dir .. "/" .. n,
+                            number = tonumber(stem:match("^%d+")) }
+    end
   end
-  table.sort(files, function(a, b) return a.name < b.name end)
+  -- By number, then name: 10000_x comes after 9999_y.
+  table.sort(files, function(a, b)
+    if a.number ~= b.number then return a.number < b.number end
+    return a.name < b.name
+  end)
   return files
 end
 
