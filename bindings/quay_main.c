@@ -137,11 +137,15 @@ static int msghandler(lua_State *L) {
 
 /*
 ** JSON encoding of the describe() results.  Objects have sorted keys so
-** the output is stable; the top level is always an object.
+** the output is stable; the top level is always an object.  A string that
+** is not UTF-8 (a blob's default) has its bytes from 0x80 up written as
+** \u0080..\u00ff, so the output stays JSON.
 */
 static const char zDescribe[] =
   "local dbs = ...\n"
-  "local function esc(s) return (s:gsub('[%c\"\\\\]', function(c)\n"
+  "local function esc(s)\n"
+  "  local pat = utf8.len(s) and '[%c\"\\\\]' or '[%c\"\\\\\\128-\\255]'\n"
+  "  return (s:gsub(pat, function(c)\n"
   "  local m = { ['\"'] = '\\\\\"', ['\\\\'] = '\\\\\\\\', ['\\n'] = '\\\\n',\n"
   "    ['\\t'] = '\\\\t', ['\\r'] = '\\\\r' }\n"
   "  return m[c] or string.format('\\\\u%04x', c:byte()) end)) end\n"
