@@ -135,12 +135,51 @@ local function relation_line(r)
     o and (", " .. o) or "")
 end
 
+-- url without its secrets, to print in a file that goes into version
+-- control: a URL's user:password@ and password= / sslpassword= query
+-- parameters, a keyword string's password and sslpassword (bare or
+-- quoted, with \' and \\ escapes).
+local function public_url(url)
+  if url:match("^sqlite:") then return url end       -- a path, no secrets
+  local s = url:gsub("//[^@/]*@", "//")
+  if s:match("^%a[%w+.-]*:") then
+    local base, query = s:match("^([^?]*)%?(.*)$")
+    if not base then return s end
+    local kept = {}
+    for kv in query:gmatch("[^&]+") do
+      if not kv:lower():match("^%a*password=") then kept[#kept + 1] = kv end
+    end
+    return #kept > 0 and (base .. "?" .. table.concat(kept, "&")) or base
+  end
+  local out, i = {}, 1
+  while true do
+    local a, b, k = s:find("^%s*([%w_]+)%s*=%s*", i)
+    if not a then break end
+    local v, j
+    if s:sub(b + 1, b + 1) == "'" then
+      j = b + 2
+      while j <= #s and s:sub(j, j) ~= "'" do
+        j = j + (s:sub(j, j) == "\\" and 2 or 1)
+      end
+      v = s:sub(b + 1, j)
+      j = j + 1
+    else
+      j = (s:find("%s", b + 1) or #s + 1)
+      v = s:sub(b + 1, j - 1)
+    end
+    if not k:lower():match("password$") then out[#out + 1] = k .. "=" .. v end
+    i = j
+  end
+  if s:find("%S", i) then return "(a connection string)" end
+  return table.concat(out, " ")
+end
+
 -- The model script for an inspected database (reference.md "quay inspect").
 local function model_script(live, url, backend)
   local out = {}
   local function w(s) out[#out + 1] = s end
   w(("-- Models of the %s database %s, printed by `quay inspect`."):format(
-    backend, url:gsub("//[^@/]*@", "//")))
+    backend, public_url(url)))
   w("-- Each table is a model; load this chunk and call it with a db:")
   w("--   local M = dofile(\"models.lua\")(db)")
   w("local quay = require(\"quay\")")

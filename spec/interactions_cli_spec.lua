@@ -515,6 +515,30 @@ end
   end)
 end)
 
+describe("quay inspect's header", function()
+  it("leaves the connection's passwords out of the script it prints", function()
+    local urls = {}
+    if helper.is_pg then
+      local sep = url:find("?", 1, true) and "&" or "?"
+      urls[#urls + 1] = url:gsub("//([^:@/]+)@", "//%1:sekret1@") .. sep .. "password=sekret2"
+      local user, host, port, name = url:match("^postgres%a*://([^:@/]+)@([^:/]+):(%d+)/([^?]+)$")
+      if user then
+        urls[#urls + 1] = ("host=%s port=%s user=%s password='sekret3 \\'x' dbname=%s sslpassword=sekret4")
+          :format(host, port, user, name)
+      end
+    else
+      urls[#urls + 1] = url                -- a path, printed as it is
+    end
+    for _, u in ipairs(urls) do
+      local st, script, err = quay_cmd("inspect", u)
+      assert.equal(0, st, err)
+      local head = script:match("^[^\n]*")
+      assert.is_nil(head:find("sekret", 1, true), head)
+      assert.truthy(head:find(helper.is_pg and url:match("@([^:/]+)") or url, 1, true), head)
+    end
+  end)
+end)
+
 describe("quay types", function()
   it("prints a chunk that loads and names every field, relation, method and scope", function()
     write(models, [[
