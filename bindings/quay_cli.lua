@@ -519,7 +519,7 @@ end
 
 -- Files, the recorded migrations, and the checks apply makes first: a
 -- recorded file must exist and be unchanged.
-local function state(db, dir)
+local function state(db, dir, listing)
   local files = list_files(dir)
   local byName = {}
   for _, f in ipairs(files) do
@@ -531,30 +531,43 @@ local function state(db, dir)
     f.text = text
     f.checksum = core.checksum(text)
   end
+  -- A problem raises, or with `listing` (status) marks the file and is
+  -- raised after the listing: problems[1] is the first.
+  local problems = {}
+  local function problem(f, mark, ...)
+    if not listing then fail("migration", ...) end
+    f.mark = mark
+    problems[#problems + 1] = { "migration", ... }
+  end
   local applied = db:applied_migrations()
   local recorded = {}
   for _, a in ipairs(applied) do
     recorded[a.name] = a
     local f = byName[a.name]
     if not f then
-      fail("migration", "migration %s is recorded as applied in "
+      f = { name = a.name, number = tonumber(a.name:match("^%d+")) or -1 }
+      files[#files + 1] = f
+      problem(f, "missing", "migration %s is recorded as applied in "
         .. "quay_migrations but %s/%s.lua is missing: restore the file (from "
         .. "version control); the migrations of a database are never "
         .. "deleted", a.name, dir, a.name)
-    end
-    if f.checksum ~= a.checksum then
-      fail("migration", "%s changed after it was applied (checksum %s, "
+    elseif f.checksum ~= a.checksum then
+      problem(f, "changed", "%s changed after it was applied (checksum %s, "
         .. "recorded %s): restore the applied version, and put new changes "
         .. "in a new migration (quay migrate make)", f.path, f.checksum,
         a.checksum)
     end
     f.applied_at = a.applied_at
   end
+  table.sort(files, function(a, b)
+    if a.number ~= b.number then return a.number < b.number end
+    return a.name < b.name
+  end)
   local pending = {}
   for _, f in ipairs(files) do
     if not recorded[f.name] then pending[#pending + 1] = f end
   end
-  return files, pending
+  return files, pending, problems
 end
 
 -- Load a migration file: { backend =, steps =, data = }.
@@ -711,10 +724,11 @@ function sub.status(o)
   local path = o.pos[1]
   local dir = o.dir or (dirname(path) .. "/migrations")
   local db <close> = open_with_models(o, path)
-  local files = state(db, dir)
+  local files, _, problems = state(db, dir, true)
   for _, f in ipairs(files) do
-    io.write(("%-8s %s%s\n"):format(f.applied_at and "applied" or "pending",
-      f.name, f.applied_at and ("  (" .. f.applied_at .. ")") or ""))
+    io.write(("%-8s %s%s\n"):format(
+      f.mark or (f.applied_at and "applied" or "pending"),
+      f.name, f.applied_at and ("  (applied " .. f.applied_at .. ")") or ""))
   end
   if #files == 0 then io.write("no migration files in " .. dir .. "\n") end
   local diff = db:schema_diff()
@@ -724,6 +738,7 @@ function sub.status(o)
     io.write(("the database differs from the models: %d steps (first: %s)\n")
       :format(#diff, diff[1].what or diff[1].op))
   end
+  if #problems > 0 then fail(table.unpack(problems[1])) end
 end
 
 function cli.migrate(what, ...)

@@ -229,6 +229,22 @@ describe("an applied file edited by hand", function()
     assert.truthy(err:find("0002_orders.lua", 1, true) and err:find("(migration)", 1, true), err)
   end)
 
+  it("status lists every file, the changed and the missing ones marked, then fails naming the first", function()
+    two_versions()
+    write(models, V2:gsub("total = quay.integer { default = 0 },",
+      "total = quay.integer { default = 0 },\n    note = quay.text { null = true },"))
+    assert.equal(0, (mig("make", models, "note", "--db", url)))
+    local p1 = dir .. "/migrations/0001_initial.lua"
+    write(p1, slurp(p1) .. "-- edited\n")
+    os.remove(dir .. "/migrations/0002_orders.lua")
+    local st, out, err = mig("status", models, "--db", url)
+    assert.equal(1, st, out)
+    assert.truthy(out:find("changed%s+0001_initial"), out)
+    assert.truthy(out:find("missing%s+0002_orders"), out)
+    assert.truthy(out:find("pending%s+0003_note"), out)
+    assert.truthy(err:find("0001_initial.lua", 1, true) and err:find("(migration)", 1, true), err)
+  end)
+
   it("a pending file may still be edited before it is applied", function()
     write(models, V1)
     assert.equal(0, (mig("make", models, "initial", "--db", url)))
