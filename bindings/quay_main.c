@@ -115,6 +115,14 @@ static int push_where(lua_State *L) {
 static int msghandler(lua_State *L) {
   const char *zMsg = lua_tostring(L, 1);
   const char *zCode = NULL;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "quay_describe_exit");        /* os.exit in describe */
+    if (!lua_isnil(L, -1)) {
+      lua_settop(L, 1);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
   if (zMsg == NULL) {
     if (lua_type(L, 1) == LUA_TTABLE) {
       lua_getfield(L, 1, "code");                    /* [err, code] */
@@ -191,9 +199,18 @@ static const char zDescribe[] =
 ** still run after the script dropped them), and db:close() and __close so
 ** that a db is described just before the script closes it (a closed db
 ** raises `connection` from describe()): dbs.closed[db] keeps that.
+** os.exit(code) ends the script with an error { quay_describe_exit =
+** code } that the message handler passes on as it is: the schema is
+** printed after os.exit(0) too, and nothing after another code, which
+** is the command's exit status.
 */
 static const char zRecordOpens[] =
   "local dbs = ...\n"
+  "os.exit = function(code)\n"
+  "  if code == nil or code == true then code = 0\n"
+  "  elseif code == false then code = 1 end\n"
+  "  error({ quay_describe_exit = math.tointeger(code) or 1 }, 0)\n"
+  "end\n"
   "dbs.closed = {}\n"
   "local quay = require('quay')\n"
   "local open = quay.open\n"
@@ -482,7 +499,22 @@ static int pmain(lua_State *L) {
   nArg = a->argc - iScript - 1;
   luaL_checkstack(L, nArg, "too many arguments");
   for (i = iScript + 1; i < a->argc; i++) lua_pushstring(L, a->argv[i]);
-  if (lua_pcall(L, nArg, 0, iMsgh) != LUA_OK) return report(L, a);
+  if (lua_pcall(L, nArg, 0, iMsgh) != LUA_OK) {
+    int bExit = 0;
+    lua_Integer code = 0;
+    if (bDescribe && lua_type(L, -1) == LUA_TTABLE) {
+      lua_getfield(L, -1, "quay_describe_exit");
+      code = lua_tointegerx(L, -1, &bExit);
+      lua_pop(L, 1);
+    }
+    if (!bExit) return report(L, a);
+    lua_pop(L, 1);
+    if (code != 0) {
+      restore_stdout(a);
+      a->status = (int)(code & 0xff);
+      return 0;
+    }
+  }
   if (bDescribe) {
     if (luaL_loadstring(L, zDescribe) != LUA_OK) return lua_error(L);
     lua_pushvalue(L, iDbs);

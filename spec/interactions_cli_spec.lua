@@ -804,6 +804,20 @@ db:model("Icon", { data = quay.blob { default = "\255\0\1PNG" }, name = quay.str
     check_schema(json_decode(out))
   end)
 
+  it("prints the schema of a script that ends with os.exit(0)", function()
+    write(dir .. "/app.lua", SCRIPT .. "os.exit(0)\n")
+    local st, out, err = quay_cmd("describe", dir .. "/app.lua", url)
+    assert.equal(0, st, err)
+    check_schema(json_decode(out))
+  end)
+
+  it("prints nothing and exits with the script's status after os.exit(3)", function()
+    write(dir .. "/app.lua", SCRIPT .. "os.exit(3)\n")
+    local st, out = quay_cmd("describe", dir .. "/app.lua", url)
+    assert.equal(3, st)
+    assert.equal("", out)
+  end)
+
   it("describes a db the script closed by <close>", function()
     write(dir .. "/app.lua", (SCRIPT:gsub("local db = quay.open%(%.%.%.%)",
       "local db <close> = quay.open(...)")))
