@@ -259,6 +259,23 @@ describe("an applied file edited by hand", function()
   end)
 end)
 
+describe("a file made on the other backend", function()
+  it("apply refuses it with migration naming the file and both backends, recording nothing", function()
+    write(models, V1)
+    assert.equal(0, (mig("make", models, "initial", "--db", url)))
+    local path = dir .. "/migrations/0001_initial.lua"
+    local other = helper.is_pg and "sqlite" or "postgresql"
+    write(path, (slurp(path):gsub('backend = "[%w]+"', 'backend = "' .. other .. '"')))
+    local st, out, err = mig("apply", models, "--db", url)
+    assert.equal(1, st, out)
+    assert.truthy(err:find("0001_initial.lua", 1, true) and err:find(other, 1, true), err)
+    assert.truthy(err:find("(migration)", 1, true), err)
+    local tables, applied = tables_of(url)
+    assert.equal("", tables)
+    assert.equal("", applied)
+  end)
+end)
+
 describe("a data migration", function()
   it("fills a new column from the old rows in the file's transaction", function()
     write(models, V1)
