@@ -504,6 +504,11 @@ local function list_files(dir)
   local files = {}
   for _, n in ipairs(sys.listdir(dir) or {}) do
     local stem = n:match("^(%d+_[%w_]+)%.lua$")
+    if not stem and n:match("^%d.*%.lua$") then
+      -- meant as a migration, and apply would never run it
+      fail("migration", "%s/%s is not named as a migration file (NNNN_name.lua, "
+        .. "name of letters, digits and _): rename it", dir, n)
+    end
     if stem then
       files[#files + 1] = { name = stem, path = dir .. "/" .. n,
                             number = tonumber(stem:match("^%d+")) }

@@ -403,6 +403,23 @@ describe("migration names", function()
     end)
   end
 
+  it("a hand-made file named like a migration but not as one is refused, not skipped", function()
+    two_versions()
+    write(dir .. "/migrations/0003_add-notes.lua", [[
+return { steps = { { op = "create_table", table = "notes", sql = { "CREATE TABLE notes (id INTEGER PRIMARY KEY)" } } } }
+]])
+    write(dir .. "/migrations/helpers.lua", "return {}\n")     -- not a migration: left alone
+    for _, sub in ipairs { "apply", "status", "plan" } do
+      local st, out, err = mig(sub, models, "--db", url)
+      assert.equal(1, st, out)
+      assert.truthy(err:find("0003_add-notes.lua", 1, true) and err:find("(migration)", 1, true), err)
+    end
+    os.rename(dir .. "/migrations/0003_add-notes.lua", dir .. "/migrations/0003_add_notes.lua")
+    local st, out, err = mig("apply", models, "--db", url)
+    assert.equal(0, st, err)
+    assert.truthy(out:find("applied 0003_add_notes", 1, true), out)
+  end)
+
   it("make takes letters, digits and _ in any case, and status lists the file", function()
     write(models, V1)
     local st, out, err = mig("make", models, "Add_Customers_2", "--db", url)
