@@ -708,8 +708,17 @@ function sub.apply(o)
   local n = 0
   for _, f in ipairs(pending) do
     local m = load_migration(db, f)
-    if db:apply_migration { name = f.name, checksum = f.checksum,
-                            steps = m.steps, data = m.data } then
+    local ok, done = pcall(db.apply_migration, db, { name = f.name,
+      checksum = f.checksum, steps = m.steps, data = m.data })
+    if not ok then
+      -- The engine's error, with the file it comes from: nothing of the
+      -- file stays, and the files before it stay applied.
+      local code = type(done) == "table" and done.code or "migration"
+      local msg = type(done) == "table" and done.message or tostring(done)
+      fail(code, "%s failed and was rolled back (nothing of it is applied; "
+        .. "the files before it stay applied): %s", f.path, msg)
+    end
+    if done then
       io.write(("applied %s\n"):format(f.name))
       n = n + 1
     else

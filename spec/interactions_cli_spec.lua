@@ -369,6 +369,7 @@ return {
     assert.equal(1, st, out)
     assert.truthy(out:find("applied 0001_initial", 1, true), out)
     assert.truthy(err:find("no_such_table", 1, true), err)
+    assert.truthy(err:find("0002_broken.lua", 1, true), err)         -- the file that failed
     local tables, applied = tables_of(url)
     assert.equal("customers", tables)
     assert.equal("0001_initial", applied)
