@@ -24,8 +24,9 @@ This file only reads and writes files and prints.
       run the files not recorded in quay_migrations, each in its own
       transaction, in the order of their numbers
   quay migrate status MODELS --db URL [--dir DIR]
-      list the files (applied, pending, changed) and whether the database
-      matches the models
+      list the files (applied, pending, changed, missing) and whether the
+      database matches the models; fails after the listing when a file
+      changed or is missing
   quay types MODELS
       print LuaLS annotations of the models: a class per model for its
       records (fields, relations, methods), its query sets, related sets
@@ -35,7 +36,10 @@ This file only reads and writes files and prints.
 MODELS is a model script: a chunk that returns a function declare(db), as
 `quay inspect` prints.  DIR defaults to "migrations" next to MODELS.
 Errors are Quay error objects (code "migration" for refusals) that name
-the file and the fix.
+the file and the fix.  A wrong command line (an unknown, repeated or
+misplaced option, a missing or extra argument) raises code "usage" with
+the problem on its first line and the usage after it; quay_main.c prints
+it and exits with status 2.
 ]]
 local sys = ...
 local quay = require("quay")
