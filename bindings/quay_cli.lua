@@ -387,8 +387,9 @@ local function declare_models(path)
   local proxy = {}
   setmetatable(proxy, { __index = function(_, k)
     if k == "model" then
-      return function(_, name, spec)
-        local M = db:model(name, spec)
+      return function(_, name, spec, ...)
+        local M = db:model(name, spec, ...)
+        if type(spec) ~= "table" then return M end      -- a look-up
         if not specs[name] then models[#models + 1] = name end
         specs[name] = { methods = spec.methods or {}, scopes = spec.scopes or {} }
         return M

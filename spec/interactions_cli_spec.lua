@@ -635,6 +635,23 @@ end
     end
   end)
 
+  it("takes a model script that looks a declared model up by name", function()
+    write(models, [[
+local quay = require("quay")
+return function(db)
+  db:model("User", { name = quay.string() })
+  local M = { User = db:model("User") }
+  M.Post = db:model("Post", { author = quay.belongs_to("User", { related_name = "posts" }) })
+  return M
+end
+]])
+    local st, out, err = quay_cmd("types", models)
+    assert.equal(0, st, err)
+    assert.truthy(load(out, "=types", "t"))
+    assert.truthy(out:find("---@field posts PostSet", 1, true), out)
+    assert.equal(1, select(2, out:gsub("---@class User: quay.Record", "")))
+  end)
+
   it("prints a chunk that loads for an application of a hundred models", function()
     write(models, [[
 local quay = require("quay")
