@@ -55,7 +55,7 @@ end
 -- A usage error: the problem on the first line, then the usage.
 local function usage(problem, ...)
   fail("usage", "%s", table.concat({
-    "quay: " .. (problem or "wrong arguments"):format(...),
+    (problem or "quay: wrong arguments"):format(...),
     "usage: quay inspect URL",
     "       quay types MODELS",
     "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]",
@@ -64,10 +64,10 @@ local function usage(problem, ...)
 end
 
 -- An argument that looks like an option where a URL or a path is taken.
-local function check_operand(what, v)
-  if v == nil then usage("%s is missing", what) end
+local function check_operand(cmd, what, v)
+  if v == nil then usage("quay %s: %s is missing", cmd, what) end
   if v:sub(1, 1) == "-" and v ~= "-" then
-    usage("unknown option %s (%s expected)", v, what)
+    usage("quay %s: unknown option %s (%s expected)", cmd, v, what)
   end
 end
 
@@ -408,15 +408,15 @@ local function declare_models(path)
 end
 
 function cli.types(path, extra)
-  check_operand("MODELS (a model script)", path)
-  if extra ~= nil then usage("quay types takes one model script; %s is one too many", extra) end
+  check_operand("types", "MODELS", path)
+  if extra ~= nil then usage("quay types: one model script; %s is one too many", extra) end
   local db <close>, models, specs = declare_models(path)
   io.write(types_text(path, models, specs, db:describe()))
 end
 
 function cli.inspect(url, extra)
-  check_operand("URL", url)
-  if extra ~= nil then usage("quay inspect takes one URL; %s is one too many", extra) end
+  check_operand("inspect", "URL", url)
+  if extra ~= nil then usage("quay inspect: one URL; %s is one too many", extra) end
   local db <close> = quay.open(url)
   io.write(model_script(db:inspect(), url, db:backend()))
 end
