@@ -697,8 +697,9 @@ function sub.plan(o)
     local m = load_migration(db, f)
     io.write(("%s:\n"):format(f.name))
     for _, s in ipairs(m.steps) do
-      io.write(("  %s %s%s\n"):format(s.op, s.table or "?",
-        s.column and ("." .. s.column) or ""))
+      io.write(("  %s %s%s%s\n"):format(s.op, s.table or "?",
+        s.column and ("." .. s.column) or "",
+        s.destructive and "  (destructive: loses data)" or ""))
       for _, q in ipairs(s.sql or {}) do io.write("    " .. q .. ";\n") end
     end
     if m.data then io.write("  data migration\n") end

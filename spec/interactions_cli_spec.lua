@@ -135,6 +135,17 @@ describe("a team's versioned migrations", function()
     db:close()
   end)
 
+  it("plan marks a step that loses data, as make --allow-drop wrote it", function()
+    two_versions()
+    write(models, V1)                                    -- Order and email go
+    local st, out, err = mig("make", models, "back", "--db", url, "--allow-drop")
+    assert.equal(0, st, err)
+    st, out, err = mig("plan", models, "--db", url)
+    assert.equal(0, st, err)
+    assert.truthy(out:find("drop_table orders  (destructive", 1, true), out)
+    assert.truthy(out:find("drop_column customers.email  (destructive", 1, true), out)
+  end)
+
   it("apply on a database with none applied runs every file in order; then it matches", function()
     two_versions()
     local other = second_url()
