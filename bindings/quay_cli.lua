@@ -539,7 +539,10 @@ local function state(db, dir, listing)
       fail("migration", "cannot read %s: %s", f.path, tostring(err))
     end
     f.text = text
-    f.checksum = core.checksum(text)
+    -- Line ends do not count (a checkout may turn \n into \r\n); a
+    -- checksum recorded of the bytes as they were still matches.
+    f.checksum = core.checksum((text:gsub("\r\n", "\n")))
+    f.raw_checksum = core.checksum(text)
   end
   -- A problem raises, or with `listing` (status) marks the file and is
   -- raised after the listing: problems[1] is the first.
@@ -561,7 +564,7 @@ local function state(db, dir, listing)
         .. "quay_migrations but %s/%s.lua is missing: restore the file (from "
         .. "version control); the migrations of a database are never "
         .. "deleted", a.name, dir, a.name)
-    elseif f.checksum ~= a.checksum then
+    elseif f.checksum ~= a.checksum and f.raw_checksum ~= a.checksum then
       problem(f, "changed", "%s changed after it was applied (checksum %s, "
         .. "recorded %s): restore the applied version, and put new changes "
         .. "in a new migration (quay migrate make)", f.path, f.checksum,

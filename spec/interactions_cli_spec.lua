@@ -256,6 +256,20 @@ describe("an applied file edited by hand", function()
     assert.truthy(err:find("0001_initial.lua", 1, true) and err:find("(migration)", 1, true), err)
   end)
 
+  it("a checkout that turns its line ends into \\r\\n is not a change", function()
+    two_versions()
+    local path = dir .. "/migrations/0001_initial.lua"
+    write(path, (slurp(path):gsub("\n", "\r\n")))
+    for _, sub in ipairs { "status", "plan", "apply" } do
+      local st, out, err = mig(sub, models, "--db", url)
+      assert.equal(0, st, sub .. ": " .. err)
+    end
+    write(path, (slurp(path):gsub("written by", "written  by")))   -- a real edit still is
+    local st, _, err = mig("apply", models, "--db", url)
+    assert.equal(1, st)
+    assert.truthy(err:find("0001_initial.lua", 1, true) and err:find("changed", 1, true), err)
+  end)
+
   it("a pending file may still be edited before it is applied", function()
     write(models, V1)
     assert.equal(0, (mig("make", models, "initial", "--db", url)))
