@@ -751,7 +751,8 @@ function sub.status(o)
   for _, f in ipairs(files) do
     io.write(("%-8s %s%s\n"):format(
       f.mark or (f.applied_at and "applied" or "pending"),
-      f.name, f.applied_at and ("  (applied " .. f.applied_at .. ")") or ""))
+      f.name, f.applied_at and ("  (" .. (f.mark and "applied " or "") ..
+        f.applied_at .. ")") or ""))
   end
   if #files == 0 then io.write("no migration files in " .. dir .. "\n") end
   local diff = db:schema_diff()

@@ -456,6 +456,22 @@ return { steps = { { op = "create_table", table = "notes", sql = { "CREATE TABLE
   end)
 end)
 
+describe("paths", function()
+  it("a model script, its migrations and its database in a directory named with a space and a quote", function()
+    local odd = dir .. "/it's my app"
+    assert(os.execute("mkdir -p " .. shquote(odd)))
+    write(odd .. "/models.lua", V1)
+    local u = helper.is_pg and url or ("sqlite:" .. odd .. "/app db.sqlite")
+    local st, out, err = mig("make", odd .. "/models.lua", "first", "--db", u)
+    assert.equal(0, st, err)
+    assert.equal("0001_first.lua", ls(odd .. "/migrations"))
+    st, out, err = mig("apply", odd .. "/models.lua", "--db", u)
+    assert.equal(0, st, err)
+    st, out = mig("status", odd .. "/models.lua", "--db", u)
+    assert.truthy(out:find("applied%s+0001_first") and out:find("matches the models", 1, true), out)
+  end)
+end)
+
 describe("the command line", function()
   -- A usage error: exit status 2 (bindings/quay_main.c), the usage on
   -- stderr, and on its first line the problem, which the usage text
