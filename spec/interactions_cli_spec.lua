@@ -335,6 +335,37 @@ describe("a data migration", function()
   end)
 end)
 
+describe("a data migration that breaks a foreign key", function()
+  it("is refused with integrity, its file rolled back, also when its file rebuilds a table (SQLite)", function()
+    write(models, V2)
+    assert.equal(0, (mig("make", models, "initial", "--db", url)))
+    assert.equal(0, (mig("apply", models, "--db", url)))
+    -- customers.name string -> text: a rebuild on SQLite, with foreign keys off
+    write(models, (V2:gsub("name = quay.string { max = 80 },", "name = quay.text(),")))
+    assert.equal(0, (mig("make", models, "widen", "--db", url)))
+    local path = dir .. "/migrations/0002_widen.lua"
+    local text = slurp(path)
+    local orphan = text:gsub("  %-%- data = function%(db%) %.%.%. end,", [[
+  data = function(db)
+    db:execute("INSERT INTO orders (total, customer_id) VALUES (1, 999)")
+  end,]])
+    assert.are_not.equal(text, orphan)
+    write(path, orphan)
+    local st, out, err = mig("apply", models, "--db", url)
+    assert.equal(1, st, out)
+    assert.truthy(err:find("0002_widen", 1, true) and err:find("(integrity)", 1, true), err)
+    local _, applied = tables_of(url)
+    assert.equal("0001_initial", applied)
+    local db = quay.open(url)
+    assert.equal(0, #db:rows("SELECT id FROM orders"))
+    if not helper.is_pg then
+      assert.equal(0, #db:rows("PRAGMA foreign_key_check"))
+      assert.equal(1, db:rows("PRAGMA foreign_keys")[1].foreign_keys)
+    end
+    db:close()
+  end)
+end)
+
 describe("two deploys applying at once", function()
   it("each of three files runs once; both exit 0", function()
     write(models, V1)
