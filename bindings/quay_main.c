@@ -116,8 +116,8 @@ static int msghandler(lua_State *L) {
   const char *zMsg = lua_tostring(L, 1);
   const char *zCode = NULL;
   if (lua_type(L, 1) == LUA_TTABLE) {
-    lua_getfield(L, 1, "quay_describe_exit");        /* os.exit in describe */
-    if (!lua_isnil(L, -1)) {
+    lua_pushliteral(L, "quay_describe_exit");        /* os.exit in describe */
+    if (lua_rawget(L, 1) != LUA_TNIL) {
       lua_settop(L, 1);
       return 1;
     }
@@ -503,7 +503,8 @@ static int pmain(lua_State *L) {
     int bExit = 0;
     lua_Integer code = 0;
     if (bDescribe && lua_type(L, -1) == LUA_TTABLE) {
-      lua_getfield(L, -1, "quay_describe_exit");
+      lua_pushliteral(L, "quay_describe_exit");
+      lua_rawget(L, -2);
       code = lua_tointegerx(L, -1, &bExit);
       lua_pop(L, 1);
     }
