@@ -504,6 +504,13 @@ local function open_with_models(o, path)
   return db
 end
 
+-- The order of migration files: by number, then name (10000_x comes
+-- after 9999_y).
+local function by_number(a, b)
+  if a.number ~= b.number then return a.number < b.number end
+  return a.name < b.name
+end
+
 -- The migration files of dir in order: { name =, path =, number = }.
 local function list_files(dir)
   local files = {}
@@ -519,11 +526,7 @@ local function list_files(dir)
                             number = tonumber(stem:match("^%d+")) }
     end
   end
-  -- By number, then name: 10000_x comes after 9999_y.
-  table.sort(files, function(a, b)
-    if a.number ~= b.number then return a.number < b.number end
-    return a.name < b.name
-  end)
+  table.sort(files, by_number)
   return files
 end
 
@@ -572,10 +575,7 @@ local function state(db, dir, listing)
     end
     f.applied_at = a.applied_at
   end
-  table.sort(files, function(a, b)
-    if a.number ~= b.number then return a.number < b.number end
-    return a.name < b.name
-  end)
+  table.sort(files, by_number)                   -- the missing ones in place
   local pending = {}
   for _, f in ipairs(files) do
     if not recorded[f.name] then pending[#pending + 1] = f end
