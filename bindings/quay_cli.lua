@@ -593,6 +593,17 @@ local function load_migration(db, f)
       .. "return { steps = {...} } (fix it or restore it)", f.path,
       ok and "it returned no steps table" or tostring(m))
   end
+  for k in pairs(m) do
+    if k ~= "backend" and k ~= "steps" and k ~= "data" then
+      -- a misspelt data = would never run
+      fail("migration", "the migration file %s returns an unknown key %s "
+        .. "(backend, steps, data): fix it", f.path, lit(k))
+    end
+  end
+  if m.data ~= nil and type(m.data) ~= "function" then
+    fail("migration", "the migration file %s: data is a %s; it must be a "
+      .. "function(db)", f.path, type(m.data))
+  end
   if m.backend and m.backend ~= db:backend() then
     fail("migration", "%s was made for %s and this database is %s: make "
       .. "migrations against the backend they run on", f.path, m.backend,

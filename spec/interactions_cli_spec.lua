@@ -335,6 +335,28 @@ describe("a data migration", function()
   end)
 end)
 
+describe("a misspelt data migration", function()
+  it("apply and plan refuse a file with an unknown key, naming it, and run nothing", function()
+    write(models, V1)
+    assert.equal(0, (mig("make", models, "initial", "--db", url)))
+    local path = dir .. "/migrations/0001_initial.lua"
+    local text = slurp(path)
+    local typo = text:gsub("  %-%- data = function%(db%) %.%.%. end,",
+      "  date = function(db) db:execute(\"INSERT INTO customers (name) VALUES ('x')\") end,")
+    assert.are_not.equal(text, typo)
+    write(path, typo)
+    for _, sub in ipairs { "plan", "apply" } do
+      local st, out, err = mig(sub, models, "--db", url)
+      assert.equal(1, st, out)
+      assert.truthy(err:find("0001_initial.lua", 1, true) and err:find('"date"', 1, true), err)
+      assert.truthy(err:find("(migration)", 1, true), err)
+    end
+    local tables, applied = tables_of(url)
+    assert.equal("", tables)
+    assert.equal("", applied)
+  end)
+end)
+
 describe("a data migration that breaks a foreign key", function()
   it("is refused with integrity, its file rolled back, also when its file rebuilds a table (SQLite)", function()
     write(models, V2)
