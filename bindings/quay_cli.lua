@@ -38,8 +38,8 @@ MODELS is a model script: a chunk that returns a function declare(db), as
 Errors are Quay error objects (code "migration" for refusals) that name
 the file and the fix.  A wrong command line (an unknown, repeated or
 misplaced option, a missing or extra argument) raises code "usage" with
-the problem on its first line and the usage after it; quay_main.c prints
-it and exits with status 2.
+the problem on its first line, marked "(misuse)", and the usage after
+it; quay_main.c prints it and exits with status 2.
 ]]
 local sys = ...
 local quay = require("quay")
@@ -52,10 +52,11 @@ local function fail(code, fmt, ...)
     { __tostring = function(e) return e.message end }), 0)
 end
 
--- A usage error: the problem on the first line, then the usage.
+-- A usage error: the problem on the first line, with the code of a wrong
+-- argument (misuse), then the usage.
 local function usage(problem, ...)
   fail("usage", "%s", table.concat({
-    (problem or "quay: wrong arguments"):format(...),
+    (problem or "quay: wrong arguments"):format(...) .. " (misuse)",
     "usage: quay inspect URL",
     "       quay types MODELS",
     "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]",

@@ -527,12 +527,14 @@ end)
 
 describe("the command line", function()
   -- A usage error: exit status 2 (bindings/quay_main.c), the usage on
-  -- stderr, and on its first line the problem, which the usage text
-  -- below it must not stand in for.
+  -- stderr, and on its first line the problem with code misuse, which
+  -- the usage text below it must not stand in for.
   local function usage_error(st, out, err)
     assert.equal(2, st, out .. err)
     assert.truthy(err:find("\nusage:", 1, true), err)
-    return err:match("^[^\n]*")
+    local first = err:match("^[^\n]*")
+    assert.truthy(first:find("(misuse)", 1, true), err)
+    return first
   end
 
   it("--db missing: a usage error that names --db", function()
