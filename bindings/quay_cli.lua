@@ -667,6 +667,12 @@ function sub.make(o)
   if not name:match("^[%w_]+$") then
     fail("migration", "migration name %q: use letters, digits and _", name)
   end
+  if #name > 100 then
+    -- quay_migrations keeps names of up to 255 characters; a file system
+    -- names of up to 255 bytes
+    fail("migration", "migration name %q: it is %d characters long; use "
+      .. "at most 100", name, #name)
+  end
   local dir = o.dir or (dirname(path) .. "/migrations")
   local db <close> = open_with_models(o, path)
   local files, pending = state(db, dir)
@@ -696,9 +702,14 @@ function sub.make(o)
   local stem = ("%04d_%s"):format(last + 1, name)
   sys.mkdir(dir)
   local file = dir .. "/" .. stem .. ".lua"
-  local f = assert(io.open(file, "wb"))
-  f:write(migration_text(stem, db:backend(), steps))
-  assert(f:close())
+  local f, err = io.open(file, "wb")
+  if not f then fail("migration", "cannot write %s: %s", file, tostring(err)) end
+  local wrote, werr = f:write(migration_text(stem, db:backend(), steps))
+  local closed, cerr = f:close()
+  if not wrote or not closed then
+    os.remove(file)                          -- no half-written migration
+    fail("migration", "cannot write %s: %s", file, tostring(werr or cerr))
+  end
   io.write(("wrote %s (%d steps)\n"):format(file, #steps))
 end
 
