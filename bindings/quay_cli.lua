@@ -22,10 +22,11 @@ This file only reads and writes files and prints.
       print the files apply would run, with their statements
   quay migrate apply MODELS --db URL [--dir DIR]
       run the files not recorded in quay_migrations, each in its own
-      transaction, in name order
+      transaction, in the order of their numbers
   quay migrate status MODELS --db URL [--dir DIR]
-      list the files (applied, pending, changed) and whether the database
-      matches the models
+      list the files (applied, pending, changed, missing) and whether the
+      database matches the models; fails after the listing when a file
+      changed or is missing
   quay types MODELS
       print LuaLS annotations of the models: a class per model for its
       records (fields, relations, methods), its query sets, related sets
@@ -35,7 +36,10 @@ This file only reads and writes files and prints.
 MODELS is a model script: a chunk that returns a function declare(db), as
 `quay inspect` prints.  DIR defaults to "migrations" next to MODELS.
 Errors are Quay error objects (code "migration" for refusals) that name
-the file and the fix.
+the file and the fix.  A wrong command line (an unknown, repeated or
+misplaced option, a missing or extra argument) raises code "usage" with
+the problem on its first line, marked "(misuse)", and the usage after
+it; quay_main.c prints it and exits with status 2.
 ]]
 local sys = ...
 local quay = require("quay")
@@ -48,13 +52,24 @@ local function fail(code, fmt, ...)
     { __tostring = function(e) return e.message end }), 0)
 end
 
-local function usage()
+-- A usage error: the problem on the first line, with the code of a wrong
+-- argument (misuse), then the usage.
+local function usage(problem, ...)
   fail("usage", "%s", table.concat({
+    (problem or "quay: wrong arguments"):format(...) .. " (misuse)",
     "usage: quay inspect URL",
     "       quay types MODELS",
     "       quay migrate make MODELS NAME --db URL [--dir DIR] [--allow-drop]",
     "       quay migrate plan|apply|status MODELS --db URL [--dir DIR]",
   }, "\n"))
+end
+
+-- An argument that looks like an option where a URL or a path is taken.
+local function check_operand(cmd, what, v)
+  if v == nil then usage("quay %s: %s is missing", cmd, what) end
+  if v:sub(1, 1) == "-" and v ~= "-" then
+    usage("quay %s: unknown option %s (%s expected)", cmd, v, what)
+  end
 end
 
 --------------------------------------------------------------------------
@@ -125,12 +140,51 @@ local function relation_line(r)
     o and (", " .. o) or "")
 end
 
+-- url without its secrets, to print in a file that goes into version
+-- control: a URL's user:password@ and password= / sslpassword= query
+-- parameters, a keyword string's password and sslpassword (bare or
+-- quoted, with \' and \\ escapes).
+local function public_url(url)
+  if url:match("^sqlite:") then return url end       -- a path, no secrets
+  local s = url:gsub("//[^@/]*@", "//")
+  if s:match("^%a[%w+.-]*:") then
+    local base, query = s:match("^([^?]*)%?(.*)$")
+    if not base then return s end
+    local kept = {}
+    for kv in query:gmatch("[^&]+") do
+      if not kv:lower():match("^%a*password=") then kept[#kept + 1] = kv end
+    end
+    return #kept > 0 and (base .. "?" .. table.concat(kept, "&")) or base
+  end
+  local out, i = {}, 1
+  while true do
+    local a, b, k = s:find("^%s*([%w_]+)%s*=%s*", i)
+    if not a then break end
+    local v, j
+    if s:sub(b + 1, b + 1) == "'" then
+      j = b + 2
+      while j <= #s and s:sub(j, j) ~= "'" do
+        j = j + (s:sub(j, j) == "\\" and 2 or 1)
+      end
+      v = s:sub(b + 1, j)
+      j = j + 1
+    else
+      j = (s:find("%s", b + 1) or #s + 1)
+      v = s:sub(b + 1, j - 1)
+    end
+    if not k:lower():match("password$") then out[#out + 1] = k .. "=" .. v end
+    i = j
+  end
+  if s:find("%S", i) then return "(a connection string)" end
+  return table.concat(out, " ")
+end
+
 -- The model script for an inspected database (reference.md "quay inspect").
 local function model_script(live, url, backend)
   local out = {}
   local function w(s) out[#out + 1] = s end
   w(("-- Models of the %s database %s, printed by `quay inspect`."):format(
-    backend, url:gsub("//[^@/]*@", "//")))
+    backend, public_url(url)))
   w("-- Each table is a model; load this chunk and call it with a db:")
   w("--   local M = dofile(\"models.lua\")(db)")
   w("local quay = require(\"quay\")")
@@ -215,13 +269,19 @@ local function types_text(path, models, specs, describe)
     names[m] = { rec = m, qs = cls(m, "QuerySet"), set = cls(m, "Set"),
                  model = cls(m, "Model") }
   end
+  -- The class of the table declare(db) returns: "Models" unless a
+  -- model has that name.
+  local all = "Models"
+  while taken[all] do all = all .. "_" end
   w("---@meta")
   w(("-- LuaLS annotations of the models of %s, printed by `quay types`."):format(path))
   w("-- Put this file where the language server reads annotations (its")
   w("-- workspace.library), then type the models the script declares:")
-  w("--   local M = dofile(\"models.lua\")(db) ---@type Models")
+  w("--   local M = dofile(\"models.lua\")(db) ---@type " .. all)
+  w("-- Each model's classes are in a do-block of their own: a chunk has")
+  w("-- room for 200 locals, an application for more models.")
   w("")
-  w("---@class Models")
+  w("---@class " .. all)
   for _, m in ipairs(models) do
     w(("---@field %s %s"):format(ident(m) and m or ("[" .. lit(m) .. "]"), names[m].model))
   end
@@ -260,6 +320,7 @@ local function types_text(path, models, specs, describe)
   for _, m in ipairs(models) do
     local d, n = describe[m], names[m]
     w("")
+    w("do")
     w(("---A record of %s."):format(m))
     w(("---@class %s: quay.Record"):format(n.rec))
     for _, f in ipairs(d.fields) do
@@ -304,6 +365,7 @@ local function types_text(path, models, specs, describe)
     fn_line(n.model, "find", { "key" }, n.rec .. "?")
     fn_line(n.model, "bulk_create", { "list" }, n.rec .. "[]")
     query_methods(n.model, m)
+    w("end")
   end
   return table.concat(out, "\n") .. "\n"
 end
@@ -326,8 +388,9 @@ local function declare_models(path)
   local proxy = {}
   setmetatable(proxy, { __index = function(_, k)
     if k == "model" then
-      return function(_, name, spec)
-        local M = db:model(name, spec)
+      return function(_, name, spec, ...)
+        local M = db:model(name, spec, ...)
+        if type(spec) ~= "table" then return M end      -- a look-up
         if not specs[name] then models[#models + 1] = name end
         specs[name] = { methods = spec.methods or {}, scopes = spec.scopes or {} }
         return M
@@ -346,13 +409,15 @@ local function declare_models(path)
 end
 
 function cli.types(path, extra)
-  if path == nil or extra ~= nil then usage() end
+  check_operand("types", "MODELS", path)
+  if extra ~= nil then usage("quay types: one model script; %s is one too many", extra) end
   local db <close>, models, specs = declare_models(path)
   io.write(types_text(path, models, specs, db:describe()))
 end
 
 function cli.inspect(url, extra)
-  if url == nil or extra ~= nil then usage() end
+  check_operand("inspect", "URL", url)
+  if extra ~= nil then usage("quay inspect: one URL; %s is one too many", extra) end
   local db <close> = quay.open(url)
   io.write(model_script(db:inspect(), url, db:backend()))
 end
@@ -372,26 +437,46 @@ local function read_file(path)
   return text
 end
 
--- Options after the positional arguments.
-local function parse(args, nPos)
+-- The options of a migrate subcommand: --db and --dir take a value,
+-- --allow-drop (make only) none; each at most once, anything else is a
+-- usage error naming it.
+local function parse(what, args, nPos)
   local o = { pos = {} }
+  local seen = {}
   local i = 1
   while i <= #args do
     local a = args[i]
-    if a == "--db" or a == "--dir" then
-      o[a:sub(3)] = args[i + 1] or usage()
-      i = i + 2
-    elseif a == "--allow-drop" then
-      o.allow_drop = true
-      i = i + 1
-    elseif a:sub(1, 2) == "--" then
-      usage()
+    if a:sub(1, 1) == "-" and a ~= "-" then
+      local takes = (a == "--db" or a == "--dir") and 1 or
+                    (a == "--allow-drop" and what == "make") and 0 or nil
+      if takes == nil then
+        usage("quay migrate %s: unknown option %s", what, a)
+      end
+      if seen[a] then usage("quay migrate %s: %s is given twice", what, a) end
+      seen[a] = true
+      if takes == 1 then
+        local v = args[i + 1]
+        if v == nil or (v:sub(1, 1) == "-" and v ~= "-") then
+          usage("quay migrate %s: %s needs a value", what, a)
+        end
+        o[a:sub(3)] = v
+      else
+        o.allow_drop = true
+      end
+      i = i + 1 + takes
     else
       o.pos[#o.pos + 1] = a
       i = i + 1
     end
   end
-  if #o.pos ~= nPos or not o.db then usage() end
+  if #o.pos > nPos then
+    usage("quay migrate %s: %s is one argument too many", what, o.pos[nPos + 1])
+  end
+  if #o.pos < nPos then
+    usage("quay migrate %s: %s is missing", what,
+      #o.pos == 0 and "MODELS (a model script)" or "NAME")
+  end
+  if not o.db then usage("quay migrate %s: --db URL is missing", what) end
   return o
 end
 
@@ -420,20 +505,35 @@ local function open_with_models(o, path)
   return db
 end
 
--- The migration files of dir in name order: { name =, path = }.
+-- The order of migration files: by number, then name (10000_x comes
+-- after 9999_y).
+local function by_number(a, b)
+  if a.number ~= b.number then return a.number < b.number end
+  return a.name < b.name
+end
+
+-- The migration files of dir in order: { name =, path =, number = }.
 local function list_files(dir)
   local files = {}
   for _, n in ipairs(sys.listdir(dir) or {}) do
     local stem = n:match("^(%d+_[%w_]+)%.lua$")
-    if stem then files[#files + 1] = { name = stem, path = dir .. "/" .. n } end
+    if not stem and n:match("^%d.*%.lua$") then
+      -- meant as a migration, and apply would never run it
+      fail("migration", "%s/%s is not named as a migration file (NNNN_name.lua, "
+        .. "name of letters, digits and _): rename it", dir, n)
+    end
+    if stem then
+      files[#files + 1] = { name = stem, path = dir .. "/" .. n,
+                            number = tonumber(stem:match("^%d+")) }
+    end
   end
-  table.sort(files, function(a, b) return a.name < b.name end)
+  table.sort(files, by_number)
   return files
 end
 
 -- Files, the recorded migrations, and the checks apply makes first: a
 -- recorded file must exist and be unchanged.
-local function state(db, dir)
+local function state(db, dir, listing)
   local files = list_files(dir)
   local byName = {}
   for _, f in ipairs(files) do
@@ -443,7 +543,18 @@ local function state(db, dir)
       fail("migration", "cannot read %s: %s", f.path, tostring(err))
     end
     f.text = text
-    f.checksum = core.checksum(text)
+    -- Line ends do not count (a checkout may turn \n into \r\n); a
+    -- checksum recorded of the bytes as they were still matches.
+    f.checksum = core.checksum((text:gsub("\r\n", "\n")))
+    f.raw_checksum = core.checksum(text)
+  end
+  -- A problem raises, or with `listing` (status) marks the file and is
+  -- raised after the listing: problems[1] is the first.
+  local problems = {}
+  local function problem(f, mark, ...)
+    if not listing then fail("migration", ...) end
+    f.mark = mark
+    problems[#problems + 1] = { "migration", ... }
   end
   local applied = db:applied_migrations()
   local recorded = {}
@@ -451,24 +562,26 @@ local function state(db, dir)
     recorded[a.name] = a
     local f = byName[a.name]
     if not f then
-      fail("migration", "migration %s is recorded as applied in "
+      f = { name = a.name, number = tonumber(a.name:match("^%d+")) or -1 }
+      files[#files + 1] = f
+      problem(f, "missing", "migration %s is recorded as applied in "
         .. "quay_migrations but %s/%s.lua is missing: restore the file (from "
         .. "version control); the migrations of a database are never "
         .. "deleted", a.name, dir, a.name)
-    end
-    if f.checksum ~= a.checksum then
-      fail("migration", "%s changed after it was applied (checksum %s, "
+    elseif f.checksum ~= a.checksum and f.raw_checksum ~= a.checksum then
+      problem(f, "changed", "%s changed after it was applied (checksum %s, "
         .. "recorded %s): restore the applied version, and put new changes "
         .. "in a new migration (quay migrate make)", f.path, f.checksum,
         a.checksum)
     end
     f.applied_at = a.applied_at
   end
+  table.sort(files, by_number)                   -- the missing ones in place
   local pending = {}
   for _, f in ipairs(files) do
     if not recorded[f.name] then pending[#pending + 1] = f end
   end
-  return files, pending
+  return files, pending, problems
 end
 
 -- Load a migration file: { backend =, steps =, data = }.
@@ -480,6 +593,17 @@ local function load_migration(db, f)
     fail("migration", "the migration file %s does not load: %s; it must "
       .. "return { steps = {...} } (fix it or restore it)", f.path,
       ok and "it returned no steps table" or tostring(m))
+  end
+  for k in pairs(m) do
+    if k ~= "backend" and k ~= "steps" and k ~= "data" then
+      -- a misspelt data = would never run
+      fail("migration", "the migration file %s returns an unknown key %s "
+        .. "(backend, steps, data): fix it", f.path, lit(k))
+    end
+  end
+  if m.data ~= nil and type(m.data) ~= "function" then
+    fail("migration", "the migration file %s: data is a %s; it must be a "
+      .. "function(db)", f.path, type(m.data))
   end
   if m.backend and m.backend ~= db:backend() then
     fail("migration", "%s was made for %s and this database is %s: make "
@@ -519,7 +643,13 @@ local function migration_text(name, backend, steps)
       w("      sql = {} },")
     else
       w("      sql = {")
-      for _, q in ipairs(s.sql) do w("        " .. long_string(q) .. ",") end
+      for _, q in ipairs(s.sql) do
+        -- A long bracket reads best, but Lua reads its \r and \r\n as
+        -- \n (and a first newline not at all): a statement with a \r or
+        -- another control character (a default's text) is escaped.
+        local plain = not q:gsub("[\n\t]", ""):find("%c") and q:sub(1, 1) ~= "\n"
+        w("        " .. (plain and long_string(q) or lit(q)) .. ",")
+      end
       w("      } },")
     end
   end
@@ -536,6 +666,12 @@ function sub.make(o)
   local path, name = o.pos[1], o.pos[2]
   if not name:match("^[%w_]+$") then
     fail("migration", "migration name %q: use letters, digits and _", name)
+  end
+  if #name > 100 then
+    -- quay_migrations keeps names of up to 255 characters; a file system
+    -- names of up to 255 bytes
+    fail("migration", "migration name %q: it is %d characters long; use "
+      .. "at most 100", name, #name)
   end
   local dir = o.dir or (dirname(path) .. "/migrations")
   local db <close> = open_with_models(o, path)
@@ -566,9 +702,14 @@ function sub.make(o)
   local stem = ("%04d_%s"):format(last + 1, name)
   sys.mkdir(dir)
   local file = dir .. "/" .. stem .. ".lua"
-  local f = assert(io.open(file, "wb"))
-  f:write(migration_text(stem, db:backend(), steps))
-  assert(f:close())
+  local f, err = io.open(file, "wb")
+  if not f then fail("migration", "cannot write %s: %s", file, tostring(err)) end
+  local wrote, werr = f:write(migration_text(stem, db:backend(), steps))
+  local closed, cerr = f:close()
+  if not wrote or not closed then
+    os.remove(file)                          -- no half-written migration
+    fail("migration", "cannot write %s: %s", file, tostring(werr or cerr))
+  end
   io.write(("wrote %s (%d steps)\n"):format(file, #steps))
 end
 
@@ -582,8 +723,9 @@ function sub.plan(o)
     local m = load_migration(db, f)
     io.write(("%s:\n"):format(f.name))
     for _, s in ipairs(m.steps) do
-      io.write(("  %s %s%s\n"):format(s.op, s.table or "?",
-        s.column and ("." .. s.column) or ""))
+      io.write(("  %s %s%s%s\n"):format(s.op, s.table or "?",
+        s.column and ("." .. s.column) or "",
+        s.destructive and "  (destructive: loses data)" or ""))
       for _, q in ipairs(s.sql or {}) do io.write("    " .. q .. ";\n") end
     end
     if m.data then io.write("  data migration\n") end
@@ -598,8 +740,17 @@ function sub.apply(o)
   local n = 0
   for _, f in ipairs(pending) do
     local m = load_migration(db, f)
-    if db:apply_migration { name = f.name, checksum = f.checksum,
-                            steps = m.steps, data = m.data } then
+    local ok, done = pcall(db.apply_migration, db, { name = f.name,
+      checksum = f.checksum, steps = m.steps, data = m.data })
+    if not ok then
+      -- The engine's error, with the file it comes from: nothing of the
+      -- file stays, and the files before it stay applied.
+      local code = type(done) == "table" and done.code or "migration"
+      local msg = type(done) == "table" and done.message or tostring(done)
+      fail(code, "%s failed and was rolled back (nothing of it is applied; "
+        .. "the files before it stay applied): %s", f.path, msg)
+    end
+    if done then
       io.write(("applied %s\n"):format(f.name))
       n = n + 1
     else
@@ -619,10 +770,12 @@ function sub.status(o)
   local path = o.pos[1]
   local dir = o.dir or (dirname(path) .. "/migrations")
   local db <close> = open_with_models(o, path)
-  local files = state(db, dir)
+  local files, _, problems = state(db, dir, true)
   for _, f in ipairs(files) do
-    io.write(("%-8s %s%s\n"):format(f.applied_at and "applied" or "pending",
-      f.name, f.applied_at and ("  (" .. f.applied_at .. ")") or ""))
+    io.write(("%-8s %s%s\n"):format(
+      f.mark or (f.applied_at and "applied" or "pending"),
+      f.name, f.applied_at and ("  (" .. (f.mark and "applied " or "") ..
+        f.applied_at .. ")") or ""))
   end
   if #files == 0 then io.write("no migration files in " .. dir .. "\n") end
   local diff = db:schema_diff()
@@ -632,12 +785,15 @@ function sub.status(o)
     io.write(("the database differs from the models: %d steps (first: %s)\n")
       :format(#diff, diff[1].what or diff[1].op))
   end
+  if #problems > 0 then fail(table.unpack(problems[1])) end
 end
 
 function cli.migrate(what, ...)
-  local nPos = what == "make" and 2 or 1
-  if not sub[what] then usage() end
-  sub[what](parse({ ... }, nPos))
+  if what == nil then usage("quay migrate: make, plan, apply or status is missing") end
+  if not sub[what] then
+    usage("quay migrate: unknown command %s (make, plan, apply or status)", what)
+  end
+  sub[what](parse(what, { ... }, what == "make" and 2 or 1))
 end
 
 return cli

@@ -115,6 +115,14 @@ static int push_where(lua_State *L) {
 static int msghandler(lua_State *L) {
   const char *zMsg = lua_tostring(L, 1);
   const char *zCode = NULL;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_pushliteral(L, "quay_describe_exit");        /* os.exit in describe */
+    if (lua_rawget(L, 1) != LUA_TNIL) {
+      lua_settop(L, 1);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
   if (zMsg == NULL) {
     if (lua_type(L, 1) == LUA_TTABLE) {
       lua_getfield(L, 1, "code");                    /* [err, code] */
@@ -137,11 +145,15 @@ static int msghandler(lua_State *L) {
 
 /*
 ** JSON encoding of the describe() results.  Objects have sorted keys so
-** the output is stable; the top level is always an object.
+** the output is stable; the top level is always an object.  A string that
+** is not UTF-8 (a blob's default) has its bytes from 0x80 up written as
+** \u0080..\u00ff, so the output stays JSON.
 */
 static const char zDescribe[] =
   "local dbs = ...\n"
-  "local function esc(s) return (s:gsub('[%c\"\\\\]', function(c)\n"
+  "local function esc(s)\n"
+  "  local pat = utf8.len(s) and '[%c\"\\\\]' or '[%c\"\\\\\\128-\\255]'\n"
+  "  return (s:gsub(pat, function(c)\n"
   "  local m = { ['\"'] = '\\\\\"', ['\\\\'] = '\\\\\\\\', ['\\n'] = '\\\\n',\n"
   "    ['\\t'] = '\\\\t', ['\\r'] = '\\\\r' }\n"
   "  return m[c] or string.format('\\\\u%04x', c:byte()) end)) end\n"
@@ -175,22 +187,50 @@ static const char zDescribe[] =
   "end\n"
   "local merged = {}\n"
   "for _, db in ipairs(dbs) do\n"
-  "  for name, m in pairs(db:describe()) do merged[name] = m end\n"
+  "  local d = dbs.closed[db]\n"
+  "  if db:is_open() or not d then d = db:describe() end\n"
+  "  for name, m in pairs(d) do merged[name] = m end\n"
   "end\n"
   "return enc(merged, 0, true)\n";
 
 /*
 ** Run before the script in describe mode: wraps quay.open so that every
 ** db the script opens is kept in the table passed in (so describe() can
-** still run after the script dropped or closed them).
+** still run after the script dropped them), and db:close() and __close so
+** that a db is described just before the script closes it (a closed db
+** raises `connection` from describe()): dbs.closed[db] keeps that.
+** os.exit(code) ends the script with an error { quay_describe_exit =
+** code } that the message handler passes on as it is: the schema is
+** printed after os.exit(0) too, and nothing after another code, which
+** is the command's exit status.
 */
 static const char zRecordOpens[] =
   "local dbs = ...\n"
+  "os.exit = function(code)\n"
+  "  if code == nil or code == true then code = 0\n"
+  "  elseif code == false then code = 1 end\n"
+  "  error({ quay_describe_exit = math.tointeger(code) or 1 }, 0)\n"
+  "end\n"
+  "dbs.closed = {}\n"
   "local quay = require('quay')\n"
   "local open = quay.open\n"
+  "local wrapped = false\n"
+  "local function keep(db)\n"
+  "  if db:is_open() then\n"
+  "    local ok, d = pcall(db.describe, db)\n"
+  "    if ok then dbs.closed[db] = d end\n"
+  "  end\n"
+  "end\n"
   "quay.open = function(...)\n"
   "  local db = open(...)\n"
   "  dbs[#dbs + 1] = db\n"
+  "  if not wrapped then\n"
+  "    wrapped = true\n"
+  "    local mt = getmetatable(db)\n"
+  "    local close, tbc = mt.__index.close, mt.__close\n"
+  "    mt.__index.close = function(d, ...) keep(d) return close(d, ...) end\n"
+  "    mt.__close = function(d, ...) keep(d) return tbc(d, ...) end\n"
+  "  end\n"
   "  return db\n"
   "end\n";
 
@@ -459,7 +499,23 @@ static int pmain(lua_State *L) {
   nArg = a->argc - iScript - 1;
   luaL_checkstack(L, nArg, "too many arguments");
   for (i = iScript + 1; i < a->argc; i++) lua_pushstring(L, a->argv[i]);
-  if (lua_pcall(L, nArg, 0, iMsgh) != LUA_OK) return report(L, a);
+  if (lua_pcall(L, nArg, 0, iMsgh) != LUA_OK) {
+    int bExit = 0;
+    lua_Integer code = 0;
+    if (bDescribe && lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushliteral(L, "quay_describe_exit");
+      lua_rawget(L, -2);
+      code = lua_tointegerx(L, -1, &bExit);
+      lua_pop(L, 1);
+    }
+    if (!bExit) return report(L, a);
+    lua_pop(L, 1);
+    if (code != 0) {
+      restore_stdout(a);
+      a->status = (int)(code & 0xff);
+      return 0;
+    }
+  }
   if (bDescribe) {
     if (luaL_loadstring(L, zDescribe) != LUA_OK) return lua_error(L);
     lua_pushvalue(L, iDbs);

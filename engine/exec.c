@@ -214,10 +214,14 @@ int quay_db_open(const char *zUrl, const quay_open_opts *pOpts,
   int rc;
   *ppDb = NULL;
   if (zUrl == NULL || (pDrv = pick_driver(zUrl, &zRest)) == NULL) {
+    /* A URL with user:password@ shows its scheme only: messages get logged. */
+    const char *zSep = zUrl ? strstr(zUrl, "://") : NULL;
+    int nShow = zUrl ? (int)strlen(zUrl) : 5;
+    if (zSep && strchr(zSep, '@')) nShow = (int)(zSep - zUrl) + 3;
     return quay__err(pErr, QUAY_ECONNECTION,
-                     "cannot open '%s': use sqlite::memory:, sqlite:<path>, "
-                     "postgresql://... or a libpq keyword string",
-                     zUrl ? zUrl : "(nil)");
+                     "cannot open '%.*s%s': use sqlite::memory:, sqlite:<path>, "
+                     "postgresql://... or a libpq keyword string", nShow,
+                     zUrl ? zUrl : "(nil)", zUrl && zUrl[nShow] ? "..." : "");
   }
   rc = db_new(pDrv, pOpts, &pDb, pErr);
   if (rc) return rc;

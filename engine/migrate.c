@@ -2244,6 +2244,17 @@ int quay_migration_apply(quay_db *pDb, quay_migration *p,
       rc = quay__err(pErr, rc, "migration %s: its data function failed",
                      o->zName);
     }
+    /* SQLite: the data function ran with foreign keys off (for the
+    ** rebuild), so what it wrote is checked here, over the database, as
+    ** PostgreSQL checks every row as it is written. */
+    if (rc == QUAY_OK && bFkOff && d->zFkCheck) {
+      Step chk;
+      char zWhat[300];
+      memset(&chk, 0, sizeof(chk));
+      snprintf(zWhat, sizeof(zWhat), "%s, its data function", o->zName);
+      chk.zWhat = zWhat;
+      rc = mig_fk_check(pDb, &chk, d->zFkCheck, pErr);
+    }
   }
   if (rc == QUAY_OK && !bDone) {
     quay_value a[3];
