@@ -480,10 +480,19 @@ local function parse(what, args, nPos)
   return o
 end
 
--- Open the database and declare the models of the model script.
-local function open_with_models(o, path)
+-- Open the database and declare the models of the model script.  bRead:
+-- a command that only reads (plan, status) answers for an SQLite file
+-- that does not exist yet from an empty in-memory database, as apply
+-- would find it, and leaves no empty file behind (a mistyped path).
+local function open_with_models(o, path, bRead)
+  local url = o.db
+  local file = url:match("^sqlite:(.+)$")
+  if bRead and file and file ~= ":memory:" and not file:match("^file:") then
+    local f = io.open(file, "rb")
+    if f then f:close() else url = "sqlite::memory:" end
+  end
   -- A long busy timeout: a second process waits for the first.
-  local db = quay.open(o.db, { busy_timeout = 600000 })
+  local db = quay.open(url, { busy_timeout = 600000 })
   local chunk, err = loadfile(path, "t")
   if not chunk then
     fail("migration", "the model script %s does not load: %s; fix it (it "
@@ -716,7 +725,7 @@ end
 function sub.plan(o)
   local path = o.pos[1]
   local dir = o.dir or (dirname(path) .. "/migrations")
-  local db <close> = open_with_models(o, path)
+  local db <close> = open_with_models(o, path, true)
   local _, pending = state(db, dir)
   if #pending == 0 then io.write("nothing to apply\n") end
   for _, f in ipairs(pending) do
@@ -769,7 +778,7 @@ end
 function sub.status(o)
   local path = o.pos[1]
   local dir = o.dir or (dirname(path) .. "/migrations")
-  local db <close> = open_with_models(o, path)
+  local db <close> = open_with_models(o, path, true)
   local files, _, problems = state(db, dir, true)
   for _, f in ipairs(files) do
     io.write(("%-8s %s%s\n"):format(

@@ -198,6 +198,16 @@ describe("a team's versioned migrations", function()
     assert.equal(0, st, err)
     assert.truthy(out:find("no changes", 1, true), out)
     assert.equal("models.lua", ls(dir))
+    -- plan and status only read: a path with no database yet (or a
+    -- mistyped one) answers as for an empty database and leaves no file
+    local out2
+    for _, sub in ipairs { "plan", "status" } do
+      st, out, err = mig(sub, models, "--db", "sqlite:" .. dir .. "/typo.db")
+      assert.equal(0, st, err)
+      out2 = out
+    end
+    assert.truthy(out2:find("differs", 1, true), out2)           -- as for an empty database
+    assert.equal("models.lua", ls(dir))
   end)
 
   it("make refuses while a file is pending, naming it, and writes nothing", function()
