@@ -365,7 +365,9 @@ void quay_keyset_free(quay_keyset *pKs) {
   quay__free(pKs);
 }
 
-int quay_keyset_count(const quay_keyset *pKs) { return pKs->nEntry; }
+int quay_keyset_count(const quay_keyset *pKs) {
+  return pKs ? pKs->nEntry : 0;
+}
 
 /* Normalize a key: integral reals become ints, bools ints, blobs text.
 ** 0 if the value cannot be a key (NULL, non-integral real). */

@@ -40,6 +40,9 @@
   X(free_before_children)       \
   X(error_detail)               \
   X(capi_by_name)               \
+  X(null_arguments)             \
+  X(capi_roundtrip)             \
+  X(out_params_on_failure)      \
   TEST_LIST_TEST(X)
 
 #define DECLARE(name) int test_##name(void);
