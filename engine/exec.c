@@ -1541,7 +1541,8 @@ const char *quay_cursor_colname(quay_cursor *c, int i) {
 
 void quay_cursor_value(quay_cursor *c, int i, quay_value *p) {
   /* NULL arguments (quay.h "Conventions"). */
-  if (c == NULL) {
+  if (c == NULL || p == NULL) {
+    if (p != NULL) p->type = QUAY_NULL;
     return;
   }
   if (i < 0 || i >= c->nCol || c->done || !cursor_live(c)) {

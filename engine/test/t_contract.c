@@ -252,21 +252,34 @@ TEST(null_arguments) {
   NO_CRASH("quay_model_db(NULL)", (void)quay_model_db(NULL));
   NO_CRASH("quay_model_field_count(NULL)", (void)quay_model_field_count(NULL));
   NO_CRASH("quay_model_pk(NULL)", (void)quay_model_pk(NULL));
-  NO_CRASH("quay_model_relation_count(NULL)", (void)quay_model_relation_count(NULL));
-  NO_CRASH("quay_model_index_count(NULL, 0)", (void)quay_model_index_count(NULL, 0));
+  NO_CRASH("quay_model_relation_count(NULL)",
+           (void)quay_model_relation_count(NULL));
+  NO_CRASH("quay_model_index_count(NULL, 0)",
+           (void)quay_model_index_count(NULL, 0));
   NO_CRASH("quay_model_soft_delete(NULL)", (void)quay_model_soft_delete(NULL));
-  NO_CRASH("quay_model_delete_hooks(NULL)", (void)quay_model_delete_hooks(NULL));
-  NO_CRASH("quay_model_set_delete_hooks(NULL, 1)", quay_model_set_delete_hooks(NULL, 1));
-  NO_CRASH("quay_db_on_query(NULL, NULL, NULL)", quay_db_on_query(NULL, NULL, NULL));
-  NO_CRASH("quay_db_on_delete(NULL, NULL, NULL)", quay_db_on_delete(NULL, NULL, NULL));
+  NO_CRASH("quay_model_delete_hooks(NULL)",
+           (void)quay_model_delete_hooks(NULL));
+  NO_CRASH("quay_model_set_delete_hooks(NULL, 1)",
+           quay_model_set_delete_hooks(NULL, 1));
+  NO_CRASH("quay_db_on_query(NULL, NULL, NULL)",
+           quay_db_on_query(NULL, NULL, NULL));
+  NO_CRASH("quay_db_on_delete(NULL, NULL, NULL)",
+           quay_db_on_delete(NULL, NULL, NULL));
   NO_CRASH("quay_db_blocker_count(NULL)", (void)quay_db_blocker_count(NULL));
-  NO_CRASH("quay_db_blocker(NULL, 0, NULL)", (void)quay_db_blocker(NULL, 0, NULL));
-  NO_CRASH("quay_db_blocker(g_db, 5, NULL)", (void)quay_db_blocker(g_db, 5, NULL));
+  NO_CRASH("quay_db_blocker(NULL, 0, NULL)",
+           (void)quay_db_blocker(NULL, 0, NULL));
+  NO_CRASH("quay_db_blocker(g_db, 5, NULL)",
+           (void)quay_db_blocker(g_db, 5, NULL));
   NO_CRASH("quay_db_disconnect(NULL)", quay_db_disconnect(NULL));
   NO_CRASH("quay_cursor_ncol(NULL)", (void)quay_cursor_ncol(NULL));
   NO_CRASH("quay_cursor_colname(NULL, 0)", (void)quay_cursor_colname(NULL, 0));
   NO_CRASH("quay_cursor_field(NULL, 0)", (void)quay_cursor_field(NULL, 0));
-  NO_CRASH("quay_cursor_value(NULL, 0, NULL)", quay_cursor_value(NULL, 0, NULL));
+  PROBE("quay_cursor_value(NULL)", {
+    quay_value vv = quay_value_int(3);
+    quay_cursor_value(NULL, 0, NULL);
+    quay_cursor_value(NULL, 0, &vv);
+    CHILD_CHECK("quay_cursor_value(NULL)", vv.type == QUAY_NULL);
+  });
   NO_CRASH("quay_type_by_name(NULL)", (void)quay_type_by_name(NULL));
   NO_CRASH("quay_op_code(NULL)", (void)quay_op_code(NULL));
   NO_CRASH("quay_qs_model(NULL)", (void)quay_qs_model(NULL));
@@ -274,11 +287,13 @@ TEST(null_arguments) {
   NO_CRASH("quay_qs_is_values(NULL)", (void)quay_qs_is_values(NULL));
   NO_CRASH("quay_qs_is_strict(NULL)", (void)quay_qs_is_strict(NULL));
   NO_CRASH("quay_qs_is_primary(NULL)", (void)quay_qs_is_primary(NULL));
-  NO_CRASH("quay_plan_sql(NULL, NULL, NULL)", (void)quay_plan_sql(NULL, NULL, NULL));
+  NO_CRASH("quay_plan_sql(NULL, NULL, NULL)",
+           (void)quay_plan_sql(NULL, NULL, NULL));
   NO_CRASH("quay_plan_strict(NULL)", (void)quay_plan_strict(NULL));
   NO_CRASH("quay_plan_nslot(NULL)", (void)quay_plan_nslot(NULL));
   NO_CRASH("quay_plan_slot(NULL, 0, NULL)", quay_plan_slot(NULL, 0, NULL));
-  NO_CRASH("quay_plan_explain(NULL, 0, NULL)", (void)quay_plan_explain(NULL, 0, NULL));
+  NO_CRASH("quay_plan_explain(NULL, 0, NULL)",
+           (void)quay_plan_explain(NULL, 0, NULL));
   NO_CRASH("quay_load_server(NULL)", (void)quay_load_server(NULL));
   NO_CRASH("quay_load_pin(NULL, 0)", quay_load_pin(NULL, 0));
   NO_CRASH("quay_result_count(NULL)", (void)quay_result_count(NULL));
@@ -290,17 +305,23 @@ TEST(null_arguments) {
   NO_CRASH("quay_counts_name(NULL, 0)", (void)quay_counts_name(NULL, 0));
   NO_CRASH("quay_counts_value(NULL, 0)", (void)quay_counts_value(NULL, 0));
   NO_CRASH("quay_counts_deleted_at(NULL)", (void)quay_counts_deleted_at(NULL));
-  NO_CRASH("quay_schema_table_count(NULL)", (void)quay_schema_table_count(NULL));
-  NO_CRASH("quay_schema_model_count(NULL)", (void)quay_schema_model_count(NULL));
-  NO_CRASH("quay_schema_check(NULL, 0, 0)", (void)quay_schema_check(NULL, 0, 0));
+  NO_CRASH("quay_schema_table_count(NULL)",
+           (void)quay_schema_table_count(NULL));
+  NO_CRASH("quay_schema_model_count(NULL)",
+           (void)quay_schema_model_count(NULL));
+  NO_CRASH("quay_schema_check(NULL, 0, 0)",
+           (void)quay_schema_check(NULL, 0, 0));
   NO_CRASH("quay_migration_count(NULL)", (void)quay_migration_count(NULL));
-  NO_CRASH("quay_migration_sql(NULL, 0, 0)", (void)quay_migration_sql(NULL, 0, 0));
+  NO_CRASH("quay_migration_sql(NULL, 0, 0)",
+           (void)quay_migration_sql(NULL, 0, 0));
   NO_CRASH("quay_writer_is_set(NULL, 0)", (void)quay_writer_is_set(NULL, 0));
   NO_CRASH("quay_writer_queued(NULL)", (void)quay_writer_queued(NULL));
   NO_CRASH("quay_writer_batch(NULL)", (void)quay_writer_batch(NULL));
   NO_CRASH("quay_writer_reset(NULL)", quay_writer_reset(NULL));
-  NO_CRASH("quay_writer_value(NULL, 0, NULL)", quay_writer_value(NULL, 0, NULL));
-  NO_CRASH("quay_writer_queued_value(NULL, 0, 0, NULL)", quay_writer_queued_value(NULL, 0, 0, NULL));
+  NO_CRASH("quay_writer_value(NULL, 0, NULL)",
+           quay_writer_value(NULL, 0, NULL));
+  NO_CRASH("quay_writer_queued_value(NULL, 0, 0, NULL)",
+           quay_writer_queued_value(NULL, 0, 0, NULL));
   NO_CRASH("quay_expr_set_desc(NULL, 1)", quay_expr_set_desc(NULL, 1));
   NO_CRASH("quay_err_clear(NULL)", quay_err_clear(NULL));
   NO_CRASH("destructors", {
@@ -613,6 +634,134 @@ TEST(null_arguments) {
                 quay_set_allocator(NULL, NULL, NULL) == QUAY_EMISUSE);
   });
 
+  quay_qs_free(g_qs);
+  quay_db_free(g_db);
+  if (g_nBad) FAIL("%d probe(s) failed", g_nBad);
+  return 0;
+}
+
+/*
+** Indexes out of range on live objects (negative and past the end):
+** the calls with a code return QUAY_EMISUSE (quay.h: "QUAY_EMISUSE for
+** an index out of range"), quay_result_rec NULL, the others 0 / NULL or
+** nothing, and none reads outside its arrays (the ASan run).
+*/
+TEST(bad_indexes) {
+  quay_cursor *pCur = NULL;
+  quay_result *pRes = NULL;
+  quay_plan *pPlan = NULL;
+  quay_schema *pS = NULL;
+  quay_migration *pMig = NULL;
+  quay_counts *pC = NULL;
+  quay_writer *pW = NULL;
+  quay_err e;
+  quay_value v, one = quay_value_int(1);
+  int aBad[] = {-1, 99, 1 << 30};
+  int k;
+  if (fixture() != 0) return 1;
+  g_nBad = 0;
+  ASSERT_OK(quay_db_execute(g_db, "INSERT INTO notes (text) VALUES ('a')",
+                            NULL, 0, NULL, &e), e);
+  ASSERT_OK(quay_db_query(g_db, "SELECT id, text FROM notes", NULL, 0, &pCur,
+                          &e), e);
+  ASSERT_EQ(quay_cursor_step(pCur, &e), QUAY_ROW);
+  ASSERT_OK(quay_qs_fetch(g_qs, g_db, &pRes, &e), e);
+  ASSERT_OK(quay_plan_new(g_qs, &pPlan, &e), e);
+  ASSERT_OK(quay_db_inspect(g_db, &pS, &e), e);
+  ASSERT_OK(quay_db_schema_diff(g_db, &pMig, &e), e);
+  ASSERT_OK(quay_delete_keys(g_db, g_tag, &one, 1, QUAY_DELETE_DRY_RUN, &pC,
+                             &e), e);
+  ASSERT_OK(quay_writer_new(g_db, g_note, &pW, &e), e);
+  for (k = 0; k < 3; k++) {
+    int i = aBad[k];
+    PROBE("cursor", {
+      quay_cursor_value(pCur, i, &v);
+      CHILD_CHECK("cursor_value", v.type == QUAY_NULL);
+      CHILD_CHECK("cursor_colname", quay_cursor_colname(pCur, i) == NULL ||
+                  quay_cursor_colname(pCur, i)[0] == 0);
+      CHILD_CHECK("cursor_field", quay_cursor_field(pCur, i) == -1);
+    });
+    PROBE("result", {
+      CHILD_CHECK("result_rec", quay_result_rec(pRes, i) == NULL);
+    });
+    PROBE("plan", {
+      quay_slot_info si; quay_explain_info xi;
+      quay_plan_slot(pPlan, i, &si);
+      CHILD_CHECK("plan_explain", quay_plan_explain(pPlan, i, &xi) !=
+                  QUAY_OK);
+    });
+    PROBE("schema", {
+      quay_table_info ti; quay_column_info ci; quay_index_info ii;
+      quay_fkey_info fi; quay_model_gen mg; quay_field_spec fs;
+      quay_rel_spec rs; const char *const *az; int nn;
+      CHILD_CHECK("schema_table", quay_schema_table(pS, i, &ti) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("schema_column", quay_schema_column(pS, 0, i, &ci) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("schema_column t", quay_schema_column(pS, i, 0, &ci) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("schema_index", quay_schema_index(pS, 0, i, &ii) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("schema_foreign_key",
+                  quay_schema_foreign_key(pS, 0, i, &fi) == QUAY_EMISUSE);
+      CHILD_CHECK("schema_check", quay_schema_check(pS, 0, i) == NULL);
+      CHILD_CHECK("schema_model", quay_schema_model(pS, i, &mg) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("schema_model_field",
+                  quay_schema_model_field(pS, 0, i, &fs) == QUAY_EMISUSE);
+      CHILD_CHECK("schema_model_relation",
+                  quay_schema_model_relation(pS, 0, i, &rs) == QUAY_EMISUSE);
+      CHILD_CHECK("schema_model_unique",
+                  quay_schema_model_unique(pS, 0, i, &az, &nn) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("schema_model_index",
+                  quay_schema_model_index(pS, 0, i, &az, &nn) ==
+                  QUAY_EMISUSE);
+    });
+    PROBE("migration", {
+      quay_step_info si;
+      CHILD_CHECK("migration_step", quay_migration_step(pMig, i, &si) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("migration_sql", quay_migration_sql(pMig, i, 0) == NULL);
+    });
+    PROBE("counts", {
+      CHILD_CHECK("counts_name", quay_counts_name(pC, i) == NULL);
+      CHILD_CHECK("counts_value", quay_counts_value(pC, i) == 0);
+    });
+    PROBE("model", {
+      quay_field_info fi; quay_rel_info ri;
+      CHILD_CHECK("model_field", quay_model_field(g_note, i, &fi) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("model_relation", quay_model_relation(g_note, i, &ri) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("db_model_at", quay_db_model_at(g_db, i) == NULL);
+      CHILD_CHECK("db_blocker", quay_db_blocker(g_db, i, &v) == NULL);
+    });
+    PROBE("writer", {
+      quay_err e_;
+      CHILD_CHECK("writer_set", quay_writer_set(pW, i, &one, &e_) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("writer_set_rel", quay_writer_set_rel(pW, i, &one, &e_) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("writer_is_set", quay_writer_is_set(pW, i) == 0);
+      quay_writer_value(pW, i, &v);
+      quay_writer_queued_value(pW, i, 0, &v);
+      quay_writer_queued_value(pW, 0, i, &v);
+    });
+    PROBE("lazy plan", {
+      quay_err e_; quay_plan *p = (quay_plan *)&e_;
+      CHILD_CHECK("plan_lazy", quay_plan_lazy(g_note, i, &p, &e_) ==
+                  QUAY_EMISUSE);
+      CHILD_CHECK("plan_lazy out", p == NULL);
+    });
+  }
+  quay_writer_free(pW);
+  quay_counts_free(pC);
+  quay_migration_free(pMig);
+  quay_schema_free(pS);
+  quay_plan_free(pPlan);
+  quay_result_free(pRes);
+  quay_cursor_close(pCur);
   quay_qs_free(g_qs);
   quay_db_free(g_db);
   if (g_nBad) FAIL("%d probe(s) failed", g_nBad);

@@ -41,6 +41,7 @@
   X(error_detail)               \
   X(capi_by_name)               \
   X(null_arguments)             \
+  X(bad_indexes)                \
   X(capi_roundtrip)             \
   X(out_params_on_failure)      \
   TEST_LIST_TEST(X)
