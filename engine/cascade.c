@@ -1205,6 +1205,11 @@ int quay_delete_keys(quay_db *pDb, quay_model *m, const quay_value *aKey,
         == NULL ? "pDb" : m == NULL ? "pModel" : (aKey == NULL && nKey > 0) ?
             "aKey" : "ppCounts");
   }
+  if (nKey < 0) {
+    *ppCounts = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_delete_keys: nKey is %d, not a count", nKey);
+  }
   unsigned mCascade = 0;
   int rc;
   *ppCounts = NULL;

@@ -1943,6 +1943,10 @@ int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
     return quay__err(pErr, QUAY_EMISUSE, "quay_db_execute: %s is NULL", pDb ==
         NULL ? "pDb" : zSql == NULL ? "zSql" : "aParam");
   }
+  if (nParam < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_db_execute: nParam is %d, not a count", nParam);
+  }
   char *z;
   int rc = quay__db_check_open(pDb, pErr);
   if (pnChanged) *pnChanged = 0;
@@ -1962,6 +1966,11 @@ int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
     return quay__err(pErr, QUAY_EMISUSE, "quay_db_query: %s is NULL", pDb ==
         NULL ? "pDb" : zSql == NULL ? "zSql" : (aParam == NULL && nParam > 0)
             ? "aParam" : "ppCur");
+  }
+  if (nParam < 0) {
+    *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_db_query: nParam is %d, not a count", nParam);
   }
   char *z;
   int rc = quay__db_check_open(pDb, pErr);

@@ -259,6 +259,10 @@ int quay_load_owners(quay_load *L, const quay_value *aKey, int nOwner,
     return quay__err(pErr, QUAY_EMISUSE, "quay_load_owners: %s is NULL",
         "pLoad");
   }
+  if (nOwner < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_load_owners: nOwner is %d, not a count", nOwner);
+  }
   quay_plan *p = L->pPlan;
   int i, s, rc;
   if (!p->bLazy || nOwner < 0) {

@@ -1073,6 +1073,11 @@ int quay_qs_order_by(quay_qs *pQs, const char *const *az, int n,
     return quay__err(pErr, QUAY_EMISUSE, "quay_qs_order_by: %s is NULL", pQs
         == NULL ? "pQs" : (az == NULL && n > 0) ? "azTerm" : "ppOut");
   }
+  if (n < 0) {
+    *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_qs_order_by: n is %d, not a count", n);
+  }
   Expr **a;
   int i, rc = QUAY_OK;
   *ppOut = NULL;
@@ -1111,6 +1116,11 @@ int quay_qs_order_by_expr(quay_qs *pQs, quay_expr *const *ap, int n,
         quay_expr_free(ap[k_]); }
     return quay__err(pErr, QUAY_EMISUSE, "quay_qs_order_by_expr: %s is NULL",
         pQs == NULL ? "pQs" : (ap == NULL && n > 0) ? "apTerm" : "ppOut");
+  }
+  if (n < 0) {
+    *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_qs_order_by_expr: n is %d, not a count", n);
   }
   Expr **a;
   int i, rc = QUAY_OK;
@@ -1336,6 +1346,11 @@ int quay_qs_values(quay_qs *pQs, const char *const *azName,
         quay_expr_free(apExpr[k_]); }
     return quay__err(pErr, QUAY_EMISUSE, "quay_qs_values: %s is NULL", pQs ==
         NULL ? "pQs" : (azName == NULL && n > 0) ? "azName" : "ppOut");
+  }
+  if (n < 0) {
+    *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_qs_values: n is %d, not a count", n);
   }
   quay_qs *q;
   Ann *a;

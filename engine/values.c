@@ -1080,6 +1080,11 @@ int quay_model_raw(quay_model *m, quay_db *pDb, const char *zSql,
         NULL ? "pModel" : pDb == NULL ? "pDb" : zSql == NULL ? "zSql" :
             (aParam == NULL && nParam > 0) ? "aParam" : "ppCur");
   }
+  if (nParam < 0) {
+    *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_model_raw: nParam is %d, not a count", nParam);
+  }
   quay_cursor *c;
   int rc;
   *ppCur = NULL;

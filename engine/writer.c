@@ -700,6 +700,10 @@ int quay_writer_upsert(quay_writer *w, const int *aiConflict, int nConflict,
         == NULL ? "pW" : (aiConflict == NULL && nConflict > 0) ? "aiConflict"
             : "aiUpdate");
   }
+  if (nConflict < 0 || nUpdate < 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_upsert: %s is negative",
+                     nConflict < 0 ? "nConflict" : "nUpdate");
+  }
   quay_model *m = w->pModel;
   unsigned char *a;
   int i, rc;
@@ -1772,6 +1776,10 @@ int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
         == NULL ? "pDb" : m == NULL ? "pModel" : (aiField == NULL && nField >
             0) ? "aiField" : "aRow");
   }
+  if (nField < 0 || nRow < 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_bulk_update: %s is negative",
+                     nField < 0 ? "nField" : "nRow");
+  }
   const Dialect *d = pDb->pDialect;
   int nCol = nField + 1, i, k, r, rc, nKeep = 0, idx, opened = 0, nPer;
   int *aeType = NULL, *aKeep = NULL;
@@ -2125,6 +2133,10 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
         NULL ? "pDb" : m == NULL ? "pModel" : pOwner == NULL ? "pOwnerKey" :
             "aKey");
   }
+  if (nKey < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_m2m_write: nKey is %d, not a count", nKey);
+  }
   Rel *r, *fwd;
   JoinTable *j;
   int bRev, rc = QUAY_OK, i, idx, nUniq = 0, bTxn;
@@ -2227,6 +2239,10 @@ int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,
     return quay__err(pErr, QUAY_EMISUSE, "quay_fkset_write: %s is NULL", pDb
         == NULL ? "pDb" : m == NULL ? "pModel" : pOwner == NULL ? "pOwnerKey"
             : "aKey");
+  }
+  if (nKey < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_fkset_write: nKey is %d, not a count", nKey);
   }
   Rel *r, *fwd;
   quay_model *c;

@@ -853,6 +853,53 @@ TEST(ownership_on_failure) {
   return 0;
 }
 
+/*
+** Negative counts are QUAY_EMISUSE, not a count of zero (order_by,
+** values, delete_keys, m2m_write succeeded doing nothing), an SQL error
+** (execute, query, model_raw) or nomem (bulk_update's rows).
+*/
+TEST(negative_counts) {
+  quay_value one = quay_value_int(1);
+  quay_value aRow[2];
+  const char *az[] = {"text"};
+  int ai[] = {1};
+  quay_writer *w = NULL;
+  quay_err e;
+  if (fixture() != 0) return 1;
+  g_nBad = 0;
+  aRow[0] = quay_value_int(1);
+  aRow[1] = quay_value_text("x");
+  ASSERT_OK(quay_writer_new(g_db, g_note, &w, &e), e);
+  MISUSE("execute", quay_db_execute(g_db, "SELECT 1", &one, -1, NULL, &e_));
+  MISUSE_OUT("query", quay_cursor,
+             quay_db_query(g_db, "SELECT 1", &one, -1, &out, &e_));
+  MISUSE_OUT("model_raw", quay_cursor,
+             quay_model_raw(g_note, g_db, "SELECT id FROM notes", &one, -1,
+                            &out, &e_));
+  MISUSE_OUT("order_by", quay_qs, quay_qs_order_by(g_qs, az, -1, &out, &e_));
+  MISUSE_OUT("values", quay_qs,
+             quay_qs_values(g_qs, az, NULL, -1, &out, &e_));
+  MISUSE_OUT("order_by_expr", quay_qs,
+             quay_qs_order_by_expr(g_qs, NULL, -1, &out, &e_));
+  MISUSE_OUT("delete_keys", quay_counts,
+             quay_delete_keys(g_db, g_note, &one, -1, 0, &out, &e_));
+  MISUSE("bulk_update fields",
+         quay_bulk_update(g_db, g_note, ai, -1, aRow, 1, NULL, &e_));
+  MISUSE("bulk_update rows",
+         quay_bulk_update(g_db, g_note, ai, 1, aRow, -1, NULL, &e_));
+  MISUSE("upsert conflict", quay_writer_upsert(w, ai, -1, NULL, 0, &e_));
+  MISUSE("upsert update", quay_writer_upsert(w, ai, 1, ai, -1, &e_));
+  MISUSE("m2m_write", quay_m2m_write(g_db, g_note, 0, &one, QUAY_M2M_ADD,
+                                     &one, -1, NULL, &e_));
+  MISUSE("fkset_write", quay_fkset_write(g_db, g_note, 0, &one, 0, &one, -1,
+                                         &e_));
+  quay_writer_free(w);
+  quay_qs_free(g_qs);
+  quay_db_free(g_db);
+  if (g_nBad) FAIL("%d probe(s) failed", g_nBad);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ */
 
 /* Rows deleted of zName in c, or -1. */

@@ -42,6 +42,7 @@
   X(capi_by_name)               \
   X(null_arguments)             \
   X(bad_indexes)                \
+  X(negative_counts)            \
   X(ownership_on_failure)       \
   X(capi_roundtrip)             \
   X(out_params_on_failure)      \
