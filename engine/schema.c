@@ -362,6 +362,9 @@ static int insert_field(quay_model *m, Field *f, int bAppend,
   return QUAY_OK;
 }
 
+/* Every QUAY_F_* bit of quay.h; others are refused (misuse). */
+#define QUAY__F_ALL 0x0FFFu
+
 int quay_model_add_field(quay_model *m, const quay_field_spec *s,
                          quay_err *pErr) {
   /* NULL arguments (quay.h "Conventions"). */
@@ -389,6 +392,12 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: field %s has an unknown type", m->zName,
                      s->zName);
+  }
+  if (s->mFlags & ~(unsigned)QUAY__F_ALL) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "model %s: field %s: unknown mFlags bits 0x%x (use "
+                     "QUAY_F_*)", m->zName, s->zName,
+                     s->mFlags & ~(unsigned)QUAY__F_ALL);
   }
   if (bad_sqlname(zCol)) {
     return quay__err(pErr, QUAY_EDECLARATION,
@@ -655,6 +664,19 @@ int quay_model_add_relation(quay_model *m, const quay_rel_spec *s,
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: the name %s is declared twice", m->zName,
                      s->zName);
+  }
+  if (s->mFlags & ~(unsigned)QUAY__F_ALL) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "model %s: relation %s: unknown mFlags bits 0x%x (use "
+                     "QUAY_F_*)", m->zName, s->zName,
+                     s->mFlags & ~(unsigned)QUAY__F_ALL);
+  }
+  for (i = 0; i < s->nPath; i++) {
+    if (s->azPath == NULL || s->azPath[i] == NULL) {
+      return quay__err(pErr, QUAY_EMISUSE,
+                       "model %s: relation %s: azPath holds fewer than "
+                       "nPath (%d) names", m->zName, s->zName, s->nPath);
+    }
   }
   if (s->eKind == QUAY_R_THROUGH) {
     if (s->nPath < 1) {

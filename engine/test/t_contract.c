@@ -900,6 +900,48 @@ TEST(negative_counts) {
   return 0;
 }
 
+/*
+** Declaration specs a host fills by hand: unknown mFlags bits and a
+** through path shorter than nPath are QUAY_EMISUSE (the bits were
+** ignored; a NULL azPath crashed), and nothing stays declared.
+*/
+TEST(declaration_specs) {
+  static const quay_field_spec fs = {.zName = "y", .eType = QUAY_T_INTEGER,
+                                     .mFlags = 0x100000};
+  static const quay_field_spec fx = {.zName = "x", .eType = QUAY_T_INTEGER};
+  static const quay_rel_spec rs = {.zName = "r",
+                                   .eKind = QUAY_R_BELONGS_TO,
+                                   .zTarget = "Note", .mFlags = 0x100000};
+  static const quay_rel_spec rt = {.zName = "r", .eKind = QUAY_R_THROUGH,
+                                   .nPath = 2};
+  static const char *const azHalf[] = {"note", NULL};
+  static const quay_rel_spec ru = {.zName = "r", .eKind = QUAY_R_THROUGH,
+                                   .azPath = azHalf, .nPath = 2};
+  if (fixture() != 0) return 1;
+  g_nBad = 0;
+  MISUSE_OUT("field flags", quay_model,
+             quay_model_declare(g_db, "X", &fs, 1, NULL, 0, &out, &e_));
+  MISUSE_OUT("relation flags", quay_model,
+             quay_model_declare(g_db, "X", &fx, 1, &rs, 1, &out, &e_));
+  MISUSE_OUT("through azPath NULL", quay_model,
+             quay_model_declare(g_db, "X", &fx, 1, &rt, 1, &out, &e_));
+  MISUSE_OUT("through azPath short", quay_model,
+             quay_model_declare(g_db, "X", &fx, 1, &ru, 1, &out, &e_));
+  PROBE("nothing declared", {
+    quay_err e_; quay_model *m = NULL;
+    CHILD_CHECK("field flags", quay_model_declare(g_db, "X", &fs, 1, NULL, 0,
+                                                  &m, &e_) == QUAY_EMISUSE);
+    CHILD_CHECK("nothing declared", quay_db_model(g_db, "X") == NULL);
+    CHILD_CHECK("then declared", quay_model_declare(g_db, "X", &fx, 1, NULL,
+                                                    0, &m, &e_) == QUAY_OK);
+    CHILD_CHECK("resolves", quay_db_resolve(g_db, &e_) == QUAY_OK);
+  });
+  quay_qs_free(g_qs);
+  quay_db_free(g_db);
+  if (g_nBad) FAIL("%d probe(s) failed", g_nBad);
+  return 0;
+}
+
 /* ------------------------------------------------------------------ */
 
 /* Rows deleted of zName in c, or -1. */

@@ -43,6 +43,7 @@
   X(null_arguments)             \
   X(bad_indexes)                \
   X(negative_counts)            \
+  X(declaration_specs)          \
   X(ownership_on_failure)       \
   X(capi_roundtrip)             \
   X(out_params_on_failure)      \
