@@ -197,6 +197,10 @@ int quay_qs_where(quay_qs *pQs, const char *zPath, quay_value val,
     return quay__err(pErr, QUAY_EMISUSE, "quay_qs_where: %s is NULL", pQs ==
         NULL ? "pQs" : zPath == NULL ? "zPath" : "ppOut");
   }
+  if (quay__values_check(pErr, "quay_qs_where", &val, 1)) {
+    *ppOut = NULL;
+    return QUAY_EMISUSE;
+  }
   quay_cond *c = NULL;
   int rc;
   *ppOut = NULL;

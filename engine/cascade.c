@@ -1210,6 +1210,10 @@ int quay_delete_keys(quay_db *pDb, quay_model *m, const quay_value *aKey,
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay_delete_keys: nKey is %d, not a count", nKey);
   }
+  if (quay__values_check(pErr, "quay_delete_keys", aKey, (size_t)nKey)) {
+    *ppCounts = NULL;
+    return QUAY_EMISUSE;
+  }
   unsigned mCascade = 0;
   int rc;
   *ppCounts = NULL;

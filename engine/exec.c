@@ -1947,6 +1947,9 @@ int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay_db_execute: nParam is %d, not a count", nParam);
   }
+  if (quay__values_check(pErr, "quay_db_execute", aParam, (size_t)nParam)) {
+    return QUAY_EMISUSE;
+  }
   char *z;
   int rc = quay__db_check_open(pDb, pErr);
   if (pnChanged) *pnChanged = 0;
@@ -1971,6 +1974,10 @@ int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
     *ppCur = NULL;
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay_db_query: nParam is %d, not a count", nParam);
+  }
+  if (quay__values_check(pErr, "quay_db_query", aParam, (size_t)nParam)) {
+    *ppCur = NULL;
+    return QUAY_EMISUSE;
   }
   char *z;
   int rc = quay__db_check_open(pDb, pErr);

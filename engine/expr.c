@@ -57,6 +57,10 @@ int quay_expr_value(const quay_value *pVal, quay_expr **pp, quay_err *pErr) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_expr_value: %s is NULL", pVal
         == NULL ? "pVal" : "ppExpr");
   }
+  if (quay__values_check(pErr, "quay_expr_value", pVal, 1)) {
+    *pp = NULL;
+    return QUAY_EMISUSE;
+  }
   Expr *e;
   *pp = NULL;
   if (pVal->type == QUAY_LIST || pVal->type == QUAY_RECORD) {

@@ -263,6 +263,9 @@ int quay_load_owners(quay_load *L, const quay_value *aKey, int nOwner,
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay_load_owners: nOwner is %d, not a count", nOwner);
   }
+  if (quay__values_check(pErr, "quay_load_owners", aKey, (size_t)nOwner)) {
+    return QUAY_EMISUSE;
+  }
   quay_plan *p = L->pPlan;
   int i, s, rc;
   if (!p->bLazy || nOwner < 0) {
@@ -616,6 +619,12 @@ int quay_load_next(quay_load *L, int nMax, const quay_sink *pSink,
   if (L == NULL || pSink == NULL) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_load_next: %s is NULL", L ==
         NULL ? "pLoad" : "pSink");
+  }
+  if (pSink->xRecord == NULL || pSink->xAttachOne == NULL ||
+      pSink->xAttachMany == NULL || pSink->xExtra == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_load_next: the sink needs "
+                     "all four callbacks (xRecord, xAttachOne, xAttachMany, "
+                     "xExtra)");
   }
   quay_plan *p = L->pPlan;
   int s, rc;

@@ -97,6 +97,10 @@ int quay_cond_leaf(const char *zPath, const quay_value *pVal, quay_cond **pp,
     return quay__err(pErr, QUAY_EMISUSE, "quay_cond_leaf: %s is NULL", zPath
         == NULL ? "zPath" : pVal == NULL ? "pVal" : "ppCond");
   }
+  if (quay__values_check(pErr, "quay_cond_leaf", pVal, 1)) {
+    *pp = NULL;
+    return QUAY_EMISUSE;
+  }
   Cond *c;
   *pp = NULL;
   c = quay__calloc(sizeof(*c));
@@ -1543,6 +1547,10 @@ int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,
     if (ppOut != NULL) *ppOut = NULL;
     return quay__err(pErr, QUAY_EMISUSE, "quay_qs_related: %s is NULL", m ==
         NULL ? "pModel" : pKey == NULL ? "pKey" : "ppOut");
+  }
+  if (quay__values_check(pErr, "quay_qs_related", pKey, 1)) {
+    *ppOut = NULL;
+    return QUAY_EMISUSE;
   }
   quay_qs *pRoot, *q;
   Rel *r;

@@ -1085,6 +1085,10 @@ int quay_model_raw(quay_model *m, quay_db *pDb, const char *zSql,
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay_model_raw: nParam is %d, not a count", nParam);
   }
+  if (quay__values_check(pErr, "quay_model_raw", aParam, (size_t)nParam)) {
+    *ppCur = NULL;
+    return QUAY_EMISUSE;
+  }
   quay_cursor *c;
   int rc;
   *ppCur = NULL;

@@ -208,6 +208,9 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set: %s is NULL", w ==
         NULL ? "pW" : "pVal");
   }
+  if (quay__values_check(pErr, "quay_writer_set", v, 1)) {
+    return QUAY_EMISUSE;
+  }
   quay_model *m = w->pModel;
   quay_value x;
   ValBuf vb;
@@ -262,6 +265,9 @@ int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
   if (w == NULL || v == NULL) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set_rel: %s is NULL", w
         == NULL ? "pW" : "pVal");
+  }
+  if (quay__values_check(pErr, "quay_writer_set_rel", v, 1)) {
+    return QUAY_EMISUSE;
   }
   quay_model *m = w->pModel;
   Rel *r;
@@ -1530,6 +1536,9 @@ int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_update: %s is NULL", w
         == NULL ? "pW" : "pOldKey");
   }
+  if (quay__values_check(pErr, "quay_writer_update", pOldKey, 1)) {
+    return QUAY_EMISUSE;
+  }
   quay_model *m = w->pModel;
   quay_db *pDb = w->pDb;
   Build b;
@@ -1779,6 +1788,10 @@ int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
   if (nField < 0 || nRow < 0) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_bulk_update: %s is negative",
                      nField < 0 ? "nField" : "nRow");
+  }
+  if (quay__values_check(pErr, "quay_bulk_update", aRow,
+                         (size_t)nRow * (size_t)(1 + nField))) {
+    return QUAY_EMISUSE;
   }
   const Dialect *d = pDb->pDialect;
   int nCol = nField + 1, i, k, r, rc, nKeep = 0, idx, opened = 0, nPer;
@@ -2137,6 +2150,12 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay_m2m_write: nKey is %d, not a count", nKey);
   }
+  if (quay__values_check(pErr, "quay_m2m_write", pOwner, 1)) {
+    return QUAY_EMISUSE;
+  }
+  if (quay__values_check(pErr, "quay_m2m_write", aKey, (size_t)nKey)) {
+    return QUAY_EMISUSE;
+  }
   Rel *r, *fwd;
   JoinTable *j;
   int bRev, rc = QUAY_OK, i, idx, nUniq = 0, bTxn;
@@ -2243,6 +2262,12 @@ int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,
   if (nKey < 0) {
     return quay__err(pErr, QUAY_EMISUSE,
                      "quay_fkset_write: nKey is %d, not a count", nKey);
+  }
+  if (quay__values_check(pErr, "quay_fkset_write", pOwner, 1)) {
+    return QUAY_EMISUSE;
+  }
+  if (quay__values_check(pErr, "quay_fkset_write", aKey, (size_t)nKey)) {
+    return QUAY_EMISUSE;
   }
   Rel *r, *fwd;
   quay_model *c;

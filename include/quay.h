@@ -1283,7 +1283,8 @@ typedef struct quay_attach {
 ** The binding's side of a load: it makes records and attaches them, the
 ** engine does everything else (runs the queries, collects owner keys,
 ** de-duplicates, groups children per owner in query order).  Each
-** callback returns 0, or non-0 to stop the load (QUAY_ECALLBACK).
+** callback returns 0, or non-0 to stop the load (QUAY_ECALLBACK); all
+** four are required (quay_load_next: QUAY_EMISUSE for a NULL one).
 **
 **   xRecord      make record number anRec[iSlot] of slot iSlot from the
 **                current row of pCur: the model's fields in field order

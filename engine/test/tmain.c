@@ -44,6 +44,7 @@
   X(bad_indexes)                \
   X(negative_counts)            \
   X(declaration_specs)          \
+  X(bad_values)                 \
   X(ownership_on_failure)       \
   X(capi_roundtrip)             \
   X(out_params_on_failure)      \
