@@ -17,6 +17,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +261,82 @@ static int test_push_sqlite_opts(void) {
   return 0;
 }
 
+/*
+** Two threads, each with its own lua_State and db, at the same time: one
+** on a host-owned SQLite handle (quay_push_sqlite), one on PostgreSQL
+** when QUAY_PG_URL is set (else on a second SQLite handle).  Each writes
+** and reads its own rows in transactions; both must finish clean, and
+** the handles close.  example.threads runs the SQLite case under TSan.
+*/
+typedef struct Worker {
+  int iThread;
+  const char *zPgUrl;       /* NULL: SQLite */
+  char zErr[1024];
+} Worker;
+
+static void *worker_main(void *pArg) {
+  Worker *w = (Worker *)pArg;
+  sqlite3 *h = NULL;
+  lua_State *L = new_state();
+  Run r;
+  char zCode[1200];
+  w->zErr[0] = 0;
+  if (L == NULL) {
+    snprintf(w->zErr, sizeof w->zErr, "no state");
+    return NULL;
+  }
+  snprintf(zCode, sizeof zCode,
+    "local db = ...\n"
+    "local quay = require 'quay'\n"
+    "if %d == 1 then db = quay.open(%s) end\n"
+    "local T = db:model('HostThread%d', { n = quay.integer() })\n"
+    "db:drop_tables() db:create_tables()\n"
+    "for round = 1, 20 do\n"
+    "  db:transaction(function()\n"
+    "    for i = 1, 10 do T:create { n = round * 100 + i } end\n"
+    "  end)\n"
+    "  assert(T:count() == round * 10)\n"
+    "  assert(T:filter { n__gt = round * 100 }:count() == 10)\n"
+    "end\n"
+    "db:drop_tables()\n"
+    "db:close()\n",
+    w->zPgUrl ? 1 : 0, w->zPgUrl ? "os.getenv('QUAY_PG_URL')" : "nil",
+    w->iThread);
+  if (sqlite3_open(":memory:", &h) != SQLITE_OK) {
+    snprintf(w->zErr, sizeof w->zErr, "sqlite3_open");
+  } else {
+    memset(&r, 0, sizeof r);
+    r.h = h;
+    r.zCode = zCode;
+    if (run(L, &r) != LUA_OK) snprintf(w->zErr, sizeof w->zErr, "%s", r.zErr);
+  }
+  lua_close(L);
+  if (h && sqlite3_close(h) != SQLITE_OK && w->zErr[0] == 0) {
+    snprintf(w->zErr, sizeof w->zErr, "sqlite3_close: statement left open");
+  }
+  return NULL;
+}
+
+static int test_two_threads(void) {
+  Worker aW[2];
+  pthread_t aT[2];
+  const char *zPg = getenv("QUAY_PG_URL");
+  int i;
+  for (i = 0; i < 2; i++) {
+    aW[i].iThread = i + 1;
+    aW[i].zPgUrl = (i == 1 && zPg && *zPg) ? zPg : NULL;
+    ASSERT(pthread_create(&aT[i], NULL, worker_main, &aW[i]) == 0);
+  }
+  for (i = 0; i < 2; i++) ASSERT(pthread_join(aT[i], NULL) == 0);
+  for (i = 0; i < 2; i++) {
+    if (aW[i].zErr[0]) FAIL("thread %d: %s", i + 1, aW[i].zErr);
+  }
+  if (!(zPg && *zPg)) {
+    printf("two_threads: QUAY_PG_URL not set, SQLite twice\n");
+  }
+  return 0;
+}
+
 typedef struct Entry {
   const char *zName;
   int (*xRun)(void);
@@ -270,6 +347,7 @@ static const Entry aTest[] = {
   {"push_sqlite_handle", test_push_sqlite_handle},
   {"push_sqlite_null", test_push_sqlite_null},
   {"push_sqlite_opts", test_push_sqlite_opts},
+  {"two_threads", test_two_threads},
   {NULL, NULL}};
 
 int main(int argc, char **argv) {
