@@ -1241,6 +1241,45 @@ static int roundtrip(const char *zUrl) {
   return 0;
 }
 
+/*
+** quay_set_allocator: every engine block of a whole C API session
+** (declare, create, write, query, prefetch, delete) comes from the host's
+** functions and goes back to them.  In a child process: the allocator is
+** set before any other Quay call there.
+*/
+static long g_nMalloc, g_nFree;
+static void *count_malloc(size_t n) {
+  void *p = malloc(n);
+  if (p) g_nMalloc++;
+  return p;
+}
+static void *count_realloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (p == NULL && q != NULL) g_nMalloc++;
+  return q;
+}
+static void count_free(void *p) {
+  if (p) g_nFree++;
+  free(p);
+}
+
+TEST(custom_allocator) {
+  g_nBad = 0;
+  PROBE("custom_allocator", {
+    CHILD_CHECK("set_allocator", quay_set_allocator(count_malloc,
+                count_realloc, count_free) == QUAY_OK);
+    CHILD_CHECK("roundtrip", roundtrip("sqlite::memory:") == 0);
+    if (g_nMalloc != g_nFree) {
+      fprintf(stderr, "custom_allocator: %ld blocks, %ld freed\n", g_nMalloc,
+              g_nFree);
+    }
+    CHILD_CHECK("used", g_nMalloc > 100);
+    CHILD_CHECK("balanced", g_nMalloc == g_nFree);
+  });
+  if (g_nBad) FAIL("%d probe(s) failed", g_nBad);
+  return 0;
+}
+
 TEST(capi_roundtrip) {
   const char *zPg = getenv("QUAY_PG_URL");
   if (roundtrip("sqlite::memory:") != 0) return 1;

@@ -47,6 +47,7 @@
   X(bad_values)                 \
   X(ownership_on_failure)       \
   X(capi_roundtrip)             \
+  X(custom_allocator)           \
   X(out_params_on_failure)      \
   TEST_LIST_TEST(X)
 
