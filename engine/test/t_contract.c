@@ -1137,6 +1137,13 @@ static int roundtrip(const char *zUrl) {
   ASSERT_CODE(put_row(db, pAuthor, "name", quay_value_text("Ada"), NULL,
                       quay_value_null(), NULL, quay_value_null(), NULL, &e),
               QUAY_EINTEGRITY);
+  if (strcmp(quay_db_backend(db), "postgresql") == 0) {
+    ASSERT_STR_EQ(e.zState, "23505");            /* unique_violation */
+    ASSERT_EQ(e.ext, 0);
+  } else {
+    ASSERT_EQ(e.ext, 2067);                      /* SQLITE_CONSTRAINT_UNIQUE */
+    ASSERT_STR_EQ(e.zState, "");
+  }
   /* A value too long for its field: validation naming model and field. */
   ASSERT_CODE(put_row(db, pAuthor, "name",
                       quay_value_text("0123456789012345678901234567890123456"
