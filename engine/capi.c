@@ -108,6 +108,15 @@ int quay_model_declare(quay_db *pDb, const char *zName,
                        const quay_field_spec *aField, int nField,
                        const quay_rel_spec *aRel, int nRel,
                        quay_model **ppModel, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || zName == NULL || (aField == NULL && nField > 0) || (aRel
+      == NULL && nRel > 0) || ppModel == NULL) {
+    if (ppModel != NULL) *ppModel = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_declare: %s is NULL", pDb
+        == NULL ? "pDb" : zName == NULL ? "zName" : (aField == NULL && nField
+            > 0) ? "aField" : (aRel == NULL && nRel > 0) ? "aRel" :
+                "ppModel");
+  }
   quay_model *m = NULL;
   int i, rc;
   *ppModel = NULL;
@@ -142,6 +151,11 @@ static int no_member(quay_model *m, const char *zName, quay_err *pErr) {
 
 int quay_writer_put(quay_writer *pW, const char *zName, quay_value val,
                     quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pW == NULL || zName == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_put: %s is NULL", pW ==
+        NULL ? "pW" : "zName");
+  }
   quay_model *m = quay__writer_model(pW);
   int i = -1, k = zName ? quay_model_member(m, zName, &i) : QUAY_M_NONE;
   if (k == QUAY_M_FIELD) return quay_writer_set(pW, i, &val, pErr);
@@ -151,6 +165,11 @@ int quay_writer_put(quay_writer *pW, const char *zName, quay_value val,
 
 int quay_writer_get(quay_writer *pW, const char *zName, quay_value *pOut,
                     quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pW == NULL || zName == NULL || pOut == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_get: %s is NULL", pW ==
+        NULL ? "pW" : zName == NULL ? "zName" : "pOut");
+  }
   quay_model *m = quay__writer_model(pW);
   int i = -1, k = zName ? quay_model_member(m, zName, &i) : QUAY_M_NONE;
   pOut->type = QUAY_NULL;
@@ -172,6 +191,16 @@ int quay_writer_get(quay_writer *pW, const char *zName, quay_value *pOut,
 
 int quay_qs_where(quay_qs *pQs, const char *zPath, quay_value val,
                   quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || zPath == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_where: %s is NULL", pQs ==
+        NULL ? "pQs" : zPath == NULL ? "zPath" : "ppOut");
+  }
+  if (quay__values_check(pErr, "quay_qs_where", &val, 1)) {
+    *ppOut = NULL;
+    return QUAY_EMISUSE;
+  }
   quay_cond *c = NULL;
   int rc;
   *ppOut = NULL;
@@ -372,6 +401,12 @@ static const quay_sink resSink = {
 
 int quay_qs_fetch(quay_qs *pQs, quay_db *pDb, quay_result **ppRes,
                   quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pDb == NULL || ppRes == NULL) {
+    if (ppRes != NULL) *ppRes = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_fetch: %s is NULL", pQs ==
+        NULL ? "pQs" : pDb == NULL ? "pDb" : "ppRes");
+  }
   quay_plan *pPlan = NULL;
   quay_load *pLoad = NULL;
   quay_result *p = NULL;
@@ -418,18 +453,33 @@ done:
 }
 
 int quay_result_count(const quay_result *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return 0;
+  }
   return p->nSlot > 0 ? p->aSlot[0].nRec : 0;
 }
 
 const quay_rec *quay_result_rec(const quay_result *p, int i) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return NULL;
+  }
   if (p->nSlot == 0 || i < 0 || i >= p->aSlot[0].nRec) return NULL;
   return p->aSlot[0].apRec[i];
 }
 
-quay_model *quay_rec_model(const quay_rec *r) { return r->pModel; }
+quay_model *quay_rec_model(const quay_rec *r) {
+  return r ? r->pModel : NULL;
+}
 
 int quay_rec_get(const quay_rec *r, const char *zName, quay_value *pOut,
                  quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (r == NULL || zName == NULL || pOut == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_rec_get: %s is NULL", r == NULL
+        ? "pRec" : zName == NULL ? "zName" : "pOut");
+  }
   int i = -1;
   const ResExtra *x;
   pOut->type = QUAY_NULL;
@@ -451,6 +501,13 @@ int quay_rec_get(const quay_rec *r, const char *zName, quay_value *pOut,
 int quay_rec_related(const quay_rec *r, const char *zName,
                      const quay_rec *const **papRec, int *pn,
                      quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (r == NULL || zName == NULL || papRec == NULL || pn == NULL) {
+    if (papRec != NULL) *papRec = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_rec_related: %s is NULL", r ==
+        NULL ? "pRec" : zName == NULL ? "zName" : papRec == NULL ? "papRec" :
+            "pn");
+  }
   const ResAttach *a;
   int i = -1;
   *papRec = NULL;
@@ -476,6 +533,10 @@ int quay_rec_related(const quay_rec *r, const char *zName,
 }
 
 const quay_rec *quay_rec_one(const quay_rec *r, const char *zName) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (r == NULL || zName == NULL) {
+    return NULL;
+  }
   const quay_rec *const *a;
   int n;
   if (r == NULL || quay_rec_related(r, zName, &a, &n, NULL) || n == 0) {
@@ -485,12 +546,20 @@ const quay_rec *quay_rec_one(const quay_rec *r, const char *zName) {
 }
 
 const char *quay_rec_text(const quay_rec *r, const char *zName) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (r == NULL || zName == NULL) {
+    return NULL;
+  }
   quay_value v;
   if (r == NULL || quay_rec_get(r, zName, &v, NULL)) return NULL;
   return QUAY_VALUE_HAS_BYTES(v.type) && v.type != QUAY_BLOB ? v.u.z : NULL;
 }
 
 int64_t quay_rec_int(const quay_rec *r, const char *zName) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (r == NULL || zName == NULL) {
+    return 0;
+  }
   quay_value v;
   if (r == NULL || quay_rec_get(r, zName, &v, NULL)) return 0;
   switch (v.type) {

@@ -743,15 +743,27 @@ done:
 ** ===================================================================
 */
 void quay_db_on_delete(quay_db *pDb, quay_delete_fn xDelete, void *pArg) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return;
+  }
   pDb->xDelete = xDelete;
   pDb->pDeleteArg = xDelete ? pArg : NULL;
 }
 
 void quay_model_set_delete_hooks(quay_model *pModel, int bOn) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pModel == NULL) {
+    return;
+  }
   pModel->bDeleteHooks = bOn != 0;
 }
 
 int quay_model_delete_hooks(const quay_model *pModel) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pModel == NULL) {
+    return 0;
+  }
   return pModel->bDeleteHooks;
 }
 
@@ -973,12 +985,24 @@ struct quay_counts {
 
 int quay_counts_n(const quay_counts *p) { return p ? p->n : 0; }
 const char *quay_counts_name(const quay_counts *p, int i) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return NULL;
+  }
   return (p && i >= 0 && i < p->n) ? p->a[i].zName : NULL;
 }
 int64_t quay_counts_value(const quay_counts *p, int i) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return 0;
+  }
   return (p && i >= 0 && i < p->n) ? p->a[i].n : 0;
 }
 const char *quay_counts_deleted_at(const quay_counts *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return NULL;
+  }
   return (p && p->zDeletedAt[0]) ? p->zDeletedAt : NULL;
 }
 void quay_counts_free(quay_counts *p) {
@@ -1173,6 +1197,23 @@ static int delete_flags(unsigned mFlags, unsigned *pOut, quay_err *pErr) {
 int quay_delete_keys(quay_db *pDb, quay_model *m, const quay_value *aKey,
                      int nKey, unsigned mFlags, quay_counts **ppCounts,
                      quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || m == NULL || (aKey == NULL && nKey > 0) || ppCounts ==
+      NULL) {
+    if (ppCounts != NULL) *ppCounts = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_delete_keys: %s is NULL", pDb
+        == NULL ? "pDb" : m == NULL ? "pModel" : (aKey == NULL && nKey > 0) ?
+            "aKey" : "ppCounts");
+  }
+  if (nKey < 0) {
+    *ppCounts = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_delete_keys: nKey is %d, not a count", nKey);
+  }
+  if (quay__values_check(pErr, "quay_delete_keys", aKey, (size_t)nKey)) {
+    *ppCounts = NULL;
+    return QUAY_EMISUSE;
+  }
   unsigned mCascade = 0;
   int rc;
   *ppCounts = NULL;
@@ -1193,6 +1234,12 @@ int quay_delete_keys(quay_db *pDb, quay_model *m, const quay_value *aKey,
 */
 int quay_qs_delete(quay_qs *pQs, quay_db *pDb, unsigned mFlags,
                    quay_counts **ppCounts, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pDb == NULL || ppCounts == NULL) {
+    if (ppCounts != NULL) *ppCounts = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_delete: %s is NULL", pQs ==
+        NULL ? "pQs" : pDb == NULL ? "pDb" : "ppCounts");
+  }
   quay_model *m = pQs->pModel;
   Field *pk = m->apField[m->iPk];
   const Dialect *d = pDb->pDialect;

@@ -511,6 +511,11 @@ void quay__ddl_create_index(const Dialect *d, const STable *t, const SIdx *x,
 ** ===================================================================
 */
 int quay_db_create_tables(quay_db *pDb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_create_tables: %s is NULL",
+        "pDb");
+  }
   int rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
   return quay__migrate_create(pDb, pErr);
@@ -521,6 +526,11 @@ int quay_db_create_tables(quay_db *pDb, quay_err *pErr) {
 ** tables first, then models, children before the models they refer to.
 */
 int quay_db_drop_tables(quay_db *pDb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_drop_tables: %s is NULL",
+        "pDb");
+  }
   const Dialect *d = pDb->pDialect;
   quay_schema *pS = NULL;
   Str s;

@@ -137,8 +137,13 @@ static const quay_driver *pick_driver(const char *zUrl, const char **pzRest) {
 int quay_url_check(const char *zUrl, const char **pzBackend, quay_err *pErr) {
   const char *zRest = NULL;
   const quay_driver *pDrv;
+  if (zUrl == NULL || pzBackend == NULL) {
+    if (pzBackend != NULL) *pzBackend = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_url_check: %s is NULL",
+                     zUrl == NULL ? "zUrl" : "pzBackend");
+  }
   *pzBackend = NULL;
-  if (zUrl == NULL || (pDrv = pick_driver(zUrl, &zRest)) == NULL) {
+  if ((pDrv = pick_driver(zUrl, &zRest)) == NULL) {
     return quay__err(pErr, QUAY_ECONNECTION,
                      "'%.100s' is not a database URL: use sqlite::memory:, "
                      "sqlite:<path>, postgresql://... or a libpq keyword "
@@ -212,16 +217,21 @@ int quay_db_open(const char *zUrl, const quay_open_opts *pOpts,
   const quay_driver *pDrv;
   quay_db *pDb;
   int rc;
+  if (zUrl == NULL || ppDb == NULL) {
+    if (ppDb != NULL) *ppDb = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_open: %s is NULL",
+                     zUrl == NULL ? "zUrl" : "ppDb");
+  }
   *ppDb = NULL;
-  if (zUrl == NULL || (pDrv = pick_driver(zUrl, &zRest)) == NULL) {
+  if ((pDrv = pick_driver(zUrl, &zRest)) == NULL) {
     /* A URL with user:password@ shows its scheme only: messages get logged. */
-    const char *zSep = zUrl ? strstr(zUrl, "://") : NULL;
-    int nShow = zUrl ? (int)strlen(zUrl) : 5;
+    const char *zSep = strstr(zUrl, "://");
+    int nShow = (int)strlen(zUrl);
     if (zSep && strchr(zSep, '@')) nShow = (int)(zSep - zUrl) + 3;
     return quay__err(pErr, QUAY_ECONNECTION,
                      "cannot open '%.*s%s': use sqlite::memory:, sqlite:<path>, "
                      "postgresql://... or a libpq keyword string", nShow,
-                     zUrl ? zUrl : "(nil)", zUrl && zUrl[nShow] ? "..." : "");
+                     zUrl, zUrl[nShow] ? "..." : "");
   }
   rc = db_new(pDrv, pOpts, &pDb, pErr);
   if (rc) return rc;
@@ -243,6 +253,9 @@ int quay_db_wrap_sqlite(struct sqlite3 *pHandle, const quay_open_opts *pOpts,
                         quay_db **ppDb, quay_err *pErr) {
   quay_db *pDb;
   int rc;
+  if (ppDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_wrap_sqlite: ppDb is NULL");
+  }
   *ppDb = NULL;
   if (pHandle == NULL) {
     return quay__err(pErr, QUAY_EMISUSE, "quay_db_wrap_sqlite: NULL handle");
@@ -324,6 +337,10 @@ void quay_db_disconnect(quay_db *pDb) {
 ** Reopen the primary; the replicas connect again on their next read.
 */
 int quay_db_reopen(quay_db *pDb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_reopen: %s is NULL", "pDb");
+  }
   const char *zRest = "";
   if (pDb->bFreed) return quay__db_check_open(pDb, pErr);
   quay_db_disconnect(pDb);
@@ -403,14 +420,26 @@ void quay__db_release(quay_db *pDb) {
 }
 
 int quay_db_is_open(const quay_db *pDb) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return 0;
+  }
   return pDb != NULL && pDb->aSrv != NULL && pDb->aSrv[0].pConn != NULL;
 }
 
-const char *quay_db_backend(const quay_db *pDb) { return pDb->pDrv->zName; }
+const char *quay_db_backend(const quay_db *pDb) {
+  return pDb ? pDb->pDrv->zName : NULL;
+}
 
-int64_t quay_db_query_count(const quay_db *pDb) { return pDb->nQuery; }
+int64_t quay_db_query_count(const quay_db *pDb) {
+  return pDb ? pDb->nQuery : 0;
+}
 
 int64_t quay_db_role_count(const quay_db *pDb, int bReplica) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return 0;
+  }
   int64_t n = 0;
   int i;
   if (!bReplica) return pDb->aSrv[0].nQuery;
@@ -418,9 +447,15 @@ int64_t quay_db_role_count(const quay_db *pDb, int bReplica) {
   return n;
 }
 
-int quay_db_strict(const quay_db *pDb) { return pDb->opts.strict; }
+int quay_db_strict(const quay_db *pDb) {
+  return pDb ? pDb->opts.strict : 0;
+}
 
 void quay_db_on_query(quay_db *pDb, quay_trace_fn xTrace, void *pArg) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return;
+  }
   pDb->xTrace = xTrace;
   pDb->pTraceArg = xTrace ? pArg : NULL;
 }
@@ -462,9 +497,15 @@ int quay__db_check_open(quay_db *pDb, quay_err *pErr) {
 void quay_test_fail_statement(quay_db *pDb, long k) { pDb->nFailStmt = k; }
 #endif
 
-int quay_db_blocker_count(const quay_db *pDb) { return pDb->nBlock; }
+int quay_db_blocker_count(const quay_db *pDb) {
+  return pDb ? pDb->nBlock : 0;
+}
 
 const char *quay_db_blocker(const quay_db *pDb, int i, quay_value *pKey) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return NULL;
+  }
   if (i < 0 || i >= pDb->nBlock) return NULL;
   *pKey = pDb->aBlockKey[i];
   return pDb->azBlockModel[i];
@@ -1452,6 +1493,11 @@ static int cursor_reshape(quay_cursor *c, quay_err *pErr) {
 }
 
 int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (c == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_cursor_step: %s is NULL",
+        "pCur");
+  }
   int rc;
   if (c->pDb->bFreed) return quay__db_check_open(c->pDb, pErr);
   if (c->ePending) {
@@ -1484,14 +1530,25 @@ int quay_cursor_step(quay_cursor *c, quay_err *pErr) {
   return after_fail(c->pDb, c->iSrv, rc, pErr);
 }
 
-int quay_cursor_ncol(const quay_cursor *c) { return c->nCol; }
+int quay_cursor_ncol(const quay_cursor *c) {
+  return c ? c->nCol : 0;
+}
 
 const char *quay_cursor_colname(quay_cursor *c, int i) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (c == NULL) {
+    return NULL;
+  }
   if (i < 0 || i >= c->nCol || !cursor_live(c)) return "";
   return c->pDb->pDrv->xColumnName(c->pStmt, i);
 }
 
 void quay_cursor_value(quay_cursor *c, int i, quay_value *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (c == NULL || p == NULL) {
+    if (p != NULL) p->type = QUAY_NULL;
+    return;
+  }
   if (i < 0 || i >= c->nCol || c->done || !cursor_live(c)) {
     p->type = QUAY_NULL;
     return;
@@ -1639,11 +1696,20 @@ static int txn_open(quay_db *pDb, const char *zBegin, quay_err *pErr) {
 }
 
 int quay_db_begin(quay_db *pDb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_begin: %s is NULL", "pDb");
+  }
   return txn_open(pDb, pDb->pDialect->zBegin, pErr);
 }
 
 int quay_db_begin_opts(quay_db *pDb, const quay_txn_opts *pOpts,
                        quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_begin_opts: %s is NULL",
+        "pDb");
+  }
   const Dialect *d = pDb->pDialect;
   Str s;
   int rc;
@@ -1684,6 +1750,10 @@ int quay_db_begin_opts(quay_db *pDb, const quay_txn_opts *pOpts,
 }
 
 int quay_db_txn_readonly(const quay_db *pDb) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return 0;
+  }
   return pDb->txnDepth > 0 && pDb->bTxnReadOnly;
 }
 
@@ -1719,6 +1789,11 @@ int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr) {
 }
 
 int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_rollback: %s is NULL",
+        "pDb");
+  }
   int rc, iLevel;
   char zSql[96];
   if (pDb->txnDepth == 0) {
@@ -1760,6 +1835,10 @@ int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
 
 /* Commit the innermost level; on failure that level is rolled back. */
 int quay_db_commit(quay_db *pDb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_commit: %s is NULL", "pDb");
+  }
   int rc, iLevel;
   char zSql[64];
   if (pDb->txnDepth == 0) {
@@ -1822,7 +1901,9 @@ int quay__txn_end(quay_db *pDb, int rc, quay_err *pErr) {
   return rc;
 }
 
-int quay_db_txn_depth(const quay_db *pDb) { return pDb->txnDepth; }
+int quay_db_txn_depth(const quay_db *pDb) {
+  return pDb ? pDb->txnDepth : 0;
+}
 /* }================================================================== */
 
 
@@ -1861,6 +1942,18 @@ static int raw_sql(quay_db *pDb, const char *zSql, int nParam, char **pz,
 
 int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
                     int nParam, int64_t *pnChanged, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || zSql == NULL || (aParam == NULL && nParam > 0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_execute: %s is NULL", pDb ==
+        NULL ? "pDb" : zSql == NULL ? "zSql" : "aParam");
+  }
+  if (nParam < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_db_execute: nParam is %d, not a count", nParam);
+  }
+  if (quay__values_check(pErr, "quay_db_execute", aParam, (size_t)nParam)) {
+    return QUAY_EMISUSE;
+  }
   char *z;
   int rc = quay__db_check_open(pDb, pErr);
   if (pnChanged) *pnChanged = 0;
@@ -1873,6 +1966,23 @@ int quay_db_execute(quay_db *pDb, const char *zSql, const quay_value *aParam,
 
 int quay_db_query(quay_db *pDb, const char *zSql, const quay_value *aParam,
                   int nParam, quay_cursor **ppCur, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || zSql == NULL || (aParam == NULL && nParam > 0) || ppCur
+      == NULL) {
+    if (ppCur != NULL) *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_query: %s is NULL", pDb ==
+        NULL ? "pDb" : zSql == NULL ? "zSql" : (aParam == NULL && nParam > 0)
+            ? "aParam" : "ppCur");
+  }
+  if (nParam < 0) {
+    *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_db_query: nParam is %d, not a count", nParam);
+  }
+  if (quay__values_check(pErr, "quay_db_query", aParam, (size_t)nParam)) {
+    *ppCur = NULL;
+    return QUAY_EMISUSE;
+  }
   char *z;
   int rc = quay__db_check_open(pDb, pErr);
   *ppCur = NULL;

@@ -34,6 +34,12 @@ static Expr *expr_new(int eOp) {
 }
 
 int quay_expr_col(const char *zPath, quay_expr **pp, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (zPath == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_expr_col: %s is NULL", zPath ==
+        NULL ? "zPath" : "ppExpr");
+  }
   Expr *e = expr_new(EX_COL);
   *pp = NULL;
   if (e == NULL || (e->zPath = quay__strdup(zPath ? zPath : "")) == NULL) {
@@ -45,6 +51,16 @@ int quay_expr_col(const char *zPath, quay_expr **pp, quay_err *pErr) {
 }
 
 int quay_expr_value(const quay_value *pVal, quay_expr **pp, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pVal == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_expr_value: %s is NULL", pVal
+        == NULL ? "pVal" : "ppExpr");
+  }
+  if (quay__values_check(pErr, "quay_expr_value", pVal, 1)) {
+    *pp = NULL;
+    return QUAY_EMISUSE;
+  }
   Expr *e;
   *pp = NULL;
   if (pVal->type == QUAY_LIST || pVal->type == QUAY_RECORD) {
@@ -62,6 +78,14 @@ int quay_expr_value(const quay_value *pVal, quay_expr **pp, quay_err *pErr) {
 
 int quay_expr_binary(int eOp, quay_expr *pA, quay_expr *pB, quay_expr **pp,
                      quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pA == NULL || pB == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    quay_expr_free(pA);
+    quay_expr_free(pB);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_expr_binary: %s is NULL", pA ==
+        NULL ? "pA" : pB == NULL ? "pB" : "ppExpr");
+  }
   static const int aOp[] = { 0, EX_ADD, EX_SUB, EX_MUL, EX_DIV };
   Expr *e;
   *pp = NULL;
@@ -86,6 +110,12 @@ int quay_expr_binary(int eOp, quay_expr *pA, quay_expr *pB, quay_expr **pp,
 int quay_expr_agg(int eFunc, const char *zPath, quay_cond *pFilter,
                   int bDistinct, const quay_value *pDefault, quay_expr **pp,
                   quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pp == NULL) {
+    quay_cond_free(pFilter);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_expr_agg: %s is NULL",
+        "ppExpr");
+  }
   Expr *e;
   *pp = NULL;
   if (eFunc < QUAY_AGG_COUNT || eFunc > QUAY_AGG_EXISTS) {
@@ -110,6 +140,12 @@ int quay_expr_agg(int eFunc, const char *zPath, quay_cond *pFilter,
 
 int quay_expr_trunc(int eUnit, const char *zPath, quay_expr **pp,
                     quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (zPath == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_expr_trunc: %s is NULL", zPath
+        == NULL ? "zPath" : "ppExpr");
+  }
   Expr *e;
   *pp = NULL;
   if (eUnit < QUAY_UNIT_YEAR || eUnit > QUAY_UNIT_DAY) {
@@ -127,6 +163,10 @@ int quay_expr_trunc(int eUnit, const char *zPath, quay_expr **pp,
 }
 
 void quay_expr_set_desc(quay_expr *p, int bDesc) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return;
+  }
   if (p) ((Expr *)p)->bDesc = bDesc != 0;
 }
 

@@ -502,6 +502,12 @@ int quay__schema_finish(quay_schema *pS, quay_err *pErr) {
 ** ===================================================================
 */
 int quay_db_inspect(quay_db *pDb, quay_schema **ppS, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || ppS == NULL) {
+    if (ppS != NULL) *ppS = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_inspect: %s is NULL", pDb ==
+        NULL ? "pDb" : "ppSchema");
+  }
   quay_schema *pS;
   int rc;
   *ppS = NULL;
@@ -519,13 +525,19 @@ int quay_db_inspect(quay_db *pDb, quay_schema **ppS, quay_err *pErr) {
   return QUAY_OK;
 }
 
-int quay_schema_table_count(const quay_schema *pS) { return pS->nTab; }
+int quay_schema_table_count(const quay_schema *pS) {
+  return pS ? pS->nTab : 0;
+}
 
 static const STable *schema_table_at(const quay_schema *pS, int i) {
   return (i >= 0 && i < pS->nTab) ? &pS->aTab[i] : NULL;
 }
 
 int quay_schema_table(const quay_schema *pS, int i, quay_table_info *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   const STable *t = schema_table_at(pS, i);
   if (t == NULL) return QUAY_EMISUSE;
   p->zName = t->zName;
@@ -538,6 +550,10 @@ int quay_schema_table(const quay_schema *pS, int i, quay_table_info *p) {
 
 int quay_schema_column(const quay_schema *pS, int iTab, int i,
                        quay_column_info *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   const STable *t = schema_table_at(pS, iTab);
   const SCol *c;
   if (t == NULL || i < 0 || i >= t->nCol) return QUAY_EMISUSE;
@@ -553,6 +569,10 @@ int quay_schema_column(const quay_schema *pS, int iTab, int i,
 
 int quay_schema_index(const quay_schema *pS, int iTab, int i,
                       quay_index_info *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   const STable *t = schema_table_at(pS, iTab);
   const SIdx *x;
   if (t == NULL || i < 0 || i >= t->nIdx) return QUAY_EMISUSE;
@@ -567,6 +587,10 @@ int quay_schema_index(const quay_schema *pS, int iTab, int i,
 
 int quay_schema_foreign_key(const quay_schema *pS, int iTab, int i,
                             quay_fkey_info *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   const STable *t = schema_table_at(pS, iTab);
   const SFk *f;
   if (t == NULL || i < 0 || i >= t->nFk) return QUAY_EMISUSE;
@@ -582,6 +606,10 @@ int quay_schema_foreign_key(const quay_schema *pS, int iTab, int i,
 }
 
 const char *quay_schema_check(const quay_schema *pS, int iTab, int i) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL) {
+    return NULL;
+  }
   const STable *t = schema_table_at(pS, iTab);
   if (t == NULL || i < 0 || i >= t->nCheck) return NULL;
   return t->aCheck[i].zExpr;
@@ -1357,9 +1385,15 @@ static int gen_models(quay_schema *pS) {
   return pS->oom ? QUAY_ENOMEM : QUAY_OK;
 }
 
-int quay_schema_model_count(const quay_schema *pS) { return pS->nGen; }
+int quay_schema_model_count(const quay_schema *pS) {
+  return pS ? pS->nGen : 0;
+}
 
 int quay_schema_model(const quay_schema *pS, int i, quay_model_gen *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   const GenModel *g;
   if (i < 0 || i >= pS->nGen) return QUAY_EMISUSE;
   g = &pS->aGen[i];
@@ -1377,6 +1411,10 @@ int quay_schema_model(const quay_schema *pS, int i, quay_model_gen *p) {
 
 int quay_schema_model_field(const quay_schema *pS, int iModel, int i,
                             quay_field_spec *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
       i >= pS->aGen[iModel].nField) {
     return QUAY_EMISUSE;
@@ -1387,6 +1425,10 @@ int quay_schema_model_field(const quay_schema *pS, int iModel, int i,
 
 int quay_schema_model_relation(const quay_schema *pS, int iModel, int i,
                                quay_rel_spec *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
       i >= pS->aGen[iModel].nRel) {
     return QUAY_EMISUSE;
@@ -1397,6 +1439,11 @@ int quay_schema_model_relation(const quay_schema *pS, int iModel, int i,
 
 int quay_schema_model_unique(const quay_schema *pS, int iModel, int i,
                              const char *const **paz, int *pn) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || paz == NULL || pn == NULL) {
+    if (paz != NULL) *paz = NULL;
+    return QUAY_EMISUSE;
+  }
   if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
       i >= pS->aGen[iModel].nUnique) {
     return QUAY_EMISUSE;
@@ -1408,6 +1455,11 @@ int quay_schema_model_unique(const quay_schema *pS, int iModel, int i,
 
 int quay_schema_model_index(const quay_schema *pS, int iModel, int i,
                             const char *const **paz, int *pn) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pS == NULL || paz == NULL || pn == NULL) {
+    if (paz != NULL) *paz = NULL;
+    return QUAY_EMISUSE;
+  }
   if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
       i >= pS->aGen[iModel].nIndex) {
     return QUAY_EMISUSE;

@@ -146,6 +146,12 @@ void quay_load_free(quay_load *L) {
 
 int quay_load_open(quay_plan *p, quay_db *pDb, int bStream, quay_load **pp,
                    quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL || pDb == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_load_open: %s is NULL", p ==
+        NULL ? "pPlan" : pDb == NULL ? "pDb" : "ppLoad");
+  }
   quay_load *L;
   int i, rc;
   *pp = NULL;
@@ -231,15 +237,35 @@ static int push_owner_key(StepRun *r, const quay_value *pV, quay_err *pErr) {
 }
 
 int quay_load_server(const quay_load *L) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (L == NULL) {
+    return 0;
+  }
   return L->iSrv >= 0 ? L->iSrv : -1;
 }
 
 void quay_load_pin(quay_load *L, int iServer) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (L == NULL) {
+    return;
+  }
   if (iServer >= 0 && iServer < L->pDb->nSrv) L->iSrv = iServer;
 }
 
 int quay_load_owners(quay_load *L, const quay_value *aKey, int nOwner,
                      quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (L == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_load_owners: %s is NULL",
+        "pLoad");
+  }
+  if (nOwner < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_load_owners: nOwner is %d, not a count", nOwner);
+  }
+  if (quay__values_check(pErr, "quay_load_owners", aKey, (size_t)nOwner)) {
+    return QUAY_EMISUSE;
+  }
   quay_plan *p = L->pPlan;
   int i, s, rc;
   if (!p->bLazy || nOwner < 0) {
@@ -589,6 +615,17 @@ static int run_batch(quay_load *L, int iFirst, int n, const quay_sink *pSink,
 
 int quay_load_next(quay_load *L, int nMax, const quay_sink *pSink,
                    void *pCtx, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (L == NULL || pSink == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_load_next: %s is NULL", L ==
+        NULL ? "pLoad" : "pSink");
+  }
+  if (pSink->xRecord == NULL || pSink->xAttachOne == NULL ||
+      pSink->xAttachMany == NULL || pSink->xExtra == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_load_next: the sink needs "
+                     "all four callbacks (xRecord, xAttachOne, xAttachMany, "
+                     "xExtra)");
+  }
   quay_plan *p = L->pPlan;
   int s, rc;
   if (!L->bPrimed) load_reset(L);

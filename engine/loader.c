@@ -966,10 +966,22 @@ static int plan_qs(quay_qs *pQs, Expr *pPluck, int nParamBase,
 }
 
 int quay_plan_new(quay_qs *pQs, quay_plan **pp, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_plan_new: %s is NULL", pQs ==
+        NULL ? "pQs" : "ppPlan");
+  }
   return plan_qs(pQs, NULL, 0, pp, pErr);
 }
 
 int quay_plan_lazy(quay_model *m, int iRel, quay_plan **pp, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_plan_lazy: %s is NULL", m ==
+        NULL ? "pModel" : "ppPlan");
+  }
   quay_plan *p;
   int rc, iStep, iNode, iNew;
   *pp = NULL;
@@ -998,17 +1010,29 @@ int quay_plan_lazy(quay_model *m, int iRel, quay_plan **pp, quay_err *pErr) {
 
 const char *quay_plan_sql(quay_plan *p, const quay_value **paParam,
                           int *pnParam) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return NULL;
+  }
   PlanStep *s = &p->aStep[0];
   if (paParam) *paParam = s->aParam;
   if (pnParam) *pnParam = s->nParam;
   return s->zSql;
 }
 
-int quay_plan_strict(const quay_plan *p) { return p->strict; }
+int quay_plan_strict(const quay_plan *p) {
+  return p ? p->strict : 0;
+}
 
-int quay_plan_nslot(const quay_plan *p) { return p->nSlot; }
+int quay_plan_nslot(const quay_plan *p) {
+  return p ? p->nSlot : 0;
+}
 
 void quay_plan_slot(const quay_plan *p, int iSlot, quay_slot_info *pOut) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return;
+  }
   memset(pOut, 0, sizeof(*pOut));
   if (iSlot < 0 || iSlot >= p->nSlot) return;
   pOut->pModel = p->aSlot[iSlot].pModel;
@@ -1072,6 +1096,10 @@ static const char *node_path(quay_plan *p, int iStep, int k) {
 }
 
 int quay_plan_explain(quay_plan *p, int i, quay_explain_info *pOut) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL || pOut == NULL) {
+    return QUAY_EMISUSE;
+  }
   int s, k, n = 0;
   memset(pOut, 0, sizeof(*pOut));
   for (s = p->bLazy ? 1 : 0; s < p->nStep; s++) {
@@ -1154,6 +1182,11 @@ static void select_values(Build *b, QsView *v, const char *zPre,
 }
 
 int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pDb == NULL || pn == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_count: %s is NULL", pQs ==
+        NULL ? "pQs" : pDb == NULL ? "pDb" : "pn");
+  }
   Arena a;
   Build b;
   QsView v;
@@ -1193,6 +1226,11 @@ int quay_qs_count(quay_qs *pQs, quay_db *pDb, int64_t *pn, quay_err *pErr) {
 }
 
 int quay_qs_exists(quay_qs *pQs, quay_db *pDb, int *pb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pDb == NULL || pb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_exists: %s is NULL", pQs ==
+        NULL ? "pQs" : pDb == NULL ? "pDb" : "pb");
+  }
   Arena a;
   Build b;
   QsView v;
@@ -1288,6 +1326,13 @@ static int plan_lock(quay_db *pDb, quay_qs *pQs, quay_plan *p,
 
 int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
                   quay_cursor **ppCur, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pDb == NULL || zPath == NULL || ppCur == NULL) {
+    if (ppCur != NULL) *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_pluck: %s is NULL", pQs ==
+        NULL ? "pQs" : pDb == NULL ? "pDb" : zPath == NULL ? "zPath" :
+            "ppCur");
+  }
   Expr *e;
   quay_plan *p;
   int rc, bDone = 0;

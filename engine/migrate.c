@@ -106,6 +106,12 @@ static quay_migration *mig_new(quay_db *pDb) {
 }
 
 int quay_migration_new(quay_db *pDb, quay_migration **pp, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_migration_new: %s is NULL", pDb
+        == NULL ? "pDb" : "ppMig");
+  }
   *pp = mig_new(pDb);
   return *pp ? QUAY_OK : quay__oom(pErr);
 }
@@ -178,6 +184,11 @@ static void step_str(quay_migration *p, Step *s, Str *q) {
 
 int quay_migration_add(quay_migration *p, const quay_step_info *pInfo,
                        const char *const *azSql, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL || pInfo == NULL || (azSql == NULL && pInfo->nSql > 0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_migration_add: %s is NULL", p
+        == NULL ? "pMig" : pInfo == NULL ? "pStep" : "azSql");
+  }
   Step *s;
   int i;
   if (quay_op_name(pInfo->eOp) == NULL || pInfo->zTable == NULL ||
@@ -196,9 +207,15 @@ int quay_migration_add(quay_migration *p, const quay_step_info *pInfo,
   return p->oom ? quay__oom(pErr) : QUAY_OK;
 }
 
-int quay_migration_count(const quay_migration *p) { return p->nStep; }
+int quay_migration_count(const quay_migration *p) {
+  return p ? p->nStep : 0;
+}
 
 int quay_migration_step(const quay_migration *p, int i, quay_step_info *o) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL || o == NULL) {
+    return QUAY_EMISUSE;
+  }
   const Step *s;
   if (i < 0 || i >= p->nStep) return QUAY_EMISUSE;
   s = &p->aStep[i];
@@ -214,6 +231,10 @@ int quay_migration_step(const quay_migration *p, int i, quay_step_info *o) {
 }
 
 const char *quay_migration_sql(const quay_migration *p, int iStep, int i) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (p == NULL) {
+    return NULL;
+  }
   if (iStep < 0 || iStep >= p->nStep || i < 0 || i >= p->aStep[iStep].nSql) {
     return NULL;
   }
@@ -1883,6 +1904,12 @@ static int diff_now(quay_db *pDb, quay_migration **ppMig, quay_err *pErr) {
 
 int quay_db_schema_diff(quay_db *pDb, quay_migration **ppMig,
                         quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || ppMig == NULL) {
+    if (ppMig != NULL) *ppMig = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_schema_diff: %s is NULL",
+        pDb == NULL ? "pDb" : "ppMig");
+  }
   int rc;
   *ppMig = NULL;
   rc = quay__db_check_open(pDb, pErr);
@@ -2126,6 +2153,12 @@ static int migrate_run(quay_db *pDb, int eMode, unsigned mFlags,
 
 int quay_db_migrate(quay_db *pDb, unsigned mFlags, quay_migration **ppDone,
                     quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    if (ppDone != NULL) *ppDone = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_migrate: %s is NULL",
+        "pDb");
+  }
   if (mFlags & ~(unsigned)(QUAY_MIGRATE_ALLOW_DROP | QUAY_MIGRATE_DRY_RUN)) {
     if (ppDone) *ppDone = NULL;
     return quay__err(pErr, QUAY_EMISUSE, "quay_db_migrate: unknown flags");
@@ -2168,6 +2201,11 @@ static char *mig_dialect_sql(quay_db *pDb, const char *zSql) {
 
 int quay_migration_apply(quay_db *pDb, quay_migration *p,
                          const quay_apply_opts *o, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || p == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_migration_apply: %s is NULL",
+        pDb == NULL ? "pDb" : "pMig");
+  }
   const Dialect *d = pDb->pDialect;
   Str s;
   char *zSel = NULL, *zIns = NULL;
@@ -2285,6 +2323,13 @@ done:
 
 int quay_db_applied_migrations(quay_db *pDb, quay_cursor **ppCur,
                                quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || ppCur == NULL) {
+    if (ppCur != NULL) *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+        "quay_db_applied_migrations: %s is NULL", pDb == NULL ? "pDb" :
+            "ppCur");
+  }
   quay_value v;
   int64_t n = 0;
   int rc;

@@ -72,6 +72,11 @@ static const char *zLookupList =
 ** ===================================================================
 */
 int quay_cond_group(int eOp, quay_cond **pp, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pp == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_cond_group: %s is NULL",
+        "ppCond");
+  }
   Cond *c;
   *pp = NULL;
   if (eOp != QUAY_C_AND && eOp != QUAY_C_OR && eOp != QUAY_C_NOT) {
@@ -86,6 +91,16 @@ int quay_cond_group(int eOp, quay_cond **pp, quay_err *pErr) {
 
 int quay_cond_leaf(const char *zPath, const quay_value *pVal, quay_cond **pp,
                    quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (zPath == NULL || pVal == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_cond_leaf: %s is NULL", zPath
+        == NULL ? "zPath" : pVal == NULL ? "pVal" : "ppCond");
+  }
+  if (quay__values_check(pErr, "quay_cond_leaf", pVal, 1)) {
+    *pp = NULL;
+    return QUAY_EMISUSE;
+  }
   Cond *c;
   *pp = NULL;
   c = quay__calloc(sizeof(*c));
@@ -103,6 +118,13 @@ int quay_cond_leaf(const char *zPath, const quay_value *pVal, quay_cond **pp,
 
 int quay_cond_leaf_expr(const char *zPath, quay_expr *pExpr, quay_cond **pp,
                         quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (zPath == NULL || pExpr == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    quay_expr_free(pExpr);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_cond_leaf_expr: %s is NULL",
+        zPath == NULL ? "zPath" : pExpr == NULL ? "pExpr" : "ppCond");
+  }
   Cond *c;
   *pp = NULL;
   c = quay__calloc(sizeof(*c));
@@ -130,6 +152,12 @@ static int cond_append(Cond *g, Cond *c) {
 }
 
 int quay_cond_add(quay_cond *pGroup, quay_cond *pChild, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pGroup == NULL || pChild == NULL) {
+    quay_cond_free(pChild);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_cond_add: %s is NULL", pGroup
+        == NULL ? "pGroup" : "pChild");
+  }
   Cond *g = (Cond *)pGroup;
   if (g == NULL || g->eOp == CN_LEAF) {
     quay__cond_free((Cond *)pChild);
@@ -805,13 +833,25 @@ void quay_qs_free(quay_qs *q) {
 }
 
 quay_qs *quay_qs_ref(quay_qs *q) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (q == NULL) {
+    return NULL;
+  }
   if (q) q->nRef++;
   return q;
 }
 
-quay_model *quay_qs_model(const quay_qs *q) { return q->pModel; }
+quay_model *quay_qs_model(const quay_qs *q) {
+  return q ? q->pModel : NULL;
+}
 
 int quay_qs_new(quay_model *m, quay_qs **pp, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || pp == NULL) {
+    if (pp != NULL) *pp = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_new: %s is NULL", m == NULL
+        ? "pModel" : "ppQs");
+  }
   quay_qs *q;
   int rc;
   *pp = NULL;
@@ -897,6 +937,13 @@ static int qs_grouped(quay_qs *q) {
 
 int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
                    quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pCond == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    quay_cond_free(pCond);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_filter: %s is NULL", pQs ==
+        NULL ? "pQs" : pCond == NULL ? "pCond" : "ppOut");
+  }
   BindCtx x;
   quay_qs *q;
   int rc;
@@ -924,6 +971,13 @@ int quay_qs_filter(quay_qs *pQs, quay_cond *pCond, int bExclude,
 int quay_qs_where_has(quay_qs *pQs, const char *zRel, quay_cond *pCond,
                       quay_qs *pSub, int bNot, quay_qs **ppOut,
                       quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || zRel == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    quay_cond_free(pCond);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_where_has: %s is NULL", pQs
+        == NULL ? "pQs" : zRel == NULL ? "zRel" : "ppOut");
+  }
   Cond *pHas = NULL, *pTop;
   quay_qs *q, *pRoot = NULL;
   int rc;
@@ -1017,6 +1071,17 @@ static int push_order(quay_qs *pQs, Expr **a, int n, quay_qs **ppOut,
 
 int quay_qs_order_by(quay_qs *pQs, const char *const *az, int n,
                      quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || (az == NULL && n > 0) || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_order_by: %s is NULL", pQs
+        == NULL ? "pQs" : (az == NULL && n > 0) ? "azTerm" : "ppOut");
+  }
+  if (n < 0) {
+    *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_qs_order_by: n is %d, not a count", n);
+  }
   Expr **a;
   int i, rc = QUAY_OK;
   *ppOut = NULL;
@@ -1048,6 +1113,19 @@ int quay_qs_order_by(quay_qs *pQs, const char *const *az, int n,
 
 int quay_qs_order_by_expr(quay_qs *pQs, quay_expr *const *ap, int n,
                           quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || (ap == NULL && n > 0) || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    if (ap != NULL) { int k_; for (k_ = 0; k_ < n; k_++)
+        quay_expr_free(ap[k_]); }
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_order_by_expr: %s is NULL",
+        pQs == NULL ? "pQs" : (ap == NULL && n > 0) ? "apTerm" : "ppOut");
+  }
+  if (n < 0) {
+    *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_qs_order_by_expr: n is %d, not a count", n);
+  }
   Expr **a;
   int i, rc = QUAY_OK;
   *ppOut = NULL;
@@ -1084,20 +1162,44 @@ static int qs_number(quay_qs *pQs, int eOp, int64_t n, quay_qs **ppOut,
 }
 
 int quay_qs_limit(quay_qs *pQs, int64_t n, quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_limit: %s is NULL", pQs ==
+        NULL ? "pQs" : "ppOut");
+  }
   return qs_number(pQs, QS_LIMIT, n, ppOut, pErr);
 }
 
 int quay_qs_offset(quay_qs *pQs, int64_t n, quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_offset: %s is NULL", pQs ==
+        NULL ? "pQs" : "ppOut");
+  }
   return qs_number(pQs, QS_OFFSET, n, ppOut, pErr);
 }
 
 int quay_qs_load(quay_qs *pQs, const char *zPath, int eHow, quay_qs *pSub,
                  const char *zTo, quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || zPath == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_load: %s is NULL", pQs ==
+        NULL ? "pQs" : zPath == NULL ? "zPath" : "ppOut");
+  }
   PathRes pr;
   int i, rc;
   quay_qs *q;
   Rel *pLast;
   *ppOut = NULL;
+  if (eHow != QUAY_LOAD_JOIN && eHow != QUAY_LOAD_BATCH &&
+      eHow != QUAY_LOAD_AUTO) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_qs_load('%s'): eHow %d is not QUAY_LOAD_JOIN, "
+                     "QUAY_LOAD_BATCH or QUAY_LOAD_AUTO", zPath, eHow);
+  }
   rc = quay__path_walk(pQs->pModel, NULL, zPath, PATH_RELATIONS,
                        eHow == QUAY_LOAD_JOIN ? "select_related"
                                               : "prefetch_related", &pr, pErr);
@@ -1200,12 +1302,26 @@ static int push_ann(quay_qs *pQs, const char *zName, Expr *pExpr, int bCount,
 
 int quay_qs_annotate(quay_qs *pQs, const char *zName, quay_expr *pExpr,
                      quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || zName == NULL || pExpr == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    quay_expr_free(pExpr);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_annotate: %s is NULL", pQs
+        == NULL ? "pQs" : zName == NULL ? "zName" : pExpr == NULL ? "pExpr" :
+            "ppOut");
+  }
   *ppOut = NULL;
   return push_ann(pQs, zName, (Expr *)pExpr, 0, ppOut, pErr);
 }
 
 int quay_qs_with_count(quay_qs *pQs, const char *zPath, quay_qs **ppOut,
                        quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || zPath == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_with_count: %s is NULL", pQs
+        == NULL ? "pQs" : zPath == NULL ? "zPath" : "ppOut");
+  }
   quay_expr *e;
   char zName[300];
   PathRes pr;
@@ -1227,6 +1343,19 @@ int quay_qs_with_count(quay_qs *pQs, const char *zPath, quay_qs **ppOut,
 int quay_qs_values(quay_qs *pQs, const char *const *azName,
                    quay_expr *const *apExpr, int n, quay_qs **ppOut,
                    quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || (azName == NULL && n > 0) || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    if (apExpr != NULL) { int k_; for (k_ = 0; k_ < n; k_++)
+        quay_expr_free(apExpr[k_]); }
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_values: %s is NULL", pQs ==
+        NULL ? "pQs" : (azName == NULL && n > 0) ? "azName" : "ppOut");
+  }
+  if (n < 0) {
+    *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_qs_values: n is %d, not a count", n);
+  }
   quay_qs *q;
   Ann *a;
   int i, rc = QUAY_OK, nAll = n;
@@ -1302,15 +1431,31 @@ static const quay_qs *qs_find(const quay_qs *q, int eOp) {
 }
 
 int quay_qs_distinct(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_distinct: %s is NULL", pQs
+        == NULL ? "pQs" : "ppOut");
+  }
   return qs_push_flag(pQs, QS_DISTINCT, ppOut, pErr);
 }
 
 int quay_qs_is_values(const quay_qs *q) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (q == NULL) {
+    return 0;
+  }
   return qs_find(q, QS_VALUES) != NULL;
 }
 
 int quay_qs_with_deleted(quay_qs *pQs, int eMode, quay_qs **ppOut,
                          quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_with_deleted: %s is NULL",
+        pQs == NULL ? "pQs" : "ppOut");
+  }
   quay_qs *q;
   *ppOut = NULL;
   if (eMode != QUAY_DELETED_INCLUDE && eMode != QUAY_DELETED_ONLY) {
@@ -1330,23 +1475,49 @@ int quay_qs_with_deleted(quay_qs *pQs, int eMode, quay_qs **ppOut,
 }
 
 int quay_qs_strict(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_strict: %s is NULL", pQs ==
+        NULL ? "pQs" : "ppOut");
+  }
   return qs_push_flag(pQs, QS_STRICT, ppOut, pErr);
 }
 
 int quay_qs_is_strict(const quay_qs *q) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (q == NULL) {
+    return 0;
+  }
   return qs_find(q, QS_STRICT) != NULL;
 }
 
 int quay_qs_using_primary(quay_qs *pQs, quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_using_primary: %s is NULL",
+        pQs == NULL ? "pQs" : "ppOut");
+  }
   return qs_push_flag(pQs, QS_PRIMARY, ppOut, pErr);
 }
 
 int quay_qs_is_primary(const quay_qs *q) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (q == NULL) {
+    return 0;
+  }
   return qs_find(q, QS_PRIMARY) != NULL;
 }
 
 int quay_qs_for_update(quay_qs *pQs, unsigned mFlags, quay_qs **ppOut,
                        quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_for_update: %s is NULL", pQs
+        == NULL ? "pQs" : "ppOut");
+  }
   quay_qs *q;
   *ppOut = NULL;
   if ((mFlags & QUAY_LOCK_NOWAIT) && (mFlags & QUAY_LOCK_SKIP_LOCKED)) {
@@ -1371,6 +1542,16 @@ int quay__qs_lock(const quay_qs *q) {
 
 int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,
                     quay_qs **ppOut, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || pKey == NULL || ppOut == NULL) {
+    if (ppOut != NULL) *ppOut = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_related: %s is NULL", m ==
+        NULL ? "pModel" : pKey == NULL ? "pKey" : "ppOut");
+  }
+  if (quay__values_check(pErr, "quay_qs_related", pKey, 1)) {
+    *ppOut = NULL;
+    return QUAY_EMISUSE;
+  }
   quay_qs *pRoot, *q;
   Rel *r;
   int rc;
@@ -1395,6 +1576,12 @@ int quay_qs_related(quay_model *m, int iRel, const quay_value *pKey,
 
 int quay_model_path_target(quay_model *m, const char *zPath,
                            quay_model **ppTarget, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || zPath == NULL || ppTarget == NULL) {
+    if (ppTarget != NULL) *ppTarget = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_path_target: %s is NULL",
+        m == NULL ? "pModel" : zPath == NULL ? "zPath" : "ppTarget");
+  }
   PathRes pr;
   int rc = quay__path_walk(m, NULL, zPath, PATH_RELATIONS, "relation path",
                            &pr, pErr);

@@ -172,6 +172,8 @@ QUAY_INTERNAL uint64_t quay__hash_bytes(const void *p, size_t n);
 /* Deep copy (text, blob, list) into malloc'd memory.  RECORD is copied by
 ** reference (valid only during the call that passed it). */
 QUAY_INTERNAL int quay__value_copy(quay_value *pDst, const quay_value *pSrc);
+QUAY_INTERNAL int quay__values_check(quay_err *pErr, const char *zFn,
+                                     const quay_value *a, size_t n);
 QUAY_INTERNAL void quay__value_clear(quay_value *p);
 /* Equality of scalar values (INT==INT, REAL, TEXT bytes, BOOL). */
 QUAY_INTERNAL int quay__value_eq(const quay_value *a, const quay_value *b);

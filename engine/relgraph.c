@@ -779,9 +779,16 @@ int quay__model_order(quay_db *pDb, const unsigned char *aInclude,
   return QUAY_OK;
 }
 
-int quay_db_schema_version(const quay_db *pDb) { return pDb->iSchema; }
+int quay_db_schema_version(const quay_db *pDb) {
+  return pDb ? pDb->iSchema : 0;
+}
 
 int quay_db_resolve(quay_db *pDb, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_db_resolve: %s is NULL",
+        "pDb");
+  }
   return quay__resolve(pDb, pErr);
 }
 
@@ -881,6 +888,10 @@ int quay__hop_unique(const Hop *h) {
 ** this file.
 */
 int quay_model_relation(const quay_model *m, int i, quay_rel_info *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   Rel *r, *fwd;
   if (i < 0 || i >= m->nRel) return QUAY_EMISUSE;
   r = m->apRel[i];

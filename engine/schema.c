@@ -130,6 +130,12 @@ char *quay__snake_case(const char *zName) { return snake_case(zName); }
 int quay_model_new(quay_db *pDb, const char *zName, const char *zTable,
                    const char *zDescr, quay_model **ppModel,
                    quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || zName == NULL || ppModel == NULL) {
+    if (ppModel != NULL) *ppModel = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_new: %s is NULL", pDb ==
+        NULL ? "pDb" : zName == NULL ? "zName" : "ppModel");
+  }
   quay_model *m, *pOld;
   int rc = QUAY_ENOMEM;
   *ppModel = NULL;
@@ -356,8 +362,16 @@ static int insert_field(quay_model *m, Field *f, int bAppend,
   return QUAY_OK;
 }
 
+/* Every QUAY_F_* bit of quay.h; others are refused (misuse). */
+#define QUAY__F_ALL 0x0FFFu
+
 int quay_model_add_field(quay_model *m, const quay_field_spec *s,
                          quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || s == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_add_field: %s is NULL", m
+        == NULL ? "pModel" : "pSpec");
+  }
   Field *f;
   int rc;
   const char *zCol = s->zColumn ? s->zColumn : s->zName;
@@ -378,6 +392,12 @@ int quay_model_add_field(quay_model *m, const quay_field_spec *s,
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: field %s has an unknown type", m->zName,
                      s->zName);
+  }
+  if (s->mFlags & ~(unsigned)QUAY__F_ALL) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "model %s: field %s: unknown mFlags bits 0x%x (use "
+                     "QUAY_F_*)", m->zName, s->zName,
+                     s->mFlags & ~(unsigned)QUAY__F_ALL);
   }
   if (bad_sqlname(zCol)) {
     return quay__err(pErr, QUAY_EDECLARATION,
@@ -493,6 +513,10 @@ int quay_model_set_renamed_from(quay_model *m, const char *zOld,
                                 quay_err *pErr) {
   char *z;
   int rc;
+  if (m == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_model_set_renamed_from: pModel is NULL");
+  }
   if (m->resolved) {
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: renamed_from set after the model was first "
@@ -545,22 +569,41 @@ oom:
 
 int quay_model_add_unique(quay_model *m, const char *const *az, int n,
                           quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || (az == NULL && n > 0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_add_unique: %s is NULL",
+        m == NULL ? "pModel" : "azField");
+  }
   return add_name_list(m, &m->aaUnique, &m->anUnique, &m->nUnique, az, n,
                        "unique_together", pErr);
 }
 
 int quay_model_add_index(quay_model *m, const char *const *az, int n,
                          quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || (az == NULL && n > 0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_add_index: %s is NULL", m
+        == NULL ? "pModel" : "azField");
+  }
   return add_name_list(m, &m->aaIndex, &m->anIndex, &m->nIndex, az, n,
                        "indexes", pErr);
 }
 
 int quay_model_index_count(const quay_model *m, int bUnique) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL) {
+    return 0;
+  }
   return bUnique ? m->nUnique : m->nIndex;
 }
 
 int quay_model_index(const quay_model *m, int bUnique, int i,
                      const char *const **paz, int *pn) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || paz == NULL || pn == NULL) {
+    if (paz != NULL) *paz = NULL;
+    return QUAY_EMISUSE;
+  }
   if (i < 0 || i >= (bUnique ? m->nUnique : m->nIndex)) {
     *paz = NULL;
     *pn = 0;
@@ -594,6 +637,12 @@ static int dup_opt(char **pz, const char *z) {
 */
 int quay_model_add_relation(quay_model *m, const quay_rel_spec *s,
                             quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || s == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE,
+        "quay_model_add_relation: %s is NULL", m == NULL ? "pModel" :
+            "pSpec");
+  }
   Rel *r;
   int rc, i;
   if (!is_name(s->zName)) {
@@ -615,6 +664,19 @@ int quay_model_add_relation(quay_model *m, const quay_rel_spec *s,
     return quay__err(pErr, QUAY_EDECLARATION,
                      "model %s: the name %s is declared twice", m->zName,
                      s->zName);
+  }
+  if (s->mFlags & ~(unsigned)QUAY__F_ALL) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "model %s: relation %s: unknown mFlags bits 0x%x (use "
+                     "QUAY_F_*)", m->zName, s->zName,
+                     s->mFlags & ~(unsigned)QUAY__F_ALL);
+  }
+  for (i = 0; i < s->nPath; i++) {
+    if (s->azPath == NULL || s->azPath[i] == NULL) {
+      return quay__err(pErr, QUAY_EMISUSE,
+                       "model %s: relation %s: azPath holds fewer than "
+                       "nPath (%d) names", m->zName, s->zName, s->nPath);
+    }
   }
   if (s->eKind == QUAY_R_THROUGH) {
     if (s->nPath < 1) {
@@ -863,6 +925,11 @@ int quay__model_finish(quay_model *m, quay_err *pErr) {
 }
 
 int quay_model_set_soft_delete(quay_model *m, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE,
+        "quay_model_set_soft_delete: %s is NULL", "pModel");
+  }
   quay_field_spec s;
   int rc;
   if (m->pDeletedAt) return QUAY_OK;
@@ -888,14 +955,27 @@ int quay_model_set_soft_delete(quay_model *m, quay_err *pErr) {
 }
 
 int quay_model_soft_delete(const quay_model *m) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL) {
+    return 0;
+  }
   return m->pDeletedAt != NULL;
 }
 
 int quay_model_finish(quay_model *m, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_finish: %s is NULL",
+        "pModel");
+  }
   return quay__model_finish(m, pErr);
 }
 
 int quay_model_discard(quay_model *m) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL) {
+    return QUAY_EMISUSE;
+  }
   quay_db *pDb = m->pDb;
   int i;
   if (m->resolved || m->iModel < 0 || m->iModel >= pDb->nModel ||
@@ -977,11 +1057,21 @@ Rel *quay__model_rel(const quay_model *m, const char *z) {
   return i >= 0 ? m->apRel[i] : NULL;
 }
 
-int quay_db_model_count(const quay_db *pDb) { return pDb->nModel; }
+int quay_db_model_count(const quay_db *pDb) {
+  return pDb ? pDb->nModel : 0;
+}
 quay_model *quay_db_model_at(const quay_db *pDb, int i) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL) {
+    return NULL;
+  }
   return (i >= 0 && i < pDb->nModel) ? pDb->apModel[i] : NULL;
 }
 quay_model *quay_db_model(const quay_db *pDb, const char *zName) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || zName == NULL) {
+    return NULL;
+  }
   int i = quay__smap_get(&pDb->mModel, zName);
   if (i < 0 || i >= pDb->nModel || strcmp(pDb->apModel[i]->zName, zName)) {
     return NULL;
@@ -989,15 +1079,33 @@ quay_model *quay_db_model(const quay_db *pDb, const char *zName) {
   return pDb->apModel[i];
 }
 
-const char *quay_model_name(const quay_model *m) { return m->zName; }
-const char *quay_model_table(const quay_model *m) { return m->zTable; }
-const char *quay_model_description(const quay_model *m) { return m->zDescr; }
-quay_db *quay_model_db(const quay_model *m) { return m->pDb; }
-int quay_model_field_count(const quay_model *m) { return m->nField; }
-int quay_model_pk(const quay_model *m) { return m->iPk; }
-int quay_model_relation_count(const quay_model *m) { return m->nRel; }
+const char *quay_model_name(const quay_model *m) {
+  return m ? m->zName : NULL;
+}
+const char *quay_model_table(const quay_model *m) {
+  return m ? m->zTable : NULL;
+}
+const char *quay_model_description(const quay_model *m) {
+  return m ? m->zDescr : NULL;
+}
+quay_db *quay_model_db(const quay_model *m) {
+  return m ? m->pDb : NULL;
+}
+int quay_model_field_count(const quay_model *m) {
+  return m ? m->nField : 0;
+}
+int quay_model_pk(const quay_model *m) {
+  return m ? m->iPk : 0;
+}
+int quay_model_relation_count(const quay_model *m) {
+  return m ? m->nRel : 0;
+}
 
 int quay_model_field(const quay_model *m, int i, quay_field_info *p) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || p == NULL) {
+    return QUAY_EMISUSE;
+  }
   Field *f;
   if (i < 0 || i >= m->nField) return QUAY_EMISUSE;
   f = m->apField[i];
@@ -1019,18 +1127,22 @@ int quay_model_field(const quay_model *m, int i, quay_field_info *p) {
 }
 
 int quay_model_member(const quay_model *m, const char *zName, int *piIndex) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || zName == NULL) {
+    return QUAY_M_NONE;
+  }
   int i = quay__smap_get(&m->mFieldName, zName);
   if (i < 0) i = quay__smap_get(&m->mColName, zName);
   if (i >= 0) {
-    *piIndex = i;
+    if (piIndex != NULL) *piIndex = i;
     return QUAY_M_FIELD;
   }
   i = quay__smap_get(&m->mRelName, zName);
   if (i >= 0) {
-    *piIndex = i;
+    if (piIndex != NULL) *piIndex = i;
     return QUAY_M_RELATION;
   }
-  *piIndex = -1;
+  if (piIndex != NULL) *piIndex = -1;
   return QUAY_M_NONE;
 }
 

@@ -50,6 +50,47 @@ int quay__value_copy(quay_value *pDst, const quay_value *pSrc) {
   return QUAY_OK;
 }
 
+/* Why value p is not one a host may pass, or NULL when it is fine. */
+static const char *value_flaw(const quay_value *p, int bInList) {
+  size_t i;
+  if (p->type < QUAY_NULL || p->type > QUAY_JSON) return "an unknown type";
+  if (QUAY_VALUE_HAS_BYTES(p->type) && p->n > 0 && p->u.z == NULL) {
+    return "n bytes at a NULL pointer";
+  }
+  if (p->type == QUAY_RECORD &&
+      (p->u.rec.xGet == NULL || p->u.rec.pModel == NULL)) {
+    return "a record without its model or xGet";
+  }
+  if (p->type == QUAY_LIST) {
+    if (bInList) return "a list inside a list";
+    if (p->n > 0 && p->u.a == NULL) return "n items at a NULL pointer";
+    for (i = 0; i < p->n; i++) {
+      const char *z = value_flaw(&p->u.a[i], 1);
+      if (z) return z;
+    }
+  }
+  return NULL;
+}
+
+/*
+** Check the n values a host passed to zFn (a may be NULL when n is 0):
+** a known type, bytes and list items present, no list in a list, a
+** record with its model and xGet.  QUAY_EMISUSE naming zFn, the value
+** and the flaw otherwise.
+*/
+int quay__values_check(quay_err *pErr, const char *zFn, const quay_value *a,
+                       size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    const char *z = value_flaw(&a[i], 0);
+    if (z) {
+      return quay__err(pErr, QUAY_EMISUSE, "%s: value %d is not a valid "
+                       "quay_value (%s)", zFn, (int)i + 1, z);
+    }
+  }
+  return QUAY_OK;
+}
+
 void quay__value_clear(quay_value *p) {
   if (QUAY_VALUE_HAS_BYTES(p->type)) {
     quay__free((void *)p->u.z);
@@ -365,7 +406,9 @@ void quay_keyset_free(quay_keyset *pKs) {
   quay__free(pKs);
 }
 
-int quay_keyset_count(const quay_keyset *pKs) { return pKs->nEntry; }
+int quay_keyset_count(const quay_keyset *pKs) {
+  return pKs ? pKs->nEntry : 0;
+}
 
 /* Normalize a key: integral reals become ints, bools ints, blobs text.
 ** 0 if the value cannot be a key (NULL, non-integral real). */

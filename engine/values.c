@@ -949,6 +949,12 @@ static int values_read(quay_qs *pQs, quay_db *pDb, Build *b,
 
 int quay_qs_rows(quay_qs *pQs, quay_db *pDb, int bStream, quay_cursor **ppCur,
                  quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pDb == NULL || ppCur == NULL) {
+    if (ppCur != NULL) *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_rows: %s is NULL", pQs ==
+        NULL ? "pQs" : pDb == NULL ? "pDb" : "ppCur");
+  }
   quay_plan *p;
   int rc;
   *ppCur = NULL;
@@ -1002,6 +1008,14 @@ int quay__values_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
 int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
                       quay_expr *const *apExpr, int n, quay_cursor **ppCur,
                       quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || pDb == NULL || (azName == NULL && n > 0) || (apExpr ==
+      NULL && n > 0) || ppCur == NULL) {
+    if (ppCur != NULL) *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_aggregate: %s is NULL", pQs
+        == NULL ? "pQs" : pDb == NULL ? "pDb" : (azName == NULL && n > 0) ?
+            "azName" : (apExpr == NULL && n > 0) ? "apExpr" : "ppCur");
+  }
   Arena a;
   Build b;
   QsView v;
@@ -1058,6 +1072,23 @@ int quay_qs_aggregate(quay_qs *pQs, quay_db *pDb, const char *const *azName,
 int quay_model_raw(quay_model *m, quay_db *pDb, const char *zSql,
                    const quay_value *aParam, int nParam, quay_cursor **ppCur,
                    quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (m == NULL || pDb == NULL || zSql == NULL || (aParam == NULL && nParam >
+      0) || ppCur == NULL) {
+    if (ppCur != NULL) *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_model_raw: %s is NULL", m ==
+        NULL ? "pModel" : pDb == NULL ? "pDb" : zSql == NULL ? "zSql" :
+            (aParam == NULL && nParam > 0) ? "aParam" : "ppCur");
+  }
+  if (nParam < 0) {
+    *ppCur = NULL;
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_model_raw: nParam is %d, not a count", nParam);
+  }
+  if (quay__values_check(pErr, "quay_model_raw", aParam, (size_t)nParam)) {
+    *ppCur = NULL;
+    return QUAY_EMISUSE;
+  }
   quay_cursor *c;
   int rc;
   *ppCur = NULL;
@@ -1109,6 +1140,10 @@ int quay__raw_map(quay_cursor *c, quay_err *pErr) {
 }
 
 int quay_cursor_field(const quay_cursor *c, int iCol) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (c == NULL) {
+    return 0;
+  }
   if (c->aField == NULL || iCol < 0 || iCol >= c->nCol) return -1;
   return c->aField[iCol];
 }

@@ -103,6 +103,12 @@ int quay__validate(quay_model *m, Field *f, const quay_value *v,
 */
 int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
                     quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || m == NULL || ppW == NULL) {
+    if (ppW != NULL) *ppW = NULL;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_new: %s is NULL", pDb ==
+        NULL ? "pDb" : m == NULL ? "pModel" : "ppW");
+  }
   quay_writer *w;
   int rc;
   *ppW = NULL;
@@ -144,6 +150,10 @@ void quay_writer_free(quay_writer *w) {
 }
 
 void quay_writer_reset(quay_writer *w) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return;
+  }
   int i;
   for (i = 0; i < w->pModel->nField; i++) {
     w->aSlot[i].set = 0;
@@ -155,6 +165,12 @@ void quay_writer_reset(quay_writer *w) {
 
 int quay_writer_set_expr(quay_writer *w, int iField, quay_expr *pExpr,
                          quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL || pExpr == NULL) {
+    quay_expr_free(pExpr);
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set_expr: %s is NULL", w
+        == NULL ? "pW" : "pExpr");
+  }
   if (iField < 0 || iField >= w->pModel->nField) {
     quay__expr_free((Expr *)pExpr);
     return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set_expr: bad field");
@@ -187,6 +203,14 @@ static int slot_store(Slot *s, const quay_value *v) {
 
 int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
                     quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL || v == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set: %s is NULL", w ==
+        NULL ? "pW" : "pVal");
+  }
+  if (quay__values_check(pErr, "quay_writer_set", v, 1)) {
+    return QUAY_EMISUSE;
+  }
   quay_model *m = w->pModel;
   quay_value x;
   ValBuf vb;
@@ -237,6 +261,14 @@ int quay_writer_set(quay_writer *w, int iField, const quay_value *v,
 
 int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
                         quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL || v == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_set_rel: %s is NULL", w
+        == NULL ? "pW" : "pVal");
+  }
+  if (quay__values_check(pErr, "quay_writer_set_rel", v, 1)) {
+    return QUAY_EMISUSE;
+  }
   quay_model *m = w->pModel;
   Rel *r;
   if (iRel < 0 || iRel >= m->nRel) {
@@ -255,12 +287,22 @@ int quay_writer_set_rel(quay_writer *w, int iRel, const quay_value *v,
 }
 
 int quay_writer_is_set(const quay_writer *w, int iField) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return 0;
+  }
   return iField >= 0 && iField < w->pModel->nField && w->aSlot[iField].set;
 }
 
-quay_model *quay__writer_model(const quay_writer *w) { return w->pModel; }
+quay_model *quay__writer_model(const quay_writer *w) {
+  return w ? w->pModel : NULL;
+}
 
 void quay_writer_value(quay_writer *w, int iField, quay_value *pOut) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return;
+  }
   if (iField < 0 || iField >= w->pModel->nField) {
     pOut->type = QUAY_NULL;
     return;
@@ -324,6 +366,11 @@ static int fill_insert(quay_writer *w, quay_err *pErr) {
 }
 
 int quay_writer_check(quay_writer *w, int bInsert, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_check: %s is NULL",
+        "w");
+  }
   quay_model *m = w->pModel;
   int i, rc;
   if (bInsert) return fill_insert(w, pErr);
@@ -426,6 +473,11 @@ static int insert_sql(quay_writer *w, int *pbReturning) {
 }
 
 int quay_writer_insert(quay_writer *w, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_insert: %s is NULL",
+        "pW");
+  }
   quay_model *m = w->pModel;
   quay_value aStack[32], *aParam = aStack;
   int n = 0, i, rc, bReturning, bKeyGiven;
@@ -489,6 +541,10 @@ done:
 ** ===================================================================
 */
 int quay_writer_batch(const quay_writer *w) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return 0;
+  }
   int nField = w->pModel->nField, n = w->pDb->pDialect->maxInsertRows;
   if (w->pDb->pDialect->maxSourceRows > 0) {
     return w->pDb->pDialect->maxSourceRows;
@@ -499,10 +555,19 @@ int quay_writer_batch(const quay_writer *w) {
 }
 
 int quay_writer_queued(const quay_writer *w) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return 0;
+  }
   return w->flushed ? 0 : w->nQueue;
 }
 
 int quay_writer_queue(quay_writer *w, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_queue: %s is NULL",
+        "pW");
+  }
   quay_model *m = w->pModel;
   int i, rc, n = m->nField;
   quay_value *row;
@@ -634,6 +699,17 @@ static int check_unique_key(quay_model *m, const int *aiField, int n,
 
 int quay_writer_upsert(quay_writer *w, const int *aiConflict, int nConflict,
                        const int *aiUpdate, int nUpdate, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL || (aiConflict == NULL && nConflict > 0) || (aiUpdate == NULL
+      && nUpdate > 0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_upsert: %s is NULL", w
+        == NULL ? "pW" : (aiConflict == NULL && nConflict > 0) ? "aiConflict"
+            : "aiUpdate");
+  }
+  if (nConflict < 0 || nUpdate < 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_upsert: %s is negative",
+                     nConflict < 0 ? "nConflict" : "nUpdate");
+  }
   quay_model *m = w->pModel;
   unsigned char *a;
   int i, rc;
@@ -1103,6 +1179,11 @@ done:
 }
 
 int quay_writer_flush(quay_writer *w, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_flush: %s is NULL",
+        "pW");
+  }
   int n = w->pModel->nField, iFrom = 0, r, rc = QUAY_OK, idx;
   int nBatch = w->aUp ? upsert_batch(w) : quay_writer_batch(w);
   quay_keyset *pKeys = NULL;      /* upserts: conflict keys of the run */
@@ -1157,6 +1238,10 @@ int quay_writer_flush(quay_writer *w, quay_err *pErr) {
 
 void quay_writer_queued_value(quay_writer *w, int iRow, int iField,
                               quay_value *pOut) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL) {
+    return;
+  }
   if (iRow < 0 || iRow >= w->nQueue || iField < 0 ||
       iField >= w->pModel->nField) {
     pOut->type = QUAY_NULL;
@@ -1446,6 +1531,14 @@ static void build_update_head(Build *b, quay_model *m, quay_writer *w) {
 
 int quay_writer_update(quay_writer *w, const quay_value *pOldKey,
                        int64_t *pnChanged, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL || pOldKey == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_update: %s is NULL", w
+        == NULL ? "pW" : "pOldKey");
+  }
+  if (quay__values_check(pErr, "quay_writer_update", pOldKey, 1)) {
+    return QUAY_EMISUSE;
+  }
   quay_model *m = w->pModel;
   quay_db *pDb = w->pDb;
   Build b;
@@ -1573,6 +1666,11 @@ static void overflow_names_field(quay_model *m, quay_writer *w,
 
 int quay_qs_update(quay_qs *pQs, quay_writer *w, int64_t *pn,
                    quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pQs == NULL || w == NULL) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_qs_update: %s is NULL", pQs ==
+        NULL ? "pQs" : "pW");
+  }
   quay_model *m = pQs->pModel;
   quay_db *pDb = w->pDb;
   Build b;
@@ -1725,6 +1823,21 @@ static int bulk_update_check(quay_model *m, const int *aiField, int nField,
 int quay_bulk_update(quay_db *pDb, quay_model *m, const int *aiField,
                      int nField, const quay_value *aRow, int nRow,
                      int64_t *pnChanged, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || m == NULL || (aiField == NULL && nField > 0) || (aRow ==
+      NULL && nRow > 0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_bulk_update: %s is NULL", pDb
+        == NULL ? "pDb" : m == NULL ? "pModel" : (aiField == NULL && nField >
+            0) ? "aiField" : "aRow");
+  }
+  if (nField < 0 || nRow < 0) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_bulk_update: %s is negative",
+                     nField < 0 ? "nField" : "nRow");
+  }
+  if (quay__values_check(pErr, "quay_bulk_update", aRow,
+                         (size_t)nRow * (size_t)(1 + nField))) {
+    return QUAY_EMISUSE;
+  }
   const Dialect *d = pDb->pDialect;
   int nCol = nField + 1, i, k, r, rc, nKeep = 0, idx, opened = 0, nPer;
   int *aeType = NULL, *aKeep = NULL;
@@ -2071,6 +2184,23 @@ static int m2m_remove(quay_db *pDb, JoinTable *j, int bRev,
 int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
                    const quay_value *pOwner, int eOp, const quay_value *aKey,
                    int nKey, quay_writer *pPivot, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || m == NULL || pOwner == NULL || (aKey == NULL && nKey >
+      0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_m2m_write: %s is NULL", pDb ==
+        NULL ? "pDb" : m == NULL ? "pModel" : pOwner == NULL ? "pOwnerKey" :
+            "aKey");
+  }
+  if (nKey < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_m2m_write: nKey is %d, not a count", nKey);
+  }
+  if (quay__values_check(pErr, "quay_m2m_write", pOwner, 1)) {
+    return QUAY_EMISUSE;
+  }
+  if (quay__values_check(pErr, "quay_m2m_write", aKey, (size_t)nKey)) {
+    return QUAY_EMISUSE;
+  }
   Rel *r, *fwd;
   JoinTable *j;
   int bRev, rc = QUAY_OK, i, idx, nUniq = 0, bTxn;
@@ -2167,6 +2297,23 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
 int quay_fkset_write(quay_db *pDb, quay_model *m, int iRel,
                      const quay_value *pOwner, int bRemove,
                      const quay_value *aKey, int nKey, quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (pDb == NULL || m == NULL || pOwner == NULL || (aKey == NULL && nKey >
+      0)) {
+    return quay__err(pErr, QUAY_EMISUSE, "quay_fkset_write: %s is NULL", pDb
+        == NULL ? "pDb" : m == NULL ? "pModel" : pOwner == NULL ? "pOwnerKey"
+            : "aKey");
+  }
+  if (nKey < 0) {
+    return quay__err(pErr, QUAY_EMISUSE,
+                     "quay_fkset_write: nKey is %d, not a count", nKey);
+  }
+  if (quay__values_check(pErr, "quay_fkset_write", pOwner, 1)) {
+    return QUAY_EMISUSE;
+  }
+  if (quay__values_check(pErr, "quay_fkset_write", aKey, (size_t)nKey)) {
+    return QUAY_EMISUSE;
+  }
   Rel *r, *fwd;
   quay_model *c;
   Field *fk, *pk;

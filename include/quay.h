@@ -20,6 +20,11 @@
 **   - Every fallible function returns an int code: QUAY_OK (0) or a QUAY_E*
 **     code; detail goes into a caller-supplied quay_err, which needs no free.
 **   - Out-parameters are set to NULL on failure.
+**   - A NULL object, out-parameter or required argument (a name, a
+**     path, SQL text, an array whose count is > 0) is QUAY_EMISUSE naming
+**     the call and the argument; the calls without a quay_err return
+**     QUAY_EMISUSE, 0 or NULL for a NULL object, and void ones do nothing.
+**     A call that takes ownership of an argument frees it here too.
 **   - Each function's comment names one ownership mode: "takes ownership",
 **     "borrowed; valid until <event>", or "caller frees with quay_x_free".
 **   - Destructors accept NULL.
@@ -295,7 +300,8 @@ typedef struct quay_open_opts {
 ** "sqlite:<path>", "postgresql://...", "postgres://..." or a libpq keyword
 ** string ("host=... dbname=...").  pOpts may be NULL.  On success *ppDb is
 ** a new handle the caller frees with quay_db_free.  On failure *ppDb is
-** NULL and pErr says why (QUAY_ECONNECTION, QUAY_EMISUSE for a bad URL).
+** NULL and pErr says why (QUAY_ECONNECTION, also for a URL no backend
+** takes; QUAY_EMISUSE for a NULL URL or ppDb).
 */
 QUAY_API int quay_db_open(const char *zUrl, const quay_open_opts *pOpts,
                           quay_db **ppDb, quay_err *pErr);
@@ -1277,7 +1283,8 @@ typedef struct quay_attach {
 ** The binding's side of a load: it makes records and attaches them, the
 ** engine does everything else (runs the queries, collects owner keys,
 ** de-duplicates, groups children per owner in query order).  Each
-** callback returns 0, or non-0 to stop the load (QUAY_ECALLBACK).
+** callback returns 0, or non-0 to stop the load (QUAY_ECALLBACK); all
+** four are required (quay_load_next: QUAY_EMISUSE for a NULL one).
 **
 **   xRecord      make record number anRec[iSlot] of slot iSlot from the
 **                current row of pCur: the model's fields in field order

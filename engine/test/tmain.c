@@ -40,6 +40,15 @@
   X(free_before_children)       \
   X(error_detail)               \
   X(capi_by_name)               \
+  X(null_arguments)             \
+  X(bad_indexes)                \
+  X(negative_counts)            \
+  X(declaration_specs)          \
+  X(bad_values)                 \
+  X(ownership_on_failure)       \
+  X(capi_roundtrip)             \
+  X(custom_allocator)           \
+  X(out_params_on_failure)      \
   TEST_LIST_TEST(X)
 
 #define DECLARE(name) int test_##name(void);
