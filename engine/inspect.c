@@ -1437,35 +1437,30 @@ int quay_schema_model_relation(const quay_schema *pS, int iModel, int i,
   return QUAY_OK;
 }
 
-int quay_schema_model_unique(const quay_schema *pS, int iModel, int i,
-                             const char *const **paz, int *pn) {
+/* Column list i of model iModel: a unique (bIndex 0) or an index (1). */
+static int gen_col_list(const quay_schema *pS, int iModel, int i, int bIndex,
+                        const char *const **paz, int *pn) {
+  const GenModel *g;
   /* NULL arguments (quay.h "Conventions"). */
   if (pS == NULL || paz == NULL || pn == NULL) {
     if (paz != NULL) *paz = NULL;
     return QUAY_EMISUSE;
   }
-  if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
-      i >= pS->aGen[iModel].nUnique) {
-    return QUAY_EMISUSE;
-  }
-  *paz = (const char *const *)pS->aGen[iModel].aazUnique[i];
-  *pn = pS->aGen[iModel].anUnique[i];
+  if (iModel < 0 || iModel >= pS->nGen) return QUAY_EMISUSE;
+  g = &pS->aGen[iModel];
+  if (i < 0 || i >= (bIndex ? g->nIndex : g->nUnique)) return QUAY_EMISUSE;
+  *paz = (const char *const *)(bIndex ? g->aazIndex[i] : g->aazUnique[i]);
+  *pn = bIndex ? g->anIndex[i] : g->anUnique[i];
   return QUAY_OK;
+}
+
+int quay_schema_model_unique(const quay_schema *pS, int iModel, int i,
+                             const char *const **paz, int *pn) {
+  return gen_col_list(pS, iModel, i, 0, paz, pn);
 }
 
 int quay_schema_model_index(const quay_schema *pS, int iModel, int i,
                             const char *const **paz, int *pn) {
-  /* NULL arguments (quay.h "Conventions"). */
-  if (pS == NULL || paz == NULL || pn == NULL) {
-    if (paz != NULL) *paz = NULL;
-    return QUAY_EMISUSE;
-  }
-  if (iModel < 0 || iModel >= pS->nGen || i < 0 ||
-      i >= pS->aGen[iModel].nIndex) {
-    return QUAY_EMISUSE;
-  }
-  *paz = (const char *const *)pS->aGen[iModel].aazIndex[i];
-  *pn = pS->aGen[iModel].anIndex[i];
-  return QUAY_OK;
+  return gen_col_list(pS, iModel, i, 1, paz, pn);
 }
 /* }================================================================== */
