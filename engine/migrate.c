@@ -1612,35 +1612,29 @@ static void diff_rebuild(Diff *x, TabMap *m) {
   quay__str_cat(&x->q, "INSERT INTO ");
   quay__str_ident(&x->q, zTmp);
   quay__str_cat(&x->q, " (");
-  for (i = n = 0; i < t->nCol; i++) {
-    if (m->azFrom[i] == NULL) {
-      Str once;
-      int bOnce;
-      quay__str_init(&once);
-      bOnce = json_once_default(t, &t->aCol[i], &once);
-      quay__str_free(&once);
-      if (!bOnce) continue;
-    }
-    if (n++) quay__str_cat(&x->q, ", ");
-    quay__str_ident(&x->q, t->aCol[i].zName);
-  }
-  quay__str_cat(&x->q, ") SELECT ");
-  for (i = n = 0; i < t->nCol; i++) {
-    if (m->azFrom[i] == NULL) {
-      /* A new NOT NULL json column: its default (json_once_default). */
-      Str once;
-      quay__str_init(&once);
-      if (json_once_default(t, &t->aCol[i], &once) && once.z) {
-        if (n++) quay__str_cat(&x->q, ", ");
-        quay__str_cat(&x->q, once.z);
+  {
+    /* One pass: the column list into q, the values into sel.  A new
+    ** NOT NULL json column gets its default (json_once_default). */
+    Str sel;
+    quay__str_init(&sel);
+    for (i = n = 0; i < t->nCol; i++) {
+      size_t nSel = sel.n;
+      if (n) quay__str_cat(&sel, ", ");
+      if (m->azFrom[i] != NULL) {
+        rebuild_copy_expr(d, quay__stable_find_col(l, t->aCol[i].zName),
+                          &t->aCol[i], &sel);
+      } else if (!json_once_default(t, &t->aCol[i], &sel)) {
+        sel.n = nSel;                   /* a new column with no value */
+        if (sel.z) sel.z[nSel] = 0;
+        continue;
       }
-      if (once.oom) x->q.oom = 1;
-      quay__str_free(&once);
-      continue;
+      if (n++) quay__str_cat(&x->q, ", ");
+      quay__str_ident(&x->q, t->aCol[i].zName);
     }
-    if (n++) quay__str_cat(&x->q, ", ");
-    rebuild_copy_expr(d, quay__stable_find_col(l, t->aCol[i].zName),
-                      &t->aCol[i], &x->q);
+    quay__str_cat(&x->q, ") SELECT ");
+    if (sel.z) quay__str_cat(&x->q, sel.z);
+    if (sel.oom) x->q.oom = 1;
+    quay__str_free(&sel);
   }
   quay__str_cat(&x->q, " FROM ");
   quay__str_ident(&x->q, t->zName);

@@ -5,23 +5,7 @@ local helper = require("spec.helper")
 local quay = helper.quay
 local test = require("quay.core")._test
 
-local function snapshot(db)
-  local parts = {}
-  local sql = helper.is_pg
-    and "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-    or "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY 1"
-  for _, t in ipairs(db:rows(sql)) do
-    for _, r in ipairs(db:rows(('SELECT * FROM "%s" ORDER BY 1'):format(t.name))) do
-      local keys = {}
-      for k in pairs(r) do keys[#keys + 1] = k end
-      table.sort(keys)
-      local cells = { t.name }
-      for _, k in ipairs(keys) do cells[#cells + 1] = k .. "=" .. tostring(r[k]) end
-      parts[#parts + 1] = table.concat(cells, ",")
-    end
-  end
-  return table.concat(parts, "\n")
-end
+local function snapshot(db) return helper.rows_snapshot(db, true) end
 
 -- Fail statement 1, 2, ... of op() until it succeeds; every failed run
 -- must leave the database as it was.  Returns the number of failures.

@@ -10,24 +10,7 @@
 local helper = require("spec.helper")
 local quay = helper.quay
 
--- Every table's rows, by hand-written SQL, as one string.
-local function snapshot(db)
-  local parts = {}
-  local sql = helper.is_pg
-    and "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-    or "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
-  for _, t in ipairs(db:rows(sql)) do
-    for _, r in ipairs(db:rows(('SELECT * FROM "%s" ORDER BY 1'):format(t.name))) do
-      local keys = {}
-      for k in pairs(r) do keys[#keys + 1] = k end
-      table.sort(keys)
-      local cells = { t.name }
-      for _, k in ipairs(keys) do cells[#cells + 1] = k .. "=" .. tostring(r[k]) end
-      parts[#parts + 1] = table.concat(cells, ",")
-    end
-  end
-  return table.concat(parts, "\n")
-end
+local function snapshot(db) return helper.rows_snapshot(db) end
 
 -- Error values of every kind a user function may raise.
 local raising_tostring = setmetatable({}, { __tostring = function() error("tostring raised") end })

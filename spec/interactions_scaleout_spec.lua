@@ -15,47 +15,12 @@
 local helper = require("spec.helper")
 local quay = helper.quay
 
-local replica_env = os.getenv("QUAY_PG_REPLICA_URL")
-local cluster = os.getenv("QUAY_PG_CLUSTER")
+local cluster_mod = require("spec.cluster")
+local replica_env, cluster, have_cluster = cluster_mod.replica_env, cluster_mod.dir, cluster_mod.have
+local sleep, cluster_do, with_param = cluster_mod.sleep, cluster_mod.run, cluster_mod.with_param
+local replica_url, caught_up = cluster_mod.replica_url, cluster_mod.caught_up
 local bouncer_env = os.getenv("QUAY_PGBOUNCER_URL")
-local have_cluster = helper.is_pg and replica_env ~= nil and cluster ~= nil
 local have_bouncer = helper.is_pg and bouncer_env ~= nil
-
-local function sleep(s) os.execute(("sleep %.2f"):format(s)) end
-
-local function cluster_do(action)
-  local ok = os.execute(("scripts/pg-cluster.sh %s %s >/dev/null 2>&1"):format(action, cluster))
-  assert(ok, "scripts/pg-cluster.sh " .. action .. " failed")
-end
-
-local function with_param(url, k, v)
-  return url .. (url:find("?", 1, true) and "&" or "?") .. k .. "=" .. v
-end
-
--- The replica URL for the database helper.url names (the PgBouncer pass
--- runs in its own database, which the replica has too).
-local function replica_url(app)
-  local dbname = helper.url:match("/([^/?]+)%??[^/]*$")
-  local url = replica_env:gsub("/[^/?]+$", "/" .. dbname)
-  return app and with_param(url, "application_name", app) or url
-end
-
--- Wait until the replica has replayed everything written so far.
-local function caught_up(db)
-  local lsn = db:rows("SELECT pg_current_wal_insert_lsn()::text AS l")[1].l
-  local r = quay.open(replica_url())
-  -- replaying, also if a run that paused it (below) died before resuming
-  r:rows("SELECT pg_wal_replay_resume() IS NULL AS x")
-  for _ = 1, 400 do
-    if r:rows("SELECT pg_last_wal_replay_lsn() >= ?::pg_lsn AS ok", { lsn })[1].ok then
-      r:close()
-      return
-    end
-    sleep(0.05)
-  end
-  r:close()
-  error("the replica did not catch up")
-end
 
 -- Statements sent to each role while running fn, and fn's result.
 local function roles(db, fn)
