@@ -2,7 +2,10 @@
 -- updates (MODE update: title = "touched") the posts whose status is
 -- "old" while the parent holds an uncommitted change of one of them
 -- (spec/concurrent_writes_spec.lua).  Prints "changed=N".
-local quay = require("quay")
+-- spec.helper first: in the PgBouncer pass it opens every handle with
+-- { prepare = false }, as the parent's are (a named statement would stay
+-- on a pooled server connection another spec then sees).
+local quay = require("spec.helper").quay
 local url, mode = arg[1], arg[2]
 local db = quay.open(url, { busy_timeout = 20000 })
 local Post = db:model("Post", { title = quay.string(), status = quay.string() })
