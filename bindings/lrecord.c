@@ -23,6 +23,7 @@
 */
 #include "lquay.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -1514,7 +1515,11 @@ static void bulk_behav(lua_State *L, LModel *pM, int iRec, quay_writer *w,
 ** Model:bulk_create(list) [M, list].  Each row becomes a record and is
 ** written at once (SQLite: one prepared INSERT stepped per row) or queued
 ** for a batch (PostgreSQL), all in one transaction opened before the
-** first write.
+** first write.  A model with save hooks or validate functions queues
+** every row first (its before_save and checks, in list order), then
+** writes them, then runs every after_save in list order: the order
+** upsert and bulk_update follow, the same on both backends whatever
+** their batch size.
 */
 static int bulk_create(lua_State *L, int iModel, int iList);
 static int bulk_create_body(lua_State *L) { return bulk_create(L, 1, 2); }
@@ -1549,6 +1554,14 @@ static int bulk_create(lua_State *L, int iModel, int iList) {
   rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
   if (rc) lquay_raise(L, &err);
   nBatch = quay_writer_batch(pW->p);
+  if ((pM->mBehav & BULK_BEHAV) && n > 1) {
+    /* One queue for every row (flushed in the writer's own batches). */
+    if (n > INT_MAX / (nField + 1)) {
+      lquay_raisef(L, QUAY_EMISUSE, "bulk_create: too many rows (%lld)",
+                   (long long)n);
+    }
+    nBatch = (int)n;
+  }
   aUsers = lua_newuserdatauv(L, (size_t)(nBatch > n ? n + 1 : nBatch) *
                                     (size_t)(nField + 1), 0);
   luaL_checkstack(L, 8, "bulk_create");

@@ -661,8 +661,8 @@ describe("Model behaviour", function()
       local u = User:create { name = "ann" }
       log = {}
       local posts = Post:bulk_create { { title = "a", author = u }, { title = "b", author = u } }
-      -- each record: before_save before it is written, after_save after
-      -- (PostgreSQL writes a batch of rows in one statement between them)
+      -- every before_save before the rows are written, every after_save
+      -- after (reference.md "What each write runs")
       local seen = {}
       for _, e in ipairs(log) do
         local k = e[2].title
@@ -671,6 +671,9 @@ describe("Model behaviour", function()
       end
       assert.same({ a = "before,after,", b = "before,after,", }, seen)
       assert.equal(4, #log)
+      assert.same({ "before", "before", "after", "after" },
+        { log[1][1]:match("%.(%a+)_save"), log[2][1]:match("%.(%a+)_save"),
+          log[3][1]:match("%.(%a+)_save"), log[4][1]:match("%.(%a+)_save") })
       assert.equal(posts[2], log[#log][2])
       log = {}
       assert.equal(2, Post:query():update { title = "c" })
