@@ -447,13 +447,23 @@ static int pmain(lua_State *L) {
   luaL_openlibs(L);
   quay_openlibs(L);
   if (a->argc >= 2 && (strcmp(a->argv[1], "--version") == 0 ||
-                       strcmp(a->argv[1], "-v") == 0)) {
-    printf("quay %s (%s)\n", QUAY_VERSION, LUA_RELEASE);
-    return 0;
-  }
-  if (a->argc >= 2 && (strcmp(a->argv[1], "--help") == 0 ||
+                       strcmp(a->argv[1], "-v") == 0 ||
+                       strcmp(a->argv[1], "--help") == 0 ||
                        strcmp(a->argv[1], "-h") == 0)) {
-    fputs(zUsage, stdout);
+    if (a->argc > 2) {
+      /* Never ignore an argument: `quay --version extra` is a usage error. */
+      fprintf(stderr, "quay: %s takes no argument (misuse): '%s'\n",
+              a->argv[1], a->argv[2]);
+      fputs(zUsage, stderr);
+      a->status = 2;
+      return 0;
+    }
+    if (strcmp(a->argv[1], "--version") == 0 ||
+        strcmp(a->argv[1], "-v") == 0) {
+      printf("quay %s (%s)\n", QUAY_VERSION, LUA_RELEASE);
+    } else {
+      fputs(zUsage, stdout);
+    }
     return 0;
   }
   if (a->argc >= 2 && (strcmp(a->argv[1], "inspect") == 0 ||

@@ -640,6 +640,17 @@ describe("the command line", function()
     assert.equal("", (tables_of(url)))
   end)
 
+  it("--version and --help take no argument: an extra one is a usage error naming it", function()
+    for _, flag in ipairs { "--version", "-v", "--help", "-h" } do
+      local st, out, err = quay_cmd(flag, "extra")
+      assert.truthy(usage_error(st, out, err):find("extra", 1, true), err)
+      assert.equal("", out)
+      st, out = quay_cmd(flag)
+      assert.equal(0, st, out)
+      assert.truthy(out:find(flag:find("v") and "^quay %d" or "^usage:"), out)
+    end
+  end)
+
   it("an option where inspect and types take a URL or a script is a usage error", function()
     local st, out, err = quay_cmd("inspect", "--db", url)
     assert.truthy(usage_error(st, out, err):find("--db", 1, true), err)
