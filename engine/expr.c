@@ -276,6 +276,13 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
     rc = quay__path_walk(q->pModel, quay__qs_pivot(q), e->zPath, PATH_FIELD,
                          zFn, &e->path, pErr);
     if (rc) return rc;
+    if (*e->path.zRest && e->path.pField &&
+        e->path.pField->eType == QUAY_T_JSON) {
+      return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s is a json "
+                       "field; paths into a document ('%s') work in "
+                       "filters, not in aggregates", zFn, e->zPath,
+                       e->path.pField->zName, e->path.zRest);
+    }
     if (*e->path.zRest) {
       return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): '%s' is not "
                        "part of a field path", zFn, e->zPath,

@@ -285,6 +285,13 @@ int quay__path_walk(quay_model *m, quay_model *pPivot, const char *zPath,
       }
       p->pField = f;
       p->zRest = z;
+      if (eMode == PATH_TO_ONE && *z && f->eType == QUAY_T_JSON) {
+        return quay__err(pErr, QUAY_EBAD_LOOKUP,
+                         "%s '%s': %s.%s is a json field; paths into a "
+                         "document ('%s') work in filters (%s__%s = v), "
+                         "not in %s", zWhat, zPath, m->zName, f->zName, z,
+                         f->zName, z, zWhat);
+      }
       if (eMode == PATH_TO_ONE && *z) {
         return quay__err(pErr, QUAY_EBAD_LOOKUP,
                          "%s '%s': %s.%s is a field, so '%s' cannot follow "

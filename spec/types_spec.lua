@@ -270,6 +270,23 @@ describe("quay.json", function()
     assert.same({ tags = {} }, d1.meta)
   end)
 
+  it("a path into a document outside a filter is bad_lookup saying paths work in filters", function()
+    Doc:create { name = "a", data = { k = 1 } }
+    for _, call in ipairs {
+      function() return Doc:values("data__k"):all() end,
+      function() return Doc:order_by("-data__k"):all() end,
+      function() return Doc:annotate { v = quay.F("data__k") }:all() end,
+      function() return Doc:aggregate { m = quay.max("data__k") } end,
+    } do
+      local err = helper.raises("bad_lookup", call)
+      helper.mentions(err, "data", "json", "'k'", "filters")
+    end
+    -- a path through a field of another type keeps its own message
+    local err = helper.raises("bad_lookup", function() return Doc:values("name__k"):all() end)
+    helper.mentions(err, "Doc.name", "'k'")
+    assert.is_nil(tostring(err.message):find("json", 1, true))
+  end)
+
   it("finds values by path and by has_key", function()
     Doc:create { name = "a", data = { user = { name = "ann", age = 30, admin = true }, score = 1.5, ["0"] = "zero" } }
     Doc:create { name = "b", data = { user = { name = "bob", age = 25, admin = false }, score = 3 } }
