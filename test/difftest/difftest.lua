@@ -170,7 +170,6 @@ local function instance_for(case)
   inst = D.generate(opts.scale)
   inst_idx = idx
   gen = G.new(inst)
-  G.allow_k18 = opts.known == true or (type(opts.known) == "table" and opts.known.K18 == true)
   agen = AG.new(gen, { known = opts.known, backend = backend })
   local ok, err = runner:setup(inst)
   if not ok then

@@ -187,16 +187,10 @@ LOOKUPS_BY_TYPE.decimal = LOOKUPS_BY_TYPE.number
 LOOKUPS_BY_TYPE.date = LOOKUPS_BY_TYPE.datetime
 -- (json: G:json_leaf)
 
--- Scalars a JSON path lookup compares with.  Booleans, and the numbers 0
--- and 1 (which SQLite's json_extract gives for false / true), only when
--- known mismatch K18 is allowed (G.allow_k18).
-local function json_scalars()
-  local out = {}
-  for _, v in ipairs(V.JSON_SCALARS) do
-    if G.allow_k18 or (type(v) ~= "boolean" and v ~= 0 and v ~= 1) then out[#out + 1] = v end
-  end
-  return out
-end
+-- Scalars a JSON path lookup compares with: booleans and the numbers 0
+-- and 1 among them (K18: SQLite's json_extract gives 1 / 0 for true /
+-- false; fixed).
+local function json_scalars() return V.JSON_SCALARS end
 
 -- Keys and paths of a JSON document (objects only): { {k1, k2...}... }.
 local function json_paths(doc, prefix, out)
@@ -248,7 +242,7 @@ function G:json_leaf(model, hops, field, wit)
   local scalars = json_scalars()
   local function one()
     if hit ~= nil and hit ~= NULL and type(hit) ~= "table" and random() < 0.6 then
-      if G.allow_k18 or (type(hit) ~= "boolean" and hit ~= 0 and hit ~= 1) then return hit end
+      return hit
     end
     return pick(scalars)
   end
