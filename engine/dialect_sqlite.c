@@ -536,7 +536,11 @@ static void sq_key_source(Build *b, const quay_value *aKey, int nKey,
 ** keys (NULL for a JSON null or a missing key), json_type(...) is NULL
 ** exactly when the keys are missing.  Keys are quoted labels, so "0"
 ** names a key, never an array element (PostgreSQL's -> with a text key
-** agrees).  The path is one bound parameter.
+** agrees).  The path is one bound parameter.  json_extract gives 1 / 0
+** for true / false, which would equal the numbers 1 and 0: a compared
+** value reads a JSON boolean as the blob 't' / 'f' instead (CASE on
+** json_type), and quay__json_compare_value binds a boolean as that blob,
+** so a boolean equals only a boolean, as with PostgreSQL's jsonb.
 */
 static void sq_json_path(Build *b, const Operand *x) {
   const Cond *c = x->pJson;
@@ -566,11 +570,24 @@ static void sq_json_path(Build *b, const Operand *x) {
     b->pArena->oom = 1;
     return;
   }
-  quay__str_cat(&b->sql, c->bJsonExists ? "json_type(" : "json_extract(");
+  if (c->bJsonExists) {
+    quay__str_cat(&b->sql, "json_type(");
+    quay__emit_operand_doc(b, x);
+    quay__str_cat(&b->sql, ", ");
+    quay__build_param(b, &v);
+    quay__str_char(&b->sql, ')');
+    return;
+  }
+  quay__str_cat(&b->sql, "CASE json_type(");
   quay__emit_operand_doc(b, x);
   quay__str_cat(&b->sql, ", ");
   quay__build_param(b, &v);
-  quay__str_char(&b->sql, ')');
+  quay__str_cat(&b->sql, ") WHEN 'true' THEN X'74' WHEN 'false' THEN X'66' "
+                "ELSE json_extract(");
+  quay__emit_operand_doc(b, x);
+  quay__str_cat(&b->sql, ", ");
+  quay__build_param(b, &v);
+  quay__str_cat(&b->sql, ") END");
 }
 
 /* A name as an SQL string literal. */

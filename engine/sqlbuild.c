@@ -262,7 +262,9 @@ void quay__operand_leaf(Operand *x, const Cond *c) {
 static void in_list(Build *b, const Operand *x, const quay_value *a, int n,
                     int eType) {
   int i, k;
-  if (n <= b->pDia->maxInline) {
+  /* (a JSON path on a dialect without JSON document compares stays
+  ** inline: its booleans are bound as blobs, see quay__json_compare_value) */
+  if (n <= b->pDia->maxInline || (x->pJson && !b->pDia->bJsonDocCompare)) {
     quay__emit_operand(b, x);
     cat(b, " IN (");
     for (i = k = 0; i < n; i++) {

@@ -486,7 +486,22 @@ int quay__json_compare_value(quay_model *m, const Field *f, quay_value *v,
                        "string, number, boolean or null, not %s", m->zName,
                        f->zName, quay__value_kind(v));
   }
-  if (!m->pDb->pDialect->bJsonDocCompare) return QUAY_OK;
+  if (!m->pDb->pDialect->bJsonDocCompare) {
+    /* SQLite's json_extract gives 1 / 0 for true / false: the dialect's
+    ** path reads a JSON boolean as the one-byte blob 't' / 'f' instead, and
+    ** a boolean compared with it is bound as that blob, so that true never
+    ** equals the number 1 (as with PostgreSQL's jsonb). */
+    if (v->type == QUAY_BOOL) {
+      char *z = quay__malloc(2);
+      if (z == NULL) return quay__oom(pErr);
+      z[0] = v->u.b ? 't' : 'f';
+      z[1] = 0;
+      v->type = QUAY_BLOB;
+      v->n = 1;
+      v->u.z = z;
+    }
+    return QUAY_OK;
+  }
   return quay__value_conform_owned(m, f, v, pErr);
 }
 /* }================================================================== */

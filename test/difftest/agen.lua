@@ -59,7 +59,16 @@ AG.WEIGHTS = { annotate = 30, grouped = 20, aggregate = 15, fexpr = 15, update =
 
 -- Comparable classes of field types (quay.F comparisons, arithmetic).
 local CLASS = { id = "num", integer = "num", number = "num", string = "text", text = "text",
-                datetime = "dt", boolean = "bool" }
+                datetime = "dt", boolean = "bool", decimal = "dec", date = "date" }
+-- (decimals are a class of their own: their arithmetic is drawn by
+-- AG:fexpr(model, "dec") only, exact; a JSON field is no operand at all)
+
+-- Fields but JSON ones (which have no order and no distinct).
+local function nonjson(fields)
+  local out = {}
+  for _, fd in ipairs(fields) do if fd.type ~= "json" then out[#out + 1] = fd end end
+  return out
+end
 AG.CLASS = CLASS
 
 -- Numeric columns an update may set.
@@ -67,6 +76,7 @@ local UPDATABLE = {
   User = { "age", "score" }, Post = { "views", "rating" }, Comment = { "likes" },
   Tag = { "weight" }, Profile = { "level" }, Course = { "credits" }, Enrolment = { "grade" },
 }
+UPDATABLE.Post[#UPDATABLE.Post + 1] = "price"
 local MODELS = { "User", "User", "Post", "Post", "Post", "Comment", "Tag", "Profile",
                  "Student", "Course", "Enrolment" }
 
@@ -190,6 +200,7 @@ function AG:agg_filter(model, hops)
 end
 
 local DEFAULTS = { integer = { 0, -1, 7 }, id = { 0, -1 }, number = { 0.5, -2.25 },
+                   decimal = { V.dec(0), V.dec(-150), V.dec(500) }, date = { "2000-01-01" },
                    string = { "zz", "" }, text = { "zz" },
                    datetime = { "2000-01-01 00:00:00" }, boolean = { false } }
 
@@ -221,9 +232,9 @@ function AG:agg(model, where, want)
       local field, ty
       if fn == "count" then
         if #hops == 0 then
-          if where == "ann" or random() < 0.5 then field = pick(S.models[tm].fields) end
+          if where == "ann" or random() < 0.5 then field = pick(nonjson(S.models[tm].fields)) end
         elseif random() < 0.5 then
-          field = pick(S.models[tm].fields)
+          field = pick(nonjson(S.models[tm].fields))
         end
         ty = "integer"
       elseif fn == "exists" then
@@ -233,7 +244,7 @@ function AG:agg(model, where, want)
         for _, fd in ipairs(S.models[tm].fields) do
           local c = CLASS[fd.type]
           local good
-          if fn == "sum" or fn == "avg" then good = c == "num"
+          if fn == "sum" or fn == "avg" then good = c == "num" or c == "dec"
           else
             good = c ~= nil
           end
@@ -243,6 +254,11 @@ function AG:agg(model, where, want)
         end
         if #ok == 0 then goto retry end
         field = pick(ok)
+        local two = {}             -- the part-two types more often
+        for _, fd in ipairs(ok) do
+          if fd.type == "decimal" or fd.type == "date" then two[#two + 1] = fd end
+        end
+        if #two > 0 and random() < 0.5 then field = pick(two) end
         ty = field.type == "id" and "integer" or field.type
         if fn == "avg" then ty = "number" end
       end
@@ -283,6 +299,7 @@ end
 --- A quay.F expression of class cls ("num", "text", "dt", "bool") over
 --- to-one paths of model; int: integers only; avoid: see one_field.
 function AG:fexpr(model, cls, int, avoid)
+  if cls == "dec" then return self:dec_expr(model, avoid) end
   local function ok(ty)
     if CLASS[ty] ~= cls then return false end
     if int and cls == "num" then return ty == "integer" or ty == "id" end
@@ -310,6 +327,28 @@ function AG:fexpr(model, cls, int, avoid)
   return e2
 end
 
+--- A decimal expression over to-one paths of model: a decimal column,
+--- plus or minus an integer, a decimal or an integer column, or times an
+--- integer (the exact decimal arithmetic; see docs/reference.md and the
+--- report of what is kept out: decimal by decimal, division, floats).
+function AG:dec_expr(model, avoid)
+  local p = self:one_field(model, function(ty) return ty == "decimal" end, avoid)
+  if not p then return nil end
+  local e = { kind = "col", path = p }
+  local x = random()
+  if x < 0.35 then return e end
+  if x < 0.7 then
+    local c = const(true)
+    if random() < 0.3 then return op(c, e) end
+    return op(e, c)
+  end
+  local p2 = self:one_field(model, function(ty) return ty == "decimal" or ty == "integer" end, avoid)
+  if not p2 then return e end
+  local e2 = op(e, { kind = "col", path = p2 }, { "+", "-" })
+  if random() < 0.5 then e2 = { kind = "op", op = "+", a = e2, b = const(true) } end
+  return e2
+end
+
 ----------------------------------------------------------------------------
 -- Annotations and what uses them
 
@@ -334,7 +373,7 @@ end
 --- "integer" or "number": the type of an arithmetic expression of
 --- integer aggregates, columns and numbers on model.
 function AG.expr_type(model, e)
-  local int = true
+  local int, dec = true, false
   local function scan(n)
     if n.kind == "num" and math.type(n.v) == "float" then int = false end
     if n.kind == "col" then
@@ -343,10 +382,12 @@ function AG.expr_type(model, e)
       for i = 1, #segs - 1 do m = S.models[m].rels[segs[i]].target end
       local fd = S.models[m].field_by[segs[#segs]]
       if fd and fd.type == "number" then int = false end
+      if fd and fd.type == "decimal" then dec = true end
     end
     if n.kind == "op" then scan(n.a); scan(n.b) end
   end
   scan(e)
+  if dec then return "decimal" end
   return int and "integer" or "number"
 end
 
@@ -399,7 +440,9 @@ local function value_leaf(name, ty, present)
   end
   local function one()
     if #nonnull > 0 and random() < 0.75 then return pick(nonnull) end
-    if cls == "num" then
+    if ty == "decimal" then return G.dec_form(pick(V.pool.decimal))
+    elseif ty == "date" then return pick(V.pool.date)
+    elseif cls == "num" then
       if ty == "number" then return pick { 0.0, 0.5, 1.5, -1.0 } end
       return pick { 0, 1, 2, 3, -1, 5 }
     elseif ty == "boolean" then return random() < 0.5
@@ -694,6 +737,9 @@ function AG:fleaf(model)
     local fds = {}
     for _, fd in ipairs(S.models[tm].fields) do if CLASS[fd.type] then fds[#fds + 1] = fd end end
     local fd = pick(fds)
+    if tm == "Post" and random() < 0.4 then
+      fd = S.models.Post.field_by[pick { "price", "price", "due" }]
+    end
     local cls = CLASS[fd.type]
     local e = self:fexpr(model, cls)
     if e then
@@ -725,7 +771,9 @@ function AG:fexpr_query()
   q.steps[#q.steps + 1] = { op = random() < 0.75 and "filter" or "exclude", cond = t }
   if random() < 0.3 then
     -- an annotation of columns, used in a filter
-    local e = self:fexpr(model, "num", random() < 0.5)
+    local e
+    if random() < 0.3 then e = self:dec_expr(model) end
+    e = e or self:fexpr(model, "num", random() < 0.5)
     if e then
       q.ann = { { name = "f1", e = e, call = 1 } }
       local samples = self:sample(q)
@@ -747,6 +795,7 @@ function AG:update_query()
   local models = {}
   for m in pairs(UPDATABLE) do models[#models + 1] = m end
   table.sort(models)
+  models[#models + 1] = "Post"           -- (its decimal more often)
   local q = { steps = {}, ext = "update" }
   q.model = pick(models)
   local model = q.model
@@ -764,7 +813,13 @@ function AG:update_query()
       local v
       local x = random()
       if x < 0.08 then v = NULL
-      elseif x < 0.15 then v = ty == "integer" and pick { 0, 5, -3 } or 0.5
+      elseif x < 0.15 then
+        v = ty == "integer" and pick { 0, 5, -3 } or ty == "decimal"
+            and G.dec_form(pick(V.pool.decimal)) or 0.5
+      elseif (ty == "decimal" and x < 0.8) or (model == "Post" and x > 0.93) then
+        -- a decimal expression (into a decimal, an integer or a number)
+        local e = self:dec_expr(model)
+        v = e and { kind = "expr", e = e } or NULL
       else
         -- (an integer field is also set from a number: rounded)
         local e = self:fexpr(model, "num", ty == "integer" and random() < 0.7)

@@ -67,6 +67,27 @@ return function(O)
   --- a op b for two non-NULL numbers, as the backends compute it, or unsure.
   function O.arith(op, a, b)
     if V.is_approx(a) or V.is_approx(b) then O.unsure("arithmetic on an approximate value") end
+    if V.is_dec(a) or V.is_dec(b) then
+      -- decimal arithmetic (agen.lua draws + and - of decimals and
+      -- integers, * by an integer): exact, in cents, read as a decimal
+      local function cents(x)
+        if V.is_dec(x) then return x.c end
+        if math.type(x) ~= "integer" then O.unsure("a decimal with a float (not drawn)") end
+        if math.abs(x) > 9e13 then O.unsure("a decimal past 64-bit cents") end
+        return x * 100
+      end
+      if op == "*" then
+        local d, i = a, b
+        if not V.is_dec(d) then d, i = b, a end
+        if V.is_dec(i) or math.type(i) ~= "integer" then O.unsure("a decimal times a decimal (not drawn)") end
+        if math.abs(d.c * 1.0 * i) >= 4e18 then O.unsure("a decimal past 64-bit cents") end
+        return V.dec(d.c * i)
+      elseif op == "+" or op == "-" then
+        local x, y = cents(a), cents(b)
+        return V.dec(op == "+" and x + y or x - y)
+      end
+      O.unsure("a decimal divided (not drawn)")
+    end
     if math.type(a) == "integer" and math.type(b) == "integer" then
       if op == "/" then
         if b == 0 then O.unsure("integer division by zero") end
@@ -250,10 +271,21 @@ return function(O)
     end
     local absum, absmax = 0.0, 0.0
     for _, v in ipairs(vals) do
-      absum = absum + math.abs(v)
-      if math.abs(v) > absmax then absmax = math.abs(v) end
+      local f = V.is_dec(v) and v.c / 100 or v
+      absum = absum + math.abs(f)
+      if math.abs(f) > absmax then absmax = math.abs(f) end
     end
     if absum > 1e307 then O.unsure("float overflow in a sum") end
+    if ty == "decimal" then
+      -- exact: a sum of cents, read as a decimal; avg a float
+      local cs = {}
+      for i, v in ipairs(vals) do cs[i] = v.c end
+      local sc = int_sum(cs)
+      if not sc then O.unsure("decimal sum past 64-bit cents") end
+      if fn == "sum" then return V.dec(sc) end
+      local a = sc / 100 / #vals
+      return V.approx(a, 1e-12 * math.max(1, math.abs(a)))
+    end
     if fn == "sum" then
       if ty == "number" then
         local s = 0.0
@@ -494,6 +526,38 @@ return function(O)
     return rows_result(rows, cols, q.term, ordered, total, q.order)
   end
 
+  --- A value stored in a decimal(10, 2) field (docs/reference.md "quay.F"):
+  --- a decimal as it is, an integer exactly, a float through its 15
+  --- significant digits rounded at 2 places, ties away from zero; nil when
+  --- out of range (the update raises `sql`).
+  function O.to_decimal(v)
+    local c
+    if V.is_dec(v) then c = v.c
+    elseif math.type(v) == "integer" then
+      if math.abs(v) >= 100000000 then return nil end
+      c = v * 100
+    else
+      if v ~= v or v == math.huge or v == -math.huge then O.unsure("a non-finite number into a decimal") end
+      if math.abs(v) >= 1e8 then return nil end
+      local s = ("%.14e"):format(v)             -- 15 significant digits
+      local sign, m, ex = s:match("^(%-?)(%d%.%d+)e([%+%-]%d+)$")
+      local digits = m:gsub("%.", "")              -- 15 digits, point after the first
+      local e = math.tointeger(tonumber(ex))
+      -- value = 0.digits * 10^(e+1); cents = value * 100
+      local shift = e + 1 + 2                      -- digits before the cents' point
+      local whole, frac
+      if shift <= 0 then whole, frac = "0", ("0"):rep(-shift) .. digits
+      elseif shift >= #digits then whole, frac = digits .. ("0"):rep(shift - #digits), ""
+      else whole, frac = digits:sub(1, shift), digits:sub(shift + 1) end
+      c = math.tointeger(tonumber(whole))
+      if frac:sub(1, 1) >= "5" and frac ~= "" then c = c + 1 end
+      if sign == "-" then c = -c end
+      if c == 0 then c = 0 end
+    end
+    if math.abs(c) > 9999999999 then return nil end
+    return V.dec(c)
+  end
+
   --- The rows of model after an update: q.term.set over the candidates.
   function O:update(q, cands)
     local model = q.model
@@ -509,7 +573,19 @@ return function(O)
           local ty = md.field_by[s.col].type
           if v ~= NULL then
             if V.is_approx(v) then O.unsure("an update with an approximate value") end
-            if ty == "integer" and math.type(v) ~= "integer" then
+            if ty == "decimal" then
+              v = O.to_decimal(v)
+              if not v then
+                return { error = "sql", message = "a decimal out of decimal(10, 2)" }
+              end
+            elseif ty == "integer" and V.is_dec(v) then
+              -- a decimal into an integer: ties away from zero
+              local c = v.c
+              local q = (math.abs(c) + 50) // 100
+              v = c < 0 and -q or q
+            elseif ty == "number" and V.is_dec(v) then
+              v = v.c / 100
+            elseif ty == "integer" and math.type(v) ~= "integer" then
               -- rounded to the nearest integer, ties to even
               -- (docs/reference.md "quay.F"); outside 64 bits an error
               local f = math.floor(v)

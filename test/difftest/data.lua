@@ -24,7 +24,7 @@ local function subpool(ty, n)
   local out, seen = {}, {}
   for _ = 1, n do
     local v = pick(pool)
-    local k = tostring(v) .. (math.type(v) or type(v))
+    local k = (type(v) == "table" and not V.is_dec(v)) and v or (tostring(v) .. (math.type(v) or type(v)))
     if not seen[k] then seen[k] = true; out[#out + 1] = v end
   end
   return out
@@ -170,7 +170,16 @@ end
 
 --- Load an instance into Quay models M (empty tables).
 function D.load(db, quay, M, inst)
-  local function qv(v) if v == NULL then return quay.null end return v end
+  local function qv(v)
+    if v == NULL then return quay.null end
+    if V.is_dec(v) then return v.form or V.dec_str(v) end
+    if type(v) == "table" then         -- a JSON document: V.NULL inside is quay.null
+      local t = {}
+      for k, x in pairs(v) do t[k] = qv(x) end
+      return t
+    end
+    return v
+  end
   db:transaction(function()
     for _, name in ipairs(S.order) do
       local list = {}
@@ -208,6 +217,7 @@ end
 --- description of the first difference (a finding of its own: a value that
 --- does not survive a round trip).  only: one model's rows.
 function D.verify(db, M, inst, only)
+  local quay_null = require("quay").null
   for _, name in ipairs(only and { only } or S.order) do
     local rows = inst.rows[name] or {}
     local got = M[name]:order_by("id"):all()
@@ -220,7 +230,10 @@ function D.verify(db, M, inst, only)
         local want, have = r[fd.name], g[fd.name]
         if have == nil then have = NULL end
         local same
-        if want == NULL or have == NULL then same = want == have
+        if fd.type == "json" then
+          same = V.json_eq(want, have, function(x) return x == NULL or x == quay_null end)
+        elseif want == NULL or have == NULL then same = want == have
+        elseif V.is_dec(want) then same = have == V.dec_str(want)
         else same = math.type(want) == math.type(have) and want == have
           or (fd.type == "number" and type(have) == "number" and want == have) end
         if not same then

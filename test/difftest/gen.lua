@@ -122,7 +122,23 @@ function G:scalar(model, col, ty)
     return pick(MISS_INT)
   end
   if ty == "id" then return pick(MISS_INT) end
-  return pick(V.pool[ty])
+  local v
+  if #present > 0 and x < 0.65 then v = pick(present) else v = pick(V.pool[ty]) end
+  if ty == "decimal" then v = G.dec_form(v) end
+  return v
+end
+
+--- A decimal box written in one of the forms Quay takes for a decimal
+--- field: the canonical string, a shorter one ("0.1", "7"), an integer.
+function G.dec_form(d)
+  local c = d.c
+  local y = random()
+  if y < 0.5 then return V.dec(c) end
+  if c % 100 == 0 and y < 0.75 then return V.dec(c, c // 100) end
+  local s = V.dec_str(d)
+  if c % 10 == 0 then s = s:sub(1, -2) end           -- "0.1", "7.0"
+  if s:sub(-2) == ".0" and random() < 0.5 then s = s:sub(1, -3) end
+  return V.dec(c, s)
 end
 
 -- A pattern for the text lookups: a piece of a present value, a wildcard,
@@ -167,6 +183,83 @@ local LOOKUPS_BY_TYPE = {
              {5, "endswith"}, {2, "between"} },
 }
 LOOKUPS_BY_TYPE.text = LOOKUPS_BY_TYPE.string
+LOOKUPS_BY_TYPE.decimal = LOOKUPS_BY_TYPE.number
+LOOKUPS_BY_TYPE.date = LOOKUPS_BY_TYPE.datetime
+-- (json: G:json_leaf)
+
+-- Scalars a JSON path lookup compares with: booleans and the numbers 0
+-- and 1 among them (K18: SQLite's json_extract gives 1 / 0 for true /
+-- false; fixed).
+local function json_scalars() return V.JSON_SCALARS end
+
+-- Keys and paths of a JSON document (objects only): { {k1, k2...}... }.
+local function json_paths(doc, prefix, out)
+  out = out or {}
+  if type(doc) ~= "table" or doc == NULL or V.json_array(doc) then return out end
+  local keys = {}
+  for k in pairs(doc) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local p = { table.unpack(prefix or {}) }
+    p[#p + 1] = k
+    out[#out + 1] = { path = p, value = doc[k] }
+    if #p < 3 then json_paths(doc[k], p, out) end
+  end
+  return out
+end
+
+--- A leaf on a JSON field (path tail `field` after hops): a path lookup
+--- data__k1__k2[__lookup] = v, or data[__k1]__has_key = "k".
+function G:json_leaf(model, hops, field, wit)
+  local doc = self:reached(model, hops, field, wit)
+  if doc == nil then
+    local m = model
+    for _, h in ipairs(hops) do
+      if h == "pivot" then m = "Enrolment" else m = S.models[m].rels[h].target end
+    end
+    local present = self:values_of(m, field)
+    if #present > 0 then doc = pick(present) end
+  end
+  local paths = json_paths(doc)
+  local path, hit
+  if #paths > 0 and random() < 0.8 then
+    local p = pick(paths)
+    path, hit = p.path, p.value
+  else
+    path = {}
+    for i = 1, pick { 1, 1, 2 } do path[i] = pick(V.JSON_KEYS) end
+  end
+  local tail = { field }
+  if random() < 0.2 then
+    -- has_key: the last key of the path, asked of the object above it
+    for i = 1, #path - 1 do tail[#tail + 1] = path[i] end
+    tail[#tail + 1] = "has_key"
+    local k = random() < 0.8 and path[#path] or pick(V.JSON_KEYS)
+    return { kind = "leaf", key = table.concat(hops, "__") .. (#hops > 0 and "__" or "")
+             .. table.concat(tail, "__"), value = k }
+  end
+  for _, k in ipairs(path) do tail[#tail + 1] = k end
+  local scalars = json_scalars()
+  local function one()
+    if hit ~= nil and hit ~= NULL and type(hit) ~= "table" and random() < 0.6 then
+      return hit
+    end
+    return pick(scalars)
+  end
+  local lk = weighted { {12, "eq"}, {5, "ne"}, {4, "in"}, {3, "not_in"}, {4, "isnull"} }
+  local v
+  if lk == "isnull" then v = random() < 0.5
+  elseif lk == "in" or lk == "not_in" then
+    local items = {}
+    for i = 1, pick { 0, 1, 2, 2, 3 } do items[i] = random() < 0.08 and NULL or one() end
+    v = { kind = "list", items = items }
+  else
+    v = random() < 0.12 and NULL or one()
+  end
+  if lk ~= "eq" then tail[#tail + 1] = lk end
+  return { kind = "leaf", key = table.concat(hops, "__") .. (#hops > 0 and "__" or "")
+           .. table.concat(tail, "__"), value = v }
+end
 
 -- The value of a leaf with lookup lk on model.col of type ty.
 function G:value(model, col, ty, lk)
@@ -277,6 +370,11 @@ function G:leaf(model, anchor, ctx)
     return { kind = "leaf", key = key_of(hops, lk == "eq" and {} or { lk }), value = v }
   end
   local fd = pick(md.fields)
+  if md.field_by.meta and random() < 0.3 then
+    -- the part-two types more often (one field among many otherwise)
+    fd = md.field_by[pick { "price", "due", "meta", "meta" }]
+  end
+  if fd.type == "json" then return self:json_leaf(model, hops, fd.name, ctx and ctx.wit) end
   local lk = weighted(LOOKUPS_BY_TYPE[fd.type])
   local tail = { fd.name }
   if lk ~= "eq" or random() < 0.05 then tail[2] = lk end
@@ -357,7 +455,8 @@ function G:to_one_path(model, ctx)
     hops[#hops + 1] = name
     m = S.models[m].rels[name].target
   end
-  local fd = pick(S.models[m].fields)
+  local fd
+  repeat fd = pick(S.models[m].fields) until fd.type ~= "json"   -- JSON has no order
   return key_of(hops, { fd.name })
 end
 

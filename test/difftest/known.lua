@@ -67,6 +67,7 @@ local Enrolment = db:model("Enrolment", {
   course = quay.belongs_to("Course", { on_delete = quay.CASCADE, related_name = "enrolments" }),
   grade = quay.integer { null = true },
 })
+local Doc = db:model("Doc", { data = quay.json { null = true } })
 db:create_tables()
 
 -- ann(1) follows bob(2), cy(3) follows ann; cy has no post, profile, badge
@@ -132,7 +133,7 @@ local function check(class, src, want)
   if only and class ~= only then return end
   local env = setmetatable({ quay = quay }, { __index = _G })
   env.User, env.Post, env.Tag, env.Profile, env.Badge, env.Note = User, Post, Tag, Profile, Badge, Note
-  env.Student, env.Course, env.Enrolment = Student, Course, Enrolment
+  env.Student, env.Course, env.Enrolment, env.Doc = Student, Course, Enrolment, Doc
   env.in_tx, env.after_update, env.db = in_tx, after_update, db
   local ok, res = pcall(assert(load("return " .. src, "=repro", "t", env)))
   local got
@@ -282,6 +283,19 @@ check("K16", 'tostring(Post:filter { title = "none" }:aggregate { n = quay.count
 --    SQLite's parser takes ("parser stack overflow")
 check("K17", 'Post:where_doesnt_have("editor", { edited__children__tags__name__contains = "a", quay.any { { notes = 3 }, { name__gte = "a", quay.any { { id__not_in = {} }, { edited__children__views__ne = 7, follows__profile__id__lt = 5 } } } } }):values("title"):annotate { n = quay.count("views") * quay.count("tags", { distinct = true }) }:order_by("-n"):count()',
   "2")
+
+-- K18 SQLite: a value inside JSON compared with a boolean or a number
+--    matched the other type too (json_extract gives 1 / 0 for true /
+--    false): data__v = 1 held for { v = true }, data__v = true for { v = 1 }
+if not only or only == "K18" then
+  Doc:create { data = { v = true } }
+  Doc:create { data = { v = 1 } }
+  Doc:create { data = { v = false } }
+end
+check("K18", 'table.concat(Doc:filter { data__v = 1 }:order_by("id"):pluck("id"), ",")', "2")
+check("K18", 'table.concat(Doc:filter { data__v = true }:order_by("id"):pluck("id"), ",")', "1")
+check("K18", 'table.concat(Doc:filter { data__v__in = { 0, false } }:order_by("id"):pluck("id"), ",")', "3")
+check("K18", 'table.concat(Doc:exclude { data__v = true }:order_by("id"):pluck("id"), ",")', "2,3")
 
 if only then
   db:close()

@@ -224,6 +224,24 @@ function O.resolve(model, key, value, pivot_of, anns)
       hops[#hops + 1] = { name = s, model = m, rel = rel, many = rel.many }
       m = rel.target
       i = i + 1
+    elseif md.field_by[s] and md.field_by[s].type == "json" then
+      -- a JSON field: keys into the document, then a lookup or has_key
+      res.kind, res.field, res.ftype = "json", s, "json"
+      local keys = {}
+      for j = i + 1, #segs do keys[#keys + 1] = segs[j] end
+      local last = keys[#keys]
+      if last == "has_key" then
+        table.remove(keys)
+        res.lookup = "has_key"
+      elseif last and LOOKUPS[last] and #keys > 1 then
+        table.remove(keys)
+        res.lookup = last
+      else
+        res.lookup = "eq"
+      end
+      assert(#keys > 0 or res.lookup == "has_key", "oracle: a JSON field compared whole: " .. key)
+      res.keys = keys
+      return res
     elseif md.field_by[s] then
       res.field, res.ftype = s, md.field_by[s].type
       res.lookup = segs[i + 1] or "eq"
@@ -323,6 +341,77 @@ function O.lookup(x, lk, v)
   error("oracle: lookup " .. tostring(lk))
 end
 
+-- The value at keys inside JSON document doc: NULL for a SQL NULL
+-- document, a missing key, a key of something that is not an object (an
+-- array's elements have no keys) and a JSON null; O.JSON_COMPOSITE for an
+-- object or an array; else the scalar.
+local COMPOSITE = setmetatable({}, { __name = "difftest.json_composite" })
+O.JSON_COMPOSITE = COMPOSITE
+
+local function json_at(doc, keys)
+  local cur = doc
+  for _, k in ipairs(keys) do
+    if type(cur) ~= "table" or cur == NULL or V.json_array(cur) then return NULL end
+    cur = cur[k]
+    if cur == nil then return NULL end
+  end
+  if cur == NULL then return NULL end
+  if type(cur) == "table" then return COMPOSITE end
+  return cur
+end
+
+-- Equality of a JSON scalar with a compared value: same JSON type (a
+-- boolean is never a number), numbers by value (1 == 1.0).
+local function json_same(x, v)
+  if x == COMPOSITE then return false end
+  if type(x) ~= type(v) then return false end
+  return x == v
+end
+
+--- A lookup on a JSON field (docs/reference.md "More field types": path
+--- lookups data__key__sub = v, data__has_key = "k"; a JSON null reads as
+--- quay.null).  What the reference leaves to Quay, as both backends do it:
+--- a missing key, a JSON null and a path through a non-object all read as
+--- NULL (= quay.null holds, eq is unknown, ne is true); an object or array
+--- equals no scalar; scalars compare by JSON type and value; has_key holds
+--- when the value at the keys is an object holding the key (also when it
+--- holds a JSON null).
+function O.json_lookup(doc, keys, lk, v)
+  if lk == "has_key" then
+    local obj = doc
+    for _, k in ipairs(keys) do
+      if type(obj) ~= "table" or obj == NULL or V.json_array(obj) then return FALSE end
+      obj = obj[k]
+    end
+    if type(obj) ~= "table" or obj == NULL or V.json_array(obj) then return FALSE end
+    return tv(obj[v] ~= nil)
+  end
+  local x = json_at(doc, keys)
+  if lk == "isnull" then return tv((x == NULL) == v) end
+  if lk == "eq" then
+    if v == NULL then return tv(x == NULL) end
+    if x == NULL then return UNKNOWN end
+    return tv(json_same(x, v))
+  elseif lk == "ne" then
+    if v == NULL then return tv(x ~= NULL) end
+    if x == NULL then return TRUE end
+    return tv(not json_same(x, v))
+  elseif lk == "in" or lk == "not_in" then
+    local items = {}
+    for _, e in ipairs(v.items) do if e ~= NULL then items[#items + 1] = e end end
+    local found = false
+    for _, e in ipairs(items) do if x ~= NULL and json_same(x, e) then found = true end end
+    if lk == "in" then
+      if #items == 0 then return FALSE end
+      if x == NULL then return UNKNOWN end
+      return tv(found)
+    end
+    if #items == 0 or x == NULL then return TRUE end
+    return tv(not found)
+  end
+  error("oracle: JSON lookup " .. tostring(lk))
+end
+
 ----------------------------------------------------------------------------
 -- Conditions tables
 
@@ -368,6 +457,7 @@ function O:leaf_value(model, row, lf, env, ctx)
   end
   local cur = self:walk(model, row, r.hops, #r.hops, env, ctx)
   local x = cur[r.field]
+  if r.kind == "json" then return O.json_lookup(x, r.keys, r.lookup, lf.value) end
   if fexpr then
     -- quay.F values are the query's row's (the owner's), whatever the path
     return O.lookup_expr(x, r.lookup, self:eval(lf.value.e, model, row, ctx))

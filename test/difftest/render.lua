@@ -37,6 +37,7 @@ function R.expr(e)
 end
 
 function R.value(v)
+  if V.is_dec(v) and v.form ~= nil then return V.lua(v.form) end
   if type(v) == "table" and v.kind == "expr" then return R.expr(v.e) end
   if type(v) == "table" and v.kind == "list" then
     local parts = {}

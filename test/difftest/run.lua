@@ -225,6 +225,7 @@ end
 -- Does got match the expected cell e (types exact: an integer is not a
 -- float; approximate values within their tolerance)?
 local function cell_eq(e, g)
+  if V.is_dec(e) then return g == V.dec_str(e) end       -- read as its string
   if V.is_approx(e) then
     return math.type(g) == "float" and math.abs(g - e.v) <= e.tol
   end
@@ -297,6 +298,7 @@ local function agree_ext(exp, got)
       for _, fd in ipairs(S.models[exp.model].fields) do
         local x, y = e[fd.name], g[fd.name]
         local same = cell_eq(x, y)
+          or (fd.type == "json" and V.json_eq(x, y, function(v) return v == NULL or v == quay.null end))
           or (fd.type == "number" and type(x) == "number" and type(y) == "number" and x == y)
         if not same then return false end
       end
@@ -333,6 +335,12 @@ function Run.agree(exp, got)
     for i = 1, #a do wa[i] = { v = a[i] }; wb[i] = { v = b[i] } end
     return same_rows(wa, wb, { "v" })
   end
+  local function strs(list)          -- decimals read as their strings
+    local out = {}
+    for i = 1, #list do out[i] = V.is_dec(list[i]) and V.dec_str(list[i]) or list[i] end
+    return out
+  end
+  a = strs(a)
   if not exp.ordered then a, b = sorted_values(a), sorted_values(b) end
   for i = 1, #a do if not same_value(a[i], b[i]) then return false end end
   return true

@@ -30,6 +30,84 @@ V.pool = {
 }
 V.pool.text = V.pool.string
 
+-- Decimals (quay.decimal { digits = 10, places = 2 }): boxes holding the
+-- value in cents (exact), compared and summed as integers; `form` is how a
+-- condition writes it (a short string, an integer), the canonical string
+-- (exactly two places) is what Quay reads back.
+local DEC = { __name = "difftest.decimal" }
+DEC.__tostring = function(d) return V.dec_str(d) end
+
+--- The decimal of c cents (form: the Lua value a condition writes).
+function V.dec(c, form) return setmetatable({ c = c, form = form }, DEC) end
+
+--- Is x a decimal box?
+function V.is_dec(x) return getmetatable(x) == DEC end
+
+--- The canonical string of a decimal box: "-0.10", "7.00".
+function V.dec_str(d)
+  local c = d.c
+  local sign = c < 0 and "-" or ""
+  if c < 0 then c = -c end
+  return ("%s%d.%02d"):format(sign, c // 100, c % 100)
+end
+
+--- The box of a decimal string as Quay reads it ("12.30"), or nil.
+function V.dec_parse(s)
+  local sign, i, f = tostring(s):match("^(%-?)(%d+)%.(%d%d)$")
+  if not i then return nil end
+  local c = math.tointeger(tonumber(i)) * 100 + math.tointeger(tonumber(f))
+  return V.dec(sign == "-" and -c or c)
+end
+
+do
+  local cents = { 0, 10, 20, 30, -10, 100, -150, 9999999999, -9999999999, 1234567890,
+                  1, -1, 700, 250, 10000, 5, 999999999, -5000000000 }
+  V.pool.decimal = {}
+  for i, c in ipairs(cents) do V.pool.decimal[i] = V.dec(c) end
+end
+V.pool.date = { "2020-01-01", "2020-01-02", "2024-02-29", "1999-12-31", "2000-01-01",
+                "1970-01-01", "2038-01-19", "2020-12-31", "0001-01-01", "9999-12-31" }
+
+-- JSON documents (quay.json): objects (Lua tables with string keys, V.NULL
+-- a JSON null), arrays (sequences), strings, numbers, booleans.  No empty
+-- tables (an object and an array alike), no keys that are lookup names,
+-- no integral floats (1.0 reads back as 1 on one backend).
+V.JSON_KEYS = { "a", "b", "c", "s", "n", "t", "x", "k1", "k2" }
+V.JSON_SCALARS = { 0, 1, 2, -3, 1.5, 0.1, 100, "1", "x", "", "true", "é", "a b", true, false }
+V.pool.json = {
+  { a = 1, b = { c = "x" }, n = V.NULL, t = true, s = "1" },
+  { a = 1.5, b = { c = 2 }, t = false },
+  { a = "1", b = "x", x = { 1, 2, 3 } },
+  { a = 0, b = { c = true, a = V.NULL }, k1 = "é" },
+  { a = true, n = 1, s = "" },
+  { b = { c = { a = 1 } }, c = 100, x = "a b" },
+  { a = 2, t = "true", k2 = 0.1 },
+  { a = false, b = { 1, "x" }, s = "x" },
+  { n = V.NULL },
+  { a = -3, b = { c = 0 }, x = { a = 1 } },
+  { 1, 2 },
+  "x",
+  42,
+  true,
+}
+
+--- Is a JSON table an array (a sequence)?
+function V.json_array(t) return t[1] ~= nil end
+
+--- Deep equality of two JSON documents (V.NULL or quay's null for null:
+--- isnull(x) tells).
+function V.json_eq(a, b, isnull)
+  local na, nb = isnull(a), isnull(b)
+  if na or nb then return na and nb end
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do
+    if b[k] == nil or not V.json_eq(v, b[k], isnull) then return false end
+  end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+
 -- An approximate number (a float sum or average: the backends add in their
 -- own order): v within tol.
 local APPROX = { __name = "difftest.approx",
@@ -64,6 +142,16 @@ end
 --- Bytewise / numeric / boolean order of two non-NULL values of one type:
 --- -1, 0 or 1.
 function V.cmp(a, b)
+  if V.is_dec(a) or V.is_dec(b) then
+    -- exact: cents against cents (an integer is scaled; no floats here)
+    local function cents(x)
+      if V.is_dec(x) then return x.c end
+      assert(math.type(x) == "integer", "difftest: a decimal compared with " .. tostring(x))
+      if x > 9e16 then return math.maxinteger elseif x < -9e16 then return math.mininteger end
+      return x * 100
+    end
+    a, b = cents(a), cents(b)
+  end
   if type(a) == "boolean" then
     a, b = a and 1 or 0, b and 1 or 0
   end
@@ -79,6 +167,19 @@ end
 function V.lua(v, quay_null_name)
   if v == V.NULL then return quay_null_name or "quay.null" end
   if V.is_approx(v) then return ("~%s"):format(V.lua(v.v)) end
+  if V.is_dec(v) then return ("%q"):format(V.dec_str(v)) end
+  if type(v) == "table" then         -- a JSON document
+    local parts = {}
+    if V.json_array(v) then
+      for i, x in ipairs(v) do parts[i] = V.lua(x, quay_null_name) end
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = k end
+      table.sort(keys)
+      for i, k in ipairs(keys) do parts[i] = ("[%q] = %s"):format(k, V.lua(v[k], quay_null_name)) end
+    end
+    return "{ " .. table.concat(parts, ", ") .. " }"
+  end
   local t = math.type(v)
   if t == "integer" then
     if v == math.mininteger then return "math.mininteger" end
