@@ -461,7 +461,7 @@ void lquay_behav_install(lua_State *L, int iSpec, int iModel, int iMt) {
   lua_pushliteral(L, "hooks");
   if (lua_rawget(L, iSpec) == LUA_TTABLE) {
     for (i = 0; azHook[i]; i++) {
-      if (lua_getfield(L, -1, azHook[i]) == LUA_TFUNCTION) {
+      if (lquay_opt_get(L, -1, azHook[i]) == LUA_TFUNCTION) {
         lua_setfield(L, iBt, azHook[i]);
         mBehav |= i < 2 ? LQUAY_B_SAVE_HOOKS : LQUAY_B_DELETE_HOOKS;
       } else {

@@ -282,7 +282,7 @@ static void txn_options(lua_State *L, int idx, quay_txn_opts *pOpts) {
   pOpts->bReadOnly = 0;
   if (!lquay_check_options(L, idx, azOpt, 0, "transaction")) return;
   pOpts->bReadOnly = lquay_opt_bool(L, idx, "readonly", "transaction");
-  lua_getfield(L, idx, "isolation");
+  lquay_opt_get(L, idx, "isolation");
   if (!lua_isnil(L, -1)) {
     int i;
     const char *z = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
@@ -874,7 +874,7 @@ static int db_schema_diff(lua_State *L) {
 /* An optional boolean option of a table of options at idx. */
 static int opt_flag(lua_State *L, int idx, const char *zKey, const char *zFn) {
   int b;
-  lua_getfield(L, idx, zKey);
+  lquay_opt_get(L, idx, zKey);
   if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
     lquay_raisef(L, QUAY_EMISUSE, "%s: option %s must be true or false",
                  zFn, zKey);
@@ -999,10 +999,10 @@ static int db_apply_migration(lua_State *L) {
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   check_keys(L, 2, azOpt, "db:apply_migration");
-  lua_getfield(L, 2, "name");                        /* [db, t, name] */
-  lua_getfield(L, 2, "checksum");                    /* [.., sum] */
-  lua_getfield(L, 2, "steps");                       /* [.., steps] */
-  lua_getfield(L, 2, "data");                        /* [.., data] */
+  lquay_opt_get(L, 2, "name");                       /* [db, t, name] */
+  lquay_opt_get(L, 2, "checksum");                   /* [.., sum] */
+  lquay_opt_get(L, 2, "steps");                      /* [.., steps] */
+  lquay_opt_get(L, 2, "data");                       /* [.., data] */
   memset(&o, 0, sizeof(o));
   o.zName = lquay_name(L, 3, QUAY_EMISUSE, "db:apply_migration name");
   o.zChecksum = lquay_name(L, 4, QUAY_EMISUSE, "db:apply_migration checksum");
@@ -1043,30 +1043,30 @@ static int db_apply_migration(lua_State *L) {
       lua_pop(L, 1);
     }
     memset(&s, 0, sizeof(s));
-    lua_getfield(L, top, "op");
+    lquay_opt_get(L, top, "op");
     s.eOp = lua_type(L, -1) == LUA_TSTRING ? quay_op_code(lua_tostring(L, -1))
                                            : 0;
     if (s.eOp == 0) {
       lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d has no known "
                    "op (create_table, add_column, ...)", o.zName, (int)i);
     }
-    lua_getfield(L, top, "table");
+    lquay_opt_get(L, top, "table");
     if (lua_type(L, -1) != LUA_TSTRING) {
       lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d has no table",
                    o.zName, (int)i);
     }
     s.zTable = lua_tostring(L, -1);
-    lua_getfield(L, top, "model");
+    lquay_opt_get(L, top, "model");
     s.zModel = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_getfield(L, top, "column");
+    lquay_opt_get(L, top, "column");
     s.zColumn = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_getfield(L, top, "what");
+    lquay_opt_get(L, top, "what");
     s.zWhat = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_getfield(L, top, "rebuild");
+    lquay_opt_get(L, top, "rebuild");
     s.bRebuild = lua_toboolean(L, -1);
-    lua_getfield(L, top, "destructive");
+    lquay_opt_get(L, top, "destructive");
     s.bDestructive = lua_toboolean(L, -1);
-    lua_getfield(L, top, "sql");                     /* [.., step, .., sql] */
+    lquay_opt_get(L, top, "sql");                    /* [.., step, .., sql] */
     nSql = lua_type(L, -1) == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, -1) : -1;
     if (nSql < 0 || nSql > 64) {
       lquay_raisef(L, QUAY_EMIGRATION, "migration %s: step %d needs sql, a "

@@ -205,7 +205,7 @@ static int is_desc(lua_State *L, int idx) {
 static const char *opt_str(lua_State *L, int iOpts, const char *zKey,
                            const char *zModel, const char *zName) {
   const char *z;
-  lua_getfield(L, iOpts, zKey);
+  lquay_opt_get(L, iOpts, zKey);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return NULL;
@@ -222,7 +222,7 @@ static const char *opt_str(lua_State *L, int iOpts, const char *zKey,
 static int opt_bool(lua_State *L, int iOpts, const char *zKey,
                     const char *zModel, const char *zName, int dflt) {
   int b;
-  lua_getfield(L, iOpts, zKey);
+  lquay_opt_get(L, iOpts, zKey);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return dflt;
@@ -239,7 +239,7 @@ static int opt_bool(lua_State *L, int iOpts, const char *zKey,
 static int opt_rule(lua_State *L, int iOpts, const char *zKey,
                     const char *zModel, const char *zName) {
   lua_Integer v;
-  lua_getfield(L, iOpts, zKey);
+  lquay_opt_get(L, iOpts, zKey);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return 0;
@@ -317,7 +317,7 @@ static int read_type(lua_State *L, int iDesc, const char *zModel,
 static int opt_int(lua_State *L, int iOpts, const char *zKey, int nMin,
                    int nMax, const char *zModel, const char *zName) {
   lua_Integer n;
-  lua_getfield(L, iOpts, zKey);
+  lquay_opt_get(L, iOpts, zKey);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     return -1;
@@ -375,7 +375,7 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
   s->zColumn = opt_str(L, iOpts, "column", zModel, zName);
   s->zDescription = opt_str(L, iOpts, "description", zModel, zName);
   s->zRenamedFrom = opt_str(L, iOpts, "renamed_from", zModel, zName);
-  lua_getfield(L, iOpts, "max");
+  lquay_opt_get(L, iOpts, "max");
   if (!lua_isnil(L, -1) && lquay_behav_is_length(s->eType)) {
     lua_Integer n;
     if (!lua_isinteger(L, -1) || (n = lua_tointeger(L, -1)) < 1 ||
@@ -396,7 +396,7 @@ static void read_field(lua_State *L, int iDesc, const char *zModel,
   }
   if (s->nDigits < 0) s->nDigits = 0;
   if (s->nPlaces < 0) s->nPlaces = 0;
-  lua_getfield(L, iOpts, "default");
+  lquay_opt_get(L, iOpts, "default");
   if (lua_isfunction(L, -1)) {
     s->mFlags |= QUAY_F_DYN_DEFAULT;
     lua_setfield(L, iDefaults, zName);
@@ -501,7 +501,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
   s->zRenamedFrom = opt_str(L, iOpts, "renamed_from", zModel, zName);
   s->eOnDelete = opt_rule(L, iOpts, "on_delete", zModel, zName);
   s->eOnUpdate = opt_rule(L, iOpts, "on_update", zModel, zName);
-  lua_getfield(L, iOpts, "through");
+  lquay_opt_get(L, iOpts, "through");
   if (lua_type(L, -1) == LUA_TSTRING) {
     s->zThrough = lquay_name(L, -1, QUAY_EDECLARATION, "option through");
   } else if (luaL_testudata(L, -1, QUAY_MODEL_MT)) {
@@ -511,7 +511,7 @@ static void read_relation(lua_State *L, int iDesc, const char *zModel,
                  " name or a model", zModel, zName);
   }
   lua_rawsetp(L, iOpts, &lquay_LK_KEEP_THROUGH);
-  lua_getfield(L, iOpts, "default");
+  lquay_opt_get(L, iOpts, "default");
   if (!lua_isnil(L, -1)) {
     s->mFlags |= QUAY_F_DEFAULT;
     if (lua_type(L, -1) == LUA_TTABLE && lquay_record_model(L, -1)) {
@@ -540,7 +540,7 @@ static void read_name_lists(lua_State *L, quay_model *m, const char *zName,
   lua_Integer k, n;
   quay_err err;
   int bUnique = strcmp(zOpt, "unique_together") == 0;
-  lua_getfield(L, 3, zOpt);
+  lquay_opt_get(L, 3, zOpt);
   n = (lua_Integer)lua_rawlen(L, -1);
   for (k = 1; k <= n; k++) {
     const char *az[64];

@@ -223,13 +223,14 @@ static int l_any(lua_State *L) {
 
 /* quay.prefetch(path, qs [, {to = name}]) */
 static int l_prefetch(lua_State *L) {
+  static const char *const azOpt[] = {"to", NULL};
   const char *zPath = lquay_name(L, 1, QUAY_EUNKNOWN_RELATION,
                                  "quay.prefetch path");
   const char *zTo = NULL;
   lquay_check_qs(L, 2);
-  if (!lua_isnoneornil(L, 3)) {
-    lquay_check_type(L, 3, LUA_TTABLE, "quay.prefetch");
-    lua_getfield(L, 3, "to");
+  lquay_check_nargs(L, 3, "quay.prefetch(path, qs, opts)");
+  if (lquay_check_options(L, 3, azOpt, 0, "quay.prefetch")) {
+    lquay_opt_get(L, 3, "to");
     if (!lua_isnil(L, -1)) {
       zTo = lquay_name(L, -1, QUAY_EVALIDATION, "quay.prefetch `to`");
     }
@@ -286,7 +287,7 @@ static void open_opts(lua_State *L, int idx, quay_open_opts *pOpts) {
     }
     lua_pop(L, 1);
   }
-  lua_getfield(L, idx, "busy_timeout");
+  lquay_opt_get(L, idx, "busy_timeout");
   if (!lua_isnil(L, -1)) {
     lua_Integer ms;
     if (!lua_isinteger(L, -1)) {
@@ -297,19 +298,19 @@ static void open_opts(lua_State *L, int idx, quay_open_opts *pOpts) {
     pOpts->busy_timeout_ms = ms < 0 ? 0 : (ms > INT32_MAX ? INT32_MAX
                                                          : (int)ms);
   }
-  lua_getfield(L, idx, "strict");
+  lquay_opt_get(L, idx, "strict");
   if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
     lquay_raisef(L, QUAY_EMISUSE, "quay.open: strict must be a boolean, "
                  "got %s", luaL_typename(L, -1));
   }
   pOpts->strict = lua_toboolean(L, -1);
-  lua_getfield(L, idx, "prepare");
+  lquay_opt_get(L, idx, "prepare");
   if (!lua_isnil(L, -1) && !lua_isboolean(L, -1)) {
     lquay_raisef(L, QUAY_EMISUSE, "quay.open: prepare must be a boolean, "
                  "got %s", luaL_typename(L, -1));
   }
   pOpts->no_prepare = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-  lua_getfield(L, idx, "sticky");
+  lquay_opt_get(L, idx, "sticky");
   if (!lua_isnil(L, -1)) {
     lua_Number r = 0;
     if (lua_type(L, -1) != LUA_TNUMBER || (r = lua_tonumber(L, -1)) < 0 ||
@@ -323,7 +324,7 @@ static void open_opts(lua_State *L, int idx, quay_open_opts *pOpts) {
                                                          : (int)(r * 1000);
   }
   lua_pop(L, 4);
-  lua_getfield(L, idx, "replicas");                  /* [.., replicas] */
+  lquay_opt_get(L, idx, "replicas");                 /* [.., replicas] */
   if (!lua_isnil(L, -1)) {
     if (!lua_istable(L, -1)) {
       lquay_raisef(L, QUAY_EMISUSE, "quay.open: replicas must be a list of "
@@ -385,7 +386,7 @@ static int l_open(lua_State *L) {
   pDb = lua_touserdata(L, -1);
   if (lua_type(L, 2) == LUA_TTABLE) {
     /* primary and replica counts in stats() once replicas are named */
-    pDb->bRoles = lua_getfield(L, 2, "replicas") != LUA_TNIL;
+    pDb->bRoles = lquay_opt_get(L, 2, "replicas") != LUA_TNIL;
     lua_pop(L, 1);
   }
   rc = quay_db_open(zUrl, &opts, &pDb->db, &err);

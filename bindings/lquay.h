@@ -270,6 +270,10 @@ LQUAY_INTERNAL void lquay_check_nargs(lua_State *L, int nMax,
 LQUAY_INTERNAL int lquay_check_options(lua_State *L, int idx,
                                        const char *const *azKey,
                                        int bRequired, const char *zWhat);
+/* Push the option zKey of the options table at idx, read raw (no
+** metamethod runs: an options table is read exactly as the raw walk of
+** lquay_check_options saw it); returns its type. */
+LQUAY_INTERNAL int lquay_opt_get(lua_State *L, int idx, const char *zKey);
 /* A boolean option of the table at idx: misuse unless nil or boolean. */
 LQUAY_INTERNAL int lquay_opt_bool(lua_State *L, int idx, const char *zKey,
                                   const char *zWhat);

@@ -1720,10 +1720,16 @@ int lquay_check_options(lua_State *L, int idx, const char *const *azKey,
   return 1;
 }
 
+int lquay_opt_get(lua_State *L, int idx, const char *zKey) {
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, zKey);
+  return lua_rawget(L, idx);
+}
+
 int lquay_opt_bool(lua_State *L, int idx, const char *zKey,
                    const char *zWhat) {
   int b;
-  lua_getfield(L, idx, zKey);
+  lquay_opt_get(L, idx, zKey);
   if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TBOOLEAN) {
     lquay_raisef(L, QUAY_EMISUSE, "%s: %s must be true or false, not a %s",
                  zWhat, zKey, luaL_typename(L, -1));
@@ -1759,13 +1765,13 @@ static int upsert(lua_State *L, int iModel, int iList, int iOpts) {
   unsigned char *aUser;
   KeyCache *pKc;
   lquay_check_options(L, iOpts, azOpt, 1, "upsert");
-  lua_getfield(L, iOpts, "conflict");
+  lquay_opt_get(L, iOpts, "conflict");
   if (lua_isnil(L, -1)) {
     lquay_raisef(L, QUAY_EMISUSE, "upsert: name the unique fields rows "
                  "conflict on: { conflict = {\"email\"} }");
   }
   aiConflict = names_to_fields(L, -1, pM, "upsert: conflict", 0, &nConflict);
-  lua_getfield(L, iOpts, "update");
+  lquay_opt_get(L, iOpts, "update");
   if (!lua_isnil(L, -1)) {
     aiUpdate = names_to_fields(L, -1, pM, "upsert: update", 1, &nUpdate);
   }
@@ -2064,7 +2070,7 @@ static int rec_save(lua_State *L) {
                    "stored yet; a first save inserts every field (call "
                    "save() without fields)", model_name(pM));
     }
-    lua_getfield(L, 2, "fields");
+    lquay_opt_get(L, 2, "fields");
     if (lua_isnil(L, -1)) {
       lquay_raisef(L, QUAY_EMISUSE, "save: options without fields");
     }

@@ -1379,12 +1379,23 @@ int quay_qs_pluck(quay_qs *pQs, quay_db *pDb, const char *zPath,
 ** paths, the ORDER BY (counts, pivot__ terms, the key as tie-breaker),
 ** LIMIT and OFFSET are the loader's own.  Any other set needs no order
 ** (quay__build_keys).  Failure is left in b (quay__build_rc).
+**
+** Returns the alias of the set's own rows in that SELECT, for the caller
+** to lock them (FOR UPDATE OF <alias> on PostgreSQL), or NULL when they
+** cannot be locked.  PostgreSQL refuses a locking clause only at a level
+** with GROUP BY, DISTINCT, aggregates, set operations or window
+** functions.  The key query of a limited set is a row query (the pluck
+** of step 0, never a values step): those appear in it only inside the
+** grouped subqueries it joins (annotations, counts), which a lock OF the
+** set's own alias leaves alone, so it is always lockable; a values step
+** would not be (its rows may collapse), and gets NULL.
 */
 const char *quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   QsView v;
   Expr e;
   quay_plan *p = NULL;
   PlanStep *s;
+  const char *zA = NULL;
   int i, rc;
   if (quay__qs_view(pQs, &v, b->pArena, b->pErr)) {
     b->rc = b->pErr->code;
@@ -1408,7 +1419,12 @@ const char *quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
   }
   s = &p->aStep[0];
   assert(s->nParam >= b->params.n);
+  assert(!p->bValues);                  /* a pluck plans rows */
   quay__str_cat(&b->sql, s->zSql);
+  if (!p->bValues && s->aNode[0].zAlias) {
+    zA = quay__arena_strdup(b->pArena, s->aNode[0].zAlias,
+                            strlen(s->aNode[0].zAlias));
+  }
   for (i = b->params.n; i < s->nParam; i++) {
     /* Patterns and key arrays live in the plan's arena: copy them. */
     quay_value x = s->aParam[i];
@@ -1420,6 +1436,6 @@ const char *quay__plan_keys(Build *b, quay_qs *pQs, Field *pKey) {
     quay__params_add(&b->params, &x);
   }
   quay_plan_free(p);
-  return NULL;
+  return zA;
 }
 /* }================================================================== */

@@ -76,6 +76,7 @@ struct quay_migration {
   Arena arena;              /* strings and statement lists */
   Step *aStep; int nStep, nStepAlloc;
   int oom;
+  const char *zRefuse;      /* migrate refuses with it before any step */
 };
 
 static const char *const azOpName[] = {
@@ -1767,6 +1768,55 @@ static void diff_create(Diff *x, TabMap *m, const unsigned char *abExists) {
   }
 }
 
+/*
+** A primary key constraint the migration drops (ALTER dialects) may be
+** referred to by a foreign key of a table whose keys migrate does not
+** carry over: a table no model declares, or a join table keyed by its
+** pair.  PostgreSQL refuses to drop the key under it, halfway through
+** the steps; migrate refuses up front instead (x->pMig->zRefuse, checked
+** by mig_guard before any statement), naming the table, the constraint
+** and the way through.  The first such foreign key is named.
+*/
+static void diff_foreign_refs(Diff *x) {
+  quay_schema *pL = x->pLive;
+  int i, k, j, nPk;
+  for (i = 0; i < pL->nTab && x->pMig->zRefuse == NULL; i++) {
+    const STable *o = &pL->aTab[i];
+    const TabMap *pOwn = diff_map_of_live(x, o->zName);
+    if (x->abLiveUsed[i] && !(pOwn && pOwn->bPairKey)) continue;
+    for (k = 0; k < o->nFk; k++) {
+      const SFk *f = &o->aFk[k];
+      const TabMap *pT;
+      const char *zModel, *zFk = f->zName ? f->zName : "(unnamed)";
+      if (!diff_fk_on_dropped_pk(x, f)) continue;
+      pT = diff_map_of_live(x, f->zTable);
+      zModel = pT && pT->pDecl->pModel ? pT->pDecl->pModel->zName : NULL;
+      quay__str_printf(&x->w, "the primary key of table %s", f->zTable);
+      if (zModel) quay__str_printf(&x->w, " (model %s)", zModel);
+      quay__str_printf(&x->w, " changes, but foreign key %s of table %s "
+                       "(%s.%s referring to %s.%s) depends on it and %s, so "
+                       "PostgreSQL would refuse to drop the key; nothing "
+                       "was changed. Drop that constraint first (ALTER "
+                       "TABLE %s DROP CONSTRAINT %s), migrate, then add it "
+                       "again referring to the new key if it still "
+                       "applies", zFk, o->zName, o->zName,
+                       f->azCol[0], f->zTable, f->azTo[0],
+                       pOwn ? "migrate leaves that join table as it is"
+                            : "no model declares that table",
+                       o->zName, zFk);
+      for (j = 0, nPk = 0; j < o->nCol; j++) nPk += o->aCol[j].iPk > 0;
+      if (!pOwn && nPk == 1) {
+        /* a table a model could declare */
+        quay__str_printf(&x->w, "; or declare a model for table %s, so "
+                         "that migrate carries its foreign key over",
+                         o->zName);
+      }
+      x->pMig->zRefuse = diff_take_what(x);
+      break;
+    }
+  }
+}
+
 /* Drop the live tables no model declares, children first. */
 static void diff_drops(Diff *x) {
   quay_schema *pL = x->pLive;
@@ -1850,6 +1900,7 @@ static int diff_schemas(quay_db *pDb, quay_schema *pLive, quay_schema *pDecl,
     for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
       x.aMap[i].bPkDrop = diff_pk_dropped(&x, &x.aMap[i]);
     }
+    diff_foreign_refs(&x);
     for (i = 0; i < pDecl->nTab && !x.pMig->oom; i++) {
       TabMap *m = &x.aMap[i];
       if (m->pLive == NULL) continue;
@@ -1931,6 +1982,7 @@ static int mig_has_rebuild(const quay_migration *p) {
 static int mig_guard(quay_db *pDb, quay_migration *p, unsigned mFlags,
                  quay_err *pErr) {
   int i, rc;
+  if (p->zRefuse) return quay__err(pErr, QUAY_EMIGRATION, "%s", p->zRefuse);
   if (!(mFlags & QUAY_MIGRATE_ALLOW_DROP)) {
     for (i = 0; i < p->nStep; i++) {
       const Step *s = &p->aStep[i];

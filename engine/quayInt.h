@@ -1490,8 +1490,9 @@ QUAY_INTERNAL const char *quay__build_keys(Build *b, quay_qs *pQs,
 /*
 ** SELECT of field pKey of the rows of any query set, appended to b after
 ** its parameters: for a limited or offset set, the rows :all() reads
-** (loader.c; returns NULL); else quay__build_keys (returns its alias, so
-** that a caller may lock the set's own rows).
+** (loader.c), else quay__build_keys.  Returns the alias of the set's own
+** rows, so that a caller may lock them (FOR UPDATE OF), or NULL when the
+** SELECT cannot carry that lock (or on failure).
 */
 QUAY_INTERNAL const char *quay__plan_keys(Build *b, quay_qs *pQs,
                                           Field *pKey);

@@ -389,4 +389,68 @@ describe("qs:delete and qs:update beside a concurrent change", function()
       db:close()
     end)
   end
+
+  it("limited sets ordered or filtered by counts and annotations are locked too", function()
+    local db = helper.open()
+    local M = helper.blog(db)
+    local u = M.User:create { name = "u", email = "u@x" }
+    local v = M.User:create { name = "v", email = "v@x" }
+    for i = 1, 3 do M.Post:create { title = "p" .. i, author = u, views = i } end
+    M.Post:create { title = "q", author = v }
+    local n, d
+    local sql = helper.statements(db, function()
+      n = M.User:with_count("posts"):order_by("-posts_count"):limit(1):update { name = "most" }
+      d = M.User:annotate { k = quay.count("posts") }:filter { k__lt = 2 }:offset(0):delete()
+    end)
+    assert.equal(1, n)
+    assert.equal(1, d.User)
+    assert.same({ "most" }, M.User:pluck("name"))
+    local locks = 0
+    for _, q in ipairs(sql) do
+      if q:find("LIMIT", 1, true) or q:find("OFFSET", 1, true) then
+        if q:find("FOR UPDATE OF", 1, true) then locks = locks + 1 end
+      end
+    end
+    assert.equal(helper.is_pg and 2 or 0, locks)
+    db:close()
+  end)
+
+  -- Limited and offset sets too: their rows are locked on PostgreSQL
+  -- (FOR UPDATE OF the set's rows, under the LIMIT), so the row changed
+  -- meanwhile is judged on its committed values after the wait and the
+  -- window takes the next matching row instead (reference.md, "Locks").
+  for _, mode in ipairs({ "delete_limit", "update_offset" }) do
+    it(mode .. ": a row whose committed change no longer matches is no row of the window", function()
+      local url = procs.shared()
+      local db = helper.is_pg and helper.open() or quay.open(url, { busy_timeout = 20000 })
+      local Post = db:model("Post", { title = quay.string(), status = quay.string() })
+      db:create_tables()
+      Post:create { title = "aaa", status = "old" }
+      Post:create { title = "gone", status = "old" }
+      local kept = Post:create { title = "kept", status = "old" }
+      Post:create { title = "other", status = "new" }
+      local child
+      db:transaction(function()
+        kept.status = "keep"
+        kept:save()
+        child = procs.start("delete_race", url, mode)
+        os.execute("sleep 1")
+      end)
+      local out = procs.finish(child)
+      local left = {}
+      for _, r in ipairs(db:rows("SELECT title, status FROM posts ORDER BY title, status")) do
+        left[#left + 1] = r.title .. ":" .. r.status
+      end
+      if mode == "delete_limit" then
+        -- the two last "old" titles as committed: gone and aaa
+        assert.equal(2, procs.fields(out).changed, out)
+        assert.same({ "kept:keep", "other:new" }, left)
+      else
+        -- "old" by title as committed: aaa, gone; all but the first
+        assert.equal(1, procs.fields(out).changed, out)
+        assert.same({ "aaa:old", "kept:keep", "other:new", "touched:old" }, left)
+      end
+      db:close()
+    end)
+  end
 end)

@@ -15,11 +15,13 @@ helper.pooled = os.getenv("QUAY_PG_PREPARE") == "0"
 if helper.pooled then
   local open = quay.open
   quay.open = function(url, opts, ...)   -- extra arguments pass through
+    -- read raw and copied with its metatable, as Quay reads options
+    -- (options_tables_spec hands it proxies whose __index raises)
     if type(url) == "string" and not url:match("^sqlite:") and
-        (opts == nil or (type(opts) == "table" and opts.prepare == nil)) then
+        (opts == nil or (type(opts) == "table" and rawget(opts, "prepare") == nil)) then
       local o = { prepare = false }
-      for k, v in pairs(opts or {}) do o[k] = v end
-      opts = o
+      for k, v in next, opts or {} do o[k] = v end
+      opts = setmetatable(o, opts and getmetatable(opts))
     end
     return open(url, opts, ...)
   end

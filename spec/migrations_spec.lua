@@ -583,6 +583,42 @@ describe("db:schema_diff() and db:migrate()", function()
     assert.same({}, done)
     a:close(); b:close()
   end)
+
+  -- A primary key change drops the key constraint on PostgreSQL, which a
+  -- foreign key of a table no model declares depends on: migrate refuses
+  -- before any statement, naming that table and constraint; SQLite's
+  -- rebuild keeps the foreign key (its target stays unique).
+  it("a primary key change referred to by a table no model declares", function()
+    local url = fresh_url()
+    local db1 = quay.open(url)
+    local I1 = db1:model("Item", { code = quay.string { primary_key = true },
+      alt = quay.string { unique = true } })
+    db1:create_tables()
+    I1:create { code = "a", alt = "x" }
+    db1:execute([[CREATE TABLE ext (a INTEGER, b INTEGER, item_code VARCHAR(255),
+      PRIMARY KEY (a, b),
+      CONSTRAINT ext_item_fk FOREIGN KEY (item_code) REFERENCES items (code))]])
+    db1:execute("INSERT INTO ext VALUES (1, 2, 'a')")
+    db1:close()
+    local db = quay.open(url)
+    local I = db:model("Item", { code = quay.string { unique = true },
+      alt = quay.string { primary_key = true } })
+    local before = snapshot(db)
+    if helper.is_pg then
+      local e = helper.raises("migration", db.migrate, db, { allow_drop = true })
+      helper.mentions(e, "ext", "ext_item_fk", "items", "DROP CONSTRAINT")
+      e = helper.raises("migration", db.migrate, db, { allow_drop = true, dry_run = true })
+      helper.mentions(e, "ext_item_fk")
+      assert.equal(before, snapshot(db))
+      -- the way through it names
+      db:execute("ALTER TABLE ext DROP CONSTRAINT ext_item_fk")
+    end
+    db:migrate { allow_drop = true }
+    assert.same({}, db:schema_diff())
+    assert.equal("a", I:get { alt = "x" }.code)
+    assert.equal(1, #db:rows("SELECT * FROM ext WHERE item_code = 'a'"))
+    db:close()
+  end)
 end)
 
 describe("db:create_tables() on a drifted database", function()

@@ -1,7 +1,9 @@
 -- spec/children/delete_race.lua URL MODE: deletes (MODE delete) or
 -- updates (MODE update: title = "touched") the posts whose status is
 -- "old" while the parent holds an uncommitted change of one of them
--- (spec/concurrent_writes_spec.lua).  Prints "changed=N".
+-- (spec/concurrent_writes_spec.lua).  MODE delete_limit deletes the first
+-- two of them by title descending, MODE update_offset updates all but the
+-- first by title (limited and offset sets).  Prints "changed=N".
 -- spec.helper first: in the PgBouncer pass it opens every handle with
 -- { prepare = false }, as the parent's are (a named statement would stay
 -- on a pooled server connection another spec then sees).
@@ -12,6 +14,10 @@ local Post = db:model("Post", { title = quay.string(), status = quay.string() })
 local n
 if mode == "update" then
   n = Post:filter { status = "old" }:update { title = "touched" }
+elseif mode == "update_offset" then
+  n = Post:filter { status = "old" }:order_by("title"):offset(1):update { title = "touched" }
+elseif mode == "delete_limit" then
+  n = Post:filter { status = "old" }:order_by("-title"):limit(2):delete().Post
 else
   n = Post:filter { status = "old" }:delete().Post
 end
