@@ -2,7 +2,10 @@
 -- calling get_or_create (MODE get), update_or_create (update) or a naive
 -- first-then-create (naive, the control) on the same keys, in the same
 -- order.  Prints "created=.. found=.. errors=.." and the first error.
-local quay = require("quay")
+-- spec.helper first: in the PgBouncer pass it opens every handle with
+-- { prepare = false }, as the parent's are (a named statement would stay
+-- on a pooled server connection another spec then sees).
+local quay = require("spec.helper").quay
 require("spec.procs").ready()             -- start with the others
 local url, me, nkeys, mode = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4]
 local db = quay.open(url, { busy_timeout = 20000 })

@@ -3,7 +3,10 @@
 -- docs/transactions.md (select_for_update); FORM refresh is the form the
 -- docs showed before issue 13 (refresh, then save), the control.  Prints
 -- "ok=.. insufficient=.. failed=..".
-local quay = require("quay")
+-- spec.helper first: in the PgBouncer pass it opens every handle with
+-- { prepare = false }, as the parent's are (a named statement would stay
+-- on a pooled server connection another spec then sees).
+local quay = require("spec.helper").quay
 require("spec.procs").ready()             -- start with the others
 local url, me, n, form = arg[1], tonumber(arg[2]), tonumber(arg[3]), arg[4]
 local db = quay.open(url, { busy_timeout = 20000 })
