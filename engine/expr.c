@@ -314,9 +314,10 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
       break;
     default:                            /* min, max */
       if (f == NULL || !(quay_type_flags(f->eType) & QUAY_TF_ORDERED)) {
-        return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s", zFn,
-                         e->zPath, f ? "the field's values have no order"
-                                     : "name a field, not a relation");
+        return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s%s", zFn,
+                         e->zPath, f ? quay__type_name(f->eType) : "",
+                         f ? " values have no order"
+                           : "name a field, not a relation");
       }
       e->eType = f->eType == QUAY_T_ID ? QUAY_T_INTEGER : f->eType;
       break;

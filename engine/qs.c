@@ -1075,8 +1075,20 @@ fail:
 /* Attach an order_by node with terms a[0..n) (taken, also on failure). */
 static int push_order(quay_qs *pQs, Expr **a, int n, quay_qs **ppOut,
                       quay_err *pErr) {
-  quay_qs *q = qs_push(pQs, QS_ORDER);
+  quay_qs *q;
   int i;
+  for (i = 0; i < n; i++) {
+    if (a[i]->eType == QUAY_T_JSON) {
+      /* as quay.min / quay.max: jsonb and SQLite's text order differ */
+      int rc = quay__err(pErr, QUAY_EBAD_LOOKUP, "order_by '%s': a json "
+                         "field has no order (order by a field of another "
+                         "type)", a[i]->zPath ? a[i]->zPath : "?");
+      for (i = 0; i < n; i++) quay__expr_free(a[i]);
+      quay__free(a);
+      return rc;
+    }
+  }
+  q = qs_push(pQs, QS_ORDER);
   if (q == NULL) {
     for (i = 0; i < n; i++) quay__expr_free(a[i]);
     quay__free(a);

@@ -77,3 +77,36 @@ describe("ordered json path lookups", function()
     end
   end)
 end)
+
+describe("a json field has no order", function()
+  local db, Doc
+
+  before_each(function()
+    db = helper.open()
+    Doc = db:model("Doc", { name = quay.string(), data = quay.json { null = true } })
+    db:create_tables()
+    Doc:create { name = "a", data = { v = 1 } }
+    Doc:create { name = "b", data = "x" }
+  end)
+
+  after_each(function() db:close() end)
+
+  local function no_order(name, fn)
+    local err = helper.raises("bad_lookup", fn)
+    helper.mentions(err, name, "json", "order")
+  end
+
+  it("order_by of a json field raises bad_lookup, as quay.max does", function()
+    no_order("data", function() return Doc:order_by("data"):all() end)
+    no_order("data", function() return Doc:order_by("name", "-data"):all() end)
+    no_order("data", function() return Doc:order_by(quay.F("data"):desc()):all() end)
+    no_order("data", function() return Doc:values("data"):order_by("data"):all() end)
+    no_order("m", function() return Doc:values { m = quay.F("data") }:order_by("m"):all() end)
+    no_order("m", function() return Doc:annotate { m = quay.F("data") }:order_by("m"):all() end)
+    no_order("data", function() return Doc:aggregate { m = quay.max("data") } end)
+  end)
+
+  it("other fields still order", function()
+    assert.equal("b", Doc:order_by("-name"):first().name)
+  end)
+end)
