@@ -755,4 +755,5 @@ const Dialect quay__dialect_sqlite = {
   .zRealToScaled = "quay_dec",
   .zScaledFit = "quay_decfit",
   .zDecSum = "quay_dsum",
+  .zDecArith = "quay_darith",
 };

@@ -966,6 +966,10 @@ struct Dialect {
   int bAvgSumCount;
   const char *zRealToScaled;
   const char *zScaledFit;
+  /* With bScaledDecimal: zDecArith('+' | '-' | '*', a, b, label), decimal
+  ** arithmetic exact in 128 bits, an error past 64 bits (SQLite:
+  ** quay_darith); NULL: the operators. */
+  const char *zDecArith;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;
