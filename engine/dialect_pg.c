@@ -476,17 +476,10 @@ static void pg_key_source(Build *b, const quay_value *aKey, int nKey,
   quay__str_cat(&b->sql, ") AS c0)");
 }
 
-/*
-** JSON paths: doc -> 'a' -> 'b' with text keys (so "0" names a key, never
-** an array element, as on SQLite), NULLIF'd so that a JSON null reads as
-** SQL NULL; an existence test leaves the JSON null (not SQL NULL) in.
-** Values compared with it are jsonb documents (bJsonDocCompare), so
-** numbers, strings and booleans compare as JSON values.
-*/
-static void pg_json_path(Build *b, const Operand *x) {
+/* doc -> k1 -> k2 ... (has_key's key last), keys bound. */
+static void pg_json_chain(Build *b, const Operand *x) {
   const Cond *c = x->pJson;
   const char *z = c->zJsonPath, *zEnd = c->zJsonPath + c->nJsonPath;
-  quay__str_cat(&b->sql, c->bJsonExists ? "(" : "NULLIF(");
   quay__emit_operand_doc(b, x);
   while (z < zEnd) {
     const char *e = strstr(z, "__");
@@ -510,6 +503,36 @@ static void pg_json_path(Build *b, const Operand *x) {
     quay__build_param(b, &v);
     quay__str_cat(&b->sql, " AS TEXT)");
   }
+}
+
+/*
+** JSON paths: doc -> 'a' -> 'b' with text keys (so "0" names a key, never
+** an array element, as on SQLite), NULLIF'd so that a JSON null reads as
+** SQL NULL; an existence test leaves the JSON null (not SQL NULL) in.
+** Values compared with it are jsonb documents (bJsonDocCompare), so
+** numbers, strings and booleans compare as JSON values.  An ordered
+** lookup (quay__json_ordered_kind) keeps only the values of its
+** comparand's kind (else NULL), instead of jsonb's order of the kinds.
+*/
+static void pg_json_path(Build *b, const Operand *x) {
+  const Cond *c = x->pJson;
+  int k = c->bJsonExists ? 0 : quay__json_ordered_kind(c);
+  if (k < 0) {
+    quay__str_cat(&b->sql, "CAST(NULL AS jsonb)");
+    return;
+  }
+  if (k > 0) {
+    quay__str_cat(&b->sql, "CASE WHEN jsonb_typeof(");
+    pg_json_chain(b, x);
+    quay__str_printf(&b->sql, ") = '%s' THEN ",
+                     k == QUAY_JK_NUMBER ? "number"
+                     : k == QUAY_JK_STRING ? "string" : "boolean");
+    pg_json_chain(b, x);
+    quay__str_cat(&b->sql, " END");
+    return;
+  }
+  quay__str_cat(&b->sql, c->bJsonExists ? "(" : "NULLIF(");
+  pg_json_chain(b, x);
   quay__str_cat(&b->sql, c->bJsonExists ? ")" : ", 'null'::jsonb)");
 }
 

@@ -540,8 +540,22 @@ static void sq_key_source(Build *b, const quay_value *aKey, int nKey,
 ** for true / false, which would equal the numbers 1 and 0: a compared
 ** value reads a JSON boolean as the blob 't' / 'f' instead (CASE on
 ** json_type), and quay__json_compare_value binds a boolean as that blob,
-** so a boolean equals only a boolean, as with PostgreSQL's jsonb.
+** so a boolean equals only a boolean, as with PostgreSQL's jsonb.  An
+** ordered lookup (quay__json_ordered_kind) keeps only the values of its
+** comparand's kind (else NULL): SQLite would order any text above any
+** number, jsonb by its own order of the kinds.
 */
+/* zFn(doc, ?) with the path pPath bound. */
+static void sq_json_call(Build *b, const Operand *x, const char *zFn,
+                         const quay_value *pPath) {
+  quay__str_cat(&b->sql, zFn);
+  quay__str_char(&b->sql, '(');
+  quay__emit_operand_doc(b, x);
+  quay__str_cat(&b->sql, ", ");
+  quay__build_param(b, pPath);
+  quay__str_char(&b->sql, ')');
+}
+
 static void sq_json_path(Build *b, const Operand *x) {
   const Cond *c = x->pJson;
   Str path;
@@ -571,12 +585,35 @@ static void sq_json_path(Build *b, const Operand *x) {
     return;
   }
   if (c->bJsonExists) {
-    quay__str_cat(&b->sql, "json_type(");
-    quay__emit_operand_doc(b, x);
-    quay__str_cat(&b->sql, ", ");
-    quay__build_param(b, &v);
-    quay__str_char(&b->sql, ')');
+    sq_json_call(b, x, "json_type", &v);
     return;
+  }
+  switch (quay__json_ordered_kind(c)) {
+    case 0:
+      break;
+    case QUAY_JK_NUMBER:
+      quay__str_cat(&b->sql, "CASE WHEN ");
+      sq_json_call(b, x, "json_type", &v);
+      quay__str_cat(&b->sql, " IN ('integer', 'real') THEN ");
+      sq_json_call(b, x, "json_extract", &v);
+      quay__str_cat(&b->sql, " END");
+      return;
+    case QUAY_JK_STRING:
+      quay__str_cat(&b->sql, "CASE WHEN ");
+      sq_json_call(b, x, "json_type", &v);
+      quay__str_cat(&b->sql, " = 'text' THEN ");
+      sq_json_call(b, x, "json_extract", &v);
+      quay__str_cat(&b->sql, " END");
+      return;
+    case QUAY_JK_BOOL:
+      quay__str_cat(&b->sql, "CASE ");
+      sq_json_call(b, x, "json_type", &v);
+      quay__str_cat(&b->sql, " WHEN 'true' THEN X'74' WHEN 'false' THEN "
+                    "X'66' END");
+      return;
+    default:
+      quay__str_cat(&b->sql, "NULL");
+      return;
   }
   quay__str_cat(&b->sql, "CASE json_type(");
   quay__emit_operand_doc(b, x);
@@ -718,4 +755,5 @@ const Dialect quay__dialect_sqlite = {
   .zRealToScaled = "quay_dec",
   .zScaledFit = "quay_decfit",
   .zDecSum = "quay_dsum",
+  .zDecArith = "quay_darith",
 };

@@ -575,8 +575,76 @@ static void sq_dsum_final(sqlite3_context *ctx) {
   }
 }
 
+/*
+** quay_darith(op, a, b, label): decimal arithmetic on scaled integers
+** (Dialect zDecArith), where SQLite's own + - * would turn a result past
+** 64 bits into a float silently.  op is '+', '-' or '*'; a and b are
+** scaled integers (or quay_dsum's digits past 64 bits).  The result is
+** computed in 128 bits and is the exact scaled integer when it fits 64
+** bits, else an error "numeric value out of range" naming label (the
+** expression), as PostgreSQL's numeric raises instead of rounding.  NULL
+** when either is NULL; a float operand (a float sum) gives a float.
+*/
+static int sq_dec_operand(sqlite3_value *v, DecAcc *p) {
+  const unsigned char *z;
+  int bNeg;
+  DecAcc x = 0;
+  if (sqlite3_value_type(v) == SQLITE_INTEGER) {
+    *p = sqlite3_value_int64(v);
+    return 1;
+  }
+  if (sqlite3_value_type(v) != SQLITE_TEXT) return 0;
+  z = sqlite3_value_text(v);
+  if (z == NULL) return 0;
+  bNeg = *z == '-';
+  z += bNeg;
+  if (*z == 0) return 0;
+  for (; *z; z++) {
+    if (*z < '0' || *z > '9') return 0;
+    if (__builtin_mul_overflow(x, 10, &x) ||
+        __builtin_add_overflow(x, *z - '0', &x)) {
+      return 0;
+    }
+  }
+  *p = bNeg ? -x : x;
+  return 1;
+}
+
+static void sq_darith(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  const unsigned char *zOp = sqlite3_value_text(argv[0]);
+  DecAcc a, b, r = 0;
+  int bOver = 0;
+  char zMsg[300];
+  (void)argc;
+  if (zOp == NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL ||
+      sqlite3_value_type(argv[2]) == SQLITE_NULL) {
+    return;                             /* NULL */
+  }
+  if (!sq_dec_operand(argv[1], &a) || !sq_dec_operand(argv[2], &b)) {
+    double x = sqlite3_value_double(argv[1]), y = sqlite3_value_double(argv[2]);
+    sqlite3_result_double(ctx, *zOp == '+' ? x + y : *zOp == '-' ? x - y
+                                                                 : x * y);
+    return;
+  }
+  switch (*zOp) {
+    case '+': bOver = __builtin_add_overflow(a, b, &r); break;
+    case '-': bOver = __builtin_sub_overflow(a, b, &r); break;
+    default: bOver = __builtin_mul_overflow(a, b, &r); break;
+  }
+  if (!bOver && r >= INT64_MIN && r <= INT64_MAX) {
+    sqlite3_result_int64(ctx, (sqlite3_int64)r);
+    return;
+  }
+  snprintf(zMsg, sizeof(zMsg), "numeric value out of range: %s passes the "
+           "64-bit scaled integers of decimals on SQLite",
+           sqlite3_value_type(argv[3]) == SQLITE_TEXT
+               ? (const char *)sqlite3_value_text(argv[3]) : "a decimal "
+               "expression");
+  sqlite3_result_error(ctx, zMsg, -1);
+}
+
 /* The SQL functions Quay's own statements call (Dialect azRealToInt,
-** zRealToScaled, zScaledFit, zDecSum), registered on every connection,
+** zRealToScaled, zScaledFit, zDecSum, zDecArith), registered on every connection,
 ** borrowed ones too. */
 static int sq_functions(DrvConn *c, quay_err *pErr) {
   static const struct {
@@ -587,6 +655,7 @@ static int sq_functions(DrvConn *c, quay_err *pErr) {
     { "quay_rint", 1, sq_rint },
     { "quay_dec", 2, sq_dec },
     { "quay_decfit", 2, sq_decfit },
+    { "quay_darith", 4, sq_darith },
   };
   size_t i;
   for (i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]); i++) {

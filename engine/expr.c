@@ -314,9 +314,10 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
       break;
     default:                            /* min, max */
       if (f == NULL || !(quay_type_flags(f->eType) & QUAY_TF_ORDERED)) {
-        return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s", zFn,
-                         e->zPath, f ? "the field's values have no order"
-                                     : "name a field, not a relation");
+        return quay__err(pErr, QUAY_EBAD_LOOKUP, "quay.%s('%s'): %s%s", zFn,
+                         e->zPath, f ? quay__type_name(f->eType) : "",
+                         f ? " values have no order"
+                           : "name a field, not a relation");
       }
       e->eType = f->eType == QUAY_T_ID ? QUAY_T_INTEGER : f->eType;
       break;
@@ -428,6 +429,54 @@ int quay__expr_bind(Expr *e, quay_qs *q, int bAllowAgg, quay_err *pErr) {
 
 /* {======= Decimal arithmetic in SQL */
 
+/* A short text of e for messages: paths, numbers, operators. */
+static void expr_label(Str *p, const Expr *e, int iDepth) {
+  static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
+                                      " / " };
+  if (iDepth > 8) {
+    quay__str_cat(p, "...");
+  } else if (e->eOp >= EX_ADD && e->eOp <= EX_DIV) {
+    quay__str_char(p, '(');
+    expr_label(p, e->pA, iDepth + 1);
+    quay__str_cat(p, azOp[e->eOp]);
+    expr_label(p, e->pB, iDepth + 1);
+    quay__str_char(p, ')');
+  } else if (e->eOp == EX_VALUE && e->val.type == QUAY_INT) {
+    quay__str_int(p, e->val.u.i);
+  } else if (e->eOp == EX_VALUE && e->val.type == QUAY_DECIMAL) {
+    quay__str_append(p, e->val.u.z, e->val.n);
+  } else if (e->zPath) {
+    quay__str_printf(p, "%s", e->zPath);
+  } else {
+    quay__str_cat(p, "?");
+  }
+}
+
+/* zDecArith('<op>', ...: the call's head (scaled decimal arithmetic). */
+static void dec_arith_open(Build *b, char cOp) {
+  quay__str_printf(&b->sql, "%s('%c', ", b->pDia->zDecArith, cOp);
+}
+
+/* ..., '<label of e>'): the call's tail, the label bound. */
+static void dec_arith_close(Build *b, const Expr *e) {
+  Str lab;
+  quay_value v;
+  quay__str_init(&lab);
+  expr_label(&lab, e, 0);
+  v.type = QUAY_TEXT;
+  v.n = lab.n;
+  v.u.z = lab.oom ? NULL : quay__arena_strdup(b->pArena, lab.z ? lab.z : "",
+                                              lab.n);
+  quay__str_free(&lab);
+  if (v.u.z == NULL) {
+    b->pArena->oom = 1;
+    return;
+  }
+  quay__str_cat(&b->sql, ", ");
+  quay__build_param(b, &v);
+  quay__str_char(&b->sql, ')');
+}
+
 /* 10^n as a literal: an integer, or a float when bReal. */
 static void pow10_lit(Build *b, int n, int bReal) {
   int i;
@@ -445,6 +494,15 @@ static void emit_conv(Build *b, Expr *e, int eFrom, int nFrom, int eTo,
   if (!b->pDia->bScaledDecimal || !bTo) nTo = 0;
   if (nFrom == nTo) {
     xEmit(b, pCtx, e);
+    return;
+  }
+  if (nFrom < nTo && b->pDia->zDecArith && eFrom != QUAY_T_NUMBER) {
+    /* exact, or an error past 64 bits (not a float) */
+    dec_arith_open(b, '*');
+    xEmit(b, pCtx, e);
+    quay__str_cat(&b->sql, ", ");
+    pow10_lit(b, nTo - nFrom, 0);
+    dec_arith_close(b, e);
     return;
   }
   quay__str_char(&b->sql, '(');
@@ -466,12 +524,19 @@ void quay__emit_arith(Build *b, Expr *e,
                                       " / " };
   Expr *aOp[2];
   int i;
+  /* SQLite's + - * would make a float of a result past 64 bits */
+  int bDec = b->pDia->zDecArith && e->eType == QUAY_T_DECIMAL &&
+             e->eOp != EX_DIV;
   aOp[0] = e->pA;
   aOp[1] = e->pB;
-  quay__str_char(&b->sql, '(');
+  if (bDec) {
+    dec_arith_open(b, azOp[e->eOp][1]);
+  } else {
+    quay__str_char(&b->sql, '(');
+  }
   for (i = 0; i < 2; i++) {
     Expr *x = aOp[i];
-    if (i) quay__str_cat(&b->sql, azOp[e->eOp]);
+    if (i) quay__str_cat(&b->sql, bDec ? ", " : azOp[e->eOp]);
     if (e->eType == QUAY_T_DECIMAL && e->eOp == EX_MUL) {
       xEmit(b, pCtx, x);                /* scales add up */
     } else {
@@ -479,7 +544,11 @@ void quay__emit_arith(Build *b, Expr *e,
                 pCtx);
     }
   }
-  quay__str_char(&b->sql, ')');
+  if (bDec) {
+    dec_arith_close(b, e);
+  } else {
+    quay__str_char(&b->sql, ')');
+  }
 }
 
 void quay__emit_as(Build *b, Expr *e, int eType, int nPlaces,

@@ -522,6 +522,15 @@ static int bind_json_path(BindCtx *x, Cond *c, const char *zRest) {
   return QUAY_OK;
 }
 
+int quay__json_ordered_kind(const Cond *c) {
+  int m = c->mJsonKind;
+  if (c->eLookup != LK_LT && c->eLookup != LK_LTE && c->eLookup != LK_GT &&
+      c->eLookup != LK_GTE && c->eLookup != LK_BETWEEN) {
+    return 0;
+  }
+  return (m & (m - 1)) ? -1 : m;
+}
+
 /* Steps 2 and 3: a date part transform, then at most one lookup. */
 static int bind_lookup(BindCtx *x, Cond *c, const char *zRest) {
   char zSeg[64];
@@ -586,6 +595,9 @@ static int bind_one_value(BindCtx *x, Cond *c, quay_value *v,
   const Field *f = c->pField;
   int rc;
   if (c->zJsonPath && !c->bJsonExists) {
+    c->mJsonKind |= v->type == QUAY_TEXT ? QUAY_JK_STRING
+                  : v->type == QUAY_BOOL ? QUAY_JK_BOOL
+                  : v->type == QUAY_NULL ? 0 : QUAY_JK_NUMBER;
     return quay__json_compare_value(m, f, v, x->pErr);
   }
   if (c->ePart || c->pAnn) {
@@ -1063,8 +1075,20 @@ fail:
 /* Attach an order_by node with terms a[0..n) (taken, also on failure). */
 static int push_order(quay_qs *pQs, Expr **a, int n, quay_qs **ppOut,
                       quay_err *pErr) {
-  quay_qs *q = qs_push(pQs, QS_ORDER);
+  quay_qs *q;
   int i;
+  for (i = 0; i < n; i++) {
+    if (a[i]->eType == QUAY_T_JSON) {
+      /* as quay.min / quay.max: jsonb and SQLite's text order differ */
+      int rc = quay__err(pErr, QUAY_EBAD_LOOKUP, "order_by '%s': a json "
+                         "field has no order (order by a field of another "
+                         "type)", a[i]->zPath ? a[i]->zPath : "?");
+      for (i = 0; i < n; i++) quay__expr_free(a[i]);
+      quay__free(a);
+      return rc;
+    }
+  }
+  q = qs_push(pQs, QS_ORDER);
   if (q == NULL) {
     for (i = 0; i < n; i++) quay__expr_free(a[i]);
     quay__free(a);

@@ -713,15 +713,27 @@ struct Cond {
   /* A path into a quay.json field (data__a__b = v, data__has_key = k):
   ** the keys are "a__b" at zJsonPath (nJsonPath bytes, in zPath), then
   ** zJsonKey (owned; has_key's key) when set.  bJsonExists: the test is
-  ** whether the keys exist (has_key became isnull = false). */
+  ** whether the keys exist (has_key became isnull = false).
+  ** mJsonKind: the JSON kinds (QUAY_JK_*) of the values an ordered
+  ** lookup (lt .. gte, between) compares with; the value at the keys
+  ** takes part only when it is of that one kind (else it reads as NULL). */
   const char *zJsonPath; int nJsonPath;
   char *zJsonKey;
   int bJsonExists;
+  int mJsonKind;
   /* CN_HAS: where_has on hops with conditions (apChild) or a sub qs */
   quay_qs *pSub;            /* owned reference, may be NULL */
   Cond *pNextFree;          /* work list of quay__cond_free */
 };
 QUAY_INTERNAL void quay__cond_free(Cond *p);
+/* JSON kinds of Cond.mJsonKind (bits). */
+#define QUAY_JK_NUMBER 1
+#define QUAY_JK_STRING 2
+#define QUAY_JK_BOOL 4
+/* The kind an ordered JSON lookup leaf c keeps (a QUAY_JK_* bit), 0 when
+** it keeps every value (not an ordered lookup), -1 when none (bounds of
+** two kinds). */
+QUAY_INTERNAL int quay__json_ordered_kind(const Cond *c);
 /* Non-0 when a leaf of c compares an aggregate annotation (HAVING). */
 QUAY_INTERNAL int quay__cond_has_agg(const Cond *c);
 
@@ -954,6 +966,10 @@ struct Dialect {
   int bAvgSumCount;
   const char *zRealToScaled;
   const char *zScaledFit;
+  /* With bScaledDecimal: zDecArith('+' | '-' | '*', a, b, label), decimal
+  ** arithmetic exact in 128 bits, an error past 64 bits (SQLite:
+  ** quay_darith); NULL: the operators. */
+  const char *zDecArith;
 };
 QUAY_INTERNAL extern const Dialect quay__dialect_sqlite;
 QUAY_INTERNAL extern const Dialect quay__dialect_pg;

@@ -73,7 +73,8 @@ return function(O)
       local function cents(x)
         if V.is_dec(x) then return x.c end
         if math.type(x) ~= "integer" then O.unsure("a decimal with a float (not drawn)") end
-        if math.abs(x) > 9e13 then O.unsure("a decimal past 64-bit cents") end
+        -- (not math.abs: math.abs(math.mininteger) is negative)
+        if x > 9e13 or x < -9e13 then O.unsure("a decimal past 64-bit cents") end
         return x * 100
       end
       if op == "*" then

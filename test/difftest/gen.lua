@@ -246,9 +246,21 @@ function G:json_leaf(model, hops, field, wit)
     end
     return pick(scalars)
   end
-  local lk = weighted { {12, "eq"}, {5, "ne"}, {4, "in"}, {3, "not_in"}, {4, "isnull"} }
+  local lk = weighted { {12, "eq"}, {5, "ne"}, {4, "in"}, {3, "not_in"}, {4, "isnull"},
+                        {2, "lt"}, {2, "lte"}, {2, "gt"}, {2, "gte"}, {2, "between"} }
   local v
   if lk == "isnull" then v = random() < 0.5
+  elseif lk == "between" then
+    local a, b = one(), one()
+    if random() < 0.7 then       -- mostly bounds of one kind, ordered
+      while type(b) ~= type(a) do b = pick(scalars) end
+      if type(a) == "boolean" then
+        if a and not b then a, b = b, a end
+      elseif a > b then a, b = b, a end
+    end
+    v = { kind = "list", items = { a, b } }
+  elseif lk == "lt" or lk == "lte" or lk == "gt" or lk == "gte" then
+    v = one()
   elseif lk == "in" or lk == "not_in" then
     local items = {}
     for i = 1, pick { 0, 1, 2, 2, 3 } do items[i] = random() < 0.08 and NULL or one() end

@@ -409,6 +409,29 @@ function O.json_lookup(doc, keys, lk, v)
     if #items == 0 or x == NULL then return TRUE end
     return tv(not found)
   end
+  -- Ordered lookups (reference.md "Comparing inside JSON"): a value of
+  -- the comparand's JSON kind compares (numbers numerically, strings byte
+  -- by byte, false before true); another kind, an object or array, a
+  -- missing key or a JSON null reads as NULL (unknown).
+  local function ord(a, b)          -- -1 / 0 / 1, or nil: kinds differ
+    if a == COMPOSITE or type(a) ~= type(b) then return nil end
+    if type(a) == "boolean" then a, b = a and 1 or 0, b and 1 or 0 end
+    if a < b then return -1 elseif a > b then return 1 end
+    return 0
+  end
+  if lk == "lt" or lk == "lte" or lk == "gt" or lk == "gte" then
+    if x == NULL then return UNKNOWN end
+    local c = ord(x, v)
+    if c == nil then return UNKNOWN end
+    if lk == "lt" then return tv(c < 0) elseif lk == "lte" then return tv(c <= 0)
+    elseif lk == "gt" then return tv(c > 0) end
+    return tv(c >= 0)
+  elseif lk == "between" then
+    if x == NULL then return UNKNOWN end
+    local lo, hi = ord(x, v.items[1]), ord(x, v.items[2])
+    if lo == nil or hi == nil then return UNKNOWN end
+    return tv(lo >= 0 and hi <= 0)
+  end
   error("oracle: JSON lookup " .. tostring(lk))
 end
 
