@@ -2828,16 +2828,22 @@ static int set_set(lua_State *L) {
 }
 
 /* set:contains(rec): a record of another model than the set's is refused
-** (validation, as add and remove do), loaded or not. */
+** (validation, as add and remove do), loaded or not; anything but one
+** record (nil, a key, a second argument) is misuse, as add's arguments. */
 static int set_contains(lua_State *L) {
   lua_Integer i, n;
   {
     int j;
     quay_rel_info r;
+    int nArg = lua_gettop(L);
+    const char *zGot = nArg < 2 ? "no argument" : luaL_typename(L, 2);
+    LModel *pT = nArg < 2 ? NULL : lquay_record_model(L, 2);
     LModel *pM = set_owner(L, 1, &j, &r);             /* [.., owner] */
-    LModel *pT = lquay_record_model(L, 2);
-    if (pT == NULL) {
-      lquay_raisef(L, QUAY_EVALIDATION, "contains: expected a record");
+    if (pT == NULL || nArg > 2) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s.%s:contains: give one %s record, "
+                   "not %s%s", model_name(pM), r.zName,
+                   quay_model_name(r.pTarget), pT == NULL && nArg >= 2 ? "a " : "",
+                   nArg > 2 ? "more than one argument" : zGot);
     }
     lquay_check_record_db(L, pT, pM, r.zName);  /* another db's raises */
     if (pT->m != r.pTarget) {
@@ -2866,9 +2872,6 @@ static int set_contains(lua_State *L) {
   {
     LModel *pT = lquay_record_model(L, 2);
     quay_field_info pk;
-    if (pT == NULL) {
-      lquay_raisef(L, QUAY_EVALIDATION, "contains: expected a record");
-    }
     quay_model_field(pT->m, quay_model_pk(pT->m), &pk);
     push_qs_method(L, 1, "filter");                  /* [.., fn, qs] */
     lua_createtable(L, 0, 1);

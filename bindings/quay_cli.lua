@@ -418,7 +418,7 @@ end
 function cli.inspect(url, extra)
   check_operand("inspect", "URL", url)
   if extra ~= nil then usage("quay inspect: one URL; %s is one too many", extra) end
-  local db <close> = quay.open(url)
+  local db <close> = quay.open(url, { prepare = false })   -- a pooler's URL too
   io.write(model_script(db:inspect(), url, db:backend()))
 end
 
@@ -491,8 +491,12 @@ local function open_with_models(o, path, bRead)
     local f = io.open(file, "rb")
     if f then f:close() else url = "sqlite::memory:" end
   end
-  -- A long busy timeout: a second process waits for the first.
-  local db = quay.open(url, { busy_timeout = 600000 })
+  -- A long busy timeout: a second process waits for the first.  No named
+  -- prepared statements: the URL may be a pooler's in transaction mode
+  -- (PgBouncer), where a named statement or a session SET lock_timeout
+  -- stays on a server connection other clients get; a one-shot tool loses
+  -- nothing by it (reference.md "Scale-out on PostgreSQL").
+  local db = quay.open(url, { busy_timeout = 600000, prepare = false })
   local chunk, err = loadfile(path, "t")
   if not chunk then
     fail("migration", "the model script %s does not load: %s; fix it (it "

@@ -417,5 +417,18 @@ describe("Many-to-many writes of many records", function()
     helper.raises("validation", function() p.tags:add(p) end)
     helper.raises("validation", function() p.tags:add(Tag:new { name = "unsaved" }) end)
     assert.equal(0, p.tags:count())
+    -- contains takes one record: anything else is misuse too, loaded or not
+    p.tags:add(t)
+    for _, loaded in ipairs({ false, true }) do
+      local set = Post:find(p.id).tags
+      if loaded then assert.equal(1, #set) end
+      local err = helper.raises("misuse", function() return set:contains(nil) end)
+      helper.mentions(err, "Post", "tags", "contains", "Tag")
+      helper.raises("misuse", function() return set:contains(t.id) end)
+      helper.raises("misuse", function() return set:contains() end)
+      helper.raises("misuse", function() return set:contains(t, t) end)
+      helper.raises("validation", function() return set:contains(p) end)
+      assert.is_true(set:contains(t))
+    end
   end)
 end)

@@ -1057,3 +1057,42 @@ return { steps = { { op = "create_table", table = "b", sql = { "CREATE TABLE b (
     assert.truthy(out:find("10001_third.lua", 1, true), out)
   end)
 end)
+
+describe("the command behind a pooler", function()
+  -- Behind PgBouncer in transaction mode the server connections outlive
+  -- the command: it must leave no named prepared statement and no session
+  -- setting (its busy_timeout) on them, or the next client of that
+  -- connection fails ("prepared statement quay_s1 already exists") or
+  -- waits by the wrong lock_timeout.  Only the pgbouncer pass has a pooler;
+  -- elsewhere the session ends with the process.
+  it("leaves no prepared statement nor lock_timeout on the server connections", function()
+    -- every server connection of the pool (4) held at once: pid -> state
+    local function pool_state()
+      local seen, conns = {}, {}
+      for i = 1, 4 do conns[i] = quay.open(url) end
+      local function hold(i)
+        if i > #conns then return end
+        conns[i]:transaction(function()
+          local c = conns[i]
+          local pid = c:rows("SELECT pg_backend_pid() AS p")[1].p
+          seen[pid] = c:rows("SELECT count(*) AS n FROM pg_prepared_statements")[1].n
+            .. "/" .. c:rows("SHOW lock_timeout")[1].lock_timeout
+          hold(i + 1)
+        end)
+      end
+      hold(1)
+      for _, c in ipairs(conns) do c:close() end
+      return seen
+    end
+    local before = helper.pooled and pool_state() or {}
+    write(models, V1)
+    assert.equal(0, (mig("make", models, "initial", "--db", url)))
+    local st, _, err = mig("apply", models, "--db", url)
+    assert.equal(0, st, err)
+    assert.equal(0, (quay_cmd("inspect", url)))
+    if not helper.pooled then return end
+    for pid, state in pairs(pool_state()) do
+      assert.equal(before[pid] or "0/0", state, "server connection " .. pid)
+    end
+  end)
+end)

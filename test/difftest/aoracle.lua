@@ -199,6 +199,9 @@ return function(O)
   -- A key for a value (distinct values, groups).
   local function vkey(v)
     if v == NULL then return "N" end
+    -- an approximate sum or average keys as the value worked out: an exact
+    -- 0.5 (a default, a sum of one row) and a float sum of 0.5 are one value
+    if V.is_approx(v) then v = v.v end
     if v == 0 then v = v - v end      -- -0.0 is 0.0 (DISTINCT, GROUP BY)
     return (math.type(v) or type(v)) .. ":" .. V.lua(v)
   end
