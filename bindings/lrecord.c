@@ -2889,6 +2889,39 @@ static int set_contains(lua_State *L) {
   }
 }
 
+/* Does zName name field iKey of model m, or a to-one relation whose key
+** column it is? */
+static int names_set_key(lua_State *L, quay_model *m, const char *zName,
+                         int iKey) {
+  int k, t = quay_model_member(m, zName, &k);
+  (void)L;
+  if (t == QUAY_M_FIELD) return k == iKey;
+  if (t == QUAY_M_RELATION) {
+    quay_rel_info r;
+    quay_model_relation(m, k, &r);
+    return !r.toMany && r.iFkField == iKey;
+  }
+  return 0;
+}
+
+/* Is the value at idx the owner at iOwner (a pM record) or its key
+** iOwnerKey? */
+static int is_owner_value(lua_State *L, int idx, int iOwner, LModel *pM,
+                          int iOwnerKey) {
+  int same;
+  LModel *pV = lquay_record_model(L, idx);
+  if (pV) {
+    if (pV->m != pM->m) return 0;
+    get_field(L, idx, pV, iOwnerKey);
+  } else {
+    lua_pushvalue(L, idx);
+  }
+  get_field(L, iOwner, pM, iOwnerKey);
+  same = !lua_isnil(L, -1) && lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  return same;
+}
+
 /* set:create(values) */
 static int set_create(lua_State *L) {
   int j;
@@ -2910,6 +2943,20 @@ static int set_create(lua_State *L) {
     lua_newtable(L);
     lua_pushnil(L);
     while (lua_next(L, 2)) {
+      if (lua_type(L, -2) == LUA_TSTRING &&
+          names_set_key(L, r.pTarget, lua_tostring(L, -2), r.iTargetKey)) {
+        /* The set gives the key: the same owner again is fine, another
+        ** one is never silently replaced. */
+        if (!is_owner_value(L, lua_gettop(L), 3, pM, r.iOwnerKey)) {
+          lquay_raisef(L, QUAY_EMISUSE, "%s.%s:create: '%s' is set by the "
+                       "set (its owner, %s); leave it out, or create "
+                       "through %s:create", model_name(pM), r.zName,
+                       lua_tostring(L, -2), model_name(pM),
+                       quay_model_name(r.pTarget));
+        }
+        lua_pop(L, 1);
+        continue;
+      }
       lua_pushvalue(L, -2);
       lua_insert(L, -2);
       lua_rawset(L, -4);

@@ -271,4 +271,22 @@ describe("Lazy loading", function()
     local err = helper.raises("validation", function() u.posts:remove(p) end)
     helper.mentions(err, "author")
   end)
+
+  it("a reverse set's create takes its owner again, and refuses another one", function()
+    local u, v = M.User:filter { name = "u1" }:first(), M.User:filter { name = "u2" }:first()
+    assert.equal(u.id, u.posts:create { title = "same", author = u }.author_id)
+    assert.equal(u.id, u.posts:create { title = "same key", author_id = u.id }.author_id)
+    local before = M.Post:count()
+    for _, vals in ipairs {
+      { title = "other", author = v },
+      { title = "other key", author_id = v.id },
+      { title = "no owner", author = quay.null },
+    } do
+      local err = helper.raises("misuse", function() return u.posts:create(vals) end)
+      helper.mentions(err, "User.posts", "author")
+    end
+    -- nothing written, and the other user's set is untouched
+    assert.equal(before, M.Post:count())
+    assert.equal(100, #v.posts)
+  end)
 end)
