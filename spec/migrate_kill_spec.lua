@@ -135,8 +135,9 @@ while read -r line; do
   n=$((n + 1))
   if [ "$n" -ge %d ]; then sleep %.3f; kill -9 $pid 2>/dev/null; break; fi
 done <%s
-cat %s >/dev/null 2>&1 &
+cat %s >/dev/null 2>&1 & cpid=$!
 wait $pid
+kill $cpid 2>/dev/null
 ]]):format(shquote(quay_bin), shquote(dir .. "/child.lua"), shquote(work),
         shquote(dir .. "/fifo"), k, delay, shquote(dir .. "/fifo"),
         shquote(dir .. "/fifo"))
