@@ -158,6 +158,15 @@ start() {
     stop "$dir"
     exit 1
   }
+  # No autovacuum on the primary: a vacuum that truncates a catalog (the
+  # specs create and drop many tables) takes an ACCESS EXCLUSIVE lock that
+  # the replica replays; while a spec holds replay paused, the replica's
+  # startup process keeps that lock, and every new connection to the
+  # replica waits for it at its start (seen as a 15-minute timeout of
+  # interactions_scaleout, its replay never resumed).
+  q "$pport" postgres -c "ALTER SYSTEM SET autovacuum = off" \
+    -c "SELECT pg_reload_conf()" >/dev/null ||
+    fail "could not turn autovacuum off"
   # The replica: a base backup with a standby.signal and primary_conninfo.
   rport=$(free_port)
   echo "$rport" >"$dir/replica.port"

@@ -412,21 +412,25 @@ describe("writes with replicas", function()
 
   -- The replica stops replaying once the schema is there: a read that
   -- went to it would miss every row written in the test (sticky = 0).
-  local db, M, log
+  -- Replay is paused and resumed through one connection opened before the
+  -- pause: a connection started while replay is paused can wait for a
+  -- lock the replica's replay holds.
+  local db, M, log, ctl
   local function replay(fn)
-    local r = quay.open(replica_url())
-    r:rows("SELECT " .. fn .. "() IS NULL AS x")
-    r:close()
+    ctl:rows("SELECT " .. fn .. "() IS NULL AS x")
   end
   before_each(function()
     log = {}
     db = helper.open { replicas = { replica_url() }, sticky = 0 }
     M = models(db, log)
+    ctl = quay.open(replica_url())
     caught_up(db)
     replay("pg_wal_replay_pause")
   end)
   after_each(function()
     replay("pg_wal_replay_resume")
+    ctl:close()
+    ctl = nil
     db:close()
     db = nil
   end)
