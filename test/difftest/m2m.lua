@@ -19,28 +19,8 @@ The last line is "m2m: N ops, K mismatches"; the exit status is 1 on any
 mismatch (the first per seed is printed with the seed's operations).
 ]]
 local root = (arg and arg[0] or ""):match("^(.*)/test/difftest/[^/]*$") or "."
-local build = os.getenv("QUAY_BUILD_DIR") or (root .. "/build")
-package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = build .. "/?.so;" .. package.cpath
-local quay = require("quay")
-
-local url, s0, s1, NOPS = "sqlite::memory:", 1, 20, 200
-do
-  local i = 1
-  while arg[i] do
-    if arg[i] == "--seeds" then
-      local a, b = arg[i + 1]:match("^(%d+)-(%d+)$")
-      s0, s1 = tonumber(a), tonumber(b)
-      i = i + 2
-    elseif arg[i] == "--ops" then
-      NOPS = tonumber(arg[i + 1])
-      i = i + 2
-    else
-      url = arg[i]
-      i = i + 1
-    end
-  end
-end
+local quay, url, s0, s1, NOPS = dofile(root .. "/test/difftest/seeded.lua")(
+  root, arg, "--ops", 1, 20, 200)
 local is_pg = not url:match("^sqlite")
 local R = math.random
 local function pick(l) return l[R(#l)] end

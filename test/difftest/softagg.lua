@@ -16,28 +16,8 @@ The last line is "softagg: N cases, K mismatches"; the exit status is 1 on
 any mismatch.
 ]]
 local root = (arg and arg[0] or ""):match("^(.*)/test/difftest/[^/]*$") or "."
-local build = os.getenv("QUAY_BUILD_DIR") or (root .. "/build")
-package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
-package.cpath = build .. "/?.so;" .. package.cpath
-local quay = require("quay")
-
-local url, s0, s1, N = "sqlite::memory:", 1, 3, 200
-do
-  local i = 1
-  while arg[i] do
-    if arg[i] == "--seeds" then
-      local a, b = arg[i + 1]:match("^(%d+)-(%d+)$")
-      s0, s1 = tonumber(a), tonumber(b)
-      i = i + 2
-    elseif arg[i] == "--cases" then
-      N = tonumber(arg[i + 1])
-      i = i + 2
-    else
-      url = arg[i]
-      i = i + 1
-    end
-  end
-end
+local quay, url, s0, s1, N = dofile(root .. "/test/difftest/seeded.lua")(
+  root, arg, "--cases", 1, 3, 200)
 local is_pg = not url:match("^sqlite")
 local R = math.random
 
