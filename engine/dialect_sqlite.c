@@ -560,6 +560,7 @@ static void sq_json_path(Build *b, const Operand *x) {
   const Cond *c = x->pJson;
   Str path;
   quay_value v;
+  int eKind;
   const char *z = c->zJsonPath, *zEnd = c->zJsonPath + c->nJsonPath;
   quay__str_init(&path);
   quay__str_char(&path, '$');
@@ -588,20 +589,17 @@ static void sq_json_path(Build *b, const Operand *x) {
     sq_json_call(b, x, "json_type", &v);
     return;
   }
-  switch (quay__json_ordered_kind(c)) {
+  eKind = quay__json_ordered_kind(c);
+  switch (eKind) {
     case 0:
       break;
     case QUAY_JK_NUMBER:
-      quay__str_cat(&b->sql, "CASE WHEN ");
-      sq_json_call(b, x, "json_type", &v);
-      quay__str_cat(&b->sql, " IN ('integer', 'real') THEN ");
-      sq_json_call(b, x, "json_extract", &v);
-      quay__str_cat(&b->sql, " END");
-      return;
     case QUAY_JK_STRING:
       quay__str_cat(&b->sql, "CASE WHEN ");
       sq_json_call(b, x, "json_type", &v);
-      quay__str_cat(&b->sql, " = 'text' THEN ");
+      quay__str_cat(&b->sql, eKind == QUAY_JK_NUMBER
+                                 ? " IN ('integer', 'real') THEN "
+                                 : " = 'text' THEN ");
       sq_json_call(b, x, "json_extract", &v);
       quay__str_cat(&b->sql, " END");
       return;
