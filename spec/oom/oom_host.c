@@ -70,6 +70,7 @@ static void *q_malloc(size_t n) {
   return p;
 }
 static void *q_realloc(void *p, size_t n) {
+  if (p == NULL) return q_malloc(n);     /* a new block: counted */
   if (fail_now()) return NULL;
   return realloc(p, n);
 }
