@@ -168,6 +168,12 @@ static int db_on_query(lua_State *L) {
   if (!lua_isnil(L, 2)) {
     pDb->onQueryRef = luaL_ref(L, LUA_REGISTRYINDEX);
   }
+  /* The engine calls out only while an observer is set: without one it
+  ** knows no user code runs between its statements (bulk inserts). */
+  if (pDb->db) {
+    quay_db_on_query(pDb->db, pDb->onQueryRef != LUA_NOREF ? lquay_trace
+                                                           : NULL, pDb);
+  }
   return 0;
 }
 

@@ -391,7 +391,6 @@ static int l_open(lua_State *L) {
   }
   rc = quay_db_open(zUrl, &opts, &pDb->db, &err);
   if (rc) lquay_raise(L, &err);
-  quay_db_on_query(pDb->db, lquay_trace, pDb);
   return 1;
 }
 
@@ -539,7 +538,6 @@ int quay_push_sqlite_opts(lua_State *L, struct sqlite3 *pHandle,
   pDb = lua_touserdata(L, -1);
   rc = quay_db_wrap_sqlite(pHandle, &opts, &pDb->db, &err);
   if (rc) lquay_raise(L, &err);
-  quay_db_on_query(pDb->db, lquay_trace, pDb);
   return 1;
 }
 

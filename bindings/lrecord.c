@@ -1514,8 +1514,9 @@ static void bulk_behav(lua_State *L, LModel *pM, int iRec, quay_writer *w,
 /*
 ** Model:bulk_create(list) [M, list].  Each row becomes a record and is
 ** written at once (SQLite: one prepared INSERT stepped per row) or queued
-** for a batch (PostgreSQL), all in one transaction opened before the
-** first write.  A model with save hooks or validate functions queues
+** for a batch (PostgreSQL; SQLite when the engine takes the call's
+** transaction for a bulk insert, quay_writer_bulk_begin), all in one
+** transaction opened before the first write.  A model with save hooks or validate functions queues
 ** every row first (its before_save and checks, in list order), then
 ** writes them, then runs every after_save in list order: the order
 ** upsert and bulk_update follow, the same on both backends whatever
@@ -1554,6 +1555,17 @@ static int bulk_create(lua_State *L, int iModel, int iList) {
   rc = quay_writer_new(pDb->db, pM->m, (quay_writer **)&pW->p, &err);
   if (rc) lquay_raise(L, &err);
   nBatch = quay_writer_batch(pW->p);
+  if (!(pM->mBehav & BULK_BEHAV) && !bDyn && n > 1) {
+    /* No user code runs: the engine may write many rows a statement in
+    ** a transaction of its own (quay_writer_bulk_begin). */
+    int bBegun = 0;
+    if (quay_writer_bulk_begin(pW->p, (int64_t)n, &bBegun, &err)) {
+      lquay_box_release(pW);
+      lquay_fail(L, pDb, &err);
+    }
+    if (bBegun) pTxn->p = pDb->db;
+    nBatch = quay_writer_batch(pW->p);
+  }
   if ((pM->mBehav & BULK_BEHAV) && n > 1) {
     /* One queue for every row (flushed in the writer's own batches). */
     if (n > INT_MAX / (nField + 1)) {

@@ -1004,12 +1004,23 @@ static int sq_in_txn(DrvConn *c) {
   return c != NULL && c->db != NULL && !sqlite3_get_autocommit(c->db);
 }
 
+/* SQLITE_DBCONFIG_ENABLE_FKEY: no allocation, no statement; changing it
+** expires the prepared statements (they are prepared again when next
+** stepped, with or without their foreign-key checks). */
+static int sq_fk_enforce(DrvConn *c, int eOn) {
+  int bNow = 0;
+  if (c == NULL || c->db == NULL) return 0;
+  sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, eOn < 0 ? -1 : eOn,
+                    &bNow);
+  return bNow;
+}
+
 static int64_t sq_last_insert_id(DrvConn *c) {
   return sqlite3_last_insert_rowid(c->db);
 }
 
 const quay_driver quay__drv_sqlite = {
-  .iVersion = 4,
+  .iVersion = 5,
   .zName = "sqlite",
   .pDialect = &quay__dialect_sqlite,
   .xOpen = sq_open,
@@ -1031,4 +1042,5 @@ const quay_driver quay__drv_sqlite = {
   .xErrInfo = sq_err_info,
   .bReplicas = 0,           /* an embedded database has none */
   .xInTxn = sq_in_txn,
+  .xFkEnforce = sq_fk_enforce,
 };

@@ -85,6 +85,10 @@ static int drv_replicas(const quay_driver *pDrv) {
 ** Non-0 while the primary's connection is inside a transaction, whoever
 ** opened it (drivers before version 4 cannot tell: Quay's own levels).
 */
+static int conn_in_txn(quay_db *pDb);
+static void bulk_ended(quay_db *pDb);
+int quay__conn_in_txn(quay_db *pDb) { return conn_in_txn(pDb); }
+
 static int conn_in_txn(quay_db *pDb) {
   DrvConn *c = pDb->aSrv ? pDb->aSrv[0].pConn : NULL;
   if (c == NULL) return 0;
@@ -325,6 +329,7 @@ static void txn_abandon(quay_db *pDb) {
 void quay_db_disconnect(quay_db *pDb) {
   int i;
   if (pDb == NULL || pDb->aSrv == NULL) return;
+  bulk_ended(pDb);          /* a borrowed handle keeps its enforcement */
   txn_abandon(pDb);
   for (i = 0; i < pDb->nSrv; i++) {
     server_close(pDb, &pDb->aSrv[i]);
@@ -1758,12 +1763,32 @@ int quay_db_txn_readonly(const quay_db *pDb) {
 }
 
 /*
+** A bulk insert's transaction ended (or its connection is closing): the
+** writer forgets its checks, and the connection's foreign-key enforcement,
+** suspended for it, is on again (xFkEnforce cannot fail).
+*/
+static void bulk_ended(quay_db *pDb) {
+  DrvConn *c = pDb->aSrv ? pDb->aSrv[0].pConn : NULL;
+  if (pDb->pBulkW) {
+    quay__writer_bulk_end(pDb->pBulkW);
+    pDb->pBulkW = NULL;
+  }
+  if (pDb->bFkOff) {
+    pDb->bFkOff = 0;
+    if (c && pDb->pDrv->iVersion >= 5 && pDb->pDrv->xFkEnforce) {
+      pDb->pDrv->xFkEnforce(c, 1);
+    }
+  }
+}
+
+/*
 ** The outermost level ended (committed, rolled back or lost): undo what
 ** a read-only BEGIN set on the connection.  Failures are ignored: the
 ** caller reports its own outcome, and a lost connection takes the
 ** setting with it.
 */
 static void txn_ended(quay_db *pDb) {
+  bulk_ended(pDb);
   if (pDb->bTxnReadOnly) {
     pDb->bTxnReadOnly = 0;
     if (pDb->pDialect->zReadOnlyOff && pDb->aSrv[0].pConn &&
@@ -1805,6 +1830,7 @@ int quay_db_rollback(quay_db *pDb, quay_err *pErr) {
   }
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
+    bulk_ended(pDb);
     pDb->txnDepth = 0;
     pDb->bTxnReadOnly = 0;
     pDb->bHostTxn = 0;
@@ -1851,6 +1877,7 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   }
   rc = quay__db_check_open(pDb, pErr);
   if (rc) {
+    bulk_ended(pDb);
     pDb->txnDepth = 0;
     pDb->bTxnReadOnly = 0;
     pDb->bHostTxn = 0;
@@ -1864,7 +1891,9 @@ int quay_db_commit(quay_db *pDb, quay_err *pErr) {
   }
   iLevel = pDb->txnDepth - 1;
   if (!level_is_savepoint(pDb, iLevel)) {
-    rc = quay__db_simple(pDb, "COMMIT", pErr);
+    rc = QUAY_OK;
+    if (pDb->pBulkW) rc = quay__writer_bulk_check(pDb->pBulkW, pErr);
+    if (rc == QUAY_OK) rc = quay__db_simple(pDb, "COMMIT", pErr);
   } else {
     snprintf(zSql, sizeof(zSql), "RELEASE SAVEPOINT quay_sp_%d", iLevel);
     rc = quay__db_simple(pDb, zSql, pErr);

@@ -1015,7 +1015,8 @@ typedef struct DrvErrInfo {
 } DrvErrInfo;
 
 struct quay_driver {
-  int iVersion;             /* 2: xErrInfo; 3: bReplicas; 4: xInTxn */
+  int iVersion;             /* 2: xErrInfo; 3: bReplicas; 4: xInTxn;
+                            ** 5: xFkEnforce */
   const char *zName;        /* "sqlite" / "postgresql" */
   const Dialect *pDialect;
   /* Open from the URL remainder; or wrap a borrowed handle. */
@@ -1090,6 +1091,15 @@ struct quay_driver {
   ** one it opened was ended behind its back.
   */
   int (*xInTxn)(DrvConn *pConn);
+  /*
+  ** Version 5.  Optional (NULL: never suspended): the connection's own
+  ** foreign-key enforcement, turned on (eOn 1) or off (0), or only read
+  ** (-1); returns the state after the call.  SQLite's cannot fail (no
+  ** allocation).  The writer suspends it for a bulk insert it checks
+  ** itself (writer.c "Bulk inserts"); exec.c turns it back on when the
+  ** transaction ends.
+  */
+  int (*xFkEnforce)(DrvConn *pConn, int eOn);
 };
 QUAY_INTERNAL extern const quay_driver quay__drv_sqlite;
 QUAY_INTERNAL extern const quay_driver quay__drv_pg;
@@ -1169,6 +1179,11 @@ struct quay_db {
                             ** a transaction Quay did not open */
   int eTxnGone;             /* TXN_GONE_*: the transaction the open levels
                             ** live in has ended under them */
+  /* A bulk insert's transaction (writer.c "Bulk inserts"): the writer
+  ** whose foreign keys the outermost COMMIT checks first, and whether
+  ** the connection's own enforcement is off until the transaction ends. */
+  quay_writer *pBulkW;
+  int bFkOff;
   /* lifetime (quay_db_free) */
   int nChild;               /* live objects that point at the db: cursors,
                             ** writers, plans, loads, root query sets,
@@ -1268,6 +1283,15 @@ QUAY_INTERNAL int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr);
 QUAY_INTERNAL int quay__txn_commit(quay_db *pDb, quay_err *pErr);
 QUAY_INTERNAL void quay__txn_rollback(quay_db *pDb);
 QUAY_INTERNAL int quay__txn_end(quay_db *pDb, int rc, quay_err *pErr);
+/* Non-0 while the connection is inside a transaction, whoever opened it. */
+QUAY_INTERNAL int quay__conn_in_txn(quay_db *pDb);
+/*
+** Bulk inserts (writer.c): the checks the outermost COMMIT runs first
+** (integrity, nothing committed, when a row's foreign key has no parent),
+** and the end of the transaction (the writer forgets its checks).
+*/
+QUAY_INTERNAL int quay__writer_bulk_check(quay_writer *w, quay_err *pErr);
+QUAY_INTERNAL void quay__writer_bulk_end(quay_writer *w);
 /* A clean-up statement: never failed by the test hook or an observer. */
 QUAY_INTERNAL int quay__db_cleanup(quay_db *pDb, const char *zSql,
                                    quay_err *pErr);

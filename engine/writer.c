@@ -35,6 +35,9 @@
 #include <math.h>
 #include <stdio.h>
 
+typedef struct Bulk Bulk;
+static int bulk_rows(const quay_writer *w);
+
 typedef struct Slot {
   quay_value v;
   char *zBuf;               /* owned copy of text/blob */
@@ -66,6 +69,7 @@ struct quay_writer {
   unsigned char *aUp;       /* NULL: plain inserts */
   unsigned char *aGiven;    /* scratch: set flags before fill_insert */
   int64_t iIdRaised;        /* the identity is known to be past this key */
+  Bulk *pBulk;              /* a bulk insert's own checks ("Bulk inserts") */
 };
 
 enum {                      /* aUp flags */
@@ -133,6 +137,14 @@ int quay_writer_new(quay_db *pDb, quay_model *m, quay_writer **ppW,
 void quay_writer_free(quay_writer *w) {
   int i;
   if (w == NULL) return;
+  if (w->pDb->pBulkW == w) {
+    /* Its checks are due at the commit: nothing commits without them. */
+    while (w->pDb->txnDepth > 0 && w->pDb->pBulkW == w) {
+      quay__txn_rollback(w->pDb);
+    }
+    quay__writer_bulk_end(w);
+    if (w->pDb->pBulkW == w) w->pDb->pBulkW = NULL;
+  }
   for (i = 0; i < w->pModel->nField; i++) {
     quay__free(w->aSlot[i].zBuf);
     quay__expr_free(w->aSlot[i].pExpr);
@@ -546,6 +558,7 @@ int quay_writer_batch(const quay_writer *w) {
     return 0;
   }
   int nField = w->pModel->nField, n = w->pDb->pDialect->maxInsertRows;
+  if (w->pBulk) return bulk_rows(w);
   if (w->pDb->pDialect->maxSourceRows > 0) {
     return w->pDb->pDialect->maxSourceRows;
   }
@@ -1037,9 +1050,9 @@ static int source_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
 ** DEFAULT VALUES when no column is set): text into pSql, one parameter
 ** per value into *paParam / *pnParam (arena a).
 */
-static int values_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
-                         Arena *a, quay_value **paParam, int *pnParam,
-                         quay_err *pErr) {
+static int values_insert(quay_writer *w, int iFrom, int iTo, int bOrFail,
+                         Str *pSql, Arena *a, quay_value **paParam,
+                         int *pnParam, quay_err *pErr) {
   quay_model *m = w->pModel;
   const Dialect *d = w->pDb->pDialect;
   int n = m->nField, i, r, nCol = 0, nParam = 0;
@@ -1049,7 +1062,7 @@ static int values_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
   aParam = quay__arena_alloc(a, sizeof(quay_value) *
                                     (size_t)(nCol * (iTo - iFrom) + 1));
   if (aParam == NULL) return quay__oom(pErr);
-  quay__str_cat(pSql, "INSERT INTO ");
+  quay__str_cat(pSql, bOrFail ? "INSERT OR FAIL INTO " : "INSERT INTO ");
   quay__str_ident(pSql, m->zTable);
   if (nCol == 0) {
     quay__str_cat(pSql, " DEFAULT VALUES");
@@ -1079,6 +1092,519 @@ static int values_insert(quay_writer *w, int iFrom, int iTo, Str *pSql,
   return QUAY_OK;
 }
 
+/*
+** {==================================================================
+** Bulk inserts
+** ===================================================================
+** SQLite runs a multi-row INSERT at half the instructions of as many
+** one-row ones (docs/ENGINE.md "Inserting"), but only when the statement
+** cannot abort halfway: one that can (a foreign key checked as it runs,
+** NOT NULL, CHECK or UNIQUE with the default ABORT) needs a statement
+** journal, which copies every page the statement touches and made W5
+** 1.7x slower instead.  So a bulk insert that owns its transaction
+** (quay_writer_bulk_begin) goes like this:
+**   - the connection's foreign-key enforcement is suspended until the
+**     transaction ends (exec.c bulk_ended turns it on again, whatever
+**     ends it);
+**   - rows go BULK_ROWS a statement as INSERT OR FAIL: a failing
+**     constraint stops the statement without undoing its earlier rows,
+**     which is no loss, as the whole transaction is rolled back;
+**   - the writer checks the foreign keys itself before the COMMIT
+**     (quay__writer_bulk_check, called by quay_db_commit): for each
+**     foreign key of the table (as SQLite lists them, so undeclared ones
+**     too), the distinct integer keys the rows gave must all be in the
+**     parent table, or else, for composite keys, keys of other types or
+**     columns no field writes, every new row (by rowid range) must find
+**     its parent row.  A row whose key has a NULL is not checked, as
+**     SQLite does not check it.
+** Only when nothing else can write meanwhile: no transaction open (so no
+** other statement of the caller's shares it), no on_query observer (user
+** code), no trigger on the table (its statements would run unchecked),
+** a rowid table, and rowids far from the largest (a multi-row statement's
+** new rowids are then consecutive, so the last one gives them all).
+** Explicit integer keys go one row a statement (their rowids are the
+** keys), as does everything after a key above half the range.
+*/
+#define BULK_MIN_ROWS 64       /* fewer: one statement per row */
+#define BULK_ROWS 64           /* rows a statement (SQLite: 8..128 measure
+                               ** alike; each re-prepare is per call) */
+#define BULK_MAX_RANGES 64     /* then one range over them all */
+
+typedef struct BulkFk {
+  const char *zParent;         /* parent table */
+  int nCol;
+  const char **azFrom, **azTo; /* child and parent columns */
+  int iField;                  /* one column written by this field, or -1 */
+  int bRange;                  /* check the new rows by rowid range */
+  quay_keyset *pKeys;          /* else: the distinct keys given */
+} BulkFk;
+
+struct Bulk {
+  Arena a;
+  BulkFk *aFk;
+  int nFk;
+  int64_t *aRange;             /* nRange pairs: first and last new rowid */
+  int nRange, nRangeAlloc;
+  int bSingle;                 /* one row a statement from now on */
+};
+
+static int bulk_rows(const quay_writer *w) {
+  int nField = w->pModel->nField, n = 999 / (nField ? nField : 1);
+  return n < 1 ? 1 : n > BULK_ROWS ? BULK_ROWS : n;
+}
+
+void quay__writer_bulk_end(quay_writer *w) {
+  Bulk *b = w ? w->pBulk : NULL;
+  int i;
+  if (b == NULL) return;
+  for (i = 0; i < b->nFk; i++) quay_keyset_free(b->aFk[i].pKeys);
+  quay__free(b->aFk);
+  quay__free(b->aRange);
+  quay__arena_free(&b->a);
+  quay__free(b);
+  w->pBulk = NULL;
+}
+
+static int name_eq(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    int x = (unsigned char)*a, y = (unsigned char)*b;
+    if (x >= 'A' && x <= 'Z') x += 32;
+    if (y >= 'A' && y <= 'Z') y += 32;
+    if (x != y) return 0;
+  }
+  return *a == *b;
+}
+
+/* Text of column i of the cursor's row into arena a (NULL: none/OOM). */
+static const char *bulk_text(quay_cursor *c, int i, Arena *a) {
+  quay_value v;
+  quay_cursor_value(c, i, &v);
+  if (v.type != QUAY_TEXT) return NULL;
+  return quay__arena_strdup(a, v.u.z, v.n);
+}
+
+/*
+** The table's foreign keys into b (SQLite's own list: the parent columns
+** of one that names none are the parent's primary key).  *pbOk = 0 when
+** one cannot be checked here (no parent column known).
+*/
+static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  quay_value t;
+  quay_cursor *c = NULL;
+  int rc, nAlloc = 0, iLast = -1;
+  t.type = QUAY_TEXT;
+  t.u.z = m->zTable;
+  t.n = strlen(m->zTable);
+  rc = quay__db_run(w->pDb,
+                    "SELECT f.id, f.\"table\", f.\"from\", "
+                    "coalesce(f.\"to\", (SELECT i.name FROM "
+                    "pragma_table_info(f.\"table\") AS i WHERE i.pk = "
+                    "f.seq + 1)) FROM pragma_foreign_key_list(?1) AS f "
+                    "ORDER BY f.id, f.seq",
+                    &t, 1, NULL, 0, 0, &c, NULL, pErr);
+  while (rc == QUAY_OK) {
+    quay_value id;
+    const char *zP, *zF, *zT;
+    BulkFk *fk;
+    rc = quay_cursor_step(c, pErr);
+    if (rc != QUAY_ROW) break;
+    rc = QUAY_OK;
+    quay_cursor_value(c, 0, &id);
+    zP = bulk_text(c, 1, &b->a);
+    zF = bulk_text(c, 2, &b->a);
+    zT = bulk_text(c, 3, &b->a);
+    if (zP == NULL || zF == NULL || zT == NULL) {
+      quay_value v;
+      quay_cursor_value(c, 3, &v);
+      if (v.type == QUAY_NULL) {
+        *pbOk = 0;                     /* no parent column: not here */
+        rc = QUAY_DONE;
+        break;
+      }
+      rc = quay__oom(pErr);
+      break;
+    }
+    if (id.type != QUAY_INT || (int)id.u.i != iLast) {
+      if (b->nFk == nAlloc) {
+        int nNew = nAlloc ? nAlloc * 2 : 4;
+        BulkFk *aNew = quay__realloc(b->aFk, sizeof(BulkFk) * (size_t)nNew);
+        if (aNew == NULL) {
+          rc = quay__oom(pErr);
+          break;
+        }
+        b->aFk = aNew;
+        nAlloc = nNew;
+      }
+      fk = &b->aFk[b->nFk++];
+      memset(fk, 0, sizeof(*fk));
+      fk->zParent = zP;
+      fk->azFrom = quay__arena_alloc(&b->a, sizeof(char *) * 16);
+      fk->azTo = quay__arena_alloc(&b->a, sizeof(char *) * 16);
+      if (fk->azFrom == NULL || fk->azTo == NULL) {
+        rc = quay__oom(pErr);
+        break;
+      }
+      iLast = id.type == QUAY_INT ? (int)id.u.i : -1;
+    }
+    fk = &b->aFk[b->nFk - 1];
+    if (fk->nCol == 16) {              /* wider than any model writes */
+      *pbOk = 0;
+      rc = QUAY_DONE;
+      break;
+    }
+    fk->azFrom[fk->nCol] = zF;
+    fk->azTo[fk->nCol++] = zT;
+  }
+  if (rc == QUAY_DONE) rc = QUAY_OK;
+  quay_cursor_close(c);
+  if (rc == QUAY_OK && *pbOk) {
+    int i, k;
+    for (i = 0; i < b->nFk; i++) {
+      BulkFk *fk = &b->aFk[i];
+      fk->iField = -1;
+      fk->bRange = 1;
+      for (k = 0; fk->nCol == 1 && k < m->nField; k++) {
+        if (name_eq(m->apField[k]->zCol, fk->azFrom[0])) fk->iField = k;
+      }
+      if (fk->iField >= 0) {
+        rc = quay_keyset_new(&fk->pKeys, pErr);
+        if (rc) return rc;
+        fk->bRange = 0;
+      }
+    }
+  }
+  return rc;
+}
+
+/*
+** Can the bulk insert go fast (above)?  Inside the transaction just
+** opened: no trigger on the table, a rowid table, rowids far from the
+** largest, and the foreign keys known.  *pbOk says; b gets the keys.
+*/
+static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
+  quay_db *pDb = w->pDb;
+  quay_model *m = w->pModel;
+  quay_value t;
+  int64_t n = 0;
+  Str sql;
+  int rc;
+  *pbOk = 0;
+  t.type = QUAY_TEXT;
+  t.u.z = m->zTable;
+  t.n = strlen(m->zTable);
+  /* 0 when the name is one plain rowid table of the main schema (no
+  ** TEMP object of that name, not WITHOUT ROWID, not virtual) with no
+  ** trigger; the text test may only send a table the plain way. */
+  rc = quay__db_scalar(pDb,
+                       "SELECT 1 - (SELECT count(*) FROM sqlite_master WHERE "
+                       "type = 'table' AND name = ?1 COLLATE NOCASE) + "
+                       "(SELECT count(*) FROM sqlite_master WHERE type = "
+                       "'table' AND name = ?1 COLLATE NOCASE AND (sql LIKE "
+                       "'%WITHOUT%ROWID%' OR sql LIKE 'CREATE VIRTUAL%')) + "
+                       "(SELECT count(*) FROM sqlite_master WHERE type = "
+                       "'trigger' AND tbl_name = ?1 COLLATE NOCASE) + "
+                       "(SELECT count(*) FROM sqlite_temp_master WHERE "
+                       "tbl_name = ?1 COLLATE NOCASE)",
+                       &t, 1, &n, pErr);
+  if (rc || n > 0) return rc;
+  quay__str_init(&sql);
+  quay__str_cat(&sql, "SELECT max(rowid) FROM ");
+  quay__str_ident(&sql, m->zTable);
+  rc = sql.oom ? quay__oom(pErr)
+               : quay__db_scalar(pDb, sql.z, NULL, 0, &n, pErr);
+  quay__str_free(&sql);
+  if (rc || n > INT64_MAX / 2) return rc;
+  *pbOk = 1;
+  if (!pDb->pDrv->xFkEnforce(pDb->aSrv[0].pConn, -1)) return QUAY_OK;
+  return bulk_fks(w, b, pbOk, pErr);
+}
+
+int quay_writer_bulk_begin(quay_writer *w, int64_t nRows, int *pbBegun,
+                           quay_err *pErr) {
+  /* NULL arguments (quay.h "Conventions"). */
+  if (w == NULL || pbBegun == NULL) {
+    if (pbBegun) *pbBegun = 0;
+    return quay__err(pErr, QUAY_EMISUSE, "quay_writer_bulk_begin: %s is "
+                     "NULL", w == NULL ? "pW" : "pbBegun");
+  }
+  quay_db *pDb = w->pDb;
+  const quay_driver *d = pDb->pDrv;
+  Bulk *b;
+  int rc, i, bOk = 0;
+  *pbBegun = 0;
+  if (nRows < BULK_MIN_ROWS || w->aUp || d->iVersion < 5 ||
+      d->xFkEnforce == NULL || d->xLastInsertId == NULL ||
+      pDb->txnDepth > 0 || pDb->xTrace || pDb->pBulkW || w->pBulk) {
+    return QUAY_OK;
+  }
+  for (i = 0; i < w->pModel->nField; i++) {
+    /* A column named rowid hides the rowid the checks read. */
+    if (name_eq(w->pModel->apField[i]->zCol, "rowid")) return QUAY_OK;
+  }
+  rc = quay__db_check_open(pDb, pErr);
+  if (rc) return rc;
+  if (quay__conn_in_txn(pDb)) return QUAY_OK;
+  rc = quay_db_begin(pDb, pErr);
+  if (rc) return rc;
+  *pbBegun = 1;
+  b = quay__calloc(sizeof(*b));
+  if (b == NULL) {
+    rc = quay__oom(pErr);
+  } else {
+    quay__arena_init(&b->a);
+    w->pBulk = b;                      /* freed by quay__writer_bulk_end */
+    rc = bulk_setup(w, b, &bOk, pErr);
+  }
+  if (rc == QUAY_OK && bOk) {
+    pDb->pBulkW = w;
+    if (b->nFk > 0) {
+      pDb->bFkOff = 1;
+      d->xFkEnforce(pDb->aSrv[0].pConn, 0);
+    }
+    return QUAY_OK;
+  }
+  quay__writer_bulk_end(w);
+  if (rc) {
+    quay__txn_rollback(pDb);
+    *pbBegun = 0;
+  }
+  return rc;
+}
+
+/* Remember new rowids [lo, hi]: merged with the last range when next. */
+static int bulk_range(Bulk *b, int64_t lo, int64_t hi, quay_err *pErr) {
+  if (b->nRange > 0 && b->aRange[2 * b->nRange - 1] + 1 == lo) {
+    b->aRange[2 * b->nRange - 1] = hi;
+    return QUAY_OK;
+  }
+  if (b->nRange == b->nRangeAlloc) {
+    int nNew = b->nRangeAlloc ? b->nRangeAlloc * 2 : 8;
+    int64_t *a = quay__realloc(b->aRange, sizeof(int64_t) * 2 * (size_t)nNew);
+    if (a == NULL) return quay__oom(pErr);
+    b->aRange = a;
+    b->nRangeAlloc = nNew;
+  }
+  b->aRange[2 * b->nRange] = lo;
+  b->aRange[2 * b->nRange + 1] = hi;
+  b->nRange++;
+  return QUAY_OK;
+}
+
+static int is_int_type(int eType) {
+  return eType == QUAY_T_ID || eType == QUAY_T_INTEGER;
+}
+
+/*
+** Queued rows [iFrom, iTo) sharing one column set, on a driver that
+** gives the last insert id and a dialect of one-row VALUES (SQLite):
+** without RETURNING (a temporary b-tree per statement there), keys from
+** the last rowid.  In a bulk insert's transaction, as INSERT OR FAIL of
+** up to bulk_rows() rows (above); otherwise one row a statement.
+*/
+static int bulk_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
+  quay_model *m = w->pModel;
+  Bulk *b = w->pBulk;
+  int n = m->nField, r, i, nParam = 0, rc, k = iTo - iFrom;
+  const unsigned char *aSet = &w->aQueueSet[(size_t)iFrom * (size_t)n];
+  Field *pk = m->apField[m->iPk];
+  int bAuto = !(aSet[m->iPk] & 1) && pk->eType == QUAY_T_ID;
+  quay_value *aParam = NULL;
+  int64_t iLast;
+  Str sql;
+  Arena a;
+  for (i = 0; i < n; i++) nParam += aSet[i] & 1;
+  if (k > 1 && (b == NULL || b->bSingle || nParam == 0 ||
+                (!bAuto && is_int_type(pk->eType)))) {
+    for (r = iFrom; r < iTo; r++) {
+      rc = bulk_run(w, r, r + 1, pErr);
+      if (rc) return rc;
+    }
+    return QUAY_OK;
+  }
+  nParam = 0;
+  quay__arena_init(&a);
+  quay__str_init(&sql);
+  rc = values_insert(w, iFrom, iTo, b != NULL, &sql, &a, &aParam, &nParam,
+                     pErr);
+  if (rc == QUAY_OK && sql.oom) rc = quay__oom(pErr);
+  if (rc == QUAY_OK) {
+    rc = quay__db_run(w->pDb, sql.z, aParam, nParam, NULL, 0, 0, NULL, NULL,
+                      pErr);
+  }
+  quay__str_free(&sql);
+  quay__arena_free(&a);
+  if (rc) return rc;
+  iLast = w->pDb->pDrv->xLastInsertId(w->pDb->aSrv[0].pConn);
+  for (r = iFrom; bAuto && r < iTo; r++) {
+    quay_value *v = &w->aQueue[(size_t)r * (size_t)n + (size_t)m->iPk];
+    v->type = QUAY_INT;
+    v->u.i = iLast - (iTo - 1 - r);
+  }
+  if (b == NULL) return QUAY_OK;
+  if (!bAuto && is_int_type(pk->eType)) {
+    const quay_value *v = &w->aQueue[(size_t)iFrom * (size_t)n +
+                                     (size_t)m->iPk];
+    if (v->type == QUAY_INT && v->u.i > INT64_MAX / 2) b->bSingle = 1;
+  }
+  rc = bulk_range(b, iLast - (k - 1), iLast, pErr);
+  for (i = 0; rc == QUAY_OK && i < b->nFk; i++) {
+    BulkFk *fk = &b->aFk[i];
+    for (r = iFrom; !fk->bRange && rc == QUAY_OK && r < iTo; r++) {
+      const quay_value *v = &w->aQueue[(size_t)r * (size_t)n +
+                                       (size_t)fk->iField];
+      int idx;
+      if (v->type == QUAY_NULL) continue;
+      if (v->type != QUAY_INT) {
+        fk->bRange = 1;                /* compared as SQLite would */
+        break;
+      }
+      rc = quay_keyset_add(fk->pKeys, v, &idx, pErr);
+    }
+  }
+  return rc;
+}
+
+/*
+** The foreign-key failure of a bulk insert: integrity, named as a failed
+** statement's would be (exec.c explain_integrity), with the value.
+*/
+static int bulk_fk_fail(quay_writer *w, const BulkFk *fk, quay_cursor *c,
+                        quay_err *pErr) {
+  quay_model *m = w->pModel, *pTo = NULL;
+  quay_db *pDb = w->pDb;
+  const char *zWhat = fk->azFrom[0], *zRel = NULL;
+  quay_value v;
+  Str s;
+  int i, rc;
+  for (i = 0; i < pDb->nModel; i++) {
+    if (name_eq(pDb->apModel[i]->zTable, fk->zParent)) pTo = pDb->apModel[i];
+  }
+  if (fk->iField >= 0) {
+    Field *f = m->apField[fk->iField];
+    zWhat = f->zName;
+    if (f->pRel && f->pRel->pFrom == m) zRel = f->pRel->zName;
+  }
+  quay__str_init(&s);
+  quay_cursor_value(c, 0, &v);
+  if (v.type == QUAY_INT) quay__str_printf(&s, "%lld", (long long)v.u.i);
+  else if (v.type == QUAY_TEXT) quay__str_printf(&s, "'%.40s'", v.u.z);
+  else quay__str_cat(&s, "?");
+  rc = quay__err_field(pErr, QUAY_EINTEGRITY, m->zName, zRel ? zRel : zWhat,
+                       "%s.%s refers to a %s%s row that does not exist "
+                       "(FOREIGN KEY constraint failed: %s.%s%s = %s has no "
+                       "row in %s)", m->zName, zRel ? zRel : zWhat,
+                       pTo ? pTo->zName : fk->zParent, pTo ? "" : " table",
+                       m->zTable, fk->azFrom[0], fk->nCol > 1 ? ", ..." : "",
+                       s.oom || s.z == NULL ? "?" : s.z, fk->zParent);
+  quay__str_free(&s);
+  pErr->ext = 787;                     /* SQLITE_CONSTRAINT_FOREIGNKEY */
+  return rc;
+}
+
+/* One foreign key's check: the first row of zSql is a failure. */
+static int bulk_check_one(quay_writer *w, const BulkFk *fk, const char *zSql,
+                          const quay_value *aParam, int nParam,
+                          quay_err *pErr) {
+  quay_cursor *c = NULL;
+  int rc = quay__db_run(w->pDb, zSql, aParam, nParam, NULL, 0, 0, &c, NULL,
+                        pErr);
+  if (rc == QUAY_OK) rc = quay_cursor_step(c, pErr);
+  if (rc == QUAY_ROW) rc = bulk_fk_fail(w, fk, c, pErr);
+  else if (rc == QUAY_DONE) rc = QUAY_OK;
+  quay_cursor_close(c);
+  return rc;
+}
+
+int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
+  Bulk *b = w->pBulk;
+  int i, k, rc = QUAY_OK;
+  Str sql;
+  if (b == NULL) return QUAY_OK;
+  quay__str_init(&sql);
+  if (b->nRange > BULK_MAX_RANGES) {
+    int64_t lo = b->aRange[0], hi = b->aRange[1];
+    for (k = 1; k < b->nRange; k++) {
+      if (b->aRange[2 * k] < lo) lo = b->aRange[2 * k];
+      if (b->aRange[2 * k + 1] > hi) hi = b->aRange[2 * k + 1];
+    }
+    b->aRange[0] = lo;
+    b->aRange[1] = hi;
+    b->nRange = 1;
+  }
+  for (i = 0; rc == QUAY_OK && i < b->nFk; i++) {
+    BulkFk *fk = &b->aFk[i];
+    quay__str_reset(&sql);
+    if (!fk->bRange) {
+      /* The distinct keys, as one JSON array of integers. */
+      Arena a;
+      quay_value *aKey, arr;
+      int nKey = quay_keyset_count(fk->pKeys);
+      Str js;
+      if (nKey == 0) continue;
+      quay__arena_init(&a);
+      quay__str_init(&js);
+      rc = quay__keyset_values(fk->pKeys, &a, &aKey);
+      quay__str_char(&js, '[');
+      for (k = 0; rc == QUAY_OK && k < nKey; k++) {
+        quay__str_printf(&js, "%s%lld", k ? "," : "", (long long)aKey[k].u.i);
+      }
+      quay__str_char(&js, ']');
+      quay__str_cat(&sql, "SELECT j.value FROM json_each(?1) AS j WHERE NOT "
+                    "EXISTS (SELECT 1 FROM ");
+      quay__str_ident(&sql, fk->zParent);
+      quay__str_cat(&sql, " AS p WHERE p.");
+      quay__str_ident(&sql, fk->azTo[0]);
+      quay__str_cat(&sql, " = j.value) LIMIT 1");
+      if (rc == QUAY_OK && (js.oom || sql.oom)) rc = quay__oom(pErr);
+      if (rc == QUAY_OK) {
+        arr.type = QUAY_TEXT;
+        arr.u.z = js.z;
+        arr.n = js.n;
+        rc = bulk_check_one(w, fk, sql.z, &arr, 1, pErr);
+      }
+      quay__str_free(&js);
+      quay__arena_free(&a);
+      continue;
+    }
+    /* Every new row of each range finds its parent row. */
+    quay__str_cat(&sql, "SELECT ");
+    for (k = 0; k < fk->nCol; k++) {
+      quay__str_cat(&sql, k ? ", c." : "c.");
+      quay__str_ident(&sql, fk->azFrom[k]);
+    }
+    quay__str_cat(&sql, " FROM ");
+    quay__str_ident(&sql, w->pModel->zTable);
+    quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN ?1 AND ?2");
+    for (k = 0; k < fk->nCol; k++) {
+      quay__str_cat(&sql, " AND c.");
+      quay__str_ident(&sql, fk->azFrom[k]);
+      quay__str_cat(&sql, " IS NOT NULL");
+    }
+    quay__str_cat(&sql, " AND NOT EXISTS (SELECT 1 FROM ");
+    quay__str_ident(&sql, fk->zParent);
+    quay__str_cat(&sql, " AS p WHERE ");
+    for (k = 0; k < fk->nCol; k++) {
+      quay__str_cat(&sql, k ? " AND p." : "p.");
+      quay__str_ident(&sql, fk->azTo[k]);
+      quay__str_cat(&sql, " = c.");
+      quay__str_ident(&sql, fk->azFrom[k]);
+    }
+    quay__str_cat(&sql, ") LIMIT 1");
+    if (sql.oom) rc = quay__oom(pErr);
+    for (k = 0; rc == QUAY_OK && k < b->nRange; k++) {
+      quay_value aP[2];
+      aP[0].type = aP[1].type = QUAY_INT;
+      aP[0].u.i = b->aRange[2 * k];
+      aP[1].u.i = b->aRange[2 * k + 1];
+      rc = bulk_check_one(w, fk, sql.z, aP, 2, pErr);
+    }
+  }
+  quay__str_free(&sql);
+  return rc;
+}
+/* }================================================================== */
+
 /* Insert (or upsert) queued rows [iFrom, iTo) sharing one column set. */
 static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
   quay_model *m = w->pModel;
@@ -1090,6 +1616,13 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
   quay_cursor *c = NULL;
   Str sql;
   Arena a;
+  if (w->aUp == NULL && (w->pBulk || (d->maxInsertRows <= 1 &&
+                                      d->maxSourceRows <= 0 &&
+                                      w->pDb->pDrv->xLastInsertId &&
+                                      (pk->eType == QUAY_T_ID ||
+                                       (aSet[m->iPk] & 1))))) {
+    return bulk_run(w, iFrom, iTo, pErr);
+  }
   for (i = 0; i < n; i++) nCol += aSet[i] & 1;
   if (nCol == 0 && iTo - iFrom > 1) {
     /* INSERT ... DEFAULT VALUES makes one row: one statement per row. */
@@ -1104,7 +1637,7 @@ static int flush_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
   if (nCol > 0 && d->maxSourceRows > 0) {
     rc = source_insert(w, iFrom, iTo, &sql, &a, &aParam, &nParam, pErr);
   } else {
-    rc = values_insert(w, iFrom, iTo, &sql, &a, &aParam, &nParam, pErr);
+    rc = values_insert(w, iFrom, iTo, 0, &sql, &a, &aParam, &nParam, pErr);
   }
   if (rc) goto done;
   if (w->aUp) {

@@ -1513,7 +1513,8 @@ QUAY_API int quay_writer_update(quay_writer *pW, const quay_value *pOldKey,
 ** the buffered row (defaults, auto_now) and queues a copy; the caller then
 ** resets and fills the next row.  When quay_writer_queued reaches
 ** quay_writer_batch (or at the end), quay_writer_flush inserts the queued
-** rows (one statement per row on SQLite, multi-row VALUES on PostgreSQL);
+** rows (one statement per row on SQLite, or up to quay_writer_batch rows
+** after quay_writer_bulk_begin; multi-row VALUES on PostgreSQL);
 ** their final values, generated keys included, are then readable with
 ** quay_writer_queued_value until the next queue call.  Run inside a
 ** transaction: a failed flush leaves earlier batches in place.
@@ -1524,6 +1525,22 @@ QUAY_API int quay_writer_queued(const quay_writer *pW);
 QUAY_API int quay_writer_batch(const quay_writer *pW);
 QUAY_API void quay_writer_queued_value(quay_writer *pW, int iRow, int iField,
                                        quay_value *pOut);
+/*
+** Bulk inserts of nRows rows (bulk_create).  When the connection is in no
+** transaction, the driver can suspend its own foreign-key enforcement
+** (SQLite), nRows >= 64, the table has no trigger and no on_query
+** observer is set, this opens the transaction the rows go in
+** (*pbBegun = 1): quay_writer_batch then gives the rows a flush writes
+** per statement, and quay_db_commit checks every foreign key of the new
+** rows before it commits (integrity, nothing committed, when one has no
+** parent row).  The connection's enforcement is back on when that
+** transaction ends, however it ends; freeing the writer first rolls the
+** transaction back.  Otherwise nothing is opened (*pbBegun = 0) and the
+** caller opens its transaction as usual.  Nothing else may write on the
+** connection until the transaction ends.
+*/
+QUAY_API int quay_writer_bulk_begin(quay_writer *pW, int64_t nRows,
+                                    int *pbBegun, quay_err *pErr);
 /*
 ** Upserts (Model:upsert).  After this call the writer's queued rows are
 ** written with INSERT ... ON CONFLICT (the conflict fields) DO UPDATE SET

@@ -72,6 +72,28 @@ describe("Statement failure injection", function()
     assert.equal(31, M.User:count())
   end)
 
+  it("bulk_create of many rows (batched, its own key check) is all or nothing", function()
+    local u = M.User:get { name = "a" }
+    local rows = {}
+    for i = 1, 150 do rows[i] = { title = "b" .. i, author_id = u.id } end
+    local before = snapshot(db)
+    local k = 1
+    while true do
+      test.fail_statement(db, k)
+      local ok, err = pcall(M.Post.bulk_create, M.Post, rows)
+      test.fail_statement(db, 0)
+      if ok then break end
+      assert.equal("sql", err.code, tostring(err))
+      assert.equal(before, snapshot(db), "statement " .. k .. " left changes")
+      -- the database's own key checks are on again
+      helper.raises("integrity", M.Post.create, M.Post, { title = "x", author_id = 987654 })
+      k = k + 1
+      assert.is_true(k < 200)
+    end
+    assert.is_true(k >= 4, "walked " .. k)
+    assert.equal(153, M.Post:count())
+  end)
+
   it("a multi-level cascade through qs:delete is all or nothing", function()
     local n = walk(db, function() M.User:query():delete() end)
     assert.is_true(n >= 5)

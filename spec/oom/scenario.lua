@@ -81,6 +81,15 @@ S.ops = {
     for i = 1, 20 do rows[i] = { name = "n" .. i, email = "n" .. i .. "@y" } end
     M.User:bulk_create(rows)
   end,
+  function(db, M)   -- bulk insert of many rows: batched, its own key check
+    -- A failed attempt must leave the database's own key checks on: were
+    -- they off, this row would go in and change the signature.
+    pcall(db.execute, db, "INSERT INTO posts (title, views, author_id) VALUES ('bad', 0, 999999)")
+    local u = M.User:get { name = "u1" }
+    local rows = {}
+    for i = 1, 70 do rows[i] = { title = "bulk" .. i, author_id = u.id, views = i } end
+    M.Post:bulk_create(rows)
+  end,
   function(db, M)   -- many-to-many set
     local p = M.Post:get { title = "p1.1" }
     p.tags:set(M.Tag:filter { name__in = { "t3", "t4" } }:all())
