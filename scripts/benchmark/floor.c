@@ -496,6 +496,122 @@ static void w5(Ctx *c) {
            (long long)sum);
 }
 
+/*
+** W5b: the form Quay sends on SQLite since the bulk path (writer.c "Bulk
+** inserts"): foreign-key enforcement off for the transaction, a prepared
+** 64-row INSERT OR FAIL (and one for the tail), keys from the last rowid,
+** then one check that every distinct author id exists (a JSON array
+** through json_each); sets row.id.
+*/
+#define W5B_ROWS 64
+static sqlite3_stmt *w5b_prep(Ctx *c, int nRow) {
+  char zSql[W5B_ROWS * 12 + 128];
+  int i, o;
+  o = snprintf(zSql, sizeof zSql, "INSERT OR FAIL INTO \"posts\" (\"title\", "
+               "\"views\", \"author_id\") VALUES ");
+  for (i = 0; i < nRow; i++) {
+    o += snprintf(zSql + o, sizeof zSql - (size_t)o, "%s(?, ?, ?)",
+                  i ? ", " : "");
+  }
+  return prep(c, zSql);
+}
+
+static void w5bulk(Ctx *c) {
+  lua_State *L = c->L;
+  static const char *const azIn[] = {"title", "views", "author_id", "id"};
+  int k, rows, i, j, n, on = 0;
+  sqlite3_stmt *s, *sTail = NULL, *chk;
+  double t0, c0;
+  lua_Integer sum = 0;
+  unsigned char *aSeen;
+  char *zJson;
+  size_t nJson = 0;
+  k = push_keys(L, azIn, 4);
+  lua_getfield(L, c->iLoops, "w5_rows");
+  lua_pushinteger(L, 100000);
+  lua_pushinteger(L, c->nUsers);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
+  rows = lua_gettop(L);
+  n = (int)lua_rawlen(L, rows);
+  lua_gc(L, LUA_GCCOLLECT);
+  aSeen = calloc((size_t)c->nUsers + 2, 1);
+  zJson = malloc(((size_t)c->nUsers + 2) * 21 + 2);
+  if (aSeen == NULL || zJson == NULL) die("out of memory");
+
+  c0 = cpu_now();
+  t0 = now();
+  exec(c, "BEGIN IMMEDIATE");
+  sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, 0, &on);
+  s = w5b_prep(c, W5B_ROWS);
+  for (i = 1; i <= n; i += W5B_ROWS) {
+    int nRow = n - i + 1 < W5B_ROWS ? n - i + 1 : W5B_ROWS;
+    sqlite3_stmt *st = s;
+    sqlite3_int64 last;
+    if (nRow < W5B_ROWS) st = sTail = w5b_prep(c, nRow);
+    for (j = 0; j < nRow; j++) {
+      size_t len;
+      const char *z;
+      lua_Integer a;
+      lua_rawgeti(L, rows, i + j);                         /* [row] */
+      lua_pushvalue(L, k); lua_rawget(L, -2);              /* [row, title] */
+      z = lua_tolstring(L, -1, &len);
+      sqlite3_bind_text(st, 3 * j + 1, z, (int)len, SQLITE_STATIC);
+      lua_pushvalue(L, k + 1); lua_rawget(L, -3);
+      sqlite3_bind_int64(st, 3 * j + 2, lua_tointeger(L, -1));
+      lua_pushvalue(L, k + 2); lua_rawget(L, -4);
+      a = lua_tointeger(L, -1);
+      sqlite3_bind_int64(st, 3 * j + 3, a);
+      if (a >= 0 && a <= c->nUsers + 1) aSeen[a] = 1;
+      lua_pop(L, 4);
+    }
+    c->nQuery++;
+    step(c, st);
+    sqlite3_reset(st);
+    last = sqlite3_last_insert_rowid(c->db);
+    for (j = 0; j < nRow; j++) {                    /* row.id = rowid */
+      lua_rawgeti(L, rows, i + j);
+      lua_pushvalue(L, k + 3);
+      lua_pushinteger(L, last - (nRow - 1 - j));
+      lua_rawset(L, -3);
+      lua_pop(L, 1);
+    }
+  }
+  sqlite3_finalize(s);
+  sqlite3_finalize(sTail);
+  zJson[nJson++] = '[';
+  for (i = 0; i <= c->nUsers + 1; i++) {
+    if (aSeen[i]) {
+      nJson += (size_t)sprintf(zJson + nJson, "%s%d", nJson > 1 ? "," : "",
+                               i);
+    }
+  }
+  zJson[nJson++] = ']';
+  chk = prep(c, "SELECT j.value FROM json_each(?1) AS j WHERE NOT EXISTS "
+                "(SELECT 1 FROM \"users\" AS p WHERE p.\"id\" = j.value) "
+                "LIMIT 1");
+  sqlite3_bind_text(chk, 1, zJson, (int)nJson, SQLITE_STATIC);
+  c->nQuery++;
+  if (sqlite3_step(chk) != SQLITE_DONE) die("w5bulk: a missing author");
+  sqlite3_finalize(chk);
+  exec(c, "COMMIT");
+  sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, &on);
+  lua_pushnumber(L, now() - t0);
+  lua_setglobal(L, "W5_TIME");
+  lua_pushnumber(L, cpu_now() - c0);
+  lua_setglobal(L, "W5_CPU");
+  free(aSeen);
+  free(zJson);
+
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    lua_getfield(L, -1, "id");
+    sum += lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
+           (long long)sum);
+}
+
 /* Build the input rows of loops[zFn](100000, nUsers) (untimed). */
 static int input_rows(Ctx *c, const char *zFn) {
   lua_State *L = c->L;
@@ -1048,7 +1164,7 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: quay_bench_floor gen FILE SCALE SEED\n"
             "       quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL\n"
-            "workloads: w1 w2 w2json w3 w4 w5 w6 w6batch w7 w7corr w8 w9\n"
+            "workloads: w1 w2 w2json w3 w4 w5 w5bulk w6 w6batch w7 w7corr w8 w9\n"
             "           w10 w10row w12\n");
     return 2;
   }
@@ -1085,6 +1201,7 @@ int main(int argc, char **argv) {
   else if (strcmp(zW, "w3") == 0) w3(&c);
   else if (strcmp(zW, "w4") == 0) w4(&c);
   else if (strcmp(zW, "w5") == 0) w5(&c);
+  else if (strcmp(zW, "w5bulk") == 0) w5bulk(&c);
   else if (strcmp(zW, "w6") == 0) w6(&c, 0);
   else if (strcmp(zW, "w6batch") == 0) w6(&c, 1);
   else if (strcmp(zW, "w7") == 0) w7(&c, 0);
@@ -1108,7 +1225,8 @@ int main(int argc, char **argv) {
     lua_getglobal(c.L, "W_CPU");
     tc = lua_tonumber(c.L, -1);
   }
-  if (strcmp(zW, "w5") == 0) {         /* input rows are built untimed */
+  if (strcmp(zW, "w5") == 0 || strcmp(zW, "w5bulk") == 0) {
+    /* input rows are built untimed */
     lua_getglobal(c.L, "W5_TIME");
     t = lua_tonumber(c.L, -1);
     lua_getglobal(c.L, "W5_CPU");

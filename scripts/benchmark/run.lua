@@ -131,7 +131,7 @@ else
     { id = "W4", what = "delete 1,000 users + dependents", quay = "w4", write = true,
       floors = { { "W4", "w4" } } },
     { id = "W5", what = "bulk_create 100k posts", quay = "w5", write = true, target = 1.2,
-      floors = { { "W5", "w5" } } },
+      floors = { { "W5", "w5" }, { "W5b", "w5bulk" } } },
     { id = "W6", what = "2,000 posts, lazy post.author", quay = "w6",
       floors = { { "W6", "w6" }, { "W6b", "w6batch" } } },
     { id = "W7", what = "10k users annotate count/sum/max/count", quay = "w7", mem = true,
@@ -154,7 +154,7 @@ end
 local extra_what = {
   W2j = "json_each keys", W2a = "= ANY(array) keys", W6b = "2-query batch",
   W5v = "500-row VALUES", W5p = "pipelined 1-row", W7c = "correlated subqueries",
-  W10r = "one UPDATE per row",
+  W10r = "one UPDATE per row", W5b = "Quay's 64-row form",
 }
 local floor_note = pg and {
   W1 = "Quay's JOIN (PQexecParams, text results); authors deduplicated by id",
@@ -190,6 +190,8 @@ local floor_note = pg and {
     .. " 20 times",
   W4 = "5 set-based DELETEs in one transaction, children first, keys by subquery",
   W5 = "one prepared INSERT stepped 100k times in one transaction; sets row.id",
+  W5b = "Quay's form: foreign keys unenforced for the transaction, a prepared 64-row"
+    .. " INSERT OR FAIL, then one json_each check of the distinct author ids; sets row.id",
   W6 = "2,001 queries: Quay's 2,000-post query, then one point query per post",
   W6b = "2 queries: Quay's 2,000-post query, then Quay's batched author query",
   W7 = "one hand-written statement: users LEFT JOIN two grouped subqueries (posts by author;"
