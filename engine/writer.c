@@ -1294,14 +1294,16 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   t.u.z = m->zTable;
   t.n = strlen(m->zTable);
   /* 0 when the name is one plain rowid table of the main schema (no
-  ** TEMP object of that name, not WITHOUT ROWID, not virtual) with no
-  ** trigger; the text test may only send a table the plain way. */
+  ** TEMP object of that name, not WITHOUT ROWID, not virtual, no ON
+  ** CONFLICT clause, which OR FAIL would override) with no trigger; the
+  ** text test may only send a table the plain way. */
   rc = quay__db_scalar(pDb,
                        "SELECT 1 - (SELECT count(*) FROM sqlite_master WHERE "
                        "type = 'table' AND name = ?1 COLLATE NOCASE) + "
                        "(SELECT count(*) FROM sqlite_master WHERE type = "
                        "'table' AND name = ?1 COLLATE NOCASE AND (sql LIKE "
-                       "'%WITHOUT%ROWID%' OR sql LIKE 'CREATE VIRTUAL%')) + "
+                       "'%WITHOUT%ROWID%' OR sql LIKE 'CREATE VIRTUAL%' OR "
+                       "sql LIKE '%ON%CONFLICT%')) + "
                        "(SELECT count(*) FROM sqlite_master WHERE type = "
                        "'trigger' AND tbl_name = ?1 COLLATE NOCASE) + "
                        "(SELECT count(*) FROM sqlite_temp_master WHERE "

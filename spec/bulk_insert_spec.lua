@@ -248,6 +248,28 @@ describe("bulk_create of many rows", function()
     assert.equal(100, Mark:count())
   end)
 
+  it("keeps a table's own ON CONFLICT clause", function()
+    if helper.is_pg then return end
+    db:execute([[CREATE TABLE seen (id INTEGER PRIMARY KEY AUTOINCREMENT,
+      word TEXT NOT NULL UNIQUE ON CONFLICT IGNORE)]])
+    local Seen = db:model("Seen", { word = quay.string(), table = "seen" })
+    local rows = {}
+    for i = 1, 100 do rows[i] = { word = "w" .. (i % 70) } end
+    Seen:bulk_create(rows)
+    assert.equal(70, db:rows("SELECT count(*) AS n FROM seen")[1].n)
+  end)
+
+  it("takes relation records as well as keys", function()
+    local u = User:create { name = "a" }
+    local v = User:create { name = "b" }
+    local rows = {}
+    for i = 1, 100 do rows[i] = { title = "r" .. i, views = i, author = i % 2 == 0 and u or v } end
+    local recs = Post:bulk_create(rows)
+    assert.equal(50, u.posts:count())
+    assert.equal(v.id, recs[1].author_id)
+    assert.equal(u.id, recs[100].author.id)
+  end)
+
   it("inside a transaction, writes in it and leaves the rest to it", function()
     local u = User:create { name = "a" }
     local err = helper.raises("integrity", db.transaction, db, function()
