@@ -572,6 +572,14 @@ TEST(null_arguments) {
   MISUSE("writer_put", quay_writer_put(NULL, "text", one, &e_));
   MISUSE("writer_get", quay_writer_get(NULL, "text", &one, &e_));
   MISUSE("writer_set_expr", quay_writer_set_expr(NULL, 0, NULL, &e_));
+  MISUSE("writer_bulk_begin", quay_writer_bulk_begin(NULL, 100, NULL, &e_));
+  PROBE("writer_bulk_begin out", {
+    quay_err e_; int bBegun = 1;
+    CHILD_CHECK("writer_bulk_begin misuse",
+                quay_writer_bulk_begin(NULL, 100, &bBegun, &e_) ==
+                QUAY_EMISUSE);
+    CHILD_CHECK("writer_bulk_begin clears", bBegun == 0);
+  });
   MISUSE("qs_update", quay_qs_update(NULL, NULL, NULL, &e_));
   PROBE("writer null members", {
     quay_err e_; quay_writer *w = NULL; quay_value vv;

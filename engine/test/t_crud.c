@@ -404,3 +404,110 @@ TEST(oom_sweep) {
   return 0;
 }
 #endif
+
+/* SELECT count(*) FROM posts, or -1. */
+static long long count_posts(quay_db *db) {
+  quay_cursor *c = NULL;
+  quay_err e;
+  quay_value v;
+  long long n = -1;
+  if (quay_db_query(db, "SELECT count(*) FROM posts", NULL, 0, &c, &e) ==
+          QUAY_OK &&
+      quay_cursor_step(c, &e) == QUAY_ROW) {
+    quay_cursor_value(c, 0, &v);
+    if (v.type == QUAY_INT) n = v.u.i;
+  }
+  quay_cursor_close(c);
+  return n;
+}
+
+/*
+** Queue n posts of author *pAuthor (row iBad, if >= 0, gets author 999)
+** through a bulk insert (quay_writer_bulk_begin), flushing per
+** quay_writer_batch rows; then commit.  Returns the commit's rc (or the
+** first failure); *pnStmt gets the statements sent meanwhile.
+*/
+static int bulk_posts(quay_db *db, quay_model *p, const quay_value *pAuthor,
+                      int n, int iBad, int bFreeFirst, long long *pnStmt,
+                      quay_err *e) {
+  quay_writer *w = NULL;
+  int rc, i, bBegun = 0, nBatch;
+  long long q0 = quay_db_query_count(db);
+  quay_value t, bad;
+  t.type = QUAY_TEXT;
+  t.u.z = "bulk";
+  t.n = 4;
+  bad.type = QUAY_INT;
+  bad.u.i = 999;
+  rc = quay_writer_new(db, p, &w, e);
+  if (!rc) rc = quay_writer_bulk_begin(w, n, &bBegun, e);
+  if (!rc && !bBegun) rc = QUAY_ESQL;          /* SQLite must take it */
+  nBatch = rc ? 1 : quay_writer_batch(w);
+  for (i = 0; !rc && i < n; i++) {
+    quay_writer_reset(w);
+    rc = quay_writer_set(w, 1, &t, e);
+    if (!rc) rc = quay_writer_set(w, 2, i == iBad ? &bad : pAuthor, e);
+    if (!rc) rc = quay_writer_queue(w, e);
+    if (!rc && (quay_writer_queued(w) == nBatch || i == n - 1)) {
+      rc = quay_writer_flush(w, e);
+    }
+  }
+  if (!rc && bFreeFirst) {
+    quay_writer_free(w);                       /* rolls the rows back */
+    w = NULL;
+    rc = quay_db_txn_depth(db) == 0 ? QUAY_EMISUSE : QUAY_ESQL;
+  }
+  if (!rc) {
+    rc = quay_db_commit(db, e);
+  } else if (quay_db_txn_depth(db)) {
+    quay_err e2;
+    quay_db_rollback(db, &e2);
+  }
+  *pnStmt = quay_db_query_count(db) - q0;
+  quay_writer_free(w);
+  return rc;
+}
+
+TEST(bulk_insert) {
+  quay_db *db = NULL;
+  quay_model *u, *p;
+  quay_writer *w = NULL;
+  quay_err e;
+  quay_value name, author;
+  long long nStmt = 0;
+  int rc;
+  ASSERT_OK(setup(&db, &u, &p, &e), e);
+  name.type = QUAY_TEXT;
+  name.u.z = "ann";
+  name.n = 3;
+  ASSERT_OK(quay_writer_new(db, u, &w, &e), e);
+  ASSERT_OK(quay_writer_set(w, 1, &name, &e), e);
+  ASSERT_OK(quay_writer_insert(w, &e), e);
+  quay_writer_value(w, 0, &author);
+  quay_writer_free(w);
+  /* A row whose author does not exist: integrity at the commit, naming
+  ** the relation; nothing written. */
+  rc = bulk_posts(db, p, &author, 200, 130, 0, &nStmt, &e);
+  ASSERT_EQ(rc, QUAY_EINTEGRITY);
+  ASSERT_CONTAINS(e.zMsg, "Post.author refers to a User row");
+  ASSERT_CONTAINS(e.zMsg, "posts.author_id = 999");
+  ASSERT_EQ(quay_db_txn_depth(db), 0);
+  ASSERT_EQ(count_posts(db), 0);
+  /* The connection checks keys again. */
+  rc = quay_db_execute(db, "INSERT INTO posts (title, author_id) VALUES "
+                       "('x', 999)", NULL, 0, NULL, &e);
+  ASSERT_EQ(rc, QUAY_EINTEGRITY);
+  /* Freeing the writer before the commit rolls its rows back. */
+  rc = bulk_posts(db, p, &author, 100, -1, 1, &nStmt, &e);
+  ASSERT_EQ(rc, QUAY_EMISUSE);
+  ASSERT_EQ(count_posts(db), 0);
+  /* Good rows: a few statements for 200 rows, all written. */
+  ASSERT_OK(bulk_posts(db, p, &author, 200, -1, 0, &nStmt, &e), e);
+  ASSERT_EQ(count_posts(db), 200);
+  ASSERT(nStmt < 20);
+  rc = quay_db_execute(db, "INSERT INTO posts (title, author_id) VALUES "
+                       "('x', 999)", NULL, 0, NULL, &e);
+  ASSERT_EQ(rc, QUAY_EINTEGRITY);
+  quay_db_free(db);
+  return 0;
+}

@@ -26,6 +26,7 @@
   X(cascade_counts)             \
   X(delete_hooks)               \
   X(soft_delete_writes)         \
+  X(bulk_insert)                \
   X(wrapped_no_dqs)             \
   X(url_schemes)                \
   X(migrate_api)                \
