@@ -437,22 +437,49 @@ static void w12_check(Ctx *c) {
   sqlite3_finalize(s);
 }
 
-/* W5: one prepared INSERT stepped per row in one transaction. */
-static void w5(Ctx *c) {
+/*
+** W5's input (untimed): the keys title, views, author_id, id pushed from
+** *pK on, then the 100k rows at *pRows (*pN of them).
+*/
+static void w5_input(Ctx *c, int *pK, int *pRows, int *pN) {
   lua_State *L = c->L;
   static const char *const azIn[] = {"title", "views", "author_id", "id"};
-  int k, rows, i, n;
-  sqlite3_stmt *s;
-  double t0, c0;
-  lua_Integer sum = 0;
-  k = push_keys(L, azIn, 4);
+  *pK = push_keys(L, azIn, 4);
   lua_getfield(L, c->iLoops, "w5_rows");
   lua_pushinteger(L, 100000);
   lua_pushinteger(L, c->nUsers);
   if (lua_pcall(L, 2, 1, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
-  rows = lua_gettop(L);
-  n = (int)lua_rawlen(L, rows);
+  *pRows = lua_gettop(L);
+  *pN = (int)lua_rawlen(L, *pRows);
   lua_gc(L, LUA_GCCOLLECT);
+}
+
+/* W5's clock (from t0, c0) and its check: the rows and the sum of row.id. */
+static void w5_done(Ctx *c, int rows, int n, double t0, double c0) {
+  lua_State *L = c->L;
+  lua_Integer sum = 0;
+  int i;
+  lua_pushnumber(L, now() - t0);
+  lua_setglobal(L, "W5_TIME");
+  lua_pushnumber(L, cpu_now() - c0);
+  lua_setglobal(L, "W5_CPU");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    lua_getfield(L, -1, "id");
+    sum += lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
+           (long long)sum);
+}
+
+/* W5: one prepared INSERT stepped per row in one transaction. */
+static void w5(Ctx *c) {
+  lua_State *L = c->L;
+  int k, rows, i, n;
+  sqlite3_stmt *s;
+  double t0, c0;
+  w5_input(c, &k, &rows, &n);
 
   c0 = cpu_now();
   t0 = now();
@@ -481,19 +508,7 @@ static void w5(Ctx *c) {
   }
   sqlite3_finalize(s);
   exec(c, "COMMIT");
-  lua_pushnumber(L, now() - t0);
-  lua_setglobal(L, "W5_TIME");
-  lua_pushnumber(L, cpu_now() - c0);
-  lua_setglobal(L, "W5_CPU");
-
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, rows, i);
-    lua_getfield(L, -1, "id");
-    sum += lua_tointeger(L, -1);
-    lua_pop(L, 2);
-  }
-  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
-           (long long)sum);
+  w5_done(c, rows, n, t0, c0);
 }
 
 /*
@@ -518,22 +533,13 @@ static sqlite3_stmt *w5b_prep(Ctx *c, int nRow) {
 
 static void w5bulk(Ctx *c) {
   lua_State *L = c->L;
-  static const char *const azIn[] = {"title", "views", "author_id", "id"};
   int k, rows, i, j, n, on = 0;
   sqlite3_stmt *s, *sTail = NULL, *chk;
   double t0, c0;
-  lua_Integer sum = 0;
   unsigned char *aSeen;
   char *zJson;
   size_t nJson = 0;
-  k = push_keys(L, azIn, 4);
-  lua_getfield(L, c->iLoops, "w5_rows");
-  lua_pushinteger(L, 100000);
-  lua_pushinteger(L, c->nUsers);
-  if (lua_pcall(L, 2, 1, 0) != LUA_OK) die("lua: %s", lua_tostring(L, -1));
-  rows = lua_gettop(L);
-  n = (int)lua_rawlen(L, rows);
-  lua_gc(L, LUA_GCCOLLECT);
+  w5_input(c, &k, &rows, &n);
   aSeen = calloc((size_t)c->nUsers + 2, 1);
   zJson = malloc(((size_t)c->nUsers + 2) * 21 + 2);
   if (aSeen == NULL || zJson == NULL) die("out of memory");
@@ -595,21 +601,9 @@ static void w5bulk(Ctx *c) {
   sqlite3_finalize(chk);
   exec(c, "COMMIT");
   sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FKEY, 1, &on);
-  lua_pushnumber(L, now() - t0);
-  lua_setglobal(L, "W5_TIME");
-  lua_pushnumber(L, cpu_now() - c0);
-  lua_setglobal(L, "W5_CPU");
+  w5_done(c, rows, n, t0, c0);
   free(aSeen);
   free(zJson);
-
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, rows, i);
-    lua_getfield(L, -1, "id");
-    sum += lua_tointeger(L, -1);
-    lua_pop(L, 2);
-  }
-  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
-           (long long)sum);
 }
 
 /* Build the input rows of loops[zFn](100000, nUsers) (untimed). */
