@@ -457,20 +457,11 @@ static void w5_input(Ctx *c, int *pK, int *pRows, int *pN) {
 /* W5's clock (from t0, c0) and its check: the rows and the sum of row.id. */
 static void w5_done(Ctx *c, int rows, int n, double t0, double c0) {
   lua_State *L = c->L;
-  lua_Integer sum = 0;
-  int i;
   lua_pushnumber(L, now() - t0);
   lua_setglobal(L, "W5_TIME");
   lua_pushnumber(L, cpu_now() - c0);
   lua_setglobal(L, "W5_CPU");
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, rows, i);
-    lua_getfield(L, -1, "id");
-    sum += lua_tointeger(L, -1);
-    lua_pop(L, 2);
-  }
-  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
-           (long long)sum);
+  w5_idsum(L, rows, n, c->zCheck, sizeof c->zCheck);
 }
 
 /* W5: one prepared INSERT stepped per row in one transaction. */

@@ -523,7 +523,6 @@ static void w5(Ctx *c, int eHow) {
   static Oid aType[3 * W5_BATCH];
   int k, rows, i, n, j;
   double t0, c0, s0 = 0;
-  lua_Integer sum = 0;
   k = push_keys(L, azIn, 4);
   lua_getfield(L, c->iLoops, "w5_rows");
   lua_pushinteger(L, 100000);
@@ -682,15 +681,7 @@ static void w5(Ctx *c, int eHow) {
   lua_setglobal(L, "W5_CPU");
   lua_pushnumber(L, c->nBackend > 0 ? proc_cpu(c->nBackend) - s0 : -1);
   lua_setglobal(L, "W5_SRV");
-
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, rows, i);
-    lua_getfield(L, -1, "id");
-    sum += lua_tointeger(L, -1);
-    lua_pop(L, 2);
-  }
-  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,idsum=%lld", n,
-           (long long)sum);
+  w5_idsum(L, rows, n, c->zCheck, sizeof c->zCheck);
 }
 
 /* Append Lua string z (n bytes) to the array literal being built in

@@ -171,6 +171,21 @@ static FLOOR_UNUSED char *keys_text(const KeyList *k, char cOpen, char cClose, s
   return z;
 }
 
+/* W5's check of the rows at index rows (n of them), into z: their count
+** and the sum of their row.id. */
+static FLOOR_UNUSED void w5_idsum(lua_State *L, int rows, int n, char *z,
+                                  size_t nz) {
+  lua_Integer sum = 0;
+  int i;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, rows, i);
+    lua_getfield(L, -1, "id");
+    sum += lua_tointeger(L, -1);
+    lua_pop(L, 2);
+  }
+  snprintf(z, nz, "rows=%d,idsum=%lld", n, (long long)sum);
+}
+
 static FLOOR_UNUSED int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return x < y ? -1 : x > y;
