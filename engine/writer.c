@@ -1113,9 +1113,10 @@ static int values_insert(quay_writer *w, int iFrom, int iTo, int bOrFail,
 **     (quay__writer_bulk_check, called by quay_db_commit): for each
 **     foreign key of the table (as SQLite lists them, so undeclared ones
 **     too), the distinct integer keys the rows gave must all be in the
-**     parent table, or else, for composite keys, keys of other types or
-**     columns no field writes, every new row (by rowid range) must find
-**     its parent row.  A row whose key has a NULL is not checked, as
+**     parent table, or else, for composite keys, keys of other types,
+**     columns no field writes or columns that do not store an integer as
+**     given (TEXT, REAL), every new row (by rowid range) must find its
+**     parent row, compared as SQLite compares (the parent's affinity).  A row whose key has a NULL is not checked, as
 **     SQLite does not check it.
 ** Only when nothing else can write meanwhile: no transaction open (so no
 ** other statement of the caller's shares it), no on_query observer (user
@@ -1134,6 +1135,7 @@ typedef struct BulkFk {
   const char *zParent;         /* parent table */
   int nCol;
   const char **azFrom, **azTo; /* child and parent columns */
+  const char *zType;           /* declared type of the first child column */
   int iField;                  /* one column written by this field, or -1 */
   int bRange;                  /* check the new rows by rowid range */
   quay_keyset *pKeys;          /* else: the distinct keys given */
@@ -1175,6 +1177,38 @@ static int name_eq(const char *a, const char *b) {
   return *a == *b;
 }
 
+/* Does the declared type zType contain zSub (upper case), any case? */
+static int type_has(const char *zType, const char *zSub) {
+  size_t n = strlen(zSub), i, k;
+  for (i = 0; zType[i]; i++) {
+    for (k = 0; k < n && zType[i + k]; k++) {
+      int x = (unsigned char)zType[i + k];
+      if (x >= 'a' && x <= 'z') x -= 32;
+      if (x != (unsigned char)zSub[k]) break;
+    }
+    if (k == n) return 1;
+  }
+  return 0;
+}
+
+/*
+** Does a column of declared type zType store an integer as that integer
+** (SQLite's affinity rules: INTEGER, NUMERIC or BLOB, not TEXT or REAL)?
+** Only then is the value a field gave the value the key check must find
+** (a TEXT column stores 5 as '5', which a parent's '5' matches and its
+** 5 does not).
+*/
+static int keeps_int(const char *zType) {
+  if (type_has(zType, "INT")) return 1;
+  if (type_has(zType, "CHAR") || type_has(zType, "CLOB") ||
+      type_has(zType, "TEXT")) {
+    return 0;
+  }
+  if (type_has(zType, "BLOB") || zType[0] == 0) return 1;
+  return !(type_has(zType, "REAL") || type_has(zType, "FLOA") ||
+           type_has(zType, "DOUB"));
+}
+
 /* Text of column i of the cursor's row into arena a (NULL: none/OOM). */
 static const char *bulk_text(quay_cursor *c, int i, Arena *a) {
   quay_value v;
@@ -1200,12 +1234,14 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
                     "SELECT f.id, f.\"table\", f.\"from\", "
                     "coalesce(f.\"to\", (SELECT i.name FROM "
                     "pragma_table_info(f.\"table\") AS i WHERE i.pk = "
-                    "f.seq + 1)) FROM pragma_foreign_key_list(?1) AS f "
-                    "ORDER BY f.id, f.seq",
+                    "f.seq + 1)), coalesce((SELECT i.type FROM "
+                    "pragma_table_info(?1) AS i WHERE i.name = f.\"from\" "
+                    "COLLATE NOCASE), '') FROM "
+                    "pragma_foreign_key_list(?1) AS f ORDER BY f.id, f.seq",
                     &t, 1, NULL, 0, 0, &c, NULL, pErr);
   while (rc == QUAY_OK) {
     quay_value id;
-    const char *zP, *zF, *zT;
+    const char *zP, *zF, *zT, *zY;
     BulkFk *fk;
     rc = quay_cursor_step(c, pErr);
     if (rc != QUAY_ROW) break;
@@ -1214,7 +1250,8 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
     zP = bulk_text(c, 1, &b->a);
     zF = bulk_text(c, 2, &b->a);
     zT = bulk_text(c, 3, &b->a);
-    if (zP == NULL || zF == NULL || zT == NULL) {
+    zY = bulk_text(c, 4, &b->a);
+    if (zP == NULL || zF == NULL || zT == NULL || zY == NULL) {
       quay_value v;
       quay_cursor_value(c, 3, &v);
       if (v.type == QUAY_NULL) {
@@ -1239,6 +1276,7 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
       fk = &b->aFk[b->nFk++];
       memset(fk, 0, sizeof(*fk));
       fk->zParent = zP;
+      fk->zType = zY;
       fk->azFrom = quay__arena_alloc(&b->a, sizeof(char *) * 16);
       fk->azTo = quay__arena_alloc(&b->a, sizeof(char *) * 16);
       if (fk->azFrom == NULL || fk->azTo == NULL) {
@@ -1267,7 +1305,7 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
       for (k = 0; fk->nCol == 1 && k < m->nField; k++) {
         if (name_eq(m->apField[k]->zCol, fk->azFrom[0])) fk->iField = k;
       }
-      if (fk->iField >= 0) {
+      if (fk->iField >= 0 && keeps_int(fk->zType)) {
         rc = quay_keyset_new(&fk->pKeys, pErr);
         if (rc) return rc;
         fk->bRange = 0;
@@ -1589,7 +1627,9 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
     for (k = 0; k < fk->nCol; k++) {
       quay__str_cat(&sql, k ? " AND p." : "p.");
       quay__str_ident(&sql, fk->azTo[k]);
-      quay__str_cat(&sql, " = c.");
+      /* +: the child column's affinity off, so that the parent's applies
+      ** to the stored value, as in SQLite's own check ('05' is no 5). */
+      quay__str_cat(&sql, " = +c.");
       quay__str_ident(&sql, fk->azFrom[k]);
     }
     quay__str_cat(&sql, ") LIMIT 1");

@@ -259,6 +259,36 @@ describe("bulk_create of many rows", function()
     assert.equal(70, db:rows("SELECT count(*) AS n FROM seen")[1].n)
   end)
 
+  -- SQLite compares a key with the parent's affinity applied to the
+  -- value the child column stored: a TEXT column stores 5 as '5', which a
+  -- parent column of no type holding 5 does not match, and an INTEGER
+  -- column stores '7.0' as 7, which such a parent holding '7.0' does not
+  -- match.  The bulk check must refuse both, as SQLite does row by row.
+  it("compares keys as SQLite does, whatever the child column's type", function()
+    if helper.is_pg then return end
+    db:execute("CREATE TABLE nums (id INTEGER PRIMARY KEY, num UNIQUE)")
+    db:execute("INSERT INTO nums (id, num) VALUES (1, 5), (2, '7.0')")
+    db:execute("CREATE TABLE tref (id INTEGER PRIMARY KEY, ref TEXT REFERENCES nums(num))")
+    db:execute("CREATE TABLE iref (id INTEGER PRIMARY KEY, ref INTEGER REFERENCES nums(num))")
+    local T = db:model("Tref", { ref = quay.integer(), table = "tref" })
+    local I = db:model("Iref", { ref = quay.string(), table = "iref" })
+    local trows, irows = {}, {}
+    for i = 1, 100 do trows[i] = { ref = 5 }; irows[i] = { ref = "7.0" } end
+    for _, observed in ipairs({ false, true }) do
+      if observed then db:on_query(function() end) end
+      helper.raises("integrity", T.bulk_create, T, trows)
+      helper.raises("integrity", I.bulk_create, I, irows)
+      db:on_query(nil)
+      assert.equal(0, db:rows("SELECT count(*) AS n FROM tref")[1].n)
+      assert.equal(0, db:rows("SELECT count(*) AS n FROM iref")[1].n)
+    end
+    -- the keys SQLite does find go in
+    db:execute("INSERT INTO nums (id, num) VALUES (3, '5'), (4, 7)")
+    assert.equal(100, #T:bulk_create(trows))
+    assert.equal(100, #I:bulk_create(irows))
+    enforced()
+  end)
+
   it("takes relation records as well as keys", function()
     local u = User:create { name = "a" }
     local v = User:create { name = "b" }
