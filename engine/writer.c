@@ -1595,7 +1595,9 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
       quay__str_ident(&sql, fk->zParent);
       quay__str_cat(&sql, " AS p WHERE p.");
       quay__str_ident(&sql, fk->azTo[0]);
-      quay__str_cat(&sql, " = j.value) LIMIT 1");
+      /* +: j.value of no affinity, so that the parent's applies (a
+      ** TEXT parent's '5' is key 5, as SQLite finds it). */
+      quay__str_cat(&sql, " = +j.value) LIMIT 1");
       if (rc == QUAY_OK && (js.oom || sql.oom)) rc = quay__oom(pErr);
       if (rc == QUAY_OK) {
         arr.type = QUAY_TEXT;

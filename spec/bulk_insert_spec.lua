@@ -289,6 +289,26 @@ describe("bulk_create of many rows", function()
     enforced()
   end)
 
+  -- and a TEXT parent column's '6' is the key of an INTEGER child's 6
+  it("finds integer keys in a TEXT parent column, as SQLite does", function()
+    if helper.is_pg then return end
+    db:execute("CREATE TABLE codes (id INTEGER PRIMARY KEY, code TEXT UNIQUE)")
+    db:execute("INSERT INTO codes (id, code) VALUES (1, '6'), (2, '07')")
+    db:execute("CREATE TABLE uses (id INTEGER PRIMARY KEY, code INTEGER REFERENCES codes(code))")
+    local Use = db:model("Use", { code = quay.integer(), table = "uses" })
+    local rows = {}
+    for i = 1, 100 do rows[i] = { code = 6 } end
+    assert.equal(100, #Use:bulk_create(rows))
+    rows[50].code = 7                  -- '07' is not 7's text
+    for _, observed in ipairs({ false, true }) do
+      if observed then db:on_query(function() end) end
+      helper.raises("integrity", Use.bulk_create, Use, rows)
+      db:on_query(nil)
+    end
+    assert.equal(100, db:rows("SELECT count(*) AS n FROM uses")[1].n)
+    enforced()
+  end)
+
   it("takes relation records as well as keys", function()
     local u = User:create { name = "a" }
     local v = User:create { name = "b" }
