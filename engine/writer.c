@@ -1116,13 +1116,16 @@ static int values_insert(quay_writer *w, int iFrom, int iTo, int bOrFail,
 **     parent table, or else, for composite keys, keys of other types,
 **     columns no field writes or columns that do not store an integer as
 **     given (TEXT, REAL), every new row (by rowid range) must find its
-**     parent row, compared as SQLite compares (the parent's affinity).  A row whose key has a NULL is not checked, as
-**     SQLite does not check it.
+**     parent row, compared as SQLite compares (the parent's affinity).
+**     A row whose key has a NULL is not checked, as SQLite does not
+**     check it.
 ** Only when nothing else can write meanwhile: no transaction open (so no
 ** other statement of the caller's shares it), no on_query observer (user
 ** code), no trigger on the table (its statements would run unchecked),
-** a rowid table, and rowids far from the largest (a multi-row statement's
-** new rowids are then consecutive, so the last one gives them all).
+** no foreign key to the table itself (row by row, SQLite refuses a row
+** naming one written after it), a rowid table, and rowids far from the
+** largest (a multi-row statement's new rowids are then consecutive, so
+** the last one gives them all).
 ** Explicit integer keys go one row a statement (their rowids are the
 ** keys), as does everything after a key above half the range.
 */
@@ -1220,7 +1223,8 @@ static const char *bulk_text(quay_cursor *c, int i, Arena *a) {
 /*
 ** The table's foreign keys into b (SQLite's own list: the parent columns
 ** of one that names none are the parent's primary key).  *pbOk = 0 when
-** one cannot be checked here (no parent column known).
+** one cannot be checked here (no parent column known, or a key to the
+** table itself).
 */
 static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   quay_model *m = w->pModel;
@@ -1300,6 +1304,13 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
     int i, k;
     for (i = 0; i < b->nFk; i++) {
       BulkFk *fk = &b->aFk[i];
+      if (name_eq(fk->zParent, m->zTable)) {
+        /* A key to the table itself: row by row SQLite refuses a row
+        ** naming one the call writes later (unless the key is deferred,
+        ** which the pragma does not say), a check at the end cannot. */
+        *pbOk = 0;
+        return QUAY_OK;
+      }
       fk->iField = -1;
       fk->bRange = 1;
       for (k = 0; fk->nCol == 1 && k < m->nField; k++) {
