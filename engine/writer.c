@@ -1329,7 +1329,8 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
 /*
 ** Can the bulk insert go fast (above)?  Inside the transaction just
 ** opened: no trigger on the table, a rowid table, rowids far from the
-** largest, and the foreign keys known.  *pbOk says; b gets the keys.
+** largest, and the foreign keys known and valid for SQLite.  *pbOk
+** says; b gets the keys.
 */
 static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   quay_db *pDb = w->pDb;
@@ -1368,6 +1369,25 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   if (rc || n > INT64_MAX / 2) return rc;
   *pbOk = 1;
   if (!pDb->pDrv->xFkEnforce(pDb->aSrv[0].pConn, -1)) return QUAY_OK;
+  /* SQLite refuses to prepare an INSERT while a key names a parent table
+  ** or column that is not there or a parent key with no unique index
+  ** ("foreign key mismatch"), whatever the row: such a table goes the
+  ** plain way, whose first INSERT then fails as SQLite says (the checks
+  ** below would not notice).  This one inserts nothing. */
+  quay__str_init(&sql);
+  quay__str_cat(&sql, "INSERT INTO ");
+  quay__str_ident(&sql, m->zTable);
+  quay__str_cat(&sql, " (rowid) SELECT NULL WHERE 0");
+  rc = sql.oom ? quay__oom(pErr)
+               : quay__db_run(pDb, sql.z, NULL, 0, NULL, 0, 0, NULL, NULL,
+                              pErr);
+  quay__str_free(&sql);
+  if (rc == QUAY_ESQL) {
+    quay_err_clear(pErr);
+    *pbOk = 0;
+    return QUAY_OK;
+  }
+  if (rc) return rc;
   return bulk_fks(w, b, pbOk, pErr);
 }
 

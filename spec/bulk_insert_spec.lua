@@ -334,6 +334,27 @@ describe("bulk_create of many rows", function()
     enforced()
   end)
 
+  -- A key SQLite cannot use (its parent table is not there, or its parent
+  -- column has no unique index) fails every INSERT, whatever the row.
+  it("fails as SQLite does on a key SQLite cannot use", function()
+    if helper.is_pg then return end
+    db:execute("CREATE TABLE loose (id INTEGER PRIMARY KEY, v INTEGER, g INTEGER REFERENCES ghost(id))")
+    db:execute("CREATE TABLE kin (id INTEGER PRIMARY KEY, v INTEGER, w INTEGER REFERENCES posts(views))")
+    local Loose = db:model("Loose", { v = quay.integer(), table = "loose" })
+    local Kin = db:model("Kin", { v = quay.integer(), table = "kin" })
+    local rows = {}
+    for i = 1, 100 do rows[i] = { v = i } end
+    for _, observed in ipairs({ false, true }) do
+      if observed then db:on_query(function() end) end
+      helper.mentions(helper.raises("sql", Loose.bulk_create, Loose, rows), "ghost")
+      helper.mentions(helper.raises("sql", Kin.bulk_create, Kin, rows), "mismatch")
+      db:on_query(nil)
+    end
+    assert.equal(0, db:rows("SELECT count(*) AS n FROM loose")[1].n)
+    assert.equal(0, db:rows("SELECT count(*) AS n FROM kin")[1].n)
+    enforced()
+  end)
+
   it("takes relation records as well as keys", function()
     local u = User:create { name = "a" }
     local v = User:create { name = "b" }
