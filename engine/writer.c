@@ -1132,7 +1132,7 @@ static int values_insert(quay_writer *w, int iFrom, int iTo, int bOrFail,
 #define BULK_MIN_ROWS 64       /* fewer: one statement per row */
 #define BULK_ROWS 64           /* rows a statement (SQLite: 8..128 measure
                                ** alike; each re-prepare is per call) */
-#define BULK_MAX_RANGES 64     /* then one range over them all */
+#define BULK_MAX_RANGES 64     /* then one query over a JSON list of them */
 
 typedef struct BulkFk {
   const char *zParent;         /* parent table */
@@ -1589,20 +1589,22 @@ static int bulk_check_one(quay_writer *w, const BulkFk *fk, const char *zSql,
 
 int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
   Bulk *b = w->pBulk;
-  int i, k, rc = QUAY_OK;
-  Str sql;
+  int i, k, rc = QUAY_OK, bList;
+  Str sql, ranges;
   if (b == NULL) return QUAY_OK;
   quay__str_init(&sql);
-  if (b->nRange > BULK_MAX_RANGES) {
-    int64_t lo = b->aRange[0], hi = b->aRange[1];
-    for (k = 1; k < b->nRange; k++) {
-      if (b->aRange[2 * k] < lo) lo = b->aRange[2 * k];
-      if (b->aRange[2 * k + 1] > hi) hi = b->aRange[2 * k + 1];
-    }
-    b->aRange[0] = lo;
-    b->aRange[1] = hi;
-    b->nRange = 1;
+  quay__str_init(&ranges);
+  /* Many ranges (explicit keys out of order): one query over them as a
+  ** JSON list of [first, last] (one range over them all would take in
+  ** old rows between them, which a row by row insert never checks). */
+  bList = b->nRange > BULK_MAX_RANGES;
+  for (k = 0; bList && k < b->nRange; k++) {
+    quay__str_printf(&ranges, "%s[%lld,%lld]", k ? "," : "[",
+                     (long long)b->aRange[2 * k],
+                     (long long)b->aRange[2 * k + 1]);
   }
+  if (bList) quay__str_char(&ranges, ']');
+  if (ranges.oom) rc = quay__oom(pErr);
   for (i = 0; rc == QUAY_OK && i < b->nFk; i++) {
     BulkFk *fk = &b->aFk[i];
     quay__str_reset(&sql);
@@ -1646,9 +1648,16 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
       quay__str_cat(&sql, k ? ", c." : "c.");
       quay__str_ident(&sql, fk->azFrom[k]);
     }
-    quay__str_cat(&sql, " FROM ");
-    quay__str_ident(&sql, w->pModel->zTable);
-    quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN ?1 AND ?2");
+    if (bList) {
+      quay__str_cat(&sql, " FROM json_each(?1) AS r CROSS JOIN ");
+      quay__str_ident(&sql, w->pModel->zTable);
+      quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN json_extract(r.value, "
+                    "'$[0]') AND json_extract(r.value, '$[1]')");
+    } else {
+      quay__str_cat(&sql, " FROM ");
+      quay__str_ident(&sql, w->pModel->zTable);
+      quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN ?1 AND ?2");
+    }
     for (k = 0; k < fk->nCol; k++) {
       quay__str_cat(&sql, " AND c.");
       quay__str_ident(&sql, fk->azFrom[k]);
@@ -1667,7 +1676,14 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
     }
     quay__str_cat(&sql, ") LIMIT 1");
     if (sql.oom) rc = quay__oom(pErr);
-    for (k = 0; rc == QUAY_OK && k < b->nRange; k++) {
+    if (bList && rc == QUAY_OK) {
+      quay_value arr;
+      arr.type = QUAY_TEXT;
+      arr.u.z = ranges.z;
+      arr.n = ranges.n;
+      rc = bulk_check_one(w, fk, sql.z, &arr, 1, pErr);
+    }
+    for (k = 0; !bList && rc == QUAY_OK && k < b->nRange; k++) {
       quay_value aP[2];
       aP[0].type = aP[1].type = QUAY_INT;
       aP[0].u.i = b->aRange[2 * k];
@@ -1676,6 +1692,7 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
     }
   }
   quay__str_free(&sql);
+  quay__str_free(&ranges);
   return rc;
 }
 /* }================================================================== */
