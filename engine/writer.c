@@ -1345,8 +1345,10 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   t.n = strlen(m->zTable);
   /* 0 when the name is one plain rowid table of the main schema (no
   ** TEMP object of that name, not WITHOUT ROWID, not virtual, no ON
-  ** CONFLICT clause, which OR FAIL would override) with no trigger; the
-  ** text test may only send a table the plain way. */
+  ** CONFLICT clause, which OR FAIL would override) with no trigger and
+  ** no column named rowid (which the checks' c.rowid would read, written
+  ** by a field or not); the text test may only send a table the plain
+  ** way. */
   rc = quay__db_scalar(pDb,
                        "SELECT 1 - (SELECT count(*) FROM sqlite_master WHERE "
                        "type = 'table' AND name = ?1 COLLATE NOCASE) + "
@@ -1357,7 +1359,9 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
                        "(SELECT count(*) FROM sqlite_master WHERE type = "
                        "'trigger' AND tbl_name = ?1 COLLATE NOCASE) + "
                        "(SELECT count(*) FROM sqlite_temp_master WHERE "
-                       "tbl_name = ?1 COLLATE NOCASE)",
+                       "tbl_name = ?1 COLLATE NOCASE) + "
+                       "(SELECT count(*) FROM pragma_table_info(?1) WHERE "
+                       "name = 'rowid' COLLATE NOCASE)",
                        &t, 1, &n, pErr);
   if (rc || n > 0) return rc;
   quay__str_init(&sql);

@@ -383,6 +383,27 @@ describe("bulk_create of many rows", function()
     enforced()
   end)
 
+  -- A column named rowid (no field writes it) hides the rowid the check
+  -- of a key by rowid range would read.
+  it("checks the keys of a table with a column named rowid", function()
+    if helper.is_pg then return end
+    db:execute([[CREATE TABLE logs (id INTEGER PRIMARY KEY, v INTEGER, rowid INTEGER,
+      u INTEGER DEFAULT 9 REFERENCES users(id))]])
+    local Log = db:model("Log", { v = quay.integer(), table = "logs" })
+    local rows = {}
+    for i = 1, 100 do rows[i] = { v = i } end
+    for _, observed in ipairs({ false, true }) do
+      if observed then db:on_query(function() end) end
+      helper.raises("integrity", Log.bulk_create, Log, rows)
+      db:on_query(nil)
+    end
+    assert.equal(0, db:rows("SELECT count(*) AS n FROM logs")[1].n)
+    User:create { name = "a" }
+    db:execute("UPDATE users SET id = 9")
+    assert.equal(100, #Log:bulk_create(rows))
+    enforced()
+  end)
+
   it("takes relation records as well as keys", function()
     local u = User:create { name = "a" }
     local v = User:create { name = "b" }
