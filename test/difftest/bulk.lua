@@ -72,7 +72,8 @@ FILES[2] = FILES[1]:gsub("%-a%.db$", "-b.db")
 ------------------------------------------------------------------------
 -- The case: a schema (SQL and model declarations) and a row list.
 ------------------------------------------------------------------------
-local TYPES = { "INTEGER", "TEXT", "REAL", "NUMERIC", "", "BLOB" }
+local TYPES = { "INTEGER", "TEXT", "REAL", "NUMERIC", "", "BLOB", "FLOATING POINT", "VARCHAR(10)", "BOOLEAN",
+  "DOUBLE" }
 
 local function gen_schema()
   local s = { sql = {}, fields = {}, cols = {} }
@@ -85,7 +86,8 @@ local function gen_schema()
   sql("CREATE TABLE pa (id INTEGER PRIMARY KEY" .. (s.auto_pa and " AUTOINCREMENT" or "") .. ", name TEXT)")
   s.pb = chance(0.15) and '"P b"' or "pb"  -- a name to quote, sometimes
   sql("CREATE TABLE " .. s.pb .. " (id INTEGER PRIMARY KEY, code TEXT" .. (s.nocase and " COLLATE NOCASE" or "") ..
-      " UNIQUE, a INTEGER, b TEXT, num " .. s.num_t .. " UNIQUE, UNIQUE (a, b))")
+      " UNIQUE, a INTEGER, b TEXT, num " .. s.num_t .. " UNIQUE, UNIQUE (a, b))" ..
+      (chance(0.1) and " WITHOUT ROWID" or ""))
   local def = s.deferred and " DEFERRABLE INITIALLY DEFERRED" or ""
   local function d() return chance(0.3) and def or "" end
   local cols = { "id INTEGER PRIMARY KEY" .. (s.auto_ch and " AUTOINCREMENT" or "") }
@@ -111,12 +113,13 @@ local function gen_schema()
     F[#F + 1] = { name = "pb_ref", kind = "int", null = true, col = "pb_ref", fk = "pb" }
   end
   if chance(0.5) then                  -- a text key
-    cols[#cols + 1] = "code TEXT REFERENCES " .. s.pb .. "(code)" .. d()
+    cols[#cols + 1] = "code TEXT" .. (chance(0.2) and " COLLATE NOCASE" or "") .. " REFERENCES " .. s.pb ..
+        "(code)" .. d()
     F[#F + 1] = { name = "code", kind = "str", null = true, col = "code", fk = "code" }
   end
   if chance(0.5) then                  -- a key of some declared type to pb.num
     s.nref_t = pick(TYPES)
-    s.nref_kind = chance(0.7) and "int" or "str"
+    s.nref_kind = chance(0.6) and "int" or chance(0.7) and "str" or "num"
     cols[#cols + 1] = "nref " .. s.nref_t .. " REFERENCES " .. s.pb .. "(num)" .. d()
     F[#F + 1] = { name = "nref", kind = s.nref_kind, null = true, col = "nref", fk = "num" }
   end
@@ -271,6 +274,7 @@ local function gen_list(s, P)
         if #P.num > 0 and chance(0.7) then
           local x = pick(P.num)
           if f.kind == "int" then row.nref = math.tointeger(tonumber(x)) or R(1, 9)
+          elseif f.kind == "num" then row.nref = tonumber(x) + 0.0
           else row.nref = tostring(x) end
         end
       elseif f.name == "ca" then
@@ -303,7 +307,8 @@ local function gen_list(s, P)
         if f.col == "pa_id" then row.pa_id = 500 + R(9)
         elseif f.fk == "pb" then row.pb_ref = 500 + R(9)
         elseif f.fk == "code" then row.code = "zz" .. R(3)
-        elseif f.fk == "num" then row.nref = f.kind == "int" and R(10, 12) or tostring(R(10, 12))
+        elseif f.fk == "num" then
+          row.nref = f.kind == "int" and R(10, 12) or f.kind == "num" and R(10, 12) + 0.5 or tostring(R(10, 12))
         elseif f.fk == "comp" then row.ca, row.cb = R(1, 5), pick { "u", "z" }
         elseif f.col == "parent_id" then row.parent_id = base + n + R(50, 90)
         end
@@ -338,7 +343,7 @@ local function gen_list(s, P)
           local c = pick(P.code)
           row.code = chance(0.5) and c:upper() or c:lower()
         elseif fs.tag then
-          row.tag = (row.tag or "n1"):upper()
+          row.tag = tostring(row.tag or "n1"):upper()
         end
       elseif kind == "fwdref" then
         if s.self then
@@ -347,7 +352,7 @@ local function gen_list(s, P)
         end
       elseif kind == "type" then
         local f = pick(s.fields)
-        row[f.col] = f.kind == "str" and R(1, 5) or pick { "x", "3", 2.5 }
+        row[f.col] = f.kind == "str" and R(1, 5) or f.kind == "num" and "x" or pick { "x", "3", 2.5 }
       elseif kind == "big" then
         local f = pick(s.fields)
         if f.kind ~= "str" then row[f.col] = pick { MAXI, math.mininteger, MAXI - 1 } end
@@ -370,6 +375,8 @@ local function models(db, s)
         on_delete = quay.CASCADE, related_name = "kids_" .. f.name })
     elseif f.kind == "int" then
       defs[f.name] = quay.integer { null = f.null }
+    elseif f.kind == "num" then
+      defs[f.name] = quay.number { null = f.null }
     else
       defs[f.name] = quay.string { null = f.null }
     end
@@ -563,15 +570,17 @@ local passed, failed = 0, 0
 for seed = s0, s1 do
   for case = 1, NCASES do
     math.randomseed(seed * 100003 + case)
-    local s = gen_schema()
-    local P = gen_rows(s)
-    local rows = gen_list(s, P)
-    local ok, msg = pcall(compare, s, rows)
+    local s, rows
+    local ok, msg = pcall(function()
+      s = gen_schema()
+      rows = gen_list(s, gen_rows(s))
+      return compare(s, rows)
+    end)
     if ok and not msg then
       passed = passed + 1
     else
       failed = failed + 1
-      print(("FAIL seed %d case %d (%d rows): %s"):format(seed, case, #rows, tostring(msg)))
+      print(("FAIL seed %d case %d (%d rows): %s"):format(seed, case, rows and #rows or 0, tostring(msg)))
       if ok then
         local small = shrink(s, rows, 400)
         print("  schema:\n    " .. table.concat(s.sql, ";\n    "))
