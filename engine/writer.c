@@ -1113,27 +1113,32 @@ static int values_insert(quay_writer *w, int iFrom, int iTo, int bOrFail,
 **     (quay__writer_bulk_check, called by quay_db_commit): for each
 **     foreign key of the table (as SQLite lists them, so undeclared ones
 **     too), the distinct integer keys the rows gave must all be in the
-**     parent table, or else, for composite keys, keys of other types or
-**     columns no field writes, every new row (by rowid range) must find
-**     its parent row.  A row whose key has a NULL is not checked, as
-**     SQLite does not check it.
+**     parent table, or else, for composite keys, keys of other types,
+**     columns no field writes or columns that do not store an integer as
+**     given (TEXT, REAL), every new row (by rowid range) must find its
+**     parent row, compared as SQLite compares (the parent's affinity).
+**     A row whose key has a NULL is not checked, as SQLite does not
+**     check it.
 ** Only when nothing else can write meanwhile: no transaction open (so no
 ** other statement of the caller's shares it), no on_query observer (user
 ** code), no trigger on the table (its statements would run unchecked),
-** a rowid table, and rowids far from the largest (a multi-row statement's
-** new rowids are then consecutive, so the last one gives them all).
+** no foreign key to the table itself (row by row, SQLite refuses a row
+** naming one written after it), a rowid table, and rowids far from the
+** largest (a multi-row statement's new rowids are then consecutive, so
+** the last one gives them all).
 ** Explicit integer keys go one row a statement (their rowids are the
 ** keys), as does everything after a key above half the range.
 */
 #define BULK_MIN_ROWS 64       /* fewer: one statement per row */
 #define BULK_ROWS 64           /* rows a statement (SQLite: 8..128 measure
                                ** alike; each re-prepare is per call) */
-#define BULK_MAX_RANGES 64     /* then one range over them all */
+#define BULK_MAX_RANGES 64     /* then one query over a JSON list of them */
 
 typedef struct BulkFk {
   const char *zParent;         /* parent table */
   int nCol;
   const char **azFrom, **azTo; /* child and parent columns */
+  const char *zType;           /* declared type of the first child column */
   int iField;                  /* one column written by this field, or -1 */
   int bRange;                  /* check the new rows by rowid range */
   quay_keyset *pKeys;          /* else: the distinct keys given */
@@ -1175,6 +1180,38 @@ static int name_eq(const char *a, const char *b) {
   return *a == *b;
 }
 
+/* Does the declared type zType contain zSub (upper case), any case? */
+static int type_has(const char *zType, const char *zSub) {
+  size_t n = strlen(zSub), i, k;
+  for (i = 0; zType[i]; i++) {
+    for (k = 0; k < n && zType[i + k]; k++) {
+      int x = (unsigned char)zType[i + k];
+      if (x >= 'a' && x <= 'z') x -= 32;
+      if (x != (unsigned char)zSub[k]) break;
+    }
+    if (k == n) return 1;
+  }
+  return 0;
+}
+
+/*
+** Does a column of declared type zType store an integer as that integer
+** (SQLite's affinity rules: INTEGER, NUMERIC or BLOB, not TEXT or REAL)?
+** Only then is the value a field gave the value the key check must find
+** (a TEXT column stores 5 as '5', which a parent's '5' matches and its
+** 5 does not).
+*/
+static int keeps_int(const char *zType) {
+  if (type_has(zType, "INT")) return 1;
+  if (type_has(zType, "CHAR") || type_has(zType, "CLOB") ||
+      type_has(zType, "TEXT")) {
+    return 0;
+  }
+  if (type_has(zType, "BLOB") || zType[0] == 0) return 1;
+  return !(type_has(zType, "REAL") || type_has(zType, "FLOA") ||
+           type_has(zType, "DOUB"));
+}
+
 /* Text of column i of the cursor's row into arena a (NULL: none/OOM). */
 static const char *bulk_text(quay_cursor *c, int i, Arena *a) {
   quay_value v;
@@ -1186,7 +1223,8 @@ static const char *bulk_text(quay_cursor *c, int i, Arena *a) {
 /*
 ** The table's foreign keys into b (SQLite's own list: the parent columns
 ** of one that names none are the parent's primary key).  *pbOk = 0 when
-** one cannot be checked here (no parent column known).
+** one cannot be checked here (no parent column known, or a key to the
+** table itself).
 */
 static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   quay_model *m = w->pModel;
@@ -1200,12 +1238,14 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
                     "SELECT f.id, f.\"table\", f.\"from\", "
                     "coalesce(f.\"to\", (SELECT i.name FROM "
                     "pragma_table_info(f.\"table\") AS i WHERE i.pk = "
-                    "f.seq + 1)) FROM pragma_foreign_key_list(?1) AS f "
-                    "ORDER BY f.id, f.seq",
+                    "f.seq + 1)), coalesce((SELECT i.type FROM "
+                    "pragma_table_info(?1) AS i WHERE i.name = f.\"from\" "
+                    "COLLATE NOCASE), '') FROM "
+                    "pragma_foreign_key_list(?1) AS f ORDER BY f.id, f.seq",
                     &t, 1, NULL, 0, 0, &c, NULL, pErr);
   while (rc == QUAY_OK) {
     quay_value id;
-    const char *zP, *zF, *zT;
+    const char *zP, *zF, *zT, *zY;
     BulkFk *fk;
     rc = quay_cursor_step(c, pErr);
     if (rc != QUAY_ROW) break;
@@ -1214,7 +1254,8 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
     zP = bulk_text(c, 1, &b->a);
     zF = bulk_text(c, 2, &b->a);
     zT = bulk_text(c, 3, &b->a);
-    if (zP == NULL || zF == NULL || zT == NULL) {
+    zY = bulk_text(c, 4, &b->a);
+    if (zP == NULL || zF == NULL || zT == NULL || zY == NULL) {
       quay_value v;
       quay_cursor_value(c, 3, &v);
       if (v.type == QUAY_NULL) {
@@ -1239,6 +1280,7 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
       fk = &b->aFk[b->nFk++];
       memset(fk, 0, sizeof(*fk));
       fk->zParent = zP;
+      fk->zType = zY;
       fk->azFrom = quay__arena_alloc(&b->a, sizeof(char *) * 16);
       fk->azTo = quay__arena_alloc(&b->a, sizeof(char *) * 16);
       if (fk->azFrom == NULL || fk->azTo == NULL) {
@@ -1262,12 +1304,19 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
     int i, k;
     for (i = 0; i < b->nFk; i++) {
       BulkFk *fk = &b->aFk[i];
+      if (name_eq(fk->zParent, m->zTable)) {
+        /* A key to the table itself: row by row SQLite refuses a row
+        ** naming one the call writes later (unless the key is deferred,
+        ** which the pragma does not say), a check at the end cannot. */
+        *pbOk = 0;
+        return QUAY_OK;
+      }
       fk->iField = -1;
       fk->bRange = 1;
       for (k = 0; fk->nCol == 1 && k < m->nField; k++) {
         if (name_eq(m->apField[k]->zCol, fk->azFrom[0])) fk->iField = k;
       }
-      if (fk->iField >= 0) {
+      if (fk->iField >= 0 && keeps_int(fk->zType)) {
         rc = quay_keyset_new(&fk->pKeys, pErr);
         if (rc) return rc;
         fk->bRange = 0;
@@ -1280,7 +1329,8 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
 /*
 ** Can the bulk insert go fast (above)?  Inside the transaction just
 ** opened: no trigger on the table, a rowid table, rowids far from the
-** largest, and the foreign keys known.  *pbOk says; b gets the keys.
+** largest, and the foreign keys known and valid for SQLite.  *pbOk
+** says; b gets the keys.
 */
 static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   quay_db *pDb = w->pDb;
@@ -1295,8 +1345,10 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   t.n = strlen(m->zTable);
   /* 0 when the name is one plain rowid table of the main schema (no
   ** TEMP object of that name, not WITHOUT ROWID, not virtual, no ON
-  ** CONFLICT clause, which OR FAIL would override) with no trigger; the
-  ** text test may only send a table the plain way. */
+  ** CONFLICT clause, which OR FAIL would override) with no trigger and
+  ** no column named rowid (which the checks' c.rowid would read, written
+  ** by a field or not); the text test may only send a table the plain
+  ** way. */
   rc = quay__db_scalar(pDb,
                        "SELECT 1 - (SELECT count(*) FROM sqlite_master WHERE "
                        "type = 'table' AND name = ?1 COLLATE NOCASE) + "
@@ -1307,7 +1359,9 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
                        "(SELECT count(*) FROM sqlite_master WHERE type = "
                        "'trigger' AND tbl_name = ?1 COLLATE NOCASE) + "
                        "(SELECT count(*) FROM sqlite_temp_master WHERE "
-                       "tbl_name = ?1 COLLATE NOCASE)",
+                       "tbl_name = ?1 COLLATE NOCASE) + "
+                       "(SELECT count(*) FROM pragma_table_info(?1) WHERE "
+                       "name = 'rowid' COLLATE NOCASE)",
                        &t, 1, &n, pErr);
   if (rc || n > 0) return rc;
   quay__str_init(&sql);
@@ -1319,6 +1373,25 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
   if (rc || n > INT64_MAX / 2) return rc;
   *pbOk = 1;
   if (!pDb->pDrv->xFkEnforce(pDb->aSrv[0].pConn, -1)) return QUAY_OK;
+  /* SQLite refuses to prepare an INSERT while a key names a parent table
+  ** or column that is not there or a parent key with no unique index
+  ** ("foreign key mismatch"), whatever the row: such a table goes the
+  ** plain way, whose first INSERT then fails as SQLite says (the checks
+  ** below would not notice).  This one inserts nothing. */
+  quay__str_init(&sql);
+  quay__str_cat(&sql, "INSERT INTO ");
+  quay__str_ident(&sql, m->zTable);
+  quay__str_cat(&sql, " (rowid) SELECT NULL WHERE 0");
+  rc = sql.oom ? quay__oom(pErr)
+               : quay__db_run(pDb, sql.z, NULL, 0, NULL, 0, 0, NULL, NULL,
+                              pErr);
+  quay__str_free(&sql);
+  if (rc == QUAY_ESQL) {
+    quay_err_clear(pErr);
+    *pbOk = 0;
+    return QUAY_OK;
+  }
+  if (rc) return rc;
   return bulk_fks(w, b, pbOk, pErr);
 }
 
@@ -1520,20 +1593,22 @@ static int bulk_check_one(quay_writer *w, const BulkFk *fk, const char *zSql,
 
 int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
   Bulk *b = w->pBulk;
-  int i, k, rc = QUAY_OK;
-  Str sql;
+  int i, k, rc = QUAY_OK, bList;
+  Str sql, ranges;
   if (b == NULL) return QUAY_OK;
   quay__str_init(&sql);
-  if (b->nRange > BULK_MAX_RANGES) {
-    int64_t lo = b->aRange[0], hi = b->aRange[1];
-    for (k = 1; k < b->nRange; k++) {
-      if (b->aRange[2 * k] < lo) lo = b->aRange[2 * k];
-      if (b->aRange[2 * k + 1] > hi) hi = b->aRange[2 * k + 1];
-    }
-    b->aRange[0] = lo;
-    b->aRange[1] = hi;
-    b->nRange = 1;
+  quay__str_init(&ranges);
+  /* Many ranges (explicit keys out of order): one query over them as a
+  ** JSON list of [first, last] (one range over them all would take in
+  ** old rows between them, which a row by row insert never checks). */
+  bList = b->nRange > BULK_MAX_RANGES;
+  for (k = 0; bList && k < b->nRange; k++) {
+    quay__str_printf(&ranges, "%s[%lld,%lld]", k ? "," : "[",
+                     (long long)b->aRange[2 * k],
+                     (long long)b->aRange[2 * k + 1]);
   }
+  if (bList) quay__str_char(&ranges, ']');
+  if (ranges.oom) rc = quay__oom(pErr);
   for (i = 0; rc == QUAY_OK && i < b->nFk; i++) {
     BulkFk *fk = &b->aFk[i];
     quay__str_reset(&sql);
@@ -1557,7 +1632,9 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
       quay__str_ident(&sql, fk->zParent);
       quay__str_cat(&sql, " AS p WHERE p.");
       quay__str_ident(&sql, fk->azTo[0]);
-      quay__str_cat(&sql, " = j.value) LIMIT 1");
+      /* +: j.value of no affinity, so that the parent's applies (a
+      ** TEXT parent's '5' is key 5, as SQLite finds it). */
+      quay__str_cat(&sql, " = +j.value) LIMIT 1");
       if (rc == QUAY_OK && (js.oom || sql.oom)) rc = quay__oom(pErr);
       if (rc == QUAY_OK) {
         arr.type = QUAY_TEXT;
@@ -1575,9 +1652,16 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
       quay__str_cat(&sql, k ? ", c." : "c.");
       quay__str_ident(&sql, fk->azFrom[k]);
     }
-    quay__str_cat(&sql, " FROM ");
-    quay__str_ident(&sql, w->pModel->zTable);
-    quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN ?1 AND ?2");
+    if (bList) {
+      quay__str_cat(&sql, " FROM json_each(?1) AS r CROSS JOIN ");
+      quay__str_ident(&sql, w->pModel->zTable);
+      quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN json_extract(r.value, "
+                    "'$[0]') AND json_extract(r.value, '$[1]')");
+    } else {
+      quay__str_cat(&sql, " FROM ");
+      quay__str_ident(&sql, w->pModel->zTable);
+      quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN ?1 AND ?2");
+    }
     for (k = 0; k < fk->nCol; k++) {
       quay__str_cat(&sql, " AND c.");
       quay__str_ident(&sql, fk->azFrom[k]);
@@ -1589,12 +1673,21 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
     for (k = 0; k < fk->nCol; k++) {
       quay__str_cat(&sql, k ? " AND p." : "p.");
       quay__str_ident(&sql, fk->azTo[k]);
-      quay__str_cat(&sql, " = c.");
+      /* +: the child column's affinity off, so that the parent's applies
+      ** to the stored value, as in SQLite's own check ('05' is no 5). */
+      quay__str_cat(&sql, " = +c.");
       quay__str_ident(&sql, fk->azFrom[k]);
     }
     quay__str_cat(&sql, ") LIMIT 1");
     if (sql.oom) rc = quay__oom(pErr);
-    for (k = 0; rc == QUAY_OK && k < b->nRange; k++) {
+    if (bList && rc == QUAY_OK) {
+      quay_value arr;
+      arr.type = QUAY_TEXT;
+      arr.u.z = ranges.z;
+      arr.n = ranges.n;
+      rc = bulk_check_one(w, fk, sql.z, &arr, 1, pErr);
+    }
+    for (k = 0; !bList && rc == QUAY_OK && k < b->nRange; k++) {
       quay_value aP[2];
       aP[0].type = aP[1].type = QUAY_INT;
       aP[0].u.i = b->aRange[2 * k];
@@ -1603,6 +1696,7 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
     }
   }
   quay__str_free(&sql);
+  quay__str_free(&ranges);
   return rc;
 }
 /* }================================================================== */
