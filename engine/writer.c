@@ -1386,7 +1386,9 @@ static int bulk_setup(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
                : quay__db_run(pDb, sql.z, NULL, 0, NULL, 0, 0, NULL, NULL,
                               pErr);
   quay__str_free(&sql);
-  if (rc == QUAY_ESQL) {
+  if (rc == QUAY_ESQL && pErr && pErr->ext == 1) {
+    /* SQLite's own SQLITE_ERROR preparing it; any other failure (I/O,
+    ** a lost statement) fails the call as it would fail a write. */
     quay_err_clear(pErr);
     *pbOk = 0;
     return QUAY_OK;
