@@ -328,16 +328,30 @@ function AG:fexpr(model, cls, int, avoid)
 end
 
 --- A decimal expression over to-one paths of model: a decimal column,
---- plus or minus an integer, a decimal or an integer column, or times an
---- integer (the exact decimal arithmetic; see docs/reference.md and the
---- report of what is kept out: decimal by decimal, division, floats).
+--- plus or minus an integer, a decimal or an integer column, times an
+--- integer, or times a decimal column (four places; docs/reference.md
+--- "Decimals are exact"), and that plus a decimal column or times an
+--- integer (the exact decimal arithmetic; kept out: division, floats).
 function AG:dec_expr(model, avoid)
   local p = self:one_field(model, function(ty) return ty == "decimal" end, avoid)
   if not p then return nil end
   local e = { kind = "col", path = p }
   local x = random()
-  if x < 0.35 then return e end
-  if x < 0.7 then
+  if x < 0.3 then return e end
+  if x >= 0.8 then
+    -- a decimal times a decimal (the same column or another), sometimes
+    -- with a term of two places or a factor
+    local p2 = self:one_field(model, function(ty) return ty == "decimal" end, avoid)
+    local e2 = op(e, { kind = "col", path = p2 or p }, { "*" })
+    local y = random()
+    if y < 0.25 then
+      e2 = op(e2, { kind = "col", path = p }, { "+", "-" })
+    elseif y < 0.45 then
+      e2 = op(e2, const(true))
+    end
+    return e2
+  end
+  if x < 0.6 then
     local c = const(true)
     if random() < 0.3 then return op(c, e) end
     return op(e, c)

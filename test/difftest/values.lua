@@ -31,32 +31,47 @@ V.pool = {
 V.pool.text = V.pool.string
 
 -- Decimals (quay.decimal { digits = 10, places = 2 }): boxes holding the
--- value in cents (exact), compared and summed as integers; `form` is how a
--- condition writes it (a short string, an integer), the canonical string
--- (exactly two places) is what Quay reads back.
+-- value as a scaled integer c at p places (value = c / 10^p; p is 2, the
+-- fields' places, unless given: a product of decimals has the sum of their
+-- places, docs/reference.md "Decimals are exact"), compared and summed as
+-- integers; `form` is how a condition writes it (a short string, an
+-- integer), the canonical string (exactly p places) is what Quay reads back.
 local DEC = { __name = "difftest.decimal" }
 DEC.__tostring = function(d) return V.dec_str(d) end
 
---- The decimal of c cents (form: the Lua value a condition writes).
-function V.dec(c, form) return setmetatable({ c = c, form = form }, DEC) end
+--- The decimal of c hundredths, or of c at p places (form: the Lua value a
+--- condition writes).
+function V.dec(c, form, p) return setmetatable({ c = c, form = form, p = p }, DEC) end
 
 --- Is x a decimal box?
 function V.is_dec(x) return getmetatable(x) == DEC end
 
---- The canonical string of a decimal box: "-0.10", "7.00".
-function V.dec_str(d)
-  local c = d.c
-  local sign = c < 0 and "-" or ""
-  if c < 0 then c = -c end
-  return ("%s%d.%02d"):format(sign, c // 100, c % 100)
+--- The places of a decimal box.
+function V.dec_places(d) return d.p or 2 end
+
+--- 10^p as an integer (p <= 18).
+function V.pow10(p)
+  local m = 1
+  for _ = 1, p do m = m * 10 end
+  return m
 end
 
---- The box of a decimal string as Quay reads it ("12.30"), or nil.
+--- The canonical string of a decimal box: "-0.10", "7.00" (p places).
+function V.dec_str(d)
+  local c, p = d.c, V.dec_places(d)
+  local sign = c < 0 and "-" or ""
+  if c < 0 then c = -c end
+  if p == 0 then return sign .. tostring(c) end
+  local m = V.pow10(p)
+  return ("%s%d.%0" .. p .. "d"):format(sign, c // m, c % m)
+end
+
+--- The box of a decimal string as Quay reads it ("12.30", "1.5625"), or nil.
 function V.dec_parse(s)
-  local sign, i, f = tostring(s):match("^(%-?)(%d+)%.(%d%d)$")
+  local sign, i, f = tostring(s):match("^(%-?)(%d+)%.(%d+)$")
   if not i then return nil end
-  local c = math.tointeger(tonumber(i)) * 100 + math.tointeger(tonumber(f))
-  return V.dec(sign == "-" and -c or c)
+  local c = math.tointeger(tonumber(i)) * V.pow10(#f) + math.tointeger(tonumber(f))
+  return V.dec(sign == "-" and -c or c, nil, #f)
 end
 
 do
@@ -143,14 +158,21 @@ end
 --- -1, 0 or 1.
 function V.cmp(a, b)
   if V.is_dec(a) or V.is_dec(b) then
-    -- exact: cents against cents (an integer is scaled; no floats here)
-    local function cents(x)
-      if V.is_dec(x) then return x.c end
+    -- exact, with no floats and no overflow: the whole parts, then the
+    -- fractions at the larger places (an integer is a whole part)
+    local function parts(x)
+      if V.is_dec(x) then
+        local m = V.pow10(V.dec_places(x))
+        return x.c // m, x.c % m, V.dec_places(x)
+      end
       assert(math.type(x) == "integer", "difftest: a decimal compared with " .. tostring(x))
-      if x > 9e16 then return math.maxinteger elseif x < -9e16 then return math.mininteger end
-      return x * 100
+      return x, 0, 0
     end
-    a, b = cents(a), cents(b)
+    local wa, fa, pa = parts(a)
+    local wb, fb, pb = parts(b)
+    if wa ~= wb then return wa < wb and -1 or 1 end
+    local p = math.max(pa, pb)
+    a, b = fa * V.pow10(p - pa), fb * V.pow10(p - pb)
   end
   if type(a) == "boolean" then
     a, b = a and 1 or 0, b and 1 or 0
