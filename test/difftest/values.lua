@@ -80,6 +80,12 @@ do
   V.pool.decimal = {}
   for i, c in ipairs(cents) do V.pool.decimal[i] = V.dec(c) end
 end
+-- UUIDs as Quay writes and reads them (lower case), the order edges among them.
+V.pool.uuid = { "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                "0190f5a2-7b3c-7d4e-8f60-a1b2c3d4e5f6", "0190f5a2-7b3c-7d4e-8f60-a1b2c3d4e5f7",
+                "0190f5a2-7b3d-7000-8000-000000000001", "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+                "a0000000-0000-4000-8000-000000000000", "0a000000-0000-4000-8000-000000000000",
+                "deadbeef-dead-4eef-beef-deadbeefdead", "12345678-1234-4234-9234-123456789abc" }
 V.pool.date = { "2020-01-01", "2020-01-02", "2024-02-29", "1999-12-31", "2000-01-01",
                 "1970-01-01", "2038-01-19", "2020-12-31", "0001-01-01", "9999-12-31" }
 
