@@ -390,6 +390,9 @@ function G:leaf(model, anchor, ctx)
     fd = md.field_by[pick { "price", "due", "meta", "meta" }]
   end
   if fd.type == "json" then return self:json_leaf(model, hops, fd.name, ctx and ctx.wit) end
+  if (fd.type == "date" or fd.type == "datetime") and random() < 0.3 then
+    return self:part_leaf(model, hops, fd.name, ctx and ctx.wit)
+  end
   local lk = weighted(LOOKUPS_BY_TYPE[fd.type])
   local tail = { fd.name }
   if lk ~= "eq" or random() < 0.05 then tail[2] = lk end
@@ -420,6 +423,41 @@ function G:leaf(model, anchor, ctx)
       else v = hit end
     end
   end
+  return { kind = "leaf", key = key_of(hops, tail), value = v }
+end
+
+-- Integers a date part is compared with (hits and misses).
+local PART_POOL = { year = { 1, 1970, 1999, 2000, 2020, 2024, 2038, 9999, 0, -1 },
+                    month = { 1, 2, 6, 12, 0, 13 }, day = { 1, 15, 29, 31, 19, 0 } }
+
+--- A date part leaf (docs/reference.md "Date parts": __year, __month,
+--- __day compare integers) on field col of a date or datetime, reached
+--- along hops from model.
+function G:part_leaf(model, hops, col, wit)
+  local part = pick { "year", "month", "day" }
+  local lk = weighted { {14, "eq"}, {6, "ne"}, {3, "lt"}, {3, "lte"}, {3, "gt"}, {3, "gte"},
+                        {5, "in"}, {4, "not_in"}, {3, "between"} }
+  local function one()
+    if random() < 0.5 then
+      local hit = self:reached(model, hops, col, wit)
+      if hit ~= nil then return O.date_part(hit, part) end
+    end
+    return pick(PART_POOL[part])
+  end
+  local v
+  if lk == "in" or lk == "not_in" then
+    local items = {}
+    for i = 1, pick { 0, 1, 2, 2, 3 } do items[i] = one() end
+    v = { kind = "list", items = items }
+  elseif lk == "between" then
+    local a, b = one(), one()
+    if a > b and random() < 0.8 then a, b = b, a end
+    v = { kind = "list", items = { a, b } }
+  else
+    v = one()
+  end
+  local tail = { col, part }
+  if lk ~= "eq" or random() < 0.05 then tail[3] = lk end
   return { kind = "leaf", key = key_of(hops, tail), value = v }
 end
 
