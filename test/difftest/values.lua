@@ -94,7 +94,7 @@ V.pool.date = { "2020-01-01", "2020-01-02", "2024-02-29", "1999-12-31", "2000-01
 -- tables (an object and an array alike), no keys that are lookup names,
 -- no integral floats (1.0 reads back as 1 on one backend).
 V.JSON_KEYS = { "a", "b", "c", "s", "n", "t", "x", "k1", "k2" }
-V.JSON_SCALARS = { 0, 1, 2, -3, 1.5, 0.1, 100, "1", "x", "", "true", "é", "a b", true, false }
+V.JSON_SCALARS = { 0, 1, 2, -3, 1.5, 0.1, 100, "1", "x", "", "true", "é", "a b", true, false, 2.0, -3.0 }
 V.pool.json = {
   { a = 1, b = { c = "x" }, n = V.NULL, t = true, s = "1" },
   { a = 1.5, b = { c = 2 }, t = false },
@@ -106,6 +106,7 @@ V.pool.json = {
   { a = false, b = { 1, "x" }, s = "x" },
   { n = V.NULL },
   { a = -3, b = { c = 0 }, x = { a = 1 } },
+  { a = 2.0, b = { c = -3.0 }, n = 1.0 },         -- integral floats: numbers as 2 is
   { 1, 2 },
   "x",
   42,
