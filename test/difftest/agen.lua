@@ -57,9 +57,10 @@ end
 AG.KINDS = { "annotate", "grouped", "aggregate", "fexpr", "update" }
 AG.WEIGHTS = { annotate = 30, grouped = 20, aggregate = 15, fexpr = 15, update = 20 }
 
--- Comparable classes of field types (quay.F comparisons, arithmetic).
+-- Comparable classes of field types (quay.F comparisons, arithmetic; a
+-- uuid with eq and ne only, and in min / max).
 local CLASS = { id = "num", integer = "num", number = "num", string = "text", text = "text",
-                datetime = "dt", boolean = "bool", decimal = "dec", date = "date" }
+                datetime = "dt", boolean = "bool", decimal = "dec", date = "date", uuid = "uuid" }
 -- (decimals are a class of their own: their arithmetic is drawn by
 -- AG:fexpr(model, "dec") only, exact; a JSON field is no operand at all)
 
@@ -444,6 +445,7 @@ local function value_leaf(name, ty, present)
   local cls = CLASS[ty] or (ty == "integer" and "num")
   local lk
   if ty == "boolean" then lk = weighted { {5, "eq"}, {2, "ne"}, {2, "isnull"} }
+  elseif ty == "uuid" then lk = weighted { {6, "eq"}, {3, "ne"}, {3, "in"}, {2, "not_in"}, {2, "isnull"} }
   else
     lk = weighted { {6, "eq"}, {3, "ne"}, {3, "lt"}, {2, "lte"}, {4, "gt"}, {4, "gte"},
                     {3, "in"}, {2, "not_in"}, {2, "isnull"}, {2, "between"} }
@@ -461,6 +463,7 @@ local function value_leaf(name, ty, present)
       return pick { 0, 1, 2, 3, -1, 5 }
     elseif ty == "boolean" then return random() < 0.5
     elseif ty == "datetime" then return pick(V.pool.datetime)
+    elseif ty == "uuid" then return pick(V.pool.uuid)
     else return pick { "", "a", "b", "zz" } end
   end
   local v
@@ -758,7 +761,7 @@ function AG:fleaf(model)
     local e = self:fexpr(model, cls)
     if e then
       local lk
-      if cls == "bool" then lk = pick { "eq", "ne" }
+      if cls == "bool" or cls == "uuid" then lk = pick { "eq", "ne" }
       else lk = weighted { {3, "eq"}, {2, "ne"}, {2, "lt"}, {1, "lte"}, {2, "gt"}, {1, "gte"} } end
       return { kind = "leaf", key = key_of(hops, lk == "eq" and { fd.name } or { fd.name, lk }),
                value = { kind = "expr", e = e } }

@@ -555,7 +555,8 @@ return function(O)
         c = c * V.pow10(2 - p)
       end
     elseif math.type(v) == "integer" then
-      if math.abs(v) >= 100000000 then return nil end
+      -- (not math.abs: math.abs(math.mininteger) is negative)
+      if v >= 100000000 or v <= -100000000 then return nil end
       c = v * 100
     else
       if v ~= v or v == math.huge or v == -math.huge then O.unsure("a non-finite number into a decimal") end
