@@ -584,6 +584,8 @@ static void sq_dsum_final(sqlite3_context *ctx) {
 ** bits, else an error "numeric value out of range" naming label (the
 ** expression), as PostgreSQL's numeric raises instead of rounding.  NULL
 ** when either is NULL; a float operand (a float sum) gives a float.
+** quay_darith(op, a, b, label, ma, mb) first scales a by ma and b by mb
+** (powers of ten, to the result's places) in the same 128 bits.
 */
 static int sq_dec_operand(sqlite3_value *v, DecAcc *p) {
   const unsigned char *z;
@@ -613,20 +615,28 @@ static int sq_dec_operand(sqlite3_value *v, DecAcc *p) {
 static void sq_darith(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const unsigned char *zOp = sqlite3_value_text(argv[0]);
   DecAcc a, b, r = 0;
+  sqlite3_int64 ma = 1, mb = 1;
   int bOver = 0;
   char zMsg[300];
-  (void)argc;
   if (zOp == NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL ||
       sqlite3_value_type(argv[2]) == SQLITE_NULL) {
     return;                             /* NULL */
   }
+  if (argc == 6) {
+    ma = sqlite3_value_int64(argv[4]);
+    mb = sqlite3_value_int64(argv[5]);
+  }
   if (!sq_dec_operand(argv[1], &a) || !sq_dec_operand(argv[2], &b)) {
-    double x = sqlite3_value_double(argv[1]), y = sqlite3_value_double(argv[2]);
+    double x = sqlite3_value_double(argv[1]) * (double)ma;
+    double y = sqlite3_value_double(argv[2]) * (double)mb;
     sqlite3_result_double(ctx, *zOp == '+' ? x + y : *zOp == '-' ? x - y
                                                                  : x * y);
     return;
   }
-  switch (*zOp) {
+  if (__builtin_mul_overflow(a, (DecAcc)ma, &a) ||
+      __builtin_mul_overflow(b, (DecAcc)mb, &b)) {
+    bOver = 1;
+  } else switch (*zOp) {
     case '+': bOver = __builtin_add_overflow(a, b, &r); break;
     case '-': bOver = __builtin_sub_overflow(a, b, &r); break;
     default: bOver = __builtin_mul_overflow(a, b, &r); break;
@@ -656,6 +666,7 @@ static int sq_functions(DrvConn *c, quay_err *pErr) {
     { "quay_dec", 2, sq_dec },
     { "quay_decfit", 2, sq_decfit },
     { "quay_darith", 4, sq_darith },
+    { "quay_darith", 6, sq_darith },
   };
   size_t i;
   for (i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]); i++) {

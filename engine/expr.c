@@ -457,8 +457,10 @@ static void dec_arith_open(Build *b, char cOp) {
   quay__str_printf(&b->sql, "%s('%c', ", b->pDia->zDecArith, cOp);
 }
 
-/* ..., '<label of e>'): the call's tail, the label bound. */
-static void dec_arith_close(Build *b, const Expr *e) {
+/* ..., '<label of e>'[, 10^nA, 10^nB]): the call's tail, the label bound;
+** with nA or nB the call scales its operands up by those powers itself. */
+static void pow10_lit(Build *b, int n, int bReal);
+static void dec_arith_close(Build *b, const Expr *e, int nA, int nB) {
   Str lab;
   quay_value v;
   quay__str_init(&lab);
@@ -474,6 +476,12 @@ static void dec_arith_close(Build *b, const Expr *e) {
   }
   quay__str_cat(&b->sql, ", ");
   quay__build_param(b, &v);
+  if (nA || nB) {
+    quay__str_cat(&b->sql, ", ");
+    pow10_lit(b, nA, 0);
+    quay__str_cat(&b->sql, ", ");
+    pow10_lit(b, nB, 0);
+  }
   quay__str_char(&b->sql, ')');
 }
 
@@ -502,7 +510,7 @@ static void emit_conv(Build *b, Expr *e, int eFrom, int nFrom, int eTo,
     xEmit(b, pCtx, e);
     quay__str_cat(&b->sql, ", ");
     pow10_lit(b, nTo - nFrom, 0);
-    dec_arith_close(b, e);
+    dec_arith_close(b, e, 0, 0);
     return;
   }
   quay__str_char(&b->sql, '(');
@@ -523,7 +531,7 @@ void quay__emit_arith(Build *b, Expr *e,
   static const char *const azOp[] = { NULL, NULL, NULL, " + ", " - ", " * ",
                                       " / " };
   Expr *aOp[2];
-  int i;
+  int i, aShift[2] = { 0, 0 };
   /* SQLite's + - * would make a float of a result past 64 bits */
   int bDec = b->pDia->zDecArith && e->eType == QUAY_T_DECIMAL &&
              e->eOp != EX_DIV;
@@ -539,13 +547,21 @@ void quay__emit_arith(Build *b, Expr *e,
     if (i) quay__str_cat(&b->sql, bDec ? ", " : azOp[e->eOp]);
     if (e->eType == QUAY_T_DECIMAL && e->eOp == EX_MUL) {
       xEmit(b, pCtx, x);                /* scales add up */
+    } else if (bDec && b->pDia->bScaledDecimal &&
+               x->eType != QUAY_T_NUMBER) {
+      /* + and -: the call scales the operand up itself, after its NULL
+      ** test and in 128 bits, so a NULL on the other side is NULL (not
+      ** an error) and only the result must fit 64 bits */
+      xEmit(b, pCtx, x);
+      aShift[i] = e->nPlaces - (x->eType == QUAY_T_DECIMAL ? x->nPlaces : 0);
+      if (aShift[i] < 0) aShift[i] = 0;
     } else {
       emit_conv(b, x, x->eType, x->nPlaces, e->eType, e->nPlaces, xEmit,
                 pCtx);
     }
   }
   if (bDec) {
-    dec_arith_close(b, e);
+    dec_arith_close(b, e, aShift[0], aShift[1]);
   } else {
     quay__str_char(&b->sql, ')');
   }

@@ -568,6 +568,16 @@ static int step_select(StepSql *t, quay_err *pErr) {
   s->nCol = 0;
   if (grow_hints(s, k + 8, &t->p->arena)) return step_oom(t, pErr);
   if (t->bWindow) quay__str_cat(&b->sql, "SELECT * FROM (");
+  if (t->bMain) {
+    /* The view's rows once, as a WITH query, for the grouped joins' keys:
+    ** no copy of its conditions nested in each join (SQLite's parser
+    ** takes a limited depth; values.c does the same). */
+    char *zKeys = quay__with_name(b);
+    if (zKeys == NULL) return step_oom(t, pErr);
+    if (quay__scope_keys_with(b, t->sc, zKeys, "WITH ")) {
+      quay__str_cat(&b->sql, " ");
+    }
+  }
   quay__str_cat(&b->sql, "SELECT ");
   if (t->pPluck) {
     quay__emit_expr_row(b, t->sc, t->pPluck);
@@ -1130,12 +1140,22 @@ static const char *select_where(Build *b, QsView *v, const char *zWhat) {
   Scope *sc;
   int nTerm = 0;
   if (zA == NULL) return NULL;
-  quay__str_printf(&b->sql, "SELECT %s", zWhat);
   /* Limited: the rows are the first by key, not by the view's order, so
   ** aggregates (of filters) stay correlated. */
-  sc = quay__build_from(b, v, zA, v->limit >= 0 || v->offset >= 0
-                                      ? QUAY_AGGS_CORRELATED
-                                      : QUAY_AGGS_GROUPED);
+  sc = quay__scope_from_view(b, v, zA, v->limit >= 0 || v->offset >= 0
+                                           ? QUAY_AGGS_CORRELATED
+                                           : QUAY_AGGS_GROUPED);
+  {
+    /* the grouped joins' keys once, as a WITH query (step_select) */
+    char *zKeys = quay__with_name(b);
+    if (zKeys == NULL) return NULL;
+    if (quay__scope_keys_with(b, sc, zKeys, "WITH ")) {
+      quay__str_cat(&b->sql, " ");
+    }
+  }
+  quay__str_printf(&b->sql, "SELECT %s", zWhat);
+  quay__scope_emit_from(b, sc);
+  quay__scope_agg_joins(b, sc);
   quay__scope_where(b, sc, &nTerm);
   if (v->limit >= 0 || v->offset >= 0) {
     quay_value n;

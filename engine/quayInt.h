@@ -1453,6 +1453,11 @@ QUAY_INTERNAL void quay__scope_agg_joins(Build *b, Scope *s);
 QUAY_INTERNAL int quay__scope_keys_with(Build *b, Scope *s,
                                         const char *zName,
                                         const char *zPrefix);
+/*
+** A fresh name for a WITH query of b's statement ("q_t<n>", underscores
+** added while a table of the schema has that name); NULL out of memory.
+*/
+QUAY_INTERNAL char *quay__with_name(Build *b);
 /* Register the to-one joins an expression's columns need (before the
 ** scope's FROM is written). */
 QUAY_INTERNAL void quay__scope_prepare_expr(Build *b, Scope *s, Expr *e);

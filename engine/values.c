@@ -687,6 +687,12 @@ static void emit_plain(VPlan *vp, int *aHint, Ann **apName) {
   for (i = 0; i < nOrder; i++) {
     quay__scope_prepare_expr(b, sc, v->pOrder->apOrder[i]);
   }
+  {
+    /* the set's rows once for the grouped joins' keys (emit_grouped) */
+    char *zKeys = quay__with_name(b);
+    if (zKeys == NULL) return;
+    if (quay__scope_keys_with(b, sc, zKeys, "WITH ")) cat(b, " ");
+  }
   cat(b, v->distinct ? "SELECT DISTINCT " : "SELECT ");
   for (i = 0; i < vp->nOut; i++) {
     Ann *pOut = vp->apOut[out_at(vp, i)];
@@ -750,7 +756,7 @@ static int table_named(quay_db *pDb, const char *z) {
 ** same name in the whole statement, and the statement reads only tables
 ** of the schema).  NULL when out of memory.
 */
-static char *with_name(Build *b) {
+char *quay__with_name(Build *b) {
   char z[80];               /* table names have at most 63 bytes */
   const char *zA = quay__alias(b);
   size_t n;
@@ -785,7 +791,7 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
   if (vp->zQ == NULL) return;
   for (i = 0; i < vp->nAgg && vp->zSet == NULL; i++) {
     if (vp->aAgg[i].bSetDistinct) {
-      vp->zSet = with_name(b);
+      vp->zSet = quay__with_name(b);
       if (vp->zSet == NULL) return;
     }
   }
@@ -794,7 +800,7 @@ static void emit_grouped(VPlan *vp, int *aHint, Ann **apName,
     /* The set's rows once for the grouped joins' keys, and the inner
     ** level once for the set-distinct aggregates: WITH queries, so that
     ** no copy of the set's conditions nests inside another subquery. */
-    char *zKeys = with_name(b);
+    char *zKeys = quay__with_name(b);
     int bWith;
     if (zKeys == NULL) return;
     bWith = quay__scope_keys_with(b, vp->scIn, zKeys, "WITH ");

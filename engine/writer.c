@@ -2907,7 +2907,8 @@ int quay_m2m_write(quay_db *pDb, quay_model *m, int iRel,
       if (nUniq) rc = m2m_add(pDb, j, bRev, pOwner, aUniq, nUniq, pPivot, pErr);
       break;
     case QUAY_M2M_REMOVE:
-      rc = m2m_remove(pDb, j, bRev, pOwner, aUniq, nUniq, 0, pErr);
+      /* No target removes nothing (m2m_remove of no key is CLEAR). */
+      if (nUniq) rc = m2m_remove(pDb, j, bRev, pOwner, aUniq, nUniq, 0, pErr);
       break;
     case QUAY_M2M_CLEAR:
       rc = m2m_remove(pDb, j, bRev, pOwner, NULL, 0, 0, pErr);

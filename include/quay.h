@@ -1683,7 +1683,8 @@ QUAY_API const char *quay_db_blocker(const quay_db *pDb, int i,
 ** whatever nKey: ADD one INSERT ... SELECT of the targets not linked yet,
 ** REMOVE / CLEAR one DELETE (through models: a SELECT and the cascade
 ** planner), SET both in one transaction.  Through values that give the
-** through model's key take one INSERT per link.
+** through model's key take one INSERT per link.  ADD and REMOVE of no
+** target (nKey 0) write nothing.
 */
 enum { QUAY_M2M_ADD = 1, QUAY_M2M_REMOVE, QUAY_M2M_CLEAR, QUAY_M2M_SET };
 QUAY_API int quay_m2m_write(quay_db *pDb, quay_model *pModel, int iRel,

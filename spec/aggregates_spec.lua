@@ -1275,6 +1275,28 @@ describe("Groups of a deeply filtered set", function()
       { quay.any { { title = "zz" }, { views__gte = 0, leaf } } } } } }
   end
 
+  -- The same for records and plain value rows annotated with an aggregate
+  -- over a to-many path of two hops (a grouped join restricted to the
+  -- set's rows): the set's keys are one WITH query there too (difftest
+  -- seed 207 case 254).
+  it("annotates records and plain value rows without a parser overflow", function()
+    -- deep() one quay.any deeper: still within the condition depth limit
+    local function qs()
+      return Post:filter { quay.any { { title = "zz" }, { views__gte = 0, deep() } } }
+        :annotate { n = quay.count("children__tags") }
+    end
+    local recs = qs():order_by("id"):all()
+    assert.equal(2, #recs)
+    assert.same({ chain[0].id, 2 }, { recs[1].id, recs[1].n })  -- c1's tags
+    assert.same({ chain[1].id, 0 }, { recs[2].id, recs[2].n })
+    assert.same({ 2, 0 }, list(qs():order_by("id"):pluck("n")))
+    assert.same({ "x", "x" }, list(qs():order_by("id"):pluck("title")))
+    assert.same({ { title = "x", n = 2 }, { title = "x", n = 0 } },
+                qs():order_by("id"):values("title", "n"):all())
+    assert.same({ "x", "x" }, list(qs():values("title"):order_by("id"):pluck("title")))
+    assert.equal(1, qs():filter { n = 2 }:count())
+  end)
+
   it("counts, orders and plucks the groups without a parser overflow", function()
     assert.same({ chain[0].id, chain[1].id }, list(Post:filter(deep()):order_by("id"):pluck("id")))
     local qs = Post:filter(deep()):values("title")

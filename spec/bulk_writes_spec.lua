@@ -431,4 +431,22 @@ describe("Many-to-many writes of many records", function()
       assert.is_true(set:contains(t))
     end
   end)
+
+  it("remove of no record, or of an empty list, removes nothing (as add of none adds nothing)", function()
+    local p = Post:create { title = "p" }
+    local a, b = Tag:create { name = "a" }, Tag:create { name = "b" }
+    p.tags:add(a, b)
+    local c = Course:create { title = "c" }
+    local s = Student:create { name = "s" }
+    c.students:add(s)
+    for _, set in ipairs({ p.tags, a.posts, c.students, s.courses }) do
+      set:remove()
+      set:remove({})
+      set:add()
+    end
+    assert.same({ "a", "b" }, Post:find(p.id).tags:order_by("name"):pluck("name"))
+    assert.equal(1, #Tag:find(a.id).posts)
+    assert.equal(1, Enrolment:count())
+    assert.equal(1, #Student:find(s.id).courses)
+  end)
 end)

@@ -54,6 +54,24 @@ describe("decimal arithmetic in SQL", function()
     if helper.is_pg then assert.equal("100000000099999999.89", v) end
   end)
 
+  it("a sum with NULL is NULL, however large the other side scaled", function()
+    local Q = db:model("Q", { d = quay.decimal { digits = 10, places = 2, null = true },
+                              n = quay.integer { null = true } })
+    db:create_tables()
+    local big = math.maxinteger - 5       -- times 100 it passes 64 bits
+    Q:create { n = big }
+    local function x(e) return Q:annotate { x = e }:pluck("x")[1] end
+    assert.is_nil(x(F("d") + F("n")))
+    assert.is_nil(x(F("n") - F("d")))
+    assert.is_nil(x(F("d") * F("d") + F("n")))
+    assert.equal(0, Q:filter { d__lt = F("n") - F("d") }:count())
+    assert.equal(1, Q:filter { id = Q:first().id }:update { d = F("d") - F("n") })
+    assert.is_nil(Q:first().d)
+    -- with a value on both sides it is past 64 bits again (SQLite)
+    Q:filter { n = big }:update { d = 1 }
+    past_64(function() return x(F("d") + F("n")) end, "n")
+  end)
+
   it("an update storing such an expression writes nothing on SQLite", function()
     local n = past_64(function()
       return P:filter { name = "a" }:update { big = F("price") * F("price") }

@@ -57,9 +57,10 @@ end
 AG.KINDS = { "annotate", "grouped", "aggregate", "fexpr", "update" }
 AG.WEIGHTS = { annotate = 30, grouped = 20, aggregate = 15, fexpr = 15, update = 20 }
 
--- Comparable classes of field types (quay.F comparisons, arithmetic).
+-- Comparable classes of field types (quay.F comparisons, arithmetic; a
+-- uuid with eq and ne only, and in min / max).
 local CLASS = { id = "num", integer = "num", number = "num", string = "text", text = "text",
-                datetime = "dt", boolean = "bool", decimal = "dec", date = "date" }
+                datetime = "dt", boolean = "bool", decimal = "dec", date = "date", uuid = "uuid" }
 -- (decimals are a class of their own: their arithmetic is drawn by
 -- AG:fexpr(model, "dec") only, exact; a JSON field is no operand at all)
 
@@ -328,16 +329,30 @@ function AG:fexpr(model, cls, int, avoid)
 end
 
 --- A decimal expression over to-one paths of model: a decimal column,
---- plus or minus an integer, a decimal or an integer column, or times an
---- integer (the exact decimal arithmetic; see docs/reference.md and the
---- report of what is kept out: decimal by decimal, division, floats).
+--- plus or minus an integer, a decimal or an integer column, times an
+--- integer, or times a decimal column (four places; docs/reference.md
+--- "Decimals are exact"), and that plus a decimal column or times an
+--- integer (the exact decimal arithmetic; kept out: division, floats).
 function AG:dec_expr(model, avoid)
   local p = self:one_field(model, function(ty) return ty == "decimal" end, avoid)
   if not p then return nil end
   local e = { kind = "col", path = p }
   local x = random()
-  if x < 0.35 then return e end
-  if x < 0.7 then
+  if x < 0.3 then return e end
+  if x >= 0.8 then
+    -- a decimal times a decimal (the same column or another), sometimes
+    -- with a term of two places or a factor
+    local p2 = self:one_field(model, function(ty) return ty == "decimal" end, avoid)
+    local e2 = op(e, { kind = "col", path = p2 or p }, { "*" })
+    local y = random()
+    if y < 0.25 then
+      e2 = op(e2, { kind = "col", path = p }, { "+", "-" })
+    elseif y < 0.45 then
+      e2 = op(e2, const(true))
+    end
+    return e2
+  end
+  if x < 0.6 then
     local c = const(true)
     if random() < 0.3 then return op(c, e) end
     return op(e, c)
@@ -430,6 +445,7 @@ local function value_leaf(name, ty, present)
   local cls = CLASS[ty] or (ty == "integer" and "num")
   local lk
   if ty == "boolean" then lk = weighted { {5, "eq"}, {2, "ne"}, {2, "isnull"} }
+  elseif ty == "uuid" then lk = weighted { {6, "eq"}, {3, "ne"}, {3, "in"}, {2, "not_in"}, {2, "isnull"} }
   else
     lk = weighted { {6, "eq"}, {3, "ne"}, {3, "lt"}, {2, "lte"}, {4, "gt"}, {4, "gte"},
                     {3, "in"}, {2, "not_in"}, {2, "isnull"}, {2, "between"} }
@@ -447,6 +463,7 @@ local function value_leaf(name, ty, present)
       return pick { 0, 1, 2, 3, -1, 5 }
     elseif ty == "boolean" then return random() < 0.5
     elseif ty == "datetime" then return pick(V.pool.datetime)
+    elseif ty == "uuid" then return pick(V.pool.uuid)
     else return pick { "", "a", "b", "zz" } end
   end
   local v
@@ -744,7 +761,7 @@ function AG:fleaf(model)
     local e = self:fexpr(model, cls)
     if e then
       local lk
-      if cls == "bool" then lk = pick { "eq", "ne" }
+      if cls == "bool" or cls == "uuid" then lk = pick { "eq", "ne" }
       else lk = weighted { {3, "eq"}, {2, "ne"}, {2, "lt"}, {1, "lte"}, {2, "gt"}, {1, "gte"} } end
       return { kind = "leaf", key = key_of(hops, lk == "eq" and { fd.name } or { fd.name, lk }),
                value = { kind = "expr", e = e } }

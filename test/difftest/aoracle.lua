@@ -69,23 +69,30 @@ return function(O)
     if V.is_approx(a) or V.is_approx(b) then O.unsure("arithmetic on an approximate value") end
     if V.is_dec(a) or V.is_dec(b) then
       -- decimal arithmetic (agen.lua draws + and - of decimals and
-      -- integers, * by an integer): exact, in cents, read as a decimal
-      local function cents(x)
-        if V.is_dec(x) then return x.c end
+      -- integers, * of decimals by integers and by decimals): exact, as
+      -- scaled integers; a product has the sum of the places, + and - the
+      -- larger (docs/reference.md "Decimals are exact").  Past 64 bits at
+      -- the result's places SQLite raises `sql` and PostgreSQL computes it.
+      local function scaled(x)
+        if V.is_dec(x) then return x.c, V.dec_places(x) end
         if math.type(x) ~= "integer" then O.unsure("a decimal with a float (not drawn)") end
-        -- (not math.abs: math.abs(math.mininteger) is negative)
-        if x > 9e13 or x < -9e13 then O.unsure("a decimal past 64-bit cents") end
-        return x * 100
+        return x, 0
       end
+      local function fits(f)
+        if f >= 9e18 or f <= -9e18 then O.unsure("a decimal past 64 bits at its places") end
+      end
+      local ca, pa = scaled(a)
+      local cb, pb = scaled(b)
       if op == "*" then
-        local d, i = a, b
-        if not V.is_dec(d) then d, i = b, a end
-        if V.is_dec(i) or math.type(i) ~= "integer" then O.unsure("a decimal times a decimal (not drawn)") end
-        if math.abs(d.c * 1.0 * i) >= 4e18 then O.unsure("a decimal past 64-bit cents") end
-        return V.dec(d.c * i)
+        fits(ca * 1.0 * cb)
+        return V.dec(ca * cb, nil, pa + pb)
       elseif op == "+" or op == "-" then
-        local x, y = cents(a), cents(b)
-        return V.dec(op == "+" and x + y or x - y)
+        local p = math.max(pa, pb)
+        local ma, mb = V.pow10(p - pa), V.pow10(p - pb)
+        fits(ca * 1.0 * ma); fits(cb * 1.0 * mb)
+        local x, y = ca * ma, cb * mb
+        fits(op == "+" and x * 1.0 + y or x * 1.0 - y)
+        return V.dec(op == "+" and x + y or x - y, nil, p)
       end
       O.unsure("a decimal divided (not drawn)")
     end
@@ -275,7 +282,7 @@ return function(O)
     end
     local absum, absmax = 0.0, 0.0
     for _, v in ipairs(vals) do
-      local f = V.is_dec(v) and v.c / 100 or v
+      local f = V.is_dec(v) and v.c / V.pow10(V.dec_places(v)) or v
       absum = absum + math.abs(f)
       if math.abs(f) > absmax then absmax = math.abs(f) end
     end
@@ -536,9 +543,20 @@ return function(O)
   --- out of range (the update raises `sql`).
   function O.to_decimal(v)
     local c
-    if V.is_dec(v) then c = v.c
+    if V.is_dec(v) then
+      -- more places than 2: rounded at 2, ties away from zero
+      local p = V.dec_places(v)
+      c = v.c
+      if p > 2 then
+        local m = V.pow10(p - 2)
+        local q = (math.abs(c) + m // 2) // m
+        c = c < 0 and -q or q
+      elseif p < 2 then
+        c = c * V.pow10(2 - p)
+      end
     elseif math.type(v) == "integer" then
-      if math.abs(v) >= 100000000 then return nil end
+      -- (not math.abs: math.abs(math.mininteger) is negative)
+      if v >= 100000000 or v <= -100000000 then return nil end
       c = v * 100
     else
       if v ~= v or v == math.huge or v == -math.huge then O.unsure("a non-finite number into a decimal") end
@@ -584,11 +602,13 @@ return function(O)
               end
             elseif ty == "integer" and V.is_dec(v) then
               -- a decimal into an integer: ties away from zero
-              local c = v.c
-              local q = (math.abs(c) + 50) // 100
+              local c, m = v.c, V.pow10(V.dec_places(v))
+              local q = (math.abs(c) + m // 2) // m
               v = c < 0 and -q or q
             elseif ty == "number" and V.is_dec(v) then
-              v = v.c / 100
+              -- exact when the scaled integer is a double exactly
+              if math.abs(v.c) > MAXEXACT then O.unsure("a decimal of more than 53 bits into a number") end
+              v = v.c / V.pow10(V.dec_places(v))
             elseif ty == "integer" and math.type(v) ~= "integer" then
               -- rounded to the nearest integer, ties to even
               -- (docs/reference.md "quay.F"); outside 64 bits an error

@@ -101,8 +101,19 @@ function D.generate(scale)
     user_id = function() return random() < 0.1 and (#users + 5) or ref(#users, 0.15) end })
   -- Tags: slug unique (the to_field of Post.main_tag).
   local slugs = { "lua", "c", "Lua", "sql", "a_b", "a%b", "x\\y", "ü", "日本", "", "LUA", "zz" }
+  -- Shops: keyed by uuids (distinct, in key order, as order_by("id") reads them).
+  local uuids = {}
+  for _, u in ipairs(V.pool.uuid) do if random() < 0.5 then uuids[#uuids + 1] = u end end
+  table.sort(uuids)
+  local shops = plain("Shop", #uuids)
+  for i, r in ipairs(shops) do r.id = uuids[i] end
+  local p_shop = random() * 0.8
   local tags = plain("Tag", math.min(counts.Tag, #slugs), {
-    slug = function(id) return slugs[id] end })
+    slug = function(id) return slugs[id] end,
+    shop_id = function()
+      if #shops == 0 or random() < p_shop then return NULL end
+      return shops[random(#shops)].id
+    end })
   -- Posts: the parent is an earlier post (foreign keys are checked per row).
   local p_editor, p_parent, p_main = random() * 0.8, random() * 0.8, random() * 0.8
   local posts = plain("Post", counts.Post, {
@@ -237,7 +248,7 @@ function D.verify(db, M, inst, only)
         else same = math.type(want) == math.type(have) and want == have
           or (fd.type == "number" and type(have) == "number" and want == have) end
         if not same then
-          return ("%s(%d).%s: wrote %s, read back %s"):format(name, r.id, fd.name,
+          return ("%s(%s).%s: wrote %s, read back %s"):format(name, V.lua(r.id), fd.name,
             V.lua(want), V.lua(have))
         end
       end
@@ -246,6 +257,61 @@ function D.verify(db, M, inst, only)
   if only then return nil end
   local n = #db:rows("SELECT * FROM users_users")
   if n ~= #inst.join.follows then return "follows: pair count differs" end
+  return nil
+end
+
+--- The loading paths over the uuid key (Shop, Tag.shop): prefetch_related
+--- both ways and through a to-many hop, select_related, and the lazy load;
+--- returns nil or a description of the first difference.
+function D.verify_loading(M, inst)
+  local shop_of, tags_of = {}, {}
+  for _, t in ipairs(inst.rows.Tag or {}) do
+    shop_of[t.id] = t.shop_id
+    if t.shop_id ~= NULL then
+      tags_of[t.shop_id] = tags_of[t.shop_id] or {}
+      table.insert(tags_of[t.shop_id], t.id)
+    end
+  end
+  local function ids(list)
+    local out = {}
+    for i, r in ipairs(list) do out[i] = r.id end
+    table.sort(out)
+    return table.concat(out, ",")
+  end
+  for _, s in ipairs(M.Shop:prefetch_related("tags"):order_by("id"):all()) do
+    local want = tags_of[s.id] or {}
+    table.sort(want)
+    if ids(s.tags) ~= table.concat(want, ",") then
+      return ("Shop:prefetch_related(\"tags\"): Shop(%s).tags: want {%s}, got {%s}"):format(
+        V.lua(s.id), table.concat(want, ","), ids(s.tags))
+    end
+  end
+  for _, how in ipairs { "prefetch_related", "select_related", "lazy" } do
+    local q = how == "lazy" and M.Tag:query() or M.Tag[how](M.Tag, "shop")
+    for _, t in ipairs(q:order_by("id"):all()) do
+      local want, got = shop_of[t.id], t.shop
+      got = got and got.id or NULL
+      if want ~= got then
+        return ("Tag %s shop: Tag(%d).shop: want %s, got %s"):format(how, t.id, V.lua(want), V.lua(got))
+      end
+    end
+  end
+  -- two hops: posts, their tags, the tags' shops
+  local by_post = {}
+  for _, p in ipairs(inst.join.post_tags or {}) do
+    by_post[p[1]] = by_post[p[1]] or {}
+    table.insert(by_post[p[1]], p[2])
+  end
+  for _, p in ipairs(M.Post:prefetch_related("tags__shop"):order_by("id"):all()) do
+    local want, got = {}, {}
+    for _, tid in ipairs(by_post[p.id] or {}) do want[#want + 1] = tid .. ":" .. V.lua(shop_of[tid]) end
+    for _, t in ipairs(p.tags) do got[#got + 1] = t.id .. ":" .. V.lua(t.shop and t.shop.id or NULL) end
+    table.sort(want); table.sort(got)
+    if table.concat(want, ",") ~= table.concat(got, ",") then
+      return ("Post:prefetch_related(\"tags__shop\"): Post(%d): want {%s}, got {%s}"):format(
+        p.id, table.concat(want, ","), table.concat(got, ","))
+    end
+  end
   return nil
 end
 

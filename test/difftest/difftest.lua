@@ -6,7 +6,8 @@ Quay's randomized differential tester.
 
 Per seed it builds random instances of a fixed schema (test/difftest/
 schema.lua: NULLs, unicode, LIKE wildcards, int64 edges, self relations,
-a through model, has_many / has_one / quay.through) and runs random queries
+a through model, has_many / has_one / quay.through, a model keyed by a
+uuid) and runs random queries
 over the whole condition language against Quay and against an oracle that
 evaluates the same rows in plain Lua after the rule book
 (docs/reference.md "Conditions", "Paths across relations", mirrored in

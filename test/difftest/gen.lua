@@ -182,6 +182,9 @@ local LOOKUPS_BY_TYPE = {
              {8, "isnull"}, {6, "contains"}, {6, "icontains"}, {5, "startswith"},
              {5, "endswith"}, {2, "between"} },
 }
+-- (a uuid: equality and membership; docs/reference.md promises its order
+-- for order_by and min / max only)
+LOOKUPS_BY_TYPE.uuid = { {18, "eq"}, {8, "ne"}, {8, "in"}, {6, "not_in"}, {8, "isnull"} }
 LOOKUPS_BY_TYPE.text = LOOKUPS_BY_TYPE.string
 LOOKUPS_BY_TYPE.decimal = LOOKUPS_BY_TYPE.number
 LOOKUPS_BY_TYPE.date = LOOKUPS_BY_TYPE.datetime
@@ -358,9 +361,9 @@ function G:leaf(model, anchor, ctx)
     elseif x < 0.4 then
       return { kind = "leaf", key = key_of(hops, random() < 0.5 and {} or { "ne" }), value = NULL }
     end
-    local lk = weighted { {10, "eq"}, {5, "ne"}, {5, "in"}, {3, "not_in"}, {1, "lt"},
-                          {1, "gte"} }
     local keyty = S.models[rel.target].field_by[rel.key].type
+    local lk = weighted { {10, "eq"}, {5, "ne"}, {5, "in"}, {3, "not_in"},
+                          {keyty == "uuid" and 0 or 1, "lt"}, {keyty == "uuid" and 0 or 1, "gte"} }
     local function one()
       local k
       if random() < 0.6 then k = self:reached(model, hops, rel.key, ctx and ctx.wit) end
@@ -387,6 +390,9 @@ function G:leaf(model, anchor, ctx)
     fd = md.field_by[pick { "price", "due", "meta", "meta" }]
   end
   if fd.type == "json" then return self:json_leaf(model, hops, fd.name, ctx and ctx.wit) end
+  if (fd.type == "date" or fd.type == "datetime") and random() < 0.3 then
+    return self:part_leaf(model, hops, fd.name, ctx and ctx.wit)
+  end
   local lk = weighted(LOOKUPS_BY_TYPE[fd.type])
   local tail = { fd.name }
   if lk ~= "eq" or random() < 0.05 then tail[2] = lk end
@@ -417,6 +423,41 @@ function G:leaf(model, anchor, ctx)
       else v = hit end
     end
   end
+  return { kind = "leaf", key = key_of(hops, tail), value = v }
+end
+
+-- Integers a date part is compared with (hits and misses).
+local PART_POOL = { year = { 1, 1970, 1999, 2000, 2020, 2024, 2038, 9999, 0, -1 },
+                    month = { 1, 2, 6, 12, 0, 13 }, day = { 1, 15, 29, 31, 19, 0 } }
+
+--- A date part leaf (docs/reference.md "Date parts": __year, __month,
+--- __day compare integers) on field col of a date or datetime, reached
+--- along hops from model.
+function G:part_leaf(model, hops, col, wit)
+  local part = pick { "year", "month", "day" }
+  local lk = weighted { {14, "eq"}, {6, "ne"}, {3, "lt"}, {3, "lte"}, {3, "gt"}, {3, "gte"},
+                        {5, "in"}, {4, "not_in"}, {3, "between"} }
+  local function one()
+    if random() < 0.5 then
+      local hit = self:reached(model, hops, col, wit)
+      if hit ~= nil then return O.date_part(hit, part) end
+    end
+    return pick(PART_POOL[part])
+  end
+  local v
+  if lk == "in" or lk == "not_in" then
+    local items = {}
+    for i = 1, pick { 0, 1, 2, 2, 3 } do items[i] = one() end
+    v = { kind = "list", items = items }
+  elseif lk == "between" then
+    local a, b = one(), one()
+    if a > b and random() < 0.8 then a, b = b, a end
+    v = { kind = "list", items = { a, b } }
+  else
+    v = one()
+  end
+  local tail = { col, part }
+  if lk ~= "eq" or random() < 0.05 then tail[3] = lk end
   return { kind = "leaf", key = key_of(hops, tail), value = v }
 end
 
@@ -500,7 +541,7 @@ end
 --- A random query.
 function G:query()
   local models = { "User", "User", "User", "Post", "Post", "Post", "Comment", "Tag",
-                   "Profile", "Student", "Course", "Enrolment" }
+                   "Profile", "Student", "Course", "Enrolment", "Shop" }
   local q = { steps = {} }
   local ctx, rows, pivots
   if random() < 0.15 then

@@ -4,8 +4,10 @@ A randomized check of the writes through many-to-many related sets
 (docs/reference.md "Relation access on a record", "Deleting and
 cascades"), which the write tester (writes.lua) does not draw: random
 add (records and lists, pairs repeated and present already, through
-values), remove, clear, set (lists that keep, drop and add pairs),
-contains, records of the wrong model (validation, nothing changed), and
+values), remove (records and lists, none at all: nothing removed),
+clear, set (lists that keep, drop and add pairs), contains, records of
+the wrong model and records not saved yet, as the set's owner or among
+the arguments (validation, nothing changed), and
 deletes of either side (rec:delete and qs:delete, dry runs), on an
 automatic join table, a self relation (both directions) and a through
 model; against a plain-Lua set of pairs.  After every operation the join
@@ -204,6 +206,11 @@ local function run_seed(seed)
     elseif r < 0.82 then
       local id = pick(live(model))
       local rec = rec_of(model, id)
+      -- sometimes the set of a record not saved yet: every write is validation
+      local unsaved = R() < 0.04 and "owner" or nil
+      if unsaved then
+        rec = M[model]:new(model == "Post" and { title = "new" } or { name = "new" })
+      end
       local set = rec[name]
       if R() < 0.5 then local _ = #set end      -- load it first, sometimes
       local function pair(oid)
@@ -215,9 +222,17 @@ local function run_seed(seed)
         args[#args + 1] = rec_of(other, oid)
         argids[#argids + 1] = oid
       end
-      local call = pick { "add", "add", "addlist", "remove", "set", "clear" }
-      if call == "remove" and #args == 0 then args[1] = rec_of(other, pick(live(other))); argids[1] = args[1].id end
-      local bad = R() < 0.08
+      local call = pick { "add", "add", "addlist", "remove", "removelist", "set", "clear" }
+      -- remove() of no record (or of an empty list) removes nothing, as add() adds nothing
+      if call:match("^remove") and #args == 0 and R() < 0.5 then
+        args[1] = rec_of(other, pick(live(other))); argids[1] = args[1].id
+      end
+      if not unsaved and call ~= "clear" and R() < 0.04 then
+        -- a record of the right model not saved yet among the arguments
+        unsaved = "target"
+        table.insert(args, R(#args + 1), M[other]:new(other == "Post" and { title = "new" } or { name = "new" }))
+      end
+      local bad = not unsaved and R() < 0.08
       if bad then
         -- a record of another model among the arguments
         local wrong = other == "Tag" and "User" or "Tag"
@@ -228,8 +243,9 @@ local function run_seed(seed)
         end
       end
       local w = rel.through and call:match("^add") and R() < 0.6 and R(1, 9) or nil
-      local desc = ("%s(%d).%s:%s(%s)%s%s"):format(model, id, name, call, table.concat(argids, ","),
-        w and (" weight " .. w) or "", bad and " with a record of another model" or "")
+      local desc = ("%s(%d).%s:%s(%s)%s%s%s"):format(model, unsaved == "owner" and 0 or id, name, call,
+        table.concat(argids, ","), w and (" weight " .. w) or "", bad and " with a record of another model" or "",
+        unsaved and (" with the " .. unsaved .. " not saved") or "")
       L(desc)
       local ok, err = pcall(function()
         if call == "add" then
@@ -240,13 +256,15 @@ local function run_seed(seed)
           if w then set:add(args, { weight = w }) else set:add(args) end
         elseif call == "remove" then
           set:remove(table.unpack(args))
+        elseif call == "removelist" then
+          set:remove(args)
         elseif call == "set" then
           set:set(args)
         else
           set:clear()
         end
       end)
-      if bad then
+      if bad or unsaved then
         if ok or type(err) ~= "table" or err.code ~= "validation" then
           return ("step %d %s: expected validation, got %s"):format(step, desc,
             ok and "success" or (type(err) == "table" and tostring(err.code) .. ": " .. tostring(err.message)
@@ -258,7 +276,7 @@ local function run_seed(seed)
       else
         if call == "add" or call == "addlist" then
           for _, oid in ipairs(argids) do local a, b = pair(oid); link(rel, a, b, w) end
-        elseif call == "remove" then
+        elseif call:match("^remove") then
           for _, oid in ipairs(argids) do local a, b = pair(oid); unlink(rel, a, b) end
         else
           local keep = {}
@@ -269,7 +287,7 @@ local function run_seed(seed)
           for oid in pairs(keep) do local a, b = pair(oid); link(rel, a, b, 0) end
         end
       end
-      local msg = check(("step %d %s"):format(step, desc), not bad and { set, rel, side, id } or nil)
+      local msg = check(("step %d %s"):format(step, desc), not (bad or unsaved) and { set, rel, side, id } or nil)
       if msg then return msg, log end
     else
       -- a delete of one side (or a dry run)

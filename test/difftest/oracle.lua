@@ -244,6 +244,11 @@ function O.resolve(model, key, value, pivot_of, anns)
       return res
     elseif md.field_by[s] then
       res.field, res.ftype = s, md.field_by[s].type
+      if O.PARTS[segs[i + 1]] and (res.ftype == "date" or res.ftype == "datetime") then
+        -- a date part (docs/reference.md "Date parts"): an integer
+        res.part = segs[i + 1]
+        i = i + 1
+      end
       res.lookup = segs[i + 1] or "eq"
       assert(i + 1 >= #segs, "oracle: path continues after a lookup: " .. key)
       assert(LOOKUPS[res.lookup], "oracle: lookup " .. res.lookup)
@@ -291,6 +296,17 @@ function O:keyed(v, relend)
     return { kind = "list", items = out }
   end
   return v
+end
+
+-- The date parts a date or datetime field takes as lookups, and where
+-- they sit in the stored text ("YYYY-MM-DD[ HH:MM:SS]", UTC).
+O.PARTS = { year = { 1, 4 }, month = { 6, 7 }, day = { 9, 10 } }
+
+--- The integer part of a stored date or datetime (NULL stays NULL).
+function O.date_part(x, part)
+  if x == NULL then return NULL end
+  local at = O.PARTS[part]
+  return math.tointeger(tonumber(x:sub(at[1], at[2])))
 end
 
 --- The rule book's lookups on a column value x (NULL possible).
@@ -480,6 +496,7 @@ function O:leaf_value(model, row, lf, env, ctx)
   end
   local cur = self:walk(model, row, r.hops, #r.hops, env, ctx)
   local x = cur[r.field]
+  if r.part then x = O.date_part(x, r.part) end
   if r.kind == "json" then return O.json_lookup(x, r.keys, r.lookup, lf.value) end
   if fexpr then
     -- quay.F values are the query's row's (the owner's), whatever the path

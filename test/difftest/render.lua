@@ -44,7 +44,7 @@ function R.value(v)
     for i, x in ipairs(v.items) do parts[i] = R.value(x) end
     return "{ " .. table.concat(parts, ", ") .. (#parts > 0 and " }" or "}")
   elseif type(v) == "table" and v.kind == "rec" then
-    return ("%s:find(%d)"):format(v.model, v.id)
+    return ("%s:find(%s)"):format(v.model, V.lua(v.id))
   end
   return V.lua(v)
 end
@@ -123,7 +123,7 @@ end
 function R.query(q, term)
   local src
   if q.owner then
-    src = ("%s:find(%d).%s"):format(q.owner.model, q.owner.id, q.owner.rel)
+    src = ("%s:find(%s).%s"):format(q.owner.model, V.lua(q.owner.id), q.owner.rel)
   else
     src = q.model .. ":query()"
   end
@@ -237,7 +237,7 @@ function R.instance(inst)
   local out = {}
   for _, name in ipairs(S.order) do
     for _, r in ipairs(inst.rows[name] or {}) do
-      local parts = { "id = " .. r.id }
+      local parts = { "id = " .. V.lua(r.id) }
       for _, fd in ipairs(S.models[name].fields) do
         if fd.name ~= "id" and r[fd.name] ~= NULL and r[fd.name] ~= nil then
           parts[#parts + 1] = fd.name .. " = " .. V.lua(r[fd.name])

@@ -22,7 +22,7 @@ relations.  A relation says how the oracle follows it over plain rows:
 local S = {}
 
 -- Model order: also the insertion order (foreign keys point backwards).
-S.order = { "User", "Profile", "Badge", "Note", "Tag", "Post", "Comment",
+S.order = { "User", "Profile", "Badge", "Note", "Shop", "Tag", "Post", "Comment",
             "Student", "Course", "Enrolment" }
 
 local function f(name, type, null) return { name = name, type = type, null = null } end
@@ -71,10 +71,21 @@ S.models = {
     fields = { f("id", "id"), f("text", "string", true), f("user_id", "integer", true) },
     rels = {},
   },
+  -- A model keyed by a uuid (a lower-case string, docs/reference.md
+  -- "UUIDs"), reached from Tag.shop (a belongs_to on a uuid key).
+  Shop = {
+    fields = { f("id", "uuid"), f("name", "string", true), f("rank", "integer", true) },
+    rels = {
+      tags = { kind = "rev", target = "Tag", column = "shop_id", to_field = "id",
+               many = true, key = "id" },
+    },
+  },
   Tag = {
     fields = { f("id", "id"), f("name", "string", true), f("slug", "string", false),
-               f("weight", "integer", true) },
+               f("weight", "integer", true), f("shop_id", "uuid", true) },
     rels = {
+      shop = { kind = "fk", target = "Shop", column = "shop_id", to_field = "id",
+               many = false, key = "id" },
       posts = { kind = "m2m", target = "Post", join = "post_tags", flip = true,
                 many = true, key = "id" },
       main_posts = { kind = "rev", target = "Post", column = "main_tag_id", to_field = "slug",
@@ -189,7 +200,13 @@ function S.declare(db, quay)
     text = quay.string { null = true },
     user_id = quay.integer { null = true },
   })
+  M.Shop = db:model("Shop", {
+    id = quay.uuid { primary_key = true },
+    name = quay.string { null = true },
+    rank = quay.integer { null = true },
+  })
   M.Tag = db:model("Tag", {
+    shop = quay.belongs_to("Shop", { null = true, on_delete = SN, related_name = "tags" }),
     name = quay.string { null = true },
     slug = quay.string { unique = true },
     weight = quay.integer { null = true },

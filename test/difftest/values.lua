@@ -31,32 +31,47 @@ V.pool = {
 V.pool.text = V.pool.string
 
 -- Decimals (quay.decimal { digits = 10, places = 2 }): boxes holding the
--- value in cents (exact), compared and summed as integers; `form` is how a
--- condition writes it (a short string, an integer), the canonical string
--- (exactly two places) is what Quay reads back.
+-- value as a scaled integer c at p places (value = c / 10^p; p is 2, the
+-- fields' places, unless given: a product of decimals has the sum of their
+-- places, docs/reference.md "Decimals are exact"), compared and summed as
+-- integers; `form` is how a condition writes it (a short string, an
+-- integer), the canonical string (exactly p places) is what Quay reads back.
 local DEC = { __name = "difftest.decimal" }
 DEC.__tostring = function(d) return V.dec_str(d) end
 
---- The decimal of c cents (form: the Lua value a condition writes).
-function V.dec(c, form) return setmetatable({ c = c, form = form }, DEC) end
+--- The decimal of c hundredths, or of c at p places (form: the Lua value a
+--- condition writes).
+function V.dec(c, form, p) return setmetatable({ c = c, form = form, p = p }, DEC) end
 
 --- Is x a decimal box?
 function V.is_dec(x) return getmetatable(x) == DEC end
 
---- The canonical string of a decimal box: "-0.10", "7.00".
-function V.dec_str(d)
-  local c = d.c
-  local sign = c < 0 and "-" or ""
-  if c < 0 then c = -c end
-  return ("%s%d.%02d"):format(sign, c // 100, c % 100)
+--- The places of a decimal box.
+function V.dec_places(d) return d.p or 2 end
+
+--- 10^p as an integer (p <= 18).
+function V.pow10(p)
+  local m = 1
+  for _ = 1, p do m = m * 10 end
+  return m
 end
 
---- The box of a decimal string as Quay reads it ("12.30"), or nil.
+--- The canonical string of a decimal box: "-0.10", "7.00" (p places).
+function V.dec_str(d)
+  local c, p = d.c, V.dec_places(d)
+  local sign = c < 0 and "-" or ""
+  if c < 0 then c = -c end
+  if p == 0 then return sign .. tostring(c) end
+  local m = V.pow10(p)
+  return ("%s%d.%0" .. p .. "d"):format(sign, c // m, c % m)
+end
+
+--- The box of a decimal string as Quay reads it ("12.30", "1.5625"), or nil.
 function V.dec_parse(s)
-  local sign, i, f = tostring(s):match("^(%-?)(%d+)%.(%d%d)$")
+  local sign, i, f = tostring(s):match("^(%-?)(%d+)%.(%d+)$")
   if not i then return nil end
-  local c = math.tointeger(tonumber(i)) * 100 + math.tointeger(tonumber(f))
-  return V.dec(sign == "-" and -c or c)
+  local c = math.tointeger(tonumber(i)) * V.pow10(#f) + math.tointeger(tonumber(f))
+  return V.dec(sign == "-" and -c or c, nil, #f)
 end
 
 do
@@ -65,6 +80,12 @@ do
   V.pool.decimal = {}
   for i, c in ipairs(cents) do V.pool.decimal[i] = V.dec(c) end
 end
+-- UUIDs as Quay writes and reads them (lower case), the order edges among them.
+V.pool.uuid = { "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                "0190f5a2-7b3c-7d4e-8f60-a1b2c3d4e5f6", "0190f5a2-7b3c-7d4e-8f60-a1b2c3d4e5f7",
+                "0190f5a2-7b3d-7000-8000-000000000001", "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+                "a0000000-0000-4000-8000-000000000000", "0a000000-0000-4000-8000-000000000000",
+                "deadbeef-dead-4eef-beef-deadbeefdead", "12345678-1234-4234-9234-123456789abc" }
 V.pool.date = { "2020-01-01", "2020-01-02", "2024-02-29", "1999-12-31", "2000-01-01",
                 "1970-01-01", "2038-01-19", "2020-12-31", "0001-01-01", "9999-12-31" }
 
@@ -73,7 +94,7 @@ V.pool.date = { "2020-01-01", "2020-01-02", "2024-02-29", "1999-12-31", "2000-01
 -- tables (an object and an array alike), no keys that are lookup names,
 -- no integral floats (1.0 reads back as 1 on one backend).
 V.JSON_KEYS = { "a", "b", "c", "s", "n", "t", "x", "k1", "k2" }
-V.JSON_SCALARS = { 0, 1, 2, -3, 1.5, 0.1, 100, "1", "x", "", "true", "é", "a b", true, false }
+V.JSON_SCALARS = { 0, 1, 2, -3, 1.5, 0.1, 100, "1", "x", "", "true", "é", "a b", true, false, 2.0, -3.0 }
 V.pool.json = {
   { a = 1, b = { c = "x" }, n = V.NULL, t = true, s = "1" },
   { a = 1.5, b = { c = 2 }, t = false },
@@ -85,6 +106,7 @@ V.pool.json = {
   { a = false, b = { 1, "x" }, s = "x" },
   { n = V.NULL },
   { a = -3, b = { c = 0 }, x = { a = 1 } },
+  { a = 2.0, b = { c = -3.0 }, n = 1.0 },         -- integral floats: numbers as 2 is
   { 1, 2 },
   "x",
   42,
@@ -143,14 +165,21 @@ end
 --- -1, 0 or 1.
 function V.cmp(a, b)
   if V.is_dec(a) or V.is_dec(b) then
-    -- exact: cents against cents (an integer is scaled; no floats here)
-    local function cents(x)
-      if V.is_dec(x) then return x.c end
+    -- exact, with no floats and no overflow: the whole parts, then the
+    -- fractions at the larger places (an integer is a whole part)
+    local function parts(x)
+      if V.is_dec(x) then
+        local m = V.pow10(V.dec_places(x))
+        return x.c // m, x.c % m, V.dec_places(x)
+      end
       assert(math.type(x) == "integer", "difftest: a decimal compared with " .. tostring(x))
-      if x > 9e16 then return math.maxinteger elseif x < -9e16 then return math.mininteger end
-      return x * 100
+      return x, 0, 0
     end
-    a, b = cents(a), cents(b)
+    local wa, fa, pa = parts(a)
+    local wb, fb, pb = parts(b)
+    if wa ~= wb then return wa < wb and -1 or 1 end
+    local p = math.max(pa, pb)
+    a, b = fa * V.pow10(p - pa), fb * V.pow10(p - pb)
   end
   if type(a) == "boolean" then
     a, b = a and 1 or 0, b and 1 or 0
