@@ -1382,6 +1382,11 @@ static void txn_free(void *p) {
   quay_db_rollback((quay_db *)p, &err);
 }
 
+/* Restart the collector of the state p (a box stopped it). */
+static void gc_restart(void *p) {
+  lua_gc((lua_State *)p, LUA_GCRESTART);
+}
+
 /*
 ** The result of bulk_create / upsert: a new result array for the records
 ** of the Model at iModel, pushed with its metatable ([.., res, rmt]), and
@@ -1559,11 +1564,22 @@ static int bulk_create(lua_State *L, int iModel, int iList) {
     /* No user code runs: the engine may write many rows a statement in
     ** a transaction of its own (quay_writer_bulk_begin). */
     int bBegun = 0;
+    Box *pGc = lquay_box(L, gc_restart);
     if (quay_writer_bulk_begin(pW->p, (int64_t)n, &bBegun, &err)) {
       lquay_box_release(pW);
       lquay_fail(L, pDb, &err);
     }
-    if (bBegun) pTxn->p = pDb->db;
+    if (bBegun) {
+      pTxn->p = pDb->db;
+      /* The engine may have suspended the connection's own key checks
+      ** until its transaction ends: no finalizer (__gc, user code) may run
+      ** SQL on the db meanwhile, so the collector pauses until the call
+      ** ends or unwinds (an emergency collection runs no finalizer). */
+      if (lua_gc(L, LUA_GCISRUNNING)) {
+        lua_gc(L, LUA_GCSTOP);
+        pGc->p = L;
+      }
+    }
     nBatch = quay_writer_batch(pW->p);
   }
   if ((pM->mBehav & BULK_BEHAV) && n > 1) {

@@ -415,6 +415,36 @@ describe("bulk_create of many rows", function()
     assert.equal(u.id, recs[100].author.id)
   end)
 
+  it("runs no finalizer while the database's own key checks are off", function()
+    if helper.is_pg then return end
+    local u = User:create { name = "a" }
+    -- Finalizers that each leave one more object to finalize, so that some
+    -- are always due: each reads whether SQLite checks keys as it runs.
+    local seen, active = {}, true
+    local mt = {}
+    mt.__gc = function()
+      local ok, r = pcall(db.rows, db, "PRAGMA foreign_keys")
+      if ok then seen[#seen + 1] = r[1].foreign_keys end
+      if active then setmetatable({}, mt) end
+    end
+    collectgarbage("incremental", 20, 400)         -- collect very often
+    for _ = 1, 20 do setmetatable({}, mt) end
+    local ok, err = pcall(function()
+      for round = 1, 3 do Post:bulk_create(posts(500, u.id, round * 10000)) end
+    end)
+    active = false
+    collectgarbage("incremental", 200, 100)        -- Lua's defaults
+    collectgarbage()
+    collectgarbage()
+    assert(ok, err)
+    assert.equal(1500, Post:count())
+    assert.is_true(#seen > 0)
+    local off = 0
+    for _, v in ipairs(seen) do if v ~= 1 then off = off + 1 end end
+    assert.equal(0, off, "finalizers ran with the checks off")
+    enforced()
+  end)
+
   it("inside a transaction, writes in it and leaves the rest to it", function()
     local u = User:create { name = "a" }
     local err = helper.raises("integrity", db.transaction, db, function()
