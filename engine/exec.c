@@ -603,7 +603,7 @@ static int before_send(quay_db *pDb, int iSrv, const char *zSql,
 #define EXPLAIN_MAX_NAMES 4         /* candidates listed, then "..." */
 
 /* The model whose table is zTable, or NULL. */
-static quay_model *model_of_table(quay_db *pDb, const char *zTable) {
+quay_model *quay__model_of_table(quay_db *pDb, const char *zTable) {
   int i;
   if (zTable == NULL || zTable[0] == 0) return NULL;
   for (i = 0; i < pDb->nModel; i++) {
@@ -749,10 +749,10 @@ static void name_row(Str *p, quay_model *m) {
 
 /* The explanation of a constraint failure; nothing when none is known. */
 static void explain_integrity(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
-  quay_model *m = model_of_table(pDb, pI->zTable);
+  quay_model *m = quay__model_of_table(pDb, pI->zTable);
   JoinTable *j = m ? NULL : join_of_table(pDb, pI->zTable);
   Rel *r = j ? join_rel(j) : NULL;
-  quay_model *pRef = model_of_table(pDb, pI->zRefTable);
+  quay_model *pRef = quay__model_of_table(pDb, pI->zRefTable);
   int n = 0;
   switch (pI->eKind) {
     case ERRK_UNIQUE:
@@ -839,7 +839,7 @@ static void explain_integrity(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
 
 /* The explanation of a missing table. */
 static void explain_no_table(quay_db *pDb, const DrvErrInfo *pI, Str *p) {
-  quay_model *m = model_of_table(pDb, pI->zTable);
+  quay_model *m = quay__model_of_table(pDb, pI->zTable);
   JoinTable *j = m ? NULL : join_of_table(pDb, pI->zTable);
   Rel *r = j ? join_rel(j) : NULL;
   if (m) {

@@ -1283,6 +1283,10 @@ QUAY_INTERNAL int quay__txn_begin(quay_db *pDb, int bWrite, quay_err *pErr);
 QUAY_INTERNAL int quay__txn_commit(quay_db *pDb, quay_err *pErr);
 QUAY_INTERNAL void quay__txn_rollback(quay_db *pDb);
 QUAY_INTERNAL int quay__txn_end(quay_db *pDb, int rc, quay_err *pErr);
+/* The model whose table is zTable (exact name first, then any case), or
+** NULL. */
+QUAY_INTERNAL quay_model *quay__model_of_table(quay_db *pDb,
+                                               const char *zTable);
 /* Non-0 while the connection is inside a transaction, whoever opened it. */
 QUAY_INTERNAL int quay__conn_in_txn(quay_db *pDb);
 /*

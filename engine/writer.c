@@ -1132,7 +1132,6 @@ static int values_insert(quay_writer *w, int iFrom, int iTo, int bOrFail,
 #define BULK_MIN_ROWS 64       /* fewer: one statement per row */
 #define BULK_ROWS 64           /* rows a statement (SQLite: 8..128 measure
                                ** alike; each re-prepare is per call) */
-#define BULK_MAX_RANGES 64     /* then one query over a JSON list of them */
 
 typedef struct BulkFk {
   const char *zParent;         /* parent table */
@@ -1168,16 +1167,6 @@ void quay__writer_bulk_end(quay_writer *w) {
   quay__arena_free(&b->a);
   quay__free(b);
   w->pBulk = NULL;
-}
-
-static int name_eq(const char *a, const char *b) {
-  for (; *a && *b; a++, b++) {
-    int x = (unsigned char)*a, y = (unsigned char)*b;
-    if (x >= 'A' && x <= 'Z') x += 32;
-    if (y >= 'A' && y <= 'Z') y += 32;
-    if (x != y) return 0;
-  }
-  return *a == *b;
 }
 
 /* Does the declared type zType contain zSub (upper case), any case? */
@@ -1304,7 +1293,7 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
     int i, k;
     for (i = 0; i < b->nFk; i++) {
       BulkFk *fk = &b->aFk[i];
-      if (name_eq(fk->zParent, m->zTable)) {
+      if (quay__casecmp(fk->zParent, m->zTable) == 0) {
         /* A key to the table itself: row by row SQLite refuses a row
         ** naming one the call writes later (unless the key is deferred,
         ** which the pragma does not say), a check at the end cannot. */
@@ -1314,7 +1303,7 @@ static int bulk_fks(quay_writer *w, Bulk *b, int *pbOk, quay_err *pErr) {
       fk->iField = -1;
       fk->bRange = 1;
       for (k = 0; fk->nCol == 1 && k < m->nField; k++) {
-        if (name_eq(m->apField[k]->zCol, fk->azFrom[0])) fk->iField = k;
+        if (quay__casecmp(m->apField[k]->zCol, fk->azFrom[0]) == 0) fk->iField = k;
       }
       if (fk->iField >= 0 && keeps_int(fk->zType)) {
         rc = quay_keyset_new(&fk->pKeys, pErr);
@@ -1408,16 +1397,12 @@ int quay_writer_bulk_begin(quay_writer *w, int64_t nRows, int *pbBegun,
   quay_db *pDb = w->pDb;
   const quay_driver *d = pDb->pDrv;
   Bulk *b;
-  int rc, i, bOk = 0;
+  int rc, bOk = 0;
   *pbBegun = 0;
   if (nRows < BULK_MIN_ROWS || w->aUp || d->iVersion < 5 ||
       d->xFkEnforce == NULL || d->xLastInsertId == NULL ||
       pDb->txnDepth > 0 || pDb->xTrace || pDb->pBulkW || w->pBulk) {
     return QUAY_OK;
-  }
-  for (i = 0; i < w->pModel->nField; i++) {
-    /* A column named rowid hides the rowid the checks read. */
-    if (name_eq(w->pModel->apField[i]->zCol, "rowid")) return QUAY_OK;
   }
   rc = quay__db_check_open(pDb, pErr);
   if (rc) return rc;
@@ -1548,15 +1533,12 @@ static int bulk_run(quay_writer *w, int iFrom, int iTo, quay_err *pErr) {
 */
 static int bulk_fk_fail(quay_writer *w, const BulkFk *fk, quay_cursor *c,
                         quay_err *pErr) {
-  quay_model *m = w->pModel, *pTo = NULL;
-  quay_db *pDb = w->pDb;
+  quay_model *m = w->pModel;
+  quay_model *pTo = quay__model_of_table(w->pDb, fk->zParent);
   const char *zWhat = fk->azFrom[0], *zRel = NULL;
   quay_value v;
   Str s;
-  int i, rc;
-  for (i = 0; i < pDb->nModel; i++) {
-    if (name_eq(pDb->apModel[i]->zTable, fk->zParent)) pTo = pDb->apModel[i];
-  }
+  int rc;
   if (fk->iField >= 0) {
     Field *f = m->apField[fk->iField];
     zWhat = f->zName;
@@ -1595,21 +1577,22 @@ static int bulk_check_one(quay_writer *w, const BulkFk *fk, const char *zSql,
 
 int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
   Bulk *b = w->pBulk;
-  int i, k, rc = QUAY_OK, bList;
+  int i, k, rc = QUAY_OK;
   Str sql, ranges;
   if (b == NULL) return QUAY_OK;
   quay__str_init(&sql);
   quay__str_init(&ranges);
-  /* Many ranges (explicit keys out of order): one query over them as a
-  ** JSON list of [first, last] (one range over them all would take in
-  ** old rows between them, which a row by row insert never checks). */
-  bList = b->nRange > BULK_MAX_RANGES;
-  for (k = 0; bList && k < b->nRange; k++) {
-    quay__str_printf(&ranges, "%s[%lld,%lld]", k ? "," : "[",
+  /* The new rows' rowid ranges as one JSON list of [first, last]: one
+  ** query per key however many there are (explicit keys out of order
+  ** make many; one range over them all would take in old rows between
+  ** them, which a row by row insert never checks). */
+  quay__str_char(&ranges, '[');
+  for (k = 0; k < b->nRange; k++) {
+    quay__str_printf(&ranges, "%s[%lld,%lld]", k ? "," : "",
                      (long long)b->aRange[2 * k],
                      (long long)b->aRange[2 * k + 1]);
   }
-  if (bList) quay__str_char(&ranges, ']');
+  quay__str_char(&ranges, ']');
   if (ranges.oom) rc = quay__oom(pErr);
   for (i = 0; rc == QUAY_OK && i < b->nFk; i++) {
     BulkFk *fk = &b->aFk[i];
@@ -1624,11 +1607,7 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
       quay__arena_init(&a);
       quay__str_init(&js);
       rc = quay__keyset_values(fk->pKeys, &a, &aKey);
-      quay__str_char(&js, '[');
-      for (k = 0; rc == QUAY_OK && k < nKey; k++) {
-        quay__str_printf(&js, "%s%lld", k ? "," : "", (long long)aKey[k].u.i);
-      }
-      quay__str_char(&js, ']');
+      if (rc == QUAY_OK) w->pDb->pDialect->xArrayValue(&js, aKey, nKey);
       quay__str_cat(&sql, "SELECT j.value FROM json_each(?1) AS j WHERE NOT "
                     "EXISTS (SELECT 1 FROM ");
       quay__str_ident(&sql, fk->zParent);
@@ -1654,16 +1633,10 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
       quay__str_cat(&sql, k ? ", c." : "c.");
       quay__str_ident(&sql, fk->azFrom[k]);
     }
-    if (bList) {
-      quay__str_cat(&sql, " FROM json_each(?1) AS r CROSS JOIN ");
-      quay__str_ident(&sql, w->pModel->zTable);
-      quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN json_extract(r.value, "
-                    "'$[0]') AND json_extract(r.value, '$[1]')");
-    } else {
-      quay__str_cat(&sql, " FROM ");
-      quay__str_ident(&sql, w->pModel->zTable);
-      quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN ?1 AND ?2");
-    }
+    quay__str_cat(&sql, " FROM json_each(?1) AS r CROSS JOIN ");
+    quay__str_ident(&sql, w->pModel->zTable);
+    quay__str_cat(&sql, " AS c WHERE c.rowid BETWEEN json_extract(r.value, "
+                  "'$[0]') AND json_extract(r.value, '$[1]')");
     for (k = 0; k < fk->nCol; k++) {
       quay__str_cat(&sql, " AND c.");
       quay__str_ident(&sql, fk->azFrom[k]);
@@ -1682,19 +1655,12 @@ int quay__writer_bulk_check(quay_writer *w, quay_err *pErr) {
     }
     quay__str_cat(&sql, ") LIMIT 1");
     if (sql.oom) rc = quay__oom(pErr);
-    if (bList && rc == QUAY_OK) {
+    if (rc == QUAY_OK && b->nRange > 0) {
       quay_value arr;
       arr.type = QUAY_TEXT;
       arr.u.z = ranges.z;
       arr.n = ranges.n;
       rc = bulk_check_one(w, fk, sql.z, &arr, 1, pErr);
-    }
-    for (k = 0; !bList && rc == QUAY_OK && k < b->nRange; k++) {
-      quay_value aP[2];
-      aP[0].type = aP[1].type = QUAY_INT;
-      aP[0].u.i = b->aRange[2 * k];
-      aP[1].u.i = b->aRange[2 * k + 1];
-      rc = bulk_check_one(w, fk, sql.z, aP, 2, pErr);
     }
   }
   quay__str_free(&sql);
