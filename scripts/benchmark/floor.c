@@ -950,6 +950,24 @@ static void w8(Ctx *c) {
   c->zCheckFn = "w8_check";
 }
 
+/* DEC: the hand-written sum of the ledger (made by the Quay side's DEC run)
+** over the decimal column (bDecimal: DECIMAL_INT(12, 2), cents as integers)
+** or the integer cents, 20 times: SQLite's own cost of the two sums. */
+static void dec(Ctx *c, int bDecimal) {
+  sqlite3_stmt *s = prep(c, bDecimal ? "SELECT sum(\"amount\") FROM \"ledgers\""
+                                     : "SELECT sum(\"cents\") FROM \"ledgers\"");
+  long long cents = 0;
+  int k;
+  for (k = 0; k < 20; k++) {
+    c->nQuery++;
+    if (step(c, s) != SQLITE_ROW) die("dec: no row");
+    cents = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+  }
+  sqlite3_finalize(s);
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,cents=%lld", 100000, cents);
+}
+
 /* }====================================================== */
 
 /*
@@ -1150,7 +1168,7 @@ int main(int argc, char **argv) {
             "usage: quay_bench_floor gen FILE SCALE SEED\n"
             "       quay_bench_floor WORKLOAD FILE LOOPS.lua NUSERS QUAYSQL\n"
             "workloads: w1 w2 w2json w3 w4 w5 w5bulk w6 w6batch w7 w7corr w8 w9\n"
-            "           w10 w10row w12\n");
+            "           w10 w10row w12 decsum intsum\n");
     return 2;
   }
   memset(&c, 0, sizeof c);
@@ -1196,6 +1214,8 @@ int main(int argc, char **argv) {
   else if (strcmp(zW, "w10") == 0) w10(&c, 0);
   else if (strcmp(zW, "w10row") == 0) w10(&c, 1);
   else if (strcmp(zW, "w12") == 0) w12(&c);
+  else if (strcmp(zW, "decsum") == 0) dec(&c, 1);
+  else if (strcmp(zW, "intsum") == 0) dec(&c, 0);
   else die("unknown workload '%s'", zW);
   t = now() - t0;
   tc = cpu_now() - c0;

@@ -1338,6 +1338,29 @@ static void admin(const char *zUrl, int n, char **azSql) {
   PQfinish(c.pg);
 }
 
+/* DEC: the hand-written sum of the ledger (made by the Quay side's DEC run)
+** over the decimal column (bDecimal: numeric(12, 2)) or the integer cents,
+** 20 times, one statement each: PostgreSQL's own cost of the two sums. */
+static void dec(Ctx *c, int bDecimal) {
+  const char *zSql = bDecimal ? "SELECT sum(\"amount\") FROM \"ledgers\""
+                              : "SELECT sum(\"cents\") FROM \"ledgers\"";
+  long long cents = 0;
+  int k;
+  for (k = 0; k < 20; k++) {
+    PGresult *r = run_params(c, zSql, 0, NULL, NULL);
+    const char *z = PQgetvalue(r, 0, 0);
+    char zDigits[64];
+    size_t n = 0;
+    for (; *z && n + 1 < sizeof zDigits; z++) {   /* "-12.34" -> "-1234" */
+      if (*z != '.') zDigits[n++] = *z;
+    }
+    zDigits[n] = 0;
+    cents = strtoll(zDigits, NULL, 10);
+    PQclear(r);
+  }
+  snprintf(c->zCheck, sizeof c->zCheck, "rows=%d,cents=%lld", 100000, cents);
+}
+
 /* }====================================================== */
 
 int main(int argc, char **argv) {
@@ -1362,7 +1385,7 @@ int main(int argc, char **argv) {
             "       quay_bench_floor_pg WORKLOAD URL LOOPS.lua NUSERS QUAYSQL\n"
             "workloads: w1 w2 w2array w3 w4 w5 w5values w5pipe w6 w6batch w7 "
             "w7corr\n"
-            "           w8 pipeseq pipeline w9 w10 w10row w12\n");
+            "           w8 pipeseq pipeline w9 w10 w10row w12 decsum intsum\n");
     return 2;
   }
   memset(&c, 0, sizeof c);
@@ -1414,6 +1437,8 @@ int main(int argc, char **argv) {
   else if (strcmp(zW, "w10") == 0) w10(&c, 0);
   else if (strcmp(zW, "w10row") == 0) w10(&c, 1);
   else if (strcmp(zW, "w12") == 0) w12(&c);
+  else if (strcmp(zW, "decsum") == 0) dec(&c, 1);
+  else if (strcmp(zW, "intsum") == 0) dec(&c, 0);
   else die("unknown workload '%s'", zW);
   t = now() - t0;
   tc = cpu_now() - c0;

@@ -289,7 +289,8 @@ end
 -- --only takes a comma-separated list of exact names (W1 does not select
 -- W13).
 -- DEC: Quay against Quay, a decimal sum against an integer sum of the
--- same 100k rows (target: within 1.2x).
+-- same 100k rows (target: within 1.2x), and the same two sums hand-written
+-- in the floor program: the database's own ratio.
 local DEC_ITER = 20
 
 local function selected(id)
@@ -459,12 +460,17 @@ local function main()
   local dec = nil
   if selected("DEC") then
     io.stderr:write("running DEC ...\n")
-    dec = { d = {}, i = {} }
+    dec = { d = {}, i = {}, fd = {}, fi = {} }
     for _ = 1, runs do
       local r = run_one("quay", "decsum", false)
       if r then dec.d[#dec.d + 1] = r else failed = true end
       r = run_one("quay", "intsum", false)
       if r then dec.i[#dec.i + 1] = r else failed = true end
+      -- The same two sums hand-written, on the ledger the Quay side made.
+      r = run_one("floor", "decsum", false)
+      if r then dec.fd[#dec.fd + 1] = r else failed = true end
+      r = run_one("floor", "intsum", false)
+      if r then dec.fi[#dec.fi + 1] = r else failed = true end
     end
   end
 
@@ -702,12 +708,17 @@ local function main()
   if dec then
     local td, ti = median(dec.d, "time"), median(dec.i, "time")
     local ratio = td and ti and ti > 0 and td / ti or nil
+    local fd, fi = median(dec.fd, "time"), median(dec.fi, "time")
+    local fratio = fd and fi and fi > 0 and fd / fi or nil
     local same = "-"
-    if dec.d[1] and dec.i[1] then
-      same = dec.d[1].check == dec.i[1].check and "same" or "DIFFERENT"
-      if same ~= "same" then
-        failed = true
-        io.stderr:write(("DEC result differs: %s vs %s\n"):format(dec.d[1].check, dec.i[1].check))
+    if dec.d[1] and dec.i[1] and dec.fd[1] and dec.fi[1] then
+      same = "same"
+      for _, r in ipairs { dec.i[1], dec.fd[1], dec.fi[1] } do
+        if r.check ~= dec.d[1].check then
+          same = "DIFFERENT"
+          failed = true
+          io.stderr:write(("DEC result differs: %s vs %s\n"):format(dec.d[1].check, r.check))
+        end
       end
     end
     print()
@@ -716,6 +727,11 @@ local function main()
     print(("     decimal %.3f s, integer %.3f s, ratio %s %s, result %s"):format(td or 0, ti or 0,
       ratio and ("%.2f"):format(ratio) or "-",
       ratio and (ratio <= 1.2 and "ok (<= 1.2)" or "MISS (> 1.2)") or "-", same))
+    print(("     hand-written SQL (the floor program): decimal %.3f s, integer %.3f s, ratio %s;"
+      .. " quay/hand-written: decimal %s, integer %s"):format(fd or 0, fi or 0,
+      fratio and ("%.2f"):format(fratio) or "-",
+      td and fd and fd > 0 and ("%.2f"):format(td / fd) or "-",
+      ti and fi and fi > 0 and ("%.2f"):format(ti / fi) or "-"))
   end
   print(("1-minute load average before/after the runs: %s / %s (%s cores; other work on"
     .. " the machine inflates and scatters the times)"):format(load0, loadavg(), ncpu))
