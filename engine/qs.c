@@ -587,6 +587,27 @@ static int bind_relation_end(BindCtx *x, Cond *c) {
   return QUAY_OK;
 }
 
+/* Is canonical decimal text z[n] (an optional '-', digits, a '.') a
+** scaled integer an int64 holds? */
+static int decimal_in_int64(const char *z, size_t n) {
+  static const char zMax[] = "9223372036854775807";
+  char zDig[24];
+  size_t i, k = 0;
+  int bNeg = n > 0 && z[0] == '-';
+  for (i = (size_t)bNeg; i < n; i++) {
+    if (z[i] == '.') continue;
+    if (k == 0 && z[i] == '0') continue;       /* leading zeros */
+    if (k == sizeof(zDig) - 1) return 0;
+    zDig[k++] = z[i];
+  }
+  zDig[k] = 0;
+  if (k < 19) return 1;
+  if (k > 19) return 0;
+  /* -9223372036854775808 holds one more */
+  return strcmp(zDig, zMax) <= 0 ||
+         (bNeg && strcmp(zDig, "9223372036854775808") == 0);
+}
+
 /* Validate and normalize one compared value of leaf c. */
 static int bind_one_value(BindCtx *x, Cond *c, quay_value *v,
                           quay_model *pWant, Field *pKey) {
@@ -608,11 +629,21 @@ static int bind_one_value(BindCtx *x, Cond *c, quay_value *v,
     tmp.zCol = tmp.zName;
     tmp.eType = quay__leaf_type(c, &tmp.nPlaces);
     if (tmp.eType == 0) tmp.eType = QUAY_T_NUMBER;
-    if (tmp.eType == QUAY_T_DECIMAL) tmp.nDigits = 18;
+    /* An expression's decimal has no declared digits: any value whose
+    ** scaled integer is an int64 (what SQLite computes; 19 digits at
+    ** most), as the expression itself may read (F * F). */
+    if (tmp.eType == QUAY_T_DECIMAL) tmp.nDigits = 19;
     tmp.mFlags = QUAY_F_NULL;
     f = &tmp;
   }
   rc = normalize_value(m, (Field *)f, pWant, pKey, v, x->pErr);
+  if (rc == QUAY_OK && f == &tmp && v->type == QUAY_DECIMAL &&
+      !decimal_in_int64(v->u.z, v->n)) {
+    return quay__err_field(x->pErr, QUAY_EVALIDATION, m->zName, tmp.zName,
+                           "%s.%s: '%.40s' is past the 64-bit scaled "
+                           "integers of decimals (at %d places)", m->zName,
+                           tmp.zName, v->u.z, tmp.nPlaces);
+  }
   if (rc == QUAY_OK && (f != &tmp || leaf_type(c))) {
     rc = quay__value_fits(m, (Field *)f, v, 0, x->pErr);
   }

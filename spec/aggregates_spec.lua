@@ -694,6 +694,34 @@ describe("Expressions and aggregates alike on every backend", function()
     assert.same({ 0.0, 3e200 }, { g[1].a, g[2].a })
     assert.is_nil(Post:filter { title = "none" }:aggregate { a = quay.avg("rating") }.a)
   end)
+
+  it("compares an annotation with any value it can read, past the field's digits", function()
+    local ann = User:create { name = "ann" }
+    local big = Post:create { title = "x", price = "12345678.90", author = ann }
+    local small = Post:create { title = "y", price = "0.30", author = ann }
+    -- 1234567890^2 at 4 places: 19 digits, more than a decimal field holds,
+    -- still one scaled int64 (what SQLite computes)
+    local sq = tostring(1234567890 * 1234567890)
+    local want = sq:sub(1, -5) .. "." .. sq:sub(-4)
+    assert.equal("152415787501905.2100", want)
+    local qs = Post:annotate { f = quay.F("price") * quay.F("price") }
+    local r = qs:filter { id = big.id }:first()
+    assert.equal(want, r.f)
+    local function ids(q)
+      local out = {}
+      for _, p in ipairs(q:order_by("id"):all()) do out[#out + 1] = p.id end
+      return out
+    end
+    assert.same({ big.id }, ids(qs:filter { f = r.f }))
+    assert.same({ small.id }, ids(qs:filter { f__ne = r.f }))
+    assert.same({ small.id }, ids(qs:filter { f__lt = "152415787501905.2100" }))
+    -- past the 64-bit scaled integers: refused on both backends
+    local err = helper.raises("validation", function()
+      qs:filter { f__lt = "922337203685477.5808" }:all()
+    end)
+    assert.equal("f", err.field)
+    assert.same({ big.id, small.id }, ids(qs:filter { f__lte = "922337203685477.5807" }))
+  end)
 end)
 
 -- Annotations as grouped LEFT JOINs (sqlbuild.c "Aggregates of a scope"):
