@@ -196,6 +196,14 @@ static void check_clash(lua_State *L, quay_model *m, const char *zModel,
                    "relation '%s'; rename the %s", zModel, zKind, zName,
                    zName, zKind);
       break;
+    default:
+      /* The implicit primary key is added once the model is finished. */
+      if (quay_model_pk(m) < 0 && strcmp(zName, "id") == 0) {
+        lquay_raisef(L, QUAY_EDECLARATION, "model %s: %s 'id' clashes with "
+                     "the field 'id' (the implicit primary key); rename the "
+                     "%s", zModel, zKind, zKind);
+      }
+      break;
   }
   for (k = 0; k < (int)(sizeof(aBuiltin) / sizeof(aBuiltin[0])); k++) {
     int found = 0;

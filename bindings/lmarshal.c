@@ -326,11 +326,79 @@ static void json_encode(lua_State *L, int idx, quay_value *p,
   p->n = n;
 }
 
+/*
+** Non-0 when the integer token z[0..n) (an optional '-', then digits)
+** is past the 64-bit range.  JSON integers have no leading zeros.
+*/
+static int json_int_overflows(const char *z, size_t n) {
+  int neg = n > 0 && z[0] == '-';
+  const char *zMax = neg ? "9223372036854775808" : "9223372036854775807";
+  if (neg) {
+    z++;
+    n--;
+  }
+  if (n != 19) return n > 19;
+  return memcmp(z, zMax, 19) > 0;
+}
+
+/*
+** Decode a JSON document read from the database.  PostgreSQL's jsonb
+** writes a number as its digits (a float 1e20 comes back as
+** 100000000000000000000), which jansson refuses as a too big integer:
+** then such integers (and only those) are read as floats, as Lua's
+** tonumber reads them, from a copy where each gets a ".0".
+*/
+static json_t *json_load_doc(const char *z, size_t n, json_error_t *e) {
+  const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+  json_t *j = json_loadb(z, n, flags, e);
+  char *zCopy;
+  size_t i = 0, k = 0;
+  int bStr = 0;
+  if (j != NULL || strstr(e->text, "too big") == NULL) return j;
+  /* a token past 64 bits has 19 digits or more: ".0" adds at most 2/19 */
+  zCopy = malloc(n + n / 9 + 4);
+  if (zCopy == NULL) return NULL;
+  while (i < n) {
+    char c = z[i];
+    if (bStr) {
+      zCopy[k++] = c;
+      i++;
+      if (c == '\\' && i < n) {
+        zCopy[k++] = z[i++];
+      } else if (c == '"') {
+        bStr = 0;
+      }
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t iStart = i;
+      int bInt = 1;
+      while (i < n && (z[i] == '-' || z[i] == '+' || z[i] == '.' ||
+                       z[i] == 'e' || z[i] == 'E' ||
+                       (z[i] >= '0' && z[i] <= '9'))) {
+        if (z[i] == '.' || z[i] == 'e' || z[i] == 'E') bInt = 0;
+        i++;
+      }
+      memcpy(zCopy + k, z + iStart, i - iStart);
+      k += i - iStart;
+      if (bInt && json_int_overflows(z + iStart, i - iStart)) {
+        zCopy[k++] = '.';
+        zCopy[k++] = '0';
+      }
+    } else {
+      bStr = c == '"';
+      zCopy[k++] = c;
+      i++;
+    }
+  }
+  j = json_loadb(zCopy, k, flags, e);
+  free(zCopy);
+  return j;
+}
+
 char *lquay_json_canon(const char *z, size_t n, size_t *pn) {
   const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS |
                        JSON_REAL_PRECISION(17);
   json_error_t e;
-  json_t *j = json_loadb(z, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+  json_t *j = json_load_doc(z, n, &e);
   char *zOut;
   if (j == NULL) return NULL;
   zOut = json_dumps(j, flags);
@@ -437,8 +505,7 @@ static void json_push(lua_State *L, json_t *j) {
 static void json_decode(lua_State *L, const quay_value *v) {
   json_error_t e;
   Box *pBox;
-  json_t *j = json_loadb(v->u.z, v->n, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                         &e);
+  json_t *j = json_load_doc(v->u.z, v->n, &e);
   if (j == NULL) {
     lquay_raisef(L, QUAY_ESQL, "a quay.json column holds text that is not "
                  "JSON (%s, at character %d)", e.text, e.position);

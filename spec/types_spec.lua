@@ -270,6 +270,22 @@ describe("quay.json", function()
     assert.same({ tags = {} }, d1.meta)
   end)
 
+  it("reads back a float past 64 bits, which jsonb writes as its digits", function()
+    local d = Doc:create { name = "big", data = { a = 1e20, b = -1e19, n = 1, s = "12345678901234567890",
+                                                  l = { 9223372036854775807, 9.3e18 } } }
+    d:refresh()
+    assert.equal(1e20, d.data.a)
+    assert.equal("float", math.type(d.data.a))
+    assert.equal(-1e19, d.data.b)
+    assert.equal("integer", math.type(d.data.n))
+    assert.equal("12345678901234567890", d.data.s)
+    assert.equal(math.maxinteger, d.data.l[1])
+    assert.equal("integer", math.type(d.data.l[1]))
+    assert.equal(9.3e18, d.data.l[2])
+    assert.equal(1e20, Doc:filter { name = "big" }:pluck("data")[1].a)
+    assert.equal(1, Doc:filter { data__n = 1 }:count())
+  end)
+
   it("a path into a document outside a filter is bad_lookup saying paths work in filters", function()
     Doc:create { name = "a", data = { k = 1 } }
     for _, call in ipairs {
