@@ -2188,11 +2188,13 @@ static void emit_gjoin(Build *b, Scope *s, GJoin *g) {
     cat(b, " AS \"k\"");
     for (i = 0; i < g->nMem; i++) {
       const GMember *m = &g->aMem[i];
+      char zV[32];
       if (m->iCol < 0) continue;
-      quay__str_printf(&b->sql, ", %s(", m->eFn == QUAY_AGG_COUNT ? "COUNT"
-                       : m->eFn == QUAY_AGG_SUM ? "SUM" : "AVG");
-      gcol(b, zD, "v", m->iCol);
-      cat(b, ")");
+      /* as emit_member writes it (a sum of decimals, of integers, an
+      ** average of numbers: the dialect's forms), over the pairs */
+      snprintf(zV, sizeof(zV), "v%d", m->iCol);
+      cat(b, ", ");
+      quay__emit_agg_call(b, m->e, m->eFn, 0, col_expr(b, zD, zV));
       quay__str_printf(&b->sql, " AS \"a%d\"", m->iCol);
     }
     cat(b, " FROM (SELECT DISTINCT ");
