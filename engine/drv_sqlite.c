@@ -653,6 +653,46 @@ static void sq_darith(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_error(ctx, zMsg, -1);
 }
 
+/*
+** quay_conv(v, type, places, digits): a string column's value as a value
+** of Quay's type (quay__text_convert), or NULL when it does not convert
+** (a migration's guard refuses the step first; migrate.c).  Other values
+** than text come back as they are.
+*/
+static void sq_conv(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  quay_value v;
+  ValBuf vb;
+  const char *z;
+  int rc;
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT) {
+    sqlite3_result_value(ctx, argv[0]);
+    return;
+  }
+  vb.zHeap = NULL;
+  z = (const char *)sqlite3_value_text(argv[0]);    /* then its length */
+  if (z == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  rc = quay__text_convert(sqlite3_value_int(argv[1]),
+                          sqlite3_value_int(argv[2]),
+                          sqlite3_value_int(argv[3]), z,
+                          (size_t)sqlite3_value_bytes(argv[0]), &v, &vb);
+  if (rc < 0) {
+    sqlite3_result_error_nomem(ctx);
+  } else if (rc > 0) {
+    sqlite3_result_null(ctx);
+  } else if (v.type == QUAY_INT) {
+    sqlite3_result_int64(ctx, v.u.i);
+  } else if (v.type == QUAY_REAL) {
+    sqlite3_result_double(ctx, v.u.r);
+  } else {
+    sqlite3_result_text(ctx, v.u.z, (int)v.n, SQLITE_TRANSIENT);
+  }
+  quay__valbuf_free(&vb);
+}
+
 /* The SQL functions Quay's own statements call (Dialect azRealToInt,
 ** zRealToScaled, zScaledFit, zDecSum, zDecArith), registered on every connection,
 ** borrowed ones too. */
@@ -667,6 +707,7 @@ static int sq_functions(DrvConn *c, quay_err *pErr) {
     { "quay_decfit", 2, sq_decfit },
     { "quay_darith", 4, sq_darith },
     { "quay_darith", 6, sq_darith },
+    { "quay_conv", 4, sq_conv },
   };
   size_t i;
   for (i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]); i++) {

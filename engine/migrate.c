@@ -457,6 +457,57 @@ static int type_converts(const SCol *a, const SCol *b) {
   return 0;
 }
 
+/*
+** Is a change of column a into b one whose values SQLite must convert
+** from text itself (quay_conv, drv_sqlite.c), refusing what does not
+** convert, as PostgreSQL's casts refuse it?  From a string or text into a
+** number, boolean, date, datetime, uuid or json.
+*/
+static int text_conv(const Dialect *d, const SCol *a, const SCol *b) {
+  if (d->bAlterColumn || a == NULL) return 0;
+  if (a->eType != QUAY_T_STRING && a->eType != QUAY_T_TEXT) return 0;
+  switch (b->eType) {
+    case QUAY_T_INTEGER: case QUAY_T_NUMBER: case QUAY_T_DECIMAL:
+    case QUAY_T_BOOLEAN: case QUAY_T_DATE: case QUAY_T_DATETIME:
+    case QUAY_T_UUID: case QUAY_T_JSON:
+      return 1;
+  }
+  return 0;
+}
+
+/* quay_conv(<zCol>, type, places, digits) for column b (text_conv). */
+static void text_conv_call(Str *q, const char *zCol, const SCol *b) {
+  quay__str_cat(q, "quay_conv(");
+  quay__str_ident(q, zCol);
+  quay__str_printf(q, ", %d, %d, %d)", b->eType, b->nPlaces, b->nDigits);
+}
+
+/*
+** The condition "column zCol's value (not NULL) does not convert" when
+** a into b refuses values the database's own conversion would keep: on
+** SQLite every text quay_conv refuses; on PostgreSQL, whose casts refuse
+** the rest themselves, a NaN into a number or a decimal (no value Quay
+** stores).  0 when there is none.
+*/
+static int conv_refused(const Dialect *d, const SCol *a, const SCol *b,
+                        const char *zCol, Str *q) {
+  if (text_conv(d, a, b)) {
+    text_conv_call(q, zCol, b);
+    quay__str_cat(q, " IS NULL");
+    return 1;
+  }
+  if (d->bAlterColumn && a &&
+      (a->eType == QUAY_T_STRING || a->eType == QUAY_T_TEXT) &&
+      (b->eType == QUAY_T_NUMBER || b->eType == QUAY_T_DECIMAL)) {
+    /* ("nan", "-NaN", "nan(1)": no number has these letters) */
+    quay__str_cat(q, "lower(");
+    quay__str_ident(q, zCol);
+    quay__str_cat(q, ") LIKE '%nan%'");
+    return 1;
+  }
+  return 0;
+}
+
 /* Are two literal default values the same, for a column of class eType? */
 static int dflt_same_value(int eType, const char *a, const char *b) {
   if (eType == QUAY_T_INTEGER || eType == QUAY_T_NUMBER) {
@@ -970,7 +1021,7 @@ static void diff_columns(Diff *x, TabMap *m) {
       int bPk = !lc->iPk != !c->iPk;
       int bAuto = d->xIdentitySync && c->iPk && lc->iPk &&
                   !lc->bAuto != !c->bAuto;
-      int bDecGuard = 0, bNoConv = 0;
+      int bDecGuard = 0, bNoConv = 0, bConv = 0;
       Step *s;
       if (!bType && !bNull && !bDflt && !bPk && !bAuto) continue;
       s = diff_tab_step(x, m, QUAY_OP_ALTER_COLUMN, P_ALTER, c->zName);
@@ -1001,6 +1052,12 @@ static void diff_columns(Diff *x, TabMap *m) {
         s->zGuardSql = x->q.oom ? NULL : mig_str(x->pMig, x->q.z);
         quay__str_reset(&x->q);
       }
+      if (bType && !bNoConv) {          /* (a probe: any refused value?) */
+        Str probe;
+        quay__str_init(&probe);
+        bConv = conv_refused(d, lc, c, lc->zName, &probe);
+        quay__str_free(&probe);
+      }
       if (bNull) {
         quay__str_printf(&x->w, "%s %s to %s", bType ? "," : "",
                          lc->bNull ? "NULL" : "NOT NULL",
@@ -1016,10 +1073,27 @@ static void diff_columns(Diff *x, TabMap *m) {
             quay__str_cat(&x->q, " OR ");
             decimal_guard(&x->q, lc, c);
           }
+          if (bConv) {
+            quay__str_cat(&x->q, " OR ");
+            conv_refused(d, lc, c, lc->zName, &x->q);
+          }
           quay__str_cat(&x->q, " LIMIT 1");
           s->zGuardSql = x->q.oom ? NULL : mig_str(x->pMig, x->q.z);
           quay__str_reset(&x->q);
         }
+      }
+      if (bConv && s->zGuardSql == NULL) {
+        /* Values that do not convert are refused, as PostgreSQL's casts
+        ** refuse them (SQLite's would make them 0 or keep them). */
+        quay__str_cat(&x->q, "SELECT 1 FROM ");
+        quay__str_ident(&x->q, l->zName);
+        quay__str_cat(&x->q, " WHERE ");
+        quay__str_ident(&x->q, lc->zName);
+        quay__str_cat(&x->q, " IS NOT NULL AND ");
+        conv_refused(d, lc, c, lc->zName, &x->q);
+        quay__str_cat(&x->q, " LIMIT 1");
+        s->zGuardSql = x->q.oom ? NULL : mig_str(x->pMig, x->q.z);
+        quay__str_reset(&x->q);
       }
       if (bDecGuard && s->zGuardSql == NULL) {
         /* A number's extra places round away with allow_drop; digits
@@ -1071,6 +1145,16 @@ static void diff_columns(Diff *x, TabMap *m) {
                          "holds values; add a new field, fill it from this "
                          "one in a data migration, then drop this one",
                          t->zName, c->zName, lc->zType, c->zType);
+        s->zGuardMsg = diff_take_what(x);
+      } else if (s->zGuardSql && bConv) {
+        quay__str_printf(&x->w, "cannot change %s.%s from %s to %s: a row "
+                         "holds %stext that is no %s value (as "
+                         "PostgreSQL's cast refuses it); change those rows "
+                         "first in a data migration, or add a new field "
+                         "filled from this one", t->zName, c->zName,
+                         lc->zType, c->zType,
+                         bNull && !c->bNull ? "NULL or " : "",
+                         quay__type_name(c->eType));
         s->zGuardMsg = diff_take_what(x);
       } else if (s->zGuardSql) {
         quay__str_printf(&x->w, "cannot make %s.%s NOT NULL: it holds NULL "
@@ -1124,6 +1208,10 @@ static void diff_columns(Diff *x, TabMap *m) {
             /* the guard saw no value */
             quay__str_printf(&x->q, "NULL::%s", c->zType);
           } else {
+            if ((lc->eType == QUAY_T_STRING || lc->eType == QUAY_T_TEXT) &&
+                c->eType == QUAY_T_DATETIME) {
+              quay__str_cat(&x->q, "date_trunc('second', ");
+            }
             quay__str_ident(&x->q, c->zName);
           }
           if (bNoConv) {
@@ -1132,6 +1220,12 @@ static void diff_columns(Diff *x, TabMap *m) {
             quay__str_printf(&x->q, "::int::%s", c->zType);
           } else if (bNumLive && c->eType == QUAY_T_BOOLEAN) {
             quay__str_cat(&x->q, " <> 0");
+          } else if ((lc->eType == QUAY_T_STRING ||
+                      lc->eType == QUAY_T_TEXT) &&
+                     c->eType == QUAY_T_DATETIME) {
+            /* as Quay reads a datetime: an offset converts to UTC (a
+            ** plain cast would drop it), fractions are cut */
+            quay__str_cat(&x->q, "::timestamptz) AT TIME ZONE 'UTC'");
           } else {
             quay__str_printf(&x->q, "::%s", c->zType);
           }
@@ -1427,6 +1521,11 @@ static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
   int nFrom = 0, nTo = 0;
   if (pOld && !type_converts(pOld, pNew)) {
     quay__str_cat(q, "NULL");           /* its guard saw no value */
+    return;
+  }
+  if (pOld && pOld->eType != pNew->eType && text_conv(d, pOld, pNew)) {
+    /* text as PostgreSQL's input reads it (the guard saw no other) */
+    text_conv_call(q, pNew->zName, pNew);
     return;
   }
   if (pOld && ((pOld->eType == QUAY_T_DATE &&
@@ -2054,6 +2153,25 @@ static int mig_fk_check(quay_db *pDb, const Step *s, const char *zSql,
   return rc;
 }
 
+/*
+** A data exception (SQLSTATE class 22) while a column changes type on
+** PostgreSQL: a row holds a value the cast refuses ('abc' into a bigint).
+** It is the migration's failure, named as SQLite's guard names it
+** (text_conv), with the database's message; the SQLSTATE stays.
+*/
+static int mig_data_err(const Step *s, quay_err *pErr) {
+  char zState[sizeof(pErr->zState)];
+  char zMsg[sizeof(pErr->zMsg)];
+  memcpy(zState, pErr->zState, sizeof(zState));
+  memcpy(zMsg, pErr->zMsg, sizeof(zMsg));
+  quay__err(pErr, QUAY_EMIGRATION, "cannot %s: a row holds a value that "
+            "does not convert (%.200s); change those rows first in a data "
+            "migration, or add a new field filled from this one",
+            s->zWhat ? s->zWhat : "change the column", zMsg);
+  memcpy(pErr->zState, zState, sizeof(zState));
+  return QUAY_EMIGRATION;
+}
+
 /* Run every statement of every step, in order (inside a transaction). */
 static int mig_run_steps(quay_db *pDb, quay_migration *p, quay_err *pErr) {
   const Dialect *d = pDb->pDialect;
@@ -2067,6 +2185,10 @@ static int mig_run_steps(quay_db *pDb, quay_migration *p, quay_err *pErr) {
         rc = mig_fk_check(pDb, s, z, pErr);
       } else {
         rc = quay__db_run(pDb, z, NULL, 0, NULL, 0, 0, NULL, NULL, pErr);
+        if (rc && s->eOp == QUAY_OP_ALTER_COLUMN && pErr &&
+            pErr->zState[0] == '2' && pErr->zState[1] == '2') {
+          rc = mig_data_err(s, pErr);
+        }
       }
     }
   }

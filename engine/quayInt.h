@@ -584,6 +584,18 @@ typedef struct ValBuf {
   char *zHeap;
 } ValBuf;
 QUAY_INTERNAL void quay__valbuf_free(ValBuf *p);
+/*
+** Text z[n] (a string column's value) as the stored value of a field of
+** type eType (nPlaces and nDigits for a decimal, given as its scaled
+** integer), the way a narrowing migration converts it where the database
+** has no refusing cast (SQLite): what PostgreSQL's input takes, where the
+** type can hold it.  Text goes into pBuf (quay__valbuf_free'd by the
+** caller).  Returns 0, 1 when the text does not convert, -1 when out of
+** memory.
+*/
+QUAY_INTERNAL int quay__text_convert(int eType, int nPlaces, int nDigits,
+                                     const char *z, size_t n,
+                                     quay_value *pOut, ValBuf *pBuf);
 
 typedef struct FieldType {
   const char *zName;        /* contract name ("decimal"); "?" for 0 */

@@ -761,3 +761,286 @@ int quay__value_fits(quay_model *m, const Field *f, const quay_value *v,
   return t->xCheck ? t->xCheck(m, f, v, bStore, pErr) : QUAY_OK;
 }
 /* }================================================================== */
+
+/*
+** {==================================================================
+** Text into another type, as a narrowing migration converts it
+** ===================================================================
+** SQLite has no casts that refuse: CAST('abc' AS INTEGER) is 0, and a
+** text kept in a DATE_TEXT column stays what it was.  A migration from a
+** string or text field to another type converts each value here instead
+** (drv_sqlite.c quay_conv), taking what PostgreSQL's input functions take
+** where Quay's type can hold it, and refuses the rest (migrate.c guards
+** the step).  Surrounding white space is ignored, as PostgreSQL ignores
+** it (not for uuids and JSON, which keep their own rules).
+*/
+
+/* Is z[n] the first n letters of lower-case word w, in any case? */
+static int conv_prefix(const char *z, size_t n, const char *w) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    char c = z[i];
+    if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+    if (w[i] == 0 || c != w[i]) return 0;
+  }
+  return 1;
+}
+
+static int conv_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+         c == '\v';
+}
+
+/* The digits of decimal text z[n] (sign, digits, '.', exponent) at
+** nPlaces places, rounded half away from zero, into *pOut: 0, or 1 when
+** it is no number or passes nDigits digits (or an int64). */
+static int conv_decimal(const char *z, size_t n, int nPlaces, int nDigits,
+                        int64_t *pOut) {
+  char aDig[64];
+  int nDig = 0, nPoint = -1, bNeg = 0, nExp = 0, bAny = 0, k;
+  size_t i = 0;
+  uint64_t u = 0;
+  if (i < n && (z[i] == '+' || z[i] == '-')) bNeg = z[i++] == '-';
+  for (; i < n; i++) {
+    if (z[i] >= '0' && z[i] <= '9') {
+      bAny = 1;
+      if (nDig == 0 && z[i] == '0') {  /* leading zeros: count places */
+        if (nPoint >= 0) nPoint++;
+        continue;
+      }
+      if (nDig == (int)sizeof(aDig)) return 1;
+      aDig[nDig++] = z[i];
+      if (nPoint >= 0) nPoint++;
+    } else if (z[i] == '.' && nPoint < 0) {
+      nPoint = 0;
+    } else {
+      break;
+    }
+  }
+  if (!bAny) return 1;
+  if (i < n && (z[i] == 'e' || z[i] == 'E')) {
+    int bExpNeg = 0, bExpAny = 0;
+    i++;
+    if (i < n && (z[i] == '+' || z[i] == '-')) bExpNeg = z[i++] == '-';
+    for (; i < n && z[i] >= '0' && z[i] <= '9'; i++) {
+      bExpAny = 1;
+      if (nExp < 10000) nExp = nExp * 10 + (z[i] - '0');
+    }
+    if (!bExpAny) return 1;
+    if (bExpNeg) nExp = -nExp;
+  }
+  if (i != n) return 1;
+  /* value = digits * 10^(nExp - places written) */
+  nExp -= nPoint < 0 ? 0 : nPoint;
+  /* scaled = digits * 10^(nExp + nPlaces) */
+  k = nExp + nPlaces;
+  if (k < 0) {                          /* drop -k digits, rounding */
+    int nKeep = nDig + k, bUp = 0;
+    if (nKeep < 0) {
+      nKeep = 0;
+      nDig = 0;
+    } else {
+      bUp = nKeep < nDig && aDig[nKeep] >= '5';
+      nDig = nKeep;
+    }
+    for (i = 0; (int)i < nDig; i++) {
+      if (u > (UINT64_MAX - 9) / 10) return 1;
+      u = u * 10 + (uint64_t)(aDig[i] - '0');
+    }
+    u += (uint64_t)bUp;
+  } else if (nDig > 0) {
+    if (nDig + k > 19) return 1;
+    for (i = 0; (int)i < nDig; i++) u = u * 10 + (uint64_t)(aDig[i] - '0');
+    for (i = 0; (int)i < k; i++) u *= 10;
+  }
+  /* at most nDigits digits in all (10^nDigits > u) */
+  {
+    uint64_t lim = 1;
+    for (k = 0; k < nDigits && k < 19; k++) lim *= 10;
+    if (nDigits < 19 && u >= lim) return 1;
+    if (u > (uint64_t)INT64_MAX) return 1;
+  }
+  *pOut = bNeg ? -(int64_t)u : (int64_t)u;
+  return 0;
+}
+
+/* PostgreSQL's boolean input: a prefix of true / false / yes / no, on /
+** off (two letters at least), 1 / 0: 1 or 0, else -1. */
+static int conv_bool(const char *z, size_t n) {
+  static const struct { const char *zWord; size_t nMin; int b; } aWord[] = {
+    { "true", 1, 1 }, { "false", 1, 0 }, { "yes", 1, 1 }, { "no", 1, 0 },
+    { "on", 2, 1 }, { "off", 2, 0 }, { "1", 1, 1 }, { "0", 1, 0 },
+  };
+  size_t k;
+  for (k = 0; k < sizeof(aWord) / sizeof(aWord[0]); k++) {
+    const char *w = aWord[k].zWord;
+    if (n >= aWord[k].nMin && conv_prefix(z, n, w)) return aWord[k].b;
+  }
+  return -1;
+}
+
+/* "YYYY-M-D" (one or two digits) or "YYYYMMDD" as "YYYY-MM-DD" in zOut:
+** 0, or 1 when it names no day. */
+static int conv_date(const char *z, size_t n, char *zOut) {
+  int a[3] = { 0, 0, 0 }, nd[3] = { 0, 0, 0 }, p = 0;
+  size_t i;
+  for (i = 0; i < n && z[i] >= '0' && z[i] <= '9'; i++) {}
+  if (n == 8 && i == 8) {
+    snprintf(zOut, 11, "%.4s-%.2s-%.2s", z, z + 4, z + 6);
+  } else {
+    for (i = 0; i < n; i++) {
+      if (z[i] == '-' && p < 2 && nd[p] > 0) {
+        p++;
+      } else if (z[i] >= '0' && z[i] <= '9' && nd[p] < (p ? 2 : 4)) {
+        a[p] = a[p] * 10 + (z[i] - '0');
+        nd[p]++;
+      } else {
+        return 1;
+      }
+    }
+    if (p != 2 || nd[0] != 4 || nd[2] == 0) return 1;
+    snprintf(zOut, 11, "%04d-%02d-%02d", a[0], a[1], a[2]);
+  }
+  return date_why(zOut, 10) != NULL;
+}
+
+/* PostgreSQL's uuid input (any case, hyphens after groups of four hex
+** digits, in braces or not) as the lower-case 8-4-4-4-12 form. */
+static int conv_uuid(const char *z, size_t n, char *zOut) {
+  int nHex = 0, nGroup = 0;
+  size_t i;
+  if (n >= 2 && z[0] == '{' && z[n - 1] == '}') {
+    z++;
+    n -= 2;
+  }
+  for (i = 0; i < n; i++) {
+    char c = z[i];
+    if (c == '-' && nHex > 0 && nHex < 32 && nGroup == 4) {
+      nGroup = 0;
+      continue;
+    }
+    if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) || nHex == 32) {
+      return 1;
+    }
+    if (nGroup == 4) nGroup = 0;
+    nGroup++;
+    zOut[nHex + (nHex >= 8) + (nHex >= 12) + (nHex >= 16) + (nHex >= 20)] = c;
+    nHex++;
+  }
+  if (nHex != 32) return 1;
+  zOut[8] = zOut[13] = zOut[18] = zOut[23] = '-';
+  zOut[36] = 0;
+  return 0;
+}
+
+int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
+                       size_t n, quay_value *pOut, ValBuf *pBuf) {
+  size_t a = 0, b = n;
+  if (eType != QUAY_T_UUID && eType != QUAY_T_JSON) {
+    while (a < b && conv_space(z[a])) a++;
+    while (b > a && conv_space(z[b - 1])) b--;
+  }
+  z += a;
+  n = b - a;
+  memset(pOut, 0, sizeof(*pOut));
+  switch (eType) {
+    case QUAY_T_INTEGER:
+    case QUAY_T_ID: {
+      int64_t v;
+      if (n == 0 || memchr(z, '.', n) || memchr(z, 'e', n) ||
+          memchr(z, 'E', n) || conv_decimal(z, n, 0, 19, &v)) {
+        return 1;
+      }
+      pOut->type = QUAY_INT;
+      pOut->u.i = v;
+      return 0;
+    }
+    case QUAY_T_NUMBER: {
+      char zNum[400], *zEnd;
+      size_t i, k = 0;
+      /* what strtod reads (as PostgreSQL's float8in: hex too), or the
+      ** words for the infinities; NaN is no value of a number field */
+      if (n == 0 || n >= sizeof(zNum)) return 1;
+      if (z[0] == '+' || z[0] == '-') k = 1;
+      if ((n - k == 3 || n - k == 8) &&
+          conv_prefix(z + k, n - k, "infinity")) {
+        pOut->type = QUAY_REAL;
+        pOut->u.r = z[0] == '-' ? -HUGE_VAL : HUGE_VAL;
+        return 0;
+      }
+      for (i = 0; i < n; i++) {
+        if (z[i] == 0 || conv_space(z[i])) return 1;
+      }
+      memcpy(zNum, z, n);
+      zNum[n] = 0;
+      pOut->u.r = strtod(zNum, &zEnd);
+      /* a NaN, or a number past a double (PostgreSQL: out of range) */
+      if (*zEnd != 0 || !isfinite(pOut->u.r)) return 1;
+      pOut->type = QUAY_REAL;
+      return 0;
+    }
+    case QUAY_T_DECIMAL: {
+      int64_t v;
+      if (conv_decimal(z, n, nPlaces, nDigits, &v)) return 1;
+      pOut->type = QUAY_INT;            /* the scaled integer */
+      pOut->u.i = v;
+      return 0;
+    }
+    case QUAY_T_BOOLEAN: {
+      int v = conv_bool(z, n);
+      if (v < 0) return 1;
+      pOut->type = QUAY_INT;
+      pOut->u.i = v;
+      return 0;
+    }
+    case QUAY_T_DATE:
+      if (conv_date(z, n, pBuf->z)) return 1;
+      pOut->type = QUAY_TEXT;
+      pOut->u.z = pBuf->z;
+      pOut->n = 10;
+      return 0;
+    case QUAY_T_DATETIME:
+      if (n == 10 || n == 8) {         /* a date: its midnight */
+        if (conv_date(z, n, pBuf->z)) return 1;
+        memcpy(pBuf->z + 10, " 00:00:00", 10);
+      } else if (quay__datetime_norm(z, n, pBuf->z) != NULL) {
+        return 1;
+      }
+      pOut->type = QUAY_TEXT;
+      pOut->u.z = pBuf->z;
+      pOut->n = 19;
+      return 0;
+    case QUAY_T_UUID:
+      if (conv_uuid(z, n, pBuf->z)) return 1;
+      pOut->type = QUAY_TEXT;
+      pOut->u.z = pBuf->z;
+      pOut->n = 36;
+      return 0;
+    case QUAY_T_JSON: {
+      json_error_t e;
+      json_t *j;
+      size_t m;
+      char *zOut;
+      if (quay__utf8_len(z, n) < 0 || memchr(z, 0, n)) return 1;
+      j = json_loadb(z, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+      if (j == NULL) return 1;
+      m = json_dumpb(j, NULL, 0, JSON_DUMP_FLAGS);
+      zOut = m < sizeof(pBuf->z) ? pBuf->z
+                                 : (pBuf->zHeap = quay__malloc(m + 1));
+      if (zOut == NULL || json_dumpb(j, zOut, m, JSON_DUMP_FLAGS) != m) {
+        json_decref(j);
+        return -1;
+      }
+      zOut[m] = 0;
+      json_decref(j);
+      pOut->type = QUAY_TEXT;
+      pOut->u.z = zOut;
+      pOut->n = m;
+      return 0;
+    }
+    default:
+      return 1;
+  }
+}
+/* }================================================================== */
