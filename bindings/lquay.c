@@ -210,10 +210,19 @@ static int l_any(lua_State *L) {
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, 1, i);
       if (lua_type(L, -1) != LUA_TTABLE) {
-        lquay_raisef(L, QUAY_EBAD_LOOKUP,
+        lquay_raisef(L, QUAY_EMISUSE,
                      "quay.any: element %d is not a conditions table",
                      (int)i);
       }
+      lua_pushnil(L);
+      if (!lua_next(L, -2)) {
+        /* An empty alternative would make the OR keep every row: as
+        ** filter {}, almost always a condition whose value was nil. */
+        lquay_raisef(L, QUAY_EMISUSE, "quay.any: element %d is an empty "
+                     "conditions table (a condition whose value is nil "
+                     "vanishes from a Lua table)", (int)i);
+      }
+      lua_pop(L, 2);
       lua_rawseti(L, -2, i);
     }
   }
