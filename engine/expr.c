@@ -660,6 +660,13 @@ void quay__emit_agg_call(Build *b, const Expr *e, int eFn, int bDistinct,
   if (eFn == QUAY_AGG_SUM && e->eType == QUAY_T_DECIMAL && b->pDia->zDecSum) {
     zFn = b->pDia->zDecSum;             /* exact past 64 bits */
   }
+  if (eFn == QUAY_AGG_SUM && e->eType == QUAY_T_INTEGER &&
+      b->pDia->azIntSum[0]) {
+    /* An integer, as on SQLite: "/" truncates, past 64 bits raises. */
+    quay__str_printf(&b->sql, "%s%s(%s%s)%s", b->pDia->azIntSum[0], zFn, zD,
+                     zArg, b->pDia->azIntSum[1]);
+    return;
+  }
   if (e->eType == QUAY_T_UUID && b->pDia->zUuidMinMaxArg &&
       (eFn == QUAY_AGG_MIN || eFn == QUAY_AGG_MAX)) {
     quay__str_printf(&b->sql, "%s(%s(%s)%s)", zFn, zD, zArg,
