@@ -337,6 +337,30 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
       rc = quay__value_fits(e->path.pModel, f, &e->dflt, 0, pErr);
     }
     if (rc) return rc;
+  } else if (e->bDefault && f && e->eFunc != QUAY_AGG_COUNT &&
+             e->eFunc != QUAY_AGG_EXISTS) {
+    /* Any other default is of the result's kind (a number for numbers,
+    ** a string for strings, a boolean for booleans): SQLite would return
+    ** whatever it is, PostgreSQL raise on it even for a set with rows. */
+    int t = e->dflt.type, ok = 1;
+    const char *zKind = NULL;
+    if (type_numeric(e->eType)) {
+      ok = t == QUAY_INT || t == QUAY_REAL;
+      zKind = "a number";
+    } else if (e->eType == QUAY_T_STRING || e->eType == QUAY_T_TEXT) {
+      ok = t == QUAY_TEXT;
+      zKind = "a string";
+    } else if (e->eType == QUAY_T_BOOLEAN) {
+      ok = t == QUAY_BOOL;
+      zKind = "a boolean";
+    }
+    if (!ok) {
+      return quay__err_field(pErr, QUAY_EVALIDATION, e->path.pModel->zName,
+                             f->zName, "%s.%s: the default of quay.%s('%s') "
+                             "must be %s, as the result it stands for",
+                             e->path.pModel->zName, f->zName, zFn, e->zPath,
+                             zKind);
+    }
   }
   e->bAgg = 1;
   if (e->pFilter) {

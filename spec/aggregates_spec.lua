@@ -436,6 +436,36 @@ describe("Aggregates and annotations", function()
       helper.raises("misuse", function() return M.Post:annotate(5) end)
       assert.equal(n0, db:stats().queries)
     end)
+
+    it("refuses a default of another kind than the result, naming the field, before SQL", function()
+      -- SQLite returned such a default as it was (true as 1, "x" as 0.0);
+      -- PostgreSQL raised sql on it, also for a set with rows.
+      local n0 = db:stats().queries
+      local none = M.Post:filter { views = 999 }
+      for _, case in ipairs {
+        { M.Post:query(), quay.sum("views", { default = "zero" }), "Post", "views" },
+        { none, quay.sum("views", { default = true }), "Post", "views" },
+        { none, quay.avg("rating", { default = "x" }), "Post", "rating" },
+        { none, quay.max("title", { default = 5 }), "Post", "title" },
+        { M.Post:query(), quay.min("published", { default = 0 }), "Post", "published" },
+        { M.User:query(), quay.sum("posts__views", { default = "0" }), "Post", "views" },
+      } do
+        local err = helper.raises("validation", function()
+          return case[1]:aggregate { x = case[2] }
+        end)
+        assert.same({ case[3], case[4] }, { err.model, err.field })
+      end
+      helper.raises("validation", function()
+        return M.User:annotate { x = quay.max("posts__title", { default = 0 }) }:all()
+      end)
+      assert.equal(n0, db:stats().queries)
+      -- defaults of the result's kind
+      local r = none:aggregate { s = quay.sum("views", { default = 0 }),
+                                 a = quay.avg("views", { default = 1.5 }),
+                                 t = quay.max("title", { default = "-" }),
+                                 p = quay.min("published", { default = false }) }
+      assert.same({ s = 0, a = 1.5, t = "-", p = false }, r)
+    end)
   end)
 
   describe("sql, explain and raw", function()
