@@ -225,6 +225,15 @@ static int l_any(lua_State *L) {
       lua_pop(L, 2);
       lua_rawseti(L, -2, i);
     }
+    /* Keys besides 1..n (a named key, or items after a hole) would be
+    ** alternatives left out without a word. */
+    lua_pushnil(L);
+    for (i = 0; lua_next(L, 1); i++) lua_pop(L, 1);
+    if (i != n) {
+      lquay_raisef(L, QUAY_EMISUSE, "quay.any: expected a list of "
+                   "conditions tables, but it has keys besides 1..%d (a "
+                   "named key, or an item after a nil)", (int)n);
+    }
   }
   luaL_setmetatable(L, QUAY_ANY_MT);
   return 1;
