@@ -774,6 +774,35 @@ static void check_values(lua_State *L, int idx, int bOptional,
   }
 }
 
+/*
+** The table at idx (checked a table) is a list: its keys are exactly 1..n.
+** A table of one row's values ({ email = ... } for { { email = ... } }),
+** extra named keys or a hole would else be skipped without a word.
+*/
+static void check_list(lua_State *L, int idx, const char *zWhat) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx), nKey = 0;
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_Integer k;
+    lua_pop(L, 1);                                   /* [.., key] */
+    k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+    if (k < 1 || k > n) {
+      int bStr = lua_type(L, -1) == LUA_TSTRING;
+      /* luaL_tolstring pushes a copy: the key itself stays as it is */
+      const char *zKey = luaL_tolstring(L, -1, NULL);
+      lquay_raisef(L, QUAY_EMISUSE, "%s: expected a list of rows ({ {...}, "
+                   "{...} }), but it has the key %s%s%s", zWhat,
+                   bStr ? "'" : "", zKey, bStr ? "'" : "");
+    }
+    nKey++;
+  }
+  if (nKey != n) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: the list has holes (a nil item)",
+                 zWhat);
+  }
+}
+
 /* Model:new(values) */
 static int model_new(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
@@ -843,6 +872,7 @@ static int model_bulk_create(lua_State *L) {
   lquay_ready(L, pM);
   lquay_check_nargs(L, 2, "bulk_create(rows)");
   check_values(L, 2, 0, "bulk_create(rows)");
+  check_list(L, 2, "bulk_create(rows)");
   lua_settop(L, 2);
   return lquay_bulk_create(L, 1, 2);
 }
@@ -853,6 +883,7 @@ static int model_upsert(lua_State *L) {
   lquay_ready(L, pM);
   lquay_check_nargs(L, 3, "upsert(rows, opts)");
   check_values(L, 2, 0, "upsert(rows, opts)");
+  check_list(L, 2, "upsert(rows, opts)");
   lua_settop(L, 3);
   return lquay_upsert(L, 1, 2, 3);
 }
@@ -862,6 +893,9 @@ static int model_bulk_update(lua_State *L) {
   LModel *pM = lquay_check_model(L, 1);
   lquay_ready(L, pM);
   lquay_check_nargs(L, 3, "bulk_update(records, fields)");
+  if (lua_type(L, 2) == LUA_TTABLE && !lquay_record_model(L, 2)) {
+    check_list(L, 2, "bulk_update(records, fields)");
+  }
   lua_settop(L, 3);
   return lquay_bulk_update(L, 1, 2, 3);
 }

@@ -210,11 +210,29 @@ static int l_any(lua_State *L) {
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, 1, i);
       if (lua_type(L, -1) != LUA_TTABLE) {
-        lquay_raisef(L, QUAY_EBAD_LOOKUP,
+        lquay_raisef(L, QUAY_EMISUSE,
                      "quay.any: element %d is not a conditions table",
                      (int)i);
       }
+      lua_pushnil(L);
+      if (!lua_next(L, -2)) {
+        /* An empty alternative would make the OR keep every row: as
+        ** filter {}, almost always a condition whose value was nil. */
+        lquay_raisef(L, QUAY_EMISUSE, "quay.any: element %d is an empty "
+                     "conditions table (a condition whose value is nil "
+                     "vanishes from a Lua table)", (int)i);
+      }
+      lua_pop(L, 2);
       lua_rawseti(L, -2, i);
+    }
+    /* Keys besides 1..n (a named key, or items after a hole) would be
+    ** alternatives left out without a word. */
+    lua_pushnil(L);
+    for (i = 0; lua_next(L, 1); i++) lua_pop(L, 1);
+    if (i != n) {
+      lquay_raisef(L, QUAY_EMISUSE, "quay.any: expected a list of "
+                   "conditions tables, but it has keys besides 1..%d (a "
+                   "named key, or an item after a nil)", (int)n);
     }
   }
   luaL_setmetatable(L, QUAY_ANY_MT);

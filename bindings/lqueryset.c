@@ -972,6 +972,7 @@ int lquay_model_raw(lua_State *L) {
   lua_Integer n = 0;
   quay_err err;
   Box *pCur;
+  LSnap *pSnap;
   lquay_ready(L, pM);
   lquay_check_type(L, 2, LUA_TSTRING, "Model:raw");
   if (!lua_isnoneornil(L, 3)) lquay_check_type(L, 3, LUA_TTABLE, "Model:raw");
@@ -1004,9 +1005,13 @@ int lquay_model_raw(lua_State *L) {
   /* Raw SQL ran on the primary: so do the lazy loads of its records. */
   lua_pushinteger(L, 0);
   lua_rawsetp(L, iMt, &lquay_LK_SERVER);
+  /* Dirty tracking, as for a query's records: what the row held is the
+  ** stored state (a field the SELECT left out reads nil and stays so). */
+  pSnap = lquay_snap_new(L, iMt, pM->m);
   luaL_checkstack(L, 8, "raw rows");
   while ((rc = quay_cursor_step(pCur->p, &err)) == QUAY_ROW) {
-    int nCol = quay_cursor_ncol(pCur->p);
+    int nCol = quay_cursor_ncol(pCur->p), iRow;
+    uint64_t *row = lquay_snap_add(L, pSnap, &iRow);
     lua_createtable(L, 0, nField + 1);
     if (n == 0) raw_extra_names(L, pCur->p, iMt);
     for (i = 0; i < nCol; i++) {
@@ -1024,11 +1029,14 @@ int lquay_model_raw(lua_State *L) {
       lua_pushvalue(L, iNames + f);
       lquay_push_value(L, &v);
       lua_rawset(L, -3);
-      if (f == quay_model_pk(pM->m)) {
+      if (f == pSnap->iPk) {
         lquay_push_value(L, &v);
         lua_rawsetp(L, -2, &lquay_LK_PK);
+      } else {
+        row[LQUAY_SNAP_SLOT(pSnap, f)] = lquay_fp(&v);
       }
     }
+    lquay_snap_mark(L, -1, iRow);
     lua_pushvalue(L, iMt);
     lua_setmetatable(L, -2);
     lua_rawseti(L, iArr, ++n);

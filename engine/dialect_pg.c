@@ -617,4 +617,5 @@ const Dialect quay__dialect_pg = {
   .zBoolMax = "BOOL_OR",
   .zUuidMinMaxArg = "::text COLLATE \"C\"",
   .bAvgSumCount = 1,
+  .azIntSum = { "CAST(", " AS BIGINT)" },
 };

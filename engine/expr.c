@@ -337,6 +337,30 @@ static int bind_agg(Expr *e, quay_qs *q, quay_err *pErr) {
       rc = quay__value_fits(e->path.pModel, f, &e->dflt, 0, pErr);
     }
     if (rc) return rc;
+  } else if (e->bDefault && f && e->eFunc != QUAY_AGG_COUNT &&
+             e->eFunc != QUAY_AGG_EXISTS) {
+    /* Any other default is of the result's kind (a number for numbers,
+    ** a string for strings, a boolean for booleans): SQLite would return
+    ** whatever it is, PostgreSQL raise on it even for a set with rows. */
+    int t = e->dflt.type, ok = 1;
+    const char *zKind = NULL;
+    if (type_numeric(e->eType)) {
+      ok = t == QUAY_INT || t == QUAY_REAL;
+      zKind = "a number";
+    } else if (e->eType == QUAY_T_STRING || e->eType == QUAY_T_TEXT) {
+      ok = t == QUAY_TEXT;
+      zKind = "a string";
+    } else if (e->eType == QUAY_T_BOOLEAN) {
+      ok = t == QUAY_BOOL;
+      zKind = "a boolean";
+    }
+    if (!ok) {
+      return quay__err_field(pErr, QUAY_EVALIDATION, e->path.pModel->zName,
+                             f->zName, "%s.%s: the default of quay.%s('%s') "
+                             "must be %s, as the result it stands for",
+                             e->path.pModel->zName, f->zName, zFn, e->zPath,
+                             zKind);
+    }
   }
   e->bAgg = 1;
   if (e->pFilter) {
@@ -659,6 +683,13 @@ void quay__emit_agg_call(Build *b, const Expr *e, int eFn, int bDistinct,
   }
   if (eFn == QUAY_AGG_SUM && e->eType == QUAY_T_DECIMAL && b->pDia->zDecSum) {
     zFn = b->pDia->zDecSum;             /* exact past 64 bits */
+  }
+  if (eFn == QUAY_AGG_SUM && e->eType == QUAY_T_INTEGER &&
+      b->pDia->azIntSum[0]) {
+    /* An integer, as on SQLite: "/" truncates, past 64 bits raises. */
+    quay__str_printf(&b->sql, "%s%s(%s%s)%s", b->pDia->azIntSum[0], zFn, zD,
+                     zArg, b->pDia->azIntSum[1]);
+    return;
   }
   if (e->eType == QUAY_T_UUID && b->pDia->zUuidMinMaxArg &&
       (eFn == QUAY_AGG_MIN || eFn == QUAY_AGG_MAX)) {

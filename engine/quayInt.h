@@ -975,6 +975,10 @@ struct Dialect {
   const char *zUuidMinMaxArg;
   const char *zDecSum;      /* sum of a scaled decimal (SQLite: quay_dsum,
                             ** exact past 64 bits); NULL: SUM */
+  const char *azIntSum[2];  /* around a SUM of integers, so it is a 64-bit
+                            ** integer (PostgreSQL: numeric otherwise, whose
+                            ** "/" does not truncate and which reads as a
+                            ** float past 64 bits); NULL: SUM itself */
   int bAvgSumCount;
   const char *zRealToScaled;
   const char *zScaledFit;

@@ -442,9 +442,12 @@ static void emit_outer_agg(VPlan *vp, int iAgg) {
   } else if (a->bToMany) {
     switch (e->eFunc) {
       case QUAY_AGG_COUNT:
+        /* a sum of counts: an integer on every backend (azIntSum) */
+        if (b->pDia->azIntSum[0]) cat(b, b->pDia->azIntSum[0]);
         cat(b, "COALESCE(SUM(");
         qcol(vp, "a", a->iCol);
         cat(b, "), 0)");
+        if (b->pDia->azIntSum[0]) cat(b, b->pDia->azIntSum[1]);
         break;
       case QUAY_AGG_EXISTS:
         cat(b, "(COALESCE(SUM(");

@@ -225,7 +225,7 @@ describe("Nested conditions", function()
     local a = quay.any { { name = "Ann" } }
     a[2] = a
     helper.raises("misuse", M.User.filter, M.User, a)
-    local x, y = {}, {}
+    local x, y = { name = "Ann" }, {}   -- x: no empty alternative of the any
     x[1], y[1] = { y }, quay.any { x, { name = "Ann" } }
     helper.raises("misuse", M.User.filter, M.User, x)
     -- the same table twice is fine

@@ -403,6 +403,27 @@ describe("arguments that would be ignored", function()
     end)
     assert.equal(M.Post:count(), #M.Post:values():all())       -- no argument: every field
   end)
+
+  it("refuses an empty alternative of quay.any, and an alternative that is no table", function()
+    local missing
+    -- { title = missing } is {}: as an alternative it would make the OR keep every row
+    local e = helper.raises("misuse", function()
+      return M.Post:filter(quay.any { { title = missing }, { title = "p1" } }):count()
+    end)
+    helper.mentions(e, "quay.any", "empty")
+    helper.raises("misuse", function() return M.Post:exclude(quay.any { {} }):count() end)
+    helper.raises("misuse", function() return M.Post:filter { quay.any { {}, { views = 3 } } }:count() end)
+    helper.mentions(helper.raises("misuse", function() return quay.any { 5 } end), "quay.any")
+    -- an alternative after a nil, or under a name, would be left out
+    helper.raises("misuse", function()
+      return M.Post:filter(quay.any { { title = "p1" }, missing, { title = "p2" } }):count()
+    end)
+    helper.raises("misuse", function()
+      return M.Post:filter(quay.any { { title = "p1" }, also = { title = "p2" } }):count()
+    end)
+    assert.equal(1, M.Post:filter(quay.any { { title = "p1" }, { title = missing or "zz" } }):count())
+    assert.equal(2, M.Post:filter(quay.any { { quay.any { { views = 3 } } }, { views = 5 } }):count())
+  end)
 end)
 
 describe("extra arguments to declarations and schema calls", function()

@@ -180,6 +180,24 @@ describe("Saving changes only", function()
     assert.equal(1, #sent)
     assert.equal(5, User:find(rows[2].id).visits)
   end)
+
+  it("Model:raw records are clean as loaded; a save writes only what changed", function()
+    local ann = User:create { email = "ann@x", name = "Ann", score = 1.5 }
+    local full = User:raw("SELECT * FROM users WHERE id = ?", { ann.id })[1]
+    assert.same({}, full:changed())
+    assert.same({}, statements(db, function() full:save() end))
+    -- A SELECT of some columns: the others are not "changed" (nor written).
+    local part = User:raw("SELECT id, name FROM users WHERE id = ?", { ann.id })[1]
+    assert.same({}, part:changed())
+    part.visits = 4
+    assert.same({ "visits" }, part:changed())
+    local sent = statements(db, function() part:save() end)
+    assert.equal(1, #sent)
+    assert.is_nil(sent[1]:find('"email"', 1, true))
+    local got = User:find(ann.id)
+    assert.same({ "ann@x", "Ann", 4, 1.5, true },
+                { got.email, got.name, got.visits, got.score, got.active })
+  end)
 end)
 
 describe("auto_now on every save that writes", function()

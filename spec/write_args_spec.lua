@@ -103,6 +103,28 @@ describe("Write calls refuse what they would ignore", function()
     assert.equal("A", User:find(u.id).name)
   end)
 
+  it("bulk_create, upsert and bulk_update take a list, not one row or a list with holes", function()
+    local u = User:create { email = "a@x", name = "A" }
+    u.name = "A2"
+    refused {
+      -- one row's values where a list of rows belongs: nothing was written
+      function() return User:bulk_create { email = "b@x", name = "B" } end,
+      function() return User:upsert({ email = "a@x", name = "A3" }, { conflict = { "email" } }) end,
+      function() return User:bulk_update({ first = u }, { "name" }) end,
+      -- a list with named keys besides, or with a hole
+      function() return User:bulk_create { { email = "c@x", name = "C" }, extra = true } end,
+      function()
+        return User:upsert({ { email = "d@x", name = "D" }, [3] = { email = "e@x", name = "E" } },
+                           { conflict = { "email" } })
+      end,
+      function() return User:bulk_update({ u, [3] = u }, { "name" }) end,
+    }
+    assert.same({ "A" }, User:query():pluck("name"))
+    assert.equal(1, #User:bulk_create { { email = "b@x", name = "B" } })
+    assert.equal(0, #User:bulk_create {})
+    assert.equal(1, User:bulk_update({ u }, { "name" }))
+  end)
+
   it("db:transaction and select_for_update", function()
     refused {
       function() return db:transaction(function() end, {}, true) end,
