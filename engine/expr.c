@@ -569,6 +569,9 @@ void quay__emit_arith(Build *b, Expr *e,
   for (i = 0; i < 2; i++) {
     Expr *x = aOp[i];
     if (i) quay__str_cat(&b->sql, bDec ? ", " : azOp[e->eOp]);
+    /* x / 0 is NULL on every backend, as SQLite computes it (PostgreSQL
+    ** would raise "division by zero") */
+    if (i && e->eOp == EX_DIV) quay__str_cat(&b->sql, "NULLIF(");
     if (e->eType == QUAY_T_DECIMAL && e->eOp == EX_MUL) {
       xEmit(b, pCtx, x);                /* scales add up */
     } else if (bDec && b->pDia->bScaledDecimal &&
@@ -583,6 +586,7 @@ void quay__emit_arith(Build *b, Expr *e,
       emit_conv(b, x, x->eType, x->nPlaces, e->eType, e->nPlaces, xEmit,
                 pCtx);
     }
+    if (i && e->eOp == EX_DIV) quay__str_cat(&b->sql, ", 0)");
   }
   if (bDec) {
     dec_arith_close(b, e, aShift[0], aShift[1]);

@@ -752,6 +752,29 @@ describe("Expressions and aggregates alike on every backend", function()
                  User:annotate { a = quay.avg("posts__children__parent__rating") }:first().a)
   end)
 
+  it("divides by zero into NULL on every backend", function()
+    local ann = User:create { name = "ann" }
+    local p = Post:create { title = "x", views = 7, rating = 2.5, price = "3.00", author = ann }
+    Post:create { title = "y", views = 0, rating = 0.0, price = "0.00", author = ann }
+    local r = Post:filter { id = p.id }:annotate {
+      a = quay.F("views") / 0, b = quay.F("rating") / 0, c = quay.F("price") / 0,
+      d = quay.F("views") / quay.F("author__id") }:first()
+    assert.is_nil(r.a)
+    assert.is_nil(r.b)
+    assert.is_nil(r.c)
+    assert.equal(7 // ann.id, r.d)
+    -- by a column holding 0: NULL for that row only
+    local q = Post:annotate { q = quay.F("rating") / quay.F("views") }:order_by("id"):pluck("q")
+    assert.same({ 2.5 / 7 }, { q[1] })
+    assert.is_nil(q[2])
+    assert.equal(1, Post:annotate { q = quay.F("views") / quay.F("views") }:filter { q = 1 }:count())
+    -- stored: the field gets NULL
+    Post:filter { id = p.id }:update { views = quay.F("views") / 0, rating = quay.F("rating") / 0 }
+    local got = Post:filter { id = p.id }:first()
+    assert.is_nil(got.views)
+    assert.is_nil(got.rating)
+  end)
+
   it("compares an annotation with any value it can read, past the field's digits", function()
     local ann = User:create { name = "ann" }
     local big = Post:create { title = "x", price = "12345678.90", author = ann }

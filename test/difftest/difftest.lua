@@ -56,7 +56,7 @@ Options:
   --verbose          print every query
   --help             this text
 The oracle gives no answer where the backends may differ by design (integer
-overflow, float overflow, division by zero, ...): such cases are counted as
+overflow, float overflow, ...): such cases are counted as
 skipped, by reason, unless Quay's terminals of one set disagree among
 themselves (count / exists / pluck against all()), which is a mismatch.
 Environment: QUAY_BUILD_DIR (default <root>/build) holds quay/core.so.
