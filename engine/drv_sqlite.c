@@ -645,8 +645,8 @@ static void sq_darith(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     sqlite3_result_int64(ctx, (sqlite3_int64)r);
     return;
   }
-  snprintf(zMsg, sizeof(zMsg), "numeric value out of range: %s passes the "
-           "64-bit scaled integers of decimals on SQLite",
+  snprintf(zMsg, sizeof(zMsg), "numeric value out of range: %s passes 64 "
+           "bits (an integer, or a decimal scaled to its places, on SQLite)",
            sqlite3_value_type(argv[3]) == SQLITE_TEXT
                ? (const char *)sqlite3_value_text(argv[3]) : "a decimal "
                "expression");

@@ -556,8 +556,10 @@ void quay__emit_arith(Build *b, Expr *e,
                                       " / " };
   Expr *aOp[2];
   int i, aShift[2] = { 0, 0 };
-  /* SQLite's + - * would make a float of a result past 64 bits */
-  int bDec = b->pDia->zDecArith && e->eType == QUAY_T_DECIMAL &&
+  /* SQLite's + - * would make a float of a result past 64 bits, of
+  ** integers too (PostgreSQL raises "bigint out of range") */
+  int bDec = b->pDia->zDecArith && (e->eType == QUAY_T_DECIMAL ||
+                                    e->eType == QUAY_T_INTEGER) &&
              e->eOp != EX_DIV;
   aOp[0] = e->pA;
   aOp[1] = e->pB;

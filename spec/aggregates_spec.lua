@@ -775,6 +775,20 @@ describe("Expressions and aggregates alike on every backend", function()
     assert.is_nil(got.rating)
   end)
 
+  it("raises on integer arithmetic past 64 bits on every backend, never a float", function()
+    local ann = User:create { name = "ann" }
+    local p = Post:create { title = "x", views = math.maxinteger, author = ann }
+    local one = Post:filter { id = p.id }
+    assert.equal(math.maxinteger - 1, one:annotate { x = quay.F("views") - 1 }:first().x)
+    for _, e in ipairs { quay.F("views") * 2, quay.F("views") + 1, quay.F("views") + quay.F("views"),
+                         -quay.F("views") - 2 } do
+      helper.raises("sql", function() return one:annotate { x = e }:first() end)
+      helper.raises("sql", function() return one:filter { views__gt = e }:count() end)
+      helper.raises("sql", function() return one:update { views = e } end)
+    end
+    assert.equal(math.maxinteger, one:first().views)          -- nothing written
+  end)
+
   it("compares an annotation with any value it can read, past the field's digits", function()
     local ann = User:create { name = "ann" }
     local big = Post:create { title = "x", price = "12345678.90", author = ann }
