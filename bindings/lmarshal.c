@@ -543,10 +543,28 @@ int lquay_to_field_value(lua_State *L, int idx, quay_value *p,
       return lua_gettop(L) - top;
     }
     if (bAllowList && lua_getmetatable(L, idx) == 0) {
-      lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
-      quay_value *a = lua_newuserdatauv(L, sizeof(quay_value) *
-                                               (size_t)(n + 1), 0);
-      int base = lua_gettop(L);
+      lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx), nKey = 0;
+      quay_value *a;
+      int base;
+      /* a list 1..n: a hole ({ "a", nil, "b" }, whose length Lua may
+      ** give as 1 or 3) or a named key would else change the match */
+      lua_pushnil(L);
+      while (lua_next(L, idx)) {
+        lua_Integer k = lua_isinteger(L, -2) ? lua_tointeger(L, -2) : 0;
+        lua_pop(L, 1);
+        if (k < 1 || k > n) {
+          lquay_raisef(L, QUAY_EMISUSE, "%s: expected a list of values, "
+                       "but it has the key %s", zWhat,
+                       luaL_tolstring(L, -1, NULL));
+        }
+        nKey++;
+      }
+      if (nKey != n) {
+        lquay_raisef(L, QUAY_EMISUSE, "%s: the list has a hole (a nil "
+                     "among its values); give quay.null for NULL", zWhat);
+      }
+      a = lua_newuserdatauv(L, sizeof(quay_value) * (size_t)(n + 1), 0);
+      base = lua_gettop(L);
       for (i = 0; i < n; i++) {
         /* each record element leaves one snapshot on the stack */
         luaL_checkstack(L, 8, "a list of values");

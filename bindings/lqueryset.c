@@ -262,11 +262,25 @@ static int qs_order_by(lua_State *L) {
 static const char **sorted_names(lua_State *L, int idx, int *pn,
                                  const char *zWhat) {
   int n = 0, i, j;
+  lua_Integer nList = (lua_Integer)lua_rawlen(L, idx), nNum = 0;
   const char **az;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    if (lua_type(L, -2) == LUA_TSTRING) n++;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      n++;
+    } else if (zWhat && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 &&
+               lua_tointeger(L, -2) <= nList) {
+      nNum++;                          /* a path of the list part */
+    } else if (zWhat) {
+      lquay_raisef(L, QUAY_EMISUSE, "%s: keys must be names or a list "
+                   "1..n of paths, got the key %s", zWhat,
+                   luaL_tolstring(L, -2, NULL));
+    }
     lua_pop(L, 1);
+  }
+  if (zWhat && nNum != nList) {
+    lquay_raisef(L, QUAY_EMISUSE, "%s: the list of paths has a hole (a "
+                 "nil among them)", zWhat);
   }
   az = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n + 1), 0);
   n = 0;

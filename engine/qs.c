@@ -397,6 +397,7 @@ static int normalize_value(quay_model *m, Field *f, quay_model *pWant,
 
 /* The pivot model available as "pivot__" in this chain. */
 static quay_model *qs_pivot(quay_qs *q);
+static const quay_qs *qs_find(const quay_qs *q, int eOp);
 
 /*
 ** Step 1: what the leaf compares.  The first segment may name an
@@ -1262,6 +1263,14 @@ int quay_qs_load(quay_qs *pQs, const char *zPath, int eHow, quay_qs *pSub,
                      "quay_qs_load('%s'): eHow %d is not QUAY_LOAD_JOIN, "
                      "QUAY_LOAD_BATCH or QUAY_LOAD_AUTO", zPath, eHow);
   }
+  if (qs_find(pQs, QS_VALUES) != NULL) {
+    /* value rows are plain tables: nothing to load related records into */
+    return quay__err(pErr, QUAY_EMISUSE, "%s('%s') on a values set: its "
+                     "rows are plain tables, not records; give the related "
+                     "paths to values (values(\"author__name\"))",
+                     eHow == QUAY_LOAD_JOIN ? "select_related"
+                                            : "prefetch_related", zPath);
+  }
   rc = quay__path_walk(pQs->pModel, NULL, zPath, PATH_RELATIONS,
                        eHow == QUAY_LOAD_JOIN ? "select_related"
                                               : "prefetch_related", &pr, pErr);
@@ -1422,6 +1431,13 @@ int quay_qs_values(quay_qs *pQs, const char *const *azName,
   Ann *a;
   int i, rc = QUAY_OK, nAll = n;
   *ppOut = NULL;
+  if (qs_find(pQs, QS_LOAD) != NULL) {
+    for (i = 0; i < n; i++) quay_expr_free(apExpr ? apExpr[i] : NULL);
+    return quay__err(pErr, QUAY_EMISUSE, "values on a set that loads "
+                     "related records (select_related, prefetch_related, "
+                     "with): value rows are plain tables; give the related "
+                     "paths to values (values(\"author__name\"))");
+  }
   if (n == 0) nAll = pQs->pModel->nField;
   a = quay__calloc(sizeof(Ann) * (size_t)(nAll + 1));
   if (a == NULL) {

@@ -426,6 +426,55 @@ describe("arguments that would be ignored", function()
   end)
 end)
 
+describe("lists that would lose an element", function()
+  local db, M
+  before_each(function()
+    db = helper.open()
+    M = helper.blog(db)
+    local u = M.User:create { name = "a", email = "a@x" }
+    M.Post:create { title = "p1", author = u, views = 3 }
+    M.Post:create { title = "p2", author = u, views = 5 }
+  end)
+  after_each(function() db:close() end)
+
+  it("refuses an __in list with a hole or a named key", function()
+    local missing
+    -- { "p1", nil, "p2" }: Lua may give its length as 1 or 3
+    local e = helper.raises("misuse", function()
+      return M.Post:filter { title__in = { "p1", missing, "p2" } }:count()
+    end)
+    helper.mentions(e, "title__in", "hole")
+    local t = { "p1" }
+    t[3] = "p2"
+    helper.raises("misuse", function() return M.Post:filter { title__in = t }:count() end)
+    helper.raises("misuse", function() return M.Post:filter { title__in = { "p1", also = "p2" } }:count() end)
+    helper.raises("misuse", function() return M.Post:exclude { views__in = { [0] = 3, 5 } }:count() end)
+    assert.equal(2, M.Post:filter { title__in = { "p1", "p2" } }:count())
+    assert.equal(0, M.Post:filter { title__in = {} }:count())
+  end)
+
+  it("refuses a values list with a hole or a key that is no name", function()
+    local t = { "title" }
+    t[3] = "views"
+    helper.raises("misuse", function() return M.Post:values(t):all() end)
+    helper.raises("misuse", function() return M.Post:values { "title", [2.5] = "views" }:all() end)
+    helper.raises("misuse", function() return M.Post:values { "title", [true] = "views" }:all() end)
+    local rows = M.Post:values { "title", "views" }:order_by("title"):all()
+    assert.same({ title = "p1", views = 3 }, rows[1])
+  end)
+
+  it("refuses loading related records into value rows", function()
+    helper.mentions(helper.raises("misuse", function()
+      return M.Post:values("title"):select_related("author"):all()
+    end), "values")
+    helper.raises("misuse", function() return M.Post:values("title"):prefetch_related("tags"):all() end)
+    helper.raises("misuse", function() return M.Post:values("title"):with("author"):all() end)
+    helper.raises("misuse", function() return M.Post:with("author"):values("title"):all() end)
+    helper.raises("misuse", function() return M.Post:prefetch_related("tags"):values():all() end)
+    assert.equal("a", M.Post:values("author__name"):first().author__name)
+  end)
+end)
+
 describe("extra arguments to declarations and schema calls", function()
   it("raises misuse for an argument that would be ignored", function()
     local db = helper.open()
