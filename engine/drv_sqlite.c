@@ -693,6 +693,68 @@ static void sq_conv(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   quay__valbuf_free(&vb);
 }
 
+/*
+** quay_ftext(x): a float as PostgreSQL's float8out writes it (a migration
+** from a number field to a string one): the fewest digits that read back
+** as the same double, fixed-point from 1e-4 up to 1e15, else with an
+** exponent ("1e+20", "1.5e-05"); NaN, Infinity, -Infinity.  SQLite's own
+** CAST keeps 15 digits (0.333333333333333).  Other values as they are.
+*/
+static void sq_ftext(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  char z[40], zDig[24], zOut[48];
+  double v;
+  int p, nDig = 0, nExp, k = 0, i;
+  const char *e;
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) != SQLITE_FLOAT) {
+    sqlite3_result_value(ctx, argv[0]);
+    return;
+  }
+  v = sqlite3_value_double(argv[0]);
+  if (isnan(v) || isinf(v)) {
+    sqlite3_result_text(ctx, isnan(v) ? "NaN" : v < 0 ? "-Infinity"
+                                                      : "Infinity", -1,
+                        SQLITE_STATIC);
+    return;
+  }
+  for (p = 1; p <= 17; p++) {
+    snprintf(z, sizeof(z), "%.*e", p - 1, v);
+    if (strtod(z, NULL) == v) break;
+  }
+  /* z: [-]d[.ddd]e(+|-)XX */
+  for (i = z[0] == '-'; z[i] && z[i] != 'e'; i++) {
+    if (z[i] != '.') zDig[nDig++] = z[i];
+  }
+  e = strchr(z, 'e');
+  nExp = e ? atoi(e + 1) : 0;
+  while (nDig > 1 && zDig[nDig - 1] == '0') nDig--;   /* (p is minimal) */
+  if (z[0] == '-') zOut[k++] = '-';
+  if (nExp >= -4 && nExp < 15) {
+    if (nExp < 0) {
+      zOut[k++] = '0';
+      zOut[k++] = '.';
+      for (i = -1; i > nExp; i--) zOut[k++] = '0';
+      for (i = 0; i < nDig; i++) zOut[k++] = zDig[i];
+    } else {
+      for (i = 0; i <= nExp; i++) zOut[k++] = i < nDig ? zDig[i] : '0';
+      if (nDig > nExp + 1) {
+        zOut[k++] = '.';
+        for (i = nExp + 1; i < nDig; i++) zOut[k++] = zDig[i];
+      }
+    }
+    zOut[k] = 0;
+  } else {
+    zOut[k++] = zDig[0];
+    if (nDig > 1) {
+      zOut[k++] = '.';
+      for (i = 1; i < nDig; i++) zOut[k++] = zDig[i];
+    }
+    snprintf(zOut + k, sizeof(zOut) - (size_t)k, "e%c%02d",
+             nExp < 0 ? '-' : '+', nExp < 0 ? -nExp : nExp);
+  }
+  sqlite3_result_text(ctx, zOut, -1, SQLITE_TRANSIENT);
+}
+
 /* The SQL functions Quay's own statements call (Dialect azRealToInt,
 ** zRealToScaled, zScaledFit, zDecSum, zDecArith), registered on every connection,
 ** borrowed ones too. */
@@ -708,6 +770,7 @@ static int sq_functions(DrvConn *c, quay_err *pErr) {
     { "quay_darith", 4, sq_darith },
     { "quay_darith", 6, sq_darith },
     { "quay_conv", 4, sq_conv },
+    { "quay_ftext", 1, sq_ftext },
   };
   size_t i;
   for (i = 0; i < sizeof(aFunc) / sizeof(aFunc[0]); i++) {

@@ -1528,6 +1528,14 @@ static void rebuild_copy_expr(const Dialect *d, const SCol *pOld,
     text_conv_call(q, pNew->zName, pNew);
     return;
   }
+  if (pOld && pOld->eType == QUAY_T_NUMBER && !d->bAlterColumn &&
+      (pNew->eType == QUAY_T_STRING || pNew->eType == QUAY_T_TEXT)) {
+    /* a float as PostgreSQL writes it (SQLite's text keeps 15 digits) */
+    quay__str_cat(q, "quay_ftext(");
+    quay__str_ident(q, pNew->zName);
+    quay__str_char(q, ')');
+    return;
+  }
   if (pOld && ((pOld->eType == QUAY_T_DATE &&
                 pNew->eType == QUAY_T_DATETIME) ||
                (pOld->eType == QUAY_T_DATETIME &&

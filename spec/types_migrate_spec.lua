@@ -381,4 +381,24 @@ describe("field types under migrations", function()
       end
     end)
   end
+
+  it("writes a number changed to a string as PostgreSQL does: the fewest digits that read back", function()
+    local values = { 2.5, 1e20, 0.1, 1 / 3, 1e-7, 123456.789, 1e15, 2.0 ^ 53, -0.5, 100.0, 1e-4 }
+    local want = { "2.5", "1e+20", "0.1", "0.3333333333333333", "1e-07", "123456.789", "1e+15",
+                   "9.007199254740992e+15", "-0.5", "100", "0.0001" }
+    local url = fresh_url()
+    local v1 = quay.open(url)
+    local N = v1:model("Note", { v = quay.number { null = true }, n = quay.integer() })
+    v1:create_tables()
+    for i, v in ipairs(values) do N:create { v = v, n = i } end
+    v1:close()
+    local v2 = quay.open(url)
+    local M = v2:model("Note", { v = quay.string { null = true }, n = quay.integer() })
+    v2:migrate { allow_drop = true }
+    for i, w in ipairs(want) do
+      assert.equal(w, M:filter { n = i }:first().v)
+      assert.equal(values[i], tonumber(w))             -- reads back as the same double
+    end
+    v2:close()
+  end)
 end)
