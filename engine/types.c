@@ -37,6 +37,7 @@
 #include "quayInt.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -821,6 +822,9 @@ static int conv_decimal(const char *z, size_t n, int nPlaces, int nDigits,
   if (i < n && (z[i] == 'e' || z[i] == 'E')) {
     int bExpNeg = 0, bExpAny = 0;
     i++;
+    /* PostgreSQL's numeric input reads the exponent with strtol, which
+    ** skips white space first ("4e 1" is 40) */
+    while (i < n && conv_space(z[i])) i++;
     if (i < n && (z[i] == '+' || z[i] == '-')) bExpNeg = z[i++] == '-';
     for (; i < n && z[i] >= '0' && z[i] <= '9'; i++) {
       bExpAny = 1;
@@ -858,9 +862,9 @@ static int conv_decimal(const char *z, size_t n, int nPlaces, int nDigits,
     uint64_t lim = 1;
     for (k = 0; k < nDigits && k < 19; k++) lim *= 10;
     if (nDigits < 19 && u >= lim) return 1;
-    if (u > (uint64_t)INT64_MAX) return 1;
+    if (u > (uint64_t)INT64_MAX + (uint64_t)bNeg) return 1;  /* -2^63 too */
   }
-  *pOut = bNeg ? -(int64_t)u : (int64_t)u;
+  *pOut = bNeg ? (int64_t)(0 - u) : (int64_t)u;
   return 0;
 }
 
@@ -974,9 +978,14 @@ int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
       }
       memcpy(zNum, z, n);
       zNum[n] = 0;
+      errno = 0;
       pOut->u.r = strtod(zNum, &zEnd);
-      /* a NaN, or a number past a double (PostgreSQL: out of range) */
-      if (*zEnd != 0 || !isfinite(pOut->u.r)) return 1;
+      /* a NaN, or a number past a double or so small it reads as 0
+      ** (PostgreSQL: out of range; a subnormal one it takes) */
+      if (*zEnd != 0 || !isfinite(pOut->u.r) ||
+          (errno == ERANGE && pOut->u.r == 0)) {
+        return 1;
+      }
       pOut->type = QUAY_REAL;
       return 0;
     }
@@ -1000,17 +1009,37 @@ int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
       pOut->u.z = pBuf->z;
       pOut->n = 10;
       return 0;
-    case QUAY_T_DATETIME:
-      if (n == 10 || n == 8) {         /* a date: its midnight */
-        if (conv_date(z, n, pBuf->z)) return 1;
+    case QUAY_T_DATETIME: {
+      /* the date as a date is read, then the time and zone as Quay's
+      ** datetime input reads them; a date alone is its midnight */
+      char zTmp[64];
+      size_t iSep = 0;
+      while (iSep < n && z[iSep] != ' ' && z[iSep] != 'T' && z[iSep] != 't') {
+        iSep++;
+      }
+      if (conv_date(z, iSep, pBuf->z)) return 1;
+      if (iSep == n) {
         memcpy(pBuf->z + 10, " 00:00:00", 10);
-      } else if (quay__datetime_norm(z, n, pBuf->z) != NULL) {
-        return 1;
+      } else {
+        /* one 'T' for the separator (spaces, as PostgreSQL takes them),
+        ** so HH:MM reads as ISO 8601 does */
+        size_t iTime = iSep + 1;
+        if (z[iSep] == ' ') {
+          while (iTime < n && z[iTime] == ' ') iTime++;
+        }
+        if (11 + (n - iTime) >= sizeof(zTmp)) return 1;
+        memcpy(zTmp, pBuf->z, 10);
+        zTmp[10] = 'T';
+        memcpy(zTmp + 11, z + iTime, n - iTime);
+        if (quay__datetime_norm(zTmp, 11 + (n - iTime), pBuf->z) != NULL) {
+          return 1;
+        }
       }
       pOut->type = QUAY_TEXT;
       pOut->u.z = pBuf->z;
       pOut->n = 19;
       return 0;
+    }
     case QUAY_T_UUID:
       if (conv_uuid(z, n, pBuf->z)) return 1;
       pOut->type = QUAY_TEXT;
@@ -1023,7 +1052,8 @@ int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
       size_t m;
       char *zOut;
       if (quay__utf8_len(z, n) < 0 || memchr(z, 0, n)) return 1;
-      j = json_loadb(z, n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
+      /* a key given twice keeps its last value, as jsonb keeps it */
+      j = json_loadb(z, n, JSON_DECODE_ANY, &e);
       if (j == NULL) return 1;
       m = json_dumpb(j, NULL, 0, JSON_DUMP_FLAGS);
       zOut = m < sizeof(pBuf->z) ? pBuf->z
