@@ -938,6 +938,14 @@ static int conv_uuid(const char *z, size_t n, char *zOut) {
   return 0;
 }
 
+/* *pOut is the n bytes of text at z: 0. */
+static int conv_text(quay_value *pOut, const char *z, size_t n) {
+  pOut->type = QUAY_TEXT;
+  pOut->u.z = z;
+  pOut->n = n;
+  return 0;
+}
+
 int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
                        size_t n, quay_value *pOut, ValBuf *pBuf) {
   size_t a = 0, b = n;
@@ -1005,10 +1013,7 @@ int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
     }
     case QUAY_T_DATE:
       if (conv_date(z, n, pBuf->z)) return 1;
-      pOut->type = QUAY_TEXT;
-      pOut->u.z = pBuf->z;
-      pOut->n = 10;
-      return 0;
+      return conv_text(pOut, pBuf->z, 10);
     case QUAY_T_DATETIME: {
       /* the date as a date is read, then the time and zone as Quay's
       ** datetime input reads them; a date alone is its midnight */
@@ -1035,17 +1040,11 @@ int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
           return 1;
         }
       }
-      pOut->type = QUAY_TEXT;
-      pOut->u.z = pBuf->z;
-      pOut->n = 19;
-      return 0;
+      return conv_text(pOut, pBuf->z, 19);
     }
     case QUAY_T_UUID:
       if (conv_uuid(z, n, pBuf->z)) return 1;
-      pOut->type = QUAY_TEXT;
-      pOut->u.z = pBuf->z;
-      pOut->n = 36;
-      return 0;
+      return conv_text(pOut, pBuf->z, 36);
     case QUAY_T_JSON: {
       json_error_t e;
       json_t *j;
@@ -1064,10 +1063,7 @@ int quay__text_convert(int eType, int nPlaces, int nDigits, const char *z,
       }
       zOut[m] = 0;
       json_decref(j);
-      pOut->type = QUAY_TEXT;
-      pOut->u.z = zOut;
-      pOut->n = m;
-      return 0;
+      return conv_text(pOut, zOut, m);
     }
     default:
       return 1;
