@@ -736,6 +736,30 @@ describe("Model behaviour", function()
       _ = p
     end)
 
+    it("get_or_create whose insert breaks another constraint raises at once, its hooks run once", function()
+      -- a new attempt only follows a row another connection inserted
+      -- meanwhile (the conditions match one now)
+      helper.raises("integrity", Post.get_or_create, Post, { title = "g" }, { author_id = 999999 })
+      assert.same({ "Post.before_save" }, names())
+      log = {}
+      helper.raises("integrity", Post.update_or_create, Post, { title = "g" }, { author_id = 999999 })
+      assert.same({ "Post.before_save" }, names())
+      assert.equal(0, Post:count())
+    end)
+
+    it("get_or_create raises the value a hook raised, even one shaped as an integrity error", function()
+      local calls, raised = 0, { code = "integrity", message = "mine" }
+      local Tag = db:model("Tag", { name = quay.string(), hooks = {
+        before_save = function() calls = calls + 1; if calls == 1 then error(raised, 0) end end,
+      } })
+      db:create_tables()
+      local ok, err = pcall(Tag.get_or_create, Tag, { name = "t" }, {})
+      assert.is_false(ok)
+      assert.is_true(rawequal(raised, err))
+      assert.equal(1, calls)
+      assert.equal(0, Tag:count())
+    end)
+
     it("refuses unknown hooks and hooks that are not functions", function()
       helper.mentions(helper.raises("declaration", db.model, db, "Bad",
         { hooks = { before_create = function() end } }), "before_create")
