@@ -1439,14 +1439,18 @@ static int bulk_row(lua_State *L, LModel *pM, int iList, int iRes, int iMt,
                     unsigned char *aUser) {
   int k, n = quay_model_field_count(pM->m), bFill = 0, iRec;
   int iNames = pKc->iNames;
+  /* A model with save hooks fills w from the record after its
+  ** before_save (bulk_behav): the values are checked there, after the
+  ** hook, as save() checks them, not while the record is made. */
+  int bHooks = (pM->mBehav & LQUAY_B_SAVE_HOOKS) != 0;
   lua_rawgeti(L, iList, i);                          /* [.., item] */
   quay_writer_reset(w);
   memset(aUser, 0, (size_t)n);
-  new_record_mt(L, pM, iRes + 1, -1, w, aUser, pKc); /* [.., item, rec] */
-  lua_remove(L, -2);
+  new_record_mt(L, pM, iRes + 1, -1, bHooks ? NULL : w, aUser, pKc);
+  lua_remove(L, -2);                                 /* [.., rec] */
   iRec = lua_gettop(L);
   if (bDyn) dyn_defaults_x(L, iRec, pM, iMt, aUser);
-  for (k = 0; k < n; k++) bFill |= aUser[k] == 2;
+  for (k = 0; k < n && !bHooks; k++) bFill |= aUser[k] == 2;
   if (bFill) {
     /* Relations, records in key columns, function defaults: from the
     ** record, as save() reads them. */

@@ -760,6 +760,36 @@ describe("Model behaviour", function()
       assert.equal(0, Tag:count())
     end)
 
+    it("bulk_create and upsert run a row's before_save before checking its values", function()
+      local seen = 0
+      local Event = db:model("Event", {
+        code = quay.string { unique = true },
+        on = quay.date(),
+        price = quay.decimal { digits = 4, places = 2 },
+        hooks = { before_save = function(rec)
+          seen = seen + 1
+          -- the hook mends what the checks would refuse
+          if rec.on == "2024-02-30" then rec.on = "2024-03-01" end
+          if rec.price == "123.456" then rec.price = "12.34" end
+        end },
+      })
+      db:create_tables()
+      local rs = Event:bulk_create { { code = "a", on = "2024-02-30", price = "1" },
+                                     { code = "b", on = "2024-01-01", price = "123.456" } }
+      assert.equal(2, seen)
+      assert.equal("2024-03-01", rs[1].on)
+      assert.equal("12.34", Event:get { code = "b" }.price)
+      seen = 0
+      Event:upsert({ { code = "a", on = "2024-02-30", price = "123.456" } }, { conflict = { "code" } })
+      assert.equal(1, seen)
+      assert.equal("12.34", Event:get { code = "a" }.price)
+      -- a value no hook mends: refused after its row's before_save
+      seen = 0
+      helper.raises("validation", Event.bulk_create, Event, { { code = "c", on = "2024-13-01", price = "1" } })
+      assert.equal(1, seen)
+      assert.equal(2, Event:count())
+    end)
+
     it("refuses unknown hooks and hooks that are not functions", function()
       helper.mentions(helper.raises("declaration", db.model, db, "Bad",
         { hooks = { before_create = function() end } }), "before_create")
