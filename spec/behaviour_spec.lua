@@ -790,6 +790,24 @@ describe("Model behaviour", function()
       assert.equal(2, Event:count())
     end)
 
+    it("upsert of a model with save hooks writes a relation given as quay.null", function()
+      local Entry = db:model("Entry", {
+        code = quay.string { unique = true },
+        editor = quay.belongs_to("User", { null = true, on_delete = quay.SET_NULL, related_name = "edited" }),
+        hooks = { before_save = function() end },
+      })
+      db:create_tables()
+      local u = User:create { name = "ed" }
+      Entry:create { code = "a", editor = u }
+      local rs = Entry:upsert({ { code = "a", editor = quay.null } }, { conflict = { "code" } })
+      assert.is_nil(rs[1].editor_id)
+      assert.is_nil(Entry:get { code = "a" }.editor_id)
+      -- in one call: the row a first item inserted, a second one updates
+      rs = Entry:upsert({ { code = "b", editor = u }, { code = "b", editor = quay.null } }, { conflict = { "code" } })
+      assert.is_nil(rs[2].editor_id)
+      assert.is_nil(Entry:get { code = "b" }.editor_id)
+    end)
+
     it("refuses unknown hooks and hooks that are not functions", function()
       helper.mentions(helper.raises("declaration", db.model, db, "Bad",
         { hooks = { before_create = function() end } }), "before_create")
