@@ -62,7 +62,7 @@ local O = require("test.difftest.wops")
 local C = require("test.difftest.woracle")
 
 local opts = { seed = 1, cases = 200, ops = 25, url = "sqlite::memory:", shrink = true,
-               stop_after = 5 }
+               stop_after = 5, hooks = 0.2 }
 do
   local i = 1
   local function val()
@@ -83,6 +83,11 @@ do
     elseif a == "--stop-after" then opts.stop_after = int()
     elseif a == "--time" then opts.time = tonumber(val())
     elseif a == "--verbose" then opts.verbose = true
+    elseif a == "--hooks" then
+      opts.hooks = tonumber(val())
+      if not opts.hooks or opts.hooks < 0 or opts.hooks > 1 then
+        io.stderr:write("writes: --hooks needs a share from 0 to 1\n"); os.exit(2)
+      end
     elseif a == "--with-known" then
       for _, k in ipairs(O.known) do O.allow[k] = true end
     elseif a == "--help" or a == "-h" then
@@ -100,18 +105,21 @@ do
 end
 
 local is_pg = not opts.url:match("^sqlite")
+local in_memory = opts.url:match("^sqlite:.*:memory:") ~= nil
 local backend = is_pg and "pg" or "sqlite"
 local function out(...) io.stdout:write(...); io.stdout:write("\n"); io.stdout:flush() end
 
 -- {{ the database
 local db, M
+local HK          -- the hooks' log and plan (W.HOOK_PRELUDE) of a case with hooks
+local NOTES = "CREATE TABLE hooknotes (n integer)"
 local function open_db()
   db = quay.open(opts.url)
   if is_pg then
     db:execute("DROP SCHEMA IF EXISTS public CASCADE")
     db:execute("CREATE SCHEMA public")
   else
-    for _, name in ipairs { "links", "locks", "memos", "items", "owners", "bares" } do
+    for _, name in ipairs { "links", "locks", "memos", "items", "owners", "bares", "hooknotes" } do
       db:execute("DROP TABLE IF EXISTS " .. name)
     end
   end
@@ -120,13 +128,26 @@ local function open_db()
     .. "Link = Link, Memo = Memo, Bare = Bare }", "schema", "t", env))
   M = chunk()
   db:create_tables()
+  db:execute(NOTES)
+end
+
+-- A second handle whose models declare the hooks of cfg (W.decl): on the
+-- same database, or (SQLite in memory) on a new one.  Returns db, models, H.
+local function open_hooked(cfg)
+  local h = quay.open(opts.url)
+  local env = setmetatable({ db = h, quay = quay }, { __index = _G })
+  local chunk = assert(load(W.decl(cfg) .. "\nreturn { Owner = Owner, Item = Item, Lock = Lock, "
+    .. "Link = Link, Memo = Memo, Bare = Bare }, H", "schema", "t", env))
+  local models, hk = chunk()
+  if in_memory then h:create_tables(); h:execute(NOTES) end
+  return h, models, hk
 end
 
 local function reset_db()
   if is_pg then
-    db:execute("TRUNCATE owners, items, locks, links, memos, bares RESTART IDENTITY CASCADE")
+    db:execute("TRUNCATE owners, items, locks, links, memos, bares, hooknotes RESTART IDENTITY CASCADE")
   else
-    for _, name in ipairs { "links", "locks", "memos", "items", "owners", "bares" } do
+    for _, name in ipairs { "links", "locks", "memos", "items", "owners", "bares", "hooknotes" } do
       db:execute("DELETE FROM " .. name)
     end
     db:execute("DELETE FROM sqlite_sequence")
@@ -205,6 +226,16 @@ local function compare_tables(st)
       end
     end
   end
+  local notes = {}
+  for i, r in ipairs(db:rows("SELECT n FROM hooknotes ORDER BY n")) do notes[i] = tostring(r.n) end
+  local want = {}
+  for i, n in ipairs(st.notes) do want[i] = n end
+  table.sort(want)
+  for i, n in ipairs(want) do want[i] = tostring(n) end
+  if table.concat(notes, ",") ~= table.concat(want, ",") then
+    diffs[#diffs + 1] = ("hooknotes: table {%s}, oracle {%s}"):format(table.concat(notes, ","),
+      table.concat(want, ","))
+  end
   if #diffs == 0 then return nil end
   return table.concat(diffs, "\n")
 end
@@ -214,21 +245,45 @@ end
 local function run_op(op)
   local src = op.src or O.render(op)
   op.src = src
-  local env = setmetatable({ db = db, quay = quay }, { __index = function(_, k)
+  local env = setmetatable({ db = db, quay = quay, H = HK }, { __index = function(_, k)
     return M[k] or _G[k] end })
   local chunk, err = load(src, "op", "t", env)
   if not chunk then error("writes: op does not compile: " .. err .. "\n" .. src) end
+  if HK then HK.reset() end
   return pcall(chunk)
+end
+
+-- What the oracle needs of the hooks after an operation (nil: no hooks).
+local function hooks_of(cfg)
+  if not cfg then return nil end
+  local log = {}
+  for i, e in ipairs(HK.log) do log[i] = e end
+  return { cfg = cfg, log = log,
+           plan = { fail = HK.plan.fail, raised = HK.plan.value, write = HK.plan.write } }
+end
+
+-- Run body with the models of cfg (a handle of their own while it runs).
+local function with_hooks(cfg, body)
+  if not cfg then return body() end
+  local pdb, pM = db, M
+  db, M, HK = open_hooked(cfg)
+  O.hooks = cfg
+  local r = table.pack(pcall(body))
+  db:close()
+  db, M, HK = pdb, pM, nil
+  O.hooks = nil
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
 end
 
 --- Run a list of operations from empty tables.  Returns nil when all agree,
 --- else the index of the first failing one and its problems.
-local function replay(ops)
+local function replay1(ops, cfg)
   reset_db()
   local st = O.new_state()
   for i, op in ipairs(ops) do
     local ok, res = run_op(op)
-    local cok, nst, P = pcall(C.check, st, op, ok, res)
+    local cok, nst, P = pcall(C.check, st, op, ok, res, hooks_of(cfg))
     if not cok then return i, { "TESTER ERROR: " .. tostring(nst) } end
     if #P == 0 then
       local d = compare_tables(nst)
@@ -238,6 +293,9 @@ local function replay(ops)
     st = nst
   end
   return nil
+end
+local function replay(ops, cfg)
+  return with_hooks(cfg, function() return replay1(ops, cfg) end)
 end
 
 -- Lists inside an operation that shrinking may cut.
@@ -263,19 +321,21 @@ local function copy_op(op)
   return c
 end
 
---- Shrink a failing op list: drop operations, then cut lists.
-local function shrink(ops, budget)
+--- Shrink a failing op list: drop operations, then cut lists, then drop
+--- hooks (cfg: the case's hooks or nil).  Returns ops, runs, cfg.
+local function shrink(ops, budget, cfg)
   local runs = 0
   -- the same kind of failure: the kind of operation and the first problem
   -- with its numbers and strings left out
   local function class(l, i, P)
     return l[i].kind .. " " .. P[1]:gsub('%b""', ""):gsub("%-?%d+", "#"):gsub("\n.*", "")
   end
-  local n, P0 = replay(ops)
+  local n, P0 = replay(ops, cfg)
+  if not n then return ops, runs, cfg end
   local want = class(ops, n, P0)
-  local function fails(l)
+  local function fails(l, c)
     runs = runs + 1
-    local i, P = replay(l)
+    local i, P = replay(l, c or cfg)
     return i ~= nil and class(l, i, P) == want
   end
   -- only the prefix up to the failure matters
@@ -287,7 +347,7 @@ local function shrink(ops, budget)
       local cand = {}
       for j = 1, #ops do if j < i or j >= i + chunk then cand[#cand + 1] = ops[j] end end
       if #cand > 0 and fails(cand) then
-        local k = replay(cand)
+        local k = replay(cand, cfg)
         ops = { table.unpack(cand, 1, k) }
         changed = true
       else
@@ -314,10 +374,30 @@ local function shrink(ops, budget)
       end
     end
   end
-  return ops, runs
+  if cfg then
+    -- drop hooks: a model's, then single hooks
+    for _, m in ipairs(W.HOOKABLE) do
+      if cfg[m] and runs < budget then
+        local c = {}
+        for k, v in pairs(cfg) do if k ~= m then c[k] = v end end
+        if next(c) and fails(ops, c) then cfg = c end
+      end
+      for _, h in ipairs(W.HOOKS) do
+        if cfg[m] and cfg[m][h] and runs < budget then
+          local c = {}
+          for k, v in pairs(cfg) do c[k] = v end
+          c[m] = {}
+          for k, v in pairs(cfg[m]) do if k ~= h then c[m][k] = v end end
+          if not next(c[m]) then c[m] = nil end
+          if next(c) and fails(ops, c) then cfg = c end
+        end
+      end
+    end
+  end
+  return ops, runs, cfg
 end
 
-local function repro(ops, seed, case, problems)
+local function repro(ops, seed, case, problems, cfg)
   local lines = {
     ("-- writes.lua: seed %d case %d (%s); run with lua5.4 from the root of the tree"):format(seed, case, backend),
     'package.path = "lua/?.lua;lua/?/init.lua;" .. package.path',
@@ -330,8 +410,13 @@ local function repro(ops, seed, case, problems)
   else
     lines[#lines + 1] = 'local db = quay.open("sqlite::memory:")'
   end
-  lines[#lines + 1] = W.DECL .. "db:create_tables()"
-  lines[#lines + 1] = "local function step(n, f)\n  local ok, r = pcall(f)\n  print(n, ok, ok and \"\" or (type(r) == \"table\" and r.code or \"\"), ok and \"\" or tostring(r))\n  return r\nend"
+  lines[#lines + 1] = W.decl(cfg) .. "db:create_tables()\ndb:execute(\"" .. NOTES .. "\")"
+  if cfg then
+    lines[#lines + 1] = "local function step(n, f)\n  H.reset()\n  local ok, r = pcall(f)\n  print(n, ok, ok and \"\" or (type(r) == \"table\" and r.code or \"\"), ok and \"\" or tostring(r))\n"
+      .. "  for _, e in ipairs(H.log) do print(\"\", e.n, e.name, e.model, e.id, e.flag, e.v, e.bare) end\n  return r\nend"
+  else
+    lines[#lines + 1] = "local function step(n, f)\n  local ok, r = pcall(f)\n  print(n, ok, ok and \"\" or (type(r) == \"table\" and r.code or \"\"), ok and \"\" or tostring(r))\n  return r\nend"
+  end
   for i, op in ipairs(ops) do
     lines[#lines + 1] = ("step(%d, function()\n  %s\nend)"):format(i, (op.src or O.render(op)):gsub("\n", "\n  "))
   end
@@ -344,56 +429,81 @@ end
 local started = os.time()
 local clock0 = os.clock()
 open_db()
-local passed, failed, nops = 0, 0, 0
+local passed, failed, nops, hooked = 0, 0, 0, 0
+local hstat = { calls = 0, raised = 0, writes = 0 }
 local kinds = {}
 for case = 1, opts.cases do
   if opts.only and case ~= opts.only then goto continue end
   if opts.time and os.time() - started >= opts.time then out("stopped: --time"); break end
   if failed >= opts.stop_after then out(("stopped after %d failed cases (--stop-after)"):format(failed)); break end
   do
-    math.randomseed(opts.seed, case)
-    reset_db()
-    local st = O.new_state()
-    local ops = {}
-    local bad
-    for i = 1, opts.ops do
-      local op = O.generate(st)
-      ops[#ops + 1] = op
-      local ok, res = run_op(op)
-      nops = nops + 1
-      kinds[op.kind] = (kinds[op.kind] or 0) + 1
-      if opts.verbose or opts.only then
-        out(("-- case %d op %d: %s"):format(case, i, ok and "ok" or ("error " .. tostring(type(res) == "table" and res.code or res))))
-        out(op.src)
+    -- the hooks of the case from a stream of their own, so that a case
+    -- without hooks draws the operations it drew before hooks were drawn
+    math.randomseed(opts.seed, case, 0x486f6f6b)
+    local cfg
+    if math.random() < opts.hooks then
+      cfg = {}
+      for _, m in ipairs(W.HOOKABLE) do
+        if math.random() < 0.6 then
+          cfg[m] = {}
+          for _, h in ipairs(W.HOOKS) do if math.random() < 0.6 then cfg[m][h] = true end end
+          if not next(cfg[m]) then cfg[m][W.HOOKS[math.random(4)]] = true end
+        end
       end
-      local cok, nst, P = pcall(C.check, st, op, ok, res)
-      if not cok then
-        -- the tester itself failed: reported as a failure, not shrunk
-        bad = { "TESTER ERROR: " .. tostring(nst) }
-        break
-      end
-      if #P == 0 then
-        local d = compare_tables(nst)
-        if d then P[#P + 1] = "tables after the call:\n" .. d end
-      end
-      if #P > 0 then bad = P; break end
-      st = nst
+      if not next(cfg) then cfg.Owner = { before_save = true, after_save = true } end
+      hooked = hooked + 1
     end
+    math.randomseed(opts.seed, case)
+    local ops = {}
+    local bad = with_hooks(cfg, function()
+      reset_db()
+      local st = O.new_state()
+      if (opts.verbose or opts.only) and cfg then out("-- hooks: " .. W.show_cfg(cfg)) end
+      for i = 1, opts.ops do
+        local op = O.generate(st)
+        ops[#ops + 1] = op
+        local ok, res = run_op(op)
+        nops = nops + 1
+        kinds[op.kind] = (kinds[op.kind] or 0) + 1
+        if opts.verbose or opts.only then
+          out(("-- case %d op %d: %s"):format(case, i, ok and "ok" or ("error " .. tostring(type(res) == "table" and res.code or res))))
+          out(op.src)
+        end
+        if cfg then
+          hstat.calls = hstat.calls + #HK.log
+          if not ok and HK.plan.fail and rawequal(res, HK.plan.value) then hstat.raised = hstat.raised + 1 end
+          for _, e in ipairs(HK.log) do
+            if HK.plan.write and HK.plan.write[e.n] then hstat.writes = hstat.writes + 1 end
+          end
+        end
+        local cok, nst, P = pcall(C.check, st, op, ok, res, hooks_of(cfg))
+        if not cok then
+          -- the tester itself failed: reported as a failure, not shrunk
+          return { "TESTER ERROR: " .. tostring(nst) }
+        end
+        if #P == 0 then
+          local d = compare_tables(nst)
+          if d then P[#P + 1] = "tables after the call:\n" .. d end
+        end
+        if #P > 0 then return P end
+        st = nst
+      end
+    end)
     if bad then
       failed = failed + 1
-      out(("FAILED seed %d case %d (%s), operation %d (%s %s):"):format(opts.seed, case, backend, #ops,
-        ops[#ops].kind, ops[#ops].model))
+      out(("FAILED seed %d case %d (%s), operation %d (%s %s)%s:"):format(opts.seed, case, backend, #ops,
+        ops[#ops].kind, ops[#ops].model, cfg and (", hooks " .. W.show_cfg(cfg)) or ""))
       for _, p in ipairs(bad) do out("  " .. p:gsub("\n", "\n  ")) end
       local small, P2 = ops, bad
       if opts.shrink and not bad[1]:match("^TESTER ERROR") then
         local runs
-        small, runs = shrink(ops, 300)
-        local _, p2 = replay(small)
+        small, runs, cfg = shrink(ops, 300, cfg)
+        local _, p2 = replay(small, cfg)
         P2 = p2 or bad
         out(("  shrunk to %d operations (%d runs)"):format(#small, runs))
       end
       out("  reproduction:")
-      out("    " .. repro(small, opts.seed, case, P2):gsub("\n", "\n    "))
+      out("    " .. repro(small, opts.seed, case, P2, cfg):gsub("\n", "\n    "))
     else
       passed = passed + 1
     end
@@ -405,6 +515,8 @@ local kl = {}
 for k, n in pairs(kinds) do kl[#kl + 1] = k .. " " .. n end
 table.sort(kl)
 out(("operations: %d (%s)"):format(nops, table.concat(kl, ", ")))
+out(("hooks: %d cases, %d hook calls, %d calls failed by a hook, %d rows written by hooks"):format(hooked,
+  hstat.calls, hstat.raised, hstat.writes))
 out(("seed %d on %s, %.1f s cpu, %d s wall"):format(opts.seed, backend, os.clock() - clock0,
   os.time() - started))
 out(("%d passed, %d failed"):format(passed, failed))
