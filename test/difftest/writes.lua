@@ -17,7 +17,25 @@ qs:update with literals and quay.F arithmetic (decimals, rounding into
 integers, NULLs), qs:delete / rec:delete with cascades and dry runs,
 get_or_create, update_or_create, soft delete, hard delete and restore;
 about one operation in eight is meant to fail (values Quay must refuse,
-unique and foreign-key violations, PROTECT / RESTRICT).  After every
+unique and foreign-key violations, PROTECT / RESTRICT).
+
+A share of the cases (--hooks, 0.2 by default) declare lifecycle hooks:
+some of before_save / after_save / before_delete / after_delete on some
+models (wschema.lua W.decl; a handle of its own per case).  Each hook logs
+its name, model, the record's id, the creating / created flag and a field
+of the record; an operation may make the hook of its n-th call raise (a
+string, a table, a number, a boolean) or write a row of its own (a raw
+INSERT into hooknotes, a Bare:create).  The oracle predicts the log per
+operation after the reference ("Order of a save", "What each write runs",
+"Hooks", "Soft delete"): save and create before_save, checks, SQL,
+after_save; bulk_create, upsert (flags nil) and bulk_update every
+before_save in list order, then the writes, then every after_save;
+qs:update, dry runs, restore and deletes of soft-deleted rows none;
+rec:delete and qs:delete the delete hooks of every row a cascade deletes,
+compared as a set ordered only where the reference orders it
+(before_delete parents first, after_delete once every row is gone,
+children first).  A call a hook failed must raise that very value and
+leave every table as before, the hooks' rows included.  After every
 operation the oracle (woracle.lua: plain Lua rows after the rule book)
 checks what Quay returned (records, ids, counts, err.code) and the tables
 as read with raw SQL (db:rows, not query sets); a failed call must leave
@@ -36,6 +54,8 @@ Options:
   --stop-after K  stop after K failed cases (default 5)
   --time T        stop after T seconds
   --verbose       print every operation
+  --hooks SHARE   the share of cases whose models declare hooks (default 0.2;
+                  0 for none, 1 for every case)
   --with-known    also draw the shapes of known mismatches (wops.lua O.known,
                   each with its reproduction)
   --help          this text
@@ -47,7 +67,11 @@ out keeps the form it was given (an ISO datetime, "1.5" for "1.50"), as
 does one a plain save finds unchanged in another text form; an upsert whose repeated key mends a
 constraint its first row broke may fail (PostgreSQL) or not (SQLite); when
 both a value and a row are refused the error may be validation or
-integrity.
+integrity.  With hooks: a bulk call refused by a row's checks has run the
+before_save of the rows up to it, or of every row (DOUBT(bulk-checks);
+Quay does the first); a relation given quay.null where its key is not
+nullable may be refused while the record is made, before before_save
+(reference "Relation access on a record").
 ]]
 local root = (arg and arg[0] or ""):match("^(.*)/test/difftest/[^/]*$") or "."
 local build = os.getenv("QUAY_BUILD_DIR") or (root .. "/build")
