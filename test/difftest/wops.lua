@@ -149,6 +149,13 @@ local function render_plan(plan)
   return "H.reset { " .. table.concat(p, ", ") .. " }\n"
 end
 
+-- H.keep of record r of model (an operation a hook is to fail).
+local function keep_src(model, r)
+  local f = {}
+  for _, fd in ipairs(W.models[model].fields) do f[#f + 1] = ("%q"):format(fd.name) end
+  return ("H.keep(%s, { %s })"):format(r, table.concat(f, ", "))
+end
+
 --- An operation as Lua source: a function body returning a result table.
 function O.render(op)
   if op.plan then return render_plan(op.plan) .. O.render_body(op) end
@@ -159,7 +166,8 @@ function O.render_body(op)
   local k, M = op.kind, op.model
   if k == "create" then
     if op.via == "new" then
-      return ("local r = %s:new %s\nr:save()\nreturn { rec = r }"):format(M, render_vals(op.vals))
+      local keep = op.plan and op.plan.fail and (keep_src(M, "r") .. "\n") or ""
+      return ("local r = %s:new %s\n%sr:save()\nreturn { rec = r }"):format(M, render_vals(op.vals), keep)
     end
     return ("local r = %s:create %s\nreturn { rec = r }"):format(M, render_vals(op.vals))
   elseif k == "bulk" or k == "upsert" then
@@ -190,6 +198,7 @@ function O.render_body(op)
       out[#out + 1] = ("r.%s = %s"):format(a.key, src)
     end
     out[#out + 1] = "local ch = r:changed()"
+    if op.plan and op.plan.fail then out[#out + 1] = keep_src(M, "r") end
     if op.fields then
       local f = {}
       for i, n in ipairs(op.fields) do f[i] = ("%q"):format(n) end

@@ -1260,7 +1260,36 @@ function C.check(st, op, ok, res, hk)
     end
     return st, Q
   end
-  if isr then nst, P = X.base or st, {} end
+  if isr then
+    nst, P = X.base or st, {}
+    -- "the record is put back as before the call"
+    local kept = hk.kept
+    if kept then
+      local rec, snap = kept.rec, kept.snap
+      if rec.id ~= snap.id then
+        P[#P + 1] = ("after the hook's error the record's id is %s, before the call %s"):format(show(rec.id), show(snap.id))
+      end
+      for _, f in ipairs(kept.fields) do
+        local a, b = snap[f], rec[f]
+        local same = rawequal(a, b) or a == b
+        if not same and type(a) == "table" and type(b) == "table" then same = WV.json_canon(a) == WV.json_canon(b) end
+        if not same then
+          P[#P + 1] = ("after the hook's error the record's %s is %s, before the call %s"):format(f,
+            tostring(b), tostring(a))
+        end
+      end
+      local c1, c2 = {}, {}
+      for i, n in ipairs(snap.changed) do c1[i] = n end
+      local okc, ch = pcall(rec.changed, rec)
+      if okc then for i, n in ipairs(ch) do c2[i] = n end end
+      table.sort(c1)
+      table.sort(c2)
+      if table.concat(c1, ",") ~= table.concat(c2, ",") then
+        P[#P + 1] = ("after the hook's error changed() is {%s}, before the call {%s}"):format(
+          table.concat(c2, ","), table.concat(c1, ","))
+      end
+    end
+  end
   if #P > 0 then return nst, P end
   -- the rows the hooks wrote stay when the call did (and those of a
   -- bulk_update's delete before it, a call of its own)

@@ -282,7 +282,7 @@ local function hooks_of(cfg)
   if not cfg then return nil end
   local log = {}
   for i, e in ipairs(HK.log) do log[i] = e end
-  return { cfg = cfg, log = log,
+  return { cfg = cfg, log = log, kept = HK.kept,
            plan = { fail = HK.plan.fail, raised = HK.plan.value, write = HK.plan.write } }
 end
 

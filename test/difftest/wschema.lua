@@ -19,7 +19,9 @@ Every hook appends { name, model, id, flag, v, n } to H.log (v: the field
 W.LOGVAL names; n: the hook's call number in the operation), may write a
 row of its own (H.plan.write[n]: "raw", a raw INSERT into hooknotes, or
 "bare", a Bare:create) and raises H.plan.value at call H.plan.fail.  Bare
-never gets hooks (the hooks create Bares).
+never gets hooks (the hooks create Bares).  H.keep(rec, fields) notes a
+record as it is before a call a hook is to fail, so that the tester can
+check it is put back as it was.
 ]]
 local W = {}
 
@@ -129,7 +131,12 @@ W.LOGVAL = { Owner = "code", Item = "label", Lock = "tag", Memo = "body" }
 -- The hooks' log, plan and factory, run before the declaration.
 W.HOOK_PRELUDE = [[
 local H = { log = {}, n = 0, plan = {} }
-function H.reset(plan) H.log, H.n, H.plan = {}, 0, plan or {} end
+function H.reset(plan) H.log, H.n, H.plan, H.kept = {}, 0, plan or {}, nil end
+function H.keep(rec, fields)
+  local snap = { id = rec.id, changed = rec:changed() }
+  for _, f in ipairs(fields) do snap[f] = rec[f] end
+  H.kept = { rec = rec, snap = snap, fields = fields }
+end
 function H.hook(name, model, field)
   return function(rec, flag)
     H.n = H.n + 1
