@@ -876,8 +876,9 @@ static int model_bulk_update(lua_State *L) {
 ** fail with `integrity`; the transaction is rolled back and the whole
 ** attempt runs again, and the read then finds the other's row.  Only
 ** then: an insert that broke another constraint (a missing key, a
-** soft-deleted row's unique value) raises at once, its save hooks run
-** once, and an error a hook raised is never taken for Quay's.  On SQLite
+** soft-deleted row's unique value), and an update_or_create's update,
+** raise at once, their save hooks run once, and an error a hook raised is
+** never taken for Quay's.  On SQLite
 ** the transaction holds the write lock from its start (BEGIN IMMEDIATE),
 ** so attempts never overlap.  update_or_create locks the row it reads
 ** (select_for_update) so concurrent updates of it take turns.
@@ -921,7 +922,8 @@ static void call_method(lua_State *L, int idx, const char *zName, int nArg) {
 }
 
 /* One attempt, run by db:transaction: upvalues Model, conds, defaults,
-** bUpdate.  Returns record, created. */
+** bUpdate, and a light userdata int set to 1 once it inserts.  Returns
+** record, created. */
 static int goc_attempt(lua_State *L) {
   int bUpdate = lua_toboolean(L, lua_upvalueindex(4)), iRows;
   LModel *pM = lua_touserdata(L, lua_upvalueindex(1));
@@ -955,6 +957,7 @@ static int goc_attempt(lua_State *L) {
     return 2;
   }
   goc_values(L, lua_upvalueindex(2), lua_upvalueindex(3));
+  *(int *)lua_touserdata(L, lua_upvalueindex(5)) = 1;
   call_method(L, lua_upvalueindex(1), "create", 1);  /* [.., rec] */
   lua_pushboolean(L, 1);
   return 2;
@@ -1034,6 +1037,7 @@ static int get_or_create_x(lua_State *L, int bUpdate) {
     }
   }
   for (i = 0;; i++) {
+    int bInserted = 0;
     lua_settop(L, 3);
     lua_getiuservalue(L, 1, 1);                      /* [M, c, d, db] */
     lua_getfield(L, 4, "transaction");
@@ -1042,10 +1046,12 @@ static int get_or_create_x(lua_State *L, int bUpdate) {
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_pushboolean(L, bUpdate);
-    lua_pushcclosure(L, goc_attempt, 4);             /* [.., fn, db, f] */
+    lua_pushlightuserdata(L, &bInserted);
+    lua_pushcclosure(L, goc_attempt, 5);             /* [.., fn, db, f] */
     if (lua_pcall(L, 2, 2, 0) == LUA_OK) return 2;
-    /* Another connection inserted the key meanwhile: read it again. */
-    if (i + 1 >= GOC_ATTEMPTS || !is_integrity(L, -1) ||
+    /* Another connection inserted the key meanwhile: read it again (not
+    ** after an update_or_create's update of the row it found). */
+    if (i + 1 >= GOC_ATTEMPTS || !bInserted || !is_integrity(L, -1) ||
         !goc_inserted_meanwhile(L, 1, 2)) {
       return lua_error(L);
     }

@@ -745,6 +745,13 @@ describe("Model behaviour", function()
       helper.raises("integrity", Post.update_or_create, Post, { title = "g" }, { author_id = 999999 })
       assert.same({ "Post.before_save" }, names())
       assert.equal(0, Post:count())
+      -- update_or_create's update of the row it found: no new attempt
+      local u = User:create { name = "ann" }
+      Post:create { title = "h", author = u }
+      log = {}
+      helper.raises("integrity", Post.update_or_create, Post, { title = "h" }, { author_id = 999999 })
+      assert.same({ "Post.before_save" }, names())
+      assert.equal(u.id, Post:get { title = "h" }.author_id)
     end)
 
     it("get_or_create raises the value a hook raised, even one shaped as an integrity error", function()
