@@ -689,6 +689,13 @@ function gen_op(st)
         if random() < 0.4 then defaults[#defaults + 1] = item(st, fd, bad and random() < 0.5) end
       end
       for _, it in ipairs(defaults) do if it.form == "rec" then it.form = "rel" end end
+      if O.hooks and random() < 0.15 then
+        -- a key to no row: the insert, or update_or_create's update of the
+        -- row it found, fails once (its before_save runs once)
+        local fd = m.by.ref_id
+        for i = #defaults, 1, -1 do if defaults[i].fd == fd then table.remove(defaults, i) end end
+        defaults[#defaults + 1] = { key = "ref", fd = fd, v = { src = "999999", canon = 999999 }, form = "rel" }
+      end
     end
     return { kind = kind, model = model, conds = conds, defaults = defaults }
   elseif kind == "restore" then
