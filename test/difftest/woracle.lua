@@ -1271,7 +1271,7 @@ function C.check(st, op, ok, res, hk)
       end
       for _, f in ipairs(kept.fields) do
         local a, b = snap[f], rec[f]
-        local same = rawequal(a, b) or a == b
+        local same = rawequal(a, b) or a == b or (a ~= a and b ~= b)   -- NaN: the value given again
         if not same and type(a) == "table" and type(b) == "table" then same = WV.json_canon(a) == WV.json_canon(b) end
         if not same then
           P[#P + 1] = ("after the hook's error the record's %s is %s, before the call %s"):format(f,
