@@ -405,7 +405,7 @@ local KIND_W = { { "create", 12 }, { "new", 5 }, { "save", 16 }, { "bulk", 10 },
                  { "restore", 3 } }
 
 -- The values a hook raises (writes.lua --hooks): Lua source.
-local RAISE = { '"hook failed"', "{ hook = true }", "{ code = \"validation\" }", "42", "1.5", "true",
+local RAISE = { '"hook failed"', "{ hook = true }", "{ code = \"validation\" }", "{ code = \"integrity\" }", "42", "1.5", "true",
                 "false" }
 
 --- The hooks of a case (writes.lua sets it; nil: the models have none).
