@@ -908,7 +908,11 @@ static int model_bulk_update(lua_State *L) {
 ** savepoint inside the caller's): the read finds the row, or the insert
 ** makes it.  A concurrent insert of the same unique key makes the insert
 ** fail with `integrity`; the transaction is rolled back and the whole
-** attempt runs again, and the read then finds the other's row.  On SQLite
+** attempt runs again, and the read then finds the other's row.  Only
+** then: an insert that broke another constraint (a missing key, a
+** soft-deleted row's unique value), and an update_or_create's update,
+** raise at once, their save hooks run once, and an error a hook raised is
+** never taken for Quay's.  On SQLite
 ** the transaction holds the write lock from its start (BEGIN IMMEDIATE),
 ** so attempts never overlap.  update_or_create locks the row it reads
 ** (select_for_update) so concurrent updates of it take turns.
@@ -952,7 +956,8 @@ static void call_method(lua_State *L, int idx, const char *zName, int nArg) {
 }
 
 /* One attempt, run by db:transaction: upvalues Model, conds, defaults,
-** bUpdate.  Returns record, created. */
+** bUpdate, and a light userdata int set to 1 once it inserts.  Returns
+** record, created. */
 static int goc_attempt(lua_State *L) {
   int bUpdate = lua_toboolean(L, lua_upvalueindex(4)), iRows;
   LModel *pM = lua_touserdata(L, lua_upvalueindex(1));
@@ -986,22 +991,54 @@ static int goc_attempt(lua_State *L) {
     return 2;
   }
   goc_values(L, lua_upvalueindex(2), lua_upvalueindex(3));
+  *(int *)lua_touserdata(L, lua_upvalueindex(5)) = 1;
   call_method(L, lua_upvalueindex(1), "create", 1);  /* [.., rec] */
   lua_pushboolean(L, 1);
   return 2;
 }
 
-/* Non-0 when the error at idx is a Quay error of code `integrity`. */
+/* Non-0 when the error at idx is a Quay error (not a value user code
+** raised, such as a hook's table) of code `integrity`. */
 static int is_integrity(lua_State *L, int idx) {
   int r = 0;
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) == LUA_TTABLE) {
+  if (lua_type(L, idx) == LUA_TTABLE && lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, QUAY_ERR_MT);               /* [.., mt, errmt] */
+    r = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+  }
+  if (r) {
     lua_pushliteral(L, "code");
     lua_rawget(L, idx);
     r = lua_type(L, -1) == LUA_TSTRING &&
         strcmp(lua_tostring(L, -1), "integrity") == 0;
     lua_pop(L, 1);
   }
+  return r;
+}
+
+/* [Model, conds] -> [exists]: do the conditions match a row now? */
+static int goc_exists(lua_State *L) {
+  lua_settop(L, 2);
+  call_method(L, 1, "filter", 1);                    /* [M, qs] */
+  call_method(L, 2, "exists", 0);
+  return 1;
+}
+
+/*
+** After an attempt's insert failed with `integrity`: non-0 when the
+** conditions now match a row (another connection inserted it meanwhile),
+** so a new attempt reads it; 0 when they do not (the insert broke another
+** constraint: a new attempt would only insert again, running the save
+** hooks again) or the read fails.  The error stays at the top.
+*/
+static int goc_inserted_meanwhile(lua_State *L, int iModel, int iConds) {
+  int r = 0;
+  lua_pushcfunction(L, goc_exists);
+  lua_pushvalue(L, iModel);
+  lua_pushvalue(L, iConds);
+  if (lua_pcall(L, 2, 1, 0) == LUA_OK) r = lua_toboolean(L, -1);
+  lua_pop(L, 1);
   return r;
 }
 
@@ -1034,6 +1071,7 @@ static int get_or_create_x(lua_State *L, int bUpdate) {
     }
   }
   for (i = 0;; i++) {
+    int bInserted = 0;
     lua_settop(L, 3);
     lua_getiuservalue(L, 1, 1);                      /* [M, c, d, db] */
     lua_getfield(L, 4, "transaction");
@@ -1042,10 +1080,15 @@ static int get_or_create_x(lua_State *L, int bUpdate) {
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_pushboolean(L, bUpdate);
-    lua_pushcclosure(L, goc_attempt, 4);             /* [.., fn, db, f] */
+    lua_pushlightuserdata(L, &bInserted);
+    lua_pushcclosure(L, goc_attempt, 5);             /* [.., fn, db, f] */
     if (lua_pcall(L, 2, 2, 0) == LUA_OK) return 2;
-    /* Another connection inserted the key meanwhile: read it again. */
-    if (i + 1 >= GOC_ATTEMPTS || !is_integrity(L, -1)) return lua_error(L);
+    /* Another connection inserted the key meanwhile: read it again (not
+    ** after an update_or_create's update of the row it found). */
+    if (i + 1 >= GOC_ATTEMPTS || !bInserted || !is_integrity(L, -1) ||
+        !goc_inserted_meanwhile(L, 1, 2)) {
+      return lua_error(L);
+    }
   }
 }
 

@@ -887,7 +887,8 @@ int lquay_new_record(lua_State *L, int iModel, int iValues) {
 ** nil).  With a writer w (bulk writes), every field given is also set in
 ** w at once when it is a plain value (aSet[i] = 1), or marked for
 ** fill_writer (aSet[i] = 2: relations, records in key columns); aSet
-** (nField flags) must start zeroed.
+** (nField flags) must start zeroed.  With aSet and no w (bulk writes of
+** a model with save hooks), only relations are marked.
 */
 static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
                           quay_writer *w, unsigned char *aSet, KeyCache *pKc) {
@@ -966,7 +967,7 @@ static void new_record_mt(lua_State *L, LModel *pM, int iMt, int iValues,
                             r.zName, r.zName);
         }
         rel_set(L, iRec, pM, (int)(-code - 1), lua_gettop(L));
-        if (w && r.iFkField >= 0) aSet[r.iFkField] = 2;
+        if (aSet && r.iFkField >= 0) aSet[r.iFkField] = 2;
       }
       lua_pop(L, 1);
     }
@@ -1439,14 +1440,18 @@ static int bulk_row(lua_State *L, LModel *pM, int iList, int iRes, int iMt,
                     unsigned char *aUser) {
   int k, n = quay_model_field_count(pM->m), bFill = 0, iRec;
   int iNames = pKc->iNames;
+  /* A model with save hooks fills w from the record after its
+  ** before_save (bulk_behav): the values are checked there, after the
+  ** hook, as save() checks them, not while the record is made. */
+  int bHooks = (pM->mBehav & LQUAY_B_SAVE_HOOKS) != 0;
   lua_rawgeti(L, iList, i);                          /* [.., item] */
   quay_writer_reset(w);
   memset(aUser, 0, (size_t)n);
-  new_record_mt(L, pM, iRes + 1, -1, w, aUser, pKc); /* [.., item, rec] */
-  lua_remove(L, -2);
+  new_record_mt(L, pM, iRes + 1, -1, bHooks ? NULL : w, aUser, pKc);
+  lua_remove(L, -2);                                 /* [.., rec] */
   iRec = lua_gettop(L);
   if (bDyn) dyn_defaults_x(L, iRec, pM, iMt, aUser);
-  for (k = 0; k < n; k++) bFill |= aUser[k] == 2;
+  for (k = 0; k < n && !bHooks; k++) bFill |= aUser[k] == 2;
   if (bFill) {
     /* Relations, records in key columns, function defaults: from the
     ** record, as save() reads them. */
@@ -1507,9 +1512,26 @@ static LQUAY_NORETURN void bulk_fail(lua_State *L, LDb *pDb, Box *pTxn,
 static void bulk_behav(lua_State *L, LModel *pM, int iRec, quay_writer *w,
                        int iNames, unsigned char *aUser, int bFlag) {
   if (pM->mBehav & LQUAY_B_SAVE_HOOKS) {
+    int k, n = quay_model_field_count(pM->m);
+    quay_err err;
+    /* The keys the row set through a relation (bulk_row marks them
+    ** USER_RESHAPE): one that reads nil after the hook (rel = quay.null)
+    ** is written NULL, as without hooks, not left out. */
+    unsigned char *aRel = lua_newuserdatauv(L, (size_t)n + 1, 0);
+    for (k = 0; k < n; k++) aRel[k] = aUser[k] == USER_RESHAPE;
     lquay_behav_hook(L, pM, iRec, "before_save", bFlag);
     quay_writer_reset(w);
     fill_writer(L, iRec, pM, w, iNames, NULL, aUser);
+    for (k = 0; k < n; k++) {
+      if (aRel[k] && !aUser[k]) {
+        quay_value v;
+        memset(&v, 0, sizeof(v));
+        v.type = QUAY_NULL;
+        if (quay_writer_set(w, k, &v, &err)) lquay_raise(L, &err);
+        aUser[k] = USER_GIVEN;
+      }
+    }
+    lua_pop(L, 1);
   }
   if (pM->mBehav & LQUAY_B_VALIDATE) lquay_behav_validate(L, pM, iRec, w, 1);
 }

@@ -738,6 +738,85 @@ describe("Model behaviour", function()
       _ = p
     end)
 
+    it("get_or_create whose insert breaks another constraint raises at once, its hooks run once", function()
+      -- a new attempt only follows a row another connection inserted
+      -- meanwhile (the conditions match one now)
+      helper.raises("integrity", Post.get_or_create, Post, { title = "g" }, { author_id = 999999 })
+      assert.same({ "Post.before_save" }, names())
+      log = {}
+      helper.raises("integrity", Post.update_or_create, Post, { title = "g" }, { author_id = 999999 })
+      assert.same({ "Post.before_save" }, names())
+      assert.equal(0, Post:count())
+      -- update_or_create's update of the row it found: no new attempt
+      local u = User:create { name = "ann" }
+      Post:create { title = "h", author = u }
+      log = {}
+      helper.raises("integrity", Post.update_or_create, Post, { title = "h" }, { author_id = 999999 })
+      assert.same({ "Post.before_save" }, names())
+      assert.equal(u.id, Post:get { title = "h" }.author_id)
+    end)
+
+    it("get_or_create raises the value a hook raised, even one shaped as an integrity error", function()
+      local calls, raised = 0, { code = "integrity", message = "mine" }
+      local Tag = db:model("Tag", { name = quay.string(), hooks = {
+        before_save = function() calls = calls + 1; if calls == 1 then error(raised, 0) end end,
+      } })
+      db:create_tables()
+      local ok, err = pcall(Tag.get_or_create, Tag, { name = "t" }, {})
+      assert.is_false(ok)
+      assert.is_true(rawequal(raised, err))
+      assert.equal(1, calls)
+      assert.equal(0, Tag:count())
+    end)
+
+    it("bulk_create and upsert run a row's before_save before checking its values", function()
+      local seen = 0
+      local Event = db:model("Event", {
+        code = quay.string { unique = true },
+        on = quay.date(),
+        price = quay.decimal { digits = 4, places = 2 },
+        hooks = { before_save = function(rec)
+          seen = seen + 1
+          -- the hook mends what the checks would refuse
+          if rec.on == "2024-02-30" then rec.on = "2024-03-01" end
+          if rec.price == "123.456" then rec.price = "12.34" end
+        end },
+      })
+      db:create_tables()
+      local rs = Event:bulk_create { { code = "a", on = "2024-02-30", price = "1" },
+                                     { code = "b", on = "2024-01-01", price = "123.456" } }
+      assert.equal(2, seen)
+      assert.equal("2024-03-01", rs[1].on)
+      assert.equal("12.34", Event:get { code = "b" }.price)
+      seen = 0
+      Event:upsert({ { code = "a", on = "2024-02-30", price = "123.456" } }, { conflict = { "code" } })
+      assert.equal(1, seen)
+      assert.equal("12.34", Event:get { code = "a" }.price)
+      -- a value no hook mends: refused after its row's before_save
+      seen = 0
+      helper.raises("validation", Event.bulk_create, Event, { { code = "c", on = "2024-13-01", price = "1" } })
+      assert.equal(1, seen)
+      assert.equal(2, Event:count())
+    end)
+
+    it("upsert of a model with save hooks writes a relation given as quay.null", function()
+      local Entry = db:model("Entry", {
+        code = quay.string { unique = true },
+        editor = quay.belongs_to("User", { null = true, on_delete = quay.SET_NULL, related_name = "edited" }),
+        hooks = { before_save = function() end },
+      })
+      db:create_tables()
+      local u = User:create { name = "ed" }
+      Entry:create { code = "a", editor = u }
+      local rs = Entry:upsert({ { code = "a", editor = quay.null } }, { conflict = { "code" } })
+      assert.is_nil(rs[1].editor_id)
+      assert.is_nil(Entry:get { code = "a" }.editor_id)
+      -- in one call: the row a first item inserted, a second one updates
+      rs = Entry:upsert({ { code = "b", editor = u }, { code = "b", editor = quay.null } }, { conflict = { "code" } })
+      assert.is_nil(rs[2].editor_id)
+      assert.is_nil(Entry:get { code = "b" }.editor_id)
+    end)
+
     it("refuses unknown hooks and hooks that are not functions", function()
       helper.mentions(helper.raises("declaration", db.model, db, "Bad",
         { hooks = { before_create = function() end } }), "before_create")

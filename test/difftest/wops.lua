@@ -45,7 +45,7 @@ local ID = { name = "id", t = "int" }
 
 -- {{ state helpers
 function O.new_state()
-  local st = { rows = {}, ever = {} }
+  local st = { rows = {}, ever = {}, notes = {} }
   for _, m in ipairs(W.order) do st.rows[m], st.ever[m] = {}, {} end
   return st
 end
@@ -53,6 +53,7 @@ end
 function O.clone(st)
   local c = O.new_state()
   c.serial = st.serial
+  for i, n in ipairs(st.notes) do c.notes[i] = n end
   for m, rows in pairs(st.rows) do
     for id, r in pairs(rows) do
       local x = {}
@@ -131,12 +132,42 @@ local function find_src(model, id)
   return ("%s:find(%d)"):format(model, id)
 end
 
+-- The hook plan of an operation as a statement (writes.lua --hooks).
+local function render_plan(plan)
+  local p = {}
+  if plan.fail then
+    p[#p + 1] = "fail = " .. plan.fail
+    p[#p + 1] = "value = " .. plan.value
+  end
+  if plan.write then
+    local w, ns = {}, {}
+    for n in pairs(plan.write) do ns[#ns + 1] = n end
+    table.sort(ns)
+    for _, n in ipairs(ns) do w[#w + 1] = ("[%d] = %q"):format(n, plan.write[n]) end
+    p[#p + 1] = "write = { " .. table.concat(w, ", ") .. " }"
+  end
+  return "H.reset { " .. table.concat(p, ", ") .. " }\n"
+end
+
+-- H.keep of record r of model (an operation a hook is to fail).
+local function keep_src(model, r)
+  local f = {}
+  for _, fd in ipairs(W.models[model].fields) do f[#f + 1] = ("%q"):format(fd.name) end
+  return ("H.keep(%s, { %s })"):format(r, table.concat(f, ", "))
+end
+
 --- An operation as Lua source: a function body returning a result table.
 function O.render(op)
+  if op.plan then return render_plan(op.plan) .. O.render_body(op) end
+  return O.render_body(op)
+end
+
+function O.render_body(op)
   local k, M = op.kind, op.model
   if k == "create" then
     if op.via == "new" then
-      return ("local r = %s:new %s\nr:save()\nreturn { rec = r }"):format(M, render_vals(op.vals))
+      local keep = op.plan and op.plan.fail and (keep_src(M, "r") .. "\n") or ""
+      return ("local r = %s:new %s\n%sr:save()\nreturn { rec = r }"):format(M, render_vals(op.vals), keep)
     end
     return ("local r = %s:create %s\nreturn { rec = r }"):format(M, render_vals(op.vals))
   elseif k == "bulk" or k == "upsert" then
@@ -167,6 +198,7 @@ function O.render(op)
       out[#out + 1] = ("r.%s = %s"):format(a.key, src)
     end
     out[#out + 1] = "local ch = r:changed()"
+    if op.plan and op.plan.fail then out[#out + 1] = keep_src(M, "r") end
     if op.fields then
       local f = {}
       for i, n in ipairs(op.fields) do f[i] = ("%q"):format(n) end
@@ -372,8 +404,36 @@ local KIND_W = { { "create", 12 }, { "new", 5 }, { "save", 16 }, { "bulk", 10 },
                  { "bupdate", 8 }, { "qupdate", 12 }, { "delete", 10 }, { "goc", 5 }, { "uoc", 5 },
                  { "restore", 3 } }
 
---- A random operation on state st.
+-- The values a hook raises (writes.lua --hooks): Lua source.
+local RAISE = { '"hook failed"', "{ hook = true }", "{ code = \"validation\" }", "{ code = \"integrity\" }", "42", "1.5", "true",
+                "false" }
+
+--- The hooks of a case (writes.lua sets it; nil: the models have none).
+O.hooks = nil
+
+local gen_op
+--- A random operation on state st (with hooks: sometimes a hook plan).
 function O.generate(st)
+  local op = gen_op(st)
+  if O.hooks and random() < 0.4 then
+    local plan = {}
+    local n = (op.rows and #op.rows or op.entries and #op.entries or 1) * 2 + 2
+    -- bulk_update deletes rows first inside a pcall of its own: its hooks
+    -- may write, not fail (the oracle keeps the calls apart by outcome)
+    if random() < 0.7 and not (op.kind == "bupdate" and op.delete_ids) then
+      plan.fail = random() < 0.7 and random(1, 3) or random(1, n)
+      plan.value = pick(RAISE)
+    end
+    if random() < 0.5 then
+      plan.write = {}
+      for _ = 1, random(1, 3) do plan.write[random(1, math.min(n, 6))] = pick { "raw", "bare" } end
+    end
+    op.plan = plan
+  end
+  return op
+end
+
+function gen_op(st)
   local tot = 0
   for _, kw in ipairs(KIND_W) do tot = tot + kw[2] end
   local r, kind = random() * tot, "create"
@@ -465,7 +525,7 @@ function O.generate(st)
   elseif kind == "save" then
     local model = pick_model { Owner = true, Item = true, Lock = true, Memo = true }
     local ids = ids_of(st, model)
-    if #ids == 0 then return O.generate(st) end
+    if #ids == 0 then return gen_op(st) end
     local id = pick(ids)
     local row = st.rows[model][id]
     local fds = writable(model)
@@ -526,7 +586,7 @@ function O.generate(st)
   elseif kind == "bupdate" then
     local model = pick_model { Owner = true, Item = true, Lock = true, Memo = true }
     local ids = ids_of(st, model)
-    if #ids == 0 then return O.generate(st) end
+    if #ids == 0 then return gen_op(st) end
     local fds = writable(model, { no_together = true })
     local fields = {}
     for _, fd in ipairs(fds) do if random() < 0.35 then fields[#fields + 1] = fd end end
@@ -629,11 +689,18 @@ function O.generate(st)
         if random() < 0.4 then defaults[#defaults + 1] = item(st, fd, bad and random() < 0.5) end
       end
       for _, it in ipairs(defaults) do if it.form == "rec" then it.form = "rel" end end
+      if O.hooks and random() < 0.15 then
+        -- a key to no row: the insert, or update_or_create's update of the
+        -- row it found, fails once (its before_save runs once)
+        local fd = m.by.ref_id
+        for i = #defaults, 1, -1 do if defaults[i].fd == fd then table.remove(defaults, i) end end
+        defaults[#defaults + 1] = { key = "ref", fd = fd, v = { src = "999999", canon = 999999 }, form = "rel" }
+      end
     end
     return { kind = kind, model = model, conds = conds, defaults = defaults }
   elseif kind == "restore" then
     local ids = ids_of(st, "Memo")
-    if #ids == 0 then return O.generate(st) end
+    if #ids == 0 then return gen_op(st) end
     return { kind = "restore", model = "Memo", id = pick(ids) }
   end
 end

@@ -12,6 +12,11 @@ database must refuse (integrity) may raise either; a delete blocked both by
 PROTECT and by RESTRICT may raise protected or restricted; an expression
 out of range (integer or decimal) may raise any code.  get_or_create with
 bad defaults for a row that exists may succeed or raise validation.
+
+With hooks (writes.lua --hooks), C.check also takes the case's hooks and
+the log of the call, and compares the log with C.hook_alts (the section
+"hooks" below): the value a hook raised must come back unchanged, the
+tables as before, the rows the hooks wrote only when the call succeeded.
 ]]
 local W = require("test.difftest.wschema")
 local WV = require("test.difftest.wvalues")
@@ -41,7 +46,13 @@ local function setnames(codes)
   return table.concat(l, "|")
 end
 
+-- What the rule book expects of the call being checked, for the hooks:
+-- X.ok (success) or X.err (its codes); X.nohooks: it fails before any hook;
+-- X.raised: the call raised the value a hook raised.
+local X = {}
+
 local function want_error(P, ok, res, codes)
+  X.ok, X.err = nil, codes
   if ok then
     P[#P + 1] = "expected an error (" .. setnames(codes) .. "), got success"
     return
@@ -53,6 +64,7 @@ local function want_error(P, ok, res, codes)
 end
 
 local function want_ok(P, ok, res)
+  X.ok, X.err = true, nil
   if ok then return true end
   local code, msg = errcode(res)
   P[#P + 1] = ("expected success, got error %s: %s"):format(tostring(code), tostring(msg))
@@ -479,10 +491,11 @@ end
 
 function H.upsert(st, op, ok, res, P)
   local w, landed, vbad, ibad = upsert_sim(st, op, false)
-  if ibad and not vbad and ok then
+  if ibad and not vbad and (ok or X.raised) then
     -- DOUBT(upsert-transient): a key repeated in one call whose first row
     -- breaks a constraint a later row mends: PostgreSQL refuses it, SQLite
-    -- takes it (one statement); either is accepted.
+    -- takes it (one statement); either is accepted (also when a hook
+    -- raised after the writes: SQLite took it then).
     local w2, l2, vb2, ib2 = upsert_sim(st, op, true)
     if not vb2 and not ib2 then w, landed, vbad, ibad = w2, l2, vb2, ib2 end
   end
@@ -542,6 +555,7 @@ function H.save(st, op, ok, res, P)
   local m = W.models[op.model]
   local row0 = st.rows[op.model][op.id]
   if not row0 then
+    X.nohooks = true
     if want_ok(P, ok, res) and not res.gone then P[#P + 1] = "the record should be gone (find gave nil)" end
     return st
   end
@@ -549,12 +563,14 @@ function H.save(st, op, ok, res, P)
   if op.raw then
     local fd = op.raw.fd
     if fd.t == "fk" and op.raw.v.canon ~= NULL and not st.rows[fd.target][op.raw.v.canon] then
+      X.nohooks = true
       want_error(P, ok, res, { integrity = true })
       return st
     end
     base.rows[op.model][op.id][fd.name] = op.raw.v.canon
   end
   if op.gone then base.rows[op.model][op.id] = nil end
+  X.base = base       -- what stays when the save fails
   local badf, assignfail = {}, false
   local recv, changed = {}, {}
   for _, fd in ipairs(m.fields) do recv[fd.name] = row0[fd.name] end
@@ -580,7 +596,7 @@ function H.save(st, op, ok, res, P)
     end
     if v ~= nil then recv[a.fd.name] = v end
   end
-  if assignfail then want_error(P, ok, res, { validation = true }); return base end
+  if assignfail then X.nohooks = true; want_error(P, ok, res, { validation = true }); return base end
   for _, fd in ipairs(m.fields) do
     if recv[fd.name] ~= row0[fd.name] or badf[fd.name] then changed[#changed + 1] = fd.name end
   end
@@ -655,6 +671,7 @@ function H.bupdate(st, op, ok, res, P)
   for _, f in ipairs(found) do
     for _, a in ipairs(f.e.assigns) do
       if a.form == "rec" and not a.fd.null and assigned_value(st, a) == nil then
+        X.nohooks = true
         want_error(P, ok, res, { validation = true })      -- raises at the assignment
         return st
       end
@@ -799,6 +816,7 @@ end
 function H.goc(st, op, ok, res, P)
   local id, row = find_row(st, op.model, op.conds)
   if not id then return goc_create(st, op, ok, res, P) end
+  X.nohooks = true
   local anybad = false
   for _, it in ipairs(op.defaults) do if it.v.bad then anybad = true end end
   if anybad and not ok then want_error(P, ok, res, { validation = true }); return st end
@@ -842,13 +860,458 @@ function H.restore(st, op, ok, res, P)
   return w
 end
 
+-- {{ hooks (writes.lua --hooks)
+--[[ The log of the hooks an operation runs, after docs/reference.md
+"Model behaviour", settled details "Order of a save", "What each write
+runs", "Hooks", "Soft delete".  An expectation is a list of alternatives
+(readings the reference leaves open, or rows a cascade may or may not
+load); each is a list of items: one event (a hook call in a fixed place),
+or a set of events whose order the reference fixes only by their deps (a
+delete: before_delete parents first, after_delete once every row is gone,
+children first; rows of one level in any order).  An event: { name, model,
+id = integer | "none" (a new record) | "int" (any integer: an id Quay
+generates), flag = true | false | "nil", v = the logged field's canonical
+value or ANY }. ]]
+local ANY = setmetatable({}, { __tostring = function() return "ANY" end })
+
+local function hev(cfg, name, model, id, flag, v)
+  if not (cfg[model] and cfg[model][name]) then return nil end
+  if flag == nil then flag = "nil" end
+  return { name = name, model = model, id = id, flag = flag, v = v }
+end
+
+local function vals_logv(model, vals)
+  local f = W.LOGVAL[model]
+  if not f then return nil end
+  local v = NULL
+  for _, it in ipairs(vals) do
+    if it.fd.name == f then v = it.v.bad and ANY or it.v.canon end
+  end
+  return v
+end
+
+-- A values list that Quay may refuse while it makes the record, before its
+-- before_save: quay.null for a relation whose key is not nullable
+-- ("Relation access on a record": assigning quay.null sets the key "where
+-- the key is nullable").  2: surely, 1: maybe (Model:find(quay.null)).
+local function prebad(vals)
+  local r = 0
+  for _, it in ipairs(vals) do
+    if it.fd.t == "fk" and not it.fd.null and it.v.src == "quay.null" then
+      if it.form == "rel" then r = 2 elseif it.form == "rec" and r == 0 then r = 1 end
+    end
+  end
+  return r
+end
+
+-- alternatives x variants: every alternative followed by every variant
+-- (a variant: a list of items, events or sets)
+local function extend(alts, variants)
+  local out = {}
+  for _, a in ipairs(alts) do
+    for _, var in ipairs(variants) do
+      local b = { items = {}, persist = a.persist }
+      for _, it in ipairs(a.items) do b.items[#b.items + 1] = it end
+      for _, it in ipairs(var) do b.items[#b.items + 1] = it end
+      out[#out + 1] = b
+    end
+  end
+  return out
+end
+
+local function seq(evs)
+  local n = 0
+  for i in pairs(evs) do if math.type(i) == "integer" and i > n then n = i end end
+  local l = {}
+  for i = 1, n do if evs[i] then l[#l + 1] = { ev = evs[i] } end end
+  return l
+end
+
+local function count(alt)
+  local n = 0
+  for _, it in ipairs(alt.items) do n = n + (it.ev and 1 or #it.set) end
+  return n
+end
+
+--- The delete hooks of deleting ids of model (hard: past soft delete): a
+--- list of variants (item lists; one).
+function C.delete_hooks(cfg, st, model, ids, hard)
+  local m = W.models[model]
+  local rows = {}       -- { model, id, parent index }
+  local f = W.LOGVAL
+  if m.soft and not hard then
+    for _, id in ipairs(ids) do
+      local r = st.rows[model][id]
+      if r and r.deleted_at == NULL then rows[#rows + 1] = { model, id } end
+    end
+  else
+    local seen = {}
+    for _, name in ipairs(W.order) do seen[name] = {} end
+    for _, id in ipairs(ids) do
+      if st.rows[model][id] and not seen[model][id] then
+        seen[model][id] = true
+        rows[#rows + 1] = { model, id }
+      end
+    end
+    local i = 1
+    while i <= #rows do
+      local mm, id = rows[i][1], rows[i][2]
+      for _, ref in ipairs(W.referrers[mm]) do
+        if ref.fd.on_delete == "CASCADE" then
+          local rids = {}
+          for rid, r in pairs(st.rows[ref.model]) do
+            if r[ref.fd.name] == id and not seen[ref.model][rid] then rids[#rids + 1] = rid end
+          end
+          table.sort(rids)
+          for _, rid in ipairs(rids) do
+            seen[ref.model][rid] = true
+            -- a hard cascade deletes soft-deleted children for real, and
+            -- "delete hooks also run for every row a cascade deletes"
+            rows[#rows + 1] = { ref.model, rid, i }
+          end
+        end
+      end
+      i = i + 1
+    end
+  end
+  local evs = {}
+  local function key(e) return e.name .. " " .. e.model .. " " .. e.id end
+  local bds, ads = {}, {}
+  for i, r in ipairs(rows) do
+    local row = st.rows[r[1]][r[2]]
+    local v = f[r[1]] and row[f[r[1]]] or nil
+    bds[i] = hev(cfg, "before_delete", r[1], r[2], nil, v)
+    ads[i] = hev(cfg, "after_delete", r[1], r[2], nil, v)
+  end
+  local allbd = {}
+  for i in ipairs(rows) do if bds[i] then allbd[#allbd + 1] = key(bds[i]) end end
+  for i, r in ipairs(rows) do
+    if bds[i] then bds[i].deps = {} end
+    if ads[i] then ads[i].deps = { table.unpack(allbd) } end
+    local a = r[3]
+    while a do
+      -- a: an ancestor of row i
+      if bds[i] and bds[a] then table.insert(bds[i].deps, key(bds[a])) end
+      if ads[a] and ads[i] then table.insert(ads[a].deps, key(ads[i])) end
+      a = rows[a][3]
+    end
+  end
+  for i in ipairs(rows) do if bds[i] then evs[#evs + 1] = bds[i] end end
+  for i in ipairs(rows) do if ads[i] then evs[#evs + 1] = ads[i] end end
+  return { #evs > 0 and { { set = evs } } or {} }
+end
+
+-- Before every record's before_save of a bulk call: all of them (the
+-- natural outcome a success or an integrity error), or up to the first
+-- row its checks refuse or all (DOUBT(bulk-checks): "every record's
+-- before_save and checks first, in list order" reads either as each
+-- record's before_save then its checks, or every before_save then the
+-- checks).
+local function bulk_variants(bs, as, firstbad, pre)
+  if X.ok then
+    local l = {}
+    for _, e in ipairs(bs) do l[#l + 1] = e end
+    for _, e in ipairs(as) do l[#l + 1] = e end
+    return { seq(l) }
+  end
+  if #bs == 0 then return { {} } end
+  local out = {}
+  if pre ~= 2 then out[1] = seq(bs) end
+  if firstbad and firstbad < #bs and pre ~= 2 then out[#out + 1] = seq { table.unpack(bs, 1, firstbad) } end
+  -- the first bad row refused before its before_save (prebad)
+  if firstbad and pre and pre > 0 then out[#out + 1] = seq { table.unpack(bs, 1, firstbad - 1) } end
+  return out
+end
+
+--- The alternatives of the hook log of op (X: the natural outcome).
+function C.hook_alts(cfg, st, op, ok, res)
+  local alts = { { items = {}, persist = 0 } }
+  if X.nohooks then return alts end
+  local k, model = op.kind, op.model
+  local okres = ok and type(res) == "table"
+  local function create_like(vals, flag)
+    local _, _, _, xid = build(st, model, vals)
+    local v = vals_logv(model, vals)
+    local l = { hev(cfg, "before_save", model, xid or "none", flag, v) }
+    if X.ok then
+      local id = xid or (okres and type(res.rec) ~= "nil" and res.rec.id) or "int"
+      l[2] = hev(cfg, "after_save", model, id, flag, v)
+    end
+    local pre = X.err and prebad(vals) or 0
+    if pre == 2 then return alts end
+    if pre == 1 then return extend(alts, { seq(l), {} }) end
+    return extend(alts, { seq(l) })
+  end
+  if k == "create" then return create_like(op.vals, true)
+  elseif k == "bulk" or k == "upsert" then
+    local flag = k == "bulk" or nil
+    local bs, as, firstbad, pre = {}, {}, nil, nil
+    for i, vals in ipairs(op.rows) do
+      local _, vb, _, xid = build(st, model, vals)
+      if vb and not firstbad then firstbad = i; pre = prebad(vals) end
+      bs[#bs + 1] = hev(cfg, "before_save", model, xid or "none", flag, vals_logv(model, vals))
+      local id = xid or (okres and type(res.recs) == "table" and res.recs[i] and res.recs[i].id) or "int"
+      if k == "upsert" then id = (okres and type(res.recs) == "table" and res.recs[i] and res.recs[i].id) or "int" end
+      -- an upsert's record after the write: the logged field as written or kept
+      as[#as + 1] = hev(cfg, "after_save", model, id, flag, k == "upsert" and ANY or vals_logv(model, vals))
+    end
+    if not cfg[model] or not cfg[model].before_save then firstbad = nil end
+    if firstbad then
+      local n = 0
+      for i = 1, firstbad do if op.rows[i] then n = n + 1 end end
+      firstbad = n
+    end
+    return extend(alts, bulk_variants(bs, as, firstbad, pre))
+  elseif k == "save" then
+    local f = W.LOGVAL[model]
+    local v
+    if f then
+      v = st.rows[model][op.id][f]
+      for _, a in ipairs(op.assigns) do
+        if a.fd.name == f then v = a.v.bad and ANY or assigned_value(st, a) or NULL end
+      end
+    end
+    local l = { hev(cfg, "before_save", model, op.id, false, v) }
+    if X.ok then l[2] = hev(cfg, "after_save", model, op.id, false, v) end
+    return extend(alts, { seq(l) })
+  elseif k == "bupdate" then
+    local m = W.models[model]
+    local found = {}
+    for _, e in ipairs(op.entries) do
+      local r = st.rows[model][e.id]
+      if r and not (m.soft and r.deleted_at ~= NULL) then found[#found + 1] = e end
+    end
+    if op.delete_ids and #op.delete_ids > 0 then
+      local _, _, codes = C.delete_effect(st, model, op.delete_ids, false)
+      if not codes then
+        alts = extend(alts, C.delete_hooks(cfg, st, model, op.delete_ids, false))
+        for _, a in ipairs(alts) do a.persist = count(a) end
+      end
+    end
+    local bs, as, firstbad = {}, {}, nil
+    for i, e in ipairs(found) do
+      for _, a in ipairs(e.assigns) do
+        local v = assigned_value(st, a)
+        if a.v.bad or (v == nil and not a.fd.null) then firstbad = firstbad or i end
+      end
+      -- "then run every after_save in list order": a record whose row
+      -- was deleted meanwhile too (it is not written)
+      bs[#bs + 1] = hev(cfg, "before_save", model, e.id, false, ANY)
+      as[#as + 1] = hev(cfg, "after_save", model, e.id, false, ANY)
+    end
+    if not cfg[model] or not cfg[model].before_save then firstbad = nil end
+    return extend(alts, bulk_variants(bs, as, firstbad))
+  elseif k == "delete" then
+    if op.dry or not X.ok then return alts end
+    local m = W.models[model]
+    local ids
+    if op.via == "rec" then
+      local r = st.rows[model][op.id]
+      if not r then return alts end
+      ids = { op.id }
+    else
+      ids = matched_ids(st, model, op.filter)
+    end
+    local hard = op.hard or not m.soft
+    return extend(alts, C.delete_hooks(cfg, st, model, ids, hard))
+  elseif k == "goc" or k == "uoc" then
+    local id, row = find_row(st, model, op.conds)
+    if not id then
+      local vals = {}
+      for _, it in ipairs(op.conds) do vals[#vals + 1] = it end
+      for _, it in ipairs(op.defaults) do vals[#vals + 1] = it end
+      return create_like(vals, true)
+    end
+    if k == "goc" then return alts end
+    local f = W.LOGVAL[model]
+    local v = f and row[f] or nil
+    local l = { hev(cfg, "before_save", model, id, false, v) }
+    if X.ok then l[2] = hev(cfg, "after_save", model, id, false, v) end
+    return extend(alts, { seq(l) })
+  end
+  return alts
+end
+
+local function show_ev(e)
+  local v = e.v
+  if v == ANY then v = "ANY" else v = show(v) end
+  return ("%s %s id=%s flag=%s v=%s"):format(e.name, e.model, tostring(e.id), tostring(e.flag), v)
+end
+
+local function log_canon(v)
+  if v == nil or v == require("quay").null then return NULL end
+  return v
+end
+
+-- Does log entry g match event e?
+local function ev_ok(e, g)
+  if g.name ~= e.name or g.model ~= e.model then return false end
+  local flag = g.flag
+  if flag == nil then flag = "nil" end
+  if flag ~= e.flag then return false end
+  if e.id == "none" then if g.id ~= nil then return false end
+  elseif e.id == "int" then if math.type(g.id) ~= "integer" then return false end
+  elseif g.id ~= e.id then return false end
+  if e.v ~= ANY and e.v ~= nil and log_canon(g.v) ~= e.v then return false end
+  return true
+end
+
+-- Does log (its first limit entries, exactly) follow alternative alt?  nil,
+-- or why not.
+local function follows(alt, log, limit)
+  if #log ~= limit then return ("%d hook calls, expected %d"):format(#log, limit) end
+  local pos, done = 1, {}
+  for _, it in ipairs(alt.items) do
+    if pos > limit then break end
+    if it.ev then
+      if not ev_ok(it.ev, log[pos]) then
+        return ("hook call %d is %s, expected %s"):format(pos, show_ev(log[pos]), show_ev(it.ev))
+      end
+      pos = pos + 1
+    else
+      local left = {}
+      for i, e in ipairs(it.set) do left[i] = e end
+      for _ = 1, math.min(#it.set, limit - pos + 1) do
+        local g = log[pos]
+        local hit
+        for i, e in ipairs(left) do
+          if ev_ok(e, g) then
+            local ready = true
+            for _, d in ipairs(e.deps) do if not done[d] then ready = false end end
+            if not ready then
+              return ("hook call %d (%s) comes before %s"):format(pos, show_ev(g), table.concat(e.deps, ", "))
+            end
+            hit = i
+            break
+          end
+        end
+        if not hit then return ("hook call %d (%s) is not expected here"):format(pos, show_ev(g)) end
+        done[g.name .. " " .. g.model .. " " .. tostring(g.id)] = true
+        table.remove(left, hit)
+        pos = pos + 1
+      end
+    end
+  end
+  return nil
+end
+
+local function show_alt(alt)
+  local l = {}
+  for _, it in ipairs(alt.items) do
+    if it.ev then l[#l + 1] = show_ev(it.ev)
+    else
+      local s = {}
+      for _, e in ipairs(it.set) do s[#s + 1] = show_ev(e) end
+      l[#l + 1] = "in an order after the rule book: { " .. table.concat(s, "; ") .. " }"
+    end
+  end
+  return #l == 0 and "no hook" or table.concat(l, " | ")
+end
+
+local function show_log(log)
+  local l = {}
+  for _, g in ipairs(log) do l[#l + 1] = show_ev(g) end
+  return #l == 0 and "no hook" or table.concat(l, " | ")
+end
+
+-- Was res the value the plan's hook raised?
+local function raised(plan, ok, res)
+  if ok or not plan or not plan.fail then return false end
+  return rawequal(res, plan.raised)
+end
+
 --- The state after op and the problems with what Quay did (ok, res: what
---- the operation's chunk returned under pcall).
-function C.check(st, op, ok, res)
+--- the operation's chunk returned under pcall; hk: nil, or the hooks of
+--- the case { cfg, log, plan = { fail, raised, write } }).
+function C.check(st, op, ok, res, hk)
+  for key in pairs(X) do X[key] = nil end
+  X.raised = hk and raised(hk.plan, ok, res)
   local P = {}
   local k = op.kind
   local nst = H[k](st, op, ok, res, P)
-  return nst, P
+  if not hk then return nst, P end
+  local alts = C.hook_alts(hk.cfg, st, op, ok, res)
+  local plan = hk.plan
+  local F = plan and plan.fail
+  local isr = raised(plan, ok, res)
+  local why
+  local chosen
+  for _, alt in ipairs(alts) do
+    local n = count(alt)
+    local pr = F ~= nil and F <= n
+    if pr == isr then
+      local w = follows(alt, hk.log, pr and F or n)
+      if not w then chosen = alt; break end
+      why = why or w
+    end
+  end
+  if not chosen then
+    local Q = {}
+    if isr then Q[1] = "the call raised the hook's value (call " .. F .. ")"
+    else
+      for _, p in ipairs(P) do Q[#Q + 1] = p end
+    end
+    Q[#Q + 1] = "hook log: " .. (why or "no reading of the rule book gives this outcome")
+    Q[#Q + 1] = "  got:      " .. show_log(hk.log)
+    for i, alt in ipairs(alts) do
+      local n = count(alt)
+      Q[#Q + 1] = ("  expected%s: %s%s"):format(#alts > 1 and (" (" .. i .. ")") or "", show_alt(alt),
+        (F and F <= n) and (" -- raising at call " .. F) or "")
+    end
+    return st, Q
+  end
+  if isr then
+    nst, P = X.base or st, {}
+    -- "the record is put back as before the call"
+    local kept = hk.kept
+    if kept then
+      local rec, snap = kept.rec, kept.snap
+      if rec.id ~= snap.id then
+        P[#P + 1] = ("after the hook's error the record's id is %s, before the call %s"):format(show(rec.id), show(snap.id))
+      end
+      for _, f in ipairs(kept.fields) do
+        local a, b = snap[f], rec[f]
+        local same = rawequal(a, b) or a == b or (a ~= a and b ~= b)   -- NaN: the value given again
+        if not same and type(a) == "table" and type(b) == "table" then same = WV.json_canon(a) == WV.json_canon(b) end
+        if not same then
+          P[#P + 1] = ("after the hook's error the record's %s is %s, before the call %s"):format(f,
+            tostring(b), tostring(a))
+        end
+      end
+      local c1, c2 = {}, {}
+      for i, n in ipairs(snap.changed) do c1[i] = n end
+      local okc, ch = pcall(rec.changed, rec)
+      if okc then for i, n in ipairs(ch) do c2[i] = n end end
+      table.sort(c1)
+      table.sort(c2)
+      if table.concat(c1, ",") ~= table.concat(c2, ",") then
+        P[#P + 1] = ("after the hook's error changed() is {%s}, before the call {%s}"):format(
+          table.concat(c2, ","), table.concat(c1, ","))
+      end
+    end
+  end
+  if #P > 0 then return nst, P end
+  -- the rows the hooks wrote stay when the call did (and those of a
+  -- bulk_update's delete before it, a call of its own)
+  local keep = ok and #hk.log or chosen.persist or 0
+  local w = nil
+  for i = 1, keep do
+    local g = hk.log[i]
+    local what = plan and plan.write and plan.write[g.n]
+    if what then
+      w = w or O.clone(nst)
+      if what == "raw" then w.notes[#w.notes + 1] = g.n
+      else
+        if math.type(g.bare) ~= "integer" or w.rows.Bare[g.bare] or w.ever.Bare[g.bare] then
+          P[#P + 1] = "the hook's Bare:create gave id " .. show(g.bare)
+        else
+          w.rows.Bare[g.bare] = {}
+          w.ever.Bare[g.bare] = true
+        end
+      end
+    end
+  end
+  return w or nst, P
 end
 -- }}
 

@@ -12,6 +12,16 @@ same facts as plain tables for the oracle (wstate.lua) and the generator.
   Link   belongs_to Owner (RESTRICT) and Item (CASCADE)
   Memo   soft_delete; belongs_to Owner (nullable, CASCADE)
   Bare   only its key
+
+With hooks (writes.lua --hooks): W.decl(cfg) declares, for the models cfg
+names, some of before_save / after_save / before_delete / after_delete.
+Every hook appends { name, model, id, flag, v, n } to H.log (v: the field
+W.LOGVAL names; n: the hook's call number in the operation), may write a
+row of its own (H.plan.write[n]: "raw", a raw INSERT into hooknotes, or
+"bare", a Bare:create) and raises H.plan.value at call H.plan.fail.  Bare
+never gets hooks (the hooks create Bares).  H.keep(rec, fields) notes a
+record as it is before a call a hook is to fail, so that the tester can
+check it is put back as it was.
 ]]
 local W = {}
 
@@ -112,5 +122,70 @@ for _, name in ipairs(W.order) do
     end
   end
 end
+
+-- {{ hooks
+W.HOOKABLE = { "Owner", "Item", "Lock", "Link", "Memo" }
+W.HOOKS = { "before_save", "after_save", "before_delete", "after_delete" }
+W.LOGVAL = { Owner = "code", Item = "label", Lock = "tag", Memo = "body" }
+
+-- The hooks' log, plan and factory, run before the declaration.
+W.HOOK_PRELUDE = [[
+local H = { log = {}, n = 0, plan = {} }
+function H.reset(plan) H.log, H.n, H.plan, H.kept = {}, 0, plan or {}, nil end
+function H.keep(rec, fields)
+  local snap = { id = rec.id, changed = rec:changed() }
+  for _, f in ipairs(fields) do snap[f] = rec[f] end
+  H.kept = { rec = rec, snap = snap, fields = fields }
+end
+function H.hook(name, model, field)
+  return function(rec, flag)
+    H.n = H.n + 1
+    local e = { name = name, model = model, id = rec.id, flag = flag, n = H.n }
+    if field then e.v = rec[field] end
+    H.log[#H.log + 1] = e
+    local w = H.plan.write and H.plan.write[H.n]
+    if w == "raw" then db:execute("INSERT INTO hooknotes (n) VALUES (?)", { H.n })
+    elseif w == "bare" then e.bare = H.Bare:create({}).id end
+    if H.plan.fail == H.n then error(H.plan.value, 0) end
+  end
+end
+]]
+
+--- The declaration with the hooks of cfg ({ Model = { hook = true } }, or
+--- nil: none): source that defines H (with hooks) and the models.
+function W.decl(cfg)
+  if not cfg then return W.DECL end
+  local s = W.DECL
+  for _, m in ipairs(W.HOOKABLE) do
+    if cfg[m] then
+      local hs = {}
+      for _, h in ipairs(W.HOOKS) do
+        if cfg[m][h] then
+          hs[#hs + 1] = ("%s = H.hook(%q, %q%s)"):format(h, h, m,
+            W.LOGVAL[m] and (", %q"):format(W.LOGVAL[m]) or "")
+        end
+      end
+      local head = ('local %s = db:model("%s", {\n'):format(m, m)
+      local a, b = s:find(head, 1, true)
+      assert(a, m)
+      s = s:sub(1, b) .. "  hooks = { " .. table.concat(hs, ", ") .. " },\n" .. s:sub(b + 1)
+    end
+  end
+  return W.HOOK_PRELUDE .. s .. "H.Bare = Bare\n"
+end
+
+--- cfg as Lua source (for messages).
+function W.show_cfg(cfg)
+  local l = {}
+  for _, m in ipairs(W.HOOKABLE) do
+    if cfg[m] then
+      local hs = {}
+      for _, h in ipairs(W.HOOKS) do if cfg[m][h] then hs[#hs + 1] = h end end
+      l[#l + 1] = m .. ": " .. table.concat(hs, " ")
+    end
+  end
+  return table.concat(l, "; ")
+end
+-- }}
 
 return W
