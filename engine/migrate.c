@@ -487,11 +487,12 @@ static void text_conv_call(Str *q, const char *zCol, const SCol *b) {
 ** a into b refuses values the database's own conversion would keep: on
 ** SQLite every text quay_conv refuses; on PostgreSQL, whose casts refuse
 ** the rest themselves, a NaN into a number or a decimal (no value Quay
-** stores).  0 when there is none.
+** stores).  0 when there is none; with q NULL only the answer.
 */
 static int conv_refused(const Dialect *d, const SCol *a, const SCol *b,
                         const char *zCol, Str *q) {
   if (text_conv(d, a, b)) {
+    if (q == NULL) return 1;
     text_conv_call(q, zCol, b);
     quay__str_cat(q, " IS NULL");
     return 1;
@@ -499,6 +500,7 @@ static int conv_refused(const Dialect *d, const SCol *a, const SCol *b,
   if (d->bAlterColumn && a &&
       (a->eType == QUAY_T_STRING || a->eType == QUAY_T_TEXT) &&
       (b->eType == QUAY_T_NUMBER || b->eType == QUAY_T_DECIMAL)) {
+    if (q == NULL) return 1;
     /* ("nan", "-NaN", "nan(1)": no number has these letters) */
     quay__str_cat(q, "lower(");
     quay__str_ident(q, zCol);
@@ -1052,12 +1054,7 @@ static void diff_columns(Diff *x, TabMap *m) {
         s->zGuardSql = x->q.oom ? NULL : mig_str(x->pMig, x->q.z);
         quay__str_reset(&x->q);
       }
-      if (bType && !bNoConv) {          /* (a probe: any refused value?) */
-        Str probe;
-        quay__str_init(&probe);
-        bConv = conv_refused(d, lc, c, lc->zName, &probe);
-        quay__str_free(&probe);
-      }
+      bConv = bType && !bNoConv && conv_refused(d, lc, c, NULL, NULL);
       if (bNull) {
         quay__str_printf(&x->w, "%s %s to %s", bType ? "," : "",
                          lc->bNull ? "NULL" : "NOT NULL",

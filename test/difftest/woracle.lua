@@ -33,6 +33,14 @@ local function show(v)
 end
 C.show = show
 
+-- A list of names as one sorted, comma-joined text (the list is kept).
+local function sorted_names(list)
+  local c = {}
+  for i, n in ipairs(list) do c[i] = n end
+  table.sort(c)
+  return table.concat(c, ",")
+end
+
 local function errcode(res)
   if type(res) == "table" then return res.code, res.message end
   return "lua", tostring(res)
@@ -628,11 +636,9 @@ function H.save(st, op, ok, res, P)
       local c = m.by[n] and m.by[n].name or n
       if not either[c] then got[#got + 1] = c end
     end
-    table.sort(got)
-    table.sort(changed)
-    if table.concat(got, ",") ~= table.concat(changed, ",") then
-      P[#P + 1] = ("changed() before the save is {%s}, expected {%s}"):format(
-        table.concat(got, ","), table.concat(changed, ","))
+    local g, w = sorted_names(got), sorted_names(changed)
+    if g ~= w then
+      P[#P + 1] = ("changed() before the save is {%s}, expected {%s}"):format(g, w)
     end
   end
   local rv = {}
@@ -1278,15 +1284,10 @@ function C.check(st, op, ok, res, hk)
             tostring(b), tostring(a))
         end
       end
-      local c1, c2 = {}, {}
-      for i, n in ipairs(snap.changed) do c1[i] = n end
       local okc, ch = pcall(rec.changed, rec)
-      if okc then for i, n in ipairs(ch) do c2[i] = n end end
-      table.sort(c1)
-      table.sort(c2)
-      if table.concat(c1, ",") ~= table.concat(c2, ",") then
-        P[#P + 1] = ("after the hook's error changed() is {%s}, before the call {%s}"):format(
-          table.concat(c2, ","), table.concat(c1, ","))
+      local c1, c2 = sorted_names(snap.changed), sorted_names(okc and ch or {})
+      if c1 ~= c2 then
+        P[#P + 1] = ("after the hook's error changed() is {%s}, before the call {%s}"):format(c2, c1)
       end
     end
   end
